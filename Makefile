@@ -1,0 +1,109 @@
+# Two commands on a fresh clone: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON310 ?= $(shell PYENV_VERSION=3.10.13 pyenv which python3.10 2>/dev/null || command -v python3.10 2>/dev/null)
+RASA_VENV := .venv-rasa
+APP_VENV := .venv-app
+RASA := $(RASA_VENV)/bin/rasa
+PY := $(APP_VENV)/bin/python
+MODEL := models/current.tar.gz
+TRAINING_FILES = config.yml domain.yml $(shell find data -name '*.yml' | sort)
+
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONPATH := $(CURDIR)
+export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
+
+.PHONY: help run test setup check-python train migrate demo lint format typecheck pytest \
+        validate story-test e2e browser-deps bench lock clean
+
+help:
+	@echo "make run    - set up everything and start the chat (http://127.0.0.1:8000/)"
+	@echo "make test   - set up everything and run every check"
+	@echo "other: setup train migrate demo lint format typecheck pytest validate story-test e2e bench lock clean"
+
+check-python:
+	@if [ -z "$(PYTHON310)" ] || ! "$(PYTHON310)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
+	  echo "ERROR: Python 3.10 is required (Rasa 3.6 does not run on 3.11+)." >&2; \
+	  echo "Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON310=/path/to/python3.10." >&2; \
+	  exit 1; fi
+
+$(RASA_VENV)/.installed: requirements/rasa.txt | check-python
+	@test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip==24.2
+	$(RASA_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/rasa.txt
+	@touch $@
+
+$(APP_VENV)/.installed: requirements/app.txt | check-python
+	@test -x $(APP_VENV)/bin/python || $(PYTHON310) -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip==24.2
+	$(APP_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/app.txt
+	@touch $@
+
+setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed
+
+# Retrains only when config, domain or training data changed (content fingerprint).
+train: $(RASA_VENV)/.installed
+	@fingerprint=$$(sha256sum $(TRAINING_FILES) | sha256sum | cut -c1-16); \
+	if [ -f $(MODEL) ] && [ "$$(cat models/.fingerprint 2>/dev/null)" = "$$fingerprint" ]; then \
+	  echo "Model is up to date (fingerprint $$fingerprint)."; \
+	else \
+	  echo "Training the model (fingerprint $$fingerprint)..."; start=$$(date +%s); \
+	  $(RASA) train --fixed-model-name current --out models --quiet && \
+	  echo "$$fingerprint" > models/.fingerprint && \
+	  echo "Trained in $$(( $$(date +%s) - start )) s."; \
+	fi
+
+migrate: $(APP_VENV)/.installed
+	$(PY) -m bot migrate
+
+demo: migrate
+	$(PY) -m bot demo
+
+run: setup train demo
+	$(PY) -m bot run
+
+lint: $(APP_VENV)/.installed
+	$(APP_VENV)/bin/ruff format --check .
+	$(APP_VENV)/bin/ruff check .
+
+format: $(APP_VENV)/.installed
+	$(APP_VENV)/bin/ruff format .
+	$(APP_VENV)/bin/ruff check --fix .
+
+typecheck: $(APP_VENV)/.installed
+	$(APP_VENV)/bin/mypy
+
+# Unit and integration tests on SQLite and, when reachable, PostgreSQL.
+pytest: $(APP_VENV)/.installed
+	$(PY) -m pytest -m "not e2e and not browser" -q -rs
+
+validate: $(RASA_VENV)/.installed
+	$(RASA) data validate --fail-on-warnings --quiet
+
+story-test: train
+	$(RASA) test core --stories tests/ --model $(MODEL) --fail-on-prediction-errors --out var/results/core --quiet
+
+browser-deps:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests..."; \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  { echo "ERROR: could not install chromium (apt-get install -y chromium)." >&2; exit 1; }; }
+
+# End-to-end and browser tests against the real model, action server and web service.
+e2e: setup train browser-deps
+	$(PY) -m pytest -m "e2e or browser" -q -rs
+
+test: setup lint typecheck pytest validate train story-test e2e
+	@echo "All checks passed."
+
+bench: setup train
+	$(PY) -m bench.nlu_eval
+
+lock: check-python
+	rm -rf /tmp/lock-venv && $(PYTHON310) -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install -q -r requirements/app.in && \
+	  (echo "# Lock file of the app environment: make lock regenerates it from app.in"; /tmp/lock-venv/bin/pip freeze) > requirements/app.txt
+
+clean:
+	rm -rf var/results var/log .pytest_cache .mypy_cache .ruff_cache

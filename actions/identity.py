@@ -1,0 +1,63 @@
+"""Identity verification form: order number + email checked against the stored order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+
+from actions.services import STORAGE_ERRORS, get_services, unavailable
+from bot.domain import chat
+
+DomainDict = dict[str, Any]
+
+
+class ValidateIdentityForm(FormValidationAction):  # type: ignore[misc]
+    def name(self) -> str:
+        return "validate_identity_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        attempts = int(tracker.get_slot("identity_attempts") or 0)
+        if tracker.get_slot("identity") == "verified" or attempts >= chat.MAX_IDENTITY_ATTEMPTS:
+            return []
+        return ["order_number", "email"]
+
+    async def validate_order_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return await self._check(dispatcher, tracker, str(value or ""), tracker.get_slot("email"))
+
+    async def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return await self._check(
+            dispatcher, tracker, tracker.get_slot("order_number"), str(value or "")
+        )
+
+    async def _check(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order_text: str | None,
+        email_text: str | None,
+    ) -> dict[str, Any]:
+        attempts = int(tracker.get_slot("identity_attempts") or 0)
+        try:
+            async with get_services().transaction() as session:
+                turn = await chat.check_identity(
+                    session, tracker.sender_id, order_text, email_text, attempts
+                )
+        except STORAGE_ERRORS as error:
+            unavailable(dispatcher, error)
+            return {"order_number": None, "email": None}
+        for text, buttons in turn.messages:
+            dispatcher.utter_message(text=text, buttons=buttons or None)
+        return turn.slots

@@ -1,0 +1,106 @@
+"""Per-process database access for the action server, created on first use (not at import)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.chat import Turn
+from bot.storage.db import create_engine, create_session_factory
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = (
+    "Sorry, I can't reach our order system right now, so nothing was changed. "
+    "Please try again in a minute."
+)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        engine = create_engine(settings.database_url)
+        return cls(settings, engine, create_session_factory(engine))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction per action run: all of a turn's writes land, or none."""
+        async with self.session_factory() as session, session.begin():
+            yield session
+
+
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        _services = Services.from_settings(Settings.from_env())
+    return _services
+
+
+def use_services(services: Services | None) -> None:
+    """Tests point the actions at their own database."""
+    global _services
+    _services = services
+
+
+def emit(dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
+    for text, buttons in turn.messages:
+        dispatcher.utter_message(text=text, buttons=buttons or None)
+    events: list[EventType] = [SlotSet(name, value) for name, value in turn.slots.items()]
+    if turn.end_form:
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    return events
+
+
+def unavailable(dispatcher: CollectingDispatcher, error: Exception) -> list[EventType]:
+    logger.exception("storage unavailable", exc_info=error)
+    dispatcher.utter_message(text=UNAVAILABLE)
+    return []
+
+
+STORAGE_ERRORS = (SQLAlchemyError, OSError, ConnectionError)
+
+
+def latest_text(tracker: Tracker) -> str:
+    return str(tracker.latest_message.get("text") or "")
+
+
+def latest_intent(tracker: Tracker) -> str | None:
+    intent: dict[str, Any] = tracker.latest_message.get("intent") or {}
+    name = intent.get("name")
+    return str(name) if name else None
+
+
+class DomainAction:
+    """Mixin for actions whose whole work is one `Turn` computed in one transaction."""
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> Turn:
+        raise NotImplementedError
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        services = get_services()
+        try:
+            async with services.transaction() as session:
+                turn = await self.turn(session, tracker)
+        except STORAGE_ERRORS as error:
+            return unavailable(dispatcher, error)
+        return emit(dispatcher, turn)

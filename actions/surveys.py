@@ -1,0 +1,121 @@
+"""In-chat surveys: ask, validate and record each answer as it is given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.services import (
+    STORAGE_ERRORS,
+    DomainAction,
+    emit,
+    get_services,
+    unavailable,
+)
+from bot.domain import chat, surveys
+
+DomainDict = dict[str, Any]
+
+
+class ActionAskSurveyScore(Action):  # type: ignore[misc]
+    def name(self) -> str:
+        return "action_ask_survey_score"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        return emit(dispatcher, chat.score_question(tracker.get_slot("survey_kind")))
+
+
+class ActionAskSurveyComment(Action):  # type: ignore[misc]
+    def name(self) -> str:
+        return "action_ask_survey_comment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if tracker.get_slot("survey_kind") == "churn_reason":
+            return emit(dispatcher, chat.score_question("churn_reason"))
+        dispatcher.utter_message(text=surveys.COMMENT_QUESTION, buttons=[chat.SKIP_BUTTON])
+        return []
+
+
+class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
+    def name(self) -> str:
+        return "validate_survey_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        if tracker.get_slot("survey_declined"):
+            return []
+        if tracker.get_slot("survey_kind") == "churn_reason":
+            return ["survey_comment"]
+        return ["survey_score", "survey_comment"]
+
+    async def validate_survey_score(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        retries = int(tracker.get_slot("survey_retries") or 0)
+        return await self._answer(
+            dispatcher,
+            "survey_score",
+            lambda session: chat.answer_score(
+                session,
+                tracker.sender_id,
+                tracker.get_slot("survey_dispatch_id"),
+                str(value or ""),
+                retries,
+            ),
+        )
+
+    async def validate_survey_comment(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return await self._answer(
+            dispatcher,
+            "survey_comment",
+            lambda session: chat.answer_comment(
+                session, tracker.sender_id, tracker.get_slot("survey_dispatch_id"), str(value or "")
+            ),
+        )
+
+    async def _answer(
+        self, dispatcher: CollectingDispatcher, slot: str, compute: Any
+    ) -> dict[str, Any]:
+        try:
+            async with get_services().transaction() as session:
+                turn: chat.Turn = await compute(session)
+        except STORAGE_ERRORS as error:
+            unavailable(dispatcher, error)
+            return {slot: None}
+        for text, buttons in turn.messages:
+            dispatcher.utter_message(text=text, buttons=buttons or None)
+        return turn.slots
+
+
+class ActionSubmitSurvey(DomainAction, Action):  # type: ignore[misc]
+    def name(self) -> str:
+        return "action_submit_survey"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await chat.finish_survey(
+            session, tracker.sender_id, tracker.get_slot("survey_dispatch_id")
+        )
+
+
+class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]
+    def name(self) -> str:
+        return "action_start_feedback_survey"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await chat.start_feedback_survey(session, get_services().settings, tracker.sender_id)

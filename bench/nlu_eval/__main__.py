@@ -1,0 +1,136 @@
+"""NLU benchmark: intent accuracy and macro-F1 on a held-out set, and training time.
+
+    python -m bench.nlu_eval [--skip-training]
+
+The held-out set (bench/nlu_eval/test.yml) was written separately from the training data
+and is never trained on; this script refuses to run if any example appears in both.
+`nlu_fallback` predictions count as out_of_scope (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SET = ROOT / "bench" / "nlu_eval" / "test.yml"
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+OUT = ROOT / "var" / "bench" / "nlu"
+_ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+
+
+def examples(path: Path) -> dict[str, str]:
+    """Plain text → intent for every example in an NLU file."""
+    found: dict[str, str] = {}
+    for item in yaml.safe_load(path.read_text()).get("nlu", []):
+        if "intent" not in item:
+            continue
+        for line in item["examples"].splitlines():
+            text = _ANNOTATION.sub(r"\1", line.strip().removeprefix("- ").strip())
+            if text:
+                found[text] = item["intent"]
+    return found
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
+
+
+def check_held_out() -> int:
+    training = {normalise(t) for p in (ROOT / "data" / "nlu").glob("*.yml") for t in examples(p)}
+    overlap = [t for t in examples(TEST_SET) if normalise(t) in training]
+    if overlap:
+        raise SystemExit(f"held-out examples also in training data: {overlap}")
+    return len(examples(TEST_SET))
+
+
+def train(model_dir: Path) -> float:
+    start = time.monotonic()
+    subprocess.run(
+        [str(RASA), "train", "--fixed-model-name", "bench", "--out", str(model_dir), "--quiet",
+         "--force"],
+        cwd=ROOT, check=True, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )  # fmt: skip
+    return time.monotonic() - start
+
+
+def evaluate(model: Path) -> tuple[float, float, dict[str, float], list[tuple[str, str, str]]]:
+    subprocess.run(
+        [str(RASA), "test", "nlu", "--nlu", str(TEST_SET), "--model", str(model), "--out",
+         str(OUT), "--successes", "--no-plot", "--quiet"],
+        cwd=ROOT, check=True, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )  # fmt: skip
+    rows = []
+    for name in ("intent_successes.json", "intent_errors.json"):
+        path = OUT / name
+        if path.exists():
+            rows += json.loads(path.read_text())
+    pairs = []
+    for row in rows:
+        predicted = (row.get("intent_prediction") or {}).get("name") or "nlu_fallback"
+        predicted = "out_of_scope" if predicted == "nlu_fallback" else predicted
+        pairs.append((row["intent"], predicted, row["text"]))
+    accuracy = sum(gold == pred for gold, pred, _ in pairs) / len(pairs)
+    per_intent = {}
+    for label in sorted({gold for gold, _, _ in pairs}):
+        tp = sum(g == label and p == label for g, p, _ in pairs)
+        fp = sum(g != label and p == label for g, p, _ in pairs)
+        fn = sum(g == label and p != label for g, p, _ in pairs)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        per_intent[label] = (
+            2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        )
+    macro_f1 = sum(per_intent.values()) / len(per_intent)
+    errors = [(g, p, t) for g, p, t in pairs if g != p]
+    return accuracy, macro_f1, per_intent, errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--skip-training", action="store_true", help="evaluate models/current.tar.gz"
+    )
+    args = parser.parse_args()
+    held_out = check_held_out()
+    model = ROOT / "models" / "current.tar.gz"
+    training_seconds = None
+    if not args.skip_training:
+        training_seconds = train(OUT / "model")
+        model = OUT / "model" / "bench.tar.gz"
+    accuracy, macro_f1, per_intent, errors = evaluate(model)
+    counts = Counter(examples(TEST_SET).values())
+    print(f"command: {' '.join(sys.argv)}  (python -m bench.nlu_eval)")
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")  # fmt: skip
+    print(f"model: {model.relative_to(ROOT)} (config.yml)")
+    print(
+        f"held-out set: {held_out} messages, {len(counts)} intents, min {min(counts.values())} per intent"
+    )
+    if training_seconds is not None:
+        print(
+            f"training time (NLU + dialogue, 2 cores): {training_seconds:.0f} s (target <= 180 s)"
+        )
+    print(f"intent accuracy: {accuracy:.3f} (target >= 0.95)")
+    print(f"macro-F1: {macro_f1:.3f} (target >= 0.93)")
+    print(
+        "lowest F1: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_intent.items(), key=lambda kv: kv[1])[:5])
+    )
+    for gold, predicted, text in errors:
+        print(f"  miss: {gold} -> {predicted}: {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

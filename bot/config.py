@@ -1,0 +1,64 @@
+"""Settings read from environment variables, with safe development defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.db'}"
+DEV_RASA_TOKEN = "dev-rasa-token"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is unsafe or incomplete."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    environment: str = "development"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: str = DEV_RASA_TOKEN
+    rasa_timeout_seconds: float = 20.0
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    max_message_chars: int = 2000
+    return_window_days: int = 30
+    survey_fatigue_days: int = 7
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        environment = os.environ.get("APP_ENV", "development")
+        rasa_token = os.environ.get("RASA_TOKEN", DEV_RASA_TOKEN)
+        if environment == "production" and rasa_token == DEV_RASA_TOKEN:
+            raise ConfigError("RASA_TOKEN must be set to a secret value when APP_ENV=production")
+        origins = os.environ.get("ALLOWED_ORIGINS", "")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            environment=environment,
+            rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+            rasa_token=rasa_token,
+            web_host=os.environ.get("WEB_HOST", "127.0.0.1"),
+            web_port=_env_int("WEB_PORT", 8000),
+            max_message_chars=_env_int("MAX_MESSAGE_CHARS", 2000),
+            return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
+            survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
+            allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        )

@@ -1,0 +1,1 @@
+"""Domain rules: lifecycles, surveys, feedback, escalations, support flows (no Rasa, no web)."""

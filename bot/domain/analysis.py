@@ -1,0 +1,59 @@
+"""Sentiment (VADER compound) and theme tagging of feedback text (SPEC §7)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+# Documented keyword taxonomy (docs/feedback.md). A keyword matches as a whole word or
+# with a common English ending ("deliver" → delivered, delivery), never as any prefix:
+# "ups" must not tag "upset", nor "app" tag "appalling".
+THEME_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "delivery": ("deliver", "shipping", "shipped", "courier", "parcel", "package", "tracking",
+                 "arriv", "late", "dispatch", "postman", "dpd", "dhl", "ups", "gls"),
+    "product_quality": ("broke", "broken", "damag", "faulty", "defect", "quality", "cheap",
+                        "flimsy", "scratch", "torn", "stain", "wrong size", "fit", "material"),
+    "price": ("price", "expensive", "overpriced", "cost", "value for money", "discount",
+              "cheaper", "pricey"),
+    "support": ("support", "agent", "staff", "service", "helpful", "rude", "response",
+                "wait", "on hold", "answer"),
+    "website": ("website", "site", "app", "checkout", "login", "page", "search", "bug",
+                "crash", "slow to load"),
+    "billing": ("charge", "billing", "invoice", "payment", "card", "paid", "double",
+                "receipt"),
+    "returns": ("return", "refund", "exchange", "money back", "label"),
+    "subscription": ("subscription", "subscribe", "plan", "renewal", "renew", "membership",
+                     "monthly"),
+}  # fmt: skip
+_ENDINGS = r"(?:s|es|ed|d|ing|e|er|ers|y|ies|ive|ly|n|al)?"
+
+_THEME_PATTERNS = {
+    theme: re.compile(
+        r"\b(?:" + "|".join(re.escape(k) for k in keywords) + r")" + _ENDINGS + r"\b",
+        re.IGNORECASE,
+    )
+    for theme, keywords in THEME_KEYWORDS.items()
+}
+
+NEGATIVE = -0.05  # VADER's own cut-off for a negative text
+STRONGLY_NEGATIVE = -0.5
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()
+
+
+def sentiment(text: str | None) -> float | None:
+    """VADER compound score in [-1, 1]; None when there is no text."""
+    if not text or not text.strip():
+        return None
+    return round(float(_analyzer().polarity_scores(text)["compound"]), 4)
+
+
+def themes(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return [theme for theme, pattern in _THEME_PATTERNS.items() if pattern.search(text)]

@@ -1,0 +1,525 @@
+"""What the bot does on each turn, independent of Rasa.
+
+Actions in `actions/` translate tracker state into calls here and the returned
+`Turn` (messages + slot values + whether to leave the active form) back into events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain import analysis, catalogue, escalations, feedback, support, surveys
+from bot.domain import lifecycle as lifecycles
+from bot.domain.scores import ScoreStatus, is_decline, parse_score
+from bot.domain.support import (
+    ORDER_FLOWS,
+    SUBSCRIPTION_FLOWS,
+    FlowResult,
+    NextStep,
+    VerifyStatus,
+)
+from bot.storage import repositories
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    Lifecycle,
+    Order,
+    Stage,
+    SurveyDispatch,
+)
+
+MAX_IDENTITY_ATTEMPTS = 3
+SCORE_BUTTONS = {
+    FeedbackKind.csat: [{"title": str(n), "payload": str(n)} for n in range(1, 6)],
+    FeedbackKind.ces: [{"title": str(n), "payload": str(n)} for n in range(1, 8)],
+    FeedbackKind.nps: [{"title": str(n), "payload": str(n)} for n in range(0, 11)],
+}
+SKIP_BUTTON = {"title": "Skip", "payload": "skip"}
+HANDOFF_REPLY = (
+    "I've passed this to our support team; a person will reply right here in this chat "
+    "(or by email if you leave). You don't need to wait on this page."
+)
+
+
+@dataclass
+class Turn:
+    messages: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+    end_form: bool = False
+
+    def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> Turn:
+        self.messages.append((text, buttons or []))
+        return self
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    conversation: Conversation
+    customer: Customer | None
+    order: Order | None
+
+
+async def load_context(session: AsyncSession, conversation_id: str) -> ChatContext:
+    conversation = await repositories.get_or_create_conversation(session, conversation_id)
+    customer = await repositories.conversation_customer(session, conversation)
+    order = (
+        await repositories.order_by_id(session, conversation.order_id)
+        if conversation.order_id
+        else None
+    )
+    return ChatContext(conversation, customer, order)
+
+
+async def customer_for_feedback(session: AsyncSession, context: ChatContext) -> Customer:
+    """The identified customer, or an anonymous one for this conversation (SPEC: feedback always has a customer)."""
+    if context.customer is not None:
+        return context.customer
+    customer = Customer(
+        external_id=f"anon-{context.conversation.id[:40]}", is_anonymous=True, name=None
+    )
+    session.add(customer)
+    await session.flush()
+    context.conversation.customer_id = customer.id
+    return customer
+
+
+async def feedback_lifecycle(
+    session: AsyncSession, context: ChatContext, customer: Customer
+) -> Lifecycle:
+    """The order's lifecycle when the conversation is about an order, else the current one."""
+    if context.order is not None:
+        return await lifecycles.lifecycle_for_order(session, context.order)
+    return await lifecycles.current_lifecycle(session, customer)
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+async def check_identity(
+    session: AsyncSession,
+    conversation_id: str,
+    order_text: str | None,
+    email_text: str | None,
+    attempts: int,
+) -> Turn:
+    """Validate the identity form: the shape of each answer, then both against the order."""
+    if is_decline(order_text or "") or is_decline(email_text or ""):
+        return Turn(
+            slots={
+                "identity_attempts": float(MAX_IDENTITY_ATTEMPTS),
+                "order_number": None,
+                "email": None,
+            },
+            end_form=True,
+        )
+    turn = Turn()
+    order_number = support.extract_order_number(order_text) if order_text else None
+    email = support.extract_email(email_text) if email_text else None
+    if order_text and order_number is None:
+        return _identity_retry(
+            turn,
+            attempts,
+            "order_number",
+            "That doesn't look like an order number; it looks like A10023 and is in your confirmation email.",
+        )
+    if email_text and email is None:
+        return _identity_retry(
+            turn,
+            attempts,
+            "email",
+            "That doesn't look like an email address. Which email did you use for the order?",
+        )
+    if order_number is None or email is None:
+        turn.slots.update(
+            {k: v for k, v in (("order_number", order_number), ("email", email)) if v}
+        )
+        return turn
+    context = await load_context(session, conversation_id)
+    result = await support.verify(session, context.conversation, order_number, email)
+    if result.status is VerifyStatus.ok:
+        turn.slots.update(
+            order_number=order_number, email=email, identity="verified", identity_attempts=0.0
+        )
+        return turn
+    message = (
+        f"I can't find an order {order_number}. Please check the number in your confirmation email."
+        if result.status is VerifyStatus.unknown_order
+        else f"That email doesn't match our records for order {order_number}."
+    )
+    return _identity_retry(turn, attempts, None, message)
+
+
+def _identity_retry(turn: Turn, attempts: int, field_name: str | None, message: str) -> Turn:
+    attempts += 1
+    for name in ("order_number", "email"):
+        if field_name in (None, name):
+            turn.slots[name] = None
+    turn.slots["identity_attempts"] = float(attempts)
+    if attempts >= MAX_IDENTITY_ATTEMPTS:
+        turn.end_form = True
+        return turn.say(message)
+    return turn.say(message + " Let's try again.")
+
+
+# --- support flows --------------------------------------------------------------------------
+
+
+async def support_request(
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    flow: str | None,
+    verified: bool,
+) -> Turn:
+    turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
+    if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
+        return turn.say(
+            "What can I help you with? I can track orders, sort out deliveries, returns, refunds, billing and subscriptions."
+        )
+    context = await load_context(session, conversation_id)
+    if not verified or context.customer is None:
+        turn.slots["identity_attempts"] = 0
+        return turn.say(
+            "I couldn't verify your order, so I can't show its details. Please check the order number and email in your confirmation email, or ask for a person and our team will help.",
+            [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
+        )
+    if flow in ORDER_FLOWS:
+        assert context.order is not None  # verified conversations always have an order
+        result = await support.run_order_flow(
+            session, flow, context.order, settings.return_window_days
+        )
+    else:
+        subscription = await repositories.customer_subscription(session, context.customer.id)
+        result = support.subscription_flow(flow, subscription)
+    return await _apply_flow_result(session, settings, context, result, trigger=f"in_chat:{flow}")
+
+
+async def _apply_flow_result(
+    session: AsyncSession,
+    settings: Settings,
+    context: ChatContext,
+    result: FlowResult,
+    trigger: str,
+) -> Turn:
+    turn = Turn(
+        slots={"next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None}
+    )
+    turn.say(result.reply, result.buttons)
+    if result.next_step is NextStep.confirm:
+        turn.slots.update(
+            next_step="confirm", awaiting="confirmation", pending_action=result.pending_action
+        )
+    elif result.next_step is NextStep.address:
+        turn.slots.update(next_step="address", new_address=None)
+    elif result.next_step in (NextStep.survey, NextStep.churn_survey) and context.customer:
+        kind = (
+            FeedbackKind.churn_reason
+            if result.next_step is NextStep.churn_survey
+            else FeedbackKind.csat
+        )
+        lifecycle = await feedback_lifecycle(session, context, context.customer)
+        dispatch = await surveys.start_in_chat(
+            session, context.conversation, lifecycle, kind, trigger, settings.survey_fatigue_days
+        )
+        if dispatch is not None:
+            turn.slots.update(_survey_slots(dispatch))
+    return turn
+
+
+def _survey_slots(dispatch: SurveyDispatch) -> dict[str, Any]:
+    return {
+        "next_step": "survey",
+        "survey_kind": dispatch.survey_kind.value,
+        "survey_dispatch_id": float(dispatch.id),
+        "survey_score": None,
+        "survey_comment": None,
+        "survey_retries": 0.0,
+        "survey_declined": False,
+    }
+
+
+async def confirm_address(session: AsyncSession, conversation_id: str, address_text: str) -> Turn:
+    context = await load_context(session, conversation_id)
+    address = support.validate_address(address_text)
+    if context.order is None or address is None:
+        return Turn(slots={"awaiting": "nothing", "new_address": None}).say(
+            "That doesn't look like a full address (street, number, postcode and town). The address is unchanged; ask me again any time."
+        )
+    result = support.confirm_address(context.order, address)
+    return Turn(
+        slots={
+            "awaiting": "confirmation",
+            "pending_action": result.pending_action,
+            "new_address": address,
+        }
+    ).say(result.reply, result.buttons)
+
+
+async def resolve_pending(
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    pending_action: str | None,
+    confirmed: bool,
+    new_address: str | None,
+) -> Turn:
+    base = {"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
+    context = await load_context(session, conversation_id)
+    if pending_action == "offer_human":
+        if not confirmed:
+            return Turn(slots=base).say(
+                "Okay. Our team will still look at what you told us. Anything else I can help with?"
+            )
+        return await request_human(session, conversation_id, EscalationReason.customer_request)
+    if not confirmed or pending_action is None:
+        return Turn(slots=base).say(
+            "Okay, I haven't changed anything. Anything else I can help with?"
+        )
+    if context.customer is None:
+        return Turn(slots=base).say("I need to verify your order before changing anything.")
+    subscription = await repositories.customer_subscription(session, context.customer.id)
+    result = await support.apply_confirmed(
+        session,
+        pending_action,
+        context.customer,
+        context.order,
+        subscription,
+        new_address,
+        return_window_days=settings.return_window_days,
+    )
+    turn = await _apply_flow_result(
+        session, settings, context, result, trigger=f"in_chat:{pending_action}"
+    )
+    turn.slots.setdefault("new_address", None)
+    return turn
+
+
+async def product_question(session: AsyncSession, conversation_id: str, question: str) -> Turn:
+    answer, _topic = catalogue.answer(question)
+    context = await load_context(session, conversation_id)
+    if context.customer is not None and context.order is None:
+        lifecycles.advance(
+            await lifecycles.current_lifecycle(session, context.customer), Stage.research
+        )
+    return Turn().say(answer)
+
+
+# --- surveys ----------------------------------------------------------------------------------
+
+
+async def _dispatch(session: AsyncSession, dispatch_id: float | None) -> SurveyDispatch | None:
+    if dispatch_id is None:
+        return None
+    return await session.get(SurveyDispatch, int(dispatch_id))
+
+
+async def start_feedback_survey(
+    session: AsyncSession, settings: Settings, conversation_id: str
+) -> Turn:
+    """The customer asked to leave feedback: a CSAT with comment, regardless of fatigue."""
+    context = await load_context(session, conversation_id)
+    customer = await customer_for_feedback(session, context)
+    lifecycle = await feedback_lifecycle(session, context, customer)
+    dispatch = await surveys.start_in_chat(
+        session,
+        context.conversation,
+        lifecycle,
+        FeedbackKind.csat,
+        "customer_initiated",
+        fatigue_days=0,
+    )
+    assert dispatch is not None
+    return Turn(slots=_survey_slots(dispatch)).say("Thank you, we read every answer.")
+
+
+def score_question(kind: str | None) -> Turn:
+    survey_kind = FeedbackKind(kind or "csat")
+    if survey_kind is FeedbackKind.churn_reason:
+        return Turn().say(surveys.CHURN_QUESTION, [SKIP_BUTTON])
+    return Turn().say(surveys.QUESTIONS[survey_kind], [*SCORE_BUTTONS[survey_kind], SKIP_BUTTON])
+
+
+async def answer_score(
+    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str, retries: int
+) -> Turn:
+    """Validate and record a survey score the moment it is given (leaving later keeps it)."""
+    dispatch = await _dispatch(session, dispatch_id)
+    if dispatch is None:
+        return Turn(slots={"survey_declined": True})
+    if is_decline(text):
+        surveys.mark_declined(dispatch)
+        return Turn(slots={"survey_declined": True, "survey_score": None}).say(
+            "No problem, I've skipped the survey."
+        )
+    kind = dispatch.survey_kind
+    parsed = parse_score(text, kind.value)
+    if parsed.status is not ScoreStatus.ok:
+        low, high = (
+            (0, 10) if kind is FeedbackKind.nps else (1, 7 if kind is FeedbackKind.ces else 5)
+        )
+        if retries >= 1:
+            return Turn(slots={"survey_score": "skipped"}).say("No worries, let's skip the score.")
+        reason = (
+            f"{parsed.value} is outside the scale"
+            if parsed.status is ScoreStatus.out_of_range
+            else "I didn't catch a number"
+        )
+        return Turn(slots={"survey_score": None, "survey_retries": 1.0}).say(
+            f"Sorry, {reason}. Please pick a number from {low} to {high}, or say 'skip'."
+        )
+    assert parsed.value is not None
+    await _record_answer(session, conversation_id, dispatch, kind, score=parsed.value, text=None)
+    return Turn(slots={"survey_score": str(parsed.value)})
+
+
+async def answer_comment(
+    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
+) -> Turn:
+    dispatch = await _dispatch(session, dispatch_id)
+    if (
+        dispatch is None
+        or is_decline(text)
+        or text.strip().lower() in {"nothing", "none", "no comment", "all good"}
+    ):
+        if dispatch is not None and dispatch.survey_kind is FeedbackKind.churn_reason:
+            surveys.mark_declined(dispatch)
+        return Turn(slots={"survey_comment": "none"})
+    kind = (
+        FeedbackKind.churn_reason
+        if dispatch.survey_kind is FeedbackKind.churn_reason
+        else FeedbackKind.comment
+    )
+    await _record_answer(
+        session,
+        conversation_id,
+        dispatch,
+        kind,
+        score=None,
+        text=text[: feedback.MAX_FEEDBACK_CHARS],
+    )
+    return Turn(slots={"survey_comment": "given"})
+
+
+async def _record_answer(
+    session: AsyncSession,
+    conversation_id: str,
+    dispatch: SurveyDispatch,
+    kind: FeedbackKind,
+    score: int | None,
+    text: str | None,
+) -> None:
+    lifecycle = await session.get(Lifecycle, dispatch.lifecycle_id)
+    assert lifecycle is not None
+    await feedback.record(
+        session,
+        feedback.NewFeedback(
+            idempotency_key=f"dispatch:{dispatch.id}:{kind.value}",
+            customer_id=dispatch.customer_id,
+            lifecycle=lifecycle,
+            kind=kind,
+            source=FeedbackSource.chat_survey,
+            score=score,
+            text=text,
+            conversation_id=conversation_id,
+            survey_dispatch_id=dispatch.id,
+        ),
+    )
+    surveys.mark_answered(dispatch)
+
+
+async def finish_survey(
+    session: AsyncSession, conversation_id: str, dispatch_id: float | None
+) -> Turn:
+    """Thank the customer; a low score opens a follow-up escalation and offers a person now."""
+    reset = {
+        "survey_kind": None, "survey_dispatch_id": None, "survey_score": None, "survey_comment": None,
+        "survey_retries": 0.0, "survey_declined": False, "next_step": NextStep.done.value,
+        "awaiting": "nothing", "pending_action": None,
+    }  # fmt: skip
+    dispatch = await _dispatch(session, dispatch_id)
+    if dispatch is None or dispatch.answered_at is None:
+        return Turn(slots=reset)
+    rows = await repositories.feedback_for_dispatch(session, dispatch.id)
+    score_row = next((r for r in rows if r.score is not None), None)
+    comment_row = next((r for r in rows if r.score is None), None)
+    comment_sentiment = comment_row.sentiment if comment_row else None
+    if (
+        score_row
+        and score_row.score is not None
+        and surveys.is_low_score(score_row.kind, score_row.score, comment_sentiment)
+    ):
+        context = await load_context(session, conversation_id)
+        await escalations.escalate(
+            session, context.conversation, EscalationReason.negative_feedback,
+            summary=f"{score_row.kind.value} {score_row.score}: {comment_row.text if comment_row else ''}".strip(),
+            feedback_id=score_row.id, hand_over_now=False,
+        )  # fmt: skip
+        reset.update(awaiting="confirmation", pending_action="offer_human")
+        return Turn(slots=reset).say(
+            "I'm sorry we let you down. I've asked our support team to follow up with you. Would you like to talk to a person now?",
+            support.YES_NO,
+        )
+    return Turn(slots=reset).say("Thank you for your feedback! It goes straight to our team.")
+
+
+# --- free-text opinions, escalation, fallback ------------------------------------------------
+
+
+async def record_opinion(
+    session: AsyncSession, conversation_id: str, kind: FeedbackKind, text: str, message_id: str
+) -> Turn:
+    """A complaint or praise typed in the chat; an angry complaint offers a person."""
+    context = await load_context(session, conversation_id)
+    customer = await customer_for_feedback(session, context)
+    lifecycle = await feedback_lifecycle(session, context, customer)
+    row, _ = await feedback.record(
+        session,
+        feedback.NewFeedback(
+            idempotency_key=f"chat:{conversation_id}:{message_id}:{kind.value}",
+            customer_id=customer.id, lifecycle=lifecycle, kind=kind,
+            source=FeedbackSource.free_text, text=text[: feedback.MAX_FEEDBACK_CHARS],
+            conversation_id=conversation_id,
+        ),
+    )  # fmt: skip
+    if kind is FeedbackKind.praise:
+        return Turn().say("That's lovely to hear, thank you! I've passed it on to the team.")
+    if row.sentiment is not None and row.sentiment <= analysis.STRONGLY_NEGATIVE:
+        await escalations.escalate(
+            session, context.conversation, EscalationReason.negative_feedback,
+            summary=text[:500], feedback_id=row.id, hand_over_now=False,
+        )  # fmt: skip
+        return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
+            "I'm really sorry about this. I've recorded it and flagged it to our support team. Would you like to talk to a person now?",
+            support.YES_NO,
+        )
+    return Turn().say(
+        "I'm sorry to hear that, and thank you for telling us; I've recorded it for the team. If there's an order I can help with, just tell me."
+    )
+
+
+async def request_human(
+    session: AsyncSession, conversation_id: str, reason: EscalationReason
+) -> Turn:
+    context = await load_context(session, conversation_id)
+    await escalations.escalate(session, context.conversation, reason)
+    return Turn(
+        slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
+    ).say(HANDOFF_REPLY)
+
+
+FALLBACK_REPLY = (
+    "Sorry, I didn't understand that. I can track an order, help with a delivery problem, "
+    "a return or refund, billing, or your subscription. You can also ask for a person."
+)
+MENU_BUTTONS = [
+    {"title": "Where is my order?", "payload": "where is my order"},
+    {"title": "Start a return", "payload": "I want to return something"},
+    {"title": "Talk to a person", "payload": "I want to talk to a person"},
+]

@@ -1,0 +1,124 @@
+"""Lifecycle rules of SPEC §3: current lifecycle, forward-only stages, one per purchase/period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import (
+    Customer,
+    Lifecycle,
+    LifecycleKind,
+    Order,
+    OrderStatus,
+    Stage,
+    utcnow,
+)
+
+STAGE_ORDER = (Stage.discovery, Stage.research, Stage.purchase, Stage.use, Stage.support)
+SUPPORT_ENTRY_STAGES = frozenset({Stage.purchase, Stage.use})
+CLOSING_ORDER_STATUSES = frozenset(
+    {OrderStatus.returned, OrderStatus.refunded, OrderStatus.cancelled}
+)
+# The stages an order's status implies, in order: a lifecycle first seen at a returned
+# order walks purchase → use → support rather than jumping (support needs purchase or use).
+STAGES_FOR_ORDER_STATUS = {
+    OrderStatus.placed: (Stage.purchase,),
+    OrderStatus.shipped: (Stage.purchase,),
+    OrderStatus.delivered: (Stage.purchase, Stage.use),
+    OrderStatus.returned: (Stage.purchase, Stage.use, Stage.support),
+    OrderStatus.refunded: (Stage.purchase, Stage.use, Stage.support),
+    OrderStatus.cancelled: (Stage.purchase,),
+}
+
+
+def can_move(current: Stage, target: Stage) -> bool:
+    """Stages only move forward; support is entered from purchase or use only."""
+    if target is Stage.support:
+        return current in SUPPORT_ENTRY_STAGES
+    return STAGE_ORDER.index(target) > STAGE_ORDER.index(current)
+
+
+def advance(lifecycle: Lifecycle, target: Stage) -> bool:
+    """Move an open lifecycle to `target` if the rules allow it; returns whether it moved."""
+    if lifecycle.closed_at is not None or not can_move(lifecycle.stage, target):
+        return False
+    lifecycle.stage = target
+    return True
+
+
+def close(lifecycle: Lifecycle, reason: str, at: datetime | None = None) -> None:
+    if lifecycle.closed_at is None:
+        lifecycle.closed_at = at or utcnow()
+        lifecycle.close_reason = reason
+
+
+async def current_lifecycle(
+    session: AsyncSession, customer: Customer, at: datetime | None = None
+) -> Lifecycle:
+    """The customer's newest open lifecycle; a new one in discovery if none is open."""
+    lifecycle = await session.scalar(
+        select(Lifecycle)
+        .where(Lifecycle.customer_id == customer.id, Lifecycle.closed_at.is_(None))
+        .order_by(Lifecycle.opened_at.desc(), Lifecycle.id.desc())
+        .limit(1)
+    )
+    if lifecycle is None:
+        lifecycle = Lifecycle(
+            customer_id=customer.id,
+            kind=LifecycleKind.one_time,
+            stage=Stage.discovery,
+            opened_at=at or utcnow(),
+            acquisition_channel=customer.acquisition_source,
+        )
+        session.add(lifecycle)
+        await session.flush()
+    return lifecycle
+
+
+async def lifecycle_for_order(session: AsyncSession, order: Order) -> Lifecycle:
+    """The one lifecycle of this purchase (or subscription period); created if missing."""
+    lifecycle = await session.scalar(select(Lifecycle).where(Lifecycle.order_id == order.id))
+    if lifecycle is not None:
+        return lifecycle
+    # A journey that started before the purchase (discovery/research) becomes this order's.
+    open_unlinked = await session.scalar(
+        select(Lifecycle)
+        .where(
+            Lifecycle.customer_id == order.customer_id,
+            Lifecycle.closed_at.is_(None),
+            Lifecycle.order_id.is_(None),
+            Lifecycle.subscription_id.is_(None),
+            Lifecycle.stage.in_([Stage.discovery, Stage.research]),
+        )
+        .order_by(Lifecycle.opened_at.desc())
+        .limit(1)
+    )
+    customer = await session.get(Customer, order.customer_id)
+    lifecycle = open_unlinked or Lifecycle(
+        customer_id=order.customer_id,
+        stage=Stage.discovery,
+        opened_at=order.placed_at,
+        acquisition_channel=customer.acquisition_source if customer else None,
+    )
+    lifecycle.order_id = order.id
+    lifecycle.kind = (
+        LifecycleKind.subscription_period if order.subscription_id else LifecycleKind.one_time
+    )
+    lifecycle.subscription_id = order.subscription_id
+    if order.subscription_id:
+        lifecycle.period_start = order.placed_at
+    session.add(lifecycle)
+    sync_with_order(lifecycle, order)
+    await session.flush()
+    return lifecycle
+
+
+def sync_with_order(lifecycle: Lifecycle, order: Order) -> None:
+    """Bring the lifecycle's stage and closing in line with the order's status."""
+    for stage in STAGES_FOR_ORDER_STATUS[order.status]:
+        advance(lifecycle, stage)
+    if order.status in CLOSING_ORDER_STATUSES:
+        close(lifecycle, order.status.value)

@@ -1,0 +1,67 @@
+"""Understanding survey answers typed as free text ("four", "4/5", "meh, 3", "⭐⭐⭐⭐")."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+SCALES: dict[str, tuple[int, int]] = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
+
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+}  # fmt: skip
+
+_STAR_CHARS = "⭐★🌟"
+_FRACTION = re.compile(r"(\d{1,3})\s*(?:/|out of|of)\s*(\d{1,3})")
+_INTEGER = re.compile(r"(?<![\d.,])\d{1,3}(?![\d.,]\d)")
+_WORD = re.compile(r"[a-z]+")
+_DECLINE = re.compile(
+    r"^\s*(skip( it| this)?|no thanks?( you)?|nah|no|nope|not now|pass|"
+    r"(i'?d )?rather not|stop|don'?t want to|no survey|later)\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+class ScoreStatus(str, enum.Enum):
+    ok = "ok"
+    out_of_range = "out_of_range"
+    unclear = "unclear"
+
+
+@dataclass(frozen=True)
+class ParsedScore:
+    status: ScoreStatus
+    value: int | None = None
+
+
+def is_decline(text: str) -> bool:
+    return bool(_DECLINE.match(text or ""))
+
+
+def _digits_for_words(text: str) -> str:
+    return _WORD.sub(lambda m: str(NUMBER_WORDS.get(m.group(0), m.group(0))), text.lower())
+
+
+def _candidates(text: str) -> list[int]:
+    text = _digits_for_words(text)
+    fraction = _FRACTION.search(text)
+    if fraction:
+        return [int(fraction.group(1))]
+    stars = sum(text.count(ch) for ch in _STAR_CHARS)
+    if stars:
+        return [stars]
+    return [int(match) for match in _INTEGER.findall(text)]
+
+
+def parse_score(text: str, scale: str) -> ParsedScore:
+    """One number on the survey's scale, or why it could not be understood."""
+    low, high = SCALES[scale]
+    found = sorted(set(_candidates(text or "")))
+    if len(found) != 1:
+        return ParsedScore(ScoreStatus.unclear)
+    value = found[0]
+    if not low <= value <= high:
+        return ParsedScore(ScoreStatus.out_of_range, value)
+    return ParsedScore(ScoreStatus.ok, value)

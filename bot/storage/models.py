@@ -1,0 +1,391 @@
+"""SQLAlchemy 2 models for every entity of SPEC §3."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK so migrations behave the same on SQLite and PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Stage(str, enum.Enum):
+    discovery = "discovery"
+    research = "research"
+    purchase = "purchase"
+    use = "use"
+    support = "support"
+
+
+class LifecycleKind(str, enum.Enum):
+    one_time = "one_time"
+    subscription_period = "subscription_period"
+
+
+class AcquisitionSource(str, enum.Enum):
+    search = "search"
+    social = "social"
+    friend = "friend"
+    ad = "ad"
+    affiliate = "affiliate"
+    marketing_email = "marketing_email"
+    other = "other"
+
+
+class OrderStatus(str, enum.Enum):
+    placed = "placed"
+    shipped = "shipped"
+    delivered = "delivered"
+    returned = "returned"
+    refunded = "refunded"
+    cancelled = "cancelled"
+
+
+class SubscriptionStatus(str, enum.Enum):
+    active = "active"
+    paused = "paused"
+    cancelled = "cancelled"
+
+
+class ConversationStatus(str, enum.Enum):
+    bot = "bot"
+    waiting_for_agent = "waiting_for_agent"
+    with_agent = "with_agent"
+    closed = "closed"
+
+
+class Channel(str, enum.Enum):
+    website_chat = "website_chat"
+    support = "support"
+    call_center = "call_center"
+    email = "email"
+    social = "social"
+    storefront = "storefront"
+
+
+class MessageSender(str, enum.Enum):
+    customer = "customer"
+    bot = "bot"
+    agent = "agent"
+    system = "system"
+
+
+class FeedbackKind(str, enum.Enum):
+    csat = "csat"
+    ces = "ces"
+    nps = "nps"
+    comment = "comment"
+    complaint = "complaint"
+    praise = "praise"
+    discovery_source = "discovery_source"
+    churn_reason = "churn_reason"
+
+
+class FeedbackSource(str, enum.Enum):
+    chat_survey = "chat_survey"
+    proactive_survey = "proactive_survey"
+    free_text = "free_text"
+    imported = "imported"
+
+
+class EscalationReason(str, enum.Enum):
+    customer_request = "customer_request"
+    negative_feedback = "negative_feedback"
+    fallback = "fallback"
+    bot_failure = "bot_failure"
+
+
+class EscalationStatus(str, enum.Enum):
+    waiting = "waiting"
+    claimed = "claimed"
+    resolved = "resolved"
+
+
+class StaffRole(str, enum.Enum):
+    agent = "agent"
+    cx_manager = "cx_manager"
+    admin = "admin"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    is_anonymous: Mapped[bool] = mapped_column(default=False)
+    acquisition_source: Mapped[AcquisitionSource | None] = mapped_column(
+        _enum(AcquisitionSource, "acquisition_source")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lifecycles: Mapped[list[Lifecycle]] = relationship(back_populates="customer")
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    plan: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        _enum(SubscriptionStatus, "subscription_status")
+    )
+    started_at: Mapped[datetime]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    paused_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship()
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
+    total: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    shipping_address: Mapped[str] = mapped_column(Text)
+    carrier: Mapped[str | None] = mapped_column(String(50))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    placed_at: Mapped[datetime]
+    shipped_at: Mapped[datetime | None]
+    estimated_delivery: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    return_requested_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship()
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class Lifecycle(Base):
+    __tablename__ = "lifecycles"
+    __table_args__ = (
+        Index("ix_lifecycles_customer_open", "customer_id", "closed_at"),
+        UniqueConstraint(
+            "subscription_id", "period_start", name="uq_lifecycles_subscription_period"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[LifecycleKind] = mapped_column(_enum(LifecycleKind, "lifecycle_kind"))
+    stage: Mapped[Stage] = mapped_column(_enum(Stage, "lifecycle_stage"))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    period_start: Mapped[datetime | None]
+    acquisition_channel: Mapped[AcquisitionSource | None] = mapped_column(
+        _enum(AcquisitionSource, "lifecycle_acquisition")
+    )
+
+    customer: Mapped[Customer] = relationship(back_populates="lifecycles")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[ConversationStatus] = mapped_column(
+        _enum(ConversationStatus, "conversation_status"), default=ConversationStatus.bot
+    )
+    channel: Mapped[Channel] = mapped_column(
+        _enum(Channel, "conversation_channel"), default=Channel.website_chat
+    )
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    # SHA-256 of the browser's resume token; the token itself is never stored.
+    access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Order the conversation is about, so feedback lands on that order's lifecycle.
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_time", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    sender: Mapped[MessageSender] = mapped_column(_enum(MessageSender, "message_sender"))
+    text: Mapped[str] = mapped_column(Text)
+    buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyDispatch(Base):
+    __tablename__ = "survey_dispatches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    lifecycle_id: Mapped[int] = mapped_column(ForeignKey("lifecycles.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"))
+    trigger: Mapped[str] = mapped_column(String(64))
+    survey_kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "dispatch_kind"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    declined_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_created", "created_at"),
+        Index("ix_feedback_lifecycle", "lifecycle_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    lifecycle_id: Mapped[int] = mapped_column(ForeignKey("lifecycles.id"))
+    stage: Mapped[Stage] = mapped_column(_enum(Stage, "feedback_stage"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "feedback_channel"))
+    source: Mapped[FeedbackSource] = mapped_column(_enum(FeedbackSource, "feedback_source"))
+    kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "feedback_kind"))
+    score: Mapped[int | None]
+    text: Mapped[str | None] = mapped_column(Text)
+    sentiment: Mapped[float | None]
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"))
+    survey_dispatch_id: Mapped[int | None] = mapped_column(ForeignKey("survey_dispatches.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id"))
+    reason: Mapped[EscalationReason] = mapped_column(_enum(EscalationReason, "escalation_reason"))
+    priority: Mapped[int] = mapped_column(Integer)
+    status: Mapped[EscalationStatus] = mapped_column(
+        _enum(EscalationStatus, "escalation_status"), default=EscalationStatus.waiting
+    )
+    summary: Mapped[str | None] = mapped_column(Text)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    claimed_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "staff_role"))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "staff:<id>", "customer:<id>" or "system": bot-made changes are audited too.
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

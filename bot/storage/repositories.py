@@ -1,0 +1,136 @@
+"""Queries shared by the actions, the web service and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Escalation,
+    EscalationStatus,
+    Feedback,
+    Message,
+    MessageSender,
+    Order,
+    Subscription,
+    SubscriptionStatus,
+)
+
+
+def normalise_order_number(raw: str) -> str:
+    """'#10023', 'a10023', ' A10023 ' → 'A10023'."""
+    cleaned = raw.strip().lstrip("#").upper().replace(" ", "")
+    return cleaned if cleaned.startswith("A") else f"A{cleaned}"
+
+
+async def order_by_number(session: AsyncSession, number: str) -> Order | None:
+    order: Order | None = await session.scalar(
+        select(Order)
+        .where(Order.number == normalise_order_number(number))
+        .options(selectinload(Order.items), selectinload(Order.customer))
+    )
+    return order
+
+
+async def order_by_id(session: AsyncSession, order_id: int) -> Order | None:
+    order: Order | None = await session.scalar(
+        select(Order).where(Order.id == order_id).options(selectinload(Order.items))
+    )
+    return order
+
+
+async def latest_order(session: AsyncSession, customer_id: int) -> Order | None:
+    order: Order | None = await session.scalar(
+        select(Order)
+        .where(Order.customer_id == customer_id)
+        .options(selectinload(Order.items))
+        .order_by(Order.placed_at.desc())
+        .limit(1)
+    )
+    return order
+
+
+async def customer_subscription(session: AsyncSession, customer_id: int) -> Subscription | None:
+    """The customer's live subscription (active first, then paused)."""
+    rows = await session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.customer_id == customer_id,
+            Subscription.status != SubscriptionStatus.cancelled,
+        )
+        .order_by(Subscription.status, Subscription.started_at.desc())
+    )
+    return rows.first()
+
+
+async def get_or_create_conversation(session: AsyncSession, conversation_id: str) -> Conversation:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        conversation = Conversation(id=conversation_id, status=ConversationStatus.bot)
+        session.add(conversation)
+        await session.flush()
+    return conversation
+
+
+async def conversation_customer(
+    session: AsyncSession, conversation: Conversation
+) -> Customer | None:
+    if conversation.customer_id is None:
+        return None
+    return await session.get(Customer, conversation.customer_id)
+
+
+async def add_message(
+    session: AsyncSession,
+    conversation_id: str,
+    sender: MessageSender,
+    text: str,
+    buttons: list[dict[str, str]] | None = None,
+) -> Message:
+    message = Message(conversation_id=conversation_id, sender=sender, text=text, buttons=buttons)
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def transcript(session: AsyncSession, conversation_id: str) -> Sequence[Message]:
+    rows = await session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+    )
+    return rows.all()
+
+
+async def open_escalation(session: AsyncSession, conversation_id: str) -> Escalation | None:
+    escalation: Escalation | None = await session.scalar(
+        select(Escalation).where(
+            Escalation.conversation_id == conversation_id,
+            Escalation.status != EscalationStatus.resolved,
+        )
+    )
+    return escalation
+
+
+async def feedback_for_conversation(
+    session: AsyncSession, conversation_id: str
+) -> Sequence[Feedback]:
+    rows = await session.scalars(
+        select(Feedback).where(Feedback.conversation_id == conversation_id).order_by(Feedback.id)
+    )
+    return rows.all()
+
+
+async def count(session: AsyncSession, model: type[object]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def feedback_for_dispatch(session: AsyncSession, dispatch_id: int) -> Sequence[Feedback]:
+    rows = await session.scalars(
+        select(Feedback).where(Feedback.survey_dispatch_id == dispatch_id).order_by(Feedback.id)
+    )
+    return rows.all()

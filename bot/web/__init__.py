@@ -1,0 +1,1 @@
+"""The aiohttp web service: chat page, chat WebSocket relay to Rasa, health."""

@@ -1,0 +1,40 @@
+"""One middleware maps domain and HTTP errors to JSON `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.domain.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    422: "invalid_input", 429: "rate_limited",
+}  # fmt: skip
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return json_error(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return json_error(exc.status, HTTP_CODES.get(exc.status, "error"), exc.reason)
+    except SQLAlchemyError:
+        logger.exception("database error on %s", request.path)
+        return json_error(
+            503, "unavailable", "The service is temporarily unavailable; please retry."
+        )

@@ -1,0 +1,66 @@
+"""Client of Rasa's REST channel on loopback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+class RasaUnavailable(Exception):
+    """Rasa (or the action server behind it) did not answer properly."""
+
+
+@dataclass(frozen=True)
+class BotReply:
+    text: str
+    buttons: list[dict[str, str]]
+
+
+class RasaClient:
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, token: str, timeout: float
+    ) -> None:
+        self._http = http
+        self._base_url = base_url
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def send(self, sender_id: str, text: str) -> list[BotReply]:
+        url = f"{self._base_url}/webhooks/rest/webhook"
+        try:
+            async with self._http.post(
+                url, json={"sender": sender_id, "message": text}, timeout=self._timeout
+            ) as response:
+                if response.status != 200:
+                    raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
+                payload: Any = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+        if not isinstance(payload, list):
+            raise RasaUnavailable("unexpected reply from Rasa")
+        return [_reply(item) for item in payload if isinstance(item, dict) and item.get("text")]
+
+    async def is_ready(self) -> bool:
+        try:
+            async with self._http.get(
+                f"{self._base_url}/status",
+                params={"token": self._token},
+                timeout=aiohttp.ClientTimeout(total=2),
+            ) as response:
+                if response.status != 200:
+                    return False
+                body: Any = await response.json()
+                return bool(body.get("model_file"))
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
+def _reply(item: dict[str, Any]) -> BotReply:
+    buttons = [
+        {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+        for b in item.get("buttons") or []
+        if isinstance(b, dict)
+    ]
+    return BotReply(text=str(item["text"]), buttons=buttons)

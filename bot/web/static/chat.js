@@ -1,0 +1,95 @@
+// Chat page client. Every text is rendered with textContent, never as HTML.
+(function () {
+  "use strict";
+  var TOKEN_KEY = "chat-token";
+  var log = document.getElementById("log");
+  var form = document.getElementById("composer");
+  var input = document.getElementById("text");
+  var statusEl = document.getElementById("status");
+  var typing = document.getElementById("typing");
+  var socket = null;
+  var retryDelay = 500;
+
+  function addMessage(sender, text, buttons) {
+    var item = document.createElement("li");
+    item.className = "msg msg--" + sender;
+    item.dataset.sender = sender;
+    var body = document.createElement("div");
+    body.className = "msg__text";
+    body.textContent = text;
+    item.appendChild(body);
+    if (buttons && buttons.length) {
+      var row = document.createElement("div");
+      row.className = "msg__buttons";
+      buttons.forEach(function (b) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = b.title;
+        button.addEventListener("click", function () {
+          row.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+          send(b.payload, b.title);
+        });
+        row.appendChild(button);
+      });
+      item.appendChild(row);
+    }
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function send(text, shown) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      addMessage("system", "You're offline; reconnecting…");
+      return;
+    }
+    addMessage("customer", shown || text);
+    socket.send(JSON.stringify({ type: "message", text: text }));
+  }
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws");
+    socket.addEventListener("open", function () {
+      retryDelay = 500;
+      statusEl.textContent = "Online";
+      socket.send(JSON.stringify({ type: "hello", token: localStorage.getItem(TOKEN_KEY) }));
+    });
+    socket.addEventListener("message", function (event) {
+      var data = JSON.parse(event.data);
+      if (data.type === "session") {
+        localStorage.setItem(TOKEN_KEY, data.token);
+        log.textContent = "";
+        data.history.forEach(function (m) { addMessage(m.sender, m.text, []); });
+        if (!data.history.length) {
+          addMessage("bot", "Hi! How can I help you today?", [
+            { title: "Where is my order?", payload: "where is my order" },
+            { title: "Start a return", payload: "I want to return something" },
+            { title: "Leave feedback", payload: "I'd like to leave feedback" }
+          ]);
+        }
+      } else if (data.type === "message") {
+        addMessage(data.sender, data.text, data.buttons);
+      } else if (data.type === "typing") {
+        typing.hidden = !data.on;
+      } else if (data.type === "error") {
+        addMessage("system", data.error.message);
+      }
+    });
+    socket.addEventListener("close", function () {
+      statusEl.textContent = "Reconnecting…";
+      typing.hidden = true;
+      setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    input.value = "";
+    send(text);
+  });
+
+  connect();
+})();

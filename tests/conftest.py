@@ -1,0 +1,147 @@
+"""Shared fixtures: a fresh database per test on SQLite and, when reachable, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import Base
+
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+# Each pytest run gets its own database so parallel runs never see each other's tables.
+RUN_DATABASE = f"feedback_test_{os.getpid()}"
+
+
+def _postgres_reachable() -> str | None:
+    """None when PostgreSQL answers, else why not (shown as the skip reason)."""
+
+    async def probe() -> None:
+        engine = create_engine(POSTGRES_URL)
+        try:
+            async with engine.connect():
+                pass
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), timeout=5))
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc!r}"
+    return None
+
+
+_PG_PROBLEM = _postgres_reachable() if os.environ.get("SKIP_POSTGRES") != "1" else "SKIP_POSTGRES=1"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(_PG_PROBLEM is not None, reason=_PG_PROBLEM or ""),
+    ),
+]
+
+
+def pytest_report_header() -> str:
+    return f"postgresql: {'available' if _PG_PROBLEM is None else 'SKIPPED - ' + _PG_PROBLEM}"
+
+
+async def _admin(statement: str) -> None:
+    from sqlalchemy import text
+
+    engine = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {RUN_DATABASE}"))
+    asyncio.run(_admin(f"CREATE DATABASE {RUN_DATABASE}"))
+    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + RUN_DATABASE
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {RUN_DATABASE} WITH (FORCE)"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    yield engine
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+    await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+async def session(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return replace(Settings(), database_url=database_url)
+
+
+@pytest.fixture
+async def action_services(settings: Settings, engine: AsyncEngine) -> AsyncIterator[object]:
+    """Point the Rasa actions at the test database."""
+    from actions.services import Services, use_services
+
+    services = Services(settings, engine, create_session_factory(engine))
+    use_services(services)
+    yield services
+    use_services(None)
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real stack (trained model, action server, web service) on a fresh demo database."""
+    import subprocess
+    import sys
+
+    from bot.launcher import StackPorts, running
+
+    workdir = tmp_path_factory.mktemp("stack")
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'e2e.db'}",
+        "ACTION_SERVER_URL": "http://127.0.0.1:15055/webhook",
+    }
+    for command in ("migrate", "demo"):
+        subprocess.run(
+            [sys.executable, "-m", "bot", command], env={**os.environ, **env}, check=True
+        )
+    ports = StackPorts(web=18000, rasa=15005, actions=15055)
+    with running(ports, env=env, log_dir=workdir / "logs") as stack:
+        stack.database_url = env["DATABASE_URL"]  # type: ignore[attr-defined]
+        yield stack

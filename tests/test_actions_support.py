@@ -1,0 +1,178 @@
+"""Support actions: exact events returned and rows written."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.support import ActionResolvePending, ActionSupportRequest
+from bot.storage.models import (
+    AuditLog,
+    Conversation,
+    Lifecycle,
+    Order,
+    OrderStatus,
+    Stage,
+    SurveyDispatch,
+)
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+
+async def _verified_conversation(
+    session: AsyncSession, status: OrderStatus, **kwargs: int
+) -> Order:
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10001", status, **kwargs)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=order.id))
+    await session.commit()
+    return order
+
+
+VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
+
+
+async def test_order_status_answers_with_tracking_and_opens_survey(session, action_services):
+    await _verified_conversation(session, OrderStatus.shipped)
+    state = tracker(
+        "conv-1",
+        "where is my order",
+        "order_status",
+        {**VERIFIED, "support_request": "order_status"},
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    dispatch = (await session.scalars(select(SurveyDispatch))).one()
+    assert slot_events(events) == {
+        "next_step": "survey",
+        "awaiting": "nothing",
+        "pending_action": None,
+        "survey_kind": "csat",
+        "survey_dispatch_id": float(dispatch.id),
+        "survey_score": None,
+        "survey_comment": None,
+        "survey_retries": 0.0,
+        "survey_declined": False,
+    }
+    assert len(messages) == 1
+    assert "Order A10001" in messages[0]["text"]
+    assert "DHL JJD000390007" in messages[0]["text"]
+    assert dispatch.trigger == "in_chat:order_status"
+    assert dispatch.conversation_id == "conv-1"
+
+
+async def test_cancel_asks_first_and_changes_nothing(session, action_services):
+    order = await _verified_conversation(session, OrderStatus.placed)
+    state = tracker(
+        "conv-1", "cancel my order", "cancel_order", {**VERIFIED, "support_request": "cancel_order"}
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert slot_events(events) == {
+        "next_step": "confirm",
+        "awaiting": "confirmation",
+        "pending_action": "cancel_order",
+    }
+    assert messages[0]["buttons"] == [
+        {"title": "Yes", "payload": "yes"},
+        {"title": "No", "payload": "no"},
+    ]
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed
+
+
+async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(session, action_services):
+    order = await _verified_conversation(session, OrderStatus.placed)
+    state = tracker(
+        "conv-1",
+        "yes",
+        "affirm",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+    )
+
+    events, messages = await run(ActionResolvePending(), state)
+
+    slots = slot_events(events)
+    assert slots["awaiting"] == "nothing"
+    assert slots["pending_action"] is None
+    assert slots["next_step"] == "survey"
+    assert messages[0]["text"] == "Done: order A10001 is cancelled. You won't be charged."
+    order_id = order.id
+    session.expire_all()
+    assert (await session.get(Order, order_id)).status is OrderStatus.cancelled
+    lifecycle = (
+        await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order.id))
+    ).one()
+    assert lifecycle.closed_at is not None and lifecycle.close_reason == "cancelled"
+    audit = (await session.scalars(select(AuditLog))).one()
+    assert (audit.action, audit.target_type, audit.target_id) == ("cancel_order", "order", "A10001")
+
+
+async def test_declined_change_leaves_order_untouched(session, action_services):
+    order = await _verified_conversation(session, OrderStatus.placed)
+    state = tracker(
+        "conv-1",
+        "no",
+        "deny",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+    )
+
+    events, messages = await run(ActionResolvePending(), state)
+
+    assert slot_events(events) == {
+        "awaiting": "nothing",
+        "pending_action": None,
+        "next_step": "done",
+    }
+    assert messages[0]["text"].startswith("Okay, I haven't changed anything")
+    order_id = order.id
+    session.expire_all()
+    assert (await session.get(Order, order_id)).status is OrderStatus.placed
+    assert (await session.scalars(select(AuditLog))).all() == []
+
+
+async def test_return_of_cancelled_order_is_refused_clearly(session, action_services):
+    await _verified_conversation(session, OrderStatus.cancelled)
+    state = tracker(
+        "conv-1",
+        "i want to return it",
+        "return_item",
+        {**VERIFIED, "support_request": "return_item"},
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert "nothing to return" in messages[0]["text"]
+    assert slot_events(events)["next_step"] == "survey"
+
+
+async def test_delivery_problem_moves_lifecycle_to_support(session, action_services):
+    order = await _verified_conversation(session, OrderStatus.shipped)
+    state = tracker(
+        "conv-1",
+        "my parcel is late",
+        "delivery_problem",
+        {**VERIFIED, "support_request": "delivery_problem"},
+    )
+
+    await run(ActionSupportRequest(), state)
+
+    lifecycle = (
+        await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order.id))
+    ).one()
+    assert lifecycle.stage is Stage.support
+
+
+async def test_unverified_request_shows_no_order_details(session, action_services):
+    await _verified_conversation(session, OrderStatus.shipped)
+    state = tracker(
+        "conv-2", "where is my order", "order_status", {"support_request": "order_status"}
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert "A10001" not in messages[0]["text"]
+    assert "couldn't verify" in messages[0]["text"]
+    assert slot_events(events)["next_step"] == "done"

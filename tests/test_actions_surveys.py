@@ -1,0 +1,181 @@
+"""Survey actions: answers recorded on the right lifecycle, exactly once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.support import ActionSupportRequest
+from actions.surveys import ActionSubmitSurvey, ValidateSurveyForm
+from bot.storage.models import (
+    Channel,
+    Conversation,
+    Escalation,
+    EscalationReason,
+    Feedback,
+    FeedbackKind,
+    FeedbackSource,
+    Lifecycle,
+    OrderStatus,
+    Stage,
+    SurveyDispatch,
+)
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
+
+
+async def _survey_started(session: AsyncSession) -> tuple[int, float]:
+    """A delivered order's conversation after the order-status answer opened the CSAT survey."""
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10001", OrderStatus.delivered)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=order.id))
+    await session.commit()
+    state = tracker(
+        "conv-1",
+        "where is my order",
+        "order_status",
+        {**VERIFIED, "support_request": "order_status"},
+    )
+    events, _ = await run(ActionSupportRequest(), state)
+    return order.id, slot_events(events)["survey_dispatch_id"]
+
+
+def _answer(text: str, requested: str, dispatch_id: float, **slots: object):
+    return tracker(
+        "conv-1",
+        text,
+        "inform",
+        {
+            **VERIFIED,
+            "survey_kind": "csat",
+            "survey_dispatch_id": dispatch_id,
+            "requested_slot": requested,
+            **slots,
+        },
+        active_loop="survey_form",
+        extracted={requested: text},
+    )
+
+
+async def test_csat_four_in_words_records_one_row_on_the_orders_lifecycle(session, action_services):
+    order_id, dispatch_id = await _survey_started(session)
+
+    events, messages = await run(ValidateSurveyForm(), _answer("four", "survey_score", dispatch_id))
+
+    assert slot_events(events) == {"survey_score": "4"}
+    assert messages == []
+    row = (await session.scalars(select(Feedback))).one()
+    lifecycle = (
+        await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order_id))
+    ).one()
+    assert (row.kind, row.score, row.stage, row.lifecycle_id) == (
+        FeedbackKind.csat,
+        4,
+        Stage.use,
+        lifecycle.id,
+    )
+    assert (row.channel, row.source, row.conversation_id) == (
+        Channel.website_chat,
+        FeedbackSource.chat_survey,
+        "conv-1",
+    )
+    assert row.survey_dispatch_id == int(dispatch_id)
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id))
+    assert dispatch is not None and dispatch.answered_at is not None
+
+
+async def test_retried_validation_records_once(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+
+    await run(ValidateSurveyForm(), _answer("4/5", "survey_score", dispatch_id))
+    await run(ValidateSurveyForm(), _answer("4/5", "survey_score", dispatch_id))
+
+    assert len((await session.scalars(select(Feedback))).all()) == 1
+
+
+async def test_out_of_range_is_asked_once_more_then_skipped(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+
+    events, messages = await run(ValidateSurveyForm(), _answer("11", "survey_score", dispatch_id))
+    assert slot_events(events) == {
+        "survey_score": None,
+        "survey_retries": 1.0,
+    }
+    assert (
+        messages[0]["text"]
+        == "Sorry, 11 is outside the scale. Please pick a number from 1 to 5, or say 'skip'."
+    )
+
+    events, messages = await run(
+        ValidateSurveyForm(), _answer("banana", "survey_score", dispatch_id, survey_retries=1.0)
+    )
+    assert slot_events(events) == {"survey_score": "skipped"}
+    assert messages[0]["text"] == "No worries, let's skip the score."
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_skip_records_a_declined_dispatch_and_ends_the_form(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+
+    events, _ = await run(ValidateSurveyForm(), _answer("no thanks", "survey_score", dispatch_id))
+
+    assert slot_events(events) == {
+        "survey_declined": True,
+        "survey_score": None,
+        "requested_slot": None,
+    }
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id))
+    assert (
+        dispatch is not None and dispatch.declined_at is not None and dispatch.answered_at is None
+    )
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_comment_gets_sentiment_and_themes(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("5", "survey_score", dispatch_id))
+
+    text = "Delivery was fast and the courier was lovely"
+    events, _ = await run(
+        ValidateSurveyForm(), _answer(text, "survey_comment", dispatch_id, survey_score="5")
+    )
+
+    assert slot_events(events) == {"survey_comment": "given"}
+    comment = (
+        await session.scalars(select(Feedback).where(Feedback.kind == FeedbackKind.comment))
+    ).one()
+    assert comment.text == text
+    assert comment.sentiment is not None and comment.sentiment > 0.3
+    assert comment.themes == ["delivery"]
+
+
+async def test_low_score_opens_escalation_and_offers_a_person(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("1", "survey_score", dispatch_id))
+
+    events, messages = await run(
+        ActionSubmitSurvey(), _answer("skip", "survey_comment", dispatch_id)
+    )
+
+    slots = slot_events(events)
+    assert (slots["awaiting"], slots["pending_action"]) == ("confirmation", "offer_human")
+    assert "talk to a person now" in messages[0]["text"]
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert (escalation.reason, escalation.priority) == (EscalationReason.negative_feedback, 3)
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None and conversation.status.value == "bot"
+
+
+async def test_good_score_just_thanks(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("⭐⭐⭐⭐⭐", "survey_score", dispatch_id))
+
+    events, messages = await run(
+        ActionSubmitSurvey(), _answer("skip", "survey_comment", dispatch_id)
+    )
+
+    assert messages[0]["text"] == "Thank you for your feedback! It goes straight to our team."
+    assert slot_events(events)["survey_dispatch_id"] is None
+    assert (await session.scalars(select(Escalation))).all() == []

@@ -1,0 +1,369 @@
+"""The demo shop loader: idempotent, all-or-nothing, and the README customers as documented."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import demo
+from bot.domain import feedback as feedback_domain
+from bot.domain.feedback import NewFeedback
+from bot.domain.scores import SCALES
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import (
+    Base,
+    Channel,
+    Customer,
+    Feedback,
+    FeedbackKind,
+    Lifecycle,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Stage,
+    Subscription,
+    SubscriptionStatus,
+    SurveyDispatch,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+NOW = datetime(2025, 6, 15, 10, 30, tzinfo=timezone.utc)
+README_ORDERS = {
+    "A10001": (OrderStatus.delivered, "jane.doe@example.com"),
+    "A10002": (OrderStatus.placed, "jane.doe@example.com"),
+    "A10003": (OrderStatus.shipped, "tom.becker@example.com"),
+    "A10004": (OrderStatus.cancelled, "tom.becker@example.com"),
+    "A10005": (OrderStatus.refunded, "priya.shah@example.com"),
+    "A10006": (OrderStatus.delivered, "priya.shah@example.com"),
+}
+TABLES = (Customer, Order, OrderItem, Subscription, Lifecycle, Feedback, SurveyDispatch)
+
+
+async def _engine(path: Path) -> AsyncEngine:
+    engine = create_engine("sqlite+aiosqlite:///" + str(path))
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, demo.DemoSummary]:
+    """One demo database for the read-only tests (loading takes a few seconds)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+
+    async def build() -> demo.DemoSummary:
+        engine = await _engine(path)
+        try:
+            return await demo.load_demo_data(create_session_factory(engine), now=NOW)
+        finally:
+            await engine.dispose()
+
+    return path, asyncio.run(build())
+
+
+@pytest.fixture
+async def factory(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = await _engine(tmp_path / "empty.db")
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def loaded(
+    demo_db: tuple[Path, demo.DemoSummary],
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], demo.DemoSummary]]:
+    path, summary = demo_db
+    engine = create_engine("sqlite+aiosqlite:///" + str(path))
+    yield create_session_factory(engine), summary
+    await engine.dispose()
+
+
+async def _pairs(session: AsyncSession, query: Select[tuple[K, V]]) -> dict[K, V]:
+    return {key: value for key, value in (await session.execute(query)).tuples()}
+
+
+async def _counts(factory: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with factory() as session:
+        return {
+            model.__tablename__: int(
+                await session.scalar(select(func.count()).select_from(model)) or 0
+            )
+            for model in TABLES
+        }
+
+
+async def test_second_load_writes_nothing(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, first = loaded
+    assert first.created
+    before = await _counts(factory)
+    assert before["customers"] == first.customers
+    assert before["orders"] == first.orders
+    assert before["subscriptions"] == first.subscriptions
+    assert before["lifecycles"] == first.lifecycles
+    assert before["feedback"] == first.feedback
+    assert before["survey_dispatches"] == first.dispatches
+
+    second = await demo.load_demo_data(factory, now=NOW + timedelta(days=3), seed=99)
+    assert not second.created
+    assert await _counts(factory) == before
+    assert (second.customers, second.orders, second.feedback) == (
+        first.customers,
+        first.orders,
+        first.feedback,
+    )
+
+
+async def test_volumes_and_coverage(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, summary = loaded
+    assert summary.customers >= 64
+    assert summary.subscriptions >= 10
+    assert 250 <= summary.feedback <= 1000
+    async with factory() as session:
+        statuses = set(await session.scalars(select(Order.status).distinct()))
+        assert statuses == set(OrderStatus)
+        channels = set(await session.scalars(select(Feedback.channel).distinct()))
+        assert channels == set(Channel)
+        kinds = set(await session.scalars(select(Feedback.kind).distinct()))
+        assert kinds == set(FeedbackKind)
+        stages = set(await session.scalars(select(Feedback.stage).distinct()))
+        assert stages == set(Stage)
+        sub_statuses = set(await session.scalars(select(Subscription.status).distinct()))
+        assert sub_statuses == set(SubscriptionStatus)
+        emails = list(await session.scalars(select(Customer.email)))
+        assert len(set(emails)) == len(emails)
+        assert all(
+            e and e.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net"}
+            for e in emails
+        )
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(
+                Order.status == OrderStatus.delivered,
+                Order.delivered_at >= NOW - timedelta(days=10),
+            )
+        )
+        assert recent and recent >= 2
+        months = {f.created_at.strftime("%Y-%m") for f in await session.scalars(select(Feedback))}
+        assert len(months) >= 20
+        browsing = await session.scalar(
+            select(func.count())
+            .select_from(Lifecycle)
+            .where(
+                Lifecycle.order_id.is_(None),
+                Lifecycle.closed_at.is_(None),
+                Lifecycle.stage.in_([Stage.discovery, Stage.research]),
+            )
+        )
+        assert browsing and browsing >= 3
+
+
+async def test_readme_orders_exactly_as_documented(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, _ = loaded
+    async with factory() as session:
+        rows = (
+            await session.execute(
+                select(Order, Customer)
+                .join(Customer, Customer.id == Order.customer_id)
+                .where(Order.number.in_(README_ORDERS))
+            )
+        ).all()
+        orders = {order.number: (order, customer) for order, customer in rows}
+        assert {n: (o.status, c.email) for n, (o, c) in orders.items()} == README_ORDERS
+        names = {c.email: (c.external_id, c.name) for _, c in orders.values()}
+        assert names == {
+            "jane.doe@example.com": ("C1001", "Jane Doe"),
+            "tom.becker@example.com": ("C1002", "Tom Becker"),
+            "priya.shah@example.com": ("C1003", "Priya Shah"),
+        }
+
+        a1 = orders["A10001"][0]  # delivered 3 days ago: inside the 30-day return window
+        assert a1.delivered_at is not None
+        assert timedelta(days=2) < NOW - a1.delivered_at < timedelta(days=4)
+        assert a1.tracking_number and a1.return_requested_at is None
+        a2 = orders["A10002"][0]  # placed, not shipped: can be cancelled or re-addressed
+        assert a2.shipped_at is None and a2.tracking_number is None and a2.cancelled_at is None
+        a3 = orders["A10003"][0]  # shipped and late
+        assert a3.delivered_at is None and a3.tracking_number
+        assert a3.estimated_delivery is not None and a3.estimated_delivery < NOW
+        a4 = orders["A10004"][0]
+        assert a4.cancelled_at is not None and a4.shipped_at is None
+        a5 = orders["A10005"][0]
+        assert a5.refunded_at is not None and a5.return_requested_at is not None
+        a6 = orders["A10006"][0]  # delivered 90 days ago: outside the return window
+        assert a6.delivered_at is not None
+        assert timedelta(days=89) < NOW - a6.delivered_at < timedelta(days=91)
+
+        jane = orders["A10001"][1]
+        jane_sub = await session.scalar(
+            select(Subscription).where(Subscription.customer_id == jane.id)
+        )
+        assert jane_sub is not None and jane_sub.status is SubscriptionStatus.active
+        assert jane_sub.current_period_start <= NOW < jane_sub.current_period_end
+        latest = await session.scalar(
+            select(Order.number)
+            .where(Order.customer_id == jane.id)
+            .order_by(Order.placed_at.desc())
+            .limit(1)
+        )
+        assert latest == "A10002"
+
+        stages = await _pairs(
+            session,
+            select(Order.number, Lifecycle.stage)
+            .join(Lifecycle, Lifecycle.order_id == Order.id)
+            .where(Order.number.in_(README_ORDERS)),
+        )
+        assert stages["A10001"] is Stage.use and stages["A10002"] is Stage.purchase
+        assert stages["A10005"] is Stage.support
+
+
+async def test_each_order_has_one_lifecycle_and_consistent_times(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, _ = loaded
+    async with factory() as session:
+        orders = list(await session.scalars(select(Order)))
+        lifecycles = list(await session.scalars(select(Lifecycle)))
+        by_order: dict[int, list[Lifecycle]] = {}
+        for lifecycle in lifecycles:
+            if lifecycle.order_id is not None:
+                by_order.setdefault(lifecycle.order_id, []).append(lifecycle)
+        for order in orders:
+            assert len(by_order.get(order.id, [])) == 1, order.number
+            lifecycle = by_order[order.id][0]
+            assert lifecycle.opened_at <= order.placed_at
+            assert order.placed_at <= NOW
+            if order.subscription_id is not None:
+                assert lifecycle.subscription_id == order.subscription_id
+            if order.shipped_at is not None:
+                assert order.placed_at < order.shipped_at <= NOW
+                assert order.carrier in {"DHL", "DPD", "UPS", "PostNL", "GLS"}
+                assert order.tracking_number and order.estimated_delivery is not None
+            if order.delivered_at is not None:
+                assert order.shipped_at is not None and order.shipped_at < order.delivered_at
+                assert order.delivered_at <= NOW
+            if order.status in (OrderStatus.returned, OrderStatus.refunded):
+                assert order.return_requested_at is not None
+                assert lifecycle.closed_at is not None
+            if order.status is OrderStatus.refunded:
+                assert order.refunded_at is not None
+            if order.status is OrderStatus.cancelled:
+                assert order.cancelled_at is not None and order.shipped_at is None
+                assert lifecycle.close_reason == "cancelled"
+            if order.status in (OrderStatus.placed, OrderStatus.shipped):
+                assert order.delivered_at is None and lifecycle.closed_at is None
+        items = await session.scalar(
+            select(func.count(func.distinct(OrderItem.order_id))).select_from(OrderItem)
+        )
+        assert items == len(orders)
+
+
+async def test_feedback_scores_and_times(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, _ = loaded
+    async with factory() as session:
+        opened = await _pairs(session, select(Lifecycle.id, Lifecycle.opened_at))
+        for row in await session.scalars(select(Feedback)):
+            scale = SCALES.get(row.kind.value)
+            if scale is not None:
+                assert row.score is not None and scale[0] <= row.score <= scale[1], row.id
+            else:
+                assert row.score is None and row.text
+            assert opened[row.lifecycle_id] < row.created_at <= NOW
+            assert row.idempotency_key.startswith("demo:")
+            if row.text:
+                assert row.sentiment is not None
+        for dispatch in await session.scalars(select(SurveyDispatch)):
+            assert dispatch.sent_at is not None and dispatch.sent_at <= NOW
+            if dispatch.expired_at is not None:
+                assert dispatch.answered_at is None and dispatch.expired_at <= NOW
+
+
+async def test_no_recent_survey_for_readme_customers(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, _ = loaded
+    async with factory() as session:
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(SurveyDispatch)
+            .join(Customer, Customer.id == SurveyDispatch.customer_id)
+            .where(
+                Customer.external_id.in_(["C1001", "C1002", "C1003"]),
+                SurveyDispatch.sent_at >= NOW - timedelta(days=14),
+            )
+        )
+        assert recent == 0
+
+
+async def test_built_in_pitfalls(
+    loaded: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, _ = loaded
+    async with factory() as session:
+        csat_by_stage = await _pairs(
+            session,
+            select(Feedback.stage, func.avg(Feedback.score))
+            .where(Feedback.kind == FeedbackKind.csat)
+            .group_by(Feedback.stage),
+        )
+        assert csat_by_stage[Stage.support] < csat_by_stage[Stage.purchase] - 0.5
+        by_carrier = await _pairs(
+            session,
+            select(Order.carrier, func.avg(Feedback.score))
+            .join(Order, Order.id == Feedback.order_id)
+            .join(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
+            .where(
+                Feedback.kind == FeedbackKind.csat,
+                SurveyDispatch.trigger == demo.TRIGGER_ORDER_DELIVERED,
+            )
+            .group_by(Order.carrier),
+        )
+        others = [score for carrier, score in by_carrier.items() if carrier != "DPD"]
+        assert by_carrier["DPD"] < min(others)
+
+
+async def test_default_now_is_the_current_time(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    assert (await demo.load_demo_data(factory)).created
+    async with factory() as session:
+        delivered = await session.scalar(select(Order.delivered_at).where(Order.number == "A10001"))
+    assert delivered is not None
+    assert timedelta(days=2) < datetime.now(timezone.utc) - delivered < timedelta(days=4)
+
+
+async def test_all_or_nothing(
+    factory: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    original = feedback_domain.record
+
+    async def failing_record(session: AsyncSession, new: NewFeedback) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 50:
+            raise RuntimeError("disk full")
+        return await original(session, new)
+
+    monkeypatch.setattr(feedback_domain, "record", failing_record)
+    with pytest.raises(RuntimeError):
+        await demo.load_demo_data(factory, now=NOW)
+    assert calls == 50
+    assert set((await _counts(factory)).values()) == {0}

@@ -1,0 +1,94 @@
+"""domain.yml agrees with the code and the training data, in both directions."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rasa_sdk import Action
+
+import actions
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_INTENTS = {
+    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "request_human",
+    "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
+    "cancel_order", "change_address", "billing_issue", "cancel_subscription",
+    "pause_subscription", "product_question", "give_feedback", "complain", "praise",
+    "out_of_scope",
+}  # fmt: skip
+BUILT_IN_INTENTS = {"nlu_fallback"}
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+DOMAIN = _yaml(ROOT / "domain.yml")
+
+
+def _code_actions() -> set[str]:
+    names: set[str] = set()
+    for module_info in pkgutil.iter_modules(actions.__path__):
+        module = importlib.import_module(f"actions.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Action) and cls.__module__ == module.__name__:
+                names.add(cls().name())
+    return names
+
+
+def _dialogue_steps() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    files = [*(ROOT / "data").rglob("*.yml"), *(ROOT / "tests").glob("test_*.yml")]
+    for path in files:
+        content = _yaml(path)
+        for block in content.get("rules", []) + content.get("stories", []):
+            for step in block.get("steps", []) + block.get("condition", []):
+                steps.extend(step.get("or", [step]))
+    return steps
+
+
+def test_every_action_in_code_is_in_the_domain_and_back() -> None:
+    assert _code_actions() == set(DOMAIN["actions"])
+
+
+def test_every_action_used_in_dialogue_data_is_declared() -> None:
+    used = {s["action"] for s in _dialogue_steps() if "action" in s}
+    declared = set(DOMAIN["actions"]) | set(DOMAIN["responses"]) | set(DOMAIN["forms"])
+    assert used - declared - {"action_listen", "action_deactivate_loop"} == set()
+
+
+def test_every_response_and_form_is_used() -> None:
+    used = {s["action"] for s in _dialogue_steps() if "action" in s}
+    ask_responses = {
+        f"utter_ask_{slot}" for form in DOMAIN["forms"].values() for slot in form["required_slots"]
+    }
+    assert set(DOMAIN["responses"]) - ask_responses - used == set()
+    assert set(DOMAIN["forms"]) - used == set()
+
+
+def test_form_questions_exist_for_every_required_slot() -> None:
+    askers = set(DOMAIN["responses"]) | set(DOMAIN["actions"])
+    for form in DOMAIN["forms"].values():
+        for slot in form["required_slots"]:
+            assert {f"utter_ask_{slot}", f"action_ask_{slot}"} & askers, slot
+
+
+def test_intents_match_the_spec_and_the_training_data() -> None:
+    trained = set()
+    for path in (ROOT / "data" / "nlu").glob("*.yml"):
+        trained |= {item["intent"] for item in _yaml(path)["nlu"] if "intent" in item}
+    assert set(DOMAIN["intents"]) >= SPEC_INTENTS
+    assert trained == set(DOMAIN["intents"])
+    used = {s["intent"] for s in _dialogue_steps() if "intent" in s}
+    assert used - set(DOMAIN["intents"]) - BUILT_IN_INTENTS == set()
+    assert set(DOMAIN["intents"]) - used == set()
+
+
+def test_validation_actions_exist_for_every_form() -> None:
+    assert {f"validate_{form}" for form in DOMAIN["forms"]} <= _code_actions()

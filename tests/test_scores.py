@@ -1,0 +1,113 @@
+"""Free-text survey answers (SPEC §4/§5): parse_score and is_decline."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain.scores import ParsedScore, ScoreStatus, is_decline, parse_score
+
+OK = ScoreStatus.ok
+OUT = ScoreStatus.out_of_range
+UNCLEAR = ScoreStatus.unclear
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "expected"),
+    [
+        ("4", "csat", ParsedScore(OK, 4)),
+        ("four", "csat", ParsedScore(OK, 4)),
+        ("Four", "csat", ParsedScore(OK, 4)),
+        ("4/5", "csat", ParsedScore(OK, 4)),
+        ("4 / 5", "csat", ParsedScore(OK, 4)),
+        ("4 out of 5", "csat", ParsedScore(OK, 4)),
+        ("meh, 3", "csat", ParsedScore(OK, 3)),
+        ("⭐⭐⭐⭐", "csat", ParsedScore(OK, 4)),
+        ("⭐️⭐️⭐️", "csat", ParsedScore(OK, 3)),  # with emoji variation selectors
+        ("★★", "csat", ParsedScore(OK, 2)),
+        ("5 stars", "csat", ParsedScore(OK, 5)),
+        ("I'd give it 8", "nps", ParsedScore(OK, 8)),
+        ("I'd give it 8", "csat", ParsedScore(OUT, 8)),
+        ("9/10", "nps", ParsedScore(OK, 9)),
+        ("9/10", "csat", ParsedScore(OUT, 9)),
+        ("10", "nps", ParsedScore(OK, 10)),
+        ("ten", "nps", ParsedScore(OK, 10)),
+        ("11", "nps", ParsedScore(OUT, 11)),
+        ("11", "csat", ParsedScore(OUT, 11)),
+        ("0", "nps", ParsedScore(OK, 0)),
+        ("zero", "nps", ParsedScore(OK, 0)),
+        ("0", "csat", ParsedScore(OUT, 0)),
+        ("0", "ces", ParsedScore(OUT, 0)),
+        ("7", "ces", ParsedScore(OK, 7)),
+        ("seven", "ces", ParsedScore(OK, 7)),
+        ("7", "csat", ParsedScore(OUT, 7)),
+        ("8", "ces", ParsedScore(OUT, 8)),
+        ("1", "ces", ParsedScore(OK, 1)),
+        ("between 3 and 4", "csat", ParsedScore(UNCLEAR)),
+        ("3 or 4", "nps", ParsedScore(UNCLEAR)),
+        ("3.5", "csat", ParsedScore(UNCLEAR)),
+        ("", "csat", ParsedScore(UNCLEAR)),
+        ("   ", "nps", ParsedScore(UNCLEAR)),
+        ("it was fine I guess", "csat", ParsedScore(UNCLEAR)),
+        ("order 10023", "nps", ParsedScore(UNCLEAR)),  # five digits are not a score
+    ],
+)
+def test_parse_score(text: str, scale: str, expected: ParsedScore) -> None:
+    assert parse_score(text, scale) == expected
+
+
+def test_parse_score_same_number_twice_is_still_one_answer() -> None:
+    assert parse_score("4, yes 4", "csat") == ParsedScore(OK, 4)
+    assert parse_score("four (4)", "csat") == ParsedScore(OK, 4)
+
+
+@pytest.mark.parametrize("scale", ["csat", "ces", "nps"])
+def test_parse_score_very_long_text_is_unclear(scale: str) -> None:
+    assert parse_score("x" * 10_000, scale) == ParsedScore(UNCLEAR)
+    assert parse_score("4" * 10_000, scale) == ParsedScore(UNCLEAR)
+    assert parse_score("blah " * 2_000, scale) == ParsedScore(UNCLEAR)
+
+
+def test_parse_score_long_text_with_one_number_is_understood() -> None:
+    text = "lorem ipsum " * 800 + "I'd say 4"
+    assert len(text) > 9_000
+    assert parse_score(text, "csat") == ParsedScore(OK, 4)
+
+
+def test_parse_score_none_text_is_unclear() -> None:
+    assert parse_score(None, "csat") == ParsedScore(UNCLEAR)  # type: ignore[arg-type]
+
+
+def test_parse_score_unknown_scale_raises() -> None:
+    with pytest.raises(KeyError):
+        parse_score("4", "stars")
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "value"), [("four out of five", "csat", 4), ("nine out of ten", "nps", 9)]
+)
+def test_parse_score_number_word_fraction(text: str, scale: str, value: int) -> None:
+    assert parse_score(text, scale) == ParsedScore(OK, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "declined"),
+    [
+        ("skip", True),
+        ("Skip", True),
+        ("skip this.", True),
+        ("no thanks", True),
+        ("no thank you", True),
+        ("No thank you!", True),
+        ("not now", True),
+        ("nope", True),
+        ("rather not", True),
+        ("  later  ", True),
+        ("no, it was great", False),
+        ("no problems at all, 5", False),
+        ("skip the small talk, my parcel is missing", False),
+        ("4", False),
+        ("", False),
+    ],
+)
+def test_is_decline(text: str, declined: bool) -> None:
+    assert is_decline(text) is declined
