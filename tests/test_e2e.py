@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -38,7 +39,7 @@ class ChatClient:
         while True:  # the replies follow the end of the typing indicator
             try:
                 frame = await self.ws.receive_json(timeout=0.5)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 return messages
             messages.append(frame)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -22,10 +23,12 @@ class StubRasa:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.fail = False
+        self.delay = 0.0
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body)
+        await asyncio.sleep(self.delay)
         if self.fail:
             return web.Response(status=500)
         return web.json_response(
@@ -58,7 +61,9 @@ async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
 async def client(
     engine: Any, settings: Settings, rasa: tuple[StubRasa, str]
 ) -> AsyncIterator[TestClient]:
-    app = create_app(replace(settings, rasa_url=rasa[1], max_message_chars=2000))
+    app = create_app(
+        replace(settings, rasa_url=rasa[1], max_message_chars=2000, rasa_timeout_seconds=1.0)
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -163,6 +168,18 @@ async def test_rasa_failure_gives_a_retry_message_and_is_recorded(
         assert [
             m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
         ] == ["customer", "system"]
+    await ws.close()
+
+
+async def test_rasa_timeout_gives_a_retry_message(
+    client: TestClient, rasa: tuple[StubRasa, str]
+) -> None:
+    # Regression: on Python 3.10 asyncio.TimeoutError is not the builtin TimeoutError.
+    rasa[0].delay = 2.0
+    ws, _ = await _open(client)
+    frames = await _turn(ws, "hello")
+    assert frames[-1]["sender"] == "system"
+    assert frames[-1]["text"].startswith("Sorry, I'm having trouble answering right now")
     await ws.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class RasaClient:
                 if response.status != 200:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
                 payload: Any = await response.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
         if not isinstance(payload, list):
             raise RasaUnavailable("unexpected reply from Rasa")
@@ -53,7 +54,7 @@ class RasaClient:
                     return False
                 body: Any = await response.json()
                 return bool(body.get("model_file"))
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
 
 
