@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-# Documented keyword taxonomy (docs/feedback.md). A keyword matches as a whole word or
+# Documented keyword taxonomy (docs/decisions.md, "Themes"). A keyword matches as a whole word or
 # with a common English ending ("deliver" → delivered, delivery), never as any prefix:
 # "ups" must not tag "upset", nor "app" tag "appalling".
 THEME_KEYWORDS: dict[str, tuple[str, ...]] = {

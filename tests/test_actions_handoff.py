@@ -1,0 +1,130 @@
+"""Escalation actions, free-text opinions, and a database that is down."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from actions.feedback import ActionRecordOpinion
+from actions.handoff import ActionEscalate, ActionHandleFallback
+from actions.services import UNAVAILABLE, Services, use_services
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Escalation,
+    EscalationReason,
+    Feedback,
+    FeedbackKind,
+    Lifecycle,
+    Stage,
+)
+from tests.rasa_helpers import run, slot_events, tracker
+
+
+def _fallback_events(count: int) -> list[dict]:
+    user = {"event": "user", "text": "blorp", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    other = {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}}
+    return [other, *([user] * count)]
+
+
+async def test_request_human_escalates_and_waits_for_an_agent(session, action_services):
+    events, messages = await run(
+        ActionEscalate(), tracker("conv-1", "a person please", "request_human")
+    )
+
+    assert slot_events(events) == {
+        "awaiting": "nothing",
+        "pending_action": None,
+        "next_step": "done",
+    }
+    assert "a person will reply right here" in messages[0]["text"]
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert (escalation.reason, escalation.priority, escalation.conversation_id) == (
+        EscalationReason.customer_request,
+        2,
+        "conv-1",
+    )
+    assert (
+        await session.get(Conversation, "conv-1")
+    ).status is ConversationStatus.waiting_for_agent
+
+
+async def test_first_failed_understanding_offers_the_menu(session, action_services):
+    events, messages = await run(
+        ActionHandleFallback(),
+        tracker("conv-1", "blorp", "nlu_fallback", events=_fallback_events(1)),
+    )
+    assert events == []
+    assert messages[0]["text"].startswith("Sorry, I didn't understand that.")
+    assert (await session.scalars(select(Escalation))).all() == []
+
+
+async def test_second_failed_understanding_in_a_row_escalates(session, action_services):
+    await run(
+        ActionHandleFallback(),
+        tracker("conv-1", "blorp", "nlu_fallback", events=_fallback_events(2)),
+    )
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert escalation.reason is EscalationReason.fallback
+
+
+async def test_anonymous_angry_complaint_is_recorded_and_escalated(session, action_services):
+    text = "This is the worst shop ever, my parcel never came and nobody answers. Terrible!"
+    events, messages = await run(ActionRecordOpinion(), tracker("conv-1", text, "complain"))
+
+    assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
+    assert "talk to a person now" in messages[0]["text"]
+    row = (await session.scalars(select(Feedback))).one()
+    customer = await session.get(Customer, row.customer_id)
+    lifecycle = await session.get(Lifecycle, row.lifecycle_id)
+    assert (row.kind, row.text, row.stage) == (FeedbackKind.complaint, text, Stage.discovery)
+    assert row.sentiment is not None and row.sentiment <= -0.5
+    assert "delivery" in row.themes
+    assert customer.is_anonymous and lifecycle.customer_id == customer.id
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert (escalation.reason, escalation.feedback_id) == (
+        EscalationReason.negative_feedback,
+        row.id,
+    )
+    assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
+
+
+async def test_praise_is_recorded_once_per_message(session, action_services):
+    state = tracker("conv-1", "you guys are brilliant, thanks so much", "praise")
+    await run(ActionRecordOpinion(), state)
+    await run(ActionRecordOpinion(), state)  # a retried action
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.text) for r in rows] == [
+        (FeedbackKind.praise, "you guys are brilliant, thanks so much")
+    ]
+
+
+async def test_database_down_gives_a_clear_answer_and_writes_nothing(
+    settings, action_services, session
+):
+    down = Services.from_settings(
+        replace(settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    )
+    use_services(down)
+    try:
+        events, messages = await run(
+            ActionEscalate(), tracker("conv-1", "a person please", "request_human")
+        )
+    finally:
+        await down.engine.dispose()
+    assert events == []
+    assert messages == [
+        {
+            "text": UNAVAILABLE,
+            "buttons": [],
+            "elements": [],
+            "custom": {},
+            "template": None,
+            "response": None,
+            "image": None,
+            "attachment": None,
+        }
+    ]
+    assert (await session.scalars(select(Escalation))).all() == []

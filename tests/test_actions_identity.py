@@ -1,0 +1,110 @@
+"""Identity form validation: order number + email against the stored order."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from actions.identity import ValidateIdentityForm
+from bot.storage.models import Conversation, OrderStatus
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+
+async def _shop(session) -> None:
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    await factories.order(session, owner, "A10001", OrderStatus.delivered)
+    await session.commit()
+
+
+def _form(text: str, extracted: dict[str, str], **slots: object):
+    return tracker(
+        "conv-1", text, "inform", {"requested_slot": next(iter(extracted)), **slots},
+        active_loop="identity_form", extracted=extracted,
+    )  # fmt: skip
+
+
+async def test_order_number_alone_is_normalised_and_email_asked_next(session, action_services):
+    await _shop(session)
+    events, messages = await run(
+        ValidateIdentityForm(), _form("#10001", {"order_number": "#10001"})
+    )
+    assert slot_events(events) == {"order_number": "A10001"}
+    assert messages == []
+
+
+async def test_matching_email_verifies_and_links_the_conversation(session, action_services):
+    await _shop(session)
+    state = _form("Jane.Doe@Example.com", {"email": "Jane.Doe@Example.com"}, order_number="A10001")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert slot_events(events) == {
+        "order_number": "A10001",
+        "email": "jane.doe@example.com",
+        "identity": "verified",
+        "identity_attempts": 0.0,
+        "requested_slot": None,
+    }
+    assert messages == []
+    conversation = (await session.scalars(select(Conversation))).one()
+    assert (
+        conversation.id == "conv-1"
+        and conversation.customer_id is not None
+        and conversation.order_id is not None
+    )
+
+
+async def test_unknown_order_is_refused_and_both_are_asked_again(session, action_services):
+    await _shop(session)
+    state = _form("jane.doe@example.com", {"email": "jane.doe@example.com"}, order_number="A99999")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert slot_events(events) == {
+        "order_number": None,
+        "email": None,
+        "identity_attempts": 1.0,
+    }
+    assert (
+        messages[0]["text"]
+        == "I can't find an order A99999. Please check the number in your confirmation email. Let's try again."
+    )
+    conversation = (await session.scalars(select(Conversation))).one()
+    assert (conversation.customer_id, conversation.order_id) == (None, None)
+
+
+async def test_wrong_email_is_refused_without_order_details(session, action_services):
+    await _shop(session)
+    state = _form("tom@example.com", {"email": "tom@example.com"}, order_number="A10001")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert (
+        messages[0]["text"]
+        == "That email doesn't match our records for order A10001. Let's try again."
+    )
+    assert slot_events(events)["identity_attempts"] == 1.0
+
+
+async def test_third_failure_ends_the_form_unverified(session, action_services):
+    await _shop(session)
+    state = _form(
+        "tom@example.com",
+        {"email": "tom@example.com"},
+        order_number="A10001",
+        identity_attempts=2.0,
+    )
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    slots = slot_events(events)
+    assert slots["identity_attempts"] == 3.0 and slots["requested_slot"] is None
+    assert "identity" not in slots
+    assert messages[0]["text"] == "That email doesn't match our records for order A10001."
+
+
+async def test_not_an_order_number(session, action_services):
+    await _shop(session)
+    events, messages = await run(ValidateIdentityForm(), _form("dunno", {"order_number": "dunno"}))
+    assert slot_events(events) == {"order_number": None, "identity_attempts": 1.0}
+    assert messages[0]["text"].startswith("That doesn't look like an order number")
