@@ -22,6 +22,12 @@ from bot.domain import chat, surveys
 DomainDict = dict[str, Any]
 
 
+def _blank(value: Any) -> bool:
+    """Slots reset to None by the action that starts a survey are also sent for validation
+    when the form activates; they are not answers."""
+    return value is None or not str(value).strip()
+
+
 class ActionAskSurveyScore(Action):  # type: ignore[misc]
     def name(self) -> str:
         return "action_ask_survey_score"
@@ -65,6 +71,8 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if _blank(value):
+            return {"survey_score": None}
         retries = int(tracker.get_slot("survey_retries") or 0)
         return await self._answer(
             dispatcher,
@@ -81,6 +89,8 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_comment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if _blank(value):
+            return {"survey_comment": None}
         return await self._answer(
             dispatcher,
             "survey_comment",

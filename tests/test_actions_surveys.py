@@ -179,3 +179,23 @@ async def test_good_score_just_thanks(session, action_services):
     assert messages[0]["text"] == "Thank you for your feedback! It goes straight to our team."
     assert slot_events(events)["survey_dispatch_id"] is None
     assert (await session.scalars(select(Escalation))).all() == []
+
+
+async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
+    session, action_services
+):
+    # Regression: at form activation Rasa sends the reset survey slots (None) for validation;
+    # they were read as an empty answer (a "didn't catch a number" reply and a crash on the comment).
+    _, dispatch_id = await _survey_started(session)
+    state = tracker(
+        "conv-1", "yes", "affirm",
+        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id},
+        active_loop="survey_form",
+        extracted={"survey_score": None, "survey_comment": None},
+    )  # fmt: skip
+
+    events, messages = await run(ValidateSurveyForm(), state)
+
+    assert slot_events(events) == {"survey_score": None, "survey_comment": None}
+    assert messages == []
+    assert (await session.scalars(select(Feedback))).all() == []

@@ -131,3 +131,19 @@ async def test_request_human_escalates(live_stack: Any) -> None:
         reply = await chat.say("hello?")
         assert reply[0]["sender"] == "system"
         assert "person from our team will reply" in reply[0]["text"]
+
+
+async def test_confirmed_cancellation_then_survey(live_stack: Any) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
+        chat = ChatClient(ws)
+        await chat.hello()
+        await chat.say("please cancel my order")
+        await chat.say("A10002")
+        reply = await chat.say("jane.doe@example.com")
+        assert "Shall I cancel it?" in texts(reply)
+        reply = await chat.say("yes")
+        assert "Done: order A10002 is cancelled" in texts(reply)
+        assert "How satisfied are you" in texts(reply)
+        assert "didn't catch" not in texts(reply)
+        reply = await chat.say("skip")
+        assert "skipped the survey" in texts(reply)
