@@ -26,6 +26,7 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             tracker.sender_id,
             tracker.get_slot("support_request"),
             verified=tracker.get_slot("identity") == "verified",
+            order_number=tracker.get_slot("order_number"),
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.db'}"
 DEV_RASA_TOKEN = "dev-rasa-token"
+DEV_WIDGET_SECRET = "dev-widget-secret-change-me-in-production"
 
 
 class ConfigError(RuntimeError):
@@ -38,6 +39,11 @@ class Settings:
     return_window_days: int = 30
     survey_fatigue_days: int = 7
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Shared with the shop's backend, which signs customer identity tokens (HS256).
+    widget_secret: str = DEV_WIDGET_SECRET
+    # Per conversation: at most this many messages in `rate_window_seconds`.
+    rate_limit_messages: int = 12
+    rate_window_seconds: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -47,8 +53,15 @@ class Settings:
     def from_env(cls) -> Settings:
         environment = os.environ.get("APP_ENV", "development")
         rasa_token = os.environ.get("RASA_TOKEN", DEV_RASA_TOKEN)
+        widget_secret = os.environ.get("WIDGET_SECRET", DEV_WIDGET_SECRET)
         if environment == "production" and rasa_token == DEV_RASA_TOKEN:
             raise ConfigError("RASA_TOKEN must be set to a secret value when APP_ENV=production")
+        if environment == "production" and (
+            widget_secret == DEV_WIDGET_SECRET or len(widget_secret) < 32
+        ):
+            raise ConfigError(
+                "WIDGET_SECRET must be set to a secret of at least 32 characters when APP_ENV=production"
+            )
         origins = os.environ.get("ALLOWED_ORIGINS", "")
         return cls(
             database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -61,4 +74,6 @@ class Settings:
             return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
             survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            widget_secret=widget_secret,
+            rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
         )

@@ -176,3 +176,57 @@ async def test_unverified_request_shows_no_order_details(session, action_service
     assert "A10001" not in messages[0]["text"]
     assert "couldn't verify" in messages[0]["text"]
     assert slot_events(events)["next_step"] == "done"
+
+
+async def _signed_in_customer(session: AsyncSession) -> Order:
+    """A customer the shop's identity token vouched for: no order chosen yet."""
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    await factories.order(session, owner, "A10001", OrderStatus.delivered, placed_days_ago=20)
+    latest = await factories.order(session, owner, "A10002", OrderStatus.placed, placed_days_ago=1)
+    stranger = await factories.customer(session, 2)
+    await factories.order(session, stranger, "A20002", OrderStatus.shipped)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    return latest
+
+
+async def test_signed_in_customer_gets_their_latest_order_without_verifying(
+    session, action_services
+):
+    await _signed_in_customer(session)
+    state = tracker(
+        "conv-1",
+        "where is my order",
+        "order_status",
+        {"identity": "verified", "support_request": "order_status"},
+    )
+
+    _, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"].startswith("Order A10002 (")
+    conversation = await session.get(Conversation, "conv-1")
+    await session.refresh(conversation)
+    latest = (await session.scalars(select(Order).where(Order.number == "A10002"))).one()
+    assert conversation.order_id == latest.id
+
+
+async def test_named_order_is_used_only_if_it_is_the_customers(session, action_services):
+    await _signed_in_customer(session)
+    own = tracker(
+        "conv-1",
+        "what about A10001",
+        "order_status",
+        {"identity": "verified", "support_request": "order_status", "order_number": "A10001"},
+    )
+    other = tracker(
+        "conv-1",
+        "and A20002?",
+        "order_status",
+        {"identity": "verified", "support_request": "order_status", "order_number": "A20002"},
+    )
+
+    _, own_messages = await run(ActionSupportRequest(), own)
+    _, other_messages = await run(ActionSupportRequest(), other)
+
+    assert own_messages[0]["text"].startswith("Order A10001 (")
+    assert "A20002" not in other_messages[0]["text"]

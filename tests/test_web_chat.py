@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -13,8 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.storage.models import Conversation, ConversationStatus, Message
+from bot.domain.identity import issue_token
+from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
+from bot.web.chat import push
+from bot.web.keys import HUB
 
 
 class StubRasa:
@@ -22,6 +26,7 @@ class StubRasa:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
         self.fail = False
         self.delay = 0.0
 
@@ -41,6 +46,11 @@ class StubRasa:
             ]
         )
 
+    async def tracker_events(self, request: web.Request) -> web.Response:
+        assert request.query["token"] == "dev-rasa-token"
+        self.slot_events.append((request.match_info["sender"], await request.json()))
+        return web.json_response({})
+
     async def status(self, _request: web.Request) -> web.Response:
         return web.json_response({"model_file": "models/current.tar.gz"})
 
@@ -51,6 +61,7 @@ async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", stub.webhook)
     app.router.add_get("/status", stub.status)
+    app.router.add_post("/conversations/{sender}/tracker/events", stub.tracker_events)
     server = TestServer(app)
     await server.start_server()
     yield stub, str(server.make_url("")).rstrip("/")
@@ -101,7 +112,8 @@ async def test_server_mints_session_and_relays_with_its_own_sender_id(
 
     frames = await _turn(ws, "hello there")
 
-    assert frames[0] == {"type": "typing", "on": True}
+    assert frames[0] == {"type": "ack", "client_id": None, "id": 1, "duplicate": False}
+    assert frames[1] == {"type": "typing", "on": True}
     assert frames[-1]["text"] == "echo: hello there"
     assert frames[-1]["buttons"] == [{"title": "Yes", "payload": "yes"}]
     sender = rasa[0].received[0]["sender"]
@@ -223,3 +235,182 @@ async def test_unknown_route_is_a_json_404(client: TestClient) -> None:
     response = await client.get("/nope")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not_found"
+
+
+# --- widget protocol: acks, de-duplication, live push, identity, rate limit -------------------
+
+SECRET = "dev-widget-secret-change-me-in-production"
+
+
+async def _open_as(
+    client: TestClient, token: str | None = None, identity: str | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Frames up to and including the session frame."""
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "hello", "token": token, "identity": identity})
+    frames = [await ws.receive_json(timeout=5)]
+    while frames[-1]["type"] != "session":
+        frames.append(await ws.receive_json(timeout=5))
+    return ws, frames
+
+
+async def _send(ws: Any, text: str, client_id: str | None) -> None:
+    await ws.send_json({"type": "message", "text": text, "client_id": client_id})
+
+
+async def test_resent_client_id_is_stored_and_answered_once(client, rasa, session_factory) -> None:
+    ws, _ = await _open(client)
+    await _send(ws, "where is my order", "c-1")
+    first = await _turn_frames_until_bot(ws)
+    await _send(ws, "where is my order", "c-1")
+    ack = await ws.receive_json(timeout=5)
+
+    assert first[0] == {"type": "ack", "client_id": "c-1", "id": 1, "duplicate": False}
+    assert ack == {"type": "ack", "client_id": "c-1", "id": 1, "duplicate": True}
+    assert len(rasa[0].received) == 1
+    async with session_factory() as db:
+        customer_rows = (
+            await db.scalars(select(Message).where(Message.sender == MessageSender.customer))
+        ).all()
+    assert [(m.text, m.client_message_id) for m in customer_rows] == [("where is my order", "c-1")]
+    await ws.close()
+
+
+async def _turn_frames_until_bot(ws: Any) -> list[dict[str, Any]]:
+    frames = []
+    while True:
+        frame = await ws.receive_json(timeout=5)
+        frames.append(frame)
+        if frame.get("sender") in ("bot", "system") or frame["type"] == "error":
+            return frames
+
+
+async def test_second_tab_sees_the_customer_message_and_the_reply(client) -> None:
+    tab1, session = await _open(client)
+    tab2, resumed = await _open(client, session["token"])
+    assert resumed["token"] == session["token"]
+
+    await _send(tab1, "hi from tab one", "c-9")
+    await _turn_frames_until_bot(tab1)
+    seen = [await tab2.receive_json(timeout=5) for _ in range(4)]
+
+    messages = [(f["sender"], f["text"]) for f in seen if f["type"] == "message"]
+    assert messages == [("customer", "hi from tab one"), ("bot", "echo: hi from tab one")]
+    await tab1.close()
+    await tab2.close()
+
+
+async def test_push_reaches_live_tabs_and_waits_in_history_for_offline_ones(client) -> None:
+    ws, session = await _open(client)
+    await _turn(ws, "hello")
+    conversation_id = client.app[HUB]._sockets and next(iter(client.app[HUB]._sockets))
+    await push(client.app, conversation_id, MessageSender.agent, "Hi, Sam here", author="Sam")
+    live = await ws.receive_json(timeout=5)
+    assert (live["sender"], live["text"], live["author"]) == ("agent", "Hi, Sam here", "Sam")
+    await ws.close()
+    await asyncio.sleep(0.1)
+
+    await push(
+        client.app, conversation_id, MessageSender.agent, "Your refund is on its way", author="Sam"
+    )
+    ws2, resumed = await _open(client, session["token"])
+    assert [m["text"] for m in resumed["history"]][-2:] == [
+        "Hi, Sam here",
+        "Your refund is on its way",
+    ]
+    await ws2.close()
+
+
+async def test_rate_limit_gives_a_clear_message(engine, settings, rasa) -> None:
+    app = create_app(
+        replace(settings, rasa_url=rasa[1], rate_limit_messages=2, rate_window_seconds=60)
+    )
+    async with TestClient(TestServer(app)) as client:
+        ws, _ = await _open(client)
+        await _send(ws, "one", "a")
+        await _turn_frames_until_bot(ws)
+        await _send(ws, "two", "b")
+        await _turn_frames_until_bot(ws)
+        await _send(ws, "three", "c")
+        frame = await ws.receive_json(timeout=5)
+        assert frame == {
+            "type": "error",
+            "error": {
+                "code": "rate_limited",
+                "message": "You're sending messages very quickly. Please wait a few seconds and try again.",
+            },
+            "client_id": "c",
+        }
+        assert len(rasa[0].received) == 2
+        await ws.close()
+
+
+async def test_valid_identity_token_identifies_the_customer_and_tells_rasa(
+    client, rasa, session_factory
+) -> None:
+    token = issue_token(SECRET, "C5001", email="ann@example.com", name="Ann Lee")
+    ws, frames = await _open_as(client, identity=token)
+    session = frames[-1]
+    assert (session["identity"], session["customer_name"]) == ("verified", "Ann Lee")
+
+    await _turn(ws, "where is my order")
+
+    sender = rasa[0].received[0]["sender"]
+    assert rasa[0].slot_events == [
+        (sender, [{"event": "slot", "name": "identity", "value": "verified"}])
+    ]
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, sender)
+        customer = await db.get(Customer, conversation.customer_id)
+    assert (customer.external_id, customer.email, conversation.identified_by) == (
+        "C5001",
+        "ann@example.com",
+        "token",
+    )
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("make_token", "message_start"),
+    [
+        (
+            lambda: issue_token(
+                SECRET, "C5001", now=datetime.now(timezone.utc) - timedelta(hours=2)
+            ),
+            "Your login has expired",
+        ),
+        (
+            lambda: issue_token("someone-elses-secret-of-some-length", "C5001"),
+            "I couldn't confirm who you are",
+        ),
+        (lambda: "not.a.jwt", "I couldn't confirm who you are"),
+    ],
+    ids=["expired", "forged", "garbage"],
+)
+async def test_bad_identity_token_is_refused_and_visitor_stays_anonymous(
+    client, rasa, make_token, message_start
+) -> None:
+    ws, frames = await _open_as(client, identity=make_token())
+    assert frames[0]["type"] == "error" and frames[0]["error"]["code"] == "identity_refused"
+    assert frames[0]["error"]["message"].startswith(message_start)
+    assert (frames[-1]["identity"], frames[-1]["customer_name"]) == ("anonymous", None)
+    await _turn(ws, "hi")
+    assert rasa[0].slot_events == []
+    await ws.close()
+
+
+async def test_another_customers_conversation_token_is_not_resumed(client) -> None:
+    ws, frames = await _open_as(client, identity=issue_token(SECRET, "C5001"))
+    await _turn(ws, "my private question")
+    await ws.close()
+    stolen_token = frames[-1]["token"]
+
+    ws2, frames2 = await _open_as(client, stolen_token, identity=issue_token(SECRET, "C5002"))
+    assert frames2[-1]["history"] == [] and frames2[-1]["token"] != stolen_token
+    await ws2.close()
+    ws3, frames3 = await _open_as(client, stolen_token)  # signed out on a shared computer
+    assert frames3[-1]["history"] == [] and frames3[-1]["identity"] == "anonymous"
+    await ws3.close()
+    ws4, frames4 = await _open_as(client, stolen_token, identity=issue_token(SECRET, "C5001"))
+    assert [m["text"] for m in frames4[-1]["history"]][:1] == ["my private question"]
+    await ws4.close()

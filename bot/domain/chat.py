@@ -177,6 +177,7 @@ async def support_request(
     conversation_id: str,
     flow: str | None,
     verified: bool,
+    order_number: str | None = None,
 ) -> Turn:
     turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
@@ -184,21 +185,42 @@ async def support_request(
             "What can I help you with? I can track orders, sort out deliveries, returns, refunds, billing and subscriptions."
         )
     context = await load_context(session, conversation_id)
-    if not verified or context.customer is None:
+    if not verified or context.customer is None or context.customer.is_anonymous:
         turn.slots["identity_attempts"] = 0
         return turn.say(
             "I couldn't verify your order, so I can't show its details. Please check the order number and email in your confirmation email, or ask for a person and our team will help.",
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
-    if flow in ORDER_FLOWS:
-        assert context.order is not None  # verified conversations always have an order
-        result = await support.run_order_flow(
-            session, flow, context.order, settings.return_window_days
-        )
-    else:
+    if flow in SUBSCRIPTION_FLOWS:
         subscription = await repositories.customer_subscription(session, context.customer.id)
         result = support.subscription_flow(flow, subscription)
+        return await _apply_flow_result(
+            session, settings, context, result, trigger=f"in_chat:{flow}"
+        )
+    order = await _order_in_question(session, context, order_number)
+    if order is None:
+        return turn.say(
+            "I can't find any orders on your account. If you ordered as a guest, tell me the order number and the email you used."
+        )
+    context = ChatContext(context.conversation, context.customer, order)
+    result = await support.run_order_flow(session, flow, order, settings.return_window_days)
     return await _apply_flow_result(session, settings, context, result, trigger=f"in_chat:{flow}")
+
+
+async def _order_in_question(
+    session: AsyncSession, context: ChatContext, order_number: str | None
+) -> Order | None:
+    """The order the customer named (if it is theirs), else the one verified, else their latest."""
+    assert context.customer is not None
+    order = None
+    if order_number:
+        named = await repositories.order_by_number(session, order_number)
+        if named is not None and named.customer_id == context.customer.id:
+            order = named
+    order = order or context.order or await repositories.latest_order(session, context.customer.id)
+    if order is not None:
+        context.conversation.order_id = order.id
+    return order
 
 
 async def _apply_flow_result(

@@ -115,8 +115,12 @@ async def verify(
         return Verification(VerifyStatus.unknown_order)
     if (order.customer.email or "").lower() != email.strip().lower():
         return Verification(VerifyStatus.email_mismatch)
+    if conversation.customer_id not in (None, order.customer_id):
+        # Already tied to another customer (signed in, or verified before): not merged.
+        return Verification(VerifyStatus.email_mismatch)
     conversation.customer_id = order.customer_id
     conversation.order_id = order.id
+    conversation.identified_by = conversation.identified_by or "order"
     await session.flush()
     return Verification(VerifyStatus.ok, order)
 

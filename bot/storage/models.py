@@ -288,6 +288,9 @@ class Conversation(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     # SHA-256 of the browser's resume token; the token itself is never stored.
     access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # "token" when the shop's signed identity token identified the customer, "order" when
+    # they verified with order number + email.
+    identified_by: Mapped[str | None] = mapped_column(String(16))
     # Order the conversation is about, so feedback lands on that order's lifecycle.
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -296,13 +299,22 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_time", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_time", "conversation_id", "id"),
+        # A message re-sent after a reconnect carries the same client id: stored once.
+        UniqueConstraint(
+            "conversation_id", "client_message_id", name="uq_messages_conversation_client_id"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     sender: Mapped[MessageSender] = mapped_column(_enum(MessageSender, "message_sender"))
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    client_message_id: Mapped[str | None] = mapped_column(String(64))
+    # Display name of the agent who wrote it (sender agent).
+    author: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -92,10 +92,32 @@ async def add_message(
     sender: MessageSender,
     text: str,
     buttons: list[dict[str, str]] | None = None,
+    *,
+    client_message_id: str | None = None,
+    author: str | None = None,
 ) -> Message:
-    message = Message(conversation_id=conversation_id, sender=sender, text=text, buttons=buttons)
+    message = Message(
+        conversation_id=conversation_id,
+        sender=sender,
+        text=text,
+        buttons=buttons,
+        client_message_id=client_message_id,
+        author=author,
+    )
     session.add(message)
     await session.flush()
+    return message
+
+
+async def message_by_client_id(
+    session: AsyncSession, conversation_id: str, client_message_id: str
+) -> Message | None:
+    message: Message | None = await session.scalar(
+        select(Message).where(
+            Message.conversation_id == conversation_id,
+            Message.client_message_id == client_message_id,
+        )
+    )
     return message
 
 

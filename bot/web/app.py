@@ -14,7 +14,8 @@ from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
 from bot.web.chat import chat_socket
 from bot.web.errors import error_middleware, json_error
-from bot.web.keys import ENGINE, RASA, SESSIONS, SETTINGS
+from bot.web.hub import ChatHub
+from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaClient
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,6 +36,11 @@ async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
             http, settings.rasa_url, settings.rasa_token, settings.rasa_timeout_seconds
         )
         yield
+
+
+async def _close_chats(app: web.Application) -> None:
+    # The widget reconnects with backoff and resumes with its token.
+    await app[HUB].close_all("server restarting, reconnecting")
 
 
 async def index(_request: web.Request) -> web.FileResponse:
@@ -75,6 +81,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         middlewares=[error_middleware, security_headers], client_max_size=64 * 1024
     )
     app[SETTINGS] = settings or Settings.from_env()
+    app[HUB] = ChatHub()
+    app.on_shutdown.append(_close_chats)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rasa_client)
     setup_routes(app)

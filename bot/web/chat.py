@@ -1,47 +1,82 @@
-"""Chat WebSocket: stores every message in the transcript and relays to Rasa."""
+"""Chat WebSocket: sessions, identity, transcript, de-duplication, rate limits, relay to Rasa.
+
+Protocol (docs/widget.md): the client says `hello` (resume token, optional identity
+token), then sends `message` frames with a client id; the server answers `session`,
+`ack`, `message`, `typing` and `error` frames. Every text is stored before it is shown.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations
+from bot.domain.identity import check_token
 from bot.storage import repositories
 from bot.storage.models import Conversation, Message, MessageSender
-from bot.web.keys import RASA, SESSIONS, SETTINGS
+from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
 RETRY_LATER = "Sorry, I'm having trouble answering right now. Please try again in a moment."
 WAITING_NOTE = "Thanks, I've added that to your request. A person from our team will reply here."
+RATE_LIMITED = "You're sending messages very quickly. Please wait a few seconds and try again."
 MAX_FRAME_BYTES = 64 * 1024
+MAX_CLIENT_ID_CHARS = 64
 
 
-def _message_json(message: Message) -> dict[str, Any]:
+def message_frame(message: Message) -> dict[str, Any]:
     return {
         "type": "message",
+        "id": message.id,
         "sender": message.sender.value,
         "text": message.text,
         "buttons": message.buttons or [],
         "time": message.created_at.isoformat(),
+        "client_id": message.client_message_id,
+        "author": message.author,
     }
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"code": code, "message": message}}
+def _error(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "error": {"code": code, "message": message}}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return frame
 
 
 def _origin_allowed(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser; browsers always send Origin on WebSocket upgrades
-    allowed = request.app[SETTINGS].allowed_origins
     same_host = origin.split("://", 1)[-1] == request.host
-    return same_host or origin in allowed
+    return same_host or origin in request.app[SETTINGS].allowed_origins
+
+
+@dataclass
+class Connection:
+    request: web.Request
+    ws: web.WebSocketResponse
+    conversation_id: str | None = None
+    identity_to_sync: bool = False
+
+
+async def push(app: web.Application, conversation_id: str, sender: MessageSender, text: str,
+               buttons: list[dict[str, str]] | None = None, author: str | None = None) -> Message:  # fmt: skip
+    """Store a message and deliver it to every live tab; offline customers get it with the
+    history when they reconnect. Used for agent replies and proactive surveys."""
+    async with app[SESSIONS]() as session, session.begin():
+        message = await repositories.add_message(
+            session, conversation_id, sender, text, buttons, author=author
+        )
+    await app[HUB].send(conversation_id, message_frame(message))
+    return message
 
 
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
@@ -52,86 +87,156 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
         )
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
-    conversation: Conversation | None = None
-    async for frame in ws:
-        if frame.type is not WSMsgType.TEXT:
-            continue
-        try:
-            data = json.loads(frame.data)
-        except ValueError:
-            await ws.send_json(_error("bad_request", "Messages must be JSON."))
-            continue
-        if not isinstance(data, dict):
-            await ws.send_json(_error("bad_request", "Messages must be JSON objects."))
-            continue
-        if data.get("type") == "hello":
-            conversation = await _hello(request, ws, data.get("token"))
-        elif conversation is None:
-            await ws.send_json(_error("no_session", "Say hello first."))
-        elif data.get("type") == "message":
-            await _customer_message(request, ws, conversation.id, data.get("text"))
-        else:
-            await ws.send_json(_error("bad_request", "Unknown message type."))
+    connection = Connection(request, ws)
+    try:
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT:
+                await _handle(connection, frame.data)
+    finally:
+        if connection.conversation_id is not None:
+            request.app[HUB].leave(connection.conversation_id, ws)
     return ws
 
 
-async def _hello(request: web.Request, ws: web.WebSocketResponse, token: Any) -> Conversation:
-    async with request.app[SESSIONS]() as session, session.begin():
+async def _handle(connection: Connection, raw: str) -> None:
+    ws = connection.ws
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        await ws.send_json(_error("bad_request", "Messages must be JSON objects."))
+    elif data.get("type") == "hello":
+        await _hello(connection, data.get("token"), data.get("identity"))
+    elif connection.conversation_id is None:
+        await ws.send_json(_error("no_session", "Say hello first."))
+    elif data.get("type") == "message":
+        await _customer_message(connection, data.get("text"), data.get("client_id"))
+    else:
+        await ws.send_json(_error("bad_request", "Unknown message type."))
+
+
+async def _hello(connection: Connection, token: Any, identity: Any) -> None:
+    app = connection.request.app
+    claims = None
+    if isinstance(identity, str) and identity:
+        check = check_token(app[SETTINGS].widget_secret, identity)
+        claims = check.claims
+        if check.problem is not None:
+            await connection.ws.send_json(_error("identity_refused", check.message))
+    async with app[SESSIONS]() as session, session.begin():
         chat = await conversations.start_or_resume(
-            session, token if isinstance(token, str) else None
+            session, token if isinstance(token, str) else None, claims
         )
-    await ws.send_json(
+    if connection.conversation_id is not None:
+        app[HUB].leave(connection.conversation_id, connection.ws)
+    connection.conversation_id = chat.conversation.id
+    connection.identity_to_sync = chat.conversation.identified_by == conversations.BY_TOKEN
+    app[HUB].join(chat.conversation.id, connection.ws)
+    await connection.ws.send_json(
         {
             "type": "session",
             "token": chat.token,
             "status": chat.conversation.status.value,
-            "history": [_message_json(m) for m in chat.history],
+            "identity": "verified" if chat.verified else "anonymous",
+            "customer_name": chat.customer.name if chat.verified and chat.customer else None,
+            "history": [message_frame(m) for m in chat.history],
         }
     )
-    return chat.conversation
 
 
-async def _store(request: web.Request, conversation_id: str, sender: MessageSender, text: str,
-                 buttons: list[dict[str, str]] | None = None) -> Message:  # fmt: skip
-    async with request.app[SESSIONS]() as session, session.begin():
-        return await repositories.add_message(session, conversation_id, sender, text, buttons)
+def _valid_client_id(client_id: Any) -> str | None:
+    if isinstance(client_id, str) and 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
+        return client_id
+    return None
 
 
-async def _customer_message(
-    request: web.Request, ws: web.WebSocketResponse, conversation_id: str, text: Any
-) -> None:
-    limit = request.app[SETTINGS].max_message_chars
+async def _store_customer_message(
+    connection: Connection, text: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """The stored message and whether it is new (a re-sent client id is stored once)."""
+    assert connection.conversation_id is not None
+    sessions = connection.request.app[SESSIONS]
+    if client_id is not None:
+        async with sessions() as session:
+            existing = await repositories.message_by_client_id(
+                session, connection.conversation_id, client_id
+            )
+        if existing is not None:
+            return existing, False
+    try:
+        async with sessions() as session, session.begin():
+            message = await repositories.add_message(
+                session, connection.conversation_id, MessageSender.customer, text,
+                client_message_id=client_id,
+            )  # fmt: skip
+    except IntegrityError:  # the same client id from another tab, a moment earlier
+        async with sessions() as session:
+            existing = await repositories.message_by_client_id(
+                session, connection.conversation_id, client_id or ""
+            )
+        assert existing is not None
+        return existing, False
+    return message, True
+
+
+async def _customer_message(connection: Connection, text: Any, client_id: Any) -> None:
+    app, ws = connection.request.app, connection.ws
+    conversation_id = connection.conversation_id
+    assert conversation_id is not None
+    settings = app[SETTINGS]
+    client_id = _valid_client_id(client_id)
     if not isinstance(text, str) or not text.strip():
-        await ws.send_json(_error("empty_message", "Please type a message."))
+        await ws.send_json(_error("empty_message", "Please type a message.", client_id))
         return
-    if len(text) > limit:
+    if len(text) > settings.max_message_chars:
         await ws.send_json(
             _error(
                 "message_too_long",
-                f"Messages are limited to {limit} characters; please shorten it.",
+                f"Messages are limited to {settings.max_message_chars} characters; please shorten it.",
+                client_id,
             )
         )
         return
-    text = text.strip()
-    await _store(request, conversation_id, MessageSender.customer, text)
-    async with request.app[SESSIONS]() as session:
+    if not app[HUB].allow(
+        conversation_id, settings.rate_limit_messages, settings.rate_window_seconds
+    ):
+        await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
+        return
+    message, is_new = await _store_customer_message(connection, text.strip(), client_id)
+    await ws.send_json(
+        {"type": "ack", "client_id": client_id, "id": message.id, "duplicate": not is_new}
+    )
+    if not is_new:
+        return
+    await app[HUB].send(conversation_id, message_frame(message), exclude=ws)
+    await _answer(connection, message.text)
+
+
+async def _answer(connection: Connection, text: str) -> None:
+    app = connection.request.app
+    conversation_id = connection.conversation_id
+    assert conversation_id is not None
+    async with app[SESSIONS]() as session:
         conversation = await session.get(Conversation, conversation_id)
     if conversation is None or not conversations.bot_may_answer(conversation):
-        note = await _store(request, conversation_id, MessageSender.system, WAITING_NOTE)
-        await ws.send_json(_message_json(note))
+        await push(app, conversation_id, MessageSender.system, WAITING_NOTE)
         return
-    await ws.send_json({"type": "typing", "on": True})
+    hub, rasa = app[HUB], app[RASA]
+    await hub.send(conversation_id, {"type": "typing", "on": True})
     try:
-        replies = await request.app[RASA].send(conversation_id, text)
+        if connection.identity_to_sync:
+            # The shop vouched for this customer: Rasa skips the order + email check.
+            await rasa.set_slots(conversation_id, {"identity": "verified"})
+            connection.identity_to_sync = False
+        replies = await rasa.send(conversation_id, text)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable for %s: %s", conversation_id, exc)
-        failure = await _store(request, conversation_id, MessageSender.system, RETRY_LATER)
-        await ws.send_json(_message_json(failure))
-        return
+        replies = None
     finally:
-        await ws.send_json({"type": "typing", "on": False})
+        await hub.send(conversation_id, {"type": "typing", "on": False})
+    if replies is None:
+        await push(app, conversation_id, MessageSender.system, RETRY_LATER)
+        return
     for reply in replies:
-        stored = await _store(
-            request, conversation_id, MessageSender.bot, reply.text, reply.buttons
-        )
-        await ws.send_json(_message_json(stored))
+        await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)

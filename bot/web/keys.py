@@ -6,9 +6,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.web.hub import ChatHub
 from bot.web.rasa_client import RasaClient
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 RASA = web.AppKey("rasa", RasaClient)
+HUB = web.AppKey("hub", ChatHub)

@@ -43,6 +43,22 @@ class RasaClient:
             raise RasaUnavailable("unexpected reply from Rasa")
         return [_reply(item) for item in payload if isinstance(item, dict) and item.get("text")]
 
+    async def set_slots(self, sender_id: str, slots: dict[str, Any]) -> None:
+        """Append SlotSet events to a conversation's tracker (Rasa HTTP API, token auth)."""
+        url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
+        events = [{"event": "slot", "name": name, "value": value} for name, value in slots.items()]
+        try:
+            async with self._http.post(
+                url,
+                params={"token": self._token, "include_events": "NONE"},
+                json=events,
+                timeout=self._timeout,
+            ) as response:
+                if response.status != 200:
+                    raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def is_ready(self) -> bool:
         try:
             async with self._http.get(

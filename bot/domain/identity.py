@@ -1,0 +1,94 @@
+"""Customer identity tokens made by the shop's backend: HS256 JWTs (SPEC §5).
+
+Claims: `sub` = the customer's external id (the shop's id), `exp` (required), `aud` =
+"shop-chat" (so a token made for another purpose is refused), optional `email` and `name`
+used to create the customer on first contact.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+AUDIENCE = "shop-chat"
+MAX_TOKEN_CHARS = 4096
+
+
+class TokenProblem(str, enum.Enum):
+    expired = "token_expired"
+    invalid = "token_invalid"
+
+
+@dataclass(frozen=True)
+class CustomerClaims:
+    external_id: str
+    email: str | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    claims: CustomerClaims | None
+    problem: TokenProblem | None = None
+
+    @property
+    def message(self) -> str:
+        if self.problem is TokenProblem.expired:
+            return "Your login has expired, so I can't see your account. You can still chat; I'll ask for your order number and email if I need them."
+        return "I couldn't confirm who you are from this page. You can still chat; I'll ask for your order number and email if I need them."
+
+
+def issue_token(
+    secret: str,
+    external_id: str,
+    *,
+    ttl: timedelta = timedelta(hours=1),
+    email: str | None = None,
+    name: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """What a shop's backend does (see docs/widget.md); also used by the demo shop."""
+    issued = now or datetime.now(timezone.utc)
+    claims: dict[str, object] = {
+        "sub": external_id,
+        "aud": AUDIENCE,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
+    if email:
+        claims["email"] = email
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def check_token(secret: str, token: str) -> TokenCheck:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return TokenCheck(None, TokenProblem.invalid)
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            options={"require": ["exp", "sub", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        return TokenCheck(None, TokenProblem.expired)
+    except jwt.PyJWTError:
+        return TokenCheck(None, TokenProblem.invalid)
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 64:
+        return TokenCheck(None, TokenProblem.invalid)
+    email = claims.get("email")
+    name = claims.get("name")
+    return TokenCheck(
+        CustomerClaims(
+            subject.strip(),
+            email if isinstance(email, str) else None,
+            name if isinstance(name, str) else None,
+        )
+    )
