@@ -149,6 +149,12 @@ async def test_token_expires_in_an_hour(
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="shop-chat")
     assert claims["sub"] == "C1002"
     assert 3500 <= claims["exp"] - time.time() <= 3600
+    assert (claims["name"], claims["email"]) == ("Tom Becker", "tom.becker@example.com")
+    _status, page = await _get(client, "/demo/shop/", "C9999")  # not one of the demo three
+    token = _identity_token(page)
+    assert token is not None
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="shop-chat")
+    assert claims["sub"] == "C9999" and "name" not in claims and "email" not in claims
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
 from bot.web.chat import chat_socket
+from bot.web.demo_shop import create_demo_shop
 from bot.web.errors import error_middleware, json_error
 from bot.web.hub import ChatHub
 from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS
@@ -57,11 +58,32 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "rasa": "ready" if rasa_ready else "unavailable"})
 
 
-def setup_routes(app: web.Application) -> None:
+async def widget_script(_request: web.Request) -> web.FileResponse:
+    return _asset("widget.js")
+
+
+async def widget_styles(_request: web.Request) -> web.FileResponse:
+    return _asset("widget.css")
+
+
+def _asset(name: str) -> web.FileResponse:
+    # Shops embed these from their own pages: short cache so fixes reach them quickly.
+    return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def shop_home_redirect(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/demo/shop/")
+
+
+def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", chat_socket)
+    app.router.add_get("/widget.js", widget_script)
+    app.router.add_get("/widget.css", widget_styles)
     app.router.add_static("/static/", STATIC_DIR)
+    app.router.add_get("/demo/shop", shop_home_redirect)
+    app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
 
 
 @web.middleware
@@ -85,5 +107,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_shutdown.append(_close_chats)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rasa_client)
-    setup_routes(app)
+    setup_routes(app, app[SETTINGS])
     return app

@@ -1,0 +1,599 @@
+/*
+ * Embeddable chat widget. A shop adds one tag to any page:
+ *
+ *   <script src="https://HOST/widget.js" data-identity="JWT-or-empty" data-title="Help" defer></script>
+ *
+ * Plain ES5-style JavaScript, no build step, no dependencies. Everything lives in an open
+ * Shadow DOM root attached to <div id="shop-chat-widget">, so the shop's CSS cannot break
+ * the widget and the widget's CSS cannot leak into the shop. Every text is rendered with
+ * textContent; only http(s) URLs become links. See docs/widget.md for the protocol.
+ */
+(function () {
+  "use strict";
+
+  var HOST_ID = "shop-chat-widget";
+  var TOKEN_KEY = "shop-chat-token";
+  var OUTBOX_KEY = "shop-chat-outbox";
+  var SUBJECT_KEY = "shop-chat-subject";
+  var MAX_CHARS = 2000;
+  var RETRY_MIN_MS = 500;
+  var RETRY_MAX_MS = 10000;
+  var DROP_CODES = { message_too_long: true, empty_message: true, rate_limited: true };
+  var GREETING_BUTTONS = [
+    { title: "Where is my order?", payload: "where is my order" },
+    { title: "Start a return", payload: "I want to return something" },
+    { title: "Leave feedback", payload: "I'd like to leave feedback" }
+  ];
+  var SENDER_LABELS = { customer: "You", bot: "Assistant", agent: "Support", system: "Notice" };
+
+  if (document.getElementById(HOST_ID)) {
+    return; // the tag was included twice: one widget is enough
+  }
+
+  // ---- where we come from ------------------------------------------------------------
+  var script = document.currentScript || document.querySelector('script[src$="/widget.js"]');
+  var scriptUrl = new URL((script && script.src) || "/widget.js", location.href);
+  var ORIGIN = scriptUrl.origin;
+  var WS_URL = (scriptUrl.protocol === "https:" ? "wss://" : "ws://") + scriptUrl.host + "/ws";
+  var identity = (script && script.getAttribute("data-identity")) || null;
+  var TITLE = (script && script.getAttribute("data-title")) || "Chat with us";
+
+  // ---- storage that never throws (private mode, blocked storage, sandboxed frames) ----
+  function storageGet(area, key) {
+    try { return window[area].getItem(key); } catch (e) { return null; }
+  }
+  function storageSet(area, key, value) {
+    try {
+      if (value === null) { window[area].removeItem(key); } else { window[area].setItem(key, value); }
+    } catch (e) { /* storage unavailable: the widget still works for this page view */ }
+  }
+
+  function uuid4() {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === "function") {
+      try { return c.randomUUID(); } catch (e) { /* insecure context: fall through */ }
+    }
+    var bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function") {
+      c.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < 16; i++) { bytes[i] = Math.floor(Math.random() * 256); }
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = [];
+    for (var j = 0; j < 16; j++) { hex.push((bytes[j] + 0x100).toString(16).slice(1)); }
+    return hex.slice(0, 4).join("") + "-" + hex.slice(4, 6).join("") + "-" +
+      hex.slice(6, 8).join("") + "-" + hex.slice(8, 10).join("") + "-" + hex.slice(10).join("");
+  }
+
+  // The customer id inside the identity token, read only to notice a change of customer on
+  // this browser (the server verifies the token; nothing here trusts this value).
+  function tokenSubject(jwt) {
+    try {
+      var part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      while (part.length % 4) { part += "="; }
+      var sub = JSON.parse(atob(part)).sub;
+      return typeof sub === "string" ? sub : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  var subject = identity ? tokenSubject(identity) || "?" : null;
+
+  // A conversation started by a signed-in customer is not continued by somebody else on a
+  // shared computer: after signing out, or as another customer, the chat starts afresh.
+  var storedSubject = storageGet("localStorage", SUBJECT_KEY);
+  if (storedSubject && storedSubject !== subject) {
+    storageSet("localStorage", TOKEN_KEY, null);
+    storageSet("localStorage", SUBJECT_KEY, null);
+    storageSet("sessionStorage", OUTBOX_KEY, null);
+  }
+
+  // ---- state -------------------------------------------------------------------------
+  var socket = null;
+  var sessionReady = false;      // a session frame arrived on the current socket
+  var hadSession = false;        // a session frame arrived on any socket of this page
+  var retryAttempt = 0;
+  var retryTimer = null;
+  var wantConnection = false;    // connect lazily: on open, or at once for known visitors
+  var open = false;
+  var unread = 0;
+  var renderedIds = {};          // server message id -> true
+  var bubbles = {};              // client_id -> <li> of a customer bubble in the log
+  var localClientIds = {};       // client_ids this tab rendered itself
+  var earlyErrors = [];          // errors that arrived before the session frame
+  var outbox = loadOutbox();     // [{client_id, text, shown, time}] not yet acknowledged
+
+  function loadOutbox() {
+    try {
+      var parsed = JSON.parse(storageGet("sessionStorage", OUTBOX_KEY) || "[]");
+      if (!Array.isArray(parsed)) { return []; }
+      return parsed.filter(function (m) {
+        return m && typeof m.client_id === "string" && typeof m.text === "string";
+      });
+    } catch (e) {
+      return [];
+    }
+  }
+  function saveOutbox() {
+    storageSet("sessionStorage", OUTBOX_KEY, outbox.length ? JSON.stringify(outbox) : null);
+  }
+  function inOutbox(clientId) {
+    for (var i = 0; i < outbox.length; i++) {
+      if (outbox[i].client_id === clientId) { return true; }
+    }
+    return false;
+  }
+  function dropFromOutbox(clientId) {
+    var before = outbox.length;
+    outbox = outbox.filter(function (m) { return m.client_id !== clientId; });
+    if (outbox.length !== before) { saveOutbox(); }
+  }
+  outbox.forEach(function (m) { localClientIds[m.client_id] = true; });
+
+  // ---- DOM helpers -------------------------------------------------------------------
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+
+  var URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
+  var TRAILING_PUNCTUATION = /[.,;:!?)\]}'"]+$/;
+
+  // Appends `text` to `parent`: text nodes, and <a> only for valid http(s) URLs.
+  function appendLinkified(parent, text) {
+    var last = 0;
+    var match;
+    URL_PATTERN.lastIndex = 0;
+    while ((match = URL_PATTERN.exec(text)) !== null) {
+      var candidate = match[0].replace(TRAILING_PUNCTUATION, "");
+      var start = match.index;
+      var url = null;
+      try { url = new URL(candidate); } catch (e) { url = null; }
+      if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !candidate) {
+        continue;
+      }
+      if (start > last) { parent.appendChild(document.createTextNode(text.slice(last, start))); }
+      var link = el("a", "msg__link", candidate);
+      link.href = url.href;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      parent.appendChild(link);
+      last = start + candidate.length;
+      URL_PATTERN.lastIndex = last;
+    }
+    if (last < text.length) { parent.appendChild(document.createTextNode(text.slice(last))); }
+  }
+
+  function twoDigits(n) { return (n < 10 ? "0" : "") + n; }
+
+  function timeElement(iso) {
+    if (typeof iso === "string" && /T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(iso)) {
+      iso += "Z"; // a time without a zone is UTC on this server
+    }
+    var date = iso ? new Date(iso) : new Date();
+    if (isNaN(date.getTime())) { date = new Date(); }
+    var node = el("time", "msg__time", twoDigits(date.getHours()) + ":" + twoDigits(date.getMinutes()));
+    node.dateTime = date.toISOString();
+    return node;
+  }
+
+  // ---- the UI --------------------------------------------------------------------------
+  var host = el("div");
+  host.id = HOST_ID;
+  var shadow = host.attachShadow({ mode: "open" });
+
+  var stylesheet = document.createElement("link");
+  stylesheet.rel = "stylesheet";
+  stylesheet.href = ORIGIN + "/widget.css";
+  shadow.appendChild(stylesheet);
+
+  var root = el("div", "root");
+  root.hidden = true; // until the stylesheet is there: no flash of an unstyled widget
+  shadow.appendChild(root);
+  function reveal() {
+    root.hidden = false;
+    if (open) { input.focus(); }
+  }
+  stylesheet.addEventListener("load", reveal);
+  stylesheet.addEventListener("error", reveal);
+
+  var launcher = el("button", "launcher");
+  launcher.type = "button";
+  launcher.setAttribute("aria-label", "Open chat");
+  launcher.setAttribute("aria-expanded", "false");
+  launcher.setAttribute("aria-controls", "shop-chat-panel");
+  launcher.setAttribute("aria-describedby", "shop-chat-badge");
+  launcher.appendChild(el("span", "launcher__icon"));
+  var badge = el("span", "badge");
+  badge.id = "shop-chat-badge";
+  badge.hidden = true;
+  launcher.appendChild(badge);
+
+  var panel = el("section", "panel");
+  panel.id = "shop-chat-panel";
+  panel.hidden = true;
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-label", TITLE);
+
+  var header = el("header", "header");
+  var heading = el("div", "header__text");
+  heading.appendChild(el("h2", "header__title", TITLE));
+  var statusEl = el("p", "header__status", "Connecting…");
+  statusEl.setAttribute("role", "status");
+  heading.appendChild(statusEl);
+  header.appendChild(heading);
+  var closeButton = el("button", "close");
+  closeButton.type = "button";
+  closeButton.setAttribute("aria-label", "Close chat");
+  closeButton.appendChild(el("span", "close__icon"));
+  header.appendChild(closeButton);
+
+  var log = el("ol", "log");
+  log.setAttribute("aria-live", "polite");
+  log.setAttribute("aria-label", "Conversation");
+  log.tabIndex = 0; // scrollable region reachable by keyboard
+
+  var typing = el("p", "typing", "The assistant is typing…");
+  typing.hidden = true;
+
+  var form = el("form", "composer");
+  form.setAttribute("autocomplete", "off");
+  var input = el("input", "composer__input");
+  input.type = "text";
+  input.name = "text";
+  input.maxLength = MAX_CHARS;
+  input.placeholder = "Type your message…";
+  input.setAttribute("aria-label", "Your message");
+  var sendButton = el("button", "composer__send", "Send");
+  sendButton.type = "submit";
+  form.appendChild(input);
+  form.appendChild(sendButton);
+
+  panel.appendChild(header);
+  panel.appendChild(log);
+  panel.appendChild(typing);
+  panel.appendChild(form);
+  root.appendChild(panel);
+  root.appendChild(launcher);
+
+  // ---- rendering messages ------------------------------------------------------------
+  function scrollToEnd() { log.scrollTop = log.scrollHeight; }
+
+  function disableRow(row) {
+    var buttons = row.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
+  }
+
+  // Quick replies answer the latest prompt: once the customer says something, older rows go.
+  function disableAllRows() {
+    var rows = log.querySelectorAll(".msg__buttons");
+    for (var i = 0; i < rows.length; i++) { disableRow(rows[i]); }
+  }
+
+  function renderMessage(m) {
+    var sender = SENDER_LABELS.hasOwnProperty(m.sender) ? m.sender : "system";
+    var item = el("li", "msg msg--" + sender);
+    item.setAttribute("data-sender", sender);
+    if (m.id !== undefined && m.id !== null) {
+      item.setAttribute("data-id", String(m.id));
+      renderedIds[String(m.id)] = true;
+    }
+    var label = sender === "agent" && m.author ? m.author : SENDER_LABELS[sender];
+    item.appendChild(el("span", "visually-hidden", label + ": "));
+    if (sender === "agent" && m.author) {
+      item.appendChild(el("p", "msg__author", String(m.author)));
+    }
+    var body = el("p", "msg__text");
+    appendLinkified(body, String(m.text === undefined || m.text === null ? "" : m.text));
+    item.appendChild(body);
+    item.appendChild(timeElement(m.time));
+    if (sender === "customer") {
+      disableAllRows();
+      item.setAttribute("data-state", m.state || "sent");
+      if (m.client_id) { bubbles[m.client_id] = item; }
+    }
+    var buttons = Array.isArray(m.buttons) ? m.buttons : [];
+    if (buttons.length && sender !== "customer") {
+      var row = el("div", "msg__buttons");
+      row.setAttribute("role", "group");
+      row.setAttribute("aria-label", "Quick replies");
+      buttons.forEach(function (b) {
+        if (!b || typeof b.title !== "string") { return; }
+        var button = el("button", "quick", b.title);
+        button.type = "button";
+        button.addEventListener("click", function () {
+          disableRow(row);
+          sendMessage(typeof b.payload === "string" ? b.payload : b.title, b.title);
+          input.focus();
+        });
+        row.appendChild(button);
+      });
+      item.appendChild(row);
+    }
+    log.appendChild(item);
+    scrollToEnd();
+    return item;
+  }
+
+  function systemNote(text) {
+    return renderMessage({ sender: "system", text: text, time: new Date().toISOString() });
+  }
+
+  function setUnread(count) {
+    unread = count;
+    badge.textContent = count > 99 ? "99+" : String(count);
+    badge.setAttribute("aria-label", count === 1 ? "1 unread message" : count + " unread messages");
+    badge.hidden = count === 0;
+  }
+
+  function markSent(clientId, id) {
+    var item = bubbles[clientId];
+    if (item) {
+      item.setAttribute("data-state", "sent");
+      if (id !== undefined && id !== null) { item.setAttribute("data-id", String(id)); }
+    }
+    if (id !== undefined && id !== null) { renderedIds[String(id)] = true; }
+    dropFromOutbox(clientId);
+  }
+
+  // ---- sending -------------------------------------------------------------------------
+  function socketReady() {
+    return socket !== null && socket.readyState === WebSocket.OPEN && sessionReady;
+  }
+
+  function transmit(entry) {
+    socket.send(JSON.stringify({ type: "message", text: entry.text, client_id: entry.client_id }));
+  }
+
+  function sendMessage(text, shown) {
+    var entry = {
+      client_id: uuid4(),
+      text: text,
+      shown: shown || text,
+      time: new Date().toISOString()
+    };
+    outbox.push(entry);
+    saveOutbox();
+    localClientIds[entry.client_id] = true;
+    renderMessage({
+      sender: "customer", text: entry.shown, time: entry.time,
+      client_id: entry.client_id, state: "pending"
+    });
+    if (socketReady()) {
+      transmit(entry);
+    } else {
+      wantConnection = true;
+      if (socket === null && retryTimer === null) { connect(); }
+    }
+  }
+
+  // ---- the connection ------------------------------------------------------------------
+  function setStatus(text) { statusEl.textContent = text; }
+
+  function greeting(customerName) {
+    var first = typeof customerName === "string" ? customerName.trim().split(/\s+/)[0] : "";
+    renderMessage({
+      sender: "bot",
+      text: first ? "Hi " + first + "! How can I help you today?" : "Hi! How can I help you today?",
+      buttons: GREETING_BUTTONS,
+      time: new Date().toISOString()
+    });
+  }
+
+  function onSession(data) {
+    if (typeof data.token === "string" && data.token) {
+      storageSet("localStorage", TOKEN_KEY, data.token);
+    }
+    if (data.identity === "verified" && subject) {
+      storageSet("localStorage", SUBJECT_KEY, subject);
+    }
+    panel.setAttribute("data-status", String(data.status || "bot"));
+    panel.setAttribute("data-identity", String(data.identity || "anonymous"));
+    var seenBefore = hadSession ? renderedIds : null;
+    hadSession = true;
+    log.setAttribute("aria-busy", "true"); // don't read the whole history out again
+    log.textContent = "";
+    renderedIds = {};
+    bubbles = {};
+    var missed = 0;
+    var history = Array.isArray(data.history) ? data.history : [];
+    history.forEach(function (m) {
+      if (!m || (m.id !== undefined && m.id !== null && renderedIds[String(m.id)])) { return; }
+      var isNew = seenBefore !== null && m.id !== undefined && m.id !== null &&
+        !seenBefore[String(m.id)];
+      if (isNew && m.sender !== "customer") { missed += 1; }
+      renderMessage(m);
+      if (m.sender === "customer" && m.client_id && inOutbox(m.client_id)) {
+        dropFromOutbox(m.client_id); // stored before the acknowledgement got lost
+      }
+    });
+    if (!history.length) { greeting(data.customer_name); }
+    if (!open && missed) { setUnread(unread + missed); } // arrived while we were offline
+    log.removeAttribute("aria-busy");
+    earlyErrors.splice(0).forEach(function (text) { systemNote(text); });
+    sessionReady = true;
+    retryAttempt = 0;
+    setStatus("Online");
+    // Messages typed while offline (or restored after a reload): show, then send once.
+    renderOutbox();
+    outbox.slice().forEach(transmit);
+  }
+
+  function onMessage(m) {
+    if (m.id !== undefined && m.id !== null && renderedIds[String(m.id)]) { return; }
+    if (m.sender === "customer" && m.client_id && localClientIds[m.client_id]) {
+      markSent(m.client_id, m.id); // our own message, echoed back
+      return;
+    }
+    renderMessage(m);
+    if (m.sender === "customer" && m.client_id) { dropFromOutbox(m.client_id); }
+    if (!open && (m.sender === "bot" || m.sender === "agent" || m.sender === "system")) {
+      setUnread(unread + 1);
+    }
+  }
+
+  function onError(data) {
+    var error = data.error || {};
+    var text = typeof error.message === "string" && error.message
+      ? error.message : "Something went wrong; please try again.";
+    var clientId = typeof data.client_id === "string" ? data.client_id : null;
+    if (clientId && DROP_CODES[error.code]) {
+      dropFromOutbox(clientId);
+      if (bubbles[clientId]) { bubbles[clientId].setAttribute("data-state", "failed"); }
+    }
+    if (error.code === "identity_refused") {
+      identity = null; // don't send the refused token again on every reconnect
+    }
+    if (sessionReady) { systemNote(text); } else { earlyErrors.push(text); }
+  }
+
+  function onFrame(event) {
+    var data;
+    try { data = JSON.parse(event.data); } catch (e) { return; }
+    if (!data || typeof data !== "object") { return; }
+    if (data.type === "session") {
+      onSession(data);
+    } else if (data.type === "message") {
+      onMessage(data);
+    } else if (data.type === "ack") {
+      if (typeof data.client_id === "string") { markSent(data.client_id, data.id); }
+    } else if (data.type === "typing") {
+      typing.hidden = !data.on;
+    } else if (data.type === "error") {
+      onError(data);
+    }
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer !== null) { return; }
+    var base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * Math.pow(2, retryAttempt));
+    var delay = Math.min(RETRY_MAX_MS, base * (0.75 + Math.random() * 0.5));
+    retryAttempt += 1;
+    retryTimer = setTimeout(function () {
+      retryTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function connect() {
+    if (socket !== null) { return; }
+    wantConnection = true;
+    sessionReady = false;
+    earlyErrors = [];
+    var ws;
+    try {
+      ws = new WebSocket(WS_URL);
+    } catch (e) {
+      setStatus("Reconnecting…");
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.addEventListener("open", function () {
+      ws.send(JSON.stringify({
+        type: "hello",
+        token: storageGet("localStorage", TOKEN_KEY),
+        identity: identity
+      }));
+    });
+    ws.addEventListener("message", function (event) {
+      if (socket === ws) { onFrame(event); }
+    });
+    ws.addEventListener("close", function () {
+      if (socket !== ws) { return; }
+      socket = null;
+      sessionReady = false;
+      typing.hidden = true;
+      setStatus("Reconnecting…");
+      scheduleReconnect();
+    });
+  }
+
+  // Back online: try at once instead of waiting for the backoff.
+  window.addEventListener("online", function () {
+    if (wantConnection && socket === null && retryTimer !== null) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      retryAttempt = 0;
+      connect();
+    }
+  });
+
+  // ---- opening and closing -------------------------------------------------------------
+  function openPanel() {
+    if (!open) {
+      open = true;
+      panel.hidden = false;
+      launcher.setAttribute("aria-expanded", "true");
+      root.classList.add("root--open");
+      setUnread(0);
+      scrollToEnd();
+    }
+    if (socket === null && retryTimer === null) { connect(); }
+    input.focus();
+  }
+
+  function closePanel(returnFocus) {
+    if (!open) { return; }
+    open = false;
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    root.classList.remove("root--open");
+    if (returnFocus) { launcher.focus(); }
+  }
+
+  launcher.addEventListener("click", function () {
+    if (open) { closePanel(true); } else { openPanel(); }
+  });
+  closeButton.addEventListener("click", function () { closePanel(true); });
+  root.addEventListener("keydown", function (event) {
+    if ((event.key === "Escape" || event.key === "Esc") && open) {
+      event.preventDefault();
+      event.stopPropagation();
+      closePanel(true);
+    }
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    if (text.length > MAX_CHARS) { text = text.slice(0, MAX_CHARS); }
+    input.value = "";
+    sendMessage(text);
+  });
+
+  window.ShopChat = {
+    open: function () { openPanel(); },
+    close: function () { closePanel(false); },
+    isOpen: function () { return open; }
+  };
+
+  function renderOutbox() {
+    outbox.forEach(function (entry) {
+      if (!bubbles[entry.client_id]) {
+        renderMessage({
+          sender: "customer", text: entry.shown || entry.text, time: entry.time,
+          client_id: entry.client_id, state: "pending"
+        });
+      }
+    });
+  }
+
+  function mount() {
+    document.body.appendChild(host);
+    renderOutbox(); // typed before a reload and not acknowledged yet: still on its way
+    // Known visitors connect at once (unread badge, surveys pushed live); first-time
+    // anonymous visitors only when they open the chat, so that browsing creates no chats.
+    if (storageGet("localStorage", TOKEN_KEY) || identity || outbox.length) { connect(); }
+  }
+
+  if (document.body) {
+    mount();
+  } else {
+    document.addEventListener("DOMContentLoaded", mount);
+  }
+})();
