@@ -146,10 +146,12 @@ def run_forever() -> int:
     stack = start()
     print(
         "\nThe shop assistant is running:\n"
-        f"  chat page:      {stack.web_url}/\n"
-        f"  health:         {stack.web_url}/healthz\n"
-        "  staff console and dashboard: not built yet (see the issues)\n"
-        "Try it as Jane Doe: order A10001, email jane.doe@example.com.\n"
+        f"  demo shop with the chat widget: {stack.web_url}/demo/shop/\n"
+        f"    (sign in as a demo customer there: C1001 Jane, C1002 Tom, C1003 Priya)\n"
+        f"  stand-alone chat page:          {stack.web_url}/\n"
+        f"  health:                         {stack.web_url}/healthz\n"
+        "  staff console and dashboard: not built yet (issues #5, #6); no staff logins yet\n"
+        "Anonymous? Verify with order A10001 and jane.doe@example.com.\n"
         f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
         flush=True,
     )
