@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.services import (
     STORAGE_ERRORS,
     DomainAction,
-    emit,
     get_services,
     unavailable,
 )
-from bot.domain import chat, surveys
+from bot.domain import chat
 
 DomainDict = dict[str, Any]
 
@@ -26,29 +24,6 @@ def _blank(value: Any) -> bool:
     """Slots reset to None by the action that starts a survey are also sent for validation
     when the form activates; they are not answers."""
     return value is None or not str(value).strip()
-
-
-class ActionAskSurveyScore(Action):  # type: ignore[misc]
-    def name(self) -> str:
-        return "action_ask_survey_score"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        return emit(dispatcher, chat.score_question(tracker.get_slot("survey_kind")))
-
-
-class ActionAskSurveyComment(Action):  # type: ignore[misc]
-    def name(self) -> str:
-        return "action_ask_survey_comment"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        if tracker.get_slot("survey_kind") == "churn_reason":
-            return emit(dispatcher, chat.score_question("churn_reason"))
-        dispatcher.utter_message(text=surveys.COMMENT_QUESTION, buttons=[chat.SKIP_BUTTON])
-        return []
 
 
 class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]

@@ -92,3 +92,17 @@ def test_intents_match_the_spec_and_the_training_data() -> None:
 
 def test_validation_actions_exist_for_every_form() -> None:
     assert {f"validate_{form}" for form in DOMAIN["forms"]} <= _code_actions()
+
+
+def test_survey_questions_vary_with_the_survey_kind() -> None:
+    variations = DOMAIN["responses"]["utter_ask_survey_score"]
+    by_kind = {(v.get("condition") or [{"value": "csat"}])[0]["value"]: v for v in variations}
+    assert {kind: len(v["buttons"]) for kind, v in by_kind.items()} == {
+        "ces": 8,
+        "nps": 12,
+        "csat": 6,
+    }
+    assert "1 = very unhappy, 5 = very happy" in by_kind["csat"]["text"]
+    assert "1 = very easy, 7 = very hard" in by_kind["ces"]["text"]
+    assert "0 = not at all, 10 = extremely" in by_kind["nps"]["text"]
+    assert all(v["buttons"][-1] == {"title": "Skip", "payload": "skip"} for v in variations)

@@ -182,10 +182,3 @@ def test_mark_declined_once_and_answered_once() -> None:
     surveys.mark_answered(answered)
     assert answered.answered_at == first
     assert answered.declined_at is None
-
-
-def test_questions_exist_for_every_score_survey() -> None:
-    assert set(surveys.QUESTIONS) == {FeedbackKind.csat, FeedbackKind.ces, FeedbackKind.nps}
-    assert "1 = very unhappy, 5 = very happy" in surveys.QUESTIONS[FeedbackKind.csat]
-    assert "1 = very easy, 7 = very hard" in surveys.QUESTIONS[FeedbackKind.ces]
-    assert "0 = not at all, 10 = extremely" in surveys.QUESTIONS[FeedbackKind.nps]

@@ -36,12 +36,6 @@ from bot.storage.models import (
 )
 
 MAX_IDENTITY_ATTEMPTS = 3
-SCORE_BUTTONS = {
-    FeedbackKind.csat: [{"title": str(n), "payload": str(n)} for n in range(1, 6)],
-    FeedbackKind.ces: [{"title": str(n), "payload": str(n)} for n in range(1, 8)],
-    FeedbackKind.nps: [{"title": str(n), "payload": str(n)} for n in range(0, 11)],
-}
-SKIP_BUTTON = {"title": "Skip", "payload": "skip"}
 HANDOFF_REPLY = (
     "I've passed this to our support team; a person will reply right here in this chat "
     "(or by email if you leave). You don't need to wait on this page."
@@ -359,13 +353,6 @@ async def start_feedback_survey(
     )
     assert dispatch is not None
     return Turn(slots=_survey_slots(dispatch)).say("Thank you, we read every answer.")
-
-
-def score_question(kind: str | None) -> Turn:
-    survey_kind = FeedbackKind(kind or "csat")
-    if survey_kind is FeedbackKind.churn_reason:
-        return Turn().say(surveys.CHURN_QUESTION, [SKIP_BUTTON])
-    return Turn().say(surveys.QUESTIONS[survey_kind], [*SCORE_BUTTONS[survey_kind], SKIP_BUTTON])
 
 
 async def answer_score(

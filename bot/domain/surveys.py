@@ -16,13 +16,8 @@ from bot.storage.models import (
     utcnow,
 )
 
-QUESTIONS = {
-    FeedbackKind.csat: "How satisfied are you with the help you got today? (1 = very unhappy, 5 = very happy)",
-    FeedbackKind.ces: "How easy was it to get your issue sorted? (1 = very easy, 7 = very hard)",
-    FeedbackKind.nps: "How likely are you to recommend us to a friend? (0 = not at all, 10 = extremely)",
-}  # fmt: skip
-CHURN_QUESTION = "Sorry to see you go. May I ask why you're cancelling?"
-COMMENT_QUESTION = "Thanks! Anything you'd like to add? Type a comment, or 'skip'."
+# The survey questions and their buttons are responses in domain.yml
+# (utter_ask_survey_score / utter_ask_survey_comment, varied by the survey_kind slot).
 
 
 def is_low_score(kind: FeedbackKind, score: int, comment_sentiment: float | None = None) -> bool:
