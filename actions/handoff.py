@@ -43,3 +43,13 @@ class ActionHandleFallback(DomainAction, Action):  # type: ignore[misc]
         if failed_in_a_row(tracker) >= 2:
             return await chat.request_human(session, tracker.sender_id, EscalationReason.fallback)
         return chat.Turn().say(chat.FALLBACK_REPLY, chat.MENU_BUTTONS)
+
+
+class ActionStartSupportSurvey(DomainAction, Action):  # type: ignore[misc]
+    """Triggered (EXTERNAL_support_resolved) when an agent hands the chat back."""
+
+    def name(self) -> str:
+        return "action_start_support_survey"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await chat.start_support_survey(session, tracker.sender_id)

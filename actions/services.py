@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -66,6 +66,8 @@ def emit(dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
     events: list[EventType] = [SlotSet(name, value) for name, value in turn.slots.items()]
     if turn.end_form:
         events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    if turn.pause:
+        events.append(ConversationPaused())
     return events
 
 

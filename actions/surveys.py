@@ -16,6 +16,7 @@ from actions.services import (
     unavailable,
 )
 from bot.domain import chat
+from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
 
@@ -39,8 +40,11 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     ) -> list[str]:
         if tracker.get_slot("survey_declined"):
             return []
-        if tracker.get_slot("survey_kind") == "churn_reason":
+        kind = tracker.get_slot("survey_kind")
+        if kind == "churn_reason":
             return ["survey_comment"]
+        if kind == "support":
+            return ["survey_score", "survey_ces"]
         return ["survey_score", "survey_comment"]
 
     async def validate_survey_score(
@@ -58,6 +62,26 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
                 tracker.get_slot("survey_dispatch_id"),
                 str(value or ""),
                 retries,
+            ),
+        )
+
+    async def validate_survey_ces(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if _blank(value):
+            return {"survey_ces": None}
+        retries = int(tracker.get_slot("survey_retries") or 0)
+        return await self._answer(
+            dispatcher,
+            "survey_ces",
+            lambda session: chat.answer_score(
+                session,
+                tracker.sender_id,
+                tracker.get_slot("survey_dispatch_id"),
+                str(value or ""),
+                retries,
+                kind=FeedbackKind.ces,
+                slot="survey_ces",
             ),
         )
 

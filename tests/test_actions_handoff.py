@@ -128,3 +128,57 @@ async def test_database_down_gives_a_clear_answer_and_writes_nothing(
         }
     ]
     assert (await session.scalars(select(Escalation))).all() == []
+
+
+async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(session, action_services):
+    from actions.handoff import ActionStartSupportSurvey
+    from actions.surveys import ValidateSurveyForm
+    from bot.storage.models import OrderStatus, SurveyDispatch
+    from tests import factories
+
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10001", OrderStatus.delivered)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=order.id))
+    await session.commit()
+
+    events, messages = await run(
+        ActionStartSupportSurvey(), tracker("conv-1", "", "EXTERNAL_support_resolved")
+    )
+    slots = slot_events(events)
+    assert (slots["survey_kind"], slots["next_step"]) == ("support", "survey")
+    assert messages[0]["text"].startswith("Thanks for your patience!")
+
+    base = {"survey_kind": "support", "survey_dispatch_id": slots["survey_dispatch_id"]}
+    form = ValidateSurveyForm()
+    csat, _ = await run(
+        form,
+        tracker(
+            "conv-1",
+            "5",
+            "inform",
+            {**base, "requested_slot": "survey_score"},
+            "survey_form",
+            extracted={"survey_score": "5"},
+        ),
+    )
+    assert slot_events(csat)["requested_slot"] == "survey_ces"
+    ces, _ = await run(
+        form,
+        tracker(
+            "conv-1",
+            "two",
+            "inform",
+            {**base, "survey_score": "5", "requested_slot": "survey_ces"},
+            "survey_form",
+            extracted={"survey_ces": "two"},
+        ),
+    )
+    assert slot_events(ces) == {"survey_ces": "2", "survey_retries": 0.0, "requested_slot": None}
+
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.stage) for r in rows] == [
+        (FeedbackKind.csat, 5, Stage.support),
+        (FeedbackKind.ces, 2, Stage.support),
+    ]
+    dispatch = (await session.scalars(select(SurveyDispatch))).one()
+    assert dispatch.trigger == "support_resolved" and dispatch.answered_at is not None

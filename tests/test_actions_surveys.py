@@ -64,7 +64,11 @@ async def test_csat_four_in_words_records_one_row_on_the_orders_lifecycle(sessio
 
     events, messages = await run(ValidateSurveyForm(), _answer("four", "survey_score", dispatch_id))
 
-    assert slot_events(events) == {"survey_score": "4"}
+    assert slot_events(events) == {
+        "survey_score": "4",
+        "survey_retries": 0.0,
+        "requested_slot": "survey_comment",
+    }
     assert messages == []
     row = (await session.scalars(select(Feedback))).one()
     lifecycle = (
@@ -102,6 +106,7 @@ async def test_out_of_range_is_asked_once_more_then_skipped(session, action_serv
     assert slot_events(events) == {
         "survey_score": None,
         "survey_retries": 1.0,
+        "requested_slot": "survey_score",
     }
     assert (
         messages[0]["text"]
@@ -111,8 +116,12 @@ async def test_out_of_range_is_asked_once_more_then_skipped(session, action_serv
     events, messages = await run(
         ValidateSurveyForm(), _answer("banana", "survey_score", dispatch_id, survey_retries=1.0)
     )
-    assert slot_events(events) == {"survey_score": "skipped"}
-    assert messages[0]["text"] == "No worries, let's skip the score."
+    assert slot_events(events) == {
+        "survey_score": "skipped",
+        "survey_retries": 0.0,
+        "requested_slot": "survey_comment",
+    }
+    assert messages[0]["text"] == "No worries, let's skip that one."
     assert (await session.scalars(select(Feedback))).all() == []
 
 
@@ -142,7 +151,7 @@ async def test_comment_gets_sentiment_and_themes(session, action_services):
         ValidateSurveyForm(), _answer(text, "survey_comment", dispatch_id, survey_score="5")
     )
 
-    assert slot_events(events) == {"survey_comment": "given"}
+    assert slot_events(events) == {"survey_comment": "given", "requested_slot": None}
     comment = (
         await session.scalars(select(Feedback).where(Feedback.kind == FeedbackKind.comment))
     ).one()
@@ -196,6 +205,10 @@ async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
 
     events, messages = await run(ValidateSurveyForm(), state)
 
-    assert slot_events(events) == {"survey_score": None, "survey_comment": None}
+    assert slot_events(events) == {
+        "survey_score": None,
+        "survey_comment": None,
+        "requested_slot": "survey_score",
+    }
     assert messages == []
     assert (await session.scalars(select(Feedback))).all() == []

@@ -47,6 +47,8 @@ class Turn:
     messages: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
     end_form: bool = False
+    # Pause Rasa's tracker: a person takes over and the bot must not act on messages.
+    pause: bool = False
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> Turn:
         self.messages.append((text, buttons or []))
@@ -356,36 +358,47 @@ async def start_feedback_survey(
 
 
 async def answer_score(
-    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str, retries: int
+    session: AsyncSession,
+    conversation_id: str,
+    dispatch_id: float | None,
+    text: str,
+    retries: int,
+    kind: FeedbackKind | None = None,
+    slot: str = "survey_score",
 ) -> Turn:
-    """Validate and record a survey score the moment it is given (leaving later keeps it)."""
+    """Validate and record a survey score the moment it is given (leaving later keeps it).
+
+    `kind` overrides the dispatch's kind for a second question (CES after support CSAT).
+    """
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is None:
         return Turn(slots={"survey_declined": True})
     if is_decline(text):
         surveys.mark_declined(dispatch)
-        return Turn(slots={"survey_declined": True, "survey_score": None}).say(
+        return Turn(slots={"survey_declined": True, slot: None}).say(
             "No problem, I've skipped the survey."
         )
-    kind = dispatch.survey_kind
+    kind = kind or dispatch.survey_kind
     parsed = parse_score(text, kind.value)
     if parsed.status is not ScoreStatus.ok:
         low, high = (
             (0, 10) if kind is FeedbackKind.nps else (1, 7 if kind is FeedbackKind.ces else 5)
         )
         if retries >= 1:
-            return Turn(slots={"survey_score": "skipped"}).say("No worries, let's skip the score.")
+            return Turn(slots={slot: "skipped", "survey_retries": 0.0}).say(
+                "No worries, let's skip that one."
+            )
         reason = (
             f"{parsed.value} is outside the scale"
             if parsed.status is ScoreStatus.out_of_range
             else "I didn't catch a number"
         )
-        return Turn(slots={"survey_score": None, "survey_retries": 1.0}).say(
+        return Turn(slots={slot: None, "survey_retries": 1.0}).say(
             f"Sorry, {reason}. Please pick a number from {low} to {high}, or say 'skip'."
         )
     assert parsed.value is not None
     await _record_answer(session, conversation_id, dispatch, kind, score=parsed.value, text=None)
-    return Turn(slots={"survey_score": str(parsed.value)})
+    return Turn(slots={slot: str(parsed.value), "survey_retries": 0.0})
 
 
 async def answer_comment(
@@ -449,6 +462,7 @@ async def finish_survey(
     """Thank the customer; a low score opens a follow-up escalation and offers a person now."""
     reset = {
         "survey_kind": None, "survey_dispatch_id": None, "survey_score": None, "survey_comment": None,
+        "survey_ces": None,
         "survey_retries": 0.0, "survey_declined": False, "next_step": NextStep.done.value,
         "awaiting": "nothing", "pending_action": None,
     }  # fmt: skip
@@ -519,8 +533,31 @@ async def request_human(
     context = await load_context(session, conversation_id)
     await escalations.escalate(session, context.conversation, reason)
     return Turn(
-        slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
+        slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value},
+        pause=True,
     ).say(HANDOFF_REPLY)
+
+
+async def start_support_survey(session: AsyncSession, conversation_id: str) -> Turn:
+    """After an agent resolved the chat: CSAT then CES, at stage support (SPEC §6)."""
+    context = await load_context(session, conversation_id)
+    customer = await customer_for_feedback(session, context)
+    lifecycle = await feedback_lifecycle(session, context, customer)
+    lifecycles.advance(lifecycle, Stage.support)
+    dispatch = await surveys.start_in_chat(
+        session,
+        context.conversation,
+        lifecycle,
+        FeedbackKind.csat,
+        "support_resolved",
+        fatigue_days=0,
+    )
+    assert dispatch is not None
+    slots = _survey_slots(dispatch)
+    slots.update(survey_kind="support", survey_ces=None)
+    return Turn(slots=slots).say(
+        "Thanks for your patience! Two quick questions about the help you got."
+    )
 
 
 FALLBACK_REPLY = (

@@ -1,0 +1,307 @@
+"""Staff accounts: argon2 passwords, server-side console sessions, presence, audit.
+
+The functions flush but never commit: the caller owns the transaction. Passwords are
+hashed and verified in a worker thread (argon2 is deliberately slow) so the event loop
+keeps serving chats meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.errors import Conflict, InvalidInput
+from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
+
+SESSION_TTL = timedelta(hours=12)
+PRESENCE_WINDOW = timedelta(seconds=60)
+MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 1024
+# A cookie value longer than this cannot be one of ours (token_urlsafe(32) is 43 chars).
+_MAX_TOKEN_CHARS = 128
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+DEMO_PASSWORD = "demo-password-123"
+DEMO_USERS: tuple[tuple[str, str, StaffRole], ...] = (
+    ("agent@example.com", "Sam (support)", StaffRole.agent),
+    ("agent2@example.com", "Alex (support)", StaffRole.agent),
+    ("cx@example.com", "Chris (CX)", StaffRole.cx_manager),
+    ("admin@example.com", "Ada (admin)", StaffRole.admin),
+)
+
+# argon2-cffi's defaults (RFC 9106 "low memory" profile). Tests may swap in a cheaper one.
+password_hasher = PasswordHasher()
+
+
+# ---- passwords ---------------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(password_hasher.hash, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(_verify, password_hasher, password_hash, password)
+
+
+def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    # Same parameters as real hashes, so verifying against it costs the same.
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidInput(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InvalidInput(f"The password must have at most {MAX_PASSWORD_CHARS} characters.")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# ---- users -------------------------------------------------------------------------------
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> StaffUser | None:
+    result = await session.execute(
+        select(StaffUser).where(StaffUser.email == normalize_email(email))
+    )
+    return result.scalar_one_or_none()
+
+
+async def create_user(
+    session: AsyncSession,
+    email: str,
+    display_name: str,
+    role: StaffRole,
+    password: str,
+    *,
+    actor: str = "system",
+) -> StaffUser:
+    """Create a staff account; Conflict when the email is taken, InvalidInput when invalid.
+
+    Writes a "create_staff_user" audit row by `actor` ("staff:<id>" from the console).
+    On a Conflict raised by the database (a concurrent create) the session must be rolled
+    back by the caller.
+    """
+    email = normalize_email(email)
+    display_name = display_name.strip()
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput("Please give a valid email address.")
+    if not display_name or len(display_name) > 100:
+        raise InvalidInput("The display name must have 1 to 100 characters.")
+    role = StaffRole(role)
+    _check_password(password)
+    if await get_user_by_email(session, email) is not None:
+        raise Conflict(f"A staff user with the email {email} already exists.")
+    user = StaffUser(
+        email=email,
+        display_name=display_name,
+        role=role,
+        password_hash=await hash_password(password),
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"A staff user with the email {email} already exists.") from exc
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="create_staff_user",
+            target_type="staff_user",
+            target_id=str(user.id),
+            details={"email": email, "role": role.value},
+        )
+    )
+    await session.flush()
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[StaffUser]:
+    result = await session.execute(select(StaffUser).order_by(StaffUser.email))
+    return list(result.scalars())
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> StaffUser | None:
+    """The active user with these credentials, else None.
+
+    An argon2 verification runs whether or not the email exists (against a dummy hash when
+    it does not), so response time does not reveal which emails have accounts. A hash made
+    with older parameters is upgraded on a successful login.
+    """
+    user = await get_user_by_email(session, email) if len(email) <= 254 else None
+    hasher = password_hasher
+    stored = user.password_hash if user is not None else _dummy_hash(hasher)
+    valid = await asyncio.to_thread(_verify, hasher, stored, password[: MAX_PASSWORD_CHARS + 1])
+    if user is None or not valid or not user.is_active:
+        return None
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+        await session.flush()
+    return user
+
+
+# ---- sessions ----------------------------------------------------------------------------
+
+
+def _audit(user_id: int, action: str, details: dict[str, str] | None = None) -> AuditLog:
+    return AuditLog(
+        actor=f"staff:{user_id}",
+        action=action,
+        target_type="staff_user",
+        target_id=str(user_id),
+        details=details or {},
+    )
+
+
+async def start_session(
+    session: AsyncSession, user: StaffUser, ttl: timedelta = SESSION_TTL
+) -> tuple[str, str]:
+    """Open a console session: returns (cookie token, CSRF token).
+
+    Only the SHA-256 of the cookie token is stored. Writes the "login" audit row and
+    removes every expired session while at it.
+    """
+    now = utcnow()
+    await session.execute(delete(StaffSession).where(StaffSession.expires_at <= now))
+    token = secrets.token_urlsafe(32)
+    csrf_token = secrets.token_urlsafe(32)
+    expires_at = now + ttl
+    session.add(
+        StaffSession(
+            token_hash=_token_hash(token),
+            staff_user_id=user.id,
+            csrf_token=csrf_token,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    session.add(_audit(user.id, "login", {"expires_at": expires_at.isoformat()}))
+    await session.flush()
+    return token, csrf_token
+
+
+async def _find_session(session: AsyncSession, token: str) -> StaffSession | None:
+    if not token or len(token) > _MAX_TOKEN_CHARS:
+        return None
+    return await session.get(StaffSession, _token_hash(token))
+
+
+async def session_user(session: AsyncSession, token: str) -> tuple[StaffUser, StaffSession] | None:
+    """The user and session behind a cookie token; None when unknown, expired or inactive.
+
+    An expired session row is deleted (flushed, committed by the caller).
+    """
+    if not token or len(token) > _MAX_TOKEN_CHARS:
+        return None
+    result = await session.execute(
+        select(StaffSession, StaffUser)
+        .join(StaffUser, StaffUser.id == StaffSession.staff_user_id)
+        .where(StaffSession.token_hash == _token_hash(token))
+    )
+    row = result.one_or_none()
+    if row is None:
+        return None
+    staff_session, user = row.tuple()
+    if staff_session.expires_at <= utcnow():
+        await session.delete(staff_session)
+        await session.flush()
+        return None
+    if not user.is_active:
+        return None
+    return user, staff_session
+
+
+async def end_session(session: AsyncSession, token: str) -> bool:
+    """Log out: delete the session, write the "logout" audit row; False if none matched.
+
+    When it was the user's last live session they are no longer shown as online.
+    """
+    staff_session = await _find_session(session, token)
+    if staff_session is None:
+        return False
+    user_id = staff_session.staff_user_id
+    await session.delete(staff_session)
+    session.add(_audit(user_id, "logout"))
+    await session.flush()
+    others = await session.scalar(
+        select(func.count())
+        .select_from(StaffSession)
+        .where(StaffSession.staff_user_id == user_id, StaffSession.expires_at > utcnow())
+    )
+    if not others:
+        await session.execute(
+            update(StaffUser).where(StaffUser.id == user_id).values(last_seen_at=None)
+        )
+    return True
+
+
+# ---- presence ----------------------------------------------------------------------------
+
+
+async def touch_presence(session: AsyncSession, user_id: int, now: datetime | None = None) -> None:
+    """Mark the user as seen now (the console calls this while it is open)."""
+    await session.execute(
+        update(StaffUser).where(StaffUser.id == user_id).values(last_seen_at=now or utcnow())
+    )
+
+
+async def online_staff(
+    session: AsyncSession,
+    roles: Iterable[StaffRole] = (StaffRole.agent, StaffRole.admin),
+    within: timedelta = PRESENCE_WINDOW,
+) -> list[StaffUser]:
+    """Active users of these roles seen in the last `within`, by display name."""
+    cutoff = utcnow() - within
+    result = await session.execute(
+        select(StaffUser)
+        .where(
+            StaffUser.is_active.is_(True),
+            StaffUser.role.in_(list(roles)),
+            StaffUser.last_seen_at.is_not(None),
+            StaffUser.last_seen_at >= cutoff,
+        )
+        .order_by(StaffUser.display_name, StaffUser.id)
+    )
+    return list(result.scalars())
+
+
+# ---- demo accounts -----------------------------------------------------------------------
+
+
+async def ensure_demo_users(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """Create the demo accounts that are missing; returns (email, password, role) of all.
+
+    Existing accounts are left alone (their password is not reset).
+    """
+    logins: list[tuple[str, str, str]] = []
+    for email, display_name, role in DEMO_USERS:
+        if await get_user_by_email(session, email) is None:
+            await create_user(session, email, display_name, role, DEMO_PASSWORD)
+        logins.append((email, DEMO_PASSWORD, role.value))
+    return logins

@@ -1,0 +1,325 @@
+"""Staff console authentication for the sub-app mounted at `/console`.
+
+* Session cookie `console_session` (HttpOnly, SameSite=Strict, Path=/console, Secure over
+  https) holding a random token; the database keeps only its SHA-256 (bot.domain.staff).
+* `auth_middleware` lets through the login page, the login API and `/console/static/`;
+  everything else needs a live session: API paths (`/console/api/...`, `/console/ws`)
+  answer 401 JSON, pages redirect to the login page.
+* CSRF: unsafe methods must send `X-CSRF-Token` equal to the session's CSRF token (the
+  login and `/api/me` responses carry it). The login API itself, which has no session yet,
+  needs `Content-Type: application/json` and `X-Requested-With: console`, which a
+  cross-site form cannot send.
+* `require_roles(...)` checks the role on every request (the user is re-read from the
+  database by the middleware each time, so a role change or deactivation applies at once).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bot.domain import staff
+from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
+from bot.web.errors import json_error
+from bot.web.keys import SESSIONS
+
+CONSOLE_PREFIX = "/console"
+LOGIN_PAGE_PATH = f"{CONSOLE_PREFIX}/login"
+LOGIN_API_PATH = f"{CONSOLE_PREFIX}/api/login"
+API_PREFIX = f"{CONSOLE_PREFIX}/api/"
+WS_PATH = f"{CONSOLE_PREFIX}/ws"
+STATIC_PREFIX = f"{CONSOLE_PREFIX}/static/"
+LOGIN_PAGE_FILE = Path(__file__).parent / "static" / "console" / "login.html"
+
+COOKIE_NAME = "console_session"
+CSRF_HEADER = "X-CSRF-Token"
+REQUESTED_WITH = "console"  # value of X-Requested-With the login API requires
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The middleware refreshes presence at most this often (each refresh is one UPDATE).
+PRESENCE_REFRESH = timedelta(seconds=15)
+NO_STORE = {"Cache-Control": "no-store"}
+
+STAFF = web.RequestKey("staff", StaffUser)
+STAFF_SESSION = web.RequestKey("staff_session", StaffSession)
+
+
+class LoginThrottle:
+    """Failed sign-ins per (client address, email), in memory: 429 after too many.
+
+    Per process; with several web replicas each keeps its own count.
+    """
+
+    def __init__(self, max_failures: int = 10, window_seconds: float = 900.0) -> None:
+        self.max_failures = max_failures
+        self.window_seconds = window_seconds
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.get(key, deque())
+        while failures and failures[0] <= now - self.window_seconds:
+            failures.popleft()
+        return failures
+
+    def blocked(self, key: str) -> bool:
+        return len(self._recent(key, time.monotonic())) >= self.max_failures
+
+    def failed(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) > 10_000:  # forget stale keys so memory stays bounded
+            self._failures = {k: v for k, v in self._failures.items() if self._recent(k, now)}
+        failures = self._recent(key, now)
+        failures.append(now)
+        self._failures[key] = failures
+
+    def reset(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIX) or path == WS_PATH or path.startswith(WS_PATH + "/")
+
+
+def _is_public(path: str) -> bool:
+    return path in (LOGIN_PAGE_PATH, LOGIN_API_PATH) or path.startswith(STATIC_PREFIX)
+
+
+def is_https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
+def set_session_cookie(
+    response: web.StreamResponse, request: web.Request, token: str, ttl: timedelta
+) -> None:
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=int(ttl.total_seconds()),
+        path=CONSOLE_PREFIX,
+        secure=is_https(request),
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse, request: web.Request) -> None:
+    response.del_cookie(
+        COOKIE_NAME,
+        path=CONSOLE_PREFIX,
+        secure=is_https(request),
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def staff_json(user: StaffUser, csrf_token: str) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "csrf_token": csrf_token,
+    }
+
+
+def _csrf_failed() -> web.Response:
+    return json_error(
+        403, "csrf_failed", "The request was refused (CSRF check). Reload the page and try again."
+    )
+
+
+def current_staff(request: web.Request) -> StaffUser:
+    """The signed-in user of this request (set by auth_middleware); 401 if there is none."""
+    if STAFF not in request:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": {"code": "unauthorized", "message": "Please sign in."}}),
+            content_type="application/json",
+        )
+    return request[STAFF]
+
+
+def current_session(request: web.Request) -> StaffSession:
+    """The console session of this request (its `csrf_token`, `expires_at`); 401 if none."""
+    current_staff(request)
+    return request[STAFF_SESSION]
+
+
+def has_role(request: web.Request, *roles: StaffRole) -> bool:
+    return STAFF in request and request[STAFF].role in roles
+
+
+def forbidden_response(request: web.Request, user: StaffUser) -> web.Response:
+    message = f"Your role ({user.role.value}) cannot do this."
+    if is_api_path(request.path):
+        return json_error(403, "forbidden", message)
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not allowed</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
+        f"<h1>Not allowed</h1><p>Your role ({escape(user.role.value)}) cannot open this page.</p>"
+        f'<p><a href="{CONSOLE_PREFIX}/">Back to the console</a></p></body></html>'
+    )
+    return web.Response(status=403, text=page, content_type="text/html")
+
+
+def require_roles(*roles: StaffRole) -> Callable[[Handler], Handler]:
+    """Handler decorator: only these roles may call it (403 JSON for APIs, HTML for pages)."""
+    allowed = frozenset(roles)
+
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            user = current_staff(request)
+            if user.role not in allowed:
+                return forbidden_response(request, user)
+            return await handler(request)
+
+        return wrapper
+
+    return decorator
+
+
+# ---- middleware --------------------------------------------------------------------------
+
+
+def _login_request_ok(request: web.Request) -> bool:
+    # No session yet, so no CSRF token: require what only same-origin script can send.
+    return request.method in SAFE_METHODS or (
+        request.content_type == "application/json"
+        and request.headers.get("X-Requested-With") == REQUESTED_WITH
+    )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if _is_public(path):
+        if path == LOGIN_API_PATH and not _login_request_ok(request):
+            return _csrf_failed()
+        return await handler(request)
+
+    token = request.cookies.get(COOKIE_NAME)
+    found: tuple[StaffUser, StaffSession] | None = None
+    if token:
+        async with request.config_dict[SESSIONS]() as db:
+            found = await staff.session_user(db, token)
+            if found is not None:
+                seen = found[0].last_seen_at
+                now = utcnow()
+                if seen is None or now - seen >= PRESENCE_REFRESH:
+                    await staff.touch_presence(db, found[0].id, now)
+            await db.commit()
+    if found is None:
+        response = (
+            json_error(401, "unauthorized", "Please sign in.")
+            if is_api_path(path)
+            else web.Response(status=302, headers={"Location": LOGIN_PAGE_PATH, **NO_STORE})
+        )
+        if token:
+            clear_session_cookie(response, request)
+        return response
+
+    user, staff_session = found
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "").encode("utf-8")
+        if not hmac.compare_digest(sent, staff_session.csrf_token.encode("utf-8")):
+            return _csrf_failed()
+    request[STAFF] = user
+    request[STAFF_SESSION] = staff_session
+    return await handler(request)
+
+
+# ---- handlers ----------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    email = body.get("email") if isinstance(body, dict) else None
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(email, str) or not isinstance(password, str):
+        return json_error(400, "bad_request", 'Send JSON {"email": ..., "password": ...}.')
+
+    throttle = request.app[LOGIN_THROTTLE]
+    throttle_key = f"{request.remote}|{staff.normalize_email(email)}"
+    if throttle.blocked(throttle_key):
+        return json_error(
+            429, "rate_limited", "Too many failed sign-ins. Please wait a few minutes."
+        )
+
+    old_token = request.cookies.get(COOKIE_NAME)
+    async with request.config_dict[SESSIONS]() as db:
+        if old_token:
+            await staff.end_session(db, old_token)
+        user = await staff.authenticate(db, email, password)
+        if user is None:
+            await db.commit()  # the previous session stays ended
+            throttle.failed(throttle_key)
+            response = json_error(401, "bad_credentials", "Wrong email or password.")
+            if old_token:
+                clear_session_cookie(response, request)
+            return response
+        token, csrf_token = await staff.start_session(db, user, staff.SESSION_TTL)
+        await staff.touch_presence(db, user.id)
+        await db.commit()
+    throttle.reset(throttle_key)
+    response = web.json_response(staff_json(user, csrf_token), headers=NO_STORE)
+    set_session_cookie(response, request, token, staff.SESSION_TTL)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    current_staff(request)
+    async with request.config_dict[SESSIONS]() as db:
+        await staff.end_session(db, request.cookies.get(COOKIE_NAME, ""))
+        await db.commit()
+    response = web.Response(status=204, headers=NO_STORE)
+    clear_session_cookie(response, request)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    user = current_staff(request)
+    return web.json_response(staff_json(user, request[STAFF_SESSION].csrf_token), headers=NO_STORE)
+
+
+_PLACEHOLDER_LOGIN = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Staff sign-in</title>'
+    "</head><body><h1>Staff sign-in</h1><p>The sign-in page is not installed yet "
+    "(bot/web/static/console/login.html).</p></body></html>"
+)
+
+
+async def login_page(_request: web.Request) -> web.StreamResponse:
+    if LOGIN_PAGE_FILE.is_file():
+        return web.FileResponse(LOGIN_PAGE_FILE, headers={"Cache-Control": "no-cache"})
+    return web.Response(text=_PLACEHOLDER_LOGIN, content_type="text/html", headers=NO_STORE)
+
+
+def setup_auth(app: web.Application) -> None:
+    """Add the auth middleware (once) and the login/logout/me routes to the console sub-app."""
+    if auth_middleware not in app.middlewares:
+        app.middlewares.append(auth_middleware)
+    app[LOGIN_THROTTLE] = LoginThrottle()
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", me)

@@ -1,0 +1,359 @@
+/*
+ * Staff console: helpers shared by every console page (login, queue, conversation).
+ *
+ * Plain ES5-style JavaScript, no build step, no dependencies. The pages run under a strict
+ * Content-Security-Policy (default-src 'self'): no inline scripts, styles or handlers, no
+ * eval, no innerHTML. Every string that comes from a customer or a colleague is rendered
+ * with textContent. Exposes window.ConsoleApp.
+ */
+(function () {
+  "use strict";
+
+  var API_ROOT = "/console/api";
+  var LOGIN_PATH = "/console/login";
+  var HOME_PATH = "/console/";
+  var RETRY_MIN_MS = 1000;
+  var RETRY_MAX_MS = 15000;
+
+  var csrfToken = null;
+  var redirecting = false;
+
+  // ---- DOM ------------------------------------------------------------------------------
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) { node.removeChild(node.firstChild); }
+  }
+
+  function byId(id) { return document.getElementById(id); }
+
+  // ---- the status area (one per page, id="status", role="status") ---------------------
+  function showStatus(text, kind) {
+    var node = byId("status");
+    if (!node) { return; }
+    node.textContent = text || "";
+    node.className = "status" + (text && kind ? " status--" + kind : "");
+  }
+
+  function showError(error) {
+    if (error && error.redirecting) { return; }
+    var text = error && typeof error.message === "string" && error.message
+      ? error.message : "Something went wrong. Please try again.";
+    showStatus(text, "error");
+  }
+
+  // ---- the JSON API ---------------------------------------------------------------------
+  function safeNext(value) {
+    // Only paths inside the console: never another site ("//evil", "/\\evil", "https:").
+    if (typeof value === "string" && /^\/console\/[^\\]*$/.test(value) &&
+        value.indexOf("//") === -1 && value.indexOf(LOGIN_PATH) !== 0) {
+      return value;
+    }
+    return HOME_PATH;
+  }
+
+  function goToLogin() {
+    if (redirecting) { return; }
+    redirecting = true;
+    var here = location.pathname + location.search;
+    var url = LOGIN_PATH;
+    if (here !== HOME_PATH && safeNext(here) === here) {
+      url += "?next=" + encodeURIComponent(here);
+    }
+    location.assign(url);
+  }
+
+  function apiError(status, code, message) {
+    var error = new Error(message);
+    error.status = status;
+    error.code = code;
+    return error;
+  }
+
+  /*
+   * api("GET", "/queue?filter=all") -> Promise of the parsed JSON (null for 204).
+   * Rejects with an Error carrying .status, .code and the server's .message.
+   * A 401 sends the browser to the login page (unless options.allow401).
+   */
+  function api(method, path, body, options) {
+    options = options || {};
+    var headers = { "Accept": "application/json", "X-Requested-With": "console" };
+    var init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
+    if (method !== "GET") {
+      headers["Content-Type"] = "application/json";
+      if (csrfToken) { headers["X-CSRF-Token"] = csrfToken; }
+      init.body = JSON.stringify(body === undefined || body === null ? {} : body);
+    }
+    return fetch(API_ROOT + path, init).then(function (response) {
+      if (response.status === 401 && !options.allow401) {
+        goToLogin();
+        var error = apiError(401, "unauthorized", "Your session has ended. Please sign in again.");
+        error.redirecting = true;
+        throw error;
+      }
+      if (response.status === 204) { return null; }
+      return response.text().then(function (raw) {
+        var data = null;
+        if (raw) {
+          try { data = JSON.parse(raw); } catch (e) { data = null; }
+        }
+        if (response.ok) { return data; }
+        var info = data && data.error && typeof data.error === "object" ? data.error : {};
+        throw apiError(
+          response.status,
+          typeof info.code === "string" ? info.code : "http_" + response.status,
+          typeof info.message === "string" && info.message
+            ? info.message
+            : "Something went wrong (HTTP " + response.status + "). Please try again."
+        );
+      });
+    }, function () {
+      throw apiError(0, "network_error", "Cannot reach the server. Check your connection and try again.");
+    });
+  }
+
+  function setCsrfToken(token) {
+    if (typeof token === "string" && token) { csrfToken = token; }
+  }
+
+  // ---- the signed-in user (every page but login) ---------------------------------------
+  /*
+   * Loads /me (which also gives the CSRF token), fills "Signed in as …" and wires the
+   * Sign out button. Resolves with the user.
+   */
+  function start() {
+    var signOut = byId("signout");
+    if (signOut) {
+      signOut.addEventListener("click", function () {
+        signOut.disabled = true;
+        api("POST", "/logout").then(function () {
+          redirecting = true;
+          location.assign(LOGIN_PATH);
+        }, function (error) {
+          signOut.disabled = false;
+          showError(error);
+        });
+      });
+    }
+    return api("GET", "/me").then(function (me) {
+      setCsrfToken(me && me.csrf_token);
+      var who = byId("whoami");
+      if (who && me) {
+        who.textContent = "Signed in as " + String(me.display_name || me.email || "?") +
+          " (" + roleLabel(me.role) + ")";
+      }
+      return me;
+    });
+  }
+
+  // ---- formatting -----------------------------------------------------------------------
+  function parseTime(iso) {
+    if (typeof iso !== "string" || !iso) { return null; }
+    if (/T\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(iso)) { iso += "Z"; } // no zone: UTC
+    var date = new Date(iso);
+    return isNaN(date.getTime()) ? null : date;
+  }
+
+  function twoDigits(n) { return (n < 10 ? "0" : "") + n; }
+
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  function formatDate(iso) {
+    var date = parseTime(iso);
+    if (!date) { return "—"; }
+    return date.getDate() + " " + MONTHS[date.getMonth()] + " " + date.getFullYear();
+  }
+
+  // "14:05" today, "3 Mar 14:05" this year, "3 Mar 2023 14:05" before.
+  function formatTime(iso) {
+    var date = parseTime(iso);
+    if (!date) { return ""; }
+    var now = new Date();
+    var clock = twoDigits(date.getHours()) + ":" + twoDigits(date.getMinutes());
+    if (date.toDateString() === now.toDateString()) { return clock; }
+    var day = date.getDate() + " " + MONTHS[date.getMonth()];
+    if (date.getFullYear() !== now.getFullYear()) { day += " " + date.getFullYear(); }
+    return day + " " + clock;
+  }
+
+  function timeElement(iso, className) {
+    var date = parseTime(iso);
+    var node = el("time", className || "", date ? formatTime(iso) : "");
+    if (date) {
+      node.dateTime = date.toISOString();
+      node.title = date.toLocaleString();
+    }
+    return node;
+  }
+
+  // 59 s -> "< 1 min", 125 s -> "2 min", 3900 s -> "1 h 5 min", 2 days -> "2 d 3 h".
+  function formatDuration(seconds) {
+    var s = Math.max(0, Math.floor(Number(seconds) || 0));
+    if (s < 60) { return "< 1 min"; }
+    var minutes = Math.floor(s / 60);
+    if (minutes < 60) { return minutes + " min"; }
+    var hours = Math.floor(minutes / 60);
+    if (hours < 24) { return hours + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : ""); }
+    var days = Math.floor(hours / 24);
+    return days + " d" + (hours % 24 ? " " + (hours % 24) + " h" : "");
+  }
+
+  function humanize(value) {
+    if (value === null || value === undefined || value === "") { return "—"; }
+    var text = String(value).replace(/_/g, " ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function lookup(table, value) {
+    return Object.prototype.hasOwnProperty.call(table, value) ? table[value] : humanize(value);
+  }
+
+  var REASONS = {
+    customer_request: "Asked for a person",
+    negative_feedback: "Negative feedback",
+    fallback: "Bot did not understand",
+    bot_failure: "Bot error"
+  };
+  var ROLES = { agent: "agent", cx_manager: "CX manager", admin: "admin" };
+  var SOURCES = {
+    search: "Search engine", social: "Social media", friend: "Friend or word of mouth",
+    ad: "Advertising", affiliate: "Affiliate", marketing_email: "Marketing email", other: "Other"
+  };
+  var FEEDBACK_KINDS = {
+    csat: "CSAT", ces: "CES", nps: "NPS", comment: "Comment", complaint: "Complaint",
+    praise: "Praise", discovery_source: "How they found us", churn_reason: "Churn reason"
+  };
+
+  function reasonLabel(reason) { return lookup(REASONS, reason); }
+  function roleLabel(role) { return role ? lookup(ROLES, role) : "staff"; }
+  function sourceLabel(source) { return lookup(SOURCES, source); }
+  function feedbackKindLabel(kind) { return lookup(FEEDBACK_KINDS, kind); }
+
+  function formatMoney(total, currency) {
+    if (total === null || total === undefined || total === "") { return "—"; }
+    var amount = Number(total);
+    if (!isNaN(amount) && typeof currency === "string" && /^[A-Za-z]{3}$/.test(currency)) {
+      try {
+        return new Intl.NumberFormat(undefined, { style: "currency", currency: currency }).format(amount);
+      } catch (e) { /* unknown currency: fall through */ }
+    }
+    return String(total) + (currency ? " " + currency : "");
+  }
+
+  // ---- live updates: /console/ws with reconnect and backoff ----------------------------
+  /*
+   * live({onOpen: function (send, reconnected) {}, onFrame: function (frame) {}})
+   * Shows "Live" / "Reconnecting…" in the element id="live". Backoff 1 s doubling to 15 s.
+   */
+  function live(options) {
+    var statusNode = byId("live");
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/console/ws";
+    var socket = null;
+    var attempt = 0;
+    var timer = null;
+    var opened = false;
+    var stopped = false;
+
+    function setState(text, state) {
+      if (!statusNode) { return; }
+      statusNode.textContent = text;
+      statusNode.setAttribute("data-state", state);
+    }
+
+    function send(frame) {
+      if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(frame)); }
+    }
+
+    function schedule() {
+      if (timer !== null || stopped || redirecting) { return; }
+      var delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * Math.pow(2, attempt));
+      attempt += 1;
+      timer = setTimeout(function () {
+        timer = null;
+        // A closed socket may mean an ended session: /me sends us to the login page then.
+        api("GET", "/me").then(function (me) { setCsrfToken(me && me.csrf_token); }, function () {})
+          .then(function () { if (!redirecting) { connect(); } });
+      }, delay);
+    }
+
+    function connect() {
+      if (socket !== null || stopped) { return; }
+      var ws;
+      try {
+        ws = new WebSocket(url);
+      } catch (e) {
+        setState("Reconnecting…", "down");
+        schedule();
+        return;
+      }
+      socket = ws;
+      ws.addEventListener("open", function () {
+        if (socket !== ws) { return; }
+        attempt = 0;
+        setState("Live", "live");
+        var again = opened;
+        opened = true;
+        options.onOpen(send, again);
+      });
+      ws.addEventListener("message", function (event) {
+        if (socket !== ws) { return; }
+        var frame;
+        try { frame = JSON.parse(event.data); } catch (e) { return; }
+        if (frame && typeof frame === "object") { options.onFrame(frame); }
+      });
+      ws.addEventListener("close", function () {
+        if (socket !== ws) { return; }
+        socket = null;
+        if (stopped) { return; }
+        setState("Reconnecting…", "down");
+        schedule();
+      });
+    }
+
+    window.addEventListener("online", function () {
+      if (socket === null && timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+        attempt = 0;
+        connect();
+      }
+    });
+    window.addEventListener("pagehide", function () {
+      stopped = true;
+      if (socket) { socket.close(); }
+    });
+
+    setState("Connecting…", "connecting");
+    connect();
+    return { send: send };
+  }
+
+  window.ConsoleApp = {
+    el: el,
+    clear: clear,
+    byId: byId,
+    api: api,
+    start: start,
+    setCsrfToken: setCsrfToken,
+    safeNext: safeNext,
+    showStatus: showStatus,
+    showError: showError,
+    live: live,
+    parseTime: parseTime,
+    formatDate: formatDate,
+    formatTime: formatTime,
+    timeElement: timeElement,
+    formatDuration: formatDuration,
+    formatMoney: formatMoney,
+    humanize: humanize,
+    reasonLabel: reasonLabel,
+    roleLabel: roleLabel,
+    sourceLabel: sourceLabel,
+    feedbackKindLabel: feedbackKindLabel
+  };
+})();

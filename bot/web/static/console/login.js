@@ -1,0 +1,61 @@
+/*
+ * Console login page: POST /console/api/login, then on to /console/ (or to the console page
+ * the session ended on, ?next=/console/...). See console.js for the shared helpers.
+ */
+(function () {
+  "use strict";
+
+  var C = window.ConsoleApp;
+  var form = C.byId("login-form");
+  var email = C.byId("email");
+  var password = C.byId("password");
+  var button = C.byId("signin");
+  var next = C.safeNext(new URLSearchParams(location.search).get("next"));
+  var busy = false;
+
+  // Already signed in (e.g. the login page was bookmarked): straight on.
+  C.api("GET", "/me", null, { allow401: true }).then(function (me) {
+    if (me && me.id !== undefined) { location.replace(next); }
+  }, function () { /* not signed in: stay here */ });
+
+  function invalid(input, isInvalid) {
+    if (isInvalid) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+  }
+
+  [email, password].forEach(function (input) {
+    input.addEventListener("input", function () { invalid(input, false); });
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (busy) { return; }
+    var address = email.value.trim();
+    invalid(email, !address);
+    invalid(password, !password.value);
+    if (!address || !password.value) {
+      C.showStatus("Enter your email and password.", "error");
+      (address ? password : email).focus();
+      return;
+    }
+    busy = true;
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    C.showStatus("Signing in…", "info");
+    C.api("POST", "/login", { email: address, password: password.value }, { allow401: true })
+      .then(function (me) {
+        C.setCsrfToken(me && me.csrf_token);
+        C.showStatus("Signed in. Opening the console…", "ok");
+        location.assign(next);
+      }, function (error) {
+        busy = false;
+        button.disabled = false;
+        form.removeAttribute("aria-busy");
+        C.showError(error);
+        if (error.status === 401) {
+          password.value = "";
+          invalid(password, true);
+          password.focus();
+        }
+      });
+  });
+})();

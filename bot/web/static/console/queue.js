@@ -1,0 +1,244 @@
+/*
+ * Console queue page (/console/): escalated conversations by priority and age, filter tabs,
+ * Claim buttons, live refresh on {"type":"queue_changed"} frames. Helpers: console.js.
+ */
+(function () {
+  "use strict";
+
+  var C = window.ConsoleApp;
+  var FILTERS = { all: true, mine: true, unassigned: true };
+  var EMPTY_TEXT = {
+    all: "No conversations are waiting. 🎉",
+    unassigned: "No conversations are waiting. 🎉",
+    mine: "You have no claimed conversations right now."
+  };
+  var TICK_MS = 10000;
+  var DEBOUNCE_MS = 300;
+
+  var table = C.byId("queue-table");
+  var body = C.byId("queue-body");
+  var empty = C.byId("empty");
+  var loadingNote = C.byId("loading");
+  var summary = C.byId("summary");
+  var filterButtons = document.querySelectorAll(".filter");
+
+  var params = new URLSearchParams(location.search);
+  var filter = FILTERS[params.get("filter")] ? params.get("filter") : "all";
+  var me = null;
+  var items = [];
+  var fetchedAt = 0;
+  var loading = false;
+  var reloadAfter = false;
+  var debounceTimer = null;
+
+  function conversationUrl(item) {
+    return "/console/conversations/" + encodeURIComponent(String(item.conversation_id));
+  }
+
+  function customerName(customer) {
+    if (!customer) { return "Anonymous visitor"; }
+    return customer.name || customer.email || customer.external_id || "Customer #" + customer.id;
+  }
+
+  function claimedByText(claimedBy) {
+    if (!claimedBy) { return "Claimed"; }
+    if (me && claimedBy.id === me.id) { return "Claimed by you"; }
+    return "Claimed by " + String(claimedBy.display_name || "someone");
+  }
+
+  function waitingSeconds(item) {
+    return (Number(item.waiting_seconds) || 0) + (Date.now() - fetchedAt) / 1000;
+  }
+
+  // ---- rendering ----------------------------------------------------------------------
+  function cell(row, className, text) {
+    var td = C.el("td", className, text);
+    row.appendChild(td);
+    return td;
+  }
+
+  function renderRow(item) {
+    var waiting = item.status === "waiting";
+    var row = C.el("tr", "row row--" + (waiting ? "waiting" : "claimed"));
+    row.setAttribute("data-escalation-id", String(item.escalation_id));
+    row.setAttribute("data-conversation-id", String(item.conversation_id));
+
+    cell(row, "cell-reason", C.reasonLabel(item.reason));
+    cell(row, "cell-priority", item.priority === null || item.priority === undefined ? "—" : item.priority);
+
+    var who = cell(row, "cell-customer");
+    var link = C.el("a", "row__link", customerName(item.customer));
+    link.href = conversationUrl(item);
+    link.setAttribute("data-kind", "link");
+    who.appendChild(link);
+    if (!item.customer) { who.appendChild(C.el("span", "cell-note", "not verified")); }
+
+    cell(row, "cell-stage", item.stage ? C.humanize(item.stage) : "—");
+
+    var last = cell(row, "cell-last");
+    var lastMessage = item.last_message;
+    if (lastMessage && lastMessage.text) {
+      var prefix = lastMessage.sender && lastMessage.sender !== "customer"
+        ? C.humanize(lastMessage.sender) + ": " : "";
+      var span = C.el("span", "truncate", prefix + String(lastMessage.text));
+      span.title = prefix + String(lastMessage.text);
+      last.appendChild(span);
+    } else {
+      last.textContent = "—";
+    }
+
+    var wait = cell(row, "cell-waiting", C.formatDuration(waitingSeconds(item)));
+    wait.setAttribute("data-waiting", "");
+
+    cell(row, "cell-status", waiting ? "Waiting" : claimedByText(item.claimed_by));
+
+    var action = cell(row, "cell-action");
+    if (waiting) {
+      var claim = C.el("button", "button button--primary button--small", "Claim");
+      claim.type = "button";
+      claim.setAttribute("data-kind", "claim");
+      claim.addEventListener("click", function () { claimItem(item, claim); });
+      action.appendChild(claim);
+    }
+
+    // The whole row opens the conversation for mouse users; keyboard users have the link.
+    row.addEventListener("click", function (event) {
+      if (event.target.closest("a, button")) { return; }
+      if (window.getSelection && String(window.getSelection())) { return; } // selecting text
+      location.assign(link.href);
+    });
+    return row;
+  }
+
+  function render() {
+    // Keep the keyboard focus on the same row's link or button across re-renders.
+    var focusRow = null;
+    var focusKind = null;
+    var active = document.activeElement;
+    if (active && body.contains(active)) {
+      var tr = active.closest("tr");
+      focusRow = tr && tr.getAttribute("data-escalation-id");
+      focusKind = active.getAttribute("data-kind");
+    }
+
+    C.clear(body);
+    items.forEach(function (item) { body.appendChild(renderRow(item)); });
+    loadingNote.hidden = true;
+    table.hidden = items.length === 0;
+    empty.hidden = items.length !== 0;
+    empty.textContent = EMPTY_TEXT[filter];
+
+    var waitingCount = items.filter(function (i) { return i.status === "waiting"; }).length;
+    summary.textContent = items.length === 0 ? "" :
+      items.length + (items.length === 1 ? " conversation" : " conversations") +
+      " · " + waitingCount + " waiting";
+    document.title = (waitingCount ? "(" + waitingCount + ") " : "") + "Queue · Support console";
+
+    if (focusRow !== null) {
+      var again = body.querySelector('tr[data-escalation-id="' + focusRow.replace(/["\\]/g, "") + '"]');
+      var target = again && (again.querySelector('[data-kind="' + focusKind + '"]') ||
+        again.querySelector('[data-kind="link"]'));
+      if (target) {
+        target.focus();
+      } else {
+        document.querySelector('.filter[aria-pressed="true"]').focus();
+      }
+    }
+  }
+
+  function tick() {
+    var rows = body.querySelectorAll("tr[data-escalation-id]");
+    for (var i = 0; i < rows.length && i < items.length; i++) {
+      rows[i].querySelector("[data-waiting]").textContent = C.formatDuration(waitingSeconds(items[i]));
+    }
+  }
+
+  // ---- loading ------------------------------------------------------------------------
+  function load() {
+    if (loading) {
+      reloadAfter = true;
+      return;
+    }
+    loading = true;
+    var requested = filter;
+    C.api("GET", "/queue?filter=" + encodeURIComponent(filter)).then(function (data) {
+      if (requested !== filter) { return; } // the filter changed meanwhile: reloadAfter is set
+      items = data && Array.isArray(data.items) ? data.items : [];
+      fetchedAt = Date.now();
+      render();
+    }, function (error) {
+      loadingNote.hidden = true;
+      C.showError(error);
+    }).then(function () {
+      loading = false;
+      if (reloadAfter) {
+        reloadAfter = false;
+        load();
+      }
+    });
+  }
+
+  function loadSoon() {
+    if (debounceTimer !== null) { clearTimeout(debounceTimer); }
+    debounceTimer = setTimeout(function () {
+      debounceTimer = null;
+      load();
+    }, DEBOUNCE_MS);
+  }
+
+  function claimItem(item, button) {
+    button.disabled = true;
+    C.showStatus("Claiming…", "info");
+    C.api("POST", "/escalations/" + encodeURIComponent(String(item.escalation_id)) + "/claim")
+      .then(function () {
+        C.showStatus("Claimed. Opening the conversation…", "ok");
+        location.assign(conversationUrl(item));
+      }, function (error) {
+        button.disabled = false;
+        C.showError(error); // 409: "Alex claimed this a moment ago."
+        load();
+      });
+  }
+
+  // ---- filters ------------------------------------------------------------------------
+  function setFilter(value) {
+    filter = value;
+    for (var i = 0; i < filterButtons.length; i++) {
+      var b = filterButtons[i];
+      b.setAttribute("aria-pressed", b.getAttribute("data-filter") === value ? "true" : "false");
+    }
+    var url = new URL(location.href);
+    if (value === "all") { url.searchParams.delete("filter"); } else { url.searchParams.set("filter", value); }
+    history.replaceState(null, "", url.pathname + url.search);
+  }
+
+  Array.prototype.forEach.call(filterButtons, function (button) {
+    button.addEventListener("click", function () {
+      var value = button.getAttribute("data-filter");
+      if (value === filter) { return; }
+      setFilter(value);
+      C.showStatus("", null);
+      load();
+    });
+  });
+
+  // ---- start --------------------------------------------------------------------------
+  setFilter(filter);
+  C.start().then(function (user) {
+    me = user;
+    load();
+    setInterval(tick, TICK_MS);
+    C.live({
+      onOpen: function (send, reconnected) {
+        send({ type: "watch", conversation_id: null });
+        if (reconnected) { load(); } // we may have missed changes while offline
+      },
+      onFrame: function (frame) {
+        if (frame.type === "queue_changed") { loadSoon(); }
+      }
+    });
+  }, function (error) {
+    loadingNote.hidden = true;
+    C.showError(error);
+  });
+})();
