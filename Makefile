@@ -62,6 +62,7 @@ demo: migrate
 	$(PY) -m bot demo
 
 run: setup train demo
+	$(PY) -m bot staff demo
 	$(PY) -m bot run
 
 lint: $(APP_VENV)/.installed

@@ -72,6 +72,12 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
     return hasher.hash(secrets.token_urlsafe(16))
 
 
+async def prepare_password_hashing() -> None:
+    """Compute the dummy hash ahead of the first login (call at start-up), so the first
+    login for an unknown email does not take longer than the others."""
+    await asyncio.to_thread(_dummy_hash, password_hasher)
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidInput(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
@@ -227,7 +233,7 @@ async def session_user(session: AsyncSession, token: str) -> tuple[StaffUser, St
     row = result.one_or_none()
     if row is None:
         return None
-    staff_session, user = row.tuple()
+    staff_session, user = row._tuple()
     if staff_session.expires_at <= utcnow():
         await session.delete(staff_session)
         await session.flush()

@@ -13,10 +13,11 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
 from bot.web.chat import chat_socket
+from bot.web.console import create_console
 from bot.web.demo_shop import create_demo_shop
 from bot.web.errors import error_middleware, json_error
-from bot.web.hub import ChatHub
-from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS
+from bot.web.hub import ChatHub, StaffHub
+from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaClient
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,6 +43,7 @@ async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
 async def _close_chats(app: web.Application) -> None:
     # The widget reconnects with backoff and resumes with its token.
     await app[HUB].close_all("server restarting, reconnecting")
+    await app[STAFF_HUB].close_all()
 
 
 async def index(_request: web.Request) -> web.FileResponse:
@@ -84,6 +86,7 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_static("/static/", STATIC_DIR)
     app.router.add_get("/demo/shop", shop_home_redirect)
     app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
+    app.add_subapp("/console", create_console())
 
 
 @web.middleware
@@ -104,6 +107,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings or Settings.from_env()
     app[HUB] = ChatHub()
+    app[STAFF_HUB] = StaffHub()
     app.on_shutdown.append(_close_chats)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rasa_client)

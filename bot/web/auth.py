@@ -314,11 +314,16 @@ async def login_page(_request: web.Request) -> web.StreamResponse:
     return web.Response(text=_PLACEHOLDER_LOGIN, content_type="text/html", headers=NO_STORE)
 
 
+async def _prepare_hashing(_app: web.Application) -> None:
+    await staff.prepare_password_hashing()
+
+
 def setup_auth(app: web.Application) -> None:
     """Add the auth middleware (once) and the login/logout/me routes to the console sub-app."""
     if auth_middleware not in app.middlewares:
         app.middlewares.append(auth_middleware)
     app[LOGIN_THROTTLE] = LoginThrottle()
+    app.on_startup.append(_prepare_hashing)
     app.router.add_get("/login", login_page)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations
 from bot.domain.identity import check_token
 from bot.storage import repositories
 from bot.storage.models import Conversation, Message, MessageSender
-from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
+from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -67,15 +68,21 @@ class Connection:
     identity_to_sync: bool = False
 
 
-async def push(app: web.Application, conversation_id: str, sender: MessageSender, text: str,
+AppState = web.Application | ChainMapProxy
+
+
+async def push(app: AppState, conversation_id: str, sender: MessageSender, text: str,
                buttons: list[dict[str, str]] | None = None, author: str | None = None) -> Message:  # fmt: skip
     """Store a message and deliver it to every live tab; offline customers get it with the
-    history when they reconnect. Used for agent replies and proactive surveys."""
+    history when they reconnect. Used for bot replies, agent replies and proactive surveys."""
     async with app[SESSIONS]() as session, session.begin():
         message = await repositories.add_message(
             session, conversation_id, sender, text, buttons, author=author
         )
     await app[HUB].send(conversation_id, message_frame(message))
+    await app[STAFF_HUB].conversation_event(
+        conversation_id, {"type": "message", "message": message_frame(message)}
+    )
     return message
 
 
@@ -210,6 +217,9 @@ async def _customer_message(connection: Connection, text: Any, client_id: Any) -
     if not is_new:
         return
     await app[HUB].send(conversation_id, message_frame(message), exclude=ws)
+    await app[STAFF_HUB].conversation_event(
+        conversation_id, {"type": "message", "message": message_frame(message)}
+    )
     await _answer(connection, message.text)
 
 
@@ -240,3 +250,7 @@ async def _answer(connection: Connection, text: str) -> None:
         return
     for reply in replies:
         await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
+    async with app[SESSIONS]() as session:
+        after = await session.get(Conversation, conversation_id)
+    if after is not None and not conversations.bot_may_answer(after):
+        await app[STAFF_HUB].queue_changed()  # the bot just handed this chat to a person

@@ -66,3 +66,48 @@ class ChatHub:
         for conversation_id in list(self._sockets):
             for ws in list(self._sockets.get(conversation_id, ())):
                 await ws.close(code=WSCloseCode.GOING_AWAY, message=message.encode())
+
+
+class StaffHub:
+    """Open console connections; each watches the queue or one conversation."""
+
+    def __init__(self) -> None:
+        self._watching: dict[WebSocketResponse, str | None] = {}
+        self._staff: dict[WebSocketResponse, int] = {}
+
+    def join(self, ws: WebSocketResponse, staff_id: int) -> None:
+        self._watching[ws] = None
+        self._staff[ws] = staff_id
+
+    def watch(self, ws: WebSocketResponse, conversation_id: str | None) -> None:
+        if ws in self._watching:
+            self._watching[ws] = conversation_id
+
+    def leave(self, ws: WebSocketResponse) -> None:
+        self._watching.pop(ws, None)
+        self._staff.pop(ws, None)
+
+    def online_staff_ids(self) -> set[int]:
+        return set(self._staff.values())
+
+    async def _send(self, sockets: list[WebSocketResponse], frame: dict[str, Any]) -> None:
+        for ws in sockets:
+            if ws.closed:
+                self.leave(ws)
+                continue
+            try:
+                await ws.send_json(frame)
+            except (ConnectionError, RuntimeError):
+                self.leave(ws)
+
+    async def queue_changed(self) -> None:
+        await self._send(list(self._watching), {"type": "queue_changed"})
+
+    async def conversation_event(self, conversation_id: str, frame: dict[str, Any]) -> None:
+        """Live update for consoles showing this conversation (and the queue's last message)."""
+        watchers = [ws for ws, watched in self._watching.items() if watched == conversation_id]
+        await self._send(watchers, {**frame, "conversation_id": conversation_id})
+
+    async def close_all(self) -> None:
+        for ws in list(self._watching):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")

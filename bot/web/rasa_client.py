@@ -45,8 +45,11 @@ class RasaClient:
 
     async def set_slots(self, sender_id: str, slots: dict[str, Any]) -> None:
         """Append SlotSet events to a conversation's tracker (Rasa HTTP API, token auth)."""
-        url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
         events = [{"event": "slot", "name": name, "value": value} for name, value in slots.items()]
+        await self.append_events(sender_id, events)
+
+    async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
         try:
             async with self._http.post(
                 url,
@@ -58,6 +61,26 @@ class RasaClient:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def trigger_intent(self, sender_id: str, intent: str) -> list[BotReply]:
+        """Run the bot on an external event (no customer message); returns its replies."""
+        url = f"{self._base_url}/conversations/{sender_id}/trigger_intent"
+        try:
+            async with self._http.post(
+                url,
+                params={"token": self._token, "include_events": "NONE"},
+                json={"name": intent, "entities": {}},
+                timeout=self._timeout,
+            ) as response:
+                if response.status != 200:
+                    raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
+                payload: Any = await response.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+        messages = payload.get("messages") if isinstance(payload, dict) else None
+        return [
+            _reply(item) for item in messages or [] if isinstance(item, dict) and item.get("text")
+        ]
 
     async def is_ready(self) -> bool:
         try:

@@ -72,6 +72,7 @@
     link.setAttribute("data-kind", "link");
     who.appendChild(link);
     if (!item.customer) { who.appendChild(C.el("span", "cell-note", "not verified")); }
+    if (item.stage) { who.appendChild(C.el("span", "cell-note cell-note--stage", "Stage: " + C.humanize(item.stage))); }
 
     cell(row, "cell-stage", item.stage ? C.humanize(item.stage) : "—");
 

@@ -1,0 +1,425 @@
+"""Human handoff: the escalation queue, claiming, agent replies, notes, transfer, resolve.
+
+Claiming is one conditional UPDATE (status waiting → claimed), so when two agents click at
+once exactly one row changes and the other agent is told who won. Every staff action is
+written to the AuditLog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.storage import repositories
+from bot.storage.models import (
+    AuditLog,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Escalation,
+    EscalationStatus,
+    Feedback,
+    Lifecycle,
+    Message,
+    MessageSender,
+    Order,
+    StaffNote,
+    StaffRole,
+    StaffUser,
+    Subscription,
+    utcnow,
+)
+
+MAX_TEXT_CHARS = 4000
+QUEUE_FILTERS = ("all", "mine", "unassigned")
+
+
+@dataclass(frozen=True)
+class Handback:
+    conversation_id: str
+    escalation: Escalation
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _audit(
+    staff: StaffUser, action: str, target_type: str, target_id: str, **details: Any
+) -> AuditLog:
+    return AuditLog(
+        actor=f"staff:{staff.id}", action=action, target_type=target_type,
+        target_id=target_id, details=details,
+    )  # fmt: skip
+
+
+def _text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("Please type a message.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"Messages are limited to {MAX_TEXT_CHARS} characters.")
+    return text.strip()
+
+
+async def _staff_names(session: AsyncSession) -> dict[int, str]:
+    rows = await session.execute(select(StaffUser.id, StaffUser.display_name))
+    return {row.id: row.display_name for row in rows}
+
+
+def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, Any]:
+    claimed = escalation.claimed_by_id
+    return {
+        "id": escalation.id,
+        "conversation_id": escalation.conversation_id,
+        "reason": escalation.reason.value,
+        "priority": escalation.priority,
+        "status": escalation.status.value,
+        "claimed_by": {"id": claimed, "display_name": names.get(claimed, "")} if claimed else None,
+        "created_at": _iso(escalation.created_at),
+        "resolved_at": _iso(escalation.resolved_at),
+    }
+
+
+async def queue(
+    session: AsyncSession, staff: StaffUser, which: str = "all"
+) -> list[dict[str, Any]]:
+    """Open escalations by priority (highest first), then age (oldest first)."""
+    if which not in QUEUE_FILTERS:
+        raise InvalidInput(f"filter must be one of {', '.join(QUEUE_FILTERS)}")
+    query = select(Escalation).where(Escalation.status != EscalationStatus.resolved)
+    if which == "mine":
+        query = query.where(Escalation.claimed_by_id == staff.id)
+    elif which == "unassigned":
+        query = query.where(Escalation.status == EscalationStatus.waiting)
+    escalations = (
+        await session.scalars(query.order_by(Escalation.priority.desc(), Escalation.created_at))
+    ).all()
+    names = await _staff_names(session)
+    now = utcnow()
+    items = []
+    for escalation in escalations:
+        customer = (
+            await session.get(Customer, escalation.customer_id) if escalation.customer_id else None
+        )
+        last = await _last_message(session, escalation.conversation_id)
+        stage = await _current_stage(session, escalation.conversation_id, customer)
+        items.append(
+            {
+                **escalation_json(escalation, names),
+                "escalation_id": escalation.id,
+                "customer": _customer_json(customer),
+                "stage": stage,
+                "last_message": _message_json(last) if last else None,
+                "waiting_seconds": int((now - escalation.created_at).total_seconds()),
+            }
+        )
+    return items
+
+
+async def _last_message(session: AsyncSession, conversation_id: str | None) -> Message | None:
+    if conversation_id is None:
+        return None
+    message: Message | None = await session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return message
+
+
+async def _current_stage(
+    session: AsyncSession, conversation_id: str | None, customer: Customer | None
+) -> str | None:
+    conversation = await session.get(Conversation, conversation_id) if conversation_id else None
+    if conversation is not None and conversation.order_id is not None:
+        lifecycle = await session.scalar(
+            select(Lifecycle).where(Lifecycle.order_id == conversation.order_id)
+        )
+        if lifecycle is not None:
+            return lifecycle.stage.value
+    if customer is None:
+        return None
+    lifecycle = await session.scalar(
+        select(Lifecycle)
+        .where(Lifecycle.customer_id == customer.id, Lifecycle.closed_at.is_(None))
+        .order_by(Lifecycle.opened_at.desc())
+        .limit(1)
+    )
+    return lifecycle.stage.value if lifecycle else None
+
+
+def _customer_json(customer: Customer | None) -> dict[str, Any] | None:
+    if customer is None or customer.is_anonymous:
+        return None
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "external_id": customer.external_id,
+        "acquisition_source": customer.acquisition_source.value
+        if customer.acquisition_source
+        else None,
+    }
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "sender": message.sender.value,
+        "text": message.text,
+        "buttons": message.buttons or [],
+        "time": _iso(message.created_at),
+        "author": message.author,
+    }
+
+
+def note_json(note: StaffNote, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "author": names.get(note.staff_user_id, ""),
+        "text": note.text,
+        "time": _iso(note.created_at),
+    }
+
+
+async def _escalation(session: AsyncSession, escalation_id: int) -> Escalation:
+    escalation = await session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise NotFound("No such escalation.")
+    return escalation
+
+
+async def claim(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Escalation:
+    await _escalation(session, escalation_id)
+    now = utcnow()
+    result = await session.execute(
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.waiting)
+        .values(status=EscalationStatus.claimed, claimed_by_id=staff.id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    escalation = await _escalation(session, escalation_id)
+    await session.refresh(escalation)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        names = await _staff_names(session)
+        who = names.get(escalation.claimed_by_id or 0, "Someone")
+        state = (
+            "resolved" if escalation.status is EscalationStatus.resolved else f"claimed by {who}"
+        )
+        raise Conflict(f"This conversation was already {state}.", code="already_claimed")
+    if escalation.conversation_id:
+        conversation = await session.get(Conversation, escalation.conversation_id)
+        if conversation is not None:
+            conversation.status = ConversationStatus.with_agent
+    session.add(_audit(staff, "claim", "escalation", str(escalation.id)))
+    await session.flush()
+    return escalation
+
+
+async def _open_escalation_for(session: AsyncSession, conversation_id: str) -> Escalation:
+    escalation = await repositories.open_escalation(session, conversation_id)
+    if escalation is None:
+        raise Conflict("This conversation has no open escalation.", code="not_escalated")
+    return escalation
+
+
+def _must_hold(escalation: Escalation, staff: StaffUser) -> None:
+    if escalation.claimed_by_id != staff.id and staff.role is not StaffRole.admin:
+        raise Conflict("Claim this conversation before replying.", code="not_claimed")
+
+
+async def agent_reply(
+    session: AsyncSession, conversation_id: str, staff: StaffUser, text: Any
+) -> Message:
+    body = _text(text)
+    escalation = await _open_escalation_for(session, conversation_id)
+    _must_hold(escalation, staff)
+    message = await repositories.add_message(
+        session, conversation_id, MessageSender.agent, body, author=staff.display_name
+    )
+    session.add(_audit(staff, "reply", "conversation", conversation_id, message_id=message.id))
+    await session.flush()
+    return message
+
+
+async def add_note(
+    session: AsyncSession, conversation_id: str, staff: StaffUser, text: Any
+) -> StaffNote:
+    if await session.get(Conversation, conversation_id) is None:
+        raise NotFound("No such conversation.")
+    note = StaffNote(conversation_id=conversation_id, staff_user_id=staff.id, text=_text(text))
+    session.add(note)
+    await session.flush()
+    session.add(_audit(staff, "note", "conversation", conversation_id, note_id=note.id))
+    return note
+
+
+async def transfer(
+    session: AsyncSession, escalation_id: int, staff: StaffUser, to_user_id: Any
+) -> Escalation:
+    escalation = await _escalation(session, escalation_id)
+    if escalation.status is EscalationStatus.resolved:
+        raise Conflict("This conversation is already resolved.", code="resolved")
+    target = await session.get(StaffUser, to_user_id) if isinstance(to_user_id, int) else None
+    if target is None or not target.is_active or target.role is StaffRole.cx_manager:
+        raise InvalidInput("Choose an active agent to transfer to.")
+    if escalation.status is EscalationStatus.claimed:
+        _must_hold(escalation, staff)
+    escalation.status = EscalationStatus.claimed
+    escalation.claimed_by_id = target.id
+    escalation.claimed_at = utcnow()
+    if escalation.conversation_id:
+        conversation = await session.get(Conversation, escalation.conversation_id)
+        if conversation is not None:
+            conversation.status = ConversationStatus.with_agent
+    session.add(_audit(staff, "transfer", "escalation", str(escalation.id), to=target.id))
+    await session.flush()
+    return escalation
+
+
+async def resolve(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Handback:
+    escalation = await _escalation(session, escalation_id)
+    if escalation.status is EscalationStatus.resolved:
+        raise Conflict("This conversation is already resolved.", code="resolved")
+    if escalation.status is EscalationStatus.claimed:
+        _must_hold(escalation, staff)
+    escalation.status = EscalationStatus.resolved
+    escalation.resolved_at = utcnow()
+    if escalation.claimed_by_id is None:
+        escalation.claimed_by_id, escalation.claimed_at = staff.id, escalation.resolved_at
+    conversation_id = escalation.conversation_id or ""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is not None:
+        conversation.status = ConversationStatus.bot
+    session.add(_audit(staff, "resolve", "escalation", str(escalation.id)))
+    await session.flush()
+    return Handback(conversation_id, escalation)
+
+
+async def conversation_detail(session: AsyncSession, conversation_id: str) -> dict[str, Any]:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    names = await _staff_names(session)
+    escalation = await session.scalar(
+        select(Escalation)
+        .where(Escalation.conversation_id == conversation_id)
+        .order_by(Escalation.created_at.desc())
+        .limit(1)
+    )
+    messages = await repositories.transcript(session, conversation_id)
+    notes = (
+        await session.scalars(
+            select(StaffNote)
+            .where(StaffNote.conversation_id == conversation_id)
+            .order_by(StaffNote.id)
+        )
+    ).all()
+    customer = (
+        await session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+    )
+    return {
+        "conversation": {"id": conversation.id, "status": conversation.status.value},
+        "escalation": escalation_json(escalation, names) if escalation else None,
+        "messages": [_message_json(m) for m in messages],
+        "notes": [note_json(n, names) for n in notes],
+        "customer": await _customer_panel(session, customer),
+    }
+
+
+async def _customer_panel(
+    session: AsyncSession, customer: Customer | None
+) -> dict[str, Any] | None:
+    summary = _customer_json(customer)
+    if summary is None or customer is None:
+        return None
+    orders = (
+        await session.scalars(
+            select(Order).where(Order.customer_id == customer.id).order_by(Order.placed_at.desc())
+        )
+    ).all()
+    numbers = {o.id: o.number for o in orders}
+    lifecycles = (
+        await session.scalars(
+            select(Lifecycle)
+            .where(Lifecycle.customer_id == customer.id)
+            .order_by(Lifecycle.opened_at.desc())
+        )
+    ).all()
+    subscriptions = (
+        await session.scalars(select(Subscription).where(Subscription.customer_id == customer.id))
+    ).all()
+    feedback = (
+        await session.scalars(
+            select(Feedback)
+            .where(Feedback.customer_id == customer.id)
+            .order_by(Feedback.created_at.desc())
+            .limit(50)
+        )
+    ).all()
+    escalations = (
+        await session.scalars(
+            select(Escalation)
+            .where(Escalation.customer_id == customer.id)
+            .order_by(Escalation.created_at.desc())
+        )
+    ).all()
+    return {
+        **summary,
+        "lifecycles": [
+            {"id": lc.id, "kind": lc.kind.value, "stage": lc.stage.value, "opened_at": _iso(lc.opened_at),
+             "closed_at": _iso(lc.closed_at), "order_number": numbers.get(lc.order_id or 0)}
+            for lc in lifecycles
+        ],
+        "orders": [
+            {"number": o.number, "status": o.status.value, "total": str(o.total), "currency": o.currency,
+             "placed_at": _iso(o.placed_at)}
+            for o in orders
+        ],
+        "subscriptions": [{"plan": s.plan, "status": s.status.value} for s in subscriptions],
+        "feedback": [
+            {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value,
+             "channel": f.channel.value, "time": _iso(f.created_at)}
+            for f in feedback
+        ],
+        "escalations": [
+            {"id": e.id, "reason": e.reason.value, "status": e.status.value, "created_at": _iso(e.created_at)}
+            for e in escalations
+        ],
+    }  # fmt: skip
+
+
+async def staff_directory(session: AsyncSession, online_ids: set[int]) -> list[dict[str, Any]]:
+    users = (
+        await session.scalars(
+            select(StaffUser)
+            .where(StaffUser.is_active.is_(True), StaffUser.role != StaffRole.cx_manager)
+            .order_by(StaffUser.display_name)
+        )
+    ).all()
+    return [
+        {
+            "id": u.id,
+            "display_name": u.display_name,
+            "role": u.role.value,
+            "online": u.id in online_ids,
+        }
+        for u in users
+    ]
+
+
+async def open_count(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Escalation)
+            .where(Escalation.status != EscalationStatus.resolved)
+        )
+        or 0
+    )

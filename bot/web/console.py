@@ -1,0 +1,211 @@
+"""The staff console (sub-app at /console): queue, conversation view, live handoff.
+
+Pages are static shells (bot/web/static/console/); every number and text comes from the
+JSON API below, and live updates from the console WebSocket. Authentication, CSRF and
+roles: bot/web/auth.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot.domain import handoff
+from bot.storage.models import MessageSender, StaffRole
+from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
+from bot.web.chat import AppState, message_frame, push
+from bot.web.keys import HUB, RASA, SESSIONS, STAFF_HUB
+from bot.web.rasa_client import RasaUnavailable
+
+logger = logging.getLogger(__name__)
+
+PAGES = Path(__file__).parent / "static" / "console"
+AGENTS = (StaffRole.agent, StaffRole.admin)
+SUPPORT_RESOLVED_INTENT = "EXTERNAL_support_resolved"
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(PAGES / name, headers={"Cache-Control": "no-store"})
+
+
+@require_roles(*AGENTS)
+async def queue_page(_request: web.Request) -> web.FileResponse:
+    return _page("queue.html")
+
+
+@require_roles(*AGENTS)
+async def conversation_page(_request: web.Request) -> web.FileResponse:
+    return _page("conversation.html")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(reason="The request body must be JSON.") from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(reason="The request body must be a JSON object.")
+    return data
+
+
+def _int(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError as exc:
+        raise web.HTTPNotFound(reason="Not found.") from exc
+
+
+@require_roles(*AGENTS)
+async def api_queue(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session:
+        items = await handoff.queue(
+            session, current_staff(request), request.query.get("filter", "all")
+        )
+    return web.json_response({"items": items})
+
+
+@require_roles(*AGENTS)
+async def api_conversation(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session:
+        detail = await handoff.conversation_detail(session, request.match_info["conversation_id"])
+    return web.json_response(detail)
+
+
+@require_roles(*AGENTS)
+async def api_staff(request: web.Request) -> web.Response:
+    online = request.config_dict[STAFF_HUB].online_staff_ids()
+    async with request.config_dict[SESSIONS]() as session:
+        return web.json_response(await handoff.staff_directory(session, online))
+
+
+async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str, Any]:
+    async with request.config_dict[SESSIONS]() as session:
+        names = {u["id"]: u["display_name"] for u in await handoff.staff_directory(session, set())}
+    body = handoff.escalation_json(escalation, names)
+    hub = request.config_dict[STAFF_HUB]
+    await hub.queue_changed()
+    if escalation.conversation_id:
+        await hub.conversation_event(
+            escalation.conversation_id, {"type": "escalation", "escalation": body}
+        )
+    return body
+
+
+@require_roles(*AGENTS)
+async def api_claim(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.claim(
+            session, _int(request, "escalation_id"), current_staff(request)
+        )
+    return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*AGENTS)
+async def api_transfer(request: web.Request) -> web.Response:
+    data = await _body(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.transfer(
+            session,
+            _int(request, "escalation_id"),
+            current_staff(request),
+            data.get("staff_user_id"),
+        )
+    return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*AGENTS)
+async def api_reply(request: web.Request) -> web.Response:
+    data = await _body(request)
+    conversation_id = request.match_info["conversation_id"]
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        message = await handoff.agent_reply(
+            session, conversation_id, current_staff(request), data.get("text")
+        )
+    await request.config_dict[HUB].send(conversation_id, message_frame(message))
+    await request.config_dict[STAFF_HUB].conversation_event(
+        conversation_id, {"type": "message", "message": message_frame(message)}
+    )
+    return web.json_response(message_frame(message), status=201)
+
+
+@require_roles(*AGENTS)
+async def api_note(request: web.Request) -> web.Response:
+    data = await _body(request)
+    conversation_id = request.match_info["conversation_id"]
+    staff = current_staff(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        note = await handoff.add_note(session, conversation_id, staff, data.get("text"))
+        body = handoff.note_json(note, {staff.id: staff.display_name})
+    await request.config_dict[STAFF_HUB].conversation_event(
+        conversation_id, {"type": "note", "note": body}
+    )
+    return web.json_response(body, status=201)
+
+
+@require_roles(*AGENTS)
+async def api_resolve(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        handback = await handoff.resolve(
+            session, _int(request, "escalation_id"), current_staff(request)
+        )
+    body = await _escalation_changed(request, handback.escalation)
+    if handback.conversation_id:
+        await hand_back_to_bot(request.config_dict, handback.conversation_id)
+    return web.json_response(body)
+
+
+async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
+    """Resume Rasa's paused tracker and let the bot ask the post-support survey."""
+    rasa = app[RASA]
+    try:
+        await rasa.append_events(conversation_id, [{"event": "resume"}])
+        replies = await rasa.trigger_intent(conversation_id, SUPPORT_RESOLVED_INTENT)
+    except RasaUnavailable as exc:
+        logger.warning("could not hand %s back to the bot: %s", conversation_id, exc)
+        return
+    for reply in replies:
+        await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
+
+
+@require_roles(*AGENTS)
+async def console_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    hub = request.config_dict[STAFF_HUB]
+    hub.join(ws, current_staff(request).id)
+    try:
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(frame.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("type") == "watch":
+                watched = data.get("conversation_id")
+                hub.watch(ws, watched if isinstance(watched, str) else None)
+    finally:
+        hub.leave(ws)
+    return ws
+
+
+def create_console() -> web.Application:
+    console = web.Application(middlewares=[auth_middleware])
+    setup_auth(console)
+    console.router.add_get("/", queue_page)
+    console.router.add_get("/conversations/{conversation_id}", conversation_page)
+    console.router.add_get("/api/queue", api_queue)
+    console.router.add_get("/api/staff", api_staff)
+    console.router.add_get("/api/conversations/{conversation_id}", api_conversation)
+    console.router.add_post("/api/conversations/{conversation_id}/messages", api_reply)
+    console.router.add_post("/api/conversations/{conversation_id}/notes", api_note)
+    console.router.add_post("/api/escalations/{escalation_id}/claim", api_claim)
+    console.router.add_post("/api/escalations/{escalation_id}/transfer", api_transfer)
+    console.router.add_post("/api/escalations/{escalation_id}/resolve", api_resolve)
+    console.router.add_get("/ws", console_socket)
+    console.router.add_static("/static/", PAGES)
+    return console

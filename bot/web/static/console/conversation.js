@@ -1,0 +1,574 @@
+/*
+ * Console conversation page (/console/conversations/{id}): the transcript with internal
+ * notes inline, the composer (reply or note), Claim / Transfer… / Resolve, the customer's
+ * side panel, live updates over /console/ws. Helpers: console.js.
+ */
+(function () {
+  "use strict";
+
+  var C = window.ConsoleApp;
+  var STAGES = ["discovery", "research", "purchase", "use", "support"];
+  var SENDER_LABELS = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System" };
+  var CONVERSATION_STATES = {
+    bot: "With the bot", waiting_for_agent: "Waiting for an agent",
+    with_agent: "With an agent", closed: "Closed"
+  };
+  var SCALES = { csat: 5, ces: 7, nps: 10 };
+  var KINDS = { one_time: "One-time purchase", subscription_period: "Subscription period" };
+  var HINT = "Enter to send, Shift+Enter for a new line.";
+  var RESOLVE_TEXT = "Resolve & hand back to bot";
+  var CONFIRM_TEXT = "Really resolve?";
+
+  var match = /^\/console\/conversations\/([^/]+)\/?$/.exec(location.pathname);
+  var conversationId = match ? decodeURIComponent(match[1]) : "";
+  var apiBase = "/conversations/" + encodeURIComponent(conversationId);
+
+  var log = C.byId("log");
+  var title = C.byId("conv-title");
+  var meta = C.byId("conv-meta");
+  var stateLine = C.byId("conv-state");
+  var claimButton = C.byId("claim");
+  var transferButton = C.byId("transfer");
+  var transferPanel = C.byId("transfer-panel");
+  var transferSelect = C.byId("transfer-to");
+  var transferConfirm = C.byId("transfer-confirm");
+  var transferCancel = C.byId("transfer-cancel");
+  var resolveButton = C.byId("resolve");
+  var resolveCancel = C.byId("resolve-cancel");
+  var form = C.byId("composer");
+  var textarea = C.byId("composer-text");
+  var sendButton = C.byId("send");
+  var hint = C.byId("composer-hint");
+  var radios = form.querySelectorAll('input[name="mode"]');
+  var customerBody = C.byId("customer-body");
+
+  var me = null;
+  var conversation = null;
+  var escalation = null;
+  var customer = null;
+  var mode = "reply";
+  var sending = false;
+  var resolveArmedAt = 0;
+  var shown = {}; // "m<id>" / "n<id>" -> true
+
+  // ---- small helpers --------------------------------------------------------------------
+  function unwrap(data, key) {
+    return data && data[key] && typeof data[key] === "object" ? data[key] : data;
+  }
+
+  function isActive() {
+    return !!escalation && (escalation.status === "waiting" || escalation.status === "claimed") &&
+      !(conversation && conversation.status === "closed");
+  }
+
+  function claimedByMe() {
+    return !!(escalation && escalation.claimed_by && me && escalation.claimed_by.id === me.id);
+  }
+
+  function customerTitle() {
+    if (!customer) { return "Anonymous visitor"; }
+    return customer.name || customer.email || customer.external_id || "Customer #" + customer.id;
+  }
+
+  // ---- the transcript -------------------------------------------------------------------
+  // Follow new messages while the agent is at the bottom; leave them alone when scrolled up.
+  var pinned = true;
+  function scrollToEnd() {
+    log.scrollTop = log.scrollHeight;
+    pinned = true;
+  }
+  log.addEventListener("scroll", function () {
+    pinned = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  });
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () { if (pinned) { log.scrollTop = log.scrollHeight; } }).observe(log);
+  }
+
+  // Inserts in time order (live items are nearly always last, so search from the end).
+  function insert(item, iso, stick) {
+    var date = C.parseTime(iso);
+    var ms = date ? date.getTime() : Date.now();
+    item.setAttribute("data-time", String(ms));
+    var after = log.lastElementChild;
+    while (after && Number(after.getAttribute("data-time")) > ms) { after = after.previousElementSibling; }
+    log.insertBefore(item, after ? after.nextSibling : log.firstChild);
+    if (stick || pinned) { scrollToEnd(); }
+  }
+
+  function head(item, label, iso) {
+    var line = C.el("p", "msg__head");
+    line.appendChild(C.el("span", "msg__who", label));
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(C.timeElement(iso, "msg__time"));
+    item.appendChild(line);
+  }
+
+  function addMessage(m, forceScroll) {
+    if (!m || m.id === undefined || m.id === null || shown["m" + m.id]) { return; }
+    shown["m" + m.id] = true;
+    var sender = Object.prototype.hasOwnProperty.call(SENDER_LABELS, m.sender) ? m.sender : "system";
+    var item = C.el("li", "msg msg--" + sender);
+    item.setAttribute("data-message-id", String(m.id));
+    head(item, sender === "agent" && m.author ? String(m.author) : SENDER_LABELS[sender], m.time);
+    item.appendChild(C.el("p", "msg__text", m.text === null || m.text === undefined ? "" : m.text));
+    var buttons = Array.isArray(m.buttons) ? m.buttons : [];
+    if (buttons.length) {
+      var list = C.el("ul", "msg__buttons");
+      list.setAttribute("aria-label", "Buttons offered");
+      buttons.forEach(function (b) {
+        var label = b && typeof b === "object" ? (b.title || b.payload) : b;
+        if (label !== undefined && label !== null && label !== "") { list.appendChild(C.el("li", "chip", label)); }
+      });
+      item.appendChild(list);
+    }
+    insert(item, m.time, forceScroll);
+  }
+
+  function addNote(n, forceScroll) {
+    if (!n || n.id === undefined || n.id === null || shown["n" + n.id]) { return; }
+    shown["n" + n.id] = true;
+    var item = C.el("li", "msg msg--note");
+    item.setAttribute("data-note-id", String(n.id));
+    head(item, "Internal note · " + String(n.author || "staff"), n.time);
+    item.appendChild(C.el("p", "msg__text", n.text === null || n.text === undefined ? "" : n.text));
+    insert(item, n.time, forceScroll);
+  }
+
+  // ---- header, buttons and composer state ------------------------------------------------
+  function stateText() {
+    if (conversation && conversation.status === "closed") { return "This conversation is closed."; }
+    if (!escalation) { return "No open escalation: the bot is handling this conversation."; }
+    if (escalation.status === "waiting") {
+      return "Waiting for an agent since " + C.formatTime(escalation.created_at) + ".";
+    }
+    if (escalation.status === "claimed") {
+      if (claimedByMe()) { return "Claimed by you: the customer sees your replies live."; }
+      return "Claimed by " + String((escalation.claimed_by && escalation.claimed_by.display_name) || "someone") + ".";
+    }
+    return "Handed back to the bot";
+  }
+
+  function renderHeader() {
+    title.textContent = customerTitle();
+    document.title = customerTitle() + " · Support console";
+    var parts = [];
+    if (conversation) { parts.push(CONVERSATION_STATES[conversation.status] || C.humanize(conversation.status)); }
+    if (escalation) {
+      parts.push(C.reasonLabel(escalation.reason));
+      if (escalation.priority !== undefined && escalation.priority !== null) { parts.push("Priority " + escalation.priority); }
+      if (escalation.contact_email) { parts.push("Contact: " + escalation.contact_email); }
+    }
+    meta.textContent = parts.join(" · ");
+    var text = stateText();
+    if (stateLine.textContent !== text) { stateLine.textContent = text; }
+    stateLine.setAttribute("data-state", escalation ? String(escalation.status) : "none");
+
+    var active = isActive();
+    claimButton.hidden = !(active && escalation.status === "waiting");
+    transferButton.hidden = !active;
+    resolveButton.hidden = !active;
+    if (!active) {
+      disarmResolve();
+      closeTransfer(false);
+    }
+    updateComposer();
+  }
+
+  function updateComposer() {
+    var enabled = isActive() && conversation !== null;
+    textarea.disabled = !enabled;
+    sendButton.disabled = !enabled || sending;
+    for (var i = 0; i < radios.length; i++) { radios[i].disabled = !enabled; }
+    form.classList.toggle("composer--note", mode === "note");
+    form.classList.toggle("composer--disabled", !enabled);
+    textarea.placeholder = mode === "note"
+      ? "Internal note: only staff can see it…" : "Reply to the customer…";
+    if (!enabled) {
+      hint.textContent = escalation && escalation.status === "resolved"
+        ? "Handed back to the bot. The composer is closed." : "There is nothing to answer here right now.";
+    } else if (mode === "reply" && escalation.status === "claimed" && !claimedByMe()) {
+      hint.textContent = String((escalation.claimed_by && escalation.claimed_by.display_name) || "Someone else") +
+        " has this conversation: only they can reply. Internal notes work any time.";
+    } else if (mode === "reply" && !claimedByMe()) {
+      hint.textContent = "Claim this conversation to reply to the customer. Internal notes work any time.";
+    } else {
+      hint.textContent = HINT;
+    }
+  }
+
+  function applyEscalation(esc) {
+    if (!esc || typeof esc !== "object") { return; }
+    escalation = esc;
+    if (conversation && conversation.status !== "closed") {
+      conversation.status = esc.status === "waiting" ? "waiting_for_agent"
+        : esc.status === "claimed" ? "with_agent" : "bot";
+    }
+    renderHeader();
+  }
+
+  // ---- Claim ---------------------------------------------------------------------------
+  claimButton.addEventListener("click", function () {
+    if (!escalation) { return; }
+    claimButton.disabled = true;
+    C.api("POST", "/escalations/" + encodeURIComponent(String(escalation.id)) + "/claim").then(function (data) {
+      claimButton.disabled = false;
+      applyEscalation(unwrap(data, "escalation"));
+      C.showStatus("You claimed this conversation. Your replies go to the customer live.", "ok");
+      textarea.focus();
+    }, function (error) {
+      claimButton.disabled = false;
+      C.showError(error); // 409: somebody else was quicker
+      load();
+    });
+  });
+
+  // ---- Transfer… -------------------------------------------------------------------------
+  function closeTransfer(returnFocus) {
+    transferPanel.hidden = true;
+    transferButton.setAttribute("aria-expanded", "false");
+    if (returnFocus && !transferButton.hidden) { transferButton.focus(); }
+  }
+
+  function fillStaff(staff) {
+    C.clear(transferSelect);
+    var others = (Array.isArray(staff) ? staff : []).filter(function (s) { return !me || s.id !== me.id; });
+    others.sort(function (a, b) { return (b.online ? 1 : 0) - (a.online ? 1 : 0); });
+    others.forEach(function (s) {
+      var label = String(s.display_name) + " (" + C.roleLabel(s.role) + ") · " + (s.online ? "online" : "offline");
+      transferSelect.appendChild(new Option(label, String(s.id)));
+    });
+    if (!others.length) {
+      var none = new Option("Nobody else to transfer to", "");
+      none.disabled = true;
+      transferSelect.appendChild(none);
+    }
+    transferConfirm.disabled = !others.length;
+  }
+
+  transferButton.addEventListener("click", function () {
+    if (!transferPanel.hidden) {
+      closeTransfer(true);
+      return;
+    }
+    disarmResolve();
+    transferPanel.hidden = false;
+    transferButton.setAttribute("aria-expanded", "true");
+    C.clear(transferSelect);
+    transferSelect.appendChild(new Option("Loading staff…", ""));
+    transferConfirm.disabled = true;
+    transferSelect.focus();
+    C.api("GET", "/staff").then(function (data) {
+      fillStaff(Array.isArray(data) ? data : data && data.items);
+    }, function (error) {
+      C.showError(error);
+      closeTransfer(true);
+    });
+  });
+
+  transferConfirm.addEventListener("click", function () {
+    var id = Number(transferSelect.value);
+    if (!escalation || !transferSelect.value || isNaN(id)) { return; }
+    var name = transferSelect.options[transferSelect.selectedIndex].text.replace(/ \(.*$/, "");
+    transferConfirm.disabled = true;
+    C.api("POST", "/escalations/" + encodeURIComponent(String(escalation.id)) + "/transfer",
+      { staff_user_id: id }).then(function (data) {
+      transferConfirm.disabled = false;
+      closeTransfer(true);
+      applyEscalation(unwrap(data, "escalation"));
+      C.showStatus("Transferred to " + name + ".", "ok");
+    }, function (error) {
+      transferConfirm.disabled = false;
+      C.showError(error);
+    });
+  });
+
+  transferCancel.addEventListener("click", function () { closeTransfer(true); });
+  transferPanel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeTransfer(true);
+    }
+  });
+
+  // ---- Resolve: a second click on "Really resolve?" confirms ----------------------------
+  function disarmResolve() {
+    if (!resolveArmedAt) { return; }
+    resolveArmedAt = 0;
+    resolveButton.textContent = RESOLVE_TEXT;
+    resolveButton.classList.remove("button--armed");
+    resolveCancel.hidden = true;
+  }
+
+  resolveButton.addEventListener("click", function () {
+    if (!escalation) { return; }
+    if (!resolveArmedAt) {
+      closeTransfer(false);
+      resolveArmedAt = Date.now();
+      resolveButton.textContent = CONFIRM_TEXT;
+      resolveButton.classList.add("button--armed");
+      resolveCancel.hidden = false;
+      C.showStatus("The bot takes over again and asks the customer a short survey. " +
+        "Click “" + CONFIRM_TEXT + "” to confirm.", "info");
+      return;
+    }
+    if (Date.now() - resolveArmedAt < 400) { return; } // a double click is not a confirmation
+    resolveButton.disabled = true;
+    C.api("POST", "/escalations/" + encodeURIComponent(String(escalation.id)) + "/resolve").then(function (data) {
+      resolveButton.disabled = false;
+      var esc = unwrap(data, "escalation");
+      if (!esc || !esc.status) {
+        esc = {};
+        for (var key in escalation) { if (Object.prototype.hasOwnProperty.call(escalation, key)) { esc[key] = escalation[key]; } }
+        esc.status = "resolved";
+      }
+      applyEscalation(esc);
+      C.showStatus("Handed back to the bot.", "ok");
+      log.focus();
+    }, function (error) {
+      resolveButton.disabled = false;
+      disarmResolve();
+      C.showError(error);
+    });
+  });
+
+  resolveCancel.addEventListener("click", function () {
+    disarmResolve();
+    C.showStatus("", null);
+    resolveButton.focus();
+  });
+  resolveButton.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && resolveArmedAt) {
+      event.preventDefault();
+      disarmResolve();
+      C.showStatus("", null);
+    }
+  });
+
+  // ---- the composer ----------------------------------------------------------------------
+  Array.prototype.forEach.call(radios, function (radio) {
+    radio.addEventListener("change", function () {
+      if (radio.checked) {
+        mode = radio.value === "note" ? "note" : "reply";
+        updateComposer();
+      }
+    });
+  });
+
+  function submit() {
+    var text = textarea.value.trim();
+    if (sending || textarea.disabled) { return; }
+    if (!text) {
+      C.showStatus("Write something first.", "error");
+      textarea.focus();
+      return;
+    }
+    var asNote = mode === "note";
+    sending = true;
+    updateComposer();
+    C.api("POST", apiBase + (asNote ? "/notes" : "/messages"), { text: text }).then(function (data) {
+      if (asNote) { addNote(unwrap(data, "note"), true); } else { addMessage(unwrap(data, "message"), true); }
+      scrollToEnd(); // also when the live echo got here first
+      textarea.value = "";
+      C.showStatus("", null);
+    }, function (error) {
+      C.showError(error); // 409 when the conversation is not claimed by you: text stays
+    }).then(function () {
+      sending = false;
+      updateComposer();
+      if (!textarea.disabled) { textarea.focus(); }
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submit();
+  });
+  textarea.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+
+  // ---- the customer panel ----------------------------------------------------------------
+  function facts(parent, rows) {
+    var list = C.el("dl", "facts");
+    rows.forEach(function (row) {
+      list.appendChild(C.el("dt", "", row[0]));
+      list.appendChild(C.el("dd", "", row[1] === null || row[1] === undefined || row[1] === "" ? "—" : row[1]));
+    });
+    parent.appendChild(list);
+  }
+
+  function section(heading, entries, emptyText, renderEntry) {
+    var box = C.el("section", "panel-section");
+    box.appendChild(C.el("h3", "panel-section__title", heading));
+    var list = Array.isArray(entries) ? entries : [];
+    if (!list.length) {
+      box.appendChild(C.el("p", "panel-section__empty", emptyText));
+    } else {
+      var ul = C.el("ul", "entries");
+      list.forEach(function (entry) {
+        var li = C.el("li", "entry");
+        renderEntry(li, entry);
+        ul.appendChild(li);
+      });
+      box.appendChild(ul);
+    }
+    customerBody.appendChild(box);
+  }
+
+  function stepper(stage, current) {
+    var reached = STAGES.indexOf(stage);
+    var list = C.el("ol", "stepper");
+    list.setAttribute("aria-label", "Stage");
+    STAGES.forEach(function (name, index) {
+      var step = C.el("li", "stepper__step", C.humanize(name));
+      if (index < reached) {
+        step.classList.add("stepper__step--done");
+        step.appendChild(C.el("span", "visually-hidden", " (passed)"));
+      } else if (index === reached) {
+        step.classList.add(current ? "stepper__step--current" : "stepper__step--last");
+        if (current) { step.setAttribute("aria-current", "step"); }
+        if (!current) { step.appendChild(C.el("span", "visually-hidden", " (last stage)")); }
+      }
+      list.appendChild(step);
+    });
+    return list;
+  }
+
+  function openedTime(l) {
+    var d = C.parseTime(l.opened_at);
+    return d ? d.getTime() : 0;
+  }
+
+  function renderCustomer() {
+    C.clear(customerBody);
+    if (!customer) {
+      customerBody.appendChild(C.el("p", "customer__name", "Anonymous visitor (not verified)"));
+      customerBody.appendChild(C.el("p", "customer__note",
+        "The visitor has not signed in or verified an order, so no orders or history are shown."));
+      if (escalation && escalation.contact_email) { facts(customerBody, [["Contact email", escalation.contact_email]]); }
+      return;
+    }
+    customerBody.appendChild(C.el("p", "customer__name", customer.name || "Name unknown"));
+    facts(customerBody, [
+      ["Email", customer.email],
+      ["External ID", customer.external_id],
+      ["Acquired via", customer.acquisition_source ? C.sourceLabel(customer.acquisition_source) : null]
+    ]);
+
+    var lifecycles = (Array.isArray(customer.lifecycles) ? customer.lifecycles : []).slice();
+    lifecycles.sort(function (a, b) {
+      if (!a.closed_at !== !b.closed_at) { return a.closed_at ? 1 : -1; }
+      return openedTime(b) - openedTime(a);
+    });
+    section("Lifecycles", lifecycles, "No lifecycles yet.", function (li, l) {
+      var current = !l.closed_at && l === lifecycles[0];
+      li.classList.add(current ? "entry--current" : "entry--past");
+      var line = C.el("p", "entry__title", KINDS[l.kind] || C.humanize(l.kind));
+      if (l.order_number) { line.appendChild(document.createTextNode(" · Order " + l.order_number)); }
+      line.appendChild(C.el("span", "badge" + (current ? " badge--current" : ""),
+        current ? "Current" : l.closed_at ? "Closed" : "Open"));
+      li.appendChild(line);
+      li.appendChild(C.el("p", "entry__meta", "Opened " + C.formatDate(l.opened_at) +
+        (l.closed_at ? " · closed " + C.formatDate(l.closed_at) : "") + " · stage " + C.humanize(l.stage)));
+      li.appendChild(stepper(l.stage, current));
+    });
+
+    section("Orders", customer.orders, "No orders.", function (li, o) {
+      var line = C.el("p", "entry__title", "Order " + String(o.number));
+      line.appendChild(C.el("span", "badge badge--" + String(o.status), C.humanize(o.status)));
+      li.appendChild(line);
+      li.appendChild(C.el("p", "entry__meta", C.formatMoney(o.total, o.currency) + " · placed " + C.formatDate(o.placed_at)));
+    });
+
+    section("Subscriptions", customer.subscriptions, "No subscriptions.", function (li, s) {
+      var line = C.el("p", "entry__title", String(s.plan));
+      line.appendChild(C.el("span", "badge badge--" + String(s.status), C.humanize(s.status)));
+      li.appendChild(line);
+    });
+
+    section("Previous feedback", customer.feedback, "No feedback yet.", function (li, f) {
+      var label = C.feedbackKindLabel(f.kind);
+      if (f.score !== null && f.score !== undefined) {
+        label += " " + f.score + (SCALES[f.kind] ? "/" + SCALES[f.kind] : "");
+      }
+      li.appendChild(C.el("p", "entry__title", label));
+      if (f.text) { li.appendChild(C.el("p", "entry__quote", f.text)); }
+      li.appendChild(C.el("p", "entry__meta", [
+        f.stage ? "stage " + C.humanize(f.stage) : null,
+        f.channel ? C.humanize(f.channel) : null,
+        C.formatDate(f.time)
+      ].filter(Boolean).join(" · ")));
+    });
+
+    section("Previous escalations", customer.escalations, "No earlier escalations.", function (li, e) {
+      var line = C.el("p", "entry__title", C.reasonLabel(e.reason));
+      if (escalation && e.id === escalation.id) { line.appendChild(document.createTextNode(" (this one)")); }
+      line.appendChild(C.el("span", "badge badge--" + String(e.status), C.humanize(e.status)));
+      li.appendChild(line);
+      li.appendChild(C.el("p", "entry__meta", C.formatDate(e.created_at)));
+    });
+  }
+
+  // ---- loading and live updates ----------------------------------------------------------
+  function apply(data) {
+    conversation = data.conversation || { id: conversationId, status: "bot" };
+    escalation = data.escalation || null;
+    customer = data.customer || null;
+    var first = log.childElementCount === 0;
+    if (first) { log.setAttribute("aria-live", "off"); } // don't read out the whole history
+    (Array.isArray(data.messages) ? data.messages : []).forEach(function (m) { addMessage(m, first); });
+    (Array.isArray(data.notes) ? data.notes : []).forEach(function (n) { addNote(n, first); });
+    renderHeader();
+    renderCustomer();
+    if (first) {
+      scrollToEnd();
+      setTimeout(function () { log.setAttribute("aria-live", "polite"); }, 0);
+    }
+  }
+
+  function load() {
+    return C.api("GET", apiBase).then(apply, function (error) {
+      if (error.status === 404) {
+        title.textContent = "Conversation not found";
+        C.clear(customerBody);
+        updateComposer();
+      }
+      C.showError(error);
+    });
+  }
+
+  function onFrame(frame) {
+    if (frame.conversation_id !== conversationId) { return; }
+    if (frame.type === "message") {
+      addMessage(frame.message, false);
+    } else if (frame.type === "note") {
+      addNote(frame.note, false);
+    } else if (frame.type === "escalation") {
+      applyEscalation(frame.escalation);
+    }
+  }
+
+  updateComposer();
+  if (!conversationId) {
+    title.textContent = "Conversation not found";
+    C.showStatus("This address does not name a conversation.", "error");
+    return;
+  }
+  C.start().then(function (user) {
+    me = user;
+    return load();
+  }).then(function () {
+    C.live({
+      onOpen: function (send, reconnected) {
+        send({ type: "watch", conversation_id: conversationId });
+        if (reconnected) { load(); } // fill in what arrived while we were offline
+      },
+      onFrame: onFrame
+    });
+  }, function (error) {
+    C.showError(error);
+  });
+})();
