@@ -138,9 +138,12 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "ACTION_SERVER_URL": "http://127.0.0.1:15055/webhook",
         "SURVEY_FATIGUE_DAYS": "0",  # every flow in these tests ends in its survey
     }
-    for command in ("migrate", "demo"):
+    for command in (["migrate"], ["demo"], ["staff", "demo"]):
         subprocess.run(
-            [sys.executable, "-m", "bot", command], env={**os.environ, **env}, check=True
+            [sys.executable, "-m", "bot", *command],
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     ports = StackPorts(web=18000, rasa=15005, actions=15055)
     with running(ports, env=env, log_dir=workdir / "logs") as stack:

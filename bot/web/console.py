@@ -162,7 +162,11 @@ async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
     """Resume Rasa's paused tracker and let the bot ask the post-support survey."""
     rasa = app[RASA]
     try:
-        await rasa.append_events(conversation_id, [{"event": "resume"}])
+        # The pause left no action_listen behind the last action; the bot's rules start
+        # from "listening", so record it before the external event.
+        await rasa.append_events(
+            conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        )
         replies = await rasa.trigger_intent(conversation_id, SUPPORT_RESOLVED_INTENT)
     except RasaUnavailable as exc:
         logger.warning("could not hand %s back to the bot: %s", conversation_id, exc)
