@@ -5,7 +5,7 @@ from __future__ import annotations
 from rasa_sdk import Action, Tracker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction
+from actions.services import DomainAction, get_services
 from bot.domain import chat
 from bot.storage.models import EscalationReason
 
@@ -31,7 +31,10 @@ class ActionEscalate(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         return await chat.request_human(
-            session, tracker.sender_id, EscalationReason.customer_request
+            session,
+            tracker.sender_id,
+            EscalationReason.customer_request,
+            get_services().settings.support_hours,
         )
 
 
@@ -41,7 +44,12 @@ class ActionHandleFallback(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         if failed_in_a_row(tracker) >= 2:
-            return await chat.request_human(session, tracker.sender_id, EscalationReason.fallback)
+            return await chat.request_human(
+                session,
+                tracker.sender_id,
+                EscalationReason.fallback,
+                get_services().settings.support_hours,
+            )
         return chat.Turn().say(chat.FALLBACK_REPLY, chat.MENU_BUTTONS)
 
 

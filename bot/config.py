@@ -41,6 +41,10 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     # Shared with the shop's backend, which signs customer identity tokens (HS256).
     widget_secret: str = DEV_WIDGET_SECRET
+    # Told to customers when no agent is online.
+    support_hours: str = "Monday to Friday, 9:00 to 17:00"
+    # A waiting escalation older than this is shown one priority level higher.
+    escalation_aging_minutes: int = 15
     # Per conversation: at most this many messages in `rate_window_seconds`.
     rate_limit_messages: int = 12
     rate_window_seconds: float = 10.0
@@ -76,4 +80,6 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             widget_secret=widget_secret,
             rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
+            support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
+            escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
         )

@@ -30,6 +30,15 @@ def _fallback_events(count: int) -> list[dict]:
 
 
 async def test_request_human_escalates_and_waits_for_an_agent(session, action_services):
+    from bot.domain import staff
+    from bot.storage.models import StaffRole
+
+    agent = await staff.create_user(
+        session, "sam@example.com", "Sam", StaffRole.agent, "long-enough-pw"
+    )
+    await staff.touch_presence(session, agent.id)  # an agent has the console open
+    await session.commit()
+
     events, messages = await run(
         ActionEscalate(), tracker("conv-1", "a person please", "request_human")
     )
@@ -182,3 +191,16 @@ async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(session, a
     ]
     dispatch = (await session.scalars(select(SurveyDispatch))).one()
     assert dispatch.trigger == "support_resolved" and dispatch.answered_at is not None
+
+
+async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_email(
+    session, action_services
+):
+    _, messages = await run(ActionEscalate(), tracker("conv-1", "a person please", "request_human"))
+
+    assert messages[0]["text"] == (
+        "Our support team is offline right now; they're back Monday to Friday, 9:00 to 17:00. "
+        "Your request is queued. Type your email address and they'll reply to you there too."
+    )
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert escalation.status.value == "waiting"

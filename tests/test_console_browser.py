@@ -44,7 +44,7 @@ def test_agent_takes_over_replies_live_resolves_and_the_bot_asks_csat_and_ces(
     customer.get_by_role("button", name="Open chat").click()
     customer.get_by_label("Your message").fill("I want to talk to a real person please")
     customer.keyboard.press("Enter")
-    _widget(customer, ".msg--bot", "passed this to our support team")
+    _widget(customer, ".msg--bot", "support team")
 
     agent = browser.new_context().new_page()
     agent.goto(f"{live_stack.web_url}/console/login")

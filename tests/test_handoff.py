@@ -120,3 +120,23 @@ async def test_transfer_then_resolve_hands_back_to_the_bot(session):
     assert actions == ["claim", "transfer", "resolve"]
     with pytest.raises(Conflict):
         await handoff.resolve(session, escalation.id, alex)
+
+
+async def test_an_escalation_waiting_too_long_is_raised_one_level(session):
+    from datetime import timedelta
+
+    from bot.storage.models import utcnow
+
+    sam, _ = await _agents(session)
+    old = await _escalated(session, "c1", EscalationReason.fallback)
+    new = await _escalated(session, "c2", EscalationReason.customer_request)
+    old.created_at = utcnow() - timedelta(minutes=20)
+    await session.commit()
+
+    items = await handoff.queue(session, sam, aging_minutes=15)
+
+    # Raised from 1 to 2, the older one now comes before the newer priority-2 request.
+    assert [(i["escalation_id"], i["priority"], i["overdue"]) for i in items] == [
+        (old.id, 2, True),
+        (new.id, 2, False),
+    ]

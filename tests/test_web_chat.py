@@ -210,6 +210,30 @@ async def test_bot_stays_silent_while_waiting_for_an_agent(
     await ws.close()
 
 
+async def test_email_typed_while_waiting_becomes_the_contact_address(
+    client, rasa, session_factory
+) -> None:
+    from bot.domain import escalations as escalation_rules
+    from bot.storage.models import Escalation, EscalationReason
+
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    sender = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        await escalation_rules.escalate(
+            db, await db.get(Conversation, sender), EscalationReason.customer_request
+        )
+
+    frames = await _turn(ws, "it's jo.bloggs@example.net, thanks")
+
+    assert frames[-1]["text"] == "Thanks! Our team will reply to jo.bloggs@example.net."
+    assert len(rasa[0].received) == 1
+    async with session_factory() as db:
+        escalation = (await db.scalars(select(Escalation))).one()
+    assert escalation.contact_email == "jo.bloggs@example.net"
+    await ws.close()
+
+
 async def test_foreign_origin_is_refused(client: TestClient) -> None:
     response = await client.get(
         "/ws",

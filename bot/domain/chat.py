@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import analysis, catalogue, escalations, feedback, support, surveys
+from bot.domain import analysis, catalogue, escalations, feedback, staff, support, surveys
 from bot.domain import lifecycle as lifecycles
 from bot.domain.scores import ScoreStatus, is_decline, parse_score
 from bot.domain.support import (
@@ -295,7 +295,9 @@ async def resolve_pending(
             return Turn(slots=base).say(
                 "Okay. Our team will still look at what you told us. Anything else I can help with?"
             )
-        return await request_human(session, conversation_id, EscalationReason.customer_request)
+        return await request_human(
+            session, conversation_id, EscalationReason.customer_request, settings.support_hours
+        )
     if not confirmed or pending_action is None:
         return Turn(slots=base).say(
             "Okay, I haven't changed anything. Anything else I can help with?"
@@ -528,14 +530,31 @@ async def record_opinion(
 
 
 async def request_human(
-    session: AsyncSession, conversation_id: str, reason: EscalationReason
+    session: AsyncSession,
+    conversation_id: str,
+    reason: EscalationReason,
+    support_hours: str = Settings.support_hours,
 ) -> Turn:
     context = await load_context(session, conversation_id)
     await escalations.escalate(session, context.conversation, reason)
-    return Turn(
+    turn = Turn(
         slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value},
         pause=True,
-    ).say(HANDOFF_REPLY)
+    )
+    if await staff.online_staff(session):
+        return turn.say(HANDOFF_REPLY)
+    known_email = (
+        context.customer.email if context.customer and not context.customer.is_anonymous else None
+    )
+    if known_email:
+        return turn.say(
+            f"Our support team is offline right now; they're back {support_hours}. Your request is "
+            f"queued and they'll reply right here and by email to {known_email}."
+        )
+    return turn.say(
+        f"Our support team is offline right now; they're back {support_hours}. Your request is "
+        "queued. Type your email address and they'll reply to you there too."
+    )
 
 
 async def start_support_survey(session: AsyncSession, conversation_id: str) -> Turn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.support import extract_email
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
@@ -53,3 +54,16 @@ async def escalate(
         conversation.status = ConversationStatus.waiting_for_agent
     await session.flush()
     return escalation, created
+
+
+async def remember_contact_email(
+    session: AsyncSession, conversation_id: str, text: str
+) -> str | None:
+    """An email typed while waiting for a person becomes the escalation's contact address."""
+    email = extract_email(text)
+    escalation = await repositories.open_escalation(session, conversation_id)
+    if email is None or escalation is None or escalation.contact_email:
+        return None
+    escalation.contact_email = email
+    await session.flush()
+    return email

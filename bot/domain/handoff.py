@@ -8,7 +8,7 @@ written to the AuditLog.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -86,9 +86,13 @@ def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, 
 
 
 async def queue(
-    session: AsyncSession, staff: StaffUser, which: str = "all"
+    session: AsyncSession, staff: StaffUser, which: str = "all", aging_minutes: int = 15
 ) -> list[dict[str, Any]]:
-    """Open escalations by priority (highest first), then age (oldest first)."""
+    """Open escalations by priority (highest first), then age (oldest first).
+
+    An escalation left unclaimed for more than `aging_minutes` is raised one level, so a
+    long wait is not buried under newer urgent ones forever.
+    """
     if which not in QUEUE_FILTERS:
         raise InvalidInput(f"filter must be one of {', '.join(QUEUE_FILTERS)}")
     query = select(Escalation).where(Escalation.status != EscalationStatus.resolved)
@@ -102,15 +106,22 @@ async def queue(
     names = await _staff_names(session)
     now = utcnow()
     items = []
+    overdue_after = timedelta(minutes=aging_minutes)
     for escalation in escalations:
         customer = (
             await session.get(Customer, escalation.customer_id) if escalation.customer_id else None
         )
         last = await _last_message(session, escalation.conversation_id)
         stage = await _current_stage(session, escalation.conversation_id, customer)
+        overdue = (
+            escalation.status is EscalationStatus.waiting
+            and now - escalation.created_at > overdue_after
+        )
         items.append(
             {
                 **escalation_json(escalation, names),
+                "priority": escalation.priority + (1 if overdue else 0),
+                "overdue": overdue,
                 "escalation_id": escalation.id,
                 "customer": _customer_json(customer),
                 "stage": stage,
@@ -118,6 +129,7 @@ async def queue(
                 "waiting_seconds": int((now - escalation.created_at).total_seconds()),
             }
         )
+    items.sort(key=lambda item: (-item["priority"], item["created_at"]))
     return items
 
 

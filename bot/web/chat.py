@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations
+from bot.domain import conversations, escalations
 from bot.domain.identity import check_token
 from bot.storage import repositories
 from bot.storage.models import Conversation, Message, MessageSender
@@ -230,7 +230,10 @@ async def _answer(connection: Connection, text: str) -> None:
     async with app[SESSIONS]() as session:
         conversation = await session.get(Conversation, conversation_id)
     if conversation is None or not conversations.bot_may_answer(conversation):
-        await push(app, conversation_id, MessageSender.system, WAITING_NOTE)
+        async with app[SESSIONS]() as session, session.begin():
+            email = await escalations.remember_contact_email(session, conversation_id, text)
+        note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
+        await push(app, conversation_id, MessageSender.system, note)
         return
     hub, rasa = app[HUB], app[RASA]
     await hub.send(conversation_id, {"type": "typing", "on": True})

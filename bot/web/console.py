@@ -18,7 +18,7 @@ from bot.domain import handoff
 from bot.storage.models import MessageSender, StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
 from bot.web.chat import AppState, message_frame, push
-from bot.web.keys import HUB, RASA, SESSIONS, STAFF_HUB
+from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,10 @@ def _int(request: web.Request, name: str) -> int:
 async def api_queue(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as session:
         items = await handoff.queue(
-            session, current_staff(request), request.query.get("filter", "all")
+            session,
+            current_staff(request),
+            request.query.get("filter", "all"),
+            aging_minutes=request.config_dict[SETTINGS].escalation_aging_minutes,
         )
     return web.json_response({"items": items})
 
