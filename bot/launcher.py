@@ -150,7 +150,10 @@ def run_forever() -> int:
         f"    (sign in as a demo customer there: C1001 Jane, C1002 Tom, C1003 Priya)\n"
         f"  stand-alone chat page:          {stack.web_url}/\n"
         f"  health:                         {stack.web_url}/healthz\n"
-        "  staff console and dashboard: not built yet (issues #5, #6); no staff logins yet\n"
+        f"  staff console:                  {stack.web_url}/console/\n"
+        "    agents agent@example.com, agent2@example.com; admin admin@example.com;\n"
+        "    password demo-password-123 (created by `python -m bot staff demo`)\n"
+        "  CX dashboard: not built yet (issue #6)\n"
         "Anonymous? Verify with order A10001 and jane.doe@example.com.\n"
         f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
         flush=True,
