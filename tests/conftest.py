@@ -7,13 +7,17 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import Base
+from bot.web.app import create_app
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -149,3 +153,78 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with running(ports, env=env, log_dir=workdir / "logs") as stack:
         stack.database_url = env["DATABASE_URL"]  # type: ignore[attr-defined]
         yield stack
+
+
+# --- the web service against a stand-in for Rasa's HTTP API (Rasa itself is tested e2e) -----
+
+
+class StubRasa:
+    """Rasa's REST channel as seen from the web service: echo, or fail on demand."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
+        self.triggered: list[tuple[str, str]] = []
+        self.fail = False
+        self.delay = 0.0
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            return web.Response(status=500)
+        return web.json_response(
+            [
+                {
+                    "recipient_id": body["sender"],
+                    "text": f"echo: {body['message']}",
+                    "buttons": [{"title": "Yes", "payload": "yes"}],
+                }
+            ]
+        )
+
+    async def tracker_events(self, request: web.Request) -> web.Response:
+        assert request.query["token"] == "dev-rasa-token"
+        self.slot_events.append((request.match_info["sender"], await request.json()))
+        return web.json_response({})
+
+    async def trigger_intent(self, request: web.Request) -> web.Response:
+        assert request.query["token"] == "dev-rasa-token"
+        self.triggered.append((request.match_info["sender"], (await request.json())["name"]))
+        return web.json_response(
+            {
+                "tracker": {},
+                "messages": [
+                    {"recipient_id": request.match_info["sender"], "text": "How satisfied are you?"}
+                ],
+            }
+        )
+
+    async def status(self, _request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "models/current.tar.gz"})
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
+    stub = StubRasa()
+    app = web.Application()
+    app.router.add_post("/webhooks/rest/webhook", stub.webhook)
+    app.router.add_get("/status", stub.status)
+    app.router.add_post("/conversations/{sender}/tracker/events", stub.tracker_events)
+    app.router.add_post("/conversations/{sender}/trigger_intent", stub.trigger_intent)
+    server = TestServer(app)
+    await server.start_server()
+    yield stub, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def client(
+    engine: Any, settings: Settings, rasa: tuple[StubRasa, str]
+) -> AsyncIterator[TestClient]:
+    app = create_app(
+        replace(settings, rasa_url=rasa[1], max_message_chars=2000, rasa_timeout_seconds=1.0)
+    )
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client

@@ -3,80 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from bot.config import Settings
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
 from bot.web.chat import push
 from bot.web.keys import HUB
-
-
-class StubRasa:
-    """Rasa's REST channel as seen from the web service: echo, or fail on demand."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
-        self.fail = False
-        self.delay = 0.0
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.received.append(body)
-        await asyncio.sleep(self.delay)
-        if self.fail:
-            return web.Response(status=500)
-        return web.json_response(
-            [
-                {
-                    "recipient_id": body["sender"],
-                    "text": f"echo: {body['message']}",
-                    "buttons": [{"title": "Yes", "payload": "yes"}],
-                }
-            ]
-        )
-
-    async def tracker_events(self, request: web.Request) -> web.Response:
-        assert request.query["token"] == "dev-rasa-token"
-        self.slot_events.append((request.match_info["sender"], await request.json()))
-        return web.json_response({})
-
-    async def status(self, _request: web.Request) -> web.Response:
-        return web.json_response({"model_file": "models/current.tar.gz"})
-
-
-@pytest.fixture
-async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
-    stub = StubRasa()
-    app = web.Application()
-    app.router.add_post("/webhooks/rest/webhook", stub.webhook)
-    app.router.add_get("/status", stub.status)
-    app.router.add_post("/conversations/{sender}/tracker/events", stub.tracker_events)
-    server = TestServer(app)
-    await server.start_server()
-    yield stub, str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
-@pytest.fixture
-async def client(
-    engine: Any, settings: Settings, rasa: tuple[StubRasa, str]
-) -> AsyncIterator[TestClient]:
-    app = create_app(
-        replace(settings, rasa_url=rasa[1], max_message_chars=2000, rasa_timeout_seconds=1.0)
-    )
-    async with TestClient(TestServer(app)) as test_client:
-        yield test_client
+from tests.conftest import StubRasa
 
 
 async def _open(client: TestClient, token: str | None = None) -> tuple[Any, dict[str, Any]]:

@@ -1,0 +1,142 @@
+"""Console API over HTTP: roles, CSRF, claim, live reply to the widget, resolve and hand back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.domain import escalations, staff
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    EscalationReason,
+    Message,
+    StaffRole,
+)
+from tests.test_web_chat import _open, _turn
+
+PASSWORD = "long-enough-pw"
+
+
+async def _login(client: TestClient, email: str) -> dict[str, Any]:
+    response = await client.post(
+        "/console/api/login",
+        json={"email": email, "password": PASSWORD},
+        headers={"X-Requested-With": "console"},
+    )
+    assert response.status == 200
+    me: dict[str, Any] = await response.json()
+    return me
+
+
+async def _setup(session_factory: Any) -> None:
+    async with session_factory() as db, db.begin():
+        await staff.create_user(db, "sam@example.com", "Sam (support)", StaffRole.agent, PASSWORD)
+        await staff.create_user(db, "cx@example.com", "Chris (CX)", StaffRole.cx_manager, PASSWORD)
+
+
+async def _escalate(session_factory: Any, conversation_id: str) -> None:
+    async with session_factory() as db, db.begin():
+        conversation = await db.get(Conversation, conversation_id)
+        await escalations.escalate(db, conversation, EscalationReason.customer_request)
+
+
+async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) -> None:
+    await _setup(session_factory)
+    assert (await client.get("/console/api/queue")).status == 401
+    page = await client.get("/console/", allow_redirects=False)
+    assert (page.status, page.headers["Location"]) == (302, "/console/login")
+
+    await _login(client, "cx@example.com")
+    response = await client.get("/console/api/queue")
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "forbidden"
+
+
+async def test_claim_needs_the_csrf_token(client, rasa, session_factory) -> None:
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    queue = await (await client.get("/console/api/queue")).json()
+    escalation_id = queue["items"][0]["escalation_id"]
+
+    refused = await client.post(f"/console/api/escalations/{escalation_id}/claim")
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "csrf_failed"
+    claimed = await client.post(
+        f"/console/api/escalations/{escalation_id}/claim",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+    )
+    assert (
+        claimed.status == 200
+        and (await claimed.json())["claimed_by"]["display_name"] == "Sam (support)"
+    )
+    again = await client.post(
+        f"/console/api/escalations/{escalation_id}/claim",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+    )
+    assert again.status == 409
+    assert (await again.json())["error"] == {
+        "code": "already_claimed",
+        "message": "This conversation was already claimed by Sam (support).",
+    }
+    await ws.close()
+
+
+async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands_back(
+    client, rasa, session_factory
+) -> None:
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    headers = {"X-CSRF-Token": me["csrf_token"]}
+    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
+        "escalation_id"
+    ]
+    await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
+
+    sent = await client.post(
+        f"/console/api/conversations/{conversation_id}/messages",
+        json={"text": "Hi, Sam here"},
+        headers=headers,
+    )
+    assert sent.status == 201
+    live = await ws.receive_json(timeout=5)
+    assert (live["sender"], live["text"], live["author"]) == (
+        "agent",
+        "Hi, Sam here",
+        "Sam (support)",
+    )
+
+    await ws.send_json({"type": "message", "text": "thanks!", "client_id": "k1"})
+    await ws.receive_json(timeout=5)  # ack
+    note = await ws.receive_json(timeout=5)
+    assert note["sender"] == "system"
+    assert len(rasa[0].received) == 1  # the bot never saw "thanks!"
+
+    resolved = await client.post(
+        f"/console/api/escalations/{escalation_id}/resolve", headers=headers
+    )
+    assert resolved.status == 200
+    assert rasa[0].slot_events[-1] == (
+        conversation_id,
+        [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+    )
+    assert rasa[0].triggered == [(conversation_id, "EXTERNAL_support_resolved")]
+    survey = await ws.receive_json(timeout=5)
+    assert (survey["sender"], survey["text"]) == ("bot", "How satisfied are you?")
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, conversation_id)
+        assert conversation.status is ConversationStatus.bot
+        senders = [
+            m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
+        ]
+    assert senders == ["customer", "bot", "agent", "customer", "system", "bot"]
+    await ws.close()
