@@ -1,0 +1,293 @@
+"""Sockets that timestamp frames on arrival, one simulated conversation's rounds, statistics.
+
+All times are `time.perf_counter()` of this one process, so sender and receiver share a
+clock. A frame's arrival time is taken by a reader task the moment aiohttp hands it over
+(the load generator's own event-loop delay is therefore part of every figure, the
+baseline's included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+TIMEOUT = 5.0  # seconds; a hop that takes longer is an error
+Frame = dict[str, Any]
+_CLOSED: Frame = {"type": "_closed"}
+
+
+class SocketClosed(Exception):
+    pass
+
+
+class FrameSocket:
+    """A WebSocket whose frames a reader task queues with their arrival time.
+
+    The reader also keeps answering the server's heartbeat pings (aiohttp autoping)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+        self.ws = ws
+        self.frames: asyncio.Queue[tuple[float, Frame]] = asyncio.Queue()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:  # ends when the socket closes
+                now = time.perf_counter()
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    try:
+                        frame = json.loads(message.data)
+                    except ValueError:
+                        frame = {"type": "_invalid"}
+                    self.frames.put_nowait((now, frame if isinstance(frame, dict) else {}))
+                elif message.type is aiohttp.WSMsgType.ERROR:
+                    break
+        finally:
+            self.frames.put_nowait((time.perf_counter(), _CLOSED))
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send_str(json.dumps(frame))
+
+    async def wait_for(self, match: Callable[[Frame], bool], deadline: float) -> float | None:
+        """Arrival time of the first queued frame that matches (others are dropped); None
+        when the deadline passes first. Raises SocketClosed once the socket has closed."""
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return None
+            try:
+                arrived, frame = await asyncio.wait_for(self.frames.get(), remaining)
+            except asyncio.TimeoutError:
+                return None
+            if frame is _CLOSED:
+                self.frames.put_nowait((arrived, frame))  # later waits see it too
+                raise SocketClosed
+            if match(frame):
+                return arrived
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(), 5)
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.reader
+
+
+# --- frame predicates -------------------------------------------------------------------------
+
+
+def is_agent_message(text: str) -> Callable[[Frame], bool]:
+    return lambda f: f.get("type") == "message" and f.get("sender") == "agent" and f.get("text") == text  # fmt: skip
+
+
+def is_console_customer_message(client_id: str) -> Callable[[Frame], bool]:
+    def match(frame: Frame) -> bool:
+        message = frame.get("message")
+        return (
+            frame.get("type") == "message"
+            and isinstance(message, dict)
+            and message.get("sender") == "customer"
+            and message.get("client_id") == client_id
+        )
+
+    return match
+
+
+def is_ack(client_id: str) -> Callable[[Frame], bool]:
+    return lambda f: f.get("type") == "ack" and f.get("client_id") == client_id
+
+
+def is_system_message(frame: Frame) -> bool:
+    return frame.get("type") == "message" and frame.get("sender") == "system"
+
+
+def is_bad_request(frame: Frame) -> bool:
+    error = frame.get("error")
+    return frame.get("type") == "error" and isinstance(error, dict) and error.get("code") == "bad_request"  # fmt: skip
+
+
+# --- one conversation -------------------------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    index: int
+    conversation_id: str
+    customer: FrameSocket
+    console: FrameSocket | None = None
+    escalation_id: int | None = None
+
+
+@dataclass
+class Samples:
+    """Latencies in seconds, per series; errors by kind."""
+
+    agent_to_customer: list[float] = field(default_factory=list)
+    customer_to_agent: list[float] = field(default_factory=list)
+    round_trip: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    agent_post_response: list[float] = field(default_factory=list)  # info: the HTTP answer
+    errors: Counter[str] = field(default_factory=Counter)
+    rounds_done: int = 0
+    rounds_skipped: int = 0  # not started because the time budget was spent
+
+
+@dataclass
+class Staff:
+    http: aiohttp.ClientSession
+    base_url: str
+    csrf_token: str
+
+
+async def agent_to_customer(staff: Staff, chat: Conversation, text: str) -> tuple[float, float]:
+    """(send → customer's widget has the frame, send → HTTP 201); raises on errors."""
+    started = time.perf_counter()
+    deadline = started + TIMEOUT
+    url = f"{staff.base_url}/console/api/conversations/{chat.conversation_id}/messages"
+    try:
+        async with staff.http.post(
+            url,
+            json={"text": text},
+            headers={"X-CSRF-Token": staff.csrf_token},
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+        ) as response:
+            await response.read()
+            answered = time.perf_counter()
+            if response.status != 201:
+                raise HopError(f"agent_post_http_{response.status}")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise HopError(f"agent_post_{type(exc).__name__}") from exc
+    arrived = await chat.customer.wait_for(is_agent_message(text), deadline)
+    if arrived is None:
+        raise HopError("agent_to_customer_timeout")
+    return arrived - started, answered - started
+
+
+async def customer_to_agent(chat: Conversation, text: str) -> float:
+    """Customer sends → the console watching the conversation has the event; then waits
+    (not counted) until the server has finished with the message (ack + its system note),
+    so the next hop does not queue behind it on the same socket."""
+    assert chat.console is not None
+    client_id = uuid.uuid4().hex
+    started = time.perf_counter()
+    deadline = started + TIMEOUT
+    await chat.customer.send({"type": "message", "text": text, "client_id": client_id})
+    arrived = await chat.console.wait_for(is_console_customer_message(client_id), deadline)
+    if arrived is None:
+        raise HopError("customer_to_agent_timeout")
+    if await chat.customer.wait_for(is_ack(client_id), deadline) is None:
+        raise HopError("customer_ack_timeout")
+    if await chat.customer.wait_for(is_system_message, deadline) is None:
+        raise HopError("customer_note_timeout")
+    return arrived - started
+
+
+async def no_op(chat: Conversation) -> float:
+    """Baseline: an unknown frame type on the same customer socket → the server's error frame."""
+    started = time.perf_counter()
+    await chat.customer.send({"type": "nonsense"})
+    arrived = await chat.customer.wait_for(is_bad_request, started + TIMEOUT)
+    if arrived is None:
+        raise HopError("baseline_timeout")
+    return arrived - started
+
+
+class HopError(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+async def one_round(
+    staff: Staff, chat: Conversation, label: str, pause: Callable[[], float], out: Samples
+) -> None:
+    """(a) agent → customer, (b) customer → agent, baseline no-op; a random pause before
+    each. Raises SocketClosed when a socket has closed."""
+    a: float | None = None
+    b: float | None = None
+    await asyncio.sleep(pause())
+    try:
+        a, posted = await agent_to_customer(staff, chat, f"Agent reply {label}")
+        out.agent_to_customer.append(a)
+        out.agent_post_response.append(posted)
+    except HopError as exc:
+        out.errors[exc.kind] += 1
+    await asyncio.sleep(pause())
+    try:
+        b = await customer_to_agent(chat, f"Customer answer {label}")
+        out.customer_to_agent.append(b)
+    except HopError as exc:
+        out.errors[exc.kind] += 1
+    if a is not None and b is not None:
+        out.round_trip.append(a + b)
+    await asyncio.sleep(pause())
+    try:
+        out.baseline.append(await no_op(chat))
+    except HopError as exc:
+        out.errors[exc.kind] += 1
+    out.rounds_done += 1
+
+
+async def run_conversation(
+    staff: Staff,
+    chat: Conversation,
+    rounds: int,
+    rng: random.Random,
+    pause_range: tuple[float, float],
+    deadline: float,
+    out: Samples,
+) -> None:
+    """`rounds` measured rounds, none started after `deadline` (each round is bounded by
+    3 pauses + 3 * TIMEOUT on top)."""
+
+    def pause() -> float:
+        return rng.uniform(*pause_range)
+
+    await asyncio.sleep(rng.uniform(0, pause_range[1]))  # spread the conversations' phases
+    for number in range(rounds):
+        if time.perf_counter() + 3 * pause_range[1] > deadline:
+            out.rounds_skipped += rounds - number
+            return
+        try:
+            await one_round(staff, chat, f"{chat.index}-{number}", pause, out)
+        except SocketClosed:
+            out.errors["socket_closed"] += 1
+            out.rounds_skipped += rounds - number - 1
+            return
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    low = math.floor(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def summary_ms(latencies_s: Sequence[float]) -> dict[str, float | int | None]:
+    ms = [v * 1000 for v in latencies_s]
+    return {
+        "count": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else None,
+        "mean_ms": sum(ms) / len(ms) if ms else None,
+    }
