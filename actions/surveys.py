@@ -50,38 +50,36 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if _blank(value):
-            return {"survey_score": None}
-        retries = int(tracker.get_slot("survey_retries") or 0)
-        return await self._answer(
-            dispatcher,
-            "survey_score",
-            lambda session: chat.answer_score(
-                session,
-                tracker.sender_id,
-                tracker.get_slot("survey_dispatch_id"),
-                str(value or ""),
-                retries,
-            ),
-        )
+        return await self._score(dispatcher, tracker, value, "survey_score", kind=None)
 
     async def validate_survey_ces(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        return await self._score(dispatcher, tracker, value, "survey_ces", kind=FeedbackKind.ces)
+
+    async def _score(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        value: Any,
+        slot: str,
+        kind: FeedbackKind | None,
+    ) -> dict[str, Any]:
+        """A score question; `kind` None means the dispatch's own kind (CSAT, NPS, ...)."""
         if _blank(value):
-            return {"survey_ces": None}
+            return {slot: None}
         retries = int(tracker.get_slot("survey_retries") or 0)
         return await self._answer(
             dispatcher,
-            "survey_ces",
+            slot,
             lambda session: chat.answer_score(
                 session,
                 tracker.sender_id,
                 tracker.get_slot("survey_dispatch_id"),
-                str(value or ""),
+                str(value),
                 retries,
-                kind=FeedbackKind.ces,
-                slot="survey_ces",
+                kind=kind,
+                slot=slot,
             ),
         )
 

@@ -19,7 +19,8 @@ On the WebSocket a turn ends once typing-off has come and then 150 ms pass witho
 frame after the last bot message; those 150 ms are not counted (the latency ends at the
 last message's arrival). Errors: an error frame, a system message, a timeout (> 30 s), a
 turn without a bot reply, a failed connection. After an error the customer starts a new
-conversation.
+conversation. Before each phase the benchmark waits until the stack is idle (at most
+90 s) so a phase's backlog doesn't spill into the next.
 
 The stack runs on ports 28000 (web), 25005 (rasa), 25055 (actions) on a fresh SQLite demo
 database under var/bench/chat_load/; results also go to var/bench/chat_load/results.json.
@@ -55,6 +56,7 @@ from bench.chat_load.load import (
     RssSampler,
     loadavg,
     run_phase,
+    settle,
     slope_per_minute,
     summarise,
 )
@@ -68,7 +70,6 @@ RESULTS = OUT / "results.json"
 MODEL = ROOT / "models" / "current.tar.gz"
 FINGERPRINT = ROOT / "models" / ".fingerprint"
 PORTS = StackPorts(web=28000, rasa=25005, actions=25055)
-SETTLE_SECONDS = 5.0  # pause between phases so one phase's leftovers don't meet the next
 
 DEFAULTS: dict[str, float] = {
     "realistic_conversations": 200,
@@ -256,6 +257,12 @@ async def measure(
             outcome = await warm_up(new_chat(), pairs[0])
             results[f"warm_up_{path}"] = outcome
             say(f"warm-up ({path}, 1 unmeasured conversation): {outcome}")
+            if "unexpected" in outcome or not outcome.startswith("ok"):
+                results["script_followed"] = False
+                say(
+                    "WARNING: the bot did not follow the scripted conversation (model, domain "
+                    "and actions out of step?); the figures below measure another conversation"
+                )
 
         plan = [
             Phase("realistic", path, args.realistic_conversations, args.realistic_seconds,
@@ -272,6 +279,7 @@ async def measure(
                 f"running {key}: {phase.conversations} conversations for {phase.seconds:.0f} s "
                 f"(started {dt.datetime.now().strftime('%H:%M:%S')}) …"
             )
+            waited = await settle(pids)
             sampler = None
             if phase.load_model == "realistic" and phase.path == "full stack":
                 sampler = RssSampler(pids["web"])
@@ -283,10 +291,10 @@ async def measure(
                     await sampler.stop()
             summary = summarise(run)
             summary["stack_after"] = _alive(stack)
+            summary["settle_seconds_before"] = waited
             if sampler is not None:
                 results["web_rss"] = rss_summary(sampler.samples)
             results["phases"][key] = summary
-            await asyncio.sleep(SETTLE_SECONDS / 2 if args.quick else SETTLE_SECONDS)
     return results
 
 
@@ -352,6 +360,7 @@ def phase_lines(summary: dict[str, Any], saturation: bool) -> list[str]:
         f"{'':<13}conversations {summary['conversations_finished']} finished / "
         f"{summary['conversations_started']} started; unexpected replies "
         f"{summary['unexpected_replies']}; late bot frames {summary['late_bot_frames']}; "
+        f"idle wait before {summary['settle_seconds_before']:.0f} s; "
         f"load avg at start {summary['load_average_at_start']}; stack {summary['stack_after']}"
     )
     lines.append(f"{'':<13}CPU (% of one core): {cpu}")
@@ -465,7 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for line in header:
         say(line)
-    database_url = fresh_database()
+    try:
+        database_url = fresh_database()
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        say(f"could not create the demo database: {exc} (see its output above)")
+        return 1
     pairs = order_pairs()
     if not pairs:
         say("The demo database has no orders with a customer email.")
@@ -512,4 +525,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; the stack is stopped", file=sys.stderr)
+        sys.exit(130)

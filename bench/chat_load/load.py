@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chat_load.clients import TURN_TIMEOUT, Chat, Turn, script
+from bench.stats import summary_ms
 
 MAX_CONVERSATIONS_PER_CUSTOMER = 100_000  # the phase's time ends the loop long before this
 DRAIN_SLACK = 15.0  # seconds after the last in-flight turn's timeout before giving up on it
@@ -97,7 +97,7 @@ async def _customer(
             await chat.close()
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process, from /proc/<pid>/stat."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -114,6 +114,19 @@ def rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+async def settle(pids: dict[str, int], max_seconds: float = 90.0) -> float:
+    """Wait until the stack's processes are idle (together under 15 % of one core for a
+    second), so one phase's backlog doesn't run into the next; returns the seconds waited."""
+    started = time.monotonic()
+    for _ in range(int(max_seconds)):
+        before = [cpu_seconds(pid) or 0.0 for pid in pids.values()]
+        await asyncio.sleep(1.0)
+        after = [cpu_seconds(pid) or 0.0 for pid in pids.values()]
+        if sum(after) - sum(before) < 0.15:
+            break
+    return time.monotonic() - started
 
 
 def loadavg() -> str:
@@ -135,7 +148,7 @@ async def run_phase(
 ) -> PhaseRun:
     run = PhaseRun(phase)
     run.loadavg = loadavg()
-    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     own_before = _own_cpu()
     run.started = time.monotonic()
     run.deadline = run.started + phase.seconds
@@ -156,7 +169,7 @@ async def run_phase(
             run.session_errors[f"crash:{type(task.exception()).__name__}"] += 1
     run.wall_seconds = time.monotonic() - run.started
     for name, pid in pids.items():
-        before, after = cpu_before[name], _cpu_seconds(pid)
+        before, after = cpu_before[name], cpu_seconds(pid)
         if before is not None and after is not None:
             run.cpu_seconds[name] = after - before
     run.cpu_seconds["load generator"] = _own_cpu() - own_before
@@ -208,29 +221,6 @@ def slope_per_minute(samples: Sequence[tuple[float, float]]) -> float | None:
     return cov / var * 60
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    low = math.floor(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
-def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | int | None]:
-    ms = [v * 1000 for v in latencies_s]
-    return {
-        "count": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p95_ms": percentile(ms, 95),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": sum(ms) / len(ms) if ms else None,
-        "max_ms": max(ms) if ms else None,
-    }
-
-
 def summarise(run: PhaseRun) -> dict[str, Any]:
     phase = run.phase
     ok = [t for t in run.turns if t.error is None]
@@ -240,7 +230,7 @@ def summarise(run: PhaseRun) -> dict[str, Any]:
     errors.update(run.session_errors)
     by_step: dict[str, dict[str, float | int | None]] = {}
     for step in dict.fromkeys(t.step for t in run.turns):
-        by_step[step] = latency_summary(
+        by_step[step] = summary_ms(
             [t.latency for t in ok if t.step == step and t.latency is not None]
         )
     cpu = {name: seconds / run.wall_seconds for name, seconds in run.cpu_seconds.items()}
@@ -256,7 +246,7 @@ def summarise(run: PhaseRun) -> dict[str, Any]:
         "completed_turns": len(completed_in_window),
         "completed_turns_per_s": len(completed_in_window) / phase.seconds,
         "completed_turns_incl_drain": len(ok),
-        "latency": latency_summary([t.latency for t in ok if t.latency is not None]),
+        "latency": summary_ms([t.latency for t in ok if t.latency is not None]),
         "latency_by_step": by_step,
         "errors": sum(errors.values()),
         "errors_by_kind": dict(errors),

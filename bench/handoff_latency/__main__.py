@@ -58,8 +58,8 @@ from bench.handoff_latency.measure import (
     is_system_message,
     one_round,
     run_conversation,
-    summary_ms,
 )
+from bench.stats import summary_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "handoff_latency"
