@@ -378,3 +378,26 @@ async def test_another_customers_conversation_token_is_not_resumed(client) -> No
     ws4, frames4 = await _open_as(client, stolen_token, identity=issue_token(SECRET, "C5001"))
     assert [m["text"] for m in frames4[-1]["history"]][:1] == ["my private question"]
     await ws4.close()
+
+
+async def test_quick_reply_title_is_shown_in_the_transcript_and_the_payload_goes_to_the_bot(
+    client, rasa, session_factory
+) -> None:
+    ws, _ = await _open(client)
+    await ws.send_json(
+        {
+            "type": "message",
+            "text": "where is my order",
+            "client_id": "q1",
+            "display": "Where is my order?",
+        }
+    )
+    await _turn_frames_until_bot(ws)
+
+    assert rasa[0].received[0]["message"] == "where is my order"
+    async with session_factory() as db:
+        stored = (
+            await db.scalars(select(Message).where(Message.sender == MessageSender.customer))
+        ).one()
+    assert stored.text == "Where is my order?"
+    await ws.close()

@@ -30,6 +30,7 @@ WAITING_NOTE = "Thanks, I've added that to your request. A person from our team 
 RATE_LIMITED = "You're sending messages very quickly. Please wait a few seconds and try again."
 MAX_FRAME_BYTES = 64 * 1024
 MAX_CLIENT_ID_CHARS = 64
+MAX_DISPLAY_CHARS = 200
 
 
 def message_frame(message: Message) -> dict[str, Any]:
@@ -118,7 +119,9 @@ async def _handle(connection: Connection, raw: str) -> None:
     elif connection.conversation_id is None:
         await ws.send_json(_error("no_session", "Say hello first."))
     elif data.get("type") == "message":
-        await _customer_message(connection, data.get("text"), data.get("client_id"))
+        await _customer_message(
+            connection, data.get("text"), data.get("client_id"), data.get("display")
+        )
     else:
         await ws.send_json(_error("bad_request", "Unknown message type."))
 
@@ -187,7 +190,10 @@ async def _store_customer_message(
     return message, True
 
 
-async def _customer_message(connection: Connection, text: Any, client_id: Any) -> None:
+async def _customer_message(
+    connection: Connection, text: Any, client_id: Any, display: Any = None
+) -> None:
+    """`text` goes to the bot; `display` (a quick reply's title) is what the transcript shows."""
     app, ws = connection.request.app, connection.ws
     conversation_id = connection.conversation_id
     assert conversation_id is not None
@@ -210,7 +216,12 @@ async def _customer_message(connection: Connection, text: Any, client_id: Any) -
     ):
         await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
         return
-    message, is_new = await _store_customer_message(connection, text.strip(), client_id)
+    shown = (
+        display.strip()
+        if isinstance(display, str) and 0 < len(display.strip()) <= MAX_DISPLAY_CHARS
+        else None
+    )
+    message, is_new = await _store_customer_message(connection, shown or text.strip(), client_id)
     await ws.send_json(
         {"type": "ack", "client_id": client_id, "id": message.id, "duplicate": not is_new}
     )
@@ -220,7 +231,7 @@ async def _customer_message(connection: Connection, text: Any, client_id: Any) -
     await app[STAFF_HUB].conversation_event(
         conversation_id, {"type": "message", "message": message_frame(message)}
     )
-    await _answer(connection, message.text)
+    await _answer(connection, text.strip())
 
 
 async def _answer(connection: Connection, text: str) -> None:

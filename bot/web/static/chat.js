@@ -43,7 +43,9 @@
       return;
     }
     addMessage("customer", shown || text);
-    socket.send(JSON.stringify({ type: "message", text: text }));
+    var frame = { type: "message", text: text };
+    if (shown && shown !== text) { frame.display = shown; } // a button's title, for the transcript
+    socket.send(JSON.stringify(frame));
   }
 
   function connect() {

@@ -346,7 +346,9 @@
   }
 
   function transmit(entry) {
-    socket.send(JSON.stringify({ type: "message", text: entry.text, client_id: entry.client_id }));
+    var frame = { type: "message", text: entry.text, client_id: entry.client_id };
+    if (entry.shown && entry.shown !== entry.text) { frame.display = entry.shown; } // a quick reply's title
+    socket.send(JSON.stringify(frame));
   }
 
   function sendMessage(text, shown) {
