@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
 .PHONY: help run test setup check-python train migrate demo lint format typecheck pytest \
-        validate story-test e2e browser-deps bench lock clean
+        validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean
 
 help:
 	@echo "make run    - set up everything and start the chat (http://127.0.0.1:8000/)"
@@ -98,8 +98,18 @@ e2e: setup train browser-deps
 test: setup lint typecheck pytest validate train story-test e2e
 	@echo "All checks passed."
 
-bench: setup train
+# Benchmarks print their figures with a baseline from the same run (docs/benchmarks.md).
+bench: bench-nlu bench-chat bench-handoff
+
+bench-nlu: setup train
 	$(PY) -m bench.nlu_eval
+
+bench-chat: setup train
+	$(PY) -m bench.chat_load
+
+bench-handoff: setup
+	$(PY) -m bench.handoff_latency
+	$(PY) -m bench.handoff_latency --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/handoff_bench
 
 lock: check-python
 	rm -rf /tmp/lock-venv && $(PYTHON310) -m venv /tmp/lock-venv
