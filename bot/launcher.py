@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -158,14 +159,17 @@ def run_forever() -> int:
         f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
         flush=True,
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
-        while all(p.poll() is None for p in stack.processes.values()):
-            time.sleep(1)
-        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-        print(f"{', '.join(dead)} stopped unexpectedly; see the logs.", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        while not stopping.wait(1):
+            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+            # Ctrl-C in a terminal reaches the children too; they may exit a moment before
+            # our own handler runs, which is a normal stop, not a crash.
+            if dead and not stopping.wait(2):
+                print(f"{', '.join(dead)} stopped unexpectedly; see the logs.", file=sys.stderr)
+                return 1
         print("\nStopping…", flush=True)
         return 0
     finally:
