@@ -228,3 +228,32 @@ async def client(
     )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
+
+
+# --- browser tests: Debian's chromium driven by Playwright (no downloaded browsers) ------
+
+# Without the background-networking flags chromium keeps dialling out of this closed network.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not installed (make browser-deps installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

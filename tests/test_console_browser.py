@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,21 +11,8 @@ from sqlalchemy import select
 
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import Feedback, FeedbackKind, SurveyDispatch
-from tests.test_browser import CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
-        )
-        yield browser
-        browser.close()
 
 
 def _widget(page: Any, css: str, text: str) -> Any:

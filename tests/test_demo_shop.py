@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -424,21 +423,6 @@ async def _widget_js(_request: web.Request) -> web.FileResponse:
 
 async def _widget_css(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "widget.css")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM_FLAGS
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("chromium is not installed (make browser-deps installs it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
+
+from bench.ws import CLOSED, read_frames
 
 TURN_TIMEOUT = 30.0  # seconds; a turn that takes longer is an error
 QUIET = 0.150  # seconds without frames that end a WebSocket turn (not part of its latency)
@@ -64,9 +65,6 @@ def _unexpected(texts: list[str], expected: str) -> bool:
     return not any(expected in t.lower() for t in texts)
 
 
-_CLOSED: dict[str, Any] = {"type": "_closed"}
-
-
 @dataclass
 class WsChat:
     """One browser tab on the chat WebSocket: a new connection and a new conversation.
@@ -83,19 +81,7 @@ class WsChat:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        try:
-            async for message in self.ws:  # ends when the socket closes
-                now = time.monotonic()
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        frame = json.loads(message.data)
-                    except ValueError:
-                        frame = {"type": "_invalid"}
-                    self.frames.put_nowait((now, frame if isinstance(frame, dict) else {}))
-                elif message.type is aiohttp.WSMsgType.ERROR:
-                    break
-        finally:
-            self.frames.put_nowait((time.monotonic(), _CLOSED))
+        await read_frames(self.ws, self.frames, time.monotonic)
 
     async def _next(self, timeout: float) -> tuple[float, dict[str, Any]] | None:
         if timeout <= 0:
@@ -127,7 +113,7 @@ class WsChat:
             frame = got[1]
             if frame.get("type") == "session":
                 return None
-            if frame is _CLOSED or frame.get("type") == "error":
+            if frame is CLOSED or frame.get("type") == "error":
                 return "hello_refused"
         return "hello_refused"
 
@@ -137,7 +123,7 @@ class WsChat:
             _, frame = self.frames.get_nowait()
             if frame.get("type") == "message":
                 self.late_frames += 1
-            if frame is _CLOSED:
+            if frame is CLOSED:
                 self.frames.put_nowait((time.monotonic(), frame))
                 break
         started = time.monotonic()
@@ -168,7 +154,7 @@ class WsChat:
                 break
             at, frame = got
             kind = frame.get("type")
-            if frame is _CLOSED:
+            if frame is CLOSED:
                 turn.error = "connection_lost"
                 break
             if kind == "error":

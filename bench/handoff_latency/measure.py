@@ -21,9 +21,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.ws import CLOSED, read_frames
+
 TIMEOUT = 5.0  # seconds; a hop that takes longer is an error
 Frame = dict[str, Any]
-_CLOSED: Frame = {"type": "_closed"}
 
 
 class SocketClosed(Exception):
@@ -41,19 +42,7 @@ class FrameSocket:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        try:
-            async for message in self.ws:  # ends when the socket closes
-                now = time.perf_counter()
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        frame = json.loads(message.data)
-                    except ValueError:
-                        frame = {"type": "_invalid"}
-                    self.frames.put_nowait((now, frame if isinstance(frame, dict) else {}))
-                elif message.type is aiohttp.WSMsgType.ERROR:
-                    break
-        finally:
-            self.frames.put_nowait((time.perf_counter(), _CLOSED))
+        await read_frames(self.ws, self.frames, time.perf_counter)
 
     async def send(self, frame: Frame) -> None:
         await self.ws.send_str(json.dumps(frame))
@@ -69,7 +58,7 @@ class FrameSocket:
                 arrived, frame = await asyncio.wait_for(self.frames.get(), remaining)
             except asyncio.TimeoutError:
                 return None
-            if frame is _CLOSED:
+            if frame is CLOSED:
                 self.frames.put_nowait((arrived, frame))  # later waits see it too
                 raise SocketClosed
             if match(frame):

@@ -66,7 +66,7 @@ def _text(text: Any) -> str:
     return text.strip()
 
 
-async def _staff_names(session: AsyncSession) -> dict[int, str]:
+async def staff_names(session: AsyncSession) -> dict[int, str]:
     rows = await session.execute(select(StaffUser.id, StaffUser.display_name))
     return {row.id: row.display_name for row in rows}
 
@@ -103,7 +103,7 @@ async def queue(
     escalations = (
         await session.scalars(query.order_by(Escalation.priority.desc(), Escalation.created_at))
     ).all()
-    names = await _staff_names(session)
+    names = await staff_names(session)
     now = utcnow()
     items = []
     overdue_after = timedelta(minutes=aging_minutes)
@@ -125,7 +125,7 @@ async def queue(
                 "escalation_id": escalation.id,
                 "customer": _customer_json(customer),
                 "stage": stage,
-                "last_message": _message_json(last) if last else None,
+                "last_message": message_json(last) if last else None,
                 "waiting_seconds": int((now - escalation.created_at).total_seconds()),
             }
         )
@@ -180,7 +180,7 @@ def _customer_json(customer: Customer | None) -> dict[str, Any] | None:
     }
 
 
-def _message_json(message: Message) -> dict[str, Any]:
+def message_json(message: Message) -> dict[str, Any]:
     return {
         "id": message.id,
         "sender": message.sender.value,
@@ -219,7 +219,7 @@ async def claim(session: AsyncSession, escalation_id: int, staff: StaffUser) -> 
     escalation = await _escalation(session, escalation_id)
     await session.refresh(escalation)
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        names = await _staff_names(session)
+        names = await staff_names(session)
         who = names.get(escalation.claimed_by_id or 0, "Someone")
         state = (
             "resolved" if escalation.status is EscalationStatus.resolved else f"claimed by {who}"
@@ -318,7 +318,7 @@ async def conversation_detail(session: AsyncSession, conversation_id: str) -> di
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound("No such conversation.")
-    names = await _staff_names(session)
+    names = await staff_names(session)
     escalation = await session.scalar(
         select(Escalation)
         .where(Escalation.conversation_id == conversation_id)
@@ -339,7 +339,7 @@ async def conversation_detail(session: AsyncSession, conversation_id: str) -> di
     return {
         "conversation": {"id": conversation.id, "status": conversation.status.value},
         "escalation": escalation_json(escalation, names) if escalation else None,
-        "messages": [_message_json(m) for m in messages],
+        "messages": [message_json(m) for m in messages],
         "notes": [note_json(n, names) for n in notes],
         "customer": await _customer_panel(session, customer),
     }

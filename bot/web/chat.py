@@ -17,6 +17,7 @@ from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations, escalations
+from bot.domain.handoff import message_json
 from bot.domain.identity import check_token
 from bot.storage import repositories
 from bot.storage.models import Conversation, Message, MessageSender
@@ -34,16 +35,7 @@ MAX_DISPLAY_CHARS = 200
 
 
 def message_frame(message: Message) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": message.id,
-        "sender": message.sender.value,
-        "text": message.text,
-        "buttons": message.buttons or [],
-        "time": message.created_at.isoformat(),
-        "client_id": message.client_message_id,
-        "author": message.author,
-    }
+    return {"type": "message", **message_json(message), "client_id": message.client_message_id}
 
 
 def _error(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:

@@ -87,7 +87,7 @@ async def api_staff(request: web.Request) -> web.Response:
 
 async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str, Any]:
     async with request.config_dict[SESSIONS]() as session:
-        names = {u["id"]: u["display_name"] for u in await handoff.staff_directory(session, set())}
+        names = await handoff.staff_names(session)
     body = handoff.escalation_json(escalation, names)
     hub = request.config_dict[STAFF_HUB]
     await hub.queue_changed()
