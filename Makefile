@@ -15,8 +15,9 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
-.PHONY: help run test setup check-python train migrate demo lint format typecheck pytest \
-        validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean
+.PHONY: help run test setup check-python train migrate demo lint format typecheck bandit audit pytest \
+        validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean \
+        run-prod fault bench-prod bench-events bench-dashboard
 
 help:
 	@echo "make run    - set up everything and start the chat (http://127.0.0.1:8000/)"
@@ -65,6 +66,11 @@ run: setup train demo
 	$(PY) -m bot staff demo
 	$(PY) -m bot run
 
+# Production profile on the local PostgreSQL, Redis and RabbitMQ (docs/deploy.md): two Rasa
+# workers, two action servers, two web replicas; refuses to start if a service is down.
+run-prod: setup train
+	$(PY) -m bot run --prod
+
 lint: $(APP_VENV)/.installed
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/ruff check .
@@ -76,9 +82,18 @@ format: $(APP_VENV)/.installed
 typecheck: $(APP_VENV)/.installed
 	$(APP_VENV)/bin/mypy
 
+# Security (docs/security.md): bandit fails on high-severity, high-confidence findings;
+# `audit` adds pip-audit on both lock files, which needs PyPI's per-version JSON API and
+# exits 2 saying so when it cannot read it (so it is not part of `make test`).
+bandit: $(APP_VENV)/.installed
+	$(PY) -m tools.security_audit bandit
+
+audit: bandit
+	$(PY) -m tools.security_audit pip-audit
+
 # Unit and integration tests on SQLite and, when reachable, PostgreSQL.
 pytest: $(APP_VENV)/.installed
-	$(PY) -m pytest -m "not e2e and not browser" -q -rs
+	$(PY) -m pytest -m "not e2e and not browser and not fault" -q -rs
 
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings --quiet
@@ -95,11 +110,15 @@ browser-deps:
 e2e: setup train browser-deps
 	$(PY) -m pytest -m "e2e or browser" -q -rs
 
-test: setup lint typecheck pytest validate train story-test e2e
+# Production profile killed (-9) under load: Rasa, an action server, PostgreSQL (a few minutes).
+fault: setup train
+	$(PY) -m pytest -m fault tests/fault -q -rs -s
+
+test: setup lint typecheck bandit pytest validate train story-test e2e fault
 	@echo "All checks passed."
 
 # Benchmarks print their figures with a baseline from the same run (docs/benchmarks.md).
-bench: bench-nlu bench-chat bench-handoff
+bench: bench-nlu bench-chat bench-prod bench-handoff bench-events bench-dashboard
 
 bench-nlu: setup train
 	$(PY) -m bench.nlu_eval
@@ -107,9 +126,21 @@ bench-nlu: setup train
 bench-chat: setup train
 	$(PY) -m bench.chat_load
 
+# Chat load on the production profile (2 replicas) vs the embedded default, same run.
+bench-prod: setup train
+	$(PY) -m bench.chat_load.prod
+
 bench-handoff: setup
 	$(PY) -m bench.handoff_latency
 	$(PY) -m bench.handoff_latency --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/handoff_bench
+
+# Shop events webhook on PostgreSQL (own database events_bench), 10 % replays, 401 baseline.
+bench-events: setup
+	$(PY) -m bench.events
+
+# Dashboard endpoints on 1 M feedback rows in PostgreSQL (own database dashboard_bench).
+bench-dashboard: setup
+	$(PY) -m bench.dashboard
 
 lock: check-python
 	rm -rf /tmp/lock-venv && $(PYTHON310) -m venv /tmp/lock-venv

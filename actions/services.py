@@ -11,11 +11,11 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.chat import Turn
+from bot.storage.db import STORAGE_ERRORS as DB_ERRORS
 from bot.storage.db import create_engine, create_session_factory
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def unavailable(dispatcher: CollectingDispatcher, error: Exception) -> list[Even
     return []
 
 
-STORAGE_ERRORS = (SQLAlchemyError, OSError, ConnectionError)
+STORAGE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, ConnectionError)
 
 
 def latest_text(tracker: Tracker) -> str:

@@ -15,7 +15,7 @@ from actions.services import (
     get_services,
     unavailable,
 )
-from bot.domain import chat
+from bot.domain import chat, proactive, surveys
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
@@ -40,17 +40,27 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     ) -> list[str]:
         if tracker.get_slot("survey_declined"):
             return []
-        kind = tracker.get_slot("survey_kind")
-        if kind == "churn_reason":
-            return ["survey_comment"]
-        if kind == "support":
-            return ["survey_score", "survey_ces"]
-        return ["survey_score", "survey_comment"]
+        return surveys.questions(tracker.get_slot("survey_kind"))
 
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return await self._score(dispatcher, tracker, value, "survey_score", kind=None)
+        kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
+        return await self._score(dispatcher, tracker, value, "survey_score", kind=kind)
+
+    async def validate_survey_source(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """ "How did you hear about us" (the first-order survey)."""
+        if _blank(value):
+            return {"survey_source": None}
+        return await self._answer(
+            dispatcher,
+            "survey_source",
+            lambda session: proactive.answer_source(
+                session, tracker.sender_id, tracker.get_slot("survey_dispatch_id"), str(value)
+            ),
+        )
 
     async def validate_survey_ces(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -126,3 +136,14 @@ class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         return await chat.start_feedback_survey(session, get_services().settings, tracker.sender_id)
+
+
+class ActionStartProactiveSurvey(DomainAction, Action):  # type: ignore[misc]
+    """Triggered (EXTERNAL_proactive_survey) by the web service when a customer with a
+    scheduled survey opens the chat, or is connected when one is scheduled."""
+
+    def name(self) -> str:
+        return "action_start_proactive_survey"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await proactive.start_survey(session, get_services().settings, tracker.sender_id)

@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from bot import cli_privacy, proactive_cli, report, shop_cli
+from bot.cli_support import run_db_command
 from bot.config import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from bot.cli_support import Sessions
 
 
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.web.app import create_app
+    from bot.web.ops import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port, print=None)
     return 0
 
@@ -91,16 +98,11 @@ def _staff(args: argparse.Namespace) -> int:
 
 
 async def _staff_async(settings: Settings, args: argparse.Namespace, password: str | None) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bot.domain import staff
-    from bot.domain.errors import DomainError
-    from bot.storage.db import create_engine, create_session_factory
     from bot.storage.models import StaffRole
 
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_session_factory(engine)() as session:
+    async def body(sessions: Sessions) -> int:
+        async with sessions() as session:
             if args.staff_command == "create":
                 assert password is not None
                 user = await staff.create_user(
@@ -109,28 +111,22 @@ async def _staff_async(settings: Settings, args: argparse.Namespace, password: s
                 await session.commit()
                 print(f"Created {user.role.value} {user.email} ({user.display_name}).")
             elif args.staff_command == "list":
-                users = await staff.list_users(session)
-                rows = [("EMAIL", "NAME", "ROLE", "ACTIVE", "LAST SEEN")] + [
-                    (
-                        u.email,
-                        u.display_name,
-                        u.role.value,
-                        "yes" if u.is_active else "no",
-                        u.last_seen_at.strftime("%Y-%m-%d %H:%M UTC")
-                        if u.last_seen_at
-                        else "never",
-                    )
-                    for u in users
-                ]
-                widths = [max(len(row[i]) for row in rows) for i in range(5)]
-                for row in rows:
-                    print(
-                        "  ".join(
-                            cell.ljust(w) for cell, w in zip(row, widths, strict=True)
-                        ).rstrip()
-                    )
-                if not users:
-                    print("(no staff accounts; create one with `python -m bot staff create`)")
+                _print_table(
+                    [("EMAIL", "NAME", "ROLE", "ACTIVE", "LAST SEEN")]
+                    + [
+                        (
+                            u.email,
+                            u.display_name,
+                            u.role.value,
+                            "yes" if u.is_active else "no",
+                            u.last_seen_at.strftime("%Y-%m-%d %H:%M UTC")
+                            if u.last_seen_at
+                            else "never",
+                        )
+                        for u in await staff.list_users(session)
+                    ],
+                    "(no staff accounts; create one with `python -m bot staff create`)",
+                )
             else:
                 logins = await staff.ensure_demo_users(session)
                 await session.commit()
@@ -138,19 +134,58 @@ async def _staff_async(settings: Settings, args: argparse.Namespace, password: s
                 print(f"Staff console demo logins ({url}):")
                 for email, demo_password, role in logins:
                     print(f"  {role:<11} {email:<20} password: {demo_password}")
-    except DomainError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
-        return 1
-    except SQLAlchemyError as exc:
-        print(
-            f"Error: database problem ({type(exc).__name__}); "
-            "has `python -m bot migrate` been run?",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        await engine.dispose()
-    return 0
+        return 0
+
+    return await run_db_command(settings, body)
+
+
+def _print_table(rows: Sequence[Sequence[str]], when_empty: str) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if len(rows) == 1:
+        print(when_empty)
+
+
+# ---- python -m bot token ... (API tokens) -------------------------------------------------
+
+
+def _add_token_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="API tokens: create, list, revoke")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create an API token (printed once)")
+    create.add_argument("--name", required=True, help="who uses it, e.g. 'shop backend'")
+    create.add_argument("--role", required=True, choices=STAFF_ROLES)
+    token_sub.add_parser("list", help="list API tokens")
+    revoke = token_sub.add_parser("revoke", help="revoke an API token")
+    revoke.add_argument("id", type=int)
+
+
+async def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.domain import api_tokens
+    from bot.storage.models import StaffRole
+
+    async def body(sessions: Sessions) -> int:
+        async with sessions() as session:
+            if args.token_command == "create":
+                token, plaintext = await api_tokens.create_token(
+                    session, args.name, StaffRole(args.role)
+                )
+                await session.commit()
+                print(f"Created API token {token.id} ({token.role.value}, {token.name}).")
+                print("Send it as 'Authorization: Bearer <token>'; it is shown only now:")
+                print(plaintext)
+            elif args.token_command == "list":
+                for t in await api_tokens.list_tokens(session):
+                    state = "revoked" if t.revoked_at else "active"
+                    print(f"{t.id:>4}  {t.role.value:<10}  {state:<7}  {t.name}")
+            else:
+                await api_tokens.revoke(session, args.id)
+                await session.commit()
+                print(f"Revoked API token {args.id}.")
+        return 0
+
+    return await run_db_command(settings, body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,21 +194,42 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the web service")
     sub.add_parser("migrate", help="upgrade the database to the latest schema")
     sub.add_parser("demo", help="load the demo shop (idempotent)")
-    sub.add_parser("run", help="start Rasa, the action server and the web service")
+    run = sub.add_parser("run", help="start Rasa, the action server and the web service")
+    run.add_argument("--prod", action="store_true", help="production profile (docs/deploy.md)")
+    sub.add_parser("analytics-consumer", help="bot analytics from Rasa's event broker")
     _add_staff_commands(sub)
+    _add_token_commands(sub)
+    cli_privacy.add_commands(sub)
+    shop_cli.add_commands(sub)
+    proactive_cli.add_commands(sub)
+    report.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "staff":
         return _staff(args)
     settings = Settings.from_env()
+    if args.command == "token":
+        return asyncio.run(_token(settings, args))
+    if args.command in cli_privacy.PRIVACY_COMMANDS:
+        return asyncio.run(cli_privacy.run(settings, args))
+    if args.command in ("send-event", "import-feedback"):
+        return shop_cli.run(settings, args)
+    if args.command == proactive_cli.COMMAND:
+        return asyncio.run(proactive_cli.run(settings, args))
+    if args.command == "report":
+        return report.run(settings, args)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
         return _migrate(settings)
     if args.command == "demo":
         return asyncio.run(_demo(settings))
-    from bot.launcher import run_forever
+    if args.command == "analytics-consumer":
+        from bot.analytics_consumer import main as consume
 
-    return run_forever()
+        return consume(settings)
+    from bot.launcher import run_forever, run_prod_forever
+
+    return run_prod_forever() if args.prod else run_forever()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.db'}"
 DEV_RASA_TOKEN = "dev-rasa-token"
 DEV_WIDGET_SECRET = "dev-widget-secret-change-me-in-production"
+DEV_EVENTS_SECRET = "dev-events-secret-change-me-in-production"
 
 
 class ConfigError(RuntimeError):
@@ -48,6 +49,34 @@ class Settings:
     # Per conversation: at most this many messages in `rate_window_seconds`.
     rate_limit_messages: int = 12
     rate_window_seconds: float = 10.0
+    # Production profile (docs/deploy.md): RASA_URL may list several Rasa workers
+    # (comma-separated); REDIS_URL enables the pub/sub between web replicas.
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
+    # Customer turns running on one Rasa worker at once; the rest queue in the web service.
+    rasa_max_in_flight: int = 4
+    redis_url: str | None = None
+    log_format: str = "text"
+    # Dashboard journey map: a stage/channel is a pitfall below these scores (with at least
+    # `pitfall_min_responses` answers) or above this drop-off (percent).
+    pitfall_csat_below: int = 60
+    pitfall_nps_below: int = 0
+    pitfall_dropoff_above: int = 70
+    pitfall_min_responses: int = 5
+    # Message texts older than this are blanked by `python -m bot purge-transcripts`.
+    transcript_retention_days: int = 365
+    # Shop events webhook (POST /api/events): HMAC-SHA256 secret shared with the shop.
+    events_secret: str = DEV_EVENTS_SECRET
+    events_max_body_bytes: int = 64 * 1024
+    # Closed loop: a detractor's follow-up escalation is due this many hours later.
+    detractor_due_hours: int = 48
+    # Optional outgoing webhook notifying the shop of detractors (signed like the events).
+    outgoing_webhook_url: str | None = None
+    outgoing_webhook_secret: str | None = None
+    outgoing_webhook_poll_seconds: float = 2.0
+
+    @property
+    def rasa_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip().rstrip("/") for u in self.rasa_url.split(",") if u.strip())
 
     @property
     def is_production(self) -> bool:
@@ -66,6 +95,13 @@ class Settings:
             raise ConfigError(
                 "WIDGET_SECRET must be set to a secret of at least 32 characters when APP_ENV=production"
             )
+        events_secret = os.environ.get("EVENTS_SECRET", DEV_EVENTS_SECRET)
+        if environment == "production" and (
+            events_secret == DEV_EVENTS_SECRET or len(events_secret) < 32
+        ):
+            raise ConfigError(
+                "EVENTS_SECRET must be set to a secret of at least 32 characters when APP_ENV=production"
+            )
         origins = os.environ.get("ALLOWED_ORIGINS", "")
         return cls(
             database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -82,4 +118,19 @@ class Settings:
             rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
             support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
             escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
+            action_server_url=os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            rasa_max_in_flight=_env_int("RASA_MAX_IN_FLIGHT", 4),
+            log_format=os.environ.get("LOG_FORMAT", "text"),
+            pitfall_csat_below=_env_int("PITFALL_CSAT_BELOW", 60),
+            pitfall_nps_below=_env_int("PITFALL_NPS_BELOW", 0),
+            pitfall_dropoff_above=_env_int("PITFALL_DROPOFF_ABOVE", 70),
+            pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
+            transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
+            events_secret=events_secret,
+            events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
+            detractor_due_hours=_env_int("DETRACTOR_DUE_HOURS", 48),
+            outgoing_webhook_url=os.environ.get("OUTGOING_WEBHOOK_URL") or None,
+            outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,
+            outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
         )

@@ -6,6 +6,7 @@ all three. Rasa and the action server listen on loopback only.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -38,6 +39,52 @@ class Stack:
     ports: StackPorts
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each process was started and how to tell it is healthy (restart() reuses them).
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    health: dict[str, str] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def spawn(self, name: str) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            self.commands[name], cwd=PROJECT_ROOT, env=self.environments[name],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_healthy(self, names: list[str], timeout: float) -> None:
+        """Until every named process answers its health check; SystemExit when one exits."""
+        deadline = time.monotonic() + timeout
+        pending = [n for n in names if self.health.get(n)]
+        while pending:
+            for name in list(pending):
+                if self.processes[name].poll() is not None:
+                    raise SystemExit(f"{name} exited early; see {self.log_dir / (name + '.log')}")
+                if _ready(self.health[name]):
+                    pending.remove(name)
+            if pending and time.monotonic() > deadline:
+                raise SystemExit(
+                    f"Timed out waiting for {', '.join(pending)}; logs in {self.log_dir}"
+                )
+            time.sleep(0.25 if pending else 0)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash would (the fault test)."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+    def restart(self, name: str, timeout: float = 180) -> float:
+        """Start a stopped or crashed process again; returns the seconds until healthy."""
+        started = time.monotonic()
+        if self.processes[name].poll() is None:
+            self.kill(name)
+        self.spawn(name)
+        self.wait_healthy([name], timeout)
+        return time.monotonic() - started
+
+    def alive(self) -> dict[str, bool]:
+        return {name: p.poll() is None for name, p in self.processes.items()}
 
     @property
     def web_url(self) -> str:
@@ -154,7 +201,8 @@ def run_forever() -> int:
         f"  staff console:                  {stack.web_url}/console/\n"
         "    agents agent@example.com, agent2@example.com; admin admin@example.com;\n"
         "    password demo-password-123 (created by `python -m bot staff demo`)\n"
-        "  CX dashboard: not built yet (issue #6)\n"
+        f"  CX dashboard:                   {stack.web_url}/dashboard/\n"
+        "    CX manager cx@example.com (password demo-password-123)\n"
         "Anonymous? Verify with order A10001 and jane.doe@example.com.\n"
         f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
         flush=True,
@@ -170,6 +218,317 @@ def run_forever() -> int:
             if dead and not stopping.wait(2):
                 print(f"{', '.join(dead)} stopped unexpectedly; see the logs.", file=sys.stderr)
                 return 1
+        print("\nStopping…", flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+# --- production profile: PostgreSQL, Redis, RabbitMQ; 2 Rasa, 2 action servers, 2 web ---
+
+
+@dataclass
+class ProdPorts:
+    web: tuple[int, ...] = (8000, 8001)
+    rasa: tuple[int, ...] = (5005, 5006)
+    actions: tuple[int, ...] = (5055, 5056)
+    # Rasa's single action endpoint: fails over between the action server replicas.
+    actions_balancer: int = 5050
+
+
+# Local defaults of the production profile; every one can be overridden by the environment.
+PROD_DEFAULTS: dict[str, str] = {
+    "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/shopbot",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "RASA_TRACKER_DB_HOST": "127.0.0.1",
+    "RASA_TRACKER_DB_PORT": "5432",
+    "RASA_TRACKER_DB_NAME": "shopbot_tracker",
+    "RASA_TRACKER_DB_USER": "postgres",
+    "RASA_TRACKER_DB_PASSWORD": "",
+    "RASA_TRACKER_LOGIN_DB": "postgres",
+    "RASA_LOCK_REDIS_HOST": "127.0.0.1",
+    "RASA_LOCK_REDIS_PORT": "6379",
+    "RASA_LOCK_REDIS_DB": "1",
+    "RASA_LOCK_REDIS_PASSWORD": "",
+    "RASA_LOCK_KEY_PREFIX": "shopbot",
+    "RABBITMQ_HOST": "127.0.0.1",
+    "RABBITMQ_PORT": "5672",
+    "RABBITMQ_USER": "guest",
+    "RABBITMQ_PASSWORD": "guest",
+    "RABBITMQ_QUEUE": "shopbot_rasa_events",
+    "RABBITMQ_EXCHANGE": "shopbot-rasa-exchange",
+    "LOG_FORMAT": "json",
+}
+PREFLIGHT_SENDER = "preflight-"  # the analytics consumer ignores these conversations
+
+
+def prod_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The production profile's settings: defaults < process environment < `extra`."""
+    env = {**PROD_DEFAULTS, **{k: v for k, v in os.environ.items() if k in PROD_DEFAULTS}}
+    env.update(extra or {})
+    return env
+
+
+def _tracker_dsn(env: dict[str, str], database: str) -> str:
+    password = f":{env['RASA_TRACKER_DB_PASSWORD']}" if env["RASA_TRACKER_DB_PASSWORD"] else ""
+    return (
+        f"postgresql://{env['RASA_TRACKER_DB_USER']}{password}@{env['RASA_TRACKER_DB_HOST']}:"
+        f"{env['RASA_TRACKER_DB_PORT']}/{database}"
+    )
+
+
+async def _check_postgres(url: str, create: str | None = None) -> None:
+    """Connect (asyncpg); with `create`, create that database when it is missing."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        if create and not await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", create
+        ):
+            await connection.execute(f'CREATE DATABASE "{create}"')
+    finally:
+        await connection.close()
+
+
+async def _check_redis(host: str, port: str, db: str, password: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis(host=host, port=int(port), db=int(db or 0), password=password or None,
+                   socket_connect_timeout=3, socket_timeout=3)  # fmt: skip
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _check_redis_url(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _check_rabbitmq(env: dict[str, str]) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(
+        host=env["RABBITMQ_HOST"], port=int(env["RABBITMQ_PORT"]), login=env["RABBITMQ_USER"],
+        password=env["RABBITMQ_PASSWORD"], timeout=5,
+    )  # fmt: skip
+    await connection.close()
+
+
+def _product_database(url: str) -> tuple[str, str]:
+    """(asyncpg URL of the server's `postgres` database, product database name)."""
+    plain = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    server, _, name = plain.rpartition("/")
+    return f"{server}/postgres", name.split("?", 1)[0]
+
+
+async def _preflight(env: dict[str, str]) -> list[str]:
+    """Every backing service the profile is configured with, reachable; else what is not."""
+    server, product_db = _product_database(env["DATABASE_URL"])
+    checks = {
+        f"product database (DATABASE_URL, PostgreSQL {server.rsplit('@', 1)[-1]})": _check_postgres(
+            server, create=product_db
+        ),
+        "Rasa tracker store (RASA_TRACKER_DB_*, PostgreSQL)": _check_postgres(
+            _tracker_dsn(env, env["RASA_TRACKER_LOGIN_DB"]), create=env["RASA_TRACKER_DB_NAME"]
+        ),
+        "Rasa lock store (RASA_LOCK_REDIS_*, Redis)": _check_redis(
+            env["RASA_LOCK_REDIS_HOST"], env["RASA_LOCK_REDIS_PORT"],
+            env["RASA_LOCK_REDIS_DB"], env["RASA_LOCK_REDIS_PASSWORD"],
+        ),
+        "web replicas' pub/sub (REDIS_URL, Redis)": _check_redis_url(env["REDIS_URL"]),
+        "Rasa event broker (RABBITMQ_*, RabbitMQ)": _check_rabbitmq(env),
+    }  # fmt: skip
+    names = list(checks)
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(c, 10) for c in checks.values()), return_exceptions=True
+    )
+    return [
+        f"{name}: {type(outcome).__name__}: {outcome}"
+        for name, outcome in zip(names, outcomes, strict=True)
+        if isinstance(outcome, BaseException)
+    ]
+
+
+def preflight(env: dict[str, str]) -> None:
+    """Refuse to start when a configured backing service is unreachable (no silent fallback:
+    Rasa itself would start with a SQL tracker store it cannot reach and keep the
+    conversations in memory)."""
+    problems = asyncio.run(_preflight(env))
+    if problems:
+        raise SystemExit(
+            "Refusing to start the production profile; unreachable:\n  - "
+            + "\n  - ".join(problems)
+            + "\nStart these services or fix the environment variables (docs/deploy.md)."
+        )
+
+
+async def _tracker_rows(env: dict[str, str], sender: str, delete: bool) -> int:
+    import asyncpg
+
+    connection = await asyncpg.connect(_tracker_dsn(env, env["RASA_TRACKER_DB_NAME"]), timeout=5)
+    try:
+        count = int(
+            await connection.fetchval("SELECT count(*) FROM events WHERE sender_id = $1", sender)
+        )
+        if delete:
+            await connection.execute("DELETE FROM events WHERE sender_id = $1", sender)
+        return count
+    finally:
+        await connection.close()
+
+
+def verify_tracker_store(rasa_url: str, token: str, env: dict[str, str]) -> None:
+    """Write one event through a Rasa worker's API and find it in PostgreSQL: proves that the
+    worker uses the SQL tracker store (not a memory fallback), the Redis lock and the broker."""
+    import json
+    import uuid
+
+    sender = f"{PREFLIGHT_SENDER}{uuid.uuid4().hex}"
+    request = urllib.request.Request(
+        f"{rasa_url}/conversations/{sender}/tracker/events?token={token}&include_events=NONE",
+        data=json.dumps([{"event": "action", "name": "action_listen"}]).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            status = response.status
+    except (urllib.error.URLError, OSError) as error:
+        raise SystemExit(f"Rasa at {rasa_url} failed the tracker store check: {error}") from error
+    rows = asyncio.run(_tracker_rows(env, sender, delete=True))
+    if status != 200 or rows == 0:
+        raise SystemExit(
+            f"Rasa at {rasa_url} does not write to the SQL tracker store "
+            f"(HTTP {status}, {rows} rows in {env['RASA_TRACKER_DB_NAME']}.events): it may "
+            "have fallen back to memory; check endpoints.prod.yml and the Rasa log."
+        )
+
+
+def _prod_commands(
+    ports: ProdPorts, env: dict[str, str]
+) -> dict[str, tuple[list[str], str, dict[str, str]]]:
+    """name → (command, health URL or "", extra environment)."""
+    python = str(APP_VENV / "bin" / "python")
+    services: dict[str, tuple[list[str], str, dict[str, str]]] = {}
+    for i, port in enumerate(ports.actions, 1):
+        services[f"actions-{i}"] = (
+            [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port), "--quiet"],
+            f"http://127.0.0.1:{port}/health", {},
+        )  # fmt: skip
+    upstreams = [a for port in ports.actions for a in ("--upstream", f"http://127.0.0.1:{port}")]
+    services["actions-lb"] = (
+        [python, "-m", "bot.balancer", "--port", str(ports.actions_balancer), *upstreams],
+        f"http://127.0.0.1:{ports.actions_balancer}/_balancer", {},
+    )  # fmt: skip
+    for i, port in enumerate(ports.rasa, 1):
+        services[f"rasa-{i}"] = (
+            [str(RASA_VENV / "bin" / "rasa"), "run", "--model", str(MODEL), "--interface",
+             "127.0.0.1", "--port", str(port), "--enable-api", "--auth-token", env["RASA_TOKEN"],
+             "--endpoints", "endpoints.prod.yml", "--credentials", "credentials.prod.yml"],
+            f"http://127.0.0.1:{port}/status?token={env['RASA_TOKEN']}", {},
+        )  # fmt: skip
+    for i, port in enumerate(ports.web, 1):
+        services[f"web-{i}"] = (
+            [python, "-m", "bot", "serve"], f"http://127.0.0.1:{port}/healthz",
+            {"WEB_PORT": str(port), "REPLICA_NAME": f"web-{i}"},
+        )  # fmt: skip
+    services["analytics"] = ([python, "-m", "bot", "analytics-consumer"], "", {})
+    return services
+
+
+def start_prod(
+    ports: ProdPorts | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 300,
+) -> Stack:
+    """Preflight, then every process of the production profile; returns once all are healthy
+    and each Rasa worker has been seen writing to the SQL tracker store."""
+    ports = ports or ProdPorts()
+    if not MODEL.exists():
+        raise SystemExit(f"No trained model at {MODEL}; run `make train` first.")
+    settings = prod_environment(env)
+    preflight(settings)
+    log_dir = log_dir or PROJECT_ROOT / "var" / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    base = {**os.environ, **settings}
+    base.setdefault("RASA_TOKEN", Settings.from_env().rasa_token)
+    base.update(
+        ACTION_SERVER_URL=f"http://127.0.0.1:{ports.actions_balancer}/webhook",
+        RASA_URL=",".join(f"http://127.0.0.1:{p}" for p in ports.rasa),
+        SANIC_HOST="127.0.0.1",
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    stack = Stack(StackPorts(ports.web[0], ports.rasa[0], ports.actions_balancer), log_dir)
+    for name, (command, health, extra) in _prod_commands(ports, base).items():
+        stack.commands[name], stack.health[name] = command, health
+        stack.environments[name] = {**base, **extra}
+    try:
+        for name in stack.commands:
+            stack.spawn(name)
+        stack.wait_healthy(list(stack.commands), timeout)
+        for port in ports.rasa:
+            verify_tracker_store(f"http://127.0.0.1:{port}", base["RASA_TOKEN"], settings)
+        time.sleep(1)
+        dead = [n for n, ok in stack.alive().items() if not ok]
+        if dead:
+            raise SystemExit(f"{', '.join(dead)} stopped after starting; logs in {log_dir}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def prepare_database(database_url: str, demo: bool = True) -> None:
+    """Migrate the product database; load the demo shop and demo logins (development)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(PROJECT_ROOT)}
+    commands = [["migrate"]]
+    if demo and env.get("APP_ENV") != "production":
+        commands += [["demo"], ["staff", "demo"]]
+    for command in commands:
+        subprocess.run(
+            [str(APP_VENV / "bin" / "python"), "-m", "bot", *command], cwd=PROJECT_ROOT,
+            env=env, check=True, stdout=subprocess.DEVNULL, timeout=600,
+        )  # fmt: skip
+
+
+def run_prod_forever() -> int:
+    """`python -m bot run --prod`: the production profile on this machine, restarting any
+    process that crashes (as a process supervisor would)."""
+    settings = prod_environment()
+    preflight(settings)  # also creates the databases when missing
+    prepare_database(settings["DATABASE_URL"])
+    stack = start_prod()
+    web = ", ".join(f"http://127.0.0.1:{p}" for p in ProdPorts().web)
+    print(
+        "\nThe production profile is running (PostgreSQL, Redis, RabbitMQ):\n"
+        f"  web replicas: {web} (put a load balancer in front: docs/deploy.md)\n"
+        f"  readiness:    {stack.web_url}/readyz   metrics: {stack.web_url}/metrics\n"
+        f"  processes:    {', '.join(stack.processes)}\n"
+        f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(1):
+            for name, alive in stack.alive().items():
+                if not alive and not stopping.wait(2):
+                    print(f"{name} stopped unexpectedly; restarting it.", file=sys.stderr)
+                    try:
+                        stack.restart(name)
+                    except SystemExit as error:
+                        print(f"{name} did not come back: {error}", file=sys.stderr)
+                        return 1
         print("\nStopping…", flush=True)
         return 0
     finally:

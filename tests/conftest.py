@@ -165,6 +165,8 @@ class StubRasa:
         self.received: list[dict[str, Any]] = []
         self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
         self.triggered: list[tuple[str, str]] = []
+        # What GET /conversations/<id>/tracker answers (an idle bot unless a test says otherwise).
+        self.state: dict[str, Any] = {"paused": False, "active_loop": {}, "slots": {}}
         self.fail = False
         self.delay = 0.0
 
@@ -204,6 +206,10 @@ class StubRasa:
     async def status(self, _request: web.Request) -> web.Response:
         return web.json_response({"model_file": "models/current.tar.gz"})
 
+    async def tracker_state(self, request: web.Request) -> web.Response:
+        assert request.query["token"] == "dev-rasa-token"
+        return web.json_response({"sender_id": request.match_info["sender"], **self.state})
+
 
 @pytest.fixture
 async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
@@ -211,6 +217,7 @@ async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", stub.webhook)
     app.router.add_get("/status", stub.status)
+    app.router.add_get("/conversations/{sender}/tracker", stub.tracker_state)
     app.router.add_post("/conversations/{sender}/tracker/events", stub.tracker_events)
     app.router.add_post("/conversations/{sender}/trigger_intent", stub.trigger_intent)
     server = TestServer(app)

@@ -6,8 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionSupportRequest
-from actions.surveys import ActionSubmitSurvey, ValidateSurveyForm
+from actions.surveys import ActionStartProactiveSurvey, ActionSubmitSurvey, ValidateSurveyForm
+from bot.domain import surveys
+from bot.domain.lifecycle import lifecycle_for_order
 from bot.storage.models import (
+    AcquisitionSource,
     Channel,
     Conversation,
     Escalation,
@@ -212,3 +215,178 @@ async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
     }
     assert messages == []
     assert (await session.scalars(select(Feedback))).all() == []
+
+
+# --- proactive surveys (scheduled by the shop's events, asked in the next chat) -------------
+
+
+async def _proactive_started(session: AsyncSession, trigger: str, status: OrderStatus):
+    """A customer with a scheduled survey opened the chat: the web service triggered it."""
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10023", status)
+    lifecycle = await lifecycle_for_order(session, order)
+    dispatch = await surveys.schedule_proactive(session, lifecycle, trigger)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    state = tracker("conv-1", "", "EXTERNAL_proactive_survey", {"identity": "verified"})
+    events, messages = await run(ActionStartProactiveSurvey(), state)
+    return owner, lifecycle, dispatch, events, messages
+
+
+def _proactive_answer(text: str, requested: str, dispatch_id: int, flow: str, **slots: object):
+    return tracker(
+        "conv-1", text, "inform",
+        {"identity": "verified", "survey_kind": flow, "survey_dispatch_id": float(dispatch_id),
+         "requested_slot": requested, **slots},
+        active_loop="survey_form", extracted={requested: text},
+    )  # fmt: skip
+
+
+async def test_proactive_first_order_survey_starts_with_intro_and_slots(session, action_services):
+    _, _, dispatch, events, messages = await _proactive_started(
+        session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
+    )
+
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": name, "value": value}
+        for name, value in {
+            "next_step": "survey",
+            "survey_kind": "first_order",
+            "survey_dispatch_id": float(dispatch.id),
+            "survey_source": None,
+            "survey_score": None,
+            "survey_ces": None,
+            "survey_comment": None,
+            "survey_retries": 0.0,
+            "survey_declined": False,
+        }.items()
+    ]
+    assert [m["text"] for m in messages] == [
+        "Thanks for your first order A10023 with us! May we ask two quick questions?"
+    ]
+    await session.refresh(dispatch)
+    assert dispatch.sent_at is not None and dispatch.conversation_id == "conv-1"
+
+
+async def test_proactive_first_order_records_source_then_purchase_csat(session, action_services):
+    owner, lifecycle, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
+    )
+
+    events, messages = await run(
+        ValidateSurveyForm(),
+        _proactive_answer("I saw you on Instagram", "survey_source", dispatch.id, "first_order"),
+    )
+    assert slot_events(events) == {"survey_source": "social", "requested_slot": "survey_score"}
+    assert messages == []
+
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _proactive_answer("5", "survey_score", dispatch.id, "first_order", survey_source="social"),
+    )
+    assert slot_events(events) == {
+        "survey_score": "5",
+        "survey_retries": 0.0,
+        "requested_slot": None,
+    }
+
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.text, r.stage, r.source, r.lifecycle_id) for r in rows] == [
+        (FeedbackKind.discovery_source, None, "I saw you on Instagram", Stage.purchase,
+         FeedbackSource.proactive_survey, lifecycle.id),
+        (FeedbackKind.csat, 5, None, Stage.purchase, FeedbackSource.proactive_survey,
+         lifecycle.id),
+    ]  # fmt: skip
+    assert [r.idempotency_key for r in rows] == [
+        f"dispatch:{dispatch.id}:discovery_source",
+        f"dispatch:{dispatch.id}:csat",
+    ]
+    await session.refresh(owner)
+    await session.refresh(lifecycle)
+    assert owner.acquisition_source is AcquisitionSource.social
+    assert lifecycle.acquisition_channel is AcquisitionSource.social
+
+
+async def test_proactive_delivery_survey_asks_score_then_comment(session, action_services):
+    _, _, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
+    )
+
+    events, _ = await run(
+        ValidateSurveyForm(), _proactive_answer("4", "survey_score", dispatch.id, "delivery")
+    )
+
+    assert slot_events(events) == {
+        "survey_score": "4",
+        "survey_retries": 0.0,
+        "requested_slot": "survey_comment",
+    }
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.kind, row.score, row.stage, row.source, row.survey_dispatch_id) == (
+        FeedbackKind.csat, 4, Stage.use, FeedbackSource.proactive_survey, dispatch.id,
+    )  # fmt: skip
+
+
+async def test_proactive_nps_detractor_with_complaint_opens_escalation(session, action_services):
+    _, lifecycle, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_SUBSCRIPTION_RENEWED, OrderStatus.delivered
+    )
+    await run(ValidateSurveyForm(), _proactive_answer("3", "survey_score", dispatch.id, "nps"))
+    complaint = "The beans were stale and the delivery was awful"
+    await run(
+        ValidateSurveyForm(),
+        _proactive_answer(complaint, "survey_comment", dispatch.id, "nps", survey_score="3"),
+    )
+
+    events, messages = await run(
+        ActionSubmitSurvey(), _proactive_answer("", "survey_comment", dispatch.id, "nps")
+    )
+
+    slots = slot_events(events)
+    assert (slots["awaiting"], slots["pending_action"]) == ("confirmation", "offer_human")
+    assert "talk to a person now" in messages[0]["text"]
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert (escalation.reason, escalation.priority) == (EscalationReason.negative_feedback, 3)
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.lifecycle_id, r.source) for r in rows] == [
+        (FeedbackKind.nps, 3, lifecycle.id, FeedbackSource.proactive_survey),
+        (FeedbackKind.comment, None, lifecycle.id, FeedbackSource.proactive_survey),
+    ]
+    assert escalation.feedback_id == rows[0].id
+
+
+async def test_support_survey_with_hard_effort_escalates_after_a_good_csat(
+    session, action_services
+):
+    _, _, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_ESCALATION_RESOLVED, OrderStatus.delivered
+    )
+    await run(ValidateSurveyForm(), _proactive_answer("4", "survey_score", dispatch.id, "support"))
+    await run(
+        ValidateSurveyForm(),
+        _proactive_answer("7", "survey_ces", dispatch.id, "support", survey_score="4"),
+    )
+
+    await run(ActionSubmitSurvey(), _proactive_answer("", "survey_ces", dispatch.id, "support"))
+
+    escalation = (await session.scalars(select(Escalation))).one()
+    ces = (await session.scalars(select(Feedback).where(Feedback.kind == FeedbackKind.ces))).one()
+    assert (ces.score, escalation.feedback_id) == (7, ces.id)
+
+
+async def test_proactive_churn_question_records_the_reason(session, action_services):
+    _, _, dispatch, _, messages = await _proactive_started(
+        session, surveys.TRIGGER_SUBSCRIPTION_CANCELLED, OrderStatus.delivered
+    )
+    assert messages[0]["text"].endswith("May we ask one quick question?")
+
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _proactive_answer("Too expensive for me", "survey_comment", dispatch.id, "churn_reason"),
+    )
+
+    assert slot_events(events) == {"survey_comment": "given", "requested_slot": None}
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.kind, row.text, row.source) == (
+        FeedbackKind.churn_reason, "Too expensive for me", FeedbackSource.proactive_survey,
+    )  # fmt: skip

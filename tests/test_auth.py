@@ -185,7 +185,7 @@ async def test_login_sets_a_strict_http_only_cookie(
     morsel = response.cookies[COOKIE_NAME]
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Strict"
-    assert morsel["path"] == "/console"
+    assert morsel["path"] == "/"
     assert morsel["max-age"] == str(12 * 3600)
     assert not morsel["secure"]  # plain http in this test
     assert body["csrf_token"] not in morsel.value

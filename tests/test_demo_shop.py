@@ -102,7 +102,7 @@ async def test_pages_are_not_cached_and_keep_the_site_csp(
 ) -> None:
     response = await client.get("/demo/shop/", headers={"Cookie": "demo_customer=C1001"})
     assert response.headers["Cache-Control"] == "no-store"
-    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     css = await client.get("/demo/shop/shop.css")
     assert css.status == 200
     assert css.content_type == "text/css"

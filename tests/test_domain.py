@@ -102,6 +102,8 @@ def test_survey_questions_vary_with_the_survey_kind() -> None:
         "ces": 8,
         "nps": 12,
         "csat": 6,
+        "delivery": 6,  # proactive: delivery CSAT
+        "first_order": 6,  # proactive: purchase-experience CSAT after "how did you hear"
     }
     assert "1 = very unhappy, 5 = very happy" in by_kind["csat"]["text"]
     assert "1 = very easy, 7 = very hard" in by_kind["ces"]["text"]

@@ -40,7 +40,7 @@ async def test_chat_page_is_served_with_security_headers(client: TestClient) -> 
     response = await client.get("/")
     assert response.status == 200
     assert "chat.js" in await response.text()
-    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 

@@ -399,7 +399,9 @@ async def answer_score(
             f"Sorry, {reason}. Please pick a number from {low} to {high}, or say 'skip'."
         )
     assert parsed.value is not None
-    await _record_answer(session, conversation_id, dispatch, kind, score=parsed.value, text=None)
+    await record_survey_answer(
+        session, conversation_id, dispatch, kind, score=parsed.value, text=None
+    )
     return Turn(slots={slot: str(parsed.value), "survey_retries": 0.0})
 
 
@@ -420,7 +422,7 @@ async def answer_comment(
         if dispatch.survey_kind is FeedbackKind.churn_reason
         else FeedbackKind.comment
     )
-    await _record_answer(
+    await record_survey_answer(
         session,
         conversation_id,
         dispatch,
@@ -431,7 +433,7 @@ async def answer_comment(
     return Turn(slots={"survey_comment": "given"})
 
 
-async def _record_answer(
+async def record_survey_answer(
     session: AsyncSession,
     conversation_id: str,
     dispatch: SurveyDispatch,
@@ -448,7 +450,11 @@ async def _record_answer(
             customer_id=dispatch.customer_id,
             lifecycle=lifecycle,
             kind=kind,
-            source=FeedbackSource.chat_survey,
+            source=(
+                FeedbackSource.proactive_survey
+                if surveys.is_proactive(dispatch)
+                else FeedbackSource.chat_survey
+            ),
             score=score,
             text=text,
             conversation_id=conversation_id,
@@ -464,7 +470,7 @@ async def finish_survey(
     """Thank the customer; a low score opens a follow-up escalation and offers a person now."""
     reset = {
         "survey_kind": None, "survey_dispatch_id": None, "survey_score": None, "survey_comment": None,
-        "survey_ces": None,
+        "survey_ces": None, "survey_source": None,
         "survey_retries": 0.0, "survey_declined": False, "next_step": NextStep.done.value,
         "awaiting": "nothing", "pending_action": None,
     }  # fmt: skip
@@ -472,14 +478,18 @@ async def finish_survey(
     if dispatch is None or dispatch.answered_at is None:
         return Turn(slots=reset)
     rows = await repositories.feedback_for_dispatch(session, dispatch.id)
-    score_row = next((r for r in rows if r.score is not None), None)
-    comment_row = next((r for r in rows if r.score is None), None)
+    comment_row = next((r for r in rows if r.kind is FeedbackKind.comment), None)
     comment_sentiment = comment_row.sentiment if comment_row else None
-    if (
-        score_row
-        and score_row.score is not None
-        and surveys.is_low_score(score_row.kind, score_row.score, comment_sentiment)
-    ):
+    # Any low score counts (a support survey's CES ≥ 6 after a good CSAT too).
+    score_row = next(
+        (
+            r
+            for r in rows
+            if r.score is not None and surveys.is_low_score(r.kind, r.score, comment_sentiment)
+        ),
+        None,
+    )
+    if score_row is not None:
         context = await load_context(session, conversation_id)
         await escalations.escalate(
             session, context.conversation, EscalationReason.negative_feedback,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import closed_loop
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.storage import repositories
 from bot.storage.models import (
@@ -82,6 +83,9 @@ def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, 
         "claimed_by": {"id": claimed, "display_name": names.get(claimed, "")} if claimed else None,
         "created_at": _iso(escalation.created_at),
         "resolved_at": _iso(escalation.resolved_at),
+        # Closed-loop follow-ups (feedback from other channels) have no conversation.
+        "due_at": _iso(escalation.due_at),
+        "summary": escalation.summary if escalation.conversation_id is None else None,
     }
 
 
@@ -309,6 +313,8 @@ async def resolve(session: AsyncSession, escalation_id: int, staff: StaffUser) -
     conversation = await session.get(Conversation, conversation_id)
     if conversation is not None:
         conversation.status = ConversationStatus.bot
+    # A follow-up without a chat gets its support survey in the customer's next chat.
+    await closed_loop.after_resolve(session, escalation)
     session.add(_audit(staff, "resolve", "escalation", str(escalation.id)))
     await session.flush()
     return Handback(conversation_id, escalation)

@@ -15,6 +15,8 @@ import jwt
 
 AUDIENCE = "shop-chat"
 MAX_TOKEN_CHARS = 4096
+MAX_EMAIL_CHARS = 254  # the customers table's column sizes
+MAX_NAME_CHARS = 200
 
 
 class TokenProblem(str, enum.Enum):
@@ -83,12 +85,15 @@ def check_token(secret: str, token: str) -> TokenCheck:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 64:
         return TokenCheck(None, TokenProblem.invalid)
-    email = claims.get("email")
-    name = claims.get("name")
     return TokenCheck(
         CustomerClaims(
             subject.strip(),
-            email if isinstance(email, str) else None,
-            name if isinstance(name, str) else None,
+            _text_claim(claims.get("email"), MAX_EMAIL_CHARS),
+            _text_claim(claims.get("name"), MAX_NAME_CHARS),
         )
     )
+
+
+def _text_claim(value: object, limit: int) -> str | None:
+    # Longer than the customers table holds: ignored rather than failing the chat.
+    return value if isinstance(value, str) and len(value) <= limit else None

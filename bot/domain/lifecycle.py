@@ -78,8 +78,13 @@ async def current_lifecycle(
     return lifecycle
 
 
-async def lifecycle_for_order(session: AsyncSession, order: Order) -> Lifecycle:
-    """The one lifecycle of this purchase (or subscription period); created if missing."""
+async def lifecycle_for_order(
+    session: AsyncSession, order: Order, at: datetime | None = None
+) -> Lifecycle:
+    """The one lifecycle of this purchase (or subscription period); created if missing.
+
+    `at` is when the order reached its status (a shop event's time), used if it closes.
+    """
     lifecycle = await session.scalar(select(Lifecycle).where(Lifecycle.order_id == order.id))
     if lifecycle is not None:
         return lifecycle
@@ -111,14 +116,14 @@ async def lifecycle_for_order(session: AsyncSession, order: Order) -> Lifecycle:
     if order.subscription_id:
         lifecycle.period_start = order.placed_at
     session.add(lifecycle)
-    sync_with_order(lifecycle, order)
+    sync_with_order(lifecycle, order, at)
     await session.flush()
     return lifecycle
 
 
-def sync_with_order(lifecycle: Lifecycle, order: Order) -> None:
+def sync_with_order(lifecycle: Lifecycle, order: Order, at: datetime | None = None) -> None:
     """Bring the lifecycle's stage and closing in line with the order's status."""
     for stage in STAGES_FOR_ORDER_STATUS[order.status]:
         advance(lifecycle, stage)
     if order.status in CLOSING_ORDER_STATUSES:
-        close(lifecycle, order.status.value)
+        close(lifecycle, order.status.value, at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,12 +14,31 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
+def _driver_errors() -> tuple[type[Exception], ...]:
+    # asyncpg raises some errors while connecting unwrapped by SQLAlchemy, e.g.
+    # CannotConnectNowError ("the database system is starting up") after a restart.
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - asyncpg is in the lock file
+        return ()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+# What a database outage can raise: callers answer "try again in a moment".
+STORAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, *_driver_errors())
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # Fail fast while the database is down or restarting (asyncpg waits 60 s to connect by
+    # default, holding a pool slot): callers answer "try again in a moment".
+    return create_async_engine(
+        database_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+        connect_args={"timeout": 5},
+    )  # fmt: skip
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

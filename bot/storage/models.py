@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -205,6 +207,10 @@ class Subscription(Base):
     current_period_end: Mapped[datetime]
     paused_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # The shop's own id (shop events name subscriptions by it) and the time of the event
+    # that set `status`, so an older pause/resume arriving late never overrides a newer one.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status_changed_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship()
 
@@ -253,6 +259,10 @@ class Lifecycle(Base):
     __tablename__ = "lifecycles"
     __table_args__ = (
         Index("ix_lifecycles_customer_open", "customer_id", "closed_at"),
+        # Dashboard journey map: journeys opened in a range (migration 0005).
+        Index("ix_lifecycles_opened", "opened_at", "customer_id", "stage", "acquisition_channel"),
+        # Loyalty: each customer's lifecycles in order, for ROW_NUMBER/LEAD (migration 0008).
+        Index("ix_lifecycles_customer_history", "customer_id", "opened_at", "id"),
         UniqueConstraint(
             "subscription_id", "period_start", name="uq_lifecycles_subscription_period"
         ),
@@ -320,6 +330,8 @@ class Message(Base):
 
 class SurveyDispatch(Base):
     __tablename__ = "survey_dispatches"
+    # Dashboard response rate by the time a survey was sent (migration 0005).
+    __table_args__ = (Index("ix_survey_dispatches_sent", "sent_at", "answered_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -334,11 +346,21 @@ class SurveyDispatch(Base):
     expired_at: Mapped[datetime | None]
 
 
+# Columns of the dashboard's covering index on feedback (migration 0005).
+DASHBOARD_METRIC_COLUMNS = ("created_at", "stage", "channel", "kind", "score", "sentiment")
+
+
 class Feedback(Base):
     __tablename__ = "feedback"
     __table_args__ = (
         Index("ix_feedback_created", "created_at"),
         Index("ix_feedback_lifecycle", "lifecycle_id"),
+        # Dashboard (migration 0005): the metrics of a date range read only this index.
+        Index("ix_feedback_created_metrics", *DASHBOARD_METRIC_COLUMNS),
+        # Explorer pages: newest first with the id as tie-break, straight from the index.
+        Index("ix_feedback_created_id", "created_at", "id"),
+        Index("ix_feedback_order", "order_id"),
+        Index("ix_feedback_dispatch", "survey_dispatch_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -377,6 +399,8 @@ class Escalation(Base):
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    # Follow-up deadline of a detractor (closed loop), e.g. created + 48 h.
+    due_at: Mapped[datetime | None]
 
 
 class StaffUser(Base):
@@ -421,6 +445,21 @@ class StaffNote(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ApiToken(Base):
+    """Bearer token for the JSON API (shop backends, scripts); we keep only its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token acts with the rights of this role (agent, cx_manager or admin).
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "api_token_role"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
 
@@ -432,3 +471,210 @@ class AuditLog(Base):
     target_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ShopEvent(Base):
+    """A shop event received on POST /api/events, by the shop's event id (idempotency)."""
+
+    __tablename__ = "shop_events"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the event did; a replay of the same id answers with it.
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebhookOutbox(Base):
+    """Notifications for the shop's outgoing webhook, delivered by a background task."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    # The escalation notified about: at most one notification each (unique).
+    escalation_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    # Set when the retries are used up; the row is kept for inspection.
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class BotEventKind(str, enum.Enum):
+    user_turn = "user_turn"
+    fallback = "fallback"
+    handoff = "handoff"
+
+
+class BotEvent(Base):
+    """Bot analytics from Rasa's event broker (`python -m bot analytics-consumer`).
+
+    One row per counted Rasa event; `event_key` (conversation, event, Rasa's timestamp) is
+    unique, so a redelivered broker message is counted once. `conversation_id` is Rasa's
+    sender id, not a foreign key: Rasa may know conversations the product does not.
+    """
+
+    __tablename__ = "bot_events"
+    __table_args__ = (Index("ix_bot_events_occurred", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    conversation_id: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[BotEventKind] = mapped_column(_enum(BotEventKind, "bot_event_kind"))
+    occurred_at: Mapped[datetime]
+
+
+class InsightStatus(str, enum.Enum):
+    new = "new"
+    accepted = "accepted"
+    in_progress = "in_progress"
+    applied = "applied"
+    wont_do = "wont_do"
+
+
+class InsightTeam(str, enum.Enum):
+    product = "product"
+    support = "support"
+    logistics = "logistics"
+    marketing = "marketing"
+    web = "web"
+
+
+class InsightOrigin(str, enum.Enum):
+    theme = "theme"
+    pitfall = "pitfall"
+    feedback = "feedback"
+
+
+class Insight(Base):
+    """A finding of the CX team on the insight board (bot/domain/insights.py)."""
+
+    __tablename__ = "insights"
+    __table_args__ = (Index("ix_insights_status", "status", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    owner_team: Mapped[InsightTeam] = mapped_column(_enum(InsightTeam, "insight_team"))
+    status: Mapped[InsightStatus] = mapped_column(
+        _enum(InsightStatus, "insight_status"), default=InsightStatus.new
+    )
+    origin: Mapped[InsightOrigin] = mapped_column(_enum(InsightOrigin, "insight_origin"))
+    # Explorer filters (without dates) of the feedback that matches the insight: volume,
+    # trend and the before/after comparison are computed from them.
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Written by the CX manager; told once to each linked customer after `applied`.
+    customer_message: Mapped[str | None] = mapped_column(Text)
+    # Customers are told in their next chat until then (None: they are not told).
+    notify_until: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the change went live (may be set in the past by the CX manager).
+    applied_at: Mapped[datetime | None]
+
+
+class InsightFeedback(Base):
+    """The feedback rows behind an insight (its evidence; their customers may be told)."""
+
+    __tablename__ = "insight_feedback"
+
+    insight_id: Mapped[int] = mapped_column(
+        ForeignKey("insights.id", ondelete="CASCADE"), primary_key=True
+    )
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class InsightNotice(Base):
+    """An insight told to a customer in the chat: at most one per (insight, customer)."""
+
+    __tablename__ = "insight_notices"
+    __table_args__ = (
+        UniqueConstraint("insight_id", "customer_id", name="uq_insight_notices_insight_customer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    insight_id: Mapped[int] = mapped_column(ForeignKey("insights.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackDaily(Base):
+    """Dashboard pre-aggregate (migration 0005): feedback per UTC day x stage x channel.
+
+    The columns of bot.domain.metrics.MetricCounts; maintained by database triggers on
+    `feedback` (bot/storage/rollup.py), never by code.
+    """
+
+    __tablename__ = "feedback_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    csat_responses: Mapped[int] = mapped_column(Integer, default=0)
+    csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    nps_responses: Mapped[int] = mapped_column(Integer, default=0)
+    nps_promoters: Mapped[int] = mapped_column(Integer, default=0)
+    nps_detractors: Mapped[int] = mapped_column(Integer, default=0)
+    ces_responses: Mapped[int] = mapped_column(Integer, default=0)
+    ces_sum: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_count: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FeedbackDailyGroup(Base):
+    """Dashboard pre-aggregate (migration 0005): feedback per UTC day x survey trigger,
+    acquisition source or product (`dimension`, `key`), with the columns of FeedbackDaily.
+
+    Maintained by database triggers on `feedback` (bot/storage/rollup.py).
+    """
+
+    __tablename__ = "feedback_daily_groups"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    csat_responses: Mapped[int] = mapped_column(Integer, default=0)
+    csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    nps_responses: Mapped[int] = mapped_column(Integer, default=0)
+    nps_promoters: Mapped[int] = mapped_column(Integer, default=0)
+    nps_detractors: Mapped[int] = mapped_column(Integer, default=0)
+    ces_responses: Mapped[int] = mapped_column(Integer, default=0)
+    ces_sum: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_count: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SurveyDispatchDaily(Base):
+    """Dashboard pre-aggregate (migration 0005): surveys sent/answered per UTC day x trigger."""
+
+    __tablename__ = "survey_dispatch_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _install_rollup_triggers() -> None:
+    from bot.storage import rollup
+
+    rollup.install(Base.metadata)
+
+
+_install_rollup_triggers()

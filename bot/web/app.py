@@ -8,17 +8,22 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from sqlalchemy import text
 
 from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
+from bot.web.api import create_api
+from bot.web.background import background_tasks
 from bot.web.chat import chat_socket
 from bot.web.console import create_console
+from bot.web.dashboard import create_dashboard, dashboard_home_redirect
 from bot.web.demo_shop import create_demo_shop
-from bot.web.errors import error_middleware, json_error
+from bot.web.errors import error_middleware
 from bot.web.hub import ChatHub, StaffHub
 from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.ops import setup_ops
+from bot.web.outgoing import outgoing_webhook_ctx
 from bot.web.rasa_client import RasaClient
+from bot.web.security import apply_security_headers, on_response_prepare
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -35,8 +40,9 @@ async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with aiohttp.ClientSession() as http:
         app[RASA] = RasaClient(
-            http, settings.rasa_url, settings.rasa_token, settings.rasa_timeout_seconds
-        )
+            http, settings.rasa_url, settings.rasa_token, settings.rasa_timeout_seconds,
+            max_in_flight=settings.rasa_max_in_flight,
+        )  # fmt: skip
         yield
 
 
@@ -48,16 +54,6 @@ async def _close_chats(app: web.Application) -> None:
 
 async def index(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
-
-
-async def healthz(request: web.Request) -> web.Response:
-    try:
-        async with request.app[ENGINE].connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:
-        return json_error(503, "database_unavailable", "The database is not reachable.")
-    rasa_ready = await request.app[RASA].is_ready()
-    return web.json_response({"status": "ok", "rasa": "ready" if rasa_ready else "unavailable"})
 
 
 async def widget_script(_request: web.Request) -> web.FileResponse:
@@ -79,7 +75,6 @@ async def shop_home_redirect(_request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/", index)
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", chat_socket)
     app.router.add_get("/widget.js", widget_script)
     app.router.add_get("/widget.css", widget_styles)
@@ -87,29 +82,31 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/demo/shop", shop_home_redirect)
     app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
     app.add_subapp("/console", create_console())
+    app.router.add_get("/dashboard", dashboard_home_redirect)
+    app.add_subapp("/dashboard", create_dashboard())
+    app.add_subapp("/api", create_api())
 
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For apps built without create_app() (tests); create_app() sets the same headers on
+    every response, errors and redirects included, from on_response_prepare."""
     response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'self'",
-    )
+    apply_security_headers(request, response)
     return response
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, security_headers], client_max_size=64 * 1024
-    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    app.on_response_prepare.append(on_response_prepare)  # bot/web/security.py
     app[SETTINGS] = settings or Settings.from_env()
     app[HUB] = ChatHub()
     app[STAFF_HUB] = StaffHub()
     app.on_shutdown.append(_close_chats)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rasa_client)
+    app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
+    app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use
     setup_routes(app, app[SETTINGS])
+    setup_ops(app)  # /healthz, /readyz, /metrics, Redis fan-out between replicas
     return app

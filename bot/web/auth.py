@@ -1,7 +1,8 @@
 """Staff console authentication for the sub-app mounted at `/console`.
 
-* Session cookie `console_session` (HttpOnly, SameSite=Strict, Path=/console, Secure over
-  https) holding a random token; the database keeps only its SHA-256 (bot.domain.staff).
+* Session cookie `console_session` (HttpOnly, SameSite=Strict, Path=/ so one sign-in
+  serves the console, the dashboard and the JSON API; Secure over https) holding a random
+  token; the database keeps only its SHA-256 (bot.domain.staff).
 * `auth_middleware` lets through the login page, the login API and `/console/static/`;
   everything else needs a live session: API paths (`/console/api/...`, `/console/ws`)
   answer 401 JSON, pages redirect to the login page.
@@ -43,6 +44,8 @@ STATIC_PREFIX = f"{CONSOLE_PREFIX}/static/"
 LOGIN_PAGE_FILE = Path(__file__).parent / "static" / "console" / "login.html"
 
 COOKIE_NAME = "console_session"
+# One staff sign-in for the console, the dashboard and the JSON API.
+COOKIE_PATH = "/"
 CSRF_HEADER = "X-CSRF-Token"
 REQUESTED_WITH = "console"  # value of X-Requested-With the login API requires
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -55,15 +58,56 @@ STAFF_SESSION = web.RequestKey("staff_session", StaffSession)
 
 
 class LoginThrottle:
-    """Failed sign-ins per (client address, email), in memory: 429 after too many.
+    """Failed sign-ins in the last `window_seconds`, in memory, counted three ways:
 
-    Per process; with several web replicas each keeps its own count.
+    * per (client address, email): after `max_failures` that pair gets 429;
+    * per email from any address: after `account_max_failures` the account is locked for
+      the rest of the window, even for the right password (bounds guessing spread over
+      many addresses; counted for unknown emails too, so it reveals no account);
+    * per client address over all emails: after `client_max_failures` that address gets
+      429 (one address trying many accounts).
+
+    The client address is the TCP peer (`request.remote`), never a header a client could
+    forge (X-Forwarded-For). Behind a reverse proxy every peer is the proxy, so the
+    per-address limits become global ones (docs/security.md). Per process; with several
+    web replicas each keeps its own count.
     """
 
-    def __init__(self, max_failures: int = 10, window_seconds: float = 900.0) -> None:
+    def __init__(
+        self,
+        max_failures: int = 10,
+        window_seconds: float = 900.0,
+        account_max_failures: int = 50,
+        client_max_failures: int = 30,
+    ) -> None:
         self.max_failures = max_failures
         self.window_seconds = window_seconds
+        self.account_max_failures = account_max_failures
+        self.client_max_failures = client_max_failures
         self._failures: dict[str, deque[float]] = {}
+
+    @staticmethod
+    def _keys(client: str | None, email: str) -> tuple[str, str, str]:
+        return f"pair:{client}|{email}", f"account:{email}", f"client:{client}"
+
+    def refusal(self, client: str | None, email: str) -> str | None:
+        """Why a sign-in from `client` for `email` is refused now, or None."""
+        pair, account, address = self._keys(client, email)
+        now = time.monotonic()
+        if len(self._recent(pair, now)) >= self.max_failures:
+            return "Too many failed sign-ins. Please wait a few minutes."
+        if len(self._recent(account, now)) >= self.account_max_failures:
+            return "Too many failed sign-ins for this account: it is locked for a few minutes."
+        if len(self._recent(address, now)) >= self.client_max_failures:
+            return "Too many failed sign-ins from your network. Please wait a few minutes."
+        return None
+
+    def failed_login(self, client: str | None, email: str) -> None:
+        for key in self._keys(client, email):
+            self.failed(key)
+
+    def succeeded(self, client: str | None, email: str) -> None:
+        self.reset(self._keys(client, email)[0])
 
     def _recent(self, key: str, now: float) -> deque[float]:
         failures = self._failures.get(key, deque())
@@ -112,7 +156,7 @@ def set_session_cookie(
         COOKIE_NAME,
         token,
         max_age=int(ttl.total_seconds()),
-        path=CONSOLE_PREFIX,
+        path=COOKIE_PATH,
         secure=is_https(request),
         httponly=True,
         samesite="Strict",
@@ -122,7 +166,7 @@ def set_session_cookie(
 def clear_session_cookie(response: web.StreamResponse, request: web.Request) -> None:
     response.del_cookie(
         COOKIE_NAME,
-        path=CONSOLE_PREFIX,
+        path=COOKIE_PATH,
         secure=is_https(request),
         httponly=True,
         samesite="Strict",
@@ -206,6 +250,34 @@ def _login_request_ok(request: web.Request) -> bool:
     )
 
 
+async def load_staff_session(request: web.Request) -> tuple[StaffUser, StaffSession] | None:
+    """The signed-in staff user and session behind the cookie (refreshing presence), or None."""
+    token = request.cookies.get(COOKIE_NAME)
+    if not token:
+        return None
+    async with request.config_dict[SESSIONS]() as db:
+        found = await staff.session_user(db, token)
+        if found is not None:
+            seen = found[0].last_seen_at
+            now = utcnow()
+            if seen is None or now - seen >= PRESENCE_REFRESH:
+                await staff.touch_presence(db, found[0].id, now)
+        await db.commit()
+    return found
+
+
+def csrf_ok(request: web.Request, staff_session: StaffSession) -> bool:
+    """Safe methods pass; unsafe ones must echo the session's CSRF token in a header."""
+    if request.method in SAFE_METHODS:
+        return True
+    sent = request.headers.get(CSRF_HEADER, "").encode("utf-8")
+    return hmac.compare_digest(sent, staff_session.csrf_token.encode("utf-8"))
+
+
+def csrf_failed() -> web.Response:
+    return _csrf_failed()
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
@@ -214,32 +286,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return _csrf_failed()
         return await handler(request)
 
-    token = request.cookies.get(COOKIE_NAME)
-    found: tuple[StaffUser, StaffSession] | None = None
-    if token:
-        async with request.config_dict[SESSIONS]() as db:
-            found = await staff.session_user(db, token)
-            if found is not None:
-                seen = found[0].last_seen_at
-                now = utcnow()
-                if seen is None or now - seen >= PRESENCE_REFRESH:
-                    await staff.touch_presence(db, found[0].id, now)
-            await db.commit()
+    found = await load_staff_session(request)
     if found is None:
         response = (
             json_error(401, "unauthorized", "Please sign in.")
             if is_api_path(path)
             else web.Response(status=302, headers={"Location": LOGIN_PAGE_PATH, **NO_STORE})
         )
-        if token:
+        if request.cookies.get(COOKIE_NAME):
             clear_session_cookie(response, request)
         return response
 
     user, staff_session = found
-    if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "").encode("utf-8")
-        if not hmac.compare_digest(sent, staff_session.csrf_token.encode("utf-8")):
-            return _csrf_failed()
+    if not csrf_ok(request, staff_session):
+        return _csrf_failed()
     request[STAFF] = user
     request[STAFF_SESSION] = staff_session
     return await handler(request)
@@ -259,11 +319,10 @@ async def login(request: web.Request) -> web.Response:
         return json_error(400, "bad_request", 'Send JSON {"email": ..., "password": ...}.')
 
     throttle = request.app[LOGIN_THROTTLE]
-    throttle_key = f"{request.remote}|{staff.normalize_email(email)}"
-    if throttle.blocked(throttle_key):
-        return json_error(
-            429, "rate_limited", "Too many failed sign-ins. Please wait a few minutes."
-        )
+    client, login_email = request.remote, staff.normalize_email(email)[:254]
+    refusal = throttle.refusal(client, login_email)
+    if refusal is not None:
+        return json_error(429, "rate_limited", refusal)
 
     old_token = request.cookies.get(COOKIE_NAME)
     async with request.config_dict[SESSIONS]() as db:
@@ -272,7 +331,7 @@ async def login(request: web.Request) -> web.Response:
         user = await staff.authenticate(db, email, password)
         if user is None:
             await db.commit()  # the previous session stays ended
-            throttle.failed(throttle_key)
+            throttle.failed_login(client, login_email)
             response = json_error(401, "bad_credentials", "Wrong email or password.")
             if old_token:
                 clear_session_cookie(response, request)
@@ -280,7 +339,7 @@ async def login(request: web.Request) -> web.Response:
         token, csrf_token = await staff.start_session(db, user, staff.SESSION_TTL)
         await staff.touch_presence(db, user.id)
         await db.commit()
-    throttle.reset(throttle_key)
+    throttle.succeeded(client, login_email)
     response = web.json_response(staff_json(user, csrf_token), headers=NO_STORE)
     set_session_cookie(response, request, token, staff.SESSION_TTL)
     return response

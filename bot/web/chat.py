@@ -7,8 +7,11 @@ token), then sends `message` frames with a client id; the server answers `sessio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +23,10 @@ from bot.domain import conversations, escalations
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token
 from bot.storage import repositories
+from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, Message, MessageSender
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.ops import conversation_id_var, count_error
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ RATE_LIMITED = "You're sending messages very quickly. Please wait a few seconds 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_CLIENT_ID_CHARS = 64
 MAX_DISPLAY_CHARS = 200
+MAX_HELLOS = 3  # per WebSocket connection
 
 
 def message_frame(message: Message) -> dict[str, Any]:
@@ -59,6 +65,7 @@ class Connection:
     ws: web.WebSocketResponse
     conversation_id: str | None = None
     identity_to_sync: bool = False
+    hellos: int = 0
 
 
 AppState = web.Application | ChainMapProxy
@@ -91,7 +98,15 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     try:
         async for frame in ws:
             if frame.type is WSMsgType.TEXT:
-                await _handle(connection, frame.data)
+                conversation_id_var.set(connection.conversation_id)  # on every log line
+                try:
+                    await _handle(connection, frame.data)
+                except STORAGE_ERRORS as exc:
+                    # Database outage: nothing half-done is shown; the customer retries.
+                    logger.warning("storage unavailable: %s", exc)
+                    count_error(request.app, "storage_unavailable")
+                    with contextlib.suppress(ConnectionError, RuntimeError):  # customer left
+                        await ws.send_json(_error("unavailable", RETRY_LATER))
     finally:
         if connection.conversation_id is not None:
             request.app[HUB].leave(connection.conversation_id, ws)
@@ -107,6 +122,13 @@ async def _handle(connection: Connection, raw: str) -> None:
     if not isinstance(data, dict):
         await ws.send_json(_error("bad_request", "Messages must be JSON objects."))
     elif data.get("type") == "hello":
+        connection.hellos += 1
+        if connection.hellos > MAX_HELLOS:
+            # Our clients say hello once per connection; each hello may create a
+            # conversation, so a loop of them is refused.
+            await ws.send_json(_error("too_many_hellos", "Reconnect to start again."))
+            await ws.close()
+            return
         await _hello(connection, data.get("token"), data.get("identity"))
     elif connection.conversation_id is None:
         await ws.send_json(_error("no_session", "Say hello first."))
@@ -133,6 +155,7 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     if connection.conversation_id is not None:
         app[HUB].leave(connection.conversation_id, connection.ws)
     connection.conversation_id = chat.conversation.id
+    conversation_id_var.set(chat.conversation.id)
     connection.identity_to_sync = chat.conversation.identified_by == conversations.BY_TOKEN
     app[HUB].join(chat.conversation.id, connection.ws)
     await connection.ws.send_json(
@@ -145,6 +168,17 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
             "history": [message_frame(m) for m in chat.history],
         }
     )
+    if chat.verified:
+        await _offer_survey(app, chat.conversation.id)
+
+
+async def _offer_survey(app: AppState, conversation_id: str) -> None:
+    """A survey scheduled by the shop's events waits for this customer: ask it now."""
+    from bot.web.insight_notices import deliver_insight_notices  # "we changed Y" first
+    from bot.web.proactive import offer_pending_survey  # it builds on push() above
+
+    await deliver_insight_notices(app, conversation_id)
+    await offer_pending_survey(app, conversation_id)
 
 
 def _valid_client_id(client_id: Any) -> str | None:
@@ -226,18 +260,21 @@ async def _customer_message(
     await _answer(connection, text.strip())
 
 
-async def _answer(connection: Connection, text: str) -> None:
+# One bot turn at a time per conversation (in this process): a proactive survey started by
+# the server never lands between a customer's message and its replies.
+_turn_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def turn_lock(conversation_id: str) -> asyncio.Lock:
+    lock = _turn_locks.get(conversation_id)
+    if lock is None:
+        lock = _turn_locks[conversation_id] = asyncio.Lock()
+    return lock
+
+
+async def _relay(connection: Connection, conversation_id: str, text: str) -> bool:
+    """Send the message to Rasa and push its replies; False when Rasa failed."""
     app = connection.request.app
-    conversation_id = connection.conversation_id
-    assert conversation_id is not None
-    async with app[SESSIONS]() as session:
-        conversation = await session.get(Conversation, conversation_id)
-    if conversation is None or not conversations.bot_may_answer(conversation):
-        async with app[SESSIONS]() as session, session.begin():
-            email = await escalations.remember_contact_email(session, conversation_id, text)
-        note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
-        await push(app, conversation_id, MessageSender.system, note)
-        return
     hub, rasa = app[HUB], app[RASA]
     await hub.send(conversation_id, {"type": "typing", "on": True})
     try:
@@ -253,10 +290,30 @@ async def _answer(connection: Connection, text: str) -> None:
         await hub.send(conversation_id, {"type": "typing", "on": False})
     if replies is None:
         await push(app, conversation_id, MessageSender.system, RETRY_LATER)
-        return
+        return False
     for reply in replies:
         await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
+    return True
+
+
+async def _answer(connection: Connection, text: str) -> None:
+    app = connection.request.app
+    conversation_id = connection.conversation_id
+    assert conversation_id is not None
+    async with app[SESSIONS]() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or not conversations.bot_may_answer(conversation):
+        async with app[SESSIONS]() as session, session.begin():
+            email = await escalations.remember_contact_email(session, conversation_id, text)
+        note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
+        await push(app, conversation_id, MessageSender.system, note)
+        return
+    async with turn_lock(conversation_id):
+        if not await _relay(connection, conversation_id, text):
+            return
     async with app[SESSIONS]() as session:
         after = await session.get(Conversation, conversation_id)
     if after is not None and not conversations.bot_may_answer(after):
         await app[STAFF_HUB].queue_changed()  # the bot just handed this chat to a person
+    elif after is not None and after.customer_id and not conversation.customer_id:
+        await _offer_survey(app, conversation_id)  # just verified by order number + email

@@ -18,6 +18,7 @@ from bot.domain import handoff
 from bot.storage.models import MessageSender, StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
 from bot.web.chat import AppState, message_frame, push
+from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
 
@@ -40,16 +41,6 @@ async def queue_page(_request: web.Request) -> web.FileResponse:
 @require_roles(*AGENTS)
 async def conversation_page(_request: web.Request) -> web.FileResponse:
     return _page("conversation.html")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(reason="The request body must be JSON.") from exc
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(reason="The request body must be a JSON object.")
-    return data
 
 
 def _int(request: web.Request, name: str) -> int:
@@ -109,7 +100,7 @@ async def api_claim(request: web.Request) -> web.Response:
 
 @require_roles(*AGENTS)
 async def api_transfer(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await read_json_object(request)
     async with request.config_dict[SESSIONS]() as session, session.begin():
         escalation = await handoff.transfer(
             session,
@@ -122,7 +113,7 @@ async def api_transfer(request: web.Request) -> web.Response:
 
 @require_roles(*AGENTS)
 async def api_reply(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await read_json_object(request)
     conversation_id = request.match_info["conversation_id"]
     async with request.config_dict[SESSIONS]() as session, session.begin():
         message = await handoff.agent_reply(
@@ -137,7 +128,7 @@ async def api_reply(request: web.Request) -> web.Response:
 
 @require_roles(*AGENTS)
 async def api_note(request: web.Request) -> web.Response:
-    data = await _body(request)
+    data = await read_json_object(request)
     conversation_id = request.match_info["conversation_id"]
     staff = current_staff(request)
     async with request.config_dict[SESSIONS]() as session, session.begin():
@@ -180,7 +171,8 @@ async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
 
 @require_roles(*AGENTS)
 async def console_socket(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30)
+    # The console only sends small "watch" frames: refuse anything bigger (aiohttp's 4 MiB).
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.config_dict[STAFF_HUB]
     hub.join(ws, current_staff(request).id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -17,6 +18,17 @@ HTTP_CODES = {
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     422: "invalid_input", 429: "rate_limited",
 }  # fmt: skip
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or 400 with a clear message."""
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(reason="The request body must be JSON.") from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(reason="The request body must be a JSON object.")
+    return data
 
 
 def json_error(status: int, code: str, message: str) -> web.Response:

@@ -3,23 +3,98 @@
 The hub is what lets the server push to a customer at any time (agent replies, proactive
 surveys): every open widget tab of a conversation is registered here. Messages for a
 customer who is not connected are in the transcript and arrive with the history on
-reconnect. (Fan-out across several web replicas is the production profile's Redis pub/sub.)
+reconnect. With several web replicas (REDIS_URL set) every push is also published on Redis
+and each replica delivers it to the sockets it holds (`Fanout`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
 import time
+import uuid
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 from aiohttp.web_ws import WebSocketResponse
+
+logger = logging.getLogger(__name__)
+
+FANOUT_CHANNEL = "shopbot:hub"
+FANOUT_RETRY_SECONDS = 1.0
+
+
+class Fanout:
+    """Redis pub/sub between web replicas: a push for a conversation reaches the replica
+    that holds its WebSocket. Best effort: if Redis is down the message is still in the
+    transcript and reaches the customer with the history on reconnect."""
+
+    def __init__(self, redis: Any, channel: str = FANOUT_CHANNEL) -> None:
+        self.redis = redis
+        self.channel = channel
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.failures = 0
+
+    async def publish(
+        self, target: str, conversation_id: str | None, frame: dict[str, Any]
+    ) -> None:
+        payload = {"origin": self.origin, "target": target, "conversation_id": conversation_id,
+                   "frame": frame}  # fmt: skip
+        try:
+            await self.redis.publish(self.channel, json.dumps(payload))
+        except Exception as exc:  # Redis down: the transcript still has the message
+            self.failures += 1
+            logger.warning("fan-out publish failed: %s", exc)
+
+    async def listen(self, hub: ChatHub, staff: StaffHub, ready: asyncio.Event) -> None:
+        """Deliver what other replicas publish; resubscribes after a Redis outage."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    ready.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._deliver(hub, staff, message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("fan-out subscription lost (%s); retrying", exc)
+                await asyncio.sleep(FANOUT_RETRY_SECONDS)
+
+    async def _deliver(self, hub: ChatHub, staff: StaffHub, raw: bytes | str) -> None:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(payload, dict) or payload.get("origin") == self.origin:
+            return
+        target, conversation_id, frame = (
+            payload.get("target"), payload.get("conversation_id"), payload.get("frame"),
+        )  # fmt: skip
+        if not isinstance(frame, dict):
+            return
+        if target == "chat" and isinstance(conversation_id, str):
+            await hub.deliver(conversation_id, frame)
+        elif target == "staff_queue":
+            await staff.deliver_queue_changed()
+        elif target == "staff_conversation" and isinstance(conversation_id, str):
+            await staff.deliver_conversation_event(conversation_id, frame)
 
 
 class ChatHub:
     def __init__(self) -> None:
         self._sockets: dict[str, set[WebSocketResponse]] = defaultdict(set)
         self._recent: dict[str, deque[float]] = defaultdict(deque)
+        self.fanout: Fanout | None = None
+
+    def total(self) -> int:
+        """Open sockets on this replica."""
+        return sum(len(s) for s in self._sockets.values())
 
     def join(self, conversation_id: str, ws: WebSocketResponse) -> None:
         self._sockets[conversation_id].add(ws)
@@ -39,7 +114,17 @@ class ChatHub:
     async def send(
         self, conversation_id: str, frame: dict[str, Any], exclude: WebSocketResponse | None = None
     ) -> int:
-        """Send to every live tab of the conversation; returns how many got it."""
+        """Send to every live tab of the conversation, on every replica; returns how many
+        tabs on this replica got it."""
+        delivered = await self.deliver(conversation_id, frame, exclude)
+        if self.fanout is not None:
+            await self.fanout.publish("chat", conversation_id, frame)
+        return delivered
+
+    async def deliver(
+        self, conversation_id: str, frame: dict[str, Any], exclude: WebSocketResponse | None = None
+    ) -> int:
+        """Send to the conversation's tabs connected to this replica."""
         delivered = 0
         for ws in list(self._sockets.get(conversation_id, ())):
             if ws is exclude or ws.closed:
@@ -63,9 +148,13 @@ class ChatHub:
         return True
 
     async def close_all(self, message: str) -> None:
-        for conversation_id in list(self._sockets):
-            for ws in list(self._sockets.get(conversation_id, ())):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=message.encode())
+        """Close every socket at once (graceful shutdown: the widget reconnects, possibly to
+        another replica, and resumes with its token)."""
+        sockets = [ws for group in self._sockets.values() for ws in group]
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=message.encode()) for ws in sockets),
+            return_exceptions=True,
+        )
 
 
 class StaffHub:
@@ -74,6 +163,7 @@ class StaffHub:
     def __init__(self) -> None:
         self._watching: dict[WebSocketResponse, str | None] = {}
         self._staff: dict[WebSocketResponse, int] = {}
+        self.fanout: Fanout | None = None
 
     def join(self, ws: WebSocketResponse, staff_id: int) -> None:
         self._watching[ws] = None
@@ -101,13 +191,53 @@ class StaffHub:
                 self.leave(ws)
 
     async def queue_changed(self) -> None:
+        await self.deliver_queue_changed()
+        if self.fanout is not None:
+            await self.fanout.publish("staff_queue", None, {})
+
+    async def deliver_queue_changed(self) -> None:
         await self._send(list(self._watching), {"type": "queue_changed"})
 
     async def conversation_event(self, conversation_id: str, frame: dict[str, Any]) -> None:
         """Live update for consoles showing this conversation (and the queue's last message)."""
+        await self.deliver_conversation_event(conversation_id, frame)
+        if self.fanout is not None:
+            await self.fanout.publish("staff_conversation", conversation_id, frame)
+
+    async def deliver_conversation_event(self, conversation_id: str, frame: dict[str, Any]) -> None:
         watchers = [ws for ws, watched in self._watching.items() if watched == conversation_id]
         await self._send(watchers, {**frame, "conversation_id": conversation_id})
 
     async def close_all(self) -> None:
         for ws in list(self._watching):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
+
+
+def setup_fanout(app: web.Application) -> None:
+    """With REDIS_URL set, connect this replica's hubs to the others through Redis."""
+    from bot.web.keys import HUB, SETTINGS, STAFF_HUB
+
+    url = app[SETTINGS].redis_url
+    if not url:
+        return
+
+    async def fanout(app: web.Application) -> AsyncIterator[None]:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(url, socket_connect_timeout=3, health_check_interval=10)
+        app[HUB].fanout = app[STAFF_HUB].fanout = bus = Fanout(redis)
+        ready = asyncio.Event()
+        task = asyncio.create_task(bus.listen(app[HUB], app[STAFF_HUB], ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 5)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "fan-out: Redis at %s not subscribed yet; retrying in the background", url
+            )
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        app[HUB].fanout = app[STAFF_HUB].fanout = None
+        await redis.aclose()
+
+    app.cleanup_ctx.append(fanout)

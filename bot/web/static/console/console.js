@@ -49,8 +49,9 @@
 
   // ---- the JSON API ---------------------------------------------------------------------
   function safeNext(value) {
-    // Only paths inside the console: never another site ("//evil", "/\\evil", "https:").
-    if (typeof value === "string" && /^\/console\/[^\\]*$/.test(value) &&
+    // Only same-site paths (the console, the dashboard): never another site ("//evil",
+    // "/\\evil", "https:"), no whitespace or control characters (browsers drop tabs).
+    if (typeof value === "string" && /^\/(?![\/\\])[^\\\s\x00-\x1f]*$/.test(value) &&
         value.indexOf("//") === -1 && value.indexOf(LOGIN_PATH) !== 0) {
       return value;
     }
@@ -146,6 +147,14 @@
       if (who && me) {
         who.textContent = "Signed in as " + String(me.display_name || me.email || "?") +
           " (" + roleLabel(me.role) + ")";
+      }
+      // CX managers and admins also have the dashboard: link it from the header.
+      var nav = document.querySelector(".topbar__nav");
+      if (nav && me && (me.role === "cx_manager" || me.role === "admin") &&
+          !nav.querySelector("a[href='/dashboard/']")) {
+        var link = el("a", "", "Dashboard");
+        link.href = "/dashboard/";
+        nav.appendChild(link);
       }
       return me;
     });

@@ -13,9 +13,14 @@
   var next = C.safeNext(new URLSearchParams(location.search).get("next"));
   var busy = false;
 
+  // CX managers have no console queue: they go to the dashboard instead.
+  function destination(me) {
+    return me && me.role === "cx_manager" && next === "/console/" ? "/dashboard/" : next;
+  }
+
   // Already signed in (e.g. the login page was bookmarked): straight on.
   C.api("GET", "/me", null, { allow401: true }).then(function (me) {
-    if (me && me.id !== undefined) { location.replace(next); }
+    if (me && me.id !== undefined) { location.replace(destination(me)); }
   }, function () { /* not signed in: stay here */ });
 
   function invalid(input, isInvalid) {
@@ -45,7 +50,7 @@
       .then(function (me) {
         C.setCsrfToken(me && me.csrf_token);
         C.showStatus("Signed in. Opening the console…", "ok");
-        location.assign(next);
+        location.assign(destination(me));
       }, function (error) {
         busy = false;
         button.disabled = false;

@@ -67,18 +67,31 @@
     cell(row, "cell-priority", item.priority === null || item.priority === undefined ? "—" : item.priority);
 
     var who = cell(row, "cell-customer");
-    var link = C.el("a", "row__link", customerName(item.customer));
-    link.href = conversationUrl(item);
-    link.setAttribute("data-kind", "link");
+    // A closed-loop follow-up (detractor from the call center, email, ...) has no chat:
+    // no conversation page; its summary, due time and contact are shown in the row.
+    var followUp = !item.conversation_id;
+    var link = C.el(followUp ? "span" : "a", "row__link", customerName(item.customer));
+    if (!followUp) {
+      link.href = conversationUrl(item);
+      link.setAttribute("data-kind", "link");
+    }
     who.appendChild(link);
-    if (!item.customer) { who.appendChild(C.el("span", "cell-note", "not verified")); }
+    if (followUp) {
+      var contact = item.customer && item.customer.email ? ": " + item.customer.email : "";
+      who.appendChild(C.el("span", "cell-note", "Follow-up by phone or email" + contact));
+    } else if (!item.customer) { who.appendChild(C.el("span", "cell-note", "not verified")); }
     if (item.stage) { who.appendChild(C.el("span", "cell-note cell-note--stage", "Stage: " + C.humanize(item.stage))); }
 
     cell(row, "cell-stage", item.stage ? C.humanize(item.stage) : "—");
 
     var last = cell(row, "cell-last");
     var lastMessage = item.last_message;
-    if (lastMessage && lastMessage.text) {
+    if (followUp && item.summary) {
+      var due = item.due_at ? " · due " + new Date(item.due_at).toLocaleString() : "";
+      var note = C.el("span", "truncate", String(item.summary) + due);
+      note.title = String(item.summary) + due;
+      last.appendChild(note);
+    } else if (lastMessage && lastMessage.text) {
       var prefix = lastMessage.sender && lastMessage.sender !== "customer"
         ? C.humanize(lastMessage.sender) + ": " : "";
       var span = C.el("span", "truncate", prefix + String(lastMessage.text));
@@ -100,10 +113,17 @@
       claim.setAttribute("data-kind", "claim");
       claim.addEventListener("click", function () { claimItem(item, claim); });
       action.appendChild(claim);
+    } else if (followUp && me && item.claimed_by && item.claimed_by.id === me.id) {
+      var resolve = C.el("button", "button button--small", "Resolve");
+      resolve.type = "button";
+      resolve.setAttribute("data-kind", "resolve");
+      resolve.addEventListener("click", function () { resolveFollowUp(item, resolve); });
+      action.appendChild(resolve);
     }
 
     // The whole row opens the conversation for mouse users; keyboard users have the link.
     row.addEventListener("click", function (event) {
+      if (followUp) { return; }
       if (event.target.closest("a, button")) { return; }
       if (window.getSelection && String(window.getSelection())) { return; } // selecting text
       location.assign(link.href);
@@ -192,11 +212,29 @@
     C.showStatus("Claiming…", "info");
     C.api("POST", "/escalations/" + encodeURIComponent(String(item.escalation_id)) + "/claim")
       .then(function () {
+        if (!item.conversation_id) {
+          C.showStatus("Claimed. Follow up with the customer, then resolve it here.", "ok");
+          load();
+          return;
+        }
         C.showStatus("Claimed. Opening the conversation…", "ok");
         location.assign(conversationUrl(item));
       }, function (error) {
         button.disabled = false;
         C.showError(error); // 409: "Alex claimed this a moment ago."
+        load();
+      });
+  }
+
+  function resolveFollowUp(item, button) {
+    button.disabled = true;
+    C.api("POST", "/escalations/" + encodeURIComponent(String(item.escalation_id)) + "/resolve")
+      .then(function () {
+        C.showStatus("Resolved. The customer gets a short survey in their next chat.", "ok");
+        load();
+      }, function (error) {
+        button.disabled = false;
+        C.showError(error);
         load();
       });
   }

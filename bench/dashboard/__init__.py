@@ -1,0 +1,1 @@
+"""Dashboard benchmark: python -m bench.dashboard (see __main__.py)."""

@@ -1,0 +1,544 @@
+"""Shop events webhook: sustained signed events/s into PostgreSQL, 10 % replays, zero lost or
+doubled (target >= 500 events/s, p95 <= 50 ms on this machine).
+
+    .venv-app/bin/python -m bench.events [--events 9000] [--senders 16] [--replays 0.1]
+        [--web-processes 1] [--postgres URL] [--seed 1]
+
+Setup: a dedicated PostgreSQL database (dropped and recreated; default `events_bench`),
+`python -m bot migrate`, then only the web service (`python -m bot serve`, one or more
+processes on free ports, senders spread over them round-robin; Rasa is not needed).
+
+Load: the events are built up front as flows of three events each, sent in order within a
+flow: 80 % one-time orders (order.placed → order.shipped → order.delivered) and 20 %
+subscriptions (subscription.started → renewed → renewed), over a pool of customers half
+the number of flows (so customers have several flows running at once). S senders each
+take the next flow and send its events back to back (no think time: saturation). After
+each new event, a sender re-sends an already acknowledged event with the probability
+that makes `--replays` of all requests replays. Bodies and signatures are prepared
+before the clock starts.
+
+Baseline (same run, same senders, same bodies): POSTs with a wrong signature, answered 401
+after the body is read and the HMAC compared — the web service's floor without the
+database. Verification afterwards, in the database: every acknowledged event id is in
+shop_events exactly once (lost), orders / subscriptions / lifecycles / survey dispatches
+are exactly as many as the flows imply (doubled), every order ends delivered, every
+replay answered `"replayed": true` with the first answer's result.
+Results also go to var/bench/events/results.json; the web log to var/bench/events/web-N.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select, text
+
+from bench.stats import summary_ms
+from bot.domain.shop_events import sign
+from bot.storage.db import create_engine
+from bot.storage.models import (
+    Lifecycle,
+    Order,
+    OrderStatus,
+    ShopEvent,
+    Subscription,
+    SurveyDispatch,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "var" / "bench" / "events"
+RESULTS = OUT / "results.json"
+VENV_PYTHON = ROOT / ".venv-app" / "bin" / "python"
+HOST = "127.0.0.1"
+RASA_URL = "http://127.0.0.1:29998"  # nothing listens there; events never call Rasa
+SECRET = "bench-events-secret-0123456789abcdef0123456789"
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/events_bench"
+TARGET_EVENTS_PER_S = 500.0
+TARGET_P95_MS = 50.0
+TIMEOUT = 30.0
+STARTUP_SECONDS = 60.0
+WARMUP_FLOWS = 100
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.events", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--events", type=int, default=9000, help="unique events (default 9000)")
+    parser.add_argument("--senders", type=int, default=16, help="concurrent senders (default 16)")
+    parser.add_argument(
+        "--replays", type=float, default=0.1, help="share of requests that are replays"
+    )
+    parser.add_argument("--web-processes", type=int, default=1, help="web service processes")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="database URL (recreated)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not 30 <= args.events <= 1_000_000:
+        parser.error("--events must be between 30 and 1000000")
+    if not 1 <= args.senders <= 512:
+        parser.error("--senders must be between 1 and 512")
+    if not 0 <= args.replays < 0.9:
+        parser.error("--replays must be in [0, 0.9)")
+    if not 1 <= args.web_processes <= 8:
+        parser.error("--web-processes must be between 1 and 8")
+    return args
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def python() -> str:
+    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- the events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    event_id: str
+    body: bytes
+    signature: str
+
+
+@dataclass
+class Plan:
+    flows: list[list[Prepared]]
+    order_flows: int = 0
+    subscription_flows: int = 0
+    customers: set[str] = field(default_factory=set)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
+    plan = Plan(flows=[])
+    customers = max(1, flow_count // 2)
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=200)
+    for i in range(flow_count):
+        customer = f"{prefix}C{rng.randrange(customers):06d}"
+        plan.customers.add(customer)
+        start = base + timedelta(minutes=rng.randrange(60 * 24 * 90))
+        who = {
+            "external_id": customer,
+            "email": f"{customer.lower()}@example.com",
+            "name": customer,
+        }
+        if rng.random() < 0.8:
+            plan.order_flows += 1
+            order = {"number": f"{prefix}{i:07d}", "total": "42.00", "currency": "EUR",
+                     "items": [{"sku": "KIT-1", "name": "Kettle", "qty": 1, "price": "42.00"}]}  # fmt: skip
+            steps = [("order.placed", 0), ("order.shipped", 1), ("order.delivered", 3)]
+            events = [
+                {"type": kind, "occurred_at": _iso(start + timedelta(days=day)), "order": order}
+                for kind, day in steps
+            ]
+        else:
+            plan.subscription_flows += 1
+            events = []
+            for k, kind in enumerate(("started", "renewed", "renewed")):
+                period = start + timedelta(days=30 * k)
+                events.append({
+                    "type": f"subscription.{kind}", "occurred_at": _iso(period),
+                    "subscription": {"id": f"{prefix}S{i:07d}", "plan": "Coffee", "price": "19.00",
+                                     "period_start": _iso(period),
+                                     "period_end": _iso(period + timedelta(days=30))},
+                })  # fmt: skip
+        flow = []
+        for k, event in enumerate(events):
+            event_id = f"{prefix}evt-{i}-{k}"
+            body = json.dumps({"id": event_id, **event, "customer": who}).encode()
+            flow.append(Prepared(event_id, body, sign(SECRET, body)))
+        plan.flows.append(flow)
+    return plan
+
+
+# ---- database and web service --------------------------------------------------------------
+
+
+async def fresh_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres").execution_options(
+        isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await admin.dispose()
+    env = {**os.environ, "DATABASE_URL": url}
+    migrate = [python(), "-m", "bot", "migrate"]
+    await asyncio.to_thread(
+        subprocess.run,
+        migrate,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def start_web(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": database_url, "WEB_HOST": HOST, "WEB_PORT": str(port),
+           "RASA_URL": RASA_URL, "EVENTS_SECRET": SECRET}  # fmt: skip
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [python(), "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=handle,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_web(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def wait_healthy(
+    http: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes]
+) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < STARTUP_SECONDS:
+        if process.poll() is not None:
+            raise RuntimeError(f"the web service exited (code {process.returncode})")
+        try:
+            async with http.get(
+                f"{url}/healthz", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url}/healthz did not answer within {STARTUP_SECONDS:.0f} s")
+
+
+# ---- sending ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    new: list[float] = field(default_factory=list)
+    replay: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    acked: dict[str, Any] = field(default_factory=dict)  # event id -> first result
+    replay_mismatches: int = 0
+    requests: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def post(
+    http: aiohttp.ClientSession, url: str, event: Prepared, signature: str
+) -> tuple[float, int, Any]:
+    started = time.perf_counter()
+    async with http.post(
+        f"{url}/api/events", data=event.body,
+        headers={"Content-Type": "application/json", "X-Signature": signature},
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+    ) as response:  # fmt: skip
+        payload = await response.json(content_type=None)
+        return time.perf_counter() - started, response.status, payload
+
+
+async def sender(
+    http: aiohttp.ClientSession, url: str, flows: Any, samples: Samples,
+    replay_p: float, rng: random.Random, acked_list: list[Prepared],
+) -> None:  # fmt: skip
+    for flow in flows:
+        for event in flow:
+            await send_one(http, url, event, samples, replay=False)
+            acked_list.append(event)
+            samples.requests += 1
+            if rng.random() < replay_p:
+                again = acked_list[rng.randrange(len(acked_list))]
+                await send_one(http, url, again, samples, replay=True)
+                samples.requests += 1
+
+
+async def send_one(
+    http: aiohttp.ClientSession, url: str, event: Prepared, samples: Samples, *, replay: bool
+) -> None:
+    try:
+        elapsed, status, payload = await post(http, url, event, event.signature)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        samples.error(type(exc).__name__)
+        return
+    if status != 200:
+        samples.error(f"http_{status}")
+        return
+    if replay:
+        samples.replay.append(elapsed)
+        first = samples.acked.get(event.event_id)
+        if payload.get("replayed") is not True or (
+            first is not None and payload["result"] != first
+        ):
+            samples.replay_mismatches += 1
+    else:
+        samples.new.append(elapsed)
+        if payload.get("replayed") is not False:
+            samples.error("new_event_answered_as_replay")
+        samples.acked[event.event_id] = payload["result"]
+
+
+async def baseline(
+    http: aiohttp.ClientSession, urls: list[str], events: list[Prepared], senders: int
+) -> tuple[list[float], float, int]:
+    """Same bodies, wrong signature: 401 without touching the database."""
+    latencies: list[float] = []
+    wrong = 0
+    queue = iter(events)
+
+    async def run(url: str) -> None:
+        nonlocal wrong
+        for event in queue:
+            elapsed, status, _ = await post(http, url, event, "sha256=" + "0" * 64)
+            latencies.append(elapsed)
+            wrong += status != 401
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(urls[i % len(urls)]) for i in range(senders)))
+    return latencies, time.perf_counter() - started, wrong
+
+
+# ---- verification -------------------------------------------------------------------------------
+
+
+async def verify(url: str, plan: Plan, warm: Plan, samples: Samples) -> dict[str, Any]:
+    engine = create_engine(url)
+    flows = plan.order_flows + warm.order_flows, plan.subscription_flows + warm.subscription_flows
+    customers = len(plan.customers | warm.customers)
+    try:
+        async with engine.connect() as db:
+            stored_ids = set((await db.execute(select(ShopEvent.id))).scalars().all())
+
+            async def count(model: Any, *where: Any) -> int:
+                return int(
+                    await db.scalar(select(func.count()).select_from(model).where(*where)) or 0
+                )
+
+            grouped = select(SurveyDispatch.trigger, func.count()).group_by(SurveyDispatch.trigger)
+            triggers: dict[str, int] = {row[0]: int(row[1]) for row in await db.execute(grouped)}
+            found = {
+                "shop_events": len(stored_ids),
+                "orders": await count(Order),
+                "orders_not_delivered": await count(Order, Order.status != OrderStatus.delivered),
+                "subscriptions": await count(Subscription),
+                "lifecycles": await count(Lifecycle),
+                "open_lifecycles": await count(Lifecycle, Lifecycle.closed_at.is_(None)),
+                "dispatches": {k: int(v) for k, v in triggers.items()},
+            }
+    finally:
+        await engine.dispose()
+    all_ids = {e.event_id for p in (plan, warm) for flow in p.flows for e in flow}
+    expected = {
+        "shop_events": len(all_ids),
+        "orders": flows[0],
+        "orders_not_delivered": 0,
+        "subscriptions": flows[1],
+        "lifecycles": flows[0] + 3 * flows[1],
+        "open_lifecycles": flows[0] + flows[1],
+        "dispatches": {
+            k: v
+            for k, v in {
+                "first_order": customers,
+                "order_delivered": flows[0],
+                "subscription_renewed": 2 * flows[1],
+            }.items()
+            if v
+        },
+    }
+    lost = len(set(samples.acked) - stored_ids)
+    extra = len(stored_ids - all_ids)
+    return {"expected": expected, "found": found, "lost": lost, "unexpected_ids": extra,
+            "consistent": found == expected and lost == 0 and extra == 0}  # fmt: skip
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    flow_count = args.events // 3
+    warm = build_plan(WARMUP_FLOWS, random.Random(args.seed + 1), "W")
+    plan = build_plan(flow_count, rng, "B")
+    replay_p = args.replays / (1 - args.replays)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        warm_samples = Samples()
+        warm_acked: list[Prepared] = []
+        await asyncio.gather(*(
+            sender(http, urls[i % len(urls)], iter(warm.flows[i::8]), warm_samples, 0.0,
+                   random.Random(i), warm_acked)
+            for i in range(8)
+        ))  # fmt: skip
+        say(f"warm-up: {len(warm_acked)} events, errors {warm_samples.errors or 0}")
+
+        all_events = [e for flow in plan.flows for e in flow]
+        base_cpu_before = [cpu_seconds(pid) for pid in pids]
+        base_latencies, base_elapsed, wrong = await baseline(http, urls, all_events, args.senders)
+        base_cpu = sum(
+            (a or 0) - (b or 0)
+            for a, b in zip([cpu_seconds(pid) for pid in pids], base_cpu_before, strict=True)
+        )
+        say(f"baseline: {len(base_latencies)} unsigned POSTs in {base_elapsed:.1f} s")
+
+        samples = Samples()
+        acked: list[Prepared] = []
+        flows = iter(plan.flows)  # shared: each sender takes the next flow
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        load_before = loadavg()
+        started = time.perf_counter()
+        await asyncio.gather(*(
+            sender(http, urls[i % len(urls)], flows, samples, replay_p, random.Random(rng.random()), acked)
+            for i in range(args.senders)
+        ))  # fmt: skip
+        elapsed = time.perf_counter() - started
+        cpu_after = [cpu_seconds(pid) for pid in pids]
+    web_cpu = sum((a or 0) - (b or 0) for a, b in zip(cpu_after, cpu_before, strict=True))
+    return {
+        "plan": plan, "warm": warm, "samples": samples, "elapsed_s": elapsed,
+        "baseline": {"latency": summary_ms(base_latencies), "elapsed_s": base_elapsed,
+                     "requests": len(base_latencies), "not_401": wrong,
+                     "web_cpu_ms_per_request": 1000 * base_cpu / max(len(base_latencies), 1)},
+        "web_cpu_share_of_one_core": web_cpu / elapsed if elapsed else None,
+        "web_cpu_ms_per_request": 1000 * web_cpu / max(samples.requests, 1),
+        "load_before": load_before, "load_after": loadavg(),
+    }  # fmt: skip
+
+
+def _ms(value: float | int | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, Any], check: dict[str, Any]
+) -> dict[str, Any]:
+    samples: Samples = results["samples"]
+    elapsed = results["elapsed_s"]
+    new, replay = summary_ms(samples.new), summary_ms(samples.replay)
+    every = summary_ms(samples.new + samples.replay)
+    base = results["baseline"]
+    events_per_s = len(samples.new) / elapsed
+    requests_per_s = samples.requests / elapsed
+    base_per_s = base["requests"] / base["elapsed_s"]
+    say()
+    say(f"events: {len(samples.new)} new + {len(samples.replay)} replays = {samples.requests} "
+        f"requests in {elapsed:.1f} s, {args.senders} senders, {args.web_processes} web process(es)")  # fmt: skip
+    say(f"  new events/s {events_per_s:.0f}; all requests/s {requests_per_s:.0f} "
+        f"(baseline 401 path {base_per_s:.0f}/s, ratio {requests_per_s / base_per_s:.2f})")  # fmt: skip
+    say(
+        f"  new events: p50 {_ms(new['p50_ms'])}, p95 {_ms(new['p95_ms'])}, p99 {_ms(new['p99_ms'])}"
+    )
+    say(
+        f"  replays:    p50 {_ms(replay['p50_ms'])}, p95 {_ms(replay['p95_ms'])}, p99 {_ms(replay['p99_ms'])}"
+    )
+    say(
+        f"  all:        p50 {_ms(every['p50_ms'])}, p95 {_ms(every['p95_ms'])}, p99 {_ms(every['p99_ms'])}"
+    )
+    b = base["latency"]
+    say(f"  baseline:   p50 {_ms(b['p50_ms'])}, p95 {_ms(b['p95_ms'])}, p99 {_ms(b['p99_ms'])} "
+        f"({base['not_401']} not 401)")  # fmt: skip
+    say(
+        f"  errors {samples.errors or 0}; replay answers not matching the first {samples.replay_mismatches}"
+    )
+    cpu = results["web_cpu_share_of_one_core"]
+    say(
+        f"  web CPU {cpu:.2f} of one core; load average {results['load_before']} → {results['load_after']}"
+    )
+    say(
+        f"  web CPU per request: {results['web_cpu_ms_per_request']:.1f} ms (events), "
+        f"{base['web_cpu_ms_per_request']:.1f} ms (401 baseline)"
+    )
+    say(f"verification: lost {check['lost']}, unexpected ids {check['unexpected_ids']}, "
+        f"rows as expected: {check['found'] == check['expected']}")  # fmt: skip
+    if check["found"] != check["expected"]:
+        say(f"  expected {check['expected']}")
+        say(f"  found    {check['found']}")
+    met = events_per_s >= TARGET_EVENTS_PER_S and (every["p95_ms"] or 1e9) <= TARGET_P95_MS
+    say(f"target >= {TARGET_EVENTS_PER_S:.0f} events/s and p95 <= {TARGET_P95_MS:.0f} ms: "
+        f"{'met' if met and check['consistent'] and not samples.errors else 'NOT met'}")  # fmt: skip
+    return {
+        "command": "python -m bench.events " + " ".join(sys.argv[1:]),
+        "when": datetime.now(timezone.utc).isoformat(),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "events_per_s": events_per_s, "requests_per_s": requests_per_s,
+        "baseline_requests_per_s": base_per_s, "new": new, "replay": replay, "all": every,
+        "baseline": base, "errors": samples.errors, "replay_mismatches": samples.replay_mismatches,
+        "web_cpu_share_of_one_core": cpu, "web_cpu_ms_per_request": results["web_cpu_ms_per_request"],
+        "verification": check, "target_met": met,
+    }  # fmt: skip
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    say(f"machine: {os.cpu_count()} cores, load average {loadavg()}; database {args.postgres}")
+    await fresh_database(args.postgres)
+    ports = [free_port() for _ in range(args.web_processes)]
+    processes = [
+        start_web(args.postgres, port, OUT / f"web-{n}.log") for n, port in enumerate(ports)
+    ]
+    urls = [f"http://{HOST}:{port}" for port in ports]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for url, process in zip(urls, processes, strict=True):
+                await wait_healthy(http, url, process)
+        say(f"web service up on {', '.join(urls)}")
+        results = await measure(args, urls, [p.pid for p in processes])
+    finally:
+        for process in processes:
+            stop_web(process)
+    check = await verify(args.postgres, results["plan"], results["warm"], results["samples"])
+    summary = report(args, results, check)
+    RESULTS.write_text(json.dumps(summary, indent=2))
+    say(f"results: {RESULTS.relative_to(ROOT)}")
+    return 0 if check["consistent"] and not results["samples"].errors else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Loyalty figures at scale: python -m bench.loyalty [--database-url URL] [--calls 10] [--reuse]
+
+Fills a dedicated PostgreSQL database (default `loyalty_bench`, dropped and created) with
+100 000 customers, their purchase lifecycles over two years (one order each, 1-6 per
+customer, about 350 000), 1 000 000 feedback rows on them (CSAT/NPS/comments) and 20 000
+escalations, all with `generate_series` (seconds), then times the loyalty overview
+(repeat rate, lifecycles per customer, renewals, return rates by experience) and the cohort
+table for a 90-day and a 2-year range, with `SELECT count(*)` of the range's lifecycles as
+the baseline of the same run. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bench.stats import summary_ms
+from bot.domain import loyalty
+from bot.domain.feedback_query import DateRange
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import Base, Lifecycle, utcnow
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench"
+
+FILL = [
+    """INSERT INTO customers (id, external_id, is_anonymous, acquisition_source, created_at)
+       SELECT n, 'B' || n, false,
+              (ARRAY['search','social','friend','ad','affiliate','marketing_email','other'])[1 + n % 7],
+              now() - interval '730 days'
+       FROM generate_series(1, 100000) AS n""",
+    # 1-6 purchases per customer, spread over two years.
+    """CREATE TEMP TABLE plan AS
+       SELECT row_number() OVER () AS id, c AS customer_id,
+              now() - (random() * 730) * interval '1 day' AS at
+       FROM generate_series(1, 100000) AS c,
+            generate_series(1, 1 + (c * 7919) % 6) AS k""",
+    """INSERT INTO orders (id, number, customer_id, status, total, currency, shipping_address,
+                          placed_at)
+       SELECT id, 'O' || id, customer_id, 'delivered', 10, 'EUR', 'x', at FROM plan""",
+    """INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at, closed_at, order_id)
+       SELECT id, customer_id, 'one_time',
+              CASE WHEN id % 9 = 0 THEN 'support' ELSE 'use' END, at,
+              CASE WHEN at < now() - interval '40 days' THEN at + interval '35 days' END, id
+       FROM plan""",
+    """INSERT INTO feedback (id, idempotency_key, customer_id, lifecycle_id, stage, channel,
+                            source, kind, score, sentiment, themes, created_at)
+       SELECT f, 'b' || f, p.customer_id, p.id, 'use', 'website_chat', 'chat_survey',
+              (ARRAY['csat','nps','comment'])[1 + f % 3],
+              CASE f % 3 WHEN 0 THEN 1 + f % 5 WHEN 1 THEN f % 11 END,
+              CASE WHEN f % 3 = 2 THEN (f % 200) / 100.0 - 1 END, '[]',
+              p.at + interval '3 days'
+       FROM generate_series(1, 1000000) AS f
+       JOIN plan p ON p.id = 1 + (f * 2654435761) % (SELECT count(*) FROM plan)""",
+    """INSERT INTO escalations (id, customer_id, feedback_id, reason, priority, status,
+                               created_at)
+       SELECT e, f.customer_id, CASE WHEN e % 2 = 0 THEN f.id END, 'negative_feedback', 3,
+              'resolved', f.created_at
+       FROM generate_series(1, 20000) AS e JOIN feedback f ON f.id = e * 50""",
+    "ANALYZE",
+]
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_engine(url.rsplit("/", 1)[0] + "/postgres").execution_options(
+        isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _fill(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    await _admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await _admin(url, f"CREATE DATABASE {name}")
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+        for statement in FILL:
+            await connection.execute(text(statement))
+    await engine.dispose()
+
+
+async def _time(calls: int, work: Any) -> dict[str, Any]:
+    await work()  # warm-up
+    latencies = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await work()
+        latencies.append(time.perf_counter() - started)
+    return summary_ms(latencies)
+
+
+async def _measure(url: str, calls: int) -> list[tuple[str, str, dict[str, Any]]]:
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    today = date.today()
+    results = []
+    try:
+        for label, days in (("90 days", 90), ("2 years", 730)):
+            date_range = DateRange(today - timedelta(days=days - 1), today)
+            query = loyalty.LoyaltyQuery(date_range, utcnow())
+
+            async def baseline(date_range: DateRange = date_range) -> None:
+                async with sessions() as db:
+                    await db.scalar(
+                        select(func.count())
+                        .select_from(Lifecycle)
+                        .where(Lifecycle.opened_at >= date_range.start_utc)
+                    )
+
+            async def overview(query: loyalty.LoyaltyQuery = query) -> None:
+                async with sessions() as db:
+                    await loyalty.overview(db, query)
+
+            async def cohorts(date_range: DateRange = date_range) -> None:
+                async with sessions() as db:
+                    await loyalty.cohorts(db, date_range, utcnow())
+
+            for name, work in (
+                ("baseline count(*)", baseline),
+                ("loyalty overview", overview),
+                ("cohorts", cohorts),
+            ):
+                results.append((label, name, await _time(calls, work)))
+        async with sessions() as db:
+            counts = await _counts(db)
+    finally:
+        await engine.dispose()
+    print(counts)
+    return results
+
+
+async def _counts(db: AsyncSession) -> dict[str, int]:
+    found = {}
+    for table in ("customers", "lifecycles", "feedback", "escalations"):
+        found[table] = int(await db.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--reuse", action="store_true")
+    args = parser.parse_args()
+    if not args.reuse:
+        started = time.perf_counter()
+        asyncio.run(_fill(args.database_url))
+        print(f"filled in {time.perf_counter() - started:.1f} s")
+    results = asyncio.run(_measure(args.database_url, args.calls))
+    print(f"nproc={os.cpu_count()}, calls={args.calls}")
+    print("| range | what | p50 ms | p95 ms | max ms |")
+    print("|---|---|---:|---:|---:|")
+    for label, name, s in results:
+        print(f"| {label} | {name} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | {s['max_ms']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""`python -m bot customer export|erase ID` and `python -m bot purge-transcripts`.
+
+Exit codes: 0 done; 1 error (unknown customer, database problem); 3 the database part is
+done but Rasa could not be reached to clear the conversation trackers (run it again when
+Rasa is up: erasure is idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    Sessions = async_sessionmaker[AsyncSession]
+
+PRIVACY_COMMANDS = frozenset({"customer", "purge-transcripts"})
+EXIT_TRACKERS_NOT_CLEARED = 3
+CLI_ACTOR = "cli"
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    customer = sub.add_parser("customer", help="customer data rights: export, erase")
+    customer_sub = customer.add_subparsers(dest="customer_command", required=True)
+    export = customer_sub.add_parser("export", help="print all of a customer's data as JSON")
+    export.add_argument("id", help="the shop's customer id (or our numeric id)")
+    export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    erase = customer_sub.add_parser(
+        "erase", help="erase a customer's personal data and transcripts (also in Rasa)"
+    )
+    erase.add_argument("id", help="the shop's customer id (or our numeric id)")
+    purge = sub.add_parser(
+        "purge-transcripts", help="blank message texts older than TRANSCRIPT_RETENTION_DAYS"
+    )
+    purge.add_argument("--days", type=int, help="override TRANSCRIPT_RETENTION_DAYS")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.domain.errors import DomainError
+    from bot.storage.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    try:
+        if args.command == "purge-transcripts":
+            return await _purge(sessions, args.days or settings.transcript_retention_days)
+        if args.customer_command == "export":
+            return await _export(sessions, args.id, args.output)
+        return await _erase(sessions, settings, args.id)
+    except DomainError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(
+            f"Error: database problem ({type(exc).__name__}); has `python -m bot migrate` been run?",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await engine.dispose()
+
+
+async def _export(sessions: Sessions, ref: str, output: str | None) -> int:
+    from bot.domain import privacy
+
+    async with sessions() as db, db.begin():
+        document = await privacy.export_customer(db, ref, actor=CLI_ACTOR)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if output:
+        await asyncio.to_thread(Path(output).write_text, text + "\n", encoding="utf-8")
+        print(f"Exported customer {document['customer']['id']} to {output}.", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+async def _erase(sessions: Sessions, settings: Settings, ref: str) -> int:
+    from bot.domain import privacy
+
+    async with sessions() as db, db.begin():
+        erasure = await privacy.erase_customer(db, ref, actor=CLI_ACTOR)
+    state = "was already erased; re-checked" if erasure.already_erased else "erased"
+    changed = ", ".join(f"{k} {v}" for k, v in erasure.counts.items() if v) or "nothing left"
+    print(f"Customer {erasure.customer_id} {state} in the database ({changed}).")
+    return await _clear_trackers(settings, erasure.conversation_ids, sys.stdout)
+
+
+async def _clear_trackers(settings: Settings, conversation_ids: list[str], out: TextIO) -> int:
+    import aiohttp
+
+    from bot.web.api.privacy import clear_trackers
+    from bot.web.rasa_client import RasaClient
+
+    if not conversation_ids:
+        print("No conversations, so nothing to clear in Rasa.", file=out)
+        return 0
+    async with aiohttp.ClientSession() as http:
+        rasa = RasaClient(http, settings.rasa_url, settings.rasa_token, timeout=10)
+        outcome = await clear_trackers(rasa, conversation_ids)
+    if outcome.error is None:
+        print(f"Cleared {outcome.cleared} conversation tracker(s) in Rasa.", file=out)
+        return 0
+    print(
+        f"WARNING: Rasa at {settings.rasa_url} could not clear {len(outcome.failed)} of "
+        f"{len(conversation_ids)} conversation tracker(s) ({outcome.error}). The database is "
+        "erased, but Rasa still holds those conversations' events until it restarts (in-memory "
+        "tracker store). Run this command again when Rasa is running.",
+        file=sys.stderr,
+    )
+    return EXIT_TRACKERS_NOT_CLEARED
+
+
+async def _purge(sessions: Sessions, days: int) -> int:
+    from bot.domain import privacy
+
+    async with sessions() as db, db.begin():
+        purged = await privacy.purge_transcripts(db, days, actor=CLI_ACTOR)
+    print(f"Blanked the text of {purged} message(s) older than {days} days.")
+    return 0

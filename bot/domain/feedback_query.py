@@ -1,0 +1,507 @@
+"""Which feedback rows a dashboard question is about: date range (in a time zone) + filters.
+
+`DateRange` turns calendar dates in an IANA time zone into UTC instants; `FeedbackFilter`
+turns the explorer's filters into SQL conditions shared by metrics, journey, the comment
+explorer and the export. `parse_filter` validates raw query parameters (every problem is
+an `InvalidInput` naming the parameter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.domain.analysis import NEGATIVE, THEME_KEYWORDS
+from bot.domain.errors import InvalidInput
+from bot.storage.models import (
+    AcquisitionSource,
+    Channel,
+    Customer,
+    Feedback,
+    FeedbackDaily,
+    FeedbackKind,
+    FeedbackSource,
+    Lifecycle,
+    Order,
+    OrderItem,
+    Stage,
+    SurveyDispatch,
+)
+
+MAX_RANGE_DAYS = 3 * 366
+DEFAULT_RANGE_DAYS = 90
+MAX_PER_PAGE = 200
+COUNT_LIMIT = 10_000  # the explorer's total is exact up to here (see feedback_page)
+MAX_QUERY_CHARS = 200
+THEMES = tuple(THEME_KEYWORDS)
+SENTIMENTS = ("positive", "neutral", "negative")
+POSITIVE = 0.05  # VADER's cut-off for a positive text (NEGATIVE is -0.05)
+# Feedback that came without a survey has no trigger: grouped and filtered as this key.
+UNSOLICITED = "unsolicited"
+UNKNOWN_SOURCE = "unknown"
+# Explorer sort keys (a leading '-' sorts descending); anything else is refused.
+SORT_COLUMNS: dict[str, Any] = {
+    "created_at": Feedback.created_at,
+    "score": Feedback.score,
+    "sentiment": Feedback.sentiment,
+    "id": Feedback.id,
+}
+SORT_KEYS = tuple(k for key in SORT_COLUMNS for k in (key, f"-{key}"))
+_SKU = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+_TRIGGER = re.compile(r"^[a-z0-9_:.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Calendar days `start`..`end` (both included) in time zone `tz`.
+
+    Day boundaries are local midnights, so a day in Europe/Berlin starts at 23:00 or 22:00
+    UTC of the day before, and DST days are 23 or 25 hours long.
+    """
+
+    start: date
+    end: date
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def start_utc(self) -> datetime:
+        return local_midnight(self.start, self.tz)
+
+    @property
+    def end_utc(self) -> datetime:
+        """The first instant after the range (exclusive upper bound)."""
+        return local_midnight(self.end + timedelta(days=1), self.tz)
+
+    def previous(self) -> DateRange:
+        """The period of the same length right before this one."""
+        return DateRange(
+            self.start - timedelta(days=self.days), self.start - timedelta(days=1), self.tz
+        )
+
+    def as_json(self) -> dict[str, str]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "tz": self.tz.key}
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class FeedbackFilter:
+    """Filters of the comment explorer; the metrics and the journey use the same ones."""
+
+    range: DateRange
+    stages: tuple[Stage, ...] = ()
+    channels: tuple[Channel, ...] = ()
+    kinds: tuple[FeedbackKind, ...] = ()
+    sources: tuple[FeedbackSource, ...] = ()
+    score_min: int | None = None
+    score_max: int | None = None
+    sentiment: str | None = None
+    theme: str | None = None
+    product: str | None = None
+    acquisition: str | None = None  # an AcquisitionSource value or "unknown"
+    trigger: str | None = None
+    customer_id: int | None = None
+    q: str | None = None
+
+    def with_range(self, date_range: DateRange) -> FeedbackFilter:
+        return replace(self, range=date_range)
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """SQL conditions on `Feedback` (correlated EXISTS for product, trigger, acquisition)."""
+        conditions: list[ColumnElement[bool]] = [
+            Feedback.created_at >= self.range.start_utc,
+            Feedback.created_at < self.range.end_utc,
+        ]
+        if self.stages:
+            conditions.append(Feedback.stage.in_(self.stages))
+        if self.channels:
+            conditions.append(Feedback.channel.in_(self.channels))
+        if self.kinds:
+            conditions.append(Feedback.kind.in_(self.kinds))
+        if self.sources:
+            conditions.append(Feedback.source.in_(self.sources))
+        if self.score_min is not None:
+            conditions.append(Feedback.score >= self.score_min)
+        if self.score_max is not None:
+            conditions.append(Feedback.score <= self.score_max)
+        if self.sentiment is not None:
+            conditions.append(sentiment_condition(self.sentiment))
+        if self.theme is not None:
+            conditions.append(theme_condition(self.theme))
+        if self.customer_id is not None:
+            conditions.append(Feedback.customer_id == self.customer_id)
+        if self.q:
+            conditions.append(Feedback.text.ilike(f"%{_escape_like(self.q)}%", escape="\\"))
+        conditions.extend(self._related_conditions())
+        return conditions
+
+    def _related_conditions(self) -> list[ColumnElement[bool]]:
+        # Aliases: the explorer's row query joins these tables itself (no auto-correlation).
+        conditions: list[ColumnElement[bool]] = []
+        if self.product is not None:
+            item = aliased(OrderItem)
+            conditions.append(
+                exists().where(item.order_id == Feedback.order_id, item.sku == self.product)
+            )
+        if self.trigger == UNSOLICITED:
+            conditions.append(Feedback.survey_dispatch_id.is_(None))
+        elif self.trigger is not None:
+            dispatch = aliased(SurveyDispatch)
+            conditions.append(
+                exists().where(
+                    dispatch.id == Feedback.survey_dispatch_id, dispatch.trigger == self.trigger
+                )
+            )
+        if self.acquisition is not None:
+            lifecycle, customer = aliased(Lifecycle), aliased(Customer)
+            source = (
+                select(acquisition_expression(lifecycle, customer))
+                .select_from(lifecycle)
+                .join(customer, customer.id == lifecycle.customer_id)
+                .where(lifecycle.id == Feedback.lifecycle_id)
+                .scalar_subquery()
+            )
+            conditions.append(source == self.acquisition)
+        return conditions
+
+
+def acquisition_expression(
+    lifecycle: Any = Lifecycle, customer: Any = Customer
+) -> ColumnElement[Any]:
+    """A journey's acquisition source: the lifecycle's own, else the customer's first one."""
+    return func.coalesce(
+        cast(lifecycle.acquisition_channel, Text),
+        cast(customer.acquisition_source, Text),
+        literal_column(f"'{UNKNOWN_SOURCE}'"),  # inlined: GROUP BY must match the SELECT
+    )
+
+
+def themes_text() -> ColumnElement[str]:
+    # Themes come from a fixed taxonomy of plain words, so a match on the quoted word in
+    # the JSON text is exact and works the same on SQLite and PostgreSQL.
+    return cast(Feedback.themes, Text)
+
+
+def theme_condition(theme: str) -> ColumnElement[bool]:
+    return themes_text().like(f'%"{theme}"%')
+
+
+def sentiment_condition(sentiment: str) -> ColumnElement[bool]:
+    if sentiment == "negative":
+        return Feedback.sentiment < NEGATIVE
+    if sentiment == "positive":
+        return Feedback.sentiment > POSITIVE
+    return and_(Feedback.sentiment >= NEGATIVE, Feedback.sentiment <= POSITIVE)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---- parsing query parameters ------------------------------------------------------------
+
+
+def parse_tz(value: str | None) -> ZoneInfo:
+    if value is None or value == "":
+        return ZoneInfo("UTC")
+    if len(value) > 64 or ".." in value or value.startswith("/"):
+        raise InvalidInput("'tz' must be an IANA time zone such as Europe/Berlin.")
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput("'tz' must be an IANA time zone such as Europe/Berlin.") from exc
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else _bad_date(name)
+    except ValueError:
+        return _bad_date(name)
+
+
+def _bad_date(name: str) -> date:
+    raise InvalidInput(f"'{name}' must be a date YYYY-MM-DD.")
+
+
+def parse_range(
+    raw_from: str | None, raw_to: str | None, raw_tz: str | None, today: date | None = None
+) -> DateRange:
+    """`from`/`to` dates (both included; default: the last 90 days up to today in `tz`)."""
+    tz = parse_tz(raw_tz)
+    today = today or datetime.now(tz).date()
+    end = _parse_date("to", raw_to) if raw_to else today
+    start = (
+        _parse_date("from", raw_from) if raw_from else end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    )
+    if start > end:
+        raise InvalidInput("'from' must not be after 'to'.")
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise InvalidInput(f"'from'..'to' may span at most {MAX_RANGE_DAYS} days.")
+    return DateRange(start, end, tz)
+
+
+def _enum_list(name: str, raw: str | None, enum: type[Any]) -> tuple[Any, ...]:
+    if not raw:
+        return ()
+    allowed = [member.value for member in enum]
+    values = []
+    for part in raw.split(","):
+        if part not in allowed:
+            raise InvalidInput(
+                f"'{name}' must be one or more (comma-separated) of: {', '.join(allowed)}."
+            )
+        values.append(enum(part))
+    return tuple(dict.fromkeys(values))
+
+
+def parse_int(name: str, raw: str | None, low: int, high: int) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"-?\d{1,9}", raw) or not low <= int(raw) <= high:
+        raise InvalidInput(f"'{name}' must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+def _choice(name: str, raw: str | None, allowed: tuple[str, ...]) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in allowed:
+        raise InvalidInput(f"'{name}' must be one of: {', '.join(allowed)}.")
+    return raw
+
+
+def _pattern(name: str, raw: str | None, pattern: re.Pattern[str], what: str) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not pattern.fullmatch(raw):
+        raise InvalidInput(f"'{name}' must be {what}.")
+    return raw
+
+
+def parse_filter(query: Mapping[str, str], today: date | None = None) -> FeedbackFilter:
+    """A `FeedbackFilter` from query parameters; `InvalidInput` names the bad parameter."""
+    q = query.get("q")
+    if q is not None and len(q) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"'q' is limited to {MAX_QUERY_CHARS} characters.")
+    score_min = parse_int("score_min", query.get("score_min"), 0, 10)
+    score_max = parse_int("score_max", query.get("score_max"), 0, 10)
+    if score_min is not None and score_max is not None and score_min > score_max:
+        raise InvalidInput("'score_min' must not be above 'score_max'.")
+    acquisition = _choice(
+        "acquisition",
+        query.get("acquisition"),
+        (*(s.value for s in AcquisitionSource), UNKNOWN_SOURCE),
+    )
+    return FeedbackFilter(
+        range=parse_range(query.get("from"), query.get("to"), query.get("tz"), today),
+        stages=_enum_list("stage", query.get("stage"), Stage),
+        channels=_enum_list("channel", query.get("channel"), Channel),
+        kinds=_enum_list("kind", query.get("kind"), FeedbackKind),
+        sources=_enum_list("source", query.get("source"), FeedbackSource),
+        score_min=score_min,
+        score_max=score_max,
+        sentiment=_choice("sentiment", query.get("sentiment"), SENTIMENTS),
+        theme=_choice("theme", query.get("theme"), THEMES),
+        product=_pattern("product", query.get("product"), _SKU, "a product SKU"),
+        acquisition=acquisition,
+        trigger=_pattern("trigger", query.get("trigger"), _TRIGGER, "a survey trigger name"),
+        customer_id=parse_int("customer", query.get("customer"), 1, 2_000_000_000),
+        q=(q.strip() or None) if q is not None else None,
+    )
+
+
+# ---- rows for the explorer and the export -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    id: int
+    created_at: datetime
+    stage: str
+    channel: str
+    source: str
+    kind: str
+    score: int | None
+    sentiment: float | None
+    themes: list[str]
+    text: str | None
+    customer_id: int
+    customer_external_id: str
+    customer_name: str | None
+    conversation_id: str | None
+    order_number: str | None
+    trigger: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "stage": self.stage,
+            "channel": self.channel,
+            "source": self.source,
+            "kind": self.kind,
+            "score": self.score,
+            "sentiment": self.sentiment,
+            "themes": self.themes,
+            "text": self.text,
+            "customer": {
+                "id": self.customer_id,
+                "external_id": self.customer_external_id,
+                "name": self.customer_name,
+            },
+            "conversation_id": self.conversation_id,
+            "order_number": self.order_number,
+            "trigger": self.trigger,
+        }
+
+
+def _rows_select(flt: FeedbackFilter) -> Select[Any]:
+    return (
+        select(
+            Feedback.id,
+            Feedback.created_at,
+            Feedback.stage,
+            Feedback.channel,
+            Feedback.source,
+            Feedback.kind,
+            Feedback.score,
+            Feedback.sentiment,
+            Feedback.themes,
+            Feedback.text,
+            Feedback.customer_id,
+            Customer.external_id,
+            Customer.name,
+            Feedback.conversation_id,
+            Order.number,
+            SurveyDispatch.trigger,
+        )
+        .join(Customer, Customer.id == Feedback.customer_id)
+        .outerjoin(Order, Order.id == Feedback.order_id)
+        .outerjoin(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
+        .where(*flt.conditions())
+    )
+
+
+def _row(values: Any) -> FeedbackRow:
+    (id_, created, stage, channel, source, kind, score, sentiment, themes, text_,
+     customer_id, external_id, name, conversation_id, order_number, trigger) = values  # fmt: skip
+    return FeedbackRow(
+        id=id_,
+        created_at=created,
+        stage=stage.value,
+        channel=channel.value,
+        source=source.value,
+        kind=kind.value,
+        score=score,
+        sentiment=round(sentiment, 4) if sentiment is not None else None,
+        themes=list(themes or []),
+        text=text_,
+        customer_id=customer_id,
+        customer_external_id=external_id,
+        customer_name=name,
+        conversation_id=conversation_id,
+        order_number=order_number,
+        trigger=trigger,
+    )
+
+
+def parse_sort(raw: str | None) -> str:
+    return _choice("sort", raw, SORT_KEYS) or "-created_at"
+
+
+def _order_by(sort: str) -> list[Any]:
+    column = SORT_COLUMNS[sort.lstrip("-")]
+    descending = sort.startswith("-")
+    primary = column.desc() if descending else column.asc()
+    tiebreak = Feedback.id.desc() if descending else Feedback.id.asc()
+    if sort.lstrip("-") in ("score", "sentiment"):  # rows without a value go last
+        return [column.is_(None), primary, tiebreak]
+    return [primary, tiebreak]
+
+
+@dataclass(frozen=True)
+class FeedbackPage:
+    rows: list[FeedbackRow]
+    total: int
+    page: int
+    per_page: int
+    exact: bool = True
+
+
+async def feedback_page(
+    session: AsyncSession,
+    flt: FeedbackFilter,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    sort: str = "-created_at",
+) -> FeedbackPage:
+    """One page of the filtered feedback rows, newest first by default, and the total.
+
+    The total is exact when the daily rollup can count it (UTC, stage/channel filters)
+    or when it is at most `COUNT_LIMIT`; otherwise it is `COUNT_LIMIT` and `exact` False
+    (counting a million matching rows would cost more than the page itself).
+    """
+    total, exact = await _count(session, flt)
+    statement = _rows_select(flt).order_by(*_order_by(sort))
+    result = await session.execute(statement.limit(per_page).offset((page - 1) * per_page))
+    return FeedbackPage([_row(r) for r in result.all()], total, page, per_page, exact)
+
+
+def rollup_applies(flt: FeedbackFilter) -> bool:
+    """`feedback_daily` answers UTC ranges filtered by stage and channel only."""
+    return flt.range.tz.key == "UTC" and not (
+        flt.kinds or flt.sources or flt.product or flt.q or flt.theme or flt.sentiment or flt.trigger
+        or flt.acquisition or flt.customer_id is not None
+        or flt.score_min is not None or flt.score_max is not None
+    )  # fmt: skip
+
+
+async def _count(session: AsyncSession, flt: FeedbackFilter) -> tuple[int, bool]:
+    if rollup_applies(flt):
+        d = FeedbackDaily
+        statement = select(func.coalesce(func.sum(d.volume), 0)).where(
+            d.day >= flt.range.start, d.day <= flt.range.end
+        )
+        if flt.stages:
+            statement = statement.where(d.stage.in_([s.value for s in flt.stages]))
+        if flt.channels:
+            statement = statement.where(d.channel.in_([c.value for c in flt.channels]))
+        return int(await session.scalar(statement) or 0), True
+    limited = select(Feedback.id).where(*flt.conditions()).limit(COUNT_LIMIT + 1).subquery()
+    found = int(await session.scalar(select(func.count()).select_from(limited)) or 0)
+    return min(found, COUNT_LIMIT), found <= COUNT_LIMIT
+
+
+async def stream_rows(
+    session: AsyncSession, flt: FeedbackFilter, batch_size: int = 2000
+) -> AsyncIterator[list[FeedbackRow]]:
+    """Every filtered row in id order, in batches, through a server-side cursor."""
+    statement = _rows_select(flt).order_by(Feedback.id).execution_options(yield_per=batch_size)
+    result = await session.stream(statement)
+    async for partition in result.partitions(batch_size):
+        yield [_row(values) for values in partition]

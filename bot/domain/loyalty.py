@@ -1,0 +1,631 @@
+"""Loyalty: do customers come back for another lifecycle, and what did the one before feel like?
+
+Definitions (docs/decisions.md, "Loyalty and insights"):
+
+* A **purchase lifecycle** is a lifecycle that belongs to an order or a subscription period
+  (SPEC §3: one per purchase or billing period). Journeys that never bought (discovery /
+  research only) are not counted: browsing again is not coming back.
+* **Repeat rate** (window W days): of the customers whose *first* purchase lifecycle opened
+  in the range, the share whose second one opened at most W days after the first. Only
+  customers whose first purchase is at least W days before `as_of` are in the base (the
+  others could still return: counted as `pending`, never as lost).
+* **Lifecycles per customer**: purchase lifecycles opened in the range / distinct customers
+  they belong to (subscription periods included: a monthly subscriber has 12 a year), with
+  the distribution (1, 2, 3, 4+) and how many of those customers were new (first purchase
+  in the range) or returning.
+* **Subscription renewal rate**: subscription periods that closed in the range and were
+  followed by another period of the same subscription / subscription periods that closed.
+* **Return rate by experience**: each purchase lifecycle opened in the range (and at least W
+  days before `as_of`) returned when the customer's next purchase lifecycle opened at most W
+  days after it; grouped by the lifecycle's CSAT band (mean csat: >= 4 satisfied, <= 2
+  dissatisfied, else neutral), NPS band (mean nps: >= 9 promoter, >= 7 passive, else
+  detractor), support (escalated to a person / reached the support stage / none) and
+  acquisition source (the lifecycle's, else the customer's).
+* **Cohorts**: customers by the month of their first purchase (in the range's time zone);
+  cell (cohort, k) = customers of the cohort with a purchase lifecycle opened in month k
+  after it (k = 0 is the cohort itself), for months that have started by `as_of`.
+
+Everything is aggregated in SQL (window functions ROW_NUMBER/LEAD/MIN OVER, which SQLite
+3.25+ and PostgreSQL both have); Python only reshapes the few grouped rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    Subquery,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.domain.feedback_query import UNKNOWN_SOURCE, DateRange
+from bot.domain.metrics import bucket_expression
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    Escalation,
+    Feedback,
+    FeedbackKind,
+    Lifecycle,
+    LifecycleKind,
+    Stage,
+)
+
+DEFAULT_WINDOW_DAYS = 90
+MAX_WINDOW_DAYS = 730
+DEFAULT_COHORT_MONTHS = 12
+MAX_COHORT_MONTHS = 24
+CSAT_BANDS = ("satisfied", "neutral", "dissatisfied", "no_answer")
+NPS_BANDS = ("promoter", "passive", "detractor", "no_answer")
+SUPPORT_BANDS = ("none", "support_contact", "escalated")
+
+
+def _percent(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+@dataclass(frozen=True)
+class LoyaltyQuery:
+    range: DateRange
+    as_of: datetime
+    window_days: int = DEFAULT_WINDOW_DAYS
+
+    @property
+    def cutoff(self) -> datetime:
+        """Lifecycles opened after this are too recent to judge (their window is still open)."""
+        return self.as_of - timedelta(days=self.window_days)
+
+
+# ---- building blocks -------------------------------------------------------------------------
+
+
+def is_purchase() -> ColumnElement[bool]:
+    return or_(Lifecycle.order_id.is_not(None), Lifecycle.subscription_id.is_not(None))
+
+
+def seconds_between(start: Any, end: Any, dialect: str) -> ColumnElement[int]:
+    """Whole seconds from `start` to `end` (both UTC timestamp columns)."""
+    if dialect == "postgresql":
+        return cast(func.extract("epoch", end) - func.extract("epoch", start), Integer)
+    return cast(func.strftime("%s", end), Integer) - cast(func.strftime("%s", start), Integer)
+
+
+def _opened_in(date_range: DateRange) -> Select[Any]:
+    """Ids of the purchase lifecycles opened in the range."""
+    return (
+        select(Lifecycle.id)
+        .where(is_purchase(), _in_range(Lifecycle.opened_at, date_range))
+        .correlate(None)  # never tied to an outer query on lifecycles
+    )
+
+
+def _customers_in(date_range: DateRange) -> Select[Any]:
+    """Customers with a purchase lifecycle opened in the range."""
+    return (
+        select(Lifecycle.customer_id)
+        .where(is_purchase(), _in_range(Lifecycle.opened_at, date_range))
+        .correlate(None)
+    )
+
+
+def purchases(date_range: DateRange) -> Subquery:
+    """Purchase lifecycles of the customers who had one in the range, with their place in
+    the customer's whole history.
+
+    `seq` 1 is the customer's first purchase; `next_opened_at` is when their next one opened;
+    `first_opened_at` when their first one did.
+    """
+    order = (Lifecycle.opened_at, Lifecycle.id)
+    return (
+        select(
+            Lifecycle.id,
+            Lifecycle.customer_id,
+            Lifecycle.opened_at,
+            Lifecycle.stage,
+            Lifecycle.acquisition_channel,
+            func.row_number().over(partition_by=Lifecycle.customer_id, order_by=order).label("seq"),
+            func.lead(Lifecycle.opened_at)
+            .over(partition_by=Lifecycle.customer_id, order_by=order)
+            .label("next_opened_at"),
+            func.min(Lifecycle.opened_at)
+            .over(partition_by=Lifecycle.customer_id)
+            .label("first_opened_at"),
+        )
+        .where(is_purchase(), Lifecycle.customer_id.in_(_customers_in(date_range)))
+        .subquery("purchases")
+    )
+
+
+def _returned(p: Subquery, window_days: int, dialect: str) -> ColumnElement[bool]:
+    return and_(
+        p.c.next_opened_at.is_not(None),
+        seconds_between(p.c.opened_at, p.c.next_opened_at, dialect) <= window_days * 86400,
+    )
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _in_range(column: Any, date_range: DateRange) -> ColumnElement[bool]:
+    return and_(column >= date_range.start_utc, column < date_range.end_utc)
+
+
+# ---- repeat rate, lifecycles per customer, renewals -----------------------------------------
+
+
+@dataclass(frozen=True)
+class RepeatRate:
+    customers: int  # first purchase in range and old enough to judge
+    repeaters: int
+    pending: int  # first purchase in range but less than W days ago
+
+    @property
+    def rate(self) -> float | None:
+        return _percent(self.repeaters, self.customers)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "customers": self.customers,
+            "repeaters": self.repeaters,
+            "rate": self.rate,
+            "pending": self.pending,
+        }
+
+
+async def repeat_rate(session: AsyncSession, query: LoyaltyQuery) -> RepeatRate:
+    dialect = session.get_bind().dialect.name
+    p = purchases(query.range)
+    mature = p.c.opened_at <= query.cutoff
+    row = (
+        await session.execute(
+            select(
+                _count_if(mature),
+                _count_if(and_(mature, _returned(p, query.window_days, dialect))),
+                _count_if(p.c.opened_at > query.cutoff),
+            ).where(p.c.seq == 1, _in_range(p.c.opened_at, query.range))
+        )
+    ).one()
+    return RepeatRate(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass(frozen=True)
+class LifecyclesPerCustomer:
+    customers: int
+    lifecycles: int
+    new_customers: int
+    distribution: list[tuple[str, int]]  # ("1", n), ("2", n), ("3", n), ("4+", n)
+
+    @property
+    def per_customer(self) -> float | None:
+        return round(self.lifecycles / self.customers, 2) if self.customers else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "customers": self.customers,
+            "lifecycles": self.lifecycles,
+            "per_customer": self.per_customer,
+            "new_customers": self.new_customers,
+            "returning_customers": self.customers - self.new_customers,
+            "distribution": [{"lifecycles": k, "customers": n} for k, n in self.distribution],
+        }
+
+
+async def lifecycles_per_customer(
+    session: AsyncSession, query: LoyaltyQuery
+) -> LifecyclesPerCustomer:
+    # A plain GROUP BY (no window): lifecycles in the range and the first one ever.
+    in_range = _in_range(Lifecycle.opened_at, query.range)
+    per_customer = (
+        select(
+            _count_if(in_range).label("n"),
+            func.min(Lifecycle.opened_at).label("first_opened_at"),
+        )
+        .where(is_purchase(), Lifecycle.customer_id.in_(_customers_in(query.range)))
+        .group_by(Lifecycle.customer_id)
+        .subquery()
+    )
+    bucket = case((per_customer.c.n >= 4, 4), else_=per_customer.c.n)
+    is_new = per_customer.c.first_opened_at >= query.range.start_utc
+    rows = (
+        await session.execute(
+            select(bucket, func.count(), func.sum(per_customer.c.n), _count_if(is_new)).group_by(
+                bucket
+            )
+        )
+    ).all()
+    by_bucket = {int(r[0]): int(r[1]) for r in rows}
+    return LifecyclesPerCustomer(
+        customers=sum(int(r[1]) for r in rows),
+        lifecycles=sum(int(r[2] or 0) for r in rows),
+        new_customers=sum(int(r[3]) for r in rows),
+        distribution=[("4+" if k == 4 else str(k), by_bucket.get(k, 0)) for k in range(1, 5)],
+    )
+
+
+@dataclass(frozen=True)
+class RenewalRate:
+    periods: int
+    renewed: int
+
+    @property
+    def rate(self) -> float | None:
+        return _percent(self.renewed, self.periods)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"periods": self.periods, "renewed": self.renewed, "rate": self.rate}
+
+
+async def renewal_rate(session: AsyncSession, query: LoyaltyQuery) -> RenewalRate:
+    """Subscription periods that ended in the range and how many were followed by another."""
+    order = (Lifecycle.opened_at, Lifecycle.id)
+    periods = (
+        select(
+            Lifecycle.closed_at,
+            func.lead(Lifecycle.id)
+            .over(partition_by=Lifecycle.subscription_id, order_by=order)
+            .label("next_id"),
+        )
+        .where(
+            Lifecycle.kind == LifecycleKind.subscription_period,
+            Lifecycle.subscription_id.in_(
+                select(Lifecycle.subscription_id)
+                .where(
+                    Lifecycle.kind == LifecycleKind.subscription_period,
+                    _in_range(Lifecycle.closed_at, query.range),
+                )
+                .correlate(None)
+            ),
+        )
+        .subquery()
+    )
+    row = (
+        await session.execute(
+            select(func.count(), _count_if(periods.c.next_id.is_not(None))).where(
+                periods.c.closed_at.is_not(None), _in_range(periods.c.closed_at, query.range)
+            )
+        )
+    ).one()
+    return RenewalRate(int(row[0]), int(row[1]))
+
+
+# ---- return rate by the experience of the lifecycle before -----------------------------------
+
+
+@dataclass(frozen=True)
+class ReturnGroup:
+    key: str
+    lifecycles: int
+    returned: int
+
+    @property
+    def rate(self) -> float | None:
+        return _percent(self.returned, self.lifecycles)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "lifecycles": self.lifecycles,
+            "returned": self.returned,
+            "rate": self.rate,
+        }
+
+
+@dataclass(frozen=True)
+class ReturnRates:
+    overall: ReturnGroup
+    by_csat: list[ReturnGroup]
+    by_nps: list[ReturnGroup]
+    by_support: list[ReturnGroup]
+    by_acquisition: list[ReturnGroup]
+    pending: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall.as_json(),
+            "pending": self.pending,
+            "by_csat": [g.as_json() for g in self.by_csat],
+            "by_nps": [g.as_json() for g in self.by_nps],
+            "by_support": [g.as_json() for g in self.by_support],
+            "by_acquisition": [g.as_json() for g in self.by_acquisition],
+        }
+
+
+def _scores_per_lifecycle(date_range: DateRange) -> Subquery:
+    """Mean CSAT and NPS of each purchase lifecycle opened in the range."""
+
+    def mean(kind: FeedbackKind) -> ColumnElement[Any]:
+        return func.avg(case((Feedback.kind == kind, Feedback.score), else_=None))
+
+    return (
+        select(
+            Feedback.lifecycle_id,
+            mean(FeedbackKind.csat).label("csat"),
+            mean(FeedbackKind.nps).label("nps"),
+        )
+        .where(
+            Feedback.lifecycle_id.in_(_opened_in(date_range)),
+            Feedback.kind.in_((FeedbackKind.csat, FeedbackKind.nps)),
+            Feedback.score.is_not(None),
+        )
+        .group_by(Feedback.lifecycle_id)
+        .subquery("lifecycle_scores")
+    )
+
+
+def _escalated_lifecycles(date_range: DateRange) -> Subquery:
+    """Purchase lifecycles opened in the range that had an escalation to a person.
+
+    An escalation belongs to a lifecycle through the feedback that opened it, through the
+    order its conversation was about, or (neither known) by its customer and its time inside
+    the lifecycle. Joins driven by the (small) escalations table, so no per-row subquery.
+    """
+    in_range = Lifecycle.id.in_(_opened_in(date_range))
+    # Escalations of lifecycles opened in the range are not older than the range.
+    recent = Escalation.created_at >= date_range.start_utc
+    by_feedback = (
+        select(Feedback.lifecycle_id.label("lifecycle_id"))
+        .join(Escalation, Escalation.feedback_id == Feedback.id)
+        .where(recent, Feedback.lifecycle_id.in_(_opened_in(date_range)))
+    )
+    by_order = (
+        select(Lifecycle.id)
+        .join(Conversation, Conversation.order_id == Lifecycle.order_id)
+        .join(Escalation, Escalation.conversation_id == Conversation.id)
+        .where(recent, in_range)
+    )
+    by_time = (
+        select(Lifecycle.id)
+        .join(Escalation, Escalation.customer_id == Lifecycle.customer_id)
+        .outerjoin(Conversation, Conversation.id == Escalation.conversation_id)
+        .where(
+            recent,
+            in_range,
+            Escalation.feedback_id.is_(None),
+            Conversation.order_id.is_(None),
+            Escalation.created_at >= Lifecycle.opened_at,
+            or_(Lifecycle.closed_at.is_(None), Escalation.created_at < Lifecycle.closed_at),
+        )
+    )
+    return union(by_feedback, by_order, by_time).subquery("escalated")
+
+
+def _label(value: str) -> ColumnElement[str]:
+    return literal_column(f"'{value}'")  # inlined so GROUP BY matches the SELECT
+
+
+def return_statement(query: LoyaltyQuery, dialect: str) -> Select[Any]:
+    """(csat band, nps band, support, source, pending, lifecycles, returned) groups."""
+    p = purchases(query.range)
+    scores = _scores_per_lifecycle(query.range)
+    escalated = _escalated_lifecycles(query.range)
+    # Bands as small integers (indexes into CSAT_BANDS, NPS_BANDS, SUPPORT_BANDS): the
+    # grouping sorts/hashes narrow keys.
+    csat_band = case(
+        (scores.c.csat.is_(None), 3), (scores.c.csat >= 4, 0), (scores.c.csat <= 2, 2), else_=1
+    )
+    nps_band = case(
+        (scores.c.nps.is_(None), 3), (scores.c.nps >= 9, 0), (scores.c.nps >= 7, 1), else_=2
+    )
+    # The lifecycle's own acquisition channel, else the customer's (as on the journey map).
+    source = func.coalesce(
+        cast(p.c.acquisition_channel, Text),
+        cast(Customer.acquisition_source, Text),
+        _label(UNKNOWN_SOURCE),
+    )
+    support = case(
+        (escalated.c.lifecycle_id.is_not(None), 2), (p.c.stage == Stage.support, 1), else_=0
+    )
+    inner = (
+        select(
+            csat_band.label("csat"),
+            nps_band.label("nps"),
+            support.label("support"),
+            source.label("source"),
+            case((p.c.opened_at > query.cutoff, 1), else_=0).label("pending"),
+            case((_returned(p, query.window_days, dialect), 1), else_=0).label("returned"),
+        )
+        .select_from(p)
+        .join(Customer, Customer.id == p.c.customer_id)
+        .outerjoin(scores, scores.c.lifecycle_id == p.c.id)
+        .outerjoin(escalated, escalated.c.lifecycle_id == p.c.id)
+        .where(_in_range(p.c.opened_at, query.range))
+        .subquery()
+    )
+    statement: Select[Any] = select(
+        inner.c.csat,
+        inner.c.nps,
+        inner.c.support,
+        inner.c.source,
+        inner.c.pending,
+        func.count(),
+        func.sum(inner.c.returned),
+    ).group_by(inner.c.csat, inner.c.nps, inner.c.support, inner.c.source, inner.c.pending)
+    return statement
+
+
+async def return_rates(session: AsyncSession, query: LoyaltyQuery) -> ReturnRates:
+    dialect = session.get_bind().dialect.name
+    rows = (await session.execute(return_statement(query, dialect))).all()
+    mature = [r for r in rows if not r[4]]
+    pending = sum(int(r[5]) for r in rows if r[4])
+
+    def groups(position: int, order: tuple[str, ...] | None) -> list[ReturnGroup]:
+        totals: dict[str, list[int]] = {}
+        for r in mature:
+            key = order[int(r[position])] if order else str(r[position])
+            total = totals.setdefault(key, [0, 0])
+            total[0] += int(r[5])
+            total[1] += int(r[6] or 0)
+        keys = list(order) if order else sorted(totals, key=lambda k: (-totals[k][0], k))
+        return [ReturnGroup(k, *totals.get(k, [0, 0])) for k in keys]
+
+    lifecycles = sum(int(r[5]) for r in mature)
+    returned = sum(int(r[6] or 0) for r in mature)
+    return ReturnRates(
+        overall=ReturnGroup("all", lifecycles, returned),
+        by_csat=groups(0, CSAT_BANDS),
+        by_nps=groups(1, NPS_BANDS),
+        by_support=groups(2, SUPPORT_BANDS),
+        by_acquisition=groups(3, None),
+        pending=pending,
+    )
+
+
+# ---- all of it -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoyaltyOverview:
+    query: LoyaltyQuery
+    repeat: RepeatRate
+    lifecycles: LifecyclesPerCustomer
+    renewal: RenewalRate
+    returns: ReturnRates
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "range": self.query.range.as_json(),
+            "as_of": self.query.as_of.isoformat(),
+            "window_days": self.query.window_days,
+            "repeat": self.repeat.as_json(),
+            "lifecycles": self.lifecycles.as_json(),
+            "renewal": self.renewal.as_json(),
+            "return_rate": self.returns.as_json(),
+        }
+
+
+async def overview(session: AsyncSession, query: LoyaltyQuery) -> LoyaltyOverview:
+    return LoyaltyOverview(
+        query,
+        await repeat_rate(session, query),
+        await lifecycles_per_customer(session, query),
+        await renewal_rate(session, query),
+        await return_rates(session, query),
+    )
+
+
+# ---- cohorts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CohortCell:
+    offset: int
+    customers: int
+    percent: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"offset": self.offset, "customers": self.customers, "percent": self.percent}
+
+
+@dataclass(frozen=True)
+class Cohort:
+    month: date
+    customers: int
+    cells: list[CohortCell | None]  # None: that month has not started yet
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month.strftime("%Y-%m"),
+            "customers": self.customers,
+            "cells": [c.as_json() if c else None for c in self.cells],
+        }
+
+
+@dataclass(frozen=True)
+class CohortTable:
+    range: DateRange
+    as_of: datetime
+    months: int
+    cohorts: list[Cohort]
+    # Per offset: customers active / customers of the cohorts that reached that month.
+    average: list[CohortCell | None]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "range": self.range.as_json(),
+            "as_of": self.as_of.isoformat(),
+            "months": self.months,
+            "cohorts": [c.as_json() for c in self.cohorts],
+            "average": [c.as_json() if c else None for c in self.average],
+        }
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+async def cohorts(
+    session: AsyncSession,
+    date_range: DateRange,
+    as_of: datetime,
+    months: int = DEFAULT_COHORT_MONTHS,
+) -> CohortTable:
+    """Retention table: cohorts by month of first purchase (first purchase in the range)."""
+    dialect = session.get_bind().dialect.name
+    as_of_local = as_of.astimezone(date_range.tz).date()
+    # The buckets must be right for activity after the range too (up to `as_of`).
+    span = DateRange(date_range.start, max(date_range.end, as_of_local), date_range.tz)
+    p = purchases(date_range)
+    inner = (
+        select(
+            bucket_expression(p.c.first_opened_at, dialect, span, "month").label("cohort"),
+            bucket_expression(p.c.opened_at, dialect, span, "month").label("active"),
+            p.c.customer_id,
+        )
+        .where(_in_range(p.c.first_opened_at, date_range), p.c.opened_at < as_of)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(inner.c.cohort, inner.c.active, func.count(func.distinct(inner.c.customer_id)))
+            .group_by(inner.c.cohort, inner.c.active)
+        )
+    ).all()  # fmt: skip
+    active: dict[date, dict[int, int]] = {}
+    for cohort_value, active_value, n in rows:
+        cohort_month = _as_date(cohort_value)
+        offset = _month_index(_as_date(active_value)) - _month_index(cohort_month)
+        if 0 <= offset < months:
+            active.setdefault(cohort_month, {})[offset] = int(n)
+    last = _month_index(as_of_local)
+    table = []
+    sums = [[0, 0] for _ in range(months)]
+    for month in sorted(active):
+        size = active[month].get(0, 0)
+        cells: list[CohortCell | None] = []
+        for k in range(months):
+            if _month_index(month) + k > last:
+                cells.append(None)
+                continue
+            n = active[month].get(k, 0)
+            cells.append(CohortCell(k, n, _percent(n, size)))
+            sums[k][0] += n
+            sums[k][1] += size
+        table.append(Cohort(month, size, cells))
+    average = [
+        CohortCell(k, n, _percent(n, size)) if size else None for k, (n, size) in enumerate(sums)
+    ]
+    return CohortTable(date_range, as_of, months, table, average)

@@ -1,0 +1,373 @@
+"""Proactive surveys in the chat (SPEC §6): a survey scheduled by a shop event is asked the
+next time the customer opens the chat.
+
+Which dispatch: the customer's oldest one still waiting. Dispatches not asked within
+`EXPIRY` are expired (as are asked ones nobody answered or declined), a dispatch that the
+chat already covered is dropped, and the fatigue limit holds a dispatch back (it stays
+waiting) while another survey was sent to the customer in the last `fatigue_days`.
+Every function takes `now`, so fatigue and expiry are testable with a fixed clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.domain import chat, feedback, surveys
+from bot.domain import lifecycle as lifecycles
+from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.scores import is_decline
+from bot.storage import repositories
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    FeedbackKind,
+    Lifecycle,
+    Order,
+    OrderStatus,
+    Subscription,
+    SurveyDispatch,
+    utcnow,
+)
+
+EXPIRY = timedelta(days=14)
+DECLINED_REPLY = "No problem, I've skipped the survey."
+
+
+def _open() -> ColumnElement[bool]:
+    """Neither answered, declined nor expired."""
+    return and_(
+        SurveyDispatch.answered_at.is_(None),
+        SurveyDispatch.declined_at.is_(None),
+        SurveyDispatch.expired_at.is_(None),
+    )
+
+
+async def expire_stale(session: AsyncSession, now: datetime, customer_id: int | None = None) -> int:
+    """Expire dispatches waiting longer than `EXPIRY` to be asked, or asked that long ago
+    without an answer or a decline; `expired_at` is the moment they ran out."""
+    cutoff = now - EXPIRY
+    query = select(SurveyDispatch).where(
+        _open(),
+        or_(
+            and_(SurveyDispatch.sent_at.is_(None), SurveyDispatch.created_at <= cutoff),
+            SurveyDispatch.sent_at <= cutoff,
+        ),
+    )
+    if customer_id is not None:
+        query = query.where(SurveyDispatch.customer_id == customer_id)
+    stale = (await session.scalars(query)).all()
+    for dispatch in stale:
+        dispatch.expired_at = (dispatch.sent_at or dispatch.created_at) + EXPIRY
+    await session.flush()
+    return len(stale)
+
+
+async def _waiting(session: AsyncSession, customer_id: int) -> Sequence[SurveyDispatch]:
+    """The customer's scheduled dispatches not asked yet, oldest first."""
+    return (
+        await session.scalars(
+            select(SurveyDispatch)
+            .where(
+                SurveyDispatch.customer_id == customer_id,
+                SurveyDispatch.sent_at.is_(None),
+                SurveyDispatch.trigger.in_(list(surveys.TRIGGER_KINDS)),
+                _open(),
+            )
+            .order_by(SurveyDispatch.created_at, SurveyDispatch.id)
+        )
+    ).all()
+
+
+def _same_question(dispatch: SurveyDispatch) -> ColumnElement[bool]:
+    """Dispatches that asked what this one would ask: the chat's own churn question after a
+    cancellation, its support survey after a hand-back, or this trigger on this lifecycle."""
+    if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_CANCELLED:
+        return SurveyDispatch.survey_kind == FeedbackKind.churn_reason
+    if dispatch.trigger == surveys.TRIGGER_ESCALATION_RESOLVED:
+        return SurveyDispatch.trigger.in_(["support_resolved", dispatch.trigger])
+    return and_(
+        SurveyDispatch.trigger == dispatch.trigger,
+        SurveyDispatch.lifecycle_id == dispatch.lifecycle_id,
+    )
+
+
+async def _already_asked(session: AsyncSession, dispatch: SurveyDispatch) -> bool:
+    asked = await session.scalar(
+        select(SurveyDispatch.id)
+        .where(
+            SurveyDispatch.customer_id == dispatch.customer_id,
+            SurveyDispatch.id != dispatch.id,
+            SurveyDispatch.sent_at >= dispatch.created_at,
+            _same_question(dispatch),
+        )
+        .limit(1)
+    )
+    return asked is not None
+
+
+async def _fatigued(
+    session: AsyncSession, customer_id: int, fatigue_days: int, now: datetime
+) -> bool:
+    recent = await session.scalar(
+        select(func.count(SurveyDispatch.id)).where(
+            SurveyDispatch.customer_id == customer_id,
+            SurveyDispatch.sent_at > now - timedelta(days=fatigue_days),
+        )
+    )
+    return bool(recent)
+
+
+async def pending_dispatch(
+    session: AsyncSession, customer_id: int, fatigue_days: int, now: datetime
+) -> SurveyDispatch | None:
+    """The dispatch to ask this customer now, if any (expires and drops stale ones on the way).
+
+    The churn question ignores fatigue, like the chat's own one (docs/decisions.md).
+    """
+    await expire_stale(session, now, customer_id)
+    fatigued: bool | None = None
+    for dispatch in await _waiting(session, customer_id):
+        if await _already_asked(session, dispatch):
+            dispatch.expired_at = now  # covered by the chat already: never asked twice
+            continue
+        if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_CANCELLED:
+            return dispatch
+        if fatigued is None:
+            fatigued = await _fatigued(session, customer_id, fatigue_days, now)
+        if not fatigued:
+            return dispatch
+    await session.flush()
+    return None
+
+
+async def has_pending(
+    session: AsyncSession, customer_id: int | None, fatigue_days: int, now: datetime
+) -> bool:
+    """Cheap check for the web service: is there a survey to start for this customer now?"""
+    if customer_id is None:
+        return False
+    return await pending_dispatch(session, customer_id, fatigue_days, now) is not None
+
+
+@dataclass(frozen=True)
+class Offer:
+    dispatch: SurveyDispatch
+    flow: str  # the survey_kind slot value (surveys.TRIGGER_FLOWS)
+    intro: str
+
+
+async def deliver(
+    session: AsyncSession, conversation: Conversation, fatigue_days: int, now: datetime
+) -> Offer | None:
+    """Mark the customer's pending dispatch as sent in this conversation and word its intro.
+
+    The conditional update makes two tabs opening at once ask it only once.
+    """
+    customer = (
+        await session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+    )
+    if customer is None or customer.is_anonymous:
+        return None
+    dispatch = await pending_dispatch(session, customer.id, fatigue_days, now)
+    if dispatch is None:
+        return None
+    result = await session.execute(
+        update(SurveyDispatch)
+        .where(SurveyDispatch.id == dispatch.id, SurveyDispatch.sent_at.is_(None))
+        .values(sent_at=now, conversation_id=conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(dispatch)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return Offer(dispatch, surveys.TRIGGER_FLOWS[dispatch.trigger], await intro(session, dispatch))
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+async def intro(session: AsyncSession, dispatch: SurveyDispatch) -> str:
+    """A short, friendly opening naming the order or the subscription period."""
+    lifecycle = await session.get(Lifecycle, dispatch.lifecycle_id)
+    assert lifecycle is not None
+    order = await session.get(Order, lifecycle.order_id) if lifecycle.order_id else None
+    subscription_id = lifecycle.subscription_id or (order.subscription_id if order else None)
+    subscription = await session.get(Subscription, subscription_id) if subscription_id else None
+    plan = f"{subscription.plan} subscription" if subscription else "subscription"
+    about = f" {order.number}" if order else ""
+    if dispatch.trigger == surveys.TRIGGER_FIRST_ORDER:
+        return f"Thanks for your first order{about} with us! May we ask two quick questions?"
+    if dispatch.trigger == surveys.TRIGGER_ORDER_DELIVERED:
+        return f"Your order{about} has been delivered. May we ask two quick questions about it?"
+    if dispatch.trigger == surveys.TRIGGER_ESCALATION_RESOLVED:
+        regarding = f" with order{about}" if order else ""
+        return f"Our team recently helped you{regarding}. May we ask two quick questions about the help you got?"
+    if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_RENEWED:
+        start = _day(lifecycle.period_start or lifecycle.opened_at)
+        period = (
+            f"{start} to {_day(lifecycle.closed_at)}" if lifecycle.closed_at else f"from {start}"
+        )
+        return (
+            f"Your {plan} has renewed, thank you! May we ask two quick questions about the "
+            f"period that just ended ({period})?"
+        )
+    return f"We're sorry to see your {plan} end. May we ask one quick question?"
+
+
+# --- the chat turns (called by actions/surveys.py) ------------------------------------------
+
+
+async def start_survey(
+    session: AsyncSession, settings: Settings, conversation_id: str, now: datetime | None = None
+) -> chat.Turn:
+    """Start the customer's pending survey (EXTERNAL_proactive_survey), or do nothing."""
+    context = await chat.load_context(session, conversation_id)
+    offer = await deliver(
+        session, context.conversation, settings.survey_fatigue_days, now or utcnow()
+    )
+    if offer is None:
+        return chat.Turn(slots={"next_step": "done"})
+    slots: dict[str, Any] = {
+        "next_step": "survey",
+        "survey_kind": offer.flow,
+        "survey_dispatch_id": float(offer.dispatch.id),
+        "survey_source": None,
+        "survey_score": None,
+        "survey_ces": None,
+        "survey_comment": None,
+        "survey_retries": 0.0,
+        "survey_declined": False,
+    }
+    return chat.Turn(slots=slots).say(offer.intro)
+
+
+async def answer_source(
+    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
+) -> chat.Turn:
+    """ "How did you hear about us": recorded at once, and stored on the customer and on
+    the lifecycle of the first order."""
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id)) if dispatch_id else None
+    if dispatch is None:
+        return chat.Turn(slots={"survey_declined": True, "survey_source": None})
+    if is_decline(text):
+        surveys.mark_declined(dispatch)
+        return chat.Turn(slots={"survey_declined": True, "survey_source": None}).say(DECLINED_REPLY)
+    source = surveys.acquisition_source(text)
+    await chat.record_survey_answer(
+        session,
+        conversation_id,
+        dispatch,
+        FeedbackKind.discovery_source,
+        score=None,
+        text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
+    )
+    lifecycle = await session.get(Lifecycle, dispatch.lifecycle_id)
+    customer = await session.get(Customer, dispatch.customer_id)
+    assert lifecycle is not None and customer is not None
+    # The customer's own answer beats what the shop inferred (e.g. from a campaign link).
+    lifecycle.acquisition_channel = source
+    customer.acquisition_source = source
+    return chat.Turn(slots={"survey_source": source.value})
+
+
+# --- response-rate facts (SPEC §7: answered dispatches / sent dispatches) --------------------
+
+
+@dataclass(frozen=True)
+class ResponseStats:
+    scheduled: int
+    sent: int
+    answered: int
+    declined: int
+    expired: int
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.sent if self.sent else None
+
+
+async def response_stats(
+    session: AsyncSession, since: datetime | None = None, until: datetime | None = None
+) -> ResponseStats:
+    """Counts over the proactive dispatches created in [since, until)."""
+    conditions: list[ColumnElement[bool]] = [
+        SurveyDispatch.trigger.in_(list(surveys.TRIGGER_KINDS))
+    ]
+    if since is not None:
+        conditions.append(SurveyDispatch.created_at >= since)
+    if until is not None:
+        conditions.append(SurveyDispatch.created_at < until)
+    row = (
+        await session.execute(
+            select(
+                func.count(SurveyDispatch.id),
+                func.count(SurveyDispatch.sent_at),
+                func.count(SurveyDispatch.answered_at),
+                func.count(SurveyDispatch.declined_at),
+                func.count(SurveyDispatch.expired_at),
+            ).where(*conditions)
+        )
+    ).one()
+    return ResponseStats(*(int(value) for value in row))
+
+
+# --- trying it out: `python -m bot survey-demo` ----------------------------------------------
+
+SUBSCRIPTION_TRIGGERS = frozenset(
+    {surveys.TRIGGER_SUBSCRIPTION_RENEWED, surveys.TRIGGER_SUBSCRIPTION_CANCELLED}
+)
+
+
+async def schedule_for_customer(
+    session: AsyncSession, external_id: str, trigger: str, order_number: str | None = None
+) -> SurveyDispatch:
+    """Schedule a survey as the shop's event would: on the named order's lifecycle (default:
+    the latest order), or the latest subscription period for the subscription triggers."""
+    if trigger not in surveys.TRIGGER_KINDS:
+        raise InvalidInput(
+            f"unknown trigger {trigger!r}; one of {', '.join(surveys.TRIGGER_KINDS)}"
+        )
+    customer = await session.scalar(select(Customer).where(Customer.external_id == external_id))
+    if customer is None:
+        raise NotFound(f"no customer {external_id}")
+    if trigger in SUBSCRIPTION_TRIGGERS:
+        periods = select(Lifecycle).where(
+            Lifecycle.customer_id == customer.id, Lifecycle.subscription_id.is_not(None)
+        )
+        if trigger == surveys.TRIGGER_SUBSCRIPTION_RENEWED:
+            # A renewal asks about the period that ended: the newest closed one if any.
+            periods = periods.order_by(Lifecycle.closed_at.is_(None))
+        lifecycle = await session.scalar(
+            periods.order_by(Lifecycle.opened_at.desc(), Lifecycle.id.desc()).limit(1)
+        )
+        if lifecycle is None:
+            raise NotFound(f"customer {external_id} has no subscription period")
+    else:
+        order = (
+            await repositories.order_by_number(session, order_number)
+            if order_number
+            else await _latest_order(session, customer.id, trigger)
+        )
+        if order is None or order.customer_id != customer.id:
+            raise NotFound(f"no order {order_number or ''} of customer {external_id}".strip())
+        lifecycle = await lifecycles.lifecycle_for_order(session, order)
+    return await surveys.schedule_proactive(session, lifecycle, trigger)
+
+
+async def _latest_order(session: AsyncSession, customer_id: int, trigger: str) -> Order | None:
+    """The latest order; for a delivery survey the latest delivered one."""
+    query = select(Order).where(Order.customer_id == customer_id)
+    if trigger == surveys.TRIGGER_ORDER_DELIVERED:
+        query = query.where(Order.status == OrderStatus.delivered)
+    order: Order | None = await session.scalar(
+        query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(1)
+    )
+    return order

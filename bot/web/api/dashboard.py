@@ -1,0 +1,452 @@
+"""Dashboard API (cx_manager and admin): metrics, journey map, feedback rows, export, transcript.
+
+Every query parameter is validated (422 naming it); unknown or repeated parameters are
+refused too, so a typo never silently widens a filter. The export streams batches from a
+server-side cursor, so the server's memory stays flat at any size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+from sqlalchemy import select
+
+from bot.domain import feedback_query, journey, metrics
+from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
+from bot.storage.models import Conversation, Message, StaffRole
+from bot.web.api.auth import require_api_roles
+from bot.web.api.tokens import error_responses
+from bot.web.keys import SESSIONS, SETTINGS
+
+DASHBOARD_ROLES = (StaffRole.cx_manager, StaffRole.admin)
+FILTER_PARAMS = frozenset(
+    {"from", "to", "tz", "stage", "channel", "kind", "source", "score_min", "score_max",
+     "sentiment", "theme", "product", "acquisition", "trigger", "customer", "q"}
+)  # fmt: skip
+EXPORT_COLUMNS = (
+    "id", "created_at", "stage", "channel", "source", "kind", "score", "sentiment", "themes",
+    "text", "customer_id", "customer_external_id", "customer_name", "order_number",
+    "conversation_id", "trigger",
+)  # fmt: skip
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_BATCH = 2000
+
+
+def _filter(query: MultiMapping[str], *extra: str) -> FeedbackFilter:
+    for name in query:
+        if name not in FILTER_PARAMS and name not in extra:
+            raise InvalidInput(f"Unknown query parameter '{name}'.")
+        if len(query.getall(name)) > 1:
+            raise InvalidInput(f"'{name}' may be given only once.")
+    return feedback_query.parse_filter(query)
+
+
+def _choice(query: MultiMapping[str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = query.get(name, default)
+    if value not in allowed:
+        raise InvalidInput(f"'{name}' must be one of: {', '.join(allowed)}.")
+    return value
+
+
+def _thresholds(request: web.Request) -> journey.PitfallThresholds:
+    settings = request.config_dict[SETTINGS]
+    return journey.PitfallThresholds(
+        csat_below=float(settings.pitfall_csat_below),
+        nps_below=float(settings.pitfall_nps_below),
+        dropoff_above=float(settings.pitfall_dropoff_above),
+        min_responses=settings.pitfall_min_responses,
+    )
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_metrics(request: web.Request) -> web.Response:
+    flt = _filter(request.query, "bucket", "group_by")
+    bucket = _choice(request.query, "bucket", (*metrics.BUCKETS, "none"), "week")
+    group_by = request.query.get("group_by")
+    if group_by is not None and group_by not in metrics.DIMENSIONS:
+        raise InvalidInput(f"'group_by' must be one of: {', '.join(metrics.DIMENSIONS)}.")
+    async with request.config_dict[SESSIONS]() as db:
+        overview = await metrics.overview(db, flt, None if bucket == "none" else bucket)
+        body = overview.as_json()
+        if group_by is not None:
+            groups = await metrics.breakdown(db, flt, group_by)
+            body["breakdown"] = {"by": group_by, "groups": [g.as_json() for g in groups]}
+    return web.json_response(body)
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_journey(request: web.Request) -> web.Response:
+    flt = _filter(request.query)
+    async with request.config_dict[SESSIONS]() as db:
+        found = await journey.journey_map(db, flt, _thresholds(request))
+    return web.json_response({"range": flt.range.as_json(), **found.as_json()})
+
+
+def row_links(row: FeedbackRow) -> dict[str, str]:
+    links = {"customer": f"/dashboard/explorer?customer={row.customer_id}"}
+    if row.conversation_id:
+        links["conversation"] = f"/dashboard/transcript?conversation={row.conversation_id}"
+    return links
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_feedback(request: web.Request) -> web.Response:
+    query = request.query
+    flt = _filter(query, "page", "per_page", "sort")
+    page = feedback_query.parse_int("page", query.get("page"), 1, 1_000_000) or 1
+    per_page = feedback_query.parse_int("per_page", query.get("per_page"), 1, MAX_PER_PAGE) or 50
+    sort = feedback_query.parse_sort(query.get("sort"))
+    async with request.config_dict[SESSIONS]() as db:
+        found = await feedback_query.feedback_page(db, flt, page=page, per_page=per_page, sort=sort)
+    return web.json_response(
+        {
+            "range": flt.range.as_json(),
+            "page": found.page,
+            "per_page": found.per_page,
+            "total": found.total,
+            "total_exact": found.exact,
+            "pages": max(1, -(-found.total // found.per_page)),
+            "sort": sort,
+            "items": [{**row.as_json(), "links": row_links(row)} for row in found.rows],
+        }
+    )
+
+
+# ---- export ----------------------------------------------------------------------------------
+
+
+def neutralise(cell: str) -> str:
+    """Keep a spreadsheet from running a text cell as a formula (OWASP CSV injection)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def csv_cells(row: FeedbackRow) -> list[str]:
+    text_cells = [
+        row.stage, row.channel, row.source, row.kind, ";".join(row.themes), row.text or "",
+        row.customer_external_id, row.customer_name or "", row.order_number or "",
+        row.conversation_id or "", row.trigger or "",
+    ]  # fmt: skip
+    (stage, channel, source, kind, themes, text, external_id, name, order, conversation,
+     trigger) = [neutralise(c) for c in text_cells]  # fmt: skip
+    # Numbers and timestamps are written by us, never by a customer: left as they are.
+    score = "" if row.score is None else str(row.score)
+    sentiment = "" if row.sentiment is None else repr(row.sentiment)
+    return [
+        str(row.id), row.created_at.isoformat(), stage, channel, source, kind, score,
+        sentiment, themes, text, str(row.customer_id), external_id, name, order,
+        conversation, trigger,
+    ]  # fmt: skip
+
+
+def csv_chunk(rows: list[FeedbackRow], header: bool = False) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(csv_cells(row) for row in rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def json_chunk(rows: list[FeedbackRow], first: bool) -> bytes:
+    parts = [json.dumps(row.as_json(), ensure_ascii=False) for row in rows]
+    text = ",\n".join(parts)
+    return ((text if first else ",\n" + text) if parts else "").encode("utf-8")
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def export(request: web.Request) -> web.StreamResponse:
+    flt = _filter(request.query, "format")
+    fmt = _choice(request.query, "format", ("csv", "json"), "csv")
+    name = f"feedback-{flt.range.start.isoformat()}-{flt.range.end.isoformat()}.{fmt}"
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8"
+            if fmt == "csv"
+            else "application/json; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    first = True
+    await response.write(csv_chunk([], header=True) if fmt == "csv" else b"[\n")
+    async with request.config_dict[SESSIONS]() as db:
+        async for batch in feedback_query.stream_rows(db, flt, EXPORT_BATCH):
+            chunk = csv_chunk(batch) if fmt == "csv" else json_chunk(batch, first)
+            first = first and not batch
+            await response.write(chunk)
+    if fmt == "json":
+        await response.write(b"\n]\n")
+    await response.write_eof()
+    return response
+
+
+# ---- transcript ----------------------------------------------------------------------------
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_transcript(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    async with request.config_dict[SESSIONS]() as db:
+        conversation = await db.get(Conversation, conversation_id)
+        if conversation is None:
+            raise NotFound("No such conversation.")
+        messages = (
+            await db.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.id)
+            )
+        ).all()
+    return web.json_response(
+        {
+            "conversation": {
+                "id": conversation.id,
+                "channel": conversation.channel.value,
+                "status": conversation.status.value,
+                "customer_id": conversation.customer_id,
+                "created_at": conversation.created_at.isoformat(),
+            },
+            "messages": [
+                {
+                    "sender": m.sender.value,
+                    "author": m.author,
+                    "text": m.text,
+                    "created_at": m.created_at.isoformat(),
+                }
+                for m in messages
+            ],
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/journey", get_journey)
+    app.router.add_get("/feedback", get_feedback)
+    app.router.add_get("/export", export)
+    app.router.add_get("/transcripts/{conversation_id}", get_transcript)
+
+
+# ---- OpenAPI ---------------------------------------------------------------------------------
+
+
+def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _csv_enum(values: list[str]) -> dict[str, Any]:
+    return {"type": "string", "description": "one or more, comma-separated: " + ", ".join(values)}
+
+
+def _filter_params() -> list[dict[str, Any]]:
+    from bot.storage.models import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
+
+    date = {"type": "string", "format": "date"}
+    return [
+        _param("from", "First day (included); default: 89 days before `to`.", date),
+        _param("to", "Last day (included); default: today in `tz`.", date),
+        _param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
+        _param("stage", "Lifecycle stages.", _csv_enum([s.value for s in Stage])),
+        _param("channel", "Channels.", _csv_enum([c.value for c in Channel])),
+        _param("kind", "Feedback kinds.", _csv_enum([k.value for k in FeedbackKind])),
+        _param("source", "Feedback sources.", _csv_enum([s.value for s in FeedbackSource])),
+        _param("score_min", "Lowest score.", {"type": "integer", "minimum": 0, "maximum": 10}),
+        _param("score_max", "Highest score.", {"type": "integer", "minimum": 0, "maximum": 10}),
+        _param(
+            "sentiment",
+            "negative: compound < -0.05; positive: > 0.05; neutral: between.",
+            {"type": "string", "enum": list(feedback_query.SENTIMENTS)},
+        ),
+        _param(
+            "theme",
+            "Theme of the comment.",
+            {"type": "string", "enum": list(feedback_query.THEMES)},
+        ),
+        _param("product", "Product SKU of the order the feedback is about.", {"type": "string"}),
+        _param(
+            "acquisition",
+            "Acquisition source of the journey.",
+            {"type": "string", "enum": [s.value for s in AcquisitionSource] + ["unknown"]},
+        ),
+        _param("trigger", "Survey trigger, or 'unsolicited'.", {"type": "string"}),
+        _param("customer", "Customer id.", {"type": "integer", "minimum": 1}),
+        _param(
+            "q",
+            "Free text (case-insensitive substring of the comment).",
+            {"type": "string", "maxLength": 200},
+        ),
+    ]
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_RANGE = {
+    "type": "object",
+    "properties": {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "tz": {"type": "string"},
+    },
+}
+_METRICS = {
+    "type": "object",
+    "description": "CSAT % (4-5 of 5), NPS (promoters - detractors, passives in the base), CES mean, response rate (answered/sent dispatches; null where it does not apply), volume, mean sentiment.",
+    "required": ["volume", "csat", "nps", "ces", "response_rate", "sentiment"],
+    "properties": {
+        "volume": {"type": "integer"},
+        "csat": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "satisfied": {"type": "integer"}}},
+        "nps": {"type": "object", "properties": {"score": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "promoters": {"type": "integer"}, "passives": {"type": "integer"}, "detractors": {"type": "integer"}}},
+        "ces": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "responses": {"type": "integer"}}},
+        "response_rate": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "sent": {"type": ["integer", "null"]}, "answered": {"type": ["integer", "null"]}}},
+        "sentiment": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "count": {"type": "integer"}}},
+    },
+}  # fmt: skip
+_PITFALL = {
+    "type": "object",
+    "properties": {
+        "stage": {"type": "string"}, "channel": {"type": ["string", "null"]},
+        "metric": {"type": "string", "enum": ["csat", "nps", "dropoff"]},
+        "value": {"type": "number"}, "threshold": {"type": "number"},
+        "filter": {"type": "object", "additionalProperties": {"type": "string"}, "description": "query parameters of GET /api/feedback showing the feedback behind it"},
+    },
+}  # fmt: skip
+_FEEDBACK_ROW = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
+        "stage": {"type": "string"}, "channel": {"type": "string"}, "source": {"type": "string"},
+        "kind": {"type": "string"}, "score": {"type": ["integer", "null"]},
+        "sentiment": _NUMBER_OR_NULL, "themes": {"type": "array", "items": {"type": "string"}},
+        "text": {"type": ["string", "null"]},
+        "customer": {"type": "object", "properties": {"id": {"type": "integer"}, "external_id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
+        "conversation_id": {"type": ["string", "null"]}, "order_number": {"type": ["string", "null"]},
+        "trigger": {"type": ["string", "null"]},
+        "links": {"type": "object", "properties": {"customer": {"type": "string"}, "conversation": {"type": "string"}}},
+    },
+}  # fmt: skip
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "Metrics": _METRICS,
+    "Pitfall": _PITFALL,
+    "FeedbackRow": _FEEDBACK_ROW,
+}
+
+_GROUP = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "string"}, "previous": _ref("Metrics")}}]}  # fmt: skip
+_TREND_POINT = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"start": {"type": "string", "format": "date"}}}]}  # fmt: skip
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/metrics": {
+        "get": {
+            "summary": "Metrics for a date range with the previous period, a trend and an optional breakdown (cx_manager, admin)",
+            "parameters": [
+                *_filter_params(),
+                _param("bucket", "Trend bucket (weeks start on Monday); none: no trend.", {"type": "string", "enum": [*metrics.BUCKETS, "none"], "default": "week"}),
+                _param("group_by", "Breakdown dimension.", {"type": "string", "enum": list(metrics.DIMENSIONS)}),
+            ],
+            "responses": {
+                "200": _ok("metrics", {"type": "object", "properties": {
+                    "range": _RANGE, "previous_range": _RANGE, "current": _ref("Metrics"), "previous": _ref("Metrics"),
+                    "bucket": {"type": ["string", "null"]}, "trend": {"type": "array", "items": _TREND_POINT},
+                    "breakdown": {"type": "object", "properties": {"by": {"type": "string"}, "groups": {"type": "array", "items": _GROUP}}},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/journey": {
+        "get": {
+            "summary": "Journey map: stages with reach, moving on, scores, channels, negative themes and pitfalls (cx_manager, admin)",
+            "parameters": _filter_params(),
+            "responses": {
+                "200": _ok("journey map", {"type": "object", "properties": {
+                    "range": _RANGE,
+                    "stages": {"type": "array", "items": {"allOf": [_ref("Metrics"), {"type": "object", "properties": {
+                        "stage": {"type": "string"}, "customers": {"type": "integer"},
+                        "moved_on_percent": _NUMBER_OR_NULL, "dropoff_percent": _NUMBER_OR_NULL,
+                        "channels": {"type": "array", "items": {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"channel": {"type": "string"}, "pitfalls": {"type": "array", "items": _ref("Pitfall")}}}]}},
+                        "negative_themes": {"type": "array", "items": {"type": "object", "properties": {"theme": {"type": "string"}, "count": {"type": "integer"}}}},
+                        "pitfalls": {"type": "array", "items": _ref("Pitfall")},
+                    }}]}},
+                    "sources": {"type": "array", "items": {"type": "object", "properties": {"source": {"type": "string"}, "customers": {"type": "integer"}, "share_percent": _NUMBER_OR_NULL}}},
+                    "pitfalls": {"type": "array", "items": _ref("Pitfall")},
+                    "thresholds": {"type": "object", "properties": {"csat_below": {"type": "number"}, "nps_below": {"type": "number"}, "dropoff_above": {"type": "number"}, "min_responses": {"type": "integer"}}},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/feedback": {
+        "get": {
+            "summary": "Filtered feedback rows, paged, with links to the customer and the transcript (cx_manager, admin)",
+            "parameters": [
+                *_filter_params(),
+                _param("page", "Page number.", {"type": "integer", "minimum": 1, "default": 1}),
+                _param("per_page", "Rows per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50}),
+                _param("sort", "Sort key; '-' sorts descending.", {"type": "string", "enum": list(feedback_query.SORT_KEYS), "default": "-created_at"}),
+            ],
+            "responses": {
+                "200": _ok("feedback rows", {"type": "object", "properties": {
+                    "range": _RANGE, "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                    "total": {"type": "integer"}, "pages": {"type": "integer"}, "sort": {"type": "string"},
+                    "total_exact": {"type": "boolean", "description": "false: at least `total` rows (counting stops at 10 000 when the daily rollup cannot count)"},
+                    "items": {"type": "array", "items": _ref("FeedbackRow")},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/export": {
+        "get": {
+            "summary": "Every filtered feedback row as CSV or a JSON array, streamed (cx_manager, admin)",
+            "description": "CSV: RFC 4180, UTF-8, header row; text cells starting with = + - @ tab or CR get a leading apostrophe (formula injection).",
+            "parameters": [
+                *_filter_params(),
+                _param("format", "csv or json.", {"type": "string", "enum": ["csv", "json"], "default": "csv"}),
+            ],
+            "responses": {
+                "200": {"description": "the rows", "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "array", "items": _ref("FeedbackRow")}},
+                }},
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/transcripts/{conversation_id}": {
+        "get": {
+            "summary": "A conversation's transcript (cx_manager, admin)",
+            "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _ok("transcript", {"type": "object", "properties": {
+                    "conversation": {"type": "object"},
+                    "messages": {"type": "array", "items": {"type": "object", "properties": {
+                        "sender": {"type": "string"}, "author": {"type": ["string", "null"]},
+                        "text": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                    }}},
+                }}),
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
+}  # fmt: skip

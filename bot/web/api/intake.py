@@ -1,0 +1,139 @@
+"""POST /api/feedback: feedback from other channels (admin, cx_manager; API token or staff).
+
+The CX dashboard's module answers GET on the same path; the OpenAPI builder merges both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain import intake
+from bot.storage.models import Escalation, Feedback, StaffRole
+from bot.web.api.auth import require_api_roles
+from bot.web.errors import read_json_object
+from bot.web.keys import SESSIONS, SETTINGS, STAFF_HUB
+
+
+def feedback_json(row: Feedback) -> dict[str, Any]:
+    return {
+        "id": row.id, "kind": row.kind.value, "score": row.score, "text": row.text,
+        "channel": row.channel.value, "source": row.source.value, "stage": row.stage.value,
+        "lifecycle_id": row.lifecycle_id, "sentiment": row.sentiment, "themes": row.themes,
+        "created_at": row.created_at.isoformat(),
+    }  # fmt: skip
+
+
+def escalation_json(escalation: Escalation) -> dict[str, Any]:
+    return {
+        "id": escalation.id,
+        "reason": escalation.reason.value,
+        "priority": escalation.priority,
+        "due_at": escalation.due_at.isoformat() if escalation.due_at else None,
+    }
+
+
+def _flatten(body: dict[str, Any]) -> dict[str, Any]:
+    customer = body.get("customer")
+    if not isinstance(customer, dict):
+        customer = {}
+    return {
+        **body,
+        "customer_external_id": customer.get("external_id"),
+        "customer_email": customer.get("email"),
+    }
+
+
+@require_api_roles(StaffRole.admin, StaffRole.cx_manager)
+async def post_feedback(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    item = intake.parse_item(_flatten(body), ("customer.external_id", "customer.email"))
+    settings = request.config_dict[SETTINGS]
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        result = await intake.record_item(
+            db,
+            item,
+            due_hours=settings.detractor_due_hours,
+        )
+    if result.escalation is not None:
+        await request.config_dict[STAFF_HUB].queue_changed()  # live in open consoles
+    return web.json_response(
+        {
+            "duplicate": not result.created,
+            "feedback": [feedback_json(row) for row in result.feedback],
+            "escalation": escalation_json(result.escalation) if result.escalation else None,
+        },
+        status=201 if result.created else 200,
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/feedback", post_feedback)
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {"description": "error", **_json({"$ref": "#/components/schemas/Error"})}
+        for status in statuses
+    }
+
+
+_RESULT = {
+    "type": "object",
+    "required": ["duplicate", "feedback", "escalation"],
+    "properties": {
+        "duplicate": {"type": "boolean"},
+        "feedback": {"type": "array", "items": {"type": "object"}},
+        "escalation": {
+            "type": ["object", "null"],
+            "description": "the follow-up opened for a detractor (due_at = now + DETRACTOR_DUE_HOURS)",
+        },
+    },
+}
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "FeedbackIntake": {
+        "type": "object",
+        "required": ["channel", "customer", "occurred_at"],
+        "properties": {
+            "channel": {"type": "string", "enum": [c.value for c in intake.INTAKE_CHANNELS]},
+            "customer": {
+                "type": "object",
+                "description": "external_id, or email when the id is unknown",
+                "properties": {"external_id": {"type": "string"}, "email": {"type": "string"}},
+            },
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "kind": {
+                "type": "string",
+                "enum": [k.value for k in intake.INTAKE_KINDS],
+                "description": "default comment; csat/ces/nps need a score",
+            },
+            "score": {"type": "integer"},
+            "text": {"type": "string", "maxLength": 5000},
+            "external_id": {
+                "type": "string",
+                "description": "your id of this item; makes re-sending safe (else the content is the key)",
+            },
+        },
+    }
+}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/feedback": {
+        "post": {
+            "summary": "Record feedback from another channel (admin, cx_manager)",
+            "requestBody": {
+                "required": True,
+                **_json({"$ref": "#/components/schemas/FeedbackIntake"}),
+            },
+            "responses": {
+                "201": {"description": "recorded", **_json(_RESULT)},
+                "200": {"description": "already recorded (duplicate)", **_json(_RESULT)},
+                **_errors(400, 401, 403, 422),
+            },
+        }
+    }
+}

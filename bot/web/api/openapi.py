@@ -1,0 +1,55 @@
+"""The OpenAPI 3.1 document at /api/openapi.json, assembled from each API module's parts.
+
+Every API module exports `OPENAPI_PATHS` (path -> {method -> operation}) and
+`OPENAPI_SCHEMAS` (component schemas); the same path may get methods from two modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for module in modules:
+        for path, operations in getattr(module, "OPENAPI_PATHS", {}).items():
+            paths.setdefault(path, {}).update(operations)
+        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shop feedback bot API",
+            "version": "1.0.0",
+            "description": (
+                "Authenticate with a staff session cookie (plus the X-CSRF-Token header on "
+                "unsafe methods) or `Authorization: Bearer <API token>` "
+                "(`python -m bot token create`). The events webhook is authenticated by its "
+                "X-Signature HMAC instead. Errors are JSON `{error: {code, message}}`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "staffSession": {"type": "apiKey", "in": "cookie", "name": "console_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"staffSession": []}],
+        "paths": dict(sorted(paths.items())),
+    }

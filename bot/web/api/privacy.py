@@ -1,0 +1,182 @@
+"""Customers' data rights (admin only): export all of a customer's data, erase it.
+
+`{customer_ref}` is the shop's customer id (or our numeric id when no shop id matches).
+Erasure is committed first, then the Rasa trackers of the customer's conversations are
+wiped; when Rasa is unreachable the answer says which were not, and repeating the call
+(idempotent) retries them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain import privacy
+from bot.storage.models import StaffRole
+from bot.web.api.auth import current_principal, require_api_roles
+from bot.web.api.tokens import error_responses
+from bot.web.keys import RASA, SESSIONS
+from bot.web.rasa_client import RasaClient, RasaUnavailable
+
+MAX_REF_CHARS = 64
+
+
+@dataclass
+class TrackerClearing:
+    cleared: int = 0
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cleared": self.cleared, "failed": self.failed, "error": self.error}
+
+
+async def clear_trackers(rasa: RasaClient, conversation_ids: Iterable[str]) -> TrackerClearing:
+    """Replace each conversation's tracker with no events; after the first failure the
+    rest are reported as not cleared (Rasa is down: no point waiting for each timeout)."""
+    outcome = TrackerClearing()
+    for conversation_id in conversation_ids:
+        if outcome.error is not None:
+            outcome.failed.append(conversation_id)
+            continue
+        try:
+            await rasa.replace_events(conversation_id, [])
+            outcome.cleared += 1
+        except RasaUnavailable as exc:
+            outcome.error = f"Rasa did not clear the trackers: {exc}"
+            outcome.failed.append(conversation_id)
+    return outcome
+
+
+def _ref(request: web.Request) -> str:
+    ref = request.match_info["customer_ref"]
+    if not ref or len(ref) > MAX_REF_CHARS or any(ord(c) < 0x20 for c in ref):
+        raise web.HTTPNotFound(reason=f"There is no customer {ref[:MAX_REF_CHARS]!r}.")
+    return ref
+
+
+@require_api_roles(StaffRole.admin)
+async def export_customer(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        document = await privacy.export_customer(db, ref, actor=current_principal(request).actor)
+    filename = f"customer-{document['customer']['id']}.json"
+    return web.json_response(
+        document,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@require_api_roles(StaffRole.admin)
+async def erase_customer(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        erasure = await privacy.erase_customer(db, ref, actor=current_principal(request).actor)
+    trackers = await clear_trackers(request.config_dict[RASA], erasure.conversation_ids)
+    return web.json_response({**erasure.as_json(), "trackers": trackers.as_json()})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/customers/{customer_ref}/export", export_customer)
+    app.router.add_post("/customers/{customer_ref}/erase", erase_customer)
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+_OBJECTS = {"type": "array", "items": {"type": "object"}}
+_EXPORT = {
+    "type": "object",
+    "required": [
+        "format", "exported_at", "customer", "orders", "subscriptions", "lifecycles",
+        "conversations", "feedback", "survey_dispatches", "escalations", "actions",
+    ],
+    "properties": {
+        "format": {"type": "string", "const": privacy.EXPORT_FORMAT},
+        "exported_at": {"type": "string", "format": "date-time"},
+        "customer": {
+            "type": "object",
+            "required": ["id", "external_id", "email", "name"],
+            "properties": {
+                "id": {"type": "integer"},
+                "external_id": {"type": "string"},
+                "email": {"type": ["string", "null"]},
+                "name": {"type": ["string", "null"]},
+            },
+        },
+        "orders": _OBJECTS,
+        "subscriptions": _OBJECTS,
+        "lifecycles": _OBJECTS,
+        "conversations": _OBJECTS,
+        "feedback": _OBJECTS,
+        "survey_dispatches": _OBJECTS,
+        "escalations": _OBJECTS,
+        "actions": _OBJECTS,
+    },
+}  # fmt: skip
+_ERASURE = {
+    "type": "object",
+    "required": ["customer_id", "already_erased", "conversation_ids", "counts", "trackers"],
+    "properties": {
+        "customer_id": {"type": "integer"},
+        "already_erased": {"type": "boolean"},
+        "conversation_ids": {"type": "array", "items": {"type": "string"}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "trackers": {
+            "type": "object",
+            "required": ["cleared", "failed", "error"],
+            "properties": {
+                "cleared": {"type": "integer"},
+                "failed": {"type": "array", "items": {"type": "string"}},
+                "error": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+_REF = {
+    "name": "customer_ref",
+    "in": "path",
+    "required": True,
+    "description": "The shop's customer id, or our numeric id when no shop id matches.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_REF_CHARS},
+}
+
+OPENAPI_SCHEMAS: dict[str, Any] = {"CustomerExport": _EXPORT, "CustomerErasure": _ERASURE}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/customers/{customer_ref}/export": {
+        "get": {
+            "summary": "Everything held about a customer, as JSON (admin; audited)",
+            "parameters": [_REF],
+            "responses": {
+                "200": {
+                    "description": "the export",
+                    **_json({"$ref": "#/components/schemas/CustomerExport"}),
+                },
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
+    "/api/customers/{customer_ref}/erase": {
+        "post": {
+            "summary": (
+                "Erase a customer's personal data and transcripts, keep anonymised scores "
+                "(admin; audited; idempotent)"
+            ),
+            "parameters": [_REF],
+            "responses": {
+                "200": {
+                    "description": "erased; `trackers.failed` lists Rasa trackers not cleared",
+                    **_json({"$ref": "#/components/schemas/CustomerErasure"}),
+                },
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
+}

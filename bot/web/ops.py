@@ -1,0 +1,244 @@
+"""Operations: /healthz (liveness), /readyz (readiness), /metrics (Prometheus), structured logs.
+
+`setup_ops(app)` wires all of it (and the Redis fan-out between web replicas when
+REDIS_URL is set). Every log line of the chat handling carries the conversation id
+(a context variable set by the WebSocket handler; `LOG_FORMAT=json` for JSON lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import text
+
+from bot.web.errors import json_error
+from bot.web.hub import setup_fanout
+from bot.web.keys import ENGINE, HUB, RASA, SETTINGS
+
+# The conversation a log line is about (set per WebSocket task by bot/web/chat.py).
+conversation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "conversation_id", default=None
+)
+REPLICA = os.environ.get("REPLICA_NAME", "web")
+# Rasa reads this conversation on every readiness check (the analytics ignore "preflight-").
+READYZ_SENDER = "preflight-readyz"
+CHECK_TIMEOUT = 3.0
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.conversation_id = conversation_id_var.get()
+        record.replica = REPLICA
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "replica": getattr(record, "replica", REPLICA),
+            "conversation_id": getattr(record, "conversation_id", None),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+KEY_VALUE_FORMAT = (
+    "%(asctime)s level=%(levelname)s logger=%(name)s replica=%(replica)s "
+    "conversation_id=%(conversation_id)s %(message)s"
+)
+
+
+def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+    """JSON lines (`json`) or key=value text; both with the conversation id."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(KEY_VALUE_FORMAT)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    turns: Counter
+    turn_seconds: Histogram
+    errors: Counter
+    websockets: Gauge
+
+    def observe_turn(self, outcome: str, seconds: float) -> None:
+        self.turns.labels(outcome=outcome).inc()
+        if outcome == "ok":
+            self.turn_seconds.observe(seconds)
+        else:
+            self.errors.labels(kind=outcome).inc()
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind=kind).inc()
+
+
+def create_metrics() -> Metrics:
+    # One registry per app: tests create many apps in one process.
+    registry = CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        turns=Counter("shopbot_chat_turns", "Customer turns relayed to Rasa, by outcome",
+                      ["outcome"], registry=registry),
+        turn_seconds=Histogram(
+            "shopbot_chat_turn_seconds", "Time from relaying a customer message to Rasa's reply",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30), registry=registry,
+        ),
+        errors=Counter("shopbot_chat_errors", "Chat errors by kind", ["kind"], registry=registry),
+        websockets=Gauge("shopbot_open_websockets", "Open customer chat WebSockets",
+                         registry=registry),
+    )  # fmt: skip
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def count_error(app: web.Application, kind: str) -> None:
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.error(kind)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# --- health and readiness ---------------------------------------------------------------
+
+
+async def _database_ok(app: web.Application) -> None:
+    async with app[ENGINE].connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests and reaches its database."""
+    try:
+        await asyncio.wait_for(_database_ok(request.app), CHECK_TIMEOUT)
+    except Exception:
+        return json_error(503, "database_unavailable", "The database is not reachable.")
+    rasa_ready = await request.app[RASA].is_ready()
+    return web.json_response({"status": "ok", "rasa": "ready" if rasa_ready else "unavailable"})
+
+
+async def _action_server_ok(app: web.Application) -> None:
+    url = app[SETTINGS].action_server_url.rsplit("/webhook", 1)[0] + "/health"
+    http = app[RASA].http
+    async with http.get(url, timeout=CHECK_TIMEOUT) as response:
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+
+
+async def _rasa_worker_ok(app: web.Application, url: str) -> None:
+    rasa = app[RASA]
+    if not await rasa.worker_ready(url):
+        raise RuntimeError("no model loaded or not reachable")
+    if not await rasa.tracker_store_ok(url, READYZ_SENDER):
+        raise RuntimeError("its tracker store is not readable")
+
+
+async def _redis_ok(app: web.Application) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(
+        app[SETTINGS].redis_url or "", socket_connect_timeout=CHECK_TIMEOUT,
+        socket_timeout=CHECK_TIMEOUT,
+    )  # fmt: skip
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _outcome(check: Awaitable[None]) -> str:
+    try:
+        await asyncio.wait_for(check, CHECK_TIMEOUT + 1)
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
+    return "ok"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: database, Rasa (every worker; at least one must be usable, with its
+    tracker store), the action server and, when configured, Redis. 503 names what failed."""
+    app = request.app
+    checks: dict[str, Awaitable[None]] = {
+        "database": _database_ok(app),
+        "action_server": _action_server_ok(app),
+    }
+    for url in app[RASA].urls:
+        checks[f"rasa {url}"] = _rasa_worker_ok(app, url)
+    if app[SETTINGS].redis_url:
+        checks["redis"] = _redis_ok(app)
+    started = time.monotonic()
+    results = dict(
+        zip(checks, await asyncio.gather(*(_outcome(c) for c in checks.values())), strict=True)
+    )
+    rasa_ok = any(v == "ok" for k, v in results.items() if k.startswith("rasa "))
+    failed = [k for k, v in results.items() if v != "ok" and not k.startswith("rasa ")]
+    if not rasa_ok:
+        failed.append("rasa (no worker usable)")
+    body: dict[str, Any] = {
+        "status": "ready" if not failed else "not_ready",
+        "checks": results,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if failed:
+        body["error"] = {"code": "not_ready", "message": "Failed: " + ", ".join(failed)}
+        return web.json_response(body, status=503)
+    return web.json_response(body)
+
+
+# --- wiring -----------------------------------------------------------------------------
+
+
+async def _observe_turns(app: web.Application) -> AsyncIterator[None]:
+    # Runs after the Rasa client exists (cleanup contexts run in order).
+    app[RASA].observer = app[METRICS].observe_turn
+    yield
+
+
+def setup_ops(app: web.Application) -> None:
+    metrics = create_metrics()
+    metrics.websockets.set_function(lambda: float(app[HUB].total()))
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(_observe_turns)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    setup_fanout(app)

@@ -1,0 +1,16 @@
+# The product's own processes: web service (`python -m bot serve`), action server
+# (`python -m rasa_sdk`), actions load balancer (`python -m bot.balancer`), analytics
+# consumer (`python -m bot analytics-consumer`), migrations (`python -m bot migrate`).
+# Reference only (docs/deploy.md): nothing in the tests builds it.
+FROM python:3.10-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app
+WORKDIR /app
+COPY requirements/app.txt requirements/app.txt
+RUN pip install --no-cache-dir -r requirements/app.txt
+COPY bot bot
+COPY actions actions
+COPY migrations migrations
+COPY alembic.ini alembic.ini
+RUN useradd --system --uid 10001 shopbot
+USER shopbot
+CMD ["python", "-m", "bot", "serve"]

@@ -1,0 +1,59 @@
+"""A SQL tracker store that never falls back to memory.
+
+Rasa 3.6 wraps every tracker store in `FailSafeTrackerStore`: when the database fails, a
+retrieve returns None (the conversation silently starts over) and a save goes to an
+in-memory store (the turn is silently lost on the next read). `SQLTrackerStore` also
+starts without a database (it only logs "Could not create tables"). Both hide an outage.
+
+Here the store refuses to start without its database (Rasa then stops with "Cannot
+connect to tracker store"), and this module makes the agent's fail-safe wrapper re-raise
+instead of falling back, so a turn during an outage fails loudly: the strict REST channel
+answers 503 and the web service shows its "please try again in a moment" message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from rasa.core.agent import Agent
+from rasa.core.tracker_store import (
+    FailSafeTrackerStore,
+    InMemoryTrackerStore,
+    SQLTrackerStore,
+    TrackerStore,
+)
+from rasa.shared.core.domain import Domain
+
+logger = logging.getLogger(__name__)
+
+
+class TrackerStoreUnavailable(RuntimeError):
+    """The tracker store failed; the turn must fail rather than use a memory fallback."""
+
+
+def refuse_fallback(error: Exception) -> None:
+    logger.error("tracker store unavailable (no fallback to memory): %s", error)
+    raise TrackerStoreUnavailable(str(error)) from error
+
+
+class StrictSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SQLTrackerStore swallows "could not create tables"; a failed connection here
+        # is an OperationalError, which Rasa turns into "Cannot connect to tracker store".
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        logger.info("strict SQL tracker store connected to %r", self.engine.url)
+
+
+def _strict_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
+    if store is None:
+        store = InMemoryTrackerStore(domain)
+    store.domain = domain
+    return FailSafeTrackerStore(store, on_tracker_store_error=refuse_fallback)
+
+
+# Rasa imports this module (to find the class above) before it builds the Agent.
+Agent._create_tracker_store = staticmethod(_strict_fail_safe)  # type: ignore[method-assign,assignment]

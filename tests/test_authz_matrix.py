@@ -1,0 +1,312 @@
+"""Authorisation matrix: every route of create_app() x every kind of caller.
+
+`ACCESS` declares, for each (method, route) of the whole application (sub-apps included),
+who may call it and what the sample request then answers. A route without an entry, or an
+entry without a route, fails `test_every_route_declares_its_access`: whoever adds a route
+must say who may use it. docs/security.md has the same table for people.
+
+Callers: anonymous; a console session of each staff role (cookie + CSRF header); an API
+token of each role (bearer). Callers a surface does not accept at all (a bearer token on
+the console) are treated like anonymous ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
+
+from bot.config import Settings
+from bot.domain import staff
+from bot.storage.models import StaffRole
+from bot.web.app import create_app
+from tests.staff_helpers import PASSWORD, ROLE_EMAILS, create_api_token, create_staff
+
+Client = TestClient[Any, Any]
+
+ANONYMOUS = "anonymous"
+COOKIE = {role: f"session:{role.value}" for role in StaffRole}
+TOKEN = {role: f"token:{role.value}" for role in StaffRole}
+CALLERS = (ANONYMOUS, *COOKIE.values(), *TOKEN.values())
+AGENT, CX, ADMIN = StaffRole.agent, StaffRole.cx_manager, StaffRole.admin
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Values for path parameters: nothing with these ids exists, so allowed calls reach the
+# handler and get its "not found" or validation answer, never a change of state.
+PATH_VALUES = {
+    "conversation_id": "conv-none",
+    "escalation_id": "999999",
+    "token_id": "999999",
+    "customer_ref": "NOBODY",
+    "sku": "KIT-0142",
+    "insight_id": "999999",
+}
+# Static directories are requested through one of their files.
+STATIC_SAMPLES = {
+    "/static": "/static/chat.js",
+    "/console/static": "/console/static/console.js",
+    "/dashboard/static": "/dashboard/static/dashboard.js",
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who gets in, and what the sample request answers then."""
+
+    surface: str  # "public", "console" (session cookie only) or "api" (cookie or token)
+    roles: frozenset[StaffRole] = frozenset()
+    ok: frozenset[int] = frozenset({200})
+    # Answer to callers the surface does not know: 401 JSON, or 302 to the login page.
+    unknown: int = 401
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def expected(self, caller: str) -> frozenset[int]:
+        if self.surface == "public":
+            return self.ok
+        role = caller.split(":", 1)[1] if ":" in caller else None
+        recognised = caller.startswith("session:") or (
+            self.surface == "api" and caller.startswith("token:")
+        )
+        if not recognised:
+            return frozenset({self.unknown})
+        return self.ok if StaffRole(role) in self.roles else frozenset({403})
+
+
+def public(*ok: int, headers: dict[str, str] | None = None) -> Access:
+    return Access("public", ok=frozenset(ok or (200,)), headers=headers or {})
+
+
+def console(*roles: StaffRole, ok: int = 200, page: bool = False) -> Access:
+    return Access("console", frozenset(roles), frozenset({ok}), unknown=302 if page else 401)
+
+
+def api(*roles: StaffRole, ok: int = 200) -> Access:
+    return Access("api", frozenset(roles), frozenset({ok}))
+
+
+STAFF = (AGENT, CX, ADMIN)
+AGENTS = (AGENT, ADMIN)  # who works the support queue
+DASHBOARD = (CX, ADMIN)
+
+ACCESS: dict[tuple[str, str], Access] = {
+    # --- customers and visitors (no staff credentials involved) --------------------------
+    ("GET", "/"): public(),
+    ("GET", "/ws"): public(400),  # the chat WebSocket: a plain GET is not an upgrade
+    ("GET", "/widget.js"): public(),
+    ("GET", "/widget.css"): public(),
+    ("GET", "/static"): public(),
+    ("GET", "/demo/shop"): public(302),
+    ("GET", "/demo/shop/"): public(),
+    ("GET", "/demo/shop/product/{sku}"): public(),
+    ("GET", "/demo/shop/orders"): public(),
+    ("GET", "/demo/shop/login"): public(),
+    ("GET", "/demo/shop/logout"): public(302),
+    ("GET", "/demo/shop/shop.css"): public(),
+    # --- operations (issue #8; public by design, see docs/security.md) -----------------
+    ("GET", "/healthz"): public(200, 503),
+    ("GET", "/readyz"): public(200, 503),
+    ("GET", "/metrics"): public(),
+    # --- staff console (session cookie; CSRF header on unsafe methods) -----------------
+    ("GET", "/console/login"): public(),
+    ("POST", "/console/api/login"): public(400, headers={"X-Requested-With": "console"}),
+    ("POST", "/console/api/logout"): console(*STAFF, ok=204),
+    ("GET", "/console/api/me"): console(*STAFF),
+    ("GET", "/console/static"): public(),
+    ("GET", "/console/"): console(*AGENTS, page=True),
+    ("GET", "/console/conversations/{conversation_id}"): console(*AGENTS, page=True),
+    ("GET", "/console/api/queue"): console(*AGENTS),
+    ("GET", "/console/api/staff"): console(*AGENTS),
+    ("GET", "/console/api/conversations/{conversation_id}"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/conversations/{conversation_id}/messages"): console(*AGENTS, ok=422),
+    ("POST", "/console/api/conversations/{conversation_id}/notes"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/escalations/{escalation_id}/claim"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/escalations/{escalation_id}/transfer"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/escalations/{escalation_id}/resolve"): console(*AGENTS, ok=404),
+    ("GET", "/console/ws"): console(*AGENTS, ok=400),  # a plain GET is not an upgrade
+    # --- JSON API (cookie + CSRF, or bearer token) --------------------------------------
+    ("GET", "/api/openapi.json"): public(),
+    ("GET", "/api/tokens"): api(ADMIN),
+    ("POST", "/api/tokens"): api(ADMIN, ok=422),
+    ("DELETE", "/api/tokens/{token_id}"): api(ADMIN, ok=404),
+    ("GET", "/api/customers/{customer_ref}/export"): api(ADMIN, ok=404),
+    ("POST", "/api/customers/{customer_ref}/erase"): api(ADMIN, ok=404),
+    # Shop events webhook (issue #5): authenticated by its HMAC signature alone, whoever
+    # else calls; without one every caller gets 401.
+    ("POST", "/api/events"): public(401),
+    # CX dashboard API (issue #6).
+    ("GET", "/api/metrics"): api(*DASHBOARD),
+    ("GET", "/api/journey"): api(*DASHBOARD),
+    ("GET", "/api/feedback"): api(*DASHBOARD),
+    ("GET", "/api/export"): api(*DASHBOARD),
+    ("GET", "/api/transcripts/{conversation_id}"): api(*DASHBOARD, ok=404),
+    # Feedback from other channels (issue #5): imported by the shop's backend or CX.
+    ("POST", "/api/feedback"): api(*DASHBOARD, ok=422),
+    # Loyalty and the insights board (issue #10): everyone reads the board, CX changes it.
+    ("GET", "/api/loyalty"): api(*DASHBOARD),
+    ("GET", "/api/loyalty/cohorts"): api(*DASHBOARD),
+    ("GET", "/api/insights"): api(*STAFF),
+    ("GET", "/api/insights/export"): api(*DASHBOARD),
+    ("GET", "/api/insights/{insight_id}"): api(*STAFF, ok=404),
+    ("POST", "/api/insights"): api(*DASHBOARD, ok=422),
+    ("PATCH", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),
+    ("DELETE", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),
+    ("POST", "/api/insights/{insight_id}/status"): api(*DASHBOARD, ok=422),
+    # --- CX dashboard pages (issue #6, #10; session cookie; agents get a 403 page) ----
+    ("GET", "/dashboard"): public(302),
+    ("GET", "/dashboard/"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/breakdowns"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/journey"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/explorer"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/transcript"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/loyalty"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/insights"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/static"): public(),
+}
+
+
+def _routes(router: web.UrlDispatcher) -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route, walking into sub-apps; HEAD mirrors GET."""
+    for resource in router.resources():
+        info = resource.get_info()
+        if "app" in info:
+            yield from _routes(info["app"].router)
+            continue
+        for route in resource:
+            if route.method != "HEAD":
+                yield route.method, resource.canonical
+
+
+def app_routes() -> set[tuple[str, str]]:
+    return set(_routes(create_app(Settings()).router))
+
+
+def test_every_route_declares_its_access() -> None:
+    routes = app_routes()
+    undeclared = sorted(routes - set(ACCESS))
+    stale = sorted(set(ACCESS) - routes)
+    assert not undeclared, (
+        f"routes without an entry in ACCESS (declare who may call them): {undeclared}"
+    )
+    assert not stale, f"entries in ACCESS for routes that no longer exist: {stale}"
+
+
+def _url(path: str) -> str:
+    if path in STATIC_SAMPLES:
+        return STATIC_SAMPLES[path]
+    for name, value in PATH_VALUES.items():
+        path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"no sample value for a parameter of {path}"
+    return path
+
+
+# ---- the matrix over HTTP ------------------------------------------------------------------
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    # Authorisation does not depend on the database engine: SQLite only.
+    return f"sqlite+aiosqlite:///{tmp_path / 'authz.db'}"
+
+
+@pytest.fixture(autouse=True)
+def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        staff, "password_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+@dataclass
+class Credentials:
+    client: Client
+    tokens: dict[StaffRole, str]
+    sessions: dict[StaffRole, tuple[str, str]] = field(default_factory=dict)
+
+    async def session(self, role: StaffRole) -> tuple[str, str]:
+        """(cookie value, CSRF token) of a live console session of `role`."""
+        if role not in self.sessions:
+            response = await self.client.post(
+                "/console/api/login",
+                json={"email": ROLE_EMAILS[role], "password": PASSWORD},
+                headers={"X-Requested-With": "console"},
+            )
+            assert response.status == 200
+            cookie = response.cookies["console_session"].value
+            self.client.session.cookie_jar.clear()  # each request sends its own cookie
+            self.sessions[role] = (cookie, (await response.json())["csrf_token"])
+        return self.sessions[role]
+
+    async def headers(self, caller: str, method: str, csrf: bool = True) -> dict[str, str]:
+        if caller == ANONYMOUS:
+            return {}
+        kind, role_value = caller.split(":", 1)
+        role = StaffRole(role_value)
+        if kind == "token":
+            return {"Authorization": f"Bearer {self.tokens[role]}"}
+        cookie, csrf_token = await self.session(role)
+        headers = {"Cookie": f"console_session={cookie}"}
+        if csrf and method in UNSAFE:
+            headers["X-CSRF-Token"] = csrf_token
+        return headers
+
+
+@pytest.fixture
+async def credentials(client: Client, session_factory: Any) -> Credentials:
+    await create_staff(session_factory)
+    tokens = {role: await create_api_token(session_factory, role) for role in StaffRole}
+    return Credentials(client, tokens)
+
+
+async def _call(
+    credentials: Credentials, method: str, path: str, caller: str, *, csrf: bool = True
+) -> tuple[int, str]:
+    access = ACCESS[(method, path)]
+    headers = {**access.headers, **(await credentials.headers(caller, method, csrf))}
+    response = await credentials.client.request(
+        method,
+        _url(path),
+        headers=headers,
+        json={} if method in UNSAFE else None,
+        allow_redirects=False,
+    )
+    body = await response.text()
+    if path == "/console/api/logout" and caller.startswith("session:"):
+        credentials.sessions.pop(StaffRole(caller.split(":", 1)[1]), None)  # it ended
+    if response.status == 302:
+        body = response.headers.get("Location", "")
+    return response.status, body
+
+
+async def test_every_route_answers_every_caller_as_declared(credentials: Credentials) -> None:
+    wrong = []
+    for (method, path), access in sorted(ACCESS.items()):
+        for caller in CALLERS:
+            status, body = await _call(credentials, method, path, caller)
+            if status not in access.expected(caller):
+                wrong.append(
+                    f"{method} {path} as {caller}: {status}, expected "
+                    f"{sorted(access.expected(caller))} ({body[:120]!r})"
+                )
+            elif status == 302 and access.surface == "console":
+                assert body.startswith("/console/login"), f"{method} {path} redirects to {body}"
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_state_changing_calls_with_a_session_cookie_need_the_csrf_header(
+    credentials: Credentials,
+) -> None:
+    """Every unsafe staff route, called by a role that may call it, but without CSRF."""
+    checked = []
+    for (method, path), access in sorted(ACCESS.items()):
+        if method not in UNSAFE or access.surface == "public":
+            continue
+        caller = COOKIE[sorted(access.roles, key=lambda r: r.value)[0]]
+        status, body = await _call(credentials, method, path, caller, csrf=False)
+        assert status == 403 and '"csrf_failed"' in body, f"{method} {path}: {status} {body}"
+        checked.append(path)
+    assert len(checked) >= 8  # the console's and the API's unsafe routes

@@ -1,0 +1,201 @@
+"""The CX dashboard in Chromium on demo data: sign-in round trip, charts, journey map, pitfall.
+
+Runs its own web service (no Rasa needed) on a free port with a fresh SQLite demo database.
+Screenshots: the test's tmp_path and var/results/screenshots/dashboard-*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.config import PROJECT_ROOT, Settings
+from bot.demo import load_demo_data
+from bot.domain import staff
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import Base
+from bot.web.app import create_app
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = PROJECT_ROOT / "var" / "results" / "screenshots"
+TODAY = date.today()
+RANGE = f"from={(TODAY - timedelta(days=364)).isoformat()}&to={TODAY.isoformat()}&tz=UTC"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _prepare(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    factory = create_session_factory(engine)
+    await load_demo_data(factory)
+    async with factory() as session, session.begin():
+        await staff.ensure_demo_users(session)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('dash') / 'demo.db'}"
+    port = _free_port()
+    loop = asyncio.new_event_loop()
+    settings = replace(Settings(), database_url=url, rasa_url="http://127.0.0.1:9")
+    runner = web.AppRunner(create_app(settings))
+    started = threading.Event()
+
+    def serve() -> None:
+        # Everything async runs in this thread: Playwright's sync API owns the main one.
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(_prepare(url))
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(120), "the web service did not start"
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def _shot(page: Any, tmp_path: Path, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def _sign_in(page: Any, base: str, path: str) -> None:
+    page.goto(f"{base}{path}")
+    assert "/console/login?next=" in page.url  # signed out: sent to the sign-in page
+    page.fill("#email", "cx@example.com")
+    page.fill("#password", "demo-password-123")
+    page.click("#signin")
+    page.wait_for_url(f"{base}{path}")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def _number(text: str | None) -> float | None:
+    return None if text in (None, "", "–") else float(text)  # JS prints 40.0 as "40"
+
+
+def _api(page: Any, base: str, path: str) -> Any:
+    response = page.request.get(f"{base}/api/{path}")
+    assert response.status == 200, response.text()
+    return response.json()
+
+
+def test_dashboard_renders_the_apis_numbers_and_a_pitfall_opens_its_comments(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # Console errors other than expected HTTP statuses (the sign-in page's 401 probe,
+    # the absent favicon) are failures too.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+
+    # Journey map first: the sign-in page brings us back to it (?next=).
+    _sign_in(page, server, f"/dashboard/journey?{RANGE}")
+    journey = _api(page, server, f"journey?{RANGE}")
+    for stage in journey["stages"]:
+        column = page.locator(f".journey__col[data-stage={stage['stage']}]")
+        assert column.locator("[data-field=customers]").text_content() == str(stage["customers"])
+        assert column.locator("[data-field=volume]").text_content() == str(stage["volume"])
+        csat = stage["csat"]["percent"]
+        assert _number(column.locator("[data-field=csat]").text_content()) == csat
+        assert ("is-pitfall" in (column.get_attribute("class") or "")) == bool(stage["pitfalls"])
+    sources = page.locator(".journey__sources .source")
+    assert sources.count() == len(journey["sources"])
+    pitfalls = page.locator("#pitfall-list .pitfall")
+    assert pitfalls.count() == len(journey["pitfalls"]) > 0
+    _shot(page, tmp_path, "journey")
+
+    # The first pitfall opens the comment explorer with its filter.
+    pitfall = journey["pitfalls"][0]
+    pitfalls.first.click()
+    page.wait_for_url("**/dashboard/explorer?**")
+    page.wait_for_selector("body[data-ready=true]")
+    assert f"stage={pitfall['stage']}" in page.url
+    query = page.url.split("?", 1)[1]
+    rows = _api(page, server, f"feedback?{query}")
+    assert rows["total"] > 0
+    summary = page.locator("#explorer-summary")
+    assert summary.get_attribute("data-total") == str(rows["total"])
+    shown = page.locator("#feedback-table tr[data-id]")
+    assert shown.count() == min(25, rows["total"])
+    assert shown.first.get_attribute("data-id") == str(rows["items"][0]["id"])
+    assert page.locator("select[name=stage]").input_value() == pitfall["stage"]
+    _shot(page, tmp_path, "explorer")
+
+    # Overview: the KPI cards and the trend chart hold the API's numbers.
+    page.goto(f"{server}/dashboard/?{RANGE}&bucket=month")
+    page.wait_for_selector("body[data-ready=true]")
+    metrics = _api(page, server, f"metrics?{RANGE}&bucket=month")
+    csat = page.locator("#kpi-csat .kpi__value").get_attribute("data-value")
+    assert _number(csat) == metrics["current"]["csat"]["percent"]
+    assert page.locator("#kpi-volume .kpi__value").text_content() == str(
+        metrics["current"]["volume"]
+    )
+    chart = page.evaluate(
+        "() => { const c = Chart.getChart(document.getElementById('trend-chart'));"
+        " return {labels: c.data.labels, values: c.data.datasets[0].data}; }"
+    )
+    assert chart["labels"] == [p["start"] for p in metrics["trend"]]
+    assert chart["values"] == [p["csat"]["percent"] for p in metrics["trend"]]
+    _shot(page, tmp_path, "overview")
+
+    # Breakdowns: one table row and one bar per stage.
+    page.goto(f"{server}/dashboard/breakdowns?{RANGE}&group_by=stage")
+    page.wait_for_selector("body[data-ready=true]")
+    groups = _api(page, server, f"metrics?{RANGE}&bucket=none&group_by=stage")["breakdown"][
+        "groups"
+    ]
+    assert page.locator("#breakdown-table tr[data-key]").count() == len(groups)
+    bars = page.evaluate(
+        "() => Chart.getChart(document.getElementById('breakdown-chart')).data.datasets[0].data"
+    )
+    assert sorted(bars) == sorted(g["volume"] for g in groups)
+    _shot(page, tmp_path, "breakdowns")
+    assert errors == []
+    context.close()
+
+
+def test_agents_get_a_403_page(browser: Any, server: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server}/console/login")
+    page.fill("#email", "agent@example.com")
+    page.fill("#password", "demo-password-123")
+    page.click("#signin")
+    page.wait_for_url(f"{server}/console/")
+    response = page.goto(f"{server}/dashboard/")
+    assert response is not None and response.status == 403
+    assert "Not allowed" in page.content()
+    context.close()

@@ -1,0 +1,243 @@
+"""The insight board in Chromium: create an insight from a journey pitfall, walk it to
+applied and read the before/after figures; the loyalty page shows the API's numbers.
+
+Runs its own web service (no Rasa) on a free port with a fresh SQLite database holding a
+hand-made support-stage CSAT history around a change applied ten days ago:
+
+* before (15 days ago): csat 1, 2, 2, 3, 4, 5 at stage support -> CSAT 33.3 % (a pitfall:
+  below 60 % with at least 5 answers);
+* after (7 days ago): csat 4, 5, 5, 4, 2 -> CSAT 80.0 %.
+
+Screenshots: the test's tmp_path and var/results/screenshots/insights-*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.config import PROJECT_ROOT, Settings
+from bot.domain import staff
+from bot.storage.db import create_engine, create_session_factory
+from bot.storage.models import (
+    AcquisitionSource,
+    Base,
+    Channel,
+    Customer,
+    Feedback,
+    FeedbackKind,
+    FeedbackSource,
+    Lifecycle,
+    LifecycleKind,
+    Order,
+    OrderStatus,
+    Stage,
+)
+from bot.web.app import create_app
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = PROJECT_ROOT / "var" / "results" / "screenshots"
+TODAY = datetime.now(timezone.utc).date()
+APPLIED = TODAY - timedelta(days=10)
+APPLIED_AT = datetime.combine(APPLIED, time(0), timezone.utc)
+BEFORE = [1, 2, 2, 3, 4, 5]
+AFTER = [4, 5, 5, 4, 2]
+RANGE = f"from={(TODAY - timedelta(days=30)).isoformat()}&to={(APPLIED - timedelta(days=1)).isoformat()}&tz=UTC"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _prepare(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    factory = create_session_factory(engine)
+    async with factory() as db, db.begin():
+        await staff.ensure_demo_users(db)
+        customer = Customer(
+            external_id="B1", name="Bea", acquisition_source=AcquisitionSource.search
+        )
+        db.add(customer)
+        await db.flush()
+        scores = [(s, APPLIED_AT - timedelta(days=5)) for s in BEFORE] + [
+            (s, APPLIED_AT + timedelta(days=3)) for s in AFTER
+        ]
+        for n, (score, when) in enumerate(scores):
+            order = Order(
+                number=f"B{n:04d}",
+                customer_id=customer.id,
+                status=OrderStatus.returned,
+                total=Decimal("10.00"),
+                shipping_address="x",
+                placed_at=when - timedelta(days=3),
+            )
+            db.add(order)
+            await db.flush()
+            lifecycle = Lifecycle(
+                customer_id=customer.id,
+                kind=LifecycleKind.one_time,
+                stage=Stage.support,
+                opened_at=when - timedelta(days=3),
+                order_id=order.id,
+            )
+            db.add(lifecycle)
+            await db.flush()
+            db.add(
+                Feedback(
+                    idempotency_key=f"browser-{n}",
+                    customer_id=customer.id,
+                    lifecycle_id=lifecycle.id,
+                    stage=Stage.support,
+                    channel=Channel.website_chat,
+                    source=FeedbackSource.chat_survey,
+                    kind=FeedbackKind.csat,
+                    score=score,
+                    created_at=when + timedelta(minutes=n),
+                )
+            )
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('insights') / 'insights.db'}"
+    port = _free_port()
+    loop = asyncio.new_event_loop()
+    settings = replace(Settings(), database_url=url, rasa_url="http://127.0.0.1:9")
+    runner = web.AppRunner(create_app(settings))
+    started = threading.Event()
+
+    def serve() -> None:
+        # Everything async runs in this thread: Playwright's sync API owns the main one.
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(_prepare(url))
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(120), "the web service did not start"
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def _shot(page: Any, tmp_path: Path, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"insights-{name}.png"), full_page=True)
+
+
+def _watch_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    return errors
+
+
+def _sign_in(page: Any, base: str, path: str) -> None:
+    page.goto(f"{base}{path}")
+    assert "/console/login?next=" in page.url
+    page.fill("#email", "cx@example.com")
+    page.fill("#password", "demo-password-123")
+    page.click("#signin")
+    page.wait_for_url(f"{base}{path}")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def test_insight_from_a_pitfall_is_applied_and_shows_before_and_after(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, server, f"/dashboard/insights?{RANGE}")
+
+    pitfall = page.locator("#insight-pitfall option", has_text="support — CSAT 33.3 %")
+    assert pitfall.count() == 1
+    page.select_option("#insight-pitfall", value=pitfall.get_attribute("value"))
+    page.fill("#insight-title", "Support answers too slowly")
+    page.select_option("#insight-team", "support")
+    page.fill(
+        "#insight-message",
+        "You told us our support was slow; we now answer every chat within two minutes.",
+    )
+    page.get_by_role("button", name="Create insight").click()
+
+    new = page.locator(".board__col[data-status=new] .card", has_text="Support answers too slowly")
+    new.wait_for(timeout=10_000)
+    # Linked: the pitfall's low CSATs (<= 3) of the range: 1, 2, 2, 3.
+    assert (
+        new.locator("[data-field=linked]").text_content().startswith("4 comments from 1 customer ")
+    )
+    _shot(page, tmp_path, "created")
+
+    new.get_by_role("button", name="Accept").click()
+    accepted = page.locator(".board__col[data-status=accepted] .card")
+    accepted.get_by_role("button", name="Start").click()
+    started = page.locator(".board__col[data-status=in_progress] .card")
+    started.get_by_role("button", name="Mark applied").click()
+    started.locator("input[name=applied_at]").fill(APPLIED.isoformat())
+    started.locator("input[name=notify]").check()
+    started.get_by_role("button", name="Confirm applied").click()
+
+    applied = page.locator(".board__col[data-status=applied] .card")
+    applied.wait_for(timeout=10_000)
+    csat = applied.locator(".comparison tr[data-metric=csat] td")
+    assert [csat.nth(i).text_content() for i in range(4)] == ["CSAT %", "33.3", "80", "+46.7"]
+    assert "better" in (csat.nth(3).get_attribute("class") or "")
+    volume = applied.locator(".comparison tr[data-metric=volume] td")
+    assert [volume.nth(i).text_content() for i in range(3)] == ["Volume", "6", "5"]
+    assert "Told to 0 of 1 customer:" in applied.text_content()
+    _shot(page, tmp_path, "applied")
+
+    board = page.request.get(f"{server}/api/insights").json()["insights"]
+    assert [(i["status"], i["applied_at"]) for i in board] == [("applied", APPLIED_AT.isoformat())]
+    assert board[0]["comparison"]["after"]["csat"]["percent"] == 80.0
+    assert errors == []
+
+
+def test_loyalty_page_shows_the_apis_figures(browser: Any, server: str, tmp_path: Path) -> None:
+    page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+    errors = _watch_errors(page)
+    _sign_in(page, server, "/dashboard/loyalty")
+    data = page.request.get(f"{server}/api/loyalty").json()
+    # Eleven orders of one customer, her first one 18 days ago: too recent to judge a
+    # 90-day repeat (pending, no rate yet).
+    assert data["repeat"] == {"customers": 0, "repeaters": 0, "rate": None, "pending": 1}
+    assert page.locator("#kpi-repeat .kpi__value").text_content() == "–"
+    assert "1 pending" in page.locator("#kpi-repeat").text_content()
+    per_customer = page.locator("#kpi-lifecycles .kpi__value").text_content()
+    assert (per_customer, data["lifecycles"]["per_customer"]) == ("11", 11.0)  # JS prints 11
+    rows = page.locator("#cohort-table tr[data-month]")
+    assert (
+        rows.count() == len(page.request.get(f"{server}/api/loyalty/cohorts").json()["cohorts"]) + 1
+    )
+    assert page.locator("#chart-by_csat").is_visible()
+    _shot(page, tmp_path, "loyalty")
+    assert errors == []
