@@ -25,6 +25,7 @@ from rasa.core.tracker_store import (
     TrackerStore,
 )
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,20 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
         logger.info("strict SQL tracker store connected to %r", self.engine.url)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        # Rasa's SQL store only appends, so `PUT .../tracker/events` with an empty list (the
+        # product's customer erasure) would leave every stored event in place. A tracker
+        # with no events can only come from such a replace: delete what is stored.
+        if len(tracker.events) == 0:
+            with self.session_scope() as session:
+                session.query(self.SQLEvent).filter(
+                    self.SQLEvent.sender_id == tracker.sender_id
+                ).delete()
+                session.commit()
+            logger.info("erased the stored events of one conversation")
+            return
+        await super().save(tracker)
 
 
 def _strict_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:

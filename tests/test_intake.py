@@ -179,8 +179,8 @@ async def test_a_detractor_opens_a_follow_up_that_is_queued_and_resolved_with_a_
         assert [
             (d.trigger, d.lifecycle_id, d.sent_at)
             for d in dispatches
-            if d.trigger == "escalation_resolved"
-        ] == [("escalation_resolved", first, None)]
+            if d.trigger == "support_resolved"
+        ] == [("support_resolved", first, None)]
 
 
 # ---- HTTP ----------------------------------------------------------------------------------

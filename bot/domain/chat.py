@@ -578,7 +578,7 @@ async def start_support_survey(session: AsyncSession, conversation_id: str) -> T
         context.conversation,
         lifecycle,
         FeedbackKind.csat,
-        "support_resolved",
+        surveys.TRIGGER_ESCALATION_RESOLVED,
         fatigue_days=0,
     )
     assert dispatch is not None

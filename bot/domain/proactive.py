@@ -91,7 +91,7 @@ def _same_question(dispatch: SurveyDispatch) -> ColumnElement[bool]:
     if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_CANCELLED:
         return SurveyDispatch.survey_kind == FeedbackKind.churn_reason
     if dispatch.trigger == surveys.TRIGGER_ESCALATION_RESOLVED:
-        return SurveyDispatch.trigger.in_(["support_resolved", dispatch.trigger])
+        return SurveyDispatch.trigger == dispatch.trigger
     return and_(
         SurveyDispatch.trigger == dispatch.trigger,
         SurveyDispatch.lifecycle_id == dispatch.lifecycle_id,

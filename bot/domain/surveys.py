@@ -82,7 +82,7 @@ def mark_declined(dispatch: SurveyDispatch) -> None:
 
 TRIGGER_FIRST_ORDER = "first_order"  # discovery source + purchase CSAT
 TRIGGER_ORDER_DELIVERED = "order_delivered"  # delivery CSAT + comment
-TRIGGER_ESCALATION_RESOLVED = "escalation_resolved"  # support CSAT + CES
+TRIGGER_ESCALATION_RESOLVED = "support_resolved"  # support CSAT + CES
 TRIGGER_SUBSCRIPTION_RENEWED = "subscription_renewed"  # NPS + comment on the ended period
 TRIGGER_SUBSCRIPTION_CANCELLED = "subscription_cancelled"  # churn reason
 # The first question each trigger asks (the survey's kind on its dispatch row).

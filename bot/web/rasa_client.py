@@ -155,25 +155,18 @@ class RasaClient:
         await self.append_events(sender_id, events)
 
     async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
-        url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
-        try:
-            async with self._http.post(
-                url,
-                params={"token": self._token, "include_events": "NONE"},
-                json=events,
-                timeout=self._timeout,
-            ) as response:
-                if response.status != 200:
-                    raise RasaUnavailable(f"Rasa answered HTTP {response.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+        await self._send_events("POST", sender_id, events)
 
     async def replace_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
         """Replace a tracker's events (PUT; an empty list wipes the conversation in Rasa's
         tracker store: used by the customer erasure)."""
+        await self._send_events("PUT", sender_id, events)
+
+    async def _send_events(self, method: str, sender_id: str, events: list[dict[str, Any]]) -> None:
         url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
         try:
-            async with self._http.put(
+            async with self._http.request(
+                method,
                 url,
                 params={"token": self._token, "include_events": "NONE"},
                 json=events,

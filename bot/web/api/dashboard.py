@@ -21,7 +21,7 @@ from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
 from bot.storage.models import Conversation, Message, StaffRole
 from bot.web.api.auth import require_api_roles
-from bot.web.api.tokens import error_responses
+from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS, SETTINGS
 
 DASHBOARD_ROLES = (StaffRole.cx_manager, StaffRole.admin)
@@ -238,16 +238,6 @@ def add_routes(app: web.Application) -> None:
 # ---- OpenAPI ---------------------------------------------------------------------------------
 
 
-def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
 def _csv_enum(values: list[str]) -> dict[str, Any]:
     return {"type": "string", "description": "one or more, comma-separated: " + ", ".join(values)}
 
@@ -257,43 +247,43 @@ def _filter_params() -> list[dict[str, Any]]:
 
     date = {"type": "string", "format": "date"}
     return [
-        _param("from", "First day (included); default: 89 days before `to`.", date),
-        _param("to", "Last day (included); default: today in `tz`.", date),
-        _param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
-        _param("stage", "Lifecycle stages.", _csv_enum([s.value for s in Stage])),
-        _param("channel", "Channels.", _csv_enum([c.value for c in Channel])),
-        _param("kind", "Feedback kinds.", _csv_enum([k.value for k in FeedbackKind])),
-        _param("source", "Feedback sources.", _csv_enum([s.value for s in FeedbackSource])),
-        _param("score_min", "Lowest score.", {"type": "integer", "minimum": 0, "maximum": 10}),
-        _param("score_max", "Highest score.", {"type": "integer", "minimum": 0, "maximum": 10}),
-        _param(
+        query_param("from", "First day (included); default: 89 days before `to`.", date),
+        query_param("to", "Last day (included); default: today in `tz`.", date),
+        query_param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
+        query_param("stage", "Lifecycle stages.", _csv_enum([s.value for s in Stage])),
+        query_param("channel", "Channels.", _csv_enum([c.value for c in Channel])),
+        query_param("kind", "Feedback kinds.", _csv_enum([k.value for k in FeedbackKind])),
+        query_param("source", "Feedback sources.", _csv_enum([s.value for s in FeedbackSource])),
+        query_param("score_min", "Lowest score.", {"type": "integer", "minimum": 0, "maximum": 10}),
+        query_param(
+            "score_max", "Highest score.", {"type": "integer", "minimum": 0, "maximum": 10}
+        ),
+        query_param(
             "sentiment",
             "negative: compound < -0.05; positive: > 0.05; neutral: between.",
             {"type": "string", "enum": list(feedback_query.SENTIMENTS)},
         ),
-        _param(
+        query_param(
             "theme",
             "Theme of the comment.",
             {"type": "string", "enum": list(feedback_query.THEMES)},
         ),
-        _param("product", "Product SKU of the order the feedback is about.", {"type": "string"}),
-        _param(
+        query_param(
+            "product", "Product SKU of the order the feedback is about.", {"type": "string"}
+        ),
+        query_param(
             "acquisition",
             "Acquisition source of the journey.",
             {"type": "string", "enum": [s.value for s in AcquisitionSource] + ["unknown"]},
         ),
-        _param("trigger", "Survey trigger, or 'unsolicited'.", {"type": "string"}),
-        _param("customer", "Customer id.", {"type": "integer", "minimum": 1}),
-        _param(
+        query_param("trigger", "Survey trigger, or 'unsolicited'.", {"type": "string"}),
+        query_param("customer", "Customer id.", {"type": "integer", "minimum": 1}),
+        query_param(
             "q",
             "Free text (case-insensitive substring of the comment).",
             {"type": "string", "maxLength": 200},
         ),
     ]
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -361,11 +351,11 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Metrics for a date range with the previous period, a trend and an optional breakdown (cx_manager, admin)",
             "parameters": [
                 *_filter_params(),
-                _param("bucket", "Trend bucket (weeks start on Monday); none: no trend.", {"type": "string", "enum": [*metrics.BUCKETS, "none"], "default": "week"}),
-                _param("group_by", "Breakdown dimension.", {"type": "string", "enum": list(metrics.DIMENSIONS)}),
+                query_param("bucket", "Trend bucket (weeks start on Monday); none: no trend.", {"type": "string", "enum": [*metrics.BUCKETS, "none"], "default": "week"}),
+                query_param("group_by", "Breakdown dimension.", {"type": "string", "enum": list(metrics.DIMENSIONS)}),
             ],
             "responses": {
-                "200": _ok("metrics", {"type": "object", "properties": {
+                "200": ok_response("metrics", {"type": "object", "properties": {
                     "range": _RANGE, "previous_range": _RANGE, "current": _ref("Metrics"), "previous": _ref("Metrics"),
                     "bucket": {"type": ["string", "null"]}, "trend": {"type": "array", "items": _TREND_POINT},
                     "breakdown": {"type": "object", "properties": {"by": {"type": "string"}, "groups": {"type": "array", "items": _GROUP}}},
@@ -379,7 +369,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Journey map: stages with reach, moving on, scores, channels, negative themes and pitfalls (cx_manager, admin)",
             "parameters": _filter_params(),
             "responses": {
-                "200": _ok("journey map", {"type": "object", "properties": {
+                "200": ok_response("journey map", {"type": "object", "properties": {
                     "range": _RANGE,
                     "stages": {"type": "array", "items": {"allOf": [_ref("Metrics"), {"type": "object", "properties": {
                         "stage": {"type": "string"}, "customers": {"type": "integer"},
@@ -401,12 +391,12 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Filtered feedback rows, paged, with links to the customer and the transcript (cx_manager, admin)",
             "parameters": [
                 *_filter_params(),
-                _param("page", "Page number.", {"type": "integer", "minimum": 1, "default": 1}),
-                _param("per_page", "Rows per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50}),
-                _param("sort", "Sort key; '-' sorts descending.", {"type": "string", "enum": list(feedback_query.SORT_KEYS), "default": "-created_at"}),
+                query_param("page", "Page number.", {"type": "integer", "minimum": 1, "default": 1}),
+                query_param("per_page", "Rows per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50}),
+                query_param("sort", "Sort key; '-' sorts descending.", {"type": "string", "enum": list(feedback_query.SORT_KEYS), "default": "-created_at"}),
             ],
             "responses": {
-                "200": _ok("feedback rows", {"type": "object", "properties": {
+                "200": ok_response("feedback rows", {"type": "object", "properties": {
                     "range": _RANGE, "page": {"type": "integer"}, "per_page": {"type": "integer"},
                     "total": {"type": "integer"}, "pages": {"type": "integer"}, "sort": {"type": "string"},
                     "total_exact": {"type": "boolean", "description": "false: at least `total` rows (counting stops at 10 000 when the daily rollup cannot count)"},
@@ -422,7 +412,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "description": "CSV: RFC 4180, UTF-8, header row; text cells starting with = + - @ tab or CR get a leading apostrophe (formula injection).",
             "parameters": [
                 *_filter_params(),
-                _param("format", "csv or json.", {"type": "string", "enum": ["csv", "json"], "default": "csv"}),
+                query_param("format", "csv or json.", {"type": "string", "enum": ["csv", "json"], "default": "csv"}),
             ],
             "responses": {
                 "200": {"description": "the rows", "content": {
@@ -438,7 +428,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "A conversation's transcript (cx_manager, admin)",
             "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
-                "200": _ok("transcript", {"type": "object", "properties": {
+                "200": ok_response("transcript", {"type": "object", "properties": {
                     "conversation": {"type": "object"},
                     "messages": {"type": "array", "items": {"type": "object", "properties": {
                         "sender": {"type": "string"}, "author": {"type": ["string", "null"]},

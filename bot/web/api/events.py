@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import shop_events
+from bot.web.api.openapi import error_responses, json_content
 from bot.web.background import spawn
 from bot.web.errors import json_error
 from bot.web.keys import SESSIONS, SETTINGS
@@ -77,17 +78,6 @@ async def receive_event(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/events", receive_event)
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {
-        str(status): {"description": "error", **_json({"$ref": "#/components/schemas/Error"})}
-        for status in statuses
-    }
 
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -174,11 +164,14 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "description": "sha256=<hex HMAC-SHA256 of the raw body with EVENTS_SECRET>",
                 }
             ],
-            "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/ShopEvent"})},
+            "requestBody": {
+                "required": True,
+                **json_content({"$ref": "#/components/schemas/ShopEvent"}),
+            },
             "responses": {
                 "200": {
                     "description": "applied, or a replay of an event already received",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "required": ["id", "replayed", "result"],
@@ -190,7 +183,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                **_errors(400, 401, 409, 413, 422),
+                **error_responses(400, 401, 409, 413, 422),
             },
         }
     }

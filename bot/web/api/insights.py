@@ -19,7 +19,7 @@ from bot.domain.feedback_query import parse_int
 from bot.storage.models import InsightStatus, InsightTeam, utcnow
 from bot.web.api.auth import ALL_ROLES, current_principal, require_api_roles
 from bot.web.api.dashboard import DASHBOARD_ROLES, neutralise, row_links
-from bot.web.api.tokens import error_responses
+from bot.web.api.openapi import error_responses, json_content, ok_response
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
 
@@ -230,14 +230,6 @@ def add_routes(app: web.Application) -> None:
 # ---- OpenAPI ---------------------------------------------------------------------------------
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, **_json(schema)}
-
-
 _STATUSES = [s.value for s in InsightStatus]
 _TEAMS = [t.value for t in InsightTeam]
 _PATH_ID = {
@@ -324,7 +316,7 @@ _MOVE = {
                    "the customer_message once, in their next chat (for 90 days)"},
     },
 }  # fmt: skip
-_ONE = _ok("the insight", {"$ref": "#/components/schemas/Insight"})
+_ONE = ok_response("the insight", {"$ref": "#/components/schemas/Insight"})
 
 OPENAPI_SCHEMAS: dict[str, Any] = {"Insight": _INSIGHT}
 OPENAPI_PATHS: dict[str, Any] = {
@@ -335,14 +327,14 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": _STATUSES}},
                 {"name": "team", "in": "query", "schema": {"type": "string", "enum": _TEAMS}},
             ],
-            "responses": {"200": _ok("insights", {"type": "object", "properties": {"insights": {
+            "responses": {"200": ok_response("insights", {"type": "object", "properties": {"insights": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Insight"}}}}),
                 **error_responses(401, 403, 422)},
         },
         "post": {
             "summary": "Create an insight from a theme, a pitfall or picked feedback "
             "(cx_manager, admin)",
-            "requestBody": {"required": True, **_json(_CREATE)},
+            "requestBody": {"required": True, **json_content(_CREATE)},
             "responses": {"201": _ONE, **error_responses(400, 401, 403, 422)},
         },
     },
@@ -370,13 +362,13 @@ OPENAPI_PATHS: dict[str, Any] = {
         "patch": {
             "summary": "Edit title, note, team, customer message or criteria (cx_manager, admin)",
             "parameters": [_PATH_ID],
-            "requestBody": {"required": True, **_json(_EDIT)},
+            "requestBody": {"required": True, **json_content(_EDIT)},
             "responses": {"200": _ONE, **error_responses(400, 401, 403, 404, 409, 422)},
         },
         "delete": {
             "summary": "Delete a new or won't-do insight (cx_manager, admin)",
             "parameters": [_PATH_ID],
-            "responses": {"200": _ok("deleted", {"type": "object"}),
+            "responses": {"200": ok_response("deleted", {"type": "object"}),
                           **error_responses(401, 403, 404, 409)},
         },
     },
@@ -385,7 +377,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Move along new -> accepted -> in_progress -> applied, or wont_do "
             "(cx_manager, admin)",
             "parameters": [_PATH_ID],
-            "requestBody": {"required": True, **_json(_MOVE)},
+            "requestBody": {"required": True, **json_content(_MOVE)},
             "responses": {"200": _ONE, **error_responses(400, 401, 403, 404, 409, 422)},
         }
     },

@@ -12,6 +12,7 @@ from aiohttp import web
 from bot.domain import intake
 from bot.storage.models import Escalation, Feedback, StaffRole
 from bot.web.api.auth import require_api_roles
+from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS, SETTINGS, STAFF_HUB
 
@@ -72,17 +73,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/feedback", post_feedback)
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {
-        str(status): {"description": "error", **_json({"$ref": "#/components/schemas/Error"})}
-        for status in statuses
-    }
-
-
 _RESULT = {
     "type": "object",
     "required": ["duplicate", "feedback", "escalation"],
@@ -127,12 +117,12 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Record feedback from another channel (admin, cx_manager)",
             "requestBody": {
                 "required": True,
-                **_json({"$ref": "#/components/schemas/FeedbackIntake"}),
+                **json_content({"$ref": "#/components/schemas/FeedbackIntake"}),
             },
             "responses": {
-                "201": {"description": "recorded", **_json(_RESULT)},
-                "200": {"description": "already recorded (duplicate)", **_json(_RESULT)},
-                **_errors(400, 401, 403, 422),
+                "201": {"description": "recorded", **json_content(_RESULT)},
+                "200": {"description": "already recorded (duplicate)", **json_content(_RESULT)},
+                **error_responses(400, 401, 403, 422),
             },
         }
     }

@@ -18,7 +18,7 @@ from bot.domain.feedback_query import DateRange
 from bot.storage.models import utcnow
 from bot.web.api.auth import require_api_roles
 from bot.web.api.dashboard import DASHBOARD_ROLES
-from bot.web.api.tokens import error_responses
+from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS
 
 DEFAULT_RANGE_DAYS = 365
@@ -76,21 +76,12 @@ def add_routes(app: web.Application) -> None:
 # ---- OpenAPI ---------------------------------------------------------------------------------
 
 
-def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}  # fmt: skip
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
 _DATE = {"type": "string", "format": "date"}
 _RANGE_PARAMS = [
-    _param("from", "First day of first purchases / lifecycles (default: 364 days before `to`).",
+    query_param("from", "First day of first purchases / lifecycles (default: 364 days before `to`).",
            _DATE),
-    _param("to", "Last day (included; default today in `tz`).", _DATE),
-    _param("tz", "IANA time zone of the days and months (default UTC).", {"type": "string"}),
+    query_param("to", "Last day (included; default today in `tz`).", _DATE),
+    query_param("tz", "IANA time zone of the days and months (default UTC).", {"type": "string"}),
 ]  # fmt: skip
 _RATE = {"type": ["number", "null"], "description": "percent, one decimal; null without a base"}
 _GROUP = {
@@ -180,11 +171,11 @@ OPENAPI_PATHS: dict[str, Any] = {
             "experience (cx_manager, admin)",
             "parameters": [
                 *_RANGE_PARAMS,
-                _param("window", "Days within which a next lifecycle counts as a return "
+                query_param("window", "Days within which a next lifecycle counts as a return "
                        "(default 90).", {"type": "integer", "minimum": 1,
                                          "maximum": loyalty.MAX_WINDOW_DAYS}),
             ],
-            "responses": {"200": _ok("loyalty figures", {"$ref": "#/components/schemas/Loyalty"}),
+            "responses": {"200": ok_response("loyalty figures", {"$ref": "#/components/schemas/Loyalty"}),
                           **error_responses(401, 403, 422)},
         }
     },
@@ -193,12 +184,12 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Retention by month of first purchase (cx_manager, admin)",
             "parameters": [
                 *_RANGE_PARAMS,
-                _param("months", "Months after the first purchase (default 12).",
+                query_param("months", "Months after the first purchase (default 12).",
                        {"type": "integer", "minimum": 1,
                         "maximum": loyalty.MAX_COHORT_MONTHS}),
             ],
             "responses": {
-                "200": _ok("cohorts", {"$ref": "#/components/schemas/LoyaltyCohorts"}),
+                "200": ok_response("cohorts", {"$ref": "#/components/schemas/LoyaltyCohorts"}),
                 **error_responses(401, 403, 422),
             },
         }

@@ -23,6 +23,35 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def ok_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, **json_content(schema)}
+
+
+def error_responses(*statuses: int) -> dict[str, Any]:
+    """OpenAPI responses for the JSON errors an operation can return."""
+    return {
+        str(status): {
+            "description": "error",
+            **json_content({"$ref": "#/components/schemas/Error"}),
+        }
+        for status in statuses
+    }
+
+
+def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
 def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}

@@ -17,7 +17,7 @@ from aiohttp import web
 from bot.domain import privacy
 from bot.storage.models import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
-from bot.web.api.tokens import error_responses
+from bot.web.api.openapi import error_responses, json_content
 from bot.web.keys import RASA, SESSIONS
 from bot.web.rasa_client import RasaClient, RasaUnavailable
 
@@ -87,10 +87,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/customers/{customer_ref}/erase", erase_customer)
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
 _OBJECTS = {"type": "array", "items": {"type": "object"}}
 _EXPORT = {
     "type": "object",
@@ -157,7 +153,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the export",
-                    **_json({"$ref": "#/components/schemas/CustomerExport"}),
+                    **json_content({"$ref": "#/components/schemas/CustomerExport"}),
                 },
                 **error_responses(401, 403, 404),
             },
@@ -173,7 +169,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "erased; `trackers.failed` lists Rasa trackers not cleared",
-                    **_json({"$ref": "#/components/schemas/CustomerErasure"}),
+                    **json_content({"$ref": "#/components/schemas/CustomerErasure"}),
                 },
                 **error_responses(401, 403, 404),
             },

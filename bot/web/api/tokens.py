@@ -10,6 +10,7 @@ from bot.domain import api_tokens
 from bot.domain.errors import InvalidInput
 from bot.storage.models import ApiToken, StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
+from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
 
@@ -83,18 +84,6 @@ _TOKEN = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def error_responses(*statuses: int) -> dict[str, Any]:
-    """OpenAPI responses for the JSON errors an operation can return."""
-    return {
-        str(status): {"description": "error", **_json({"$ref": "#/components/schemas/Error"})}
-        for status in statuses
-    }
-
-
 OPENAPI_SCHEMAS: dict[str, Any] = {"ApiToken": _TOKEN}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/tokens": {
@@ -103,7 +92,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "tokens",
-                    **_json(
+                    **json_content(
                         {
                             "type": "object",
                             "required": ["tokens"],
@@ -123,7 +112,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Create an API token (admin); the plaintext is returned once",
             "requestBody": {
                 "required": True,
-                **_json(
+                **json_content(
                     {
                         "type": "object",
                         "required": ["name", "role"],
@@ -137,7 +126,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "201": {
                     "description": "created",
-                    **_json(
+                    **json_content(
                         {
                             "allOf": [
                                 {"$ref": "#/components/schemas/ApiToken"},
@@ -168,7 +157,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "revoked",
-                    **_json({"$ref": "#/components/schemas/ApiToken"}),
+                    **json_content({"$ref": "#/components/schemas/ApiToken"}),
                 },
                 **error_responses(401, 403, 404),
             },
