@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -137,8 +138,14 @@ def test_dashboard_renders_the_apis_numbers_and_a_pitfall_opens_its_comments(
     assert pitfalls.count() == len(journey["pitfalls"]) > 0
     _shot(page, tmp_path, "journey")
 
-    # The first pitfall opens the comment explorer with its filter.
+    # The first pitfall opens the comment explorer with its filter; beside it, a link
+    # starts an insight from it on the insight board.
     pitfall = journey["pitfalls"][0]
+    insight_link = page.locator("#pitfall-list .pitfall__insight").first.get_attribute("href")
+    assert insight_link == "insights?" + urlencode(
+        {"origin": "pitfall", "stage": pitfall["stage"], "channel": pitfall["channel"] or "",
+         "metric": pitfall["metric"]}
+    )  # fmt: skip
     pitfalls.first.click()
     page.wait_for_url("**/dashboard/explorer?**")
     page.wait_for_selector("body[data-ready=true]")

@@ -235,7 +235,10 @@ async function showJourney() {
     button.type = "button";
     button.dataset.stage = p.stage;
     button.onclick = () => location.assign(explorerUrl(p.filter));
-    list.append(button);
+    // Acting on it: the insight board preselects this pitfall from the query string.
+    const insight = el("a", "pitfall__insight", "Make an insight");
+    insight.href = "insights?" + new URLSearchParams({ origin: "pitfall", stage: p.stage, channel: p.channel || "", metric: p.metric });
+    list.append(button, insight);
   });
   const grid = byId("journey");
   clear(grid);

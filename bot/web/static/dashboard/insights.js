@@ -235,6 +235,7 @@ async function boot() {
   const themes = byId("insight-theme");
   THEMES.forEach((t) => { const o = el("option", "", t); o.value = t; themes.append(o); });
   if (params.get("theme")) { byId("insight-origin").value = "theme"; themes.value = params.get("theme"); }
+  if (params.get("origin") === "pitfall") byId("insight-origin").value = "pitfall";  // from the journey map
   byId("insight-origin").onchange = showOrigin;
   byId("new-insight").onsubmit = create;
   showOrigin();
