@@ -10,9 +10,9 @@ Payload (documented in docs/events.md):
     subscription events carry "subscription": {"id", "plan", "price", "currency",
                "period_start", "period_end"} instead of "order".
 
-* Idempotent by `id`: the first transaction inserts the `shop_events` row before it changes
-  anything, so a concurrent duplicate blocks on (PostgreSQL) or fails at (SQLite) that
-  primary key, rolls back and answers with the stored result.
+* Idempotent by `id`: each event is applied in one transaction that inserts its
+  `shop_events` row (with the result) last, so a concurrent duplicate fails on that primary
+  key, rolls back everything it did and answers with the stored result.
 * Out of order: an order's status only moves up its rank (placed < shipped < delivered /
   cancelled < returned < refunded), so a late `shipped` after `delivered` only fills in
   `shipped_at`. A subscription's pause/resume older than its last status change is ignored;
