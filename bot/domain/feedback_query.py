@@ -20,12 +20,14 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    case,
     cast,
     exists,
     func,
     literal_column,
     select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -505,3 +507,103 @@ async def stream_rows(
     result = await session.stream(statement)
     async for partition in result.partitions(batch_size):
         yield [_row(values) for values in partition]
+
+
+# ---- the CSV export done by PostgreSQL (COPY) -------------------------------------------
+
+
+def _copy_text(value: ColumnElement[Any], formula_starts: tuple[str, ...]) -> ColumnElement[Any]:
+    """A text cell as the Python export writes it: NULL as '', formula starts defused.
+
+    An empty result becomes NULL again because COPY writes NULL bare but quotes '' ("").
+    """
+    cell = func.coalesce(value, literal_column("''", Text))
+    quote = literal_column("''''", Text)
+    neutral = case(
+        (func.left(cell, literal_column("1")).in_(formula_starts), quote + cell), else_=cell
+    )
+    return func.nullif(neutral, literal_column("''", Text))
+
+
+# `datetime.isoformat()` of a UTC instant: microseconds only when not zero, then +00:00.
+_COPY_CREATED_AT = """replace(to_char(feedback.created_at AT TIME ZONE 'UTC',
+ 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00', '.000000+', '+')"""
+# `repr(round(sentiment, 4))`: shortest digits, at least one decimal, -0.0 kept. The
+# numeric has 4 decimals: trailing zeros go, one stays when all four are zeros.
+_COPY_SENTIMENT = """(CASE WHEN feedback.sentiment IS NULL THEN NULL
+ WHEN feedback.sentiment = 'NaN'::float8 THEN 'nan'
+ WHEN feedback.sentiment = 'Infinity'::float8 THEN 'inf'
+ WHEN feedback.sentiment = '-Infinity'::float8 THEN '-inf'
+ WHEN feedback.sentiment <= 0 AND round(feedback.sentiment::numeric, 4) = 0
+  AND (feedback.sentiment < 0 OR feedback.sentiment::text LIKE '-%') THEN '-0.0'
+ ELSE rtrim(round(feedback.sentiment::numeric, 4)::text, '0')
+  || CASE WHEN right(round(feedback.sentiment::numeric, 4)::text, 4) = '0000'
+     THEN '0' ELSE '' END END)"""
+
+
+def _sql_char(char: str) -> str:
+    """One of our own constant characters as an SQL expression (no user input here)."""
+    return f"chr({ord(char)})" if char in "\t\r\n" else "'" + char.replace("'", "''") + "'"
+
+
+def _copy_themes(formula_starts: tuple[str, ...]) -> str:
+    """`";".join(themes or [])` of the JSON list, defused and '' as NULL, computed once."""
+    starts = ", ".join(_sql_char(c) for c in formula_starts)
+    return f"""(CASE WHEN feedback.themes::text = '[]' THEN NULL
+ WHEN json_typeof(feedback.themes) = 'array' THEN
+ (SELECT nullif(CASE WHEN left(j.s, 1) IN ({starts}) THEN '''' || j.s ELSE j.s END, '')
+  FROM (SELECT string_agg(e.t, ';' ORDER BY e.n) AS s
+        FROM json_array_elements_text(feedback.themes) WITH ORDINALITY AS e(t, n)) AS j)
+ END)"""
+
+
+def copy_select(flt: FeedbackFilter, formula_starts: tuple[str, ...]) -> Select[Any]:
+    """The export's CSV cells as PostgreSQL text, same rows and order as `stream_rows`.
+
+    Column for column what the Python CSV writer makes of a `FeedbackRow` (the dashboard's
+    `csv_cells`), so `COPY (...) TO STDOUT (FORMAT csv)` writes the same bytes (bar the
+    line ends: COPY ends records with LF). PostgreSQL only.
+    """
+
+    def text_cell(value: Any, name: str) -> Any:
+        return _copy_text(cast(value, Text), formula_starts).label(name)
+
+    return (
+        select(
+            cast(Feedback.id, Text).label("id"),
+            literal_column(_COPY_CREATED_AT).label("created_at"),
+            text_cell(Feedback.stage, "stage"),
+            text_cell(Feedback.channel, "channel"),
+            text_cell(Feedback.source, "source"),
+            text_cell(Feedback.kind, "kind"),
+            cast(Feedback.score, Text).label("score"),
+            literal_column(_COPY_SENTIMENT).label("sentiment"),
+            literal_column(_copy_themes(formula_starts), Text).label("themes"),
+            text_cell(Feedback.text, "text"),
+            cast(Feedback.customer_id, Text).label("customer_id"),
+            text_cell(Customer.external_id, "customer_external_id"),
+            text_cell(Customer.name, "customer_name"),
+            text_cell(Order.number, "order_number"),
+            text_cell(Feedback.conversation_id, "conversation_id"),
+            text_cell(SurveyDispatch.trigger, "trigger"),
+        )
+        .select_from(Feedback)
+        .join(Customer, Customer.id == Feedback.customer_id)
+        .outerjoin(Order, Order.id == Feedback.order_id)
+        .outerjoin(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
+        .where(*flt.conditions())
+        .order_by(Feedback.id)
+    )
+
+
+def positional_query(statement: Select[Any], dialect: Dialect) -> tuple[str, list[Any]]:
+    """SQL with $1.. placeholders and its parameters in order, bind-processed (for asyncpg).
+
+    `dialect` should be the connection's (initialised: it knows how strings are escaped).
+    """
+    expanded = statement.compile(dialect=dialect).construct_expanded_state(escape_names=False)
+    processors = expanded.processors
+    names = expanded.positiontup or []
+    values = expanded.positional_parameters
+    args = [processors[n](v) if n in processors else v for n, v in zip(names, values, strict=True)]
+    return expanded.statement, args

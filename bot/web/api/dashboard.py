@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import feedback_query, journey, metrics
 from bot.domain.errors import InvalidInput, NotFound
@@ -154,6 +156,54 @@ def csv_chunk(rows: list[FeedbackRow], header: bool = False) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+class CrlfRecords:
+    """Turns COPY's record ends (LF) into the csv module's (CRLF), chunk by chunk.
+
+    A LF outside quotes ends a record; inside quotes it is data and stays as it is (the
+    csv module writes it unchanged too). Quotes in a field are doubled, so counting them
+    tells inside from outside; '"' and LF never occur inside a UTF-8 multi-byte character.
+    """
+
+    def __init__(self) -> None:
+        self.quoted = False
+
+    def __call__(self, data: bytes) -> bytes:
+        parts = data.split(b'"')
+        for i in range(1 if self.quoted else 0, len(parts), 2):
+            parts[i] = parts[i].replace(b"\n", b"\r\n")
+        if len(parts) % 2 == 0:  # an odd number of quotes
+            self.quoted = not self.quoted
+        return b'"'.join(parts)
+
+
+async def copy_applies(db: AsyncSession) -> bool:
+    """PostgreSQL through asyncpg writes the CSV itself (COPY); other backends use Python."""
+    dialect = (await db.connection()).dialect
+    return dialect.name == "postgresql" and dialect.driver == "asyncpg"
+
+
+async def copy_csv(
+    db: AsyncSession, flt: FeedbackFilter, write: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """The CSV export by `COPY (SELECT ...) TO STDOUT`, byte for byte what `csv_chunk` writes.
+
+    PostgreSQL formats and quotes every cell (`feedback_query.copy_select`), so Python only
+    fixes the line ends of each chunk and passes it on as it arrives: flat memory. The
+    filter values go as asyncpg parameters (quoted by PostgreSQL), never pasted into SQL.
+    """
+    connection = await db.connection()
+    statement = feedback_query.copy_select(flt, FORMULA_STARTS)
+    query, args = feedback_query.positional_query(statement, connection.dialect)
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # an open connection has its asyncpg connection
+    crlf = CrlfRecords()
+
+    async def output(data: bytes) -> None:
+        await write(crlf(data))
+
+    await driver.copy_from_query(query, *args, output=output, format="csv", header=True)
+
+
 def json_chunk(rows: list[FeedbackRow], first: bool) -> bytes:
     parts = [json.dumps(row.as_json(), ensure_ascii=False) for row in rows]
     text = ",\n".join(parts)
@@ -175,9 +225,13 @@ async def export(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    first = True
-    await response.write(csv_chunk([], header=True) if fmt == "csv" else b"[\n")
     async with request.config_dict[SESSIONS]() as db:
+        if fmt == "csv" and await copy_applies(db):
+            await copy_csv(db, flt, response.write)
+            await response.write_eof()
+            return response
+        first = True
+        await response.write(csv_chunk([], header=True) if fmt == "csv" else b"[\n")
         async for batch in feedback_query.stream_rows(db, flt, EXPORT_BATCH):
             chunk = csv_chunk(batch) if fmt == "csv" else json_chunk(batch, first)
             first = first and not batch
