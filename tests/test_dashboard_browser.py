@@ -1,30 +1,23 @@
 """The CX dashboard in Chromium on demo data: sign-in round trip, charts, journey map, pitfall.
 
-Runs its own web service (no Rasa needed) on a free port with a fresh SQLite demo database.
+Runs its own web service (tests/live_app.py) on a free port with a fresh SQLite demo database.
 Screenshots: the test's tmp_path and var/results/screenshots/dashboard-*.png.
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT
 from bot.demo import load_demo_data
 from bot.domain import staff
-from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Base
-from bot.web.app import create_app
+from tests.live_app import Sessions, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -33,49 +26,16 @@ TODAY = date.today()
 RANGE = f"from={(TODAY - timedelta(days=364)).isoformat()}&to={TODAY.isoformat()}&tz=UTC"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def _prepare(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    factory = create_session_factory(engine)
-    await load_demo_data(factory)
-    async with factory() as session, session.begin():
+async def _seed(sessions: Sessions) -> None:
+    await load_demo_data(sessions)
+    async with sessions() as session, session.begin():
         await staff.ensure_demo_users(session)
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('dash') / 'demo.db'}"
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    settings = replace(Settings(), database_url=url, rasa_url="http://127.0.0.1:9")
-    runner = web.AppRunner(create_app(settings))
-    started = threading.Event()
-
-    def serve() -> None:
-        # Everything async runs in this thread: Playwright's sync API owns the main one.
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(_prepare(url))
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(120), "the web service did not start"
-    yield f"http://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serve_app(tmp_path_factory.mktemp("dash"), seed=_seed) as live:
+        yield live.url
 
 
 def _shot(page: Any, tmp_path: Path, name: str) -> None:

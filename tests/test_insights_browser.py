@@ -1,7 +1,7 @@
 """The insight board in Chromium: create an insight from a journey pitfall, walk it to
 applied and read the before/after figures; the loyalty page shows the API's numbers.
 
-Runs its own web service (no Rasa) on a free port with a fresh SQLite database holding a
+Runs its own web service (tests/live_app.py) on a free port with a fresh SQLite database holding a
 hand-made support-stage CSAT history around a change applied ten days ago:
 
 * before (15 days ago): csat 1, 2, 2, 3, 4, 5 at stage support -> CSAT 33.3 % (a pitfall:
@@ -13,25 +13,18 @@ Screenshots: the test's tmp_path and var/results/screenshots/insights-*.png.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT
 from bot.domain import staff
-from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import (
     AcquisitionSource,
-    Base,
     Channel,
     Customer,
     Feedback,
@@ -43,7 +36,7 @@ from bot.storage.models import (
     OrderStatus,
     Stage,
 )
-from bot.web.app import create_app
+from tests.live_app import Sessions, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -56,19 +49,8 @@ AFTER = [4, 5, 5, 4, 2]
 RANGE = f"from={(TODAY - timedelta(days=30)).isoformat()}&to={(APPLIED - timedelta(days=1)).isoformat()}&tz=UTC"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def _prepare(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    factory = create_session_factory(engine)
-    async with factory() as db, db.begin():
+async def _seed(sessions: Sessions) -> None:
+    async with sessions() as db, db.begin():
         await staff.ensure_demo_users(db)
         customer = Customer(
             external_id="B1", name="Bea", acquisition_source=AcquisitionSource.search
@@ -111,34 +93,12 @@ async def _prepare(url: str) -> None:
                     created_at=when + timedelta(minutes=n),
                 )
             )
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('insights') / 'insights.db'}"
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    settings = replace(Settings(), database_url=url, rasa_url="http://127.0.0.1:9")
-    runner = web.AppRunner(create_app(settings))
-    started = threading.Event()
-
-    def serve() -> None:
-        # Everything async runs in this thread: Playwright's sync API owns the main one.
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(_prepare(url))
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(120), "the web service did not start"
-    yield f"http://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with serve_app(tmp_path_factory.mktemp("insights"), seed=_seed) as live:
+        yield live.url
 
 
 def _shot(page: Any, tmp_path: Path, name: str) -> None:
