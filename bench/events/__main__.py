@@ -46,6 +46,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, text
 
+from bench.host import cpu_seconds, loadavg, python, say
 from bench.stats import summary_ms
 from bot.domain.shop_events import sign
 from bot.storage.db import create_engine
@@ -61,7 +62,6 @@ from bot.storage.models import (
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "events"
 RESULTS = OUT / "results.json"
-VENV_PYTHON = ROOT / ".venv-app" / "bin" / "python"
 HOST = "127.0.0.1"
 RASA_URL = "http://127.0.0.1:29998"  # nothing listens there; events never call Rasa
 SECRET = "bench-events-secret-0123456789abcdef0123456789"
@@ -94,26 +94,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not 1 <= args.web_processes <= 8:
         parser.error("--web-processes must be between 1 and 8")
     return args
-
-
-def say(line: str = "") -> None:
-    print(line, flush=True)
-
-
-def python() -> str:
-    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---- the events --------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import signal
@@ -59,6 +58,7 @@ from bench.handoff_latency.measure import (
     one_round,
     run_conversation,
 )
+from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,6 @@ OUT = ROOT / "var" / "bench" / "handoff_latency"
 DATABASE = OUT / "bench.db"
 RESULTS = OUT / "results.json"
 WEB_LOG = OUT / "web.log"
-VENV_PYTHON = ROOT / ".venv-app" / "bin" / "python"
 HOST = "127.0.0.1"
 WEB_PORT = 29000
 RASA_URL = "http://127.0.0.1:29999"  # nothing listens there
@@ -107,40 +106,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def say(line: str = "") -> None:
-    print(line, flush=True)
-
-
-def python() -> str:
-    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-
-
 # --- machine ----------------------------------------------------------------------------------
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def machine() -> str:
-    memory = "?"
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    return (
-        f"{os.cpu_count()} cores (os.cpu_count), {memory} RAM (MemTotal), {platform.machine()}, "
-        f"Linux {platform.release()}, Python {platform.python_version()}, "
-        f"load average at start {loadavg()}"
-    )
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- setup: database and web service ----------------------------------------------------------
