@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -46,3 +47,69 @@ def test_replacing_a_tracker_with_no_events_erases_it_from_the_sql_store(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     # The erased conversation has nothing left; the other one keeps both events.
     assert result.stdout.split() == ["0", "2"]
+
+
+SPEEDUP_CHECK = """
+import json
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+from rasa_ext import speedups
+
+PAYLOADS = [
+    {"events": [{"event": "slot", "name": "email", "value": "a@b.c"}], "responses": [{"text": "hi"}]},
+    {"events": [], "responses": []},
+    {},
+    {"events": "not a list"},
+    {"events": [{"event": "no_such_event"}]},
+    {"events": [{"event": "slot"}]},
+    {"responses": ["not an object"]},
+]
+
+def outcomes(validate):
+    results = []
+    for payload in PAYLOADS:
+        try:
+            results.append(["valid", validate(RemoteAction("x", None), payload)])
+        except ValidationError as error:
+            results.append(["invalid", error.message, list(error.path)])
+    return results
+
+original = outcomes(RemoteAction._validate_action_result)
+speedups.install()
+assert RemoteAction._validate_action_result is speedups.validate_action_result
+print(json.dumps({"original": original, "fast": outcomes(RemoteAction._validate_action_result)}))
+"""
+
+
+def test_fast_action_result_validation_gives_rasas_exact_outcomes() -> None:
+    """rasa_ext.speedups builds the response validator once; every payload, valid or not,
+    must get exactly what Rasa's own method gives (result, or error message and path)."""
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-c", SPEEDUP_CHECK],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcomes["fast"] == outcomes["original"]
+    kinds = [outcome[0] for outcome in outcomes["original"]]
+    assert kinds == ["valid", "valid", "valid", "invalid", "invalid", "invalid", "invalid"]
+    assert "Failed to validate Action server response" in outcomes["fast"][3][1]
+
+
+def test_rasa_ext_entry_point_runs_rasas_command_line() -> None:
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-m", "rasa_ext", "--version"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Rasa Version      :         3.6.21" in result.stdout

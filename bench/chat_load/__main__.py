@@ -70,6 +70,7 @@ RESULTS = OUT / "results.json"
 MODEL = ROOT / "models" / "current.tar.gz"
 FINGERPRINT = ROOT / "models" / ".fingerprint"
 PORTS = StackPorts(web=28000, rasa=25005, actions=25055)
+STOCK_RASA_PORT = 25006  # the saturation baseline without rasa_ext speed-ups
 
 DEFAULTS: dict[str, float] = {
     "realistic_conversations": 200,
@@ -104,6 +105,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--saturation-conversations", type=int)
     parser.add_argument("--saturation-seconds", type=float, help="per path")
     parser.add_argument("--seed", type=int, default=1, help="simulated customers' randomness")
+    parser.add_argument(
+        "--no-stock-baseline",
+        dest="stock_baseline",
+        action="store_false",
+        help="skip the saturation phase against a stock `rasa run` without rasa_ext speed-ups",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="small numbers: a smoke run of about a minute"
     )
@@ -295,7 +302,75 @@ async def measure(
             if sampler is not None:
                 results["web_rss"] = rss_summary(sampler.samples)
             results["phases"][key] = summary
+        if args.stock_baseline:
+            await stock_rasa_phase(stack, args, pairs, http, results)
     return results
+
+
+@contextmanager
+def stock_rasa(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
+    """Rasa's own `rasa run` without our speed-ups (rasa_ext/speedups.py), same model and
+    action server: the saturation target's "one bare rasa run process"."""
+    env = {**os.environ, "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
+           "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    log = (LOGS / "stock-rasa.log").open("wb")
+    process = subprocess.Popen(
+        [str(ROOT / ".venv-rasa" / "bin" / "rasa"), "run", "--model", str(MODEL),
+         "--interface", "127.0.0.1", "--port", str(STOCK_RASA_PORT),
+         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+async def _wait_ready(http: aiohttp.ClientSession, url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return True
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(1.0)
+    return False
+
+
+async def stock_rasa_phase(
+    stack: Stack,
+    args: argparse.Namespace,
+    pairs: list[tuple[str, str]],
+    http: aiohttp.ClientSession,
+    results: dict[str, Any],
+) -> None:
+    path = "stock rasa run"
+    say(f"starting a stock `rasa run` on :{STOCK_RASA_PORT} (no rasa_ext speed-ups) …")
+    with stock_rasa(stack) as process:
+        if not await _wait_ready(http, f"http://127.0.0.1:{STOCK_RASA_PORT}/", 180):
+            say("stock rasa run did not start; its phase is skipped")
+            return
+        url = f"http://127.0.0.1:{STOCK_RASA_PORT}/webhooks/rest/webhook"
+        pids = {"stock rasa": process.pid, "actions": stack.processes["actions"].pid}
+        outcome = await warm_up(RestChat(http, url), pairs[0])
+        say(f"warm-up ({path}, 1 unmeasured conversation): {outcome}")
+        phase = Phase("saturation", path, args.saturation_conversations,
+                      args.saturation_seconds, 0.0, 0.0)  # fmt: skip
+        say(f"running saturation / {path}: {phase.conversations} conversations for "
+            f"{phase.seconds:.0f} s …")  # fmt: skip
+        waited = await settle(pids)
+        run = await run_phase(phase, lambda: RestChat(http, url), pairs, pids, args.seed)
+        summary = summarise(run)
+        summary["stack_after"] = "running" if process.poll() is None else "STOPPED"
+        summary["settle_seconds_before"] = waited
+        results["phases"][f"saturation / {path}"] = summary
 
 
 def rss_summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
@@ -395,6 +470,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
         *phase_lines(sf, saturation=True),
         *phase_lines(sb, saturation=True),
     ]
+    stock = phases.get("saturation / stock rasa run")
+    if stock is not None:
+        lines += phase_lines(stock, saturation=True)
     p95 = rf["latency"]["p95_ms"]
     p50_ratio = _ratio(rf["latency"]["p50_ms"], rb["latency"]["p50_ms"])
     p95_ratio = _ratio(p95, rb["latency"]["p95_ms"])
@@ -437,6 +515,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"{_verdict(targets['saturation_ratio_full_over_bare'][2])}; stretch "
         f"{STRETCH_SATURATION_RATIO}×: {_verdict(targets['saturation_ratio_stretch'][2])}",
     ]
+    if stock is not None:
+        stock_ratio = _ratio(sf["completed_turns_per_s"], stock["completed_turns_per_s"])
+        results["ratios"]["saturation_turns_per_s_full_over_stock_rasa"] = stock_ratio
+        lines.append(
+            f"  saturation full stack / stock `rasa run` (no speed-ups) turns/s: {_x(stock_ratio)} "
+            f"({sf['completed_turns_per_s']:.1f} vs {stock['completed_turns_per_s']:.1f})  "
+            f"{_verdict(None if stock_ratio is None else stock_ratio >= TARGET_SATURATION_RATIO)}; "
+            f"stretch {STRETCH_SATURATION_RATIO}×: "
+            f"{_verdict(None if stock_ratio is None else stock_ratio >= STRETCH_SATURATION_RATIO)}"
+        )
     if rss.get("samples"):
         lines.append(
             f"  web service RSS flat: {rss['first_mb']:.1f} → {rss['last_mb']:.1f} MB, "

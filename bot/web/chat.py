@@ -79,11 +79,17 @@ async def push(app: AppState, conversation_id: str, sender: MessageSender, text:
         message = await repositories.add_message(
             session, conversation_id, sender, text, buttons, author=author
         )
-    await app[HUB].send(conversation_id, message_frame(message))
-    await app[STAFF_HUB].conversation_event(
-        conversation_id, {"type": "message", "message": message_frame(message)}
-    )
+    await announce(app, message)
     return message
+
+
+async def announce(app: AppState, message: Message) -> None:
+    """Deliver a stored message to the customer's live tabs and the staff watching."""
+    frame = message_frame(message)
+    await app[HUB].send(message.conversation_id, frame)
+    await app[STAFF_HUB].conversation_event(
+        message.conversation_id, {"type": "message", "message": frame}
+    )
 
 
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
@@ -187,33 +193,37 @@ def _valid_client_id(client_id: Any) -> str | None:
     return None
 
 
+@dataclass
+class StoredMessage:
+    message: Message
+    is_new: bool  # False: a re-sent client id, stored once
+    conversation: Conversation | None  # as it was when the message was stored
+
+
 async def _store_customer_message(
     connection: Connection, text: str, client_id: str | None
-) -> tuple[Message, bool]:
-    """The stored message and whether it is new (a re-sent client id is stored once)."""
-    assert connection.conversation_id is not None
+) -> StoredMessage:
+    """Store the message and read its conversation in one transaction (the first of a
+    turn's two: this is the hot path of every chat message)."""
+    conversation_id = connection.conversation_id
+    assert conversation_id is not None
     sessions = connection.request.app[SESSIONS]
-    if client_id is not None:
-        async with sessions() as session:
-            existing = await repositories.message_by_client_id(
-                session, connection.conversation_id, client_id
-            )
-        if existing is not None:
-            return existing, False
     try:
         async with sessions() as session, session.begin():
             message = await repositories.add_message(
-                session, connection.conversation_id, MessageSender.customer, text,
+                session, conversation_id, MessageSender.customer, text,
                 client_message_id=client_id,
             )  # fmt: skip
-    except IntegrityError:  # the same client id from another tab, a moment earlier
+            conversation = await session.get(Conversation, conversation_id)
+    except IntegrityError:  # this client id was stored before (a re-send, or another tab)
+        if client_id is None:
+            raise
         async with sessions() as session:
-            existing = await repositories.message_by_client_id(
-                session, connection.conversation_id, client_id or ""
-            )
-        assert existing is not None
-        return existing, False
-    return message, True
+            existing = await repositories.message_by_client_id(session, conversation_id, client_id)
+        if existing is None:
+            raise
+        return StoredMessage(existing, False, None)
+    return StoredMessage(message, True, conversation)
 
 
 async def _customer_message(
@@ -247,17 +257,18 @@ async def _customer_message(
         if isinstance(display, str) and 0 < len(display.strip()) <= MAX_DISPLAY_CHARS
         else None
     )
-    message, is_new = await _store_customer_message(connection, shown or text.strip(), client_id)
+    stored = await _store_customer_message(connection, shown or text.strip(), client_id)
+    message = stored.message
     await ws.send_json(
-        {"type": "ack", "client_id": client_id, "id": message.id, "duplicate": not is_new}
+        {"type": "ack", "client_id": client_id, "id": message.id, "duplicate": not stored.is_new}
     )
-    if not is_new:
+    if not stored.is_new:
         return
     await app[HUB].send(conversation_id, message_frame(message), exclude=ws)
     await app[STAFF_HUB].conversation_event(
         conversation_id, {"type": "message", "message": message_frame(message)}
     )
-    await _answer(connection, text.strip())
+    await _answer(connection, text.strip(), stored.conversation)
 
 
 # One bot turn at a time per conversation (in this process): a proactive survey started by
@@ -272,8 +283,14 @@ def turn_lock(conversation_id: str) -> asyncio.Lock:
     return lock
 
 
-async def _relay(connection: Connection, conversation_id: str, text: str) -> bool:
-    """Send the message to Rasa and push its replies; False when Rasa failed."""
+@dataclass
+class Relayed:
+    answered: bool  # False: Rasa failed and the customer was asked to try again
+    conversation: Conversation | None  # as the actions left it
+
+
+async def _relay(connection: Connection, conversation_id: str, text: str) -> Relayed:
+    """Send the message to Rasa, store its replies and push them to the customer."""
     app = connection.request.app
     hub, rasa = app[HUB], app[RASA]
     await hub.send(conversation_id, {"type": "typing", "on": True})
@@ -290,18 +307,26 @@ async def _relay(connection: Connection, conversation_id: str, text: str) -> boo
         await hub.send(conversation_id, {"type": "typing", "on": False})
     if replies is None:
         await push(app, conversation_id, MessageSender.system, RETRY_LATER)
-        return False
-    for reply in replies:
-        await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
-    return True
+        return Relayed(answered=False, conversation=None)
+    # The turn's second and last transaction: every reply, and the conversation as the
+    # actions left it (verified by order number + email, handed to a person).
+    async with app[SESSIONS]() as session, session.begin():
+        messages = [
+            await repositories.add_message(
+                session, conversation_id, MessageSender.bot, reply.text, reply.buttons
+            )
+            for reply in replies
+        ]
+        after = await session.get(Conversation, conversation_id)
+    for message in messages:
+        await announce(app, message)
+    return Relayed(answered=True, conversation=after)
 
 
-async def _answer(connection: Connection, text: str) -> None:
+async def _answer(connection: Connection, text: str, conversation: Conversation | None) -> None:
     app = connection.request.app
     conversation_id = connection.conversation_id
     assert conversation_id is not None
-    async with app[SESSIONS]() as session:
-        conversation = await session.get(Conversation, conversation_id)
     if conversation is None or not conversations.bot_may_answer(conversation):
         async with app[SESSIONS]() as session, session.begin():
             email = await escalations.remember_contact_email(session, conversation_id, text)
@@ -309,11 +334,11 @@ async def _answer(connection: Connection, text: str) -> None:
         await push(app, conversation_id, MessageSender.system, note)
         return
     async with turn_lock(conversation_id):
-        if not await _relay(connection, conversation_id, text):
-            return
-    async with app[SESSIONS]() as session:
-        after = await session.get(Conversation, conversation_id)
-    if after is not None and not conversations.bot_may_answer(after):
+        relayed = await _relay(connection, conversation_id, text)
+    after = relayed.conversation
+    if not relayed.answered or after is None:
+        return
+    if not conversations.bot_may_answer(after):
         await app[STAFF_HUB].queue_changed()  # the bot just handed this chat to a person
-    elif after is not None and after.customer_id and not conversation.customer_id:
+    elif after.customer_id and not conversation.customer_id:
         await _offer_survey(app, conversation_id)  # just verified by order number + email
