@@ -1,4 +1,7 @@
-"""Extensions loaded by Rasa itself (the Rasa venv) in the production profile.
+"""Extensions loaded by Rasa itself (the Rasa venv).
+
+Every profile starts Rasa as `python -m rasa_ext run ...`: Rasa's own command line with the
+behaviour-preserving speed-ups of `rasa_ext.speedups` installed first.
 
 endpoints.prod.yml names `rasa_ext.tracker_store.StrictSQLTrackerStore` and
 credentials.prod.yml names `rasa_ext.channels.StrictRestInput`. Nothing in `bot/` or
