@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot import cli_privacy, proactive_cli, report, shop_cli
@@ -188,6 +189,23 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
     return await run_db_command(settings, body)
 
 
+async def _close_lifecycles(settings: Settings) -> int:
+    from bot.domain import lifecycle as lifecycles
+    from bot.storage.models import utcnow
+
+    window = timedelta(days=settings.return_window_days)
+
+    async def body(sessions: Sessions) -> int:
+        closed = await lifecycles.close_all_completed(sessions, utcnow(), window)
+        print(
+            f"Closed {closed} completed lifecycle(s) "
+            f"(delivered more than {settings.return_window_days} days ago, no support)."
+        )
+        return 0
+
+    return await run_db_command(settings, body)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start Rasa, the action server and the web service")
     run.add_argument("--prod", action="store_true", help="production profile (docs/deploy.md)")
     sub.add_parser("analytics-consumer", help="bot analytics from Rasa's event broker")
+    sub.add_parser(
+        "close-lifecycles",
+        help="close the lifecycles of delivered purchases whose return window has passed "
+        "(the web service also does it every LIFECYCLE_SWEEP_SECONDS)",
+    )
     _add_staff_commands(sub)
     _add_token_commands(sub)
     cli_privacy.add_commands(sub)
@@ -223,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if args.command == "demo":
         return asyncio.run(_demo(settings))
+    if args.command == "close-lifecycles":
+        return asyncio.run(_close_lifecycles(settings))
     if args.command == "analytics-consumer":
         from bot.analytics_consumer import main as consume
 

@@ -38,6 +38,8 @@ class Settings:
     web_port: int = 8000
     max_message_chars: int = 2000
     return_window_days: int = 30
+    # How often each web process closes completed purchases' lifecycles (0: never).
+    lifecycle_sweep_seconds: int = 3600
     survey_fatigue_days: int = 7
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     # Shared with the shop's backend, which signs customer identity tokens (HS256).
@@ -112,6 +114,7 @@ class Settings:
             web_port=_env_int("WEB_PORT", 8000),
             max_message_chars=_env_int("MAX_MESSAGE_CHARS", 2000),
             return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
+            lifecycle_sweep_seconds=_env_int("LIFECYCLE_SWEEP_SECONDS", 3600),
             survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             widget_secret=widget_secret,

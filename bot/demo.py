@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import feedback as feedback_domain
 from bot.domain import lifecycle as lifecycles
+from bot.domain import surveys
 from bot.domain.feedback import NewFeedback
 from bot.domain.scores import SCALES
 from bot.storage.models import (
@@ -64,12 +65,6 @@ SURVEY_EXPIRY = timedelta(days=14)
 # README customers: no survey sent within this period before `now` (fatigue would
 # otherwise suppress the in-chat surveys shown in manual testing).
 README_QUIET = timedelta(days=15)
-
-TRIGGER_ORDER_PLACED = "order_placed"
-TRIGGER_ORDER_DELIVERED = "order_delivered"
-TRIGGER_SUPPORT_RESOLVED = "support_resolved"
-TRIGGER_RENEWED = "subscription_renewed"
-TRIGGER_SUB_CANCELLED = "subscription_cancelled"
 
 
 @dataclass(frozen=True)
@@ -1265,7 +1260,7 @@ class _Writer:
             sent = await self.dispatch(
                 customer,
                 lifecycle,
-                TRIGGER_ORDER_PLACED,
+                surveys.TRIGGER_FIRST_ORDER,
                 FeedbackKind.discovery_source,
                 plan.placed_at,
                 plan.placed_at + self.hours(0.1, 20),
@@ -1420,7 +1415,7 @@ class _Writer:
         sent = await self.dispatch(
             plan.customer,
             lifecycle,
-            TRIGGER_ORDER_DELIVERED,
+            surveys.TRIGGER_ORDER_DELIVERED,
             FeedbackKind.csat,
             created,
             created + self.hours(0, 30),
@@ -1541,7 +1536,7 @@ class _Writer:
             sent = await self.dispatch(
                 customer,
                 lifecycle,
-                TRIGGER_SUPPORT_RESOLVED,
+                surveys.TRIGGER_ESCALATION_RESOLVED,
                 FeedbackKind.csat,
                 resolved,
                 resolved + self.hours(0, 2),
@@ -1607,7 +1602,7 @@ class _Writer:
             sent = await self.dispatch(
                 customer,
                 lifecycle,
-                TRIGGER_RENEWED,
+                surveys.TRIGGER_SUBSCRIPTION_RENEWED,
                 FeedbackKind.nps,
                 created,
                 created + self.hours(0, 20),
@@ -1652,7 +1647,7 @@ class _Writer:
             sent = await self.dispatch(
                 customer,
                 lifecycle,
-                TRIGGER_SUB_CANCELLED,
+                surveys.TRIGGER_SUBSCRIPTION_CANCELLED,
                 FeedbackKind.churn_reason,
                 sub.cancelled_at,
                 sub.cancelled_at + timedelta(seconds=20),

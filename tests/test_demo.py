@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import demo
 from bot.domain import feedback as feedback_domain
+from bot.domain import surveys
 from bot.domain.feedback import NewFeedback
 from bot.domain.scores import SCALES
 from bot.storage.db import create_engine, create_session_factory
@@ -331,7 +332,7 @@ async def test_built_in_pitfalls(
             .join(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
             .where(
                 Feedback.kind == FeedbackKind.csat,
-                SurveyDispatch.trigger == demo.TRIGGER_ORDER_DELIVERED,
+                SurveyDispatch.trigger == surveys.TRIGGER_ORDER_DELIVERED,
             )
             .group_by(Order.carrier),
         )

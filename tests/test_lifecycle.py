@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import PROJECT_ROOT
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     AcquisitionSource,
     Lifecycle,
     LifecycleKind,
+    Order,
     OrderStatus,
     Stage,
     utcnow,
@@ -320,3 +325,93 @@ async def test_a_second_order_does_not_adopt_the_first_orders_lifecycle(
     assert (one.order_id, two.order_id) == (first.id, second.id)
     assert (one.stage, two.stage) == (Stage.use, Stage.purchase)
     assert await _count(session) == 2
+
+
+WINDOW = timedelta(days=30)
+
+
+async def _order_lifecycle(
+    session: AsyncSession, owner_n: int, number: str, status: OrderStatus, delivered_days_ago: int
+) -> Lifecycle:
+    owner = await factories.customer(session, owner_n)
+    order = await factories.order(
+        session, owner, number, status, placed_days_ago=60, delivered_days_ago=delivered_days_ago
+    )
+    return await lifecycles.lifecycle_for_order(session, order)
+
+
+async def test_close_completed_closes_delivered_purchases_past_the_return_window(
+    session: AsyncSession, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    now = utcnow()
+    past = await _order_lifecycle(session, 1, "A20001", OrderStatus.delivered, 31)
+    within = await _order_lifecycle(session, 2, "A20002", OrderStatus.delivered, 29)
+    in_support = await _order_lifecycle(session, 3, "A20003", OrderStatus.delivered, 40)
+    lifecycles.advance(in_support, Stage.support)
+    shipped = await _order_lifecycle(session, 4, "A20004", OrderStatus.shipped, 40)
+    returned = await _order_lifecycle(session, 5, "A20005", OrderStatus.returned, 40)
+    returned_closed_at = returned.closed_at
+    subscriber = await factories.customer(session, 6)
+    subscription = await factories.subscription(session, subscriber)
+    box = await factories.order(
+        session, subscriber, "A20006", OrderStatus.delivered, delivered_days_ago=45,
+        subscription=subscription,
+    )  # fmt: skip
+    period = await lifecycles.lifecycle_for_order(session, box)
+    await session.commit()
+    delivered_at = {
+        row.id: row.delivered_at for row in (await session.scalars(select(Order))).all()
+    }
+
+    assert await lifecycles.close_all_completed(session_factory, now, WINDOW) == 1
+    assert await lifecycles.close_all_completed(session_factory, now, WINDOW) == 0
+
+    async with session_factory() as check:
+        rows = {row.id: row for row in (await check.scalars(select(Lifecycle))).all()}
+    closed = rows[past.id]
+    assert closed.close_reason == "completed"
+    assert past.order_id is not None
+    assert closed.closed_at == delivered_at[past.order_id] + WINDOW
+    for still_open in (within, in_support, shipped, period):
+        assert rows[still_open.id].closed_at is None, still_open.stage
+    assert rows[returned.id].close_reason == "returned"
+    assert rows[returned.id].closed_at == returned_closed_at
+
+
+async def test_close_all_completed_works_through_batches(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    for n in range(1, 6):
+        await _order_lifecycle(session, n, f"A3000{n}", OrderStatus.delivered, 35)
+    await session.commit()
+
+    assert await lifecycles.close_all_completed(session_factory, utcnow(), WINDOW, batch=2) == 5
+    async with session_factory() as check:
+        reasons = (await check.scalars(select(Lifecycle.close_reason))).all()
+    assert reasons == ["completed"] * 5
+
+
+async def test_close_lifecycles_command(
+    session: AsyncSession, session_factory: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    past = await _order_lifecycle(session, 1, "A40001", OrderStatus.delivered, 31)
+    await _order_lifecycle(session, 2, "A40002", OrderStatus.delivered, 29)
+    await session.commit()
+    env = {**os.environ, "DATABASE_URL": database_url, "RETURN_WINDOW_DAYS": "30",
+           "PYTHONPATH": str(PROJECT_ROOT)}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "close-lifecycles", env=env, cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 0, err.decode()
+    assert out.decode() == (
+        "Closed 1 completed lifecycle(s) (delivered more than 30 days ago, no support).\n"
+    )
+    async with session_factory() as check:
+        closed = (
+            await check.scalars(select(Lifecycle.id).where(Lifecycle.closed_at.is_not(None)))
+        ).all()
+    assert closed == [past.id]

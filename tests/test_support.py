@@ -10,11 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import support
+from bot.domain import chat, support
 from bot.domain.support import YES_NO, FlowResult, NextStep, VerifyStatus
 from bot.storage.models import (
     AuditLog,
     Conversation,
+    Feedback,
+    FeedbackKind,
     Lifecycle,
     Order,
     OrderItem,
@@ -611,3 +613,41 @@ async def test_apply_return_refuses_an_order_refunded_in_the_meantime(
     await session.refresh(order)
     assert order.return_requested_at is None
     assert await session.scalar(select(func.count()).select_from(AuditLog)) == 0
+
+
+async def test_verify_after_anonymous_feedback_merges_it_into_the_customer(
+    session: AsyncSession,
+) -> None:
+    """Feedback typed before verifying lands on an anonymous customer made for the chat;
+    verifying afterwards must work and move that feedback to the real customer's order."""
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10023", OrderStatus.delivered)
+    session.add(Conversation(id="conv-1"))
+    await session.commit()
+    await chat.record_opinion(
+        session, "conv-1", FeedbackKind.praise, "Lovely shop, great coffee", "m1"
+    )
+    await session.commit()
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    anonymous_id = conversation.customer_id
+
+    result = await support.verify(session, conversation, "A10023", "jane.doe@example.com")
+    await session.commit()
+
+    assert result.status is VerifyStatus.ok
+    assert (conversation.customer_id, conversation.order_id) == (owner.id, order.id)
+    order_lifecycle = await session.scalar(select(Lifecycle).where(Lifecycle.order_id == order.id))
+    assert order_lifecycle is not None
+    rows = (
+        await session.execute(select(Feedback.customer_id, Feedback.lifecycle_id, Feedback.stage))
+    ).all()
+    assert rows == [(owner.id, order_lifecycle.id, Stage.use)]
+    left = (
+        await session.execute(
+            select(Lifecycle.closed_at.is_not(None), Lifecycle.close_reason).where(
+                Lifecycle.customer_id == anonymous_id
+            )
+        )
+    ).all()
+    assert left == [(True, "merged")]

@@ -9,7 +9,10 @@ Method: /work/shared/BENCHMARKS.md. Two load models, never mixed, each measured 
 full stack and then for bare Rasa at the same offered load:
 * realistic  - N simulated customers, each waiting a random think time before every
                message; p50/p95/p99 latency and errors; the web service's RSS every 10 s;
-* saturation - M customers with no think time; turns/s.
+* saturation - M customers with no think time; turns/s. Saturation is also measured
+               against a stock `rasa run` (same model and action server, without the
+               rasa_ext speed-ups that our stack's Rasa runs with): the target's "one bare
+               `rasa run` process" (--no-stock-baseline skips it).
 
 A simulated customer's conversation: "hi" → "where is my order" → <order number> →
 <email> (status + survey question) → "4" → "skip" (thanks), then a new conversation (new
@@ -554,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         "load generator: this process (one asyncio loop, aiohttp) on the same machine, sharing "
         "its cores with the stack; traffic to 127.0.0.1 only",
         f"stack: web :{PORTS.web} (WebSocket /ws) → rasa :{PORTS.rasa} → actions :{PORTS.actions}; "
-        f"bare Rasa = POST :{PORTS.rasa}/webhooks/rest/webhook on the same Rasa process; "
+        f"bare Rasa = POST :{PORTS.rasa}/webhooks/rest/webhook on the same Rasa process "
+        "(`python -m rasa_ext run`, with the speed-ups); saturation also against a stock "
+        f"`rasa run` on :{STOCK_RASA_PORT} (same model and action server, no speed-ups); "
         f"SQLite demo DB {DATABASE.relative_to(ROOT)}; SURVEY_FATIGUE_DAYS=0, RATE_LIMIT_MESSAGES=1000",
         "conversation: hi → where is my order → <order number> → <email> → 4 → skip (6 turns), "
         f"then a new one; turn timeout {TURN_TIMEOUT:g} s; WebSocket turn ends {QUIET * 1000:.0f} ms "

@@ -11,7 +11,9 @@ Same simulated customers, conversation and turn definition as `python -m bench.c
   (REST channel of the same single Rasa process) realistic 200 and saturation 50;
 * production profile: realistic N (for each N), saturation 50; customers alternate between
   the two web replicas (as a load balancer in front of them would).
-Ratios: production / embedded default, and production / one bare Rasa process.
+* a stock `rasa run` (no rasa_ext speed-ups; same model and action server): saturation 50.
+Ratios: production / embedded default, production / one bare Rasa process (ours, with the
+speed-ups) and production / one stock `rasa run`.
 Results: var/bench/chat_load/prod.json.
 """
 
@@ -43,6 +45,7 @@ from bench.chat_load.__main__ import (
     model_line,
     order_pairs,
     say,
+    stock_rasa_phase,
 )
 from bench.chat_load.clients import Chat, RestChat, WsChat
 from bench.chat_load.load import Phase, run_phase, settle, summarise
@@ -129,7 +132,10 @@ async def _phases(
 
 def _line(s: dict[str, Any]) -> str:
     lat = s["latency"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f} ms"
+
     errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors_by_kind"].items()))
     cpu = ", ".join(f"{k} {v * 100:.0f}%" for k, v in s["cpu_share_of_one_core"].items())
     return (
@@ -176,7 +182,22 @@ def measure_embedded(args: argparse.Namespace) -> dict[str, Any]:
                 lambda: RestChat(http, f"http://127.0.0.1:{PORTS.rasa}/webhooks/rest/webhook")
             ),
         }
-        return asyncio.run(_phases(_plan(args, list(paths)), paths, pairs, _pids(stack), args.seed))
+        results = asyncio.run(
+            _phases(_plan(args, list(paths)), paths, pairs, _pids(stack), args.seed)
+        )
+        results.update(asyncio.run(_stock_rasa(stack, args, pairs)))
+        return results
+
+
+async def _stock_rasa(
+    stack: Stack, args: argparse.Namespace, pairs: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """Saturation against a stock `rasa run` (no rasa_ext speed-ups), same model and
+    action server: the target's "one bare rasa run process"."""
+    holder: dict[str, Any] = {"phases": {}}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        await stock_rasa_phase(stack, args, pairs, http, holder)
+    return dict(holder["phases"])
 
 
 def measure_prod(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,6 +251,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"production / one bare Rasa: saturation turns/s {_ratio(p['completed_turns_per_s'], b['completed_turns_per_s'])}; "
         f"realistic {args.loads[0]} p50 {_ratio(rp['latency']['p50_ms'], rb['latency']['p50_ms'])}",
     ]  # fmt: skip
+    stock = results.get("saturation / stock rasa run")
+    if stock is not None:
+        lines.append(
+            f"one stock `rasa run` (no rasa_ext speed-ups): saturation {stock['completed_turns_per_s']:.1f} "
+            f"turns/s; production / stock rasa run: {_ratio(p['completed_turns_per_s'], stock['completed_turns_per_s'])}"
+        )  # fmt: skip
     return lines
 
 

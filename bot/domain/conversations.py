@@ -7,13 +7,22 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.identity import CustomerClaims
 from bot.storage import repositories
-from bot.storage.models import Conversation, ConversationStatus, Customer, Message
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Feedback,
+    Lifecycle,
+    Message,
+    SurveyDispatch,
+    utcnow,
+)
 
 TOKEN_BYTES = 32
 BY_TOKEN = "token"
@@ -100,3 +109,38 @@ async def start_or_resume(
 def bot_may_answer(conversation: Conversation) -> bool:
     """While a person is (about to be) handling the chat, the bot stays silent."""
     return conversation.status is ConversationStatus.bot
+
+
+async def is_anonymous(session: AsyncSession, customer_id: int | None) -> bool:
+    """Whether the id is a stand-in customer made for an unidentified chat's feedback."""
+    if customer_id is None:
+        return False
+    customer = await session.get(Customer, customer_id)
+    return customer is not None and customer.is_anonymous
+
+
+async def merge_anonymous(
+    session: AsyncSession, anonymous_id: int, customer_id: int, lifecycle: Lifecycle
+) -> None:
+    """The chat's visitor proved who they are: what they said while anonymous becomes the
+    customer's, on `lifecycle` (the one the conversation is about) at its stage. The
+    stand-in's own lifecycles close as "merged"; the stand-in row stays, empty."""
+    stand_in_lifecycles = select(Lifecycle.id).where(Lifecycle.customer_id == anonymous_id)
+    await session.execute(
+        update(Feedback)
+        .where(Feedback.customer_id == anonymous_id)
+        .values(customer_id=customer_id, lifecycle_id=lifecycle.id, stage=lifecycle.stage)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(SurveyDispatch)
+        .where(SurveyDispatch.lifecycle_id.in_(stand_in_lifecycles))
+        .values(customer_id=customer_id, lifecycle_id=lifecycle.id)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Lifecycle)
+        .where(Lifecycle.customer_id == anonymous_id, Lifecycle.closed_at.is_(None))
+        .values(closed_at=utcnow(), close_reason="merged")
+        .execution_options(synchronize_session=False)
+    )

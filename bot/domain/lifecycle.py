@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.models import (
     Customer,
@@ -127,3 +127,53 @@ def sync_with_order(lifecycle: Lifecycle, order: Order, at: datetime | None = No
         advance(lifecycle, stage)
     if order.status in CLOSING_ORDER_STATUSES:
         close(lifecycle, order.status.value, at)
+
+
+# A delivered purchase with no support is complete once its return window has passed.
+COMPLETED_STAGES = (Stage.purchase, Stage.use)
+SWEEP_BATCH = 500
+
+
+async def close_completed(
+    session: AsyncSession, now: datetime, return_window: timedelta, limit: int = SWEEP_BATCH
+) -> int:
+    """Close up to `limit` one-time lifecycles whose order was delivered more than the return
+    window ago and never needed support (SPEC §3), as of the window's end, reason
+    "completed"; returns how many. A lifecycle in support stays open until its order is
+    returned, refunded or the shop closes it: support may still be going on."""
+    rows = await session.execute(
+        select(Lifecycle, Order.delivered_at)
+        .join(Order, Lifecycle.order_id == Order.id)
+        .where(
+            Lifecycle.closed_at.is_(None),
+            Lifecycle.kind == LifecycleKind.one_time,
+            Lifecycle.stage.in_(COMPLETED_STAGES),
+            Order.status == OrderStatus.delivered,
+            Order.delivered_at < now - return_window,
+        )
+        .order_by(Order.delivered_at, Lifecycle.id)
+        .limit(limit)
+    )
+    closed = 0
+    for lifecycle, delivered_at in rows.tuples():
+        if delivered_at is not None:  # always, by the query
+            close(lifecycle, "completed", delivered_at + return_window)
+            closed += 1
+    await session.flush()
+    return closed
+
+
+async def close_all_completed(
+    sessions: async_sessionmaker[AsyncSession],
+    now: datetime,
+    return_window: timedelta,
+    batch: int = SWEEP_BATCH,
+) -> int:
+    """`close_completed` until none is left, one batch per transaction; returns how many."""
+    total = 0
+    while True:
+        async with sessions() as session, session.begin():
+            closed = await close_completed(session, now, return_window, batch)
+        total += closed
+        if closed < batch:
+            return total

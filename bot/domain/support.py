@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import conversations
 from bot.domain import lifecycle as lifecycles
 from bot.storage import repositories
 from bot.storage.models import (
@@ -115,13 +116,19 @@ async def verify(
         return Verification(VerifyStatus.unknown_order)
     if (order.customer.email or "").lower() != email.strip().lower():
         return Verification(VerifyStatus.email_mismatch)
+    stand_in = None
     if conversation.customer_id not in (None, order.customer_id):
-        # Already tied to another customer (signed in, or verified before): not merged.
-        return Verification(VerifyStatus.email_mismatch)
+        if not await conversations.is_anonymous(session, conversation.customer_id):
+            # Already tied to another customer (signed in, or verified before): not merged.
+            return Verification(VerifyStatus.email_mismatch)
+        stand_in = conversation.customer_id  # made for feedback given before verifying
     conversation.customer_id = order.customer_id
     conversation.order_id = order.id
     conversation.identified_by = conversation.identified_by or "order"
     await session.flush()
+    if stand_in is not None:
+        lifecycle = await lifecycles.lifecycle_for_order(session, order)
+        await conversations.merge_anonymous(session, stand_in, order.customer_id, lifecycle)
     return Verification(VerifyStatus.ok, order)
 
 

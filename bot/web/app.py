@@ -20,6 +20,7 @@ from bot.web.demo_shop import create_demo_shop
 from bot.web.errors import error_middleware
 from bot.web.hub import ChatHub, StaffHub
 from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.maintenance import lifecycle_sweep_ctx
 from bot.web.ops import setup_ops
 from bot.web.outgoing import outgoing_webhook_ctx
 from bot.web.rasa_client import RasaClient
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rasa_client)
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
+    app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
     app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use
     setup_routes(app, app[SETTINGS])
     setup_ops(app)  # /healthz, /readyz, /metrics, Redis fan-out between replicas
