@@ -7,8 +7,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     Customer,
+    Lifecycle,
     Order,
     OrderItem,
     OrderStatus,
@@ -87,3 +89,14 @@ async def subscription(
     session.add(row)
     await session.flush()
     return row
+
+
+async def order_lifecycle(
+    session: AsyncSession, owner_n: int, number: str, status: OrderStatus, delivered_days_ago: int
+) -> Lifecycle:
+    """A new customer's order placed 60 days ago, and its lifecycle."""
+    owner = await customer(session, owner_n)
+    placed = await order(
+        session, owner, number, status, placed_days_ago=60, delivered_days_ago=delivered_days_ago
+    )
+    return await lifecycles.lifecycle_for_order(session, placed)

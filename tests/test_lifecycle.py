@@ -330,26 +330,16 @@ async def test_a_second_order_does_not_adopt_the_first_orders_lifecycle(
 WINDOW = timedelta(days=30)
 
 
-async def _order_lifecycle(
-    session: AsyncSession, owner_n: int, number: str, status: OrderStatus, delivered_days_ago: int
-) -> Lifecycle:
-    owner = await factories.customer(session, owner_n)
-    order = await factories.order(
-        session, owner, number, status, placed_days_ago=60, delivered_days_ago=delivered_days_ago
-    )
-    return await lifecycles.lifecycle_for_order(session, order)
-
-
 async def test_close_completed_closes_delivered_purchases_past_the_return_window(
     session: AsyncSession, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     now = utcnow()
-    past = await _order_lifecycle(session, 1, "A20001", OrderStatus.delivered, 31)
-    within = await _order_lifecycle(session, 2, "A20002", OrderStatus.delivered, 29)
-    in_support = await _order_lifecycle(session, 3, "A20003", OrderStatus.delivered, 40)
+    past = await factories.order_lifecycle(session, 1, "A20001", OrderStatus.delivered, 31)
+    within = await factories.order_lifecycle(session, 2, "A20002", OrderStatus.delivered, 29)
+    in_support = await factories.order_lifecycle(session, 3, "A20003", OrderStatus.delivered, 40)
     lifecycles.advance(in_support, Stage.support)
-    shipped = await _order_lifecycle(session, 4, "A20004", OrderStatus.shipped, 40)
-    returned = await _order_lifecycle(session, 5, "A20005", OrderStatus.returned, 40)
+    shipped = await factories.order_lifecycle(session, 4, "A20004", OrderStatus.shipped, 40)
+    returned = await factories.order_lifecycle(session, 5, "A20005", OrderStatus.returned, 40)
     returned_closed_at = returned.closed_at
     subscriber = await factories.customer(session, 6)
     subscription = await factories.subscription(session, subscriber)
@@ -383,7 +373,7 @@ async def test_close_all_completed_works_through_batches(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     for n in range(1, 6):
-        await _order_lifecycle(session, n, f"A3000{n}", OrderStatus.delivered, 35)
+        await factories.order_lifecycle(session, n, f"A3000{n}", OrderStatus.delivered, 35)
     await session.commit()
 
     assert await lifecycles.close_all_completed(session_factory, utcnow(), WINDOW, batch=2) == 5
@@ -395,8 +385,8 @@ async def test_close_all_completed_works_through_batches(
 async def test_close_lifecycles_command(
     session: AsyncSession, session_factory: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    past = await _order_lifecycle(session, 1, "A40001", OrderStatus.delivered, 31)
-    await _order_lifecycle(session, 2, "A40002", OrderStatus.delivered, 29)
+    past = await factories.order_lifecycle(session, 1, "A40001", OrderStatus.delivered, 31)
+    await factories.order_lifecycle(session, 2, "A40002", OrderStatus.delivered, 29)
     await session.commit()
     env = {**os.environ, "DATABASE_URL": database_url, "RETURN_WINDOW_DAYS": "30",
            "PYTHONPATH": str(PROJECT_ROOT)}  # fmt: skip

@@ -11,22 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain import lifecycle as lifecycles
 from bot.storage.models import Lifecycle, OrderStatus
 from bot.web.app import create_app
 from bot.web.maintenance import SWEEP_TASK
 from tests import factories
-
-
-async def _delivered_lifecycle(session: AsyncSession, days_ago: int) -> int:
-    owner = await factories.customer(session)
-    order = await factories.order(
-        session, owner, "A50001", OrderStatus.delivered, placed_days_ago=60,
-        delivered_days_ago=days_ago,
-    )  # fmt: skip
-    lifecycle = await lifecycles.lifecycle_for_order(session, order)
-    await session.commit()
-    return lifecycle.id
 
 
 async def _close_reason(sessions: async_sessionmaker[AsyncSession], lifecycle_id: int) -> Any:
@@ -42,15 +30,16 @@ async def test_the_web_service_closes_completed_lifecycles_in_the_background(
     session: AsyncSession,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    lifecycle_id = await _delivered_lifecycle(session, days_ago=31)
+    lifecycle = await factories.order_lifecycle(session, 1, "A50001", OrderStatus.delivered, 31)
+    await session.commit()
     app = create_app(replace(settings, lifecycle_sweep_seconds=1, return_window_days=30))
 
     async with TestClient(TestServer(app)):
         for _ in range(50):
-            if await _close_reason(session_factory, lifecycle_id) == "completed":
+            if await _close_reason(session_factory, lifecycle.id) == "completed":
                 break
             await asyncio.sleep(0.1)
-        assert await _close_reason(session_factory, lifecycle_id) == "completed"
+        assert await _close_reason(session_factory, lifecycle.id) == "completed"
         assert not app[SWEEP_TASK].done()
     assert app[SWEEP_TASK].cancelled()
 
@@ -58,7 +47,8 @@ async def test_the_web_service_closes_completed_lifecycles_in_the_background(
 async def test_a_sweep_interval_of_zero_turns_the_sweep_off(
     engine: Any, settings: Settings, session: AsyncSession
 ) -> None:
-    await _delivered_lifecycle(session, days_ago=31)
+    await factories.order_lifecycle(session, 1, "A50001", OrderStatus.delivered, 31)
+    await session.commit()
     app = create_app(replace(settings, lifecycle_sweep_seconds=0))
 
     async with TestClient(TestServer(app)):

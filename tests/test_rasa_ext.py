@@ -11,6 +11,20 @@ from bot.config import PROJECT_ROOT
 
 RASA_PYTHON = PROJECT_ROOT / ".venv-rasa" / "bin" / "python"
 
+
+def _rasa_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the Rasa venv's Python on the project (rasa_ext needs Rasa, which we lack here)."""
+    return subprocess.run(
+        [str(RASA_PYTHON), *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 ERASE_CHECK = """
 import asyncio, sys
 from rasa.shared.core.domain import Domain
@@ -35,15 +49,7 @@ asyncio.run(main(sys.argv[1]))
 
 
 def test_replacing_a_tracker_with_no_events_erases_it_from_the_sql_store(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-c", ERASE_CHECK, str(tmp_path / "tracker.db")],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _rasa_python("-c", ERASE_CHECK, str(tmp_path / "tracker.db"))
     assert result.returncode == 0, result.stderr[-2000:]
     # The erased conversation has nothing left; the other one keeps both events.
     assert result.stdout.split() == ["0", "2"]
@@ -84,15 +90,7 @@ print(json.dumps({"original": original, "fast": outcomes(RemoteAction._validate_
 def test_fast_action_result_validation_gives_rasas_exact_outcomes() -> None:
     """rasa_ext.speedups builds the response validator once; every payload, valid or not,
     must get exactly what Rasa's own method gives (result, or error message and path)."""
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-c", SPEEDUP_CHECK],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _rasa_python("-c", SPEEDUP_CHECK)
     assert result.returncode == 0, result.stderr[-2000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcomes["fast"] == outcomes["original"]
@@ -102,14 +100,6 @@ def test_fast_action_result_validation_gives_rasas_exact_outcomes() -> None:
 
 
 def test_rasa_ext_entry_point_runs_rasas_command_line() -> None:
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-m", "rasa_ext", "--version"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _rasa_python("-m", "rasa_ext", "--version")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Rasa Version      :         3.6.21" in result.stdout
