@@ -91,7 +91,27 @@ async def _erase(sessions: Sessions, settings: Settings, ref: str) -> int:
     state = "was already erased; re-checked" if erasure.already_erased else "erased"
     changed = ", ".join(f"{k} {v}" for k, v in erasure.counts.items() if v) or "nothing left"
     print(f"Customer {erasure.customer_id} {state} in the database ({changed}).")
-    return await _clear_trackers(settings, erasure.conversation_ids, sys.stdout)
+    code = await _clear_trackers(settings, erasure.conversation_ids, sys.stdout)
+    await end_live_tabs(settings, erasure.conversation_ids)
+    return code
+
+
+async def end_live_tabs(settings: Settings, conversation_ids: list[str]) -> None:
+    """With REDIS_URL (production profile), the web replicas close the erased conversations'
+    open widget tabs, as the admin API does; without it this process cannot reach them."""
+    if not settings.redis_url or not conversation_ids:
+        return
+    from redis.asyncio import Redis
+
+    from bot.web.hub import Fanout
+
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+    try:
+        bus = Fanout(redis)
+        for conversation_id in conversation_ids:
+            await bus.publish("chat_end", conversation_id, {})
+    finally:
+        await redis.aclose()
 
 
 async def _clear_trackers(settings: Settings, conversation_ids: list[str], out: TextIO) -> int:

@@ -14,9 +14,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.cli_privacy import end_live_tabs
 from bot.config import Settings
 from bot.storage.models import MessageSender
 from bot.web.app import create_app
@@ -214,6 +215,38 @@ async def test_a_push_reaches_the_socket_on_the_other_replica(
     assert (frame["sender"], frame["text"]) == ("agent", "Hi, this is Sam.")
     await ws.close()
     assert session["type"] == "session"
+
+
+@needs_redis
+async def test_ending_a_conversation_closes_its_tabs_on_the_other_replica(
+    replicas: tuple[TestClient, TestClient],
+) -> None:
+    one, two = replicas
+    ws, _ = await _open(two)
+    conversation_id = next(iter(two.app[HUB_KEY]._sockets))
+    other, _ = await _open(two)
+
+    await one.app[HUB_KEY].end(conversation_id)
+
+    closed = await ws.receive(timeout=5)
+    assert (closed.type, closed.extra) == (WSMsgType.CLOSE, "conversation erased")
+    assert two.app[HUB_KEY].connected(conversation_id) == 0
+    assert not other.closed
+    await other.close()
+
+
+@needs_redis
+async def test_the_erase_command_closes_open_tabs_through_redis(
+    replicas: tuple[TestClient, TestClient], settings: Settings
+) -> None:
+    _one, two = replicas
+    ws, _ = await _open(two)
+    conversation_id = next(iter(two.app[HUB_KEY]._sockets))
+
+    await end_live_tabs(replace(settings, redis_url=REDIS_URL), [conversation_id])
+
+    closed = await ws.receive(timeout=5)
+    assert (closed.type, closed.extra) == (WSMsgType.CLOSE, "conversation erased")
 
 
 @needs_redis

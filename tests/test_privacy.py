@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from sqlalchemy import String, Text, select
@@ -24,6 +24,7 @@ from sqlalchemy.types import JSON
 from bot.config import PROJECT_ROOT, Settings
 from bot.domain import outbox, privacy, staff
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.identity import issue_token
 from bot.storage.models import (
     AuditLog,
     Base,
@@ -562,3 +563,36 @@ async def test_cli_erase_says_clearly_when_rasa_is_unreachable(
     assert f"WARNING: Rasa at {dead} could not clear 1 of 1 conversation tracker(s)" in err
     assert "Run this command again when Rasa is running." in err
     assert await _traces(session_factory, SECRETS) == []
+
+
+async def test_api_erase_ends_the_customers_open_widget_tabs(
+    api: TestClient[Any, Any], session_factory: Sessions
+) -> None:
+    """A tab left open on the erased customer's conversation is closed; reconnecting with
+    its token starts a new, empty conversation (the widget then clears the page)."""
+    await _seed(session_factory)
+    admin = bearer(await create_api_token(session_factory, StaffRole.admin))
+    identity = issue_token(Settings().widget_secret, EXTERNAL_ID)
+    ws = await api.ws_connect("/ws")
+    await ws.send_json({"type": "hello", "token": None, "identity": identity})
+    session_frame = await ws.receive_json(timeout=5)
+    assert session_frame["type"] == "session" and session_frame["identity"] == "verified"
+    bystander = await api.ws_connect("/ws")
+    await bystander.send_json({"type": "hello", "token": None})
+    assert (await bystander.receive_json(timeout=5))["type"] == "session"
+
+    response = await api.post(f"/api/customers/{EXTERNAL_ID}/erase", headers=admin)
+    assert response.status == 200
+
+    closed = await ws.receive(timeout=5)
+    assert closed.type is WSMsgType.CLOSE
+    assert (closed.data, closed.extra) == (WSCloseCode.POLICY_VIOLATION, "conversation erased")
+    assert not bystander.closed
+    again = await api.ws_connect("/ws")
+    await again.send_json({"type": "hello", "token": session_frame["token"]})
+    fresh = await again.receive_json(timeout=5)
+    assert fresh["type"] == "session"
+    assert fresh["token"] != session_frame["token"]
+    assert (fresh["identity"], fresh["history"]) == ("anonymous", [])
+    for socket in (bystander, again):
+        await socket.close()

@@ -80,6 +80,8 @@ class Fanout:
             return
         if target == "chat" and isinstance(conversation_id, str):
             await hub.deliver(conversation_id, frame)
+        elif target == "chat_end" and isinstance(conversation_id, str):
+            await hub.end_here(conversation_id)
         elif target == "staff_queue":
             await staff.deliver_queue_changed()
         elif target == "staff_conversation" and isinstance(conversation_id, str):
@@ -146,6 +148,23 @@ class ChatHub:
             return False
         recent.append(now)
         return True
+
+    async def end(self, conversation_id: str) -> None:
+        """Close the conversation's live tabs on every replica (its data was erased): the
+        widget reconnects, its token no longer resumes anything, so it starts afresh and
+        clears what the page still showed."""
+        await self.end_here(conversation_id)
+        if self.fanout is not None:
+            await self.fanout.publish("chat_end", conversation_id, {})
+
+    async def end_here(self, conversation_id: str) -> None:
+        sockets = list(self._sockets.pop(conversation_id, ()))
+        self._recent.pop(conversation_id, None)
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"conversation erased")
+              for ws in sockets),
+            return_exceptions=True,
+        )  # fmt: skip
 
     async def close_all(self, message: str) -> None:
         """Close every socket at once (graceful shutdown: the widget reconnects, possibly to

@@ -18,7 +18,7 @@ from bot.domain import privacy
 from bot.storage.models import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
-from bot.web.keys import RASA, SESSIONS
+from bot.web.keys import HUB, RASA, SESSIONS
 from bot.web.rasa_client import RasaClient, RasaUnavailable
 
 MAX_REF_CHARS = 64
@@ -79,6 +79,8 @@ async def erase_customer(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as db, db.begin():
         erasure = await privacy.erase_customer(db, ref, actor=current_principal(request).actor)
     trackers = await clear_trackers(request.config_dict[RASA], erasure.conversation_ids)
+    for conversation_id in erasure.conversation_ids:  # open widget tabs start afresh
+        await request.config_dict[HUB].end(conversation_id)
     return web.json_response({**erasure.as_json(), "trackers": trackers.as_json()})
 
 
