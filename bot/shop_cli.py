@@ -126,7 +126,7 @@ def send_event(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
     except ValueError:
         print(text)
-    return 0 if status == 200 else 1
+    return 0 if status in (200, 202) else 1  # 202: accepted, applied moments later
 
 
 async def _import(settings: Settings, path: Path) -> int:

@@ -1,8 +1,10 @@
-"""POST /api/events over HTTP: signature, size limit, JSON, schema, replay."""
+"""POST /api/events over HTTP: signature, size limit, JSON, schema, 202 + worker, replay."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import cli
 from bot.config import DEV_EVENTS_SECRET, ConfigError, Settings
 from bot.domain.shop_events import EVENT_TYPES, parse_event, sign
-from bot.storage.models import Order, ShopEvent, SurveyDispatch
+from bot.storage.models import Order, ShopEvent, ShopEventStatus, SurveyDispatch
+from bot.web.events_worker import drain
+from tests.live_app import serve_app
 from tests.test_shop_events import order_event
 
 Client = TestClient[Any, Any]
@@ -40,25 +44,87 @@ async def count(session_factory: async_sessionmaker[AsyncSession], model: Any) -
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_signed_event_is_applied_and_a_replay_returns_the_first_result(
+async def test_signed_event_is_accepted_applied_by_the_worker_and_a_replay_returns_the_result(
     client: Client, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     body = json.dumps(order_event("evt-1", "placed", 0)).encode()
     first = await post(client, body)
-    assert first.status == 200, await first.text()
-    answer = await first.json()
-    assert answer["id"] == "evt-1" and answer["replayed"] is False
-    assert answer["result"]["order"] == {"number": "A20001", "status": "placed"}
-    assert answer["result"]["lifecycle"]["stage"] == "purchase"
+    assert first.status == 202, await first.text()
+    assert await first.json() == {
+        "id": "evt-1", "replayed": False, "status": "pending", "result": None, "error": None,
+    }  # fmt: skip
 
+    await drain(client.app)
     replay = await post(client, body)
     assert replay.status == 200
     again = await replay.json()
-    assert again["replayed"] is True
-    assert again["result"] == answer["result"]
+    assert (again["id"], again["replayed"], again["status"], again["error"]) == (
+        "evt-1", True, "applied", None,
+    )  # fmt: skip
+    assert again["result"]["order"] == {"number": "A20001", "status": "placed"}
+    assert again["result"]["lifecycle"]["stage"] == "purchase"
+    assert [s["trigger"] for s in again["result"]["surveys_scheduled"]] == ["first_order"]
+    assert await (await post(client, body)).json() == again
     assert await count(session_factory, Order) == 1
     assert await count(session_factory, ShopEvent) == 1
     assert await count(session_factory, SurveyDispatch) == 1
+    async with session_factory() as session:
+        row = await session.get(ShopEvent, "evt-1")
+        assert row is not None and row.status is ShopEventStatus.applied
+        # Personal data of the body is kept only while the event waits.
+        assert (row.payload, row.customer_ref, row.result) == (None, None, again["result"])
+
+
+async def test_concurrent_posts_are_stored_once_each_and_all_applied(
+    client: Client, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    bodies = [
+        json.dumps(
+            order_event(f"evt-{n}", "placed", n, number=f"A3{n:04d}", customer=f"C{n}")
+        ).encode()
+        for n in range(12)
+    ]
+    # Every event twice at once: one copy is new, the other a replay (same batch or not).
+    responses = await asyncio.gather(*(post(client, body) for body in bodies + bodies))
+    answers = [await r.json() for r in responses]
+    assert {r.status for r in responses} == {202}
+    by_id: dict[str, list[bool]] = {}
+    for a in answers:
+        by_id.setdefault(a["id"], []).append(a["replayed"])
+    assert {k: sorted(v) for k, v in by_id.items()} == {
+        f"evt-{n}": [False, True] for n in range(12)
+    }
+
+    await drain(client.app)
+    assert await count(session_factory, ShopEvent) == 12
+    assert await count(session_factory, Order) == 12
+    assert await count(session_factory, SurveyDispatch) == 12  # each a first order
+    async with session_factory() as session:
+        statuses = (await session.scalars(select(ShopEvent.status))).all()
+    assert set(statuses) == {ShopEventStatus.applied}
+
+
+async def test_an_event_refused_when_applied_is_stored_as_failed_and_replays_say_why(
+    client: Client, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await post(client, json.dumps(order_event("evt-1", "placed", 0, customer="C1")).encode())
+    stolen = json.dumps(order_event("evt-2", "shipped", 5, customer="C2")).encode()
+    assert (await post(client, stolen)).status == 202
+    await drain(client.app)
+
+    replay = await post(client, stolen)
+    assert replay.status == 200
+    assert await replay.json() == {
+        "id": "evt-2", "replayed": True, "status": "failed", "result": None,
+        "error": {"code": "invalid_event",
+                  "message": "'order.number' belongs to another customer"},
+    }  # fmt: skip
+    async with session_factory() as session:
+        order = (await session.scalars(select(Order))).one()
+        assert order.status.value == "placed" and order.shipped_at is None
+        failed = await session.get(ShopEvent, "evt-2")
+        assert failed is not None and failed.status is ShopEventStatus.failed
+        assert failed.payload is None and failed.attempts == 1
 
 
 async def test_missing_or_wrong_signature_is_401_and_changes_nothing(
@@ -110,7 +176,7 @@ async def test_events_need_no_api_token_and_are_in_the_openapi_document(client: 
     document = await (await client.get("/api/openapi.json")).json()
     operation = document["paths"]["/api/events"]["post"]
     assert operation["security"] == []
-    assert set(operation["responses"]) == {"200", "400", "401", "409", "413", "422"}
+    assert set(operation["responses"]) == {"200", "202", "400", "401", "413", "422"}
     assert "post" in document["paths"]["/api/feedback"]
 
 
@@ -139,3 +205,15 @@ def test_send_event_dry_run_prints_a_valid_signed_sample(
     assert signature_line.strip() == sign(DEV_EVENTS_SECRET, raw)
     event = parse_event(json.loads(raw))
     assert (event.id, event.type, event.customer.external_id) == ("evt-x", event_type, "C1001")
+
+
+def test_send_event_posts_to_a_running_service_and_exits_0_on_202(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_app(tmp_path) as live:
+        command = ["send-event", "--type", "order.placed", "--id", "evt-cli",
+                   "--url", f"{live.url}/api/events", "--secret", live.settings.events_secret]  # fmt: skip
+        assert cli.main(command) == 0
+        assert "HTTP 202" in capsys.readouterr().out
+        assert cli.main(command) == 0  # a replay: 202 while pending, 200 once applied
+        assert '"replayed": true' in capsys.readouterr().out

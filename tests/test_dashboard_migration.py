@@ -73,3 +73,68 @@ def test_0005_backfills_the_rollups_and_installs_the_triggers(database_url: str)
     )  # fmt: skip
     assert tables == [(3,)]  # no trigger left behind writing to a dropped table
     command.downgrade(config, "base")
+
+
+def test_0009_backfills_sources_and_journey_links_and_follows_source_changes(
+    database_url: str,
+) -> None:
+    from datetime import datetime, timezone
+
+    asyncio.run(_drop_everything(database_url))
+    config = _config(database_url)
+    command.upgrade(config, "0008")
+    day = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    dispatch = (
+        "INSERT INTO survey_dispatches (customer_id, lifecycle_id, trigger, survey_kind,"
+        " created_at, sent_at, answered_at) VALUES (1, 1, 'order_delivered', 'csat', :at, :at, :answered)"
+    )
+    asyncio.run(
+        _run(
+            database_url,
+            [
+                ("INSERT INTO customers (id, external_id, is_anonymous, acquisition_source, created_at) VALUES (1, 'C1', false, 'ad', :at)", {"at": day}),
+                ("INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (1, 1, 'one_time', 'use', :at)", {"at": day}),
+                ("INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (2, 1, 'one_time', 'discovery', :at)", {"at": day}),
+                (dispatch, {"at": day, "answered": day}),
+                (dispatch, {"at": day, "answered": None}),
+                (FEEDBACK, {"key": "a", "kind": "csat", "score": 5, "sentiment": None, "at": day}),
+            ],
+        )
+    )  # fmt: skip
+    command.upgrade(config, "0009")
+    sources = "SELECT source, sent, answered FROM survey_dispatch_sources ORDER BY source"
+    groups = (
+        "SELECT key, volume FROM feedback_daily_groups WHERE dimension = 'acquisition_source'"
+        " AND volume > 0"
+    )
+    assert asyncio.run(_run(database_url, [(sources, {})])) == [("ad", 2, 1)]
+    if database_url.startswith("postgresql"):
+        links = "SELECT key, n FROM journey_links WHERE grain = 'n' ORDER BY key"
+        assert asyncio.run(_run(database_url, [(links, {})])) == [
+            ("reach:0", 2), ("reach:1", 1), ("reach:2", 1), ("reach:3", 1), ("source:unknown", 2),
+        ]  # fmt: skip
+    moved = asyncio.run(
+        _run(
+            database_url,
+            [
+                ("UPDATE customers SET acquisition_source = 'friend' WHERE id = 1", {}),
+                (sources, {}),
+            ],
+        )
+    )
+    assert moved == [("ad", 0, 0), ("friend", 2, 1)]
+    assert asyncio.run(_run(database_url, [(groups, {})])) == [("friend", 1)]
+    command.downgrade(config, "0008")
+    after = asyncio.run(
+        _run(
+            database_url,
+            [
+                ("UPDATE customers SET acquisition_source = 'ad' WHERE id = 1", {}),
+                ("UPDATE lifecycles SET stage = 'support'", {}),
+                (dispatch, {"at": day, "answered": None}),
+                ("SELECT count(*) FROM survey_dispatches", {}),
+            ],
+        )
+    )
+    assert after == [(3,)]  # no trigger left behind writing to a dropped table
+    command.downgrade(config, "base")

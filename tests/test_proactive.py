@@ -485,6 +485,7 @@ async def test_a_live_offer_waits_for_the_customers_turn_to_finish(
 async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
     client, rasa, session_factory
 ) -> None:
+    from bot.web.events_worker import drain
     from tests.test_api_events import post
     from tests.test_shop_events import order_event
 
@@ -493,11 +494,15 @@ async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
     assert await _after_hello(ws) == []
 
     placed = order_event("ev-live-1", "placed", 0, number="A20099", customer="C5001")
-    response = await post(client, json.dumps(placed).encode())
+    assert (await post(client, json.dumps(placed).encode())).status == 202
+    await drain(client.app)  # the events worker applies it (and would offer a survey)
+    response = await post(client, json.dumps(placed).encode())  # a replay: the result
     assert (await response.json())["result"]["surveys_scheduled"] == []  # not a first order
     assert await _frames_until_quiet(ws) == []
 
     delivered = order_event("ev-live-2", "delivered", 48, number="A20099", customer="C5001")
+    assert (await post(client, json.dumps(delivered).encode())).status == 202
+    await drain(client.app)
     response = await post(client, json.dumps(delivered).encode())
     assert response.status == 200
     [scheduled] = (await response.json())["result"]["surveys_scheduled"]

@@ -5,7 +5,8 @@
 
 1. A dedicated database (default `dashboard_bench`) is dropped, created and migrated with
    `python -m bot migrate` (so the indexes are the migrations' own), then filled with COPY
-   (bench/dashboard/generate.py) and VACUUM ANALYZE. `--reuse` keeps a filled database.
+   (bench/dashboard/generate.py) and VACUUM ANALYZE. `--reuse` keeps a filled database
+   and only applies the migrations it does not have yet.
 2. The web service runs as `python -m bot serve` (its own process, so its memory can be
    read from /proc); the calls use a cx_manager API token, one at a time.
 3. For a 90-day and a 2-year range: baseline = `SELECT count(*)` of the range's feedback
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from bench.dashboard.generate import generate
 from bench.stats import summary_ms
@@ -96,12 +97,17 @@ async def _feedback_count(url: str) -> int | None:
 def prepare(url: str, customers: int, feedback: int, reuse: bool) -> dict[str, Any]:
     name = _dsn(url).rpartition("/")[2]
     if reuse and asyncio.run(_feedback_count(url)) == feedback:
+        _migrate(url)  # migrations added since the database was filled (backfill their rollups)
         return {"reused": True, "feedback": feedback}
     asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     asyncio.run(_admin(url, f"CREATE DATABASE {name}"))
+    _migrate(url)
+    return asyncio.run(_fill(url, customers, feedback))
+
+
+def _migrate(url: str) -> None:
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     subprocess.run([str(VENV_PYTHON), "-m", "bot", "migrate"], cwd=ROOT, env=env, check=True)
-    return asyncio.run(_fill(url, customers, feedback))
 
 
 async def _fill(url: str, customers: int, feedback: int) -> dict[str, Any]:

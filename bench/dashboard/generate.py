@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from bot.storage import rollup
 
@@ -26,7 +26,7 @@ TRIGGERS = ("order_placed", "order_delivered", "support_resolved", "subscription
 KINDS = ("csat", "nps", "ces", "comment", "complaint", "praise", "churn_reason")
 KIND_WEIGHTS = (30, 10, 10, 25, 10, 10, 5)
 SCALES = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
-TEXTS = (
+TEXTS: tuple[tuple[str, float, list[str]], ...] = (
     ("The parcel arrived late and the box was damaged.", -0.6, ["delivery", "product_quality"]),
     ("Great price and fast delivery, thank you!", 0.8, ["price", "delivery"]),
     ("Checkout page crashed twice before payment went through.", -0.5, ["website", "billing"]),
@@ -185,7 +185,7 @@ async def generate(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
         )
     # COPY ran with the triggers off (session_replication_role): fill the daily rollups.
-    for statement in rollup.backfill_ddl("postgresql"):
+    for statement in rollup.all_backfill_ddl("postgresql"):
         await connection.execute(statement)
     await connection.execute("VACUUM ANALYZE")
     return {

@@ -2,27 +2,34 @@
 doubled (target >= 500 events/s, p95 <= 50 ms on this machine).
 
     .venv-app/bin/python -m bench.events [--events 9000] [--senders 16] [--replays 0.1]
-        [--web-processes 1] [--postgres URL] [--seed 1]
+        [--web-processes 1] [--rate 0] [--postgres URL] [--seed 1]
 
 Setup: a dedicated PostgreSQL database (dropped and recreated; default `events_bench`),
 `python -m bot migrate`, then only the web service (`python -m bot serve`, one or more
-processes on free ports, senders spread over them round-robin; Rasa is not needed).
+processes on free ports, senders spread over them round-robin; Rasa is not needed). Each
+web process runs its events worker, as in production.
 
 Load: the events are built up front as flows of three events each, sent in order within a
 flow: 80 % one-time orders (order.placed → order.shipped → order.delivered) and 20 %
 subscriptions (subscription.started → renewed → renewed), over a pool of customers half
 the number of flows (so customers have several flows running at once). S senders each
-take the next flow and send its events back to back (no think time: saturation). After
+take the next flow and send its events back to back (no think time: saturation), or
+with `--rate R` no faster than R new events/s in all (an offered load, to see the apply
+lag at a rate the worker keeps up with). After
 each new event, a sender re-sends an already acknowledged event with the probability
 that makes `--replays` of all requests replays. Bodies and signatures are prepared
 before the clock starts.
 
-Baseline (same run, same senders, same bodies): POSTs with a wrong signature, answered 401
-after the body is read and the HMAC compared — the web service's floor without the
-database. Verification afterwards, in the database: every acknowledged event id is in
-shop_events exactly once (lost), orders / subscriptions / lifecycles / survey dispatches
-are exactly as many as the flows imply (doubled), every order ends delivered, every
-replay answered `"replayed": true` with the first answer's result.
+Measured: ingest (the target) — new events/s and p50/p95/p99 of the HTTP answer (202
+for a new event); apply — the worker's events/s and the lag from accepted to applied
+(`applied_at - received_at` of each row), after the senders stop the time until the queue
+is empty. Baseline (same run, same senders, same bodies): POSTs with a wrong signature,
+answered 401 after the body is read and the HMAC compared — the web service's floor
+without the database. Verification once the queue is empty, in the database: every
+acknowledged event id is in shop_events exactly once and applied (lost, failed),
+orders / subscriptions / lifecycles / survey dispatches are exactly as many as the flows
+imply (doubled), every order ends delivered, every replay answered `"replayed": true`
+with a state (pending, or applied with exactly the stored result).
 Results also go to var/bench/events/results.json; the web log to var/bench/events/web-N.log.
 """
 
@@ -32,7 +39,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import socket
 import subprocess
@@ -46,7 +52,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, text
 
-from bench.host import cpu_seconds, loadavg, python, say
+from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
 from bot.domain.shop_events import sign
 from bot.storage.db import create_engine
@@ -55,6 +61,7 @@ from bot.storage.models import (
     Order,
     OrderStatus,
     ShopEvent,
+    ShopEventStatus,
     Subscription,
     SurveyDispatch,
 )
@@ -82,6 +89,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--replays", type=float, default=0.1, help="share of requests that are replays"
     )
     parser.add_argument("--web-processes", type=int, default=1, help="web service processes")
+    parser.add_argument(
+        "--rate", type=float, default=0.0,
+        help="offered new events/s (default 0: as fast as the senders can, saturation)",
+    )  # fmt: skip
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="database URL (recreated)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -240,7 +251,10 @@ class Samples:
     new: list[float] = field(default_factory=list)
     replay: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
-    acked: dict[str, Any] = field(default_factory=dict)  # event id -> first result
+    acked: set[str] = field(default_factory=set)
+    # Replays answered "applied": event id -> the result they carried (checked at the end).
+    replay_results: dict[str, list[Any]] = field(default_factory=dict)
+    replay_pending: int = 0
     replay_mismatches: int = 0
     requests: int = 0
 
@@ -261,12 +275,30 @@ async def post(
         return time.perf_counter() - started, response.status, payload
 
 
+@dataclass
+class Pace:
+    """An offered load: the k-th new event is sent no earlier than start + k / rate."""
+
+    rate: float
+    start: float = field(default_factory=time.perf_counter)
+    sent: int = 0
+
+    async def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        slot = self.start + self.sent / self.rate
+        self.sent += 1
+        await asyncio.sleep(max(0.0, slot - time.perf_counter()))
+
+
 async def sender(
     http: aiohttp.ClientSession, url: str, flows: Any, samples: Samples,
-    replay_p: float, rng: random.Random, acked_list: list[Prepared],
+    replay_p: float, rng: random.Random, acked_list: list[Prepared], pace: Pace | None = None,
 ) -> None:  # fmt: skip
     for flow in flows:
         for event in flow:
+            if pace is not None:
+                await pace.wait()
             await send_one(http, url, event, samples, replay=False)
             acked_list.append(event)
             samples.requests += 1
@@ -284,21 +316,23 @@ async def send_one(
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         samples.error(type(exc).__name__)
         return
-    if status != 200:
+    if status not in (200, 202):
         samples.error(f"http_{status}")
         return
     if replay:
         samples.replay.append(elapsed)
-        first = samples.acked.get(event.event_id)
-        if payload.get("replayed") is not True or (
-            first is not None and payload["result"] != first
-        ):
+        state = (status, payload.get("replayed"), payload.get("status"))
+        if state == (202, True, "pending"):
+            samples.replay_pending += 1
+        elif state == (200, True, "applied") and payload.get("result"):
+            samples.replay_results.setdefault(event.event_id, []).append(payload["result"])
+        else:
             samples.replay_mismatches += 1
     else:
         samples.new.append(elapsed)
-        if payload.get("replayed") is not False:
-            samples.error("new_event_answered_as_replay")
-        samples.acked[event.event_id] = payload["result"]
+        if (status, payload.get("replayed"), payload.get("status")) != (202, False, "pending"):
+            samples.error("new_event_not_accepted_as_pending")
+        samples.acked.add(event.event_id)
 
 
 async def baseline(
@@ -331,6 +365,12 @@ async def verify(url: str, plan: Plan, warm: Plan, samples: Samples) -> dict[str
     try:
         async with engine.connect() as db:
             stored_ids = set((await db.execute(select(ShopEvent.id))).scalars().all())
+            statuses = select(ShopEvent.status, func.count()).group_by(ShopEvent.status)
+            by_status = {row[0]: int(row[1]) for row in await db.execute(statuses)}
+            replayed = select(ShopEvent.id, ShopEvent.result).where(
+                ShopEvent.id.in_(list(samples.replay_results))
+            )
+            stored_results: dict[str, Any] = {row[0]: row[1] for row in await db.execute(replayed)}
 
             async def count(model: Any, *where: Any) -> int:
                 return int(
@@ -347,6 +387,9 @@ async def verify(url: str, plan: Plan, warm: Plan, samples: Samples) -> dict[str
                 "lifecycles": await count(Lifecycle),
                 "open_lifecycles": await count(Lifecycle, Lifecycle.closed_at.is_(None)),
                 "dispatches": {k: int(v) for k, v in triggers.items()},
+                "not_applied": sum(
+                    n for st, n in by_status.items() if st is not ShopEventStatus.applied
+                ),
             }
     finally:
         await engine.dispose()
@@ -367,11 +410,56 @@ async def verify(url: str, plan: Plan, warm: Plan, samples: Samples) -> dict[str
             }.items()
             if v
         },
+        "not_applied": 0,
     }
+    # Every replay answered "applied" carried exactly the result stored for that event.
+    for event_id, answers in samples.replay_results.items():
+        samples.replay_mismatches += sum(a != stored_results.get(event_id) for a in answers)
     lost = len(set(samples.acked) - stored_ids)
     extra = len(stored_ids - all_ids)
     return {"expected": expected, "found": found, "lost": lost, "unexpected_ids": extra,
             "consistent": found == expected and lost == 0 and extra == 0}  # fmt: skip
+
+
+async def wait_applied(url: str, since: float, limit_s: float = 900.0) -> float:
+    """Seconds from `since` until no event is pending any more."""
+    engine = create_engine(url)
+    pending = (
+        select(func.count())
+        .select_from(ShopEvent)
+        .where(ShopEvent.status == ShopEventStatus.pending)
+    )
+    try:
+        while time.perf_counter() - since < limit_s:
+            async with engine.connect() as db:
+                if not await db.scalar(pending):
+                    return time.perf_counter() - since
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+    raise RuntimeError(f"events still pending after {limit_s:.0f} s")
+
+
+async def apply_stats(url: str) -> dict[str, Any]:
+    """Apply rate and accept-to-applied lag of the measured events (ids B…), from the rows."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as db:
+            rows = (
+                await db.execute(
+                    select(ShopEvent.received_at, ShopEvent.applied_at).where(
+                        ShopEvent.id.like("Bevt-%")
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    lags = [(applied - received).total_seconds() for received, applied in rows if applied]
+    first = min(received for received, _ in rows)
+    last = max(applied for _, applied in rows if applied)
+    span = (last - first).total_seconds()
+    return {"events": len(rows), "events_per_s": len(rows) / span if span else None,
+            "first_accepted_to_last_applied_s": span, "lag": summary_ms(lags)}  # fmt: skip
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -409,13 +497,20 @@ async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) ->
         cpu_before = [cpu_seconds(pid) for pid in pids]
         load_before = loadavg()
         started = time.perf_counter()
+        pace = Pace(args.rate, started)
         await asyncio.gather(*(
-            sender(http, urls[i % len(urls)], flows, samples, replay_p, random.Random(rng.random()), acked)
+            sender(http, urls[i % len(urls)], flows, samples, replay_p, random.Random(rng.random()), acked, pace)
             for i in range(args.senders)
         ))  # fmt: skip
         elapsed = time.perf_counter() - started
         cpu_after = [cpu_seconds(pid) for pid in pids]
+        load_after = loadavg()
+        say(f"ingest: {len(samples.new)} events in {elapsed:.1f} s; waiting for the queue")
+        drain_s = await wait_applied(args.postgres, time.perf_counter())
+        cpu_drained = [cpu_seconds(pid) for pid in pids]
     web_cpu = sum((a or 0) - (b or 0) for a, b in zip(cpu_after, cpu_before, strict=True))
+    web_cpu_all = sum((a or 0) - (b or 0) for a, b in zip(cpu_drained, cpu_before, strict=True))
+    applying = await apply_stats(args.postgres)
     return {
         "plan": plan, "warm": warm, "samples": samples, "elapsed_s": elapsed,
         "baseline": {"latency": summary_ms(base_latencies), "elapsed_s": base_elapsed,
@@ -423,7 +518,10 @@ async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) ->
                      "web_cpu_ms_per_request": 1000 * base_cpu / max(len(base_latencies), 1)},
         "web_cpu_share_of_one_core": web_cpu / elapsed if elapsed else None,
         "web_cpu_ms_per_request": 1000 * web_cpu / max(samples.requests, 1),
-        "load_before": load_before, "load_after": loadavg(),
+        # Until the queue is empty: receiving and applying, per new event.
+        "web_cpu_ms_per_event_applied": 1000 * web_cpu_all / max(len(samples.new), 1),
+        "drain_after_ingest_s": drain_s, "apply": applying,
+        "load_before": load_before, "load_after": load_after,
     }  # fmt: skip
 
 
@@ -460,39 +558,60 @@ def report(
     say(f"  baseline:   p50 {_ms(b['p50_ms'])}, p95 {_ms(b['p95_ms'])}, p99 {_ms(b['p99_ms'])} "
         f"({base['not_401']} not 401)")  # fmt: skip
     say(
-        f"  errors {samples.errors or 0}; replay answers not matching the first {samples.replay_mismatches}"
+        f"  errors {samples.errors or 0}; replays answered pending {samples.replay_pending}, "
+        f"applied {sum(len(v) for v in samples.replay_results.values())}, "
+        f"inconsistent {samples.replay_mismatches}"
     )
+    applying = results["apply"]
+    lag = applying["lag"]
+    say(f"apply (events worker): {applying['events']} events, {applying['events_per_s']:.0f}/s "
+        f"from the first accepted to the last applied ({applying['first_accepted_to_last_applied_s']:.1f} s); "
+        f"queue empty {results['drain_after_ingest_s']:.1f} s after the senders stopped")  # fmt: skip
+    say(f"  lag accepted → applied: p50 {_ms(lag['p50_ms'])}, p95 {_ms(lag['p95_ms'])}, "
+        f"p99 {_ms(lag['p99_ms'])}, max {_ms(lag['max_ms'])}")  # fmt: skip
     cpu = results["web_cpu_share_of_one_core"]
     say(
         f"  web CPU {cpu:.2f} of one core; load average {results['load_before']} → {results['load_after']}"
     )
     say(
-        f"  web CPU per request: {results['web_cpu_ms_per_request']:.1f} ms (events), "
-        f"{base['web_cpu_ms_per_request']:.1f} ms (401 baseline)"
+        f"  web CPU per request while sending: {results['web_cpu_ms_per_request']:.1f} ms (events), "
+        f"{base['web_cpu_ms_per_request']:.1f} ms (401 baseline); until the queue was empty "
+        f"{results['web_cpu_ms_per_event_applied']:.1f} ms per new event (accept + apply)"
     )
     say(f"verification: lost {check['lost']}, unexpected ids {check['unexpected_ids']}, "
-        f"rows as expected: {check['found'] == check['expected']}")  # fmt: skip
+        f"rows as expected: {check['found'] == check['expected']}, "
+        f"replay answers inconsistent: {samples.replay_mismatches}")  # fmt: skip
     if check["found"] != check["expected"]:
         say(f"  expected {check['expected']}")
         say(f"  found    {check['found']}")
-    met = events_per_s >= TARGET_EVENTS_PER_S and (every["p95_ms"] or 1e9) <= TARGET_P95_MS
-    say(f"target >= {TARGET_EVENTS_PER_S:.0f} events/s and p95 <= {TARGET_P95_MS:.0f} ms: "
-        f"{'met' if met and check['consistent'] and not samples.errors else 'NOT met'}")  # fmt: skip
+    met = (
+        events_per_s >= TARGET_EVENTS_PER_S
+        and (every["p95_ms"] or 1e9) <= TARGET_P95_MS
+        and check["consistent"]
+        and not samples.errors
+        and not samples.replay_mismatches
+    )
+    say(f"target >= {TARGET_EVENTS_PER_S:.0f} events/s and p95 <= {TARGET_P95_MS:.0f} ms (ingest), "
+        f"nothing lost or doubled: {'met' if met else 'NOT met'}")  # fmt: skip
     return {
         "command": "python -m bench.events " + " ".join(sys.argv[1:]),
         "when": datetime.now(timezone.utc).isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "machine": machine(),
         "events_per_s": events_per_s, "requests_per_s": requests_per_s,
         "baseline_requests_per_s": base_per_s, "new": new, "replay": replay, "all": every,
         "baseline": base, "errors": samples.errors, "replay_mismatches": samples.replay_mismatches,
         "web_cpu_share_of_one_core": cpu, "web_cpu_ms_per_request": results["web_cpu_ms_per_request"],
+        "replay_answers_pending": samples.replay_pending,
+        "apply": results["apply"], "drain_after_ingest_s": results["drain_after_ingest_s"],
+        "web_cpu_ms_per_event_applied": results["web_cpu_ms_per_event_applied"],
+        "load_before": results["load_before"], "load_after": results["load_after"],
         "verification": check, "target_met": met,
     }  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    say(f"machine: {os.cpu_count()} cores, load average {loadavg()}; database {args.postgres}")
+    say(f"machine: {machine()}; database {args.postgres}")
     await fresh_database(args.postgres)
     ports = [free_port() for _ in range(args.web_processes)]
     processes = [
@@ -512,7 +631,8 @@ async def main_async(args: argparse.Namespace) -> int:
     summary = report(args, results, check)
     RESULTS.write_text(json.dumps(summary, indent=2))
     say(f"results: {RESULTS.relative_to(ROOT)}")
-    return 0 if check["consistent"] and not results["samples"].errors else 1
+    samples = results["samples"]
+    return 0 if check["consistent"] and not samples.errors and not samples.replay_mismatches else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -494,6 +495,14 @@ async def _count(session: AsyncSession, flt: FeedbackFilter) -> tuple[int, bool]
         if flt.channels:
             statement = statement.where(d.channel.in_([c.value for c in flt.channels]))
         return int(await session.scalar(statement) or 0), True
+    if flt.q and session.get_bind().dialect.name == "postgresql":
+        # For this transaction only. The rows of a date range lie all over the table: at the
+        # default random_page_cost (4, spinning disks) the planner rechecks every trigram
+        # match of the whole table; at SSD costs it first intersects the trigram and the
+        # date bitmaps (2-3x faster on the dashboard benchmark). And a plan for the text
+        # itself: a cached generic plan cannot know how rare the searched text is.
+        await session.execute(text("SET LOCAL random_page_cost = 1.1"))
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     limited = select(Feedback.id).where(*flt.conditions()).limit(COUNT_LIMIT + 1).subquery()
     found = int(await session.scalar(select(func.count()).select_from(limited)) or 0)
     return min(found, COUNT_LIMIT), found <= COUNT_LIMIT

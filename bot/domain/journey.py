@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Text, case, cast, func, literal_column, select
+from sqlalchemy import Integer, Text, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
@@ -28,8 +29,14 @@ from bot.domain.feedback_query import (
     theme_condition,
 )
 from bot.domain.lifecycle import STAGE_ORDER
-from bot.domain.metrics import MetricCounts, feedback_rows
-from bot.storage.models import Customer, Feedback, FeedbackDailyGroup, Lifecycle, Stage
+from bot.domain.metrics import MetricCounts, feedback_rows, group_rollup
+from bot.storage.models import (
+    Customer,
+    Feedback,
+    JourneyLink,
+    Lifecycle,
+    Stage,
+)
 
 # Transitions whose drop-off can be a pitfall (the buying funnel).
 FUNNEL_STAGES = (Stage.discovery, Stage.research, Stage.purchase)
@@ -160,8 +167,35 @@ def _stage_rank() -> Any:
     return case({stage: i for i, stage in enumerate(STAGE_ORDER)}, value=Lifecycle.stage)
 
 
-async def customers_reached(session: AsyncSession, flt: FeedbackFilter) -> dict[str, int]:
+async def link_counts(session: AsyncSession, flt: FeedbackFilter) -> dict[str, int] | None:
+    """Distinct customers per `reach:<rank>` and `source:<source>` key with a journey opened
+    in the range, from `journey_links` (journeys - links inside the range, see
+    bot/storage/rollup_journey.py); None where it is not kept (SQLite) or the range is not
+    in whole UTC days."""
+    if session.get_bind().dialect.name != "postgresql" or flt.range.tz.key != "UTC":
+        return None
+    j = JourneyLink
+    start, end = flt.range.start, flt.range.end
+    first, last = start.replace(day=1), end.replace(day=1)
+    after_first = (first + timedelta(days=32)).replace(day=1)
+    inside = or_(
+        and_(j.grain == "n", j.m >= start, j.m <= end),
+        and_(j.grain == "mm", j.m > first, j.a < last),
+        and_(j.grain == "dm", j.m == first, j.a >= start, j.b < last),
+        and_(j.grain == "md", j.m == last, j.a <= end, j.b > first),
+        and_(j.grain == "dd", j.m == last, j.a >= start, j.a < after_first, j.b <= end),
+    )
+    customers = func.sum(case((j.grain == "n", j.n), else_=-j.n))
+    rows = await session.execute(select(j.key, customers).where(inside).group_by(j.key))
+    return {str(key): int(n) for key, n in rows}
+
+
+async def customers_reached(
+    session: AsyncSession, flt: FeedbackFilter, links: dict[str, int] | None = None
+) -> dict[str, int]:
     """Distinct customers per stage reached (that stage or later), journeys opened in range."""
+    if links is not None and flt.customer_id is None and flt.acquisition is None:
+        return {stage.value: links.get(f"reach:{i}", 0) for i, stage in enumerate(STAGE_ORDER)}
     in_range = (
         Lifecycle.opened_at >= flt.range.start_utc,
         Lifecycle.opened_at < flt.range.end_utc,
@@ -190,14 +224,8 @@ async def _negative_themes(
     session: AsyncSession, flt: FeedbackFilter
 ) -> dict[str, list[tuple[str, int]]]:
     if rollup_applies(flt) and not (flt.stages or flt.channels):
-        g = FeedbackDailyGroup
-        rows = await session.execute(
-            select(g.key, func.sum(g.volume))
-            .where(
-                g.dimension == "negative_theme", g.day >= flt.range.start, g.day <= flt.range.end
-            )
-            .group_by(g.key)
-        )
+        g = group_rollup("negative_theme", flt.range)
+        rows = await session.execute(select(g.c.key, func.sum(g.c.volume)).group_by(g.c.key))
         counted: dict[str, list[tuple[str, int]]] = {}
         for key, n in rows:
             stage, _, theme = str(key).partition(":")
@@ -229,12 +257,27 @@ async def _negative_themes_from_rows(
     return result
 
 
-async def _sources(session: AsyncSession, flt: FeedbackFilter) -> list[SourceRow]:
+async def _sources(
+    session: AsyncSession, flt: FeedbackFilter, links: dict[str, int] | None
+) -> list[SourceRow]:
     """Customers per acquisition source whose journeys opened in the range (feeding in).
 
     Their scores are the acquisition source breakdown of /api/metrics (a join of every
     feedback row to its journey: too slow to repeat here).
     """
+    if links is not None:
+        prefix = "source:"
+        customers = {k[len(prefix) :]: n for k, n in links.items() if k.startswith(prefix) and n}
+    else:
+        customers = await _sources_from_rows(session, flt)
+    total = sum(customers.values())
+    return [
+        SourceRow(k, n, round(100 * n / total, 1) if total else None)
+        for k, n in sorted(customers.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+
+
+async def _sources_from_rows(session: AsyncSession, flt: FeedbackFilter) -> dict[str, int]:
     # The journey's own source (set when it opens): read from the journeys' index alone.
     source = func.coalesce(cast(Lifecycle.acquisition_channel, Text), literal_column("'unknown'"))
     rows = await session.execute(
@@ -242,12 +285,7 @@ async def _sources(session: AsyncSession, flt: FeedbackFilter) -> list[SourceRow
         .where(Lifecycle.opened_at >= flt.range.start_utc, Lifecycle.opened_at < flt.range.end_utc)
         .group_by(source)
     )
-    customers = {str(k): int(n) for k, n in rows}
-    total = sum(customers.values())
-    return [
-        SourceRow(k, n, round(100 * n / total, 1) if total else None)
-        for k, n in sorted(customers.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
+    return {str(k): int(n) for k, n in rows}
 
 
 def score_pitfalls(
@@ -267,7 +305,8 @@ async def journey_map(
     session: AsyncSession, flt: FeedbackFilter, thresholds: PitfallThresholds
 ) -> JourneyMap:
     """Stages with reach, moving on, metrics, channel cells, negative themes and pitfalls."""
-    reached = await customers_reached(session, flt)
+    links = await link_counts(session, flt)
+    reached = await customers_reached(session, flt, links)
     by_stage: dict[str, list[ChannelCell]] = {}
     for (stage, channel), counts in await feedback_rows(session, flt, ["stage", "channel"]):
         pitfalls = score_pitfalls(stage, channel, counts, thresholds)
@@ -303,4 +342,4 @@ async def journey_map(
                 pitfalls=pitfalls,
             )
         )
-    return JourneyMap(columns, await _sources(session, flt), thresholds)
+    return JourneyMap(columns, await _sources(session, flt, links), thresholds)

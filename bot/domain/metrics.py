@@ -22,11 +22,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     Date,
     Select,
+    and_,
     case,
     cast,
     func,
     literal_column,
+    or_,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -45,10 +48,12 @@ from bot.storage.models import (
     FeedbackDaily,
     FeedbackDailyGroup,
     FeedbackKind,
+    FeedbackMonthlyGroup,
     Lifecycle,
     OrderItem,
     SurveyDispatch,
     SurveyDispatchDaily,
+    SurveyDispatchSourceDaily,
 )
 
 BUCKETS = ("day", "week", "month")
@@ -253,6 +258,51 @@ def _rollup_conditions(flt: FeedbackFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
+_ROLLUP_COLUMNS = (
+    "key", "label", "volume", "csat_responses", "csat_satisfied", "nps_responses",
+    "nps_promoters", "nps_detractors", "ces_responses", "ces_sum", "sentiment_count",
+    "sentiment_sum",
+)  # fmt: skip
+
+
+def month_split(start: date, end: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:
+    """The days start..end as (first, last) day spans outside whole months, and the whole
+    months as [first month, month after the last) (first days), or None when there are none."""
+    first_full = start if start.day == 1 else _next_month(start)
+    after_end = end + timedelta(days=1)
+    end_full = after_end if after_end.day == 1 else after_end.replace(day=1)
+    if first_full >= end_full:
+        return [(start, end)], None
+    spans = [(start, first_full - timedelta(days=1))] if start < first_full else []
+    if end_full <= end:
+        spans.append((end_full, end))
+    return spans, (first_full, end_full)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def group_rollup(dimension: str, date_range: DateRange) -> Any:
+    """feedback_daily_groups rows of `dimension` in the range (UTC days), whole months read
+    from feedback_monthly_groups: a subquery with the columns of both."""
+    d, m = FeedbackDailyGroup, FeedbackMonthlyGroup
+    spans, months = month_split(date_range.start, date_range.end)
+    parts: list[Select[Any]] = []
+    if spans:
+        in_spans = or_(*(and_(d.day >= a, d.day <= b) for a, b in spans))
+        columns = [getattr(d, c) for c in _ROLLUP_COLUMNS]
+        parts.append(select(*columns).where(d.dimension == dimension, in_spans))
+    if months:
+        columns = [getattr(m, c) for c in _ROLLUP_COLUMNS]
+        parts.append(
+            select(*columns).where(
+                m.dimension == dimension, m.month >= months[0], m.month < months[1]
+            )
+        )
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+
+
 def day_bucket(column: Any, dialect: str, bucket: str) -> ColumnElement[Any]:
     """The bucket of a DATE column (the rollups' UTC day)."""
     if bucket == "day":
@@ -289,6 +339,8 @@ async def feedback_rows(
     statement = select(*group, *aggregates).where(*conditions)
     if group:
         statement = statement.group_by(*group)
+        if rollup_applies(flt):  # rows of zeros left by deletes and moves are no group
+            statement = statement.having(func.sum(FeedbackDaily.volume) > 0)
     result = []
     for row in await session.execute(statement):
         key = tuple(_normal(name, value) for name, value in zip(keys, row, strict=False))
@@ -507,12 +559,12 @@ async def _group_counts(
         for key, counts in await feedback_rows(session, flt, [dimension]):
             result[key[0]] = (key[0], counts)
     elif rollup_applies(flt) and not (flt.stages or flt.channels):
-        g = FeedbackDailyGroup
-        aggregates = _rollup_aggregates(g)
+        g = group_rollup(dimension, flt.range)
         rows = await session.execute(
-            select(g.key, func.max(g.label), *aggregates)
-            .where(g.dimension == dimension, g.day >= flt.range.start, g.day <= flt.range.end)
-            .group_by(g.key)
+            select(g.c.key, func.max(g.c.label), *_rollup_aggregates(g.c))
+            .group_by(g.c.key)
+            # A key whose rows were all moved or deleted keeps rows of zeros: not a group.
+            .having(func.sum(g.c.volume) > 0)
         )
         for row in rows:
             result[str(row[0])] = (str(row[1]), counts_from(row[2:], None, None))
@@ -526,11 +578,7 @@ async def _group_counts(
             found = await dispatch_rows(session, flt, None, by_trigger=True)
             by_key = {key[0]: value for key, value in found.items()}
         else:
-            dkey = acquisition_expression()
-            rows = await session.execute(
-                _dispatch_select(flt, dkey, by_acquisition=True).group_by(dkey)
-            )
-            by_key = {_key(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+            by_key = await _dispatches_by_source(session, flt)
         for k, (sent, answered) in by_key.items():
             label_, counts = result.get(k, (k, MetricCounts()))
             result[k] = (label_, _with_dispatches(counts, sent, answered))
@@ -538,6 +586,27 @@ async def _group_counts(
             if k not in by_key:
                 result[k] = (label_, _with_dispatches(counts, 0, 0))
     return result
+
+
+async def _dispatches_by_source(
+    session: AsyncSession, flt: FeedbackFilter
+) -> dict[str, tuple[int, int]]:
+    """(sent, answered) surveys per acquisition source of their journey."""
+    if flt.range.tz.key == "UTC" and flt.customer_id is None and flt.trigger is None:
+        s = SurveyDispatchSourceDaily
+        statement = (
+            select(s.source, func.sum(s.sent), func.sum(s.answered))
+            .where(s.day >= flt.range.start, s.day <= flt.range.end)
+            .group_by(s.source)
+            .having(func.sum(s.sent) > 0)
+        )
+        if flt.acquisition is not None:
+            statement = statement.where(s.source == flt.acquisition)
+    else:
+        dkey = acquisition_expression()
+        statement = _dispatch_select(flt, dkey, by_acquisition=True).group_by(dkey)
+    rows = await session.execute(statement)
+    return {_key(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
 
 
 def _with_dispatches(counts: MetricCounts, sent: int | None, answered: int | None) -> MetricCounts:

@@ -10,15 +10,16 @@ Payload (documented in docs/events.md):
     subscription events carry "subscription": {"id", "plan", "price", "currency",
                "period_start", "period_end"} instead of "order".
 
-* Idempotent by `id`: each event is applied in one transaction that inserts its
-  `shop_events` row (with the result) last, so a concurrent duplicate fails on that primary
-  key, rolls back everything it did and answers with the stored result.
+* Accepted, then applied (the queue): `accept_on` stores validated events as `pending` in
+  `shop_events` (idempotent by `id`: a replay changes nothing and gets the stored state);
+  `apply_pending` applies a batch of pending events in one transaction, each customer's in
+  the order received, and stores each result (or the refusal, as `failed`). `receive`
+  does both at once (tests, scripts).
 * Out of order: an order's status only moves up its rank (placed < shipped < delivered /
   cancelled < returned < refunded), so a late `shipped` after `delivered` only fills in
   `shipped_at`. A subscription's pause/resume older than its last status change is ignored;
   cancelled is final. Every event still records its timestamps.
-* Events of one customer are serialised by locking the customer row (PostgreSQL); conflicts
-  between concurrent transactions are retried.
+* The customer row is locked in the apply transaction (PostgreSQL) as a second guard.
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import Select, Table, bindparam, exists, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
@@ -47,6 +51,7 @@ from bot.storage.models import (
     OrderItem,
     OrderStatus,
     ShopEvent,
+    ShopEventStatus,
     Stage,
     Subscription,
     SubscriptionStatus,
@@ -89,6 +94,8 @@ MAX_AMOUNT = Decimal("99999999.99")
 FUTURE_TOLERANCE = timedelta(hours=1)
 MAX_ATTEMPTS = 5
 SIGNATURE_PREFIX = "sha256="
+
+logger = logging.getLogger(__name__)
 
 
 # ---- signatures --------------------------------------------------------------------------
@@ -320,6 +327,70 @@ def parse_event(payload: Any, now: datetime | None = None) -> EventData:
     )
 
 
+# ---- the stored form of a validated event --------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def event_to_json(event: EventData) -> dict[str, Any]:
+    """The validated event as JSON for `shop_events.payload` (read back by `event_from_json`
+    without validating again)."""
+    order, sub = event.order, event.subscription
+    return {
+        "id": event.id, "type": event.type, "occurred_at": _iso(event.occurred_at),
+        "customer": {"external_id": event.customer.external_id, "email": event.customer.email,
+                     "name": event.customer.name},
+        "order": None if order is None else {
+            "number": order.number,
+            "items": [[i.sku, i.name, i.qty, str(i.price)] for i in order.items],
+            "total": _money(order.total), "currency": order.currency,
+            "placed_at": _iso(order.placed_at), "shipping_address": order.shipping_address,
+            "carrier": order.carrier, "tracking_number": order.tracking_number,
+            "estimated_delivery": _iso(order.estimated_delivery),
+        },
+        "subscription": None if sub is None else {
+            "id": sub.id, "plan": sub.plan, "price": _money(sub.price), "currency": sub.currency,
+            "period_start": _iso(sub.period_start), "period_end": _iso(sub.period_end),
+        },
+    }  # fmt: skip
+
+
+def event_from_json(data: dict[str, Any]) -> EventData:
+    order, sub = data["order"], data["subscription"]
+    return EventData(
+        id=data["id"], type=data["type"], occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        customer=CustomerData(**data["customer"]),
+        order=None if order is None else OrderData(
+            number=order["number"],
+            items=tuple(ItemData(sku, name, qty, Decimal(price))
+                        for sku, name, qty, price in order["items"]),
+            total=_decimal(order["total"]), currency=order["currency"],
+            placed_at=_when(order["placed_at"]), shipping_address=order["shipping_address"],
+            carrier=order["carrier"], tracking_number=order["tracking_number"],
+            estimated_delivery=_when(order["estimated_delivery"]),
+        ),
+        subscription=None if sub is None else SubscriptionData(
+            id=sub["id"], plan=sub["plan"], price=_decimal(sub["price"]),
+            currency=sub["currency"], period_start=_when(sub["period_start"]),
+            period_end=_when(sub["period_end"]),
+        ),
+    )  # fmt: skip
+
+
 # ---- applying ------------------------------------------------------------------------------
 
 
@@ -368,41 +439,300 @@ class Outcome:
         }
 
 
+# ---- the queue: accept now, apply in the background ------------------------------------------
+
+QUEUE_BATCH = 32
+# One batch at a time across all workers (web replicas) on PostgreSQL: two concurrent
+# apply transactions deadlocked on the dashboard's journey roll-up trigger on lifecycles
+# (migration 0009) and applied 31 events/s together instead of ~100-180 alone.
+APPLY_LOCK = 7_007_001
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to one POSTed event: new (pending) or a replay with the stored state."""
+
+    id: str
+    replayed: bool
+    status: ShopEventStatus
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An event the worker finished: applied (its result) or failed (the error)."""
+
+    id: str
+    customer: str
+    status: ShopEventStatus
+    result: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Receipt:
     result: dict[str, Any]
     replayed: bool
 
 
+async def accept(
+    sessions: async_sessionmaker[AsyncSession],
+    events: Sequence[EventData],
+    now: datetime | None = None,
+) -> list[Accepted]:
+    """`accept_on` in a transaction of its own."""
+    async with sessions() as session, session.begin():
+        return await accept_on(await session.connection(), events, now)
+
+
+async def accept_on(
+    connection: AsyncConnection, events: Sequence[EventData], now: datetime | None = None
+) -> list[Accepted]:
+    """Store new events as pending with one `INSERT … ON CONFLICT DO NOTHING`; an id
+    already stored (or earlier in `events`) is a replay, changes nothing and is answered
+    with its stored state (one SELECT). One answer per event, in order. The web's ingest
+    runs it on an autocommit connection: the INSERT is its own transaction."""
+    now = now or utcnow()
+    first: dict[str, EventData] = {}
+    for event in events:
+        first.setdefault(event.id, event)
+    rows = [
+        {"id": e.id, "type": e.type, "occurred_at": e.occurred_at,
+         # A microsecond apart: the batch's arrival order is the order they are applied in.
+         "received_at": now + timedelta(microseconds=n), "status": ShopEventStatus.pending,
+         "payload": event_to_json(e), "customer_ref": e.customer.external_id, "attempts": 0}
+        for n, e in enumerate(first.values())
+    ]  # fmt: skip
+    table = ShopEvent.__table__
+    assert isinstance(table, Table)
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=["id"])
+    inserted = set((await connection.execute(statement.returning(table.c.id), rows)).scalars())
+    known = [event_id for event_id in first if event_id not in inserted]
+    stored: dict[str, tuple[ShopEventStatus, dict[str, Any] | None]] = {}
+    if known:
+        found = await connection.execute(
+            select(table.c.id, table.c.status, table.c.result).where(table.c.id.in_(known))
+        )
+        stored = {row.id: (row.status, row.result) for row in found}
+    answers = []
+    for event in events:
+        if event.id in inserted:
+            inserted.discard(event.id)  # a second copy in the same batch is a replay
+            answers.append(Accepted(event.id, False, ShopEventStatus.pending, None))
+        else:
+            status, result = stored.get(event.id, (ShopEventStatus.pending, None))
+            answers.append(Accepted(event.id, True, status, result))
+    return answers
+
+
+# PostgreSQL's "try the transaction again" errors: deadlock, serialization failure.
+RETRY_SQLSTATES = ("40P01", "40001")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A conflict with concurrent writers (the rows stay pending; try again shortly)."""
+    if isinstance(exc, (IntegrityError, OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+class _Refused(Exception):
+    """Raised inside the batch's transaction to roll it back for one event."""
+
+    def __init__(self, event_id: str, customer: str, error: Exception) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
+        self.customer = customer
+        self.error = error
+
+
+async def apply_pending(
+    sessions: async_sessionmaker[AsyncSession], limit: int = QUEUE_BATCH
+) -> list[Applied]:
+    """Claim up to `limit` pending events (oldest first) and apply them in one transaction;
+    [] when nothing is left that this worker may take.
+
+    A customer's events are applied in the order they were received: a claim only takes
+    an event that is its customer's oldest pending one (so one event per customer per
+    batch). On PostgreSQL one worker applies a batch at a time (a transaction-scoped
+    advisory lock, `APPLY_LOCK`; another worker's claim returns [] meanwhile) and rows
+    another transaction holds are skipped (`FOR UPDATE SKIP LOCKED`); on SQLite the claim
+    is a write, so claims are serialised by SQLite's single writer. A crash loses nothing: the rows stay pending and the next
+    claim takes them.
+
+    An event refused by a rule that needs the database (e.g. an order number of another
+    customer) rolls the batch back and is stored as failed in its own transaction; the
+    rest of the batch is claimed again; so is an unexpected error or a constraint conflict
+    (IntegrityError), failed after MAX_ATTEMPTS. Other database errors (a busy SQLite, a
+    deadlock, a lost connection) roll back and propagate for the caller to retry.
+    """
+    try:
+        async with sessions() as session, session.begin():
+            claimed = await _claim(session, limit)
+            done: list[Applied] = []
+            for event_id, payload in claimed:
+                event = event_from_json(payload)
+                try:
+                    result = await apply(session, event)
+                except DBAPIError as exc:
+                    if not isinstance(exc, IntegrityError):
+                        raise  # busy, deadlock, connection lost: the caller retries
+                    raise _Refused(event_id, event.customer.external_id, exc) from exc
+                except Exception as exc:
+                    raise _Refused(event_id, event.customer.external_id, exc) from exc
+                done.append(
+                    Applied(event_id, event.customer.external_id, ShopEventStatus.applied, result)
+                )
+            if done:
+                await _finish(session, done)
+        return done
+    except _Refused as refused:
+        failed = await _refuse(sessions, refused)
+        return [failed] if failed is not None else []
+
+
+def _claimable(limit: int) -> Select[tuple[str]]:
+    """The oldest pending events that are their customer's oldest pending one: a later
+    event of a customer waits until the earlier one is applied (by whichever worker)."""
+    earlier = aliased(ShopEvent)
+    earlier_pending = (
+        select(earlier.id)
+        .where(
+            earlier.status == ShopEventStatus.pending,
+            earlier.customer_ref == ShopEvent.customer_ref,
+            tuple_(earlier.received_at, earlier.id) < tuple_(ShopEvent.received_at, ShopEvent.id),
+        )
+        .exists()
+    )
+    return (
+        select(ShopEvent.id)
+        .where(
+            ShopEvent.status == ShopEventStatus.pending,
+            ShopEvent.payload.is_not(None),
+            ~earlier_pending,
+        )
+        .order_by(ShopEvent.received_at, ShopEvent.id)
+        .limit(limit)
+    )
+
+
+async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    if _dialect(session) == "postgresql":
+        if not await session.scalar(select(func.pg_try_advisory_xact_lock(APPLY_LOCK))):
+            return []  # another worker is applying a batch; it goes on until none is left
+        # Rows another worker holds are skipped; so are their customers' later events,
+        # which are not their customer's oldest pending one while the holder works.
+        query = (
+            _claimable(limit)
+            .add_columns(ShopEvent.payload)
+            .with_for_update(skip_locked=True, of=ShopEvent)
+        )
+        return [(row.id, row.payload) for row in await session.execute(query)]
+    # SQLite: a write first, so this transaction holds the database's write lock from the
+    # claim on and no other applier reads the same rows as pending meanwhile; but only
+    # when something is pending (the idle poll takes no write lock).
+    if await session.scalar(_claimable(1)) is None:
+        return []
+    claim = (
+        update(ShopEvent)
+        .where(ShopEvent.id.in_(_claimable(limit).scalar_subquery()))
+        .values(status=ShopEvent.status)
+        .returning(ShopEvent.id, ShopEvent.payload, ShopEvent.received_at)
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted((await session.execute(claim)).all(), key=lambda r: (r.received_at, r.id))
+    return [(row.id, row.payload) for row in rows]
+
+
+async def _finish(session: AsyncSession, done: list[Applied]) -> None:
+    """Store every result of the batch with one executemany UPDATE."""
+    now = utcnow()
+    statement = (
+        update(ShopEvent.__table__)  # type: ignore[arg-type]
+        .where(ShopEvent.__table__.c.id == bindparam("event_id"))
+        .values(
+            status=bindparam("new_status"), result=bindparam("new_result"), applied_at=now,
+            payload=None, customer_ref=None,
+        )
+    )  # fmt: skip
+    params = [
+        {"event_id": a.id, "new_status": a.status.value, "new_result": a.result} for a in done
+    ]
+    await (await session.connection()).execute(statement, params)
+
+
+async def _refuse(sessions: async_sessionmaker[AsyncSession], refused: _Refused) -> Applied | None:
+    """Store a refused event as failed (a rule refused it), or count one more attempt for
+    an unexpected error and fail it after MAX_ATTEMPTS; None while it stays pending."""
+    error = refused.error
+    async with sessions() as session, session.begin():
+        row = await session.get(ShopEvent, refused.event_id, with_for_update=True)
+        if row is None or row.status is not ShopEventStatus.pending:
+            return None
+        row.attempts += 1
+        if isinstance(error, InvalidInput):
+            body = {"code": error.code, "message": error.message}
+        elif row.attempts >= MAX_ATTEMPTS:
+            body = {"code": "not_applied", "message": f"The event could not be applied "
+                    f"({type(error).__name__}); it was tried {row.attempts} times."}  # fmt: skip
+        else:
+            logger.warning("shop event %s not applied: %r", row.id, error)
+            return None
+        row.status, row.result, row.applied_at = ShopEventStatus.failed, {"error": body}, utcnow()
+        row.payload, row.customer_ref = None, None
+        return Applied(row.id, refused.customer, ShopEventStatus.failed, {"error": body})
+
+
+async def drain(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Apply pending events until none is left that this caller may take (tests, `receive`);
+    retries conflicts. Returns how many events were finished."""
+    finished = 0
+    for attempt in range(100 * MAX_ATTEMPTS):
+        try:
+            batch = await apply_pending(sessions)
+        except DBAPIError as exc:
+            if not is_conflict(exc):
+                raise
+            await asyncio.sleep(0.01 * min(attempt + 1, 10))
+            continue
+        if not batch:
+            return finished
+        finished += len(batch)
+    raise Conflict("The events kept conflicting with concurrent writers.", code="busy")
+
+
+async def stored_state(
+    sessions: async_sessionmaker[AsyncSession], event_id: str
+) -> tuple[ShopEventStatus, dict[str, Any] | None] | None:
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(ShopEvent.status, ShopEvent.result).where(ShopEvent.id == event_id)
+            )
+        ).first()
+    return None if row is None else (row.status, row.result)
+
+
 async def receive(
     sessions: async_sessionmaker[AsyncSession], event: EventData, now: datetime | None = None
 ) -> Receipt:
-    """Apply an event exactly once, in one transaction; a replay returns the first result."""
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            async with sessions() as session, session.begin():
-                stored = (
-                    await session.execute(select(ShopEvent.result).where(ShopEvent.id == event.id))
-                ).first()
-                if stored is not None:
-                    return Receipt(stored[0], replayed=True)
-                result = await apply(session, event)
-                # Inserted last, in the same transaction: a concurrent duplicate fails on
-                # this primary key, rolls back everything it did and retries as a replay
-                # (one round trip fewer than claiming the id first). Core, not the ORM:
-                # nothing reads the row back.
-                await session.execute(
-                    insert(ShopEvent).values(
-                        id=event.id, type=event.type, occurred_at=event.occurred_at,
-                        received_at=now or utcnow(), result=result,
-                    )
-                )  # fmt: skip
-            return Receipt(result, replayed=False)
-        except (IntegrityError, OperationalError):
-            # A concurrent duplicate (or a concurrent event creating the same order) won,
-            # or SQLite was busy; the next attempt sees the committed rows.
-            await asyncio.sleep(0.01 * (attempt + 1))
-    raise Conflict("The event conflicted with concurrent events; please retry.", code="busy")
+    """Accept an event and apply the queue now: the synchronous path (tests, scripts). A
+    replay returns the first result; an event refused when applied raises InvalidInput."""
+    [accepted] = await accept(sessions, [event], now)
+    await drain(sessions)
+    state = await stored_state(sessions, event.id)
+    while state is not None and state[0] is ShopEventStatus.pending:
+        # Another worker holds this customer's events: it finishes them shortly.
+        await asyncio.sleep(0.01)
+        await drain(sessions)
+        state = await stored_state(sessions, event.id)
+    assert state is not None
+    status, result = state
+    assert result is not None
+    if status is ShopEventStatus.failed:
+        error = result["error"]
+        raise InvalidInput(error["message"], code=error["code"])
+    return Receipt(result, replayed=accepted.replayed)
 
 
 async def apply(session: AsyncSession, event: EventData) -> dict[str, Any]:
@@ -417,6 +747,27 @@ async def apply(session: AsyncSession, event: EventData) -> dict[str, Any]:
     return outcome.as_json()
 
 
+_CUSTOMERS = Customer.__table__.c
+# Text, not the dialects' insert(): SQLAlchemy cannot cache an ON CONFLICT DO UPDATE
+# statement and compiled it anew for every event (~7 % of an event's CPU). The same SQL runs
+# on PostgreSQL and SQLite (>= 3.35).
+_CUSTOMER_UPSERT = (
+    select(Customer)
+    .from_statement(
+        text(
+            "INSERT INTO customers (external_id, email, name, is_anonymous, created_at) "
+            "VALUES (:external_id, :email, :name, false, :now) ON CONFLICT (external_id) "
+            "DO UPDATE SET email = coalesce(excluded.email, customers.email), "
+            "name = coalesce(excluded.name, customers.name) "
+            f"RETURNING {', '.join(column.name for column in _CUSTOMERS)}"
+        )
+        .bindparams(bindparam("now", type_=_CUSTOMERS.created_at.type))
+        .columns(*_CUSTOMERS)
+    )
+    .execution_options(populate_existing=True)
+)
+
+
 async def _customer(session: AsyncSession, data: CustomerData) -> tuple[Customer, bool]:
     """The customer by the shop's id, created or updated and row-locked in one upsert;
     and whether this call created them.
@@ -424,23 +775,10 @@ async def _customer(session: AsyncSession, data: CustomerData) -> tuple[Customer
     The lock (ON CONFLICT DO UPDATE locks the row on PostgreSQL) serialises the events of
     one customer, so "first purchase" and the order's status are decided one at a time.
     """
-    dialect_insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     now = utcnow()
-    statement = dialect_insert(Customer).values(
-        external_id=data.external_id, email=data.email, name=data.name,
-        is_anonymous=False, created_at=now,
-    )  # fmt: skip
-    statement = statement.on_conflict_do_update(
-        index_elements=[Customer.external_id],
-        set_={
-            "email": func.coalesce(statement.excluded.email, Customer.email),
-            "name": func.coalesce(statement.excluded.name, Customer.name),
-        },
-    )
     customer: Customer | None = await session.scalar(
-        select(Customer)
-        .from_statement(statement.returning(Customer))
-        .execution_options(populate_existing=True)
+        _CUSTOMER_UPSERT,
+        {"external_id": data.external_id, "email": data.email, "name": data.name, "now": now},
     )
     assert customer is not None
     return customer, customer.created_at == now
@@ -474,7 +812,16 @@ async def _order_event(
     session: AsyncSession, event: EventData, data: OrderData, customer: Customer, outcome: Outcome
 ) -> None:
     target = ORDER_EVENTS[event.type]
-    order = await session.scalar(select(Order).where(Order.number == data.number).with_for_update())
+    # The order (row-locked) and its lifecycle in one round trip.
+    found = (
+        await session.execute(
+            select(Order, Lifecycle)
+            .outerjoin(Lifecycle, Lifecycle.order_id == Order.id)
+            .where(Order.number == data.number)
+            .with_for_update(of=Order)
+        )
+    ).first()
+    order, known_lifecycle = (None, None) if found is None else found._tuple()
     created = order is None
     first_purchase = False
     if order is None:
@@ -506,7 +853,9 @@ async def _order_event(
             outcome.ignored = f"order is already {order.status.value}"
     _stamp(order, target, event.occurred_at)
     outcome.order = order
-    lifecycle = await lifecycles.lifecycle_for_order(session, order, event.occurred_at)
+    lifecycle = known_lifecycle or await lifecycles.lifecycle_for_order(
+        session, order, event.occurred_at
+    )
     before = (lifecycle.stage, lifecycle.closed_at)
     if not created:
         lifecycles.sync_with_order(lifecycle, order, event.occurred_at)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -361,6 +362,22 @@ class Feedback(Base):
         Index("ix_feedback_created_id", "created_at", "id"),
         Index("ix_feedback_order", "order_id"),
         Index("ix_feedback_dispatch", "survey_dispatch_id"),
+        # Explorer filtered by stage, as the journey map's pitfalls open it (migration 0009):
+        # newest first and counts straight from the index.
+        Index(
+            "ix_feedback_stage_created",
+            "stage",
+            "created_at",
+            "id",
+            postgresql_include=["channel", "kind", "score", "sentiment"],
+        ),
+        # Free-text filter (migration 0009): pg_trgm on PostgreSQL, a plain index on SQLite.
+        Index(
+            "ix_feedback_text_trgm",
+            "text",
+            postgresql_using="gin",
+            postgresql_ops={"text": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -473,17 +490,47 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class ShopEventStatus(str, enum.Enum):
+    pending = "pending"  # accepted (202), waiting for the events worker
+    applied = "applied"
+    failed = "failed"  # refused by a rule that needs the database; `result` says why
+
+
 class ShopEvent(Base):
-    """A shop event received on POST /api/events, by the shop's event id (idempotency)."""
+    """A shop event received on POST /api/events, by the shop's event id (idempotency).
+
+    Accepted as `pending` with its validated `payload`; the events worker applies pending
+    rows oldest first, one customer (`customer_ref`) at a time, then stores the `result`
+    and clears `payload` and `customer_ref` (personal data is kept only while pending).
+    """
 
     __tablename__ = "shop_events"
+    __table_args__ = (
+        # The worker's queue: only pending rows, oldest first, and per customer (migration
+        # 0010).
+        Index(
+            "ix_shop_events_pending", "received_at", "id",
+            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_shop_events_pending_customer", "customer_ref", "received_at", "id",
+            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # What the event did; a replay of the same id answers with it.
-    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the event did; a replay of the same id answers with it (None while pending).
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[ShopEventStatus] = mapped_column(
+        _enum(ShopEventStatus, "shop_event_status"), default=ShopEventStatus.pending
+    )
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    customer_ref: Mapped[str | None] = mapped_column(String(64))
+    applied_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class WebhookOutbox(Base):
@@ -611,18 +658,10 @@ class InsightNotice(Base):
     delivered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class FeedbackDaily(Base):
-    """Dashboard pre-aggregate (migration 0005): feedback per UTC day x stage x channel.
+class FeedbackTotals:
+    """The additive columns of every feedback roll-up (bot.domain.metrics.MetricCounts), so a
+    range's figures are sums of rows."""
 
-    The columns of bot.domain.metrics.MetricCounts; maintained by database triggers on
-    `feedback` (bot/storage/rollup.py), never by code.
-    """
-
-    __tablename__ = "feedback_daily"
-
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
     volume: Mapped[int] = mapped_column(Integer, default=0)
     csat_responses: Mapped[int] = mapped_column(Integer, default=0)
     csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
@@ -635,7 +674,21 @@ class FeedbackDaily(Base):
     sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class FeedbackDailyGroup(Base):
+class FeedbackDaily(FeedbackTotals, Base):
+    """Dashboard pre-aggregate (migration 0005): feedback per UTC day x stage x channel.
+
+    The columns of bot.domain.metrics.MetricCounts; maintained by database triggers on
+    `feedback` (bot/storage/rollup.py), never by code.
+    """
+
+    __tablename__ = "feedback_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class FeedbackDailyGroup(FeedbackTotals, Base):
     """Dashboard pre-aggregate (migration 0005): feedback per UTC day x survey trigger,
     acquisition source or product (`dimension`, `key`), with the columns of FeedbackDaily.
 
@@ -648,16 +701,6 @@ class FeedbackDailyGroup(Base):
     dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     label: Mapped[str] = mapped_column(String(200))
-    volume: Mapped[int] = mapped_column(Integer, default=0)
-    csat_responses: Mapped[int] = mapped_column(Integer, default=0)
-    csat_satisfied: Mapped[int] = mapped_column(Integer, default=0)
-    nps_responses: Mapped[int] = mapped_column(Integer, default=0)
-    nps_promoters: Mapped[int] = mapped_column(Integer, default=0)
-    nps_detractors: Mapped[int] = mapped_column(Integer, default=0)
-    ces_responses: Mapped[int] = mapped_column(Integer, default=0)
-    ces_sum: Mapped[int] = mapped_column(Integer, default=0)
-    sentiment_count: Mapped[int] = mapped_column(Integer, default=0)
-    sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class SurveyDispatchDaily(Base):
@@ -669,6 +712,44 @@ class SurveyDispatchDaily(Base):
     trigger: Mapped[str] = mapped_column(String(64), primary_key=True)
     sent: Mapped[int] = mapped_column(Integer, default=0)
     answered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FeedbackMonthlyGroup(FeedbackTotals, Base):
+    """Dashboard pre-aggregate (migration 0009): the month totals of FeedbackDailyGroup
+    (`month` = its first day), kept by a trigger on feedback_daily_groups."""
+
+    __tablename__ = "feedback_monthly_groups"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+
+
+class SurveyDispatchSourceDaily(Base):
+    """Dashboard pre-aggregate (migration 0009): surveys sent/answered per UTC day x the
+    acquisition source of their journey; kept by triggers (bot/storage/rollup.py)."""
+
+    __tablename__ = "survey_dispatch_sources"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JourneyLink(Base):
+    """Journey-map pre-aggregate (migration 0009, filled on PostgreSQL only): journeys per
+    day and links between a customer's consecutive journeys (bot/storage/rollup_journey.py)."""
+
+    __tablename__ = "journey_links"
+
+    grain: Mapped[str] = mapped_column(String(2), primary_key=True)
+    m: Mapped[date] = mapped_column(Date, primary_key=True)
+    a: Mapped[date] = mapped_column(Date, primary_key=True)
+    b: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(48), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def _install_rollup_triggers() -> None:

@@ -18,6 +18,7 @@ from bot.web.console import create_console
 from bot.web.dashboard import create_dashboard, dashboard_home_redirect
 from bot.web.demo_shop import create_demo_shop
 from bot.web.errors import error_middleware
+from bot.web.events_worker import events_queue_ctx
 from bot.web.hub import ChatHub, StaffHub
 from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.maintenance import lifecycle_sweep_ctx
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
     app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use
+    app.cleanup_ctx.append(events_queue_ctx)  # shop events worker: stops before the tasks
     setup_routes(app, app[SETTINGS])
     setup_ops(app)  # /healthz, /readyz, /metrics, Redis fan-out between replicas
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from bot.domain import conversations, proactive
 from bot.storage.models import Conversation, ConversationStatus, Customer, MessageSender, utcnow
@@ -78,14 +78,23 @@ async def _ask(app: AppState, conversation_id: str, by_token: bool) -> bool:
 async def offer_to_customer(app: AppState, customer_id: int) -> bool:
     """After a survey was scheduled: ask it live in a conversation the customer has open in
     this web process (newest first). Offline customers get it on their next visit."""
+    return await _offer_in_open_chats(app, Conversation.customer_id == customer_id)
+
+
+async def offer_after_event(app: AppState, customer_external_id: str) -> bool:
+    """A shop event scheduled a survey: offer it live if that customer is chatting now."""
+    customer = select(Customer.id).where(Customer.external_id == customer_external_id)
+    return await _offer_in_open_chats(app, Conversation.customer_id == customer.scalar_subquery())
+
+
+async def _offer_in_open_chats(app: AppState, of_customer: ColumnElement[bool]) -> bool:
+    if app[HUB].total() == 0:
+        return False  # nobody is chatting with this web process: nothing to look up
     async with app[SESSIONS]() as session:
         candidates = (
             await session.scalars(
                 select(Conversation.id)
-                .where(
-                    Conversation.customer_id == customer_id,
-                    Conversation.status == ConversationStatus.bot,
-                )
+                .where(of_customer, Conversation.status == ConversationStatus.bot)
                 .order_by(Conversation.updated_at.desc())
                 .limit(20)
             )
@@ -94,14 +103,3 @@ async def offer_to_customer(app: AppState, customer_id: int) -> bool:
         if app[HUB].connected(conversation_id) and await offer_pending_survey(app, conversation_id):
             return True
     return False
-
-
-async def offer_after_event(app: AppState, customer_external_id: str) -> bool:
-    """A shop event scheduled a survey: offer it live if that customer is chatting now."""
-    async with app[SESSIONS]() as session:
-        customer_id = await session.scalar(
-            select(Customer.id).where(Customer.external_id == customer_external_id)
-        )
-    if customer_id is None:
-        return False
-    return await offer_to_customer(app, customer_id)

@@ -1,9 +1,12 @@
 """POST /api/events: the shop's signed events webhook (SPEC §6).
 
 Checks in this order: body size (413), `X-Signature` HMAC over the raw body (401), JSON
-(400), schema (422 naming the field), then the event is applied once (a replay answers 200
-with the first result and `"replayed": true`). Authentication is the signature alone: the
-path is in `PUBLIC_PATHS` of the API's auth middleware.
+(400), schema (422 naming the field). A valid event is then stored as pending (grouped
+with concurrent requests into one INSERT, bot/web/events_worker.py) and answered 202; the
+events worker applies it moments later. The same id again changes nothing and answers
+with the stored state: 202 while pending, 200 once applied (its result) or failed (the
+error). Authentication is the signature alone: the path is in `PUBLIC_PATHS` of the
+API's auth middleware.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import shop_events
+from bot.storage.models import ShopEventStatus
 from bot.web.api.openapi import error_responses, json_content
-from bot.web.background import spawn
 from bot.web.errors import json_error
-from bot.web.keys import SESSIONS, SETTINGS
-from bot.web.proactive import offer_after_event
+from bot.web.events_worker import EVENTS_QUEUE
+from bot.web.keys import SETTINGS
 
 SIGNATURE_HEADER = "X-Signature"
 
@@ -63,17 +66,22 @@ async def receive_event(request: web.Request) -> web.Response:
     except (ValueError, UnicodeDecodeError):
         return json_error(400, "bad_request", "The request body must be JSON.")
     event = shop_events.parse_event(payload)
-    receipt = await shop_events.receive(request.config_dict[SESSIONS], event)
-    if not receipt.replayed and receipt.result.get("surveys_scheduled"):
-        # Answer the shop now; the live offer may wait on Rasa.
-        spawn(
-            request.config_dict,
-            offer_after_event(request.config_dict, event.customer.external_id),
-            name=f"offer-survey-{event.id}",
-        )
+    accepted = await request.config_dict[EVENTS_QUEUE].ingest.accept(event)
     return web.json_response(
-        {"id": event.id, "replayed": receipt.replayed, "result": receipt.result}
+        answer(accepted), status=202 if accepted.status is ShopEventStatus.pending else 200
     )
+
+
+def answer(accepted: shop_events.Accepted) -> dict[str, Any]:
+    failed = accepted.status is ShopEventStatus.failed
+    stored = accepted.result or {}
+    return {
+        "id": accepted.id,
+        "replayed": accepted.replayed,
+        "status": accepted.status.value,
+        "result": None if failed else accepted.result,
+        "error": stored.get("error") if failed else None,
+    }
 
 
 def add_routes(app: web.Application) -> None:
@@ -150,6 +158,20 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         },
     },
 }
+_ANSWER = {
+    "type": "object",
+    "required": ["id", "replayed", "status", "result", "error"],
+    "properties": {
+        "id": {"type": "string"},
+        "replayed": {"type": "boolean"},
+        "status": {"type": "string", "enum": [s.value for s in ShopEventStatus]},
+        "result": {"type": ["object", "null"], "description": "what the event did, once applied"},
+        "error": {
+            "type": ["object", "null"],
+            "description": "why it was refused when applied (status failed)",
+        },
+    },
+}
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/events": {
         "post": {
@@ -169,21 +191,17 @@ OPENAPI_PATHS: dict[str, Any] = {
                 **json_content({"$ref": "#/components/schemas/ShopEvent"}),
             },
             "responses": {
-                "200": {
-                    "description": "applied, or a replay of an event already received",
-                    **json_content(
-                        {
-                            "type": "object",
-                            "required": ["id", "replayed", "result"],
-                            "properties": {
-                                "id": {"type": "string"},
-                                "replayed": {"type": "boolean"},
-                                "result": {"type": "object"},
-                            },
-                        }
-                    ),
+                "202": {
+                    "description": "accepted: stored as pending, applied moments later "
+                    "(also a replay of an event still pending)",
+                    **json_content(_ANSWER),
                 },
-                **error_responses(400, 401, 409, 413, 422),
+                "200": {
+                    "description": "a replay of an event already applied (its result) or "
+                    "refused when applied (`status` failed, `error`)",
+                    **json_content(_ANSWER),
+                },
+                **error_responses(400, 401, 413, 422),
             },
         }
     }
