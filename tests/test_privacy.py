@@ -44,6 +44,7 @@ from bot.storage.models import (
     OrderItem,
     OrderStatus,
     ShopEvent,
+    ShopEventStatus,
     StaffNote,
     StaffRole,
     StaffUser,
@@ -189,8 +190,17 @@ async def _seed(sessions: Sessions) -> Seeded:
         )  # fmt: skip
         db.add(
             ShopEvent(
-                id="evt-1", type="order.shipped", occurred_at=now,
+                id="evt-1", type="order.shipped", occurred_at=now, status=ShopEventStatus.applied,
                 result={"event_id": "evt-1", "customer": EXTERNAL_ID, "applied": True},
+            )
+        )  # fmt: skip
+        # Accepted, not applied yet: the queued payload names her (bot/web/events_worker.py).
+        db.add(
+            ShopEvent(
+                id="evt-2", type="order.delivered", occurred_at=now, customer_ref=EXTERNAL_ID,
+                payload={"id": "evt-2", "type": "order.delivered",
+                         "customer": {"external_id": EXTERNAL_ID, "email": EMAIL, "name": NAME},
+                         "order": {"number": "A77001", "shipping_address": ADDRESS}},
             )
         )  # fmt: skip
         db.add(
@@ -304,7 +314,7 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
     assert erasure.conversation_ids == [seeded.conversation_id]
     assert erasure.counts == {
         "messages": 5, "staff_notes": 1, "feedback_texts": 1, "escalations": 1, "orders": 1,
-        "conversation_tokens": 1, "audit_details": 1, "webhook_payloads": 1, "shop_events": 1,
+        "conversation_tokens": 1, "audit_details": 1, "webhook_payloads": 1, "shop_events": 2,
         "profile": 1,
     }  # fmt: skip
     async with session_factory() as db:
@@ -596,3 +606,23 @@ async def test_api_erase_ends_the_customers_open_widget_tabs(
     assert (fresh["identity"], fresh["history"]) == ("anonymous", [])
     for socket in (bystander, again):
         await socket.close()
+
+
+async def test_erase_drops_her_events_still_waiting_for_the_worker(
+    session_factory: Sessions,
+) -> None:
+    await _seed(session_factory)
+    async with session_factory() as db, db.begin():
+        await privacy.erase_customer(db, EXTERNAL_ID, actor="staff:1")
+    async with session_factory() as db:
+        queued = await db.get(ShopEvent, "evt-2")
+    assert queued is not None
+    assert (queued.status, queued.payload, queued.customer_ref) == (
+        ShopEventStatus.failed, None, None,
+    )  # fmt: skip
+    assert queued.result == {
+        "error": {
+            "code": "customer_erased",
+            "message": "The customer was erased before this event was applied.",
+        }
+    }

@@ -37,6 +37,7 @@ from bot.storage.models import (
     Message,
     Order,
     ShopEvent,
+    ShopEventStatus,
     StaffNote,
     Subscription,
     SurveyDispatch,
@@ -279,6 +280,20 @@ async def _scrub_shop_events(session: AsyncSession, external_id: str) -> int:
         if isinstance(row.result, dict) and row.result.get("customer") == external_id:
             row.result = {**row.result, "customer": erased}
             changed += 1
+    # Events still waiting for the worker carry the customer's email, name and address; they
+    # are dropped, not applied later (that would bring the personal data back).
+    pending = await _rows(
+        session,
+        ShopEvent,
+        ShopEvent.status == ShopEventStatus.pending,
+        ShopEvent.customer_ref == external_id,
+    )
+    for row in pending:
+        row.status, row.applied_at = ShopEventStatus.failed, utcnow()
+        row.payload, row.customer_ref = None, None
+        row.result = {"error": {"code": "customer_erased",
+                                "message": "The customer was erased before this event was applied."}}  # fmt: skip
+        changed += 1
     return changed
 
 
