@@ -60,8 +60,10 @@ from bot.launcher import (
 )
 
 RESULTS = OUT / "prod.json"
-PROD_PORTS = ProdPorts(web=(48000, 48001), rasa=(45005, 45006), actions=(45055, 45056),
-                       actions_balancer=45050)  # fmt: skip
+# Below the kernel's ephemeral range (32768-60999 here): the load generator opens thousands
+# of client connections, and one of them holding e.g. :48000 made a replica fail to bind.
+PROD_PORTS = ProdPorts(web=(29000, 29001), rasa=(26005, 26007), actions=(26055, 26056),
+                       actions_balancer=26050)  # fmt: skip
 PROD_ENV = {
     "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/shopbot_bench",
     "RASA_TRACKER_DB_NAME": "shopbot_bench_tracker",
