@@ -7,6 +7,7 @@ weak ones) and is cancelled on shutdown. Failures are logged, never raised to an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -25,6 +26,13 @@ def spawn(app: web.Application | ChainMapProxy, work: Coroutine[Any, Any, Any], 
     tasks.add(task)
     task.add_done_callback(tasks.discard)
     task.add_done_callback(_log_failure)
+
+
+async def stop(task: asyncio.Task[Any]) -> None:
+    """Cancel a long-running task of a cleanup_ctx and wait until it has ended."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

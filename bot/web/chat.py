@@ -83,10 +83,13 @@ async def push(app: AppState, conversation_id: str, sender: MessageSender, text:
     return message
 
 
-async def announce(app: AppState, message: Message) -> None:
-    """Deliver a stored message to the customer's live tabs and the staff watching."""
+async def announce(
+    app: AppState, message: Message, exclude: web.WebSocketResponse | None = None
+) -> None:
+    """Deliver a stored message to the customer's live tabs (but `exclude`, the tab that
+    sent it) and the staff watching."""
     frame = message_frame(message)
-    await app[HUB].send(message.conversation_id, frame)
+    await app[HUB].send(message.conversation_id, frame, exclude=exclude)
     await app[STAFF_HUB].conversation_event(
         message.conversation_id, {"type": "message", "message": frame}
     )
@@ -264,10 +267,7 @@ async def _customer_message(
     )
     if not stored.is_new:
         return
-    await app[HUB].send(conversation_id, message_frame(message), exclude=ws)
-    await app[STAFF_HUB].conversation_event(
-        conversation_id, {"type": "message", "message": message_frame(message)}
-    )
+    await announce(app, message, exclude=ws)
     await _answer(connection, text.strip(), stored.conversation)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot.domain import shop_events
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import ShopEventStatus
-from bot.web.background import spawn
+from bot.web.background import spawn, stop
 from bot.web.keys import ENGINE, SESSIONS
 from bot.web.proactive import offer_after_event
 
@@ -201,9 +201,7 @@ async def events_queue_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(worker.run_forever(), name="events-worker")
     yield
     await ingest.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop(task)
 
 
 async def drain(app: web.Application, timeout: float = 30.0) -> None:

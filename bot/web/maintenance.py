@@ -10,7 +10,6 @@ same time and reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import utcnow
+from bot.web.background import stop
 from bot.web.keys import SESSIONS, SETTINGS
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,4 @@ async def lifecycle_sweep_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     yield
-    app[SWEEP_TASK].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[SWEEP_TASK]
+    await stop(app[SWEEP_TASK])

@@ -10,7 +10,6 @@ beside the request handlers, so the chat and the API never wait for the shop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain import outbox
 from bot.domain.shop_events import sign
 from bot.storage.models import utcnow
+from bot.web.background import stop
 from bot.web.keys import SESSIONS, SETTINGS
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,4 @@ async def outgoing_webhook_ctx(app: web.Application) -> AsyncIterator[None]:
             sender.run_forever(settings.outgoing_webhook_poll_seconds)
         )
         yield
-        app[OUTGOING_TASK].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[OUTGOING_TASK]
+        await stop(app[OUTGOING_TASK])
