@@ -169,6 +169,11 @@ class StubRasa:
         self.state: dict[str, Any] = {"paused": False, "active_loop": {}, "slots": {}}
         self.fail = False
         self.delay = 0.0
+        self.paused: set[str] = set()  # like Rasa: a paused tracker logs messages, answers none
+
+    def pause(self, sender: str) -> None:
+        """What the handoff action's ConversationPaused does to Rasa's tracker."""
+        self.paused.add(sender)
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -176,6 +181,8 @@ class StubRasa:
         await asyncio.sleep(self.delay)
         if self.fail:
             return web.Response(status=500)
+        if body["sender"] in self.paused:
+            return web.json_response([])
         return web.json_response(
             [
                 {
@@ -188,7 +195,15 @@ class StubRasa:
 
     async def tracker_events(self, request: web.Request) -> web.Response:
         assert request.query["token"] == "dev-rasa-token"
-        self.slot_events.append((request.match_info["sender"], await request.json()))
+        if self.fail:
+            return web.Response(status=500)
+        sender, events = request.match_info["sender"], await request.json()
+        self.slot_events.append((sender, events))
+        for event in events:
+            if event["event"] == "pause":
+                self.paused.add(sender)
+            elif event["event"] == "resume":
+                self.paused.discard(sender)
         return web.json_response({})
 
     async def trigger_intent(self, request: web.Request) -> web.Response:

@@ -119,7 +119,10 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
     await ws.receive_json(timeout=5)  # ack
     note = await ws.receive_json(timeout=5)
     assert note["sender"] == "system"
-    assert len(rasa[0].received) == 1  # the bot never saw "thanks!"
+    # The claim paused the bot: the tab, which had not heard of the hand-over, asked it
+    # and it answered nothing.
+    assert rasa[0].slot_events[0] == (conversation_id, [{"event": "pause"}])
+    assert len(rasa[0].received) == 2
 
     resolved = await client.post(
         f"/console/api/escalations/{escalation_id}/resolve", headers=headers
@@ -139,4 +142,67 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
             m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
         ]
     assert senders == ["customer", "bot", "agent", "customer", "system", "bot"]
+    await ws.close()
+
+
+async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
+    client, rasa, session_factory
+) -> None:
+    """A negative-feedback follow-up is queued while the customer goes on talking to the
+    bot (the chat stays with the bot); claiming it hands the chat over, so Rasa must stop
+    answering too, even for a message the tab relays before it hears of the claim."""
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        conversation = await db.get(Conversation, conversation_id)
+        await escalations.escalate(
+            db, conversation, EscalationReason.negative_feedback, hand_over_now=False
+        )
+    me = await _login(client, "sam@example.com")
+    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
+        "escalation_id"
+    ]
+
+    claimed = await client.post(
+        f"/console/api/escalations/{escalation_id}/claim",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+    )
+
+    assert claimed.status == 200
+    assert rasa[0].slot_events == [(conversation_id, [{"event": "pause"}])]
+    frames = await _turn(ws, "still there?")
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
+        ("system", "Thanks, I've added that to your request. A person from our team will reply here.")
+    ]
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, conversation_id)
+    assert conversation.status is ConversationStatus.with_agent
+    await ws.close()
+
+
+async def test_a_claim_stands_when_rasa_cannot_be_paused(client, rasa, session_factory) -> None:
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
+        "escalation_id"
+    ]
+    rasa[0].fail = True
+
+    claimed = await client.post(
+        f"/console/api/escalations/{escalation_id}/claim",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+    )
+
+    assert claimed.status == 200
+    assert (await claimed.json())["status"] == "claimed"
+    assert rasa[0].slot_events == []
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, conversation_id)
+    assert conversation.status is ConversationStatus.with_agent
     await ws.close()

@@ -144,9 +144,41 @@ async def test_bot_stays_silent_while_waiting_for_an_agent(
     async with session_factory() as db, db.begin():
         conversation = await db.get(Conversation, sender)
         conversation.status = ConversationStatus.waiting_for_agent
+    rasa[0].pause(sender)  # every hand-over pauses Rasa's tracker
+
+    # This tab had not heard of the hand-over: it asked the bot while storing the message,
+    # and the paused bot answered nothing.
     frames = await _turn(ws, "are you there?")
     assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
-    assert len(rasa[0].received) == 1
+    assert [frame.get("sender") for frame in frames if frame["type"] == "message"] == ["system"]
+    assert len(rasa[0].received) == 2
+    # Now it knows: the bot is not asked at all.
+    frames = await _turn(ws, "hello?")
+    assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
+    assert len(rasa[0].received) == 2
+    await ws.close()
+
+
+async def test_bot_reply_to_a_tab_that_missed_an_unpaused_hand_over_is_shown(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    """Should Rasa answer anyway (an agent claimed the chat and its pause has not reached
+    Rasa yet), what the bot did is shown, not hidden; the tab then stops asking the bot."""
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    sender = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        conversation = await db.get(Conversation, sender)
+        conversation.status = ConversationStatus.with_agent
+
+    frames = await _turn(ws, "one more thing")
+    assert frames[-1]["sender"] == "bot" and frames[-1]["text"] == "echo: one more thing"
+    frames = await _turn(ws, "hello?")
+    assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
+    assert len(rasa[0].received) == 2
+    async with session_factory() as db:
+        texts = (await db.scalars(select(Message.text).order_by(Message.id))).all()
+    assert texts[2:] == ["one more thing", "echo: one more thing", "hello?", texts[-1]]
     await ws.close()
 
 
@@ -163,11 +195,12 @@ async def test_email_typed_while_waiting_becomes_the_contact_address(
         await escalation_rules.escalate(
             db, await db.get(Conversation, sender), EscalationReason.customer_request
         )
+    rasa[0].pause(sender)
 
     frames = await _turn(ws, "it's jo.bloggs@example.net, thanks")
 
     assert frames[-1]["text"] == "Thanks! Our team will reply to jo.bloggs@example.net."
-    assert len(rasa[0].received) == 1
+    assert [frame.get("sender") for frame in frames if frame["type"] == "message"] == ["system"]
     async with session_factory() as db:
         escalation = (await db.scalars(select(Escalation))).one()
     assert escalation.contact_email == "jo.bloggs@example.net"

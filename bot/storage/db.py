@@ -30,7 +30,12 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, *_drive
 
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        # No rollback when a connection goes back to the pool: SQLAlchemy has ended its
+        # transaction already (commit, or rollback on close), and with aiosqlite every
+        # statement, even that no-op, is a hop to the driver's thread and back.
+        engine = create_async_engine(
+            database_url, connect_args={"timeout": 30}, pool_reset_on_return=None
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Fail fast while the database is down or restarting (asyncpg waits 60 s to connect by

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -20,6 +20,7 @@ from bot.storage.models import (
     Order,
     Subscription,
     SubscriptionStatus,
+    utcnow,
 )
 
 
@@ -107,6 +108,31 @@ async def add_message(
     session.add(message)
     await session.flush()
     return message
+
+
+async def add_messages(
+    session: AsyncSession,
+    conversation_id: str,
+    sender: MessageSender,
+    texts: Sequence[tuple[str, list[dict[str, str]] | None]],
+) -> list[Message]:
+    """Several messages (a bot turn's replies) in one INSERT statement, in order.
+
+    The ORM would send one INSERT per row on SQLite (it cannot tell which RETURNING row
+    belongs to which object there). A multi-row VALUES takes its ids in row order (SQLite:
+    each row one above the table's largest rowid, under the write lock; PostgreSQL: the
+    sequence, row by row), so the returned ids sorted are the rows' ids.
+    """
+    if not texts:
+        return []
+    now = utcnow()
+    rows = [
+        {"conversation_id": conversation_id, "sender": sender, "text": text, "buttons": buttons,
+         "created_at": now}
+        for text, buttons in texts
+    ]  # fmt: skip
+    ids = sorted((await session.scalars(insert(Message).values(rows).returning(Message.id))).all())
+    return [Message(id=message_id, **row) for message_id, row in zip(ids, rows, strict=True)]
 
 
 async def message_by_client_id(

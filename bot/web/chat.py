@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, Message, MessageSender
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
-from bot.web.rasa_client import RasaUnavailable
+from bot.web.rasa_client import BotReply, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Connection:
     conversation_id: str | None = None
     identity_to_sync: bool = False
     hellos: int = 0
+    bot_answers: bool = True  # as this tab last saw the conversation (hello, last turn)
 
 
 AppState = web.Application | ChainMapProxy
@@ -81,6 +84,21 @@ async def push(app: AppState, conversation_id: str, sender: MessageSender, text:
         )
     await announce(app, message)
     return message
+
+
+async def push_replies(
+    app: AppState, conversation_id: str, replies: Sequence[BotReply]
+) -> list[Message]:
+    """Store a bot turn's replies in one transaction (one INSERT) and deliver them."""
+    if not replies:
+        return []
+    async with app[SESSIONS]() as session, session.begin():
+        messages = await repositories.add_messages(
+            session, conversation_id, MessageSender.bot, [(r.text, r.buttons) for r in replies]
+        )
+    for message in messages:
+        await announce(app, message)
+    return messages
 
 
 async def announce(
@@ -166,6 +184,7 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     connection.conversation_id = chat.conversation.id
     conversation_id_var.set(chat.conversation.id)
     connection.identity_to_sync = chat.conversation.identified_by == conversations.BY_TOKEN
+    connection.bot_answers = conversations.bot_may_answer(chat.conversation)
     app[HUB].join(chat.conversation.id, connection.ws)
     await connection.ws.send_json(
         {
@@ -201,32 +220,53 @@ class StoredMessage:
     message: Message
     is_new: bool  # False: a re-sent client id, stored once
     conversation: Conversation | None  # as it was when the message was stored
+    bot_reply: asyncio.Task[list[BotReply] | None] | None = None  # the bot, asked early
+
+
+AskBot = Callable[[], Coroutine[Any, Any, list[BotReply] | None]]
 
 
 async def _store_customer_message(
-    connection: Connection, text: str, client_id: str | None
+    connection: Connection, text: str, client_id: str | None, ask_bot: AskBot | None = None
 ) -> StoredMessage:
-    """Store the message and read its conversation in one transaction (the first of a
-    turn's two: this is the hot path of every chat message)."""
+    """Store the message and read its conversation in one transaction.
+
+    With `ask_bot` the bot is asked as soon as the INSERT has passed the de-duplication
+    index, while the transaction reads the conversation and commits: a re-sent message
+    never reaches the bot twice, and the transaction is off the turn's critical path.
+    """
     conversation_id = connection.conversation_id
     assert conversation_id is not None
     sessions = connection.request.app[SESSIONS]
+    bot_reply: asyncio.Task[list[BotReply] | None] | None = None
     try:
         async with sessions() as session, session.begin():
             message = await repositories.add_message(
                 session, conversation_id, MessageSender.customer, text,
                 client_message_id=client_id,
             )  # fmt: skip
+            if ask_bot is not None:
+                bot_reply = asyncio.create_task(ask_bot())
             conversation = await session.get(Conversation, conversation_id)
     except IntegrityError:  # this client id was stored before (a re-send, or another tab)
-        if client_id is None:
+        if client_id is None or bot_reply is not None:
+            _discard(bot_reply)
             raise
         async with sessions() as session:
             existing = await repositories.message_by_client_id(session, conversation_id, client_id)
         if existing is None:
             raise
         return StoredMessage(existing, False, None)
-    return StoredMessage(message, True, conversation)
+    except BaseException:
+        _discard(bot_reply)  # not stored: its answer must not be shown
+        raise
+    return StoredMessage(message, True, conversation, bot_reply)
+
+
+def _discard(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def _customer_message(
@@ -255,20 +295,33 @@ async def _customer_message(
     ):
         await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
         return
+    text = text.strip()
     shown = (
         display.strip()
         if isinstance(display, str) and 0 < len(display.strip()) <= MAX_DISPLAY_CHARS
         else None
     )
-    stored = await _store_customer_message(connection, shown or text.strip(), client_id)
-    message = stored.message
-    await ws.send_json(
-        {"type": "ack", "client_id": client_id, "id": message.id, "duplicate": not stored.is_new}
-    )
-    if not stored.is_new:
-        return
-    await announce(app, message, exclude=ws)
-    await _answer(connection, text.strip(), stored.conversation)
+    # While this tab last saw the bot answering, the bot is asked while the message is
+    # stored. Every hand-over to a person pauses Rasa's tracker (the handoff action, or the
+    # console's claim), so a chat handed over meanwhile gets no bot reply from it.
+    ask_bot = functools.partial(_ask_bot, connection, text) if connection.bot_answers else None
+    async with turn_lock(conversation_id):
+        stored = await _store_customer_message(connection, shown or text, client_id, ask_bot)
+        message = stored.message
+        await ws.send_json(
+            {
+                "type": "ack",
+                "client_id": client_id,
+                "id": message.id,
+                "duplicate": not stored.is_new,
+            }
+        )
+        if not stored.is_new:
+            return
+        await announce(app, message, exclude=ws)
+        answered = await _answer(connection, text, stored)
+    if answered:
+        await _after_bot_turn(connection, stored.conversation)
 
 
 # One bot turn at a time per conversation (in this process): a proactive survey started by
@@ -283,62 +336,77 @@ def turn_lock(conversation_id: str) -> asyncio.Lock:
     return lock
 
 
-@dataclass
-class Relayed:
-    answered: bool  # False: Rasa failed and the customer was asked to try again
-    conversation: Conversation | None  # as the actions left it
-
-
-async def _relay(connection: Connection, conversation_id: str, text: str) -> Relayed:
-    """Send the message to Rasa, store its replies and push them to the customer."""
-    app = connection.request.app
-    hub, rasa = app[HUB], app[RASA]
-    await hub.send(conversation_id, {"type": "typing", "on": True})
+async def _ask_bot(connection: Connection, text: str) -> list[BotReply] | None:
+    """The bot's replies to a customer's message; None when Rasa or the actions are down."""
+    app, conversation_id = connection.request.app, connection.conversation_id
+    assert conversation_id is not None
+    rasa = app[RASA]
     try:
         if connection.identity_to_sync:
             # The shop vouched for this customer: Rasa skips the order + email check.
             await rasa.set_slots(conversation_id, {"identity": "verified"})
             connection.identity_to_sync = False
-        replies = await rasa.send(conversation_id, text)
+        return await rasa.send(conversation_id, text)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable for %s: %s", conversation_id, exc)
-        replies = None
+        return None
+
+
+async def _typing_while(
+    app: AppState, conversation_id: str, reply: Awaitable[list[BotReply] | None]
+) -> list[BotReply] | None:
+    """The typing indicator (after the customer's message was acknowledged) until the bot
+    has answered."""
+    hub = app[HUB]
+    await hub.send(conversation_id, {"type": "typing", "on": True})
+    try:
+        return await reply
     finally:
         await hub.send(conversation_id, {"type": "typing", "on": False})
+
+
+async def _answer(connection: Connection, text: str, stored: StoredMessage) -> bool:
+    """Answer a stored customer message (inside the turn lock); whether the bot answered."""
+    app = connection.request.app
+    conversation_id = stored.message.conversation_id
+    bot_reply = stored.bot_reply
+    if stored.conversation is None or not conversations.bot_may_answer(stored.conversation):
+        connection.bot_answers = False
+        # Asked early, a paused bot answers nothing; should it answer (its tracker was not
+        # paused yet), what its actions did is shown rather than hidden.
+        replies = await bot_reply if bot_reply is not None else None
+        if replies:
+            await push_replies(app, conversation_id, replies)
+            return True
+        await _note_for_person(app, conversation_id, text)
+        return False
+    replies = await _typing_while(app, conversation_id, bot_reply or _ask_bot(connection, text))
     if replies is None:
         await push(app, conversation_id, MessageSender.system, RETRY_LATER)
-        return Relayed(answered=False, conversation=None)
-    # The turn's second and last transaction: every reply, and the conversation as the
-    # actions left it (verified by order number + email, handed to a person).
+        return False
+    await push_replies(app, conversation_id, replies)
+    return True
+
+
+async def _note_for_person(app: AppState, conversation_id: str, text: str) -> None:
+    """While a person has the chat: tell the customer their message waits for them."""
     async with app[SESSIONS]() as session, session.begin():
-        messages = [
-            await repositories.add_message(
-                session, conversation_id, MessageSender.bot, reply.text, reply.buttons
-            )
-            for reply in replies
-        ]
-        after = await session.get(Conversation, conversation_id)
-    for message in messages:
-        await announce(app, message)
-    return Relayed(answered=True, conversation=after)
+        email = await escalations.remember_contact_email(session, conversation_id, text)
+    note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
+    await push(app, conversation_id, MessageSender.system, note)
 
 
-async def _answer(connection: Connection, text: str, conversation: Conversation | None) -> None:
-    app = connection.request.app
-    conversation_id = connection.conversation_id
+async def _after_bot_turn(connection: Connection, before: Conversation | None) -> None:
+    """What the bot's actions did to the conversation (after the replies were shown: off
+    the turn's critical path): handed it to a person, or verified the customer."""
+    app, conversation_id = connection.request.app, connection.conversation_id
     assert conversation_id is not None
-    if conversation is None or not conversations.bot_may_answer(conversation):
-        async with app[SESSIONS]() as session, session.begin():
-            email = await escalations.remember_contact_email(session, conversation_id, text)
-        note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
-        await push(app, conversation_id, MessageSender.system, note)
+    async with app[SESSIONS]() as session:
+        after = await session.get(Conversation, conversation_id)
+    if after is None:
         return
-    async with turn_lock(conversation_id):
-        relayed = await _relay(connection, conversation_id, text)
-    after = relayed.conversation
-    if not relayed.answered or after is None:
-        return
-    if not conversations.bot_may_answer(after):
+    connection.bot_answers = conversations.bot_may_answer(after)
+    if not connection.bot_answers:
         await app[STAFF_HUB].queue_changed()  # the bot just handed this chat to a person
-    elif after.customer_id and not conversation.customer_id:
+    elif after.customer_id and not (before and before.customer_id):
         await _offer_survey(app, conversation_id)  # just verified by order number + email

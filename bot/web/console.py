@@ -15,11 +15,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.domain import handoff
-from bot.storage.models import MessageSender, StaffRole
+from bot.storage.models import StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
-from bot.web.chat import AppState, message_frame, push
+from bot.web.chat import AppState, announce, message_frame, push_replies
 from bot.web.errors import read_json_object
-from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.keys import RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ async def api_claim(request: web.Request) -> web.Response:
         escalation = await handoff.claim(
             session, _int(request, "escalation_id"), current_staff(request)
         )
+    await pause_bot(request.config_dict, escalation.conversation_id)
     return web.json_response(await _escalation_changed(request, escalation))
 
 
@@ -108,7 +109,22 @@ async def api_transfer(request: web.Request) -> web.Response:
             current_staff(request),
             data.get("staff_user_id"),
         )
+    await pause_bot(request.config_dict, escalation.conversation_id)
     return web.json_response(await _escalation_changed(request, escalation))
+
+
+async def pause_bot(app: AppState, conversation_id: str | None) -> None:
+    """A person now has the chat: pause Rasa's tracker, so the bot stays silent even for a
+    message that a tab relays before it hears of the hand-over (bot/web/chat.py). A chat
+    the bot handed over is paused already (pausing twice is harmless); a negative-feedback
+    follow-up claimed while the customer talks to the bot is not."""
+    if conversation_id is None:
+        return
+    try:
+        await app[RASA].append_events(conversation_id, [{"event": "pause"}])
+    except RasaUnavailable as exc:
+        # The claim stands; until Rasa is back the hand-over is kept by the chat's status.
+        logger.warning("could not pause the bot in %s: %s", conversation_id, exc)
 
 
 @require_roles(*AGENTS)
@@ -119,10 +135,7 @@ async def api_reply(request: web.Request) -> web.Response:
         message = await handoff.agent_reply(
             session, conversation_id, current_staff(request), data.get("text")
         )
-    await request.config_dict[HUB].send(conversation_id, message_frame(message))
-    await request.config_dict[STAFF_HUB].conversation_event(
-        conversation_id, {"type": "message", "message": message_frame(message)}
-    )
+    await announce(request.config_dict, message)
     return web.json_response(message_frame(message), status=201)
 
 
@@ -165,8 +178,7 @@ async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
     except RasaUnavailable as exc:
         logger.warning("could not hand %s back to the bot: %s", conversation_id, exc)
         return
-    for reply in replies:
-        await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
+    await push_replies(app, conversation_id, replies)
 
 
 @require_roles(*AGENTS)

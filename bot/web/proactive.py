@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from bot.domain import conversations, proactive
-from bot.storage.models import Conversation, ConversationStatus, Customer, MessageSender, utcnow
-from bot.web.chat import AppState, push, turn_lock
+from bot.storage.models import Conversation, ConversationStatus, Customer, utcnow
+from bot.web.chat import AppState, push_replies, turn_lock
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaUnavailable
 
@@ -70,8 +70,7 @@ async def _ask(app: AppState, conversation_id: str, by_token: bool) -> bool:
         # The dispatch stays waiting (unless the action already ran); the next visit retries.
         logger.warning("could not offer a survey in %s: %s", conversation_id, exc)
         return False
-    for reply in replies:
-        await push(app, conversation_id, MessageSender.bot, reply.text, reply.buttons)
+    await push_replies(app, conversation_id, replies)
     return bool(replies)
 
 
