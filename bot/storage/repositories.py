@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -118,20 +118,24 @@ async def add_messages(
 ) -> list[Message]:
     """Several messages (a bot turn's replies) in one INSERT statement, in order.
 
-    The ORM would send one INSERT per row on SQLite (it cannot tell which RETURNING row
-    belongs to which object there). A multi-row VALUES takes its ids in row order (SQLite:
-    each row one above the table's largest rowid, under the write lock; PostgreSQL: the
-    sequence, row by row), so the returned ids sorted are the rows' ids.
+    The ORM would send one INSERT per row on SQLite (it cannot tell there which RETURNING
+    row belongs to which object); a Core executemany becomes one multi-row INSERT (cached
+    compiled form). Its rows take their ids in row order (SQLite: each one above the
+    table's largest rowid, under the write lock; PostgreSQL: the sequence, row by row), so
+    the returned ids, sorted, are the rows' ids.
     """
     if not texts:
         return []
     now = utcnow()
     rows = [
         {"conversation_id": conversation_id, "sender": sender, "text": text, "buttons": buttons,
-         "created_at": now}
+         "client_message_id": None, "author": None, "created_at": now}
         for text, buttons in texts
     ]  # fmt: skip
-    ids = sorted((await session.scalars(insert(Message).values(rows).returning(Message.id))).all())
+    table = Message.__table__
+    assert isinstance(table, Table)
+    result = await session.execute(insert(table).returning(table.c.id), rows)
+    ids = sorted(result.scalars().all())
     return [Message(id=message_id, **row) for message_id, row in zip(ids, rows, strict=True)]
 
 
