@@ -115,10 +115,13 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         "Sam (support)",
     )
 
-    await ws.send_json({"type": "message", "text": "thanks!", "client_id": "k1"})
-    await ws.receive_json(timeout=5)  # ack
-    note = await ws.receive_json(timeout=5)
-    assert note["sender"] == "system"
+    frames = await _turn(ws, "thanks!")
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
+        (
+            "system",
+            "Thanks, I've added that to your request. A person from our team will reply here.",
+        )
+    ]
     # The claim paused the bot: the tab, which had not heard of the hand-over, asked it
     # and it answered nothing.
     assert rasa[0].slot_events[0] == (conversation_id, [{"event": "pause"}])
@@ -174,7 +177,10 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
     assert rasa[0].slot_events == [(conversation_id, [{"event": "pause"}])]
     frames = await _turn(ws, "still there?")
     assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
-        ("system", "Thanks, I've added that to your request. A person from our team will reply here.")
+        (
+            "system",
+            "Thanks, I've added that to your request. A person from our team will reply here.",
+        )
     ]
     async with session_factory() as db:
         conversation = await db.get(Conversation, conversation_id)

@@ -434,3 +434,66 @@ async def test_quick_reply_title_is_shown_in_the_transcript_and_the_payload_goes
         ).one()
     assert stored.text == "Where is my order?"
     await ws.close()
+
+
+async def test_a_bot_turn_costs_two_writes_and_one_read_and_the_bot_is_asked_before_commit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path (docs/decisions.md, chat widget): the message's INSERT, the bot asked
+    right after it (while the transaction commits), one INSERT for all replies, and one
+    read of what the actions did, after the replies were sent."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from bot.web.keys import ENGINE, RASA
+
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    await _handled(ws)
+    steps: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        steps.append(
+            words[0] + " " + (words[2] if words[0] == "INSERT" else words[words.index("FROM") + 1])
+        )
+
+    rasa_client = client.app[RASA]
+    send = rasa_client.send
+
+    async def asked(sender_id: str, text: str) -> Any:
+        steps.append("bot asked")
+        return await send(sender_id, text)
+
+    def committed(_session: Session) -> None:
+        steps.append("committed")
+
+    monkeypatch.setattr(rasa_client, "send", asked)
+    sync_engine = client.app[ENGINE].sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    event.listen(Session, "after_commit", committed)
+    try:
+        frames = await _turn(ws, "where is my order")
+        await _handled(ws)  # the read after the turn
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+        event.remove(Session, "after_commit", committed)
+    assert frames[-1]["text"] == "echo: where is my order"
+    assert steps == [
+        "INSERT messages",
+        "bot asked",
+        "committed",
+        "INSERT messages",
+        "committed",
+        "SELECT conversations",
+    ]
+    await ws.close()
+
+
+async def _handled(ws: Any) -> None:
+    """Wait until the server has finished with every frame sent before (it handles a
+    connection's frames one at a time): the answer to one more, unknown, frame."""
+    await ws.send_json({"type": "nothing"})
+    while (frame := await ws.receive_json(timeout=5))["type"] != "error":
+        pass
+    assert frame["error"]["code"] == "bad_request"

@@ -68,7 +68,9 @@ class Connection:
     conversation_id: str | None = None
     identity_to_sync: bool = False
     hellos: int = 0
-    bot_answers: bool = True  # as this tab last saw the conversation (hello, last turn)
+    # The conversation as this tab last saw it (hello, then after every bot turn).
+    bot_answers: bool = True
+    customer_id: int | None = None
 
 
 AppState = web.Application | ChainMapProxy
@@ -185,6 +187,7 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     conversation_id_var.set(chat.conversation.id)
     connection.identity_to_sync = chat.conversation.identified_by == conversations.BY_TOKEN
     connection.bot_answers = conversations.bot_may_answer(chat.conversation)
+    connection.customer_id = chat.conversation.customer_id
     app[HUB].join(chat.conversation.id, connection.ws)
     await connection.ws.send_json(
         {
@@ -219,7 +222,8 @@ def _valid_client_id(client_id: Any) -> str | None:
 class StoredMessage:
     message: Message
     is_new: bool  # False: a re-sent client id, stored once
-    conversation: Conversation | None  # as it was when the message was stored
+    # As it was when the message was stored; not read when the bot was asked early.
+    conversation: Conversation | None
     bot_reply: asyncio.Task[list[BotReply] | None] | None = None  # the bot, asked early
 
 
@@ -229,11 +233,12 @@ AskBot = Callable[[], Coroutine[Any, Any, list[BotReply] | None]]
 async def _store_customer_message(
     connection: Connection, text: str, client_id: str | None, ask_bot: AskBot | None = None
 ) -> StoredMessage:
-    """Store the message and read its conversation in one transaction.
+    """Store the message (and read its conversation) in one transaction.
 
     With `ask_bot` the bot is asked as soon as the INSERT has passed the de-duplication
-    index, while the transaction reads the conversation and commits: a re-sent message
-    never reaches the bot twice, and the transaction is off the turn's critical path.
+    index, and the transaction commits while the bot works: a re-sent message never
+    reaches the bot twice, and the transaction is off the turn's critical path. The
+    conversation is then not read: the bot itself is the gate (see `_answer`).
     """
     conversation_id = connection.conversation_id
     assert conversation_id is not None
@@ -247,7 +252,9 @@ async def _store_customer_message(
             )  # fmt: skip
             if ask_bot is not None:
                 bot_reply = asyncio.create_task(ask_bot())
-            conversation = await session.get(Conversation, conversation_id)
+                conversation = None
+            else:
+                conversation = await session.get(Conversation, conversation_id)
     except IntegrityError:  # this client id was stored before (a re-send, or another tab)
         if client_id is None or bot_reply is not None:
             _discard(bot_reply)
@@ -321,7 +328,7 @@ async def _customer_message(
         await announce(app, message, exclude=ws)
         answered = await _answer(connection, text, stored)
     if answered:
-        await _after_bot_turn(connection, stored.conversation)
+        await _after_bot_turn(connection)
 
 
 # One bot turn at a time per conversation (in this process): a proactive survey started by
@@ -369,22 +376,30 @@ async def _answer(connection: Connection, text: str, stored: StoredMessage) -> b
     """Answer a stored customer message (inside the turn lock); whether the bot answered."""
     app = connection.request.app
     conversation_id = stored.message.conversation_id
-    bot_reply = stored.bot_reply
-    if stored.conversation is None or not conversations.bot_may_answer(stored.conversation):
-        connection.bot_answers = False
-        # Asked early, a paused bot answers nothing; should it answer (its tracker was not
-        # paused yet), what its actions did is shown rather than hidden.
-        replies = await bot_reply if bot_reply is not None else None
-        if replies:
-            await push_replies(app, conversation_id, replies)
-            return True
-        await _note_for_person(app, conversation_id, text)
-        return False
-    replies = await _typing_while(app, conversation_id, bot_reply or _ask_bot(connection, text))
+    bot_reply: Awaitable[list[BotReply] | None] | None = stored.bot_reply
+    if bot_reply is None:  # this tab knew of a hand-over: is it over?
+        conversation = stored.conversation
+        if conversation is None or not conversations.bot_may_answer(conversation):
+            await _note_for_person(app, conversation_id, text)
+            return False
+        bot_reply = _ask_bot(connection, text)
+    replies = await _typing_while(app, conversation_id, bot_reply)
     if replies is None:
         await push(app, conversation_id, MessageSender.system, RETRY_LATER)
         return False
-    await push_replies(app, conversation_id, replies)
+    if replies:
+        # Even after a hand-over this tab had not heard of: the bot's tracker was not
+        # paused yet, its actions ran, and what they did is shown rather than hidden.
+        await push_replies(app, conversation_id, replies)
+        return True
+    # No reply: a paused bot (a person has the chat, this tab had not heard of it), or a
+    # turn without words.
+    async with app[SESSIONS]() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    if conversation is not None and not conversations.bot_may_answer(conversation):
+        connection.bot_answers = False
+        await _note_for_person(app, conversation_id, text)
+        return False
     return True
 
 
@@ -396,7 +411,7 @@ async def _note_for_person(app: AppState, conversation_id: str, text: str) -> No
     await push(app, conversation_id, MessageSender.system, note)
 
 
-async def _after_bot_turn(connection: Connection, before: Conversation | None) -> None:
+async def _after_bot_turn(connection: Connection) -> None:
     """What the bot's actions did to the conversation (after the replies were shown: off
     the turn's critical path): handed it to a person, or verified the customer."""
     app, conversation_id = connection.request.app, connection.conversation_id
@@ -405,8 +420,10 @@ async def _after_bot_turn(connection: Connection, before: Conversation | None) -
         after = await session.get(Conversation, conversation_id)
     if after is None:
         return
+    verified_now = after.customer_id is not None and connection.customer_id is None
     connection.bot_answers = conversations.bot_may_answer(after)
+    connection.customer_id = after.customer_id
     if not connection.bot_answers:
         await app[STAFF_HUB].queue_changed()  # the bot just handed this chat to a person
-    elif after.customer_id and not (before and before.customer_id):
+    elif verified_now:
         await _offer_survey(app, conversation_id)  # just verified by order number + email
