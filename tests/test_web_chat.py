@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
-from bot.web.chat import push
+from bot.web.chat import RETRY_LATER, push
 from bot.web.keys import HUB
 from tests.conftest import StubRasa
 
@@ -490,10 +490,50 @@ async def test_a_bot_turn_costs_two_writes_and_one_read_and_the_bot_is_asked_bef
     await ws.close()
 
 
-async def _handled(ws: Any) -> None:
+async def _handled(ws: Any) -> list[dict[str, Any]]:
     """Wait until the server has finished with every frame sent before (it handles a
-    connection's frames one at a time): the answer to one more, unknown, frame."""
+    connection's frames one at a time): the answer to one more, unknown, frame. Returns
+    the frames that came before that answer."""
     await ws.send_json({"type": "nothing"})
+    frames = []
     while (frame := await ws.receive_json(timeout=5))["type"] != "error":
-        pass
+        frames.append(frame)
     assert frame["error"]["code"] == "bad_request"
+    return frames
+
+
+async def test_a_message_whose_commit_fails_after_the_bot_was_asked_shows_no_answer(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    """The bot is asked before the customer's message commits: when that commit fails,
+    the customer is asked to try again and no reply of the bot is stored or shown."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from bot.web.keys import ENGINE
+
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    await _handled(ws)
+    rasa[0].delay = 0.1  # the bot is still thinking when the commit fails
+
+    def fail_once(_conn: Any) -> None:
+        event.remove(sync_engine, "commit", fail_once)
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    sync_engine = client.app[ENGINE].sync_engine
+    event.listen(sync_engine, "commit", fail_once)
+    await ws.send_json({"type": "message", "text": "lost message", "client_id": "c-9"})
+    error = await ws.receive_json(timeout=5)
+    await asyncio.sleep(0.3)  # the bot's answer would have come by now
+    after = await _handled(ws)
+
+    assert error == {
+        "type": "error",
+        "error": {"code": "unavailable", "message": RETRY_LATER},
+    }
+    async with session_factory() as db:
+        texts = (await db.scalars(select(Message.text).order_by(Message.id))).all()
+    assert texts == ["hi", "echo: hi"]
+    assert [frame for frame in after if frame["type"] == "message"] == []
+    await ws.close()
