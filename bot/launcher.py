@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +29,30 @@ APP_VENV = PROJECT_ROOT / ".venv-app"
 MODEL = PROJECT_ROOT / "models" / "current.tar.gz"
 # `rasa run` with the behaviour-preserving speed-ups of rasa_ext/speedups.py installed first.
 RASA_RUN = [str(RASA_VENV / "bin" / "python"), "-m", "rasa_ext", "run"]
+
+
+def free_port(low: int = 20000) -> int:
+    """A loopback TCP port free right now, below the kernel's ephemeral range.
+
+    Port 0 would give one from inside that range, where any outgoing connection (a load
+    generator opens thousands) may take it as its own source port before our server binds
+    it: seen twice here as a replica failing to start."""
+    high = _ephemeral_low() - 1
+    for port in random.sample(range(low, high), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 @dataclass

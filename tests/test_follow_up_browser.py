@@ -6,7 +6,6 @@ Only the web service runs (no Rasa: a follow-up never talks to the bot)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from bot.config import PROJECT_ROOT
+from bot.launcher import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -27,16 +27,10 @@ CSV = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("follow_up")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'db.sqlite'}",

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from bench.dashboard.generate import generate
 from bench.stats import summary_ms
+from bot.launcher import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "dashboard"
@@ -59,13 +59,6 @@ ENDPOINTS = (
     ("feedback stage+negative", "feedback?per_page=50&stage=support&sentiment=negative"),
     ("feedback free text", "feedback?per_page=50&q=refund"),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _dsn(url: str) -> str:
@@ -214,7 +207,7 @@ async def _export(http: aiohttp.ClientSession, base: str, period: str, pid: int)
 
 
 def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,

@@ -40,7 +40,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -55,6 +54,7 @@ from sqlalchemy import func, select, text
 from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
 from bot.domain.shop_events import sign
+from bot.launcher import free_port
 from bot.storage.db import create_engine
 from bot.storage.models import (
     Lifecycle,
@@ -196,12 +196,6 @@ async def fresh_database(url: str) -> None:
         timeout=300,
         stdout=subprocess.DEVNULL,
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def start_web(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -31,9 +31,9 @@ from sqlalchemy import text
 
 from bench.ws import CLOSED, read_frames
 from bot.config import PROJECT_ROOT
-from bot.launcher import MODEL, ProdPorts, Stack, prepare_database, start_prod
+from bot.launcher import MODEL, ProdPorts, Stack, free_port, prepare_database, start_prod
 from bot.storage.db import create_engine
-from tests.fault.pg_cluster import Cluster, create_cluster, free_port, postgres_bin, remove
+from tests.fault.pg_cluster import Cluster, create_cluster, postgres_bin, remove
 
 pytestmark = [
     pytest.mark.fault,

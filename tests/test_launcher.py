@@ -1,0 +1,27 @@
+"""Stack launcher helpers."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot import launcher
+
+
+def test_free_port_lies_below_the_ephemeral_range_and_can_be_bound() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    port = launcher.free_port()
+    assert 20000 <= port < low
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+
+
+def test_free_port_skips_a_port_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        free = launcher.free_port()
+        monkeypatch.setattr(launcher.random, "sample", lambda _range, _k: [busy, free])
+        assert launcher.free_port() == free
