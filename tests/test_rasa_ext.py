@@ -55,6 +55,67 @@ def test_replacing_a_tracker_with_no_events_erases_it_from_the_sql_store(tmp_pat
     assert result.stdout.split() == ["0", "2"]
 
 
+STREAM_CHECK = """
+import asyncio, json, sys
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa_ext.tracker_store import StrictSQLTrackerStore
+
+class Recorder(EventBroker):
+    def __init__(self):
+        self.published = []
+    def publish(self, event):
+        self.published.append(event)
+
+TURNS = [
+    [ActionExecuted("action_listen"), UserUttered("hi")],
+    [ActionExecuted("utter_greet"), BotUttered("hello"), ActionExecuted("action_listen")],
+    [UserUttered("where is my order"), ActionExecuted("order_form")],
+    # a new session within a turn: the stored count restarts at its SessionStarted
+    [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen"),
+     UserUttered("again")],
+    [ActionExecuted("utter_greet"), BotUttered("hello again")],
+]
+
+async def run(store_class, db):
+    broker = Recorder()
+    store = store_class(Domain.empty(), dialect="sqlite", db=db, event_broker=broker)
+    for turn in TURNS:  # as Rasa's processor: read the last session, add the turn, save
+        tracker = await store.retrieve("c-1") or DialogueStateTracker("c-1", [])
+        for event in turn:
+            tracker.update(event)
+        await store.save(tracker)
+    stored = await store.retrieve_full_tracker("c-1")
+    return broker.published, [e.as_dict() for e in stored.events]
+
+async def main(folder):
+    ours = await run(StrictSQLTrackerStore, folder + "/ours.db")
+    rasas = await run(SQLTrackerStore, folder + "/rasa.db")
+    print(json.dumps({"same": ours == rasas, "published": [e["event"] for e in ours[0]],
+                      "stored": len(ours[1])}))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_streaming_events_publishes_exactly_what_rasas_own_method_does(tmp_path: Path) -> None:
+    """The store counts the stored events instead of reading them back (rasa_ext's
+    `stream_events`): over turns and a new session, the broker gets the same events as
+    with Rasa's SQLTrackerStore, each once, and the same events are stored."""
+    result = _rasa_python("-c", STREAM_CHECK, str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {
+        "same": True,
+        "published": ["action", "user", "action", "bot", "action", "user", "action",
+                      "action", "session_started", "action", "user", "action", "bot"],
+        "stored": 13,
+    }  # fmt: skip
+
+
 SPEEDUP_CHECK = """
 import json
 from jsonschema import ValidationError
