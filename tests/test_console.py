@@ -43,6 +43,12 @@ async def _escalate(session_factory: Any, conversation_id: str) -> None:
         await escalations.escalate(db, conversation, EscalationReason.customer_request)
 
 
+async def _first_in_queue(client: TestClient) -> int:
+    queue = await (await client.get("/console/api/queue")).json()
+    escalation_id: int = queue["items"][0]["escalation_id"]
+    return escalation_id
+
+
 async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) -> None:
     await _setup(session_factory)
     assert (await client.get("/console/api/queue")).status == 401
@@ -97,9 +103,7 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
     await _escalate(session_factory, conversation_id)
     me = await _login(client, "sam@example.com")
     headers = {"X-CSRF-Token": me["csrf_token"]}
-    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
-        "escalation_id"
-    ]
+    escalation_id = await _first_in_queue(client)
     await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
 
     sent = await client.post(
@@ -164,9 +168,7 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
             db, conversation, EscalationReason.negative_feedback, hand_over_now=False
         )
     me = await _login(client, "sam@example.com")
-    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
-        "escalation_id"
-    ]
+    escalation_id = await _first_in_queue(client)
 
     claimed = await client.post(
         f"/console/api/escalations/{escalation_id}/claim",
@@ -195,9 +197,7 @@ async def test_a_claim_stands_when_rasa_cannot_be_paused(client, rasa, session_f
     conversation_id = rasa[0].received[0]["sender"]
     await _escalate(session_factory, conversation_id)
     me = await _login(client, "sam@example.com")
-    escalation_id = (await (await client.get("/console/api/queue")).json())["items"][0][
-        "escalation_id"
-    ]
+    escalation_id = await _first_in_queue(client)
     rasa[0].fail = True
 
     claimed = await client.post(

@@ -135,15 +135,23 @@ async def test_rasa_timeout_gives_a_retry_message(
     await ws.close()
 
 
+async def _chat_then_status(
+    client: TestClient, stub: StubRasa, session_factory: Any, status: str
+) -> tuple[Any, str]:
+    """A chat where the bot answered "hi", then moved to `status` behind the tab's back."""
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    sender: str = stub.received[-1]["sender"]
+    async with session_factory() as db, db.begin():
+        conversation = await db.get(Conversation, sender)
+        conversation.status = ConversationStatus(status)
+    return ws, sender
+
+
 async def test_bot_stays_silent_while_waiting_for_an_agent(
     client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
 ) -> None:
-    ws, _ = await _open(client)
-    await _turn(ws, "hi")
-    sender = rasa[0].received[0]["sender"]
-    async with session_factory() as db, db.begin():
-        conversation = await db.get(Conversation, sender)
-        conversation.status = ConversationStatus.waiting_for_agent
+    ws, sender = await _chat_then_status(client, rasa[0], session_factory, "waiting_for_agent")
     rasa[0].pause(sender)  # every hand-over pauses Rasa's tracker
 
     # This tab had not heard of the hand-over: it asked the bot while storing the message,
@@ -164,12 +172,7 @@ async def test_bot_reply_to_a_tab_that_missed_an_unpaused_hand_over_is_shown(
 ) -> None:
     """Should Rasa answer anyway (an agent claimed the chat and its pause has not reached
     Rasa yet), what the bot did is shown, not hidden; the tab then stops asking the bot."""
-    ws, _ = await _open(client)
-    await _turn(ws, "hi")
-    sender = rasa[0].received[0]["sender"]
-    async with session_factory() as db, db.begin():
-        conversation = await db.get(Conversation, sender)
-        conversation.status = ConversationStatus.with_agent
+    ws, _ = await _chat_then_status(client, rasa[0], session_factory, "with_agent")
 
     frames = await _turn(ws, "one more thing")
     assert frames[-1]["sender"] == "bot" and frames[-1]["text"] == "echo: one more thing"
