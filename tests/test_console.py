@@ -43,6 +43,19 @@ async def _escalate(session_factory: Any, conversation_id: str) -> None:
         await escalations.escalate(db, conversation, EscalationReason.customer_request)
 
 
+async def _escalated_chat(
+    client: TestClient, rasa: Any, session_factory: Any
+) -> tuple[Any, str, dict[str, Any], int]:
+    """A chat the bot handed to a person, and Sam (an agent) signed in to the console."""
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id: str = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    return ws, conversation_id, me, await _first_in_queue(client)
+
+
 async def _first_in_queue(client: TestClient) -> int:
     queue = await (await client.get("/console/api/queue")).json()
     escalation_id: int = queue["items"][0]["escalation_id"]
@@ -62,14 +75,7 @@ async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) ->
 
 
 async def test_claim_needs_the_csrf_token(client, rasa, session_factory) -> None:
-    await _setup(session_factory)
-    ws, _ = await _open(client)
-    await _turn(ws, "hi")
-    conversation_id = rasa[0].received[0]["sender"]
-    await _escalate(session_factory, conversation_id)
-    me = await _login(client, "sam@example.com")
-    queue = await (await client.get("/console/api/queue")).json()
-    escalation_id = queue["items"][0]["escalation_id"]
+    ws, _, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
 
     refused = await client.post(f"/console/api/escalations/{escalation_id}/claim")
     assert refused.status == 403 and (await refused.json())["error"]["code"] == "csrf_failed"
@@ -96,14 +102,8 @@ async def test_claim_needs_the_csrf_token(client, rasa, session_factory) -> None
 async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands_back(
     client, rasa, session_factory
 ) -> None:
-    await _setup(session_factory)
-    ws, _ = await _open(client)
-    await _turn(ws, "hi")
-    conversation_id = rasa[0].received[0]["sender"]
-    await _escalate(session_factory, conversation_id)
-    me = await _login(client, "sam@example.com")
+    ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     headers = {"X-CSRF-Token": me["csrf_token"]}
-    escalation_id = await _first_in_queue(client)
     await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
 
     sent = await client.post(
@@ -191,13 +191,7 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
 
 
 async def test_a_claim_stands_when_rasa_cannot_be_paused(client, rasa, session_factory) -> None:
-    await _setup(session_factory)
-    ws, _ = await _open(client)
-    await _turn(ws, "hi")
-    conversation_id = rasa[0].received[0]["sender"]
-    await _escalate(session_factory, conversation_id)
-    me = await _login(client, "sam@example.com")
-    escalation_id = await _first_in_queue(client)
+    ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     rasa[0].fail = True
 
     claimed = await client.post(
