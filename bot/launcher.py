@@ -37,15 +37,15 @@ def free_port(low: int = 20000) -> int:
     Port 0 would give one from inside that range, where any outgoing connection (a load
     generator opens thousands) may take it as its own source port before our server binds
     it: seen twice here as a replica failing to start."""
-    high = _ephemeral_low() - 1
-    for port in random.sample(range(low, high), 200):
+    candidates = range(low, _ephemeral_low())
+    for port in random.sample(candidates, min(200, len(candidates))):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port between {low} and {high}")
+    raise RuntimeError(f"no free port tried between {low} and {candidates.stop - 1}")
 
 
 def _ephemeral_low() -> int:

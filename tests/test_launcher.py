@@ -25,3 +25,11 @@ def test_free_port_skips_a_port_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
         free = launcher.free_port()
         monkeypatch.setattr(launcher.random, "sample", lambda _range, _k: [busy, free])
         assert launcher.free_port() == free
+
+
+def test_free_port_says_so_when_the_range_below_the_ephemeral_one_is_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(launcher, "_ephemeral_low", lambda: 20000)
+    with pytest.raises(RuntimeError, match="no free port tried between 20000 and 19999"):
+        launcher.free_port()
