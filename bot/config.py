@@ -69,6 +69,8 @@ class Settings:
     # Shop events webhook (POST /api/events): HMAC-SHA256 secret shared with the shop.
     events_secret: str = DEV_EVENTS_SECRET
     events_max_body_bytes: int = 64 * 1024
+    # A signature's timestamp (`t=` of X-Signature) may be this far from now, past or future.
+    events_signature_tolerance_seconds: int = 300
     # Closed loop: a detractor's follow-up escalation is due this many hours later.
     detractor_due_hours: int = 48
     # Optional outgoing webhook notifying the shop of detractors (signed like the events).
@@ -132,6 +134,7 @@ class Settings:
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,
             events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
+            events_signature_tolerance_seconds=_env_int("EVENTS_SIGNATURE_TOLERANCE_SECONDS", 300),
             detractor_due_hours=_env_int("DETRACTOR_DUE_HOURS", 48),
             outgoing_webhook_url=os.environ.get("OUTGOING_WEBHOOK_URL") or None,
             outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,

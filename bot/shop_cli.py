@@ -37,7 +37,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     send.add_argument("--file", type=Path, help="send this JSON file as the body instead")
     send.add_argument("--url", help="default: http://WEB_HOST:WEB_PORT/api/events")
     send.add_argument("--secret", help="default: EVENTS_SECRET")
-    send.add_argument("--dry-run", action="store_true", help="print body and signature only")
+    send.add_argument(
+        "--dry-run", action="store_true", help="print body and signature (t=…,v1=…) only"
+    )
     imp = sub.add_parser(
         "import-feedback",
         help="import feedback from other channels from a CSV file",
@@ -104,13 +106,14 @@ async def _post(url: str, body: bytes, signature: str) -> tuple[int, str]:
 
 
 def send_event(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.domain.shop_events import sign
+    from bot.domain.shop_events import signature_header
 
     if args.file:
         body = args.file.read_bytes()
     else:
         body = json.dumps(sample_event(args, datetime.now(timezone.utc)), indent=2).encode()
-    signature = sign(args.secret or settings.events_secret, body)
+    # Timestamped now: the server refuses it after EVENTS_SIGNATURE_TOLERANCE_SECONDS.
+    signature = signature_header(args.secret or settings.events_secret, body)
     url = args.url or f"http://{settings.web_host}:{settings.web_port}/api/events"
     print(body.decode())
     print(f"X-Signature: {signature}")

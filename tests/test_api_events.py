@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
 from bot.config import DEV_EVENTS_SECRET, ConfigError, Settings
-from bot.domain.shop_events import EVENT_TYPES, parse_event, sign
+from bot.domain.shop_events import EVENT_TYPES, parse_event, signature_header, signature_ok
 from bot.storage.models import Order, ShopEvent, ShopEventStatus, SurveyDispatch
+from bot.web.app import create_app
 from bot.web.events_worker import drain
 from tests.live_app import serve_app
 from tests.test_shop_events import order_event
@@ -26,7 +32,7 @@ Client = TestClient[Any, Any]
 async def post(client: Client, body: bytes, signature: str | None = "auto") -> Any:
     headers = {"Content-Type": "application/json"}
     if signature == "auto":
-        headers["X-Signature"] = sign(DEV_EVENTS_SECRET, body)
+        headers["X-Signature"] = signature_header(DEV_EVENTS_SECRET, body)
     elif signature is not None:
         headers["X-Signature"] = signature
     return await client.post("/api/events", data=body, headers=headers)
@@ -133,15 +139,64 @@ async def test_missing_or_wrong_signature_is_401_and_changes_nothing(
     body = json.dumps(order_event("evt-1", "placed", 0)).encode()
     await expect_error(await post(client, body, signature=None), 401, "bad_signature")
     await expect_error(
-        await post(client, body, signature=sign("wrong-secret", body)), 401, "bad_signature"
+        await post(client, body, signature=signature_header("wrong-secret", body)),
+        401,
+        "bad_signature",
     )
-    hex_only = sign(DEV_EVENTS_SECRET, body).removeprefix("sha256=")
+    hex_only = signature_header(DEV_EVENTS_SECRET, body).split("v1=")[1]
     await expect_error(await post(client, body, signature=hex_only), 401, "bad_signature")
+    # The scheme before issue #16 (no timestamp) is refused, saying what to send instead.
+    old = "sha256=" + hmac.new(DEV_EVENTS_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    message = await expect_error(await post(client, body, signature=old), 401, "bad_signature")
+    assert "t=<unix seconds>,v1=" in message
     tampered = body.replace(b"25.00", b"2.50")
     await expect_error(
-        await post(client, tampered, signature=sign(DEV_EVENTS_SECRET, body)), 401, "bad_signature"
+        await post(client, tampered, signature=signature_header(DEV_EVENTS_SECRET, body)),
+        401,
+        "bad_signature",
     )
     assert await count(session_factory, ShopEvent) == 0
+
+
+@pytest.mark.parametrize("seconds", [-301, 301, -3600])
+async def test_a_signature_timestamp_outside_the_tolerance_is_401(
+    client: Client, session_factory: async_sessionmaker[AsyncSession], seconds: int
+) -> None:
+    body = json.dumps(order_event("evt-1", "placed", 0)).encode()
+    header = signature_header(DEV_EVENTS_SECRET, body, timestamp=int(time.time()) + seconds)
+    message = await expect_error(await post(client, body, signature=header), 401, "stale_signature")
+    assert "300 s" in message and "current time" in message
+    assert await count(session_factory, ShopEvent) == 0
+
+
+async def test_the_tolerance_is_configurable(engine: Any, settings: Settings) -> None:
+    app = create_app(replace(settings, events_signature_tolerance_seconds=7200))
+    async with TestClient(TestServer(app)) as client:
+        body = json.dumps(order_event("evt-1", "placed", 0)).encode()
+        header = signature_header(DEV_EVENTS_SECRET, body, timestamp=int(time.time()) - 3600)
+        assert (await post(client, body, signature=header)).status == 202
+
+
+async def test_a_year_old_event_with_a_fresh_signature_is_accepted_and_replays_stay_idempotent(
+    client: Client, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    # The tolerance is about the signature's timestamp, never about occurred_at: a
+    # back-filled history is accepted.
+    event = order_event("evt-old", "placed", 0)
+    event["occurred_at"] = (datetime.now(timezone.utc) - timedelta(days=366)).isoformat()
+    body = json.dumps(event).encode()
+    first = await post(client, body)
+    assert first.status == 202, await first.text()
+    await drain(client.app)
+    # A retry a moment later is signed again (a new timestamp): still the same event.
+    replay = await post(
+        client, body, signature=signature_header(DEV_EVENTS_SECRET, body, int(time.time()) + 5)
+    )
+    assert replay.status == 200
+    answer = await replay.json()
+    assert (answer["replayed"], answer["status"]) == (True, "applied")
+    assert await count(session_factory, ShopEvent) == 1
+    assert await count(session_factory, Order) == 1
 
 
 async def test_oversized_body_is_413(client: Client) -> None:
@@ -202,7 +257,8 @@ def test_send_event_dry_run_prints_a_valid_signed_sample(
     out = capsys.readouterr().out
     body, signature_line = out.rsplit("X-Signature: ", 1)
     raw = body.rstrip("\n").encode()
-    assert signature_line.strip() == sign(DEV_EVENTS_SECRET, raw)
+    assert signature_line.strip().startswith("t=")
+    assert signature_ok(DEV_EVENTS_SECRET, raw, signature_line.strip())
     event = parse_event(json.loads(raw))
     assert (event.id, event.type, event.customer.external_id) == ("evt-x", event_type, "C1001")
 

@@ -10,7 +10,6 @@ are tested automatically.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from bot.domain import api_tokens
+from bot.domain.shop_events import signature_header
 from bot.storage.models import ApiToken, Customer, StaffRole
 from tests.live_app import LiveApp, Sessions, serve_app
 
@@ -55,11 +55,11 @@ def api_schema(live: LiveApp) -> Any:
 
 def _signed_event(case: Any, live: LiveApp) -> requests.Response:
     body = json.dumps(case.body).encode()
-    digest = hmac.new(live.settings.events_secret.encode(), body, hashlib.sha256).hexdigest()
+    signature = signature_header(live.settings.events_secret, body)
     return requests.post(
         f"{live.url}/api/events",
         data=body,
-        headers={"Content-Type": "application/json", "X-Signature": f"sha256={digest}"},
+        headers={"Content-Type": "application/json", "X-Signature": signature},
         timeout=30,
     )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -288,10 +290,37 @@ def test_invalid_events_name_the_field(change: dict[str, Any], message: str) -> 
 
 def test_signature_round_trip() -> None:
     body = b'{"id": "e1"}'
-    header = shop_events.sign("secret", body)
-    assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert shop_events.signature_ok("secret", body, header)
-    assert not shop_events.signature_ok("other", body, header)
-    assert not shop_events.signature_ok("secret", body + b" ", header)
-    assert not shop_events.signature_ok("secret", body, header.removeprefix("sha256="))
-    assert not shop_events.signature_ok("secret", body, None)
+    header = shop_events.signature_header("secret", body, timestamp=1_800_000_000)
+    t, v1 = header.split(",")
+    assert t == "t=1800000000" and v1.startswith("v1=") and len(v1) == 3 + 64
+    expected = hmac.new(b"secret", b"1800000000." + body, hashlib.sha256).hexdigest()
+    assert v1 == f"v1={expected}"  # HMAC-SHA256 of "<t>.<raw body>"
+    now = 1_800_000_000.0
+    assert shop_events.check_signature("secret", body, header, now=now) is None
+    assert shop_events.signature_ok("secret", body, header, now=now + 299)
+    wrong = shop_events.SignatureProblem.wrong
+    assert shop_events.check_signature("other", body, header, now=now) is wrong
+    assert shop_events.check_signature("secret", body + b" ", header, now=now) is wrong
+    # The timestamp is signed: moving it forward breaks the signature.
+    moved = header.replace("t=1800000000", "t=1800000500")
+    assert shop_events.check_signature("secret", body, moved, now=now + 500) is wrong
+    malformed = shop_events.SignatureProblem.malformed
+    for bad in (None, "", v1, t, f"sha256={expected}", "t=abc," + v1, "t=1800000000,v1=xyz"):
+        assert shop_events.check_signature("secret", body, bad, now=now) is malformed, bad
+    # Several v1 values (the shop rotating its secret): any one may match.
+    rotated = f"{header},v1={'0' * 64}"
+    assert shop_events.check_signature("secret", body, rotated, now=now) is None
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -86400 * 365])
+def test_a_signature_outside_the_tolerance_is_stale(offset: int) -> None:
+    body = b'{"id": "e1"}'
+    header = shop_events.signature_header("secret", body, timestamp=1_800_000_000)
+    problem = shop_events.check_signature(
+        "secret", body, header, tolerance_seconds=300, now=1_800_000_000 - offset
+    )
+    assert problem is shop_events.SignatureProblem.stale
+    # A longer tolerance accepts the same header.
+    assert shop_events.signature_ok(
+        "secret", body, header, tolerance_seconds=abs(offset), now=1_800_000_000 - offset
+    )

@@ -17,8 +17,9 @@ take the next flow and send its events back to back (no think time: saturation),
 with `--rate R` no faster than R new events/s in all (an offered load, to see the apply
 lag at a rate the worker keeps up with). After
 each new event, a sender re-sends an already acknowledged event with the probability
-that makes `--replays` of all requests replays. Bodies and signatures are prepared
-before the clock starts.
+that makes `--replays` of all requests replays. Bodies are prepared before the clock
+starts; each request is signed as it is sent (the signature carries a timestamp that
+must be within EVENTS_SIGNATURE_TOLERANCE_SECONDS, so a long run cannot pre-sign).
 
 Measured: ingest (the target) — new events/s and p50/p95/p99 of the HTTP answer (202
 for a new event); apply — the worker's events/s and the lag from accepted to applied
@@ -53,7 +54,7 @@ from sqlalchemy import func, select, text
 
 from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
-from bot.domain.shop_events import sign
+from bot.domain.shop_events import signature_header
 from bot.launcher import free_port
 from bot.storage.db import create_engine
 from bot.storage.models import (
@@ -114,7 +115,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class Prepared:
     event_id: str
     body: bytes
-    signature: str
 
 
 @dataclass
@@ -166,7 +166,7 @@ def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
         for k, event in enumerate(events):
             event_id = f"{prefix}evt-{i}-{k}"
             body = json.dumps({"id": event_id, **event, "customer": who}).encode()
-            flow.append(Prepared(event_id, body, sign(SECRET, body)))
+            flow.append(Prepared(event_id, body))
         plan.flows.append(flow)
     return plan
 
@@ -306,7 +306,9 @@ async def send_one(
     http: aiohttp.ClientSession, url: str, event: Prepared, samples: Samples, *, replay: bool
 ) -> None:
     try:
-        elapsed, status, payload = await post(http, url, event, event.signature)
+        elapsed, status, payload = await post(
+            http, url, event, signature_header(SECRET, event.body)
+        )
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         samples.error(type(exc).__name__)
         return
@@ -340,7 +342,8 @@ async def baseline(
     async def run(url: str) -> None:
         nonlocal wrong
         for event in queue:
-            elapsed, status, _ = await post(http, url, event, "sha256=" + "0" * 64)
+            wrong_signature = f"t={int(time.time())},v1=" + "0" * 64
+            elapsed, status, _ = await post(http, url, event, wrong_signature)
             latencies.append(elapsed)
             wrong += status != 401
 

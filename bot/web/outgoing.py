@@ -1,8 +1,9 @@
 """The outgoing webhook's background task (only when OUTGOING_WEBHOOK_URL is set).
 
 Every `poll_seconds` it queues new detractor escalations into the outbox and POSTs the
-due rows to the shop, signed like the incoming events (`X-Signature: sha256=<hex HMAC of
-the raw body>` with OUTGOING_WEBHOOK_SECRET, else EVENTS_SECRET). A 2xx answer delivers
+due rows to the shop, signed like the incoming events (`X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<raw body>">` with OUTGOING_WEBHOOK_SECRET, else EVENTS_SECRET; every try is signed
+anew, so the shop can refuse old timestamps). A 2xx answer delivers
 a row; anything else retries with exponential backoff (bot/domain/outbox.py). It runs
 beside the request handlers, so the chat and the API never wait for the shop.
 """
@@ -20,7 +21,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import outbox
-from bot.domain.shop_events import sign
+from bot.domain.shop_events import signature_header
 from bot.storage.models import utcnow
 from bot.web.background import stop
 from bot.web.keys import SESSIONS, SETTINGS
@@ -66,7 +67,7 @@ class OutgoingWebhook:
         body = json.dumps(row.payload, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
-            "X-Signature": sign(self.secret, body),
+            "X-Signature": signature_header(self.secret, body, int(self.clock().timestamp())),
             "X-Event-Type": row.event_type,
         }
         try:

@@ -1,6 +1,7 @@
 """POST /api/events: the shop's signed events webhook (SPEC §6).
 
-Checks in this order: body size (413), `X-Signature` HMAC over the raw body (401), JSON
+Checks in this order: body size (413), `X-Signature` (`t=<unix seconds>,v1=<hex HMAC of
+"<t>.<raw body>">`, timestamp within EVENTS_SIGNATURE_TOLERANCE_SECONDS: 401), JSON
 (400), schema (422 naming the field). A valid event is then stored as pending (grouped
 with concurrent requests into one INSERT, bot/web/events_worker.py) and answered 202; the
 events worker applies it moments later. The same id again changes nothing and answers
@@ -52,15 +53,14 @@ async def receive_event(request: web.Request) -> web.Response:
             "payload_too_large",
             f"Events are limited to {settings.events_max_body_bytes} bytes.",
         )
-    if not shop_events.signature_ok(
-        settings.events_secret, body, request.headers.get(SIGNATURE_HEADER)
-    ):
-        return json_error(
-            401,
-            "bad_signature",
-            f"Missing or wrong {SIGNATURE_HEADER}: send 'sha256=<hex HMAC-SHA256 of the raw "
-            "body with the shared EVENTS_SECRET>'.",
-        )
+    problem = shop_events.check_signature(
+        settings.events_secret,
+        body,
+        request.headers.get(SIGNATURE_HEADER),
+        tolerance_seconds=settings.events_signature_tolerance_seconds,
+    )
+    if problem is not None:
+        return signature_refused(problem, settings.events_signature_tolerance_seconds)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -70,6 +70,26 @@ async def receive_event(request: web.Request) -> web.Response:
     return web.json_response(
         answer(accepted), status=202 if accepted.status is ShopEventStatus.pending else 200
     )
+
+
+SIGNATURE_FORMAT = (
+    '\'t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with the shared '
+    "EVENTS_SECRET>' (docs/events.md)"
+)
+
+
+def signature_refused(problem: shop_events.SignatureProblem, tolerance: int) -> web.Response:
+    if problem is shop_events.SignatureProblem.stale:
+        return json_error(
+            401,
+            "stale_signature",
+            f"The {SIGNATURE_HEADER} timestamp is more than {tolerance} s away from the "
+            "server's clock: sign every delivery, retries included, with the current time "
+            "(and check the sending server's clock). Only the signature's time is limited, "
+            "not the event's occurred_at.",
+        )
+    what = "Wrong" if problem is shop_events.SignatureProblem.wrong else "Missing or malformed"
+    return json_error(401, "bad_signature", f"{what} {SIGNATURE_HEADER}: send {SIGNATURE_FORMAT}.")
 
 
 def answer(accepted: shop_events.Accepted) -> dict[str, Any]:
@@ -182,8 +202,14 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "name": SIGNATURE_HEADER,
                     "in": "header",
                     "required": True,
-                    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
-                    "description": "sha256=<hex HMAC-SHA256 of the raw body with EVENTS_SECRET>",
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^t=[0-9]{1,12}(,v1=[0-9a-f]{64})+$",
+                    },
+                    "description": 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" '
+                    "with EVENTS_SECRET>; t must be within "
+                    "EVENTS_SIGNATURE_TOLERANCE_SECONDS (default 300) of the server's clock, "
+                    "else 401 stale_signature",
                 }
             ],
             "requestBody": {

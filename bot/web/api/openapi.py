@@ -68,7 +68,9 @@ def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
                 "Authenticate with a staff session cookie (plus the X-CSRF-Token header on "
                 "unsafe methods) or `Authorization: Bearer <API token>` "
                 "(`python -m bot token create`). The events webhook is authenticated by its "
-                "X-Signature HMAC instead. Errors are JSON `{error: {code, message}}`."
+                "timestamped X-Signature HMAC (`t=…,v1=…`) instead. Errors are JSON "
+                "`{error: {code, message}}`; a body that is not JSON, nested deeper than 64 "
+                "levels or holding NaN/Infinity is 400 `bad_json`."
             ),
         },
         "servers": [{"url": "/"}],
