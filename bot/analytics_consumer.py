@@ -10,7 +10,6 @@ when RabbitMQ or the database is unreachable; reconnects after an outage once ru
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain import bot_analytics
+from bot.domain import bot_analytics, safe_json
 from bot.storage.db import create_engine, create_session_factory
 
 logger = logging.getLogger("bot.analytics")
@@ -44,9 +43,9 @@ def broker_settings() -> dict[str, str]:
 async def handle(sessions: async_sessionmaker[AsyncSession], body: bytes) -> int:
     """Store one broker message's analytics rows; returns how many were new."""
     try:
-        event: Any = json.loads(body)
-    except ValueError:
-        logger.warning("not JSON, skipped: %r", body[:200])
+        event: Any = safe_json.loads(body)
+    except safe_json.BadJson as exc:
+        logger.warning("%s Skipped: %r", exc.message, body[:200])
         return 0
     rows = bot_analytics.counted_events(event) if isinstance(event, dict) else []
     if not rows:

@@ -209,7 +209,8 @@ async def test_oversized_body_is_413(client: Client) -> None:
 
 
 async def test_malformed_json_is_400(client: Client) -> None:
-    await expect_error(await post(client, b'{"id": "evt-1", '), 400, "bad_request")
+    message = await expect_error(await post(client, b'{"id": "evt-1", '), 400, "bad_json")
+    assert message.startswith("The body is not valid JSON")
 
 
 async def test_unknown_type_is_422(client: Client) -> None:

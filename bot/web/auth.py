@@ -30,9 +30,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.domain import staff
+from bot.domain import safe_json, staff
 from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
-from bot.web.errors import json_error
+from bot.web.errors import json_error, read_json
 from bot.web.keys import SESSIONS
 
 CONSOLE_PREFIX = "/console"
@@ -310,9 +310,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def login(request: web.Request) -> web.Response:
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        body = None
+        body = await read_json(request)
+    except safe_json.BadJson as exc:
+        return json_error(
+            exc.status, exc.code, f'{exc.message} Send JSON {{"email": ..., "password": ...}}.'
+        )
     email = body.get("email") if isinstance(body, dict) else None
     password = body.get("password") if isinstance(body, dict) else None
     if not isinstance(email, str) or not isinstance(password, str):

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, escalations
+from bot.domain import conversations, escalations, safe_json
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token
 from bot.storage import repositories
@@ -145,9 +145,10 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
 async def _handle(connection: Connection, raw: str) -> None:
     ws = connection.ws
     try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
+        data = safe_json.loads(raw)
+    except safe_json.BadJson as exc:  # the socket stays open
+        await ws.send_json(_error(exc.code, exc.message))
+        return
     if not isinstance(data, dict):
         await ws.send_json(_error("bad_request", "Messages must be JSON objects."))
     elif data.get("type") == "hello":

@@ -7,14 +7,13 @@ roles: bot/web/auth.py.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.domain import handoff
+from bot.domain import handoff, safe_json
 from bot.storage.models import StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
 from bot.web.chat import AppState, announce, message_frame, push_replies
@@ -193,8 +192,8 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             if frame.type is not WSMsgType.TEXT:
                 continue
             try:
-                data = json.loads(frame.data)
-            except ValueError:
+                data = safe_json.loads(frame.data)
+            except safe_json.BadJson:
                 continue
             if isinstance(data, dict) and data.get("type") == "watch":
                 watched = data.get("conversation_id")

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.domain import safe_json
 from bot.domain.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -20,12 +21,15 @@ HTTP_CODES = {
 }  # fmt: skip
 
 
+async def read_json(request: web.Request) -> Any:
+    """The request body parsed by `safe_json` (depth ≤ 64, finite numbers); `BadJson`
+    (400 `bad_json` through the middleware) otherwise."""
+    return safe_json.loads(await request.read())
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or 400 with a clear message."""
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(reason="The request body must be JSON.") from exc
+    data = await read_json(request)
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(reason="The request body must be a JSON object.")
     return data

@@ -22,6 +22,8 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 from aiohttp.web_ws import WebSocketResponse
 
+from bot.domain import safe_json
+
 logger = logging.getLogger(__name__)
 
 FANOUT_CHANNEL = "shopbot:hub"
@@ -68,8 +70,9 @@ class Fanout:
 
     async def _deliver(self, hub: ChatHub, staff: StaffHub, raw: bytes | str) -> None:
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = safe_json.loads(raw)
+        except safe_json.BadJson:
+            logger.warning("fan-out message is not acceptable JSON, skipped")
             return
         if not isinstance(payload, dict) or payload.get("origin") == self.origin:
             return

@@ -12,12 +12,11 @@ API's auth middleware.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from bot.domain import shop_events
+from bot.domain import safe_json, shop_events
 from bot.storage.models import ShopEventStatus
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import json_error
@@ -62,9 +61,9 @@ async def receive_event(request: web.Request) -> web.Response:
     if problem is not None:
         return signature_refused(problem, settings.events_signature_tolerance_seconds)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "bad_request", "The request body must be JSON.")
+        payload = safe_json.loads(body)
+    except safe_json.BadJson as exc:
+        return json_error(exc.status, exc.code, exc.message)
     event = shop_events.parse_event(payload)
     accepted = await request.config_dict[EVENTS_QUEUE].ingest.accept(event)
     return web.json_response(
