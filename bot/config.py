@@ -44,6 +44,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     # Shared with the shop's backend, which signs customer identity tokens (HS256).
     widget_secret: str = DEV_WIDGET_SECRET
+    # Identity tokens living longer than this (exp - iat, or exp - now without iat) are refused.
+    identity_max_lifetime_seconds: int = 86400
     # Told to customers when no agent is online.
     support_hours: str = "Monday to Friday, 9:00 to 17:00"
     # A waiting escalation older than this is shown one priority level higher.
@@ -120,6 +122,7 @@ class Settings:
             survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             widget_secret=widget_secret,
+            identity_max_lifetime_seconds=_env_int("IDENTITY_MAX_LIFETIME_SECONDS", 86400),
             rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
             support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
             escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),

@@ -3,11 +3,18 @@
 Claims: `sub` = the customer's external id (the shop's id), `exp` (required), `aud` =
 "shop-chat" (so a token made for another purpose is refused), optional `email` and `name`
 used to create the customer on first contact.
+
+Lifetime (issue #16): a token may live at most `max_lifetime_seconds`
+(IDENTITY_MAX_LIFETIME_SECONDS, default 24 h): `exp - iat` when it has an `iat`,
+otherwise `exp - now`; and always `exp - now`, so an old `iat` cannot stretch it. The token
+sits in the shop's page, readable by any script there: a long-lived one is a long-lived
+key to the customer's chat.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -17,11 +24,13 @@ AUDIENCE = "shop-chat"
 MAX_TOKEN_CHARS = 4096
 MAX_EMAIL_CHARS = 254  # the customers table's column sizes
 MAX_NAME_CHARS = 200
+MAX_LIFETIME_SECONDS = 86400
 
 
 class TokenProblem(str, enum.Enum):
     expired = "token_expired"
     invalid = "token_invalid"
+    too_long_lived = "token_lifetime_too_long"
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,13 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def check_token(secret: str, token: str) -> TokenCheck:
+def check_token(
+    secret: str,
+    token: str,
+    *,
+    max_lifetime_seconds: int = MAX_LIFETIME_SECONDS,
+    now: float | None = None,
+) -> TokenCheck:
     if not token or len(token) > MAX_TOKEN_CHARS:
         return TokenCheck(None, TokenProblem.invalid)
     try:
@@ -82,6 +97,11 @@ def check_token(secret: str, token: str) -> TokenCheck:
         return TokenCheck(None, TokenProblem.expired)
     except jwt.PyJWTError:
         return TokenCheck(None, TokenProblem.invalid)
+    current = time.time() if now is None else now
+    expires, issued = claims["exp"], claims.get("iat")
+    lifetime = expires - (issued if isinstance(issued, (int, float)) else current)
+    if lifetime > max_lifetime_seconds or expires - current > max_lifetime_seconds:
+        return TokenCheck(None, TokenProblem.too_long_lived)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 64:
         return TokenCheck(None, TokenProblem.invalid)

@@ -174,7 +174,12 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     app = connection.request.app
     claims = None
     if isinstance(identity, str) and identity:
-        check = check_token(app[SETTINGS].widget_secret, identity)
+        settings = app[SETTINGS]
+        check = check_token(
+            settings.widget_secret,
+            identity,
+            max_lifetime_seconds=settings.identity_max_lifetime_seconds,
+        )
         claims = check.claims
         if check.problem is not None:
             await connection.ws.send_json(_error("identity_refused", check.message))
