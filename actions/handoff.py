@@ -60,4 +60,4 @@ class ActionStartSupportSurvey(DomainAction, Action):  # type: ignore[misc]
         return "action_start_support_survey"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.start_support_survey(session, tracker.sender_id)
+        return await chat.start_support_survey(session, get_services().settings, tracker.sender_id)

@@ -19,6 +19,14 @@ from bot.domain import chat, proactive, surveys
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
+# NLU read the answer to a score question as an opinion: a comment, not an unclear score.
+OPINION_INTENTS = frozenset({"complain", "praise"})
+
+
+def _latest_intent(tracker: Tracker) -> str | None:
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    name = intent.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _blank(value: Any) -> bool:
@@ -58,7 +66,11 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
             dispatcher,
             "survey_source",
             lambda session: proactive.answer_source(
-                session, tracker.sender_id, tracker.get_slot("survey_dispatch_id"), str(value)
+                session,
+                tracker.sender_id,
+                tracker.get_slot("survey_dispatch_id"),
+                str(value),
+                int(tracker.get_slot("survey_retries") or 0),
             ),
         )
 
@@ -90,6 +102,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
                 retries,
                 kind=kind,
                 slot=slot,
+                opinion=_latest_intent(tracker) in OPINION_INTENTS,
             ),
         )
 
@@ -147,3 +160,16 @@ class ActionStartProactiveSurvey(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         return await proactive.start_survey(session, get_services().settings, tracker.sender_id)
+
+
+class ActionAnswerSurveyConsent(DomainAction, Action):  # type: ignore[misc]
+    """The customer's yes (start the survey) or "not now" to a proactive survey's offer."""
+
+    def name(self) -> str:
+        return "action_answer_survey_consent"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        accepted = _latest_intent(tracker) == "affirm"
+        return await proactive.answer_consent(
+            session, tracker.get_slot("survey_dispatch_id"), accepted
+        )

@@ -56,6 +56,9 @@ class Settings:
     # Production profile (docs/deploy.md): RASA_URL may list several Rasa workers
     # (comma-separated); REDIS_URL enables the pub/sub between web replicas.
     action_server_url: str = "http://127.0.0.1:5055/webhook"
+    # The in-chat CSAT after support is skipped when the customer answered or declined a
+    # survey in that conversation or in this many hours (SPEC §6, transactional rule).
+    transactional_survey_quiet_hours: int = 24
     # Customer turns running on one Rasa worker at once; the rest queue in the web service.
     rasa_max_in_flight: int = 4
     redis_url: str | None = None
@@ -143,3 +146,4 @@ class Settings:
             outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,
             outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
         )
+            transactional_survey_quiet_hours=_env_int("TRANSACTIONAL_SURVEY_QUIET_HOURS", 24),

@@ -6,7 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionSupportRequest
-from actions.surveys import ActionStartProactiveSurvey, ActionSubmitSurvey, ValidateSurveyForm
+from actions.surveys import (
+    ActionAnswerSurveyConsent,
+    ActionStartProactiveSurvey,
+    ActionSubmitSurvey,
+    ValidateSurveyForm,
+)
 from bot.domain import surveys
 from bot.domain.lifecycle import lifecycle_for_order
 from bot.storage.models import (
@@ -250,7 +255,9 @@ async def test_proactive_first_order_survey_starts_with_intro_and_slots(session,
     assert events == [
         {"event": "slot", "timestamp": None, "name": name, "value": value}
         for name, value in {
-            "next_step": "survey",
+            "next_step": "consent",
+            "awaiting": "survey_consent",
+            "pending_action": None,
             "survey_kind": "first_order",
             "survey_dispatch_id": float(dispatch.id),
             "survey_source": None,
@@ -277,7 +284,11 @@ async def test_proactive_first_order_records_source_then_purchase_csat(session, 
         ValidateSurveyForm(),
         _proactive_answer("I saw you on Instagram", "survey_source", dispatch.id, "first_order"),
     )
-    assert slot_events(events) == {"survey_source": "social", "requested_slot": "survey_score"}
+    assert slot_events(events) == {
+        "survey_source": "social",
+        "survey_retries": 0.0,
+        "requested_slot": "survey_score",
+    }
     assert messages == []
 
     events, _ = await run(
@@ -390,3 +401,120 @@ async def test_proactive_churn_question_records_the_reason(session, action_servi
     assert (row.kind, row.text, row.source) == (
         FeedbackKind.churn_reason, "Too expensive for me", FeedbackSource.proactive_survey,
     )  # fmt: skip
+
+
+# --- issue #18: consent, comments where a score was asked, corrections, sources ---------------
+
+
+async def test_consent_yes_and_not_now(session, action_services):
+    _, _, dispatch, _, messages = await _proactive_started(
+        session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
+    )
+    assert messages[0]["buttons"] == [
+        {"title": "Sure", "payload": "sure"},
+        {"title": "Not now", "payload": "not now"},
+    ]
+    slots = {"identity": "verified", "survey_dispatch_id": float(dispatch.id)}
+    events, _ = await run(ActionAnswerSurveyConsent(), tracker("conv-1", "sure", "affirm", slots))
+    assert slot_events(events) == {"awaiting": "nothing", "next_step": "survey"}
+    await session.refresh(dispatch)
+    assert dispatch.accepted_at is not None
+
+
+async def test_consent_not_now_leaves_it_for_later(session, action_services):
+    _, _, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
+    )
+    slots = {"identity": "verified", "survey_dispatch_id": float(dispatch.id)}
+    events, messages = await run(
+        ActionAnswerSurveyConsent(), tracker("conv-1", "not now", "deny", slots)
+    )
+    assert slot_events(events) == {
+        "awaiting": "nothing", "next_step": "done", "survey_dispatch_id": None,
+    }  # fmt: skip
+    assert [m["text"] for m in messages] == [
+        "No problem, maybe another time. What can I do for you?"
+    ]
+    await session.refresh(dispatch)
+    assert (dispatch.accepted_at, dispatch.declined_at) == (None, None)
+
+
+async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
+    session, action_services
+):
+    """Issue #18: "your website checkout kept logging me out, took 3 tries to pay" was
+    stored as a score of 3 and the next answer became the comment."""
+    _, dispatch_id = await _survey_started(session)
+    complaint = "your website checkout kept logging me out, took 3 tries to pay"
+
+    events, messages = await run(
+        ValidateSurveyForm(), _answer(complaint, "survey_score", dispatch_id)
+    )
+    assert slot_events(events) == {
+        "survey_score": None, "survey_comment": "given", "survey_retries": 1.0,
+        "requested_slot": "survey_score",
+    }  # fmt: skip
+    assert [m["text"] for m in messages] == ["Thank you, I've noted that for the team."]
+
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _answer("four", "survey_score", dispatch_id, survey_comment="given", survey_retries=1.0),
+    )
+    assert slot_events(events)["requested_slot"] is None  # no comment question again
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.text) for r in rows] == [
+        (FeedbackKind.comment, None, complaint),
+        (FeedbackKind.csat, 4, None),
+    ]
+    assert rows[0].sentiment is not None and "website" in (rows[0].themes or [])
+
+
+async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    state = _answer("great service thanks", "survey_score", dispatch_id)
+    state.latest_message["intent"] = {"name": "praise", "confidence": 0.95}
+
+    events, _ = await run(ValidateSurveyForm(), state)
+
+    assert slot_events(events)["survey_comment"] == "given"
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.kind, row.text) == (FeedbackKind.comment, "great service thanks")
+
+
+async def test_sorry_i_meant_corrects_the_last_score(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("2", "survey_score", dispatch_id))
+
+    events, messages = await run(
+        ValidateSurveyForm(),
+        _answer("sorry, I meant 4", "survey_comment", dispatch_id, survey_score="2"),
+    )
+
+    assert slot_events(events) == {"survey_comment": None, "requested_slot": "survey_comment"}
+    assert [m["text"] for m in messages] == ["Got it, I've changed your answer to 4."]
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.score) for r in rows] == [(FeedbackKind.csat, 4)]
+
+
+async def test_an_unknown_source_is_asked_once_more_then_skipped(session, action_services):
+    _, _, dispatch, _, _ = await _proactive_started(
+        session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
+    )
+    events, messages = await run(
+        ValidateSurveyForm(),
+        _proactive_answer("hello", "survey_source", dispatch.id, "first_order"),
+    )
+    assert slot_events(events) == {
+        "survey_source": None, "survey_retries": 1.0, "requested_slot": "survey_source",
+    }  # fmt: skip
+    assert "search engine, social media, a friend" in messages[0]["text"]
+
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _proactive_answer(
+            "just tell me where A81402 is", "survey_source", dispatch.id, "first_order",
+            survey_retries=1.0,
+        ),
+    )  # fmt: skip
+    assert slot_events(events)["survey_source"] == "skipped"
+    assert (await session.scalars(select(Feedback))).all() == []

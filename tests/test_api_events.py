@@ -24,7 +24,7 @@ from bot.storage.models import Order, ShopEvent, ShopEventStatus, SurveyDispatch
 from bot.web.app import create_app
 from bot.web.events_worker import drain
 from tests.live_app import serve_app
-from tests.test_shop_events import order_event
+from tests.test_shop_events import order_event, recently
 
 Client = TestClient[Any, Any]
 
@@ -53,7 +53,7 @@ async def count(session_factory: async_sessionmaker[AsyncSession], model: Any) -
 async def test_signed_event_is_accepted_applied_by_the_worker_and_a_replay_returns_the_result(
     client: Client, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    body = json.dumps(order_event("evt-1", "placed", 0)).encode()
+    body = json.dumps(order_event("evt-1", "placed", 0, base=recently())).encode()
     first = await post(client, body)
     assert first.status == 202, await first.text()
     assert await first.json() == {
@@ -86,7 +86,9 @@ async def test_concurrent_posts_are_stored_once_each_and_all_applied(
 ) -> None:
     bodies = [
         json.dumps(
-            order_event(f"evt-{n}", "placed", n, number=f"A3{n:04d}", customer=f"C{n}")
+            order_event(
+                f"evt-{n}", "placed", n / 60, number=f"A3{n:04d}", customer=f"C{n}", base=recently()
+            )
         ).encode()
         for n in range(12)
     ]

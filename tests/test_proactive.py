@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import proactive, surveys
+from bot.domain import proactive, shop_events, surveys
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.identity import issue_token
 from bot.domain.lifecycle import lifecycle_for_order
@@ -30,9 +30,11 @@ from bot.storage.models import (
     LifecycleKind,
     Message,
     MessageSender,
+    Order,
     OrderStatus,
     Stage,
     SurveyDispatch,
+    utcnow,
 )
 from bot.web.proactive import offer_to_customer
 from tests import factories
@@ -140,7 +142,8 @@ async def test_dispatches_expire_after_14_days(session) -> None:
 
     assert offer is not None and offer.dispatch.id == fresh.id
     assert waiting.expired_at == created + timedelta(days=14)
-    assert unanswered.expired_at == NOW - timedelta(days=1)
+    # Offered but never answered: expiry still runs from the event (issue #18).
+    assert unanswered.expired_at == NOW - timedelta(days=20) + timedelta(days=14)
     assert fresh.expired_at is None
 
 
@@ -206,10 +209,14 @@ async def test_start_survey_turn_sets_the_survey_slots(session) -> None:
     turn = await proactive.start_survey(session, Settings(), "conv-p", now=NOW)
 
     assert turn.messages == [
-        ("Thanks for your first order A10023 with us! May we ask two quick questions?", [])
+        (
+            "Thanks for your first order A10023 with us! May we ask two quick questions?",
+            [{"title": "Sure", "payload": "sure"}, {"title": "Not now", "payload": "not now"}],
+        )
     ]
     assert turn.slots == {
-        "next_step": "survey", "survey_kind": "first_order",
+        "next_step": "consent", "awaiting": "survey_consent", "pending_action": None,
+        "survey_kind": "first_order",
         "survey_dispatch_id": float(dispatch.id), "survey_source": None, "survey_score": None,
         "survey_ces": None, "survey_comment": None, "survey_retries": 0.0,
         "survey_declined": False,
@@ -229,7 +236,7 @@ async def test_discovery_answer_is_stored_on_customer_lifecycle_and_feedback(ses
         session, "conv-p", float(offer.dispatch.id), "My sister told me about you"
     )
 
-    assert turn.slots == {"survey_source": "friend"}
+    assert turn.slots == {"survey_source": "friend", "survey_retries": 0.0}
     assert (owner.acquisition_source, lifecycle.acquisition_channel) == (
         AcquisitionSource.friend,
         AcquisitionSource.friend,
@@ -295,11 +302,19 @@ async def test_response_stats_count_each_outcome(session) -> None:
         ("your newsletter", AcquisitionSource.marketing_email),
         ("marketing_email", AcquisitionSource.marketing_email),
         ("a blogger I follow", AcquisitionSource.affiliate),
-        ("walked past the shop", AcquisitionSource.other),
-        ("Shadow", AcquisitionSource.other),  # "ad" only as a whole word
+        ("my sister", AcquisitionSource.friend),
+        ("Google", AcquisitionSource.search),
+        ("instagram", AcquisitionSource.social),
+        ("something else", AcquisitionSource.other),
+        ("walked past the shop", None),
+        ("Shadow", None),  # "ad" only as a whole word
+        ("hello", None),  # issue #18: stored as a source before
+        ("where is A81402", None),
     ],
 )
-def test_free_text_maps_to_an_acquisition_source(text: str, source: AcquisitionSource) -> None:
+def test_free_text_maps_to_an_acquisition_source(
+    text: str, source: AcquisitionSource | None
+) -> None:
     assert surveys.acquisition_source(text) is source
 
 
@@ -487,20 +502,23 @@ async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
 ) -> None:
     from bot.web.events_worker import drain
     from tests.test_api_events import post
-    from tests.test_shop_events import order_event
+    from tests.test_shop_events import order_event, recently
 
     await _customer_with_survey(session_factory, status=None)
     ws, _ = await _hello(client, issue_token(SECRET, "C5001"))
     assert await _after_hello(ws) == []
 
-    placed = order_event("ev-live-1", "placed", 0, number="A20099", customer="C5001")
+    base = recently() - timedelta(hours=48)
+    placed = order_event("ev-live-1", "placed", 0, number="A20099", customer="C5001", base=base)
     assert (await post(client, json.dumps(placed).encode())).status == 202
     await drain(client.app)  # the events worker applies it (and would offer a survey)
     response = await post(client, json.dumps(placed).encode())  # a replay: the result
     assert (await response.json())["result"]["surveys_scheduled"] == []  # not a first order
     assert await _frames_until_quiet(ws) == []
 
-    delivered = order_event("ev-live-2", "delivered", 48, number="A20099", customer="C5001")
+    delivered = order_event(
+        "ev-live-2", "delivered", 48, number="A20099", customer="C5001", base=base
+    )
     assert (await post(client, json.dumps(delivered).encode())).status == 202
     await drain(client.app)
     response = await post(client, json.dumps(delivered).encode())
@@ -518,3 +536,119 @@ async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
     assert await _frames_until_quiet(ws) == []
     assert len(rasa[0].triggered) == 1
     await ws.close()
+
+
+# --- consent first, re-offer, back-fill (issue #18) ------------------------------------------
+
+
+async def test_consent_yes_starts_the_survey_and_records_acceptance(session) -> None:
+    _, lifecycle, conversation = await _setup(session)
+    await _schedule(session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1))
+    offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
+    assert offer is not None
+    assert (offer.dispatch.sent_at, offer.dispatch.offer_count) == (NOW, 1)
+
+    turn = await proactive.answer_consent(session, float(offer.dispatch.id), True, now=NOW)
+
+    assert turn.slots == {"awaiting": "nothing", "next_step": "survey"}
+    assert turn.messages == []
+    assert offer.dispatch.accepted_at == NOW
+    assert offer.dispatch.declined_at is None
+
+
+async def test_not_now_is_offered_once_more_in_a_later_chat_then_declined(session) -> None:
+    _, lifecycle, conversation = await _setup(session)
+    dispatch = await _schedule(
+        session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1)
+    )
+    assert await proactive.deliver(session, conversation, fatigue_days=7, now=NOW) is not None
+
+    turn = await proactive.answer_consent(session, float(dispatch.id), False, now=NOW)
+    assert turn.slots["next_step"] == "done"
+    assert turn.messages == [(proactive.POSTPONED_REPLY, [])]
+    assert (dispatch.declined_at, dispatch.expired_at) == (None, None)
+
+    # The same chat (a reload), and another tab opened the same hour: not asked again.
+    other_tab = Conversation(id="conv-tab", customer_id=lifecycle.customer_id)
+    session.add(other_tab)
+    await session.flush()
+    assert await proactive.deliver(session, conversation, fatigue_days=7, now=NOW) is None
+    soon = NOW + timedelta(hours=1)
+    assert await proactive.deliver(session, other_tab, fatigue_days=7, now=soon) is None
+
+    # A later chat (the next day) gets the second offer; its own first offer is no fatigue.
+    later = NOW + proactive.REOFFER_AFTER + timedelta(minutes=1)
+    again = await proactive.deliver(session, other_tab, fatigue_days=7, now=later)
+    assert again is not None and again.dispatch.id == dispatch.id
+    assert (dispatch.offer_count, dispatch.sent_at) == (2, NOW)  # sent counts the first offer
+
+    turn = await proactive.answer_consent(session, float(dispatch.id), False, now=later)
+    assert turn.messages == [(proactive.DECLINED_FOR_GOOD_REPLY, [])]
+    assert dispatch.declined_at is not None
+    third = Conversation(id="conv-3", customer_id=lifecycle.customer_id)
+    session.add(third)
+    await session.flush()
+    assert (
+        await proactive.deliver(session, third, fatigue_days=7, now=later + timedelta(days=2))
+        is None
+    )
+
+
+async def test_an_ignored_offer_is_offered_twice_at_most(session) -> None:
+    _, lifecycle, conversation = await _setup(session)
+    dispatch = await _schedule(
+        session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1)
+    )
+    chats = [conversation]
+    for n in range(2):
+        chats.append(Conversation(id=f"conv-later-{n}", customer_id=lifecycle.customer_id))
+    session.add_all(chats[1:])
+    await session.flush()
+    day = timedelta(days=1)
+    assert await proactive.deliver(session, chats[0], fatigue_days=7, now=NOW) is not None
+    assert await proactive.deliver(session, chats[1], fatigue_days=7, now=NOW + day) is not None
+    assert await proactive.deliver(session, chats[2], fatigue_days=7, now=NOW + 2 * day) is None
+    assert dispatch.offer_count == 2
+
+
+async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_not(session) -> None:
+    _, lifecycle, conversation = await _setup(session)
+    first = await _schedule(
+        session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=2)
+    )
+    await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
+    offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
+    assert offer is not None and offer.dispatch.id == first.id
+    await proactive.answer_consent(session, float(first.id), True, now=NOW)
+    other = Conversation(id="conv-x", customer_id=lifecycle.customer_id)
+    session.add(other)
+    await session.flush()
+    # The second waits: a survey was shown within 7 days.
+    later = NOW + timedelta(days=2)
+    assert await proactive.deliver(session, other, fatigue_days=7, now=later) is None
+
+
+async def test_a_year_of_back_filled_events_schedules_no_survey(session_factory) -> None:
+    """A shop back-filling its order history through the webhook (docs/events.md): every
+    event older than the survey expiry moves lifecycles but schedules nothing."""
+    from tests.test_shop_events import order_event
+
+    year_ago = utcnow().replace(microsecond=0) - timedelta(days=365)
+    for month in range(12):
+        base = year_ago + timedelta(days=30 * month)
+        number = f"A7{month:04d}"
+        for step, kind in enumerate(("placed", "shipped", "delivered")):
+            event = shop_events.parse_event(
+                order_event(f"bf-{month}-{kind}", kind, 24 * step, number, "C7700", base)
+            )
+            receipt = await shop_events.receive(session_factory, event)
+            assert receipt.result["surveys_scheduled"] == []
+    async with session_factory() as db:
+        assert await db.scalar(select(func.count()).select_from(SurveyDispatch)) == 0
+        assert await db.scalar(select(func.count()).select_from(Order)) == 12
+    # A live event today still schedules its survey.
+    fresh = shop_events.parse_event(
+        order_event("bf-live", "delivered", 0, "A79999", "C7700", utcnow() - timedelta(hours=1))
+    )
+    receipt = await shop_events.receive(session_factory, fresh)
+    assert [s["trigger"] for s in receipt.result["surveys_scheduled"]] == ["order_delivered"]

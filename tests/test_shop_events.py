@@ -23,6 +23,7 @@ from bot.storage.models import (
     ShopEvent,
     Subscription,
     SurveyDispatch,
+    utcnow,
 )
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -30,16 +31,27 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ITEMS = [{"sku": "MUG-1", "name": "Mug", "qty": 2, "price": "12.50"}]
 
 
-def at(hours: float) -> str:
-    return (T0 + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+def at(hours: float, base: datetime = T0) -> str:
+    return (base + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+def recently() -> datetime:
+    """A base time for events sent live through the webhook: a survey an event schedules is
+    due from its `occurred_at`, so an event from T0 (months ago) schedules none."""
+    return utcnow().replace(microsecond=0) - timedelta(hours=1)
 
 
 def order_event(
-    event_id: str, kind: str, hours: float, number: str = "A20001", customer: str = "C9001"
+    event_id: str,
+    kind: str,
+    hours: float,
+    number: str = "A20001",
+    customer: str = "C9001",
+    base: datetime = T0,
 ) -> dict[str, Any]:
     order: dict[str, Any] = {"number": number, "items": [dict(i) for i in ITEMS], "total": "25.00"}
     return {
-        "id": event_id, "type": f"order.{kind}", "occurred_at": at(hours),
+        "id": event_id, "type": f"order.{kind}", "occurred_at": at(hours, base),
         "customer": {"external_id": customer, "email": "kim@example.com", "name": "Kim"},
         "order": order,
     }  # fmt: skip
@@ -60,7 +72,10 @@ def sub_event(
 
 
 async def send(sessions: Sessions, payload: dict[str, Any]) -> shop_events.Receipt:
-    return await shop_events.receive(sessions, shop_events.parse_event(payload))
+    """Received a minute after it happened, as a live shop sends it (a survey an event
+    schedules is due from its `occurred_at`, T0 lies in the past)."""
+    event = shop_events.parse_event(payload)
+    return await shop_events.receive(sessions, event, event.occurred_at + timedelta(minutes=1))
 
 
 async def lifecycle_rows(session: AsyncSession) -> list[tuple[Any, ...]]:

@@ -133,7 +133,7 @@ async def test_a_worker_that_dies_mid_batch_loses_nothing(session_factory: Sessi
     async with session_factory() as session:
         await session.begin()
         claimed = await shop_events._claim(session, 10)
-        assert [event_id for event_id, _ in claimed] == ["a-0", "b-0"]
+        assert [event_id for event_id, _, _ in claimed] == ["a-0", "b-0"]
         await shop_events.apply(session, event_from_json(claimed[0][1]))
         await session.rollback()
     assert set((await states(session_factory)).values()) == {ShopEventStatus.pending}
@@ -199,7 +199,9 @@ async def test_an_unexpected_error_is_retried_then_the_event_fails(
 ) -> None:
     await shop_events.accept(session_factory, events(order_event("e1", "placed", 0)))
 
-    async def broken(session: AsyncSession, event: shop_events.EventData) -> dict[str, Any]:
+    async def broken(
+        session: AsyncSession, event: shop_events.EventData, received_at: Any = None
+    ) -> dict[str, Any]:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(shop_events, "apply", broken)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -14,106 +15,133 @@ from bot.domain import surveys
 from bot.storage.models import Conversation, FeedbackKind, SurveyDispatch, utcnow
 from tests import factories
 
-FATIGUE = Settings().survey_fatigue_days
-
 
 async def _dispatches(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(SurveyDispatch)) or 0)
 
 
-async def test_start_in_chat_creates_a_sent_dispatch_then_respects_fatigue(
-    session: AsyncSession,
-) -> None:
-    owner = await factories.customer(session)
+QUIET_HOURS = Settings().transactional_survey_quiet_hours
+
+
+async def _chat_of(session: AsyncSession, number: int, conversation_id: str) -> tuple[Any, Any]:
+    owner = await factories.customer(session, number)
     lifecycle = await lifecycles.current_lifecycle(session, owner)
-    conversation = Conversation(id="conv-1", customer_id=owner.id)
+    conversation = Conversation(id=conversation_id, customer_id=owner.id)
     session.add(conversation)
     await session.commit()
+    return lifecycle, conversation
+
+
+async def test_start_in_chat_creates_an_offered_and_accepted_dispatch(
+    session: AsyncSession,
+) -> None:
+    lifecycle, conversation = await _chat_of(session, 1, "conv-1")
     before = utcnow()
 
     first = await surveys.start_in_chat(
-        session, conversation, lifecycle, FeedbackKind.csat, "support_chat", FATIGUE
+        session, conversation, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
     )
     await session.commit()
 
     assert first is not None
     row = (await session.scalars(select(SurveyDispatch))).one()
-    assert row.id == first.id
     assert (row.customer_id, row.lifecycle_id, row.conversation_id) == (
-        owner.id,
+        lifecycle.customer_id,
         lifecycle.id,
         "conv-1",
     )
     assert (row.trigger, row.survey_kind) == ("support_chat", FeedbackKind.csat)
-    assert row.sent_at is not None
-    assert row.sent_at >= before - timedelta(seconds=1)
-    assert row.sent_at == row.created_at
+    assert row.sent_at is not None and row.sent_at >= before - timedelta(seconds=1)
+    assert row.sent_at == row.created_at == row.accepted_at
+    assert row.offer_count == 1
     assert (row.answered_at, row.declined_at, row.expired_at) == (None, None, None)
+
+
+@pytest.mark.parametrize("outcome", ["answered", "declined"])
+async def test_transactional_rule_an_answer_or_decline_in_the_conversation_holds_it_back(
+    session: AsyncSession, outcome: str
+) -> None:
+    """SPEC §6: the in-chat CSAT is asked unless the customer answered or declined a survey
+    in that conversation or in the last 24 hours; the churn question is always asked."""
+    lifecycle, conversation = await _chat_of(session, 1, "conv-1")
+    first = await surveys.start_in_chat(
+        session, conversation, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
+    )
+    assert first is not None
+    # Asked but not answered yet: not a reason to stay quiet.
+    ignored = await surveys.start_in_chat(
+        session, conversation, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
+    )
+    assert ignored is not None
+    # Answered (or declined) long ago, but in this very conversation.
+    moment = utcnow() - timedelta(hours=QUIET_HOURS * 3)
+    setattr(first, f"{outcome}_at", moment)
+    await session.commit()
 
     for kind in (FeedbackKind.csat, FeedbackKind.nps, FeedbackKind.ces):
         again = await surveys.start_in_chat(
-            session, conversation, lifecycle, kind, "support_chat", FATIGUE
+            session, conversation, lifecycle, kind, "support_chat", QUIET_HOURS
         )
         assert again is None, kind
-    await session.commit()
-    assert await _dispatches(session) == 1
-
     churn = await surveys.start_in_chat(
-        session,
-        conversation,
-        lifecycle,
-        FeedbackKind.churn_reason,
-        "subscription_cancelled",
-        FATIGUE,
+        session, conversation, lifecycle, FeedbackKind.churn_reason, "subscription_cancelled",
+        QUIET_HOURS,
+    )  # fmt: skip
+    assert churn is not None and churn.survey_kind is FeedbackKind.churn_reason
+    # quiet_hours 0: the customer asked to leave feedback, always asked
+    asked = await surveys.start_in_chat(
+        session, conversation, lifecycle, FeedbackKind.csat, "customer_initiated", 0
     )
+    assert asked is not None
     await session.commit()
-    assert churn is not None
-    assert churn.id != first.id
-    assert churn.survey_kind is FeedbackKind.churn_reason
-    assert await _dispatches(session) == 2
+    assert await _dispatches(session) == 4
 
 
-async def test_fatigue_is_per_customer_and_window_bound(session: AsyncSession) -> None:
-    alice = await factories.customer(session, 1)
-    bob = await factories.customer(session, 2)
-    alice_life = await lifecycles.current_lifecycle(session, alice)
-    bob_life = await lifecycles.current_lifecycle(session, bob)
-    alice_chat = Conversation(id="conv-a", customer_id=alice.id)
-    bob_chat = Conversation(id="conv-b", customer_id=bob.id)
-    session.add_all([alice_chat, bob_chat])
-    old = utcnow() - timedelta(days=FATIGUE + 1)
+async def test_transactional_rule_other_conversations_count_for_24_hours(
+    session: AsyncSession,
+) -> None:
+    alice_life, alice_chat = await _chat_of(session, 1, "conv-a")
+    bob_life, bob_chat = await _chat_of(session, 2, "conv-b")
+    session.add(Conversation(id="conv-a-old", customer_id=alice_life.customer_id))
+    answered = utcnow() - timedelta(hours=QUIET_HOURS - 1)
     session.add(
         SurveyDispatch(
-            customer_id=alice.id,
-            lifecycle_id=alice_life.id,
-            conversation_id="conv-a",
-            trigger="order_delivered",
-            survey_kind=FeedbackKind.csat,
-            created_at=old,
-            sent_at=old,
+            customer_id=alice_life.customer_id, lifecycle_id=alice_life.id,
+            conversation_id="conv-a-old", trigger="order_delivered",
+            survey_kind=FeedbackKind.csat, created_at=answered, sent_at=answered,
+            answered_at=answered,
         )
-    )
+    )  # fmt: skip
     await session.commit()
 
-    # the last survey is older than the fatigue window: asking again is fine
-    alice_new = await surveys.start_in_chat(
-        session, alice_chat, alice_life, FeedbackKind.nps, "renewal", FATIGUE
+    # Alice answered 23 hours ago in another chat: not asked again
+    assert (
+        await surveys.start_in_chat(
+            session, alice_chat, alice_life, FeedbackKind.csat, "support_chat", QUIET_HOURS
+        )
+        is None
     )
-    # another customer's recent survey does not count against Bob
-    bob_new = await surveys.start_in_chat(
-        session, bob_chat, bob_life, FeedbackKind.csat, "support_chat", FATIGUE
+    # another customer's recent answer does not count against Bob
+    assert (
+        await surveys.start_in_chat(
+            session, bob_chat, bob_life, FeedbackKind.csat, "support_chat", QUIET_HOURS
+        )
+        is not None
     )
-    # a longer, configured fatigue window does include the old one
-    alice_blocked_long = await surveys.start_in_chat(
-        session, alice_chat, alice_life, FeedbackKind.csat, "support_chat", FATIGUE + 30
+    # with a 22-hour setting the answer is old enough
+    assert (
+        await surveys.start_in_chat(
+            session, alice_chat, alice_life, FeedbackKind.csat, "support_chat", QUIET_HOURS - 2
+        )
+        is not None
     )
-    await session.commit()
 
-    assert alice_new is not None
-    assert bob_new is not None
-    assert (alice_new.customer_id, bob_new.customer_id) == (alice.id, bob.id)
-    assert alice_blocked_long is None
-    assert await _dispatches(session) == 3
+
+def test_events_older_than_the_expiry_are_stale() -> None:
+    now = utcnow()
+    assert surveys.is_stale(now - surveys.EXPIRY - timedelta(seconds=1), now)
+    assert surveys.is_stale(now - timedelta(days=365), now)
+    assert not surveys.is_stale(now - surveys.EXPIRY + timedelta(minutes=1), now)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.domain import analysis, catalogue, escalations, feedback, staff, support, surveys
 from bot.domain import lifecycle as lifecycles
-from bot.domain.scores import ScoreStatus, is_decline, parse_score
+from bot.domain.scores import ScoreStatus, correction, is_comment, is_decline, parse_score
 from bot.domain.support import (
     ORDER_FLOWS,
     SUBSCRIPTION_FLOWS,
@@ -244,7 +244,12 @@ async def _apply_flow_result(
         )
         lifecycle = await feedback_lifecycle(session, context, context.customer)
         dispatch = await surveys.start_in_chat(
-            session, context.conversation, lifecycle, kind, trigger, settings.survey_fatigue_days
+            session,
+            context.conversation,
+            lifecycle,
+            kind,
+            trigger,
+            settings.transactional_survey_quiet_hours,
         )
         if dispatch is not None:
             turn.slots.update(_survey_slots(dispatch))
@@ -353,7 +358,7 @@ async def start_feedback_survey(
         lifecycle,
         FeedbackKind.csat,
         "customer_initiated",
-        fatigue_days=0,
+        quiet_hours=0,
     )
     assert dispatch is not None
     return Turn(slots=_survey_slots(dispatch)).say("Thank you, we read every answer.")
@@ -367,10 +372,14 @@ async def answer_score(
     retries: int,
     kind: FeedbackKind | None = None,
     slot: str = "survey_score",
+    opinion: bool = False,
 ) -> Turn:
     """Validate and record a survey score the moment it is given (leaving later keeps it).
 
     `kind` overrides the dispatch's kind for a second question (CES after support CSAT).
+    A comment typed instead of a score (`opinion`: NLU read a complaint or praise) is stored
+    as the survey's comment and the score asked once more; "sorry, I meant 4" corrects the
+    previous answer (issue #18).
     """
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is None:
@@ -380,8 +389,13 @@ async def answer_score(
         return Turn(slots={"survey_declined": True, slot: None}).say(
             "No problem, I've skipped the survey."
         )
+    corrected = await _correct_last_score(session, dispatch, text)
+    if corrected is not None:
+        return Turn(slots={slot: None}).say(corrected)
     kind = kind or dispatch.survey_kind
     parsed = parse_score(text, kind.value)
+    if is_comment(text) or (opinion and parsed.status is not ScoreStatus.ok):
+        return await _comment_instead_of_score(session, conversation_id, dispatch, text, slot)
     if parsed.status is not ScoreStatus.ok:
         low, high = (
             (0, 10) if kind is FeedbackKind.nps else (1, 7 if kind is FeedbackKind.ces else 5)
@@ -405,10 +419,51 @@ async def answer_score(
     return Turn(slots={slot: str(parsed.value), "survey_retries": 0.0})
 
 
+async def _correct_last_score(
+    session: AsyncSession, dispatch: SurveyDispatch, text: str
+) -> str | None:
+    """ "Sorry, I meant 4": change this survey's last score; the reply, or None when the
+    text is no correction (or nothing was scored yet)."""
+    rows = await repositories.feedback_for_dispatch(session, dispatch.id)
+    scored = [row for row in rows if row.score is not None]
+    if not scored:
+        return None
+    last = max(scored, key=lambda row: (row.created_at, row.id))
+    value = correction(text, last.kind.value)
+    if value is None:
+        return None
+    last.score = value
+    await session.flush()
+    return f"Got it, I've changed your answer to {value}."
+
+
+async def _comment_instead_of_score(
+    session: AsyncSession, conversation_id: str, dispatch: SurveyDispatch, text: str, slot: str
+) -> Turn:
+    """Kept as the survey's comment (with its sentiment and themes); the score is asked
+    once more, and the comment question is not asked again."""
+    kind = (
+        FeedbackKind.churn_reason
+        if dispatch.survey_kind is FeedbackKind.churn_reason
+        else FeedbackKind.comment
+    )
+    await record_survey_answer(
+        session, conversation_id, dispatch, kind, score=None,
+        text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
+    )  # fmt: skip
+    return Turn(slots={slot: None, "survey_comment": "given", "survey_retries": 1.0}).say(
+        "Thank you, I've noted that for the team."
+    )
+
+
 async def answer_comment(
     session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
 ) -> Turn:
     dispatch = await _dispatch(session, dispatch_id)
+    if dispatch is not None:
+        corrected = await _correct_last_score(session, dispatch, text)
+        if corrected is not None:
+            return Turn(slots={"survey_comment": None}).say(corrected)
     if (
         dispatch is None
         or is_decline(text)
@@ -567,8 +622,12 @@ async def request_human(
     )
 
 
-async def start_support_survey(session: AsyncSession, conversation_id: str) -> Turn:
-    """After an agent resolved the chat: CSAT then CES, at stage support (SPEC §6)."""
+async def start_support_survey(
+    session: AsyncSession, settings: Settings, conversation_id: str
+) -> Turn:
+    """After an agent resolved the chat: CSAT then CES, at stage support (SPEC §6), unless
+    the transactional rule holds it back (the customer just gave or declined a survey, as
+    when the follow-up of their own low score is resolved)."""
     context = await load_context(session, conversation_id)
     customer = await customer_for_feedback(session, context)
     lifecycle = await feedback_lifecycle(session, context, customer)
@@ -579,9 +638,10 @@ async def start_support_survey(session: AsyncSession, conversation_id: str) -> T
         lifecycle,
         FeedbackKind.csat,
         surveys.TRIGGER_ESCALATION_RESOLVED,
-        fatigue_days=0,
+        quiet_hours=settings.transactional_survey_quiet_hours,
     )
-    assert dispatch is not None
+    if dispatch is None:
+        return Turn(slots={"next_step": NextStep.done.value})
     slots = _survey_slots(dispatch)
     slots.update(survey_kind="support", survey_ces=None)
     return Turn(slots=slots).say(

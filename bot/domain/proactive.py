@@ -1,10 +1,15 @@
-"""Proactive surveys in the chat (SPEC §6): a survey scheduled by a shop event is asked the
-next time the customer opens the chat.
+"""Proactive surveys in the chat (SPEC §6): a survey scheduled by a shop event is offered
+the next time the customer opens the chat.
 
-Which dispatch: the customer's oldest one still waiting. Dispatches not asked within
-`EXPIRY` are expired (as are asked ones nobody answered or declined), a dispatch that the
-chat already covered is dropped, and the fatigue limit holds a dispatch back (it stays
-waiting) while another survey was sent to the customer in the last `fatigue_days`.
+Consent first: the bot asks "May we ask two quick questions?" (Sure / Not now) and the
+survey starts only on a yes. A customer who says "not now" or ignores the offer (types a
+request instead) is offered it once more in a later chat; a "no" to that second offer
+declines it. A survey counts as sent (offered) when its consent question was shown.
+
+Which dispatch: the customer's oldest one still waiting. Dispatches are expired
+`surveys.EXPIRY` after the event that scheduled them (its `occurred_at`), a dispatch that
+the chat already covered is dropped, and the fatigue limit holds a dispatch back (it stays
+waiting) while another survey was shown to the customer in the last `fatigue_days`.
 Every function takes `now`, so fatigue and expiry are testable with a fixed clock.
 """
 
@@ -36,8 +41,20 @@ from bot.storage.models import (
     utcnow,
 )
 
-EXPIRY = timedelta(days=14)
+EXPIRY = surveys.EXPIRY
 DECLINED_REPLY = "No problem, I've skipped the survey."
+# A "not now" (or an ignored offer) is offered once more, in a later chat: another
+# conversation at least `REOFFER_AFTER` later (a second tab open at once is not a later chat).
+MAX_OFFERS = 2
+REOFFER_AFTER = timedelta(hours=12)
+CONSENT_YES = "Sure"
+CONSENT_NOT_NOW = "Not now"
+CONSENT_BUTTONS = [
+    {"title": CONSENT_YES, "payload": "sure"},
+    {"title": CONSENT_NOT_NOW, "payload": "not now"},
+]
+POSTPONED_REPLY = "No problem, maybe another time. What can I do for you?"
+DECLINED_FOR_GOOD_REPLY = "No problem, I won't ask again. What can I do for you?"
 
 
 def _open() -> ColumnElement[bool]:
@@ -50,33 +67,37 @@ def _open() -> ColumnElement[bool]:
 
 
 async def expire_stale(session: AsyncSession, now: datetime, customer_id: int | None = None) -> int:
-    """Expire dispatches waiting longer than `EXPIRY` to be asked, or asked that long ago
-    without an answer or a decline; `expired_at` is the moment they ran out."""
+    """Expire dispatches neither answered nor declined `EXPIRY` after they became due (the
+    event's `occurred_at`; for a survey started in the chat, when it was asked);
+    `expired_at` is the moment they ran out."""
     cutoff = now - EXPIRY
-    query = select(SurveyDispatch).where(
-        _open(),
-        or_(
-            and_(SurveyDispatch.sent_at.is_(None), SurveyDispatch.created_at <= cutoff),
-            SurveyDispatch.sent_at <= cutoff,
-        ),
-    )
+    query = select(SurveyDispatch).where(_open(), SurveyDispatch.created_at <= cutoff)
     if customer_id is not None:
         query = query.where(SurveyDispatch.customer_id == customer_id)
     stale = (await session.scalars(query)).all()
     for dispatch in stale:
-        dispatch.expired_at = (dispatch.sent_at or dispatch.created_at) + EXPIRY
+        dispatch.expired_at = dispatch.created_at + EXPIRY
     await session.flush()
     return len(stale)
 
 
-async def _waiting(session: AsyncSession, customer_id: int) -> Sequence[SurveyDispatch]:
-    """The customer's scheduled dispatches not asked yet, oldest first."""
+async def _waiting(
+    session: AsyncSession, customer_id: int, conversation_id: str | None, now: datetime
+) -> Sequence[SurveyDispatch]:
+    """The customer's scheduled dispatches to offer, oldest first: never offered, or offered
+    once without a yes in another conversation (a "not now" or an ignored offer)."""
+    offered_before = and_(
+        SurveyDispatch.offer_count < MAX_OFFERS,
+        SurveyDispatch.accepted_at.is_(None),
+        SurveyDispatch.conversation_id.is_distinct_from(conversation_id),
+        SurveyDispatch.sent_at <= now - REOFFER_AFTER,
+    )
     return (
         await session.scalars(
             select(SurveyDispatch)
             .where(
                 SurveyDispatch.customer_id == customer_id,
-                SurveyDispatch.sent_at.is_(None),
+                or_(SurveyDispatch.sent_at.is_(None), offered_before),
                 SurveyDispatch.trigger.in_(list(surveys.TRIGGER_KINDS)),
                 _open(),
             )
@@ -113,11 +134,14 @@ async def _already_asked(session: AsyncSession, dispatch: SurveyDispatch) -> boo
 
 
 async def _fatigued(
-    session: AsyncSession, customer_id: int, fatigue_days: int, now: datetime
+    session: AsyncSession, dispatch: SurveyDispatch, fatigue_days: int, now: datetime
 ) -> bool:
+    """Another survey was shown to this customer in the last `fatigue_days` (this one's own
+    first offer does not hold back its second)."""
     recent = await session.scalar(
         select(func.count(SurveyDispatch.id)).where(
-            SurveyDispatch.customer_id == customer_id,
+            SurveyDispatch.customer_id == dispatch.customer_id,
+            SurveyDispatch.id != dispatch.id,
             SurveyDispatch.sent_at > now - timedelta(days=fatigue_days),
         )
     )
@@ -125,35 +149,42 @@ async def _fatigued(
 
 
 async def pending_dispatch(
-    session: AsyncSession, customer_id: int, fatigue_days: int, now: datetime
+    session: AsyncSession,
+    customer_id: int,
+    fatigue_days: int,
+    now: datetime,
+    conversation_id: str | None = None,
 ) -> SurveyDispatch | None:
-    """The dispatch to ask this customer now, if any (expires and drops stale ones on the way).
+    """The dispatch to offer this customer now in `conversation_id`, if any (expires and
+    drops stale ones on the way).
 
     The churn question ignores fatigue, like the chat's own one (docs/decisions.md).
     """
     await expire_stale(session, now, customer_id)
-    fatigued: bool | None = None
-    for dispatch in await _waiting(session, customer_id):
-        if await _already_asked(session, dispatch):
+    for dispatch in await _waiting(session, customer_id, conversation_id, now):
+        if dispatch.sent_at is None and await _already_asked(session, dispatch):
             dispatch.expired_at = now  # covered by the chat already: never asked twice
             continue
         if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_CANCELLED:
             return dispatch
-        if fatigued is None:
-            fatigued = await _fatigued(session, customer_id, fatigue_days, now)
-        if not fatigued:
+        if not await _fatigued(session, dispatch, fatigue_days, now):
             return dispatch
     await session.flush()
     return None
 
 
 async def has_pending(
-    session: AsyncSession, customer_id: int | None, fatigue_days: int, now: datetime
+    session: AsyncSession,
+    customer_id: int | None,
+    fatigue_days: int,
+    now: datetime,
+    conversation_id: str | None = None,
 ) -> bool:
-    """Cheap check for the web service: is there a survey to start for this customer now?"""
+    """Cheap check for the web service: is there a survey to offer this customer now?"""
     if customer_id is None:
         return False
-    return await pending_dispatch(session, customer_id, fatigue_days, now) is not None
+    found = await pending_dispatch(session, customer_id, fatigue_days, now, conversation_id)
+    return found is not None
 
 
 @dataclass(frozen=True)
@@ -166,22 +197,30 @@ class Offer:
 async def deliver(
     session: AsyncSession, conversation: Conversation, fatigue_days: int, now: datetime
 ) -> Offer | None:
-    """Mark the customer's pending dispatch as sent in this conversation and word its intro.
+    """Mark the customer's pending dispatch as offered in this conversation and word its
+    intro (the consent question).
 
-    The conditional update makes two tabs opening at once ask it only once.
+    The conditional update makes two tabs opening at once offer it only once.
     """
     customer = (
         await session.get(Customer, conversation.customer_id) if conversation.customer_id else None
     )
     if customer is None or customer.is_anonymous:
         return None
-    dispatch = await pending_dispatch(session, customer.id, fatigue_days, now)
+    dispatch = await pending_dispatch(session, customer.id, fatigue_days, now, conversation.id)
     if dispatch is None:
         return None
     result = await session.execute(
         update(SurveyDispatch)
-        .where(SurveyDispatch.id == dispatch.id, SurveyDispatch.sent_at.is_(None))
-        .values(sent_at=now, conversation_id=conversation.id)
+        .where(
+            SurveyDispatch.id == dispatch.id,
+            SurveyDispatch.offer_count == dispatch.offer_count,
+        )
+        .values(
+            sent_at=func.coalesce(SurveyDispatch.sent_at, now),
+            offer_count=SurveyDispatch.offer_count + 1,
+            conversation_id=conversation.id,
+        )
         .execution_options(synchronize_session=False)
     )
     await session.refresh(dispatch)
@@ -228,7 +267,8 @@ async def intro(session: AsyncSession, dispatch: SurveyDispatch) -> str:
 async def start_survey(
     session: AsyncSession, settings: Settings, conversation_id: str, now: datetime | None = None
 ) -> chat.Turn:
-    """Start the customer's pending survey (EXTERNAL_proactive_survey), or do nothing."""
+    """Offer the customer's pending survey (EXTERNAL_proactive_survey): its consent question,
+    answered by `answer_consent`. Does nothing when none is due."""
     context = await chat.load_context(session, conversation_id)
     offer = await deliver(
         session, context.conversation, settings.survey_fatigue_days, now or utcnow()
@@ -236,7 +276,9 @@ async def start_survey(
     if offer is None:
         return chat.Turn(slots={"next_step": "done"})
     slots: dict[str, Any] = {
-        "next_step": "survey",
+        "next_step": "consent",
+        "awaiting": "survey_consent",
+        "pending_action": None,
         "survey_kind": offer.flow,
         "survey_dispatch_id": float(offer.dispatch.id),
         "survey_source": None,
@@ -246,14 +288,38 @@ async def start_survey(
         "survey_retries": 0.0,
         "survey_declined": False,
     }
-    return chat.Turn(slots=slots).say(offer.intro)
+    return chat.Turn(slots=slots).say(offer.intro, CONSENT_BUTTONS)
+
+
+async def answer_consent(
+    session: AsyncSession, dispatch_id: float | None, accepted: bool, now: datetime | None = None
+) -> chat.Turn:
+    """Yes to the consent question starts the survey; "not now" leaves it for a later chat,
+    a second "not now" (on the second offer) declines it."""
+    now = now or utcnow()
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id)) if dispatch_id else None
+    closed = {"awaiting": "nothing", "next_step": "done", "survey_dispatch_id": None}
+    if dispatch is None or dispatch.declined_at or dispatch.answered_at or dispatch.expired_at:
+        return chat.Turn(slots=closed)
+    if accepted:
+        dispatch.accepted_at = now
+        return chat.Turn(slots={"awaiting": "nothing", "next_step": "survey"})
+    if dispatch.offer_count >= MAX_OFFERS:
+        surveys.mark_declined(dispatch)
+        return chat.Turn(slots=closed).say(DECLINED_FOR_GOOD_REPLY)
+    return chat.Turn(slots=closed).say(POSTPONED_REPLY)
 
 
 async def answer_source(
-    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
+    session: AsyncSession,
+    conversation_id: str,
+    dispatch_id: float | None,
+    text: str,
+    retries: int = 0,
 ) -> chat.Turn:
     """ "How did you hear about us": recorded at once, and stored on the customer and on
-    the lifecycle of the first order."""
+    the lifecycle of the first order. An answer that names no source is asked once more,
+    then the question is skipped; nothing else is stored as a source (issue #18)."""
     dispatch = await session.get(SurveyDispatch, int(dispatch_id)) if dispatch_id else None
     if dispatch is None:
         return chat.Turn(slots={"survey_declined": True, "survey_source": None})
@@ -261,6 +327,15 @@ async def answer_source(
         surveys.mark_declined(dispatch)
         return chat.Turn(slots={"survey_declined": True, "survey_source": None}).say(DECLINED_REPLY)
     source = surveys.acquisition_source(text)
+    if source is None:
+        if retries >= 1:
+            return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(
+                "No worries, let's skip that one."
+            )
+        return chat.Turn(slots={"survey_source": None, "survey_retries": 1.0}).say(
+            "Sorry, I didn't catch that. Was it a search engine, social media, a friend, an ad, "
+            "a blog or review site, our newsletter, or something else?"
+        )
     await chat.record_survey_answer(
         session,
         conversation_id,
@@ -275,7 +350,7 @@ async def answer_source(
     # The customer's own answer beats what the shop inferred (e.g. from a campaign link).
     lifecycle.acquisition_channel = source
     customer.acquisition_source = source
-    return chat.Turn(slots={"survey_source": source.value})
+    return chat.Turn(slots={"survey_source": source.value, "survey_retries": 0.0})
 
 
 # --- response-rate facts (SPEC §7: answered dispatches / sent dispatches) --------------------

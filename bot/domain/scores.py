@@ -24,6 +24,43 @@ _DECLINE = re.compile(
 )
 
 
+# Words that make a number a rating ("I'd give it 3", "3 stars", "rate it 4 out of 5").
+_RATING_WORDS = re.compile(
+    r"\b(give|gave|giving|rate|rated|rating|score|scored|stars?|points?|out of|solid)\b|/",
+    re.IGNORECASE,
+)
+_CORRECTION = re.compile(
+    r"\b(i\s*meant|meant to (say|put|type|give)|sorry,? (it'?s|make (it|that))|actually|"
+    r"correction|change (it|that|my (answer|score|rating)) to|make (it|that) an?)\b",
+    re.IGNORECASE,
+)
+_EDGE_NUMBER = re.compile(r"^\W*\d{1,2}\b|\b\d{1,2}\W*$")
+# A comment has at least this many words besides numbers.
+COMMENT_MIN_WORDS = 4
+
+
+def is_comment(text: str) -> bool:
+    """Free text that is a comment, not a score, even if it holds a number: "your checkout
+    kept logging me out, took 3 tries to pay" (issue #18). A number at either end ("4, it
+    was fine overall", "meh, 3") or with rating words ("I'd give it 8") makes it a score."""
+    words = _WORD.findall(_digits_free(text.lower()))
+    if len(words) < COMMENT_MIN_WORDS or _RATING_WORDS.search(text):
+        return False
+    return not _EDGE_NUMBER.search(_digits_for_words(text))
+
+
+def _digits_free(text: str) -> str:
+    return re.sub(r"\d+", " ", text)
+
+
+def correction(text: str, scale: str) -> int | None:
+    """The corrected score in "sorry, I meant 4" / "actually make it a 5", if it is one."""
+    if not _CORRECTION.search(text or ""):
+        return None
+    parsed = parse_score(text, scale)
+    return parsed.value if parsed.status is ScoreStatus.ok else None
+
+
 class ScoreStatus(str, enum.Enum):
     ok = "ok"
     out_of_range = "out_of_range"

@@ -490,6 +490,8 @@ class Outcome:
     ignored: str | None = None
     # Created by this event: it has no purchases yet (saves a query).
     new_customer: bool = False
+    # When the shop sent it: a survey is not scheduled for an event already too old then.
+    received_at: datetime = field(default_factory=utcnow)
 
     def as_json(self) -> dict[str, Any]:
         lifecycle = self.lifecycle
@@ -653,10 +655,10 @@ async def apply_pending(
         async with sessions() as session, session.begin():
             claimed = await _claim(session, limit)
             done: list[Applied] = []
-            for event_id, payload in claimed:
+            for event_id, payload, received_at in claimed:
                 event = event_from_json(payload)
                 try:
-                    result = await apply(session, event)
+                    result = await apply(session, event, received_at)
                 except DBAPIError as exc:
                     if not isinstance(exc, IntegrityError):
                         raise  # busy, deadlock, connection lost: the caller retries
@@ -699,7 +701,9 @@ def _claimable(limit: int) -> Select[tuple[str]]:
     )
 
 
-async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str, Any]]]:
+async def _claim(
+    session: AsyncSession, limit: int
+) -> list[tuple[str, dict[str, Any], datetime]]:
     if _dialect(session) == "postgresql":
         if not await session.scalar(select(func.pg_try_advisory_xact_lock(APPLY_LOCK))):
             return []  # another worker is applying a batch; it goes on until none is left
@@ -707,10 +711,10 @@ async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str,
         # which are not their customer's oldest pending one while the holder works.
         query = (
             _claimable(limit)
-            .add_columns(ShopEvent.payload)
+            .add_columns(ShopEvent.payload, ShopEvent.received_at)
             .with_for_update(skip_locked=True, of=ShopEvent)
         )
-        return [(row.id, row.payload) for row in await session.execute(query)]
+        return [(row.id, row.payload, row.received_at) for row in await session.execute(query)]
     # SQLite: a write first, so this transaction holds the database's write lock from the
     # claim on and no other applier reads the same rows as pending meanwhile; but only
     # when something is pending (the idle poll takes no write lock).
@@ -724,7 +728,7 @@ async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str,
         .execution_options(synchronize_session=False)
     )
     rows = sorted((await session.execute(claim)).all(), key=lambda r: (r.received_at, r.id))
-    return [(row.id, row.payload) for row in rows]
+    return [(row.id, row.payload, row.received_at) for row in rows]
 
 
 async def _finish(session: AsyncSession, done: list[Applied]) -> None:
@@ -818,9 +822,12 @@ async def receive(
     return Receipt(result, replayed=accepted.replayed)
 
 
-async def apply(session: AsyncSession, event: EventData) -> dict[str, Any]:
+async def apply(
+    session: AsyncSession, event: EventData, received_at: datetime | None = None
+) -> dict[str, Any]:
+    """Apply one event; `received_at` (when the shop sent it) dates what it schedules."""
     customer, created = await _customer(session, event.customer)
-    outcome = Outcome(event, new_customer=created)
+    outcome = Outcome(event, new_customer=created, received_at=received_at or utcnow())
     if event.order is not None:
         await _order_event(session, event, event.order, customer, outcome)
     else:
@@ -884,7 +891,13 @@ async def _has_purchases(session: AsyncSession, customer: Customer, outcome: Out
 async def _schedule(
     session: AsyncSession, lifecycle: Lifecycle, trigger: str, outcome: Outcome
 ) -> None:
-    dispatch = await surveys.schedule_proactive(session, lifecycle, trigger)
+    """Schedule the trigger's survey, due from the event's `occurred_at`: an event older
+    than the survey expiry (a shop back-filling its history) schedules nothing."""
+    occurred_at = outcome.event.occurred_at
+    if surveys.is_stale(occurred_at, outcome.received_at):
+        outcome.changes.append(f"no {trigger} survey: the event is older than the survey expiry")
+        return
+    dispatch = await surveys.schedule_proactive(session, lifecycle, trigger, occurred_at)
     outcome.surveys.append({"id": dispatch.id, "trigger": trigger})
 
 

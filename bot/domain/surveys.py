@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+import yaml
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
@@ -33,27 +36,53 @@ def is_low_score(kind: FeedbackKind, score: int, comment_sentiment: float | None
     return False
 
 
+async def surveyed_recently(
+    session: AsyncSession,
+    customer_id: int,
+    conversation_id: str,
+    quiet_hours: int,
+    now: datetime | None = None,
+) -> bool:
+    """The transactional rule of SPEC §6: the customer answered or declined a survey in this
+    conversation, or anywhere in the last `quiet_hours`. Asked and ignored ones don't count."""
+    since = (now or utcnow()) - timedelta(hours=quiet_hours)
+    found = await session.scalar(
+        select(SurveyDispatch.id)
+        .where(
+            SurveyDispatch.customer_id == customer_id,
+            or_(SurveyDispatch.answered_at.is_not(None), SurveyDispatch.declined_at.is_not(None)),
+            or_(
+                SurveyDispatch.conversation_id == conversation_id,
+                SurveyDispatch.answered_at >= since,
+                SurveyDispatch.declined_at >= since,
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def start_in_chat(
     session: AsyncSession,
     conversation: Conversation,
     lifecycle: Lifecycle,
     kind: FeedbackKind,
     trigger: str,
-    fatigue_days: int,
+    quiet_hours: int,
 ) -> SurveyDispatch | None:
-    """A dispatch for a survey asked now, or None when the customer was asked recently."""
-    since = utcnow() - timedelta(days=fatigue_days)
-    recent = await session.scalar(
-        select(SurveyDispatch.id)
-        .where(
-            SurveyDispatch.customer_id == lifecycle.customer_id,
-            SurveyDispatch.sent_at >= since,
-        )
-        .limit(1)
-    )
-    if recent is not None and kind is not FeedbackKind.churn_reason:
-        return None
+    """A dispatch for a survey asked now, or None when the transactional rule holds it back
+    (`quiet_hours` 0: always asked, as when the customer asked to leave feedback).
+
+    The churn question after a cancellation is always asked."""
     now = utcnow()
+    if (
+        quiet_hours > 0
+        and kind is not FeedbackKind.churn_reason
+        and await surveyed_recently(
+            session, lifecycle.customer_id, conversation.id, quiet_hours, now
+        )
+    ):
+        return None
     dispatch = SurveyDispatch(
         customer_id=lifecycle.customer_id,
         lifecycle_id=lifecycle.id,
@@ -62,6 +91,8 @@ async def start_in_chat(
         survey_kind=kind,
         created_at=now,
         sent_at=now,
+        offer_count=1,
+        accepted_at=now,
     )
     session.add(dispatch)
     await session.flush()
@@ -95,20 +126,34 @@ TRIGGER_KINDS = {
 }
 
 
+# A proactive survey is due for this long after the event that scheduled it (SPEC §6).
+EXPIRY = timedelta(days=14)
+
+
+def is_stale(occurred_at: datetime, now: datetime) -> bool:
+    """An event older than the expiry schedules nothing (a shop back-filling its history)."""
+    return occurred_at <= now - EXPIRY
+
+
 async def schedule_proactive(
-    session: AsyncSession, lifecycle: Lifecycle, trigger: str
+    session: AsyncSession,
+    lifecycle: Lifecycle,
+    trigger: str,
+    occurred_at: datetime | None = None,
 ) -> SurveyDispatch:
     """A survey waiting for the customer's next chat: a dispatch with `sent_at` still None.
 
-    Fatigue and expiry are applied when it is delivered, not here, so the shop's events
-    never fail because of them.
+    `created_at` is the moment the survey became due: the event's `occurred_at` when an event
+    scheduled it, so expiry runs from the event, not from when the shop reported it (callers
+    check `is_stale` first). Fatigue is applied when it is delivered, not here, so the shop's
+    events never fail because of it.
     """
     dispatch = SurveyDispatch(
         customer_id=lifecycle.customer_id,
         lifecycle_id=lifecycle.id,
         trigger=trigger,
         survey_kind=TRIGGER_KINDS[trigger],
-        created_at=utcnow(),
+        created_at=occurred_at or utcnow(),
     )
     session.add(dispatch)
     await session.flush()
@@ -149,37 +194,29 @@ def is_proactive(dispatch: SurveyDispatch) -> bool:
     return dispatch.trigger in TRIGGER_KINDS
 
 
-def _keywords(words: str) -> frozenset[str]:
-    return frozenset(words.split())
+SOURCES_FILE = Path(__file__).with_name("data") / "acquisition_sources.yml"
 
 
-# "How did you hear about us": buttons send these values; free text is mapped by keywords,
-# checked in this order (an "Instagram ad" is an ad, a "friend on Facebook" a friend).
-ACQUISITION_KEYWORDS: tuple[tuple[AcquisitionSource, frozenset[str]], ...] = (
-    (AcquisitionSource.affiliate, _keywords(
-        "affiliate blog blogger influencer podcast review reviews comparison cashback voucher "
-        "vouchers coupon article magazine")),
-    (AcquisitionSource.friend, _keywords(
-        "friend friends family colleague colleagues mouth recommended recommendation mum mom "
-        "dad sister brother partner wife husband neighbour neighbor")),
-    (AcquisitionSource.ad, _keywords(
-        "ad ads advert adverts advertisement advertising sponsored banner commercial billboard "
-        "poster tv radio")),
-    (AcquisitionSource.marketing_email, _keywords(
-        "newsletter newsletters email emails e-mail mail mailing marketing_email")),
-    (AcquisitionSource.social, _keywords(
-        "social instagram insta facebook fb tiktok twitter pinterest youtube reddit linkedin "
-        "snapchat threads")),
-    (AcquisitionSource.search, _keywords(
-        "search searched searching google googled bing duckduckgo ecosia yahoo")),
-)  # fmt: skip
-_WORDS = re.compile(r"[a-z][a-z_-]*")
+@functools.cache
+def _source_phrases() -> tuple[tuple[AcquisitionSource, re.Pattern[str]], ...]:
+    """The data file's phrases as one whole-word pattern per source, in the file's order."""
+    raw = yaml.safe_load(SOURCES_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        (
+            AcquisitionSource(name),
+            re.compile(
+                r"(?<![\w-])(" + "|".join(re.escape(str(p)) for p in phrases) + r")(?![\w-])"
+            ),
+        )
+        for name, phrases in raw.items()
+    )
 
 
-def acquisition_source(text: str) -> AcquisitionSource:
-    """Map a "how did you hear about us" answer to a source; anything unrecognised is other."""
-    words = set(_WORDS.findall(text.lower()))
-    for source, keywords in ACQUISITION_KEYWORDS:
-        if words & keywords:
+def acquisition_source(text: str) -> AcquisitionSource | None:
+    """Map a "how did you hear about us" answer to a source (the buttons send the values
+    themselves); None when it names none (data/acquisition_sources.yml)."""
+    lowered = " ".join(text.lower().replace("’", "'").split())
+    for source, pattern in _source_phrases():
+        if pattern.search(lowered):
             return source
-    return AcquisitionSource.other
+    return None

@@ -341,7 +341,12 @@ class SurveyDispatch(Base):
     trigger: Mapped[str] = mapped_column(String(64))
     survey_kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "dispatch_kind"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the survey was first offered (a proactive one: its consent question was shown).
     sent_at: Mapped[datetime | None]
+    # Proactive surveys ask for consent first (migration 0011): how often the question was
+    # shown (a "not now" offers it once more in a later chat) and when the customer said yes.
+    offer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    accepted_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
     declined_at: Mapped[datetime | None]
     expired_at: Mapped[datetime | None]

@@ -1,8 +1,8 @@
-"""Proactive surveys in the widget: start a customer's scheduled survey through Rasa.
+"""Proactive surveys in the widget: offer a customer's scheduled survey through Rasa.
 
 Called when a widget says hello (or a chat becomes identified), and by the shop-events code
 right after it scheduled a survey (`offer_to_customer`), so a connected customer gets it
-live. The bot itself words the intro and asks (EXTERNAL_proactive_survey ->
+live. The bot itself words the intro and asks for consent (EXTERNAL_proactive_survey ->
 action_start_proactive_survey); here we only decide whether now is a good moment.
 """
 
@@ -47,7 +47,11 @@ async def offer_pending_survey(app: AppState, conversation_id: str) -> bool:
             if conversation is None or not conversations.bot_may_answer(conversation):
                 return False
             if not await proactive.has_pending(
-                session, conversation.customer_id, app[SETTINGS].survey_fatigue_days, utcnow()
+                session,
+                conversation.customer_id,
+                app[SETTINGS].survey_fatigue_days,
+                utcnow(),
+                conversation_id,
             ):
                 return False
             by_token = conversation.identified_by == conversations.BY_TOKEN
