@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import JSON
 
 from bot.config import PROJECT_ROOT, Settings
-from bot.domain import outbox, privacy, staff
+from bot.domain import conversations, outbox, privacy, staff
 from bot.domain.errors import InvalidInput, NotFound
-from bot.domain.identity import issue_token
+from bot.domain.identity import CustomerClaims, issue_token
 from bot.storage.models import (
     AuditLog,
     Base,
@@ -626,3 +626,101 @@ async def test_erase_drops_her_events_still_waiting_for_the_worker(
             "message": "The customer was erased before this event was applied.",
         }
     }
+
+
+# ---- a customer who came back after an erasure (issue #16, item 4) ----------------------
+
+
+async def _comes_back(sessions: Sessions, visit: int) -> tuple[int, str, tuple[str, ...]]:
+    """The shop's next identity token for the erased customer (the real path: a new
+    customer row with the same shop id), then a chat; returns what she left this time."""
+    email, name = f"zelda.visit{visit}@example.org", f"Zelda Visit{visit}"
+    text = f"I am back, visit {visit}, my email is {email}, blueberry-compass-{visit}"
+    async with sessions() as db, db.begin():
+        chat = await conversations.start_or_resume(
+            db, None, CustomerClaims(external_id=EXTERNAL_ID, email=email, name=name)
+        )
+        assert chat.customer is not None
+        db.add(
+            Message(conversation_id=chat.conversation.id, sender=MessageSender.customer, text=text)
+        )
+        return chat.customer.id, chat.conversation.id, (email, name, text)
+
+
+async def test_a_returning_customer_can_be_erased_again_any_number_of_times(
+    session_factory: Sessions,
+) -> None:
+    seeded = await _seed(session_factory)
+    async with session_factory() as db, db.begin():
+        await privacy.erase_customer(db, EXTERNAL_ID)
+    left: tuple[str, ...] = SECRETS
+    returning_ids: list[int] = []
+    conversation_ids = [seeded.conversation_id]
+    for visit in (1, 2, 3):
+        customer_id, conversation_id, traces = await _comes_back(session_factory, visit)
+        assert customer_id not in (seeded.customer_id, *returning_ids)  # a new row each time
+        returning_ids.append(customer_id)
+        conversation_ids.append(conversation_id)
+        left += traces
+        assert await _traces(session_factory, traces) != []
+        async with session_factory() as db, db.begin():
+            erasure = await privacy.erase_customer(db, EXTERNAL_ID, actor="staff:1")
+        assert erasure.customer_id == customer_id and not erasure.already_erased
+        assert erasure.counts["profile"] == 1 and erasure.counts["messages"] == 1
+        # Every conversation the shop's id ever had, so Rasa's trackers are (re)cleared.
+        assert sorted(erasure.conversation_ids) == sorted(conversation_ids)
+        assert await _traces(session_factory, left) == []
+
+    # Repeatable by the id the shop knows: nothing left to change, no new audit row.
+    async with session_factory() as db:
+        audits_before = len((await db.execute(select(AuditLog.id))).all())
+    async with session_factory() as db, db.begin():
+        again = await privacy.erase_customer(db, EXTERNAL_ID)
+    assert again.already_erased and again.customer_id == returning_ids[-1]
+    assert set(again.counts.values()) == {0}
+    assert sorted(again.conversation_ids) == sorted(conversation_ids)
+    async with session_factory() as db:
+        assert len((await db.execute(select(AuditLog.id))).all()) == audits_before
+        rows = (await db.execute(select(Customer).order_by(Customer.id))).scalars().all()
+        theirs = [c for c in rows if c.id in (seeded.customer_id, *returning_ids)]
+        assert len(theirs) == 4
+        assert all(c.external_id.startswith(privacy.ERASED_PREFIX) for c in theirs)
+        assert all(c.email is None and c.name is None for c in theirs)
+        assert len({c.external_id for c in theirs}) == 4
+        # Each row can still be found and exported by the shop's id or by our id.
+        assert (await privacy.find_customer(db, EXTERNAL_ID)).id == returning_ids[-1]
+        for row in theirs:
+            assert (await privacy.find_customer(db, row.id)).id == row.id
+        otto = await db.get(Customer, seeded.other_id)
+        assert otto is not None and otto.email == OTHER_EMAIL
+
+    # Late data on the first row is still caught by a repeat by the shop's id.
+    late = "arrived on the first erased row later, damson-trellis"
+    async with session_factory() as db, db.begin():
+        db.add(
+            Message(
+                conversation_id=seeded.conversation_id, sender=MessageSender.customer, text=late
+            )
+        )
+    async with session_factory() as db, db.begin():
+        fourth = await privacy.erase_customer(db, EXTERNAL_ID)
+    assert fourth.counts["messages"] == 1
+    assert await _traces(session_factory, (late, *left)) == []
+
+
+async def test_api_erases_a_returning_customer_again(
+    api: TestClient[Any, Any], session_factory: Sessions, tracker_stub: tuple[TrackerStub, str]
+) -> None:
+    seeded = await _seed(session_factory)
+    admin = bearer(await create_api_token(session_factory, StaffRole.admin))
+    url = f"/api/customers/{EXTERNAL_ID}/erase"
+    assert (await api.post(url, headers=admin)).status == 200
+    customer_id, conversation_id, traces = await _comes_back(session_factory, 1)
+    for _ in range(3):
+        response = await api.post(url, headers=admin)
+        assert response.status == 200, await response.text()
+    body = await response.json()
+    assert (body["customer_id"], body["already_erased"]) == (customer_id, True)
+    assert sorted(body["conversation_ids"]) == sorted([seeded.conversation_id, conversation_id])
+    assert body["trackers"]["failed"] == []
+    assert await _traces(session_factory, (*SECRETS, *traces)) == []

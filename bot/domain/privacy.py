@@ -10,6 +10,12 @@ summaries and contact emails, staff notes on their conversations and the details
 audit rows of their own actions. The Rasa trackers of their conversations live in Rasa:
 the caller clears them with the returned `conversation_ids` (the domain never talks to Rasa).
 
+A customer may come back after an erasure: the shop's next identity token or event creates
+a new customer row with the same shop id. Erasing by the shop's id then erases every row
+that id ever had (the new one, and the erased ones again, which changes nothing unless data
+arrived since). The first erased row of a shop id gets `erased-` + the hash; a later one,
+whose hash is taken, `erased-` + the hash + `-` + our id, so the column stays unique.
+
 The functions flush but never commit: the caller owns the transaction.
 """
 
@@ -74,26 +80,49 @@ def erased_external_id(external_id: str) -> str:
     return ERASED_PREFIX + hashlib.sha256(external_id.encode("utf-8")).hexdigest()[:32]
 
 
+def _erased_as(external_id: str) -> ColumnElement[bool]:
+    # The rows that had this shop id: the first erased one, then `<placeholder>-<our id>`.
+    placeholder = erased_external_id(external_id)
+    return or_(Customer.external_id == placeholder, Customer.external_id.like(f"{placeholder}-%"))
+
+
+async def _customers(session: AsyncSession, ref: int | str) -> list[Customer]:
+    """Every customer row named by `ref`, oldest first: by our id (int) one row; by the
+    shop's id (str) the current row and every erased row that had that id (an all-digit
+    string that matches none is tried as our id)."""
+    if isinstance(ref, int):
+        customer = await session.get(Customer, ref)
+        return [customer] if customer is not None else []
+    ref = ref.strip()
+    rows = list(
+        await session.scalars(
+            select(Customer)
+            .where(or_(Customer.external_id == ref, _erased_as(ref)))
+            .order_by(Customer.id)
+        )
+    )
+    if not rows and ref.isdigit() and len(ref) < 19:
+        customer = await session.get(Customer, int(ref))
+        rows = [customer] if customer is not None else []
+    return rows
+
+
+def _current(rows: list[Customer]) -> Customer:
+    # The row not erased yet if there is one (at most one: the column is unique), else the
+    # latest erased one.
+    active = [c for c in rows if not c.external_id.startswith(ERASED_PREFIX)]
+    return (active or rows)[-1]
+
+
 async def find_customer(session: AsyncSession, ref: int | str) -> Customer:
     """The customer named by our id (int) or by the shop's id (str; an all-digit string
     that matches no shop id is tried as our id). An erased customer is still found by the
-    shop's id they had. NotFound otherwise."""
-    customer: Customer | None = None
-    if isinstance(ref, int):
-        customer = await session.get(Customer, ref)
-    else:
-        ref = ref.strip()
-        for external_id in (ref, erased_external_id(ref)):
-            customer = await session.scalar(
-                select(Customer).where(Customer.external_id == external_id)
-            )
-            if customer is not None:
-                break
-        if customer is None and ref.isdigit() and len(ref) < 19:
-            customer = await session.get(Customer, int(ref))
-    if customer is None:
+    shop's id they had; when the shop's id had several rows (they came back after an
+    erasure), the current one. NotFound otherwise."""
+    rows = await _customers(session, ref)
+    if not rows:
         raise NotFound(f"There is no customer {ref}.")
-    return customer
+    return _current(rows)
 
 
 # ---- export ------------------------------------------------------------------------------
@@ -333,28 +362,26 @@ def _scrubbed_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return scrubbed
 
 
-async def erase_customer(
-    session: AsyncSession, ref: int | str, *, actor: str = "system"
-) -> Erasure:
-    """Remove a customer's personal data, keep the anonymised metrics; audited; idempotent.
+async def _erased_placeholder(session: AsyncSession, customer: Customer) -> str:
+    placeholder = erased_external_id(customer.external_id)
+    taken = await session.scalar(
+        select(Customer.id).where(Customer.external_id == placeholder, Customer.id != customer.id)
+    )
+    # Erased before under the same shop id (they came back): our id keeps it unique.
+    return placeholder if taken is None else f"{placeholder}-{customer.id}"
 
-    Running it again changes nothing that is already erased but blanks anything added since
-    (e.g. a comment imported later) and returns the conversation ids again, so a caller
-    whose Rasa was down the first time can retry clearing the trackers.
-    """
-    customer = await find_customer(session, ref)
+
+async def _erase_one(session: AsyncSession, customer: Customer, actor: str) -> dict[str, int]:
     already_erased = customer.external_id.startswith(ERASED_PREFIX)
+    placeholder = None if already_erased else await _erased_placeholder(session, customer)
     counts = await _scrub(session, customer)
     profile_changed = customer.email is not None or customer.name is not None or not already_erased
     customer.email = None
     customer.name = None
-    if not already_erased:
+    if placeholder is not None:
         counts["shop_events"] = await _scrub_shop_events(session, customer.external_id)
-        customer.external_id = erased_external_id(customer.external_id)
+        customer.external_id = placeholder
     counts["profile"] = int(profile_changed)
-    conversation_ids = list(
-        (await session.scalars(_their_conversations(customer.id).order_by(Conversation.id))).all()
-    )
     if any(counts.values()):
         session.add(
             AuditLog(
@@ -365,8 +392,40 @@ async def erase_customer(
                 details={"already_erased": already_erased, **counts},
             )
         )
+    return counts
+
+
+async def erase_customer(
+    session: AsyncSession, ref: int | str, *, actor: str = "system"
+) -> Erasure:
+    """Remove a customer's personal data, keep the anonymised metrics; audited; idempotent.
+
+    Running it again changes nothing that is already erased but blanks anything added since
+    (e.g. a comment imported later) and returns the conversation ids again, so a caller
+    whose Rasa was down the first time can retry clearing the trackers. By the shop's id it
+    erases every row that id had (a customer who came back after an erasure: the new row,
+    and the earlier ones again); `customer_id` and `already_erased` describe the current
+    one (`find_customer`), `counts` and `conversation_ids` cover them all. One audit row per
+    customer row that changed.
+    """
+    rows = await _customers(session, ref)
+    if not rows:
+        raise NotFound(f"There is no customer {ref}.")
+    current = _current(rows)
+    already_erased = current.external_id.startswith(ERASED_PREFIX)
+    counts: dict[str, int] = {}
+    for customer in rows:
+        for kind, count in (await _erase_one(session, customer, actor)).items():
+            counts[kind] = counts.get(kind, 0) + count
+    conversation_ids = list(
+        await session.scalars(
+            select(Conversation.id)
+            .where(Conversation.customer_id.in_([c.id for c in rows]))
+            .order_by(Conversation.id)
+        )
+    )
     await session.flush()
-    return Erasure(customer.id, already_erased, conversation_ids, counts)
+    return Erasure(current.id, already_erased, conversation_ids, counts)
 
 
 # ---- retention ---------------------------------------------------------------------------
