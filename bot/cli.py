@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -13,10 +12,37 @@ from typing import TYPE_CHECKING
 
 from bot import cli_privacy, proactive_cli, report, shop_cli
 from bot.cli_support import run_db_command
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT, ConfigError, Settings
 
 if TYPE_CHECKING:
     from bot.cli_support import Sessions
+
+
+async def _demo_staff_refusal(settings: Settings) -> str | None:
+    """In production, why the web service must not start (active demo staff accounts)."""
+    if not settings.is_production:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.domain import staff
+    from bot.storage.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            users = await staff.active_demo_users(session)
+    except SQLAlchemyError:
+        return None  # not migrated yet: no accounts; the web service checks again at start
+    finally:
+        await engine.dispose()
+    return staff.demo_users_refusal(users) if users else None
+
+
+def _refuse_demo_staff(settings: Settings) -> bool:
+    refusal = asyncio.run(_demo_staff_refusal(settings))
+    if refusal:
+        print(refusal, file=sys.stderr)
+    return refusal is not None
 
 
 def _serve(settings: Settings) -> int:
@@ -25,6 +51,8 @@ def _serve(settings: Settings) -> int:
     from bot.web.app import create_app
     from bot.web.ops import configure_logging
 
+    if _refuse_demo_staff(settings):  # create_app() refuses too; this says it without a trace
+        return 2
     configure_logging(settings.log_format)
     web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port, print=None)
     return 0
@@ -43,6 +71,12 @@ def _migrate(settings: Settings) -> int:
 
 
 async def _demo(settings: Settings) -> int:
+    if settings.is_production:
+        print(
+            "Refusing to load the demo shop (sample customers and orders) when APP_ENV=production.",
+            file=sys.stderr,
+        )
+        return 2
     from bot.demo import load_demo_data
     from bot.storage.db import create_engine, create_session_factory
 
@@ -62,7 +96,7 @@ STAFF_ROLES = ("agent", "cx_manager", "admin")
 
 
 def _add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    staff = sub.add_parser("staff", help="staff console accounts: create, list, demo")
+    staff = sub.add_parser("staff", help="staff console accounts: create, list, demo, remove-demo")
     staff_sub = staff.add_subparsers(dest="staff_command", required=True)
     create = staff_sub.add_parser("create", help="create a staff account")
     create.add_argument("--email", required=True)
@@ -71,6 +105,11 @@ def _add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     create.add_argument("--password", help="at least 10 characters; asked for (twice) when omitted")
     staff_sub.add_parser("list", help="list staff accounts")
     staff_sub.add_parser("demo", help="create the demo accounts (not when APP_ENV=production)")
+    staff_sub.add_parser(
+        "remove-demo",
+        help="deactivate the demo accounts and end their sessions (production refuses to "
+        "start while they are active)",
+    )
 
 
 def _ask_password() -> str | None:
@@ -82,14 +121,14 @@ def _ask_password() -> str | None:
 
 
 def _staff(args: argparse.Namespace) -> int:
-    if args.staff_command == "demo" and os.environ.get("APP_ENV") == "production":
+    settings = Settings.from_env()
+    if args.staff_command == "demo" and settings.is_production:
         print(
             "Refusing to create demo staff accounts (known passwords) when APP_ENV=production. "
             "Use `python -m bot staff create` instead.",
             file=sys.stderr,
         )
         return 2
-    settings = Settings.from_env()
     password: str | None = None
     if args.staff_command == "create":
         password = args.password if args.password is not None else _ask_password()
@@ -127,6 +166,14 @@ async def _staff_async(settings: Settings, args: argparse.Namespace, password: s
                         for u in await staff.list_users(session)
                     ],
                     "(no staff accounts; create one with `python -m bot staff create`)",
+                )
+            elif args.staff_command == "remove-demo":
+                removed = await staff.deactivate_demo_users(session, actor="cli")
+                await session.commit()
+                print(
+                    f"Deactivated the demo accounts {', '.join(removed)} and ended their sessions."
+                    if removed
+                    else "No active demo accounts."
                 )
             else:
                 logins = await staff.ensure_demo_users(session)
@@ -207,6 +254,14 @@ async def _close_lifecycles(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web service")
@@ -254,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         return consume(settings)
     from bot.launcher import run_forever, run_prod_forever
 
+    if _refuse_demo_staff(settings):
+        return 2
     return run_prod_forever() if args.prod else run_forever()
 
 

@@ -11,6 +11,14 @@ DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.d
 DEV_RASA_TOKEN = "dev-rasa-token"
 DEV_WIDGET_SECRET = "dev-widget-secret-change-me-in-production"
 DEV_EVENTS_SECRET = "dev-events-secret-change-me-in-production"
+# APP_ENV: exactly one of these (unset = development). `test` behaves like development (for
+# test runs and CI); only `production` refuses development secrets, short secrets and the
+# demo shop. Anything else ("Production", "prod", "") is a ConfigError, never a silent
+# development start.
+ENVIRONMENTS = ("development", "test", "production")
+# Every secret, in production: at least this many characters, never a development value.
+MIN_SECRET_CHARS = 32
+_SECRET_HINT = 'generate one with `python -c "import secrets; print(secrets.token_urlsafe(48))"`'
 
 
 class ConfigError(RuntimeError):
@@ -41,6 +49,9 @@ class Settings:
     # How often each web process closes completed purchases' lifecycles (0: never).
     lifecycle_sweep_seconds: int = 3600
     survey_fatigue_days: int = 7
+    # The in-chat CSAT after support is skipped when the customer answered or declined a
+    # survey in that conversation or in this many hours (SPEC §6, transactional rule).
+    transactional_survey_quiet_hours: int = 24
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     # Shared with the shop's backend, which signs customer identity tokens (HS256).
     widget_secret: str = DEV_WIDGET_SECRET
@@ -56,9 +67,6 @@ class Settings:
     # Production profile (docs/deploy.md): RASA_URL may list several Rasa workers
     # (comma-separated); REDIS_URL enables the pub/sub between web replicas.
     action_server_url: str = "http://127.0.0.1:5055/webhook"
-    # The in-chat CSAT after support is skipped when the customer answered or declined a
-    # survey in that conversation or in this many hours (SPEC §6, transactional rule).
-    transactional_survey_quiet_hours: int = 24
     # Customer turns running on one Rasa worker at once; the rest queue in the web service.
     rasa_max_in_flight: int = 4
     redis_url: str | None = None
@@ -91,26 +99,36 @@ class Settings:
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    def __post_init__(self) -> None:
+        # Settings made in code (tests, create_app(settings)) are held to the same rules.
+        if self.environment not in ENVIRONMENTS:
+            raise ConfigError(
+                f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (exactly, lower case); "
+                f"got {self.environment!r}"
+            )
+        if self.is_production:
+            secrets: dict[str, tuple[str | None, str | None]] = {
+                "RASA_TOKEN": (self.rasa_token, DEV_RASA_TOKEN),
+                "WIDGET_SECRET": (self.widget_secret, DEV_WIDGET_SECRET),
+                "EVENTS_SECRET": (self.events_secret, DEV_EVENTS_SECRET),
+                # Optional: unset, the outgoing webhook signs with EVENTS_SECRET.
+                "OUTGOING_WEBHOOK_SECRET": (self.outgoing_webhook_secret, None),
+            }
+            for name, (value, development_value) in secrets.items():
+                if value is None and development_value is None:
+                    continue
+                if value is None or value == development_value or len(value) < MIN_SECRET_CHARS:
+                    raise ConfigError(
+                        f"{name} must be set to a secret of at least {MIN_SECRET_CHARS} "
+                        f"characters when APP_ENV=production ({_SECRET_HINT})"
+                    )
+
     @classmethod
     def from_env(cls) -> Settings:
         environment = os.environ.get("APP_ENV", "development")
         rasa_token = os.environ.get("RASA_TOKEN", DEV_RASA_TOKEN)
         widget_secret = os.environ.get("WIDGET_SECRET", DEV_WIDGET_SECRET)
-        if environment == "production" and rasa_token == DEV_RASA_TOKEN:
-            raise ConfigError("RASA_TOKEN must be set to a secret value when APP_ENV=production")
-        if environment == "production" and (
-            widget_secret == DEV_WIDGET_SECRET or len(widget_secret) < 32
-        ):
-            raise ConfigError(
-                "WIDGET_SECRET must be set to a secret of at least 32 characters when APP_ENV=production"
-            )
         events_secret = os.environ.get("EVENTS_SECRET", DEV_EVENTS_SECRET)
-        if environment == "production" and (
-            events_secret == DEV_EVENTS_SECRET or len(events_secret) < 32
-        ):
-            raise ConfigError(
-                "EVENTS_SECRET must be set to a secret of at least 32 characters when APP_ENV=production"
-            )
         origins = os.environ.get("ALLOWED_ORIGINS", "")
         return cls(
             database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -123,6 +141,7 @@ class Settings:
             return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
             lifecycle_sweep_seconds=_env_int("LIFECYCLE_SWEEP_SECONDS", 3600),
             survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
+            transactional_survey_quiet_hours=_env_int("TRANSACTIONAL_SURVEY_QUIET_HOURS", 24),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             widget_secret=widget_secret,
             identity_max_lifetime_seconds=_env_int("IDENTITY_MAX_LIFETIME_SECONDS", 86400),
@@ -146,4 +165,3 @@ class Settings:
             outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,
             outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
         )
-            transactional_survey_quiet_hours=_env_int("TRANSACTIONAL_SURVEY_QUIET_HOURS", 24),

@@ -311,3 +311,50 @@ async def ensure_demo_users(session: AsyncSession) -> list[tuple[str, str, str]]
             await create_user(session, email, display_name, role, DEMO_PASSWORD)
         logins.append((email, DEMO_PASSWORD, role.value))
     return logins
+
+
+def _demo_emails() -> list[str]:
+    return [email for email, _name, _role in DEMO_USERS]
+
+
+async def active_demo_users(session: AsyncSession) -> list[StaffUser]:
+    """The demo accounts (emails of `DEMO_USERS`, published password) that can sign in."""
+    result = await session.execute(
+        select(StaffUser)
+        .where(StaffUser.email.in_(_demo_emails()), StaffUser.is_active.is_(True))
+        .order_by(StaffUser.email)
+    )
+    return list(result.scalars())
+
+
+def demo_users_refusal(users: Iterable[StaffUser]) -> str:
+    """Why production refuses to start while these demo accounts are active."""
+    return (
+        "Refusing to start with APP_ENV=production: the demo staff accounts "
+        + ", ".join(u.email for u in users)
+        + f" are active (their password {DEMO_PASSWORD!r} is published in the README). "
+        "Create your own accounts with `python -m bot staff create`, then deactivate the demo "
+        "ones with `APP_ENV=production python -m bot staff remove-demo`."
+    )
+
+
+async def deactivate_demo_users(session: AsyncSession, *, actor: str = "system") -> list[str]:
+    """Deactivate the active demo accounts and end their sessions (production must not start
+    while they can sign in); audited ("deactivate_staff_user"); returns their emails.
+    Deactivated, not deleted: their notes, replies and audit rows stay attributed."""
+    users = await active_demo_users(session)
+    for user in users:
+        user.is_active = False
+        user.last_seen_at = None
+        await session.execute(delete(StaffSession).where(StaffSession.staff_user_id == user.id))
+        session.add(
+            AuditLog(
+                actor=actor,
+                action="deactivate_staff_user",
+                target_type="staff_user",
+                target_id=str(user.id),
+                details={"email": user.email, "reason": "demo account"},
+            )
+        )
+    await session.flush()
+    return [u.email for u in users]

@@ -9,7 +9,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
+from bot.domain import staff
 from bot.storage.db import create_engine, create_session_factory
 from bot.web.api import create_api
 from bot.web.background import background_tasks
@@ -36,6 +37,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = create_session_factory(engine)
     yield
     await engine.dispose()
+
+
+async def _no_demo_staff_in_production(app: web.Application) -> AsyncIterator[None]:
+    # The demo logins' password is published: production does not start while they work.
+    if app[SETTINGS].is_production:
+        async with app[SESSIONS]() as session:
+            demo_users = await staff.active_demo_users(session)
+        if demo_users:
+            raise ConfigError(staff.demo_users_refusal(demo_users))
+    yield
 
 
 async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
@@ -81,8 +92,10 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/widget.js", widget_script)
     app.router.add_get("/widget.css", widget_styles)
     app.router.add_static("/static/", STATIC_DIR)
-    app.router.add_get("/demo/shop", shop_home_redirect)
-    app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
+    if not settings.is_production:
+        # The demo shop signs identity tokens for any `C` + 4 digits: development only.
+        app.router.add_get("/demo/shop", shop_home_redirect)
+        app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
     app.add_subapp("/console", create_console())
     app.router.add_get("/dashboard", dashboard_home_redirect)
     app.add_subapp("/dashboard", create_dashboard())
@@ -106,6 +119,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[STAFF_HUB] = StaffHub()
     app.on_shutdown.append(_close_chats)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_no_demo_staff_in_production)
     app.cleanup_ctx.append(_rasa_client)
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
