@@ -11,6 +11,8 @@ DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.d
 DEV_RASA_TOKEN = "dev-rasa-token"
 DEV_WIDGET_SECRET = "dev-widget-secret-change-me-in-production"
 DEV_EVENTS_SECRET = "dev-events-secret-change-me-in-production"
+DEV_RASA_CHANNEL_SECRET = "dev-rasa-channel-secret"
+DEV_ACTION_SERVER_TOKEN = "dev-action-server-token"
 # APP_ENV: exactly one of these (unset = development). `test` behaves like development (for
 # test runs and CI); only `production` refuses development secrets, short secrets and the
 # demo shop. Anything else ("Production", "prod", "") is a ConfigError, never a silent
@@ -41,6 +43,11 @@ class Settings:
     environment: str = "development"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str = DEV_RASA_TOKEN
+    # Shared with Rasa's REST channel (rasa_ext.channels.StrictRestInput, credentials*.yml):
+    # sent by the web service with every customer message (issue #16).
+    rasa_channel_secret: str = DEV_RASA_CHANNEL_SECRET
+    # Sent by Rasa to the action server (endpoints*.yml), checked by `python -m actions.server`.
+    action_server_token: str = DEV_ACTION_SERVER_TOKEN
     rasa_timeout_seconds: float = 20.0
     web_host: str = "127.0.0.1"
     web_port: int = 8000
@@ -109,6 +116,8 @@ class Settings:
         if self.is_production:
             secrets: dict[str, tuple[str | None, str | None]] = {
                 "RASA_TOKEN": (self.rasa_token, DEV_RASA_TOKEN),
+                "RASA_CHANNEL_SECRET": (self.rasa_channel_secret, DEV_RASA_CHANNEL_SECRET),
+                "ACTION_SERVER_TOKEN": (self.action_server_token, DEV_ACTION_SERVER_TOKEN),
                 "WIDGET_SECRET": (self.widget_secret, DEV_WIDGET_SECRET),
                 "EVENTS_SECRET": (self.events_secret, DEV_EVENTS_SECRET),
                 # Optional: unset, the outgoing webhook signs with EVENTS_SECRET.
@@ -135,6 +144,8 @@ class Settings:
             environment=environment,
             rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
             rasa_token=rasa_token,
+            rasa_channel_secret=os.environ.get("RASA_CHANNEL_SECRET", DEV_RASA_CHANNEL_SECRET),
+            action_server_token=os.environ.get("ACTION_SERVER_TOKEN", DEV_ACTION_SERVER_TOKEN),
             web_host=os.environ.get("WEB_HOST", "127.0.0.1"),
             web_port=_env_int("WEB_PORT", 8000),
             max_message_chars=_env_int("MAX_MESSAGE_CHARS", 2000),

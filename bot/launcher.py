@@ -29,6 +29,8 @@ APP_VENV = PROJECT_ROOT / ".venv-app"
 MODEL = PROJECT_ROOT / "models" / "current.tar.gz"
 # `rasa run` with the behaviour-preserving speed-ups of rasa_ext/speedups.py installed first.
 RASA_RUN = [str(RASA_VENV / "bin" / "python"), "-m", "rasa_ext", "run"]
+# rasa_sdk's action server, refusing calls without ACTION_SERVER_TOKEN (actions/server.py).
+ACTION_SERVER = ["-m", "actions.server"]
 
 
 def free_port(low: int = 20000) -> int:
@@ -137,7 +139,7 @@ class Stack:
 def _environment(ports: StackPorts, extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
-    env.setdefault("RASA_TOKEN", Settings.from_env().rasa_token)
+    _set_secrets(env)
     env["ACTION_SERVER_URL"] = (
         env.get("ACTION_SERVER_URL") or f"http://127.0.0.1:{ports.actions}/webhook"
     )
@@ -148,14 +150,24 @@ def _environment(ports: StackPorts, extra: dict[str, str] | None) -> dict[str, s
     return env
 
 
+def _set_secrets(env: dict[str, str]) -> None:
+    """The shared secrets (issue #16), from the environment or Settings' development values.
+    They reach the processes only through their environment, never a command line (`ps`):
+    Rasa's API token (`python -m rasa_ext run` adds `--auth-token` inside the process), its
+    REST channel's secret and the action server's token (credentials*.yml, endpoints*.yml)."""
+    settings = Settings.from_env()
+    env.setdefault("RASA_TOKEN", settings.rasa_token)
+    env.setdefault("RASA_CHANNEL_SECRET", settings.rasa_channel_secret)
+    env.setdefault("ACTION_SERVER_TOKEN", settings.action_server_token)
+
+
 def _commands(ports: StackPorts, model: Path, env: dict[str, str]) -> dict[str, list[str]]:
     return {
-        "actions": [str(APP_VENV / "bin" / "python"), "-m", "rasa_sdk", "--actions", "actions",
+        "actions": [str(APP_VENV / "bin" / "python"), *ACTION_SERVER, "--actions", "actions",
                     "--port", str(ports.actions), "--quiet"],
         "rasa": [*RASA_RUN, "--model", str(model),
                  "--interface", "127.0.0.1", "--port", str(ports.rasa), "--enable-api",
-                 "--auth-token", env["RASA_TOKEN"], "--endpoints", "endpoints.yml",
-                 "--credentials", "credentials.yml"],
+                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
         "web": [str(APP_VENV / "bin" / "python"), "-m", "bot", "serve"],
     }  # fmt: skip
 
@@ -447,7 +459,7 @@ def _prod_commands(
     services: dict[str, tuple[list[str], str, dict[str, str]]] = {}
     for i, port in enumerate(ports.actions, 1):
         services[f"actions-{i}"] = (
-            [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port), "--quiet"],
+            [python, *ACTION_SERVER, "--actions", "actions", "--port", str(port), "--quiet"],
             f"http://127.0.0.1:{port}/health", {},
         )  # fmt: skip
     upstreams = [a for port in ports.actions for a in ("--upstream", f"http://127.0.0.1:{port}")]
@@ -457,9 +469,9 @@ def _prod_commands(
     )  # fmt: skip
     for i, port in enumerate(ports.rasa, 1):
         services[f"rasa-{i}"] = (
-            [*RASA_RUN, "--model", str(MODEL), "--interface",
-             "127.0.0.1", "--port", str(port), "--enable-api", "--auth-token", env["RASA_TOKEN"],
-             "--endpoints", "endpoints.prod.yml", "--credentials", "credentials.prod.yml"],
+            [*RASA_RUN, "--model", str(MODEL), "--interface", "127.0.0.1", "--port", str(port),
+             "--enable-api", "--endpoints", "endpoints.prod.yml",
+             "--credentials", "credentials.prod.yml"],
             f"http://127.0.0.1:{port}/status?token={env['RASA_TOKEN']}", {},
         )  # fmt: skip
     for i, port in enumerate(ports.web, 1):
@@ -488,7 +500,7 @@ def start_prod(
     log_dir = log_dir or PROJECT_ROOT / "var" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     base = {**os.environ, **settings}
-    base.setdefault("RASA_TOKEN", Settings.from_env().rasa_token)
+    _set_secrets(base)
     base.update(
         ACTION_SERVER_URL=f"http://127.0.0.1:{ports.actions_balancer}/webhook",
         RASA_URL=",".join(f"http://127.0.0.1:{p}" for p in ports.rasa),

@@ -1,5 +1,5 @@
 # The product's own processes: web service (`python -m bot serve`), action server
-# (`python -m rasa_sdk`), actions load balancer (`python -m bot.balancer`), analytics
+# (`python -m actions.server`: rasa_sdk with the token check), actions load balancer (`python -m bot.balancer`), analytics
 # consumer (`python -m bot analytics-consumer`), migrations (`python -m bot migrate`).
 # Reference only (docs/deploy.md): nothing in the tests builds it.
 FROM python:3.10-slim

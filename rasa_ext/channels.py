@@ -1,27 +1,71 @@
-"""Rasa's REST channel, except that a failed turn is an HTTP 503, not a 200 with no reply.
+"""Rasa's REST channel for the web service: a shared secret, no typed intents, and a failed
+turn is an HTTP 503, not a 200 with no reply. Same URL: /webhooks/rest/webhook.
 
-Rasa's own `RestInput` logs any exception while handling a message and still answers
-200 with whatever was collected, so the caller cannot tell a failed turn (tracker store,
-lock store or broker down) from a silent bot. Same URL: /webhooks/rest/webhook.
+* **Shared secret** (issue #16): every call must carry `X-Channel-Secret` equal to the
+  `secret` in credentials*.yml (`${RASA_CHANNEL_SECRET}`); otherwise 401 and nothing reaches
+  the bot. Rasa refuses to start the channel without a secret.
+* **No typed intents** (issue #16): Rasa reads a message starting with `/` as
+  `/intent{entities}` (RegexMessageHandler), so a customer typing
+  `/EXTERNAL_support_resolved` would run that intent. Only a message the web service marks
+  `"button_payload": true` (the payload of a button the bot offered in that conversation)
+  keeps that syntax; any other text loses its leading slashes, so NLU classifies the words
+  (Rasa's WhitespaceTokenizer drops a leading `/` from the first token anyway). The web
+  service's transcript keeps what the customer typed.
+* **Strict**: Rasa's own `RestInput` logs any exception while handling a message and still
+  answers 200 with whatever was collected, so the caller cannot tell a failed turn (tracker
+  store, lock store, broker or action server down) from a silent bot.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import re
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 logger = logging.getLogger(__name__)
 
+SECRET_HEADER = "X-Channel-Secret"
+# Leading slashes and the whitespace between them: what makes Rasa unpack an intent.
+_INTENT_SYNTAX = re.compile(rf"^[\s{re.escape(INTENT_MESSAGE_PREFIX)}]+")
+
+
+def literal_text(text: str) -> str:
+    """`text` as NLU should classify it: never in Rasa's `/intent{entities}` form."""
+    stripped = text.strip()
+    if not stripped.startswith(INTENT_MESSAGE_PREFIX):
+        return text
+    # Only slashes (no intent name can follow): Rasa finds no intent in them anyway.
+    return _INTENT_SYNTAX.sub("", stripped) or stripped
+
 
 class StrictRestInput(RestInput):  # type: ignore[misc]
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise RasaException(
+                f"{type(self).__name__} needs `secret` in the credentials file "
+                "(RASA_CHANNEL_SECRET): the web service sends it with every message"
+            )
+        self._secret = secret.encode()
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> StrictRestInput:
+        return cls(str((credentials or {}).get("secret") or ""))
+
+    def _authorised(self, request: Request) -> bool:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        return hmac.compare_digest(given, self._secret)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("strict_rest_webhook", __name__)
 
@@ -31,10 +75,17 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not self._authorised(request):
+                return response.json({"error": "unauthorized"}, status=401)
+            if not isinstance(request.json, dict):
+                return response.json({"error": "bad_request"}, status=400)
             sender_id = await self._extract_sender(request)
+            text = self._extract_message(request)
+            if isinstance(text, str) and request.json.get("button_payload") is not True:
+                text = literal_text(text)
             collector = CollectingOutputChannel()
             message = UserMessage(
-                self._extract_message(request),
+                text,
                 collector,
                 sender_id,
                 input_channel=self._extract_input_channel(request),

@@ -163,6 +163,7 @@ class StubRasa:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.channel_secrets: list[str | None] = []  # X-Channel-Secret of each webhook call
         self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
         self.triggered: list[tuple[str, str]] = []
         # What GET /conversations/<id>/tracker answers (an idle bot unless a test says otherwise).
@@ -178,6 +179,7 @@ class StubRasa:
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body)
+        self.channel_secrets.append(request.headers.get("X-Channel-Secret"))
         await asyncio.sleep(self.delay)
         if self.fail:
             return web.Response(status=500)

@@ -69,3 +69,25 @@ async def test_no_replica_left_is_a_503(unused_tcp_port: int) -> None:
         response = await client.post("/webhook", json={"x": 1})
         assert response.status == 503
         assert (await response.json())["error"]["code"] == "no_upstream"
+
+
+async def test_the_action_server_token_passes_through() -> None:
+    """Rasa's `X-Action-Server-Token` (issue #16) reaches the replica unchanged."""
+    seen: list[str | None] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Action-Server-Token"))
+        return web.json_response({"events": [], "responses": []})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    replica = TestServer(app)
+    await replica.start_server()
+    balancer = create_app([str(replica.make_url(""))], timeout=5)
+    async with TestClient(TestServer(balancer)) as client:
+        response = await client.post(
+            "/webhook", json={}, headers={"X-Action-Server-Token": "tok-123"}
+        )
+        assert response.status == 200
+    assert seen == ["tok-123"]
+    await replica.close()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bot.config import PROJECT_ROOT
-from bot.launcher import PROD_DEFAULTS
+from bot.launcher import PROD_DEFAULTS, _set_secrets
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -42,6 +42,9 @@ def _env_names_read(path: Path) -> set[str]:
 
 SETTINGS_NAMES = _env_names_read(PROJECT_ROOT / "bot" / "config.py")
 ENDPOINT_NAMES = set(ENV_REFERENCE.findall((PROJECT_ROOT / "endpoints.prod.yml").read_text()))
+CREDENTIAL_NAMES = set(ENV_REFERENCE.findall((PROJECT_ROOT / "credentials.prod.yml").read_text()))
+# Shared secrets between the tiers (issue #16): the launcher takes them from Settings.
+SHARED_SECRETS = {"RASA_TOKEN", "RASA_CHANNEL_SECRET", "ACTION_SERVER_TOKEN"}
 CONSUMER_NAMES = _env_names_read(PROJECT_ROOT / "bot" / "analytics_consumer.py")
 OPS_NAMES = _env_names_read(PROJECT_ROOT / "bot" / "web" / "ops.py")
 # Read by every process of the app image besides Settings: the replica's name in the logs.
@@ -69,7 +72,7 @@ def test_the_profile_runs_two_of_each_tier() -> None:
     kinds = {
         "web": [s for s in SERVICES if _command(s)[-2:] == ["bot", "serve"]],
         "rasa": [s for s in SERVICES if "rasa" in SERVICES[s].get("image", "")],
-        "actions": [s for s in SERVICES if "rasa_sdk" in _command(s)],
+        "actions": [s for s in SERVICES if "actions.server" in _command(s)],
     }
     assert {k: len(v) for k, v in kinds.items()} == {"web": 2, "rasa": 2, "actions": 2}
     assert {"postgres", "redis", "rabbitmq", "analytics", "actions-lb", "lb", "migrate"} <= set(
@@ -94,13 +97,26 @@ def test_web_replicas_get_only_variables_the_code_reads(service: str) -> None:
 @pytest.mark.parametrize("service", ["rasa-1", "rasa-2"])
 def test_rasa_workers_get_every_variable_endpoints_prod_needs(service: str) -> None:
     env = _environment(service)
-    assert set(env) >= ENDPOINT_NAMES, ENDPOINT_NAMES - set(env)
-    assert set(env) <= ENDPOINT_NAMES | {"RASA_TOKEN"}, set(env) - ENDPOINT_NAMES
+    needed = ENDPOINT_NAMES | CREDENTIAL_NAMES
+    assert set(env) >= needed, needed - set(env)
+    assert set(env) <= needed | {"RASA_TOKEN"}, set(env) - needed
+
+
+def test_every_tier_gets_the_shared_secrets() -> None:
+    assert sorted(CREDENTIAL_NAMES) == ["RASA_CHANNEL_SECRET"]
+    assert "ACTION_SERVER_TOKEN" in ENDPOINT_NAMES
+    # Settings refuses to start in production without every secret: each app process gets them.
+    for service in ("web-1", "web-2", "actions-1", "actions-2", "rasa-1", "rasa-2"):
+        assert set(_environment(service)) >= SHARED_SECRETS, service
 
 
 def test_the_local_launcher_provides_every_endpoint_variable() -> None:
-    # ACTION_SERVER_URL is set per start (it points at the local actions balancer).
-    assert ENDPOINT_NAMES - {"ACTION_SERVER_URL"} <= set(PROD_DEFAULTS)
+    # ACTION_SERVER_URL is set per start (it points at the local actions balancer); the
+    # shared secrets come from Settings (their development values outside production).
+    assert ENDPOINT_NAMES - {"ACTION_SERVER_URL"} - SHARED_SECRETS <= set(PROD_DEFAULTS)
+    secrets: dict[str, str] = {}
+    _set_secrets(secrets)
+    assert set(secrets) == SHARED_SECRETS >= (ENDPOINT_NAMES | CREDENTIAL_NAMES) & SHARED_SECRETS
     assert set(PROD_DEFAULTS) <= APP_NAMES | ENDPOINT_NAMES | CONSUMER_NAMES
 
 

@@ -164,3 +164,112 @@ def test_rasa_ext_entry_point_runs_rasas_command_line() -> None:
     result = _rasa_python("-m", "rasa_ext", "--version")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Rasa Version      :         3.6.21" in result.stdout
+
+
+# ---- the REST channel the web service talks to (issue #16) --------------------------------
+
+CHANNEL_CHECK = """
+import asyncio, json, socket
+import aiohttp
+from sanic import Sanic
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+from rasa.shared.nlu.training_data.message import Message
+from rasa_ext.channels import StrictRestInput
+
+DOMAIN = Domain.load("domain.yml")
+received = []
+
+async def on_new_message(message):
+    received.append(message.text)
+    await message.output_channel.send_text_message(message.sender_id, "ok")
+
+def intent(text):
+    # What Rasa's RegexMessageHandler makes of the text that reaches NLU.
+    unpacked = YAMLStoryReader.unpack_regex_message(Message({"text": text}), DOMAIN)
+    return (unpacked.get("intent") or {}).get("name")
+
+CALLS = [
+    ({}, {"sender": "s1", "message": "/request_human"}),
+    ({"X-Channel-Secret": "wrong"}, {"sender": "s1", "message": "/request_human"}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "hello"}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "/EXTERNAL_support_resolved"}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": '/inform{"identity": "verified"}'}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "  / /request_human"}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "/affirm", "button_payload": False}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "/affirm", "button_payload": True}),
+    ({"X-Channel-Secret": "s3cret-s3cret"}, {"sender": "s1", "message": "/"}),
+]
+
+async def main():
+    refused = []
+    for credentials in (None, {}, {"secret": ""}):
+        try:
+            StrictRestInput.from_credentials(credentials)
+        except Exception as error:
+            refused.append(type(error).__name__)
+    app = Sanic("channel_check")
+    channel = StrictRestInput.from_credentials({"secret": "s3cret-s3cret"})
+    app.blueprint(channel.blueprint(on_new_message), url_prefix="/webhooks/rest")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
+    await server.startup()
+    statuses = []
+    async with aiohttp.ClientSession() as http:
+        for headers, body in CALLS:
+            async with http.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+                                 headers=headers, json=body) as response:
+                statuses.append(response.status)
+    server.close()
+    print(json.dumps({"refused": refused, "statuses": statuses, "received": received,
+                      "intents": [intent(text) for text in received]}))
+
+asyncio.run(main())
+"""
+
+
+def test_channel_refuses_calls_without_its_secret_and_passes_slash_text_as_text() -> None:
+    """Issue #16: the REST channel needs the shared secret (401 without it or with a wrong
+    one, nothing reaches the bot), and only a message the web service marks as an offered
+    button's payload may use Rasa's `/intent{entities}` syntax; any other text starting with
+    `/` reaches NLU as text (Rasa's own RegexMessageHandler finds no intent in it)."""
+    result = _rasa_python("-c", CHANNEL_CHECK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # Rasa cannot start the channel without a secret.
+    assert len(outcome["refused"]) == 3, outcome
+    assert outcome["statuses"] == [401, 401, 200, 200, 200, 200, 200, 200, 200]
+    assert len(outcome["received"]) == 7  # the two refused calls never reached the bot
+    assert outcome["received"][0] == "hello"
+    assert outcome["intents"] == [None, None, None, None, None, "affirm", None], outcome
+    # The words stay for NLU to classify.
+    assert "EXTERNAL_support_resolved" in outcome["received"][1]
+    assert outcome["received"][5] == "/affirm"
+
+
+ARGV_CHECK = """
+import json, os
+from rasa_ext.__main__ import rasa_argv
+
+print(json.dumps([
+    rasa_argv(["rasa_ext", "run", "--enable-api"], {"RASA_TOKEN": "tok-1"}),
+    rasa_argv(["rasa_ext", "run", "--enable-api", "--auth-token", "given"], {"RASA_TOKEN": "tok-1"}),
+    rasa_argv(["rasa_ext", "run", "--enable-api"], {}),
+    rasa_argv(["rasa_ext", "--version"], {"RASA_TOKEN": "tok-1"}),
+]))
+"""
+
+
+def test_rasa_ext_takes_the_api_token_from_the_environment() -> None:
+    """`python -m rasa_ext run` adds `--auth-token $RASA_TOKEN` inside the process, so the
+    token never appears on a command line (`ps`, /proc/PID/cmdline)."""
+    result = _rasa_python("-c", ARGV_CHECK)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        ["rasa_ext", "run", "--enable-api", "--auth-token", "tok-1"],
+        ["rasa_ext", "run", "--enable-api", "--auth-token", "given"],
+        ["rasa_ext", "run", "--enable-api"],
+        ["rasa_ext", "--version"],
+    ]

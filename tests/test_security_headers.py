@@ -308,11 +308,19 @@ def _flag(command: list[str], name: str) -> str:
 
 
 def test_embedded_stack_binds_loopback_and_protects_rasas_api() -> None:
-    env = launcher._environment(launcher.StackPorts(), {"RASA_TOKEN": "secret-token-1"})
+    secrets = {"RASA_TOKEN": "secret-token-1", "RASA_CHANNEL_SECRET": "channel-secret-1",
+               "ACTION_SERVER_TOKEN": "action-token-1"}  # fmt: skip
+    env = launcher._environment(launcher.StackPorts(), secrets)
     commands = launcher._commands(launcher.StackPorts(), launcher.MODEL, env)
     rasa = commands["rasa"]
     assert _flag(rasa, "--interface") == "127.0.0.1"
-    assert "--enable-api" in rasa and _flag(rasa, "--auth-token") == "secret-token-1"
+    # The secrets go by environment only (`python -m rasa_ext run` adds --auth-token itself),
+    # never on a command line, where `ps` shows them to every user (issue #16).
+    assert "--enable-api" in rasa and "--auth-token" not in rasa
+    assert {name: env[name] for name in secrets} == secrets
+    for command in commands.values():
+        assert not set(secrets.values()) & set(command)
+    assert commands["actions"][1:3] == ["-m", "actions.server"]  # checks the action token
     assert "--remote-storage" not in rasa  # models only from the local disk
     assert env["SANIC_HOST"] == "127.0.0.1"  # rasa_sdk's action server binds to it
     assert env["RASA_URL"].startswith("http://127.0.0.1:")
@@ -323,9 +331,12 @@ def test_production_stack_binds_loopback_and_protects_rasas_api() -> None:
     for name, (command, _health, extra) in launcher._prod_commands(
         launcher.ProdPorts(), env
     ).items():
+        assert "secret-token-2" not in command  # `python -m rasa_ext run` reads RASA_TOKEN
         if name.startswith("rasa-"):
             assert _flag(command, "--interface") == "127.0.0.1"
-            assert _flag(command, "--auth-token") == "secret-token-2"
+            assert "--enable-api" in command and "--auth-token" not in command
+        if name.startswith("actions-") and name != "actions-lb":
+            assert command[1:3] == ["-m", "actions.server"]  # checks the action token
         if name == "actions-lb":
             assert "--host" not in command  # the balancer's default host is loopback
         assert "0.0.0.0" not in command and "0.0.0.0" not in extra.values()

@@ -464,9 +464,9 @@ async def test_a_bot_turn_costs_two_writes_and_one_read_and_the_bot_is_asked_bef
     rasa_client = client.app[RASA]
     send = rasa_client.send
 
-    async def asked(sender_id: str, text: str) -> Any:
+    async def asked(sender_id: str, text: str, *rest: Any) -> Any:
         steps.append("bot asked")
-        return await send(sender_id, text)
+        return await send(sender_id, text, *rest)
 
     def committed(_session: Session) -> None:
         steps.append("committed")

@@ -63,7 +63,7 @@ from bench.chat_load.load import (
     slope_per_minute,
     summarise,
 )
-from bot.launcher import Stack, StackPorts, running
+from bot.launcher import Stack, StackPorts, _set_secrets, running
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "chat_load"
@@ -316,6 +316,7 @@ def stock_rasa(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     action server: the saturation target's "one bare rasa run process"."""
     env = {**os.environ, "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
            "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    _set_secrets(env)  # the channel's secret and the action server's token
     log = (LOGS / "stock-rasa.log").open("wb")
     process = subprocess.Popen(
         [str(ROOT / ".venv-rasa" / "bin" / "rasa"), "run", "--model", str(MODEL),

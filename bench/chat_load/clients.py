@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bench.ws import CLOSED, read_frames
+from bot.config import Settings
 
 TURN_TIMEOUT = 30.0  # seconds; a turn that takes longer is an error
 QUIET = 0.150  # seconds without frames that end a WebSocket turn (not part of its latency)
@@ -198,6 +199,10 @@ class RestChat:
     url: str
     late_frames: int = 0
     sender: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex}")
+    # The channel refuses calls without its shared secret (rasa_ext/channels.py).
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"X-Channel-Secret": Settings.from_env().rasa_channel_secret}
+    )
 
     async def open(self) -> str | None:
         return None
@@ -210,6 +215,7 @@ class RestChat:
             async with self.http.post(
                 self.url,
                 json={"sender": self.sender, "message": text},
+                headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT),
             ) as response:
                 if response.status != 200:

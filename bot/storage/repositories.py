@@ -151,6 +151,21 @@ async def message_by_client_id(
     return message
 
 
+async def offered_payload(session: AsyncSession, conversation_id: str, payload: str) -> bool:
+    """Whether a button the bot offered in this conversation carries `payload`."""
+    offered = await session.scalars(
+        select(Message.buttons).where(
+            Message.conversation_id == conversation_id, Message.sender == MessageSender.bot
+        )
+    )
+    return any(
+        isinstance(button, dict) and button.get("payload") == payload
+        for buttons in offered
+        if isinstance(buttons, list)
+        for button in buttons
+    )
+
+
 async def transcript(session: AsyncSession, conversation_id: str) -> Sequence[Message]:
     rows = await session.scalars(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)

@@ -309,6 +309,7 @@ async def _customer_message(
         await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
         return
     text = text.strip()
+    button_payload = await _is_offered_payload(app, conversation_id, text)
     shown = (
         display.strip()
         if isinstance(display, str) and 0 < len(display.strip()) <= MAX_DISPLAY_CHARS
@@ -317,7 +318,11 @@ async def _customer_message(
     # While this tab last saw the bot answering, the bot is asked while the message is
     # stored. Every hand-over to a person pauses Rasa's tracker (the handoff action, or the
     # console's claim), so a chat handed over meanwhile gets no bot reply from it.
-    ask_bot = functools.partial(_ask_bot, connection, text) if connection.bot_answers else None
+    ask_bot = (
+        functools.partial(_ask_bot, connection, text, button_payload)
+        if connection.bot_answers
+        else None
+    )
     async with turn_lock(conversation_id):
         stored = await _store_customer_message(connection, shown or text, client_id, ask_bot)
         message = stored.message
@@ -332,7 +337,7 @@ async def _customer_message(
         if not stored.is_new:
             return
         await announce(app, message, exclude=ws)
-        answered = await _answer(connection, text, stored)
+        answered = await _answer(connection, text, stored, button_payload)
     if answered:
         await _after_bot_turn(connection)
 
@@ -349,7 +354,20 @@ def turn_lock(conversation_id: str) -> asyncio.Lock:
     return lock
 
 
-async def _ask_bot(connection: Connection, text: str) -> list[BotReply] | None:
+async def _is_offered_payload(app: AppState, conversation_id: str, text: str) -> bool:
+    """Whether `text` is the payload of a button the bot offered in this conversation: only
+    then may Rasa read its `/intent{entities}` syntax (issue #16). Rasa's channel passes any
+    other text starting with `/` to NLU as text; text without a leading `/` means the same
+    either way, so only that is looked up (off the hot path of ordinary messages)."""
+    if not text.startswith("/"):
+        return False
+    async with app[SESSIONS]() as session:
+        return await repositories.offered_payload(session, conversation_id, text)
+
+
+async def _ask_bot(
+    connection: Connection, text: str, button_payload: bool = False
+) -> list[BotReply] | None:
     """The bot's replies to a customer's message; None when Rasa or the actions are down."""
     app, conversation_id = connection.request.app, connection.conversation_id
     assert conversation_id is not None
@@ -359,7 +377,7 @@ async def _ask_bot(connection: Connection, text: str) -> list[BotReply] | None:
             # The shop vouched for this customer: Rasa skips the order + email check.
             await rasa.set_slots(conversation_id, {"identity": "verified"})
             connection.identity_to_sync = False
-        return await rasa.send(conversation_id, text)
+        return await rasa.send(conversation_id, text, button_payload)
     except RasaUnavailable as exc:
         logger.warning("rasa unavailable for %s: %s", conversation_id, exc)
         return None
@@ -378,7 +396,9 @@ async def _typing_while(
         await hub.send(conversation_id, {"type": "typing", "on": False})
 
 
-async def _answer(connection: Connection, text: str, stored: StoredMessage) -> bool:
+async def _answer(
+    connection: Connection, text: str, stored: StoredMessage, button_payload: bool = False
+) -> bool:
     """Answer a stored customer message (inside the turn lock); whether the bot answered."""
     app = connection.request.app
     conversation_id = stored.message.conversation_id
@@ -388,7 +408,7 @@ async def _answer(connection: Connection, text: str, stored: StoredMessage) -> b
         if conversation is None or not conversations.bot_may_answer(conversation):
             await _note_for_person(app, conversation_id, text)
             return False
-        bot_reply = _ask_bot(connection, text)
+        bot_reply = _ask_bot(connection, text, button_payload)
     replies = await _typing_while(app, conversation_id, bot_reply)
     if replies is None:
         await push(app, conversation_id, MessageSender.system, RETRY_LATER)

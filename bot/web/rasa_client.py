@@ -13,6 +13,8 @@ import aiohttp
 
 # A worker that refused a connection is tried last for this long.
 WORKER_DOWN_SECONDS = 2.0
+# Rasa's REST channel (rasa_ext.channels.StrictRestInput) refuses calls without this header.
+CHANNEL_SECRET_HEADER = "X-Channel-Secret"
 
 
 class RasaUnavailable(Exception):
@@ -45,9 +47,10 @@ class RasaClient:
 
     def __init__(
         self, http: aiohttp.ClientSession, base_url: str, token: str, timeout: float,
-        max_in_flight: int = 4,
+        max_in_flight: int = 4, channel_secret: str = "",
     ) -> None:  # fmt: skip
         self._http = http
+        self._channel_headers = {CHANNEL_SECRET_HEADER: channel_secret}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
         self._down_until = dict.fromkeys(self.urls, 0.0)
         self._token = token
@@ -90,7 +93,10 @@ class RasaClient:
         async with self._freed:
             await asyncio.wait_for(self._freed.wait(), max(0.0, deadline - time.monotonic()))
 
-    async def send(self, sender_id: str, text: str) -> list[BotReply]:
+    async def send(self, sender_id: str, text: str, button_payload: bool = False) -> list[BotReply]:
+        """A customer turn. `button_payload`: `text` is the payload of a button the bot
+        offered in this conversation, so Rasa may read `/intent{...}` in it; otherwise the
+        channel passes any text starting with `/` to NLU as text."""
         started = time.monotonic()
         deadline = started + self._total_seconds
         start = zlib.crc32(sender_id.encode()) % len(self.urls)
@@ -109,7 +115,7 @@ class RasaClient:
                 continue
             self._in_flight[base_url] += 1
             try:
-                replies = await self._send(base_url, sender_id, text, deadline)
+                replies = await self._send(base_url, sender_id, text, button_payload, deadline)
             except aiohttp.ClientConnectorError:
                 # Never reached the worker: safe to give the turn to another one.
                 self._down_until[base_url] = time.monotonic() + WORKER_DOWN_SECONDS
@@ -126,13 +132,16 @@ class RasaClient:
             return replies
 
     async def _send(
-        self, base_url: str, sender_id: str, text: str, deadline: float
+        self, base_url: str, sender_id: str, text: str, button_payload: bool, deadline: float
     ) -> list[BotReply]:
         url = f"{base_url}/webhooks/rest/webhook"
         timeout = aiohttp.ClientTimeout(total=max(0.1, deadline - time.monotonic()))
+        body: dict[str, Any] = {"sender": sender_id, "message": text}
+        if button_payload:
+            body["button_payload"] = True
         try:
             async with self._http.post(
-                url, json={"sender": sender_id, "message": text}, timeout=timeout
+                url, json=body, headers=self._channel_headers, timeout=timeout
             ) as response:
                 if response.status != 200:
                     raise RasaUnavailable(

@@ -1,0 +1,85 @@
+"""What the web service tells Rasa's channel about a customer's message (issue #16): the
+channel's shared secret, and whether the text is the payload of a button the bot offered in
+this conversation (only then may it use Rasa's `/intent{entities}` syntax)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.config import DEV_RASA_CHANNEL_SECRET
+from bot.storage.models import Message, MessageSender
+from bot.web.chat import push
+from tests.conftest import StubRasa
+
+
+async def _open(client: TestClient) -> Any:
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "hello"})
+    assert (await ws.receive_json(timeout=5))["type"] == "session"
+    return ws
+
+
+async def _say(ws: Any, text: str, display: str | None = None) -> None:
+    await ws.send_json({"type": "message", "text": text, "display": display})
+    while True:
+        frame = await ws.receive_json(timeout=5)
+        if frame["type"] == "error" or str(frame.get("text", "")).startswith("echo: "):
+            return
+
+
+async def test_every_turn_carries_the_channel_secret(
+    client: TestClient, rasa: tuple[StubRasa, str]
+) -> None:
+    ws = await _open(client)
+    await _say(ws, "hello")
+    assert rasa[0].channel_secrets == [DEV_RASA_CHANNEL_SECRET]
+    await ws.close()
+
+
+async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    stub = rasa[0]
+    ws = await _open(client)
+    await _say(ws, "/EXTERNAL_support_resolved")
+    conversation_id = stub.received[0]["sender"]
+    # Another conversation's buttons do not count.
+    other = await _open(client)
+    await _say(other, "hi")
+    await push(client.server.app, stub.received[1]["sender"], MessageSender.bot, "Shall I?",
+               [{"title": "Sure", "payload": "/affirm"}])  # fmt: skip
+    await _say(ws, "/affirm")
+    # Offered here: the button's payload, as a click sends it (with its title to show).
+    await push(client.server.app, conversation_id, MessageSender.bot, "Shall I?",
+               [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}])  # fmt: skip
+    await _say(ws, "/affirm", display="Yes")
+    await _say(ws, "  /deny ")
+    await _say(ws, '/affirm{"identity": "verified"}')
+    await _say(ws, "plain words")
+
+    mine = [b for b in stub.received if b["sender"] == conversation_id]
+    assert [(b["message"], b.get("button_payload", False)) for b in mine] == [
+        ("/EXTERNAL_support_resolved", False),
+        ("/affirm", False),
+        ("/affirm", True),
+        ("/deny", True),
+        ('/affirm{"identity": "verified"}', False),
+        ("plain words", False),
+    ]
+    async with session_factory() as db:
+        typed = (
+            await db.scalars(
+                select(Message.text)
+                .where(Message.conversation_id == conversation_id)
+                .where(Message.sender == MessageSender.customer)
+                .order_by(Message.id)
+            )
+        ).all()
+    # The transcript shows what the customer typed (or the clicked button's title).
+    assert typed == ["/EXTERNAL_support_resolved", "/affirm", "Yes", "/deny",
+                     '/affirm{"identity": "verified"}', "plain words"]  # fmt: skip
+    await ws.close()
+    await other.close()
