@@ -141,6 +141,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'e2e.db'}",
         "ACTION_SERVER_URL": "http://127.0.0.1:15055/webhook",
         "SURVEY_FATIGUE_DAYS": "0",  # every flow in these tests ends in its survey
+        "TRANSACTIONAL_SURVEY_QUIET_HOURS": "0",  # ... even right after another one
     }
     for command in (["migrate"], ["demo"], ["staff", "demo"]):
         subprocess.run(

@@ -66,13 +66,18 @@ async def test_scheduled_first_order_survey_is_answered_in_the_widget(live_stack
         opened = await _until_question(ws)
         assert [m["text"] for m in opened] == [
             "Thanks for your first order A10002 with us! May we ask two quick questions?",
-            "How did you first hear about us? Pick one or tell me in your own words.",
         ]
-        assert [b["payload"] for b in opened[-1]["buttons"]] == [
+        assert [b["title"] for b in opened[-1]["buttons"]] == ["Sure", "Not now"]
+        chat = ChatClient(ws)
+        reply = await chat.say("sure")  # consent first (issue #18)
+        assert (
+            texts(reply)
+            == "How did you first hear about us? Pick one or tell me in your own words."
+        )
+        assert [b["payload"] for b in reply[-1]["buttons"]] == [
             "search", "social", "friend", "ad", "affiliate", "marketing_email", "other", "skip",
         ]  # fmt: skip
 
-        chat = ChatClient(ws)
         reply = await chat.say("friend")
         assert "how was your shopping experience" in texts(reply)
         reply = await chat.say("5")
@@ -129,8 +134,9 @@ async def test_renewal_nps_detractor_with_a_complaint_is_offered_a_person(live_s
 
         opened = await _until_question(ws)
         assert "subscription has renewed" in opened[0]["text"]
-        assert opened[-1]["text"].startswith("How likely are you to recommend us")
         chat = ChatClient(ws)
+        reply = await chat.say("yes")
+        assert texts(reply).startswith("How likely are you to recommend us")
         reply = await chat.say("3")
         assert "main reason for your score" in texts(reply)
         reply = await chat.say(
@@ -161,3 +167,81 @@ async def test_renewal_nps_detractor_with_a_complaint_is_offered_a_person(live_s
             assert escalation.reason is EscalationReason.negative_feedback
     finally:
         await engine.dispose()
+
+
+async def _open_with_survey(live_stack: Any, trigger: str, order: str | None = None) -> int:
+    engine = create_engine(live_stack.database_url)
+    try:
+        async with create_session_factory(engine)() as db, db.begin():
+            dispatch = await proactive.schedule_for_customer(db, "C1001", trigger, order)
+            return dispatch.id
+    finally:
+        await engine.dispose()
+
+
+async def _rows(live_stack: Any, dispatch_id: int) -> tuple[SurveyDispatch, list[Feedback]]:
+    engine = create_engine(live_stack.database_url)
+    try:
+        async with create_session_factory(engine)() as db:
+            dispatch = await db.get(SurveyDispatch, dispatch_id)
+            assert dispatch is not None
+            rows = (
+                await db.scalars(select(Feedback).where(Feedback.survey_dispatch_id == dispatch_id))
+            ).all()
+            return dispatch, list(rows)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_typed_instead_of_answering_the_offer_is_served(live_stack: Any) -> None:
+    """Issue #18: "where is my order" after the first-order offer was stored as the
+    acquisition source; now the request is served and nothing is stored."""
+    dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_FIRST_ORDER, "A10002")
+    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "identity": identity})
+        assert (await ws.receive_json(timeout=10))["type"] == "session"
+        opened = await _until_question(ws)
+        assert "May we ask two quick questions?" in opened[-1]["text"]
+        chat = ChatClient(ws)
+        reply = await chat.say("where is my order A10002")
+        assert "A10002" in texts(reply)
+        assert "hear about us" not in texts(reply)
+    dispatch, rows = await _rows(live_stack, dispatch_id)
+    assert rows == []
+    assert (dispatch.offer_count, dispatch.accepted_at, dispatch.declined_at) == (1, None, None)
+
+
+async def test_a_return_request_in_the_middle_of_a_delivery_survey_is_served(
+    live_stack: Any,
+) -> None:
+    dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_ORDER_DELIVERED, "A10001")
+    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "identity": identity})
+        assert (await ws.receive_json(timeout=10))["type"] == "session"
+        await _until_question(ws)
+        chat = ChatClient(ws)
+        reply = await chat.say("sure")
+        assert "How satisfied" in texts(reply) or "rate" in texts(reply).lower()
+        reply = await chat.say("can i return the mug from A10001?")
+        assert "Sorry, I didn't catch a number" not in texts(reply)
+        assert "A10001" in texts(reply)
+    dispatch, rows = await _rows(live_stack, dispatch_id)
+    assert rows == []  # nothing stored as a score or a comment
+    assert dispatch.accepted_at is not None
+
+
+async def test_not_now_postpones_the_offer(live_stack: Any) -> None:
+    dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_ORDER_DELIVERED, "A10001")
+    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
+        await ws.send_json({"type": "hello", "token": None, "identity": identity})
+        assert (await ws.receive_json(timeout=10))["type"] == "session"
+        await _until_question(ws)
+        chat = ChatClient(ws)
+        reply = await chat.say("not now")
+        assert "maybe another time" in texts(reply)
+    dispatch, rows = await _rows(live_stack, dispatch_id)
+    assert rows == []
+    assert (dispatch.offer_count, dispatch.declined_at, dispatch.accepted_at) == (1, None, None)
