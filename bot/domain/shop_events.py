@@ -701,9 +701,7 @@ def _claimable(limit: int) -> Select[tuple[str]]:
     )
 
 
-async def _claim(
-    session: AsyncSession, limit: int
-) -> list[tuple[str, dict[str, Any], datetime]]:
+async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str, Any], datetime]]:
     if _dialect(session) == "postgresql":
         if not await session.scalar(select(func.pg_try_advisory_xact_lock(APPLY_LOCK))):
             return []  # another worker is applying a batch; it goes on until none is left
