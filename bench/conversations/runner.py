@@ -427,9 +427,16 @@ class Runner:
                     )
                     label += " listen"
                 elif "event" in turn:
+                    step = turn["event"]
                     await self.send_event(
-                        self.event_body(turn["event"], values, refs, datetime.now(timezone.utc))
+                        self.event_body(step, values, refs, datetime.now(timezone.utc))
                     )
+                    # the shop's own change is no account change by the bot
+                    ref = step.get("order") or step.get("sub")
+                    key = f"{'order' if 'order' in step else 'subscription'}:{values[ref]}"
+                    now_state = await self.snapshot(customer_ids)
+                    if key in now_state:
+                        before[key] = now_state[key]
                     label += " event"
                 elif "agent" in turn:
                     action = str(turn["agent"])
