@@ -242,6 +242,8 @@ def test_production_refuses_the_development_events_secret(monkeypatch: pytest.Mo
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("RASA_TOKEN", "r" * 40)
     monkeypatch.setenv("WIDGET_SECRET", "w" * 40)
+    monkeypatch.setenv("RASA_CHANNEL_SECRET", "c" * 40)
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", "a" * 40)
     monkeypatch.delenv("EVENTS_SECRET", raising=False)
     with pytest.raises(ConfigError, match="EVENTS_SECRET"):
         Settings.from_env()

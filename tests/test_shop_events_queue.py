@@ -187,7 +187,7 @@ async def test_one_batch_at_a_time_across_workers(
     )
     async with session_factory() as first:
         await first.begin()
-        assert [i for i, _ in await shop_events._claim(first, 1)] == ["a-0"]
+        assert [i for i, _, _ in await shop_events._claim(first, 1)] == ["a-0"]
         # Another worker (another replica) gets nothing while a batch is being applied.
         assert await shop_events.apply_pending(session_factory) == []
         await first.rollback()

@@ -34,6 +34,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("survey_dispatches", schema=None) as batch_op:
-        batch_op.drop_column("accepted_at")
-        batch_op.drop_column("offer_count")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35, PostgreSQL): a batch copy of the table
+    # would trip the dashboard's roll-up triggers that read survey_dispatches on SQLite.
+    op.drop_column("survey_dispatches", "accepted_at")
+    op.drop_column("survey_dispatches", "offer_count")
