@@ -36,6 +36,7 @@ from bot.storage.models import (
     Feedback,
     FeedbackKind,
     FeedbackSource,
+    IdentityTokenUse,
     Lifecycle,
     LifecycleKind,
     Message,
@@ -209,6 +210,13 @@ async def _seed(sessions: Sessions) -> Seeded:
                 target_id="A77001", details={"via": "chat", "from": OLD_ADDRESS, "to": ADDRESS},
             )
         )  # fmt: skip
+        # A single-use identity token she used (bot/domain/conversations.py).
+        db.add(
+            IdentityTokenUse(
+                jti="jti-zelda-1", customer_external_id=EXTERNAL_ID, conversation_id=chat.id,
+                expires_at=now + timedelta(hours=1),
+            )
+        )  # fmt: skip
         await db.flush()
         return Seeded(zelda.id, otto.id, chat.id, other_chat.id)
 
@@ -315,7 +323,7 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
     assert erasure.counts == {
         "messages": 5, "staff_notes": 1, "feedback_texts": 1, "escalations": 1, "orders": 1,
         "conversation_tokens": 1, "audit_details": 1, "webhook_payloads": 1, "shop_events": 2,
-        "profile": 1,
+        "identity_token_uses": 1, "profile": 1,
     }  # fmt: skip
     async with session_factory() as db:
         zelda = await db.get(Customer, seeded.customer_id)
@@ -638,8 +646,13 @@ async def _comes_back(sessions: Sessions, visit: int) -> tuple[int, str, tuple[s
     text = f"I am back, visit {visit}, my email is {email}, blueberry-compass-{visit}"
     async with sessions() as db, db.begin():
         chat = await conversations.start_or_resume(
-            db, None, CustomerClaims(external_id=EXTERNAL_ID, email=email, name=name)
-        )
+            db,
+            None,
+            CustomerClaims(
+                external_id=EXTERNAL_ID, email=email, name=name, jti=f"visit-{visit}",
+                expires_at=utcnow() + timedelta(minutes=30),
+            ),
+        )  # fmt: skip
         assert chat.customer is not None
         db.add(
             Message(conversation_id=chat.conversation.id, sender=MessageSender.customer, text=text)

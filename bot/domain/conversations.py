@@ -7,17 +7,18 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.identity import CustomerClaims
+from bot.domain.identity import CustomerClaims, TokenProblem
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
     Customer,
     Feedback,
+    IdentityTokenUse,
     Lifecycle,
     Message,
     SurveyDispatch,
@@ -25,6 +26,9 @@ from bot.storage.models import (
 )
 
 TOKEN_BYTES = 32
+# Expired single-use token records deleted per new record (they are only kept to refuse a
+# replay, and an expired token is refused anyway).
+PURGE_BATCH = 100
 BY_TOKEN = "token"
 BY_ORDER = "order"
 
@@ -39,6 +43,8 @@ class ChatSession:
     token: str
     history: Sequence[Message]
     customer: Customer | None
+    # The identity token was valid but not applied (a single-use token used again).
+    identity_problem: TokenProblem | None = None
 
     @property
     def verified(self) -> bool:
@@ -82,19 +88,35 @@ async def start_or_resume(
 
     The token is a bearer secret kept by the browser; the Rasa sender id is a separate
     random id that never leaves the server, so a visitor cannot pick someone else's.
+
+    A single-use identity token (one with a `jti`) identifies one conversation: the first
+    use records it; later it is only applied when the same customer comes back with the
+    resume token of that conversation (the same tab reconnecting). Any other use is
+    refused (`identity_problem`): the visitor continues anonymously, as with an invalid token.
     """
+    resumed = await _by_token(session, token) if token else None
+    problem = None
+    single_use = claims is not None and claims.jti is not None
+    if single_use and claims and await _use_known(session, claims, resumed) is False:
+        claims, problem = None, TokenProblem.replayed
     customer = await customer_for_claims(session, claims) if claims else None
-    conversation = None
-    if token:
-        conversation = await session.scalar(
-            select(Conversation).where(Conversation.access_token_hash == _hash(token))
-        )
-        if conversation is not None and not _may_resume(conversation, customer):
-            conversation = None
+    conversation = resumed if resumed is not None and _may_resume(resumed, customer) else None
     if conversation is None:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         conversation = Conversation(id=secrets.token_hex(16), access_token_hash=_hash(token))
         session.add(conversation)
+    if (
+        single_use
+        and claims
+        and customer is not None
+        and not await _record_use(session, claims, conversation, resumed)
+    ):
+        # Lost a race with another use of the same token: applied by the other one.
+        customer, problem = None, TokenProblem.replayed
+        if conversation is resumed and not _may_resume(conversation, None):
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            conversation = Conversation(id=secrets.token_hex(16), access_token_hash=_hash(token))
+            session.add(conversation)
     assert token is not None
     if customer is not None and conversation.customer_id is None:
         conversation.customer_id = customer.id
@@ -103,7 +125,76 @@ async def start_or_resume(
     if customer is None and conversation.customer_id is not None:
         customer = await session.get(Customer, conversation.customer_id)
     history = await repositories.transcript(session, conversation.id)
-    return ChatSession(conversation, token, history, customer)
+    return ChatSession(conversation, token, history, customer, problem)
+
+
+async def _by_token(session: AsyncSession, token: str) -> Conversation | None:
+    found: Conversation | None = await session.scalar(
+        select(Conversation).where(Conversation.access_token_hash == _hash(token))
+    )
+    return found
+
+
+def _reuse_allowed(
+    use: IdentityTokenUse, claims: CustomerClaims, resumed: Conversation | None
+) -> bool:
+    # The same tab reconnecting: it holds the resume token of the conversation the token
+    # identified first (a signed token cannot name another customer, checked anyway).
+    return (
+        use.customer_external_id == claims.external_id
+        and resumed is not None
+        and use.conversation_id == resumed.id
+    )
+
+
+async def _use_known(
+    session: AsyncSession, claims: CustomerClaims, resumed: Conversation | None
+) -> bool | None:
+    """None: the token was never used; True: used, and this is a reconnect; False: replay."""
+    use = await session.scalar(select(IdentityTokenUse).where(IdentityTokenUse.jti == claims.jti))
+    return None if use is None else _reuse_allowed(use, claims, resumed)
+
+
+async def _record_use(
+    session: AsyncSession,
+    claims: CustomerClaims,
+    conversation: Conversation,
+    resumed: Conversation | None,
+) -> bool:
+    """Record the token's use for `conversation`, or accept a recorded reconnect; False
+    when another use of the token got there first. Race-safe: the jti is the primary key,
+    inserted in a SAVEPOINT so the caller's transaction survives a conflict."""
+    assert claims.jti is not None
+    use = await session.scalar(select(IdentityTokenUse).where(IdentityTokenUse.jti == claims.jti))
+    if use is not None:
+        if not _reuse_allowed(use, claims, resumed):
+            return False
+        # The reconnected conversation was closed and a new one started: it is theirs now.
+        use.conversation_id = conversation.id
+        return True
+    now = utcnow()
+    expired = select(IdentityTokenUse.jti).where(IdentityTokenUse.expires_at < now)
+    await session.execute(
+        delete(IdentityTokenUse)
+        .where(IdentityTokenUse.jti.in_(expired.limit(PURGE_BATCH).scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        async with session.begin_nested():
+            session.add(
+                IdentityTokenUse(
+                    jti=claims.jti,
+                    customer_external_id=claims.external_id,
+                    conversation_id=conversation.id,
+                    expires_at=claims.expires_at or now,
+                )
+            )
+    except IntegrityError:  # used at the same moment in another tab or by another visitor
+        won = await session.scalar(
+            select(IdentityTokenUse).where(IdentityTokenUse.jti == claims.jti)
+        )
+        return won is not None and _reuse_allowed(won, claims, resumed)
+    return True
 
 
 def bot_may_answer(conversation: Conversation) -> bool:

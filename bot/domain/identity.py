@@ -4,6 +4,12 @@ Claims: `sub` = the customer's external id (the shop's id), `exp` (required), `a
 "shop-chat" (so a token made for another purpose is refused), optional `email` and `name`
 used to create the customer on first contact.
 
+Single use (issue #16): a token with a `jti` (a string of at most 128 characters) is bound
+to the first conversation it identifies (bot/domain/conversations.py `start_or_resume`,
+table `identity_token_uses`): the same tab reconnecting with that conversation's resume
+token is let in again, any other use of the token is refused (`TokenProblem.replayed`).
+Tokens without a `jti` may be used any number of times until they expire.
+
 Lifetime (issue #16): a token may live at most `max_lifetime_seconds`
 (IDENTITY_MAX_LIFETIME_SECONDS, default 24 h): `exp - iat` when it has an `iat`,
 otherwise `exp - now`; and always `exp - now`, so an old `iat` cannot stretch it. The token
@@ -25,12 +31,28 @@ MAX_TOKEN_CHARS = 4096
 MAX_EMAIL_CHARS = 254  # the customers table's column sizes
 MAX_NAME_CHARS = 200
 MAX_LIFETIME_SECONDS = 86400
+MAX_JTI_CHARS = 128  # the identity_token_uses table's key
 
 
 class TokenProblem(str, enum.Enum):
     expired = "token_expired"
     invalid = "token_invalid"
     too_long_lived = "token_lifetime_too_long"
+    replayed = "token_already_used"
+
+
+_MESSAGES = {
+    TokenProblem.expired: "Your login has expired, so I can't see your account.",
+    TokenProblem.replayed: "This login was already used in another chat window, so I can't "
+    "see your account here. Reload the page to sign in again.",
+}
+_UNCONFIRMED = "I couldn't confirm who you are from this page."
+_STILL_CHAT = "You can still chat; I'll ask for your order number and email if I need them."
+
+
+def problem_message(problem: TokenProblem) -> str:
+    """What the customer is told when their identity token is not applied."""
+    return f"{_MESSAGES.get(problem, _UNCONFIRMED)} {_STILL_CHAT}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,9 @@ class CustomerClaims:
     external_id: str
     email: str | None
     name: str | None
+    # Single-use tokens: the token's id and when it expires (then its use is forgotten).
+    jti: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +72,7 @@ class TokenCheck:
 
     @property
     def message(self) -> str:
-        if self.problem is TokenProblem.expired:
-            return "Your login has expired, so I can't see your account. You can still chat; I'll ask for your order number and email if I need them."
-        return "I couldn't confirm who you are from this page. You can still chat; I'll ask for your order number and email if I need them."
+        return problem_message(self.problem or TokenProblem.invalid)
 
 
 def issue_token(
@@ -59,6 +82,7 @@ def issue_token(
     ttl: timedelta = timedelta(hours=1),
     email: str | None = None,
     name: str | None = None,
+    jti: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """What a shop's backend does (see docs/widget.md); also used by the demo shop."""
@@ -73,6 +97,8 @@ def issue_token(
         claims["email"] = email
     if name:
         claims["name"] = name
+    if jti:
+        claims["jti"] = jti
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -105,11 +131,17 @@ def check_token(
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 64:
         return TokenCheck(None, TokenProblem.invalid)
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS):
+        # A single-use token whose use we could not record: refused, not made reusable.
+        return TokenCheck(None, TokenProblem.invalid)
     return TokenCheck(
         CustomerClaims(
             subject.strip(),
             _text_claim(claims.get("email"), MAX_EMAIL_CHARS),
             _text_claim(claims.get("name"), MAX_NAME_CHARS),
+            jti=jti,
+            expires_at=datetime.fromtimestamp(expires, timezone.utc),
         )
     )
 

@@ -7,7 +7,8 @@ what they said: name, email, the shop's customer id (kept only as a one-way hash
 same request can be repeated), shipping addresses, tracking numbers, every message text of
 their conversations (theirs, the bot's and the agents'), feedback comments, escalation
 summaries and contact emails, staff notes on their conversations and the details of the
-audit rows of their own actions. The Rasa trackers of their conversations live in Rasa:
+audit rows of their own actions; the records of the single-use identity tokens they used
+are deleted. The Rasa trackers of their conversations live in Rasa:
 the caller clears them with the returned `conversation_ids` (the domain never talks to Rasa).
 
 A customer may come back after an erasure: the shop's next identity token or event creates
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, inspect, null, or_, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import InvalidInput, NotFound
@@ -39,6 +40,7 @@ from bot.storage.models import (
     Customer,
     Escalation,
     Feedback,
+    IdentityTokenUse,
     Lifecycle,
     Message,
     Order,
@@ -380,6 +382,13 @@ async def _erase_one(session: AsyncSession, customer: Customer, actor: str) -> d
     customer.name = None
     if placeholder is not None:
         counts["shop_events"] = await _scrub_shop_events(session, customer.external_id)
+        # Single-use identity tokens she used name her by the shop's id.
+        counts["identity_token_uses"] = await _update(
+            session,
+            delete(IdentityTokenUse).where(
+                IdentityTokenUse.customer_external_id == customer.external_id
+            ),
+        )
         customer.external_id = placeholder
     counts["profile"] = int(profile_changed)
     if any(counts.values()):

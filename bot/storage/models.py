@@ -482,6 +482,20 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class IdentityTokenUse(Base):
+    """A single-use identity token (one with a `jti`) that identified a chat: the token may
+    only come back for that conversation (a reconnect of the same tab). Rows are forgotten
+    once the token has expired (bot/domain/conversations.py)."""
+
+    __tablename__ = "identity_token_uses"
+
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The shop's customer id (`sub`); erasure deletes the customer's rows.
+    customer_external_id: Mapped[str] = mapped_column(String(64), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
 

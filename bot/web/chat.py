@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations, escalations, safe_json
 from bot.domain.handoff import message_json
-from bot.domain.identity import check_token
+from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, Message, MessageSender
@@ -186,6 +186,10 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     async with app[SESSIONS]() as session, session.begin():
         chat = await conversations.start_or_resume(
             session, token if isinstance(token, str) else None, claims
+        )
+    if chat.identity_problem is not None:  # a single-use token used again
+        await connection.ws.send_json(
+            _error("identity_refused", problem_message(chat.identity_problem))
         )
     if connection.conversation_id is not None:
         app[HUB].leave(connection.conversation_id, connection.ws)
