@@ -111,13 +111,22 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "RABBITMQ_QUEUE": f"fault_{tag}",
         "RABBITMQ_EXCHANGE": f"fault-{tag}",
         "SURVEY_FATIGUE_DAYS": "0",
+        # Every scripted conversation ends in its CSAT, also for a customer who answered one
+        # minutes ago (the transactional rule of SPEC §6 would skip it).
+        "TRANSACTIONAL_SURVEY_QUIET_HOURS": "0",
         "RATE_LIMIT_MESSAGES": "1000",
     }
     ports = ProdPorts(
         web=(free_port(), free_port()), rasa=(free_port(), free_port()),
         actions=(free_port(), free_port()), actions_balancer=free_port(),
     )  # fmt: skip
-    os.environ.update({k: v for k, v in env.items() if k == "SURVEY_FATIGUE_DAYS"})
+    os.environ.update(
+        {
+            k: v
+            for k, v in env.items()
+            if k in ("SURVEY_FATIGUE_DAYS", "TRANSACTIONAL_SURVEY_QUIET_HOURS")
+        }
+    )
     from bot.launcher import preflight, prod_environment
 
     preflight(prod_environment(env))  # creates the databases in our cluster
