@@ -173,3 +173,18 @@ class ActionAnswerSurveyConsent(DomainAction, Action):  # type: ignore[misc]
         return await proactive.answer_consent(
             session, tracker.get_slot("survey_dispatch_id"), accepted
         )
+
+
+class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
+    """Thanks or goodbye: "Before you go…" offers a survey that is still due."""
+
+    def name(self) -> str:
+        return "action_before_you_go"
+
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await proactive.before_you_go(
+            session,
+            get_services().settings,
+            tracker.sender_id,
+            postponed_here=bool(tracker.get_slot("survey_postponed")),
+        )

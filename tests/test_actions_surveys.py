@@ -431,6 +431,7 @@ async def test_consent_not_now_leaves_it_for_later(session, action_services):
     )
     assert slot_events(events) == {
         "awaiting": "nothing", "next_step": "done", "survey_dispatch_id": None,
+        "survey_postponed": True,
     }  # fmt: skip
     assert [m["text"] for m in messages] == [
         "No problem, maybe another time. What can I do for you?"

@@ -556,7 +556,13 @@ async def test_consent_yes_starts_the_survey_and_records_acceptance(session) -> 
     assert offer.dispatch.declined_at is None
 
 
-async def test_not_now_is_offered_once_more_in_a_later_chat_then_declined(session) -> None:
+END = proactive.Moment(at_end=True)
+END_AFTER_NOT_NOW = proactive.Moment(at_end=True, postponed_here=True)
+
+
+async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_declined(
+    session,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     dispatch = await _schedule(
         session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1)
@@ -564,21 +570,23 @@ async def test_not_now_is_offered_once_more_in_a_later_chat_then_declined(sessio
     assert await proactive.deliver(session, conversation, fatigue_days=7, now=NOW) is not None
 
     turn = await proactive.answer_consent(session, float(dispatch.id), False, now=NOW)
-    assert turn.slots["next_step"] == "done"
+    assert turn.slots["next_step"] == "done" and turn.slots["survey_postponed"] is True
     assert turn.messages == [(proactive.POSTPONED_REPLY, [])]
     assert (dispatch.declined_at, dispatch.expired_at) == (None, None)
 
-    # The same chat (a reload), and another tab opened the same hour: not asked again.
+    # Not at the end of this chat ("not now" here), nor in another tab the same hour.
+    deliver = proactive.deliver
+    assert await deliver(session, conversation, 7, NOW, END_AFTER_NOT_NOW) is None
     other_tab = Conversation(id="conv-tab", customer_id=lifecycle.customer_id)
     session.add(other_tab)
     await session.flush()
-    assert await proactive.deliver(session, conversation, fatigue_days=7, now=NOW) is None
-    soon = NOW + timedelta(hours=1)
-    assert await proactive.deliver(session, other_tab, fatigue_days=7, now=soon) is None
+    assert await deliver(session, other_tab, 7, NOW + timedelta(hours=1), END) is None
 
-    # A later chat (the next day) gets the second offer; its own first offer is no fatigue.
+    # The next day: not as the chat opens, but at its end ("Before you go…"); its own first
+    # offer is no fatigue.
     later = NOW + proactive.REOFFER_AFTER + timedelta(minutes=1)
-    again = await proactive.deliver(session, other_tab, fatigue_days=7, now=later)
+    assert await deliver(session, other_tab, 7, later) is None
+    again = await deliver(session, other_tab, 7, later, END)
     assert again is not None and again.dispatch.id == dispatch.id
     assert (dispatch.offer_count, dispatch.sent_at) == (2, NOW)  # sent counts the first offer
 
@@ -588,27 +596,34 @@ async def test_not_now_is_offered_once_more_in_a_later_chat_then_declined(sessio
     third = Conversation(id="conv-3", customer_id=lifecycle.customer_id)
     session.add(third)
     await session.flush()
-    assert (
-        await proactive.deliver(session, third, fatigue_days=7, now=later + timedelta(days=2))
-        is None
-    )
+    assert await deliver(session, third, 7, later + timedelta(days=2), END) is None
 
 
-async def test_an_ignored_offer_is_offered_twice_at_most(session) -> None:
+async def test_an_ignored_offer_is_made_again_before_you_go_and_twice_at_most(session) -> None:
     _, lifecycle, conversation = await _setup(session)
     dispatch = await _schedule(
         session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1)
     )
-    chats = [conversation]
-    for n in range(2):
-        chats.append(Conversation(id=f"conv-later-{n}", customer_id=lifecycle.customer_id))
-    session.add_all(chats[1:])
-    await session.flush()
-    day = timedelta(days=1)
-    assert await proactive.deliver(session, chats[0], fatigue_days=7, now=NOW) is not None
-    assert await proactive.deliver(session, chats[1], fatigue_days=7, now=NOW + day) is not None
-    assert await proactive.deliver(session, chats[2], fatigue_days=7, now=NOW + 2 * day) is None
+    assert await proactive.deliver(session, conversation, 7, NOW) is not None
+    # The customer typed a request instead; a reload of the chat does not ask again ...
+    assert await proactive.deliver(session, conversation, 7, NOW + timedelta(minutes=5)) is None
+    # ... their thanks at the end does, once.
+    turn = await proactive.before_you_go(
+        session, Settings(), "conv-p", postponed_here=False, now=NOW + timedelta(minutes=6)
+    )
+    assert turn.messages[0][0].startswith("Before you go… Your order A10023 has been delivered.")
+    assert turn.slots["awaiting"] == "survey_consent"
     assert dispatch.offer_count == 2
+    later = Conversation(id="conv-later", customer_id=lifecycle.customer_id)
+    session.add(later)
+    await session.flush()
+    assert await proactive.deliver(session, later, 7, NOW + timedelta(days=1), END) is None
+
+
+async def test_thanks_with_no_survey_due_changes_nothing(session) -> None:
+    await _setup(session)
+    turn = await proactive.before_you_go(session, Settings(), "conv-p", False, now=NOW)
+    assert (turn.messages, turn.slots) == ([], {"next_step": "done"})
 
 
 async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_not(session) -> None:

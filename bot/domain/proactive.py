@@ -2,8 +2,9 @@
 the next time the customer opens the chat.
 
 Consent first: the bot asks "May we ask two quick questions?" (Sure / Not now) and the
-survey starts only on a yes. A customer who says "not now" or ignores the offer (types a
-request instead) is offered it once more in a later chat; a "no" to that second offer
+survey starts only on a yes. A customer who ignores the offer (types a request instead) is
+offered it once more when they say thanks or goodbye ("Before you go…"); one who says "not
+now" is offered it once more at the end of a later chat; a "no" to that second offer
 declines it. A survey counts as sent (offered) when its consent question was shown.
 
 Which dispatch: the customer's oldest one still waiting. Dispatches are expired
@@ -43,8 +44,9 @@ from bot.storage.models import (
 
 EXPIRY = surveys.EXPIRY
 DECLINED_REPLY = "No problem, I've skipped the survey."
-# A "not now" (or an ignored offer) is offered once more, in a later chat: another
-# conversation at least `REOFFER_AFTER` later (a second tab open at once is not a later chat).
+# An offer answered "not now" or ignored is made once more, at the end of a chat ("Before you
+# go…"): of this chat if it was ignored, or of a later one — another conversation at least
+# `REOFFER_AFTER` after the first offer (a second tab open at once is not a later chat).
 MAX_OFFERS = 2
 REOFFER_AFTER = timedelta(hours=12)
 CONSENT_YES = "Sure"
@@ -53,6 +55,7 @@ CONSENT_BUTTONS = [
     {"title": CONSENT_YES, "payload": "sure"},
     {"title": CONSENT_NOT_NOW, "payload": "not now"},
 ]
+BEFORE_YOU_GO = "Before you go… "
 POSTPONED_REPLY = "No problem, maybe another time. What can I do for you?"
 DECLINED_FOR_GOOD_REPLY = "No problem, I won't ask again. What can I do for you?"
 
@@ -81,23 +84,50 @@ async def expire_stale(session: AsyncSession, now: datetime, customer_id: int | 
     return len(stale)
 
 
+@dataclass(frozen=True)
+class Moment:
+    """When a survey may be offered: as a chat opens (only surveys never offered), or as it
+    ends — the customer says thanks or goodbye — "Before you go…": also a survey offered
+    before and left unanswered, once more (issue #18)."""
+
+    at_end: bool = False
+    # The customer said "not now" earlier in this conversation: not asked again in it.
+    postponed_here: bool = False
+
+
+AT_START = Moment()
+
+
 async def _waiting(
-    session: AsyncSession, customer_id: int, conversation_id: str | None, now: datetime
+    session: AsyncSession,
+    customer_id: int,
+    conversation_id: str | None,
+    now: datetime,
+    moment: Moment,
 ) -> Sequence[SurveyDispatch]:
-    """The customer's scheduled dispatches to offer, oldest first: never offered, or offered
-    once without a yes in another conversation (a "not now" or an ignored offer)."""
-    offered_before = and_(
-        SurveyDispatch.offer_count < MAX_OFFERS,
-        SurveyDispatch.accepted_at.is_(None),
-        SurveyDispatch.conversation_id.is_distinct_from(conversation_id),
-        SurveyDispatch.sent_at <= now - REOFFER_AFTER,
-    )
+    """The customer's scheduled dispatches to offer now, oldest first: never offered; at the
+    end of a chat also those offered once without a yes — in an earlier chat at least
+    `REOFFER_AFTER` ago ("not now" or ignored), or ignored earlier in this one."""
+    offerable = SurveyDispatch.sent_at.is_(None)
+    if moment.at_end:
+        earlier_chat = and_(
+            SurveyDispatch.conversation_id.is_distinct_from(conversation_id),
+            SurveyDispatch.sent_at <= now - REOFFER_AFTER,
+        )
+        again = and_(
+            SurveyDispatch.offer_count < MAX_OFFERS,
+            SurveyDispatch.accepted_at.is_(None),
+            earlier_chat
+            if moment.postponed_here
+            else or_(earlier_chat, SurveyDispatch.conversation_id == conversation_id),
+        )
+        offerable = or_(offerable, again)
     return (
         await session.scalars(
             select(SurveyDispatch)
             .where(
                 SurveyDispatch.customer_id == customer_id,
-                or_(SurveyDispatch.sent_at.is_(None), offered_before),
+                offerable,
                 SurveyDispatch.trigger.in_(list(surveys.TRIGGER_KINDS)),
                 _open(),
             )
@@ -154,6 +184,7 @@ async def pending_dispatch(
     fatigue_days: int,
     now: datetime,
     conversation_id: str | None = None,
+    moment: Moment = AT_START,
 ) -> SurveyDispatch | None:
     """The dispatch to offer this customer now in `conversation_id`, if any (expires and
     drops stale ones on the way).
@@ -161,7 +192,7 @@ async def pending_dispatch(
     The churn question ignores fatigue, like the chat's own one (docs/decisions.md).
     """
     await expire_stale(session, now, customer_id)
-    for dispatch in await _waiting(session, customer_id, conversation_id, now):
+    for dispatch in await _waiting(session, customer_id, conversation_id, now, moment):
         if dispatch.sent_at is None and await _already_asked(session, dispatch):
             dispatch.expired_at = now  # covered by the chat already: never asked twice
             continue
@@ -195,7 +226,11 @@ class Offer:
 
 
 async def deliver(
-    session: AsyncSession, conversation: Conversation, fatigue_days: int, now: datetime
+    session: AsyncSession,
+    conversation: Conversation,
+    fatigue_days: int,
+    now: datetime,
+    moment: Moment = AT_START,
 ) -> Offer | None:
     """Mark the customer's pending dispatch as offered in this conversation and word its
     intro (the consent question).
@@ -207,7 +242,9 @@ async def deliver(
     )
     if customer is None or customer.is_anonymous:
         return None
-    dispatch = await pending_dispatch(session, customer.id, fatigue_days, now, conversation.id)
+    dispatch = await pending_dispatch(
+        session, customer.id, fatigue_days, now, conversation.id, moment
+    )
     if dispatch is None:
         return None
     result = await session.execute(
@@ -265,13 +302,18 @@ async def intro(session: AsyncSession, dispatch: SurveyDispatch) -> str:
 
 
 async def start_survey(
-    session: AsyncSession, settings: Settings, conversation_id: str, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    now: datetime | None = None,
+    moment: Moment = AT_START,
 ) -> chat.Turn:
-    """Offer the customer's pending survey (EXTERNAL_proactive_survey): its consent question,
-    answered by `answer_consent`. Does nothing when none is due."""
+    """Offer the customer's pending survey (EXTERNAL_proactive_survey, or "Before you go…"
+    at the end of a chat): its consent question, answered by `answer_consent`. Does nothing
+    when none is due."""
     context = await chat.load_context(session, conversation_id)
     offer = await deliver(
-        session, context.conversation, settings.survey_fatigue_days, now or utcnow()
+        session, context.conversation, settings.survey_fatigue_days, now or utcnow(), moment
     )
     if offer is None:
         return chat.Turn(slots={"next_step": "done"})
@@ -288,7 +330,8 @@ async def start_survey(
         "survey_retries": 0.0,
         "survey_declined": False,
     }
-    return chat.Turn(slots=slots).say(offer.intro, CONSENT_BUTTONS)
+    intro = BEFORE_YOU_GO + offer.intro if moment.at_end else offer.intro
+    return chat.Turn(slots=slots).say(intro, CONSENT_BUTTONS)
 
 
 async def answer_consent(
@@ -307,7 +350,7 @@ async def answer_consent(
     if dispatch.offer_count >= MAX_OFFERS:
         surveys.mark_declined(dispatch)
         return chat.Turn(slots=closed).say(DECLINED_FOR_GOOD_REPLY)
-    return chat.Turn(slots=closed).say(POSTPONED_REPLY)
+    return chat.Turn(slots={**closed, "survey_postponed": True}).say(POSTPONED_REPLY)
 
 
 async def answer_source(
@@ -446,3 +489,16 @@ async def _latest_order(session: AsyncSession, customer_id: int, trigger: str) -
         query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(1)
     )
     return order
+
+
+async def before_you_go(
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    postponed_here: bool,
+    now: datetime | None = None,
+) -> chat.Turn:
+    """The customer says thanks or goodbye: offer a survey that is due (its second offer, or
+    a first one), else nothing (the rules then answer the thanks or goodbye)."""
+    moment = Moment(at_end=True, postponed_here=postponed_here)
+    return await start_survey(session, settings, conversation_id, now, moment)
