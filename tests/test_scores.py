@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.scores import ParsedScore, ScoreStatus, is_decline, parse_score
+from bot.domain.scores import (
+    ParsedScore,
+    ScoreStatus,
+    correction,
+    is_comment,
+    is_decline,
+    parse_score,
+)
 
 OK = ScoreStatus.ok
 OUT = ScoreStatus.out_of_range
@@ -111,3 +118,39 @@ def test_parse_score_number_word_fraction(text: str, scale: str, value: int) -> 
 )
 def test_is_decline(text: str, declined: bool) -> None:
     assert is_decline(text) is declined
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("your website checkout kept logging me out, took 3 tries to pay", True),
+        ("the parcel came late and the box was wet", True),
+        ("it was a 4 i guess", True),  # the number inside a sentence: asked again
+        ("meh, 3", False),
+        ("I'd give it 8", False),
+        ("4, it was fine overall", False),
+        ("it was fine overall, four", False),
+        ("four", False),
+        ("great service thanks", False),  # short: NLU's complain/praise decides (actions)
+    ],
+)
+def test_a_comment_is_told_from_a_score(text: str, expected: bool) -> None:
+    """Issue #18: a complaint with a number in it was stored as that score."""
+    assert is_comment(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "expected"),
+    [
+        ("sorry, I meant 4", "csat", 4),
+        ("actually 5", "csat", 5),
+        ("typo, 5", "csat", 5),
+        ("oops 8 not 3", "nps", 8),
+        ("eight not three", "nps", 8),
+        ("oops 8 not 3", "csat", None),  # 8 is not on the CSAT scale
+        ("4", "csat", None),  # a plain answer is no correction
+        ("the box was 2 days late not 3 weeks", "nps", None),
+    ],
+)
+def test_corrections(text: str, scale: str, expected: int | None) -> None:
+    assert correction(text, scale) == expected

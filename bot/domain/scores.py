@@ -30,7 +30,7 @@ _RATING_WORDS = re.compile(
     re.IGNORECASE,
 )
 _CORRECTION = re.compile(
-    r"\b(i\s*meant|meant to (say|put|type|give)|sorry,? (it'?s|make (it|that))|actually|"
+    r"\b(oops|whoops|typo|i\s*meant|meant to (say|put|type|give)|sorry,? (it'?s|make (it|that))|actually|"
     r"correction|change (it|that|my (answer|score|rating)) to|make (it|that) an?)\b",
     re.IGNORECASE,
 )
@@ -53,8 +53,18 @@ def _digits_free(text: str) -> str:
     return re.sub(r"\d+", " ", text)
 
 
+# "8 not 3", "oops, 8 not a 3": the first number replaces the second.
+_X_NOT_Y = re.compile(r"\b(\d{1,2})\s*,?\s*not\s+(?:an?\s+)?(\d{1,2})\b", re.IGNORECASE)
+
+
 def correction(text: str, scale: str) -> int | None:
-    """The corrected score in "sorry, I meant 4" / "actually make it a 5", if it is one."""
+    """The corrected score in "sorry, I meant 4" / "actually make it a 5" / "oops 8 not 3",
+    if it is one on the scale."""
+    low, high = SCALES[scale]
+    x_not_y = _X_NOT_Y.search(_digits_for_words(text or ""))
+    if x_not_y:
+        value = int(x_not_y.group(1))
+        return value if low <= value <= high else None
     if not _CORRECTION.search(text or ""):
         return None
     parsed = parse_score(text, scale)
