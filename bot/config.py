@@ -37,6 +37,18 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_languages(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return Settings.language_detection
+    if raw.strip().lower() in ("", "off", "false", "0", "none"):
+        return ()
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in raw.split(",") if c.strip()))
+    if not all(len(c) == 2 and c.isalpha() for c in codes):
+        raise ConfigError(f"{name} must be off or ISO 639-1 codes like en,de,fr; got {raw!r}")
+    return codes
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -78,6 +90,9 @@ class Settings:
     rasa_max_in_flight: int = 4
     redis_url: str | None = None
     log_format: str = "text"
+    # Other languages (issue #17, bot/domain/language.py): the languages the detector tells
+    # apart (ISO 639-1; about 30 MB of memory each). LANGUAGE_DETECTION=off: none.
+    language_detection: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pt")
     # Dashboard journey map: a stage/channel is a pitfall below these scores (with at least
     # `pitfall_min_responses` answers) or above this drop-off (percent).
     pitfall_csat_below: int = 60
@@ -163,6 +178,7 @@ class Settings:
             redis_url=os.environ.get("REDIS_URL") or None,
             rasa_max_in_flight=_env_int("RASA_MAX_IN_FLIGHT", 4),
             log_format=os.environ.get("LOG_FORMAT", "text"),
+            language_detection=_env_languages("LANGUAGE_DETECTION"),
             pitfall_csat_below=_env_int("PITFALL_CSAT_BELOW", 60),
             pitfall_nps_below=_env_int("PITFALL_NPS_BELOW", 0),
             pitfall_dropoff_above=_env_int("PITFALL_DROPOFF_ABOVE", 70),

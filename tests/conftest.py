@@ -167,6 +167,7 @@ class StubRasa:
         self.channel_secrets: list[str | None] = []  # X-Channel-Secret of each webhook call
         self.slot_events: list[tuple[str, list[dict[str, Any]]]] = []
         self.triggered: list[tuple[str, str]] = []
+        self.trigger_entities: list[dict[str, Any]] = []  # the entities of each trigger
         # What GET /conversations/<id>/tracker answers (an idle bot unless a test says otherwise).
         self.state: dict[str, Any] = {"paused": False, "active_loop": {}, "slots": {}}
         self.fail = False
@@ -211,7 +212,9 @@ class StubRasa:
 
     async def trigger_intent(self, request: web.Request) -> web.Response:
         assert request.query["token"] == "dev-rasa-token"
-        self.triggered.append((request.match_info["sender"], (await request.json())["name"]))
+        body = await request.json()
+        self.triggered.append((request.match_info["sender"], body["name"]))
+        self.trigger_entities.append(body.get("entities") or {})
         return web.json_response(
             {
                 "tracker": {},

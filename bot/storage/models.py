@@ -304,6 +304,9 @@ class Conversation(Base):
     identified_by: Mapped[str | None] = mapped_column(String(16))
     # Order the conversation is about, so feedback lands on that order's lifecycle.
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    # ISO 639-1 code of the last message the customer clearly wrote in another language than
+    # English (issue #17, bot/web/language.py); None: English, or not told. For the agents.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -22,6 +22,7 @@ from bot.web.errors import error_middleware
 from bot.web.events_worker import events_queue_ctx
 from bot.web.hub import ChatHub, StaffHub
 from bot.web.keys import ENGINE, HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.language import language_detector_ctx
 from bot.web.maintenance import lifecycle_sweep_ctx
 from bot.web.ops import setup_ops
 from bot.web.outgoing import outgoing_webhook_ctx
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_no_demo_staff_in_production)
     app.cleanup_ctx.append(_rasa_client)
+    app.cleanup_ctx.append(language_detector_ctx)  # bot/web/language.py: built once, ~1 s
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
     app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use

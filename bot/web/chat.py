@@ -27,6 +27,7 @@ from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, Message, MessageSender
+from bot.web import language
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
 from bot.web.rasa_client import BotReply, RasaUnavailable
@@ -322,11 +323,15 @@ async def _customer_message(
     # While this tab last saw the bot answering, the bot is asked while the message is
     # stored. Every hand-over to a person pauses Rasa's tracker (the handoff action, or the
     # console's claim), so a chat handed over meanwhile gets no bot reply from it.
-    ask_bot = (
+    ask_bot: AskBot | None = (
         functools.partial(_ask_bot, connection, text, button_payload)
         if connection.bot_answers
         else None
     )
+    # Other languages (issue #17, bot/web/language.py): a message clearly not in English
+    # goes to Rasa as EXTERNAL_other_language (never as text to the NLU) and tags the chat.
+    if ask_bot is not None and not button_payload:
+        ask_bot = language.route(connection, text, ask_bot)
     async with turn_lock(conversation_id):
         stored = await _store_customer_message(connection, shown or text, client_id, ask_bot)
         message = stored.message

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.domain import handoff, safe_json
-from bot.storage.models import StaffRole
+from bot.storage.models import Conversation, StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
 from bot.web.chat import AppState, announce, message_frame, push_replies
 from bot.web.errors import read_json_object
@@ -63,8 +63,13 @@ async def api_queue(request: web.Request) -> web.Response:
 
 @require_roles(*AGENTS)
 async def api_conversation(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
     async with request.config_dict[SESSIONS]() as session:
-        detail = await handoff.conversation_detail(session, request.match_info["conversation_id"])
+        detail = await handoff.conversation_detail(session, conversation_id)
+        # The customer's language when it was not English (issue #17, bot/web/language.py);
+        # the conversation is already in the session, this reads no row.
+        conversation = await session.get(Conversation, conversation_id)
+        detail["conversation"]["language"] = conversation.language if conversation else None
     return web.json_response(detail)
 
 

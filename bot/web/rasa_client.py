@@ -204,14 +204,17 @@ class RasaClient:
             raise RasaUnavailable("unexpected reply from Rasa")
         return payload
 
-    async def trigger_intent(self, sender_id: str, intent: str) -> list[BotReply]:
-        """Run the bot on an external event (no customer message); returns its replies."""
+    async def trigger_intent(
+        self, sender_id: str, intent: str, entities: dict[str, str] | None = None
+    ) -> list[BotReply]:
+        """Run the bot on an external event (no customer message); returns its replies.
+        `entities` fill the slots mapped from them (e.g. `language`)."""
         url = f"{self._base_url}/conversations/{sender_id}/trigger_intent"
         try:
             async with self._http.post(
                 url,
                 params={"token": self._token, "include_events": "NONE"},
-                json={"name": intent, "entities": {}},
+                json={"name": intent, "entities": entities or {}},
                 timeout=self._timeout,
             ) as response:
                 if response.status != 200:

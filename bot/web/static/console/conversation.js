@@ -14,6 +14,10 @@
     with_agent: "With an agent", closed: "Closed"
   };
   var SCALES = { csat: 5, ces: 7, nps: 10 };
+  var LANGUAGE_NAMES = {
+    de: "German", fr: "French", es: "Spanish", it: "Italian", nl: "Dutch", pt: "Portuguese",
+    pl: "Polish", sv: "Swedish", da: "Danish"
+  };
   var KINDS = { one_time: "One-time purchase", subscription_period: "Subscription period" };
   var HINT = "Enter to send, Shift+Enter for a new line.";
   var RESOLVE_TEXT = "Resolve & hand back to bot";
@@ -153,6 +157,10 @@
     document.title = customerTitle() + " · Support console";
     var parts = [];
     if (conversation) { parts.push(CONVERSATION_STATES[conversation.status] || C.humanize(conversation.status)); }
+    // The language the customer wrote in when it was not English (issue #17).
+    if (conversation && conversation.language) {
+      parts.push("Writes in " + (LANGUAGE_NAMES[conversation.language] || String(conversation.language).toUpperCase()));
+    }
     if (escalation) {
       parts.push(C.reasonLabel(escalation.reason));
       if (escalation.priority !== undefined && escalation.priority !== null) { parts.push("Priority " + escalation.priority); }
