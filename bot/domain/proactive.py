@@ -108,7 +108,7 @@ async def _waiting(
     """The customer's scheduled dispatches to offer now, oldest first: never offered; at the
     end of a chat also those offered once without a yes — in an earlier chat at least
     `REOFFER_AFTER` ago ("not now" or ignored), or ignored earlier in this one."""
-    offerable = SurveyDispatch.sent_at.is_(None)
+    offerable: ColumnElement[bool] = SurveyDispatch.sent_at.is_(None)
     if moment.at_end:
         earlier_chat = and_(
             SurveyDispatch.conversation_id.is_distinct_from(conversation_id),
