@@ -18,5 +18,26 @@ class ActionRecordOpinion(DomainAction, Action):  # type: ignore[misc]
         kind = FeedbackKind.praise if latest_intent(tracker) == "praise" else FeedbackKind.complaint
         message_id = str(tracker.latest_message.get("message_id") or len(tracker.events))
         return await chat.record_opinion(
-            session, tracker.sender_id, kind, latest_text(tracker), message_id
-        )
+            session, tracker.sender_id, kind, latest_text(tracker), message_id,
+            open_request=tracker.get_slot("support_request") if answered_a_request(tracker) else None,
+        )  # fmt: skip
+
+
+ANSWERING_ACTIONS = frozenset({"action_support_request", "action_resolve_pending"})
+
+
+def answered_a_request(tracker: Tracker) -> bool:
+    """Whether the bot's turn just before the latest message answered a support request."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return False
+            seen_user = True
+        elif seen_user and event.get("event") == "action":
+            name = event.get("name")
+            if name in ANSWERING_ACTIONS:
+                return True
+            if name != "action_listen":
+                return False
+    return False

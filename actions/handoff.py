@@ -1,28 +1,17 @@
-"""Escalation to a person: on request, and after two failed understandings in a row."""
+"""Escalation to a person on request; the fallback when the bot did not understand."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services
-from bot.domain import chat
+from actions.services import DomainAction, get_services, latest_intent, latest_text
+from bot.domain import chat, fallback
 from bot.storage.models import EscalationReason
-
-FALLBACK_INTENTS = frozenset({"nlu_fallback"})
-
-
-def failed_in_a_row(tracker: Tracker) -> int:
-    """How many of the latest user messages in a row the bot did not understand."""
-    count = 0
-    for event in reversed(tracker.events):
-        if event.get("event") != "user":
-            continue
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent not in FALLBACK_INTENTS:
-            break
-        count += 1
-    return count
 
 
 class ActionEscalate(DomainAction, Action):  # type: ignore[misc]
@@ -38,19 +27,25 @@ class ActionEscalate(DomainAction, Action):  # type: ignore[misc]
         )
 
 
-class ActionHandleFallback(DomainAction, Action):  # type: ignore[misc]
+class ActionHandleFallback(Action):  # type: ignore[misc]
+    """Not understood: the likeliest meanings as buttons plus "something else"; after that
+    fails again a person is offered (issue #17). Nothing is escalated here: only the
+    customer's own request_human (a click on "Talk to a person") opens an escalation."""
+
     def name(self) -> str:
         return "action_handle_fallback"
 
-    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        if failed_in_a_row(tracker) >= 2:
-            return await chat.request_human(
-                session,
-                tracker.sender_id,
-                EscalationReason.fallback,
-                get_services().settings.support_hours,
-            )
-        return chat.Turn().say(chat.FALLBACK_REPLY, chat.MENU_BUTTONS)
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        answer = fallback.reply(
+            latest_text(tracker),
+            latest_intent(tracker),
+            tracker.latest_message.get("intent_ranking") or [],
+            fallback.streak(tracker.events),
+        )
+        dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
+        return []
 
 
 class ActionStartSupportSurvey(DomainAction, Action):  # type: ignore[misc]

@@ -33,6 +33,9 @@ class ValidateIdentityForm(FormValidationAction):  # type: ignore[misc]
     async def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if "email" in tracker.slots_to_validate():
+            # Both in one message, in any order: checked once, together, by validate_email.
+            return {}
         return await self._check(dispatcher, tracker, str(value or ""), tracker.get_slot("email"))
 
     async def validate_email(

@@ -78,6 +78,8 @@ class Settings:
     identity_max_lifetime_seconds: int = 86400
     # Told to customers when no agent is online.
     support_hours: str = "Monday to Friday, 9:00 to 17:00"
+    # Told to a customer who could not be verified or cannot wait for a person (issue #17).
+    support_email: str = "support@example.com"
     # A waiting escalation older than this is shown one priority level higher.
     escalation_aging_minutes: int = 15
     # Per conversation: at most this many messages in `rate_window_seconds`.
@@ -173,6 +175,7 @@ class Settings:
             identity_max_lifetime_seconds=_env_int("IDENTITY_MAX_LIFETIME_SECONDS", 86400),
             rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
             support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
+            support_email=os.environ.get("SUPPORT_EMAIL", "support@example.com"),
             escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
             action_server_url=os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             redis_url=os.environ.get("REDIS_URL") or None,

@@ -23,10 +23,23 @@ from bot.storage.models import (
 from tests.rasa_helpers import run, slot_events, tracker
 
 
-def _fallback_events(count: int) -> list[dict]:
+def _fallback_events(count: int, text: str = "blorp") -> list[dict]:
+    """A greeting answered, then `count` messages the fallback answered, then `text`."""
     user = {"event": "user", "text": "blorp", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     other = {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}}
-    return [other, *([user] * count)]
+    listen = {"event": "action", "name": "action_listen"}
+    fallback = {"event": "action", "name": "action_handle_fallback"}
+    latest = {"event": "user", "text": text, "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    answered = [user, fallback, listen] * count
+    return [other, {"event": "action", "name": "utter_greet"}, listen, *answered, latest]
+
+
+def _unsure(text: str, ranking: list[tuple[str, float]], failed_before: int = 0):
+    state = tracker("conv-1", text, "nlu_fallback", events=_fallback_events(failed_before, text))
+    state.latest_message["intent_ranking"] = [
+        {"name": name, "confidence": confidence} for name, confidence in ranking
+    ]
+    return state
 
 
 async def test_request_human_escalates_and_waits_for_an_agent(session, action_services):
@@ -60,23 +73,89 @@ async def test_request_human_escalates_and_waits_for_an_agent(session, action_se
     ).status is ConversationStatus.waiting_for_agent
 
 
-async def test_first_failed_understanding_offers_the_menu(session, action_services):
-    events, messages = await run(
-        ActionHandleFallback(),
-        tracker("conv-1", "blorp", "nlu_fallback", events=_fallback_events(1)),
-    )
+async def test_first_failed_understanding_offers_the_likeliest_meanings(session, action_services):
+    ranking = [("nlu_fallback", 0.45), ("refund_status", 0.31), ("return_item", 0.22),
+               ("greet", 0.2), ("billing_issue", 0.1), ("order_status", 0.02)]  # fmt: skip
+    events, messages = await run(ActionHandleFallback(), _unsure("money back??", ranking))
+
     assert events == []
-    assert messages[0]["text"].startswith("Sorry, I didn't understand that.")
+    assert [(m["response"], m["buttons"]) for m in messages] == [
+        (
+            "utter_fallback_choices",
+            [
+                {"title": "Where is my refund?", "payload": "where is my refund"},
+                {"title": "Return an item", "payload": "i want to return an item"},
+                {"title": "A billing problem", "payload": "billing problem"},
+                {"title": "Something else", "payload": "none of these"},
+            ],
+        )
+    ]
     assert (await session.scalars(select(Escalation))).all() == []
 
 
-async def test_second_failed_understanding_in_a_row_escalates(session, action_services):
-    await run(
-        ActionHandleFallback(),
-        tracker("conv-1", "blorp", "nlu_fallback", events=_fallback_events(2)),
-    )
-    escalation = (await session.scalars(select(Escalation))).one()
-    assert escalation.reason is EscalationReason.fallback
+async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(
+    session, action_services
+):
+    ranking = [("nlu_fallback", 0.45), ("order_status", 0.3), ("delivery_problem", 0.2)]
+    events, messages = await run(ActionHandleFallback(), _unsure("hmm ok", ranking, 1))
+
+    assert events == []
+    assert [(m["response"], m["buttons"]) for m in messages] == [
+        (
+            "utter_fallback_offer_person",
+            [
+                {"title": "Where is my order?", "payload": "where is my order"},
+                {"title": "A delivery problem", "payload": "my parcel hasn't arrived"},
+                {"title": "Talk to a person", "payload": "i want to talk to a human"},
+            ],
+        )
+    ]
+    # Offered, never imposed: no escalation, the chat stays with the bot (issue #17).
+    assert (await session.scalars(select(Escalation))).all() == []
+    assert (await session.scalars(select(Conversation))).all() == []
+
+
+async def test_third_failure_in_a_row_still_only_offers_a_person(session, action_services):
+    _, messages = await run(ActionHandleFallback(), _unsure("??? blorp", [], 2))
+
+    assert [(m["response"], m["buttons"]) for m in messages] == [
+        (
+            "utter_fallback_offer_person",
+            [{"title": "Talk to a person", "payload": "i want to talk to a human"}],
+        )
+    ]
+    assert (await session.scalars(select(Escalation))).all() == []
+
+
+async def test_something_else_asks_for_their_own_words_with_a_person_on_offer(
+    session, action_services
+):
+    state = tracker("conv-1", "none of these", "deny", events=_fallback_events(1, "none of these"))
+
+    _, messages = await run(ActionHandleFallback(), state)
+
+    assert [(m["response"], m["buttons"]) for m in messages] == [
+        (
+            "utter_fallback_rephrase",
+            [{"title": "Talk to a person", "payload": "i want to talk to a human"}],
+        )
+    ]
+
+
+async def test_an_emoji_or_punctuation_alone_gets_a_friendly_prompt(session, action_services):
+    for text in ("👍", "?", "!!! ...", "🙂🙂"):
+        _, messages = await run(ActionHandleFallback(), _unsure(text, [("affirm", 0.9)], 1))
+
+        assert [(m["response"], m["buttons"]) for m in messages] == [
+            (
+                "utter_fallback_symbols",
+                [
+                    {"title": "Where is my order?", "payload": "where is my order"},
+                    {"title": "Return an item", "payload": "i want to return an item"},
+                    {"title": "A product question", "payload": "question about a product"},
+                ],
+            )
+        ]
 
 
 async def test_anonymous_angry_complaint_is_recorded_and_escalated(session, action_services):
@@ -98,6 +177,48 @@ async def test_anonymous_angry_complaint_is_recorded_and_escalated(session, acti
         row.id,
     )
     assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
+
+
+def _after_answer(text: str, answering_action: str = "action_support_request"):
+    """A complaint typed right after the bot answered a delivery question."""
+    events = [
+        {"event": "user", "text": "where's my parcel", "parse_data": {"intent": {"name": "order_status"}}},
+        {"event": "action", "name": answering_action},
+        {"event": "slot", "name": "next_step", "value": "done"},
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": text, "parse_data": {"intent": {"name": "complain"}}},
+    ]  # fmt: skip
+    return tracker(
+        "conv-1", text, "complain", {"support_request": "delivery_problem"}, events=events
+    )
+
+
+async def test_pushback_right_after_an_answer_offers_the_next_step_not_thanks(
+    session, action_services
+):
+    text = "that was 2 months ago and i still don't have it"
+    events, messages = await run(ActionRecordOpinion(), _after_answer(text))
+
+    assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
+    assert [(m["text"], m["buttons"]) for m in messages] == [
+        (
+            "I'm sorry it still hasn't reached you; I've recorded this for the team. Would you "
+            "like a person from our team to chase it with the carrier now?",
+            [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}],
+        )
+    ]
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.kind, row.text) == (FeedbackKind.complaint, text)
+
+
+async def test_a_complaint_out_of_the_blue_gets_no_request_step(session, action_services):
+    text = "the packaging was a bit flimsy"
+    state = _after_answer(text, answering_action="utter_greet")
+
+    events, messages = await run(ActionRecordOpinion(), state)
+
+    assert slot_events(events) == {}
+    assert messages[0]["text"].startswith("I'm sorry to hear that, and thank you for telling us")
 
 
 async def test_praise_is_recorded_once_per_message(session, action_services):
@@ -196,11 +317,19 @@ async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(session, a
 async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_email(
     session, action_services
 ):
-    _, messages = await run(ActionEscalate(), tracker("conv-1", "a person please", "request_human"))
+    events, messages = await run(
+        ActionEscalate(), tracker("conv-1", "a person please", "request_human")
+    )
 
     assert messages[0]["text"] == (
         "Our support team is offline right now; they're back Monday to Friday, 9:00 to 17:00. "
-        "Your request is queued. Type your email address and they'll reply to you there too."
+        "Your request is queued. Type your email address and they'll reply to you there too. "
+        "Meanwhile I'm happy to keep helping here."
     )
     escalation = (await session.scalars(select(Escalation))).one()
     assert escalation.status.value == "waiting"
+    # The bot keeps helping (issue #17): not paused, the chat stays the bot's, and the
+    # queued request is marked so a claim tells the customer a person joined.
+    assert [e["event"] for e in events] == ["slot", "slot", "slot"]
+    assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
+    assert escalation.back_with_bot_at is not None

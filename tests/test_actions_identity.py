@@ -54,7 +54,9 @@ async def test_matching_email_verifies_and_links_the_conversation(session, actio
     )
 
 
-async def test_unknown_order_is_refused_and_both_are_asked_again(session, action_services):
+async def test_unknown_order_is_refused_and_only_the_number_is_asked_again(
+    session, action_services
+):
     await _shop(session)
     state = _form("jane.doe@example.com", {"email": "jane.doe@example.com"}, order_number="A99999")
 
@@ -62,7 +64,7 @@ async def test_unknown_order_is_refused_and_both_are_asked_again(session, action
 
     assert slot_events(events) == {
         "order_number": None,
-        "email": None,
+        "email": "jane.doe@example.com",
         "identity_attempts": 1.0,
     }
     assert (
@@ -83,7 +85,12 @@ async def test_wrong_email_is_refused_without_order_details(session, action_serv
         messages[0]["text"]
         == "That email doesn't match our records for order A10001. Let's try again."
     )
-    assert slot_events(events)["identity_attempts"] == 1.0
+    # The order number is kept: only the email is asked again (issue #17).
+    assert slot_events(events) == {
+        "order_number": "A10001",
+        "email": None,
+        "identity_attempts": 1.0,
+    }
 
 
 async def test_third_failure_ends_the_form_unverified(session, action_services):
@@ -108,3 +115,60 @@ async def test_not_an_order_number(session, action_services):
     events, messages = await run(ValidateIdentityForm(), _form("dunno", {"order_number": "dunno"}))
     assert slot_events(events) == {"order_number": None, "identity_attempts": 1.0}
     assert messages[0]["text"].startswith("That doesn't look like an order number")
+
+
+def _both(text: str, order_number: str, email: str, **slots: object):
+    """One message with the order number and the email (both extracted as entities)."""
+    return tracker(
+        "conv-1", text, "inform", {"requested_slot": "order_number", **slots},
+        active_loop="identity_form",
+        extracted={"order_number": order_number, "email": email},
+    )  # fmt: skip
+
+
+async def test_order_number_and_email_in_one_message_verify_at_once(session, action_services):
+    await _shop(session)
+    state = _both("#10001 jane.doe@example.com", "#10001", "jane.doe@example.com")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert slot_events(events) == {
+        "order_number": "A10001",
+        "email": "jane.doe@example.com",
+        "identity": "verified",
+        "identity_attempts": 0.0,
+        "requested_slot": None,
+    }
+    assert messages == []
+
+
+async def test_email_first_then_order_number_in_one_message_verify_too(session, action_services):
+    await _shop(session)
+    state = tracker(
+        "conv-1", "jane.doe@example.com, order A10001", "inform",
+        {"requested_slot": "order_number"}, active_loop="identity_form",
+        extracted={"email": "jane.doe@example.com", "order_number": "A10001"},
+    )  # fmt: skip
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert slot_events(events)["identity"] == "verified"
+    assert messages == []
+
+
+async def test_both_in_one_message_with_a_wrong_email_is_one_failure_keeping_the_number(
+    session, action_services
+):
+    await _shop(session)
+    state = _both("A10001 tom@example.com", "A10001", "tom@example.com")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert [m["text"] for m in messages] == [
+        "That email doesn't match our records for order A10001. Let's try again."
+    ]
+    assert slot_events(events) == {
+        "order_number": "A10001",
+        "email": None,
+        "identity_attempts": 1.0,
+    }

@@ -174,7 +174,15 @@ async def test_unverified_request_shows_no_order_details(session, action_service
     events, messages = await run(ActionSupportRequest(), state)
 
     assert "A10001" not in messages[0]["text"]
-    assert "couldn't verify" in messages[0]["text"]
+    # Never a dead end (issue #17): a person and an email contact are offered.
+    assert messages[0]["text"] == (
+        "I couldn't verify your order, so I can't show its details. Please check the order "
+        "number and email in your confirmation email and try again, talk to a person from "
+        "our team, or email us at support@example.com."
+    )
+    assert messages[0]["buttons"] == [
+        {"title": "Talk to a person", "payload": "I want to talk to a person"}
+    ]
     assert slot_events(events)["next_step"] == "done"
 
 

@@ -177,6 +177,12 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
 
     assert claimed.status == 200
     assert rasa[0].slot_events == [(conversation_id, [{"event": "pause"}])]
+    # The customer was talking to the bot: told that a person took over (SPEC §5).
+    joined = await ws.receive_json(timeout=5)
+    assert (joined["sender"], joined["text"]) == (
+        "system",
+        "Sam (support) from our team has joined the chat and will reply here.",
+    )
     frames = await _turn(ws, "still there?")
     assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
         (
@@ -184,6 +190,36 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
             "Thanks, I've added that to your request. A person from our team will reply here.",
         )
     ]
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, conversation_id)
+    assert conversation.status is ConversationStatus.with_agent
+    await ws.close()
+
+
+async def test_a_customer_back_with_the_bot_stays_queued_marked_and_a_claim_takes_over(
+    client, rasa, session_factory
+) -> None:
+    ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
+    rasa[0].pause(conversation_id)
+    frames = await _turn(ws, "i want to talk to the bot again")
+    assert frames[-1]["sender"] == "bot" and frames[-1]["text"].startswith("Okay, I'm back!")
+
+    queue = await (await client.get("/console/api/queue")).json()
+    assert [(i["escalation_id"], i["status"], i["back_with_bot"]) for i in queue["items"]] == [
+        (escalation_id, "waiting", True)
+    ]
+    claimed = await client.post(
+        f"/console/api/escalations/{escalation_id}/claim",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+    )
+
+    assert claimed.status == 200 and (await claimed.json())["back_with_bot"] is False
+    joined = await ws.receive_json(timeout=5)
+    assert (joined["sender"], joined["text"]) == (
+        "system",
+        "Sam (support) from our team has joined the chat and will reply here.",
+    )
+    assert rasa[0].slot_events[-1] == (conversation_id, [{"event": "pause"}])
     async with session_factory() as db:
         conversation = await db.get(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
-from bot.web.chat import RETRY_LATER, push
+from bot.web.chat import BACK_WITH_BOT, RETRY_LATER, WAITING_NOTE, push
 from bot.web.keys import HUB
 from tests.conftest import StubRasa
 
@@ -160,10 +160,142 @@ async def test_bot_stays_silent_while_waiting_for_an_agent(
     assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
     assert [frame.get("sender") for frame in frames if frame["type"] == "message"] == ["system"]
     assert len(rasa[0].received) == 2
-    # Now it knows: the bot is not asked at all.
-    frames = await _turn(ws, "hello?")
-    assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
+    assert frames[-1]["buttons"] == [
+        {"title": "Back to the assistant", "payload": "talk to the bot"}
+    ]
+    # Now it knows: the bot is not asked at all, and the note is not said again (issue #17).
+    assert await _unanswered(ws, "hello?")
     assert len(rasa[0].received) == 2
+    async with session_factory() as db:
+        rows = (await db.scalars(select(Message).order_by(Message.id))).all()
+    assert [(m.sender.value, m.text) for m in rows][2:] == [
+        ("customer", "are you there?"),
+        ("system", WAITING_NOTE),
+        ("customer", "hello?"),
+    ]
+    await ws.close()
+
+
+async def _unanswered(ws: Any, text: str) -> bool:
+    """Sends `text`: acknowledged, and nothing else comes."""
+    await ws.send_json({"type": "message", "text": text})
+    ack = await ws.receive_json(timeout=5)
+    assert ack["type"] == "ack"
+    with pytest.raises(asyncio.TimeoutError):
+        await ws.receive_json(timeout=0.5)
+    return True
+
+
+async def _waiting_for_a_person(
+    client: TestClient, stub: StubRasa, session_factory: Any
+) -> tuple[Any, str]:
+    """A chat the bot handed to a person (escalated, Rasa paused) that nobody claimed yet."""
+    from bot.domain import escalations as escalation_rules
+    from bot.storage.models import EscalationReason
+
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    sender: str = stub.received[-1]["sender"]
+    async with session_factory() as db, db.begin():
+        await escalation_rules.escalate(
+            db, await db.get(Conversation, sender), EscalationReason.customer_request
+        )
+    stub.pause(sender)
+    return ws, sender
+
+
+@pytest.mark.parametrize(
+    "text", ["talk to the bot", "never mind, I'll use the bot", "can i go back to the assistant"]
+)
+async def test_a_customer_waiting_for_a_person_goes_back_to_the_bot(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any, text: str
+) -> None:
+    from bot.storage.models import Escalation, EscalationStatus
+
+    ws, sender = await _waiting_for_a_person(client, rasa[0], session_factory)
+    await _turn(ws, "hello?")  # the note, with the way back
+
+    frames = await _turn(ws, text)
+
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
+        ("bot", BACK_WITH_BOT)
+    ]
+    assert rasa[0].slot_events[-1] == (
+        sender,
+        [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+    )
+    async with session_factory() as db:
+        conversation = await db.get(Conversation, sender)
+        escalation = (await db.scalars(select(Escalation))).one()
+    # The chat is the bot's again; the request stays queued, marked for the console.
+    assert conversation.status is ConversationStatus.bot
+    assert escalation.status is EscalationStatus.waiting and escalation.back_with_bot_at
+    frames = await _turn(ws, "where is my order")
+    assert frames[-1]["sender"] == "bot" and frames[-1]["text"] == "echo: where is my order"
+    await ws.close()
+
+
+@pytest.mark.parametrize("text", ["I don't want a bot, I want a human", "are you a bot?"])
+async def test_no_way_back_to_the_bot_without_asking_for_it(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any, text: str
+) -> None:
+    ws, sender = await _waiting_for_a_person(client, rasa[0], session_factory)
+
+    frames = await _turn(ws, text)
+
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
+        ("system", WAITING_NOTE)
+    ]
+    async with session_factory() as db:
+        assert (await db.get(Conversation, sender)).status is ConversationStatus.waiting_for_agent
+    await ws.close()
+
+
+async def test_the_way_back_is_not_offered_while_a_person_has_the_chat(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    ws, sender = await _chat_then_status(client, rasa[0], session_factory, "with_agent")
+    rasa[0].pause(sender)
+
+    frames = await _turn(ws, "talk to the bot")
+
+    assert [(f["sender"], f["text"], f["buttons"]) for f in frames if f["type"] == "message"] == [
+        ("system", WAITING_NOTE, [])
+    ]
+    async with session_factory() as db:
+        assert (await db.get(Conversation, sender)).status is ConversationStatus.with_agent
+    await ws.close()
+
+
+async def test_email_typed_while_the_bot_helps_with_a_queued_request_is_the_contact(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    """Nobody online: the request is queued and the bot keeps helping (issue #17); the email
+    the bot asked for still reaches the team."""
+    from bot.domain import escalations as escalation_rules
+    from bot.storage.models import Escalation, EscalationReason, utcnow
+
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    sender = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        escalation, _ = await escalation_rules.escalate(
+            db, await db.get(Conversation, sender), EscalationReason.customer_request,
+            hand_over_now=False,
+        )  # fmt: skip
+        escalation.back_with_bot_at = utcnow()
+
+    await ws.send_json({"type": "message", "text": "jo.bloggs@example.net"})
+    frames = [await ws.receive_json(timeout=5) for _ in range(5)]
+
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
+        ("bot", "echo: jo.bloggs@example.net"),
+        ("system", "Thanks! Our team will reply to jo.bloggs@example.net."),
+    ]
+    async with session_factory() as db:
+        escalation = (await db.scalars(select(Escalation))).one()
+        assert escalation.contact_email == "jo.bloggs@example.net"
+        assert (await db.get(Conversation, sender)).status is ConversationStatus.bot
     await ws.close()
 
 

@@ -33,6 +33,7 @@ from bot.storage.models import (
     Order,
     Stage,
     SurveyDispatch,
+    utcnow,
 )
 
 MAX_IDENTITY_ATTEMPTS = 3
@@ -144,12 +145,14 @@ async def check_identity(
             order_number=order_number, email=email, identity="verified", identity_attempts=0.0
         )
         return turn
-    message = (
-        f"I can't find an order {order_number}. Please check the number in your confirmation email."
-        if result.status is VerifyStatus.unknown_order
-        else f"That email doesn't match our records for order {order_number}."
-    )
-    return _identity_retry(turn, attempts, None, message)
+    # Only the part that failed is asked again (issue #17): a wrong email keeps the number.
+    if result.status is VerifyStatus.unknown_order:
+        message = f"I can't find an order {order_number}. Please check the number in your confirmation email."
+        turn.slots["email"] = email
+        return _identity_retry(turn, attempts, "order_number", message)
+    turn.slots["order_number"] = order_number
+    message = f"That email doesn't match our records for order {order_number}."
+    return _identity_retry(turn, attempts, "email", message)
 
 
 def _identity_retry(turn: Turn, attempts: int, field_name: str | None, message: str) -> Turn:
@@ -184,7 +187,9 @@ async def support_request(
     if not verified or context.customer is None or context.customer.is_anonymous:
         turn.slots["identity_attempts"] = 0
         return turn.say(
-            "I couldn't verify your order, so I can't show its details. Please check the order number and email in your confirmation email, or ask for a person and our team will help.",
+            "I couldn't verify your order, so I can't show its details. Please check the order "
+            "number and email in your confirmation email and try again, talk to a person from "
+            f"our team, or email us at {settings.support_email}.",
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
     if flow in SUBSCRIPTION_FLOWS:
@@ -563,7 +568,12 @@ async def finish_survey(
 
 
 async def record_opinion(
-    session: AsyncSession, conversation_id: str, kind: FeedbackKind, text: str, message_id: str
+    session: AsyncSession,
+    conversation_id: str,
+    kind: FeedbackKind,
+    text: str,
+    message_id: str,
+    open_request: str | None = None,
 ) -> Turn:
     """A complaint or praise typed in the chat; an angry complaint offers a person."""
     context = await load_context(session, conversation_id)
@@ -589,9 +599,26 @@ async def record_opinion(
             "I'm really sorry about this. I've recorded it and flagged it to our support team. Would you like to talk to a person now?",
             support.YES_NO,
         )
+    if open_request in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
+        # Pushback right after the bot answered a request ("that was 2 months ago and I
+        # still don't have it"): the request's next step is a person (issue #17).
+        return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
+            _PUSHBACK_REPLIES.get(open_request, _PUSHBACK_REPLY), support.YES_NO
+        )
     return Turn().say(
         "I'm sorry to hear that, and thank you for telling us; I've recorded it for the team. If there's an order I can help with, just tell me."
     )
+
+
+_PUSHBACK_REPLY = (
+    "I'm sorry that didn't solve it; I've recorded this for the team. Would you like a person "
+    "from our team to take it on now?"
+)
+_PUSHBACK_REPLIES = {
+    flow: "I'm sorry it still hasn't reached you; I've recorded this for the team. Would you "
+    "like a person from our team to chase it with the carrier now?"
+    for flow in ("order_status", "delivery_problem")
+}
 
 
 async def request_human(
@@ -601,24 +628,32 @@ async def request_human(
     support_hours: str = Settings.support_hours,
 ) -> Turn:
     context = await load_context(session, conversation_id)
-    await escalations.escalate(session, context.conversation, reason)
     turn = Turn(
-        slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value},
-        pause=True,
+        slots={"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
     )
     if await staff.online_staff(session):
+        await escalations.escalate(session, context.conversation, reason)
+        turn.pause = True
         return turn.say(HANDOFF_REPLY)
+    # Nobody online (issue #17): the request is queued and the bot keeps helping; a later
+    # claim hands the chat over (bot/web/console.py tells the customer a person joined).
+    escalation, _ = await escalations.escalate(
+        session, context.conversation, reason, hand_over_now=False
+    )
+    escalation.back_with_bot_at = utcnow()
     known_email = (
         context.customer.email if context.customer and not context.customer.is_anonymous else None
     )
     if known_email:
         return turn.say(
             f"Our support team is offline right now; they're back {support_hours}. Your request is "
-            f"queued and they'll reply right here and by email to {known_email}."
+            f"queued and they'll reply right here and by email to {known_email}. Meanwhile I'm "
+            "happy to keep helping here."
         )
     return turn.say(
         f"Our support team is offline right now; they're back {support_hours}. Your request is "
-        "queued. Type your email address and they'll reply to you there too."
+        "queued. Type your email address and they'll reply to you there too. Meanwhile I'm "
+        "happy to keep helping here."
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.support import extract_email
@@ -11,6 +14,9 @@ from bot.storage.models import (
     ConversationStatus,
     Escalation,
     EscalationReason,
+    Message,
+    MessageSender,
+    utcnow,
 )
 
 # Higher is more urgent: an unhappy customer outranks a question the bot could not parse.
@@ -52,18 +58,75 @@ async def escalate(
         escalation.priority = PRIORITY[reason]
     if hand_over_now and conversation.status is ConversationStatus.bot:
         conversation.status = ConversationStatus.waiting_for_agent
+        escalation.back_with_bot_at = None  # asked for a person again
     await session.flush()
     return escalation, created
 
 
 async def remember_contact_email(
-    session: AsyncSession, conversation_id: str, text: str
+    session: AsyncSession, conversation_id: str, text: str, *, queued_only: bool = False
 ) -> str | None:
-    """An email typed while waiting for a person becomes the escalation's contact address."""
+    """An email typed while waiting for a person becomes the escalation's contact address;
+    `queued_only`: only for a request queued while the bot keeps helping (issue #17)."""
     email = extract_email(text)
     escalation = await repositories.open_escalation(session, conversation_id)
     if email is None or escalation is None or escalation.contact_email:
         return None
+    if queued_only and escalation.back_with_bot_at is None:
+        return None
     escalation.contact_email = email
     await session.flush()
     return email
+
+
+# "talk to the bot", "never mind, I'll use the bot", "back to the assistant" (issue #17).
+_BOT = re.compile(r"\b(?:the |a )?(?:bot|chatbot|assistant)\b", re.IGNORECASE)
+_VERB = re.compile(
+    r"\b(?:talk|speak|chat|go|back|use|return|switch|continue|keep|carry on)\b", re.IGNORECASE
+)
+_NEVER_MIND = re.compile(r"\bnever ?mind\b", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"\b(?:don'?t|do not|not|no|never|hate|stupid|useless|instead of)\b", re.IGNORECASE
+)
+BACK_TO_BOT_PAYLOAD = "talk to the bot"
+
+
+def wants_the_bot(text: str) -> bool:
+    """Whether a customer waiting for a person asks to go back to the bot."""
+    text = _NEVER_MIND.sub(" ", text)
+    return bool(_BOT.search(text) and _VERB.search(text) and not _REFUSAL.search(text))
+
+
+async def back_to_bot(session: AsyncSession, conversation: Conversation) -> bool:
+    """The customer waiting for a person goes back to the bot (SPEC §5): the chat is the
+    bot's again, the escalation stays queued and is marked, so a claim hands it over again.
+    False when nobody was waiting (a person has the chat already, or no hand-over)."""
+    if conversation.status is not ConversationStatus.waiting_for_agent:
+        return False
+    conversation.status = ConversationStatus.bot
+    escalation = await repositories.open_escalation(session, conversation.id)
+    if escalation is not None:
+        escalation.back_with_bot_at = utcnow()
+    await session.flush()
+    return True
+
+
+async def waiting_note_due(session: AsyncSession, conversation_id: str, note: str) -> bool:
+    """The note that a message waits for a person is said once (issue #17): not again until
+    the bot has spoken since."""
+    last_bot = (
+        select(func.coalesce(func.max(Message.id), 0))
+        .where(Message.conversation_id == conversation_id, Message.sender == MessageSender.bot)
+        .scalar_subquery()
+    )
+    said = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.sender == MessageSender.system,
+            Message.text == note,
+            Message.id > last_bot,
+        )
+        .limit(1)
+    )
+    return said is None

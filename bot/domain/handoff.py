@@ -86,6 +86,10 @@ def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, 
         # Closed-loop follow-ups (feedback from other channels) have no conversation.
         "due_at": _iso(escalation.due_at),
         "summary": escalation.summary if escalation.conversation_id is None else None,
+        # Still queued while the customer talks to the bot again (issue #17): a claim hands
+        # the chat over and tells the customer a person joined.
+        "back_with_bot": escalation.status is EscalationStatus.waiting
+        and escalation.back_with_bot_at is not None,
     }
 
 
@@ -209,6 +213,21 @@ async def _escalation(session: AsyncSession, escalation_id: int) -> Escalation:
     if escalation is None:
         raise NotFound("No such escalation.")
     return escalation
+
+
+def joined_note(staff: StaffUser) -> str:
+    """Told to a customer the bot was helping when an agent takes the chat (SPEC §5)."""
+    return f"{staff.display_name} from our team has joined the chat and will reply here."
+
+
+async def bot_has_chat(session: AsyncSession, escalation_id: int) -> bool:
+    """Whether the customer of this escalation is talking to the bot (back with the bot, or
+    a request queued while the bot helps): a claim must tell them a person joined."""
+    escalation = await session.get(Escalation, escalation_id)
+    if escalation is None or escalation.conversation_id is None:
+        return False
+    conversation = await session.get(Conversation, escalation.conversation_id)
+    return conversation is not None and conversation.status is ConversationStatus.bot
 
 
 async def claim(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Escalation:

@@ -426,6 +426,9 @@ class Escalation(Base):
     resolved_at: Mapped[datetime | None]
     # Follow-up deadline of a detractor (closed loop), e.g. created + 48 h.
     due_at: Mapped[datetime | None]
+    # The customer went back to the bot while waiting (issue #17): still queued; a claim
+    # hands the chat over again. Cleared when they ask for a person again or on a claim.
+    back_with_bot_at: Mapped[datetime | None]
 
 
 class StaffUser(Base):

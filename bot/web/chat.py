@@ -26,7 +26,7 @@ from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
-from bot.storage.models import Conversation, Message, MessageSender
+from bot.storage.models import Conversation, ConversationStatus, Message, MessageSender
 from bot.web import language
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_LATER = "Sorry, I'm having trouble answering right now. Please try again in a moment."
 WAITING_NOTE = "Thanks, I've added that to your request. A person from our team will reply here."
+BACK_TO_BOT_BUTTON = {"title": "Back to the assistant", "payload": escalations.BACK_TO_BOT_PAYLOAD}
+BACK_WITH_BOT = (
+    "Okay, I'm back! Your request stays in our team's queue and a person will join here when "
+    "one is free. What can I help you with meanwhile?"
+)
 RATE_LIMITED = "You're sending messages very quickly. Please wait a few seconds and try again."
 MAX_FRAME_BYTES = 64 * 1024
 MAX_CLIENT_ID_CHARS = 64
@@ -415,8 +420,7 @@ async def _answer(
     if bot_reply is None:  # this tab knew of a hand-over: is it over?
         conversation = stored.conversation
         if conversation is None or not conversations.bot_may_answer(conversation):
-            await _note_for_person(app, conversation_id, text)
-            return False
+            return await _person_has_it(connection, text)
         bot_reply = _ask_bot(connection, text, button_payload)
     replies = await _typing_while(app, conversation_id, bot_reply)
     if replies is None:
@@ -426,6 +430,8 @@ async def _answer(
         # Even after a hand-over this tab had not heard of: the bot's tracker was not
         # paused yet, its actions ran, and what they did is shown rather than hidden.
         await push_replies(app, conversation_id, replies)
+        if "@" in text:  # a request queued while the bot helps: the contact for the team
+            await _note_contact(app, conversation_id, text)
         return True
     # No reply: a paused bot (a person has the chat, this tab had not heard of it), or a
     # turn without words.
@@ -433,17 +439,63 @@ async def _answer(
         conversation = await session.get(Conversation, conversation_id)
     if conversation is not None and not conversations.bot_may_answer(conversation):
         connection.bot_answers = False
-        await _note_for_person(app, conversation_id, text)
-        return False
+        return await _person_has_it(connection, text)
     return True
 
 
+async def _person_has_it(connection: Connection, text: str) -> bool:
+    """A message while a person has (or is about to take) the chat: a customer still
+    waiting may go back to the bot (issue #17); otherwise it waits for the person.
+    Whether the bot answered."""
+    app, conversation_id = connection.request.app, connection.conversation_id
+    assert conversation_id is not None
+    if escalations.wants_the_bot(text):
+        async with app[SESSIONS]() as session, session.begin():
+            conversation = await session.get(Conversation, conversation_id)
+            back = conversation is not None and await escalations.back_to_bot(session, conversation)
+        if back:
+            await _resume_bot(app, conversation_id)
+            connection.bot_answers = True
+            await push(app, conversation_id, MessageSender.bot, BACK_WITH_BOT)
+            await app[STAFF_HUB].queue_changed()  # marked "customer back with the bot"
+            return True
+    await _note_for_person(app, conversation_id, text)
+    return False
+
+
+async def _resume_bot(app: AppState, conversation_id: str) -> None:
+    """The hand-over paused Rasa's tracker; the bot's rules start from listening."""
+    try:
+        await app[RASA].append_events(
+            conversation_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        )
+    except RasaUnavailable as exc:  # the chat is the bot's; its next turn says if Rasa is down
+        logger.warning("could not resume the bot in %s: %s", conversation_id, exc)
+
+
 async def _note_for_person(app: AppState, conversation_id: str, text: str) -> None:
-    """While a person has the chat: tell the customer their message waits for them."""
+    """While a person has the chat: tell the customer, once, that their messages wait for
+    them; while nobody has claimed it yet, offer the way back to the bot."""
     async with app[SESSIONS]() as session, session.begin():
         email = await escalations.remember_contact_email(session, conversation_id, text)
-    note = f"Thanks! Our team will reply to {email}." if email else WAITING_NOTE
-    await push(app, conversation_id, MessageSender.system, note)
+        due = email is None and await escalations.waiting_note_due(
+            session, conversation_id, WAITING_NOTE
+        )
+        conversation = await session.get(Conversation, conversation_id)
+    if email:
+        await push(app, conversation_id, MessageSender.system, f"Thanks! Our team will reply to {email}.")  # fmt: skip
+    elif due:
+        waiting = conversation is not None and conversation.status is ConversationStatus.waiting_for_agent  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, WAITING_NOTE, [BACK_TO_BOT_BUTTON] if waiting else None)  # fmt: skip
+
+
+async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
+    async with app[SESSIONS]() as session, session.begin():
+        email = await escalations.remember_contact_email(
+            session, conversation_id, text, queued_only=True
+        )
+    if email:
+        await push(app, conversation_id, MessageSender.system, f"Thanks! Our team will reply to {email}.")  # fmt: skip
 
 
 async def _after_bot_turn(connection: Connection) -> None:

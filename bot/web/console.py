@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.domain import handoff, safe_json
-from bot.storage.models import Conversation, StaffRole
+from bot.storage.models import Conversation, MessageSender, StaffRole
 from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
-from bot.web.chat import AppState, announce, message_frame, push_replies
+from bot.web.chat import AppState, announce, message_frame, push, push_replies
 from bot.web.errors import read_json_object
 from bot.web.keys import RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
@@ -95,11 +95,20 @@ async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str
 
 @require_roles(*AGENTS)
 async def api_claim(request: web.Request) -> web.Response:
+    staff = current_staff(request)
     async with request.config_dict[SESSIONS]() as session, session.begin():
-        escalation = await handoff.claim(
-            session, _int(request, "escalation_id"), current_staff(request)
-        )
+        escalation_id = _int(request, "escalation_id")
+        with_bot = await handoff.bot_has_chat(session, escalation_id)
+        escalation = await handoff.claim(session, escalation_id, staff)
     await pause_bot(request.config_dict, escalation.conversation_id)
+    if with_bot and escalation.conversation_id:
+        # The customer was talking to the bot (issue #17): a person takes over from here.
+        await push(
+            request.config_dict,
+            escalation.conversation_id,
+            MessageSender.system,
+            handoff.joined_note(staff),
+        )
     return web.json_response(await _escalation_changed(request, escalation))
 
 

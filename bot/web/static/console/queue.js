@@ -63,7 +63,9 @@
     row.setAttribute("data-escalation-id", String(item.escalation_id));
     row.setAttribute("data-conversation-id", String(item.conversation_id));
 
-    cell(row, "cell-reason", C.reasonLabel(item.reason));
+    var reason = cell(row, "cell-reason", C.reasonLabel(item.reason));
+    // Still queued while the customer talks to the bot again (issue #17).
+    if (item.back_with_bot) { reason.appendChild(C.el("span", "cell-note", "customer back with the bot")); }
     cell(row, "cell-priority", item.priority === null || item.priority === undefined ? "—" : item.priority);
 
     var who = cell(row, "cell-customer");

@@ -1,0 +1,108 @@
+"""When the bot is unsure (issue #17, SPEC §5): the likeliest meanings as buttons plus
+"something else"; after that fails again a person is offered, never imposed.
+
+Button payloads are plain phrases that are training examples of their intent
+(tests/test_fallback.py checks it), so a click is understood like typed text; customers'
+`/intent` text is never parsed as an intent. The replies are domain.yml responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+FALLBACK_ACTION = "action_handle_fallback"
+FALLBACK_INTENT = "nlu_fallback"
+
+# Meanings the bot can offer: intent → (button title, payload the NLU reads as that intent).
+CHOICES: dict[str, tuple[str, str]] = {
+    "order_status": ("Where is my order?", "where is my order"),
+    "delivery_problem": ("A delivery problem", "my parcel hasn't arrived"),
+    "damaged_item": ("Something arrived broken", "my item arrived broken"),
+    "return_item": ("Return an item", "i want to return an item"),
+    "refund_status": ("Where is my refund?", "where is my refund"),
+    "cancel_order": ("Cancel an order", "i want to cancel my order"),
+    "change_address": ("Change the delivery address", "change delivery address"),
+    "billing_issue": ("A billing problem", "billing problem"),
+    "cancel_subscription": ("Cancel my subscription", "cancel my subscription"),
+    "pause_subscription": ("Pause my subscription", "pause my subscription"),
+    "product_question": ("A product question", "question about a product"),
+    "give_feedback": ("Leave feedback", "i want to leave feedback"),
+    "request_human": ("Talk to a person", "i want to talk to a human"),
+}
+# Offered when the classifier's ranking names fewer than two meanings the bot can offer.
+DEFAULT_CHOICES = ("order_status", "return_item", "product_question")
+MAX_CHOICES = 3
+# Below this a ranked meaning is noise, not a guess worth a button.
+MIN_CONFIDENCE = 0.05
+
+SOMETHING_ELSE = {"title": "Something else", "payload": "none of these"}
+PERSON = {"title": "Talk to a person", "payload": CHOICES["request_human"][1]}
+
+UTTER_CHOICES = "utter_fallback_choices"
+UTTER_REPHRASE = "utter_fallback_rephrase"
+UTTER_OFFER_PERSON = "utter_fallback_offer_person"
+UTTER_SYMBOLS = "utter_fallback_symbols"
+
+
+@dataclass(frozen=True)
+class FallbackReply:
+    response: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+def has_words(text: str) -> bool:
+    """Whether the text holds a letter or a digit (in any script): "?" and "👍" do not."""
+    return any(ch.isalnum() for ch in text)
+
+
+def likeliest(ranking: Iterable[dict[str, Any]], limit: int = MAX_CHOICES) -> list[str]:
+    """The offerable intents of NLU's ranking, most likely first."""
+    chosen: list[str] = []
+    for item in ranking:
+        name = item.get("name")
+        confidence = float(item.get("confidence") or 0.0)
+        if name in CHOICES and name not in chosen and confidence >= MIN_CONFIDENCE:
+            chosen.append(str(name))
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def _buttons(intents: Sequence[str]) -> list[dict[str, str]]:
+    return [{"title": CHOICES[i][0], "payload": CHOICES[i][1]} for i in intents]
+
+
+def streak(events: Sequence[dict[str, Any]]) -> int:
+    """How many customer messages in a row, before the latest one, the fallback answered."""
+    turns: list[set[str]] = []
+    for event in events:
+        if event.get("event") == "user":
+            turns.append(set())
+        elif event.get("event") == "action" and turns:
+            turns[-1].add(str(event.get("name")))
+    count = 0
+    for actions in reversed(turns[:-1]):
+        if FALLBACK_ACTION not in actions:
+            break
+        count += 1
+    return count
+
+
+def reply(
+    text: str, intent: str | None, ranking: Sequence[dict[str, Any]], failed_before: int
+) -> FallbackReply:
+    """The bot's answer to a message it did not understand (or to "none of these")."""
+    if not has_words(text):
+        return FallbackReply(UTTER_SYMBOLS, _buttons(DEFAULT_CHOICES))
+    if intent != FALLBACK_INTENT:
+        # "Something else" after the choices: ask for their own words, a person on offer.
+        return FallbackReply(UTTER_REPHRASE, [PERSON])
+    guesses = [i for i in likeliest(ranking) if i != "request_human"]
+    if failed_before >= 1:
+        # Not understood again: a person is offered (a button), the chat goes on either way.
+        return FallbackReply(UTTER_OFFER_PERSON, [*_buttons(guesses[:2]), PERSON])
+    if len(guesses) < 2:
+        guesses += [i for i in DEFAULT_CHOICES if i not in guesses]
+    return FallbackReply(UTTER_CHOICES, [*_buttons(guesses[:MAX_CHOICES]), SOMETHING_ELSE])
