@@ -5,12 +5,44 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_intent, latest_text
-from bot.domain import chat
+from actions.services import DomainAction, emit, get_services, latest_text
+from bot.domain import chat, understanding
+
+
+def intent_ranking(parse_data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The message's intent ranking (just its intent when NLU gave no ranking)."""
+    ranking = parse_data.get("intent_ranking")
+    if ranking:
+        return list(ranking)
+    intent = parse_data.get("intent") or {}
+    return [intent] if intent.get("name") else []
+
+
+def request_message(tracker: Tracker, flow: str | None) -> dict[str, Any]:
+    """The parse data of the message that asked for `flow`: the latest one, or (after the
+    identity check) the last earlier message read as that request."""
+    latest: dict[str, Any] = tracker.latest_message or {}
+    if (latest.get("intent") or {}).get("name") == flow:
+        return latest
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            parse_data = event.get("parse_data") or {}
+            if (parse_data.get("intent") or {}).get("name") == flow:
+                return dict(parse_data, text=event.get("text") or "")
+    return latest
+
+
+def pending_change(tracker: Tracker) -> str | None:
+    """The change awaiting a "yes" (None when the bot is not waiting for one)."""
+    if tracker.get_slot("awaiting") != "confirmation":
+        return None
+    pending = tracker.get_slot("pending_action")
+    return str(pending) if pending else None
 
 
 class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
@@ -20,13 +52,18 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
         return "action_support_request"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        flow = tracker.get_slot("support_request")
+        request = request_message(tracker, flow)
         return await chat.support_request(
             session,
             get_services().settings,
             tracker.sender_id,
-            tracker.get_slot("support_request"),
+            flow,
             verified=tracker.get_slot("identity") == "verified",
             order_number=tracker.get_slot("order_number"),
+            text=str(request.get("text") or ""),
+            intent_ranking=intent_ranking(request),
+            dropped=pending_change(tracker),
         )
 
 
@@ -37,14 +74,62 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
         return "action_resolve_pending"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        settings = get_services().settings
+        confirmed = understanding.is_clear_yes(
+            latest_text(tracker),
+            intent_ranking(tracker.latest_message or {}),
+            settings.intent_confidence_threshold,
+            settings.intent_margin,
+        )
         return await chat.resolve_pending(
             session,
-            get_services().settings,
+            settings,
             tracker.sender_id,
             tracker.get_slot("pending_action"),
-            confirmed=latest_intent(tracker) == "affirm",
+            confirmed=confirmed,
             new_address=tracker.get_slot("new_address"),
+            pause_until=tracker.get_slot("pause_until"),
         )
+
+
+class ActionDropPending(Action):  # type: ignore[misc]
+    """Another message while a change awaits a "yes" (after `utter_nothing_changed` told the
+    customer): the change is dropped, then the message is served as if nothing had been
+    pending (it is put back after a listen, as Rasa's two-stage fallback does:
+    data/rules/support.yml)."""
+
+    def name(self) -> str:
+        return "action_drop_pending"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        latest: dict[str, Any] = tracker.latest_message or {}
+        return [
+            SlotSet("awaiting", "nothing"),
+            SlotSet("pending_action", None),
+            SlotSet("pause_until", None),
+            SlotSet("next_step", "done"),
+            ActionExecuted("action_listen"),
+            UserUttered(
+                latest_text(tracker),
+                parse_data=latest,
+                input_channel=tracker.get_latest_input_channel(),
+            ),
+        ]
+
+
+class ActionAnswerPolicyQuestion(Action):  # type: ignore[misc]
+    """A shop policy (shipping, payment, gift wrap, price match, returns) without an order."""
+
+    def name(self) -> str:
+        return "action_answer_policy_question"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        turn = chat.policy_question(get_services().settings, latest_text(tracker))
+        return emit(dispatcher, turn)
 
 
 class ActionConfirmAddress(DomainAction, Action):  # type: ignore[misc]

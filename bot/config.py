@@ -37,6 +37,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _env_languages(name: str) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None:
@@ -114,6 +124,11 @@ class Settings:
     outgoing_webhook_url: str | None = None
     outgoing_webhook_secret: str | None = None
     outgoing_webhook_poll_seconds: float = 2.0
+    # A state change (cancel, address, return, pause/resume/cancel subscription, refund) is
+    # only offered for confirmation when the intent is this sure and this far ahead of the
+    # runner-up; otherwise the bot asks what was meant (issue #17, bot/domain/understanding.py).
+    intent_confidence_threshold: float = 0.80
+    intent_margin: float = 0.15
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -194,4 +209,6 @@ class Settings:
             outgoing_webhook_url=os.environ.get("OUTGOING_WEBHOOK_URL") or None,
             outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,
             outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
+            intent_confidence_threshold=_env_float("INTENT_CONFIDENCE_THRESHOLD", 0.80),
+            intent_margin=_env_float("INTENT_MARGIN", 0.15),
         )

@@ -125,6 +125,7 @@ async def test_declined_change_leaves_order_untouched(session, action_services):
         "awaiting": "nothing",
         "pending_action": None,
         "next_step": "done",
+        "pause_until": None,
     }
     assert messages[0]["text"].startswith("Okay, I haven't changed anything")
     order_id = order.id

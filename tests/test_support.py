@@ -96,16 +96,19 @@ def _phrases(order: Order, key: str) -> list[str]:
         "delivery_delivered": [f"shows as delivered on {_d(order.delivered_at)}", "opened a trace with DHL"],
         "delivery_none": [f"is {order.status.value}, so there's no delivery in progress"],
         "damaged_not_delivered": [f"is {order.status.value}; I can only arrange a return for delivered orders"],
-        "damaged_confirm": ["arrived like that", "free return for 2× Stoneware Mug", "Shall I start it?"],
+        "damaged_confirm": ["arrived like that", "Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
         "return_not_delivered": ["hasn't been delivered yet", f"within {WINDOW} days of delivery"],
-        "return_confirm": ["(2× Stoneware Mug) can be returned free of charge", "Shall I start the return?"],
+        "return_confirm": ["Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
         "return_done": ["has already been returned"],
         "return_cancelled": ["cancelled before it shipped", "nothing to return", "you were not charged"],
         "refund_none": [f"There's no refund on order A10001: it is {order.status.value} and no return has been started."],
         "refund_returned": ["We received your return of order A10001", "refund of 59.90 EUR will be issued within 5 working days"],
         "refund_refunded": [f"Your refund of 59.90 EUR for order A10001 was issued on {_d(order.refunded_at)}"],
         "refund_cancelled": ["cancelled before payment was taken, so there is nothing to refund"],
-        "cancel_confirm": ["(2× Stoneware Mug, 59.90 EUR) hasn't shipped yet. Shall I cancel it?"],
+        "cancel_confirm": ["Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)? It hasn't shipped yet, so you won't be charged."],
+        "refund_cancel_confirm": ["quickest way to your money is to cancel it", "Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
+        "refund_return_confirm": ["Return order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?", "prepaid label"],
+        "refund_shipped": ["is on its way", f"return it within {WINDOW} days for a full refund of 59.90 EUR"],
         "cancel_already": ["Order A10001 is already cancelled."],
         "cancel_too_late": [f"is already {order.status.value}, so it can't be cancelled any more"],
         "address_ask": [f"is going to: {ADDRESS}. What's the new delivery address?"],
@@ -160,6 +163,11 @@ FLOW_TABLE: dict[str, dict[OrderStatus, tuple[NextStep, str | None, str]]] = {
         P: (A, None, "address_ask"), SH: (S, None, "address_too_late"),
         DE: (S, None, "address_too_late"), RE: (S, None, "address_too_late"),
         RF: (S, None, "address_too_late"), CA: (S, None, "address_too_late"),
+    },
+    "request_refund": {
+        P: (C, "cancel_order", "refund_cancel_confirm"), SH: (S, None, "refund_shipped"),
+        DE: (C, "return_item", "refund_return_confirm"), RE: (S, None, "refund_returned"),
+        RF: (S, None, "refund_refunded"), CA: (S, None, "refund_cancelled"),
     },
     "billing_issue": {
         status: (S, None, "billing_cancelled" if status is OrderStatus.cancelled else "billing")
@@ -345,7 +353,7 @@ def test_subscription_flows() -> None:
     active = _subscription(SubscriptionStatus.active)
     pause = support.subscription_flow("pause_subscription", active)
     assert (pause.next_step, pause.pending_action) == (NextStep.confirm, "pause_subscription")
-    assert "pause your Coffee Explorer Box subscription" in pause.reply
+    assert pause.reply.startswith("Pause your Coffee Explorer Box subscription?")
     assert _d(active.current_period_end) in pause.reply
 
     already = support.subscription_flow(

@@ -6,13 +6,25 @@ Actions in `actions/` translate tracker state into calls here and the returned
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import analysis, catalogue, escalations, feedback, staff, support, surveys
+from bot.domain import (
+    analysis,
+    catalogue,
+    escalations,
+    feedback,
+    policies,
+    staff,
+    support,
+    surveys,
+    understanding,
+)
 from bot.domain import lifecycle as lifecycles
 from bot.domain.scores import ScoreStatus, correction, is_comment, is_decline, parse_score
 from bot.domain.support import (
@@ -36,6 +48,7 @@ from bot.storage.models import (
     utcnow,
 )
 
+NOTHING_CHANGED = "Okay, I haven't changed anything."
 MAX_IDENTITY_ATTEMPTS = 3
 HANDOFF_REPLY = (
     "I've passed this to our support team; a person will reply right here in this chat "
@@ -177,8 +190,20 @@ async def support_request(
     flow: str | None,
     verified: bool,
     order_number: str | None = None,
+    text: str = "",
+    intent_ranking: Sequence[Mapping[str, Any]] | None = None,
+    dropped: str | None = None,
 ) -> Turn:
+    """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
+
+    A state change is only offered when the request was clearly understood (otherwise the
+    likeliest meanings are offered as buttons); `dropped` is the change that was awaiting a
+    "yes" when this request came instead, which is left undone and said so (issue #17).
+    """
     turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
+    if dropped:
+        turn.slots["pending_action"] = None
+        turn.say(NOTHING_CHANGED)
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         return turn.say(
             "What can I help you with? I can track orders, sort out deliveries, returns, refunds, billing and subscriptions."
@@ -192,12 +217,30 @@ async def support_request(
             f"our team, or email us at {settings.support_email}.",
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
+    if (
+        flow in understanding.STATE_CHANGE_FLOWS
+        and intent_ranking is not None
+        and not understanding.is_clear(
+            intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
+        )
+    ):
+        return turn.say(
+            "I want to be sure I do the right thing. What did you mean?",
+            understanding.clarification_buttons(intent_ranking),
+        )
     if flow in SUBSCRIPTION_FLOWS:
         subscription = await repositories.customer_subscription(session, context.customer.id)
-        result = support.subscription_flow(flow, subscription)
-        return await _apply_flow_result(
+        pause_until = (
+            support.parse_pause_until(text, utcnow()) if flow == "pause_subscription" else None
+        )
+        result = support.subscription_flow(flow, subscription, pause_until)
+        flow_turn = await _apply_flow_result(
             session, settings, context, result, trigger=f"in_chat:{flow}"
         )
+        if result.next_step is NextStep.confirm:
+            flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
+        flow_turn.messages[:0] = turn.messages
+        return flow_turn
     order = await _order_in_question(session, context, order_number)
     if order is None:
         return turn.say(
@@ -205,7 +248,11 @@ async def support_request(
         )
     context = ChatContext(context.conversation, context.customer, order)
     result = await support.run_order_flow(session, flow, order, settings.return_window_days)
-    return await _apply_flow_result(session, settings, context, result, trigger=f"in_chat:{flow}")
+    order_turn = await _apply_flow_result(
+        session, settings, context, result, trigger=f"in_chat:{flow}"
+    )
+    order_turn.messages[:0] = turn.messages
+    return order_turn
 
 
 async def _order_in_question(
@@ -297,6 +344,7 @@ async def resolve_pending(
     pending_action: str | None,
     confirmed: bool,
     new_address: str | None,
+    pause_until: str | None = None,
 ) -> Turn:
     base = {"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
     context = await load_context(session, conversation_id)
@@ -309,7 +357,7 @@ async def resolve_pending(
             session, conversation_id, EscalationReason.customer_request, settings.support_hours
         )
     if not confirmed or pending_action is None:
-        return Turn(slots=base).say(
+        return Turn(slots={**base, "pause_until": None}).say(
             "Okay, I haven't changed anything. Anything else I can help with?"
         )
     if context.customer is None:
@@ -323,12 +371,20 @@ async def resolve_pending(
         subscription,
         new_address,
         return_window_days=settings.return_window_days,
+        pause_until=datetime.fromisoformat(pause_until) if pause_until else None,
     )
     turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{pending_action}"
     )
     turn.slots.setdefault("new_address", None)
+    turn.slots["pause_until"] = None
     return turn
+
+
+def policy_question(settings: Settings, question: str) -> Turn:
+    """A shop policy asked about without an order: the documented answer, policy named."""
+    answer, _topic = policies.answer(question, settings.return_window_days)
+    return Turn().say(answer)
 
 
 async def product_question(session: AsyncSession, conversation_id: str, question: str) -> Turn:

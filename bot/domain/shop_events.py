@@ -1103,6 +1103,7 @@ def _set_status(
             f"subscription {sub.external_id}: {sub.status.value} → {status.value}"
         )
         sub.status = status
+        sub.resume_on = None  # a date the customer gave in chat ended with that pause
     sub.status_changed_at = at
 
 

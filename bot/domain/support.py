@@ -35,9 +35,9 @@ MAX_ADDRESS_CHARS = 300
 
 ORDER_FLOWS = frozenset(
     {"order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
-     "cancel_order", "change_address", "billing_issue"}
+     "cancel_order", "change_address", "billing_issue", "request_refund"}
 )  # fmt: skip
-SUBSCRIPTION_FLOWS = frozenset({"pause_subscription", "cancel_subscription"})
+SUBSCRIPTION_FLOWS = frozenset({"pause_subscription", "resume_subscription", "cancel_subscription"})
 SUPPORT_FLOWS = ORDER_FLOWS | SUBSCRIPTION_FLOWS
 
 
@@ -145,6 +145,7 @@ async def run_order_flow(
         "return_item",
         "refund_status",
         "billing_issue",
+        "request_refund",
     }:
         lifecycles.advance(lifecycle, Stage.support)
     handler = _ORDER_HANDLERS[flow]
@@ -195,7 +196,7 @@ def damaged_item(order: Order, window: int) -> FlowResult:
     if eligible:
         return FlowResult(eligible, NextStep.survey)
     return _confirm(
-        f"I'm sorry your order {order.number} arrived like that. I can start a free return for {_items(order)} and you'll get a full refund or replacement. Shall I start it?",
+        f"I'm sorry your order {order.number} arrived like that. Start a free return of order {order.number} ({_items(order)}, {_money(order)})? You'll get a full refund or a replacement.",
         "return_item",
     )
 
@@ -220,7 +221,7 @@ def return_item(order: Order, window: int) -> FlowResult:
     if refusal:
         return FlowResult(refusal, NextStep.survey)
     return _confirm(
-        f"Order {order.number} ({_items(order)}) can be returned free of charge. Shall I start the return?",
+        f"Start a free return of order {order.number} ({_items(order)}, {_money(order)})?",
         "return_item",
     )
 
@@ -239,10 +240,37 @@ def refund_status(order: Order, _window: int) -> FlowResult:
     return FlowResult(text, NextStep.survey)
 
 
+def request_refund(order: Order, window: int) -> FlowResult:
+    """Money back now: a refund already under way is reported; otherwise the way to one
+    (cancel an unshipped order, return a delivered one), confirmed first."""
+    if (
+        order.status in (OrderStatus.refunded, OrderStatus.returned, OrderStatus.cancelled)
+        or order.return_requested_at is not None
+    ):
+        return refund_status(order, window)
+    if order.status is OrderStatus.placed:
+        return _confirm(
+            f"Order {order.number} hasn't shipped yet, so the quickest way to your money is to cancel it. Cancel order {order.number} ({_items(order)}, {_money(order)})? You won't be charged.",
+            "cancel_order",
+        )
+    if order.status is OrderStatus.shipped:
+        return FlowResult(
+            f"Order {order.number} is on its way. Once it's delivered you can return it within {window} days for a full refund of {_money(order)}.",
+            NextStep.survey,
+        )
+    refusal = return_eligibility(order, window)
+    if refusal:
+        return FlowResult(refusal, NextStep.survey)
+    return _confirm(
+        f"Return order {order.number} ({_items(order)}) for a refund of {_money(order)}? We'll email you a prepaid label and refund your original payment method within 5 working days of the parcel reaching us.",
+        "return_item",
+    )
+
+
 def cancel_order(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.placed:
         return _confirm(
-            f"Order {order.number} ({_items(order)}, {_money(order)}) hasn't shipped yet. Shall I cancel it?",
+            f"Cancel order {order.number} ({_items(order)}, {_money(order)})? It hasn't shipped yet, so you won't be charged.",
             "cancel_order",
         )
     if order.status is OrderStatus.cancelled:
@@ -290,6 +318,7 @@ _ORDER_HANDLERS = {
     "cancel_order": cancel_order,
     "change_address": change_address,
     "billing_issue": billing_issue,
+    "request_refund": request_refund,
 }
 
 
@@ -312,22 +341,81 @@ def confirm_address(order: Order, address: str) -> FlowResult:
 # --- subscription flows ----------------------------------------------------------------
 
 
-def subscription_flow(flow: str, subscription: Subscription | None) -> FlowResult:
+def subscription_flow(
+    flow: str, subscription: Subscription | None, pause_until: datetime | None = None
+) -> FlowResult:
+    """Pause (until a date, or until resumed), resume or cancel, each confirmed first."""
     if subscription is None:
         return FlowResult("I can't find an active subscription on your account.")
+    plan = subscription.plan
     if flow == "pause_subscription":
         if subscription.status is SubscriptionStatus.paused:
+            until = f" until {_date(subscription.resume_on)}" if subscription.resume_on else ""
             return FlowResult(
-                f"Your {subscription.plan} subscription is already paused.", NextStep.survey
+                f"Your {plan} subscription is already paused{until}.", NextStep.survey
+            )
+        if pause_until is not None:
+            return _confirm(
+                f"Pause your {plan} subscription until {_date(pause_until)}? Nothing will be charged or shipped until then; deliveries restart on {_date(pause_until)}.",
+                "pause_subscription",
             )
         return _confirm(
-            f"Shall I pause your {subscription.plan} subscription? Nothing will be charged or shipped after {_date(subscription.current_period_end)} until you resume it.",
+            f"Pause your {plan} subscription? Nothing will be charged or shipped after {_date(subscription.current_period_end)} until you resume it.",
             "pause_subscription",
         )
+    if flow == "resume_subscription":
+        if subscription.status is SubscriptionStatus.active:
+            return FlowResult(
+                f"Your {plan} subscription is active, nothing to resume; your next box comes after {_date(subscription.current_period_end)}.",
+                NextStep.survey,
+            )
+        return _confirm(
+            f"Resume your {plan} subscription now? Deliveries restart with the next box and the {subscription.price:.2f} {subscription.currency} monthly charge starts again.",
+            "resume_subscription",
+        )
     return _confirm(
-        f"Shall I cancel your {subscription.plan} subscription ({subscription.price:.2f} {subscription.currency} a month)? You'll keep the current box; no further charges.",
+        f"Cancel your {plan} subscription ({subscription.price:.2f} {subscription.currency} a month)? You'll keep the current box; no further charges.",
         "cancel_subscription",
     )
+
+
+MAX_PAUSE_DAYS = 366
+_SKIP = re.compile(r"\bskip(ping)?\b")
+
+
+def parse_pause_until(text: str, now: datetime) -> datetime | None:
+    """The day deliveries restart after a pause the customer dated, or None.
+
+    "pause until March" → 1 March; "skip January" → 1 February (the month after the one
+    skipped); "pause till the 15th of January" → 15 January. Dates are read with
+    dateparser (future dates preferred, the first of a month when only a month is named);
+    past dates and dates more than a year ahead are ignored.
+    """
+    from dateparser.search import search_dates  # slow to import; only pauses need it
+
+    found = search_dates(
+        text or "",
+        languages=["en"],
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "PREFER_DAY_OF_MONTH": "first",
+            "RELATIVE_BASE": now.replace(tzinfo=None),
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
+    )
+    if not found:
+        return None
+    phrase, value = found[-1]
+    day = datetime(value.year, value.month, value.day, tzinfo=now.tzinfo)
+    if _SKIP.search(text.lower()) and not re.search(r"\d", phrase):
+        # A month skipped: deliveries restart on the first of the next month ("skip
+        # December" said in December is this December, not next year's).
+        if (day.year, day.month) == (now.year + 1, now.month):
+            day = day.replace(year=now.year)
+        day = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=now.tzinfo)
+    if day.date() <= now.date() or day > now + timedelta(days=MAX_PAUSE_DAYS):
+        return None
+    return day
 
 
 # --- confirmed changes --------------------------------------------------------------------
@@ -341,6 +429,7 @@ async def apply_confirmed(
     subscription: Subscription | None,
     new_address: str | None = None,
     return_window_days: int = 30,
+    pause_until: datetime | None = None,
 ) -> FlowResult:
     """Carry out a change the customer confirmed, and audit it.
 
@@ -381,13 +470,26 @@ async def apply_confirmed(
             details = {"from": order.shipping_address, "to": new_address}
             order.shipping_address = new_address
             reply = f"Done: order {order.number} will be delivered to {new_address}."
-    elif action in {"pause_subscription", "cancel_subscription"}:
+    elif action in {"pause_subscription", "resume_subscription", "cancel_subscription"}:
         if subscription is None:
             return FlowResult("I can't find an active subscription on your account.")
         target_type, target_id = "subscription", str(subscription.id)
         if action == "pause_subscription":
             subscription.status, subscription.paused_at = SubscriptionStatus.paused, now
-            reply = f"Done: your {subscription.plan} subscription is paused. Tell me any time to resume it."
+            subscription.resume_on = pause_until
+            if pause_until is not None:
+                details = {"resume_on": pause_until.date().isoformat()}
+                reply = f"Done: your {subscription.plan} subscription is paused until {_date(pause_until)}. Deliveries restart on {_date(pause_until)}; tell me any time if you want them back sooner."
+            else:
+                reply = f"Done: your {subscription.plan} subscription is paused. Tell me any time to resume it."
+        elif action == "resume_subscription":
+            if subscription.status is not SubscriptionStatus.paused:
+                return FlowResult(
+                    f"Your {subscription.plan} subscription is already active.", NextStep.survey
+                )
+            subscription.status, subscription.paused_at = SubscriptionStatus.active, None
+            subscription.resume_on = None
+            reply = f"Done: your {subscription.plan} subscription is active again. Deliveries restart with the next box, and you'll be charged {subscription.price:.2f} {subscription.currency} a month again."
         else:
             subscription.status, subscription.cancelled_at = SubscriptionStatus.cancelled, now
             reply = f"Done: your {subscription.plan} subscription is cancelled; there will be no further charges."

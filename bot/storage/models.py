@@ -212,6 +212,9 @@ class Subscription(Base):
     # that set `status`, so an older pause/resume arriving late never overrides a newer one.
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     status_changed_at: Mapped[datetime | None]
+    # A pause the customer asked to end on a date ("pause until March", issue #17): the
+    # day deliveries restart. None: paused until they resume it (or not paused).
+    resume_on: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship()
 

@@ -1,0 +1,90 @@
+"""How sure the bot must be before it offers an account change (issue #17, SPEC §5).
+
+A state change (cancel an order, change its address, start a return, pause, resume or
+cancel a subscription, a refund) is only put to the customer for confirmation when the
+NLU is clear about the request: the top intent's confidence is at least the threshold
+(`INTENT_CONFIDENCE_THRESHOLD`, default 0.80) and at least the margin (`INTENT_MARGIN`,
+default 0.15) ahead of the runner-up. Otherwise the bot asks what was meant, offering the
+likeliest meanings as buttons whose payloads are plain phrases the NLU reads reliably.
+A "yes" only confirms when it is itself clear and carries no "no", "keep", "wait"...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Flows whose request can end in a confirmation that changes something.
+STATE_CHANGE_FLOWS = frozenset(
+    {"cancel_order", "change_address", "return_item", "damaged_item", "pause_subscription",
+     "resume_subscription", "cancel_subscription", "request_refund"}
+)  # fmt: skip
+
+# What each meaning is called on a button, and the phrase the button sends.
+MEANINGS: dict[str, tuple[str, str]] = {
+    "order_status": ("Where is my order?", "where is my order"),
+    "delivery_problem": ("A delivery problem", "my parcel hasn't arrived"),
+    "damaged_item": ("Something arrived damaged", "my item arrived damaged"),
+    "return_item": ("Return an item", "I want to return something"),
+    "refund_status": ("Where is my refund?", "where is my refund"),
+    "request_refund": ("Get my money back", "I want a refund"),
+    "cancel_order": ("Cancel an order", "cancel my order"),
+    "change_address": ("Change the address", "change my delivery address"),
+    "billing_issue": ("A billing question", "I have a billing problem"),
+    "pause_subscription": ("Pause my subscription", "pause my subscription"),
+    "resume_subscription": ("Resume my subscription", "resume my subscription"),
+    "cancel_subscription": ("Cancel my subscription", "cancel my subscription"),
+    "product_question": ("A product question", "I have a question about a product"),
+    "policy_question": ("Shipping and shop policies", "what are your shipping costs"),
+    "request_human": ("Talk to a person", "I want to talk to a person"),
+}
+SOMETHING_ELSE = {"title": "Something else", "payload": "something else"}
+MAX_MEANINGS = 3
+
+_NEGATION = re.compile(
+    r"\b(no|nope|nah|not|dont|don't|do not|never|never ?mind|keep|wait|hold on|hang on|"
+    r"changed my mind|didn't|didnt)\b"
+)
+
+
+def ranked(intent_ranking: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
+    """(intent, confidence) pairs, most confident first; entries without a name dropped."""
+    pairs = [
+        (str(entry["name"]), float(entry.get("confidence") or 0.0))
+        for entry in intent_ranking
+        if entry.get("name")
+    ]
+    return sorted(pairs, key=lambda pair: pair[1], reverse=True)
+
+
+def is_clear(intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float) -> bool:
+    """The top intent is sure enough and far enough ahead of the runner-up."""
+    pairs = ranked(intent_ranking)
+    if not pairs:
+        return False
+    top = pairs[0][1]
+    second = pairs[1][1] if len(pairs) > 1 else 0.0
+    return top >= threshold and top - second >= margin
+
+
+def is_clear_yes(
+    text: str, intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
+) -> bool:
+    """A "yes" that confirms a change: read as affirm, clearly, with no negation in it."""
+    pairs = ranked(intent_ranking)
+    if not pairs or pairs[0][0] != "affirm":
+        return False
+    if _NEGATION.search((text or "").lower()):
+        return False
+    return is_clear(intent_ranking, threshold, margin)
+
+
+def clarification_buttons(intent_ranking: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The likeliest two or three meanings the bot can act on, then "Something else"."""
+    buttons: list[dict[str, str]] = []
+    for name, _confidence in ranked(intent_ranking):
+        if name in MEANINGS and len(buttons) < MAX_MEANINGS:
+            title, payload = MEANINGS[name]
+            buttons.append({"title": title, "payload": payload})
+    return [*buttons, SOMETHING_ELSE]

@@ -1,0 +1,470 @@
+"""Safe account changes (issue #17 item 1): the confidence gate, confirmations that name
+the change, anything but a clear yes changes nothing, resume, refunds, pause-until and
+policy answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.support import (
+    ActionAnswerPolicyQuestion,
+    ActionDropPending,
+    ActionResolvePending,
+    ActionSupportRequest,
+)
+from bot.config import Settings
+from bot.domain import policies, support, understanding
+from bot.storage.models import (
+    AuditLog,
+    Conversation,
+    Order,
+    OrderStatus,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+T, M = Settings().intent_confidence_threshold, Settings().intent_margin
+UTC = timezone.utc
+NOW = datetime(2026, 12, 6, 19, 0, tzinfo=UTC)
+
+
+def _rank(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
+    return [{"name": name, "confidence": confidence} for name, confidence in pairs]
+
+
+def _with_ranking(state: Any, ranking: list[dict[str, Any]]) -> Any:
+    state.latest_message["intent"] = dict(ranking[0])
+    state.latest_message["intent_ranking"] = ranking
+    state.events[0]["parse_data"] = state.latest_message
+    return state
+
+
+# --- the confidence rule (pure) -------------------------------------------------------------
+
+
+def test_settings_defaults() -> None:
+    assert (T, M) == (0.80, 0.15)
+
+
+@pytest.mark.parametrize(
+    ("ranking", "clear"),
+    [
+        (_rank(("cancel_order", 0.95), ("order_status", 0.03)), True),
+        (_rank(("cancel_order", 0.80), ("order_status", 0.65)), True),
+        (_rank(("cancel_order", 0.79), ("order_status", 0.10)), False),  # below the threshold
+        (_rank(("cancel_order", 0.86), ("resume_subscription", 0.72)), False),  # margin 0.14
+        (_rank(("order_status", 0.03), ("cancel_order", 0.95)), True),  # order does not matter
+        (_rank(("cancel_order", 0.99)), True),
+        ([], False),
+    ],
+)
+def test_is_clear(ranking: list[dict[str, Any]], clear: bool) -> None:
+    assert understanding.is_clear(ranking, T, M) is clear
+
+
+@pytest.mark.parametrize(
+    ("text", "ranking", "yes"),
+    [
+        ("yes", _rank(("affirm", 0.99), ("deny", 0.005)), True),
+        ("yes please go ahead", _rank(("affirm", 0.97)), True),
+        ("yes", _rank(("affirm", 0.62), ("deny", 0.30)), False),
+        ("ok nevermind, keep the order, dont cancel", _rank(("affirm", 0.95)), False),
+        ("yes but don't cancel the mug", _rank(("affirm", 0.95)), False),
+        ("yeah no", _rank(("affirm", 0.95)), False),
+        ("wait", _rank(("affirm", 0.95)), False),
+        ("no", _rank(("deny", 0.99)), False),
+        ("cancel my order", _rank(("cancel_order", 0.99)), False),
+    ],
+)
+def test_is_clear_yes(text: str, ranking: list[dict[str, Any]], yes: bool) -> None:
+    assert understanding.is_clear_yes(text, ranking, T, M) is yes
+
+
+def test_clarification_offers_the_likeliest_meanings_and_something_else() -> None:
+    ranking = _rank(
+        ("cancel_subscription", 0.48), ("nlu_fallback", 0.45), ("resume_subscription", 0.40),
+        ("pause_subscription", 0.07), ("order_status", 0.03),
+    )  # fmt: skip
+    assert understanding.clarification_buttons(ranking) == [
+        {"title": "Cancel my subscription", "payload": "cancel my subscription"},
+        {"title": "Resume my subscription", "payload": "resume my subscription"},
+        {"title": "Pause my subscription", "payload": "pause my subscription"},
+        {"title": "Something else", "payload": "something else"},
+    ]
+
+
+# --- pause until a date (pure) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "restart"),
+    [
+        ("pause until march", datetime(2027, 3, 1, tzinfo=UTC)),
+        ("can i pause my coffee box till feb", datetime(2027, 2, 1, tzinfo=UTC)),
+        ("skip january", datetime(2027, 2, 1, tzinfo=UTC)),
+        ("skip december", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("pause it till the 15th of january", datetime(2027, 1, 15, tzinfo=UTC)),
+        ("pause my sub", None),
+        ("hey can i put my coffee box on hold", None),
+        ("pause until 2029-01-01", None),  # more than a year ahead
+    ],
+)
+def test_parse_pause_until(text: str, restart: datetime | None) -> None:
+    assert support.parse_pause_until(text, NOW) == restart
+
+
+def _subscription(status: SubscriptionStatus, resume_on: datetime | None = None) -> Subscription:
+    return Subscription(
+        customer_id=1, plan="Coffee Explorer Box", price=24, currency="EUR", status=status,
+        started_at=NOW - timedelta(days=95), current_period_start=NOW - timedelta(days=5),
+        current_period_end=NOW + timedelta(days=25), resume_on=resume_on,
+    )  # fmt: skip
+
+
+def test_subscription_confirmations_name_the_change() -> None:
+    active = _subscription(SubscriptionStatus.active)
+    paused = _subscription(SubscriptionStatus.paused, datetime(2027, 3, 1, tzinfo=UTC))
+    pause = support.subscription_flow(
+        "pause_subscription", active, datetime(2027, 3, 1, tzinfo=UTC)
+    )
+    assert (pause.reply, pause.pending_action) == (
+        "Pause your Coffee Explorer Box subscription until 1 March 2027? Nothing will be "
+        "charged or shipped until then; deliveries restart on 1 March 2027.",
+        "pause_subscription",
+    )
+    resume = support.subscription_flow("resume_subscription", paused)
+    assert (resume.reply, resume.pending_action) == (
+        "Resume your Coffee Explorer Box subscription now? Deliveries restart with the next "
+        "box and the 24.00 EUR monthly charge starts again.",
+        "resume_subscription",
+    )
+    not_paused = support.subscription_flow("resume_subscription", active)
+    assert (not_paused.next_step, not_paused.pending_action) == (support.NextStep.survey, None)
+    assert not_paused.reply.startswith("Your Coffee Explorer Box subscription is active")
+    again = support.subscription_flow("pause_subscription", paused)
+    assert (
+        again.reply == "Your Coffee Explorer Box subscription is already paused until 1 March 2027."
+    )
+
+
+# --- policies (pure) ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("do you ship to the uk", "Shipping destinations"),
+        ("how long does delivery usually take", "Delivery times"),
+        ("is shipping free", "Shipping costs"),
+        ("do you take paypal", "Payment methods"),
+        ("ok thx. and do u do gift wrapping", "Gift wrapping"),
+        ("do you price match", "Price match"),
+        ("how long do i have to return something", "Returns policy"),
+    ],
+)
+def test_policy_answers_name_the_policy(question: str, name: str) -> None:
+    reply, _topic = policies.answer(question, 30)
+    assert reply.startswith(f"{name}: ")
+
+
+def test_returns_policy_uses_the_return_window_and_unknown_questions_get_the_overview() -> None:
+    reply, topic = policies.answer("whats ur returns policy", 45)
+    assert topic == "returns"
+    assert "within 45 days of delivery" in reply
+    assert policies.answer("hello", 30) == (
+        "I can tell you about our returns policy, shipping destinations, delivery times, "
+        "shipping costs, payment methods, gift wrapping and price match. Which would you "
+        "like to know about?",
+        None,
+    )
+
+
+# --- actions, with the database -----------------------------------------------------------------
+
+VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
+
+
+async def _customer(
+    session: AsyncSession, status: OrderStatus | None = OrderStatus.placed
+) -> Order | None:
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10001", status) if status else None
+    session.add(
+        Conversation(id="conv-1", customer_id=owner.id, order_id=order.id if order else None)
+    )
+    await session.commit()
+    return order
+
+
+async def _subscriber(session: AsyncSession, status: SubscriptionStatus) -> Subscription:
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    subscription = await factories.subscription(session, owner, status)
+    session.add(Conversation(id="conv-1", customer_id=owner.id))
+    await session.commit()
+    return subscription
+
+
+async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
+    session, action_services
+):
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker(
+            "conv-1",
+            "resume my order??",
+            "cancel_order",
+            {**VERIFIED, "support_request": "cancel_order"},
+        ),
+        _rank(("cancel_order", 0.71), ("order_status", 0.2), ("resume_subscription", 0.05)),
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert slot_events(events) == {"next_step": "done", "awaiting": "nothing"}
+    assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
+    assert messages[0]["buttons"] == [
+        {"title": "Cancel an order", "payload": "cancel my order"},
+        {"title": "Where is my order?", "payload": "where is my order"},
+        {"title": "Resume my subscription", "payload": "resume my subscription"},
+        {"title": "Something else", "payload": "something else"},
+    ]
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed
+
+
+async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_prompt(
+    session, action_services
+):
+    subscription = await _subscriber(session, SubscriptionStatus.paused)
+    state = _with_ranking(
+        tracker("conv-1", "start my coffee again", "cancel_subscription",
+                {**VERIFIED, "support_request": "cancel_subscription"}),
+        _rank(("cancel_subscription", 0.83), ("resume_subscription", 0.75)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert "awaiting" not in slot_events(events) or slot_events(events)["awaiting"] == "nothing"
+    assert "pending_action" not in slot_events(events)
+    assert "Shall I" not in messages[0]["text"] and "Cancel your" not in messages[0]["text"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == [
+        "cancel my subscription", "resume my subscription", "something else",
+    ]  # fmt: skip
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.paused
+
+
+async def test_the_request_message_is_judged_after_the_identity_check(session, action_services):
+    """After the form the latest message is the email: the request's own ranking counts."""
+    await _customer(session)
+    request = {
+        "text": "cancel it i guess",
+        "intent": {"name": "cancel_order", "confidence": 0.6},
+        "intent_ranking": _rank(("cancel_order", 0.6), ("order_status", 0.3)),
+    }
+    state = tracker(
+        "conv-1", "jane.doe@example.com", "inform", {**VERIFIED, "support_request": "cancel_order"}
+    )
+    state.events.insert(0, {"event": "user", "text": "cancel it i guess", "parse_data": request})
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert slot_events(events)["awaiting"] == "nothing"
+    assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
+
+
+async def test_clear_pause_until_march_names_the_date_then_stores_it(session, action_services):
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    state = tracker("conv-1", "pause my subscription until march", "pause_subscription",
+                    {**VERIFIED, "support_request": "pause_subscription"})  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    slots = slot_events(events)
+    restart = support.parse_pause_until("pause my subscription until march", utcnow())
+    assert restart is not None and restart.day == 1 and restart.month == 3
+    assert (slots["awaiting"], slots["pending_action"], slots["pause_until"]) == (
+        "confirmation", "pause_subscription", restart.isoformat(),
+    )  # fmt: skip
+    day = restart.strftime("%-d %B %Y")
+    assert messages[0]["text"].startswith(
+        f"Pause your Coffee Explorer Box subscription until {day}?"
+    )
+
+    yes = tracker("conv-1", "yes", "affirm", {**VERIFIED, **slots})
+    events, messages = await run(ActionResolvePending(), yes)
+
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.paused
+    assert subscription.resume_on == restart
+    assert messages[0]["text"] == (
+        f"Done: your Coffee Explorer Box subscription is paused until {day}. Deliveries "
+        f"restart on {day}; tell me any time if you want them back sooner."
+    )
+    assert slot_events(events)["pause_until"] is None
+    audit = (await session.scalars(select(AuditLog))).one()
+    assert (audit.action, audit.details) == (
+        "pause_subscription", {"via": "chat", "resume_on": restart.date().isoformat()},
+    )  # fmt: skip
+
+
+async def test_confirmed_resume_reactivates_the_subscription(session, action_services):
+    subscription = await _subscriber(session, SubscriptionStatus.paused)
+    subscription.paused_at, subscription.resume_on = utcnow(), utcnow() + timedelta(days=30)
+    await session.commit()
+    state = tracker("conv-1", "yes", "affirm",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"})  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
+    await session.refresh(subscription)
+    assert (subscription.status, subscription.paused_at, subscription.resume_on) == (
+        SubscriptionStatus.active, None, None,
+    )  # fmt: skip
+    assert messages[0]["text"].startswith(
+        "Done: your Coffee Explorer Box subscription is active again."
+    )
+    audit = (await session.scalars(select(AuditLog))).one()
+    assert audit.action == "resume_subscription"
+
+
+@pytest.mark.parametrize(
+    "text", ["yes but dont cancel", "ok nevermind, keep the order, dont cancel", "yeah wait"]
+)
+async def test_a_yes_with_a_no_in_it_changes_nothing(session, action_services, text):
+    order = await _customer(session)
+    state = tracker("conv-1", text, "affirm",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+
+    events, messages = await run(ActionResolvePending(), state)
+
+    assert messages[0]["text"] == "Okay, I haven't changed anything. Anything else I can help with?"
+    assert slot_events(events)["awaiting"] == "nothing"
+    assert slot_events(events)["pending_action"] is None
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed
+    assert (await session.scalars(select(AuditLog))).all() == []
+
+
+async def test_an_unsure_yes_changes_nothing(session, action_services):
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker("conv-1", "ya", "affirm",
+                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        _rank(("affirm", 0.55), ("deny", 0.35)),
+    )  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
+    assert messages[0]["text"] == "Okay, I haven't changed anything. Anything else I can help with?"
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed
+
+
+async def test_another_message_drops_the_pending_change_and_is_served_again() -> None:
+    state = tracker("conv-1", "do you do gift wrapping", "policy_question",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []  # utter_nothing_changed comes first, by the rule
+    assert events[:4] == [
+        {"event": "slot", "timestamp": None, "name": "awaiting", "value": "nothing"},
+        {"event": "slot", "timestamp": None, "name": "pending_action", "value": None},
+        {"event": "slot", "timestamp": None, "name": "pause_until", "value": None},
+        {"event": "slot", "timestamp": None, "name": "next_step", "value": "done"},
+    ]
+    assert events[4]["event"] == "action" and events[4]["name"] == "action_listen"
+    assert events[5]["event"] == "user"
+    assert events[5]["text"] == "do you do gift wrapping"
+    assert events[5]["parse_data"]["intent"]["name"] == "policy_question"
+
+
+async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
+    session, action_services
+):
+    order = await _customer(session)
+    state = tracker("conv-1", "where is my order", "order_status",
+                    {**VERIFIED, "support_request": "order_status", "awaiting": "confirmation",
+                     "pending_action": "cancel_order"})  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"] == "Okay, I haven't changed anything."
+    assert messages[1]["text"].startswith("Order A10001 (")
+    slots = slot_events(events)
+    assert (slots["awaiting"], slots["pending_action"]) == ("nothing", None)
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed
+
+
+@pytest.mark.parametrize(
+    ("status", "return_requested", "pending", "start"),
+    [
+        (
+            OrderStatus.delivered,
+            False,
+            "return_item",
+            "Return order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?",
+        ),
+        (OrderStatus.placed, False, "cancel_order", "Order A10001 hasn't shipped yet"),
+        (OrderStatus.delivered, True, None, "Your return for order A10001 was opened on"),
+        (OrderStatus.refunded, False, None, "Your refund of 59.90 EUR for order A10001"),
+    ],
+)
+async def test_i_want_a_refund(session, action_services, status, return_requested, pending, start):
+    order = await _customer(session, status)
+    assert order is not None
+    if return_requested:
+        order.return_requested_at = utcnow() - timedelta(days=2)
+        await session.commit()
+    state = tracker("conv-1", "I want a refund", "request_refund",
+                    {**VERIFIED, "support_request": "request_refund"})  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"].startswith(start), messages[0]["text"]
+    assert slot_events(events).get("pending_action") == pending
+    await session.refresh(order)
+    assert order.status is status
+
+
+async def test_policy_question_action_answers_with_the_policy_name(action_services):
+    state = tracker("conv-1", "do u ship to ireland", "policy_question")
+
+    events, messages = await run(ActionAnswerPolicyQuestion(), state)
+
+    assert events == []
+    assert messages[0]["text"] == (
+        "Shipping destinations: We ship to every EU country and to the United Kingdom. We "
+        "don't ship to Switzerland, Norway or outside Europe yet."
+    )
+
+
+async def test_a_resume_by_the_shop_clears_the_pause_date(session_factory) -> None:
+    from tests.test_shop_events import send, sub_event
+
+    await send(session_factory, sub_event("s1", "started", 0))
+    async with session_factory() as session:
+        sub = (await session.scalars(select(Subscription))).one()
+        sub.status, sub.resume_on = SubscriptionStatus.paused, datetime(2027, 3, 1, tzinfo=UTC)
+        sub.status_changed_at = sub.started_at
+        await session.commit()
+
+    await send(session_factory, sub_event("s2", "started", 24 * 5))
+
+    async with session_factory() as session:
+        sub = (await session.scalars(select(Subscription))).one()
+        assert (sub.status, sub.resume_on) == (SubscriptionStatus.active, None)
