@@ -140,7 +140,9 @@ async def test_confirmed_cancellation_then_survey(live_stack: Any) -> None:
         await chat.say("please cancel my order")
         await chat.say("A10002")
         reply = await chat.say("jane.doe@example.com")
-        assert "Shall I cancel it?" in texts(reply)
+        # The confirmation names the action and the order (issue #17).
+        assert "Cancel order A10002 (" in texts(reply)
+        assert "It hasn't shipped yet, so you won't be charged." in texts(reply)
         reply = await chat.say("yes")
         assert "Done: order A10002 is cancelled" in texts(reply)
         assert "How satisfied are you" in texts(reply)
