@@ -37,6 +37,32 @@ def request_message(tracker: Tracker, flow: str | None) -> dict[str, Any]:
     return latest
 
 
+def named_order_number(tracker: Tracker) -> str | None:
+    """The order number the customer gave for the current request (in the request itself,
+    the identity check or the order picker's button), or None: a number remembered from an
+    earlier request is not this request's (issue #17, bot/domain/chat.py `_order_in_question`).
+
+    The request starts at the user message that set `support_request` last."""
+    events = list(tracker.events)
+    start = next(
+        (i for i in range(len(events) - 1, -1, -1)
+         if events[i].get("event") == "slot" and events[i].get("name") == "support_request"),
+        None,
+    )  # fmt: skip
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    before = [i for i in users if start is None or i < start]
+    first = before[-1] if before else (users[-1] if users else len(events))
+    named: str | None = None
+    for event in events[first:]:
+        if event.get("event") == "user":
+            for entity in (event.get("parse_data") or {}).get("entities") or []:
+                if entity.get("entity") == "order_number" and entity.get("value"):
+                    named = str(entity["value"])
+        elif event.get("event") == "slot" and event.get("name") == "order_number":
+            named = str(event["value"]) if event.get("value") else None
+    return named
+
+
 def pending_change(tracker: Tracker) -> str | None:
     """The change awaiting a "yes" (None when the bot is not waiting for one)."""
     if tracker.get_slot("awaiting") != "confirmation":
@@ -60,7 +86,7 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             tracker.sender_id,
             flow,
             verified=tracker.get_slot("identity") == "verified",
-            order_number=tracker.get_slot("order_number"),
+            order_number=named_order_number(tracker),
             text=str(request.get("text") or ""),
             intent_ranking=intent_ranking(request),
             dropped=pending_change(tracker),

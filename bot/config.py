@@ -75,6 +75,10 @@ class Settings:
     web_port: int = 8000
     max_message_chars: int = 2000
     return_window_days: int = 30
+    # A shipped parcel this many days past its estimated delivery date is offered a trace;
+    # this many, a replacement or a refund (docs/decisions.md, issue #17 late-parcel table).
+    late_grace_days: int = 2
+    replacement_after_days: int = 7
     # How often each web process closes completed purchases' lifecycles (0: never).
     lifecycle_sweep_seconds: int = 3600
     survey_fatigue_days: int = 7
@@ -182,6 +186,8 @@ class Settings:
             web_port=_env_int("WEB_PORT", 8000),
             max_message_chars=_env_int("MAX_MESSAGE_CHARS", 2000),
             return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
+            late_grace_days=_env_int("LATE_GRACE_DAYS", 2),
+            replacement_after_days=_env_int("REPLACEMENT_AFTER_DAYS", 7),
             lifecycle_sweep_seconds=_env_int("LIFECYCLE_SWEEP_SECONDS", 3600),
             survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
             transactional_survey_quiet_hours=_env_int("TRANSACTIONAL_SURVEY_QUIET_HOURS", 24),

@@ -33,7 +33,7 @@ VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe
 
 
 async def test_order_status_answers_with_tracking_and_opens_survey(session, action_services):
-    await _verified_conversation(session, OrderStatus.shipped)
+    await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
     state = tracker(
         "conv-1",
         "where is my order",
@@ -225,17 +225,28 @@ async def test_named_order_is_used_only_if_it_is_the_customers(session, action_s
         "conv-1",
         "what about A10001",
         "order_status",
-        {"identity": "verified", "support_request": "order_status", "order_number": "A10001"},
+        {"identity": "verified", "support_request": "order_status"},
+        extracted={"order_number": "A10001"},
     )
     other = tracker(
         "conv-1",
         "and A20002?",
         "order_status",
-        {"identity": "verified", "support_request": "order_status", "order_number": "A20002"},
+        {"identity": "verified", "support_request": "order_status"},
+        extracted={"order_number": "A20002"},
     )
 
     _, own_messages = await run(ActionSupportRequest(), own)
-    _, other_messages = await run(ActionSupportRequest(), other)
+    other_events, other_messages = await run(ActionSupportRequest(), other)
 
     assert own_messages[0]["text"].startswith("Order A10001 (")
-    assert "A20002" not in other_messages[0]["text"]
+    # Not on the account: said so, and nothing about it (nor another order's answer) shown;
+    # the customer's own orders that fit are offered instead (issue #17).
+    assert other_messages[0]["text"] == (
+        "Order A20002 isn't on your account, so I can't tell you anything about it. "
+        "Did you mean one of your orders?"
+    )
+    assert [b["payload"] for b in other_messages[0]["buttons"]] == [
+        '/inform{"order_number":"A10002"}'
+    ]
+    assert slot_events(other_events)["order_number"] is None

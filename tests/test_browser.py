@@ -23,12 +23,14 @@ def test_customer_checks_an_order_and_answers_the_survey_by_tapping(
     page.goto(f"{live_stack.web_url}/")
     page.get_by_role("button", name="Where is my order?").click()
     bot_says(page, "What's your order number?")
-    page.get_by_label("Your message").fill("A10003")
+    # A10001 is delivered: a status answer and its survey. (Tom's A10003 is late, and a late
+    # parcel gets its options instead of a survey: issue #17, docs/decisions.md.)
+    page.get_by_label("Your message").fill("A10001")
     page.keyboard.press("Enter")
     bot_says(page, "which email address")
-    page.get_by_label("Your message").fill("tom.becker@example.com")
+    page.get_by_label("Your message").fill("jane.doe@example.com")
     page.keyboard.press("Enter")
-    bot_says(page, "Order A10003")
+    bot_says(page, "Order A10001")
     bot_says(page, "How satisfied are you")
     page.locator(".msg--bot").last.get_by_role("button", name="5", exact=True).click()
     bot_says(page, "Anything you'd like to add?")
@@ -43,7 +45,7 @@ def test_customer_checks_an_order_and_answers_the_survey_by_tapping(
     assert dialogs == []
 
     page.reload()  # the conversation survives a reload
-    page.locator(".msg--customer", has_text="tom.becker@example.com").wait_for(timeout=10_000)
+    page.locator(".msg--customer", has_text="jane.doe@example.com").wait_for(timeout=10_000)
     page.close()
 
 

@@ -86,7 +86,8 @@ def _phrases(order: Order, key: str) -> list[str]:
     tracking = "Tracking: DHL JJD000390007."
     return {
         "status_placed": [f"placed on {_d(order.placed_at)}", "2× Stoneware Mug", "has not shipped yet"],
-        "status_shipped": [f"shipped on {_d(order.shipped_at)}", f"should arrive by {_d(order.estimated_delivery)}", tracking],
+        # 6 days past the estimated date (issue #17: called late, a trace offered).
+        "status_shipped_late": [f"shipped on {_d(order.shipped_at)}", f"was due on {_d(order.estimated_delivery)}, so it is 6 days late", tracking, "I can ask DHL to trace it"],
         "status_delivered": [f"was delivered on {_d(order.delivered_at)}", tracking],
         "status_returned": ["was returned to us; the refund is being processed"],
         "status_refunded": [f"was refunded on {_d(order.refunded_at)} (59.90 EUR)"],
@@ -130,7 +131,7 @@ P, SH, DE, RE, RF, CA = (
 # flow → status → (next_step, pending_action, phrase key)
 FLOW_TABLE: dict[str, dict[OrderStatus, tuple[NextStep, str | None, str]]] = {
     "order_status": {
-        P: (S, None, "status_placed"), SH: (S, None, "status_shipped"),
+        P: (S, None, "status_placed"), SH: (NextStep.done, None, "status_shipped_late"),
         DE: (S, None, "status_delivered"), RE: (S, None, "status_returned"),
         RF: (S, None, "status_refunded"), CA: (S, None, "status_cancelled"),
     },
@@ -176,6 +177,10 @@ FLOW_TABLE: dict[str, dict[OrderStatus, tuple[NextStep, str | None, str]]] = {
 }  # fmt: skip
 
 
+PERSON = {"title": "Talk to a person", "payload": "I want to talk to a person"}
+LATE_TRACE_BUTTONS = [{"title": "Trace my parcel", "payload": "/delivery_problem"}, PERSON]
+
+
 def test_flow_table_covers_every_order_flow_and_status() -> None:
     assert set(FLOW_TABLE) == support.ORDER_FLOWS
     for flow, by_status in FLOW_TABLE.items():
@@ -194,7 +199,13 @@ def test_order_flow_per_status(flow: str, status: OrderStatus) -> None:
 
     assert result.next_step is next_step
     assert result.pending_action == pending
-    assert result.buttons == (YES_NO if next_step is NextStep.confirm else [])
+    assert result.buttons == (
+        YES_NO
+        if next_step is NextStep.confirm
+        else LATE_TRACE_BUTTONS
+        if phrase_key == "status_shipped_late"
+        else []
+    )
     assert result.reply.startswith("Order A10001") or "order A10001" in result.reply
     for phrase in _phrases(order, phrase_key):
         assert phrase in result.reply

@@ -6,7 +6,8 @@ Actions in `actions/` translate tracker state into calls here and the returned
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,7 @@ from bot.storage.models import (
     FeedbackSource,
     Lifecycle,
     Order,
+    OrderStatus,
     Stage,
     SurveyDispatch,
     utcnow,
@@ -101,12 +103,30 @@ async def customer_for_feedback(session: AsyncSession, context: ChatContext) -> 
 
 
 async def feedback_lifecycle(
-    session: AsyncSession, context: ChatContext, customer: Customer
+    session: AsyncSession, context: ChatContext, customer: Customer, text: str = ""
 ) -> Lifecycle:
-    """The order's lifecycle when the conversation is about an order, else the current one."""
-    if context.order is not None:
-        return await lifecycles.lifecycle_for_order(session, context.order)
+    """Where feedback goes (SPEC §3): the lifecycle of the customer's order that `text`
+    names (by number, or by a product only one of their orders holds), else of the order
+    the conversation is about, else the customer's current lifecycle."""
+    order = await _order_named_in(session, customer, text) if text else None
+    order = order or context.order
+    if order is not None:
+        return await lifecycles.lifecycle_for_order(session, order)
     return await lifecycles.current_lifecycle(session, customer)
+
+
+async def _order_named_in(session: AsyncSession, customer: Customer, text: str) -> Order | None:
+    """The customer's own order a feedback text names; another customer's number is ignored
+    (nothing about it is used or revealed), as is any order of an anonymous visitor."""
+    if customer.is_anonymous:
+        return None
+    match = NAMED_ORDER_PATTERN.search(text)
+    if match:
+        named = await repositories.order_by_number(session, match.group(0))
+        return named if named is not None and named.customer_id == customer.id else None
+    orders = await repositories.customer_orders(session, customer.id)
+    mentioned = _orders_mentioning(orders, text)
+    return mentioned[0] if len(mentioned) == 1 else None
 
 
 # --- identity ------------------------------------------------------------------------------
@@ -193,6 +213,7 @@ async def support_request(
     text: str = "",
     intent_ranking: Sequence[Mapping[str, Any]] | None = None,
     dropped: str | None = None,
+    now: datetime | None = None,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -241,13 +262,26 @@ async def support_request(
             flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
         flow_turn.messages[:0] = turn.messages
         return flow_turn
-    order = await _order_in_question(session, context, order_number)
+    # `order_number` is the order named for this request (actions/support.py), `text` may
+    # name a product; which order a request is about: _order_in_question (issue #17).
+    now = now or utcnow()
+    order = await _order_in_question(session, context, flow, order_number, text, now)
+    if isinstance(order, Turn):
+        order.messages[:0] = turn.messages
+        return order
     if order is None:
         return turn.say(
             "I can't find any orders on your account. If you ordered as a guest, tell me the order number and the email you used."
         )
     context = ChatContext(context.conversation, context.customer, order)
-    result = await support.run_order_flow(session, flow, order, settings.return_window_days)
+    result = await support.run_order_flow(
+        session,
+        flow,
+        order,
+        settings.return_window_days,
+        now=now,
+        late_policy=support.LatePolicy(settings.late_grace_days, settings.replacement_after_days),
+    )
     order_turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{flow}"
     )
@@ -255,20 +289,142 @@ async def support_request(
     return order_turn
 
 
+# --- which order a request is about (issue #17; the table is in docs/decisions.md) ----------
+
+
+def _status_in(*statuses: OrderStatus) -> Callable[[Order], bool]:
+    return lambda order: order.status in statuses
+
+
+def _any_order(_order: Order) -> bool:
+    return True
+
+
+# The orders that fit a request when the customer named none; requests not listed here
+# (billing) fit every order.
+ORDER_FITS: dict[str, Callable[[Order], bool]] = {
+    "order_status": _status_in(OrderStatus.placed, OrderStatus.shipped),
+    "delivery_problem": _status_in(OrderStatus.placed, OrderStatus.shipped),
+    "damaged_item": _status_in(OrderStatus.delivered),
+    "return_item": _status_in(OrderStatus.delivered),
+    "request_refund": _status_in(OrderStatus.delivered),
+    "refund_status": lambda order: (
+        order.status in (OrderStatus.returned, OrderStatus.refunded)
+        or order.return_requested_at is not None
+    ),
+    "cancel_order": _status_in(OrderStatus.placed),
+    "change_address": _status_in(OrderStatus.placed),
+}
+MAX_ORDER_CHOICES = 5
+# As the order_number entity (data/nlu/entities.yml): a bare five-digit number in free text
+# is a postcode as often as an order.
+NAMED_ORDER_PATTERN = re.compile(r"(?:#|\b[Aa])\d{5}\b")
+# Words of product names that say nothing about which product a customer means.
+_GENERIC_WORDS = frozenset(
+    {"and", "the", "for", "with", "set", "fit", "over", "down", "house", "large", "small",
+     "whole", "straight", "field", "button", "crew", "table", "cover", "board", "serving",
+     "storage", "dinner", "manual", "organic", "blend"}
+)  # fmt: skip
+
+
+def _word(raw: str) -> str:
+    return raw[:-1] if len(raw) > 3 and raw.endswith("s") and not raw.endswith("ss") else raw
+
+
+def _words(text: str) -> set[str]:
+    return {_word(w) for w in re.findall(r"[a-z]{3,}", text.lower())} - _GENERIC_WORDS
+
+
+def _orders_mentioning(orders: list[Order], text: str) -> list[Order]:
+    """The orders holding a product the text names ("the casserole", "the towels")."""
+    said = _words(text)
+    if not said:
+        return []
+    return [o for o in orders if any(_words(item.name) & said for item in o.items)]
+
+
 async def _order_in_question(
-    session: AsyncSession, context: ChatContext, order_number: str | None
-) -> Order | None:
-    """The order the customer named (if it is theirs), else the one verified, else their latest."""
+    session: AsyncSession,
+    context: ChatContext,
+    flow: str,
+    order_number: str | None,
+    text: str,
+    now: datetime,
+) -> Order | Turn | None:
+    """The order a request is about, or what to say instead (which order? / not yours).
+
+    1. The order the customer named, if it is theirs; another number is "not on your
+       account", the same words whether it exists or not.
+    2. Else the orders that fit the request (`ORDER_FITS`), narrowed to those holding a
+       product the customer named; a product only one order holds picks that order even if
+       it does not fit (its answer then says why nothing can be done).
+    3. Of those: the order the conversation is already about; else the only one; else the
+       customer is asked which (buttons). With none fitting: the conversation's order, or
+       the latest.
+    """
     assert context.customer is not None
-    order = None
+    orders = await repositories.customer_orders(session, context.customer.id)
+    fits = ORDER_FITS.get(flow, _any_order)
+    candidates = [o for o in orders if fits(o)]
     if order_number:
-        named = await repositories.order_by_number(session, order_number)
-        if named is not None and named.customer_id == context.customer.id:
-            order = named
-    order = order or context.order or await repositories.latest_order(session, context.customer.id)
-    if order is not None:
-        context.conversation.order_id = order.id
+        number = repositories.normalise_order_number(order_number)
+        named = next((o for o in orders if o.number == number), None)
+        if named is None:
+            return _not_on_account(number, candidates, now)
+        return _use_order(context, named)
+    if not orders:
+        return None
+    mentioned = _orders_mentioning(candidates, text)
+    if mentioned:
+        candidates = mentioned
+    else:
+        anywhere = _orders_mentioning(orders, text)
+        if len(anywhere) == 1:
+            return _use_order(context, anywhere[0])
+    current = context.order
+    if current is not None and any(o.id == current.id for o in candidates):
+        return _use_order(context, current)
+    if len(candidates) == 1:
+        return _use_order(context, candidates[0])
+    if candidates:
+        return _order_picker(
+            candidates, now, "Which order is it about? Tap one, or type its order number."
+        )
+    return _use_order(context, current or orders[0])
+
+
+def _use_order(context: ChatContext, order: Order) -> Order:
+    context.conversation.order_id = order.id
     return order
+
+
+def _not_on_account(number: str, fitting: list[Order], now: datetime) -> Turn:
+    text = f"Order {number} isn't on your account, so I can't tell you anything about it."
+    if not fitting:
+        return Turn(
+            slots={"next_step": NextStep.done.value, "awaiting": "nothing", "order_number": None}
+        ).say(text + " Please check the number in your confirmation email.")
+    turn = _order_picker(fitting, now, text + " Did you mean one of your orders?")
+    turn.slots["order_number"] = None
+    return turn
+
+
+def _order_title(order: Order, now: datetime) -> str:
+    """A10001 · 3 Dec · Enamel Cast-Iron Casserole 24 cm, Waffle Cotton Bath Towel · delivered"""
+    day = order.placed_at.strftime("%-d %b" if order.placed_at.year == now.year else "%-d %b %Y")
+    names = [item.name for item in order.items]
+    items = ", ".join(names[:2]) + (f" +{len(names) - 2} more" if len(names) > 2 else "")
+    return " · ".join(part for part in (order.number, day, items, order.status.value) if part)
+
+
+def _order_picker(orders: list[Order], now: datetime, question: str) -> Turn:
+    """Which order? A button per order (newest first); its payload fills the order_number
+    slot and the remembered `support_request` continues (data/rules/support.yml)."""
+    buttons = [
+        {"title": _order_title(o, now), "payload": f'/inform{{"order_number":"{o.number}"}}'}
+        for o in orders[:MAX_ORDER_CHOICES]
+    ]
+    return Turn(slots={"next_step": "choose_order", "awaiting": "nothing"}).say(question, buttons)
 
 
 async def _apply_flow_result(
@@ -631,10 +787,11 @@ async def record_opinion(
     message_id: str,
     open_request: str | None = None,
 ) -> Turn:
-    """A complaint or praise typed in the chat; an angry complaint offers a person."""
+    """A complaint or praise typed in the chat; an angry complaint offers a person. It is
+    stored on the lifecycle of the order it names or the conversation is about (SPEC §3)."""
     context = await load_context(session, conversation_id)
     customer = await customer_for_feedback(session, context)
-    lifecycle = await feedback_lifecycle(session, context, customer)
+    lifecycle = await feedback_lifecycle(session, context, customer, text)
     row, _ = await feedback.record(
         session,
         feedback.NewFeedback(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -136,7 +137,12 @@ async def verify(
 
 
 async def run_order_flow(
-    session: AsyncSession, flow: str, order: Order, return_window_days: int
+    session: AsyncSession,
+    flow: str,
+    order: Order,
+    return_window_days: int,
+    now: datetime | None = None,
+    late_policy: LatePolicy | None = None,
 ) -> FlowResult:
     lifecycle = await lifecycles.lifecycle_for_order(session, order)
     if flow in {
@@ -148,12 +154,91 @@ async def run_order_flow(
         "request_refund",
     }:
         lifecycles.advance(lifecycle, Stage.support)
+    if flow == "order_status":
+        return order_status(order, return_window_days, now=now, policy=late_policy)
+    if flow == "delivery_problem":
+        return delivery_problem(order, return_window_days, now=now, policy=late_policy)
     handler = _ORDER_HANDLERS[flow]
     return handler(order, return_window_days)
 
 
-def order_status(order: Order, _window: int) -> FlowResult:
+# --- late parcels (issue #17; the table is in docs/decisions.md) ---------------------------
+
+PERSON_BUTTON = {"title": "Talk to a person", "payload": "I want to talk to a person"}
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    """What a shipped parcel past its estimated delivery date is offered, by days late:
+    under `grace_days` wait (a trace if it still hasn't come by then); from `grace_days` a
+    trace; from `replacement_after_days` a replacement or a refund; a person at any time."""
+
+    grace_days: int = 2
+    replacement_after_days: int = 7
+
+
+def days_late(order: Order, now: datetime | None = None) -> int:
+    """Whole calendar days (UTC) a shipped parcel is past its estimated delivery date; 0 if
+    it is not (yet) late or not in transit."""
+    if order.status is not OrderStatus.shipped or order.estimated_delivery is None:
+        return 0
+    return max(0, ((now or utcnow()).date() - order.estimated_delivery.date()).days)
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _late_status(order: Order, late: int, policy: LatePolicy) -> FlowResult:
+    due, carrier = order.estimated_delivery, order.carrier or "the carrier"
+    assert due is not None
+    head = f"Order {order.number} ({_items(order)}) shipped on {_date(order.shipped_at)} and was due on {_date(due)}, so it is {_days(late)} late.{_tracking(order)}"
+    if late < policy.grace_days:
+        until = _date(due + timedelta(days=policy.grace_days))
+        return FlowResult(
+            f"{head} Late parcels usually turn up within {_days(policy.grace_days)} of the date; if it hasn't come by {until}, I can ask {carrier} to trace it.",
+            buttons=[PERSON_BUTTON],
+        )
+    if late < policy.replacement_after_days:
+        until = _date(due + timedelta(days=policy.replacement_after_days))
+        return FlowResult(
+            f"{head} I can ask {carrier} to trace it, and if it hasn't arrived by {until} we'll send a replacement or refund you.",
+            buttons=[{"title": "Trace my parcel", "payload": "/delivery_problem"}, PERSON_BUTTON],
+        )
+    return FlowResult(
+        f"{head} That's too long to keep waiting: we can send you a replacement or refund you, and a person from our team arranges it.",
+        buttons=[{"title": "Arrange a replacement or refund", "payload": PERSON_BUTTON["payload"]}],
+    )
+
+
+def _late_delivery(order: Order, late: int, policy: LatePolicy) -> FlowResult:
+    due, carrier = order.estimated_delivery, order.carrier or "the carrier"
+    assert due is not None
+    if late < policy.grace_days:
+        until = _date(due + timedelta(days=policy.grace_days))
+        return FlowResult(
+            f"Sorry, order {order.number} is running late: it was due on {_date(due)}. Late parcels usually turn up within {_days(policy.grace_days)} of the date, so please give it until {until}; if it hasn't come by then, tell me and I'll ask {carrier} to trace it.{_tracking(order)}",
+            buttons=[PERSON_BUTTON],
+        )
+    if late < policy.replacement_after_days:
+        until = _date(due + timedelta(days=policy.replacement_after_days))
+        return FlowResult(
+            f"Sorry, order {order.number} is running late: it was due on {_date(due)}. I've asked {carrier} to trace it.{_tracking(order)} If it hasn't arrived by {until}, we'll send a replacement or refund you.",
+            NextStep.survey,
+        )
+    return FlowResult(
+        f"Sorry, order {order.number} is {_days(late)} late: it was due on {_date(due)}. We'll send you a replacement or refund you, whichever you prefer; a person from our team arranges it.{_tracking(order)}",
+        buttons=[{"title": "Arrange a replacement or refund", "payload": PERSON_BUTTON["payload"]}],
+    )
+
+
+def order_status(
+    order: Order, _window: int, now: datetime | None = None, policy: LatePolicy | None = None
+) -> FlowResult:
     number = order.number
+    late = days_late(order, now)
+    if late:
+        return _late_status(order, late, policy or LatePolicy())
     if order.status is OrderStatus.placed:
         text = f"Order {number} ({_items(order)}) was placed on {_date(order.placed_at)} and is being packed; it has not shipped yet."
     elif order.status is OrderStatus.shipped:
@@ -169,16 +254,16 @@ def order_status(order: Order, _window: int) -> FlowResult:
     return FlowResult(text, NextStep.survey)
 
 
-def delivery_problem(order: Order, _window: int) -> FlowResult:
+def delivery_problem(
+    order: Order, _window: int, now: datetime | None = None, policy: LatePolicy | None = None
+) -> FlowResult:
+    late = days_late(order, now)
+    if late:
+        return _late_delivery(order, late, policy or LatePolicy())
     if order.status is OrderStatus.placed:
         text = f"Order {order.number} has not shipped yet; it usually leaves our warehouse within 2 working days. You'll get the tracking number by email."
     elif order.status is OrderStatus.shipped:
-        late = order.estimated_delivery is not None and order.estimated_delivery < utcnow()
-        text = (
-            f"Sorry, order {order.number} is running late. I've asked {order.carrier or 'the carrier'} to trace it.{_tracking(order)} If it hasn't arrived in 3 working days we'll send a replacement or refund you."
-            if late
-            else f"Order {order.number} is on its way and due by {_date(order.estimated_delivery)}.{_tracking(order)}"
-        )
+        text = f"Order {order.number} is on its way and due by {_date(order.estimated_delivery)}.{_tracking(order)}"
     elif order.status is OrderStatus.delivered:
         text = f"Order {order.number} shows as delivered on {_date(order.delivered_at)}. Please check with neighbours or your safe place; I've opened a trace with {order.carrier or 'the carrier'} and we'll email you within 2 working days."
     else:
@@ -309,7 +394,7 @@ def billing_issue(order: Order, _window: int) -> FlowResult:
     )
 
 
-_ORDER_HANDLERS = {
+_ORDER_HANDLERS: dict[str, Callable[[Order, int], FlowResult]] = {
     "order_status": order_status,
     "delivery_problem": delivery_problem,
     "damaged_item": damaged_item,

@@ -57,6 +57,17 @@ async def latest_order(session: AsyncSession, customer_id: int) -> Order | None:
     return order
 
 
+async def customer_orders(session: AsyncSession, customer_id: int) -> list[Order]:
+    """All of a customer's orders with their items, newest first."""
+    rows = await session.scalars(
+        select(Order)
+        .where(Order.customer_id == customer_id)
+        .options(selectinload(Order.items))
+        .order_by(Order.placed_at.desc(), Order.id.desc())
+    )
+    return list(rows)
+
+
 async def customer_subscription(session: AsyncSession, customer_id: int) -> Subscription | None:
     """The customer's live subscription (active first, then paused)."""
     rows = await session.scalars(

@@ -1,0 +1,404 @@
+"""Which order a request or an opinion is about (issue #17 item 2, docs/decisions.md
+"Dialogue that holds up"): the order named, else the one order that fits, else a question
+with buttons; another customer's order is never shown; feedback lands on the order named."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.feedback import ActionRecordOpinion
+from actions.support import ActionSupportRequest, named_order_number
+from bot.domain import chat
+from bot.domain import lifecycle as lifecycles
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    Feedback,
+    FeedbackKind,
+    Lifecycle,
+    LifecycleKind,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Stage,
+    utcnow,
+)
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+CASSEROLE = "Enamel Cast-Iron Casserole 24 cm"
+TOWEL = "Waffle Cotton Bath Towel"
+JUMPER = "Merino Wool Crew Jumper"
+KNIFE = "Damascus Chef's Knife 20 cm"
+VERIFIED = {"identity": "verified"}
+
+
+async def _order(
+    session: AsyncSession,
+    owner: Customer,
+    number: str,
+    status: OrderStatus,
+    names: list[str],
+    placed_days_ago: int,
+) -> Order:
+    row = await factories.order(session, owner, number, status, placed_days_ago=placed_days_ago)
+    row.items = [
+        OrderItem(sku=f"SKU-{i}", name=name, quantity=1, unit_price=Decimal("10.00"))
+        for i, name in enumerate(names)
+    ]
+    await session.flush()
+    return row
+
+
+async def _jane(session: AsyncSession, *, second_delivered: bool = False) -> Customer:
+    """Like the demo's Jane (C1001): A10001 delivered (casserole, towel), A10002 placed
+    (jumper); optionally A10003 delivered (knife) too. Signed in by the shop's token."""
+    jane = await factories.customer(session, email="jane.doe@example.com")
+    await _order(session, jane, "A10001", OrderStatus.delivered, [CASSEROLE, TOWEL], 6)
+    await _order(session, jane, "A10002", OrderStatus.placed, [JUMPER], 0)
+    if second_delivered:
+        await _order(session, jane, "A10003", OrderStatus.delivered, [KNIFE], 4)
+    stranger = await factories.customer(session, 2)
+    await _order(session, stranger, "A20002", OrderStatus.delivered, [KNIFE], 3)
+    session.add(Conversation(id="conv-1", customer_id=jane.id, identified_by="token"))
+    await session.commit()
+    return jane
+
+
+async def _conversation_order(session: AsyncSession) -> str | None:
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    await session.refresh(conversation)
+    if conversation.order_id is None:
+        return None
+    order = await session.get(Order, conversation.order_id)
+    assert order is not None
+    return order.number
+
+
+def _about(reply: str) -> str:
+    """The one order number a reply names (the confirmations' wording is item 1's)."""
+    numbers = set(re.findall(r"A\d{5}", reply))
+    assert len(numbers) == 1, reply
+    return numbers.pop()
+
+
+def _title(order: Order, items: str) -> str:
+    return f"{order.number} · {order.placed_at:%-d %b} · {items} · {order.status.value}"
+
+
+async def _number(session: AsyncSession, number: str) -> Order:
+    return (await session.scalars(select(Order).where(Order.number == number))).one()
+
+
+def _user(text: str, intent: str, order_number: str | None = None) -> dict[str, Any]:
+    entities = [{"entity": "order_number", "value": order_number}] if order_number else []
+    return {
+        "event": "user",
+        "text": text,
+        "parse_data": {
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.99},
+            "intent_ranking": [{"name": intent, "confidence": 0.99}],
+            "entities": entities,
+        },
+    }
+
+
+def _slot(name: str, value: Any) -> dict[str, Any]:
+    return {"event": "slot", "name": name, "value": value}
+
+
+# --- the one order that fits ---------------------------------------------------------------
+
+
+async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session, action_services):
+    """The issue's case: "the casserole arrived with a massive chip" got "Order A10002 is
+    placed; I can only arrange a return for delivered orders"."""
+    await _jane(session)
+    state = tracker(
+        "conv-1",
+        "my casserole arrived with a massive chip in the enamel",
+        "damaged_item",
+        {**VERIFIED, "support_request": "damaged_item"},
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert _about(messages[0]["text"]) == "A10001"
+    assert slot_events(events)["pending_action"] == "return_item"
+    assert await _conversation_order(session) == "A10001"
+
+
+async def test_cancel_uses_the_one_unshipped_order(session) -> None:
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "cancel_order", verified=True, text="cancel my order"
+    )
+
+    # The confirmation's wording is issue #17 item 1's; here: which order it names.
+    assert _about(turn.messages[0][0]) == "A10002"
+    assert f"1× {JUMPER}" in turn.messages[0][0]
+    assert turn.slots["pending_action"] == "cancel_order"
+
+
+# --- several fit: which one? ----------------------------------------------------------------
+
+
+async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
+    await _jane(session, second_delivered=True)
+    first, third = await _number(session, "A10001"), await _number(session, "A10003")
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
+    )  # fmt: skip
+
+    assert turn.messages == [
+        (
+            "Which order is it about? Tap one, or type its order number.",
+            [
+                {"title": _title(third, KNIFE), "payload": '/inform{"order_number":"A10003"}'},
+                {
+                    "title": _title(first, f"{CASSEROLE}, {TOWEL}"),
+                    "payload": '/inform{"order_number":"A10001"}',
+                },
+            ],
+        )
+    ]
+    assert turn.slots == {"next_step": "choose_order", "awaiting": "nothing"}
+    assert await _conversation_order(session) is None
+
+
+async def test_the_chosen_order_continues_the_remembered_request(session, action_services):
+    await _jane(session, second_delivered=True)
+    events = [
+        _user("i want to return something", "return_item"),
+        _slot("support_request", "return_item"),
+        {"event": "action", "name": "action_support_request"},
+        _slot("next_step", "choose_order"),
+        {"event": "action", "name": "action_listen"},
+        _user('/inform{"order_number":"A10003"}', "inform", "A10003"),
+        _slot("order_number", "A10003"),
+    ]
+    state = tracker(
+        "conv-1",
+        '/inform{"order_number":"A10003"}',
+        "inform",
+        {**VERIFIED, "support_request": "return_item", "next_step": "choose_order",
+         "order_number": "A10003"},
+        events=events,
+    )  # fmt: skip
+
+    events_out, messages = await run(ActionSupportRequest(), state)
+
+    assert _about(messages[0]["text"]) == "A10003"
+    assert slot_events(events_out)["next_step"] == "confirm"
+    assert slot_events(events_out)["pending_action"] == "return_item"
+    assert await _conversation_order(session) == "A10003"
+
+
+async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
+    await _jane(session, second_delivered=True)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "damaged_item", verified=True,
+        text="the casserole arrived with a massive chip in the enamel",
+    )  # fmt: skip
+
+    assert _about(turn.messages[0][0]) == "A10001"
+    assert turn.slots["pending_action"] == "return_item"
+    assert await _conversation_order(session) == "A10001"
+
+
+async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(session) -> None:
+    """ "Cancel the casserole": its order is delivered; the answer is about it, not about
+    the one order that could still be cancelled."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        text="please cancel the casserole",
+    )  # fmt: skip
+
+    assert turn.messages[0][0] == (
+        "Order A10001 is already delivered, so it can't be cancelled any more. "
+        "You can still return it within our return window."
+    )
+
+
+async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session) -> None:
+    await _jane(session, second_delivered=True)
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    conversation.order_id = (await _number(session, "A10003")).id
+    await session.commit()
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "return_item", verified=True, text="return it please"
+    )
+
+    assert _about(turn.messages[0][0]) == "A10003"
+    assert turn.slots["pending_action"] == "return_item"
+
+
+# --- another customer's order -----------------------------------------------------------------
+
+
+async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(session) -> None:
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        order_number="A20002", text="change the address of A20002",
+    )  # fmt: skip
+    unknown = await chat.support_request(
+        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        order_number="#99999", text="cancel #99999",
+    )  # fmt: skip
+
+    second = await _number(session, "A10002")
+    assert turn.messages == [
+        (
+            "Order A20002 isn't on your account, so I can't tell you anything about it. "
+            "Did you mean one of your orders?",
+            [
+                {
+                    "title": _title(second, JUMPER),
+                    "payload": '/inform{"order_number":"A10002"}',
+                }
+            ],
+        )
+    ]
+    # The same words whether the order exists or not.
+    assert unknown.messages[0][0].startswith("Order A99999 isn't on your account, so I can't")
+    assert await _conversation_order(session) is None
+
+
+# --- what counts as named for this request (actions/support.py) ---------------------------
+
+
+def test_a_number_from_an_earlier_request_is_not_named_for_this_one() -> None:
+    events = [
+        _user("where is A10001", "order_status", "A10001"),
+        _slot("order_number", "A10001"),
+        _slot("support_request", "order_status"),
+        {"event": "action", "name": "action_support_request"},
+        _user("cancel my order", "cancel_order"),
+        _slot("support_request", "cancel_order"),
+    ]
+    state = tracker("conv-1", "cancel my order", "cancel_order", {"order_number": "A10001"},
+                    events=events)  # fmt: skip
+
+    assert named_order_number(state) is None
+
+
+def test_numbers_given_in_the_request_the_identity_check_or_the_picker_are_named() -> None:
+    in_request = [
+        _user("where is A10001", "order_status", "A10001"),
+        _slot("order_number", "A10001"),
+        _slot("support_request", "order_status"),
+    ]
+    in_identity_form = [
+        _user("where is my order", "order_status"),
+        _slot("support_request", "order_status"),
+        _user("10452", "inform"),
+        _slot("order_number", "A10452"),
+        _user("jane.doe@example.com", "inform"),
+        _slot("email", "jane.doe@example.com"),
+    ]
+    wrong_then_right = [
+        _user("where is my order", "order_status"),
+        _slot("support_request", "order_status"),
+        _user("A99999", "inform", "A99999"),
+        _slot("order_number", "A99999"),
+        _slot("order_number", None),
+    ]
+
+    assert named_order_number(tracker("c", events=in_request)) == "A10001"
+    assert named_order_number(tracker("c", events=in_identity_form)) == "A10452"
+    assert named_order_number(tracker("c", events=wrong_then_right)) is None
+
+
+# --- feedback on the order it is about --------------------------------------------------------
+
+
+async def _subscriber_with_order(session: AsyncSession) -> tuple[Customer, Order, Lifecycle]:
+    """A subscriber whose current lifecycle is the subscription period, and a delivered
+    one-time order A12345 (a mug) with its own lifecycle."""
+    owner = await factories.customer(session, email="sam@example.com")
+    subscription = await factories.subscription(session, owner)
+    order = await _order(session, owner, "A12345", OrderStatus.delivered, ["Stoneware Mug"], 20)
+    order_lifecycle = await lifecycles.lifecycle_for_order(session, order)
+    period = Lifecycle(
+        customer_id=owner.id, kind=LifecycleKind.subscription_period, stage=Stage.use,
+        opened_at=utcnow() - timedelta(days=1), subscription_id=subscription.id,
+        period_start=utcnow() - timedelta(days=1),
+    )  # fmt: skip
+    session.add(period)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    assert (await lifecycles.current_lifecycle(session, owner)).id == period.id
+    return owner, order, order_lifecycle
+
+
+async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(session, action_services):
+    """The issue's case: "the mug from A12345 is lovely" landed on the subscription
+    period's lifecycle with no order."""
+    _, _, order_lifecycle = await _subscriber_with_order(session)
+
+    await run(ActionRecordOpinion(), tracker("conv-1", "the mug from A12345 is lovely", "praise"))
+
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.kind, row.lifecycle_id, row.stage) == (
+        FeedbackKind.praise,
+        order_lifecycle.id,
+        order_lifecycle.stage,
+    )
+
+
+async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(session) -> None:
+    _, _, order_lifecycle = await _subscriber_with_order(session)
+
+    await chat.record_opinion(
+        session, "conv-1", FeedbackKind.complaint, "the mug has a crack in it", "m1"
+    )
+
+    row = (await session.scalars(select(Feedback))).one()
+    assert row.lifecycle_id == order_lifecycle.id
+
+
+async def test_feedback_naming_someone_elses_order_stays_on_the_current_lifecycle(
+    session,
+) -> None:
+    owner, _, _ = await _subscriber_with_order(session)
+    stranger = await factories.customer(session, 2)
+    await _order(session, stranger, "A20002", OrderStatus.delivered, ["Stoneware Mug"], 3)
+    await session.commit()
+    current = await lifecycles.current_lifecycle(session, owner)
+
+    await chat.record_opinion(
+        session, "conv-1", FeedbackKind.praise, "A20002 was a lovely gift", "m1"
+    )
+
+    row = (await session.scalars(select(Feedback))).one()
+    assert (row.lifecycle_id, row.customer_id) == (current.id, owner.id)
+
+
+async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) -> None:
+    _, order, order_lifecycle = await _subscriber_with_order(session)
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    conversation.order_id = order.id
+    await session.commit()
+
+    await chat.record_opinion(session, "conv-1", FeedbackKind.praise, "you were great", "m1")
+
+    row = (await session.scalars(select(Feedback))).one()
+    assert row.lifecycle_id == order_lifecycle.id
