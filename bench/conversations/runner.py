@@ -651,6 +651,14 @@ class Runner:
                     f"rows: conversation status {status}, expected {rows['conversation_status']}"
                 )
 
+        if "conversation_language" in rows and conversations:
+            # the tag for agents of issue #17 item 7 (a column since migration 0015)
+            language = getattr(conversations[-1], "language", None)
+            if language != rows["conversation_language"]:
+                result.failures.append(
+                    f"rows: conversation language {language}, expected {rows['conversation_language']}"
+                )
+
         # account changes: only those listed, each with a clear yes in the file
         expected: dict[str, str] = {}
         for ref, status in (rows.get("orders") or {}).items():
