@@ -88,9 +88,16 @@ async def test_transactional_rule_an_answer_or_decline_in_the_conversation_holds
         QUIET_HOURS,
     )  # fmt: skip
     assert churn is not None and churn.survey_kind is FeedbackKind.churn_reason
-    # quiet_hours 0: the customer asked to leave feedback, always asked
+    # quiet_hours 0: this conversation still counts (the regression suite's stack runs so)
+    assert (
+        await surveys.start_in_chat(
+            session, conversation, lifecycle, FeedbackKind.csat, "support_chat", 0
+        )
+        is None
+    )
+    # quiet_hours None: the customer asked to leave feedback, always asked
     asked = await surveys.start_in_chat(
-        session, conversation, lifecycle, FeedbackKind.csat, "customer_initiated", 0
+        session, conversation, lifecycle, FeedbackKind.csat, "customer_initiated", None
     )
     assert asked is not None
     await session.commit()

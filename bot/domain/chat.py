@@ -575,7 +575,7 @@ async def start_feedback_survey(
         lifecycle,
         FeedbackKind.csat,
         "customer_initiated",
-        quiet_hours=0,
+        quiet_hours=None,
     )
     assert dispatch is not None
     return Turn(slots=_survey_slots(dispatch)).say("Thank you, we read every answer.")

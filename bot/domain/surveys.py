@@ -68,15 +68,15 @@ async def start_in_chat(
     lifecycle: Lifecycle,
     kind: FeedbackKind,
     trigger: str,
-    quiet_hours: int,
+    quiet_hours: int | None,
 ) -> SurveyDispatch | None:
-    """A dispatch for a survey asked now, or None when the transactional rule holds it back
-    (`quiet_hours` 0: always asked, as when the customer asked to leave feedback).
-
-    The churn question after a cancellation is always asked."""
+    """A dispatch for a survey asked now, or None when the transactional rule holds it back:
+    a survey answered or declined in this conversation, or in the last `quiet_hours` (0: this
+    conversation only). `quiet_hours` None: always asked, as when the customer asked to
+    leave feedback; so is the churn question after a cancellation."""
     now = utcnow()
     if (
-        quiet_hours > 0
+        quiet_hours is not None
         and kind is not FeedbackKind.churn_reason
         and await surveyed_recently(
             session, lifecycle.customer_id, conversation.id, quiet_hours, now
