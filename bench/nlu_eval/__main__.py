@@ -58,12 +58,41 @@ def normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
 
 
-def check_held_out(path: Path) -> int:
+# Sets whose examples that the training data also holds are left out (and counted) instead
+# of refusing to run: heldout_v2 was written blind with everyday phrases, and the training
+# data has many of them too ("cancel my order", "yep"); only the unseen rest is scored.
+UNSEEN_ONLY = frozenset({"heldout_v2"})
+
+
+def check_held_out(name: str, path: Path) -> tuple[Path, int, int]:
+    """The file to score, its number of examples and how many were left out as seen."""
     training = {normalise(t) for p in (ROOT / "data" / "nlu").glob("*.yml") for t in examples(p)}
-    overlap = [t for t in examples(path) if normalise(t) in training]
-    if overlap:
+    held_out = examples(path)
+    overlap = [t for t in held_out if normalise(t) in training]
+    if not overlap:
+        return path, len(held_out), 0
+    if name not in UNSEEN_ONLY:
         raise SystemExit(f"{path.name}: held-out examples also in training data: {overlap}")
-    return len(examples(path))
+    unseen: dict[str, list[str]] = {}
+    for text, intent in held_out.items():
+        if normalise(text) not in training:
+            unseen.setdefault(intent, []).append(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    filtered = OUT / f"{path.stem}_unseen.yml"
+    filtered.write_text(
+        yaml.safe_dump(
+            {
+                "version": "3.1",
+                "nlu": [
+                    {"intent": intent, "examples": "".join(f"- {t}\n" for t in texts)}
+                    for intent, texts in unseen.items()
+                ],
+            },
+            sort_keys=False,
+            allow_unicode=True,
+        )
+    )
+    return filtered, sum(len(t) for t in unseen.values()), len(overlap)
 
 
 def train(model_dir: Path) -> float:
@@ -120,7 +149,7 @@ def main() -> int:
         "--skip-training", action="store_true", help="evaluate models/current.tar.gz"
     )
     args = parser.parse_args()
-    sizes = {name: check_held_out(path) for name, path in SETS.items()}
+    checked = {name: check_held_out(name, path) for name, path in SETS.items()}
     model = ROOT / "models" / "current.tar.gz"
     training_seconds = None
     if not args.skip_training:
@@ -134,11 +163,13 @@ def main() -> int:
         print(
             f"training time (NLU + dialogue, empty cache): {training_seconds:.0f} s (target <= 180 s)"
         )
-    for name, path in SETS.items():
+    for name, (path, size, seen) in checked.items():
         accuracy, macro_f1, per_intent, errors = evaluate(model, path)
         counts = Counter(examples(path).values())
+        left_out = f" ({seen} left out: also in the training data)" if seen else ""
         print(
-            f"[{name}] {sizes[name]} messages, {len(counts)} intents, min {min(counts.values())} per intent"
+            f"[{name}] {size} messages{left_out}, {len(counts)} intents, "
+            f"min {min(counts.values())} per intent"
         )
         print(f"[{name}] intent accuracy: {accuracy:.3f} (target >= 0.95)")
         print(f"[{name}] macro-F1: {macro_f1:.3f} (target >= 0.93)")
