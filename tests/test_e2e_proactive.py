@@ -179,6 +179,16 @@ async def _open_with_survey(live_stack: Any, trigger: str, order: str | None = N
         await engine.dispose()
 
 
+async def _jane_offered_a_survey(
+    ws: aiohttp.ClientWebSocketResponse,
+) -> tuple[ChatClient, list[dict[str, Any]]]:
+    """Jane signs in to the widget and is offered her scheduled survey (the bot's messages)."""
+    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
+    await ws.send_json({"type": "hello", "token": None, "identity": identity})
+    assert (await ws.receive_json(timeout=10))["type"] == "session"
+    return ChatClient(ws), await _until_question(ws)
+
+
 async def _rows(live_stack: Any, dispatch_id: int) -> tuple[SurveyDispatch, list[Feedback]]:
     engine = create_engine(live_stack.database_url)
     try:
@@ -197,13 +207,9 @@ async def test_a_request_typed_instead_of_answering_the_offer_is_served(live_sta
     """Issue #18: "where is my order" after the first-order offer was stored as the
     acquisition source; now the request is served and nothing is stored."""
     dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_FIRST_ORDER, "A10002")
-    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
     async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
-        await ws.send_json({"type": "hello", "token": None, "identity": identity})
-        assert (await ws.receive_json(timeout=10))["type"] == "session"
-        opened = await _until_question(ws)
+        chat, opened = await _jane_offered_a_survey(ws)
         assert "May we ask two quick questions?" in opened[-1]["text"]
-        chat = ChatClient(ws)
         reply = await chat.say("where is my order A10002")
         assert "A10002" in texts(reply)
         assert "hear about us" not in texts(reply)
@@ -216,12 +222,8 @@ async def test_a_return_request_in_the_middle_of_a_delivery_survey_is_served(
     live_stack: Any,
 ) -> None:
     dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_ORDER_DELIVERED, "A10001")
-    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
     async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
-        await ws.send_json({"type": "hello", "token": None, "identity": identity})
-        assert (await ws.receive_json(timeout=10))["type"] == "session"
-        await _until_question(ws)
-        chat = ChatClient(ws)
+        chat, _ = await _jane_offered_a_survey(ws)
         reply = await chat.say("sure")
         assert "How satisfied" in texts(reply) or "rate" in texts(reply).lower()
         reply = await chat.say("can i return the mug from A10001?")
@@ -234,12 +236,8 @@ async def test_a_return_request_in_the_middle_of_a_delivery_survey_is_served(
 
 async def test_not_now_postpones_the_offer(live_stack: Any) -> None:
     dispatch_id = await _open_with_survey(live_stack, surveys.TRIGGER_ORDER_DELIVERED, "A10001")
-    identity = issue_token(DEV_WIDGET_SECRET, "C1001")
     async with aiohttp.ClientSession() as http, http.ws_connect(f"{live_stack.web_url}/ws") as ws:
-        await ws.send_json({"type": "hello", "token": None, "identity": identity})
-        assert (await ws.receive_json(timeout=10))["type"] == "session"
-        await _until_question(ws)
-        chat = ChatClient(ws)
+        chat, _ = await _jane_offered_a_survey(ws)
         reply = await chat.say("not now")
         assert "maybe another time" in texts(reply)
     dispatch, rows = await _rows(live_stack, dispatch_id)
