@@ -176,6 +176,21 @@ class LatePolicy:
     grace_days: int = 2
     replacement_after_days: int = 7
 
+    def step(self, due: datetime, late: int) -> tuple[LateStep, datetime | None]:
+        """The step a parcel `late` days past `due` is at, and when the next one starts
+        (None at the last): the one home of the table for the status and delivery replies."""
+        if late < self.grace_days:
+            return LateStep.wait, due + timedelta(days=self.grace_days)
+        if late < self.replacement_after_days:
+            return LateStep.trace, due + timedelta(days=self.replacement_after_days)
+        return LateStep.replace_or_refund, None
+
+
+class LateStep(str, enum.Enum):
+    wait = "wait"
+    trace = "trace"
+    replace_or_refund = "replace_or_refund"
+
 
 def days_late(order: Order, now: datetime | None = None) -> int:
     """Whole calendar days (UTC) a shipped parcel is past its estimated delivery date; 0 if
@@ -193,14 +208,14 @@ def _late_status(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     due, carrier = order.estimated_delivery, order.carrier or "the carrier"
     assert due is not None
     head = f"Order {order.number} ({_items(order)}) shipped on {_date(order.shipped_at)} and was due on {_date(due)}, so it is {_days(late)} late.{_tracking(order)}"
-    if late < policy.grace_days:
-        until = _date(due + timedelta(days=policy.grace_days))
+    step, next_step_on = policy.step(due, late)
+    until = _date(next_step_on)
+    if step is LateStep.wait:
         return FlowResult(
             f"{head} Late parcels usually turn up within {_days(policy.grace_days)} of the date; if it hasn't come by {until}, I can ask {carrier} to trace it.",
             buttons=[PERSON_BUTTON],
         )
-    if late < policy.replacement_after_days:
-        until = _date(due + timedelta(days=policy.replacement_after_days))
+    if step is LateStep.trace:
         return FlowResult(
             f"{head} I can ask {carrier} to trace it, and if it hasn't arrived by {until} we'll send a replacement or refund you.",
             buttons=[{"title": "Trace my parcel", "payload": "/delivery_problem"}, PERSON_BUTTON],
@@ -214,14 +229,14 @@ def _late_status(order: Order, late: int, policy: LatePolicy) -> FlowResult:
 def _late_delivery(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     due, carrier = order.estimated_delivery, order.carrier or "the carrier"
     assert due is not None
-    if late < policy.grace_days:
-        until = _date(due + timedelta(days=policy.grace_days))
+    step, next_step_on = policy.step(due, late)
+    until = _date(next_step_on)
+    if step is LateStep.wait:
         return FlowResult(
             f"Sorry, order {order.number} is running late: it was due on {_date(due)}. Late parcels usually turn up within {_days(policy.grace_days)} of the date, so please give it until {until}; if it hasn't come by then, tell me and I'll ask {carrier} to trace it.{_tracking(order)}",
             buttons=[PERSON_BUTTON],
         )
-    if late < policy.replacement_after_days:
-        until = _date(due + timedelta(days=policy.replacement_after_days))
+    if step is LateStep.trace:
         return FlowResult(
             f"Sorry, order {order.number} is running late: it was due on {_date(due)}. I've asked {carrier} to trace it.{_tracking(order)} If it hasn't arrived by {until}, we'll send a replacement or refund you.",
             NextStep.survey,
