@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain import repeats
 from bot.domain.chat import Turn
 from bot.storage.db import STORAGE_ERRORS as DB_ERRORS
 from bot.storage.db import create_engine, create_session_factory
@@ -60,8 +61,23 @@ def use_services(services: Services | None) -> None:
     _services = services
 
 
-def emit(dispatcher: CollectingDispatcher, turn: Turn) -> list[EventType]:
-    for text, buttons in turn.messages:
+def emit(
+    dispatcher: CollectingDispatcher, turn: Turn, tracker: Tracker | None = None
+) -> list[EventType]:
+    """The turn's messages and events; with the `tracker`, a first message that would
+    repeat the bot's previous one word for word is restated (bot/domain/repeats.py)."""
+    previous = repeats.previous_bot_text(tracker.events) if tracker is not None else None
+    for index, (text, buttons) in enumerate(turn.messages):
+        again = (
+            repeats.restate(text, buttons, previous, turn.slots.get("awaiting") == "confirmation")
+            if index == 0
+            else None
+        )
+        if again is not None:
+            dispatcher.utter_message(
+                response=again.response, answer=again.answer, buttons=again.buttons or None
+            )
+            continue
         dispatcher.utter_message(text=text, buttons=buttons or None)
     events: list[EventType] = [SlotSet(name, value) for name, value in turn.slots.items()]
     if turn.end_form:
@@ -105,4 +121,4 @@ class DomainAction:
                 turn = await self.turn(session, tracker)
         except STORAGE_ERRORS as error:
             return unavailable(dispatcher, error)
-        return emit(dispatcher, turn)
+        return emit(dispatcher, turn, tracker)

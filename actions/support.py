@@ -155,7 +155,7 @@ class ActionAnswerPolicyQuestion(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         turn = chat.policy_question(get_services().settings, latest_text(tracker))
-        return emit(dispatcher, turn)
+        return emit(dispatcher, turn, tracker)
 
 
 class ActionConfirmAddress(DomainAction, Action):  # type: ignore[misc]

@@ -1,0 +1,62 @@
+"""No answer word for word twice in a row (issue #17 item 5).
+
+A customer who asks the same thing again did not get what they needed from the first answer
+("where is my parcel" → status, "where is my parcel??" → the same status). The facts are
+recomputed on every turn (an updated date appears on its own); when the wording would still
+be the same as the bot's previous message, the answer is restated with a person offered
+(`utter_repeated_answer`), or, for a confirmation question asked again, prefaced as a check
+(`utter_repeated_confirmation`). The texts are domain.yml responses; the action server fills
+them (actions/services.emit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.support import PERSON_BUTTON
+
+REPEATED_ANSWER = "utter_repeated_answer"
+REPEATED_CONFIRMATION = "utter_repeated_confirmation"
+# Payloads that already lead to a person: no second "Talk to a person" next to them.
+_PERSON_PAYLOADS = {PERSON_BUTTON["payload"], "/request_human"}
+
+
+@dataclass(frozen=True)
+class Restatement:
+    response: str
+    answer: str
+    buttons: list[dict[str, str]]
+
+
+def previous_bot_text(events: Iterable[Mapping[str, Any]]) -> str | None:
+    """The text of the bot's last message before the customer's latest one."""
+    seen_user = False
+    for event in reversed(list(events)):
+        kind = event.get("event")
+        if kind == "user":
+            if seen_user:
+                return None  # the customer spoke twice without a bot message between
+            seen_user = True
+        elif kind == "bot" and seen_user and event.get("text"):
+            return str(event["text"])
+    return None
+
+
+def _same(one: str, two: str) -> bool:
+    return " ".join(one.split()) == " ".join(two.split())
+
+
+def restate(
+    text: str, buttons: list[dict[str, str]], previous: str | None, confirming: bool
+) -> Restatement | None:
+    """How to say `text` when it is the bot's `previous` message word for word; None when
+    it is not a repeat."""
+    if previous is None or not _same(text, previous):
+        return None
+    if confirming:
+        return Restatement(REPEATED_CONFIRMATION, text, buttons)
+    if any(button.get("payload") in _PERSON_PAYLOADS for button in buttons):
+        return Restatement(REPEATED_ANSWER, text, buttons)
+    return Restatement(REPEATED_ANSWER, text, [*buttons, PERSON_BUTTON])

@@ -1,0 +1,105 @@
+"""Two requests in one message (issue #17 item 5): "where's my refund and can i change the
+address", "ok thx. and do u do gift wrapping".
+
+The NLU gives one intent per message, so the second request of such a message used to be
+lost, and a thank-you in front of a question got "You're welcome!" instead of the answer.
+The channel (rasa_ext/channels.py) asks `plan()` what to send to the bot before the turn:
+
+* no split point (a sentence end, "and", "also", "plus", "&", "btw"), or a part of fewer
+  than two words: the message as typed;
+* each part is parsed; unless both parts are read with at least `CONFIDENCE` (the dialogue's
+  confidence rule, INTENT_CONFIDENCE_THRESHOLD) and as different intents, the message as typed;
+* a pleasantry (greeting, thanks, goodbye) next to a request: only the request;
+* two requests: both, one after the other, as two turns; a request that can end in an
+  account-change confirmation goes last so that the other answer does not drop its pending
+  "yes" (SPEC §5: anything but a clear yes changes nothing). Two such requests: only the
+  first, and the bot says it will come to the second next (`utter_compound_next`).
+
+Parts answering a question (affirm, deny, inform), fallbacks and out-of-scope text are never
+split off: "yes and also 2 mugs" stays one answer. Pure functions; no Rasa import, so the app
+venv's tests check them directly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CONFIDENCE = 0.80
+MIN_WORDS = 2
+
+PLEASANTRIES = frozenset({"greet", "thank", "goodbye"})
+REQUESTS = frozenset(
+    {"order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
+     "cancel_order", "change_address", "billing_issue", "cancel_subscription",
+     "pause_subscription", "resume_subscription", "request_refund", "product_question",
+     "policy_question", "request_human", "give_feedback", "complain", "praise"}
+)  # fmt: skip
+# Same list as bot/domain/understanding.STATE_CHANGE_FLOWS (this package cannot import bot/);
+# tests/test_compound.py checks that the two agree.
+STATE_CHANGES = frozenset(
+    {"cancel_order", "change_address", "return_item", "damaged_item", "pause_subscription",
+     "resume_subscription", "cancel_subscription", "request_refund"}
+)  # fmt: skip
+
+_SPLIT = re.compile(
+    r"(?:[.?!;]+\s+|\s*[.?!;]*\s+(?:and\s+also|and|also|plus|&|btw|oh\s+and)\s+|,\s*(?:and\s+|also\s+)?)",
+    re.IGNORECASE,
+)
+_LEADING_JOINER = re.compile(r"^(?:and\s+also|and|also|plus|&|btw|oh\s+and)\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Reading:
+    intent: str | None
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the bot gets: `texts` as turns in this order; `deferred`, a request it was not
+    given now (the bot says it will come to it next)."""
+
+    texts: tuple[str, ...]
+    deferred: str | None = None
+
+
+MAX_CUTS = 2  # each cut costs two NLU parses
+
+
+def candidate_splits(text: str) -> list[tuple[str, str]]:
+    """The first MAX_CUTS ways of cutting `text` in two at a split point, both parts with
+    at least MIN_WORDS words."""
+    splits: list[tuple[str, str]] = []
+    for match in _SPLIT.finditer(text):
+        first = text[: match.start()].strip(" ,")
+        second = _LEADING_JOINER.sub("", text[match.end() :].strip(" ,"))
+        if len(first.split()) >= MIN_WORDS and len(second.split()) >= MIN_WORDS:
+            splits.append((first, second))
+    return splits[:MAX_CUTS]
+
+
+def _clear(reading: Reading) -> bool:
+    return reading.intent is not None and reading.confidence >= CONFIDENCE
+
+
+def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
+    """The plan for a message cut into `first` and `second`, read as `one` and `two`; None
+    when this cut is no compound message (try the next cut, or send the message as typed)."""
+    if not (_clear(one) and _clear(two)) or one.intent == two.intent:
+        return None
+    kinds = {one.intent, two.intent}
+    if kinds - PLEASANTRIES - REQUESTS:
+        return None  # an answer, a fallback, out of scope: not ours to split
+    if kinds <= PLEASANTRIES:
+        return None
+    if one.intent in PLEASANTRIES:
+        return Plan((second,))
+    if two.intent in PLEASANTRIES:
+        return Plan((first,))
+    changes_one, changes_two = one.intent in STATE_CHANGES, two.intent in STATE_CHANGES
+    if changes_one and changes_two:
+        return Plan((first,), deferred=second)
+    if changes_one:
+        return Plan((second, first))
+    return Plan((first, second))

@@ -1,0 +1,93 @@
+"""Two requests in one message (issue #17 item 5): rasa_ext.compound's cuts and plans.
+
+The channel that applies the plan runs inside Rasa; the conversation regression suite
+(tests/conversations/digressions.yml, dg-compound cases) drives it with the real model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain import understanding
+from rasa_ext.compound import Plan, Reading, candidate_splits, plan
+
+
+def sure(intent: str) -> Reading:
+    return Reading(intent, 0.95)
+
+
+def test_the_state_change_lists_agree() -> None:
+    from rasa_ext import compound
+
+    assert compound.STATE_CHANGES == understanding.STATE_CHANGE_FLOWS
+
+
+@pytest.mark.parametrize(
+    ("text", "cuts"),
+    [
+        ("ok thx. and do u do gift wrapping", [("ok thx", "do u do gift wrapping")]),
+        (
+            "where is my refund and can i change the address",
+            [("where is my refund", "can i change the address")],
+        ),
+        (
+            "where's my parcel?? also the invoice is wrong",
+            [("where's my parcel", "the invoice is wrong")],
+        ),
+        ("hi, where is my order", []),  # "hi" is one word: no cut
+        ("where is my order", []),
+        ("A10023 and jane@example.com", []),
+        ("mug and towel", []),  # one word each side: no cut
+        ("the mug and the towel", [("the mug", "the towel")]),  # a cut; the NLU decides
+    ],
+)
+def test_cuts(text: str, cuts: list[tuple[str, str]]) -> None:
+    assert candidate_splits(text) == cuts
+
+
+def test_at_most_two_cuts_are_tried() -> None:
+    text = "one two. three four. five six. seven eight"
+    assert candidate_splits(text) == [
+        ("one two", "three four. five six. seven eight"),
+        ("one two. three four", "five six. seven eight"),
+    ]
+
+
+def test_a_pleasantry_in_front_of_a_request_leaves_the_request() -> None:
+    assert plan("ok thx", "do u do gift wrapping", sure("thank"), sure("policy_question")) == Plan(
+        ("do u do gift wrapping",)
+    )
+    assert plan("where is my order", "thanks a lot", sure("order_status"), sure("thank")) == Plan(
+        ("where is my order",)
+    )
+
+
+def test_two_questions_are_both_served_in_order() -> None:
+    assert plan("where is my refund", "do you ship to spain", sure("refund_status"),
+                sure("policy_question")) == Plan(("where is my refund", "do you ship to spain"))  # fmt: skip
+
+
+def test_an_account_change_goes_last_so_its_confirmation_stays_open() -> None:
+    assert plan("cancel my order", "where is my refund", sure("cancel_order"),
+                sure("refund_status")) == Plan(("where is my refund", "cancel my order"))  # fmt: skip
+
+
+def test_two_account_changes_serve_the_first_and_defer_the_second() -> None:
+    assert plan("cancel my order", "pause my coffee", sure("cancel_order"),
+                sure("pause_subscription")) == Plan(("cancel my order",), deferred="pause my coffee")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        (Reading("order_status", 0.79), sure("policy_question")),  # not sure enough
+        (sure("order_status"), sure("order_status")),  # one request, said twice
+        (sure("affirm"), sure("change_address")),  # an answer stays whole
+        (sure("inform"), sure("order_status")),
+        (sure("nlu_fallback"), sure("order_status")),
+        (sure("thank"), sure("goodbye")),  # pleasantries only
+        (Reading(None, 0.0), sure("order_status")),
+    ],
+)
+def test_no_plan_sends_the_message_as_typed(one: Reading, two: Reading) -> None:
+    assert plan("first part", "second part", one, two) is None
