@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import conversations
+from bot.domain import conversations, texts
 from bot.domain import lifecycle as lifecycles
 from bot.storage import repositories
 from bot.storage.models import (
@@ -66,7 +66,7 @@ def _confirm(question: str, action: str) -> FlowResult:
 
 
 def _date(value: datetime | None) -> str:
-    return value.strftime("%-d %B %Y") if value else "unknown"
+    return value.strftime("%-d %B %Y") if value else texts.render("utter_date_unknown")
 
 
 def _money(order: Order) -> str:
@@ -74,13 +74,20 @@ def _money(order: Order) -> str:
 
 
 def _items(order: Order) -> str:
-    return ", ".join(f"{item.quantity}× {item.name}" for item in order.items) or "no items"
+    return ", ".join(f"{item.quantity}× {item.name}" for item in order.items) or texts.render(
+        "utter_order_no_items"
+    )
 
 
 def _tracking(order: Order) -> str:
     if not order.tracking_number:
         return ""
-    return f" Tracking: {order.carrier or 'carrier'} {order.tracking_number}."
+    carrier = order.carrier or texts.render("utter_order_tracking_carrier")
+    return texts.render("utter_order_tracking", carrier=carrier, number=order.tracking_number)
+
+
+def _carrier(order: Order) -> str:
+    return order.carrier or texts.render("utter_order_the_carrier")
 
 
 # --- identity --------------------------------------------------------------------------
@@ -201,48 +208,69 @@ def days_late(order: Order, now: datetime | None = None) -> int:
 
 
 def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
+    return texts.render("utter_days_one" if n == 1 else "utter_days_many", n=n)
 
 
 def _late_status(order: Order, late: int, policy: LatePolicy) -> FlowResult:
-    due, carrier = order.estimated_delivery, order.carrier or "the carrier"
+    due, carrier = order.estimated_delivery, _carrier(order)
     assert due is not None
-    head = f"Order {order.number} ({_items(order)}) shipped on {_date(order.shipped_at)} and was due on {_date(due)}, so it is {_days(late)} late.{_tracking(order)}"
+    head = texts.render(
+        "utter_late_status_head",
+        order=order.number,
+        items=_items(order),
+        shipped=_date(order.shipped_at),
+        due=_date(due),
+        late=_days(late),
+        tracking=_tracking(order),
+    )
     step, next_step_on = policy.step(due, late)
     until = _date(next_step_on)
     if step is LateStep.wait:
         return FlowResult(
-            f"{head} Late parcels usually turn up within {_days(policy.grace_days)} of the date; if it hasn't come by {until}, I can ask {carrier} to trace it.",
+            texts.render(
+                "utter_late_status_wait",
+                head=head,
+                grace=_days(policy.grace_days),
+                until=until,
+                carrier=carrier,
+            ),
             buttons=[PERSON_BUTTON],
         )
     if step is LateStep.trace:
         return FlowResult(
-            f"{head} I can ask {carrier} to trace it, and if it hasn't arrived by {until} we'll send a replacement or refund you.",
+            texts.render("utter_late_status_trace", head=head, carrier=carrier, until=until),
             buttons=[{"title": "Trace my parcel", "payload": "/delivery_problem"}, PERSON_BUTTON],
         )
     return FlowResult(
-        f"{head} That's too long to keep waiting: we can send you a replacement or refund you, and a person from our team arranges it.",
+        texts.render("utter_late_status_replace", head=head),
         buttons=[{"title": "Arrange a replacement or refund", "payload": PERSON_BUTTON["payload"]}],
     )
 
 
 def _late_delivery(order: Order, late: int, policy: LatePolicy) -> FlowResult:
-    due, carrier = order.estimated_delivery, order.carrier or "the carrier"
+    due, carrier = order.estimated_delivery, _carrier(order)
     assert due is not None
     step, next_step_on = policy.step(due, late)
     until = _date(next_step_on)
+    values = {"order": order.number, "due": _date(due), "tracking": _tracking(order)}
     if step is LateStep.wait:
         return FlowResult(
-            f"Sorry, order {order.number} is running late: it was due on {_date(due)}. Late parcels usually turn up within {_days(policy.grace_days)} of the date, so please give it until {until}; if it hasn't come by then, tell me and I'll ask {carrier} to trace it.{_tracking(order)}",
+            texts.render(
+                "utter_late_delivery_wait",
+                **values,
+                grace=_days(policy.grace_days),
+                until=until,
+                carrier=carrier,
+            ),
             buttons=[PERSON_BUTTON],
         )
     if step is LateStep.trace:
         return FlowResult(
-            f"Sorry, order {order.number} is running late: it was due on {_date(due)}. I've asked {carrier} to trace it.{_tracking(order)} If it hasn't arrived by {until}, we'll send a replacement or refund you.",
+            texts.render("utter_late_delivery_trace", **values, carrier=carrier, until=until),
             NextStep.survey,
         )
     return FlowResult(
-        f"Sorry, order {order.number} is {_days(late)} late: it was due on {_date(due)}. We'll send you a replacement or refund you, whichever you prefer; a person from our team arranges it.{_tracking(order)}",
+        texts.render("utter_late_delivery_replace", **values, late=_days(late)),
         buttons=[{"title": "Arrange a replacement or refund", "payload": PERSON_BUTTON["payload"]}],
     )
 
@@ -255,17 +283,42 @@ def order_status(
     if late:
         return _late_status(order, late, policy or LatePolicy())
     if order.status is OrderStatus.placed:
-        text = f"Order {number} ({_items(order)}) was placed on {_date(order.placed_at)} and is being packed; it has not shipped yet."
+        text = texts.render(
+            "utter_order_status_placed",
+            order=number,
+            items=_items(order),
+            placed=_date(order.placed_at),
+        )
     elif order.status is OrderStatus.shipped:
-        text = f"Order {number} ({_items(order)}) shipped on {_date(order.shipped_at)} and should arrive by {_date(order.estimated_delivery)}.{_tracking(order)}"
+        text = texts.render(
+            "utter_order_status_shipped",
+            order=number,
+            items=_items(order),
+            shipped=_date(order.shipped_at),
+            eta=_date(order.estimated_delivery),
+            tracking=_tracking(order),
+        )
     elif order.status is OrderStatus.delivered:
-        text = f"Order {number} ({_items(order)}) was delivered on {_date(order.delivered_at)}.{_tracking(order)}"
+        text = texts.render(
+            "utter_order_status_delivered",
+            order=number,
+            items=_items(order),
+            delivered=_date(order.delivered_at),
+            tracking=_tracking(order),
+        )
     elif order.status is OrderStatus.returned:
-        text = f"Order {number} was returned to us; the refund is being processed."
+        text = texts.render("utter_order_status_returned", order=number)
     elif order.status is OrderStatus.refunded:
-        text = f"Order {number} was refunded on {_date(order.refunded_at)} ({_money(order)})."
+        text = texts.render(
+            "utter_order_status_refunded",
+            order=number,
+            refunded=_date(order.refunded_at),
+            amount=_money(order),
+        )
     else:
-        text = f"Order {number} was cancelled on {_date(order.cancelled_at)}; you were not charged."
+        text = texts.render(
+            "utter_order_status_cancelled", order=number, cancelled=_date(order.cancelled_at)
+        )
     return FlowResult(text, NextStep.survey)
 
 
@@ -276,27 +329,44 @@ def delivery_problem(
     if late:
         return _late_delivery(order, late, policy or LatePolicy())
     if order.status is OrderStatus.placed:
-        text = f"Order {order.number} has not shipped yet; it usually leaves our warehouse within 2 working days. You'll get the tracking number by email."
+        text = texts.render("utter_delivery_placed", order=order.number)
     elif order.status is OrderStatus.shipped:
-        text = f"Order {order.number} is on its way and due by {_date(order.estimated_delivery)}.{_tracking(order)}"
+        text = texts.render(
+            "utter_delivery_shipped",
+            order=order.number,
+            eta=_date(order.estimated_delivery),
+            tracking=_tracking(order),
+        )
     elif order.status is OrderStatus.delivered:
-        text = f"Order {order.number} shows as delivered on {_date(order.delivered_at)}. Please check with neighbours or your safe place; I've opened a trace with {order.carrier or 'the carrier'} and we'll email you within 2 working days."
+        text = texts.render(
+            "utter_delivery_delivered",
+            order=order.number,
+            delivered=_date(order.delivered_at),
+            carrier=_carrier(order),
+        )
     else:
-        text = f"Order {order.number} is {order.status.value}, so there's no delivery in progress."
+        text = texts.render("utter_delivery_none", order=order.number, status=order.status.value)
     return FlowResult(text, NextStep.survey)
 
 
 def damaged_item(order: Order, window: int) -> FlowResult:
     if order.status is not OrderStatus.delivered:
         return FlowResult(
-            f"Order {order.number} is {order.status.value}; I can only arrange a return for delivered orders.",
+            texts.render(
+                "utter_damaged_not_delivered", order=order.number, status=order.status.value
+            ),
             NextStep.survey,
         )
     eligible = return_eligibility(order, window)
     if eligible:
         return FlowResult(eligible, NextStep.survey)
     return _confirm(
-        f"I'm sorry your order {order.number} arrived like that. Start a free return of order {order.number} ({_items(order)}, {_money(order)})? You'll get a full refund or a replacement.",
+        texts.render(
+            "utter_damaged_confirm_return",
+            order=order.number,
+            items=_items(order),
+            amount=_money(order),
+        ),
         "return_item",
     )
 
@@ -304,15 +374,24 @@ def damaged_item(order: Order, window: int) -> FlowResult:
 def return_eligibility(order: Order, window: int) -> str | None:
     """Why a return cannot be started, or None if it can."""
     if order.status is OrderStatus.cancelled:
-        return f"Order {order.number} was cancelled before it shipped, so there is nothing to return and you were not charged."
+        return texts.render("utter_return_cancelled", order=order.number)
     if order.status in (OrderStatus.returned, OrderStatus.refunded):
-        return f"Order {order.number} has already been returned."
+        return texts.render("utter_return_already_returned", order=order.number)
     if order.status in (OrderStatus.placed, OrderStatus.shipped):
-        return f"Order {order.number} hasn't been delivered yet. You can return it within {window} days of delivery."
+        return texts.render("utter_return_not_delivered", order=order.number, window=window)
     if order.return_requested_at is not None:
-        return f"A return for order {order.number} is already open since {_date(order.return_requested_at)}; use the label we emailed you."
+        return texts.render(
+            "utter_return_already_open",
+            order=order.number,
+            opened=_date(order.return_requested_at),
+        )
     if order.delivered_at and order.delivered_at < utcnow() - timedelta(days=window):
-        return f"Order {order.number} was delivered on {_date(order.delivered_at)}, which is outside our {window}-day return window. If the item is faulty, ask for a person and we'll look at a warranty repair."
+        return texts.render(
+            "utter_return_window_passed",
+            order=order.number,
+            delivered=_date(order.delivered_at),
+            window=window,
+        )
     return None
 
 
@@ -321,22 +400,35 @@ def return_item(order: Order, window: int) -> FlowResult:
     if refusal:
         return FlowResult(refusal, NextStep.survey)
     return _confirm(
-        f"Start a free return of order {order.number} ({_items(order)}, {_money(order)})?",
+        texts.render(
+            "utter_return_confirm", order=order.number, items=_items(order), amount=_money(order)
+        ),
         "return_item",
     )
 
 
 def refund_status(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.refunded:
-        text = f"Your refund of {_money(order)} for order {order.number} was issued on {_date(order.refunded_at)}. It can take 3–5 working days to show on your statement."
+        text = texts.render(
+            "utter_refund_issued",
+            amount=_money(order),
+            order=order.number,
+            refunded=_date(order.refunded_at),
+        )
     elif order.status is OrderStatus.returned:
-        text = f"We received your return of order {order.number}; the refund of {_money(order)} will be issued within 5 working days."
+        text = texts.render(
+            "utter_refund_return_received", order=order.number, amount=_money(order)
+        )
     elif order.return_requested_at is not None:
-        text = f"Your return for order {order.number} was opened on {_date(order.return_requested_at)}. We refund as soon as the parcel reaches us."
+        text = texts.render(
+            "utter_refund_return_open",
+            order=order.number,
+            opened=_date(order.return_requested_at),
+        )
     elif order.status is OrderStatus.cancelled:
-        text = f"Order {order.number} was cancelled before payment was taken, so there is nothing to refund."
+        text = texts.render("utter_refund_cancelled", order=order.number)
     else:
-        text = f"There's no refund on order {order.number}: it is {order.status.value} and no return has been started."
+        text = texts.render("utter_refund_none", order=order.number, status=order.status.value)
     return FlowResult(text, NextStep.survey)
 
 
@@ -350,19 +442,34 @@ def request_refund(order: Order, window: int) -> FlowResult:
         return refund_status(order, window)
     if order.status is OrderStatus.placed:
         return _confirm(
-            f"Order {order.number} hasn't shipped yet, so the quickest way to your money is to cancel it. Cancel order {order.number} ({_items(order)}, {_money(order)})? You won't be charged.",
+            texts.render(
+                "utter_refund_confirm_cancel",
+                order=order.number,
+                items=_items(order),
+                amount=_money(order),
+            ),
             "cancel_order",
         )
     if order.status is OrderStatus.shipped:
         return FlowResult(
-            f"Order {order.number} is on its way. Once it's delivered you can return it within {window} days for a full refund of {_money(order)}.",
+            texts.render(
+                "utter_refund_after_delivery",
+                order=order.number,
+                window=window,
+                amount=_money(order),
+            ),
             NextStep.survey,
         )
     refusal = return_eligibility(order, window)
     if refusal:
         return FlowResult(refusal, NextStep.survey)
     return _confirm(
-        f"Return order {order.number} ({_items(order)}) for a refund of {_money(order)}? We'll email you a prepaid label and refund your original payment method within 5 working days of the parcel reaching us.",
+        texts.render(
+            "utter_refund_confirm_return",
+            order=order.number,
+            items=_items(order),
+            amount=_money(order),
+        ),
         "return_item",
     )
 
@@ -370,29 +477,36 @@ def request_refund(order: Order, window: int) -> FlowResult:
 def cancel_order(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.placed:
         return _confirm(
-            f"Cancel order {order.number} ({_items(order)}, {_money(order)})? It hasn't shipped yet, so you won't be charged.",
+            texts.render(
+                "utter_cancel_confirm",
+                order=order.number,
+                items=_items(order),
+                amount=_money(order),
+            ),
             "cancel_order",
         )
     if order.status is OrderStatus.cancelled:
-        return FlowResult(f"Order {order.number} is already cancelled.", NextStep.survey)
-    after = {
-        OrderStatus.shipped: "Once it's delivered you can return it within our return window.",
-        OrderStatus.delivered: "You can still return it within our return window.",
-    }.get(order.status, "")
-    return FlowResult(
-        f"Order {order.number} is already {order.status.value}, so it can't be cancelled any more. {after}".strip(),
-        NextStep.survey,
-    )
+        return FlowResult(
+            texts.render("utter_cancel_already_cancelled", order=order.number), NextStep.survey
+        )
+    sentences = [
+        texts.render("utter_cancel_too_late", order=order.number, status=order.status.value)
+    ]
+    if order.status is OrderStatus.shipped:
+        sentences.append(texts.render("utter_cancel_return_after_delivery"))
+    elif order.status is OrderStatus.delivered:
+        sentences.append(texts.render("utter_cancel_return_still"))
+    return FlowResult(" ".join(sentences), NextStep.survey)
 
 
 def change_address(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.placed:
         return FlowResult(
-            f"Order {order.number} is going to: {order.shipping_address}. What's the new delivery address?",
+            texts.render("utter_address_ask", order=order.number, address=order.shipping_address),
             NextStep.address,
         )
     return FlowResult(
-        f"Order {order.number} is {order.status.value}, so its address can't be changed any more.",
+        texts.render("utter_address_too_late", order=order.number, status=order.status.value),
         NextStep.survey,
     )
 
@@ -400,11 +514,15 @@ def change_address(order: Order, _window: int) -> FlowResult:
 def billing_issue(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.cancelled:
         return FlowResult(
-            f"Order {order.number} was cancelled before payment was taken, so you weren't charged for it. If you still see an amount on your statement, it's a pre-authorisation that disappears within 3–5 days; say 'agent' if it doesn't.",
-            NextStep.survey,
+            texts.render("utter_billing_cancelled", order=order.number), NextStep.survey
         )
     return FlowResult(
-        f"Order {order.number} was charged once: {_money(order)} on {_date(order.placed_at)}. A second pending amount is usually a card pre-authorisation that disappears within 3–5 days; your invoice is in the order email. If something still looks wrong, say 'agent' and a person will check it.",
+        texts.render(
+            "utter_billing_charged",
+            order=order.number,
+            amount=_money(order),
+            placed=_date(order.placed_at),
+        ),
         NextStep.survey,
     )
 
@@ -434,7 +552,8 @@ def validate_address(text: str) -> str | None:
 
 def confirm_address(order: Order, address: str) -> FlowResult:
     return _confirm(
-        f"Change the delivery address of order {order.number} to: {address}?", "change_address"
+        texts.render("utter_address_confirm", order=order.number, address=address),
+        "change_address",
     )
 
 
@@ -446,37 +565,58 @@ def subscription_flow(
 ) -> FlowResult:
     """Pause (until a date, or until resumed), resume or cancel, each confirmed first."""
     if subscription is None:
-        return FlowResult("I can't find an active subscription on your account.")
+        return FlowResult(texts.render("utter_subscription_none"))
     plan = subscription.plan
     if flow == "pause_subscription":
         if subscription.status is SubscriptionStatus.paused:
-            until = f" until {_date(subscription.resume_on)}" if subscription.resume_on else ""
-            return FlowResult(
-                f"Your {plan} subscription is already paused{until}.", NextStep.survey
-            )
+            if subscription.resume_on:
+                text = texts.render(
+                    "utter_subscription_already_paused_until",
+                    plan=plan,
+                    until=_date(subscription.resume_on),
+                )
+            else:
+                text = texts.render("utter_subscription_already_paused", plan=plan)
+            return FlowResult(text, NextStep.survey)
         if pause_until is not None:
             return _confirm(
-                f"Pause your {plan} subscription until {_date(pause_until)}? Nothing will be charged or shipped until then; deliveries restart on {_date(pause_until)}.",
+                texts.render(
+                    "utter_subscription_confirm_pause_until", plan=plan, until=_date(pause_until)
+                ),
                 "pause_subscription",
             )
         return _confirm(
-            f"Pause your {plan} subscription? Nothing will be charged or shipped after {_date(subscription.current_period_end)} until you resume it.",
+            texts.render(
+                "utter_subscription_confirm_pause",
+                plan=plan,
+                period_end=_date(subscription.current_period_end),
+            ),
             "pause_subscription",
         )
     if flow == "resume_subscription":
         if subscription.status is SubscriptionStatus.active:
             return FlowResult(
-                f"Your {plan} subscription is active, nothing to resume; your next box comes after {_date(subscription.current_period_end)}.",
+                texts.render(
+                    "utter_subscription_already_active",
+                    plan=plan,
+                    period_end=_date(subscription.current_period_end),
+                ),
                 NextStep.survey,
             )
         return _confirm(
-            f"Resume your {plan} subscription now? Deliveries restart with the next box and the {subscription.price:.2f} {subscription.currency} monthly charge starts again.",
+            texts.render(
+                "utter_subscription_confirm_resume", plan=plan, price=_price(subscription)
+            ),
             "resume_subscription",
         )
     return _confirm(
-        f"Cancel your {plan} subscription ({subscription.price:.2f} {subscription.currency} a month)? You'll keep the current box; no further charges.",
+        texts.render("utter_subscription_confirm_cancel", plan=plan, price=_price(subscription)),
         "cancel_subscription",
     )
+
+
+def _price(subscription: Subscription) -> str:
+    return f"{subscription.price:.2f} {subscription.currency}"
 
 
 MAX_PAUSE_DAYS = 366
@@ -540,64 +680,76 @@ async def apply_confirmed(
     details: dict[str, str] = {}
     if action in {"cancel_order", "return_item", "change_address"}:
         if order is None:
-            return FlowResult(
-                "I've lost track of which order you meant; please tell me the order number again."
-            )
+            return FlowResult(texts.render("utter_confirmed_lost_order"))
         lifecycle = await lifecycles.lifecycle_for_order(session, order)
         target_type, target_id = "order", order.number
         if action == "cancel_order":
             if order.status is not OrderStatus.placed:
                 return FlowResult(
-                    f"Order {order.number} has just shipped, so it can no longer be cancelled.",
+                    texts.render("utter_confirmed_cancel_too_late", order=order.number),
                     NextStep.survey,
                 )
             order.status, order.cancelled_at = OrderStatus.cancelled, now
             lifecycles.sync_with_order(lifecycle, order)
-            reply = f"Done: order {order.number} is cancelled. You won't be charged."
+            reply = texts.render("utter_confirmed_cancelled", order=order.number)
         elif action == "return_item":
             refusal = return_eligibility(order, return_window_days)
             if refusal:
                 return FlowResult(refusal, NextStep.survey)
             order.return_requested_at = now
             lifecycles.advance(lifecycle, Stage.support)
-            reply = f"Your return for order {order.number} is started. A prepaid label is on its way to {customer.email}; drop the parcel off within 14 days and we'll refund {_money(order)}."
+            reply = texts.render(
+                "utter_confirmed_return_started",
+                order=order.number,
+                email=customer.email,
+                amount=_money(order),
+            )
         else:
             if order.status is not OrderStatus.placed or not new_address:
                 return FlowResult(
-                    f"Order {order.number} has just shipped, so its address can no longer be changed.",
+                    texts.render("utter_confirmed_address_too_late", order=order.number),
                     NextStep.survey,
                 )
             details = {"from": order.shipping_address, "to": new_address}
             order.shipping_address = new_address
-            reply = f"Done: order {order.number} will be delivered to {new_address}."
+            reply = texts.render(
+                "utter_confirmed_address_changed", order=order.number, address=new_address
+            )
     elif action in {"pause_subscription", "resume_subscription", "cancel_subscription"}:
         if subscription is None:
-            return FlowResult("I can't find an active subscription on your account.")
+            return FlowResult(texts.render("utter_subscription_none"))
         target_type, target_id = "subscription", str(subscription.id)
         if action == "pause_subscription":
             subscription.status, subscription.paused_at = SubscriptionStatus.paused, now
             subscription.resume_on = pause_until
             if pause_until is not None:
                 details = {"resume_on": pause_until.date().isoformat()}
-                reply = f"Done: your {subscription.plan} subscription is paused until {_date(pause_until)}. Deliveries restart on {_date(pause_until)}; tell me any time if you want them back sooner."
+                reply = texts.render(
+                    "utter_confirmed_paused_until",
+                    plan=subscription.plan,
+                    until=_date(pause_until),
+                )
             else:
-                reply = f"Done: your {subscription.plan} subscription is paused. Tell me any time to resume it."
+                reply = texts.render("utter_confirmed_paused", plan=subscription.plan)
         elif action == "resume_subscription":
             if subscription.status is not SubscriptionStatus.paused:
                 return FlowResult(
-                    f"Your {subscription.plan} subscription is already active.", NextStep.survey
+                    texts.render("utter_confirmed_resume_already_active", plan=subscription.plan),
+                    NextStep.survey,
                 )
             subscription.status, subscription.paused_at = SubscriptionStatus.active, None
             subscription.resume_on = None
-            reply = f"Done: your {subscription.plan} subscription is active again. Deliveries restart with the next box, and you'll be charged {subscription.price:.2f} {subscription.currency} a month again."
+            reply = texts.render(
+                "utter_confirmed_resumed", plan=subscription.plan, price=_price(subscription)
+            )
         else:
             subscription.status, subscription.cancelled_at = SubscriptionStatus.cancelled, now
-            reply = f"Done: your {subscription.plan} subscription is cancelled; there will be no further charges."
+            reply = texts.render("utter_confirmed_subscription_cancelled", plan=subscription.plan)
             session.add(_audit(customer, action, target_type, target_id, details))
             await session.flush()
             return FlowResult(reply, NextStep.churn_survey)
     else:
-        return FlowResult("Okay.")
+        return FlowResult(texts.render("utter_okay"))
     session.add(_audit(customer, action, target_type, target_id, details))
     await session.flush()
     return FlowResult(reply, NextStep.survey)
