@@ -46,15 +46,14 @@ def _refuse_demo_staff(settings: Settings) -> bool:
 
 
 def _serve(settings: Settings) -> int:
-    from aiohttp import web
-
     from bot.web.app import create_app
     from bot.web.ops import configure_logging
+    from bot.web.server import serve
 
     if _refuse_demo_staff(settings):  # create_app() refuses too; this says it without a trace
         return 2
     configure_logging(settings.log_format)
-    web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port, print=None)
+    serve(create_app(settings), settings)  # hardened aiohttp errors, optional ops port
     return 0
 
 

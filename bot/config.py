@@ -96,6 +96,9 @@ class Settings:
     support_email: str = "support@example.com"
     # A waiting escalation older than this is shown one priority level higher.
     escalation_aging_minutes: int = 15
+    # A claim whose holder has not written for this long may be taken over by any agent in
+    # the console (at once when the holder is offline; admins always may). Issue #20.
+    claim_idle_minutes: int = 15
     # Per conversation: at most this many messages in `rate_window_seconds`.
     rate_limit_messages: int = 12
     rate_window_seconds: float = 10.0
@@ -115,6 +118,9 @@ class Settings:
     pitfall_nps_below: int = 0
     pitfall_dropoff_above: int = 70
     pitfall_min_responses: int = 5
+    # Dashboard: a CSAT/NPS/CES figure (a KPI, a trend point, a group, a bar) resting on fewer
+    # answers than this is shown as "too few answers" instead of a number (docs/dashboard.md).
+    dashboard_min_answers: int = 10
     # Message texts older than this are blanked by `python -m bot purge-transcripts`.
     transcript_retention_days: int = 365
     # Shop events webhook (POST /api/events): HMAC-SHA256 secret shared with the shop.
@@ -133,6 +139,14 @@ class Settings:
     # runner-up; otherwise the bot asks what was meant (issue #17, bot/domain/understanding.py).
     intent_confidence_threshold: float = 0.80
     intent_margin: float = 0.15
+    # Issue #22. `/metrics` on the public port needs `Authorization: Bearer METRICS_TOKEN`
+    # (unset: it is served on the internal ops port only). OPS_PORT: a second listening
+    # port (on OPS_HOST) for Prometheus and readiness details, never published.
+    metrics_token: str | None = None
+    ops_host: str = "127.0.0.1"
+    ops_port: int | None = None
+    # A staff session unused for this long ends (sign in again); 12 h at most anyway.
+    staff_idle_minutes: int = 30
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -144,6 +158,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Settings made in code (tests, create_app(settings)) are held to the same rules.
+        if self.ops_port is not None and self.ops_port == self.web_port:
+            raise ConfigError("OPS_PORT must differ from WEB_PORT (it is the internal port)")
+        if self.staff_idle_minutes < 1:
+            raise ConfigError("STAFF_IDLE_MINUTES must be at least 1")
         if self.environment not in ENVIRONMENTS:
             raise ConfigError(
                 f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (exactly, lower case); "
@@ -158,6 +176,8 @@ class Settings:
                 "EVENTS_SECRET": (self.events_secret, DEV_EVENTS_SECRET),
                 # Optional: unset, the outgoing webhook signs with EVENTS_SECRET.
                 "OUTGOING_WEBHOOK_SECRET": (self.outgoing_webhook_secret, None),
+                # Optional: unset, /metrics is only served on the internal ops port.
+                "METRICS_TOKEN": (self.metrics_token, None),
             }
             for name, (value, development_value) in secrets.items():
                 if value is None and development_value is None:
@@ -198,6 +218,7 @@ class Settings:
             support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
             support_email=os.environ.get("SUPPORT_EMAIL", "support@example.com"),
             escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
+            claim_idle_minutes=_env_int("CLAIM_IDLE_MINUTES", 15),
             action_server_url=os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             redis_url=os.environ.get("REDIS_URL") or None,
             rasa_max_in_flight=_env_int("RASA_MAX_IN_FLIGHT", 4),
@@ -207,6 +228,7 @@ class Settings:
             pitfall_nps_below=_env_int("PITFALL_NPS_BELOW", 0),
             pitfall_dropoff_above=_env_int("PITFALL_DROPOFF_ABOVE", 70),
             pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
+            dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,
             events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
@@ -217,4 +239,8 @@ class Settings:
             outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
             intent_confidence_threshold=_env_float("INTENT_CONFIDENCE_THRESHOLD", 0.80),
             intent_margin=_env_float("INTENT_MARGIN", 0.15),
+            metrics_token=os.environ.get("METRICS_TOKEN") or None,
+            ops_host=os.environ.get("OPS_HOST", "127.0.0.1"),
+            ops_port=_env_int("OPS_PORT", 0) or None,
+            staff_idle_minutes=_env_int("STAFF_IDLE_MINUTES", 30),
         )

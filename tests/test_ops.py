@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import generate_latest
 
 from bot.cli_privacy import end_live_tabs
 from bot.config import Settings
@@ -23,9 +24,11 @@ from bot.storage.models import MessageSender
 from bot.web.app import create_app
 from bot.web.chat import push
 from bot.web.keys import HUB as HUB_KEY
-from bot.web.ops import JsonFormatter, configure_logging, conversation_id_var
+from bot.web.ops import METRICS, JsonFormatter, configure_logging, conversation_id_var
 from tests.conftest import StubRasa
 
+METRICS_TOKEN = "metrics-" + "t" * 32
+METRICS_BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
@@ -75,11 +78,21 @@ async def test_healthz_keeps_its_shape(client: TestClient) -> None:
     assert await response.json() == {"status": "ok", "rasa": "ready"}
 
 
+def _internal(app_settings: Settings, port: int) -> TestClient:
+    """A client of the app served on its internal ops port: /readyz and /metrics in full."""
+    app = create_app(replace(app_settings, ops_port=port))
+    return TestClient(TestServer(app, port=port))
+
+
 async def test_readyz_is_ready_when_every_dependency_answers(
-    engine: Any, settings: Settings, rasa: tuple[StubRasa, str], action_server: str
+    engine: Any,
+    settings: Settings,
+    rasa: tuple[StubRasa, str],
+    action_server: str,
+    unused_tcp_port: int,
 ) -> None:
-    app = create_app(replace(settings, rasa_url=rasa[1], action_server_url=action_server))
-    async with TestClient(TestServer(app)) as client:
+    app_settings = replace(settings, rasa_url=rasa[1], action_server_url=action_server)
+    async with _internal(app_settings, unused_tcp_port) as client:
         response = await client.get("/readyz")
         body = await response.json()
     assert response.status == 200, body
@@ -88,13 +101,16 @@ async def test_readyz_is_ready_when_every_dependency_answers(
 
 
 async def test_readyz_names_what_failed(
-    engine: Any, settings: Settings, rasa: tuple[StubRasa, str], unused_tcp_port: int
+    engine: Any,
+    settings: Settings,
+    rasa: tuple[StubRasa, str],
+    unused_tcp_port_factory: Any,
 ) -> None:
-    dead = f"http://127.0.0.1:{unused_tcp_port}"
-    app = create_app(
-        replace(settings, rasa_url=f"{dead},{rasa[1]}", action_server_url=f"{dead}/webhook")
+    dead = f"http://127.0.0.1:{unused_tcp_port_factory()}"
+    app_settings = replace(
+        settings, rasa_url=f"{dead},{rasa[1]}", action_server_url=f"{dead}/webhook"
     )
-    async with TestClient(TestServer(app)) as client:
+    async with _internal(app_settings, unused_tcp_port_factory()) as client:
         response = await client.get("/readyz")
         body = await response.json()
     assert response.status == 503
@@ -106,11 +122,11 @@ async def test_readyz_names_what_failed(
 
 
 async def test_readyz_fails_when_no_rasa_worker_is_usable(
-    engine: Any, settings: Settings, action_server: str, unused_tcp_port: int
+    engine: Any, settings: Settings, action_server: str, unused_tcp_port_factory: Any
 ) -> None:
-    dead = f"http://127.0.0.1:{unused_tcp_port}"
-    app = create_app(replace(settings, rasa_url=dead, action_server_url=action_server))
-    async with TestClient(TestServer(app)) as client:
+    dead = f"http://127.0.0.1:{unused_tcp_port_factory()}"
+    app_settings = replace(settings, rasa_url=dead, action_server_url=action_server)
+    async with _internal(app_settings, unused_tcp_port_factory()) as client:
         response = await client.get("/readyz")
         body = await response.json()
     assert response.status == 503
@@ -121,7 +137,7 @@ async def test_turns_go_to_another_rasa_worker_when_one_refuses_connections(
     engine: Any, settings: Settings, rasa: tuple[StubRasa, str], unused_tcp_port: int
 ) -> None:
     dead = f"http://127.0.0.1:{unused_tcp_port}"
-    app = create_app(replace(settings, rasa_url=f"{dead},{rasa[1]}"))
+    app = create_app(replace(settings, rasa_url=f"{dead},{rasa[1]}", metrics_token=METRICS_TOKEN))
     async with TestClient(TestServer(app)) as client:
         for n in range(4):  # whichever worker each conversation hashes to
             ws, _session = await _open(client)
@@ -129,7 +145,7 @@ async def test_turns_go_to_another_rasa_worker_when_one_refuses_connections(
             reply = await _until(ws, lambda f: f.get("sender") in ("bot", "system"))
             assert reply["text"] == f"echo: hello {n}"
             await ws.close()
-        metrics = await (await client.get("/metrics")).text()
+        metrics = await (await client.get("/metrics", headers=METRICS_BEARER)).text()
     assert len(rasa[0].received) == 4
     assert 'shopbot_chat_turns_total{outcome="ok"} 4.0' in metrics
     assert "shopbot_chat_turn_seconds_count 4.0" in metrics
@@ -143,7 +159,8 @@ async def test_metrics_count_failed_turns_by_kind_and_open_sockets(
     await ws.send_json({"type": "message", "text": "hi"})
     reply = await _until(ws, lambda f: f.get("sender") == "system")
     assert "try again in a moment" in reply["text"]
-    metrics = await (await client.get("/metrics")).text()
+    # The metrics themselves (who may read them: tests/test_hardening.py).
+    metrics = generate_latest(client.app[METRICS].registry).decode()
     assert 'shopbot_chat_errors_total{kind="rasa_http_500"} 1.0' in metrics
     assert 'shopbot_chat_turns_total{outcome="rasa_http_500"} 1.0' in metrics
     assert "shopbot_open_websockets 1.0" in metrics

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 from bot.domain import safe_json, staff
 from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
@@ -147,6 +148,32 @@ def _is_public(path: str) -> bool:
 def is_https(request: web.Request) -> bool:
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
     return request.secure or forwarded == "https"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    try:
+        url = URL.build(scheme=scheme, authority=netloc)
+    except (TypeError, ValueError):
+        return None
+    if url.host is None or url.user is not None or url.path not in ("", "/"):
+        return None
+    port = url.explicit_port or _DEFAULT_PORTS.get(scheme)
+    return (scheme, url.host.lower(), port) if port else None
+
+
+def is_same_origin(request: web.Request, origin: str) -> bool:
+    """Whether a browser's `Origin` is this service itself: same scheme (http, or https
+    directly or behind a proxy saying so), host and port. `ftp://`, `null`, another port or
+    a host that merely ends like ours are not (issue #22)."""
+    scheme, sep, netloc = origin.strip().partition("://")
+    if not sep or scheme.lower() != ("https" if is_https(request) else "http"):
+        return False
+    theirs = _origin_key(scheme.lower(), netloc)
+    ours = _origin_key(scheme.lower(), request.host)
+    return theirs is not None and theirs == ours
 
 
 def set_session_cookie(
@@ -300,6 +327,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     user, staff_session = found
     if not csrf_ok(request, staff_session):
         return _csrf_failed()
+    origin = request.headers.get("Origin")
+    if path == WS_PATH and origin is not None and not is_same_origin(request, origin):
+        # The console's WebSocket is ours alone: SameSite=Strict is not the only guard (#22).
+        return json_error(403, "forbidden_origin", "This site may not open the console.")
     request[STAFF] = user
     request[STAFF_SESSION] = staff_session
     return await handler(request)

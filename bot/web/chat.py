@@ -28,6 +28,7 @@ from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, ConversationStatus, Message, MessageSender
 from bot.web import language
+from bot.web.auth import is_same_origin
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
 from bot.web.rasa_client import BotReply, RasaUnavailable
@@ -63,8 +64,8 @@ def _origin_allowed(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser; browsers always send Origin on WebSocket upgrades
-    same_host = origin.split("://", 1)[-1] == request.host
-    return same_host or origin in request.app[SETTINGS].allowed_origins
+    # Scheme, host and port (bot/web/auth.py): `ftp://` + our host is not us (#22).
+    return is_same_origin(request, origin) or origin in request.app[SETTINGS].allowed_origins
 
 
 @dataclass

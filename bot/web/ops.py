@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hmac
 import json
 import logging
 import os
@@ -29,6 +30,8 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
+from bot.storage.models import StaffRole
+from bot.web.auth import load_staff_session
 from bot.web.errors import json_error
 from bot.web.hub import setup_fanout
 from bot.web.keys import ENGINE, HUB, RASA, SETTINGS
@@ -133,7 +136,34 @@ def count_error(app: web.Application, kind: str) -> None:
         metrics.error(kind)
 
 
+def on_internal_port(request: web.Request) -> bool:
+    """Whether the request came in on the internal ops port (OPS_PORT), not the public one."""
+    port = request.config_dict[SETTINGS].ops_port
+    transport = request.transport
+    if not port or transport is None:
+        return False
+    sockname = transport.get_extra_info("sockname")
+    return isinstance(sockname, tuple) and len(sockname) >= 2 and sockname[1] == port
+
+
+def _metrics_token_ok(request: web.Request) -> bool:
+    expected = request.config_dict[SETTINGS].metrics_token
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(sent.strip().encode(), expected.encode())
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus exposition: on the internal port, or with `Bearer METRICS_TOKEN` (issue #22)."""
+    if not (on_internal_port(request) or _metrics_token_ok(request)):
+        response = json_error(
+            401,
+            "unauthorized",
+            "Metrics need Authorization: Bearer <METRICS_TOKEN>, or the internal port (OPS_PORT).",
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -193,9 +223,20 @@ async def _outcome(check: Awaitable[None]) -> str:
     return "ok"
 
 
+async def _may_see_details(request: web.Request) -> bool:
+    if on_internal_port(request):
+        return True
+    found = await load_staff_session(request)
+    return found is not None and found[0].role is StaffRole.admin
+
+
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: database, Rasa (every worker; at least one must be usable, with its
-    tracker store), the action server and, when configured, Redis. 503 names what failed."""
+    tracker store), the action server and, when configured, Redis. 503 when not ready.
+
+    The public port answers only ready / not ready; which check failed and why (internal
+    addresses, error texts) only on the internal port or to an admin's session (issue #22).
+    """
     app = request.app
     checks: dict[str, Awaitable[None]] = {
         "database": _database_ok(app),
@@ -218,10 +259,15 @@ async def readyz(request: web.Request) -> web.Response:
         "checks": results,
         "seconds": round(time.monotonic() - started, 3),
     }
+    details = await _may_see_details(request)
     if failed:
-        body["error"] = {"code": "not_ready", "message": "Failed: " + ", ".join(failed)}
-        return web.json_response(body, status=503)
-    return web.json_response(body)
+        message = "Failed: " + ", ".join(failed) if details else "Not ready."
+        body["error"] = {"code": "not_ready", "message": message}
+    if not details:
+        body = {k: v for k, v in body.items() if k in ("status", "error")}
+    response = web.json_response(body, status=503 if failed else 200)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- wiring -----------------------------------------------------------------------------

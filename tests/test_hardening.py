@@ -1,0 +1,240 @@
+"""Security round two (issue #22): no leaks from aiohttp's own errors, `/readyz` or
+`/metrics`; origins of both WebSockets; staff session idle timeout and the list of one's
+own sessions. (What agents may read: tests/test_staff_access.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
+
+from bot.config import ConfigError, Settings
+from bot.domain import staff
+from bot.storage.models import StaffRole
+from bot.web.app import create_app
+from bot.web.security import PERMISSIONS_POLICY, SERVER_NAME
+from bot.web.server import HardenedAppRunner, start_sites
+from tests.conftest import StubRasa
+from tests.staff_helpers import create_staff, sign_in
+
+Client = TestClient[Any, Any]
+METRICS_TOKEN = "metrics-token-" + "m" * 30
+
+
+@pytest.fixture(autouse=True)
+def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        staff, "password_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+@pytest.fixture
+async def served(
+    engine: Any,
+    settings: Settings,
+    rasa: tuple[StubRasa, str],
+    unused_tcp_port_factory: Callable[[], int],
+) -> AsyncIterator[Settings]:
+    """create_app() served as `python -m bot serve` does: public port and internal ops port."""
+    served_settings = replace(
+        settings,
+        rasa_url=rasa[1],
+        web_port=unused_tcp_port_factory(),
+        ops_port=unused_tcp_port_factory(),
+        metrics_token=METRICS_TOKEN,
+    )
+    runner = HardenedAppRunner(create_app(served_settings))
+    await runner.setup()
+    await start_sites(runner, served_settings)
+    yield served_settings
+    await runner.cleanup()
+
+
+async def _raw(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return status_line, headers, body
+
+
+MALFORMED = [
+    pytest.param(b"G<script>alert(1)</script>T / HTTP/1.1\r\nHost: x\r\n\r\n", id="bad-method"),
+    pytest.param(b"GET /<script>alert(1)</script> HTTP/9.9\r\nHost: x\r\n\r\n", id="bad-version"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: x\r\n<script>alert(1)</script>\r\n\r\n", id="bad-header"
+    ),
+    pytest.param(b"GET /" + b"<script>" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", id="long-line"),
+]
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED)
+async def test_aiohttps_own_errors_carry_our_headers_and_echo_nothing(
+    served: Settings, request_bytes: bytes
+) -> None:
+    status_line, headers, body = await _raw(served.web_port, request_bytes)
+    status = int(status_line.split(" ")[1])
+    assert 400 <= status < 500, status_line
+    assert headers["server"] == SERVER_NAME
+    assert "python" not in str(headers).lower() and "aiohttp" not in str(headers).lower()
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["permissions-policy"] == PERMISSIONS_POLICY
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["cross-origin-resource-policy"] == "same-origin"
+    assert b"script" not in body.lower() and b"alert" not in body
+    assert body.decode().startswith(f"{status} ")
+
+
+async def test_served_app_names_no_version_on_any_answer(served: Settings) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/healthz", "/no/such/page", "/static/chat.js"):
+            async with http.get(f"http://127.0.0.1:{served.web_port}{path}") as response:
+                assert response.headers["Server"] == SERVER_NAME, path
+
+
+# ---- /readyz and /metrics ------------------------------------------------------------------
+
+
+async def test_readyz_answers_only_ready_or_not_on_the_public_port(
+    served: Settings, rasa: tuple[StubRasa, str]
+) -> None:
+    # The action server of these settings is not running: not ready.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{served.web_port}/readyz") as response:
+            public = await response.json()
+            assert response.status == 503
+        async with http.get(f"http://127.0.0.1:{served.ops_port}/readyz") as response:
+            internal = await response.json()
+            assert response.status == 503
+    assert public == {
+        "status": "not_ready",
+        "error": {"code": "not_ready", "message": "Not ready."},
+    }
+    assert internal["error"]["message"] == "Failed: action_server"
+    assert internal["checks"]["action_server"].startswith("failed: ClientConnectorError")
+    assert internal["checks"][f"rasa {rasa[1]}"] == "ok"
+
+
+async def test_readyz_details_for_an_admin_session_only(
+    client: Client, session_factory: Any
+) -> None:
+    await create_staff(session_factory)
+    assert set(await (await client.get("/readyz")).json()) == {"status", "error"}
+    for role in (StaffRole.agent, StaffRole.cx_manager):
+        await sign_in(client, role)
+        assert set(await (await client.get("/readyz")).json()) == {"status", "error"}, role
+    await sign_in(client, StaffRole.admin)
+    body = await (await client.get("/readyz")).json()
+    assert {"status", "checks", "seconds", "error"} == set(body)
+    assert body["checks"]["database"] == "ok"
+
+
+async def test_metrics_need_the_token_or_the_internal_port(served: Settings) -> None:
+    public = f"http://127.0.0.1:{served.web_port}/metrics"
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}):
+            async with http.get(public, headers=headers) as response:
+                assert response.status == 401, headers
+                assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+                assert "shopbot_" not in await response.text()
+        bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        async with http.get(public, headers=bearer) as response:
+            assert response.status == 200
+            assert "shopbot_open_websockets" in await response.text()
+        async with http.get(f"http://127.0.0.1:{served.ops_port}/metrics") as response:
+            assert response.status == 200
+            assert "shopbot_open_websockets" in await response.text()
+
+
+async def test_metrics_without_a_token_setting_are_internal_only(client: Client) -> None:
+    response = await client.get("/metrics", headers={"Authorization": "Bearer "})
+    assert response.status == 401
+    assert "OPS_PORT" in (await response.json())["error"]["message"]
+
+
+def test_the_ops_port_must_differ_from_the_web_port() -> None:
+    with pytest.raises(ConfigError, match="OPS_PORT"):
+        Settings(web_port=8000, ops_port=8000)
+
+
+def test_production_refuses_a_short_metrics_token() -> None:
+    def production(metrics_token: str | None = None) -> Settings:
+        good = "s" * 40
+        return replace(
+            Settings(),
+            environment="production",
+            rasa_token=f"rasa-{good}",
+            rasa_channel_secret=f"channel-{good}",
+            action_server_token=f"actions-{good}",
+            widget_secret=f"widget-{good}",
+            events_secret=f"events-{good}",
+            metrics_token=metrics_token,
+        )
+
+    assert production().metrics_token is None  # optional: then internal port only
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        production(metrics_token="short")
+
+
+# ---- origins of the two WebSockets -----------------------------------------------------------
+
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+def _origins(client: Client) -> tuple[str, list[str]]:
+    """Our own origin, and look-alikes that are not it."""
+    host, port = client.server.host, client.server.port
+    assert port is not None
+    ours = f"http://{host}:{port}"
+    return ours, [
+        f"ftp://{host}:{port}",
+        f"https://{host}:{port}",  # plain http here: another scheme is another origin
+        f"http://{host}:{port + 1}",
+        f"http://{host}",
+        f"http://evil.example:{port}",
+        f"http://{host}:{port}@evil.example",
+        "null",
+        "https://evil.example",
+    ]
+
+
+async def test_the_chat_socket_checks_scheme_host_and_port_of_the_origin(client: Client) -> None:
+    ours, foreign = _origins(client)
+    for origin in foreign:
+        response = await client.get("/ws", headers={**UPGRADE, "Origin": origin})
+        assert response.status == 403, origin
+        assert (await response.json())["error"]["code"] == "forbidden_origin"
+    async with client.ws_connect("/ws", headers={"Origin": ours}) as ws:
+        await ws.send_json({"type": "hello"})
+        assert (await ws.receive_json(timeout=5))["type"] == "session"
+
+
+async def test_the_console_socket_refuses_a_foreign_origin(
+    client: Client, session_factory: Any
+) -> None:
+    await create_staff(session_factory)
+    await sign_in(client, StaffRole.agent)
+    ours, foreign = _origins(client)
+    for origin in foreign:
+        response = await client.get("/console/ws", headers={**UPGRADE, "Origin": origin})
+        assert response.status == 403, origin
+        assert (await response.json())["error"]["code"] == "forbidden_origin"
+    async with client.ws_connect("/console/ws", headers={"Origin": ours}) as ws:
+        await ws.send_json({"type": "watch", "conversation_id": None})
+        await ws.close()
