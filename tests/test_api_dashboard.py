@@ -47,6 +47,7 @@ async def test_metrics_with_previous_period_trend_and_breakdown(cx: Client) -> N
     assert body["current"]["csat"]["percent"] == 50.0
     assert body["current"]["nps"] == {
         "score": 16.7, "responses": 6, "promoters": 3, "passives": 1, "detractors": 2,
+        "interval": [-55.1, 88.5], "too_few": True,
     }  # fmt: skip
     assert body["previous"]["volume"] == 2
     assert [(p["start"], p["volume"]) for p in body["trend"]] == [("2026-03-01", 15)]
@@ -55,6 +56,50 @@ async def test_metrics_with_previous_period_trend_and_breakdown(cx: Client) -> N
         ("SKU-A", 6, 0),
         ("SKU-B", 3, 0),
     ]
+
+
+async def test_sample_sizes_intervals_too_few_and_partial_buckets(cx: Client) -> None:
+    # DASHBOARD_MIN_ANSWERS (10 by default): March has 4 CSAT, 6 NPS and 2 CES answers.
+    body = await _json(await cx.get(f"/api/metrics?{MARCH}&bucket=week&group_by=stage"))
+    assert body["min_answers"] == 10
+    current = body["current"]
+    assert current["csat"] == {
+        "percent": 50.0, "responses": 4, "satisfied": 2, "interval": [15.0, 85.0],
+        "too_few": True,
+    }  # fmt: skip
+    assert (current["nps"]["interval"], current["nps"]["too_few"]) == ([-55.1, 88.5], True)
+    assert current["ces"] == {"mean": 3.5, "responses": 2, "too_few": True}
+    # Weeks start on Monday: the first (Feb 23rd) starts before March 1st, the last
+    # (March 30th) ends after the 31st; March 2026 is long over on the server's clock.
+    weeks = [(p["start"], p["partial"], p["volume"]) for p in body["trend"]]
+    assert weeks[0] == ("2026-02-23", "starts_before_range", 1)
+    assert weeks[-1] == ("2026-03-30", "ends_after_range", 1)
+    assert [p["partial"] for p in body["trend"][1:-1]] == [None, None, None, None]
+    support = next(g for g in body["breakdown"]["groups"] if g["key"] == "support")
+    assert (support["csat"]["responses"], support["csat"]["too_few"]) == (2, True)
+    assert support["previous"]["csat"]["too_few"] is True
+    journey_body = await _json(await cx.get(f"/api/journey?{MARCH}"))
+    assert journey_body["min_answers"] == 10
+    use = journey_body["stages"][3]
+    assert (use["stage"], use["nps"]["responses"], use["nps"]["too_few"]) == ("use", 2, True)
+
+
+async def test_labels_name_every_key(cx: Client) -> None:
+    body = await _json(await cx.get("/api/labels"))
+    assert body["groups"]["channel"]["website_chat"] == "Website chat"
+    assert body["groups"]["trigger"]["order_delivered"] == "After delivery"
+    assert body["in_chat_prefix"] == "in_chat:"
+    assert body["in_chat"].format(flow=body["groups"]["flow"]["order_status"]) == (
+        "In the chat, after an order status question"
+    )
+
+
+def test_min_answers_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import Settings
+
+    assert Settings.from_env().dashboard_min_answers == 10
+    monkeypatch.setenv("DASHBOARD_MIN_ANSWERS", "30")
+    assert Settings.from_env().dashboard_min_answers == 30
 
 
 async def test_journey_uses_the_configured_thresholds(cx: Client) -> None:

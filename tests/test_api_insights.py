@@ -60,8 +60,9 @@ async def test_loyalty_figures_over_http(client: Client, session_factory: Any) -
     assert body["renewal"] == {"periods": 3, "renewed": 2, "rate": 66.7}
     assert body["lifecycles"]["per_customer"] == 1.33
     assert body["return_rate"]["overall"] == {
-        "key": "all", "lifecycles": 12, "returned": 7, "rate": 58.3
+        "key": "all", "lifecycles": 12, "returned": 7, "rate": 58.3, "interval": [32.0, 80.7],
     }  # fmt: skip
+    assert body["min_answers"] == 10  # DASHBOARD_MIN_ANSWERS: groups on fewer are "too few"
     assert body["range"] == {"from": "2026-01-01", "to": "2026-03-31", "tz": "UTC"}
 
     response = await client.get(

@@ -45,14 +45,23 @@ def test_date_range_bounds_previous_period_and_dst() -> None:
 async def test_totals_csat_nps_with_passives_ces_response_rate(factory: Factory) -> None:
     async with factory() as db:
         counts = await metrics.metric_counts(db, FeedbackFilter(MARCH))
+    # 95 % intervals: Wilson for 2 of 4 satisfied; NPS over the +1/0/-1 scores of
+    # 3 promoters, 1 passive, 2 detractors (docs/dashboard.md).
     assert counts.as_json() == {
         "volume": 15,
-        "csat": {"percent": 50.0, "responses": 4, "satisfied": 2},
-        "nps": {"score": 16.7, "responses": 6, "promoters": 3, "passives": 1, "detractors": 2},
+        "csat": {"percent": 50.0, "responses": 4, "satisfied": 2, "interval": [15.0, 85.0]},
+        "nps": {
+            "score": 16.7, "responses": 6, "promoters": 3, "passives": 1, "detractors": 2,
+            "interval": [-55.1, 88.5],
+        },
         "ces": {"mean": 3.5, "responses": 2},
         "response_rate": {"percent": 66.7, "sent": 3, "answered": 2},
         "sentiment": {"mean": 0.15, "count": 2},
-    }
+    }  # fmt: skip
+    flagged = counts.as_json(min_answers=5)
+    assert (flagged["csat"]["too_few"], flagged["nps"]["too_few"], flagged["ces"]["too_few"]) == (
+        True, False, True,
+    )  # fmt: skip
 
 
 async def test_previous_period_and_range_edges(factory: Factory) -> None:
@@ -99,6 +108,34 @@ async def test_daily_trend_is_local_to_the_time_zone_across_dst(factory: Factory
     assert "2026-03-30" in berlin_days and "2026-03-29" not in berlin_days
     assert utc_days["2026-03-29"] == 1 and utc_days["2026-03-31"] == 1
     assert sum(berlin_days.values()) == 15
+
+
+async def test_trend_marks_partial_buckets_on_a_fixed_clock(factory: Factory) -> None:
+    # March 4th..20th by week, "today" Wednesday March 18th: the first week starts before
+    # the range (Monday March 2nd), the third is not over, the last is cut by the range
+    # and not over either (not over wins: it would change anyway).
+    flt = FeedbackFilter(DateRange(date(2026, 3, 4), date(2026, 3, 20)))
+    async with factory() as db:
+        weeks = await metrics.trend(db, flt, "week", today=date(2026, 3, 18))
+        later = await metrics.trend(db, flt, "week", today=date(2026, 4, 1))
+        months = await metrics.trend(
+            db, FeedbackFilter(DateRange(date(2026, 2, 1), date(2026, 3, 31))), "month",
+            today=date(2026, 3, 31),
+        )  # fmt: skip
+    assert [(p.start.isoformat(), p.partial) for p in weeks] == [
+        ("2026-03-02", "starts_before_range"),
+        ("2026-03-09", None),
+        ("2026-03-16", "not_over"),
+    ]
+    assert [p.partial for p in later] == ["starts_before_range", None, "ends_after_range"]
+    # The last day of March is today: March is not over until it has passed.
+    assert [(p.start.isoformat(), p.partial) for p in months] == [
+        ("2026-02-01", None),
+        ("2026-03-01", "not_over"),
+    ]
+    point = weeks[1].as_json(min_answers=10)
+    assert (point["partial"], point["volume"], point["nps"]["responses"]) == (None, 10, 6)
+    assert (point["nps"]["too_few"], point["nps"]["interval"]) == (True, [-55.1, 88.5])
 
 
 async def test_monthly_trend(factory: Factory) -> None:

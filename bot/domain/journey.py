@@ -87,10 +87,10 @@ class ChannelCell:
     counts: MetricCounts
     pitfalls: list[Pitfall]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
         return {
             "channel": self.channel,
-            **self.counts.as_json(),
+            **self.counts.as_json(min_answers),
             "pitfalls": [p.as_json() for p in self.pitfalls],
         }
 
@@ -106,14 +106,14 @@ class StageColumn:
     negative_themes: list[tuple[str, int]]
     pitfalls: list[Pitfall] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "customers": self.customers,
             "moved_on_percent": self.moved_on_percent,
             "dropoff_percent": self.dropoff_percent,
-            **self.counts.as_json(),
-            "channels": [c.as_json() for c in self.channels],
+            **self.counts.as_json(min_answers),
+            "channels": [c.as_json(min_answers) for c in self.channels],
             "negative_themes": [{"theme": t, "count": n} for t, n in self.negative_themes],
             "pitfalls": [p.as_json() for p in self.pitfalls],
         }
@@ -148,10 +148,10 @@ class JourneyMap:
                 found.extend(cell.pitfalls)
         return found
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
         t = self.thresholds
-        return {
-            "stages": [s.as_json() for s in self.stages],
+        body: dict[str, Any] = {
+            "stages": [s.as_json(min_answers) for s in self.stages],
             "sources": [s.as_json() for s in self.sources],
             "pitfalls": [p.as_json() for p in self.pitfalls],
             "thresholds": {
@@ -161,6 +161,9 @@ class JourneyMap:
                 "min_responses": t.min_responses,
             },
         }
+        if min_answers is not None:
+            body["min_answers"] = min_answers
+        return body
 
 
 def _stage_rank() -> Any:

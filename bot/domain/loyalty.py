@@ -54,6 +54,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.feedback_query import UNKNOWN_SOURCE, DateRange
 from bot.domain.metrics import bucket_expression
+from bot.domain.stats import wilson_interval
 from bot.storage.models import (
     Conversation,
     Customer,
@@ -316,12 +317,19 @@ class ReturnGroup:
     def rate(self) -> float | None:
         return _percent(self.returned, self.lifecycles)
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """95 % Wilson interval of the rate (bot/domain/stats.py)."""
+        return wilson_interval(self.returned, self.lifecycles)
+
     def as_json(self) -> dict[str, Any]:
+        interval = self.interval
         return {
             "key": self.key,
             "lifecycles": self.lifecycles,
             "returned": self.returned,
             "rate": self.rate,
+            "interval": list(interval) if interval else None,
         }
 
 

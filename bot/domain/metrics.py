@@ -5,6 +5,9 @@
 * CES = mean of ces answers (1-7, lower is easier).
 * Response rate = answered / sent survey dispatches, by the time the survey was sent.
 * Volume = feedback rows; sentiment = mean VADER compound of the rows that have a text.
+* Uncertainty (bot/domain/stats.py): 95 % Wilson interval of CSAT %, normal-approximation
+  interval of NPS; with `min_answers`, a metric on fewer answers is flagged `too_few`.
+* Trend buckets cut by the range or not over yet (on `today`) are flagged `partial`.
 
 Every query returns raw counts and sums (`MetricCounts`); ratios are derived from them,
 so totals, previous periods and groups are consistent with each other.
@@ -42,6 +45,7 @@ from bot.domain.feedback_query import (
     rollup_applies,
 )
 from bot.domain.lifecycle import STAGE_ORDER
+from bot.domain.stats import nps_interval, wilson_interval
 from bot.storage.models import (
     Customer,
     Feedback,
@@ -117,13 +121,25 @@ class MetricCounts:
             return None
         return round(self.sentiment_sum / self.sentiment_count, 3)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
+    @property
+    def csat_interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.csat_satisfied, self.csat_responses)
+
+    @property
+    def nps_interval(self) -> tuple[float, float] | None:
+        return nps_interval(self.nps_promoters, self.nps_detractors, self.nps_responses)
+
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
+        """The figures with their counts and 95 % intervals; given `min_answers`, CSAT, NPS
+        and CES also say whether they rest on too few answers to be read (`too_few`)."""
+        csat_interval, nps_interval_ = self.csat_interval, self.nps_interval
+        body: dict[str, Any] = {
             "volume": self.volume,
             "csat": {
                 "percent": self.csat_percent,
                 "responses": self.csat_responses,
                 "satisfied": self.csat_satisfied,
+                "interval": list(csat_interval) if csat_interval else None,
             },
             "nps": {
                 "score": self.nps,
@@ -131,6 +147,7 @@ class MetricCounts:
                 "promoters": self.nps_promoters,
                 "passives": self.nps_passives,
                 "detractors": self.nps_detractors,
+                "interval": list(nps_interval_) if nps_interval_ else None,
             },
             "ces": {"mean": self.ces, "responses": self.ces_responses},
             "response_rate": {
@@ -140,6 +157,11 @@ class MetricCounts:
             },
             "sentiment": {"mean": self.sentiment, "count": self.sentiment_count},
         }
+        if min_answers is not None:
+            body["csat"]["too_few"] = self.csat_responses < min_answers
+            body["nps"]["too_few"] = self.nps_responses < min_answers
+            body["ces"]["too_few"] = self.ces_responses < min_answers
+        return body
 
 
 def _percent(part: int, whole: int) -> float | None:
@@ -382,13 +404,45 @@ async def dispatch_rows(
     }
 
 
+# Why a trend bucket holds less than a whole day/week/month (None: it is whole).
+PARTIAL_REASONS = ("not_over", "starts_before_range", "ends_after_range")
+
+
 @dataclass(frozen=True)
 class TrendPoint:
     start: date
     counts: MetricCounts
+    partial: str | None = None  # one of PARTIAL_REASONS
 
-    def as_json(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), **self.counts.as_json()}
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "partial": self.partial,
+            **self.counts.as_json(min_answers),
+        }
+
+
+def partial_reason(
+    start: date, after: date, date_range: DateRange, today: date | None
+) -> str | None:
+    """Why the bucket [start, after) is partial: not over on `today` (in the range's time
+    zone), or cut by the range; None when it is a whole bucket of the past."""
+    last = after - timedelta(days=1)
+    if today is not None and last >= today:
+        return "not_over"
+    if start < date_range.start:
+        return "starts_before_range"
+    if last > date_range.end:
+        return "ends_after_range"
+    return None
+
+
+def next_bucket(start: date, bucket: str) -> date:
+    if bucket == "day":
+        return start + timedelta(days=1)
+    if bucket == "week":
+        return start + timedelta(days=7)
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def bucket_starts(date_range: DateRange, bucket: str) -> list[date]:
@@ -398,12 +452,7 @@ def bucket_starts(date_range: DateRange, bucket: str) -> list[date]:
     current = first
     while current <= date_range.end:
         starts.append(current)
-        if bucket == "day":
-            current += timedelta(days=1)
-        elif bucket == "week":
-            current += timedelta(days=7)
-        else:
-            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+        current = next_bucket(current, bucket)
     return starts
 
 
@@ -478,8 +527,11 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-async def trend(session: AsyncSession, flt: FeedbackFilter, bucket: str) -> list[TrendPoint]:
-    """Metrics per day/week/month (local to the range's time zone); empty buckets are zero."""
+async def trend(
+    session: AsyncSession, flt: FeedbackFilter, bucket: str, today: date | None = None
+) -> list[TrendPoint]:
+    """Metrics per day/week/month (local to the range's time zone); empty buckets are zero.
+    A bucket cut by the range, or not over on `today` (local date), is marked partial."""
     starts = bucket_starts(flt.range, bucket)
     if len(starts) > MAX_BUCKETS:
         from bot.domain.errors import InvalidInput
@@ -499,7 +551,8 @@ async def trend(session: AsyncSession, flt: FeedbackFilter, bucket: str) -> list
     for start in starts:
         counts = by_start.get(start, MetricCounts())
         sent, answered = answered_by.get(start, (0, 0)) if applies else (None, None)
-        points.append(TrendPoint(start, _with_dispatches(counts, sent, answered)))
+        partial = partial_reason(start, next_bucket(start, bucket), flt.range, today)
+        points.append(TrendPoint(start, _with_dispatches(counts, sent, answered), partial))
     return points
 
 
@@ -510,12 +563,12 @@ class GroupMetrics:
     counts: MetricCounts
     previous: MetricCounts
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
         return {
             "key": self.key,
             "label": self.label,
-            **self.counts.as_json(),
-            "previous": self.previous.as_json(),
+            **self.counts.as_json(min_answers),
+            "previous": self.previous.as_json(min_answers),
         }
 
 
@@ -649,21 +702,27 @@ class Overview:
     bucket: str | None
     trend: list[TrendPoint]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, min_answers: int | None = None) -> dict[str, Any]:
         previous = self.range.previous()
-        return {
+        body: dict[str, Any] = {
             "range": self.range.as_json(),
             "previous_range": previous.as_json(),
-            "current": self.current.as_json(),
-            "previous": self.previous.as_json(),
+            "current": self.current.as_json(min_answers),
+            "previous": self.previous.as_json(min_answers),
             "bucket": self.bucket,
-            "trend": [point.as_json() for point in self.trend],
+            "trend": [point.as_json(min_answers) for point in self.trend],
         }
+        if min_answers is not None:
+            body["min_answers"] = min_answers
+        return body
 
 
-async def overview(session: AsyncSession, flt: FeedbackFilter, bucket: str | None) -> Overview:
-    """Totals for the range and for the previous period of the same length, plus a trend."""
-    points = await trend(session, flt, bucket) if bucket else []
+async def overview(
+    session: AsyncSession, flt: FeedbackFilter, bucket: str | None, today: date | None = None
+) -> Overview:
+    """Totals for the range and for the previous period of the same length, plus a trend
+    (buckets not over on `today`, the local date, are marked partial)."""
+    points = await trend(session, flt, bucket, today) if bucket else []
     if points:  # the buckets partition the range: their sum is the total (one scan less)
         current = points[0].counts
         for point in points[1:]:

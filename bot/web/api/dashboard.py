@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from multidict import MultiMapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import feedback_query, journey, metrics
+from bot.domain import feedback_query, journey, labels, metrics
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
 from bot.storage.models import Conversation, Message, StaffRole
@@ -67,6 +68,16 @@ def _thresholds(request: web.Request) -> journey.PitfallThresholds:
     )
 
 
+def min_answers(request: web.Request) -> int:
+    """Fewer CSAT/NPS/CES answers than this: "too few answers" (DASHBOARD_MIN_ANSWERS)."""
+    return int(request.config_dict[SETTINGS].dashboard_min_answers)
+
+
+def local_today(flt: FeedbackFilter) -> date:
+    """Today in the filter's time zone: buckets not over by then are partial."""
+    return datetime.now(flt.range.tz).date()
+
+
 @require_api_roles(*DASHBOARD_ROLES)
 async def get_metrics(request: web.Request) -> web.Response:
     flt = _filter(request.query, "bucket", "group_by")
@@ -75,11 +86,14 @@ async def get_metrics(request: web.Request) -> web.Response:
     if group_by is not None and group_by not in metrics.DIMENSIONS:
         raise InvalidInput(f"'group_by' must be one of: {', '.join(metrics.DIMENSIONS)}.")
     async with request.config_dict[SESSIONS]() as db:
-        overview = await metrics.overview(db, flt, None if bucket == "none" else bucket)
-        body = overview.as_json()
+        overview = await metrics.overview(
+            db, flt, None if bucket == "none" else bucket, local_today(flt)
+        )
+        least = min_answers(request)
+        body = overview.as_json(least)
         if group_by is not None:
             groups = await metrics.breakdown(db, flt, group_by)
-            body["breakdown"] = {"by": group_by, "groups": [g.as_json() for g in groups]}
+            body["breakdown"] = {"by": group_by, "groups": [g.as_json(least) for g in groups]}
     return web.json_response(body)
 
 
@@ -88,7 +102,7 @@ async def get_journey(request: web.Request) -> web.Response:
     flt = _filter(request.query)
     async with request.config_dict[SESSIONS]() as db:
         found = await journey.journey_map(db, flt, _thresholds(request))
-    return web.json_response({"range": flt.range.as_json(), **found.as_json()})
+    return web.json_response({"range": flt.range.as_json(), **found.as_json(min_answers(request))})
 
 
 def row_links(row: FeedbackRow) -> dict[str, str]:
@@ -281,7 +295,14 @@ async def get_transcript(request: web.Request) -> web.Response:
     )
 
 
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_labels(request: web.Request) -> web.Response:
+    """The human labels of every key the dashboard shows (bot/domain/labels.py)."""
+    return web.json_response(labels.as_json(), headers={"Cache-Control": "private, max-age=300"})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/labels", get_labels)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/journey", get_journey)
     app.router.add_get("/feedback", get_feedback)
@@ -345,6 +366,9 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_INTERVAL_WILSON = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % Wilson score interval [low, high] in percent; null without answers"}  # fmt: skip
+_INTERVAL_NPS = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % interval [low, high]: normal approximation over the +1/0/-1 answer scores; null without answers"}  # fmt: skip
+_TOO_FEW = {"type": "boolean", "description": "fewer answers than DASHBOARD_MIN_ANSWERS (min_answers): not to be read as a figure"}  # fmt: skip
 _RANGE = {
     "type": "object",
     "properties": {
@@ -359,9 +383,9 @@ _METRICS = {
     "required": ["volume", "csat", "nps", "ces", "response_rate", "sentiment"],
     "properties": {
         "volume": {"type": "integer"},
-        "csat": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "satisfied": {"type": "integer"}}},
-        "nps": {"type": "object", "properties": {"score": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "promoters": {"type": "integer"}, "passives": {"type": "integer"}, "detractors": {"type": "integer"}}},
-        "ces": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "responses": {"type": "integer"}}},
+        "csat": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "satisfied": {"type": "integer"}, "interval": _INTERVAL_WILSON, "too_few": _TOO_FEW}},
+        "nps": {"type": "object", "properties": {"score": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "promoters": {"type": "integer"}, "passives": {"type": "integer"}, "detractors": {"type": "integer"}, "interval": _INTERVAL_NPS, "too_few": _TOO_FEW}},
+        "ces": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "too_few": _TOO_FEW}},
         "response_rate": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "sent": {"type": ["integer", "null"]}, "answered": {"type": ["integer", "null"]}}},
         "sentiment": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "count": {"type": "integer"}}},
     },
@@ -397,9 +421,21 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 }
 
 _GROUP = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "string"}, "previous": _ref("Metrics")}}]}  # fmt: skip
-_TREND_POINT = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"start": {"type": "string", "format": "date"}}}]}  # fmt: skip
+_TREND_POINT = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"start": {"type": "string", "format": "date"}, "partial": {"type": ["string", "null"], "enum": [*metrics.PARTIAL_REASONS, None], "description": "why the bucket is not a whole one: not over yet (today in `tz`), or cut by the range; null: whole"}}}]}  # fmt: skip
 
 OPENAPI_PATHS: dict[str, Any] = {
+    "/api/labels": {
+        "get": {
+            "summary": "Human labels of the keys in the dashboard's answers: stages, channels, kinds, sources, acquisition sources, themes, survey triggers (cx_manager, admin)",
+            "responses": {
+                "200": ok_response("labels", {"type": "object", "properties": {
+                    "groups": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
+                    "in_chat_prefix": {"type": "string"}, "in_chat": {"type": "string", "description": "label of an in-chat trigger; {flow}: the flow's label"},
+                }}),
+                **error_responses(401, 403),
+            },
+        }
+    },
     "/api/metrics": {
         "get": {
             "summary": "Metrics for a date range with the previous period, a trend and an optional breakdown (cx_manager, admin)",
@@ -412,6 +448,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": ok_response("metrics", {"type": "object", "properties": {
                     "range": _RANGE, "previous_range": _RANGE, "current": _ref("Metrics"), "previous": _ref("Metrics"),
                     "bucket": {"type": ["string", "null"]}, "trend": {"type": "array", "items": _TREND_POINT},
+                    "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
                     "breakdown": {"type": "object", "properties": {"by": {"type": "string"}, "groups": {"type": "array", "items": _GROUP}}},
                 }}),
                 **error_responses(401, 403, 422),
@@ -435,6 +472,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "sources": {"type": "array", "items": {"type": "object", "properties": {"source": {"type": "string"}, "customers": {"type": "integer"}, "share_percent": _NUMBER_OR_NULL}}},
                     "pitfalls": {"type": "array", "items": _ref("Pitfall")},
                     "thresholds": {"type": "object", "properties": {"csat_below": {"type": "number"}, "nps_below": {"type": "number"}, "dropoff_above": {"type": "number"}, "min_responses": {"type": "integer"}}},
+                    "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
                 }}),
                 **error_responses(401, 403, 422),
             },

@@ -17,7 +17,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.feedback_query import DateRange
 from bot.storage.models import utcnow
 from bot.web.api.auth import require_api_roles
-from bot.web.api.dashboard import DASHBOARD_ROLES
+from bot.web.api.dashboard import DASHBOARD_ROLES, min_answers
 from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS
 
@@ -51,7 +51,8 @@ async def get_loyalty(request: web.Request) -> web.Response:
     query = loyalty.LoyaltyQuery(date_range, utcnow(), window or loyalty.DEFAULT_WINDOW_DAYS)
     async with request.config_dict[SESSIONS]() as db:
         found = await loyalty.overview(db, query)
-    return web.json_response(found.as_json())
+    # Bars on fewer lifecycles than this are drawn as "too few" (DASHBOARD_MIN_ANSWERS).
+    return web.json_response({**found.as_json(), "min_answers": min_answers(request)})
 
 
 @require_api_roles(*DASHBOARD_ROLES)
@@ -88,7 +89,9 @@ _GROUP = {
     "type": "object",
     "required": ["key", "lifecycles", "returned", "rate"],
     "properties": {"key": {"type": "string"}, "lifecycles": {"type": "integer"},
-                   "returned": {"type": "integer"}, "rate": _RATE},
+                   "returned": {"type": "integer"}, "rate": _RATE,
+                   "interval": {"type": ["array", "null"], "items": {"type": "number"},
+                                "description": "95 % Wilson interval of the rate, percent"}},
 }  # fmt: skip
 _GROUPS = {"type": "array", "items": {"$ref": "#/components/schemas/LoyaltyReturnGroup"}}
 _LOYALTY = {
@@ -96,6 +99,8 @@ _LOYALTY = {
     "required": ["range", "as_of", "window_days", "repeat", "lifecycles", "renewal",
                  "return_rate"],
     "properties": {
+        "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: a group on "
+                        "fewer lifecycles is 'too few'"},
         "range": {"type": "object"},
         "as_of": {"type": "string", "format": "date-time"},
         "window_days": {"type": "integer"},

@@ -1,0 +1,145 @@
+"""Human labels of every key the dashboard shows: the one home (served by GET /api/labels).
+
+Stages, channels, feedback kinds and sources, acquisition sources, themes, survey triggers
+and the reasons a trend bucket is partial. The dashboard's scripts never print a raw key:
+they ask `labels.js`, which reads this table; a key missing here is humanised by the same
+rule as `humanise` ("call_center" -> "Call center"), so a new enum value still reads well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.analysis import THEME_KEYWORDS
+from bot.domain.feedback_query import UNKNOWN_SOURCE, UNSOLICITED
+from bot.domain.support import SUPPORT_FLOWS
+from bot.storage.models import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
+
+STAGES = {
+    Stage.discovery.value: "Discovery",
+    Stage.research.value: "Research",
+    Stage.purchase.value: "Purchase",
+    Stage.use.value: "Use",
+    Stage.support.value: "Support",
+}
+CHANNELS = {
+    Channel.website_chat.value: "Website chat",
+    Channel.support.value: "Support desk",
+    Channel.call_center.value: "Call centre",
+    Channel.email.value: "Email",
+    Channel.social.value: "Social media",
+    Channel.storefront.value: "Storefront",
+}
+KINDS = {
+    FeedbackKind.csat.value: "CSAT answer",
+    FeedbackKind.ces.value: "Effort (CES) answer",
+    FeedbackKind.nps.value: "NPS answer",
+    FeedbackKind.comment.value: "Comment",
+    FeedbackKind.complaint.value: "Complaint",
+    FeedbackKind.praise.value: "Praise",
+    FeedbackKind.discovery_source.value: "How they found us",
+    FeedbackKind.churn_reason.value: "Reason for cancelling",
+}
+SOURCES = {
+    FeedbackSource.chat_survey.value: "Survey in the chat",
+    FeedbackSource.proactive_survey.value: "Proactive survey",
+    FeedbackSource.free_text.value: "Unprompted message",
+    FeedbackSource.imported.value: "Imported",
+}
+ACQUISITION = {
+    AcquisitionSource.search.value: "Search engine",
+    AcquisitionSource.social.value: "Social media",
+    AcquisitionSource.friend.value: "A friend",
+    AcquisitionSource.ad.value: "Advert",
+    AcquisitionSource.affiliate.value: "Affiliate site",
+    AcquisitionSource.marketing_email.value: "Marketing email",
+    AcquisitionSource.other.value: "Other",
+    UNKNOWN_SOURCE: "Not known",
+}
+THEMES = {
+    "delivery": "Delivery",
+    "product_quality": "Product quality",
+    "price": "Price",
+    "support": "Customer support",
+    "website": "Website",
+    "billing": "Billing",
+    "returns": "Returns",
+    "subscription": "Subscription",
+}
+# Survey triggers; "in_chat:<flow>" reads IN_CHAT with the flow's label.
+TRIGGERS = {
+    UNSOLICITED: "No survey (unprompted)",
+    "first_order": "After the first order",
+    "order_delivered": "After delivery",
+    "support_resolved": "After a support case",
+    "subscription_renewed": "After a subscription renewal",
+    "subscription_cancelled": "After a subscription cancellation",
+}
+IN_CHAT_PREFIX = "in_chat:"
+IN_CHAT = "In the chat, after {flow}"
+FLOWS = {
+    "order_status": "an order status question",
+    "delivery_problem": "a delivery problem",
+    "damaged_item": "a damaged item",
+    "return_item": "a return",
+    "refund_status": "a refund status question",
+    "cancel_order": "cancelling an order",
+    "change_address": "changing an address",
+    "billing_issue": "a billing question",
+    "request_refund": "a refund request",
+    "pause_subscription": "pausing a subscription",
+    "resume_subscription": "resuming a subscription",
+    "cancel_subscription": "cancelling a subscription",
+    "offer_human": "an offer to talk to a person",
+}
+SENTIMENTS = {"positive": "Positive", "neutral": "Neutral", "negative": "Negative"}
+PARTIAL = {
+    "not_over": "not over yet",
+    "starts_before_range": "starts before the chosen dates",
+    "ends_after_range": "ends after the chosen dates",
+}
+
+GROUPS: dict[str, dict[str, str]] = {
+    "stage": STAGES,
+    "channel": CHANNELS,
+    "kind": KINDS,
+    "source": SOURCES,
+    "acquisition": ACQUISITION,
+    "theme": THEMES,
+    "trigger": TRIGGERS,
+    "flow": FLOWS,
+    "sentiment": SENTIMENTS,
+    "partial": PARTIAL,
+}
+
+
+def humanise(key: str) -> str:
+    """The fallback of a key without a label: underscores to spaces, first letter upper."""
+    text = key.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def label(group: str, key: str) -> str:
+    """The human label of `key` in `group` (a key of GROUPS)."""
+    if group == "trigger" and key.startswith(IN_CHAT_PREFIX):
+        flow = key[len(IN_CHAT_PREFIX) :]
+        return IN_CHAT.format(flow=FLOWS.get(flow, humanise(flow).lower()))
+    return GROUPS.get(group, {}).get(key) or humanise(key)
+
+
+def as_json() -> dict[str, Any]:
+    return {"groups": GROUPS, "in_chat_prefix": IN_CHAT_PREFIX, "in_chat": IN_CHAT}
+
+
+def check_complete() -> list[str]:
+    """Keys of the enums and themes with no label (a test keeps this empty)."""
+    expected = {
+        "stage": [s.value for s in Stage],
+        "channel": [c.value for c in Channel],
+        "kind": [k.value for k in FeedbackKind],
+        "source": [s.value for s in FeedbackSource],
+        "acquisition": [s.value for s in AcquisitionSource] + [UNKNOWN_SOURCE],
+        "theme": list(THEME_KEYWORDS),
+        "flow": sorted(SUPPORT_FLOWS),
+    }
+    return [f"{g}:{k}" for g, keys in expected.items() for k in keys if k not in GROUPS[g]]
