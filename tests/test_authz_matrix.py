@@ -141,6 +141,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/events"): public(401),
     # CX dashboard API (issue #6).
     ("GET", "/api/metrics"): api(*DASHBOARD),
+    ("GET", "/api/labels"): api(*DASHBOARD),
     ("GET", "/api/journey"): api(*DASHBOARD),
     ("GET", "/api/feedback"): api(*DASHBOARD),
     ("GET", "/api/export"): api(*DASHBOARD),
