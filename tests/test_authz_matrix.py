@@ -111,7 +111,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     # --- operations (issue #8; public by design, see docs/security.md) -----------------
     ("GET", "/healthz"): public(200, 503),
     ("GET", "/readyz"): public(200, 503),
-    ("GET", "/metrics"): public(),
+    # /metrics: METRICS_TOKEN (bearer) or the internal ops port only (issue #22).
+    ("GET", "/metrics"): public(401),
     # --- staff console (session cookie; CSRF header on unsafe methods) -----------------
     ("GET", "/console/login"): public(),
     ("POST", "/console/api/login"): public(400, headers={"X-Requested-With": "console"}),
@@ -123,7 +124,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/console/api/queue"): console(*AGENTS),
     ("GET", "/console/api/staff"): console(*AGENTS),
     ("GET", "/console/api/conversations/{conversation_id}"): console(*AGENTS, ok=404),
-    ("POST", "/console/api/conversations/{conversation_id}/messages"): console(*AGENTS, ok=422),
+    # An agent's conversation outside their work (and an unknown one) is 404 before the
+    # body is read (issue #22, tests/test_staff_access.py); an admin's gets 422.
+    ("POST", "/console/api/conversations/{conversation_id}/messages"): Access(
+        "console", frozenset(AGENTS), frozenset({404, 422})
+    ),
     ("POST", "/console/api/conversations/{conversation_id}/notes"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/claim"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/transfer"): console(*AGENTS, ok=404),

@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from bot.domain import safe_json, staff
+from bot.domain import safe_json, staff, staff_access
 from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
 from bot.web.errors import json_error, read_json
 from bot.web.keys import SESSIONS
@@ -305,6 +305,28 @@ def csrf_failed() -> web.Response:
     return _csrf_failed()
 
 
+async def may_read_conversation(request: web.Request, conversation_id: str) -> bool:
+    """Whether the signed-in user may read this conversation (bot/domain/staff_access.py)."""
+    user = current_staff(request)
+    if staff_access.sees_everything(user.role):
+        return True
+    async with request.config_dict[SESSIONS]() as db:
+        return await staff_access.may_read_conversation(db, user, conversation_id)
+
+
+async def _may_read_conversation_of(request: web.Request, user: StaffUser) -> bool:
+    """Console API calls naming a conversation (path or `?conversation_id=`) are for the
+    conversations the user may read: others get 404, as an unknown id does, so an agent
+    learns nothing of chats outside their work (issue #22)."""
+    conversation_id = request.match_info.get("conversation_id") or request.query.get(
+        "conversation_id"
+    )
+    if not conversation_id or staff_access.sees_everything(user.role):
+        return True
+    async with request.config_dict[SESSIONS]() as db:
+        return await staff_access.may_read_conversation(db, user, conversation_id)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
@@ -331,6 +353,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path == WS_PATH and origin is not None and not is_same_origin(request, origin):
         # The console's WebSocket is ours alone: SameSite=Strict is not the only guard (#22).
         return json_error(403, "forbidden_origin", "This site may not open the console.")
+    if is_api_path(path) and not await _may_read_conversation_of(request, user):
+        return json_error(404, "not_found", "No such conversation in your work.")
     request[STAFF] = user
     request[STAFF_SESSION] = staff_session
     return await handler(request)

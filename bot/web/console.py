@@ -15,7 +15,13 @@ from aiohttp import WSMsgType, web
 
 from bot.domain import handoff, safe_json
 from bot.storage.models import Conversation, MessageSender, StaffRole
-from bot.web.auth import auth_middleware, current_staff, require_roles, setup_auth
+from bot.web.auth import (
+    auth_middleware,
+    current_staff,
+    may_read_conversation,
+    require_roles,
+    setup_auth,
+)
 from bot.web.chat import AppState, announce, message_frame, push, push_replies
 from bot.web.errors import read_json_object
 from bot.web.keys import RASA, SESSIONS, SETTINGS, STAFF_HUB
@@ -211,7 +217,12 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
                 continue
             if isinstance(data, dict) and data.get("type") == "watch":
                 watched = data.get("conversation_id")
-                hub.watch(ws, watched if isinstance(watched, str) else None)
+                # Live events only of conversations in the user's work (issue #22).
+                if not isinstance(watched, str) or not await may_read_conversation(
+                    request, watched
+                ):
+                    watched = None
+                hub.watch(ws, watched)
     finally:
         hub.leave(ws)
     return ws

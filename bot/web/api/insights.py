@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain import insights
+from bot.domain import insights, staff_access
 from bot.domain.errors import InvalidInput
 from bot.domain.feedback_query import parse_int
 from bot.storage.models import InsightStatus, InsightTeam, utcnow
@@ -74,6 +74,13 @@ async def _detail(request: web.Request, insight_id: int, days: int | None = None
         weeks = await insights.trend(db, insight, now.date())
         comparison = await insights.compare(db, insight, now, days or insights.DEFAULT_COMPARE_DAYS)
         total, rows = await insights.linked_feedback(db, insight_id)
+        # Agents read the rows of conversations in their work only (issue #22).
+        principal = current_principal(request)
+        if not staff_access.sees_everything(principal.role):
+            readable = await staff_access.readable_conversations(
+                db, principal.role, principal.staff_user_id, (r.conversation_id for r in rows)
+            )
+            rows = [r for r in rows if r.conversation_id in readable]
     return {
         **insights.insight_json(insight, stats.get(insight_id)),
         "volume": sum(w.volume for w in weeks),
@@ -83,7 +90,7 @@ async def _detail(request: web.Request, insight_id: int, days: int | None = None
         ],
         "comparison": comparison.as_json() if comparison else None,
         "feedback": {
-            "total": total,
+            "total": total,  # every linked row, also those not shown to an agent
             "items": [{**row.as_json(), "links": row_links(row)} for row in rows],
         },
     }
