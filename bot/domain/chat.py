@@ -24,6 +24,7 @@ from bot.domain import (
     staff,
     support,
     surveys,
+    texts,
     understanding,
 )
 from bot.domain import lifecycle as lifecycles
@@ -50,12 +51,7 @@ from bot.storage.models import (
     utcnow,
 )
 
-NOTHING_CHANGED = "Okay, I haven't changed anything."
 MAX_IDENTITY_ATTEMPTS = 3
-HANDOFF_REPLY = (
-    "I've passed this to our support team; a person will reply right here in this chat "
-    "(or by email if you leave). You don't need to wait on this page."
-)
 
 
 @dataclass
@@ -157,14 +153,14 @@ async def check_identity(
             turn,
             attempts,
             "order_number",
-            "That doesn't look like an order number; it looks like A10023 and is in your confirmation email.",
+            texts.render("utter_identity_bad_order_number"),
         )
     if email_text and email is None:
         return _identity_retry(
             turn,
             attempts,
             "email",
-            "That doesn't look like an email address. Which email did you use for the order?",
+            texts.render("utter_identity_bad_email"),
         )
     if order_number is None or email is None:
         turn.slots.update(
@@ -180,11 +176,11 @@ async def check_identity(
         return turn
     # Only the part that failed is asked again (issue #17): a wrong email keeps the number.
     if result.status is VerifyStatus.unknown_order:
-        message = f"I can't find an order {order_number}. Please check the number in your confirmation email."
+        message = texts.render("utter_identity_unknown_order", order=order_number)
         turn.slots["email"] = email
         return _identity_retry(turn, attempts, "order_number", message)
     turn.slots["order_number"] = order_number
-    message = f"That email doesn't match our records for order {order_number}."
+    message = texts.render("utter_identity_email_mismatch", order=order_number)
     return _identity_retry(turn, attempts, "email", message)
 
 
@@ -197,7 +193,7 @@ def _identity_retry(turn: Turn, attempts: int, field_name: str | None, message: 
     if attempts >= MAX_IDENTITY_ATTEMPTS:
         turn.end_form = True
         return turn.say(message)
-    return turn.say(message + " Let's try again.")
+    return turn.say(" ".join((message, texts.render("utter_identity_try_again"))))
 
 
 # --- support flows --------------------------------------------------------------------------
@@ -224,18 +220,14 @@ async def support_request(
     turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
     if dropped:
         turn.slots["pending_action"] = None
-        turn.say(NOTHING_CHANGED)
+        turn.say(texts.render("utter_nothing_changed"))
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
-        return turn.say(
-            "What can I help you with? I can track orders, sort out deliveries, returns, refunds, billing and subscriptions."
-        )
+        return turn.say(texts.render("utter_support_what_help"))
     context = await load_context(session, conversation_id)
     if not verified or context.customer is None or context.customer.is_anonymous:
         turn.slots["identity_attempts"] = 0
         return turn.say(
-            "I couldn't verify your order, so I can't show its details. Please check the order "
-            "number and email in your confirmation email and try again, talk to a person from "
-            f"our team, or email us at {settings.support_email}.",
+            texts.render("utter_support_not_verified", email=settings.support_email),
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
     if (
@@ -246,7 +238,7 @@ async def support_request(
         )
     ):
         return turn.say(
-            "I want to be sure I do the right thing. What did you mean?",
+            texts.render("utter_support_clarify_change"),
             understanding.clarification_buttons(intent_ranking),
         )
     if flow in SUBSCRIPTION_FLOWS:
@@ -270,9 +262,7 @@ async def support_request(
         order.messages[:0] = turn.messages
         return order
     if order is None:
-        return turn.say(
-            "I can't find any orders on your account. If you ordered as a guest, tell me the order number and the email you used."
-        )
+        return turn.say(texts.render("utter_support_no_orders"))
     context = ChatContext(context.conversation, context.customer, order)
     result = await support.run_order_flow(
         session,
@@ -387,9 +377,7 @@ async def _order_in_question(
     if len(candidates) == 1:
         return _use_order(context, candidates[0])
     if candidates:
-        return _order_picker(
-            candidates, now, "Which order is it about? Tap one, or type its order number."
-        )
+        return _order_picker(candidates, now, texts.render("utter_order_choose"))
     return _use_order(context, current or orders[0])
 
 
@@ -399,12 +387,12 @@ def _use_order(context: ChatContext, order: Order) -> Order:
 
 
 def _not_on_account(number: str, fitting: list[Order], now: datetime) -> Turn:
-    text = f"Order {number} isn't on your account, so I can't tell you anything about it."
+    text = texts.render("utter_order_not_on_account", order=number)
     if not fitting:
         return Turn(
             slots={"next_step": NextStep.done.value, "awaiting": "nothing", "order_number": None}
-        ).say(text + " Please check the number in your confirmation email.")
-    turn = _order_picker(fitting, now, text + " Did you mean one of your orders?")
+        ).say(" ".join((text, texts.render("utter_order_check_number"))))
+    turn = _order_picker(fitting, now, " ".join((text, texts.render("utter_order_did_you_mean"))))
     turn.slots["order_number"] = None
     return turn
 
@@ -481,7 +469,7 @@ async def confirm_address(session: AsyncSession, conversation_id: str, address_t
     address = support.validate_address(address_text)
     if context.order is None or address is None:
         return Turn(slots={"awaiting": "nothing", "new_address": None}).say(
-            "That doesn't look like a full address (street, number, postcode and town). The address is unchanged; ask me again any time."
+            texts.render("utter_address_invalid")
         )
     result = support.confirm_address(context.order, address)
     return Turn(
@@ -506,18 +494,14 @@ async def resolve_pending(
     context = await load_context(session, conversation_id)
     if pending_action == "offer_human":
         if not confirmed:
-            return Turn(slots=base).say(
-                "Okay. Our team will still look at what you told us. Anything else I can help with?"
-            )
+            return Turn(slots=base).say(texts.render("utter_offer_human_declined"))
         return await request_human(
             session, conversation_id, EscalationReason.customer_request, settings.support_hours
         )
     if not confirmed or pending_action is None:
-        return Turn(slots={**base, "pause_until": None}).say(
-            "Okay, I haven't changed anything. Anything else I can help with?"
-        )
+        return Turn(slots={**base, "pause_until": None}).say(texts.render("utter_confirm_declined"))
     if context.customer is None:
-        return Turn(slots=base).say("I need to verify your order before changing anything.")
+        return Turn(slots=base).say(texts.render("utter_confirm_not_verified"))
     subscription = await repositories.customer_subscription(session, context.customer.id)
     result = await support.apply_confirmed(
         session,
@@ -578,7 +562,7 @@ async def start_feedback_survey(
         quiet_hours=None,
     )
     assert dispatch is not None
-    return Turn(slots=_survey_slots(dispatch)).say("Thank you, we read every answer.")
+    return Turn(slots=_survey_slots(dispatch)).say(texts.render("utter_survey_feedback_intro"))
 
 
 async def answer_score(
@@ -604,7 +588,7 @@ async def answer_score(
     if is_decline(text):
         surveys.mark_declined(dispatch)
         return Turn(slots={"survey_declined": True, slot: None}).say(
-            "No problem, I've skipped the survey."
+            texts.render("utter_survey_skipped")
         )
     corrected = await _correct_last_score(session, dispatch, text)
     if corrected is not None:
@@ -619,16 +603,15 @@ async def answer_score(
         )
         if retries >= 1:
             return Turn(slots={slot: "skipped", "survey_retries": 0.0}).say(
-                "No worries, let's skip that one."
+                texts.render("utter_survey_skip_question")
             )
-        reason = (
-            f"{parsed.value} is outside the scale"
-            if parsed.status is ScoreStatus.out_of_range
-            else "I didn't catch a number"
-        )
-        return Turn(slots={slot: None, "survey_retries": 1.0}).say(
-            f"Sorry, {reason}. Please pick a number from {low} to {high}, or say 'skip'."
-        )
+        if parsed.status is ScoreStatus.out_of_range:
+            retry = texts.render(
+                "utter_survey_score_out_of_range", value=parsed.value, low=low, high=high
+            )
+        else:
+            retry = texts.render("utter_survey_score_unclear", low=low, high=high)
+        return Turn(slots={slot: None, "survey_retries": 1.0}).say(retry)
     assert parsed.value is not None
     await record_survey_answer(
         session, conversation_id, dispatch, kind, score=parsed.value, text=None
@@ -651,7 +634,7 @@ async def _correct_last_score(
         return None
     last.score = value
     await session.flush()
-    return f"Got it, I've changed your answer to {value}."
+    return texts.render("utter_survey_score_corrected", value=value)
 
 
 async def _comment_instead_of_score(
@@ -669,7 +652,7 @@ async def _comment_instead_of_score(
         text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
     )  # fmt: skip
     return Turn(slots={slot: None, "survey_comment": "given", "survey_retries": 1.0}).say(
-        "Thank you, I've noted that for the team."
+        texts.render("utter_survey_comment_noted")
     )
 
 
@@ -769,11 +752,8 @@ async def finish_survey(
             feedback_id=score_row.id, hand_over_now=False,
         )  # fmt: skip
         reset.update(awaiting="confirmation", pending_action="offer_human")
-        return Turn(slots=reset).say(
-            "I'm sorry we let you down. I've asked our support team to follow up with you. Would you like to talk to a person now?",
-            support.YES_NO,
-        )
-    return Turn(slots=reset).say("Thank you for your feedback! It goes straight to our team.")
+        return Turn(slots=reset).say(texts.render("utter_survey_low_score"), support.YES_NO)
+    return Turn(slots=reset).say(texts.render("utter_survey_thanks"))
 
 
 # --- free-text opinions, escalation, fallback ------------------------------------------------
@@ -802,35 +782,29 @@ async def record_opinion(
         ),
     )  # fmt: skip
     if kind is FeedbackKind.praise:
-        return Turn().say("That's lovely to hear, thank you! I've passed it on to the team.")
+        return Turn().say(texts.render("utter_opinion_praise"))
     if row.sentiment is not None and row.sentiment <= analysis.STRONGLY_NEGATIVE:
         await escalations.escalate(
             session, context.conversation, EscalationReason.negative_feedback,
             summary=text[:500], feedback_id=row.id, hand_over_now=False,
         )  # fmt: skip
         return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
-            "I'm really sorry about this. I've recorded it and flagged it to our support team. Would you like to talk to a person now?",
-            support.YES_NO,
+            texts.render("utter_opinion_angry"), support.YES_NO
         )
     if open_request in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         # Pushback right after the bot answered a request ("that was 2 months ago and I
         # still don't have it"): the request's next step is a person (issue #17).
         return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
-            _PUSHBACK_REPLIES.get(open_request, _PUSHBACK_REPLY), support.YES_NO
+            texts.render(_PUSHBACK_REPLIES.get(open_request, "utter_opinion_pushback")),
+            support.YES_NO,
         )
-    return Turn().say(
-        "I'm sorry to hear that, and thank you for telling us; I've recorded it for the team. If there's an order I can help with, just tell me."
-    )
+    return Turn().say(texts.render("utter_opinion_complaint"))
 
 
-_PUSHBACK_REPLY = (
-    "I'm sorry that didn't solve it; I've recorded this for the team. Would you like a person "
-    "from our team to take it on now?"
-)
+# The response for pushback after each request; others get utter_opinion_pushback.
 _PUSHBACK_REPLIES = {
-    flow: "I'm sorry it still hasn't reached you; I've recorded this for the team. Would you "
-    "like a person from our team to chase it with the carrier now?"
-    for flow in ("order_status", "delivery_problem")
+    "order_status": "utter_opinion_pushback_delivery",
+    "delivery_problem": "utter_opinion_pushback_delivery",
 }
 
 
@@ -847,7 +821,7 @@ async def request_human(
     if await staff.online_staff(session):
         await escalations.escalate(session, context.conversation, reason)
         turn.pause = True
-        return turn.say(HANDOFF_REPLY)
+        return turn.say(texts.render("utter_handoff_passed"))
     # Nobody online (issue #17): the request is queued and the bot keeps helping; a later
     # claim hands the chat over (bot/web/console.py tells the customer a person joined).
     escalation, _ = await escalations.escalate(
@@ -859,15 +833,11 @@ async def request_human(
     )
     if known_email:
         return turn.say(
-            f"Our support team is offline right now; they're back {support_hours}. Your request is "
-            f"queued and they'll reply right here and by email to {known_email}. Meanwhile I'm "
-            "happy to keep helping here."
+            texts.render(
+                "utter_handoff_offline_known_email", hours=support_hours, email=known_email
+            )
         )
-    return turn.say(
-        f"Our support team is offline right now; they're back {support_hours}. Your request is "
-        "queued. Type your email address and they'll reply to you there too. Meanwhile I'm "
-        "happy to keep helping here."
-    )
+    return turn.say(texts.render("utter_handoff_offline", hours=support_hours))
 
 
 async def start_support_survey(
@@ -892,17 +862,4 @@ async def start_support_survey(
         return Turn(slots={"next_step": NextStep.done.value})
     slots = _survey_slots(dispatch)
     slots.update(survey_kind="support", survey_ces=None)
-    return Turn(slots=slots).say(
-        "Thanks for your patience! Two quick questions about the help you got."
-    )
-
-
-FALLBACK_REPLY = (
-    "Sorry, I didn't understand that. I can track an order, help with a delivery problem, "
-    "a return or refund, billing, or your subscription. You can also ask for a person."
-)
-MENU_BUTTONS = [
-    {"title": "Where is my order?", "payload": "where is my order"},
-    {"title": "Start a return", "payload": "I want to return something"},
-    {"title": "Talk to a person", "payload": "I want to talk to a person"},
-]
+    return Turn(slots=slots).say(texts.render("utter_survey_support_intro"))
