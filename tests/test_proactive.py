@@ -571,7 +571,7 @@ async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_decl
 
     turn = await proactive.answer_consent(session, float(dispatch.id), False, now=NOW)
     assert turn.slots["next_step"] == "done" and turn.slots["survey_postponed"] is True
-    assert turn.messages == [(proactive.POSTPONED_REPLY, [])]
+    assert turn.messages == [(proactive.postponed_reply(), [])]
     assert (dispatch.declined_at, dispatch.expired_at) == (None, None)
 
     # Not at the end of this chat ("not now" here), nor in another tab the same hour.
@@ -591,7 +591,7 @@ async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_decl
     assert (dispatch.offer_count, dispatch.sent_at) == (2, NOW)  # sent counts the first offer
 
     turn = await proactive.answer_consent(session, float(dispatch.id), False, now=later)
-    assert turn.messages == [(proactive.DECLINED_FOR_GOOD_REPLY, [])]
+    assert turn.messages == [(proactive.declined_for_good_reply(), [])]
     assert dispatch.declined_at is not None
     third = Conversation(id="conv-3", customer_id=lifecycle.customer_id)
     session.add(third)

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import chat, feedback, surveys
+from bot.domain import chat, feedback, surveys, texts
 from bot.domain import lifecycle as lifecycles
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.scores import is_decline
@@ -43,7 +43,6 @@ from bot.storage.models import (
 )
 
 EXPIRY = surveys.EXPIRY
-DECLINED_REPLY = "No problem, I've skipped the survey."
 # An offer answered "not now" or ignored is made once more, at the end of a chat ("Before you
 # go…"): of this chat if it was ignored, or of a later one — another conversation at least
 # `REOFFER_AFTER` after the first offer (a second tab open at once is not a later chat).
@@ -55,9 +54,16 @@ CONSENT_BUTTONS = [
     {"title": CONSENT_YES, "payload": "sure"},
     {"title": CONSENT_NOT_NOW, "payload": "not now"},
 ]
-BEFORE_YOU_GO = "Before you go… "
-POSTPONED_REPLY = "No problem, maybe another time. What can I do for you?"
-DECLINED_FOR_GOOD_REPLY = "No problem, I won't ask again. What can I do for you?"
+
+
+def postponed_reply() -> str:
+    """The answer to "not now" (the offer is made once more, in a later chat)."""
+    return texts.render("utter_proactive_postponed")
+
+
+def declined_for_good_reply() -> str:
+    """The answer to "not now" to the second offer (the survey is declined)."""
+    return texts.render("utter_proactive_declined_for_good")
 
 
 def _open() -> ColumnElement[bool]:
@@ -277,25 +283,40 @@ async def intro(session: AsyncSession, dispatch: SurveyDispatch) -> str:
     order = await session.get(Order, lifecycle.order_id) if lifecycle.order_id else None
     subscription_id = lifecycle.subscription_id or (order.subscription_id if order else None)
     subscription = await session.get(Subscription, subscription_id) if subscription_id else None
-    plan = f"{subscription.plan} subscription" if subscription else "subscription"
-    about = f" {order.number}" if order else ""
-    if dispatch.trigger == surveys.TRIGGER_FIRST_ORDER:
-        return f"Thanks for your first order{about} with us! May we ask two quick questions?"
-    if dispatch.trigger == surveys.TRIGGER_ORDER_DELIVERED:
-        return f"Your order{about} has been delivered. May we ask two quick questions about it?"
-    if dispatch.trigger == surveys.TRIGGER_ESCALATION_RESOLVED:
-        regarding = f" with order{about}" if order else ""
-        return f"Our team recently helped you{regarding}. May we ask two quick questions about the help you got?"
+    plan = (
+        texts.render("utter_proactive_plan", plan=subscription.plan)
+        if subscription
+        else texts.render("utter_proactive_plan_unknown")
+    )
+    if dispatch.trigger in _ORDER_INTROS:
+        with_number, without = _ORDER_INTROS[dispatch.trigger]
+        return texts.render(with_number, order=order.number) if order else texts.render(without)
     if dispatch.trigger == surveys.TRIGGER_SUBSCRIPTION_RENEWED:
         start = _day(lifecycle.period_start or lifecycle.opened_at)
         period = (
-            f"{start} to {_day(lifecycle.closed_at)}" if lifecycle.closed_at else f"from {start}"
+            texts.render("utter_proactive_period", start=start, end=_day(lifecycle.closed_at))
+            if lifecycle.closed_at
+            else texts.render("utter_proactive_period_open", start=start)
         )
-        return (
-            f"Your {plan} has renewed, thank you! May we ask two quick questions about the "
-            f"period that just ended ({period})?"
-        )
-    return f"We're sorry to see your {plan} end. May we ask one quick question?"
+        return texts.render("utter_proactive_renewed", plan=plan, period=period)
+    return texts.render("utter_proactive_ended", plan=plan)
+
+
+# The consent question of the surveys about an order: naming it, or not (no order known).
+_ORDER_INTROS = {
+    surveys.TRIGGER_FIRST_ORDER: (
+        "utter_proactive_first_order",
+        "utter_proactive_first_order_no_number",
+    ),
+    surveys.TRIGGER_ORDER_DELIVERED: (
+        "utter_proactive_delivered",
+        "utter_proactive_delivered_no_number",
+    ),
+    surveys.TRIGGER_ESCALATION_RESOLVED: (
+        "utter_proactive_helped",
+        "utter_proactive_helped_no_order",
+    ),
+}
 
 
 # --- the chat turns (called by actions/surveys.py) ------------------------------------------
@@ -330,7 +351,11 @@ async def start_survey(
         "survey_retries": 0.0,
         "survey_declined": False,
     }
-    intro = BEFORE_YOU_GO + offer.intro if moment.at_end else offer.intro
+    intro = (
+        texts.render("utter_proactive_before_you_go", offer=offer.intro)
+        if moment.at_end
+        else offer.intro
+    )
     return chat.Turn(slots=slots).say(intro, CONSENT_BUTTONS)
 
 
@@ -349,8 +374,8 @@ async def answer_consent(
         return chat.Turn(slots={"awaiting": "nothing", "next_step": "survey"})
     if dispatch.offer_count >= MAX_OFFERS:
         surveys.mark_declined(dispatch)
-        return chat.Turn(slots=closed).say(DECLINED_FOR_GOOD_REPLY)
-    return chat.Turn(slots={**closed, "survey_postponed": True}).say(POSTPONED_REPLY)
+        return chat.Turn(slots=closed).say(declined_for_good_reply())
+    return chat.Turn(slots={**closed, "survey_postponed": True}).say(postponed_reply())
 
 
 async def answer_source(
@@ -368,16 +393,17 @@ async def answer_source(
         return chat.Turn(slots={"survey_declined": True, "survey_source": None})
     if is_decline(text):
         surveys.mark_declined(dispatch)
-        return chat.Turn(slots={"survey_declined": True, "survey_source": None}).say(DECLINED_REPLY)
+        return chat.Turn(slots={"survey_declined": True, "survey_source": None}).say(
+            texts.render("utter_survey_skipped")
+        )
     source = surveys.acquisition_source(text)
     if source is None:
         if retries >= 1:
             return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(
-                "No worries, let's skip that one."
+                texts.render("utter_survey_skip_question")
             )
         return chat.Turn(slots={"survey_source": None, "survey_retries": 1.0}).say(
-            "Sorry, I didn't catch that. Was it a search engine, social media, a friend, an ad, "
-            "a blog or review site, our newsletter, or something else?"
+            texts.render("utter_survey_source_unclear")
         )
     await chat.record_survey_answer(
         session,
