@@ -90,7 +90,8 @@ def test_dashboard_renders_the_apis_numbers_and_a_pitfall_opens_its_comments(
         assert column.locator("[data-field=customers]").text_content() == str(stage["customers"])
         assert column.locator("[data-field=volume]").text_content() == str(stage["volume"])
         csat = stage["csat"]["percent"]
-        assert _number(column.locator("[data-field=csat]").text_content()) == csat
+        # The figure itself is in data-value; its text reads "too few" below min_answers.
+        assert _number(column.locator("[data-field=csat]").get_attribute("data-value")) == csat
         assert ("is-pitfall" in (column.get_attribute("class") or "")) == bool(stage["pitfalls"])
     sources = page.locator(".journey__sources .source")
     assert sources.count() == len(journey["sources"])
@@ -135,7 +136,10 @@ def test_dashboard_renders_the_apis_numbers_and_a_pitfall_opens_its_comments(
         " return {labels: c.data.labels, values: c.data.datasets[0].data}; }"
     )
     assert chart["labels"] == [p["start"] for p in metrics["trend"]]
-    assert chart["values"] == [p["csat"]["percent"] for p in metrics["trend"]]
+    # Points on too few answers are left out of the line (drawn hollow by a second dataset).
+    assert chart["values"] == [
+        None if p["csat"]["too_few"] else p["csat"]["percent"] for p in metrics["trend"]
+    ]
     _shot(page, tmp_path, "overview")
 
     # Breakdowns: one table row and one bar per stage.

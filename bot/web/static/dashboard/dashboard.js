@@ -4,7 +4,11 @@
  * explorer's filters live in the query string, so every view is a shareable link.
  * CSP-safe: no inline code, no innerHTML; data is rendered with textContent only.
  * Charts: Chart.js 4 (vendored, /static/vendor/chartjs/, global `Chart`).
+ * Every figure shows how many answers it rests on; below the API's `min_answers`
+ * (DASHBOARD_MIN_ANSWERS) a figure reads "too few answers" and a trend point is drawn hollow
+ * and not joined. Keys are shown by their labels (labels.js, one table in Python).
  */
+import { label, loadLabels, plural } from "./labels.js";
 
 const STAGES = ["discovery", "research", "purchase", "use", "support"];
 const CHANNELS = ["website_chat", "support", "call_center", "email", "social", "storefront"];
@@ -19,14 +23,35 @@ const DIMENSION_FILTER = {
   stage: "stage", channel: "channel", product: "product", acquisition_source: "acquisition", trigger: "trigger",
 };
 const FILTER_KEYS = ["stage", "channel", "kind", "score_min", "score_max", "sentiment", "theme", "product", "q", "trigger", "acquisition", "customer"];
+// n: what the figure rests on; interval: its 95 % interval (docs/dashboard.md).
 const METRICS = {
-  csat: { label: "CSAT %", value: (m) => m.csat.percent, better: 1 },
-  nps: { label: "NPS", value: (m) => m.nps.score, better: 1 },
-  ces: { label: "CES", value: (m) => m.ces.mean, better: -1 },
-  response_rate: { label: "Response rate %", value: (m) => m.response_rate.percent, better: 1 },
+  csat: { label: "CSAT %", value: (m) => m.csat.percent, better: 1, n: (m) => m.csat.responses, unit: "answer",
+          interval: (m) => m.csat.interval },
+  nps: { label: "NPS", value: (m) => m.nps.score, better: 1, n: (m) => m.nps.responses, unit: "answer",
+         interval: (m) => m.nps.interval },
+  ces: { label: "CES", value: (m) => m.ces.mean, better: -1, n: (m) => m.ces.responses, unit: "answer" },
+  response_rate: { label: "Response rate %", value: (m) => m.response_rate.percent, better: 1,
+                   n: (m) => m.response_rate.sent, unit: "survey sent", units: "surveys sent" },
   volume: { label: "Feedback volume", value: (m) => m.volume, better: 0 },
-  sentiment: { label: "Sentiment", value: (m) => m.sentiment.mean, better: 1 },
+  sentiment: { label: "Sentiment", value: (m) => m.sentiment.mean, better: 1, n: (m) => m.sentiment.count, unit: "comment" },
 };
+let minAnswers = 10;  // replaced by the API's min_answers
+
+/** Does the figure rest on too few answers to be read? */
+function tooFew(key, m) {
+  const meta = METRICS[key];
+  if (!meta.n) return false;
+  const n = meta.n(m);
+  return n !== null && n !== undefined && n < minAnswers;
+}
+function countText(key, m) {
+  const meta = METRICS[key];
+  if (!meta.n || meta.n(m) === null || meta.n(m) === undefined) return "";
+  return plural(meta.n(m), meta.unit, meta.units);
+}
+function intervalText(interval) {
+  return interval ? "95 % interval " + interval[0] + " to " + interval[1] : "";
+}
 
 const charts = {};
 const params = new URLSearchParams(location.search);
@@ -94,18 +119,53 @@ function kpi(key, current, previous) {
   const card = el("div", "kpi");
   card.id = "kpi-" + key;
   const now = meta.value(current), before = meta.value(previous);
-  const value = el("div", "kpi__value", fmt(now));
+  const few = tooFew(key, current), fewBefore = tooFew(key, previous);
+  const value = el("div", "kpi__value" + (few && now !== null ? " kpi__value--few" : ""),
+    few && now !== null ? "Too few answers" : fmt(now));
   value.dataset.value = now === null ? "" : String(now);
-  let note = "previous period: " + fmt(before);
+  value.dataset.tooFew = String(few);
+  const detail = el("div", "kpi__n");
+  detail.dataset.n = meta.n ? String(meta.n(current)) : String(current.volume);
+  const parts = [countText(key, current)];
+  if (few && now !== null) parts.push("fewer than " + minAnswers + ": " + fmt(now) + " is not reliable");
+  else if (meta.interval) parts.push(intervalText(meta.interval(current)));
+  detail.textContent = parts.filter(Boolean).join(" · ");
+  let note = "previous period: " + (fewBefore && before !== null ? "too few answers" : fmt(before));
+  if (meta.n) note += " (" + countText(key, previous) + ")";
   const prev = el("div", "kpi__previous");
-  if (typeof now === "number" && typeof before === "number" && meta.better !== 0 && now !== before) {
+  // A change is coloured only when both sides rest on enough answers.
+  if (typeof now === "number" && typeof before === "number" && meta.better !== 0 && now !== before && !few && !fewBefore) {
     const better = (now - before) * meta.better > 0;
-    note += " (" + (now > before ? "+" : "") + (Math.round((now - before) * 100) / 100) + ")";
+    note += ", change " + (now > before ? "+" : "") + (Math.round((now - before) * 100) / 100);
     prev.classList.add(better ? "delta--up" : "delta--down");
   }
   prev.textContent = note;
-  card.append(el("div", "kpi__label", meta.label), value, prev);
+  card.append(el("div", "kpi__label", meta.label), value, detail, prev);
   return card;
+}
+
+function partialText(point) {
+  return point.partial ? "partial: " + label("partial", point.partial) : "";
+}
+
+function trendTable(data, key) {
+  const meta = METRICS[key];
+  const table = byId("trend-table");
+  clear(table);
+  const head = el("tr");
+  ["Period from", meta.label, "Based on", "95 % interval", "Note"].forEach((h, i) => head.append(el("th", i && i < 3 ? "num" : "", h)));
+  table.append(head);
+  data.trend.forEach((p) => {
+    const tr = el("tr");
+    tr.dataset.start = p.start;
+    const few = tooFew(key, p) && meta.value(p) !== null;
+    const notes = [few ? "too few answers" : "", partialText(p)].filter(Boolean);
+    tr.append(el("td", "", p.start), el("td", "num", few ? "(" + fmt(meta.value(p)) + ")" : fmt(meta.value(p))),
+      el("td", "num", meta.n ? countText(key, p) : ""), el("td", "", meta.interval && !few ? intervalText(meta.interval(p)).replace("95 % interval ", "") : ""),
+      el("td", "", notes.join("; ")));
+    if (few) tr.classList.add("is-few");
+    table.append(tr);
+  });
 }
 
 async function showOverview() {
@@ -114,18 +174,43 @@ async function showOverview() {
   const query = rangeParams();
   query.set("bucket", bucket);
   const data = await api("metrics", query);
+  minAnswers = data.min_answers;
   const box = byId("kpis");
   clear(box);
   Object.keys(METRICS).forEach((key) => box.append(kpi(key, data.current, data.previous)));
+  byId("trend-legend").textContent = "Hollow grey points rest on fewer than " + minAnswers +
+    " answers and are not joined; diamonds are partial periods (not over yet, or cut by the dates). " +
+    "No line where there were no answers.";
   const drawTrend = () => {
     const key = byId("trend-metric").value;
+    const meta = METRICS[key];
+    const few = data.trend.map((p) => tooFew(key, p) && meta.value(p) !== null);
+    const pointStyle = data.trend.map((p) => (p.partial ? "rectRot" : "circle"));
     drawChart("trend-chart", {
       type: "line",
       data: {
         labels: data.trend.map((p) => p.start),
-        datasets: [{ label: METRICS[key].label, data: data.trend.map((p) => METRICS[key].value(p)), borderColor: "#1d4ed8", spanGaps: true, tension: 0.2 }],
+        datasets: [
+          { label: meta.label, data: data.trend.map((p, i) => (few[i] ? null : meta.value(p))), borderColor: "#1d4ed8",
+            backgroundColor: "#1d4ed8", spanGaps: false, tension: 0.2, pointStyle, pointRadius: data.trend.map((p) => (p.partial ? 6 : 3)) },
+          { label: "Too few answers (fewer than " + minAnswers + ")", data: data.trend.map((p, i) => (few[i] ? meta.value(p) : null)),
+            borderColor: "#6b7280", backgroundColor: "#fff", showLine: false, pointStyle, pointRadius: 5, pointBorderWidth: 2 },
+        ],
+      },
+      options: {
+        plugins: {
+          tooltip: {
+            callbacks: {
+              afterLabel: (ctx) => {
+                const p = data.trend[ctx.dataIndex];
+                return [countText(key, p), meta.interval && !few[ctx.dataIndex] ? intervalText(meta.interval(p)) : "", partialText(p)].filter(Boolean);
+              },
+            },
+          },
+        },
       },
     });
+    trendTable(data, key);
   };
   byId("trend-metric").onchange = drawTrend;
   byId("bucket").onchange = () => { params.set("bucket", byId("bucket").value); history.replaceState(null, "", "?" + params); showOverview().catch(fail); };
@@ -133,17 +218,22 @@ async function showOverview() {
 }
 
 // ---- breakdowns --------------------------------------------------------------------------
+// [key, heading, value, metric whose "too few" applies to the cell]
 const COLUMNS = [
-  ["label", "Group", (g) => g.label],
+  ["label", "Group", (g) => g.shown],
   ["volume", "Volume", (g) => g.volume],
-  ["csat", "CSAT %", (g) => g.csat.percent],
-  ["nps", "NPS", (g) => g.nps.score],
-  ["ces", "CES", (g) => g.ces.mean],
+  ["csat", "CSAT %", (g) => g.csat.percent, "csat"],
+  ["csat_n", "CSAT answers", (g) => g.csat.responses],
+  ["nps", "NPS", (g) => g.nps.score, "nps"],
+  ["nps_n", "NPS answers", (g) => g.nps.responses],
+  ["ces", "CES", (g) => g.ces.mean, "ces"],
   ["response_rate", "Response %", (g) => g.response_rate.percent],
   ["sentiment", "Sentiment", (g) => g.sentiment.mean],
   ["previous", "Volume before", (g) => g.previous.volume],
-  ["csat_previous", "CSAT % before", (g) => g.previous.csat.percent],
+  ["csat_previous", "CSAT % before", (g) => g.previous.csat.percent, "csat", true],
 ];
+// Label group of each breakdown dimension (products carry their name as the API's label).
+const DIMENSION_LABELS = { stage: "stage", channel: "channel", acquisition_source: "acquisition", trigger: "trigger" };
 
 async function showBreakdowns() {
   const dimension = params.get("group_by") || "stage";
@@ -161,14 +251,18 @@ async function showBreakdowns() {
   query.set("bucket", "none");
   query.set("group_by", dimension);
   const data = await api("metrics", query);
+  minAnswers = data.min_answers;
   const groups = data.breakdown.groups;
+  groups.forEach((g) => { g.shown = DIMENSION_LABELS[dimension] ? label(DIMENSION_LABELS[dimension], g.key) : g.label; });
+  byId("breakdown-legend").textContent = "CSAT bars are left out for groups with fewer than " + minAnswers +
+    " CSAT answers (the table says \u201ctoo few\u201d); n under each group is its number of CSAT answers.";
   drawChart("breakdown-chart", {
     type: "bar",
     data: {
-      labels: groups.map((g) => g.label),
+      labels: groups.map((g) => [g.shown, "n = " + g.csat.responses]),
       datasets: [
         { label: "Volume", data: groups.map((g) => g.volume), backgroundColor: "#93c5fd", yAxisID: "y" },
-        { label: "CSAT %", data: groups.map((g) => g.csat.percent), backgroundColor: "#1d4ed8", yAxisID: "y1" },
+        { label: "CSAT %", data: groups.map((g) => (g.csat.too_few ? null : g.csat.percent)), backgroundColor: "#1d4ed8", yAxisID: "y1" },
       ],
     },
     options: { scales: { y: { position: "left" }, y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } } } },
@@ -199,7 +293,13 @@ async function showBreakdowns() {
     rows.forEach((g) => {
       const tr = el("tr", "clickable");
       tr.dataset.key = g.key;
-      COLUMNS.forEach(([key, , get], i) => tr.append(el("td", i ? "num" : "", fmt(get(g)))));
+      COLUMNS.forEach(([, , get, metric, before], i) => {
+        const m = before ? g.previous : g;
+        const few = metric && m[metric].too_few && get(g) !== null;
+        const td = el("td", (i ? "num" : "") + (few ? " is-few" : ""), few ? "too few" : fmt(get(g)));
+        if (few) td.title = fmt(get(g)) + " on fewer than " + minAnswers + " answers";
+        tr.append(td);
+      });
       tr.onclick = () => location.assign(explorerUrl({ [DIMENSION_FILTER[dimension]]: g.key }));
       table.append(tr);
     });
@@ -208,16 +308,21 @@ async function showBreakdowns() {
 }
 
 // ---- journey map --------------------------------------------------------------------------
-function stat(label, value, field) {
+function stat(name, value, field, few) {
   const row = el("div", "journey__stat");
-  const number = el("span", "", fmt(value));
-  if (field) number.dataset.field = field;
-  row.append(el("span", "", label), number);
+  const number = el("span", few && value !== null ? "is-few" : "", few && value !== null ? "too few" : fmt(value));
+  if (field) { number.dataset.field = field; number.dataset.value = value === null ? "" : String(value); }
+  row.append(el("span", "", name), number);
   return row;
 }
 
+function scoreStat(s, key, name) {
+  const meta = METRICS[key];
+  return stat(name + " (" + plural(meta.n(s), "answer") + ")", meta.value(s), key, s[key].too_few);
+}
+
 function pitfallText(p) {
-  const where = p.stage + (p.channel ? " · " + p.channel : "");
+  const where = label("stage", p.stage) + (p.channel ? " · " + label("channel", p.channel) : "");
   const what = { csat: "CSAT", nps: "NPS", dropoff: "drop-off" }[p.metric];
   const cmp = p.metric === "dropoff" ? " > " : " < ";
   return where + ": " + what + " " + p.value + cmp + p.threshold;
@@ -225,9 +330,11 @@ function pitfallText(p) {
 
 async function showJourney() {
   const data = await api("journey", rangeParams());
+  minAnswers = data.min_answers;
   const t = data.thresholds;
   byId("journey-legend").textContent = "Pitfall: CSAT below " + t.csat_below + " %, NPS below " + t.nps_below +
-    " (at least " + t.min_responses + " answers) or drop-off above " + t.dropoff_above + " %. Click a stage, channel or pitfall to read its comments.";
+    " (at least " + t.min_responses + " answers) or drop-off above " + t.dropoff_above + " %. Scores on fewer than " +
+    minAnswers + " answers read \u201ctoo few\u201d. Click a stage, channel or pitfall to read its comments.";
   const list = byId("pitfall-list");
   clear(list);
   data.pitfalls.forEach((p) => {
@@ -247,17 +354,17 @@ async function showJourney() {
   data.sources.forEach((s) => {
     const row = el("div", "source");
     row.dataset.source = s.source;
-    const link = el("button", "", s.source);
+    const link = el("button", "", label("acquisition", s.source));
     link.type = "button";
     link.onclick = () => location.assign(explorerUrl({ acquisition: s.source }));
-    row.append(link, el("span", "", s.customers + " customers (" + fmt(s.share_percent) + " %)"));
+    row.append(link, el("span", "", plural(s.customers, "customer") + " (" + fmt(s.share_percent) + " %)"));
     sources.append(row);
   });
   grid.append(sources);
   data.stages.forEach((s) => {
     const col = el("div", "journey__col" + (s.pitfalls.length ? " is-pitfall" : ""));
     col.dataset.stage = s.stage;
-    const title = el("button", "journey__stage-link", s.stage);
+    const title = el("button", "journey__stage-link", label("stage", s.stage));
     title.type = "button";
     title.onclick = () => location.assign(explorerUrl({ stage: s.stage }));
     col.append(
@@ -265,22 +372,27 @@ async function showJourney() {
       stat("Customers reached", s.customers, "customers"),
       stat(s.stage === "use" ? "Needed support" : "Moved on", s.moved_on_percent === null ? null : s.moved_on_percent + " %", "moved_on"),
       stat("Feedback", s.volume, "volume"),
-      stat("CSAT % (" + s.csat.responses + ")", s.csat.percent, "csat"),
-      stat("NPS (" + s.nps.responses + ")", s.nps.score, "nps"),
-      stat("CES (" + s.ces.responses + ")", s.ces.mean, "ces"),
+      scoreStat(s, "csat", "CSAT %"),
+      scoreStat(s, "nps", "NPS"),
+      scoreStat(s, "ces", "CES"),
       stat("Sentiment", s.sentiment.mean, "sentiment"),
     );
     if (s.negative_themes.length) {
       col.append(el("div", "muted", "Top negative themes"));
       const themes = el("ol", "themes");
-      s.negative_themes.forEach((th) => themes.append(el("li", "", th.theme + " (" + th.count + ")")));
+      s.negative_themes.forEach((th) => themes.append(el("li", "", label("theme", th.theme) + " (" + th.count + ")")));
       col.append(themes);
     }
     const cells = el("ul", "cells");
     s.channels.forEach((c) => {
       const li = el("li");
+      const score = (key) => {
+        const n = METRICS[key].n(c);
+        if (!n) return "no answers";
+        return (c[key].too_few ? "too few" : fmt(METRICS[key].value(c))) + " (n " + n + ")";
+      };
       const cell = el("button", "cell" + (c.pitfalls.length ? " is-pitfall" : ""),
-        c.channel + " · " + c.volume + " · CSAT " + fmt(c.csat.percent) + " · NPS " + fmt(c.nps.score));
+        label("channel", c.channel) + " · " + plural(c.volume, "feedback", "feedback") + " · CSAT " + score("csat") + " · NPS " + score("nps"));
       cell.type = "button";
       cell.dataset.channel = c.channel;
       cell.onclick = () => location.assign(explorerUrl({ stage: s.stage, channel: c.channel }));
@@ -293,20 +405,49 @@ async function showJourney() {
 }
 
 // ---- comment explorer ------------------------------------------------------------------------
-function fillSelect(select, values) {
+function fillSelect(select, values, group) {
   if (select.options.length > 1) return;
-  values.forEach((v) => select.append(new Option(v, v)));
+  values.forEach((v) => select.append(new Option(label(group, v), v)));
 }
+
+/** "2026-03-12 10:00" in the chosen time zone (the API's times are UTC). */
+function localTime(iso, tz) {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date(iso));
+  const get = (type) => (parts.find((x) => x.type === type) || {}).value;
+  return get("year") + "-" + get("month") + "-" + get("day") + " " + get("hour") + ":" + get("minute");
+}
+
+/** Products with feedback in the range, by name: the product filter takes a name. */
+async function productNames() {
+  const query = rangeParams();
+  query.set("bucket", "none");
+  query.set("group_by", "product");
+  const groups = (await api("metrics", query)).breakdown.groups;
+  return groups.map((g) => ({ sku: g.key, name: g.label })).sort((a, b) => a.name.localeCompare(b.name));
+}
+const selected = new Set();
 
 async function showExplorer() {
   const form = byId("explorer-form");
-  fillSelect(form.elements.stage, STAGES);
-  fillSelect(form.elements.channel, CHANNELS);
-  fillSelect(form.elements.kind, KINDS);
-  fillSelect(form.elements.theme, THEMES);
+  fillSelect(form.elements.stage, STAGES, "stage");
+  fillSelect(form.elements.channel, CHANNELS, "channel");
+  fillSelect(form.elements.kind, KINDS, "kind");
+  fillSelect(form.elements.theme, THEMES, "theme");
+  const products = await productNames();
+  const list = byId("product-list");
+  clear(list);
+  products.forEach((p) => list.append(new Option(p.name + " (" + p.sku + ")", p.name)));
   FILTER_KEYS.forEach((key) => { form.elements[key].value = params.get(key) || ""; });
+  const chosenProduct = products.find((p) => p.sku === params.get("product"));
+  if (chosenProduct) form.elements.product.value = chosenProduct.name;
   form.onsubmit = (event) => {
     event.preventDefault();
+    // A product is picked by its name; a SKU typed as such is taken as it is.
+    const typed = form.elements.product.value.trim();
+    const byName = products.find((p) => p.name.toLowerCase() === typed.toLowerCase());
+    if (byName) form.elements.product.value = byName.sku;
     FILTER_KEYS.forEach((key) => { const v = form.elements[key].value.trim(); if (v) params.set(key, v); else params.delete(key); });
     params.delete("page");
     history.pushState(null, "", "?" + params);
@@ -321,8 +462,10 @@ async function showExplorer() {
   query.set("per_page", "25");
   const data = await api("feedback", query);
   const hidden = ["trigger", "acquisition", "customer"].filter((key) => params.get(key));
-  byId("explorer-summary").textContent = data.total + (data.total_exact ? "" : "+") + " feedback rows" +
-    (hidden.length ? " · also filtered by " + hidden.map((key) => key + " = " + params.get(key)).join(", ") : "");
+  const hiddenText = (key) => ({ trigger: "survey trigger", acquisition: "acquisition source", customer: "customer" })[key] + ": " +
+    (key === "customer" ? params.get(key) : label(key, params.get(key)));
+  byId("explorer-summary").textContent = (data.total_exact ? plural(data.total, "feedback row") : data.total + "+ feedback rows") +
+    (hidden.length ? " · also filtered by " + hidden.map(hiddenText).join(", ") : "");
   const clearHidden = byId("clear-hidden");
   clearHidden.hidden = !hidden.length;
   clearHidden.onclick = () => { hidden.forEach((key) => params.delete(key)); params.delete("page"); history.pushState(null, "", "?" + params); showExplorer().catch(fail); };
@@ -330,11 +473,40 @@ async function showExplorer() {
   const table = byId("feedback-table");
   clear(table);
   const head = el("tr");
-  ["When", "Stage", "Channel", "Kind", "Score", "Sentiment", "Themes", "Comment", "Customer", "Links"].forEach((h) => head.append(el("th", "", h)));
+  const tz = rangeParams().get("tz");
+  const pickAll = el("input");
+  pickAll.type = "checkbox";
+  pickAll.setAttribute("aria-label", "Select every row on this page");
+  const pickCell = el("th");
+  pickCell.append(pickAll);
+  head.append(pickCell);
+  ["Id", "When (" + tz + ")", "Stage", "Channel", "Kind", "Score", "Sentiment", "Themes", "Comment", "Customer", "Links"].forEach((h) => head.append(el("th", "", h)));
   table.append(head);
+  const boxes = [];
+  const showSelected = () => {
+    const ids = Array.from(selected);
+    byId("selected-count").textContent = ids.length ? plural(ids.length, "row") + " selected" : "Select rows to make an insight from them";
+    const make = byId("make-insight");
+    make.hidden = !ids.length;
+    make.href = "insights?" + new URLSearchParams({ origin: "feedback", feedback: ids.join(",") });
+    pickAll.checked = boxes.length > 0 && boxes.every((b) => b.checked);
+  };
+  pickAll.onchange = () => {
+    boxes.forEach((b) => { b.checked = pickAll.checked; if (b.checked) selected.add(b.value); else selected.delete(b.value); });
+    showSelected();
+  };
   data.items.forEach((row) => {
     const tr = el("tr");
     tr.dataset.id = String(row.id);
+    const box = el("input");
+    box.type = "checkbox";
+    box.value = String(row.id);
+    box.checked = selected.has(box.value);
+    box.setAttribute("aria-label", "Select feedback " + row.id);
+    box.onchange = () => { if (box.checked) selected.add(box.value); else selected.delete(box.value); showSelected(); };
+    boxes.push(box);
+    const pick = el("td");
+    pick.append(box);
     const links = el("td");
     const customer = el("a", "", "customer");
     customer.href = row.links.customer;
@@ -344,16 +516,19 @@ async function showExplorer() {
       conversation.href = row.links.conversation;
       links.append(document.createTextNode(" · "), conversation);
     }
+    const when = el("td", "", localTime(row.created_at, tz));
+    when.dataset.utc = row.created_at;
     tr.append(
-      el("td", "", row.created_at.slice(0, 16).replace("T", " ")),
-      el("td", "", row.stage), el("td", "", row.channel), el("td", "", row.kind),
+      pick, el("td", "num", row.id), when,
+      el("td", "", label("stage", row.stage)), el("td", "", label("channel", row.channel)), el("td", "", label("kind", row.kind)),
       el("td", "num", fmt(row.score)), el("td", "num", fmt(row.sentiment)),
-      el("td", "", row.themes.join(", ")), el("td", "comment", row.text || ""),
+      el("td", "", row.themes.map((t) => label("theme", t)).join(", ")), el("td", "comment", row.text || ""),
       el("td", "", (row.customer.name || "") + " (" + row.customer.external_id + ")" + (row.order_number ? " · " + row.order_number : "")),
       links,
     );
     table.append(tr);
   });
+  showSelected();
   byId("page-info").textContent = "Page " + data.page + " of " + data.pages;
   const go = (delta) => { params.set("page", String(page + delta)); history.pushState(null, "", "?" + params); showExplorer().catch(fail); };
   byId("prev-page").disabled = page <= 1;
@@ -366,7 +541,7 @@ async function showExplorer() {
 async function showTranscript() {
   const id = params.get("conversation") || "";
   const data = await api("transcripts/" + encodeURIComponent(id));
-  byId("transcript-meta").textContent = "Conversation " + data.conversation.id + " · " + data.conversation.channel + " · " + data.conversation.status;
+  byId("transcript-meta").textContent = "Conversation " + data.conversation.id + " · " + label("channel", data.conversation.channel) + " · " + data.conversation.status;
   const list = byId("transcript");
   clear(list);
   data.messages.forEach((m) => {
@@ -403,7 +578,7 @@ function boot() {
   };
   window.addEventListener("popstate", () => location.reload());
   status("Loading…");
-  show().then(() => { status(""); document.body.dataset.ready = "true"; }, fail);
+  loadLabels().then(show).then(() => { status(""); document.body.dataset.ready = "true"; }, fail);
 }
 
 boot();

@@ -236,6 +236,10 @@ async function boot() {
   THEMES.forEach((t) => { const o = el("option", "", t); o.value = t; themes.append(o); });
   if (params.get("theme")) { byId("insight-origin").value = "theme"; themes.value = params.get("theme"); }
   if (params.get("origin") === "pitfall") byId("insight-origin").value = "pitfall";  // from the journey map
+  if (params.get("origin") === "feedback") {  // from the rows picked in the comment explorer
+    byId("insight-origin").value = "feedback";
+    byId("insight-feedback").value = (params.get("feedback") || "").split(",").filter(Boolean).join(", ");
+  }
   byId("insight-origin").onchange = showOrigin;
   byId("new-insight").onsubmit = create;
   showOrigin();

@@ -1,5 +1,8 @@
 /* Loyalty page: /api/loyalty (figures) and /api/loyalty/cohorts (retention table). */
 import { api, byId, clear, drawChart, el, fail, fmt, params, plural, rangeParams, setupPage, status } from "./cx-pages.js";
+import { label, loadLabels } from "./labels.js";
+
+let minAnswers = 10;  // the API's min_answers (DASHBOARD_MIN_ANSWERS)
 
 const GROUPS = [
   ["by_csat", "CSAT of the lifecycle", { satisfied: "satisfied (4–5)", neutral: "neutral", dissatisfied: "dissatisfied (1–2)", no_answer: "no CSAT answer" }],
@@ -22,13 +25,17 @@ function showKpis(data) {
   const r = data.repeat, l = data.lifecycles, n = data.renewal, o = data.return_rate.overall;
   box.append(
     kpi("repeat", "Repeat rate", fmt(r.rate, " %"),
-      r.repeaters + " of " + r.customers + " new customers bought again within " + data.window_days + " days; " + r.pending + " pending"),
+      r.repeaters + " of " + plural(r.customers, "new customer") + " bought again within " + plural(data.window_days, "day") + "; " + r.pending + " pending"),
     kpi("lifecycles", "Lifecycles per customer", fmt(l.per_customer),
       plural(l.lifecycles, "lifecycle") + " of " + plural(l.customers, "customer") + " (" + l.new_customers + " new, " +
       l.returning_customers + " returning)"),
-    kpi("renewal", "Subscription renewal", fmt(n.rate, " %"), n.renewed + " of " + n.periods + " periods that ended were renewed"),
-    kpi("return", "Return rate", fmt(o.rate, " %"), o.returned + " of " + o.lifecycles + " lifecycles were followed by another"),
+    kpi("renewal", "Subscription renewal", fmt(n.rate, " %"), n.renewed + " of " + plural(n.periods, "period") + " that ended " + (n.periods === 1 ? "was" : "were") + " renewed"),
+    kpi("return", "Return rate", fmt(o.rate, " %"), o.returned + " of " + plural(o.lifecycles, "lifecycle") + " " + (o.lifecycles === 1 ? "was" : "were") + " followed by another"),
   );
+}
+
+function groupName(key, labels, groupKey) {
+  return labels[groupKey] || label("acquisition", groupKey);
 }
 
 function groupPanel(key, title, labels, groups) {
@@ -43,20 +50,24 @@ function groupPanel(key, title, labels, groups) {
   chart.append(canvas);
   const table = el("table", "table");
   const head = el("tr");
-  ["Group", "Lifecycles", "Returned", "Return rate"].forEach((h, i) => head.append(el("th", i ? "num" : "", h)));
+  ["Group", "Lifecycles", "Returned", "Return rate", "95 % interval"].forEach((h, i) => head.append(el("th", i ? "num" : "", h)));
   table.append(head);
+  const few = (g) => g.lifecycles < minAnswers;
   groups.forEach((g) => {
     const tr = el("tr");
     tr.dataset.key = g.key;
-    tr.append(el("td", "", labels[g.key] || g.key), el("td", "num", g.lifecycles), el("td", "num", g.returned),
-              el("td", "num", fmt(g.rate, " %")));
+    const rate = el("td", "num" + (few(g) && g.rate !== null ? " is-few" : ""),
+      few(g) && g.rate !== null ? "too few (" + fmt(g.rate, " %") + ")" : fmt(g.rate, " %"));
+    tr.append(el("td", "", groupName(key, labels, g.key)), el("td", "num", g.lifecycles), el("td", "num", g.returned), rate,
+              el("td", "num", g.interval && !few(g) ? g.interval[0] + " – " + g.interval[1] + " %" : ""));
     table.append(tr);
   });
-  box.append(chart, table);
+  const note = el("p", "muted legend", "n: lifecycles behind each bar; no bar on fewer than " + minAnswers + ".");
+  box.append(chart, note, table);
   return [box, () => drawChart(canvas, {
     type: "bar",
-    data: { labels: groups.map((g) => labels[g.key] || g.key),
-            datasets: [{ label: "Return rate %", data: groups.map((g) => g.rate), backgroundColor: "#1d4ed8" }] },
+    data: { labels: groups.map((g) => [groupName(key, labels, g.key), "n = " + g.lifecycles]),
+            datasets: [{ label: "Return rate %", data: groups.map((g) => (few(g) ? null : g.rate)), backgroundColor: "#1d4ed8" }] },
     options: { scales: { y: { min: 0, max: 100 } }, plugins: { legend: { display: false } } },
   })];
 }
@@ -99,7 +110,8 @@ async function show() {
   if (params.get("window")) query.set("window", params.get("window"));
   const cohortQuery = rangeParams(365);
   if (params.get("months")) cohortQuery.set("months", params.get("months"));
-  const [data, cohorts] = await Promise.all([api("loyalty", query), api("loyalty/cohorts", cohortQuery)]);
+  const [data, cohorts] = await Promise.all([api("loyalty", query), api("loyalty/cohorts", cohortQuery), loadLabels()]);
+  minAnswers = data.min_answers;
   showKpis(data);
   const groups = byId("return-groups");
   clear(groups);
