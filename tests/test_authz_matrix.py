@@ -46,6 +46,7 @@ PATH_VALUES = {
     "customer_ref": "NOBODY",
     "sku": "KIT-0142",
     "insight_id": "999999",
+    "session_key": "0" * 16,
 }
 # Static directories are requested through one of their files.
 STATIC_SAMPLES = {
@@ -118,6 +119,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/console/api/login"): public(400, headers={"X-Requested-With": "console"}),
     ("POST", "/console/api/logout"): console(*STAFF, ok=204),
     ("GET", "/console/api/me"): console(*STAFF),
+    # One's own sessions: see them, end one (issue #22).
+    ("GET", "/console/api/sessions"): console(*STAFF),
+    ("DELETE", "/console/api/sessions/{session_key}"): console(*STAFF, ok=404),
     ("GET", "/console/static"): public(),
     ("GET", "/console/"): console(*AGENTS, page=True),
     ("GET", "/console/conversations/{conversation_id}"): console(*AGENTS, page=True),

@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
+from sqlalchemy import select, update
 
 from bot.config import ConfigError, Settings
 from bot.domain import staff
-from bot.storage.models import StaffRole
+from bot.storage.models import AuditLog, StaffRole, StaffSession, utcnow
 from bot.web.app import create_app
 from bot.web.security import PERMISSIONS_POLICY, SERVER_NAME
 from bot.web.server import HardenedAppRunner, start_sites
 from tests.conftest import StubRasa
-from tests.staff_helpers import create_staff, sign_in
+from tests.staff_helpers import PASSWORD, create_staff, sign_in
 
 Client = TestClient[Any, Any]
 METRICS_TOKEN = "metrics-token-" + "m" * 30
@@ -238,3 +240,88 @@ async def test_the_console_socket_refuses_a_foreign_origin(
     async with client.ws_connect("/console/ws", headers={"Origin": ours}) as ws:
         await ws.send_json({"type": "watch", "conversation_id": None})
         await ws.close()
+
+
+# ---- staff sessions: idle timeout, one's own sessions -----------------------------------------
+
+
+async def _age_sessions(sessions: Any, minutes: float) -> None:
+    async with sessions() as db, db.begin():
+        await db.execute(
+            update(StaffSession).values(last_used_at=utcnow() - timedelta(minutes=minutes))
+        )
+
+
+async def test_a_staff_session_unused_for_the_idle_timeout_ends(
+    client: Client, session_factory: Any
+) -> None:
+    await create_staff(session_factory)
+    await sign_in(client, StaffRole.agent)
+    await _age_sessions(session_factory, 29)
+    assert (await client.get("/console/api/me")).status == 200
+    async with session_factory() as db:
+        last_used = (await db.scalars(select(StaffSession.last_used_at))).one()
+    assert last_used is not None and utcnow() - last_used < timedelta(minutes=1)  # refreshed
+
+    await _age_sessions(session_factory, 31)  # default STAFF_IDLE_MINUTES: 30
+    response = await client.get("/console/api/me")
+    assert response.status == 401
+    assert response.cookies["console_session"].value == ""  # the cookie is cleared
+    async with session_factory() as db:
+        assert (await db.scalars(select(StaffSession))).all() == []
+        actions = list(await db.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+    assert actions[-1] == "session_idle_timeout"
+
+
+def test_the_idle_timeout_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().staff_idle_minutes == 30
+    monkeypatch.setenv("STAFF_IDLE_MINUTES", "5")
+    assert Settings.from_env().staff_idle_minutes == 5
+    with pytest.raises(ConfigError, match="STAFF_IDLE_MINUTES"):
+        Settings(staff_idle_minutes=0)
+
+
+async def test_staff_see_and_end_their_own_sessions(client: Client, session_factory: Any) -> None:
+    await create_staff(session_factory)
+    await sign_in(client, StaffRole.agent)  # "the laptop"
+    laptop = client.session.cookie_jar.filter_cookies(client.make_url("/"))["console_session"]
+    client.session.cookie_jar.clear()
+    await sign_in(client, StaffRole.admin)  # someone else's session
+    client.session.cookie_jar.clear()
+    response = await client.post(
+        "/console/api/login",
+        json={"email": "agent@example.com", "password": PASSWORD},
+        headers={"X-Requested-With": "console", "User-Agent": "Phone browser/1.0"},
+    )
+    csrf = {"X-CSRF-Token": (await response.json())["csrf_token"]}
+
+    listed = await (await client.get("/console/api/sessions")).json()
+    assert listed["idle_minutes"] == 30
+    assert [s["current"] for s in listed["sessions"]] == [True, False]
+    assert listed["sessions"][0]["user_agent"] == "Phone browser/1.0"
+    assert listed["sessions"][0]["client_address"] == "127.0.0.1"
+    assert {len(s["id"]) for s in listed["sessions"]} == {16}
+    other = listed["sessions"][1]["id"]
+
+    # Not someone else's: the admin's session is not in the agent's list, nor can it be ended.
+    async with session_factory() as db:
+        hashes = list(await db.scalars(select(StaffSession.token_hash)))
+    assert len(hashes) == 3
+    admins = [h[:16] for h in hashes if h[:16] not in {s["id"] for s in listed["sessions"]}]
+    refused = await client.delete(f"/console/api/sessions/{admins[0]}", headers=csrf)
+    assert refused.status == 404
+    assert (await client.delete(f"/console/api/sessions/{other}")).status == 403  # CSRF
+
+    assert (await client.delete(f"/console/api/sessions/{other}", headers=csrf)).status == 204
+    async with aiohttp.ClientSession(cookies={"console_session": laptop.value}) as laptop_tab:
+        async with laptop_tab.get(client.make_url("/console/api/me")) as gone:
+            assert gone.status == 401  # the laptop is signed out
+    listed = await (await client.get("/console/api/sessions")).json()
+    assert [s["current"] for s in listed["sessions"]] == [True]
+
+    mine = listed["sessions"][0]["id"]
+    ended = await client.delete(f"/console/api/sessions/{mine}", headers=csrf)
+    assert ended.status == 204 and ended.cookies["console_session"].value == ""
+    assert (await client.get("/console/api/me")).status == 401
+    async with session_factory() as db:
+        assert len((await db.scalars(select(StaffSession))).all()) == 1  # the admin's

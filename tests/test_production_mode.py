@@ -100,13 +100,25 @@ def test_every_secret_has_a_minimum_length_in_production(
     Settings.from_env()
 
 
-@pytest.mark.parametrize("name", [n for n in SECRET_VARIABLES if n != "OUTGOING_WEBHOOK_SECRET"])
+# Optional secrets: unset, the outgoing webhook signs with EVENTS_SECRET, and /metrics is
+# served on the internal ops port only (issue #22); set, they are checked like the others.
+OPTIONAL_SECRETS = ("OUTGOING_WEBHOOK_SECRET", "METRICS_TOKEN")
+
+
+@pytest.mark.parametrize("name", [n for n in SECRET_VARIABLES if n not in OPTIONAL_SECRETS])
 def test_production_refuses_unset_secrets(
     monkeypatch: pytest.MonkeyPatch, production_env: None, name: str
 ) -> None:
     monkeypatch.delenv(name)
     with pytest.raises(ConfigError, match=name):
         Settings.from_env()
+
+
+def test_an_unset_metrics_token_leaves_metrics_to_the_internal_port(
+    monkeypatch: pytest.MonkeyPatch, production_env: None
+) -> None:
+    monkeypatch.delenv("METRICS_TOKEN")
+    assert Settings.from_env().metrics_token is None
 
 
 def test_an_unset_outgoing_webhook_secret_falls_back_to_the_checked_events_secret(
@@ -233,13 +245,12 @@ async def test_cli_serve_and_run_refuse_in_production_while_demo_staff_exist(
 ) -> None:
     import asyncio
 
-    from aiohttp import web
-
     from bot import launcher
+    from bot.web import server
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     started: list[str] = []
-    monkeypatch.setattr(web, "run_app", lambda *_a, **_k: started.append("web"))
+    monkeypatch.setattr(server, "serve", lambda *_a, **_k: started.append("web"))
     monkeypatch.setattr(launcher, "run_forever", lambda: started.append("stack") or 0)
     await _demo_staff(session_factory)
 

@@ -25,6 +25,11 @@ from bot.domain.errors import Conflict, InvalidInput
 from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
 
 SESSION_TTL = timedelta(hours=12)
+# Issue #22: a session's last use is written at most this often (one UPDATE), so the idle
+# timeout (STAFF_IDLE_MINUTES) is exact to within this.
+LAST_USED_REFRESH = timedelta(seconds=60)
+SESSION_KEY_CHARS = 16
+MAX_USER_AGENT_CHARS = 200
 PRESENCE_WINDOW = timedelta(seconds=60)
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024
@@ -186,12 +191,18 @@ def _audit(user_id: int, action: str, details: dict[str, str] | None = None) -> 
 
 
 async def start_session(
-    session: AsyncSession, user: StaffUser, ttl: timedelta = SESSION_TTL
+    session: AsyncSession,
+    user: StaffUser,
+    ttl: timedelta = SESSION_TTL,
+    *,
+    user_agent: str | None = None,
+    client_address: str | None = None,
 ) -> tuple[str, str]:
     """Open a console session: returns (cookie token, CSRF token).
 
     Only the SHA-256 of the cookie token is stored. Writes the "login" audit row and
-    removes every expired session while at it.
+    removes every expired session while at it. The browser's User-Agent and the client
+    address are kept for the owner's list of sessions (issue #22).
     """
     now = utcnow()
     await session.execute(delete(StaffSession).where(StaffSession.expires_at <= now))
@@ -205,6 +216,9 @@ async def start_session(
             csrf_token=csrf_token,
             created_at=now,
             expires_at=expires_at,
+            last_used_at=now,
+            user_agent=(user_agent or "")[:MAX_USER_AGENT_CHARS] or None,
+            client_address=(client_address or "")[:64] or None,
         )
     )
     session.add(_audit(user.id, "login", {"expires_at": expires_at.isoformat()}))
@@ -218,10 +232,18 @@ async def _find_session(session: AsyncSession, token: str) -> StaffSession | Non
     return await session.get(StaffSession, _token_hash(token))
 
 
-async def session_user(session: AsyncSession, token: str) -> tuple[StaffUser, StaffSession] | None:
-    """The user and session behind a cookie token; None when unknown, expired or inactive.
+def idle_since(staff_session: StaffSession) -> datetime:
+    return staff_session.last_used_at or staff_session.created_at
 
-    An expired session row is deleted (flushed, committed by the caller).
+
+async def session_user(
+    session: AsyncSession, token: str, idle: timedelta | None = None
+) -> tuple[StaffUser, StaffSession] | None:
+    """The user and session behind a cookie token; None when unknown, expired, unused for
+    longer than `idle` (issue #22), or inactive. Its last use is refreshed (at most every
+    `LAST_USED_REFRESH`).
+
+    An expired or idle session row is deleted (flushed, committed by the caller).
     """
     if not token or len(token) > _MAX_TOKEN_CHARS:
         return None
@@ -234,13 +256,53 @@ async def session_user(session: AsyncSession, token: str) -> tuple[StaffUser, St
     if row is None:
         return None
     staff_session, user = row._tuple()
-    if staff_session.expires_at <= utcnow():
+    now = utcnow()
+    idle_out = idle is not None and idle_since(staff_session) + idle <= now
+    if staff_session.expires_at <= now or idle_out:
         await session.delete(staff_session)
+        if idle_out:
+            session.add(_audit(user.id, "session_idle_timeout"))
         await session.flush()
         return None
     if not user.is_active:
         return None
+    if now - idle_since(staff_session) >= LAST_USED_REFRESH:
+        staff_session.last_used_at = now
+        await session.flush()
     return user, staff_session
+
+
+def session_key(staff_session: StaffSession) -> str:
+    """The id of a session in its owner's list: a prefix of the token's SHA-256 (the
+    token itself is never stored, and the hash cannot be turned back into it)."""
+    return staff_session.token_hash[:SESSION_KEY_CHARS]
+
+
+async def user_sessions(session: AsyncSession, user_id: int) -> list[StaffSession]:
+    """The user's live sessions, most recently used first."""
+    rows = await session.scalars(
+        select(StaffSession).where(
+            StaffSession.staff_user_id == user_id, StaffSession.expires_at > utcnow()
+        )
+    )
+    return sorted(rows, key=idle_since, reverse=True)
+
+
+async def end_user_session(session: AsyncSession, user_id: int, key: str) -> bool:
+    """End one of the user's own sessions by its key; False when none of theirs matches."""
+    if len(key) != SESSION_KEY_CHARS or not all(c in "0123456789abcdef" for c in key):
+        return False
+    target = await session.scalar(
+        select(StaffSession).where(
+            StaffSession.staff_user_id == user_id, StaffSession.token_hash.startswith(key)
+        )
+    )
+    if target is None:
+        return False
+    await session.delete(target)
+    session.add(_audit(user_id, "end_session", {"session": key}))
+    await session.flush()
+    return True
 
 
 async def end_session(session: AsyncSession, token: str) -> bool:

@@ -460,6 +460,11 @@ class StaffSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    # Issue #22: idle timeout (STAFF_IDLE_MINUTES after the last use; refreshed at most once
+    # a minute) and what the owner sees in their list of sessions.
+    last_used_at: Mapped[datetime | None]
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    client_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class StaffNote(Base):
@@ -510,7 +515,8 @@ class AuditLog(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "staff:<id>", "customer:<id>" or "system": bot-made changes are audited too.
-    actor: Mapped[str] = mapped_column(String(64))
+    # Indexed: what an agent took part in is read from here (bot/domain/staff_access.py).
+    actor: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,10 @@
   cross-site form cannot send.
 * `require_roles(...)` checks the role on every request (the user is re-read from the
   database by the middleware each time, so a role change or deactivation applies at once).
+* Issue #22: a session unused for `STAFF_IDLE_MINUTES` (30) ends; `GET /console/api/sessions`
+  lists the user's own sessions and `DELETE /console/api/sessions/{id}` ends one. Console
+  API calls naming a conversation answer 404 for one outside the user's work
+  (bot/domain/staff_access.py); `/console/ws` refuses a foreign `Origin`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from yarl import URL
 from bot.domain import safe_json, staff, staff_access
 from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
 from bot.web.errors import json_error, read_json
-from bot.web.keys import SESSIONS
+from bot.web.keys import SESSIONS, SETTINGS
 
 CONSOLE_PREFIX = "/console"
 LOGIN_PAGE_PATH = f"{CONSOLE_PREFIX}/login"
@@ -283,7 +287,8 @@ async def load_staff_session(request: web.Request) -> tuple[StaffUser, StaffSess
     if not token:
         return None
     async with request.config_dict[SESSIONS]() as db:
-        found = await staff.session_user(db, token)
+        idle = timedelta(minutes=request.config_dict[SETTINGS].staff_idle_minutes)
+        found = await staff.session_user(db, token, idle)
         if found is not None:
             seen = found[0].last_seen_at
             now = utcnow()
@@ -393,7 +398,13 @@ async def login(request: web.Request) -> web.Response:
             if old_token:
                 clear_session_cookie(response, request)
             return response
-        token, csrf_token = await staff.start_session(db, user, staff.SESSION_TTL)
+        token, csrf_token = await staff.start_session(
+            db,
+            user,
+            staff.SESSION_TTL,
+            user_agent=request.headers.get("User-Agent"),
+            client_address=client,
+        )
         await staff.touch_presence(db, user.id)
         await db.commit()
     throttle.succeeded(client, login_email)
@@ -415,6 +426,48 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     user = current_staff(request)
     return web.json_response(staff_json(user, request[STAFF_SESSION].csrf_token), headers=NO_STORE)
+
+
+def _session_json(staff_session: StaffSession, current: StaffSession) -> dict[str, Any]:
+    return {
+        "id": staff.session_key(staff_session),
+        "current": staff_session.token_hash == current.token_hash,
+        "created_at": staff_session.created_at.isoformat(),
+        "last_used_at": staff.idle_since(staff_session).isoformat(),
+        "expires_at": staff_session.expires_at.isoformat(),
+        "user_agent": staff_session.user_agent,
+        "client_address": staff_session.client_address,
+    }
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """The signed-in user's own live sessions (issue #22): where and when, which is this one."""
+    user = current_staff(request)
+    async with request.config_dict[SESSIONS]() as db:
+        rows = await staff.user_sessions(db, user.id)
+    current = request[STAFF_SESSION]
+    return web.json_response(
+        {
+            "idle_minutes": request.config_dict[SETTINGS].staff_idle_minutes,
+            "sessions": [_session_json(s, current) for s in rows],
+        },
+        headers=NO_STORE,
+    )
+
+
+async def end_own_session(request: web.Request) -> web.Response:
+    """End one of the user's own sessions (another device, or this one: then signed out)."""
+    user = current_staff(request)
+    key = request.match_info["session_key"]
+    async with request.config_dict[SESSIONS]() as db:
+        ended = await staff.end_user_session(db, user.id, key)
+        await db.commit()
+    if not ended:
+        return json_error(404, "not_found", "No such session of yours.")
+    response = web.Response(status=204, headers=NO_STORE)
+    if key == staff.session_key(request[STAFF_SESSION]):
+        clear_session_cookie(response, request)
+    return response
 
 
 _PLACEHOLDER_LOGIN = (
@@ -444,3 +497,5 @@ def setup_auth(app: web.Application) -> None:
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
+    app.router.add_get("/api/sessions", list_sessions)
+    app.router.add_delete("/api/sessions/{session_key}", end_own_session)
