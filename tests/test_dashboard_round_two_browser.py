@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot.domain import staff
 from bot.storage.models import Channel, Feedback, FeedbackKind, FeedbackSource, Lifecycle, Stage
-from tests.axe_check import axe_violations, install_axe
+from tests.axe_helper import axe_violations
 from tests.dashboard_data import at, seed
 from tests.live_app import Sessions, serve_app
 from tests.loyalty_data import seed_loyalty
@@ -72,7 +72,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _page(browser: Any) -> tuple[Any, Any, list[str]]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    install_axe(context)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
