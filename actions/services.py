@@ -14,17 +14,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain import repeats
+from bot.domain import repeats, texts
 from bot.domain.chat import Turn
 from bot.storage.db import STORAGE_ERRORS as DB_ERRORS
 from bot.storage.db import create_engine, create_session_factory
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = (
-    "Sorry, I can't reach our order system right now, so nothing was changed. "
-    "Please try again in a minute."
-)
+
+def unavailable_text() -> str:
+    """Said when the database cannot be reached (the turn's writes were rolled back)."""
+    return texts.render("utter_unavailable")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def emit(
 
 def unavailable(dispatcher: CollectingDispatcher, error: Exception) -> list[EventType]:
     logger.exception("storage unavailable", exc_info=error)
-    dispatcher.utter_message(text=UNAVAILABLE)
+    dispatcher.utter_message(text=unavailable_text())
     return []
 
 

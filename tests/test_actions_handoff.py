@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from actions.feedback import ActionRecordOpinion
 from actions.handoff import ActionEscalate, ActionHandleFallback
-from actions.services import UNAVAILABLE, Services, use_services
+from actions.services import Services, unavailable_text, use_services
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -247,7 +247,7 @@ async def test_database_down_gives_a_clear_answer_and_writes_nothing(
     assert events == []
     assert messages == [
         {
-            "text": UNAVAILABLE,
+            "text": unavailable_text(),
             "buttons": [],
             "elements": [],
             "custom": {},

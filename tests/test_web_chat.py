@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
-from bot.web.chat import BACK_WITH_BOT, RETRY_LATER, WAITING_NOTE, push
+from bot.web.chat import back_with_bot, push, retry_later, waiting_note
 from bot.web.keys import HUB
 from tests.conftest import StubRasa
 
@@ -170,7 +170,7 @@ async def test_bot_stays_silent_while_waiting_for_an_agent(
         rows = (await db.scalars(select(Message).order_by(Message.id))).all()
     assert [(m.sender.value, m.text) for m in rows][2:] == [
         ("customer", "are you there?"),
-        ("system", WAITING_NOTE),
+        ("system", waiting_note()),
         ("customer", "hello?"),
     ]
     await ws.close()
@@ -218,7 +218,7 @@ async def test_a_customer_waiting_for_a_person_goes_back_to_the_bot(
     frames = await _turn(ws, text)
 
     assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
-        ("bot", BACK_WITH_BOT)
+        ("bot", back_with_bot())
     ]
     assert rasa[0].slot_events[-1] == (
         sender,
@@ -244,7 +244,7 @@ async def test_no_way_back_to_the_bot_without_asking_for_it(
     frames = await _turn(ws, text)
 
     assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
-        ("system", WAITING_NOTE)
+        ("system", waiting_note())
     ]
     async with session_factory() as db:
         assert (await db.get(Conversation, sender)).status is ConversationStatus.waiting_for_agent
@@ -260,7 +260,7 @@ async def test_the_way_back_is_not_offered_while_a_person_has_the_chat(
     frames = await _turn(ws, "talk to the bot")
 
     assert [(f["sender"], f["text"], f["buttons"]) for f in frames if f["type"] == "message"] == [
-        ("system", WAITING_NOTE, [])
+        ("system", waiting_note(), [])
     ]
     async with session_factory() as db:
         assert (await db.get(Conversation, sender)).status is ConversationStatus.with_agent
@@ -665,7 +665,7 @@ async def test_a_message_whose_commit_fails_after_the_bot_was_asked_shows_no_ans
 
     assert error == {
         "type": "error",
-        "error": {"code": "unavailable", "message": RETRY_LATER},
+        "error": {"code": "unavailable", "message": retry_later()},
     }
     async with session_factory() as db:
         texts = (await db.scalars(select(Message.text).order_by(Message.id))).all()

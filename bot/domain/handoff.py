@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import closed_loop
+from bot.domain import closed_loop, texts
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.storage import repositories
 from bot.storage.models import (
@@ -217,7 +217,7 @@ async def _escalation(session: AsyncSession, escalation_id: int) -> Escalation:
 
 def joined_note(staff: StaffUser) -> str:
     """Told to a customer the bot was helping when an agent takes the chat (SPEC §5)."""
-    return f"{staff.display_name} from our team has joined the chat and will reply here."
+    return texts.render("utter_handoff_agent_joined", agent=staff.display_name)
 
 
 async def bot_has_chat(session: AsyncSession, escalation_id: int) -> bool:

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, escalations, safe_json
+from bot.domain import conversations, escalations, safe_json, texts
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
@@ -35,18 +35,27 @@ from bot.web.rasa_client import BotReply, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
-RETRY_LATER = "Sorry, I'm having trouble answering right now. Please try again in a moment."
-WAITING_NOTE = "Thanks, I've added that to your request. A person from our team will reply here."
 BACK_TO_BOT_BUTTON = {"title": "Back to the assistant", "payload": escalations.BACK_TO_BOT_PAYLOAD}
-BACK_WITH_BOT = (
-    "Okay, I'm back! Your request stays in our team's queue and a person will join here when "
-    "one is free. What can I help you with meanwhile?"
-)
 RATE_LIMITED = "You're sending messages very quickly. Please wait a few seconds and try again."
 MAX_FRAME_BYTES = 64 * 1024
 MAX_CLIENT_ID_CHARS = 64
 MAX_DISPLAY_CHARS = 200
 MAX_HELLOS = 3  # per WebSocket connection
+
+
+def retry_later() -> str:
+    """Said when the bot (Rasa) or the database cannot answer a message."""
+    return texts.render("utter_web_retry_later")
+
+
+def waiting_note() -> str:
+    """Said once when a message waits for a person (escalations.waiting_note_due)."""
+    return texts.render("utter_web_waiting_note")
+
+
+def back_with_bot() -> str:
+    """Said when a customer waiting for a person goes back to the bot."""
+    return texts.render("utter_web_back_with_bot")
 
 
 def message_frame(message: Message) -> dict[str, Any]:
@@ -142,7 +151,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
                     logger.warning("storage unavailable: %s", exc)
                     count_error(request.app, "storage_unavailable")
                     with contextlib.suppress(ConnectionError, RuntimeError):  # customer left
-                        await ws.send_json(_error("unavailable", RETRY_LATER))
+                        await ws.send_json(_error("unavailable", retry_later()))
     finally:
         if connection.conversation_id is not None:
             request.app[HUB].leave(connection.conversation_id, ws)
@@ -425,7 +434,7 @@ async def _answer(
         bot_reply = _ask_bot(connection, text, button_payload)
     replies = await _typing_while(app, conversation_id, bot_reply)
     if replies is None:
-        await push(app, conversation_id, MessageSender.system, RETRY_LATER)
+        await push(app, conversation_id, MessageSender.system, retry_later())
         return False
     if replies:
         # Even after a hand-over this tab had not heard of: the bot's tracker was not
@@ -457,7 +466,7 @@ async def _person_has_it(connection: Connection, text: str) -> bool:
         if back:
             await _resume_bot(app, conversation_id)
             connection.bot_answers = True
-            await push(app, conversation_id, MessageSender.bot, BACK_WITH_BOT)
+            await push(app, conversation_id, MessageSender.bot, back_with_bot())
             await app[STAFF_HUB].queue_changed()  # marked "customer back with the bot"
             return True
     await _note_for_person(app, conversation_id, text)
@@ -480,14 +489,14 @@ async def _note_for_person(app: AppState, conversation_id: str, text: str) -> No
     async with app[SESSIONS]() as session, session.begin():
         email = await escalations.remember_contact_email(session, conversation_id, text)
         due = email is None and await escalations.waiting_note_due(
-            session, conversation_id, WAITING_NOTE
+            session, conversation_id, waiting_note()
         )
         conversation = await session.get(Conversation, conversation_id)
     if email:
-        await push(app, conversation_id, MessageSender.system, f"Thanks! Our team will reply to {email}.")  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, texts.render("utter_web_contact_noted", email=email))  # fmt: skip
     elif due:
         waiting = conversation is not None and conversation.status is ConversationStatus.waiting_for_agent  # fmt: skip
-        await push(app, conversation_id, MessageSender.system, WAITING_NOTE, [BACK_TO_BOT_BUTTON] if waiting else None)  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, waiting_note(), [BACK_TO_BOT_BUTTON] if waiting else None)  # fmt: skip
 
 
 async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
@@ -496,7 +505,7 @@ async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
             session, conversation_id, text, queued_only=True
         )
     if email:
-        await push(app, conversation_id, MessageSender.system, f"Thanks! Our team will reply to {email}.")  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, texts.render("utter_web_contact_noted", email=email))  # fmt: skip
 
 
 async def _after_bot_turn(connection: Connection) -> None:
