@@ -11,6 +11,8 @@ COPY bot bot
 COPY actions actions
 COPY migrations migrations
 COPY alembic.ini alembic.ini
+# The bot's fixed texts are domain.yml responses (bot/domain/texts.py reads them).
+COPY domain.yml domain.yml
 RUN useradd --system --uid 10001 shopbot
 USER shopbot
 CMD ["python", "-m", "bot", "serve"]
