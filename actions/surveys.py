@@ -15,7 +15,7 @@ from actions.services import (
     get_services,
     unavailable,
 )
-from bot.domain import chat, proactive, surveys
+from bot.domain import chat, proactive, surveys, understanding
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
@@ -35,6 +35,32 @@ def _blank(value: Any) -> bool:
     return value is None or not str(value).strip()
 
 
+def _excluded_intents(domain: DomainDict, slot: str) -> set[str]:
+    mappings = (domain.get("slots") or {}).get(slot, {}).get("mappings") or []
+    return {intent for mapping in mappings for intent in mapping.get("not_intent") or []}
+
+
+def _answer_despite_intent(
+    tracker: Tracker, domain: DomainDict, slot: str, free_text: bool
+) -> dict[str, Any]:
+    if tracker.get_slot("requested_slot") != slot:
+        return {}
+    latest = tracker.latest_message or {}
+    if _latest_intent(tracker) not in _excluded_intents(domain, slot) - {"greet"}:
+        return {}  # the mapping took it already, or a greeting (asked again as it is)
+    settings = get_services().settings
+    text = str(latest.get("text") or "")
+    if not text.strip() or not understanding.survey_answer_despite_intent(
+        text,
+        latest.get("intent_ranking") or [],
+        settings.intent_confidence_threshold,
+        settings.intent_margin,
+        free_text=free_text,
+    ):
+        return {}
+    return {slot: text}
+
+
 class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     def name(self) -> str:
         return "validate_survey_form"
@@ -50,11 +76,29 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
             return []
         return surveys.questions(tracker.get_slot("survey_kind"))
 
+    # A message the NLU read as a request is left out by these questions' from_text
+    # mappings (not_intent), so the survey gives way to it; one that is no request after
+    # all is taken as the answer here (issue #18, understanding.survey_answer_despite_intent).
+    async def extract_survey_score(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer_despite_intent(tracker, domain, "survey_score", free_text=False)
+
+    async def extract_survey_ces(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer_despite_intent(tracker, domain, "survey_ces", free_text=False)
+
+    async def extract_survey_comment(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return _answer_despite_intent(tracker, domain, "survey_comment", free_text=True)
+
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
-        return await self._score(dispatcher, tracker, value, "survey_score", kind=kind)
+        return await self._score(dispatcher, tracker, domain, value, "survey_score", kind=kind)
 
     async def validate_survey_source(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -77,17 +121,24 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_ces(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return await self._score(dispatcher, tracker, value, "survey_ces", kind=FeedbackKind.ces)
+        return await self._score(
+            dispatcher, tracker, domain, value, "survey_ces", kind=FeedbackKind.ces
+        )
 
     async def _score(
         self,
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
+        domain: DomainDict,
         value: Any,
         slot: str,
         kind: FeedbackKind | None,
     ) -> dict[str, Any]:
-        """A score question; `kind` None means the dispatch's own kind (CSAT, NPS, ...)."""
+        """A score question; `kind` None means the dispatch's own kind (CSAT, NPS, ...).
+        Text the NLU read as an opinion, or as a request taken back as the answer
+        (`extract_*`), is a comment when it holds no score."""
+        intent = _latest_intent(tracker)
+        opinion = intent in OPINION_INTENTS or intent in _excluded_intents(domain, slot)
         if _blank(value):
             return {slot: None}
         retries = int(tracker.get_slot("survey_retries") or 0)
@@ -102,7 +153,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
                 retries,
                 kind=kind,
                 slot=slot,
-                opinion=_latest_intent(tracker) in OPINION_INTENTS,
+                opinion=opinion,
             ),
         )
 

@@ -519,3 +519,80 @@ async def test_an_unknown_source_is_asked_once_more_then_skipped(session, action
     )  # fmt: skip
     assert slot_events(events)["survey_source"] == "skipped"
     assert (await session.scalars(select(Feedback))).all() == []
+
+
+def _read_as(
+    text: str, requested: str, dispatch_id: float, intent: str, confidence: float, **slots: object
+):
+    """A survey question answered with a message the NLU read as `intent` (a request the
+    question's mapping leaves out, so nothing was extracted by Rasa)."""
+    state = tracker(
+        "conv-1",
+        text,
+        intent,
+        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id,
+         "requested_slot": requested, **slots},
+        active_loop="survey_form",
+    )  # fmt: skip
+    state.latest_message["intent"]["confidence"] = confidence
+    state.latest_message["intent_ranking"] = [
+        {"name": intent, "confidence": confidence},
+        {"name": "complain", "confidence": round(1 - confidence, 2)},
+    ]
+    return state
+
+
+REMARK = "your website checkout kept logging me out, took 3 tries to pay"
+PILING_UP = "too much coffee piling up in the cupboard"
+
+
+async def test_a_remark_read_as_a_request_is_the_comment_at_the_comment_question(
+    session, action_services
+):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("2", "survey_score", dispatch_id))
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _read_as(PILING_UP, "survey_comment", dispatch_id, "product_question", 0.95,
+                 survey_score="2"),
+    )  # fmt: skip
+    assert slot_events(events)["survey_comment"] == "given"
+    comments = (
+        await session.scalars(select(Feedback).where(Feedback.kind == FeedbackKind.comment))
+    ).all()
+    assert [row.text for row in comments] == [PILING_UP]
+
+
+async def test_a_question_at_the_comment_question_gives_way(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    events, messages = await run(
+        ValidateSurveyForm(),
+        _read_as("can i return the shirt", "survey_comment", dispatch_id, "return_item", 0.95),
+    )
+    assert "survey_comment" not in slot_events(events) and messages == []
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_a_clear_request_at_a_score_question_gives_way(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _read_as(REMARK, "survey_score", dispatch_id, "billing_issue", 0.95),
+    )
+    assert "survey_score" not in slot_events(events)
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_an_unclear_remark_at_a_score_question_is_a_comment_and_the_score_is_asked_again(
+    session, action_services
+):
+    _, dispatch_id = await _survey_started(session)
+    events, messages = await run(
+        ValidateSurveyForm(),
+        _read_as(REMARK, "survey_score", dispatch_id, "billing_issue", 0.62),
+    )
+    slots = slot_events(events)
+    assert (slots["survey_score"], slots["survey_comment"]) == (None, "given")
+    assert [m["text"] for m in messages] == ["Thank you, I've noted that for the team."]
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(row.kind, row.text) for row in rows] == [(FeedbackKind.comment, REMARK)]

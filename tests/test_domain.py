@@ -65,11 +65,11 @@ def test_every_action_used_in_dialogue_data_is_declared() -> None:
 
 def _responses_named_in_code() -> set[str]:
     """Responses a custom action utters by name (e.g. the fallback's, bot/domain/fallback.py):
-    every quoted `utter_…` literal in bot/ and actions/."""
+    every quoted `utter_…` literal in bot/, actions/ and rasa_ext/ (the channel's)."""
     import re
 
     named: set[str] = set()
-    for folder in ("bot", "actions"):
+    for folder in ("bot", "actions", "rasa_ext"):
         for path in (ROOT / folder).rglob("*.py"):
             named |= set(re.findall(r"[\"'](utter_[a-z0-9_]+)[\"']", path.read_text()))
     return named

@@ -468,3 +468,41 @@ async def test_a_resume_by_the_shop_clears_the_pause_date(session_factory) -> No
     async with session_factory() as session:
         sub = (await session.scalars(select(Subscription))).one()
         assert (sub.status, sub.resume_on) == (SubscriptionStatus.active, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "ask"),
+    [
+        ("where is A81402", True),
+        ("can i return the shirt", True),
+        ("RETURN THE SHIRT", True),
+        ("ok and how long do refunds take", True),
+        ("is my parcel lost", True),
+        ("the jumper is lovely?", True),  # a question mark is a question
+        ("your website checkout kept logging me out, took 3 tries to pay", False),
+        ("too much coffee piling up in the cupboard", False),
+        ("delivery was slow but the mug is great", False),
+    ],
+)
+def test_what_reads_as_an_ask(text: str, ask: bool) -> None:
+    assert understanding.reads_as_ask(text) is ask
+
+
+def test_a_survey_answer_despite_the_intent() -> None:
+    clear = [
+        {"name": "billing_issue", "confidence": 0.95},
+        {"name": "complain", "confidence": 0.03},
+    ]
+    unclear = [
+        {"name": "billing_issue", "confidence": 0.6},
+        {"name": "complain", "confidence": 0.3},
+    ]
+    remark = "checkout kept logging me out"
+
+    def answer(text: str, ranking: list[dict[str, Any]], free_text: bool) -> bool:
+        return understanding.survey_answer_despite_intent(text, ranking, 0.8, 0.15, free_text)
+
+    assert answer(remark, unclear, free_text=False) is True
+    assert answer(remark, clear, free_text=False) is False  # a clear request wins
+    assert answer(remark, clear, free_text=True) is True  # a remark where one was asked for
+    assert answer("can you check my bill", unclear, free_text=True) is False

@@ -119,11 +119,15 @@ def main() -> int:
     parser.add_argument("--url", help="a running stack (then --database-url is needed)")
     parser.add_argument("--database-url", help="that stack's DATABASE_URL (the checks read it)")
     parser.add_argument("--only", nargs="+", help="conversation ids")
+    parser.add_argument(
+        "--model", type=Path, default=MODEL, help="the trained model (default: %(default)s)"
+    )
     args = parser.parse_args()
     say("# bench.conversations")
     say(f"command: {' '.join(sys.argv)}")
     say(f"machine: {machine()}")
-    say(f"model: {MODEL} ({time.ctime(MODEL.stat().st_mtime) if MODEL.exists() else 'missing'})")
+    model = args.model
+    say(f"model: {model} ({time.ctime(model.stat().st_mtime) if model.exists() else 'missing'})")
     started = time.monotonic()
     if args.url:
         if not args.database_url:
@@ -139,7 +143,7 @@ def main() -> int:
                 subprocess.run([python(), "-m", "bot", *command], env={**__import__("os").environ, **env},
                                check=True, stdout=subprocess.DEVNULL)  # fmt: skip
             say(f"stack: embedded, fresh SQLite {database_url}, logs in {workdir}/logs")
-            with running(ports, env=env, log_dir=Path(workdir) / "logs") as stack:
+            with running(ports, model=args.model, env=env, log_dir=Path(workdir) / "logs") as stack:
                 results = asyncio.run(run_all(args, stack.web_url, database_url))
     report(results)
     say(f"\n{len(results)} conversations in {time.monotonic() - started:.0f} s")

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.domain.support import ORDER_NUMBER_PATTERN
+
 # Flows whose request can end in a confirmation that changes something.
 STATE_CHANGE_FLOWS = frozenset(
     {"cancel_order", "change_address", "return_item", "damaged_item", "pause_subscription",
@@ -66,6 +68,43 @@ def is_clear(intent_ranking: Sequence[Mapping[str, Any]], threshold: float, marg
     top = pairs[0][1]
     second = pairs[1][1] if len(pairs) > 1 else 0.0
     return top >= threshold and top - second >= margin
+
+
+# How a request opens (after an optional "hi", "ok", "and"...): a question word, an ask.
+_ASK = re.compile(
+    r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please)\b[\s,!.]*)*"
+    r"(?:where|when|what|why|how|who|which|can|could|would|will|do|does|did|have|has|should|"
+    r"may|is (?:my|it|there|that)|are (?:you|there|my)|i (?:want|need|would like|wanna)|i'd like|"
+    r"id like|please|pls|help|cancel|return|refund|change|pause|resume|stop|track|send|give|"
+    r"talk|speak|connect|let me|get me|check)\b",
+    re.IGNORECASE,
+)
+
+
+def reads_as_ask(text: str) -> bool:
+    """Worded as a question or an ask ("where is…", "can i…", "cancel…", "…?"), or naming an
+    order number: what a request looks like, unlike a remark ("the checkout kept logging me
+    out") or an answer."""
+    text = text or ""
+    return "?" in text or bool(_ASK.search(text)) or bool(ORDER_NUMBER_PATTERN.search(text))
+
+
+def survey_answer_despite_intent(
+    text: str,
+    intent_ranking: Sequence[Mapping[str, Any]],
+    threshold: float,
+    margin: float,
+    free_text: bool,
+) -> bool:
+    """At a survey question, a message the NLU read as a request (so the question's mapping
+    left it out, and the survey would give way to the request) is the answer after all when
+    it is not worded as an ask and, at a score question, the NLU is not clear about it
+    (issue #18: "a support intent above the confidence rule" interrupts). At a free-text
+    question (`free_text`) a remark is the answer whatever the NLU's confidence: the customer
+    was asked for one."""
+    if reads_as_ask(text):
+        return False
+    return free_text or not is_clear(intent_ranking, threshold, margin)
 
 
 def is_clear_yes(
