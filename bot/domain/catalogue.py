@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.domain import texts
+
 
 @dataclass(frozen=True)
 class FaqEntry:
@@ -32,11 +34,12 @@ FAQ: tuple[FaqEntry, ...] = (
              "Gift wrapping is 3 EUR and you can add a handwritten card at checkout. Gift vouchers from 20 EUR are sent by email instantly."),
 )  # fmt: skip
 
-FALLBACK_ANSWER = (
-    "I don't have that detail to hand. Each product page lists sizes, materials, care and stock; "
-    "or ask for a person and our team will answer."
-)
 _WORDS = re.compile(r"[a-z]+")
+
+
+def fallback_answer() -> str:
+    """A friendly pointer for a question the FAQ does not answer."""
+    return texts.render("utter_product_no_answer")
 
 
 def answer(question: str) -> tuple[str, str | None]:
@@ -48,5 +51,5 @@ def answer(question: str) -> tuple[str, str | None]:
         if hits > best_hits:
             best, best_hits = entry, hits
     if best is None:
-        return FALLBACK_ANSWER, None
+        return fallback_answer(), None
     return best.answer, best.topic

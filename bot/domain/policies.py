@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.domain import texts
+
 POLICIES_FILE = Path(__file__).with_name("data") / "policies.yml"
 _WORDS = re.compile(r"[a-z]+")
 
@@ -43,10 +45,8 @@ def policies() -> tuple[Policy, ...]:
 
 def overview() -> str:
     names = [policy.name.lower() for policy in policies()]
-    return (
-        "I can tell you about our " + ", ".join(names[:-1]) + f" and {names[-1]}. "
-        "Which would you like to know about?"
-    )
+    topics = texts.render("utter_policy_topics", first=", ".join(names[:-1]), last=names[-1])
+    return texts.render("utter_policy_overview", topics=topics)
 
 
 def answer(question: str, return_window_days: int) -> tuple[str, str | None]:
