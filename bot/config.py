@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,9 @@ class Settings:
     # Dashboard: a CSAT/NPS/CES figure (a KPI, a trend point, a group, a bar) resting on fewer
     # answers than this is shown as "too few answers" instead of a number (docs/dashboard.md).
     dashboard_min_answers: int = 10
+    # Insight before/after: both windows are at least this many days; "too early to tell"
+    # until that long after applying (docs/dashboard.md).
+    insight_min_window_days: int = 14
     # Message texts older than this are blanked by `python -m bot purge-transcripts`.
     transcript_retention_days: int = 365
     # Shop events webhook (POST /api/events): HMAC-SHA256 secret shared with the shop.
@@ -147,6 +151,13 @@ class Settings:
     ops_port: int | None = None
     # A staff session unused for this long ends (sign in again); 12 h at most anyway.
     staff_idle_minutes: int = 30
+    # Per client address (bot/web/client_limits.py): new conversations and chat WebSocket
+    # openings per window (0: off). The address comes from X-Forwarded-For only when the
+    # peer is one of TRUSTED_PROXIES (IP addresses or CIDR networks: the nginx in front).
+    client_new_conversations: int = 20
+    client_websockets: int = 50
+    client_limit_window_seconds: int = 600
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -162,6 +173,15 @@ class Settings:
             raise ConfigError("OPS_PORT must differ from WEB_PORT (it is the internal port)")
         if self.staff_idle_minutes < 1:
             raise ConfigError("STAFF_IDLE_MINUTES must be at least 1")
+        if self.client_limit_window_seconds < 1:
+            raise ConfigError("CLIENT_LIMIT_WINDOW_SECONDS must be at least 1")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"TRUSTED_PROXIES must list IP addresses or CIDR networks, got {proxy!r}"
+                ) from exc
         if self.environment not in ENVIRONMENTS:
             raise ConfigError(
                 f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (exactly, lower case); "
@@ -229,6 +249,7 @@ class Settings:
             pitfall_dropoff_above=_env_int("PITFALL_DROPOFF_ABOVE", 70),
             pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
             dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
+            insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,
             events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
@@ -243,4 +264,10 @@ class Settings:
             ops_host=os.environ.get("OPS_HOST", "127.0.0.1"),
             ops_port=_env_int("OPS_PORT", 0) or None,
             staff_idle_minutes=_env_int("STAFF_IDLE_MINUTES", 30),
+            client_new_conversations=_env_int("CLIENT_NEW_CONVERSATIONS", 20),
+            client_websockets=_env_int("CLIENT_WEBSOCKETS", 50),
+            client_limit_window_seconds=_env_int("CLIENT_LIMIT_WINDOW_SECONDS", 600),
+            trusted_proxies=tuple(
+                p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
         )

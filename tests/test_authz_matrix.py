@@ -47,6 +47,7 @@ PATH_VALUES = {
     "sku": "KIT-0142",
     "insight_id": "999999",
     "session_key": "0" * 16,
+    "canned_id": "999999",
 }
 # Static directories are requested through one of their files.
 STATIC_SAMPLES = {
@@ -123,11 +124,20 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/console/api/sessions"): console(*STAFF),
     ("DELETE", "/console/api/sessions/{session_key}"): console(*STAFF, ok=404),
     ("GET", "/console/static"): public(),
-    ("GET", "/console/"): console(*AGENTS, page=True),
-    ("GET", "/console/conversations/{conversation_id}"): console(*AGENTS, page=True),
-    ("GET", "/console/api/queue"): console(*AGENTS),
+    # CX managers see the queue, conversations and history read-only (issue #20).
+    ("GET", "/console/"): console(*STAFF, page=True),
+    ("GET", "/console/conversations/{conversation_id}"): console(*STAFF, page=True),
+    ("GET", "/console/history"): console(*STAFF, page=True),
+    ("GET", "/console/replies"): console(*AGENTS, page=True),
+    ("GET", "/console/api/queue"): console(*STAFF),
+    ("GET", "/console/api/history"): console(*STAFF),
     ("GET", "/console/api/staff"): console(*AGENTS),
-    ("GET", "/console/api/conversations/{conversation_id}"): console(*AGENTS, ok=404),
+    ("GET", "/console/api/conversations/{conversation_id}"): console(*STAFF, ok=404),
+    ("POST", "/console/api/conversations/{conversation_id}/read"): console(*STAFF, ok=404),
+    ("GET", "/console/api/canned"): console(*AGENTS),
+    ("POST", "/console/api/canned"): console(ADMIN, ok=422),
+    ("PUT", "/console/api/canned/{canned_id}"): console(ADMIN, ok=422),
+    ("DELETE", "/console/api/canned/{canned_id}"): console(ADMIN, ok=404),
     # An agent's conversation outside their work (and an unknown one) is 404 before the
     # body is read (issue #22, tests/test_staff_access.py); an admin's gets 422.
     ("POST", "/console/api/conversations/{conversation_id}/messages"): Access(
@@ -137,7 +147,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/console/api/escalations/{escalation_id}/claim"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/transfer"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/resolve"): console(*AGENTS, ok=404),
-    ("GET", "/console/ws"): console(*AGENTS, ok=400),  # a plain GET is not an upgrade
+    ("POST", "/console/api/escalations/{escalation_id}/release"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/escalations/{escalation_id}/takeover"): console(*AGENTS, ok=404),
+    ("POST", "/console/api/escalations/{escalation_id}/reopen"): console(*AGENTS, ok=404),
+    ("GET", "/console/ws"): console(*STAFF, ok=400),  # a plain GET is not an upgrade
     # --- JSON API (cookie + CSRF, or bearer token) --------------------------------------
     ("GET", "/api/openapi.json"): public(),
     ("GET", "/api/tokens"): api(ADMIN),

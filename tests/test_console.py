@@ -68,8 +68,12 @@ async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) ->
     page = await client.get("/console/", allow_redirects=False)
     assert (page.status, page.headers["Location"]) == (302, "/console/login")
 
-    await _login(client, "cx@example.com")
-    response = await client.get("/console/api/queue")
+    # A CX manager reads the queue (issue #20: not a dead end) but may not act on it.
+    me = await _login(client, "cx@example.com")
+    assert (await client.get("/console/api/queue")).status == 200
+    response = await client.post(
+        "/console/api/escalations/1/claim", headers={"X-CSRF-Token": me["csrf_token"]}
+    )
     assert response.status == 403
     assert (await response.json())["error"]["code"] == "forbidden"
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import closed_loop, texts
+from bot.domain import closed_loop, inbox, texts
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.storage import repositories
 from bot.storage.models import (
@@ -38,6 +38,16 @@ from bot.storage.models import (
 
 MAX_TEXT_CHARS = 4000
 QUEUE_FILTERS = ("all", "mine", "unassigned")
+# How long a claim may sit without the holder writing before a colleague may take it over.
+DEFAULT_CLAIM_IDLE_MINUTES = 15
+
+
+def priority_label(priority: int) -> str:
+    """The word agents see for a priority (escalations.PRIORITY, +1 when overdue):
+    a customer's request is "normal", negative feedback "high", overdue feedback "urgent"."""
+    if priority >= 4:
+        return "urgent"
+    return "high" if priority == 3 else "normal"
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, 
         "conversation_id": escalation.conversation_id,
         "reason": escalation.reason.value,
         "priority": escalation.priority,
+        "priority_label": priority_label(escalation.priority),
         "status": escalation.status.value,
         "claimed_by": {"id": claimed, "display_name": names.get(claimed, "")} if claimed else None,
         "created_at": _iso(escalation.created_at),
@@ -98,8 +109,11 @@ async def queue(
 ) -> list[dict[str, Any]]:
     """Open escalations by priority (highest first), then age (oldest first).
 
-    An escalation left unclaimed for more than `aging_minutes` is raised one level, so a
-    long wait is not buried under newer urgent ones forever.
+    An escalation left unclaimed for more than `aging_minutes` is raised one level and
+    marked overdue, so a long wait is not buried under newer urgent ones forever; a
+    follow-up past its due time is marked overdue too. `last_message` is the customer's
+    last message (not the bot's or a system note); `unread` counts the customer's
+    messages `staff` has not read in the console (bot/domain/inbox.py).
     """
     if which not in QUEUE_FILTERS:
         raise InvalidInput(f"filter must be one of {', '.join(QUEUE_FILTERS)}")
@@ -115,21 +129,28 @@ async def queue(
     now = utcnow()
     items = []
     overdue_after = timedelta(minutes=aging_minutes)
+    unread = await inbox.unread_counts(
+        session, staff.id, [e.conversation_id for e in escalations if e.conversation_id]
+    )
     for escalation in escalations:
         customer = (
             await session.get(Customer, escalation.customer_id) if escalation.customer_id else None
         )
         last = await _last_message(session, escalation.conversation_id)
         stage = await _current_stage(session, escalation.conversation_id, customer)
-        overdue = (
+        aged = (
             escalation.status is EscalationStatus.waiting
             and now - escalation.created_at > overdue_after
         )
+        priority = escalation.priority + (1 if aged else 0)
+        past_due = escalation.due_at is not None and now > escalation.due_at
         items.append(
             {
                 **escalation_json(escalation, names),
-                "priority": escalation.priority + (1 if overdue else 0),
-                "overdue": overdue,
+                "priority": priority,
+                "priority_label": priority_label(priority),
+                "overdue": aged or past_due,
+                "unread": unread.get(escalation.conversation_id or "", 0),
                 "escalation_id": escalation.id,
                 "customer": _customer_json(customer),
                 "stage": stage,
@@ -146,7 +167,7 @@ async def _last_message(session: AsyncSession, conversation_id: str | None) -> M
         return None
     message: Message | None = await session.scalar(
         select(Message)
-        .where(Message.conversation_id == conversation_id)
+        .where(Message.conversation_id == conversation_id, Message.sender == MessageSender.customer)
         .order_by(Message.id.desc())
         .limit(1)
     )
@@ -264,8 +285,14 @@ async def _open_escalation_for(session: AsyncSession, conversation_id: str) -> E
     return escalation
 
 
-def _must_hold(escalation: Escalation, staff: StaffUser) -> None:
+def _must_hold(escalation: Escalation, staff: StaffUser, doing: str = "replying") -> None:
     if escalation.claimed_by_id != staff.id and staff.role is not StaffRole.admin:
+        if escalation.status is EscalationStatus.claimed and doing != "replying":
+            # Someone else has it (transferred to them, say): say who and what to do.
+            raise Conflict(
+                f"A colleague has this conversation: take it over before {doing}.",
+                code="not_claimed",
+            )
         raise Conflict("Claim this conversation before replying.", code="not_claimed")
 
 
@@ -296,16 +323,35 @@ async def add_note(
 
 
 async def transfer(
-    session: AsyncSession, escalation_id: int, staff: StaffUser, to_user_id: Any
+    session: AsyncSession,
+    escalation_id: int,
+    staff: StaffUser,
+    to_user_id: Any,
+    *,
+    online_ids: set[int] | None = None,
+    force: bool = False,
 ) -> Escalation:
+    """Hand the escalation to another agent (the holder or an admin may). With `online_ids`
+    (the console's presence), a colleague who is not online is refused with
+    `agent_offline` unless `force`: they would not see it until they sign in."""
     escalation = await _escalation(session, escalation_id)
     if escalation.status is EscalationStatus.resolved:
         raise Conflict("This conversation is already resolved.", code="resolved")
-    target = await session.get(StaffUser, to_user_id) if isinstance(to_user_id, int) else None
+    target = (
+        await session.get(StaffUser, to_user_id)
+        if isinstance(to_user_id, int) and not isinstance(to_user_id, bool)
+        else None
+    )
     if target is None or not target.is_active or target.role is StaffRole.cx_manager:
         raise InvalidInput("Choose an active agent to transfer to.")
     if escalation.status is EscalationStatus.claimed:
-        _must_hold(escalation, staff)
+        _must_hold(escalation, staff, "transferring it")
+    if online_ids is not None and target.id not in online_ids and not force:
+        raise Conflict(
+            f"{target.display_name} is offline: they will not see this conversation until "
+            "they sign in. Transfer anyway?",
+            code="agent_offline",
+        )
     escalation.status = EscalationStatus.claimed
     escalation.claimed_by_id = target.id
     escalation.claimed_at = utcnow()
@@ -318,12 +364,137 @@ async def transfer(
     return escalation
 
 
+def _set_conversation_status(conversation: Conversation | None, status: ConversationStatus) -> None:
+    if conversation is not None and conversation.status is not ConversationStatus.closed:
+        conversation.status = status
+
+
+async def release(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Escalation:
+    """Give a claimed conversation back to the queue (its holder or an admin): it waits
+    for the next agent again; the bot stays paused."""
+    escalation = await _escalation(session, escalation_id)
+    if escalation.status is not EscalationStatus.claimed:
+        raise Conflict("This conversation is not claimed.", code="not_claimed")
+    _must_hold(escalation, staff, "releasing it")
+    previous = escalation.claimed_by_id
+    escalation.status = EscalationStatus.waiting
+    escalation.claimed_by_id = None
+    escalation.claimed_at = None
+    if escalation.conversation_id:
+        conversation = await session.get(Conversation, escalation.conversation_id)
+        _set_conversation_status(conversation, ConversationStatus.waiting_for_agent)
+    session.add(_audit(staff, "release", "escalation", str(escalation.id), holder=previous))
+    await session.flush()
+    return escalation
+
+
+async def last_activity(session: AsyncSession, escalation: Escalation) -> datetime | None:
+    """When the holder last acted on the claim: the claim itself or the last agent
+    message in the conversation since."""
+    latest = escalation.claimed_at
+    if escalation.conversation_id:
+        replied = await session.scalar(
+            select(func.max(Message.created_at)).where(
+                Message.conversation_id == escalation.conversation_id,
+                Message.sender == MessageSender.agent,
+            )
+        )
+        if replied is not None and (latest is None or replied > latest):
+            latest = replied
+    return latest
+
+
+async def take_over(
+    session: AsyncSession,
+    escalation_id: int,
+    staff: StaffUser,
+    *,
+    online_ids: set[int],
+    idle_minutes: int = DEFAULT_CLAIM_IDLE_MINUTES,
+) -> Escalation:
+    """Claim a conversation a colleague holds. Allowed to an admin (reassigns any), and to
+    any agent when the holder is not online or has not written for `idle_minutes` (a chat
+    transferred to someone who is away is not stuck). One conditional UPDATE: of two
+    agents taking over at once, one wins."""
+    escalation = await _escalation(session, escalation_id)
+    if escalation.status is not EscalationStatus.claimed:
+        raise Conflict("Nobody has claimed this conversation: claim it.", code="not_claimed")
+    holder_id = escalation.claimed_by_id
+    if holder_id == staff.id:
+        raise Conflict("You already have this conversation.", code="already_yours")
+    names = await staff_names(session)
+    holder = names.get(holder_id or 0, "A colleague")
+    if staff.role is not StaffRole.admin and holder_id in online_ids:
+        active = await last_activity(session, escalation)
+        idle_for = utcnow() - active if active is not None else None
+        if idle_for is not None and idle_for < timedelta(minutes=idle_minutes):
+            wait = max(1, int((timedelta(minutes=idle_minutes) - idle_for).total_seconds() // 60))
+            raise Conflict(
+                f"{holder} is online and active in this conversation. You can take it over "
+                f"if they stay idle for {wait} more minute{'s' if wait != 1 else ''}, "
+                "or ask an admin to reassign it.",
+                code="claim_active",
+            )
+    now = utcnow()
+    result = await session.execute(
+        update(Escalation)
+        .where(
+            Escalation.id == escalation_id,
+            Escalation.status == EscalationStatus.claimed,
+            Escalation.claimed_by_id == holder_id,
+        )
+        .values(claimed_by_id=staff.id, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(escalation)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("This conversation changed hands a moment ago.", code="already_claimed")
+    session.add(_audit(staff, "take_over", "escalation", str(escalation.id), holder=holder_id))
+    await session.flush()
+    return escalation
+
+
+async def reopen(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Escalation:
+    """Reopen a resolved chat: the latest escalation of its conversation is claimed by
+    `staff` again and the chat is with them (the caller pauses the bot)."""
+    escalation = await _escalation(session, escalation_id)
+    if escalation.status is not EscalationStatus.resolved:
+        raise Conflict("This conversation is still open.", code="not_resolved")
+    if escalation.conversation_id is None:
+        raise Conflict("A follow-up without a chat cannot be reopened.", code="no_chat")
+    conversation = await session.get(Conversation, escalation.conversation_id)
+    if conversation is None or conversation.status is ConversationStatus.closed:
+        raise Conflict("This conversation is closed.", code="closed")
+    if await repositories.open_escalation(session, escalation.conversation_id) is not None:
+        raise Conflict(
+            "This conversation has been escalated again: open it from the queue.",
+            code="already_open",
+        )
+    latest = await session.scalar(
+        select(Escalation.id)
+        .where(Escalation.conversation_id == escalation.conversation_id)
+        .order_by(Escalation.created_at.desc(), Escalation.id.desc())
+        .limit(1)
+    )
+    if latest != escalation.id:
+        raise Conflict("Reopen the conversation's latest request instead.", code="not_latest")
+    escalation.status = EscalationStatus.claimed
+    escalation.claimed_by_id = staff.id
+    escalation.claimed_at = utcnow()
+    escalation.resolved_at = None
+    escalation.back_with_bot_at = None
+    conversation.status = ConversationStatus.with_agent
+    session.add(_audit(staff, "reopen", "escalation", str(escalation.id)))
+    await session.flush()
+    return escalation
+
+
 async def resolve(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Handback:
     escalation = await _escalation(session, escalation_id)
     if escalation.status is EscalationStatus.resolved:
         raise Conflict("This conversation is already resolved.", code="resolved")
     if escalation.status is EscalationStatus.claimed:
-        _must_hold(escalation, staff)
+        _must_hold(escalation, staff, "resolving it")
     escalation.status = EscalationStatus.resolved
     escalation.resolved_at = utcnow()
     if escalation.claimed_by_id is None:

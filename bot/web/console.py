@@ -1,8 +1,10 @@
-"""The staff console (sub-app at /console): queue, conversation view, live handoff.
+"""The staff console (sub-app at /console): queue, conversation view, live handoff,
+history of resolved chats, canned responses.
 
 Pages are static shells (bot/web/static/console/); every number and text comes from the
 JSON API below, and live updates from the console WebSocket. Authentication, CSRF and
-roles: bot/web/auth.py.
+roles: bot/web/auth.py. Agents and admins work the queue; CX managers see the queue,
+conversations and history read-only (issue #20); admins manage canned responses.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy import select
 
-from bot.domain import handoff, safe_json
-from bot.storage.models import Conversation, MessageSender, StaffRole
+from bot.domain import handoff, inbox, safe_json
+from bot.domain.errors import NotFound
+from bot.storage.models import Conversation, Customer, MessageSender, Order, StaffRole
 from bot.web.auth import (
     auth_middleware,
     current_staff,
@@ -31,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 PAGES = Path(__file__).parent / "static" / "console"
 AGENTS = (StaffRole.agent, StaffRole.admin)
+# Who may look without acting (issue #20: a CX manager's "Console" link is not a dead end).
+VIEWERS = (*AGENTS, StaffRole.cx_manager)
 SUPPORT_RESOLVED_INTENT = "EXTERNAL_support_resolved"
 
 
@@ -38,14 +44,24 @@ def _page(name: str) -> web.FileResponse:
     return web.FileResponse(PAGES / name, headers={"Cache-Control": "no-store"})
 
 
-@require_roles(*AGENTS)
+@require_roles(*VIEWERS)
 async def queue_page(_request: web.Request) -> web.FileResponse:
     return _page("queue.html")
 
 
-@require_roles(*AGENTS)
+@require_roles(*VIEWERS)
 async def conversation_page(_request: web.Request) -> web.FileResponse:
     return _page("conversation.html")
+
+
+@require_roles(*VIEWERS)
+async def history_page(_request: web.Request) -> web.FileResponse:
+    return _page("history.html")
+
+
+@require_roles(*AGENTS)
+async def replies_page(_request: web.Request) -> web.FileResponse:
+    return _page("replies.html")
 
 
 def _int(request: web.Request, name: str) -> int:
@@ -55,7 +71,7 @@ def _int(request: web.Request, name: str) -> int:
         raise web.HTTPNotFound(reason="Not found.") from exc
 
 
-@require_roles(*AGENTS)
+@require_roles(*VIEWERS)
 async def api_queue(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as session:
         items = await handoff.queue(
@@ -67,7 +83,7 @@ async def api_queue(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
-@require_roles(*AGENTS)
+@require_roles(*VIEWERS)
 async def api_conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     async with request.config_dict[SESSIONS]() as session:
@@ -120,6 +136,8 @@ async def api_claim(request: web.Request) -> web.Response:
 
 @require_roles(*AGENTS)
 async def api_transfer(request: web.Request) -> web.Response:
+    """Transfer to a colleague; one who is not online is refused (409 agent_offline)
+    unless the body says {"force": true} (the console asks first)."""
     data = await read_json_object(request)
     async with request.config_dict[SESSIONS]() as session, session.begin():
         escalation = await handoff.transfer(
@@ -127,9 +145,135 @@ async def api_transfer(request: web.Request) -> web.Response:
             _int(request, "escalation_id"),
             current_staff(request),
             data.get("staff_user_id"),
+            online_ids=request.config_dict[STAFF_HUB].online_staff_ids(),
+            force=data.get("force") is True,
         )
     await pause_bot(request.config_dict, escalation.conversation_id)
     return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*AGENTS)
+async def api_release(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.release(
+            session, _int(request, "escalation_id"), current_staff(request)
+        )
+    return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*AGENTS)
+async def api_take_over(request: web.Request) -> web.Response:
+    """Take over a colleague's claim: admins always; agents when it is idle for
+    CLAIM_IDLE_MINUTES or its holder is offline (409 claim_active otherwise)."""
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.take_over(
+            session,
+            _int(request, "escalation_id"),
+            current_staff(request),
+            online_ids=request.config_dict[STAFF_HUB].online_staff_ids(),
+            idle_minutes=request.config_dict[SETTINGS].claim_idle_minutes,
+        )
+    await pause_bot(request.config_dict, escalation.conversation_id)
+    return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*AGENTS)
+async def api_reopen(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.reopen(
+            session, _int(request, "escalation_id"), current_staff(request)
+        )
+    await pause_bot(request.config_dict, escalation.conversation_id)
+    return web.json_response(await _escalation_changed(request, escalation))
+
+
+@require_roles(*VIEWERS)
+async def api_read(request: web.Request) -> web.Response:
+    """The signed-in staff member has read the conversation up to {"message_id": n}
+    (default: its latest message): its unread count drops for them."""
+    data = await read_json_object(request)
+    staff = current_staff(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        marker = await inbox.mark_read(
+            session, staff.id, request.match_info["conversation_id"], data.get("message_id")
+        )
+    return web.json_response({"last_read_message_id": marker})
+
+
+@require_roles(*VIEWERS)
+async def api_history(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session:
+        items = await inbox.history(
+            session,
+            current_staff(request),
+            request.query.get("q", ""),
+            request.query.get("from"),
+            request.query.get("to"),
+        )
+    return web.json_response({"items": items})
+
+
+async def _placeholder_values(session: Any, conversation_id: str) -> dict[str, str | None]:
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound("No such conversation.")
+    customer = (
+        await session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+    )
+    order = await session.get(Order, conversation.order_id) if conversation.order_id else None
+    if order is None and customer is not None:
+        order = await session.scalar(
+            select(Order)
+            .where(Order.customer_id == customer.id)
+            .order_by(Order.placed_at.desc())
+            .limit(1)
+        )
+    named = customer is not None and not customer.is_anonymous
+    return {
+        "customer_name": customer.name if named and customer is not None else None,
+        "order_number": order.number if order is not None else None,
+    }
+
+
+@require_roles(*AGENTS)
+async def api_canned(request: web.Request) -> web.Response:
+    """Canned responses; with ?conversation_id= each also has `filled`, its text with the
+    placeholders filled for that conversation (left as they are when unknown)."""
+    conversation_id = request.query.get("conversation_id")
+    async with request.config_dict[SESSIONS]() as session:
+        items = await inbox.list_canned(session)
+        if conversation_id:
+            values = await _placeholder_values(session, conversation_id)
+            for item in items:
+                item["filled"] = inbox.fill_placeholders(item["text"], values)
+    return web.json_response({"items": items})
+
+
+@require_roles(StaffRole.admin)
+async def api_canned_create(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        canned = await inbox.save_canned(session, current_staff(request), data)
+        body = inbox.canned_json(canned)
+    return web.json_response(body, status=201)
+
+
+@require_roles(StaffRole.admin)
+async def api_canned_update(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        canned = await inbox.save_canned(
+            session, current_staff(request), data, _int(request, "canned_id")
+        )
+        body = inbox.canned_json(canned)
+    return web.json_response(body)
+
+
+@require_roles(StaffRole.admin)
+async def api_canned_delete(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        await inbox.delete_canned(session, current_staff(request), _int(request, "canned_id"))
+    return web.Response(status=204)
 
 
 async def pause_bot(app: AppState, conversation_id: str | None) -> None:
@@ -200,7 +344,7 @@ async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
     await push_replies(app, conversation_id, replies)
 
 
-@require_roles(*AGENTS)
+@require_roles(*VIEWERS)
 async def console_socket(request: web.Request) -> web.WebSocketResponse:
     # The console only sends small "watch" frames: refuse anything bigger (aiohttp's 4 MiB).
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
@@ -233,14 +377,25 @@ def create_console() -> web.Application:
     setup_auth(console)
     console.router.add_get("/", queue_page)
     console.router.add_get("/conversations/{conversation_id}", conversation_page)
+    console.router.add_get("/history", history_page)
+    console.router.add_get("/replies", replies_page)
     console.router.add_get("/api/queue", api_queue)
     console.router.add_get("/api/staff", api_staff)
     console.router.add_get("/api/conversations/{conversation_id}", api_conversation)
     console.router.add_post("/api/conversations/{conversation_id}/messages", api_reply)
     console.router.add_post("/api/conversations/{conversation_id}/notes", api_note)
+    console.router.add_post("/api/conversations/{conversation_id}/read", api_read)
+    console.router.add_get("/api/history", api_history)
+    console.router.add_get("/api/canned", api_canned)
+    console.router.add_post("/api/canned", api_canned_create)
+    console.router.add_put("/api/canned/{canned_id}", api_canned_update)
+    console.router.add_delete("/api/canned/{canned_id}", api_canned_delete)
     console.router.add_post("/api/escalations/{escalation_id}/claim", api_claim)
     console.router.add_post("/api/escalations/{escalation_id}/transfer", api_transfer)
     console.router.add_post("/api/escalations/{escalation_id}/resolve", api_resolve)
+    console.router.add_post("/api/escalations/{escalation_id}/release", api_release)
+    console.router.add_post("/api/escalations/{escalation_id}/takeover", api_take_over)
+    console.router.add_post("/api/escalations/{escalation_id}/reopen", api_reopen)
     console.router.add_get("/ws", console_socket)
     console.router.add_static("/static/", PAGES)
     return console

@@ -229,6 +229,13 @@ class StaffHub:
     async def deliver_conversation_event(self, conversation_id: str, frame: dict[str, Any]) -> None:
         watchers = [ws for ws, watched in self._watching.items() if watched == conversation_id]
         await self._send(watchers, {**frame, "conversation_id": conversation_id})
+        message = frame.get("message") if frame.get("type") == "message" else None
+        if isinstance(message, dict) and message.get("sender") == "customer":
+            # The queue's unread counts and "last message" changed (issue #20).
+            queue = [ws for ws, watched in self._watching.items() if watched is None]
+            await self._send(
+                queue, {"type": "customer_message", "conversation_id": conversation_id}
+            )
 
     async def close_all(self) -> None:
         for ws in list(self._watching):

@@ -148,6 +148,11 @@
         who.textContent = "Signed in as " + String(me.display_name || me.email || "?") +
           " (" + roleLabel(me.role) + ")";
       }
+      // CX managers read the console (no canned replies to manage or insert): no dead link.
+      if (me && me.role === "cx_manager") {
+        var replies = document.querySelector(".topbar__nav a[href='/console/replies']");
+        if (replies) { replies.parentNode.removeChild(replies); }
+      }
       // CX managers and admins also have the dashboard: link it from the header.
       var nav = document.querySelector(".topbar__nav");
       if (nav && me && (me.role === "cx_manager" || me.role === "admin") &&
@@ -237,6 +242,24 @@
     csat: "CSAT", ces: "CES", nps: "NPS", comment: "Comment", complaint: "Complaint",
     praise: "Praise", discovery_source: "How they found us", churn_reason: "Churn reason"
   };
+
+  // Priority words (bot/domain/handoff.py priority_label): never a bare 2 or 3.
+  var PRIORITIES = { normal: "Normal", high: "High", urgent: "Urgent" };
+
+  function priorityLabel(label) { return lookup(PRIORITIES, label || "normal"); }
+
+  // A badge for the priority, and "Overdue" beside it when the escalation is overdue.
+  function priorityBadges(item) {
+    var box = el("span", "prio");
+    var label = item && typeof item.priority_label === "string" ? item.priority_label : "normal";
+    box.appendChild(el("span", "prio__badge prio__badge--" + (PRIORITIES[label] ? label : "normal"),
+      priorityLabel(label)));
+    if (item && item.overdue) { box.appendChild(el("span", "prio__badge prio__badge--overdue", "Overdue")); }
+    return box;
+  }
+
+  // Whether the signed-in user works the queue (agents, admins) rather than only reads it.
+  function canAct(me) { return !!me && (me.role === "agent" || me.role === "admin"); }
 
   function reasonLabel(reason) { return lookup(REASONS, reason); }
   function roleLabel(role) { return role ? lookup(ROLES, role) : "staff"; }
@@ -361,6 +384,9 @@
     formatMoney: formatMoney,
     humanize: humanize,
     reasonLabel: reasonLabel,
+    priorityLabel: priorityLabel,
+    priorityBadges: priorityBadges,
+    canAct: canAct,
     roleLabel: roleLabel,
     sourceLabel: sourceLabel,
     feedbackKindLabel: feedbackKindLabel

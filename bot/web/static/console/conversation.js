@@ -1,7 +1,9 @@
 /*
  * Console conversation page (/console/conversations/{id}): the transcript with internal
- * notes inline, the composer (reply or note), Claim / Transfer… / Resolve, the customer's
- * side panel, live updates over /console/ws. Helpers: console.js.
+ * notes inline, the composer (reply or note, canned replies), Claim / Take over / Release /
+ * Transfer… / Resolve / Reopen, the customer's side panel, live updates over /console/ws,
+ * the read marker (unread counts) and new messages counted in the tab title while hidden.
+ * CX managers read it only. Helpers: console.js.
  */
 (function () {
   "use strict";
@@ -32,6 +34,11 @@
   var meta = C.byId("conv-meta");
   var stateLine = C.byId("conv-state");
   var claimButton = C.byId("claim");
+  var takeOverButton = C.byId("takeover");
+  var reopenButton = C.byId("reopen");
+  var releaseButton = C.byId("release");
+  var cannedPick = C.byId("canned-pick");
+  var cannedSelect = C.byId("canned");
   var transferButton = C.byId("transfer");
   var transferPanel = C.byId("transfer-panel");
   var transferSelect = C.byId("transfer-to");
@@ -54,6 +61,11 @@
   var sending = false;
   var resolveArmedAt = 0;
   var shown = {}; // "m<id>" / "n<id>" -> true
+  var lastMessageId = 0;
+  var readUpTo = 0;
+  var unseen = 0; // the customer's messages that arrived while the tab was hidden
+  var transferForce = false;
+  var canned = [];
 
   // ---- small helpers --------------------------------------------------------------------
   function unwrap(data, key) {
@@ -110,6 +122,7 @@
   function addMessage(m, forceScroll) {
     if (!m || m.id === undefined || m.id === null || shown["m" + m.id]) { return; }
     shown["m" + m.id] = true;
+    if (Number(m.id) > lastMessageId) { lastMessageId = Number(m.id); }
     var sender = Object.prototype.hasOwnProperty.call(SENDER_LABELS, m.sender) ? m.sender : "system";
     var item = C.el("li", "msg msg--" + sender);
     item.setAttribute("data-message-id", String(m.id));
@@ -154,7 +167,7 @@
 
   function renderHeader() {
     title.textContent = customerTitle();
-    document.title = customerTitle() + " · Support console";
+    showTitle();
     var parts = [];
     if (conversation) { parts.push(CONVERSATION_STATES[conversation.status] || C.humanize(conversation.status)); }
     // The language the customer wrote in when it was not English (issue #17).
@@ -163,7 +176,7 @@
     }
     if (escalation) {
       parts.push(C.reasonLabel(escalation.reason));
-      if (escalation.priority !== undefined && escalation.priority !== null) { parts.push("Priority " + escalation.priority); }
+      if (escalation.priority_label) { parts.push("Priority: " + C.priorityLabel(escalation.priority_label).toLowerCase()); }
       if (escalation.contact_email) { parts.push("Contact: " + escalation.contact_email); }
     }
     meta.textContent = parts.join(" · ");
@@ -172,9 +185,17 @@
     stateLine.setAttribute("data-state", escalation ? String(escalation.status) : "none");
 
     var active = isActive();
-    claimButton.hidden = !(active && escalation.status === "waiting");
-    transferButton.hidden = !active;
-    resolveButton.hidden = !active;
+    var acts = C.canAct(me);
+    var mine = claimedByMe() || (!!me && me.role === "admin");
+    var claimed = active && escalation.status === "claimed";
+    claimButton.hidden = !(acts && active && escalation.status === "waiting");
+    takeOverButton.hidden = !(acts && claimed && !claimedByMe());
+    releaseButton.hidden = !(acts && claimed && mine);
+    // Transfer and resolve: what you hold (or, for a waiting one, may take); an admin any.
+    transferButton.hidden = !(acts && active && (!claimed || mine));
+    resolveButton.hidden = !(acts && active && (!claimed || mine));
+    reopenButton.hidden = !(acts && escalation && escalation.status === "resolved" && escalation.conversation_id &&
+      !(conversation && conversation.status === "closed"));
     if (!active) {
       disarmResolve();
       closeTransfer(false);
@@ -183,7 +204,8 @@
   }
 
   function updateComposer() {
-    var enabled = isActive() && conversation !== null;
+    var enabled = isActive() && conversation !== null && C.canAct(me);
+    cannedPick.hidden = !enabled || mode !== "reply" || !canned.length;
     textarea.disabled = !enabled;
     sendButton.disabled = !enabled || sending;
     for (var i = 0; i < radios.length; i++) { radios[i].disabled = !enabled; }
@@ -191,7 +213,9 @@
     form.classList.toggle("composer--disabled", !enabled);
     textarea.placeholder = mode === "note"
       ? "Internal note: only staff can see it…" : "Reply to the customer…";
-    if (!enabled) {
+    if (me && !C.canAct(me)) {
+      hint.textContent = "Read-only: CX managers can read conversations; agents answer them.";
+    } else if (!enabled) {
       hint.textContent = escalation && escalation.status === "resolved"
         ? "Handed back to the bot. The composer is closed." : "There is nothing to answer here right now.";
     } else if (mode === "reply" && escalation.status === "claimed" && !claimedByMe()) {
@@ -230,8 +254,35 @@
     });
   });
 
+  // ---- Take over / Release / Reopen ------------------------------------------------------
+  function escalationAction(button, action, done) {
+    button.addEventListener("click", function () {
+      if (!escalation) { return; }
+      button.disabled = true;
+      C.api("POST", "/escalations/" + encodeURIComponent(String(escalation.id)) + "/" + action).then(function (data) {
+        button.disabled = false;
+        applyEscalation(unwrap(data, "escalation"));
+        C.showStatus(done, "ok");
+        if (!textarea.disabled) { textarea.focus(); } else { log.focus(); }
+      }, function (error) {
+        button.disabled = false;
+        C.showError(error); // 409 claim_active: "… is online and active …"
+        load();
+      });
+    });
+  }
+  escalationAction(takeOverButton, "takeover", "You took over this conversation. Your replies go to the customer live.");
+  escalationAction(releaseButton, "release", "Released: the conversation waits in the queue for the next agent.");
+  escalationAction(reopenButton, "reopen", "Reopened: the conversation is yours, the bot is paused.");
+
   // ---- Transfer… -------------------------------------------------------------------------
+  function armTransfer(force) {
+    transferForce = force;
+    transferConfirm.textContent = force ? "Transfer anyway" : "Transfer now";
+  }
+
   function closeTransfer(returnFocus) {
+    armTransfer(false);
     transferPanel.hidden = true;
     transferButton.setAttribute("aria-expanded", "false");
     if (returnFocus && !transferButton.hidden) { transferButton.focus(); }
@@ -279,16 +330,21 @@
     var name = transferSelect.options[transferSelect.selectedIndex].text.replace(/ \(.*$/, "");
     transferConfirm.disabled = true;
     C.api("POST", "/escalations/" + encodeURIComponent(String(escalation.id)) + "/transfer",
-      { staff_user_id: id }).then(function (data) {
+      { staff_user_id: id, force: transferForce }).then(function (data) {
       transferConfirm.disabled = false;
       closeTransfer(true);
       applyEscalation(unwrap(data, "escalation"));
       C.showStatus("Transferred to " + name + ".", "ok");
     }, function (error) {
       transferConfirm.disabled = false;
-      C.showError(error);
+      C.showError(error); // 409 agent_offline: "… is offline … Transfer anyway?"
+      if (error.code === "agent_offline") {
+        armTransfer(true);
+        transferConfirm.focus();
+      }
     });
   });
+  transferSelect.addEventListener("change", function () { armTransfer(false); });
 
   transferCancel.addEventListener("click", function () { closeTransfer(true); });
   transferPanel.addEventListener("keydown", function (event) {
@@ -396,6 +452,71 @@
       event.preventDefault();
       submit();
     }
+  });
+
+  // ---- read marker and the tab title ----------------------------------------------------
+  function baseTitle() { return customerTitle() + " · Support console"; }
+
+  function showTitle() {
+    document.title = (unseen ? "(" + unseen + ") " : "") + baseTitle();
+  }
+
+  // Tell the server what this agent has read (the queue's unread counts), while visible.
+  function markRead() {
+    if (document.hidden || !lastMessageId || lastMessageId <= readUpTo) { return; }
+    var upTo = lastMessageId;
+    C.api("POST", apiBase + "/read", { message_id: upTo }).then(function (data) {
+      readUpTo = Math.max(readUpTo, Number(data && data.last_read_message_id) || upTo);
+    }, function () { /* not critical: the next message or visit tries again */ });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { return; }
+    unseen = 0;
+    showTitle();
+    markRead();
+  });
+
+  // ---- canned replies ---------------------------------------------------------------------
+  function loadCanned() {
+    if (!C.canAct(me)) { return; }
+    C.api("GET", "/canned?conversation_id=" + encodeURIComponent(conversationId)).then(function (data) {
+      canned = data && Array.isArray(data.items) ? data.items : [];
+      while (cannedSelect.options.length > 1) { cannedSelect.remove(1); }
+      canned.forEach(function (c) {
+        cannedSelect.appendChild(new Option(String(c.title) + " (/" + String(c.shortcut) + ")", String(c.id)));
+      });
+      updateComposer();
+    }, function () { canned = []; });
+  }
+
+  function insertCanned(item) {
+    var text = String(item.filled || item.text || "");
+    textarea.value = textarea.value.trim() ? textarea.value.replace(/\s*$/, " ") + text : text;
+    textarea.focus();
+    textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+    if (text.indexOf("{") !== -1) {
+      C.showStatus("Fill in what is still in {braces} before sending.", "info");
+    }
+  }
+
+  cannedSelect.addEventListener("change", function () {
+    var id = Number(cannedSelect.value);
+    cannedSelect.value = "";
+    canned.forEach(function (c) { if (c.id === id) { insertCanned(c); } });
+  });
+
+  // "/shortcut" then Tab: the whole message box or its last word becomes the reply.
+  textarea.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab" || event.shiftKey || mode !== "reply") { return; }
+    var found = /(^|\s)\/([a-z0-9_-]+)$/.exec(textarea.value);
+    if (!found) { return; }
+    var match = null;
+    canned.forEach(function (c) { if (c.shortcut === found[2]) { match = c; } });
+    if (!match) { return; }
+    event.preventDefault();
+    textarea.value = textarea.value.slice(0, textarea.value.length - found[2].length - 1);
+    insertCanned(match);
   });
 
   // ---- the customer panel ----------------------------------------------------------------
@@ -535,6 +656,7 @@
       scrollToEnd();
       setTimeout(function () { log.setAttribute("aria-live", "polite"); }, 0);
     }
+    markRead();
   }
 
   function load() {
@@ -551,7 +673,13 @@
   function onFrame(frame) {
     if (frame.conversation_id !== conversationId) { return; }
     if (frame.type === "message") {
+      var isNew = frame.message && !shown["m" + frame.message.id];
       addMessage(frame.message, false);
+      if (isNew && frame.message.sender === "customer" && document.hidden) {
+        unseen += 1;
+        showTitle();
+      }
+      markRead();
     } else if (frame.type === "note") {
       addNote(frame.note, false);
     } else if (frame.type === "escalation") {
@@ -567,6 +695,7 @@
   }
   C.start().then(function (user) {
     me = user;
+    loadCanned();
     return load();
   }).then(function () {
     C.live({

@@ -1,6 +1,8 @@
 /*
  * Console queue page (/console/): escalated conversations by priority and age, filter tabs,
- * Claim buttons, live refresh on {"type":"queue_changed"} frames. Helpers: console.js.
+ * Claim buttons, unread counts (also in the tab title), live refresh on
+ * {"type":"queue_changed"} and {"type":"customer_message"} frames. CX managers see it
+ * read-only. Helpers: console.js.
  */
 (function () {
   "use strict";
@@ -59,14 +61,15 @@
 
   function renderRow(item) {
     var waiting = item.status === "waiting";
-    var row = C.el("tr", "row row--" + (waiting ? "waiting" : "claimed"));
+    var unread = Number(item.unread) || 0;
+    var row = C.el("tr", "row row--" + (waiting ? "waiting" : "claimed") + (unread ? " row--unread" : ""));
     row.setAttribute("data-escalation-id", String(item.escalation_id));
     row.setAttribute("data-conversation-id", String(item.conversation_id));
 
     var reason = cell(row, "cell-reason", C.reasonLabel(item.reason));
     // Still queued while the customer talks to the bot again (issue #17).
     if (item.back_with_bot) { reason.appendChild(C.el("span", "cell-note", "customer back with the bot")); }
-    cell(row, "cell-priority", item.priority === null || item.priority === undefined ? "—" : item.priority);
+    cell(row, "cell-priority").appendChild(C.priorityBadges(item));
 
     var who = cell(row, "cell-customer");
     // A closed-loop follow-up (detractor from the call center, email, ...) has no chat:
@@ -78,6 +81,11 @@
       link.setAttribute("data-kind", "link");
     }
     who.appendChild(link);
+    if (unread) {
+      var badge = C.el("span", "unread", String(unread));
+      badge.appendChild(C.el("span", "visually-hidden", unread === 1 ? " unread message" : " unread messages"));
+      who.appendChild(badge);
+    }
     if (followUp) {
       var contact = item.customer && item.customer.email ? ": " + item.customer.email : "";
       who.appendChild(C.el("span", "cell-note", "Follow-up by phone or email" + contact));
@@ -94,10 +102,9 @@
       note.title = String(item.summary) + due;
       last.appendChild(note);
     } else if (lastMessage && lastMessage.text) {
-      var prefix = lastMessage.sender && lastMessage.sender !== "customer"
-        ? C.humanize(lastMessage.sender) + ": " : "";
-      var span = C.el("span", "truncate", prefix + String(lastMessage.text));
-      span.title = prefix + String(lastMessage.text);
+      // The customer's last words (the API leaves out bot replies and system notes).
+      var span = C.el("span", "truncate", String(lastMessage.text));
+      span.title = String(lastMessage.text);
       last.appendChild(span);
     } else {
       last.textContent = "—";
@@ -109,7 +116,9 @@
     cell(row, "cell-status", waiting ? "Waiting" : claimedByText(item.claimed_by));
 
     var action = cell(row, "cell-action");
-    if (waiting) {
+    if (!C.canAct(me)) {
+      // Read-only (CX managers): nothing to claim or resolve.
+    } else if (waiting) {
       var claim = C.el("button", "button button--primary button--small", "Claim");
       claim.type = "button";
       claim.setAttribute("data-kind", "claim");
@@ -155,7 +164,15 @@
     summary.textContent = items.length === 0 ? "" :
       items.length + (items.length === 1 ? " conversation" : " conversations") +
       " · " + waitingCount + " waiting";
-    document.title = (waitingCount ? "(" + waitingCount + ") " : "") + "Queue · Support console";
+    // Unread: the customer's new messages in what is mine to answer (waiting or claimed by me).
+    var unreadCount = items.reduce(function (sum, i) {
+      var relevant = i.status === "waiting" || (me && i.claimed_by && i.claimed_by.id === me.id);
+      return sum + (relevant ? Number(i.unread) || 0 : 0);
+    }, 0);
+    var counts = [];
+    if (unreadCount) { counts.push(unreadCount + " unread"); }
+    if (waitingCount) { counts.push(waitingCount + " waiting"); }
+    document.title = (counts.length ? "(" + counts.join(", ") + ") " : "") + "Queue · Support console";
 
     if (focusRow !== null) {
       var again = body.querySelector('tr[data-escalation-id="' + focusRow.replace(/["\\]/g, "") + '"]');
@@ -267,6 +284,10 @@
   setFilter(filter);
   C.start().then(function (user) {
     me = user;
+    if (!C.canAct(me)) {
+      C.byId("readonly").hidden = false;
+      C.byId("filter-mine").hidden = true;
+    }
     load();
     setInterval(tick, TICK_MS);
     C.live({
@@ -275,7 +296,7 @@
         if (reconnected) { load(); } // we may have missed changes while offline
       },
       onFrame: function (frame) {
-        if (frame.type === "queue_changed") { loadSoon(); }
+        if (frame.type === "queue_changed" || frame.type === "customer_message") { loadSoon(); }
       }
     });
   }, function (error) {
