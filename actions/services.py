@@ -66,7 +66,7 @@ def emit(
 ) -> list[EventType]:
     """The turn's messages and events; with the `tracker`, a first message that would
     repeat the bot's previous one word for word is restated (bot/domain/repeats.py)."""
-    previous = repeats.previous_bot_text(tracker.events) if tracker is not None else None
+    previous = repeats.previous_bot_texts(tracker.events) if tracker is not None else []
     for index, (text, buttons) in enumerate(turn.messages):
         again = (
             repeats.restate(text, buttons, previous, turn.slots.get("awaiting") == "confirmation")

@@ -13,7 +13,7 @@ from bot.domain.repeats import (
     REPEATED_ANSWER,
     REPEATED_CONFIRMATION,
     Restatement,
-    previous_bot_text,
+    previous_bot_texts,
     restate,
 )
 from tests.rasa_helpers import domain, tracker
@@ -26,35 +26,39 @@ def said(*events: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"event": kind, "text": text} for kind, text in events]
 
 
-def test_the_previous_bot_text_is_the_last_bot_message_before_the_latest_customer_one() -> None:
-    events = said(("user", "where is it"), ("bot", STATUS), ("user", "where is it??"))
-    assert previous_bot_text(events) == STATUS
-    assert previous_bot_text(said(("user", "hi"))) is None
+def test_the_previous_bot_texts_are_the_bot_turn_before_the_latest_customer_message() -> None:
+    events = said(
+        ("user", "hi"), ("bot", "Hello"),
+        ("user", "where is it"), ("bot", STATUS), ("bot", "How satisfied are you?"),
+        ("user", "where is it??"),
+    )  # fmt: skip
+    assert previous_bot_texts(events) == ["How satisfied are you?", STATUS]
+    assert previous_bot_texts(said(("user", "hi"))) == []
     # Two customer messages without a bot message between: nothing to compare with.
-    assert previous_bot_text(said(("bot", STATUS), ("user", "a"), ("user", "b"))) is None
+    assert previous_bot_texts(said(("bot", STATUS), ("user", "a"), ("user", "b"))) == []
 
 
 def test_a_different_answer_is_said_as_it_is() -> None:
-    assert restate(STATUS, [], "Something else.", confirming=False) is None
-    assert restate(STATUS, [], None, confirming=False) is None
+    assert restate(STATUS, [], ["Something else."], confirming=False) is None
+    assert restate(STATUS, [], [], confirming=False) is None
 
 
 def test_the_same_answer_again_offers_a_person() -> None:
-    assert restate(STATUS, [TRACE], STATUS, confirming=False) == Restatement(
-        REPEATED_ANSWER, STATUS, [TRACE, PERSON_BUTTON]
-    )
+    assert restate(
+        STATUS, [TRACE], ["How satisfied are you?", STATUS], confirming=False
+    ) == Restatement(REPEATED_ANSWER, STATUS, [TRACE, PERSON_BUTTON])
     # Spacing differences are still the same words.
-    assert restate(STATUS, [], STATUS.replace(" ", "  "), confirming=False) is not None
+    assert restate(STATUS, [], [STATUS.replace(" ", "  ")], confirming=False) is not None
 
 
 def test_a_person_already_offered_is_not_offered_twice() -> None:
-    again = restate(STATUS, [PERSON_BUTTON], STATUS, confirming=False)
+    again = restate(STATUS, [PERSON_BUTTON], [STATUS], confirming=False)
     assert again is not None and again.buttons == [PERSON_BUTTON]
 
 
 def test_a_confirmation_asked_again_is_prefaced_not_escalated() -> None:
     question = "Cancel order A10023 (1× Mug, 12.00 EUR)?"
-    assert restate(question, [], question, confirming=True) == Restatement(
+    assert restate(question, [], [question], confirming=True) == Restatement(
         REPEATED_CONFIRMATION, question, []
     )
 

@@ -30,18 +30,20 @@ class Restatement:
     buttons: list[dict[str, str]]
 
 
-def previous_bot_text(events: Iterable[Mapping[str, Any]]) -> str | None:
-    """The text of the bot's last message before the customer's latest one."""
+def previous_bot_texts(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The texts of the bot's messages between the customer's last two messages (an answer
+    is often followed by a survey question: the answer still counts as said)."""
+    texts: list[str] = []
     seen_user = False
     for event in reversed(list(events)):
         kind = event.get("event")
         if kind == "user":
             if seen_user:
-                return None  # the customer spoke twice without a bot message between
+                break
             seen_user = True
         elif kind == "bot" and seen_user and event.get("text"):
-            return str(event["text"])
-    return None
+            texts.append(str(event["text"]))
+    return texts
 
 
 def _same(one: str, two: str) -> bool:
@@ -49,11 +51,11 @@ def _same(one: str, two: str) -> bool:
 
 
 def restate(
-    text: str, buttons: list[dict[str, str]], previous: str | None, confirming: bool
+    text: str, buttons: list[dict[str, str]], previous: Iterable[str], confirming: bool
 ) -> Restatement | None:
-    """How to say `text` when it is the bot's `previous` message word for word; None when
-    it is not a repeat."""
-    if previous is None or not _same(text, previous):
+    """How to say `text` when the bot said it word for word in its `previous` turn; None
+    when it is not a repeat."""
+    if not any(_same(text, said) for said in previous):
         return None
     if confirming:
         return Restatement(REPEATED_CONFIRMATION, text, buttons)
