@@ -162,11 +162,15 @@ async def test_insight_lifecycle_over_http(staff_client: Client, session_factory
     assert [i["id"] for i in board["insights"]] == [insight_id]
     by_team = await (await staff_client.get("/api/insights?team=logistics")).json()
     assert by_team["insights"] == []  # it moved to product
-    # Ten days after May 1st vs the ten days before: S and Q's May rows vs R's complaint.
+    # Ten days asked, but a side is never shorter than INSIGHT_MIN_WINDOW_DAYS (14):
+    # [05-01, 05-15): S and Q's surveys and S's comment vs [04-17, 05-01): S's survey and
+    # R's complaint.
     short = await (await staff_client.get(f"{url}?days=10")).json()
     assert (short["comparison"]["before"]["volume"], short["comparison"]["after"]["volume"]) == (
-        1, 5
+        3, 5
     )  # fmt: skip
+    assert (short["comparison"]["window_days"], short["comparison"]["too_early"]) == (14.0, False)
+    assert short["comparison"]["tests"]["csat"]["verdict"] == "too_few_answers"
     assert (await (await staff_client.get("/api/insights?status=new")).json())["insights"] == []
     async with session_factory() as db:
         actions = (

@@ -193,9 +193,32 @@ async def test_before_after_comparison_exact_figures(
     assert (before["sentiment"]["mean"], after["sentiment"]["mean"]) == (-0.375, 0.275)
     assert before["negative"] == {"count": 5, "percent": 71.4}
     assert after["negative"] == {"count": 2, "percent": 28.6}
-    assert body["change"] == {"csat_percent": 33.4, "nps": None, "ces": None, "sentiment": 0.65}
+    assert body["change"] == {
+        "csat_percent": 33.4, "nps": None, "ces": None, "sentiment": 0.65,
+        "negative_percent": -42.8,
+    }  # fmt: skip
+    # 30 days on each side (>= 14): readable, but 3 CSAT answers a side are too few to call
+    # (DASHBOARD_MIN_ANSWERS 10); the z-tests are still reported: CSAT 1/3 -> 2/3
+    # (z 0.816, p 0.414), negative 5/7 -> 2/7 (z -1.604, p 0.109).
+    assert (body["too_early"], body["window_days"], body["min_days"]) == (False, 30.0, 14)
+    assert body["tests"] == {
+        "csat": {"before_n": 3, "after_n": 3, "z": 0.816, "p_value": 0.4142,
+                 "verdict": "too_few_answers"},
+        "nps": {"before_n": 0, "after_n": 0, "z": None, "p_value": None,
+                "verdict": "too_few_answers"},
+        "negative": {"before_n": 7, "after_n": 7, "z": -1.604, "p_value": 0.1088,
+                     "verdict": "too_few_answers"},
+    }  # fmt: skip
+    lenient = insights.CompareRules(min_days=14, min_answers=3)
+    async with session_factory() as db:
+        found = await insights.compare(db, applied, NOW, rules=lenient)
+    assert found is not None
+    assert {k: v["verdict"] for k, v in found.tests().items()} == {
+        "csat": "no_clear_change", "nps": "too_few_answers", "negative": "no_clear_change",
+    }  # fmt: skip
 
-    # Ten days after applying, the comparison covers ten days on each side.
+    # Ten days after applying the windows are ten days each, and it is too early to tell
+    # (INSIGHT_MIN_WINDOW_DAYS 14): no change, no test, ready on May 15th.
     async with session_factory() as db:
         short = await insights.compare(db, applied, APPLIED + timedelta(days=10))
     assert short is not None
@@ -205,6 +228,51 @@ async def test_before_after_comparison_exact_figures(
     assert (short.before_start.isoformat(), short.after.csat_percent) == (
         "2026-04-21T00:00:00+00:00", 100.0
     )  # fmt: skip
+    short_body = short.as_json()
+    assert (short_body["too_early"], short_body["ready_at"]) == (
+        True, "2026-05-15T00:00:00+00:00"
+    )  # fmt: skip
+    assert set(short_body["change"].values()) == {None}
+    assert {v["verdict"] for v in short_body["tests"].values()} == {"too_early"}
+    assert short_body["tests"]["csat"]["p_value"] is None
+
+    # Asking for ten days a side when 30 have passed: still 14 days a side (the minimum).
+    async with session_factory() as db:
+        asked = await insights.compare(db, applied, NOW, days=10)
+    assert asked is not None
+    assert (asked.before_start.isoformat(), asked.after_end.isoformat()) == (
+        "2026-04-17T00:00:00+00:00", "2026-05-15T00:00:00+00:00"
+    )  # fmt: skip
+
+
+def test_before_after_verdicts_need_significance() -> None:
+    """better/worse only at p < 0.05 with enough answers on each side (no database)."""
+    from bot.domain.metrics import MetricCounts
+
+    before = MetricCounts(volume=60, csat_responses=50, csat_satisfied=20, nps_responses=50,
+                          nps_promoters=10, nps_detractors=20)  # fmt: skip
+    after = MetricCounts(volume=60, csat_responses=50, csat_satisfied=35, nps_responses=50,
+                         nps_promoters=25, nps_detractors=10)  # fmt: skip
+    found = insights.Comparison(
+        APPLIED, APPLIED - timedelta(days=20), APPLIED + timedelta(days=20), before, after, 30, 15
+    )
+    assert found.tests() == {
+        # 40 % -> 70 %: z = 0.3 / sqrt(0.55 x 0.45 x 2/50) = 3.015
+        "csat": {"before_n": 50, "after_n": 50, "z": 3.015, "p_value": 0.0026,
+                 "verdict": "better"},
+        # NPS -20 -> +30: z = 0.5 / sqrt(0.56/50 + 0.61/50) = 3.269
+        "nps": {"before_n": 50, "after_n": 50, "z": 3.269, "p_value": 0.0011,
+                "verdict": "better"},
+        # negative 50 % -> 25 %: lower is better
+        "negative": {"before_n": 60, "after_n": 60, "z": -2.828, "p_value": 0.0047,
+                     "verdict": "better"},
+    }  # fmt: skip
+    worse = insights.Comparison(
+        APPLIED, APPLIED - timedelta(days=20), APPLIED + timedelta(days=20), after, before, 15, 30
+    )
+    assert {k: v["verdict"] for k, v in worse.tests().items()} == {
+        "csat": "worse", "nps": "worse", "negative": "worse",
+    }  # fmt: skip
 
 
 async def test_trend_counts_matching_feedback_per_week(

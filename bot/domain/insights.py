@@ -6,7 +6,12 @@
 * Its **criteria** (explorer filters without dates, e.g. `{"theme": "delivery"}`) define the
   matching feedback stream: volume and weekly trend on the board, and the before/after
   comparison once applied: the same metrics for the time since `applied_at` and for a
-  period of the same length right before it.
+  period of the same length right before it. Both windows are at least
+  `CompareRules.min_days` (INSIGHT_MIN_WINDOW_DAYS, 14) long: until that much time has
+  passed since applying it is "too early to tell". CSAT % and the negative share are
+  compared by a two-proportion z-test, NPS by a z-test on the difference of the means of
+  the +1/0/-1 scores (bot/domain/stats.py, docs/dashboard.md); a change is called better or
+  worse only at p < 0.05 with at least `min_answers` answers on each side.
 * Status flow new -> accepted -> in_progress -> applied, or wont_do from any open status
   (wont_do can be reopened to new); every change is one conditional UPDATE (two managers at
   once: one wins, the other gets a conflict) plus an audit row.
@@ -48,6 +53,7 @@ from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.feedback_query import DateRange, FeedbackFilter
 from bot.domain.journey import Pitfall
 from bot.domain.metrics import MetricCounts, bucket_expression, counts_from, feedback_aggregates
+from bot.domain.stats import ProportionTest, nps_difference_test, two_proportion_test
 from bot.storage import repositories
 from bot.storage.models import (
     AuditLog,
@@ -485,6 +491,20 @@ def is_negative() -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
+class CompareRules:
+    """When a before/after comparison may be read (settings INSIGHT_MIN_WINDOW_DAYS and
+    DASHBOARD_MIN_ANSWERS)."""
+
+    min_days: int = 14
+    min_answers: int = 10
+
+
+# The verdict of one metric's change: better/worse (p < SIGNIFICANCE), no_clear_change,
+# too_few_answers (a side has fewer than min_answers) or too_early (windows < min_days).
+SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
 class Comparison:
     applied_at: datetime
     before_start: datetime
@@ -493,6 +513,57 @@ class Comparison:
     after: MetricCounts
     negative_before: int
     negative_after: int
+    rules: CompareRules = CompareRules()
+
+    @property
+    def window_days(self) -> float:
+        return (self.after_end - self.applied_at).total_seconds() / 86400
+
+    @property
+    def too_early(self) -> bool:
+        return self.after_end - self.applied_at < timedelta(days=self.rules.min_days)
+
+    @property
+    def ready_at(self) -> datetime:
+        return self.applied_at + timedelta(days=self.rules.min_days)
+
+    def _verdict(self, test: ProportionTest, n1: int, n2: int, better: int) -> dict[str, Any]:
+        if self.too_early:
+            verdict = "too_early"
+        elif min(n1, n2) < self.rules.min_answers:
+            verdict = "too_few_answers"
+        elif test.z is None or test.p_value is None or test.p_value >= SIGNIFICANCE:
+            verdict = "no_clear_change"
+        else:
+            verdict = "better" if test.z * better > 0 else "worse"
+        ready = not self.too_early
+        return {
+            "before_n": n1, "after_n": n2,
+            "z": test.z if ready else None, "p_value": test.p_value if ready else None,
+            "verdict": verdict,
+        }  # fmt: skip
+
+    def tests(self) -> dict[str, dict[str, Any]]:
+        b, a = self.before, self.after
+        return {
+            "csat": self._verdict(
+                two_proportion_test(
+                    b.csat_satisfied, b.csat_responses, a.csat_satisfied, a.csat_responses
+                ),
+                b.csat_responses, a.csat_responses, 1,
+            ),
+            "nps": self._verdict(
+                nps_difference_test(
+                    (b.nps_promoters, b.nps_detractors, b.nps_responses),
+                    (a.nps_promoters, a.nps_detractors, a.nps_responses),
+                ),
+                b.nps_responses, a.nps_responses, 1,
+            ),
+            "negative": self._verdict(
+                two_proportion_test(self.negative_before, b.volume, self.negative_after, a.volume),
+                b.volume, a.volume, -1,
+            ),
+        }  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         def side(counts: MetricCounts, negative: int) -> dict[str, Any]:
@@ -500,18 +571,29 @@ class Comparison:
             return {**counts.as_json(), "negative": {"count": negative, "percent": share}}
 
         def delta(a: float | None, b: float | None) -> float | None:
-            return None if a is None or b is None else round(b - a, 2)
+            if self.too_early or a is None or b is None:
+                return None
+            return round(b - a, 2)
 
         b, a = self.before, self.after
         return {
             "applied_at": self.applied_at.isoformat(),
+            "window_days": round(self.window_days, 2),
+            "min_days": self.rules.min_days,
+            "min_answers": self.rules.min_answers,
+            "too_early": self.too_early,
+            "ready_at": self.ready_at.isoformat(),
             "before": {"from": self.before_start.isoformat(), "to": self.applied_at.isoformat(),
                        **side(b, self.negative_before)},
             "after": {"from": self.applied_at.isoformat(), "to": self.after_end.isoformat(),
                       **side(a, self.negative_after)},
             "change": {"csat_percent": delta(b.csat_percent, a.csat_percent),
                        "nps": delta(b.nps, a.nps), "ces": delta(b.ces, a.ces),
-                       "sentiment": delta(b.sentiment, a.sentiment)},
+                       "sentiment": delta(b.sentiment, a.sentiment),
+                       "negative_percent": delta(
+                           side(b, self.negative_before)["negative"]["percent"],
+                           side(a, self.negative_after)["negative"]["percent"])},
+            "tests": self.tests(),
         }  # fmt: skip
 
 
@@ -520,15 +602,22 @@ def _utc_range(start: datetime, end: datetime) -> DateRange:
 
 
 async def compare(
-    session: AsyncSession, insight: Insight, now: datetime, days: int = DEFAULT_COMPARE_DAYS
+    session: AsyncSession,
+    insight: Insight,
+    now: datetime,
+    days: int = DEFAULT_COMPARE_DAYS,
+    rules: CompareRules = CompareRules(),
 ) -> Comparison | None:
-    """Matching feedback since `applied_at` (up to `days`) vs. as long right before it.
+    """Matching feedback since `applied_at` (up to `days`, never less than
+    `rules.min_days`) vs. as long right before it; "too early" while less than
+    `rules.min_days` have passed since applying.
 
     None when the insight is not applied or has no criteria (nothing to match)."""
     if insight.applied_at is None or not insight.criteria:
         return None
     applied = insight.applied_at
-    after_end = max(applied, min(now, applied + timedelta(days=days)))
+    window = timedelta(days=max(days, rules.min_days))
+    after_end = max(applied, min(now, applied + window))
     before_start = applied - (after_end - applied)
     matches = matching(insight.criteria, _utc_range(before_start, after_end))
     period = case((Feedback.created_at < applied, 0), else_=1)
@@ -545,7 +634,7 @@ async def compare(
     found = {int(r[0]): (int(r[1]), counts_from(r[2:], None, None)) for r in rows}
     empty = (0, MetricCounts(dispatches_sent=None, dispatches_answered=None))
     (neg_before, before), (neg_after, after) = found.get(0, empty), found.get(1, empty)
-    return Comparison(applied, before_start, after_end, before, after, neg_before, neg_after)
+    return Comparison(applied, before_start, after_end, before, after, neg_before, neg_after, rules)
 
 
 @dataclass(frozen=True)
@@ -652,6 +741,7 @@ async def board(
     *,
     status: InsightStatus | None = None,
     team: InsightTeam | None = None,
+    rules: CompareRules = CompareRules(),
 ) -> list[dict[str, Any]]:
     """Every insight (by status, newest change first) with its links, trend and comparison."""
     statement = select(Insight).order_by(Insight.updated_at.desc(), Insight.id.desc())
@@ -666,7 +756,7 @@ async def board(
     items = []
     for insight in insights:
         weeks = await trend(session, insight, today)
-        comparison = await compare(session, insight, now)
+        comparison = await compare(session, insight, now, rules=rules)
         items.append(
             {
                 **insight_json(insight, stats.get(insight.id)),

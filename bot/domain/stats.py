@@ -7,6 +7,8 @@
   100 x their mean. The interval is the normal approximation mean +- z x sqrt(var / n),
   var = (P + D) / n - mean^2 (the variance of those scores), clipped to -100..100.
 * Two proportions (insight before/after): the pooled two-proportion z-test, two-sided.
+* Two NPS (insight before/after): z = (mean2 - mean1) / sqrt(var1/n1 + var2/n2) over the
+  +1/0/-1 scores (unpooled, normal approximation), two-sided.
 
 Pure functions of counts: no database, no clock.
 """
@@ -72,4 +74,23 @@ def two_proportion_test(a1: int, n1: int, a2: int, n2: int) -> ProportionTest:
     if spread <= 0:
         return ProportionTest(None, None)
     z = (a2 / n2 - a1 / n1) / math.sqrt(spread)
+    return ProportionTest(round(z, 3), round(normal_two_sided_p(z), 4))
+
+
+def nps_difference_test(
+    before: tuple[int, int, int], after: tuple[int, int, int]
+) -> ProportionTest:
+    """z-test of NPS after vs before; each side is (promoters, detractors, answers).
+
+    None values when a side is empty or neither side has any spread."""
+    (p1, d1, n1), (p2, d2, n2) = before, after
+    if n1 <= 0 or n2 <= 0:
+        return ProportionTest(None, None)
+    mean1, mean2 = (p1 - d1) / n1, (p2 - d2) / n2
+    var1 = max(0.0, (p1 + d1) / n1 - mean1 * mean1)
+    var2 = max(0.0, (p2 + d2) / n2 - mean2 * mean2)
+    spread = var1 / n1 + var2 / n2
+    if spread <= 0:
+        return ProportionTest(None, None)
+    z = (mean2 - mean1) / math.sqrt(spread)
     return ProportionTest(round(z, 3), round(normal_two_sided_p(z), 4))

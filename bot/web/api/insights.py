@@ -21,7 +21,7 @@ from bot.web.api.auth import ALL_ROLES, current_principal, require_api_roles
 from bot.web.api.dashboard import DASHBOARD_ROLES, neutralise, row_links
 from bot.web.api.openapi import error_responses, json_content, ok_response
 from bot.web.errors import read_json_object
-from bot.web.keys import SESSIONS
+from bot.web.keys import SESSIONS, SETTINGS
 
 WRITERS = DASHBOARD_ROLES  # cx_manager, admin
 EXPORT_COLUMNS = (
@@ -56,13 +56,23 @@ def _check_query(request: web.Request, allowed: set[str]) -> None:
             raise InvalidInput(f"Unknown query parameter '{name}'.")
 
 
+def compare_rules(request: web.Request) -> insights.CompareRules:
+    """INSIGHT_MIN_WINDOW_DAYS and DASHBOARD_MIN_ANSWERS for the before/after comparison."""
+    settings = request.config_dict[SETTINGS]
+    return insights.CompareRules(
+        min_days=settings.insight_min_window_days, min_answers=settings.dashboard_min_answers
+    )
+
+
 @require_api_roles(*ALL_ROLES)
 async def list_insights(request: web.Request) -> web.Response:
     _check_query(request, {"status", "team"})
     status = _enum_param(request.query.get("status"), InsightStatus, "status")
     team = _enum_param(request.query.get("team"), InsightTeam, "team")
     async with request.config_dict[SESSIONS]() as db:
-        items = await insights.board(db, utcnow(), status=status, team=team)
+        items = await insights.board(
+            db, utcnow(), status=status, team=team, rules=compare_rules(request)
+        )
     return web.json_response({"insights": items})
 
 
@@ -72,7 +82,9 @@ async def _detail(request: web.Request, insight_id: int, days: int | None = None
         insight = await insights.get(db, insight_id)
         stats = await insights.link_stats(db, [insight_id])
         weeks = await insights.trend(db, insight, now.date())
-        comparison = await insights.compare(db, insight, now, days or insights.DEFAULT_COMPARE_DAYS)
+        comparison = await insights.compare(
+            db, insight, now, days or insights.DEFAULT_COMPARE_DAYS, compare_rules(request)
+        )
         total, rows = await insights.linked_feedback(db, insight_id)
         # Agents read the rows of conversations in their work only (issue #22).
         principal = current_principal(request)
@@ -277,10 +289,25 @@ _INSIGHT = {
             "negative": {"type": "integer"}}}},
         "comparison": {
             "type": ["object", "null"],
-            "description": "applied insights: matching feedback since applied_at (up to `days`) "
-            "vs. the period of the same length right before",
+            "description": "applied insights: matching feedback since applied_at (up to `days`, "
+            "at least INSIGHT_MIN_WINDOW_DAYS) vs. the period of the same length right before; "
+            "too_early until min_days have passed (change and tests then null). tests: "
+            "two-proportion z-test (CSAT %, negative share), z-test of the NPS means; verdict "
+            "better/worse at p < 0.05 with at least min_answers a side, else no_clear_change, "
+            "too_few_answers or too_early",
             "properties": {"applied_at": {"type": "string"}, "before": _SIDE, "after": _SIDE,
-                           "change": {"type": "object"}},
+                           "change": {"type": "object"}, "window_days": {"type": "number"},
+                           "min_days": {"type": "integer"}, "min_answers": {"type": "integer"},
+                           "too_early": {"type": "boolean"},
+                           "ready_at": {"type": "string", "format": "date-time"},
+                           "tests": {"type": "object", "additionalProperties": {
+                               "type": "object", "properties": {
+                                   "before_n": {"type": "integer"}, "after_n": {"type": "integer"},
+                                   "z": {"type": ["number", "null"]},
+                                   "p_value": {"type": ["number", "null"]},
+                                   "verdict": {"type": "string", "enum": [
+                                       "better", "worse", "no_clear_change", "too_few_answers",
+                                       "too_early"]}}}}},
         },
     },
 }  # fmt: skip

@@ -80,31 +80,53 @@ function explorerLink(criteria) {
   return "/dashboard/explorer?" + query;
 }
 
+const VERDICTS = {
+  better: "better", worse: "worse", no_clear_change: "no clear change", too_few_answers: "too few answers", too_early: "too early",
+};
+
+/** Before/after over equal windows (at least c.min_days each), with n and a z-test per metric. */
 function comparisonTable(c) {
+  const box = el("div", "comparison-box");
+  const days = Math.round(c.window_days * 10) / 10;
+  box.append(el("p", "comparison__note" + (c.too_early ? " comparison__note--early" : ""), c.too_early
+    ? "Too early to tell: " + Math.floor(c.window_days) + " of the " + c.min_days + " days each side have passed; the comparison is ready on " + c.ready_at.slice(0, 10) + "."
+    : days + " days before vs " + days + " days after. A change is called better or worse only when a z-test gives p < 0.05 with at least " +
+      c.min_answers + " answers on each side."));
   const table = el("table", "comparison");
   table.dataset.field = "comparison";
   const head = el("tr");
-  ["", "before", "after", "change"].forEach((h) => head.append(el("th", "", h)));
+  // Too early: the figures so far with their n, no change and no verdict.
+  (c.too_early ? ["", "before", "after"] : ["", "before", "after", "change", "verdict"]).forEach((h) => head.append(el("th", "", h)));
   table.append(head);
   const rows = [
-    ["CSAT %", (s) => s.csat.percent, 1, "csat"], ["NPS", (s) => s.nps.score, 1, "nps"], ["CES", (s) => s.ces.mean, -1, "ces"],
-    ["Negative %", (s) => s.negative.percent, -1, "negative"], ["Sentiment", (s) => s.sentiment.mean, 1, "sentiment"],
-    ["Volume", (s) => s.volume, 0, "volume"],
+    ["CSAT %", (s) => s.csat.percent, (s) => s.csat.responses, "csat"], ["NPS", (s) => s.nps.score, (s) => s.nps.responses, "nps"],
+    ["CES", (s) => s.ces.mean, (s) => s.ces.responses, "ces"], ["Negative %", (s) => s.negative.percent, (s) => s.volume, "negative"],
+    ["Sentiment", (s) => s.sentiment.mean, (s) => s.sentiment.count, "sentiment"], ["Volume", (s) => s.volume, null, "volume"],
   ];
-  rows.forEach(([label, get, better, key]) => {
+  rows.forEach(([name, get, n, key]) => {
     const before = get(c.before), after = get(c.after);
     const tr = el("tr");
     tr.dataset.metric = key;
-    let change = "", cls = "";
-    if (typeof before === "number" && typeof after === "number") {
+    let change = "";
+    if (!c.too_early && typeof before === "number" && typeof after === "number") {
       const delta = Math.round((after - before) * 100) / 100;
       change = (delta > 0 ? "+" : "") + delta;
-      if (better && delta) cls = delta * better > 0 ? "better" : "worse";
     }
-    tr.append(el("td", "", label), el("td", "", fmt(before)), el("td", "", fmt(after)), el("td", cls, change));
+    const test = (c.tests || {})[key];
+    let verdict = "", cls = "";
+    if (test) {
+      verdict = VERDICTS[test.verdict] + (test.p_value !== null && test.verdict !== "too_few_answers" ? " (p = " + test.p_value + ")" : "");
+      if (test.verdict === "better" || test.verdict === "worse") cls = test.verdict;
+    }
+    const side = (s, value) => fmt(value) + (n ? " (n " + n(s) + ")" : "");
+    tr.append(el("td", "", name), el("td", "figure", side(c.before, before)), el("td", "figure", side(c.after, after)));
+    if (!c.too_early) tr.append(el("td", cls, change), el("td", cls + " verdict", verdict));
     table.append(tr);
   });
-  return table;
+  const scroll = el("div", "comparison__scroll");
+  scroll.append(table);
+  box.append(scroll);
+  return box;
 }
 
 function applyForm(item, card) {
