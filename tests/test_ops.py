@@ -209,7 +209,15 @@ async def replicas(
     channel_db = Redis.from_url(REDIS_URL)
     await channel_db.flushdb()
     await channel_db.aclose()
-    config = replace(settings, rasa_url=rasa[1], redis_url=REDIS_URL)
+    # The per-address limits count in Redis across test runs (10-minute windows); they are
+    # tested in test_client_limits.py, these tests are about the fan-out.
+    config = replace(
+        settings,
+        rasa_url=rasa[1],
+        redis_url=REDIS_URL,
+        client_new_conversations=0,
+        client_websockets=0,
+    )
     async with (
         TestClient(TestServer(create_app(config))) as one,
         TestClient(TestServer(create_app(config))) as two,

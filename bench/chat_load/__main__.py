@@ -63,6 +63,7 @@ from bench.chat_load.load import (
     slope_per_minute,
     summarise,
 )
+from bench.ws import TRUSTED_PROXY_ENV
 from bot.launcher import Stack, StackPorts, _set_secrets, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -583,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
         "SURVEY_FATIGUE_DAYS": "0",
         "RATE_LIMIT_MESSAGES": "1000",
+        **TRUSTED_PROXY_ENV,  # per-address limits on; each simulated customer its address
     }
     if LOGS.exists():
         for old in LOGS.glob("*.log"):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bench.ws import CLOSED, read_frames
+from bench.ws import CLOSED, read_frames, simulated_client
 from bot.config import Settings
 
 TURN_TIMEOUT = 30.0  # seconds; a turn that takes longer is an error
@@ -77,6 +77,7 @@ class WsChat:
     url: str
     late_frames: int = 0
     ws: aiohttp.ClientWebSocketResponse[bool] | None = None
+    client_headers: dict[str, str] = field(default_factory=simulated_client)  # one customer
     frames: asyncio.Queue[tuple[float, dict[str, Any]]] = field(default_factory=asyncio.Queue)
     reader: asyncio.Task[None] | None = None
 
@@ -93,7 +94,7 @@ class WsChat:
             return None
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse[bool]:
-        return await self.http.ws_connect(self.url)
+        return await self.http.ws_connect(self.url, headers=self.client_headers)
 
     async def open(self) -> str | None:
         deadline = time.monotonic() + TURN_TIMEOUT

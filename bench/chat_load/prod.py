@@ -49,6 +49,7 @@ from bench.chat_load.__main__ import (
 )
 from bench.chat_load.clients import Chat, RestChat, WsChat
 from bench.chat_load.load import Phase, run_phase, settle, summarise
+from bench.ws import TRUSTED_PROXY_ENV
 from bot.launcher import (
     ProdPorts,
     Stack,
@@ -75,6 +76,7 @@ PROD_ENV = {
     "SURVEY_FATIGUE_DAYS": "0",
     "RATE_LIMIT_MESSAGES": "1000",
     "LOG_FORMAT": "json",
+    **TRUSTED_PROXY_ENV,  # per-address limits on (issue #22); each simulated customer its address
 }
 THINK = (5.0, 15.0)
 
@@ -175,7 +177,7 @@ def measure_embedded(args: argparse.Namespace) -> dict[str, Any]:
     database_url = fresh_database()
     pairs = order_pairs()
     env = {"DATABASE_URL": database_url, "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
-           "SURVEY_FATIGUE_DAYS": "0", "RATE_LIMIT_MESSAGES": "1000"}  # fmt: skip
+           "SURVEY_FATIGUE_DAYS": "0", "RATE_LIMIT_MESSAGES": "1000", **TRUSTED_PROXY_ENV}  # fmt: skip
     say("starting the embedded default …")
     with running(PORTS, env=env, log_dir=LOGS) as stack:
         paths = {

@@ -21,6 +21,7 @@ import aiohttp
 from bench.conversations.runner import Result, Runner
 from bench.conversations.spec import HELDOUT, load
 from bench.host import machine, python, say
+from bench.ws import TRUSTED_PROXY_ENV
 from bot.config import Settings
 from bot.launcher import MODEL, StackPorts, free_port, running
 from bot.storage.db import create_engine, create_session_factory
@@ -138,7 +139,8 @@ def main() -> int:
             database_url = f"sqlite+aiosqlite:///{workdir}/bench.db"
             ports = StackPorts(web=free_port(), rasa=free_port(), actions=free_port())
             env = {"DATABASE_URL": database_url,
-                   "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook"}  # fmt: skip
+                   "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
+                   **TRUSTED_PROXY_ENV}  # per-address limits on, each conversation its address  # fmt: skip
             for command in (["migrate"], ["staff", "demo"]):
                 subprocess.run([python(), "-m", "bot", *command], env={**__import__("os").environ, **env},
                                check=True, stdout=subprocess.DEVNULL)  # fmt: skip

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.conversations.spec import Conversation, pattern, substitute
-from bench.ws import CLOSED, read_frames
+from bench.ws import CLOSED, read_frames, simulated_client
 from bot.domain import shop_events
 from bot.domain.identity import issue_token
 from bot.storage.models import (
@@ -172,6 +172,7 @@ class Runner:
         self.run_tag = f"{random.randrange(16**4):04x}"
         self.used_numbers: set[str] = set()
         self.staff_csrf: str | None = None
+        self.client: dict[str, str] = {}  # X-Forwarded-For of the conversation being run
 
     # ---- setup ---------------------------------------------------------------------------
 
@@ -326,6 +327,7 @@ class Runner:
         return result
 
     async def _run(self, conversation: Conversation, result: Result) -> None:
+        self.client = simulated_client()  # this customer's address (per-address limits on)
         raw = conversation.raw
         now = datetime.now(timezone.utc)
         values: dict[str, str] = {"run": self.run_tag}
@@ -392,7 +394,7 @@ class Runner:
                     )
                     if chat is not None:
                         await chat.close()
-                    ws = await self.http.ws_connect(f"{self.base_url}/ws")
+                    ws = await self.http.ws_connect(f"{self.base_url}/ws", headers=self.client)
                     chat = Chat(ws)
                     await chat.hello(identity, resume_token)
                     replies = await chat.collect(until_typing_off=False, quiet=1.5, limit=6)

@@ -60,6 +60,7 @@ from bench.handoff_latency.measure import (
 )
 from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
+from bench.ws import TRUSTED_PROXY_ENV, simulated_client
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "handoff_latency"
@@ -150,6 +151,7 @@ def start_web(database_url: str) -> subprocess.Popen[bytes]:
         "WEB_PORT": str(WEB_PORT),
         "RASA_URL": RASA_URL,
         "RATE_LIMIT_MESSAGES": "100000",
+        **TRUSTED_PROXY_ENV,  # per-address limits on (issue #22); each customer its address
     }
     with WEB_LOG.open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
@@ -195,7 +197,9 @@ async def wait_healthy(http: aiohttp.ClientSession, process: subprocess.Popen[by
 async def open_customer(http: aiohttp.ClientSession) -> tuple[FrameSocket, str]:
     """A widget tab: hello, session, one message answered by the system's "try again"
     (Rasa is absent). Returns the socket and the message's client id."""
-    ws = await asyncio.wait_for(http.ws_connect(f"ws://{HOST}:{WEB_PORT}/ws"), SETUP_TIMEOUT)
+    ws = await asyncio.wait_for(
+        http.ws_connect(f"ws://{HOST}:{WEB_PORT}/ws", headers=simulated_client()), SETUP_TIMEOUT
+    )
     sock = FrameSocket(ws)
     deadline = time.perf_counter() + SETUP_TIMEOUT
     await sock.send({"type": "hello", "token": None})

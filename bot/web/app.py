@@ -15,6 +15,7 @@ from bot.storage.db import create_engine, create_session_factory
 from bot.web.api import create_api
 from bot.web.background import background_tasks
 from bot.web.chat import chat_socket
+from bot.web.client_limits import client_limits_ctx
 from bot.web.console import create_console
 from bot.web.dashboard import create_dashboard, dashboard_home_redirect
 from bot.web.demo_shop import create_demo_shop
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_no_demo_staff_in_production)
     app.cleanup_ctx.append(_rasa_client)
+    app.cleanup_ctx.append(client_limits_ctx)  # per-address chat limits (issue #22)
     app.cleanup_ctx.append(language_detector_ctx)  # bot/web/language.py: built once, ~1 s
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles

@@ -29,6 +29,13 @@ from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, ConversationStatus, Message, MessageSender
 from bot.web import language
 from bot.web.auth import is_same_origin
+from bot.web.client_limits import (
+    CLIENT_LIMITS,
+    CONVERSATIONS,
+    SOCKETS,
+    TOO_MANY_CONVERSATIONS,
+    TOO_MANY_SOCKETS,
+)
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
 from bot.web.rasa_client import BotReply, RasaUnavailable
@@ -137,6 +144,12 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
             text=json.dumps(_error("forbidden_origin", "This site may not open the chat.")),
             content_type="application/json",
         )
+    limits = request.app[CLIENT_LIMITS]  # per client address (issue #22)
+    if not await limits.allow(SOCKETS, limits.address(request)):
+        raise web.HTTPTooManyRequests(
+            text=json.dumps(_error("rate_limited", TOO_MANY_SOCKETS)),
+            content_type="application/json",
+        )
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     connection = Connection(request, ws)
@@ -186,6 +199,10 @@ async def _handle(connection: Connection, raw: str) -> None:
         await ws.send_json(_error("bad_request", "Unknown message type."))
 
 
+class _LimitReached(Exception):
+    """The client's address may not start another conversation now."""
+
+
 async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     app = connection.request.app
     claims = None
@@ -199,10 +216,20 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
         claims = check.claims
         if check.problem is not None:
             await connection.ws.send_json(_error("identity_refused", check.message))
-    async with app[SESSIONS]() as session, session.begin():
-        chat = await conversations.start_or_resume(
-            session, token if isinstance(token, str) else None, claims
-        )
+    limits = app[CLIENT_LIMITS]
+    try:
+        async with app[SESSIONS]() as session, session.begin():
+            chat = await conversations.start_or_resume(
+                session, token if isinstance(token, str) else None, claims
+            )
+            # A new conversation (a new resume token) counts against the client's address;
+            # past the limit it is rolled back (issue #22).
+            new = chat.token != token
+            if new and not await limits.allow(CONVERSATIONS, limits.address(connection.request)):
+                raise _LimitReached
+    except _LimitReached:
+        await connection.ws.send_json(_error("rate_limited", TOO_MANY_CONVERSATIONS))
+        return
     if chat.identity_problem is not None:  # a single-use token used again
         await connection.ws.send_json(
             _error("identity_refused", problem_message(chat.identity_problem))
