@@ -91,8 +91,8 @@ class Settings:
     widget_secret: str = DEV_WIDGET_SECRET
     # Identity tokens living longer than this (exp - iat, or exp - now without iat) are refused.
     identity_max_lifetime_seconds: int = 86400
-    # Told to customers when no agent is online.
-    support_hours: str = "Monday to Friday, 9:00 to 17:00"
+    # Told to customers when no agent is online; say the time zone (issue #20).
+    support_hours: str = "Monday to Friday, 9:00 to 17:00 (Central European Time)"
     # Told to a customer who could not be verified or cannot wait for a person (issue #17).
     support_email: str = "support@example.com"
     # A waiting escalation older than this is shown one priority level higher.
@@ -125,6 +125,9 @@ class Settings:
     # Insight before/after: both windows are at least this many days; "too early to tell"
     # until that long after applying (docs/dashboard.md).
     insight_min_window_days: int = 14
+    # Support operations page: a resolution later than this breaks the SLA (the first-reply
+    # SLA is ESCALATION_AGING_MINUTES, when the console calls a waiting chat "Overdue").
+    support_sla_resolution_hours: int = 24
     # Message texts older than this are blanked by `python -m bot purge-transcripts`.
     transcript_retention_days: int = 365
     # Shop events webhook (POST /api/events): HMAC-SHA256 secret shared with the shop.
@@ -235,7 +238,7 @@ class Settings:
             widget_secret=widget_secret,
             identity_max_lifetime_seconds=_env_int("IDENTITY_MAX_LIFETIME_SECONDS", 86400),
             rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
-            support_hours=os.environ.get("SUPPORT_HOURS", "Monday to Friday, 9:00 to 17:00"),
+            support_hours=os.environ.get("SUPPORT_HOURS", cls.support_hours),
             support_email=os.environ.get("SUPPORT_EMAIL", "support@example.com"),
             escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
             claim_idle_minutes=_env_int("CLAIM_IDLE_MINUTES", 15),
@@ -250,6 +253,7 @@ class Settings:
             pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
             dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
             insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
+            support_sla_resolution_hours=_env_int("SUPPORT_SLA_RESOLUTION_HOURS", 24),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,
             events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),

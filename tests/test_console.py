@@ -109,6 +109,12 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
     ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     headers = {"X-CSRF-Token": me["csrf_token"]}
     await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
+    # The waiting customer is told who joined (issue #20), not only one back with the bot.
+    joined = await ws.receive_json(timeout=5)
+    assert (joined["sender"], joined["text"]) == (
+        "system",
+        "Sam (support) from our team has joined the chat and will reply here.",
+    )
 
     sent = await client.post(
         f"/console/api/conversations/{conversation_id}/messages",
@@ -152,7 +158,7 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         senders = [
             m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
         ]
-    assert senders == ["customer", "bot", "agent", "customer", "system", "bot"]
+    assert senders == ["customer", "bot", "system", "agent", "customer", "system", "bot"]
     await ws.close()
 
 

@@ -53,6 +53,16 @@ async def _post(client: TestClient, me: dict[str, Any], path: str, body: Any = N
     )
 
 
+async def _notes(ws: Any, count: int) -> list[str]:
+    """The texts of the next `count` system messages the customer's widget gets."""
+    texts: list[str] = []
+    while len(texts) < count:
+        frame = await ws.receive_json(timeout=5)
+        if frame.get("type") == "message" and frame.get("sender") == "system":
+            texts.append(frame["text"])
+    return texts
+
+
 async def _error(response: Any) -> tuple[int, str, str]:
     error = (await response.json())["error"]
     return response.status, error["code"], error["message"]
@@ -111,6 +121,11 @@ async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
         client, me, f"{escalation}/transfer", {"staff_user_id": ids["alex"], "force": True}
     )
     assert (await forced.json())["claimed_by"]["display_name"] == "Alex (support)"
+    # The customer is told who has the chat at each change of hands.
+    assert await _notes(customer, 2) == [
+        "Sam (support) from our team has joined the chat and will reply here.",
+        "Alex (support) from our team has joined the chat and will reply here.",
+    ]
 
     stuck = await _post(client, me, f"{escalation}/resolve")
     assert await _error(stuck) == (
@@ -121,6 +136,9 @@ async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
     taken = await _post(client, me, f"{escalation}/takeover")
     assert taken.status == 200
     assert (await taken.json())["claimed_by"]["display_name"] == "Sam (support)"
+    assert await _notes(customer, 1) == [
+        "Sam (support) from our team has joined the chat and will reply here."
+    ]
     reply = await _post(client, me, f"/conversations/{conversation_id}/messages", {"text": "Back!"})
     assert reply.status == 201
 

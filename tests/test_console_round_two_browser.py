@@ -173,6 +173,14 @@ def test_console_round_two(live: LiveApp, browser: Any) -> None:
     alex.get_by_role("button", name="Take over").click()
     alex.locator("#conv-state", has_text="Claimed by you").wait_for(timeout=15_000)
     assert alex.get_by_label("Message").is_enabled()
+    # The customer is told at each change of hands who has the chat now.
+    customer.locator(".msg--system", has_text="Alex from our team has joined").wait_for(
+        timeout=15_000
+    )
+    assert [
+        text.split(" from our team")[0]
+        for text in customer.locator(".msg--system", has_text="has joined").all_inner_texts()
+    ] == ["Sam", "Ada", "Alex"]
     alex.get_by_role("button", name="Release to queue").click()
     alex.locator("#conv-state", has_text="Waiting for an agent").wait_for(timeout=15_000)
 

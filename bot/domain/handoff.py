@@ -241,16 +241,6 @@ def joined_note(staff: StaffUser) -> str:
     return texts.render("utter_handoff_agent_joined", agent=staff.display_name)
 
 
-async def bot_has_chat(session: AsyncSession, escalation_id: int) -> bool:
-    """Whether the customer of this escalation is talking to the bot (back with the bot, or
-    a request queued while the bot helps): a claim must tell them a person joined."""
-    escalation = await session.get(Escalation, escalation_id)
-    if escalation is None or escalation.conversation_id is None:
-        return False
-    conversation = await session.get(Conversation, escalation.conversation_id)
-    return conversation is not None and conversation.status is ConversationStatus.bot
-
-
 async def claim(session: AsyncSession, escalation_id: int, staff: StaffUser) -> Escalation:
     await _escalation(session, escalation_id)
     now = utcnow()

@@ -18,7 +18,14 @@ from sqlalchemy import select
 
 from bot.domain import handoff, inbox, safe_json
 from bot.domain.errors import NotFound
-from bot.storage.models import Conversation, Customer, MessageSender, Order, StaffRole
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    MessageSender,
+    Order,
+    StaffRole,
+    StaffUser,
+)
 from bot.web.auth import (
     auth_middleware,
     current_staff,
@@ -115,22 +122,30 @@ async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str
     return body
 
 
-@require_roles(*AGENTS)
-async def api_claim(request: web.Request) -> web.Response:
-    staff = current_staff(request)
-    async with request.config_dict[SESSIONS]() as session, session.begin():
-        escalation_id = _int(request, "escalation_id")
-        with_bot = await handoff.bot_has_chat(session, escalation_id)
-        escalation = await handoff.claim(session, escalation_id, staff)
-    await pause_bot(request.config_dict, escalation.conversation_id)
-    if with_bot and escalation.conversation_id:
-        # The customer was talking to the bot (issue #17): a person takes over from here.
+async def _tell_who_joined(request: web.Request, escalation: Any) -> None:
+    """Tell the customer which person now has the chat (SPEC §5): on a claim, whether they
+    were waiting or talking to the bot (issue #17), and on a transfer, take-over or
+    reopen (issue #20), so they know who answers."""
+    if escalation.conversation_id is None or escalation.claimed_by_id is None:
+        return
+    async with request.config_dict[SESSIONS]() as session:
+        holder = await session.get(StaffUser, escalation.claimed_by_id)
+    if holder is not None:
         await push(
             request.config_dict,
             escalation.conversation_id,
             MessageSender.system,
-            handoff.joined_note(staff),
+            handoff.joined_note(holder),
         )
+
+
+@require_roles(*AGENTS)
+async def api_claim(request: web.Request) -> web.Response:
+    staff = current_staff(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        escalation = await handoff.claim(session, _int(request, "escalation_id"), staff)
+    await pause_bot(request.config_dict, escalation.conversation_id)
+    await _tell_who_joined(request, escalation)
     return web.json_response(await _escalation_changed(request, escalation))
 
 
@@ -149,6 +164,7 @@ async def api_transfer(request: web.Request) -> web.Response:
             force=data.get("force") is True,
         )
     await pause_bot(request.config_dict, escalation.conversation_id)
+    await _tell_who_joined(request, escalation)
     return web.json_response(await _escalation_changed(request, escalation))
 
 
@@ -174,6 +190,7 @@ async def api_take_over(request: web.Request) -> web.Response:
             idle_minutes=request.config_dict[SETTINGS].claim_idle_minutes,
         )
     await pause_bot(request.config_dict, escalation.conversation_id)
+    await _tell_who_joined(request, escalation)
     return web.json_response(await _escalation_changed(request, escalation))
 
 
@@ -184,6 +201,7 @@ async def api_reopen(request: web.Request) -> web.Response:
             session, _int(request, "escalation_id"), current_staff(request)
         )
     await pause_bot(request.config_dict, escalation.conversation_id)
+    await _tell_who_joined(request, escalation)
     return web.json_response(await _escalation_changed(request, escalation))
 
 
