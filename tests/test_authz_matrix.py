@@ -164,6 +164,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     # CX dashboard API (issue #6).
     ("GET", "/api/metrics"): api(*DASHBOARD),
     ("GET", "/api/labels"): api(*DASHBOARD),
+    ("GET", "/api/support"): api(*DASHBOARD),
     ("GET", "/api/journey"): api(*DASHBOARD),
     ("GET", "/api/feedback"): api(*DASHBOARD),
     ("GET", "/api/export"): api(*DASHBOARD),
@@ -187,6 +188,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/dashboard/journey"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/explorer"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/transcript"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/support"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/loyalty"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/insights"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/static"): public(),

@@ -21,6 +21,7 @@ from tests.axe_helper import axe_violations
 from tests.dashboard_data import at, seed
 from tests.live_app import Sessions, serve_app
 from tests.loyalty_data import seed_loyalty
+from tests.support_ops_data import seed_support_ops
 
 pytestmark = pytest.mark.browser
 
@@ -61,6 +62,18 @@ async def _seed_loyalty(sessions: Sessions) -> None:
 @pytest.fixture(scope="module")
 def loyalty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve_app(tmp_path_factory.mktemp("loyalty21"), seed=_seed_loyalty) as live:
+        yield live.url
+
+
+async def _seed_support(sessions: Sessions) -> None:
+    await seed_support_ops(sessions)
+    async with sessions() as db, db.begin():
+        await staff.ensure_demo_users(db)
+
+
+@pytest.fixture(scope="module")
+def support_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve_app(tmp_path_factory.mktemp("support21"), seed=_seed_support) as live:
         yield live.url
 
 
@@ -271,5 +284,37 @@ def test_loyalty_bars_carry_their_n_and_too_few(browser: Any, loyalty_server: st
     )
     assert axe_violations(page) == []
     page.screenshot(path="/tmp/dash_loyalty.png", full_page=True)
+    assert errors == []
+    context.close()
+
+
+def test_support_operations_page(browser: Any, support_server: str) -> None:
+    context, page, errors = _page(browser)
+    _sign_in(page, support_server, f"/dashboard/support?{MARCH}")
+    body = _api(page, support_server, f"support?{MARCH}")
+    assert page.locator("#kpi-escalations .kpi__value").text_content() == "5"
+    assert page.locator("#kpi-first-reply .kpi__value").text_content() == "15 min"
+    assert page.locator("#kpi-first-reply .kpi__n").text_content() == (
+        "mean of 3 chats answered; 66.7 % (2 of 3) within 15 min"
+    )
+    assert page.locator("#kpi-resolution .kpi__value").text_content() == "20 h"
+    total = body["total"]["sla_breaches"]
+    assert page.locator("#kpi-breaches .kpi__value").text_content() == str(
+        total["first_reply"] + total["resolution"]
+    )
+    reasons = page.locator("#support-reasons tr[data-key] td:first-child").all_text_contents()
+    assert set(reasons) == {
+        "Customer asked for a person", "Unhappy feedback (follow-up)", "Bot did not understand",
+    }  # fmt: skip
+    priorities = page.locator("#support-priorities tr[data-key] td:first-child")
+    assert priorities.all_text_contents() == ["High", "Normal", "Low"]
+    alice = page.locator(f"#support-agents tr[data-key='{body['agents'][0]['agent_id']}']")
+    assert alice.locator("td").first.text_content() == "Alice"
+    assert alice.locator("[data-field=reply]").text_content() == "7.5 min (n 2)"
+    assert alice.locator("[data-field=csat]").text_content() == "too few (n 2)"
+    assert alice.locator("[data-field=ces]").text_content() == "too few (n 1)"
+    assert page.locator(".topbar__nav a[aria-current=page]").text_content() == "Support"
+    assert axe_violations(page) == []
+    page.screenshot(path="/tmp/dash_support.png", full_page=True)
     assert errors == []
     context.close()

@@ -13,7 +13,14 @@ from typing import Any
 from bot.domain.analysis import THEME_KEYWORDS
 from bot.domain.feedback_query import UNKNOWN_SOURCE, UNSOLICITED
 from bot.domain.support import SUPPORT_FLOWS
-from bot.storage.models import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
+from bot.storage.models import (
+    AcquisitionSource,
+    Channel,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    Stage,
+)
 
 STAGES = {
     Stage.discovery.value: "Discovery",
@@ -92,6 +99,14 @@ FLOWS = {
     "cancel_subscription": "cancelling a subscription",
     "offer_human": "an offer to talk to a person",
 }
+REASONS = {
+    EscalationReason.customer_request.value: "Customer asked for a person",
+    EscalationReason.negative_feedback.value: "Unhappy feedback (follow-up)",
+    EscalationReason.fallback.value: "Bot did not understand",
+    EscalationReason.bot_failure.value: "Bot failure",
+}
+# Escalation priorities as stored (bot/domain/escalations.PRIORITY; +1 when overdue).
+PRIORITIES = {"1": "Low", "2": "Normal", "3": "High", "4": "Urgent"}
 SENTIMENTS = {"positive": "Positive", "neutral": "Neutral", "negative": "Negative"}
 PARTIAL = {
     "not_over": "not over yet",
@@ -110,6 +125,8 @@ GROUPS: dict[str, dict[str, str]] = {
     "flow": FLOWS,
     "sentiment": SENTIMENTS,
     "partial": PARTIAL,
+    "reason": REASONS,
+    "priority": PRIORITIES,
 }
 
 
@@ -141,5 +158,6 @@ def check_complete() -> list[str]:
         "acquisition": [s.value for s in AcquisitionSource] + [UNKNOWN_SOURCE],
         "theme": list(THEME_KEYWORDS),
         "flow": sorted(SUPPORT_FLOWS),
+        "reason": [r.value for r in EscalationReason],
     }
     return [f"{g}:{k}" for g, keys in expected.items() for k in keys if k not in GROUPS[g]]

@@ -20,7 +20,7 @@ from bot.web.auth import LOGIN_PAGE_PATH, NO_STORE, forbidden_response, load_sta
 
 PAGES = Path(__file__).parent / "static" / "dashboard"
 DASHBOARD_ROLES = frozenset({StaffRole.cx_manager, StaffRole.admin})
-VIEWS = ("", "breakdowns", "journey", "explorer", "transcript")
+VIEWS = ("", "breakdowns", "journey", "explorer", "transcript", "support")
 
 
 @web.middleware

@@ -19,10 +19,10 @@ from multidict import MultiMapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import feedback_query, journey, labels, metrics
+from bot.domain import feedback_query, journey, labels, metrics, support_ops
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
-from bot.storage.models import Conversation, Message, StaffRole
+from bot.storage.models import Conversation, Message, StaffRole, utcnow
 from bot.web.api.auth import require_api_roles
 from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS, SETTINGS
@@ -296,6 +296,25 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 
 @require_api_roles(*DASHBOARD_ROLES)
+async def get_support(request: web.Request) -> web.Response:
+    """Support operations of the escalations opened in the range (bot/domain/support_ops.py)."""
+    for name in request.query:
+        if name not in ("from", "to", "tz"):
+            raise InvalidInput(f"Unknown query parameter '{name}'.")
+        if len(request.query.getall(name)) > 1:
+            raise InvalidInput(f"'{name}' may be given only once.")
+    date_range = feedback_query.parse_filter(request.query).range
+    settings = request.config_dict[SETTINGS]
+    rules = support_ops.SlaRules(
+        first_reply_minutes=settings.escalation_aging_minutes,
+        resolution_hours=settings.support_sla_resolution_hours,
+    )
+    async with request.config_dict[SESSIONS]() as db:
+        found = await support_ops.support_operations(db, date_range, utcnow(), rules)
+    return web.json_response(found.as_json(min_answers(request)))
+
+
+@require_api_roles(*DASHBOARD_ROLES)
 async def get_labels(request: web.Request) -> web.Response:
     """The human labels of every key the dashboard shows (bot/domain/labels.py)."""
     return web.json_response(labels.as_json(), headers={"Cache-Control": "private, max-age=300"})
@@ -303,6 +322,7 @@ async def get_labels(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/labels", get_labels)
+    app.router.add_get("/support", get_support)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/journey", get_journey)
     app.router.add_get("/feedback", get_feedback)
@@ -423,7 +443,42 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 _GROUP = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "string"}, "previous": _ref("Metrics")}}]}  # fmt: skip
 _TREND_POINT = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"start": {"type": "string", "format": "date"}, "partial": {"type": ["string", "null"], "enum": [*metrics.PARTIAL_REASONS, None], "description": "why the bucket is not a whole one: not over yet (today in `tz`), or cut by the range; null: whole"}}}]}  # fmt: skip
 
+_OPS = {
+    "type": "object",
+    "properties": {
+        "escalations": {"type": "integer"},
+        "first_reply": {"type": "object", "description": "first agent message after the escalation opened", "properties": {
+            "chats": {"type": "integer"}, "replied": {"type": "integer"}, "mean_minutes": _NUMBER_OR_NULL,
+            "within_sla": {"type": "integer"}, "within_sla_percent": _NUMBER_OR_NULL, "within_sla_interval": _INTERVAL_WILSON}},
+        "resolution": {"type": "object", "properties": {
+            "resolved": {"type": "integer"}, "mean_hours": _NUMBER_OR_NULL, "within_sla": {"type": "integer"},
+            "within_sla_percent": _NUMBER_OR_NULL, "within_sla_interval": _INTERVAL_WILSON}},
+        "sla_breaches": {"type": "object", "description": "late, or not done and past the SLA now", "properties": {
+            "first_reply": {"type": "integer"}, "resolution": {"type": "integer"}}},
+    },
+}  # fmt: skip
+
 OPENAPI_PATHS: dict[str, Any] = {
+    "/api/support": {
+        "get": {
+            "summary": "Support operations of the escalations opened in the range: first agent reply, resolution time, SLA breaches, by reason, priority and agent with the agents' support CSAT/CES (cx_manager, admin)",
+            "parameters": [p for p in _filter_params() if p["name"] in ("from", "to", "tz")],
+            "responses": {
+                "200": ok_response("support operations", {"type": "object", "properties": {
+                    "range": _RANGE,
+                    "sla": {"type": "object", "properties": {"first_reply_minutes": {"type": "integer", "description": "ESCALATION_AGING_MINUTES"}, "resolution_hours": {"type": "integer", "description": "SUPPORT_SLA_RESOLUTION_HOURS"}}},
+                    "min_answers": {"type": "integer"},
+                    "total": _OPS,
+                    "by_reason": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {"reason": {"type": "string"}}}]}},
+                    "by_priority": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {"priority": {"type": "integer"}}}]}},
+                    "agents": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {
+                        "agent_id": {"type": "integer"}, "name": {"type": "string"},
+                        "csat": {"type": "object"}, "ces": {"type": "object"}}}]}},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
     "/api/labels": {
         "get": {
             "summary": "Human labels of the keys in the dashboard's answers: stages, channels, kinds, sources, acquisition sources, themes, survey triggers (cx_manager, admin)",

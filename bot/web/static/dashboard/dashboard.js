@@ -537,6 +537,91 @@ async function showExplorer() {
   byId("next-page").onclick = () => go(1);
 }
 
+// ---- support operations ----------------------------------------------------------------------
+function minutesText(value) { return value === null ? "–" : fmt(value) + " min"; }
+function hoursText(value) { return value === null ? "–" : fmt(value) + " h"; }
+function withinText(part, percent, whole) {
+  return whole ? fmt(percent) + " % (" + part + " of " + whole + ")" : "–";
+}
+
+function opsCells(o) {
+  return [
+    [o.escalations, "escalations"],
+    [minutesText(o.first_reply.mean_minutes) + " (n " + o.first_reply.replied + ")", "reply"],
+    [withinText(o.first_reply.within_sla, o.first_reply.within_sla_percent, o.first_reply.replied), "reply_sla"],
+    [hoursText(o.resolution.mean_hours) + " (n " + o.resolution.resolved + ")", "resolution"],
+    [withinText(o.resolution.within_sla, o.resolution.within_sla_percent, o.resolution.resolved), "resolution_sla"],
+    [o.sla_breaches.first_reply + " / " + o.sla_breaches.resolution, "breaches"],
+  ];
+}
+const OPS_HEADINGS = ["Escalations", "First reply, mean", "Replied within SLA", "Resolution, mean", "Resolved within SLA",
+  "SLA breaches (reply / resolution)"];
+
+function opsTable(tableId, first, rows, extra) {
+  const table = byId(tableId);
+  clear(table);
+  const head = el("tr");
+  [first, ...OPS_HEADINGS, ...(extra ? extra.headings : [])].forEach((h, i) => head.append(el("th", i ? "num" : "", h)));
+  table.append(head);
+  rows.forEach(([key, name, o]) => {
+    const tr = el("tr");
+    tr.dataset.key = String(key);
+    tr.append(el("td", "", name));
+    opsCells(o).forEach(([text, field]) => { const td = el("td", "num", text); td.dataset.field = field; tr.append(td); });
+    if (extra) extra.cells(o).forEach((td) => tr.append(td));
+    table.append(tr);
+  });
+  if (!rows.length) {
+    const tr = el("tr");
+    const td = el("td", "muted", "No escalations in these dates.");
+    td.colSpan = 1 + OPS_HEADINGS.length + (extra ? extra.headings.length : 0);
+    tr.append(td);
+    table.append(tr);
+  }
+}
+
+function surveyCell(m, key) {
+  const meta = METRICS[key];
+  const n = meta.n(m), value = meta.value(m);
+  const few = m[key].too_few && value !== null;
+  const td = el("td", "num" + (few ? " is-few" : ""), n ? (few ? "too few" : fmt(value)) + " (n " + n + ")" : "no answers");
+  td.dataset.field = key;
+  return td;
+}
+
+async function showSupport() {
+  const data = await api("support", rangeParams());
+  minAnswers = data.min_answers;
+  const t = data.total;
+  byId("support-legend").textContent = "Escalations opened in these dates. First reply: the first agent message after a chat was " +
+    "escalated; SLA " + data.sla.first_reply_minutes + " minutes (when the console calls a waiting chat overdue). Resolution SLA: " +
+    data.sla.resolution_hours + " hours. A breach is late, or not done and past the SLA now. Means, with n; CSAT and CES come " +
+    "from the survey after the agent resolved the chat (too few below " + minAnswers + " answers).";
+  const box = byId("support-kpis");
+  clear(box);
+  const card = (id, name, value, note) => {
+    const node = el("div", "kpi");
+    node.id = "kpi-" + id;
+    node.append(el("div", "kpi__label", name), el("div", "kpi__value", value), el("div", "kpi__n", note));
+    return node;
+  };
+  box.append(
+    card("escalations", "Escalations", t.escalations, plural(t.first_reply.chats, "chat") + ", " + (t.escalations - t.first_reply.chats) + " without a chat"),
+    card("first-reply", "First agent reply", minutesText(t.first_reply.mean_minutes),
+      "mean of " + plural(t.first_reply.replied, "chat") + " answered; " + withinText(t.first_reply.within_sla, t.first_reply.within_sla_percent, t.first_reply.replied) + " within " + data.sla.first_reply_minutes + " min"),
+    card("resolution", "Resolution time", hoursText(t.resolution.mean_hours),
+      "mean of " + plural(t.resolution.resolved, "resolved escalation") + "; " + withinText(t.resolution.within_sla, t.resolution.within_sla_percent, t.resolution.resolved) + " within " + data.sla.resolution_hours + " h"),
+    card("breaches", "SLA breaches", t.sla_breaches.first_reply + t.sla_breaches.resolution,
+      t.sla_breaches.first_reply + " late first replies, " + t.sla_breaches.resolution + " late resolutions"),
+  );
+  opsTable("support-reasons", "Reason", data.by_reason.map((r) => [r.reason, label("reason", r.reason), r]));
+  opsTable("support-priorities", "Priority", data.by_priority.map((r) => [r.priority, label("priority", String(r.priority)), r]));
+  opsTable("support-agents", "Agent", data.agents.map((a) => [a.agent_id, a.name, a]), {
+    headings: ["Support CSAT %", "Support CES"],
+    cells: (a) => [surveyCell(a, "csat"), surveyCell(a, "ces")],
+  });
+}
+
 // ---- transcript --------------------------------------------------------------------------------
 async function showTranscript() {
   const id = params.get("conversation") || "";
@@ -552,7 +637,7 @@ async function showTranscript() {
 }
 
 // ---- boot ----------------------------------------------------------------------------------------
-const VIEWS = { "": ["overview", showOverview], breakdowns: ["breakdowns", showBreakdowns], journey: ["journey", showJourney], explorer: ["explorer", showExplorer], transcript: ["transcript", showTranscript] };
+const VIEWS = { "": ["overview", showOverview], breakdowns: ["breakdowns", showBreakdowns], journey: ["journey", showJourney], explorer: ["explorer", showExplorer], transcript: ["transcript", showTranscript], support: ["support", showSupport] };
 
 function fail(error) { status(error.message || String(error), "error"); }
 
