@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import report_loyalty
+from bot import report_loyalty, report_support
 from bot.cli_support import fail, run_db_command
 from bot.config import Settings
 from bot.domain import metrics
@@ -136,6 +136,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         async with sessions() as session:
             overview, breakdowns = await build_report(session, FeedbackFilter(date_range))
             extra = await report_loyalty.section(session, date_range, args.format)  # issue #10
+            extra += await report_support.section(session, date_range, args.format, settings)
         render = render_markdown if args.format == "md" else render_csv
         sys.stdout.write(render(overview, breakdowns) + extra)
         return 0

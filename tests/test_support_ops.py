@@ -116,3 +116,24 @@ async def test_support_api_over_http(
     bad = await client.get("/api/support?from=2026-03-01&stage=use")
     assert bad.status == 422
     assert "'stage'" in (await bad.json())["error"]["message"]
+
+
+async def test_report_section_markdown_and_csv(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    from bot import report_support
+    from bot.config import Settings
+
+    await seed_support_ops(session_factory)
+    async with session_factory() as db:
+        md = await report_support.section(db, MARCH, "md", Settings(), NOW)
+        rows = await report_support.section(db, MARCH, "csv", Settings(), NOW)
+    assert "## Support operations" in md
+    assert "| all escalations | 5 | 15.0 | 3 | 66.7 | 20.0 | 4 | 50.0 | 2 | 2 | – | – |" in md
+    assert "| agent: Alice | 2 | 7.5 | 2 | 100.0 | 1.5 | 2 | 100.0 | 0 | 0 | 100.0 | 2.0 |" in md
+    assert (
+        "| reason: Bot did not understand | 1 | 10.0 | 1 | 100.0 | 1.0 | 1 | 100.0 | 0 | 0 |" in md
+    )
+    lines = rows.splitlines()
+    assert lines[1] == "support_total,all escalations,5,15.0,3,66.7,20.0,4,50.0,2,2,,"
+    assert lines[-1] == "support_agent,Bob,2,30.0,1,0.0,38.5,2,0.0,1,2,0.0,6.0"
