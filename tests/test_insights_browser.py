@@ -138,7 +138,7 @@ def test_insight_from_a_pitfall_is_applied_and_shows_before_and_after(
     errors = _watch_errors(page)
     _sign_in(page, server, f"/dashboard/insights?{RANGE}")
 
-    pitfall = page.locator("#insight-pitfall option", has_text="support — CSAT 33.3 %")
+    pitfall = page.locator("#insight-pitfall option", has_text="Support — CSAT 33.3 %")
     assert pitfall.count() == 1
     page.select_option("#insight-pitfall", value=pitfall.get_attribute("value"))
     page.fill("#insight-title", "Support answers too slowly")

@@ -1,5 +1,6 @@
 /* Insight board: /api/insights (board, create, status), /api/journey (pitfalls to start from). */
 import { api, byId, clear, drawChart, el, fail, fmt, isoDay, params, plural, rangeParams, setupPage, status } from "./cx-pages.js";
+import { label, loadLabels } from "./labels.js";
 
 const THEMES = ["delivery", "product_quality", "price", "support", "website", "billing", "returns", "subscription"];
 const COLUMNS = [
@@ -10,7 +11,7 @@ const METRIC_LABEL = { csat: "CSAT", nps: "NPS", dropoff: "drop-off" };
 let pitfalls = [];
 
 function pitfallLabel(p) {
-  const where = p.stage + (p.channel ? " · " + p.channel : "");
+  const where = label("stage", p.stage) + (p.channel ? " · " + label("channel", p.channel) : "");
   const unit = p.metric === "nps" ? "" : " %";
   return where + " — " + METRIC_LABEL[p.metric] + " " + p.value + unit + " (threshold " + p.threshold + unit + ")";
 }
@@ -69,8 +70,17 @@ async function create(event) {
   } catch (error) { fail(error); }
 }
 
+// Criteria are explorer filters: [title, label group of the value].
+const CRITERIA = {
+  stage: ["Stage", "stage"], channel: ["Channel", "channel"], kind: ["Kind", "kind"], theme: ["Theme", "theme"],
+  sentiment: ["Sentiment", "sentiment"], trigger: ["Survey", "trigger"], acquisition: ["Acquisition", "acquisition"],
+  source: ["Source", "source"], score_min: ["Score at least"], score_max: ["Score at most"], product: ["Product"], q: ["Words"],
+};
 function criteriaText(criteria) {
-  const parts = Object.entries(criteria).map(([k, v]) => k + ": " + v);
+  const parts = Object.entries(criteria).map(([k, v]) => {
+    const [title, group] = CRITERIA[k] || [k];
+    return title + ": " + String(v).split(",").map((x) => (group ? label(group, x) : x)).join(", ");
+  });
   return parts.length ? parts.join(", ") : "no matching criteria";
 }
 
@@ -255,7 +265,8 @@ async function showBoard() {
 async function boot() {
   setupPage("insights", 90);
   const themes = byId("insight-theme");
-  THEMES.forEach((t) => { const o = el("option", "", t); o.value = t; themes.append(o); });
+  await loadLabels();
+  THEMES.forEach((t) => { const o = el("option", "", label("theme", t)); o.value = t; themes.append(o); });
   if (params.get("theme")) { byId("insight-origin").value = "theme"; themes.value = params.get("theme"); }
   if (params.get("origin") === "pitfall") byId("insight-origin").value = "pitfall";  // from the journey map
   if (params.get("origin") === "feedback") {  // from the rows picked in the comment explorer
