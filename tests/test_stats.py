@@ -49,7 +49,9 @@ def test_nps_interval(
 def test_two_proportion_test() -> None:
     found = stats.two_proportion_test(40, 100, 25, 100)
     assert (found.z, found.p_value, found.significant()) == (-2.265, 0.0235, True)
-    assert round(found.z**2, 2) == 5.13  # prop.test's chi-squared (5.128), from z to 3 places
+    assert (
+        found.z is not None and round(found.z**2, 2) == 5.13
+    )  # prop.test's chi-squared (5.128), from z to 3 places
     small = stats.two_proportion_test(4, 4, 1, 4)
     assert (small.z, small.p_value) == (-2.191, 0.0285)
     assert stats.two_proportion_test(3, 10, 3, 10).p_value == 1.0
