@@ -161,6 +161,9 @@ class Settings:
     client_websockets: int = 50
     client_limit_window_seconds: int = 600
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    # Two-factor sign-in (TOTP) for staff: "optional" (each sets it up for themselves) or
+    # "required" (admins cannot sign in without it; bot/domain/two_factor.py).
+    staff_2fa: str = "optional"
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -176,6 +179,8 @@ class Settings:
             raise ConfigError("OPS_PORT must differ from WEB_PORT (it is the internal port)")
         if self.staff_idle_minutes < 1:
             raise ConfigError("STAFF_IDLE_MINUTES must be at least 1")
+        if self.staff_2fa not in ("optional", "required"):
+            raise ConfigError(f"STAFF_2FA must be optional or required, got {self.staff_2fa!r}")
         if self.client_limit_window_seconds < 1:
             raise ConfigError("CLIENT_LIMIT_WINDOW_SECONDS must be at least 1")
         for proxy in self.trusted_proxies:
@@ -271,6 +276,7 @@ class Settings:
             client_new_conversations=_env_int("CLIENT_NEW_CONVERSATIONS", 20),
             client_websockets=_env_int("CLIENT_WEBSOCKETS", 50),
             client_limit_window_seconds=_env_int("CLIENT_LIMIT_WINDOW_SECONDS", 600),
+            staff_2fa=os.environ.get("STAFF_2FA", "optional"),
             trusted_proxies=tuple(
                 p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()
             ),

@@ -123,6 +123,13 @@ ACCESS: dict[tuple[str, str], Access] = {
     # One's own sessions: see them, end one (issue #22).
     ("GET", "/console/api/sessions"): console(*STAFF),
     ("DELETE", "/console/api/sessions/{session_key}"): console(*STAFF, ok=404),
+    # One's own two-factor sign-in (issue #22): nothing to confirm or turn off yet (409).
+    ("GET", "/console/api/2fa"): console(*STAFF),
+    ("POST", "/console/api/2fa/setup"): console(*STAFF),
+    ("POST", "/console/api/2fa/confirm"): Access(
+        "console", frozenset(STAFF), frozenset({409, 422})
+    ),
+    ("POST", "/console/api/2fa/disable"): console(*STAFF, ok=409),
     ("GET", "/console/static"): public(),
     # CX managers see the queue, conversations and history read-only (issue #20).
     ("GET", "/console/"): console(*STAFF, page=True),

@@ -5,20 +5,22 @@ own sessions. (What agents may read: tests/test_staff_access.py.)"""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import pyotp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from bot.config import ConfigError, Settings
 from bot.domain import staff
-from bot.storage.models import AuditLog, StaffRole, StaffSession, utcnow
+from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
 from bot.web.app import create_app
 from bot.web.security import PERMISSIONS_POLICY, SERVER_NAME
 from bot.web.server import HardenedAppRunner, start_sites
@@ -313,9 +315,12 @@ async def test_staff_see_and_end_their_own_sessions(client: Client, session_fact
     assert (await client.delete(f"/console/api/sessions/{other}")).status == 403  # CSRF
 
     assert (await client.delete(f"/console/api/sessions/{other}", headers=csrf)).status == 204
-    async with aiohttp.ClientSession(cookies={"console_session": laptop.value}) as laptop_tab:
-        async with laptop_tab.get(client.make_url("/console/api/me")) as gone:
-            assert gone.status == 401  # the laptop is signed out
+    laptop_cookies = {"console_session": laptop.value}
+    async with (
+        aiohttp.ClientSession(cookies=laptop_cookies) as laptop_tab,
+        laptop_tab.get(client.make_url("/console/api/me")) as gone,
+    ):
+        assert gone.status == 401  # the laptop is signed out
     listed = await (await client.get("/console/api/sessions")).json()
     assert [s["current"] for s in listed["sessions"]] == [True]
 
@@ -325,3 +330,131 @@ async def test_staff_see_and_end_their_own_sessions(client: Client, session_fact
     assert (await client.get("/console/api/me")).status == 401
     async with session_factory() as db:
         assert len((await db.scalars(select(StaffSession))).all()) == 1  # the admin's
+
+
+# ---- optional TOTP two-factor sign-in -------------------------------------------------------
+
+
+async def _minutes_later(sessions: Any) -> None:
+    """As if the codes used so far were minutes old (instead of waiting for new steps)."""
+    async with sessions() as db, db.begin():
+        await db.execute(update(StaffUser).values(totp_last_step=1))
+
+
+def _code(secret: str, offset_steps: int = 0) -> str:
+    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
+
+
+async def _login(client: Client, role: StaffRole, code: str | None = None) -> Any:
+    body: dict[str, Any] = {"email": f"{role.value}@example.com", "password": PASSWORD}
+    if code is not None:
+        body["code"] = code
+    return await client.post(
+        "/console/api/login", json=body, headers={"X-Requested-With": "console"}
+    )
+
+
+async def _turn_on_two_factor(client: Client, role: StaffRole) -> str:
+    csrf = await sign_in(client, role)
+    assert await (await client.get("/console/api/2fa")).json() == {
+        "enabled": False,
+        "pending": False,
+        "required": False,
+    }
+    setup = await (await client.post("/console/api/2fa/setup", headers=csrf)).json()
+    secret: str = setup["secret"]
+    assert setup["otpauth_uri"].startswith("otpauth://totp/")
+    assert f"secret={secret}" in setup["otpauth_uri"]
+    wrong = await client.post("/console/api/2fa/confirm", json={"code": "000000"}, headers=csrf)
+    assert wrong.status == 422
+    confirmed = await client.post(
+        "/console/api/2fa/confirm", json={"code": _code(secret)}, headers=csrf
+    )
+    assert confirmed.status == 200, await confirmed.text()
+    assert (await confirmed.json())["enabled"] is True
+    client.session.cookie_jar.clear()
+    return secret
+
+
+async def test_two_factor_sign_in_needs_a_fresh_code(client: Client, session_factory: Any) -> None:
+    await create_staff(session_factory)
+    secret = await _turn_on_two_factor(client, StaffRole.agent)
+
+    missing = await _login(client, StaffRole.agent)
+    assert missing.status == 401
+    assert (await missing.json())["error"]["code"] == "totp_required"
+    assert "console_session" not in missing.cookies
+    wrong = await _login(
+        client, StaffRole.agent, "123456" if _code(secret) != "123456" else "654321"
+    )
+    assert (wrong.status, (await wrong.json())["error"]["code"]) == (401, "bad_totp")
+    # A wrong password with a right code is still a wrong password.
+    bad_password = await client.post(
+        "/console/api/login",
+        json={"email": "agent@example.com", "password": "wrong-password", "code": _code(secret)},
+        headers={"X-Requested-With": "console"},
+    )
+    assert (await bad_password.json())["error"]["code"] == "bad_credentials"
+
+    # The set-up used this step's code: the next step's (allowed drift) signs in.
+    code = _code(secret, 1)
+    signed_in = await _login(client, StaffRole.agent, code)
+    assert signed_in.status == 200
+    client.session.cookie_jar.clear()
+    replayed = await _login(client, StaffRole.agent, code)  # the same code again: refused
+    assert (await replayed.json())["error"]["code"] == "bad_totp"
+    # Other accounts are not affected.
+    assert (await _login(client, StaffRole.cx_manager)).status == 200
+
+
+async def test_two_factor_is_turned_off_only_with_a_code(
+    client: Client, session_factory: Any
+) -> None:
+    await create_staff(session_factory)
+    secret = await _turn_on_two_factor(client, StaffRole.agent)
+    response = await _login(client, StaffRole.agent, _code(secret, 1))
+    csrf = {"X-CSRF-Token": (await response.json())["csrf_token"]}
+    refused = await client.post("/console/api/2fa/disable", json={"code": "x"}, headers=csrf)
+    assert refused.status == 422
+    used = await client.post(
+        "/console/api/2fa/disable", json={"code": _code(secret, 1)}, headers=csrf
+    )
+    assert used.status == 422  # the sign-in's code is used up
+    await _minutes_later(session_factory)
+    off = await client.post("/console/api/2fa/disable", json={"code": _code(secret)}, headers=csrf)
+    assert off.status == 200 and (await off.json())["enabled"] is False
+    client.session.cookie_jar.clear()
+    assert (await _login(client, StaffRole.agent)).status == 200
+    async with session_factory() as db:
+        actions = list(await db.scalars(select(AuditLog.action)))
+    assert "totp_enabled" in actions and "totp_disabled" in actions
+
+
+async def test_staff_2fa_required_keeps_admins_without_it_out(
+    engine: Any, settings: Settings, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    await create_staff(session_factory)
+    required = replace(settings, rasa_url=rasa[1], staff_2fa="required")
+    async with TestClient(TestServer(create_app(required))) as client:
+        refused = await _login(client, StaffRole.admin)
+        assert refused.status == 403
+        body = await refused.json()
+        assert body["error"]["code"] == "totp_setup_required"
+        assert "STAFF_2FA=optional" in body["error"]["message"]
+        assert (await _login(client, StaffRole.agent)).status == 200  # only admins
+    # Set up while optional, the admin then signs in with a code, and cannot turn it off.
+    async with TestClient(TestServer(create_app(replace(required, staff_2fa="optional")))) as c:
+        secret = await _turn_on_two_factor(c, StaffRole.admin)
+    async with TestClient(TestServer(create_app(required))) as client:
+        response = await _login(client, StaffRole.admin, _code(secret, 1))
+        assert response.status == 200
+        csrf = {"X-CSRF-Token": (await response.json())["csrf_token"]}
+        status = await (await client.get("/console/api/2fa")).json()
+        assert status == {"enabled": True, "pending": False, "required": True}
+        await _minutes_later(session_factory)
+        off = await client.post(
+            "/console/api/2fa/disable", json={"code": _code(secret)}, headers=csrf
+        )
+        assert off.status == 409
+    with pytest.raises(ConfigError, match="STAFF_2FA"):
+        Settings(staff_2fa="yes")

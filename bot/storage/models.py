@@ -446,6 +446,11 @@ class StaffUser(Base):
     # Presence: refreshed while the console is open; "online" = seen in the last minute.
     last_seen_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Optional TOTP two-factor sign-in (issue #22, bot/domain/two_factor.py): the secret
+    # (pending until `totp_enabled_at`) and the last time step accepted (no replays).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
 
 class StaffSession(Base):

@@ -33,11 +33,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
-from bot.domain import safe_json, staff, staff_access
+from bot.domain import safe_json, staff, staff_access, two_factor
 from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
-from bot.web.errors import json_error, read_json
+from bot.web.errors import json_error, read_json, read_json_object
 from bot.web.keys import SESSIONS, SETTINGS
 
 CONSOLE_PREFIX = "/console"
@@ -398,6 +399,14 @@ async def login(request: web.Request) -> web.Response:
             if old_token:
                 clear_session_cookie(response, request)
             return response
+        refusal_response = await _second_factor_refusal(request, db, user, body)
+        if refusal_response is not None:
+            await db.commit()  # the previous session stays ended; a used code stays used
+            if refusal_response.status == 401 and body.get("code"):
+                throttle.failed_login(client, login_email)  # a wrong code counts as a failure
+            if old_token:
+                clear_session_cookie(refusal_response, request)
+            return refusal_response
         token, csrf_token = await staff.start_session(
             db,
             user,
@@ -411,6 +420,81 @@ async def login(request: web.Request) -> web.Response:
     response = web.json_response(staff_json(user, csrf_token), headers=NO_STORE)
     set_session_cookie(response, request, token, staff.SESSION_TTL)
     return response
+
+
+async def _second_factor_refusal(
+    request: web.Request, db: AsyncSession, user: StaffUser, body: dict[str, Any]
+) -> web.Response | None:
+    """Why a sign-in with the right password is not complete (two-factor, issue #22)."""
+    if two_factor.is_enabled(user):
+        code = body.get("code")
+        if code is None or code == "":
+            return json_error(
+                401, "totp_required", "Enter the 6-digit code from your authenticator app."
+            )
+        if not await two_factor.check_code(db, user, code):
+            return json_error(
+                401, "bad_totp", "That code is not right. Enter the 6 digits your app shows now."
+            )
+        return None
+    if two_factor.required_for(user, request.config_dict[SETTINGS].staff_2fa):
+        return json_error(
+            403,
+            "totp_setup_required",
+            "Admins must sign in with a two-factor code here (STAFF_2FA=required) and yours is "
+            "not set up: an operator sets STAFF_2FA=optional while you set it up "
+            "(docs/security.md).",
+        )
+    return None
+
+
+async def _own_user(request: web.Request, db: AsyncSession) -> StaffUser:
+    user = await db.get(StaffUser, current_staff(request).id)
+    if user is None:  # removed since the request began
+        raise web.HTTPUnauthorized(reason="Please sign in.")
+    return user
+
+
+def _two_factor_json(request: web.Request, user: StaffUser) -> dict[str, Any]:
+    return {
+        "enabled": two_factor.is_enabled(user),
+        "pending": user.totp_secret is not None and not two_factor.is_enabled(user),
+        "required": two_factor.required_for(user, request.config_dict[SETTINGS].staff_2fa),
+    }
+
+
+async def two_factor_status(request: web.Request) -> web.Response:
+    async with request.config_dict[SESSIONS]() as db:
+        user = await _own_user(request, db)
+        return web.json_response(_two_factor_json(request, user), headers=NO_STORE)
+
+
+async def two_factor_setup(request: web.Request) -> web.Response:
+    """A new secret for the user's authenticator app (pending until confirmed)."""
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        user = await _own_user(request, db)
+        secret, uri = await two_factor.begin_setup(db, user)
+    return web.json_response({"secret": secret, "otpauth_uri": uri}, headers=NO_STORE)
+
+
+async def two_factor_confirm(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        user = await _own_user(request, db)
+        await two_factor.confirm_setup(db, user, data.get("code"))
+        body = _two_factor_json(request, user)
+    return web.json_response(body, headers=NO_STORE)
+
+
+async def two_factor_disable(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        user = await _own_user(request, db)
+        await two_factor.disable(
+            db, user, data.get("code"), request.config_dict[SETTINGS].staff_2fa
+        )
+        body = _two_factor_json(request, user)
+    return web.json_response(body, headers=NO_STORE)
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -499,3 +583,7 @@ def setup_auth(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/sessions", list_sessions)
     app.router.add_delete("/api/sessions/{session_key}", end_own_session)
+    app.router.add_get("/api/2fa", two_factor_status)
+    app.router.add_post("/api/2fa/setup", two_factor_setup)
+    app.router.add_post("/api/2fa/confirm", two_factor_confirm)
+    app.router.add_post("/api/2fa/disable", two_factor_disable)

@@ -9,6 +9,8 @@
   var form = C.byId("login-form");
   var email = C.byId("email");
   var password = C.byId("password");
+  var codeField = C.byId("code-field");
+  var code = C.byId("code");
   var button = C.byId("signin");
   var next = C.safeNext(new URLSearchParams(location.search).get("next"));
   var busy = false;
@@ -27,7 +29,7 @@
     if (isInvalid) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
   }
 
-  [email, password].forEach(function (input) {
+  [email, password, code].forEach(function (input) {
     input.addEventListener("input", function () { invalid(input, false); });
   });
 
@@ -46,7 +48,9 @@
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
     C.showStatus("Signing in…", "info");
-    C.api("POST", "/login", { email: address, password: password.value }, { allow401: true })
+    var body = { email: address, password: password.value };
+    if (!codeField.hidden) { body.code = code.value.trim(); }
+    C.api("POST", "/login", body, { allow401: true })
       .then(function (me) {
         C.setCsrfToken(me && me.csrf_token);
         C.showStatus("Signed in. Opening the console…", "ok");
@@ -56,7 +60,13 @@
         button.disabled = false;
         form.removeAttribute("aria-busy");
         C.showError(error);
-        if (error.status === 401) {
+        if (error.code === "totp_required" || error.code === "bad_totp") {
+          // Two-factor sign-in (issue #22): the password was right, the code is asked for.
+          codeField.hidden = false;
+          code.value = "";
+          invalid(code, error.code === "bad_totp");
+          code.focus();
+        } else if (error.status === 401) {
           password.value = "";
           invalid(password, true);
           password.focus();
