@@ -4,12 +4,13 @@ canned responses. Both databases; Rasa is the stand-in of tests/conftest.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from bot.domain import staff
-from bot.storage.models import Conversation, ConversationStatus, Customer, StaffRole
+from bot.storage.models import Conversation, ConversationStatus, Customer, StaffRole, utcnow
 from tests.test_console import PASSWORD, _escalate, _login
 from tests.test_web_chat import _open, _turn
 
@@ -236,3 +237,31 @@ async def test_admins_manage_canned_responses_agents_insert_them_filled(
     assert deleted.status == 204
     assert (await (await client.get("/console/api/canned")).json())["items"] == []
     await customer.close()
+
+
+async def test_the_widget_hears_whether_the_team_is_online_and_its_hours(
+    client, rasa, session_factory
+) -> None:
+    """The widget's header said "Online" while the whole team was away (issue #20)."""
+    await _accounts(session_factory)
+    away, session = await _open(client)
+    assert session["team"] == {
+        "online": False,
+        "hours": "Monday to Friday, 9:00 to 17:00 (Central European Time)",
+    }
+    await away.close()
+
+    await _login(client, "sam@example.com")  # an agent's console is open
+    assert (await client.get("/console/api/queue")).status == 200
+    back, session = await _open(client)
+    assert session["team"]["online"] is True
+    await back.close()
+
+    async with session_factory() as db, db.begin():
+        await staff.touch_presence(db, (await _ids(session_factory))["sam"], utcnow() - timedelta(minutes=2))  # fmt: skip
+    # Only a CX manager looks at the console: nobody of the support team is online.
+    await _login(client, "cx@example.com")
+    assert (await client.get("/console/api/queue")).status == 200
+    later, session = await _open(client)
+    assert session["team"]["online"] is False
+    await later.close()

@@ -118,7 +118,27 @@ def _no_violations(page: Any, name: str) -> None:
     assert axe_violations(page) == [], name
 
 
+def _widget_status(browser: Any, live: LiveApp, shot: str) -> str:
+    page = browser.new_context().new_page()
+    page.goto(f"{live.url}/demo/shop/")
+    page.get_by_role("button", name="Open chat").click()
+    status = page.locator("#shop-chat-widget .header__status")
+    page.wait_for_function(
+        "() => !/Connecting/.test(document.querySelector('#shop-chat-widget')"
+        ".shadowRoot.querySelector('.header__status').textContent)"
+    )
+    text: str = status.inner_text()
+    page.screenshot(path=str(SHOTS / f"console_{shot}.png"))
+    page.context.close()
+    return text
+
+
 def test_console_round_two(live: LiveApp, browser: Any) -> None:
+    # Nobody of the team has the console open: the widget's header says so, with the hours.
+    assert _widget_status(browser, live, "widget_team_offline") == (
+        "Team offline · back Monday to Friday, 9:00 to 17:00 (Central European Time)"
+    )
+
     # A customer chats; the bot (echo) answers; then the chat is handed to a person.
     customer = browser.new_context().new_page()
     customer.goto(f"{live.url}/")
@@ -142,6 +162,8 @@ def test_console_round_two(live: LiveApp, browser: Any) -> None:
     assert row.locator(".cell-last").inner_text() == "is anyone there?"
     assert alex.title() == "(3 unread, 2 waiting) Queue · Support console"
     _no_violations(alex, "queue")
+
+    assert _widget_status(browser, live, "widget_team_online") == "Online"  # Alex signed in
 
     # Sam claims it, inserts a canned reply (filled with Nina's name) and sends it.
     sam = _sign_in(browser, live, "sam@example.com")

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, escalations, safe_json, texts
+from bot.domain import conversations, escalations, safe_json, staff, texts
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
@@ -250,10 +250,19 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
             "identity": "verified" if chat.verified else "anonymous",
             "customer_name": chat.customer.name if chat.verified and chat.customer else None,
             "history": [message_frame(m) for m in chat.history],
+            "team": await _team(app),
         }
     )
     if chat.verified:
         await _offer_survey(app, chat.conversation.id)
+
+
+async def _team(app: AppState) -> dict[str, Any]:
+    """For the widget's header (issue #20): whether a person of the support team (agent or
+    admin) has the console open (seen in the last minute), and the team's hours."""
+    async with app[SESSIONS]() as session:
+        online = bool(await staff.online_staff(session))
+    return {"online": online, "hours": app[SETTINGS].support_hours}
 
 
 async def _offer_survey(app: AppState, conversation_id: str) -> None:

@@ -419,13 +419,21 @@
     earlyErrors.splice(0).forEach(function (text) { systemNote(text); });
     sessionReady = true;
     retryAttempt = 0;
-    setStatus("Online");
+    setStatus(teamStatus(data.team));
     // Messages typed while offline (or restored after a reload): show, then send once.
     renderOutbox();
     outbox.slice().forEach(transmit);
   }
 
+  // The header says "Online" only while a person of the team is (issue #20).
+  function teamStatus(team) {
+    if (!team || typeof team !== "object" || team.online !== false) { return "Online"; }
+    return typeof team.hours === "string" && team.hours
+      ? "Team offline · back " + team.hours : "Team offline";
+  }
+
   function onMessage(m) {
+    if (m.sender === "agent" && sessionReady) { setStatus("Online"); }
     if (m.id !== undefined && m.id !== null && renderedIds[String(m.id)]) { return; }
     if (m.sender === "customer" && m.client_id && localClientIds[m.client_id]) {
       markSent(m.client_id, m.id); // our own message, echoed back
