@@ -78,7 +78,7 @@ async def test_healthz_keeps_its_shape(client: TestClient) -> None:
     assert await response.json() == {"status": "ok", "rasa": "ready"}
 
 
-def _internal(app_settings: Settings, port: int) -> TestClient:
+def _internal(app_settings: Settings, port: int) -> TestClient[Any, Any]:
     """A client of the app served on its internal ops port: /readyz and /metrics in full."""
     app = create_app(replace(app_settings, ops_port=port))
     return TestClient(TestServer(app, port=port))
