@@ -14,14 +14,14 @@ CONVERSATIONS=all to run all of them here, or run them all with
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from bench.conversations.runner import Runner
+from bench.conversations.runner import Result, run_many
 from bench.conversations.spec import Conversation, load
 from bot.config import Settings
 from bot.storage.db import create_engine, create_session_factory
@@ -66,23 +66,49 @@ def test_the_conversation_files_are_well_formed() -> None:
                 assert len(kinds) == 1, f"{path.name}/{conversation.id}: bad turn {turn}"
 
 
-@pytest.mark.parametrize("conversation", _cases())
-async def test_conversation(conversation: Conversation, live_stack: Any) -> None:
+# Conversations run CONCURRENCY at a time (each with its own customers, orders, client
+# address and HTTP session; most of a conversation is waiting for replies); those that sign
+# in to the console or wait for pushed messages run one after the other at the end
+# (bench.conversations.runner.run_many).
+CONCURRENCY = 4
+
+
+def _selected() -> list[Conversation]:
+    return [
+        case.values[0] for case in _cases() if not any(mark.name == "skip" for mark in case.marks)
+    ]
+
+
+async def _run_selected(live_stack: Any) -> dict[str, Result]:
     settings = Settings.from_env()
     engine = create_engine(live_stack.database_url)
     try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            runner = Runner(
-                live_stack.web_url,
-                create_session_factory(engine),
-                settings.events_secret,
-                settings.widget_secret,
-                http,
-            )
-            runner.used_numbers = USED_ORDER_NUMBERS
-            result = await runner.run(conversation)
+        results = await run_many(
+            live_stack.web_url,
+            create_session_factory(engine),
+            (settings.events_secret, settings.widget_secret),
+            _selected(),
+            concurrency=CONCURRENCY,
+            used_numbers=USED_ORDER_NUMBERS,
+        )
     finally:
         await engine.dispose()
+    return {_key(result.conversation): result for result in results}
+
+
+def _key(conversation: Conversation) -> str:
+    return f"{conversation.category}/{conversation.id}"
+
+
+@pytest.fixture(scope="session")
+def conversation_results(live_stack: Any) -> dict[str, Result]:
+    """Every selected conversation's result, run once for the session."""
+    return asyncio.run(_run_selected(live_stack))
+
+
+@pytest.mark.parametrize("conversation", _cases())
+def test_conversation(conversation: Conversation, conversation_results: dict[str, Result]) -> None:
+    result = conversation_results[_key(conversation)]
     problems = [
         *([f"error: {result.error}"] if result.error else []),
         *result.failures,

@@ -16,9 +16,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import aiohttp
-
-from bench.conversations.runner import Result, Runner
+from bench.conversations.runner import Result, run_many
 from bench.conversations.spec import HELDOUT, load
 from bench.host import machine, python, say
 from bench.ws import TRUSTED_PROXY_ENV
@@ -94,21 +92,20 @@ async def run_all(args: argparse.Namespace, base_url: str, database_url: str) ->
     if args.only:
         conversations = [c for c in conversations if c.id in set(args.only)]
     engine = create_engine(database_url)
-    results: list[Result] = []
+
+    def printed(result: Result) -> None:
+        mark = "ok  " if result.ok else ("ERR " if result.error else "FAIL")
+        say(f"{mark} {result.conversation.category}/{result.conversation.id} {result.seconds:.1f}s")
+
     try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            runner = Runner(
-                base_url,
-                create_session_factory(engine),
-                settings.events_secret,
-                settings.widget_secret,
-                http,
-            )
-            for conversation in conversations:
-                result = await runner.run(conversation)
-                mark = "ok  " if result.ok else ("ERR " if result.error else "FAIL")
-                say(f"{mark} {conversation.category}/{conversation.id} {result.seconds:.1f}s")
-                results.append(result)
+        results = await run_many(
+            base_url,
+            create_session_factory(engine),
+            (settings.events_secret, settings.widget_secret),
+            conversations,
+            concurrency=args.concurrency,
+            on_result=printed,
+        )
     finally:
         await engine.dispose()
     return results
@@ -120,6 +117,10 @@ def main() -> int:
     parser.add_argument("--url", help="a running stack (then --database-url is needed)")
     parser.add_argument("--database-url", help="that stack's DATABASE_URL (the checks read it)")
     parser.add_argument("--only", nargs="+", help="conversation ids")
+    parser.add_argument(
+        "--concurrency", type=int, default=1,
+        help="conversations at a time (default 1, as the held-out figures are measured)",
+    )  # fmt: skip
     parser.add_argument(
         "--model", type=Path, default=MODEL, help="the trained model (default: %(default)s)"
     )

@@ -706,3 +706,43 @@ class Runner:
         for key, want in (rows.get("dispatches") or {}).items():
             if counts.get(key) != int(want):
                 result.failures.append(f"rows: dispatches {key}={counts.get(key)}, expected {want}")
+
+
+def runs_alone(conversation: Conversation) -> bool:
+    """Conversations that sign in to the console (one shared agent account) or wait for
+    pushed messages (timing) are not run beside others."""
+    turns = conversation.raw.get("turns") or []
+    return any("agent" in turn or "listen" in turn for turn in turns)
+
+
+async def run_many(
+    base_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    secrets: tuple[str, str],
+    conversations: list[Conversation],
+    concurrency: int = 1,
+    used_numbers: set[str] | None = None,
+    on_result: Any = None,
+) -> list[Result]:
+    """Run `conversations`, `concurrency` at a time (each with its own Runner and HTTP
+    session, so cookies and client addresses never mix), those that `runs_alone` one after
+    the other at the end; results in that order. `secrets`: (events, widget)."""
+    used = used_numbers if used_numbers is not None else set()
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(conversation: Conversation) -> Result:
+        async with gate, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            runner = Runner(base_url, sessions, *secrets, http)
+            runner.used_numbers = used
+            result = await runner.run(conversation)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    if concurrency <= 1:
+        return [await one(c) for c in conversations]
+    together = [c for c in conversations if not runs_alone(c)]
+    results = list(await asyncio.gather(*(one(c) for c in together)))
+    for conversation in (c for c in conversations if runs_alone(c)):
+        results.append(await one(conversation))
+    return results
