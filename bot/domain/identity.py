@@ -26,6 +26,8 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
+from bot.domain import texts
+
 AUDIENCE = "shop-chat"
 MAX_TOKEN_CHARS = 4096
 MAX_EMAIL_CHARS = 254  # the customers table's column sizes
@@ -41,18 +43,21 @@ class TokenProblem(str, enum.Enum):
     replayed = "token_already_used"
 
 
+# The response naming each problem; others get utter_signin_unconfirmed.
 _MESSAGES = {
-    TokenProblem.expired: "Your login has expired, so I can't see your account.",
-    TokenProblem.replayed: "This login was already used in another chat window, so I can't "
-    "see your account here. Reload the page to sign in again.",
+    TokenProblem.expired: "utter_signin_expired",
+    TokenProblem.replayed: "utter_signin_replayed",
 }
-_UNCONFIRMED = "I couldn't confirm who you are from this page."
-_STILL_CHAT = "You can still chat; I'll ask for your order number and email if I need them."
 
 
 def problem_message(problem: TokenProblem) -> str:
     """What the customer is told when their identity token is not applied."""
-    return f"{_MESSAGES.get(problem, _UNCONFIRMED)} {_STILL_CHAT}"
+    return " ".join(
+        (
+            texts.render(_MESSAGES.get(problem, "utter_signin_unconfirmed")),
+            texts.render("utter_signin_still_chat"),
+        )
+    )
 
 
 @dataclass(frozen=True)
