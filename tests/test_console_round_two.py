@@ -265,3 +265,34 @@ async def test_the_widget_hears_whether_the_team_is_online_and_its_hours(
     later, session = await _open(client)
     assert session["team"]["online"] is False
     await later.close()
+
+
+async def test_the_agent_sees_the_customer_leave_and_come_back(
+    client, rasa, session_factory
+) -> None:
+    await _accounts(session_factory)
+    customer, session = await _open(client)
+    await _turn(customer, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    detail = await (await client.get(f"/console/api/conversations/{conversation_id}")).json()
+    assert detail["conversation"]["customer_online"] is True
+    console = await client.ws_connect("/console/ws")
+    await console.send_json({"type": "watch", "conversation_id": conversation_id})
+    await _post(client, me, f"/conversations/{conversation_id}/notes", {"text": "watching"})
+    assert (await console.receive_json(timeout=5))["type"] == "note"  # the watch is on
+
+    await customer.close()
+    assert await console.receive_json(timeout=5) == {
+        "type": "customer_presence", "online": False, "conversation_id": conversation_id,
+    }  # fmt: skip
+    detail = await (await client.get(f"/console/api/conversations/{conversation_id}")).json()
+    assert detail["conversation"]["customer_online"] is False
+
+    back, _ = await _open(client, session["token"])
+    assert await console.receive_json(timeout=5) == {
+        "type": "customer_presence", "online": True, "conversation_id": conversation_id,
+    }  # fmt: skip
+    await back.close()
+    await console.close()

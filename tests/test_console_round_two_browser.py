@@ -203,6 +203,12 @@ def test_console_round_two(live: LiveApp, browser: Any) -> None:
         text.split(" from our team")[0]
         for text in customer.locator(".msg--system", has_text="has joined").all_inner_texts()
     ] == ["Sam", "Ada", "Alex"]
+    # Alex sees the customer leave (she closes the chat).
+    assert alex.locator("#conv-presence").inner_text() == "The customer is in the chat."
+    customer.context.close()
+    alex.locator("#conv-presence", has_text="The customer has left the chat").wait_for(
+        timeout=15_000
+    )
     alex.get_by_role("button", name="Release to queue").click()
     alex.locator("#conv-state", has_text="Waiting for an agent").wait_for(timeout=15_000)
 

@@ -168,7 +168,17 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
     finally:
         if connection.conversation_id is not None:
             request.app[HUB].leave(connection.conversation_id, ws)
+            await customer_presence(request.app, connection.conversation_id)
     return ws
+
+
+async def customer_presence(app: AppState, conversation_id: str) -> None:
+    """Tell the consoles showing this chat whether the customer has it open (issue #20:
+    "customer left / came back"); counted on this replica."""
+    await app[STAFF_HUB].conversation_event(
+        conversation_id,
+        {"type": "customer_presence", "online": app[HUB].connected(conversation_id) > 0},
+    )
 
 
 async def _handle(connection: Connection, raw: str) -> None:
@@ -242,6 +252,8 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     connection.bot_answers = conversations.bot_may_answer(chat.conversation)
     connection.customer_id = chat.conversation.customer_id
     app[HUB].join(chat.conversation.id, connection.ws)
+    if app[HUB].connected(chat.conversation.id) == 1:  # the customer came (back)
+        await customer_presence(app, chat.conversation.id)
     await connection.ws.send_json(
         {
             "type": "session",

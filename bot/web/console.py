@@ -35,7 +35,7 @@ from bot.web.auth import (
 )
 from bot.web.chat import AppState, announce, message_frame, push, push_replies
 from bot.web.errors import read_json_object
-from bot.web.keys import RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,10 @@ async def api_conversation(request: web.Request) -> web.Response:
         # the conversation is already in the session, this reads no row.
         conversation = await session.get(Conversation, conversation_id)
         detail["conversation"]["language"] = conversation.language if conversation else None
+    # Whether the customer has the chat open (on this replica; live: customer_presence).
+    detail["conversation"]["customer_online"] = (
+        request.config_dict[HUB].connected(conversation_id) > 0
+    )
     return web.json_response(detail)
 
 

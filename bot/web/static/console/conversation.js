@@ -33,6 +33,7 @@
   var title = C.byId("conv-title");
   var meta = C.byId("conv-meta");
   var stateLine = C.byId("conv-state");
+  var presenceLine = C.byId("conv-presence");
   var claimButton = C.byId("claim");
   var takeOverButton = C.byId("takeover");
   var reopenButton = C.byId("reopen");
@@ -163,6 +164,13 @@
       return "Claimed by " + String((escalation.claimed_by && escalation.claimed_by.display_name) || "someone") + ".";
     }
     return "Handed back to the bot";
+  }
+
+  // "Customer left / came back" (issue #20): whether the customer has the chat open.
+  function renderPresence(online) {
+    presenceLine.setAttribute("data-online", online ? "true" : "false");
+    presenceLine.textContent = online ? "The customer is in the chat."
+      : "The customer has left the chat: they see your replies when they come back.";
   }
 
   function renderHeader() {
@@ -652,6 +660,7 @@
     (Array.isArray(data.notes) ? data.notes : []).forEach(function (n) { addNote(n, first); });
     renderHeader();
     renderCustomer();
+    renderPresence(!!conversation.customer_online);
     if (first) {
       scrollToEnd();
       setTimeout(function () { log.setAttribute("aria-live", "polite"); }, 0);
@@ -684,6 +693,8 @@
       addNote(frame.note, false);
     } else if (frame.type === "escalation") {
       applyEscalation(frame.escalation);
+    } else if (frame.type === "customer_presence") {
+      renderPresence(!!frame.online);
     }
   }
 
