@@ -21,6 +21,8 @@ from bot.storage.models import FeedbackKind
 DomainDict = dict[str, Any]
 # NLU read the answer to a score question as an opinion: a comment, not an unclear score.
 OPINION_INTENTS = frozenset({"complain", "praise"})
+# Never an answer, however unclear: their own rules end or interrupt the survey.
+PLEASANTRIES = frozenset({"greet", "goodbye", "thank"})
 
 
 def _latest_intent(tracker: Tracker) -> str | None:
@@ -46,8 +48,8 @@ def _answer_despite_intent(
     if tracker.get_slot("requested_slot") != slot:
         return {}
     latest = tracker.latest_message or {}
-    if _latest_intent(tracker) not in _excluded_intents(domain, slot) - {"greet"}:
-        return {}  # the mapping took it already, or a greeting (asked again as it is)
+    if _latest_intent(tracker) not in _excluded_intents(domain, slot) - PLEASANTRIES:
+        return {}  # the mapping took it already, or a pleasantry (data/rules/surveys.yml)
     settings = get_services().settings
     text = str(latest.get("text") or "")
     if not text.strip() or not understanding.survey_answer_despite_intent(

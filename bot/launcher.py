@@ -551,7 +551,8 @@ def run_prod_forever() -> int:
     print(
         "\nThe production profile is running (PostgreSQL, Redis, RabbitMQ):\n"
         f"  web replicas: {web} (put a load balancer in front: docs/deploy.md)\n"
-        f"  readiness:    {stack.web_url}/readyz   metrics: {stack.web_url}/metrics\n"
+        f"  readiness:    {stack.web_url}/readyz   metrics: {stack.web_url}/metrics "
+        "(Authorization: Bearer $METRICS_TOKEN, or the OPS_PORT; docs/security.md)\n"
         f"  processes:    {', '.join(stack.processes)}\n"
         f"Logs: {stack.log_dir}. Press Ctrl-C to stop.",
         flush=True,

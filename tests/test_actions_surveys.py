@@ -455,7 +455,7 @@ async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
         "survey_score": None, "survey_comment": "given", "survey_retries": 1.0,
         "requested_slot": "survey_score",
     }  # fmt: skip
-    assert [m["text"] for m in messages] == ["Thank you, I've noted that for the team."]
+    assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
 
     events, _ = await run(
         ValidateSurveyForm(),
@@ -593,6 +593,6 @@ async def test_an_unclear_remark_at_a_score_question_is_a_comment_and_the_score_
     )
     slots = slot_events(events)
     assert (slots["survey_score"], slots["survey_comment"]) == (None, "given")
-    assert [m["text"] for m in messages] == ["Thank you, I've noted that for the team."]
+    assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
     rows = (await session.scalars(select(Feedback))).all()
     assert [(row.kind, row.text) for row in rows] == [(FeedbackKind.comment, REMARK)]

@@ -10,6 +10,7 @@ from actions.services import emit
 from bot.domain.chat import Turn
 from bot.domain.repeats import (
     PERSON_BUTTON,
+    REPEATED_AGAIN,
     REPEATED_ANSWER,
     REPEATED_CONFIRMATION,
     Restatement,
@@ -65,7 +66,7 @@ def test_a_confirmation_asked_again_is_prefaced_not_escalated() -> None:
 
 def test_the_responses_exist_with_their_placeholder() -> None:
     responses = domain()["responses"]
-    for name in (REPEATED_ANSWER, REPEATED_CONFIRMATION):
+    for name in (REPEATED_ANSWER, REPEATED_AGAIN, REPEATED_CONFIRMATION):
         assert "{answer}" in responses[name][0]["text"]
 
 
@@ -88,3 +89,12 @@ def test_emit_without_a_repeat_says_the_text() -> None:
     dispatcher = CollectingDispatcher()
     emit(dispatcher, Turn().say(STATUS), tracker("c1", text="where is it"))
     assert [m["text"] for m in dispatcher.messages] == [STATUS]
+
+
+def test_asked_a_third_time_the_answer_is_restated_again() -> None:
+    restated = (
+        f"I've checked again and it's still the same: {STATUS} If that doesn't help, a person "
+        "from our team can look into it with you."
+    )
+    again = restate(STATUS, [], [restated], confirming=False)
+    assert again == Restatement(REPEATED_AGAIN, STATUS, [PERSON_BUTTON])

@@ -104,7 +104,8 @@ async def test_the_console_shows_the_conversation_language(
     ws, _ = await _open(client)
     await _turn(ws, "Wo ist meine Bestellung? Ich warte seit einer Woche.")
     conversation = await _conversation(session_factory)
-    await _login(client, "sam@example.com")
+    # A CX manager reads every conversation (an agent only those of their work, issue #22).
+    await _login(client, "cx@example.com")
 
     detail = await (await client.get(f"/console/api/conversations/{conversation.id}")).json()
 

@@ -651,8 +651,12 @@ async def _comment_instead_of_score(
         session, conversation_id, dispatch, kind, score=None,
         text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
     )  # fmt: skip
+    # "useless" is not thanked for: a negative remark gets an apology (issue #17 item 5).
+    negative = (analysis.sentiment(text) or 0.0) <= analysis.NEGATIVE
     return Turn(slots={slot: None, "survey_comment": "given", "survey_retries": 1.0}).say(
-        texts.render("utter_survey_comment_noted")
+        texts.render(
+            "utter_survey_comment_noted_negative" if negative else "utter_survey_comment_noted"
+        )
     )
 
 

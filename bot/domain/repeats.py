@@ -19,6 +19,8 @@ from bot.domain.support import PERSON_BUTTON
 
 REPEATED_ANSWER = "utter_repeated_answer"
 REPEATED_CONFIRMATION = "utter_repeated_confirmation"
+# Asked a third time: the restatement itself is not said twice either.
+REPEATED_AGAIN = "utter_repeated_answer_again"
 # Payloads that already lead to a person: no second "Talk to a person" next to them.
 _PERSON_PAYLOADS = {PERSON_BUTTON["payload"], "/request_human"}
 
@@ -46,19 +48,23 @@ def previous_bot_texts(events: Iterable[Mapping[str, Any]]) -> list[str]:
     return texts
 
 
-def _same(one: str, two: str) -> bool:
-    return " ".join(one.split()) == " ".join(two.split())
+def _said_in(text: str, said: str) -> bool:
+    """`text` word for word, alone or inside a restatement of it ("I've checked again…")."""
+    return " ".join(text.split()) in " ".join(said.split())
 
 
 def restate(
     text: str, buttons: list[dict[str, str]], previous: Iterable[str], confirming: bool
 ) -> Restatement | None:
-    """How to say `text` when the bot said it word for word in its `previous` turn; None
-    when it is not a repeat."""
-    if not any(_same(text, said) for said in previous):
+    """How to say `text` when the bot said it word for word in its `previous` turn (also
+    inside its restatement: asked a third time, the answer is restated again, a person
+    still offered); None when it is not a repeat."""
+    matches = [said for said in previous if _said_in(text, said)]
+    if not matches:
         return None
     if confirming:
         return Restatement(REPEATED_CONFIRMATION, text, buttons)
+    response = REPEATED_ANSWER if any(_said_in(said, text) for said in matches) else REPEATED_AGAIN
     if any(button.get("payload") in _PERSON_PAYLOADS for button in buttons):
-        return Restatement(REPEATED_ANSWER, text, buttons)
-    return Restatement(REPEATED_ANSWER, text, [*buttons, PERSON_BUTTON])
+        return Restatement(response, text, buttons)
+    return Restatement(response, text, [*buttons, PERSON_BUTTON])
