@@ -9,7 +9,8 @@ The channel (rasa_ext/channels.py) asks `plan()` what to send to the bot before 
   than two words: the message as typed;
 * each part is parsed; unless both parts are read with at least `CONFIDENCE` (the dialogue's
   confidence rule, INTENT_CONFIDENCE_THRESHOLD) and as different intents, the message as typed;
-* a pleasantry (greeting, thanks, goodbye) next to a request: only the request;
+* a pleasantry (greeting, thanks, goodbye) next to a request: only the request; so is
+  "praise" of three words or fewer next to another request (sarcasm: "great. just great");
 * two requests: both, one after the other, as two turns; a request that can end in an
   account-change confirmation goes last so that the other answer does not drop its pending
   "yes" (SPEC §5: anything but a clear yes changes nothing). Two such requests: only the
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 CONFIDENCE = 0.80
 MIN_WORDS = 2
+SARCASM_WORDS = 3
 
 PLEASANTRIES = frozenset({"greet", "thank", "goodbye"})
 REQUESTS = frozenset(
@@ -93,6 +95,12 @@ def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
         return None  # an answer, a fallback, out of scope: not ours to split
     if kinds <= PLEASANTRIES:
         return None
+    # "great. just great. 8 days late": a few words of "praise" next to a problem are
+    # sarcasm, not praise; "the mug is lovely. the towel arrived torn" keeps both.
+    if one.intent == "praise" and len(first.split()) <= SARCASM_WORDS:
+        return Plan((second,))
+    if two.intent == "praise" and len(second.split()) <= SARCASM_WORDS:
+        return Plan((first,))
     if one.intent in PLEASANTRIES:
         return Plan((second,))
     if two.intent in PLEASANTRIES:

@@ -91,3 +91,10 @@ def test_two_account_changes_serve_the_first_and_defer_the_second() -> None:
 )
 def test_no_plan_sends_the_message_as_typed(one: Reading, two: Reading) -> None:
     assert plan("first part", "second part", one, two) is None
+
+
+def test_a_few_words_of_praise_next_to_a_problem_are_sarcasm() -> None:
+    assert plan("great. just great", "8 days late", sure("praise"),
+                sure("delivery_problem")) == Plan(("8 days late",))  # fmt: skip
+    assert plan("the mug is lovely", "the towel arrived torn", sure("praise"),
+                sure("damaged_item")) == Plan(("the mug is lovely", "the towel arrived torn"))  # fmt: skip
