@@ -93,7 +93,7 @@ audit: bandit
 
 # Unit and integration tests on SQLite and, when reachable, PostgreSQL.
 pytest: $(APP_VENV)/.installed
-	$(PY) -m pytest -m "not e2e and not browser and not fault" -q -rs
+	$(PY) -m pytest -m "not e2e and not browser and not fault" -q -rs -n 2
 
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings --quiet
