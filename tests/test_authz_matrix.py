@@ -136,6 +136,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/console/conversations/{conversation_id}"): console(*STAFF, page=True),
     ("GET", "/console/history"): console(*STAFF, page=True),
     ("GET", "/console/replies"): console(*AGENTS, page=True),
+    ("GET", "/console/account"): console(*STAFF, page=True),
     ("GET", "/console/api/queue"): console(*STAFF),
     ("GET", "/console/api/history"): console(*STAFF),
     ("GET", "/console/api/staff"): console(*AGENTS),

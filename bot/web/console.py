@@ -66,6 +66,12 @@ async def history_page(_request: web.Request) -> web.FileResponse:
     return _page("history.html")
 
 
+@require_roles(*VIEWERS)
+async def account_page(_request: web.Request) -> web.FileResponse:
+    """One's own sessions and two-factor sign-in (issue #22; API in bot/web/auth.py)."""
+    return _page("account.html")
+
+
 @require_roles(*AGENTS)
 async def replies_page(_request: web.Request) -> web.FileResponse:
     return _page("replies.html")
@@ -401,6 +407,7 @@ def create_console() -> web.Application:
     console.router.add_get("/conversations/{conversation_id}", conversation_page)
     console.router.add_get("/history", history_page)
     console.router.add_get("/replies", replies_page)
+    console.router.add_get("/account", account_page)
     console.router.add_get("/api/queue", api_queue)
     console.router.add_get("/api/staff", api_staff)
     console.router.add_get("/api/conversations/{conversation_id}", api_conversation)
