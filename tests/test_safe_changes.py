@@ -75,11 +75,10 @@ def test_is_clear(ranking: list[dict[str, Any]], clear: bool) -> None:
     [
         ("yes", _rank(("affirm", 0.99), ("deny", 0.005)), True),
         ("yes please go ahead", _rank(("affirm", 0.97)), True),
-        ("yes?", _rank(("affirm", 0.62), ("deny", 0.30)), False),  # unclear, a question
-        ("sounds good i guess", _rank(("affirm", 0.62), ("deny", 0.30)), False),  # unclear
-        # Opens with a plain yes: a yes, however sure the NLU (the request follows it).
-        ("yes cancel it", _rank(("affirm", 0.55), ("cancel_order", 0.40)), True),
-        ("ok do it", _rank(("affirm", 0.70), ("deny", 0.20)), True),
+        ("yes", _rank(("affirm", 0.62), ("deny", 0.30)), False),
+        # Not loosened for a yes-opening: with it the held-out set showed a wrong account
+        # change (docs/benchmarks.md), so an unsure "yes cancel it" still changes nothing.
+        ("yes cancel it", _rank(("affirm", 0.55), ("cancel_order", 0.40)), False),
         ("ok nevermind, keep the order, dont cancel", _rank(("affirm", 0.95)), False),
         ("yes but don't cancel the mug", _rank(("affirm", 0.95)), False),
         ("yeah no", _rank(("affirm", 0.95)), False),

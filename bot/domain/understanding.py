@@ -107,28 +107,15 @@ def survey_answer_despite_intent(
     return free_text or not is_clear(intent_ranking, threshold, margin)
 
 
-# A reply that opens with a plain yes ("yes cancel it", "ok do it", "yep go ahead").
-_YES_OPENING = re.compile(
-    r"^\s*(?:ok(?:ay)?,?\s+)?(?:yes|yeah|yep|yup|sure|please do|go ahead|do it|confirm|"
-    r"correct|absolutely|definitely)\b",
-    re.IGNORECASE,
-)
-
-
 def is_clear_yes(
     text: str, intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
 ) -> bool:
-    """A "yes" that confirms a change: read as affirm, with no negation in it, and either
-    clear to the NLU or opening with a plain yes and no question mark ("yes cancel it" is
-    often read as affirm with the cancel request close behind)."""
+    """A "yes" that confirms a change: read as affirm, clearly, with no negation in it."""
     pairs = ranked(intent_ranking)
     if not pairs or pairs[0][0] != "affirm":
         return False
-    lowered = (text or "").lower()
-    if _NEGATION.search(lowered):
+    if _NEGATION.search((text or "").lower()):
         return False
-    if _YES_OPENING.match(lowered) and "?" not in lowered:
-        return True
     return is_clear(intent_ranking, threshold, margin)
 
 
