@@ -78,10 +78,14 @@ def record_dialogs(page: Any) -> list[str]:
 
 def injected(page: Any) -> bool:
     """Whether a payload ran (`window.__xss`) or became an element of the page or of the
-    widget's shadow root (elements none of our pages use)."""
+    widget's shadow root (elements none of our pages use, but for the dashboard's own
+    `details.trend-details`)."""
     result: bool = page.evaluate(
         """() => {
-            const risky = "img, svg, iframe, object, embed, video, marquee, details, math, "
+            // details.trend-details is the dashboard's own (the figures behind the trend
+            // chart, issue #21); any other <details> came from a payload.
+            const risky = "img, svg, iframe, object, embed, video, marquee, "
+                + "details:not(.trend-details), math, "
                 + "base, meta[http-equiv], noscript, body body, script:not([src])";
             const roots = [document];
             document.querySelectorAll("*").forEach(n => { if (n.shadowRoot) roots.push(n.shadowRoot); });
