@@ -48,7 +48,10 @@ def _answer_despite_intent(
     if tracker.get_slot("requested_slot") != slot:
         return {}
     latest = tracker.latest_message or {}
-    if _latest_intent(tracker) not in _excluded_intents(domain, slot) - PLEASANTRIES:
+    intent = _latest_intent(tracker) or ""
+    if intent.startswith("EXTERNAL_"):
+        return {}  # the web service's trigger, never an answer (it has no intent ranking)
+    if intent not in _excluded_intents(domain, slot) - PLEASANTRIES:
         return {}  # the mapping took it already, or a pleasantry (data/rules/surveys.yml)
     settings = get_services().settings
     text = str(latest.get("text") or "")

@@ -596,3 +596,21 @@ async def test_an_unclear_remark_at_a_score_question_is_a_comment_and_the_score_
     assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
     rows = (await session.scalars(select(Feedback))).all()
     assert [(row.kind, row.text) for row in rows] == [(FeedbackKind.comment, REMARK)]
+
+
+async def test_a_trigger_is_never_taken_back_as_an_answer(session, action_services):
+    """An agent resolving while a survey question was open: Rasa's trigger text "EXTERNAL:
+    EXTERNAL_support_resolved" (no intent ranking) was stored as the survey's comment."""
+    _, dispatch_id = await _survey_started(session)
+    state = tracker(
+        "conv-1",
+        "EXTERNAL: EXTERNAL_support_resolved",
+        "EXTERNAL_support_resolved",
+        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id,
+         "requested_slot": "survey_score"},
+        active_loop="survey_form",
+    )  # fmt: skip
+    state.latest_message["intent_ranking"] = []
+    events, messages = await run(ValidateSurveyForm(), state)
+    assert "survey_score" not in slot_events(events) and messages == []
+    assert (await session.scalars(select(Feedback))).all() == []
