@@ -48,6 +48,18 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _env_languages(name: str) -> tuple[str, ...]:
     raw = os.environ.get(name)
     if raw is None:
@@ -164,6 +176,21 @@ class Settings:
     # Two-factor sign-in (TOTP) for staff: "optional" (each sets it up for themselves) or
     # "required" (admins cannot sign in without it; bot/domain/two_factor.py).
     staff_2fa: str = "optional"
+    # Outgoing email (bot/mail.py, docs/email.md). SMTP_HOST unset: email is off (the
+    # development default); nothing is sent and callers are told so.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_from: str = "support@example.com"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    # STARTTLS after connecting (port 587). Off only for a local relay or the tests' server.
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+    # Email reply when the customer has left (issue #20): at most one email per conversation
+    # in this many minutes (a burst of agent lines becomes one email).
+    email_reply_minutes: int = 10
+    # The public address of this service (https://support.example.com), for links in emails.
+    public_url: str = "http://127.0.0.1:8000"
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -181,6 +208,10 @@ class Settings:
             raise ConfigError("STAFF_IDLE_MINUTES must be at least 1")
         if self.staff_2fa not in ("optional", "required"):
             raise ConfigError(f"STAFF_2FA must be optional or required, got {self.staff_2fa!r}")
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError(f"SMTP_PORT must be a TCP port, got {self.smtp_port}")
+        if self.email_reply_minutes < 0:
+            raise ConfigError("EMAIL_REPLY_MINUTES must be 0 or more")
         if self.client_limit_window_seconds < 1:
             raise ConfigError("CLIENT_LIMIT_WINDOW_SECONDS must be at least 1")
         for proxy in self.trusted_proxies:
@@ -277,6 +308,15 @@ class Settings:
             client_websockets=_env_int("CLIENT_WEBSOCKETS", 50),
             client_limit_window_seconds=_env_int("CLIENT_LIMIT_WINDOW_SECONDS", 600),
             staff_2fa=os.environ.get("STAFF_2FA", "optional"),
+            smtp_host=os.environ.get("SMTP_HOST") or None,
+            smtp_port=_env_int("SMTP_PORT", 587),
+            smtp_from=os.environ.get("SMTP_FROM") or "support@example.com",
+            smtp_user=os.environ.get("SMTP_USER") or None,
+            smtp_password=os.environ.get("SMTP_PASSWORD") or None,
+            smtp_starttls=_env_bool("SMTP_STARTTLS", True),
+            smtp_timeout_seconds=_env_float("SMTP_TIMEOUT_SECONDS", 10.0),
+            email_reply_minutes=_env_int("EMAIL_REPLY_MINUTES", 10),
+            public_url=(os.environ.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             trusted_proxies=tuple(
                 p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()
             ),
