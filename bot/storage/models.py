@@ -174,6 +174,8 @@ class StaffRole(str, enum.Enum):
     agent = "agent"
     cx_manager = "cx_manager"
     admin = "admin"
+    # Reviews the bot's misunderstood turns (issue #24, migration 0020): the review inbox only.
+    bot_trainer = "bot_trainer"
 
 
 class Customer(Base):
@@ -817,6 +819,63 @@ class JourneyLink(Base):
     b: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[str] = mapped_column(String(48), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReviewStatus(str, enum.Enum):
+    confirmed = "confirmed"  # the predicted intent was right
+    corrected = "corrected"  # a reviewer picked another intent
+    dismissed = "dismissed"  # "not a real request"
+
+
+class TurnUnderstanding(Base):
+    """What the NLU made of a customer message (issue #24, migration 0020): intent,
+    confidence, runner-up and entities as Rasa's channel reported them with the bot's reply,
+    the responses the bot gave, and a reviewer's verdict. Personal data (the entities'
+    values): deleted with the conversation, by a customer erasure and by the transcript
+    purge (bot/domain/privacy.py)."""
+
+    __tablename__ = "turn_understandings"
+    __table_args__ = (
+        Index("ix_turn_understandings_conversation", "conversation_id", "message_id"),
+        Index("ix_turn_understandings_created", "created_at"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    runner_up_intent: Mapped[str | None] = mapped_column(String(64))
+    runner_up_confidence: Mapped[float | None] = mapped_column(Float)
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The responses (utter_*) and actions the bot ran for this message.
+    bot_steps: Mapped[list[str] | None] = mapped_column(JSON)
+    # VADER compound of the text when it came right after a bot reply, else None.
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    review_status: Mapped[ReviewStatus | None] = mapped_column(
+        _enum(ReviewStatus, "turn_review_status")
+    )
+    reviewed_intent: Mapped[str | None] = mapped_column(String(64))
+    reviewed_entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    reviewed_at: Mapped[datetime | None]
+
+
+class TurnFlag(Base):
+    """Why a customer turn is in the review inbox (bot/domain/turn_review.py): one row per
+    reason."""
+
+    __tablename__ = "turn_flags"
+    __table_args__ = (Index("ix_turn_flags_reason", "reason", "message_id"),)
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("turn_understandings.message_id", ondelete="CASCADE"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 def _install_rollup_triggers() -> None:
