@@ -14,6 +14,12 @@ turn is an HTTP 503, not a 200 with no reply. Same URL: /webhooks/rest/webhook.
 * **Two requests in one message** (issue #17): `rasa_ext.compound` decides from the NLU's
   reading of each part whether the message is sent as typed, reduced to its request, or as
   two turns; a second request it cannot serve now gets `utter_compound_next`.
+* **What the NLU understood** (issue #24): after the turn, the reply list ends with one
+  item without text, `{"recipient_id": ..., "custom": {"nlu": {...}}}`: the intent,
+  confidence, runner-up and entities of the customer's message as the tracker recorded
+  them (the reading the policies acted on), and the responses and actions the bot ran for
+  it. Read from the tracker store after the turn (no second parse); the web service stores
+  it with the message (bot/domain/turn_review.py). Clients that only read `text` skip it.
 * **Strict**: Rasa's own `RestInput` logs any exception while handling a message and still
   answers 200 with whatever was collected, so the caller cannot tell a failed turn (tracker
   store, lock store, broker or action server down) from a silent bot.
@@ -42,6 +48,7 @@ from rasa_ext import compound
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Channel-Secret"
+NLU_KEY = "nlu"
 DEFERRED_RESPONSE = "utter_compound_next"
 # Leading slashes and the whitespace between them: what makes Rasa unpack an intent.
 _INTENT_SYNTAX = re.compile(rf"^[\s{re.escape(INTENT_MESSAGE_PREFIX)}]+")
@@ -107,6 +114,11 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
                     )
                 if plan.deferred is not None:
                     _say_deferred(agent, collector, sender_id, plan.deferred)
+                understood = await _understood(agent, sender_id, len(plan.texts))
+                if understood is not None:
+                    collector.messages.append(
+                        {"recipient_id": sender_id, "custom": {NLU_KEY: understood}}
+                    )
             except CancelledError:
                 logger.error("turn cancelled for %s", sender_id)
                 return response.json({"error": "turn_cancelled"}, status=503)
@@ -146,3 +158,52 @@ def _say_deferred(
     if variations:
         text = interpolate_text(variations[0]["text"], {"request": request})
         collector.messages.append({"recipient_id": sender_id, "text": text})
+
+
+def understood(events: list[Any], parts: int = 1) -> dict[str, Any] | None:
+    """The NLU result of the turn that ends `events` (a tracker's events): the first of its
+    last `parts` user messages (a compound message sent as two turns is stored as one), and
+    the responses (utter_*) and actions the bot ran after it; None without a user message."""
+    users = [i for i, event in enumerate(events) if type(event).__name__ == "UserUttered"]
+    if not users:
+        return None
+    start = users[-max(1, parts)] if len(users) >= parts else users[0]
+    parse = getattr(events[start], "parse_data", None) or {}
+    intent = parse.get("intent") or {}
+    ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != intent.get("name")]
+    runner_up = ranking[0] if ranking else {}
+    steps: list[str] = []
+    for event in events[start + 1 :]:
+        kind = type(event).__name__
+        if kind == "ActionExecuted" and event.action_name not in (None, "action_listen"):
+            steps.append(str(event.action_name))
+        elif kind == "BotUttered":
+            utter = (event.metadata or {}).get("utter_action")
+            if isinstance(utter, str) and (not steps or steps[-1] != utter):
+                steps.append(utter)
+    return {
+        "intent": intent.get("name"),
+        "confidence": intent.get("confidence"),
+        "runner_up": runner_up.get("name"),
+        "runner_up_confidence": runner_up.get("confidence"),
+        "entities": [
+            {key: e.get(key) for key in ("entity", "value", "start", "end") if key in e}
+            for e in parse.get("entities") or []
+            if isinstance(e, dict)
+        ],
+        "steps": steps,
+    }
+
+
+async def _understood(agent: Any, sender_id: str, parts: int) -> dict[str, Any] | None:
+    """`understood` for the conversation's tracker; None when it cannot be read (the
+    reply itself is never lost over this)."""
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return None
+    try:
+        tracker = await store.retrieve(sender_id)
+    except Exception:  # the turn is done; only the review data is missing
+        logger.warning("could not read the tracker of %s for its NLU result", sender_id)
+        return None
+    return None if tracker is None else understood(list(tracker.events), parts)

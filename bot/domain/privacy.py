@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import review_inbox
 from bot.domain.errors import InvalidInput, NotFound
 from bot.storage.models import (
     AuditLog,
@@ -295,6 +296,10 @@ async def _scrub(session: AsyncSession, customer: Customer) -> dict[str, int]:
             .values(access_token_hash=None),
         ),
     }
+    # What the NLU made of their messages (issue #24): entity values are their words.
+    counts["turn_understandings"] = await review_inbox.forget(
+        session, select(Message.id).where(Message.conversation_id.in_(theirs))
+    )
     counts["audit_details"] = await _scrub_audit_details(session, cid)
     counts["webhook_payloads"] = await _scrub_outbox(session, cid)
     return counts
@@ -458,6 +463,8 @@ async def purge_transcripts(
         .where(Message.created_at < cutoff, Message.text != ERASED_TEXT)
         .values(text=ERASED_TEXT, buttons=null()),
     )
+    # The NLU results of those messages go with their text (issue #24).
+    await review_inbox.forget(session, select(Message.id).where(Message.created_at < cutoff))
     if purged:
         session.add(
             AuditLog(

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, escalations, safe_json, staff, texts
+from bot.domain import conversations, escalations, review_inbox, safe_json, staff, texts
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.storage import repositories
@@ -488,6 +488,7 @@ async def _answer(
         # Even after a hand-over this tab had not heard of: the bot's tracker was not
         # paused yet, its actions ran, and what they did is shown rather than hidden.
         await push_replies(app, conversation_id, replies)
+        await _remember_understanding(app, stored.message, replies)
         if "@" in text:  # a request queued while the bot helps: the contact for the team
             await _note_contact(app, conversation_id, text)
         return True
@@ -499,6 +500,19 @@ async def _answer(
         connection.bot_answers = False
         return await _person_has_it(connection, text)
     return True
+
+
+async def _remember_understanding(app: AppState, message: Message, replies: list[BotReply]) -> None:
+    """What the NLU made of the message, for the review inbox (issue #24): stored after
+    the replies were shown; a failure loses only that."""
+    nlu = getattr(replies, "nlu", None)
+    if not isinstance(nlu, dict):
+        return
+    try:
+        async with app[SESSIONS]() as session, session.begin():
+            await review_inbox.record_turn(session, message, nlu, [r.buttons for r in replies])
+    except Exception:
+        logger.exception("could not store the NLU result of message %s", message.id)
 
 
 async def _person_has_it(connection: Connection, text: str) -> bool:

@@ -31,6 +31,15 @@ class BotReply:
     buttons: list[dict[str, str]]
 
 
+class BotReplies(list[BotReply]):
+    """A customer turn's replies, and what the NLU made of the message (issue #24: the
+    `custom.nlu` item rasa_ext.channels appends; None from a channel that sends none)."""
+
+    def __init__(self, replies: list[BotReply], nlu: dict[str, Any] | None = None) -> None:
+        super().__init__(replies)
+        self.nlu = nlu
+
+
 class RasaClient:
     """`base_url` may list several Rasa workers, comma-separated (production profile: they
     share the SQL tracker store and the Redis lock store, so any worker can take any turn).
@@ -156,7 +165,8 @@ class RasaClient:
             raise RasaUnavailable(str(exc) or type(exc).__name__, kind="rasa_connection") from exc
         if not isinstance(payload, list):
             raise RasaUnavailable("unexpected reply from Rasa", kind="rasa_bad_reply")
-        return [_reply(item) for item in payload if isinstance(item, dict) and item.get("text")]
+        replies = [_reply(item) for item in payload if isinstance(item, dict) and item.get("text")]
+        return BotReplies(replies, _nlu(payload))
 
     async def set_slots(self, sender_id: str, slots: dict[str, Any]) -> None:
         """Append SlotSet events to a conversation's tracker (Rasa HTTP API, token auth)."""
@@ -267,3 +277,13 @@ def _reply(item: dict[str, Any]) -> BotReply:
         if isinstance(b, dict)
     ]
     return BotReply(text=str(item["text"]), buttons=buttons)
+
+
+def _nlu(payload: list[Any]) -> dict[str, Any] | None:
+    """The `custom.nlu` item of a reply list (rasa_ext.channels), if any."""
+    for item in payload:
+        custom = item.get("custom") if isinstance(item, dict) else None
+        nlu = custom.get("nlu") if isinstance(custom, dict) else None
+        if isinstance(nlu, dict):
+            return nlu
+    return None
