@@ -19,7 +19,7 @@ from multidict import MultiMapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import feedback_query, journey, labels, metrics, support_ops
+from bot.domain import feedback_query, fix_first, journey, labels, metrics, support_ops
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
 from bot.storage.models import Conversation, Message, StaffRole, utcnow
@@ -103,6 +103,28 @@ async def get_journey(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as db:
         found = await journey.journey_map(db, flt, _thresholds(request))
     return web.json_response({"range": flt.range.as_json(), **found.as_json(min_answers(request))})
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_fix_first(request: web.Request) -> web.Response:
+    """What to fix first: the journey's pitfalls and negative themes by impact (fix_first.py)."""
+    flt = _filter(request.query)
+    thresholds = _thresholds(request)
+    rules = fix_first.FixRules(
+        as_of=utcnow(), min_answers=min_answers(request), min_journeys=thresholds.min_responses
+    )
+    async with request.config_dict[SESSIONS]() as db:
+        found = await journey.journey_map(db, flt, thresholds)
+        items = await fix_first.fix_first(db, flt, found, rules)
+    return web.json_response(
+        {
+            "range": flt.range.as_json(),
+            "as_of": rules.as_of.isoformat(),
+            "window_days": rules.window_days,
+            "min_answers": rules.min_answers,
+            "items": [item.as_json() for item in items],
+        }
+    )
 
 
 def row_links(row: FeedbackRow) -> dict[str, str]:
@@ -325,6 +347,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/support", get_support)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/journey", get_journey)
+    app.router.add_get("/journey/fix-first", get_fix_first)
     app.router.add_get("/feedback", get_feedback)
     app.router.add_get("/export", export)
     app.router.add_get("/transcripts/{conversation_id}", get_transcript)
@@ -386,6 +409,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_EFFECT = {"type": "object", "description": "the affected journeys (group) against the rest: the metric, its n and the shortfall (0..1)", "properties": {"group": _NUMBER_OR_NULL, "group_n": {"type": "integer"}, "rest": _NUMBER_OR_NULL, "rest_n": {"type": "integer"}, "shortfall": {"type": "number"}}}  # fmt: skip
 _INTERVAL_WILSON = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % Wilson score interval [low, high] in percent; null without answers"}  # fmt: skip
 _INTERVAL_NPS = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % interval [low, high]: normal approximation over the +1/0/-1 answer scores; null without answers"}  # fmt: skip
 _TOO_FEW = {"type": "boolean", "description": "fewer answers than DASHBOARD_MIN_ANSWERS (min_answers): not to be read as a figure"}  # fmt: skip
@@ -528,6 +552,26 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "pitfalls": {"type": "array", "items": _ref("Pitfall")},
                     "thresholds": {"type": "object", "properties": {"csat_below": {"type": "number"}, "nps_below": {"type": "number"}, "dropoff_above": {"type": "number"}, "min_responses": {"type": "integer"}}},
                     "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/journey/fix-first": {
+        "get": {
+            "summary": "What to fix first: the journey map's CSAT/NPS pitfalls and negative themes by stage, ranked by impact = affected journeys x (CSAT shortfall + NPS shortfall + return-rate shortfall) against the other journeys (docs/dashboard.md; cx_manager, admin)",
+            "parameters": _filter_params(),
+            "responses": {
+                "200": ok_response("fix-first list", {"type": "object", "properties": {
+                    "range": _RANGE, "as_of": {"type": "string", "format": "date-time"},
+                    "window_days": {"type": "integer"}, "min_answers": {"type": "integer"},
+                    "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "key": {"type": "string"}, "kind": {"type": "string", "enum": ["pitfall", "theme"]},
+                        "stage": {"type": "string"}, "channel": {"type": ["string", "null"]}, "theme": {"type": ["string", "null"]},
+                        "metrics": {"type": "array", "items": {"type": "string"}}, "journeys": {"type": "integer"},
+                        "csat": _EFFECT, "nps": _EFFECT, "return_rate": _EFFECT, "impact": {"type": "number"},
+                        "filter": {"type": "object"}, "insight": {"type": "object"},
+                    }}},
                 }}),
                 **error_responses(401, 403, 422),
             },
