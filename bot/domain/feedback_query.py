@@ -45,9 +45,11 @@ from bot.storage.models import (
     Lifecycle,
     Order,
     OrderItem,
+    Reviewer,
     Stage,
     SurveyDispatch,
 )
+from bot.storage.rollup import UNATTRIBUTED
 
 MAX_RANGE_DAYS = 3 * 366
 DEFAULT_RANGE_DAYS = 90
@@ -352,12 +354,17 @@ class FeedbackRow:
     sentiment: float | None
     themes: list[str]
     text: str | None
-    customer_id: int
-    customer_external_id: str
+    customer_id: int | None
+    customer_external_id: str | None
     customer_name: str | None
     conversation_id: str | None
     order_number: str | None
     trigger: str | None
+    # Imported web feedback (issue #23): its public page and, when the author is not a
+    # known customer, the reviewer (customer None).
+    source_url: str | None = None
+    platform: str | None = None
+    reviewer_handle: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -371,14 +378,21 @@ class FeedbackRow:
             "sentiment": self.sentiment,
             "themes": self.themes,
             "text": self.text,
-            "customer": {
+            "customer": None
+            if self.customer_id is None
+            else {
                 "id": self.customer_id,
                 "external_id": self.customer_external_id,
                 "name": self.customer_name,
             },
+            "reviewer": None
+            if self.reviewer_handle is None
+            else {"handle": self.reviewer_handle, "channel": self.channel},
             "conversation_id": self.conversation_id,
             "order_number": self.order_number,
             "trigger": self.trigger,
+            "source_url": self.source_url,
+            "platform": self.platform,
         }
 
 
@@ -401,8 +415,12 @@ def _rows_select(flt: FeedbackFilter) -> Select[Any]:
             Feedback.conversation_id,
             Order.number,
             SurveyDispatch.trigger,
+            Feedback.source_url,
+            Feedback.platform,
+            Reviewer.handle,
         )
-        .join(Customer, Customer.id == Feedback.customer_id)
+        .outerjoin(Customer, Customer.id == Feedback.customer_id)
+        .outerjoin(Reviewer, Reviewer.id == Feedback.reviewer_id)
         .outerjoin(Order, Order.id == Feedback.order_id)
         .outerjoin(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
         .where(*flt.conditions())
@@ -411,11 +429,12 @@ def _rows_select(flt: FeedbackFilter) -> Select[Any]:
 
 def _row(values: Any) -> FeedbackRow:
     (id_, created, stage, channel, source, kind, score, sentiment, themes, text_,
-     customer_id, external_id, name, conversation_id, order_number, trigger) = values  # fmt: skip
+     customer_id, external_id, name, conversation_id, order_number, trigger, source_url,
+     platform, reviewer) = values  # fmt: skip
     return FeedbackRow(
         id=id_,
         created_at=created,
-        stage=stage.value,
+        stage=stage.value if stage is not None else UNATTRIBUTED,
         channel=channel.value,
         source=source.value,
         kind=kind.value,
@@ -429,6 +448,9 @@ def _row(values: Any) -> FeedbackRow:
         conversation_id=conversation_id,
         order_number=order_number,
         trigger=trigger,
+        source_url=source_url,
+        platform=platform,
+        reviewer_handle=reviewer,
     )
 
 
@@ -581,7 +603,10 @@ def copy_select(flt: FeedbackFilter, formula_starts: tuple[str, ...]) -> Select[
         select(
             cast(Feedback.id, Text).label("id"),
             literal_column(_COPY_CREATED_AT).label("created_at"),
-            text_cell(Feedback.stage, "stage"),
+            text_cell(
+                func.coalesce(cast(Feedback.stage, Text), literal_column(f"'{UNATTRIBUTED}'")),
+                "stage",
+            ),
             text_cell(Feedback.channel, "channel"),
             text_cell(Feedback.source, "source"),
             text_cell(Feedback.kind, "kind"),
@@ -597,7 +622,7 @@ def copy_select(flt: FeedbackFilter, formula_starts: tuple[str, ...]) -> Select[
             text_cell(SurveyDispatch.trigger, "trigger"),
         )
         .select_from(Feedback)
-        .join(Customer, Customer.id == Feedback.customer_id)
+        .outerjoin(Customer, Customer.id == Feedback.customer_id)
         .outerjoin(Order, Order.id == Feedback.order_id)
         .outerjoin(SurveyDispatch, SurveyDispatch.id == Feedback.survey_dispatch_id)
         .where(*flt.conditions())

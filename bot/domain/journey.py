@@ -29,7 +29,7 @@ from bot.domain.feedback_query import (
     theme_condition,
 )
 from bot.domain.lifecycle import STAGE_ORDER
-from bot.domain.metrics import MetricCounts, feedback_rows, group_rollup
+from bot.domain.metrics import MetricCounts, feedback_rows, group_rollup, stage_key
 from bot.storage.models import (
     Customer,
     Feedback,
@@ -37,6 +37,7 @@ from bot.storage.models import (
     Lifecycle,
     Stage,
 )
+from bot.storage.rollup import UNATTRIBUTED
 
 # Transitions whose drop-off can be a pitfall (the buying funnel).
 FUNNEL_STAGES = (Stage.discovery, Stage.research, Stage.purchase)
@@ -250,13 +251,13 @@ async def _negative_themes_from_rows(
         for theme in THEMES
     ]
     rows = await session.execute(
-        select(Feedback.stage, *columns).where(*flt.conditions(), negative).group_by(Feedback.stage)
+        select(stage := stage_key(), *columns).where(*flt.conditions(), negative).group_by(stage)
     )
     result: dict[str, list[tuple[str, int]]] = {}
     for row in rows:
         counted = [(theme, int(n or 0)) for theme, n in zip(THEMES, row[1:], strict=True)]
         top = sorted((c for c in counted if c[1] > 0), key=lambda c: (-c[1], c[0]))
-        result[row[0].value] = top[:TOP_THEMES]
+        result[str(row[0])] = top[:TOP_THEMES]
     return result
 
 
@@ -343,6 +344,28 @@ async def journey_map(
                 channels=channels,
                 negative_themes=themes.get(stage.value, []),
                 pitfalls=pitfalls,
+            )
+        )
+    # Reviews from reviewers who are not known customers (issue #23): no journey, so no
+    # stage, reach or drop-off; one column with a cell per channel, after the stages.
+    unattributed = sorted(
+        by_stage.get(UNATTRIBUTED, []), key=lambda c: (-c.counts.volume, c.channel)
+    )
+    if unattributed:
+        total = MetricCounts(dispatches_sent=None, dispatches_answered=None)
+        for cell in unattributed:
+            cell.pitfalls.clear()  # the explorer's stage filter knows journey stages only
+            total = total + cell.counts
+        columns.append(
+            StageColumn(
+                stage=UNATTRIBUTED,
+                customers=0,
+                moved_on_percent=None,
+                dropoff_percent=None,
+                counts=total,
+                channels=unattributed,
+                negative_themes=themes.get(UNATTRIBUTED, []),
+                pitfalls=[],
             )
         )
     return JourneyMap(columns, await _sources(session, flt, links), thresholds)

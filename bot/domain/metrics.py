@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     Date,
     Select,
+    String,
     and_,
     case,
     cast,
@@ -59,6 +60,7 @@ from bot.storage.models import (
     SurveyDispatchDaily,
     SurveyDispatchSourceDaily,
 )
+from bot.storage.rollup import UNATTRIBUTED
 
 BUCKETS = ("day", "week", "month")
 DIMENSIONS = ("stage", "channel", "product", "acquisition_source", "trigger")
@@ -340,6 +342,12 @@ def _normal(name: str, value: Any) -> Any:
     return _as_date(value) if name == "bucket" else _key(value)
 
 
+def stage_key() -> ColumnElement[Any]:
+    """Feedback's stage as the dashboard groups it: 'unattributed' for a review from a
+    reviewer who is not a known customer (no lifecycle), as in the rollups."""
+    return func.coalesce(cast(Feedback.stage, String(32)), literal_column(f"'{UNATTRIBUTED}'"))
+
+
 async def feedback_rows(
     session: AsyncSession, flt: FeedbackFilter, keys: Sequence[str], bucket: str | None = None
 ) -> list[tuple[tuple[Any, ...], MetricCounts]]:
@@ -353,7 +361,7 @@ async def feedback_rows(
             columns["bucket"] = day_bucket(d.day, dialect, bucket)
         aggregates, conditions = _rollup_aggregates(), _rollup_conditions(flt)
     else:
-        columns = {"stage": Feedback.stage, "channel": Feedback.channel}
+        columns = {"stage": stage_key(), "channel": Feedback.channel}
         if bucket:
             columns["bucket"] = bucket_expression(Feedback.created_at, dialect, flt.range, bucket)
         aggregates, conditions = feedback_aggregates(), flt.conditions()
@@ -577,7 +585,8 @@ def _group_select(dimension: str) -> tuple[Select[Any], Any, Any]:
     base = select().select_from(Feedback)
     key: Any
     if dimension == "stage":
-        return base, Feedback.stage, Feedback.stage
+        key = stage_key()
+        return base, key, key
     if dimension == "channel":
         return base, Feedback.channel, Feedback.channel
     if dimension == "product":
@@ -590,7 +599,8 @@ def _group_select(dimension: str) -> tuple[Select[Any], Any, Any]:
         joined = base.join(items, items.c.order_id == Feedback.order_id)
         return joined, items.c.sku, func.max(items.c.name)
     if dimension == "acquisition_source":
-        joined = base.join(Lifecycle, Lifecycle.id == Feedback.lifecycle_id).join(
+        # Outer joins: an unattributed review (no lifecycle) counts under 'unknown'.
+        joined = base.outerjoin(Lifecycle, Lifecycle.id == Feedback.lifecycle_id).outerjoin(
             Customer, Customer.id == Lifecycle.customer_id
         )
         key = acquisition_expression()
@@ -688,7 +698,7 @@ async def breakdown(
     ]
     if dimension == "stage":
         order = {stage.value: i for i, stage in enumerate(STAGE_ORDER)}
-        groups.sort(key=lambda g: order.get(g.key, 99))
+        groups.sort(key=lambda g: order.get(g.key, 99))  # 'unattributed' last
     else:
         groups.sort(key=lambda g: (-g.counts.volume, g.key))
     return groups

@@ -130,6 +130,8 @@ class Channel(str, enum.Enum):
     email = "email"
     social = "social"
     storefront = "storefront"
+    # Public review sites (Trustpilot, Google Business Profile): issue #23, migration 0019.
+    review_site = "review_site"
 
 
 class MessageSender(str, enum.Enum):
@@ -395,9 +397,11 @@ class Feedback(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    lifecycle_id: Mapped[int] = mapped_column(ForeignKey("lifecycles.id"))
-    stage: Mapped[Stage] = mapped_column(_enum(Stage, "feedback_stage"))
+    # customer, lifecycle and stage are NULL only for a web review from a reviewer who is not
+    # a known customer (migration 0019): `reviewer_id` is set instead (SPEC §3).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    lifecycle_id: Mapped[int | None] = mapped_column(ForeignKey("lifecycles.id"))
+    stage: Mapped[Stage | None] = mapped_column(_enum(Stage, "feedback_stage"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "feedback_channel"))
     source: Mapped[FeedbackSource] = mapped_column(_enum(FeedbackSource, "feedback_source"))
     kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "feedback_kind"))
@@ -408,6 +412,29 @@ class Feedback(Base):
     conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"))
     survey_dispatch_id: Mapped[int | None] = mapped_column(ForeignKey("survey_dispatches.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Imported web feedback (issue #23, migration 0019): who wrote it when not a customer,
+    # the platform (trustpilot, judgeme, google, or a social network) and its public URL.
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("reviewers.id"), index=True)
+    platform: Mapped[str | None] = mapped_column(String(32))
+    source_url: Mapped[str | None] = mapped_column(String(2000))
+    # SHA-256 of what the platform said (score, text, time): a re-import updates an edited
+    # review and skips an unchanged one without analysing its text again.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Reviewer(Base):
+    """Someone who wrote a web review or a social post and is not a known customer: one per
+    channel and handle (the platform's name or id of the author), with an email when the
+    export carries one. Never a customer: no lifecycle, no orders (issue #23)."""
+
+    __tablename__ = "reviewers"
+    __table_args__ = (UniqueConstraint("channel", "handle", name="uq_reviewers_channel_handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "reviewer_channel"))
+    handle: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

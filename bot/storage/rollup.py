@@ -24,6 +24,10 @@ from sqlalchemy.engine import Connection
 from bot.storage import rollup_journey
 
 NEGATIVE = -0.05  # bot.domain.analysis.NEGATIVE (VADER's cut-off), kept here as SQL text
+# The stage key of feedback from a reviewer who is not a known customer (no lifecycle, so
+# `feedback.stage` is NULL; issue #23, migration 0019): its own journey-map column.
+UNATTRIBUTED = "unattributed"
+_STAGE = "COALESCE({r}.stage, '" + UNATTRIBUTED + "')"
 
 # Aggregated columns of feedback_daily and the per-row value each one adds.
 _FEEDBACK_VALUES = (
@@ -70,7 +74,7 @@ def _subtract(table: str, keys: list[tuple[str, str]], values: Any, row: str) ->
 def _feedback_keys(dialect: str, row: str) -> list[tuple[str, str]]:
     return [
         ("day", _day(dialect, "{r}", "created_at")),
-        ("stage", "{r}.stage"),
+        ("stage", _STAGE),
         ("channel", "{r}.channel"),
     ]
 
@@ -150,13 +154,16 @@ def _group_dimensions(dialect: str, row: str) -> list[tuple[str, str, str, str, 
     return [
         ("trigger", trigger, trigger,
          f"(SELECT 1 AS one) AS one LEFT JOIN survey_dispatches d ON d.id = {row}.survey_dispatch_id WHERE 1 = 1", ""),
+        # Left joins: an unattributed review (no lifecycle) counts under 'unknown'.
         ("acquisition_source", source, source,
-         f"lifecycles l JOIN customers c ON c.id = l.customer_id WHERE l.id = {row}.lifecycle_id", ""),
+         f"(SELECT 1 AS one) AS one LEFT JOIN lifecycles l ON l.id = {row}.lifecycle_id "
+         "LEFT JOIN customers c ON c.id = l.customer_id WHERE 1 = 1", ""),
         # An order listing a product twice counts once for it.
         ("product", "oi.sku", "MAX(oi.name)",
          f"order_items oi WHERE oi.order_id = {row}.order_id", " GROUP BY oi.sku"),
         # Themes of negative comments (journey map), key "<stage>:<theme>".
-        ("negative_theme", f"{row}.stage || ':' || t.value", "t.value", _themes(dialect, row), ""),
+        ("negative_theme", _STAGE.format(r=row) + " || ':' || t.value", "t.value",
+         _themes(dialect, row), ""),
     ]  # fmt: skip
 
 
@@ -216,14 +223,15 @@ def _group_backfill(dialect: str) -> list[str]:
     joins = {
         "trigger": (trigger, trigger, "LEFT JOIN survey_dispatches d ON d.id = feedback.survey_dispatch_id"),
         "acquisition_source": (source, source,
-            "JOIN lifecycles l ON l.id = feedback.lifecycle_id JOIN customers c ON c.id = l.customer_id"),
+            "LEFT JOIN lifecycles l ON l.id = feedback.lifecycle_id "
+            "LEFT JOIN customers c ON c.id = l.customer_id"),
         "product": ("oi.sku", "MAX(oi.name)",
             "JOIN (SELECT order_id, sku, MAX(name) AS name FROM order_items GROUP BY order_id, sku) oi "
             "ON oi.order_id = feedback.order_id"),
     }  # fmt: skip
     lateral = "CROSS JOIN LATERAL " if dialect == "postgresql" else ", "
     joins["negative_theme"] = (
-        "feedback.stage || ':' || t.value",
+        _STAGE.format(r="feedback") + " || ':' || t.value",
         "MAX(t.value)",
         lateral + _themes(dialect, "feedback"),
     )
