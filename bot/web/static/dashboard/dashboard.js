@@ -328,6 +328,43 @@ function pitfallText(p) {
   return where + ": " + what + " " + p.value + cmp + p.threshold;
 }
 
+/** "What to fix first" (GET /api/journey/fix-first, docs/dashboard.md). */
+async function showFixFirst() {
+  const data = await api("journey/fix-first", rangeParams());
+  byId("fix-first-legend").textContent = "Impact = journeys affected \u00d7 (CSAT shortfall + NPS shortfall / 2 + return-rate shortfall) " +
+    "against every other journey with feedback in the range; a shortfall counts only with at least " + data.min_answers +
+    " answers on both sides. Return: another purchase within " + data.window_days + " days.";
+  const body = byId("fix-first").tBodies[0];
+  clear(body);
+  const effect = (e) => (e.group === null ? "no answers" : fmt(e.group) + " vs " + fmt(e.rest) + " (n " + e.group_n + ")");
+  if (!data.items.length) {
+    const tr = el("tr");
+    const td = el("td", "muted", "Nothing to fix in this range: no pitfall or negative theme.");
+    td.colSpan = 8;
+    tr.append(td);
+    body.append(tr);
+    return;
+  }
+  data.items.forEach((item, i) => {
+    const tr = el("tr");
+    tr.dataset.key = item.key;
+    const where = label("stage", item.stage) + (item.channel ? " \u00b7 " + label("channel", item.channel) : "");
+    const what = item.kind === "theme" ? "Negative theme " + label("theme", item.theme) + " at " + where
+      : "Pitfall " + where + " (" + item.metrics.map((m) => m.toUpperCase()).join(", ") + ")";
+    const link = el("a", "", what);
+    link.href = explorerUrl(item.filter);
+    const name = el("td");
+    name.append(link);
+    const act = el("td");
+    const insight = el("a", "", "Make an insight");
+    insight.href = "insights?" + new URLSearchParams(item.insight);
+    act.append(insight);
+    tr.append(el("td", "num", i + 1), name, el("td", "num", item.journeys), el("td", "", effect(item.csat)),
+      el("td", "", effect(item.nps)), el("td", "", effect(item.return_rate)), el("td", "num", fmt(item.impact)), act);
+    body.append(tr);
+  });
+}
+
 async function showJourney() {
   const data = await api("journey", rangeParams());
   minAnswers = data.min_answers;
@@ -347,6 +384,7 @@ async function showJourney() {
     insight.href = "insights?" + new URLSearchParams({ origin: "pitfall", stage: p.stage, channel: p.channel || "", metric: p.metric });
     list.append(button, insight);
   });
+  await showFixFirst();
   const grid = byId("journey");
   clear(grid);
   const sources = el("div", "journey__col journey__sources");
