@@ -1,0 +1,340 @@
+"""Issue #24: each flag rule (bot/domain/turn_review.py), and the NLU result of a customer
+turn stored with the message, flagged, reviewed, erased and purged (bot/domain/review_inbox.py)
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import PROJECT_ROOT
+from bot.domain import privacy, review_inbox, turn_review
+from bot.domain.errors import InvalidInput
+from bot.domain.turn_review import Reason, Rules, Turn, own_reasons, rephrased, similarity
+from bot.storage.models import (
+    AuditLog,
+    Conversation,
+    Message,
+    MessageSender,
+    ReviewStatus,
+    StaffRole,
+    StaffUser,
+    TurnFlag,
+    TurnUnderstanding,
+    utcnow,
+)
+from tests import factories
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _turn(text: str = "where is my order", intent: str | None = "order_status", **kw: Any) -> Turn:
+    return Turn(text=text, intent=intent, **{"confidence": 0.9, **kw})
+
+
+# ---- the rules, one by one -----------------------------------------------------------------
+
+
+def test_low_confidence_threshold_is_config_ymls_fallback_threshold() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())
+    fallback = [c for c in config["pipeline"] if c["name"] == "FallbackClassifier"]
+    assert [c["threshold"] for c in fallback] == [turn_review.LOW_CONFIDENCE]
+
+
+def test_low_confidence() -> None:
+    assert own_reasons(_turn(confidence=0.44)) == {Reason.low_confidence}
+    assert own_reasons(_turn(confidence=0.45)) == frozenset()
+    assert own_reasons(_turn(confidence=0.5), rules=Rules(low_confidence=0.6)) == {
+        Reason.low_confidence
+    }
+    # Behind nlu_fallback: the confidence of the intent the NLU leaned to.
+    behind = _turn(intent="nlu_fallback", confidence=0.55, runner_up_intent="order_status",
+                   runner_up_confidence=0.3)  # fmt: skip
+    assert own_reasons(behind) == {Reason.low_confidence, Reason.fallback}
+    assert turn_review.understood_intent(behind) == "order_status"
+    no_nlu = Turn(text="x", intent=None, confidence=None)
+    assert own_reasons(no_nlu) == frozenset()
+
+
+def test_fallback_fired() -> None:
+    # The ambiguity rule: a confident top intent, too close to the runner-up.
+    ambiguous = _turn(intent="nlu_fallback", confidence=0.55, runner_up_intent="return_item",
+                      runner_up_confidence=0.52)  # fmt: skip
+    assert own_reasons(ambiguous) == {Reason.fallback}
+    assert own_reasons(_turn(steps=("action_default_fallback",))) == {Reason.fallback}
+    assert own_reasons(_turn(steps=("action_handle_fallback", "utter_fallback_rephrase"))) == {
+        Reason.fallback
+    }
+    assert own_reasons(_turn(steps=("action_order_status", "utter_anything_else"))) == frozenset()
+
+
+def test_did_you_mean_fired() -> None:
+    assert own_reasons(_turn(steps=("action_handle_fallback", "utter_fallback_choices"))) == {
+        Reason.fallback, Reason.did_you_mean,
+    }  # fmt: skip
+    # The account-change clarification (bot/domain/understanding.py) ends in "Something else".
+    assert own_reasons(_turn(offered_choices=True)) == {Reason.did_you_mean}
+
+
+def test_similarity_is_difflib_ratio_of_normalised_text() -> None:
+    assert similarity("Where is my ORDER?!", "where is my order") == 1.0
+    assert similarity("", "") == 1.0
+    assert similarity("abc", "xyz") == 0.0
+    # "where s my order" (punctuation gone) against "where is my order": 16 of 16 + 17.
+    assert similarity("where is my order", "where's my order") == pytest.approx(2 * 16 / 33)
+
+
+def test_rephrase() -> None:
+    first = _turn("where is my parcel")
+    assert rephrased(first, _turn("where is my parcel??"))
+    assert rephrased(first, _turn("where's my parcel"))
+    assert not rephrased(first, _turn("where is my parcel", intent="delivery_problem"))
+    assert not rephrased(first, _turn("I want to know about the status of the order A10023"))
+    # The setting moves the line.
+    pair = (_turn("where is my parcel"), _turn("so where is the parcel then"))
+    score = similarity(pair[0].text, pair[1].text)
+    assert 0.6 < score < 0.9
+    assert rephrased(*pair) and not rephrased(*pair, Rules(rephrase_similarity=0.9))
+    # "yes" twice answers two questions.
+    assert not rephrased(_turn("yes", "affirm"), _turn("yes", "affirm"))
+    assert not rephrased(_turn("x", None), _turn("x", None))
+
+
+def test_asked_for_a_person_after_a_misunderstanding() -> None:
+    human = _turn("let me talk to a person", "request_human")
+    for reason in (Reason.low_confidence, Reason.fallback, Reason.did_you_mean, Reason.rephrase):
+        assert own_reasons(human, {reason}) == {Reason.human_after_misunderstanding}
+    assert own_reasons(human) == frozenset()  # asked straight away: no misunderstanding
+    assert own_reasons(human, {Reason.negative_sentiment}) == frozenset()
+    assert own_reasons(_turn(), {Reason.fallback}) == frozenset()
+
+
+def test_negative_sentiment_right_after_a_bot_reply() -> None:
+    assert own_reasons(_turn(after_bot_reply=True, sentiment=-0.5)) == {Reason.negative_sentiment}
+    assert own_reasons(_turn(after_bot_reply=True, sentiment=-0.49)) == frozenset()
+    assert own_reasons(_turn(after_bot_reply=False, sentiment=-0.9)) == frozenset()
+
+
+# ---- stored with the message ---------------------------------------------------------------
+
+
+def _nlu(intent: str, confidence: float, runner_up: str = "out_of_scope", second: float = 0.05,
+         steps: tuple[str, ...] = (), entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"intent": intent, "confidence": confidence, "runner_up": runner_up,
+            "runner_up_confidence": second, "entities": entities or [], "steps": list(steps)}  # fmt: skip
+
+
+async def _chat(db: AsyncSession, conversation_id: str = "c-review", customer_id: int | None = None) -> str:  # fmt: skip
+    db.add(Conversation(id=conversation_id, customer_id=customer_id))
+    await db.flush()
+    return conversation_id
+
+
+async def _say(db: AsyncSession, chat: str, text: str, nlu: dict[str, Any] | None = None,
+               replies: tuple[str, ...] = ("OK.",), buttons: list[dict[str, str]] | None = None,
+               at: dt.datetime | None = None) -> tuple[Message, frozenset[Reason]]:  # fmt: skip
+    """A customer message, its NLU result, and the bot's replies."""
+    message = Message(conversation_id=chat, sender=MessageSender.customer, text=text,
+                      created_at=at or utcnow())  # fmt: skip
+    db.add(message)
+    await db.flush()
+    reasons: frozenset[Reason] = frozenset()
+    if nlu is not None:
+        reasons = await review_inbox.record_turn(db, message, nlu, [buttons or []])
+    for reply in replies:
+        db.add(Message(conversation_id=chat, sender=MessageSender.bot, text=reply, buttons=buttons,
+                       created_at=at or utcnow()))  # fmt: skip
+    await db.flush()
+    return message, reasons
+
+
+async def _flags(db: AsyncSession, message_id: int) -> list[str]:
+    return sorted(
+        await db.scalars(select(TurnFlag.reason).where(TurnFlag.message_id == message_id))
+    )
+
+
+async def test_a_conversation_is_stored_and_flagged(session_factory: Sessions) -> None:
+    async with session_factory() as db, db.begin():
+        chat = await _chat(db)
+        first, r1 = await _say(db, chat, "hi", _nlu("greet", 0.98))
+        lost, r2 = await _say(db, chat, "my thingy never came", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.41, ("action_handle_fallback", "utter_fallback_choices")),
+                              buttons=[{"title": "Something else", "payload": "none of these"}])  # fmt: skip
+        again, r3 = await _say(db, chat, "my thingy never came!!", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.43, ("action_handle_fallback", "utter_fallback_offer_person")))  # fmt: skip
+        person, r4 = await _say(db, chat, "a person please", _nlu("request_human", 0.97))
+        angry, r5 = await _say(db, chat, "this is useless and awful, I hate it", _nlu("complain", 0.9, entities=[{"entity": "email", "value": "x@y.z", "start": 0, "end": 5}]))  # fmt: skip
+    assert r1 == frozenset()
+    assert r2 == {Reason.low_confidence, Reason.fallback, Reason.did_you_mean}
+    assert r3 == {Reason.low_confidence, Reason.fallback}
+    assert r4 == {Reason.human_after_misunderstanding}
+    assert r5 == {Reason.negative_sentiment}
+    async with session_factory() as db:
+        # The same intent (nlu_fallback) in similar words: the first was said again.
+        assert await _flags(db, lost.id) == ["did_you_mean", "fallback", "low_confidence", "rephrase"]  # fmt: skip
+        assert await _flags(db, again.id) == ["fallback", "low_confidence"]
+        assert await _flags(db, first.id) == []
+        row = await db.get(TurnUnderstanding, angry.id)
+        assert row is not None
+        assert (row.intent, row.confidence, row.runner_up_intent, row.runner_up_confidence) == (
+            "complain", 0.9, "out_of_scope", 0.05,
+        )  # fmt: skip
+        assert row.entities == [{"entity": "email", "value": "x@y.z", "start": 0, "end": 5}]
+        assert row.sentiment is not None and row.sentiment <= -0.5
+        first_row = await db.get(TurnUnderstanding, first.id)
+        assert first_row is not None and first_row.sentiment is None  # nothing before it
+
+        page = await review_inbox.flagged_turns(db, review_inbox.InboxFilter())
+        assert page["total"] == 4
+        assert [i["message_id"] for i in page["items"]] == [angry.id, person.id, again.id, lost.id]
+        item = page["items"][-1]
+        assert item["suggested_intent"] == "delivery_problem"
+        # Context: every earlier message (one customer turn and its reply), and three
+        # customer turns after with the bot's replies.
+        assert [m["text"] for m in item["before"]] == ["hi", "OK."]
+        assert [m["text"] for m in item["after"]] == [
+            "OK.", "my thingy never came!!", "OK.", "a person please", "OK.",
+            "this is useless and awful, I hate it", "OK.",
+        ]  # fmt: skip
+        by_reason = await review_inbox.flagged_turns(
+            db, review_inbox.InboxFilter(reason=Reason.rephrase)
+        )
+        assert [i["message_id"] for i in by_reason["items"]] == [lost.id]
+        by_intent = await review_inbox.flagged_turns(
+            db, review_inbox.InboxFilter(intent="complain")
+        )
+        assert [i["message_id"] for i in by_intent["items"]] == [angry.id]
+        future = utcnow() + dt.timedelta(days=1)
+        assert (await review_inbox.flagged_turns(db, review_inbox.InboxFilter(since=future)))["total"] == 0  # fmt: skip
+
+
+async def test_review_confirm_correct_dismiss(session_factory: Sessions) -> None:
+    async with session_factory() as db, db.begin():
+        trainer = StaffUser(email="t@example.com", display_name="T", role=StaffRole.bot_trainer,
+                            password_hash="x")  # fmt: skip
+        db.add(trainer)
+        chat = await _chat(db)
+        a, _ = await _say(db, chat, "my thingy never came", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.41))  # fmt: skip
+        b, _ = await _say(db, chat, "cancel A12345 now", _nlu("order_status", 0.3, "cancel_order", 0.28))  # fmt: skip
+        c, _ = await _say(db, chat, "asdf", _nlu("nlu_fallback", 0.45, "greet", 0.1))
+    async with session_factory() as db, db.begin():
+        user = await db.get(StaffUser, trainer.id)
+        assert user is not None
+        confirmed = await review_inbox.review(db, a.id, user, "confirm")
+        corrected = await review_inbox.review(db, b.id, user, "correct", "cancel_order",
+                                              [{"entity": "order_number", "value": "A12345"}])  # fmt: skip
+        dismissed = await review_inbox.review(db, c.id, user, "dismiss")
+        with pytest.raises(InvalidInput):
+            await review_inbox.review(db, b.id, user, "correct", "no_such_intent")
+        with pytest.raises(InvalidInput):
+            await review_inbox.review(db, b.id, user, "correct", "cancel_order",
+                                      [{"entity": "order_number", "value": "B99999"}])  # fmt: skip
+    assert (confirmed["review_status"], confirmed["reviewed_intent"]) == ("confirmed", "delivery_problem")  # fmt: skip
+    assert corrected["reviewed_entities"] == [
+        {"entity": "order_number", "value": "A12345", "start": 7, "end": 13}
+    ]
+    assert (dismissed["review_status"], dismissed["reviewed_intent"]) == ("dismissed", None)
+    async with session_factory() as db:
+        rows = {r.message_id: r for r in await db.scalars(select(TurnUnderstanding))}
+        assert rows[b.id].review_status is ReviewStatus.corrected
+        assert rows[b.id].reviewed_by_id == trainer.id
+        audits = list(await db.scalars(select(AuditLog).where(AuditLog.action == "review_turn")))
+        assert sorted(a.target_id for a in audits) == sorted(str(m.id) for m in (a, b, c))
+        assert (await review_inbox.flagged_turns(db, review_inbox.InboxFilter()))["total"] == 0
+        reviewed = await review_inbox.flagged_turns(db, review_inbox.InboxFilter(state="reviewed"))
+        assert reviewed["total"] == 3
+
+
+async def test_erased_and_purged_with_the_transcript(session_factory: Sessions) -> None:
+    old = utcnow() - dt.timedelta(days=100)
+    async with session_factory() as db, db.begin():
+        customer = await factories.customer(db, 7)
+        theirs = await _chat(db, "c-theirs", customer.id)
+        await _say(db, theirs, "my email is zed@example.org", _nlu("nlu_fallback", 0.45, "order_status", 0.2,
+                   entities=[{"entity": "email", "value": "zed@example.org"}]))  # fmt: skip
+        other = await _chat(db, "c-other")
+        await _say(db, other, "where is A77777", _nlu("order_status", 0.3), at=old)
+        await _say(db, other, "and now?", _nlu("order_status", 0.3))
+    async with session_factory() as db, db.begin():
+        erasure = await privacy.erase_customer(db, customer.external_id)
+        assert erasure.counts["turn_understandings"] == 1
+    async with session_factory() as db, db.begin():
+        left = list(await db.scalars(select(TurnUnderstanding.conversation_id)))
+        assert left == ["c-other", "c-other"]
+        assert await privacy.purge_transcripts(db, 30) == 2  # the old message and its reply
+    async with session_factory() as db:
+        texts = (
+            await db.execute(
+                select(Message.text)
+                .join(TurnUnderstanding, TurnUnderstanding.message_id == Message.id)
+            )
+        ).scalars().all()  # fmt: skip
+        assert texts == ["and now?"]
+        assert len(list(await db.scalars(select(TurnFlag.message_id)))) == 1
+
+
+# ---- through the chat: Rasa's reply carries the NLU result ---------------------------------
+
+
+@pytest.fixture
+async def nlu_client(engine: Any, settings: Any) -> Any:
+    """The web service against a Rasa stand-in whose channel appends the NLU item."""
+    from dataclasses import replace
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web.app import create_app
+
+    async def webhook(request: web.Request) -> web.Response:
+        body = await request.json()
+        low = "thingy" in body["message"]
+        nlu = _nlu("nlu_fallback", 0.45, "delivery_problem", 0.4, ("action_handle_fallback",)) if low else _nlu("greet", 0.99)  # fmt: skip
+        return web.json_response([
+            {"recipient_id": body["sender"], "text": "Sorry?" if low else "Hello!"},
+            {"recipient_id": body["sender"], "custom": {"nlu": nlu}},
+        ])  # fmt: skip
+
+    rasa = web.Application()
+    rasa.router.add_post("/webhooks/rest/webhook", webhook)
+    server = TestServer(rasa)
+    await server.start_server()
+    app = create_app(replace(settings, rasa_url=str(server.make_url("")).rstrip("/")))
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+    await server.close()
+
+
+async def test_the_chat_stores_the_nlu_result_with_the_message(
+    nlu_client: Any, session_factory: Sessions
+) -> None:
+    ws = await nlu_client.ws_connect("/ws")
+    await ws.send_json({"type": "hello"})
+    assert (await ws.receive_json(timeout=5))["type"] == "session"
+    for text, answer in (("hello", "Hello!"), ("my thingy", "Sorry?")):
+        await ws.send_json({"type": "message", "text": text, "client_id": text})
+        while (frame := await ws.receive_json(timeout=5)).get("text") != answer:
+            assert frame["type"] != "error", frame
+    await ws.close()
+    async with session_factory() as db:
+        rows = (
+            await db.execute(
+                select(Message.text, TurnUnderstanding.intent, TurnUnderstanding.runner_up_intent)
+                .join(TurnUnderstanding, TurnUnderstanding.message_id == Message.id)
+                .order_by(Message.id)
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [
+            ("hello", "greet", "out_of_scope"), ("my thingy", "nlu_fallback", "delivery_problem"),
+        ]  # fmt: skip
+        flagged = await review_inbox.flagged_turns(db, review_inbox.InboxFilter())
+        assert [(i["text"], i["reasons"]) for i in flagged["items"]] == [
+            ("my thingy", ["fallback", "low_confidence"])
+        ]
+        # The reply list's NLU item is not a message.
+        bot_texts = list(await db.scalars(select(Message.text).where(Message.sender == MessageSender.bot)))  # fmt: skip
+        assert bot_texts == ["Hello!", "Sorry?"]
