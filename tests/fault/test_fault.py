@@ -8,7 +8,9 @@ in the report's captured output).
 
 Its own PostgreSQL cluster (tests/fault/pg_cluster.py); Redis database 9 and a RabbitMQ
 queue of its own on the machine's servers. Sizes: FAULT_CUSTOMERS (200), FAULT_THINK_MIN /
-FAULT_THINK_MAX (seconds between a customer's messages).
+FAULT_THINK_MAX (seconds between a customer's messages), FAULT_SURVEY_ANSWERS (25: survey
+answers acknowledged before the load stops). The faults follow the load's progress, not a
+clock (CHAOS_* below).
 """
 
 from __future__ import annotations
@@ -47,8 +49,15 @@ THINK = (
     float(os.environ.get("FAULT_THINK_MIN", "30")),
     float(os.environ.get("FAULT_THINK_MAX", "60")),
 )
-# Seconds: first kill after the start, between kills, and of load after the last recovery.
-CHAOS_START, CHAOS_GAP, CHAOS_AFTER = 40.0, 30.0, 90.0
+# The faults wait for conditions, not fixed times (they were 40 s, 30 s, 30 s and 90 s of
+# sleeping): the first kill once CHAOS_START_TURNS customer turns were acknowledged (customers
+# are mid-conversation); the next kill once CHAOS_GAP_TURNS turns sent after the previous
+# kill were acknowledged (the degraded stack serves) or after CHAOS_GAP seconds; after the
+# last recovery the load goes on until CHAOS_AFTER_TURNS turns sent after it and
+# SURVEY_ANSWERS survey answers in all were acknowledged, at most CHAOS_AFTER seconds.
+CHAOS_START_TURNS, CHAOS_GAP_TURNS, CHAOS_AFTER_TURNS = 40, 10, 30
+SURVEY_ANSWERS = int(os.environ.get("FAULT_SURVEY_ANSWERS", "25"))
+CHAOS_START_TIMEOUT, CHAOS_GAP, CHAOS_AFTER = 180.0, 30.0, 240.0
 REPLY_TIMEOUT = 60.0  # a message without any answer for this long is lost
 # A Rasa worker loads its model in about 30 s on an idle machine, minutes on a busy one.
 RESTART_TIMEOUT = 420.0
@@ -84,6 +93,7 @@ class Run:
     conversations: int = 0
     kills: dict[str, float] = field(default_factory=dict)  # name → time.monotonic() of kill
     restarts: dict[str, float] = field(default_factory=dict)  # name → seconds until healthy
+    waits: list[str] = field(default_factory=list)  # how long each condition of _chaos took
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -243,8 +253,10 @@ async def _conversation(http: aiohttp.ClientSession, url: str, run: Run, rng: ra
             await asyncio.sleep(1)
             return
         run.conversations += 1
-        for step, template, expected in SCRIPT:
-            await asyncio.sleep(rng.uniform(*THINK))
+        for number, (step, template, expected) in enumerate(SCRIPT):
+            # A customer who opens the chat types at once; later answers take thinking.
+            if number and await _stopped(run, rng.uniform(*THINK)):
+                return
             if run.stop.is_set():
                 return
             sent = Sent(step, time.monotonic())
@@ -257,10 +269,20 @@ async def _conversation(http: aiohttp.ClientSession, url: str, run: Run, rng: ra
         await ws.close()
 
 
+async def _stopped(run: Run, seconds: float) -> bool:
+    """Sleep `seconds`, or less when the run stops (then True)."""
+    try:
+        await asyncio.wait_for(run.stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 async def _customer(number: int, http: aiohttp.ClientSession, urls: list[str], run: Run,
                     pairs: list[tuple[str, str]]) -> None:  # fmt: skip
     rng = random.Random(number)
-    await asyncio.sleep(rng.uniform(0, THINK[1]))  # customers arrive over a while
+    if await _stopped(run, rng.uniform(0, THINK[1])):  # customers arrive over a while
+        return
     while not run.stop.is_set() and not http.closed:
         await _conversation(http, urls[number % len(urls)], run, rng, rng.choice(pairs))
 
@@ -296,16 +318,41 @@ async def _restart(stack: Stack, run: Run, name: str) -> None:
         return
 
 
+def _acknowledged_since(run: Run, since: float) -> int:
+    return sum(1 for s in run.sent if s.at >= since and s.acknowledged)
+
+
+def _survey_answers(run: Run) -> int:
+    return sum(1 for s in run.sent if s.step in ("score", "comment") and s.acknowledged)
+
+
+async def _until(run: Run, condition: Any, timeout: float, what: str) -> None:
+    """Wait until `condition()` holds, at most `timeout` seconds (then say so and go on)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started >= timeout:
+            run.waits.append(f"{what}: not reached after {timeout:.0f} s, went on")
+            return
+        await asyncio.sleep(0.2)
+    run.waits.append(f"{what}: after {time.monotonic() - started:.1f} s")
+
+
 async def _chaos(stack: Stack, cluster: Cluster, run: Run, health_urls: list[str]) -> None:
     """kill -9 Rasa, then an action server replica, then PostgreSQL; each is restarted at
     once (a Rasa worker takes a while to load its model, meanwhile the next fault comes)."""
-    await asyncio.sleep(CHAOS_START)  # customers are mid-conversation
+    await _until(  # customers are mid-conversation
+        run, lambda: _acknowledged_since(run, 0) >= CHAOS_START_TURNS, CHAOS_START_TIMEOUT,
+        f"{CHAOS_START_TURNS} turns acknowledged before the first kill",
+    )  # fmt: skip
     restarts = []
     for name in ("rasa-1", "actions-2"):
-        run.kills[name] = time.monotonic()
+        killed = run.kills[name] = time.monotonic()
         await asyncio.to_thread(stack.kill, name)
         restarts.append(asyncio.create_task(_restart(stack, run, name)))
-        await asyncio.sleep(CHAOS_GAP)
+        await _until(  # the rest of the stack serves meanwhile
+            run, lambda k=killed: _acknowledged_since(run, k) >= CHAOS_GAP_TURNS, CHAOS_GAP,
+            f"{CHAOS_GAP_TURNS} turns acknowledged after the kill of {name}",
+        )  # fmt: skip
     run.kills["postgresql"] = time.monotonic()
     cluster.kill9()
     await asyncio.sleep(2)  # an outage, not a blip
@@ -313,7 +360,16 @@ async def _chaos(stack: Stack, cluster: Cluster, run: Run, health_urls: list[str
     await _wait_ready(health_urls)  # both web replicas reach the database again
     run.restarts["postgresql"] = time.monotonic() - run.kills["postgresql"]
     await asyncio.gather(*restarts)
-    await asyncio.sleep(CHAOS_AFTER)  # customers continue on the recovered stack
+    recovered = time.monotonic()
+    await _until(  # customers continue on the recovered stack
+        run,
+        lambda: (
+            _acknowledged_since(run, recovered) >= CHAOS_AFTER_TURNS
+            and _survey_answers(run) >= SURVEY_ANSWERS
+        ),
+        CHAOS_AFTER,
+        f"{CHAOS_AFTER_TURNS} turns after the recovery and {SURVEY_ANSWERS} survey answers",
+    )
     run.stop.set()
 
 
@@ -369,6 +425,7 @@ def _report(run: Run, seconds: float) -> list[str]:
         f"  outcomes: {dict(outcomes)}; acknowledged {sum(s.acknowledged for s in run.sent)}",
         f"  reply latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; connect errors {dict(run.connect_errors)}",
     ]
+    lines += [f"  waited for {wait}" for wait in run.waits]
     for name in run.kills:
         lines.append(
             f"  kill -9 {name}: back up (healthy) after {run.restarts.get(name, float('nan')):.1f} s; "
