@@ -13,7 +13,7 @@ the console) are treated like anonymous ones.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ COOKIE = {role: f"session:{role.value}" for role in StaffRole}
 TOKEN = {role: f"token:{role.value}" for role in StaffRole}
 CALLERS = (ANONYMOUS, *COOKIE.values(), *TOKEN.values())
 AGENT, CX, ADMIN = StaffRole.agent, StaffRole.cx_manager, StaffRole.admin
+TRAINER = StaffRole.bot_trainer
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Values for path parameters: nothing with these ids exists, so allowed calls reach the
@@ -48,6 +49,7 @@ PATH_VALUES = {
     "insight_id": "999999",
     "session_key": "0" * 16,
     "canned_id": "999999",
+    "message_id": "999999",
 }
 # Static directories are requested through one of their files.
 STATIC_SAMPLES = {
@@ -67,6 +69,9 @@ class Access:
     # Answer to callers the surface does not know: 401 JSON, or 302 to the login page.
     unknown: int = 401
     headers: dict[str, str] = field(default_factory=dict)
+    # What a bot trainer gets when not allowed: 404 where a conversation is named (none is
+    # theirs: bot/domain/staff_access.py), else 403.
+    trainer_denied: int = 403
 
     def expected(self, caller: str) -> frozenset[int]:
         if self.surface == "public":
@@ -77,7 +82,9 @@ class Access:
         )
         if not recognised:
             return frozenset({self.unknown})
-        return self.ok if StaffRole(role) in self.roles else frozenset({403})
+        if StaffRole(role) in self.roles:
+            return self.ok
+        return frozenset({self.trainer_denied if role == TRAINER.value else 403})
 
 
 def public(*ok: int, headers: dict[str, str] | None = None) -> Access:
@@ -93,6 +100,9 @@ def api(*roles: StaffRole, ok: int = 200) -> Access:
 
 
 STAFF = (AGENT, CX, ADMIN)
+# Every signed-in person, bot trainers (issue #24: the review inbox only) included.
+EVERYONE = (*STAFF, TRAINER)
+REVIEWERS = (ADMIN, TRAINER)  # the bot's review inbox (issue #24)
 AGENTS = (AGENT, ADMIN)  # who works the support queue
 DASHBOARD = (CX, ADMIN)
 
@@ -118,25 +128,25 @@ ACCESS: dict[tuple[str, str], Access] = {
     # --- staff console (session cookie; CSRF header on unsafe methods) -----------------
     ("GET", "/console/login"): public(),
     ("POST", "/console/api/login"): public(400, headers={"X-Requested-With": "console"}),
-    ("POST", "/console/api/logout"): console(*STAFF, ok=204),
-    ("GET", "/console/api/me"): console(*STAFF),
+    ("POST", "/console/api/logout"): console(*EVERYONE, ok=204),
+    ("GET", "/console/api/me"): console(*EVERYONE),
     # One's own sessions: see them, end one (issue #22).
-    ("GET", "/console/api/sessions"): console(*STAFF),
-    ("DELETE", "/console/api/sessions/{session_key}"): console(*STAFF, ok=404),
+    ("GET", "/console/api/sessions"): console(*EVERYONE),
+    ("DELETE", "/console/api/sessions/{session_key}"): console(*EVERYONE, ok=404),
     # One's own two-factor sign-in (issue #22): nothing to confirm or turn off yet (409).
-    ("GET", "/console/api/2fa"): console(*STAFF),
-    ("POST", "/console/api/2fa/setup"): console(*STAFF),
+    ("GET", "/console/api/2fa"): console(*EVERYONE),
+    ("POST", "/console/api/2fa/setup"): console(*EVERYONE),
     ("POST", "/console/api/2fa/confirm"): Access(
-        "console", frozenset(STAFF), frozenset({409, 422})
+        "console", frozenset(EVERYONE), frozenset({409, 422})
     ),
-    ("POST", "/console/api/2fa/disable"): console(*STAFF, ok=409),
+    ("POST", "/console/api/2fa/disable"): console(*EVERYONE, ok=409),
     ("GET", "/console/static"): public(),
     # CX managers see the queue, conversations and history read-only (issue #20).
     ("GET", "/console/"): console(*STAFF, page=True),
     ("GET", "/console/conversations/{conversation_id}"): console(*STAFF, page=True),
     ("GET", "/console/history"): console(*STAFF, page=True),
     ("GET", "/console/replies"): console(*AGENTS, page=True),
-    ("GET", "/console/account"): console(*STAFF, page=True),
+    ("GET", "/console/account"): console(*EVERYONE, page=True),
     ("GET", "/console/api/queue"): console(*STAFF),
     ("GET", "/console/api/history"): console(*STAFF),
     ("GET", "/console/api/staff"): console(*AGENTS),
@@ -159,6 +169,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/console/api/escalations/{escalation_id}/takeover"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/reopen"): console(*AGENTS, ok=404),
     ("GET", "/console/ws"): console(*STAFF, ok=400),  # a plain GET is not an upgrade
+    # The bot's review inbox (issue #24): admins and bot trainers.
+    ("GET", "/console/review"): console(*REVIEWERS, page=True),
+    ("GET", "/console/api/review"): console(*REVIEWERS),
+    ("POST", "/console/api/review/{message_id}"): console(*REVIEWERS, ok=404),
     # --- JSON API (cookie + CSRF, or bearer token) --------------------------------------
     ("GET", "/api/openapi.json"): public(),
     ("GET", "/api/tokens"): api(ADMIN),
@@ -201,6 +215,11 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/dashboard/insights"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/static"): public(),
 }
+
+# A console call naming a conversation is 404 for a bot trainer, as for an unknown one.
+for _key, _access in ACCESS.items():
+    if _key[1].startswith("/console/api/conversations/{conversation_id}"):
+        ACCESS[_key] = replace(_access, trainer_denied=404)
 
 
 def _routes(router: web.UrlDispatcher) -> Iterator[tuple[str, str]]:

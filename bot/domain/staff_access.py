@@ -46,7 +46,9 @@ def readable_condition(role: StaffRole, user_id: int | None) -> ColumnElement[bo
     this role and id may read (an agent's API token, which is nobody: none)."""
     if sees_everything(role):
         return true()
-    if user_id is None:
+    if user_id is None or role is StaffRole.bot_trainer:
+        # Bot trainers (issue #24) read customer messages only in the review inbox, with
+        # the context it shows; no conversation of the console is theirs.
         return false()
     actor = f"staff:{user_id}"
     waiting_or_held = or_(

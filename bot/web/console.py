@@ -26,6 +26,7 @@ from bot.storage.models import (
     StaffRole,
     StaffUser,
 )
+from bot.web import review
 from bot.web.auth import (
     auth_middleware,
     current_staff,
@@ -66,7 +67,7 @@ async def history_page(_request: web.Request) -> web.FileResponse:
     return _page("history.html")
 
 
-@require_roles(*VIEWERS)
+@require_roles(*VIEWERS, StaffRole.bot_trainer)
 async def account_page(_request: web.Request) -> web.FileResponse:
     """One's own sessions and two-factor sign-in (issue #22; API in bot/web/auth.py)."""
     return _page("account.html")
@@ -426,5 +427,6 @@ def create_console() -> web.Application:
     console.router.add_post("/api/escalations/{escalation_id}/takeover", api_take_over)
     console.router.add_post("/api/escalations/{escalation_id}/reopen", api_reopen)
     console.router.add_get("/ws", console_socket)
+    review.add_routes(console)  # the bot's review inbox (issue #24)
     console.router.add_static("/static/", PAGES)
     return console

@@ -153,6 +153,20 @@
         var replies = document.querySelector(".topbar__nav a[href='/console/replies']");
         if (replies) { replies.parentNode.removeChild(replies); }
       }
+      // The bot's review inbox (issue #24): admins and bot trainers; trainers have no queue.
+      var topnav = document.querySelector(".topbar__nav");
+      if (topnav && me && (me.role === "admin" || me.role === "bot_trainer") &&
+          !topnav.querySelector("a[href='/console/review']")) {
+        var review = el("a", "", "Review inbox");
+        review.href = "/console/review";
+        topnav.appendChild(review);
+      }
+      if (topnav && me && me.role === "bot_trainer") {
+        ["/console/", "/console/history", "/console/replies"].forEach(function (href) {
+          var dead = topnav.querySelector("a[href='" + href + "']");
+          if (dead) { dead.parentNode.removeChild(dead); }
+        });
+      }
       // CX managers and admins also have the dashboard: link it from the header.
       var nav = document.querySelector(".topbar__nav");
       if (nav && me && (me.role === "cx_manager" || me.role === "admin") &&
@@ -233,7 +247,7 @@
     fallback: "Bot did not understand",
     bot_failure: "Bot error"
   };
-  var ROLES = { agent: "agent", cx_manager: "CX manager", admin: "admin" };
+  var ROLES = { agent: "agent", cx_manager: "CX manager", admin: "admin", bot_trainer: "bot trainer" };
   var SOURCES = {
     search: "Search engine", social: "Social media", friend: "Friend or word of mouth",
     ad: "Advertising", affiliate: "Affiliate", marketing_email: "Marketing email", other: "Other"

@@ -15,8 +15,10 @@
   var next = C.safeNext(new URLSearchParams(location.search).get("next"));
   var busy = false;
 
-  // CX managers have no console queue: they go to the dashboard instead.
+  // CX managers have no console queue: they go to the dashboard instead; bot trainers to
+  // the review inbox (issue #24).
   function destination(me) {
+    if (me && me.role === "bot_trainer" && next === "/console/") { return "/console/review"; }
     return me && me.role === "cx_manager" && next === "/console/" ? "/dashboard/" : next;
   }
 

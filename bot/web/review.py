@@ -1,0 +1,108 @@
+"""The console's review inbox (issue #24): the bot's flagged turns for admins and bot
+trainers. Page /console/review (static shell, bot/web/static/console/review.*), JSON under
+/console/api/review; the rules are bot/domain/turn_review.py, the storage
+bot/domain/review_inbox.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.domain import review_inbox
+from bot.domain.errors import InvalidInput
+from bot.domain.turn_review import Reason
+from bot.storage.models import StaffRole, StaffUser
+from bot.web.auth import current_staff, require_roles
+from bot.web.errors import read_json_object
+from bot.web.keys import SESSIONS
+
+PAGES = Path(__file__).parent / "static" / "console"
+REVIEWERS = (StaffRole.admin, StaffRole.bot_trainer)
+STATES = ("open", "reviewed", "all")
+
+
+@require_roles(*REVIEWERS)
+async def review_page(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES / "review.html", headers={"Cache-Control": "no-store"})
+
+
+def _day(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)") from exc
+    return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+
+
+def inbox_filter(query: dict[str, str]) -> review_inbox.InboxFilter:
+    reason = query.get("reason") or None
+    if reason is not None and reason not in Reason._value2member_map_:
+        raise InvalidInput(f"unknown reason {reason!r}")
+    intent = query.get("intent") or None
+    if intent is not None and intent not in (*review_inbox.INTENTS, "nlu_fallback"):
+        raise InvalidInput(f"unknown intent {intent!r}")
+    state = query.get("state") or "open"
+    if state not in STATES:
+        raise InvalidInput("state must be open, reviewed or all")
+    until = _day(query.get("to"), "to")
+    try:
+        offset = max(0, int(query.get("offset") or 0))
+    except ValueError as exc:
+        raise InvalidInput("offset must be a number") from exc
+    return review_inbox.InboxFilter(
+        reason=Reason(reason) if reason else None,
+        intent=intent,
+        since=_day(query.get("from"), "from"),
+        until=until + dt.timedelta(days=1) if until else None,  # "to" is inclusive
+        state=state,
+        limit=25,
+        offset=offset,
+    )
+
+
+@require_roles(*REVIEWERS)
+async def api_review_list(request: web.Request) -> web.Response:
+    inbox = inbox_filter(dict(request.query))
+    async with request.config_dict[SESSIONS]() as session:
+        page = await review_inbox.flagged_turns(session, inbox)
+    return web.json_response(
+        {
+            **page,
+            "offset": inbox.offset,
+            "limit": inbox.limit,
+            "reasons": [r.value for r in Reason],
+            "intents": list(review_inbox.INTENTS),
+            "entities": list(review_inbox.ENTITIES),
+        }
+    )
+
+
+@require_roles(*REVIEWERS)
+async def api_review_turn(request: web.Request) -> web.Response:
+    try:
+        message_id = int(request.match_info["message_id"])
+    except ValueError as exc:
+        raise web.HTTPNotFound(reason="Not found.") from exc
+    data = await read_json_object(request)
+    user: StaffUser = current_staff(request)
+    intent = data.get("intent")
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        turn = await review_inbox.review(
+            session,
+            message_id,
+            user,
+            str(data.get("verdict") or ""),
+            intent if isinstance(intent, str) else None,
+            data.get("entities"),
+        )
+    return web.json_response(turn)
+
+
+def add_routes(console: web.Application) -> None:
+    console.router.add_get("/review", review_page)
+    console.router.add_get("/api/review", api_review_list)
+    console.router.add_post("/api/review/{message_id}", api_review_turn)
