@@ -137,6 +137,9 @@ class Settings:
     # Insight before/after: both windows are at least this many days; "too early to tell"
     # until that long after applying (docs/dashboard.md).
     insight_min_window_days: int = 14
+    # `python -m bot demo`: customers with a year of orders and feedback added in bulk to the
+    # hand-made demo history (bot/demo_crowd.py; 0: the small shop only).
+    demo_crowd_customers: int = 2000
     # Support operations page: a resolution later than this breaks the SLA (the first-reply
     # SLA is ESCALATION_AGING_MINUTES, when the console calls a waiting chat "Overdue").
     support_sla_resolution_hours: int = 24
@@ -189,6 +192,8 @@ class Settings:
     # Email reply when the customer has left (issue #20): at most one email per conversation
     # in this many minutes (a burst of agent lines becomes one email).
     email_reply_minutes: int = 10
+    # The first agent line waits this long for the lines that follow it (one email for them).
+    email_reply_gather_seconds: float = 30.0
     # The public address of this service (https://support.example.com), for links in emails.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -289,6 +294,7 @@ class Settings:
             pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
             dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
             insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
+            demo_crowd_customers=_env_int("DEMO_CROWD_CUSTOMERS", 2000),
             support_sla_resolution_hours=_env_int("SUPPORT_SLA_RESOLUTION_HOURS", 24),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,
@@ -316,6 +322,7 @@ class Settings:
             smtp_starttls=_env_bool("SMTP_STARTTLS", True),
             smtp_timeout_seconds=_env_float("SMTP_TIMEOUT_SECONDS", 10.0),
             email_reply_minutes=_env_int("EMAIL_REPLY_MINUTES", 10),
+            email_reply_gather_seconds=_env_float("EMAIL_REPLY_GATHER_SECONDS", 30.0),
             public_url=(os.environ.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             trusted_proxies=tuple(
                 p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import email_reply
 from bot.domain.identity import CustomerClaims, TokenProblem
 from bot.storage import repositories
 from bot.storage.models import (
@@ -71,18 +72,25 @@ async def customer_for_claims(session: AsyncSession, claims: CustomerClaims) -> 
     return customer
 
 
-def _may_resume(conversation: Conversation, customer: Customer | None) -> bool:
+def _may_resume(
+    conversation: Conversation, customer: Customer | None, via_link: bool = False
+) -> bool:
     """A customer never continues someone else's conversation, whatever token they send."""
     if conversation.status is ConversationStatus.closed:
         return False
     if customer is None:
-        # Signed out on a shared computer: a conversation tied to a login stays private.
-        return conversation.identified_by != BY_TOKEN
+        # Signed out on a shared computer: a conversation tied to a login stays private;
+        # a resume link was emailed to the customer themselves (bot/domain/email_reply.py).
+        return via_link or conversation.identified_by != BY_TOKEN
     return conversation.customer_id in (None, customer.id)
 
 
 async def start_or_resume(
-    session: AsyncSession, token: str | None, claims: CustomerClaims | None = None
+    session: AsyncSession,
+    token: str | None,
+    claims: CustomerClaims | None = None,
+    *,
+    link_secret: str | None = None,
 ) -> ChatSession:
     """Resume the conversation the token belongs to, or start a new one.
 
@@ -94,13 +102,23 @@ async def start_or_resume(
     resume token of that conversation (the same tab reconnecting). Any other use is
     refused (`identity_problem`): the visitor continues anonymously, as with an invalid token.
     """
-    resumed = await _by_token(session, token) if token else None
+    via_link = False
+    if token and link_secret is not None and email_reply.is_resume_link_token(token):
+        # A signed resume link from an email reply (issue #20): the browser keeps it as
+        # its resume token until it expires.
+        linked = email_reply.conversation_of_link(link_secret, token, utcnow())
+        resumed = await session.get(Conversation, linked) if linked else None
+        via_link = resumed is not None
+    else:
+        resumed = await _by_token(session, token) if token else None
     problem = None
     single_use = claims is not None and claims.jti is not None
     if single_use and claims and await _use_known(session, claims, resumed) is False:
         claims, problem = None, TokenProblem.replayed
     customer = await customer_for_claims(session, claims) if claims else None
-    conversation = resumed if resumed is not None and _may_resume(resumed, customer) else None
+    conversation = (
+        resumed if resumed is not None and _may_resume(resumed, customer, via_link) else None
+    )
     if conversation is None:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         conversation = Conversation(id=secrets.token_hex(16), access_token_hash=_hash(token))

@@ -19,6 +19,7 @@ from bot.web.client_limits import client_limits_ctx
 from bot.web.console import create_console
 from bot.web.dashboard import create_dashboard, dashboard_home_redirect
 from bot.web.demo_shop import create_demo_shop
+from bot.web.email_reply import email_replies_ctx
 from bot.web.errors import error_middleware
 from bot.web.events_worker import events_queue_ctx
 from bot.web.hub import ChatHub, StaffHub
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(language_detector_ctx)  # bot/web/language.py: built once, ~1 s
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
+    app.cleanup_ctx.append(email_replies_ctx)  # email reply when the customer left (#20)
     app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use
     app.cleanup_ctx.append(events_queue_ctx)  # shop events worker: stops before the tasks
     setup_routes(app, app[SETTINGS])

@@ -230,7 +230,10 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
     try:
         async with app[SESSIONS]() as session, session.begin():
             chat = await conversations.start_or_resume(
-                session, token if isinstance(token, str) else None, claims
+                session,
+                token if isinstance(token, str) else None,
+                claims,
+                link_secret=app[SETTINGS].widget_secret,  # resume links in email replies
             )
             # A new conversation (a new resume token) counts against the client's address;
             # past the limit it is rolled back (issue #22).

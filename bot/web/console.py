@@ -10,6 +10,7 @@ conversations and history read-only (issue #20); admins manage canned responses.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bot.web.auth import (
     setup_auth,
 )
 from bot.web.chat import AppState, announce, message_frame, push, push_replies
+from bot.web.email_reply import agent_replied
 from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.rasa_client import RasaUnavailable
@@ -46,6 +48,9 @@ AGENTS = (StaffRole.agent, StaffRole.admin)
 # Who may look without acting (issue #20: a CX manager's "Console" link is not a dead end).
 VIEWERS = (*AGENTS, StaffRole.cx_manager)
 SUPPORT_RESOLVED_INTENT = "EXTERNAL_support_resolved"
+# A console tab tells the customer "typing" at most this often (the widget hides the
+# indicator after TYPING_HIDE_MS, 6 s, without a repeat: bot/web/static/widget.js).
+TYPING_REPEAT_SECONDS = 2.0
 
 
 def _page(name: str) -> web.FileResponse:
@@ -328,6 +333,7 @@ async def api_reply(request: web.Request) -> web.Response:
             session, conversation_id, current_staff(request), data.get("text")
         )
     await announce(request.config_dict, message)
+    agent_replied(request.config_dict, message)  # also by email when the customer left
     return web.json_response(message_frame(message), status=201)
 
 
@@ -379,7 +385,9 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.config_dict[STAFF_HUB]
-    hub.join(ws, current_staff(request).id)
+    staff = current_staff(request)
+    hub.join(ws, staff.id)
+    typing = AgentTyping(request.config_dict, staff)
     try:
         async for frame in ws:
             if frame.type is not WSMsgType.TEXT:
@@ -389,6 +397,7 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             except safe_json.BadJson:
                 continue
             if isinstance(data, dict) and data.get("type") == "watch":
+                await typing.set(False)
                 watched = data.get("conversation_id")
                 # Live events only of conversations in the user's work (issue #22).
                 if not isinstance(watched, str) or not await may_read_conversation(
@@ -396,9 +405,42 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
                 ):
                     watched = None
                 hub.watch(ws, watched)
+                typing.conversation_id = watched
+            elif isinstance(data, dict) and data.get("type") == "typing":
+                await typing.set(data.get("on") is True)
     finally:
         hub.leave(ws)
+        await typing.set(False)
     return ws
+
+
+class AgentTyping:
+    """The agent typing indicator in the customer's chat (issue #20), for one console tab:
+    only for the conversation the tab watches, only for agents and admins, and throttled:
+    "on" reaches the customer at most every TYPING_REPEAT_SECONDS (the widget hides it
+    after a few seconds without one), "off" once when it was on."""
+
+    def __init__(self, app: AppState, staff: StaffUser) -> None:
+        self.app = app
+        self.staff = staff
+        self.conversation_id: str | None = None
+        self._on_sent_at: float | None = None
+
+    async def set(self, on: bool) -> None:
+        conversation_id = self.conversation_id
+        if conversation_id is None or self.staff.role not in AGENTS:
+            return
+        now = time.monotonic()
+        if on:
+            if self._on_sent_at is not None and now - self._on_sent_at < TYPING_REPEAT_SECONDS:
+                return
+            self._on_sent_at = now
+        elif self._on_sent_at is None:
+            return
+        else:
+            self._on_sent_at = None
+        frame = {"type": "typing", "on": on, "by": "agent", "name": self.staff.display_name}
+        await self.app[HUB].send(conversation_id, frame)
 
 
 def create_console() -> web.Application:
