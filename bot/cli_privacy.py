@@ -30,12 +30,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     customer = sub.add_parser("customer", help="customer data rights: export, erase")
     customer_sub = customer.add_subparsers(dest="customer_command", required=True)
     export = customer_sub.add_parser("export", help="print all of a customer's data as JSON")
-    export.add_argument("id", help="the shop's customer id (or our numeric id)")
+    export.add_argument(
+        "id", help="the shop's customer id (or our numeric id); else a reviewer's email or handle"
+    )
     export.add_argument("--output", "-o", help="write to this file instead of standard output")
     erase = customer_sub.add_parser(
         "erase", help="erase a customer's personal data and transcripts (also in Rasa)"
     )
-    erase.add_argument("id", help="the shop's customer id (or our numeric id)")
+    erase.add_argument(
+        "id", help="the shop's customer id (or our numeric id); else a reviewer's email or handle"
+    )
     purge = sub.add_parser(
         "purge-transcripts", help="blank message texts older than TRANSCRIPT_RETENTION_DAYS"
     )
@@ -70,24 +74,39 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _export(sessions: Sessions, ref: str, output: str | None) -> int:
-    from bot.domain import privacy
+    from bot.domain import privacy, reviewer_privacy
+    from bot.domain.errors import NotFound
 
-    async with sessions() as db, db.begin():
-        document = await privacy.export_customer(db, ref, actor=CLI_ACTOR)
+    try:
+        async with sessions() as db, db.begin():
+            document = await privacy.export_customer(db, ref, actor=CLI_ACTOR)
+        what = f"customer {document['customer']['id']}"
+    except NotFound:  # a reviewer who is not a customer, by email or handle (issue #23)
+        async with sessions() as db, db.begin():
+            document = await reviewer_privacy.export_reviewers(db, ref, actor=CLI_ACTOR)
+        what = "reviewer " + ", ".join(str(r["id"]) for r in document["reviewers"])
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if output:
         await asyncio.to_thread(Path(output).write_text, text + "\n", encoding="utf-8")
-        print(f"Exported customer {document['customer']['id']} to {output}.", file=sys.stderr)
+        print(f"Exported {what} to {output}.", file=sys.stderr)
     else:
         print(text)
     return 0
 
 
 async def _erase(sessions: Sessions, settings: Settings, ref: str) -> int:
-    from bot.domain import privacy
+    from bot.domain import privacy, reviewer_privacy
+    from bot.domain.errors import NotFound
 
-    async with sessions() as db, db.begin():
-        erasure = await privacy.erase_customer(db, ref, actor=CLI_ACTOR)
+    try:
+        async with sessions() as db, db.begin():
+            erasure = await privacy.erase_customer(db, ref, actor=CLI_ACTOR)
+    except NotFound:  # a reviewer who is not a customer, by email or handle (issue #23)
+        async with sessions() as db, db.begin():
+            counts = await reviewer_privacy.erase_reviewers(db, ref, actor=CLI_ACTOR)
+        changed = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing left"
+        print(f"Reviewer {ref} erased ({changed}).")
+        return 0
     state = "was already erased; re-checked" if erasure.already_erased else "erased"
     changed = ", ".join(f"{k} {v}" for k, v in erasure.counts.items() if v) or "nothing left"
     print(f"Customer {erasure.customer_id} {state} in the database ({changed}).")

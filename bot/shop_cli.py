@@ -42,12 +42,20 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     imp = sub.add_parser(
         "import-feedback",
-        help="import feedback from other channels from a CSV file",
-        description="Columns: channel,customer_external_id,customer_email,occurred_at,kind,"
-        "score,text,external_id (see docs/events.md). Valid rows are imported, invalid ones "
-        "reported by line number; importing the same file again adds nothing.",
+        help="import feedback from other channels (product CSV, review-site or social exports)",
+        description="--format product (default): columns channel,customer_external_id,"
+        "customer_email,occurred_at,kind,score,text,external_id (docs/events.md). "
+        "--format trustpilot | judgeme | google | social: the services' own exports "
+        "(docs/web-reviews.md). Valid rows are imported, invalid ones reported by line "
+        "number; importing the same file again adds nothing (edited reviews are updated).",
     )
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--format",
+        default="product",
+        metavar="NAME",
+        help="product, trustpilot, judgeme, google or social (default: product)",
+    )
 
 
 def sample_event(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
@@ -160,10 +168,51 @@ async def _import(settings: Settings, path: Path) -> int:
     return 1 if report.errors else 0
 
 
+async def _import_web(settings: Settings, path: Path, name: str) -> int:
+    from bot.domain import web_reviews
+    from bot.domain.errors import InvalidInput
+    from bot.storage.db import create_engine, create_session_factory
+
+    fmt = web_reviews.get_format(name)
+    engine = create_engine(settings.database_url)
+    try:
+        with path.open("rb") as raw:
+            report, _ = await web_reviews.import_reviews(
+                create_session_factory(engine),
+                web_reviews.read_reviews(raw, fmt),
+                due_hours=settings.detractor_due_hours,
+                unit="review" if fmt.json else "line",
+            )
+    except InvalidInput as exc:
+        print(f"Error: {path}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    for number, message in report.errors:
+        print(f"{report.unit} {number}: {message}", file=sys.stderr)
+    print(
+        f"{fmt.label}: imported {report.imported} (from reviewers who are not known customers: "
+        f"{report.unattributed}), updated {report.updated}, already present "
+        f"{report.duplicates}, invalid {len(report.errors)}; follow-ups opened for "
+        f"detractors: {report.escalations}."
+    )
+    return 1 if report.errors else 0
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "send-event":
         return send_event(settings, args)
     if not args.file.is_file():
         print(f"Error: no such file: {args.file}", file=sys.stderr)
         return 2
+    if args.format != "product":
+        from bot.domain import web_reviews
+        from bot.domain.errors import InvalidInput
+
+        try:
+            web_reviews.get_format(args.format)
+        except InvalidInput as exc:
+            print(f"Error: {exc.message}", file=sys.stderr)
+            return 2
+        return asyncio.run(_import_web(settings, args.file, args.format))
     return asyncio.run(_import(settings, args.file))

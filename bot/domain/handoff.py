@@ -582,7 +582,7 @@ async def _customer_panel(
         ],
         "subscriptions": [{"plan": s.plan, "status": s.status.value} for s in subscriptions],
         "feedback": [
-            {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value,
+            {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value if f.stage else None,
              "channel": f.channel.value, "time": _iso(f.created_at)}
             for f in feedback
         ],

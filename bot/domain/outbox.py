@@ -70,7 +70,7 @@ def detractor_payload(
             "kind": feedback.kind.value,
             "score": feedback.score,
             "text": feedback.text,
-            "stage": feedback.stage.value,
+            "stage": feedback.stage.value if feedback.stage else None,
             "at": feedback.created_at.isoformat(),
         }
         if feedback is not None

@@ -168,7 +168,7 @@ def neutralise(cell: str) -> str:
 def csv_cells(row: FeedbackRow) -> list[str]:
     text_cells = [
         row.stage, row.channel, row.source, row.kind, ";".join(row.themes), row.text or "",
-        row.customer_external_id, row.customer_name or "", row.order_number or "",
+        row.customer_external_id or "", row.customer_name or "", row.order_number or "",
         row.conversation_id or "", row.trigger or "",
     ]  # fmt: skip
     (stage, channel, source, kind, themes, text, external_id, name, order, conversation,

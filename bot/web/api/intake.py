@@ -5,22 +5,25 @@ The CX dashboard's module answers GET on the same path; the OpenAPI builder merg
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from aiohttp import web
 
-from bot.domain import intake
+from bot.domain import intake, web_reviews
 from bot.storage.models import Escalation, Feedback, StaffRole
 from bot.web.api.auth import require_api_roles
+from bot.web.api.events import BodyTooLarge, read_limited
 from bot.web.api.openapi import error_responses, json_content
-from bot.web.errors import read_json_object
+from bot.web.errors import json_error, read_json_object
 from bot.web.keys import SESSIONS, SETTINGS, STAFF_HUB
 
 
 def feedback_json(row: Feedback) -> dict[str, Any]:
     return {
         "id": row.id, "kind": row.kind.value, "score": row.score, "text": row.text,
-        "channel": row.channel.value, "source": row.source.value, "stage": row.stage.value,
+        "channel": row.channel.value, "source": row.source.value,
+        "stage": row.stage.value if row.stage else None,
         "lifecycle_id": row.lifecycle_id, "sentiment": row.sentiment, "themes": row.themes,
         "created_at": row.created_at.isoformat(),
     }  # fmt: skip
@@ -46,8 +49,32 @@ def _flatten(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _import_export(request: web.Request, name: str) -> web.Response:
+    """`?format=trustpilot|judgeme|google|social`: the body is the service's export file."""
+    fmt = web_reviews.get_format(name)
+    try:
+        body = await read_limited(request, intake.MAX_CSV_BYTES)
+    except BodyTooLarge:
+        return json_error(
+            413, "payload_too_large", f"Imports are limited to {intake.MAX_CSV_BYTES} bytes."
+        )
+    settings = request.config_dict[SETTINGS]
+    report, escalations = await web_reviews.import_reviews(
+        request.config_dict[SESSIONS],
+        web_reviews.read_reviews(io.BytesIO(body), fmt),
+        due_hours=settings.detractor_due_hours,
+        unit="review" if fmt.json else "line",
+    )
+    if escalations:
+        await request.config_dict[STAFF_HUB].queue_changed()  # live in open consoles
+    return web.json_response({"format": fmt.name, **report.as_json()})
+
+
 @require_api_roles(StaffRole.admin, StaffRole.cx_manager)
 async def post_feedback(request: web.Request) -> web.Response:
+    name = request.query.get("format")
+    if name is not None and name != "product":
+        return await _import_export(request, name)
     body = await read_json_object(request)
     item = intake.parse_item(_flatten(body), ("customer.external_id", "customer.email"))
     settings = request.config_dict[SETTINGS]
@@ -115,6 +142,22 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/feedback": {
         "post": {
             "summary": "Record feedback from another channel (admin, cx_manager)",
+            "description": "With `?format=trustpilot|judgeme|google|social` the body is that "
+            "service's export file (CSV, or JSON for google; up to 20 MiB) and the answer is "
+            "the import report: imported, updated, duplicates, unattributed, escalations and "
+            "errors by line (docs/web-reviews.md). Without it (or `format=product`) the body "
+            "is one FeedbackIntake item.",
+            "parameters": [
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "string",
+                        "enum": ["product", "trustpilot", "judgeme", "google", "social"],
+                    },
+                }
+            ],
             "requestBody": {
                 "required": True,
                 **json_content({"$ref": "#/components/schemas/FeedbackIntake"}),
