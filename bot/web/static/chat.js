@@ -2,11 +2,18 @@
 (function () {
   "use strict";
   var TOKEN_KEY = "chat-token";
+  // An emailed reply's link (issue #20): #resume=<signed token> continues that conversation.
+  var RESUME = /^#resume=(rl1\.[0-9a-f]+\.\d+\.[A-Za-z0-9_-]+)$/;
+  var TYPING_HIDE_MS = 6000; // an agent's typing without a repeat (sent every 2 s)
+  var TYPING_ANNOUNCE_GAP_MS = 30000;
   var log = document.getElementById("log");
   var form = document.getElementById("composer");
   var input = document.getElementById("text");
   var statusEl = document.getElementById("status");
   var typing = document.getElementById("typing");
+  var typingLive = document.getElementById("typing-live");
+  var typingTimer = null;
+  var typingAnnouncedAt = 0;
   var socket = null;
   var retryDelay = 500;
 
@@ -48,6 +55,38 @@
     socket.send(JSON.stringify(frame));
   }
 
+  function stopTyping() {
+    if (typingTimer !== null) { clearTimeout(typingTimer); typingTimer = null; }
+    typing.hidden = true;
+    typingLive.textContent = "";
+  }
+
+  // The bot's typing, and an agent's (by: agent): screen readers hear the agent's once
+  // when it starts, not on each of the server's repeats.
+  function onTyping(data) {
+    if (!data.on) { stopTyping(); return; }
+    var agent = data.by === "agent";
+    var wasHidden = typing.hidden;
+    if (typingTimer !== null) { clearTimeout(typingTimer); typingTimer = null; }
+    typing.textContent = !agent ? "The assistant is typing…"
+      : (typeof data.name === "string" && data.name ? data.name : "Support") + " is typing…";
+    typing.hidden = false;
+    if (!agent) { return; }
+    typingTimer = setTimeout(stopTyping, TYPING_HIDE_MS);
+    if (wasHidden && Date.now() - typingAnnouncedAt > TYPING_ANNOUNCE_GAP_MS) {
+      typingAnnouncedAt = Date.now();
+      typingLive.textContent = typing.textContent;
+    }
+  }
+
+  function takeResumeLink() {
+    var match = RESUME.exec(location.hash);
+    if (!match) { return; }
+    try { localStorage.setItem(TOKEN_KEY, match[1]); } catch (e) { /* storage blocked */ }
+    // Out of the address bar and the history: the link is a secret.
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/ws");
@@ -70,16 +109,17 @@
           ]);
         }
       } else if (data.type === "message") {
+        if (data.sender === "agent") { stopTyping(); }
         addMessage(data.sender, data.text, data.buttons);
       } else if (data.type === "typing") {
-        typing.hidden = !data.on;
+        onTyping(data);
       } else if (data.type === "error") {
         addMessage("system", data.error.message);
       }
     });
     socket.addEventListener("close", function () {
       statusEl.textContent = "Reconnecting…";
-      typing.hidden = true;
+      stopTyping();
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     });
@@ -93,5 +133,6 @@
     send(text);
   });
 
+  takeResumeLink();
   connect();
 })();

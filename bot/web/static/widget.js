@@ -24,6 +24,9 @@
     { title: "Start a return", payload: "I want to return something" },
     { title: "Leave feedback", payload: "I'd like to leave feedback" }
   ];
+  // An agent's typing indicator goes away without a repeat (the console repeats every 2 s).
+  var TYPING_HIDE_MS = 6000;
+  var TYPING_ANNOUNCE_GAP_MS = 30000;
   var SENDER_LABELS = { customer: "You", bot: "Assistant", agent: "Support", system: "Notice" };
 
   if (document.getElementById(HOST_ID)) {
@@ -239,6 +242,13 @@
 
   var typing = el("p", "typing", "The assistant is typing…");
   typing.hidden = true;
+  typing.setAttribute("aria-hidden", "true"); // said once by typingLive, not on each refresh
+  // Screen readers hear "… is typing" once when an agent starts (not on every repeat of
+  // the server's throttled frames, nor more than once in TYPING_ANNOUNCE_GAP_MS).
+  var typingLive = el("p", "visually-hidden");
+  typingLive.setAttribute("role", "status");
+  typingLive.setAttribute("aria-live", "polite");
+  typingLive.setAttribute("aria-atomic", "true");
 
   var form = el("form", "composer");
   form.setAttribute("autocomplete", "off");
@@ -256,6 +266,7 @@
   panel.appendChild(header);
   panel.appendChild(log);
   panel.appendChild(typing);
+  panel.appendChild(typingLive);
   panel.appendChild(form);
   root.appendChild(panel);
   root.appendChild(launcher);
@@ -434,6 +445,7 @@
 
   function onMessage(m) {
     if (m.sender === "agent" && sessionReady) { setStatus("Online"); }
+    if (m.sender === "agent") { stopTyping(); } // what they typed has arrived
     if (m.id !== undefined && m.id !== null && renderedIds[String(m.id)]) { return; }
     if (m.sender === "customer" && m.client_id && localClientIds[m.client_id]) {
       markSent(m.client_id, m.id); // our own message, echoed back
@@ -472,9 +484,33 @@
     } else if (data.type === "ack") {
       if (typeof data.client_id === "string") { markSent(data.client_id, data.id); }
     } else if (data.type === "typing") {
-      typing.hidden = !data.on;
+      onTyping(data);
     } else if (data.type === "error") {
       onError(data);
+    }
+  }
+
+  // The bot's typing (while a turn runs) and an agent's (issue #20, frames with by: agent).
+  var typingTimer = null;
+  var typingAnnouncedAt = 0;
+  function stopTyping() {
+    if (typingTimer !== null) { clearTimeout(typingTimer); typingTimer = null; }
+    typing.hidden = true;
+    typingLive.textContent = "";
+  }
+  function onTyping(data) {
+    if (!data.on) { stopTyping(); return; }
+    var agent = data.by === "agent";
+    var wasHidden = typing.hidden;
+    if (typingTimer !== null) { clearTimeout(typingTimer); typingTimer = null; }
+    typing.textContent = !agent ? "The assistant is typing…"
+      : (typeof data.name === "string" && data.name ? data.name : "Support") + " is typing…";
+    typing.hidden = false;
+    if (!agent) { return; }
+    typingTimer = setTimeout(stopTyping, TYPING_HIDE_MS);
+    if (wasHidden && Date.now() - typingAnnouncedAt > TYPING_ANNOUNCE_GAP_MS) {
+      typingAnnouncedAt = Date.now();
+      typingLive.textContent = typing.textContent;
     }
   }
 
@@ -517,7 +553,7 @@
       if (socket !== ws) { return; }
       socket = null;
       sessionReady = false;
-      typing.hidden = true;
+      stopTyping();
       setStatus("Reconnecting…");
       scheduleReconnect();
     });

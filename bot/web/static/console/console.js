@@ -379,7 +379,71 @@
     return { send: send };
   }
 
+  // ---- optional sound / desktop alert for a new customer message (issue #20) -------------
+  /*
+   * Off unless the agent turns it on (remembered per browser in localStorage). Sound: a short
+   * tone (Web Audio). Desktop: a notification while the tab is hidden, when the browser's
+   * permission was granted (asked when the toggle is turned on).
+   */
+  var ALERTS_KEY = "console-alerts";
+  var audio = null;
+
+  function alertsOn() {
+    try { return localStorage.getItem(ALERTS_KEY) === "on"; } catch (e) { return false; }
+  }
+
+  function alertToggle(me) {
+    var bar = document.querySelector(".topbar__user");
+    if (!bar || !canAct(me) || byId("alerts")) { return; }
+    var label = el("label", "alerts-toggle");
+    var box = document.createElement("input");
+    box.type = "checkbox";
+    box.id = "alerts";
+    box.checked = alertsOn();
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" Sound & desktop alerts"));
+    bar.insertBefore(label, bar.firstChild);
+    box.addEventListener("change", function () {
+      try { localStorage.setItem(ALERTS_KEY, box.checked ? "on" : "off"); } catch (e) { /* blocked */ }
+      if (box.checked && window.Notification && Notification.permission === "default") {
+        Notification.requestPermission();
+      }
+      if (box.checked) { tone(); } // also unlocks audio: this click is the user's gesture
+    });
+  }
+
+  function tone() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) { return; }
+    try {
+      audio = audio || new Context();
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.08;
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.15);
+    } catch (e) { /* no audio device */ }
+  }
+
+  // A customer wrote: tone, and a desktop notification when this tab is not in view.
+  function alertCustomerMessage(body, href) {
+    if (!alertsOn()) { return; }
+    document.body.setAttribute("data-alerts", String(Number(document.body.getAttribute("data-alerts") || 0) + 1));
+    tone();
+    if (document.hidden && window.Notification && Notification.permission === "granted") {
+      try {
+        var note = new Notification("New customer message", { body: body || "", tag: "console-customer" });
+        note.onclick = function () { window.focus(); if (href) { location.assign(href); } };
+      } catch (e) { /* notifications unavailable here */ }
+    }
+  }
+
   window.ConsoleApp = {
+    alertToggle: alertToggle,
+    alertCustomerMessage: alertCustomerMessage,
     el: el,
     clear: clear,
     byId: byId,

@@ -426,7 +426,37 @@
     });
   });
 
+  // ---- "typing…" in the customer's chat (issue #20) ---------------------------------------
+  // While the agent types a reply: "on" at most every TYPING_REPEAT_MS (the server throttles
+  // too), "off" when sent, emptied, or after TYPING_IDLE_MS without a key.
+  var TYPING_REPEAT_MS = 2000;
+  var TYPING_IDLE_MS = 4000;
+  var liveSocket = null;
+  var typingSentAt = 0;
+  var typingIdle = null;
+
+  function typingOff() {
+    if (typingIdle !== null) { clearTimeout(typingIdle); typingIdle = null; }
+    if (typingSentAt && liveSocket) { liveSocket.send({ type: "typing", on: false }); }
+    typingSentAt = 0;
+  }
+
+  textarea.addEventListener("input", function () {
+    if (mode !== "reply" || textarea.disabled || !liveSocket || !textarea.value.trim()) {
+      typingOff();
+      return;
+    }
+    var now = Date.now();
+    if (now - typingSentAt >= TYPING_REPEAT_MS) {
+      typingSentAt = now;
+      liveSocket.send({ type: "typing", on: true });
+    }
+    if (typingIdle !== null) { clearTimeout(typingIdle); }
+    typingIdle = setTimeout(typingOff, TYPING_IDLE_MS);
+  });
+
   function submit() {
+    typingOff();
     var text = textarea.value.trim();
     if (sending || textarea.disabled) { return; }
     if (!text) {
@@ -688,6 +718,9 @@
         unseen += 1;
         showTitle();
       }
+      if (isNew && frame.message.sender === "customer") {
+        C.alertCustomerMessage(String(frame.message.text || ""), null);
+      }
       markRead();
     } else if (frame.type === "note") {
       addNote(frame.note, false);
@@ -706,10 +739,11 @@
   }
   C.start().then(function (user) {
     me = user;
+    C.alertToggle(me);
     loadCanned();
     return load();
   }).then(function () {
-    C.live({
+    liveSocket = C.live({
       onOpen: function (send, reconnected) {
         send({ type: "watch", conversation_id: conversationId });
         if (reconnected) { load(); } // fill in what arrived while we were offline

@@ -284,6 +284,7 @@
   setFilter(filter);
   C.start().then(function (user) {
     me = user;
+    C.alertToggle(me);
     if (!C.canAct(me)) {
       C.byId("readonly").hidden = false;
       C.byId("filter-mine").hidden = true;
@@ -297,6 +298,9 @@
       },
       onFrame: function (frame) {
         if (frame.type === "queue_changed" || frame.type === "customer_message") { loadSoon(); }
+        if (frame.type === "customer_message") {
+          C.alertCustomerMessage("", "/console/conversations/" + encodeURIComponent(String(frame.conversation_id)));
+        }
       }
     });
   }, function (error) {
