@@ -8,6 +8,7 @@
         [message] = await smtp_server.wait(1)
         assert message["To"] == "a@example.com"
 
+`running_smtp_server()` is the same as a context manager (e.g. for a module-scoped fixture).
 The server (aiosmtpd) runs in its own thread and event loop on a free loopback port, so
 it serves async tests, Playwright's sync tests and a web service in a background thread
 alike. `messages` holds `email.message.EmailMessage` objects (modern policy: use
@@ -23,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -120,9 +122,9 @@ def smtp_settings(sink: SmtpSink, settings: Settings, **overrides: Any) -> Setti
     )
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpSink]:
-    """A running local SMTP server for one test."""
+@contextmanager
+def running_smtp_server() -> Iterator[SmtpSink]:
+    """A local SMTP server while the block runs (for module-scoped fixtures)."""
     sink = SmtpSink()
     for attempt in range(3):
         sink.port = _free_port()
@@ -138,3 +140,10 @@ def smtp_server() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    """A running local SMTP server for one test."""
+    with running_smtp_server() as sink:
+        yield sink
