@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot import cli_privacy, proactive_cli, report, shop_cli
+from bot import cli_privacy, proactive_cli, report, review_cli, shop_cli
 from bot.cli_support import run_db_command
 from bot.config import PROJECT_ROOT, ConfigError, Settings
 
@@ -280,6 +280,7 @@ def _main(argv: list[str] | None) -> int:
     shop_cli.add_commands(sub)
     proactive_cli.add_commands(sub)
     report.add_commands(sub)
+    review_cli.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "staff":
         return _staff(args)
@@ -294,6 +295,8 @@ def _main(argv: list[str] | None) -> int:
         return asyncio.run(proactive_cli.run(settings, args))
     if args.command == "report":
         return report.run(settings, args)
+    if args.command == review_cli.COMMAND:
+        return asyncio.run(review_cli.run(settings, args))
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
