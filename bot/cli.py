@@ -81,11 +81,16 @@ async def _demo(settings: Settings) -> int:
 
     engine = create_engine(settings.database_url)
     try:
-        summary = await load_demo_data(create_session_factory(engine))
+        summary = await load_demo_data(
+            create_session_factory(engine), crowd=settings.demo_crowd_customers
+        )
     finally:
         await engine.dispose()
     state = "loaded" if summary.created else "already present"
-    print(f"Demo data {state}: {summary.customers} customers, {summary.orders} orders.")
+    print(
+        f"Demo data {state}: {summary.customers} customers, {summary.orders} orders, "
+        f"{summary.feedback} feedback rows."
+    )
     return 0
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import demo_crowd
 from bot.domain import feedback as feedback_domain
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
@@ -613,6 +614,23 @@ class _Planner:
         used.add(name)
         country = self.rng.choices(list(COUNTRY_WEIGHTS), list(COUNTRY_WEIGHTS.values()))[0]
         source = self.rng.choices(list(SOURCE_WEIGHTS), list(SOURCE_WEIGHTS.values()))[0]
+        return _CustomerPlan(
+            external_id=external_id,
+            name=name,
+            email=self.email(first, last),
+            source=source,
+            address=self.address(name, country),
+            country=country,
+        )
+
+    def crowd_customer(
+        self, external_id: str, sources: dict[AcquisitionSource | None, int]
+    ) -> _CustomerPlan:
+        """A customer of the crowd (bot/demo_crowd.py): names may repeat, emails do not."""
+        first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        name = f"{first} {last}"
+        country = self.rng.choices(list(COUNTRY_WEIGHTS), list(COUNTRY_WEIGHTS.values()))[0]
+        source = self.rng.choices(list(sources), list(sources.values()))[0]
         return _CustomerPlan(
             external_id=external_id,
             name=name,
@@ -1738,8 +1756,13 @@ async def load_demo_data(
     *,
     seed: int = 7,
     now: datetime | None = None,
+    crowd: int = 0,
 ) -> DemoSummary:
-    """Write the demo shop in one transaction; nothing is written if it is already there."""
+    """Write the demo shop in one transaction; nothing is written if it is already there.
+
+    `crowd` more customers get a year of orders and feedback in bulk (bot/demo_crowd.py):
+    `python -m bot demo` asks for 2 000 (DEMO_CROWD_CUSTOMERS); tests use the small shop.
+    """
     now = now or datetime.now(timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -1749,7 +1772,7 @@ async def load_demo_data(
         async with session_factory() as session, session.begin():
             if await _demo_present(session):
                 return await _existing_summary(session)
-            return await _write(session, rng, now)
+            return await _write(session, rng, now, crowd)
     except IntegrityError:
         # Another loader committed the demo data first: report it instead of failing.
         async with session_factory() as session:
@@ -1758,7 +1781,9 @@ async def load_demo_data(
         raise
 
 
-async def _write(session: AsyncSession, rng: random.Random, now: datetime) -> DemoSummary:
+async def _write(
+    session: AsyncSession, rng: random.Random, now: datetime, crowd: int = 0
+) -> DemoSummary:
     planner = _Planner(rng, now)
     jane, tom, priya = planner.readme_customers()
     used = {jane.name, tom.name, priya.name}
@@ -1816,12 +1841,15 @@ async def _write(session: AsyncSession, rng: random.Random, now: datetime) -> De
         await writer.open_journey(customer, browse_start[customer.external_id])
     await session.flush()
     counts = writer.counts
+    extra = demo_crowd.CrowdSummary()
+    if crowd:
+        extra = await demo_crowd.write_crowd(session, planner, rng, now, crowd, TEXTS)
     return DemoSummary(
-        customers=counts.customers,
-        orders=counts.orders,
+        customers=counts.customers + extra.customers,
+        orders=counts.orders + extra.orders,
         subscriptions=counts.subscriptions,
-        lifecycles=len(counts.lifecycle_ids),
-        feedback=counts.feedback,
-        dispatches=counts.dispatches,
+        lifecycles=len(counts.lifecycle_ids) + extra.lifecycles,
+        feedback=counts.feedback + extra.feedback,
+        dispatches=counts.dispatches + extra.dispatches,
         created=True,
     )

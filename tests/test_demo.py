@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import demo
@@ -368,3 +368,105 @@ async def test_all_or_nothing(
         await demo.load_demo_data(factory, now=NOW)
     assert calls == 50
     assert set((await _counts(factory)).values()) == {0}
+
+
+# --- the crowd: a year of a real shop in bulk (issue #21, bot/demo_crowd.py) ---------------
+
+CROWD = 2000
+
+
+@pytest.fixture(scope="module")
+def crowd_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, demo.DemoSummary]:
+    path = tmp_path_factory.mktemp("crowd") / "crowd.db"
+
+    async def build() -> demo.DemoSummary:
+        engine = await _engine(path)
+        try:
+            return await demo.load_demo_data(create_session_factory(engine), now=NOW, crowd=CROWD)
+        finally:
+            await engine.dispose()
+
+    return path, asyncio.run(build())
+
+
+@pytest.fixture
+async def crowd(
+    crowd_db: tuple[Path, demo.DemoSummary],
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], demo.DemoSummary]]:
+    path, summary = crowd_db
+    engine = create_engine("sqlite+aiosqlite:///" + str(path))
+    yield create_session_factory(engine), summary
+    await engine.dispose()
+
+
+async def test_crowd_volumes_and_the_same_rules(
+    crowd: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    factory, summary = crowd
+    assert summary.created
+    assert summary.customers >= 2000 and summary.feedback >= 8000
+    counts = await _counts(factory)
+    assert counts["customers"] == summary.customers
+    assert counts["feedback"] == summary.feedback
+    assert counts["survey_dispatches"] == summary.dispatches
+    assert counts["lifecycles"] == summary.lifecycles
+    # Every rule the hand-made history keeps holds for the crowd too.
+    await test_each_order_has_one_lifecycle_and_consistent_times(crowd)
+    await test_feedback_scores_and_times(crowd)
+    await test_no_recent_survey_for_readme_customers(crowd)
+    await test_readme_orders_exactly_as_documented(crowd)
+    async with factory() as session:
+        emails = list(await session.scalars(select(Customer.email)))
+        assert len(set(emails)) == len(emails)
+        in_year = await session.scalar(
+            select(func.count())
+            .select_from(Feedback)
+            .where(Feedback.created_at >= NOW - timedelta(days=365))
+        )
+        assert in_year is not None and in_year >= 8000
+
+
+async def test_crowd_seasonality_pitfall_and_emerging_theme(
+    crowd: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    from bot.domain import fix_first, journey
+    from bot.domain.feedback_query import DateRange, FeedbackFilter
+
+    factory, _ = crowd
+    async with factory() as session:
+        placed = list(
+            await session.scalars(select(Order.placed_at).where(Order.number >= "A30001"))
+        )
+        by_month: dict[int, int] = {}
+        for at in placed:
+            by_month[at.month] = by_month.get(at.month, 0) + 1
+        # NOW is mid-June 2025: November 2024 (Black Friday) against February 2025.
+        assert by_month[11] > 1.8 * by_month[2]
+
+        flt = FeedbackFilter(DateRange((NOW - timedelta(days=364)).date(), NOW.date()))
+        found = await journey.journey_map(session, flt, journey.PitfallThresholds())
+        email = [
+            p
+            for p in found.pitfalls
+            if (p.stage, p.channel, p.metric) == ("support", "email", "csat")
+        ]
+        assert email and email[0].value < 20
+        items = await fix_first.fix_first(session, flt, found, fix_first.FixRules(as_of=NOW))
+        assert "pitfall:support:email" in [i.key for i in items[:2]]
+
+        async def website(weeks_ago: int) -> int:
+            end = NOW - timedelta(weeks=weeks_ago)
+            n = await session.scalar(
+                select(func.count())
+                .select_from(Feedback)
+                .where(
+                    Feedback.created_at >= end - timedelta(weeks=2),
+                    Feedback.created_at < end,
+                    Feedback.sentiment < -0.05,
+                    cast(Feedback.themes, Text).like('%"website"%'),
+                )
+            )
+            return int(n or 0)
+
+        recent, before = await website(0), await website(8)
+        assert recent >= 10 and recent > 4 * max(before, 1)

@@ -81,6 +81,7 @@ TRIGGERS = {
     "support_resolved": "After a support case",
     "subscription_renewed": "After a subscription renewal",
     "subscription_cancelled": "After a subscription cancellation",
+    "relationship_nps": "Relationship NPS (by email)",
 }
 IN_CHAT_PREFIX = "in_chat:"
 IN_CHAT = "In the chat, after {flow}"
