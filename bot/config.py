@@ -140,9 +140,6 @@ class Settings:
     # `python -m bot demo`: customers with a year of orders and feedback added in bulk to the
     # hand-made demo history (bot/demo_crowd.py; 0: the small shop only).
     demo_crowd_customers: int = 2000
-    # `python -m bot demo`: customers with a year of orders and feedback added in bulk to the
-    # hand-made demo history (bot/demo_crowd.py; 0: the small shop only).
-    demo_crowd_customers: int = 2000
     # Support operations page: a resolution later than this breaks the SLA (the first-reply
     # SLA is ESCALATION_AGING_MINUTES, when the console calls a waiting chat "Overdue").
     support_sla_resolution_hours: int = 24
@@ -297,7 +294,6 @@ class Settings:
             pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
             dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
             insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
-            demo_crowd_customers=_env_int("DEMO_CROWD_CUSTOMERS", 2000),
             demo_crowd_customers=_env_int("DEMO_CROWD_CUSTOMERS", 2000),
             support_sla_resolution_hours=_env_int("SUPPORT_SLA_RESOLUTION_HOURS", 24),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
