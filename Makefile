@@ -8,7 +8,7 @@ APP_VENV := .venv-app
 RASA := $(RASA_VENV)/bin/rasa
 PY := $(APP_VENV)/bin/python
 MODEL := models/current.tar.gz
-TRAINING_FILES = config.yml domain.yml $(shell find data -name '*.yml' | sort)
+TRAINING_FILES = config.yml domain.yml rasa_ext/masking.py rasa_ext/symbols.py $(shell find data -name '*.yml' | sort)
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -17,7 +17,7 @@ export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
 .PHONY: help run test setup check-python train migrate demo lint format typecheck bandit audit pytest \
         validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean \
-        run-prod fault bench-prod bench-events bench-dashboard
+        run-prod fault bench-prod bench-events bench-dashboard checks
 
 help:
 	@echo "make run    - set up everything and start the chat (http://127.0.0.1:8000/)"
@@ -42,9 +42,11 @@ $(APP_VENV)/.installed: requirements/app.txt | check-python
 	$(APP_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/app.txt
 	@touch $@
 
-setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed
+# The two environments are installed side by side (pip is mostly unpacking, one core each).
+setup: | check-python
+	@$(MAKE) --no-print-directory -j2 $(RASA_VENV)/.installed $(APP_VENV)/.installed
 
-# Retrains only when config, domain or training data changed (content fingerprint).
+# Retrains only when config, domain, training data or our NLU components changed (content fingerprint).
 train: $(RASA_VENV)/.installed
 	@fingerprint=$$(sha256sum $(TRAINING_FILES) | sha256sum | cut -c1-16); \
 	if [ -f $(MODEL) ] && [ "$$(cat models/.fingerprint 2>/dev/null)" = "$$fingerprint" ]; then \
@@ -114,8 +116,18 @@ e2e: setup train browser-deps
 fault: setup train
 	$(PY) -m pytest -m fault tests/fault -q -rs -s
 
-test: setup lint typecheck bandit pytest validate train story-test e2e fault
+# Every check of a fresh clone within 20 minutes on 2 cores (docs/benchmarks.md): the checks
+# up to the story tests run two at a time (training, validation and the story tests beside
+# lint, types, bandit and the unit tests; none reads what another writes), then the e2e and
+# fault stages alone (fixed ports, timings under load). Each target's output is printed
+# when it ends (--output-sync); `make -j1 checks` runs them one after the other.
+test: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target checks
+	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory fault
 	@echo "All checks passed."
+
+checks: train validate story-test lint typecheck bandit pytest
 
 # Benchmarks print their figures with a baseline from the same run (docs/benchmarks.md).
 bench: bench-nlu bench-chat bench-prod bench-handoff bench-events bench-dashboard
