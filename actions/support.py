@@ -119,10 +119,10 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
 
 
 class ActionDropPending(Action):  # type: ignore[misc]
-    """Another message while a change awaits a "yes" (after `utter_nothing_changed` told the
-    customer): the change is dropped, then the message is served as if nothing had been
-    pending (it is put back after a listen, as Rasa's two-stage fallback does:
-    data/rules/support.yml)."""
+    """Another message while a change awaits a "yes": the change is dropped, the customer
+    told so (`utter_nothing_changed`; not for an offer such as a person, which changes
+    nothing), then the message is served as if nothing had been pending (it is put back
+    after a listen, as Rasa's two-stage fallback does: data/rules/support.yml)."""
 
     def name(self) -> str:
         return "action_drop_pending"
@@ -131,6 +131,8 @@ class ActionDropPending(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         latest: dict[str, Any] = tracker.latest_message or {}
+        if chat.is_change(pending_change(tracker)):
+            dispatcher.utter_message(response="utter_nothing_changed")
         return [
             SlotSet("awaiting", "nothing"),
             SlotSet("pending_action", None),

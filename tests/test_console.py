@@ -15,7 +15,7 @@ from bot.storage.models import (
     Message,
     StaffRole,
 )
-from tests.test_web_chat import _open, _turn
+from tests.test_web_chat import _open, _quiet_turn, _turn
 
 PASSWORD = "long-enough-pw"
 
@@ -129,13 +129,9 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         "Sam (support)",
     )
 
-    frames = await _turn(ws, "thanks!")
-    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
-        (
-            "system",
-            "Thanks, I've added that to your request. A person from our team will reply here.",
-        )
-    ]
+    frames = await _quiet_turn(ws, "thanks!")
+    # Sam has joined and is talking: no "a person will reply here" note (issue #17).
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == []
     # The claim paused the bot: the tab, which had not heard of the hand-over, asked it
     # and it answered nothing.
     assert rasa[0].slot_events[0] == (conversation_id, [{"event": "pause"}])
@@ -158,7 +154,7 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         senders = [
             m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
         ]
-    assert senders == ["customer", "bot", "system", "agent", "customer", "system", "bot"]
+    assert senders == ["customer", "bot", "system", "agent", "customer", "bot"]
     await ws.close()
 
 
@@ -193,13 +189,8 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
         "system",
         "Sam (support) from our team has joined the chat and will reply here.",
     )
-    frames = await _turn(ws, "still there?")
-    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == [
-        (
-            "system",
-            "Thanks, I've added that to your request. A person from our team will reply here.",
-        )
-    ]
+    frames = await _quiet_turn(ws, "still there?")
+    assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == []
     async with session_factory() as db:
         conversation = await db.get(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent

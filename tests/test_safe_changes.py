@@ -381,7 +381,7 @@ async def test_another_message_drops_the_pending_change_and_is_served_again() ->
 
     events, messages = await run(ActionDropPending(), state)
 
-    assert messages == []  # utter_nothing_changed comes first, by the rule
+    assert messages == [{**messages[0], "response": "utter_nothing_changed"}]
     assert events[:4] == [
         {"event": "slot", "timestamp": None, "name": "awaiting", "value": "nothing"},
         {"event": "slot", "timestamp": None, "name": "pending_action", "value": None},
@@ -509,3 +509,52 @@ def test_a_survey_answer_despite_the_intent() -> None:
     assert answer(remark, clear, free_text=False) is False  # a clear request wins
     assert answer(remark, clear, free_text=True) is True  # a remark where one was asked for
     assert answer("can you check my bill", unclear, free_text=True) is False
+
+
+async def test_another_request_at_the_offer_of_a_person_is_served_without_nothing_changed() -> (
+    None
+):
+    """"Would you like to talk to a person now?" is an offer, not a change: a new request in
+    its place is served without "Okay, I haven't changed anything" (it was said before the
+    damage answer, in a dev conversation of 2026-12-07)."""
+    state = tracker("conv-1", "and the lid was cracked", "damaged_item",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"})  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []
+    assert events[1] == {
+        "event": "slot", "timestamp": None, "name": "pending_action", "value": None
+    }  # fmt: skip
+
+
+def test_only_account_changes_are_changes() -> None:
+    from bot.domain import chat
+
+    assert chat.is_change("cancel_order") and chat.is_change("pause_subscription")
+    assert not chat.is_change("offer_human") and not chat.is_change(None)
+
+
+@pytest.mark.parametrize(
+    ("pending", "said_first"),
+    [("offer_human", None), ("cancel_order", "Okay, I haven't changed anything.")],
+)
+async def test_a_support_request_in_place_of_a_yes_says_nothing_changed_only_for_a_change(
+    session, action_services, pending: str, said_first: str | None
+) -> None:
+    await _customer(session, OrderStatus.delivered)
+    state = _with_ranking(
+        tracker("conv-1", "where is my order A10001", "order_status",
+                {**VERIFIED, "support_request": "order_status", "awaiting": "confirmation",
+                 "pending_action": pending}),
+        _rank(("order_status", 0.97), ("delivery_problem", 0.01)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    texts_said = [m["text"] for m in messages]
+    assert ("Okay, I haven't changed anything." in texts_said) == (said_first is not None)
+    if said_first:
+        assert texts_said[0] == said_first
+    assert "A10001" in texts_said[-1]
+    assert slot_events(events)["pending_action"] is None

@@ -124,6 +124,10 @@ def main() -> int:
     parser.add_argument(
         "--model", type=Path, default=MODEL, help="the trained model (default: %(default)s)"
     )
+    parser.add_argument(
+        "--transcript", action="store_true",
+        help="print every conversation turn by turn (for development sets, not the held-out)",
+    )  # fmt: skip
     args = parser.parse_args()
     say("# bench.conversations")
     say(f"command: {' '.join(sys.argv)}")
@@ -148,6 +152,11 @@ def main() -> int:
             say(f"stack: embedded, fresh SQLite {database_url}, logs in {workdir}/logs")
             with running(ports, model=args.model, env=env, log_dir=Path(workdir) / "logs") as stack:
                 results = asyncio.run(run_all(args, stack.web_url, database_url))
+    if args.transcript:
+        for result in results:
+            say(f"\n### {result.conversation.id}: {result.conversation.about}")
+            for line in result.transcript:
+                say(f"    {line}")
     report(results)
     say(f"\n{len(results)} conversations in {time.monotonic() - started:.0f} s")
     return 0

@@ -77,6 +77,8 @@ class Result:
     dispatch_counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    # what was said and answered, turn by turn (printed by `--transcript`, for development sets)
+    transcript: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -455,6 +457,7 @@ class Runner:
                         await self.staff_post(f"/console/api/escalations/{escalation}/{action}")
                     replies = await chat.collect(until_typing_off=False, quiet=1.5, limit=8)
                 text_out = " | ".join(str(m.get("text", "")) for m in replies)
+                result.transcript.append(f"{label} → {text_out}")
                 problems = self.check_turn(
                     turn.get("expect") or {}, replies, text_out, previous_text, turn, macros, values
                 )

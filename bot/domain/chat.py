@@ -198,6 +198,15 @@ def _identity_retry(turn: Turn, attempts: int, field_name: str | None, message: 
 
 # --- support flows --------------------------------------------------------------------------
 
+# Pending questions that are offers, not account changes: a customer who answers one with
+# another request is served without "I haven't changed anything" (nothing was to change).
+OFFERS = frozenset({"offer_human"})
+
+
+def is_change(pending_action: str | None) -> bool:
+    """Whether the question awaiting a yes would change the customer's account."""
+    return bool(pending_action) and pending_action not in OFFERS
+
 
 async def support_request(
     session: AsyncSession,
@@ -220,7 +229,8 @@ async def support_request(
     turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
     if dropped:
         turn.slots["pending_action"] = None
-        turn.say(texts.render("utter_nothing_changed"))
+        if is_change(dropped):
+            turn.say(texts.render("utter_nothing_changed"))
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         return turn.say(texts.render("utter_support_what_help"))
     context = await load_context(session, conversation_id)

@@ -549,19 +549,25 @@ async def _resume_bot(app: AppState, conversation_id: str) -> None:
 
 
 async def _note_for_person(app: AppState, conversation_id: str, text: str) -> None:
-    """While a person has the chat: tell the customer, once, that their messages wait for
-    them; while nobody has claimed it yet, offer the way back to the bot."""
+    """While the chat waits for a person: tell the customer, once, that their messages wait
+    for them, and offer the way back to the bot. Once a person has joined (they were told
+    "… has joined the chat"), the customer is talking to them: no note."""
     async with app[SESSIONS]() as session, session.begin():
         email = await escalations.remember_contact_email(session, conversation_id, text)
-        due = email is None and await escalations.waiting_note_due(
-            session, conversation_id, waiting_note()
-        )
         conversation = await session.get(Conversation, conversation_id)
+        waiting = (
+            conversation is not None
+            and conversation.status is ConversationStatus.waiting_for_agent
+        )
+        due = (
+            email is None
+            and waiting
+            and await escalations.waiting_note_due(session, conversation_id, waiting_note())
+        )
     if email:
         await push(app, conversation_id, MessageSender.system, texts.render("utter_web_contact_noted", email=email))  # fmt: skip
     elif due:
-        waiting = conversation is not None and conversation.status is ConversationStatus.waiting_for_agent  # fmt: skip
-        await push(app, conversation_id, MessageSender.system, waiting_note(), [BACK_TO_BOT_BUTTON] if waiting else None)  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, waiting_note(), [BACK_TO_BOT_BUTTON])  # fmt: skip
 
 
 async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
