@@ -36,7 +36,7 @@ async def find_reviewers(session: AsyncSession, ref: str) -> list[Reviewer]:
         )
     )
     if not rows or not ref:
-        raise NotFound(f"There is no customer or reviewer {ref}.")
+        raise NotFound(f"There is no customer {ref}. Nor a reviewer with that email or handle.")
     return rows
 
 
