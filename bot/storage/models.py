@@ -905,6 +905,23 @@ class TurnFlag(Base):
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
+class Alert(Base):
+    """A CX alert (bot/domain/alerts.py): stored once per `key`, then posted to the webhook
+    and listed in one daily email digest (issue #21, migration 0021)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # metric_band, new_pitfall, theme_spike
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(2000))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    webhook_sent_at: Mapped[datetime | None]
+    digest_sent_at: Mapped[datetime | None]
+
+
 def _install_rollup_triggers() -> None:
     from bot.storage import rollup
 
