@@ -199,6 +199,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/insights"): api(*STAFF),
     ("GET", "/api/insights/export"): api(*DASHBOARD),
     ("GET", "/api/insights/{insight_id}"): api(*STAFF, ok=404),
+    # How well the bot understands (issue #24).
+    ("GET", "/api/bot-quality"): api(CX, ADMIN, TRAINER),
     ("POST", "/api/insights"): api(*DASHBOARD, ok=422),
     ("PATCH", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),
     ("DELETE", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),
@@ -213,6 +215,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/dashboard/support"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/loyalty"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/insights"): console(*DASHBOARD, page=True),
+    ("GET", "/dashboard/bot"): console(*DASHBOARD, page=True),
     ("GET", "/dashboard/static"): public(),
 }
 

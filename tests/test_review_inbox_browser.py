@@ -1,7 +1,8 @@
 """The review inbox (/console/review, issue #24) in a real browser: a bot trainer signs in,
 lands on the inbox, filters by reason, reads a flagged turn with its context, corrects its
 intent with an entity, confirms another and dismisses a third; the verdicts are stored. The
-page passes axe-core's WCAG 2.1 AA rules with 0 violations. Screenshots: /tmp/review_*.png.
+page passes axe-core's WCAG 2.1 AA rules with 0 violations, as does the dashboard's Bot page
+(the figures of the same turns). Screenshots: /tmp/review_*.png.
 Only the web service runs (the turns are seeded as the chat would store them)."""
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _nlu(intent: str, confidence: float, runner_up: str, second: float, *steps: 
 async def _seed(sessions: Sessions) -> None:
     async with sessions() as db, db.begin():
         await staff.create_user(db, "tia@example.com", "Tia", StaffRole.bot_trainer, PASSWORD)
+        await staff.create_user(db, "chris@example.com", "Chris", StaffRole.cx_manager, PASSWORD)
         db.add(Conversation(id="conv-review"))
         await db.flush()
         turns = [
@@ -148,3 +150,23 @@ def test_a_bot_trainer_reviews_flagged_turns(live: LiveApp, browser: Any) -> Non
     # Reviewed: the open inbox is empty.
     page.reload()
     page.locator("#empty").wait_for(state="visible", timeout=15_000)
+
+
+@pytest.mark.browser
+def test_the_dashboards_bot_page(live: LiveApp, browser: Any) -> None:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{live.url}/console/login?next=/dashboard/bot")
+    page.get_by_label("Email").fill("chris@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live.url}/dashboard/bot", timeout=15_000)
+    page.locator("body[data-ready=true]").wait_for(timeout=15_000)
+    # One conversation of 4 messages; 3 flagged (2 fallbacks), handed to nobody.
+    assert page.locator("#kpi-containment .kpi__value").inner_text() == "100 %"
+    assert page.locator("#kpi-fallback .kpi__previous").inner_text() == "2 of 4 messages"
+    assert page.locator("#kpi-flagged .kpi__value").inner_text() == "300"
+    rows = page.locator("#intent-table tr[data-key]")
+    assert rows.first.get_attribute("data-key") == "nlu_fallback"
+    assert page.locator(".topbar__nav a[aria-current=page]").inner_text() == "Bot"
+    page.screenshot(path=str(SHOTS / "review_dashboard_bot.png"), full_page=True)
+    assert axe_violations(page) == []

@@ -11,6 +11,10 @@ A broker may deliver a message twice: each row's key is unique in the database.
   escalating action);
 * containment rate: of the conversations with at least one customer message in the
   period, the share that were never handed to a person in that period.
+
+`understanding_quality` (issue #24, below) gives the same containment and more (fallback,
+misunderstanding hand-over and rephrase rates, flagged turns) from the product's own
+database, so also in the embedded default, by week and by intent.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import BotEvent, BotEventKind
+from bot.storage.models import BotEvent, BotEventKind, Escalation, TurnFlag, TurnUnderstanding
 
 IGNORED_SENDER_PREFIXES = ("preflight-",)  # the launcher's and /readyz's probes
 FALLBACK_INTENT = "nlu_fallback"
@@ -145,3 +149,145 @@ async def containment(session: AsyncSession, since: dt.datetime, until: dt.datet
         handoffs=handoffs,
         rate=(total - handoffs) / total if total else None,
     )
+
+
+# ---- how well the bot understands (issue #24) ----------------------------------------------
+#
+# From the product's database, so in the embedded default as in the production profile: the
+# NLU result of every customer turn and its flags (bot/domain/review_inbox.py) and the
+# escalations. Over the conversations with at least one customer turn in the period:
+#
+# * containment: the share with no escalation in the period (the bot finished without a
+#   person);
+# * fallback rate: turns flagged `fallback` / turns;
+# * misunderstanding hand-over rate: the share of conversations where the customer asked
+#   for a person right after a misunderstanding (flag `human_after_misunderstanding`) or the
+#   bot handed over because it failed (escalation reason `fallback` or `bot_failure`);
+# * rephrase rate: turns flagged `rephrase` / turns;
+# * flagged per 100 conversations: turns with any flag × 100 / conversations.
+#
+# By ISO week (Monday, in UTC) of the turn, and by the intent the NLU predicted (a
+# conversation counts for every intent it had). Every figure comes with its n.
+
+MISUNDERSTANDING_ESCALATIONS = frozenset({"fallback", "bot_failure"})
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    conversation_id: str
+    intent: str | None
+    at: dt.datetime
+    reasons: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EscalationRow:
+    conversation_id: str
+    reason: str
+    at: dt.datetime
+
+
+def _rate(part: int, whole: int, scale: float = 1.0) -> float | None:
+    return round(part * scale / whole, 4) if whole else None
+
+
+def quality_figures(turns: list[TurnRow], escalations: list[EscalationRow]) -> dict[str, Any]:
+    """The figures of a set of turns (one period, week or intent) and the escalations of
+    their conversations in the same period."""
+    conversations = {t.conversation_id for t in turns}
+    escalated = {e.conversation_id for e in escalations if e.conversation_id in conversations}
+    misunderstood = {
+        t.conversation_id for t in turns if "human_after_misunderstanding" in t.reasons
+    } | {
+        e.conversation_id
+        for e in escalations
+        if e.conversation_id in conversations and e.reason in MISUNDERSTANDING_ESCALATIONS
+    }
+    n_conv, n_turns = len(conversations), len(turns)
+    fallbacks = sum("fallback" in t.reasons for t in turns)
+    rephrases = sum("rephrase" in t.reasons for t in turns)
+    flagged = sum(bool(t.reasons) for t in turns)
+    return {
+        "conversations": n_conv,
+        "turns": n_turns,
+        "contained": n_conv - len(escalated),
+        "containment": _rate(n_conv - len(escalated), n_conv),
+        "fallbacks": fallbacks,
+        "fallback_rate": _rate(fallbacks, n_turns),
+        "misunderstanding_handovers": len(misunderstood),
+        "misunderstanding_handover_rate": _rate(len(misunderstood), n_conv),
+        "rephrases": rephrases,
+        "rephrase_rate": _rate(rephrases, n_turns),
+        "flagged_turns": flagged,
+        "flagged_per_100_conversations": _rate(flagged, n_conv, 100.0),
+    }
+
+
+def week_of(at: dt.datetime) -> dt.date:
+    day = at.astimezone(dt.timezone.utc).date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def quality_report(turns: list[TurnRow], escalations: list[EscalationRow]) -> dict[str, Any]:
+    """Overall, by week and by intent."""
+    weeks: dict[dt.date, list[TurnRow]] = {}
+    intents: dict[str, list[TurnRow]] = {}
+    for turn in turns:
+        weeks.setdefault(week_of(turn.at), []).append(turn)
+        intents.setdefault(turn.intent or "(none)", []).append(turn)
+    by_week = []
+    for week, rows in sorted(weeks.items()):
+        end = week + dt.timedelta(days=7)
+        in_week = [e for e in escalations if week <= e.at.astimezone(dt.timezone.utc).date() < end]
+        by_week.append({"week": week.isoformat(), **quality_figures(rows, in_week)})
+    by_intent = [
+        {"intent": intent, **quality_figures(rows, escalations)}
+        for intent, rows in sorted(intents.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+    return {
+        "overall": quality_figures(turns, escalations),
+        "by_week": by_week,
+        "by_intent": by_intent,
+    }
+
+
+async def understanding_quality(
+    session: AsyncSession, since: dt.datetime, until: dt.datetime
+) -> dict[str, Any]:
+    """`quality_report` of the customer turns in [since, until)."""
+    rows = (
+        await session.execute(
+            select(
+                TurnUnderstanding.message_id,
+                TurnUnderstanding.conversation_id,
+                TurnUnderstanding.intent,
+                TurnUnderstanding.created_at,
+            ).where(TurnUnderstanding.created_at >= since, TurnUnderstanding.created_at < until)
+        )
+    ).all()
+    flags: dict[int, set[str]] = {}
+    for message_id, reason in (
+        await session.execute(
+            select(TurnFlag.message_id, TurnFlag.reason)
+            .join(TurnUnderstanding, TurnUnderstanding.message_id == TurnFlag.message_id)
+            .where(TurnUnderstanding.created_at >= since, TurnUnderstanding.created_at < until)
+        )
+    ).all():
+        flags.setdefault(message_id, set()).add(reason)
+    turns = [
+        TurnRow(conversation_id, intent, at, frozenset(flags.get(message_id, ())))
+        for message_id, conversation_id, intent, at in rows
+    ]
+    escalations = [
+        EscalationRow(str(conversation_id), reason.value, at)
+        for conversation_id, reason, at in (
+            await session.execute(
+                select(Escalation.conversation_id, Escalation.reason, Escalation.created_at).where(
+                    Escalation.conversation_id.is_not(None),
+                    Escalation.created_at >= since,
+                    Escalation.created_at < until,
+                )
+            )
+        ).all()
+    ]
+    return quality_report(turns, escalations)

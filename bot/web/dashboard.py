@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.storage.models import StaffRole
-from bot.web import insight_pages
+from bot.web import bot_pages, insight_pages
 from bot.web.auth import LOGIN_PAGE_PATH, NO_STORE, forbidden_response, load_staff_session
 
 PAGES = Path(__file__).parent / "static" / "dashboard"
@@ -52,4 +52,5 @@ def create_dashboard() -> web.Application:
         dashboard.router.add_get(f"/{view}", shell)
     dashboard.router.add_static("/static/", PAGES)
     insight_pages.add_pages(dashboard)  # /dashboard/loyalty, /dashboard/insights (issue #10)
+    bot_pages.add_pages(dashboard)  # /dashboard/bot (issue #24)
     return dashboard

@@ -17,9 +17,18 @@ OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict)
 
 
 def _api_modules() -> tuple[ModuleType, ...]:
-    from bot.web.api import dashboard, events, insights, intake, loyalty, privacy, tokens
+    from bot.web.api import (
+        bot_quality,
+        dashboard,
+        events,
+        insights,
+        intake,
+        loyalty,
+        privacy,
+        tokens,
+    )
 
-    return (tokens, privacy, events, dashboard, intake, loyalty, insights)
+    return (tokens, privacy, events, dashboard, intake, loyalty, insights, bot_quality)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
