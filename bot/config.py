@@ -140,6 +140,20 @@ class Settings:
     # `python -m bot demo`: customers with a year of orders and feedback added in bulk to the
     # hand-made demo history (bot/demo_crowd.py; 0: the small shop only).
     demo_crowd_customers: int = 2000
+    # CX alerts (bot/alerts.py, docs/dashboard.md): checked every ALERT_CHECK_SECONDS by each
+    # web process (0: never; `python -m bot alerts` runs one round). A metric outside mean +-
+    # ALERT_BAND_SD sd of the ALERT_BAND_WEEKS weeks before, a new pitfall, or a theme's
+    # negative comments at ALERT_SPIKE_RATIO x its weekly mean (and at least ALERT_SPIKE_MIN).
+    alert_check_seconds: int = 3600
+    alert_band_sd: float = 2.0
+    alert_band_weeks: int = 8
+    alert_spike_ratio: float = 2.0
+    alert_spike_min: int = 5
+    # Slack-compatible incoming webhook ({"text": ...}); unset: no posts.
+    alert_webhook_url: str | None = None
+    # The daily digest's address (SMTP_* settings); sent from this hour (UTC) on.
+    alert_digest_to: str | None = None
+    alert_digest_hour: int = 7
     # Support operations page: a resolution later than this breaks the SLA (the first-reply
     # SLA is ESCALATION_AGING_MINUTES, when the console calls a waiting chat "Overdue").
     support_sla_resolution_hours: int = 24
@@ -295,6 +309,14 @@ class Settings:
             dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
             insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
             demo_crowd_customers=_env_int("DEMO_CROWD_CUSTOMERS", 2000),
+            alert_check_seconds=_env_int("ALERT_CHECK_SECONDS", 3600),
+            alert_band_sd=_env_float("ALERT_BAND_SD", 2.0),
+            alert_band_weeks=_env_int("ALERT_BAND_WEEKS", 8),
+            alert_spike_ratio=_env_float("ALERT_SPIKE_RATIO", 2.0),
+            alert_spike_min=_env_int("ALERT_SPIKE_MIN", 5),
+            alert_webhook_url=os.environ.get("ALERT_WEBHOOK_URL") or None,
+            alert_digest_to=os.environ.get("ALERT_DIGEST_TO") or None,
+            alert_digest_hour=_env_int("ALERT_DIGEST_HOUR", 7),
             support_sla_resolution_hours=_env_int("SUPPORT_SLA_RESOLUTION_HOURS", 24),
             transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
             events_secret=events_secret,

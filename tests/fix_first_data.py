@@ -267,7 +267,7 @@ def reference_pitfalls(plans: list[CustomerPlan]) -> dict[tuple[str, str | None]
     for plan in plans:
         for journey in plan.journeys:
             for row in journey.rows:
-                if row.score is None:
+                if row.score is None or row.kind.value not in ("csat", "nps"):
                     continue
                 keys: tuple[tuple[str, str | None], ...] = (
                     (row.stage.value, None),
