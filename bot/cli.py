@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot import cli_privacy, proactive_cli, report, review_cli, shop_cli
+from bot import alerts_cli, cli_privacy, proactive_cli, report, review_cli, shop_cli
 from bot.cli_support import run_db_command
 from bot.config import PROJECT_ROOT, ConfigError, Settings
 
@@ -96,7 +96,7 @@ async def _demo(settings: Settings) -> int:
 
 # ---- python -m bot staff ... (console accounts) -------------------------------------------
 
-STAFF_ROLES = ("agent", "cx_manager", "admin")
+STAFF_ROLES = ("agent", "cx_manager", "admin", "bot_trainer")
 
 
 def _add_staff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -286,6 +286,7 @@ def _main(argv: list[str] | None) -> int:
     proactive_cli.add_commands(sub)
     report.add_commands(sub)
     review_cli.add_commands(sub)
+    alerts_cli.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "staff":
         return _staff(args)
@@ -302,6 +303,8 @@ def _main(argv: list[str] | None) -> int:
         return report.run(settings, args)
     if args.command == review_cli.COMMAND:
         return asyncio.run(review_cli.run(settings, args))
+    if args.command == alerts_cli.COMMAND:
+        return asyncio.run(alerts_cli.run(settings, args))
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":
