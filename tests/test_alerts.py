@@ -199,3 +199,62 @@ async def test_digest_waits_for_its_hour(
     later = await alert_service.run_once(session_factory, cfg, early + timedelta(minutes=1))
     assert later.new == [] and later.digested == len(result.new)
     assert len(await smtp_server.wait(1)) == 1
+
+
+async def test_the_web_service_runs_rounds_in_the_background(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings, hook: Hook
+) -> None:
+    """alerts_ctx (bot/web/background.py) on an app with the fixed clock: a round a second."""
+    import asyncio
+
+    from bot.web.background import ALERT_CLOCK, alerts_ctx
+    from bot.web.keys import SESSIONS, SETTINGS
+
+    plans = data.generate(8, "nps_callcenter_billing")
+    await fix_first_data.write(session_factory, plans)
+    app = web.Application()
+    app[SETTINGS] = replace(settings, alert_check_seconds=1, alert_webhook_url=hook.url)
+    app[SESSIONS] = session_factory
+    app[ALERT_CLOCK] = lambda: data.NOW
+    ctx = alerts_ctx(app)
+    await ctx.__anext__()
+    try:
+        expected = _expected(plans)
+        for _ in range(100):
+            if len(hook.bodies) >= len(expected):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # at least one more round: nothing is posted twice
+    finally:
+        with pytest.raises(StopAsyncIteration):
+            await ctx.__anext__()
+    async with session_factory() as db:
+        stored = {a.key for a in await db.scalars(select(Alert))}
+    assert stored == expected
+    assert len(hook.bodies) == len(expected)
+
+
+async def test_the_command(
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """`python -m bot alerts --now …` prints the new alerts; a second run finds none."""
+    import asyncio
+
+    from bot import cli
+
+    plans = data.generate(5, "csat_email_delivery")
+    await fix_first_data.write(session_factory, plans)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("ALERT_DIGEST_TO", raising=False)
+    # cli.main runs its own event loop: in a thread, as from a shell.
+    assert await asyncio.to_thread(cli.main, ["alerts", "--now", "2026-04-01T09:00:00"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    expected = _expected(plans)
+    assert sorted(out[:-1]) == sorted(f"new: {key}" for key in expected)
+    assert out[-1] == f"{len(expected)} new alerts; 0 posted to the webhook; 0 in the digest."
+    assert await asyncio.to_thread(cli.main, ["alerts", "--now", "2026-04-01T10:00:00"]) == 0
+    assert capsys.readouterr().out == "0 new alerts; 0 posted to the webhook; 0 in the digest.\n"

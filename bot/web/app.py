@@ -13,7 +13,7 @@ from bot.config import ConfigError, Settings
 from bot.domain import staff
 from bot.storage.db import create_engine, create_session_factory
 from bot.web.api import create_api
-from bot.web.background import background_tasks
+from bot.web.background import alerts_ctx, background_tasks
 from bot.web.chat import chat_socket
 from bot.web.client_limits import client_limits_ctx
 from bot.web.console import create_console
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(language_detector_ctx)  # bot/web/language.py: built once, ~1 s
     app.cleanup_ctx.append(outgoing_webhook_ctx)  # only runs with OUTGOING_WEBHOOK_URL
     app.cleanup_ctx.append(lifecycle_sweep_ctx)  # closes completed purchases' lifecycles
+    app.cleanup_ctx.append(alerts_ctx)  # CX alerts every ALERT_CHECK_SECONDS (issue #21)
     app.cleanup_ctx.append(email_replies_ctx)  # email reply when the customer left (#20)
     app.cleanup_ctx.append(background_tasks)  # last: its tasks stop before what they use
     app.cleanup_ctx.append(events_queue_ctx)  # shop events worker: stops before the tasks
