@@ -62,8 +62,19 @@ async def open_follow_up(
     The shop hears about it through the outgoing webhook (bot/domain/outbox.py), which
     picks up every new negative_feedback escalation, chat ones included.
     """
+    escalation = follow_up(feedback, due_hours=due_hours, comment=comment, now=now)
+    session.add(escalation)
+    await session.flush()
+    return escalation
+
+
+def follow_up(
+    feedback: Feedback, *, due_hours: int, comment: str | None = None, now: datetime | None = None
+) -> Escalation:
+    """The follow-up escalation of `open_follow_up`, not added to a session (bulk imports
+    add many at once)."""
     created = now or utcnow()
-    escalation = Escalation(
+    return Escalation(
         conversation_id=None,
         customer_id=feedback.customer_id,
         feedback_id=feedback.id,
@@ -73,9 +84,6 @@ async def open_follow_up(
         created_at=created,
         due_at=created + timedelta(hours=due_hours),
     )
-    session.add(escalation)
-    await session.flush()
-    return escalation
 
 
 async def after_resolve(session: AsyncSession, escalation: Escalation) -> int | None:

@@ -33,14 +33,16 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import analysis, closed_loop, intake
+from bot.domain import analysis, closed_loop
+from bot.domain import lifecycle as lifecycles
 from bot.domain.errors import DomainError, InvalidInput
 from bot.domain.feedback import MAX_FEEDBACK_CHARS
+from bot.storage import rollup
 from bot.storage.models import (
     Channel,
     Customer,
@@ -445,6 +447,9 @@ async def _targets(session: AsyncSession, reviews: list[WebReview]) -> list[_Tar
             .order_by(Customer.id.desc())
         ):
             customers[(known.email or "").lower()] = known  # the oldest wins
+    journeys = await _journeys(
+        session, {c.id for c in customers.values()} | {o.customer_id for o in orders.values()}
+    )
     targets: list[_Target | None] = []
     wanted: dict[tuple[Channel, str], str | None] = {}
     for review in reviews:
@@ -452,14 +457,12 @@ async def _targets(session: AsyncSession, reviews: list[WebReview]) -> list[_Tar
         if order is not None:
             lc = lifecycle_of_order.get(order.id)
             if lc is None:
-                owner = await session.get(Customer, order.customer_id)
-                assert owner is not None
-                lc = await intake.lifecycle_at(session, owner, review.occurred_at)
+                lc = await _journey_at(session, journeys, order.customer_id, review.occurred_at)
             targets.append(_Target(order.customer_id, lc, None, order.id))
             continue
         customer = customers.get(review.email.lower()) if review.email else None
         if customer is not None:
-            lc = await intake.lifecycle_at(session, customer, review.occurred_at)
+            lc = await _journey_at(session, journeys, customer.id, review.occurred_at)
             targets.append(_Target(customer.id, lc, None, None))
             continue
         targets.append(None)
@@ -469,6 +472,38 @@ async def _targets(session: AsyncSession, reviews: list[WebReview]) -> list[_Tar
         t if t is not None else _Target(None, None, reviewer_ids[(r.channel, _handle(r))], None)
         for r, t in zip(reviews, targets, strict=True)
     ]
+
+
+async def _journeys(session: AsyncSession, customer_ids: set[int]) -> dict[int, list[Lifecycle]]:
+    """The lifecycles of these customers, newest first (one query per batch)."""
+    found: dict[int, list[Lifecycle]] = {cid: [] for cid in customer_ids}
+    if customer_ids:
+        for journey in await session.scalars(
+            select(Lifecycle)
+            .where(Lifecycle.customer_id.in_(customer_ids))
+            .order_by(Lifecycle.opened_at.desc(), Lifecycle.id.desc())
+        ):
+            found[journey.customer_id].append(journey)
+    return found
+
+
+async def _journey_at(
+    session: AsyncSession, journeys: dict[int, list[Lifecycle]], customer_id: int, at: datetime
+) -> Lifecycle:
+    """intake.lifecycle_at from the loaded lifecycles: the newest opened at or before `at`
+    and not closed before it, else the current one (opened in discovery if none is open)."""
+    rows = journeys[customer_id]
+    for journey in rows:
+        if journey.opened_at <= at and (journey.closed_at is None or journey.closed_at >= at):
+            return journey
+    for journey in rows:
+        if journey.closed_at is None:
+            return journey
+    customer = await session.get(Customer, customer_id)
+    assert customer is not None
+    opened = await lifecycles.current_lifecycle(session, customer)
+    rows.insert(0, opened)
+    return opened
 
 
 def _handle(review: WebReview) -> str:
@@ -559,18 +594,38 @@ async def _store_batch(
     if fresh:
         targets = await _targets(session, fresh)
         rows = [row for r, t in zip(fresh, targets, strict=True) for row in _rows_of(r, t)]
-        inserted = await session.execute(
-            insert(Feedback).returning(Feedback.id, Feedback.idempotency_key), rows
+        # Core executemany: SQLAlchemy's "insertmanyvalues" sends few multi-row INSERTs from
+        # one cached compilation (the ORM's bulk path sent a row at a time with RETURNING on
+        # asyncpg; .values(rows) recompiled a huge statement per batch).
+        table = cast(Table, Feedback.__table__)
+        connection = await session.connection()
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:  # the rollups get the batch's totals at once (bot/storage/rollup.py)
+            await connection.execute(text(f"SET LOCAL {rollup.DEFERRED_SETTING} = 'on'"))
+        inserted = await connection.execute(
+            insert(table).returning(table.c.id, table.c.idempotency_key), rows
         )
-        ids = dict((key, fid) for fid, key in inserted.all())
+        ids = {key: fid for fid, key in inserted.all()}
+        if postgres:
+            await connection.execute(text(f"SET LOCAL {rollup.DEFERRED_SETTING} = 'off'"))
+            for statement in rollup.delta_ddl("postgresql"):
+                await connection.execute(text(statement), {"ids": list(ids.values())})
         report.imported += len(fresh)
         report.unattributed += sum(t.customer_id is None for t in targets)
+        by_key = {row["idempotency_key"]: row for row in rows}
+        now = utcnow()
         for review in fresh:
-            sentiment = analysis.sentiment(review.text)
-            if is_detractor(review, sentiment):
-                feedback = await session.get(Feedback, ids[review.key])
-                assert feedback is not None
-                escalations.append(await _follow_up(session, feedback, review, due_hours))
+            comment = by_key.get(f"{review.key}:comment") or by_key[review.key]
+            if is_detractor(review, comment["sentiment"] if review.text else None):
+                first = by_key[review.key]
+                stored = Feedback(  # transient: what the follow-up's summary needs
+                    id=ids[review.key], customer_id=first["customer_id"],
+                    channel=first["channel"], kind=first["kind"], score=first["score"],
+                    text=first["text"],
+                )  # fmt: skip
+                escalations.append(_follow_up(stored, review, due_hours, now))
+        session.add_all(escalations)
+        await session.flush()
     for review in edited:
         await _update(session, review)
         report.updated += 1
@@ -578,16 +633,12 @@ async def _store_batch(
     return escalations
 
 
-async def _follow_up(
-    session: AsyncSession, feedback: Feedback, review: WebReview, due_hours: int
-) -> Escalation:
-    escalation = await closed_loop.open_follow_up(
-        session, feedback, due_hours=due_hours, comment=review.text if review.stars else None
+def _follow_up(feedback: Feedback, review: WebReview, due_hours: int, now: datetime) -> Escalation:
+    escalation = closed_loop.follow_up(
+        feedback, due_hours=due_hours, comment=review.text if review.stars else None, now=now
     )
     where = f" {review.url}" if review.url else f" on {review.platform}"
-    escalation.summary = f"{REPLY_PUBLICLY}{where} — {escalation.summary}"[
-        : closed_loop.MAX_SUMMARY_CHARS + 200
-    ]
+    escalation.summary = f"{REPLY_PUBLICLY}{where} — {escalation.summary}"
     return escalation
 
 

@@ -90,6 +90,17 @@ _TABLES = (
 )  # fmt: skip
 
 
+# Bulk inserts (the web-review import, issue #23) on PostgreSQL: `SET LOCAL
+# rollup.deferred = 'on'` makes the row triggers of feedback skip INSERTs of that
+# transaction, which then adds the rows' totals in a few set-based statements
+# (`delta_ddl`, with the inserted ids) before it commits. Only INSERTs are skipped.
+DEFERRED_SETTING = "rollup.deferred"
+_DEFERRED_SKIP = (
+    f"  IF TG_OP = 'INSERT' AND current_setting('{DEFERRED_SETTING}', true) = 'on' THEN\n"
+    "    RETURN NULL;\n  END IF;\n"
+)
+
+
 def trigger_ddl(dialect: str) -> list[str]:
     """The statements creating the maintenance triggers of migration 0005 on this dialect."""
     return _table_trigger_ddl(dialect, _TABLES) + _group_trigger_ddl(dialect)
@@ -107,7 +118,8 @@ def _table_trigger_ddl(dialect: str, tables: Any) -> list[str]:
             statements.append(
                 f"CREATE OR REPLACE FUNCTION {table}_apply() RETURNS trigger AS $$\n"
                 "BEGIN\n"
-                f"  IF TG_OP IN ('UPDATE', 'DELETE') AND {old_ok} THEN {subtract_old}; END IF;\n"
+                + (_DEFERRED_SKIP if source == "feedback" else "")
+                + f"  IF TG_OP IN ('UPDATE', 'DELETE') AND {old_ok} THEN {subtract_old}; END IF;\n"
                 f"  IF TG_OP IN ('INSERT', 'UPDATE') AND {new_ok} THEN {add_new}; END IF;\n"
                 "  RETURN NULL;\n"
                 "END $$ LANGUAGE plpgsql"
@@ -199,7 +211,8 @@ def _group_trigger_ddl(dialect: str) -> list[str]:
         return [
             f"CREATE OR REPLACE FUNCTION {GROUPS}_apply() RETURNS trigger AS $$\n"
             "BEGIN\n"
-            f"  IF TG_OP IN ('UPDATE', 'DELETE') THEN {'; '.join(subtract_old)}; END IF;\n"
+            + _DEFERRED_SKIP
+            + f"  IF TG_OP IN ('UPDATE', 'DELETE') THEN {'; '.join(subtract_old)}; END IF;\n"
             f"  IF TG_OP IN ('INSERT', 'UPDATE') THEN {'; '.join(add_new)}; END IF;\n"
             "  RETURN NULL;\n"
             "END $$ LANGUAGE plpgsql",
@@ -214,10 +227,8 @@ def _group_trigger_ddl(dialect: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _group_backfill(dialect: str) -> list[str]:
-    day = _day(dialect, "feedback", "created_at")
-    sums = ", ".join(f"SUM({e.format(r='feedback')})" for _, e in _FEEDBACK_VALUES)
-    columns = ", ".join(["day", "dimension", "key", "label"] + [c for c, _ in _FEEDBACK_VALUES])
+def _group_joins(dialect: str) -> dict[str, tuple[str, str, str]]:
+    """Per dimension of feedback_daily_groups: (key, label, joins after `FROM feedback`)."""
     trigger = "COALESCE(d.trigger, 'unsolicited')"
     source = "COALESCE(l.acquisition_channel, c.acquisition_source, 'unknown')"
     joins = {
@@ -235,12 +246,53 @@ def _group_backfill(dialect: str) -> list[str]:
         "MAX(t.value)",
         lateral + _themes(dialect, "feedback"),
     )
-    return [f"DELETE FROM {GROUPS}"] + [
-        f"INSERT INTO {GROUPS} ({columns}) SELECT {day}, '{dimension}', {key}, "
-        f"{label if label.startswith('MAX') else 'MAX(' + label + ')'}, {sums} "
-        f"FROM feedback {join} GROUP BY {day}, {key}"
-        for dimension, (key, label, join) in joins.items()
-    ]
+    return joins
+
+
+def _group_inserts(dialect: str, where: str | None) -> list[str]:
+    day = _day(dialect, "feedback", "created_at")
+    sums = ", ".join(f"SUM({e.format(r='feedback')})" for _, e in _FEEDBACK_VALUES)
+    columns = ", ".join(["day", "dimension", "key", "label"] + [c for c, _ in _FEEDBACK_VALUES])
+    statements = []
+    for dimension, (key, label, join) in _group_joins(dialect).items():
+        condition = ""
+        if where:
+            condition = f" {'AND' if ' WHERE ' in join else 'WHERE'} {where}"
+        statement = (
+            f"INSERT INTO {GROUPS} ({columns}) SELECT {day}, '{dimension}', {key}, "
+            f"{label if label.startswith('MAX') else 'MAX(' + label + ')'}, {sums} "
+            f"FROM feedback {join}{condition} GROUP BY {day}, {key}"
+        )
+        if where:
+            updates = ", ".join(
+                ["label = excluded.label"]
+                + [f"{c} = {GROUPS}.{c} + excluded.{c}" for c, _ in _FEEDBACK_VALUES]
+            )
+            statement += f" ON CONFLICT (day, dimension, key) DO UPDATE SET {updates}"
+        statements.append(statement)
+    return statements
+
+
+def _group_backfill(dialect: str) -> list[str]:
+    return [f"DELETE FROM {GROUPS}", *_group_inserts(dialect, None)]
+
+
+def delta_ddl(dialect: str) -> list[str]:
+    """Add the feedback rows `:ids` (inserted while `rollup.deferred` was on) to
+    feedback_daily and feedback_daily_groups, as their row triggers would have; the
+    monthly totals follow by their own trigger on feedback_daily_groups. PostgreSQL."""
+    where = "feedback.id = ANY(:ids)"
+    keys = _feedback_keys(dialect, "feedback")
+    key_exprs = [e.format(r="feedback") for _, e in keys]
+    sums = [f"SUM({e.format(r='feedback')})" for _, e in _FEEDBACK_VALUES]
+    updates = ", ".join(f"{c} = feedback_daily.{c} + excluded.{c}" for c, _ in _FEEDBACK_VALUES)
+    daily = (
+        f"INSERT INTO feedback_daily ({', '.join([k for k, _ in keys] + [c for c, _ in _FEEDBACK_VALUES])}) "
+        f"SELECT {', '.join(key_exprs + sums)} FROM feedback WHERE {where} "
+        f"GROUP BY {', '.join(key_exprs)} "
+        f"ON CONFLICT ({', '.join(k for k, _ in keys)}) DO UPDATE SET {updates}"
+    )
+    return [daily, *_group_inserts(dialect, where)]
 
 
 def drop_ddl(dialect: str) -> list[str]:

@@ -128,7 +128,11 @@ async def get_fix_first(request: web.Request) -> web.Response:
 
 
 def row_links(row: FeedbackRow) -> dict[str, str]:
-    links = {"customer": f"/dashboard/explorer?customer={row.customer_id}"}
+    links: dict[str, str] = {}
+    if row.customer_id is not None:  # a reviewer who is not a customer has none (issue #23)
+        links["customer"] = f"/dashboard/explorer?customer={row.customer_id}"
+    if row.source_url:  # the imported review's public page
+        links["source"] = row.source_url
     if row.conversation_id:
         links["conversation"] = f"/dashboard/transcript?conversation={row.conversation_id}"
     return links
@@ -454,7 +458,7 @@ _FEEDBACK_ROW = {
         "customer": {"type": "object", "properties": {"id": {"type": "integer"}, "external_id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
         "conversation_id": {"type": ["string", "null"]}, "order_number": {"type": ["string", "null"]},
         "trigger": {"type": ["string", "null"]},
-        "links": {"type": "object", "properties": {"customer": {"type": "string"}, "conversation": {"type": "string"}}},
+        "links": {"type": "object", "properties": {"customer": {"type": "string"}, "conversation": {"type": "string"}, "source": {"type": "string"}}},
     },
 }  # fmt: skip
 

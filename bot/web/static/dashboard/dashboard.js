@@ -11,7 +11,7 @@
 import { label, loadLabels, plural } from "./labels.js";
 
 const STAGES = ["discovery", "research", "purchase", "use", "support"];
-const CHANNELS = ["website_chat", "support", "call_center", "email", "social", "storefront"];
+const CHANNELS = ["website_chat", "support", "call_center", "email", "social", "storefront", "review_site"];
 const KINDS = ["csat", "ces", "nps", "comment", "complaint", "praise", "discovery_source", "churn_reason"];
 const THEMES = ["delivery", "product_quality", "price", "support", "website", "billing", "returns", "subscription"];
 const DIMENSIONS = [
@@ -546,14 +546,26 @@ async function showExplorer() {
     const pick = el("td");
     pick.append(box);
     const links = el("td");
-    const customer = el("a", "", "customer");
-    customer.href = row.links.customer;
-    links.append(customer);
+    const linkList = [];
+    if (row.links.customer) {
+      const customer = el("a", "", "customer");
+      customer.href = row.links.customer;
+      linkList.push(customer);
+    }
     if (row.links.conversation) {
       const conversation = el("a", "", "transcript");
       conversation.href = row.links.conversation;
-      links.append(document.createTextNode(" · "), conversation);
+      linkList.push(conversation);
     }
+    if (row.links.source && /^https?:\/\//.test(row.links.source)) {
+      // The review or post on the platform (issue #23): opened in a new tab, no referrer.
+      const source = el("a", "source-link", "source on " + (row.platform || "the web"));
+      source.href = row.links.source;
+      source.target = "_blank";
+      source.rel = "noopener noreferrer";
+      linkList.push(source);
+    }
+    linkList.forEach((a, i) => { if (i) links.append(document.createTextNode(" · ")); links.append(a); });
     const when = el("td", "", localTime(row.created_at, tz));
     when.dataset.utc = row.created_at;
     tr.append(
@@ -561,7 +573,9 @@ async function showExplorer() {
       el("td", "", label("stage", row.stage)), el("td", "", label("channel", row.channel)), el("td", "", label("kind", row.kind)),
       el("td", "num", fmt(row.score)), el("td", "num", fmt(row.sentiment)),
       el("td", "", row.themes.map((t) => label("theme", t)).join(", ")), el("td", "comment", row.text || ""),
-      el("td", "", (row.customer.name || "") + " (" + row.customer.external_id + ")" + (row.order_number ? " · " + row.order_number : "")),
+      el("td", "", row.customer
+        ? (row.customer.name || "") + " (" + row.customer.external_id + ")" + (row.order_number ? " · " + row.order_number : "")
+        : "Reviewer " + (row.reviewer ? row.reviewer.handle : "") + " (not a known customer)"),
       links,
     );
     table.append(tr);
