@@ -237,6 +237,10 @@ async def test_exact_metrics_and_journey_with_unknown_reviewers(session_factory:
         stages = await metrics.breakdown(session, NOVEMBER, "stage")
         channels = await metrics.breakdown(session, NOVEMBER, "channel")
         sources = await metrics.breakdown(session, NOVEMBER, "acquisition_source")
+        products = await metrics.breakdown(session, NOVEMBER, "product")
+        themes = await metrics.breakdown(  # from the rows (a kinds filter), not the rollups
+            session, FeedbackFilter(NOVEMBER.range, kinds=tuple(FeedbackKind)), "product"
+        )
         jmap = await journey.journey_map(session, NOVEMBER, journey.PitfallThresholds())
         page = await feedback_page(
             session, FeedbackFilter(NOVEMBER.range, channels=(Channel.social,))
@@ -253,6 +257,12 @@ async def test_exact_metrics_and_journey_with_unknown_reviewers(session_factory:
     ]
     assert [(g.key, g.counts.volume) for g in channels] == [("review_site", 6), ("social", 3)]
     assert sum(g.counts.volume for g in sources) == 9
+    # The review matched by order number counts for the order's product, in the rollup
+    # (PostgreSQL: added by rollup.delta_ddl) as in the rows.
+    assert [(g.key, g.counts.volume, g.counts.csat_responses) for g in products] == [
+        ("MUG-1", 2, 1)
+    ]
+    assert [(g.key, g.counts.volume) for g in themes] == [("MUG-1", 2)]
     column = jmap.stages[-1]
     assert column.stage == "unattributed"
     assert [(c.channel, c.counts.volume, c.counts.csat_responses) for c in column.channels] == [

@@ -254,10 +254,21 @@ def _group_inserts(dialect: str, where: str | None) -> list[str]:
     sums = ", ".join(f"SUM({e.format(r='feedback')})" for _, e in _FEEDBACK_VALUES)
     columns = ", ".join(["day", "dimension", "key", "label"] + [c for c, _ in _FEEDBACK_VALUES])
     statements = []
-    for dimension, (key, label, join) in _group_joins(dialect).items():
+    joins = _group_joins(dialect)
+    if where and dialect == "postgresql":
+        # A few rows: their orders' products by index, not every order's grouped first.
+        joins["product"] = (
+            "oi.sku", "MAX(oi.name)",
+            "CROSS JOIN LATERAL (SELECT sku, MAX(name) AS name FROM order_items "
+            "WHERE order_items.order_id = feedback.order_id GROUP BY sku) oi",
+        )  # fmt: skip
+    for dimension, (key, label, join) in joins.items():
         condition = ""
         if where:
-            condition = f" {'AND' if ' WHERE ' in join else 'WHERE'} {where}"
+            # The themes join ends in its own WHERE (after its last parenthesis; a WHERE
+            # inside a subquery does not count).
+            own_where = " WHERE " in join.rsplit(")", 1)[-1]
+            condition = f" {'AND' if own_where else 'WHERE'} {where}"
         statement = (
             f"INSERT INTO {GROUPS} ({columns}) SELECT {day}, '{dimension}', {key}, "
             f"{label if label.startswith('MAX') else 'MAX(' + label + ')'}, {sums} "
