@@ -48,9 +48,14 @@ def upgrade() -> None:
         sa.Column(
             "review_status",
             sa.Enum(
-                "confirmed", "corrected", "dismissed",
-                name="turn_review_status", native_enum=False, create_constraint=True, length=32,
-            ),  # fmt: skip
+                "confirmed",
+                "corrected",
+                "dismissed",
+                name="turn_review_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
             nullable=True,
         ),
         sa.Column("reviewed_intent", sa.String(length=64), nullable=True),
@@ -58,17 +63,22 @@ def upgrade() -> None:
         sa.Column("reviewed_by_id", sa.Integer(), nullable=True),
         sa.Column("reviewed_at", UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["message_id"], ["messages.id"], ondelete="CASCADE",
+            ["message_id"],
+            ["messages.id"],
+            ondelete="CASCADE",
             name=op.f("fk_turn_understandings_message_id_messages"),
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"], ondelete="CASCADE",
+            ["conversation_id"],
+            ["conversations.id"],
+            ondelete="CASCADE",
             name=op.f("fk_turn_understandings_conversation_id_conversations"),
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
-            ["reviewed_by_id"], ["staff_users.id"],
+            ["reviewed_by_id"],
+            ["staff_users.id"],
             name=op.f("fk_turn_understandings_reviewed_by_id_staff_users"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_turn_understandings")),
     )
     op.create_index(
@@ -82,9 +92,11 @@ def upgrade() -> None:
         sa.Column("message_id", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(
-            ["message_id"], ["turn_understandings.message_id"], ondelete="CASCADE",
+            ["message_id"],
+            ["turn_understandings.message_id"],
+            ondelete="CASCADE",
             name=op.f("fk_turn_flags_message_id_turn_understandings"),
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("message_id", "reason", name=op.f("pk_turn_flags")),
     )
     op.create_index("ix_turn_flags_reason", "turn_flags", ["reason", "message_id"])
