@@ -1,8 +1,8 @@
 """Issue #20 in a real browser, the customer in the chat page and an agent in the console
 (two browser contexts): the agent's typing shown in the chat, the customer leaves, the
 agent's burst arrives as one email at the tests' SMTP server, its link reopens the same
-conversation in a new browser context, the customer's answer reaches the agent (with the
-opt-in alert). axe-core: 0 WCAG 2.1 AA violations on the chat page and the console's
+conversation in a new browser context (and in the shop's widget, where the typing shows
+too), the customer's answer reaches the agent (with the opt-in alert). axe-core: 0 WCAG 2.1 AA violations on the chat page and the console's
 queue and conversation pages. Screenshots: /tmp/console_email_*.png.
 
 Only the web service runs (Rasa is the echo stand-in of tests/live_app.py)."""
@@ -137,6 +137,27 @@ def test_typing_then_email_reply_and_back_in_the_same_chat(
     assert sam.locator("body").get_attribute("data-alerts") == "1"
     sam.locator("#conv-presence", has_text="The customer is in the chat.").wait_for(timeout=15_000)
     _no_violations(back, "chat_resumed")
+
+    # The same conversation in the shop's widget (its stored token is the link's): Sam's
+    # typing shows there too, said once to screen readers, and goes when he stops.
+    widget = browser.new_context().new_page()
+    widget.goto(f"{live.url}/demo/shop/")
+    widget.evaluate("t => localStorage.setItem('shop-chat-token', t)", fragment.split("=", 1)[1])
+    widget.reload()
+    widget.get_by_role("button", name="Open chat").click()
+    widget.locator(".msg--customer", has_text="Thank you!").wait_for(timeout=15_000)
+    sam.get_by_label("Message").press_sequentially("One more thing", delay=30)
+    indicator = widget.locator("#shop-chat-widget .typing")
+    indicator.wait_for(state="visible", timeout=15_000)
+    assert indicator.inner_text() == "Sam is typing…"
+    live_region = widget.locator("#shop-chat-widget p[aria-live='polite']")
+    assert live_region.text_content() == "Sam is typing…"
+    # The widget's own elements (the demo shop page around it is not this issue's).
+    widget.screenshot(path=str(SHOTS / "console_email_widget_typing.png"))
+    assert [v for v in axe_violations(widget) if "shop-chat-widget" in v] == []
+    indicator.wait_for(state="hidden", timeout=15_000)  # no key for 4 s: "off"
+    assert live_region.text_content() == ""
+    widget.context.close()
 
     # The alert choice is remembered by this browser.
     sam.reload()

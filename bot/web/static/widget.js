@@ -246,7 +246,6 @@
   // Screen readers hear "… is typing" once when an agent starts (not on every repeat of
   // the server's throttled frames, nor more than once in TYPING_ANNOUNCE_GAP_MS).
   var typingLive = el("p", "visually-hidden");
-  typingLive.setAttribute("role", "status");
   typingLive.setAttribute("aria-live", "polite");
   typingLive.setAttribute("aria-atomic", "true");
 
