@@ -90,6 +90,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1, help="pauses' randomness")
     parser.add_argument(
+        "--no-typing",
+        dest="typing",
+        action="store_false",
+        help="the agent does not send typing frames before each reply (default: it does)",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="run on this PostgreSQL database instead of SQLite; it is dropped and recreated "
@@ -364,6 +370,7 @@ async def measure(
                     (args.pause_min, args.pause_max),
                     deadline,
                     samples,
+                    args.typing,
                 )
             )
             for chat, r in zip(chats, rngs, strict=True)

@@ -24,6 +24,7 @@ import aiohttp
 from bench.ws import CLOSED, read_frames
 
 TIMEOUT = 5.0  # seconds; a hop that takes longer is an error
+NOTE_GRACE = 0.5  # seconds a customer waits (unmeasured) for a system note after a message
 Frame = dict[str, Any]
 
 
@@ -176,8 +177,9 @@ async def customer_to_agent(chat: Conversation, text: str) -> float:
         raise HopError("customer_to_agent_timeout")
     if await chat.customer.wait_for(is_ack(client_id), deadline) is None:
         raise HopError("customer_ack_timeout")
-    if await chat.customer.wait_for(is_system_message, deadline) is None:
-        raise HopError("customer_note_timeout")
+    # A system note may follow (the "waiting for a person" note; once a person has joined
+    # there may be none): wait a moment for it, not an error when it does not come.
+    await chat.customer.wait_for(is_system_message, time.perf_counter() + NOTE_GRACE)
     return arrived - started
 
 
@@ -198,13 +200,24 @@ class HopError(Exception):
 
 
 async def one_round(
-    staff: Staff, chat: Conversation, label: str, pause: Callable[[], float], out: Samples
+    staff: Staff,
+    chat: Conversation,
+    label: str,
+    pause: Callable[[], float],
+    out: Samples,
+    typing: bool = True,
 ) -> None:
     """(a) agent → customer, (b) customer → agent, baseline no-op; a random pause before
-    each. Raises SocketClosed when a socket has closed."""
+    each. With `typing` the agent "types" during the pause before (a), as the console does
+    (issue #20): "typing on" on the console socket (relayed to the customer), "off" with
+    the send. Raises SocketClosed when a socket has closed."""
     a: float | None = None
     b: float | None = None
+    if typing and chat.console is not None:
+        await chat.console.send({"type": "typing", "on": True})
     await asyncio.sleep(pause())
+    if typing and chat.console is not None:
+        await chat.console.send({"type": "typing", "on": False})
     try:
         a, posted = await agent_to_customer(staff, chat, f"Agent reply {label}")
         out.agent_to_customer.append(a)
@@ -235,6 +248,7 @@ async def run_conversation(
     pause_range: tuple[float, float],
     deadline: float,
     out: Samples,
+    typing: bool = True,
 ) -> None:
     """`rounds` measured rounds, none started after `deadline` (each round is bounded by
     3 pauses + 3 * TIMEOUT on top)."""
@@ -248,7 +262,7 @@ async def run_conversation(
             out.rounds_skipped += rounds - number
             return
         try:
-            await one_round(staff, chat, f"{chat.index}-{number}", pause, out)
+            await one_round(staff, chat, f"{chat.index}-{number}", pause, out, typing)
         except SocketClosed:
             out.errors["socket_closed"] += 1
             out.rounds_skipped += rounds - number - 1
