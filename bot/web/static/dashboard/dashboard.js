@@ -331,7 +331,7 @@ function pitfallText(p) {
 /** "What to fix first" (GET /api/journey/fix-first, docs/dashboard.md). */
 async function showFixFirst() {
   const data = await api("journey/fix-first", rangeParams());
-  byId("fix-first-legend").textContent = "Impact = journeys affected \u00d7 (CSAT shortfall + NPS shortfall / 2 + return-rate shortfall) " +
+  byId("fix-first-legend").textContent = "Impact = journeys affected \u00d7 (CSAT shortfall + NPS shortfall + return-rate shortfall), each 0 to 1, " +
     "against every other journey with feedback in the range; a shortfall counts only with at least " + data.min_answers +
     " answers on both sides. Return: another purchase within " + data.window_days + " days.";
   const body = byId("fix-first").tBodies[0];
