@@ -245,6 +245,11 @@ class Settings:
                 f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (exactly, lower case); "
                 f"got {self.environment!r}"
             )
+        if self.is_production and self.smtp_host and not self.public_url.startswith("https://"):
+            # The email replies' links would point at this machine or go over plain http.
+            raise ConfigError(
+                "PUBLIC_URL must be the service's https:// address when SMTP_HOST is set"
+            )
         if self.is_production:
             secrets: dict[str, tuple[str | None, str | None]] = {
                 "RASA_TOKEN": (self.rasa_token, DEV_RASA_TOKEN),

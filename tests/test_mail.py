@@ -75,3 +75,21 @@ def test_smtp_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     )  # fmt: skip
     monkeypatch.delenv("SMTP_HOST")
     assert Settings.from_env().smtp_host is None
+
+
+def test_production_email_needs_a_public_https_address() -> None:
+    from bot.config import ConfigError
+
+    production = {
+        name: "x" * 40
+        for name in ("rasa_token", "rasa_channel_secret", "action_server_token", "widget_secret",
+                     "events_secret")
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        Settings(environment="production", smtp_host="mail.example.com", **production)
+    settings = Settings(
+        environment="production", smtp_host="mail.example.com",
+        public_url="https://help.example.com", **production,
+    )  # fmt: skip
+    assert settings.public_url == "https://help.example.com"
+    assert Settings(environment="production", **production).smtp_host is None  # email off: fine
