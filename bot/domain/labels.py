@@ -36,6 +36,7 @@ CHANNELS = {
     Channel.email.value: "Email",
     Channel.social.value: "Social media",
     Channel.storefront.value: "Storefront",
+    Channel.review_site.value: "Review sites",
 }
 KINDS = {
     FeedbackKind.csat.value: "CSAT answer",
