@@ -16,7 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
-from bot.domain import journey, metrics, reviewer_privacy, shop_events, web_reviews
+from bot.domain import (
+    journey,
+    metrics,
+    reviewer_privacy,
+    share_of_voice,
+    shop_events,
+    web_reviews,
+)
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import DateRange, FeedbackFilter, feedback_page
 from bot.storage.models import (
@@ -386,3 +393,35 @@ async def test_reviewer_export_and_erasure_by_email_or_handle(session_factory: S
     assert [(t, u) for t, u, _ in rows] == [(None, None)]
     assert rows[0][2] is not None and rows[0][2] < -0.5  # the metric stays
     assert (summary_left, audit) == (None, 1)
+
+
+async def test_share_of_voice_per_channel_over_time(
+    session_factory: Sessions, client: Client
+) -> None:
+    await shop(session_factory)
+    await run_import(session_factory, "trustpilot", (DATA / "trustpilot.csv").read_bytes())
+    await run_import(session_factory, "social", (DATA / "social.csv").read_bytes())
+    async with session_factory() as session:
+        channels, points = await share_of_voice.share_of_voice(session, NOVEMBER, "week")
+    assert channels == ["review_site", "social"]
+    # Social posts on 10-12 November (week of Monday 9th), Trustpilot on 20-22 (16th).
+    assert [p.as_json(channels) for p in points] == [
+        {"start": "2026-11-09", "total": 3, "channels": {
+            "review_site": {"volume": 0, "share_percent": 0.0},
+            "social": {"volume": 3, "share_percent": 100.0}}},
+        {"start": "2026-11-16", "total": 6, "channels": {
+            "review_site": {"volume": 6, "share_percent": 100.0},
+            "social": {"volume": 0, "share_percent": 0.0}}},
+    ]  # fmt: skip
+    token = await create_api_token(session_factory, StaffRole.cx_manager)
+    response = await client.get(
+        "/api/metrics/share-of-voice?from=2026-11-01&to=2026-11-30&tz=UTC&bucket=month",
+        headers=bearer(token),
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["points"] == [
+        {"start": "2026-11-01", "total": 9, "channels": {
+            "review_site": {"volume": 6, "share_percent": 66.7},
+            "social": {"volume": 3, "share_percent": 33.3}}},
+    ]  # fmt: skip

@@ -19,7 +19,15 @@ from multidict import MultiMapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import feedback_query, fix_first, journey, labels, metrics, support_ops
+from bot.domain import (
+    feedback_query,
+    fix_first,
+    journey,
+    labels,
+    metrics,
+    share_of_voice,
+    support_ops,
+)
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
 from bot.storage.models import Conversation, Message, StaffRole, utcnow
@@ -95,6 +103,23 @@ async def get_metrics(request: web.Request) -> web.Response:
             groups = await metrics.breakdown(db, flt, group_by)
             body["breakdown"] = {"by": group_by, "groups": [g.as_json(least) for g in groups]}
     return web.json_response(body)
+
+
+@require_api_roles(*DASHBOARD_ROLES)
+async def get_share_of_voice(request: web.Request) -> web.Response:
+    """Each channel's share of the feedback per bucket (issue #23, share_of_voice.py)."""
+    flt = _filter(request.query, "bucket")
+    bucket = _choice(request.query, "bucket", metrics.BUCKETS, "week")
+    async with request.config_dict[SESSIONS]() as db:
+        channels, points = await share_of_voice.share_of_voice(db, flt, bucket)
+    return web.json_response(
+        {
+            "range": flt.range.as_json(),
+            "bucket": bucket,
+            "channels": channels,
+            "points": [p.as_json(channels) for p in points],
+        }
+    )
 
 
 @require_api_roles(*DASHBOARD_ROLES)
@@ -350,6 +375,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/labels", get_labels)
     app.router.add_get("/support", get_support)
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/metrics/share-of-voice", get_share_of_voice)
     app.router.add_get("/journey", get_journey)
     app.router.add_get("/journey/fix-first", get_fix_first)
     app.router.add_get("/feedback", get_feedback)
@@ -533,6 +559,27 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "bucket": {"type": ["string", "null"]}, "trend": {"type": "array", "items": _TREND_POINT},
                     "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
                     "breakdown": {"type": "object", "properties": {"by": {"type": "string"}, "groups": {"type": "array", "items": _GROUP}}},
+                }}),
+                **error_responses(401, 403, 422),
+            },
+        }
+    },
+    "/api/metrics/share-of-voice": {
+        "get": {
+            "summary": "Each channel's share of the feedback per time bucket, web channels included (cx_manager, admin)",
+            "parameters": [
+                *_filter_params(),
+                query_param("bucket", "Time bucket (weeks start on Monday).", {"type": "string", "enum": list(metrics.BUCKETS), "default": "week"}),
+            ],
+            "responses": {
+                "200": ok_response("share of voice", {"type": "object", "properties": {
+                    "range": _RANGE, "bucket": {"type": "string"},
+                    "channels": {"type": "array", "items": {"type": "string"}, "description": "by total volume in the range"},
+                    "points": {"type": "array", "items": {"type": "object", "properties": {
+                        "start": {"type": "string", "format": "date"}, "total": {"type": "integer"},
+                        "channels": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                            "volume": {"type": "integer"}, "share_percent": {"type": ["number", "null"]}}}},
+                    }}},
                 }}),
                 **error_responses(401, 403, 422),
             },
