@@ -71,5 +71,16 @@ def test_explorer_links_reviews_to_their_source(browser: Any, server: str) -> No
     column = page.locator(".journey__col[data-stage=unattributed]")
     assert column.locator("[data-field=volume]").text_content() == "9"  # 3 social + 6 Trustpilot
     assert axe_violations(page) == []
+
+    # Breakdowns by channel: the share of voice per month, web channels included.
+    page.goto(f"{server}/dashboard/breakdowns?{RANGE}&group_by=channel")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#voice-table tr[data-start]")
+    shares = page.locator("#voice-table tr[data-start='2026-11-01'] td[data-channel]")
+    assert shares.evaluate_all("tds => tds.map(td => [td.dataset.channel, td.dataset.share])") == [
+        ["review_site", "66.7"],
+        ["social", "33.3"],
+    ]
+    assert axe_violations(page) == []
     assert errors == []
     context.close()

@@ -305,6 +305,42 @@ async function showBreakdowns() {
     });
   };
   render();
+  await showShareOfVoice(dimension === "channel");
+}
+
+/** Each channel's share of the feedback per bucket (GET /api/metrics/share-of-voice, issue #23). */
+async function showShareOfVoice(shown) {
+  const panel = byId("voice-panel");
+  panel.hidden = !shown;
+  if (!shown) return;
+  const query = rangeParams();
+  const chosen = params.get("bucket");
+  const bucket = chosen && chosen !== "none" ? chosen : "month";
+  query.set("bucket", bucket);
+  const data = await api("metrics/share-of-voice", query);
+  byId("voice-legend").textContent = "Share of the feedback rows per " + bucket + " (weeks start on Monday), " +
+    "web reviews and reviewers who are not customers included; the volume is in brackets.";
+  const table = byId("voice-table");
+  clear(table);
+  const head = el("tr");
+  const first = el("th", "", "From");
+  first.scope = "col";
+  head.append(first);
+  data.channels.forEach((c) => { const th = el("th", "num", label("channel", c)); th.scope = "col"; head.append(th); });
+  table.append(head);
+  data.points.forEach((p) => {
+    const tr = el("tr");
+    tr.dataset.start = p.start;
+    tr.append(el("td", "", p.start));
+    data.channels.forEach((c) => {
+      const cell = p.channels[c];
+      const td = el("td", "num", fmt(cell.share_percent) + " % (" + cell.volume + ")");
+      td.dataset.channel = c;
+      td.dataset.share = cell.share_percent === null ? "" : String(cell.share_percent);
+      tr.append(td);
+    });
+    table.append(tr);
+  });
 }
 
 // ---- journey map --------------------------------------------------------------------------
