@@ -52,12 +52,17 @@ async def run_import(
     sessions: Sessions, name: str, content: bytes
 ) -> tuple[web_reviews.ImportReport, list[Escalation]]:
     fmt = web_reviews.get_format(name)
-    return await web_reviews.import_reviews(
+    report, ids = await web_reviews.import_reviews(
         sessions,
         web_reviews.read_reviews(io.BytesIO(content), fmt),
         due_hours=48,
         unit="review" if fmt.json else "line",
     )
+    async with sessions() as session:
+        opened = await session.scalars(
+            select(Escalation).where(Escalation.id.in_(ids)).order_by(Escalation.id)
+        )
+        return report, list(opened)
 
 
 async def shop(sessions: Sessions) -> tuple[int, int]:

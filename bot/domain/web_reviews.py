@@ -676,10 +676,11 @@ async def import_reviews(
     *,
     due_hours: int,
     unit: str = "line",
-) -> tuple[ImportReport, list[Escalation]]:
-    """Store every readable review (batches of BATCH, one transaction each)."""
+) -> tuple[ImportReport, list[int]]:
+    """Store every readable review (batches of BATCH, one transaction each); the report and
+    the ids of the follow-ups opened."""
     report = ImportReport(unit=unit)
-    escalations: list[Escalation] = []
+    escalation_ids: list[int] = []  # ids only: an import may open thousands
     batch: list[tuple[int, WebReview]] = []
     seen: set[str] = set()
 
@@ -702,7 +703,7 @@ async def import_reviews(
         counts = ImportReport()
         async with sessions() as session, session.begin():
             opened = await _store_batch(session, reviews, counts, due_hours)
-        escalations.extend(opened)  # counted only once committed
+        escalation_ids.extend(e.id for e in opened)  # counted only once committed
         for name in ("imported", "updated", "duplicates", "escalations", "unattributed"):
             setattr(report, name, getattr(report, name) + getattr(counts, name))
 
@@ -717,4 +718,4 @@ async def import_reviews(
         if len(batch) >= BATCH:
             await flush()
     await flush()
-    return report, escalations
+    return report, escalation_ids

@@ -59,13 +59,13 @@ async def _import_export(request: web.Request, name: str) -> web.Response:
             413, "payload_too_large", f"Imports are limited to {intake.MAX_CSV_BYTES} bytes."
         )
     settings = request.config_dict[SETTINGS]
-    report, escalations = await web_reviews.import_reviews(
+    report, escalation_ids = await web_reviews.import_reviews(
         request.config_dict[SESSIONS],
         web_reviews.read_reviews(io.BytesIO(body), fmt),
         due_hours=settings.detractor_due_hours,
         unit="review" if fmt.json else "line",
     )
-    if escalations:
+    if escalation_ids:
         await request.config_dict[STAFF_HUB].queue_changed()  # live in open consoles
     return web.json_response({"format": fmt.name, **report.as_json()})
 
