@@ -184,7 +184,7 @@ class _Side:
     returned: int = 0
 
 
-def _journey_facts(plans: list[CustomerPlan]) -> dict[int, dict[str, Any]]:
+def _journey_facts(plans: list[CustomerPlan], as_of: datetime = NOW) -> dict[int, dict[str, Any]]:
     facts: dict[int, dict[str, Any]] = {}
     for plan in plans:
         for i, journey in enumerate(plan.journeys):
@@ -196,7 +196,7 @@ def _journey_facts(plans: list[CustomerPlan]) -> dict[int, dict[str, Any]]:
                 "csat_good": sum(1 for s in csat if s is not None and s >= 4),
                 "nps_n": len(nps),
                 "nps_net": sum(1 if s >= 9 else -1 if s <= 6 else 0 for s in nps if s is not None),
-                "eligible": journey.opened_at + WINDOW <= NOW,
+                "eligible": journey.opened_at + WINDOW <= as_of,
                 "returned": nxt is not None and nxt <= journey.opened_at + WINDOW,
                 "cells": {(r.stage.value, r.channel.value) for r in journey.rows},
                 "themes": {(r.stage.value, r.theme) for r in journey.rows if r.theme},
@@ -229,9 +229,10 @@ def reference(
     pitfalls: dict[tuple[str, str | None], list[str]],
     min_answers: int = 10,
     min_journeys: int = 5,
+    as_of: datetime = NOW,
 ) -> list[tuple[str, int, float]]:
     """(key, journeys, impact) of the top ten, for the given journey-map pitfall cells."""
-    facts = _journey_facts(plans)
+    facts = _journey_facts(plans, as_of)
     everyone = set(facts)
     candidates: list[tuple[str, set[int]]] = []
     for (stage, channel), _metrics in pitfalls.items():

@@ -5,6 +5,7 @@ databases, fixed clock."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,3 +93,37 @@ async def test_hand_checked_effects(session_factory: async_sessionmaker[AsyncSes
     }
     # The use stage as a whole is no pitfall (CSAT 75 %): (use, email) is the only item.
     assert [i.key for i in items] == ["pitfall:use:email"]
+
+
+async def test_the_api(
+    client: Any,
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GET /api/journey/fix-first: the same ranking over HTTP; agents get 403, bad input 422."""
+    from argon2 import PasswordHasher
+
+    from bot.domain import staff
+    from bot.storage.models import StaffRole
+    from tests.staff_helpers import create_staff, sign_in
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(staff, "password_hasher", cheap)
+    await create_staff(session_factory)
+    plans = data.generate(11, "use_email")
+    await data.write(session_factory, plans)
+    await sign_in(client, StaffRole.agent)
+    response = await client.get("/api/journey/fix-first?from=2025-07-01&to=2026-03-31")
+    assert response.status == 403
+    await sign_in(client, StaffRole.cx_manager)
+    response = await client.get("/api/journey/fix-first?from=2025-07-01&to=2026-03-31&tz=UTC")
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["min_answers"] == 10 and body["window_days"] == 90
+    # The server's clock is now, not the fixed one: every journey is old enough to count.
+    now = datetime.fromisoformat(body["as_of"])
+    expected = data.reference(plans, data.reference_pitfalls(plans), as_of=now)
+    assert [(i["key"], i["journeys"], i["impact"]) for i in body["items"]] == expected
+    assert body["items"][0]["filter"] == {"stage": "use", "channel": "email"}
+    bad = await client.get("/api/journey/fix-first?from=2025-07-01&to=2026-03-31&sort=x")
+    assert bad.status == 422
