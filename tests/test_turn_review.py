@@ -46,6 +46,12 @@ def test_low_confidence_threshold_is_config_ymls_fallback_threshold() -> None:
     assert [c["threshold"] for c in fallback] == [turn_review.LOW_CONFIDENCE]
 
 
+def test_the_reviewers_intents_are_the_domains_but_the_web_services_triggers() -> None:
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())
+    names = [i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]]
+    assert list(review_inbox.INTENTS) == [n for n in names if not n.startswith("EXTERNAL_")]
+
+
 def test_low_confidence() -> None:
     assert own_reasons(_turn(confidence=0.44)) == {Reason.low_confidence}
     assert own_reasons(_turn(confidence=0.45)) == frozenset()

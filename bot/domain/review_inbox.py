@@ -42,13 +42,15 @@ from bot.storage.models import (
     utcnow,
 )
 
-# The intents a reviewer may pick (SPEC §4; tests check they are domain.yml's).
+# The intents a reviewer may pick: SPEC §4's and `inform` (an order number, an email, a
+# score given on its own); the web service's EXTERNAL_* triggers are never typed.
+# tests/test_turn_review.py checks they are domain.yml's.
 INTENTS = (
     "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "request_human",
     "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
     "cancel_order", "change_address", "billing_issue", "cancel_subscription",
     "pause_subscription", "resume_subscription", "request_refund", "product_question",
-    "policy_question", "give_feedback", "complain", "praise", "out_of_scope",
+    "policy_question", "give_feedback", "complain", "praise", "inform", "out_of_scope",
 )  # fmt: skip
 ENTITIES = ("order_number", "email", "score")
 CONTEXT_TURNS = 3
