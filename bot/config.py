@@ -193,6 +193,9 @@ class Settings:
     # Two-factor sign-in (TOTP) for staff: "optional" (each sets it up for themselves) or
     # "required" (admins cannot sign in without it; bot/domain/two_factor.py).
     staff_2fa: str = "optional"
+    # Review inbox (issue #24, bot/domain/turn_review.py): the customer's next message
+    # "rephrases" a turn at this text similarity (difflib ratio, 0..1) with the same intent.
+    review_rephrase_similarity: float = 0.6
     # Outgoing email (bot/mail.py, docs/email.md). SMTP_HOST unset: email is off (the
     # development default); nothing is sent and callers are told so.
     smtp_host: str | None = None
@@ -225,6 +228,8 @@ class Settings:
             raise ConfigError("OPS_PORT must differ from WEB_PORT (it is the internal port)")
         if self.staff_idle_minutes < 1:
             raise ConfigError("STAFF_IDLE_MINUTES must be at least 1")
+        if not 0 < self.review_rephrase_similarity <= 1:
+            raise ConfigError("REVIEW_REPHRASE_SIMILARITY must be above 0 and at most 1")
         if self.staff_2fa not in ("optional", "required"):
             raise ConfigError(f"STAFF_2FA must be optional or required, got {self.staff_2fa!r}")
         if not 1 <= self.smtp_port <= 65535:
@@ -341,6 +346,7 @@ class Settings:
             client_websockets=_env_int("CLIENT_WEBSOCKETS", 50),
             client_limit_window_seconds=_env_int("CLIENT_LIMIT_WINDOW_SECONDS", 600),
             staff_2fa=os.environ.get("STAFF_2FA", "optional"),
+            review_rephrase_similarity=_env_float("REVIEW_REPHRASE_SIMILARITY", 0.6),
             smtp_host=os.environ.get("SMTP_HOST") or None,
             smtp_port=_env_int("SMTP_PORT", 587),
             smtp_from=os.environ.get("SMTP_FROM") or "support@example.com",

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain import conversations, escalations, review_inbox, safe_json, staff, texts
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
+from bot.domain.turn_review import Rules
 from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation, ConversationStatus, Message, MessageSender
@@ -513,7 +514,10 @@ async def _remember_understanding(app: AppState, message: Message, replies: list
         return
     try:
         async with app[SESSIONS]() as session, session.begin():
-            await review_inbox.record_turn(session, message, nlu, [r.buttons for r in replies])
+            await review_inbox.record_turn(
+                session, message, nlu, [r.buttons for r in replies],
+                Rules(rephrase_similarity=app[SETTINGS].review_rephrase_similarity),
+            )  # fmt: skip
     except Exception:
         logger.exception("could not store the NLU result of message %s", message.id)
 
