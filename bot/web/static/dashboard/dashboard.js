@@ -402,6 +402,8 @@ async function showFixFirst() {
 }
 
 async function showJourney() {
+  // "What to fix first" loads alongside the map (it is the slower query): neither waits.
+  const fixFirst = showFixFirst();
   const data = await api("journey", rangeParams());
   minAnswers = data.min_answers;
   const t = data.thresholds;
@@ -420,7 +422,6 @@ async function showJourney() {
     insight.href = "insights?" + new URLSearchParams({ origin: "pitfall", stage: p.stage, channel: p.channel || "", metric: p.metric });
     list.append(button, insight);
   });
-  await showFixFirst();
   const grid = byId("journey");
   clear(grid);
   const sources = el("div", "journey__col journey__sources");
@@ -476,6 +477,7 @@ async function showJourney() {
     col.append(cells);
     grid.append(col);
   });
+  await fixFirst;
 }
 
 // ---- comment explorer ------------------------------------------------------------------------
