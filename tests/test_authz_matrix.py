@@ -45,6 +45,7 @@ PATH_VALUES = {
     "escalation_id": "999999",
     "token_id": "999999",
     "customer_ref": "NOBODY",
+    "reviewer_ref": "NOBODY",
     "sku": "KIT-0142",
     "insight_id": "999999",
     "session_key": "0" * 16,
@@ -180,11 +181,14 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("DELETE", "/api/tokens/{token_id}"): api(ADMIN, ok=404),
     ("GET", "/api/customers/{customer_ref}/export"): api(ADMIN, ok=404),
     ("POST", "/api/customers/{customer_ref}/erase"): api(ADMIN, ok=404),
+    ("GET", "/api/reviewers/{reviewer_ref}/export"): api(ADMIN, ok=404),
+    ("POST", "/api/reviewers/{reviewer_ref}/erase"): api(ADMIN, ok=404),
     # Shop events webhook (issue #5): authenticated by its HMAC signature alone, whoever
     # else calls; without one every caller gets 401.
     ("POST", "/api/events"): public(401),
     # CX dashboard API (issue #6).
     ("GET", "/api/metrics"): api(*DASHBOARD),
+    ("GET", "/api/metrics/share-of-voice"): api(*DASHBOARD),
     ("GET", "/api/labels"): api(*DASHBOARD),
     ("GET", "/api/support"): api(*DASHBOARD),
     ("GET", "/api/journey"): api(*DASHBOARD),

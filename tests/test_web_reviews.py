@@ -430,3 +430,20 @@ async def test_share_of_voice_per_channel_over_time(
             "review_site": {"volume": 6, "share_percent": 66.7},
             "social": {"volume": 3, "share_percent": 33.3}}},
     ]  # fmt: skip
+
+
+async def test_reviewer_privacy_api(client: Client, session_factory: Sessions) -> None:
+    await run_import(session_factory, "social", (DATA / "social.csv").read_bytes())
+    admin = await create_api_token(session_factory, StaffRole.admin, "admin")
+    manager = await create_api_token(session_factory, StaffRole.cx_manager, "cx")
+    url = "/api/reviewers/tom.becker%40example.com"
+    assert (await client.get(f"{url}/export", headers=bearer(manager))).status == 403
+    exported = await client.get(f"{url}/export", headers=bearer(admin))
+    assert exported.status == 200
+    assert [r["handle"] for r in (await exported.json())["reviewers"]] == ["@tom_b"]
+    erased = await client.post(f"{url}/erase", headers=bearer(admin))
+    assert (await erased.json()) == {
+        "counts": {"feedback_texts": 1, "escalations": 0, "profile": 1}
+    }
+    gone = await client.get(f"{url}/export", headers=bearer(admin))
+    assert gone.status == 404

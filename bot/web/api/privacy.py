@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain import privacy
+from bot.domain import privacy, reviewer_privacy
 from bot.storage.models import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
@@ -84,9 +84,43 @@ async def erase_customer(request: web.Request) -> web.Response:
     return web.json_response({**erasure.as_json(), "trackers": trackers.as_json()})
 
 
+def _reviewer_ref(request: web.Request) -> str:
+    ref = request.match_info["reviewer_ref"]
+    if not ref or len(ref) > MAX_REF_CHARS or any(ord(c) < 0x20 for c in ref):
+        raise web.HTTPNotFound(reason=f"There is no reviewer {ref[:MAX_REF_CHARS]!r}.")
+    return ref
+
+
+@require_api_roles(StaffRole.admin)
+async def export_reviewer(request: web.Request) -> web.Response:
+    """A reviewer who is not a customer (issue #23), by email or handle."""
+    ref = _reviewer_ref(request)
+    actor = current_principal(request).actor
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        document = await reviewer_privacy.export_reviewers(db, ref, actor=actor)
+    return web.json_response(
+        document,
+        headers={
+            "Content-Disposition": 'attachment; filename="reviewer.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@require_api_roles(StaffRole.admin)
+async def erase_reviewer(request: web.Request) -> web.Response:
+    ref = _reviewer_ref(request)
+    actor = current_principal(request).actor
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        counts = await reviewer_privacy.erase_reviewers(db, ref, actor=actor)
+    return web.json_response({"counts": counts})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/customers/{customer_ref}/export", export_customer)
     app.router.add_post("/customers/{customer_ref}/erase", erase_customer)
+    app.router.add_get("/reviewers/{reviewer_ref}/export", export_reviewer)
+    app.router.add_post("/reviewers/{reviewer_ref}/erase", erase_reviewer)
 
 
 _OBJECTS = {"type": "array", "items": {"type": "object"}}
@@ -146,8 +180,63 @@ _REF = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_REF_CHARS},
 }
 
+_REVIEWER_REF = {
+    "name": "reviewer_ref",
+    "in": "path",
+    "required": True,
+    "description": "A reviewer's email (any case) or handle (exact); every matching reviewer.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_REF_CHARS},
+}
+
 OPENAPI_SCHEMAS: dict[str, Any] = {"CustomerExport": _EXPORT, "CustomerErasure": _ERASURE}
 OPENAPI_PATHS: dict[str, Any] = {
+    "/api/reviewers/{reviewer_ref}/export": {
+        "get": {
+            "summary": "Everything held about a reviewer who is not a customer (admin; audited)",
+            "parameters": [_REVIEWER_REF],
+            "responses": {
+                "200": {
+                    "description": "the export",
+                    **json_content(
+                        {
+                            "type": "object",
+                            "required": ["format", "exported_at", "reviewers"],
+                            "properties": {
+                                "format": {"type": "string"},
+                                "exported_at": {"type": "string", "format": "date-time"},
+                                "reviewers": _OBJECTS,
+                            },
+                        }
+                    ),
+                },
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
+    "/api/reviewers/{reviewer_ref}/erase": {
+        "post": {
+            "summary": "Erase a reviewer's email, handle, texts and URLs, keep the scores (admin; audited; idempotent)",
+            "parameters": [_REVIEWER_REF],
+            "responses": {
+                "200": {
+                    "description": "erased",
+                    **json_content(
+                        {
+                            "type": "object",
+                            "required": ["counts"],
+                            "properties": {
+                                "counts": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "integer"},
+                                }
+                            },
+                        }
+                    ),
+                },
+                **error_responses(401, 403, 404),
+            },
+        }
+    },
     "/api/customers/{customer_ref}/export": {
         "get": {
             "summary": "Everything held about a customer, as JSON (admin; audited)",
