@@ -59,11 +59,22 @@ class EmailReplies:
         if last is not None:
             wait = max(wait, last + settings.email_reply_minutes * 60 - time.monotonic())
         task = asyncio.create_task(
-            self._send_later(app, conversation_id, message.id, wait),
+            self._guarded(app, conversation_id, message.id, wait),
             name=f"email-reply-{conversation_id}",
         )
         self._pending[conversation_id] = task
         task.add_done_callback(lambda _t: self._pending.pop(conversation_id, None))
+
+    async def _guarded(
+        self, app: AppState, conversation_id: str, first_id: int, wait: float
+    ) -> None:
+        try:
+            await self._send_later(app, conversation_id, first_id, wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the database is down: the lines are in the chat anyway
+            self.failed += 1
+            logger.exception("email reply for %s failed", conversation_id)
 
     async def _send_later(
         self, app: AppState, conversation_id: str, first_id: int, wait: float
