@@ -156,3 +156,26 @@ async def test_the_chat_uses_the_clock_and_the_settings(session: AsyncSession) -
     assert default.messages[0][1] == [TRACE, PERSON]
     assert strict.messages[0][1] == [REPLACE]
     assert default.slots["next_step"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "buttons"), [(3, []), (8, [REPLACE])]
+)  # fmt: skip
+async def test_money_back_for_a_late_parcel_follows_the_late_table(
+    session: AsyncSession, days_ago: int, buttons: list[dict[str, str]]
+) -> None:
+    """ "i just want my money back" about a parcel 8 days late was answered "once it's
+    delivered you can return it" (a dev conversation of 2026-12-07): it gets the late-parcel
+    step, as "it never arrived" does."""
+    owner = await factories.customer(session)
+    order = _shipped(_due(days_ago))
+    order.customer_id = owner.id
+    session.add(order)
+    await session.flush()
+
+    refund = await support.run_order_flow(session, "request_refund", order, 30, now=NOW)
+    never_came = support.delivery_problem(order, 30, now=NOW)
+
+    assert refund == never_came
+    assert refund.buttons == buttons
+    assert "once it's delivered" not in refund.reply.lower()

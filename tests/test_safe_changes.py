@@ -118,6 +118,10 @@ def test_clarification_offers_the_likeliest_meanings_and_something_else() -> Non
         ("pause my sub", None),
         ("hey can i put my coffee box on hold", None),
         ("pause until 2029-01-01", None),  # more than a year ahead
+        # "skip the next box": the next month's (no month named, 2026-12-07 dev conversation)
+        ("can i skip next months coffee box", datetime(2027, 2, 1, tzinfo=UTC)),
+        ("skip the next box", datetime(2027, 2, 1, tzinfo=UTC)),
+        ("can i skip", None),
     ],
 )
 def test_parse_pause_until(text: str, restart: datetime | None) -> None:
@@ -511,10 +515,8 @@ def test_a_survey_answer_despite_the_intent() -> None:
     assert answer("can you check my bill", unclear, free_text=True) is False
 
 
-async def test_another_request_at_the_offer_of_a_person_is_served_without_nothing_changed() -> (
-    None
-):
-    """"Would you like to talk to a person now?" is an offer, not a change: a new request in
+async def test_another_request_at_the_offer_of_a_person_is_served_without_nothing_changed() -> None:
+    """ "Would you like to talk to a person now?" is an offer, not a change: a new request in
     its place is served without "Okay, I haven't changed anything" (it was said before the
     damage answer, in a dev conversation of 2026-12-07)."""
     state = tracker("conv-1", "and the lid was cracked", "damaged_item",

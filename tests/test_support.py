@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -378,6 +378,22 @@ def test_subscription_flows() -> None:
     cancel = support.subscription_flow("cancel_subscription", active)
     assert (cancel.next_step, cancel.pending_action) == (NextStep.confirm, "cancel_subscription")
     assert "(24.00 EUR a month)" in cancel.reply
+
+
+def test_a_period_end_the_shop_has_not_moved_on_is_never_said_in_the_past() -> None:
+    """On 7 December a subscription started 40 days before, with no renewal event, was to be
+    paused with "nothing will be charged after 27 November" (a dev conversation of
+    2026-12-07): the period end rolls forward by whole 30-day periods."""
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
+    stale = _subscription(SubscriptionStatus.active)
+    stale.current_period_start = datetime(2026, 10, 28, 9, 0, tzinfo=timezone.utc)
+    stale.current_period_end = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+
+    assert support.next_period_end(stale, now) == datetime(2026, 12, 27, 9, 0, tzinfo=timezone.utc)
+    pause = support.subscription_flow("pause_subscription", stale, now=now)
+    assert "27 December 2026" in pause.reply and "November" not in pause.reply
+    stale.current_period_end = datetime(2026, 12, 8, tzinfo=timezone.utc)  # still ahead
+    assert support.next_period_end(stale, now) == datetime(2026, 12, 8, tzinfo=timezone.utc)
 
 
 # --- with the database ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,6 +164,10 @@ async def run_order_flow(
     if flow == "order_status":
         return order_status(order, return_window_days, now=now, policy=late_policy)
     if flow == "delivery_problem":
+        return delivery_problem(order, return_window_days, now=now, policy=late_policy)
+    if flow == "request_refund" and days_late(order, now):
+        # Money back for a parcel that never came: the late-parcel table's step (a trace,
+        # then a replacement or refund), not "return it once it's delivered".
         return delivery_problem(order, return_window_days, now=now, policy=late_policy)
     handler = _ORDER_HANDLERS[flow]
     return handler(order, return_window_days)
@@ -560,8 +564,27 @@ def confirm_address(order: Order, address: str) -> FlowResult:
 # --- subscription flows ----------------------------------------------------------------
 
 
+def next_period_end(subscription: Subscription, now: datetime | None = None) -> datetime:
+    """When the current billing period ends, never in the past: a period end the shop has
+    not moved on yet (no renewal event) is rolled forward by whole periods, so the bot never
+    says "nothing will be charged after 27 November" on 7 December."""
+    now = now or utcnow()
+    end = subscription.current_period_end
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    period = subscription.current_period_end - subscription.current_period_start
+    if period <= timedelta(0):
+        return end
+    while end <= now:
+        end += period
+    return end
+
+
 def subscription_flow(
-    flow: str, subscription: Subscription | None, pause_until: datetime | None = None
+    flow: str,
+    subscription: Subscription | None,
+    pause_until: datetime | None = None,
+    now: datetime | None = None,
 ) -> FlowResult:
     """Pause (until a date, or until resumed), resume or cancel, each confirmed first."""
     if subscription is None:
@@ -589,7 +612,7 @@ def subscription_flow(
             texts.render(
                 "utter_subscription_confirm_pause",
                 plan=plan,
-                period_end=_date(subscription.current_period_end),
+                period_end=_date(next_period_end(subscription, now)),
             ),
             "pause_subscription",
         )
@@ -599,7 +622,7 @@ def subscription_flow(
                 texts.render(
                     "utter_subscription_already_active",
                     plan=plan,
-                    period_end=_date(subscription.current_period_end),
+                    period_end=_date(next_period_end(subscription, now)),
                 ),
                 NextStep.survey,
             )
@@ -621,6 +644,7 @@ def _price(subscription: Subscription) -> str:
 
 MAX_PAUSE_DAYS = 366
 _SKIP = re.compile(r"\bskip(ping)?\b")
+_SKIP_NEXT = re.compile(r"\bskip(ping)?\s+(the\s+|my\s+)?next\b")
 
 
 def parse_pause_until(text: str, now: datetime) -> datetime | None:
@@ -643,6 +667,9 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
             "RETURN_AS_TIMEZONE_AWARE": False,
         },
     )
+    if not found and _SKIP_NEXT.search((text or "").lower()):
+        # "skip the next box", "skip next months delivery": the next monthly box
+        return parse_pause_until("skip next month", now)
     if not found:
         return None
     phrase, value = found[-1]
