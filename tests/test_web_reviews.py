@@ -218,17 +218,20 @@ async def test_judgeme_google_and_social_exports(session_factory: Sessions) -> N
                 select(Reviewer.channel, Reviewer.handle, Reviewer.email).order_by(Reviewer.id)
             )
         ).all()
-    assert [tuple(r) for r in reviewers] == [
-        (Channel.storefront, "lena@example.com", "lena@example.com"),
-        (Channel.storefront, "paul.k@example.com", "paul.k@example.com"),
-        (Channel.storefront, "Anonymous", None),
-        (Channel.review_site, "Sara Q", None),
-        (Channel.review_site, "anonymous", None),
-        (Channel.review_site, "Leo", None),
-        (Channel.social, "@cookwithkai", None),
-        (Channel.social, "@angry_dan", None),
-        (Channel.social, "@tom_b", "tom.becker@example.com"),
-    ]
+    # (ids in file order on SQLite; PostgreSQL inserts a batch's new reviewers sorted)
+    assert sorted(tuple(r) for r in reviewers) == sorted(
+        [
+            (Channel.storefront, "lena@example.com", "lena@example.com"),
+            (Channel.storefront, "paul.k@example.com", "paul.k@example.com"),
+            (Channel.storefront, "Anonymous", None),
+            (Channel.review_site, "Sara Q", None),
+            (Channel.review_site, "anonymous", None),
+            (Channel.review_site, "Leo", None),
+            (Channel.social, "@cookwithkai", None),
+            (Channel.social, "@angry_dan", None),
+            (Channel.social, "@tom_b", "tom.becker@example.com"),
+        ]
+    )
     summaries = [e.summary for e in judge_followups + google_followups + social_followups]
     assert [s.split(" — ")[0] for s in summaries if s] == [
         "Reply publicly on judgeme", "Reply publicly on google",
@@ -447,3 +450,27 @@ async def test_reviewer_privacy_api(client: Client, session_factory: Sessions) -
     }
     gone = await client.get(f"{url}/export", headers=bearer(admin))
     assert gone.status == 404
+
+
+async def test_batches_in_flight_share_new_reviewers(
+    session_factory: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiny batches: on PostgreSQL two are in flight at once and meet the same new
+    reviewers; a review repeated later in the file waits for the earlier one."""
+    monkeypatch.setattr(web_reviews, "BATCH", 2)
+    lines = ["platform,url,author,time,text"]
+    for i in range(9):
+        lines.append(f"x,https://x.com/s/{i},@author{i % 3},2026-11-0{i + 1}T10:00:00Z,post {i}")
+    lines.append("x,https://x.com/s/4,@author1,2026-11-05T10:00:00Z,post 4 edited")
+    report, _ = await run_import(session_factory, "social", "\n".join(lines).encode())
+    assert report.as_json() == {
+        "imported": 9, "updated": 1, "duplicates": 0, "unattributed": 9, "escalations": 0,
+        "errors": [],
+    }  # fmt: skip
+    async with session_factory() as session:
+        handles = sorted((await session.scalars(select(Reviewer.handle))).all())
+        texts = sorted((await session.scalars(select(Feedback.text))).all(), key=str)
+        daily = await metrics.metric_counts(session, NOVEMBER)
+    assert handles == ["@author0", "@author1", "@author2"]
+    assert texts == sorted([f"post {i}" for i in range(9) if i != 4] + ["post 4 edited"])
+    assert daily.volume == 9  # the rollups counted each row once

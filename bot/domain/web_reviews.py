@@ -25,6 +25,7 @@ batch that fails is retried one review at a time, so one bad row never loses the
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import hashlib
@@ -36,6 +37,7 @@ from datetime import datetime, timezone
 from typing import IO, Any, cast
 
 from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import analysis, closed_loop
@@ -537,7 +539,25 @@ async def _reviewers(
         for (c, h), e in wanted.items()
         if (c, h) not in found
     ]
-    if missing:
+    if missing and session.get_bind().dialect.name == "postgresql":
+        # Two batches in flight may meet the same new reviewer: the later waits for the
+        # earlier's commit and then takes its row (sorted: both lock in the same order).
+        keys = sorted((c, h) for c, h in wanted if (c, h) not in found)
+        missing.sort(key=lambda r: (str(r["channel"]), str(r["handle"])))
+        await session.execute(
+            pg_insert(Reviewer).on_conflict_do_nothing(index_elements=["channel", "handle"]),
+            missing,
+        )
+        for channel in {c for c, _ in keys}:
+            new_handles = [h for c, h in keys if c is channel]
+            rows = await session.execute(
+                select(Reviewer.id, Reviewer.handle).where(
+                    Reviewer.channel == channel, Reviewer.handle.in_(new_handles)
+                )
+            )
+            for rid, handle in rows:
+                found[(channel, handle)] = rid
+    elif missing:
         rows = await session.execute(
             insert(Reviewer).returning(Reviewer.id, Reviewer.channel, Reviewer.handle), missing
         )
@@ -683,21 +703,35 @@ async def import_reviews(
     escalation_ids: list[int] = []  # ids only: an import may open thousands
     batch: list[tuple[int, WebReview]] = []
     seen: set[str] = set()
+    # PostgreSQL: two batches in flight, so one batch's Python work (parsing, VADER) runs
+    # while the database works on the other's rows. SQLite has one writer: one at a time.
+    bind = sessions.kw.get("bind")
+    overlap = bind is not None and bind.dialect.name == "postgresql"
+    pending: asyncio.Task[None] | None = None
 
-    async def flush() -> None:
-        if not batch:
-            return
+    async def flush(drain: bool = False) -> None:
+        nonlocal pending
+        if batch:
+            task = asyncio.create_task(stored(list(batch)))
+            batch.clear()
+            if pending is not None:
+                await pending
+            pending = task
+        if pending is not None and (drain or not overlap):
+            await pending
+            pending = None
+
+    async def stored(items: list[tuple[int, WebReview]]) -> None:
         try:
-            await store([r for _, r in batch])
+            await store([r for _, r in items])
         except Exception:
-            for line, review in batch:  # one at a time: report the one that fails
+            for line, review in items:  # one at a time: report the one that fails
                 try:
                     await store([review])
                 except DomainError as exc:
                     report.errors.append((line, exc.message))
                 except Exception as exc:  # a database refusal of this one review
                     report.errors.append((line, f"not stored: {type(exc).__name__}"))
-        batch.clear()
 
     async def store(reviews: list[WebReview]) -> None:
         counts = ImportReport()
@@ -707,15 +741,20 @@ async def import_reviews(
         for name in ("imported", "updated", "duplicates", "escalations", "unattributed"):
             setattr(report, name, getattr(report, name) + getattr(counts, name))
 
-    for line, record in records:
-        if isinstance(record, str):
-            report.errors.append((line, record))
-            continue
-        if record.key in seen:  # the same review twice in one file: stored in order, so the
-            await flush()  # later one is a duplicate or an edit of the earlier one
-        seen.add(record.key)
-        batch.append((line, record))
-        if len(batch) >= BATCH:
-            await flush()
-    await flush()
+    try:
+        for line, record in records:
+            if isinstance(record, str):
+                report.errors.append((line, record))
+                continue
+            if record.key in seen:  # the same review twice in one file: stored in order, so
+                await flush(drain=True)  # the later is a duplicate or an edit of the earlier
+            seen.add(record.key)
+            batch.append((line, record))
+            if len(batch) >= BATCH:
+                await flush()
+        await flush(drain=True)
+    finally:
+        if pending is not None and not pending.done():  # a refused file: let it finish
+            await asyncio.wait([pending])
+    report.errors.sort(key=lambda e: e[0])
     return report, escalation_ids
