@@ -99,7 +99,7 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
             plan = compound.Plan((text,))
             if isinstance(text, str) and request.json.get("button_payload") is not True:
                 text = literal_text(text)
-                plan = await _plan(agent, text)
+                plan = await _plan(agent, text, sender_id)
             collector = CollectingOutputChannel()
             try:
                 for part in plan.texts:
@@ -132,12 +132,16 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
         return webhook
 
 
-async def _plan(agent: Any, text: str) -> compound.Plan:
+async def _plan(agent: Any, text: str, sender_id: str) -> compound.Plan:
     """What the bot gets for `text` (rasa_ext.compound): each cut's parts parsed by the
-    loaded model; the first cut that makes a plan wins, else `text` as typed."""
+    loaded model; the first cut that makes a plan wins, else `text` as typed (also while
+    the bot waits for a free-text answer: compound.keeps_whole)."""
     if agent is None or not agent.is_ready():
         return compound.Plan((text,))
-    for first, second in compound.candidate_splits(text):
+    splits = compound.candidate_splits(text)
+    if splits and compound.keeps_whole(await _requested_slot(agent, sender_id), text):
+        return compound.Plan((text,))
+    for first, second in splits:
         one, two = [await agent.parse_message(part) for part in (first, second)]
         chosen = compound.plan(first, second, _reading(one), _reading(two))
         if chosen is not None:
@@ -193,6 +197,23 @@ def understood(events: list[Any], parts: int = 1) -> dict[str, Any] | None:
         ],
         "steps": steps,
     }
+
+
+async def _requested_slot(agent: Any, sender_id: str) -> str | None:
+    """The slot an active form is asking for in this conversation (None: no form, or the
+    tracker cannot be read; the message is then planned as usual)."""
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return None
+    try:
+        tracker = await store.retrieve(sender_id)
+    except Exception:
+        logger.warning("could not read the tracker of %s before its turn", sender_id)
+        return None
+    if tracker is None or not tracker.active_loop_name:
+        return None
+    slot = tracker.get_slot("requested_slot")
+    return str(slot) if slot else None
 
 
 async def _understood(agent: Any, sender_id: str, parts: int) -> dict[str, Any] | None:

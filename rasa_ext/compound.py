@@ -69,6 +69,18 @@ class Plan:
 MAX_CUTS = 2  # each cut costs two NLU parses
 
 
+# Questions whose answer is free text: the whole message is the answer ("the lid was
+# cracked and nobody answered my email" at the survey's comment question is one comment,
+# not a damage report plus a complaint). A message with a question mark still goes through
+# the planner: the form lets a clear question give way (issue #18).
+FREE_TEXT_SLOTS = frozenset({"survey_comment"})
+
+
+def keeps_whole(requested_slot: str | None, text: str) -> bool:
+    """Whether `text`, sent while the bot asks for `requested_slot`, goes to it uncut."""
+    return requested_slot in FREE_TEXT_SLOTS and "?" not in text
+
+
 def candidate_splits(text: str) -> list[tuple[str, str]]:
     """The first MAX_CUTS ways of cutting `text` in two at a split point, both parts with
     at least MIN_WORDS words."""

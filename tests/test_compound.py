@@ -98,3 +98,21 @@ def test_a_few_words_of_praise_next_to_a_problem_are_sarcasm() -> None:
                 sure("delivery_problem")) == Plan(("8 days late",))  # fmt: skip
     assert plan("the mug is lovely", "the towel arrived torn", sure("praise"),
                 sure("damaged_item")) == Plan(("the mug is lovely", "the towel arrived torn"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("requested_slot", "text", "whole"),
+    [
+        # sv30: at the comment question this is one comment, not damage + a complaint
+        ("survey_comment", "the lid was cracked and nobody answered my email", True),
+        ("survey_comment", "great mug. where is my refund?", False),  # a question: planned
+        ("survey_score", "4 and where is my refund", False),
+        (None, "the lid was cracked and nobody answered my email", False),
+    ],
+)
+def test_a_free_text_answer_goes_to_its_question_uncut(
+    requested_slot: str | None, text: str, whole: bool
+) -> None:
+    from rasa_ext.compound import keeps_whole
+
+    assert keeps_whole(requested_slot, text) is whole

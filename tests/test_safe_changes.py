@@ -513,6 +513,19 @@ def test_a_survey_answer_despite_the_intent() -> None:
     assert answer(remark, clear, free_text=False) is False  # a clear request wins
     assert answer(remark, clear, free_text=True) is True  # a remark where one was asked for
     assert answer("can you check my bill", unclear, free_text=True) is False
+    # sv16: a clear remark on how it went answers the score question (kept as the comment)
+    soaked = [
+        {"name": "damaged_item", "confidence": 0.94},
+        {"name": "delivery_problem", "confidence": 0.04},
+    ]
+    rain = "the driver left it in the rain and the box was soaked through"
+    assert answer(rain, soaked, free_text=False) is True
+    assert answer("the box was soaked, can i return it", soaked, free_text=False) is False
+    never = [
+        {"name": "delivery_problem", "confidence": 0.95},
+        {"name": "complain", "confidence": 0.02},
+    ]
+    assert answer("my parcel never arrived", never, free_text=False) is False
 
 
 async def test_another_request_at_the_offer_of_a_person_is_served_without_nothing_changed() -> None:

@@ -81,12 +81,22 @@ _ASK = re.compile(
 )
 
 
+_CLAUSES = re.compile(r"[,.;!]+|\s-\s|\b(?:and|but|so)\b", re.IGNORECASE)
+
+
 def reads_as_ask(text: str) -> bool:
     """Worded as a question or an ask ("where is…", "can i…", "cancel…", "…?"), or naming an
     order number: what a request looks like, unlike a remark ("the checkout kept logging me
     out") or an answer."""
     text = text or ""
-    return "?" in text or bool(_ASK.search(text)) or bool(ORDER_NUMBER_PATTERN.search(text))
+    if "?" in text or ORDER_NUMBER_PATTERN.search(text):
+        return True
+    # Any clause may be the ask: "the box was soaked, can i return it".
+    return any(_ASK.search(clause) for clause in _CLAUSES.split(text))
+
+
+# Intents that, worded as a remark rather than an ask, describe how something went.
+SURVEY_REMARKS = frozenset({"complain", "praise", "damaged_item"})
 
 
 def survey_answer_despite_intent(
@@ -104,7 +114,15 @@ def survey_answer_despite_intent(
     was asked for one."""
     if reads_as_ask(text):
         return False
-    return free_text or not is_clear(intent_ranking, threshold, margin)
+    if free_text or not is_clear(intent_ranking, threshold, margin):
+        return True
+    # A clear remark about how it went ("the driver left it in the rain and the box was
+    # soaked through" at "How satisfied are you with the delivery?") answers the question
+    # asked: it is kept as the comment and the score asked again; the low-score follow-up
+    # brings the help. A clear report that needs an action of its own (a double charge, a
+    # parcel that never came) still interrupts.
+    pairs = ranked(intent_ranking)
+    return bool(pairs) and pairs[0][0] in SURVEY_REMARKS
 
 
 def is_clear_yes(
