@@ -192,6 +192,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/labels"): api(*DASHBOARD),
     ("GET", "/api/support"): api(*DASHBOARD),
     ("GET", "/api/journey"): api(*DASHBOARD),
+    ("GET", "/api/journey/fix-first"): api(*DASHBOARD),
     ("GET", "/api/feedback"): api(*DASHBOARD),
     ("GET", "/api/export"): api(*DASHBOARD),
     ("GET", "/api/transcripts/{conversation_id}"): api(*DASHBOARD, ok=404),
