@@ -1485,12 +1485,14 @@ class _Writer:
                 plan.items.sort(key=lambda item: item[0] != PILLING_SKU)
             else:
                 score, topic = self.score(FeedbackKind.csat, 4.3, 0.9), f"product_{plan.category}"
+            # Product reviews: on the shop's own pages, or a review site (Trustpilot).
+            where = self.rng.choices((Channel.storefront, Channel.review_site), (3, 1))[0]
             await self.feedback(
                 customer,
                 lifecycle,
                 FeedbackKind.csat,
                 FeedbackSource.imported,
-                Channel.storefront,
+                where,
                 at,
                 score=score,
                 text=self.text(topic, _tone(FeedbackKind.csat, score), plan),

@@ -260,9 +260,7 @@ class _Planner:
         if plan.shipped_at is not None and self.rng.random() < 0.3:  # "where is my order?"
             asked = plan.shipped_at + self.base.hours(6, 40)
             if plan.delivered_at is None or asked < plan.delivered_at:
-                found = self.dispatch(
-                    index, "in_chat:order_status", FeedbackKind.csat, asked, 0.55
-                )
+                found = self.dispatch(index, "in_chat:order_status", FeedbackKind.csat, asked, 0.55)
                 if found:
                     d, at = found
                     score = self.score(FeedbackKind.csat, 4.0 - (1.2 if plan.late else 0))
@@ -295,11 +293,12 @@ class _Planner:
                 at = plan.delivered_at + self.base.days(3, 25)
                 score = self.score(FeedbackKind.csat, 4.1, 1.1)
                 topic = f"product_{plan.category}"
+                where = self.rng.choices((Channel.storefront, Channel.review_site), (3, 1))[0]
                 kind = FeedbackKind.praise if score >= 4 else FeedbackKind.complaint
                 if score == 3:
                     kind = FeedbackKind.comment
                 self.add(
-                    _Row(index, kind, FeedbackSource.imported, Channel.storefront, Stage.use, at,
+                    _Row(index, kind, FeedbackSource.imported, where, Stage.use, at,
                          text=self.text(topic, self.tone(FeedbackKind.csat, score), plan)),
                     opened,
                 )  # fmt: skip
