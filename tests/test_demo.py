@@ -286,6 +286,7 @@ async def test_feedback_scores_and_times(
                 assert row.score is not None and scale[0] <= row.score <= scale[1], row.id
             else:
                 assert row.score is None and row.text
+            assert row.lifecycle_id is not None  # every demo row is a known customer's
             assert opened[row.lifecycle_id] < row.created_at <= NOW
             assert row.idempotency_key.startswith("demo:")
             if row.text:
