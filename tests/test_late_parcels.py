@@ -158,15 +158,31 @@ async def test_the_chat_uses_the_clock_and_the_settings(session: AsyncSession) -
     assert default.slots["next_step"] == "done"
 
 
+REFUND = {"title": "Arrange my refund", "payload": "I want to talk to a person"}
+
+
 @pytest.mark.parametrize(
-    ("days_ago", "buttons"), [(3, []), (8, [REPLACE])]
+    ("days_ago", "reply", "buttons"),
+    [
+        (1, f"Order A10003 is on its way; it was due on {_date(1)} and late parcels usually turn up "
+            f"within 2 days. If it hasn't come by {_date(-1)}, tell me and I'll ask DPD to trace it; "
+            f"from {_date(-6)} we can refund you 177.00 EUR or send a replacement. A person from our "
+            f"team can help now if you'd rather not wait.{TRACKING}", [PERSON]),
+        (3, f"Order A10003 is late (it was due on {_date(3)}), so I've asked DPD to trace it. If it "
+            f"hasn't arrived by {_date(-4)}, we'll refund you 177.00 EUR or send a replacement; a "
+            f"person from our team can look at it now if you prefer.{TRACKING}", [PERSON]),
+        (8, "Order A10003 is 8 days late, so yes: we'll refund you 177.00 EUR, or send a "
+            "replacement if you prefer. A person from our team arranges it; tap below and "
+            "they'll take it from here.", [REFUND]),
+    ],
 )  # fmt: skip
 async def test_money_back_for_a_late_parcel_follows_the_late_table(
-    session: AsyncSession, days_ago: int, buttons: list[dict[str, str]]
+    session: AsyncSession, days_ago: int, reply: str, buttons: list[dict[str, str]]
 ) -> None:
     """ "i just want my money back" about a parcel 8 days late was answered "once it's
     delivered you can return it" (a dev conversation of 2026-12-07): it gets the late-parcel
-    step, as "it never arrived" does."""
+    step, worded about the refund — not the delivery answer, which "my parcel is late, i
+    want my money back" (two requests) would then get twice."""
     owner = await factories.customer(session)
     order = _shipped(_due(days_ago))
     order.customer_id = owner.id
@@ -174,8 +190,6 @@ async def test_money_back_for_a_late_parcel_follows_the_late_table(
     await session.flush()
 
     refund = await support.run_order_flow(session, "request_refund", order, 30, now=NOW)
-    never_came = support.delivery_problem(order, 30, now=NOW)
 
-    assert refund == never_came
-    assert refund.buttons == buttons
-    assert "once it's delivered" not in refund.reply.lower()
+    assert refund == FlowResult(reply, NextStep.done, buttons=buttons)
+    assert refund.reply != support.delivery_problem(order, 30, now=NOW).reply

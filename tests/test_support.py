@@ -686,3 +686,32 @@ async def test_verify_after_anonymous_feedback_merges_it_into_the_customer(
         )
     ).all()
     assert left == [(True, "merged")]
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [("can i skip next months coffee box", True), ("skip the next box pls", True),
+     ("skip my next delivery", True), ("skip january", False), ("pause my sub", False)],
+)  # fmt: skip
+def test_skip_next_is_asked(text: str, asks: bool) -> None:
+    assert support.asks_skip_next(text) is asks
+
+
+def test_skipping_the_next_box_pauses_until_the_box_after_it() -> None:
+    """A tester's "skip next coffee box pls" (next box on 25 December) paused until 1
+    February, which skipped the 25 January box too: the restart is one period after the
+    next box."""
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
+    sub = _subscription(SubscriptionStatus.active)
+    sub.current_period_start = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    sub.current_period_end = datetime(2026, 12, 25, tzinfo=timezone.utc)
+
+    restart = support.skip_next_restart(sub, now)
+    result = support.subscription_flow("pause_subscription", sub, restart, now=now, skip_next=True)
+
+    assert restart == datetime(2027, 1, 24, tzinfo=timezone.utc)  # 25 Dec + 30 days
+    assert result.reply == (
+        "Skip your next Coffee Explorer Box delivery, due 25 December 2026? You won't be "
+        "charged for it, and deliveries restart with the one after, on 24 January 2027."
+    )
+    assert (result.next_step, result.pending_action) == (NextStep.confirm, "pause_subscription")

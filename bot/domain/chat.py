@@ -256,7 +256,17 @@ async def support_request(
         pause_until = (
             support.parse_pause_until(text, utcnow()) if flow == "pause_subscription" else None
         )
-        result = support.subscription_flow(flow, subscription, pause_until, now=now)
+        skip_next = (
+            flow == "pause_subscription"
+            and pause_until is None
+            and subscription is not None
+            and support.asks_skip_next(text)
+        )
+        if skip_next and subscription is not None:
+            pause_until = support.skip_next_restart(subscription, now)
+        result = support.subscription_flow(
+            flow, subscription, pause_until, now=now, skip_next=skip_next
+        )
         flow_turn = await _apply_flow_result(
             session, settings, context, result, trigger=f"in_chat:{flow}"
         )

@@ -165,10 +165,11 @@ async def run_order_flow(
         return order_status(order, return_window_days, now=now, policy=late_policy)
     if flow == "delivery_problem":
         return delivery_problem(order, return_window_days, now=now, policy=late_policy)
-    if flow == "request_refund" and days_late(order, now):
+    late = days_late(order, now) if flow == "request_refund" else 0
+    if late:
         # Money back for a parcel that never came: the late-parcel table's step (a trace,
         # then a replacement or refund), not "return it once it's delivered".
-        return delivery_problem(order, return_window_days, now=now, policy=late_policy)
+        return _late_refund(order, late, late_policy or LatePolicy())
     handler = _ORDER_HANDLERS[flow]
     return handler(order, return_window_days)
 
@@ -276,6 +277,48 @@ def _late_delivery(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     return FlowResult(
         texts.render("utter_late_delivery_replace", **values, late=_days(late)),
         buttons=[{"title": "Arrange a replacement or refund", "payload": PERSON_BUTTON["payload"]}],
+    )
+
+
+REFUND_BUTTON = {"title": "Arrange my refund", "payload": PERSON_BUTTON["payload"]}
+
+
+def _late_refund(order: Order, late: int, policy: LatePolicy) -> FlowResult:
+    """A refund asked for a parcel `late` days past its date: what the late-parcel table
+    allows now, in words about the refund (so that "it's late, i want my money back" does
+    not get the delivery answer twice), a person always on offer."""
+    due = order.estimated_delivery
+    assert due is not None
+    step, next_step_on = policy.step(due, late)
+    values = {"order": order.number, "due": _date(due), "amount": _money(order)}
+    if step is LateStep.replace_or_refund:
+        return FlowResult(
+            texts.render("utter_late_refund_replace", **values, late=_days(late)),
+            buttons=[REFUND_BUTTON],
+        )
+    carrier, tracking = _carrier(order), _tracking(order)
+    if step is LateStep.trace:
+        return FlowResult(
+            texts.render(
+                "utter_late_refund_trace",
+                **values,
+                carrier=carrier,
+                until=_date(next_step_on),
+                tracking=tracking,
+            ),
+            buttons=[PERSON_BUTTON],
+        )
+    return FlowResult(
+        texts.render(
+            "utter_late_refund_wait",
+            **values,
+            grace=_days(policy.grace_days),
+            until=_date(next_step_on),
+            refund_from=_date(due + timedelta(days=policy.replacement_after_days)),
+            carrier=carrier,
+            tracking=tracking,
+        ),
+        buttons=[PERSON_BUTTON],
     )
 
 
@@ -572,7 +615,7 @@ def next_period_end(subscription: Subscription, now: datetime | None = None) -> 
     end = subscription.current_period_end
     if end.tzinfo is None:
         end = end.replace(tzinfo=timezone.utc)
-    period = subscription.current_period_end - subscription.current_period_start
+    period = _period(subscription)
     if period <= timedelta(0):
         return end
     while end <= now:
@@ -580,13 +623,30 @@ def next_period_end(subscription: Subscription, now: datetime | None = None) -> 
     return end
 
 
+def asks_skip_next(text: str) -> bool:
+    """ "skip the next box", "can i skip next months coffee": one box, no date named."""
+    return bool(_SKIP_NEXT.search((text or "").lower()))
+
+
+def _period(subscription: Subscription) -> timedelta:
+    return subscription.current_period_end - subscription.current_period_start
+
+
+def skip_next_restart(subscription: Subscription, now: datetime | None = None) -> datetime:
+    """Skipping the next box pauses until the box after it: the next period end plus one
+    period (not a calendar month, which skipped two boxes of a plan renewing on the 25th)."""
+    return next_period_end(subscription, now) + _period(subscription)
+
+
 def subscription_flow(
     flow: str,
     subscription: Subscription | None,
     pause_until: datetime | None = None,
     now: datetime | None = None,
+    skip_next: bool = False,
 ) -> FlowResult:
-    """Pause (until a date, or until resumed), resume or cancel, each confirmed first."""
+    """Pause (until a date, or until resumed; `skip_next`: the next box only, `pause_until`
+    then being skip_next_restart), resume or cancel, each confirmed first."""
     if subscription is None:
         return FlowResult(texts.render("utter_subscription_none"))
     plan = subscription.plan
@@ -601,6 +661,16 @@ def subscription_flow(
             else:
                 text = texts.render("utter_subscription_already_paused", plan=plan)
             return FlowResult(text, NextStep.survey)
+        if skip_next and pause_until is not None:
+            return _confirm(
+                texts.render(
+                    "utter_subscription_confirm_skip_next",
+                    plan=plan,
+                    skipped=_date(next_period_end(subscription, now)),
+                    restart=_date(pause_until),
+                ),
+                "pause_subscription",
+            )
         if pause_until is not None:
             return _confirm(
                 texts.render(
@@ -667,9 +737,6 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
             "RETURN_AS_TIMEZONE_AWARE": False,
         },
     )
-    if not found and _SKIP_NEXT.search((text or "").lower()):
-        # "skip the next box", "skip next months delivery": the next monthly box
-        return parse_pause_until("skip next month", now)
     if not found:
         return None
     phrase, value = found[-1]
