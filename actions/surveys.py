@@ -232,23 +232,15 @@ class ActionAnswerSurveyConsent(DomainAction, Action):  # type: ignore[misc]
 
 
 class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
-    """Thanks, goodbye or "no, that's all": "Before you go…" asks the CSAT on the help given
-    here, or offers a proactive survey that is still due."""
+    """Thanks or goodbye: "Before you go…" offers a survey that is still due."""
 
     def name(self) -> str:
         return "action_before_you_go"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        trigger, lifecycle_id = tracker.get_slot("csat_due"), tracker.get_slot("csat_due_lifecycle")
         return await proactive.before_you_go(
             session,
             get_services().settings,
             tracker.sender_id,
             postponed_here=bool(tracker.get_slot("survey_postponed")),
-            csat_due=(
-                proactive.CsatDue(str(trigger), float(lifecycle_id))
-                if trigger and lifecycle_id is not None
-                else None
-            ),
-            intent=(tracker.latest_message or {}).get("intent", {}).get("name"),
         )

@@ -69,16 +69,18 @@ class Plan:
 MAX_CUTS = 2  # each cut costs two NLU parses
 
 
-# Questions whose answer is free text: the whole message is the answer ("the lid was
-# cracked and nobody answered my email" at the survey's comment question is one comment,
-# not a damage report plus a complaint). A message with a question mark still goes through
-# the planner: the form lets a clear question give way (issue #18).
-FREE_TEXT_SLOTS = frozenset({"survey_comment"})
+# While a survey question is open the whole message goes to the survey form, which decides
+# whether it is the answer or a request that the survey gives way to (issue #18). Cut in two,
+# "the lid was cracked and nobody answered my email" at the comment question kept only its
+# second half, and "ok and can i change where it goes? im not home thursday" at a score
+# question had its remark stored as the comment before the request (a request that can end
+# in a confirmation goes last).
+SURVEY_SLOTS = frozenset({"survey_source", "survey_score", "survey_ces", "survey_comment"})
 
 
 def keeps_whole(requested_slot: str | None, text: str) -> bool:
     """Whether `text`, sent while the bot asks for `requested_slot`, goes to it uncut."""
-    return requested_slot in FREE_TEXT_SLOTS and "?" not in text
+    return requested_slot in SURVEY_SLOTS
 
 
 def candidate_splits(text: str) -> list[tuple[str, str]]:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionResolvePending, ActionSupportRequest
-from actions.surveys import ActionBeforeYouGo
-from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     AuditLog,
     Conversation,
-    FeedbackKind,
     Lifecycle,
     Order,
     OrderStatus,
     Stage,
     SurveyDispatch,
-    utcnow,
 )
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
@@ -37,12 +32,8 @@ async def _verified_conversation(
 VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
 
 
-async def test_order_status_answers_with_tracking_and_owes_the_csat_for_the_end(
-    session, action_services
-):
-    """The CSAT on the help is not asked right after the answer, where it swallowed the
-    customer's follow-up (issue #18): it is owed, and asked as the customer finishes."""
-    order = await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
+async def test_order_status_answers_with_tracking_and_opens_survey(session, action_services):
+    await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
     state = tracker(
         "conv-1",
         "where is my order",
@@ -52,94 +43,23 @@ async def test_order_status_answers_with_tracking_and_owes_the_csat_for_the_end(
 
     events, messages = await run(ActionSupportRequest(), state)
 
-    lifecycle = (
-        await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order.id))
-    ).one()
-    assert slot_events(events) == {
-        "next_step": "done",
-        "awaiting": "nothing",
-        "pending_action": None,
-        "csat_due": "in_chat:order_status",
-        "csat_due_lifecycle": float(lifecycle.id),
-    }
-    assert (await session.scalars(select(SurveyDispatch))).all() == []
-    assert len(messages) == 1
-    assert "Order A10001" in messages[0]["text"]
-    assert "DHL JJD000390007" in messages[0]["text"]
-
-
-@pytest.mark.parametrize(
-    ("intent", "lead_in"),
-    [
-        ("thank", "You're welcome! Before you go, one quick question."),
-        ("goodbye", "Before you go, one quick question."),
-        ("deny", "Before you go, one quick question."),
-    ],
-)
-async def test_the_owed_csat_is_asked_as_the_customer_finishes(
-    session, action_services, intent: str, lead_in: str
-):
-    order = await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
-    lifecycle = (
-        await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order.id))
-    ).one_or_none() or await lifecycles.lifecycle_for_order(session, order)
-    await session.commit()
-    state = tracker(
-        "conv-1", "thanks", intent,
-        {**VERIFIED, "csat_due": "in_chat:order_status", "csat_due_lifecycle": float(lifecycle.id)},
-    )  # fmt: skip
-
-    events, messages = await run(ActionBeforeYouGo(), state)
-
     dispatch = (await session.scalars(select(SurveyDispatch))).one()
-    assert (dispatch.trigger, dispatch.lifecycle_id, dispatch.conversation_id) == (
-        "in_chat:order_status", lifecycle.id, "conv-1",
-    )  # fmt: skip
-    assert dispatch.sent_at is not None
     assert slot_events(events) == {
         "next_step": "survey",
         "awaiting": "nothing",
+        "pending_action": None,
         "survey_kind": "csat",
         "survey_dispatch_id": float(dispatch.id),
         "survey_score": None,
         "survey_comment": None,
         "survey_retries": 0.0,
         "survey_declined": False,
-        "csat_due": None,
-        "csat_due_lifecycle": None,
     }
-    assert [m["text"] for m in messages] == [lead_in]
-
-
-async def test_the_owed_csat_is_not_asked_after_a_survey_answered_in_the_chat(
-    session, action_services
-):
-    """The transactional rule (SPEC §6): a survey answered in this conversation holds the
-    CSAT back; the thanks then gets its usual answer (by the rules) and the debt is cleared."""
-    order = await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
-    lifecycle = await lifecycles.lifecycle_for_order(session, order)
-    session.add(
-        SurveyDispatch(
-            customer_id=order.customer_id, lifecycle_id=lifecycle.id, conversation_id="conv-1",
-            trigger="order_delivered", survey_kind=FeedbackKind.csat,
-            created_at=utcnow(), sent_at=utcnow(), answered_at=utcnow(),
-        )
-    )  # fmt: skip
-    await session.commit()
-    state = tracker(
-        "conv-1", "thanks", "thank",
-        {**VERIFIED, "csat_due": "in_chat:order_status", "csat_due_lifecycle": float(lifecycle.id)},
-    )  # fmt: skip
-
-    events, messages = await run(ActionBeforeYouGo(), state)
-
-    assert len((await session.scalars(select(SurveyDispatch))).all()) == 1
-    assert slot_events(events) == {
-        "next_step": "done",
-        "csat_due": None,
-        "csat_due_lifecycle": None,
-    }
-    assert messages == []
+    assert len(messages) == 1
+    assert "Order A10001" in messages[0]["text"]
+    assert "DHL JJD000390007" in messages[0]["text"]
+    assert dispatch.trigger == "in_chat:order_status"
+    assert dispatch.conversation_id == "conv-1"
 
 
 async def test_cancel_asks_first_and_changes_nothing(session, action_services):
@@ -177,7 +97,7 @@ async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(session, act
     slots = slot_events(events)
     assert slots["awaiting"] == "nothing"
     assert slots["pending_action"] is None
-    assert slots["next_step"] == "done" and slots["csat_due"] == "in_chat:cancel_order"
+    assert slots["next_step"] == "survey"
     assert messages[0]["text"] == "Done: order A10001 is cancelled. You won't be charged."
     order_id = order.id
     session.expire_all()
@@ -226,7 +146,7 @@ async def test_return_of_cancelled_order_is_refused_clearly(session, action_serv
     events, messages = await run(ActionSupportRequest(), state)
 
     assert "nothing to return" in messages[0]["text"]
-    assert slot_events(events)["csat_due"] == "in_chat:return_item"
+    assert slot_events(events)["next_step"] == "survey"
 
 
 async def test_delivery_problem_moves_lifecycle_to_support(session, action_services):

@@ -105,12 +105,14 @@ def test_a_few_words_of_praise_next_to_a_problem_are_sarcasm() -> None:
     [
         # sv30: at the comment question this is one comment, not damage + a complaint
         ("survey_comment", "the lid was cracked and nobody answered my email", True),
-        ("survey_comment", "great mug. where is my refund?", False),  # a question: planned
-        ("survey_score", "4 and where is my refund", False),
+        # sv50: the form sees the whole request, not the remark first as the comment
+        ("survey_score", "ok and can i change where it goes? im not home thursday", True),
+        ("survey_source", "instagram and my sister", True),
+        ("identity_email", "where is it and can i change the address", False),
         (None, "the lid was cracked and nobody answered my email", False),
     ],
 )
-def test_a_free_text_answer_goes_to_its_question_uncut(
+def test_a_survey_answer_goes_to_its_question_uncut(
     requested_slot: str | None, text: str, whole: bool
 ) -> None:
     from rasa_ext.compound import keeps_whole

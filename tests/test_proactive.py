@@ -623,9 +623,7 @@ async def test_an_ignored_offer_is_made_again_before_you_go_and_twice_at_most(se
 async def test_thanks_with_no_survey_due_changes_nothing(session) -> None:
     await _setup(session)
     turn = await proactive.before_you_go(session, Settings(), "conv-p", False, now=NOW)
-    assert (turn.messages, turn.slots) == (
-        [], {"next_step": "done", "csat_due": None, "csat_due_lifecycle": None}
-    )  # fmt: skip
+    assert (turn.messages, turn.slots) == ([], {"next_step": "done"})
 
 
 async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_not(session) -> None:

@@ -452,68 +452,24 @@ async def _apply_flow_result(
         )
     elif result.next_step is NextStep.address:
         turn.slots.update(next_step="address", new_address=None)
-    elif result.next_step is NextStep.survey and context.customer:
-        # The CSAT on the help is asked as the customer finishes (ask_due_csat), not now:
-        # the next message right after an answer is most often a follow-up, which a survey
-        # question here would swallow (issue #18; SPEC §6 "after a support conversation").
-        lifecycle = await feedback_lifecycle(session, context, context.customer)
-        turn.slots.update(csat_due=trigger, csat_due_lifecycle=float(lifecycle.id))
-    elif result.next_step is NextStep.churn_survey and context.customer:
-        # Why they cancel is asked at once: it is the answer's natural next question.
+    elif result.next_step in (NextStep.survey, NextStep.churn_survey) and context.customer:
+        kind = (
+            FeedbackKind.churn_reason
+            if result.next_step is NextStep.churn_survey
+            else FeedbackKind.csat
+        )
         lifecycle = await feedback_lifecycle(session, context, context.customer)
         dispatch = await surveys.start_in_chat(
             session,
             context.conversation,
             lifecycle,
-            FeedbackKind.churn_reason,
+            kind,
             trigger,
             settings.transactional_survey_quiet_hours,
         )
         if dispatch is not None:
             turn.slots.update(_survey_slots(dispatch))
     return turn
-
-
-# Lead-ins of the CSAT asked at the end, by what the customer said (ask_due_csat).
-CSAT_LEAD_INS = {"thank": "utter_csat_before_you_go_thanks"}
-CSAT_LEAD_IN = "utter_csat_before_you_go"
-
-
-async def ask_due_csat(
-    session: AsyncSession,
-    settings: Settings,
-    conversation_id: str,
-    trigger: str,
-    lifecycle_id: float,
-    intent: str | None,
-) -> Turn | None:
-    """The customer is finishing (thanks, goodbye, "no, that's all") after being helped:
-    "Before you go, one quick question" and the CSAT on the help, on the lifecycle of what
-    it was about. None when the transactional rule holds it back (SPEC §6)."""
-    context = await load_context(session, conversation_id)
-    lifecycle = await session.get(Lifecycle, int(lifecycle_id))
-    if (
-        context.customer is None
-        or lifecycle is None
-        or lifecycle.customer_id != context.customer.id
-    ):
-        return None
-    dispatch = await surveys.start_in_chat(
-        session,
-        context.conversation,
-        lifecycle,
-        FeedbackKind.csat,
-        trigger,
-        settings.transactional_survey_quiet_hours,
-    )
-    if dispatch is None:
-        return None
-    turn = Turn(slots={**_survey_slots(dispatch), "awaiting": "nothing", **CSAT_DONE})
-    return turn.say(texts.render(CSAT_LEAD_INS.get(intent or "", CSAT_LEAD_IN)))
-
-
-# Slots that forget a CSAT due at the end (asked, or held back).
-CSAT_DONE: dict[str, Any] = {"csat_due": None, "csat_due_lifecycle": None}
 
 
 def _survey_slots(dispatch: SurveyDispatch) -> dict[str, Any]:

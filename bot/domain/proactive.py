@@ -517,34 +517,14 @@ async def _latest_order(session: AsyncSession, customer_id: int, trigger: str) -
     return order
 
 
-@dataclass(frozen=True)
-class CsatDue:
-    """The in-chat CSAT owed for help given in this conversation (chat._apply_flow_result)."""
-
-    trigger: str
-    lifecycle_id: float
-
-
 async def before_you_go(
     session: AsyncSession,
     settings: Settings,
     conversation_id: str,
     postponed_here: bool,
     now: datetime | None = None,
-    csat_due: CsatDue | None = None,
-    intent: str | None = None,
 ) -> chat.Turn:
-    """The customer says thanks, goodbye or "no, that's all": the CSAT on the help they got
-    here if one is owed (transactional, one question, no consent step), else a proactive
-    survey that is due (its second offer, or a first one), else nothing (the rules then
-    answer the thanks or goodbye)."""
-    if csat_due is not None:
-        asked = await chat.ask_due_csat(
-            session, settings, conversation_id, csat_due.trigger, csat_due.lifecycle_id, intent
-        )
-        if asked is not None:
-            return asked
+    """The customer says thanks or goodbye: offer a survey that is due (its second offer, or
+    a first one), else nothing (the rules then answer the thanks or goodbye)."""
     moment = Moment(at_end=True, postponed_here=postponed_here)
-    turn = await start_survey(session, settings, conversation_id, now, moment)
-    turn.slots.update(chat.CSAT_DONE)
-    return turn
+    return await start_survey(session, settings, conversation_id, now, moment)
