@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,7 +37,13 @@ def test_agent_takes_over_replies_live_resolves_and_the_bot_asks_csat_and_ces(
     agent.get_by_label("Email").fill("agent@example.com")
     agent.get_by_label("Password").fill("demo-password-123")
     agent.get_by_role("button", name="Sign in").click()
-    row = agent.locator("[data-escalation-id]", has_text="Tom")
+    # "Tom" as a word ("customer back with the bot" in another test's row holds "tom"),
+    # and his request, in the queue the whole session's tests share.
+    row = (
+        agent.locator("[data-escalation-id]", has_text=re.compile(r"\bTom\b"))
+        .filter(has_text="real person")
+        .first
+    )
     row.wait_for(timeout=15_000)
     row.get_by_role("button", name="Claim").click()
     agent.locator(".msg--customer", has_text="real person").wait_for(timeout=15_000)
