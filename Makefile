@@ -116,15 +116,18 @@ e2e: setup train browser-deps
 fault: setup train
 	$(PY) -m pytest -m fault tests/fault -q -rs -s
 
-# Every check of a fresh clone within 20 minutes on 2 cores (docs/benchmarks.md): the checks
-# up to the story tests run two at a time (training, validation and the story tests beside
-# lint, types, bandit and the unit tests; none reads what another writes), then the e2e and
-# fault stages alone (fixed ports, timings under load). Each target's output is printed
-# when it ends (--output-sync); `make -j1 checks` runs them one after the other.
+# Every check of a fresh clone within 20 minutes on 2 cores (docs/benchmarks.md). Two at a
+# time (TEST_JOBS=2): first the checks up to the story tests (training, validation and the
+# story tests beside lint, types, bandit and the unit tests; none reads what another
+# writes, the unit tests never need the model), then the e2e and the fault stages side by
+# side (both mostly wait on replies and think times, about 0.6 of a core together; e2e on
+# its fixed ports, fault on free ports, its own PostgreSQL cluster, Redis db 9/10 and its
+# own queue). Each target's output is printed when it ends (--output-sync).
+# `make test TEST_JOBS=1` runs everything one after the other, as before.
+TEST_JOBS ?= 2
 test: setup
-	@$(MAKE) --no-print-directory -j2 --output-sync=target checks
-	@$(MAKE) --no-print-directory e2e
-	@$(MAKE) --no-print-directory fault
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target checks
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target e2e fault
 	@echo "All checks passed."
 
 checks: train validate story-test lint typecheck bandit pytest
