@@ -64,6 +64,7 @@ async def test_new_conversations_per_address_are_limited_with_a_clear_message(
         assert refused == {
             "type": "error",
             "error": {"code": "rate_limited", "message": TOO_MANY_CONVERSATIONS},
+            "reconnect": True,  # this socket has no session: the clients offer "Try again"
         }
         await ws.close()
         assert await _conversations(session_factory) == 3  # the fourth was rolled back

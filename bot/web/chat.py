@@ -70,10 +70,16 @@ def message_frame(message: Message) -> dict[str, Any]:
     return {"type": "message", **message_json(message), "client_id": message.client_message_id}
 
 
-def _error(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:
+def _error(
+    code: str, message: str, client_id: str | None = None, *, reconnect: bool = False
+) -> dict[str, Any]:
+    """An `error` frame. `reconnect`: the hello was refused, so this socket has no session
+    and never will; the client shows `message`, stops sending and offers to reconnect."""
     frame: dict[str, Any] = {"type": "error", "error": {"code": code, "message": message}}
     if client_id is not None:
         frame["client_id"] = client_id
+    if reconnect:
+        frame["reconnect"] = True
     return frame
 
 
@@ -242,7 +248,9 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
             if new and not await limits.allow(CONVERSATIONS, limits.address(connection.request)):
                 raise _LimitReached
     except _LimitReached:
-        await connection.ws.send_json(_error("rate_limited", TOO_MANY_CONVERSATIONS))
+        await connection.ws.send_json(
+            _error("rate_limited", TOO_MANY_CONVERSATIONS, reconnect=True)
+        )
         return
     if chat.identity_problem is not None:  # a single-use token used again
         await connection.ws.send_json(

@@ -14,7 +14,9 @@
   var typingLive = document.getElementById("typing-live");
   var typingTimer = null;
   var typingAnnouncedAt = 0;
+  var sendButton = form.querySelector("button[type=submit]");
   var socket = null;
+  var sessionReady = false; // a session frame arrived on the current socket
   var retryDelay = 500;
 
   function addMessage(sender, text, buttons) {
@@ -45,7 +47,7 @@
   }
 
   function send(text, shown) {
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
+    if (!socket || socket.readyState !== WebSocket.OPEN || !sessionReady) {
       addMessage("system", "You're offline; reconnecting…");
       return;
     }
@@ -87,17 +89,60 @@
     history.replaceState(null, "", location.pathname + location.search);
   }
 
+  // Closes the current socket without the close handler's automatic reconnect.
+  function dropSocket() {
+    var ws = socket;
+    socket = null;
+    sessionReady = false;
+    if (ws) { try { ws.close(); } catch (e) { /* already closed */ } }
+  }
+
+  // The server refused this socket a session (e.g. too many new chats from this network):
+  // show its message, stop sending, and reconnect only when the customer asks.
+  function refuse(text) {
+    dropSocket();
+    stopTyping();
+    var hadFocus = document.activeElement === input;
+    addMessage("system", text);
+    var item = log.lastElementChild;
+    item.dataset.refused = "true";
+    var row = document.createElement("div");
+    row.className = "msg__buttons";
+    var retry = document.createElement("button");
+    retry.type = "button";
+    retry.textContent = "Try again";
+    retry.addEventListener("click", function () {
+      retry.disabled = true;
+      input.disabled = false;
+      sendButton.disabled = false;
+      statusEl.textContent = "Connecting…";
+      retryDelay = 500;
+      connect();
+      input.focus();
+    });
+    row.appendChild(retry);
+    item.appendChild(row);
+    input.disabled = true;
+    sendButton.disabled = true;
+    statusEl.textContent = "Not connected";
+    if (hadFocus) { retry.focus(); }
+  }
+
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/ws");
-    socket.addEventListener("open", function () {
+    var ws = new WebSocket(scheme + location.host + "/ws");
+    socket = ws;
+    sessionReady = false;
+    ws.addEventListener("open", function () {
       retryDelay = 500;
       statusEl.textContent = "Online";
-      socket.send(JSON.stringify({ type: "hello", token: localStorage.getItem(TOKEN_KEY) }));
+      ws.send(JSON.stringify({ type: "hello", token: localStorage.getItem(TOKEN_KEY) }));
     });
-    socket.addEventListener("message", function (event) {
+    ws.addEventListener("message", function (event) {
+      if (socket !== ws) { return; } // a socket we dropped
       var data = JSON.parse(event.data);
       if (data.type === "session") {
+        sessionReady = true;
         localStorage.setItem(TOKEN_KEY, data.token);
         log.textContent = "";
         data.history.forEach(function (m) { addMessage(m.sender, m.text, []); });
@@ -114,10 +159,19 @@
       } else if (data.type === "typing") {
         onTyping(data);
       } else if (data.type === "error") {
-        addMessage("system", data.error.message);
+        if (data.reconnect === true) {
+          refuse(data.error.message);
+        } else if (data.error.code === "no_session") {
+          ws.close(); // no session on this socket: the close handler reconnects and says hello
+        } else {
+          addMessage("system", data.error.message);
+        }
       }
     });
-    socket.addEventListener("close", function () {
+    ws.addEventListener("close", function () {
+      if (socket !== ws) { return; } // dropped on purpose: no automatic reconnect
+      socket = null;
+      sessionReady = false;
       statusEl.textContent = "Reconnecting…";
       stopTyping();
       setTimeout(connect, retryDelay);

@@ -106,6 +106,8 @@
   var bubbles = {};              // client_id -> <li> of a customer bubble in the log
   var localClientIds = {};       // client_ids this tab rendered itself
   var earlyErrors = [];          // errors that arrived before the session frame
+  var refused = false;           // the server refused this tab a session (e.g. too many new
+                                 // chats from its network): no reconnect until "Try again"
   var outbox = loadOutbox();     // [{client_id, text, shown, time}] not yet acknowledged
 
   function loadOutbox() {
@@ -379,7 +381,7 @@
       transmit(entry);
     } else {
       wantConnection = true;
-      if (socket === null && retryTimer === null) { connect(); }
+      if (!refused && socket === null && retryTimer === null) { connect(); }
     }
   }
 
@@ -469,7 +471,51 @@
     if (error.code === "identity_refused") {
       identity = null; // don't send the refused token again on every reconnect
     }
+    if (data.reconnect === true) { refuse(text); return; }
+    if (error.code === "no_session") { dropSocket(); scheduleReconnect(); return; }
     if (sessionReady) { systemNote(text); } else { earlyErrors.push(text); }
+  }
+
+  // Closes the current socket without the close handler's automatic reconnect.
+  function dropSocket() {
+    var ws = socket;
+    socket = null;
+    sessionReady = false;
+    if (ws !== null) { try { ws.close(); } catch (e) { /* already closed */ } }
+  }
+
+  // The server said this socket gets no session (its hello was refused): show why, stop
+  // sending (the outbox waits) and let the customer try again; no automatic reconnect,
+  // which would only be refused again.
+  function refuse(text) {
+    dropSocket();
+    refused = true;
+    if (retryTimer !== null) { clearTimeout(retryTimer); retryTimer = null; }
+    stopTyping();
+    var hadFocus = shadow.activeElement === input;
+    earlyErrors.splice(0).forEach(function (early) { systemNote(early); });
+    var note = systemNote(text);
+    note.setAttribute("data-refused", "true");
+    var row = el("div", "msg__buttons");
+    var retry = el("button", "quick retry", "Try again");
+    retry.type = "button";
+    retry.addEventListener("click", function () {
+      retry.disabled = true;
+      refused = false;
+      input.disabled = false;
+      sendButton.disabled = false;
+      retryAttempt = 0;
+      setStatus("Connecting…");
+      connect();
+      input.focus();
+    });
+    row.appendChild(retry);
+    note.appendChild(row);
+    input.disabled = true;
+    sendButton.disabled = true;
+    setStatus("Not connected");
+    if (!open) { setUnread(unread + 1); }
+    if (hadFocus) { retry.focus(); }
   }
 
   function onFrame(event) {
@@ -578,8 +624,13 @@
       setUnread(0);
       scrollToEnd();
     }
-    if (socket === null && retryTimer === null) { connect(); }
-    input.focus();
+    if (!refused && socket === null && retryTimer === null) { connect(); }
+    if (input.disabled) {
+      var retry = log.querySelector(".retry:not([disabled])");
+      if (retry) { retry.focus(); }
+    } else {
+      input.focus();
+    }
   }
 
   function closePanel(returnFocus) {
