@@ -568,8 +568,7 @@ async def _note_for_person(app: AppState, conversation_id: str, text: str) -> No
         email = await escalations.remember_contact_email(session, conversation_id, text)
         conversation = await session.get(Conversation, conversation_id)
         waiting = (
-            conversation is not None
-            and conversation.status is ConversationStatus.waiting_for_agent
+            conversation is not None and conversation.status is ConversationStatus.waiting_for_agent
         )
         due = (
             email is None
