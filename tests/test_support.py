@@ -96,7 +96,7 @@ def _phrases(order: Order, key: str) -> list[str]:
         "delivery_shipped": ["is running late", "asked DHL to trace it", tracking],
         "delivery_delivered": [f"shows as delivered on {_d(order.delivered_at)}", "opened a trace with DHL"],
         "delivery_none": [f"is {order.status.value}, so there's no delivery in progress"],
-        "damaged_not_delivered": [f"is {order.status.value}; I can only arrange a return for delivered orders"],
+        "damaged_not_delivered": [f"is still {order.status.value} in our system", "a person from our team will sort it out"],
         "damaged_confirm": ["arrived like that", "Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
         "return_not_delivered": ["hasn't been delivered yet", f"within {WINDOW} days of delivery"],
         "return_confirm": ["Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
@@ -141,9 +141,10 @@ FLOW_TABLE: dict[str, dict[OrderStatus, tuple[NextStep, str | None, str]]] = {
         RF: (S, None, "delivery_none"), CA: (S, None, "delivery_none"),
     },
     "damaged_item": {
-        P: (S, None, "damaged_not_delivered"), SH: (S, None, "damaged_not_delivered"),
-        DE: (C, "return_item", "damaged_confirm"), RE: (S, None, "damaged_not_delivered"),
-        RF: (S, None, "damaged_not_delivered"), CA: (S, None, "damaged_not_delivered"),
+        # not delivered in our records: a person is offered, no CSAT (nothing was solved)
+        P: (NextStep.done, None, "damaged_not_delivered"), SH: (NextStep.done, None, "damaged_not_delivered"),
+        DE: (C, "return_item", "damaged_confirm"), RE: (NextStep.done, None, "damaged_not_delivered"),
+        RF: (NextStep.done, None, "damaged_not_delivered"), CA: (NextStep.done, None, "damaged_not_delivered"),
     },
     "return_item": {
         P: (S, None, "return_not_delivered"), SH: (S, None, "return_not_delivered"),
@@ -204,6 +205,8 @@ def test_order_flow_per_status(flow: str, status: OrderStatus) -> None:
         if next_step is NextStep.confirm
         else LATE_TRACE_BUTTONS
         if phrase_key == "status_shipped_late"
+        else [support.PERSON_BUTTON]
+        if phrase_key == "damaged_not_delivered"
         else []
     )
     assert result.reply.startswith("Order A10001") or "order A10001" in result.reply

@@ -398,11 +398,13 @@ def delivery_problem(
 
 def damaged_item(order: Order, window: int) -> FlowResult:
     if order.status is not OrderStatus.delivered:
+        # Not delivered in our records, yet the customer may have it (the carrier's scan is
+        # late): no dead end, a person sorts it out (a tester's "arrived smashed" got none).
         return FlowResult(
             texts.render(
                 "utter_damaged_not_delivered", order=order.number, status=order.status.value
             ),
-            NextStep.survey,
+            buttons=[PERSON_BUTTON],
         )
     eligible = return_eligibility(order, window)
     if eligible:
