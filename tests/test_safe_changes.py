@@ -118,6 +118,11 @@ def test_clarification_offers_the_likeliest_meanings_and_something_else() -> Non
         ("pause my sub", None),
         ("hey can i put my coffee box on hold", None),
         ("pause until 2029-01-01", None),  # more than a year ahead
+        # a length counts from today (NOW: 6 December 2026, 19:00)
+        ("can i pause for a month pls", datetime(2027, 1, 6, tzinfo=UTC)),
+        ("pause it for 2 weeks", datetime(2026, 12, 20, tzinfo=UTC)),
+        ("pause for three months", datetime(2027, 3, 6, tzinfo=UTC)),
+        ("pause for 20 months", None),  # more than a year
         # "skip the next box" names no date: support.skip_next_restart decides
         ("can i skip next months coffee box", None),
         ("skip the next box", None),

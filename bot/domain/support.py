@@ -716,6 +716,10 @@ def _price(subscription: Subscription) -> str:
 
 MAX_PAUSE_DAYS = 366
 _SKIP = re.compile(r"\bskip(ping)?\b")
+_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_PAUSE_LENGTH = re.compile(
+    r"\bfor\s+(a|an|one|two|three|four|five|six|\d{1,2})\s+(day|week|month)s?\b"
+)
 _SKIP_NEXT = re.compile(r"\bskip(ping)?\s+(the\s+|my\s+)?next\b")
 
 
@@ -725,8 +729,21 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
     "pause until March" → 1 March; "skip January" → 1 February (the month after the one
     skipped); "pause till the 15th of January" → 15 January. Dates are read with
     dateparser (future dates preferred, the first of a month when only a month is named);
-    past dates and dates more than a year ahead are ignored.
+    past dates and dates more than a year ahead are ignored. A length ("for a month", "for
+    2 weeks") counts from today: "for a month" on 7 December restarts on 7 January.
     """
+    length = _PAUSE_LENGTH.search((text or "").lower())
+    if length:
+        count = _NUMBER_WORDS.get(length.group(1)) or int(length.group(1))
+        unit = length.group(2)
+        day = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
+        if unit == "month":
+            month = now.month - 1 + count
+            year, month = now.year + month // 12, month % 12 + 1
+            day = day.replace(year=year, month=month, day=min(now.day, 28))
+        else:
+            day += timedelta(days=count * (7 if unit == "week" else 1))
+        return day if timedelta(0) < day - now <= timedelta(days=MAX_PAUSE_DAYS) else None
     from dateparser.search import search_dates  # slow to import; only pauses need it
 
     found = search_dates(
