@@ -246,7 +246,9 @@ def test_return_window(days_ago: int, allowed: bool) -> None:
         assert support.return_eligibility(order, WINDOW) is None
         assert (result.next_step, result.pending_action) == (NextStep.confirm, "return_item")
     else:
-        assert (result.next_step, result.pending_action) == (NextStep.survey, None)
+        # past the window a person is offered (repair or replacement), no CSAT on a refusal
+        assert (result.next_step, result.pending_action) == (NextStep.done, None)
+        assert result.buttons == [support.PERSON_BUTTON]
         assert f"outside our {WINDOW}-day return window" in result.reply
         assert f"was delivered on {_d(order.delivered_at)}" in result.reply
         # a damaged item outside the window is refused the same way

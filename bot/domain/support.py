@@ -408,7 +408,7 @@ def damaged_item(order: Order, window: int) -> FlowResult:
         )
     eligible = return_eligibility(order, window)
     if eligible:
-        return FlowResult(eligible, NextStep.survey)
+        return _refused(order, window, eligible)
     return _confirm(
         texts.render(
             "utter_damaged_confirm_return",
@@ -434,7 +434,7 @@ def return_eligibility(order: Order, window: int) -> str | None:
             order=order.number,
             opened=_date(order.return_requested_at),
         )
-    if order.delivered_at and order.delivered_at < utcnow() - timedelta(days=window):
+    if _window_passed(order, window):
         return texts.render(
             "utter_return_window_passed",
             order=order.number,
@@ -444,10 +444,23 @@ def return_eligibility(order: Order, window: int) -> str | None:
     return None
 
 
+def _window_passed(order: Order, window: int) -> bool:
+    return bool(order.delivered_at and order.delivered_at < utcnow() - timedelta(days=window))
+
+
+def _refused(order: Order, window: int, refusal: str) -> FlowResult:
+    """A return that cannot be started. Past the return window a faulty or damaged item is
+    a person's to sort out (warranty, goodwill): offered as a button, with no CSAT on the
+    refusal; a tester's damaged lamp got the same refusal three times and no way on."""
+    if order.status is OrderStatus.delivered and _window_passed(order, window):
+        return FlowResult(refusal, buttons=[PERSON_BUTTON])
+    return FlowResult(refusal, NextStep.survey)
+
+
 def return_item(order: Order, window: int) -> FlowResult:
     refusal = return_eligibility(order, window)
     if refusal:
-        return FlowResult(refusal, NextStep.survey)
+        return _refused(order, window, refusal)
     return _confirm(
         texts.render(
             "utter_return_confirm", order=order.number, items=_items(order), amount=_money(order)
@@ -511,7 +524,7 @@ def request_refund(order: Order, window: int) -> FlowResult:
         )
     refusal = return_eligibility(order, window)
     if refusal:
-        return FlowResult(refusal, NextStep.survey)
+        return _refused(order, window, refusal)
     return _confirm(
         texts.render(
             "utter_refund_confirm_return",
