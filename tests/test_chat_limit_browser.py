@@ -67,6 +67,10 @@ def test_chat_page_explains_the_limit_and_tries_again(live: LiveApp, browser: An
     page.get_by_role("button", name="Where is my order?").wait_for(timeout=10_000)
     assert page.locator(".msg--system").count() == 0  # the log now shows the conversation
     assert page.get_by_label("Your message").is_enabled()
+    # The header tells the team's real status, as the widget's does (it said "Online").
+    assert page.locator("#status").text_content() == (
+        f"Team offline · back {live.settings.support_hours}"
+    )
     page.get_by_label("Your message").fill("hello there")
     page.keyboard.press("Enter")
     page.locator(".msg--bot", has_text="echo: hello there").wait_for(timeout=10_000)

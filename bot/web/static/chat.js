@@ -128,6 +128,14 @@
     if (hadFocus) { retry.focus(); }
   }
 
+  // "Online" only while a person of the team is, as in the widget (issue #20): the session
+  // frame says whether anyone is and when the team is back.
+  function teamStatus(team) {
+    if (!team || typeof team !== "object" || team.online !== false) { return "Online"; }
+    return typeof team.hours === "string" && team.hours
+      ? "Team offline · back " + team.hours : "Team offline";
+  }
+
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(scheme + location.host + "/ws");
@@ -143,6 +151,7 @@
       var data = JSON.parse(event.data);
       if (data.type === "session") {
         sessionReady = true;
+        statusEl.textContent = teamStatus(data.team);
         localStorage.setItem(TOKEN_KEY, data.token);
         log.textContent = "";
         data.history.forEach(function (m) { addMessage(m.sender, m.text, []); });
@@ -154,7 +163,7 @@
           ]);
         }
       } else if (data.type === "message") {
-        if (data.sender === "agent") { stopTyping(); }
+        if (data.sender === "agent") { stopTyping(); statusEl.textContent = "Online"; }
         addMessage(data.sender, data.text, data.buttons);
       } else if (data.type === "typing") {
         onTyping(data);
