@@ -80,6 +80,10 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         flow = tracker.get_slot("support_request")
         request = request_message(tracker, flow)
+        pending = pending_change(tracker)
+        if understanding.names_the_yes(latest_text(tracker), pending):
+            # "yes cancel it", read as a cancel request: the yes to the change asked about
+            return await ActionResolvePending().turn(session, tracker)
         return await chat.support_request(
             session,
             get_services().settings,
@@ -106,7 +110,7 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             intent_ranking(tracker.latest_message or {}),
             settings.intent_confidence_threshold,
             settings.intent_margin,
-        )
+        ) or understanding.names_the_yes(latest_text(tracker), pending_change(tracker))
         return await chat.resolve_pending(
             session,
             settings,
@@ -131,6 +135,18 @@ class ActionDropPending(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         latest: dict[str, Any] = tracker.latest_message or {}
+        if understanding.names_the_yes(latest_text(tracker), pending_change(tracker)):
+            # "yes cancel it" that the NLU did not read as a yes: put back as the yes it is
+            # (the change stays pending; the "yes to a pending change" rule confirms it).
+            yes = {"name": "affirm", "confidence": 1.0}
+            return [
+                ActionExecuted("action_listen"),
+                UserUttered(
+                    latest_text(tracker),
+                    parse_data={**latest, "intent": yes, "intent_ranking": [yes]},
+                    input_channel=tracker.get_latest_input_channel(),
+                ),
+            ]
         if chat.is_change(pending_change(tracker)):
             dispatcher.utter_message(response="utter_nothing_changed")
         return [

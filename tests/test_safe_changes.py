@@ -577,3 +577,74 @@ async def test_a_support_request_in_place_of_a_yes_says_nothing_changed_only_for
         assert texts_said[0] == said_first
     assert "A10001" in texts_said[-1]
     assert slot_events(events)["pending_action"] is None
+
+
+# --- a yes that names the change (sf17: "yes cancel it" was read as no yes at all) ---------
+
+
+@pytest.mark.parametrize(
+    ("text", "pending", "confirms"),
+    [
+        ("yes cancel it", "cancel_order", True),
+        ("Yes, cancel it please", "cancel_order", True),
+        ("ok cancel it after all", "cancel_order", True),
+        ("yes pause it", "pause_subscription", True),
+        ("yes return it", "return_item", True),
+        ("yes cancel the subscription", "cancel_order", False),  # names something else
+        ("yes but dont cancel", "cancel_order", False),
+        ("yes cancel it, no wait", "cancel_order", False),
+        ("cancel it", "cancel_order", False),  # no yes
+        ("yes cancel", "offer_human", False),
+        ("yes cancel it", None, False),
+    ],
+)
+def test_a_yes_that_names_the_change(text: str, pending: str | None, confirms: bool) -> None:
+    assert understanding.names_the_yes(text, pending) is confirms
+
+
+async def test_yes_cancel_it_unread_by_the_nlu_is_put_back_as_the_yes() -> None:
+    state = tracker("conv-1", "yes cancel it", "nlu_fallback",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []
+    assert [e["event"] for e in events] == ["action", "user"]  # no slot reset: still pending
+    assert events[1]["text"] == "yes cancel it"
+    assert events[1]["parse_data"]["intent"] == {"name": "affirm", "confidence": 1.0}
+
+
+async def test_yes_cancel_it_read_as_another_cancel_confirms_the_one_asked(
+    session, action_services
+) -> None:
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker("conv-1", "yes cancel it", "cancel_subscription",
+                {**VERIFIED, "support_request": "cancel_subscription",
+                 "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        _rank(("cancel_subscription", 0.55), ("affirm", 0.3)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"] == "Done: order A10001 is cancelled. You won't be charged."
+    assert slot_events(events)["pending_action"] is None
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.cancelled
+
+
+async def test_a_hesitant_yes_that_names_the_change_confirms_it(session, action_services):
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker("conv-1", "yes cancel it", "affirm",
+                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        _rank(("affirm", 0.55), ("cancel_order", 0.35)),
+    )  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
+    assert messages[0]["text"] == "Done: order A10001 is cancelled. You won't be charged."
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.cancelled

@@ -125,6 +125,38 @@ def survey_answer_despite_intent(
     return bool(pairs) and pairs[0][0] in SURVEY_REMARKS
 
 
+# The verbs that name each change, for a yes that says what it agrees to.
+_CHANGE_VERBS = {
+    "cancel_order": r"cancel",
+    "cancel_subscription": r"cancel|end|stop",
+    "pause_subscription": r"pause|skip|hold",
+    "resume_subscription": r"resume|restart|start|unpause",
+    "return_item": r"return|send (?:it|them) back|start (?:it|the return)",
+    "change_address": r"change|update|send",
+}
+_YES_OPENER = (
+    r"^\s*(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay)\b[\s,!.]*(?:(?:please|pls|go ahead and|do)\s+)?"
+)
+
+
+# Only "it" and politeness may follow the verb: "yes cancel the subscription" at an order's
+# cancellation names something else, and is not this yes.
+_YES_TAIL = (
+    r"(?:\s+(?:it|that|them|this|one))?(?:\s+(?:after all|then|now|please|pls|thanks|thx))*[\s.!]*$"
+)
+
+
+def names_the_yes(text: str, pending_action: str | None) -> bool:
+    """ "yes cancel it" at "Cancel order A12345 (…)?": a yes that names the very change
+    awaiting it, and nothing else, confirms it whatever the NLU made of the words (it read
+    "yes cancel it" as cancelling the subscription, or not at all)."""
+    verbs = _CHANGE_VERBS.get(pending_action or "")
+    if verbs is None:
+        return False
+    lowered = (text or "").lower()
+    return re.match(_YES_OPENER + rf"(?:{verbs})\b" + _YES_TAIL, lowered) is not None
+
+
 def is_clear_yes(
     text: str, intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
 ) -> bool:
