@@ -11,7 +11,8 @@ from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.services import DomainAction, emit, get_services, latest_text
-from bot.domain import chat, understanding
+from bot.domain import chat, support, understanding
+from bot.storage.models import utcnow
 
 
 def intent_ranking(parse_data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,7 +148,14 @@ class ActionDropPending(Action):  # type: ignore[misc]
                     input_channel=tracker.get_latest_input_channel(),
                 ),
             ]
-        if chat.is_change(pending_change(tracker)):
+        pending, text = pending_change(tracker), latest_text(tracker)
+        redated = pending == "pause_subscription" and support.parse_pause_until(text, utcnow())
+        if redated:
+            # "for a month pls" at "Pause your subscription?": the pause, now with its end
+            # (put back as the pause request it answers, which asks again with the date).
+            pause = {"name": "pause_subscription", "confidence": 1.0}
+            latest = {**latest, "intent": pause, "intent_ranking": [pause]}
+        elif chat.is_change(pending):
             dispatcher.utter_message(response="utter_nothing_changed")
         return [
             SlotSet("awaiting", "nothing"),

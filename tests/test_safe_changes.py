@@ -648,3 +648,34 @@ async def test_a_hesitant_yes_that_names_the_change_confirms_it(session, action_
     assert order is not None
     await session.refresh(order)
     assert order.status is OrderStatus.cancelled
+
+
+async def test_a_length_at_the_pause_question_asks_again_with_the_date() -> None:
+    """A tester's "for a month pls" at "Pause your subscription?" was taken as a no."""
+    state = tracker("conv-1", "for a month pls", "nlu_fallback",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "pause_subscription",
+                     "support_request": "pause_subscription"})  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []  # not "I haven't changed anything": the pause is being dated
+    assert events[-1]["event"] == "user" and events[-1]["text"] == "for a month pls"
+    assert events[-1]["parse_data"]["intent"] == {"name": "pause_subscription", "confidence": 1.0}
+
+
+async def test_the_same_change_asked_again_says_nothing_about_nothing_changed(
+    session, action_services
+) -> None:
+    await _subscriber(session, SubscriptionStatus.active)
+    state = _with_ranking(
+        tracker("conv-1", "pause it for 2 weeks", "pause_subscription",
+                {**VERIFIED, "support_request": "pause_subscription",
+                 "awaiting": "confirmation", "pending_action": "pause_subscription"}),
+        _rank(("pause_subscription", 0.97), ("cancel_subscription", 0.01)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert len(messages) == 1  # the pause asked again with its date, nothing before it
+    assert messages[0]["text"].startswith("Pause your Coffee Explorer Box subscription until")
+    assert slot_events(events)["pending_action"] == "pause_subscription"

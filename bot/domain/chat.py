@@ -229,7 +229,7 @@ async def support_request(
     turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
     if dropped:
         turn.slots["pending_action"] = None
-        if is_change(dropped):
+        if is_change(dropped) and dropped != flow:  # the same change asked again: no news
             turn.say(texts.render("utter_nothing_changed"))
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         return turn.say(texts.render("utter_support_what_help"))
