@@ -679,3 +679,25 @@ async def test_the_same_change_asked_again_says_nothing_about_nothing_changed(
     assert len(messages) == 1  # the pause asked again with its date, nothing before it
     assert messages[0]["text"].startswith("Pause your Coffee Explorer Box subscription until")
     assert slot_events(events)["pending_action"] == "pause_subscription"
+
+
+async def test_refining_the_change_asked_about_is_not_questioned_again(
+    session, action_services
+) -> None:
+    """ "for a month pls" at "Pause your subscription?", read as a pause but unsurely, got
+    "What did you mean?" (a dev conversation): it only asks the pause again, dated."""
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    state = _with_ranking(
+        tracker("conv-1", "for a month pls", "pause_subscription",
+                {**VERIFIED, "support_request": "pause_subscription",
+                 "awaiting": "confirmation", "pending_action": "pause_subscription"}),
+        _rank(("pause_subscription", 0.52), ("inform", 0.4)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert len(messages) == 1
+    assert messages[0]["text"].startswith("Pause your Coffee Explorer Box subscription until")
+    assert slot_events(events)["pending_action"] == "pause_subscription"
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.active  # nothing without a yes

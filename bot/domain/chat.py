@@ -243,6 +243,9 @@ async def support_request(
     if (
         flow in understanding.STATE_CHANGE_FLOWS
         and intent_ranking is not None
+        # refining the change already asked about ("for a month pls" at "Pause your
+        # subscription?") only asks it again, with what was added: nothing changes without a yes
+        and dropped != flow
         and not understanding.is_clear(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )

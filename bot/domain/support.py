@@ -292,8 +292,11 @@ def _late_refund(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     step, next_step_on = policy.step(due, late)
     values = {"order": order.number, "due": _date(due), "amount": _money(order)}
     if step is LateStep.replace_or_refund:
+        # An offer of a person that a typed "yes please" accepts (resolve_pending).
         return FlowResult(
             texts.render("utter_late_refund_replace", **values, late=_days(late)),
+            NextStep.confirm,
+            pending_action="offer_human",
             buttons=[REFUND_BUTTON],
         )
     carrier, tracking = _carrier(order), _tracking(order)
