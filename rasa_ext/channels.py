@@ -127,7 +127,7 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
                 return response.json(
                     {"error": "turn_failed", "reason": type(error).__name__}, status=503
                 )
-            return response.json(collector.messages)
+            return response.json(compound.without_repeats(collector.messages))
 
         return webhook
 

@@ -118,3 +118,14 @@ def test_a_survey_answer_goes_to_its_question_uncut(
     from rasa_ext.compound import keeps_whole
 
     assert keeps_whole(requested_slot, text) is whole
+
+
+def test_a_message_said_twice_in_a_row_in_one_turn_is_said_once() -> None:
+    from rasa_ext.compound import without_repeats
+
+    ask = {"recipient_id": "s", "text": "What's your order number?"}
+    other = {"recipient_id": "s", "text": "Okay."}
+    custom = {"recipient_id": "s", "custom": {"nlu": {}}}
+    assert without_repeats([ask, dict(ask), custom]) == [ask, custom]
+    assert without_repeats([ask, other, ask]) == [ask, other, ask]  # not in a row: kept
+    assert without_repeats([custom, dict(custom)]) == [custom, custom]  # no text: kept
