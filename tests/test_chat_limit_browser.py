@@ -74,6 +74,8 @@ def test_chat_page_explains_the_limit_and_tries_again(live: LiveApp, browser: An
     page.get_by_label("Your message").fill("hello there")
     page.keyboard.press("Enter")
     page.locator(".msg--bot", has_text="echo: hello there").wait_for(timeout=10_000)
+    # The greeting's quick replies answered the greeting: disabled once the customer spoke.
+    assert page.get_by_role("button", name="Where is my order?").is_disabled()
     assert page.get_by_text("Say hello first").count() == 0
     assert [m["message"] for m in live.rasa.received] == ["hello there"]
     context.close()

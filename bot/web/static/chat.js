@@ -20,6 +20,11 @@
   var retryDelay = 500;
 
   function addMessage(sender, text, buttons) {
+    // Quick replies answer the latest prompt: once the customer says something, older rows
+    // go (as in the widget; an old "Yes" clicked later answered whatever was asked then).
+    if (sender === "customer") {
+      log.querySelectorAll(".msg__buttons button").forEach(function (x) { x.disabled = true; });
+    }
     var item = document.createElement("li");
     item.className = "msg msg--" + sender;
     item.dataset.sender = sender;
