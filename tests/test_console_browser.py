@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,10 +36,10 @@ def test_agent_takes_over_replies_live_resolves_and_the_bot_asks_csat_and_ces(
     agent.get_by_label("Email").fill("agent@example.com")
     agent.get_by_label("Password").fill("demo-password-123")
     agent.get_by_role("button", name="Sign in").click()
-    # "Tom" as a word ("customer back with the bot" in another test's row holds "tom"),
-    # and his request, in the queue the whole session's tests share.
+    # Playwright's has_text is a case-insensitive substring: "Tom" alone also matched
+    # "customer back with the bot" in other tests' rows of the shared queue.
     row = (
-        agent.locator("[data-escalation-id]", has_text=re.compile(r"\bTom\b"))
+        agent.locator("[data-escalation-id]", has_text="Tom Becker")
         .filter(has_text="real person")
         .first
     )

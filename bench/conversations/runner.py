@@ -178,11 +178,18 @@ class Runner:
 
     # ---- setup ---------------------------------------------------------------------------
 
-    def _order_number(self) -> str:
+    async def _order_number(self) -> str:
+        """A fresh order number: not used in this run, nor by any order already in the
+        database (the demo shop's 2 000 generated customers hold thousands of numbers, and
+        an order.placed event for another customer's number is refused)."""
         while True:
             number = f"A{random.randrange(20000, 99999)}"
-            if number not in self.used_numbers:
-                self.used_numbers.add(number)
+            if number in self.used_numbers:
+                continue
+            self.used_numbers.add(number)
+            async with self.sessions() as db:
+                taken = await db.scalar(select(Order.id).where(Order.number == number))
+            if taken is None:
                 return number
 
     async def send_event(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +352,7 @@ class Runner:
             for key in ("order", "sub"):
                 if key in step and step[key] not in values:
                     values[step[key]] = (
-                        self._order_number()
+                        await self._order_number()
                         if key == "order"
                         else f"SUB-{self.run_tag}-{conversation.id}-{step[key]}"
                     )
