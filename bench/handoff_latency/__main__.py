@@ -551,8 +551,9 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {machine()}",
         "load generator: this process (one asyncio loop, aiohttp) on the same machine, sharing "
         "its cores with the web service; traffic to 127.0.0.1 only",
-        f"web service: `python -m bot serve` alone on :{WEB_PORT}, SQLite {_rel(DATABASE)} "
-        f"(fresh: migrate + staff demo), RASA_URL={RASA_URL} (nothing listens; unused while "
+        f"web service: `python -m bot serve` alone on :{WEB_PORT}, "
+        + (f"PostgreSQL {args.postgres} " if args.postgres else f"SQLite {_rel(DATABASE)} ")
+        + f"(fresh: migrate + staff demo), RASA_URL={RASA_URL} (nothing listens; unused while "
         "conversations are with an agent), RATE_LIMIT_MESSAGES=100000",
         f"model: {args.conversations} conversations open and claimed by one agent, each with "
         f"its own customer WebSocket and console WebSocket; {args.messages} rounds each, random "
