@@ -95,6 +95,7 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             text=str(request.get("text") or ""),
             intent_ranking=intent_ranking(request),
             dropped=pending_change(tracker),
+            declined=tracker.get_slot("declined_change"),
         )
 
 

@@ -126,6 +126,7 @@ async def test_declined_change_leaves_order_untouched(session, action_services):
         "pending_action": None,
         "next_step": "done",
         "pause_until": None,
+        "declined_change": "cancel_order",  # a yes naming it right after asks it again
     }
     assert messages[0]["text"].startswith("Okay, I haven't changed anything")
     order_id = order.id

@@ -701,3 +701,25 @@ async def test_refining_the_change_asked_about_is_not_questioned_again(
     assert slot_events(events)["pending_action"] == "pause_subscription"
     await session.refresh(subscription)
     assert subscription.status is SubscriptionStatus.active  # nothing without a yes
+
+
+async def test_a_yes_naming_the_change_just_declined_asks_it_again(session, action_services):
+    """A tester: "cancel A10002 pls" → "hmm actually no keep it" → "wait sorry yes cancel it
+    after all" got "What did you mean?" with a "Cancel my subscription" button. It asks the
+    order's cancellation again (a yes after a no is not taken as the yes itself)."""
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker("conv-1", "wait sorry yes cancel it after all", "cancel_subscription",
+                {**VERIFIED, "support_request": "cancel_subscription",
+                 "declined_change": "cancel_order"}),
+        _rank(("cancel_subscription", 0.48), ("cancel_order", 0.4)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"].startswith("Cancel order A10001")
+    assert slot_events(events)["pending_action"] == "cancel_order"
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.placed  # asked, not done
+    assert understanding.names_the_yes("wait sorry yes cancel it after all", "cancel_order")

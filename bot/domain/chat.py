@@ -219,6 +219,7 @@ async def support_request(
     intent_ranking: Sequence[Mapping[str, Any]] | None = None,
     dropped: str | None = None,
     now: datetime | None = None,
+    declined: str | None = None,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -250,6 +251,12 @@ async def support_request(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )
     ):
+        if declined and understanding.names_the_yes(text, declined):
+            # "wait sorry yes cancel it after all" right after a no: that change, asked again
+            return await support_request(
+                session, settings, conversation_id, declined, verified, order_number, text,
+                intent_ranking=None, now=now,
+            )  # fmt: skip
         return turn.say(
             texts.render("utter_support_clarify_change"),
             understanding.clarification_buttons(intent_ranking),
@@ -522,7 +529,11 @@ async def resolve_pending(
             session, conversation_id, EscalationReason.customer_request, settings.support_hours
         )
     if not confirmed or pending_action is None:
-        return Turn(slots={**base, "pause_until": None}).say(texts.render("utter_confirm_declined"))
+        # Remembered, so that "wait sorry yes cancel it after all" can take it up again.
+        declined = pending_action if is_change(pending_action) else None
+        return Turn(slots={**base, "pause_until": None, "declined_change": declined}).say(
+            texts.render("utter_confirm_declined")
+        )
     if context.customer is None:
         return Turn(slots=base).say(texts.render("utter_confirm_not_verified"))
     subscription = await repositories.customer_subscription(session, context.customer.id)
@@ -541,6 +552,7 @@ async def resolve_pending(
     )
     turn.slots.setdefault("new_address", None)
     turn.slots["pause_until"] = None
+    turn.slots["declined_change"] = None
     return turn
 
 

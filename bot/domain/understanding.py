@@ -135,7 +135,8 @@ _CHANGE_VERBS = {
     "change_address": r"change|update|send",
 }
 _YES_OPENER = (
-    r"^\s*(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay)\b[\s,!.]*(?:(?:please|pls|go ahead and|do)\s+)?"
+    r"^\s*(?:(?:wait|sorry|oh|ah|hmm+|um+|erm|actually)\b[\s,!.]*)*"  # "wait sorry yes cancel it"
+    r"(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay)\b[\s,!.]*(?:(?:please|pls|go ahead and|do)\s+)?"
 )
 
 
