@@ -94,7 +94,7 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             order_number=named_order_number(tracker),
             text=str(request.get("text") or ""),
             intent_ranking=intent_ranking(request),
-            dropped=pending_change(tracker),
+            dropped=pending,
             declined=tracker.get_slot("declined_change"),
         )
 
@@ -137,19 +137,19 @@ class ActionDropPending(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         latest: dict[str, Any] = tracker.latest_message or {}
-        if understanding.names_the_yes(latest_text(tracker), pending_change(tracker)):
+        pending, text = pending_change(tracker), latest_text(tracker)
+        if understanding.names_the_yes(text, pending):
             # "yes cancel it" that the NLU did not read as a yes: put back as the yes it is
             # (the change stays pending; the "yes to a pending change" rule confirms it).
             yes = {"name": "affirm", "confidence": 1.0}
             return [
                 ActionExecuted("action_listen"),
                 UserUttered(
-                    latest_text(tracker),
+                    text,
                     parse_data={**latest, "intent": yes, "intent_ranking": [yes]},
                     input_channel=tracker.get_latest_input_channel(),
                 ),
             ]
-        pending, text = pending_change(tracker), latest_text(tracker)
         redated = pending == "pause_subscription" and support.parse_pause_until(text, utcnow())
         if redated:
             # "for a month pls" at "Pause your subscription?": the pause, now with its end
@@ -165,7 +165,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
             SlotSet("next_step", "done"),
             ActionExecuted("action_listen"),
             UserUttered(
-                latest_text(tracker),
+                text,
                 parse_data=latest,
                 input_channel=tracker.get_latest_input_channel(),
             ),

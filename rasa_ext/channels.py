@@ -139,7 +139,7 @@ async def _plan(agent: Any, text: str, sender_id: str) -> compound.Plan:
     if agent is None or not agent.is_ready():
         return compound.Plan((text,))
     splits = compound.candidate_splits(text)
-    if splits and compound.keeps_whole(await _requested_slot(agent, sender_id), text):
+    if splits and compound.keeps_whole(await _requested_slot(agent, sender_id)):
         return compound.Plan((text,))
     for first, second in splits:
         one, two = [await agent.parse_message(part) for part in (first, second)]

@@ -79,8 +79,8 @@ MAX_CUTS = 2  # each cut costs two NLU parses
 SURVEY_SLOTS = frozenset({"survey_source", "survey_score", "survey_ces", "survey_comment"})
 
 
-def keeps_whole(requested_slot: str | None, text: str) -> bool:
-    """Whether `text`, sent while the bot asks for `requested_slot`, goes to it uncut."""
+def keeps_whole(requested_slot: str | None) -> bool:
+    """Whether a message sent while the bot asks for `requested_slot` goes to it uncut."""
     return requested_slot in SURVEY_SLOTS
 
 

@@ -117,7 +117,7 @@ def test_a_survey_answer_goes_to_its_question_uncut(
 ) -> None:
     from rasa_ext.compound import keeps_whole
 
-    assert keeps_whole(requested_slot, text) is whole
+    assert keeps_whole(requested_slot) is whole  # the slot decides; `text` shows the case
 
 
 def test_a_message_said_twice_in_a_row_in_one_turn_is_said_once() -> None:

@@ -739,6 +739,12 @@ _PAUSE_LENGTH = re.compile(
 _SKIP_NEXT = re.compile(r"\bskip(ping)?\s+(the\s+|my\s+)?next\b")
 
 
+def _months_later(day: datetime, months: int) -> datetime:
+    """The same day `months` calendar months later (the 28th at most, so it exists)."""
+    index = day.month - 1 + months
+    return day.replace(year=day.year + index // 12, month=index % 12 + 1, day=min(day.day, 28))
+
+
 def parse_pause_until(text: str, now: datetime) -> datetime | None:
     """The day deliveries restart after a pause the customer dated, or None.
 
@@ -754,9 +760,7 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
         unit = length.group(2)
         day = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo)
         if unit == "month":
-            month = now.month - 1 + count
-            year, month = now.year + month // 12, month % 12 + 1
-            day = day.replace(year=year, month=month, day=min(now.day, 28))
+            day = _months_later(day, count)
         else:
             day += timedelta(days=count * (7 if unit == "week" else 1))
         return day if timedelta(0) < day - now <= timedelta(days=MAX_PAUSE_DAYS) else None
@@ -781,7 +785,7 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
         # December" said in December is this December, not next year's).
         if (day.year, day.month) == (now.year + 1, now.month):
             day = day.replace(year=now.year)
-        day = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=now.tzinfo)
+        day = _months_later(day.replace(day=1), 1)
     if day.date() <= now.date() or day > now + timedelta(days=MAX_PAUSE_DAYS):
         return None
     return day
