@@ -51,15 +51,34 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // Messages typed before the session frame (a hurried first message right after the page
+  // opens) or while reconnecting wait here and go out once the session is there; they were
+  // dropped with "You're offline" before.
+  var waiting = [];
+
   function send(text, shown) {
+    addMessage("customer", shown || text);
     if (!socket || socket.readyState !== WebSocket.OPEN || !sessionReady) {
-      addMessage("system", "You're offline; reconnecting…");
+      if (socket && socket.readyState !== WebSocket.OPEN && socket.readyState !== WebSocket.CONNECTING) {
+        addMessage("system", "You're offline; reconnecting…");
+      }
+      waiting.push({ text: text, shown: shown });
       return;
     }
-    addMessage("customer", shown || text);
+    transmit(text, shown);
+  }
+
+  function transmit(text, shown) {
     var frame = { type: "message", text: text };
     if (shown && shown !== text) { frame.display = shown; } // a button's title, for the transcript
     socket.send(JSON.stringify(frame));
+  }
+
+  function flushWaiting() {
+    waiting.splice(0).forEach(function (m) {
+      addMessage("customer", m.shown || m.text);
+      transmit(m.text, m.shown);
+    });
   }
 
   function stopTyping() {
@@ -167,6 +186,7 @@
             { title: "Leave feedback", payload: "I'd like to leave feedback" }
           ]);
         }
+        flushWaiting();
       } else if (data.type === "message") {
         if (data.sender === "agent") { stopTyping(); statusEl.textContent = "Online"; }
         addMessage(data.sender, data.text, data.buttons);
