@@ -128,6 +128,11 @@ def main() -> int:
         "--transcript", action="store_true",
         help="print every conversation turn by turn (for development sets, not the held-out)",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-database", type=Path, metavar="FILE",
+        help="embedded stack: migrate this SQLite file (new or empty) and keep it after the run "
+        "(e.g. for bench/flag_precision.py) instead of a temporary one",
+    )  # fmt: skip
     args = parser.parse_args()
     say("# bench.conversations")
     say(f"command: {' '.join(sys.argv)}")
@@ -141,7 +146,8 @@ def main() -> int:
         results = asyncio.run(run_all(args, args.url, args.database_url))
     else:
         with tempfile.TemporaryDirectory(prefix="bench-conv-") as workdir:
-            database_url = f"sqlite+aiosqlite:///{workdir}/bench.db"
+            database = args.keep_database.resolve() if args.keep_database else f"{workdir}/bench.db"
+            database_url = f"sqlite+aiosqlite:///{database}"
             ports = StackPorts(web=free_port(), rasa=free_port(), actions=free_port())
             env = {"DATABASE_URL": database_url,
                    "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
