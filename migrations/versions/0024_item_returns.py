@@ -1,7 +1,7 @@
 """Item-level returns: a return per confirmed request, one line per item (issue #19)
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07 04:45:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from bot.storage.models import UTCDateTime
 
-revision: str = "0023"
-down_revision: str | None = "0022"
+revision: str = "0024"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
