@@ -333,6 +333,9 @@ class Message(Base):
     sender: Mapped[MessageSender] = mapped_column(_enum(MessageSender, "message_sender"))
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # Order cards shown with it (bot/domain/order_cards.py, migration 0025); `text` is their
+    # plain-text fallback.
+    cards: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     client_message_id: Mapped[str | None] = mapped_column(String(64))
     # Display name of the agent who wrote it (sender agent).
     author: Mapped[str | None] = mapped_column(String(100))
