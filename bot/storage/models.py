@@ -263,50 +263,6 @@ class OrderItem(Base):
     order: Mapped[Order] = relationship(back_populates="items")
 
 
-class ReturnRequest(Base):
-    """A return the customer confirmed in the chat: some units of some items of one order
-    (issue #19, bot/domain/returns.py); `reference` is what the customer quotes."""
-
-    __tablename__ = "return_requests"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    reference: Mapped[str] = mapped_column(String(16), unique=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), index=True
-    )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    lines: Mapped[list[ReturnLine]] = relationship(
-        back_populates="request", cascade="all, delete-orphan", lazy="selectin"
-    )
-
-    @property
-    def refund_total(self) -> Decimal:
-        return sum((line.refund_amount for line in self.lines), Decimal(0))
-
-
-class ReturnLine(Base):
-    """One item of a return: how many units, why, and refund or replacement."""
-
-    __tablename__ = "return_lines"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    return_id: Mapped[int] = mapped_column(
-        ForeignKey("return_requests.id", ondelete="CASCADE"), index=True
-    )
-    order_item_id: Mapped[int] = mapped_column(
-        ForeignKey("order_items.id", ondelete="CASCADE"), index=True
-    )
-    quantity: Mapped[int] = mapped_column(Integer)
-    # bot/domain/returns.py Reason and Resolution values.
-    reason: Mapped[str] = mapped_column(String(32))
-    resolution: Mapped[str] = mapped_column(String(32))
-    refund_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
-
-    request: Mapped[ReturnRequest] = relationship(back_populates="lines")
-
-
 class Lifecycle(Base):
     __tablename__ = "lifecycles"
     __table_args__ = (
@@ -384,9 +340,6 @@ class Message(Base):
     # Display name of the agent who wrote it (sender agent).
     author: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # A photo the customer attached (issue #19, migration 0022): the message is its line in
-    # the transcript; the image is served to staff only (bot/web/photos.py).
-    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
 
 
 class SurveyDispatch(Base):
@@ -1000,31 +953,3 @@ def _install_rollup_triggers() -> None:
 
 
 _install_rollup_triggers()
-
-
-class Photo(Base):
-    """A photo a customer attached in the chat (issue #19, bot/domain/photos.py, migration
-    0022): checked by content, EXIF removed, re-encoded; the file lives in PHOTO_DIR under
-    `storage_key` (never under the web root). Erasure deletes the file and keeps the row
-    with `erased_at` (the counts stay; nothing identifying is left)."""
-
-    __tablename__ = "photos"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
-    # The damage report it belongs to, when one was in progress: its order, and the
-    # conversation's open escalation (if the chat was already with the team).
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
-    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
-    # Relative path inside PHOTO_DIR: two hex characters / 32 hex characters + extension.
-    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
-    content_type: Mapped[str] = mapped_column(String(32))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    erased_at: Mapped[datetime | None]
