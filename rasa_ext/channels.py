@@ -17,8 +17,8 @@ turn is an HTTP 503, not a 200 with no reply. Same URL: /webhooks/rest/webhook.
 * **What the NLU understood** (issue #24): after the turn, the reply list ends with one
   item without text, `{"recipient_id": ..., "custom": {"nlu": {...}}}`: the intent,
   confidence, runner-up and entities of the customer's message as the tracker recorded
-  them (the reading the policies acted on), and the responses and actions the bot ran for
-  it. Read from the tracker store after the turn (no second parse); the web service stores
+  them (the reading the policies acted on), the responses and actions the bot ran for
+  it, and the loaded model's id (`model_id`, new with every training). Read from the tracker store after the turn (no second parse); the web service stores
   it with the message (bot/domain/turn_review.py). Clients that only read `text` skip it.
 * **Strict**: Rasa's own `RestInput` logs any exception while handling a message and still
   answers 200 with whatever was collected, so the caller cannot tell a failed turn (tracker
@@ -227,4 +227,11 @@ async def _understood(agent: Any, sender_id: str, parts: int) -> dict[str, Any] 
     except Exception:  # the turn is done; only the review data is missing
         logger.warning("could not read the tracker of %s for its NLU result", sender_id)
         return None
-    return None if tracker is None else understood(list(tracker.events), parts)
+    if tracker is None:
+        return None
+    result = understood(list(tracker.events), parts)
+    if result is not None:
+        # The trained model that read it (a new id is a retraining: the before/after view).
+        model_id = getattr(agent, "model_id", None)
+        result["model_id"] = model_id if isinstance(model_id, str) else None
+    return result
