@@ -58,7 +58,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "purge-transcripts":
             return await _purge(sessions, args.days or settings.transcript_retention_days)
         if args.customer_command == "export":
-            return await _export(sessions, args.id, args.output)
+            return await _export(sessions, args.id, args.output, settings.photo_dir)
         return await _erase(sessions, settings, args.id)
     except DomainError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
@@ -73,13 +73,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-async def _export(sessions: Sessions, ref: str, output: str | None) -> int:
+async def _export(
+    sessions: Sessions, ref: str, output: str | None, photo_dir: Path | None = None
+) -> int:
     from bot.domain import privacy, reviewer_privacy
     from bot.domain.errors import NotFound
 
     try:
         async with sessions() as db, db.begin():
-            document = await privacy.export_customer(db, ref, actor=CLI_ACTOR)
+            document = await privacy.export_customer(
+                db, ref, actor=CLI_ACTOR, photo_dir=photo_dir
+            )
         what = f"customer {document['customer']['id']}"
     except NotFound:  # a reviewer who is not a customer, by email or handle (issue #23)
         async with sessions() as db, db.begin():
@@ -95,7 +99,7 @@ async def _export(sessions: Sessions, ref: str, output: str | None) -> int:
 
 
 async def _erase(sessions: Sessions, settings: Settings, ref: str) -> int:
-    from bot.domain import privacy, reviewer_privacy
+    from bot.domain import photos, privacy, reviewer_privacy
     from bot.domain.errors import NotFound
 
     try:
@@ -110,6 +114,8 @@ async def _erase(sessions: Sessions, settings: Settings, ref: str) -> int:
     state = "was already erased; re-checked" if erasure.already_erased else "erased"
     changed = ", ".join(f"{k} {v}" for k, v in erasure.counts.items() if v) or "nothing left"
     print(f"Customer {erasure.customer_id} {state} in the database ({changed}).")
+    # Their photos' files, once the rows say erased (issue #19).
+    photos.PhotoStore(settings.photo_dir).remove(erasure.photo_keys)
     code = await _clear_trackers(settings, erasure.conversation_ids, sys.stdout)
     await end_live_tabs(settings, erasure.conversation_ids)
     return code

@@ -213,6 +213,13 @@ class Settings:
     email_reply_gather_seconds: float = 30.0
     # The public address of this service (https://support.example.com), for links in emails.
     public_url: str = "http://127.0.0.1:8000"
+    # Photos customers attach in the chat (issue #19, docs/decisions.md "Photos"): stored
+    # under PHOTO_DIR (outside the web root; served to staff only), at most PHOTO_MAX_BYTES
+    # as uploaded and PHOTO_MAX_PIXELS (width x height), PHOTO_MAX_PER_CONVERSATION each chat.
+    photo_dir: Path = PROJECT_ROOT / "var" / "photos"
+    photo_max_bytes: int = 10 * 1024 * 1024
+    photo_max_pixels: int = 40_000_000
+    photo_max_per_conversation: int = 20
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -236,6 +243,8 @@ class Settings:
             raise ConfigError(f"SMTP_PORT must be a TCP port, got {self.smtp_port}")
         if self.email_reply_minutes < 0:
             raise ConfigError("EMAIL_REPLY_MINUTES must be 0 or more")
+        if self.photo_max_bytes < 1 or self.photo_max_pixels < 1:
+            raise ConfigError("PHOTO_MAX_BYTES and PHOTO_MAX_PIXELS must be at least 1")
         if self.client_limit_window_seconds < 1:
             raise ConfigError("CLIENT_LIMIT_WINDOW_SECONDS must be at least 1")
         for proxy in self.trusted_proxies:
@@ -357,6 +366,10 @@ class Settings:
             email_reply_minutes=_env_int("EMAIL_REPLY_MINUTES", 10),
             email_reply_gather_seconds=_env_float("EMAIL_REPLY_GATHER_SECONDS", 30.0),
             public_url=(os.environ.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            photo_dir=Path(os.environ.get("PHOTO_DIR") or PROJECT_ROOT / "var" / "photos"),
+            photo_max_bytes=_env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024),
+            photo_max_pixels=_env_int("PHOTO_MAX_PIXELS", 40_000_000),
+            photo_max_per_conversation=_env_int("PHOTO_MAX_PER_CONVERSATION", 20),
             trusted_proxies=tuple(
                 p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()
             ),

@@ -323,7 +323,7 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
     assert erasure.counts == {
         "messages": 5, "staff_notes": 1, "feedback_texts": 1, "escalations": 1, "orders": 1,
         "conversation_tokens": 1, "audit_details": 1, "webhook_payloads": 1, "shop_events": 2,
-        "identity_token_uses": 1, "profile": 1, "turn_understandings": 0,
+        "identity_token_uses": 1, "profile": 1, "turn_understandings": 0, "photos": 0,
     }  # fmt: skip
     async with session_factory() as db:
         zelda = await db.get(Customer, seeded.customer_id)

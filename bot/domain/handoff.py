@@ -217,6 +217,8 @@ def message_json(message: Message) -> dict[str, Any]:
         "buttons": message.buttons or [],
         "time": _iso(message.created_at),
         "author": message.author,
+        # A photo the customer attached (issue #19): its id, for /console/api/photos/{id}.
+        **({"photo": message.photo_id} if message.photo_id is not None else {}),
     }
 
 

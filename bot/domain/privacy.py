@@ -22,17 +22,19 @@ The functions flush but never commit: the caller owns the transaction.
 
 from __future__ import annotations
 
+import base64
 import decimal
 import enum
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import review_inbox
+from bot.domain import photos, review_inbox
 from bot.domain.errors import InvalidInput, NotFound
 from bot.storage.models import (
     AuditLog,
@@ -45,6 +47,7 @@ from bot.storage.models import (
     Lifecycle,
     Message,
     Order,
+    Photo,
     ShopEvent,
     ShopEventStatus,
     StaffNote,
@@ -58,7 +61,7 @@ EXPORT_FORMAT = "shop-feedback-customer-export/1"
 ERASED_TEXT = "[erased]"
 ERASED_PREFIX = "erased-"
 # Columns never handed out: secrets' hashes and internal keys, not the customer's data.
-_NOT_EXPORTED = frozenset({"access_token_hash", "idempotency_key", "token_hash"})
+_NOT_EXPORTED = frozenset({"access_token_hash", "idempotency_key", "token_hash", "storage_key"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Erasure:
     # Rasa sender ids whose trackers the caller must clear as well.
     conversation_ids: list[str]
     counts: dict[str, int] = field(default_factory=dict)
+    # Their photos' files (keys in PHOTO_DIR): the caller deletes them after the commit
+    # (photos.PhotoStore.remove; every one of theirs, so a repeated erasure retries).
+    photo_keys: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -161,9 +167,11 @@ def _their_conversations(customer_id: int) -> Any:
 
 
 async def export_customer(
-    session: AsyncSession, ref: int | str, *, actor: str = "system"
+    session: AsyncSession, ref: int | str, *, actor: str = "system", photo_dir: Path | None = None
 ) -> dict[str, Any]:
-    """All data held about one customer as a JSON-ready dict; writes an audit row."""
+    """All data held about one customer as a JSON-ready dict; writes an audit row. Their
+    photos (issue #19) are in `photos`, each image base64-encoded in `data_base64` when
+    `photo_dir` (PHOTO_DIR) is given."""
     customer = await find_customer(session, ref)
     cid = customer.id
     orders = await _rows(session, Order, Order.customer_id == cid)
@@ -210,6 +218,7 @@ async def export_customer(
             for d in await _rows(session, SurveyDispatch, SurveyDispatch.customer_id == cid)
         ],
         "escalations": [_escalation_json(e) for e in escalations],
+        "photos": await _photos_json(session, cid, photo_dir),
         "actions": [
             row_json(a) for a in await _rows(session, AuditLog, AuditLog.actor == f"customer:{cid}")
         ],
@@ -225,6 +234,27 @@ async def export_customer(
     )
     await session.flush()
     return document
+
+
+def _their_photos(customer_id: int) -> ColumnElement[bool]:
+    return or_(
+        Photo.customer_id == customer_id,
+        Photo.conversation_id.in_(_their_conversations(customer_id)),
+    )
+
+
+async def _photos_json(
+    session: AsyncSession, customer_id: int, photo_dir: Path | None
+) -> list[dict[str, Any]]:
+    store = photos.PhotoStore(photo_dir) if photo_dir is not None else None
+    exported = []
+    for photo in await _rows(session, Photo, _their_photos(customer_id)):
+        body = row_json(photo)
+        if store is not None and photo.erased_at is None:
+            data = store.read(photo.storage_key)
+            body["data_base64"] = base64.b64encode(data).decode("ascii") if data else None
+        exported.append(body)
+    return exported
 
 
 async def _with_items(session: AsyncSession, orders: list[Order]) -> list[Order]:
@@ -296,6 +326,13 @@ async def _scrub(session: AsyncSession, customer: Customer) -> dict[str, int]:
             .values(access_token_hash=None),
         ),
     }
+    # Their photos (issue #19): the rows stay (erased_at), the files go (the caller).
+    counts["photos"] = await _update(
+        session,
+        update(Photo)
+        .where(_their_photos(cid), Photo.erased_at.is_(None))
+        .values(erased_at=utcnow(), sha256=ERASED_TEXT),
+    )
     # What the NLU made of their messages (issue #24): entity values are their words.
     counts["turn_understandings"] = await review_inbox.forget(
         session, select(Message.id).where(Message.conversation_id.in_(theirs))
@@ -438,8 +475,15 @@ async def erase_customer(
             .order_by(Conversation.id)
         )
     )
+    photo_keys = list(
+        await session.scalars(
+            select(Photo.storage_key)
+            .where(or_(*(_their_photos(c.id) for c in rows)))
+            .order_by(Photo.id)
+        )
+    )
     await session.flush()
-    return Erasure(current.id, already_erased, conversation_ids, counts)
+    return Erasure(current.id, already_erased, conversation_ids, counts, photo_keys)
 
 
 # ---- retention ---------------------------------------------------------------------------

@@ -340,6 +340,9 @@ class Message(Base):
     # Display name of the agent who wrote it (sender agent).
     author: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A photo the customer attached (issue #19, migration 0023): the message is its line in
+    # the transcript; the image is served to staff only (bot/web/photos.py).
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
 
 
 class SurveyDispatch(Base):
@@ -953,3 +956,31 @@ def _install_rollup_triggers() -> None:
 
 
 _install_rollup_triggers()
+
+
+class Photo(Base):
+    """A photo a customer attached in the chat (issue #19, bot/domain/photos.py, migration
+    0023): checked by content, EXIF removed, re-encoded; the file lives in PHOTO_DIR under
+    `storage_key` (never under the web root). Erasure deletes the file and keeps the row
+    with `erased_at` (the counts stay; nothing identifying is left)."""
+
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    # The damage report it belongs to, when one was in progress: its order, and the
+    # conversation's open escalation (if the chat was already with the team).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    # Relative path inside PHOTO_DIR: two hex characters / 32 hex characters + extension.
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_at: Mapped[datetime | None]

@@ -28,6 +28,7 @@ from bot.web.language import language_detector_ctx
 from bot.web.maintenance import lifecycle_sweep_ctx
 from bot.web.ops import setup_ops
 from bot.web.outgoing import outgoing_webhook_ctx
+from bot.web.photos import add_routes as add_photo_routes
 from bot.web.rasa_client import RasaClient
 from bot.web.security import apply_security_headers, on_response_prepare
 
@@ -95,6 +96,7 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/ws", chat_socket)
     app.router.add_get("/widget.js", widget_script)
     app.router.add_get("/widget.css", widget_styles)
+    add_photo_routes(app)  # POST /chat/photos (issue #19; stored outside the web root)
     app.router.add_static("/static/", STATIC_DIR)
     if not settings.is_production:
         # The demo shop signs identity tokens for any `C` + 4 digits: development only.

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from bot.domain import handoff, inbox, safe_json
+from bot.domain import handoff, inbox, photos, safe_json
 from bot.domain.errors import NotFound
 from bot.storage.models import (
     Conversation,
@@ -39,6 +39,7 @@ from bot.web.chat import AppState, announce, message_frame, push, push_replies
 from bot.web.email_reply import agent_replied
 from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
+from bot.web.photos import add_console_routes as add_photo_routes
 from bot.web.rasa_client import RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ async def api_conversation(request: web.Request) -> web.Response:
         # the conversation is already in the session, this reads no row.
         conversation = await session.get(Conversation, conversation_id)
         detail["conversation"]["language"] = conversation.language if conversation else None
+        # The customer's photos (issue #19), for the customer panel: of all their chats, or
+        # of this one when the customer is not known.
+        detail["photos"] = await photos.panel(session, conversation) if conversation else []
     # Whether the customer has the chat open (on this replica; live: customer_presence).
     detail["conversation"]["customer_online"] = (
         request.config_dict[HUB].connected(conversation_id) > 0
@@ -470,5 +474,6 @@ def create_console() -> web.Application:
     console.router.add_post("/api/escalations/{escalation_id}/reopen", api_reopen)
     console.router.add_get("/ws", console_socket)
     review.add_routes(console)  # the bot's review inbox (issue #24)
+    add_photo_routes(console)  # customers' photos, for staff who may read the chat (#19)
     console.router.add_static("/static/", PAGES)
     return console

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain import privacy, reviewer_privacy
+from bot.domain import photos, privacy, reviewer_privacy
 from bot.storage.models import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
-from bot.web.keys import HUB, RASA, SESSIONS
+from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaClient, RasaUnavailable
 
 MAX_REF_CHARS = 64
@@ -62,7 +62,12 @@ def _ref(request: web.Request) -> str:
 async def export_customer(request: web.Request) -> web.Response:
     ref = _ref(request)
     async with request.config_dict[SESSIONS]() as db, db.begin():
-        document = await privacy.export_customer(db, ref, actor=current_principal(request).actor)
+        document = await privacy.export_customer(
+            db,
+            ref,
+            actor=current_principal(request).actor,
+            photo_dir=request.config_dict[SETTINGS].photo_dir,
+        )
     filename = f"customer-{document['customer']['id']}.json"
     return web.json_response(
         document,
@@ -78,6 +83,8 @@ async def erase_customer(request: web.Request) -> web.Response:
     ref = _ref(request)
     async with request.config_dict[SESSIONS]() as db, db.begin():
         erasure = await privacy.erase_customer(db, ref, actor=current_principal(request).actor)
+    # Their photos' files, once the rows say erased (issue #19).
+    photos.PhotoStore(request.config_dict[SETTINGS].photo_dir).remove(erasure.photo_keys)
     trackers = await clear_trackers(request.config_dict[RASA], erasure.conversation_ids)
     for conversation_id in erasure.conversation_ids:  # open widget tabs start afresh
         await request.config_dict[HUB].end(conversation_id)
@@ -150,6 +157,8 @@ _EXPORT = {
         "feedback": _OBJECTS,
         "survey_dispatches": _OBJECTS,
         "escalations": _OBJECTS,
+        # Photos the customer sent (issue #19): each row, the image in data_base64.
+        "photos": _OBJECTS,
         "actions": _OBJECTS,
     },
 }  # fmt: skip
