@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -984,3 +985,71 @@ class Photo(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     erased_at: Mapped[datetime | None]
+
+
+# --- the shop's knowledge: products, help-centre articles (issue #19, bot/domain/knowledge.py)
+
+
+class KnowledgeProduct(Base):
+    """A product as the bot knows it (imported from CSV or edited by admins)."""
+
+    __tablename__ = "knowledge_products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), default="")
+    price: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    description: Mapped[str] = mapped_column(Text, default="")
+    materials: Mapped[str] = mapped_column(Text, default="")
+    care: Mapped[str] = mapped_column(Text, default="")
+    sizes: Mapped[str] = mapped_column(Text, default="")
+    warranty: Mapped[str] = mapped_column(Text, default="")
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    url: Mapped[str] = mapped_column(String(2000))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgeArticle(Base):
+    """A help-centre article (imported from Markdown or edited by admins)."""
+
+    __tablename__ = "knowledge_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(2000))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KnowledgePassage(Base):
+    """One quotable piece of a product or article with its embedding, rebuilt whenever that
+    product or article changes (never per question). `kind` is 'title' (name/title and
+    description, for finding the item) or the field/paragraph it quotes."""
+
+    __tablename__ = "knowledge_passages"
+    __table_args__ = (Index("ix_knowledge_passages_source_ref", "source", "ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # "product" | "article"
+    ref: Mapped[str] = mapped_column(String(100))  # SKU or slug
+    kind: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    model: Mapped[str | None] = mapped_column(String(64))
+
+
+class UnansweredQuestion(Base):
+    """A knowledge question the bot was not sure about, counted per normalised wording."""
+
+    __tablename__ = "knowledge_unanswered"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_key: Mapped[str] = mapped_column(String(300), unique=True)
+    question: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    closest: Mapped[list[str]] = mapped_column(JSON, default=list)
+    first_asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_asked_at: Mapped[datetime] = mapped_column(default=utcnow)
