@@ -27,7 +27,14 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import BotEvent, BotEventKind, Escalation, TurnFlag, TurnUnderstanding
+from bot.storage.models import (
+    AnswerRating,
+    BotEvent,
+    BotEventKind,
+    Escalation,
+    TurnFlag,
+    TurnUnderstanding,
+)
 
 IGNORED_SENDER_PREFIXES = ("preflight-",)  # the launcher's and /readyz's probes
 FALLBACK_INTENT = "nlu_fallback"
@@ -166,8 +173,18 @@ async def containment(session: AsyncSession, since: dt.datetime, until: dt.datet
 # * rephrase rate: turns flagged `rephrase` / turns;
 # * flagged per 100 conversations: turns with any flag × 100 / conversations.
 #
+# * answers rated / helpful / helpful rate: the customers' "did this help?" on the bot's
+#   knowledge answers (bot/domain/answer_ratings.py), counted at the answered turn;
+#
 # By ISO week (Monday, in UTC) of the turn, and by the intent the NLU predicted (a
 # conversation counts for every intent it had). Every figure comes with its n.
+#
+# Around a retraining (`retrainings`): each turn records the id of the model that read it
+# (turn_understandings.model_id); a change of model is the first turn with a new id. The
+# figures of two equal windows, before and after that moment: `window` each, shortened to
+# the shorter of the time the previous model ran before it and the time the new one ran
+# after it (until the next change or now), so that both windows are as long and each has
+# one model.
 
 MISUNDERSTANDING_ESCALATIONS = frozenset({"fallback", "bot_failure"})
 
@@ -187,13 +204,24 @@ class EscalationRow:
     at: dt.datetime
 
 
+@dataclass(frozen=True)
+class RatingRow:
+    intent: str | None
+    at: dt.datetime  # when the answered turn happened
+    helpful: bool
+
+
 def _rate(part: int, whole: int, scale: float = 1.0) -> float | None:
     return round(part * scale / whole, 4) if whole else None
 
 
-def quality_figures(turns: list[TurnRow], escalations: list[EscalationRow]) -> dict[str, Any]:
-    """The figures of a set of turns (one period, week or intent) and the escalations of
-    their conversations in the same period."""
+def quality_figures(
+    turns: list[TurnRow],
+    escalations: list[EscalationRow],
+    ratings: list[RatingRow] | None = None,
+) -> dict[str, Any]:
+    """The figures of a set of turns (one period, week or intent), the escalations of
+    their conversations in the same period and the ratings of the answers to them."""
     conversations = {t.conversation_id for t in turns}
     escalated = {e.conversation_id for e in escalations if e.conversation_id in conversations}
     misunderstood = {
@@ -207,6 +235,8 @@ def quality_figures(turns: list[TurnRow], escalations: list[EscalationRow]) -> d
     fallbacks = sum("fallback" in t.reasons for t in turns)
     rephrases = sum("rephrase" in t.reasons for t in turns)
     flagged = sum(bool(t.reasons) for t in turns)
+    rated = ratings or []
+    helpful = sum(r.helpful for r in rated)
     return {
         "conversations": n_conv,
         "turns": n_turns,
@@ -219,7 +249,11 @@ def quality_figures(turns: list[TurnRow], escalations: list[EscalationRow]) -> d
         "rephrases": rephrases,
         "rephrase_rate": _rate(rephrases, n_turns),
         "flagged_turns": flagged,
+        "flagged_rate": _rate(flagged, n_turns),
         "flagged_per_100_conversations": _rate(flagged, n_conv, 100.0),
+        "answers_rated": len(rated),
+        "helpful": helpful,
+        "helpful_rate": _rate(helpful, len(rated)),
     }
 
 
@@ -228,8 +262,13 @@ def week_of(at: dt.datetime) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def quality_report(turns: list[TurnRow], escalations: list[EscalationRow]) -> dict[str, Any]:
+def quality_report(
+    turns: list[TurnRow],
+    escalations: list[EscalationRow],
+    ratings: list[RatingRow] | None = None,
+) -> dict[str, Any]:
     """Overall, by week and by intent."""
+    rated = ratings or []
     weeks: dict[dt.date, list[TurnRow]] = {}
     intents: dict[str, list[TurnRow]] = {}
     for turn in turns:
@@ -239,22 +278,28 @@ def quality_report(turns: list[TurnRow], escalations: list[EscalationRow]) -> di
     for week, rows in sorted(weeks.items()):
         end = week + dt.timedelta(days=7)
         in_week = [e for e in escalations if week <= e.at.astimezone(dt.timezone.utc).date() < end]
-        by_week.append({"week": week.isoformat(), **quality_figures(rows, in_week)})
+        week_ratings = [r for r in rated if week_of(r.at) == week]
+        by_week.append({"week": week.isoformat(), **quality_figures(rows, in_week, week_ratings)})
     by_intent = [
-        {"intent": intent, **quality_figures(rows, escalations)}
+        {
+            "intent": intent,
+            **quality_figures(
+                rows, escalations, [r for r in rated if (r.intent or "(none)") == intent]
+            ),
+        }
         for intent, rows in sorted(intents.items(), key=lambda item: (-len(item[1]), item[0]))
     ]
     return {
-        "overall": quality_figures(turns, escalations),
+        "overall": quality_figures(turns, escalations, rated),
         "by_week": by_week,
         "by_intent": by_intent,
     }
 
 
-async def understanding_quality(
+async def _rows(
     session: AsyncSession, since: dt.datetime, until: dt.datetime
-) -> dict[str, Any]:
-    """`quality_report` of the customer turns in [since, until)."""
+) -> tuple[list[TurnRow], list[EscalationRow], list[RatingRow]]:
+    """The customer turns, escalations and answer ratings of [since, until)."""
     rows = (
         await session.execute(
             select(
@@ -290,4 +335,110 @@ async def understanding_quality(
             )
         ).all()
     ]
-    return quality_report(turns, escalations)
+    ratings = [
+        RatingRow(intent, at, bool(helpful))
+        for intent, at, helpful in (
+            await session.execute(
+                select(AnswerRating.intent, AnswerRating.answered_at, AnswerRating.helpful).where(
+                    AnswerRating.answered_at >= since, AnswerRating.answered_at < until
+                )
+            )
+        ).all()
+    ]
+    return turns, escalations, ratings
+
+
+async def understanding_quality(
+    session: AsyncSession, since: dt.datetime, until: dt.datetime
+) -> dict[str, Any]:
+    """`quality_report` of the customer turns in [since, until)."""
+    return quality_report(*await _rows(session, since, until))
+
+
+# ---- before and after a retraining -------------------------------------------------------
+
+DEFAULT_WINDOW = dt.timedelta(days=7)
+MAX_RETRAININGS = 10
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    model_id: str
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    turns: int
+
+
+async def model_runs(session: AsyncSession) -> list[ModelRun]:
+    """Every model that read customer turns, in the order it first did."""
+    rows = (
+        await session.execute(
+            select(
+                TurnUnderstanding.model_id,
+                func.min(TurnUnderstanding.created_at),
+                func.max(TurnUnderstanding.created_at),
+                func.count(),
+            )
+            .where(TurnUnderstanding.model_id.is_not(None))
+            .group_by(TurnUnderstanding.model_id)
+        )
+    ).all()
+    runs = [ModelRun(str(m), _utc(first), _utc(last), int(n)) for m, first, last, n in rows]
+    return sorted(runs, key=lambda run: (run.first_seen, run.model_id))
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.timezone.utc)
+
+
+def retraining_windows(
+    runs: list[ModelRun], now: dt.datetime, window: dt.timedelta = DEFAULT_WINDOW
+) -> list[tuple[ModelRun, ModelRun, dt.datetime, dt.timedelta]]:
+    """(previous, new, changed_at, length) of every change of model, newest first: equal
+    windows [changed_at - length, changed_at) and [changed_at, changed_at + length)."""
+    changes = []
+    for i in range(1, len(runs)):
+        previous, new = runs[i - 1], runs[i]
+        changed_at = new.first_seen
+        after_end = runs[i + 1].first_seen if i + 1 < len(runs) else now
+        length = min(window, changed_at - previous.first_seen, after_end - changed_at)
+        changes.append((previous, new, changed_at, max(length, dt.timedelta(0))))
+    return list(reversed(changes))
+
+
+async def retrainings(
+    session: AsyncSession,
+    now: dt.datetime,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    limit: int = MAX_RETRAININGS,
+) -> dict[str, Any]:
+    """The figures before and after each of the latest `limit` changes of model."""
+    runs = await model_runs(session)
+    items = []
+    for previous, new, changed_at, length in retraining_windows(runs, now, window)[:limit]:
+        start, end = changed_at - length, changed_at + length
+        before = quality_figures(*await _rows(session, start, changed_at))
+        after = quality_figures(*await _rows(session, changed_at, end))
+        items.append(
+            {
+                "previous_model_id": previous.model_id,
+                "model_id": new.model_id,
+                "changed_at": changed_at.isoformat(),
+                "window_days": round(length / dt.timedelta(days=1), 2),
+                "before": {"from": start.isoformat(), "to": changed_at.isoformat(), **before},
+                "after": {"from": changed_at.isoformat(), "to": end.isoformat(), **after},
+            }
+        )
+    return {
+        "window_days": round(window / dt.timedelta(days=1), 2),
+        "models": [
+            {
+                "model_id": run.model_id,
+                "first_seen": run.first_seen.isoformat(),
+                "last_seen": run.last_seen.isoformat(),
+                "turns": run.turns,
+            }
+            for run in reversed(runs)
+        ],
+        "retrainings": items,
+    }

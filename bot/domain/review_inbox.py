@@ -32,6 +32,7 @@ from bot.domain.turn_review import (
     understood_intent,
 )
 from bot.storage.models import (
+    AnswerRating,
     AuditLog,
     Message,
     MessageSender,
@@ -128,6 +129,7 @@ async def record_turn(
         else [],
         sentiment=analysis.sentiment(message.text) if after_bot else None,
         created_at=message.created_at or utcnow(),
+        model_id=_str(nlu.get("model_id")),
     )
     offered = any(
         button.get("payload") in SOMETHING_ELSE_PAYLOADS
@@ -363,7 +365,13 @@ async def review(
 
 
 async def forget(session: AsyncSession, message_ids: Any) -> int:
-    """Delete the NLU results (and flags, verdicts) of these messages (a select of ids)."""
+    """Delete the NLU results (and flags, verdicts) of these messages (a select of ids),
+    and the "did this help?" ratings of those that are bot answers."""
+    await session.execute(
+        delete(AnswerRating)
+        .where(AnswerRating.message_id.in_(message_ids))
+        .execution_options(synchronize_session=False)
+    )
     await session.execute(
         delete(TurnFlag)
         .where(TurnFlag.message_id.in_(message_ids))

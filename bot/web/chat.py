@@ -21,7 +21,16 @@ from aiohttp import WSMsgType, web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, escalations, review_inbox, safe_json, staff, texts
+from bot.domain import (
+    answer_ratings,
+    conversations,
+    escalations,
+    review_inbox,
+    safe_json,
+    staff,
+    texts,
+)
+from bot.domain.errors import DomainError
 from bot.domain.handoff import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.domain.turn_review import Rules
@@ -212,6 +221,8 @@ async def _handle(connection: Connection, raw: str) -> None:
         await _customer_message(
             connection, data.get("text"), data.get("client_id"), data.get("display")
         )
+    elif data.get("type") == "rate":
+        await _rate_answer(connection, data.get("message_id"), data.get("helpful"))
     else:
         await ws.send_json(_error("bad_request", "Unknown message type."))
 
@@ -499,8 +510,9 @@ async def _answer(
     if replies:
         # Even after a hand-over this tab had not heard of: the bot's tracker was not
         # paused yet, its actions ran, and what they did is shown rather than hidden.
-        await push_replies(app, conversation_id, replies)
+        answers = await push_replies(app, conversation_id, replies)
         await _remember_understanding(app, stored.message, replies)
+        await _ask_if_helpful(app, conversation_id, answers, replies)
         if "@" in text:  # a request queued while the bot helps: the contact for the team
             await _note_contact(app, conversation_id, text)
         return True
@@ -528,6 +540,35 @@ async def _remember_understanding(app: AppState, message: Message, replies: list
             )  # fmt: skip
     except Exception:
         logger.exception("could not store the NLU result of message %s", message.id)
+
+
+async def _ask_if_helpful(
+    app: AppState, conversation_id: str, answers: list[Message], replies: list[BotReply]
+) -> None:
+    """After a knowledge answer, the customer's tabs offer "did this help?" under its last
+    reply (issue #24, bot/domain/answer_ratings.py)."""
+    nlu = getattr(replies, "nlu", None)
+    steps = nlu.get("steps") if isinstance(nlu, dict) else None
+    if answers and isinstance(steps, list) and answer_ratings.is_knowledge_answer(steps):
+        await app[HUB].send(conversation_id, {"type": "ask_helpful", "message_id": answers[-1].id})
+
+
+async def _rate_answer(connection: Connection, message_id: Any, helpful: Any) -> None:
+    """The customer's yes/no on an answer of their conversation; `rated` to this tab."""
+    ws, conversation_id = connection.ws, connection.conversation_id
+    if conversation_id is None or not isinstance(message_id, int) or isinstance(message_id, bool):
+        await ws.send_json(_error("bad_request", "Which answer?"))
+        return
+    if not isinstance(helpful, bool):
+        await ws.send_json(_error("bad_request", "helpful must be true or false."))
+        return
+    try:
+        async with connection.request.app[SESSIONS]() as session, session.begin():
+            await answer_ratings.rate(session, conversation_id, message_id, helpful)
+    except DomainError as exc:
+        await ws.send_json(_error(exc.code, exc.message))
+        return
+    await ws.send_json({"type": "rated", "message_id": message_id, "helpful": helpful})
 
 
 async def _person_has_it(connection: Connection, text: str) -> bool:

@@ -331,6 +331,55 @@
     return item;
   }
 
+  // "Did this help?" under a knowledge answer (issue #24): the server asks for it with an
+  // ask_helpful frame once the turn is stored; a click sends a rate frame, `rated` confirms.
+  function helpfulGroup(messageId) {
+    var item = log.querySelector('li[data-id="' + String(Number(messageId)) + '"]');
+    return item ? item.querySelector(".msg__helpful") : null;
+  }
+
+  function onAskHelpful(data) {
+    var id = Number(data.message_id);
+    if (!isFinite(id)) { return; }
+    var item = log.querySelector('li[data-id="' + String(id) + '"]');
+    if (!item || item.querySelector(".msg__helpful")) { return; }
+    var group = el("div", "msg__helpful");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Did this help?");
+    group.appendChild(el("span", "msg__helpful-question", "Did this help?"));
+    [[true, "\uD83D\uDC4D", "Yes"], [false, "\uD83D\uDC4E", "No"]].forEach(function (choice) {
+      var button = el("button", "helpful");
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("data-helpful", String(choice[0]));
+      var icon = el("span", "helpful__icon", choice[1]);
+      icon.setAttribute("aria-hidden", "true");
+      button.appendChild(icon);
+      button.appendChild(document.createTextNode(" " + choice[2]));
+      button.addEventListener("click", function () {
+        if (!socketReady()) { return; }
+        socket.send(JSON.stringify({ type: "rate", message_id: id, helpful: choice[0] }));
+      });
+      group.appendChild(button);
+    });
+    var thanks = el("span", "msg__helpful-thanks");
+    thanks.setAttribute("role", "status");
+    group.appendChild(thanks);
+    item.appendChild(group);
+    scrollToEnd();
+  }
+
+  function onRated(data) {
+    var group = helpfulGroup(data.message_id);
+    if (!group) { return; }
+    var buttons = group.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].setAttribute("aria-pressed",
+        String(buttons[i].getAttribute("data-helpful") === String(data.helpful === true)));
+    }
+    group.querySelector(".msg__helpful-thanks").textContent = "Thanks for telling us.";
+  }
+
   function systemNote(text) {
     return renderMessage({ sender: "system", text: text, time: new Date().toISOString() });
   }
@@ -530,6 +579,10 @@
       if (typeof data.client_id === "string") { markSent(data.client_id, data.id); }
     } else if (data.type === "typing") {
       onTyping(data);
+    } else if (data.type === "ask_helpful") {
+      onAskHelpful(data);
+    } else if (data.type === "rated") {
+      onRated(data);
     } else if (data.type === "error") {
       onError(data);
     }
