@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain import repeats, texts
+from bot.domain import order_cards, repeats, texts
 from bot.domain.chat import Turn
 from bot.storage.db import STORAGE_ERRORS as DB_ERRORS
 from bot.storage.db import create_engine, create_session_factory
@@ -78,7 +78,13 @@ def emit(
                 response=again.response, answer=again.answer, buttons=again.buttons or None
             )
             continue
-        dispatcher.utter_message(text=text, buttons=buttons or None)
+        cards = turn.cards.get(text)
+        dispatcher.utter_message(
+            text=text,
+            buttons=buttons or None,
+            # Order cards ride along as Rasa's `custom` payload (bot/domain/order_cards.py).
+            json_message={order_cards.CUSTOM_KEY: cards} if cards else None,
+        )
     events: list[EventType] = [SlotSet(name, value) for name, value in turn.slots.items()]
     if turn.end_form:
         events += [ActiveLoop(None), SlotSet("requested_slot", None)]

@@ -93,6 +93,23 @@ def _title(order: Order, items: str) -> str:
     return f"{order.number} · {order.placed_at:%-d %b} · {items} · {order.status.value}"
 
 
+DHL_JJD = "https://www.dhl.com/global-en/home/tracking/tracking-parcel.html?submit=1&tracking-id=JJD000390007"
+
+
+def _card(order: Order, names: list[str], payload: str) -> dict[str, Any]:
+    """An order card of a delivered `_order` (one of each item; factories: DHL JJD000390007)."""
+    return {
+        "number": order.number,
+        "date": f"{order.placed_at:%Y-%m-%d}",
+        "items": [{"name": name, "quantity": 1} for name in names],
+        "status": order.status.value,
+        "carrier": "DHL",
+        "tracking_number": "JJD000390007",
+        "tracking_url": DHL_JJD,
+        "payload": payload,
+    }
+
+
 async def _number(session: AsyncSession, number: str) -> Order:
     return (await session.scalars(select(Order).where(Order.number == number))).one()
 
@@ -160,18 +177,31 @@ async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
         session, chat.Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
     )  # fmt: skip
 
-    assert turn.messages == [
-        (
-            "Which order is it about? Tap one, or type its order number.",
-            [
-                {"title": _title(third, KNIFE), "payload": '/inform{"order_number":"A10003"}'},
-                {
-                    "title": _title(first, f"{CASSEROLE}, {TOWEL}"),
-                    "payload": '/inform{"order_number":"A10001"}',
-                },
-            ],
-        )
+    # The orders as cards (issue #19 item 3): the card message's text is their plain-text
+    # fallback; its buttons keep the picker's titles and payloads (a card picks with them).
+    buttons = [
+        {"title": _title(third, KNIFE), "payload": '/inform{"order_number":"A10003"}'},
+        {
+            "title": _title(first, f"{CASSEROLE}, {TOWEL}"),
+            "payload": '/inform{"order_number":"A10001"}',
+        },
     ]
+    tracking = f"Tracking: DHL JJD000390007 {DHL_JJD}"  # tests/factories.py: shipped by DHL
+    fallback = (
+        f"Order A10003 · {third.placed_at:%Y-%m-%d} · 1× {KNIFE} · delivered · {tracking}\n"
+        f"Order A10001 · {first.placed_at:%Y-%m-%d} · 1× {CASSEROLE}, 1× {TOWEL} · delivered"
+        f" · {tracking}"
+    )
+    assert turn.messages == [
+        ("Which order is it about? Tap one, or type its order number.", []),
+        (fallback, buttons),
+    ]
+    assert turn.cards == {
+        fallback: [
+            _card(third, [KNIFE], '/inform{"order_number":"A10003"}'),
+            _card(first, [CASSEROLE, TOWEL], '/inform{"order_number":"A10001"}'),
+        ]
+    }
     assert turn.slots == {"next_step": "choose_order", "awaiting": "nothing"}
     assert await _conversation_order(session) is None
 
@@ -268,14 +298,14 @@ async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(session)
         (
             "Order A20002 isn't on your account, so I can't tell you anything about it. "
             "Did you mean one of your orders?",
-            [
-                {
-                    "title": _title(second, JUMPER),
-                    "payload": '/inform{"order_number":"A10002"}',
-                }
-            ],
-        )
+            [],
+        ),
+        (
+            f"Order A10002 · {second.placed_at:%Y-%m-%d} · 1× {JUMPER} · placed",
+            [{"title": _title(second, JUMPER), "payload": '/inform{"order_number":"A10002"}'}],
+        ),
     ]
+    assert [card["number"] for cards in turn.cards.values() for card in cards] == ["A10002"]
     # The same words whether the order exists or not.
     assert unknown.messages[0][0].startswith("Order A99999 isn't on your account, so I can't")
     assert await _conversation_order(session) is None

@@ -20,6 +20,7 @@ from bot.domain import (
     catalogue,
     escalations,
     feedback,
+    order_cards,
     policies,
     staff,
     support,
@@ -61,10 +62,21 @@ class Turn:
     end_form: bool = False
     # Pause Rasa's tracker: a person takes over and the bot must not act on messages.
     pause: bool = False
+    # Order cards (bot/domain/order_cards.py) by the text of the message that carries them
+    # (their plain-text fallback, unique in a turn); sent as Rasa `custom` payload.
+    cards: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> Turn:
         self.messages.append((text, buttons or []))
         return self
+
+    def show_cards(
+        self, cards: list[dict[str, Any]], buttons: list[dict[str, str]] | None = None
+    ) -> Turn:
+        """A card message: its text is the cards' plain-text fallback."""
+        text = order_cards.plain_text(cards)
+        self.cards[text] = cards
+        return self.say(text, buttons)
 
 
 @dataclass(frozen=True)
@@ -305,8 +317,16 @@ async def support_request(
     order_turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{flow}"
     )
+    if flow in CARD_FLOWS:  # the order's card right after the answer (issue #19 item 3)
+        card_turn = Turn().show_cards([order_cards.order_card(order)])
+        order_turn.messages[1:1] = card_turn.messages
+        order_turn.cards.update(card_turn.cards)
     order_turn.messages[:0] = turn.messages
     return order_turn
+
+
+# Requests whose answer shows the order's card (issue #19 item 3).
+CARD_FLOWS = frozenset({"order_status"})
 
 
 # --- which order a request is about (issue #17; the table is in docs/decisions.md) ----------
@@ -438,11 +458,17 @@ def _order_title(order: Order, now: datetime) -> str:
 def _order_picker(orders: list[Order], now: datetime, question: str) -> Turn:
     """Which order? A button per order (newest first); its payload fills the order_number
     slot and the remembered `support_request` continues (data/rules/support.yml)."""
+    shown = orders[:MAX_ORDER_CHOICES]
     buttons = [
         {"title": _order_title(o, now), "payload": f'/inform{{"order_number":"{o.number}"}}'}
-        for o in orders[:MAX_ORDER_CHOICES]
+        for o in shown
     ]
-    return Turn(slots={"next_step": "choose_order", "awaiting": "nothing"}).say(question, buttons)
+    # Issue #19 item 3: the orders as cards, each picking with its button's payload; the
+    # buttons stay on the card message (titles for clients without cards, and the offered
+    # payloads a pick is checked against).
+    cards = [order_cards.order_card(o, b["payload"]) for o, b in zip(shown, buttons, strict=True)]
+    turn = Turn(slots={"next_step": "choose_order", "awaiting": "nothing"}).say(question)
+    return turn.show_cards(cards, buttons)
 
 
 async def _apply_flow_result(

@@ -215,6 +215,8 @@ def message_json(message: Message) -> dict[str, Any]:
         "sender": message.sender.value,
         "text": message.text,
         "buttons": message.buttons or [],
+        # Order cards (bot/domain/order_cards.py); `text` is their plain-text fallback.
+        "cards": message.cards or [],
         "time": _iso(message.created_at),
         "author": message.author,
         # A photo the customer attached (issue #19): its id, for /console/api/photos/{id}.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -107,12 +108,14 @@ async def add_message(
     *,
     client_message_id: str | None = None,
     author: str | None = None,
+    cards: list[dict[str, Any]] | None = None,
 ) -> Message:
     message = Message(
         conversation_id=conversation_id,
         sender=sender,
         text=text,
         buttons=buttons,
+        cards=cards,
         client_message_id=client_message_id,
         author=author,
     )
@@ -126,8 +129,10 @@ async def add_messages(
     conversation_id: str,
     sender: MessageSender,
     texts: Sequence[tuple[str, list[dict[str, str]] | None]],
+    cards: Sequence[list[dict[str, Any]] | None] = (),
 ) -> list[Message]:
-    """Several messages (a bot turn's replies) in one INSERT statement, in order.
+    """Several messages (a bot turn's replies) in one INSERT statement, in order; `cards`:
+    the order cards of each (by position; missing: none).
 
     The ORM would send one INSERT per row on SQLite (it cannot tell there which RETURNING
     row belongs to which object); a Core executemany becomes one multi-row INSERT (cached
@@ -138,10 +143,11 @@ async def add_messages(
     if not texts:
         return []
     now = utcnow()
+    shown = list(cards) + [None] * (len(texts) - len(cards))
     rows = [
         {"conversation_id": conversation_id, "sender": sender, "text": text, "buttons": buttons,
-         "client_message_id": None, "author": None, "created_at": now}
-        for text, buttons in texts
+         "cards": card_list, "client_message_id": None, "author": None, "created_at": now}
+        for (text, buttons), card_list in zip(texts, shown, strict=True)
     ]  # fmt: skip
     table = Message.__table__
     assert isinstance(table, Table)

@@ -135,8 +135,9 @@ async def push_replies(
         return []
     async with app[SESSIONS]() as session, session.begin():
         messages = await repositories.add_messages(
-            session, conversation_id, MessageSender.bot, [(r.text, r.buttons) for r in replies]
-        )
+            session, conversation_id, MessageSender.bot, [(r.text, r.buttons) for r in replies],
+            [r.cards for r in replies],
+        )  # fmt: skip
     for message in messages:
         await announce(app, message)
     return messages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import zlib
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from bot.domain import order_cards
 
 # A worker that refused a connection is tried last for this long.
 WORKER_DOWN_SECONDS = 2.0
@@ -29,6 +32,8 @@ class RasaUnavailable(Exception):
 class BotReply:
     text: str
     buttons: list[dict[str, str]]
+    # Order cards (bot/domain/order_cards.py): `text` is their plain-text fallback.
+    cards: list[dict[str, Any]] | None = None
 
 
 class BotReplies(list[BotReply]):
@@ -165,8 +170,7 @@ class RasaClient:
             raise RasaUnavailable(str(exc) or type(exc).__name__, kind="rasa_connection") from exc
         if not isinstance(payload, list):
             raise RasaUnavailable("unexpected reply from Rasa", kind="rasa_bad_reply")
-        replies = [_reply(item) for item in payload if isinstance(item, dict) and item.get("text")]
-        return BotReplies(replies, _nlu(payload))
+        return BotReplies(_replies(payload), _nlu(payload))
 
     async def set_slots(self, sender_id: str, slots: dict[str, Any]) -> None:
         """Append SlotSet events to a conversation's tracker (Rasa HTTP API, token auth)."""
@@ -233,9 +237,7 @@ class RasaClient:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
         messages = payload.get("messages") if isinstance(payload, dict) else None
-        return [
-            _reply(item) for item in messages or [] if isinstance(item, dict) and item.get("text")
-        ]
+        return _replies(messages if isinstance(messages, list) else [])
 
     async def is_ready(self) -> bool:
         """At least one worker has its model loaded."""
@@ -268,6 +270,22 @@ class RasaClient:
                 return response.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
+
+
+def _replies(payload: list[Any]) -> list[BotReply]:
+    """The text replies of a reply list. Rasa sends an utterance's `custom` payload as the
+    item after its text: one carrying order cards goes with the reply before it."""
+    replies: list[BotReply] = []
+    for item in payload:
+        if not isinstance(item, dict):
+            continue
+        if item.get("text"):
+            replies.append(_reply(item))
+            continue
+        cards = order_cards.cards_of(item.get("custom"))
+        if cards and replies and replies[-1].cards is None:
+            replies[-1] = dataclasses.replace(replies[-1], cards=cards)
+    return replies
 
 
 def _reply(item: dict[str, Any]) -> BotReply:
