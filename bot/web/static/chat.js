@@ -19,19 +19,104 @@
   var sessionReady = false; // a session frame arrived on the current socket
   var retryDelay = 500;
 
-  function addMessage(sender, text, buttons) {
+  // ---- order cards (issue #19 item 3; docs/widget.md "Order cards"), as in the widget --
+  var CARD_STATUS = { placed: "Placed", shipped: "Shipped", delivered: "Delivered",
+                      returned: "Returned", refunded: "Refunded", cancelled: "Cancelled" };
+  var cardCount = 0;
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    return node;
+  }
+
+  function cardDay(iso) {
+    var parts = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ""));
+    if (!parts) { return String(iso || ""); }
+    var day = new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3]));
+    return day.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  }
+
+  function cardFact(list, name, value) {
+    list.appendChild(el("dt", "card__term", name));
+    var dd = el("dd", "card__value");
+    if (typeof value === "string") { dd.textContent = value; } else { dd.appendChild(value); }
+    list.appendChild(dd);
+  }
+
+  // `buttons`: the message's live buttons (none for history): a card picks with the payload
+  // of the picker button it replaces, showing that button's title.
+  function renderCards(cards, buttons) {
+    var list = el("ul", "cards");
+    list.setAttribute("aria-label", cards.length === 1 ? "Order" : "Orders");
+    cards.forEach(function (card) {
+      if (!card || typeof card.number !== "string") { return; }
+      var headingId = "card-" + (++cardCount);
+      var article = el("article", "card");
+      article.setAttribute("aria-labelledby", headingId);
+      var heading = el("h2", "card__title", "Order " + card.number);
+      heading.id = headingId;
+      article.appendChild(heading);
+      var facts = el("dl", "card__facts");
+      var placed = el("time", null, cardDay(card.date));
+      placed.setAttribute("datetime", String(card.date));
+      cardFact(facts, "Ordered", placed);
+      cardFact(facts, "Status", CARD_STATUS[card.status] || String(card.status));
+      if (typeof card.tracking_url === "string" && /^https:\/\//.test(card.tracking_url)) {
+        var track = el("a", "msg__link", "Track parcel" + (card.carrier ? " (" + card.carrier + ")" : ""));
+        track.href = card.tracking_url;
+        track.target = "_blank";
+        track.rel = "noopener noreferrer";
+        track.appendChild(el("span", "visually-hidden", ", opens in a new tab"));
+        cardFact(facts, "Tracking", track);
+      } else if (card.tracking_number) {
+        cardFact(facts, "Tracking", [card.carrier, card.tracking_number].filter(Boolean).join(" "));
+      }
+      article.appendChild(facts);
+      var items = el("ul", "card__items");
+      items.setAttribute("aria-label", "Items");
+      (Array.isArray(card.items) ? card.items : []).forEach(function (i) {
+        items.appendChild(el("li", null, String(i.quantity) + " × " + String(i.name)));
+      });
+      article.appendChild(items);
+      var same = (buttons || []).filter(function (b) { return b && b.payload === card.payload; })[0];
+      if (typeof card.payload === "string" && same) {
+        var pick = el("button", "card__pick", "Choose order " + card.number);
+        pick.type = "button";
+        pick.addEventListener("click", function () {
+          list.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+          send(card.payload, same.title);
+        });
+        article.appendChild(pick);
+      }
+      var entry = el("li", "cards__item");
+      entry.appendChild(article);
+      list.appendChild(entry);
+    });
+    return list;
+  }
+
+  function addMessage(sender, text, buttons, cards) {
     // Quick replies answer the latest prompt: once the customer says something, older rows
     // go (as in the widget; an old "Yes" clicked later answered whatever was asked then).
     if (sender === "customer") {
-      log.querySelectorAll(".msg__buttons button").forEach(function (x) { x.disabled = true; });
+      log.querySelectorAll(".msg__buttons button, .cards button").forEach(function (x) { x.disabled = true; });
     }
     var item = document.createElement("li");
     item.className = "msg msg--" + sender;
     item.dataset.sender = sender;
-    var body = document.createElement("div");
-    body.className = "msg__text";
-    body.textContent = text;
-    item.appendChild(body);
+    if (sender === "bot" && Array.isArray(cards) && cards.length) {
+      // The cards replace the text (their plain-text fallback) and the buttons they pick with.
+      item.appendChild(renderCards(cards, buttons));
+      var picks = cards.map(function (c) { return c && c.payload; });
+      buttons = (buttons || []).filter(function (b) { return picks.indexOf(b.payload) < 0; });
+    } else {
+      var body = document.createElement("div");
+      body.className = "msg__text";
+      body.textContent = text;
+      item.appendChild(body);
+    }
     if (buttons && buttons.length) {
       var row = document.createElement("div");
       row.className = "msg__buttons";
@@ -178,7 +263,7 @@
         statusEl.textContent = teamStatus(data.team);
         localStorage.setItem(TOKEN_KEY, data.token);
         log.textContent = "";
-        data.history.forEach(function (m) { addMessage(m.sender, m.text, []); });
+        data.history.forEach(function (m) { addMessage(m.sender, m.text, [], m.cards); });
         if (!data.history.length) {
           addMessage("bot", "Hi! How can I help you today?", [
             { title: "Where is my order?", payload: "where is my order" },
@@ -189,7 +274,7 @@
         flushWaiting();
       } else if (data.type === "message") {
         if (data.sender === "agent") { stopTyping(); statusEl.textContent = "Online"; }
-        addMessage(data.sender, data.text, data.buttons);
+        addMessage(data.sender, data.text, data.buttons, data.cards);
       } else if (data.type === "typing") {
         onTyping(data);
       } else if (data.type === "error") {

@@ -282,8 +282,81 @@
 
   // Quick replies answer the latest prompt: once the customer says something, older rows go.
   function disableAllRows() {
-    var rows = log.querySelectorAll(".msg__buttons");
+    var rows = log.querySelectorAll(".msg__buttons, .cards");
     for (var i = 0; i < rows.length; i++) { disableRow(rows[i]); }
+  }
+
+  // ---- order cards (issue #19 item 3; docs/widget.md "Order cards") ------------------
+  var CARD_STATUS = { placed: "Placed", shipped: "Shipped", delivered: "Delivered",
+                      returned: "Returned", refunded: "Refunded", cancelled: "Cancelled" };
+  var cardCount = 0;
+
+  function cardDay(iso) {
+    var parts = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ""));
+    if (!parts) { return String(iso || ""); }
+    var day = new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3]));
+    return day.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  }
+
+  function cardFact(list, name, value) {
+    list.appendChild(el("dt", "card__term", name));
+    var dd = el("dd", "card__value");
+    if (typeof value === "string") { dd.textContent = value; } else { dd.appendChild(value); }
+    list.appendChild(dd);
+  }
+
+  // A list of cards, each an article headed "Order A10001"; a card that picks an order has a
+  // "Choose order A10001" button sending the payload of the picker button it replaces.
+  function renderCards(cards, buttons) {
+    var list = el("ul", "cards");
+    list.setAttribute("aria-label", cards.length === 1 ? "Order" : "Orders");
+    cards.forEach(function (card) {
+      if (!card || typeof card.number !== "string") { return; }
+      var headingId = "shop-chat-card-" + (++cardCount);
+      var article = el("article", "card");
+      article.setAttribute("aria-labelledby", headingId);
+      var heading = el("h3", "card__title", "Order " + card.number);
+      heading.id = headingId;
+      article.appendChild(heading);
+      var facts = el("dl", "card__facts");
+      var placed = el("time", null, cardDay(card.date));
+      placed.setAttribute("datetime", String(card.date));
+      cardFact(facts, "Ordered", placed);
+      cardFact(facts, "Status", CARD_STATUS[card.status] || String(card.status));
+      if (typeof card.tracking_url === "string" && /^https:\/\//.test(card.tracking_url)) {
+        var track = el("a", "msg__link", "Track parcel" + (card.carrier ? " (" + card.carrier + ")" : ""));
+        track.href = card.tracking_url;
+        track.target = "_blank";
+        track.rel = "noopener noreferrer";
+        track.appendChild(el("span", "visually-hidden", ", opens in a new tab"));
+        cardFact(facts, "Tracking", track);
+      } else if (card.tracking_number) {
+        cardFact(facts, "Tracking", [card.carrier, card.tracking_number].filter(Boolean).join(" "));
+      }
+      article.appendChild(facts);
+      var items = el("ul", "card__items");
+      items.setAttribute("aria-label", "Items");
+      (Array.isArray(card.items) ? card.items : []).forEach(function (i) {
+        items.appendChild(el("li", null, String(i.quantity) + " × " + String(i.name)));
+      });
+      article.appendChild(items);
+      if (typeof card.payload === "string") {
+        var same = buttons.filter(function (b) { return b && b.payload === card.payload; })[0];
+        var pick = el("button", "quick card__pick", "Choose order " + card.number);
+        pick.type = "button";
+        pick.addEventListener("click", function () {
+          disableRow(list);
+          // Exactly what the picker button did: its payload, its title in the transcript.
+          sendMessage(card.payload, same && typeof same.title === "string" ? same.title : "Order " + card.number);
+          input.focus();
+        });
+        article.appendChild(pick);
+      }
+      var entry = el("li", "cards__item");
+      entry.appendChild(article);
+      list.appendChild(entry);
+    });
+    return list;
   }
 
   function renderMessage(m) {
@@ -299,16 +372,24 @@
     if (sender === "agent" && m.author) {
       item.appendChild(el("p", "msg__author", String(m.author)));
     }
-    var body = el("p", "msg__text");
-    appendLinkified(body, String(m.text === undefined || m.text === null ? "" : m.text));
-    item.appendChild(body);
+    var cards = Array.isArray(m.cards) && sender === "bot" ? m.cards : [];
+    var buttons = Array.isArray(m.buttons) ? m.buttons : [];
+    if (cards.length) {
+      // The cards replace the text (their plain-text fallback) and the buttons they pick with.
+      item.appendChild(renderCards(cards, buttons));
+      var picks = cards.map(function (c) { return c && c.payload; });
+      buttons = buttons.filter(function (b) { return !b || picks.indexOf(b.payload) < 0; });
+    } else {
+      var body = el("p", "msg__text");
+      appendLinkified(body, String(m.text === undefined || m.text === null ? "" : m.text));
+      item.appendChild(body);
+    }
     item.appendChild(timeElement(m.time));
     if (sender === "customer") {
       disableAllRows();
       item.setAttribute("data-state", m.state || "sent");
       if (m.client_id) { bubbles[m.client_id] = item; }
     }
-    var buttons = Array.isArray(m.buttons) ? m.buttons : [];
     if (buttons.length && sender !== "customer") {
       var row = el("div", "msg__buttons");
       row.setAttribute("role", "group");
