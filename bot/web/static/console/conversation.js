@@ -120,6 +120,62 @@
     item.appendChild(line);
   }
 
+  // Order cards (issue #19 item 3; docs/widget.md): what the customer saw instead of the
+  // message's text (its plain-text fallback), read-only here.
+  var CARD_STATUS = { placed: "Placed", shipped: "Shipped", delivered: "Delivered",
+                      returned: "Returned", refunded: "Refunded", cancelled: "Cancelled" };
+  var cardCount = 0;
+
+  function cardFact(list, name, value) {
+    list.appendChild(C.el("dt", "card__term", name));
+    var dd = C.el("dd", "card__value");
+    if (typeof value === "string") { dd.textContent = value; } else { dd.appendChild(value); }
+    list.appendChild(dd);
+  }
+
+  function renderCards(cards) {
+    var list = C.el("ul", "cards");
+    list.setAttribute("aria-label", cards.length === 1 ? "Order card" : "Order cards");
+    cards.forEach(function (card) {
+      if (!card || typeof card.number !== "string") { return; }
+      var headingId = "order-card-" + (++cardCount);
+      var article = C.el("article", "card");
+      article.setAttribute("aria-labelledby", headingId);
+      var heading = C.el("h3", "card__title", "Order " + card.number);
+      heading.id = headingId;
+      article.appendChild(heading);
+      var facts = C.el("dl", "card__facts");
+      var placed = C.el("time", null, String(card.date || ""));
+      placed.setAttribute("datetime", String(card.date || ""));
+      cardFact(facts, "Ordered", placed);
+      cardFact(facts, "Status", CARD_STATUS[card.status] || String(card.status));
+      if (typeof card.tracking_url === "string" && /^https:\/\//.test(card.tracking_url)) {
+        var track = C.el("a", null, [card.carrier, card.tracking_number].filter(Boolean).join(" ") || "Track parcel");
+        track.href = card.tracking_url;
+        track.target = "_blank";
+        track.rel = "noopener noreferrer";
+        track.appendChild(C.el("span", "visually-hidden", ", opens in a new tab"));
+        cardFact(facts, "Tracking", track);
+      } else if (card.tracking_number) {
+        cardFact(facts, "Tracking", [card.carrier, card.tracking_number].filter(Boolean).join(" "));
+      }
+      article.appendChild(facts);
+      var items = C.el("ul", "card__items");
+      items.setAttribute("aria-label", "Items");
+      (Array.isArray(card.items) ? card.items : []).forEach(function (i) {
+        items.appendChild(C.el("li", null, String(i.quantity) + " × " + String(i.name)));
+      });
+      article.appendChild(items);
+      if (typeof card.payload === "string") {
+        article.appendChild(C.el("p", "card__offer", "Offered as a choice"));
+      }
+      var entry = C.el("li", "cards__item");
+      entry.appendChild(article);
+      list.appendChild(entry);
+    });
+    return list;
+  }
+
   function addMessage(m, forceScroll) {
     if (!m || m.id === undefined || m.id === null || shown["m" + m.id]) { return; }
     shown["m" + m.id] = true;
@@ -128,8 +184,15 @@
     var item = C.el("li", "msg msg--" + sender);
     item.setAttribute("data-message-id", String(m.id));
     head(item, sender === "agent" && m.author ? String(m.author) : SENDER_LABELS[sender], m.time);
-    item.appendChild(C.el("p", "msg__text", m.text === null || m.text === undefined ? "" : m.text));
     var buttons = Array.isArray(m.buttons) ? m.buttons : [];
+    var cards = Array.isArray(m.cards) ? m.cards : [];
+    if (cards.length) {
+      item.appendChild(renderCards(cards));
+      var picks = cards.map(function (c) { return c && c.payload; });
+      buttons = buttons.filter(function (b) { return !b || picks.indexOf(b.payload) < 0; });
+    } else {
+      item.appendChild(C.el("p", "msg__text", m.text === null || m.text === undefined ? "" : m.text));
+    }
     if (buttons.length) {
       var list = C.el("ul", "msg__buttons");
       list.setAttribute("aria-label", "Buttons offered");
