@@ -135,12 +135,15 @@ class FeedbackFilter:
     def with_range(self, date_range: DateRange) -> FeedbackFilter:
         return replace(self, range=date_range)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """SQL conditions on `Feedback` (correlated EXISTS for product, trigger, acquisition)."""
-        conditions: list[ColumnElement[bool]] = [
-            Feedback.created_at >= self.range.start_utc,
-            Feedback.created_at < self.range.end_utc,
-        ]
+    def conditions(self, dated: bool = True) -> list[ColumnElement[bool]]:
+        """SQL conditions on `Feedback` (correlated EXISTS for product, trigger, acquisition);
+        `dated=False`: without the date range (what to fix first dates the journeys)."""
+        conditions: list[ColumnElement[bool]] = []
+        if dated:
+            conditions += [
+                Feedback.created_at >= self.range.start_utc,
+                Feedback.created_at < self.range.end_utc,
+            ]
         if self.stages:
             conditions.append(Feedback.stage.in_(self.stages))
         if self.channels:

@@ -37,9 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.analysis import NEGATIVE
-from bot.domain.feedback_query import THEMES, FeedbackFilter, theme_condition
+from bot.domain.feedback_query import THEMES, FeedbackFilter, rollup_applies, theme_condition
 from bot.domain.journey import JourneyMap
-from bot.storage.models import Feedback, FeedbackKind, Lifecycle
+from bot.storage import rollup_fix
+from bot.storage.models import Feedback, FeedbackKind, JourneyFix, JourneyFixDaily, Lifecycle
 
 TOP = 10
 SCORED_METRICS = ("csat", "nps")
@@ -187,6 +188,16 @@ class FixRules:
     top: int = TOP
 
 
+def _opened_in(flt: FeedbackFilter) -> Any:
+    """The journeys ranked: opened in the range (in its time zone)."""
+    return and_(Lifecycle.opened_at >= flt.range.start_utc, Lifecycle.opened_at < flt.range.end_utc)
+
+
+def _rows(flt: FeedbackFilter) -> list[Any]:
+    """The journeys' feedback rows the figures read: any date, the other filters applied."""
+    return [*flt.conditions(dated=False), Feedback.lifecycle_id.is_not(None), _opened_in(flt)]
+
+
 async def _journeys(
     session: AsyncSession, flt: FeedbackFilter, rules: FixRules
 ) -> dict[int, _Journey]:
@@ -200,12 +211,13 @@ async def _journeys(
     rows = await session.execute(
         select(
             Feedback.lifecycle_id,
-            total(is_csat),
+            total(is_csat & score.is_not(None)),
             total(is_csat & (score >= 4)),
-            total(is_nps),
+            total(is_nps & score.is_not(None)),
             total(is_nps & (score >= 9)) - total(is_nps & (score <= 6)),
         )
-        .where(*flt.conditions(), Feedback.lifecycle_id.is_not(None))
+        .join(Lifecycle, Lifecycle.id == Feedback.lifecycle_id)
+        .where(*_rows(flt))
         .group_by(Feedback.lifecycle_id)
     )
     found = {
@@ -219,7 +231,8 @@ async def _journeys(
     here, later = Lifecycle, aliased(Lifecycle)
     ids = (
         select(Feedback.lifecycle_id)
-        .where(*flt.conditions(), Feedback.lifecycle_id.is_not(None))
+        .join(Lifecycle, Lifecycle.id == Feedback.lifecycle_id)
+        .where(*_rows(flt))
         .distinct()
         .scalar_subquery()
     )
@@ -254,7 +267,8 @@ def _aware(value: datetime) -> datetime:
 async def _cells(session: AsyncSession, flt: FeedbackFilter) -> dict[tuple[str, str], set[int]]:
     rows = await session.execute(
         select(Feedback.lifecycle_id, Feedback.stage, Feedback.channel)
-        .where(*flt.conditions(), Feedback.lifecycle_id.is_not(None))
+        .join(Lifecycle, Lifecycle.id == Feedback.lifecycle_id)
+        .where(*_rows(flt))
         .distinct()
     )
     found: dict[tuple[str, str], set[int]] = {}
@@ -269,7 +283,8 @@ async def _themes(session: AsyncSession, flt: FeedbackFilter) -> dict[tuple[str,
     ]
     rows = await session.execute(
         select(Feedback.lifecycle_id, Feedback.stage, *columns)
-        .where(*flt.conditions(), Feedback.lifecycle_id.is_not(None), Feedback.sentiment < NEGATIVE)
+        .join(Lifecycle, Lifecycle.id == Feedback.lifecycle_id)
+        .where(*_rows(flt), Feedback.sentiment < NEGATIVE)
         .group_by(Feedback.lifecycle_id, Feedback.stage)
     )
     found: dict[tuple[str, str], set[int]] = {}
@@ -280,20 +295,70 @@ async def _themes(session: AsyncSession, flt: FeedbackFilter) -> dict[tuple[str,
     return found
 
 
+def rollup_answers(flt: FeedbackFilter, rules: FixRules) -> bool:
+    """journey_fix_daily holds UTC days of opening, all feedback, the default return window."""
+    return (
+        rollup_applies(flt)
+        and not (flt.stages or flt.channels)
+        and rules.window_days == rollup_fix.RETURN_DAYS
+    )
+
+
+async def _rolled(
+    session: AsyncSession, flt: FeedbackFilter, rules: FixRules
+) -> dict[str, _Totals]:
+    """Every key's sums over the journeys opened in the range, from journey_fix_daily; the
+    journeys opened on the day the return window's cut-off falls in are read one by one."""
+    d = JourneyFixDaily
+    cutoff = rules.as_of - timedelta(days=rules.window_days)
+    cut_day = cutoff.astimezone(timezone.utc).date()
+    old = d.day < cut_day
+    rows = await session.execute(
+        select(
+            d.key,
+            func.sum(d.journeys),
+            func.sum(d.csat_n),
+            func.sum(d.csat_good),
+            func.sum(d.nps_n),
+            func.sum(d.nps_net),
+            func.sum(case((old, d.journeys), else_=0)),
+            func.sum(case((old, d.returned), else_=0)),
+        )
+        .where(d.day >= flt.range.start, d.day <= flt.range.end)
+        .group_by(d.key)
+    )
+    found = {str(key): _Totals(*(int(v or 0) for v in values)) for key, *values in rows}
+    if flt.range.start <= cut_day <= flt.range.end:
+        j = JourneyFix
+        edge = await session.execute(
+            select(j.key, func.count(), func.sum(j.returned))
+            .where(j.day == cut_day, j.opened_at <= cutoff)
+            .group_by(j.key)
+        )
+        for key, eligible, returned in edge:
+            totals = found.setdefault(str(key), _Totals())
+            totals.eligible += int(eligible)
+            totals.returned += int(returned or 0)
+    return found
+
+
+def _members(members: Iterable[int], journeys: dict[int, _Journey]) -> _Totals:
+    group = _Totals()
+    for lid in members:
+        group.add(journeys[lid])
+    return group
+
+
 def _item(
     kind: str,
     stage: str,
     channel: str | None,
     theme: str | None,
     metrics: tuple[str, ...],
-    members: Iterable[int],
-    journeys: dict[int, _Journey],
+    group: _Totals,
     everyone: _Totals,
     rules: FixRules,
 ) -> FixItem:
-    group = _Totals()
-    for lid in members:
-        group.add(journeys[lid])
     rest = everyone.minus(group)
     least = rules.min_answers
     csat = _effect(group.csat_good, group.csat_n, rest.csat_good, rest.csat_n, 100, 100, least)
@@ -303,23 +368,56 @@ def _item(
     return FixItem(kind, stage, channel, theme, metrics, group.journeys, csat, nps, ret, impact)
 
 
+def _pitfall_cells(journey: JourneyMap) -> dict[tuple[str, str | None], list[str]]:
+    found: dict[tuple[str, str | None], list[str]] = {}
+    for pitfall in journey.pitfalls:
+        if pitfall.metric in SCORED_METRICS:
+            metrics = found.setdefault((pitfall.stage, pitfall.channel), [])
+            if pitfall.metric not in metrics:
+                metrics.append(pitfall.metric)
+    return found
+
+
 async def fix_first(
     session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
 ) -> list[FixItem]:
-    """The journey map's CSAT/NPS pitfalls and the negative themes by stage, by impact."""
+    """The journey map's CSAT/NPS pitfalls and the negative themes by stage, by impact,
+    among the journeys opened in the range."""
+    if rollup_answers(flt, rules):
+        items = await _from_rollup(session, flt, journey, rules)
+    else:
+        items = await _from_rows(session, flt, journey, rules)
+    items.sort(key=lambda i: (-i.impact, -i.journeys, i.key))
+    return items[: rules.top]
+
+
+async def _from_rollup(
+    session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
+) -> list[FixItem]:
+    totals = await _rolled(session, flt, rules)
+    everyone = totals.get("all", _Totals())
+    items: list[FixItem] = []
+    for (stage, channel), metrics in _pitfall_cells(journey).items():
+        key = f"cell:{stage}:{channel}" if channel else f"stage:{stage}"
+        group = totals.get(key, _Totals())
+        items.append(_item("pitfall", stage, channel, None, tuple(metrics), group, everyone, rules))
+    for key, group in totals.items():
+        if not key.startswith("theme:"):
+            continue
+        _theme, stage, theme = key.split(":", 2)
+        if theme in THEMES and group.journeys >= rules.min_journeys:
+            items.append(_item("theme", stage, None, theme, (), group, everyone, rules))
+    return items
+
+
+async def _from_rows(
+    session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
+) -> list[FixItem]:
     journeys = await _journeys(session, flt, rules)
-    everyone = _Totals()
-    for journey_row in journeys.values():
-        everyone.add(journey_row)
+    everyone = _members(journeys, journeys)
     cells = await _cells(session, flt)
     items: list[FixItem] = []
-    pitfall_metrics: dict[tuple[str, str | None], list[str]] = {}
-    for pitfall in journey.pitfalls:
-        if pitfall.metric in SCORED_METRICS:
-            found = pitfall_metrics.setdefault((pitfall.stage, pitfall.channel), [])
-            if pitfall.metric not in found:
-                found.append(pitfall.metric)
-    for (stage, channel), metrics in pitfall_metrics.items():
+    for (stage, channel), metrics in _pitfall_cells(journey).items():
         if channel is None:
             members: set[int] = set()
             for (s, _c), ids in cells.items():
@@ -327,14 +425,11 @@ async def fix_first(
                     members |= ids
         else:
             members = cells.get((stage, channel), set())
-        members = {lid for lid in members if lid in journeys}
-        items.append(
-            _item(
-                "pitfall", stage, channel, None, tuple(metrics), members, journeys, everyone, rules
-            )
-        )
+        group = _members((lid for lid in members if lid in journeys), journeys)
+        items.append(_item("pitfall", stage, channel, None, tuple(metrics), group, everyone, rules))
     for (stage, theme), ids in (await _themes(session, flt)).items():
         if len(ids) >= rules.min_journeys:
-            items.append(_item("theme", stage, None, theme, (), ids, journeys, everyone, rules))
-    items.sort(key=lambda i: (-i.impact, -i.journeys, i.key))
-    return items[: rules.top]
+            items.append(
+                _item("theme", stage, None, theme, (), _members(ids, journeys), everyone, rules)
+            )
+    return items

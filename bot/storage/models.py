@@ -841,6 +841,40 @@ class SurveyDispatchSourceDaily(Base):
     answered: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class JourneyFix(Base):
+    """Pre-aggregate of "what to fix first" (issue #21, migration 0028): one row per journey x
+    key (`all`, `stage:<s>`, `cell:<s>:<c>`, `theme:<s>:<t>`) with the journey's CSAT/NPS
+    counts and return; kept by triggers (bot/storage/rollup_fix.py), never by code."""
+
+    __tablename__ = "journey_fix"
+    __table_args__ = (Index("ix_journey_fix_day", "day", "opened_at"),)
+
+    lifecycle_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    opened_at: Mapped[datetime]
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    csat_n: Mapped[int] = mapped_column(Integer, default=0)
+    csat_good: Mapped[int] = mapped_column(Integer, default=0)
+    nps_n: Mapped[int] = mapped_column(Integer, default=0)
+    nps_net: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JourneyFixDaily(Base):
+    """The sums of JourneyFix per UTC day of opening x key (issue #21, migration 0028)."""
+
+    __tablename__ = "journey_fix_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    journeys: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    csat_n: Mapped[int] = mapped_column(Integer, default=0)
+    csat_good: Mapped[int] = mapped_column(Integer, default=0)
+    nps_n: Mapped[int] = mapped_column(Integer, default=0)
+    nps_net: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class JourneyLink(Base):
     """Journey-map pre-aggregate (migration 0009, filled on PostgreSQL only): journeys per
     day and links between a customer's consecutive journeys (bot/storage/rollup_journey.py)."""
@@ -951,9 +985,10 @@ class Alert(Base):
 
 
 def _install_rollup_triggers() -> None:
-    from bot.storage import rollup
+    from bot.storage import rollup, rollup_fix
 
     rollup.install(Base.metadata)
+    rollup_fix.install(Base.metadata)
 
 
 _install_rollup_triggers()
