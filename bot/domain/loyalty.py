@@ -25,8 +25,11 @@ Definitions (docs/decisions.md, "Loyalty and insights"):
   cell (cohort, k) = customers of the cohort with a purchase lifecycle opened in month k
   after it (k = 0 is the cohort itself), for months that have started by `as_of`.
 
-Everything is aggregated in SQL (window functions ROW_NUMBER/LEAD/MIN OVER, which SQLite
-3.25+ and PostgreSQL both have); Python only reshapes the few grouped rows.
+Everything is aggregated in SQL; Python only reshapes the few grouped rows. On SQLite from
+the raw rows (window functions ROW_NUMBER/LEAD/MIN OVER); on PostgreSQL (issue #25 item 4)
+from the per-lifecycle summary `lifecycle_loyalty` that triggers keep exact
+(bot/storage/rollup_loyalty.py): the repeat rate, lifecycles per customer and return rates
+are one grouped scan of the range's purchase rows, the renewal rate one index range.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from bot.storage.models import (
     FeedbackKind,
     Lifecycle,
     LifecycleKind,
+    LifecycleLoyalty,
     Stage,
 )
 
@@ -188,8 +192,12 @@ class RepeatRate:
         }
 
 
-async def repeat_rate(session: AsyncSession, query: LoyaltyQuery) -> RepeatRate:
+async def repeat_rate(
+    session: AsyncSession, query: LoyaltyQuery, *, from_rows: bool = False
+) -> RepeatRate:
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not from_rows:
+        return (await _summary_figures(session, query))[0]
     p = purchases(query.range)
     mature = p.c.opened_at <= query.cutoff
     row = (
@@ -227,8 +235,10 @@ class LifecyclesPerCustomer:
 
 
 async def lifecycles_per_customer(
-    session: AsyncSession, query: LoyaltyQuery
+    session: AsyncSession, query: LoyaltyQuery, *, from_rows: bool = False
 ) -> LifecyclesPerCustomer:
+    if session.get_bind().dialect.name == "postgresql" and not from_rows:
+        return (await _summary_figures(session, query))[1]
     # A plain GROUP BY (no window): lifecycles in the range and the first one ever.
     in_range = _in_range(Lifecycle.opened_at, query.range)
     per_customer = (
@@ -271,8 +281,20 @@ class RenewalRate:
         return {"periods": self.periods, "renewed": self.renewed, "rate": self.rate}
 
 
-async def renewal_rate(session: AsyncSession, query: LoyaltyQuery) -> RenewalRate:
+async def renewal_rate(
+    session: AsyncSession, query: LoyaltyQuery, *, from_rows: bool = False
+) -> RenewalRate:
     """Subscription periods that ended in the range and how many were followed by another."""
+    if session.get_bind().dialect.name == "postgresql" and not from_rows:
+        s = LifecycleLoyalty
+        row = (
+            await session.execute(
+                select(func.count(), _count_if(s.renewed.is_(True))).where(
+                    s.period, _in_range(s.closed_at, query.range)
+                )
+            )
+        ).one()
+        return RenewalRate(int(row[0]), int(row[1]))
     order = (Lifecycle.opened_at, Lifecycle.id)
     periods = (
         select(
@@ -466,9 +488,18 @@ def return_statement(query: LoyaltyQuery, dialect: str) -> Select[Any]:
     return statement
 
 
-async def return_rates(session: AsyncSession, query: LoyaltyQuery) -> ReturnRates:
+async def return_rates(
+    session: AsyncSession, query: LoyaltyQuery, *, from_rows: bool = False
+) -> ReturnRates:
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not from_rows:
+        return (await _summary_figures(session, query))[2]
     rows = (await session.execute(return_statement(query, dialect))).all()
+    return _return_rates(rows)
+
+
+def _return_rates(rows: Any) -> ReturnRates:
+    """Rows (csat band, nps band, support, source, pending, lifecycles, returned, ...)."""
     mature = [r for r in rows if not r[4]]
     pending = sum(int(r[5]) for r in rows if r[4])
 
@@ -494,6 +525,82 @@ async def return_rates(session: AsyncSession, query: LoyaltyQuery) -> ReturnRate
     )
 
 
+# ---- PostgreSQL: the per-lifecycle summary ---------------------------------------------------
+
+
+def summary_statement(query: LoyaltyQuery) -> Select[Any]:
+    """One grouped scan of the range's purchase lifecycles in `lifecycle_loyalty`: the
+    return-rate groups of `return_statement` (first seven columns), each with the counts
+    the repeat rate and lifecycles per customer add up over the groups."""
+    s = LifecycleLoyalty
+    start, end = query.range.start_utc, query.range.end_utc
+    # Exact interval comparison: a timestamptz difference counts days as 24 h, as the
+    # epoch seconds of `seconds_between` do.
+    returned = and_(
+        s.next_opened_at.is_not(None),
+        (s.next_opened_at - s.opened_at) <= timedelta(days=query.window_days),
+    )
+    mature = s.opened_at <= query.cutoff
+    first_purchase = s.seq == 1
+    # The customer's first purchase lifecycle inside the range; from it, the 2nd, 3rd and
+    # 4th next tell how many of their purchases the range holds (1, 2, 3, 4+).
+    first_in_range = or_(s.prev_opened_at.is_(None), s.prev_opened_at < start)
+    csat = case(
+        (s.csat_n == 0, 3),
+        (s.csat_sum >= 4 * s.csat_n, 0),
+        (s.csat_sum <= 2 * s.csat_n, 2),
+        else_=1,
+    )
+    nps = case(
+        (s.nps_n == 0, 3), (s.nps_sum >= 9 * s.nps_n, 0), (s.nps_sum >= 7 * s.nps_n, 1), else_=2
+    )
+    support = case((s.escalated, 2), (s.stage == Stage.support.value, 1), else_=0)
+    pending = case((s.opened_at > query.cutoff, 1), else_=0)
+    keys = (csat, nps, support, s.source, pending)
+    statement: Select[Any] = (
+        select(
+            *keys,
+            func.count(),
+            _count_if(returned),
+            _count_if(and_(first_purchase, mature)),
+            _count_if(and_(first_purchase, mature, returned)),
+            _count_if(and_(first_purchase, s.opened_at > query.cutoff)),
+            _count_if(first_in_range),
+            _count_if(and_(first_in_range, first_purchase)),
+            _count_if(and_(first_in_range, s.next_opened_at < end)),
+            _count_if(and_(first_in_range, s.next2_opened_at < end)),
+            _count_if(and_(first_in_range, s.next3_opened_at < end)),
+        )
+        .where(s.purchase, s.opened_at >= start, s.opened_at < end)
+        .group_by(*keys)
+    )
+    return statement
+
+
+async def _summary_figures(
+    session: AsyncSession, query: LoyaltyQuery
+) -> tuple[RepeatRate, LifecyclesPerCustomer, ReturnRates]:
+    rows = (await session.execute(summary_statement(query))).all()
+
+    def total(position: int) -> int:
+        return sum(int(r[position] or 0) for r in rows)
+
+    repeat = RepeatRate(total(7), total(8), total(9))
+    at_least = [total(10), total(12), total(13), total(14)]  # customers with >= 1..4
+    lifecycles = LifecyclesPerCustomer(
+        customers=at_least[0],
+        lifecycles=total(5),
+        new_customers=total(11),
+        distribution=[
+            ("1", at_least[0] - at_least[1]),
+            ("2", at_least[1] - at_least[2]),
+            ("3", at_least[2] - at_least[3]),
+            ("4+", at_least[3]),
+        ],
+    )
+    return repeat, lifecycles, _return_rates(rows)
+
+
 # ---- all of it -----------------------------------------------------------------------------
 
 
@@ -517,13 +624,22 @@ class LoyaltyOverview:
         }
 
 
-async def overview(session: AsyncSession, query: LoyaltyQuery) -> LoyaltyOverview:
+async def overview(
+    session: AsyncSession, query: LoyaltyQuery, *, from_rows: bool = False
+) -> LoyaltyOverview:
+    """Everything; `from_rows` (PostgreSQL) reads the raw rows instead of the summary (the
+    tests compare the two)."""
+    if session.get_bind().dialect.name == "postgresql" and not from_rows:
+        repeat, lifecycles, returns = await _summary_figures(session, query)
+        return LoyaltyOverview(
+            query, repeat, lifecycles, await renewal_rate(session, query), returns
+        )
     return LoyaltyOverview(
         query,
-        await repeat_rate(session, query),
-        await lifecycles_per_customer(session, query),
-        await renewal_rate(session, query),
-        await return_rates(session, query),
+        await repeat_rate(session, query, from_rows=True),
+        await lifecycles_per_customer(session, query, from_rows=True),
+        await renewal_rate(session, query, from_rows=True),
+        await return_rates(session, query, from_rows=True),
     )
 
 

@@ -311,7 +311,7 @@ class Conversation(Base):
     # they verified with order number + email.
     identified_by: Mapped[str | None] = mapped_column(String(16))
     # Order the conversation is about, so feedback lands on that order's lifecycle.
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     # ISO 639-1 code of the last message the customer clearly wrote in another language than
     # English (issue #17, bot/web/language.py); None: English, or not told. For the agents.
     language: Mapped[str | None] = mapped_column(String(8))
@@ -450,8 +450,9 @@ class Escalation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"), index=True)
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id"))
+    # Indexed (migration 0026) for the loyalty summary's escalation lookups.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id"), index=True)
     reason: Mapped[EscalationReason] = mapped_column(_enum(EscalationReason, "escalation_reason"))
     priority: Mapped[int] = mapped_column(Integer)
     status: Mapped[EscalationStatus] = mapped_column(
@@ -887,6 +888,50 @@ class JourneyLink(Base):
     b: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[str] = mapped_column(String(48), primary_key=True)
     n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LifecycleLoyalty(Base):
+    """Loyalty summary, one row per lifecycle (migration 0026, filled on PostgreSQL only, by
+    the triggers of bot/storage/rollup_loyalty.py): its place among the customer's purchase
+    lifecycles, renewal, stage, source, escalation and CSAT/NPS counts and sums."""
+
+    __tablename__ = "lifecycle_loyalty"
+    __table_args__ = (
+        Index(
+            "ix_lifecycle_loyalty_opened",
+            "opened_at",
+            postgresql_where=text("purchase"),
+            sqlite_where=text("purchase"),
+        ),
+        Index(
+            "ix_lifecycle_loyalty_closed",
+            "closed_at",
+            postgresql_where=text("period"),
+            sqlite_where=text("period"),
+        ),
+        Index("ix_lifecycle_loyalty_customer", "customer_id"),
+    )
+
+    lifecycle_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    purchase: Mapped[bool]
+    period: Mapped[bool]
+    renewed: Mapped[bool]
+    stage: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int | None] = mapped_column(Integer)
+    prev_opened_at: Mapped[datetime | None]
+    next_opened_at: Mapped[datetime | None]
+    next2_opened_at: Mapped[datetime | None]
+    next3_opened_at: Mapped[datetime | None]
+    first_opened_at: Mapped[datetime | None]
+    escalated: Mapped[bool]
+    csat_n: Mapped[int] = mapped_column(Integer, default=0)
+    csat_sum: Mapped[int] = mapped_column(Integer, default=0)
+    nps_n: Mapped[int] = mapped_column(Integer, default=0)
+    nps_sum: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ReviewStatus(str, enum.Enum):

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
 
-from bot.storage import rollup_journey
+from bot.storage import rollup_journey, rollup_loyalty
 
 NEGATIVE = -0.05  # bot.domain.analysis.NEGATIVE (VADER's cut-off), kept here as SQL text
 # The stage key of feedback from a reviewer who is not a known customer (no lifecycle, so
@@ -303,7 +303,7 @@ def delta_ddl(dialect: str) -> list[str]:
         f"GROUP BY {', '.join(key_exprs)} "
         f"ON CONFLICT ({', '.join(k for k, _ in keys)}) DO UPDATE SET {updates}"
     )
-    return [daily, *_group_inserts(dialect, where)]
+    return [daily, *_group_inserts(dialect, where), rollup_loyalty.delta_ddl()]
 
 
 def drop_ddl(dialect: str) -> list[str]:
@@ -707,7 +707,7 @@ def all_backfill_ddl(dialect: str) -> list[str]:
     statements = backfill_ddl(dialect) + source_backfill_ddl(dialect)
     statements += monthly_backfill_ddl(dialect)
     if dialect == "postgresql":
-        statements += rollup_journey.backfill_ddl()
+        statements += rollup_journey.backfill_ddl() + rollup_loyalty.backfill_ddl()
     return statements
 
 
@@ -723,9 +723,14 @@ def install(metadata: MetaData) -> None:
         if needed <= names:
             execute(connection, all_drop_ddl(connection.dialect.name))
             execute(connection, all_trigger_ddl(connection.dialect.name))
+            # Migration 0026's (all_* are what migration 0019 recreates).
+            if connection.dialect.name == "postgresql" and rollup_loyalty.TABLE in names:
+                execute(connection, rollup_loyalty.drop_ddl() + rollup_loyalty.trigger_ddl())
 
     def before_drop(_target: Any, connection: Connection, **_kw: Any) -> None:
         execute(connection, all_drop_ddl(connection.dialect.name))
+        if connection.dialect.name == "postgresql":
+            execute(connection, rollup_loyalty.drop_ddl())
 
     def before_create(_target: Any, connection: Connection, **_kw: Any) -> None:
         if connection.dialect.name == "postgresql":  # for ix_feedback_text_trgm
