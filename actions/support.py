@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, emit, get_services, latest_text
+from actions.services import DomainAction, get_services, latest_text
 from bot.domain import chat, support, understanding
 from bot.storage.models import utcnow
 
@@ -172,17 +172,15 @@ class ActionDropPending(Action):  # type: ignore[misc]
         ]
 
 
-class ActionAnswerPolicyQuestion(Action):  # type: ignore[misc]
-    """A shop policy (shipping, payment, gift wrap, price match, returns) without an order."""
+class ActionAnswerPolicyQuestion(DomainAction, Action):  # type: ignore[misc]
+    """A shop policy (shipping, payment, gift wrap, price match, returns) without an order,
+    answered from the help centre (bot/domain/knowledge.py)."""
 
     def name(self) -> str:
         return "action_answer_policy_question"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        turn = chat.policy_question(get_services().settings, latest_text(tracker))
-        return emit(dispatcher, turn, tracker)
+    async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        return await chat.policy_question(session, latest_text(tracker))
 
 
 class ActionConfirmAddress(DomainAction, Action):  # type: ignore[misc]

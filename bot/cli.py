@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from bot import alerts_cli, cli_privacy, proactive_cli, report, review_cli, shop_cli
+from bot import (
+    alerts_cli,
+    cli_privacy,
+    knowledge_cli,
+    proactive_cli,
+    report,
+    review_cli,
+    shop_cli,
+)
 from bot.cli_support import run_db_command
 from bot.config import PROJECT_ROOT, ConfigError, Settings
 
@@ -77,19 +85,26 @@ async def _demo(settings: Settings) -> int:
         )
         return 2
     from bot.demo import load_demo_data
+    from bot.domain import knowledge
     from bot.storage.db import create_engine, create_session_factory
 
     engine = create_engine(settings.database_url)
     try:
-        summary = await load_demo_data(
-            create_session_factory(engine), crowd=settings.demo_crowd_customers
-        )
+        sessions = create_session_factory(engine)
+        summary = await load_demo_data(sessions, crowd=settings.demo_crowd_customers)
+        # The shop's products and help centre (issue #19); only what changed is re-embedded.
+        async with sessions() as session, session.begin():
+            products, articles = await knowledge.load_demo(session)
     finally:
         await engine.dispose()
     state = "loaded" if summary.created else "already present"
     print(
         f"Demo data {state}: {summary.customers} customers, {summary.orders} orders, "
         f"{summary.feedback} feedback rows."
+    )
+    print(
+        f"Knowledge base: {products.added} products added, {products.updated} updated; "
+        f"{articles.added} articles added, {articles.updated} updated."
     )
     return 0
 
@@ -287,6 +302,7 @@ def _main(argv: list[str] | None) -> int:
     report.add_commands(sub)
     review_cli.add_commands(sub)
     alerts_cli.add_commands(sub)
+    knowledge_cli.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "staff":
         return _staff(args)
@@ -305,6 +321,8 @@ def _main(argv: list[str] | None) -> int:
         return asyncio.run(review_cli.run(settings, args))
     if args.command == alerts_cli.COMMAND:
         return asyncio.run(alerts_cli.run(settings, args))
+    if args.command == knowledge_cli.COMMAND:
+        return knowledge_cli.run(settings, args)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":

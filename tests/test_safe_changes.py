@@ -18,7 +18,7 @@ from actions.support import (
     ActionSupportRequest,
 )
 from bot.config import Settings
-from bot.domain import policies, support, understanding
+from bot.domain import knowledge, policies, support, understanding
 from bot.storage.models import (
     AuditLog,
     Conversation,
@@ -452,15 +452,18 @@ async def test_i_want_a_refund(session, action_services, status, return_requeste
     assert order.status is status
 
 
-async def test_policy_question_action_answers_with_the_policy_name(action_services):
+async def test_policy_question_action_quotes_the_help_centre_article(session, action_services):
+    await knowledge.load_demo(session)
+    await session.commit()
     state = tracker("conv-1", "do u ship to ireland", "policy_question")
 
     events, messages = await run(ActionAnswerPolicyQuestion(), state)
 
     assert events == []
     assert messages[0]["text"] == (
-        "Shipping destinations: We ship to every EU country and to the United Kingdom. We "
-        "don't ship to Switzerland, Norway or outside Europe yet."
+        "From our help centre, “Which countries do you ship to?”: “We ship to every EU country "
+        "and to the United Kingdom.” Read the article: "
+        "https://shop.example.com/help/shipping-countries"
     )
 
 

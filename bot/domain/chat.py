@@ -17,11 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.domain import (
     analysis,
-    catalogue,
     escalations,
     feedback,
+    knowledge,
     order_cards,
-    policies,
     staff,
     support,
     surveys,
@@ -582,20 +581,22 @@ async def resolve_pending(
     return turn
 
 
-def policy_question(settings: Settings, question: str) -> Turn:
-    """A shop policy asked about without an order: the documented answer, policy named."""
-    answer, _topic = policies.answer(question, settings.return_window_days)
-    return Turn().say(answer)
+async def policy_question(session: AsyncSession, question: str) -> Turn:
+    """A shop policy asked about without an order: the help-centre passage that answers it,
+    quoted and linked, or 'not sure' with the closest articles (bot/domain/knowledge.py)."""
+    reply = await knowledge.reply(session, knowledge.shared_retriever(), question)
+    return Turn(slots=dict(reply.slots)).say(reply.text, reply.buttons)
 
 
 async def product_question(session: AsyncSession, conversation_id: str, question: str) -> Turn:
-    answer, _topic = catalogue.answer(question)
+    """A product question: answered from the product data and help centre (as above)."""
+    reply = await knowledge.reply(session, knowledge.shared_retriever(), question)
     context = await load_context(session, conversation_id)
     if context.customer is not None and context.order is None:
         lifecycles.advance(
             await lifecycles.current_lifecycle(session, context.customer), Stage.research
         )
-    return Turn().say(answer)
+    return Turn(slots=dict(reply.slots)).say(reply.text, reply.buttons)
 
 
 # --- surveys ----------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ MAX_BODY = 50_000
 THRESHOLD = 0.63
 TITLE_WEIGHT = 0.45
 KEYWORD_WEIGHT = 0.7
+# An article's first paragraph usually answers what its title asks: it is preferred as the
+# quote unless another paragraph is clearly closer to the question.
+LEAD_BONUS = 0.05
 KEYWORD_THRESHOLD = 0.45  # the keyword-only fallback's own bar (its scores run differently)
 
 STOP_WORDS = frozenset(
@@ -589,6 +592,7 @@ class Passage:
     item: int  # index into Index.items
     kind: str
     text: str
+    lead: bool = False  # an article's first paragraph
 
 
 @dataclass
@@ -596,7 +600,7 @@ class Index:
     """Every passage's embedding in one matrix, with the keyword statistics: loaded from the
     database once and again only when the passages changed (`stamp`)."""
 
-    stamp: tuple[int, int | None]
+    stamp: tuple[str, int, int | None]
     items: list[Item]
     passages: list[Passage]
     matrix: embeddings.Vectors | None  # one row per passage; None: keyword-only
@@ -627,13 +631,15 @@ class Result:
         return self.hits[0] if self.hits else None
 
 
-async def _stamp(session: AsyncSession) -> tuple[int, int | None]:
+async def _stamp(session: AsyncSession) -> tuple[str, int, int | None]:
+    """Which database and which version of the passages (they are only ever replaced, so
+    a change moves the count or the highest id)."""
     row = (
         await session.execute(
             select(func.count(KnowledgePassage.id), func.max(KnowledgePassage.id))
         )
     ).one()
-    return int(row[0]), row[1]
+    return str(session.get_bind().engine.url), int(row[0]), row[1]
 
 
 async def build_index(session: AsyncSession, model: embeddings.Embedder | None) -> Index:
@@ -670,7 +676,8 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
             title_rows.append(len(passages))
         if row.kind == "title":
             title_rows[positions[key]] = len(passages)
-        passages.append(Passage(positions[key], row.kind, row.text))
+        lead = row.source == "article" and row.kind == "paragraph" and row.position == 1
+        passages.append(Passage(positions[key], row.kind, row.text, lead))
         if row.embedding is None or model is None or row.model != model.name:
             usable = False
         else:
@@ -747,6 +754,8 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
         )
         best_passage: Scores = np.full(len(index.items), -1.0)
         best_rows = [-1] * len(index.items)
+        lead = np.array([p.lead for p in index.passages], dtype=np.float64)
+        sims = sims + LEAD_BONUS * lead
         for row, item in enumerate(item_of):
             kind = index.passages[row].kind
             if kind != "title" and sims[row] > best_passage[item]:
