@@ -29,6 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.config import Settings
+from bot.domain import knowledge
 
 TOKEN_HEADER = "X-Action-Server-Token"
 OPEN_PATHS = frozenset({"/health"})
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         Settings.from_env().action_server_token, args.actions, args.cors, args.auto_reload
     )
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
+    # The knowledge answers' embedding model (about 1-2 s, 16 MB of weights) is loaded now,
+    # not by the first customer's question (bot/domain/embeddings.py logs the time).
+    knowledge.shared_retriever()
     ssl_context = create_ssl_context(args.ssl_certificate, args.ssl_keyfile, args.ssl_password)
     host = os.environ.get("SANIC_HOST", "0.0.0.0")  # nosec B104 - as rasa_sdk; set per deployment
     logger.info("Action endpoint (token required) on %s:%s", host, args.port)
