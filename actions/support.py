@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_text
-from bot.domain import chat, support, understanding
+from actions.services import DomainAction, emit, get_services, latest_text
+from bot.domain import chat, returns, support, understanding
 from bot.storage.models import utcnow
 
 
@@ -64,6 +64,14 @@ def named_order_number(tracker: Tracker) -> str | None:
     return named
 
 
+def return_pick(tracker: Tracker) -> str | None:
+    """A return question's button choice in the latest message ("item:12", "reason:damaged")."""
+    for entity in (tracker.latest_message or {}).get("entities") or []:
+        if entity.get("entity") == returns.PICK_ENTITY and entity.get("value"):
+            return str(entity["value"])
+    return None
+
+
 def pending_change(tracker: Tracker) -> str | None:
     """The change awaiting a "yes" (None when the bot is not waiting for one)."""
     if tracker.get_slot("awaiting") != "confirmation":
@@ -96,6 +104,10 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             intent_ranking=intent_ranking(request),
             dropped=pending,
             declined=tracker.get_slot("declined_change"),
+            return_draft=tracker.get_slot("return_draft"),
+            latest=latest_text(tracker),
+            return_pick=return_pick(tracker),
+            latest_intent=((tracker.latest_message or {}).get("intent") or {}).get("name"),
         )
 
 
@@ -121,6 +133,7 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             confirmed=confirmed,
             new_address=tracker.get_slot("new_address"),
             pause_until=tracker.get_slot("pause_until"),
+            return_draft=tracker.get_slot("return_draft"),
         )
 
 
@@ -147,6 +160,24 @@ class ActionDropPending(Action):  # type: ignore[misc]
                 UserUttered(
                     text,
                     parse_data={**latest, "intent": yes, "intent_ranking": [yes]},
+                    input_channel=tracker.get_latest_input_channel(),
+                ),
+            ]
+        if (
+            pending == "return_item"
+            and tracker.get_slot("return_draft")
+            and returns.may_refine(text)
+        ):
+            # "just the towel though" at "Return order A10002 (3 items)?": the return, refined
+            # (put back as a return request; its next step reads the words, nothing changes yet).
+            refine = {"name": "return_item", "confidence": 1.0}
+            return [
+                SlotSet("awaiting", "nothing"),
+                SlotSet("pending_action", None),
+                ActionExecuted("action_listen"),
+                UserUttered(
+                    text,
+                    parse_data={**latest, "intent": refine, "intent_ranking": [refine]},
                     input_channel=tracker.get_latest_input_channel(),
                 ),
             ]

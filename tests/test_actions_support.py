@@ -48,6 +48,7 @@ async def test_order_status_answers_with_tracking_and_opens_survey(session, acti
         "next_step": "survey",
         "awaiting": "nothing",
         "pending_action": None,
+        "return_draft": None,
         "survey_kind": "csat",
         "survey_dispatch_id": float(dispatch.id),
         "survey_score": None,
@@ -74,6 +75,7 @@ async def test_cancel_asks_first_and_changes_nothing(session, action_services):
         "next_step": "confirm",
         "awaiting": "confirmation",
         "pending_action": "cancel_order",
+        "return_draft": None,
     }
     assert messages[0]["buttons"] == [
         {"title": "Yes", "payload": "yes"},
@@ -127,6 +129,7 @@ async def test_declined_change_leaves_order_untouched(session, action_services):
         "next_step": "done",
         "pause_until": None,
         "declined_change": "cancel_order",  # a yes naming it right after asks it again
+        "return_draft": None,
     }
     assert messages[0]["text"].startswith("Okay, I haven't changed anything")
     order_id = order.id

@@ -21,6 +21,7 @@ from bot.domain import (
     feedback,
     knowledge,
     order_cards,
+    returns,
     staff,
     support,
     surveys,
@@ -231,14 +232,30 @@ async def support_request(
     dropped: str | None = None,
     now: datetime | None = None,
     declined: str | None = None,
+    return_draft: str | None = None,
+    latest: str | None = None,
+    return_pick: str | None = None,
+    latest_intent: str | None = None,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
     A state change is only offered when the request was clearly understood (otherwise the
     likeliest meanings are offered as buttons); `dropped` is the change that was awaiting a
     "yes" when this request came instead, which is left undone and said so (issue #17).
+    `return_draft` is a return being put together (bot/domain/returns.py): the `latest`
+    message or a button's `return_pick` that answers its question continues it.
     """
-    turn = Turn(slots={"next_step": NextStep.done.value, "awaiting": "nothing"})
+    draft = returns.ReturnDraft.from_slot(return_draft)
+    if draft is not None and verified:
+        continued = await _continue_return(
+            session, settings, conversation_id, draft, latest or text, return_pick,
+            latest_intent, dropped,
+        )  # fmt: skip
+        if continued is not None:
+            return continued
+    turn = Turn(
+        slots={"next_step": NextStep.done.value, "awaiting": "nothing", "return_draft": None}
+    )
     if dropped:
         turn.slots["pending_action"] = None
         if is_change(dropped) and dropped != flow:  # the same change asked again: no news
@@ -305,6 +322,12 @@ async def support_request(
     if order is None:
         return turn.say(texts.render("utter_support_no_orders"))
     context = ChatContext(context.conversation, context.customer, order)
+    if flow in RETURN_FLOWS and order.status is OrderStatus.delivered:
+        draft = returns.ReturnDraft(order=order.number, flow=flow)
+        item_turn = await _item_return(session, settings, context, draft, text, None)
+        if item_turn is not None:
+            item_turn.messages[:0] = turn.messages
+            return item_turn
     result = await support.run_order_flow(
         session,
         flow,
@@ -322,6 +345,97 @@ async def support_request(
         order_turn.cards.update(card_turn.cards)
     order_turn.messages[:0] = turn.messages
     return order_turn
+
+
+# --- item-level returns (issue #19; the rules are in bot/domain/returns.py) ----------------
+
+# Requests that start an item-level return of a delivered order.
+RETURN_FLOWS = frozenset({"return_item", "damaged_item", "request_refund"})
+
+
+async def _continue_return(
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    draft: returns.ReturnDraft,
+    latest: str,
+    pick: str | None,
+    latest_intent: str | None,
+    dropped: str | None,
+) -> Turn | None:
+    """The next step of the return being put together, when the message answers its
+    question (a button, or words that do: "the towel", "it's cracked", "a refund"); None
+    when the message is something else, which is then served as itself."""
+    context = await load_context(session, conversation_id)
+    if context.customer is None:
+        return None
+    orders = await repositories.customer_orders(session, context.customer.id)
+    order = next((o for o in orders if o.number == draft.order), None)
+    if order is None:
+        return None
+    returnable = returns.returnable_units(order, await returns.returned_units(session, order))
+    context = ChatContext(context.conversation, context.customer, _use_order(context, order))
+    if pick or returns.answers_step(draft, latest, order, returnable):
+        return await _item_return(session, settings, context, draft, latest, pick)
+    if draft.step == "confirm":
+        return None  # at the yes/no, anything else is handled as a dropped change
+    if understanding.is_deny_words(latest) or latest_intent == "deny":
+        return Turn(slots={"next_step": NextStep.done.value, "return_draft": None}).say(
+            texts.render("utter_return_dropped")
+        )
+    if latest_intent in ORDER_FLOWS | SUBSCRIPTION_FLOWS and (
+        latest_intent not in RETURN_FLOWS or dropped
+    ):
+        return None  # another request: served as itself, the return left
+    # Words that answer nothing ("hmm", "?", the same request again): the question stands.
+    turn = await _item_return(session, settings, context, draft, "", None)
+    if turn is not None and latest_intent not in RETURN_FLOWS:
+        turn.messages.insert(0, (texts.render("utter_return_not_understood"), []))
+    return turn
+
+
+async def _item_return(
+    session: AsyncSession,
+    settings: Settings,
+    context: ChatContext,
+    draft: returns.ReturnDraft,
+    text: str,
+    pick: str | None,
+) -> Turn | None:
+    """Ask the return's next question, or for the yes when it is complete; None when the
+    order cannot be returned (the whole-order flow then says why)."""
+    order = context.order
+    assert order is not None
+    returned = await returns.returned_units(session, order)
+    if support.return_eligibility(order, settings.return_window_days, item_returns=bool(returned)):
+        return None
+    returnable = returns.returnable_units(order, returned)
+    if not returnable:
+        return Turn(slots={"return_draft": None}).say(
+            texts.render("utter_return_nothing_left", order=order.number), [support.PERSON_BUTTON]
+        )
+    if pick:
+        returns.apply_pick(draft, pick, returnable)
+    refusal = returns.read_answer(draft, text, order, returnable)
+    turn = Turn(
+        slots={"next_step": "return_question", "awaiting": "nothing", "pending_action": None}
+    )
+    if refusal:
+        turn.say(refusal)
+        draft.lines = {}
+    question = returns.next_question(draft, order, returnable)
+    if question is not None:
+        draft.step = question.step
+        turn.slots["return_draft"] = draft.to_slot()
+        return turn.say(question.text, question.buttons)
+    draft.step = "confirm"
+    turn.slots.update(
+        next_step="confirm",
+        awaiting="confirmation",
+        pending_action="return_item",
+        return_draft=draft.to_slot(),
+    )
+    return turn.say(returns.confirm_text(draft, order), support.YES_NO)
 
 
 # Requests whose answer shows the order's card (issue #19 item 3).
@@ -478,8 +592,11 @@ async def _apply_flow_result(
     trigger: str,
 ) -> Turn:
     turn = Turn(
-        slots={"next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None}
-    )
+        slots={
+            "next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None,
+            "return_draft": None,
+        }
+    )  # fmt: skip
     turn.say(result.reply, result.buttons)
     if result.next_step is NextStep.confirm:
         turn.slots.update(
@@ -544,8 +661,12 @@ async def resolve_pending(
     confirmed: bool,
     new_address: str | None,
     pause_until: str | None = None,
+    return_draft: str | None = None,
 ) -> Turn:
-    base = {"awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value}
+    base = {
+        "awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value,
+        "return_draft": None,
+    }  # fmt: skip
     context = await load_context(session, conversation_id)
     if pending_action == "offer_human":
         if not confirmed:
@@ -571,13 +692,15 @@ async def resolve_pending(
         new_address,
         return_window_days=settings.return_window_days,
         pause_until=datetime.fromisoformat(pause_until) if pause_until else None,
+        return_draft=(
+            returns.ReturnDraft.from_slot(return_draft) if pending_action == "return_item" else None
+        ),
     )
     turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{pending_action}"
     )
     turn.slots.setdefault("new_address", None)
-    turn.slots["pause_until"] = None
-    turn.slots["declined_change"] = None
+    turn.slots.update(pause_until=None, declined_change=None, return_draft=None)
     return turn
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import conversations, texts
+from bot.domain import conversations, returns, texts
 from bot.domain import lifecycle as lifecycles
 from bot.storage import repositories
 from bot.storage.models import (
@@ -423,15 +423,17 @@ def damaged_item(order: Order, window: int) -> FlowResult:
     )
 
 
-def return_eligibility(order: Order, window: int) -> str | None:
-    """Why a return cannot be started, or None if it can."""
+def return_eligibility(order: Order, window: int, item_returns: bool = False) -> str | None:
+    """Why a return cannot be started, or None if it can. With `item_returns` (the order
+    has item-level returns, bot/domain/returns.py) an open return does not stop another
+    one for the items left."""
     if order.status is OrderStatus.cancelled:
         return texts.render("utter_return_cancelled", order=order.number)
     if order.status in (OrderStatus.returned, OrderStatus.refunded):
         return texts.render("utter_return_already_returned", order=order.number)
     if order.status in (OrderStatus.placed, OrderStatus.shipped):
         return texts.render("utter_return_not_delivered", order=order.number, window=window)
-    if order.return_requested_at is not None:
+    if order.return_requested_at is not None and not item_returns:
         return texts.render(
             "utter_return_already_open",
             order=order.number,
@@ -803,8 +805,10 @@ async def apply_confirmed(
     new_address: str | None = None,
     return_window_days: int = 30,
     pause_until: datetime | None = None,
+    return_draft: returns.ReturnDraft | None = None,
 ) -> FlowResult:
-    """Carry out a change the customer confirmed, and audit it.
+    """Carry out a change the customer confirmed, and audit it (a return of the items in
+    `return_draft`, or of the whole order without one).
 
     Each change re-checks that it is still allowed: the order may have moved on
     between the question and the "yes".
@@ -825,6 +829,19 @@ async def apply_confirmed(
             order.status, order.cancelled_at = OrderStatus.cancelled, now
             lifecycles.sync_with_order(lifecycle, order)
             reply = texts.render("utter_confirmed_cancelled", order=order.number)
+        elif action == "return_item" and return_draft is not None:
+            returned = await returns.returned_units(session, order)
+            refusal = return_eligibility(order, return_window_days, item_returns=bool(returned))
+            created = refusal or await returns.create_return(
+                session, order, return_draft, returns.returnable_units(order, returned)
+            )
+            if isinstance(created, str):
+                return FlowResult(created, NextStep.survey)
+            if order.return_requested_at is None:
+                order.return_requested_at = now
+            lifecycles.advance(lifecycle, Stage.support)
+            details = {"reference": created.reference}
+            reply = returns.started_text(created, order, customer.email)
         elif action == "return_item":
             refusal = return_eligibility(order, return_window_days)
             if refusal:

@@ -158,6 +158,17 @@ def names_the_yes(text: str, pending_action: str | None) -> bool:
     return re.match(_YES_OPENER + rf"(?:{verbs})\b" + _YES_TAIL, lowered) is not None
 
 
+_DENY_WORDS = re.compile(
+    r"^\s*(?:no+|nope|nah|never ?mind|nvm|forget it|forget about it|don'?t bother|"
+    r"not now|leave it|no thanks?|no thank you|stop)\b[\s,!.]*(?:thanks?|thx)?[\s.!]*$"
+)
+
+
+def is_deny_words(text: str) -> bool:
+    """ "no", "never mind", "forget it": words that only decline, nothing else."""
+    return _DENY_WORDS.match((text or "").lower()) is not None
+
+
 def is_clear_yes(
     text: str, intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
 ) -> bool:

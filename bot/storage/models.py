@@ -264,6 +264,50 @@ class OrderItem(Base):
     order: Mapped[Order] = relationship(back_populates="items")
 
 
+class ReturnRequest(Base):
+    """A return the customer confirmed in the chat: some units of some items of one order
+    (issue #19, bot/domain/returns.py); `reference` is what the customer quotes."""
+
+    __tablename__ = "return_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[ReturnLine]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def refund_total(self) -> Decimal:
+        return sum((line.refund_amount for line in self.lines), Decimal(0))
+
+
+class ReturnLine(Base):
+    """One item of a return: how many units, why, and refund or replacement."""
+
+    __tablename__ = "return_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    return_id: Mapped[int] = mapped_column(
+        ForeignKey("return_requests.id", ondelete="CASCADE"), index=True
+    )
+    order_item_id: Mapped[int] = mapped_column(
+        ForeignKey("order_items.id", ondelete="CASCADE"), index=True
+    )
+    quantity: Mapped[int] = mapped_column(Integer)
+    # bot/domain/returns.py Reason and Resolution values.
+    reason: Mapped[str] = mapped_column(String(32))
+    resolution: Mapped[str] = mapped_column(String(32))
+    refund_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+
+    request: Mapped[ReturnRequest] = relationship(back_populates="lines")
+
+
 class Lifecycle(Base):
     __tablename__ = "lifecycles"
     __table_args__ = (

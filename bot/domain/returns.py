@@ -1,0 +1,497 @@
+"""Item-level returns, damage and wrong-item reports (issue #19).
+
+A return is built up in a `ReturnDraft` over at most three questions — which items, why,
+refund or replacement — each skipped when the customer's own words already said it ("just
+the towel, it came chipped" names the item and the reason), then confirmed with a yes like
+every other change. The draft travels in the `return_draft` slot as JSON between turns;
+nothing is written before the yes. The rules (docs/decisions.md, "Item-level returns"):
+
+* Items: lines of the order with units not yet in an earlier return. Named items are
+  matched by the words of their names; words after "keep"/"except"/"not the" exclude an
+  item ("just the towel, i'm keeping the casserole"). One remaining line is picked without
+  asking. A number before the name ("2 towels", "one mug") sets the quantity; more than is
+  left to return is refused with the count.
+* Reasons: damaged, wrong item, doesn't fit, changed mind, other; one reason for the items
+  of one return (a customer with two reasons makes two returns), stored per item.
+* Resolution: refund or replacement for damaged and wrong items; refund only otherwise
+  (sizes are exchanged by returning and ordering again, as the help centre says).
+* The refund is the chosen units' price; a replacement refunds nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import texts
+from bot.storage.models import Order, OrderItem, ReturnLine, ReturnRequest, WebhookOutbox, utcnow
+
+RETURN_EVENT = "return.requested"
+# Button payloads: /inform{"return_pick": "<kind>:<value>"} (data/rules/support.yml).
+PICK_ENTITY = "return_pick"
+
+
+class Reason(str, enum.Enum):
+    damaged = "damaged"
+    wrong_item = "wrong_item"
+    doesnt_fit = "doesnt_fit"
+    changed_mind = "changed_mind"
+    other = "other"
+
+
+class Resolution(str, enum.Enum):
+    refund = "refund"
+    replacement = "replacement"
+
+
+REPLACEABLE = frozenset({Reason.damaged, Reason.wrong_item})
+# Each reason's label on its button and in the confirmation (responses in domain.yml).
+REASON_LABELS = {
+    Reason.damaged: "utter_return_reason_damaged",
+    Reason.wrong_item: "utter_return_reason_wrong_item",
+    Reason.doesnt_fit: "utter_return_reason_doesnt_fit",
+    Reason.changed_mind: "utter_return_reason_changed_mind",
+    Reason.other: "utter_return_reason_other",
+}
+
+# Words that say why, in the customer's own terms; checked in this order (a "wrong size"
+# doesn't fit, it is not a wrong item).
+_REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
+    (Reason.doesnt_fit, re.compile(
+        r"\b(too (small|big|large|tight|loose|long|short)|doesn'?t fit|does not fit|"
+        r"dont fit|don'?t fit|wrong size|fit|fits|sizing)\b")),
+    (Reason.damaged, re.compile(
+        r"\b(broken|broke|cracked|crack|chipped|chip|damaged|damage|smashed|shattered|dented|"
+        r"torn|ripped|scratched|scratch|leaking|leaks|faulty|defective|stained|bent|"
+        r"doesn'?t work|not working|stopped working)\b")),
+    (Reason.wrong_item, re.compile(
+        r"\b(wrong|not what i ordered|didn'?t order|incorrect|different (one|colou?r|item|"
+        r"product)|sent me the|mixed up)\b")),
+    (Reason.changed_mind, re.compile(
+        r"\b(changed? my mind|don'?t (want|need|like|love)|do not (want|need|like)|"
+        r"no longer|not needed|not for me|dont like|dislike|unwanted)\b")),
+)  # fmt: skip
+_REPLACEMENT = re.compile(
+    r"\b(replace|replacement|replaced|new one|another one|exchange|swap|resend|send (me )?"
+    r"(a |another |the )?(new|right|correct))\b"
+)
+_REFUND = re.compile(r"\b(refund|refunded|money back|reimburse|my money|pay me back)\b")
+_ALL = re.compile(
+    r"\b(all|everything|both|whole order|entire order|all of (them|it)|the lot|every item)\b"
+)
+_EXCLUDING = re.compile(r"\b(keep|keeping|kept|except|apart from|other than|but not|not the)\b")
+_NUMBER_WORDS = {"one": 1, "a": 1, "an": 1, "single": 1, "two": 2, "both": 2, "three": 3,
+                 "four": 4, "five": 5, "six": 6}  # fmt: skip
+# Words of product names that say nothing about which product a customer means.
+_GENERIC = frozenset(
+    {"and", "the", "for", "with", "set", "fit", "over", "down", "house", "large", "small",
+     "whole", "straight", "field", "button", "crew", "cover", "organic", "blend", "one",
+     "two", "item", "items", "just", "only", "return", "back", "order"}
+)  # fmt: skip
+
+
+@dataclass
+class ReturnDraft:
+    """A return being put together, before the customer's yes."""
+
+    order: str
+    flow: str
+    lines: dict[int, int] = field(default_factory=dict)  # order item id → units
+    reason: str | None = None
+    resolution: str | None = None
+    step: str | None = None  # the question asked last: items, reason, resolution, confirm
+
+    def to_slot(self) -> str:
+        return json.dumps({**asdict(self), "lines": {str(k): v for k, v in self.lines.items()}})
+
+    @classmethod
+    def from_slot(cls, value: Any) -> ReturnDraft | None:
+        if not value:
+            return None
+        try:
+            data = json.loads(str(value))
+            return cls(
+                order=str(data["order"]),
+                flow=str(data.get("flow") or "return_item"),
+                lines={int(k): int(v) for k, v in (data.get("lines") or {}).items()},
+                reason=data.get("reason"),
+                resolution=data.get("resolution"),
+                step=data.get("step"),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class Question:
+    """What to ask next: the text, its buttons, and the step it answers."""
+
+    text: str
+    buttons: list[dict[str, str]]
+    step: str
+
+
+# --- reading the customer's words ----------------------------------------------------------
+
+
+def _word(raw: str) -> str:
+    return raw[:-1] if len(raw) > 3 and raw.endswith("s") and not raw.endswith("ss") else raw
+
+
+def _words(text: str) -> set[str]:
+    return {_word(w) for w in re.findall(r"[a-z]{3,}", text.lower())} - _GENERIC
+
+
+def reason_in(text: str, flow: str | None = None) -> Reason | None:
+    """The reason the words give; a damage report is damage unless they say otherwise."""
+    lowered = (text or "").lower()
+    for reason, pattern in _REASON_WORDS:
+        if pattern.search(lowered):
+            return reason
+    return Reason.damaged if flow == "damaged_item" else None
+
+
+def resolution_in(text: str) -> Resolution | None:
+    lowered = (text or "").lower()
+    if _REPLACEMENT.search(lowered):
+        return Resolution.replacement
+    if _REFUND.search(lowered):
+        return Resolution.refund
+    return None
+
+
+def _quantity_before(text: str, name_word: str) -> int | None:
+    """The number written just before a product word: "2 towels", "one of the mugs"."""
+    match = re.search(
+        rf"\b(\d+|{'|'.join(_NUMBER_WORDS)})\s+(?:x\s+|of\s+(?:the|my)\s+|\w+\s+)?{name_word}",
+        text.lower(),
+    )
+    if not match:
+        return None
+    raw = match.group(1)
+    return int(raw) if raw.isdigit() else _NUMBER_WORDS.get(raw)
+
+
+@dataclass(frozen=True)
+class ItemPick:
+    """The items the words name: units per order item, or everything; `too_many` names an
+    item asked for in more units than are left to return."""
+
+    lines: dict[int, int]
+    everything: bool = False
+    too_many: tuple[OrderItem, int, int] | None = None  # item, asked, left
+
+
+def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> ItemPick:
+    """Which of the returnable items the text names (none when it names none)."""
+    lowered = (text or "").lower()
+    kept_part = ""
+    cut = _EXCLUDING.search(lowered)
+    if cut:
+        lowered, kept_part = lowered[: cut.start()], lowered[cut.start() :]
+    kept = _words(kept_part)
+    by_id = {item.id: item for item in items if returnable.get(item.id, 0) > 0}
+    said = _words(lowered)
+    picked: dict[int, int] = {}
+    for item in by_id.values():
+        name_words = _words(item.name)
+        if not name_words & said:
+            continue
+        left = returnable[item.id]
+        asked = None
+        for word in name_words & said:
+            asked = asked or _quantity_before(lowered, word)
+        if asked is not None and asked > left:
+            return ItemPick({}, too_many=(item, asked, left))
+        picked[item.id] = asked or left
+    if not picked and _ALL.search(lowered) and not kept:
+        return ItemPick(dict(returnable), everything=True)
+    if not picked and kept:
+        # "i'm keeping the casserole" alone: everything else
+        rest = {
+            i: n for i, n in returnable.items() if i in by_id and not _words(by_id[i].name) & kept
+        }
+        if rest and len(rest) < len([i for i in returnable if returnable[i] > 0]):
+            return ItemPick(rest)
+    return ItemPick(picked)
+
+
+# --- what is left to return ------------------------------------------------------------------
+
+
+async def returned_units(session: AsyncSession, order: Order) -> dict[int, int]:
+    """Units of each order item already in a return."""
+    rows = await session.execute(
+        select(ReturnLine.order_item_id, func.sum(ReturnLine.quantity))
+        .join(ReturnRequest, ReturnRequest.id == ReturnLine.return_id)
+        .where(ReturnRequest.order_id == order.id)
+        .group_by(ReturnLine.order_item_id)
+    )
+    return {int(item_id): int(units or 0) for item_id, units in rows.all()}
+
+
+def returnable_units(order: Order, returned: dict[int, int]) -> dict[int, int]:
+    """Units of each item that can still be returned (items with none left are omitted)."""
+    left = {item.id: item.quantity - returned.get(item.id, 0) for item in order.items}
+    return {item_id: units for item_id, units in left.items() if units > 0}
+
+
+# --- the questions -----------------------------------------------------------------------------
+
+
+def _pick(kind: str, value: str) -> str:
+    return f'/inform{{"{PICK_ENTITY}":"{kind}:{value}"}}'
+
+
+def describe(lines: dict[int, int], items: list[OrderItem]) -> str:
+    by_id = {item.id: item for item in items}
+    return ", ".join(f"{units}× {by_id[i].name}" for i, units in lines.items() if i in by_id)
+
+
+def refund_amount(lines: dict[int, int], items: list[OrderItem]) -> Decimal:
+    by_id = {item.id: item for item in items}
+    return sum(
+        (by_id[i].unit_price * units for i, units in lines.items() if i in by_id), Decimal(0)
+    )
+
+
+def items_question(order: Order, returnable: dict[int, int]) -> Question:
+    buttons = [
+        {
+            "title": f"{units}× {item.name}" if units > 1 else item.name,
+            "payload": _pick("item", str(item.id)),
+        }
+        for item in order.items
+        if (units := returnable.get(item.id, 0)) > 0
+    ]
+    buttons.append(
+        {"title": texts.render("utter_return_all_items_button"), "payload": _pick("item", "all")}
+    )
+    return Question(texts.render("utter_return_which_items", order=order.number), buttons, "items")
+
+
+def reason_question(draft: ReturnDraft, items: list[OrderItem]) -> Question:
+    """Why? One reason for the items of this return, a button each."""
+    buttons = [
+        {"title": texts.render(REASON_LABELS[reason]), "payload": _pick("reason", reason.value)}
+        for reason in Reason
+    ]
+    text = texts.render(
+        "utter_return_which_reason", items=describe(draft.lines, items), order=draft.order
+    )
+    return Question(text, buttons, "reason")
+
+
+def resolution_question(draft: ReturnDraft, items: list[OrderItem], currency: str) -> Question:
+    amount = f"{refund_amount(draft.lines, items):.2f} {currency}"
+    buttons = [
+        {
+            "title": texts.render("utter_return_replacement_button"),
+            "payload": _pick("resolution", "replacement"),
+        },
+        {
+            "title": texts.render("utter_return_refund_button", amount=amount),
+            "payload": _pick("resolution", "refund"),
+        },
+    ]
+    text = texts.render(
+        "utter_return_which_resolution", items=describe(draft.lines, items), order=draft.order
+    )
+    return Question(text, buttons, "resolution")
+
+
+def confirm_text(draft: ReturnDraft, order: Order) -> str:
+    items = describe(draft.lines, order.items)
+    reason = texts.render(REASON_LABELS[Reason(draft.reason or Reason.other.value)]).lower()
+    if draft.resolution == Resolution.replacement.value:
+        return texts.render(
+            "utter_return_confirm_replacement", order=order.number, items=items, reason=reason
+        )
+    amount = f"{refund_amount(draft.lines, order.items):.2f} {order.currency}"
+    return texts.render(
+        "utter_return_confirm_items", order=order.number, items=items, reason=reason, amount=amount
+    )
+
+
+def apply_pick(draft: ReturnDraft, pick: str, returnable: dict[int, int]) -> None:
+    """A button's choice ("item:12", "item:all", "reason:damaged", "resolution:refund")."""
+    kind, _, value = pick.partition(":")
+    if kind == "item":
+        if value == "all":
+            draft.lines = dict(returnable)
+        elif value.isdigit() and int(value) in returnable:
+            draft.lines = {int(value): returnable[int(value)]}
+    elif kind == "reason" and value in Reason._value2member_map_:
+        draft.reason = value
+    elif kind == "resolution" and value in Resolution._value2member_map_:
+        draft.resolution = value
+
+
+def read_answer(
+    draft: ReturnDraft, text: str, order: Order, returnable: dict[int, int]
+) -> str | None:
+    """Fill the draft from typed words; returns a refusal to say (too many units), if any.
+    Whatever the words say is taken, whichever question was asked ("the towel, it's
+    cracked" answers the items and the reason at once)."""
+    pick = items_in(text, returnable, order.items)
+    if pick.too_many is not None:
+        item, asked, left = pick.too_many
+        return texts.render("utter_return_too_many", item=item.name, asked=asked, left=left)
+    if pick.lines:
+        draft.lines = pick.lines
+    reason = reason_in(text, draft.flow)
+    if reason is not None and (draft.reason is None or draft.step == "reason" or reason_in(text)):
+        draft.reason = reason.value
+    resolution = resolution_in(text)
+    if resolution is not None:
+        draft.resolution = resolution.value
+    return None
+
+
+def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[int, int]) -> bool:
+    """Whether typed words answer the question asked (so they continue the return instead of
+    being read as a new request: "changed my mind" at "Why?" is a reason, not a cancel)."""
+    lowered = (text or "").lower()
+    if draft.step == "items":
+        pick = items_in(text, returnable, order.items)
+        return bool(pick.lines) or pick.too_many is not None
+    if draft.step == "reason":
+        return reason_in(lowered) is not None
+    if draft.step == "resolution":
+        return resolution_in(lowered) is not None
+    if draft.step == "confirm":  # "just the towel" at "Return 2 items …?": a refinement
+        pick = items_in(text, returnable, order.items)
+        return (
+            bool(pick.lines) or pick.too_many is not None or reason_in(lowered) is not None
+            or resolution_in(lowered) is not None
+        )  # fmt: skip
+    return False
+
+
+_REFINING = re.compile(r"\b(just|only|keep|keeping|except|instead|rather|actually)\b|\d")
+
+
+def may_refine(text: str) -> bool:
+    """Whether words at a return's yes/no might change it ("just the towel", "a replacement
+    instead"), checked without the order; the return's next step reads them properly."""
+    lowered = (text or "").lower()
+    return bool(
+        _REFINING.search(lowered) or reason_in(lowered) is not None
+        or resolution_in(lowered) is not None
+    )  # fmt: skip
+
+
+def next_question(draft: ReturnDraft, order: Order, returnable: dict[int, int]) -> Question | None:
+    """The next thing to ask, or None when the draft is ready to confirm."""
+    if not draft.lines:
+        if len(returnable) == 1:
+            draft.lines = dict(returnable)
+        else:
+            return items_question(order, returnable)
+    if draft.reason is None:
+        return reason_question(draft, order.items)
+    if draft.resolution is None:
+        if Reason(draft.reason) in REPLACEABLE:
+            return resolution_question(draft, order.items, order.currency)
+        draft.resolution = Resolution.refund.value
+    if Reason(draft.reason) not in REPLACEABLE:
+        draft.resolution = Resolution.refund.value
+    return None
+
+
+# --- carrying it out --------------------------------------------------------------------------
+
+
+def new_reference() -> str:
+    return "R-" + "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
+
+
+async def create_return(
+    session: AsyncSession, order: Order, draft: ReturnDraft, returnable: dict[int, int]
+) -> ReturnRequest | str:
+    """Store the confirmed return (one row per item) and queue the shop's webhook; a refusal
+    text instead when the items are no longer returnable (returned meanwhile)."""
+    if not draft.lines or any(units > returnable.get(i, 0) for i, units in draft.lines.items()):
+        return texts.render("utter_return_items_gone", order=order.number)
+    reason = Reason(draft.reason or Reason.other.value)
+    resolution = Resolution(draft.resolution or Resolution.refund.value)
+    if reason not in REPLACEABLE:
+        resolution = Resolution.refund
+    by_id = {item.id: item for item in order.items}
+    now = utcnow()
+    request = ReturnRequest(
+        reference=new_reference(), order_id=order.id, customer_id=order.customer_id, created_at=now
+    )
+    for item_id, units in draft.lines.items():
+        item = by_id[item_id]
+        request.lines.append(
+            ReturnLine(
+                order_item_id=item_id,
+                quantity=units,
+                reason=reason.value,
+                resolution=resolution.value,
+                refund_amount=(
+                    item.unit_price * units if resolution is Resolution.refund else Decimal(0)
+                ),
+            )
+        )
+    session.add(request)
+    await session.flush()
+    session.add(
+        WebhookOutbox(
+            event_type=RETURN_EVENT,
+            payload=webhook_payload(request, order),
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    return request
+
+
+def webhook_payload(request: ReturnRequest, order: Order) -> dict[str, Any]:
+    by_id = {item.id: item for item in order.items}
+    return {
+        "id": f"return-{request.reference}",
+        "type": RETURN_EVENT,
+        "occurred_at": request.created_at.isoformat(),
+        "return": {
+            "reference": request.reference,
+            "order": order.number,
+            "items": [
+                {
+                    "sku": by_id[line.order_item_id].sku,
+                    "name": by_id[line.order_item_id].name,
+                    "quantity": line.quantity,
+                    "reason": line.reason,
+                    "resolution": line.resolution,
+                    "refund_amount": f"{line.refund_amount:.2f}",
+                }
+                for line in request.lines
+            ],
+            "refund_total": f"{request.refund_total:.2f}",
+            "currency": order.currency,
+        },
+    }
+
+
+def started_text(request: ReturnRequest, order: Order, email: str | None) -> str:
+    """What the customer is told once the return is stored: the reference and what next."""
+    items = describe({line.order_item_id: line.quantity for line in request.lines}, order.items)
+    if request.refund_total == 0:
+        return texts.render(
+            "utter_confirmed_replacement_started",
+            reference=request.reference, order=order.number, items=items, email=email or "",
+        )  # fmt: skip
+    return texts.render(
+        "utter_confirmed_items_return_started",
+        reference=request.reference, order=order.number, items=items, email=email or "",
+        amount=f"{request.refund_total:.2f} {order.currency}",
+    )  # fmt: skip

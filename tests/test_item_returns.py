@@ -1,0 +1,347 @@
+"""Item-level returns, damage and wrong items (issue #19 item 1; rules in
+bot/domain/returns.py): the customer's items, reason and refund or replacement, asked only
+when their words did not say it; the refund is those items' price; stored per item with a
+reference, and sent to the shop's webhook."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.support import ActionDropPending, ActionSupportRequest
+from bot.domain import chat, returns
+from bot.storage.models import (
+    Conversation,
+    Order,
+    OrderItem,
+    OrderStatus,
+    ReturnLine,
+    ReturnRequest,
+    WebhookOutbox,
+)
+from tests import factories
+from tests.rasa_helpers import run, slot_events, tracker
+
+CASSEROLE = "Enamel Cast-Iron Casserole 24 cm"
+TOWEL = "Waffle Cotton Bath Towel"
+MUG = "Stoneware Mug"
+
+
+async def _jane(session: AsyncSession, mugs: int = 1) -> Order:
+    """A delivered order of a casserole (120.00), a towel (25.00) and `mugs` mugs (12.50)."""
+    jane = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, jane, "A10001", OrderStatus.delivered, placed_days_ago=6)
+    order.items = [
+        OrderItem(sku="CAS-24", name=CASSEROLE, quantity=1, unit_price=Decimal("120.00")),
+        OrderItem(sku="TWL-1", name=TOWEL, quantity=1, unit_price=Decimal("25.00")),
+        OrderItem(sku="MUG-1", name=MUG, quantity=mugs, unit_price=Decimal("12.50")),
+    ]
+    session.add(Conversation(id="conv-1", customer_id=jane.id, identified_by="token"))
+    await session.commit()
+    return order
+
+
+class Chat:
+    """One conversation's turns against the domain, carrying the slots between them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.slots: dict[str, Any] = {}
+
+    async def say(
+        self, text: str, flow: str | None = None, pick: str | None = None, intent: str = "inform"
+    ) -> chat.Turn:
+        turn = await chat.support_request(
+            self.session, chat.Settings(), "conv-1", flow or self.slots.get("flow"),
+            verified=True, text=text, return_draft=self.slots.get("return_draft"),
+            latest=text, return_pick=pick, latest_intent=flow or intent,
+        )  # fmt: skip
+        if flow:
+            self.slots["flow"] = flow
+        self.slots.update(turn.slots)
+        await self.session.commit()
+        return turn
+
+    async def yes(self) -> chat.Turn:
+        turn = await chat.resolve_pending(
+            self.session, chat.Settings(), "conv-1", self.slots.get("pending_action"),
+            confirmed=True, new_address=None, return_draft=self.slots.get("return_draft"),
+        )  # fmt: skip
+        self.slots.update(turn.slots)
+        await self.session.commit()
+        return turn
+
+
+def _texts(turn: chat.Turn) -> list[str]:
+    return [text for text, _ in turn.messages]
+
+
+def _titles(turn: chat.Turn) -> list[str]:
+    return [button["title"] for _, buttons in turn.messages for button in buttons]
+
+
+async def _lines(session: AsyncSession) -> list[tuple[str, int, str, str, Decimal]]:
+    rows = await session.execute(
+        select(OrderItem.name, ReturnLine.quantity, ReturnLine.reason, ReturnLine.resolution,
+               ReturnLine.refund_amount)
+        .join(OrderItem, OrderItem.id == ReturnLine.order_item_id)
+        .order_by(ReturnLine.id)
+    )  # fmt: skip
+    return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+
+
+# --- the issue's cases -----------------------------------------------------------------------
+
+
+async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> None:
+    """ "just the towel though, i'm keeping the casserole" got "Sorry, I didn't understand"."""
+    order = await _jane(session)
+    talk = Chat(session)
+
+    asked = await talk.say("i want to return something", "return_item")
+    assert _texts(asked) == [
+        "Which items from order A10001 would you like to return? Pick one, or type their "
+        'names (for example "just the towel").'
+    ]
+    assert _titles(asked) == [CASSEROLE, TOWEL, MUG, "All items"]
+
+    why = await talk.say("just the towel though, i'm keeping the casserole")
+    assert _texts(why) == [f"What's wrong with 1× {TOWEL} from order A10001?"]
+    assert _titles(why) == ["Damaged", "Wrong item", "Doesn't fit", "Changed my mind", "Other"]
+
+    confirm = await talk.say("", pick="reason:changed_mind")
+    assert _texts(confirm) == [
+        f"Return 1× {TOWEL} from order A10001 (changed my mind) for a refund of 25.00 EUR?"
+    ]
+    assert talk.slots["pending_action"] == "return_item"
+
+    done = await talk.yes()
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert _texts(done)[0] == (
+        f"Your return {request.reference} is started: 1× {TOWEL} from order A10001. A prepaid "
+        "label is on its way to jane.doe@example.com; drop the parcel off within 14 days and "
+        "we'll refund 25.00 EUR within 5 working days of it reaching us."
+    )
+    assert await _lines(session) == [(TOWEL, 1, "changed_mind", "refund", Decimal("25.00"))]
+    await session.refresh(order)
+    assert order.return_requested_at is not None
+    assert talk.slots["return_draft"] is None
+
+
+async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) -> None:
+    """A wrong item was promised "full refund or replacement" and ended as a refund of all
+    three items."""
+    await _jane(session)
+    talk = Chat(session)
+
+    choice = await talk.say("you sent me the wrong mug", "return_item")
+    assert _texts(choice) == [
+        f"Sorry about that. Would you like a replacement for 1× {MUG} from order A10001, or your "
+        "money back?"
+    ]
+    assert _titles(choice) == ["Send a replacement", "Refund 12.50 EUR"]
+
+    confirm = await talk.say("a replacement please")
+    assert _texts(confirm) == [
+        f"Send you a new 1× {MUG} for order A10001 (wrong item), free of charge, and collect "
+        "the old one?"
+    ]
+    await talk.yes()
+    assert await _lines(session) == [(MUG, 1, "wrong_item", "replacement", Decimal("0.00"))]
+
+
+async def test_a_damage_report_naming_the_item_asks_only_refund_or_replacement(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+
+    choice = await talk.say("the casserole arrived with a massive chip", "damaged_item")
+    assert _titles(choice) == ["Send a replacement", "Refund 120.00 EUR"]
+
+    confirm = await talk.say("", pick="resolution:refund")
+    assert _texts(confirm) == [
+        f"Return 1× {CASSEROLE} from order A10001 (damaged) for a refund of 120.00 EUR?"
+    ]
+
+
+async def test_quantities_and_everything_but_one_item(session) -> None:
+    await _jane(session, mugs=4)
+    talk = Chat(session)
+
+    too_many = await talk.say("i want to return 5 mugs", "return_item")
+    assert _texts(too_many)[0] == f"You can return up to 4× {MUG} from that order, not 5."
+    assert _texts(too_many)[1].startswith("Which items from order A10001")
+
+    why = await talk.say("2 mugs")
+    assert _texts(why) == [f"What's wrong with 2× {MUG} from order A10001?"]
+
+    talk2 = Chat(session)
+    talk2.slots["return_draft"] = None
+    rest = await talk2.say(
+        "return everything except the casserole, they're too small", "return_item"
+    )
+    assert _texts(rest) == [
+        f"Return 1× {TOWEL}, 4× {MUG} from order A10001 (doesn't fit) for a refund of 75.00 EUR?"
+    ]
+
+
+async def test_items_already_returned_cannot_be_returned_again(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("return the towel, changed my mind", "return_item")
+    await talk.yes()
+
+    again = Chat(session)
+    asked = await again.say("i want to return the towel as well", "return_item")
+    # the towel is in a return: only the casserole and the mug are offered
+    assert _titles(asked) == [CASSEROLE, MUG, "All items"]
+
+    everything = Chat(session)
+    await everything.say("return all of it, i don't need them", "return_item")
+    await everything.yes()
+    nothing = await Chat(session).say("return the mug", "return_item")
+    assert _texts(nothing) == [
+        "Every item of order A10001 is already in a return. If something is wrong with one "
+        "of those returns, a person can help."
+    ]
+    assert [(n, q) for n, q, *_ in await _lines(session)] == [(TOWEL, 1), (CASSEROLE, 1), (MUG, 1)]
+
+
+async def test_a_return_taken_meanwhile_is_not_stored_twice(session) -> None:
+    """Two chats confirm the same towel: the second yes stores nothing."""
+    await _jane(session)
+    first, second = Chat(session), Chat(session)
+    await first.say("return the towel, it's torn", "damaged_item")
+    await first.say("refund")
+    await second.say("return the towel, it's torn", "damaged_item")
+    await second.say("refund")
+    await first.yes()
+
+    late = await second.yes()
+
+    assert _texts(late)[0] == (
+        "Those items of order A10001 are already in a return, so I haven't started another one."
+    )
+    assert len(await _lines(session)) == 1
+
+
+async def test_the_shop_is_sent_the_items_through_the_webhook(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("the mug is cracked, refund please", "damaged_item")
+    await talk.yes()
+
+    row = (await session.scalars(select(WebhookOutbox))).one()
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert row.event_type == "return.requested"
+    assert row.escalation_id is None
+    assert row.payload["return"] == {
+        "reference": request.reference,
+        "order": "A10001",
+        "items": [
+            {"sku": "MUG-1", "name": MUG, "quantity": 1, "reason": "damaged",
+             "resolution": "refund", "refund_amount": "12.50"}
+        ],
+        "refund_total": "12.50",
+        "currency": "EUR",
+    }  # fmt: skip
+
+
+async def test_no_at_a_return_question_starts_nothing(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("i want to return something", "return_item")
+
+    dropped = await talk.say("never mind", intent="deny")
+
+    assert _texts(dropped) == ["Okay, I haven't started a return. Anything else I can help with?"]
+    assert talk.slots["return_draft"] is None
+    assert await _lines(session) == []
+
+
+async def test_another_request_at_a_return_question_is_served_as_itself(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("i want to return something", "return_item")
+
+    other = await talk.say("where is my other parcel", "order_status")
+
+    assert talk.slots["return_draft"] is None
+    assert "Which items" not in " ".join(_texts(other))
+
+
+async def test_changed_my_mind_at_the_reason_question_is_a_reason_not_a_cancel(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("can i return the towel", "return_item")
+
+    confirm = await talk.say("changed my mind", "cancel_order")
+
+    assert _texts(confirm) == [
+        f"Return 1× {TOWEL} from order A10001 (changed my mind) for a refund of 25.00 EUR?"
+    ]
+
+
+# --- through the actions --------------------------------------------------------------------
+
+
+async def test_a_button_pick_reaches_the_return_through_the_action(session, action_services):
+    order = await _jane(session)
+    towel = next(item for item in order.items if item.name == TOWEL)
+    draft = returns.ReturnDraft(order="A10001", flow="return_item", step="items").to_slot()
+    payload = f'/inform{{"return_pick":"item:{towel.id}"}}'
+    state = tracker(
+        "conv-1", payload, "inform",
+        {"identity": "verified", "support_request": "return_item", "return_draft": draft,
+         "next_step": "return_question"},
+        entities=[{"entity": "return_pick", "value": f"item:{towel.id}"}],
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"] == f"What's wrong with 1× {TOWEL} from order A10001?"
+    slots = slot_events(events)
+    assert slots["next_step"] == "return_question"
+    assert json.loads(slots["return_draft"])["lines"] == {str(towel.id): 1}
+
+
+async def test_just_the_towel_at_the_yes_refines_the_return(session, action_services):
+    await _jane(session)
+    draft = returns.ReturnDraft(order="A10001", flow="return_item", step="confirm").to_slot()
+    state = tracker(
+        "conv-1", "just the towel though", "inform",
+        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
+         "return_draft": draft},
+    )  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []  # no "I haven't changed anything": the return is refined
+    put_back = [e for e in events if e.get("event") == "user"]
+    assert put_back[0]["parse_data"]["intent"]["name"] == "return_item"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("it came chipped", "damaged"),
+        ("too small for me", "doesnt_fit"),
+        ("wrong size", "doesnt_fit"),
+        ("you sent the wrong colour", "wrong_item"),
+        ("i changed my mind", "changed_mind"),
+        ("dont like it", "changed_mind"),
+        ("just because", None),
+    ],
+)
+def test_reasons_read_from_words(text: str, reason: str | None) -> None:
+    found = returns.reason_in(text)
+    assert (found.value if found else None) == reason
+
+
+def test_a_broken_draft_slot_is_no_draft() -> None:
+    assert returns.ReturnDraft.from_slot("not json") is None
+    assert returns.ReturnDraft.from_slot(None) is None
