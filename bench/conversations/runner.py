@@ -508,6 +508,10 @@ class Runner:
         for regex in expect.get("buttons") or []:
             if not any(pattern(str(regex), macros, values).search(t) for t in titles):
                 problems.append(f"no button {regex!r} (offered {titles})")
+        numbers = [str(c.get("number", "")) for m in replies for c in (m.get("cards") or [])]
+        for regex in expect.get("cards") or []:  # order cards (issue #19 item 3), by number
+            if not any(pattern(str(regex), macros, values).fullmatch(n) for n in numbers):
+                problems.append(f"no order card {regex!r} (cards {numbers})")
         if expect.get("empty") and any(m.get("sender") == "bot" for m in replies):
             problems.append("the bot answered while it should be silent")
         if (
