@@ -27,7 +27,7 @@ from bot.storage.models import (
     StaffRole,
     StaffUser,
 )
-from bot.web import review
+from bot.web import knowledge_pages, review
 from bot.web.auth import (
     auth_middleware,
     current_staff,
@@ -474,6 +474,7 @@ def create_console() -> web.Application:
     console.router.add_post("/api/escalations/{escalation_id}/reopen", api_reopen)
     console.router.add_get("/ws", console_socket)
     review.add_routes(console)  # the bot's review inbox (issue #24)
+    knowledge_pages.add_routes(console)  # the knowledge base (issue #19)
     add_photo_routes(console)  # customers' photos, for staff who may read the chat (#19)
     console.router.add_static("/static/", PAGES)
     return console

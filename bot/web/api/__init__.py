@@ -23,12 +23,15 @@ def _api_modules() -> tuple[ModuleType, ...]:
         events,
         insights,
         intake,
+        knowledge,
         loyalty,
         privacy,
         tokens,
     )
 
-    return (tokens, privacy, events, dashboard, intake, loyalty, insights, bot_quality)
+    return (
+        tokens, privacy, events, dashboard, intake, loyalty, insights, bot_quality, knowledge
+    )  # fmt: skip
 
 
 async def openapi_json(request: web.Request) -> web.Response:
