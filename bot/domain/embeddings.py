@@ -7,7 +7,8 @@ name the wheel does not use and would then try to download it from Hugging Face 
 never touches the network. A text's embedding is the average of its tokens' vectors,
 normalised: about 0.4 ms per question on this machine.
 
-When the package cannot be imported or its files are missing, `load_model()` returns None
+When the package cannot be imported or its files are missing, or KNOWLEDGE_EMBEDDINGS=off
+(keyword answers only; bench/knowledge uses it for its baseline), `load_model()` returns None
 and the knowledge base falls back to keyword retrieval (bot/domain/knowledge.py).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +62,9 @@ def model_files() -> tuple[Path, Path] | None:
 def load_model() -> Embedder | None:
     """The model, loaded once per process from the installed package; None if unavailable."""
     started = time.perf_counter()
+    if os.environ.get("KNOWLEDGE_EMBEDDINGS", "").lower() in ("off", "0", "false", "no"):
+        logger.info("KNOWLEDGE_EMBEDDINGS=off: knowledge answers use keywords only")
+        return None
     files = model_files()
     if files is None:
         logger.warning("wordllama is not installed: knowledge answers use keywords only")
