@@ -74,6 +74,19 @@ def megabytes(size: int) -> str:
     return f"{value:.0f} MB" if value >= 1 else f"{max(1, round(size / 1024))} KB"
 
 
+def client_rules(max_bytes: int) -> dict[str, Any]:
+    """For the chat's session frame: the widget refuses what is sure to be refused before
+    uploading it (0 bytes, too big), with the server's own words."""
+    return {
+        "max_bytes": max_bytes,
+        "types": sorted(CONTENT_TYPES),
+        "empty": texts.render("utter_photo_empty"),
+        "too_big": texts.render("utter_photo_too_big", limit=megabytes(max_bytes)),
+        "no_chat": texts.render("utter_photo_no_chat"),
+        "caption": texts.render("utter_photo_caption"),
+    }
+
+
 @dataclass(frozen=True)
 class CleanImage:
     data: bytes

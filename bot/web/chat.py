@@ -25,6 +25,7 @@ from bot.domain import (
     answer_ratings,
     conversations,
     escalations,
+    photos,
     review_inbox,
     safe_json,
     staff,
@@ -287,6 +288,8 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
             "customer_name": chat.customer.name if chat.verified and chat.customer else None,
             "history": [message_frame(m) for m in chat.history],
             "team": await _team(app),
+            # What the widget checks before uploading a photo (issue #19, bot/web/photos.py).
+            "photos": photos.client_rules(app[SETTINGS].photo_max_bytes),
         }
     )
     if chat.verified:

@@ -260,6 +260,8 @@
       var data = JSON.parse(event.data);
       if (data.type === "session") {
         sessionReady = true;
+        photoRules = data.photos && typeof data.photos === "object" ? data.photos : photoRules;
+        attachButton.disabled = false;
         statusEl.textContent = teamStatus(data.team);
         localStorage.setItem(TOKEN_KEY, data.token);
         log.textContent = "";
@@ -273,6 +275,7 @@
         }
         flushWaiting();
       } else if (data.type === "message") {
+        if (data.client_id && sentPhotos[data.client_id]) { return; } // our photo, shown already
         if (data.sender === "agent") { stopTyping(); statusEl.textContent = "Online"; }
         addMessage(data.sender, data.text, data.buttons, data.cards);
       } else if (data.type === "typing") {
@@ -305,6 +308,70 @@
     input.value = "";
     send(text);
   });
+
+  // ---- photos (issue #19), as in the widget: POST /chat/photos checks and stores them ----
+  var attachButton = document.getElementById("attach");
+  var photoInput = document.getElementById("photo-file");
+  var photoRules = null; // from the session frame: max_bytes and the server's own words
+  var sentPhotos = {};   // client ids of the photos this page sent (their echo is skipped)
+  attachButton.addEventListener("click", function () { photoInput.click(); });
+  photoInput.addEventListener("change", function () {
+    var file = photoInput.files && photoInput.files[0];
+    photoInput.value = "";
+    if (file) { sendPhoto(file); }
+  });
+
+  function photoId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
+  }
+
+  function sendPhoto(file) {
+    var rules = photoRules || {};
+    var token = localStorage.getItem(TOKEN_KEY);
+    if (file.size === 0 && rules.empty) { addMessage("system", rules.empty); return; }
+    if (rules.max_bytes && file.size > rules.max_bytes && rules.too_big) {
+      addMessage("system", rules.too_big);
+      return;
+    }
+    if (!token) { addMessage("system", rules.no_chat || "Please wait until the chat is connected."); return; }
+    var clientId = photoId();
+    sentPhotos[clientId] = true;
+    addMessage("customer", rules.caption || "[Photo]");
+    var item = log.lastElementChild;
+    item.dataset.state = "pending";
+    // A preview from the file itself (a data: URL: the page's CSP allows no blob: images).
+    var reader = new FileReader();
+    reader.addEventListener("load", function () {
+      var image = document.createElement("img");
+      image.className = "msg__photo";
+      image.src = String(reader.result);
+      image.alt = "Your photo";
+      item.insertBefore(image, item.firstChild);
+    });
+    reader.readAsDataURL(file);
+    attachButton.disabled = true;
+    fetch("/chat/photos", {
+      method: "POST", body: file, credentials: "omit",
+      headers: { "Content-Type": file.type || "application/octet-stream", "X-Chat-Token": token, "X-Client-Id": clientId }
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        return { ok: response.ok, body: body || {} };
+      });
+    }).then(function (result) {
+      if (result.ok && result.body.message) {
+        item.dataset.state = "sent";
+      } else {
+        item.dataset.state = "failed";
+        addMessage("system", (result.body.error && result.body.error.message) ||
+          "The photo could not be sent. Please try again.");
+      }
+    }, function () {
+      item.dataset.state = "failed";
+      addMessage("system", "The photo could not be sent. Please check your connection and try again.");
+    }).then(function () { attachButton.disabled = false; });
+  }
 
   takeResumeLink();
   connect();

@@ -264,6 +264,48 @@
   form.appendChild(input);
   form.appendChild(sendButton);
 
+  // A photo of a damaged item (issue #19): the button opens the file picker; the image goes
+  // to POST /chat/photos (bot/web/photos.py), checked there by content. Enabled once the
+  // chat has a session (its resume token authorises the upload).
+  var photoRules = null;         // from the session frame: max_bytes and the server's words
+  var photoInput = el("input", "composer__file");
+  photoInput.type = "file";
+  photoInput.accept = "image/jpeg,image/png,image/webp";
+  photoInput.hidden = true;
+  photoInput.tabIndex = -1;
+  var attachButton = el("button", "composer__attach");
+  attachButton.type = "button";
+  attachButton.disabled = true;
+  attachButton.setAttribute("aria-label", "Attach a photo");
+  attachButton.title = "Attach a photo (JPEG, PNG or WebP)";
+  attachButton.appendChild(attachIcon());
+  form.insertBefore(attachButton, input);
+  form.appendChild(photoInput);
+
+  function attachIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "20");
+    svg.setAttribute("height", "20");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var body = document.createElementNS(ns, "path");
+    body.setAttribute("d", "M4 7h3l2-2h6l2 2h3v12H4z");
+    var lens = document.createElementNS(ns, "circle");
+    lens.setAttribute("cx", "12");
+    lens.setAttribute("cy", "13");
+    lens.setAttribute("r", "3.5");
+    [body, lens].forEach(function (shape) {
+      shape.setAttribute("fill", "none");
+      shape.setAttribute("stroke", "currentColor");
+      shape.setAttribute("stroke-width", "2");
+      shape.setAttribute("stroke-linejoin", "round");
+      svg.appendChild(shape);
+    });
+    return svg;
+  }
+
   panel.appendChild(header);
   panel.appendChild(log);
   panel.appendChild(typing);
@@ -561,6 +603,8 @@
     earlyErrors.splice(0).forEach(function (text) { systemNote(text); });
     sessionReady = true;
     retryAttempt = 0;
+    if (data.photos && typeof data.photos === "object") { photoRules = data.photos; }
+    attachButton.disabled = false;
     setStatus(teamStatus(data.team));
     // Messages typed while offline (or restored after a reload): show, then send once.
     renderOutbox();
@@ -795,6 +839,68 @@
     input.value = "";
     sendMessage(text);
   });
+
+  // ---- photos ----------------------------------------------------------------------------
+  attachButton.addEventListener("click", function () { photoInput.click(); });
+  photoInput.addEventListener("change", function () {
+    var file = photoInput.files && photoInput.files[0];
+    photoInput.value = ""; // the same file may be chosen again
+    if (file) { sendPhoto(file); }
+  });
+
+  function sendPhoto(file) {
+    var rules = photoRules || {};
+    var token = storageGet("localStorage", TOKEN_KEY);
+    // What is sure to be refused is not uploaded (the server checks everything again).
+    if (file.size === 0 && rules.empty) { systemNote(rules.empty); return; }
+    if (rules.max_bytes && file.size > rules.max_bytes && rules.too_big) {
+      systemNote(rules.too_big);
+      return;
+    }
+    if (!token) { systemNote(rules.no_chat || "Please wait until the chat is connected."); return; }
+    var clientId = uuid4();
+    localClientIds[clientId] = true; // its echo over the socket only marks it sent
+    var item = renderMessage({
+      sender: "customer", text: rules.caption || "[Photo]", time: new Date().toISOString(),
+      client_id: clientId, state: "pending"
+    });
+    item.setAttribute("data-photo", "local");
+    // A preview from the file itself (a data: URL: our pages' CSP allows no blob: images).
+    var reader = new FileReader();
+    reader.addEventListener("load", function () {
+      var image = el("img", "msg__photo");
+      image.src = String(reader.result);
+      image.alt = "Your photo";
+      image.addEventListener("load", scrollToEnd);
+      item.insertBefore(image, item.querySelector(".msg__text"));
+    });
+    reader.readAsDataURL(file);
+    attachButton.disabled = true; // one photo at a time
+    var headers = { "X-Chat-Token": token, "X-Client-Id": clientId };
+    headers["Content-Type"] = file.type || "application/octet-stream";
+    fetch(ORIGIN + "/chat/photos", {
+      method: "POST", body: file, headers: headers, credentials: "omit", mode: "cors"
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        return { ok: response.ok, body: body || {} };
+      });
+    }).then(function (result) {
+      if (result.ok && result.body.message) {
+        markSent(clientId, result.body.message.id);
+        if (result.body.reply) { onMessage(result.body.reply); }
+      } else {
+        photoFailed(item, result.body.error && result.body.error.message);
+      }
+    }, function () {
+      photoFailed(item, null);
+    }).then(function () { attachButton.disabled = false; });
+  }
+
+  function photoFailed(item, message) {
+    item.setAttribute("data-state", "failed");
+    systemNote(typeof message === "string" && message
+      ? message : "The photo could not be sent. Please check your connection and try again.");
+  }
 
   window.ShopChat = {
     open: function () { openPanel(); },

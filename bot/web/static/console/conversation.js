@@ -193,6 +193,7 @@
     } else {
       item.appendChild(C.el("p", "msg__text", m.text === null || m.text === undefined ? "" : m.text));
     }
+    if (m.photo !== undefined && m.photo !== null) { item.appendChild(photoLink(m.photo, m.time)); }
     if (buttons.length) {
       var list = C.el("ul", "msg__buttons");
       list.setAttribute("aria-label", "Buttons offered");
@@ -203,6 +204,38 @@
       item.appendChild(list);
     }
     insert(item, m.time, forceScroll);
+  }
+
+  // Photos the customer attached (issue #19): served to staff only, by /console/api/photos/{id}.
+  var photos = [];
+  function photoUrl(id) { return "/console/api/photos/" + encodeURIComponent(String(id)); }
+  function photoLink(id, iso) {
+    var link = C.el("a", "msg__photo-link");
+    link.href = photoUrl(id);
+    link.target = "_blank";
+    link.rel = "noopener";
+    var image = C.el("img", "msg__photo");
+    image.src = photoUrl(id);
+    image.alt = "Photo from the customer, " + C.formatDate(iso) + " (opens full size)";
+    image.loading = "lazy";
+    link.appendChild(image);
+    return link;
+  }
+  function notePhoto(m) {
+    if (m.photo === undefined || m.photo === null) { return false; }
+    for (var i = 0; i < photos.length; i++) { if (photos[i].id === m.photo) { return false; } }
+    photos.unshift({ id: m.photo, created_at: m.time, order_number: null });
+    return true;
+  }
+  function photoSection() {
+    section("Photos", photos, "No photos sent.", function (li, p) {
+      li.classList.add("entry--photo");
+      li.appendChild(photoLink(p.id, p.created_at));
+      li.appendChild(C.el("p", "entry__meta", [
+        p.order_number ? "Damage report · order " + p.order_number : null,
+        C.formatDate(p.created_at)
+      ].filter(Boolean).join(" · ")));
+    });
   }
 
   function addNote(n, forceScroll) {
@@ -679,6 +712,7 @@
       customerBody.appendChild(C.el("p", "customer__note",
         "The visitor has not signed in or verified an order, so no orders or history are shown."));
       if (escalation && escalation.contact_email) { facts(customerBody, [["Contact email", escalation.contact_email]]); }
+      if (photos.length) { photoSection(); }
       return;
     }
     customerBody.appendChild(C.el("p", "customer__name", customer.name || "Name unknown"));
@@ -705,6 +739,8 @@
         (l.closed_at ? " · closed " + C.formatDate(l.closed_at) : "") + " · stage " + C.humanize(l.stage)));
       li.appendChild(stepper(l.stage, current));
     });
+
+    if (photos.length) { photoSection(); }
 
     section("Orders", customer.orders, "No orders.", function (li, o) {
       var line = C.el("p", "entry__title", "Order " + String(o.number));
@@ -747,6 +783,7 @@
     conversation = data.conversation || { id: conversationId, status: "bot" };
     escalation = data.escalation || null;
     customer = data.customer || null;
+    photos = Array.isArray(data.photos) ? data.photos : [];
     var first = log.childElementCount === 0;
     if (first) { log.setAttribute("aria-live", "off"); } // don't read out the whole history
     (Array.isArray(data.messages) ? data.messages : []).forEach(function (m) { addMessage(m, first); });
@@ -777,6 +814,7 @@
     if (frame.type === "message") {
       var isNew = frame.message && !shown["m" + frame.message.id];
       addMessage(frame.message, false);
+      if (isNew && frame.message && notePhoto(frame.message)) { renderCustomer(); }
       if (isNew && frame.message.sender === "customer" && document.hidden) {
         unseen += 1;
         showTitle();
