@@ -175,6 +175,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/console/review"): console(*REVIEWERS, page=True),
     ("GET", "/console/api/review"): console(*REVIEWERS),
     ("POST", "/console/api/review/{message_id}"): console(*REVIEWERS, ok=404),
+    ("GET", "/console/api/review/{message_id}/regression.yml"): console(*REVIEWERS, ok=404),
     # The knowledge base (issue #19): admins.
     ("GET", "/console/knowledge"): console(ADMIN, page=True),
     ("GET", "/console/api/knowledge"): console(ADMIN),
@@ -220,6 +221,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/insights/{insight_id}"): api(*STAFF, ok=404),
     # How well the bot understands (issue #24).
     ("GET", "/api/bot-quality"): api(CX, ADMIN, TRAINER),
+    ("GET", "/api/bot-quality/retrainings"): api(CX, ADMIN, TRAINER),
     ("POST", "/api/insights"): api(*DASHBOARD, ok=422),
     ("PATCH", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),
     ("DELETE", "/api/insights/{insight_id}"): api(*DASHBOARD, ok=404),

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.domain import review_inbox
+from bot.config import PROJECT_ROOT
+from bot.domain import review_inbox, review_regression
 from bot.domain.errors import InvalidInput
 from bot.domain.turn_review import Reason
-from bot.storage.models import StaffRole, StaffUser
+from bot.storage.models import AuditLog, StaffRole, StaffUser
 from bot.web.auth import current_staff, require_roles
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
@@ -102,7 +103,38 @@ async def api_review_turn(request: web.Request) -> web.Response:
     return web.json_response(turn)
 
 
+@require_roles(*REVIEWERS)
+async def api_review_regression(request: web.Request) -> web.Response:
+    """The turn's conversation as a regression conversation file to download
+    (bot/domain/review_regression.py; the trainer saves it into tests/conversations/)."""
+    try:
+        message_id = int(request.match_info["message_id"])
+    except ValueError as exc:
+        raise web.HTTPNotFound(reason="Not found.") from exc
+    user: StaffUser = current_staff(request)
+    async with request.config_dict[SESSIONS]() as session, session.begin():
+        saved = await review_regression.regression_conversation(session, message_id, PROJECT_ROOT)
+        session.add(
+            AuditLog(
+                actor=f"staff:{user.id}",
+                action="save_regression_conversation",
+                target_type="message",
+                target_id=str(message_id),
+                details={"file": saved.filename},
+            )
+        )
+    return web.Response(
+        text=saved.text,
+        content_type="application/yaml",
+        headers={
+            "Content-Disposition": f'attachment; filename="{saved.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 def add_routes(console: web.Application) -> None:
     console.router.add_get("/review", review_page)
     console.router.add_get("/api/review", api_review_list)
     console.router.add_post("/api/review/{message_id}", api_review_turn)
+    console.router.add_get("/api/review/{message_id}/regression.yml", api_review_regression)

@@ -151,6 +151,13 @@
     dismiss.type = "button";
     box.appendChild(dismiss);
 
+    // Issue #24: the conversation up to this turn as a regression conversation
+    // (tests/conversations/ format, personal data replaced), downloaded as a file.
+    var save = C.el("a", "button button--small", "Save as regression conversation");
+    save.href = "/console/api/review/" + encodeURIComponent(id) + "/regression.yml";
+    save.setAttribute("download", "reviewed-rv" + id + ".yml");
+    box.appendChild(save);
+
     var all = [confirm, correct, dismiss];
     confirm.addEventListener("click", function () { send(card, item, { verdict: "confirm" }, all); });
     correct.addEventListener("click", function () {
