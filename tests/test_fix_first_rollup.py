@@ -228,3 +228,21 @@ async def test_rollup_ranking_equals_the_rows(session_factory: Factory) -> None:
                 assert await _ranked(db, rolled, as_of) == expected
                 compared += len(expected)
     assert compared > 30
+
+
+async def test_scored_pitfalls_are_the_maps(session_factory: Factory) -> None:
+    """The fix-first endpoint reads only the CSAT/NPS pitfalls: the same as the map's."""
+    await data.write(session_factory, data.generate(11, "use_email"))
+    thresholds = journey.PitfallThresholds()
+    async with session_factory() as db:
+        for start, end in [
+            (date(2025, 7, 1), date(2026, 3, 31)),
+            (date(2025, 10, 1), date(2025, 12, 31)),
+        ]:
+            for tz in ("UTC", "Europe/Berlin"):
+                flt = FeedbackFilter(DateRange(start, end, ZoneInfo(tz)))
+                found = await journey.journey_map(db, flt, thresholds)
+                expected = [p for p in found.pitfalls if p.metric in ("csat", "nps")]
+                scored = await journey.scored_pitfalls(db, flt, thresholds)
+                assert sorted(map(repr, scored)) == sorted(map(repr, expected))
+                assert expected

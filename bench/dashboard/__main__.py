@@ -1,4 +1,5 @@
-"""Dashboard benchmark: every dashboard endpoint on 1 000 000 feedback rows in PostgreSQL.
+"""Dashboard benchmark: every dashboard endpoint on 1 000 000 feedback rows in PostgreSQL
+(or SQLite: `--database-url sqlite+aiosqlite:////path/to/file.db`).
 
     .venv-app/bin/python -m bench.dashboard [--database-url URL] [--calls 20] [--reuse]
         [--customers 100000] [--feedback 1000000]
@@ -6,7 +7,9 @@
 1. A dedicated database (default `dashboard_bench`) is dropped, created and migrated with
    `python -m bot migrate` (so the indexes are the migrations' own), then filled with COPY
    (bench/dashboard/generate.py) and VACUUM ANALYZE. `--reuse` keeps a filled database
-   and only applies the migrations it does not have yet.
+   and only applies the migrations it does not have yet. SQLite: the file is recreated,
+   migrated, its triggers are dropped while the same rows are inserted and the rollups
+   backfilled, then created again; ANALYZE.
 2. The web service runs as `python -m bot serve` (its own process, so its memory can be
    read from /proc); the calls use a cx_manager API token, one at a time.
 3. For a 90-day and a 2-year range: baseline = `SELECT count(*)` of the range's feedback
@@ -37,7 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 
-from bench.dashboard.generate import generate
+from bench.dashboard.generate import SQLiteWriter, generate
 from bench.stats import summary_ms
 from bot.launcher import free_port
 
@@ -76,7 +79,26 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
+def _sqlite_path(url: str) -> str | None:
+    return url.split(":///", 1)[1] if url.startswith("sqlite") else None
+
+
+def _sqlite_count(path: str) -> int | None:
+    import sqlite3
+
+    if not Path(path).exists():
+        return None
+    try:
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT count(*) FROM feedback").fetchone()[0])
+    except sqlite3.OperationalError:
+        return None
+
+
 async def _feedback_count(url: str) -> int | None:
+    path = _sqlite_path(url)
+    if path is not None:
+        return _sqlite_count(path)
     try:
         connection = await asyncpg.connect(_dsn(url))
     except (asyncpg.InvalidCatalogNameError, OSError):
@@ -94,10 +116,33 @@ def prepare(url: str, customers: int, feedback: int, reuse: bool) -> dict[str, A
     if reuse and asyncio.run(_feedback_count(url)) == feedback:
         _migrate(url)  # migrations added since the database was filled (backfill their rollups)
         return {"reused": True, "feedback": feedback}
+    path = _sqlite_path(url)
+    if path is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+        _migrate(url)
+        return asyncio.run(_fill_sqlite(path, customers, feedback))
     asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     asyncio.run(_admin(url, f"CREATE DATABASE {name}"))
     _migrate(url)
     return asyncio.run(_fill(url, customers, feedback))
+
+
+async def _fill_sqlite(path: str, customers: int, feedback: int) -> dict[str, Any]:
+    """The migrations' triggers are dropped during the load and created again after it."""
+    writer = SQLiteWriter(path)
+    try:
+        triggers = writer.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+        for trigger_name, _sql in triggers:
+            await writer.execute(f"DROP TRIGGER {trigger_name}")
+        found = await generate(writer, customers=customers, feedback=feedback, dialect="sqlite")
+        for _name, sql in triggers:
+            await writer.execute(sql)
+        return found
+    finally:
+        writer.close()
 
 
 def _migrate(url: str) -> None:
@@ -139,7 +184,25 @@ def _rss_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def _baseline_sqlite(path: str, start: date, end: date, calls: int) -> dict[str, Any]:
+    import sqlite3
+
+    query = "SELECT count(*) FROM feedback WHERE created_at >= ? AND created_at < ?"
+    bounds = (start.isoformat(), (end + timedelta(days=1)).isoformat())
+    with sqlite3.connect(path) as db:
+        db.execute(query, bounds).fetchone()
+        samples = []
+        for _ in range(calls):
+            begin = time.perf_counter()
+            rows = db.execute(query, bounds).fetchone()[0]
+            samples.append(time.perf_counter() - begin)
+    return {"rows": rows, **summary_ms(samples)}
+
+
 async def _baseline(url: str, start: date, end: date, calls: int) -> dict[str, Any]:
+    path = _sqlite_path(url)
+    if path is not None:
+        return _baseline_sqlite(path, start, end, calls)
     connection = await asyncpg.connect(_dsn(url))
     query = "SELECT count(*) FROM feedback WHERE created_at >= $1::date AND created_at < $2::date"
     try:

@@ -1,4 +1,5 @@
-"""Synthetic shop history for the dashboard benchmark, written with PostgreSQL COPY.
+"""Synthetic shop history for the dashboard benchmark, written with PostgreSQL COPY (or,
+for SQLite, multi-row INSERTs through `SQLiteWriter`, with the same rows).
 
 100 000 customers, ~3 journeys each, an order per bought journey (1-3 of 200 products),
 survey dispatches (60 % answered) and 1 000 000 feedback rows spread over two years,
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bot.storage import rollup
+from bot.storage import rollup, rollup_fix
 
 STAGES = ("discovery", "research", "purchase", "use", "support")
 STAGE_WEIGHTS = (10, 8, 25, 45, 12)
@@ -67,6 +68,7 @@ async def generate(
     feedback: int = 1_000_000,
     days: int = 730,
     seed: int = 1,
+    dialect: str = "postgresql",
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -181,13 +183,15 @@ async def generate(
         "survey_dispatches",
         "feedback",
     ):
-        await connection.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        )
-    # COPY ran with the triggers off (session_replication_role): fill the daily rollups.
-    for statement in rollup.all_backfill_ddl("postgresql"):
+        if dialect == "postgresql":
+            await connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+    # COPY ran with the triggers off (session_replication_role; SQLite: dropped): fill the
+    # rollups.
+    for statement in rollup.all_backfill_ddl(dialect) + rollup_fix.backfill_ddl(dialect):
         await connection.execute(statement)
-    await connection.execute("VACUUM ANALYZE")
+    await connection.execute("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE")
     return {
         "customers": customers,
         "lifecycles": len(lifecycles),
@@ -197,3 +201,41 @@ async def generate(
         "feedback": feedback,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+class SQLiteWriter:
+    """The two calls `generate` makes of an asyncpg connection, on a sqlite3 file: values as
+    SQLAlchemy stores them there (datetimes 'YYYY-MM-DD HH:MM:SS.ffffff', decimals as
+    floats)."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = OFF")
+
+    @staticmethod
+    def _value(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(value, Decimal):
+            return float(value)
+        return value
+
+    async def copy_records_to_table(
+        self, table: str, *, records: list[tuple[Any, ...]], columns: list[str]
+    ) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self.db.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+            ([self._value(v) for v in row] for row in records),
+        )
+        self.db.commit()
+
+    async def execute(self, statement: str) -> None:
+        self.db.execute(statement)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()

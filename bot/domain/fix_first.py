@@ -27,7 +27,7 @@ only adds the per-journey rows up per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -38,7 +38,7 @@ from sqlalchemy.orm import aliased
 
 from bot.domain.analysis import NEGATIVE
 from bot.domain.feedback_query import THEMES, FeedbackFilter, rollup_applies, theme_condition
-from bot.domain.journey import JourneyMap
+from bot.domain.journey import JourneyMap, Pitfall
 from bot.storage import rollup_fix
 from bot.storage.models import Feedback, FeedbackKind, JourneyFix, JourneyFixDaily, Lifecycle
 
@@ -368,9 +368,12 @@ def _item(
     return FixItem(kind, stage, channel, theme, metrics, group.journeys, csat, nps, ret, impact)
 
 
-def _pitfall_cells(journey: JourneyMap) -> dict[tuple[str, str | None], list[str]]:
+def _pitfall_cells(
+    journey: JourneyMap | Sequence[Pitfall],
+) -> dict[tuple[str, str | None], list[str]]:
     found: dict[tuple[str, str | None], list[str]] = {}
-    for pitfall in journey.pitfalls:
+    pitfalls = journey.pitfalls if isinstance(journey, JourneyMap) else journey
+    for pitfall in pitfalls:
         if pitfall.metric in SCORED_METRICS:
             metrics = found.setdefault((pitfall.stage, pitfall.channel), [])
             if pitfall.metric not in metrics:
@@ -379,10 +382,13 @@ def _pitfall_cells(journey: JourneyMap) -> dict[tuple[str, str | None], list[str
 
 
 async def fix_first(
-    session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
+    session: AsyncSession,
+    flt: FeedbackFilter,
+    journey: JourneyMap | Sequence[Pitfall],
+    rules: FixRules,
 ) -> list[FixItem]:
-    """The journey map's CSAT/NPS pitfalls and the negative themes by stage, by impact,
-    among the journeys opened in the range."""
+    """The journey map's CSAT/NPS pitfalls (the map, or `journey.scored_pitfalls`) and the
+    negative themes by stage, by impact, among the journeys opened in the range."""
     if rollup_answers(flt, rules):
         items = await _from_rollup(session, flt, journey, rules)
     else:
@@ -392,7 +398,10 @@ async def fix_first(
 
 
 async def _from_rollup(
-    session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
+    session: AsyncSession,
+    flt: FeedbackFilter,
+    journey: JourneyMap | Sequence[Pitfall],
+    rules: FixRules,
 ) -> list[FixItem]:
     totals = await _rolled(session, flt, rules)
     everyone = totals.get("all", _Totals())
@@ -411,7 +420,10 @@ async def _from_rollup(
 
 
 async def _from_rows(
-    session: AsyncSession, flt: FeedbackFilter, journey: JourneyMap, rules: FixRules
+    session: AsyncSession,
+    flt: FeedbackFilter,
+    journey: JourneyMap | Sequence[Pitfall],
+    rules: FixRules,
 ) -> list[FixItem]:
     journeys = await _journeys(session, flt, rules)
     everyone = _members(journeys, journeys)

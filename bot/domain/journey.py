@@ -305,6 +305,24 @@ def score_pitfalls(
     return found
 
 
+async def scored_pitfalls(
+    session: AsyncSession, flt: FeedbackFilter, thresholds: PitfallThresholds
+) -> list[Pitfall]:
+    """The CSAT and NPS pitfalls of `journey_map` (stages and their channel cells) alone,
+    without reach, drop-off, themes or sources: what "what to fix first" ranks."""
+    by_stage: dict[str, list[tuple[str, MetricCounts]]] = {}
+    for (stage, channel), counts in await feedback_rows(session, flt, ["stage", "channel"]):
+        by_stage.setdefault(stage, []).append((channel, counts))
+    found: list[Pitfall] = []
+    for stage in STAGE_ORDER:
+        total = MetricCounts(dispatches_sent=None, dispatches_answered=None)
+        for channel, counts in by_stage.get(stage.value, []):
+            found += score_pitfalls(stage.value, channel, counts, thresholds)
+            total = total + counts
+        found += score_pitfalls(stage.value, None, total, thresholds)
+    return found
+
+
 async def journey_map(
     session: AsyncSession, flt: FeedbackFilter, thresholds: PitfallThresholds
 ) -> JourneyMap:

@@ -139,8 +139,8 @@ async def get_fix_first(request: web.Request) -> web.Response:
         as_of=utcnow(), min_answers=min_answers(request), min_journeys=thresholds.min_responses
     )
     async with request.config_dict[SESSIONS]() as db:
-        found = await journey.journey_map(db, flt, thresholds)
-        items = await fix_first.fix_first(db, flt, found, rules)
+        pitfalls = await journey.scored_pitfalls(db, flt, thresholds)
+        items = await fix_first.fix_first(db, flt, pitfalls, rules)
     return web.json_response(
         {
             "range": flt.range.as_json(),
