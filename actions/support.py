@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, emit, get_services, latest_text
+from actions.services import DomainAction, get_services, latest_text
 from bot.domain import chat, returns, support, understanding
 from bot.storage.models import utcnow
 
@@ -125,6 +125,11 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             settings.intent_confidence_threshold,
             settings.intent_margin,
         ) or understanding.names_the_yes(latest_text(tracker), pending_change(tracker))
+        # a return's button that confirms with a choice in it (/affirm{"return_pick": …})
+        confirmed = confirmed or bool(
+            return_pick(tracker)
+            and ((tracker.latest_message or {}).get("intent") or {}).get("name") == "affirm"
+        )
         return await chat.resolve_pending(
             session,
             settings,
@@ -134,6 +139,8 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             new_address=tracker.get_slot("new_address"),
             pause_until=tracker.get_slot("pause_until"),
             return_draft=tracker.get_slot("return_draft"),
+            return_pick=return_pick(tracker),
+            text=latest_text(tracker),
         )
 
 

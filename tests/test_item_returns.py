@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.support import ActionDropPending, ActionSupportRequest
+from actions.support import ActionDropPending, ActionResolvePending, ActionSupportRequest
 from bot.domain import chat, returns
 from bot.storage.models import (
     Conversation,
@@ -67,10 +67,17 @@ class Chat:
         await self.session.commit()
         return turn
 
-    async def yes(self) -> chat.Turn:
+    async def yes(self, pick: str | None = None, text: str = "yes") -> chat.Turn:
+        return await self._answer(True, pick, text)
+
+    async def no(self, text: str = "no") -> chat.Turn:
+        return await self._answer(False, None, text)
+
+    async def _answer(self, confirmed: bool, pick: str | None, text: str) -> chat.Turn:
         turn = await chat.resolve_pending(
             self.session, chat.Settings(), "conv-1", self.slots.get("pending_action"),
-            confirmed=True, new_address=None, return_draft=self.slots.get("return_draft"),
+            confirmed=confirmed, new_address=None, return_draft=self.slots.get("return_draft"),
+            return_pick=pick, text=text,
         )  # fmt: skip
         self.slots.update(turn.slots)
         await self.session.commit()
@@ -97,6 +104,8 @@ async def _lines(session: AsyncSession) -> list[tuple[str, int, str, str, Decima
 
 # --- the issue's cases -----------------------------------------------------------------------
 
+REASONS = ["Damaged", "Wrong item", "Doesn't fit", "Changed my mind", "Other", "No, keep it"]
+
 
 async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> None:
     """ "just the towel though, i'm keeping the casserole" got "Sorry, I didn't understand"."""
@@ -109,18 +118,17 @@ async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> N
         'names (for example "just the towel").'
     ]
     assert _titles(asked) == [CASSEROLE, TOWEL, MUG, "All items"]
+    assert talk.slots["next_step"] == "return_question"
 
-    why = await talk.say("just the towel though, i'm keeping the casserole")
-    assert _texts(why) == [f"What's wrong with 1× {TOWEL} from order A10001?"]
-    assert _titles(why) == ["Damaged", "Wrong item", "Doesn't fit", "Changed my mind", "Other"]
-
-    confirm = await talk.say("", pick="reason:changed_mind")
+    confirm = await talk.say("just the towel though, i'm keeping the casserole")
     assert _texts(confirm) == [
-        f"Return 1× {TOWEL} from order A10001 (changed my mind) for a refund of 25.00 EUR?"
+        f"Return 1× {TOWEL} from order A10001 for a refund of 25.00 EUR? Tap the reason to "
+        "confirm, or just say yes."
     ]
+    assert _titles(confirm) == REASONS
     assert talk.slots["pending_action"] == "return_item"
 
-    done = await talk.yes()
+    done = await talk.yes(pick="reason:changed_mind")
     request = (await session.scalars(select(ReturnRequest))).one()
     assert _texts(done)[0] == (
         f"Your return {request.reference} is started: 1× {TOWEL} from order A10001. A prepaid "
@@ -133,6 +141,16 @@ async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> N
     assert talk.slots["return_draft"] is None
 
 
+async def test_a_plain_yes_returns_for_a_refund_without_a_reason(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("can i return the towel", "return_item")
+
+    await talk.yes()
+
+    assert await _lines(session) == [(TOWEL, 1, "other", "refund", Decimal("25.00"))]
+
+
 async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) -> None:
     """A wrong item was promised "full refund or replacement" and ended as a refund of all
     three items."""
@@ -141,31 +159,60 @@ async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) ->
 
     choice = await talk.say("you sent me the wrong mug", "return_item")
     assert _texts(choice) == [
-        f"Sorry about that. Would you like a replacement for 1× {MUG} from order A10001, or your "
-        "money back?"
+        f"Sorry about that. Return 1× {MUG} from order A10001 (wrong item)? You can have a "
+        "refund of 12.50 EUR or a free replacement; a plain yes means the refund."
     ]
-    assert _titles(choice) == ["Send a replacement", "Refund 12.50 EUR"]
+    assert _titles(choice) == ["Refund 12.50 EUR", "Send a replacement", "No, keep it"]
 
-    confirm = await talk.say("a replacement please")
-    assert _texts(confirm) == [
-        f"Send you a new 1× {MUG} for order A10001 (wrong item), free of charge, and collect "
-        "the old one?"
-    ]
-    await talk.yes()
+    done = await talk.yes(pick="resolution:replacement")
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert _texts(done)[0] == (
+        f"Done: a new 1× {MUG} for order A10001 is on its way, free of charge (reference "
+        f"{request.reference}). A prepaid label for the old one is on its way to "
+        "jane.doe@example.com; please send it back within 14 days."
+    )
     assert await _lines(session) == [(MUG, 1, "wrong_item", "replacement", Decimal("0.00"))]
 
 
-async def test_a_damage_report_naming_the_item_asks_only_refund_or_replacement(session) -> None:
+async def test_a_replacement_asked_in_words_at_the_yes_is_confirmed_as_one(session) -> None:
     await _jane(session)
     talk = Chat(session)
+    await talk.say("the casserole arrived with a massive chip", "damaged_item")
 
-    choice = await talk.say("the casserole arrived with a massive chip", "damaged_item")
-    assert _titles(choice) == ["Send a replacement", "Refund 120.00 EUR"]
+    confirm = await talk.say("a replacement please")
 
-    confirm = await talk.say("", pick="resolution:refund")
     assert _texts(confirm) == [
-        f"Return 1× {CASSEROLE} from order A10001 (damaged) for a refund of 120.00 EUR?"
+        f"Send you a new 1× {CASSEROLE} for order A10001 (damaged), free of charge, and "
+        "collect the old one?"
     ]
+    await talk.yes()
+    assert await _lines(session) == [(CASSEROLE, 1, "damaged", "replacement", Decimal("0.00"))]
+
+
+async def test_damaged_tapped_as_the_reason_asks_refund_or_replacement_once(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("can i return the towel", "return_item")
+
+    choice = await talk.yes(pick="reason:damaged")
+
+    assert _titles(choice) == ["Refund 25.00 EUR", "Send a replacement", "No, keep it"]
+    assert await _lines(session) == []
+    await talk.yes()
+    assert await _lines(session) == [(TOWEL, 1, "damaged", "refund", Decimal("25.00"))]
+
+
+async def test_no_just_the_towel_at_the_yes_changes_the_return(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("return all of it", "return_item")
+
+    changed = await talk.no("no, just the towel")
+
+    assert _texts(changed)[0].startswith(
+        f"Return 1× {TOWEL} from order A10001 for a refund of 25.00"
+    )
+    assert talk.slots["pending_action"] == "return_item"
 
 
 async def test_quantities_and_everything_but_one_item(session) -> None:
@@ -176,12 +223,12 @@ async def test_quantities_and_everything_but_one_item(session) -> None:
     assert _texts(too_many)[0] == f"You can return up to 4× {MUG} from that order, not 5."
     assert _texts(too_many)[1].startswith("Which items from order A10001")
 
-    why = await talk.say("2 mugs")
-    assert _texts(why) == [f"What's wrong with 2× {MUG} from order A10001?"]
+    confirm = await talk.say("2 mugs")
+    assert _texts(confirm)[0].startswith(
+        f"Return 2× {MUG} from order A10001 for a refund of 25.00 EUR?"
+    )
 
-    talk2 = Chat(session)
-    talk2.slots["return_draft"] = None
-    rest = await talk2.say(
+    rest = await Chat(session).say(
         "return everything except the casserole, they're too small", "return_item"
     )
     assert _texts(rest) == [
@@ -195,8 +242,7 @@ async def test_items_already_returned_cannot_be_returned_again(session) -> None:
     await talk.say("return the towel, changed my mind", "return_item")
     await talk.yes()
 
-    again = Chat(session)
-    asked = await again.say("i want to return the towel as well", "return_item")
+    asked = await Chat(session).say("i want to return the towel as well", "return_item")
     # the towel is in a return: only the casserole and the mug are offered
     assert _titles(asked) == [CASSEROLE, MUG, "All items"]
 
@@ -216,9 +262,7 @@ async def test_a_return_taken_meanwhile_is_not_stored_twice(session) -> None:
     await _jane(session)
     first, second = Chat(session), Chat(session)
     await first.say("return the towel, it's torn", "damaged_item")
-    await first.say("refund")
     await second.say("return the towel, it's torn", "damaged_item")
-    await second.say("refund")
     await first.yes()
 
     late = await second.yes()
@@ -251,7 +295,7 @@ async def test_the_shop_is_sent_the_items_through_the_webhook(session) -> None:
     }  # fmt: skip
 
 
-async def test_no_at_a_return_question_starts_nothing(session) -> None:
+async def test_no_at_the_items_question_starts_nothing(session) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("i want to return something", "return_item")
@@ -261,6 +305,18 @@ async def test_no_at_a_return_question_starts_nothing(session) -> None:
     assert _texts(dropped) == ["Okay, I haven't started a return. Anything else I can help with?"]
     assert talk.slots["return_draft"] is None
     assert await _lines(session) == []
+
+
+async def test_yes_at_the_items_question_means_the_whole_order(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("i want to return my order", "return_item")
+
+    confirm = await talk.say("yes please", intent="affirm")
+
+    assert _texts(confirm)[0].startswith(
+        f"Return 1× {CASSEROLE}, 1× {TOWEL}, 1× {MUG} from order A10001 for a refund of 157.50"
+    )
 
 
 async def test_another_request_at_a_return_question_is_served_as_itself(session) -> None:
@@ -274,7 +330,7 @@ async def test_another_request_at_a_return_question_is_served_as_itself(session)
     assert "Which items" not in " ".join(_texts(other))
 
 
-async def test_changed_my_mind_at_the_reason_question_is_a_reason_not_a_cancel(session) -> None:
+async def test_changed_my_mind_at_the_yes_is_a_reason_not_a_cancel(session) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("can i return the towel", "return_item")
@@ -303,10 +359,34 @@ async def test_a_button_pick_reaches_the_return_through_the_action(session, acti
 
     events, messages = await run(ActionSupportRequest(), state)
 
-    assert messages[0]["text"] == f"What's wrong with 1× {TOWEL} from order A10001?"
+    assert messages[0]["text"].startswith(f"Return 1× {TOWEL} from order A10001 for a refund")
     slots = slot_events(events)
-    assert slots["next_step"] == "return_question"
+    assert (slots["next_step"], slots["pending_action"]) == ("confirm", "return_item")
     assert json.loads(slots["return_draft"])["lines"] == {str(towel.id): 1}
+
+
+async def test_a_reason_button_confirms_through_the_action(session, action_services):
+    order = await _jane(session)
+    towel = next(item for item in order.items if item.name == TOWEL)
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    conversation.order_id = order.id
+    await session.commit()
+    draft = returns.ReturnDraft(
+        order="A10001", flow="return_item", lines={towel.id: 1}, step="confirm"
+    ).to_slot()
+    payload = '/affirm{"return_pick":"reason:doesnt_fit"}'
+    state = tracker(
+        "conv-1", payload, "affirm",
+        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
+         "return_draft": draft},
+        entities=[{"entity": "return_pick", "value": "reason:doesnt_fit"}],
+    )  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
+    assert messages[0]["text"].startswith("Your return R-")
+    assert await _lines(session) == [(TOWEL, 1, "doesnt_fit", "refund", Decimal("25.00"))]
 
 
 async def test_just_the_towel_at_the_yes_refines_the_return(session, action_services):

@@ -149,7 +149,7 @@ async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session
     events, messages = await run(ActionSupportRequest(), state)
 
     assert _about(messages[0]["text"]) == "A10001"
-    assert slot_events(events)["next_step"] == "return_question"  # refund or replacement?
+    assert slot_events(events)["pending_action"] == "return_item"
     assert await _conversation_order(session) == "A10001"
 
 
@@ -229,8 +229,8 @@ async def test_the_chosen_order_continues_the_remembered_request(session, action
     events_out, messages = await run(ActionSupportRequest(), state)
 
     assert _about(messages[0]["text"]) == "A10003"
-    # the item-level return's next question (bot/domain/returns.py): why?
-    assert slot_events(events_out)["next_step"] == "return_question"
+    assert slot_events(events_out)["next_step"] == "confirm"
+    assert slot_events(events_out)["pending_action"] == "return_item"
     assert await _conversation_order(session) == "A10003"
 
 
@@ -243,7 +243,7 @@ async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
     )  # fmt: skip
 
     assert _about(turn.messages[0][0]) == "A10001"
-    assert turn.slots["next_step"] == "return_question"
+    assert turn.slots["pending_action"] == "return_item"
     assert await _conversation_order(session) == "A10001"
 
 
@@ -275,7 +275,7 @@ async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session)
     )
 
     assert _about(turn.messages[0][0]) == "A10003"
-    assert turn.slots["next_step"] == "return_question"
+    assert turn.slots["pending_action"] == "return_item"
 
 
 # --- another customer's order -----------------------------------------------------------------

@@ -379,6 +379,9 @@ async def _continue_return(
         return await _item_return(session, settings, context, draft, latest, pick)
     if draft.step == "confirm":
         return None  # at the yes/no, anything else is handled as a dropped change
+    if latest_intent == "affirm" or understanding.is_yes_words(latest):
+        # "yes" at "Which items from order A10001…?": the order, all of it
+        return await _item_return(session, settings, context, draft, "", "item:all")
     if understanding.is_deny_words(latest) or latest_intent == "deny":
         return Turn(slots={"next_step": NextStep.done.value, "return_draft": None}).say(
             texts.render("utter_return_dropped")
@@ -392,6 +395,24 @@ async def _continue_return(
     if turn is not None and latest_intent not in RETURN_FLOWS:
         turn.messages.insert(0, (texts.render("utter_return_not_understood"), []))
     return turn
+
+
+async def _refined_return(
+    session: AsyncSession,
+    settings: Settings,
+    context: ChatContext,
+    draft: returns.ReturnDraft,
+    text: str,
+) -> Turn | None:
+    """The return asked about, changed by words said instead of a yes ("no, just the towel",
+    "actually it doesn't fit"); None when the words change nothing."""
+    if not returns.may_refine(text) or context.order is None:
+        return None
+    order = context.order
+    returnable = returns.returnable_units(order, await returns.returned_units(session, order))
+    if not returns.answers_step(draft, text, order, returnable):
+        return None
+    return await _item_return(session, settings, context, draft, text, None)
 
 
 async def _item_return(
@@ -424,18 +445,13 @@ async def _item_return(
         turn.say(refusal)
         draft.lines = {}
     question = returns.next_question(draft, order, returnable)
-    if question is not None:
-        draft.step = question.step
-        turn.slots["return_draft"] = draft.to_slot()
-        return turn.say(question.text, question.buttons)
-    draft.step = "confirm"
-    turn.slots.update(
-        next_step="confirm",
-        awaiting="confirmation",
-        pending_action="return_item",
-        return_draft=draft.to_slot(),
-    )
-    return turn.say(returns.confirm_text(draft, order), support.YES_NO)
+    draft.step = question.step
+    turn.slots["return_draft"] = draft.to_slot()
+    if question.step == "confirm":
+        turn.slots.update(
+            next_step="confirm", awaiting="confirmation", pending_action="return_item"
+        )
+    return turn.say(question.text, question.buttons)
 
 
 # Requests whose answer shows the order's card (issue #19 item 3).
@@ -662,6 +678,8 @@ async def resolve_pending(
     new_address: str | None,
     pause_until: str | None = None,
     return_draft: str | None = None,
+    return_pick: str | None = None,
+    text: str = "",
 ) -> Turn:
     base = {
         "awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value,
@@ -674,6 +692,11 @@ async def resolve_pending(
         return await request_human(
             session, conversation_id, EscalationReason.customer_request, settings.support_hours
         )
+    draft = returns.ReturnDraft.from_slot(return_draft) if pending_action == "return_item" else None
+    if not confirmed and draft is not None and context.customer is not None:
+        refined = await _refined_return(session, settings, context, draft, text)
+        if refined is not None:  # "no, just the towel": the return, changed, asked again
+            return refined
     if not confirmed or pending_action is None:
         # Remembered, so that "wait sorry yes cancel it after all" can take it up again.
         declined = pending_action if is_change(pending_action) else None
@@ -682,6 +705,19 @@ async def resolve_pending(
         )
     if context.customer is None:
         return Turn(slots=base).say(texts.render("utter_confirm_not_verified"))
+    if (
+        draft is not None
+        and context.order is not None
+        and not returns.settle_at_yes(draft, return_pick, text)
+    ):
+        # a damaged or wrong item tapped as the reason: refund or replacement first
+        question = returns.confirmation(draft, context.order)
+        return Turn(
+            slots={
+                "awaiting": "confirmation", "pending_action": "return_item",
+                "next_step": "confirm", "return_draft": draft.to_slot(),
+            }
+        ).say(question.text, question.buttons)  # fmt: skip
     subscription = await repositories.customer_subscription(session, context.customer.id)
     result = await support.apply_confirmed(
         session,
@@ -692,9 +728,7 @@ async def resolve_pending(
         new_address,
         return_window_days=settings.return_window_days,
         pause_until=datetime.fromisoformat(pause_until) if pause_until else None,
-        return_draft=(
-            returns.ReturnDraft.from_slot(return_draft) if pending_action == "return_item" else None
-        ),
+        return_draft=draft,
     )
     turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{pending_action}"

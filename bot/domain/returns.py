@@ -1,10 +1,12 @@
 """Item-level returns, damage and wrong-item reports (issue #19).
 
-A return is built up in a `ReturnDraft` over at most three questions — which items, why,
-refund or replacement — each skipped when the customer's own words already said it ("just
-the towel, it came chipped" names the item and the reason), then confirmed with a yes like
-every other change. The draft travels in the `return_draft` slot as JSON between turns;
-nothing is written before the yes. The rules (docs/decisions.md, "Item-level returns"):
+A return is put together in a `ReturnDraft`: which items (asked only when the order has
+several and the customer named none), then one yes/no that still holds the open choice in
+its buttons — the reason (tapping one confirms), or for damaged and wrong items refund or
+replacement. The customer's own words fill in whatever they say ("just the towel, it came
+chipped" names the item and the reason), and a plain yes always works (a refund; reason
+"other" when none was given). The draft travels in the `return_draft` slot as JSON between
+turns; nothing is written before the yes. The rules (docs/decisions.md, "Item-level returns"):
 
 * Items: lines of the order with units not yet in an earlier return. Named items are
   matched by the words of their names; words after "keep"/"except"/"not the" exclude an
@@ -107,7 +109,7 @@ class ReturnDraft:
     lines: dict[int, int] = field(default_factory=dict)  # order item id → units
     reason: str | None = None
     resolution: str | None = None
-    step: str | None = None  # the question asked last: items, reason, resolution, confirm
+    step: str | None = None  # the question asked last: items, or confirm (the yes/no)
 
     def to_slot(self) -> str:
         return json.dumps({**asdict(self), "lines": {str(k): v for k, v in self.lines.items()}})
@@ -278,47 +280,76 @@ def items_question(order: Order, returnable: dict[int, int]) -> Question:
     return Question(texts.render("utter_return_which_items", order=order.number), buttons, "items")
 
 
-def reason_question(draft: ReturnDraft, items: list[OrderItem]) -> Question:
-    """Why? One reason for the items of this return, a button each."""
-    buttons = [
-        {"title": texts.render(REASON_LABELS[reason]), "payload": _pick("reason", reason.value)}
-        for reason in Reason
-    ]
-    text = texts.render(
-        "utter_return_which_reason", items=describe(draft.lines, items), order=draft.order
-    )
-    return Question(text, buttons, "reason")
+def _yes_pick(kind: str, value: str) -> str:
+    """A button that confirms the return with a choice in it (data/rules/support.yml's yes)."""
+    return f'/affirm{{"{PICK_ENTITY}":"{kind}:{value}"}}'
 
 
-def resolution_question(draft: ReturnDraft, items: list[OrderItem], currency: str) -> Question:
-    amount = f"{refund_amount(draft.lines, items):.2f} {currency}"
-    buttons = [
-        {
-            "title": texts.render("utter_return_replacement_button"),
-            "payload": _pick("resolution", "replacement"),
-        },
-        {
-            "title": texts.render("utter_return_refund_button", amount=amount),
-            "payload": _pick("resolution", "refund"),
-        },
-    ]
-    text = texts.render(
-        "utter_return_which_resolution", items=describe(draft.lines, items), order=draft.order
-    )
-    return Question(text, buttons, "resolution")
-
-
-def confirm_text(draft: ReturnDraft, order: Order) -> str:
+def confirmation(draft: ReturnDraft, order: Order) -> Question:
+    """The yes/no for the return, with the choice still open in its buttons: the reason
+    (tapping one confirms; a plain yes confirms without one), or for damaged and wrong items
+    refund or replacement (a plain yes means the refund). One turn, however it is answered."""
     items = describe(draft.lines, order.items)
-    reason = texts.render(REASON_LABELS[Reason(draft.reason or Reason.other.value)]).lower()
-    if draft.resolution == Resolution.replacement.value:
-        return texts.render(
-            "utter_return_confirm_replacement", order=order.number, items=items, reason=reason
-        )
     amount = f"{refund_amount(draft.lines, order.items):.2f} {order.currency}"
-    return texts.render(
-        "utter_return_confirm_items", order=order.number, items=items, reason=reason, amount=amount
-    )
+    no = {"title": texts.render("utter_return_no_button"), "payload": "no"}
+    if draft.reason is None:
+        buttons = [
+            {"title": texts.render(REASON_LABELS[r]), "payload": _yes_pick("reason", r.value)}
+            for r in Reason
+        ]
+        text = texts.render(
+            "utter_return_confirm_pick_reason", order=order.number, items=items, amount=amount
+        )
+        return Question(text, [*buttons, no], "confirm")
+    reason = Reason(draft.reason)
+    label = texts.render(REASON_LABELS[reason]).lower()
+    if reason in REPLACEABLE and draft.resolution is None:
+        buttons = [
+            {
+                "title": texts.render("utter_return_refund_button", amount=amount),
+                "payload": _yes_pick("resolution", Resolution.refund.value),
+            },
+            {
+                "title": texts.render("utter_return_replacement_button"),
+                "payload": _yes_pick("resolution", Resolution.replacement.value),
+            },
+        ]
+        text = texts.render(
+            "utter_return_confirm_pick_resolution",
+            order=order.number, items=items, reason=label, amount=amount,
+        )  # fmt: skip
+        return Question(text, [*buttons, no], "confirm")
+    yes_no = [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}]
+    if draft.resolution == Resolution.replacement.value:
+        text = texts.render(
+            "utter_return_confirm_replacement", order=order.number, items=items, reason=label
+        )
+    else:
+        text = texts.render(
+            "utter_return_confirm_items", order=order.number, items=items, reason=label,
+            amount=amount,
+        )  # fmt: skip
+    return Question(text, yes_no, "confirm")
+
+
+def settle_at_yes(draft: ReturnDraft, pick: str | None, text: str) -> bool:
+    """Fill the return from the yes (a button's reason or refund/replacement, or words such
+    as "yes, a replacement please"); False when the reason just tapped allows a replacement,
+    which is then asked (the one extra turn), True when the return can be stored."""
+    if pick:
+        apply_pick(draft, pick, {})
+    resolution = resolution_in(text)
+    if resolution is not None:
+        draft.resolution = resolution.value
+    if draft.reason is None:
+        said = reason_in(text, draft.flow)
+        draft.reason = (said or Reason.other).value
+    replaceable = Reason(draft.reason) in REPLACEABLE
+    if replaceable and draft.resolution is None and pick and pick.startswith("reason:"):
+        return False
+    if draft.resolution is None or not replaceable:
+        draft.resolution = Resolution.refund.value
+    return True
 
 
 def apply_pick(draft: ReturnDraft, pick: str, returnable: dict[int, int]) -> None:
@@ -348,7 +379,7 @@ def read_answer(
     if pick.lines:
         draft.lines = pick.lines
     reason = reason_in(text, draft.flow)
-    if reason is not None and (draft.reason is None or draft.step == "reason" or reason_in(text)):
+    if reason is not None and (draft.reason is None or reason_in(text)):
         draft.reason = reason.value
     resolution = resolution_in(text)
     if resolution is not None:
@@ -358,17 +389,13 @@ def read_answer(
 
 def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[int, int]) -> bool:
     """Whether typed words answer the question asked (so they continue the return instead of
-    being read as a new request: "changed my mind" at "Why?" is a reason, not a cancel)."""
+    being read as a new request: "the towel" at "Which items?"), or change the return asked
+    about ("just the towel", "it doesn't fit", "a replacement" at its yes/no)."""
     lowered = (text or "").lower()
+    pick = items_in(text, returnable, order.items)
     if draft.step == "items":
-        pick = items_in(text, returnable, order.items)
         return bool(pick.lines) or pick.too_many is not None
-    if draft.step == "reason":
-        return reason_in(lowered) is not None
-    if draft.step == "resolution":
-        return resolution_in(lowered) is not None
-    if draft.step == "confirm":  # "just the towel" at "Return 2 items …?": a refinement
-        pick = items_in(text, returnable, order.items)
+    if draft.step == "confirm":
         return (
             bool(pick.lines) or pick.too_many is not None or reason_in(lowered) is not None
             or resolution_in(lowered) is not None
@@ -389,22 +416,14 @@ def may_refine(text: str) -> bool:
     )  # fmt: skip
 
 
-def next_question(draft: ReturnDraft, order: Order, returnable: dict[int, int]) -> Question | None:
-    """The next thing to ask, or None when the draft is ready to confirm."""
+def next_question(draft: ReturnDraft, order: Order, returnable: dict[int, int]) -> Question:
+    """Which items, when several could be meant and none was named; else the yes/no."""
     if not draft.lines:
         if len(returnable) == 1:
             draft.lines = dict(returnable)
         else:
             return items_question(order, returnable)
-    if draft.reason is None:
-        return reason_question(draft, order.items)
-    if draft.resolution is None:
-        if Reason(draft.reason) in REPLACEABLE:
-            return resolution_question(draft, order.items, order.currency)
-        draft.resolution = Resolution.refund.value
-    if Reason(draft.reason) not in REPLACEABLE:
-        draft.resolution = Resolution.refund.value
-    return None
+    return confirmation(draft, order)
 
 
 # --- carrying it out --------------------------------------------------------------------------

@@ -164,6 +164,17 @@ _DENY_WORDS = re.compile(
 )
 
 
+_YES_WORDS = re.compile(
+    r"^\s*(?:yes+|yep|yeah|yea|ya|yup|sure|ok|okay|please|yes please|all|all of (?:them|it))"
+    r"\b[\s,!.]*(?:please|pls|thanks?|thx)?[\s.!]*$"
+)
+
+
+def is_yes_words(text: str) -> bool:
+    """ "yes", "sure", "yes please": words that only agree, nothing else."""
+    return _YES_WORDS.match((text or "").lower()) is not None
+
+
 def is_deny_words(text: str) -> bool:
     """ "no", "never mind", "forget it": words that only decline, nothing else."""
     return _DENY_WORDS.match((text or "").lower()) is not None
