@@ -52,6 +52,7 @@ PATH_VALUES = {
     "session_key": "0" * 16,
     "canned_id": "999999",
     "message_id": "999999",
+    "photo_id": "999999",
 }
 # Static directories are requested through one of their files.
 STATIC_SAMPLES = {
@@ -122,6 +123,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/demo/shop/login"): public(),
     ("GET", "/demo/shop/logout"): public(302),
     ("GET", "/demo/shop/shop.css"): public(),
+    # Photos (issue #19): uploaded with a chat's resume token (none here: 401), CORS
+    # preflight for the shops' origins.
+    ("POST", "/chat/photos"): public(401),
+    ("OPTIONS", "/chat/photos"): public(204),
     # --- operations (issue #8; public by design, see docs/security.md) -----------------
     ("GET", "/healthz"): public(200, 503),
     ("GET", "/readyz"): public(200, 503),
@@ -171,6 +176,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/console/api/escalations/{escalation_id}/takeover"): console(*AGENTS, ok=404),
     ("POST", "/console/api/escalations/{escalation_id}/reopen"): console(*AGENTS, ok=404),
     ("GET", "/console/ws"): console(*STAFF, ok=400),  # a plain GET is not an upgrade
+    # Customers' photos (issue #19): staff who may read the chat; 404 for an unknown one.
+    ("GET", "/console/api/photos/{photo_id}"): console(*STAFF, ok=404),
     # The bot's review inbox (issue #24): admins and bot trainers.
     ("GET", "/console/review"): console(*REVIEWERS, page=True),
     ("GET", "/console/api/review"): console(*REVIEWERS),
