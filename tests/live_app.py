@@ -36,15 +36,20 @@ class EchoRasa:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        # Set by a test: the NLU result appended as rasa_ext.channels does (issue #24).
+        self.nlu: dict[str, Any] | None = None
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body)
         text = str(body.get("message", ""))
-        return web.json_response(
-            [{"recipient_id": body.get("sender"), "text": f"echo: {text}",
-              "buttons": [{"title": text, "payload": "/noop"}]}]
-        )  # fmt: skip
+        replies: list[dict[str, Any]] = [
+            {"recipient_id": body.get("sender"), "text": f"echo: {text}",
+             "buttons": [{"title": text, "payload": "/noop"}]}
+        ]  # fmt: skip
+        if self.nlu is not None:
+            replies.append({"recipient_id": body.get("sender"), "custom": {"nlu": self.nlu}})
+        return web.json_response(replies)
 
     async def ok(self, _request: web.Request) -> web.Response:
         return web.json_response({"events": [], "messages": [], "model_file": "stub.tar.gz"})
