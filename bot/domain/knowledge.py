@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import io
 import math
@@ -66,12 +67,17 @@ MAX_TEXT = 5000
 MAX_BODY = 50_000
 
 # Tuned on bench/knowledge/dev.yml only (never on the held-out set).
-THRESHOLD = 0.63
-TITLE_WEIGHT = 0.45
-KEYWORD_WEIGHT = 0.7
+THRESHOLD = 0.62
+TITLE_WEIGHT = 0.35
+KEYWORD_WEIGHT = 1.4
 # An article's first paragraph usually answers what its title asks: it is preferred as the
 # quote unless another paragraph is clearly closer to the question.
 LEAD_BONUS = 0.05
+TITLE_KEYWORD_SHARE = 0.5  # of the keyword part: words found in the name/title vs anywhere
+UNKNOWN_WORDS_PENALTY = 0.5
+# Stored with each passage's embedding: a passage embedded by another model or from other
+# text (a change to FIELD_TOPICS or the passages) is embedded again at the next import.
+PASSAGE_RECIPE = "2"
 KEYWORD_THRESHOLD = 0.45  # the keyword-only fallback's own bar (its scores run differently)
 
 STOP_WORDS = frozenset(
@@ -389,19 +395,30 @@ def stock_text(stock: int) -> str:
 
 
 def article_passages(article: ArticleData) -> list[tuple[str, str]]:
-    passages = [("title", article.title)]
-    for block in re.split(r"\n\s*\n", article.body):
-        text = plain(block)
-        if text:
-            passages.append(("paragraph", text))
-    return passages
+    """The title (with the first paragraph, which usually answers it) to find the article,
+    then each paragraph to quote."""
+    paragraphs = [plain(block) for block in re.split(r"\n\s*\n", article.body)]
+    paragraphs = [text for text in paragraphs if text]
+    title = f"{article.title} {paragraphs[0]}" if paragraphs else article.title
+    return [("title", title)] + [("paragraph", text) for text in paragraphs]
+
+
+# What each product field is about, in the words customers use, for its embedding.
+FIELD_TOPICS = {
+    "description": "what it is",
+    "materials": "materials, what it is made of",
+    "care": "care, washing and cleaning",
+    "sizes": "sizes, dimensions and fit",
+    "warranty": "warranty, guarantee and repairs",
+    "stock": "stock and availability",
+}
 
 
 def _embedding_text(item_title: str, kind: str, text: str) -> str:
     if kind == "title":
         return text
-    label = FIELD_LABELS.get(kind)
-    return f"{item_title} {label.lower()}: {text}" if label else f"{item_title}: {text}"
+    topic = FIELD_TOPICS.get(kind)
+    return f"{item_title} {topic}: {text}" if topic else f"{item_title}: {text}"
 
 
 async def _write_passages(
@@ -427,9 +444,25 @@ async def _write_passages(
                 position=position,
                 text=text,
                 embedding=embeddings.to_bytes(vectors[position]) if vectors is not None else None,
-                model=model.name if model is not None else None,
+                model=embedded_by(model),
             )
         )
+
+
+def embedded_by(model: embeddings.Embedder | None) -> str | None:
+    return f"{model.name}#{PASSAGE_RECIPE}" if model is not None else None
+
+
+async def _embedded_now(session: AsyncSession, source: str, ref: str) -> bool:
+    """Whether the item's passages were embedded by this model and recipe (or, without a
+    model, whether it has passages at all)."""
+    query = select(func.count(KnowledgePassage.id)).where(
+        KnowledgePassage.source == source, KnowledgePassage.ref == ref
+    )
+    model = embeddings.load_model()
+    if model is not None:
+        query = query.where(KnowledgePassage.model == embedded_by(model))
+    return bool(await session.scalar(query))
 
 
 async def save_product(session: AsyncSession, data: ProductData) -> tuple[KnowledgeProduct, bool]:
@@ -448,7 +481,7 @@ async def save_product(session: AsyncSession, data: ProductData) -> tuple[Knowle
         current = {k: getattr(row, k) for k in values}
         if current["price"] is not None:
             current["price"] = Decimal(current["price"])
-        if current == values:
+        if current == values and await _embedded_now(session, "product", data.sku):
             return row, False
         for key, value in values.items():
             setattr(row, key, value)
@@ -463,7 +496,9 @@ async def save_article(session: AsyncSession, data: ArticleData) -> tuple[Knowle
     if row is None:
         row = KnowledgeArticle(slug=data.slug, title=data.title, body=data.body, url=data.url)
         session.add(row)
-    elif (row.title, row.body, row.url) == (data.title, data.body, data.url):
+    elif (row.title, row.body, row.url) == (data.title, data.body, data.url) and (
+        await _embedded_now(session, "article", data.slug)
+    ):
         return row, False
     else:
         row.title, row.body, row.url = data.title, data.body, data.url
@@ -609,6 +644,9 @@ class Index:
     title_words: list[set[str]]
     idf: dict[str, float]
     model: str | None
+    vocabulary: list[str] = field(default_factory=list)
+    passage_words: list[set[str]] = field(default_factory=list)
+    item_rows: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -678,7 +716,7 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
             title_rows[positions[key]] = len(passages)
         lead = row.source == "article" and row.kind == "paragraph" and row.position == 1
         passages.append(Passage(positions[key], row.kind, row.text, lead))
-        if row.embedding is None or model is None or row.model != model.name:
+        if row.embedding is None or model is None or row.model != embedded_by(model):
             usable = False
         else:
             vectors.append(embeddings.from_bytes(row.embedding))
@@ -694,9 +732,13 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
     total = max(len(items), 1)
     idf = {w: math.log(1 + total / n) for w, n in document_counts.items()}
     matrix = np.vstack(vectors) if usable and vectors else None
+    item_rows: list[list[int]] = [[] for _ in items]
+    for position, entry in enumerate(passages):
+        item_rows[entry.item].append(position)
     return Index(
         stamp, items, passages, matrix, title_rows, item_words, title_words, idf,
         model.name if matrix is not None and model is not None else None,
+        sorted(idf), [set(words(p.text)) for p in passages], item_rows,
     )  # fmt: skip
 
 
@@ -720,14 +762,25 @@ class Retriever:
 Scores = npt.NDArray[np.float64]
 
 
-def _keyword_scores(index: Index, question: str) -> tuple[Scores, Scores]:
-    """Per item: the share of the question's (idf-weighted) words found in the item, and the
-    share found in its title/name. Unknown words (typos, things the shop never mentions)
+def query_words(index: Index, question: str) -> set[str]:
+    """The question's content words; a word the shop never uses that is one typo away from
+    one it does ('instalments' for 'installments', 'dishwaser') is read as that word."""
+    found = set()
+    for word in words(question):
+        if word not in index.idf and len(word) >= 5:
+            close = difflib.get_close_matches(word, index.vocabulary, n=1, cutoff=0.85)
+            word = close[0] if close else word
+        found.add(word)
+    return found
+
+
+def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
+    """Per item: the share of the question's (idf-weighted) words found in the item, mixed
+    with the share found in its title/name. Unknown words (things the shop never mentions)
     count against it: '… sofas' is not about anything here."""
-    q_words = set(words(question))
     n = len(index.items)
     if not q_words:
-        return np.zeros(n), np.zeros(n)
+        return np.zeros(n)
     default_idf = math.log(1 + max(n, 1))
     weights = {w: index.idf.get(w, default_idf) for w in q_words}
     total = sum(weights.values())
@@ -737,14 +790,18 @@ def _keyword_scores(index: Index, question: str) -> tuple[Scores, Scores]:
     title = np.array(
         [sum(weights[w] for w in q_words if w in names) / total for names in index.title_words]
     )
-    return body, title
+    mixed = (1 - TITLE_KEYWORD_SHARE) * body + TITLE_KEYWORD_SHARE * title
+    # Words the shop's content never uses ('engraved', 'phone', 'sofa') are what the question
+    # asks about more often than not: they lower every item's score alike.
+    unknown = sum(weights[w] for w in q_words if w not in index.idf) / total
+    return mixed - UNKNOWN_WORDS_PENALTY * unknown
 
 
 def search(index: Index, model: embeddings.Embedder | None, question: str) -> Result:
     if not index.items:
         return Result([], False, "empty")
-    body_kw, title_kw = _keyword_scores(index, question)
-    keyword = 0.5 * body_kw + 0.5 * title_kw
+    q_words = query_words(index, question)
+    keyword = _keyword_scores(index, q_words)
     best_rows: list[int] = []
     if index.matrix is not None and model is not None:
         q = model.embed([question])[0]
@@ -769,7 +826,6 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
     else:
         scores = keyword
         threshold, method = KEYWORD_THRESHOLD, "keywords"
-        q_words = set(words(question))
         for item in range(len(index.items)):
             best_rows.append(_keyword_passage(index, item, q_words))
     order = np.argsort(-scores)
@@ -784,10 +840,10 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
 
 def _keyword_passage(index: Index, item: int, q_words: set[str]) -> int:
     best, best_hits = -1, 0.0
-    for row, passage in enumerate(index.passages):
-        if passage.item != item or passage.kind == "title":
+    for row in index.item_rows[item]:
+        if index.passages[row].kind == "title":
             continue
-        hits = sum(index.idf.get(w, 0.0) for w in q_words & set(words(passage.text)))
+        hits = sum(index.idf.get(w, 0.0) for w in q_words & index.passage_words[row])
         if best < 0 or hits > best_hits:
             best, best_hits = row, hits
     return best
