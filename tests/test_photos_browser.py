@@ -135,3 +135,30 @@ def test_photo_from_the_widget_reaches_the_console(
     assert axe_violations(ada) == [], "console conversation with a photo"
     customer.context.close()
     ada.context.close()
+
+
+def test_photo_on_the_chat_page(live: LiveApp, browser: Any, tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    page = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
+    page.goto(f"{live.url}/")
+    attach = page.get_by_role("button", name="Attach photo")
+    page.wait_for_function("() => !document.getElementById('attach').disabled")
+    assert axe_violations(page) == [], "chat page with the attach button"
+
+    def choose(path: Path) -> None:
+        with page.expect_file_chooser() as chooser:
+            attach.click()
+        chooser.value.set_files(str(path))
+
+    # 0 bytes: refused before uploading, in the server's words (from the session frame).
+    choose(empty)
+    page.locator(".msg--system", has_text=texts.render("utter_photo_empty")).wait_for()
+    choose(files["photo"])
+    page.locator(".msg--customer[data-state='sent'] img.msg__photo").wait_for()
+    page.locator(".msg--bot", has_text=texts.render("utter_photo_received")).wait_for()
+    assert page.locator(".msg--customer").count() == 1  # its echo over the socket: not twice
+    page.screenshot(path=str(SHOTS / "photos_chat_page.png"))
+    assert axe_violations(page) == [], "chat page with a photo sent"
+    page.context.close()
