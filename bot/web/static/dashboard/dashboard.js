@@ -368,8 +368,9 @@ function pitfallText(p) {
 async function showFixFirst() {
   const data = await api("journey/fix-first", rangeParams());
   byId("fix-first-legend").textContent = "Impact = journeys affected \u00d7 (CSAT shortfall + NPS shortfall + return-rate shortfall), each 0 to 1, " +
-    "against every other journey with feedback in the range; a shortfall counts only with at least " + data.min_answers +
-    " answers on both sides. Return: another purchase within " + data.window_days + " days.";
+    "among the journeys opened in the range (all their answers), against every other one; a shortfall counts only with at least " + data.min_answers +
+    " answers on both sides. Return: another purchase within " + data.window_days + " days, known only for journeys opened at least " +
+    data.window_days + " days ago.";
   const body = byId("fix-first").tBodies[0];
   clear(body);
   const effect = (e) => (e.group === null ? "no answers" : fmt(e.group) + " vs " + fmt(e.rest) + " (n " + e.group_n + ")");
@@ -396,7 +397,9 @@ async function showFixFirst() {
     insight.href = "insights?" + new URLSearchParams(item.insight);
     act.append(insight);
     tr.append(el("td", "num", i + 1), name, el("td", "num", item.journeys), el("td", "", effect(item.csat)),
-      el("td", "", effect(item.nps)), el("td", "", effect(item.return_rate)), el("td", "num", fmt(item.impact)), act);
+      el("td", "", effect(item.nps)), el("td", "", item.return_rate.group === null && item.return_rate.rest === null
+        ? "not known yet (journeys under " + data.window_days + " days old)" : effect(item.return_rate)),
+      el("td", "num", fmt(item.impact)), act);
     body.append(tr);
   });
 }
