@@ -133,7 +133,7 @@ test: setup
 checks: train validate story-test lint typecheck bandit pytest
 
 # Benchmarks print their figures with a baseline from the same run (docs/benchmarks.md).
-bench: bench-nlu bench-chat bench-prod bench-handoff bench-events bench-dashboard
+bench: bench-nlu bench-chat bench-prod bench-handoff bench-events bench-dashboard bench-knowledge
 
 bench-nlu: setup train
 	$(PY) -m bench.nlu_eval
@@ -156,6 +156,10 @@ bench-events: setup
 # Dashboard endpoints on 1 M feedback rows in PostgreSQL (own database dashboard_bench).
 bench-dashboard: setup
 	$(PY) -m bench.dashboard
+
+# Knowledge answers on the held-out questions (issue #19): correctness, p95, model load, memory.
+bench-knowledge: setup
+	$(PY) -m bench.knowledge
 
 lock: check-python
 	rm -rf /tmp/lock-venv && $(PYTHON310) -m venv /tmp/lock-venv
