@@ -322,7 +322,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == alerts_cli.COMMAND:
         return asyncio.run(alerts_cli.run(settings, args))
     if args.command == knowledge_cli.COMMAND:
-        return knowledge_cli.run(settings, args)
+        return asyncio.run(knowledge_cli.run(settings, args))
     if args.command == "serve":
         return _serve(settings)
     if args.command == "migrate":

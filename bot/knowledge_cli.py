@@ -47,9 +47,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncio
-
+async def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain import knowledge
     from bot.domain.errors import InvalidInput
 
@@ -82,7 +80,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 _report("articles", await knowledge.import_articles(session, articles))
         return 0
 
-    return asyncio.run(run_db_command(settings, body))
+    return await run_db_command(settings, body)
 
 
 def _report(what: str, result: ImportResult) -> None:

@@ -635,7 +635,7 @@ class Index:
     """Every passage's embedding in one matrix, with the keyword statistics: loaded from the
     database once and again only when the passages changed (`stamp`)."""
 
-    stamp: tuple[str, int, int | None]
+    stamp: tuple[str, int, int | None, int | None]
     items: list[Item]
     passages: list[Passage]
     matrix: embeddings.Vectors | None  # one row per passage; None: keyword-only
@@ -669,15 +669,20 @@ class Result:
         return self.hits[0] if self.hits else None
 
 
-async def _stamp(session: AsyncSession) -> tuple[str, int, int | None]:
-    """Which database and which version of the passages (they are only ever replaced, so
-    a change moves the count or the highest id)."""
+async def _stamp(session: AsyncSession) -> tuple[str, int, int | None, int | None]:
+    """Which database and which version of the passages: they are only ever replaced, so a
+    change moves the count, the highest id or the total length of their texts."""
     row = (
         await session.execute(
-            select(func.count(KnowledgePassage.id), func.max(KnowledgePassage.id))
+            select(
+                func.count(KnowledgePassage.id),
+                func.max(KnowledgePassage.id),
+                func.sum(func.length(KnowledgePassage.text)),
+            )
         )
     ).one()
-    return str(session.get_bind().engine.url), int(row[0]), row[1]
+    total = int(row[2]) if row[2] is not None else None
+    return str(session.get_bind().engine.url), int(row[0]), row[1], total
 
 
 async def build_index(session: AsyncSession, model: embeddings.Embedder | None) -> Index:
