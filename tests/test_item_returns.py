@@ -122,7 +122,7 @@ async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> N
 
     confirm = await talk.say("just the towel though, i'm keeping the casserole")
     assert _texts(confirm) == [
-        f"Return 1× {TOWEL} from order A10001 for a refund of 25.00 EUR? Tap the reason to "
+        f"Start a free return of order A10001 (1× {TOWEL}) for a refund of 25.00 EUR? Tap the reason to "
         "confirm, or just say yes."
     ]
     assert _titles(confirm) == REASONS
@@ -131,8 +131,8 @@ async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> N
     done = await talk.yes(pick="reason:changed_mind")
     request = (await session.scalars(select(ReturnRequest))).one()
     assert _texts(done)[0] == (
-        f"Your return {request.reference} is started: 1× {TOWEL} from order A10001. A prepaid "
-        "label is on its way to jane.doe@example.com; drop the parcel off within 14 days and "
+        f"Your return for order A10001 is started: 1× {TOWEL}, reference {request.reference}. "
+        "A prepaid label is on its way to jane.doe@example.com; drop the parcel off within 14 days and "
         "we'll refund 25.00 EUR within 5 working days of it reaching us."
     )
     assert await _lines(session) == [(TOWEL, 1, "changed_mind", "refund", Decimal("25.00"))]
@@ -159,7 +159,7 @@ async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) ->
 
     choice = await talk.say("you sent me the wrong mug", "return_item")
     assert _texts(choice) == [
-        f"Sorry about that. Return 1× {MUG} from order A10001 (wrong item)? You can have a "
+        f"Sorry about that. Start a free return of order A10001 (1× {MUG}, wrong item)? You can have a "
         "refund of 12.50 EUR or a free replacement; a plain yes means the refund."
     ]
     assert _titles(choice) == ["Refund 12.50 EUR", "Send a replacement", "No, keep it"]
@@ -210,7 +210,7 @@ async def test_no_just_the_towel_at_the_yes_changes_the_return(session) -> None:
     changed = await talk.no("no, just the towel")
 
     assert _texts(changed)[0].startswith(
-        f"Return 1× {TOWEL} from order A10001 for a refund of 25.00"
+        f"Start a free return of order A10001 (1× {TOWEL}) for a refund of 25.00"
     )
     assert talk.slots["pending_action"] == "return_item"
 
@@ -225,14 +225,15 @@ async def test_quantities_and_everything_but_one_item(session) -> None:
 
     confirm = await talk.say("2 mugs")
     assert _texts(confirm)[0].startswith(
-        f"Return 2× {MUG} from order A10001 for a refund of 25.00 EUR?"
+        f"Start a free return of order A10001 (2× {MUG}) for a refund of 25.00 EUR?"
     )
 
     rest = await Chat(session).say(
         "return everything except the casserole, they're too small", "return_item"
     )
     assert _texts(rest) == [
-        f"Return 1× {TOWEL}, 4× {MUG} from order A10001 (doesn't fit) for a refund of 75.00 EUR?"
+        f"Start a free return of order A10001 (1× {TOWEL}, 4× {MUG}, doesn't fit) for a refund of "
+        "75.00 EUR?"
     ]
 
 
@@ -315,7 +316,8 @@ async def test_yes_at_the_items_question_means_the_whole_order(session) -> None:
     confirm = await talk.say("yes please", intent="affirm")
 
     assert _texts(confirm)[0].startswith(
-        f"Return 1× {CASSEROLE}, 1× {TOWEL}, 1× {MUG} from order A10001 for a refund of 157.50"
+        f"Start a free return of order A10001 (1× {CASSEROLE}, 1× {TOWEL}, 1× {MUG}) for a refund "
+        "of 157.50"
     )
 
 
@@ -338,7 +340,7 @@ async def test_changed_my_mind_at_the_yes_is_a_reason_not_a_cancel(session) -> N
     confirm = await talk.say("changed my mind", "cancel_order")
 
     assert _texts(confirm) == [
-        f"Return 1× {TOWEL} from order A10001 (changed my mind) for a refund of 25.00 EUR?"
+        f"Start a free return of order A10001 (1× {TOWEL}, changed my mind) for a refund of 25.00 EUR?"
     ]
 
 
@@ -359,7 +361,9 @@ async def test_a_button_pick_reaches_the_return_through_the_action(session, acti
 
     events, messages = await run(ActionSupportRequest(), state)
 
-    assert messages[0]["text"].startswith(f"Return 1× {TOWEL} from order A10001 for a refund")
+    assert messages[0]["text"].startswith(
+        f"Start a free return of order A10001 (1× {TOWEL}) for a refund"
+    )
     slots = slot_events(events)
     assert (slots["next_step"], slots["pending_action"]) == ("confirm", "return_item")
     assert json.loads(slots["return_draft"])["lines"] == {str(towel.id): 1}
@@ -385,7 +389,7 @@ async def test_a_reason_button_confirms_through_the_action(session, action_servi
 
     _events, messages = await run(ActionResolvePending(), state)
 
-    assert messages[0]["text"].startswith("Your return R-")
+    assert messages[0]["text"].startswith("Your return for order A10001 is started")
     assert await _lines(session) == [(TOWEL, 1, "doesnt_fit", "refund", Decimal("25.00"))]
 
 

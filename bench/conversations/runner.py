@@ -9,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,8 @@ from bot.storage.models import (
     EscalationStatus,
     Feedback,
     Order,
+    OrderItem,
+    ReturnLine,
     Subscription,
     SurveyDispatch,
 )
@@ -61,6 +64,16 @@ def _ago(spec: str | None) -> timedelta:
         "h": timedelta(hours=amount),
         "m": timedelta(minutes=amount),
     }[unit]
+
+
+def _order_lines(names: list[str]) -> list[dict[str, Any]]:
+    """`items: [casserole, 2 mug]` (or `item: mug`): the order's lines from CATALOGUE."""
+    lines = []
+    for spec in names:
+        qty, _, name = str(spec).rpartition(" ")
+        sku, title, price = CATALOGUE[name]
+        lines.append({"sku": sku, "name": title, "qty": int(qty or 1), "price": price})
+    return lines
 
 
 def _iso(moment: datetime) -> str:
@@ -229,8 +242,9 @@ class Runner:
             refs[f"owner:{ref}"] = customer_ref
             order: dict[str, Any] = {"number": values[ref]}
             if kind == "order.placed":
-                sku, name, price = CATALOGUE[step.get("item", "mug")]
-                order.update(items=[{"sku": sku, "name": name, "qty": 1, "price": price}], total=price,
+                lines = _order_lines(step.get("items") or [step.get("item", "mug")])
+                total = f"{sum(Decimal(line['price']) * line['qty'] for line in lines):.2f}"
+                order.update(items=lines, total=total,
                              currency="EUR", placed_at=_iso(occurred), shipping_address="1 Test Street, Testville")  # fmt: skip
             if kind == "order.shipped":
                 order.update(carrier="DHL", tracking_number=f"JD{random.randrange(10**9):09d}")
@@ -285,6 +299,19 @@ class Runner:
                     )
                 ).all()
             )
+
+    async def return_lines(self, order_number: str) -> list[str]:
+        """An order's item-level returns (issue #19) as "1 Linen towel changed_mind refund"."""
+        async with self.sessions() as db:
+            rows = await db.execute(
+                select(
+                    ReturnLine.quantity, OrderItem.name, ReturnLine.reason, ReturnLine.resolution
+                )
+                .join(OrderItem, OrderItem.id == ReturnLine.order_item_id)
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(Order.number == order_number)
+            )
+            return [" ".join(str(part) for part in row) for row in rows.all()]
 
     async def snapshot(self, customer_ids: list[int]) -> dict[str, tuple[Any, ...]]:
         async with self.sessions() as db:
@@ -692,6 +719,11 @@ class Runner:
                         result.wrong_changes.append(f"{key}: {old} → {new}")
             elif new != old:
                 result.wrong_changes.append(f"{key}: {old} → {new}")
+
+        for ref, wanted in (rows.get("returns") or {}).items():
+            stored = await self.return_lines(values[ref])
+            if sorted(stored) != sorted(str(w) for w in wanted):
+                result.failures.append(f"rows: returns of {ref} are {stored}, expected {wanted}")
 
         if "acquisition_source" in rows and customers:
             source = (

@@ -410,7 +410,8 @@ async def _refined_return(
         return None
     order = context.order
     returnable = returns.returnable_units(order, await returns.returned_units(session, order))
-    if not returns.answers_step(draft, text, order, returnable):
+    # Only other items: "no i dont want to post it back" is a no, not a reason.
+    if not returns.items_in(text, returnable, order.items).lines:
         return None
     return await _item_return(session, settings, context, draft, text, None)
 
