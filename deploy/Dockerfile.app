@@ -13,6 +13,8 @@ COPY migrations migrations
 COPY alembic.ini alembic.ini
 # The bot's fixed texts are domain.yml responses (bot/domain/texts.py reads them).
 COPY domain.yml domain.yml
-RUN useradd --system --uid 10001 shopbot
+# PHOTO_DIR (issue #19): a named volume mounted on /data/photos starts owned by the user.
+RUN useradd --system --uid 10001 shopbot \
+ && mkdir -p /data/photos && chown shopbot /data/photos && chmod 700 /data/photos
 USER shopbot
 CMD ["python", "-m", "bot", "serve"]
