@@ -81,9 +81,7 @@ async def _export(
 
     try:
         async with sessions() as db, db.begin():
-            document = await privacy.export_customer(
-                db, ref, actor=CLI_ACTOR, photo_dir=photo_dir
-            )
+            document = await privacy.export_customer(db, ref, actor=CLI_ACTOR, photo_dir=photo_dir)
         what = f"customer {document['customer']['id']}"
     except NotFound:  # a reviewer who is not a customer, by email or handle (issue #23)
         async with sessions() as db, db.begin():
