@@ -56,6 +56,42 @@ def test_the_channel_reports_the_turns_nlu_result_from_the_tracker() -> None:
     assert nothing is None
 
 
+MODEL_ID_CHECK = """
+import asyncio, json
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa_ext.channels import _understood
+
+class Tracker:
+    events = [UserUttered("hi", {"name": "greet", "confidence": 0.9},
+                          parse_data={"intent": {"name": "greet", "confidence": 0.9}}),
+              ActionExecuted("action_listen")]
+
+class Store:
+    async def retrieve(self, sender_id):
+        return Tracker()
+
+class Agent:
+    tracker_store = Store()
+    model_id = "5f0c2a9e1b7d4c3f8e6a0b1c2d3e4f5a"
+
+class NoModel:
+    tracker_store = Store()
+
+print(json.dumps([asyncio.run(_understood(Agent(), "s", 1))["model_id"],
+                  asyncio.run(_understood(NoModel(), "s", 1))["model_id"]]))
+"""
+
+
+def test_the_channel_reports_the_loaded_models_id() -> None:
+    """The before/after view around a retraining: each turn's model."""
+    result = _rasa_python("-c", MODEL_ID_CHECK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "5f0c2a9e1b7d4c3f8e6a0b1c2d3e4f5a",
+        None,
+    ]
+
+
 def test_the_client_reads_the_nlu_item_and_ignores_it_as_a_reply() -> None:
     nlu = {"intent": "greet", "confidence": 0.9}
     assert _nlu([{"recipient_id": "s", "text": "Hi"}, {"recipient_id": "s", "custom": {"nlu": nlu}}]) == nlu  # fmt: skip
