@@ -275,6 +275,8 @@ class StubRasa:
         self.fail = False
         self.delay = 0.0
         self.paused: set[str] = set()  # like Rasa: a paused tracker logs messages, answers none
+        # The NLU result appended as rasa_ext.channels does (issue #24), when a test sets it.
+        self.nlu: dict[str, Any] | None = None
 
     def pause(self, sender: str) -> None:
         """What the handoff action's ConversationPaused does to Rasa's tracker."""
@@ -289,15 +291,16 @@ class StubRasa:
             return web.Response(status=500)
         if body["sender"] in self.paused:
             return web.json_response([])
-        return web.json_response(
-            [
-                {
-                    "recipient_id": body["sender"],
-                    "text": f"echo: {body['message']}",
-                    "buttons": [{"title": "Yes", "payload": "yes"}],
-                }
-            ]
-        )
+        replies: list[dict[str, Any]] = [
+            {
+                "recipient_id": body["sender"],
+                "text": f"echo: {body['message']}",
+                "buttons": [{"title": "Yes", "payload": "yes"}],
+            }
+        ]
+        if self.nlu is not None:
+            replies.append({"recipient_id": body["sender"], "custom": {"nlu": self.nlu}})
+        return web.json_response(replies)
 
     async def tracker_events(self, request: web.Request) -> web.Response:
         assert request.query["token"] == "dev-rasa-token"
