@@ -429,3 +429,31 @@ def test_reasons_read_from_words(text: str, reason: str | None) -> None:
 def test_a_broken_draft_slot_is_no_draft() -> None:
     assert returns.ReturnDraft.from_slot("not json") is None
     assert returns.ReturnDraft.from_slot(None) is None
+
+
+# --- where staff and the customer see it ------------------------------------------------------
+
+
+async def test_the_console_panel_and_the_export_show_the_return_per_item(session) -> None:
+    from bot.domain import handoff, privacy
+
+    order = await _jane(session)
+    talk = Chat(session)
+    await talk.say("the mug is cracked", "damaged_item")
+    await talk.yes(pick="resolution:replacement")
+    await talk.say("return the towel, too small", "return_item")
+    await talk.yes()
+    request_refs = [r.reference for r in (await session.scalars(select(ReturnRequest))).all()]
+
+    detail = await handoff.conversation_detail(session, "conv-1")
+    panel = detail["customer"]["returns"]
+    assert [(r["reference"], r["order_number"], r["refund_total"]) for r in panel] == [
+        (request_refs[1], "A10001", "25.00"),
+        (request_refs[0], "A10001", "0.00"),
+    ]
+    assert panel[0]["items"] == [
+        {"name": TOWEL, "sku": "TWL-1", "quantity": 1, "reason": "doesnt_fit",
+         "resolution": "refund", "refund_amount": "25.00"}
+    ]  # fmt: skip
+    exported = await privacy.export_customer(session, order.customer_id)
+    assert [r["reference"] for r in exported["returns"]] == [request_refs[1], request_refs[0]]

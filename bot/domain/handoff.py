@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import closed_loop, inbox, texts
+from bot.domain import closed_loop, inbox, returns, texts
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.storage import repositories
 from bot.storage.models import (
@@ -585,6 +585,8 @@ async def _customer_panel(
             for o in orders
         ],
         "subscriptions": [{"plan": s.plan, "status": s.status.value} for s in subscriptions],
+        # item-level returns (issue #19): what, why, refund or replacement
+        "returns": await returns.panel(session, customer.id),
         "feedback": [
             {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value if f.stage else None,
              "channel": f.channel.value, "time": _iso(f.created_at)}

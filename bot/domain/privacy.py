@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import photos, review_inbox
+from bot.domain import photos, returns, review_inbox
 from bot.domain.errors import InvalidInput, NotFound
 from bot.storage.models import (
     AuditLog,
@@ -206,6 +206,8 @@ async def export_customer(
         "subscriptions": [
             row_json(s) for s in await _rows(session, Subscription, Subscription.customer_id == cid)
         ],
+        # item-level returns (issue #19), as the console shows them
+        "returns": await returns.panel(session, cid),
         "lifecycles": [
             row_json(lc) for lc in await _rows(session, Lifecycle, Lifecycle.customer_id == cid)
         ],

@@ -514,3 +514,55 @@ def started_text(request: ReturnRequest, order: Order, email: str | None) -> str
         reference=request.reference, order=order.number, items=items, email=email or "",
         amount=f"{request.refund_total:.2f} {order.currency}",
     )  # fmt: skip
+
+
+async def panel(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+    """The customer's returns for the console's customer panel, newest first: reference,
+    order, when, and per item the units, reason, refund or replacement and amount."""
+    requests = (
+        await session.scalars(
+            select(ReturnRequest)
+            .where(ReturnRequest.customer_id == customer_id)
+            .order_by(ReturnRequest.created_at.desc(), ReturnRequest.id.desc())
+        )
+    ).all()
+    item_ids = {line.order_item_id for request in requests for line in request.lines}
+    items = (
+        {
+            i.id: i
+            for i in await session.scalars(select(OrderItem).where(OrderItem.id.in_(item_ids)))
+        }
+        if item_ids
+        else {}
+    )
+    orders = (
+        {
+            o.id: o
+            for o in await session.scalars(
+                select(Order).where(Order.id.in_({r.order_id for r in requests}))
+            )
+        }
+        if requests
+        else {}
+    )
+    return [
+        {
+            "reference": request.reference,
+            "order_number": orders[request.order_id].number,
+            "created_at": request.created_at.isoformat(),
+            "currency": orders[request.order_id].currency,
+            "refund_total": f"{request.refund_total:.2f}",
+            "items": [
+                {
+                    "name": items[line.order_item_id].name,
+                    "sku": items[line.order_item_id].sku,
+                    "quantity": line.quantity,
+                    "reason": line.reason,
+                    "resolution": line.resolution,
+                    "refund_amount": f"{line.refund_amount:.2f}",
+                }
+                for line in request.lines
+            ],
+        }
+        for request in requests
+    ]

@@ -749,6 +749,20 @@
       li.appendChild(C.el("p", "entry__meta", C.formatMoney(o.total, o.currency) + " · placed " + C.formatDate(o.placed_at)));
     });
 
+    // Item-level returns (issue #19): reference, order, and per item what, why, refund or replacement.
+    if (customer.returns && customer.returns.length) {
+      section("Returns", customer.returns, "", function (li, r) {
+        li.appendChild(C.el("p", "entry__title", "Return " + String(r.reference) + " · order " + String(r.order_number)));
+        var list = C.el("ul", "entry__items");
+        r.items.forEach(function (item) {
+          list.appendChild(C.el("li", null, item.quantity + "× " + item.name + " · " + C.humanize(item.reason) + " · " +
+            (item.resolution === "replacement" ? "replacement" : "refund " + C.formatMoney(item.refund_amount, r.currency))));
+        });
+        li.appendChild(list);
+        li.appendChild(C.el("p", "entry__meta", "Opened " + C.formatDate(r.created_at)));
+      });
+    }
+
     section("Subscriptions", customer.subscriptions, "No subscriptions.", function (li, s) {
       var line = C.el("p", "entry__title", String(s.plan));
       line.appendChild(C.el("span", "badge badge--" + String(s.status), C.humanize(s.status)));
