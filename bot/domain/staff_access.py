@@ -13,7 +13,7 @@
   of such conversations are left out of what they read elsewhere (`/api/insights/{id}`).
 
 One SQL condition (`readable_condition`) serves single checks and lists alike.
-Photos of damaged items and a review role, when they arrive, follow the same rule.
+Photos of damaged items (bot/web/photos.py, issue #19) follow the same rule.
 """
 
 from __future__ import annotations
