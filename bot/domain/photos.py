@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import texts
@@ -288,7 +288,13 @@ async def panel(session: AsyncSession, conversation: Conversation) -> list[dict[
     """The photos for the console's customer panel: the customer's (every chat of theirs),
     or this conversation's when it has no customer; erased ones left out; newest first."""
     owner = (
-        Photo.customer_id == conversation.customer_id
+        or_(
+            Photo.customer_id == conversation.customer_id,
+            # Sent before the chat was tied to this customer (verified later, merged).
+            Photo.conversation_id.in_(
+                select(Conversation.id).where(Conversation.customer_id == conversation.customer_id)
+            ),
+        )
         if conversation.customer_id is not None
         else Photo.conversation_id == conversation.id
     )
