@@ -17,7 +17,7 @@ export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
 .PHONY: help run test setup check-python train migrate demo lint format typecheck bandit audit pytest \
         validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean \
-        run-prod fault bench-prod bench-events bench-dashboard checks
+        run-prod fault bench-prod bench-events bench-dashboard checks nginx
 
 help:
 	@echo "make run    - set up everything and start the chat (http://127.0.0.1:8000/)"
@@ -70,8 +70,21 @@ run: setup train demo
 
 # Production profile on the local PostgreSQL, Redis and RabbitMQ (docs/deploy.md): two Rasa
 # workers, two action servers, two web replicas; refuses to start if a service is down.
-run-prod: setup train
+run-prod: setup train nginx
 	$(PY) -m bot run --prod
+
+# nginx in front of the web replicas and the action servers (deploy/nginx.conf, issue #25):
+# found on PATH or in /usr/sbin, else the Debian package is installed when we are root;
+# otherwise it says what to do and stops.
+NGINX_FOUND = { test -n "$$NGINX" && test -x "$$NGINX"; } || command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || test -x /usr/local/sbin/nginx
+nginx:
+	@$(NGINX_FOUND) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "nginx not found: installing the Debian package (apt-get install -y nginx)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx >/dev/null \
+	      || { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx >/dev/null; }; \
+	  fi; \
+	  $(NGINX_FOUND) || { echo "Cannot find or install nginx (needed in front of the web replicas and action servers). Install it yourself (Debian/Ubuntu: sudo apt-get install -y nginx; Fedora: dnf install nginx; macOS: brew install nginx) or set NGINX=/path/to/nginx, then run this again." >&2; exit 1; }; }
 
 lint: $(APP_VENV)/.installed
 	$(APP_VENV)/bin/ruff format --check .
@@ -113,7 +126,7 @@ e2e: setup train browser-deps
 	$(PY) -m pytest -m "e2e or browser" -q -rs
 
 # Production profile killed (-9) under load: Rasa, an action server, PostgreSQL (a few minutes).
-fault: setup train
+fault: setup train nginx
 	$(PY) -m pytest -m fault tests/fault -q -rs -s
 
 # Every check of a fresh clone within 20 minutes on 2 cores (docs/benchmarks.md). Two at a

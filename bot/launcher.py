@@ -19,9 +19,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bot import proxy
 from bot.config import PROJECT_ROOT, Settings
 
 RASA_VENV = PROJECT_ROOT / ".venv-rasa"
@@ -73,6 +74,7 @@ class Stack:
     commands: dict[str, list[str]] = field(default_factory=dict)
     health: dict[str, str] = field(default_factory=dict)
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    proxy_port: int | None = None  # the production profile's nginx in front of the web tier
 
     def spawn(self, name: str) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
@@ -119,6 +121,11 @@ class Stack:
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.web}"
+
+    @property
+    def proxy_url(self) -> str:
+        """nginx in front of the web replicas (production profile), else the web server."""
+        return f"http://127.0.0.1:{self.proxy_port}" if self.proxy_port else self.web_url
 
     @property
     def rasa_url(self) -> str:
@@ -272,8 +279,12 @@ class ProdPorts:
     web: tuple[int, ...] = (8000, 8001)
     rasa: tuple[int, ...] = (5005, 5006)
     actions: tuple[int, ...] = (5055, 5056)
-    # Rasa's single action endpoint: fails over between the action server replicas.
+    # nginx (bot/proxy.py, deploy/nginx.conf): Rasa's single action endpoint, failing over
+    # between the action server replicas ...
     actions_balancer: int = 5050
+    # ... and the customers' and staff's entry in front of the web replicas (None: a free
+    # port, for the fault test and benchmarks; `make run-prod` uses 8080).
+    proxy: int | None = None
 
 
 # Local defaults of the production profile; every one can be overridden by the environment.
@@ -452,9 +463,10 @@ def verify_tracker_store(rasa_url: str, token: str, env: dict[str, str]) -> None
 
 
 def _prod_commands(
-    ports: ProdPorts, env: dict[str, str]
+    ports: ProdPorts, env: dict[str, str], nginx: list[str] | None = None
 ) -> dict[str, tuple[list[str], str, dict[str, str]]]:
-    """name → (command, health URL or "", extra environment)."""
+    """name → (command, health URL or "", extra environment); `nginx`: its command line
+    (`_nginx_command`; a placeholder when only the commands are inspected)."""
     python = str(APP_VENV / "bin" / "python")
     services: dict[str, tuple[list[str], str, dict[str, str]]] = {}
     for i, port in enumerate(ports.actions, 1):
@@ -462,10 +474,10 @@ def _prod_commands(
             [python, *ACTION_SERVER, "--actions", "actions", "--port", str(port), "--quiet"],
             f"http://127.0.0.1:{port}/health", {},
         )  # fmt: skip
-    upstreams = [a for port in ports.actions for a in ("--upstream", f"http://127.0.0.1:{port}")]
-    services["actions-lb"] = (
-        [python, "-m", "bot.balancer", "--port", str(ports.actions_balancer), *upstreams],
-        f"http://127.0.0.1:{ports.actions_balancer}/_balancer", {},
+    # Healthy once it passes an action server's /health on (the web side is checked after
+    # the replicas are up: start_prod).
+    services["nginx"] = (
+        nginx or ["nginx"], f"http://127.0.0.1:{ports.actions_balancer}/health", {},
     )  # fmt: skip
     for i, port in enumerate(ports.rasa, 1):
         services[f"rasa-{i}"] = (
@@ -493,13 +505,19 @@ def start_prod(
     """Preflight, then every process of the production profile; returns once all are healthy
     and each Rasa worker has been seen writing to the SQL tracker store."""
     ports = ports or ProdPorts()
+    if ports.proxy is None:
+        ports = replace(ports, proxy=free_port())
     if not MODEL.exists():
         raise SystemExit(f"No trained model at {MODEL}; run `make train` first.")
+    nginx_binary = proxy.require_nginx()  # says how to install it when missing
     settings = prod_environment(env)
     preflight(settings)
     log_dir = log_dir or PROJECT_ROOT / "var" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     base = {**os.environ, **settings}
+    # The replicas see every client through nginx on loopback: its X-Forwarded-For names
+    # the client (per-address limits, issue #22).
+    base.setdefault("TRUSTED_PROXIES", "127.0.0.1")
     _set_secrets(base)
     base.update(
         ACTION_SERVER_URL=f"http://127.0.0.1:{ports.actions_balancer}/webhook",
@@ -508,13 +526,26 @@ def start_prod(
         PYTHONPATH=str(PROJECT_ROOT),
     )
     stack = Stack(StackPorts(ports.web[0], ports.rasa[0], ports.actions_balancer), log_dir)
-    for name, (command, health, extra) in _prod_commands(ports, base).items():
+    stack.proxy_port = ports.proxy
+    config = proxy.write_config(
+        log_dir.parent / f"nginx-{ports.proxy}", log_dir / "nginx-error.log",
+        web=[f"127.0.0.1:{p}" for p in ports.web],
+        actions=[f"127.0.0.1:{p}" for p in ports.actions],
+        web_listen=f"127.0.0.1:{ports.proxy}", actions_listen=f"127.0.0.1:{ports.actions_balancer}",
+    )  # fmt: skip
+    nginx = proxy.command(nginx_binary, config)
+    for name, (command, health, extra) in _prod_commands(ports, base, nginx).items():
         stack.commands[name], stack.health[name] = command, health
         stack.environments[name] = {**base, **extra}
     try:
         for name in stack.commands:
             stack.spawn(name)
         stack.wait_healthy(list(stack.commands), timeout)
+        deadline = time.monotonic() + 30
+        while not _ready(f"{stack.proxy_url}/healthz"):  # nginx → the web replicas
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nginx does not reach the web replicas; logs in {log_dir}")
+            time.sleep(0.25)
         for port in ports.rasa:
             verify_tracker_store(f"http://127.0.0.1:{port}", base["RASA_TOKEN"], settings)
         time.sleep(1)
@@ -546,11 +577,13 @@ def run_prod_forever() -> int:
     settings = prod_environment()
     preflight(settings)  # also creates the databases when missing
     prepare_database(settings["DATABASE_URL"])
-    stack = start_prod()
+    stack = start_prod(ProdPorts(proxy=8080))
     web = ", ".join(f"http://127.0.0.1:{p}" for p in ProdPorts().web)
     print(
         "\nThe production profile is running (PostgreSQL, Redis, RabbitMQ):\n"
-        f"  web replicas: {web} (put a load balancer in front: docs/deploy.md)\n"
+        f"  customers and staff: {stack.proxy_url}/ (nginx in front of the web replicas; "
+        "deploy/nginx.conf)\n"
+        f"  web replicas: {web}\n"
         f"  readiness:    {stack.web_url}/readyz   metrics: {stack.web_url}/metrics "
         "(Authorization: Bearer $METRICS_TOKEN, or the OPS_PORT; docs/security.md)\n"
         f"  processes:    {', '.join(stack.processes)}\n"

@@ -75,9 +75,7 @@ def test_the_profile_runs_two_of_each_tier() -> None:
         "actions": [s for s in SERVICES if "actions.server" in _command(s)],
     }
     assert {k: len(v) for k, v in kinds.items()} == {"web": 2, "rasa": 2, "actions": 2}
-    assert {"postgres", "redis", "rabbitmq", "analytics", "actions-lb", "lb", "migrate"} <= set(
-        SERVICES
-    )
+    assert {"postgres", "redis", "rabbitmq", "analytics", "lb", "migrate"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize("service", ["web-1", "web-2"])
@@ -130,10 +128,21 @@ def test_action_servers_and_consumer_get_what_they_read() -> None:
         assert consumer[name] == _environment("rasa-1")[name]  # the queue Rasa publishes to
 
 
-def test_actions_balancer_points_at_both_replicas() -> None:
-    command = _command("actions-lb")
-    upstreams = [command[i + 1] for i, part in enumerate(command) if part == "--upstream"]
-    assert upstreams == ["http://actions-1:5055", "http://actions-2:5055"]
+def test_nginx_fronts_both_web_replicas_and_both_action_servers_from_the_template() -> None:
+    """docker-compose's nginx renders deploy/nginx.conf with the variables bot/proxy.py
+    gives it under `make run-prod` (issue #25 item 2), and Rasa reaches it as actions-lb."""
+    from bot import proxy
+
+    lb = SERVICES["lb"]
+    assert lb["volumes"] == ["./deploy/nginx.conf:/etc/nginx/templates/default.conf.template:ro"]
+    assert lb["networks"]["default"]["aliases"] == ["actions-lb"]
+    expected = proxy.site_variables(
+        ["web-1:8000", "web-2:8000"], ["actions-1:5055", "actions-2:5055"], "80", "5050"
+    )
+    assert _environment("lb") == expected
+    template = (PROJECT_ROOT / "deploy" / "nginx.conf").read_text()
+    assert set(ENV_REFERENCE.findall(template)) == set(expected)
+    assert "bot.balancer" not in str(COMPOSE)
 
 
 def test_dockerfiles_copy_files_that_exist() -> None:

@@ -335,15 +335,16 @@ def test_production_stack_binds_loopback_and_protects_rasas_api() -> None:
         if name.startswith("rasa-"):
             assert _flag(command, "--interface") == "127.0.0.1"
             assert "--enable-api" in command and "--auth-token" not in command
-        if name.startswith("actions-") and name != "actions-lb":
+        if name.startswith("actions-"):
             assert command[1:3] == ["-m", "actions.server"]  # checks the action token
-        if name == "actions-lb":
-            assert "--host" not in command  # the balancer's default host is loopback
         assert "0.0.0.0" not in command and "0.0.0.0" not in extra.values()
 
 
-def test_balancer_defaults_to_loopback() -> None:
-    from bot import balancer
+def test_the_production_nginx_listens_on_loopback_only() -> None:
+    from bot import proxy
 
-    source = Path(balancer.__file__).read_text(encoding="utf-8")
-    assert 'parser.add_argument("--host", default="127.0.0.1")' in source
+    site = proxy.render_site(
+        ["127.0.0.1:8000"], ["127.0.0.1:5055"], "127.0.0.1:8080", "127.0.0.1:5050"
+    )
+    listens = [line.split()[1] for line in site.splitlines() if line.strip().startswith("listen")]
+    assert listens == ["127.0.0.1:8080;", "127.0.0.1:5050;"]

@@ -1,5 +1,8 @@
 """Fault test of the production profile (issue #8): 200 simulated customers on two web
 replicas while Rasa, an action server replica and PostgreSQL are killed (-9) and restarted.
+The customers connect through nginx, as in a deployment, and Rasa reaches the action
+servers through it (issue #25: deploy/nginx.conf, bot/proxy.py); a last full conversation
+runs on each replica directly and through nginx.
 
 Afterwards: every customer message got the bot's reply or the clear retry message; every
 survey answer the bot acknowledged is in the database exactly once (and no answer twice);
@@ -132,7 +135,7 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     }
     ports = ProdPorts(
         web=(free_port(), free_port()), rasa=(free_port(), free_port()),
-        actions=(free_port(), free_port()), actions_balancer=free_port(),
+        actions=(free_port(), free_port()), actions_balancer=free_port(), proxy=free_port(),
     )  # fmt: skip
     os.environ.update(
         {
@@ -442,12 +445,14 @@ async def test_customers_lose_nothing_when_rasa_actions_and_postgres_are_killed(
     pairs = await _pairs(database_url)
     assert pairs
     ws_urls = [f"ws://127.0.0.1:{p}/ws" for p in ports.web]
+    through_nginx = f"ws://127.0.0.1:{ports.proxy}/ws"
     ready_urls = [f"http://127.0.0.1:{p}/readyz" for p in ports.web]
     run = Run()
     started = time.monotonic()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         customers = [
-            asyncio.create_task(_customer(n, http, ws_urls, run, pairs)) for n in range(CUSTOMERS)
+            asyncio.create_task(_customer(n, http, [through_nginx], run, pairs))
+            for n in range(CUSTOMERS)
         ]
         try:
             await _chaos(
@@ -488,7 +493,7 @@ async def test_customers_lose_nothing_when_rasa_actions_and_postgres_are_killed(
     assert all(stack.alive().values()), stack.alive()
     await _wait_ready(ready_urls, timeout=120)  # the load is gone: Rasa answers quickly
     async with aiohttp.ClientSession() as http:
-        for url in ws_urls:
+        for url in [*ws_urls, through_nginx]:
             ws = await http.ws_connect(url)
             frames: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
             reader = asyncio.create_task(read_frames(ws, frames, time.monotonic))
