@@ -39,7 +39,8 @@ DEFERRED_SETTING = "rollup.deferred"  # bot.storage.rollup.DEFERRED_SETTING (no 
 
 TABLE = "lifecycle_loyalty"
 LOCK_CLASS = 6007  # pg_advisory_xact_lock(class, customer id); rollup_journey uses 6006
-UNKNOWN = "unknown"  # bot.domain.feedback_query.UNKNOWN_SOURCE
+UNKNOWN = "unknown"
+BULK_CUSTOMERS = 1000  # above: one table lock instead of an advisory lock per customer  # bot.domain.feedback_query.UNKNOWN_SOURCE
 
 POSITION_COLUMNS = (
     "customer_id", "opened_at", "closed_at", "purchase", "period", "renewed", "stage",
@@ -127,15 +128,22 @@ def _refresh_function() -> str:
         "    SELECT unnest(customers) AS x\n"
         "    UNION SELECT o.customer_id FROM lifecycles m\n"
         "      JOIN lifecycles o ON o.subscription_id = m.subscription_id\n"
-        "     WHERE m.customer_id = ANY(customers) AND m.subscription_id IS NOT NULL\n"
+        "     WHERE m.customer_id IN (SELECT unnest(customers)) AND m.subscription_id IS NOT NULL\n"
         "  ) AS t WHERE x IS NOT NULL;\n"
         "  IF cs IS NULL THEN RETURN; END IF;\n"
-        # Writers of one customer's lifecycles take turns (fresh snapshot after the lock).
-        f"  PERFORM pg_advisory_xact_lock({LOCK_CLASS}, x) FROM unnest(cs) AS x ORDER BY x;\n"
-        f"  DELETE FROM {TABLE} s WHERE s.customer_id = ANY(cs)\n"
+        # Writers of one customer's lifecycles take turns (fresh snapshot after the lock); a
+        # bulk statement (more customers than the lock table holds) locks the summary
+        # instead, which the per-customer writers wait for before they read.
+        f"  IF cardinality(cs) > {BULK_CUSTOMERS} THEN\n"
+        f"    LOCK TABLE {TABLE} IN EXCLUSIVE MODE;\n"
+        "  ELSE\n"
+        f"    LOCK TABLE {TABLE} IN ROW EXCLUSIVE MODE;\n"
+        f"    PERFORM pg_advisory_xact_lock({LOCK_CLASS}, x) FROM unnest(cs) AS x ORDER BY x;\n"
+        "  END IF;\n"
+        f"  DELETE FROM {TABLE} s WHERE s.customer_id IN (SELECT x FROM unnest(cs) AS x)\n"
         "    AND NOT EXISTS (SELECT 1 FROM lifecycles l WHERE l.id = s.lifecycle_id);\n"
         f"  INSERT INTO {TABLE} ({', '.join(COLUMNS)})\n"
-        f"  {state_select('l.customer_id = ANY(cs)')}\n"
+        f"  {state_select('l.customer_id IN (SELECT x FROM unnest(cs) AS x)')}\n"
         f"  ON CONFLICT (lifecycle_id) DO UPDATE SET ({positions}) = ({excluded})\n"
         f"  WHERE ({current}) IS DISTINCT FROM ({excluded});\n"
         "END $$ LANGUAGE plpgsql"
