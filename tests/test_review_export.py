@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import PROJECT_ROOT
 from bot.domain import review_export, review_inbox
-from bot.domain.review_export import Anonymiser, Reviewed, fake_order_number, name_tokens
+from bot.domain.review_export import (
+    FIRST_NAMES,
+    LAST_NAMES,
+    Anonymiser,
+    Reviewed,
+    fake_email,
+    fake_order_number,
+    name_tokens,
+)
 from bot.storage.models import Conversation, Customer, Message, MessageSender, StaffRole, StaffUser
 from tests.test_rasa_ext import _rasa_python
 
@@ -62,6 +70,15 @@ def test_personal_data_is_replaced_by_placeholders_of_the_same_shape() -> None:
     assert cleaned[6].startswith("ask will about it, ")
     # Deterministic: the same original gives the same placeholder.
     assert anonymiser.text(MESSAGES[0][1]) == cleaned[0]
+
+
+def test_a_placeholder_email_is_left_whole() -> None:
+    """Its words are names from the placeholder lists: a customer called Robin or Hanna
+    must not turn `noa.robin@example.org` into `noa.Sam@example.org` (found exporting the
+    regression suite's reviewed turns)."""
+    anonymiser = Anonymiser(name_tokens([*FIRST_NAMES, *LAST_NAMES]), frozenset())
+    for original in ("igor.p@example.test", "piet2@example.test", "bram@devries.nl"):
+        assert anonymiser.text(f"it is {original}") == f"it is {fake_email(original)}"
 
 
 def test_order_number_placeholders_keep_the_shop_format() -> None:

@@ -184,8 +184,12 @@ class Anonymiser:
             text,
         )
         self._name_ended = -2
+        # The placeholder emails are made of names: their words are not looked at again.
+        emails = [found.span() for found in EMAIL.finditer(text)]
 
         def name(match: re.Match[str]) -> str:
+            if any(start <= match.start() < end for start, end in emails):
+                return match.group(0)
             if not self._is_name(text, match):
                 return match.group(0)
             self._name_ended = match.end()
