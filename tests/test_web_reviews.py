@@ -455,8 +455,9 @@ async def test_reviewer_privacy_api(client: Client, session_factory: Sessions) -
 async def test_batches_in_flight_share_new_reviewers(
     session_factory: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tiny batches: on PostgreSQL two are in flight at once and meet the same new
-    reviewers; a review repeated later in the file waits for the earlier one."""
+    """Tiny batches: on PostgreSQL one is written while the next is checked and analysed
+    (in the worker process), and they meet the same new reviewers; a review repeated later
+    in the file waits for the earlier one to be written."""
     monkeypatch.setattr(web_reviews, "BATCH", 2)
     lines = ["platform,url,author,time,text"]
     for i in range(9):

@@ -57,3 +57,9 @@ def themes(text: str | None) -> list[str]:
     if not text:
         return []
     return [theme for theme, pattern in _THEME_PATTERNS.items() if pattern.search(text)]
+
+
+def analyse(texts: list[str | None]) -> list[tuple[float | None, list[str]]]:
+    """Sentiment and themes of many texts at once, in order (a worker process's task for
+    bulk imports: bot.domain.web_reviews)."""
+    return [(sentiment(t), themes(t)) for t in texts]

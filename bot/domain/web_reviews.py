@@ -31,7 +31,10 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any, cast
@@ -58,7 +61,7 @@ from bot.storage.models import (
     utcnow,
 )
 
-BATCH = 500
+BATCH = 2000
 MAX_FIELD_CHARS = 100_000
 REPLY_PUBLICLY = "Reply publicly"
 GOOGLE_STARS = {"ONE": 1, "TWO": 2, "THREE": 3, "FOUR": 4, "FIVE": 5}
@@ -566,8 +569,12 @@ async def _reviewers(
     return found
 
 
-def _rows_of(review: WebReview, target: _Target) -> list[dict[str, Any]]:
-    """The feedback rows of one review: the stars (csat) and/or the text (comment)."""
+Scored = tuple[float | None, list[str]]  # sentiment and themes of a review's text
+
+
+def _rows_of(review: WebReview, target: _Target, scored: Scored | None) -> list[dict[str, Any]]:
+    """The feedback rows of one review: the stars (csat) and/or the text (comment); the
+    text's sentiment and themes as analysed beforehand (`scored`), else analysed here."""
     lc = target.lifecycle
     common = {
         "customer_id": target.customer_id, "lifecycle_id": lc.id if lc else None,
@@ -583,10 +590,10 @@ def _rows_of(review: WebReview, target: _Target) -> list[dict[str, Any]]:
                      "score": review.stars, "text": None, "sentiment": None, "themes": []})  # fmt: skip
     if review.text:
         key = f"{review.key}:comment" if review.stars is not None else review.key
+        sentiment, themes = scored or analysis.analyse([review.text])[0]
         rows.append({**common, "idempotency_key": key, "kind": FeedbackKind.comment,
-                     "score": None, "text": review.text,
-                     "sentiment": analysis.sentiment(review.text),
-                     "themes": analysis.themes(review.text)})  # fmt: skip
+                     "score": None, "text": review.text, "sentiment": sentiment,
+                     "themes": themes})  # fmt: skip
     return rows
 
 
@@ -598,7 +605,11 @@ def is_detractor(review: WebReview, sentiment: float | None) -> bool:
 
 
 async def _store_batch(
-    session: AsyncSession, reviews: list[WebReview], report: ImportReport, due_hours: int
+    session: AsyncSession,
+    reviews: list[WebReview],
+    report: ImportReport,
+    due_hours: int,
+    scores: dict[str, Scored],
 ) -> list[Escalation]:
     keys = [r.key for r in reviews]
     found = await session.execute(
@@ -613,7 +624,11 @@ async def _store_batch(
     escalations: list[Escalation] = []
     if fresh:
         targets = await _targets(session, fresh)
-        rows = [row for r, t in zip(fresh, targets, strict=True) for row in _rows_of(r, t)]
+        rows = [
+            row
+            for r, t in zip(fresh, targets, strict=True)
+            for row in _rows_of(r, t, scores.get(r.key))
+        ]
         # Core executemany: SQLAlchemy's "insertmanyvalues" sends few multi-row INSERTs from
         # one cached compilation (the ORM's bulk path sent a row at a time with RETURNING on
         # asyncpg; .values(rows) recompiled a huge statement per batch).
@@ -647,7 +662,7 @@ async def _store_batch(
         session.add_all(escalations)
         await session.flush()
     for review in edited:
-        await _update(session, review)
+        await _update(session, review, scores.get(review.key))
         report.updated += 1
     report.escalations += len(escalations)
     return escalations
@@ -662,7 +677,7 @@ def _follow_up(feedback: Feedback, review: WebReview, due_hours: int, now: datet
     return escalation
 
 
-async def _update(session: AsyncSession, review: WebReview) -> None:
+async def _update(session: AsyncSession, review: WebReview, scored: Scored | None) -> None:
     """An edited review: new stars, text and URL in place (the row ids stay, so follow-ups
     and insight links keep pointing at them); a comment row added or removed as needed."""
     keys = [review.key, f"{review.key}:comment"]
@@ -675,7 +690,7 @@ async def _update(session: AsyncSession, review: WebReview) -> None:
     if first.lifecycle_id is not None:
         lifecycle = await session.get(Lifecycle, first.lifecycle_id)
     target = _Target(first.customer_id, lifecycle, first.reviewer_id, first.order_id)
-    wanted = {row["idempotency_key"]: row for row in _rows_of(review, target)}
+    wanted = {row["idempotency_key"]: row for row in _rows_of(review, target, scored)}
     for key, row in old.items():
         values = wanted.get(key)
         if values is None:
@@ -690,6 +705,54 @@ async def _update(session: AsyncSession, review: WebReview) -> None:
     await session.flush()
 
 
+class _Analyst:
+    """Sentiment and themes of a batch's texts. A full batch (a large import) goes to one
+    worker process, so VADER runs on the other core while this process and the database
+    write the batch before; a small import is analysed here."""
+
+    def __init__(self, parallel: bool) -> None:
+        self._parallel = parallel
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, reviews: list[WebReview]) -> asyncio.Future[dict[str, Scored]]:
+        loop = asyncio.get_running_loop()
+        keys = [r.key for r in reviews]
+        texts: list[str | None] = [r.text for r in reviews]
+        if self._pool is None and self._parallel and len(reviews) >= BATCH // 2:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        if self._pool is None:
+            done: asyncio.Future[dict[str, Scored]] = loop.create_future()
+            done.set_result(dict(zip(keys, analysis.analyse(texts), strict=True)))
+            return done
+
+        async def remote(pool: ProcessPoolExecutor) -> dict[str, Scored]:
+            try:
+                scored = await loop.run_in_executor(pool, analysis.analyse, texts)
+            except BrokenProcessPool:  # the worker died: do it here
+                scored = analysis.analyse(texts)
+            return dict(zip(keys, scored, strict=True))
+
+        return asyncio.ensure_future(remote(self._pool))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _needing_work(
+    sessions: async_sessionmaker[AsyncSession], reviews: list[WebReview]
+) -> list[WebReview]:
+    """The reviews that are new or edited (their stored content hash differs)."""
+    async with sessions() as session:
+        found = await session.execute(
+            select(Feedback.idempotency_key, Feedback.content_hash).where(
+                Feedback.idempotency_key.in_([r.key for r in reviews])
+            )
+        )
+        stored: dict[str, str | None] = {key: digest for key, digest in found}
+    return [r for r in reviews if r.key not in stored or stored[r.key] != r.content_hash]
+
+
 async def import_reviews(
     sessions: async_sessionmaker[AsyncSession],
     records: Iterable[tuple[int, WebReview | str]],
@@ -697,46 +760,60 @@ async def import_reviews(
     due_hours: int,
     unit: str = "line",
 ) -> tuple[ImportReport, list[int]]:
-    """Store every readable review (batches of BATCH, one transaction each); the report and
-    the ids of the follow-ups opened."""
+    """Store every readable review; the report and the ids of the follow-ups opened.
+
+    Batches of BATCH reviews, written one after another in file order, one transaction
+    each (a batch that fails is written again one review at a time). A batch whose reviews
+    are all stored and unchanged is only counted. On PostgreSQL the import is a pipeline:
+    while one batch is written, the next is read, checked against the database and its
+    texts analysed in a worker process (`_Analyst`)."""
     report = ImportReport(unit=unit)
     escalation_ids: list[int] = []  # ids only: an import may open thousands
-    batch: list[tuple[int, WebReview]] = []
-    seen: set[str] = set()
-    # PostgreSQL: two batches in flight, so one batch's Python work (parsing, VADER) runs
-    # while the database works on the other's rows. SQLite has one writer: one at a time.
     bind = sessions.kw.get("bind")
-    overlap = bind is not None and bind.dialect.name == "postgresql"
-    pending: asyncio.Task[None] | None = None
+    pipelined = bind is not None and bind.dialect.name == "postgresql"
+    analyst = _Analyst(parallel=pipelined)
+    batch: list[tuple[int, WebReview]] = []
+    batch_keys: set[str] = set()
+    writing: asyncio.Task[None] | None = None
+    writing_keys: set[str] = set()
 
-    async def flush(drain: bool = False) -> None:
-        nonlocal pending
-        if batch:
-            task = asyncio.create_task(stored(list(batch)))
-            batch.clear()
-            if pending is not None:
-                await pending
-            pending = task
-        if pending is not None and (drain or not overlap):
-            await pending
-            pending = None
+    async def submit() -> None:
+        nonlocal writing, writing_keys
+        items, keys = list(batch), set(batch_keys)
+        batch.clear()
+        batch_keys.clear()
+        if writing is not None and (not pipelined or keys & writing_keys):
+            await writing  # one database writer; a review edited in this batch: that one first
+            writing = None
+        todo = set(map(id, await _needing_work(sessions, [r for _, r in items])))
+        report.duplicates += sum(id(r) not in todo for _, r in items)
+        items = [(line, r) for line, r in items if id(r) in todo]
+        if not items:
+            return
+        scores = analyst.submit([r for _, r in items if r.text])
+        if writing is not None:
+            await writing
+        writing, writing_keys = asyncio.create_task(stored(items, scores)), keys
 
-    async def stored(items: list[tuple[int, WebReview]]) -> None:
+    async def stored(
+        items: list[tuple[int, WebReview]], scores: asyncio.Future[dict[str, Scored]]
+    ) -> None:
+        scored = await scores
         try:
-            await store([r for _, r in items])
+            await store([r for _, r in items], scored)
         except Exception:
             for line, review in items:  # one at a time: report the one that fails
                 try:
-                    await store([review])
+                    await store([review], scored)
                 except DomainError as exc:
                     report.errors.append((line, exc.message))
                 except Exception as exc:  # a database refusal of this one review
                     report.errors.append((line, f"not stored: {type(exc).__name__}"))
 
-    async def store(reviews: list[WebReview]) -> None:
+    async def store(reviews: list[WebReview], scored: dict[str, Scored]) -> None:
         counts = ImportReport()
         async with sessions() as session, session.begin():
-            opened = await _store_batch(session, reviews, counts, due_hours)
+            opened = await _store_batch(session, reviews, counts, due_hours, scored)
         escalation_ids.extend(e.id for e in opened)  # counted only once committed
         for name in ("imported", "updated", "duplicates", "escalations", "unattributed"):
             setattr(report, name, getattr(report, name) + getattr(counts, name))
@@ -746,15 +823,19 @@ async def import_reviews(
             if isinstance(record, str):
                 report.errors.append((line, record))
                 continue
-            if record.key in seen:  # the same review twice in one file: stored in order, so
-                await flush(drain=True)  # the later is a duplicate or an edit of the earlier
-            seen.add(record.key)
+            if record.key in batch_keys:  # the same review twice in a batch: the earlier
+                await submit()  # first, so the later is a duplicate or an edit of it
             batch.append((line, record))
+            batch_keys.add(record.key)
             if len(batch) >= BATCH:
-                await flush()
-        await flush(drain=True)
+                await submit()
+            elif writing is not None and len(batch) % 50 == 0:
+                await asyncio.sleep(0)  # let the batch being written send its next statement
+        if batch:
+            await submit()
     finally:
-        if pending is not None and not pending.done():  # a refused file: let it finish
-            await asyncio.wait([pending])
+        if writing is not None:  # a refused file: let the batch in hand finish
+            await asyncio.wait([writing])
+        analyst.close()
     report.errors.sort(key=lambda e: e[0])
     return report, escalation_ids
