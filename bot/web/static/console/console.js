@@ -167,6 +167,13 @@
           if (dead) { dead.parentNode.removeChild(dead); }
         });
       }
+      // The knowledge base (issue #19): admins.
+      if (topnav && me && me.role === "admin" &&
+          !topnav.querySelector("a[href='/console/knowledge']")) {
+        var knowledgeLink = el("a", "", "Knowledge");
+        knowledgeLink.href = "/console/knowledge";
+        topnav.appendChild(knowledgeLink);
+      }
       // CX managers and admins also have the dashboard: link it from the header.
       var nav = document.querySelector(".topbar__nav");
       if (nav && me && (me.role === "cx_manager" || me.role === "admin") &&
