@@ -56,9 +56,11 @@ async def test_order_status_answers_with_tracking_and_opens_survey(session, acti
         "survey_retries": 0.0,
         "survey_declined": False,
     }
-    assert len(messages) == 1
+    assert len(messages) == 2
     assert "Order A10001" in messages[0]["text"]
     assert "DHL JJD000390007" in messages[0]["text"]
+    # The order's card follows the answer (issue #19 item 3; tests/test_order_cards.py).
+    assert [card["number"] for card in messages[1]["custom"]["order_cards"]] == ["A10001"]
     assert dispatch.trigger == "in_chat:order_status"
     assert dispatch.conversation_id == "conv-1"
 
@@ -250,7 +252,12 @@ async def test_named_order_is_used_only_if_it_is_the_customers(session, action_s
         "Order A20002 isn't on your account, so I can't tell you anything about it. "
         "Did you mean one of your orders?"
     )
-    assert [b["payload"] for b in other_messages[0]["buttons"]] == [
+    # ... as order cards, each picking with its button's payload (issue #19 item 3).
+    assert other_messages[0]["buttons"] == []
+    assert [b["payload"] for b in other_messages[1]["buttons"]] == [
+        '/inform{"order_number":"A10002"}'
+    ]
+    assert [c["payload"] for c in other_messages[1]["custom"]["order_cards"]] == [
         '/inform{"order_number":"A10002"}'
     ]
     assert slot_events(other_events)["order_number"] is None
