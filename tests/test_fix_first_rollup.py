@@ -196,10 +196,16 @@ async def test_rollup_follows_every_write(session_factory: Factory) -> None:
     assert await _agrees(session_factory) == before
 
 
-async def _ranked(db: AsyncSession, flt: FeedbackFilter, as_of: datetime) -> list[Any]:
-    found = await journey.journey_map(db, flt, journey.PitfallThresholds())
+async def _both(db: AsyncSession, flt: FeedbackFilter, as_of: datetime) -> tuple[Any, Any]:
+    """(from the roll-up, from the rows), every candidate, in key order."""
+    pitfalls = await journey.scored_pitfalls(db, flt, journey.PitfallThresholds())
     rules = fix_first.FixRules(as_of=as_of)
-    return [i.as_json() for i in await fix_first.fix_first(db, flt, found, rules)]
+    rolled = await fix_first._from_rollup(db, flt, pitfalls, rules)
+    rows = await fix_first._from_rows(db, flt, pitfalls, rules)
+    return (
+        sorted((i.as_json() for i in rolled), key=lambda i: i["key"]),
+        sorted((i.as_json() for i in rows), key=lambda i: i["key"]),
+    )
 
 
 async def test_rollup_ranking_equals_the_rows(session_factory: Factory) -> None:
@@ -208,26 +214,34 @@ async def test_rollup_ranking_equals_the_rows(session_factory: Factory) -> None:
         (date(2025, 7, 1), date(2026, 3, 31)),
         (date(2025, 9, 14), date(2026, 1, 3)),
         (date(2025, 11, 1), date(2025, 11, 30)),
+        (date(2025, 10, 26), date(2025, 10, 26)),  # one day (Berlin: 25 hours)
     ]
     # Clocks whose return cut-off (90 days before) falls before, inside and after the data,
     # also mid-day (the journeys of the cut-off day are split by time).
     clocks = [
         data.NOW,
         datetime(2025, 12, 20, 13, 30, tzinfo=timezone.utc),
+        datetime(2026, 1, 24, 0, 0, tzinfo=timezone.utc),
         datetime(2025, 8, 1, tzinfo=timezone.utc),
     ]
     compared = 0
     async with session_factory() as db:
-        for start, end in ranges:
-            rolled = FeedbackFilter(DateRange(start, end))
-            raw = FeedbackFilter(DateRange(start, end, ZoneInfo("Etc/UTC")))
-            assert fix_first.rollup_answers(rolled, fix_first.FixRules(as_of=data.NOW))
-            assert not fix_first.rollup_answers(raw, fix_first.FixRules(as_of=data.NOW))
-            for as_of in clocks:
-                expected = await _ranked(db, raw, as_of)
-                assert await _ranked(db, rolled, as_of) == expected
-                compared += len(expected)
-    assert compared > 30
+        for tz in ("UTC", "Europe/Berlin", "America/New_York", "Pacific/Kiritimati"):
+            for start, end in ranges:
+                flt = FeedbackFilter(DateRange(start, end, ZoneInfo(tz)))
+                assert fix_first.rollup_answers(flt, fix_first.FixRules(as_of=data.NOW))
+                for as_of in clocks:
+                    rolled, rows = await _both(db, flt, as_of)
+                    assert rolled == rows, (tz, start, end, as_of)
+                    compared += len(rows)
+        # Filters and other return windows read the rows.
+        narrowed = FeedbackFilter(
+            DateRange(date(2025, 7, 1), date(2026, 3, 31)), stages=(Stage.use,)
+        )
+        assert not fix_first.rollup_answers(narrowed, fix_first.FixRules(as_of=data.NOW))
+        wider = fix_first.FixRules(as_of=data.NOW, window_days=60)
+        assert not fix_first.rollup_answers(FeedbackFilter(narrowed.range), wider)
+    assert compared > 100
 
 
 async def test_scored_pitfalls_are_the_maps(session_factory: Factory) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, or_, select
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.analysis import NEGATIVE
-from bot.domain.feedback_query import THEMES, FeedbackFilter, rollup_applies, theme_condition
+from bot.domain.feedback_query import THEMES, FeedbackFilter, theme_condition
 from bot.domain.journey import JourneyMap, Pitfall
 from bot.storage import rollup_fix
 from bot.storage.models import Feedback, FeedbackKind, JourneyFix, JourneyFixDaily, Lifecycle
@@ -54,6 +54,9 @@ class _Journey:
     nps_net: int = 0  # promoters - detractors
     eligible: bool = False  # opened at least window_days before as_of
     returned: bool = False
+
+
+_TOTALS = ("journeys", "csat_n", "csat_good", "nps_n", "nps_net", "eligible", "returned")
 
 
 @dataclass
@@ -296,49 +299,93 @@ async def _themes(session: AsyncSession, flt: FeedbackFilter) -> dict[tuple[str,
 
 
 def rollup_answers(flt: FeedbackFilter, rules: FixRules) -> bool:
-    """journey_fix_daily holds UTC days of opening, all feedback, the default return window."""
-    return (
-        rollup_applies(flt)
-        and not (flt.stages or flt.channels)
-        and rules.window_days == rollup_fix.RETURN_DAYS
-    )
+    """The roll-up holds every journey's figures over all its feedback and the default return
+    window: it answers any date range (in any time zone) without other filters."""
+    unfiltered = FeedbackFilter(flt.range)
+    return flt == unfiltered and rules.window_days == rollup_fix.RETURN_DAYS
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
 async def _rolled(
     session: AsyncSession, flt: FeedbackFilter, rules: FixRules
 ) -> dict[str, _Totals]:
-    """Every key's sums over the journeys opened in the range, from journey_fix_daily; the
-    journeys opened on the day the return window's cut-off falls in are read one by one."""
-    d = JourneyFixDaily
+    """Every key's sums over the journeys opened in the range: the whole UTC days from
+    journey_fix_daily, the journeys of the partial UTC days at the range's ends (a range in
+    another time zone) and of the day the return window's cut-off falls in one by one from
+    journey_fix (by `opened_at`)."""
     cutoff = rules.as_of - timedelta(days=rules.window_days)
     cut_day = cutoff.astimezone(timezone.utc).date()
-    old = d.day < cut_day
-    rows = await session.execute(
-        select(
-            d.key,
-            func.sum(d.journeys),
-            func.sum(d.csat_n),
-            func.sum(d.csat_good),
-            func.sum(d.nps_n),
-            func.sum(d.nps_net),
-            func.sum(case((old, d.journeys), else_=0)),
-            func.sum(case((old, d.returned), else_=0)),
-        )
-        .where(d.day >= flt.range.start, d.day <= flt.range.end)
-        .group_by(d.key)
-    )
-    found = {str(key): _Totals(*(int(v or 0) for v in values)) for key, *values in rows}
-    if flt.range.start <= cut_day <= flt.range.end:
-        j = JourneyFix
-        edge = await session.execute(
-            select(j.key, func.count(), func.sum(j.returned))
-            .where(j.day == cut_day, j.opened_at <= cutoff)
-            .group_by(j.key)
-        )
-        for key, eligible, returned in edge:
+    start, end = flt.range.start_utc, flt.range.end_utc
+    first = start.date() if start == _midnight(start.date()) else start.date() + timedelta(days=1)
+    last = end.date() - timedelta(days=1)  # end is exclusive
+    singles: list[tuple[datetime, datetime]] = []
+    if first > last:
+        singles.append((start, end))
+    else:
+        if start < _midnight(first):
+            singles.append((start, _midnight(first)))
+        if end > _midnight(last + timedelta(days=1)):
+            singles.append((_midnight(last + timedelta(days=1)), end))
+        if first <= cut_day <= last:
+            singles.append((_midnight(cut_day), _midnight(cut_day + timedelta(days=1))))
+    found: dict[str, _Totals] = {}
+
+    def add(rows: Any) -> None:
+        for key, *values in rows:
             totals = found.setdefault(str(key), _Totals())
-            totals.eligible += int(eligible)
-            totals.returned += int(returned or 0)
+            for name, value in zip(_TOTALS, values, strict=True):
+                setattr(totals, name, getattr(totals, name) + int(value or 0))
+
+    if first <= last:
+        d = JourneyFixDaily
+        old = d.day < cut_day
+        add(
+            await session.execute(
+                select(
+                    d.key,
+                    func.sum(d.journeys),
+                    func.sum(d.csat_n),
+                    func.sum(d.csat_good),
+                    func.sum(d.nps_n),
+                    func.sum(d.nps_net),
+                    func.sum(case((old, d.journeys), else_=0)),
+                    func.sum(case((old, d.returned), else_=0)),
+                )
+                .where(d.day >= first, d.day <= last, d.day != cut_day)
+                .group_by(d.key)
+            )
+        )
+    if singles:
+        j = JourneyFix
+        old = j.opened_at <= cutoff
+        spans = [
+            and_(
+                j.day >= a.date(),
+                j.day <= (b - timedelta(microseconds=1)).date(),
+                j.opened_at >= a,
+                j.opened_at < b,
+            )
+            for a, b in singles
+        ]
+        add(
+            await session.execute(
+                select(
+                    j.key,
+                    func.count(),
+                    func.sum(j.csat_n),
+                    func.sum(j.csat_good),
+                    func.sum(j.nps_n),
+                    func.sum(j.nps_net),
+                    func.sum(case((old, 1), else_=0)),
+                    func.sum(case((old, j.returned), else_=0)),
+                )
+                .where(or_(*spans))
+                .group_by(j.key)
+            )
+        )
     return found
 
 
