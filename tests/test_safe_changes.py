@@ -239,7 +239,7 @@ async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
 
     events, messages = await run(ActionSupportRequest(), state)
 
-    assert slot_events(events) == {"next_step": "done", "awaiting": "nothing"}
+    assert slot_events(events) == {"next_step": "done", "awaiting": "nothing", "return_draft": None}
     assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
     assert messages[0]["buttons"] == [
         {"title": "Cancel an order", "payload": "cancel my order"},
@@ -428,7 +428,7 @@ async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
             OrderStatus.delivered,
             False,
             "return_item",
-            "Return order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?",
+            "Start a free return of order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?",
         ),
         (OrderStatus.placed, False, "cancel_order", "Order A10001 hasn't shipped yet"),
         (OrderStatus.delivered, True, None, "Your return for order A10001 was opened on"),

@@ -152,7 +152,9 @@ def main() -> int:
             env = {"DATABASE_URL": database_url,
                    "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
                    **TRUSTED_PROXY_ENV}  # per-address limits on, each conversation its address  # fmt: skip
-            for command in (["migrate"], ["staff", "demo"]):
+            # The demo shop's knowledge base (issue #19): product and policy questions are
+            # answered from it, as in `make run` and the e2e stack.
+            for command in (["migrate"], ["staff", "demo"], ["import-knowledge", "--demo"]):
                 subprocess.run([python(), "-m", "bot", *command], env={**__import__("os").environ, **env},
                                check=True, stdout=subprocess.DEVNULL)  # fmt: skip
             say(f"stack: embedded, fresh SQLite {database_url}, logs in {workdir}/logs")
