@@ -143,6 +143,41 @@ async def test_trustpilot_export_bom_multiline_broken_rows_and_duplicates(
     assert len(await all_feedback(session_factory)) == 6
 
 
+async def test_a_refused_batch_is_written_review_by_review(
+    session_factory: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refusing a batch (here: any batch of more than one review, and the
+    review tp-1003 on its own): the others are stored one at a time, the refused one is
+    reported at its line, and nothing of it is written."""
+    await shop(session_factory)
+    real = web_reviews._store_batch
+
+    async def refusing(
+        session: AsyncSession, reviews: list[web_reviews.WebReview], *args: Any
+    ) -> Any:
+        if len(reviews) > 1 or reviews[0].review_id == "tp-1003":
+            raise RuntimeError("refused")
+        return await real(session, reviews, *args)
+
+    monkeypatch.setattr(web_reviews, "_store_batch", refusing)
+    content = (DATA / "trustpilot.csv").read_bytes()
+    report, escalations = await run_import(session_factory, "trustpilot", content)
+    assert report.as_json() == {
+        "imported": 2, "updated": 0, "duplicates": 1, "unattributed": 0, "escalations": 1,
+        "errors": [
+            {"line": 5, "message": "not stored: RuntimeError"},
+            {"line": 6, "message": "'Review Created (UTC)' is not a date-time: 'not a date'"},
+            {"line": 7, "message": "'Review Stars' must be 1 to 5 stars, not 'seven'"},
+            {"line": 8, "message": "more values than columns (12 for 11)"},
+        ],
+    }  # fmt: skip
+    assert [r[0] for r in summary(await all_feedback(session_factory))] == [
+        "web:trustpilot:tp-1001", "web:trustpilot:tp-1001:comment",
+        "web:trustpilot:tp-1002", "web:trustpilot:tp-1002:comment",
+    ]  # fmt: skip
+    assert len(escalations) == 1
+
+
 async def test_utf16_with_bom_reads_the_same(session_factory: Sessions) -> None:
     await shop(session_factory)
     text = (DATA / "trustpilot.csv").read_bytes().decode("utf-8-sig")
