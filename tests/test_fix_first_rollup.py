@@ -1,4 +1,4 @@
-"""The per-journey roll-up of "what to fix first" (migration 0027, bot/storage/rollup_fix.py)
+"""The per-journey roll-up of "what to fix first" (migrations 0028-0029, rollup_fix.py)
 agrees with the raw rows after every kind of write, on both databases: feedback inserted
 (one and many per statement), changed, moved between journeys and deleted; journeys opened,
 re-dated, moved to another customer and deleted; a customer erased. And the ranking read from
@@ -61,6 +61,30 @@ async def _agrees(factory: Factory) -> int:
             )
         ).all()
         assert [tuple(map(str, r)) for r in daily] == [tuple(map(str, r)) for r in summed]
+        # The month totals (migration 0029) are the daily rows' sums.
+        month = (
+            "date(day, 'start of month')"
+            if dialect == "sqlite"
+            else "date_trunc('month', day)::date"
+        )
+        monthly = (
+            await db.execute(
+                text(
+                    f"SELECT month, key, {SUMS} FROM journey_fix_monthly WHERE journeys <> 0 ORDER BY 1, 2"
+                )
+            )
+        ).all()
+        by_month = (
+            await db.execute(
+                text(
+                    f"SELECT {month} AS m, key, SUM(journeys), SUM(returned), SUM(csat_n), "
+                    "SUM(csat_good), SUM(nps_n), SUM(nps_net) FROM journey_fix_daily "
+                    f"GROUP BY {month}, key HAVING SUM(journeys) <> 0 ORDER BY 1, 2"
+                )
+            )
+        ).all()
+        assert [tuple(map(str, r)) for r in monthly] == [tuple(map(str, r)) for r in by_month]
+        assert len(monthly) > 0
         # A day x key without journeys has nothing left in its sums.
         assert not (
             await db.execute(

@@ -189,7 +189,11 @@ async def generate(
             )
     # COPY ran with the triggers off (session_replication_role; SQLite: dropped): fill the
     # rollups.
-    for statement in rollup.all_backfill_ddl(dialect) + rollup_fix.backfill_ddl(dialect):
+    for statement in (
+        rollup.all_backfill_ddl(dialect)
+        + rollup_fix.backfill_ddl(dialect)
+        + rollup_fix.monthly_backfill_ddl(dialect)
+    ):
         await connection.execute(statement)
     await connection.execute("VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE")
     return {

@@ -39,8 +39,16 @@ from sqlalchemy.orm import aliased
 from bot.domain.analysis import NEGATIVE
 from bot.domain.feedback_query import THEMES, FeedbackFilter, theme_condition
 from bot.domain.journey import JourneyMap, Pitfall
+from bot.domain.metrics import month_split
 from bot.storage import rollup_fix
-from bot.storage.models import Feedback, FeedbackKind, JourneyFix, JourneyFixDaily, Lifecycle
+from bot.storage.models import (
+    Feedback,
+    FeedbackKind,
+    JourneyFix,
+    JourneyFixDaily,
+    JourneyFixMonthly,
+    Lifecycle,
+)
 
 TOP = 10
 SCORED_METRICS = ("csat", "nps")
@@ -340,28 +348,61 @@ async def _rolled(
                 setattr(totals, name, getattr(totals, name) + int(value or 0))
 
     if first <= last:
-        d = JourneyFixDaily
-        old = d.day < cut_day
-        add(
-            await session.execute(
-                select(
-                    d.key,
-                    func.sum(d.journeys),
-                    func.sum(d.csat_n),
-                    func.sum(d.csat_good),
-                    func.sum(d.nps_n),
-                    func.sum(d.nps_net),
-                    func.sum(case((old, d.journeys), else_=0)),
-                    func.sum(case((old, d.returned), else_=0)),
+        # Whole months from journey_fix_monthly, except the cut-off day's month (eligibility
+        # changes inside it); the other days from journey_fix_daily.
+        spans, months = month_split(first, last)
+        cut_month = cut_day.replace(day=1)
+        whole: list[tuple[date, date]] = []
+        if months is not None:
+            m0, m1 = months
+            if m0 <= cut_month < m1:
+                after = (cut_month + timedelta(days=32)).replace(day=1)
+                whole = [(a, b) for a, b in ((m0, cut_month), (after, m1)) if a < b]
+                spans.append((cut_month, after - timedelta(days=1)))
+            else:
+                whole = [(m0, m1)]
+        m = JourneyFixMonthly
+        if whole:
+            old = m.month < cut_month
+            add(
+                await session.execute(
+                    select(
+                        m.key,
+                        func.sum(m.journeys),
+                        func.sum(m.csat_n),
+                        func.sum(m.csat_good),
+                        func.sum(m.nps_n),
+                        func.sum(m.nps_net),
+                        func.sum(case((old, m.journeys), else_=0)),
+                        func.sum(case((old, m.returned), else_=0)),
+                    )
+                    .where(or_(*(and_(m.month >= a, m.month < b) for a, b in whole)))
+                    .group_by(m.key)
                 )
-                .where(d.day >= first, d.day <= last, d.day != cut_day)
-                .group_by(d.key)
             )
-        )
+        d = JourneyFixDaily
+        if spans:
+            old = d.day < cut_day
+            add(
+                await session.execute(
+                    select(
+                        d.key,
+                        func.sum(d.journeys),
+                        func.sum(d.csat_n),
+                        func.sum(d.csat_good),
+                        func.sum(d.nps_n),
+                        func.sum(d.nps_net),
+                        func.sum(case((old, d.journeys), else_=0)),
+                        func.sum(case((old, d.returned), else_=0)),
+                    )
+                    .where(or_(*(and_(d.day >= a, d.day <= b) for a, b in spans)), d.day != cut_day)
+                    .group_by(d.key)
+                )
+            )
     if singles:
         j = JourneyFix
         old = j.opened_at <= cutoff
-        spans = [
+        windows = [
             and_(
                 j.day >= a.date(),
                 j.day <= (b - timedelta(microseconds=1)).date(),
@@ -382,7 +423,7 @@ async def _rolled(
                     func.sum(case((old, 1), else_=0)),
                     func.sum(case((old, j.returned), else_=0)),
                 )
-                .where(or_(*spans))
+                .where(or_(*windows))
                 .group_by(j.key)
             )
         )

@@ -920,6 +920,21 @@ class JourneyFixDaily(Base):
     nps_net: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class JourneyFixMonthly(Base):
+    """The month totals of JourneyFixDaily (`month` = its first day; migration 0029)."""
+
+    __tablename__ = "journey_fix_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    journeys: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    csat_n: Mapped[int] = mapped_column(Integer, default=0)
+    csat_good: Mapped[int] = mapped_column(Integer, default=0)
+    nps_n: Mapped[int] = mapped_column(Integer, default=0)
+    nps_net: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class JourneyLink(Base):
     """Journey-map pre-aggregate (migration 0009, filled on PostgreSQL only): journeys per
     day and links between a customer's consecutive journeys (bot/storage/rollup_journey.py)."""
