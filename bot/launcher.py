@@ -564,10 +564,10 @@ def prepare_database(database_url: str, demo: bool = True) -> None:
     commands = [["migrate"]]
     if demo and env.get("APP_ENV") != "production":
         commands += [["demo"], ["staff", "demo"]]
-    for command in commands:
+    for command in commands:  # the demo load takes ~40 s idle, 6-10 min at load 14
         subprocess.run(
             [str(APP_VENV / "bin" / "python"), "-m", "bot", *command], cwd=PROJECT_ROOT,
-            env=env, check=True, stdout=subprocess.DEVNULL, timeout=600,
+            env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800,
         )  # fmt: skip
 
 
