@@ -6,7 +6,12 @@ customer, about 350 000), 1 000 000 feedback rows on them (CSAT/NPS/comments) an
 escalations, all with `generate_series` (seconds), then times the loyalty overview
 (repeat rate, lifecycles per customer, renewals, return rates by experience) and the cohort
 table for a 90-day and a 2-year range, with `SELECT count(*)` of the range's lifecycles as
-the baseline of the same run. Prints a Markdown table.
+the baseline of the same run. The load runs with the triggers off and then fills every
+rollup from the rows (`rollup.all_backfill_ddl`). On PostgreSQL the overview reads the per-lifecycle summary
+`lifecycle_loyalty` (issue #25 item 4); the same
+figures computed from the raw rows (`from_rows=True`, the code before the summary) are timed
+in the same run with `--raw-calls` calls (0 skips them), and the summary is checked equal
+to the raw rows (`rollup_loyalty.state_select`). Prints a Markdown table and the load average.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.stats import summary_ms
 from bot.domain import loyalty
 from bot.domain.feedback_query import DateRange
+from bot.storage import rollup, rollup_loyalty
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import Base, Lifecycle, utcnow
 
@@ -63,7 +69,6 @@ FILL = [
        SELECT e, f.customer_id, CASE WHEN e % 2 = 0 THEN f.id END, 'negative_feedback', 3,
               'resolved', f.created_at
        FROM generate_series(1, 20000) AS e JOIN feedback f ON f.id = e * 50""",
-    "ANALYZE",
 ]
 
 
@@ -85,8 +90,19 @@ async def _fill(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
+        # A bulk load: row and statement triggers off (the journey links' per-customer
+        # advisory locks of 100 000 customers in one statement overflow the lock table),
+        # then every rollup filled from the rows, as bench/dashboard/generate.py does.
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
         for statement in FILL:
             await connection.execute(text(statement))
+    async with engine.begin() as connection:
+        await connection.execute(text("ANALYZE"))  # the backfill's plans need the sizes
+    async with engine.begin() as connection:
+        for statement in rollup.all_backfill_ddl("postgresql"):
+            await connection.execute(text(statement))
+    async with engine.begin() as connection:
+        await connection.execute(text("ANALYZE"))
     await engine.dispose()
 
 
@@ -100,7 +116,7 @@ async def _time(calls: int, work: Any) -> dict[str, Any]:
     return summary_ms(latencies)
 
 
-async def _measure(url: str, calls: int) -> list[tuple[str, str, dict[str, Any]]]:
+async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str, dict[str, Any]]]:
     engine = create_engine(url)
     sessions = create_session_factory(engine)
     today = date.today()
@@ -122,18 +138,37 @@ async def _measure(url: str, calls: int) -> list[tuple[str, str, dict[str, Any]]
                 async with sessions() as db:
                     await loyalty.overview(db, query)
 
+            async def raw(query: loyalty.LoyaltyQuery = query) -> None:
+                async with sessions() as db:
+                    summary = await loyalty.overview(db, query)
+                    rows = await loyalty.overview(db, query, from_rows=True)
+                    assert summary.as_json() == rows.as_json(), "summary differs from the rows"
+
             async def cohorts(date_range: DateRange = date_range) -> None:
                 async with sessions() as db:
                     await loyalty.cohorts(db, date_range, utcnow())
 
-            for name, work in (
-                ("baseline count(*)", baseline),
-                ("loyalty overview", overview),
-                ("cohorts", cohorts),
+            for name, work, n in (
+                ("baseline count(*)", baseline, calls),
+                ("loyalty overview", overview, calls),
+                ("overview from raw rows (+ summary, compared)", raw, raw_calls),
+                ("cohorts", cohorts, calls),
             ):
-                results.append((label, name, await _time(calls, work)))
+                if n:
+                    results.append((label, name, await _time(n, work)))
         async with sessions() as db:
             counts = await _counts(db)
+            columns = ", ".join(rollup_loyalty.COLUMNS)
+            state = rollup_loyalty.state_select("TRUE")
+            differ = await db.scalar(
+                text(
+                    f"SELECT count(*) FROM ((SELECT {columns} FROM lifecycle_loyalty "
+                    f"EXCEPT ALL SELECT {columns} FROM ({state}) AS a) UNION ALL "
+                    f"(SELECT {columns} FROM ({state}) AS b "
+                    f"EXCEPT ALL SELECT {columns} FROM lifecycle_loyalty)) AS d"
+                )
+            )
+            counts["summary rows differing from the raw rows"] = int(differ or 0)
     finally:
         await engine.dispose()
     print(counts)
@@ -142,7 +177,7 @@ async def _measure(url: str, calls: int) -> list[tuple[str, str, dict[str, Any]]
 
 async def _counts(db: AsyncSession) -> dict[str, int]:
     found = {}
-    for table in ("customers", "lifecycles", "feedback", "escalations"):
+    for table in ("customers", "lifecycles", "feedback", "escalations", "lifecycle_loyalty"):
         found[table] = int(await db.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
     return found
 
@@ -151,14 +186,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--raw-calls", type=int, default=2)
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
     if not args.reuse:
         started = time.perf_counter()
         asyncio.run(_fill(args.database_url))
         print(f"filled in {time.perf_counter() - started:.1f} s")
-    results = asyncio.run(_measure(args.database_url, args.calls))
-    print(f"nproc={os.cpu_count()}, calls={args.calls}")
+    load_before = os.getloadavg()
+    results = asyncio.run(_measure(args.database_url, args.calls, args.raw_calls))
+    load_after = os.getloadavg()
+    print(f"nproc={os.cpu_count()}, calls={args.calls}, raw calls={args.raw_calls}")
+    print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)")
     print("| range | what | p50 ms | p95 ms | max ms |")
     print("|---|---|---:|---:|---:|")
     for label, name, s in results:

@@ -80,32 +80,33 @@ WITH l AS (
          COALESCE(sum(f.score) FILTER (WHERE f.kind = 'csat'), 0) AS csat_sum,
          count(*) FILTER (WHERE f.kind = 'nps') AS nps_n,
          COALESCE(sum(f.score) FILTER (WHERE f.kind = 'nps'), 0) AS nps_sum
-  FROM feedback f
-  WHERE f.lifecycle_id IN (SELECT id FROM l) AND f.kind IN ('csat', 'nps')
-    AND f.score IS NOT NULL
+  FROM feedback f JOIN lifecycles l ON l.id = f.lifecycle_id
+  WHERE {scope} AND f.kind IN ('csat', 'nps') AND f.score IS NOT NULL
   GROUP BY f.lifecycle_id
 ), esc AS (
   SELECT f.lifecycle_id AS id FROM escalations e JOIN feedback f ON f.id = e.feedback_id
-  WHERE f.lifecycle_id IN (SELECT id FROM l)
+  JOIN lifecycles l ON l.id = f.lifecycle_id
+  WHERE {scope}
   UNION
-  SELECT l.id FROM l JOIN conversations v ON v.order_id = l.order_id
+  SELECT l.id FROM lifecycles l JOIN conversations v ON v.order_id = l.order_id
   JOIN escalations e ON e.conversation_id = v.id
+  WHERE {scope}
   UNION
-  SELECT l.id FROM l JOIN escalations e ON e.customer_id = l.customer_id
+  SELECT l.id FROM lifecycles l JOIN escalations e ON e.customer_id = l.customer_id
   LEFT JOIN conversations v ON v.id = e.conversation_id
-  WHERE e.feedback_id IS NULL AND v.order_id IS NULL AND e.created_at >= l.opened_at
-    AND (l.closed_at IS NULL OR e.created_at < l.closed_at)
+  WHERE {scope} AND e.feedback_id IS NULL AND v.order_id IS NULL
+    AND e.created_at >= l.opened_at AND (l.closed_at IS NULL OR e.created_at < l.closed_at)
 )
 SELECT l.id AS lifecycle_id, l.customer_id, l.opened_at, l.closed_at, l.purchase, l.period,
        (r.next_id IS NOT NULL) AS renewed, l.stage, l.source, CAST(p.seq AS integer) AS seq,
        p.prev_opened_at, p.next_opened_at, p.next2_opened_at, p.next3_opened_at,
-       p.first_opened_at, (l.id IN (SELECT id FROM esc)) AS escalated,
+       p.first_opened_at, (esc.id IS NOT NULL) AS escalated,
        CAST(COALESCE(sc.csat_n, 0) AS integer) AS csat_n,
        CAST(COALESCE(sc.csat_sum, 0) AS integer) AS csat_sum,
        CAST(COALESCE(sc.nps_n, 0) AS integer) AS nps_n,
        CAST(COALESCE(sc.nps_sum, 0) AS integer) AS nps_sum
 FROM l LEFT JOIN p ON p.id = l.id LEFT JOIN r ON r.id = l.id
-LEFT JOIN sc ON sc.lifecycle_id = l.id"""
+LEFT JOIN sc ON sc.lifecycle_id = l.id LEFT JOIN esc ON esc.id = l.id"""
 
 
 def backfill_ddl() -> list[str]:
