@@ -64,12 +64,17 @@ def named_order_number(tracker: Tracker) -> str | None:
     return named
 
 
-def return_pick(tracker: Tracker) -> str | None:
-    """A return question's button choice in the latest message ("item:12", "reason:damaged")."""
+def _entity(tracker: Tracker, name: str) -> str | None:
+    """The value of entity `name` in the latest message (a button's payload), if any."""
     for entity in (tracker.latest_message or {}).get("entities") or []:
-        if entity.get("entity") == returns.PICK_ENTITY and entity.get("value"):
+        if entity.get("entity") == name and entity.get("value"):
             return str(entity["value"])
     return None
+
+
+def return_pick(tracker: Tracker) -> str | None:
+    """A return question's button choice in the latest message ("item:12", "reason:damaged")."""
+    return _entity(tracker, returns.PICK_ENTITY)
 
 
 def pending_change(tracker: Tracker) -> str | None:
@@ -141,6 +146,7 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             return_draft=tracker.get_slot("return_draft"),
             return_pick=return_pick(tracker),
             text=latest_text(tracker),
+            switch_to=_entity(tracker, support.SWITCH_ENTITY),
         )
 
 

@@ -726,3 +726,58 @@ async def test_a_yes_naming_the_change_just_declined_asks_it_again(session, acti
     await session.refresh(order)
     assert order.status is OrderStatus.placed  # asked, not done
     assert understanding.names_the_yes("wait sorry yes cancel it after all", "cancel_order")
+
+
+# --- a cancellation offers a pause first (issue #19 item 4) -----------------------------------
+
+
+def test_cancelling_an_active_subscription_offers_a_pause_as_prominently() -> None:
+    offer = support.subscription_flow(
+        "cancel_subscription", _subscription(SubscriptionStatus.active)
+    )
+
+    assert (offer.reply, offer.pending_action) == (
+        "Cancel your Coffee Explorer Box subscription (24.00 EUR a month)? You'll keep the "
+        "current box; no further charges. If you only need a break, you can pause it instead "
+        "and restart whenever you like.",
+        "cancel_subscription",
+    )
+    assert offer.buttons == [
+        {"title": "Cancel anyway", "payload": "yes"},
+        {"title": "Pause instead", "payload": '/affirm{"switch_to":"pause_subscription"}'},
+        {"title": "Keep it as it is", "payload": "no"},
+    ]
+    # a paused subscription is not offered the pause it already has
+    paused = support.subscription_flow(
+        "cancel_subscription", _subscription(SubscriptionStatus.paused)
+    )
+    assert [b["title"] for b in paused.buttons] == ["Yes", "No"]
+
+
+async def test_pause_instead_pauses_and_cancels_nothing(session, action_services):
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    payload = '/affirm{"switch_to":"pause_subscription"}'
+    state = tracker(
+        "conv-1", payload, "affirm",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"},
+        entities=[{"entity": "switch_to", "value": "pause_subscription"}],
+    )  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.paused
+    assert messages[0]["text"].startswith("Done: your Coffee Explorer Box subscription is paused")
+    audit = (await session.scalars(select(AuditLog))).one()
+    assert audit.action == "pause_subscription"
+
+
+async def test_cancel_anyway_cancels_in_the_same_turn(session, action_services):
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    state = tracker("conv-1", "yes", "affirm",
+                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"})  # fmt: skip
+
+    await run(ActionResolvePending(), state)
+
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.cancelled

@@ -258,7 +258,8 @@ async def support_request(
     )
     if dropped:
         turn.slots["pending_action"] = None
-        if is_change(dropped) and dropped != flow:  # the same change asked again: no news
+        # the same change asked again, or the pause offered at a cancellation: no news
+        if is_change(dropped) and dropped != flow and (dropped, flow) != SWITCHES:
             turn.say(texts.render("utter_nothing_changed"))
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         return turn.say(texts.render("utter_support_what_help"))
@@ -345,6 +346,10 @@ async def support_request(
         order_turn.cards.update(card_turn.cards)
     order_turn.messages[:0] = turn.messages
     return order_turn
+
+
+# "pause it instead" typed at the cancellation's save offer: the alternative offered, taken.
+SWITCHES = ("cancel_subscription", "pause_subscription")
 
 
 # --- item-level returns (issue #19; the rules are in bot/domain/returns.py) ----------------
@@ -681,6 +686,7 @@ async def resolve_pending(
     return_draft: str | None = None,
     return_pick: str | None = None,
     text: str = "",
+    switch_to: str | None = None,
 ) -> Turn:
     base = {
         "awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value,
@@ -693,6 +699,8 @@ async def resolve_pending(
         return await request_human(
             session, conversation_id, EscalationReason.customer_request, settings.support_hours
         )
+    if confirmed and pending_action == "cancel_subscription" and switch_to == "pause_subscription":
+        pending_action = switch_to  # "Pause instead" at the cancellation: paused, not cancelled
     draft = returns.ReturnDraft.from_slot(return_draft) if pending_action == "return_item" else None
     if not confirmed and draft is not None and context.customer is not None:
         refined = await _refined_return(session, settings, context, draft, text)

@@ -59,6 +59,10 @@ class FlowResult:
 
 
 YES_NO = [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}]
+# "Pause instead" at a cancellation: a yes that switches the change to a pause (the entity
+# is read by actions/support.py ActionResolvePending).
+SWITCH_ENTITY = "switch_to"
+PAUSE_INSTEAD_PAYLOAD = '/affirm{"switch_to":"pause_subscription"}'
 
 
 def _confirm(question: str, action: str) -> FlowResult:
@@ -721,6 +725,27 @@ def subscription_flow(
                 "utter_subscription_confirm_resume", plan=plan, price=_price(subscription)
             ),
             "resume_subscription",
+        )
+    if subscription.status is SubscriptionStatus.active:
+        # One save offer (issue #19 item 4): pausing is as easy as cancelling, and "Cancel
+        # anyway" as prominent as "Pause instead"; a typed yes cancels, as asked.
+        return FlowResult(
+            texts.render(
+                "utter_subscription_confirm_cancel_or_pause", plan=plan, price=_price(subscription)
+            ),
+            NextStep.confirm,
+            pending_action="cancel_subscription",
+            buttons=[
+                {
+                    "title": texts.render("utter_subscription_cancel_anyway_button"),
+                    "payload": "yes",
+                },
+                {
+                    "title": texts.render("utter_subscription_pause_instead_button"),
+                    "payload": PAUSE_INSTEAD_PAYLOAD,
+                },
+                {"title": texts.render("utter_subscription_keep_button"), "payload": "no"},
+            ],
         )
     return _confirm(
         texts.render("utter_subscription_confirm_cancel", plan=plan, price=_price(subscription)),
