@@ -70,6 +70,10 @@ def test_explorer_links_reviews_to_their_source(browser: Any, server: str) -> No
     page.wait_for_selector("body[data-ready=true]")
     column = page.locator(".journey__col[data-stage=unattributed]")
     assert column.locator("[data-field=volume]").text_content() == "9"  # 3 social + 6 Trustpilot
+    cells = column.locator("button.cell")  # one per channel
+    assert cells.evaluate_all("bs => bs.map(b => b.dataset.channel)") == ["review_site", "social"]
+    assert "6 feedback" in (cells.nth(0).text_content() or "")
+    assert "3 feedback" in (cells.nth(1).text_content() or "")
     assert axe_violations(page) == []
 
     # Breakdowns by channel: the share of voice per month, web channels included.
