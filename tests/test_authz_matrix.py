@@ -115,6 +115,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/ws"): public(400),  # the chat WebSocket: a plain GET is not an upgrade
     ("GET", "/widget.js"): public(),
     ("GET", "/widget.css"): public(),
+    ("GET", "/favicon.ico"): public(),
     ("GET", "/static"): public(),
     ("GET", "/demo/shop"): public(302),
     ("GET", "/demo/shop/"): public(),

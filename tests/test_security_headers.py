@@ -113,6 +113,13 @@ async def test_widget_assets_may_be_loaded_by_the_shops_pages(client: Client) ->
         _assert_secure(response, cross_origin=True)
 
 
+async def test_the_favicon_is_served_not_a_404(client: Client) -> None:
+    response = await client.get("/favicon.ico")
+    assert (response.status, response.headers["Content-Type"]) == (200, "image/svg+xml")
+    assert (await response.read()).startswith(b"<svg")
+    _assert_secure(response)
+
+
 async def test_json_is_never_cached(client: Client) -> None:
     for path in ("/api/openapi.json", "/api/tokens", "/console/api/me"):
         assert (await client.get(path)).headers["Cache-Control"] == "no-store"

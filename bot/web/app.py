@@ -82,6 +82,14 @@ async def widget_styles(_request: web.Request) -> web.FileResponse:
     return _asset("widget.css")
 
 
+async def favicon(_request: web.Request) -> web.FileResponse:
+    # Browsers ask for /favicon.ico on every page; an SVG answers it (no 404 in the logs).
+    return web.FileResponse(
+        STATIC_DIR / "favicon.svg",
+        headers={"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 def _asset(name: str) -> web.FileResponse:
     # Shops embed these from their own pages: short cache so fixes reach them quickly.
     return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "public, max-age=300"})
@@ -96,6 +104,7 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/ws", chat_socket)
     app.router.add_get("/widget.js", widget_script)
     app.router.add_get("/widget.css", widget_styles)
+    app.router.add_get("/favicon.ico", favicon)
     add_photo_routes(app)  # POST /chat/photos (issue #19; stored outside the web root)
     app.router.add_static("/static/", STATIC_DIR)
     if not settings.is_production:
