@@ -747,7 +747,9 @@ async def _update(session: AsyncSession, review: WebReview, scored: Scored | Non
 class _Analyst:
     """Sentiment and themes of a batch's texts. A full batch (a large import) goes to one
     worker process, so VADER runs on the other core while this process and the database
-    write the batch before; a small import is analysed here."""
+    write the batch before; a small import is analysed here. (`spawn`: a script of its own
+    that imports this way must guard its entry point with `if __name__ == "__main__"`;
+    `python -m bot`, the web service and pytest do.)"""
 
     def __init__(self, parallel: bool) -> None:
         self._parallel = parallel
