@@ -457,3 +457,19 @@ async def test_the_console_panel_and_the_export_show_the_return_per_item(session
     ]  # fmt: skip
     exported = await privacy.export_customer(session, order.customer_id)
     assert [r["reference"] for r in exported["returns"]] == [request_refs[1], request_refs[0]]
+
+
+async def test_a_product_question_at_the_items_question_is_answered_and_the_return_waits(
+    session,
+) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("i want to return something", "return_item")
+    draft = talk.slots["return_draft"]
+
+    answer = await talk.say("is the towel machine washable?", intent="product_question")
+
+    assert "Which items" not in " ".join(_texts(answer))
+    assert talk.slots["return_draft"] == draft  # still waiting for the items
+    picked = await talk.say("the towel")
+    assert _texts(picked)[0].startswith(f"Start a free return of order A10001 (1× {TOWEL})")

@@ -354,6 +354,8 @@ SWITCHES = ("cancel_subscription", "pause_subscription")
 
 # --- item-level returns (issue #19; the rules are in bot/domain/returns.py) ----------------
 
+# Questions answered in the middle of a return without leaving it (data/rules/support.yml).
+QUESTIONS = frozenset({"product_question", "policy_question"})
 # Requests that start an item-level return of a delivered order.
 RETURN_FLOWS = frozenset({"return_item", "damaged_item", "request_refund"})
 
@@ -380,6 +382,10 @@ async def _continue_return(
         return None
     returnable = returns.returnable_units(order, await returns.returned_units(session, order))
     context = ChatContext(context.conversation, context.customer, _use_order(context, order))
+    if not pick and latest_intent in QUESTIONS and understanding.reads_as_ask(latest):
+        # "is the towel machine washable?" at "Which items?": answered; the return waits
+        # (kept as it was, its buttons still there to tap)
+        return await product_question(session, conversation_id, latest)
     if pick or returns.answers_step(draft, latest, order, returnable):
         return await _item_return(session, settings, context, draft, latest, pick)
     if draft.step == "confirm":
@@ -395,6 +401,7 @@ async def _continue_return(
         latest_intent not in RETURN_FLOWS or dropped
     ):
         return None  # another request: served as itself, the return left
+
     # Words that answer nothing ("hmm", "?", the same request again): the question stands.
     turn = await _item_return(session, settings, context, draft, "", None)
     if turn is not None and latest_intent not in RETURN_FLOWS:
