@@ -244,6 +244,8 @@ def test_explorer_time_zone_ids_selection_and_product_names(browser: Any, server
     assert page.locator("#insight-origin").input_value() == "feedback"
     assert page.locator("#insight-feedback").input_value() == ", ".join(ids)
     assert page.locator("#insight-feedback").is_visible()
+    # The explorer's time zone and dates came along.
+    assert page.locator("#range-tz").input_value() == "Europe/Berlin"
     assert axe_violations(page) == []
 
     # Products by name: "beta jug" (any case) filters by SKU-B.

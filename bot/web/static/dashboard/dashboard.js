@@ -567,7 +567,11 @@ async function showExplorer() {
     byId("selected-count").textContent = ids.length ? plural(ids.length, "row") + " selected" : "Select rows to make an insight from them";
     const make = byId("make-insight");
     make.hidden = !ids.length;
-    make.href = "insights?" + new URLSearchParams({ origin: "feedback", feedback: ids.join(",") });
+    // The explorer's dates and time zone go along: the insight board shows them.
+    const query = rangeParams();
+    query.set("origin", "feedback");
+    query.set("feedback", ids.join(","));
+    make.href = "insights?" + query;
     pickAll.checked = boxes.length > 0 && boxes.every((b) => b.checked);
   };
   pickAll.onchange = () => {
