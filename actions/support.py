@@ -77,6 +77,27 @@ def return_pick(tracker: Tracker) -> str | None:
     return _entity(tracker, returns.PICK_ENTITY)
 
 
+# Messages at a return's yes/no that say why, in words of their own (not a question).
+_WHY_INTENTS = frozenset({"nlu_fallback", "complain", "inform", "out_of_scope", "give_feedback"})
+
+
+def refines_return(tracker: Tracker, text: str) -> bool:
+    """Whether words at a return's yes/no change it ("just the towel", "it doesn't fit") or,
+    while its reason is open, say why in words of their own ("its blunt")."""
+    draft = returns.ReturnDraft.from_slot(tracker.get_slot("return_draft"))
+    if draft is None:
+        return False
+    if returns.may_refine(text):
+        return True
+    intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+    return (
+        draft.reason is None
+        and intent in _WHY_INTENTS
+        and not understanding.reads_as_ask(text)
+        and not understanding.is_deny_words(text)
+    )
+
+
 def pending_change(tracker: Tracker) -> str | None:
     """The change awaiting a "yes" (None when the bot is not waiting for one)."""
     if tracker.get_slot("awaiting") != "confirmation":
@@ -176,11 +197,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
                     input_channel=tracker.get_latest_input_channel(),
                 ),
             ]
-        if (
-            pending == "return_item"
-            and tracker.get_slot("return_draft")
-            and returns.may_refine(text)
-        ):
+        if pending == "return_item" and refines_return(tracker, text):
             # "just the towel though" at "Return order A10002 (3 items)?": the return, refined
             # (put back as a return request; its next step reads the words, nothing changes yet).
             refine = {"name": "return_item", "confidence": 1.0}

@@ -418,6 +418,9 @@ async def test_just_the_towel_at_the_yes_refines_the_return(session, action_serv
         ("you sent the wrong colour", "wrong_item"),
         ("i changed my mind", "changed_mind"),
         ("dont like it", "changed_mind"),
+        ("its blunt, doesnt cut anything", "damaged"),
+        ("the kettle won't boil", "damaged"),
+        ("the lid is missing a screw", "damaged"),
         ("just because", None),
     ],
 )
@@ -473,3 +476,26 @@ async def test_a_product_question_at_the_items_question_is_answered_and_the_retu
     assert talk.slots["return_draft"] == draft  # still waiting for the items
     picked = await talk.say("the towel")
     assert _texts(picked)[0].startswith(f"Start a free return of order A10001 (1× {TOWEL})")
+
+
+async def test_why_in_words_no_rule_knows_is_kept_as_other_and_the_yes_asked_again(
+    session, action_services
+) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("can i return the towel", "return_item")
+    state = tracker(
+        "conv-1", "meh its just not what i hoped for", "nlu_fallback",
+        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
+         "return_draft": talk.slots["return_draft"]},
+    )  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []  # not "I haven't changed anything"
+    put_back = [e for e in events if e.get("event") == "user"]
+    assert put_back[0]["parse_data"]["intent"]["name"] == "return_item"
+    again = await talk.say("meh its just not what i hoped for", "return_item")
+    assert _texts(again) == [
+        f"Start a free return of order A10001 (1× {TOWEL}, other) for a refund of 25.00 EUR?"
+    ]

@@ -389,6 +389,11 @@ async def _continue_return(
     if pick or returns.answers_step(draft, latest, order, returnable):
         return await _item_return(session, settings, context, draft, latest, pick)
     if draft.step == "confirm":
+        if draft.reason is None and latest_intent in RETURN_FLOWS and latest.strip():
+            # why, in words no rule knows ("its blunt, barely cuts" at the return's yes/no,
+            # put back by action_drop_pending): the reason is "other", the yes asked again
+            draft.reason = returns.Reason.other.value
+            return await _item_return(session, settings, context, draft, "", None)
         return None  # at the yes/no, anything else is handled as a dropped change
     if latest_intent == "affirm" or understanding.is_yes_words(latest):
         # "yes" at "Which items from order A10001…?": the order, all of it

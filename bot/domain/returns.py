@@ -72,8 +72,12 @@ _REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"dont fit|don'?t fit|wrong size|fit|fits|sizing)\b")),
     (Reason.damaged, re.compile(
         r"\b(broken|broke|cracked|crack|chipped|chip|damaged|damage|smashed|shattered|dented|"
-        r"torn|ripped|scratched|scratch|leaking|leaks|faulty|defective|stained|bent|"
-        r"doesn'?t work|not working|stopped working)\b")),
+        r"torn|ripped|scratched|scratch|leaking|leaks|leak|faulty|defective|defect|stained|"
+        r"stain|stains|bent|blunt|dull|rust|rusty|rusted|peeling|peeled|wobbly|wobbles|loose|"
+        r"warped|frayed|holes?|mou?ldy?|fell apart|falls apart|falling apart|came apart|"
+        r"missing (?:a )?(?:part|parts|piece|pieces|lid|screw|screws)|"
+        r"(?:doesn'?t|does not|dont|won'?t|will not|didn'?t) (?:work|cut|close|heat|boil|"
+        r"turn on|switch on|stay|hold|seal)|not (?:working|heating)|stopped working)\b")),
     (Reason.wrong_item, re.compile(
         r"\b(wrong|not what i ordered|didn'?t order|incorrect|different (one|colou?r|item|"
         r"product)|sent me the|mixed up)\b")),
