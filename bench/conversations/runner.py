@@ -118,12 +118,18 @@ class Chat:
         messages: list[Frame] = []
         deadline = time.monotonic() + limit
         typing_done = not until_typing_off
+        typing_seen = False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            # A paused bot sends no typing frames: give up waiting for them after 5 s.
-            wait = min(5.0 if not typing_done else quiet, remaining)
+            # A paused bot sends no typing frames: give up waiting for them after 5 s. Once
+            # the bot is typing, its reply is awaited to the limit (a cold or loaded Rasa
+            # takes longer than 5 s; the reply then landed in the next turn).
+            if typing_done:
+                wait = min(quiet, remaining)
+            else:
+                wait = remaining if typing_seen else min(5.0, remaining)
             try:
                 _at, frame = await asyncio.wait_for(self.frames.get(), wait)
             except asyncio.TimeoutError:
@@ -134,7 +140,9 @@ class Chat:
             if frame is CLOSED:
                 break
             kind = frame.get("type")
-            if kind == "typing" and not frame.get("on"):
+            if kind == "typing" and frame.get("on"):
+                typing_seen = True
+            elif kind == "typing" and not frame.get("on"):
                 typing_done = True
             elif kind == "message" and frame.get("sender") in ("bot", "system"):
                 messages.append(frame)
