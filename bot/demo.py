@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import demo_crowd
+from bot import demo_crowd, demo_support
 from bot.domain import feedback as feedback_domain
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
@@ -1846,6 +1846,8 @@ async def _write(
     extra = demo_crowd.CrowdSummary()
     if crowd:
         extra = await demo_crowd.write_crowd(session, planner, rng, now, crowd, TEXTS)
+    # Escalations handled by the demo agents, and applied insights (bot/demo_support.py).
+    await demo_support.write_support(session, rng, now)
     return DemoSummary(
         customers=counts.customers + extra.customers,
         orders=counts.orders + extra.orders,

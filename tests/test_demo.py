@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Select, Text, cast, func, select
@@ -14,16 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import demo
 from bot.domain import feedback as feedback_domain
-from bot.domain import surveys
+from bot.domain import insights, support_ops, surveys
 from bot.domain.feedback import NewFeedback
+from bot.domain.feedback_query import DateRange
 from bot.domain.scores import SCALES
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import (
     Base,
     Channel,
     Customer,
+    Escalation,
     Feedback,
     FeedbackKind,
+    Insight,
+    InsightStatus,
     Lifecycle,
     Order,
     OrderItem,
@@ -45,7 +50,10 @@ README_ORDERS = {
     "A10005": (OrderStatus.refunded, "priya.shah@example.com"),
     "A10006": (OrderStatus.delivered, "priya.shah@example.com"),
 }
-TABLES = (Customer, Order, OrderItem, Subscription, Lifecycle, Feedback, SurveyDispatch)
+TABLES = (
+    Customer, Order, OrderItem, Subscription, Lifecycle, Feedback, SurveyDispatch, Escalation,
+    Insight,
+)  # fmt: skip
 
 
 async def _engine(path: Path) -> AsyncEngine:
@@ -471,3 +479,38 @@ async def test_crowd_seasonality_pitfall_and_emerging_theme(
 
         recent, before = await website(0), await website(8)
         assert recent >= 10 and recent > 4 * max(before, 1)
+
+
+async def test_crowd_support_operations_and_insights(
+    crowd: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
+) -> None:
+    """Escalations handled by the demo agents (bot/demo_support.py): the Support operations
+    figures come out of the real tables, per agent with support CSAT; two applied insights
+    with at least 14 days of data on each side."""
+    factory, _summary = crowd
+    date_range = DateRange((NOW - timedelta(days=365)).date(), NOW.date(), ZoneInfo("UTC"))
+    async with factory() as session:
+        ops = await support_ops.support_operations(session, date_range, NOW)
+        found = ops.as_json(10)
+        board = list(await session.scalars(select(Insight).order_by(Insight.id)))
+        compared = [await insights.compare(session, i, NOW) for i in board]
+    total = found["total"]
+    assert total["escalations"] == 577
+    assert total["first_reply"] == {
+        "chats": 482, "replied": 482, "mean_minutes": 8.4, "within_sla": 421,
+        "within_sla_percent": 87.3, "within_sla_interval": [84.1, 90.0],
+    }  # fmt: skip
+    assert total["resolution"]["resolved"] == 577
+    assert total["resolution"]["mean_hours"] == 5.9
+    assert total["sla_breaches"] == {"first_reply": 61, "resolution": 14}
+    assert {r["reason"]: r["escalations"] for r in found["by_reason"]} == {
+        "customer_request": 482, "negative_feedback": 95,
+    }  # fmt: skip
+    assert [(a["name"], a["escalations"], a["csat"]["responses"], a["csat"]["percent"])
+            for a in found["agents"]] == [
+        ("Sam (support)", 294, 144, 68.8), ("Alex (support)", 283, 149, 68.5),
+    ]  # fmt: skip
+    assert [i.status for i in board] == [InsightStatus.applied] * 2
+    for comparison in compared:
+        assert comparison is not None and not comparison.too_early
+        assert comparison.before.csat_responses >= 10 and comparison.after.csat_responses >= 10
