@@ -151,6 +151,12 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             settings.intent_confidence_threshold,
             settings.intent_margin,
         ) or understanding.names_the_yes(latest_text(tracker), pending_change(tracker))
+        # a bare "ya" / "yep" that the NLU read as affirm without enough confidence (a
+        # model-dependent "no" for sf31's "ya": nothing but yes words is a yes)
+        confirmed = confirmed or (
+            understanding.is_yes_words(latest_text(tracker))
+            and ((tracker.latest_message or {}).get("intent") or {}).get("name") == "affirm"
+        )
         # a return's button that confirms with a choice in it (/affirm{"return_pick": …})
         confirmed = confirmed or bool(
             return_pick(tracker)

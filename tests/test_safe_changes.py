@@ -370,7 +370,7 @@ async def test_a_yes_with_a_no_in_it_changes_nothing(session, action_services, t
 async def test_an_unsure_yes_changes_nothing(session, action_services):
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "ya", "affirm",
+        tracker("conv-1", "mm ya maybe", "affirm",
                 {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
         _rank(("affirm", 0.55), ("deny", 0.35)),
     )  # fmt: skip
@@ -381,6 +381,22 @@ async def test_an_unsure_yes_changes_nothing(session, action_services):
     assert order is not None
     await session.refresh(order)
     assert order.status is OrderStatus.placed
+
+
+async def test_a_bare_ya_is_a_yes_however_unsure_the_nlu(session, action_services):
+    """sf31: "ya" read as affirm at 0.72 with greet behind it was taken for a no."""
+    order = await _customer(session)
+    state = _with_ranking(
+        tracker("conv-1", "ya", "affirm",
+                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        _rank(("affirm", 0.55), ("deny", 0.35)),
+    )  # fmt: skip
+
+    await run(ActionResolvePending(), state)
+
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.cancelled
 
 
 async def test_another_message_drops_the_pending_change_and_is_served_again() -> None:

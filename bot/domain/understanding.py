@@ -165,7 +165,7 @@ _DENY_WORDS = re.compile(
 
 
 _YES_WORDS = re.compile(
-    r"^\s*(?:yes+|yep|yeah|yea|ya|yup|sure|ok|okay|please|yes please|all|all of (?:them|it))"
+    r"^\s*(?:yes+|yep|yeah|yea|ya|yup|yes please|sure|ok|okay|go ahead|do it|please do)"
     r"\b[\s,!.]*(?:please|pls|thanks?|thx)?[\s.!]*$"
 )
 
