@@ -189,6 +189,7 @@ def test_labels_on_breakdowns_journey_and_loyalty(browser: Any, server: str) -> 
     chat = page.locator("#breakdown-table tr[data-key=website_chat] td")
     # website_chat: the March 1st CSAT 5 and the 12 added answers: 11 of 13 satisfied.
     assert chat.nth(2).text_content() == "84.6" and chat.nth(3).text_content() == "13"
+    assert chat.nth(4).text_content() == "57.8\u201395.7"  # Wilson 95 % interval of 11 of 13
     email = page.locator("#breakdown-table tr[data-key=email] td")
     assert email.nth(2).text_content() == "too few"
     assert axe_violations(page) == []
@@ -203,9 +204,13 @@ def test_labels_on_breakdowns_journey_and_loyalty(browser: Any, server: str) -> 
     assert titles == ["Discovery", "Research", "Purchase", "Use", "Support"]
     use = page.locator(".journey__col[data-stage=use]")
     assert use.locator("[data-field=csat]").text_content() == "85.7"  # 12 of 14
+    assert use.locator("[data-field=csat_interval]").text_content() == (
+        "95 % interval 60.1 to 96 %"
+    )
     support = page.locator(".journey__col[data-stage=support]")
     assert support.locator("[data-field=csat]").text_content() == "too few"
     assert support.locator("[data-field=csat]").get_attribute("data-value") == "0"
+    assert support.locator("[data-field=csat_interval]").count() == 0  # too few: none shown
     sources = page.locator(".journey__sources .source").all_text_contents()
     assert any(s.startswith("Search engine") and "1 customer (" in s for s in sources)
     assert axe_violations(page) == []

@@ -52,6 +52,10 @@ function countText(key, m) {
 function intervalText(interval) {
   return interval ? "95 % interval " + interval[0] + " to " + interval[1] : "";
 }
+/** A CSAT % interval as "80.1–88.2" ("–" when there is none or too few answers to read). */
+function intervalRange(score) {
+  return score.interval && !score.too_few ? score.interval[0] + "\u2013" + score.interval[1] : "\u2013";
+}
 
 const charts = {};
 const params = new URLSearchParams(location.search);
@@ -218,12 +222,14 @@ async function showOverview() {
 }
 
 // ---- breakdowns --------------------------------------------------------------------------
-// [key, heading, value, metric whose "too few" applies to the cell]
+// [key, heading, value, metric whose "too few" applies to the cell, previous period?, text]
 const COLUMNS = [
   ["label", "Group", (g) => g.shown],
   ["volume", "Volume", (g) => g.volume],
   ["csat", "CSAT %", (g) => g.csat.percent, "csat"],
   ["csat_n", "CSAT answers", (g) => g.csat.responses],
+  ["csat_interval", "CSAT 95 % interval", (g) => (g.csat.interval && !g.csat.too_few ? g.csat.interval[0] : null),
+    null, false, (g) => intervalRange(g.csat)],
   ["nps", "NPS", (g) => g.nps.score, "nps"],
   ["nps_n", "NPS answers", (g) => g.nps.responses],
   ["ces", "CES", (g) => g.ces.mean, "ces"],
@@ -293,10 +299,10 @@ async function showBreakdowns() {
     rows.forEach((g) => {
       const tr = el("tr", "clickable");
       tr.dataset.key = g.key;
-      COLUMNS.forEach(([, , get, metric, before], i) => {
+      COLUMNS.forEach(([, , get, metric, before, text], i) => {
         const m = before ? g.previous : g;
         const few = metric && m[metric].too_few && get(g) !== null;
-        const td = el("td", (i ? "num" : "") + (few ? " is-few" : ""), few ? "too few" : fmt(get(g)));
+        const td = el("td", (i ? "num" : "") + (few ? " is-few" : ""), few ? "too few" : text ? text(m) : fmt(get(g)));
         if (few) td.title = fmt(get(g)) + " on fewer than " + minAnswers + " answers";
         tr.append(td);
       });
@@ -352,9 +358,14 @@ function stat(name, value, field, few) {
   return row;
 }
 
+/** A score row; CSAT % with its 95 % interval on a small line below (when it can be read). */
 function scoreStat(s, key, name) {
   const meta = METRICS[key];
-  return stat(name + " (" + plural(meta.n(s), "answer") + ")", meta.value(s), key, s[key].too_few);
+  const row = stat(name + " (" + plural(meta.n(s), "answer") + ")", meta.value(s), key, s[key].too_few);
+  if (key !== "csat" || !s.csat.interval || s.csat.too_few) return [row];
+  const interval = el("div", "journey__interval muted", intervalText(s.csat.interval) + " %");
+  interval.dataset.field = "csat_interval";
+  return [row, interval];
 }
 
 function pitfallText(p) {
@@ -450,9 +461,9 @@ async function showJourney() {
       stat("Customers reached", s.customers, "customers"),
       stat(s.stage === "use" ? "Needed support" : "Moved on", s.moved_on_percent === null ? null : s.moved_on_percent + " %", "moved_on"),
       stat("Feedback", s.volume, "volume"),
-      scoreStat(s, "csat", "CSAT %"),
-      scoreStat(s, "nps", "NPS"),
-      scoreStat(s, "ces", "CES"),
+      ...scoreStat(s, "csat", "CSAT %"),
+      ...scoreStat(s, "nps", "NPS"),
+      ...scoreStat(s, "ces", "CES"),
       stat("Sentiment", s.sentiment.mean, "sentiment"),
     );
     if (s.negative_themes.length) {
@@ -467,7 +478,8 @@ async function showJourney() {
       const score = (key) => {
         const n = METRICS[key].n(c);
         if (!n) return "no answers";
-        return (c[key].too_few ? "too few" : fmt(METRICS[key].value(c))) + " (n " + n + ")";
+        const interval = key === "csat" && c.csat.interval && !c.csat.too_few ? "; 95 % " + intervalRange(c.csat) : "";
+        return (c[key].too_few ? "too few" : fmt(METRICS[key].value(c))) + " (n " + n + interval + ")";
       };
       const cell = el("button", "cell" + (c.pitfalls.length ? " is-pitfall" : ""),
         label("channel", c.channel) + " · " + plural(c.volume, "feedback", "feedback") + " · CSAT " + score("csat") + " · NPS " + score("nps"));
