@@ -9,14 +9,8 @@
 * A question is embedded once (bot/domain/embeddings.py) and scored against every passage;
   an item's score mixes how close the question is to its title and to its best passage,
   plus a keyword overlap. Without the model the keyword part answers alone.
-* Aboutness: the best item must also be about what was asked. The question's content words
-  other than the item's own name (and a few words with no topic of their own) must be
-  covered by one of its passages — the same word after light stemming, a synonym
-  (bot/domain/data/knowledge/aboutness.yml) or a word whose own embedding is close — for
-  most of their idf weight; that passage is quoted. "can i get the lamp in green" names the
-  lamp but nothing the shop says about it covers "green".
-* Below `THRESHOLD`, or not about what was asked, the bot says it is not sure, names the two
-  closest articles, offers a person and counts the question in knowledge_unanswered.
+* Below `THRESHOLD` the bot says it is not sure, names the two closest articles, offers a
+  person and counts the question in knowledge_unanswered.
 """
 
 from __future__ import annotations
@@ -37,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,13 +79,6 @@ UNKNOWN_WORDS_PENALTY = 0.5
 # text (a change to FIELD_TOPICS or the passages) is embedded again at the next import.
 PASSAGE_RECIPE = "2"
 KEYWORD_THRESHOLD = 0.45  # the keyword-only fallback's own bar (its scores run differently)
-# Aboutness (tuned on bench/knowledge/dev.yml and dev_abstain.yml only): the idf-weighted
-# share of the question's other content words a passage must cover, and how close a word's
-# own embedding must be to one of the passage's words to count as covering it.
-MIN_COVERAGE = 0.6
-WORD_SIMILARITY = 0.65
-ABOUT_CANDIDATES = 3  # how many of the best items (above the threshold) are checked
-ABOUTNESS_FILE = DEMO_DIR / "aboutness.yml"
 
 STOP_WORDS = frozenset(
     {
@@ -661,11 +647,6 @@ class Index:
     vocabulary: list[str] = field(default_factory=list)
     passage_words: list[set[str]] = field(default_factory=list)
     item_rows: list[list[int]] = field(default_factory=list)
-    # Aboutness: per passage the stems it covers (its text, what its field is about, the
-    # item's name) and their rows in `stem_matrix` (one embedding per stem; None: no model).
-    cover_stems: list[frozenset[str]] = field(default_factory=list)
-    cover_rows: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    stem_matrix: embeddings.Vectors | None = None
 
 
 @dataclass(frozen=True)
@@ -682,7 +663,6 @@ class Result:
     confident: bool
     method: str  # "embedding" | "keywords" | "empty"
     articles: list[Item] = field(default_factory=list)  # the two closest articles
-    coverage: float = 1.0  # aboutness of the best hit's passage (1.0: not checked)
 
     @property
     def best(self) -> Hit | None:
@@ -760,53 +740,11 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
     item_rows: list[list[int]] = [[] for _ in items]
     for position, entry in enumerate(passages):
         item_rows[entry.item].append(position)
-    cover_stems, cover_rows, stem_matrix = _cover(
-        items, passages, model if matrix is not None else None
-    )
     return Index(
         stamp, items, passages, matrix, title_rows, item_words, title_words, idf,
         model.name if matrix is not None and model is not None else None,
         sorted(idf), [set(words(p.text)) for p in passages], item_rows,
-        cover_stems, cover_rows, stem_matrix,
     )  # fmt: skip
-
-
-def _cover(
-    items: list[Item], passages: list[Passage], model: embeddings.Embedder | None
-) -> tuple[list[frozenset[str]], list[npt.NDArray[np.int64]], embeddings.Vectors | None]:
-    """Per passage the stems that count as said by it, their rows in one matrix of stem
-    embeddings (each stem embedded once, from the first word seen with it)."""
-    surface: dict[str, str] = {}
-    own: list[set[str]] = []
-    for passage in passages:
-        text = " ".join(
-            (passage.text, FIELD_TOPICS.get(passage.kind, ""), items[passage.item].title)
-        ).replace("°C", " degrees celsius ")
-        found = set()
-        for word in words(text):
-            stem = stem_word(word)
-            surface.setdefault(stem, word)
-            found.add(stem)
-        own.append(found)
-    # What the item is (its title passage: a product's name and description, an article's
-    # title and first paragraph) goes with each of its passages.
-    title_stems: dict[int, set[str]] = {}
-    for passage, found in zip(passages, own, strict=True):
-        if passage.kind == "title":
-            title_stems[passage.item] = found
-    stems_of = [
-        frozenset(found | title_stems.get(passage.item, set()))
-        for passage, found in zip(passages, own, strict=True)
-    ]
-    ordered = sorted(surface)
-    position = {stem: row for row, stem in enumerate(ordered)}
-    # Words of one or two letters ('d', 'uk') are compared as they are, not by embedding.
-    rows = [
-        np.array(sorted(position[s] for s in found if len(s) > 2), dtype=np.int64)
-        for found in stems_of
-    ]
-    matrix = model.embed([surface[s] for s in ordered]) if model is not None and ordered else None
-    return stems_of, rows, matrix
 
 
 @dataclass
@@ -832,19 +770,13 @@ Scores = npt.NDArray[np.float64]
 def query_words(index: Index, question: str) -> set[str]:
     """The question's content words; a word the shop never uses that is one typo away from
     one it does ('instalments' for 'installments', 'dishwaser') is read as that word."""
-    return {read for _said, read in _query_pairs(index, question)}
-
-
-def _query_pairs(index: Index, question: str) -> list[tuple[str, str]]:
-    """Each content word as written and as read (typos one letter away corrected)."""
-    pairs = []
-    for word in dict.fromkeys(words(question)):
-        read = word
+    found = set()
+    for word in words(question):
         if word not in index.idf and len(word) >= 5:
             close = difflib.get_close_matches(word, index.vocabulary, n=1, cutoff=0.85)
-            read = close[0] if close else word
-        pairs.append((word, read))
-    return pairs
+            word = close[0] if close else word
+        found.add(word)
+    return found
 
 
 def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
@@ -870,149 +802,10 @@ def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
     return mixed - UNKNOWN_WORDS_PENALTY * unknown
 
 
-_SUFFIXES = (
-    ("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("ity", ""), ("ic", ""),
-    ("ness", ""), ("ment", ""), ("ly", ""), ("es", ""), ("s", ""),
-)  # fmt: skip
-
-
-_NUMBER_WORDS = {
-    w: str(n)
-    for n, w in enumerate(
-        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-    )
-}
-
-
-def stem_word(word: str) -> str:
-    """A light stem, the same for both sides of a comparison: 'acidic' = 'acidity' = 'acid',
-    'washing' = 'washed' = 'wash', 'typed' = 'type'."""
-    if word in _NUMBER_WORDS:
-        return _NUMBER_WORDS[word]
-    for suffix, replacement in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith("ss"):
-                break
-            word = word[: -len(suffix)] + replacement
-            if suffix in ("ing", "ed") and len(word) > 3 and word[-1] == word[-2]:
-                word = word[:-1]  # 'shipping' = 'ship'
-            break
-    if len(word) > 3 and word.endswith("e"):
-        word = word[:-1]
-    return word
-
-
-@dataclass(frozen=True)
-class Aboutness:
-    ignore: frozenset[str]  # stems
-    synonyms: dict[str, frozenset[str]]  # stem -> the other stems of its groups
-
-
-@functools.cache
-def aboutness_words(path: Path = ABOUTNESS_FILE) -> Aboutness:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    ignore = frozenset(stem_word(w) for w in words(" ".join(map(str, raw.get("ignore", [])))))
-    synonyms: dict[str, set[str]] = {}
-    for group in raw.get("synonyms", []):
-        stems = {stem_word(w) for w in words(" ".join(map(str, group)))}
-        for stem in stems:
-            synonyms.setdefault(stem, set()).update(stems - {stem})
-    return Aboutness(ignore, {k: frozenset(v) for k, v in synonyms.items()})
-
-
-@dataclass(frozen=True)
-class _AskedWord:
-    stems: frozenset[str]  # as written and as read (a typo corrected)
-    weight: float
-    vector: embeddings.Vectors | None  # of the word as written
-
-
-def _asked(
-    index: Index, model: embeddings.Embedder | None, pairs: list[tuple[str, str]], item: int
-) -> list[_AskedWord]:
-    """The question's words that the item's name does not already say: what is asked."""
-    about = aboutness_words()
-    named = {stem_word(w) for w in index.title_words[item]}
-    default_idf = math.log(1 + max(len(index.items), 1))
-    kept = []
-    for said, read in pairs:
-        stems = frozenset({stem_word(said), stem_word(read)})
-        if stems & named or stem_word(said) in about.ignore:
-            continue
-        kept.append((said, read, stems))
-    vectors = (
-        model.embed([said for said, _, _ in kept])
-        if model is not None and index.stem_matrix is not None and kept
-        else None
-    )
-    return [
-        _AskedWord(
-            stems,
-            index.idf.get(read, default_idf),
-            vectors[position] if vectors is not None else None,
-        )
-        for position, (_said, read, stems) in enumerate(kept)
-    ]
-
-
-def coverage(index: Index, asked: list[_AskedWord], row: int) -> float:
-    """The idf-weighted share of the asked words that passage `row` (with its item's title
-    passage) covers: the same stem, a synonym's, the same number (a measure like '100cm':
-    any number), or a word whose own embedding is at least WORD_SIMILARITY close."""
-    if not asked:
-        return 1.0
-    stems = index.cover_stems[row]
-    synonyms = aboutness_words().synonyms
-    has_number = any(any(c.isdigit() for c in s) for s in stems)
-    covered = 0.0
-    for word in asked:
-        if word.stems & stems or any(synonyms.get(s, frozenset()) & stems for s in word.stems):
-            covered += word.weight
-            continue
-        if any(c.isdigit() for s in word.stems for c in s):
-            # A bare number must be the passage's ('a 5 pack'); a measure ('100cm') is
-            # covered by any number in it.
-            measure = any(c.isalpha() for s in word.stems for c in s)
-            covered += word.weight if measure and has_number else 0.0
-            continue
-        rows = index.cover_rows[row]
-        if (
-            word.vector is not None
-            and index.stem_matrix is not None
-            and rows.size
-            and float(np.max(index.stem_matrix[rows] @ word.vector)) >= WORD_SIMILARITY
-        ):
-            covered += word.weight
-    return covered / sum(word.weight for word in asked)
-
-
-def _about_passage(
-    index: Index,
-    model: embeddings.Embedder | None,
-    pairs: list[tuple[str, str]],
-    item: int,
-    row: int,
-) -> tuple[int, float]:
-    """The item's passage that best covers what is asked (the retrieval's own choice `row`
-    when none covers more) and that coverage."""
-    asked = _asked(index, model, pairs, item)
-    best_row, best = row, coverage(index, asked, row)
-    for other in index.item_rows[item]:
-        if best >= 1.0:
-            break
-        if other == row:
-            continue
-        value = coverage(index, asked, other)
-        if value > best:
-            best_row, best = other, value
-    return best_row, best
-
-
 def search(index: Index, model: embeddings.Embedder | None, question: str) -> Result:
     if not index.items:
         return Result([], False, "empty")
-    pairs = _query_pairs(index, question)
-    q_words = {read for _said, read in pairs}
+    q_words = query_words(index, question)
     keyword = _keyword_scores(index, q_words)
     best_rows: list[int] = []
     if index.matrix is not None and model is not None:
@@ -1040,37 +833,14 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
         threshold, method = KEYWORD_THRESHOLD, "keywords"
         for item in range(len(index.items)):
             best_rows.append(_keyword_passage(index, item, q_words))
-    order = [int(i) for i in np.argsort(-scores)]
-    rows = [
-        best_rows[item] if best_rows and best_rows[item] >= 0 else index.title_rows[item]
-        for item in order[:5]
-    ]
-    about = 1.0
-    if method == "embedding" and rows:
-        # The first of the best items above the threshold that is about what was asked
-        # moves to the front (with the passage that covers it best).
-        first: tuple[int, int, float] | None = None
-        for place in range(min(ABOUT_CANDIDATES, len(rows))):
-            if place and scores[order[place]] < threshold:
-                break
-            row, value = _about_passage(index, model, pairs, order[place], rows[place])
-            if first is None:
-                first = (place, row, value)
-            if value >= MIN_COVERAGE:
-                first = (place, row, value)
-                break
-        assert first is not None
-        place, row, about = first
-        order.insert(0, order.pop(place))
-        rows.pop(place)
-        rows.insert(0, row)
+    order = np.argsort(-scores)
     hits = []
-    for item, row in zip(order[:5], rows, strict=False):
+    for item in order[:5]:
+        row = best_rows[item] if best_rows and best_rows[item] >= 0 else index.title_rows[item]
         passage = index.passages[row]
         hits.append(Hit(index.items[item], float(scores[item]), passage.text, passage.kind))
     articles = [index.items[i] for i in order if index.items[i].source == "article"][:2]
-    confident = bool(hits) and hits[0].score >= threshold and about >= MIN_COVERAGE
-    return Result(hits, confident, method, articles, about)
+    return Result(hits, bool(hits) and hits[0].score >= threshold, method, articles)
 
 
 def _keyword_passage(index: Index, item: int, q_words: set[str]) -> int:
