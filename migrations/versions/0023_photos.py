@@ -39,7 +39,7 @@ def upgrade() -> None:
             ["conversations.id"],
             name=op.f("fk_photos_conversation_id_conversations"),
             ondelete="CASCADE",
-        ),  # fmt: skip
+        ),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_photos_customer_id_customers")
         ),
