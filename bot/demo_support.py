@@ -98,6 +98,9 @@ async def _agents(session: AsyncSession) -> list[tuple[StaffUser, float, float]]
 
 async def write_support(session: AsyncSession, rng: random.Random, now: datetime) -> SupportSummary:
     agents = await _agents(session)
+    # One generator per part, seeded from the demo's: how many draws the hand-overs take
+    # (some depend on `now`) does not reshuffle the follow-ups.
+    rng, follow_rng = random.Random(rng.getrandbits(64)), random.Random(rng.getrandbits(64))
     weights = [share for _u, share, _s in agents]
     summary = SupportSummary()
 
@@ -220,13 +223,13 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
     )
     follow_ups = []
     for row in unhappy:
-        if rng.random() >= FOLLOW_UP_SHARE:
+        if follow_rng.random() >= FOLLOW_UP_SHARE:
             continue
-        agent, _share, _speed = rng.choices(agents, weights)[0]
-        created = row.created_at + timedelta(minutes=rng.uniform(0.5, 2))
+        agent, _share, _speed = follow_rng.choices(agents, weights)[0]
+        created = row.created_at + timedelta(minutes=follow_rng.uniform(0.5, 2))
         escalation = closed_loop.follow_up(row, due_hours=FOLLOW_UP_DUE_HOURS, now=created)
-        claimed = created + timedelta(hours=rng.uniform(1, 20))
-        resolved = claimed + timedelta(hours=rng.lognormvariate(math.log(3), 1.0))
+        claimed = created + timedelta(hours=follow_rng.uniform(1, 20))
+        resolved = claimed + timedelta(hours=follow_rng.lognormvariate(math.log(3), 1.0))
         if claimed > now:
             continue  # still waiting: left out (no demo queue in the console)
         escalation.status = EscalationStatus.claimed
