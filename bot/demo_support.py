@@ -96,6 +96,13 @@ async def _agents(session: AsyncSession) -> list[tuple[StaffUser, float, float]]
     return found
 
 
+async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 2000):
+        await session.execute(
+            insert(model).execution_options(render_nulls=True), rows[start : start + 2000]
+        )
+
+
 async def write_support(session: AsyncSession, rng: random.Random, now: datetime) -> SupportSummary:
     agents = await _agents(session)
     # One generator per part, seeded from the demo's: how many draws the hand-overs take
@@ -198,9 +205,10 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
         if survey is not None and resolved is not None:
             linked.append({"dispatch_id": survey[1], "conversation": conversation_id})
     if conversations:
-        await session.execute(insert(Conversation), conversations)
-        await session.execute(insert(Message), messages)
-        await session.execute(insert(Escalation), escalations)
+        # Multi-row INSERTs (render_nulls: one statement per 2 000 rows, not one per row).
+        for model, rows in ((Conversation, conversations), (Message, messages),
+                            (Escalation, escalations)):  # fmt: skip
+            await _insert(session, model, rows)
     summary.handovers = len(escalations)
     if linked:
         await session.execute(
