@@ -82,17 +82,18 @@ _WHY_INTENTS = frozenset({"nlu_fallback", "complain", "inform", "out_of_scope", 
 
 
 def refines_return(tracker: Tracker, text: str) -> bool:
-    """Whether words at a return's yes/no change it ("just the towel", "it doesn't fit") or,
-    while its reason is open, say why in words of their own ("its blunt")."""
+    """Whether words at a return's yes/no change it ("just the towel", "it doesn't fit"), say
+    why in words of their own ("its blunt"), or answer nothing ("whatever")."""
     draft = returns.ReturnDraft.from_slot(tracker.get_slot("return_draft"))
     if draft is None:
         return False
     if returns.may_refine(text):
         return True
     intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+    # Anything else that is no request, question or no ("whatever", "hmm"): the return
+    # is kept and asked again, not dropped with the work the customer put into it (tester).
     return (
-        draft.reason is None
-        and intent in _WHY_INTENTS
+        intent in _WHY_INTENTS
         and not understanding.reads_as_ask(text)
         and not understanding.is_deny_words(text)
     )

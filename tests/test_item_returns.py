@@ -499,3 +499,55 @@ async def test_why_in_words_no_rule_knows_is_kept_as_other_and_the_yes_asked_aga
     assert _texts(again) == [
         f"Start a free return of order A10001 (1× {TOWEL}, other) for a refund of 25.00 EUR?"
     ]
+
+
+# --- a tester's findings (tests/conversations/returns.yml rt10–rt14) ---------------------------
+
+
+async def test_an_item_already_returned_is_said_so_and_no_other_offered(session) -> None:
+    await _jane(session)
+    first = Chat(session)
+    await first.say("return the towel, changed my mind", "return_item")
+    await first.yes()
+
+    again = await Chat(session).say("return the towel", "return_item")
+
+    assert _texts(again)[0] == (
+        f"{TOWEL} from order A10001 is already in a return, so I can't start another one for it."
+    )
+    assert _titles(again) == [CASSEROLE, MUG, "All items"]  # asked, never the casserole unasked
+
+
+async def test_the_mug_of_three_is_one_mug_the_mugs_all_three(session) -> None:
+    await _jane(session, mugs=3)
+
+    one = await Chat(session).say("the mug came cracked, want a new one", "damaged_item")
+    assert _texts(one)[0].startswith(f"Send you a new 1× {MUG}")
+
+    three = await Chat(session).say("the mugs are all cracked", "damaged_item")
+    assert f"3× {MUG}" in _texts(three)[0]
+
+
+async def test_too_adds_items_instead_of_replacing_them(session) -> None:
+    await _jane(session, mugs=3)
+    talk = Chat(session)
+    await talk.say("return just the towel", "return_item")
+
+    both = await talk.say("actually the mugs too", "return_item")
+
+    assert _texts(both)[0].startswith(
+        f"Start a free return of order A10001 (1× {TOWEL}, 3× {MUG}) for a refund of 62.50 EUR?"
+    )
+
+
+async def test_words_that_answer_nothing_keep_the_return_and_ask_again(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("the mug is cracked", "damaged_item")
+
+    again = await talk.say("whatever", "return_item")  # put back by action_drop_pending
+
+    assert _texts(again)[0] == "Sorry, I didn't get that."
+    assert _texts(again)[1].startswith("Sorry about that. Start a free return of order A10001")
+    new_ones = await talk.say("new ones", "return_item")
+    assert _texts(new_ones)[0].startswith(f"Send you a new 1× {MUG}")

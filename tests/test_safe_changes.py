@@ -797,3 +797,11 @@ async def test_cancel_anyway_cancels_in_the_same_turn(session, action_services):
 
     await session.refresh(subscription)
     assert subscription.status is SubscriptionStatus.cancelled
+
+
+@pytest.mark.parametrize(
+    "text", ["whatever just cancel it", "fine, cancel it", "just cancel it", "ok just cancel it"]
+)
+def test_an_impatient_yes_naming_the_cancellation_confirms_it(text: str) -> None:
+    """Tester: "whatever just cancel it" at the pause offer went to an order's cancellation."""
+    assert understanding.names_the_yes(text, "cancel_subscription")

@@ -154,3 +154,9 @@ def test_a_comment_is_told_from_a_score(text: str, expected: bool) -> None:
 )
 def test_corrections(text: str, scale: str, expected: int | None) -> None:
     assert correction(text, scale) == expected
+
+
+@pytest.mark.parametrize("text", ["the other one", "that one pls", "a new one", "the blue one"])
+def test_one_as_a_pronoun_is_no_score(text: str) -> None:
+    """Tester: "the other one" (the other order) was stored as CSAT 1."""
+    assert parse_score(text, "csat").status is ScoreStatus.unclear

@@ -389,11 +389,16 @@ async def _continue_return(
     if pick or returns.answers_step(draft, latest, order, returnable):
         return await _item_return(session, settings, context, draft, latest, pick)
     if draft.step == "confirm":
-        if draft.reason is None and latest_intent in RETURN_FLOWS and latest.strip():
-            # why, in words no rule knows ("its blunt, barely cuts" at the return's yes/no,
-            # put back by action_drop_pending): the reason is "other", the yes asked again
-            draft.reason = returns.Reason.other.value
-            return await _item_return(session, settings, context, draft, "", None)
+        if latest_intent in RETURN_FLOWS and latest.strip() and not dropped:
+            # put back by action_drop_pending: why, in words no rule knows ("its blunt,
+            # barely cuts": the reason is "other"), or words that answer nothing
+            # ("whatever": said so); the yes is asked again
+            unclear = draft.reason is not None
+            draft.reason = draft.reason or returns.Reason.other.value
+            turn = await _item_return(session, settings, context, draft, "", None)
+            if turn is not None and unclear:
+                turn.messages.insert(0, (texts.render("utter_return_not_understood"), []))
+            return turn
         return None  # at the yes/no, anything else is handled as a dropped change
     if latest_intent == "affirm" or understanding.is_yes_words(latest):
         # "yes" at "Which items from order A10001…?": the order, all of it
@@ -462,7 +467,7 @@ async def _item_return(
     if refusal:
         turn.say(refusal)
         draft.lines = {}
-    question = returns.next_question(draft, order, returnable)
+    question = returns.next_question(draft, order, returnable, ask=bool(refusal))
     draft.step = question.step
     turn.slots["return_draft"] = draft.to_slot()
     if question.step == "confirm":

@@ -86,7 +86,7 @@ _REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"no longer|not needed|not for me|dont like|dislike|unwanted)\b")),
 )  # fmt: skip
 _REPLACEMENT = re.compile(
-    r"\b(replace|replacement|replaced|new one|another one|exchange|swap|resend|send (me )?"
+    r"\b(replace|replacement|replaced|new ones?|another one|exchange|swap|resend|send (me )?"
     r"(a |another |the )?(new|right|correct))\b"
 )
 _REFUND = re.compile(r"\b(refund|refunded|money back|reimburse|my money|pay me back)\b")
@@ -194,6 +194,8 @@ class ItemPick:
     lines: dict[int, int]
     everything: bool = False
     too_many: tuple[OrderItem, int, int] | None = None  # item, asked, left
+    # items of the order the words name that are already in a return, none left to return
+    gone: tuple[OrderItem, ...] = ()
 
 
 def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> ItemPick:
@@ -206,6 +208,7 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
     kept = _words(kept_part)
     by_id = {item.id: item for item in items if returnable.get(item.id, 0) > 0}
     said = _words(lowered)
+    raw = set(re.findall(r"[a-z]{3,}", lowered))
     picked: dict[int, int] = {}
     for item in by_id.values():
         name_words = _words(item.name)
@@ -217,7 +220,17 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
             asked = asked or _quantity_before(lowered, word)
         if asked is not None and asked > left:
             return ItemPick({}, too_many=(item, asked, left))
+        if asked is None and left > 1 and not _ALL.search(lowered):
+            # "the mug came cracked" of three mugs: one; "the mugs": all of them (tester)
+            plural = any(f"{w}s" in raw or f"{w}es" in raw for w in name_words & said)
+            asked = None if plural else 1
         picked[item.id] = asked or left
+    gone = tuple(
+        item for item in items
+        if returnable.get(item.id, 0) == 0 and _words(item.name) & said
+    )  # fmt: skip
+    if not picked and gone:
+        return ItemPick({}, gone=gone)
     if not picked and _ALL.search(lowered) and not kept:
         return ItemPick(dict(returnable), everything=True)
     if not picked and kept:
@@ -380,7 +393,12 @@ def read_answer(
     if pick.too_many is not None:
         item, asked, left = pick.too_many
         return texts.render("utter_return_too_many", item=item.name, asked=asked, left=left)
-    if pick.lines:
+    if pick.gone:
+        names = ", ".join(item.name for item in pick.gone)
+        return texts.render("utter_return_item_already", items=names, order=order.number)
+    if pick.lines and draft.lines and _ADDING.search(text.lower()):
+        draft.lines = {**draft.lines, **pick.lines}  # "actually the mugs too": both
+    elif pick.lines:
         draft.lines = pick.lines
     reason = reason_in(text, draft.flow)
     if reason is not None and (draft.reason is None or reason_in(text)):
@@ -398,7 +416,7 @@ def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[i
     lowered = (text or "").lower()
     pick = items_in(text, returnable, order.items)
     if draft.step == "items":
-        return bool(pick.lines) or pick.too_many is not None
+        return bool(pick.lines) or pick.too_many is not None or bool(pick.gone)
     if draft.step == "confirm":
         return (
             bool(pick.lines) or pick.too_many is not None or reason_in(lowered) is not None
@@ -407,6 +425,8 @@ def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[i
     return False
 
 
+# Words that add items to those already chosen rather than replace them.
+_ADDING = re.compile(r"\b(too|also|as well|plus|and the|another)\b")
 _REFINING = re.compile(r"\b(just|only|keep|keeping|except|instead|rather|actually)\b|\d")
 
 
@@ -420,10 +440,13 @@ def may_refine(text: str) -> bool:
     )  # fmt: skip
 
 
-def next_question(draft: ReturnDraft, order: Order, returnable: dict[int, int]) -> Question:
-    """Which items, when several could be meant and none was named; else the yes/no."""
+def next_question(
+    draft: ReturnDraft, order: Order, returnable: dict[int, int], ask: bool = False
+) -> Question:
+    """Which items, when several could be meant and none was named (or, with `ask`, the
+    customer named one that cannot be returned); else the yes/no."""
     if not draft.lines:
-        if len(returnable) == 1:
+        if len(returnable) == 1 and not ask:
             draft.lines = dict(returnable)
         else:
             return items_question(order, returnable)

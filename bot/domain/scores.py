@@ -91,8 +91,17 @@ def _digits_for_words(text: str) -> str:
     return _WORD.sub(lambda m: str(NUMBER_WORDS.get(m.group(0), m.group(0))), text.lower())
 
 
+# "one" as a pronoun, not a score: "the other one", "that one", "a new one" (tester: "the
+# other one" after an order answer was stored as CSAT 1).
+_PRONOUN_ONE = re.compile(
+    r"\b(?:the|that|this|other|another|which|each|every|any|some|new|same|right|wrong|"
+    r"first|second|last|older|newer|big|small|blue|black|red|white)\s+one\b",
+    re.IGNORECASE,
+)
+
+
 def _candidates(text: str) -> list[int]:
-    text = _digits_for_words(text)
+    text = _digits_for_words(_PRONOUN_ONE.sub(" ", text))
     fraction = _FRACTION.search(text)
     if fraction:
         return [int(fraction.group(1))]

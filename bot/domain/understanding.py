@@ -136,7 +136,9 @@ _CHANGE_VERBS = {
 }
 _YES_OPENER = (
     r"^\s*(?:(?:wait|sorry|oh|ah|hmm+|um+|erm|actually)\b[\s,!.]*)*"  # "wait sorry yes cancel it"
-    r"(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay)\b[\s,!.]*(?:(?:please|pls|go ahead and|do)\s+)?"
+    # "whatever just cancel it", "fine, cancel it" at the cancellation's pause offer (tester)
+    r"(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay|whatever|fine|alright|all right|just)\b[\s,!.]*"
+    r"(?:(?:please|pls|go ahead and|do|just)\s+)?"
 )
 
 
