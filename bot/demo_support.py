@@ -14,10 +14,12 @@ data drawn from the real tables:
 * **Follow-ups**: about a third of the very unhappy survey answers (CSAT 1, NPS 0-3) get a
   `negative_feedback` follow-up (`closed_loop.follow_up`, due in 48 h) without a
   conversation, claimed after 1-20 h and resolved some hours later (a few past the 24-hour
-  resolution SLA); the newest may still be open.
-* **Insights**: two applied ones (`insights.create` / `move`): the checkout bug fixed at
-  the end of the planted purchase dip (~130 days ago; before/after shows the recovery) and
-  DPD delay warnings 45 days ago (no planted effect: "no clear change").
+  resolution SLA). None is left open: chats and follow-ups not resolved by now are left
+  out, so the console's queue gets no demo items.
+* **Insights**: two applied ones (`insights.create` / `move`): the checkout bug fix at the
+  end of the planted purchase dip (applied 128 days ago) and DPD delay warnings (45 days
+  ago). Both windows have well over 14 days and 10 answers; neither shows a significant
+  change (the crowd has no checkout bug, and no effect is planted after either date).
 
 The demo staff accounts (`staff.ensure_demo_users`, the same ones `python -m bot staff
 demo` creates) claim the escalations. Everything is drawn from the demo's seeded random
@@ -152,25 +154,23 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
             (s for s in surveys.get(lifecycle_id, ()) if s[0] > reply and s[1] not in used), None
         )
         if survey is not None:
-            resolved: datetime | None = survey[0] - timedelta(seconds=rng.uniform(5, 60))
+            resolved = survey[0] - timedelta(seconds=rng.uniform(5, 60))
             used.add(survey[1])
         else:
             resolved = reply + timedelta(hours=rng.lognormvariate(math.log(4), 1.0))
-        if resolved is not None and resolved > now:
-            resolved = None
-        if reply > now:
-            continue
+        if resolved > now:
+            continue  # still open: left out (the console's live queue gets no demo chats)
         conversation_id = f"demo-handover-{n + 1:05d}"
         conversations.append(
             {
                 "id": conversation_id,
-                "status": ConversationStatus.bot if resolved else ConversationStatus.with_agent,
+                "status": ConversationStatus.bot,  # handed back to the bot on resolve
                 "channel": Channel.website_chat,
                 "customer_id": customer_id,
                 "identified_by": "demo",
                 "language": "en",
                 "created_at": at - timedelta(minutes=rng.uniform(1, 6)),
-                "updated_at": resolved or reply,
+                "updated_at": resolved,
             }
         )
         said = [
@@ -178,10 +178,9 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
             (MessageSender.customer, ASK_FOR_PERSON, None, opened - timedelta(seconds=20)),
             (MessageSender.agent, rng.choice(FIRST_REPLIES), agent.display_name, reply),
         ]
-        if resolved is not None:
-            closing = resolved - timedelta(seconds=rng.uniform(20, 120))
-            said.append((MessageSender.agent, rng.choice(CLOSING), agent.display_name,
-                         max(closing, reply + timedelta(seconds=30))))  # fmt: skip
+        closing = resolved - timedelta(seconds=rng.uniform(20, 120))
+        said.append((MessageSender.agent, rng.choice(CLOSING), agent.display_name,
+                     max(closing, reply + timedelta(seconds=30))))  # fmt: skip
         messages.extend(
             {"conversation_id": conversation_id, "sender": sender, "text": body,
              "author": author, "created_at": when}
@@ -194,7 +193,7 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
                 "feedback_id": feedback_id,
                 "reason": EscalationReason.customer_request,
                 "priority": PRIORITY[EscalationReason.customer_request],
-                "status": EscalationStatus.resolved if resolved else EscalationStatus.claimed,
+                "status": EscalationStatus.resolved,
                 "summary": (text or "")[:200] or None,
                 "created_at": opened,
                 "claimed_by_id": agent.id,
@@ -202,7 +201,7 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
                 "resolved_at": resolved,
             }
         )
-        if survey is not None and resolved is not None:
+        if survey is not None:
             linked.append({"dispatch_id": survey[1], "conversation": conversation_id})
     if conversations:
         # Multi-row INSERTs (render_nulls: one statement per 2 000 rows, not one per row).
@@ -238,12 +237,11 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
         escalation = closed_loop.follow_up(row, due_hours=FOLLOW_UP_DUE_HOURS, now=created)
         claimed = created + timedelta(hours=follow_rng.uniform(1, 20))
         resolved = claimed + timedelta(hours=follow_rng.lognormvariate(math.log(3), 1.0))
-        if claimed > now:
-            continue  # still waiting: left out (no demo queue in the console)
-        escalation.status = EscalationStatus.claimed
+        if resolved > now:
+            continue  # still open: left out (no demo follow-ups in the console's queue)
+        escalation.status = EscalationStatus.resolved
         escalation.claimed_by_id, escalation.claimed_at = agent.id, claimed
-        if resolved <= now:
-            escalation.status, escalation.resolved_at = EscalationStatus.resolved, resolved
+        escalation.resolved_at = resolved
         follow_ups.append(escalation)
     session.add_all(follow_ups)
     await session.flush()
