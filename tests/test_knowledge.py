@@ -436,3 +436,23 @@ async def test_the_console_lists_unanswered_questions_for_admins_only(
     await client.post("/console/api/logout", headers=headers)
     await sign_in(client, StaffRole.agent)
     assert (await client.get("/console/api/knowledge")).status == 403
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        ("does the merino jumper shrink in the wash?", "Care"),
+        ("what size is the merino jumper, is it a regular fit", "Sizes"),
+        ("what is the merino jumper made of", "Materials"),
+    ],
+)
+async def test_a_question_naming_one_field_is_answered_from_that_field(
+    session: AsyncSession, question: str, field: str
+) -> None:
+    """A tester's "does the merino jumper shrink in the wash?" got the jumper's "About" text."""
+    await knowledge.load_demo(session)
+    retriever = knowledge.Retriever(embeddings.load_model())
+
+    reply = await knowledge.reply(session, retriever, question)
+
+    assert reply.text.startswith(f"Merino Wool Crew Jumper (CLO-0107), {field}: “")

@@ -837,10 +837,49 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
     hits = []
     for item in order[:5]:
         row = best_rows[item] if best_rows and best_rows[item] >= 0 else index.title_rows[item]
+        if index.items[item].source == "product" and index.item_rows:
+            row = cued_row(index, int(item), question) or row
         passage = index.passages[row]
         hits.append(Hit(index.items[item], float(scores[item]), passage.text, passage.kind))
     articles = [index.items[i] for i in order if index.items[i].source == "article"][:2]
     return Result(hits, bool(hits) and hits[0].score >= threshold, method, articles)
+
+
+# Words that say which of a product's fields a question is about ('words()' forms: plural
+# 's' dropped). The item is chosen by meaning; among its passages, a question that names
+# exactly one field is answered from that field rather than the one nearest in meaning,
+# which the product's name pulls to its description (a tester's "does the merino jumper
+# shrink in the wash?" got the jumper's "About" text).
+FIELD_CUES: dict[str, frozenset[str]] = {
+    "care": frozenset(
+        {"wash", "washing", "washable", "dishwasher", "clean", "cleaning", "shrink",
+         "shrinks", "iron", "ironing", "dryer", "tumble", "dry", "oven", "induction", "hob",
+         "stove", "microwave", "season", "seasoning", "care", "bleach", "hand-wash"}
+    ),
+    "sizes": frozenset(
+        {"size", "sizing", "fit", "big", "small", "large", "dimension", "measure",
+         "measurement", "cm", "inch", "inche", "wide", "tall", "length", "width",
+         "height", "capacity", "litre", "liter", "heavy", "weight", "weigh"}
+    ),
+    "materials": frozenset(
+        {"made", "material", "fabric", "cotton", "wool", "linen", "steel", "plastic", "bpa",
+         "vegan", "organic", "leather", "wood", "wooden", "glass", "ceramic", "enamel"}
+    ),
+    "warranty": frozenset({"warranty", "guarantee", "guaranteed", "repair", "lifetime"}),
+    "stock": frozenset(
+        {"stock", "available", "availability", "sold", "restock", "left", "back"}
+    ),
+}  # fmt: skip
+
+
+def cued_row(index: Index, item: int, question: str) -> int | None:
+    """The row of the one product field the question names, if it names one the item has."""
+    said = set(words(question))
+    kinds = {kind for kind, cues in FIELD_CUES.items() if said & cues}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return next((row for row in index.item_rows[item] if index.passages[row].kind == kind), None)
 
 
 def _keyword_passage(index: Index, item: int, q_words: set[str]) -> int:
