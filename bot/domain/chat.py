@@ -376,18 +376,18 @@ async def _continue_return(
     context = await load_context(session, conversation_id)
     if context.customer is None:
         return None
-    orders = await repositories.customer_orders(session, context.customer.id)
-    order = next((o for o in orders if o.number == draft.order), None)
-    if order is None:
+    order = await repositories.order_by_number(session, draft.order)
+    if order is None or order.customer_id != context.customer.id:
         return None
-    returnable = returns.returnable_units(order, await returns.returned_units(session, order))
+    returned = await returns.returned_units(session, order)
+    returnable = returns.returnable_units(order, returned)
     context = ChatContext(context.conversation, context.customer, _use_order(context, order))
     if not pick and latest_intent in QUESTIONS and understanding.reads_as_ask(latest):
         # "is the towel machine washable?" at "Which items?": answered; the return waits
         # (kept as it was, its buttons still there to tap)
         return await product_question(session, conversation_id, latest)
     if pick or returns.answers_step(draft, latest, order, returnable):
-        return await _item_return(session, settings, context, draft, latest, pick)
+        return await _item_return(session, settings, context, draft, latest, pick, returned)
     if draft.step == "confirm":
         if latest_intent in RETURN_FLOWS and latest.strip() and not dropped:
             # put back by action_drop_pending: why, in words no rule knows ("its blunt,
@@ -395,14 +395,14 @@ async def _continue_return(
             # ("whatever": said so); the yes is asked again
             unclear = draft.reason is not None
             draft.reason = draft.reason or returns.Reason.other.value
-            turn = await _item_return(session, settings, context, draft, "", None)
+            turn = await _item_return(session, settings, context, draft, "", None, returned)
             if turn is not None and unclear:
                 turn.messages.insert(0, (texts.render("utter_return_not_understood"), []))
             return turn
         return None  # at the yes/no, anything else is handled as a dropped change
     if latest_intent == "affirm" or understanding.is_yes_words(latest):
         # "yes" at "Which items from order A10001…?": the order, all of it
-        return await _item_return(session, settings, context, draft, "", "item:all")
+        return await _item_return(session, settings, context, draft, "", "item:all", returned)
     if understanding.is_deny_words(latest) or latest_intent == "deny":
         return Turn(slots={"next_step": NextStep.done.value, "return_draft": None}).say(
             texts.render("utter_return_dropped")
@@ -413,7 +413,7 @@ async def _continue_return(
         return None  # another request: served as itself, the return left
 
     # Words that answer nothing ("hmm", "?", the same request again): the question stands.
-    turn = await _item_return(session, settings, context, draft, "", None)
+    turn = await _item_return(session, settings, context, draft, "", None, returned)
     if turn is not None and latest_intent not in RETURN_FLOWS:
         turn.messages.insert(0, (texts.render("utter_return_not_understood"), []))
     return turn
@@ -431,11 +431,12 @@ async def _refined_return(
     if not returns.may_refine(text) or context.order is None:
         return None
     order = context.order
-    returnable = returns.returnable_units(order, await returns.returned_units(session, order))
+    returned = await returns.returned_units(session, order)
+    returnable = returns.returnable_units(order, returned)
     # Only other items: "no i dont want to post it back" is a no, not a reason.
     if not returns.items_in(text, returnable, order.items).lines:
         return None
-    return await _item_return(session, settings, context, draft, text, None)
+    return await _item_return(session, settings, context, draft, text, None, returned)
 
 
 async def _item_return(
@@ -445,12 +446,15 @@ async def _item_return(
     draft: returns.ReturnDraft,
     text: str,
     pick: str | None,
+    returned: dict[int, int] | None = None,
 ) -> Turn | None:
     """Ask the return's next question, or for the yes when it is complete; None when the
-    order cannot be returned (the whole-order flow then says why)."""
+    order cannot be returned (the whole-order flow then says why). `returned`: the units
+    already in a return, when the caller has just read them."""
     order = context.order
     assert order is not None
-    returned = await returns.returned_units(session, order)
+    if returned is None:
+        returned = await returns.returned_units(session, order)
     if support.return_eligibility(order, settings.return_window_days, item_returns=bool(returned)):
         return None
     returnable = returns.returnable_units(order, returned)
@@ -519,12 +523,8 @@ _GENERIC_WORDS = frozenset(
 )  # fmt: skip
 
 
-def _word(raw: str) -> str:
-    return raw[:-1] if len(raw) > 3 and raw.endswith("s") and not raw.endswith("ss") else raw
-
-
 def _words(text: str) -> set[str]:
-    return {_word(w) for w in re.findall(r"[a-z]{3,}", text.lower())} - _GENERIC_WORDS
+    return returns.product_words(text, _GENERIC_WORDS)
 
 
 def _orders_mentioning(orders: list[Order], text: str) -> list[Order]:

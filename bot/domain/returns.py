@@ -152,8 +152,11 @@ def _word(raw: str) -> str:
     return raw[:-1] if len(raw) > 3 and raw.endswith("s") and not raw.endswith("ss") else raw
 
 
-def _words(text: str) -> set[str]:
-    return {_word(w) for w in re.findall(r"[a-z]{3,}", text.lower())} - _GENERIC
+def product_words(text: str, ignore: frozenset[str] = _GENERIC) -> set[str]:
+    """Words that may name a product ("the towels" → {"towel"}): three letters or more, a
+    plural "s" dropped, less those in `ignore` (words of product names that name nothing).
+    Also bot/domain/chat.py's, for which order a request is about."""
+    return {_word(w) for w in re.findall(r"[a-z]{3,}", text.lower())} - ignore
 
 
 def reason_in(text: str, flow: str | None = None) -> Reason | None:
@@ -188,11 +191,10 @@ def _quantity_before(text: str, name_word: str) -> int | None:
 
 @dataclass(frozen=True)
 class ItemPick:
-    """The items the words name: units per order item, or everything; `too_many` names an
-    item asked for in more units than are left to return."""
+    """The items the words name, units per order item; `too_many` names an item asked for in
+    more units than are left to return."""
 
     lines: dict[int, int]
-    everything: bool = False
     too_many: tuple[OrderItem, int, int] | None = None  # item, asked, left
     # items of the order the words name that are already in a return, none left to return
     gone: tuple[OrderItem, ...] = ()
@@ -205,13 +207,13 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
     cut = _EXCLUDING.search(lowered)
     if cut:
         lowered, kept_part = lowered[: cut.start()], lowered[cut.start() :]
-    kept = _words(kept_part)
+    kept = product_words(kept_part)
     by_id = {item.id: item for item in items if returnable.get(item.id, 0) > 0}
-    said = _words(lowered)
+    said = product_words(lowered)
     raw = set(re.findall(r"[a-z]{3,}", lowered))
     picked: dict[int, int] = {}
     for item in by_id.values():
-        name_words = _words(item.name)
+        name_words = product_words(item.name)
         if not name_words & said:
             continue
         left = returnable[item.id]
@@ -227,16 +229,18 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
         picked[item.id] = asked or left
     gone = tuple(
         item for item in items
-        if returnable.get(item.id, 0) == 0 and _words(item.name) & said
+        if returnable.get(item.id, 0) == 0 and product_words(item.name) & said
     )  # fmt: skip
     if not picked and gone:
         return ItemPick({}, gone=gone)
     if not picked and _ALL.search(lowered) and not kept:
-        return ItemPick(dict(returnable), everything=True)
+        return ItemPick(dict(returnable))
     if not picked and kept:
         # "i'm keeping the casserole" alone: everything else
         rest = {
-            i: n for i, n in returnable.items() if i in by_id and not _words(by_id[i].name) & kept
+            i: n
+            for i, n in returnable.items()
+            if i in by_id and not product_words(by_id[i].name) & kept
         }
         if rest and len(rest) < len([i for i in returnable if returnable[i] > 0]):
             return ItemPick(rest)
