@@ -18,7 +18,7 @@ from actions.support import (
     ActionSupportRequest,
 )
 from bot.config import Settings
-from bot.domain import knowledge, policies, support, understanding
+from bot.domain import knowledge, support, understanding
 from bot.storage.models import (
     AuditLog,
     Conversation,
@@ -167,35 +167,6 @@ def test_subscription_confirmations_name_the_change() -> None:
 
 
 # --- policies (pure) ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("question", "name"),
-    [
-        ("do you ship to the uk", "Shipping destinations"),
-        ("how long does delivery usually take", "Delivery times"),
-        ("is shipping free", "Shipping costs"),
-        ("do you take paypal", "Payment methods"),
-        ("ok thx. and do u do gift wrapping", "Gift wrapping"),
-        ("do you price match", "Price match"),
-        ("how long do i have to return something", "Returns policy"),
-    ],
-)
-def test_policy_answers_name_the_policy(question: str, name: str) -> None:
-    reply, _topic = policies.answer(question, 30)
-    assert reply.startswith(f"{name}: ")
-
-
-def test_returns_policy_uses_the_return_window_and_unknown_questions_get_the_overview() -> None:
-    reply, topic = policies.answer("whats ur returns policy", 45)
-    assert topic == "returns"
-    assert "within 45 days of delivery" in reply
-    assert policies.answer("hello", 30) == (
-        "I can tell you about our returns policy, shipping destinations, delivery times, "
-        "shipping costs, payment methods, gift wrapping and price match. Which would you "
-        "like to know about?",
-        None,
-    )
 
 
 # --- actions, with the database -----------------------------------------------------------------
