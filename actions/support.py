@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_text
+from actions.services import DomainAction, get_services, latest_intent, latest_text
 from bot.domain import chat, returns, support, understanding
 from bot.storage.models import utcnow
 
@@ -66,10 +66,8 @@ def named_order_number(tracker: Tracker) -> str | None:
 
 def _entity(tracker: Tracker, name: str) -> str | None:
     """The value of entity `name` in the latest message (a button's payload), if any."""
-    for entity in (tracker.latest_message or {}).get("entities") or []:
-        if entity.get("entity") == name and entity.get("value"):
-            return str(entity["value"])
-    return None
+    value = next((v for v in tracker.get_latest_entity_values(name) if v), None)
+    return str(value) if value is not None else None
 
 
 def return_pick(tracker: Tracker) -> str | None:
@@ -89,7 +87,7 @@ def refines_return(tracker: Tracker, text: str) -> bool:
         return False
     if returns.may_refine(text):
         return True
-    intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+    intent = latest_intent(tracker)
     # Anything else that is no request, question or no ("whatever", "hmm"): the return
     # is kept and asked again, not dropped with the work the customer put into it (tester).
     return (
@@ -134,7 +132,7 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             return_draft=tracker.get_slot("return_draft"),
             latest=latest_text(tracker),
             return_pick=return_pick(tracker),
-            latest_intent=((tracker.latest_message or {}).get("intent") or {}).get("name"),
+            latest_intent=latest_intent(tracker),
         )
 
 
@@ -152,16 +150,12 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             settings.intent_confidence_threshold,
             settings.intent_margin,
         ) or understanding.names_the_yes(latest_text(tracker), pending_change(tracker))
-        # a bare "ya" / "yep" that the NLU read as affirm without enough confidence (a
-        # model-dependent "no" for sf31's "ya": nothing but yes words is a yes)
+        # Read as affirm, also a yes: a bare "ya" / "yep" however unsure the NLU (a
+        # model-dependent "no" for sf31's "ya"), and a return's button that confirms with a
+        # choice in it (/affirm{"return_pick": …}).
         confirmed = confirmed or (
-            understanding.is_yes_words(latest_text(tracker))
-            and ((tracker.latest_message or {}).get("intent") or {}).get("name") == "affirm"
-        )
-        # a return's button that confirms with a choice in it (/affirm{"return_pick": …})
-        confirmed = confirmed or bool(
-            return_pick(tracker)
-            and ((tracker.latest_message or {}).get("intent") or {}).get("name") == "affirm"
+            latest_intent(tracker) == "affirm"
+            and (understanding.is_yes_words(latest_text(tracker)) or bool(return_pick(tracker)))
         )
         return await chat.resolve_pending(
             session,
