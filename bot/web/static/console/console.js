@@ -318,8 +318,12 @@
       statusNode.setAttribute("data-state", state);
     }
 
+    // True when the frame went out: a frame sent while (re)connecting is dropped, and the
+    // caller decides whether to send it again from onOpen.
     function send(frame) {
-      if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(frame)); }
+      if (!socket || socket.readyState !== WebSocket.OPEN) { return false; }
+      socket.send(JSON.stringify(frame));
+      return true;
     }
 
     function schedule() {

@@ -542,14 +542,20 @@
       typingOff();
       return;
     }
-    var now = Date.now();
-    if (now - typingSentAt >= TYPING_REPEAT_MS) {
-      typingSentAt = now;
-      liveSocket.send({ type: "typing", on: true });
-    }
+    typingOn();
     if (typingIdle !== null) { clearTimeout(typingIdle); }
     typingIdle = setTimeout(typingOff, TYPING_IDLE_MS);
   });
+
+  // Counted as sent only when it went out: typed while the socket was still connecting, it
+  // goes out with the next key or when the socket opens (a short reply was otherwise never
+  // shown as typing).
+  function typingOn() {
+    var now = Date.now();
+    if (now - typingSentAt >= TYPING_REPEAT_MS && liveSocket.send({ type: "typing", on: true })) {
+      typingSentAt = now;
+    }
+  }
 
   function submit() {
     typingOff();
@@ -861,6 +867,7 @@
     liveSocket = C.live({
       onOpen: function (send, reconnected) {
         send({ type: "watch", conversation_id: conversationId });
+        if (typingIdle !== null) { typingSentAt = 0; typingOn(); } // typed while connecting
         if (reconnected) { load(); } // fill in what arrived while we were offline
       },
       onFrame: onFrame
