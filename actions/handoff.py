@@ -9,8 +9,14 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_intent, latest_text
-from bot.domain import chat, fallback
+from actions.services import (
+    STORAGE_ERRORS,
+    DomainAction,
+    get_services,
+    latest_intent,
+    latest_text,
+)
+from bot.domain import chat, fallback, knowledge
 from bot.storage.models import EscalationReason
 
 
@@ -38,14 +44,26 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        answer = fallback.reply(
-            latest_text(tracker),
-            latest_intent(tracker),
-            tracker.latest_message.get("intent_ranking") or [],
-            fallback.streak(tracker.events),
-        )
+        text, intent = latest_text(tracker), latest_intent(tracker)
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        if fallback.may_be_a_knowledge_question(text, intent, ranking):
+            known = await _confident_answer(text)
+            if known is not None:
+                dispatcher.utter_message(text=known)
+                return []
+        answer = fallback.reply(text, intent, ranking, fallback.streak(tracker.events))
         dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
         return []
+
+
+async def _confident_answer(question: str) -> str | None:
+    """The knowledge base's answer if it is sure of one; a storage error is no answer (the
+    usual fallback follows)."""
+    try:
+        async with get_services().transaction() as session:
+            return await knowledge.confident_answer(session, knowledge.shared_retriever(), question)
+    except STORAGE_ERRORS:
+        return None
 
 
 class ActionStartSupportSurvey(DomainAction, Action):  # type: ignore[misc]

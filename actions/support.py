@@ -11,7 +11,7 @@ from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.services import DomainAction, get_services, latest_intent, latest_text
-from bot.domain import chat, returns, support, understanding
+from bot.domain import chat, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
 
@@ -112,28 +112,57 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
         return "action_support_request"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        flow = tracker.get_slot("support_request")
-        request = request_message(tracker, flow)
         pending = pending_change(tracker)
         if understanding.names_the_yes(latest_text(tracker), pending):
             # "yes cancel it", read as a cancel request: the yes to the change asked about
             return await ActionResolvePending().turn(session, tracker)
-        return await chat.support_request(
-            session,
-            get_services().settings,
-            tracker.sender_id,
-            flow,
-            verified=tracker.get_slot("identity") == "verified",
-            order_number=named_order_number(tracker),
-            text=str(request.get("text") or ""),
-            intent_ranking=intent_ranking(request),
-            dropped=pending,
-            declined=tracker.get_slot("declined_change"),
-            return_draft=tracker.get_slot("return_draft"),
-            latest=latest_text(tracker),
-            return_pick=return_pick(tracker),
-            latest_intent=latest_intent(tracker),
-        )
+        next_step = tracker.get_slot("next_step")
+        if (
+            latest_intent(tracker) == "inform"
+            and tracker.latest_action_name == "action_listen"  # straight from the message,
+            and next_step not in _ANSWERS_A_QUESTION  # not after the identity check
+        ):
+            return await _data_out_of_the_blue(session, tracker)
+        return await serve_request(session, tracker, choosing_order=next_step == "choose_order")
+
+
+# Steps at which an `inform` answers the bot's question (data/rules/support.yml).
+_ANSWERS_A_QUESTION = frozenset({"choose_order", "return_question"})
+
+
+async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
+    """Data with no question open: an order number or "the other one" after a request about
+    an order asks the same about that order (sv51); anything else, what the customer wants."""
+    if tracker.get_slot("support_request") and understanding.names_an_order(latest_text(tracker)):
+        return await serve_request(session, tracker, choosing_order=True)
+    return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_what_help"))
+
+
+async def serve_request(
+    session: AsyncSession, tracker: Tracker, choosing_order: bool, offer_survey: bool = True
+) -> chat.Turn:
+    """The request remembered in `support_request`; `choosing_order`: the latest message
+    answers "which order?" (the picker, or a survey question answered with an order)."""
+    flow = tracker.get_slot("support_request")
+    request = request_message(tracker, flow)
+    return await chat.support_request(
+        session,
+        get_services().settings,
+        tracker.sender_id,
+        flow,
+        verified=tracker.get_slot("identity") == "verified",
+        order_number=named_order_number(tracker),
+        text=str(request.get("text") or ""),
+        intent_ranking=intent_ranking(request),
+        dropped=pending_change(tracker),
+        declined=tracker.get_slot("declined_change"),
+        return_draft=tracker.get_slot("return_draft"),
+        latest=latest_text(tracker),
+        return_pick=return_pick(tracker),
+        latest_intent=latest_intent(tracker),
+        choosing_order=choosing_order,
+        offer_survey=offer_survey,
+    )
 
 
 class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]

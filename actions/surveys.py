@@ -13,8 +13,10 @@ from actions.services import (
     STORAGE_ERRORS,
     DomainAction,
     get_services,
+    latest_text,
     unavailable,
 )
+from actions.support import serve_request
 from bot.domain import chat, proactive, surveys, understanding
 from bot.storage.models import FeedbackKind
 
@@ -66,6 +68,23 @@ def _answer_despite_intent(
     return {slot: text}
 
 
+def _names_an_order(tracker: Tracker, value: Any) -> bool:
+    """An order number or "the other one" typed at a survey question of a chat that was
+    about an order (sv51): a request about an order, not an answer."""
+    return (
+        not _blank(value)
+        and bool(tracker.get_slot("support_request"))
+        and understanding.names_an_order(str(value))
+    )
+
+
+def _about_an_order(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """The survey ends here, kept as far as it was answered (the form's "survey finished"
+    rule submits it); ActionSubmitSurvey then serves the message as the request about
+    that order."""
+    return {slot: None, "survey_declined": True}  # no question left: the form is done
+
+
 class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     def name(self) -> str:
         return "validate_survey_form"
@@ -102,6 +121,8 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if _names_an_order(tracker, value):
+            return _about_an_order(tracker, "survey_score")
         kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
         return await self._score(dispatcher, tracker, domain, value, "survey_score", kind=kind)
 
@@ -126,6 +147,8 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_ces(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if _names_an_order(tracker, value):
+            return _about_an_order(tracker, "survey_ces")
         return await self._score(
             dispatcher, tracker, domain, value, "survey_ces", kind=FeedbackKind.ces
         )
@@ -167,6 +190,8 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     ) -> dict[str, Any]:
         if _blank(value):
             return {"survey_comment": None}
+        if _names_an_order(tracker, value):
+            return _about_an_order(tracker, "survey_comment")
         return await self._answer(
             dispatcher,
             "survey_comment",
@@ -194,9 +219,19 @@ class ActionSubmitSurvey(DomainAction, Action):  # type: ignore[misc]
         return "action_submit_survey"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.finish_survey(
+        finished = await chat.finish_survey(
             session, tracker.sender_id, tracker.get_slot("survey_dispatch_id")
         )
+        if finished.slots.get("pending_action") or not _names_an_order(
+            tracker, latest_text(tracker)
+        ):
+            return finished  # (a low score's offer of a person comes first)
+        # Ended by an order number or "the other one" (_about_an_order): the request the
+        # chat was about, for that order, read as the answer to "which order?".
+        served = await serve_request(session, tracker, choosing_order=True, offer_survey=False)
+        served.messages[:0] = finished.messages
+        served.slots = {**finished.slots, **served.slots}
+        return served
 
 
 class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]

@@ -334,3 +334,40 @@ async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_
     assert [e["event"] for e in events] == ["slot", "slot", "slot"]
     assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
     assert escalation.back_with_bot_at is not None
+
+
+async def test_an_unsure_product_question_is_answered_when_the_knowledge_base_is_sure(
+    session, action_services
+):
+    """sf47: "does the merino jumper shrink" was answered "not sure I understood"."""
+    from bot.domain import knowledge
+
+    await knowledge.load_demo(session)
+    await session.commit()
+    ranking = [("nlu_fallback", 0.45), ("inform", 0.40), ("product_question", 0.33)]
+
+    events, messages = await run(
+        ActionHandleFallback(), _unsure("does the merino jumper shrink", ranking)
+    )
+
+    assert events == []
+    [message] = messages
+    assert "CLO-0107" in message["text"] and "shrink" in message["text"].lower()
+
+
+async def test_an_unsure_question_the_knowledge_base_cannot_answer_gets_the_choices(
+    session, action_services
+):
+    from bot.domain import knowledge
+    from bot.storage.models import UnansweredQuestion
+
+    await knowledge.load_demo(session)
+    await session.commit()
+    ranking = [("nlu_fallback", 0.45), ("product_question", 0.30), ("order_status", 0.2)]
+
+    _, messages = await run(
+        ActionHandleFallback(), _unsure("can you sing me a song about dragons?", ranking)
+    )
+
+    assert [m["response"] for m in messages] == ["utter_fallback_choices"]
+    assert (await session.scalars(select(UnansweredQuestion))).all() == []  # not counted

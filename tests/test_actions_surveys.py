@@ -614,3 +614,45 @@ async def test_a_trigger_is_never_taken_back_as_an_answer(session, action_servic
     events, messages = await run(ValidateSurveyForm(), state)
     assert "survey_score" not in slot_events(events) and messages == []
     assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_served(
+    session, action_services
+):
+    """sv51: "the other one" right after a status answer and its CSAT question is about the
+    customer's other order: no score, no comment, the survey ends unanswered and the status
+    of that order is the reply."""
+    _, dispatch_id = await _survey_started(session)
+    owner = (await session.scalars(select(Conversation))).one().customer_id
+    customer = await session.get(factories.Customer, owner)
+    await factories.order(session, customer, "A10002", OrderStatus.placed)
+    await session.commit()
+    answer = _answer("the other one", "survey_score", dispatch_id, support_request="order_status")
+
+    events, messages = await run(ValidateSurveyForm(), answer)
+
+    assert slot_events(events) == {
+        "survey_score": None,
+        "survey_declined": True,
+        "requested_slot": None,
+    }
+    assert messages == []
+    events, messages = await run(ActionSubmitSurvey(), answer)
+    assert "A10002" in messages[0]["text"] and "A10001" not in messages[0]["text"]
+    assert slot_events(events)["survey_dispatch_id"] is None
+    assert (await session.scalars(select(Feedback))).all() == []
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id))
+    assert dispatch is not None and dispatch.answered_at is None
+
+
+async def test_a_long_remark_naming_an_order_is_still_the_comment(session, action_services):
+    _, dispatch_id = await _survey_started(session)
+    text = "A10001 came with a cracked lid and the box was soaked"
+
+    events, _ = await run(
+        ValidateSurveyForm(),
+        _answer(text, "survey_comment", dispatch_id, support_request="order_status"),
+    )
+
+    assert "survey_declined" not in slot_events(events)
+    assert [row.text for row in (await session.scalars(select(Feedback))).all()] == [text]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.support import ActionSupportRequest, named_order_number
-from bot.domain import chat
+from bot.domain import chat, knowledge
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     Conversation,
@@ -234,6 +234,64 @@ async def test_the_chosen_order_continues_the_remembered_request(session, action
     assert await _conversation_order(session) == "A10003"
 
 
+async def test_the_picker_answered_in_words_picks_that_order_and_item(session) -> None:
+    """At "Which order?", "just the towel tbh, keeping the casserole" (read as a product
+    question as often as not): the towel's order, the towel alone (widget check)."""
+    await _jane(session, second_delivered=True)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        text="i want to return something", latest="just the towel tbh, keeping the casserole",
+        latest_intent="product_question", choosing_order=True,
+    )  # fmt: skip
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert "A10001" in said and TOWEL in said and CASSEROLE not in said
+    assert "Which order" not in said
+    assert await _conversation_order(session) == "A10001"
+
+
+async def test_the_picker_answered_with_newest_oldest_or_a_place(session) -> None:
+    await _jane(session, second_delivered=True)  # fitting a return: A10003 (newer), A10001
+
+    picks = {}
+    for words in ("the newest one", "the older one pls", "2nd one", "hmm"):
+        turn = await chat.support_request(
+            session, chat.Settings(), "conv-1", "return_item", verified=True,
+            text="i want to return something", latest=words, latest_intent="inform",
+            choosing_order=True,
+        )  # fmt: skip
+        picks[words] = (
+            _about(turn.messages[0][0])
+            if turn.slots.get("next_step") != "choose_order"
+            else "asked again"
+        )
+        conversation = await session.get(Conversation, "conv-1")
+        assert conversation is not None
+        conversation.order_id = None
+        await session.commit()
+
+    assert picks == {
+        "the newest one": "A10003", "the older one pls": "A10001", "2nd one": "A10001",
+        "hmm": "asked again",
+    }  # fmt: skip
+
+
+async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(session) -> None:
+    await _jane(session, second_delivered=True)
+    await knowledge.load_demo(session)
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        text="i want to return something", latest="do u ship to switzerland?",
+        latest_intent="policy_question", choosing_order=True,
+    )  # fmt: skip
+
+    assert turn.slots["next_step"] == "choose_order"
+    assert turn.messages[0][0].startswith("From our help centre, “Which countries do you ship")
+    assert await _conversation_order(session) is None
+
+
 async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
     await _jane(session, second_delivered=True)
 
@@ -432,3 +490,34 @@ async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) ->
 
     row = (await session.scalars(select(Feedback))).one()
     assert row.lifecycle_id == order_lifecycle.id
+
+
+async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
+    session, action_services
+):
+    """sv51: after an answer about A10002, "A10001" typed with no question open is the same
+    request about A10001; other data with no question open asks what the customer wants."""
+    await _jane(session)
+    slots = {**VERIFIED, "support_request": "order_status", "next_step": "done"}
+    answered = [
+        _user("where is my order", "order_status"),
+        _slot("support_request", "order_status"),
+        {"event": "action", "name": "action_support_request"},
+        {"event": "action", "name": "action_listen"},
+        _user("A10001", "inform", "A10001"),
+        _slot("order_number", "A10001"),
+    ]
+
+    _, messages = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "A10001", "inform", {**slots, "order_number": "A10001"}, events=answered),
+    )
+    other_data = await run(
+        ActionSupportRequest(), tracker("conv-1", "jane@example.com", "inform", slots)
+    )
+
+    assert _about(messages[0]["text"]) == "A10001" and "delivered" in messages[0]["text"]
+    assert [m["text"] for m in other_data[1]] == [
+        "Thanks! What would you like to do: check the order status, report a problem, "
+        "return it, or something else?"
+    ]

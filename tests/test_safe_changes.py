@@ -257,6 +257,7 @@ async def test_the_request_message_is_judged_after_the_identity_check(session, a
         "conv-1", "jane.doe@example.com", "inform", {**VERIFIED, "support_request": "cancel_order"}
     )
     state.events.insert(0, {"event": "user", "text": "cancel it i guess", "parse_data": request})
+    state.latest_action_name = "identity_form"  # the check just ended
 
     events, messages = await run(ActionSupportRequest(), state)
 

@@ -133,6 +133,10 @@ def main() -> int:
         help="embedded stack: migrate this SQLite file (new or empty) and keep it after the run "
         "(e.g. for bench/flag_precision.py) instead of a temporary one",
     )  # fmt: skip
+    parser.add_argument(
+        "--log-dir", type=Path, metavar="DIR",
+        help="embedded stack: keep the Rasa, action server and web service logs here",
+    )  # fmt: skip
     args = parser.parse_args()
     say("# bench.conversations")
     say(f"command: {' '.join(sys.argv)}")
@@ -157,8 +161,9 @@ def main() -> int:
             for command in (["migrate"], ["staff", "demo"], ["import-knowledge", "--demo"]):
                 subprocess.run([python(), "-m", "bot", *command], env={**__import__("os").environ, **env},
                                check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-            say(f"stack: embedded, fresh SQLite {database_url}, logs in {workdir}/logs")
-            with running(ports, model=args.model, env=env, log_dir=Path(workdir) / "logs") as stack:
+            log_dir = args.log_dir.resolve() if args.log_dir else Path(workdir) / "logs"
+            say(f"stack: embedded, fresh SQLite {database_url}, logs in {log_dir}")
+            with running(ports, model=args.model, env=env, log_dir=log_dir) as stack:
                 results = asyncio.run(run_all(args, stack.web_url, database_url))
     if args.transcript:
         for result in results:

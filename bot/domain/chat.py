@@ -236,6 +236,8 @@ async def support_request(
     latest: str | None = None,
     return_pick: str | None = None,
     latest_intent: str | None = None,
+    choosing_order: bool = False,
+    offer_survey: bool = True,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -244,6 +246,9 @@ async def support_request(
     "yes" when this request came instead, which is left undone and said so (issue #17).
     `return_draft` is a return being put together (bot/domain/returns.py): the `latest`
     message or a button's `return_pick` that answers its question continues it.
+    `choosing_order`: the bot had asked which order (the picker); `latest` is the answer in
+    words when no button or number named one ("the towel one", "the newest").
+    `offer_survey` False: no survey after the answer (it comes in place of one just asked).
     """
     draft = returns.ReturnDraft.from_slot(return_draft)
     if draft is not None and verified:
@@ -307,7 +312,7 @@ async def support_request(
             flow, subscription, pause_until, now=now, skip_next=skip_next
         )
         flow_turn = await _apply_flow_result(
-            session, settings, context, result, trigger=f"in_chat:{flow}"
+            session, settings, context, result, trigger=f"in_chat:{flow}", offer_survey=offer_survey
         )
         if result.next_step is NextStep.confirm:
             flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
@@ -316,7 +321,14 @@ async def support_request(
     # `order_number` is the order named for this request (actions/support.py), `text` may
     # name a product; which order a request is about: _order_in_question (issue #17).
     now = now or utcnow()
-    order = await _order_in_question(session, context, flow, order_number, text, now)
+    choice = latest if choosing_order and not order_number and latest else None
+    if choice and latest_intent in QUESTIONS and understanding.reads_as_ask(choice):
+        # "is the mug dishwasher safe?" at "Which order?": answered; the cards stay to tap
+        answer = await product_question(session, conversation_id, choice)
+        if "pending_action" not in answer.slots:
+            answer.slots["next_step"] = "choose_order"
+        return answer
+    order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages
         return order
@@ -325,7 +337,9 @@ async def support_request(
     context = ChatContext(context.conversation, context.customer, order)
     if flow in RETURN_FLOWS and order.status is OrderStatus.delivered:
         draft = returns.ReturnDraft(order=order.number, flow=flow)
-        item_turn = await _item_return(session, settings, context, draft, text, None)
+        # the picker answered in words ("just the towel, keeping the casserole") says which
+        items_text = choice if choice and _words(choice) & _item_words(order) else text
+        item_turn = await _item_return(session, settings, context, draft, items_text, None)
         if item_turn is not None:
             item_turn.messages[:0] = turn.messages
             return item_turn
@@ -338,7 +352,7 @@ async def support_request(
         late_policy=support.LatePolicy(settings.late_grace_days, settings.replacement_after_days),
     )
     order_turn = await _apply_flow_result(
-        session, settings, context, result, trigger=f"in_chat:{flow}"
+        session, settings, context, result, trigger=f"in_chat:{flow}", offer_survey=offer_survey
     )
     if flow in CARD_FLOWS:  # the order's card right after the answer (issue #19 item 3)
         card_turn = Turn().show_cards([order_cards.order_card(order)])
@@ -527,12 +541,45 @@ def _words(text: str) -> set[str]:
     return returns.product_words(text, _GENERIC_WORDS)
 
 
+def _item_words(order: Order) -> set[str]:
+    return set().union(*(_words(item.name) for item in order.items))
+
+
 def _orders_mentioning(orders: list[Order], text: str) -> list[Order]:
     """The orders holding a product the text names ("the casserole", "the towels")."""
     said = _words(text)
     if not said:
         return []
-    return [o for o in orders if any(_words(item.name) & said for item in o.items)]
+    return [o for o in orders if _item_words(o) & said]
+
+
+_NEWEST = re.compile(r"\b(newest|latest|most recent|last one|recent one|new one)\b", re.I)
+_OLDEST = re.compile(r"\b(oldest|older one|earlier one|first order)\b", re.I)
+_ORDINALS = {
+    "first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2,
+    "fourth": 3, "4th": 3, "fifth": 4, "5th": 4,
+}  # fmt: skip
+_ORDINAL = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b(?! order)", re.I)
+
+
+def _picked_in_words(offered: list[Order], text: str) -> Order | None:
+    """The order of the picker's (newest first) that an answer in words names: a product
+    only one of them holds ("the towel one"), "the newest" / "the oldest", or a card's place
+    ("the second one"); None when the words name none or several."""
+    mentioned = _orders_mentioning(offered, text)
+    if len(mentioned) == 1:
+        return mentioned[0]
+    if mentioned:
+        return None
+    shown = offered[:MAX_ORDER_CHOICES]
+    if _NEWEST.search(text):
+        return shown[0]
+    if _OLDEST.search(text):
+        return shown[-1]
+    place = _ORDINAL.search(text)
+    if place and _ORDINALS[place.group(1).lower()] < len(shown):
+        return shown[_ORDINALS[place.group(1).lower()]]
+    return None
 
 
 async def _order_in_question(
@@ -542,6 +589,7 @@ async def _order_in_question(
     order_number: str | None,
     text: str,
     now: datetime,
+    choice: str | None = None,
 ) -> Order | Turn | None:
     """The order a request is about, or what to say instead (which order? / not yours).
 
@@ -550,9 +598,9 @@ async def _order_in_question(
     2. Else the orders that fit the request (`ORDER_FITS`), narrowed to those holding a
        product the customer named; a product only one order holds picks that order even if
        it does not fit (its answer then says why nothing can be done).
-    3. Of those: the order the conversation is already about; else the only one; else the
-       customer is asked which (buttons). With none fitting: the conversation's order, or
-       the latest.
+    3. Of those: the one the customer's answer in words to the picker (`choice`) names;
+       the order the conversation is already about; else the only one; else the customer
+       is asked which (buttons). With none fitting: the conversation's order, or the latest.
     """
     assert context.customer is not None
     orders = await repositories.customer_orders(session, context.customer.id)
@@ -566,6 +614,14 @@ async def _order_in_question(
         return _use_order(context, named)
     if not orders:
         return None
+    if choice and context.order is not None and understanding.means_other_order(choice):
+        # "the other one" after an answer about an order: the others (those that fit first)
+        others = [o for o in orders if o.id != context.order.id]
+        others = [o for o in others if fits(o)] or others
+        if len(others) == 1:
+            return _use_order(context, others[0])
+        if others:
+            return _order_picker(others, now, texts.render("utter_order_choose"))
     mentioned = _orders_mentioning(candidates, text)
     if mentioned:
         candidates = mentioned
@@ -573,6 +629,9 @@ async def _order_in_question(
         anywhere = _orders_mentioning(orders, text)
         if len(anywhere) == 1:
             return _use_order(context, anywhere[0])
+    picked = _picked_in_words(candidates, choice) if choice else None
+    if picked is not None:
+        return _use_order(context, picked)
     current = context.order
     if current is not None and any(o.id == current.id for o in candidates):
         return _use_order(context, current)
@@ -629,6 +688,7 @@ async def _apply_flow_result(
     context: ChatContext,
     result: FlowResult,
     trigger: str,
+    offer_survey: bool = True,
 ) -> Turn:
     turn = Turn(
         slots={
@@ -643,7 +703,11 @@ async def _apply_flow_result(
         )
     elif result.next_step is NextStep.address:
         turn.slots.update(next_step="address", new_address=None)
-    elif result.next_step in (NextStep.survey, NextStep.churn_survey) and context.customer:
+    elif (
+        result.next_step in (NextStep.survey, NextStep.churn_survey)
+        and context.customer
+        and offer_survey
+    ):
         kind = (
             FeedbackKind.churn_reason
             if result.next_step is NextStep.churn_survey

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain import understanding
+
 FALLBACK_ACTION = "action_handle_fallback"
 FALLBACK_INTENT = "nlu_fallback"
 
@@ -88,6 +90,25 @@ def streak(events: Sequence[dict[str, Any]]) -> int:
             break
         count += 1
     return count
+
+
+# A question the NLU was unsure about but ranked as a product or shop-policy question at
+# least this likely ("does the merino jumper shrink": 0.33) is tried on the knowledge base
+# first; only a confident answer is given, else the usual choices (sf47).
+KNOWLEDGE_INTENTS = frozenset({"product_question", "policy_question"})
+KNOWLEDGE_MIN_CONFIDENCE = 0.2
+
+
+def may_be_a_knowledge_question(
+    text: str, intent: str | None, ranking: Sequence[dict[str, Any]]
+) -> bool:
+    if intent != FALLBACK_INTENT or not understanding.reads_as_ask(text):
+        return False
+    return any(
+        item.get("name") in KNOWLEDGE_INTENTS
+        and float(item.get("confidence") or 0.0) >= KNOWLEDGE_MIN_CONFIDENCE
+        for item in ranking[: MAX_CHOICES + 1]
+    )
 
 
 def reply(

@@ -972,6 +972,16 @@ def answer_text(hit: Hit) -> str:
     )
 
 
+async def confident_answer(
+    session: AsyncSession, retriever: Retriever, question: str
+) -> str | None:
+    """The answer when the knowledge base is sure of one; None (nothing recorded) if not."""
+    result = await retriever.search(session, question)
+    if result.best is not None and result.confident:
+        return answer_text(result.best)
+    return None
+
+
 async def reply(session: AsyncSession, retriever: Retriever, question: str) -> Reply:
     """The answer to a product or policy question: the best passage quoted with its link, or
     'not sure' with the two closest articles and the offer of a person (the question is

@@ -95,6 +95,31 @@ def reads_as_ask(text: str) -> bool:
     return any(_ASK.search(clause) for clause in _CLAUSES.split(text))
 
 
+# "the other one", "no the other order", "not that one": an order other than the one just
+# talked about.
+_OTHER_ORDER = re.compile(
+    r"\bother (?:one|order|parcel|package|delivery|purchase)\b|\bnot (?:that|this) (?:one|order)\b",
+    re.IGNORECASE,
+)
+
+
+def means_other_order(text: str) -> bool:
+    return bool(_OTHER_ORDER.search(text or ""))
+
+
+SHORT_ORDER_REFERENCE_WORDS = 6
+
+
+def names_an_order(text: str) -> bool:
+    """An order number, or "the other one": at a survey question right after an answer
+    about an order, the customer is still asking about orders, not scoring (issue #18)."""
+    # short: "A10001", "what about the other one"; a longer remark naming an order is
+    # the survey's comment ("A10001 came broken, the box was soaked")
+    if len((text or "").split()) > SHORT_ORDER_REFERENCE_WORDS:
+        return False
+    return bool(ORDER_NUMBER_PATTERN.search(text or "")) or means_other_order(text)
+
+
 # Intents that, worded as a remark rather than an ask, describe how something went.
 SURVEY_REMARKS = frozenset({"complain", "praise", "damaged_item"})
 
