@@ -164,6 +164,8 @@ class Settings:
     events_max_body_bytes: int = 64 * 1024
     # A signature's timestamp (`t=` of X-Signature) may be this far from now, past or future.
     events_signature_tolerance_seconds: int = 300
+    # Batches of pending events each web process applies at once (PostgreSQL; SQLite: 1).
+    events_appliers: int = 2
     # Closed loop: a detractor's follow-up escalation is due this many hours later.
     detractor_due_hours: int = 48
     # Optional outgoing webhook notifying the shop of detractors (signed like the events).
@@ -341,6 +343,7 @@ class Settings:
             events_secret=events_secret,
             events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
             events_signature_tolerance_seconds=_env_int("EVENTS_SIGNATURE_TOLERANCE_SECONDS", 300),
+            events_appliers=max(1, _env_int("EVENTS_APPLIERS", 2)),
             detractor_due_hours=_env_int("DETRACTOR_DUE_HOURS", 48),
             outgoing_webhook_url=os.environ.get("OUTGOING_WEBHOOK_URL") or None,
             outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,

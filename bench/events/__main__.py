@@ -78,6 +78,7 @@ TARGET_EVENTS_PER_S = 500.0
 TARGET_P95_MS = 50.0
 TIMEOUT = 30.0
 STARTUP_SECONDS = 60.0
+PERIOD_DAYS = 3  # a subscription's billing period in the generated flows
 WARMUP_FLOWS = 100
 
 
@@ -132,11 +133,14 @@ def _iso(value: datetime) -> str:
 def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
     plan = Plan(flows=[])
     customers = max(1, flow_count // 2)
-    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=200)
+    # Recent enough that every event schedules its surveys (they expire 14 days after the
+    # event, surveys.EXPIRY): flows start within 4 days from 12 days ago; a subscription's
+    # periods are 3 days long, so its last event is at most 10 days after 12 days ago.
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=12)
     for i in range(flow_count):
         customer = f"{prefix}C{rng.randrange(customers):06d}"
         plan.customers.add(customer)
-        start = base + timedelta(minutes=rng.randrange(60 * 24 * 90))
+        start = base + timedelta(minutes=rng.randrange(60 * 24 * 4))
         who = {
             "external_id": customer,
             "email": f"{customer.lower()}@example.com",
@@ -155,12 +159,12 @@ def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
             plan.subscription_flows += 1
             events = []
             for k, kind in enumerate(("started", "renewed", "renewed")):
-                period = start + timedelta(days=30 * k)
+                period = start + timedelta(days=PERIOD_DAYS * k)
                 events.append({
                     "type": f"subscription.{kind}", "occurred_at": _iso(period),
                     "subscription": {"id": f"{prefix}S{i:07d}", "plan": "Coffee", "price": "19.00",
                                      "period_start": _iso(period),
-                                     "period_end": _iso(period + timedelta(days=30))},
+                                     "period_end": _iso(period + timedelta(days=PERIOD_DAYS))},
                 })  # fmt: skip
         flow = []
         for k, event in enumerate(events):

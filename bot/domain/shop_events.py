@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, exists, func, select, text, tuple_, update
+from sqlalchemy import Select, Table, bindparam, exists, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -526,11 +526,11 @@ class Outcome:
 
 # ---- the queue: accept now, apply in the background ------------------------------------------
 
-QUEUE_BATCH = 32
-# One batch at a time across all workers (web replicas) on PostgreSQL: two concurrent
-# apply transactions deadlocked on the dashboard's journey roll-up trigger on lifecycles
-# (migration 0009) and applied 31 events/s together instead of ~100-180 alone.
-APPLY_LOCK = 7_007_001
+# Events per claimed batch. Batches of several workers are applied in parallel: the batch
+# apply refreshes the lifecycles roll-ups once, at its end, in key order (migration 0030;
+# before it, two concurrent apply transactions deadlocked on the journey roll-up's day rows
+# and only one batch at a time was applied across all workers).
+QUEUE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -551,6 +551,7 @@ class Applied:
     customer: str
     status: ShopEventStatus
     result: dict[str, Any]
+    received_at: datetime | None = None  # when it was accepted (the apply lag's start)
 
 
 @dataclass(frozen=True)
@@ -631,49 +632,85 @@ class _Refused(Exception):
         self.error = error
 
 
+class _FastFailed(Exception):
+    """The batch apply failed in a way no one event can be blamed for (a constraint conflict,
+    a bug): the batch is applied again one event at a time by the ORM path, which does."""
+
+
 async def apply_pending(
-    sessions: async_sessionmaker[AsyncSession], limit: int = QUEUE_BATCH
+    sessions: async_sessionmaker[AsyncSession], limit: int = QUEUE_BATCH, *, fast: bool = True
 ) -> list[Applied]:
     """Claim up to `limit` pending events (oldest first) and apply them in one transaction;
     [] when nothing is left that this worker may take.
 
     A customer's events are applied in the order they were received: a claim only takes
     an event that is its customer's oldest pending one (so one event per customer per
-    batch). On PostgreSQL one worker applies a batch at a time (a transaction-scoped
-    advisory lock, `APPLY_LOCK`; another worker's claim returns [] meanwhile) and rows
-    another transaction holds are skipped (`FOR UPDATE SKIP LOCKED`); on SQLite the claim
-    is a write, so claims are serialised by SQLite's single writer. A crash loses nothing: the rows stay pending and the next
-    claim takes them.
+    batch). Several workers (web replicas, or several appliers in one process) apply
+    batches in parallel: on PostgreSQL rows another transaction holds are skipped (`FOR
+    UPDATE SKIP LOCKED`), so their customers' later events wait for them; on SQLite the
+    claim is a write, so claims are serialised by SQLite's single writer. A crash loses
+    nothing: the rows stay pending and the next claim takes them.
 
-    An event refused by a rule that needs the database (e.g. an order number of another
-    customer) rolls the batch back and is stored as failed in its own transaction; the
-    rest of the batch is claimed again; so is an unexpected error or a constraint conflict
-    (IntegrityError), failed after MAX_ATTEMPTS. Other database errors (a busy SQLite, a
-    deadlock, a lost connection) roll back and propagate for the caller to retry.
+    The batch is applied by `shop_events_batch.apply_batch` (set-based statements for the
+    common events, this module's `apply` for the others, in the same transaction); with
+    `fast=False`, or when that failed without an event to blame, by `apply` one event at a
+    time. An event refused by a rule that needs the database (e.g. an order number of
+    another customer) rolls the batch back and is stored as failed in its own transaction;
+    the rest of the batch is claimed again; so is an unexpected error or a constraint
+    conflict (IntegrityError), failed after MAX_ATTEMPTS. Other database errors (a busy
+    SQLite, a deadlock, a lost connection) roll back and propagate for the caller to retry.
     """
+    from bot.domain import shop_events_batch  # it imports this module
+
     try:
         async with sessions() as session, session.begin():
             claimed = await _claim(session, limit)
-            done: list[Applied] = []
+            parsed: list[tuple[str, EventData, datetime]] = []
             for event_id, payload, received_at in claimed:
-                event = event_from_json(payload)
                 try:
-                    result = await apply(session, event, received_at)
+                    parsed.append((event_id, event_from_json(payload), received_at))
+                except Exception as exc:
+                    raise _Refused(event_id, "", exc) from exc
+
+            async def slow(event: EventData, received_at: datetime) -> dict[str, Any]:
+                try:
+                    return await apply(session, event, received_at)
                 except DBAPIError as exc:
                     if not isinstance(exc, IntegrityError):
                         raise  # busy, deadlock, connection lost: the caller retries
-                    raise _Refused(event_id, event.customer.external_id, exc) from exc
+                    raise _Refused(event.id, event.customer.external_id, exc) from exc
                 except Exception as exc:
-                    raise _Refused(event_id, event.customer.external_id, exc) from exc
-                done.append(
-                    Applied(event_id, event.customer.external_id, ShopEventStatus.applied, result)
-                )
+                    raise _Refused(event.id, event.customer.external_id, exc) from exc
+
+            if fast and parsed:
+                try:
+                    results = await shop_events_batch.apply_batch(
+                        await session.connection(), parsed, slow
+                    )
+                except _Refused:
+                    raise
+                except DBAPIError as exc:
+                    if not isinstance(exc, IntegrityError):
+                        raise
+                    raise _FastFailed from exc
+                except Exception as exc:
+                    raise _FastFailed from exc
+            else:
+                results = [await slow(event, received_at) for _, event, received_at in parsed]
+            done = [
+                Applied(event_id, event.customer.external_id, ShopEventStatus.applied, result,
+                        received_at)
+                for (event_id, event, received_at), result in zip(parsed, results, strict=True)
+            ]  # fmt: skip
             if done:
                 await _finish(session, done)
         return done
     except _Refused as refused:
         failed = await _refuse(sessions, refused)
         return [failed] if failed is not None else []
+    except _FastFailed as exc:
+        logger.warning("shop events: batch apply failed (%r); one event at a time", exc.__cause__)
+        return await apply_pending(sessions, limit, fast=False)
 
 
 def _claimable(limit: int) -> Select[tuple[str]]:
@@ -703,8 +740,6 @@ def _claimable(limit: int) -> Select[tuple[str]]:
 
 async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str, Any], datetime]]:
     if _dialect(session) == "postgresql":
-        if not await session.scalar(select(func.pg_try_advisory_xact_lock(APPLY_LOCK))):
-            return []  # another worker is applying a batch; it goes on until none is left
         # Rows another worker holds are skipped; so are their customers' later events,
         # which are not their customer's oldest pending one while the holder works.
         query = (
@@ -765,7 +800,9 @@ async def _refuse(sessions: async_sessionmaker[AsyncSession], refused: _Refused)
             return None
         row.status, row.result, row.applied_at = ShopEventStatus.failed, {"error": body}, utcnow()
         row.payload, row.customer_ref = None, None
-        return Applied(row.id, refused.customer, ShopEventStatus.failed, {"error": body})
+        return Applied(
+            row.id, refused.customer, ShopEventStatus.failed, {"error": body}, row.received_at
+        )
 
 
 async def drain(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -43,6 +43,8 @@ from typing import Any
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
 
+from bot.storage import rollup_journey
+
 TABLE = "journey_fix"
 DAILY = "journey_fix_daily"
 LOCK_CLASS = 6021  # pg_advisory_xact_lock(class, customer id); 6006 journey_links, 6007 loyalty
@@ -275,6 +277,44 @@ def _pg_function() -> str:
     )
 
 
+def lifecycles_function(deferrable: bool = True) -> str:
+    """PostgreSQL: the statement trigger function on lifecycles (migration 0030 replaces it:
+    it obeys rollup_journey.LIFECYCLES_DEFERRED)."""
+    lifecycle_changed = (
+        "SELECT o.customer_id, n.customer_id AS other FROM old_rows o JOIN new_rows n "
+        "ON n.id = o.id WHERE ("
+        + ", ".join(f"o.{c}" for c in LIFECYCLE_COLUMNS)
+        + ") IS DISTINCT FROM ("
+        + ", ".join(f"n.{c}" for c in LIFECYCLE_COLUMNS)
+        + ")"
+    )
+    touched = {
+        "INSERT": "SELECT customer_id FROM new_rows",
+        "DELETE": "SELECT customer_id FROM old_rows",
+        "UPDATE": f"SELECT customer_id FROM ({lifecycle_changed}) AS c "
+        f"UNION SELECT other FROM ({lifecycle_changed}) AS c",
+    }
+    branches = []
+    for op, who in touched.items():
+        gone = " UNION SELECT id FROM old_rows" if op == "DELETE" else ""
+        branches.append(
+            f"IF TG_OP = '{op}' THEN\n"
+            f"    customers := ARRAY(SELECT DISTINCT c FROM ({who}) AS s(c));\n"
+            "    PERFORM journey_fix_refresh(ARRAY(SELECT id FROM lifecycles "
+            f"WHERE customer_id = ANY(customers){gone}), customers);\n"
+            "  END IF;"
+        )
+    return (
+        f"CREATE OR REPLACE FUNCTION {TABLE}_lifecycles_apply() RETURNS trigger AS $$\n"
+        "DECLARE customers integer[];\n"
+        "BEGIN\n"
+        + rollup_journey.deferred_skip(deferrable)
+        + "  "
+        + "\n  ".join(branches)
+        + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
+    )
+
+
 def _pg_triggers() -> list[str]:
     changed = (
         "SELECT o.lifecycle_id, n.lifecycle_id AS other FROM old_rows o JOIN new_rows n "
@@ -304,41 +344,12 @@ def _pg_triggers() -> list[str]:
         "DECLARE journeys integer[];\n"
         "BEGIN\n  " + "\n  ".join(branches) + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
     )
-    lifecycle_changed = (
-        "SELECT o.customer_id, n.customer_id AS other FROM old_rows o JOIN new_rows n "
-        "ON n.id = o.id WHERE ("
-        + ", ".join(f"o.{c}" for c in LIFECYCLE_COLUMNS)
-        + ") IS DISTINCT FROM ("
-        + ", ".join(f"n.{c}" for c in LIFECYCLE_COLUMNS)
-        + ")"
-    )
-    touched = {
-        "INSERT": "SELECT customer_id FROM new_rows",
-        "DELETE": "SELECT customer_id FROM old_rows",
-        "UPDATE": f"SELECT customer_id FROM ({lifecycle_changed}) AS c "
-        f"UNION SELECT other FROM ({lifecycle_changed}) AS c",
-    }
-    branches = []
-    for op, who in touched.items():
-        gone = " UNION SELECT id FROM old_rows" if op == "DELETE" else ""
-        branches.append(
-            f"IF TG_OP = '{op}' THEN\n"
-            f"    customers := ARRAY(SELECT DISTINCT c FROM ({who}) AS s(c));\n"
-            "    PERFORM journey_fix_refresh(ARRAY(SELECT id FROM lifecycles "
-            f"WHERE customer_id = ANY(customers){gone}), customers);\n"
-            "  END IF;"
-        )
-    lifecycle_function = (
-        f"CREATE OR REPLACE FUNCTION {TABLE}_lifecycles_apply() RETURNS trigger AS $$\n"
-        "DECLARE customers integer[];\n"
-        "BEGIN\n  " + "\n  ".join(branches) + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
-    )
     transitions = {
         "INSERT": "REFERENCING NEW TABLE AS new_rows",
         "UPDATE": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
         "DELETE": "REFERENCING OLD TABLE AS old_rows",
     }
-    statements = [_pg_function(), feedback_function, lifecycle_function]
+    statements = [_pg_function(), feedback_function, lifecycles_function()]
     for source in ("feedback", "lifecycles"):
         statements += [
             f"CREATE TRIGGER {TABLE}_{source}_{op.lower()} AFTER {op} ON {source} {tables} "

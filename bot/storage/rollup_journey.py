@@ -38,6 +38,21 @@ RANK = (
     "WHEN 'use' THEN 3 WHEN 'support' THEN 4 END"
 )
 _COLUMNS = "id, customer_id, opened_at, stage, acquisition_channel"
+# Deferred maintenance (migration 0030): a transaction that writes many customers' journeys in
+# several statements (the shop events' batch apply) sets this (SET LOCAL ... = 'on'); the
+# statement triggers on `lifecycles` of this module, rollup_loyalty and rollup_fix then do
+# nothing, and the transaction refreshes the customers it touched once, before it commits
+# (`deferred_refresh_sql`, lifecycle_loyalty_refresh, journey_fix_refresh). One statement per
+# roll-up and transaction, each in key order: two such writers cannot deadlock on the shared
+# day rows, as they did when every statement of both locked some of them.
+LIFECYCLES_DEFERRED = "rollup.lifecycles_deferred"
+
+
+def deferred_skip(deferrable: bool) -> str:
+    """The first lines of a lifecycles trigger function that obeys `LIFECYCLES_DEFERRED`."""
+    if not deferrable:
+        return ""
+    return f"  IF current_setting('{LIFECYCLES_DEFERRED}', true) = 'on' THEN RETURN NULL; END IF;\n"
 
 
 def _month(day: str) -> str:
@@ -99,7 +114,24 @@ def backfill_ddl() -> list[str]:
     ]
 
 
-def _function() -> str:
+def deferred_refresh_sql() -> str:
+    """The change of journey_links for the customers `:customers` (integer[]) whose journeys
+    were `:before_*` (parallel arrays of id, customer_id, opened_at, stage, source: their
+    lifecycles when the transaction took their `LOCK_CLASS` locks) and are now what
+    `lifecycles` holds. The writer holds those locks from its snapshot until it commits."""
+    now = (
+        f"SELECT {_COLUMNS} FROM lifecycles WHERE customer_id = ANY(CAST(:customers AS integer[]))"
+    )
+    before = (
+        f"SELECT {_COLUMNS} FROM unnest(CAST(:before_id AS integer[]), "
+        "CAST(:before_customer AS integer[]), CAST(:before_opened AS timestamptz[]), "
+        "CAST(:before_stage AS text[]), CAST(:before_channel AS text[])) "
+        f"AS b({_COLUMNS})"
+    )
+    return _apply([contributions(now, 1), contributions(before, -1)])
+
+
+def _function(deferrable: bool = True) -> str:
     changed = (
         "SELECT o.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id "
         "WHERE (o.customer_id, o.opened_at, o.stage, o.acquisition_channel) IS DISTINCT FROM "
@@ -134,8 +166,17 @@ def _function() -> str:
         )
     return (
         f"CREATE OR REPLACE FUNCTION {TABLE}_apply() RETURNS trigger AS $$\n"
-        "BEGIN\n  " + "\n  ".join(branches) + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
+        "BEGIN\n"
+        + deferred_skip(deferrable)
+        + "  "
+        + "\n  ".join(branches)
+        + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
     )
+
+
+def function_ddl(deferrable: bool = True) -> str:
+    """The trigger function alone (migration 0030 replaces it)."""
+    return _function(deferrable)
 
 
 def trigger_ddl() -> list[str]:

@@ -35,6 +35,8 @@ SQLite keeps reading the raw rows (small shops; the table stays empty there).
 
 from __future__ import annotations
 
+from bot.storage import rollup_journey
+
 DEFERRED_SETTING = "rollup.deferred"  # bot.storage.rollup.DEFERRED_SETTING (no import cycle)
 
 TABLE = "lifecycle_loyalty"
@@ -151,7 +153,9 @@ def _refresh_function() -> str:
     )
 
 
-def _lifecycles_function() -> str:
+def lifecycles_function(deferrable: bool = True) -> str:
+    """The statement trigger function on lifecycles (migration 0030 replaces it: it obeys
+    rollup_journey.LIFECYCLES_DEFERRED)."""
     changed = (
         "SELECT o.customer_id FROM old_rows o JOIN new_rows n ON n.id = o.id "
         "WHERE (o.customer_id, o.opened_at, o.closed_at, o.order_id, o.subscription_id, "
@@ -172,7 +176,11 @@ def _lifecycles_function() -> str:
     ]
     return (
         f"CREATE OR REPLACE FUNCTION {TABLE}_lifecycles() RETURNS trigger AS $$\n"
-        "BEGIN\n  " + "\n  ".join(branches) + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
+        "BEGIN\n"
+        + rollup_journey.deferred_skip(deferrable)
+        + "  "
+        + "\n  ".join(branches)
+        + "\n  RETURN NULL;\nEND $$ LANGUAGE plpgsql"
     )
 
 
@@ -267,7 +275,7 @@ _TRANSITIONS = {
 def trigger_ddl() -> list[str]:
     return [
         _refresh_function(),
-        _lifecycles_function(),
+        lifecycles_function(),
         *(
             f"CREATE TRIGGER {TABLE}_lifecycles_{op.lower()} AFTER {op} ON lifecycles {tables} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {TABLE}_lifecycles()"

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -28,9 +29,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import text
+from sqlalchemy import Integer, text
 
-from bot.storage.models import StaffRole
+from bot.storage.models import StaffRole, UTCDateTime
 from bot.web.auth import load_staff_session
 from bot.web.errors import json_error
 from bot.web.hub import setup_fanout
@@ -98,6 +99,18 @@ class Metrics:
     turn_seconds: Histogram
     errors: Counter
     websockets: Gauge
+    # Shop events (issue #25): the queue as the database holds it (all replicas), read when
+    # /metrics is scraped, and what this process's worker applied.
+    events_queue_depth: Gauge
+    events_oldest_pending: Gauge
+    events_applied: Counter
+    events_apply_lag: Histogram
+
+    def observe_event_applied(self, status: str, received_at: datetime | None) -> None:
+        self.events_applied.labels(status=status).inc()
+        if received_at is not None:
+            lag = (datetime.now(timezone.utc) - received_at).total_seconds()
+            self.events_apply_lag.observe(max(0.0, lag))
 
     def observe_turn(self, outcome: str, seconds: float) -> None:
         self.turns.labels(outcome=outcome).inc()
@@ -124,6 +137,25 @@ def create_metrics() -> Metrics:
         errors=Counter("shopbot_chat_errors", "Chat errors by kind", ["kind"], registry=registry),
         websockets=Gauge("shopbot_open_websockets", "Open customer chat WebSockets",
                          registry=registry),
+        events_queue_depth=Gauge(
+            "shopbot_events_queue_depth",
+            "Shop events accepted and not applied yet (pending, all web replicas)",
+            registry=registry,
+        ),
+        events_oldest_pending=Gauge(
+            "shopbot_events_apply_lag_seconds",
+            "Age of the oldest pending shop event (0 when the queue is empty): the apply lag now",
+            registry=registry,
+        ),
+        events_applied=Counter(
+            "shopbot_events_applied", "Shop events finished by this process's worker, by status",
+            ["status"], registry=registry,
+        ),
+        events_apply_lag=Histogram(
+            "shopbot_events_applied_lag_seconds",
+            "Time from accepting a shop event to applying it (this process's worker)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=registry,
+        ),
     )  # fmt: skip
 
 
@@ -164,8 +196,35 @@ async def metrics_view(request: web.Request) -> web.Response:
         )
         response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    await _refresh_event_gauges(request.app)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+_EVENT_QUEUE = text(
+    # Both read the partial index ix_shop_events_pending (pending rows only).
+    "SELECT count(*) AS depth, min(received_at) AS oldest FROM shop_events WHERE status = 'pending'"
+).columns(depth=Integer, oldest=UTCDateTime)
+
+
+async def _refresh_event_gauges(app: web.Application) -> None:
+    """The events queue's depth and the age of its oldest event, from the database (so every
+    replica reports the same queue); left as they were when the database does not answer."""
+    metrics = app[METRICS]
+
+    async def read() -> None:
+        async with app[ENGINE].connect() as connection:
+            row = (await connection.execute(_EVENT_QUEUE)).one()
+        metrics.events_queue_depth.set(row.depth)
+        age = 0.0
+        if row.oldest is not None:
+            age = max(0.0, (datetime.now(timezone.utc) - row.oldest).total_seconds())
+        metrics.events_oldest_pending.set(age)
+
+    try:
+        await asyncio.wait_for(read(), CHECK_TIMEOUT)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("metrics: events queue not read (%r)", exc)
 
 
 # --- health and readiness ---------------------------------------------------------------
