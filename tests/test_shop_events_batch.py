@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.domain import lifecycle as lifecycles
 from bot.domain import shop_events
 from bot.storage import rollup_journey, rollup_loyalty
-from bot.storage.models import AcquisitionSource, Base, Customer, utcnow
+from bot.storage.models import (
+    AcquisitionSource,
+    Base,
+    Customer,
+    ShopEvent,
+    ShopEventStatus,
+    utcnow,
+)
+from bot.web.app import create_app
+from bot.web.events_worker import drain
 from tests.conftest import _pg_empty_tables
 from tests.test_shop_events import ITEMS, T0, at
 
@@ -325,3 +338,45 @@ async def test_parallel_appliers_apply_everything_once_without_deadlocks(
         state = rollup_loyalty.state_select("TRUE")
         fresh = (await db.execute(text(f"SELECT {columns} FROM ({state}) AS s"))).all()
         assert sorted(map(tuple, kept)) == sorted(map(tuple, fresh))
+
+
+# ---- /metrics ------------------------------------------------------------------------------
+
+
+async def test_metrics_show_the_queue_depth_the_apply_lag_and_what_was_applied(
+    settings: Settings, session_factory: Sessions
+) -> None:
+    from tests.test_api_events import post
+    from tests.test_shop_events import order_event, recently
+
+    token = "metrics-" + "m" * 32
+    app = create_app(replace(settings, metrics_token=token))
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with TestClient(TestServer(app)) as client:
+        body = json.dumps(order_event("evt-1", "placed", 0, base=recently())).encode()
+        assert (await post(client, body)).status == 202
+        await drain(client.app)
+        metrics = await (await client.get("/metrics", headers=bearer)).text()
+        assert "shopbot_events_queue_depth 0.0" in metrics
+        assert "shopbot_events_apply_lag_seconds 0.0" in metrics
+        assert 'shopbot_events_applied_total{status="applied"} 1.0' in metrics
+        assert "shopbot_events_applied_lag_seconds_count 1.0" in metrics
+        # Two events waiting, the older one for a minute (rows no worker can take: without
+        # a payload, so that the live worker leaves them pending).
+        async with session_factory() as session, session.begin():
+            for n, age in enumerate((60, 5)):
+                session.add(
+                    ShopEvent(
+                        id=f"stuck-{n}", type="order.placed", occurred_at=utcnow(),
+                        received_at=utcnow() - timedelta(seconds=age),
+                        status=ShopEventStatus.pending, payload=None,
+                    )
+                )  # fmt: skip
+        metrics = await (await client.get("/metrics", headers=bearer)).text()
+    assert "shopbot_events_queue_depth 2.0" in metrics
+    [lag] = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("shopbot_events_apply_lag_seconds ")
+    ]
+    assert 60 <= float(lag.split()[1]) < 120

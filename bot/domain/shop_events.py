@@ -740,6 +740,13 @@ def _claimable(limit: int) -> Select[tuple[str]]:
 
 async def _claim(session: AsyncSession, limit: int) -> list[tuple[str, dict[str, Any], datetime]]:
     if _dialect(session) == "postgresql":
+        # Plan this transaction's statements for the table as it is now. A connection keeps
+        # its prepared statements, and PostgreSQL switches one to a generic plan after five
+        # runs: planned while the queue was short (a quiet start), the claim kept a nested
+        # loop over every pending row and took seconds once thousands were pending.
+        await session.execute(
+            text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        )
         # Rows another worker holds are skipped; so are their customers' later events,
         # which are not their customer's oldest pending one while the holder works.
         query = (
