@@ -177,12 +177,12 @@ async def _seed_models(sessions: Sessions) -> dict[str, int]:
             "a0": await _turn(db, "a0", CHANGE - dt.timedelta(days=3), "old", "greet", 0.9, None),
             "a1": await _turn(db, "a1", CHANGE - dt.timedelta(days=2), "what is your returns policy",
                               "policy_question", 0.9, "m1", POLICY_STEPS),
-            "a2": await _turn(db, "a2", CHANGE - dt.timedelta(days=1), "blorp", "nlu_fallback", 0.3, "m1"),
+            "a2": await _turn(db, "a2", CHANGE - dt.timedelta(days=1), "my thingy", "nlu_fallback", 0.3, "m1"),
             "b1": await _turn(db, "b1", CHANGE, "how long do refunds take", "policy_question", 0.9,
                               "m2", POLICY_STEPS),
             "b2": await _turn(db, "b2", CHANGE + dt.timedelta(days=1), "where is my order",
                               "order_status", 0.9, "m2"),
-            "b3": await _turn(db, "b3", CHANGE + dt.timedelta(days=3), "zzz", "nlu_fallback", 0.2, "m2"),
+            "b3": await _turn(db, "b3", CHANGE + dt.timedelta(days=3), "the gizmo", "nlu_fallback", 0.2, "m2"),
         }  # fmt: skip
         await answer_ratings.rate(db, "a1", answers["a1"], True)
         await answer_ratings.rate(db, "a1", answers["a1"], False)  # the last click counts

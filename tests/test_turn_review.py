@@ -5,6 +5,7 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -109,6 +110,79 @@ def test_rephrase() -> None:
     # "yes" twice answers two questions.
     assert not rephrased(_turn("yes", "affirm"), _turn("yes", "affirm"))
     assert not rephrased(_turn("x", None), _turn("x", None))
+
+
+def test_an_answer_to_a_question_asked_again_is_no_rephrase() -> None:
+    # The identity check's successive email attempts: the bot asked for the email before
+    # both (utter_ask_email ended its replies), each is a new attempt.
+    first = _turn("piet1@example.test", "inform", asked="utter_ask_email",
+                  steps=("identity_form", "utter_ask_email"))  # fmt: skip
+    second = _turn("piet2@example.test", "inform", asked="utter_ask_email")
+    assert not rephrased(first, second)
+    # The same words after another question (or none) are still a rephrase.
+    assert rephrased(_turn("piet1@example.test", "inform", asked=None), second)
+    assert rephrased(first, _turn("piet2@example.test", "inform", asked="utter_ask_order_number"))
+    assert turn_review.question(("identity_form", "utter_ask_email")) == "utter_ask_email"
+    assert turn_review.question(("utter_ask_email", "action_support_request")) is None
+    assert turn_review.question(()) is None
+
+
+def test_a_request_asked_again_after_the_bot_answered_it_is_no_rephrase() -> None:
+    served = _turn("where is order A38378", steps=("action_support_request", "survey_form"))
+    # The bot restates its answer (bot/domain/repeats.py): it had served the request.
+    again = _turn("where is order A38378",
+                  steps=("action_deactivate_loop", "action_support_request", "utter_repeated_answer"))  # fmt: skip
+    assert not rephrased(served, again)
+    assert rephrased(served, _turn("where is order A38378", steps=("action_support_request",)))
+
+
+def test_wordless_messages_are_no_rephrase() -> None:
+    # "?" then "👍": both normalise to nothing (similarity 1.0) but say nothing alike.
+    assert not rephrased(_turn("?", "nlu_fallback"), _turn("👍", "nlu_fallback"))
+
+
+def test_default_fallback_counts_only_as_the_turns_first_step() -> None:
+    # The bot answered the request, then no policy predicted what came next.
+    answered = _turn("I want a refund", "request_refund",
+                     steps=("action_support_request", "action_default_fallback"))  # fmt: skip
+    assert own_reasons(answered) == frozenset()
+    assert own_reasons(_turn(steps=("action_default_fallback", "utter_default"))) == {
+        Reason.fallback
+    }
+    # A form closed before it is bookkeeping, not an answer.
+    closed = _turn(steps=("action_deactivate_loop", "action_default_fallback"))
+    assert own_reasons(closed) == {Reason.fallback}
+
+
+def test_refusing_the_did_you_mean_buttons_is_understood() -> None:
+    refusal = _turn("none of these", "deny", confidence=0.99,
+                    steps=("action_handle_fallback", "utter_fallback_rephrase"))  # fmt: skip
+    assert own_reasons(refusal, {Reason.did_you_mean, Reason.fallback}) == frozenset()
+    # The buttons were offered to an opener that is no request (so not flagged).
+    assert own_reasons(replace(refusal, after_choices=True)) == frozenset()
+    # Not after the buttons, or not read as a refusal: the fallback fired.
+    assert own_reasons(refusal) == {Reason.fallback}
+    unread = _turn("nah none", "nlu_fallback", confidence=0.45, runner_up_intent="deny",
+                   runner_up_confidence=0.3, steps=("action_handle_fallback",))  # fmt: skip
+    assert own_reasons(unread, {Reason.did_you_mean}) == {Reason.fallback, Reason.low_confidence}
+
+
+def test_a_nonsense_or_emoji_only_opener_is_no_request() -> None:
+    words = frozenset({"where", "is", "my", "order", "parcel"})
+    for text in ("👍", "??", "🤷", "...", "blorp zingle wumpus"):
+        assert turn_review.no_request(text, opening=True, vocabulary=words), text
+    for text in ("where is my parcel", "blorp my parcel", "A10023", "Ringstrasse 12"):
+        assert not turn_review.no_request(text, opening=True, vocabulary=words), text
+    # After a bot message (a question) or another turn: a misunderstanding like any other.
+    assert not turn_review.no_request("👍", opening=False, vocabulary=words)
+    # Without a vocabulary every word is known (only word-less openers are no request).
+    assert not turn_review.no_request("blorp", opening=True, vocabulary=frozenset())
+    opener = _turn("blorp zingle wumpus", "nlu_fallback", confidence=0.45,
+                   steps=("action_handle_fallback", "utter_fallback_choices"), no_request=True)  # fmt: skip
+    assert own_reasons(opener) == frozenset()
+    assert own_reasons(replace(opener, no_request=False)) == {
+        Reason.fallback, Reason.did_you_mean, Reason.low_confidence,
+    }  # fmt: skip
 
 
 def test_asked_for_a_person_after_a_misunderstanding() -> None:
@@ -281,6 +355,48 @@ async def test_erased_and_purged_with_the_transcript(session_factory: Sessions) 
         ).scalars().all()  # fmt: skip
         assert texts == ["and now?"]
         assert len(list(await db.scalars(select(TurnFlag.message_id)))) == 1
+
+
+SOMETHING_ELSE = [{"title": "Something else", "payload": "none of these"}]
+CHOICES = ("action_handle_fallback", "utter_fallback_choices")
+
+
+async def test_stored_turns_answers_refusals_and_openers(session_factory: Sessions) -> None:
+    async with session_factory() as db, db.begin():
+        chat = await _chat(db, "c-opener")
+        blorp, r1 = await _say(db, chat, "blorp zingle wumpus",
+                               _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES), buttons=SOMETHING_ELSE)  # fmt: skip
+        refusal, r2 = await _say(db, chat, "none of these",
+                                 _nlu("deny", 0.99, steps=("action_handle_fallback", "utter_fallback_rephrase")))  # fmt: skip
+        again, r3 = await _say(db, chat, "blorp zingle wumpus",
+                               _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES), buttons=SOMETHING_ELSE)  # fmt: skip
+        chat = await _chat(db, "c-identity")
+        await _say(db, chat, "where is my order", _nlu("order_status", 0.99, steps=("identity_form", "utter_ask_order_number")))  # fmt: skip
+        await _say(db, chat, "A27118", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
+        first, _ = await _say(db, chat, "piet1@example.test", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
+        second, _ = await _say(db, chat, "piet2@example.test", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
+        await _say(db, chat, "piet3@example.test", _nlu("inform", 0.95, steps=("identity_form", "action_support_request")))  # fmt: skip
+    # A gibberish opener is no request; the refusal of its buttons is understood; the same
+    # words after the bot spoke are a misunderstanding.
+    assert (r1, r2) == (frozenset(), frozenset())
+    assert r3 == {Reason.fallback, Reason.did_you_mean, Reason.low_confidence}
+    async with session_factory() as db:
+        for message in (blorp, refusal, first, second):
+            assert await _flags(db, message.id) == [], message.text
+    # Rules changed since the turns were stored: reflag applies them again (reviewed
+    # turns keep theirs).
+    async with session_factory() as db, db.begin():
+        db.add(TurnFlag(message_id=first.id, reason="rephrase"))
+        db.add(TurnFlag(message_id=again.id, reason="rephrase"))
+    async with session_factory() as db, db.begin():
+        row = await db.get(TurnUnderstanding, again.id)
+        assert row is not None
+        row.review_status = ReviewStatus.dismissed
+    async with session_factory() as db, db.begin():
+        assert await review_inbox.reflag(db) == 1
+    async with session_factory() as db:
+        assert await _flags(db, first.id) == []
+        assert await _flags(db, again.id) == ["did_you_mean", "fallback", "low_confidence", "rephrase"]  # fmt: skip
 
 
 # ---- through the chat: Rasa's reply carries the NLU result ---------------------------------

@@ -13,21 +13,28 @@ message; the turns flagged by bot/domain/turn_review.py; a reviewer's verdict.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import PROJECT_ROOT
 from bot.domain import analysis
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.turn_review import (
+    CHOICE_STEPS,
     SOMETHING_ELSE_PAYLOADS,
     Reason,
     Rules,
     Turn,
+    no_request,
     own_reasons,
+    question,
     rephrased,
     understood_intent,
 )
@@ -47,8 +54,8 @@ from bot.storage.models import (
 # score given on its own); the web service's EXTERNAL_* triggers are never typed.
 # tests/test_turn_review.py checks they are domain.yml's.
 INTENTS = (
-    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "request_human",
-    "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
+    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "bot_misunderstood",
+    "request_human", "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
     "cancel_order", "change_address", "billing_issue", "cancel_subscription",
     "pause_subscription", "resume_subscription", "request_refund", "product_question",
     "policy_question", "give_feedback", "complain", "praise", "inform", "out_of_scope",
@@ -56,6 +63,8 @@ INTENTS = (
 ENTITIES = ("order_number", "email", "score")
 CONTEXT_TURNS = 3
 MAX_PAGE = 100
+_ENTITY_MARKUP = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_WORDS = re.compile(r"[^\W_]+")
 
 
 def _float(value: Any) -> float | None:
@@ -76,7 +85,14 @@ def _entities(value: Any) -> list[dict[str, Any]]:
     ]
 
 
-def turn_of(row: TurnUnderstanding, text: str, offered_choices: bool = False) -> Turn:
+def turn_of(
+    row: TurnUnderstanding,
+    text: str,
+    offered_choices: bool = False,
+    asked: str | None = None,
+    no_request: bool = False,
+    after_choices: bool = False,
+) -> Turn:
     return Turn(
         text=text,
         intent=row.intent,
@@ -87,7 +103,35 @@ def turn_of(row: TurnUnderstanding, text: str, offered_choices: bool = False) ->
         offered_choices=offered_choices,
         after_bot_reply=row.sentiment is not None,
         sentiment=row.sentiment,
+        asked=asked,
+        no_request=no_request,
+        after_choices=after_choices,
     )
+
+
+@functools.cache
+def vocabulary() -> frozenset[str]:
+    """The words the bot was trained on (data/nlu/*.yml examples, without entity markup),
+    and those of its own responses (domain.yml; the app image has no data/ directory):
+    a chat's opening message with none of them is gibberish (turn_review.no_request)."""
+    texts: list[str] = []
+    for path in sorted((PROJECT_ROOT / "data" / "nlu").glob("*.yml")):
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for item in document.get("nlu") or []:
+            if isinstance(item, dict) and isinstance(item.get("examples"), str):
+                texts.append(_ENTITY_MARKUP.sub(r"\1", item["examples"]))
+    try:
+        domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        domain = {}
+    for variations in (domain.get("responses") or {}).values():
+        for variation in variations or []:
+            if isinstance(variation, dict) and isinstance(variation.get("text"), str):
+                texts.append(variation["text"])
+    return frozenset(w for text in texts for w in _WORDS.findall(text.lower()))
 
 
 async def _reasons(session: AsyncSession, message_id: int) -> set[Reason]:
@@ -105,7 +149,6 @@ async def record_turn(
     """Store the NLU result of a customer message and its flags; flag the customer's
     previous turn as rephrased when this one says it again. `replies`: the buttons of each
     bot reply to it. Returns this turn's reasons."""
-    rules = rules or Rules()
     before = (
         await session.execute(
             select(Message.sender)
@@ -131,40 +174,116 @@ async def record_turn(
         created_at=message.created_at or utcnow(),
         model_id=_str(nlu.get("model_id")),
     )
+    session.add(row)
+    await session.flush()
+    return await _flag(session, row, message.text, replies, rules or Rules())
+
+
+async def _flag(
+    session: AsyncSession,
+    row: TurnUnderstanding,
+    text: str,
+    replies: Sequence[Sequence[dict[str, str]]],
+    rules: Rules,
+) -> frozenset[Reason]:
+    """The flags of a stored turn (and the rephrase flag of the customer's previous one),
+    from the turns before it in the chat."""
     offered = any(
         button.get("payload") in SOMETHING_ELSE_PAYLOADS
         for buttons in replies
         for button in buttons
     )
-    current = turn_of(row, message.text, offered)
-    previous = (
+    earlier = (
         await session.execute(
             select(TurnUnderstanding, Message.text)
             .join(Message, Message.id == TurnUnderstanding.message_id)
             .where(
-                TurnUnderstanding.conversation_id == message.conversation_id,
-                TurnUnderstanding.message_id < message.id,
+                TurnUnderstanding.conversation_id == row.conversation_id,
+                TurnUnderstanding.message_id < row.message_id,
             )
             .order_by(TurnUnderstanding.message_id.desc())
-            .limit(1)
+            .limit(2)
         )
-    ).first()
+    ).all()
+    said_before = (
+        await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.conversation_id == row.conversation_id,
+                Message.id < row.message_id,
+                Message.sender.in_((MessageSender.customer, MessageSender.bot)),
+            )
+        )
+        or 0
+    )
+    before = tuple(earlier[0][0].bot_steps or ()) if earlier else ()
+    current = turn_of(
+        row,
+        text,
+        offered,
+        asked=question(before),
+        no_request=no_request(text, said_before == 0, vocabulary()),
+        after_choices=bool(CHOICE_STEPS.intersection(before)),
+    )
     previous_reasons: set[Reason] = set()
-    if previous is not None:
-        previous_row, previous_text = previous
+    if earlier:
+        previous_row, previous_text = earlier[0]
+        asked_before = question(earlier[1][0].bot_steps or ()) if len(earlier) > 1 else None
         previous_reasons = await _reasons(session, previous_row.message_id)
         if Reason.rephrase not in previous_reasons and rephrased(
-            turn_of(previous_row, previous_text), current, rules
+            turn_of(previous_row, previous_text, asked=asked_before), current, rules
         ):
             session.add(TurnFlag(message_id=previous_row.message_id, reason=Reason.rephrase.value))
             previous_reasons.add(Reason.rephrase)
     reasons = own_reasons(current, previous_reasons, rules)
-    session.add(row)
-    await session.flush()
     for reason in sorted(reasons, key=lambda r: r.value):
-        session.add(TurnFlag(message_id=message.id, reason=reason.value))
+        session.add(TurnFlag(message_id=row.message_id, reason=reason.value))
     await session.flush()
     return reasons
+
+
+async def reflag(session: AsyncSession, rules: Rules | None = None) -> int:
+    """Apply the rules again to every stored turn (after a rule change: the flags are
+    otherwise those of the rules at the time of each turn): the unreviewed turns' flags are
+    recomputed, in chat order, from the stored NLU results and the bot's reply buttons.
+    Reviewed turns keep theirs. Returns the number of flagged turns."""
+    rules = rules or Rules()
+    reviewed = select(TurnUnderstanding.message_id).where(
+        TurnUnderstanding.review_status.is_not(None)
+    )
+    await session.execute(
+        delete(TurnFlag)
+        .where(TurnFlag.message_id.not_in(reviewed))
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    rows = (
+        await session.execute(
+            select(TurnUnderstanding, Message)
+            .join(Message, Message.id == TurnUnderstanding.message_id)
+            .order_by(TurnUnderstanding.conversation_id, TurnUnderstanding.message_id)
+        )
+    ).all()
+    for row, message in rows:
+        if row.review_status is not None:
+            continue
+        next_customer = select(func.min(Message.id)).where(
+            Message.conversation_id == row.conversation_id,
+            Message.id > row.message_id,
+            Message.sender == MessageSender.customer,
+        )
+        upper = await session.scalar(next_customer)
+        query = select(Message.buttons).where(
+            Message.conversation_id == row.conversation_id,
+            Message.id > row.message_id,
+            Message.sender == MessageSender.bot,
+        )
+        if upper is not None:
+            query = query.where(Message.id < upper)
+        replies = [list(b) for b in await session.scalars(query) if isinstance(b, list)]
+        await _flag(session, row, message.text, replies, rules)
+    return int(await session.scalar(select(func.count(func.distinct(TurnFlag.message_id)))) or 0)
 
 
 # ---- the inbox ---------------------------------------------------------------------------
