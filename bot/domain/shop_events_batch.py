@@ -42,8 +42,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import lifecycle as lifecycles
@@ -281,35 +280,68 @@ def _repeated_keys(events: Sequence[EventData]) -> set[str]:
 # ---- reading ------------------------------------------------------------------------------
 
 
+_UPSERT_TAIL = (
+    " ON CONFLICT (external_id) DO UPDATE SET email = coalesce(excluded.email, customers.email), "
+    "name = coalesce(excluded.name, customers.name) "
+    "RETURNING id, external_id, created_at, acquisition_source"
+)
+_UPSERT_COLUMNS = (
+    CUSTOMERS.c.id, CUSTOMERS.c.external_id, CUSTOMERS.c.created_at,
+    CUSTOMERS.c.acquisition_source,
+)  # fmt: skip
+# Text statements, compiled once: a multi-row insert().values() was compiled anew for every
+# batch (~20 ms of Python per batch of 64, a third of the batch's CPU). PostgreSQL: the rows
+# as arrays, in external id order (the order their rows are locked in).
+_UPSERT_MANY = (
+    text(
+        "INSERT INTO customers (external_id, email, name, is_anonymous, created_at) "
+        "SELECT u.external_id, u.email, u.name, false, :now FROM unnest("
+        "CAST(:external_ids AS varchar[]), CAST(:emails AS varchar[]), "
+        "CAST(:names AS varchar[])) AS u(external_id, email, name) ORDER BY u.external_id"
+        + _UPSERT_TAIL
+    )
+    .bindparams(bindparam("now", type_=CUSTOMERS.c.created_at.type))
+    .columns(*_UPSERT_COLUMNS)
+)
+_UPSERT_ONE = (
+    text(
+        "INSERT INTO customers (external_id, email, name, is_anonymous, created_at) "
+        "VALUES (:external_id, :email, :name, false, :now)" + _UPSERT_TAIL
+    )
+    .bindparams(bindparam("now", type_=CUSTOMERS.c.created_at.type))
+    .columns(*_UPSERT_COLUMNS)
+)
+
+
 async def _upsert_customers(
     connection: AsyncConnection, events: Sequence[EventData]
 ) -> dict[str, Row]:
     """The batch's customers created or updated (as `shop_events._customer`), row-locked, in
     external id order; by external id: id, created (by this batch), acquisition_source."""
     now = utcnow()
-    rows = [
-        {
-            "external_id": e.customer.external_id,
-            "email": e.customer.email,
-            "name": e.customer.name,
-            "is_anonymous": False,
-            "created_at": now,
-        }
-        for e in sorted(events, key=lambda e: e.customer.external_id)
-    ]
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    insert = dialect_insert(CUSTOMERS).values(rows)
-    statement = insert.on_conflict_do_update(
-        index_elements=[CUSTOMERS.c.external_id],
-        set_={
-            "email": func.coalesce(insert.excluded.email, CUSTOMERS.c.email),
-            "name": func.coalesce(insert.excluded.name, CUSTOMERS.c.name),
-        },
-    ).returning(
-        CUSTOMERS.c.id, CUSTOMERS.c.external_id, CUSTOMERS.c.created_at,
-        CUSTOMERS.c.acquisition_source,
-    )  # fmt: skip
-    found = await connection.execute(statement)
+    customers = sorted((e.customer for e in events), key=lambda c: c.external_id)
+    if connection.dialect.name == "postgresql":
+        found = list(
+            await connection.execute(
+                _UPSERT_MANY,
+                {
+                    "now": now,
+                    "external_ids": [c.external_id for c in customers],
+                    "emails": [c.email for c in customers],
+                    "names": [c.name for c in customers],
+                },
+            )
+        )
+    else:  # SQLite: in-process, one statement per customer costs little
+        found = [
+            (
+                await connection.execute(
+                    _UPSERT_ONE,
+                    {"now": now, "external_id": c.external_id, "email": c.email, "name": c.name},
+                )
+            ).one()
+            for c in customers
+        ]
     return {
         row.external_id: {
             "id": row.id,
