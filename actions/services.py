@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import (
+    ActionExecuted,
+    ActiveLoop,
+    ConversationPaused,
+    EventType,
+    SlotSet,
+    UserUttered,
+)
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -100,6 +107,19 @@ def unavailable(dispatcher: CollectingDispatcher, error: Exception) -> list[Even
 
 
 STORAGE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, ConnectionError)
+
+
+def put_back(tracker: Tracker, parse_data: dict[str, Any] | None = None) -> list[EventType]:
+    """The latest message again, after a listen: served as if it had just been typed (as
+    Rasa's two-stage fallback does), read as `parse_data` (default: as the NLU read it)."""
+    return [
+        ActionExecuted("action_listen"),
+        UserUttered(
+            latest_text(tracker),
+            parse_data=parse_data if parse_data is not None else (tracker.latest_message or {}),
+            input_channel=tracker.get_latest_input_channel(),
+        ),
+    ]
 
 
 def latest_text(tracker: Tracker) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SlotSet, UserUttered
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_intent, latest_text
+from actions.services import DomainAction, get_services, latest_intent, latest_text, put_back
 from bot.domain import chat, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
@@ -117,12 +117,14 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             # "yes cancel it", read as a cancel request: the yes to the change asked about
             return await ActionResolvePending().turn(session, tracker)
         next_step = tracker.get_slot("next_step")
-        if (
-            latest_intent(tracker) == "inform"
-            and tracker.latest_action_name == "action_listen"  # straight from the message,
-            and next_step not in _ANSWERS_A_QUESTION  # not after the identity check
-        ):
+        out_of_the_blue = (
+            tracker.latest_action_name == "action_listen"  # straight from the message, not
+            and next_step not in _ANSWERS_A_QUESTION  # after the identity check or a question
+        )
+        if out_of_the_blue and latest_intent(tracker) == "inform":
             return await _data_out_of_the_blue(session, tracker)
+        if out_of_the_blue and latest_intent(tracker) == "affirm":
+            return await _yes_out_of_the_blue(session, tracker)
         return await serve_request(session, tracker, choosing_order=next_step == "choose_order")
 
 
@@ -130,17 +132,39 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
 _ANSWERS_A_QUESTION = frozenset({"choose_order", "return_question"})
 
 
+async def _follows_up_on_an_order(session: AsyncSession, tracker: Tracker) -> bool:
+    """After a request about an order: a short message naming another of the customer's
+    orders (its number, "the other one", "and the mugs?") asks the same about that one."""
+    flow = tracker.get_slot("support_request")
+    return flow in support.ORDER_FLOWS and await chat.names_their_order(
+        session, tracker.sender_id, latest_text(tracker)
+    )
+
+
+async def _yes_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
+    """A yes with nothing asked: "wait sorry yes cancel it after all" right after a no to
+    that change asks it again (sf46); any other, anything else?"""
+    if await _follows_up_on_an_order(session, tracker):
+        return await serve_request(session, tracker, choosing_order=True)  # "ok and the mugs?"
+    declined = tracker.get_slot("declined_change")
+    if (
+        declined
+        and declined == tracker.get_slot("support_request")
+        and understanding.names_the_yes(latest_text(tracker), declined)
+    ):
+        return await serve_request(session, tracker, choosing_order=False)
+    return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_anything_else"))
+
+
 async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
     """Data with no question open: an order number or "the other one" after a request about
     an order asks the same about that order (sv51); anything else, what the customer wants."""
-    if tracker.get_slot("support_request") and understanding.names_an_order(latest_text(tracker)):
+    if await _follows_up_on_an_order(session, tracker):
         return await serve_request(session, tracker, choosing_order=True)
     return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_what_help"))
 
 
-async def serve_request(
-    session: AsyncSession, tracker: Tracker, choosing_order: bool, offer_survey: bool = True
-) -> chat.Turn:
+async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order: bool) -> chat.Turn:
     """The request remembered in `support_request`; `choosing_order`: the latest message
     answers "which order?" (the picker, or a survey question answered with an order)."""
     flow = tracker.get_slot("support_request")
@@ -161,7 +185,6 @@ async def serve_request(
         return_pick=return_pick(tracker),
         latest_intent=latest_intent(tracker),
         choosing_order=choosing_order,
-        offer_survey=offer_survey,
     )
 
 
@@ -219,14 +242,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
             # "yes cancel it" that the NLU did not read as a yes: put back as the yes it is
             # (the change stays pending; the "yes to a pending change" rule confirms it).
             yes = {"name": "affirm", "confidence": 1.0}
-            return [
-                ActionExecuted("action_listen"),
-                UserUttered(
-                    text,
-                    parse_data={**latest, "intent": yes, "intent_ranking": [yes]},
-                    input_channel=tracker.get_latest_input_channel(),
-                ),
-            ]
+            return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
         if pending == "return_item" and refines_return(tracker, text):
             # "just the towel though" at "Return order A10002 (3 items)?": the return, refined
             # (put back as a return request; its next step reads the words, nothing changes yet).
@@ -234,12 +250,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
             return [
                 SlotSet("awaiting", "nothing"),
                 SlotSet("pending_action", None),
-                ActionExecuted("action_listen"),
-                UserUttered(
-                    text,
-                    parse_data={**latest, "intent": refine, "intent_ranking": [refine]},
-                    input_channel=tracker.get_latest_input_channel(),
-                ),
+                *put_back(tracker, {**latest, "intent": refine, "intent_ranking": [refine]}),
             ]
         redated = pending == "pause_subscription" and support.parse_pause_until(text, utcnow())
         if redated:
@@ -254,12 +265,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
             SlotSet("pending_action", None),
             SlotSet("pause_until", None),
             SlotSet("next_step", "done"),
-            ActionExecuted("action_listen"),
-            UserUttered(
-                text,
-                parse_data=latest,
-                input_channel=tracker.get_latest_input_channel(),
-            ),
+            *put_back(tracker, latest),
         ]
 
 

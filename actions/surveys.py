@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,18 +14,18 @@ from actions.services import (
     STORAGE_ERRORS,
     DomainAction,
     get_services,
-    latest_text,
+    put_back,
     unavailable,
 )
-from actions.support import serve_request
 from bot.domain import chat, proactive, surveys, understanding
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
 # NLU read the answer to a score question as an opinion: a comment, not an unclear score.
 OPINION_INTENTS = frozenset({"complain", "praise"})
-# Never an answer, however unclear: their own rules end or interrupt the survey.
-PLEASANTRIES = frozenset({"greet", "goodbye", "thank"})
+# Never an answer, however unclear: their own rules end or interrupt the survey ("that's
+# not what i asked" is about the bot's answer, not the shop: fb12).
+PLEASANTRIES = frozenset({"greet", "goodbye", "thank", "bot_misunderstood"})
 
 
 def _latest_intent(tracker: Tracker) -> str | None:
@@ -78,11 +79,10 @@ def _names_an_order(tracker: Tracker, value: Any) -> bool:
     )
 
 
-def _about_an_order(tracker: Tracker, slot: str) -> dict[str, Any]:
-    """The survey ends here, kept as far as it was answered (the form's "survey finished"
-    rule submits it); ActionSubmitSurvey then serves the message as the request about
-    that order."""
-    return {slot: None, "survey_declined": True}  # no question left: the form is done
+def _set_aside(slot: str) -> dict[str, Any]:
+    """No question left (the form ends, kept as far as it was answered); ActionSubmitSurvey
+    then serves the message as itself."""
+    return {slot: None, **chat.SET_ASIDE}
 
 
 class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
@@ -122,7 +122,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if _names_an_order(tracker, value):
-            return _about_an_order(tracker, "survey_score")
+            return _set_aside("survey_score")
         kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
         return await self._score(dispatcher, tracker, domain, value, "survey_score", kind=kind)
 
@@ -148,7 +148,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if _names_an_order(tracker, value):
-            return _about_an_order(tracker, "survey_ces")
+            return _set_aside("survey_ces")
         return await self._score(
             dispatcher, tracker, domain, value, "survey_ces", kind=FeedbackKind.ces
         )
@@ -191,12 +191,16 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
         if _blank(value):
             return {"survey_comment": None}
         if _names_an_order(tracker, value):
-            return _about_an_order(tracker, "survey_comment")
+            return _set_aside("survey_comment")
         return await self._answer(
             dispatcher,
             "survey_comment",
             lambda session: chat.answer_comment(
-                session, tracker.sender_id, tracker.get_slot("survey_dispatch_id"), str(value or "")
+                session,
+                tracker.sender_id,
+                tracker.get_slot("survey_dispatch_id"),
+                str(value or ""),
+                opinion=_latest_intent(tracker) in OPINION_INTENTS | {"give_feedback"},
             ),
         )
 
@@ -219,19 +223,19 @@ class ActionSubmitSurvey(DomainAction, Action):  # type: ignore[misc]
         return "action_submit_survey"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        finished = await chat.finish_survey(
+        return await chat.finish_survey(
             session, tracker.sender_id, tracker.get_slot("survey_dispatch_id")
         )
-        if finished.slots.get("pending_action") or not _names_an_order(
-            tracker, latest_text(tracker)
-        ):
-            return finished  # (a low score's offer of a person comes first)
-        # Ended by an order number or "the other one" (_about_an_order): the request the
-        # chat was about, for that order, read as the answer to "which order?".
-        served = await serve_request(session, tracker, choosing_order=True, offer_survey=False)
-        served.messages[:0] = finished.messages
-        served.slots = {**finished.slots, **served.slots}
-        return served
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = await super().run(dispatcher, tracker, domain)
+        if tracker.get_slot("survey_set_aside"):
+            # answered with something else ("ok and the mugs?", "the other one"): that
+            # message now, as if no survey had been open
+            events += put_back(tracker)
+        return events
 
 
 class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]

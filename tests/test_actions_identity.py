@@ -172,3 +172,29 @@ async def test_both_in_one_message_with_a_wrong_email_is_one_failure_keeping_the
         "email": None,
         "identity_attempts": 1.0,
     }
+
+
+async def test_a_question_at_the_email_question_is_answered_not_counted(session, action_services):
+    """Tester: "why do you need my email?" got "That doesn't look like an email address"."""
+    await _shop(session)
+    state = _form(
+        "why do you need my email?", {"email": "why do you need my email?"}, order_number="A10001"
+    )
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    assert slot_events(events) == {"email": None}  # asked again by the form, no attempt lost
+    assert messages[0]["text"].startswith("I ask for your order number and the email you used")
+
+
+async def test_nvm_leaves_the_identity_check(session, action_services):
+    """Tester: "nvm" at the email question was refused as a bad email address, again and
+    again (a form with no way out)."""
+    await _shop(session)
+    state = _form("nvm", {"email": "nvm"}, order_number="A10001")
+
+    events, messages = await run(ValidateIdentityForm(), state)
+
+    slots = slot_events(events)
+    assert slots["requested_slot"] is None and "identity" not in slots
+    assert not any("look like" in m["text"] for m in messages)

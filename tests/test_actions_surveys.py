@@ -616,17 +616,13 @@ async def test_a_trigger_is_never_taken_back_as_an_answer(session, action_servic
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_served(
+async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_put_back(
     session, action_services
 ):
     """sv51: "the other one" right after a status answer and its CSAT question is about the
-    customer's other order: no score, no comment, the survey ends unanswered and the status
-    of that order is the reply."""
+    customer's other order: no score, no comment, the survey ends unanswered and the message
+    is put back to be served as itself (data/rules/smalltalk.yml, then action_support_request)."""
     _, dispatch_id = await _survey_started(session)
-    owner = (await session.scalars(select(Conversation))).one().customer_id
-    customer = await session.get(factories.Customer, owner)
-    await factories.order(session, customer, "A10002", OrderStatus.placed)
-    await session.commit()
     answer = _answer("the other one", "survey_score", dispatch_id, support_request="order_status")
 
     events, messages = await run(ValidateSurveyForm(), answer)
@@ -634,15 +630,41 @@ async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_served
     assert slot_events(events) == {
         "survey_score": None,
         "survey_declined": True,
+        "survey_set_aside": True,
         "requested_slot": None,
     }
     assert messages == []
+    answer.slots.update(survey_declined=True, survey_set_aside=True)
     events, messages = await run(ActionSubmitSurvey(), answer)
-    assert "A10002" in messages[0]["text"] and "A10001" not in messages[0]["text"]
-    assert slot_events(events)["survey_dispatch_id"] is None
+    assert messages == []
+    assert slot_events(events)["survey_set_aside"] is False
+    assert [(e["event"], e.get("name") or e.get("text")) for e in events[-2:]] == [
+        ("action", "action_listen"),
+        ("user", "the other one"),
+    ]
     assert (await session.scalars(select(Feedback))).all() == []
     dispatch = await session.get(SurveyDispatch, int(dispatch_id))
     assert dispatch is not None and dispatch.answered_at is None
+
+
+async def test_a_follow_up_question_at_a_score_or_comment_question_is_put_back(
+    session, action_services
+):
+    """Tester: "ok and the mugs?" at "How satisfied…?" and "can i get it delivered to a
+    packstation instead" at the comment question were stored as comments."""
+    _, dispatch_id = await _survey_started(session)
+
+    score_events, _ = await run(
+        ValidateSurveyForm(), _answer("ok and the mugs?", "survey_score", dispatch_id)
+    )
+    comment_events, _ = await run(
+        ValidateSurveyForm(),
+        _answer("can i get it delivered to a packstation instead", "survey_comment", dispatch_id),
+    )
+
+    assert slot_events(score_events)["survey_set_aside"] is True
+    assert slot_events(comment_events)["survey_set_aside"] is True
+    assert (await session.scalars(select(Feedback))).all() == []
 
 
 async def test_a_long_remark_naming_an_order_is_still_the_comment(session, action_services):

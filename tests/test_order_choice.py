@@ -521,3 +521,23 @@ async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
         "Thanks! What would you like to do: check the order status, report a problem, "
         "return it, or something else?"
     ]
+
+
+async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(session) -> None:
+    """Tester: a subscriber asking about a missing box, an address or a double charge got
+    "I can't find any orders on your account" again and again."""
+    owner = await factories.customer(session, 7)
+    await factories.subscription(session, owner)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        text="you charged me twice this month",
+    )  # fmt: skip
+
+    [(text, buttons)] = turn.messages
+    assert "I can't see any one-off orders on your account, only your" in text
+    assert "subscription (active)" in text and "Shall I get one?" in text
+    assert [b["payload"] for b in buttons] == ["yes", "no"]
+    assert (turn.slots["awaiting"], turn.slots["pending_action"]) == ("confirmation", "offer_human")

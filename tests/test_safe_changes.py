@@ -115,6 +115,9 @@ def test_clarification_offers_the_likeliest_meanings_and_something_else() -> Non
         ("skip january", datetime(2027, 2, 1, tzinfo=UTC)),
         ("skip december", datetime(2027, 1, 1, tzinfo=UTC)),
         ("pause it till the 15th of january", datetime(2027, 1, 15, tzinfo=UTC)),
+        # "mid" is the 15th (tester: "till mid january" was 1 January)
+        ("ok whatever just pause it till mid january", datetime(2027, 1, 15, tzinfo=UTC)),
+        ("pause till mid-march", datetime(2027, 3, 15, tzinfo=UTC)),
         ("pause my sub", None),
         ("hey can i put my coffee box on hold", None),
         ("pause until 2029-01-01", None),  # more than a year ahead

@@ -720,3 +720,17 @@ def test_skipping_the_next_box_pauses_until_the_box_after_it() -> None:
         "charged for it, and deliveries restart with the one after, on 24 January 2027."
     )
     assert (result.next_step, result.pending_action) == (NextStep.confirm, "pause_subscription")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["also can u send me the invoice for that order", "need an invoice with my company VAT id"],
+)
+def test_an_invoice_question_is_not_answered_with_the_double_charge_text(text: str) -> None:
+    """Tester: invoice and VAT requests got "was charged once … pre-authorisation"."""
+    assert support.asks_invoice(text)
+    result = support.invoice(_order(OrderStatus.delivered))
+    assert result.reply.startswith("The invoice for order A10001 (59.90 EUR) is attached")
+    assert "VAT" in result.reply and "pre-authorisation" not in result.reply
+    assert (result.next_step, result.pending_action) == (NextStep.confirm, "offer_human")
+    assert not support.asks_invoice("i was charged twice for my order")

@@ -68,9 +68,17 @@ async def test_transactional_rule_an_answer_or_decline_in_the_conversation_holds
         session, conversation, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
     )
     assert first is not None
-    # Asked but not answered yet: not a reason to stay quiet.
-    ignored = await surveys.start_in_chat(
+    # Asked in this chat and set aside for the next request: not asked again in this chat
+    # (one CSAT per chat, not one after every answer), but in the next chat.
+    again_here = await surveys.start_in_chat(
         session, conversation, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
+    )
+    assert again_here is None
+    later = Conversation(id="conv-later", customer_id=conversation.customer_id)
+    session.add(later)
+    await session.commit()
+    ignored = await surveys.start_in_chat(
+        session, later, lifecycle, FeedbackKind.csat, "support_chat", QUIET_HOURS
     )
     assert ignored is not None
     # Answered (or declined) long ago, but in this very conversation.

@@ -140,6 +140,12 @@ async def _order_named_in(session: AsyncSession, customer: Customer, text: str) 
 # --- identity ------------------------------------------------------------------------------
 
 
+# Leaving the identity check in words ("nvm", "forget it"): like "no thanks".
+_LEAVE = re.compile(
+    r"^\s*(nvm|never ?mind|forget it|forget about it|doesn'?t matter|leave it)\b", re.IGNORECASE
+)
+
+
 async def check_identity(
     session: AsyncSession,
     conversation_id: str,
@@ -147,8 +153,11 @@ async def check_identity(
     email_text: str | None,
     attempts: int,
 ) -> Turn:
-    """Validate the identity form: the shape of each answer, then both against the order."""
-    if is_decline(order_text or "") or is_decline(email_text or ""):
+    """Validate the identity form: the shape of each answer, then both against the order.
+    "nvm" leaves the check; a question instead of an answer ("why do you need my email?")
+    is answered and the question asked again, no attempt counted (tester: a form trap)."""
+    answer = email_text if email_text is not None else order_text or ""
+    if any(is_decline(t or "") or _LEAVE.match(t or "") for t in (order_text, email_text)):
         return Turn(
             slots={
                 "identity_attempts": float(MAX_IDENTITY_ATTEMPTS),
@@ -160,6 +169,13 @@ async def check_identity(
     turn = Turn()
     order_number = support.extract_order_number(order_text) if order_text else None
     email = support.extract_email(email_text) if email_text else None
+    if (
+        understanding.reads_as_ask(answer, order_number_asks=False)
+        and not support.extract_email(answer)
+        and not support.extract_order_number(answer)
+    ):
+        field = "email" if email_text is not None else "order_number"
+        return Turn(slots={field: None}).say(texts.render("utter_identity_why"))
     if order_text and order_number is None:
         return _identity_retry(
             turn,
@@ -237,7 +253,6 @@ async def support_request(
     return_pick: str | None = None,
     latest_intent: str | None = None,
     choosing_order: bool = False,
-    offer_survey: bool = True,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -248,7 +263,6 @@ async def support_request(
     message or a button's `return_pick` that answers its question continues it.
     `choosing_order`: the bot had asked which order (the picker); `latest` is the answer in
     words when no button or number named one ("the towel one", "the newest").
-    `offer_survey` False: no survey after the answer (it comes in place of one just asked).
     """
     draft = returns.ReturnDraft.from_slot(return_draft)
     if draft is not None and verified:
@@ -312,7 +326,7 @@ async def support_request(
             flow, subscription, pause_until, now=now, skip_next=skip_next
         )
         flow_turn = await _apply_flow_result(
-            session, settings, context, result, trigger=f"in_chat:{flow}", offer_survey=offer_survey
+            session, settings, context, result, trigger=f"in_chat:{flow}"
         )
         if result.next_step is NextStep.confirm:
             flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
@@ -333,7 +347,7 @@ async def support_request(
         order.messages[:0] = turn.messages
         return order
     if order is None:
-        return turn.say(texts.render("utter_support_no_orders"))
+        return await _no_orders(session, context, turn)
     context = ChatContext(context.conversation, context.customer, order)
     if flow in RETURN_FLOWS and order.status is OrderStatus.delivered:
         draft = returns.ReturnDraft(order=order.number, flow=flow)
@@ -350,9 +364,10 @@ async def support_request(
         settings.return_window_days,
         now=now,
         late_policy=support.LatePolicy(settings.late_grace_days, settings.replacement_after_days),
+        text=text,
     )
     order_turn = await _apply_flow_result(
-        session, settings, context, result, trigger=f"in_chat:{flow}", offer_survey=offer_survey
+        session, settings, context, result, trigger=f"in_chat:{flow}"
     )
     if flow in CARD_FLOWS:  # the order's card right after the answer (issue #19 item 3)
         card_turn = Turn().show_cards([order_cards.order_card(order)])
@@ -562,6 +577,20 @@ _ORDINALS = {
 _ORDINAL = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b(?! order)", re.I)
 
 
+async def names_their_order(session: AsyncSession, conversation_id: str, text: str) -> bool:
+    """A short follow-up naming an order of the customer's: its number, "the other one", or
+    a product one of their orders holds ("ok and the mugs?")."""
+    if understanding.names_an_order(text):
+        return True
+    if len(text.split()) > understanding.SHORT_ORDER_REFERENCE_WORDS:
+        return False
+    context = await load_context(session, conversation_id)
+    if context.customer is None or context.customer.is_anonymous:
+        return False
+    orders = await repositories.customer_orders(session, context.customer.id)
+    return bool(_orders_mentioning(orders, text))
+
+
 def _picked_in_words(offered: list[Order], text: str) -> Order | None:
     """The order of the picker's (newest first) that an answer in words names: a product
     only one of them holds ("the towel one"), "the newest" / "the oldest", or a card's place
@@ -642,6 +671,25 @@ async def _order_in_question(
     return _use_order(context, current or orders[0])
 
 
+async def _no_orders(session: AsyncSession, context: ChatContext, turn: Turn) -> Turn:
+    """An order request from a customer with no orders: a subscriber's box, address or
+    charge is the subscription's (a person is offered, not a dead end: tester); anyone
+    else may have ordered as a guest."""
+    assert context.customer is not None
+    subscription = await repositories.latest_subscription(session, context.customer.id)
+    if subscription is None:
+        return turn.say(texts.render("utter_support_no_orders"))
+    turn.slots.update(awaiting="confirmation", pending_action="offer_human")
+    return turn.say(
+        texts.render(
+            "utter_support_subscription_not_order",
+            plan=subscription.plan,
+            status=subscription.status.value,
+        ),
+        support.YES_NO,
+    )
+
+
 def _use_order(context: ChatContext, order: Order) -> Order:
     context.conversation.order_id = order.id
     return order
@@ -688,7 +736,6 @@ async def _apply_flow_result(
     context: ChatContext,
     result: FlowResult,
     trigger: str,
-    offer_survey: bool = True,
 ) -> Turn:
     turn = Turn(
         slots={
@@ -703,11 +750,7 @@ async def _apply_flow_result(
         )
     elif result.next_step is NextStep.address:
         turn.slots.update(next_step="address", new_address=None)
-    elif (
-        result.next_step in (NextStep.survey, NextStep.churn_survey)
-        and context.customer
-        and offer_survey
-    ):
+    elif result.next_step in (NextStep.survey, NextStep.churn_survey) and context.customer:
         kind = (
             FeedbackKind.churn_reason
             if result.next_step is NextStep.churn_survey
@@ -874,6 +917,11 @@ async def start_feedback_survey(
     return Turn(slots=_survey_slots(dispatch)).say(texts.render("utter_survey_feedback_intro"))
 
 
+# Set aside (answered with something else): the form ends with no question left and
+# action_submit_survey serves the message as itself (actions/surveys.py).
+SET_ASIDE = {"survey_declined": True, "survey_set_aside": True}
+
+
 async def answer_score(
     session: AsyncSession,
     conversation_id: str,
@@ -904,6 +952,14 @@ async def answer_score(
         return Turn(slots={slot: None}).say(corrected)
     kind = kind or dispatch.survey_kind
     parsed = parse_score(text, kind.value)
+    if (
+        not opinion
+        and understanding.reads_as_ask(text, order_number_asks=False)
+        and (parsed.status is not ScoreStatus.ok or is_comment(text))
+    ):
+        # "ok and the mugs?", "can i get a new one?" at "How satisfied…?": still the support
+        # conversation, not an answer (tester, 2026-12-07)
+        return Turn(slots={slot: None, **SET_ASIDE})
     if is_comment(text) or (opinion and parsed.status is not ScoreStatus.ok):
         return await _comment_instead_of_score(session, conversation_id, dispatch, text, slot)
     if parsed.status is not ScoreStatus.ok:
@@ -970,8 +1026,20 @@ async def _comment_instead_of_score(
 
 
 async def answer_comment(
-    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
+    session: AsyncSession,
+    conversation_id: str,
+    dispatch_id: float | None,
+    text: str,
+    opinion: bool = False,
 ) -> Turn:
+    """The comment (or churn reason); a question that is no opinion ("can i get it delivered
+    to a packstation instead") sets the survey aside: it is served as itself."""
+    if (
+        not opinion
+        and understanding.reads_as_ask(text, order_number_asks=False)
+        and not is_decline(text)
+    ):
+        return Turn(slots={"survey_comment": None, **SET_ASIDE})
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is not None:
         corrected = await _correct_last_score(session, dispatch, text)
@@ -1039,8 +1107,8 @@ async def finish_survey(
     reset = {
         "survey_kind": None, "survey_dispatch_id": None, "survey_score": None, "survey_comment": None,
         "survey_ces": None, "survey_source": None,
-        "survey_retries": 0.0, "survey_declined": False, "next_step": NextStep.done.value,
-        "awaiting": "nothing", "pending_action": None,
+        "survey_retries": 0.0, "survey_declined": False, "survey_set_aside": False,
+        "next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None,
     }  # fmt: skip
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is None or dispatch.answered_at is None:

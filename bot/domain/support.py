@@ -154,6 +154,7 @@ async def run_order_flow(
     return_window_days: int,
     now: datetime | None = None,
     late_policy: LatePolicy | None = None,
+    text: str = "",
 ) -> FlowResult:
     lifecycle = await lifecycles.lifecycle_for_order(session, order)
     if flow in {
@@ -174,6 +175,8 @@ async def run_order_flow(
         # Money back for a parcel that never came: the late-parcel table's step (a trace,
         # then a replacement or refund), not "return it once it's delivered".
         return _late_refund(order, late, late_policy or LatePolicy())
+    if flow == "billing_issue" and asks_invoice(text):
+        return invoice(order)
     handler = _ORDER_HANDLERS[flow]
     return handler(order, return_window_days)
 
@@ -582,6 +585,25 @@ def change_address(order: Order, _window: int) -> FlowResult:
     )
 
 
+_INVOICE = re.compile(r"\b(invoice|receipt|vat|tax id|company (name|details))", re.IGNORECASE)
+
+
+def asks_invoice(text: str) -> bool:
+    """ "can u send me the invoice", "an invoice with my company VAT id": not a charge."""
+    return bool(_INVOICE.search(text or ""))
+
+
+def invoice(order: Order) -> FlowResult:
+    """Where the invoice is, and a person for a copy or one with company details (the bot
+    cannot issue invoices; the double-charge text answered these: tester)."""
+    return FlowResult(
+        texts.render("utter_billing_invoice", order=order.number, amount=_money(order)),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
 def billing_issue(order: Order, _window: int) -> FlowResult:
     if order.status is OrderStatus.cancelled:
         return FlowResult(
@@ -772,11 +794,14 @@ def _months_later(day: datetime, months: int) -> datetime:
     return day.replace(year=day.year + index // 12, month=index % 12 + 1, day=min(day.day, 28))
 
 
+_MID_MONTH = re.compile(r"\b(mid|middle of)[- ]", re.IGNORECASE)
+
+
 def parse_pause_until(text: str, now: datetime) -> datetime | None:
     """The day deliveries restart after a pause the customer dated, or None.
 
     "pause until March" → 1 March; "skip January" → 1 February (the month after the one
-    skipped); "pause till the 15th of January" → 15 January. Dates are read with
+    skipped); "pause till the 15th of January" or "till mid january" → 15 January. Dates are read with
     dateparser (future dates preferred, the first of a month when only a month is named);
     past dates and dates more than a year ahead are ignored. A length ("for a month", "for
     2 weeks") counts from today: "for a month" on 7 December restarts on 7 January.
@@ -794,7 +819,7 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
     from dateparser.search import search_dates  # slow to import; only pauses need it
 
     found = search_dates(
-        text or "",
+        re.sub(r"\bmid-", "mid ", text or "", flags=re.IGNORECASE),
         languages=["en"],
         settings={
             "PREFER_DATES_FROM": "future",
@@ -807,7 +832,9 @@ def parse_pause_until(text: str, now: datetime) -> datetime | None:
         return None
     phrase, value = found[-1]
     day = datetime(value.year, value.month, value.day, tzinfo=now.tzinfo)
-    if _SKIP.search(text.lower()) and not re.search(r"\d", phrase):
+    if _MID_MONTH.search(text) and not re.search(r"\d", phrase):
+        day = day.replace(day=15)  # "till mid january": the 15th, not the 1st (tester)
+    elif _SKIP.search(text.lower()) and not re.search(r"\d", phrase):
         # A month skipped: deliveries restart on the first of the next month ("skip
         # December" said in December is this December, not next year's).
         if (day.year, day.month) == (now.year + 1, now.month):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
@@ -44,15 +44,23 @@ async def surveyed_recently(
     now: datetime | None = None,
 ) -> bool:
     """The transactional rule of SPEC §6: the customer answered or declined a survey in this
-    conversation, or anywhere in the last `quiet_hours`. Asked and ignored ones don't count."""
+    conversation, or anywhere in the last `quiet_hours`; or was asked one in this
+    conversation and set it aside to go on with their request (no CSAT after every answer
+    of a chat: tester, 2026-12-07). Offered and ignored ones elsewhere don't count."""
     since = (now or utcnow()) - timedelta(hours=quiet_hours)
     found = await session.scalar(
         select(SurveyDispatch.id)
         .where(
             SurveyDispatch.customer_id == customer_id,
-            or_(SurveyDispatch.answered_at.is_not(None), SurveyDispatch.declined_at.is_not(None)),
             or_(
-                SurveyDispatch.conversation_id == conversation_id,
+                and_(
+                    SurveyDispatch.conversation_id == conversation_id,
+                    or_(
+                        SurveyDispatch.answered_at.is_not(None),
+                        SurveyDispatch.declined_at.is_not(None),
+                        SurveyDispatch.accepted_at.is_not(None),  # its questions were asked
+                    ),
+                ),
                 SurveyDispatch.answered_at >= since,
                 SurveyDispatch.declined_at >= since,
             ),

@@ -84,12 +84,13 @@ _ASK = re.compile(
 _CLAUSES = re.compile(r"[,.;!]+|\s-\s|\b(?:and|but|so)\b", re.IGNORECASE)
 
 
-def reads_as_ask(text: str) -> bool:
+def reads_as_ask(text: str, order_number_asks: bool = True) -> bool:
     """Worded as a question or an ask ("where is…", "can i…", "cancel…", "…?"), or naming an
-    order number: what a request looks like, unlike a remark ("the checkout kept logging me
-    out") or an answer."""
+    order number (unless `order_number_asks` is False: "A10001 came broken" at a survey
+    question is a remark): what a request looks like, unlike a remark ("the checkout kept
+    logging me out") or an answer."""
     text = text or ""
-    if "?" in text or ORDER_NUMBER_PATTERN.search(text):
+    if "?" in text or (order_number_asks and ORDER_NUMBER_PATTERN.search(text)):
         return True
     # Any clause may be the ask: "the box was soaked, can i return it".
     return any(_ASK.search(clause) for clause in _CLAUSES.split(text))

@@ -82,6 +82,19 @@ async def customer_subscription(session: AsyncSession, customer_id: int) -> Subs
     return rows.first()
 
 
+async def latest_subscription(session: AsyncSession, customer_id: int) -> Subscription | None:
+    """The customer's live subscription, else the one they cancelled last."""
+    live = await customer_subscription(session, customer_id)
+    if live is not None:
+        return live
+    rows = await session.scalars(
+        select(Subscription)
+        .where(Subscription.customer_id == customer_id)
+        .order_by(Subscription.cancelled_at.desc().nulls_last(), Subscription.id.desc())
+    )
+    return rows.first()
+
+
 async def get_or_create_conversation(session: AsyncSession, conversation_id: str) -> Conversation:
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
