@@ -530,7 +530,7 @@ class Outcome:
 # apply refreshes the lifecycles roll-ups once, at its end, in key order (migration 0030;
 # before it, two concurrent apply transactions deadlocked on the journey roll-up's day rows
 # and only one batch at a time was applied across all workers).
-QUEUE_BATCH = 64
+QUEUE_BATCH = 128
 
 
 @dataclass(frozen=True)

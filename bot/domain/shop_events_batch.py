@@ -205,6 +205,7 @@ class _Batch:
     dirty_subscriptions: dict[int, Row] = field(default_factory=dict)
     new_lives: list[_Life] = field(default_factory=list)
     dispatches: list[_Dispatch] = field(default_factory=list)
+    changed: set[int] = field(default_factory=set)  # customers whose lifecycles were written
 
 
 async def apply_batch(
@@ -248,14 +249,19 @@ async def apply_batch(
             # out in the order of the events, as applying them one at a time gives them.
             await _write(batch)
             results.append(await slow(event, received_at))
+            batch.changed.add(customers[event.customer.external_id]["id"])  # its lifecycles, maybe
             continue
         written.append((len(results), outcome))
         results.append(None)
     await _write(batch)
     for n, outcome in written:
         results[n] = outcome.as_json()
-    if postgres:
-        await _refresh_rollups(connection, customer_ids, before)
+    if postgres and batch.changed:
+        # Only customers whose lifecycles changed, as the triggers would (a shipped order
+        # or an ignored event changes none).
+        changed = sorted(batch.changed)
+        old = [row for row in before if row["customer_id"] in batch.changed]
+        await _refresh_rollups(connection, changed, old)
     return [result for result in results if result is not None]
 
 
@@ -798,6 +804,8 @@ async def _write(batch: _Batch) -> None:
     # Written: what comes next (the events after a slow one) starts from here.
     for lives in batch.lives.values():
         for life in lives:
+            if life.new or life.dirty:
+                batch.changed.add(life.row["customer_id"])
             life.new = life.dirty = False
     for pending in (batch.new_orders, batch.new_items, batch.new_subscriptions,
                     batch.new_lives, batch.dispatches):  # fmt: skip
