@@ -38,12 +38,13 @@ def request_message(tracker: Tracker, flow: str | None) -> dict[str, Any]:
     return latest
 
 
-def named_order_number(tracker: Tracker) -> str | None:
+def named_order_number(tracker: Tracker, latest_only: bool = False) -> str | None:
     """The order number the customer gave for the current request (in the request itself,
     the identity check or the order picker's button), or None: a number remembered from an
     earlier request is not this request's (issue #17, bot/domain/chat.py `_order_in_question`).
 
-    The request starts at the user message that set `support_request` last."""
+    The request starts at the user message that set `support_request` last; `latest_only`:
+    the customer's latest message alone (it answers "which order?")."""
     events = list(tracker.events)
     start = next(
         (i for i in range(len(events) - 1, -1, -1)
@@ -53,6 +54,8 @@ def named_order_number(tracker: Tracker) -> str | None:
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
     before = [i for i in users if start is None or i < start]
     first = before[-1] if before else (users[-1] if users else len(events))
+    if latest_only:
+        first = users[-1] if users else len(events)
     named: str | None = None
     for event in events[first:]:
         if event.get("event") == "user":
@@ -158,9 +161,36 @@ async def _yes_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.
 
 async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
     """Data with no question open: an order number or "the other one" after a request about
-    an order asks the same about that order (sv51); anything else, what the customer wants."""
+    an order asks the same about that order (sv51); an ask the NLU took for data because of
+    an address or a number in it ("pls change delivery adress to 5 rue victor hugo") is the
+    request it ranked next; details after a request ("its the coffee subscription, 2
+    payments of 19 euro") get a person offered; anything else, what the customer wants."""
     if await _follows_up_on_an_order(session, tracker):
         return await serve_request(session, tracker, choosing_order=True)
+    text = latest_text(tracker)
+    runner_up = next(
+        (
+            str(item.get("name"))
+            for item in intent_ranking(tracker.latest_message or {})[1:3]
+            if item.get("name") in support.ORDER_FLOWS | support.SUBSCRIPTION_FLOWS
+        ),
+        None,
+    )
+    if (
+        runner_up
+        and tracker.get_slot("identity") == "verified"
+        and understanding.reads_as_ask(text, order_number_asks=False)
+    ):
+        turn = await chat.support_request(
+            session, get_services().settings, tracker.sender_id, runner_up, verified=True,
+            text=text, latest=text,
+        )  # fmt: skip
+        turn.slots["support_request"] = runner_up
+        return turn
+    if tracker.get_slot("support_request"):
+        return chat.Turn(
+            slots={"next_step": "done", "awaiting": "confirmation", "pending_action": "offer_human"}
+        ).say(texts.render("utter_details_offer_person"), support.YES_NO)
     return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_what_help"))
 
 
@@ -175,7 +205,9 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
         tracker.sender_id,
         flow,
         verified=tracker.get_slot("identity") == "verified",
-        order_number=named_order_number(tracker),
+        # answering "which order?" (or pointing at another one), only the latest message
+        # names it: "cancel A10001", then "no wait the other one" is not A10001 (tq19)
+        order_number=named_order_number(tracker, latest_only=choosing_order),
         text=str(request.get("text") or ""),
         intent_ranking=intent_ranking(request),
         dropped=pending_change(tracker),
@@ -209,6 +241,15 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             latest_intent(tracker) == "affirm"
             and (understanding.is_yes_words(latest_text(tracker)) or bool(return_pick(tracker)))
         )
+        if (
+            not confirmed
+            and chat.is_change(pending_change(tracker))
+            and tracker.get_slot("support_request") in support.ORDER_FLOWS
+            and await chat.names_another_order(session, tracker.sender_id, latest_text(tracker))
+        ):
+            # "no wait the other one, the kettle" at "Cancel order A10002 (mug)?": the same
+            # change asked for that order (tester: a hurried yes cancelled the wrong one)
+            return await serve_request(session, tracker, choosing_order=True)
         return await chat.resolve_pending(
             session,
             settings,

@@ -17,7 +17,8 @@ The channel (rasa_ext/channels.py) asks `plan()` what to send to the bot before 
   first, and the bot says it will come to the second next (`utter_compound_next`).
 
 Parts answering a question (affirm, deny, inform), fallbacks and out-of-scope text are never
-split off: "yes and also 2 mugs" stays one answer. Pure functions; no Rasa import, so the app
+split off: "yes and also 2 mugs" stays one answer; but a "no" in front of a request is
+dropped for it ("nah forget it, is the shirt linen?": the question). Pure functions; no Rasa import, so the app
 venv's tests check them directly.
 """
 
@@ -105,6 +106,10 @@ def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
     when this cut is no compound message (try the next cut, or send the message as typed)."""
     if not (_clear(one) and _clear(two)) or one.intent == two.intent:
         return None
+    if one.intent == "deny" and two.intent in REQUESTS:
+        # "nah forget it, is the shirt 100% linen tho?": the question (which also drops a
+        # change waiting for its yes, saying so); "Okay. Anything else?" was all it got
+        return Plan((second,))
     kinds = {one.intent, two.intent}
     if kinds - PLEASANTRIES - REQUESTS:
         return None  # an answer, a fallback, out of scope: not ours to split

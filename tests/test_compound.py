@@ -129,3 +129,12 @@ def test_a_message_said_twice_in_a_row_in_one_turn_is_said_once() -> None:
     assert without_repeats([ask, dict(ask), custom]) == [ask, custom]
     assert without_repeats([ask, other, ask]) == [ask, other, ask]  # not in a row: kept
     assert without_repeats([custom, dict(custom)]) == [custom, custom]  # no text: kept
+
+
+def test_a_no_in_front_of_a_question_leaves_the_question() -> None:
+    """Tester: "nah forget it, is the shirt 100% linen tho?" got only "Okay. Anything else?"."""
+    first, second = "nah forget it", "is the shirt 100% linen tho?"
+    assert plan(first, second, sure("deny"), sure("product_question")) == Plan((second,))
+    # a no after a request, or a no next to an answer, is no compound
+    assert plan(second, first, sure("product_question"), sure("deny")) is None
+    assert plan(first, "2 mugs", sure("deny"), sure("inform")) is None

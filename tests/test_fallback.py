@@ -41,6 +41,7 @@ def test_the_replies_are_domain_responses() -> None:
         fallback.UTTER_REPHRASE,
         fallback.UTTER_OFFER_PERSON,
         fallback.UTTER_SYMBOLS,
+        fallback.UTTER_UPSET,
     ):
         assert name in responses
     assert set(fallback.CHOICES) <= set(domain()["intents"])
@@ -146,3 +147,11 @@ def test_an_unsure_question_ranked_as_a_product_question_is_tried_on_the_knowled
     assert not fallback.may_be_a_knowledge_question(
         "does the merino jumper shrink", "product_question", jumper
     )
+
+
+def test_an_angry_face_on_its_own_is_answered_with_sorry_first() -> None:
+    """Tester: "😡" got the cheerful "I'm here to help!" prompt."""
+    reply = fallback.reply("😡", "nlu_fallback", [], 0)
+    assert reply.response == fallback.UTTER_UPSET
+    assert reply.buttons[0]["title"] == "Where is my order?"
+    assert fallback.reply("🙂", "nlu_fallback", [], 0).response == fallback.UTTER_SYMBOLS

@@ -496,7 +496,8 @@ async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
     session, action_services
 ):
     """sv51: after an answer about A10002, "A10001" typed with no question open is the same
-    request about A10001; other data with no question open asks what the customer wants."""
+    request about A10001; other details after a request get a person offered; data with no
+    request before it asks what the customer wants."""
     await _jane(session)
     slots = {**VERIFIED, "support_request": "order_status", "next_step": "done"}
     answered = [
@@ -515,9 +516,17 @@ async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
     other_data = await run(
         ActionSupportRequest(), tracker("conv-1", "jane@example.com", "inform", slots)
     )
+    no_request = {key: value for key, value in slots.items() if key != "support_request"}
+    data_alone = await run(
+        ActionSupportRequest(), tracker("conv-1", "jane@example.com", "inform", no_request)
+    )
 
     assert _about(messages[0]["text"]) == "A10001" and "delivered" in messages[0]["text"]
     assert [m["text"] for m in other_data[1]] == [
+        "Thanks for the details. A person from our team can look into this with you. "
+        "Shall I get one?"
+    ]
+    assert [m["text"] for m in data_alone[1]] == [
         "Thanks! What would you like to do: check the order status, report a problem, "
         "return it, or something else?"
     ]
@@ -541,3 +550,59 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(se
     assert "subscription (active)" in text and "Shall I get one?" in text
     assert [b["payload"] for b in buttons] == ["yes", "no"]
     assert (turn.slots["awaiting"], turn.slots["pending_action"]) == ("confirmation", "offer_human")
+
+
+async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_order(
+    session, action_services
+):
+    """Tester (tq19): "no wait the other one, the kettle" at "Cancel order A10005 (mug)?"
+    was a plain no, and a hurried yes then cancelled the mug. The same change is asked for
+    the kettle's order; nothing is cancelled. "no the mug is fine" stays a no."""
+    from actions.support import ActionResolvePending
+
+    owner = await factories.customer(session, email="ola@example.com")
+    mug = await _order(session, owner, "A10005", OrderStatus.placed, ["Stoneware Mug"], 1)
+    await _order(session, owner, "A10006", OrderStatus.placed, ["Gooseneck Kettle"], 2)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=mug.id))
+    await session.commit()
+    pending = {
+        **VERIFIED, "support_request": "cancel_order", "awaiting": "confirmation",
+        "pending_action": "cancel_order", "next_step": "confirm",
+    }  # fmt: skip
+
+    _, messages = await run(
+        ActionResolvePending(),
+        tracker("conv-1", "no wait the other one, the kettle", "deny", pending),
+    )
+    conversation = await session.get(Conversation, "conv-1")
+    assert conversation is not None
+    conversation.order_id = mug.id  # a fresh "Cancel order A10005?"
+    await session.commit()
+    _, plain_no = await run(
+        ActionResolvePending(), tracker("conv-1", "no the mug is fine", "deny", pending)
+    )
+
+    assert messages[0]["text"].startswith("Cancel order A10006")
+    assert "A10006" not in plain_no[0]["text"] and "haven't changed anything" in plain_no[0]["text"]
+    statuses = (await session.scalars(select(Order.status).order_by(Order.number))).all()
+    assert statuses == [OrderStatus.placed, OrderStatus.placed]
+
+
+async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_services):
+    """Tester (tq20): "pls change delivery adress to 5 rue victor hugo 75001 paris" is read
+    as inform (0.90, change_address 0.09) because of the address in it; it got "What
+    would you like to do?"."""
+    await _jane(session)
+    state = tracker(
+        "conv-1", "pls change delivery adress to 5 rue victor hugo 75001 paris", "inform",
+        {**VERIFIED, "next_step": "done"},
+    )  # fmt: skip
+    state.latest_message["intent_ranking"] = [
+        {"name": "inform", "confidence": 0.90}, {"name": "change_address", "confidence": 0.09},
+    ]  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert "A10002" in messages[0]["text"] and "new delivery address" in messages[0]["text"]
+    assert slot_events(events)["support_request"] == "change_address"
+    assert slot_events(events)["next_step"] == "address"

@@ -734,3 +734,15 @@ def test_an_invoice_question_is_not_answered_with_the_double_charge_text(text: s
     assert "VAT" in result.reply and "pre-authorisation" not in result.reply
     assert (result.next_step, result.pending_action) == (NextStep.confirm, "offer_human")
     assert not support.asks_invoice("i was charged twice for my order")
+
+
+def test_a_customer_who_checked_with_the_neighbours_is_not_told_to() -> None:
+    """Tester: "theres nothing here, checked with neighbours too" got "Please check with
+    neighbours"."""
+    order = _order(OrderStatus.delivered)
+    checked = support.delivery_problem(
+        order, WINDOW, said="nothing here, checked with neighbours too"
+    )
+    plain = support.delivery_problem(order, WINDOW, said="my parcel says delivered but isnt here")
+    assert "check with neighbours" not in checked.reply and "opened a trace" in checked.reply
+    assert "Please check with neighbours" in plain.reply

@@ -591,6 +591,24 @@ async def names_their_order(session: AsyncSession, conversation_id: str, text: s
     return bool(_orders_mentioning(orders, text))
 
 
+async def names_another_order(session: AsyncSession, conversation_id: str, text: str) -> bool:
+    """Whether the words point away from the order the chat is about, to another of the
+    customer's: "the other one", another's number, or a product only other orders hold."""
+    context = await load_context(session, conversation_id)
+    if context.customer is None or context.order is None:
+        return False
+    orders = await repositories.customer_orders(session, context.customer.id)
+    others = [o for o in orders if o.id != context.order.id]
+    if not others:
+        return False
+    if understanding.means_other_order(text):
+        return True
+    number = support.extract_order_number(text)
+    if number:
+        return number != context.order.number
+    return bool(_orders_mentioning(others, text)) and not _orders_mentioning([context.order], text)
+
+
 def _picked_in_words(offered: list[Order], text: str) -> Order | None:
     """The order of the picker's (newest first) that an answer in words names: a product
     only one of them holds ("the towel one"), "the newest" / "the oldest", or a card's place

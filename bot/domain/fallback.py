@@ -46,6 +46,9 @@ UTTER_CHOICES = "utter_fallback_choices"
 UTTER_REPHRASE = "utter_fallback_rephrase"
 UTTER_OFFER_PERSON = "utter_fallback_offer_person"
 UTTER_SYMBOLS = "utter_fallback_symbols"
+UTTER_UPSET = "utter_fallback_upset"
+# An angry face or a thumbs-down on its own (tester: "😡" got "I'm here to help!").
+_UPSET = frozenset("😡😠🤬👎😤💢😒🙄")
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ def reply(
 ) -> FallbackReply:
     """The bot's answer to a message it did not understand (or to "none of these")."""
     if not has_words(text):
+        if any(ch in _UPSET for ch in text):
+            # sorry first; a person is offered only if it fails again (issue #17 item 4)
+            return FallbackReply(UTTER_UPSET, _buttons(DEFAULT_CHOICES))
         return FallbackReply(UTTER_SYMBOLS, _buttons(DEFAULT_CHOICES))
     if intent != FALLBACK_INTENT:
         # "Something else" after the choices: ask for their own words, a person on offer.

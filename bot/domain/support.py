@@ -169,7 +169,7 @@ async def run_order_flow(
     if flow == "order_status":
         return order_status(order, return_window_days, now=now, policy=late_policy)
     if flow == "delivery_problem":
-        return delivery_problem(order, return_window_days, now=now, policy=late_policy)
+        return delivery_problem(order, return_window_days, now=now, policy=late_policy, said=text)
     late = days_late(order, now) if flow == "request_refund" else 0
     if late:
         # Money back for a parcel that never came: the late-parcel table's step (a trace,
@@ -379,8 +379,15 @@ def order_status(
     return FlowResult(text, NextStep.survey)
 
 
+_CHECKED_AROUND = re.compile(r"\b(neighbou?rs?|safe place|looked everywhere|checked)\b", re.I)
+
+
 def delivery_problem(
-    order: Order, _window: int, now: datetime | None = None, policy: LatePolicy | None = None
+    order: Order,
+    _window: int,
+    now: datetime | None = None,
+    policy: LatePolicy | None = None,
+    said: str = "",
 ) -> FlowResult:
     late = days_late(order, now)
     if late:
@@ -395,8 +402,10 @@ def delivery_problem(
             tracking=_tracking(order),
         )
     elif order.status is OrderStatus.delivered:
+        # "checked with neighbours too": not told to check with the neighbours (tester)
+        checked = bool(_CHECKED_AROUND.search(said))
         text = texts.render(
-            "utter_delivery_delivered",
+            "utter_delivery_delivered_checked" if checked else "utter_delivery_delivered",
             order=order.number,
             delivered=_date(order.delivered_at),
             carrier=_carrier(order),
