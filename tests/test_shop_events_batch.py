@@ -380,3 +380,26 @@ async def test_metrics_show_the_queue_depth_the_apply_lag_and_what_was_applied(
         if line.startswith("shopbot_events_apply_lag_seconds ")
     ]
     assert 60 <= float(lag.split()[1]) < 120
+
+
+async def test_two_customers_naming_one_order_are_applied_in_the_order_received(
+    session_factory: Sessions, engine: AsyncEngine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer")
+    recent = utcnow().replace(microsecond=0) - timedelta(days=1)
+    first = _order("c1-p", "placed", 0, "N-1", "C1", recent)
+    second = _order("c2-s", "shipped", 1, "N-1", "C2", recent, items=False)
+    for payload in (first, second):
+        await shop_events.accept(session_factory, [shop_events.parse_event(payload)])
+    async with session_factory() as holder:
+        await holder.begin()
+        assert [i for i, _, _ in await shop_events._claim(holder, 1)] == ["c1-p"]
+        # Another applier meanwhile: C2's event names the order of a pending earlier event,
+        # so it waits (it used to race: whichever created the order first refused the other).
+        assert await shop_events.apply_pending(session_factory) == []
+        await holder.rollback()
+    assert await shop_events.drain(session_factory) == 2
+    async with session_factory() as db:
+        rows = (await db.execute(text("SELECT id, status FROM shop_events ORDER BY id"))).all()
+    assert [tuple(r) for r in rows] == [("c1-p", "applied"), ("c2-s", "failed")]

@@ -585,7 +585,8 @@ async def accept_on(
         {"id": e.id, "type": e.type, "occurred_at": e.occurred_at,
          # A microsecond apart: the batch's arrival order is the order they are applied in.
          "received_at": now + timedelta(microseconds=n), "status": ShopEventStatus.pending,
-         "payload": event_to_json(e), "customer_ref": e.customer.external_id, "attempts": 0}
+         "payload": event_to_json(e), "customer_ref": e.customer.external_id,
+         "subject_ref": subject_ref(e), "attempts": 0}
         for n, e in enumerate(first.values())
     ]  # fmt: skip
     table = ShopEvent.__table__
@@ -713,25 +714,40 @@ async def apply_pending(
         return await apply_pending(sessions, limit, fast=False)
 
 
+def subject_ref(event: EventData) -> str:
+    """What the event is about besides its customer: its order or its subscription."""
+    if event.order is not None:
+        return f"o:{event.order.number}"
+    assert event.subscription is not None
+    return f"s:{event.subscription.id}"
+
+
 def _claimable(limit: int) -> Select[tuple[str]]:
-    """The oldest pending events that are their customer's oldest pending one: a later
-    event of a customer waits until the earlier one is applied (by whichever worker)."""
-    earlier = aliased(ShopEvent)
-    earlier_pending = (
-        select(earlier.id)
-        .where(
-            earlier.status == ShopEventStatus.pending,
-            earlier.customer_ref == ShopEvent.customer_ref,
-            tuple_(earlier.received_at, earlier.id) < tuple_(ShopEvent.received_at, ShopEvent.id),
+    """The oldest pending events that are their customer's oldest pending one, and the
+    oldest pending one naming their order or subscription: a later event of a customer (or
+    another customer's event naming the same order, which one of them is refused for) waits
+    until the earlier one is applied (by whichever worker)."""
+
+    def earlier_pending(column: str) -> Any:
+        earlier = aliased(ShopEvent)
+        return (
+            select(earlier.id)
+            .where(
+                earlier.status == ShopEventStatus.pending,
+                getattr(earlier, column) == getattr(ShopEvent, column),
+                tuple_(earlier.received_at, earlier.id)
+                < tuple_(ShopEvent.received_at, ShopEvent.id),
+            )
+            .exists()
         )
-        .exists()
-    )
+
     return (
         select(ShopEvent.id)
         .where(
             ShopEvent.status == ShopEventStatus.pending,
             ShopEvent.payload.is_not(None),
-            ~earlier_pending,
+            ~earlier_pending("customer_ref"),
+            ~earlier_pending("subject_ref"),
         )
         .order_by(ShopEvent.received_at, ShopEvent.id)
         .limit(limit)
@@ -779,7 +795,7 @@ async def _finish(session: AsyncSession, done: list[Applied]) -> None:
         .where(ShopEvent.__table__.c.id == bindparam("event_id"))
         .values(
             status=bindparam("new_status"), result=bindparam("new_result"), applied_at=now,
-            payload=None, customer_ref=None,
+            payload=None, customer_ref=None, subject_ref=None,
         )
     )  # fmt: skip
     params = [
@@ -806,7 +822,7 @@ async def _refuse(sessions: async_sessionmaker[AsyncSession], refused: _Refused)
             logger.warning("shop event %s not applied: %r", row.id, error)
             return None
         row.status, row.result, row.applied_at = ShopEventStatus.failed, {"error": body}, utcnow()
-        row.payload, row.customer_ref = None, None
+        row.payload, row.customer_ref, row.subject_ref = None, None, None
         return Applied(
             row.id, refused.customer, ShopEventStatus.failed, {"error": body}, row.received_at
         )

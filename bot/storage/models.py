@@ -664,6 +664,11 @@ class ShopEvent(Base):
             "ix_shop_events_pending_customer", "customer_ref", "received_at", "id",
             postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
         ),
+        # Events naming one order or subscription, in the order received (migration 0030).
+        Index(
+            "ix_shop_events_pending_subject", "subject_ref", "received_at", "id",
+            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+        ),
     )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -677,6 +682,9 @@ class ShopEvent(Base):
     )
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     customer_ref: Mapped[str | None] = mapped_column(String(64))
+    # "o:<order number>" / "s:<subscription id>" while pending: two customers' events naming
+    # the same order are applied in the order received, also by parallel appliers.
+    subject_ref: Mapped[str | None] = mapped_column(String(70))
     applied_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -12,6 +12,9 @@
   scheduled a survey is applied, the live offer to a connected customer is started
   (`offer_after_event`) as a background task.
 * `drain(app)` — wait until the queue is empty (tests and scripts).
+
+On shutdown the worker finishes the batches it is applying (up to `STOP_SECONDS`) and takes
+no new ones; pending rows stay for the next start or another replica.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ MAX_INGEST_BATCH = 256
 # After a database error the worker waits this long before it tries again.
 ERROR_PAUSE_SECONDS = 1.0
 CONFLICT_PAUSE_SECONDS = 0.02
+# On shutdown the worker finishes the batches it is applying for at most this long.
+STOP_SECONDS = 5.0
 
 
 class EventsIngest:
@@ -118,15 +123,23 @@ class EventsWorker:
         self._passes = 0  # passes started
         self._last_done = 0  # the last pass that ended with nothing left to claim
         self._idle = asyncio.Condition()
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
 
+    def request_stop(self) -> None:
+        """Finish the batches being applied, take no new ones, end `run_forever`."""
+        self._stopping = True
+        self._wake.set()
+
     async def run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.run_until_empty()
             except STORAGE_ERRORS as exc:
@@ -150,7 +163,7 @@ class EventsWorker:
 
     async def _apply_until_empty(self) -> int:
         finished = 0
-        while True:
+        while not self._stopping:
             try:
                 batch = await shop_events.apply_pending(self.sessions)
             except DBAPIError as exc:
@@ -165,6 +178,7 @@ class EventsWorker:
                 return finished
             finished += len(batch)
             await asyncio.sleep(0)  # let waiting requests in between two batches
+        return finished
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Until a pass that started after this call found nothing left to apply."""
@@ -214,6 +228,11 @@ async def events_queue_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(worker.run_forever(), name="events-worker")
     yield
     await ingest.close()
+    # The batches being applied commit (or roll back) first: a task cancelled inside its
+    # transaction could leave the transaction and its locks behind on the connection.
+    worker.request_stop()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
     await stop(task)
 
 
