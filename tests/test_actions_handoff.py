@@ -322,8 +322,9 @@ async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_
     )
 
     assert messages[0]["text"] == (
-        "Our support team is offline right now; they're back Monday to Friday, 9:00 to 17:00 "
-        "(Central European Time). "
+        # no agent at the console, whatever the hours: not "they're back" during them (tester)
+        "Our support team is offline right now; they're usually here Monday to Friday, 9:00 "
+        "to 17:00 (Central European Time). "
         "Your request is queued. Type your email address and they'll reply to you there too. "
         "Meanwhile I'm happy to keep helping here."
     )
