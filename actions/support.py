@@ -128,6 +128,8 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             return await _data_out_of_the_blue(session, tracker)
         if out_of_the_blue and latest_intent(tracker) == "affirm":
             return await _yes_out_of_the_blue(session, tracker)
+        if out_of_the_blue and latest_intent(tracker) == "deny":
+            return await _no_out_of_the_blue(session, tracker)
         return await serve_request(session, tracker, choosing_order=next_step == "choose_order")
 
 
@@ -142,6 +144,21 @@ async def _follows_up_on_an_order(session: AsyncSession, tracker: Tracker) -> bo
     return flow in support.ORDER_FLOWS and await chat.names_their_order(
         session, tracker.sender_id, latest_text(tracker)
     )
+
+
+async def _no_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
+    """A no with nothing asked: "wait no undo that, i want to keep it" after a cancellation
+    asks to undo it (tester 2: a trap); any other, anything else?"""
+    if tracker.get_slot("support_request") == "cancel_subscription" and understanding.asks_undo(
+        latest_text(tracker)
+    ):
+        turn = await chat.support_request(
+            session, get_services().settings, tracker.sender_id, "resume_subscription",
+            verified=tracker.get_slot("identity") == "verified", text=latest_text(tracker),
+        )  # fmt: skip
+        turn.slots["support_request"] = "resume_subscription"
+        return turn
+    return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_anything_else"))
 
 
 async def _yes_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:

@@ -106,9 +106,10 @@ def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
     when this cut is no compound message (try the next cut, or send the message as typed)."""
     if not (_clear(one) and _clear(two)) or one.intent == two.intent:
         return None
-    if one.intent == "deny" and two.intent in REQUESTS:
+    if one.intent == "deny" and two.intent in REQUESTS - STATE_CHANGES:
         # "nah forget it, is the shirt 100% linen tho?": the question (which also drops a
-        # change waiting for its yes, saying so); "Okay. Anything else?" was all it got
+        # change waiting for its yes, saying so); "Okay. Anything else?" was all it got. Not
+        # before a change: "ok nevermind, keep the order, dont cancel" reads as a cancel.
         return Plan((second,))
     kinds = {one.intent, two.intent}
     if kinds - PLEASANTRIES - REQUESTS:

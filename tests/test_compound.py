@@ -138,3 +138,5 @@ def test_a_no_in_front_of_a_question_leaves_the_question() -> None:
     # a no after a request, or a no next to an answer, is no compound
     assert plan(second, first, sure("product_question"), sure("deny")) is None
     assert plan(first, "2 mugs", sure("deny"), sure("inform")) is None
+    keep = "keep the order, dont cancel"  # as02: read as cancel_order, it was asked again
+    assert plan("ok nevermind", keep, sure("deny"), sure("cancel_order")) is None

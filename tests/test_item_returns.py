@@ -551,3 +551,20 @@ async def test_words_that_answer_nothing_keep_the_return_and_ask_again(session) 
     assert _texts(again)[1].startswith("Sorry about that. Start a free return of order A10001")
     new_ones = await talk.say("new ones", "return_item")
     assert _texts(new_ones)[0].startswith(f"Send you a new 1× {MUG}")
+
+
+def test_an_item_said_to_be_fine_is_not_returned() -> None:
+    """Tester 2 (tr03): "casserole came cracked, towel is fine" returned both."""
+    from decimal import Decimal
+
+    from bot.storage.models import OrderItem
+
+    casserole = OrderItem(id=1, sku="C", name="Cast-iron casserole 24 cm", quantity=1,
+                          unit_price=Decimal("89.00"))  # fmt: skip
+    towel = OrderItem(id=2, sku="T", name="Linen towel", quantity=1, unit_price=Decimal("24.00"))
+    items, left = [casserole, towel], {1: 1, 2: 1}
+
+    for text in ("casserole came cracked, towel is fine",
+                 "casserole came cracked and the towel is fine",
+                 "the towel is ok but the casserole is chipped"):  # fmt: skip
+        assert returns.items_in(text, left, items).lines == {1: 1}, text

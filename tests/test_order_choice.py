@@ -606,3 +606,50 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_se
     assert "A10002" in messages[0]["text"] and "new delivery address" in messages[0]["text"]
     assert slot_events(events)["support_request"] == "change_address"
     assert slot_events(events)["next_step"] == "address"
+
+
+async def test_undoing_a_subscription_cancellation_offers_a_person(session) -> None:
+    """Tester 2 (tr24, a trap): "wait no undo that, i want to keep it" right after "Cancel
+    anyway" got "Okay. Anything else?" and the subscription stayed cancelled."""
+    from bot.storage.models import SubscriptionStatus
+
+    owner = await factories.customer(session, 8)
+    cancelled = await factories.subscription(session, owner, SubscriptionStatus.cancelled)
+    cancelled.cancelled_at = utcnow()
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        text="undo the cancellation",
+    )  # fmt: skip
+
+    [(text, buttons)] = turn.messages
+    assert text.startswith("Your Coffee Explorer Box subscription was cancelled on ")
+    assert "a person from our team can reactivate it" in text
+    assert [b["payload"] for b in buttons] == ["yes", "no"]
+    assert turn.slots["pending_action"] == "offer_human"
+
+
+async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
+    session, action_services
+):
+    """Tester 2 (tr24): "wait no undo that, i want to keep it" after "Cancel anyway" (read
+    as a no, nothing asked) got "Okay. Anything else?"; a plain no still gets that."""
+    from bot.storage.models import SubscriptionStatus
+
+    owner = await factories.customer(session, 9)
+    cancelled = await factories.subscription(session, owner, SubscriptionStatus.cancelled)
+    cancelled.cancelled_at = utcnow()
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    slots = {**VERIFIED, "support_request": "cancel_subscription", "next_step": "done"}
+
+    _, undo = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "wait no undo that, i want to keep it", "deny", slots),
+    )
+    _, plain = await run(ActionSupportRequest(), tracker("conv-1", "no", "deny", slots))
+
+    assert "can reactivate it for you" in undo[0]["text"]
+    assert [m["text"] for m in plain] == ["Okay. Anything else I can help with?"]

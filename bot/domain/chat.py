@@ -311,6 +311,19 @@ async def support_request(
         )
     if flow in SUBSCRIPTION_FLOWS:
         subscription = await repositories.customer_subscription(session, context.customer.id)
+        if subscription is None and flow == "resume_subscription":
+            # "undo the cancellation": a person can reactivate it (tester: a trap before)
+            cancelled = await repositories.latest_subscription(session, context.customer.id)
+            if cancelled is not None and cancelled.cancelled_at is not None:
+                turn.slots.update(awaiting="confirmation", pending_action="offer_human")
+                return turn.say(
+                    texts.render(
+                        "utter_subscription_reactivate_person",
+                        plan=cancelled.plan,
+                        cancelled=support.format_date(cancelled.cancelled_at),
+                    ),
+                    support.YES_NO,
+                )
         pause_until = (
             support.parse_pause_until(text, utcnow()) if flow == "pause_subscription" else None
         )

@@ -94,6 +94,10 @@ _ALL = re.compile(
     r"\b(all|everything|both|whole order|entire order|all of (them|it)|the lot|every item)\b"
 )
 _EXCLUDING = re.compile(r"\b(keep|keeping|kept|except|apart from|other than|but not|not the)\b")
+_FINE = re.compile(
+    r"\b((?:[a-z]+ ){0,2}[a-z]+)\s+(?:is|are|was|were)\s+(?:fine|ok|okay|good|perfect|alright|"
+    r"all right|great|intact|undamaged)\b"
+)
 _NUMBER_WORDS = {"one": 1, "a": 1, "an": 1, "single": 1, "two": 2, "both": 2, "three": 3,
                  "four": 4, "five": 5, "six": 6}  # fmt: skip
 # Words of product names that say nothing about which product a customer means.
@@ -203,10 +207,12 @@ class ItemPick:
 def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> ItemPick:
     """Which of the returnable items the text names (none when it names none)."""
     lowered = (text or "").lower()
-    kept_part = ""
+    # "casserole came cracked, towel is fine": the towel stays (tester 2)
+    kept_part = " ".join(m.group(1) for m in _FINE.finditer(lowered))
+    lowered = _FINE.sub(" ", lowered)
     cut = _EXCLUDING.search(lowered)
     if cut:
-        lowered, kept_part = lowered[: cut.start()], lowered[cut.start() :]
+        lowered, kept_part = lowered[: cut.start()], f"{kept_part} {lowered[cut.start() :]}"
     kept = product_words(kept_part)
     by_id = {item.id: item for item in items if returnable.get(item.id, 0) > 0}
     said = product_words(lowered)

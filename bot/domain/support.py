@@ -69,7 +69,7 @@ def _confirm(question: str, action: str) -> FlowResult:
     return FlowResult(question, NextStep.confirm, pending_action=action, buttons=YES_NO)
 
 
-def _date(value: datetime | None) -> str:
+def format_date(value: datetime | None) -> str:
     return value.strftime("%-d %B %Y") if value else texts.render("utter_date_unknown")
 
 
@@ -230,13 +230,13 @@ def _late_status(order: Order, late: int, policy: LatePolicy) -> FlowResult:
         "utter_late_status_head",
         order=order.number,
         items=_items(order),
-        shipped=_date(order.shipped_at),
-        due=_date(due),
+        shipped=format_date(order.shipped_at),
+        due=format_date(due),
         late=_days(late),
         tracking=_tracking(order),
     )
     step, next_step_on = policy.step(due, late)
-    until = _date(next_step_on)
+    until = format_date(next_step_on)
     if step is LateStep.wait:
         return FlowResult(
             texts.render(
@@ -263,8 +263,8 @@ def _late_delivery(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     due, carrier = order.estimated_delivery, _carrier(order)
     assert due is not None
     step, next_step_on = policy.step(due, late)
-    until = _date(next_step_on)
-    values = {"order": order.number, "due": _date(due), "tracking": _tracking(order)}
+    until = format_date(next_step_on)
+    values = {"order": order.number, "due": format_date(due), "tracking": _tracking(order)}
     if step is LateStep.wait:
         return FlowResult(
             texts.render(
@@ -297,7 +297,7 @@ def _late_refund(order: Order, late: int, policy: LatePolicy) -> FlowResult:
     due = order.estimated_delivery
     assert due is not None
     step, next_step_on = policy.step(due, late)
-    values = {"order": order.number, "due": _date(due), "amount": _money(order)}
+    values = {"order": order.number, "due": format_date(due), "amount": _money(order)}
     if step is LateStep.replace_or_refund:
         # An offer of a person that a typed "yes please" accepts (resolve_pending).
         return FlowResult(
@@ -313,7 +313,7 @@ def _late_refund(order: Order, late: int, policy: LatePolicy) -> FlowResult:
                 "utter_late_refund_trace",
                 **values,
                 carrier=carrier,
-                until=_date(next_step_on),
+                until=format_date(next_step_on),
                 tracking=tracking,
             ),
             buttons=[PERSON_BUTTON],
@@ -323,8 +323,8 @@ def _late_refund(order: Order, late: int, policy: LatePolicy) -> FlowResult:
             "utter_late_refund_wait",
             **values,
             grace=_days(policy.grace_days),
-            until=_date(next_step_on),
-            refund_from=_date(due + timedelta(days=policy.replacement_after_days)),
+            until=format_date(next_step_on),
+            refund_from=format_date(due + timedelta(days=policy.replacement_after_days)),
             carrier=carrier,
             tracking=tracking,
         ),
@@ -344,15 +344,15 @@ def order_status(
             "utter_order_status_placed",
             order=number,
             items=_items(order),
-            placed=_date(order.placed_at),
+            placed=format_date(order.placed_at),
         )
     elif order.status is OrderStatus.shipped:
         text = texts.render(
             "utter_order_status_shipped",
             order=number,
             items=_items(order),
-            shipped=_date(order.shipped_at),
-            eta=_date(order.estimated_delivery),
+            shipped=format_date(order.shipped_at),
+            eta=format_date(order.estimated_delivery),
             tracking=_tracking(order),
         )
     elif order.status is OrderStatus.delivered:
@@ -360,7 +360,7 @@ def order_status(
             "utter_order_status_delivered",
             order=number,
             items=_items(order),
-            delivered=_date(order.delivered_at),
+            delivered=format_date(order.delivered_at),
             tracking=_tracking(order),
         )
     elif order.status is OrderStatus.returned:
@@ -369,12 +369,12 @@ def order_status(
         text = texts.render(
             "utter_order_status_refunded",
             order=number,
-            refunded=_date(order.refunded_at),
+            refunded=format_date(order.refunded_at),
             amount=_money(order),
         )
     else:
         text = texts.render(
-            "utter_order_status_cancelled", order=number, cancelled=_date(order.cancelled_at)
+            "utter_order_status_cancelled", order=number, cancelled=format_date(order.cancelled_at)
         )
     return FlowResult(text, NextStep.survey)
 
@@ -398,7 +398,7 @@ def delivery_problem(
         text = texts.render(
             "utter_delivery_shipped",
             order=order.number,
-            eta=_date(order.estimated_delivery),
+            eta=format_date(order.estimated_delivery),
             tracking=_tracking(order),
         )
     elif order.status is OrderStatus.delivered:
@@ -407,7 +407,7 @@ def delivery_problem(
         text = texts.render(
             "utter_delivery_delivered_checked" if checked else "utter_delivery_delivered",
             order=order.number,
-            delivered=_date(order.delivered_at),
+            delivered=format_date(order.delivered_at),
             carrier=_carrier(order),
         )
     else:
@@ -453,13 +453,13 @@ def return_eligibility(order: Order, window: int, item_returns: bool = False) ->
         return texts.render(
             "utter_return_already_open",
             order=order.number,
-            opened=_date(order.return_requested_at),
+            opened=format_date(order.return_requested_at),
         )
     if _window_passed(order, window):
         return texts.render(
             "utter_return_window_passed",
             order=order.number,
-            delivered=_date(order.delivered_at),
+            delivered=format_date(order.delivered_at),
             window=window,
         )
     return None
@@ -496,7 +496,7 @@ def refund_status(order: Order, _window: int) -> FlowResult:
             "utter_refund_issued",
             amount=_money(order),
             order=order.number,
-            refunded=_date(order.refunded_at),
+            refunded=format_date(order.refunded_at),
         )
     elif order.status is OrderStatus.returned:
         text = texts.render(
@@ -506,7 +506,7 @@ def refund_status(order: Order, _window: int) -> FlowResult:
         text = texts.render(
             "utter_refund_return_open",
             order=order.number,
-            opened=_date(order.return_requested_at),
+            opened=format_date(order.return_requested_at),
         )
     elif order.status is OrderStatus.cancelled:
         text = texts.render("utter_refund_cancelled", order=order.number)
@@ -623,7 +623,7 @@ def billing_issue(order: Order, _window: int) -> FlowResult:
             "utter_billing_charged",
             order=order.number,
             amount=_money(order),
-            placed=_date(order.placed_at),
+            placed=format_date(order.placed_at),
         ),
         NextStep.survey,
     )
@@ -711,7 +711,7 @@ def subscription_flow(
                 text = texts.render(
                     "utter_subscription_already_paused_until",
                     plan=plan,
-                    until=_date(subscription.resume_on),
+                    until=format_date(subscription.resume_on),
                 )
             else:
                 text = texts.render("utter_subscription_already_paused", plan=plan)
@@ -721,15 +721,17 @@ def subscription_flow(
                 texts.render(
                     "utter_subscription_confirm_skip_next",
                     plan=plan,
-                    skipped=_date(next_period_end(subscription, now)),
-                    restart=_date(pause_until),
+                    skipped=format_date(next_period_end(subscription, now)),
+                    restart=format_date(pause_until),
                 ),
                 "pause_subscription",
             )
         if pause_until is not None:
             return _confirm(
                 texts.render(
-                    "utter_subscription_confirm_pause_until", plan=plan, until=_date(pause_until)
+                    "utter_subscription_confirm_pause_until",
+                    plan=plan,
+                    until=format_date(pause_until),
                 ),
                 "pause_subscription",
             )
@@ -737,7 +739,7 @@ def subscription_flow(
             texts.render(
                 "utter_subscription_confirm_pause",
                 plan=plan,
-                period_end=_date(next_period_end(subscription, now)),
+                period_end=format_date(next_period_end(subscription, now)),
             ),
             "pause_subscription",
         )
@@ -747,7 +749,7 @@ def subscription_flow(
                 texts.render(
                     "utter_subscription_already_active",
                     plan=plan,
-                    period_end=_date(next_period_end(subscription, now)),
+                    period_end=format_date(next_period_end(subscription, now)),
                 ),
                 NextStep.survey,
             )
@@ -938,7 +940,7 @@ async def apply_confirmed(
                 reply = texts.render(
                     "utter_confirmed_paused_until",
                     plan=subscription.plan,
-                    until=_date(pause_until),
+                    until=format_date(pause_until),
                 )
             else:
                 reply = texts.render("utter_confirmed_paused", plan=subscription.plan)

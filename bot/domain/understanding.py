@@ -104,6 +104,18 @@ _OTHER_ORDER = re.compile(
 )
 
 
+_UNDO = re.compile(
+    r"\b(undo|reverse|take (it|that) back|didn'?t mean (it|to)|want (it|my \w+) back|"
+    r"reactivate|keep my (subscription|sub|box))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_undo(text: str) -> bool:
+    """ "wait no undo that, i want to keep it": undo what was just done."""
+    return bool(_UNDO.search(text or ""))
+
+
 def means_other_order(text: str) -> bool:
     return bool(_OTHER_ORDER.search(text or ""))
 
