@@ -780,3 +780,22 @@ async def test_cancel_anyway_cancels_in_the_same_turn(session, action_services):
 def test_an_impatient_yes_naming_the_cancellation_confirms_it(text: str) -> None:
     """Tester: "whatever just cancel it" at the pause offer went to an order's cancellation."""
     assert understanding.names_the_yes(text, "cancel_subscription")
+
+
+async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(session, action_services):
+    """Tester 2 (tr09): "no wait, actually just pause it instead" (pause_subscription 0.77)
+    at the cancellation got "I haven't changed anything"; it asks the pause, changes nothing."""
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    state = _with_ranking(
+        tracker("conv-1", "no wait, actually just pause it instead", "pause_subscription",
+                {**VERIFIED, "support_request": "pause_subscription",
+                 "awaiting": "confirmation", "pending_action": "cancel_subscription"}),
+        _rank(("pause_subscription", 0.77), ("deny", 0.14)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"].startswith("Pause your Coffee Explorer Box subscription")
+    assert slot_events(events)["pending_action"] == "pause_subscription"
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.active

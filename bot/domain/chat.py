@@ -295,6 +295,9 @@ async def support_request(
         # refining the change already asked about ("for a month pls" at "Pause your
         # subscription?") only asks it again, with what was added: nothing changes without a yes
         and dropped != flow
+        # "no wait, actually just pause it instead" at the cancellation (pause 0.77): the
+        # pause the bot offered, asked as such (tester 2: "I haven't changed anything")
+        and (dropped, flow) != SWITCHES
         and not understanding.is_clear(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )
