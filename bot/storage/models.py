@@ -288,7 +288,9 @@ class ReturnRequest(Base):
 
 
 class ReturnLine(Base):
-    """One item of a return: how many units, why, and refund or replacement."""
+    """One item of a return: how many units, why, and refund or replacement (an exchange for
+    another size is a replacement with `exchange_size`; an item missing from the parcel, reason
+    `missing`, is a replacement or refund with nothing sent back)."""
 
     __tablename__ = "return_lines"
 
@@ -304,6 +306,9 @@ class ReturnLine(Base):
     reason: Mapped[str] = mapped_column(String(32))
     resolution: Mapped[str] = mapped_column(String(32))
     refund_amount: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    # The size wanted instead, for an exchange (reason doesnt_fit, resolution replacement;
+    # migration 0031); null otherwise.
+    exchange_size: Mapped[str | None] = mapped_column(String(16))
 
     request: Mapped[ReturnRequest] = relationship(back_populates="lines")
 
