@@ -126,6 +126,16 @@ def latest_text(tracker: Tracker) -> str:
     return str(tracker.latest_message.get("text") or "")
 
 
+# rasa_ext/compound.MORE_FOLLOWS (the action server does not import the Rasa extensions).
+MORE_FOLLOWS = "compound_more_follows"
+
+
+def more_follows(tracker: Tracker) -> bool:
+    """The latest message is the first of two requests typed in one message."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    return bool(isinstance(metadata, dict) and metadata.get(MORE_FOLLOWS))
+
+
 def latest_intent(tracker: Tracker) -> str | None:
     intent: dict[str, Any] = tracker.latest_message.get("intent") or {}
     name = intent.get("name")

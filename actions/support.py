@@ -10,7 +10,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, get_services, latest_intent, latest_text, put_back
+from actions.services import (
+    DomainAction,
+    get_services,
+    latest_intent,
+    latest_text,
+    more_follows,
+    put_back,
+)
 from bot.domain import chat, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
@@ -234,6 +241,7 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
         return_pick=return_pick(tracker),
         latest_intent=latest_intent(tracker),
         choosing_order=choosing_order,
+        survey_now=not more_follows(tracker),
     )
 
 

@@ -102,14 +102,19 @@ class StrictRestInput(RestInput):  # type: ignore[misc]
                 plan = await _plan(agent, text, sender_id)
             collector = CollectingOutputChannel()
             try:
-                for part in plan.texts:
+                metadata = self.get_metadata(request) or {}
+                for index, part in enumerate(plan.texts):
+                    more = index < len(plan.texts) - 1
                     await on_new_message(
                         UserMessage(
                             part,
                             collector,
                             sender_id,
                             input_channel=self._extract_input_channel(request),
-                            metadata=self.get_metadata(request),
+                            # the bot does not ask "how satisfied…?" between two requests
+                            metadata={**metadata, compound.MORE_FOLLOWS: True}
+                            if more
+                            else metadata or None,
                         )
                     )
                 if plan.deferred is not None:

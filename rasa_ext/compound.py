@@ -69,6 +69,9 @@ class Plan:
 
 
 MAX_CUTS = 2  # each cut costs two NLU parses
+# Metadata of every part but the last: another request of the same message comes next, so
+# no survey is started after this one's answer (tester tr15; actions/services.more_follows).
+MORE_FOLLOWS = "compound_more_follows"
 
 
 # While a survey question is open the whole message goes to the survey form, which decides

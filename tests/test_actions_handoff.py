@@ -337,6 +337,20 @@ async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_
     assert escalation.back_with_bot_at is not None
 
 
+async def test_asking_again_while_queued_says_so_instead_of_repeating(session, action_services):
+    """Tester tr14: "why?? just connect me" right after the request was queued got the
+    offline text again, then "I checked again and it's still the same"."""
+    await run(ActionEscalate(), tracker("conv-1", "a person please", "request_human"))
+
+    _, messages = await run(
+        ActionEscalate(), tracker("conv-1", "why?? just connect me", "request_human")
+    )
+
+    assert messages[0]["text"].startswith("You're already in the queue")
+    assert "Monday to Friday" in messages[0]["text"]
+    assert len((await session.scalars(select(Escalation))).all()) == 1
+
+
 async def test_an_unsure_product_question_is_answered_when_the_knowledge_base_is_sure(
     session, action_services
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -468,6 +469,50 @@ async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
         (FeedbackKind.csat, 4, None),
     ]
     assert rows[0].sentiment is not None and "website" in (rows[0].themes or [])
+
+
+async def test_a_score_with_a_remark_keeps_both_and_skips_the_comment_question(
+    session, action_services
+):
+    """Tester tr27: "3 but the courier was rude last time" kept the 3, lost the remark, and
+    the next message ("thats it") became the comment."""
+    _, dispatch_id = await _survey_started(session)
+    answer = "3 but the courier was rude last time"
+
+    events, messages = await run(ValidateSurveyForm(), _answer(answer, "survey_score", dispatch_id))
+
+    assert slot_events(events) == {
+        "survey_score": "3", "survey_comment": "given", "survey_retries": 0.0,
+        "requested_slot": None,
+    }  # fmt: skip
+    assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.text) for r in rows] == [
+        (FeedbackKind.csat, 3, None),
+        (FeedbackKind.comment, None, answer),
+    ]
+
+
+@pytest.mark.parametrize("answer", ["4", "I'd give it 4 out of 5 stars", "4 thanks", "meh, 4"])
+async def test_a_bare_score_still_asks_for_the_comment(session, action_services, answer):
+    _, dispatch_id = await _survey_started(session)
+    events, messages = await run(ValidateSurveyForm(), _answer(answer, "survey_score", dispatch_id))
+    assert slot_events(events)["survey_score"] == "4" and messages == []
+    assert "survey_comment" not in slot_events(events)
+    assert [r.kind for r in (await session.scalars(select(Feedback))).all()] == [FeedbackKind.csat]
+
+
+@pytest.mark.parametrize(
+    "answer", ["thats it", "that's all thanks", "no", "nothing else", "all good"]
+)
+async def test_nothing_to_add_is_no_comment(session, action_services, answer):
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("3", "survey_score", dispatch_id))
+    events, _ = await run(
+        ValidateSurveyForm(), _answer(answer, "survey_comment", dispatch_id, survey_score="3")
+    )
+    assert slot_events(events)["survey_comment"] == "none"
+    assert [r.kind for r in (await session.scalars(select(Feedback))).all()] == [FeedbackKind.csat]
 
 
 async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(session, action_services):

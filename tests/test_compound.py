@@ -22,6 +22,13 @@ def test_the_state_change_lists_agree() -> None:
     assert compound.STATE_CHANGES == understanding.STATE_CHANGE_FLOWS
 
 
+def test_the_more_follows_key_is_the_action_servers() -> None:
+    from actions import services
+    from rasa_ext import compound
+
+    assert compound.MORE_FOLLOWS == services.MORE_FOLLOWS
+
+
 @pytest.mark.parametrize(
     ("text", "cuts"),
     [

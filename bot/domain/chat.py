@@ -29,7 +29,15 @@ from bot.domain import (
     understanding,
 )
 from bot.domain import lifecycle as lifecycles
-from bot.domain.scores import ScoreStatus, correction, is_comment, is_decline, parse_score
+from bot.domain.scores import (
+    ScoreStatus,
+    correction,
+    is_comment,
+    is_decline,
+    is_no_comment,
+    parse_score,
+    remark,
+)
 from bot.domain.support import (
     ORDER_FLOWS,
     SUBSCRIPTION_FLOWS,
@@ -253,6 +261,7 @@ async def support_request(
     return_pick: str | None = None,
     latest_intent: str | None = None,
     choosing_order: bool = False,
+    survey_now: bool = True,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -263,6 +272,8 @@ async def support_request(
     message or a button's `return_pick` that answers its question continues it.
     `choosing_order`: the bot had asked which order (the picker); `latest` is the answer in
     words when no button or number named one ("the towel one", "the newest").
+    `survey_now` False: another request of the same message comes next, so no satisfaction
+    survey after this answer (tester tr15).
     """
     draft = returns.ReturnDraft.from_slot(return_draft)
     if draft is not None and verified:
@@ -342,7 +353,7 @@ async def support_request(
             flow, subscription, pause_until, now=now, skip_next=skip_next
         )
         flow_turn = await _apply_flow_result(
-            session, settings, context, result, trigger=f"in_chat:{flow}"
+            session, settings, context, result, trigger=f"in_chat:{flow}", survey_now=survey_now
         )
         if result.next_step is NextStep.confirm:
             flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
@@ -383,7 +394,7 @@ async def support_request(
         text=text,
     )
     order_turn = await _apply_flow_result(
-        session, settings, context, result, trigger=f"in_chat:{flow}"
+        session, settings, context, result, trigger=f"in_chat:{flow}", survey_now=survey_now
     )
     if flow in CARD_FLOWS:  # the order's card right after the answer (issue #19 item 3)
         card_turn = Turn().show_cards([order_cards.order_card(order)])
@@ -770,6 +781,7 @@ async def _apply_flow_result(
     context: ChatContext,
     result: FlowResult,
     trigger: str,
+    survey_now: bool = True,
 ) -> Turn:
     turn = Turn(
         slots={
@@ -784,7 +796,10 @@ async def _apply_flow_result(
         )
     elif result.next_step is NextStep.address:
         turn.slots.update(next_step="address", new_address=None)
-    elif result.next_step in (NextStep.survey, NextStep.churn_survey) and context.customer:
+    elif (
+        result.next_step is NextStep.churn_survey
+        or (result.next_step is NextStep.survey and survey_now)
+    ) and context.customer:
         kind = (
             FeedbackKind.churn_reason
             if result.next_step is NextStep.churn_survey
@@ -1015,7 +1030,14 @@ async def answer_score(
     await record_survey_answer(
         session, conversation_id, dispatch, kind, score=parsed.value, text=None
     )
-    return Turn(slots={slot: str(parsed.value), "survey_retries": 0.0})
+    said = remark(text)
+    if said is None:
+        return Turn(slots={slot: str(parsed.value), "survey_retries": 0.0})
+    # "3 but the courier was rude last time": the words are the comment, so the comment
+    # question is not asked (tester, tr27: the remark was lost and "thats it" kept instead)
+    turn = await _comment_instead_of_score(session, conversation_id, dispatch, said, slot)
+    return Turn(slots={**turn.slots, slot: str(parsed.value), "survey_retries": 0.0},
+                messages=turn.messages)  # fmt: skip
 
 
 async def _correct_last_score(
@@ -1079,11 +1101,7 @@ async def answer_comment(
         corrected = await _correct_last_score(session, dispatch, text)
         if corrected is not None:
             return Turn(slots={"survey_comment": None}).say(corrected)
-    if (
-        dispatch is None
-        or is_decline(text)
-        or text.strip().lower() in {"nothing", "none", "no comment", "all good"}
-    ):
+    if dispatch is None or is_decline(text) or is_no_comment(text):
         if dispatch is not None and dispatch.survey_kind is FeedbackKind.churn_reason:
             surveys.mark_declined(dispatch)
         return Turn(slots={"survey_comment": "none"})
@@ -1239,10 +1257,13 @@ async def request_human(
         return turn.say(texts.render("utter_handoff_passed"))
     # Nobody online (issue #17): the request is queued and the bot keeps helping; a later
     # claim hands the chat over (bot/web/console.py tells the customer a person joined).
-    escalation, _ = await escalations.escalate(
+    escalation, created = await escalations.escalate(
         session, context.conversation, reason, hand_over_now=False
     )
+    queued_already = not created and escalation.back_with_bot_at is not None
     escalation.back_with_bot_at = utcnow()
+    if queued_already:
+        return turn.say(texts.render("utter_handoff_already_queued", hours=support_hours))
     known_email = (
         context.customer.email if context.customer and not context.customer.is_anonymous else None
     )

@@ -49,6 +49,43 @@ def is_comment(text: str) -> bool:
     return not _EDGE_NUMBER.search(_digits_for_words(text))
 
 
+# Words that come with a score without saying anything about the experience ("I'd give it
+# 4 out of 5 stars", "5 thanks"): what is left after them is a remark worth keeping.
+_SCORE_FILLER = frozenset(
+    {"i", "id", "d", "i'd", "would", "give", "gave", "it", "a", "an", "stars", "star", "out",
+     "of", "points", "point", "rate", "rated", "rating", "score", "solid", "maybe", "probably",
+     "about", "around", "like", "hmm", "meh", "ok", "okay", "well", "so", "um", "thanks",
+     "thank", "you", "thx", "ty", "please", "and", "but", "because", "cause", "cuz", "as",
+     "the", "just", "is", "my", "answer", "s"}
+)  # fmt: skip
+REMARK_MIN_WORDS = 2
+
+
+def remark(text: str) -> str | None:
+    """The whole answer when it says something besides its score ("3 but the courier was
+    rude last time", "4, fast delivery"), to be kept as the survey's comment; None for a
+    bare score ("I'd give it 4 out of 5", "5 thanks")."""
+    words = [
+        word
+        for word in re.findall(r"[a-z']+", _digits_free(text.lower()))
+        if word not in _SCORE_FILLER and word not in NUMBER_WORDS
+    ]
+    return text.strip() if len(words) >= REMARK_MIN_WORDS else None
+
+
+# "that's it" at "Anything you'd like to add?": nothing to add, not a comment (tr27).
+_NO_COMMENT = re.compile(
+    r"^\W*(?:no+|nope|nah|nothing|none|no comments?|nothing (?:else|more|to add)|not really|"
+    r"all good|that'?s (?:it|all|everything)|thats (?:it|all)|i'?m good|im good|no thanks?|"
+    r"no,? that'?s (?:it|all)|n/?a)\W*(?:thanks?|thx|ty|thank you)?\W*$",
+    re.IGNORECASE,
+)
+
+
+def is_no_comment(text: str) -> bool:
+    return bool(_NO_COMMENT.match(text or ""))
+
+
 def _digits_free(text: str) -> str:
     return re.sub(r"\d+", " ", text)
 
