@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,7 @@ from actions.services import (
     latest_intent,
     latest_text,
 )
-from bot.domain import chat, fallback, knowledge
+from bot.domain import chat, fallback, knowledge, support, texts
 from bot.storage.models import EscalationReason
 
 
@@ -46,6 +46,12 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
+        if _offered_a_person(tracker) and fallback.asks_what_now(text):
+            # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back)
+            dispatcher.utter_message(
+                text=texts.render(fallback.UTTER_OFFER_AGAIN), buttons=support.YES_NO
+            )
+            return [SlotSet("awaiting", "confirmation"), SlotSet("pending_action", "offer_human")]
         if fallback.may_be_a_knowledge_question(text, intent, ranking):
             known = await _confident_answer(text)
             if known is not None:
@@ -54,6 +60,23 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         answer = fallback.reply(text, intent, ranking, fallback.streak(tracker.events))
         dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
         return []
+
+
+def _offered_a_person(tracker: Tracker) -> bool:
+    """Whether a person was on offer (a yes/no) when the customer's latest message came;
+    action_drop_pending has cleared the offer and put the message back by then."""
+    pending: Any = None
+    messages: list[tuple[Any, Any]] = []  # (text, the offer pending when it came)
+    for event in tracker.events:
+        if event.get("event") == "slot" and event.get("name") == "pending_action":
+            pending = event.get("value")
+        elif event.get("event") == "slot" and event.get("name") == "awaiting":
+            pending = pending if event.get("value") == "confirmation" else None
+        elif event.get("event") == "user":
+            messages.append((event.get("text"), pending))
+    if len(messages) >= 2 and messages[-1][0] == messages[-2][0]:
+        return bool(messages[-2][1] == "offer_human")  # as first received, before put back
+    return bool(messages and messages[-1][1] == "offer_human")
 
 
 async def _confident_answer(question: str) -> str | None:

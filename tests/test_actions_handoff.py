@@ -93,6 +93,37 @@ async def test_first_failed_understanding_offers_the_likeliest_meanings(session,
     assert (await session.scalars(select(Escalation))).all() == []
 
 
+async def test_what_now_while_a_person_is_on_offer_offers_again(session, action_services):
+    """Tester tr13: "so what can u do" after "…a person can arrange a repair. Shall I get
+    one?" got "Sorry, I'm not sure I understood"."""
+    said = "so what can u do"
+    state = _unsure(said, [("nlu_fallback", 0.6), ("product_question", 0.2)])
+    # the offer was open when the message came; action_drop_pending cleared it and put the
+    # message back
+    state.events[-1:-1] = [
+        {"event": "slot", "name": "awaiting", "value": "confirmation"},
+        {"event": "slot", "name": "pending_action", "value": "offer_human"},
+        {"event": "user", "text": said},
+        {"event": "slot", "name": "awaiting", "value": "nothing"},
+        {"event": "slot", "name": "pending_action", "value": None},
+    ]
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert [(m["text"], m["buttons"]) for m in messages] == [
+        (
+            "The next step is a person from our team: they can look at it with you and "
+            "arrange what I can't. Shall I get one?",
+            [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}],
+        )
+    ]
+    assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
+
+    # without an offer open, the usual choices
+    _, plain = await run(ActionHandleFallback(), _unsure(said, [("nlu_fallback", 0.6)]))
+    assert [m["response"] for m in plain] == ["utter_fallback_choices"]
+
+
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(
     session, action_services
 ):

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.support import ActionSupportRequest, named_order_number
-from bot.domain import chat, knowledge
+from bot.domain import chat, knowledge, support
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     Conversation,
@@ -27,6 +27,7 @@ from bot.storage.models import (
     OrderItem,
     OrderStatus,
     Stage,
+    SubscriptionStatus,
     utcnow,
 )
 from tests import factories
@@ -550,6 +551,60 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(se
     assert "subscription (active)" in text and "Shall I get one?" in text
     assert [b["payload"] for b in buttons] == ["yes", "no"]
     assert (turn.slots["awaiting"], turn.slots["pending_action"]) == ("confirmation", "offer_human")
+
+
+async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answered(
+    session,
+) -> None:
+    """Tester tr08: "and will i still be charged this month?" right after a pause got the
+    person offer meant for a disputed charge."""
+    owner = await factories.customer(session, 7)
+    subscription = await factories.subscription(session, owner)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    async def ask(text: str) -> str:
+        turn = await chat.support_request(
+            session, chat.Settings(), "conv-1", "billing_issue", verified=True, text=text
+        )
+        [(said, _)] = turn.messages
+        return said
+
+    asked = "and will i still be charged this month?"
+    active = await ask(asked)
+    assert active.startswith(f"Your {subscription.plan} subscription is active: ")
+    assert support.format_date(subscription.current_period_end) in active
+
+    subscription.status = SubscriptionStatus.paused
+    subscription.resume_on = subscription.current_period_end + timedelta(days=30)
+    await session.commit()
+    restart = support.format_date(subscription.resume_on)
+    assert await ask(asked) == (
+        f"Your {subscription.plan} subscription is paused until {restart}: nothing is "
+        f"charged or shipped until then. The next charge of {subscription.price:.2f} EUR "
+        f"comes when deliveries restart on {restart}."
+    )
+
+
+async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_the_address(
+    session,
+) -> None:
+    owner = await factories.customer(session, 7)
+    subscription = await factories.subscription(session, owner)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        text="we moved!! new address for the coffee box: Keizersgracht 12, 1015 CJ Amsterdam",
+    )  # fmt: skip
+
+    [(text, _)] = turn.messages
+    assert text == (
+        f"I can't change the delivery address of your {subscription.plan} subscription "
+        "myself, but a person from our team can update it for the next box. Shall I get one?"
+    )
+    assert turn.slots["pending_action"] == "offer_human"
 
 
 async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_order(

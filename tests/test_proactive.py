@@ -267,6 +267,24 @@ async def test_discovery_skip_declines_the_dispatch(session) -> None:
     assert (await session.scalars(select(Feedback))).all() == []
 
 
+async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(session) -> None:
+    """Tester tr23: "why do u need to know" got "Sorry, I didn't catch that" and used up
+    the one retry."""
+    _, lifecycle, conversation = await _setup(session, OrderStatus.placed)
+    await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
+    offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
+    assert offer is not None
+
+    turn = await proactive.answer_source(
+        session, "conv-p", float(offer.dispatch.id), "why do u need to know"
+    )
+
+    assert turn.slots == {"survey_source": None}
+    [(text, _)] = turn.messages
+    assert text.startswith("It helps us learn what works for our customers")
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
 async def test_response_stats_count_each_outcome(session) -> None:
     _, lifecycle, _ = await _setup(session)
     states = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain import scores
 from bot.domain.scores import (
     ParsedScore,
     ScoreStatus,
@@ -160,3 +161,43 @@ def test_corrections(text: str, scale: str, expected: int | None) -> None:
 def test_one_as_a_pronoun_is_no_score(text: str) -> None:
     """Tester: "the other one" (the other order) was stored as CSAT 1."""
     assert parse_score(text, "csat").status is ScoreStatus.unclear
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("why do u need to know", True),
+        ("why?", True),
+        ("what's that for", True),
+        ("why does it matter", True),
+        ("why is my parcel late", False),
+        ("why not, 5", False),
+        ("4", False),
+    ],
+)
+def test_asks_why(text: str, why: bool) -> None:
+    assert scores.asks_why(text) is why
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("3 but the courier was rude last time", True),
+        ("4, fast delivery", True),
+        ("I'd give it 4 out of 5 stars", False),
+        ("5 thanks", False),
+        ("meh, 3", False),
+        ("4", False),
+    ],
+)
+def test_a_remark_with_a_score_is_kept(text: str, kept: bool) -> None:
+    assert (scores.remark(text) is not None) is kept
+
+
+@pytest.mark.parametrize(
+    ("text", "nothing"),
+    [("thats it", True), ("no that's all, thanks", True), ("nothing else", True),
+     ("it was late", False), ("the lid is cracked", False)],
+)  # fmt: skip
+def test_nothing_to_add(text: str, nothing: bool) -> None:
+    assert scores.is_no_comment(text) is nothing

@@ -251,8 +251,16 @@ def test_return_window(days_ago: int, allowed: bool) -> None:
         assert result.buttons == [support.PERSON_BUTTON]
         assert f"outside our {WINDOW}-day return window" in result.reply
         assert f"was delivered on {_d(order.delivered_at)}" in result.reply
-        # a damaged item outside the window is refused the same way
-        assert support.damaged_item(order, WINDOW).reply == result.reply
+        # a faulty or damaged item outside the window: the warranty, a person on a yes
+        # (tester tr13: the same refusal again, then "I've checked again")
+        damaged = support.damaged_item(order, WINDOW)
+        assert (damaged.next_step, damaged.pending_action) == (NextStep.confirm, "offer_human")
+        assert damaged.buttons == support.YES_NO
+        assert damaged.reply == (
+            f"Sorry it's faulty. Order A10001 was delivered on {_d(order.delivered_at)}, past "
+            f"our {WINDOW}-day return window, but faults are covered by the warranty: a person "
+            "from our team can arrange a repair or a replacement. Shall I get one?"
+        )
 
 
 def test_return_of_a_cancelled_order_is_refused() -> None:

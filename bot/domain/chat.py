@@ -31,6 +31,7 @@ from bot.domain import (
 from bot.domain import lifecycle as lifecycles
 from bot.domain.scores import (
     ScoreStatus,
+    asks_why,
     correction,
     is_comment,
     is_decline,
@@ -374,7 +375,7 @@ async def support_request(
         order.messages[:0] = turn.messages
         return order
     if order is None:
-        return await _no_orders(session, context, turn)
+        return await _no_orders(session, context, turn, flow, text)
     context = ChatContext(context.conversation, context.customer, order)
     if flow in RETURN_FLOWS and order.status is OrderStatus.delivered:
         draft = returns.ReturnDraft(order=order.number, flow=flow)
@@ -716,7 +717,9 @@ async def _order_in_question(
     return _use_order(context, current or orders[0])
 
 
-async def _no_orders(session: AsyncSession, context: ChatContext, turn: Turn) -> Turn:
+async def _no_orders(
+    session: AsyncSession, context: ChatContext, turn: Turn, flow: str | None = None, text: str = ""
+) -> Turn:
     """An order request from a customer with no orders: a subscriber's box, address or
     charge is the subscription's (a person is offered, not a dead end: tester); anyone
     else may have ordered as a guest."""
@@ -724,13 +727,18 @@ async def _no_orders(session: AsyncSession, context: ChatContext, turn: Turn) ->
     subscription = await repositories.latest_subscription(session, context.customer.id)
     if subscription is None:
         return turn.say(texts.render("utter_support_no_orders"))
+    if flow == "billing_issue" and support.asks_charges_to_come(text):
+        # "will i still be charged this month?" after a pause (tester tr08)
+        return turn.say(support.subscription_charges(subscription))
     turn.slots.update(awaiting="confirmation", pending_action="offer_human")
+    response = (
+        # "we moved!! new address for the coffee box: …" (tester tr10, tq08)
+        "utter_subscription_address_person"
+        if flow == "change_address"
+        else "utter_support_subscription_not_order"
+    )
     return turn.say(
-        texts.render(
-            "utter_support_subscription_not_order",
-            plan=subscription.plan,
-            status=subscription.status.value,
-        ),
+        texts.render(response, plan=subscription.plan, status=subscription.status.value),
         support.YES_NO,
     )
 
@@ -1001,6 +1009,8 @@ async def answer_score(
         return Turn(slots={slot: None}).say(corrected)
     kind = kind or dispatch.survey_kind
     parsed = parse_score(text, kind.value)
+    if parsed.status is not ScoreStatus.ok and asks_why(text):
+        return Turn(slots={slot: None}).say(texts.render("utter_survey_why"))
     if (
         not opinion
         and understanding.reads_as_ask(text, order_number_asks=False)

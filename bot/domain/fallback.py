@@ -8,6 +8,7 @@ Button payloads are plain phrases that are training examples of their intent
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,20 @@ UTTER_SYMBOLS = "utter_fallback_symbols"
 UTTER_UPSET = "utter_fallback_upset"
 # An angry face or a thumbs-down on its own (tester: "😡" got "I'm here to help!").
 _UPSET = frozenset("😡😠🤬👎😤💢😒🙄")
+
+
+UTTER_OFFER_AGAIN = "utter_offer_human_what_now"
+# "so what can u do", "what now?" while a person is on offer (tester tr13): the offer once
+# more, in other words, instead of "not sure I understood".
+_WHAT_NOW = re.compile(
+    r"\b(?:what (?:can|could|will|do|would) (?:u|you|ya) do|what now|so what now|now what|"
+    r"what next|what happens now|then what|what (?:are|r) my options|what do i do)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_what_now(text: str) -> bool:
+    return bool(_WHAT_NOW.search(text or ""))
 
 
 @dataclass(frozen=True)

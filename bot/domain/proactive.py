@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.domain import chat, feedback, surveys, texts
 from bot.domain import lifecycle as lifecycles
 from bot.domain.errors import InvalidInput, NotFound
-from bot.domain.scores import is_decline
+from bot.domain.scores import asks_why, is_decline
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
@@ -397,6 +397,8 @@ async def answer_source(
             texts.render("utter_survey_skipped")
         )
     source = surveys.acquisition_source(text)
+    if source is None and asks_why(text):
+        return chat.Turn(slots={"survey_source": None}).say(texts.render("utter_survey_why"))
     if source is None:
         if retries >= 1:
             return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(

@@ -86,6 +86,20 @@ def is_no_comment(text: str) -> bool:
     return bool(_NO_COMMENT.match(text or ""))
 
 
+# "why do u need to know", "what's that for?" at a survey question (tester tr23): answered
+# with the reason, the question stays open.
+_WHY = re.compile(
+    r"^\W*(?:but |and |ok |okay |hm+ )?(?:why+|what(?:'?s| is) (?:it|that|this) for|what for|"
+    r"how come|who (?:wants|needs) to know)\b(?:\W*$|.{0,30}\b(?:need|want|ask|asking|know|"
+    r"matter|care|important)\b)",
+    re.IGNORECASE,
+)
+
+
+def asks_why(text: str) -> bool:
+    return bool(_WHY.search(text or ""))
+
+
 def _digits_free(text: str) -> str:
     return re.sub(r"\d+", " ", text)
 

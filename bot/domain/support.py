@@ -426,6 +426,21 @@ def damaged_item(order: Order, window: int) -> FlowResult:
             buttons=[PERSON_BUTTON],
         )
     eligible = return_eligibility(order, window)
+    if eligible and _window_passed(order, window):
+        # "but its faulty, it leaks from the bottom" after the return was refused: the
+        # warranty is a person's to arrange, offered as a yes/no (tester tr13 got the
+        # refusal again, then "I've checked again and it's still the same")
+        return FlowResult(
+            texts.render(
+                "utter_damaged_warranty",
+                order=order.number,
+                delivered=format_date(order.delivered_at),
+                window=window,
+            ),
+            NextStep.confirm,
+            pending_action="offer_human",
+            buttons=YES_NO,
+        )
     if eligible:
         return _refused(order, window, eligible)
     return _confirm(
@@ -685,6 +700,46 @@ def asks_skip_next(text: str) -> bool:
 
 def _period(subscription: Subscription) -> timedelta:
     return subscription.current_period_end - subscription.current_period_start
+
+
+# "will i still be charged this month?", "when is the next payment": a question about the
+# charges to come, not a complaint about one made (that goes to a person).
+_CHARGES_TO_COME = re.compile(
+    r"\b(?:will|would|do|does|am|is|are|when|how much)\b.{0,40}\b(?:charged?|billed?|"
+    r"pay(?:ing)?|payments?|take (?:the )?money)\b|\bnext (?:charge|payment|bill(?:ing)?)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_charges_to_come(text: str) -> bool:
+    return bool(_CHARGES_TO_COME.search(text or ""))
+
+
+def subscription_charges(subscription: Subscription) -> str:
+    """What a subscriber will be charged and when, by the subscription's status."""
+    values = {
+        "plan": subscription.plan,
+        "price": f"{subscription.price:.2f} {subscription.currency}",
+    }
+    if subscription.status is SubscriptionStatus.paused and subscription.resume_on:
+        return texts.render(
+            "utter_subscription_charges_paused_until",
+            **values,
+            restart=format_date(subscription.resume_on),
+        )
+    if subscription.status is SubscriptionStatus.paused:
+        return texts.render("utter_subscription_charges_paused", **values)
+    if subscription.status is SubscriptionStatus.cancelled:
+        return texts.render(
+            "utter_subscription_charges_cancelled",
+            **values,
+            cancelled=format_date(subscription.cancelled_at),
+        )
+    return texts.render(
+        "utter_subscription_charges_active",
+        **values,
+        next=format_date(subscription.current_period_end),
+    )
 
 
 def skip_next_restart(subscription: Subscription, now: datetime | None = None) -> datetime:
