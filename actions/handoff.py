@@ -15,6 +15,7 @@ from actions.services import (
     get_services,
     latest_intent,
     latest_text,
+    put_back,
 )
 from bot.domain import chat, fallback, knowledge, support, texts
 from bot.storage.models import EscalationReason
@@ -46,6 +47,10 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
+        if tracker.get_slot("awaiting") == "survey_consent" and fallback.is_approving_emoji(text):
+            yes = {"name": "affirm", "confidence": 1.0}
+            latest = tracker.latest_message or {}
+            return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
         if _offered_a_person(tracker) and fallback.asks_what_now(text):
             # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back)
             dispatcher.utter_message(

@@ -124,6 +124,22 @@ async def test_what_now_while_a_person_is_on_offer_offers_again(session, action_
     assert [m["response"] for m in plain] == ["utter_fallback_choices"]
 
 
+async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(session, action_services):
+    """Tester tq26: "👍" to "May we ask two quick questions?" got the generic prompt."""
+    state = _unsure("👍", [("nlu_fallback", 0.9)])
+    state.slots["awaiting"] = "survey_consent"
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert [e["event"] for e in events] == ["action", "user"]
+    assert events[1]["text"] == "👍" and events[1]["parse_data"]["intent"]["name"] == "affirm"
+
+    # with nothing offered, a thumbs-up is no answer to anything
+    _, plain = await run(ActionHandleFallback(), _unsure("👍", [("nlu_fallback", 0.9)]))
+    assert [m["response"] for m in plain] == ["utter_fallback_symbols"]
+
+
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(
     session, action_services
 ):

@@ -663,16 +663,21 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_se
     assert slot_events(events)["next_step"] == "address"
 
 
-async def test_undoing_a_subscription_cancellation_offers_a_person(session) -> None:
-    """Tester 2 (tr24, a trap): "wait no undo that, i want to keep it" right after "Cancel
-    anyway" got "Okay. Anything else?" and the subscription stayed cancelled."""
-    from bot.storage.models import SubscriptionStatus
-
-    owner = await factories.customer(session, 8)
+async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Any:
+    """A customer whose subscription was cancelled `ago`, in conversation conv-1."""
+    owner = await factories.customer(session, number)
     cancelled = await factories.subscription(session, owner, SubscriptionStatus.cancelled)
-    cancelled.cancelled_at = utcnow()
+    cancelled.cancelled_at = utcnow() - ago
     session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
     await session.commit()
+    return cancelled
+
+
+async def test_undoing_an_old_subscription_cancellation_offers_a_person(session) -> None:
+    """Tester 2 (tr24, a trap): "wait no undo that, i want to keep it" right after "Cancel
+    anyway" got "Okay. Anything else?"; a cancellation older than a day is a person's to
+    undo."""
+    await _cancelled(session, 8, timedelta(days=2))
 
     turn = await chat.support_request(
         session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
@@ -686,18 +691,41 @@ async def test_undoing_a_subscription_cancellation_offers_a_person(session) -> N
     assert turn.slots["pending_action"] == "offer_human"
 
 
+async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
+    """Tester 2 (tr24): the bot itself takes back a cancellation made minutes ago."""
+    cancelled = await _cancelled(session, 8, timedelta(minutes=3))
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        text="wait no undo that, i want to keep it",
+    )  # fmt: skip
+
+    [(text, _)] = turn.messages
+    assert text == (
+        "Reactivate your Coffee Explorer Box subscription, as if you had never cancelled? "
+        f"Deliveries and the {cancelled.price:.2f} EUR monthly charge carry on as before."
+    )
+    assert (turn.slots["pending_action"], cancelled.status) == (
+        "resume_subscription",
+        SubscriptionStatus.cancelled,
+    )
+    done = await chat.resolve_pending(
+        session, chat.Settings(), "conv-1", "resume_subscription", confirmed=True,
+        new_address=None,
+    )  # fmt: skip
+    assert done.messages[0][0].startswith(
+        "Done: your Coffee Explorer Box subscription is active again"
+    )
+    await session.refresh(cancelled)
+    assert (cancelled.status, cancelled.cancelled_at) == (SubscriptionStatus.active, None)
+
+
 async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
     session, action_services
 ):
     """Tester 2 (tr24): "wait no undo that, i want to keep it" after "Cancel anyway" (read
     as a no, nothing asked) got "Okay. Anything else?"; a plain no still gets that."""
-    from bot.storage.models import SubscriptionStatus
-
-    owner = await factories.customer(session, 9)
-    cancelled = await factories.subscription(session, owner, SubscriptionStatus.cancelled)
-    cancelled.cancelled_at = utcnow()
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
+    await _cancelled(session, 9, timedelta(minutes=3))
     slots = {**VERIFIED, "support_request": "cancel_subscription", "next_step": "done"}
 
     _, undo = await run(
@@ -706,5 +734,5 @@ async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
     )
     _, plain = await run(ActionSupportRequest(), tracker("conv-1", "no", "deny", slots))
 
-    assert "can reactivate it for you" in undo[0]["text"]
+    assert undo[0]["text"].startswith("Reactivate your Coffee Explorer Box subscription")
     assert [m["text"] for m in plain] == ["Okay. Anything else I can help with?"]

@@ -329,6 +329,14 @@ async def support_request(
         if subscription is None and flow == "resume_subscription":
             # "undo the cancellation": a person can reactivate it (tester: a trap before)
             cancelled = await repositories.latest_subscription(session, context.customer.id)
+            if cancelled is not None and support.can_reactivate(cancelled):
+                # just cancelled, the paid period still running: taken back here (tr24)
+                undo = await _apply_flow_result(
+                    session, settings, context, support.reactivate_question(cancelled),
+                    trigger="in_chat:resume_subscription",
+                )  # fmt: skip
+                undo.messages[:0] = turn.messages
+                return undo
             if cancelled is not None and cancelled.cancelled_at is not None:
                 turn.slots.update(awaiting="confirmation", pending_action="offer_human")
                 return turn.say(
@@ -909,6 +917,8 @@ async def resolve_pending(
             }
         ).say(question.text, question.buttons)  # fmt: skip
     subscription = await repositories.customer_subscription(session, context.customer.id)
+    if subscription is None and pending_action == "resume_subscription":
+        subscription = await repositories.latest_subscription(session, context.customer.id)
     result = await support.apply_confirmed(
         session,
         pending_action,

@@ -52,6 +52,24 @@ UTTER_UPSET = "utter_fallback_upset"
 _UPSET = frozenset("😡😠🤬👎😤💢😒🙄")
 
 
+# A thumbs-up or OK hand on its own answers a survey offer as a yes (tester tq26: "👍" to
+# "May we ask two quick questions?" got "Tell me in a few words what you need"). Not used
+# for account changes, which want a yes in words.
+_APPROVING = frozenset("👍👌✅🙆🆗")
+
+
+def is_approving_emoji(text: str) -> bool:
+    signs = [ch for ch in text if not ch.isspace() and ch not in "\ufe0f\u200d"]
+    return (
+        bool(signs)
+        and not has_words(text)
+        and all(
+            ch in _APPROVING or 0x1F3FB <= ord(ch) <= 0x1F3FF
+            for ch in signs  # skin tones
+        )
+    )
+
+
 UTTER_OFFER_AGAIN = "utter_offer_human_what_now"
 # "so what can u do", "what now?" while a person is on offer (tester tr13): the offer once
 # more, in other words, instead of "not sure I understood".

@@ -748,6 +748,37 @@ def skip_next_restart(subscription: Subscription, now: datetime | None = None) -
     return next_period_end(subscription, now) + _period(subscription)
 
 
+# "wait no undo that, i want to keep it" right after cancelling (tester tr24): within this
+# many hours of the cancellation the customer can take it back in the chat, as if it had
+# never happened; later a person reactivates it.
+UNDO_CANCEL_HOURS = 24
+
+
+def can_reactivate(subscription: Subscription, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    cancelled = subscription.cancelled_at
+    return (
+        subscription.status is SubscriptionStatus.cancelled
+        and cancelled is not None
+        and _aware(now) - _aware(cancelled) <= timedelta(hours=UNDO_CANCEL_HOURS)
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def reactivate_question(subscription: Subscription) -> FlowResult:
+    return _confirm(
+        texts.render(
+            "utter_subscription_confirm_reactivate",
+            plan=subscription.plan,
+            price=_price(subscription),
+        ),
+        "resume_subscription",
+    )
+
+
 def subscription_flow(
     flow: str,
     subscription: Subscription | None,
@@ -999,6 +1030,11 @@ async def apply_confirmed(
                 )
             else:
                 reply = texts.render("utter_confirmed_paused", plan=subscription.plan)
+        elif action == "resume_subscription" and can_reactivate(subscription, now):
+            subscription.status, subscription.cancelled_at = SubscriptionStatus.active, None
+            reply = texts.render(
+                "utter_confirmed_reactivated", plan=subscription.plan, price=_price(subscription)
+            )
         elif action == "resume_subscription":
             if subscription.status is not SubscriptionStatus.paused:
                 return FlowResult(
