@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import support_ops
 from bot.domain.feedback_query import DateRange
+from bot.domain.surveys import TRIGGER_ESCALATION_RESOLVED
+from bot.storage.models import SUPPORT_CHAT_SURVEYS, SurveyDispatch
 from tests.support_ops_data import NOW, seed_support_ops
 
 MARCH = DateRange(date(2026, 3, 1), date(2026, 3, 31))
@@ -137,3 +140,22 @@ async def test_report_section_markdown_and_csv(
     lines = rows.splitlines()
     assert lines[1] == "support_total,all escalations,5,15.0,3,66.7,20.0,4,50.0,2,2,,"
     assert lines[-1] == "support_agent,Bob,2,30.0,1,0.0,38.5,2,0.0,1,2,0.0,6.0"
+
+
+async def test_support_surveys_of_chats_are_read_through_their_partial_index(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The per-agent answers start from the support surveys of chats: the partial index
+    ix_survey_dispatches_support_chats (migration 0032) answers that list on both databases
+    (before it, every dispatch was read: 30 ms of the endpoint's 37 ms at 1 M rows)."""
+    assert f"trigger = '{TRIGGER_ESCALATION_RESOLVED}'" in SUPPORT_CHAT_SURVEYS
+    statement = select(SurveyDispatch.id).where(*support_ops.support_chat_surveys())
+    async with session_factory() as db:
+        dialect = db.get_bind().dialect
+        sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        if dialect.name == "postgresql":
+            await db.execute(text("SET LOCAL enable_seqscan = off"))  # tiny tables: no shortcut
+            plan = " ".join(str(r[0]) for r in await db.execute(text("EXPLAIN " + sql)))
+        else:
+            plan = " ".join(str(r[-1]) for r in await db.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    assert "ix_survey_dispatches_support_chats" in plan, plan

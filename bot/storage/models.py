@@ -395,10 +395,25 @@ class Message(Base):
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
 
 
+# The support survey of a chat (trigger "support_resolved", bot/domain/surveys.py), as
+# support operations select it (index ix_survey_dispatches_support_chats, migration 0032).
+SUPPORT_CHAT_SURVEYS = "trigger = 'support_resolved' AND conversation_id IS NOT NULL"
+
+
 class SurveyDispatch(Base):
     __tablename__ = "survey_dispatches"
-    # Dashboard response rate by the time a survey was sent (migration 0005).
-    __table_args__ = (Index("ix_survey_dispatches_sent", "sent_at", "answered_at"),)
+    __table_args__ = (
+        # Dashboard response rate by the time a survey was sent (migration 0005).
+        Index("ix_survey_dispatches_sent", "sent_at", "answered_at"),
+        # Support operations' per-agent answers (migration 0032): the support surveys of
+        # chats, without reading every dispatch.
+        Index(
+            "ix_survey_dispatches_support_chats",
+            "id",
+            postgresql_where=text(SUPPORT_CHAT_SURVEYS),
+            sqlite_where=text(SUPPORT_CHAT_SURVEYS),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
