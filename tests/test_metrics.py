@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import feedback_query, journey, metrics
@@ -200,6 +201,43 @@ async def test_breakdown_by_channel_with_previous_period(factory: Factory) -> No
         "website_chat": 5, "email": 3, "call_center": 1, "support": 3, "social": 2, "storefront": 1,
     }  # fmt: skip
     assert channels["website_chat"].previous.volume == 2
+
+
+async def test_breakdown_reads_the_previous_period_on_its_own_session_alike(
+    factory: Factory,
+) -> None:
+    """GET /api/metrics reads the previous period on a second connection at the same time
+    (issue #21 latency): the same groups, order and figures as on one session."""
+    flt = FeedbackFilter(MARCH)
+    for dimension in metrics.DIMENSIONS:
+        async with factory() as db:
+            alone = await metrics.breakdown(db, flt, dimension)
+        async with factory() as db, factory() as previous_db:
+            paired = await metrics.breakdown(db, flt, dimension, previous_db)
+        assert paired == alone, dimension
+        if dimension == "channel":
+            assert _by_key(paired)["website_chat"].previous.volume == 2
+
+
+async def test_free_text_count_plans_at_ssd_costs_for_its_transaction_only(
+    factory: Factory,
+) -> None:
+    """The free-text total sets its plan settings with one statement (set_config, local to
+    the transaction): the page after it runs with them, the next transaction without."""
+    flt = FeedbackFilter(MARCH, q="late parcel")
+    settings = text(
+        "SELECT current_setting('random_page_cost'), current_setting('plan_cache_mode')"
+    )
+    async with factory() as db:
+        postgresql = db.get_bind().dialect.name == "postgresql"
+        server_wide = tuple((await db.execute(settings)).one()) if postgresql else ()
+        await db.commit()
+        found = await feedback_query.feedback_page(db, flt)
+        assert (found.total, found.exact, len(found.rows)) == (1, True, 1)
+        if postgresql:
+            assert tuple((await db.execute(settings)).one()) == ("1.1", "force_custom_plan")
+            await db.commit()
+            assert tuple((await db.execute(settings)).one()) == server_wide
 
 
 async def test_filters_narrow_the_metrics(factory: Factory) -> None:

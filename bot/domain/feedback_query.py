@@ -525,9 +525,14 @@ async def _count(session: AsyncSession, flt: FeedbackFilter) -> tuple[int, bool]
         # default random_page_cost (4, spinning disks) the planner rechecks every trigram
         # match of the whole table; at SSD costs it first intersects the trigram and the
         # date bitmaps (2-3x faster on the dashboard benchmark). And a plan for the text
-        # itself: a cached generic plan cannot know how rare the searched text is.
-        await session.execute(text("SET LOCAL random_page_cost = 1.1"))
-        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # itself: a cached generic plan cannot know how rare the searched text is. Both in
+        # one round trip: set_config(..., true) is SET LOCAL.
+        await session.execute(
+            text(
+                "SELECT set_config('random_page_cost', '1.1', true),"
+                " set_config('plan_cache_mode', 'force_custom_plan', true)"
+            )
+        )
     limited = select(Feedback.id).where(*flt.conditions()).limit(COUNT_LIMIT + 1).subquery()
     found = int(await session.scalar(select(func.count()).select_from(limited)) or 0)
     return min(found, COUNT_LIMIT), found <= COUNT_LIMIT

@@ -15,6 +15,7 @@ so totals, previous periods and groups are consistent with each other.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -679,18 +680,30 @@ def _with_dispatches(counts: MetricCounts, sent: int | None, answered: int | Non
 
 
 async def breakdown(
-    session: AsyncSession, flt: FeedbackFilter, dimension: str
+    session: AsyncSession,
+    flt: FeedbackFilter,
+    dimension: str,
+    previous_session: AsyncSession | None = None,
 ) -> list[GroupMetrics]:
     """Metrics per group of `dimension` for the range, each with its previous period.
 
     A product group counts the feedback about orders containing that product (an order
     with three products counts for each). Stages come in journey order, the others by
     volume. Response rate applies to trigger and acquisition source groups only.
+    Given `previous_session`, the previous period is read on it while the range is read
+    on `session` (the same queries, on two connections at once).
     """
     if dimension not in DIMENSIONS:
         raise ValueError(dimension)
-    current = await _group_counts(session, flt, dimension)
-    previous = await _group_counts(session, flt.with_range(flt.range.previous()), dimension)
+    before = flt.with_range(flt.range.previous())
+    if previous_session is None:
+        current = await _group_counts(session, flt, dimension)
+        previous = await _group_counts(session, before, dimension)
+    else:
+        current, previous = await asyncio.gather(
+            _group_counts(session, flt, dimension),
+            _group_counts(previous_session, before, dimension),
+        )
     empty = MetricCounts(dispatches_sent=None, dispatches_answered=None)
     groups = [
         GroupMetrics(k, label, counts, previous.get(k, (label, empty))[1])
