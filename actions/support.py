@@ -74,6 +74,23 @@ def named_order_number(tracker: Tracker, latest_only: bool = False) -> str | Non
     return named
 
 
+def earlier_request(tracker: Tracker) -> str | None:
+    """The request before the current one (`support_request` as set before the customer's
+    latest message, other than its value now; a message put back is the same message):
+    "can u just send a new one" right after "tracking says delivered but theres nothing
+    here" is about that parcel (bot/domain/chat.py `_reported_lost`)."""
+    events = list(tracker.events)
+    users = [i for i, e in enumerate(events) if e.get("event") == "user"]
+    current = tracker.get_slot("support_request")
+    earlier: str | None = None
+    for event in events[: users[-1] if users else 0]:
+        if event.get("event") == "slot" and event.get("name") == "support_request":
+            value = event.get("value")
+            if value and value != current:
+                earlier = str(value)
+    return earlier
+
+
 def _entity(tracker: Tracker, name: str) -> str | None:
     """The value of entity `name` in the latest message (a button's payload), if any."""
     value = next((v for v in tracker.get_latest_entity_values(name) if v), None)
@@ -165,6 +182,10 @@ async def _no_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.T
         )  # fmt: skip
         turn.slots["support_request"] = "resume_subscription"
         return turn
+    if chat.says_done(latest_text(tracker)):
+        # "no thats all" after "Anything else I can help with?": goodbye, not the same
+        # question again (tester 2, tr02)
+        return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_goodbye"))
     return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_anything_else"))
 
 
@@ -242,6 +263,7 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
         latest_intent=latest_intent(tracker),
         choosing_order=choosing_order,
         survey_now=not more_follows(tracker),
+        earlier_request=earlier_request(tracker),
     )
 
 
@@ -265,6 +287,15 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
         confirmed = confirmed or (
             latest_intent(tracker) == "affirm"
             and (understanding.is_yes_words(latest_text(tracker)) or bool(return_pick(tracker)))
+        )
+        # "yes L please" at a return's yes/no, "medium" at its size question: confirmed with
+        # that choice (bot/domain/returns.py `confirms`)
+        confirmed = confirmed or (
+            pending_change(tracker) == "return_item"
+            and returns.confirms(
+                returns.ReturnDraft.from_slot(tracker.get_slot("return_draft")),
+                latest_text(tracker),
+            )
         )
         if (
             not confirmed
@@ -304,7 +335,12 @@ class ActionDropPending(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         latest: dict[str, Any] = tracker.latest_message or {}
         pending, text = pending_change(tracker), latest_text(tracker)
-        if understanding.names_the_yes(text, pending):
+        if understanding.names_the_yes(text, pending) or (
+            pending == "return_item"
+            and returns.confirms(
+                returns.ReturnDraft.from_slot(tracker.get_slot("return_draft")), text
+            )
+        ):
             # "yes cancel it" that the NLU did not read as a yes: put back as the yes it is
             # (the change stays pending; the "yes to a pending change" rule confirms it).
             yes = {"name": "affirm", "confidence": 1.0}

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionDropPending, ActionResolvePending, ActionSupportRequest
-from bot.domain import chat, returns
+from bot.domain import chat, returns, support
 from bot.storage.models import (
     Conversation,
     Order,
@@ -54,12 +54,17 @@ class Chat:
         self.slots: dict[str, Any] = {}
 
     async def say(
-        self, text: str, flow: str | None = None, pick: str | None = None, intent: str = "inform"
+        self,
+        text: str,
+        flow: str | None = None,
+        pick: str | None = None,
+        intent: str = "inform",
+        earlier: str | None = None,
     ) -> chat.Turn:
         turn = await chat.support_request(
             self.session, chat.Settings(), "conv-1", flow or self.slots.get("flow"),
             verified=True, text=text, return_draft=self.slots.get("return_draft"),
-            latest=text, return_pick=pick, latest_intent=flow or intent,
+            latest=text, return_pick=pick, latest_intent=flow or intent, earlier_request=earlier,
         )  # fmt: skip
         if flow:
             self.slots["flow"] = flow
@@ -232,8 +237,9 @@ async def test_quantities_and_everything_but_one_item(session) -> None:
         "return everything except the casserole, they're too small", "return_item"
     )
     assert _texts(rest) == [
-        f"Start a free return of order A10001 (1× {TOWEL}, 4× {MUG}, doesn't fit) for a refund of "
-        "75.00 EUR?"
+        f"Sorry it doesn't fit. Start a free return of order A10001 (1× {TOWEL}, 4× {MUG}) for a "
+        "refund of 75.00 EUR, or exchange it for another size, free of charge? A plain yes means "
+        "the refund."
     ]
 
 
@@ -289,7 +295,7 @@ async def test_the_shop_is_sent_the_items_through_the_webhook(session) -> None:
         "order": "A10001",
         "items": [
             {"sku": "MUG-1", "name": MUG, "quantity": 1, "reason": "damaged",
-             "resolution": "refund", "refund_amount": "12.50"}
+             "resolution": "refund", "refund_amount": "12.50", "exchange_size": None}
         ],
         "refund_total": "12.50",
         "currency": "EUR",
@@ -389,6 +395,23 @@ async def test_a_reason_button_confirms_through_the_action(session, action_servi
 
     _events, messages = await run(ActionResolvePending(), state)
 
+    # doesn't fit: an exchange for another size or the refund, asked once (as for damage)
+    assert messages[0]["text"].startswith("Sorry it doesn't fit. Start a free return")
+    assert await _lines(session) == []
+    refund = '/affirm{"return_pick":"resolution:refund"}'
+    draft = returns.ReturnDraft(
+        order="A10001", flow="return_item", lines={towel.id: 1}, reason="doesnt_fit",
+        step="confirm",
+    ).to_slot()  # fmt: skip
+    state = tracker(
+        "conv-1", refund, "affirm",
+        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
+         "return_draft": draft},
+        entities=[{"entity": "return_pick", "value": "resolution:refund"}],
+    )  # fmt: skip
+
+    _events, messages = await run(ActionResolvePending(), state)
+
     assert messages[0]["text"].startswith("Your return for order A10001 is started")
     assert await _lines(session) == [(TOWEL, 1, "doesnt_fit", "refund", Decimal("25.00"))]
 
@@ -456,7 +479,7 @@ async def test_the_console_panel_and_the_export_show_the_return_per_item(session
     ]
     assert panel[0]["items"] == [
         {"name": TOWEL, "sku": "TWL-1", "quantity": 1, "reason": "doesnt_fit",
-         "resolution": "refund", "refund_amount": "25.00"}
+         "resolution": "refund", "refund_amount": "25.00", "exchange_size": None}
     ]  # fmt: skip
     exported = await privacy.export_customer(session, order.customer_id)
     assert [r["reference"] for r in exported["returns"]] == [request_refs[1], request_refs[0]]
@@ -568,3 +591,369 @@ def test_an_item_said_to_be_fine_is_not_returned() -> None:
                  "casserole came cracked and the towel is fine",
                  "the towel is ok but the casserole is chipped"):  # fmt: skip
         assert returns.items_in(text, left, items).lines == {1: 1}, text
+
+
+# --- exchanges for another size, missing items, lost parcels (tester round two) ----------------
+
+JUMPER = "Merino jumper"
+SHIRT = "Linen shirt"
+
+
+async def _clothes(session: AsyncSession, *items: tuple[str, str, str, int]) -> Order:
+    """A delivered order A20001 of `items` (sku, name, unit price, quantity)."""
+    sanne = await factories.customer(session, email="sanne@example.com")
+    order = await factories.order(
+        session, sanne, "A20001", OrderStatus.delivered, placed_days_ago=7
+    )
+    order.items = [
+        OrderItem(sku=sku, name=name, quantity=quantity, unit_price=Decimal(price))
+        for sku, name, price, quantity in items
+    ]
+    session.add(Conversation(id="conv-1", customer_id=sanne.id, identified_by="token"))
+    await session.commit()
+    return order
+
+
+JUMPER_LINE = ("APP-MER-JMP", JUMPER, "79.00", 1)
+SHIRT_LINE = ("APP-LIN-SHT", SHIRT, "49.00", 1)
+MUG_LINE = ("MUG-1", MUG, "14.00", 1)
+SIZE_BUTTONS = ["XS", "S", "M", "L", "XL", "XXL", "No, keep it"]
+
+
+async def _exchange_sizes(session: AsyncSession) -> list[str | None]:
+    return list(
+        (await session.scalars(select(ReturnLine.exchange_size).order_by(ReturnLine.id))).all()
+    )
+
+
+async def test_swap_the_jumper_for_an_L_is_an_exchange_for_size_L(session) -> None:
+    """ "jumper is too small can i swap it for a L" got a refund return (tester 2, tr04)."""
+    order = await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say("jumper is too small can i swap it for a L", "return_item")
+    assert _texts(asked) == [
+        f"Exchange 1× {JUMPER} from order A20001 for size L, free of charge? We'll send the L "
+        "and email you a prepaid label for the one you have."
+    ]
+    assert _titles(asked) == ["Yes", "No"]
+    assert talk.slots["pending_action"] == "return_item"
+
+    done = await talk.yes(text="yes L please")
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert _texts(done)[0] == (
+        f"Done: your exchange for order A20001 is started, reference {request.reference}: "
+        f"1× {JUMPER} for size L, free of charge. A prepaid label for the one you have is on its "
+        "way to sanne@example.com; we send the L as soon as the carrier scans your parcel. If "
+        "the L is sold out, you get your money back instead."
+    )
+    assert await _lines(session) == [(JUMPER, 1, "doesnt_fit", "replacement", Decimal("0.00"))]
+    assert await _exchange_sizes(session) == ["L"]
+    row = (await session.scalars(select(WebhookOutbox))).one()
+    assert row.payload["return"]["items"] == [
+        {"sku": "APP-MER-JMP", "name": JUMPER, "quantity": 1, "reason": "doesnt_fit",
+         "resolution": "replacement", "refund_amount": "0.00", "exchange_size": "L"}
+    ]  # fmt: skip
+    assert row.payload["return"]["refund_total"] == "0.00"
+    await session.refresh(order)
+    assert order.return_requested_at is not None  # the old one comes back
+
+
+async def test_exchange_the_shirt_for_size_M_asks_about_the_shirt_only(session) -> None:
+    """ "can i exchange the shirt for size M" offered only a refund (tester 2, tr21)."""
+    await _clothes(session, SHIRT_LINE, MUG_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say("can i exchange the shirt for size M", "return_item")
+
+    assert _texts(asked) == [
+        f"Exchange 1× {SHIRT} from order A20001 for size M, free of charge? We'll send the M "
+        "and email you a prepaid label for the one you have."
+    ]
+    await talk.yes()
+    assert await _lines(session) == [(SHIRT, 1, "doesnt_fit", "replacement", Decimal("0.00"))]
+    assert await _exchange_sizes(session) == ["M"]
+
+
+async def test_the_size_the_customer_has_is_named_in_the_question(session) -> None:
+    await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say("can i swap my M for an L", "return_item")
+
+    assert _texts(asked)[0].startswith(
+        f"Exchange 1× {JUMPER} (size M) from order A20001 for size L, free of charge?"
+    )
+
+
+async def test_a_bigger_size_asks_which_size_once_and_a_tapped_size_confirms(session) -> None:
+    """ "how do i exchange it for a bigger size", then "yes, size L please" stored a refund
+    (tester 1, tq25)."""
+    await _clothes(session, SHIRT_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say(
+        "the shirt is too small, how do i exchange it for a bigger size", "return_item"
+    )
+    assert _texts(asked) == [
+        f"Which size would you like instead? I'll exchange 1× {SHIRT} from order A20001 free of "
+        "charge: we send the new size and collect the one you have. Tap a size or type it."
+    ]
+    assert _titles(asked) == SIZE_BUTTONS
+
+    again = await talk.yes()  # a plain yes says no size: asked again, nothing stored
+    assert _texts(again) == _texts(asked)
+    assert await _lines(session) == []
+
+    await talk.yes(pick="size:XL")
+    assert await _lines(session) == [(SHIRT, 1, "doesnt_fit", "replacement", Decimal("0.00"))]
+    assert await _exchange_sizes(session) == ["XL"]
+
+
+async def test_a_typed_size_at_the_size_question_confirms(session) -> None:
+    await _clothes(session, SHIRT_LINE)
+    talk = Chat(session)
+    await talk.say("can i get a bigger one", "return_item")
+    draft = returns.ReturnDraft.from_slot(talk.slots["return_draft"])
+
+    assert returns.confirms(draft, "L please")
+    assert returns.confirms(draft, "a medium")
+    assert not returns.confirms(draft, "no thanks")
+    assert not returns.confirms(draft, "what sizes are there?")
+
+    await talk.yes(text="yes, size L please")
+    assert await _exchange_sizes(session) == ["L"]
+
+
+async def test_doesnt_fit_offers_an_exchange_or_a_refund_and_a_plain_yes_refunds(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+
+    asked = await talk.say("the towel is too small", "return_item")
+    assert _texts(asked) == [
+        f"Sorry it doesn't fit. Start a free return of order A10001 (1× {TOWEL}) for a refund of "
+        "25.00 EUR, or exchange it for another size, free of charge? A plain yes means the refund."
+    ]
+    assert _titles(asked) == ["Exchange for another size", "Refund 25.00 EUR", "No, keep it"]
+
+    await talk.yes()
+    assert await _lines(session) == [(TOWEL, 1, "doesnt_fit", "refund", Decimal("25.00"))]
+    assert await _exchange_sizes(session) == [None]
+
+
+async def test_the_exchange_button_asks_the_size(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+    await talk.say("the towel is too small", "return_item")
+
+    asked = await talk.yes(pick="resolution:replacement")
+
+    assert _texts(asked)[0].startswith("Which size would you like instead?")
+    assert _titles(asked) == SIZE_BUTTONS
+    assert await _lines(session) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "current", "other"),
+    [
+        ("jumper is too small can i swap it for a L", "L", None, True),
+        ("yes L please", "L", None, True),
+        ("can i exchange the shirt for size M", "M", None, True),
+        ("a medium please", "M", None, True),
+        ("size 42 please", "42", None, True),
+        ("i want size L instead of M", "L", "M", True),
+        ("no not the address, the SIZE. L not M", "L", "M", True),
+        ("can i get a smaller one", None, None, True),
+        ("one size up please", None, None, True),
+        ("it's too small", None, None, False),
+        ("the jumper is large on me", None, None, False),
+        ("i m keeping the mug", None, None, False),
+        ("its fine", None, None, False),
+    ],
+)
+def test_sizes_read_from_words(text: str, wanted: str | None, current: str | None, other: bool):
+    assert returns.size_wish(text) == returns.SizeWish(wanted, current, other)
+
+
+async def test_an_item_missing_from_the_parcel_is_sent_again_without_a_return(session) -> None:
+    """ "box came but the towel was missing from it" got a DHL trace of the whole parcel or
+    a return (tester 2, tr20)."""
+    order = await _jane(session)
+    talk = Chat(session)
+
+    asked = await talk.say("box came but the towel was missing from it", "delivery_problem")
+    assert _texts(asked) == [
+        f"Sorry, 1× {TOWEL} should have been in your parcel for order A10001. Shall we send it "
+        "again, free of charge? Or we can refund 25.00 EUR. There's nothing to send back."
+    ]
+    assert _titles(asked) == ["Send it again", "Refund 25.00 EUR", "No, thanks"]
+
+    # put back as a return request by action_drop_pending: the same report, asked again
+    again = await talk.say("just send the towel pls", "return_item")
+    assert _texts(again) == [
+        f"Send 1× {TOWEL} for order A10001 again, free of charge? There's nothing to send back."
+    ]
+
+    done = await talk.yes()
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert _texts(done)[0] == (
+        f"Done: we'll send 1× {TOWEL} for order A10001 again, free of charge (reference "
+        f"{request.reference}). It leaves our warehouse within 2 working days and you'll get the "
+        "tracking by email."
+    )
+    assert await _lines(session) == [(TOWEL, 1, "missing", "replacement", Decimal("0.00"))]
+    row = (await session.scalars(select(WebhookOutbox))).one()
+    assert row.payload["return"]["items"] == [
+        {"sku": "TWL-1", "name": TOWEL, "quantity": 1, "reason": "missing",
+         "resolution": "replacement", "refund_amount": "0.00", "exchange_size": None}
+    ]  # fmt: skip
+    await session.refresh(order)
+    assert order.return_requested_at is None  # nothing comes back
+
+
+async def test_a_missing_item_can_be_refunded_and_is_not_offered_again(session) -> None:
+    await _jane(session, mugs=2)
+    talk = Chat(session)
+
+    asked = await talk.say("only got one mug, the other mug wasnt in the box", "damaged_item")
+    assert _texts(asked)[0].startswith(f"Sorry, 1× {MUG} should have been in your parcel")
+
+    done = await talk.yes(pick="resolution:refund")
+    request = (await session.scalars(select(ReturnRequest))).one()
+    assert _texts(done)[0] == (
+        f"Done: we'll refund 12.50 EUR for 1× {MUG} missing from order A10001 within 5 working "
+        f"days (reference {request.reference}). There's nothing to send back."
+    )
+    assert await _lines(session) == [(MUG, 1, "missing", "refund", Decimal("12.50"))]
+    assert request.refund_total == Decimal("12.50")
+
+
+async def test_which_items_were_missing_when_none_is_named(session) -> None:
+    await _jane(session)
+    talk = Chat(session)
+
+    asked = await talk.say("the parcel came but something was missing", "delivery_problem")
+
+    assert _texts(asked) == [
+        "Sorry about that. Which items were missing from order A10001? Pick one, or type their "
+        "names."
+    ]
+    assert _titles(asked) == [CASSEROLE, TOWEL, MUG]
+
+
+LOST = (
+    "Order A20001 shows as delivered on {day}, so DHL traces it first and we'll email "
+    "you within 2 working days; if it isn't found, we'll send a new one or refund you, "
+    "whichever you prefer, and there's nothing to return. If you'd rather not wait, a person "
+    "from our team can arrange it now. Shall I get someone?"
+)
+
+
+async def test_send_a_new_one_after_a_lost_parcel_is_no_return(session) -> None:
+    """ "can u just send a new one" after "tracking says deliverd but theres nothing here"
+    started a return for a refund of the parcel never received (tester 2, tr02)."""
+    order = await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+    traced = await talk.say(
+        "tracking says deliverd but theres nothing here, neighbours dont have it either",
+        "delivery_problem",
+    )
+    assert "trace" in _texts(traced)[0]
+
+    asked = await talk.say("can u just send a new one", "return_item", earlier="delivery_problem")
+
+    assert _texts(asked) == [LOST.format(day=support.format_date(order.delivered_at))]
+    assert _titles(asked) == ["Yes", "No"]
+    assert (talk.slots["awaiting"], talk.slots["pending_action"]) == ("confirmation", "offer_human")
+    assert (await session.scalars(select(ReturnRequest))).all() == []
+    await session.refresh(order)
+    assert order.return_requested_at is None
+
+    found = await talk.no(text="nvm found it in the bin shed 🙈 sorry")
+    assert _texts(found) == [
+        "Great, glad it turned up! Sorry for the trouble. Anything else I can help with?"
+    ]
+    assert chat.says_done("no thats all")
+    assert not chat.says_done("no")
+
+
+async def test_money_back_for_a_parcel_that_never_arrived_is_no_return(session) -> None:
+    order = await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say("it never arrived, i just want my money back", "request_refund")
+
+    assert _texts(asked) == [LOST.format(day=support.format_date(order.delivered_at))]
+    assert (await session.scalars(select(ReturnRequest))).all() == []
+
+
+async def test_a_return_after_a_delivery_question_is_still_a_return(session) -> None:
+    await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+    await talk.say("tracking says delivered, where is it", "delivery_problem")
+
+    asked = await talk.say(
+        "found it, but the jumper is too small, can i swap it for a L", "return_item",
+        earlier="delivery_problem",
+    )  # fmt: skip
+
+    assert _texts(asked)[0].startswith(f"Exchange 1× {JUMPER} from order A20001 for size L")
+
+
+async def test_another_size_for_an_order_not_shipped_is_no_address_change(session) -> None:
+    """ "i want size L instead of M, can you change it" opened the address form (tester,
+    tq10)."""
+    tom = await factories.customer(session, email="tom@example.com")
+    order = await factories.order(session, tom, "A30001", OrderStatus.placed, placed_days_ago=1)
+    session.add(Conversation(id="conv-1", customer_id=tom.id, identified_by="token"))
+    await session.commit()
+    talk = Chat(session)
+
+    asked = await talk.say(
+        "hmm actually i want size L instead of M, can you change it", "change_address"
+    )
+
+    assert _texts(asked) == [
+        "I can't change the size of an item in an order myself. Order A30001 hasn't shipped yet: "
+        "a person from our team can change the size for you, or you can cancel the order and "
+        "order the size you want. Shall I get someone?"
+    ]
+    assert (talk.slots["next_step"], talk.slots["pending_action"]) == ("confirm", "offer_human")
+    await session.refresh(order)
+    assert order.shipping_address == "1 Test Street, 10115 Berlin"
+
+
+async def test_another_size_read_as_an_address_change_of_a_delivered_order_is_an_exchange(
+    session,
+) -> None:
+    await _clothes(session, JUMPER_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say("can you change it to size L instead of M", "change_address")
+
+    assert _texts(asked)[0].startswith(
+        f"Exchange 1× {JUMPER} (size M) from order A20001 for size L, free of charge?"
+    )
+
+
+async def test_two_items_with_a_reason_each_return_the_first_then_the_other(session) -> None:
+    """ "the mug arrived chipped and the jumper is too big, can i get a smaller one" made
+    one return of both, "doesn't fit" (tester 2, tr28)."""
+    await _clothes(session, JUMPER_LINE, MUG_LINE)
+    talk = Chat(session)
+
+    asked = await talk.say(
+        "the mug arrived chipped and the jumper is too big, can i get a smaller one",
+        "damaged_item",
+    )
+    assert _texts(asked) == [
+        f"Sorry about that. Start a free return of order A20001 (1× {MUG}, damaged)? You can "
+        "have a refund of 14.00 EUR or a free replacement; a plain yes means the refund."
+    ]
+    await talk.yes(pick="resolution:replacement")
+
+    jumper = await Chat(session).say("and the jumper? it needs to be a size smaller", "return_item")
+    assert _texts(jumper)[0].startswith(
+        f"Which size would you like instead? I'll exchange 1× {JUMPER} from order A20001"
+    )
+    assert await _lines(session) == [(MUG, 1, "damaged", "replacement", Decimal("0.00"))]

@@ -263,6 +263,7 @@ async def support_request(
     latest_intent: str | None = None,
     choosing_order: bool = False,
     survey_now: bool = True,
+    earlier_request: str | None = None,
 ) -> Turn:
     """Serve the support request `flow` (read from `text`, ranked `intent_ranking`).
 
@@ -273,6 +274,8 @@ async def support_request(
     message or a button's `return_pick` that answers its question continues it.
     `choosing_order`: the bot had asked which order (the picker); `latest` is the answer in
     words when no button or number named one ("the towel one", "the newest").
+    `earlier_request`: the request before this one in the conversation ("can u just send a
+    new one" right after a delivered parcel was reported not received is about that parcel).
     `survey_now` False: another request of the same message comes next, so no satisfaction
     survey after this answer (tester tr15).
     """
@@ -301,8 +304,12 @@ async def support_request(
             texts.render("utter_support_not_verified", email=settings.support_email),
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
+    # "i want size L instead of M, can you change it" read as an address change, a
+    # cancellation or a return (tester tq10)
+    size_change = flow in SIZE_CHANGE_FLOWS and _asks_size_change(text)
     if (
         flow in understanding.STATE_CHANGE_FLOWS
+        and not size_change
         and intent_ranking is not None
         # refining the change already asked about ("for a month pls" at "Pause your
         # subscription?") only asks it again, with what was added: nothing changes without a yes
@@ -378,6 +385,7 @@ async def support_request(
         if "pending_action" not in answer.slots:
             answer.slots["next_step"] = "choose_order"
         return answer
+    talked_about = context.order
     order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages
@@ -385,7 +393,36 @@ async def support_request(
     if order is None:
         return await _no_orders(session, context, turn, flow, text)
     context = ChatContext(context.conversation, context.customer, order)
-    if flow in RETURN_FLOWS and order.status is OrderStatus.delivered:
+    if size_change and order.status is OrderStatus.delivered:
+        flow = "return_item"  # an exchange for another size (bot/domain/returns.py)
+    elif size_change:
+        size_turn = await _apply_flow_result(
+            session, settings, context, support.size_change_not_delivered(order),
+            trigger="in_chat:size_change",
+        )  # fmt: skip
+        size_turn.messages[:0] = turn.messages
+        return size_turn
+    missing = (
+        flow in RETURN_FLOWS | {"delivery_problem"}
+        and order.status is OrderStatus.delivered
+        and returns.missing_from_parcel(text, order)
+    )
+    lost = (
+        not missing
+        and flow in RETURN_FLOWS
+        and order.status is OrderStatus.delivered
+        and _reported_lost(order, text, earlier_request, talked_about)
+    )
+    if missing:
+        # "box came but the towel was missing": that item, sent again or refunded (tester 2)
+        draft = returns.ReturnDraft(
+            order=order.number, flow=returns.MISSING_FLOW, reason=returns.Reason.missing.value
+        )
+        item_turn = await _item_return(session, settings, context, draft, text, None)
+        if item_turn is not None:
+            item_turn.messages[:0] = turn.messages
+            return item_turn
+    elif flow in RETURN_FLOWS and order.status is OrderStatus.delivered and not lost:
         draft = returns.ReturnDraft(order=order.number, flow=flow)
         # the picker answered in words ("just the towel, keeping the casserole") says which
         items_text = choice if choice and _words(choice) & _item_words(order) else text
@@ -401,6 +438,7 @@ async def support_request(
         now=now,
         late_policy=support.LatePolicy(settings.late_grace_days, settings.replacement_after_days),
         text=text,
+        lost=lost,
     )
     order_turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{flow}", survey_now=survey_now
@@ -415,6 +453,59 @@ async def support_request(
 
 # "pause it instead" typed at the cancellation's save offer: the alternative offered, taken.
 SWITCHES = ("cancel_subscription", "pause_subscription")
+
+
+# Requests that another size asked for in their words turns into a size change.
+SIZE_CHANGE_FLOWS = frozenset({"change_address", "cancel_order", "return_item"})
+_ADDRESS_WORDS = re.compile(r"\b(address|adress|addres|street|road|deliver (it )?to)\b", re.I)
+
+
+def _asks_size_change(text: str) -> bool:
+    """Another size asked for ("size L instead of M", "can i have it in a medium"), not an
+    address."""
+    wish = returns.size_wish(text)
+    return (
+        (wish.wanted is not None or wish.current is not None)
+        and not _ADDRESS_WORDS.search(text or "")
+        and not re.search(r"\bcancel", text or "", re.I)  # "cancel it, i'll order the L"
+    )
+
+
+_DONE = re.compile(
+    r"\b(that'?s all|thats all|that'?s it|thats it|nothing else|all good|i'?m good|all set)\b"
+)
+
+
+def says_done(text: str) -> bool:
+    """ "no thats all", "nothing else": the customer is done."""
+    return _DONE.search((text or "").lower()) is not None
+
+
+_FOUND = re.compile(
+    r"\b(found (it|them)|turned up|showed up|arrived after all|got it now|it came|it'?s here)\b",
+    re.I,
+)
+
+
+def _reported_lost(
+    order: Order, text: str, earlier_request: str | None, talked_about: Order | None
+) -> bool:
+    """Whether a return or refund asked for delivered `order` is about a parcel the customer
+    never got: they say so ("never arrived, i want my money back"; a one-item order whose item
+    is "missing"), or right after reporting it not received they ask for a new one or their
+    money without naming an item or why ("can u just send a new one"). Not when the words say
+    what is wrong with something they have ("it's broken", "too small")."""
+    reason = returns.reason_in(text)
+    if (reason is not None and reason is not returns.Reason.missing) or _FOUND.search(text):
+        return False
+    if returns.not_received(text) or reason is returns.Reason.missing:
+        return True
+    return (
+        earlier_request == "delivery_problem"
+        and talked_about is not None
+        and talked_about.id == order.id
+        and not _words(text) & _item_words(order)
+    )
 
 
 # --- item-level returns (issue #19; the rules are in bot/domain/returns.py) ----------------
@@ -883,6 +974,9 @@ async def resolve_pending(
     }  # fmt: skip
     context = await load_context(session, conversation_id)
     if pending_action == "offer_human":
+        if not confirmed and _FOUND.search(text):
+            # "nvm found it in the bin shed" at the person offered for a lost parcel (tr02)
+            return Turn(slots=base).say(texts.render("utter_glad_it_turned_up"))
         if not confirmed:
             return Turn(slots=base).say(texts.render("utter_offer_human_declined"))
         return await request_human(

@@ -14,9 +14,13 @@ turns; nothing is written before the yes. The rules (docs/decisions.md, "Item-le
   asking. A number before the name ("2 towels", "one mug") sets the quantity; more than is
   left to return is refused with the count.
 * Reasons: damaged, wrong item, doesn't fit, changed mind, other; one reason for the items
-  of one return (a customer with two reasons makes two returns), stored per item.
-* Resolution: refund or replacement for damaged and wrong items; refund only otherwise
-  (sizes are exchanged by returning and ordering again, as the help centre says).
+  of one return (a customer with two reasons makes two returns), stored per item. An item
+  missing from a delivered parcel ("box came but the towel was missing") is a report of its
+  own (reason `missing`, flow `missing_item`): sent again or refunded, nothing sent back.
+* Resolution: refund or replacement for damaged and wrong items; for an item that doesn't
+  fit, refund or an exchange for another size (a replacement with `exchange_size`: "swap it
+  for a L", "size M", "a medium"; "a bigger one" asks which size, once, with buttons; one
+  size per return); refund only for changed mind and other.
 * The refund is the chosen units' price; a replacement refunds nothing.
 """
 
@@ -47,6 +51,8 @@ class Reason(str, enum.Enum):
     doesnt_fit = "doesnt_fit"
     changed_mind = "changed_mind"
     other = "other"
+    # An item missing from a delivered parcel: sent again or refunded, nothing sent back.
+    missing = "missing"
 
 
 class Resolution(str, enum.Enum):
@@ -54,7 +60,7 @@ class Resolution(str, enum.Enum):
     replacement = "replacement"
 
 
-REPLACEABLE = frozenset({Reason.damaged, Reason.wrong_item})
+REPLACEABLE = frozenset({Reason.damaged, Reason.wrong_item, Reason.doesnt_fit, Reason.missing})
 # Each reason's label on its button and in the confirmation (responses in domain.yml).
 REASON_LABELS = {
     Reason.damaged: "utter_return_reason_damaged",
@@ -62,7 +68,15 @@ REASON_LABELS = {
     Reason.doesnt_fit: "utter_return_reason_doesnt_fit",
     Reason.changed_mind: "utter_return_reason_changed_mind",
     Reason.other: "utter_return_reason_other",
+    Reason.missing: "utter_return_reason_missing",
 }
+# The reasons offered as buttons for a return (a missing item is not returned).
+RETURN_REASONS = (
+    Reason.damaged, Reason.wrong_item, Reason.doesnt_fit, Reason.changed_mind, Reason.other
+)  # fmt: skip
+MISSING_FLOW = "missing_item"
+# The sizes offered when a customer wants another size and named none.
+SIZES = ("XS", "S", "M", "L", "XL", "XXL")
 
 # Words that say why, in the customer's own terms; checked in this order (a "wrong size"
 # doesn't fit, it is not a wrong item).
@@ -78,6 +92,11 @@ _REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"missing (?:a )?(?:part|parts|piece|pieces|lid|screw|screws)|"
         r"(?:doesn'?t|does not|dont|won'?t|will not|didn'?t) (?:work|cut|close|heat|boil|"
         r"turn on|switch on|stay|hold|seal)|not (?:working|heating)|stopped working)\b")),
+    # an item not in the parcel (a part missing from an item is damage, above)
+    (Reason.missing, re.compile(
+        r"\b(missing|(?:was|were)(?:n'?t| not) (?:in (?:the|my|it)|there)|"
+        r"not in (?:the|my) (?:box|parcel|package)|left out|came without|arrived without|"
+        r"forgot (?:the|to (?:send|include|pack)))\b")),
     (Reason.wrong_item, re.compile(
         r"\b(wrong|not what i ordered|didn'?t order|incorrect|different (one|colou?r|item|"
         r"product)|sent me the|mixed up)\b")),
@@ -86,9 +105,11 @@ _REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
         r"no longer|not needed|not for me|dont like|dislike|unwanted)\b")),
 )  # fmt: skip
 _REPLACEMENT = re.compile(
-    r"\b(replace|replacement|replaced|new ones?|another one|exchange|swap|resend|send (me )?"
-    r"(a |another |the )?(new|right|correct))\b"
+    r"\b(replace|replacement|replaced|new ones?|another one|exchange|exchanged|swap|switch it|"
+    r"re-?send|send (me )?(a |another |the )?(new|right|correct))\b"
 )
+# For a missing item: "just send the towel pls", "send it again".
+_SEND = re.compile(r"\b(re-?send|send|post|ship)\b")
 _REFUND = re.compile(r"\b(refund|refunded|money back|reimburse|my money|pay me back)\b")
 _ALL = re.compile(
     r"\b(all|everything|both|whole order|entire order|all of (them|it)|the lot|every item)\b"
@@ -118,6 +139,8 @@ class ReturnDraft:
     reason: str | None = None
     resolution: str | None = None
     step: str | None = None  # the question asked last: items, or confirm (the yes/no)
+    size: str | None = None  # the size wanted in an exchange
+    size_from: str | None = None  # the size the customer has, if they said it
 
     def to_slot(self) -> str:
         return json.dumps({**asdict(self), "lines": {str(k): v for k, v in self.lines.items()}})
@@ -135,6 +158,8 @@ class ReturnDraft:
                 reason=data.get("reason"),
                 resolution=data.get("resolution"),
                 step=data.get("step"),
+                size=data.get("size"),
+                size_from=data.get("size_from"),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -164,11 +189,16 @@ def product_words(text: str, ignore: frozenset[str] = _GENERIC) -> set[str]:
 
 
 def reason_in(text: str, flow: str | None = None) -> Reason | None:
-    """The reason the words give; a damage report is damage unless they say otherwise."""
+    """The reason the words give; a damage report is damage unless they say otherwise, a
+    report of a missing item a missing item; another size wanted ("for size M") doesn't fit."""
     lowered = (text or "").lower()
     for reason, pattern in _REASON_WORDS:
         if pattern.search(lowered):
             return reason
+    if size_wish(text).other:
+        return Reason.doesnt_fit
+    if flow == MISSING_FLOW:
+        return Reason.missing
     return Reason.damaged if flow == "damaged_item" else None
 
 
@@ -178,7 +208,86 @@ def resolution_in(text: str) -> Resolution | None:
         return Resolution.replacement
     if _REFUND.search(lowered):
         return Resolution.refund
+    if size_wish(text).other:
+        return Resolution.replacement  # "can i get it in M?": an exchange
     return None
+
+
+# --- sizes ("swap it for a L", "size M", "a medium", "one size up") ---------------------------
+
+_SIZE_CODES = {"xxs": "XXS", "xs": "XS", "s": "S", "m": "M", "l": "L", "xl": "XL", "xxl": "XXL",
+               "2xl": "XXL", "xxxl": "XXXL", "3xl": "XXXL"}  # fmt: skip
+_SIZE_NAMES = {"extra small": "XS", "x-small": "XS", "small": "S", "medium": "M",
+               "extra large": "XL", "x-large": "XL", "xx-large": "XXL", "large": "L"}  # fmt: skip
+_SIZE = re.compile(
+    r"(?<![\w'’-])(?:(?P<code>xxxl|3xl|xxl|2xl|xl|xxs|xs|s|m|l)|"
+    r"(?P<name>extra small|x-small|extra large|xx-large|x-large|small|medium|large)|"
+    r"size\s+(?P<number>\d{1,2}(?:[/.]\d{1,2})?))(?![\w'’-])",
+    re.IGNORECASE,
+)
+# A single letter is a size only when written as one: upper case, or after these words
+# ("for a l", "size m") or before these ("l please").
+_SIZE_BEFORE = re.compile(
+    r"\b(size|sizes|a|an|in|for|to|into|the|my|of|not|from|than|instead|ordered|bought|got)\s*$"
+)
+_SIZE_AFTER = re.compile(r"^\s*(please|pls|plz|instead|size|one|not|rather|thanks|thx|\?|!|$)")
+# Words before a size that say it describes the fit, not the size wanted ("too small").
+_FIT_BEFORE = re.compile(
+    r"\b(too|so|very|bit|is|are|was|were|quite|really|rather|little|way|it'?s|its|abit)\s*$"
+)
+# Words before a size that say it is the one the customer has ("L instead of M", "my M").
+_CURRENT_BEFORE = re.compile(
+    r"\b(instead of|not|from|rather than|than|my|ordered(?: an?)?|bought(?: an?)?|"
+    r"got(?: an?)?|have(?: an?)?)\s*$"
+)
+_OTHER_SIZE = re.compile(
+    r"\b(bigger|larger|smaller|(?:a|one) size (?:up|down|bigger|smaller|larger)|size (?:up|down)|"
+    r"next size|another size|different size|other size|new size|right size)\b"
+)
+
+
+@dataclass(frozen=True)
+class SizeWish:
+    """The size the words ask for (`wanted`, None when they name none: "a bigger one"), the
+    one the customer has if they say it (`current`: "L instead of M"), and `other`: whether
+    they ask for another size at all."""
+
+    wanted: str | None = None
+    current: str | None = None
+    other: bool = False
+
+
+def size_wish(text: str) -> SizeWish:
+    """Another size asked for in `text` ("swap it for a L", "size M", "a medium please",
+    "L not M", "one size up"); `too small` says why, it asks for no size."""
+    raw = text or ""
+    wanted: str | None = None
+    current: str | None = None
+    for match in _SIZE.finditer(raw):
+        before = raw[: match.start()].lower()
+        code, name, number = match.group("code"), match.group("name"), match.group("number")
+        if code:
+            written = match.group("code")
+            single = len(written) == 1
+            if single and not (
+                written.isupper()
+                or _SIZE_BEFORE.search(before)
+                or _SIZE_AFTER.search(raw[match.end() :].lower())
+            ):
+                continue
+            size = _SIZE_CODES[code.lower()]
+        elif name:
+            if _FIT_BEFORE.search(before):
+                continue  # "too small", "it's large": why it doesn't fit
+            size = _SIZE_NAMES[name.lower()]
+        else:
+            size = number
+        if _CURRENT_BEFORE.search(before):
+            current = current or size
+        elif wanted is None:
+            wanted = size
+    other = wanted is not None or bool(_OTHER_SIZE.search(raw.lower()))
+    return SizeWish(wanted, current if current != wanted else None, other)
 
 
 def _quantity_before(text: str, name_word: str) -> int | None:
@@ -253,6 +362,53 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
     return ItemPick(picked)
 
 
+# --- a parcel or an item not received ---------------------------------------------------------
+
+# Words that say a parcel (or an item) never reached the customer.
+_NOT = r"(?:didn'?t|did not|dint|haven'?t|havent|have not|hasn'?t|has not|never)"
+_NOT_RECEIVED = re.compile(
+    rf"\b({_NOT} (?:arrive|arrived|come|came|turn(?:ed)? up|reach(?:ed)? me|show(?:ed)? up)|"
+    rf"{_NOT} (?:get|got|receive|received) (?:it|them|anything|(?:the|my) (?:parcel|package|"
+    r"order|box|delivery))|nothing (?:here|arrived|came|there)|no parcel|"
+    r"(?:parcel|package|order|box|it) (?:has |is |was )?not (?:arrived|received|delivered|there)|"
+    r"(?:wasn'?t|was not|not been) delivered|(?:got|was|is|been|went) lost|"
+    r"lost in (?:the post|transit)|"
+    rf"{_NOT} (?:got|received)(?=\s*[?!.]|\s*$))"
+)
+# "never got the towel" (an item of a parcel that came)
+_NOT_GOT = re.compile(rf"\b{_NOT} (?:get|got|receive|received)\b")
+# "box came but the towel was missing": the parcel came (something in it did not).
+_PARCEL_CAME = re.compile(
+    r"\b((?:box|parcel|package|order) (?:came|arrived|was delivered)|(?:in|from|out of) "
+    r"(?:the|my) (?:box|parcel|package)|came without|arrived without|only (?:got|received))\b"
+)
+
+
+def not_received(text: str) -> bool:
+    """Whether the words say something never reached the customer ("theres nothing here")."""
+    return bool(_NOT_RECEIVED.search((text or "").lower()))
+
+
+def missing_from_parcel(text: str, order: Order) -> bool:
+    """Whether the words report an item missing from a delivered parcel of several units
+    ("box came but the towel was missing from it", "never got the mugs, the rest came"): the
+    item is sent again or refunded, nothing is traced or sent back. A one-item order that
+    did not come is a lost parcel (the delivery flow's trace), not a missing item."""
+    if sum(item.quantity for item in order.items) < 2:
+        return False
+    lowered = (text or "").lower()
+    named = bool(
+        product_words(lowered) & set().union(*(product_words(i.name) for i in order.items))
+    )
+    if reason_in(lowered) is Reason.missing:
+        return named or bool(_PARCEL_CAME.search(lowered))
+    return (
+        named
+        and (not_received(lowered) or bool(_NOT_GOT.search(lowered)))
+        and reason_in(lowered) is None
+    )
+
+
 # --- what is left to return ------------------------------------------------------------------
 
 
@@ -292,7 +448,7 @@ def refund_amount(lines: dict[int, int], items: list[OrderItem]) -> Decimal:
     )
 
 
-def items_question(order: Order, returnable: dict[int, int]) -> Question:
+def items_question(order: Order, returnable: dict[int, int], missing: bool = False) -> Question:
     buttons = [
         {
             "title": f"{units}× {item.name}" if units > 1 else item.name,
@@ -301,6 +457,10 @@ def items_question(order: Order, returnable: dict[int, int]) -> Question:
         for item in order.items
         if (units := returnable.get(item.id, 0)) > 0
     ]
+    if missing:
+        return Question(
+            texts.render("utter_missing_which_items", order=order.number), buttons, "items"
+        )
     buttons.append(
         {"title": texts.render("utter_return_all_items_button"), "payload": _pick("item", "all")}
     )
@@ -315,14 +475,20 @@ def _yes_pick(kind: str, value: str) -> str:
 def confirmation(draft: ReturnDraft, order: Order) -> Question:
     """The yes/no for the return, with the choice still open in its buttons: the reason
     (tapping one confirms; a plain yes confirms without one), or for damaged and wrong items
-    refund or replacement (a plain yes means the refund). One turn, however it is answered."""
+    refund or replacement (a plain yes means the refund), for an item that doesn't fit refund
+    or an exchange, and then which size; a missing item is sent again or refunded. One turn,
+    however it is answered (an exchange without a size: one more, for the size)."""
     items = describe(draft.lines, order.items)
     amount = f"{refund_amount(draft.lines, order.items):.2f} {order.currency}"
     no = {"title": texts.render("utter_return_no_button"), "payload": "no"}
+    if draft.reason == Reason.missing.value:
+        return _missing_confirmation(draft, order, items, amount)
+    if draft.reason == Reason.doesnt_fit.value and draft.resolution != Resolution.refund.value:
+        return _exchange_confirmation(draft, order, items, amount, no)
     if draft.reason is None:
         buttons = [
             {"title": texts.render(REASON_LABELS[r]), "payload": _yes_pick("reason", r.value)}
-            for r in Reason
+            for r in RETURN_REASONS
         ]
         text = texts.render(
             "utter_return_confirm_pick_reason", order=order.number, items=items, amount=amount
@@ -359,24 +525,110 @@ def confirmation(draft: ReturnDraft, order: Order) -> Question:
     return Question(text, yes_no, "confirm")
 
 
+def _exchange_confirmation(
+    draft: ReturnDraft, order: Order, items: str, amount: str, no: dict[str, str]
+) -> Question:
+    """An item that doesn't fit: exchange for another size or refund (a plain yes: the
+    refund); the exchange asked, which size (a button per size, tapping one confirms);
+    the size known, the exchange for it."""
+    if draft.resolution is None:
+        buttons = [
+            {
+                "title": texts.render("utter_exchange_button"),
+                "payload": _yes_pick("resolution", Resolution.replacement.value),
+            },
+            {
+                "title": texts.render("utter_return_refund_button", amount=amount),
+                "payload": _yes_pick("resolution", Resolution.refund.value),
+            },
+        ]
+        text = texts.render(
+            "utter_exchange_confirm_pick", order=order.number, items=items, amount=amount
+        )
+        return Question(text, [*buttons, no], "confirm")
+    if draft.size_from and len(draft.lines) == 1:
+        items = texts.render("utter_exchange_item_size", items=items, size=draft.size_from)
+    if draft.size is None:
+        buttons = [{"title": size, "payload": _yes_pick("size", size)} for size in SIZES]
+        text = texts.render("utter_exchange_ask_size", order=order.number, items=items)
+        return Question(text, [*buttons, no], "confirm")
+    yes_no = [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}]
+    text = texts.render("utter_exchange_confirm", order=order.number, items=items, size=draft.size)
+    return Question(text, yes_no, "confirm")
+
+
+def _missing_confirmation(draft: ReturnDraft, order: Order, items: str, amount: str) -> Question:
+    """An item missing from the parcel: sent again (a plain yes) or refunded, nothing sent
+    back."""
+    no = {"title": texts.render("utter_missing_no_button"), "payload": "no"}
+    if draft.resolution is None:
+        buttons = [
+            {
+                "title": texts.render("utter_missing_send_button"),
+                "payload": _yes_pick("resolution", Resolution.replacement.value),
+            },
+            {
+                "title": texts.render("utter_return_refund_button", amount=amount),
+                "payload": _yes_pick("resolution", Resolution.refund.value),
+            },
+        ]
+        text = texts.render(
+            "utter_missing_confirm_pick", order=order.number, items=items, amount=amount
+        )
+        return Question(text, [*buttons, no], "confirm")
+    name = (
+        "utter_missing_confirm_resend"
+        if draft.resolution == Resolution.replacement.value
+        else "utter_missing_confirm_refund"
+    )
+    text = texts.render(name, order=order.number, items=items, amount=amount)
+    return Question(text, [{"title": "Yes", "payload": "yes"}, no], "confirm")
+
+
 def settle_at_yes(draft: ReturnDraft, pick: str | None, text: str) -> bool:
-    """Fill the return from the yes (a button's reason or refund/replacement, or words such
-    as "yes, a replacement please"); False when the reason just tapped allows a replacement,
-    which is then asked (the one extra turn), True when the return can be stored."""
+    """Fill the return from the yes (a button's reason, refund/replacement or size, or words
+    such as "yes, a replacement please", "yes L please"); False when the reason just tapped
+    allows a replacement, which is then asked (the one extra turn), or an exchange has no
+    size yet (asked), True when the return can be stored."""
     if pick:
         apply_pick(draft, pick, {})
+    _read_size(draft, text)
     resolution = resolution_in(text)
     if resolution is not None:
         draft.resolution = resolution.value
     if draft.reason is None:
         said = reason_in(text, draft.flow)
         draft.reason = (said or Reason.other).value
-    replaceable = Reason(draft.reason) in REPLACEABLE
+    reason = Reason(draft.reason)
+    if reason is Reason.missing:
+        draft.resolution = draft.resolution or Resolution.replacement.value  # "send it again?"
+        return True
+    replaceable = reason in REPLACEABLE
     if replaceable and draft.resolution is None and pick and pick.startswith("reason:"):
         return False
+    if (
+        reason is Reason.doesnt_fit
+        and draft.resolution == Resolution.replacement.value
+        and draft.size is None
+    ):
+        return False  # an exchange: which size?
     if draft.resolution is None or not replaceable:
         draft.resolution = Resolution.refund.value
     return True
+
+
+def _read_size(draft: ReturnDraft, text: str) -> None:
+    """The size wanted, from the words: an exchange for an item that doesn't fit (a size
+    named for another reason makes it one: "can i exchange the shirt for size M")."""
+    wish = size_wish(text)
+    if not wish.other:
+        return
+    if draft.reason in (Reason.damaged.value, Reason.wrong_item.value, Reason.missing.value):
+        return  # a damaged, wrong or missing item named with a size: not an exchange
+    draft.reason = Reason.doesnt_fit.value
+    draft.resolution = Resolution.replacement.value
+    draft.size = wish.wanted or draft.size
+    draft.size_from = wish.current or draft.size_from
 
 
 def apply_pick(draft: ReturnDraft, pick: str, returnable: dict[int, int]) -> None:
@@ -391,6 +643,10 @@ def apply_pick(draft: ReturnDraft, pick: str, returnable: dict[int, int]) -> Non
         draft.reason = value
     elif kind == "resolution" and value in Resolution._value2member_map_:
         draft.resolution = value
+    elif kind == "size" and value and len(value) <= 16:
+        draft.reason = Reason.doesnt_fit.value
+        draft.resolution = Resolution.replacement.value
+        draft.size = value
 
 
 def read_answer(
@@ -410,13 +666,46 @@ def read_answer(
         draft.lines = {**draft.lines, **pick.lines}  # "actually the mugs too": both
     elif pick.lines:
         draft.lines = pick.lines
+    split = _first_of_two_reasons(text, draft.lines, order.items) if pick.lines else None
+    if split is not None:
+        draft.lines, text = split
     reason = reason_in(text, draft.flow)
     if reason is not None and (draft.reason is None or reason_in(text)):
         draft.reason = reason.value
     resolution = resolution_in(text)
+    if draft.reason == Reason.missing.value and resolution is None and _SEND.search(text.lower()):
+        resolution = Resolution.replacement  # "just send the towel pls"
     if resolution is not None:
         draft.resolution = resolution.value
+    _read_size(draft, text)
     return None
+
+
+_CLAUSE = re.compile(r"\b(?:and|but|also|plus|while)\b|[,;.!?]")
+
+
+def _first_of_two_reasons(
+    text: str, lines: dict[int, int], items: list[OrderItem]
+) -> tuple[dict[int, int], str] | None:
+    """ "the mug arrived chipped and the jumper is too big": items with a reason each. One
+    reason per return: this one is the first reason's items, read from its own words (the
+    jumper can be returned next); None when the words give one reason (or none)."""
+    if len(lines) < 2:
+        return None
+    by_id = {item.id: item for item in items if item.id in lines}
+    found: list[tuple[Reason, set[int], str]] = []
+    for clause in _CLAUSE.split(text or ""):
+        reason = reason_in(clause)
+        said = product_words(clause)
+        named = {i for i, item in by_id.items() if product_words(item.name) & said}
+        if reason is not None and named:
+            found.append((reason, named, clause))
+    if len({reason for reason, _, _ in found}) < 2:
+        return None
+    first = found[0][0]
+    ids: set[int] = set().union(*(named for reason, named, _ in found if reason is first))
+    words = " ".join(clause for reason, _, clause in found if reason is first)
+    return {i: units for i, units in lines.items() if i in ids}, words
 
 
 def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[int, int]) -> bool:
@@ -429,8 +718,9 @@ def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[i
         return bool(pick.lines) or pick.too_many is not None or bool(pick.gone)
     if draft.step == "confirm":
         return (
-            bool(pick.lines) or pick.too_many is not None or reason_in(lowered) is not None
-            or resolution_in(lowered) is not None
+            bool(pick.lines) or pick.too_many is not None or reason_in(text) is not None
+            or resolution_in(text) is not None
+            or (draft.reason == Reason.missing.value and bool(_SEND.search(lowered)))
         )  # fmt: skip
     return False
 
@@ -445,9 +735,34 @@ def may_refine(text: str) -> bool:
     instead"), checked without the order; the return's next step reads them properly."""
     lowered = (text or "").lower()
     return bool(
-        _REFINING.search(lowered) or reason_in(lowered) is not None
-        or resolution_in(lowered) is not None
+        _REFINING.search(lowered) or reason_in(text) is not None
+        or resolution_in(text) is not None
     )  # fmt: skip
+
+
+_YES_OPENER = re.compile(r"^\s*(yes+|yep|yeah|yea|ya|yup|sure|ok|okay|please|pls|perfect)\b")
+_NO_OPENER = re.compile(r"^\s*(no+|nah|nope|not|don'?t|never ?mind|nvm)\b")
+
+
+def confirms(draft: ReturnDraft | None, text: str) -> bool:
+    """Words that confirm the return asked about with a choice in them, as tapping that
+    choice's button would: a yes naming a size or refund/replacement ("yes L please", "yes, a
+    replacement") at its yes/no, or a size alone ("L please", "a medium") at "Which size
+    would you like instead?" (tester: a typed answer was asked once more)."""
+    if draft is None or draft.step != "confirm":
+        return False
+    lowered = (text or "").lower()
+    if _NO_OPENER.match(lowered):
+        return False
+    wish = size_wish(text)
+    if _YES_OPENER.match(lowered) and (wish.wanted or resolution_in(text) is not None):
+        return True
+    asks_size = (
+        draft.reason == Reason.doesnt_fit.value
+        and draft.resolution == Resolution.replacement.value
+        and draft.size is None
+    )
+    return asks_size and wish.wanted is not None and len(lowered.split()) <= 6
 
 
 def next_question(
@@ -459,7 +774,7 @@ def next_question(
         if len(returnable) == 1 and not ask:
             draft.lines = dict(returnable)
         else:
-            return items_question(order, returnable)
+            return items_question(order, returnable, missing=draft.reason == Reason.missing.value)
     return confirmation(draft, order)
 
 
@@ -481,6 +796,9 @@ async def create_return(
     resolution = Resolution(draft.resolution or Resolution.refund.value)
     if reason not in REPLACEABLE:
         resolution = Resolution.refund
+    exchange_size = (
+        draft.size if reason is Reason.doesnt_fit and resolution is Resolution.replacement else None
+    )
     by_id = {item.id: item for item in order.items}
     now = utcnow()
     request = ReturnRequest(
@@ -497,6 +815,7 @@ async def create_return(
                 refund_amount=(
                     item.unit_price * units if resolution is Resolution.refund else Decimal(0)
                 ),
+                exchange_size=exchange_size,
             )
         )
     session.add(request)
@@ -529,6 +848,7 @@ def webhook_payload(request: ReturnRequest, order: Order) -> dict[str, Any]:
                     "reason": line.reason,
                     "resolution": line.resolution,
                     "refund_amount": f"{line.refund_amount:.2f}",
+                    "exchange_size": line.exchange_size,
                 }
                 for line in request.lines
             ],
@@ -541,6 +861,23 @@ def webhook_payload(request: ReturnRequest, order: Order) -> dict[str, Any]:
 def started_text(request: ReturnRequest, order: Order, email: str | None) -> str:
     """What the customer is told once the return is stored: the reference and what next."""
     items = describe({line.order_item_id: line.quantity for line in request.lines}, order.items)
+    first = request.lines[0] if request.lines else None
+    if first is not None and first.reason == Reason.missing.value:
+        # nothing to send back: sent again, or refunded
+        name = (
+            "utter_confirmed_missing_resent"
+            if request.refund_total == 0
+            else "utter_confirmed_missing_refunded"
+        )
+        return texts.render(
+            name, reference=request.reference, order=order.number, items=items,
+            amount=f"{request.refund_total:.2f} {order.currency}",
+        )  # fmt: skip
+    if first is not None and first.exchange_size:
+        return texts.render(
+            "utter_confirmed_exchange_started", reference=request.reference,
+            order=order.number, items=items, size=first.exchange_size, email=email or "",
+        )  # fmt: skip
     if request.refund_total == 0:
         return texts.render(
             "utter_confirmed_replacement_started",
@@ -597,6 +934,7 @@ async def panel(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]
                     "reason": line.reason,
                     "resolution": line.resolution,
                     "refund_amount": f"{line.refund_amount:.2f}",
+                    "exchange_size": line.exchange_size,
                 }
                 for line in request.lines
             ],

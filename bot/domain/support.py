@@ -155,7 +155,10 @@ async def run_order_flow(
     now: datetime | None = None,
     late_policy: LatePolicy | None = None,
     text: str = "",
+    lost: bool = False,
 ) -> FlowResult:
+    """The answer to order request `flow`; `lost`: the customer asks for a new parcel or
+    their money for a delivered one they say never came (bot/domain/chat.py)."""
     lifecycle = await lifecycles.lifecycle_for_order(session, order)
     if flow in {
         "delivery_problem",
@@ -170,6 +173,8 @@ async def run_order_flow(
         return order_status(order, return_window_days, now=now, policy=late_policy)
     if flow == "delivery_problem":
         return delivery_problem(order, return_window_days, now=now, policy=late_policy, said=text)
+    if lost and order.status is OrderStatus.delivered:
+        return lost_parcel(order)
     late = days_late(order, now) if flow == "request_refund" else 0
     if late:
         # Money back for a parcel that never came: the late-parcel table's step (a trace,
@@ -413,6 +418,41 @@ def delivery_problem(
     else:
         text = texts.render("utter_delivery_none", order=order.number, status=order.status.value)
     return FlowResult(text, NextStep.survey)
+
+
+def size_change_not_delivered(order: Order) -> FlowResult:
+    """Another size asked for an order not delivered yet ("i want size L instead of M, can
+    you change it"): not an address change; a person can change it (the bot cannot change
+    an order's items), or the customer cancels and orders again (tester tq10)."""
+    name = (
+        "utter_size_change_not_shipped"
+        if order.status is OrderStatus.placed
+        else "utter_size_change_on_its_way"
+    )
+    return FlowResult(
+        texts.render(name, order=order.number, status=order.status.value),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
+def lost_parcel(order: Order) -> FlowResult:
+    """A new parcel or the money asked for one delivered per tracking that never came ("can
+    u just send a new one" after the trace): not a return of what the customer never got;
+    the trace goes first, then a new one or a refund, or a person arranges it now (tester 2,
+    tr02)."""
+    return FlowResult(
+        texts.render(
+            "utter_lost_parcel_person",
+            order=order.number,
+            delivered=format_date(order.delivered_at),
+            carrier=_carrier(order),
+        ),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
 
 
 def damaged_item(order: Order, window: int) -> FlowResult:
@@ -986,7 +1026,9 @@ async def apply_confirmed(
             )
             if isinstance(created, str):
                 return FlowResult(created, NextStep.survey)
-            if order.return_requested_at is None:
+            sent_back = any(line.reason != returns.Reason.missing.value for line in created.lines)
+            if order.return_requested_at is None and sent_back:
+                # (an item missing from the parcel is no return: nothing comes back)
                 order.return_requested_at = now
             lifecycles.advance(lifecycle, Stage.support)
             details = {"reference": created.reference}

@@ -761,8 +761,13 @@
         li.appendChild(C.el("p", "entry__title", "Return " + String(r.reference) + " · order " + String(r.order_number)));
         var list = C.el("ul", "entry__items");
         r.items.forEach(function (item) {
-          list.appendChild(C.el("li", null, item.quantity + "× " + item.name + " · " + C.humanize(item.reason) + " · " +
-            (item.resolution === "replacement" ? "replacement" : "refund " + C.formatMoney(item.refund_amount, r.currency))));
+          // An exchange for another size names the size; a missing item is sent again or refunded.
+          var resolution = item.resolution === "replacement"
+            ? (item.exchange_size ? "exchange for size " + String(item.exchange_size)
+              : item.reason === "missing" ? "send again" : "replacement")
+            : "refund " + C.formatMoney(item.refund_amount, r.currency);
+          list.appendChild(C.el("li", null, item.quantity + "× " + item.name + " · " +
+            (item.reason === "missing" ? "Missing from the parcel" : C.humanize(item.reason)) + " · " + resolution));
         });
         li.appendChild(list);
         li.appendChild(C.el("p", "entry__meta", "Opened " + C.formatDate(r.created_at)));
