@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import closed_loop, inbox, returns, texts
 from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain.views import escalation_json, iso, message_json, priority_label, staff_names
 from bot.storage import repositories
 from bot.storage.models import (
     AuditLog,
@@ -42,22 +43,10 @@ QUEUE_FILTERS = ("all", "mine", "unassigned")
 DEFAULT_CLAIM_IDLE_MINUTES = 15
 
 
-def priority_label(priority: int) -> str:
-    """The word agents see for a priority (escalations.PRIORITY, +1 when overdue):
-    a customer's request is "normal", negative feedback "high", overdue feedback "urgent"."""
-    if priority >= 4:
-        return "urgent"
-    return "high" if priority == 3 else "normal"
-
-
 @dataclass(frozen=True)
 class Handback:
     conversation_id: str
     escalation: Escalation
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _audit(
@@ -75,33 +64,6 @@ def _text(text: Any) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise InvalidInput(f"Messages are limited to {MAX_TEXT_CHARS} characters.")
     return text.strip()
-
-
-async def staff_names(session: AsyncSession) -> dict[int, str]:
-    rows = await session.execute(select(StaffUser.id, StaffUser.display_name))
-    return {row.id: row.display_name for row in rows}
-
-
-def escalation_json(escalation: Escalation, names: dict[int, str]) -> dict[str, Any]:
-    claimed = escalation.claimed_by_id
-    return {
-        "id": escalation.id,
-        "conversation_id": escalation.conversation_id,
-        "reason": escalation.reason.value,
-        "priority": escalation.priority,
-        "priority_label": priority_label(escalation.priority),
-        "status": escalation.status.value,
-        "claimed_by": {"id": claimed, "display_name": names.get(claimed, "")} if claimed else None,
-        "created_at": _iso(escalation.created_at),
-        "resolved_at": _iso(escalation.resolved_at),
-        # Closed-loop follow-ups (feedback from other channels) have no conversation.
-        "due_at": _iso(escalation.due_at),
-        "summary": escalation.summary if escalation.conversation_id is None else None,
-        # Still queued while the customer talks to the bot again (issue #17): a claim hands
-        # the chat over and tells the customer a person joined.
-        "back_with_bot": escalation.status is EscalationStatus.waiting
-        and escalation.back_with_bot_at is not None,
-    }
 
 
 async def queue(
@@ -209,27 +171,12 @@ def _customer_json(customer: Customer | None) -> dict[str, Any] | None:
     }
 
 
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "sender": message.sender.value,
-        "text": message.text,
-        "buttons": message.buttons or [],
-        # Order cards (bot/domain/order_cards.py); `text` is their plain-text fallback.
-        "cards": message.cards or [],
-        "time": _iso(message.created_at),
-        "author": message.author,
-        # A photo the customer attached (issue #19): its id, for /console/api/photos/{id}.
-        **({"photo": message.photo_id} if message.photo_id is not None else {}),
-    }
-
-
 def note_json(note: StaffNote, names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": note.id,
         "author": names.get(note.staff_user_id, ""),
         "text": note.text,
-        "time": _iso(note.created_at),
+        "time": iso(note.created_at),
     }
 
 
@@ -575,13 +522,13 @@ async def _customer_panel(
     return {
         **summary,
         "lifecycles": [
-            {"id": lc.id, "kind": lc.kind.value, "stage": lc.stage.value, "opened_at": _iso(lc.opened_at),
-             "closed_at": _iso(lc.closed_at), "order_number": numbers.get(lc.order_id or 0)}
+            {"id": lc.id, "kind": lc.kind.value, "stage": lc.stage.value, "opened_at": iso(lc.opened_at),
+             "closed_at": iso(lc.closed_at), "order_number": numbers.get(lc.order_id or 0)}
             for lc in lifecycles
         ],
         "orders": [
             {"number": o.number, "status": o.status.value, "total": str(o.total), "currency": o.currency,
-             "placed_at": _iso(o.placed_at)}
+             "placed_at": iso(o.placed_at)}
             for o in orders
         ],
         "subscriptions": [{"plan": s.plan, "status": s.status.value} for s in subscriptions],
@@ -589,11 +536,11 @@ async def _customer_panel(
         "returns": await returns.panel(session, customer.id),
         "feedback": [
             {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value if f.stage else None,
-             "channel": f.channel.value, "time": _iso(f.created_at)}
+             "channel": f.channel.value, "time": iso(f.created_at)}
             for f in feedback
         ],
         "escalations": [
-            {"id": e.id, "reason": e.reason.value, "status": e.status.value, "created_at": _iso(e.created_at)}
+            {"id": e.id, "reason": e.reason.value, "status": e.status.value, "created_at": iso(e.created_at)}
             for e in escalations
         ],
     }  # fmt: skip

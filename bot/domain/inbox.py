@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import staff_access
 from bot.domain.errors import Conflict, InvalidInput, NotFound
+from bot.domain.views import escalation_json, message_json, staff_names
 from bot.storage.models import (
     AuditLog,
     CannedResponse,
@@ -155,8 +156,6 @@ async def history(
     the customer's name, email or shop id, one of their order numbers, or the text of a
     message in the chat; `date_from`/`date_to` (ISO dates, UTC, inclusive) bound the day
     it was resolved."""
-    from bot.domain.handoff import escalation_json, message_json, staff_names
-
     text = (query or "").strip()
     if len(text) > MAX_QUERY_CHARS:
         raise InvalidInput(f"Search for at most {MAX_QUERY_CHARS} characters.")

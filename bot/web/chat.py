@@ -32,7 +32,7 @@ from bot.domain import (
     texts,
 )
 from bot.domain.errors import DomainError
-from bot.domain.handoff import message_json
+from bot.domain.views import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.domain.turn_review import Rules
 from bot.storage import repositories

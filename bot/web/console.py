@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from bot.domain import handoff, inbox, photos, safe_json
+from bot.domain import handoff, inbox, photos, safe_json, views
 from bot.domain.errors import NotFound
 from bot.storage.models import (
     Conversation,
@@ -131,8 +131,8 @@ async def api_staff(request: web.Request) -> web.Response:
 
 async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str, Any]:
     async with request.config_dict[SESSIONS]() as session:
-        names = await handoff.staff_names(session)
-    body = handoff.escalation_json(escalation, names)
+        names = await views.staff_names(session)
+    body = views.escalation_json(escalation, names)
     hub = request.config_dict[STAFF_HUB]
     await hub.queue_changed()
     if escalation.conversation_id:
