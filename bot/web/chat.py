@@ -12,13 +12,11 @@ import contextlib
 import functools
 import json
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from aiohttp.helpers import ChainMapProxy
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import (
@@ -32,7 +30,6 @@ from bot.domain import (
     texts,
 )
 from bot.domain.errors import DomainError
-from bot.domain.views import message_json
 from bot.domain.identity import check_token, problem_message
 from bot.domain.turn_review import Rules
 from bot.storage import repositories
@@ -47,8 +44,11 @@ from bot.web.client_limits import (
     TOO_MANY_CONVERSATIONS,
     TOO_MANY_SOCKETS,
 )
+from bot.web.delivery import AppState, announce, message_frame, push, push_replies, turn_lock
+from bot.web.insight_notices import deliver_insight_notices
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
+from bot.web.proactive import offer_pending_survey
 from bot.web.rasa_client import BotReply, RasaUnavailable
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,6 @@ def waiting_note() -> str:
 def back_with_bot() -> str:
     """Said when a customer waiting for a person goes back to the bot."""
     return texts.render("utter_web_back_with_bot")
-
-
-def message_frame(message: Message) -> dict[str, Any]:
-    return {"type": "message", **message_json(message), "client_id": message.client_message_id}
 
 
 def _error(
@@ -111,49 +107,6 @@ class Connection:
     # The conversation as this tab last saw it (hello, then after every bot turn).
     bot_answers: bool = True
     customer_id: int | None = None
-
-
-AppState = web.Application | ChainMapProxy
-
-
-async def push(app: AppState, conversation_id: str, sender: MessageSender, text: str,
-               buttons: list[dict[str, str]] | None = None, author: str | None = None) -> Message:  # fmt: skip
-    """Store a message and deliver it to every live tab; offline customers get it with the
-    history when they reconnect. Used for bot replies, agent replies and proactive surveys."""
-    async with app[SESSIONS]() as session, session.begin():
-        message = await repositories.add_message(
-            session, conversation_id, sender, text, buttons, author=author
-        )
-    await announce(app, message)
-    return message
-
-
-async def push_replies(
-    app: AppState, conversation_id: str, replies: Sequence[BotReply]
-) -> list[Message]:
-    """Store a bot turn's replies in one transaction (one INSERT) and deliver them."""
-    if not replies:
-        return []
-    async with app[SESSIONS]() as session, session.begin():
-        messages = await repositories.add_messages(
-            session, conversation_id, MessageSender.bot, [(r.text, r.buttons) for r in replies],
-            [r.cards for r in replies],
-        )  # fmt: skip
-    for message in messages:
-        await announce(app, message)
-    return messages
-
-
-async def announce(
-    app: AppState, message: Message, exclude: web.WebSocketResponse | None = None
-) -> None:
-    """Deliver a stored message to the customer's live tabs (but `exclude`, the tab that
-    sent it) and the staff watching."""
-    frame = message_frame(message)
-    await app[HUB].send(message.conversation_id, frame, exclude=exclude)
-    await app[STAFF_HUB].conversation_event(
-        message.conversation_id, {"type": "message", "message": frame}
-    )
 
 
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
@@ -306,10 +259,7 @@ async def _team(app: AppState) -> dict[str, Any]:
 
 async def _offer_survey(app: AppState, conversation_id: str) -> None:
     """A survey scheduled by the shop's events waits for this customer: ask it now."""
-    from bot.web.insight_notices import deliver_insight_notices  # "we changed Y" first
-    from bot.web.proactive import offer_pending_survey  # it builds on push() above
-
-    await deliver_insight_notices(app, conversation_id)
+    await deliver_insight_notices(app, conversation_id)  # "we changed Y" first
     await offer_pending_survey(app, conversation_id)
 
 
@@ -439,18 +389,6 @@ async def _customer_message(
         answered = await _answer(connection, text, stored, button_payload)
     if answered:
         await _after_bot_turn(connection)
-
-
-# One bot turn at a time per conversation (in this process): a proactive survey started by
-# the server never lands between a customer's message and its replies.
-_turn_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def turn_lock(conversation_id: str) -> asyncio.Lock:
-    lock = _turn_locks.get(conversation_id)
-    if lock is None:
-        lock = _turn_locks[conversation_id] = asyncio.Lock()
-    return lock
 
 
 async def _is_offered_payload(app: AppState, conversation_id: str, text: str) -> bool:

@@ -35,7 +35,7 @@ from bot.web.auth import (
     require_roles,
     setup_auth,
 )
-from bot.web.chat import AppState, announce, message_frame, push, push_replies
+from bot.web.delivery import AppState, announce, message_frame, push, push_replies
 from bot.web.email_reply import agent_replied
 from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB

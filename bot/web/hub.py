@@ -16,10 +16,9 @@ import os
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode
 from aiohttp.web_ws import WebSocketResponse
 
 from bot.domain import safe_json
@@ -240,33 +239,3 @@ class StaffHub:
     async def close_all(self) -> None:
         for ws in list(self._watching):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting")
-
-
-def setup_fanout(app: web.Application) -> None:
-    """With REDIS_URL set, connect this replica's hubs to the others through Redis."""
-    from bot.web.keys import HUB, SETTINGS, STAFF_HUB
-
-    url = app[SETTINGS].redis_url
-    if not url:
-        return
-
-    async def fanout(app: web.Application) -> AsyncIterator[None]:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(url, socket_connect_timeout=3, health_check_interval=10)
-        app[HUB].fanout = app[STAFF_HUB].fanout = bus = Fanout(redis)
-        ready = asyncio.Event()
-        task = asyncio.create_task(bus.listen(app[HUB], app[STAFF_HUB], ready))
-        try:
-            await asyncio.wait_for(ready.wait(), 5)
-        except asyncio.TimeoutError:
-            logger.warning(
-                "fan-out: Redis at %s not subscribed yet; retrying in the background", url
-            )
-        yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        app[HUB].fanout = app[STAFF_HUB].fanout = None
-        await redis.aclose()
-
-    app.cleanup_ctx.append(fanout)

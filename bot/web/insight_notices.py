@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations, insights
 from bot.storage.models import Conversation, Message, utcnow
-from bot.web.chat import AppState, message_frame
-from bot.web.keys import HUB, SESSIONS, STAFF_HUB
+from bot.web.delivery import AppState, announce
+from bot.web.keys import SESSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,5 @@ async def deliver_insight_notices(app: AppState, conversation_id: str) -> int:
         except IntegrityError:
             logger.info("insight %s already told to customer %s", insight.id, customer_id)
     for message in sent:
-        await app[HUB].send(conversation_id, message_frame(message))
-        await app[STAFF_HUB].conversation_event(
-            conversation_id, {"type": "message", "message": message_frame(message)}
-        )
+        await announce(app, message)
     return len(sent)

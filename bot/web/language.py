@@ -29,6 +29,7 @@ from bot.domain.language import LanguageDetector
 from bot.storage.db import STORAGE_ERRORS
 from bot.storage.models import Conversation
 from bot.web.keys import RASA, SESSIONS, SETTINGS
+from bot.web.proactive import is_idle
 from bot.web.rasa_client import BotReply, RasaUnavailable
 
 if TYPE_CHECKING:
@@ -80,8 +81,6 @@ async def _ask_in_language(
     rasa = app[RASA]
     try:
         try:
-            from bot.web.proactive import is_idle  # (proactive imports chat, chat imports us)
-
             idle = is_idle(await rasa.tracker_state(conversation_id))
         except RasaUnavailable as exc:
             logger.warning("rasa unavailable for %s: %s", conversation_id, exc)

@@ -34,8 +34,8 @@ from sqlalchemy import Integer, text
 from bot.storage.models import StaffRole, UTCDateTime
 from bot.web.auth import load_staff_session
 from bot.web.errors import json_error
-from bot.web.hub import setup_fanout
-from bot.web.keys import ENGINE, HUB, RASA, SETTINGS
+from bot.web.hub import Fanout
+from bot.web.keys import ENGINE, HUB, RASA, SETTINGS, STAFF_HUB
 
 # The conversation a log line is about (set per WebSocket task by bot/web/chat.py).
 conversation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -45,6 +45,8 @@ REPLICA = os.environ.get("REPLICA_NAME", "web")
 # Rasa reads this conversation on every readiness check (the analytics ignore "preflight-").
 READYZ_SENDER = "preflight-readyz"
 CHECK_TIMEOUT = 3.0
+
+logger = logging.getLogger(__name__)
 
 
 # --- logs -------------------------------------------------------------------------------
@@ -336,6 +338,34 @@ async def _observe_turns(app: web.Application) -> AsyncIterator[None]:
     # Runs after the Rasa client exists (cleanup contexts run in order).
     app[RASA].observer = app[METRICS].observe_turn
     yield
+
+
+def setup_fanout(app: web.Application) -> None:
+    """With REDIS_URL set, connect this replica's hubs to the others through Redis."""
+    url = app[SETTINGS].redis_url
+    if not url:
+        return
+
+    async def fanout(app: web.Application) -> AsyncIterator[None]:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(url, socket_connect_timeout=3, health_check_interval=10)
+        app[HUB].fanout = app[STAFF_HUB].fanout = bus = Fanout(redis)
+        ready = asyncio.Event()
+        task = asyncio.create_task(bus.listen(app[HUB], app[STAFF_HUB], ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 5)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "fan-out: Redis at %s not subscribed yet; retrying in the background", url
+            )
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        app[HUB].fanout = app[STAFF_HUB].fanout = None
+        await redis.aclose()
+
+    app.cleanup_ctx.append(fanout)
 
 
 def setup_ops(app: web.Application) -> None:

@@ -26,13 +26,8 @@ from bot.domain import conversations, photos, texts
 from bot.storage import repositories
 from bot.storage.models import Conversation, Message, MessageSender, Photo, StaffRole
 from bot.web.auth import is_same_origin, may_read_conversation, require_roles
-from bot.web.chat import (
-    RATE_LIMITED,
-    announce,
-    message_frame,
-    push,
-    turn_lock,
-)
+from bot.web.chat import RATE_LIMITED
+from bot.web.delivery import announce, message_frame, push, turn_lock
 from bot.web.errors import json_error
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaUnavailable
