@@ -415,7 +415,7 @@ async def test_no_notice_without_notify_or_for_anonymous_chats(
 async def test_report_section_lists_applied_insights(
     data: InsightData, session_factory: Factory
 ) -> None:
-    from bot import report_loyalty
+    from bot.cli import report_loyalty
     from bot.domain.feedback_query import DateRange
 
     insight = await _create(session_factory, theme_body())

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import knowledge_cli
+from bot.cli import knowledge as knowledge_cli
 from bot.config import Settings
 from bot.domain import embeddings, knowledge, staff
 from bot.domain.errors import InvalidInput

@@ -140,7 +140,7 @@ async def test_empty_database_gives_empty_figures(session: AsyncSession) -> None
 
 
 async def test_report_section_in_markdown(db: AsyncSession) -> None:
-    from bot import report_loyalty
+    from bot.cli import report_loyalty
 
     text = await report_loyalty.section(db, Q1, "md", now=AS_OF)
     lines = text.splitlines()

@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
-from bot.cli_privacy import end_live_tabs
+from bot.cli.privacy import end_live_tabs
 from bot.config import Settings
 from bot.storage.models import MessageSender
 from bot.web.app import create_app

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot import cli, report
+from bot import cli
+from bot.cli import report
 from bot.domain.feedback_query import DateRange, FeedbackFilter
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import Base

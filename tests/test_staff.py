@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import cli
+from bot.cli.staff import STAFF_ROLES
 from bot.domain import staff
 from bot.domain.errors import Conflict, InvalidInput
 from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
@@ -298,7 +299,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Any) -> 
 
 
 def test_cli_roles_match_the_model() -> None:
-    assert tuple(r.value for r in StaffRole) == cli.STAFF_ROLES
+    assert tuple(r.value for r in StaffRole) == STAFF_ROLES
 
 
 def test_cli_staff_demo_refuses_in_production(

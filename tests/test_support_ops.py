@@ -124,7 +124,7 @@ async def test_support_api_over_http(
 async def test_report_section_markdown_and_csv(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    from bot import report_support
+    from bot.cli import report_support
     from bot.config import Settings
 
     await seed_support_ops(session_factory)

@@ -9,7 +9,8 @@ their conversations (theirs, the bot's and the agents'), feedback comments, esca
 summaries and contact emails, staff notes on their conversations and the details of the
 audit rows of their own actions; the records of the single-use identity tokens they used
 are deleted. The Rasa trackers of their conversations live in Rasa:
-the caller clears them with the returned `conversation_ids` (the domain never talks to Rasa).
+the caller clears them with the returned `conversation_ids` and `clear_trackers`, given its
+Rasa client (the domain imports no Rasa or web code).
 
 A customer may come back after an erasure: the shop's next identity token or event creates
 a new customer row with the same shop id. Erasing by the shop's id then erases every row
@@ -26,10 +27,11 @@ import base64
 import decimal
 import enum
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -527,3 +529,39 @@ async def purge_transcripts(
         )
         await session.flush()
     return purged
+
+
+@dataclass
+class TrackerClearing:
+    cleared: int = 0
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cleared": self.cleared, "failed": self.failed, "error": self.error}
+
+
+class TrackerStore(Protocol):
+    """What `clear_trackers` needs of the Rasa client (bot/web/rasa_client.py)."""
+
+    async def replace_events(self, sender_id: str, events: list[dict[str, Any]]) -> None: ...
+
+
+async def clear_trackers(
+    rasa: TrackerStore, conversation_ids: Iterable[str], unavailable: type[Exception]
+) -> TrackerClearing:
+    """Replace each conversation's tracker with no events; after the first failure (the
+    client raised `unavailable`) the rest are reported as not cleared (Rasa is down: no
+    point waiting for each timeout)."""
+    outcome = TrackerClearing()
+    for conversation_id in conversation_ids:
+        if outcome.error is not None:
+            outcome.failed.append(conversation_id)
+            continue
+        try:
+            await rasa.replace_events(conversation_id, [])
+            outcome.cleared += 1
+        except unavailable as exc:
+            outcome.error = f"Rasa did not clear the trackers: {exc}"
+            outcome.failed.append(conversation_id)
+    return outcome

@@ -8,8 +8,6 @@ wiped; when Rasa is unreachable the answer says which were not, and repeating th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -19,36 +17,9 @@ from bot.storage.models import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
-from bot.web.rasa_client import RasaClient, RasaUnavailable
+from bot.web.rasa_client import RasaUnavailable
 
 MAX_REF_CHARS = 64
-
-
-@dataclass
-class TrackerClearing:
-    cleared: int = 0
-    failed: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"cleared": self.cleared, "failed": self.failed, "error": self.error}
-
-
-async def clear_trackers(rasa: RasaClient, conversation_ids: Iterable[str]) -> TrackerClearing:
-    """Replace each conversation's tracker with no events; after the first failure the
-    rest are reported as not cleared (Rasa is down: no point waiting for each timeout)."""
-    outcome = TrackerClearing()
-    for conversation_id in conversation_ids:
-        if outcome.error is not None:
-            outcome.failed.append(conversation_id)
-            continue
-        try:
-            await rasa.replace_events(conversation_id, [])
-            outcome.cleared += 1
-        except RasaUnavailable as exc:
-            outcome.error = f"Rasa did not clear the trackers: {exc}"
-            outcome.failed.append(conversation_id)
-    return outcome
 
 
 def _ref(request: web.Request) -> str:
@@ -85,7 +56,9 @@ async def erase_customer(request: web.Request) -> web.Response:
         erasure = await privacy.erase_customer(db, ref, actor=current_principal(request).actor)
     # Their photos' files, once the rows say erased (issue #19).
     photos.PhotoStore(request.config_dict[SETTINGS].photo_dir).remove(erasure.photo_keys)
-    trackers = await clear_trackers(request.config_dict[RASA], erasure.conversation_ids)
+    trackers = await privacy.clear_trackers(
+        request.config_dict[RASA], erasure.conversation_ids, RasaUnavailable
+    )
     for conversation_id in erasure.conversation_ids:  # open widget tabs start afresh
         await request.config_dict[HUB].end(conversation_id)
     return web.json_response({**erasure.as_json(), "trackers": trackers.as_json()})

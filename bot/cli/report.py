@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import report_loyalty, report_support
-from bot.cli_support import fail, run_db_command
+from bot.cli import report_loyalty, report_support
+from bot.cli.common import fail, run_db_command
 from bot.config import Settings
 from bot.domain import metrics
 from bot.domain.feedback_query import FeedbackFilter, parse_range
 from bot.domain.metrics import GroupMetrics, MetricCounts, Overview
 
 if TYPE_CHECKING:
-    from bot.cli_support import Sessions
+    from bot.cli.common import Sessions, Subparsers
 
 DIMENSION_TITLES = {
     "stage": "Lifecycle stage",
@@ -114,12 +114,13 @@ def _safe(text: str) -> str:
 # ---- the command -------------------------------------------------------------------------
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     report = sub.add_parser("report", help="CX metrics overview and breakdowns (md or csv)")
     report.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
     report.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
     report.add_argument("--tz", default="UTC", help="IANA time zone of the days (default UTC)")
     report.add_argument("--format", choices=("md", "csv"), default="md")
+    report.set_defaults(handler=run)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

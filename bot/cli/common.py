@@ -1,11 +1,14 @@
-"""What every database-backed `python -m bot` command shares: one engine for the command,
-clear messages for domain and database errors, exit code 1 on failure."""
+"""What every `python -m bot` command shares: the handler type, one engine per
+database-backed command, clear messages for domain and database errors, exit code 1 on
+failure."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 
@@ -13,6 +16,19 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     Sessions = async_sessionmaker[AsyncSession]
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+# What a command's parser sets as `handler` (`set_defaults`): the exit code of the command.
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def blocking(run: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]) -> Handler:
+    """The handler of an async command: `run` in an event loop of its own."""
+
+    def handler(settings: Settings, args: argparse.Namespace) -> int:
+        return asyncio.run(run(settings, args))
+
+    return handler
 
 
 def fail(message: str) -> int:

@@ -10,12 +10,15 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 
+if TYPE_CHECKING:
+    from bot.cli.common import Subparsers
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def add_commands(sub: Subparsers) -> None:
     from bot.domain.shop_events import EVENT_TYPES
 
     send = sub.add_parser(
@@ -40,6 +43,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     send.add_argument(
         "--dry-run", action="store_true", help="print body and signature (t=…,v1=…) only"
     )
+    send.set_defaults(handler=send_event)
     imp = sub.add_parser(
         "import-feedback",
         help="import feedback from other channels (product CSV, review-site or social exports)",
@@ -56,6 +60,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="NAME",
         help="product, trustpilot, judgeme, google or social (default: product)",
     )
+    imp.set_defaults(handler=import_feedback)
 
 
 def sample_event(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
@@ -199,9 +204,7 @@ async def _import_web(settings: Settings, path: Path, name: str) -> int:
     return 1 if report.errors else 0
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.command == "send-event":
-        return send_event(settings, args)
+def import_feedback(settings: Settings, args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"Error: no such file: {args.file}", file=sys.stderr)
         return 2

@@ -14,17 +14,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli_support import fail, run_db_command
+from bot.cli.common import blocking, fail, run_db_command
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from bot.cli_support import Sessions
+    from bot.cli.common import Sessions, Subparsers
     from bot.domain.knowledge import ImportResult
 
 COMMAND = "import-knowledge"
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     command = sub.add_parser(
         COMMAND,
         help="import products (CSV) and help-centre articles (Markdown) into the knowledge base",
@@ -45,6 +45,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     command.add_argument(
         "--demo", action="store_true", help="the demo shop's products and articles"
     )
+    command.set_defaults(handler=blocking(run))
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

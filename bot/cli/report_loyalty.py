@@ -1,4 +1,4 @@
-"""The loyalty and insight sections of `python -m bot report` (bot/report.py calls `section`).
+"""The loyalty and insight sections of `python -m bot report` (bot/cli/report.py calls `section`).
 
 Markdown: loyalty figures for the report's range (first purchases in it, 90-day window, as of
 now), return rate by the experience of the lifecycle before, the cohort table, and the

@@ -6,11 +6,11 @@ import argparse
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from bot.cli_support import run_db_command
+from bot.cli.common import blocking, run_db_command
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from bot.cli_support import Sessions
+    from bot.cli.common import Sessions, Subparsers
 
 COMMAND = "alerts"
 
@@ -20,7 +20,7 @@ def _moment(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     found = sub.add_parser(
         COMMAND,
         help="detect CX alerts, store the new ones, post them and send the daily digest",
@@ -29,6 +29,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "posted to ALERT_WEBHOOK_URL and emailed in the daily digest to ALERT_DIGEST_TO.",
     )
     found.add_argument("--now", type=_moment, help="evaluate as of this time (ISO 8601, UTC)")
+    found.set_defaults(handler=blocking(run))
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bot.cli_support import run_db_command
+from bot.cli.common import blocking, run_db_command
 from bot.config import Settings
 from bot.domain import surveys
 
 if TYPE_CHECKING:
-    from bot.cli_support import Sessions
+    from bot.cli.common import Sessions, Subparsers
 
 COMMAND = "survey-demo"
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     demo = sub.add_parser(
         COMMAND,
         help="schedule a proactive survey for a customer (try it in the demo shop)",
@@ -28,6 +28,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--trigger", default=surveys.TRIGGER_ORDER_DELIVERED, choices=list(surveys.TRIGGER_KINDS)
     )
     demo.add_argument("--order", help="order number (default: the customer's latest order)")
+    demo.set_defaults(handler=blocking(run))
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,19 +14,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot.cli.common import blocking, run_db_command
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from bot.cli.common import Sessions, Subparsers
 
-    Sessions = async_sessionmaker[AsyncSession]
-
-PRIVACY_COMMANDS = frozenset({"customer", "purge-transcripts"})
 EXIT_TRACKERS_NOT_CLEARED = 3
 CLI_ACTOR = "cli"
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     customer = sub.add_parser("customer", help="customer data rights: export, erase")
     customer_sub = customer.add_subparsers(dest="customer_command", required=True)
     export = customer_sub.add_parser("export", help="print all of a customer's data as JSON")
@@ -34,43 +32,37 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "id", help="the shop's customer id (or our numeric id); else a reviewer's email or handle"
     )
     export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    export.set_defaults(handler=blocking(_export_command))
     erase = customer_sub.add_parser(
         "erase", help="erase a customer's personal data and transcripts (also in Rasa)"
     )
     erase.add_argument(
         "id", help="the shop's customer id (or our numeric id); else a reviewer's email or handle"
     )
+    erase.set_defaults(handler=blocking(_erase_command))
     purge = sub.add_parser(
         "purge-transcripts", help="blank message texts older than TRANSCRIPT_RETENTION_DAYS"
     )
     purge.add_argument("--days", type=int, help="override TRANSCRIPT_RETENTION_DAYS")
+    purge.set_defaults(handler=blocking(_purge_command))
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+# Domain and database errors: "Error: ..." and exit 1 (bot/cli/common.py).
 
-    from bot.domain.errors import DomainError
-    from bot.storage.db import create_engine, create_session_factory
 
-    engine = create_engine(settings.database_url)
-    sessions = create_session_factory(engine)
-    try:
-        if args.command == "purge-transcripts":
-            return await _purge(sessions, args.days or settings.transcript_retention_days)
-        if args.customer_command == "export":
-            return await _export(sessions, args.id, args.output, settings.photo_dir)
-        return await _erase(sessions, settings, args.id)
-    except DomainError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
-        return 1
-    except SQLAlchemyError as exc:
-        print(
-            f"Error: database problem ({type(exc).__name__}); has `python -m bot migrate` been run?",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        await engine.dispose()
+async def _export_command(settings: Settings, args: argparse.Namespace) -> int:
+    return await run_db_command(
+        settings, lambda sessions: _export(sessions, args.id, args.output, settings.photo_dir)
+    )
+
+
+async def _erase_command(settings: Settings, args: argparse.Namespace) -> int:
+    return await run_db_command(settings, lambda sessions: _erase(sessions, settings, args.id))
+
+
+async def _purge_command(settings: Settings, args: argparse.Namespace) -> int:
+    days = args.days or settings.transcript_retention_days
+    return await run_db_command(settings, lambda sessions: _purge(sessions, days))
 
 
 async def _export(
@@ -140,15 +132,15 @@ async def end_live_tabs(settings: Settings, conversation_ids: list[str]) -> None
 async def _clear_trackers(settings: Settings, conversation_ids: list[str], out: TextIO) -> int:
     import aiohttp
 
-    from bot.web.api.privacy import clear_trackers
-    from bot.web.rasa_client import RasaClient
+    from bot.domain.privacy import clear_trackers
+    from bot.web.rasa_client import RasaClient, RasaUnavailable
 
     if not conversation_ids:
         print("No conversations, so nothing to clear in Rasa.", file=out)
         return 0
     async with aiohttp.ClientSession() as http:
         rasa = RasaClient(http, settings.rasa_url, settings.rasa_token, timeout=10)
-        outcome = await clear_trackers(rasa, conversation_ids)
+        outcome = await clear_trackers(rasa, conversation_ids, RasaUnavailable)
     if outcome.error is None:
         print(f"Cleared {outcome.cleared} conversation tracker(s) in Rasa.", file=out)
         return 0

@@ -7,17 +7,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli_support import run_db_command
+from bot.cli.common import blocking, run_db_command
 from bot.config import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
-    from bot.cli_support import Sessions
+    from bot.cli.common import Sessions, Subparsers
 
 COMMAND = "export-reviewed"
 DEFAULT_OUT = PROJECT_ROOT / "data" / "nlu" / "reviewed.yml"
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     export = sub.add_parser(
         COMMAND,
         help="write the reviewed turns to data/nlu/reviewed.yml (Rasa NLU, no personal data)",
@@ -27,6 +27,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "picks the file up.",
     )
     export.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output file")
+    export.set_defaults(handler=blocking(run))
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
