@@ -17,7 +17,7 @@ from actions.services import (
     latest_text,
     put_back,
 )
-from bot.domain import chat, fallback, knowledge, support, texts
+from bot.domain import chat, fallback, knowledge, scores, support, texts
 from bot.storage.models import EscalationReason
 
 
@@ -51,6 +51,17 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
             yes = {"name": "affirm", "confidence": 1.0}
             latest = tracker.latest_message or {}
             return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
+        if scores.is_no_comment(text) and tracker.get_slot("awaiting") in (None, "nothing"):
+            # "thats it", "ok thats all" with nothing asked (tester tr27): a goodbye
+            goodbye = {"name": "goodbye", "confidence": 1.0}
+            latest = tracker.latest_message or {}
+            return put_back(tracker, {**latest, "intent": goodbye, "intent_ranking": [goodbye]})
+        if await _follows_up_on_an_order(tracker, text):
+            # "and the jumper?" after a request about an order, which the NLU could not place
+            # (tester tr28): data about the request, served as such (the inform rule)
+            latest = tracker.latest_message or {}
+            inform = {"name": "inform", "confidence": 1.0}
+            return put_back(tracker, {**latest, "intent": inform, "intent_ranking": [inform]})
         if _offered_a_person(tracker) and fallback.asks_what_now(text):
             # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back)
             dispatcher.utter_message(
@@ -65,6 +76,23 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         answer = fallback.reply(text, intent, ranking, fallback.streak(tracker.events))
         dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
         return []
+
+
+async def _follows_up_on_an_order(tracker: Tracker, text: str) -> bool:
+    """A short message naming another of the customer's orders or its items, after a
+    request about an order, with no question open (actions/support.py does the rest)."""
+    if (
+        tracker.get_slot("identity") != "verified"
+        or tracker.get_slot("awaiting") not in (None, "nothing")
+        or tracker.get_slot("support_request") not in support.ORDER_FLOWS
+        or not fallback.has_words(text)
+    ):
+        return False
+    try:
+        async with get_services().transaction() as session:
+            return await chat.names_their_order(session, tracker.sender_id, text)
+    except STORAGE_ERRORS:
+        return False
 
 
 def _offered_a_person(tracker: Tracker) -> bool:

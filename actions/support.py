@@ -299,7 +299,9 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
         )
         if (
             not confirmed
-            and chat.is_change(pending_change(tracker))
+            # a change, or an offer about an order ("no not that one, the casserole" at the
+            # kettle's invoice offer, tester tr29)
+            and pending_change(tracker) is not None
             and tracker.get_slot("support_request") in support.ORDER_FLOWS
             and await chat.names_another_order(session, tracker.sender_id, latest_text(tracker))
         ):

@@ -18,8 +18,10 @@ from bot.storage.models import (
     Feedback,
     FeedbackKind,
     Lifecycle,
+    OrderStatus,
     Stage,
 )
+from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
 
@@ -138,6 +140,40 @@ async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(session, action_services):
     # with nothing offered, a thumbs-up is no answer to anything
     _, plain = await run(ActionHandleFallback(), _unsure("👍", [("nlu_fallback", 0.9)]))
     assert [m["response"] for m in plain] == ["utter_fallback_symbols"]
+
+
+async def test_a_short_follow_up_naming_an_item_of_their_orders_is_data_not_gibberish(
+    session, action_services
+):
+    """Tester tr28: "and the jumper?" after a request about an order fell to "not sure I
+    understood"; it goes back as data about the request (the inform rule serves it)."""
+    owner = await factories.customer(session, 3)
+    await factories.order(session, owner, "A10001", OrderStatus.delivered)  # 2x Stoneware Mug
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    slots = {"identity": "verified", "support_request": "return_item", "awaiting": "nothing"}
+
+    def unsure(text: str):
+        state = _unsure(text, [("nlu_fallback", 0.6), ("inform", 0.2)])
+        state.slots.update(slots)
+        return state
+
+    events, messages = await run(ActionHandleFallback(), unsure("and the mugs?"))
+    assert messages == [] and [e["event"] for e in events] == ["action", "user"]
+    assert events[1]["parse_data"]["intent"]["name"] == "inform"
+
+    # gibberish, or an item none of their orders holds, is still not understood
+    for text in ("blorp zingle wumpus", "and the kettle?"):
+        _, said = await run(ActionHandleFallback(), unsure(text))
+        assert [m["response"] for m in said] == ["utter_fallback_choices"], text
+
+
+async def test_thats_it_with_nothing_asked_is_a_goodbye(session, action_services):
+    """Tester tr27: "thats it" after the survey got "not sure I understood"."""
+    events, messages = await run(
+        ActionHandleFallback(), _unsure("thats it", [("nlu_fallback", 0.45), ("affirm", 0.2)])
+    )
+    assert messages == [] and events[1]["parse_data"]["intent"]["name"] == "goodbye"
 
 
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(

@@ -19,6 +19,7 @@ from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
     Conversation,
     Customer,
+    Escalation,
     Feedback,
     FeedbackKind,
     Lifecycle,
@@ -643,6 +644,35 @@ async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_orde
     assert statuses == [OrderStatus.placed, OrderStatus.placed]
 
 
+async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order(
+    session, action_services
+):
+    """Tester tr29: "no not that one, the casserole" at the kettle's invoice offer ("…a
+    person can send it. Shall I get one?") got "Okay. Our team will still look…"."""
+    from actions.support import ActionResolvePending
+
+    owner = await factories.customer(session, email="ola@example.com")
+    kettle = await _order(session, owner, "A10005", OrderStatus.delivered, ["Gooseneck Kettle"], 5)
+    await _order(session, owner, "A10006", OrderStatus.delivered, [CASSEROLE], 9)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=kettle.id))
+    await session.commit()
+    offer = {
+        **VERIFIED, "support_request": "billing_issue", "awaiting": "confirmation",
+        "pending_action": "offer_human", "next_step": "confirm",
+    }  # fmt: skip
+    state = tracker("conv-1", "no not that one, the casserole", "deny", offer)
+    state.latest_message["intent_ranking"] = [{"name": "deny", "confidence": 1.0}]
+    state.events.insert(
+        0, {"event": "user", "text": "need the invoice for the kettle",
+            "parse_data": {"intent": {"name": "billing_issue", "confidence": 0.99}}},
+    )  # fmt: skip
+
+    _, messages = await run(ActionResolvePending(), state)
+
+    assert _about(messages[0]["text"]) == "A10006"
+    assert (await session.scalars(select(Escalation))).all() == []
+
+
 async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_services):
     """Tester (tq20): "pls change delivery adress to 5 rue victor hugo 75001 paris" is read
     as inform (0.90, change_address 0.09) because of the address in it; it got "What
@@ -736,3 +766,21 @@ async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
 
     assert undo[0]["text"].startswith("Reactivate your Coffee Explorer Box subscription")
     assert [m["text"] for m in plain] == ["Okay. Anything else I can help with?"]
+
+
+async def test_and_the_other_order_as_a_request_of_its_own_switches_order(session) -> None:
+    """Tester tr01: "and the other order?" after the kettle's status got the kettle again."""
+    await _jane(session)
+    first = await chat.support_request(
+        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        text="wheres my casserole",
+    )  # fmt: skip
+    assert _about(first.messages[0][0]) == "A10001"
+
+    other = await chat.support_request(
+        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        text="and the other order?",
+    )  # fmt: skip
+
+    assert _about(other.messages[0][0]) == "A10002"
+    assert await _conversation_order(session) == "A10002"

@@ -788,8 +788,9 @@ async def _order_in_question(
         return _use_order(context, named)
     if not orders:
         return None
-    if choice and context.order is not None and understanding.means_other_order(choice):
-        # "the other one" after an answer about an order: the others (those that fit first)
+    if context.order is not None and understanding.means_other_order(choice or text):
+        # "the other one" after an answer about an order, at the picker or as a request of
+        # its own ("and the other order?", tester tr01): the others (those that fit first)
         others = [o for o in orders if o.id != context.order.id]
         others = [o for o in others if fits(o)] or others
         if len(others) == 1:
