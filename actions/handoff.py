@@ -17,7 +17,7 @@ from actions.services import (
     latest_text,
     put_back,
 )
-from bot.domain import chat, fallback, knowledge, scores, support, texts
+from bot.domain import chat, fallback, knowledge, scores, support, texts, understanding
 from bot.storage.models import EscalationReason
 
 
@@ -68,11 +68,15 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
                 text=texts.render(fallback.UTTER_OFFER_AGAIN), buttons=support.YES_NO
             )
             return [SlotSet("awaiting", "confirmation"), SlotSet("pending_action", "offer_human")]
-        if fallback.may_be_a_knowledge_question(text, intent, ranking):
-            known = await _confident_answer(text)
+        focus = tracker.get_slot(knowledge.FOCUS_SLOT)
+        if fallback.may_be_a_knowledge_question(text, intent, ranking) or (
+            focus and understanding.reads_as_ask(text)
+        ):
+            # (right after a knowledge answer, any ask not understood is tried on the
+            # knowledge base: 'how heavy is it', 'ok and do u ship to belgium')
+            known = await _knowledge_answer(dispatcher, text, focus)
             if known is not None:
-                dispatcher.utter_message(text=known)
-                return []
+                return known
         answer = fallback.reply(text, intent, ranking, fallback.streak(tracker.events))
         dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
         return []
@@ -112,12 +116,46 @@ def _offered_a_person(tracker: Tracker) -> bool:
     return bool(messages and messages[-1][1] == "offer_human")
 
 
-async def _confident_answer(question: str) -> str | None:
+class ActionOutOfScope(Action):  # type: ignore[misc]
+    """Out of scope: what the bot is for; but right after a knowledge answer, a follow-up
+    that points back at it ('what if its over 50 euros') is answered if the knowledge base
+    is sure of it."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        text = latest_text(tracker)
+        focus = tracker.get_slot(knowledge.FOCUS_SLOT)
+        if focus and knowledge.refers_back(text):
+            known = await _knowledge_answer(dispatcher, text, focus)
+            if known is not None:
+                return known
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []
+
+
+async def _knowledge_answer(
+    dispatcher: CollectingDispatcher, text: str, focus: str | None
+) -> list[EventType] | None:
+    known = await _confident_answer(text, focus)
+    if known is None:
+        return None
+    for said in (known.text, *known.more):
+        dispatcher.utter_message(text=said)
+    return [SlotSet(name, value) for name, value in known.slots.items()]
+
+
+async def _confident_answer(question: str, focus: str | None) -> knowledge.Reply | None:
     """The knowledge base's answer if it is sure of one; a storage error is no answer (the
     usual fallback follows)."""
     try:
         async with get_services().transaction() as session:
-            return await knowledge.confident_answer(session, knowledge.shared_retriever(), question)
+            return await knowledge.confident_answer(
+                session, knowledge.shared_retriever(), question, focus
+            )
     except STORAGE_ERRORS:
         return None
 

@@ -18,7 +18,7 @@ from actions.services import (
     more_follows,
     put_back,
 )
-from bot.domain import chat, returns, support, texts, understanding
+from bot.domain import chat, knowledge, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
 
@@ -381,7 +381,9 @@ class ActionAnswerPolicyQuestion(DomainAction, Action):  # type: ignore[misc]
         return "action_answer_policy_question"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.policy_question(session, latest_text(tracker))
+        return await chat.policy_question(
+            session, latest_text(tracker), tracker.get_slot(knowledge.FOCUS_SLOT)
+        )
 
 
 class ActionConfirmAddress(DomainAction, Action):  # type: ignore[misc]
@@ -410,4 +412,9 @@ class ActionAnswerProductQuestion(DomainAction, Action):  # type: ignore[misc]
         return "action_answer_product_question"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.product_question(session, tracker.sender_id, latest_text(tracker))
+        return await chat.product_question(
+            session,
+            tracker.sender_id,
+            latest_text(tracker),
+            tracker.get_slot(knowledge.FOCUS_SLOT),
+        )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from actions.feedback import ActionRecordOpinion
-from actions.handoff import ActionEscalate, ActionHandleFallback
+from actions.handoff import ActionEscalate, ActionHandleFallback, ActionOutOfScope
 from actions.services import Services, unavailable_text, use_services
 from bot.storage.models import (
     Conversation,
@@ -448,7 +448,7 @@ async def test_an_unsure_product_question_is_answered_when_the_knowledge_base_is
         ActionHandleFallback(), _unsure("does the merino jumper shrink", ranking)
     )
 
-    assert events == []
+    assert slot_events(events) == {"knowledge_focus": "product:CLO-0107"}
     [message] = messages
     assert "CLO-0107" in message["text"] and "shrink" in message["text"].lower()
 
@@ -469,3 +469,50 @@ async def test_an_unsure_question_the_knowledge_base_cannot_answer_gets_the_choi
 
     assert [m["response"] for m in messages] == ["utter_fallback_choices"]
     assert (await session.scalars(select(UnansweredQuestion))).all() == []  # not counted
+
+
+async def test_a_follow_up_not_understood_is_asked_about_the_product_in_focus(
+    session, action_services
+):
+    """Tester tr11: 'how heavy is it' right after a question about the casserole got 'not
+    sure I understood' (the NLU ranked no knowledge intent)."""
+    from bot.domain import knowledge
+
+    await knowledge.load_demo(session)
+    await session.commit()
+    ranking = [("nlu_fallback", 0.45), ("out_of_scope", 0.14), ("return_item", 0.12)]
+    state = _unsure("how heavy is it", ranking)
+    state.slots["knowledge_focus"] = "product:KIT-0142"
+
+    events, messages = await run(ActionHandleFallback(), state)
+    _, alone = await run(ActionHandleFallback(), _unsure("how heavy is it", ranking))
+
+    assert slot_events(events) == {"knowledge_focus": "product:KIT-0142"}
+    [message] = messages
+    assert "KIT-0142" in message["text"] and "4.9 kg" in message["text"]
+    assert [m["response"] for m in alone] == ["utter_fallback_choices"]
+
+
+async def test_out_of_scope_right_after_a_knowledge_answer_is_tried_as_a_follow_up(
+    session, action_services
+):
+    """Tester tr12: 'what if its over 50 euros' after the shipping answers got 'I can't
+    help with that'."""
+    from bot.domain import knowledge
+
+    await knowledge.load_demo(session)
+    await session.commit()
+    focus = {"knowledge_focus": "article:delivery-times article:shipping-costs"}
+    text = "what if its over 50 euros"
+
+    events, messages = await run(ActionOutOfScope(), tracker("conv-1", text, "out_of_scope", focus))
+    _, alone = await run(ActionOutOfScope(), tracker("conv-1", text, "out_of_scope"))
+    _, other = await run(
+        ActionOutOfScope(), tracker("conv-1", "sing me a song", "out_of_scope", focus)
+    )
+
+    assert slot_events(events) == {"knowledge_focus": "article:shipping-costs"}
+    [message] = messages
+    assert "How much does shipping cost?" in message["text"] and "free" in message["text"]
+    assert [m["response"] for m in alone] == ["utter_out_of_scope"]
+    assert [m["response"] for m in other] == ["utter_out_of_scope"]

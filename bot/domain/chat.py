@@ -1033,22 +1033,33 @@ async def resolve_pending(
     return turn
 
 
-async def policy_question(session: AsyncSession, question: str) -> Turn:
+async def policy_question(session: AsyncSession, question: str, focus: str | None = None) -> Turn:
     """A shop policy asked about without an order: the help-centre passage that answers it,
-    quoted and linked, or 'not sure' with the closest articles (bot/domain/knowledge.py)."""
-    reply = await knowledge.reply(session, knowledge.shared_retriever(), question)
-    return Turn(slots=dict(reply.slots)).say(reply.text, reply.buttons)
+    quoted and linked, or 'not sure' with the closest articles (bot/domain/knowledge.py).
+    `focus`: what the last knowledge answer was about (knowledge.FOCUS_SLOT), for 'is it
+    free?' after it."""
+    reply = await knowledge.reply(session, knowledge.shared_retriever(), question, focus)
+    return knowledge_turn(reply)
 
 
-async def product_question(session: AsyncSession, conversation_id: str, question: str) -> Turn:
+def knowledge_turn(reply: knowledge.Reply) -> Turn:
+    turn = Turn(slots=dict(reply.slots)).say(reply.text, reply.buttons)
+    for text in reply.more:
+        turn.say(text)
+    return turn
+
+
+async def product_question(
+    session: AsyncSession, conversation_id: str, question: str, focus: str | None = None
+) -> Turn:
     """A product question: answered from the product data and help centre (as above)."""
-    reply = await knowledge.reply(session, knowledge.shared_retriever(), question)
+    reply = await knowledge.reply(session, knowledge.shared_retriever(), question, focus)
     context = await load_context(session, conversation_id)
     if context.customer is not None and context.order is None:
         lifecycles.advance(
             await lifecycles.current_lifecycle(session, context.customer), Stage.research
         )
-    return Turn(slots=dict(reply.slots)).say(reply.text, reply.buttons)
+    return knowledge_turn(reply)
 
 
 # --- surveys ----------------------------------------------------------------------------------

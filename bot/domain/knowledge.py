@@ -9,8 +9,14 @@
 * A question is embedded once (bot/domain/embeddings.py) and scored against every passage;
   an item's score mixes how close the question is to its title and to its best passage,
   plus a keyword overlap. Without the model the keyword part answers alone.
-* Below `THRESHOLD` the bot says it is not sure, names the two closest articles, offers a
-  person and counts the question in knowledge_unanswered.
+* Aboutness: the best item must also be about what was asked. The question's content words
+  other than the item's own name (and a few words with no topic of their own) must be
+  covered by one of its passages — the same word after light stemming, a synonym
+  (bot/domain/data/knowledge/aboutness.yml) or a word whose own embedding is close — for
+  most of their idf weight; that passage is quoted. "can i get the lamp in green" names the
+  lamp but nothing the shop says about it covers "green".
+* Below `THRESHOLD`, or not about what was asked, the bot says it is not sure, names the two
+  closest articles, offers a person and counts the question in knowledge_unanswered.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import yaml
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,10 +82,18 @@ KEYWORD_WEIGHT = 1.4
 LEAD_BONUS = 0.05
 TITLE_KEYWORD_SHARE = 0.5  # of the keyword part: words found in the name/title vs anywhere
 UNKNOWN_WORDS_PENALTY = 0.5
+SYNONYM_SHARE = 1.0  # of a keyword found only as another form or a synonym
 # Stored with each passage's embedding: a passage embedded by another model or from other
 # text (a change to FIELD_TOPICS or the passages) is embedded again at the next import.
 PASSAGE_RECIPE = "2"
 KEYWORD_THRESHOLD = 0.45  # the keyword-only fallback's own bar (its scores run differently)
+# Aboutness (tuned on bench/knowledge/dev.yml and dev_abstain.yml only): the idf-weighted
+# share of the question's other content words a passage must cover, and how close a word's
+# own embedding must be to one of the passage's words to count as covering it.
+MIN_COVERAGE = 0.5
+WORD_SIMILARITY = 0.65
+ABOUT_CANDIDATES = 3  # how many of the best items (above the threshold) are checked
+ABOUTNESS_FILE = DEMO_DIR / "aboutness.yml"
 
 STOP_WORDS = frozenset(
     {
@@ -647,6 +662,18 @@ class Index:
     vocabulary: list[str] = field(default_factory=list)
     passage_words: list[set[str]] = field(default_factory=list)
     item_rows: list[list[int]] = field(default_factory=list)
+    # Aboutness: per passage the stems it covers (its text, what its field is about, the
+    # item's name) and their rows in `stem_matrix` (one embedding per stem; None: no model).
+    cover_stems: list[frozenset[str]] = field(default_factory=list)
+    cover_rows: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    stem_matrix: embeddings.Vectors | None = None
+    # Per item the stems of its name that name it in a question (not numbers or measures).
+    name_stems: list[frozenset[str]] = field(default_factory=list)
+    # Per item the stems of its title passage (a product's name and description).
+    about_stems: list[frozenset[str]] = field(default_factory=list)
+    # Per item the stems of all its words, and all the shop's stems (keywords by stem).
+    item_stems: list[frozenset[str]] = field(default_factory=list)
+    stems: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -663,6 +690,7 @@ class Result:
     confident: bool
     method: str  # "embedding" | "keywords" | "empty"
     articles: list[Item] = field(default_factory=list)  # the two closest articles
+    coverage: float = 1.0  # aboutness of the best hit's passage (1.0: not checked)
 
     @property
     def best(self) -> Hit | None:
@@ -737,14 +765,75 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
     total = max(len(items), 1)
     idf = {w: math.log(1 + total / n) for w, n in document_counts.items()}
     matrix = np.vstack(vectors) if usable and vectors else None
+    item_stems = [frozenset(stem_word(w) for w in counts) for counts in item_words]
     item_rows: list[list[int]] = [[] for _ in items]
     for position, entry in enumerate(passages):
         item_rows[entry.item].append(position)
+    cover_stems, cover_rows, stem_matrix = _cover(
+        items, passages, model if matrix is not None else None
+    )
     return Index(
         stamp, items, passages, matrix, title_rows, item_words, title_words, idf,
         model.name if matrix is not None and model is not None else None,
         sorted(idf), [set(words(p.text)) for p in passages], item_rows,
+        cover_stems, cover_rows, stem_matrix, [name_stems(item.title) for item in items],
+        [name_stems(passages[row].text) for row in title_rows],
+        item_stems, frozenset().union(*item_stems),
     )  # fmt: skip
+
+
+def name_stems(title: str) -> frozenset[str]:
+    ignore = aboutness_words().ignore
+    return frozenset(
+        stem
+        for stem in (stem_word(w) for w in words(title) if len(w) > 2 and not _MEASURE.match(w))
+        if stem not in ignore and stem not in _GENERIC_NAME_WORDS
+    )
+
+
+# Words in names that say nothing of which item is meant ('Pour-Over', 'Set of 4', 'Large').
+_GENERIC_NAME_WORDS = frozenset({"over", "under", "out", "off", "set", "pack", "large", "small"})
+
+
+_MEASURE = re.compile(r"^\d+[a-z]{0,2}$")
+
+
+def _cover(
+    items: list[Item], passages: list[Passage], model: embeddings.Embedder | None
+) -> tuple[list[frozenset[str]], list[npt.NDArray[np.int64]], embeddings.Vectors | None]:
+    """Per passage the stems that count as said by it, their rows in one matrix of stem
+    embeddings (each stem embedded once, from the first word seen with it)."""
+    surface: dict[str, str] = {}
+    own: list[set[str]] = []
+    for passage in passages:
+        text = " ".join(
+            (passage.text, FIELD_TOPICS.get(passage.kind, ""), items[passage.item].title)
+        ).replace("°C", " degrees celsius ")
+        found = set()
+        for word in words(text):
+            stem = stem_word(word)
+            surface.setdefault(stem, word)
+            found.add(stem)
+        own.append(found)
+    # What the item is (its title passage: a product's name and description, an article's
+    # title and first paragraph) goes with each of its passages.
+    title_stems: dict[int, set[str]] = {}
+    for passage, found in zip(passages, own, strict=True):
+        if passage.kind == "title":
+            title_stems[passage.item] = found
+    stems_of = [
+        frozenset(found | title_stems.get(passage.item, set()))
+        for passage, found in zip(passages, own, strict=True)
+    ]
+    ordered = sorted(surface)
+    position = {stem: row for row, stem in enumerate(ordered)}
+    # Words of one or two letters ('d', 'uk') are compared as they are, not by embedding.
+    rows = [
+        np.array(sorted(position[s] for s in found if len(s) > 2), dtype=np.int64)
+        for found in stems_of
+    ]
+    matrix = model.embed([surface[s] for s in ordered]) if model is not None and ordered else None
+    return stems_of, rows, matrix
 
 
 @dataclass
@@ -770,27 +859,47 @@ Scores = npt.NDArray[np.float64]
 def query_words(index: Index, question: str) -> set[str]:
     """The question's content words; a word the shop never uses that is one typo away from
     one it does ('instalments' for 'installments', 'dishwaser') is read as that word."""
-    found = set()
-    for word in words(question):
+    return {read for _said, read in _query_pairs(index, question)}
+
+
+def _query_pairs(index: Index, question: str) -> list[tuple[str, str]]:
+    """Each content word as written and as read (typos one letter away corrected)."""
+    pairs = []
+    for word in dict.fromkeys(words(question)):
+        read = word
         if word not in index.idf and len(word) >= 5:
             close = difflib.get_close_matches(word, index.vocabulary, n=1, cutoff=0.85)
-            word = close[0] if close else word
-        found.add(word)
-    return found
+            read = close[0] if close else word
+        pairs.append((word, read))
+    return pairs
 
 
 def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
     """Per item: the share of the question's (idf-weighted) words found in the item, mixed
     with the share found in its title/name. Unknown words (things the shop never mentions)
-    count against it: '… sofas' is not about anything here."""
+    count against it: '… sofas' is not about anything here. A word the item does not use
+    counts for SYNONYM_SHARE when another form of it or a word of its synonym group does
+    ('postage' for 'shipping', 'wrap' for 'wrapping'); such a word is not unknown."""
     n = len(index.items)
     if not q_words:
         return np.zeros(n)
     default_idf = math.log(1 + max(n, 1))
     weights = {w: index.idf.get(w, default_idf) for w in q_words}
     total = sum(weights.values())
+    synonyms = aboutness_words().synonyms
+    related = {}
+    for w in q_words:
+        stem = stem_word(w)
+        related[w] = frozenset({stem} | synonyms.get(stem, frozenset()))
     body = np.array(
-        [sum(weights[w] for w in q_words if w in counts) / total for counts in index.item_words]
+        [
+            sum(
+                weights[w] * (1.0 if w in counts else SYNONYM_SHARE if related[w] & stems else 0.0)
+                for w in q_words
+            )
+            / total
+            for counts, stems in zip(index.item_words, index.item_stems, strict=True)
+        ]
     )
     title = np.array(
         [sum(weights[w] for w in q_words if w in names) / total for names in index.title_words]
@@ -798,14 +907,215 @@ def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
     mixed = (1 - TITLE_KEYWORD_SHARE) * body + TITLE_KEYWORD_SHARE * title
     # Words the shop's content never uses ('engraved', 'phone', 'sofa') are what the question
     # asks about more often than not: they lower every item's score alike.
-    unknown = sum(weights[w] for w in q_words if w not in index.idf) / total
+    unknown = (
+        sum(weights[w] for w in q_words if w not in index.idf and not related[w] & index.stems)
+        / total
+    )
     return mixed - UNKNOWN_WORDS_PENALTY * unknown
+
+
+_SUFFIXES = (
+    ("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("ity", ""), ("ic", ""),
+    ("ness", ""), ("ment", ""), ("ly", ""), ("es", ""), ("s", ""), ("y", ""),
+)  # fmt: skip
+
+
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate(
+        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    )
+}
+
+
+def stem_word(word: str) -> str:
+    """A light stem, the same for both sides of a comparison: 'acidic' = 'acidity' = 'acid',
+    'washing' = 'washed' = 'wash', 'typed' = 'type'."""
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
+    for suffix, replacement in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith("ss"):
+                break
+            word = word[: -len(suffix)] + replacement
+            if suffix in ("ing", "ed") and len(word) > 3 and word[-1] == word[-2]:
+                word = word[:-1]  # 'shipping' = 'ship'
+            break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class Aboutness:
+    ignore: frozenset[str]  # stems
+    synonyms: dict[str, frozenset[str]]  # stem -> the other stems of its groups
+
+
+@functools.cache
+def aboutness_words(path: Path = ABOUTNESS_FILE) -> Aboutness:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    ignore = frozenset(stem_word(w) for w in words(" ".join(map(str, raw.get("ignore", [])))))
+    synonyms: dict[str, set[str]] = {}
+    for group in raw.get("synonyms", []):
+        stems = {stem_word(w) for w in words(" ".join(map(str, group)))}
+        for stem in stems:
+            synonyms.setdefault(stem, set()).update(stems - {stem})
+    return Aboutness(ignore, {k: frozenset(v) for k, v in synonyms.items()})
+
+
+@dataclass(frozen=True)
+class _AskedWord:
+    said: str
+    stems: frozenset[str]  # as written and as read (a typo corrected)
+    weight: float
+    vector: embeddings.Vectors | None  # of the word as written
+
+
+def _asked(
+    index: Index, model: embeddings.Embedder | None, pairs: list[tuple[str, str]], item: int
+) -> list[_AskedWord]:
+    """The question's words that the item's name does not already say: what is asked."""
+    about = aboutness_words()
+    named = {stem_word(w) for w in index.title_words[item]}
+    default_idf = math.log(1 + max(len(index.items), 1))
+    kept = []
+    for said, read in pairs:
+        stems = frozenset({stem_word(said), stem_word(read)})
+        if stems & named or stem_word(said) in about.ignore:
+            continue
+        if len(said) == 1 and not said.isdigit():
+            continue  # 'r the plates ok', 'u'
+        kept.append((said, read, stems))
+    vectors = (
+        model.embed([said for said, _, _ in kept])
+        if model is not None and index.stem_matrix is not None and kept
+        else None
+    )
+    return [
+        _AskedWord(
+            said,
+            stems,
+            index.idf.get(read, default_idf),
+            vectors[position] if vectors is not None else None,
+        )
+        for position, (said, read, stems) in enumerate(kept)
+    ]
+
+
+def coverage(index: Index, asked: list[_AskedWord], row: int) -> float:
+    """The idf-weighted share of the asked words that passage `row` (with its item's title
+    passage) covers: the same stem, a synonym's, the same number (a measure like '100cm':
+    any number), or a word whose own embedding is at least WORD_SIMILARITY close."""
+    if not asked:
+        return 1.0
+    stems = index.cover_stems[row]
+    kind = index.passages[row].kind
+    synonyms = aboutness_words().synonyms
+    has_number = any(any(c.isdigit() for c in s) for s in stems)
+    covered = 0.0
+    for word in asked:
+        if word.stems & stems or any(synonyms.get(s, frozenset()) & stems for s in word.stems):
+            covered += word.weight
+            continue
+        if word.said in FIELD_CUES.get(kind, frozenset()) and word.said not in _DATUM_CUES:
+            # a care question answered by the care field, whatever detail it asks about
+            # ('can the tea towels go in the dryer': the field says how to wash and dry them)
+            covered += word.weight
+            continue
+        if any(c.isdigit() for s in word.stems for c in s):
+            # A bare number must be the passage's ('a 5 pack'); a measure ('100cm') is
+            # covered by any number in it.
+            measure = any(c.isalpha() for s in word.stems for c in s)
+            covered += word.weight if measure and has_number else 0.0
+            continue
+        rows = index.cover_rows[row]
+        if (
+            word.vector is not None
+            and index.stem_matrix is not None
+            and rows.size
+            and float(np.max(index.stem_matrix[rows] @ word.vector)) >= WORD_SIMILARITY
+        ):
+            covered += word.weight
+    return covered / sum(word.weight for word in asked)
+
+
+def _about_passage(index: Index, asked: list[_AskedWord], item: int, row: int) -> tuple[int, float]:
+    """The item's passage that best covers what is asked (the retrieval's own choice `row`
+    when none covers more) and that coverage."""
+    best_row, best = row, coverage(index, asked, row)
+    for other in index.item_rows[item]:
+        if best >= 1.0:
+            break
+        if other == row:
+            continue
+        value = coverage(index, asked, other)
+        if value > best:
+            best_row, best = other, value
+    return best_row, best
+
+
+# "do you sell …", "do you have …": whether the shop carries something. Answered only by a
+# product (or article) the question names; anything else the retrieval found is a word
+# overlap ("sell" in the privacy article), not an answer.
+_CATALOGUE = re.compile(
+    r"^\W*(?:(?:hi|hey|hello|ok|okay|and|so)\W+)*(?:do|does) (?:you|u|ya|the shop|your shop) "
+    r"(?:guys )?(?:sell|stock|carry|have|offer|make|do)\b(?! (?:an?|any) (?:option|way))"
+)
+
+
+def asks_if_sold(question: str) -> bool:
+    return bool(_CATALOGUE.search(question.lower()))
+
+
+def names(
+    index: Index,
+    pairs: list[tuple[str, str]],
+    item: int,
+    stems: list[frozenset[str]] | None = None,
+) -> bool:
+    """Whether the question names the item: a word of its name (three letters or more, not
+    a number or a measure) as written or as read; with `stems` (Index.about_stems), a word
+    of its name or of what it is ('the sharpening stone' for the whetstone)."""
+    named = (stems or index.name_stems)[item]
+    return any(stem_word(said) in named or stem_word(read) in named for said, read in pairs)
+
+
+def aboutness(
+    index: Index,
+    model: embeddings.Embedder | None,
+    question: str,
+    pairs: list[tuple[str, str]],
+    item: int,
+    row: int,
+) -> tuple[int, float]:
+    """The passage to quote and how much of what is asked it covers (1.0: not checked).
+
+    Checked only when the item's name is in the question (the name alone then lifts the
+    item over the threshold, whatever is asked about it: "who designed the ceramic lamp")
+    or the question asks whether the shop sells something. A question that does not name
+    what answers it was matched by its meaning as a whole, in the customer's own words,
+    which the passages need not share: the score alone decides."""
+    catalogue = asks_if_sold(question)
+    product = index.items[item].source == "product"
+    if product and not names(index, pairs, item, index.about_stems):
+        # One product's data does not answer a question that says nothing of which product
+        # ('how heavy is it' with nothing in focus): neither its name nor what it is.
+        return row, 0.0
+    if not names(index, pairs, item):
+        # 'do you sell …' is answered only by what it names
+        return (row, 0.0) if catalogue else (row, 1.0)
+    if not catalogue and not product:
+        return row, 1.0
+    asked = _asked(index, model, pairs, item)
+    return _about_passage(index, asked, item, row)
 
 
 def search(index: Index, model: embeddings.Embedder | None, question: str) -> Result:
     if not index.items:
         return Result([], False, "empty")
-    q_words = query_words(index, question)
+    pairs = _query_pairs(index, question)
+    q_words = {read for _said, read in pairs}
     keyword = _keyword_scores(index, q_words)
     best_rows: list[int] = []
     if index.matrix is not None and model is not None:
@@ -833,16 +1143,39 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
         threshold, method = KEYWORD_THRESHOLD, "keywords"
         for item in range(len(index.items)):
             best_rows.append(_keyword_passage(index, item, q_words))
-    order = np.argsort(-scores)
-    hits = []
+    order = [int(i) for i in np.argsort(-scores)]
+    rows = []
     for item in order[:5]:
         row = best_rows[item] if best_rows and best_rows[item] >= 0 else index.title_rows[item]
         if index.items[item].source == "product" and index.item_rows:
-            row = cued_row(index, int(item), question) or row
+            row = cued_row(index, item, question) or row
+        rows.append(row)
+    about = 1.0
+    if method == "embedding" and rows:
+        # The first of the best items above the threshold that is about what was asked
+        # moves to the front (with the passage that covers it best).
+        first: tuple[int, int, float] | None = None
+        for place in range(min(ABOUT_CANDIDATES, len(rows))):
+            if place and scores[order[place]] < threshold:
+                break
+            row, value = aboutness(index, model, question, pairs, order[place], rows[place])
+            if first is None:
+                first = (place, row, value)
+            if value >= MIN_COVERAGE:
+                first = (place, row, value)
+                break
+        assert first is not None
+        place, row, about = first
+        order.insert(0, order.pop(place))
+        rows.pop(place)
+        rows.insert(0, row)
+    hits = []
+    for item, row in zip(order[:5], rows, strict=False):
         passage = index.passages[row]
         hits.append(Hit(index.items[item], float(scores[item]), passage.text, passage.kind))
     articles = [index.items[i] for i in order if index.items[i].source == "article"][:2]
-    return Result(hits, bool(hits) and hits[0].score >= threshold, method, articles)
+    confident = bool(hits) and hits[0].score >= threshold and about >= MIN_COVERAGE
+    return Result(hits, confident, method, articles, about)
 
 
 # Words that say which of a product's fields a question is about ('words()' forms: plural
@@ -865,16 +1198,24 @@ FIELD_CUES: dict[str, frozenset[str]] = {
         {"made", "material", "fabric", "cotton", "wool", "linen", "steel", "plastic", "bpa",
          "vegan", "organic", "leather", "wood", "wooden", "glass", "ceramic", "enamel"}
     ),
-    "warranty": frozenset({"warranty", "guarantee", "guaranteed", "repair", "lifetime"}),
+    "warranty": frozenset(
+        {"warranty", "guarantee", "guaranteed", "repair", "lifetime", "broke", "broken",
+         "stopped", "faulty", "fault", "defect", "defective"}
+    ),
     "stock": frozenset(
         {"stock", "available", "availability", "sold", "restock", "left", "back"}
     ),
 }  # fmt: skip
 
 
+# Cue words that ask for one datum the field may or may not give: 'how heavy is it' is not
+# answered by a sizes field without a weight ('the weight is not listed', a person offered).
+_DATUM_CUES = frozenset({"heavy", "weight", "weigh"})
+
+
 def cued_row(index: Index, item: int, question: str) -> int | None:
     """The row of the one product field the question names, if it names one the item has."""
-    said = set(words(question))
+    said = set(words(question)) - index.title_words[item]  # 'Wool' in a name asks nothing
     kinds = {kind for kind, cues in FIELD_CUES.items() if said & cues}
     if len(kinds) != 1:
         return None
@@ -945,6 +1286,7 @@ class Reply:
     slots: dict[str, Any]
     result: Result
     milliseconds: float
+    more: list[str] = field(default_factory=list)  # a second ask's answer, said after `text`
 
 
 def quote(text: str, limit: int = 400) -> str:
@@ -972,25 +1314,162 @@ def answer_text(hit: Hit) -> str:
     )
 
 
+# --- follow-ups and two questions in one message ------------------------------------------
+
+# The slot that carries what the last knowledge answer was about ("product:KIT-0142",
+# "article:shipping-costs", space-separated when one message got two answers), so that
+# "how heavy is it" right after a question about the casserole is about the casserole.
+FOCUS_SLOT = "knowledge_focus"
+_BACK = frozenset({"it", "its", "they", "them", "this", "that", "these", "those", "one", "ones"})
+# "how long does it take and is it free?": the second ask starts after 'and' (or a '?')
+# with a question word or an auxiliary.
+_ASK_START = (
+    r"(?:is|are|do|does|did|can|could|will|would|how|what|whats|when|where|which|who|"
+    r"should|shall)\b"
+)
+_SECOND_ASK = re.compile(
+    rf"[?,;]?\s+(?:and|also|plus)\s+(?={_ASK_START})|[?]+\s+(?={_ASK_START})", re.I
+)
+
+
+def asks(question: str) -> list[str]:
+    """The questions in one message (at most 3), in order."""
+    parts = [part.strip(" ?,;") for part in _SECOND_ASK.split(question.strip())]
+    parts = [part for part in parts if words(part)]
+    return parts[:3] if len(parts) > 1 else [question]
+
+
+def refers_back(question: str) -> bool:
+    """'how heavy is it', 'what if its over 50 euros': the question points at something
+    said before rather than naming it."""
+    return bool(_BACK & set(_WORDS.findall(question.lower())))
+
+
+def subject_words(question: str) -> list[str]:
+    """What an ask is about, without its question frame ('how long does … take')."""
+    ignore = aboutness_words().ignore
+    return [word for word in words(question) if stem_word(word) not in ignore]
+
+
+def focus_value(results: Sequence[Result]) -> str:
+    refs = []
+    for result in results:
+        if result.best is not None:
+            refs.append(f"{result.best.item.source}:{result.best.item.ref}")
+    return " ".join(dict.fromkeys(refs))
+
+
+def _focus_items(index: Index, focus: str | None) -> list[int]:
+    wanted = set((focus or "").split())
+    return [i for i, item in enumerate(index.items) if f"{item.source}:{item.ref}" in wanted]
+
+
+def _named_any(index: Index, question: str, result: Result) -> bool:
+    best = result.best
+    if best is None:
+        return False
+    position = index.items.index(best.item)
+    return names(index, _query_pairs(index, question), position)
+
+
+def resolve(
+    index: Index, model: embeddings.Embedder | None, question: str, focus: str | None
+) -> Result:
+    """The question's result; a question that points back ('is it dishwasher safe?') and
+    does not name what it is about is asked about the item(s) in focus: with the item's
+    name added, the one that answers best (confident or not: 'not sure' about the casserole
+    is better than an answer about something else)."""
+    result = search(index, model, question)
+    if not refers_back(question) or _named_any(index, question, result):
+        return result
+    best: Result | None = None
+    for item in _focus_items(index, focus):
+        about = search(index, model, f"{question} ({index.items[item].title})")
+        if about.best is None or about.best.item != index.items[item]:
+            continue
+        if best is None or (about.confident, about.best.score) > (
+            best.confident,
+            best.best.score if best.best else 0.0,
+        ):
+            best = about
+    return best if best is not None else result
+
+
+def answer_all(
+    index: Index, model: embeddings.Embedder | None, question: str, focus: str | None
+) -> list[Result]:
+    """One result per ask: two asks in one message are answered each when both are sure of
+    different items (the second, if it points back, about what the first asked); else the
+    message as one question."""
+    parts = asks(question)
+    if len(parts) > 1:
+        results: list[Result] = []
+        context = focus
+        for position, part in enumerate(parts):
+            said = part
+            if position and refers_back(part):
+                part = f"{part} {' '.join(subject_words(parts[position - 1]))}"
+            result = resolve(index, model, part, context)
+            if part != said:
+                # the item found with the first ask's words, the passage that answers this one
+                result = _requote(index, model, result, said)
+            results.append(result)
+            context = focus_value([result]) or context
+        sure = [r for r in results if r.confident and r.best is not None]
+        distinct = {(r.best.item.source, r.best.item.ref) for r in sure if r.best is not None}
+        if len(sure) == len(results) and len(distinct) == len(sure):
+            return results
+    return [resolve(index, model, question, focus)]
+
+
+def _requote(
+    index: Index, model: embeddings.Embedder | None, result: Result, question: str
+) -> Result:
+    """The best article hit quoted by the paragraph nearest in meaning to `question`."""
+    best = result.best
+    if best is None or best.item.source != "article" or model is None or index.matrix is None:
+        return result
+    item = index.items.index(best.item)
+    rows = [r for r in index.item_rows[item] if index.passages[r].kind == "paragraph"]
+    if not rows:
+        return result
+    q = model.embed([question])[0]
+    sims = [float(index.matrix[r] @ q) + LEAD_BONUS * index.passages[r].lead for r in rows]
+    passage = index.passages[rows[int(np.argmax(sims))]]
+    hit = replace(best, passage=passage.text, kind=passage.kind)
+    return replace(result, hits=[hit, *result.hits[1:]])
+
+
 async def confident_answer(
-    session: AsyncSession, retriever: Retriever, question: str
-) -> str | None:
+    session: AsyncSession, retriever: Retriever, question: str, focus: str | None = None
+) -> Reply | None:
     """The answer when the knowledge base is sure of one; None (nothing recorded) if not."""
-    result = await retriever.search(session, question)
-    if result.best is not None and result.confident:
-        return answer_text(result.best)
+    started = time.perf_counter()
+    index = await retriever.current_index(session)
+    results = answer_all(index, retriever.model, question, focus)
+    if all(r.best is not None and r.confident for r in results):
+        return _answered(results, started)
     return None
 
 
-async def reply(session: AsyncSession, retriever: Retriever, question: str) -> Reply:
+def _answered(results: list[Result], started: float) -> Reply:
+    said = [answer_text(r.best) for r in results if r.best is not None]
+    slots = {FOCUS_SLOT: focus_value(results)}
+    return Reply(said[0], [], slots, results[0], timed_ms(started), said[1:])
+
+
+async def reply(
+    session: AsyncSession, retriever: Retriever, question: str, focus: str | None = None
+) -> Reply:
     """The answer to a product or policy question: the best passage quoted with its link, or
     'not sure' with the two closest articles and the offer of a person (the question is
-    then counted among the unanswered ones)."""
+    then counted among the unanswered ones). `focus`: the FOCUS_SLOT of the conversation."""
     started = time.perf_counter()
-    result = await retriever.search(session, question)
-    best = result.best
-    if best is not None and result.confident:
-        return Reply(answer_text(best), [], {}, result, timed_ms(started))
+    index = await retriever.current_index(session)
+    results = answer_all(index, retriever.model, question, focus)
+    result = results[0]
+    if all(r.best is not None and r.confident for r in results):
+        return _answered(results, started)
     await record_unanswered(session, question, [item.ref for item in result.articles])
     slots = {"awaiting": "confirmation", "pending_action": "offer_human"}
     if len(result.articles) == 2:
