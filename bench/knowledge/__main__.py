@@ -11,8 +11,9 @@ titles before the content existed; never tuned on) against the demo shop's knowl
 * the model's load time in a fresh process with no network (`unshare -rn`), and the action
   server's memory (VmRSS after start-up and after answering) without and with the model.
 
-Options: --set dev / --set dev_abstain (the tuning sets: dev_abstain.yml has unanswerable
-questions that name a product or topic the shop has), --skip-server (no action-server memory).
+Options: --set dev / dev_abstain / dev_naive (the tuning sets: dev_abstain.yml has unanswerable
+questions that name a product or topic the shop has, dev_naive.yml questions in the words of
+customers who have not read the content), --skip-server (no action-server memory).
 """
 
 from __future__ import annotations
@@ -267,7 +268,9 @@ def _line(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.knowledge")
-    parser.add_argument("--set", default="heldout", choices=("heldout", "dev", "dev_abstain"))
+    parser.add_argument(
+        "--set", default="heldout", choices=("heldout", "dev", "dev_abstain", "dev_naive")
+    )
     parser.add_argument("--skip-server", action="store_true")
     args = parser.parse_args(argv)
     from bot.domain import embeddings
