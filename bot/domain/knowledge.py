@@ -8,13 +8,17 @@
   paragraph) whose embeddings are computed when the item is written — never per question.
 * A question is embedded once (bot/domain/embeddings.py) and scored against every passage;
   an item's score mixes how close the question is to its title and to its best passage,
-  plus a keyword overlap. Without the model the keyword part answers alone.
-* Aboutness: the best item must also be about what was asked. The question's content words
-  other than the item's own name (and a few words with no topic of their own) must be
-  covered by one of its passages — the same word after light stemming, a synonym
-  (bot/domain/data/knowledge/aboutness.yml) or a word whose own embedding is close — for
-  most of their idf weight; that passage is quoted. "can i get the lamp in green" names the
-  lamp but nothing the shop says about it covers "green".
+  plus a keyword overlap (by light stem and synonym group, bot/domain/data/knowledge/
+  aboutness.yml). Without the model the keyword part answers alone.
+* Aboutness (`aboutness`): a product the question names must also be what was asked about.
+  The question's other content words (but a few with no topic of their own) must
+  be covered by one of its passages — the same stem, a synonym, a cue for that field or a
+  word whose own embedding is close — for half their idf weight; that passage is quoted.
+  "can i get the lamp in green" names the lamp but nothing the shop says about it covers
+  "green". A product the question does not name does not answer; "do you sell …" is
+  answered only by what it names; articles matched by meaning are not checked.
+* Follow-ups (`resolve`, `answer_all`): FOCUS_SLOT carries what the last answer was about,
+  so "how heavy is it" is asked about it; two asks in one message are answered each.
 * Below `THRESHOLD`, or not about what was asked, the bot says it is not sure, names the two
   closest articles, offers a person and counts the question in knowledge_unanswered.
 """
