@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain import lifecycle as lifecycles
 from bot.domain import shop_events
+from bot.domain.shop_events import queue
 from bot.storage import rollup_journey, rollup_loyalty
 from bot.storage.models import (
     AcquisitionSource,
@@ -394,7 +395,7 @@ async def test_two_customers_naming_one_order_are_applied_in_the_order_received(
         await shop_events.accept(session_factory, [shop_events.parse_event(payload)])
     async with session_factory() as holder:
         await holder.begin()
-        assert [i for i, _, _ in await shop_events._claim(holder, 1)] == ["c1-p"]
+        assert [i for i, _, _ in await queue._claim(holder, 1)] == ["c1-p"]
         # Another applier meanwhile: C2's event names the order of a pending earlier event,
         # so it waits (it used to race: whichever created the order first refused the other).
         assert await shop_events.apply_pending(session_factory) == []

@@ -9,8 +9,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import shop_events, shop_events_batch
-from bot.domain.shop_events import EVENT_TYPES, event_from_json, event_to_json, parse_event
+from bot.domain import shop_events
+from bot.domain.shop_events import (
+    EVENT_TYPES,
+    event_from_json,
+    event_to_json,
+    parse_event,
+    queue,
+    rules,
+)
+from bot.domain.shop_events import batch as batch_apply
 from bot.storage.db import create_engine
 from bot.storage.models import Order, ShopEvent, ShopEventStatus
 from tests.test_shop_events import order_event, sub_event
@@ -132,7 +140,7 @@ async def test_a_worker_that_dies_mid_batch_loses_nothing(session_factory: Sessi
     # its process dies: its transaction never commits.
     async with session_factory() as session:
         await session.begin()
-        claimed = await shop_events._claim(session, 10)
+        claimed = await queue._claim(session, 10)
         assert [event_id for event_id, _, _ in claimed] == ["a-0", "b-0"]
         await shop_events.apply(session, event_from_json(claimed[0][1]))
         await session.rollback()
@@ -187,7 +195,7 @@ async def test_two_workers_apply_batches_in_parallel(
     )
     async with session_factory() as first:
         await first.begin()
-        assert [i for i, _, _ in await shop_events._claim(first, 1)] == ["a-0"]
+        assert [i for i, _, _ in await queue._claim(first, 1)] == ["a-0"]
         # Another worker (another replica) applies the rest meanwhile (issue #25: there used
         # to be one batch at a time across workers).
         assert [a.id for a in await shop_events.apply_pending(session_factory)] == ["b-0"]
@@ -208,9 +216,9 @@ async def test_an_unexpected_error_is_retried_then_the_event_fails(
     def broken_batch(*_args: Any) -> None:
         raise RuntimeError("a bug in the batch apply")
 
-    monkeypatch.setattr(shop_events, "apply", broken)
+    monkeypatch.setattr(rules, "apply", broken)
     # The batch apply fails too, and hands the batch to `apply` one event at a time.
-    monkeypatch.setattr(shop_events_batch, "_fast", broken_batch)
+    monkeypatch.setattr(batch_apply, "_fast", broken_batch)
     for _ in range(shop_events.MAX_ATTEMPTS - 1):
         assert await shop_events.apply_pending(session_factory) == []
     assert await states(session_factory) == {"e1": ShopEventStatus.pending}

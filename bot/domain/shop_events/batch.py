@@ -1,7 +1,7 @@
 """The shop events' batch apply (issue #25 item 3): a claimed batch in a few set-based
 statements instead of 8-12 ORM statements per event.
 
-A claimed batch holds at most one event per customer (`shop_events._claimable`), so its
+A claimed batch holds at most one event per customer (`queue._claimable`), so its
 events are independent of each other except through an order number or a subscription id
 that two of them name. The common events (order placed / shipped / delivered, subscription
 started / renewed in their usual states) are applied here with SQLAlchemy Core, for the
@@ -13,7 +13,7 @@ whole batch at once:
    nothing; step 6 refreshes them);
 3. what the events need: their orders and subscriptions (row-locked) and the customers'
    lifecycles (one query each; the lifecycles are also the journey roll-up's "before");
-4. the rules of `shop_events` (`_order_event`, `_started`, `_renewed`, `_schedule`),
+4. the rules of `rules.py` (`_order_event`, `_started`, `_renewed`, `_schedule`),
    re-stated over plain rows in Python, event by event, in the order claimed;
 5. the writes, one executemany per table and kind, in the order of the events (so every
    table's ids come out as the one-event-at-a-time apply gives them): subscriptions, orders,
@@ -26,7 +26,7 @@ whole batch at once:
 Everything else (other event types, an order or subscription of another customer, an order
 number or subscription id named twice in the batch, a placed event bringing items to a known
 order, a cancelled subscription, a renewal already known, a subscription without plan or
-price, an order without its lifecycle) goes through `shop_events.apply` (the ORM path, the
+price, an order without its lifecycle) goes through `rules.apply` (the ORM path, the
 reference) in the same transaction, in its place: the fast events before it are written
 first. Its rows are disjoint from theirs (another customer; an order or subscription no
 other event of the batch names). The rows written and the results stored are the same as
@@ -47,14 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
-from bot.domain.shop_events import (
-    ORDER_EVENTS,
-    STATUS_RANK,
-    STATUS_TIME_FIELD,
-    EventData,
-    OrderData,
-    SubscriptionData,
-)
+from bot.domain.shop_events.payload import ORDER_EVENTS, EventData, OrderData, SubscriptionData
+from bot.domain.shop_events.rules import STATUS_RANK, STATUS_TIME_FIELD
 from bot.storage import rollup_journey
 from bot.storage.models import (
     Customer,
@@ -161,7 +155,7 @@ class _Outcome:
     ignored: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """`shop_events.Outcome.as_json` of the same event."""
+        """`rules.Outcome.as_json` of the same event."""
         changes = [
             c if isinstance(c, str) else f"{c[0]}{c[1].row['id']}{c[2]}" for c in self.changes
         ]
@@ -322,7 +316,7 @@ _UPSERT_ONE = (
 async def _upsert_customers(
     connection: AsyncConnection, events: Sequence[EventData]
 ) -> dict[str, Row]:
-    """The batch's customers created or updated (as `shop_events._customer`), row-locked, in
+    """The batch's customers created or updated (as `rules._customer`), row-locked, in
     external id order; by external id: id, created (by this batch), acquisition_source."""
     now = utcnow()
     customers = sorted((e.customer for e in events), key=lambda c: c.external_id)
@@ -425,7 +419,7 @@ def _has_purchases(batch: _Batch, customer: Row) -> bool:
 
 
 def _schedule(batch: _Batch, life: _Life, trigger: str, outcome: _Outcome) -> None:
-    """`shop_events._schedule`: a dispatch, unless the event is older than the expiry."""
+    """`rules._schedule`: a dispatch, unless the event is older than the expiry."""
     occurred_at = outcome.event.occurred_at
     if surveys.is_stale(occurred_at, outcome.received_at):
         outcome.changes.append(f"no {trigger} survey: the event is older than the survey expiry")
@@ -495,7 +489,7 @@ def _sync_with_order(life: _Life, order: Row, at: datetime) -> None:
 def _order_event(
     batch: _Batch, event: EventData, data: OrderData, customer: Row, outcome: _Outcome
 ) -> None:
-    """`shop_events._order_event` for placed / shipped / delivered."""
+    """`rules._order_event` for placed / shipped / delivered."""
     target = ORDER_EVENTS[event.type]
     at = event.occurred_at
     order = batch.orders.get(data.number)
@@ -578,7 +572,7 @@ def _new_order(customer: Row, data: OrderData, status: OrderStatus, at: datetime
 
 
 def _update_order(order: Row, data: OrderData, event: EventData) -> None:
-    """`shop_events._update_order`."""
+    """`rules._update_order`."""
     for attr in ("shipping_address", "carrier", "tracking_number", "estimated_delivery"):
         value = getattr(data, attr)
         if value is not None:
@@ -599,7 +593,7 @@ def _stamp(order: Row, status: OrderStatus, at: datetime) -> None:
 def _subscription_event(
     batch: _Batch, event: EventData, data: SubscriptionData, customer: Row, outcome: _Outcome
 ) -> None:
-    """`shop_events._subscription_event` for started / renewed (not cancelled, not known)."""
+    """`rules._subscription_event` for started / renewed (not cancelled, not known)."""
     sub = batch.subscriptions.get(data.id)
     at = event.occurred_at
     first_purchase = False
@@ -652,7 +646,7 @@ def _subscription_event(
 
 
 def _set_active(sub: Row, at: datetime, outcome: _Outcome) -> None:
-    """`shop_events._set_status(active)` when the event is not older than the last change."""
+    """`rules._set_status(active)` when the event is not older than the last change."""
     if sub["status_changed_at"] is not None and at < sub["status_changed_at"]:
         return
     if sub["status"] is not SubscriptionStatus.active:
@@ -665,7 +659,7 @@ def _set_active(sub: Row, at: datetime, outcome: _Outcome) -> None:
 def _period_life(
     batch: _Batch, sub: Row, customer: Row, periods: list[_Life], start: datetime
 ) -> tuple[_Life, bool]:
-    """`shop_events._period_lifecycle`: the period's lifecycle, created when missing."""
+    """`rules._period_lifecycle`: the period's lifecycle, created when missing."""
     for life in periods:
         if life.row["period_start"] == start:
             return life, False
