@@ -784,3 +784,29 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(sessio
 
     assert _about(other.messages[0][0]) == "A10002"
     assert await _conversation_order(session) == "A10002"
+
+
+async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(session) -> None:
+    """Tester tr07: "i want the money back now" right after "i got charged TWICE" offered to
+    cancel the (unshipped) order."""
+    await _jane(session)
+    await chat.support_request(
+        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        text="i got charged TWICE for my order wtf", order_number="A10002",
+    )  # fmt: skip
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "request_refund", verified=True,
+        text="i want the money back now", earlier_request="billing_issue",
+    )  # fmt: skip
+
+    [(text, buttons)] = turn.messages
+    assert text == (
+        "I can't refund a charge myself, but a person from our team can check the payments "
+        "for order A10002 (59.90 EUR) with our payment provider and refund anything taken "
+        "twice. Shall I get one?"
+    )
+    assert turn.slots["pending_action"] == "offer_human"
+    assert [b["payload"] for b in buttons] == ["yes", "no"]
+    orders = (await session.scalars(select(Order.status).where(Order.number == "A10002"))).all()
+    assert orders == [OrderStatus.placed]

@@ -386,6 +386,20 @@ async def support_request(
             answer.slots["next_step"] = "choose_order"
         return answer
     talked_about = context.order
+    if (
+        flow == "request_refund"
+        and earlier_request == "billing_issue"
+        and talked_about is not None
+        and not order_number
+    ):
+        # "i want the money back now" right after questioning a charge: that charge, a
+        # person's to check and refund, not a cancellation or a return (tester tr07)
+        disputed = await _apply_flow_result(
+            session, settings, context, support.disputed_charge(talked_about),
+            trigger=f"in_chat:{flow}",
+        )  # fmt: skip
+        disputed.messages[:0] = turn.messages
+        return disputed
     order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages

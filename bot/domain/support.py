@@ -652,6 +652,18 @@ def change_address(order: Order, _window: int) -> FlowResult:
 _INVOICE = re.compile(r"\b(invoice|receipt|vat|tax id|company (name|details))", re.IGNORECASE)
 
 
+def disputed_charge(order: Order) -> FlowResult:
+    """Money back asked right after a charge was questioned ("charged twice … i want the
+    money back now"): the charge is a person's to check and refund, not a cancellation or
+    a return of the order (tester tr07)."""
+    return FlowResult(
+        texts.render("utter_billing_disputed_refund", order=order.number, amount=_money(order)),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
 def asks_invoice(text: str) -> bool:
     """ "can u send me the invoice", "an invoice with my company VAT id": not a charge."""
     return bool(_INVOICE.search(text or ""))
