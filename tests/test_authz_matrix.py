@@ -56,7 +56,7 @@ PATH_VALUES = {
 }
 # Static directories are requested through one of their files.
 STATIC_SAMPLES = {
-    "/static": "/static/chat.js",
+    "/static": "/static/chat.css",
     "/console/static": "/console/static/console.js",
     "/dashboard/static": "/dashboard/static/dashboard.js",
 }

@@ -41,7 +41,7 @@ def test_customer_checks_an_order_and_answers_the_survey_by_tapping(
     bot_says(page, "Thank you for your feedback")
 
     assert page.locator(".msg--customer", has_text="<img src=x onerror=alert(1)>").count() == 1
-    assert page.locator(".chat__log img, .chat__log script").count() == 0
+    assert page.locator("#shop-chat-widget .log img, #shop-chat-widget .log script").count() == 0
     assert dialogs == []
 
     page.reload()  # the conversation survives a reload

@@ -21,6 +21,7 @@ from tests.live_app import LiveApp, serve_app
 pytestmark = pytest.mark.browser
 
 BUSY, FRESH = "203.0.113.7", "203.0.113.8"  # documentation addresses (RFC 5737)
+STATUS = "#shop-chat-widget .header__status"  # the chat page is the widget, filling the page
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_chat_page_explains_the_limit_and_tries_again(live: LiveApp, browser: An
     page.goto(f"{live.url}/")
     notice = page.locator(".msg--system", has_text=TOO_MANY_CONVERSATIONS)
     notice.wait_for(timeout=10_000)
-    assert page.locator("#status").text_content() == "Not connected"
+    assert page.locator(STATUS).text_content() == "Not connected"
     assert page.get_by_label("Your message").is_disabled()
     assert page.get_by_role("button", name="Send").is_disabled()
     assert page.get_by_role("button", name="Where is my order?").count() == 0
@@ -68,7 +69,7 @@ def test_chat_page_explains_the_limit_and_tries_again(live: LiveApp, browser: An
     assert page.locator(".msg--system").count() == 0  # the log now shows the conversation
     assert page.get_by_label("Your message").is_enabled()
     # The header tells the team's real status, as the widget's does (it said "Online").
-    assert page.locator("#status").text_content() == (
+    assert page.locator(STATUS).text_content() == (
         f"Team offline · back {live.settings.support_hours}"
     )
     page.get_by_label("Your message").fill("hello there")

@@ -96,15 +96,16 @@ def test_typing_then_email_reply_and_back_in_the_same_chat(
 
     # Sam types: the customer sees it (and a screen reader hears it once), then the reply.
     sam.get_by_label("Message").press_sequentially("Let me check", delay=30)
-    typing = customer.locator("#typing")
+    typing = customer.locator("#shop-chat-widget .typing")
     typing.wait_for(state="visible", timeout=15_000)
     assert typing.inner_text() == "Sam is typing…"
-    assert customer.locator("#typing-live").text_content() == "Sam is typing…"
+    typing_live = customer.locator("#shop-chat-widget p[aria-live='polite']")
+    assert typing_live.text_content() == "Sam is typing…"
     _no_violations(customer, "chat_typing")
     sam.get_by_role("button", name="Send").click()
     customer.locator(".msg--agent", has_text="Let me check").wait_for(timeout=15_000)
     typing.wait_for(state="hidden", timeout=15_000)
-    assert customer.locator("#typing-live").text_content() == ""
+    assert typing_live.text_content() == ""
 
     # The customer leaves; Sam's next lines go out as one email.
     customer.context.close()

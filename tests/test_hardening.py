@@ -102,7 +102,7 @@ async def test_aiohttps_own_errors_carry_our_headers_and_echo_nothing(
 
 async def test_served_app_names_no_version_on_any_answer(served: Settings) -> None:
     async with aiohttp.ClientSession() as http:
-        for path in ("/", "/healthz", "/no/such/page", "/static/chat.js"):
+        for path in ("/", "/healthz", "/no/such/page", "/static/chat.css"):
             async with http.get(f"http://127.0.0.1:{served.web_port}{path}") as response:
                 assert response.headers["Server"] == SERVER_NAME, path
 

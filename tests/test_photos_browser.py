@@ -143,8 +143,11 @@ def test_photo_on_the_chat_page(live: LiveApp, browser: Any, tmp_path: Path) -> 
     empty.write_bytes(b"")
     page = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
     page.goto(f"{live.url}/")
-    attach = page.get_by_role("button", name="Attach photo")
-    page.wait_for_function("() => !document.getElementById('attach').disabled")
+    attach = page.get_by_role("button", name="Attach a photo")
+    page.wait_for_function(
+        f"() => !document.querySelector('{WIDGET}').shadowRoot"
+        ".querySelector('.composer__attach').disabled"
+    )
     assert axe_violations(page) == [], "chat page with the attach button"
 
     def choose(path: Path) -> None:

@@ -85,7 +85,7 @@ def _assert_secure(response: aiohttp.ClientResponse, *, cross_origin: bool = Fal
     ("method", "path", "status"),
     [
         ("GET", "/", 200),
-        ("GET", "/static/chat.js", 200),
+        ("GET", "/static/chat.css", 200),
         ("GET", "/demo/shop/", 200),
         ("GET", "/demo/shop", 302),  # a raised redirect
         ("GET", "/console/login", 200),

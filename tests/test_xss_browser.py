@@ -166,14 +166,17 @@ def test_stand_alone_chat_page_shows_every_payload_as_text(live: LiveApp, browse
     dialogs = record_dialogs(page)
     page.goto(f"{live.url}/")
     # connected: the header shows the team's status ("Online" or "Team offline · back …")
-    page.locator("#status", has_text=re.compile("Online|Team offline")).wait_for(timeout=15_000)
+    page.locator(
+        "#shop-chat-widget .header__status", has_text=re.compile("Online|Team offline")
+    ).wait_for(timeout=15_000)
     box = page.get_by_label("Your message")
     for payload in PAYLOADS:
         box.fill(payload)
         box.press("Enter")
-    echoes = page.locator("#log .msg--bot .msg__text", has_text="echo: ")
+    echoes = page.locator("#shop-chat-widget .log .msg--bot .msg__text", has_text="echo: ")
     echoes.nth(len(PAYLOADS) - 1).wait_for(timeout=30_000)
-    assert page.locator("#log .msg--customer .msg__text").all_text_contents() == list(PAYLOADS)
+    shown = page.locator("#shop-chat-widget .log .msg--customer .msg__text").all_text_contents()
+    assert shown == list(PAYLOADS)
     assert echoes.all_text_contents() == [f"echo: {p}" for p in PAYLOADS]
     page.wait_for_timeout(500)
     assert dialogs == []

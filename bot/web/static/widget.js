@@ -3,6 +3,9 @@
  *
  *   <script src="https://HOST/widget.js" data-identity="JWT-or-empty" data-title="Help" defer></script>
  *
+ * With data-mode="page" the chat fills the page instead (the web service's own chat page,
+ * `/`): no launcher, always open, connected at once, the title as the page's <h1>.
+ *
  * Plain ES5-style JavaScript, no build step, no dependencies. Everything lives in an open
  * Shadow DOM root attached to <div id="shop-chat-widget">, so the shop's CSS cannot break
  * the widget and the widget's CSS cannot leak into the shop. Every text is rendered with
@@ -12,9 +15,6 @@
   "use strict";
 
   var HOST_ID = "shop-chat-widget";
-  var TOKEN_KEY = "shop-chat-token";
-  var OUTBOX_KEY = "shop-chat-outbox";
-  var SUBJECT_KEY = "shop-chat-subject";
   var MAX_CHARS = 2000;
   var RETRY_MIN_MS = 500;
   var RETRY_MAX_MS = 10000;
@@ -40,6 +40,15 @@
   var WS_URL = (scriptUrl.protocol === "https:" ? "wss://" : "ws://") + scriptUrl.host + "/ws";
   var identity = (script && script.getAttribute("data-identity")) || null;
   var TITLE = (script && script.getAttribute("data-title")) || "Chat with us";
+  var PAGE = !!script && script.getAttribute("data-mode") === "page";
+  // The chat page keeps its own conversation (its keys from before it ran this script), apart
+  // from the widget on a shop page served from the same origin (the demo shop).
+  var KEY_PREFIX = PAGE ? "chat-" : "shop-chat-";
+  var TOKEN_KEY = KEY_PREFIX + "token";
+  var OUTBOX_KEY = KEY_PREFIX + "outbox";
+  var SUBJECT_KEY = KEY_PREFIX + "subject";
+  // An emailed reply's link to the chat page: #resume=<signed token> continues that chat.
+  var RESUME = /^#resume=(rl1\.[0-9a-f]+\.\d+\.[A-Za-z0-9_-]+)$/;
 
   // ---- storage that never throws (private mode, blocked storage, sandboxed frames) ----
   function storageGet(area, key) {
@@ -84,6 +93,17 @@
   }
   var subject = identity ? tokenSubject(identity) || "?" : null;
 
+  if (PAGE) {
+    var resume = RESUME.exec(location.hash);
+    if (resume) {
+      storageSet("localStorage", TOKEN_KEY, resume[1]);
+      storageSet("localStorage", SUBJECT_KEY, null);
+      storageSet("sessionStorage", OUTBOX_KEY, null); // typed in another chat: not this one's
+      // Out of the address bar and the history: the link is a secret.
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+  }
+
   // A conversation started by a signed-in customer is not continued by somebody else on a
   // shared computer: after signing out, or as another customer, the chat starts afresh.
   var storedSubject = storageGet("localStorage", SUBJECT_KEY);
@@ -100,7 +120,7 @@
   var retryAttempt = 0;
   var retryTimer = null;
   var wantConnection = false;    // connect lazily: on open, or at once for known visitors
-  var open = false;
+  var open = PAGE;                // the page is always open; the widget opens on a click
   var unread = 0;
   var renderedIds = {};          // server message id -> true
   var bubbles = {};              // client_id -> <li> of a customer bubble in the log
@@ -196,12 +216,12 @@
   stylesheet.href = ORIGIN + "/widget.css";
   shadow.appendChild(stylesheet);
 
-  var root = el("div", "root");
+  var root = el("div", PAGE ? "root root--page root--open" : "root");
   root.hidden = true; // until the stylesheet is there: no flash of an unstyled widget
   shadow.appendChild(root);
   function reveal() {
     root.hidden = false;
-    if (open) { input.focus(); }
+    if (open && !PAGE) { input.focus(); } // the page leaves the focus (and phones' keyboards) alone
   }
   stylesheet.addEventListener("load", reveal);
   stylesheet.addEventListener("error", reveal);
@@ -218,15 +238,16 @@
   badge.hidden = true;
   launcher.appendChild(badge);
 
-  var panel = el("section", "panel");
+  // The widget's panel is a dialog over the shop's page; the page's is its main content.
+  var panel = el(PAGE ? "main" : "section", "panel");
   panel.id = "shop-chat-panel";
-  panel.hidden = true;
-  panel.setAttribute("role", "dialog");
+  panel.hidden = !PAGE;
+  if (!PAGE) { panel.setAttribute("role", "dialog"); }
   panel.setAttribute("aria-label", TITLE);
 
   var header = el("header", "header");
   var heading = el("div", "header__text");
-  heading.appendChild(el("h2", "header__title", TITLE));
+  heading.appendChild(el(PAGE ? "h1" : "h2", "header__title", TITLE));
   var statusEl = el("p", "header__status", "Connecting…");
   statusEl.setAttribute("role", "status");
   heading.appendChild(statusEl);
@@ -235,7 +256,7 @@
   closeButton.type = "button";
   closeButton.setAttribute("aria-label", "Close chat");
   closeButton.appendChild(el("span", "close__icon"));
-  header.appendChild(closeButton);
+  if (!PAGE) { header.appendChild(closeButton); }
 
   var log = el("ol", "log");
   log.setAttribute("aria-live", "polite");
@@ -288,7 +309,7 @@
   panel.appendChild(typingLive);
   panel.appendChild(form);
   root.appendChild(panel);
-  root.appendChild(launcher);
+  if (!PAGE) { root.appendChild(launcher); }
 
   // ---- rendering messages ------------------------------------------------------------
   function scrollToEnd() { log.scrollTop = log.scrollHeight; }
@@ -333,7 +354,7 @@
       var headingId = "shop-chat-card-" + (++cardCount);
       var article = el("article", "card");
       article.setAttribute("aria-labelledby", headingId);
-      var heading = el("h3", "card__title", "Order " + card.number);
+      var heading = el(PAGE ? "h2" : "h3", "card__title", "Order " + card.number);
       heading.id = headingId;
       article.appendChild(heading);
       var facts = el("dl", "card__facts");
@@ -788,7 +809,7 @@
   }
 
   function closePanel(returnFocus) {
-    if (!open) { return; }
+    if (!open || PAGE) { return; }
     open = false;
     panel.hidden = true;
     launcher.setAttribute("aria-expanded", "false");
@@ -801,7 +822,7 @@
   });
   closeButton.addEventListener("click", function () { closePanel(true); });
   root.addEventListener("keydown", function (event) {
-    if ((event.key === "Escape" || event.key === "Esc") && open) {
+    if ((event.key === "Escape" || event.key === "Esc") && open && !PAGE) {
       event.preventDefault();
       event.stopPropagation();
       closePanel(true);
@@ -900,7 +921,8 @@
     renderOutbox(); // typed before a reload and not acknowledged yet: still on its way
     // Known visitors connect at once (unread badge, surveys pushed live); first-time
     // anonymous visitors only when they open the chat, so that browsing creates no chats.
-    if (storageGet("localStorage", TOKEN_KEY) || identity || outbox.length) { connect(); }
+    // The chat page is open: it connects at once.
+    if (PAGE || storageGet("localStorage", TOKEN_KEY) || identity || outbox.length) { connect(); }
   }
 
   if (document.body) {
