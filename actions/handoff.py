@@ -15,9 +15,19 @@ from actions.services import (
     get_services,
     latest_intent,
     latest_text,
-    put_back,
+    put_back_as,
 )
-from bot.domain import chat, fallback, knowledge, scores, support, texts, understanding
+from bot.domain import (
+    chat,
+    escalations,
+    fallback,
+    knowledge,
+    proactive,
+    scores,
+    support,
+    texts,
+    understanding,
+)
 from bot.storage.models import EscalationReason
 
 
@@ -48,20 +58,22 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
         if tracker.get_slot("awaiting") == "survey_consent" and fallback.is_approving_emoji(text):
-            yes = {"name": "affirm", "confidence": 1.0}
-            latest = tracker.latest_message or {}
-            return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
+            return put_back_as(tracker, "affirm")
         if scores.is_no_comment(text) and tracker.get_slot("awaiting") in (None, "nothing"):
             # "thats it", "ok thats all" with nothing asked (tester tr27): a goodbye
-            goodbye = {"name": "goodbye", "confidence": 1.0}
-            latest = tracker.latest_message or {}
-            return put_back(tracker, {**latest, "intent": goodbye, "intent_ranking": [goodbye]})
+            return put_back_as(tracker, "goodbye")
         if await _follows_up_on_an_order(tracker, text):
             # "and the jumper?" after a request about an order, which the NLU could not place
             # (tester tr28): data about the request, served as such (the inform rule)
-            latest = tracker.latest_message or {}
-            inform = {"name": "inform", "confidence": 1.0}
-            return put_back(tracker, {**latest, "intent": inform, "intent_ranking": [inform]})
+            return put_back_as(tracker, "inform")
+        if fallback.asks_for_the_person(text) and await _queued(tracker):
+            # "is anyone there??" while the request waits in the queue (tester tq38)
+            dispatcher.utter_message(
+                text=texts.render(
+                    "utter_handoff_already_queued", hours=get_services().settings.support_hours
+                )
+            )
+            return []
         if _offered_a_person(tracker) and fallback.asks_what_now(text):
             # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back)
             dispatcher.utter_message(
@@ -99,6 +111,14 @@ async def _follows_up_on_an_order(tracker: Tracker, text: str) -> bool:
         return False
 
 
+async def _queued(tracker: Tracker) -> bool:
+    try:
+        async with get_services().transaction() as session:
+            return await escalations.queued_while_offline(session, tracker.sender_id)
+    except STORAGE_ERRORS:
+        return False
+
+
 def _offered_a_person(tracker: Tracker) -> bool:
     """Whether a person was on offer (a yes/no) when the customer's latest message came;
     action_drop_pending has cleared the offer and put the message back by then."""
@@ -128,6 +148,10 @@ class ActionOutOfScope(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         text = latest_text(tracker)
+        if tracker.get_slot("survey_postponed") and proactive.asks_for_the_survey(text):
+            resumed = await _resume_postponed_survey(tracker)
+            if resumed is not None:
+                return resumed
         focus = tracker.get_slot(knowledge.FOCUS_SLOT)
         if focus and knowledge.refers_back(text):
             known = await _knowledge_answer(dispatcher, text, focus)
@@ -135,6 +159,24 @@ class ActionOutOfScope(Action):  # type: ignore[misc]
                 return known
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
+
+
+async def _resume_postponed_survey(tracker: Tracker) -> list[EventType] | None:
+    """ "ok you can ask your questions now" after "not now" (tester tq39): the survey's
+    consent slots, and the message put back as its yes (the consent rule starts it)."""
+    try:
+        async with get_services().transaction() as session:
+            offer = await proactive.offer_postponed(
+                session, get_services().settings, tracker.sender_id
+            )
+    except STORAGE_ERRORS:
+        return None
+    if offer.slots.get("awaiting") != "survey_consent":
+        return None
+    return [
+        *(SlotSet(name, value) for name, value in offer.slots.items()),
+        *put_back_as(tracker, "affirm"),
+    ]
 
 
 async def _knowledge_answer(

@@ -172,10 +172,12 @@ async def _follows_up_on_an_order(session: AsyncSession, tracker: Tracker) -> bo
 
 async def _no_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.Turn:
     """A no with nothing asked: "wait no undo that, i want to keep it" after a cancellation
-    asks to undo it (tester 2: a trap); any other, anything else?"""
-    if tracker.get_slot("support_request") == "cancel_subscription" and understanding.asks_undo(
-        latest_text(tracker)
-    ):
+    or a pause asks to undo it (tester 2: a trap; tester 3: "actually no, undo that, i want
+    it to keep coming" after a pause); any other, anything else?"""
+    if tracker.get_slot("support_request") in {
+        "cancel_subscription",
+        "pause_subscription",
+    } and understanding.asks_undo(latest_text(tracker)):
         turn = await chat.support_request(
             session, get_services().settings, tracker.sender_id, "resume_subscription",
             verified=tracker.get_slot("identity") == "verified", text=latest_text(tracker),
@@ -381,9 +383,20 @@ class ActionAnswerPolicyQuestion(DomainAction, Action):  # type: ignore[misc]
         return "action_answer_policy_question"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.policy_question(
-            session, latest_text(tracker), tracker.get_slot(knowledge.FOCUS_SLOT)
-        )
+        text = latest_text(tracker)
+        if (
+            support.asks_if_not_arrived(text)
+            and tracker.get_slot("identity") == "verified"
+            and tracker.get_slot("support_request") in {"order_status", "delivery_problem"}
+        ):
+            # "and if it doesnt come tomorow?" about the parcel just answered (tester tq23)
+            turn = await chat.support_request(
+                session, get_services().settings, tracker.sender_id, "delivery_problem",
+                verified=True, text=text, survey_now=False,
+            )  # fmt: skip
+            turn.slots["support_request"] = "delivery_problem"
+            return turn
+        return await chat.policy_question(session, text, tracker.get_slot(knowledge.FOCUS_SLOT))
 
 
 class ActionConfirmAddress(DomainAction, Action):  # type: ignore[misc]

@@ -176,6 +176,24 @@ async def test_thats_it_with_nothing_asked_is_a_goodbye(session, action_services
     assert messages == [] and events[1]["parse_data"]["intent"]["name"] == "goodbye"
 
 
+async def test_is_anyone_there_while_queued_says_the_request_waits(session, action_services):
+    """Tester tq38: "is anyone there??" after asking for a person (nobody online) got "Sorry,
+    I'm not sure I understood"."""
+    await run(ActionEscalate(), tracker("conv-1", "PERSON. now.", "request_human"))
+
+    _, messages = await run(
+        ActionHandleFallback(), _unsure("is anyone there??", [("nlu_fallback", 0.45)])
+    )
+
+    assert messages[0]["text"].startswith("You're already in the queue.")
+    # with no request waiting it is not understood, as before
+    _, plain = await run(
+        ActionHandleFallback(),
+        tracker("conv-2", "is anyone there??", "nlu_fallback", events=_fallback_events(0)),
+    )
+    assert [m["response"] for m in plain] == ["utter_fallback_choices"]
+
+
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(
     session, action_services
 ):

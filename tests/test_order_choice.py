@@ -750,6 +750,24 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
     assert (cancelled.status, cancelled.cancelled_at) == (SubscriptionStatus.active, None)
 
 
+async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_services):
+    """Tester 3: "actually no, undo that, i want it to keep coming" right after a pause got
+    "Okay. Anything else I can help with?"."""
+    owner = await factories.customer(session, 9)
+    await factories.subscription(session, owner, SubscriptionStatus.paused)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    slots = {**VERIFIED, "support_request": "pause_subscription", "next_step": "done"}
+
+    events, messages = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "actually no, undo that, i want it to keep coming", "deny", slots),
+    )
+
+    assert messages[0]["text"].startswith("Resume your Coffee Explorer Box subscription now?")
+    assert slot_events(events)["pending_action"] == "resume_subscription"
+
+
 async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
     session, action_services
 ):
@@ -810,3 +828,25 @@ async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(sess
     assert [b["payload"] for b in buttons] == ["yes", "no"]
     orders = (await session.scalars(select(Order.status).where(Order.number == "A10002"))).all()
     assert orders == [OrderStatus.placed]
+
+
+async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parcel(
+    session, action_services
+):
+    """Tester tq23: "ugh. and if it doesnt come tomorow?" (policy_question) after a late
+    parcel's status got "I'm not sure I can answer that from our help centre"."""
+    from actions.support import ActionAnswerPolicyQuestion
+
+    owner = await factories.customer(session, email="olga@example.com")
+    late = await factories.order(session, owner, "A10007", OrderStatus.shipped, placed_days_ago=9)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=late.id))
+    await session.commit()
+    slots = {**VERIFIED, "support_request": "order_status", "next_step": "done"}
+
+    events, messages = await run(
+        ActionAnswerPolicyQuestion(),
+        tracker("conv-1", "ugh. and if it doesnt come tomorow?", "policy_question", slots),
+    )
+
+    assert "A10007" in messages[0]["text"] and "trace" in messages[0]["text"]
+    assert slot_events(events)["support_request"] == "delivery_problem"

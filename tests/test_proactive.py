@@ -285,6 +285,35 @@ async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(sessio
     assert (await session.scalars(select(Feedback))).all() == []
 
 
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("ok you can ask your questions now", True),
+        ("go ahead with the survey", True),
+        ("ask me your 2 questions", True),
+        ("can i ask you something", False),
+        ("is the knife dishwasher safe?", False),
+    ],
+)
+def test_asks_for_the_survey(text: str, asks: bool) -> None:
+    assert proactive.asks_for_the_survey(text) is asks
+
+
+async def test_a_survey_put_off_is_offered_again_when_asked_for(session) -> None:
+    """Tester tq39: "ok you can ask your questions now" after "not now" got the out-of-scope
+    text."""
+    _, lifecycle, conversation = await _setup(session, OrderStatus.placed)
+    await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
+    offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
+    assert offer is not None
+    await proactive.answer_consent(session, float(offer.dispatch.id), accepted=False, now=NOW)
+
+    again = await proactive.offer_postponed(session, Settings(), "conv-p", now=NOW)
+
+    assert again.slots["awaiting"] == "survey_consent"
+    assert again.slots["survey_dispatch_id"] == float(offer.dispatch.id)
+
+
 async def test_response_stats_count_each_outcome(session) -> None:
     _, lifecycle, _ = await _setup(session)
     states = [

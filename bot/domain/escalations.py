@@ -111,6 +111,13 @@ async def back_to_bot(session: AsyncSession, conversation: Conversation) -> bool
     return True
 
 
+async def queued_while_offline(session: AsyncSession, conversation_id: str) -> bool:
+    """Whether the chat's request for a person waits in the queue while the bot keeps
+    helping (nobody was online to take it)."""
+    escalation = await repositories.open_escalation(session, conversation_id)
+    return escalation is not None and escalation.back_with_bot_at is not None
+
+
 async def waiting_note_due(session: AsyncSession, conversation_id: str, note: str) -> bool:
     """The note that a message waits for a person is said once (issue #17): not again until
     the bot has spoken since."""

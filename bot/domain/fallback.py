@@ -80,6 +80,19 @@ _WHAT_NOW = re.compile(
 )
 
 
+# "is anyone there??", "still waiting", "when will someone reply": about the person asked for.
+_ANYONE_THERE = re.compile(
+    r"\b(?:(?:is )?(?:any|some) ?(?:one|body) (?:there|here|around|coming)|are you there|"
+    r"still waiting|how long (?:do|will|must) i (?:have to )?wait|when will (?:someone|somebody|"
+    r"a person|an agent|they) (?:reply|answer|come|be here))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_the_person(text: str) -> bool:
+    return bool(_ANYONE_THERE.search(text or ""))
+
+
 def asks_what_now(text: str) -> bool:
     return bool(_WHAT_NOW.search(text or ""))
 

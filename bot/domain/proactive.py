@@ -16,6 +16,7 @@ Every function takes `now`, so fatigue and expiry are testable with a fixed cloc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -357,6 +358,28 @@ async def start_survey(
         else offer.intro
     )
     return chat.Turn(slots=slots).say(intro, CONSENT_BUTTONS)
+
+
+# "ok you can ask your questions now" after "not now" (tester tq39): the survey, at once.
+_ASKS_FOR_THE_SURVEY = re.compile(
+    r"\b(?:(?:you|u) can (?:ask|start)|go ahead (?:and ask|with (?:the|your|ur) (?:questions?|"
+    r"survey))|ask (?:me )?(?:your|ur|the|those|them|that)\s*(?:two |2 |quick )*(?:questions?|"
+    r"survey)?\b(?: now)?|(?:start|do) the survey|i'?m ready for (?:the|your) (?:questions?|survey))",
+    re.IGNORECASE,
+)
+
+
+def asks_for_the_survey(text: str) -> bool:
+    return bool(_ASKS_FOR_THE_SURVEY.search(text or ""))
+
+
+async def offer_postponed(
+    session: AsyncSession, settings: Settings, conversation_id: str, now: datetime | None = None
+) -> chat.Turn:
+    """The survey the customer put off in this chat, when they ask for it after all: its
+    consent question's slots (the caller takes the request as the yes); nothing when none
+    is due."""
+    return await start_survey(session, settings, conversation_id, now, Moment(at_end=True))
 
 
 async def answer_consent(

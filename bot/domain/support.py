@@ -652,6 +652,20 @@ def change_address(order: Order, _window: int) -> FlowResult:
 _INVOICE = re.compile(r"\b(invoice|receipt|vat|tax id|company (name|details))", re.IGNORECASE)
 
 
+# "and if it doesnt come tomorow?", "what if it never arrives" after a parcel's status: what
+# happens next for that parcel (the late-parcel table), not a help-centre search (tq23).
+_IF_NOT_ARRIVED = re.compile(
+    r"\b(?:what )?if (?:it|they|the (?:parcel|package|order|box))\s+(?:still\s+)?(?:doesn'?t|does not|"
+    r"dont|don'?t|do not|never|hasn'?t|has not|won'?t|isn'?t|is not)\s+(?:come|arrive|turn up|"
+    r"show up|get here|here|delivered|show)",
+    re.IGNORECASE,
+)
+
+
+def asks_if_not_arrived(text: str) -> bool:
+    return bool(_IF_NOT_ARRIVED.search(text or ""))
+
+
 def disputed_charge(order: Order) -> FlowResult:
     """Money back asked right after a charge was questioned ("charged twice … i want the
     money back now"): the charge is a person's to check and refund, not a cancellation or
