@@ -138,7 +138,7 @@ class Settings:
     # until that long after applying (docs/dashboard.md).
     insight_min_window_days: int = 14
     # `python -m bot demo`: customers with a year of orders and feedback added in bulk to the
-    # hand-made demo history (bot/demo_crowd.py; 0: the small shop only).
+    # hand-made demo history (bot/demo/crowd.py; 0: the small shop only).
     demo_crowd_customers: int = 2000
     # CX alerts (bot/alerts.py, docs/dashboard.md): checked every ALERT_CHECK_SECONDS by each
     # web process (0: never; `python -m bot alerts` runs one round). A metric outside mean +-

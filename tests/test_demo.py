@@ -379,7 +379,7 @@ async def test_all_or_nothing(
     assert set((await _counts(factory)).values()) == {0}
 
 
-# --- the crowd: a year of a real shop in bulk (issue #21, bot/demo_crowd.py) ---------------
+# --- the crowd: a year of a real shop in bulk (issue #21, bot/demo/crowd.py) ---------------
 
 CROWD = 2000
 
@@ -484,7 +484,7 @@ async def test_crowd_seasonality_pitfall_and_emerging_theme(
 async def test_crowd_support_operations_and_insights(
     crowd: tuple[async_sessionmaker[AsyncSession], demo.DemoSummary],
 ) -> None:
-    """Escalations handled by the demo agents (bot/demo_support.py): the Support operations
+    """Escalations handled by the demo agents (bot/demo/support.py): the Support operations
     figures come out of the real tables, per agent with support CSAT; two applied insights
     with at least 14 days of data on each side."""
     factory, _summary = crowd

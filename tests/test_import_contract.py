@@ -5,7 +5,11 @@
   aiohttp), no command line (bot.cli), no Rasa (rasa, rasa_sdk, rasa_ext), no actions.
 * bot/storage imports only storage and bot/config: never the domain.
 * bot/web imports no command line (bot.cli) or launcher; of the modules at the root of bot/
-  only config, alerts, mail and demo.
+  only config, alerts, mail and demo (the demo only in the demo shop, next rule).
+* the demo data (bot/demo/) is imported in bot/ only by itself, the command line and the
+  demo shop (bot/web/demo_shop.py); the demo shop only by bot/web/app.py, inside the function
+  that mounts it when APP_ENV is not production (so the production web app never loads the
+  demo: `test_the_production_app_does_not_load_the_demo` checks that at run time).
 * nothing in bot/ imports actions/, rasa_ext/, Rasa or the Rasa SDK (those sit on top).
 * actions/ and rasa_ext/ import of bot/ only the domain, storage and config.
 * no import cycles among the modules of bot/. Imports inside functions count like the
@@ -19,6 +23,9 @@ longer matches the code fails too, so it is removed when the code is fixed.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +55,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 )  # fmt: skip
 PACKAGES = ("bot", "actions", "rasa_ext")
 
+# Modules of bot/ only some modules may import: (module, who may import it, whether only
+# inside a function). Of the web layer, only the demo shop may import bot.demo.
+RESTRICTED: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("bot.demo", ("bot.demo", "bot.cli", "bot.web.demo_shop"), False),
+    # Where the app mounts the demo shop, not when APP_ENV=production.
+    ("bot.web.demo_shop", ("bot.web.app",), True),
+)
+
 # Imports that break a layer rule today: (importing module, imported module). None.
 LAYER_EXCEPTIONS: Mapping[tuple[str, str], str] = {}
 
@@ -63,6 +78,7 @@ class Import:
     path: Path
     line: int
     type_only: bool  # under `if TYPE_CHECKING:`
+    in_function: bool = False  # inside a function (runs when it is called)
 
     def where(self, root: Path) -> str:
         return f"{self.path.relative_to(root)}:{self.line}"
@@ -88,10 +104,19 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return inside
 
 
+def _function_nodes(tree: ast.AST) -> set[int]:
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            inside.update(id(sub) for sub in ast.walk(node) if sub is not node)
+    return inside
+
+
 def imports_of(module: str, path: Path, known: Mapping[str, Path]) -> list[Import]:
     """All imports of a module, at any depth (functions, try blocks, TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     type_only = _type_checking_nodes(tree)
+    in_function = _function_nodes(tree)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: list[Import] = []
     for node in ast.walk(tree):
@@ -110,7 +135,10 @@ def imports_of(module: str, path: Path, known: Mapping[str, Path]) -> list[Impor
                 f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
                 for alias in node.names
             ]
-        found += [Import(module, name, path, node.lineno, id(node) in type_only) for name in names]
+        found += [
+            Import(module, name, path, node.lineno, id(node) in type_only, id(node) in in_function)
+            for name in names
+        ]
     return found
 
 
@@ -138,6 +166,25 @@ def layer_violations(imports: Iterable[Import], root: Path) -> list[str]:
                     f"{imp.where(root)}: {imp.importer} imports {imp.imported} "
                     f"({layer} may import of bot/ only {', '.join(may_import)}; "
                     f"never {', '.join(forbidden)})"
+                )
+    return problems
+
+
+def restricted_imports(imports: Iterable[Import], root: Path) -> list[str]:
+    problems = []
+    for imp in imports:
+        for module, allowed, only_in_function in RESTRICTED:
+            if not _within(imp.imported, [module]) or _within(imp.importer, [module]):
+                continue
+            if not _within(imp.importer, allowed):
+                problems.append(
+                    f"{imp.where(root)}: {imp.importer} imports {imp.imported} "
+                    f"(only {', '.join(allowed)} may)"
+                )
+            elif only_in_function and not imp.in_function:
+                problems.append(
+                    f"{imp.where(root)}: {imp.importer} imports {imp.imported} at the top "
+                    "(only inside the function that needs it)"
                 )
     return problems
 
@@ -252,6 +299,41 @@ def test_layers() -> None:
     assert not stale, f"LAYER_EXCEPTIONS lists imports that are gone: {stale}"
 
 
+def test_restricted_modules() -> None:
+    imports = [i for package in PACKAGES for i in all_imports(ROOT, package)]
+    problems = restricted_imports(imports, ROOT)
+    assert not problems, "imports of restricted modules:\n" + "\n".join(problems)
+    for module, _, _ in RESTRICTED:  # guards against a rule that matches nothing
+        assert any(_within(i.imported, [module]) for i in imports), module
+
+
+def test_the_production_app_does_not_load_the_demo() -> None:
+    """At run time: the web app built with APP_ENV=production has not imported bot/demo/
+    nor the demo shop; in development it has (the check is not vacuous)."""
+    probe = (
+        "import sys\n"
+        "from dataclasses import fields, replace\n"
+        "from bot.config import Settings\n"
+        "from bot.web.app import create_app\n"
+        "secrets = {f.name: f.name + '-' + 's' * 40 for f in fields(Settings)\n"
+        "           if f.name.endswith(('_secret', '_token'))}\n"
+        "create_app(replace(Settings.from_env(), environment=sys.argv[1], **secrets))\n"
+        "print(' '.join(sorted(m for m in sys.modules\n"
+        "                      if m.startswith(('bot.demo', 'bot.web.demo_shop')))))\n"
+    )
+
+    def loaded(environment: str) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}
+        run = subprocess.run(
+            [sys.executable, "-c", probe, environment],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        return run.stdout.split()
+
+    assert loaded("production") == []
+    assert {"bot.demo", "bot.demo.data", "bot.web.demo_shop"} <= set(loaded("development"))
+
+
 def test_no_import_cycles() -> None:
     problems = cycle_problems(ROOT, "bot", KNOWN_CYCLES)
     assert not problems, "\n".join(problems)
@@ -324,6 +406,29 @@ def test_a_layer_violation_names_the_import(tmp_path: Path) -> None:
         "rasa_ext, actions)",
         "bot/web/chat.py:1: bot.web.chat imports actions (bot may import of bot/ only bot; "
         "never rasa, rasa_sdk, rasa_ext, actions)",
+    ]
+
+
+def test_a_restricted_import_names_the_importer(tmp_path: Path) -> None:
+    _package(
+        tmp_path,
+        {
+            "bot/__init__.py": "",
+            "bot/demo/__init__.py": "",
+            "bot/demo/data.py": "",
+            "bot/web/__init__.py": "",
+            "bot/web/app.py": (
+                "from bot.web.demo_shop import shop\ndef f():\n    import bot.web.demo_shop\n"
+            ),
+            "bot/web/demo_shop.py": "from bot.demo.data import PRODUCTS\n",
+            "bot/web/console.py": "def f():\n    from bot.demo import data\n",
+        },
+    )
+    assert restricted_imports(all_imports(tmp_path, "bot"), tmp_path) == [
+        "bot/web/app.py:1: bot.web.app imports bot.web.demo_shop at the top (only inside the "
+        "function that needs it)",
+        "bot/web/console.py:2: bot.web.console imports bot.demo.data (only bot.demo, bot.cli, "
+        "bot.web.demo_shop may)",
     ]
 
 

@@ -1,9 +1,9 @@
 """The demo shop's crowd: a year of a real shop's customers and feedback, in bulk.
 
-`write_crowd` adds, next to the hand-made history of `bot.demo` (README customers, the
+`write_crowd` adds, next to the hand-made history of `bot.demo.planner` (README customers, the
 DPD, checkout-bug and price-increase stories), `customers` more customers with a year of
 orders and feedback, written with multi-row INSERTs (no per-row domain calls: about 10 000
-feedback rows load in seconds). The rows follow the same rules as `bot.demo`: one
+feedback rows load in seconds). The rows follow the same rules as `bot.demo.writer`: one
 lifecycle per order, opened before it, stage moving forward with the order's status,
 closed when the order is cancelled, returned, refunded or completed; every feedback row
 after its lifecycle opened and not after `now`, with VADER sentiment and themes of its text.
@@ -137,7 +137,7 @@ class _Dispatch:
 
 @dataclass
 class _Crowd:
-    orders: list[Any] = field(default_factory=list)  # bot.demo._OrderPlan
+    orders: list[Any] = field(default_factory=list)  # bot.demo.planner.OrderPlan
     stages: list[Stage] = field(default_factory=list)
     closed: list[tuple[datetime | None, str | None]] = field(default_factory=list)
     first: list[bool] = field(default_factory=list)
@@ -156,7 +156,7 @@ def _season(at: datetime) -> float:
 
 class _Planner:
     def __init__(self, base: Any, rng: random.Random, now: datetime) -> None:
-        self.base = base  # bot.demo._Planner: names, addresses, items, shipping timelines
+        self.base = base  # bot.demo.planner.Planner: names, addresses, items, shipping timelines
         self.rng = rng
         self.now = now
         self.start = now - timedelta(days=YEAR_DAYS)

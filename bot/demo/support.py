@@ -1,6 +1,6 @@
 """Demo support operations: escalations handled by the demo agents, and applied insights.
 
-Runs at the end of the demo load (bot/demo.py), in its transaction, over the feedback it
+Runs at the end of the demo load (bot/demo/loader.py), in its transaction, over the feedback it
 wrote, so the dashboard's Support operations page and the insight before/after view have
 data drawn from the real tables:
 

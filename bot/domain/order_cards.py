@@ -26,7 +26,7 @@ from bot.storage.models import Order
 # The key of the Rasa `custom` payload (and of the stored message's cards).
 CUSTOM_KEY = "order_cards"
 
-# Public tracking pages of the carriers the shop uses (bot/demo.py CARRIERS); `{number}` is
+# Public tracking pages of the carriers the shop uses (bot/demo/data.py CARRIERS); `{number}` is
 # the URL-quoted tracking number. Another carrier's card shows the number without a link.
 TRACKING_URLS: dict[str, str] = {
     "dhl": "https://www.dhl.com/global-en/home/tracking/tracking-parcel.html?submit=1&tracking-id={number}",

@@ -18,7 +18,6 @@ from bot.web.chat import chat_socket
 from bot.web.client_limits import client_limits_ctx
 from bot.web.console import create_console
 from bot.web.dashboard import create_dashboard, dashboard_home_redirect
-from bot.web.demo_shop import create_demo_shop
 from bot.web.email_reply import email_replies_ctx
 from bot.web.errors import error_middleware
 from bot.web.events_worker import events_queue_ctx
@@ -108,7 +107,10 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     add_photo_routes(app)  # POST /chat/photos (issue #19; stored outside the web root)
     app.router.add_static("/static/", STATIC_DIR)
     if not settings.is_production:
-        # The demo shop signs identity tokens for any `C` + 4 digits: development only.
+        # The demo shop signs identity tokens for any `C` + 4 digits: development only. It
+        # (and the demo data, bot/demo/) is imported here so production never loads it.
+        from bot.web.demo_shop import create_demo_shop
+
         app.router.add_get("/demo/shop", shop_home_redirect)
         app.add_subapp("/demo/shop", create_demo_shop(settings.widget_secret))
     app.add_subapp("/console", create_console())

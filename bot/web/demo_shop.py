@@ -5,7 +5,7 @@ inline style or script (the site's CSP forbids them). "Signing in" is a demo coo
 `demo_customer=C1001`; a signed-in page's widget tag carries an identity token made with
 `bot.domain.identity.issue_token`, exactly what a shop's backend does (docs/widget.md).
 
-The orders shown on "My orders" are the fixed README orders of the demo data (bot/demo.py)
+The orders shown on "My orders" are the fixed README orders of the demo data (bot/demo/)
 as they are when the demo data is loaded; this sample shop has no database of its own.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.demo import PRODUCT_BY_SKU, Product
+from bot.demo.data import PRODUCT_BY_SKU, Product
 from bot.domain.identity import issue_token
 from bot.web.errors import json_error
 
@@ -67,7 +67,7 @@ DEMO_CUSTOMERS = (
 )
 CUSTOMERS = {c.external_id: c for c in DEMO_CUSTOMERS}
 
-# Mirrors `readme_orders` in bot/demo.py (status as loaded; chat actions may change them).
+# Mirrors `readme_orders` in bot/demo/planner.py (status as loaded; chat actions may change them).
 DEMO_ORDERS = (
     DemoOrder("A10001", "C1001", "Delivered", ("KIT-0142", "HOM-0257"), "Delivered by DHL"),
     DemoOrder("A10002", "C1001", "Placed", ("CLO-0107",), "Not shipped yet"),
