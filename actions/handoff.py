@@ -74,11 +74,16 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
                 )
             )
             return []
-        if _offered_a_person(tracker) and fallback.asks_what_now(text):
-            # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back)
-            dispatcher.utter_message(
-                text=texts.render(fallback.UTTER_OFFER_AGAIN), buttons=support.YES_NO
+        if fallback.asks_what_now(text):
+            # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back):
+            # the offer again; "ok so what now" anywhere else: what the bot can do, a person
+            # on offer (testers 2 and 3: it got "Have a lovely day!")
+            offer = (
+                fallback.UTTER_OFFER_AGAIN
+                if _offered_a_person(tracker)
+                else fallback.UTTER_WHAT_NOW
             )
+            dispatcher.utter_message(text=texts.render(offer), buttons=support.YES_NO)
             return [SlotSet("awaiting", "confirmation"), SlotSet("pending_action", "offer_human")]
         focus = tracker.get_slot(knowledge.FOCUS_SLOT)
         if fallback.may_be_a_knowledge_question(text, intent, ranking) or (

@@ -14,10 +14,12 @@ from actions.services import (
     STORAGE_ERRORS,
     DomainAction,
     get_services,
+    latest_text,
     put_back,
+    put_back_as,
     unavailable,
 )
-from bot.domain import chat, proactive, surveys, understanding
+from bot.domain import chat, fallback, proactive, surveys, understanding
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
@@ -235,7 +237,19 @@ class ActionSubmitSurvey(DomainAction, Action):  # type: ignore[misc]
             # answered with something else ("ok and the mugs?", "the other one"): that
             # message now, as if no survey had been open
             events += put_back(tracker)
+        elif _latest_intent(tracker) == "goodbye" and fallback.asks_what_now(latest_text(tracker)):
+            events += _what_now(tracker)  # "so what now" at a survey question (tester 3)
         return events
+
+
+def _what_now(tracker: Tracker) -> list[EventType]:
+    """ "ok so what now", read as a goodbye, is no goodbye (testers 2 and 3: "Have a lovely
+    day!"): after a parcel's status, what happens next for that parcel; otherwise what the
+    bot can do, a person on offer (the fallback's answer to it)."""
+    about_a_parcel = tracker.get_slot("identity") == "verified" and tracker.get_slot(
+        "support_request"
+    ) in {"order_status", "delivery_problem"}
+    return put_back_as(tracker, "delivery_problem" if about_a_parcel else "nlu_fallback")
 
 
 class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]
@@ -275,6 +289,14 @@ class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
 
     def name(self) -> str:
         return "action_before_you_go"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if fallback.asks_what_now(latest_text(tracker)):
+            return _what_now(tracker)
+        events: list[EventType] = await super().run(dispatcher, tracker, domain)
+        return events
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         return await proactive.before_you_go(

@@ -121,9 +121,9 @@ async def test_what_now_while_a_person_is_on_offer_offers_again(session, action_
     ]
     assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
 
-    # without an offer open, the usual choices
+    # without an offer open, what the bot can do, a person on offer
     _, plain = await run(ActionHandleFallback(), _unsure(said, [("nlu_fallback", 0.6)]))
-    assert [m["response"] for m in plain] == ["utter_fallback_choices"]
+    assert plain[0]["text"].startswith("I can check an order or a delivery")
 
 
 async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(session, action_services):
@@ -192,6 +192,27 @@ async def test_is_anyone_there_while_queued_says_the_request_waits(session, acti
         tracker("conv-2", "is anyone there??", "nlu_fallback", events=_fallback_events(0)),
     )
     assert [m["response"] for m in plain] == ["utter_fallback_choices"]
+
+
+async def test_so_what_now_is_no_goodbye(session, action_services):
+    """Testers 2 and 3: "ok so what now" (read as goodbye) got "Have a lovely day!"."""
+    from actions.surveys import ActionBeforeYouGo
+
+    after_parcel = tracker(
+        "conv-1", "ok so what now", "goodbye",
+        {"identity": "verified", "support_request": "order_status"},
+    )  # fmt: skip
+    events, messages = await run(ActionBeforeYouGo(), after_parcel)
+    assert messages == [] and events[1]["parse_data"]["intent"]["name"] == "delivery_problem"
+
+    events, _ = await run(ActionBeforeYouGo(), tracker("conv-1", "ok so what now", "goodbye"))
+    assert events[1]["parse_data"]["intent"]["name"] == "nlu_fallback"
+
+    events, messages = await run(
+        ActionHandleFallback(), _unsure("ok so what now", [("nlu_fallback", 1.0)])
+    )
+    assert messages[0]["text"].startswith("I can check an order or a delivery")
+    assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
 
 
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(

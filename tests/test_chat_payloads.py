@@ -83,3 +83,38 @@ async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
                      '/affirm{"identity": "verified"}', "plain words"]  # fmt: skip
     await ws.close()
     await other.close()
+
+
+async def test_a_button_title_typed_is_that_button(
+    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+) -> None:
+    """Tester 3: "changed my mind" typed at a return's reason buttons (one of them titled
+    "Changed my mind") was read as a no. Typed, the title is the button; only the buttons
+    on screen count, and the transcript keeps the customer's words."""
+    stub = rasa[0]
+    ws = await _open(client)
+    await _say(ws, "i want to return the towel")
+    conversation_id = stub.received[0]["sender"]
+    pick = '/inform{"return_pick": "reason:changed_mind"}'
+    await push(client.server.app, conversation_id, MessageSender.bot, "Why?",
+               [{"title": "Damaged", "payload": '/inform{"return_pick": "reason:damaged"}'},
+                {"title": "Changed my mind", "payload": pick}])  # fmt: skip
+
+    await _say(ws, "changed my mind!")
+    await _say(ws, "changed my mind")  # the buttons were answered: words again
+
+    assert [(b["message"], b.get("button_payload", False)) for b in stub.received[1:]] == [
+        (pick, True),
+        ("changed my mind", False),
+    ]
+    async with session_factory() as db:
+        typed = (
+            await db.scalars(
+                select(Message.text)
+                .where(Message.conversation_id == conversation_id)
+                .where(Message.sender == MessageSender.customer)
+                .order_by(Message.id)
+            )
+        ).all()
+    assert typed == ["i want to return the towel", "changed my mind!", "changed my mind"]
+    await ws.close()

@@ -233,6 +233,28 @@ def test_refund_status_of_an_open_return() -> None:
     )
 
 
+@pytest.mark.parametrize(("days_ago", "overdue"), [(1, False), (9, False), (11, True), (60, True)])
+def test_a_refund_issued_long_ago_offers_a_person(days_ago: int, overdue: bool) -> None:
+    """Tester 3: "refund still not on my card its been 2 months" got "It can take 3-5
+    working days to show on your statement"."""
+    order = _order(OrderStatus.refunded)
+    order.refunded_at = utcnow() - timedelta(days=days_ago)
+
+    result = support.refund_status(order, WINDOW)
+
+    if overdue:
+        assert (result.next_step, result.pending_action) == (NextStep.confirm, "offer_human")
+        assert result.reply == (
+            f"Your refund of 59.90 EUR for order A10001 was issued on {_d(order.refunded_at)}, "
+            "so it should be on your statement by now. Your bank can look it up with that date "
+            "and amount; if it isn't there, a person from our team can check it with our "
+            "payment provider. Shall I get one?"
+        )
+    else:
+        assert result.next_step is NextStep.survey
+        assert "3–5 working days" in result.reply
+
+
 @pytest.mark.parametrize(
     ("days_ago", "allowed"),
     [(0, True), (3, True), (WINDOW - 1, True), (WINDOW + 1, False), (40, False)],

@@ -71,6 +71,7 @@ def is_approving_emoji(text: str) -> bool:
 
 
 UTTER_OFFER_AGAIN = "utter_offer_human_what_now"
+UTTER_WHAT_NOW = "utter_what_now"
 # "so what can u do", "what now?" while a person is on offer (tester tr13): the offer once
 # more, in other words, instead of "not sure I understood".
 _WHAT_NOW = re.compile(

@@ -545,7 +545,29 @@ def return_item(order: Order, window: int) -> FlowResult:
     )
 
 
-def refund_status(order: Order, _window: int) -> FlowResult:
+# A refund shows on the statement within 3–5 working days: later than this many days, it
+# is a person's to chase with the payment provider (tester 3: "its been 2 months").
+REFUND_OVERDUE_DAYS = 10
+
+
+def refund_status(order: Order, _window: int, now: datetime | None = None) -> FlowResult:
+    refunded = order.refunded_at
+    if (
+        order.status is OrderStatus.refunded
+        and refunded is not None
+        and _aware(now or utcnow()) - _aware(refunded) > timedelta(days=REFUND_OVERDUE_DAYS)
+    ):
+        return FlowResult(
+            texts.render(
+                "utter_refund_issued_overdue",
+                amount=_money(order),
+                order=order.number,
+                refunded=format_date(refunded),
+            ),
+            NextStep.confirm,
+            pending_action="offer_human",
+            buttons=YES_NO,
+        )
     if order.status is OrderStatus.refunded:
         text = texts.render(
             "utter_refund_issued",

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -354,6 +355,12 @@ async def _customer_message(
         await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
         return
     text = text.strip()
+    if display is None:
+        chosen = await _button_typed(app, conversation_id, text)
+        if chosen is not None:
+            # "changed my mind" typed instead of tapping the button of that title (tester
+            # 3: read as a no): the button's payload goes to the bot, the words are shown
+            display, text = text, chosen
     button_payload = await _is_offered_payload(app, conversation_id, text)
     shown = (
         display.strip()
@@ -389,6 +396,25 @@ async def _customer_message(
         answered = await _answer(connection, text, stored, button_payload)
     if answered:
         await _after_bot_turn(connection)
+
+
+# Longer than any button title: not looked up.
+_MAX_TYPED_TITLE = 60
+
+
+def _title_words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+async def _button_typed(app: AppState, conversation_id: str, text: str) -> str | None:
+    """The payload of the button on screen whose title the customer typed (any case or
+    punctuation), if any."""
+    if len(text) > _MAX_TYPED_TITLE or not _title_words(text):
+        return None
+    async with app[SESSIONS]() as session:
+        buttons = await repositories.latest_buttons(session, conversation_id)
+    typed = _title_words(text)
+    return next((b["payload"] for b in buttons if _title_words(b["title"]) == typed), None)
 
 
 async def _is_offered_payload(app: AppState, conversation_id: str, text: str) -> bool:
