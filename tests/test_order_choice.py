@@ -20,6 +20,7 @@ from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
+    EscalationReason,
     Feedback,
     FeedbackKind,
     Lifecycle,
@@ -850,3 +851,20 @@ async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parce
 
     assert "A10007" in messages[0]["text"] and "trace" in messages[0]["text"]
     assert slot_events(events)["support_request"] == "delivery_problem"
+
+
+async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) -> None:
+    """Tester 3 (tw3_17): "my coffee box had the wrong beans again, can i speak to someone"
+    (damaged_item 0.53, request_human 0.31) got "What did you mean?"."""
+    await _jane(session)
+    text = "my coffee box had the wrong beans again, can i speak to someone"
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "damaged_item", verified=True, text=text,
+        intent_ranking=[{"name": "damaged_item", "confidence": 0.53},
+                        {"name": "request_human", "confidence": 0.31}],
+    )  # fmt: skip
+
+    assert turn.messages[0][0].startswith("Our support team is offline right now")
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert escalation.reason is EscalationReason.customer_request

@@ -116,6 +116,33 @@ def asks_undo(text: str) -> bool:
     return bool(_UNDO.search(text or ""))
 
 
+# "… can i speak to someone", "get me a human": a person asked for in so many words, which
+# wins over an unsure reading of the rest of the message (tester 3, tw3_17).
+_ASKS_FOR_A_PERSON = re.compile(
+    r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:some ?one|some ?body|a (?:real )?(?:person|human|"
+    r"agent)|an? (?:agent|human)|a member of (?:staff|the team)|your (?:team|staff|support))\b|"
+    r"\b(?:get|give) me (?:a |an )?(?:real )?(?:person|human|agent)\b|\breal person\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_a_person(text: str) -> bool:
+    return bool(_ASKS_FOR_A_PERSON.search(text or ""))
+
+
+# "do u sell replacement shades", "do you have the mug in blue": a catalogue question, whatever
+# request the NLU read in it (tw3_11: "replacement" made it a return).
+_ASKS_IF_SOLD = re.compile(
+    r"^\W*(?:hi\W+|hey\W+)?(?:do|does|can) (?:u|you|ya|y'?all|the shop) (?:sell|stock|carry|"
+    r"offer|have (?:any|spare|replacement)s?)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_if_sold(text: str) -> bool:
+    return bool(_ASKS_IF_SOLD.search(text or ""))
+
+
 def means_other_order(text: str) -> bool:
     return bool(_OTHER_ORDER.search(text or ""))
 

@@ -1,0 +1,35 @@
+"""Reading customers' words without the NLU (bot/domain/understanding.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain import understanding
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("my coffee box had the wrong beans again, can i speak to someone", True),
+        ("get me a human", True),
+        ("i want to talk to a real person", True),
+        ("can i talk to you about my order", False),
+        ("i spoke to the courier", False),
+    ],
+)
+def test_asks_for_a_person(text: str, asks: bool) -> None:
+    assert understanding.asks_for_a_person(text) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "sold"),
+    [
+        ("do u sell replacement shades for the lamp", True),
+        ("do you have any mugs in blue", True),
+        ("do you have the tracking number", False),
+        ("can you replace the lamp shade", False),
+        ("i want to return the lamp", False),
+    ],
+)
+def test_asks_if_sold(text: str, sold: bool) -> None:
+    assert understanding.asks_if_sold(text) is sold
