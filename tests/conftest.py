@@ -277,6 +277,7 @@ class StubRasa:
         self.paused: set[str] = set()  # like Rasa: a paused tracker logs messages, answers none
         # The NLU result appended as rasa_ext.channels does (issue #24), when a test sets it.
         self.nlu: dict[str, Any] | None = None
+        self.buttons: list[dict[str, str]] = [{"title": "Yes", "payload": "yes"}]
 
     def pause(self, sender: str) -> None:
         """What the handoff action's ConversationPaused does to Rasa's tracker."""
@@ -295,7 +296,7 @@ class StubRasa:
             {
                 "recipient_id": body["sender"],
                 "text": f"echo: {body['message']}",
-                "buttons": [{"title": "Yes", "payload": "yes"}],
+                "buttons": self.buttons,
             }
         ]
         if self.nlu is not None:

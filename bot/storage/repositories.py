@@ -196,33 +196,6 @@ async def offered_payload(session: AsyncSession, conversation_id: str, payload: 
     )
 
 
-async def latest_buttons(session: AsyncSession, conversation_id: str) -> list[dict[str, str]]:
-    """The buttons of the bot's messages since the customer's last message (the choices
-    on screen now)."""
-    last_customer = (
-        select(func.coalesce(func.max(Message.id), 0))
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.sender == MessageSender.customer,
-        )
-        .scalar_subquery()
-    )
-    rows = await session.scalars(
-        select(Message.buttons).where(
-            Message.conversation_id == conversation_id,
-            Message.sender == MessageSender.bot,
-            Message.id > last_customer,
-        )
-    )
-    return [
-        button
-        for buttons in rows
-        if isinstance(buttons, list)
-        for button in buttons
-        if isinstance(button, dict) and button.get("title") and button.get("payload")
-    ]
-
-
 async def transcript(session: AsyncSession, conversation_id: str) -> Sequence[Message]:
     rows = await session.scalars(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)

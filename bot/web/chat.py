@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -108,6 +108,9 @@ class Connection:
     # The conversation as this tab last saw it (hello, then after every bot turn).
     bot_answers: bool = True
     customer_id: int | None = None
+    # The buttons of the bot's last answer to this tab, until the customer's next message:
+    # a title typed instead of tapped is that button (kept here, off the database).
+    buttons_on_screen: list[dict[str, str]] = field(default_factory=list)
 
 
 async def chat_socket(request: web.Request) -> web.WebSocketResponse:
@@ -355,8 +358,9 @@ async def _customer_message(
         await ws.send_json(_error("rate_limited", RATE_LIMITED, client_id))
         return
     text = text.strip()
+    on_screen, connection.buttons_on_screen = connection.buttons_on_screen, []
     if display is None:
-        chosen = await _button_typed(app, conversation_id, text)
+        chosen = _button_typed(on_screen, text)
         if chosen is not None:
             # "changed my mind" typed instead of tapping the button of that title (tester
             # 3: read as a no): the button's payload goes to the bot, the words are shown
@@ -406,15 +410,20 @@ def _title_words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-async def _button_typed(app: AppState, conversation_id: str, text: str) -> str | None:
+def _button_typed(buttons: list[dict[str, str]], text: str) -> str | None:
     """The payload of the button on screen whose title the customer typed (any case or
     punctuation), if any."""
     if len(text) > _MAX_TYPED_TITLE or not _title_words(text):
         return None
-    async with app[SESSIONS]() as session:
-        buttons = await repositories.latest_buttons(session, conversation_id)
     typed = _title_words(text)
-    return next((b["payload"] for b in buttons if _title_words(b["title"]) == typed), None)
+    return next(
+        (
+            b["payload"]
+            for b in buttons
+            if b.get("title") and b.get("payload") and _title_words(b["title"]) == typed
+        ),
+        None,
+    )
 
 
 async def _is_offered_payload(app: AppState, conversation_id: str, text: str) -> bool:
@@ -479,6 +488,7 @@ async def _answer(
         # Even after a hand-over this tab had not heard of: the bot's tracker was not
         # paused yet, its actions ran, and what they did is shown rather than hidden.
         answers = await push_replies(app, conversation_id, replies)
+        connection.buttons_on_screen = [b for reply in replies for b in reply.buttons]
         await _remember_understanding(app, stored.message, replies)
         await _ask_if_helpful(app, conversation_id, answers, replies)
         if "@" in text:  # a request queued while the bot helps: the contact for the team
