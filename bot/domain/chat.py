@@ -349,13 +349,11 @@ async def support_request(
             # "undo the cancellation": a person can reactivate it (tester: a trap before)
             cancelled = await repositories.latest_subscription(session, context.customer.id)
             if cancelled is not None and support.can_reactivate(cancelled):
-                # just cancelled, the paid period still running: taken back here (tr24)
-                undo = await _apply_flow_result(
-                    session, settings, context, support.reactivate_question(cancelled),
+                # just cancelled: taken back here, on a yes (tr24)
+                return await _after(
+                    turn, session, settings, context, support.reactivate_question(cancelled),
                     trigger="in_chat:resume_subscription",
                 )  # fmt: skip
-                undo.messages[:0] = turn.messages
-                return undo
             if cancelled is not None and cancelled.cancelled_at is not None:
                 turn.slots.update(awaiting="confirmation", pending_action="offer_human")
                 return turn.say(
@@ -406,12 +404,10 @@ async def support_request(
     ):
         # "i want the money back now" right after questioning a charge: that charge, a
         # person's to check and refund, not a cancellation or a return (tester tr07)
-        disputed = await _apply_flow_result(
-            session, settings, context, support.disputed_charge(talked_about),
+        return await _after(
+            turn, session, settings, context, support.disputed_charge(talked_about),
             trigger=f"in_chat:{flow}",
         )  # fmt: skip
-        disputed.messages[:0] = turn.messages
-        return disputed
     order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages
@@ -422,12 +418,10 @@ async def support_request(
     if size_change and order.status is OrderStatus.delivered:
         flow = "return_item"  # an exchange for another size (bot/domain/returns.py)
     elif size_change:
-        size_turn = await _apply_flow_result(
-            session, settings, context, support.size_change_not_delivered(order),
+        return await _after(
+            turn, session, settings, context, support.size_change_not_delivered(order),
             trigger="in_chat:size_change",
         )  # fmt: skip
-        size_turn.messages[:0] = turn.messages
-        return size_turn
     missing = (
         flow in RETURN_FLOWS | {"delivery_problem"}
         and order.status is OrderStatus.delivered
@@ -907,6 +901,20 @@ def _order_picker(orders: list[Order], now: datetime, question: str) -> Turn:
     cards = [order_cards.order_card(o, b["payload"]) for o, b in zip(shown, buttons, strict=True)]
     turn = Turn(slots={"next_step": "choose_order", "awaiting": "nothing"}).say(question)
     return turn.show_cards(cards, buttons)
+
+
+async def _after(
+    turn: Turn,
+    session: AsyncSession,
+    settings: Settings,
+    context: ChatContext,
+    result: support.FlowResult,
+    trigger: str,
+) -> Turn:
+    """A flow's answer, after what `turn` says already (a dropped change's note)."""
+    answer = await _apply_flow_result(session, settings, context, result, trigger=trigger)
+    answer.messages[:0] = turn.messages
+    return answer
 
 
 async def _apply_flow_result(
