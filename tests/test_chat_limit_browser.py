@@ -70,7 +70,7 @@ def test_chat_page_explains_the_limit_and_tries_again(live: LiveApp, browser: An
     assert page.get_by_label("Your message").is_enabled()
     # The header tells the team's real status, as the widget's does (it said "Online").
     assert page.locator(STATUS).text_content() == (
-        f"Team offline · back {live.settings.support_hours}"
+        f"Team offline · usually here {live.settings.support_hours}"
     )
     page.get_by_label("Your message").fill("hello there")
     page.keyboard.press("Enter")
@@ -129,7 +129,7 @@ def test_widget_explains_the_limit_and_sends_its_outbox_after_trying_again(
     )
     assert widget.locator(".msg--system").count() == 0
     assert widget.locator(".header__status").text_content() == (
-        f"Team offline · back {live.settings.support_hours}"  # nobody on the console
+        f"Team offline · usually here {live.settings.support_hours}"  # nobody on the console
     )
     assert widget.get_by_label("Your message").is_enabled()
     assert page.get_by_text("Say hello first").count() == 0

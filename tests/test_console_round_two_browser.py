@@ -136,7 +136,7 @@ def _widget_status(browser: Any, live: LiveApp, shot: str) -> str:
 def test_console_round_two(live: LiveApp, browser: Any) -> None:
     # Nobody of the team has the console open: the widget's header says so, with the hours.
     assert _widget_status(browser, live, "widget_team_offline") == (
-        "Team offline · back Monday to Friday, 9:00 to 17:00 (Central European Time)"
+        "Team offline · usually here Monday to Friday, 9:00 to 17:00 (Central European Time)"
     )
 
     # A customer chats; the bot (echo) answers; then the chat is handed to a person.

@@ -165,6 +165,11 @@ def test_the_dashboards_bot_page(live: LiveApp, browser: Any) -> None:
     assert page.locator("#kpi-containment .kpi__value").inner_text() == "100 %"
     assert page.locator("#kpi-fallback .kpi__previous").inner_text() == "2 of 4 messages"
     assert page.locator("#kpi-flagged .kpi__value").inner_text() == "300"
+    # figures with a fraction are shown with one decimal at most (a tester: "33.3333")
+    shown = page.evaluate(
+        "import('/dashboard/static/cx-pages.js').then(m => [m.fmt(100 / 3), m.fmt(2.5, ' %'), m.fmt(7)])"
+    )
+    assert shown == ["33.3", "2.5 %", "7"]
     rows = page.locator("#intent-table tr[data-key]")
     assert rows.first.get_attribute("data-key") == "nlu_fallback"
     assert page.locator(".topbar__nav a[aria-current=page]").inner_text() == "Bot"

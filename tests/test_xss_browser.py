@@ -165,7 +165,7 @@ def test_stand_alone_chat_page_shows_every_payload_as_text(live: LiveApp, browse
     page = context.new_page()
     dialogs = record_dialogs(page)
     page.goto(f"{live.url}/")
-    # connected: the header shows the team's status ("Online" or "Team offline · back …")
+    # connected: the header shows the team's status ("Online" or "Team offline · usually here …")
     page.locator(
         "#shop-chat-widget .header__status", has_text=re.compile("Online|Team offline")
     ).wait_for(timeout=15_000)

@@ -612,7 +612,7 @@
   function teamStatus(team) {
     if (!team || typeof team !== "object" || team.online !== false) { return "Online"; }
     return typeof team.hours === "string" && team.hours
-      ? "Team offline · back " + team.hours : "Team offline";
+      ? "Team offline · usually here " + team.hours : "Team offline";
   }
 
   function onMessage(m) {

@@ -17,7 +17,9 @@ export function clear(node) { while (node.firstChild) node.removeChild(node.firs
 export function byId(id) { return document.getElementById(id); }
 export function fmt(value, suffix) {
   if (value === null || value === undefined) return "–";
-  return String(value) + (suffix || "");
+  // one decimal at most: "33.3", not "33.3333" (a tester, on the bot page)
+  const shown = typeof value === "number" && !Number.isInteger(value) ? Math.round(value * 10) / 10 : value;
+  return String(shown) + (suffix || "");
 }
 export function status(text, kind) {
   const node = byId("status");
