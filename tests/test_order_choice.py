@@ -868,3 +868,22 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) 
     assert turn.messages[0][0].startswith("Our support team is offline right now")
     escalation = (await session.scalars(select(Escalation))).one()
     assert escalation.reason is EscalationReason.customer_request
+
+
+async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(session) -> None:
+    """Tester 3 (tw3_09): "why was A… cancelled?? i didnt cancel it" (cancel_order 0.60)
+    got "What did you mean?" with "Cancel an order" among the choices."""
+    jane = await _jane(session)
+    cancelled = await _order(session, jane, "A10009", OrderStatus.cancelled, [TOWEL], 20)
+    await session.commit()
+
+    turn = await chat.support_request(
+        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        text="why was A10009 cancelled?? i didnt cancel it", order_number="A10009",
+        intent_ranking=[{"name": "cancel_order", "confidence": 0.60},
+                        {"name": "delivery_problem", "confidence": 0.37}],
+    )  # fmt: skip
+
+    assert _about(turn.messages[0][0]) == cancelled.number
+    assert "cancelled" in turn.messages[0][0]
+    assert "pending_action" not in turn.slots or turn.slots["pending_action"] is None

@@ -33,3 +33,17 @@ def test_asks_for_a_person(text: str, asks: bool) -> None:
 )
 def test_asks_if_sold(text: str, sold: bool) -> None:
     assert understanding.asks_if_sold(text) is sold
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("why was A48437 cancelled?? i didnt cancel it", True),
+        ("who cancelled my order", True),
+        ("i never cancelled it", True),
+        ("cancel my order", False),
+        ("why can't i cancel my order", False),
+    ],
+)
+def test_asks_why_cancelled(text: str, why: bool) -> None:
+    assert understanding.asks_why_cancelled(text) is why

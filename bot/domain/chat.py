@@ -313,6 +313,10 @@ async def support_request(
     # "i want size L instead of M, can you change it" read as an address change, a
     # cancellation or a return (tester tq10)
     size_change = flow in SIZE_CHANGE_FLOWS and _asks_size_change(text)
+    if flow == "cancel_order" and understanding.asks_why_cancelled(text):
+        # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
+        # state, never a cancellation (tester 3, tw3_09)
+        flow = "order_status"
     if (
         flow in understanding.STATE_CHANGE_FLOWS
         and not size_change

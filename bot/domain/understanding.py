@@ -143,6 +143,18 @@ def asks_if_sold(text: str) -> bool:
     return bool(_ASKS_IF_SOLD.search(text or ""))
 
 
+# "why was A48437 cancelled??", "i didnt cancel it": a question about a cancellation, not one.
+_WHY_CANCELLED = re.compile(
+    r"\bwhy\b.{0,40}\bcancell?ed\b|\bi\s+(?:didn'?t|did not|never)\s+cancel(?:l?ed)?\b|"
+    r"\bwho cancell?ed\b",
+    re.IGNORECASE,
+)
+
+
+def asks_why_cancelled(text: str) -> bool:
+    return bool(_WHY_CANCELLED.search(text or ""))
+
+
 def means_other_order(text: str) -> bool:
     return bool(_OTHER_ORDER.search(text or ""))
 
