@@ -5,7 +5,7 @@ with buttons; another customer's order is never shown; feedback lands on the ord
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from bot.storage.models import (
     OrderItem,
     OrderStatus,
     Stage,
+    Subscription,
     SubscriptionStatus,
     utcnow,
 )
@@ -535,13 +536,26 @@ async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
     ]
 
 
+async def _subscriber(
+    session: AsyncSession,
+    number: int,
+    status: SubscriptionStatus = SubscriptionStatus.active,
+    cancelled_at: datetime | None = None,
+) -> Subscription:
+    """A customer with one subscription and no one-off orders, signed in to conv-1."""
+    owner = await factories.customer(session, number)
+    subscription = await factories.subscription(session, owner, status)
+    if cancelled_at is not None:
+        subscription.cancelled_at = cancelled_at
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    return subscription
+
+
 async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(session) -> None:
     """Tester: a subscriber asking about a missing box, an address or a double charge got
     "I can't find any orders on your account" again and again."""
-    owner = await factories.customer(session, 7)
-    await factories.subscription(session, owner)
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
+    await _subscriber(session, 7)
 
     turn = await chat.support_request(
         session, chat.Settings(), "conv-1", "billing_issue", verified=True,
@@ -560,10 +574,7 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 ) -> None:
     """Tester tr08: "and will i still be charged this month?" right after a pause got the
     person offer meant for a disputed charge."""
-    owner = await factories.customer(session, 7)
-    subscription = await factories.subscription(session, owner)
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
+    subscription = await _subscriber(session, 7)
 
     async def ask(text: str) -> str:
         turn = await chat.support_request(
@@ -591,10 +602,7 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_the_address(
     session,
 ) -> None:
-    owner = await factories.customer(session, 7)
-    subscription = await factories.subscription(session, owner)
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
+    subscription = await _subscriber(session, 7)
 
     turn = await chat.support_request(
         session, chat.Settings(), "conv-1", "change_address", verified=True,
@@ -694,14 +702,11 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_se
     assert slot_events(events)["next_step"] == "address"
 
 
-async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Any:
+async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Subscription:
     """A customer whose subscription was cancelled `ago`, in conversation conv-1."""
-    owner = await factories.customer(session, number)
-    cancelled = await factories.subscription(session, owner, SubscriptionStatus.cancelled)
-    cancelled.cancelled_at = utcnow() - ago
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
-    return cancelled
+    return await _subscriber(
+        session, number, SubscriptionStatus.cancelled, cancelled_at=utcnow() - ago
+    )
 
 
 async def test_undoing_an_old_subscription_cancellation_offers_a_person(session) -> None:
@@ -754,10 +759,7 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
 async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_services):
     """Tester 3: "actually no, undo that, i want it to keep coming" right after a pause got
     "Okay. Anything else I can help with?"."""
-    owner = await factories.customer(session, 9)
-    await factories.subscription(session, owner, SubscriptionStatus.paused)
-    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
-    await session.commit()
+    await _subscriber(session, 9, SubscriptionStatus.paused)
     slots = {**VERIFIED, "support_request": "pause_subscription", "next_step": "done"}
 
     events, messages = await run(
