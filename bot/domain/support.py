@@ -555,7 +555,7 @@ def refund_status(order: Order, _window: int, now: datetime | None = None) -> Fl
     if (
         order.status is OrderStatus.refunded
         and refunded is not None
-        and _aware(now or utcnow()) - _aware(refunded) > timedelta(days=REFUND_OVERDUE_DAYS)
+        and (now or utcnow()) - refunded > timedelta(days=REFUND_OVERDUE_DAYS)
     ):
         return FlowResult(
             texts.render(
@@ -848,12 +848,8 @@ def can_reactivate(subscription: Subscription, now: datetime | None = None) -> b
     return (
         subscription.status is SubscriptionStatus.cancelled
         and cancelled is not None
-        and _aware(now) - _aware(cancelled) <= timedelta(hours=UNDO_CANCEL_HOURS)
+        and now - cancelled <= timedelta(hours=UNDO_CANCEL_HOURS)
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def reactivate_question(subscription: Subscription) -> FlowResult:
