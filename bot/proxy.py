@@ -74,12 +74,14 @@ def render_site(web: list[str], actions: list[str], web_listen: str, actions_lis
     return rendered
 
 
-def main_config(site: Path, directory: Path, log: Path) -> str:
+def main_config(site: Path, directory: Path, log: Path, run_as: str | None = None) -> str:
     """A whole nginx.conf around the rendered site, everything under `directory` (no root
-    paths: temp files, pid), in the foreground for the launcher's process supervision."""
+    paths: temp files, pid), in the foreground for the launcher's process supervision;
+    `run_as`: the workers' user (nginx's `user` directive; only a root master may set it)."""
     temp = directory / "temp"
     return "\n".join(
         [
+            *([f"user {run_as};"] if run_as else []),
             "daemon off;",
             "worker_processes 1;",
             f"pid {directory / 'nginx.pid'};",
@@ -110,15 +112,16 @@ def write_config(
 ) -> Path:
     """Render the site and the main config into `directory`; returns the main config."""
     directory.mkdir(parents=True, exist_ok=True)
-    temp = directory / "temp"
-    temp.mkdir(exist_ok=True)
-    # nginx's workers drop root for `nobody` when started as root: they write request
-    # bodies there.
-    temp.chmod(0o1777)
+    (directory / "temp").mkdir(exist_ok=True)
     site = directory / "shopbot.conf"
     site.write_text(render_site(web, actions, web_listen, actions_listen), encoding="utf-8")
     main = directory / "nginx.conf"
-    main.write_text(main_config(site, directory, log), encoding="utf-8")
+    # Started as root, nginx's workers would drop to `nobody`, who cannot reach a directory
+    # only root may enter (a clone under `mktemp -d`, mode 0700): every request body larger
+    # than nginx's buffer, such as Rasa's calls to the action servers, then failed with 500.
+    # The workers run as the user who started nginx, as they do when that is not root.
+    run_as = "root" if os.geteuid() == 0 else None
+    main.write_text(main_config(site, directory, log, run_as), encoding="utf-8")
     return main
 
 

@@ -6,6 +6,7 @@ passing through, web retries for idempotent requests only, WebSocket upgrade."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -180,6 +181,23 @@ async def test_action_calls_round_robin_and_the_token_passes_through(
             assert response.status == 200
     assert (len(one.calls()), len(two.calls())) == (2, 2)
     assert {r[2] for r in one.calls() + two.calls()} == {"t-1"}
+
+
+@needs_nginx
+async def test_a_large_body_passes_from_a_directory_only_its_owner_may_enter(
+    start_proxy: Any, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A fresh clone under `mktemp -d` (mode 0700) run as root: nginx's workers had dropped
+    to `nobody`, could not write the body of a call larger than their buffer (Rasa's
+    tracker to the action servers) and answered 500; the fault test lost every turn."""
+    os.chmod(tmp_path, 0o700)  # before anything runs: the mode a `mktemp -d` gets
+    one = Replica("one")
+    await _running(one)
+    running = await start_proxy([_dead()], [one.address])
+    body = {"tracker": "x" * 200_000}
+    async with http.post(running.actions + "/webhook", json=body) as response:
+        assert response.status == 200
+    assert len(one.calls()) == 1
 
 
 @needs_nginx
