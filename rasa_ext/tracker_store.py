@@ -1,4 +1,5 @@
-"""A SQL tracker store that never falls back to memory.
+"""A SQL tracker store that never falls back to memory, keeps the last tracker per
+conversation, and does its database I/O off the event loop.
 
 Rasa 3.6 wraps every tracker store in `FailSafeTrackerStore`: when the database fails, a
 retrieve returns None (the conversation silently starts over) and a save goes to an
@@ -9,12 +10,34 @@ Here the store refuses to start without its database (Rasa then stops with "Cann
 connect to tracker store"), and this module makes the agent's fail-safe wrapper re-raise
 instead of falling back, so a turn during an outage fails loudly: the strict REST channel
 answers 503 and the web service shows its "please try again in a moment" message.
+
+Turn cost (issue #25, docs/decisions.md): Rasa's store reads and replays the whole session
+on every `retrieve` and counts the stored events (twice, with the broker) on every `save`,
+all with synchronous SQLAlchemy inside Rasa's event loop. This store
+
+* keeps the last tracker of each conversation (bounded LRU, `tracker_cache_size`), with
+  its version: the highest stored event id of the conversation and the number of stored
+  events of its session. `retrieve` reads only `max(id)` for the sender (an index lookup)
+  and returns the kept tracker when nobody wrote since; otherwise (another worker wrote,
+  the events were deleted, the conversation is unknown here) it reads the session as Rasa
+  does. A kept tracker is lent to one caller at a time (the caller mutates it); a second
+  `retrieve` while it is lent reads the database.
+* on `save` takes the offset of the new events from the version of the tracker it lent
+  (no COUNT), stores them and only then returns: the turn is in the database before the
+  reply leaves (no write-behind). A tracker it did not lend falls back to Rasa's COUNT.
+* runs every database call in a thread (`asyncio.to_thread`), so one conversation's I/O
+  no longer holds up the other conversations of the worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,9 +49,15 @@ from rasa.core.tracker_store import (
     TrackerStore,
 )
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE_SIZE = 5000
+# max(id) per sender is one index lookup with this index (Rasa only indexes sender_id).
+VERSION_INDEX = "ix_events_sender_id_id"
 
 
 class TrackerStoreUnavailable(RuntimeError):
@@ -40,42 +69,185 @@ def refuse_fallback(error: Exception) -> None:
     raise TrackerStoreUnavailable(str(error)) from error
 
 
+@dataclass
+class _Kept:
+    tracker: DialogueStateTracker
+    stored: int  # events of the tracker that are stored (its latest session)
+    max_id: int | None  # highest stored event id of the conversation when kept
+    lent: bool
+
+
 class StrictSQLTrackerStore(SQLTrackerStore):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tracker_cache_size: int | str = DEFAULT_CACHE_SIZE,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         # SQLTrackerStore swallows "could not create tables"; a failed connection here
         # is an OperationalError, which Rasa turns into "Cannot connect to tracker store".
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+        self._create_version_index()
+        self.cache_size = int(tracker_cache_size)
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
         logger.info("strict SQL tracker store connected to %r", self.engine.url)
 
+    def _create_version_index(self) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    sa.text(
+                        f"CREATE INDEX IF NOT EXISTS {VERSION_INDEX} ON "
+                        f"{self.SQLEvent.__tablename__} (sender_id, id)"
+                    )
+                )
+        except sa.exc.SQLAlchemyError as error:  # two workers starting at once
+            logger.warning("could not create index %s: %s", VERSION_INDEX, error)
+
+    # ---- the kept trackers (touched only on the event loop) ----------------------------
+
+    def _keep(self, sender_id: str, entry: _Kept) -> None:
+        if self.cache_size <= 0:
+            return
+        self._kept[sender_id] = entry
+        self._kept.move_to_end(sender_id)
+        while len(self._kept) > self.cache_size:
+            self._kept.popitem(last=False)
+
+    def forget(self, sender_id: str) -> None:
+        self._kept.pop(sender_id, None)
+
+    # ---- synchronous database work, run in a thread -------------------------------------
+
+    def _max_id(self, session: Any, sender_id: str) -> int | None:
+        value = (
+            session.query(sa.func.max(self.SQLEvent.id))
+            .filter(self.SQLEvent.sender_id == sender_id)
+            .scalar()
+        )
+        return None if value is None else int(value)
+
+    def _read_max_id(self, sender_id: str) -> int | None:
+        with self.session_scope() as session:
+            return self._max_id(session, sender_id)
+
+    def _read_session(self, sender_id: str) -> tuple[list[dict[str, Any]], int | None]:
+        """The latest session's events (as Rasa's retrieve) and the conversation's max id."""
+        with self.session_scope() as session:
+            # max(id) first: a row written between the two reads makes the version older
+            # than the events, so the next retrieve reads again (never the reverse).
+            max_id = self._max_id(session, sender_id)
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+        return [json.loads(row.data) for row in rows], max_id
+
+    def _count_stored(self, sender_id: str) -> int:
+        with self.session_scope() as session:
+            count: int = self._event_query(
+                session, sender_id, fetch_events_from_all_sessions=False
+            ).count()
+            return count
+
+    def _insert(self, sender_id: str, events: list[Event]) -> int | None:
+        rows = []
+        for event in events:
+            data = event.as_dict()
+            rows.append(
+                {
+                    "sender_id": sender_id,
+                    "type_name": event.type_name,
+                    "timestamp": data.get("timestamp"),
+                    "intent_name": data.get("parse_data", {})
+                    .get("intent", {})
+                    .get(INTENT_NAME_KEY),
+                    "action_name": data.get("name"),
+                    "data": json.dumps(data),
+                }
+            )
+        with self.session_scope() as session:
+            if rows:
+                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+            max_id = self._max_id(session, sender_id)
+            session.commit()
+        return max_id
+
+    def _delete(self, sender_id: str) -> None:
+        with self.session_scope() as session:
+            session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id).delete()
+            session.commit()
+
+    # ---- TrackerStore --------------------------------------------------------------------
+
+    async def keys(self) -> Iterable[str]:
+        return await asyncio.to_thread(self._keys)
+
+    def _keys(self) -> list[str]:
+        with self.session_scope() as session:
+            return [sender for (sender,) in session.query(self.SQLEvent.sender_id).distinct()]
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        kept = self._kept.get(sender_id)
+        if kept is not None and not kept.lent:
+            max_id = await asyncio.to_thread(self._read_max_id, sender_id)
+            kept = self._kept.get(sender_id)  # may have changed while we waited
+            if (
+                kept is not None
+                and not kept.lent
+                and kept.max_id == max_id
+                and len(kept.tracker.events) == kept.stored
+            ):
+                kept.lent = True
+                self._kept.move_to_end(sender_id)
+                return kept.tracker
+        events, max_id = await asyncio.to_thread(self._read_session, sender_id)
+        if not (self.domain and events):
+            self.forget(sender_id)
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        self._keep(sender_id, _Kept(tracker, len(events), max_id, lent=True))
+        return tracker
+
+    async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
+        return await asyncio.to_thread(self._retrieve_full_sync, conversation_id)
+
+    def _retrieve_full_sync(self, sender_id: str) -> DialogueStateTracker | None:
+        with self.session_scope() as session:
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=True).all()
+        events = [json.loads(row.data) for row in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
     async def save(self, tracker: DialogueStateTracker) -> None:
+        sender_id = tracker.sender_id
         # Rasa's SQL store only appends, so `PUT .../tracker/events` with an empty list (the
         # product's customer erasure) would leave every stored event in place. A tracker
         # with no events can only come from such a replace: delete what is stored.
         if len(tracker.events) == 0:
-            with self.session_scope() as session:
-                session.query(self.SQLEvent).filter(
-                    self.SQLEvent.sender_id == tracker.sender_id
-                ).delete()
-                session.commit()
+            self.forget(sender_id)
+            await asyncio.to_thread(self._delete, sender_id)
             logger.info("erased the stored events of one conversation")
             return
-        await super().save(tracker)
+        kept = self._kept.get(sender_id)
+        if kept is not None and kept.tracker is tracker:
+            stored = kept.stored
+        else:  # a tracker this store did not lend (e.g. replaced through the API)
+            stored = await asyncio.to_thread(self._count_stored, sender_id)
+        new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+        # Forget first: if anything below fails, the next retrieve reads the database.
+        self.forget(sender_id)
+        if self.event_broker is not None:
+            await self._stream_new_events(self.event_broker, new_events, sender_id)
+        max_id = await asyncio.to_thread(self._insert, sender_id, new_events)
+        # A new session changes which stored events `retrieve` returns (by the timestamp of
+        # the latest SessionStarted); let the next retrieve read it rather than guess.
+        if not any(isinstance(event, SessionStarted) for event in new_events):
+            self._keep(sender_id, _Kept(tracker, len(tracker.events), max_id, lent=False))
+        logger.debug("tracker %s: %d new events stored", sender_id, len(new_events))
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
-        """Publish the events not stored yet, as Rasa does, without reading them back.
-
-        Rasa's version retrieves the whole stored session (one row per event, each parsed
-        and replayed into a tracker) only to count it; profiled under load (docs/benchmarks.md,
-        production profile) that was half of every `save`. The same query's COUNT gives the
-        same offset."""
+        """Publish the events not stored yet, as Rasa does, without reading them back
+        (`save` publishes itself, with the offset it already knows)."""
         if self.event_broker is None:
             return
-        with self.session_scope() as session:
-            stored = self._event_query(
-                session, tracker.sender_id, fetch_events_from_all_sessions=False
-            ).count()
+        stored = await asyncio.to_thread(self._count_stored, tracker.sender_id)
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
