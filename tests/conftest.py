@@ -356,7 +356,7 @@ async def rasa() -> AsyncIterator[tuple[StubRasa, str]]:
 @pytest.fixture
 async def client(
     engine: Any, settings: Settings, rasa: tuple[StubRasa, str]
-) -> AsyncIterator[TestClient]:
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(
         replace(settings, rasa_url=rasa[1], max_message_chars=2000, rasa_timeout_seconds=1.0)
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.handoff import ActionEscalate, ActionHandleFallback, ActionOutOfScope
 from actions.services import Services, unavailable_text, use_services
+from bot.config import Settings
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -44,7 +46,9 @@ def _unsure(text: str, ranking: list[tuple[str, float]], failed_before: int = 0)
     return state
 
 
-async def test_request_human_escalates_and_waits_for_an_agent(session, action_services):
+async def test_request_human_escalates_and_waits_for_an_agent(
+    session: AsyncSession, action_services: object
+) -> None:
     from bot.domain import staff
     from bot.storage.models import StaffRole
 
@@ -75,7 +79,9 @@ async def test_request_human_escalates_and_waits_for_an_agent(session, action_se
     ).status is ConversationStatus.waiting_for_agent
 
 
-async def test_first_failed_understanding_offers_the_likeliest_meanings(session, action_services):
+async def test_first_failed_understanding_offers_the_likeliest_meanings(
+    session: AsyncSession, action_services: object
+) -> None:
     ranking = [("nlu_fallback", 0.45), ("refund_status", 0.31), ("return_item", 0.22),
                ("greet", 0.2), ("billing_issue", 0.1), ("order_status", 0.02)]  # fmt: skip
     events, messages = await run(ActionHandleFallback(), _unsure("money back??", ranking))
@@ -95,7 +101,9 @@ async def test_first_failed_understanding_offers_the_likeliest_meanings(session,
     assert (await session.scalars(select(Escalation))).all() == []
 
 
-async def test_what_now_while_a_person_is_on_offer_offers_again(session, action_services):
+async def test_what_now_while_a_person_is_on_offer_offers_again(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr13: "so what can u do" after "…a person can arrange a repair. Shall I get
     one?" got "Sorry, I'm not sure I understood"."""
     said = "so what can u do"
@@ -126,7 +134,9 @@ async def test_what_now_while_a_person_is_on_offer_offers_again(session, action_
     assert plain[0]["text"].startswith("I can check an order or a delivery")
 
 
-async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(session, action_services):
+async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tq26: "👍" to "May we ask two quick questions?" got the generic prompt."""
     state = _unsure("👍", [("nlu_fallback", 0.9)])
     state.slots["awaiting"] = "survey_consent"
@@ -143,8 +153,8 @@ async def test_a_thumbs_up_to_a_survey_offer_is_a_yes(session, action_services):
 
 
 async def test_a_short_follow_up_naming_an_item_of_their_orders_is_data_not_gibberish(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr28: "and the jumper?" after a request about an order fell to "not sure I
     understood"; it goes back as data about the request (the inform rule serves it)."""
     owner = await factories.customer(session, 3)
@@ -168,7 +178,9 @@ async def test_a_short_follow_up_naming_an_item_of_their_orders_is_data_not_gibb
         assert [m["response"] for m in said] == ["utter_fallback_choices"], text
 
 
-async def test_thats_it_with_nothing_asked_is_a_goodbye(session, action_services):
+async def test_thats_it_with_nothing_asked_is_a_goodbye(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr27: "thats it" after the survey got "not sure I understood"."""
     events, messages = await run(
         ActionHandleFallback(), _unsure("thats it", [("nlu_fallback", 0.45), ("affirm", 0.2)])
@@ -176,7 +188,9 @@ async def test_thats_it_with_nothing_asked_is_a_goodbye(session, action_services
     assert messages == [] and events[1]["parse_data"]["intent"]["name"] == "goodbye"
 
 
-async def test_is_anyone_there_while_queued_says_the_request_waits(session, action_services):
+async def test_is_anyone_there_while_queued_says_the_request_waits(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tq38: "is anyone there??" after asking for a person (nobody online) got "Sorry,
     I'm not sure I understood"."""
     await run(ActionEscalate(), tracker("conv-1", "PERSON. now.", "request_human"))
@@ -194,7 +208,7 @@ async def test_is_anyone_there_while_queued_says_the_request_waits(session, acti
     assert [m["response"] for m in plain] == ["utter_fallback_choices"]
 
 
-async def test_so_what_now_is_no_goodbye(session, action_services):
+async def test_so_what_now_is_no_goodbye(session: AsyncSession, action_services: object) -> None:
     """Testers 2 and 3: "ok so what now" (read as goodbye) got "Have a lovely day!"."""
     from actions.surveys import ActionBeforeYouGo
 
@@ -216,8 +230,8 @@ async def test_so_what_now_is_no_goodbye(session, action_services):
 
 
 async def test_second_failed_understanding_offers_a_person_and_escalates_nothing(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     ranking = [("nlu_fallback", 0.45), ("order_status", 0.3), ("delivery_problem", 0.2)]
     events, messages = await run(ActionHandleFallback(), _unsure("hmm ok", ranking, 1))
 
@@ -237,7 +251,9 @@ async def test_second_failed_understanding_offers_a_person_and_escalates_nothing
     assert (await session.scalars(select(Conversation))).all() == []
 
 
-async def test_third_failure_in_a_row_still_only_offers_a_person(session, action_services):
+async def test_third_failure_in_a_row_still_only_offers_a_person(
+    session: AsyncSession, action_services: object
+) -> None:
     _, messages = await run(ActionHandleFallback(), _unsure("??? blorp", [], 2))
 
     assert [(m["response"], m["buttons"]) for m in messages] == [
@@ -250,8 +266,8 @@ async def test_third_failure_in_a_row_still_only_offers_a_person(session, action
 
 
 async def test_something_else_asks_for_their_own_words_with_a_person_on_offer(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     state = tracker("conv-1", "none of these", "deny", events=_fallback_events(1, "none of these"))
 
     _, messages = await run(ActionHandleFallback(), state)
@@ -264,7 +280,9 @@ async def test_something_else_asks_for_their_own_words_with_a_person_on_offer(
     ]
 
 
-async def test_an_emoji_or_punctuation_alone_gets_a_friendly_prompt(session, action_services):
+async def test_an_emoji_or_punctuation_alone_gets_a_friendly_prompt(
+    session: AsyncSession, action_services: object
+) -> None:
     for text in ("👍", "?", "!!! ...", "🙂🙂"):
         _, messages = await run(ActionHandleFallback(), _unsure(text, [("affirm", 0.9)], 1))
 
@@ -280,7 +298,9 @@ async def test_an_emoji_or_punctuation_alone_gets_a_friendly_prompt(session, act
         ]
 
 
-async def test_anonymous_angry_complaint_is_recorded_and_escalated(session, action_services):
+async def test_anonymous_angry_complaint_is_recorded_and_escalated(
+    session: AsyncSession, action_services: object
+) -> None:
     text = "This is the worst shop ever, my parcel never came and nobody answers. Terrible!"
     events, messages = await run(ActionRecordOpinion(), tracker("conv-1", text, "complain"))
 
@@ -316,8 +336,8 @@ def _after_answer(text: str, answering_action: str = "action_support_request"):
 
 
 async def test_pushback_right_after_an_answer_offers_the_next_step_not_thanks(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     text = "that was 2 months ago and i still don't have it"
     events, messages = await run(ActionRecordOpinion(), _after_answer(text))
 
@@ -333,7 +353,9 @@ async def test_pushback_right_after_an_answer_offers_the_next_step_not_thanks(
     assert (row.kind, row.text) == (FeedbackKind.complaint, text)
 
 
-async def test_a_complaint_out_of_the_blue_gets_no_request_step(session, action_services):
+async def test_a_complaint_out_of_the_blue_gets_no_request_step(
+    session: AsyncSession, action_services: object
+) -> None:
     text = "the packaging was a bit flimsy"
     state = _after_answer(text, answering_action="utter_greet")
 
@@ -343,7 +365,9 @@ async def test_a_complaint_out_of_the_blue_gets_no_request_step(session, action_
     assert messages[0]["text"].startswith("I'm sorry to hear that, and thank you for telling us")
 
 
-async def test_praise_is_recorded_once_per_message(session, action_services):
+async def test_praise_is_recorded_once_per_message(
+    session: AsyncSession, action_services: object
+) -> None:
     state = tracker("conv-1", "you guys are brilliant, thanks so much", "praise")
     await run(ActionRecordOpinion(), state)
     await run(ActionRecordOpinion(), state)  # a retried action
@@ -354,8 +378,8 @@ async def test_praise_is_recorded_once_per_message(session, action_services):
 
 
 async def test_database_down_gives_a_clear_answer_and_writes_nothing(
-    settings, action_services, session
-):
+    settings: Settings, action_services: object, session: AsyncSession
+) -> None:
     down = Services.from_settings(
         replace(settings, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     )
@@ -382,7 +406,9 @@ async def test_database_down_gives_a_clear_answer_and_writes_nothing(
     assert (await session.scalars(select(Escalation))).all() == []
 
 
-async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(session, action_services):
+async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(
+    session: AsyncSession, action_services: object
+) -> None:
     from actions.handoff import ActionStartSupportSurvey
     from actions.surveys import ValidateSurveyForm
     from bot.storage.models import OrderStatus, SurveyDispatch
@@ -437,8 +463,8 @@ async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(session, a
 
 
 async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_email(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     events, messages = await run(
         ActionEscalate(), tracker("conv-1", "a person please", "request_human")
     )
@@ -459,7 +485,9 @@ async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_
     assert escalation.back_with_bot_at is not None
 
 
-async def test_asking_again_while_queued_says_so_instead_of_repeating(session, action_services):
+async def test_asking_again_while_queued_says_so_instead_of_repeating(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr14: "why?? just connect me" right after the request was queued got the
     offline text again, then "I checked again and it's still the same"."""
     await run(ActionEscalate(), tracker("conv-1", "a person please", "request_human"))
@@ -474,8 +502,8 @@ async def test_asking_again_while_queued_says_so_instead_of_repeating(session, a
 
 
 async def test_an_unsure_product_question_is_answered_when_the_knowledge_base_is_sure(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """sf47: "does the merino jumper shrink" was answered "not sure I understood"."""
     from bot.domain import knowledge
 
@@ -493,8 +521,8 @@ async def test_an_unsure_product_question_is_answered_when_the_knowledge_base_is
 
 
 async def test_an_unsure_question_the_knowledge_base_cannot_answer_gets_the_choices(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     from bot.domain import knowledge
     from bot.storage.models import UnansweredQuestion
 
@@ -511,8 +539,8 @@ async def test_an_unsure_question_the_knowledge_base_cannot_answer_gets_the_choi
 
 
 async def test_a_follow_up_not_understood_is_asked_about_the_product_in_focus(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr11: 'how heavy is it' right after a question about the casserole got 'not
     sure I understood' (the NLU ranked no knowledge intent)."""
     from bot.domain import knowledge
@@ -533,8 +561,8 @@ async def test_a_follow_up_not_understood_is_asked_about_the_product_in_focus(
 
 
 async def test_out_of_scope_right_after_a_knowledge_answer_is_tried_as_a_follow_up(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr12: 'what if its over 50 euros' after the shipping answers got 'I can't
     help with that'."""
     from bot.domain import knowledge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.identity import ValidateIdentityForm
 from bot.storage.models import Conversation, OrderStatus
@@ -10,7 +11,7 @@ from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
 
-async def _shop(session) -> None:
+async def _shop(session: AsyncSession) -> None:
     owner = await factories.customer(session, email="jane.doe@example.com")
     await factories.order(session, owner, "A10001", OrderStatus.delivered)
     await session.commit()
@@ -23,7 +24,9 @@ def _form(text: str, extracted: dict[str, str], **slots: object):
     )  # fmt: skip
 
 
-async def test_order_number_alone_is_normalised_and_email_asked_next(session, action_services):
+async def test_order_number_alone_is_normalised_and_email_asked_next(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     events, messages = await run(
         ValidateIdentityForm(), _form("#10001", {"order_number": "#10001"})
@@ -32,7 +35,9 @@ async def test_order_number_alone_is_normalised_and_email_asked_next(session, ac
     assert messages == []
 
 
-async def test_matching_email_verifies_and_links_the_conversation(session, action_services):
+async def test_matching_email_verifies_and_links_the_conversation(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _form("Jane.Doe@Example.com", {"email": "Jane.Doe@Example.com"}, order_number="A10001")
 
@@ -55,8 +60,8 @@ async def test_matching_email_verifies_and_links_the_conversation(session, actio
 
 
 async def test_unknown_order_is_refused_and_only_the_number_is_asked_again(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _form("jane.doe@example.com", {"email": "jane.doe@example.com"}, order_number="A99999")
 
@@ -75,7 +80,9 @@ async def test_unknown_order_is_refused_and_only_the_number_is_asked_again(
     assert (conversation.customer_id, conversation.order_id) == (None, None)
 
 
-async def test_wrong_email_is_refused_without_order_details(session, action_services):
+async def test_wrong_email_is_refused_without_order_details(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _form("tom@example.com", {"email": "tom@example.com"}, order_number="A10001")
 
@@ -93,7 +100,9 @@ async def test_wrong_email_is_refused_without_order_details(session, action_serv
     }
 
 
-async def test_third_failure_ends_the_form_unverified(session, action_services):
+async def test_third_failure_ends_the_form_unverified(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _form(
         "tom@example.com",
@@ -110,7 +119,7 @@ async def test_third_failure_ends_the_form_unverified(session, action_services):
     assert messages[0]["text"] == "That email doesn't match our records for order A10001."
 
 
-async def test_not_an_order_number(session, action_services):
+async def test_not_an_order_number(session: AsyncSession, action_services: object) -> None:
     await _shop(session)
     events, messages = await run(ValidateIdentityForm(), _form("dunno", {"order_number": "dunno"}))
     assert slot_events(events) == {"order_number": None, "identity_attempts": 1.0}
@@ -126,7 +135,9 @@ def _both(text: str, order_number: str, email: str, **slots: object):
     )  # fmt: skip
 
 
-async def test_order_number_and_email_in_one_message_verify_at_once(session, action_services):
+async def test_order_number_and_email_in_one_message_verify_at_once(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _both("#10001 jane.doe@example.com", "#10001", "jane.doe@example.com")
 
@@ -142,7 +153,9 @@ async def test_order_number_and_email_in_one_message_verify_at_once(session, act
     assert messages == []
 
 
-async def test_email_first_then_order_number_in_one_message_verify_too(session, action_services):
+async def test_email_first_then_order_number_in_one_message_verify_too(
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = tracker(
         "conv-1", "jane.doe@example.com, order A10001", "inform",
@@ -157,8 +170,8 @@ async def test_email_first_then_order_number_in_one_message_verify_too(session, 
 
 
 async def test_both_in_one_message_with_a_wrong_email_is_one_failure_keeping_the_number(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     await _shop(session)
     state = _both("A10001 tom@example.com", "A10001", "tom@example.com")
 
@@ -174,7 +187,9 @@ async def test_both_in_one_message_with_a_wrong_email_is_one_failure_keeping_the
     }
 
 
-async def test_a_question_at_the_email_question_is_answered_not_counted(session, action_services):
+async def test_a_question_at_the_email_question_is_answered_not_counted(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester: "why do you need my email?" got "That doesn't look like an email address"."""
     await _shop(session)
     state = _form(
@@ -187,7 +202,9 @@ async def test_a_question_at_the_email_question_is_answered_not_counted(session,
     assert messages[0]["text"].startswith("I ask for your order number and the email you used")
 
 
-async def test_nvm_leaves_the_identity_check(session, action_services):
+async def test_nvm_leaves_the_identity_check(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester: "nvm" at the email question was refused as a bad email address, again and
     again (a form with no way out)."""
     await _shop(session)

@@ -32,7 +32,9 @@ async def _verified_conversation(
 VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
 
 
-async def test_order_status_answers_with_tracking_and_opens_survey(session, action_services):
+async def test_order_status_answers_with_tracking_and_opens_survey(
+    session: AsyncSession, action_services: object
+) -> None:
     await _verified_conversation(session, OrderStatus.shipped, placed_days_ago=1)
     state = tracker(
         "conv-1",
@@ -65,7 +67,9 @@ async def test_order_status_answers_with_tracking_and_opens_survey(session, acti
     assert dispatch.conversation_id == "conv-1"
 
 
-async def test_cancel_asks_first_and_changes_nothing(session, action_services):
+async def test_cancel_asks_first_and_changes_nothing(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _verified_conversation(session, OrderStatus.placed)
     state = tracker(
         "conv-1", "cancel my order", "cancel_order", {**VERIFIED, "support_request": "cancel_order"}
@@ -87,7 +91,9 @@ async def test_cancel_asks_first_and_changes_nothing(session, action_services):
     assert order.status is OrderStatus.placed
 
 
-async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(session, action_services):
+async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _verified_conversation(session, OrderStatus.placed)
     state = tracker(
         "conv-1",
@@ -114,7 +120,9 @@ async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(session, act
     assert (audit.action, audit.target_type, audit.target_id) == ("cancel_order", "order", "A10001")
 
 
-async def test_declined_change_leaves_order_untouched(session, action_services):
+async def test_declined_change_leaves_order_untouched(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _verified_conversation(session, OrderStatus.placed)
     state = tracker(
         "conv-1",
@@ -140,7 +148,9 @@ async def test_declined_change_leaves_order_untouched(session, action_services):
     assert (await session.scalars(select(AuditLog))).all() == []
 
 
-async def test_return_of_cancelled_order_is_refused_clearly(session, action_services):
+async def test_return_of_cancelled_order_is_refused_clearly(
+    session: AsyncSession, action_services: object
+) -> None:
     await _verified_conversation(session, OrderStatus.cancelled)
     state = tracker(
         "conv-1",
@@ -155,7 +165,9 @@ async def test_return_of_cancelled_order_is_refused_clearly(session, action_serv
     assert slot_events(events)["next_step"] == "survey"
 
 
-async def test_delivery_problem_moves_lifecycle_to_support(session, action_services):
+async def test_delivery_problem_moves_lifecycle_to_support(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _verified_conversation(session, OrderStatus.shipped)
     state = tracker(
         "conv-1",
@@ -172,7 +184,9 @@ async def test_delivery_problem_moves_lifecycle_to_support(session, action_servi
     assert lifecycle.stage is Stage.support
 
 
-async def test_unverified_request_shows_no_order_details(session, action_services):
+async def test_unverified_request_shows_no_order_details(
+    session: AsyncSession, action_services: object
+) -> None:
     await _verified_conversation(session, OrderStatus.shipped)
     state = tracker(
         "conv-2", "where is my order", "order_status", {"support_request": "order_status"}
@@ -206,8 +220,8 @@ async def _signed_in_customer(session: AsyncSession) -> Order:
 
 
 async def test_signed_in_customer_gets_their_latest_order_without_verifying(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     await _signed_in_customer(session)
     state = tracker(
         "conv-1",
@@ -225,7 +239,9 @@ async def test_signed_in_customer_gets_their_latest_order_without_verifying(
     assert conversation.order_id == latest.id
 
 
-async def test_named_order_is_used_only_if_it_is_the_customers(session, action_services):
+async def test_named_order_is_used_only_if_it_is_the_customers(
+    session: AsyncSession, action_services: object
+) -> None:
     await _signed_in_customer(session)
     own = tracker(
         "conv-1",

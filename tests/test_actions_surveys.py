@@ -68,7 +68,9 @@ def _answer(text: str, requested: str, dispatch_id: float, **slots: object):
     )
 
 
-async def test_csat_four_in_words_records_one_row_on_the_orders_lifecycle(session, action_services):
+async def test_csat_four_in_words_records_one_row_on_the_orders_lifecycle(
+    session: AsyncSession, action_services: object
+) -> None:
     order_id, dispatch_id = await _survey_started(session)
 
     events, messages = await run(ValidateSurveyForm(), _answer("four", "survey_score", dispatch_id))
@@ -99,7 +101,9 @@ async def test_csat_four_in_words_records_one_row_on_the_orders_lifecycle(sessio
     assert dispatch is not None and dispatch.answered_at is not None
 
 
-async def test_retried_validation_records_once(session, action_services):
+async def test_retried_validation_records_once(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
 
     await run(ValidateSurveyForm(), _answer("4/5", "survey_score", dispatch_id))
@@ -108,7 +112,9 @@ async def test_retried_validation_records_once(session, action_services):
     assert len((await session.scalars(select(Feedback))).all()) == 1
 
 
-async def test_out_of_range_is_asked_once_more_then_skipped(session, action_services):
+async def test_out_of_range_is_asked_once_more_then_skipped(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
 
     events, messages = await run(ValidateSurveyForm(), _answer("11", "survey_score", dispatch_id))
@@ -134,7 +140,9 @@ async def test_out_of_range_is_asked_once_more_then_skipped(session, action_serv
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_skip_records_a_declined_dispatch_and_ends_the_form(session, action_services):
+async def test_skip_records_a_declined_dispatch_and_ends_the_form(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
 
     events, _ = await run(ValidateSurveyForm(), _answer("no thanks", "survey_score", dispatch_id))
@@ -151,7 +159,9 @@ async def test_skip_records_a_declined_dispatch_and_ends_the_form(session, actio
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_comment_gets_sentiment_and_themes(session, action_services):
+async def test_comment_gets_sentiment_and_themes(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("5", "survey_score", dispatch_id))
 
@@ -169,7 +179,9 @@ async def test_comment_gets_sentiment_and_themes(session, action_services):
     assert comment.themes == ["delivery"]
 
 
-async def test_low_score_opens_escalation_and_offers_a_person(session, action_services):
+async def test_low_score_opens_escalation_and_offers_a_person(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("1", "survey_score", dispatch_id))
 
@@ -186,7 +198,7 @@ async def test_low_score_opens_escalation_and_offers_a_person(session, action_se
     assert conversation is not None and conversation.status.value == "bot"
 
 
-async def test_good_score_just_thanks(session, action_services):
+async def test_good_score_just_thanks(session: AsyncSession, action_services: object) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("⭐⭐⭐⭐⭐", "survey_score", dispatch_id))
 
@@ -200,8 +212,8 @@ async def test_good_score_just_thanks(session, action_services):
 
 
 async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     # Regression: at form activation Rasa sends the reset survey slots (None) for validation;
     # they were read as an empty answer (a "didn't catch a number" reply and a crash on the comment).
     _, dispatch_id = await _survey_started(session)
@@ -248,7 +260,9 @@ def _proactive_answer(text: str, requested: str, dispatch_id: int, flow: str, **
     )  # fmt: skip
 
 
-async def test_proactive_first_order_survey_starts_with_intro_and_slots(session, action_services):
+async def test_proactive_first_order_survey_starts_with_intro_and_slots(
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, events, messages = await _proactive_started(
         session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
     )
@@ -276,7 +290,9 @@ async def test_proactive_first_order_survey_starts_with_intro_and_slots(session,
     assert dispatch.sent_at is not None and dispatch.conversation_id == "conv-1"
 
 
-async def test_proactive_first_order_records_source_then_purchase_csat(session, action_services):
+async def test_proactive_first_order_records_source_then_purchase_csat(
+    session: AsyncSession, action_services: object
+) -> None:
     owner, lifecycle, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
     )
@@ -319,7 +335,9 @@ async def test_proactive_first_order_records_source_then_purchase_csat(session, 
     assert lifecycle.acquisition_channel is AcquisitionSource.social
 
 
-async def test_proactive_delivery_survey_asks_score_then_comment(session, action_services):
+async def test_proactive_delivery_survey_asks_score_then_comment(
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
     )
@@ -339,7 +357,9 @@ async def test_proactive_delivery_survey_asks_score_then_comment(session, action
     )  # fmt: skip
 
 
-async def test_proactive_nps_detractor_with_complaint_opens_escalation(session, action_services):
+async def test_proactive_nps_detractor_with_complaint_opens_escalation(
+    session: AsyncSession, action_services: object
+) -> None:
     _, lifecycle, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_SUBSCRIPTION_RENEWED, OrderStatus.delivered
     )
@@ -368,8 +388,8 @@ async def test_proactive_nps_detractor_with_complaint_opens_escalation(session, 
 
 
 async def test_support_survey_with_hard_effort_escalates_after_a_good_csat(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_ESCALATION_RESOLVED, OrderStatus.delivered
     )
@@ -386,7 +406,9 @@ async def test_support_survey_with_hard_effort_escalates_after_a_good_csat(
     assert (ces.score, escalation.feedback_id) == (7, ces.id)
 
 
-async def test_proactive_churn_question_records_the_reason(session, action_services):
+async def test_proactive_churn_question_records_the_reason(
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, _, messages = await _proactive_started(
         session, surveys.TRIGGER_SUBSCRIPTION_CANCELLED, OrderStatus.delivered
     )
@@ -407,7 +429,7 @@ async def test_proactive_churn_question_records_the_reason(session, action_servi
 # --- issue #18: consent, comments where a score was asked, corrections, sources ---------------
 
 
-async def test_consent_yes_and_not_now(session, action_services):
+async def test_consent_yes_and_not_now(session: AsyncSession, action_services: object) -> None:
     _, _, dispatch, _, messages = await _proactive_started(
         session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
     )
@@ -422,7 +444,9 @@ async def test_consent_yes_and_not_now(session, action_services):
     assert dispatch.accepted_at is not None
 
 
-async def test_consent_not_now_leaves_it_for_later(session, action_services):
+async def test_consent_not_now_leaves_it_for_later(
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_ORDER_DELIVERED, OrderStatus.delivered
     )
@@ -442,8 +466,8 @@ async def test_consent_not_now_leaves_it_for_later(session, action_services):
 
 
 async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Issue #18: "your website checkout kept logging me out, took 3 tries to pay" was
     stored as a score of 3 and the next answer became the comment."""
     _, dispatch_id = await _survey_started(session)
@@ -472,8 +496,8 @@ async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
 
 
 async def test_a_score_with_a_remark_keeps_both_and_skips_the_comment_question(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr27: "3 but the courier was rude last time" kept the 3, lost the remark, and
     the next message ("thats it") became the comment."""
     _, dispatch_id = await _survey_started(session)
@@ -494,7 +518,9 @@ async def test_a_score_with_a_remark_keeps_both_and_skips_the_comment_question(
 
 
 @pytest.mark.parametrize("answer", ["4", "I'd give it 4 out of 5 stars", "4 thanks", "meh, 4"])
-async def test_a_bare_score_still_asks_for_the_comment(session, action_services, answer):
+async def test_a_bare_score_still_asks_for_the_comment(
+    session: AsyncSession, action_services: object, answer
+) -> None:
     _, dispatch_id = await _survey_started(session)
     events, messages = await run(ValidateSurveyForm(), _answer(answer, "survey_score", dispatch_id))
     assert slot_events(events)["survey_score"] == "4" and messages == []
@@ -505,7 +531,9 @@ async def test_a_bare_score_still_asks_for_the_comment(session, action_services,
 @pytest.mark.parametrize(
     "answer", ["thats it", "that's all thanks", "no", "nothing else", "all good"]
 )
-async def test_nothing_to_add_is_no_comment(session, action_services, answer):
+async def test_nothing_to_add_is_no_comment(
+    session: AsyncSession, action_services: object, answer
+) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("3", "survey_score", dispatch_id))
     events, _ = await run(
@@ -515,7 +543,9 @@ async def test_nothing_to_add_is_no_comment(session, action_services, answer):
     assert [r.kind for r in (await session.scalars(select(Feedback))).all()] == [FeedbackKind.csat]
 
 
-async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(session, action_services):
+async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     state = _answer("great service thanks", "survey_score", dispatch_id)
     state.latest_message["intent"] = {"name": "praise", "confidence": 0.95}
@@ -527,7 +557,9 @@ async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(session
     assert (row.kind, row.text) == (FeedbackKind.comment, "great service thanks")
 
 
-async def test_sorry_i_meant_corrects_the_last_score(session, action_services):
+async def test_sorry_i_meant_corrects_the_last_score(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("2", "survey_score", dispatch_id))
 
@@ -542,7 +574,9 @@ async def test_sorry_i_meant_corrects_the_last_score(session, action_services):
     assert [(r.kind, r.score) for r in rows] == [(FeedbackKind.csat, 4)]
 
 
-async def test_an_unknown_source_is_asked_once_more_then_skipped(session, action_services):
+async def test_an_unknown_source_is_asked_once_more_then_skipped(
+    session: AsyncSession, action_services: object
+) -> None:
     _, _, dispatch, _, _ = await _proactive_started(
         session, surveys.TRIGGER_FIRST_ORDER, OrderStatus.placed
     )
@@ -592,8 +626,8 @@ PILING_UP = "too much coffee piling up in the cupboard"
 
 
 async def test_a_remark_read_as_a_request_is_the_comment_at_the_comment_question(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("2", "survey_score", dispatch_id))
     events, _ = await run(
@@ -608,7 +642,9 @@ async def test_a_remark_read_as_a_request_is_the_comment_at_the_comment_question
     assert [row.text for row in comments] == [PILING_UP]
 
 
-async def test_a_question_at_the_comment_question_gives_way(session, action_services):
+async def test_a_question_at_the_comment_question_gives_way(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     events, messages = await run(
         ValidateSurveyForm(),
@@ -618,7 +654,9 @@ async def test_a_question_at_the_comment_question_gives_way(session, action_serv
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_a_clear_request_at_a_score_question_gives_way(session, action_services):
+async def test_a_clear_request_at_a_score_question_gives_way(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     events, _ = await run(
         ValidateSurveyForm(),
@@ -629,8 +667,8 @@ async def test_a_clear_request_at_a_score_question_gives_way(session, action_ser
 
 
 async def test_an_unclear_remark_at_a_score_question_is_a_comment_and_the_score_is_asked_again(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     events, messages = await run(
         ValidateSurveyForm(),
@@ -643,7 +681,9 @@ async def test_an_unclear_remark_at_a_score_question_is_a_comment_and_the_score_
     assert [(row.kind, row.text) for row in rows] == [(FeedbackKind.comment, REMARK)]
 
 
-async def test_a_trigger_is_never_taken_back_as_an_answer(session, action_services):
+async def test_a_trigger_is_never_taken_back_as_an_answer(
+    session: AsyncSession, action_services: object
+) -> None:
     """An agent resolving while a survey question was open: Rasa's trigger text "EXTERNAL:
     EXTERNAL_support_resolved" (no intent ranking) was stored as the survey's comment."""
     _, dispatch_id = await _survey_started(session)
@@ -662,8 +702,8 @@ async def test_a_trigger_is_never_taken_back_as_an_answer(session, action_servic
 
 
 async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_put_back(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """sv51: "the other one" right after a status answer and its CSAT question is about the
     customer's other order: no score, no comment, the survey ends unanswered and the message
     is put back to be served as itself (data/rules/smalltalk.yml, then action_support_request)."""
@@ -693,8 +733,8 @@ async def test_the_other_order_at_a_score_question_ends_the_survey_and_is_put_ba
 
 
 async def test_a_follow_up_question_at_a_score_or_comment_question_is_put_back(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester: "ok and the mugs?" at "How satisfied…?" and "can i get it delivered to a
     packstation instead" at the comment question were stored as comments."""
     _, dispatch_id = await _survey_started(session)
@@ -712,7 +752,9 @@ async def test_a_follow_up_question_at_a_score_or_comment_question_is_put_back(
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_a_long_remark_naming_an_order_is_still_the_comment(session, action_services):
+async def test_a_long_remark_naming_an_order_is_still_the_comment(
+    session: AsyncSession, action_services: object
+) -> None:
     _, dispatch_id = await _survey_started(session)
     text = "A10001 came with a cracked lid and the box was soaked"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -30,7 +31,9 @@ def _nlu(intent: str, *steps: str) -> dict[str, Any]:
 
 
 async def test_rating_a_knowledge_answer_on_the_socket(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     stub = rasa[0]
     ws = await client.ws_connect("/ws")

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -127,7 +128,9 @@ def test_no_turns_no_rates() -> None:
     }  # fmt: skip
 
 
-async def test_the_api(client: TestClient, session_factory: Sessions) -> None:
+async def test_the_api(
+    client: TestClient[web.Request, web.Application], session_factory: Sessions
+) -> None:
     await _seed(session_factory)
     token = await create_api_token(session_factory, StaffRole.bot_trainer)
     response = await client.get(
@@ -269,7 +272,9 @@ async def test_before_and_after_a_retraining(session_factory: Sessions) -> None:
     }  # fmt: skip
 
 
-async def test_the_retrainings_api(client: TestClient, session_factory: Sessions) -> None:
+async def test_the_retrainings_api(
+    client: TestClient[web.Request, web.Application], session_factory: Sessions
+) -> None:
     await _seed_models(session_factory)
     token = await create_api_token(session_factory, StaffRole.cx_manager)
     response = await client.get(

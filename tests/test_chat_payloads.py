@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -15,7 +16,7 @@ from bot.web.chat import push
 from tests.conftest import StubRasa
 
 
-async def _open(client: TestClient) -> Any:
+async def _open(client: TestClient[web.Request, web.Application]) -> Any:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello"})
     assert (await ws.receive_json(timeout=5))["type"] == "session"
@@ -43,7 +44,7 @@ async def _customer_texts(session_factory: Any, conversation_id: str) -> list[st
 
 
 async def test_every_turn_carries_the_channel_secret(
-    client: TestClient, rasa: tuple[StubRasa, str]
+    client: TestClient[web.Request, web.Application], rasa: tuple[StubRasa, str]
 ) -> None:
     ws = await _open(client)
     await _say(ws, "hello")
@@ -52,7 +53,9 @@ async def test_every_turn_carries_the_channel_secret(
 
 
 async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     stub = rasa[0]
     ws = await _open(client)
@@ -90,7 +93,9 @@ async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
 
 
 async def test_a_button_title_typed_is_that_button(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     """Tester 3: "changed my mind" typed at a return's reason buttons (one of them titled
     "Changed my mind") was read as a no. Typed, the title is the button; only the buttons

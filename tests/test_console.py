@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, staff
 from bot.storage.models import (
@@ -15,12 +17,13 @@ from bot.storage.models import (
     Message,
     StaffRole,
 )
+from tests.conftest import StubRasa
 from tests.test_web_chat import _open, _quiet_turn, _turn
 
 PASSWORD = "long-enough-pw"
 
 
-async def _login(client: TestClient, email: str) -> dict[str, Any]:
+async def _login(client: TestClient[web.Request, web.Application], email: str) -> dict[str, Any]:
     response = await client.post(
         "/console/api/login",
         json={"email": email, "password": PASSWORD},
@@ -44,7 +47,7 @@ async def _escalate(session_factory: Any, conversation_id: str) -> None:
 
 
 async def _escalated_chat(
-    client: TestClient, rasa: Any, session_factory: Any
+    client: TestClient[web.Request, web.Application], rasa: Any, session_factory: Any
 ) -> tuple[Any, str, dict[str, Any], int]:
     """A chat the bot handed to a person, and Sam (an agent) signed in to the console."""
     await _setup(session_factory)
@@ -56,13 +59,16 @@ async def _escalated_chat(
     return ws, conversation_id, me, await _first_in_queue(client)
 
 
-async def _first_in_queue(client: TestClient) -> int:
+async def _first_in_queue(client: TestClient[web.Request, web.Application]) -> int:
     queue = await (await client.get("/console/api/queue")).json()
     escalation_id: int = queue["items"][0]["escalation_id"]
     return escalation_id
 
 
-async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) -> None:
+async def test_anonymous_and_wrong_roles_are_refused(
+    client: TestClient[web.Request, web.Application],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     await _setup(session_factory)
     assert (await client.get("/console/api/queue")).status == 401
     page = await client.get("/console/", allow_redirects=False)
@@ -78,7 +84,11 @@ async def test_anonymous_and_wrong_roles_are_refused(client, session_factory) ->
     assert (await response.json())["error"]["code"] == "forbidden"
 
 
-async def test_claim_needs_the_csrf_token(client, rasa, session_factory) -> None:
+async def test_claim_needs_the_csrf_token(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     ws, _, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
 
     refused = await client.post(f"/console/api/escalations/{escalation_id}/claim")
@@ -104,7 +114,9 @@ async def test_claim_needs_the_csrf_token(client, rasa, session_factory) -> None
 
 
 async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands_back(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     headers = {"X-CSRF-Token": me["csrf_token"]}
@@ -159,7 +171,9 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
 
 
 async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """A negative-feedback follow-up is queued while the customer goes on talking to the
     bot (the chat stays with the bot); claiming it hands the chat over, so Rasa must stop
@@ -198,7 +212,9 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
 
 
 async def test_a_customer_back_with_the_bot_stays_queued_marked_and_a_claim_takes_over(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     rasa[0].pause(conversation_id)
@@ -227,7 +243,11 @@ async def test_a_customer_back_with_the_bot_stays_queued_marked_and_a_claim_take
     await ws.close()
 
 
-async def test_a_claim_stands_when_rasa_cannot_be_paused(client, rasa, session_factory) -> None:
+async def test_a_claim_stands_when_rasa_cannot_be_paused(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
     rasa[0].fail = True
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
@@ -36,7 +37,7 @@ async def mail_client(
     settings: Settings,
     rasa: Any,
     smtp_server: SmtpSink,  # noqa: F811
-) -> AsyncIterator[TestClient]:
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(
         smtp_settings(
             smtp_server,
@@ -51,7 +52,10 @@ async def mail_client(
 
 
 async def _claimed_chat(
-    client: TestClient, rasa: Any, session_factory: Any, email: str | None
+    client: TestClient[web.Request, web.Application],
+    rasa: Any,
+    session_factory: Any,
+    email: str | None,
 ) -> tuple[Any, str, dict[str, Any]]:
     """A customer's chat claimed by Sam; the customer left `email` in the chat."""
     await _accounts(session_factory)
@@ -70,7 +74,9 @@ async def _claimed_chat(
     return customer, conversation_id, me
 
 
-async def _leave(client: TestClient, customer: Any, conversation_id: str) -> None:
+async def _leave(
+    client: TestClient[web.Request, web.Application], customer: Any, conversation_id: str
+) -> None:
     await customer.close()
     for _ in range(100):
         if client.server.app[HUB].connected(conversation_id) == 0:
@@ -79,13 +85,18 @@ async def _leave(client: TestClient, customer: Any, conversation_id: str) -> Non
     raise AssertionError("the customer's socket is still registered")
 
 
-async def _say(client: TestClient, me: dict[str, Any], conversation_id: str, text: str) -> None:
+async def _say(
+    client: TestClient[web.Request, web.Application],
+    me: dict[str, Any],
+    conversation_id: str,
+    text: str,
+) -> None:
     response = await _post(client, me, f"/conversations/{conversation_id}/messages", {"text": text})
     assert response.status == 201
 
 
 async def test_a_burst_to_a_customer_who_left_is_one_email_and_the_link_reopens_the_chat(
-    mail_client: TestClient,
+    mail_client: TestClient[web.Request, web.Application],
     rasa: Any,
     session_factory: Any,
     smtp_server: SmtpSink,  # noqa: F811
@@ -138,12 +149,12 @@ async def test_a_burst_to_a_customer_who_left_is_one_email_and_the_link_reopens_
     await console.close()
 
 
-def _secret(client: TestClient) -> str:
+def _secret(client: TestClient[web.Request, web.Application]) -> str:
     return client.server.app[SETTINGS].widget_secret
 
 
 async def test_a_second_burst_waits_for_the_rate_limit(
-    mail_client: TestClient,
+    mail_client: TestClient[web.Request, web.Application],
     rasa: Any,
     session_factory: Any,
     smtp_server: SmtpSink,  # noqa: F811
@@ -165,7 +176,7 @@ async def test_a_second_burst_waits_for_the_rate_limit(
 
 
 async def test_no_email_while_the_customer_is_in_the_chat_or_without_an_address(
-    mail_client: TestClient,
+    mail_client: TestClient[web.Request, web.Application],
     rasa: Any,
     session_factory: Any,
     smtp_server: SmtpSink,  # noqa: F811
@@ -183,7 +194,7 @@ async def test_no_email_while_the_customer_is_in_the_chat_or_without_an_address(
 
 
 async def test_a_customer_back_before_the_email_goes_gets_none(
-    mail_client: TestClient,
+    mail_client: TestClient[web.Request, web.Application],
     rasa: Any,
     session_factory: Any,
     smtp_server: SmtpSink,  # noqa: F811
@@ -204,7 +215,7 @@ async def test_a_customer_back_before_the_email_goes_gets_none(
 
 
 async def test_forged_expired_or_closed_links_start_a_new_chat(
-    mail_client: TestClient, rasa: Any, session_factory: Any
+    mail_client: TestClient[web.Request, web.Application], rasa: Any, session_factory: Any
 ) -> None:
     client = mail_client
     customer, conversation_id, _me = await _claimed_chat(client, rasa, session_factory, None)
@@ -233,7 +244,7 @@ def test_resume_link_tokens() -> None:
 
 
 async def test_agent_typing_reaches_the_customer_throttled_and_only_from_agents(
-    client: TestClient, rasa: Any, session_factory: Any
+    client: TestClient[web.Request, web.Application], rasa: Any, session_factory: Any
 ) -> None:
     customer, conversation_id, _me = await _claimed_chat(client, rasa, session_factory, None)
     console = await client.ws_connect("/console/ws")

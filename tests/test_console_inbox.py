@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import escalations, handoff, inbox, staff
 from bot.domain.errors import Conflict, InvalidInput
@@ -31,7 +32,7 @@ from bot.storage.models import (
 PASSWORD = "long-enough-pw"
 
 
-async def _staff(session):
+async def _staff(session: AsyncSession):
     sam = await staff.create_user(session, "sam@example.com", "Sam", StaffRole.agent, PASSWORD)
     alex = await staff.create_user(session, "alex@example.com", "Alex", StaffRole.agent, PASSWORD)
     ada = await staff.create_user(session, "ada@example.com", "Ada", StaffRole.admin, PASSWORD)
@@ -40,7 +41,10 @@ async def _staff(session):
 
 
 async def _escalated(
-    session, conversation_id: str, reason=EscalationReason.customer_request, customer=None
+    session: AsyncSession,
+    conversation_id: str,
+    reason=EscalationReason.customer_request,
+    customer=None,
 ):
     conversation = Conversation(id=conversation_id, customer_id=customer.id if customer else None)
     session.add(conversation)
@@ -50,13 +54,13 @@ async def _escalated(
     return escalation
 
 
-async def _say(session, conversation_id: str, sender: MessageSender, text: str):
+async def _say(session: AsyncSession, conversation_id: str, sender: MessageSender, text: str):
     message = await repositories.add_message(session, conversation_id, sender, text)
     await session.commit()
     return message
 
 
-async def _actions(session) -> list[str]:
+async def _actions(session: AsyncSession) -> list[str]:
     audit = select(AuditLog).where(AuditLog.target_type == "escalation").order_by(AuditLog.id)
     return [a.action for a in (await session.scalars(audit)).all()]
 
@@ -64,7 +68,9 @@ async def _actions(session) -> list[str]:
 # ---- 1. unread counts, the customer's last words -----------------------------------------
 
 
-async def test_unread_counts_the_customers_messages_after_each_agents_read_marker(session):
+async def test_unread_counts_the_customers_messages_after_each_agents_read_marker(
+    session: AsyncSession,
+) -> None:
     sam, alex, _ = await _staff(session)
     await _escalated(session, "c1")
     await _say(session, "c1", MessageSender.customer, "hi")
@@ -94,7 +100,7 @@ async def test_unread_counts_the_customers_messages_after_each_agents_read_marke
 # ---- 3. priority as words, overdue -------------------------------------------------------
 
 
-async def test_priority_is_a_word_and_overdue_escalations_are_marked(session):
+async def test_priority_is_a_word_and_overdue_escalations_are_marked(session: AsyncSession) -> None:
     sam, _, _ = await _staff(session)
     await _escalated(session, "c1", EscalationReason.fallback)
     await _escalated(session, "c2", EscalationReason.customer_request)
@@ -133,7 +139,9 @@ async def test_priority_is_a_word_and_overdue_escalations_are_marked(session):
 # ---- 2. release, take-over, transfer to an offline colleague -----------------------------
 
 
-async def test_a_chat_transferred_to_an_offline_colleague_can_be_taken_over(session):
+async def test_a_chat_transferred_to_an_offline_colleague_can_be_taken_over(
+    session: AsyncSession,
+) -> None:
     """The reported bug: Sam transferred to Alex, who was away; nobody else could transfer
     or resolve it ("Claim this conversation before replying"), and there was no way out."""
     sam, alex, _ = await _staff(session)
@@ -161,7 +169,7 @@ async def test_a_chat_transferred_to_an_offline_colleague_can_be_taken_over(sess
     assert await _actions(session) == ["claim", "transfer", "take_over", "resolve"]
 
 
-async def test_take_over_waits_for_an_idle_claim_unless_admin(session):
+async def test_take_over_waits_for_an_idle_claim_unless_admin(session: AsyncSession) -> None:
     sam, alex, ada = await _staff(session)
     escalation = await _escalated(session, "c1")
     await handoff.claim(session, escalation.id, sam)
@@ -197,7 +205,7 @@ async def test_take_over_waits_for_an_idle_claim_unless_admin(session):
     assert await _actions(session) == ["claim", "take_over", "take_over", "transfer"]
 
 
-async def test_release_puts_the_chat_back_in_the_queue(session):
+async def test_release_puts_the_chat_back_in_the_queue(session: AsyncSession) -> None:
     sam, alex, _ = await _staff(session)
     escalation = await _escalated(session, "c1")
     await handoff.claim(session, escalation.id, sam)
@@ -222,7 +230,7 @@ async def test_release_puts_the_chat_back_in_the_queue(session):
 # ---- 5. history, search, reopen ----------------------------------------------------------
 
 
-async def _resolved_chat(session, agent, conversation_id, customer, words):
+async def _resolved_chat(session: AsyncSession, agent, conversation_id, customer, words):
     escalation = await _escalated(session, conversation_id, customer=customer)
     await _say(session, conversation_id, MessageSender.customer, words)
     await handoff.claim(session, escalation.id, agent)
@@ -231,7 +239,9 @@ async def _resolved_chat(session, agent, conversation_id, customer, words):
     return escalation
 
 
-async def test_history_finds_resolved_chats_by_customer_order_text_and_date(session):
+async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
+    session: AsyncSession,
+) -> None:
     sam, alex, _ = await _staff(session)
     tom = Customer(external_id="C1002", name="Tom Baker", email="tom@example.com")
     eva = Customer(external_id="C1003", name="Eva Green", email="eva@example.com")
@@ -296,7 +306,7 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(sess
 # ---- 6. canned responses -----------------------------------------------------------------
 
 
-async def test_canned_responses_are_validated_unique_and_filled(session):
+async def test_canned_responses_are_validated_unique_and_filled(session: AsyncSession) -> None:
     _, _, ada = await _staff(session)
     saved = await inbox.save_canned(
         session,

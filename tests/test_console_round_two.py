@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import staff
 from bot.storage.models import Conversation, ConversationStatus, Customer, StaffRole, utcnow
+from tests.conftest import StubRasa
 from tests.test_console import PASSWORD, _escalate, _login
 from tests.test_web_chat import _open, _turn
 
@@ -32,7 +35,9 @@ async def _ids(session_factory: Any) -> dict[str, int]:
     return {u.email.split("@")[0]: u.id for u in users}
 
 
-async def _chat(client: TestClient, rasa: Any, session_factory: Any) -> tuple[Any, str]:
+async def _chat(
+    client: TestClient[web.Request, web.Application], rasa: Any, session_factory: Any
+) -> tuple[Any, str]:
     """A customer's chat handed to a person."""
     ws, _ = await _open(client)
     await _turn(ws, "hi")
@@ -41,14 +46,19 @@ async def _chat(client: TestClient, rasa: Any, session_factory: Any) -> tuple[An
     return ws, conversation_id
 
 
-async def _queue(client: TestClient) -> list[dict[str, Any]]:
+async def _queue(client: TestClient[web.Request, web.Application]) -> list[dict[str, Any]]:
     response = await client.get("/console/api/queue")
     assert response.status == 200
     items: list[dict[str, Any]] = (await response.json())["items"]
     return items
 
 
-async def _post(client: TestClient, me: dict[str, Any], path: str, body: Any = None) -> Any:
+async def _post(
+    client: TestClient[web.Request, web.Application],
+    me: dict[str, Any],
+    path: str,
+    body: Any = None,
+) -> Any:
     return await client.post(
         f"/console/api{path}", json=body or {}, headers={"X-CSRF-Token": me["csrf_token"]}
     )
@@ -70,7 +80,9 @@ async def _error(response: Any) -> tuple[int, str, str]:
 
 
 async def test_unread_counts_follow_the_customer_live_and_reading_clears_them(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     await _accounts(session_factory)
     customer, conversation_id = await _chat(client, rasa, session_factory)
@@ -101,7 +113,9 @@ async def test_unread_counts_follow_the_customer_live_and_reading_clears_them(
 
 
 async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     await _accounts(session_factory)
     ids = await _ids(session_factory)
@@ -155,7 +169,11 @@ async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
     await customer.close()
 
 
-async def test_a_cx_manager_gets_a_read_only_console(client, rasa, session_factory) -> None:
+async def test_a_cx_manager_gets_a_read_only_console(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     await _accounts(session_factory)
     customer, conversation_id = await _chat(client, rasa, session_factory)
     me = await _login(client, "cx@example.com")
@@ -172,7 +190,11 @@ async def test_a_cx_manager_gets_a_read_only_console(client, rasa, session_facto
     await customer.close()
 
 
-async def test_history_search_and_reopen_over_http(client, rasa, session_factory) -> None:
+async def test_history_search_and_reopen_over_http(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     await _accounts(session_factory)
     customer, conversation_id = await _chat(client, rasa, session_factory)
     async with session_factory() as db, db.begin():
@@ -205,7 +227,9 @@ async def test_history_search_and_reopen_over_http(client, rasa, session_factory
 
 
 async def test_admins_manage_canned_responses_agents_insert_them_filled(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     await _accounts(session_factory)
     customer, conversation_id = await _chat(client, rasa, session_factory)
@@ -241,7 +265,9 @@ async def test_admins_manage_canned_responses_agents_insert_them_filled(
 
 
 async def test_the_widget_hears_whether_the_team_is_online_and_its_hours(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """The widget's header said "Online" while the whole team was away (issue #20)."""
     await _accounts(session_factory)
@@ -269,7 +295,9 @@ async def test_the_widget_hears_whether_the_team_is_online_and_its_hours(
 
 
 async def test_the_agent_sees_the_customer_leave_and_come_back(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     await _accounts(session_factory)
     customer, session = await _open(client)

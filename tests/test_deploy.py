@@ -156,10 +156,9 @@ def test_dockerfiles_copy_files_that_exist() -> None:
 
 def test_credentials_and_endpoints_name_classes_that_exist() -> None:
     channel = next(iter(yaml.safe_load((PROJECT_ROOT / "credentials.prod.yml").read_text())))
-    store = yaml.safe_load((PROJECT_ROOT / "endpoints.prod.yml").read_text())["tracker_store"][
-        "type"
-    ]
-    for dotted in (channel, store):
+    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.prod.yml").read_text())
+    store, lock = endpoints["tracker_store"]["type"], endpoints["lock_store"]["type"]
+    for dotted in (channel, store, lock):
         module, _, cls = dotted.rpartition(".")
         tree = ast.parse((PROJECT_ROOT / (module.replace(".", "/") + ".py")).read_text())
         assert cls in {n.name for n in tree.body if isinstance(n, ast.ClassDef)}, dotted

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, handoff, staff
 from bot.domain.errors import Conflict
@@ -21,7 +22,7 @@ from bot.storage.models import (
 )
 
 
-async def _agents(session):
+async def _agents(session: AsyncSession):
     sam = await staff.create_user(
         session, "sam@example.com", "Sam (support)", StaffRole.agent, "long-enough-pw"
     )
@@ -32,7 +33,9 @@ async def _agents(session):
     return sam, alex
 
 
-async def _escalated(session, conversation_id: str, reason=EscalationReason.customer_request):
+async def _escalated(
+    session: AsyncSession, conversation_id: str, reason=EscalationReason.customer_request
+):
     conversation = Conversation(id=conversation_id)
     session.add(conversation)
     await session.flush()
@@ -41,7 +44,7 @@ async def _escalated(session, conversation_id: str, reason=EscalationReason.cust
     return escalation
 
 
-async def test_queue_is_sorted_by_priority_then_age(session):
+async def test_queue_is_sorted_by_priority_then_age(session: AsyncSession) -> None:
     sam, _ = await _agents(session)
     first = await _escalated(session, "c1", EscalationReason.fallback)
     second = await _escalated(session, "c2", EscalationReason.customer_request)
@@ -53,7 +56,9 @@ async def test_queue_is_sorted_by_priority_then_age(session):
     assert [i["reason"] for i in items] == ["negative_feedback", "customer_request", "fallback"]
 
 
-async def test_two_agents_claim_at_once_exactly_one_wins(session_factory, session):
+async def test_two_agents_claim_at_once_exactly_one_wins(
+    session_factory: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
     sam, alex = await _agents(session)
     escalation = await _escalated(session, "c1")
 
@@ -76,7 +81,9 @@ async def test_two_agents_claim_at_once_exactly_one_wins(session_factory, sessio
         assert len(claims) == 1
 
 
-async def test_only_the_claiming_agent_replies_and_the_reply_is_labelled(session):
+async def test_only_the_claiming_agent_replies_and_the_reply_is_labelled(
+    session: AsyncSession,
+) -> None:
     sam, alex = await _agents(session)
     escalation = await _escalated(session, "c1")
     with pytest.raises(Conflict):
@@ -94,7 +101,7 @@ async def test_only_the_claiming_agent_replies_and_the_reply_is_labelled(session
     )
 
 
-async def test_notes_are_never_messages(session):
+async def test_notes_are_never_messages(session: AsyncSession) -> None:
     sam, _ = await _agents(session)
     await _escalated(session, "c1")
     note = await handoff.add_note(session, "c1", sam, "VIP customer, be nice")
@@ -102,7 +109,7 @@ async def test_notes_are_never_messages(session):
     assert (await session.scalars(select(Message))).all() == []
 
 
-async def test_transfer_then_resolve_hands_back_to_the_bot(session):
+async def test_transfer_then_resolve_hands_back_to_the_bot(session: AsyncSession) -> None:
     sam, alex = await _agents(session)
     escalation = await _escalated(session, "c1")
     await handoff.claim(session, escalation.id, sam)
@@ -122,7 +129,7 @@ async def test_transfer_then_resolve_hands_back_to_the_bot(session):
         await handoff.resolve(session, escalation.id, alex)
 
 
-async def test_an_escalation_waiting_too_long_is_raised_one_level(session):
+async def test_an_escalation_waiting_too_long_is_raised_one_level(session: AsyncSession) -> None:
     from datetime import timedelta
 
     from bot.storage.models import utcnow

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -174,7 +175,9 @@ async def test_expired_uses_are_forgotten_when_a_new_one_is_recorded(
 
 
 async def _open_as(
-    client: TestClient, token: str | None = None, identity: str | None = None
+    client: TestClient[web.Request, web.Application],
+    token: str | None = None,
+    identity: str | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": token, "identity": identity})
@@ -184,7 +187,9 @@ async def _open_as(
     return ws, frames
 
 
-async def test_a_replayed_token_is_refused_over_the_websocket(client: TestClient) -> None:
+async def test_a_replayed_token_is_refused_over_the_websocket(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     identity = issue_token(SECRET, "C9101", name="Jane", jti="ws-once-1")
     ws, frames = await _open_as(client, identity=identity)
     assert [f["type"] for f in frames] == ["session"]

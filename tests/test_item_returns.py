@@ -112,7 +112,7 @@ async def _lines(session: AsyncSession) -> list[tuple[str, int, str, str, Decima
 REASONS = ["Damaged", "Wrong item", "Doesn't fit", "Changed my mind", "Other", "No, keep it"]
 
 
-async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> None:
+async def test_just_the_towel_returns_the_towel_only_for_its_price(session: AsyncSession) -> None:
     """ "just the towel though, i'm keeping the casserole" got "Sorry, I didn't understand"."""
     order = await _jane(session)
     talk = Chat(session)
@@ -146,7 +146,7 @@ async def test_just_the_towel_returns_the_towel_only_for_its_price(session) -> N
     assert talk.slots["return_draft"] is None
 
 
-async def test_a_plain_yes_returns_for_a_refund_without_a_reason(session) -> None:
+async def test_a_plain_yes_returns_for_a_refund_without_a_reason(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("can i return the towel", "return_item")
@@ -156,7 +156,7 @@ async def test_a_plain_yes_returns_for_a_refund_without_a_reason(session) -> Non
     assert await _lines(session) == [(TOWEL, 1, "other", "refund", Decimal("25.00"))]
 
 
-async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) -> None:
+async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session: AsyncSession) -> None:
     """A wrong item was promised "full refund or replacement" and ended as a refund of all
     three items."""
     await _jane(session)
@@ -179,7 +179,9 @@ async def test_a_wrong_item_offers_a_replacement_and_refunds_nothing(session) ->
     assert await _lines(session) == [(MUG, 1, "wrong_item", "replacement", Decimal("0.00"))]
 
 
-async def test_a_replacement_asked_in_words_at_the_yes_is_confirmed_as_one(session) -> None:
+async def test_a_replacement_asked_in_words_at_the_yes_is_confirmed_as_one(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("the casserole arrived with a massive chip", "damaged_item")
@@ -194,7 +196,9 @@ async def test_a_replacement_asked_in_words_at_the_yes_is_confirmed_as_one(sessi
     assert await _lines(session) == [(CASSEROLE, 1, "damaged", "replacement", Decimal("0.00"))]
 
 
-async def test_damaged_tapped_as_the_reason_asks_refund_or_replacement_once(session) -> None:
+async def test_damaged_tapped_as_the_reason_asks_refund_or_replacement_once(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("can i return the towel", "return_item")
@@ -207,7 +211,7 @@ async def test_damaged_tapped_as_the_reason_asks_refund_or_replacement_once(sess
     assert await _lines(session) == [(TOWEL, 1, "damaged", "refund", Decimal("25.00"))]
 
 
-async def test_no_just_the_towel_at_the_yes_changes_the_return(session) -> None:
+async def test_no_just_the_towel_at_the_yes_changes_the_return(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("return all of it", "return_item")
@@ -220,7 +224,7 @@ async def test_no_just_the_towel_at_the_yes_changes_the_return(session) -> None:
     assert talk.slots["pending_action"] == "return_item"
 
 
-async def test_quantities_and_everything_but_one_item(session) -> None:
+async def test_quantities_and_everything_but_one_item(session: AsyncSession) -> None:
     await _jane(session, mugs=4)
     talk = Chat(session)
 
@@ -243,7 +247,7 @@ async def test_quantities_and_everything_but_one_item(session) -> None:
     ]
 
 
-async def test_items_already_returned_cannot_be_returned_again(session) -> None:
+async def test_items_already_returned_cannot_be_returned_again(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("return the towel, changed my mind", "return_item")
@@ -264,7 +268,7 @@ async def test_items_already_returned_cannot_be_returned_again(session) -> None:
     assert [(n, q) for n, q, *_ in await _lines(session)] == [(TOWEL, 1), (CASSEROLE, 1), (MUG, 1)]
 
 
-async def test_a_return_taken_meanwhile_is_not_stored_twice(session) -> None:
+async def test_a_return_taken_meanwhile_is_not_stored_twice(session: AsyncSession) -> None:
     """Two chats confirm the same towel: the second yes stores nothing."""
     await _jane(session)
     first, second = Chat(session), Chat(session)
@@ -280,7 +284,7 @@ async def test_a_return_taken_meanwhile_is_not_stored_twice(session) -> None:
     assert len(await _lines(session)) == 1
 
 
-async def test_the_shop_is_sent_the_items_through_the_webhook(session) -> None:
+async def test_the_shop_is_sent_the_items_through_the_webhook(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("the mug is cracked, refund please", "damaged_item")
@@ -302,7 +306,7 @@ async def test_the_shop_is_sent_the_items_through_the_webhook(session) -> None:
     }  # fmt: skip
 
 
-async def test_no_at_the_items_question_starts_nothing(session) -> None:
+async def test_no_at_the_items_question_starts_nothing(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("i want to return something", "return_item")
@@ -314,7 +318,7 @@ async def test_no_at_the_items_question_starts_nothing(session) -> None:
     assert await _lines(session) == []
 
 
-async def test_yes_at_the_items_question_means_the_whole_order(session) -> None:
+async def test_yes_at_the_items_question_means_the_whole_order(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("i want to return my order", "return_item")
@@ -327,7 +331,9 @@ async def test_yes_at_the_items_question_means_the_whole_order(session) -> None:
     )
 
 
-async def test_another_request_at_a_return_question_is_served_as_itself(session) -> None:
+async def test_another_request_at_a_return_question_is_served_as_itself(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("i want to return something", "return_item")
@@ -338,7 +344,7 @@ async def test_another_request_at_a_return_question_is_served_as_itself(session)
     assert "Which items" not in " ".join(_texts(other))
 
 
-async def test_changed_my_mind_at_the_yes_is_a_reason_not_a_cancel(session) -> None:
+async def test_changed_my_mind_at_the_yes_is_a_reason_not_a_cancel(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("can i return the towel", "return_item")
@@ -353,7 +359,9 @@ async def test_changed_my_mind_at_the_yes_is_a_reason_not_a_cancel(session) -> N
 # --- through the actions --------------------------------------------------------------------
 
 
-async def test_a_button_pick_reaches_the_return_through_the_action(session, action_services):
+async def test_a_button_pick_reaches_the_return_through_the_action(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _jane(session)
     towel = next(item for item in order.items if item.name == TOWEL)
     draft = returns.ReturnDraft(order="A10001", flow="return_item", step="items").to_slot()
@@ -375,7 +383,9 @@ async def test_a_button_pick_reaches_the_return_through_the_action(session, acti
     assert json.loads(slots["return_draft"])["lines"] == {str(towel.id): 1}
 
 
-async def test_a_reason_button_confirms_through_the_action(session, action_services):
+async def test_a_reason_button_confirms_through_the_action(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _jane(session)
     towel = next(item for item in order.items if item.name == TOWEL)
     conversation = await session.get(Conversation, "conv-1")
@@ -416,7 +426,9 @@ async def test_a_reason_button_confirms_through_the_action(session, action_servi
     assert await _lines(session) == [(TOWEL, 1, "doesnt_fit", "refund", Decimal("25.00"))]
 
 
-async def test_just_the_towel_at_the_yes_refines_the_return(session, action_services):
+async def test_just_the_towel_at_the_yes_refines_the_return(
+    session: AsyncSession, action_services: object
+) -> None:
     await _jane(session)
     draft = returns.ReturnDraft(order="A10001", flow="return_item", step="confirm").to_slot()
     state = tracker(
@@ -460,7 +472,9 @@ def test_a_broken_draft_slot_is_no_draft() -> None:
 # --- where staff and the customer see it ------------------------------------------------------
 
 
-async def test_the_console_panel_and_the_export_show_the_return_per_item(session) -> None:
+async def test_the_console_panel_and_the_export_show_the_return_per_item(
+    session: AsyncSession,
+) -> None:
     from bot.domain import handoff, privacy
 
     order = await _jane(session)
@@ -486,7 +500,7 @@ async def test_the_console_panel_and_the_export_show_the_return_per_item(session
 
 
 async def test_a_product_question_at_the_items_question_is_answered_and_the_return_waits(
-    session,
+    session: AsyncSession,
 ) -> None:
     await _jane(session)
     talk = Chat(session)
@@ -502,7 +516,7 @@ async def test_a_product_question_at_the_items_question_is_answered_and_the_retu
 
 
 async def test_why_in_words_no_rule_knows_is_kept_as_other_and_the_yes_asked_again(
-    session, action_services
+    session: AsyncSession, action_services: object
 ) -> None:
     await _jane(session)
     talk = Chat(session)
@@ -527,7 +541,9 @@ async def test_why_in_words_no_rule_knows_is_kept_as_other_and_the_yes_asked_aga
 # --- a tester's findings (tests/conversations/returns.yml rt10–rt14) ---------------------------
 
 
-async def test_an_item_already_returned_is_said_so_and_no_other_offered(session) -> None:
+async def test_an_item_already_returned_is_said_so_and_no_other_offered(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     first = Chat(session)
     await first.say("return the towel, changed my mind", "return_item")
@@ -541,7 +557,7 @@ async def test_an_item_already_returned_is_said_so_and_no_other_offered(session)
     assert _titles(again) == [CASSEROLE, MUG, "All items"]  # asked, never the casserole unasked
 
 
-async def test_the_mug_of_three_is_one_mug_the_mugs_all_three(session) -> None:
+async def test_the_mug_of_three_is_one_mug_the_mugs_all_three(session: AsyncSession) -> None:
     await _jane(session, mugs=3)
 
     one = await Chat(session).say("the mug came cracked, want a new one", "damaged_item")
@@ -551,7 +567,7 @@ async def test_the_mug_of_three_is_one_mug_the_mugs_all_three(session) -> None:
     assert f"3× {MUG}" in _texts(three)[0]
 
 
-async def test_too_adds_items_instead_of_replacing_them(session) -> None:
+async def test_too_adds_items_instead_of_replacing_them(session: AsyncSession) -> None:
     await _jane(session, mugs=3)
     talk = Chat(session)
     await talk.say("return just the towel", "return_item")
@@ -563,7 +579,9 @@ async def test_too_adds_items_instead_of_replacing_them(session) -> None:
     )
 
 
-async def test_words_that_answer_nothing_keep_the_return_and_ask_again(session) -> None:
+async def test_words_that_answer_nothing_keep_the_return_and_ask_again(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("the mug is cracked", "damaged_item")
@@ -626,7 +644,7 @@ async def _exchange_sizes(session: AsyncSession) -> list[str | None]:
     )
 
 
-async def test_swap_the_jumper_for_an_L_is_an_exchange_for_size_L(session) -> None:
+async def test_swap_the_jumper_for_an_L_is_an_exchange_for_size_L(session: AsyncSession) -> None:
     """ "jumper is too small can i swap it for a L" got a refund return (tester 2, tr04)."""
     order = await _clothes(session, JUMPER_LINE)
     talk = Chat(session)
@@ -659,7 +677,9 @@ async def test_swap_the_jumper_for_an_L_is_an_exchange_for_size_L(session) -> No
     assert order.return_requested_at is not None  # the old one comes back
 
 
-async def test_exchange_the_shirt_for_size_M_asks_about_the_shirt_only(session) -> None:
+async def test_exchange_the_shirt_for_size_M_asks_about_the_shirt_only(
+    session: AsyncSession,
+) -> None:
     """ "can i exchange the shirt for size M" offered only a refund (tester 2, tr21)."""
     await _clothes(session, SHIRT_LINE, MUG_LINE)
     talk = Chat(session)
@@ -675,7 +695,7 @@ async def test_exchange_the_shirt_for_size_M_asks_about_the_shirt_only(session) 
     assert await _exchange_sizes(session) == ["M"]
 
 
-async def test_the_size_the_customer_has_is_named_in_the_question(session) -> None:
+async def test_the_size_the_customer_has_is_named_in_the_question(session: AsyncSession) -> None:
     await _clothes(session, JUMPER_LINE)
     talk = Chat(session)
 
@@ -686,7 +706,9 @@ async def test_the_size_the_customer_has_is_named_in_the_question(session) -> No
     )
 
 
-async def test_a_bigger_size_asks_which_size_once_and_a_tapped_size_confirms(session) -> None:
+async def test_a_bigger_size_asks_which_size_once_and_a_tapped_size_confirms(
+    session: AsyncSession,
+) -> None:
     """ "how do i exchange it for a bigger size", then "yes, size L please" stored a refund
     (tester 1, tq25)."""
     await _clothes(session, SHIRT_LINE)
@@ -710,7 +732,7 @@ async def test_a_bigger_size_asks_which_size_once_and_a_tapped_size_confirms(ses
     assert await _exchange_sizes(session) == ["XL"]
 
 
-async def test_a_typed_size_at_the_size_question_confirms(session) -> None:
+async def test_a_typed_size_at_the_size_question_confirms(session: AsyncSession) -> None:
     await _clothes(session, SHIRT_LINE)
     talk = Chat(session)
     await talk.say("can i get a bigger one", "return_item")
@@ -725,7 +747,9 @@ async def test_a_typed_size_at_the_size_question_confirms(session) -> None:
     assert await _exchange_sizes(session) == ["L"]
 
 
-async def test_doesnt_fit_offers_an_exchange_or_a_refund_and_a_plain_yes_refunds(session) -> None:
+async def test_doesnt_fit_offers_an_exchange_or_a_refund_and_a_plain_yes_refunds(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
     talk = Chat(session)
 
@@ -741,7 +765,7 @@ async def test_doesnt_fit_offers_an_exchange_or_a_refund_and_a_plain_yes_refunds
     assert await _exchange_sizes(session) == [None]
 
 
-async def test_the_exchange_button_asks_the_size(session) -> None:
+async def test_the_exchange_button_asks_the_size(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
     await talk.say("the towel is too small", "return_item")
@@ -771,11 +795,15 @@ async def test_the_exchange_button_asks_the_size(session) -> None:
         ("its fine", None, None, False),
     ],
 )
-def test_sizes_read_from_words(text: str, wanted: str | None, current: str | None, other: bool):
+def test_sizes_read_from_words(
+    text: str, wanted: str | None, current: str | None, other: bool
+) -> None:
     assert returns.size_wish(text) == returns.SizeWish(wanted, current, other)
 
 
-async def test_an_item_missing_from_the_parcel_is_sent_again_without_a_return(session) -> None:
+async def test_an_item_missing_from_the_parcel_is_sent_again_without_a_return(
+    session: AsyncSession,
+) -> None:
     """ "box came but the towel was missing from it" got a DHL trace of the whole parcel or
     a return (tester 2, tr20)."""
     order = await _jane(session)
@@ -811,7 +839,9 @@ async def test_an_item_missing_from_the_parcel_is_sent_again_without_a_return(se
     assert order.return_requested_at is None  # nothing comes back
 
 
-async def test_a_missing_item_can_be_refunded_and_is_not_offered_again(session) -> None:
+async def test_a_missing_item_can_be_refunded_and_is_not_offered_again(
+    session: AsyncSession,
+) -> None:
     await _jane(session, mugs=2)
     talk = Chat(session)
 
@@ -828,7 +858,7 @@ async def test_a_missing_item_can_be_refunded_and_is_not_offered_again(session) 
     assert request.refund_total == Decimal("12.50")
 
 
-async def test_which_items_were_missing_when_none_is_named(session) -> None:
+async def test_which_items_were_missing_when_none_is_named(session: AsyncSession) -> None:
     await _jane(session)
     talk = Chat(session)
 
@@ -849,7 +879,7 @@ LOST = (
 )
 
 
-async def test_send_a_new_one_after_a_lost_parcel_is_no_return(session) -> None:
+async def test_send_a_new_one_after_a_lost_parcel_is_no_return(session: AsyncSession) -> None:
     """ "can u just send a new one" after "tracking says deliverd but theres nothing here"
     started a return for a refund of the parcel never received (tester 2, tr02)."""
     order = await _clothes(session, JUMPER_LINE)
@@ -877,7 +907,9 @@ async def test_send_a_new_one_after_a_lost_parcel_is_no_return(session) -> None:
     assert not chat.says_done("no")
 
 
-async def test_money_back_for_a_parcel_that_never_arrived_is_no_return(session) -> None:
+async def test_money_back_for_a_parcel_that_never_arrived_is_no_return(
+    session: AsyncSession,
+) -> None:
     order = await _clothes(session, JUMPER_LINE)
     talk = Chat(session)
 
@@ -887,7 +919,7 @@ async def test_money_back_for_a_parcel_that_never_arrived_is_no_return(session) 
     assert (await session.scalars(select(ReturnRequest))).all() == []
 
 
-async def test_a_return_after_a_delivery_question_is_still_a_return(session) -> None:
+async def test_a_return_after_a_delivery_question_is_still_a_return(session: AsyncSession) -> None:
     await _clothes(session, JUMPER_LINE)
     talk = Chat(session)
     await talk.say("tracking says delivered, where is it", "delivery_problem")
@@ -900,7 +932,9 @@ async def test_a_return_after_a_delivery_question_is_still_a_return(session) -> 
     assert _texts(asked)[0].startswith(f"Exchange 1× {JUMPER} from order A20001 for size L")
 
 
-async def test_another_size_for_an_order_not_shipped_is_no_address_change(session) -> None:
+async def test_another_size_for_an_order_not_shipped_is_no_address_change(
+    session: AsyncSession,
+) -> None:
     """ "i want size L instead of M, can you change it" opened the address form (tester,
     tq10)."""
     tom = await factories.customer(session, email="tom@example.com")
@@ -924,7 +958,7 @@ async def test_another_size_for_an_order_not_shipped_is_no_address_change(sessio
 
 
 async def test_another_size_read_as_an_address_change_of_a_delivered_order_is_an_exchange(
-    session,
+    session: AsyncSession,
 ) -> None:
     await _clothes(session, JUMPER_LINE)
     talk = Chat(session)
@@ -936,7 +970,9 @@ async def test_another_size_read_as_an_address_change_of_a_delivered_order_is_an
     )
 
 
-async def test_two_items_with_a_reason_each_return_the_first_then_the_other(session) -> None:
+async def test_two_items_with_a_reason_each_return_the_first_then_the_other(
+    session: AsyncSession,
+) -> None:
     """ "the mug arrived chipped and the jumper is too big, can i get a smaller one" made
     one return of both, "doesn't fit" (tester 2, tr28)."""
     await _clothes(session, JUMPER_LINE, MUG_LINE)

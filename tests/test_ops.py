@@ -45,7 +45,9 @@ def _redis_problem() -> str | None:
 needs_redis = pytest.mark.skipif(_redis_problem() is not None, reason=_redis_problem() or "")
 
 
-async def _open(client: TestClient, token: str | None = None) -> tuple[Any, dict[str, Any]]:
+async def _open(
+    client: TestClient[web.Request, web.Application], token: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": token})
     return ws, await ws.receive_json(timeout=5)
@@ -72,7 +74,7 @@ async def action_server() -> AsyncIterator[str]:
     await server.close()
 
 
-async def test_healthz_keeps_its_shape(client: TestClient) -> None:
+async def test_healthz_keeps_its_shape(client: TestClient[web.Request, web.Application]) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok", "rasa": "ready"}
@@ -152,7 +154,7 @@ async def test_turns_go_to_another_rasa_worker_when_one_refuses_connections(
 
 
 async def test_metrics_count_failed_turns_by_kind_and_open_sockets(
-    client: TestClient, rasa: tuple[StubRasa, str]
+    client: TestClient[web.Request, web.Application], rasa: tuple[StubRasa, str]
 ) -> None:
     ws, _session = await _open(client)
     rasa[0].fail = True
@@ -203,7 +205,9 @@ async def test_shutdown_closes_sockets_with_a_reconnecting_notice(
 @pytest.fixture
 async def replicas(
     engine: Any, settings: Settings, rasa: tuple[StubRasa, str]
-) -> AsyncIterator[tuple[TestClient, TestClient]]:
+) -> AsyncIterator[
+    tuple[TestClient[web.Request, web.Application], TestClient[web.Request, web.Application]]
+]:
     from redis.asyncio import Redis
 
     channel_db = Redis.from_url(REDIS_URL)
@@ -227,7 +231,9 @@ async def replicas(
 
 @needs_redis
 async def test_a_push_reaches_the_socket_on_the_other_replica(
-    replicas: tuple[TestClient, TestClient],
+    replicas: tuple[
+        TestClient[web.Request, web.Application], TestClient[web.Request, web.Application]
+    ],
 ) -> None:
     one, two = replicas
     ws, session = await _open(two)
@@ -244,7 +250,9 @@ async def test_a_push_reaches_the_socket_on_the_other_replica(
 
 @needs_redis
 async def test_ending_a_conversation_closes_its_tabs_on_the_other_replica(
-    replicas: tuple[TestClient, TestClient],
+    replicas: tuple[
+        TestClient[web.Request, web.Application], TestClient[web.Request, web.Application]
+    ],
 ) -> None:
     one, two = replicas
     ws, _ = await _open(two)
@@ -262,7 +270,10 @@ async def test_ending_a_conversation_closes_its_tabs_on_the_other_replica(
 
 @needs_redis
 async def test_the_erase_command_closes_open_tabs_through_redis(
-    replicas: tuple[TestClient, TestClient], settings: Settings
+    replicas: tuple[
+        TestClient[web.Request, web.Application], TestClient[web.Request, web.Application]
+    ],
+    settings: Settings,
 ) -> None:
     _one, two = replicas
     ws, _ = await _open(two)
@@ -276,7 +287,10 @@ async def test_the_erase_command_closes_open_tabs_through_redis(
 
 @needs_redis
 async def test_a_message_resent_to_the_other_replica_reaches_rasa_once(
-    replicas: tuple[TestClient, TestClient], rasa: tuple[StubRasa, str]
+    replicas: tuple[
+        TestClient[web.Request, web.Application], TestClient[web.Request, web.Application]
+    ],
+    rasa: tuple[StubRasa, str],
 ) -> None:
     one, two = replicas
     ws, session = await _open(one)

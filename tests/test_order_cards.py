@@ -231,7 +231,7 @@ class CardRasa:
 @pytest.fixture
 async def card_client(
     engine: Any, settings: Settings
-) -> AsyncIterator[tuple[TestClient, CardRasa]]:
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], CardRasa]]:
     stub = CardRasa()
     rasa_app = web.Application()
     rasa_app.router.add_post("/webhooks/rest/webhook", stub.webhook)
@@ -259,7 +259,7 @@ async def _bot_frames(ws: Any, count: int) -> list[dict[str, Any]]:
 
 
 async def test_the_picker_and_the_status_answer_carry_cards_live_and_in_the_history(
-    card_client: tuple[TestClient, CardRasa], session_factory: Any
+    card_client: tuple[TestClient[web.Request, web.Application], CardRasa], session_factory: Any
 ) -> None:
     client, stub = card_client
     ws = await client.ws_connect("/ws")

@@ -139,7 +139,9 @@ def _slot(name: str, value: Any) -> dict[str, Any]:
 # --- the one order that fits ---------------------------------------------------------------
 
 
-async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session, action_services):
+async def test_damage_report_uses_the_one_delivered_order_not_the_newest(
+    session: AsyncSession, action_services: object
+) -> None:
     """The issue's case: "the casserole arrived with a massive chip" got "Order A10002 is
     placed; I can only arrange a return for delivered orders"."""
     await _jane(session)
@@ -157,7 +159,7 @@ async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_cancel_uses_the_one_unshipped_order(session) -> None:
+async def test_cancel_uses_the_one_unshipped_order(session: AsyncSession) -> None:
     await _jane(session)
 
     turn = await chat.support_request(
@@ -173,7 +175,7 @@ async def test_cancel_uses_the_one_unshipped_order(session) -> None:
 # --- several fit: which one? ----------------------------------------------------------------
 
 
-async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
+async def test_several_fitting_orders_are_offered_as_buttons(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)
     first, third = await _number(session, "A10001"), await _number(session, "A10003")
 
@@ -210,7 +212,9 @@ async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
     assert await _conversation_order(session) is None
 
 
-async def test_the_chosen_order_continues_the_remembered_request(session, action_services):
+async def test_the_chosen_order_continues_the_remembered_request(
+    session: AsyncSession, action_services: object
+) -> None:
     await _jane(session, second_delivered=True)
     events = [
         _user("i want to return something", "return_item"),
@@ -238,7 +242,9 @@ async def test_the_chosen_order_continues_the_remembered_request(session, action
     assert await _conversation_order(session) == "A10003"
 
 
-async def test_the_picker_answered_in_words_picks_that_order_and_item(session) -> None:
+async def test_the_picker_answered_in_words_picks_that_order_and_item(
+    session: AsyncSession,
+) -> None:
     """At "Which order?", "just the towel tbh, keeping the casserole" (read as a product
     question as often as not): the towel's order, the towel alone (widget check)."""
     await _jane(session, second_delivered=True)
@@ -255,7 +261,7 @@ async def test_the_picker_answered_in_words_picks_that_order_and_item(session) -
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_the_picker_answered_with_newest_oldest_or_a_place(session) -> None:
+async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)  # fitting a return: A10003 (newer), A10001
 
     picks = {}
@@ -281,7 +287,9 @@ async def test_the_picker_answered_with_newest_oldest_or_a_place(session) -> Non
     }  # fmt: skip
 
 
-async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(session) -> None:
+async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(
+    session: AsyncSession,
+) -> None:
     await _jane(session, second_delivered=True)
     await knowledge.load_demo(session)
 
@@ -296,7 +304,7 @@ async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(session
     assert await _conversation_order(session) is None
 
 
-async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
+async def test_a_product_named_picks_the_one_order_holding_it(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
@@ -309,7 +317,9 @@ async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(session) -> None:
+async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(
+    session: AsyncSession,
+) -> None:
     """ "Cancel the casserole": its order is delivered; the answer is about it, not about
     the one order that could still be cancelled."""
     await _jane(session)
@@ -325,7 +335,9 @@ async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(ses
     )
 
 
-async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session) -> None:
+async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(
+    session: AsyncSession,
+) -> None:
     await _jane(session, second_delivered=True)
     conversation = await session.get(Conversation, "conv-1")
     assert conversation is not None
@@ -343,7 +355,9 @@ async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session)
 # --- another customer's order -----------------------------------------------------------------
 
 
-async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(session) -> None:
+async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
 
     turn = await chat.support_request(
@@ -440,7 +454,9 @@ async def _subscriber_with_order(session: AsyncSession) -> tuple[Customer, Order
     return owner, order, order_lifecycle
 
 
-async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(session, action_services):
+async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(
+    session: AsyncSession, action_services: object
+) -> None:
     """The issue's case: "the mug from A12345 is lovely" landed on the subscription
     period's lifecycle with no order."""
     _, _, order_lifecycle = await _subscriber_with_order(session)
@@ -455,7 +471,9 @@ async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(session, ac
     )
 
 
-async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(session) -> None:
+async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(
+    session: AsyncSession,
+) -> None:
     _, _, order_lifecycle = await _subscriber_with_order(session)
 
     await chat.record_opinion(
@@ -467,7 +485,7 @@ async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(ses
 
 
 async def test_feedback_naming_someone_elses_order_stays_on_the_current_lifecycle(
-    session,
+    session: AsyncSession,
 ) -> None:
     owner, _, _ = await _subscriber_with_order(session)
     stranger = await factories.customer(session, 2)
@@ -483,7 +501,7 @@ async def test_feedback_naming_someone_elses_order_stays_on_the_current_lifecycl
     assert (row.lifecycle_id, row.customer_id) == (current.id, owner.id)
 
 
-async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) -> None:
+async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session: AsyncSession) -> None:
     _, order, order_lifecycle = await _subscriber_with_order(session)
     conversation = await session.get(Conversation, "conv-1")
     assert conversation is not None
@@ -497,8 +515,8 @@ async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) ->
 
 
 async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """sv51: after an answer about A10002, "A10001" typed with no question open is the same
     request about A10001; other details after a request get a person offered; data with no
     request before it asks what the customer wants."""
@@ -552,7 +570,9 @@ async def _subscriber(
     return subscription
 
 
-async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(session) -> None:
+async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(
+    session: AsyncSession,
+) -> None:
     """Tester: a subscriber asking about a missing box, an address or a double charge got
     "I can't find any orders on your account" again and again."""
     await _subscriber(session, 7)
@@ -570,7 +590,7 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(se
 
 
 async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answered(
-    session,
+    session: AsyncSession,
 ) -> None:
     """Tester tr08: "and will i still be charged this month?" right after a pause got the
     person offer meant for a disputed charge."""
@@ -600,7 +620,7 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 
 
 async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_the_address(
-    session,
+    session: AsyncSession,
 ) -> None:
     subscription = await _subscriber(session, 7)
 
@@ -618,8 +638,8 @@ async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_
 
 
 async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester (tq19): "no wait the other one, the kettle" at "Cancel order A10005 (mug)?"
     was a plain no, and a hurried yes then cancelled the mug. The same change is asked for
     the kettle's order; nothing is cancelled. "no the mug is fine" stays a no."""
@@ -654,8 +674,8 @@ async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_orde
 
 
 async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr29: "no not that one, the casserole" at the kettle's invoice offer ("…a
     person can send it. Shall I get one?") got "Okay. Our team will still look…"."""
     from actions.support import ActionResolvePending
@@ -682,7 +702,9 @@ async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order
     assert (await session.scalars(select(Escalation))).all() == []
 
 
-async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_services):
+async def test_an_ask_read_as_data_is_the_request_ranked_next(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester (tq20): "pls change delivery adress to 5 rue victor hugo 75001 paris" is read
     as inform (0.90, change_address 0.09) because of the address in it; it got "What
     would you like to do?"."""
@@ -709,7 +731,9 @@ async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Subs
     )
 
 
-async def test_undoing_an_old_subscription_cancellation_offers_a_person(session) -> None:
+async def test_undoing_an_old_subscription_cancellation_offers_a_person(
+    session: AsyncSession,
+) -> None:
     """Tester 2 (tr24, a trap): "wait no undo that, i want to keep it" right after "Cancel
     anyway" got "Okay. Anything else?"; a cancellation older than a day is a person's to
     undo."""
@@ -727,7 +751,7 @@ async def test_undoing_an_old_subscription_cancellation_offers_a_person(session)
     assert turn.slots["pending_action"] == "offer_human"
 
 
-async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
+async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession) -> None:
     """Tester 2 (tr24): the bot itself takes back a cancellation made minutes ago."""
     cancelled = await _cancelled(session, 8, timedelta(minutes=3))
 
@@ -756,7 +780,9 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
     assert (cancelled.status, cancelled.cancelled_at) == (SubscriptionStatus.active, None)
 
 
-async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_services):
+async def test_undo_that_right_after_a_pause_asks_to_resume(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 3: "actually no, undo that, i want it to keep coming" right after a pause got
     "Okay. Anything else I can help with?"."""
     await _subscriber(session, 9, SubscriptionStatus.paused)
@@ -772,8 +798,8 @@ async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_serv
 
 
 async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 2 (tr24): "wait no undo that, i want to keep it" after "Cancel anyway" (read
     as a no, nothing asked) got "Okay. Anything else?"; a plain no still gets that."""
     await _cancelled(session, 9, timedelta(minutes=3))
@@ -789,7 +815,9 @@ async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
     assert [m["text"] for m in plain] == ["Okay. Anything else I can help with?"]
 
 
-async def test_and_the_other_order_as_a_request_of_its_own_switches_order(session) -> None:
+async def test_and_the_other_order_as_a_request_of_its_own_switches_order(
+    session: AsyncSession,
+) -> None:
     """Tester tr01: "and the other order?" after the kettle's status got the kettle again."""
     await _jane(session)
     first = await chat.support_request(
@@ -807,7 +835,9 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(sessio
     assert await _conversation_order(session) == "A10002"
 
 
-async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(session) -> None:
+async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
+    session: AsyncSession,
+) -> None:
     """Tester tr07: "i want the money back now" right after "i got charged TWICE" offered to
     cancel the (unshipped) order."""
     await _jane(session)
@@ -834,8 +864,8 @@ async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(sess
 
 
 async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parcel(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tq23: "ugh. and if it doesnt come tomorow?" (policy_question) after a late
     parcel's status got "I'm not sure I can answer that from our help centre"."""
     from actions.support import ActionAnswerPolicyQuestion
@@ -855,7 +885,9 @@ async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parce
     assert slot_events(events)["support_request"] == "delivery_problem"
 
 
-async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) -> None:
+async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_17): "my coffee box had the wrong beans again, can i speak to someone"
     (damaged_item 0.53, request_human 0.31) got "What did you mean?"."""
     await _jane(session)
@@ -872,7 +904,9 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) 
     assert escalation.reason is EscalationReason.customer_request
 
 
-async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(session) -> None:
+async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_09): "why was A… cancelled?? i didnt cancel it" (cancel_order 0.60)
     got "What did you mean?" with "Cancel an order" among the choices."""
     jane = await _jane(session)

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain import proactive, shop_events, surveys
@@ -38,6 +39,7 @@ from bot.storage.models import (
 )
 from bot.web.proactive import offer_to_customer
 from tests import factories
+from tests.conftest import StubRasa
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
 
@@ -74,7 +76,9 @@ async def _sent_survey(session: AsyncSession, lifecycle: Lifecycle, sent_at: dat
     await session.flush()
 
 
-async def test_the_oldest_waiting_dispatch_is_delivered_and_marked_sent(session) -> None:
+async def test_the_oldest_waiting_dispatch_is_delivered_and_marked_sent(
+    session: AsyncSession,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     older = await _schedule(
         session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(days=2)
@@ -93,7 +97,9 @@ async def test_the_oldest_waiting_dispatch_is_delivered_and_marked_sent(session)
     assert await proactive.deliver(session, conversation, fatigue_days=7, now=NOW) is None
 
 
-async def test_fatigue_holds_a_dispatch_back_until_the_limit_has_passed(session) -> None:
+async def test_fatigue_holds_a_dispatch_back_until_the_limit_has_passed(
+    session: AsyncSession,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     await _sent_survey(session, lifecycle, NOW - timedelta(days=3))
     dispatch = await _schedule(
@@ -108,7 +114,7 @@ async def test_fatigue_holds_a_dispatch_back_until_the_limit_has_passed(session)
     assert offer.dispatch.sent_at == later
 
 
-async def test_churn_question_ignores_fatigue(session) -> None:
+async def test_churn_question_ignores_fatigue(session: AsyncSession) -> None:
     owner, lifecycle, conversation = await _setup(session)
     subscription = await factories.subscription(session, owner)
     lifecycle.subscription_id = subscription.id
@@ -126,7 +132,7 @@ async def test_churn_question_ignores_fatigue(session) -> None:
     )
 
 
-async def test_dispatches_expire_after_14_days(session) -> None:
+async def test_dispatches_expire_after_14_days(session: AsyncSession) -> None:
     _, lifecycle, conversation = await _setup(session)
     created = NOW - timedelta(days=14, minutes=1)
     waiting = await _schedule(session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, created)
@@ -147,7 +153,7 @@ async def test_dispatches_expire_after_14_days(session) -> None:
     assert fresh.expired_at is None
 
 
-async def test_a_question_the_chat_already_asked_is_not_asked_again(session) -> None:
+async def test_a_question_the_chat_already_asked_is_not_asked_again(session: AsyncSession) -> None:
     _, lifecycle, conversation = await _setup(session)
     scheduled = await _schedule(
         session, lifecycle, surveys.TRIGGER_SUBSCRIPTION_CANCELLED, NOW - timedelta(hours=2)
@@ -165,7 +171,9 @@ async def test_a_question_the_chat_already_asked_is_not_asked_again(session) -> 
     assert (scheduled.sent_at, scheduled.expired_at) == (None, NOW)
 
 
-async def test_anonymous_chats_and_other_conversations_get_nothing_twice(session) -> None:
+async def test_anonymous_chats_and_other_conversations_get_nothing_twice(
+    session: AsyncSession,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     await _schedule(session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(days=1))
     anonymous = Conversation(id="conv-anon")
@@ -179,7 +187,7 @@ async def test_anonymous_chats_and_other_conversations_get_nothing_twice(session
     assert await proactive.deliver(session, second_tab, fatigue_days=0, now=NOW) is None
 
 
-async def test_renewal_intro_names_the_period_that_ended(session) -> None:
+async def test_renewal_intro_names_the_period_that_ended(session: AsyncSession) -> None:
     owner = await factories.customer(session)
     subscription = await factories.subscription(session, owner)
     ended = Lifecycle(
@@ -200,7 +208,7 @@ async def test_renewal_intro_names_the_period_that_ended(session) -> None:
     )
 
 
-async def test_start_survey_turn_sets_the_survey_slots(session) -> None:
+async def test_start_survey_turn_sets_the_survey_slots(session: AsyncSession) -> None:
     _, lifecycle, _ = await _setup(session, OrderStatus.placed)
     dispatch = await _schedule(
         session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1)
@@ -225,7 +233,9 @@ async def test_start_survey_turn_sets_the_survey_slots(session) -> None:
     assert (nothing.messages, nothing.slots) == ([], {"next_step": "done"})
 
 
-async def test_discovery_answer_is_stored_on_customer_lifecycle_and_feedback(session) -> None:
+async def test_discovery_answer_is_stored_on_customer_lifecycle_and_feedback(
+    session: AsyncSession,
+) -> None:
     owner, lifecycle, conversation = await _setup(session, OrderStatus.placed)
     owner.acquisition_source = AcquisitionSource.search  # the shop's guess, from a campaign link
     await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
@@ -253,7 +263,7 @@ async def test_discovery_answer_is_stored_on_customer_lifecycle_and_feedback(ses
     assert offer.dispatch.answered_at is not None
 
 
-async def test_discovery_skip_declines_the_dispatch(session) -> None:
+async def test_discovery_skip_declines_the_dispatch(session: AsyncSession) -> None:
     _, lifecycle, conversation = await _setup(session, OrderStatus.placed)
     await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
     offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
@@ -267,7 +277,9 @@ async def test_discovery_skip_declines_the_dispatch(session) -> None:
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(session) -> None:
+async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(
+    session: AsyncSession,
+) -> None:
     """Tester tr23: "why do u need to know" got "Sorry, I didn't catch that" and used up
     the one retry."""
     _, lifecycle, conversation = await _setup(session, OrderStatus.placed)
@@ -299,7 +311,7 @@ def test_asks_for_the_survey(text: str, asks: bool) -> None:
     assert proactive.asks_for_the_survey(text) is asks
 
 
-async def test_a_survey_put_off_is_offered_again_when_asked_for(session) -> None:
+async def test_a_survey_put_off_is_offered_again_when_asked_for(session: AsyncSession) -> None:
     """Tester tq39: "ok you can ask your questions now" after "not now" got the out-of-scope
     text."""
     _, lifecycle, conversation = await _setup(session, OrderStatus.placed)
@@ -314,7 +326,7 @@ async def test_a_survey_put_off_is_offered_again_when_asked_for(session) -> None
     assert again.slots["survey_dispatch_id"] == float(offer.dispatch.id)
 
 
-async def test_response_stats_count_each_outcome(session) -> None:
+async def test_response_stats_count_each_outcome(session: AsyncSession) -> None:
     _, lifecycle, _ = await _setup(session)
     states = [
         {"sent_at": NOW, "answered_at": NOW},
@@ -370,7 +382,9 @@ def test_free_text_maps_to_an_acquisition_source(
 SECRET = "dev-widget-secret-change-me-in-production"
 
 
-async def _customer_with_survey(session_factory, status: str | None = "due") -> int:
+async def _customer_with_survey(
+    session_factory: async_sessionmaker[AsyncSession], status: str | None = "due"
+) -> int:
     """Customer C5001 (the identity token's) with a scheduled delivery survey."""
     async with session_factory() as db, db.begin():
         owner = Customer(external_id="C5001", email="ann@example.com", name="Ann Lee")
@@ -383,7 +397,9 @@ async def _customer_with_survey(session_factory, status: str | None = "due") -> 
         return owner.id
 
 
-async def _hello(client: TestClient, identity: str | None) -> tuple[Any, dict[str, Any]]:
+async def _hello(
+    client: TestClient[web.Request, web.Application], identity: str | None
+) -> tuple[Any, dict[str, Any]]:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": None, "identity": identity})
     frame = await ws.receive_json(timeout=5)
@@ -412,7 +428,9 @@ async def _frames_until_quiet(ws: Any) -> list[dict[str, Any]]:
 
 
 async def test_opening_the_chat_with_a_scheduled_survey_starts_it(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     await _customer_with_survey(session_factory)
 
@@ -444,7 +462,12 @@ async def test_opening_the_chat_with_a_scheduled_survey_starts_it(
     ],
     ids=["mid-form", "awaiting-yes-no", "paused"],
 )
-async def test_no_survey_in_the_middle_of_something(client, rasa, session_factory, state) -> None:
+async def test_no_survey_in_the_middle_of_something(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+    state,
+) -> None:
     await _customer_with_survey(session_factory)
     rasa[0].state.update(state)
 
@@ -456,7 +479,9 @@ async def test_no_survey_in_the_middle_of_something(client, rasa, session_factor
 
 
 async def test_no_survey_while_a_person_handles_the_chat_or_when_none_is_due(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     customer_id = await _customer_with_survey(session_factory, status=None)
     ws, _ = await _hello(client, issue_token(SECRET, "C5001"))
@@ -473,7 +498,9 @@ async def test_no_survey_while_a_person_handles_the_chat_or_when_none_is_due(
 
 
 async def test_a_survey_scheduled_while_connected_is_pushed_live(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     customer_id = await _customer_with_survey(session_factory, status=None)
     ws, _ = await _hello(client, issue_token(SECRET, "C5001"))
@@ -493,7 +520,9 @@ async def test_a_survey_scheduled_while_connected_is_pushed_live(
     assert await offer_to_customer(client.server.app, customer_id) is False  # offline now
 
 
-async def test_survey_demo_schedules_on_the_latest_order_or_subscription_period(session) -> None:
+async def test_survey_demo_schedules_on_the_latest_order_or_subscription_period(
+    session: AsyncSession,
+) -> None:
     owner, lifecycle, _ = await _setup(session)
     newer = await factories.order(session, owner, "A10024", OrderStatus.placed, placed_days_ago=1)
 
@@ -518,7 +547,9 @@ async def test_survey_demo_schedules_on_the_latest_order_or_subscription_period(
 
 
 async def test_a_live_offer_waits_for_the_customers_turn_to_finish(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     customer_id = await _customer_with_survey(session_factory, status=None)
     ws, _ = await _hello(client, issue_token(SECRET, "C5001"))
@@ -545,7 +576,9 @@ async def test_a_live_offer_waits_for_the_customers_turn_to_finish(
 
 
 async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     from bot.web.events_worker import drain
     from tests.test_api_events import post
@@ -588,7 +621,7 @@ async def test_a_shop_event_that_schedules_a_survey_offers_it_live(
 # --- consent first, re-offer, back-fill (issue #18) ------------------------------------------
 
 
-async def test_consent_yes_starts_the_survey_and_records_acceptance(session) -> None:
+async def test_consent_yes_starts_the_survey_and_records_acceptance(session: AsyncSession) -> None:
     _, lifecycle, conversation = await _setup(session)
     await _schedule(session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1))
     offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
@@ -608,7 +641,7 @@ END_AFTER_NOT_NOW = proactive.Moment(at_end=True, postponed_here=True)
 
 
 async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_declined(
-    session,
+    session: AsyncSession,
 ) -> None:
     _, lifecycle, conversation = await _setup(session)
     dispatch = await _schedule(
@@ -646,7 +679,9 @@ async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_decl
     assert await deliver(session, third, 7, later + timedelta(days=2), END) is None
 
 
-async def test_an_ignored_offer_is_made_again_before_you_go_and_twice_at_most(session) -> None:
+async def test_an_ignored_offer_is_made_again_before_you_go_and_twice_at_most(
+    session: AsyncSession,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     dispatch = await _schedule(
         session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=1)
@@ -667,13 +702,15 @@ async def test_an_ignored_offer_is_made_again_before_you_go_and_twice_at_most(se
     assert await proactive.deliver(session, later, 7, NOW + timedelta(days=1), END) is None
 
 
-async def test_thanks_with_no_survey_due_changes_nothing(session) -> None:
+async def test_thanks_with_no_survey_due_changes_nothing(session: AsyncSession) -> None:
     await _setup(session)
     turn = await proactive.before_you_go(session, Settings(), "conv-p", False, now=NOW)
     assert (turn.messages, turn.slots) == ([], {"next_step": "done"})
 
 
-async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_not(session) -> None:
+async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_not(
+    session: AsyncSession,
+) -> None:
     _, lifecycle, conversation = await _setup(session)
     first = await _schedule(
         session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, NOW - timedelta(hours=2)
@@ -690,7 +727,9 @@ async def test_a_survey_offered_counts_for_fatigue_but_one_only_scheduled_does_n
     assert await proactive.deliver(session, other, fatigue_days=7, now=later) is None
 
 
-async def test_a_year_of_back_filled_events_schedules_no_survey(session_factory) -> None:
+async def test_a_year_of_back_filled_events_schedules_no_survey(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     """A shop back-filling its order history through the webhook (docs/events.md): every
     event older than the survey expiry moves lifecycles but schedules nothing."""
     from tests.test_shop_events import order_event

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -176,7 +177,9 @@ async def test_an_anonymous_chat_has_no_customer(session_factory: Sessions) -> N
     assert said.startswith('"where is #') and said.count(",") == 1
 
 
-async def test_the_console_download(client: TestClient, session_factory: Sessions) -> None:
+async def test_the_console_download(
+    client: TestClient[web.Request, web.Application], session_factory: Sessions
+) -> None:
     flagged = await _seed(session_factory)
     await create_staff(session_factory)
     await sign_in(client, StaffRole.bot_trainer)

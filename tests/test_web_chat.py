@@ -8,9 +8,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
@@ -19,7 +22,9 @@ from bot.web.keys import HUB
 from tests.conftest import StubRasa
 
 
-async def _open(client: TestClient, token: str | None = None) -> tuple[Any, dict[str, Any]]:
+async def _open(
+    client: TestClient[web.Request, web.Application], token: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": token})
     return ws, await ws.receive_json(timeout=5)
@@ -48,7 +53,9 @@ async def _quiet_turn(ws: Any, text: str, quiet: float = 1.0) -> list[dict[str, 
             return frames
 
 
-async def test_chat_page_is_served_with_security_headers(client: TestClient) -> None:
+async def test_chat_page_is_served_with_security_headers(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     response = await client.get("/")
     assert response.status == 200
     # The page runs the widget, filling the page (one client of the chat protocol).
@@ -58,7 +65,9 @@ async def test_chat_page_is_served_with_security_headers(client: TestClient) -> 
 
 
 async def test_server_mints_session_and_relays_with_its_own_sender_id(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     ws, session = await _open(client)
     assert session["type"] == "session" and session["history"] == [] and len(session["token"]) >= 40
@@ -84,7 +93,9 @@ async def test_server_mints_session_and_relays_with_its_own_sender_id(
     await ws.close()
 
 
-async def test_token_resumes_conversation_with_history(client: TestClient) -> None:
+async def test_token_resumes_conversation_with_history(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     ws, session = await _open(client)
     await _turn(ws, "first")
     await ws.close()
@@ -104,7 +115,11 @@ async def test_token_resumes_conversation_with_history(client: TestClient) -> No
     ("text", "code"), [("   ", "empty_message"), ("x" * 10_000, "message_too_long")]
 )
 async def test_bad_messages_get_a_clear_error_and_nothing_is_stored(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any, text: str, code: str
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
+    text: str,
+    code: str,
 ) -> None:
     ws, _ = await _open(client)
     frames = await _turn(ws, text)
@@ -122,7 +137,9 @@ async def test_bad_messages_get_a_clear_error_and_nothing_is_stored(
 
 
 async def test_rasa_failure_gives_a_retry_message_and_is_recorded(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     rasa[0].fail = True
     ws, _ = await _open(client)
@@ -137,7 +154,7 @@ async def test_rasa_failure_gives_a_retry_message_and_is_recorded(
 
 
 async def test_rasa_timeout_gives_a_retry_message(
-    client: TestClient, rasa: tuple[StubRasa, str]
+    client: TestClient[web.Request, web.Application], rasa: tuple[StubRasa, str]
 ) -> None:
     # Regression: on Python 3.10 asyncio.TimeoutError is not the builtin TimeoutError.
     rasa[0].delay = 2.0
@@ -149,7 +166,10 @@ async def test_rasa_timeout_gives_a_retry_message(
 
 
 async def _chat_then_status(
-    client: TestClient, stub: StubRasa, session_factory: Any, status: str
+    client: TestClient[web.Request, web.Application],
+    stub: StubRasa,
+    session_factory: Any,
+    status: str,
 ) -> tuple[Any, str]:
     """A chat where the bot answered "hi", then moved to `status` behind the tab's back."""
     ws, _ = await _open(client)
@@ -162,7 +182,9 @@ async def _chat_then_status(
 
 
 async def test_bot_stays_silent_while_waiting_for_an_agent(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     ws, sender = await _chat_then_status(client, rasa[0], session_factory, "waiting_for_agent")
     rasa[0].pause(sender)  # every hand-over pauses Rasa's tracker
@@ -200,7 +222,7 @@ async def _unanswered(ws: Any, text: str) -> bool:
 
 
 async def _waiting_for_a_person(
-    client: TestClient, stub: StubRasa, session_factory: Any
+    client: TestClient[web.Request, web.Application], stub: StubRasa, session_factory: Any
 ) -> tuple[Any, str]:
     """A chat the bot handed to a person (escalated, Rasa paused) that nobody claimed yet."""
     from bot.domain import escalations as escalation_rules
@@ -221,7 +243,10 @@ async def _waiting_for_a_person(
     "text", ["talk to the bot", "never mind, I'll use the bot", "can i go back to the assistant"]
 )
 async def test_a_customer_waiting_for_a_person_goes_back_to_the_bot(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any, text: str
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
+    text: str,
 ) -> None:
     from bot.storage.models import Escalation, EscalationStatus
 
@@ -250,7 +275,10 @@ async def test_a_customer_waiting_for_a_person_goes_back_to_the_bot(
 
 @pytest.mark.parametrize("text", ["I don't want a bot, I want a human", "are you a bot?"])
 async def test_no_way_back_to_the_bot_without_asking_for_it(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any, text: str
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
+    text: str,
 ) -> None:
     ws, sender = await _waiting_for_a_person(client, rasa[0], session_factory)
 
@@ -265,7 +293,9 @@ async def test_no_way_back_to_the_bot_without_asking_for_it(
 
 
 async def test_the_way_back_is_not_offered_while_a_person_has_the_chat(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     ws, sender = await _chat_then_status(client, rasa[0], session_factory, "with_agent")
     rasa[0].pause(sender)
@@ -280,7 +310,9 @@ async def test_the_way_back_is_not_offered_while_a_person_has_the_chat(
 
 
 async def test_email_typed_while_the_bot_helps_with_a_queued_request_is_the_contact(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     """Nobody online: the request is queued and the bot keeps helping (issue #17); the email
     the bot asked for still reaches the team."""
@@ -312,7 +344,9 @@ async def test_email_typed_while_the_bot_helps_with_a_queued_request_is_the_cont
 
 
 async def test_bot_reply_to_a_tab_that_missed_an_unpaused_hand_over_is_shown(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     """Should Rasa answer anyway (an agent claimed the chat and its pause has not reached
     Rasa yet), what the bot did is shown, not hidden; the tab then stops asking the bot."""
@@ -331,7 +365,9 @@ async def test_bot_reply_to_a_tab_that_missed_an_unpaused_hand_over_is_shown(
 
 
 async def test_email_typed_while_waiting_becomes_the_contact_address(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     from bot.domain import escalations as escalation_rules
     from bot.storage.models import Escalation, EscalationReason
@@ -355,7 +391,7 @@ async def test_email_typed_while_waiting_becomes_the_contact_address(
     await ws.close()
 
 
-async def test_foreign_origin_is_refused(client: TestClient) -> None:
+async def test_foreign_origin_is_refused(client: TestClient[web.Request, web.Application]) -> None:
     response = await client.get(
         "/ws",
         headers={
@@ -370,13 +406,17 @@ async def test_foreign_origin_is_refused(client: TestClient) -> None:
     assert (await response.json())["error"]["code"] == "forbidden_origin"
 
 
-async def test_health_reports_database_and_rasa(client: TestClient) -> None:
+async def test_health_reports_database_and_rasa(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok", "rasa": "ready"}
 
 
-async def test_unknown_route_is_a_json_404(client: TestClient) -> None:
+async def test_unknown_route_is_a_json_404(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     response = await client.get("/nope")
     assert response.status == 404
     assert (await response.json())["error"]["code"] == "not_found"
@@ -388,7 +428,9 @@ SECRET = "dev-widget-secret-change-me-in-production"
 
 
 async def _open_as(
-    client: TestClient, token: str | None = None, identity: str | None = None
+    client: TestClient[web.Request, web.Application],
+    token: str | None = None,
+    identity: str | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Frames up to and including the session frame."""
     ws = await client.ws_connect("/ws")
@@ -403,7 +445,11 @@ async def _send(ws: Any, text: str, client_id: str | None) -> None:
     await ws.send_json({"type": "message", "text": text, "client_id": client_id})
 
 
-async def test_resent_client_id_is_stored_and_answered_once(client, rasa, session_factory) -> None:
+async def test_resent_client_id_is_stored_and_answered_once(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     ws, _ = await _open(client)
     await _send(ws, "where is my order", "c-1")
     first = await _turn_frames_until_bot(ws)
@@ -430,7 +476,9 @@ async def _turn_frames_until_bot(ws: Any) -> list[dict[str, Any]]:
             return frames
 
 
-async def test_second_tab_sees_the_customer_message_and_the_reply(client) -> None:
+async def test_second_tab_sees_the_customer_message_and_the_reply(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     tab1, session = await _open(client)
     tab2, resumed = await _open(client, session["token"])
     assert resumed["token"] == session["token"]
@@ -445,7 +493,9 @@ async def test_second_tab_sees_the_customer_message_and_the_reply(client) -> Non
     await tab2.close()
 
 
-async def test_push_reaches_live_tabs_and_waits_in_history_for_offline_ones(client) -> None:
+async def test_push_reaches_live_tabs_and_waits_in_history_for_offline_ones(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     ws, session = await _open(client)
     await _turn(ws, "hello")
     conversation_id = client.app[HUB]._sockets and next(iter(client.app[HUB]._sockets))
@@ -466,7 +516,9 @@ async def test_push_reaches_live_tabs_and_waits_in_history_for_offline_ones(clie
     await ws2.close()
 
 
-async def test_rate_limit_gives_a_clear_message(engine, settings, rasa) -> None:
+async def test_rate_limit_gives_a_clear_message(
+    engine: AsyncEngine, settings: Settings, rasa: tuple[StubRasa, str]
+) -> None:
     app = create_app(
         replace(settings, rasa_url=rasa[1], rate_limit_messages=2, rate_window_seconds=60)
     )
@@ -491,7 +543,9 @@ async def test_rate_limit_gives_a_clear_message(engine, settings, rasa) -> None:
 
 
 async def test_valid_identity_token_identifies_the_customer_and_tells_rasa(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     token = issue_token(SECRET, "C5001", email="ann@example.com", name="Ann Lee")
     ws, frames = await _open_as(client, identity=token)
@@ -533,7 +587,10 @@ async def test_valid_identity_token_identifies_the_customer_and_tells_rasa(
     ids=["expired", "forged", "garbage"],
 )
 async def test_bad_identity_token_is_refused_and_visitor_stays_anonymous(
-    client, rasa, make_token, message_start
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    make_token,
+    message_start,
 ) -> None:
     ws, frames = await _open_as(client, identity=make_token())
     assert frames[0]["type"] == "error" and frames[0]["error"]["code"] == "identity_refused"
@@ -544,7 +601,9 @@ async def test_bad_identity_token_is_refused_and_visitor_stays_anonymous(
     await ws.close()
 
 
-async def test_another_customers_conversation_token_is_not_resumed(client) -> None:
+async def test_another_customers_conversation_token_is_not_resumed(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     ws, frames = await _open_as(client, identity=issue_token(SECRET, "C5001"))
     await _turn(ws, "my private question")
     await ws.close()
@@ -562,7 +621,9 @@ async def test_another_customers_conversation_token_is_not_resumed(client) -> No
 
 
 async def test_quick_reply_title_is_shown_in_the_transcript_and_the_payload_goes_to_the_bot(
-    client, rasa, session_factory
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     ws, _ = await _open(client)
     await ws.send_json(
@@ -585,7 +646,7 @@ async def test_quick_reply_title_is_shown_in_the_transcript_and_the_payload_goes
 
 
 async def test_a_bot_turn_costs_two_writes_and_one_read_and_the_bot_is_asked_before_commit(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    client: TestClient[web.Request, web.Application], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot path (docs/decisions.md, chat widget): the message's INSERT, the bot asked
     right after it (while the transaction commits), one INSERT for all replies, and one
@@ -651,7 +712,9 @@ async def _handled(ws: Any) -> list[dict[str, Any]]:
 
 
 async def test_a_message_whose_commit_fails_after_the_bot_was_asked_shows_no_answer(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     """The bot is asked before the customer's message commits: when that commit fails,
     the customer is asked to try again and no reply of the bot is stored or shown."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -25,7 +26,9 @@ async def _conversation(session_factory: Any) -> Conversation:
 
 
 async def test_a_spanish_message_triggers_the_language_intent_and_is_never_sent_as_text(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     ws, _ = await _open(client)
 
@@ -48,7 +51,9 @@ async def test_a_spanish_message_triggers_the_language_intent_and_is_never_sent_
 
 
 async def test_short_or_english_messages_go_to_the_nlu_as_before(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     ws, _ = await _open(client)
 
@@ -65,7 +70,9 @@ async def test_short_or_english_messages_go_to_the_nlu_as_before(
 
 
 async def test_in_a_form_the_text_is_an_answer_but_the_language_is_still_tagged(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     stub = rasa[0]
     stub.state = {
@@ -83,7 +90,7 @@ async def test_in_a_form_the_text_is_an_answer_but_the_language_is_still_tagged(
 
 
 async def test_a_quick_reply_payload_is_never_redirected(
-    client: TestClient, rasa: tuple[StubRasa, str]
+    client: TestClient[web.Request, web.Application], rasa: tuple[StubRasa, str]
 ) -> None:
     ws, _ = await _open(client)
     # The stub offers a button titled "Yes" with payload "yes"; a payload goes as it is.
@@ -98,7 +105,9 @@ async def test_a_quick_reply_payload_is_never_redirected(
 
 
 async def test_the_console_shows_the_conversation_language(
-    client: TestClient, rasa: tuple[StubRasa, str], session_factory: Any
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: Any,
 ) -> None:
     await _setup(session_factory)
     ws, _ = await _open(client)
