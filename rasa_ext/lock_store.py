@@ -1,0 +1,140 @@
+"""A Redis lock store that waits milliseconds, not a second, and updates locks atomically.
+
+Rasa 3.6's `LockStore.lock` polls a taken conversation lock every `wait_time_in_seconds=1`
+(and every caller uses that default), so a message arriving while the same conversation's
+previous turn runs waits a whole second. Its `RedisLockStore` also updates a lock with a
+plain GET then SET: two workers issuing a ticket at the same moment can both read the same
+lock and one ticket is lost (or two get the same number), and a cleanup can delete a lock
+another worker has just joined (that worker then fails with "Could not acquire lock").
+
+`FastRedisLockStore` (endpoints.prod.yml, `lock_store.type`) keeps Rasa's ticket lock and
+key layout, but
+
+* polls a taken lock every few milliseconds (`poll_seconds`, doubling up to
+  `max_poll_seconds`), so the next turn starts within milliseconds of the previous one's
+  end (tests/test_lock_store.py);
+* makes every change of a lock (issue a ticket, finish serving, delete when nobody waits,
+  drop expired tickets) one optimistic Redis transaction (WATCH/MULTI/EXEC, retried when
+  another worker changed the lock in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 0.002
+DEFAULT_MAX_POLL_SECONDS = 0.02
+# Expired tickets are ignored by every reader; they are removed from Redis this often.
+EXPIRED_CLEANUP_SECONDS = 1.0
+
+
+class FastRedisLockStore(RedisLockStore):
+    def __init__(
+        self,
+        endpoint_config: EndpointConfig | None = None,
+        poll_seconds: float | str = DEFAULT_POLL_SECONDS,
+        max_poll_seconds: float | str = DEFAULT_MAX_POLL_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        if endpoint_config is not None:  # how Rasa builds a lock store named by its class
+            settings = dict(endpoint_config.kwargs)
+            poll_seconds = settings.pop("poll_seconds", poll_seconds)
+            max_poll_seconds = settings.pop("max_poll_seconds", max_poll_seconds)
+            kwargs = {"host": endpoint_config.url or "localhost", **settings, **kwargs}
+        super().__init__(**kwargs)
+        self.poll_seconds = float(poll_seconds)
+        self.max_poll_seconds = float(max_poll_seconds)
+
+    def _modify(
+        self, conversation_id: str, change: Callable[[TicketLock | None], TicketLock | None]
+    ) -> TicketLock | None:
+        """Apply `change` to the stored lock in one transaction; it returns the lock to
+        store, or None to delete it."""
+        key = self.key_prefix + conversation_id
+
+        def transaction(pipe: Any) -> TicketLock | None:
+            serialised = pipe.get(key)
+            current = TicketLock.from_dict(_loads(serialised)) if serialised else None
+            changed = change(current)
+            pipe.multi()
+            if changed is None:
+                pipe.delete(key)
+            else:
+                pipe.set(key, changed.dumps())
+            return changed
+
+        result: TicketLock | None = self.red.transaction(transaction, key, value_from_callable=True)
+        return result
+
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        tickets: list[int] = []
+
+        def issue(lock: TicketLock | None) -> TicketLock:
+            lock = lock or self.create_lock(conversation_id)
+            tickets.append(lock.issue_ticket(lock_lifetime))
+            return lock
+
+        try:
+            self._modify(conversation_id, issue)
+        except Exception as error:
+            raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
+        return tickets[-1]  # the last attempt is the one that was stored
+
+    def update_lock(self, conversation_id: str) -> None:
+        def drop_expired(lock: TicketLock | None) -> TicketLock | None:
+            if lock is None:
+                return None
+            lock.remove_expired_tickets()
+            return lock
+
+        self._modify(conversation_id, drop_expired)
+
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
+        self.cleanup(conversation_id, ticket_number)
+
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
+        """Remove the ticket; delete the lock when nobody else waits (one transaction)."""
+
+        def finish(lock: TicketLock | None) -> TicketLock | None:
+            if lock is None:
+                return None
+            lock.remove_ticket_for(ticket_number)
+            return lock if lock.is_someone_waiting() else None
+
+        self._modify(conversation_id, finish)
+
+    async def _acquire_lock(
+        self, conversation_id: str, ticket: int, wait_time_in_seconds: float
+    ) -> TicketLock:
+        """As Rasa's, polling every few milliseconds (`wait_time_in_seconds` is ignored:
+        every caller in Rasa passes the default of one second)."""
+        delay = self.poll_seconds
+        cleaned = time.monotonic()
+        while True:
+            lock = self.get_lock(conversation_id)
+            if not lock:  # expired and removed
+                break
+            if not lock.is_locked(ticket):
+                return lock
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_poll_seconds)
+            if time.monotonic() - cleaned >= EXPIRED_CLEANUP_SECONDS:
+                self.update_lock(conversation_id)
+                cleaned = time.monotonic()
+        raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+
+
+def _loads(serialised: bytes | str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(serialised)
+    return loaded
