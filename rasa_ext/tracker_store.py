@@ -226,7 +226,8 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             logger.info("erased the stored events of one conversation")
             return
         kept = self._kept.get(sender_id)
-        if kept is not None and kept.tracker is tracker:
+        lent = kept is not None and kept.tracker is tracker
+        if kept is not None and lent:
             stored = kept.stored
         else:  # a tracker this store did not lend (e.g. replaced through the API)
             stored = await asyncio.to_thread(self._count_stored, sender_id)
@@ -236,9 +237,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None:
             await self._stream_new_events(self.event_broker, new_events, sender_id)
         max_id = await asyncio.to_thread(self._insert, sender_id, new_events)
-        # A new session changes which stored events `retrieve` returns (by the timestamp of
-        # the latest SessionStarted); let the next retrieve read it rather than guess.
-        if not any(isinstance(event, SessionStarted) for event in new_events):
+        # Keep it only when the stored session is now exactly this tracker's events: it
+        # extends what was stored (lent by this store, or nothing was stored), and no new
+        # session began (which changes what `retrieve` returns, by the latest
+        # SessionStarted's timestamp). A replace through the API (`PUT .../events`) with
+        # other events only appends past the stored count, as in Rasa: read it next time.
+        if (lent or stored == 0) and not any(
+            isinstance(event, SessionStarted) for event in new_events
+        ):
             self._keep(sender_id, _Kept(tracker, len(tracker.events), max_id, lent=False))
         logger.debug("tracker %s: %d new events stored", sender_id, len(new_events))
 
