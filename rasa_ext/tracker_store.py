@@ -266,4 +266,4 @@ def _strict_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStor
 
 
 # Rasa imports this module (to find the class above) before it builds the Agent.
-Agent._create_tracker_store = staticmethod(_strict_fail_safe)  # type: ignore[method-assign,assignment]
+Agent._create_tracker_store = staticmethod(_strict_fail_safe)
