@@ -5,7 +5,8 @@ computed from the raw rows (issue #25 item 4)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -63,6 +64,50 @@ async def _assert_exact(factory: Factory) -> None:
             summary = await loyalty.overview(db, query)
             rows = await loyalty.overview(db, query, from_rows=True)
             assert summary.as_json() == rows.as_json()
+        await _assert_scan_columns(db)
+
+
+def _band(n: int, total: int, bounds: tuple[tuple[int, int], ...], below: int) -> int:
+    """Index of the band of the mean total / n (3: no answer), compared as a fraction."""
+    if n == 0:
+        return 3
+    mean = Fraction(total, n)
+    return next((band for bound, band in bounds if mean >= bound), below)
+
+
+async def _assert_scan_columns(db: AsyncSession) -> None:
+    """The generated columns of migration 0033 (bands, support, gap to the next purchase)
+    equal the same figures computed here from the raw rows' values, in Python."""
+    state = rollup_loyalty.state_select("TRUE")
+    fresh = (
+        await db.execute(
+            text(
+                "SELECT lifecycle_id, csat_n, csat_sum, nps_n, nps_sum, escalated, stage, "
+                f"opened_at, next_opened_at FROM ({state}) AS s"
+            )
+        )
+    ).all()
+    expected = {}
+    for row in fresh:
+        csat = 2 if row.csat_n and Fraction(row.csat_sum, row.csat_n) <= 2 else 1
+        gap = None
+        if row.next_opened_at is not None:
+            micros = (row.next_opened_at - row.opened_at) // timedelta(microseconds=1)
+            gap = -(-micros // (86_400 * 10**6))  # whole days, rounded up
+        expected[row.lifecycle_id] = (
+            _band(row.csat_n, row.csat_sum, ((4, 0),), csat),
+            _band(row.nps_n, row.nps_sum, ((9, 0), (7, 1)), 2),
+            2 if row.escalated else 1 if row.stage == Stage.support.value else 0,
+            gap,
+        )
+    kept = (
+        await db.execute(
+            text(
+                "SELECT lifecycle_id, csat_band, nps_band, support, gap_days FROM lifecycle_loyalty"
+            )
+        )
+    ).all()
+    assert {r[0]: tuple(r[1:]) for r in kept} == expected
 
 
 async def _order(db: AsyncSession, customer: int, opened: str) -> Order:
@@ -262,3 +307,32 @@ async def test_concurrent_purchases_of_one_customer(session_factory: Factory, id
         await waiting
         await second.commit()
     await _assert_exact(session_factory)
+
+
+async def test_gap_days_at_the_window_boundary(session_factory: Factory, ids: Any) -> None:
+    """A next purchase 90 days and 1 µs later is 91 days away (not returned within 90
+    days, returned within 91), one exactly 90 days later (J) is 90 days away: the stored
+    gap equals the raw rows' comparison to the microsecond."""
+    async with session_factory() as db, db.begin():
+        first = await _lifecycle(db, ids["G"], "2026-01-05T10:00:00")
+        await _lifecycle(db, ids["G"], "2026-04-05T10:00:00.000001")
+    await _assert_exact(session_factory)
+    async with session_factory() as db:
+        gap = "SELECT gap_days FROM lifecycle_loyalty WHERE lifecycle_id = :id"
+        assert await db.scalar(text(gap), {"id": first.id}) == 91
+        j_first = await db.scalar(
+            select(Lifecycle.id).where(Lifecycle.customer_id == ids["J"]).order_by(Lifecycle.opened_at)
+        )  # fmt: skip
+        assert await db.scalar(text(gap), {"id": j_first}) == 90
+        for window, returned in ((90, 0), (91, 1)):
+            query = loyalty.LoyaltyQuery(
+                DateRange(date(2026, 1, 5), date(2026, 1, 5)), AS_OF, window
+            )
+            summary = await loyalty.overview(db, query)
+            assert (
+                summary.as_json() == (await loyalty.overview(db, query, from_rows=True)).as_json()
+            )
+            assert (summary.returns.overall.lifecycles, summary.returns.overall.returned) == (
+                1,
+                returned,
+            )

@@ -157,10 +157,15 @@ def purchases(date_range: DateRange) -> Subquery:
 
 
 def _returned(p: Subquery, window_days: int, dialect: str) -> ColumnElement[bool]:
-    return and_(
-        p.c.next_opened_at.is_not(None),
-        seconds_between(p.c.opened_at, p.c.next_opened_at, dialect) <= window_days * 86400,
-    )
+    if dialect == "postgresql":
+        # Exact to the microsecond, as the summary's gap_days (a timestamptz difference
+        # counts days as 24 h, as epoch seconds do; the whole seconds below rounded).
+        within: ColumnElement[bool] = (p.c.next_opened_at - p.c.opened_at) <= timedelta(
+            days=window_days
+        )
+    else:
+        within = seconds_between(p.c.opened_at, p.c.next_opened_at, dialect) <= window_days * 86400
+    return and_(p.c.next_opened_at.is_not(None), within)
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -535,42 +540,28 @@ def summary_statement(query: LoyaltyQuery) -> Select[Any]:
     the repeat rate and lifecycles per customer add up over the groups."""
     s = LifecycleLoyalty
     start, end = query.range.start_utc, query.range.end_utc
-    # Exact interval comparison: a timestamptz difference counts days as 24 h, as the
-    # epoch seconds of `seconds_between` do.
-    returned = and_(
-        s.next_opened_at.is_not(None),
-        (s.next_opened_at - s.opened_at) <= timedelta(days=query.window_days),
-    )
-    mature = s.opened_at <= query.cutoff
+    # Plain columns (migration 0033): the bands and the support level are stored, and the
+    # gap to the next purchase in whole days rounded up, so that "opened at most W days
+    # later" (days of 24 h) is gap_days <= W.
+    returned = s.gap_days <= query.window_days
     first_purchase = s.seq == 1
     # The customer's first purchase lifecycle inside the range; from it, the 2nd, 3rd and
     # 4th next tell how many of their purchases the range holds (1, 2, 3, 4+).
     first_in_range = or_(s.prev_opened_at.is_(None), s.prev_opened_at < start)
-    csat = case(
-        (s.csat_n == 0, 3),
-        (s.csat_sum >= 4 * s.csat_n, 0),
-        (s.csat_sum <= 2 * s.csat_n, 2),
-        else_=1,
-    )
-    nps = case(
-        (s.nps_n == 0, 3), (s.nps_sum >= 9 * s.nps_n, 0), (s.nps_sum >= 7 * s.nps_n, 1), else_=2
-    )
-    support = case((s.escalated, 2), (s.stage == Stage.support.value, 1), else_=0)
     pending = case((s.opened_at > query.cutoff, 1), else_=0)
-    keys = (csat, nps, support, s.source, pending)
+    keys = (s.csat_band, s.nps_band, s.support, s.source, pending)
     statement: Select[Any] = (
         select(
             *keys,
             func.count(),
-            _count_if(returned),
-            _count_if(and_(first_purchase, mature)),
-            _count_if(and_(first_purchase, mature, returned)),
-            _count_if(and_(first_purchase, s.opened_at > query.cutoff)),
-            _count_if(first_in_range),
-            _count_if(and_(first_in_range, first_purchase)),
-            _count_if(and_(first_in_range, s.next_opened_at < end)),
-            _count_if(and_(first_in_range, s.next2_opened_at < end)),
-            _count_if(and_(first_in_range, s.next3_opened_at < end)),
+            # FILTER: ~3x faster than SUM(CASE ...) over 350 000 rows (docs/benchmarks.md).
+            func.count().filter(returned),
+            func.count().filter(first_purchase),
+            func.count().filter(and_(first_purchase, returned)),
+            func.count().filter(first_in_range),
+            func.count().filter(and_(first_in_range, s.next_opened_at < end)),
+            func.count().filter(and_(first_in_range, s.next2_opened_at < end)),
+            func.count().filter(and_(first_in_range, s.next3_opened_at < end)),
         )
         .where(s.purchase, s.opened_at >= start, s.opened_at < end)
         .group_by(*keys)
@@ -582,7 +573,7 @@ async def _summary_figures(
     session: AsyncSession, query: LoyaltyQuery
 ) -> tuple[RepeatRate, LifecyclesPerCustomer, ReturnRates]:
     # Planner settings for this one statement (EXPLAIN ANALYZE, 2 years of 350 000
-    # lifecycles): it cannot estimate the few groups of the CASE keys (~200 of them), so it
+    # lifecycles): it cannot estimate the few groups of the keys (~200 of them), so it
     # sorted every row to disk instead of hashing; and JIT compiling took ~650 ms of a
     # statement that runs in less. Both back to the session's defaults right after (an
     # error rolls the transaction back, and SET LOCAL with it).
@@ -592,15 +583,16 @@ async def _summary_figures(
     await session.execute(text("SET LOCAL jit = DEFAULT"))
     await session.execute(text("SET LOCAL enable_sort = DEFAULT"))
 
-    def total(position: int) -> int:
-        return sum(int(r[position] or 0) for r in rows)
+    def total(position: int, pending: int | None = None) -> int:
+        return sum(int(r[position] or 0) for r in rows if pending is None or r[4] == pending)
 
-    repeat = RepeatRate(total(7), total(8), total(9))
-    at_least = [total(10), total(12), total(13), total(14)]  # customers with >= 1..4
+    # Repeat rate: first purchases old enough to judge (not pending), and the pending ones.
+    repeat = RepeatRate(total(7, 0), total(8, 0), total(7, 1))
+    at_least = [total(9), total(10), total(11), total(12)]  # customers with >= 1..4
     lifecycles = LifecyclesPerCustomer(
         customers=at_least[0],
         lifecycles=total(5),
-        new_customers=total(11),
+        new_customers=total(7),  # a first purchase is the first in any range
         distribution=[
             ("1", at_least[0] - at_least[1]),
             ("2", at_least[1] - at_least[2]),

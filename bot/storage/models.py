@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Computed,
     Date,
     DateTime,
     Dialect,
@@ -20,13 +21,16 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -977,6 +981,54 @@ class JourneyLink(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# lifecycle_loyalty's generated columns (migration 0033 carries the same text). Bands as
+# small integers, indexes into bot.domain.loyalty's CSAT_BANDS / NPS_BANDS / SUPPORT_BANDS;
+# the integer sums compare exactly (mean >= 4 <=> sum >= 4 n).
+LOYALTY_CSAT_BAND = (
+    "CASE WHEN csat_n = 0 THEN 3 WHEN csat_sum >= 4 * csat_n THEN 0 "
+    "WHEN csat_sum <= 2 * csat_n THEN 2 ELSE 1 END"
+)
+LOYALTY_NPS_BAND = (
+    "CASE WHEN nps_n = 0 THEN 3 WHEN nps_sum >= 9 * nps_n THEN 0 "
+    "WHEN nps_sum >= 7 * nps_n THEN 1 ELSE 2 END"
+)
+LOYALTY_SUPPORT = "CASE WHEN escalated THEN 2 WHEN stage = 'support' THEN 1 ELSE 0 END"
+LOYALTY_SCAN_COLUMNS = (
+    "csat_band", "nps_band", "support", "source", "seq", "gap_days", "prev_opened_at",
+    "next_opened_at", "next2_opened_at", "next3_opened_at",
+)  # fmt: skip
+
+
+class LoyaltyGapDays(FunctionElement[int]):
+    """Days from a lifecycle to the customer's next purchase, rounded up: the next one opened
+    at most W days later (W whole days of 24 h) <=> gap_days <= W. Exact on PostgreSQL
+    (numeric epoch of the interval, microseconds included); whole seconds on SQLite (the
+    summary is filled on PostgreSQL only)."""
+
+    type = Integer()
+    name = "loyalty_gap_days"
+    inherit_cache = True
+
+
+LOYALTY_GAP_DAYS_POSTGRESQL = (
+    "CAST(ceil(EXTRACT(epoch FROM next_opened_at - opened_at) / 86400) AS integer)"
+)
+LOYALTY_GAP_DAYS_SQLITE = (
+    "(CAST(strftime('%s', next_opened_at) AS INTEGER) "
+    "- CAST(strftime('%s', opened_at) AS INTEGER) + 86399) / 86400"
+)
+
+
+@compiles(LoyaltyGapDays)
+def _gap_days_postgresql(_element: LoyaltyGapDays, _compiler: Any, **_kw: Any) -> str:
+    return LOYALTY_GAP_DAYS_POSTGRESQL
+
+
+@compiles(LoyaltyGapDays, "sqlite")
+def _gap_days_sqlite(_element: LoyaltyGapDays, _compiler: Any, **_kw: Any) -> str:
+    return LOYALTY_GAP_DAYS_SQLITE
+
+
 class LifecycleLoyalty(Base):
     """Loyalty summary, one row per lifecycle (migration 0026, filled on PostgreSQL only, by
     the triggers of bot/storage/rollup_loyalty.py): its place among the customer's purchase
@@ -987,6 +1039,7 @@ class LifecycleLoyalty(Base):
         Index(
             "ix_lifecycle_loyalty_opened",
             "opened_at",
+            postgresql_include=list(LOYALTY_SCAN_COLUMNS),
             postgresql_where=text("purchase"),
             sqlite_where=text("purchase"),
         ),
@@ -1019,6 +1072,16 @@ class LifecycleLoyalty(Base):
     csat_sum: Mapped[int] = mapped_column(Integer, default=0)
     nps_n: Mapped[int] = mapped_column(Integer, default=0)
     nps_sum: Mapped[int] = mapped_column(Integer, default=0)
+    # Migration 0033: stored (generated) columns, so that the overview groups and compares
+    # plain columns (the covering index above holds them: an index-only scan).
+    csat_band: Mapped[int] = mapped_column(
+        SmallInteger, Computed(LOYALTY_CSAT_BAND, persisted=True)
+    )
+    nps_band: Mapped[int] = mapped_column(SmallInteger, Computed(LOYALTY_NPS_BAND, persisted=True))
+    support: Mapped[int] = mapped_column(SmallInteger, Computed(LOYALTY_SUPPORT, persisted=True))
+    gap_days: Mapped[int | None] = mapped_column(
+        Integer, Computed(LoyaltyGapDays(), persisted=True)
+    )
 
 
 class ReviewStatus(str, enum.Enum):
