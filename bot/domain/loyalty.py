@@ -548,7 +548,9 @@ def summary_statement(query: LoyaltyQuery) -> Select[Any]:
     # The customer's first purchase lifecycle inside the range; from it, the 2nd, 3rd and
     # 4th next tell how many of their purchases the range holds (1, 2, 3, 4+).
     first_in_range = or_(s.prev_opened_at.is_(None), s.prev_opened_at < start)
-    pending = case((s.opened_at > query.cutoff, 1), else_=0)
+    # A plain comparison, not a CASE: the planner estimates its two values (with a CASE it
+    # expected one group per row and aggregated in one process, without parallel workers).
+    pending = s.opened_at > query.cutoff
     keys = (s.csat_band, s.nps_band, s.support, s.source, pending)
     statement: Select[Any] = (
         select(
@@ -583,11 +585,11 @@ async def _summary_figures(
     await session.execute(text("SET LOCAL jit = DEFAULT"))
     await session.execute(text("SET LOCAL enable_sort = DEFAULT"))
 
-    def total(position: int, pending: int | None = None) -> int:
+    def total(position: int, pending: bool | None = None) -> int:
         return sum(int(r[position] or 0) for r in rows if pending is None or r[4] == pending)
 
     # Repeat rate: first purchases old enough to judge (not pending), and the pending ones.
-    repeat = RepeatRate(total(7, 0), total(8, 0), total(7, 1))
+    repeat = RepeatRate(total(7, False), total(8, False), total(7, True))
     at_least = [total(9), total(10), total(11), total(12)]  # customers with >= 1..4
     lifecycles = LifecyclesPerCustomer(
         customers=at_least[0],
