@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 export ACTION_SERVER_URL ?= http://127.0.0.1:5055/webhook
 
 .PHONY: help run test setup check-python train migrate demo lint format typecheck bandit audit pytest \
-        validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock clean \
+        validate story-test e2e browser-deps bench bench-nlu bench-chat bench-handoff lock lock-app lock-rasa clean \
         run-prod fault bench-prod bench-events bench-dashboard checks nginx
 
 help:
@@ -36,10 +36,12 @@ $(RASA_VENV)/.installed: requirements/rasa.txt | check-python
 	$(RASA_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/rasa.txt
 	@touch $@
 
-$(APP_VENV)/.installed: requirements/app.txt | check-python
+# The app venv gets the runtime packages and the development tools (dev.txt includes
+# app.txt); the production image installs app.txt alone.
+$(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt | check-python
 	@test -x $(APP_VENV)/bin/python || $(PYTHON310) -m venv $(APP_VENV)
 	$(APP_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip==24.2
-	$(APP_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/app.txt
+	$(APP_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt
 	@touch $@
 
 # The two environments are installed side by side (pip is mostly unpacking, one core each).
@@ -98,7 +100,7 @@ typecheck: $(APP_VENV)/.installed
 	$(APP_VENV)/bin/mypy
 
 # Security (docs/security.md): bandit fails on high-severity, high-confidence findings;
-# `audit` adds pip-audit on both lock files, which needs PyPI's per-version JSON API and
+# `audit` adds pip-audit on the three lock files, which needs PyPI's per-version JSON API and
 # exits 2 saying so when it cannot read it (so it is not part of `make test`).
 bandit: $(APP_VENV)/.installed
 	$(PY) -m tools.security_audit bandit
@@ -174,10 +176,37 @@ bench-dashboard: setup
 bench-knowledge: setup
 	$(PY) -m bench.knowledge
 
+# Rebuilds the three lock files from their .in files in throw-away venvs (needs the package
+# index): app.txt (runtime, the production image), dev.txt (the development tools, resolved
+# with app.txt as constraints so that both hold the same runtime versions; it includes
+# app.txt) and rasa.txt. `make lock LOCK_DIR=/tmp/lock` writes them elsewhere, to compare.
+LOCK_DIR ?= requirements
+LOCK_VENV ?= /tmp/lock-venv-$(shell id -u)
+LOCK_PIP = --disable-pip-version-check -q
 lock: check-python
-	rm -rf /tmp/lock-venv && $(PYTHON310) -m venv /tmp/lock-venv
-	/tmp/lock-venv/bin/pip install -q -r requirements/app.in && \
-	  (echo "# Lock file of the app environment: make lock regenerates it from app.in"; /tmp/lock-venv/bin/pip freeze) > requirements/app.txt
+	@$(MAKE) --no-print-directory -j2 lock-app lock-rasa
+
+lock-app: check-python
+	@mkdir -p $(LOCK_DIR)
+	rm -rf $(LOCK_VENV)-app && $(PYTHON310) -m venv $(LOCK_VENV)-app
+	$(LOCK_VENV)-app/bin/pip install $(LOCK_PIP) --upgrade pip==24.2
+	$(LOCK_VENV)-app/bin/pip install $(LOCK_PIP) -r requirements/app.in
+	{ echo "# Lock file of the runtime packages (deploy/Dockerfile.app installs only these): make lock regenerates it from app.in"; \
+	  $(LOCK_VENV)-app/bin/pip freeze; } > $(LOCK_VENV)-app/app.txt
+	$(LOCK_VENV)-app/bin/pip install $(LOCK_PIP) -r requirements/dev.in -c $(LOCK_VENV)-app/app.txt
+	{ echo "# Lock file of the development tools on top of app.txt: make lock regenerates it from dev.in"; \
+	  echo "-r app.txt"; $(LOCK_VENV)-app/bin/pip freeze | grep -vxFf $(LOCK_VENV)-app/app.txt; } > $(LOCK_DIR)/dev.txt
+	cp $(LOCK_VENV)-app/app.txt $(LOCK_DIR)/app.txt
+	rm -rf $(LOCK_VENV)-app
+
+lock-rasa: check-python
+	@mkdir -p $(LOCK_DIR)
+	rm -rf $(LOCK_VENV)-rasa && $(PYTHON310) -m venv $(LOCK_VENV)-rasa
+	$(LOCK_VENV)-rasa/bin/pip install $(LOCK_PIP) --upgrade pip==24.2
+	$(LOCK_VENV)-rasa/bin/pip install $(LOCK_PIP) -r requirements/rasa.in
+	{ echo "# Lock file of the rasa environment: make lock regenerates it from rasa.in"; \
+	  $(LOCK_VENV)-rasa/bin/pip freeze; } > $(LOCK_DIR)/rasa.txt
+	rm -rf $(LOCK_VENV)-rasa
 
 clean:
 	rm -rf var/results var/log .pytest_cache .mypy_cache .ruff_cache

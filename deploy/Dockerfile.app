@@ -5,6 +5,7 @@
 FROM python:3.10-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app
 WORKDIR /app
+# The runtime packages only: the development tools (tests, lint, types) are in dev.txt.
 COPY requirements/app.txt requirements/app.txt
 RUN pip install --no-cache-dir -r requirements/app.txt
 COPY bot bot

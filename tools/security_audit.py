@@ -1,10 +1,10 @@
 """Security checks of the code and the dependencies (`make bandit`, `make audit`).
 
     python -m tools.security_audit bandit      # bandit on bot/ and actions/
-    python -m tools.security_audit pip-audit   # pip-audit on both lock files
+    python -m tools.security_audit pip-audit   # pip-audit on the three lock files
 
 bandit fails on findings of high severity and high confidence. pip-audit looks up every
-pinned package of requirements/app.txt and requirements/rasa.txt in PyPI's vulnerability
+pinned package of requirements/app.txt, dev.txt and rasa.txt in PyPI's vulnerability
 data (`/pypi/<name>/<version>/json`); it fails on a known vulnerability, and it also fails
 - saying so - when that data could not be read (pip-audit itself then reports "No known
 vulnerabilities found" and exits 0, which would be a silent pass).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-LOCK_FILES = ("requirements/app.txt", "requirements/rasa.txt")
+LOCK_FILES = ("requirements/app.txt", "requirements/dev.txt", "requirements/rasa.txt")
 CODE = ("bot", "actions")
 NOT_AUDITED = "could not be audited"
 
