@@ -602,3 +602,72 @@ async def test_two_questions_in_one_message_are_answered_each(session: AsyncSess
     ]
     assert reply.slots == {"knowledge_focus": "article:delivery-times article:shipping-costs"}
     assert later.result.best is not None and later.result.best.item.ref == "shipping-costs"
+
+
+# --- 2026-12-07 round: field cues, compounds, titles by synonym, names first -------------------
+
+
+def test_compounds_are_read_as_one_word_on_both_sides() -> None:
+    assert knowledge.words("Organic Cotton T-Shirt") == ["organic", "cotton", "tshirt"]
+    assert knowledge.words("is the t shirt see-through") == ["tshirt", "seethrough"]
+    assert knowledge.words("can it be made to measure") == ["madetomeasure"]
+    about = knowledge.aboutness_words()
+    assert knowledge.stem_word("acrylic") in about.field_cues["materials"]
+    assert knowledge.is_cue("acrylic", frozenset({"acryl"}), "materials")
+    assert not knowledge.is_cue("acrylic", frozenset({"acryl"}), "care")
+    assert knowledge.is_cue("dryer", frozenset(), "care")  # FIELD_CUES in the code
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "kind"),
+    [
+        # 'acrylic' is a materials cue (aboutness.yml field_cues): the field is quoted
+        ("herringbone throw wool or acrylic", "HOM-0224", "materials"),
+        # 'shirt' no longer names the T-shirt; 'instructions' is a care cue
+        ("linen shirt washing instructions", "CLO-0125", "care"),
+        ("is the organic t-shirt see-through", "CLO-0112", "materials"),
+        # titles by stem and synonym: 'free' ~ 'cost', 'deliver' ~ 'ship', 'usa' ~ 'countries'
+        ("is delivery free", "shipping-costs", "paragraph"),
+        ("do u deliver to the usa", "shipping-countries", "paragraph"),
+        # 'option' is ignorable, not a word the shop does not know
+        ("payment options", "payment-methods", "paragraph"),
+    ],
+)
+async def test_questions_in_customers_words_are_answered(
+    session: AsyncSession, question: str, answer: str, kind: str
+) -> None:
+    await knowledge.load_demo(session)
+    retriever = knowledge.Retriever(embeddings.load_model())
+
+    result = await retriever.search(session, question)
+
+    assert result.confident and result.best is not None
+    assert (result.best.item.ref, result.best.kind) == (answer, kind)
+
+
+@pytest.mark.parametrize(
+    ("question", "best"),
+    [
+        # 'who …' asks for a person, never in a product's data
+        ("who makes the merino socks", "CLO-0171"),
+        # the named product does not say; the article next in line must say it, and does not
+        ("how much caffeine is in the kenya coffee", "COF-0318"),
+        # the named shirt does not say; another product the question does not name may not
+        ("does the linen shirt have a chest pocket", "CLO-0125"),
+        # a product named by its name goes first: not the saucepan whose text says 'lid'
+        ("can the casserole lid go in the oven", "KIT-0212"),
+        # a named article, and a word the whole shop never uses
+        ("can i pay for the coffee box with bitcoin", "coffee-subscription"),
+        ("can the jumper be made to measure", "CLO-0107"),
+    ],
+)
+async def test_questions_the_content_does_not_answer_are_not_sure(
+    session: AsyncSession, question: str, best: str
+) -> None:
+    await knowledge.load_demo(session)
+    retriever = knowledge.Retriever(embeddings.load_model())
+
+    result = await retriever.search(session, question)
+
+    assert result.best is not None and result.best.item.ref == best
+    assert not result.confident and result.coverage < knowledge.MIN_COVERAGE

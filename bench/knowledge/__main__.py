@@ -11,9 +11,12 @@ titles before the content existed; never tuned on) against the demo shop's knowl
 * the model's load time in a fresh process with no network (`unshare -rn`), and the action
   server's memory (VmRSS after start-up and after answering) without and with the model.
 
-Options: --set dev / dev_abstain / dev_naive (the tuning sets: dev_abstain.yml has unanswerable
-questions that name a product or topic the shop has, dev_naive.yml questions in the words of
-customers who have not read the content), --skip-server (no action-server memory).
+Options: --set dev / dev_abstain / dev_naive / dev_fresh / dev_fresh2 (the tuning sets: dev_abstain.yml has
+unanswerable questions that name a product or topic the shop has, dev_naive.yml and
+dev_fresh.yml questions in the words of customers who have not read the content) / dev_check
+(written with dev_fresh.yml, not tuned on: run it with --quiet), --skip-server (no
+action-server memory), --quiet (summary lines only, no misses: the held-out set's misses are
+not to be read).
 """
 
 from __future__ import annotations
@@ -269,9 +272,22 @@ def _line(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.knowledge")
     parser.add_argument(
-        "--set", default="heldout", choices=("heldout", "dev", "dev_abstain", "dev_naive")
+        "--set",
+        default="heldout",
+        choices=(
+            "heldout",
+            "dev",
+            "dev_abstain",
+            "dev_naive",
+            "dev_fresh",
+            "dev_fresh2",
+            "dev_check",
+        ),
     )
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument(
+        "--quiet", action="store_true", help="summary lines only: the misses are not printed"
+    )
     args = parser.parse_args(argv)
     from bot.domain import embeddings
 
@@ -312,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             f"unanswerable >= 90 % {'met' if u >= 0.9 else 'NOT met'}, "
             f"p95 <= 150 ms {'met' if result['p95'] <= 150 else 'NOT met'}"
         )
-        if result["misses"]:
+        if result["misses"] and not args.quiet:
             print("  misses:")
             print("\n".join(result["misses"]))
         if not args.skip_server:

@@ -621,10 +621,22 @@ async def get_article(session: AsyncSession, slug: str) -> KnowledgeArticle | No
 # --- retrieval ---------------------------------------------------------------------------------
 
 
+# Compounds written as one word, two or hyphenated, read as one on both sides ('t-shirt',
+# 'tshirt' and 't shirt'; 'see through'), so 'linen shirt' does not name the T-shirt.
+_COMPOUNDS = (
+    (re.compile(r"\bt[\s-]+shirt"), "tshirt"),
+    (re.compile(r"\bsee[\s-]+through"), "seethrough"),
+    (re.compile(r"\bmade[\s-]+to[\s-]+(?:measure|order)"), "madetomeasure"),
+)
+
+
 def words(text: str) -> list[str]:
     """Lower-case content words, plural 's' dropped ('towels' = 'towel')."""
     out = []
-    for word in _WORDS.findall(text.lower()):
+    text = text.lower()
+    for pattern, joined in _COMPOUNDS:
+        text = pattern.sub(joined, text)
+    for word in _WORDS.findall(text):
         if word in STOP_WORDS:
             continue
         if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
@@ -678,6 +690,8 @@ class Index:
     # Per item the stems of all its words, and all the shop's stems (keywords by stem).
     item_stems: list[frozenset[str]] = field(default_factory=list)
     stems: frozenset[str] = frozenset()
+    # Per item the stems of its name/title (keywords by stem and synonym).
+    title_stems: list[frozenset[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -783,6 +797,7 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
         cover_stems, cover_rows, stem_matrix, [name_stems(item.title) for item in items],
         [name_stems(passages[row].text) for row in title_rows],
         item_stems, frozenset().union(*item_stems),
+        [frozenset(stem_word(w) for w in names) for names in title_words],
     )  # fmt: skip
 
 
@@ -905,8 +920,17 @@ def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
             for counts, stems in zip(index.item_words, index.item_stems, strict=True)
         ]
     )
+    # the name/title by word, stem or synonym: 'whats the postage' is about 'How much does
+    # shipping cost?', 'do u deliver to the usa' about 'Which countries do you ship to?'
     title = np.array(
-        [sum(weights[w] for w in q_words if w in names) / total for names in index.title_words]
+        [
+            sum(
+                weights[w] * (1.0 if w in names else SYNONYM_SHARE if related[w] & stems else 0.0)
+                for w in q_words
+            )
+            / total
+            for names, stems in zip(index.title_words, index.title_stems, strict=True)
+        ]
     )
     mixed = (1 - TITLE_KEYWORD_SHARE) * body + TITLE_KEYWORD_SHARE * title
     # Words the shop's content never uses ('engraved', 'phone', 'sofa') are what the question
@@ -954,6 +978,7 @@ def stem_word(word: str) -> str:
 class Aboutness:
     ignore: frozenset[str]  # stems
     synonyms: dict[str, frozenset[str]]  # stem -> the other stems of its groups
+    field_cues: dict[str, frozenset[str]] = field(default_factory=dict)  # field -> stems
 
 
 @functools.cache
@@ -965,7 +990,11 @@ def aboutness_words(path: Path = ABOUTNESS_FILE) -> Aboutness:
         stems = {stem_word(w) for w in words(" ".join(map(str, group)))}
         for stem in stems:
             synonyms.setdefault(stem, set()).update(stems - {stem})
-    return Aboutness(ignore, {k: frozenset(v) for k, v in synonyms.items()})
+    cues = {
+        str(kind): frozenset(stem_word(w) for w in words(" ".join(map(str, listed))))
+        for kind, listed in (raw.get("field_cues") or {}).items()
+    }
+    return Aboutness(ignore, {k: frozenset(v) for k, v in synonyms.items()}, cues)
 
 
 @dataclass(frozen=True)
@@ -1022,7 +1051,7 @@ def coverage(index: Index, asked: list[_AskedWord], row: int) -> float:
         if word.stems & stems or any(synonyms.get(s, frozenset()) & stems for s in word.stems):
             covered += word.weight
             continue
-        if word.said in FIELD_CUES.get(kind, frozenset()) and word.said not in _DATUM_CUES:
+        if is_cue(word.said, word.stems, kind) and word.said not in _DATUM_CUES:
             # a care question answered by the care field, whatever detail it asks about
             # ('can the tea towels go in the dryer': the field says how to wash and dry them)
             covered += word.weight
@@ -1068,6 +1097,9 @@ _CATALOGUE = re.compile(
 )
 
 
+_WHO = re.compile(r"\bwho\b", re.I)
+
+
 def asks_if_sold(question: str) -> bool:
     return bool(_CATALOGUE.search(question.lower()))
 
@@ -1083,6 +1115,24 @@ def names(
     of its name or of what it is ('the sharpening stone' for the whetstone)."""
     named = (stems or index.name_stems)[item]
     return any(stem_word(said) in named or stem_word(read) in named for said, read in pairs)
+
+
+def _asks_unknown(index: Index, pairs: list[tuple[str, str]]) -> bool:
+    """Whether the question has a content word (not ignorable, not a number) that the shop's
+    content never uses, in no form and by no synonym."""
+    about = aboutness_words()
+    for said, read in pairs:
+        stem = stem_word(read)
+        if (
+            read in index.idf
+            or stem in about.ignore
+            or len(said) < 3
+            or any(c.isdigit() for c in said)
+        ):
+            continue
+        if not ({stem} | about.synonyms.get(stem, frozenset())) & index.stems:
+            return True
+    return False
 
 
 def aboutness(
@@ -1102,9 +1152,16 @@ def aboutness(
     which the passages need not share: the score alone decides."""
     catalogue = asks_if_sold(question)
     product = index.items[item].source == "product"
+    if product and _WHO.search(question):
+        # 'who designed / makes / roasts …': a person or maker, never in a product's data
+        return row, 0.0
     if product and not names(index, pairs, item, index.about_stems):
         # One product's data does not answer a question that says nothing of which product
         # ('how heavy is it' with nothing in focus): neither its name nor what it is.
+        return row, 0.0
+    if not product and names(index, pairs, item) and _asks_unknown(index, pairs):
+        # 'can i pay for the coffee box with bitcoin': a word the whole shop never uses,
+        # nor any synonym of it, is what is asked, and no article says it
         return row, 0.0
     if not names(index, pairs, item):
         # 'do you sell …' is answered only by what it names
@@ -1159,10 +1216,39 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
         # The first of the best items above the threshold that is about what was asked
         # moves to the front (with the passage that covers it best).
         first: tuple[int, int, float] | None = None
+        named_product: int | None = None  # a product the question names, not about it
+        # A product the question names by its name goes before one it only describes ('the
+        # casserole lid' is about the casserole, not a saucepan whose text says 'lid').
+        by_name = any(
+            index.items[order[place]].source == "product" and names(index, pairs, order[place])
+            for place in range(min(ABOUT_CANDIDATES, len(rows)))
+            if not place or scores[order[place]] >= threshold
+        )
         for place in range(min(ABOUT_CANDIDATES, len(rows))):
             if place and scores[order[place]] < threshold:
                 break
-            row, value = aboutness(index, model, question, pairs, order[place], rows[place])
+            item = order[place]
+            if named_product is not None and index.items[item].source == "product":
+                # … nor does another product, unless the question names that one too
+                row, value = aboutness(index, model, question, pairs, item, rows[place])
+                if not names(index, pairs, item):
+                    value = 0.0
+            elif named_product is not None and index.items[item].source == "article":
+                # 'how much caffeine is in the kenya coffee': the product it names does not
+                # say; an article next in line must say it (what is asked besides that name)
+                asked = _asked(index, model, pairs, named_product)
+                row, value = _about_passage(index, asked, item, rows[place])
+            else:
+                row, value = aboutness(index, model, question, pairs, item, rows[place])
+            if by_name and index.items[item].source == "product" and not names(index, pairs, item):
+                value = 0.0
+            if (
+                named_product is None
+                and value < MIN_COVERAGE
+                and index.items[item].source == "product"
+                and names(index, pairs, item)
+            ):
+                named_product = item
             if first is None:
                 first = (place, row, value)
             if value >= MIN_COVERAGE:
@@ -1217,10 +1303,22 @@ FIELD_CUES: dict[str, frozenset[str]] = {
 _DATUM_CUES = frozenset({"heavy", "weight", "weigh"})
 
 
+def is_cue(word: str, stems: frozenset[str], kind: str) -> bool:
+    """Whether a question word asks about product field `kind` (FIELD_CUES, or by stem the
+    field_cues of aboutness.yml)."""
+    return word in FIELD_CUES.get(kind, frozenset()) or bool(
+        stems & aboutness_words().field_cues.get(kind, frozenset())
+    )
+
+
 def cued_row(index: Index, item: int, question: str) -> int | None:
     """The row of the one product field the question names, if it names one the item has."""
     said = set(words(question)) - index.title_words[item]  # 'Wool' in a name asks nothing
-    kinds = {kind for kind, cues in FIELD_CUES.items() if said & cues}
+    kinds = {
+        kind
+        for kind in FIELD_CUES
+        if any(is_cue(word, frozenset({stem_word(word)}), kind) for word in said)
+    }
     if len(kinds) != 1:
         return None
     kind = kinds.pop()
