@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,18 +29,18 @@ from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
 
-def _fallback_events(count: int, text: str = "blorp") -> list[dict]:
+def _fallback_events(count: int, text: str = "blorp") -> list[dict[str, Any]]:
     """A greeting answered, then `count` messages the fallback answered, then `text`."""
     user = {"event": "user", "text": "blorp", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     other = {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}}
     listen = {"event": "action", "name": "action_listen"}
     fallback = {"event": "action", "name": "action_handle_fallback"}
     latest = {"event": "user", "text": text, "parse_data": {"intent": {"name": "nlu_fallback"}}}
-    answered = [user, fallback, listen] * count
+    answered: list[dict[str, Any]] = [user, fallback, listen] * count
     return [other, {"event": "action", "name": "utter_greet"}, listen, *answered, latest]
 
 
-def _unsure(text: str, ranking: list[tuple[str, float]], failed_before: int = 0):
+def _unsure(text: str, ranking: list[tuple[str, float]], failed_before: int = 0) -> Tracker:
     state = tracker("conv-1", text, "nlu_fallback", events=_fallback_events(failed_before, text))
     state.latest_message["intent_ranking"] = [
         {"name": name, "confidence": confidence} for name, confidence in ranking
@@ -75,7 +77,7 @@ async def test_request_human_escalates_and_waits_for_an_agent(
         "conv-1",
     )
     assert (
-        await session.get(Conversation, "conv-1")
+        await session.get_one(Conversation, "conv-1")
     ).status is ConversationStatus.waiting_for_agent
 
 
@@ -163,7 +165,7 @@ async def test_a_short_follow_up_naming_an_item_of_their_orders_is_data_not_gibb
     await session.commit()
     slots = {"identity": "verified", "support_request": "return_item", "awaiting": "nothing"}
 
-    def unsure(text: str):
+    def unsure(text: str) -> Tracker:
         state = _unsure(text, [("nlu_fallback", 0.6), ("inform", 0.2)])
         state.slots.update(slots)
         return state
@@ -307,8 +309,8 @@ async def test_anonymous_angry_complaint_is_recorded_and_escalated(
     assert slot_events(events) == {"awaiting": "confirmation", "pending_action": "offer_human"}
     assert "talk to a person now" in messages[0]["text"]
     row = (await session.scalars(select(Feedback))).one()
-    customer = await session.get(Customer, row.customer_id)
-    lifecycle = await session.get(Lifecycle, row.lifecycle_id)
+    customer = await session.get_one(Customer, row.customer_id)
+    lifecycle = await session.get_one(Lifecycle, row.lifecycle_id)
     assert (row.kind, row.text, row.stage) == (FeedbackKind.complaint, text, Stage.discovery)
     assert row.sentiment is not None and row.sentiment <= -0.5
     assert "delivery" in row.themes
@@ -318,12 +320,12 @@ async def test_anonymous_angry_complaint_is_recorded_and_escalated(
         EscalationReason.negative_feedback,
         row.id,
     )
-    assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
+    assert (await session.get_one(Conversation, "conv-1")).status is ConversationStatus.bot
 
 
-def _after_answer(text: str, answering_action: str = "action_support_request"):
+def _after_answer(text: str, answering_action: str = "action_support_request") -> Tracker:
     """A complaint typed right after the bot answered a delivery question."""
-    events = [
+    events: list[dict[str, Any]] = [
         {"event": "user", "text": "where's my parcel", "parse_data": {"intent": {"name": "order_status"}}},
         {"event": "action", "name": answering_action},
         {"event": "slot", "name": "next_step", "value": "done"},
@@ -481,7 +483,7 @@ async def test_nobody_online_the_bot_says_when_the_team_is_back_and_asks_for_an_
     # The bot keeps helping (issue #17): not paused, the chat stays the bot's, and the
     # queued request is marked so a claim tells the customer a person joined.
     assert [e["event"] for e in events] == ["slot", "slot", "slot"]
-    assert (await session.get(Conversation, "conv-1")).status is ConversationStatus.bot
+    assert (await session.get_one(Conversation, "conv-1")).status is ConversationStatus.bot
     assert escalation.back_with_bot_at is not None
 
 

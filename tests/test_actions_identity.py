@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +18,7 @@ async def _shop(session: AsyncSession) -> None:
     await session.commit()
 
 
-def _form(text: str, extracted: dict[str, str], **slots: object):
+def _form(text: str, extracted: dict[str, str], **slots: object) -> Tracker:
     return tracker(
         "conv-1", text, "inform", {"requested_slot": next(iter(extracted)), **slots},
         active_loop="identity_form", extracted=extracted,
@@ -126,7 +127,7 @@ async def test_not_an_order_number(session: AsyncSession, action_services: objec
     assert messages[0]["text"].startswith("That doesn't look like an order number")
 
 
-def _both(text: str, order_number: str, email: str, **slots: object):
+def _both(text: str, order_number: str, email: str, **slots: object) -> Tracker:
     """One message with the order number and the email (both extracted as entities)."""
     return tracker(
         "conv-1", text, "inform", {"requested_slot": "order_number", **slots},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +22,7 @@ from tests.rasa_helpers import run, slot_events, tracker
 
 
 async def _verified_conversation(
-    session: AsyncSession, status: OrderStatus, **kwargs: int
+    session: AsyncSession, status: OrderStatus, **kwargs: Any
 ) -> Order:
     owner = await factories.customer(session, email="jane.doe@example.com")
     order = await factories.order(session, owner, "A10001", status, **kwargs)
@@ -111,7 +113,7 @@ async def test_confirmed_cancel_cancels_closes_lifecycle_and_audits(
     assert messages[0]["text"] == "Done: order A10001 is cancelled. You won't be charged."
     order_id = order.id
     session.expire_all()
-    assert (await session.get(Order, order_id)).status is OrderStatus.cancelled
+    assert (await session.get_one(Order, order_id)).status is OrderStatus.cancelled
     lifecycle = (
         await session.scalars(select(Lifecycle).where(Lifecycle.order_id == order.id))
     ).one()
@@ -144,7 +146,7 @@ async def test_declined_change_leaves_order_untouched(
     assert messages[0]["text"].startswith("Okay, I haven't changed anything")
     order_id = order.id
     session.expire_all()
-    assert (await session.get(Order, order_id)).status is OrderStatus.placed
+    assert (await session.get_one(Order, order_id)).status is OrderStatus.placed
     assert (await session.scalars(select(AuditLog))).all() == []
 
 
@@ -233,7 +235,7 @@ async def test_signed_in_customer_gets_their_latest_order_without_verifying(
     _, messages = await run(ActionSupportRequest(), state)
 
     assert messages[0]["text"].startswith("Order A10002 (")
-    conversation = await session.get(Conversation, "conv-1")
+    conversation = await session.get_one(Conversation, "conv-1")
     await session.refresh(conversation)
     latest = (await session.scalars(select(Order).where(Order.number == "A10002"))).one()
     assert conversation.order_id == latest.id

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +22,7 @@ from bot.storage.models import (
     AcquisitionSource,
     Channel,
     Conversation,
+    Customer,
     Escalation,
     EscalationReason,
     Feedback,
@@ -51,7 +55,7 @@ async def _survey_started(session: AsyncSession) -> tuple[int, float]:
     return order.id, slot_events(events)["survey_dispatch_id"]
 
 
-def _answer(text: str, requested: str, dispatch_id: float, **slots: object):
+def _answer(text: str, requested: str, dispatch_id: float, **slots: object) -> Tracker:
     return tracker(
         "conv-1",
         text,
@@ -238,7 +242,9 @@ async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
 # --- proactive surveys (scheduled by the shop's events, asked in the next chat) -------------
 
 
-async def _proactive_started(session: AsyncSession, trigger: str, status: OrderStatus):
+async def _proactive_started(
+    session: AsyncSession, trigger: str, status: OrderStatus
+) -> tuple[Customer, Lifecycle, SurveyDispatch, list[dict[str, Any]], list[dict[str, Any]]]:
     """A customer with a scheduled survey opened the chat: the web service triggered it."""
     owner = await factories.customer(session, email="jane.doe@example.com")
     order = await factories.order(session, owner, "A10023", status)
@@ -251,7 +257,9 @@ async def _proactive_started(session: AsyncSession, trigger: str, status: OrderS
     return owner, lifecycle, dispatch, events, messages
 
 
-def _proactive_answer(text: str, requested: str, dispatch_id: int, flow: str, **slots: object):
+def _proactive_answer(
+    text: str, requested: str, dispatch_id: int, flow: str, **slots: object
+) -> Tracker:
     return tracker(
         "conv-1", text, "inform",
         {"identity": "verified", "survey_kind": flow, "survey_dispatch_id": float(dispatch_id),
@@ -519,7 +527,7 @@ async def test_a_score_with_a_remark_keeps_both_and_skips_the_comment_question(
 
 @pytest.mark.parametrize("answer", ["4", "I'd give it 4 out of 5 stars", "4 thanks", "meh, 4"])
 async def test_a_bare_score_still_asks_for_the_comment(
-    session: AsyncSession, action_services: object, answer
+    session: AsyncSession, action_services: object, answer: str
 ) -> None:
     _, dispatch_id = await _survey_started(session)
     events, messages = await run(ValidateSurveyForm(), _answer(answer, "survey_score", dispatch_id))
@@ -532,7 +540,7 @@ async def test_a_bare_score_still_asks_for_the_comment(
     "answer", ["thats it", "that's all thanks", "no", "nothing else", "all good"]
 )
 async def test_nothing_to_add_is_no_comment(
-    session: AsyncSession, action_services: object, answer
+    session: AsyncSession, action_services: object, answer: str
 ) -> None:
     _, dispatch_id = await _survey_started(session)
     await run(ValidateSurveyForm(), _answer("3", "survey_score", dispatch_id))
@@ -602,7 +610,7 @@ async def test_an_unknown_source_is_asked_once_more_then_skipped(
 
 def _read_as(
     text: str, requested: str, dispatch_id: float, intent: str, confidence: float, **slots: object
-):
+) -> Tracker:
     """A survey question answered with a message the NLU read as `intent` (a request the
     question's mapping leaves out, so nothing was extracted by Rasa)."""
     state = tracker(

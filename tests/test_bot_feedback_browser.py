@@ -192,7 +192,8 @@ def test_the_bot_page_before_and_after_a_retraining(live: LiveApp, browser: Any)
     assert table.locator("caption").inner_text().endswith("; 2 days each side")
 
     def row(label: str) -> list[str]:
-        return table.locator(f"tr[data-key='{label}'] td").all_inner_texts()
+        texts: list[str] = table.locator(f"tr[data-key='{label}'] td").all_inner_texts()
+        return texts
 
     assert row("Conversations (n)") == ["2", "2", "", ""]
     assert row("Fallback rate") == ["50 %", "0 %", "1 of 2", "0 of 2"]

@@ -19,7 +19,12 @@ def test_customer_checks_an_order_and_answers_the_survey_by_tapping(
 ) -> None:
     page = browser.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.goto(f"{live_stack.web_url}/")
     page.get_by_role("button", name="Where is my order?").click()
     bot_says(page, "What's your order number?")
@@ -61,7 +66,12 @@ def test_widget_on_the_demo_shop_signed_in_customer(live_stack: Any, browser: An
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.goto(f"{live_stack.web_url}/demo/shop/login?customer=C1003")
     page.get_by_text("Signed in as C1003").wait_for()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.config import DEV_RASA_CHANNEL_SECRET
 from bot.storage.models import Message, MessageSender
-from bot.web.chat import push
+from bot.web.delivery import push
 from tests.conftest import StubRasa
 
 
@@ -64,11 +64,11 @@ async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
     # Another conversation's buttons do not count.
     other = await _open(client)
     await _say(other, "hi")
-    await push(client.server.app, stub.received[1]["sender"], MessageSender.bot, "Shall I?",
+    await push(client.app, stub.received[1]["sender"], MessageSender.bot, "Shall I?",
                [{"title": "Sure", "payload": "/affirm"}])  # fmt: skip
     await _say(ws, "/affirm")
     # Offered here: the button's payload, as a click sends it (with its title to show).
-    await push(client.server.app, conversation_id, MessageSender.bot, "Shall I?",
+    await push(client.app, conversation_id, MessageSender.bot, "Shall I?",
                [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}])  # fmt: skip
     await _say(ws, "/affirm", display="Yes")
     await _say(ws, "  /deny ")

@@ -161,7 +161,7 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
     survey = await ws.receive_json(timeout=5)
     assert (survey["sender"], survey["text"]) == ("bot", "How satisfied are you?")
     async with session_factory() as db:
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
         assert conversation.status is ConversationStatus.bot
         senders = [
             m.sender.value for m in (await db.scalars(select(Message).order_by(Message.id))).all()
@@ -183,7 +183,7 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
     await _turn(ws, "hi")
     conversation_id = rasa[0].received[0]["sender"]
     async with session_factory() as db, db.begin():
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
         await escalations.escalate(
             db, conversation, EscalationReason.negative_feedback, hand_over_now=False
         )
@@ -206,7 +206,7 @@ async def test_claiming_a_follow_up_while_the_bot_answers_pauses_the_bot(
     frames = await _quiet_turn(ws, "still there?")
     assert [(f["sender"], f["text"]) for f in frames if f["type"] == "message"] == []
     async with session_factory() as db:
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent
     await ws.close()
 
@@ -238,7 +238,7 @@ async def test_a_customer_back_with_the_bot_stays_queued_marked_and_a_claim_take
     )
     assert rasa[0].slot_events[-1] == (conversation_id, [{"event": "pause"}])
     async with session_factory() as db:
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent
     await ws.close()
 
@@ -260,6 +260,6 @@ async def test_a_claim_stands_when_rasa_cannot_be_paused(
     assert (await claimed.json())["status"] == "claimed"
     assert rasa[0].slot_events == []
     async with session_factory() as db:
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent
     await ws.close()

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Feedback, FeedbackKind, SurveyDispatch
+from bot.storage.models import Feedback, FeedbackKind, Stage, SurveyDispatch
 
 pytestmark = pytest.mark.browser
 
@@ -95,6 +95,6 @@ async def _support_feedback(database_url: str) -> list[tuple[str, int | None, st
                     .order_by(Feedback.id)
                 )
             ).all()
-            return [(FeedbackKind(r.kind).value, r.score, r.stage.value) for r in rows]
+            return [(FeedbackKind(r.kind).value, r.score, Stage(r.stage).value) for r in rows]
     finally:
         await engine.dispose()

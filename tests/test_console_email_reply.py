@@ -79,7 +79,7 @@ async def _leave(
 ) -> None:
     await customer.close()
     for _ in range(100):
-        if client.server.app[HUB].connected(conversation_id) == 0:
+        if client.app[HUB].connected(conversation_id) == 0:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the customer's socket is still registered")
@@ -150,7 +150,7 @@ async def test_a_burst_to_a_customer_who_left_is_one_email_and_the_link_reopens_
 
 
 def _secret(client: TestClient[web.Request, web.Application]) -> str:
-    return client.server.app[SETTINGS].widget_secret
+    return client.app[SETTINGS].widget_secret
 
 
 async def test_a_second_burst_waits_for_the_rate_limit(
@@ -168,7 +168,7 @@ async def test_a_second_burst_waits_for_the_rate_limit(
     await smtp_server.wait(1)
     await asyncio.sleep(0.1)
     await _say(client, me, conversation_id, "Second")
-    replies = client.server.app[EMAIL_REPLIES]
+    replies = client.app[EMAIL_REPLIES]
     assert replies.pending(conversation_id)  # waits for EMAIL_REPLY_MINUTES (10) to pass
     await asyncio.sleep(GATHER + 0.4)
     assert [text_of(m).count("> ") for m in smtp_server.snapshot()] == [1]
@@ -184,7 +184,7 @@ async def test_no_email_while_the_customer_is_in_the_chat_or_without_an_address(
     client = mail_client
     customer, conversation_id, me = await _claimed_chat(client, rasa, session_factory, None)
     await _say(client, me, conversation_id, "Are you still there?")  # the customer is
-    replies = client.server.app[EMAIL_REPLIES]
+    replies = client.app[EMAIL_REPLIES]
     assert not replies.pending(conversation_id)
     await _leave(client, customer, conversation_id)
     await _say(client, me, conversation_id, "I'll email you")  # left, but no address

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import escalations, handoff, inbox, staff
+from bot.domain import escalations, handoff, inbox, staff, views
 from bot.domain.errors import Conflict, InvalidInput
 from bot.storage import repositories
 from bot.storage.models import (
@@ -22,17 +23,19 @@ from bot.storage.models import (
     Escalation,
     EscalationReason,
     EscalationStatus,
+    Message,
     MessageSender,
     Order,
     OrderStatus,
     StaffRole,
+    StaffUser,
     utcnow,
 )
 
 PASSWORD = "long-enough-pw"
 
 
-async def _staff(session: AsyncSession):
+async def _staff(session: AsyncSession) -> tuple[StaffUser, StaffUser, StaffUser]:
     sam = await staff.create_user(session, "sam@example.com", "Sam", StaffRole.agent, PASSWORD)
     alex = await staff.create_user(session, "alex@example.com", "Alex", StaffRole.agent, PASSWORD)
     ada = await staff.create_user(session, "ada@example.com", "Ada", StaffRole.admin, PASSWORD)
@@ -43,9 +46,9 @@ async def _staff(session: AsyncSession):
 async def _escalated(
     session: AsyncSession,
     conversation_id: str,
-    reason=EscalationReason.customer_request,
-    customer=None,
-):
+    reason: EscalationReason = EscalationReason.customer_request,
+    customer: Customer | None = None,
+) -> Escalation:
     conversation = Conversation(id=conversation_id, customer_id=customer.id if customer else None)
     session.add(conversation)
     await session.flush()
@@ -54,7 +57,9 @@ async def _escalated(
     return escalation
 
 
-async def _say(session: AsyncSession, conversation_id: str, sender: MessageSender, text: str):
+async def _say(
+    session: AsyncSession, conversation_id: str, sender: MessageSender, text: str
+) -> Message:
     message = await repositories.add_message(session, conversation_id, sender, text)
     await session.commit()
     return message
@@ -133,7 +138,7 @@ async def test_priority_is_a_word_and_overdue_escalations_are_marked(session: As
         ("c2", 2, "normal", False),
         ("c1", 1, "normal", False),
     ]
-    assert handoff.escalation_json(fresh, {})["priority_label"] == "high"
+    assert views.escalation_json(fresh, {})["priority_label"] == "high"
 
 
 # ---- 2. release, take-over, transfer to an offline colleague -----------------------------
@@ -218,7 +223,7 @@ async def test_release_puts_the_chat_back_in_the_queue(session: AsyncSession) ->
     await session.commit()
 
     assert (released.status, released.claimed_by_id) == (EscalationStatus.waiting, None)
-    conversation = await session.get(Conversation, "c1")
+    conversation = await session.get_one(Conversation, "c1")
     assert conversation.status is ConversationStatus.waiting_for_agent
     assert [i["status"] for i in await handoff.queue(session, alex, "unassigned")] == ["waiting"]
     with pytest.raises(Conflict):
@@ -230,7 +235,9 @@ async def test_release_puts_the_chat_back_in_the_queue(session: AsyncSession) ->
 # ---- 5. history, search, reopen ----------------------------------------------------------
 
 
-async def _resolved_chat(session: AsyncSession, agent, conversation_id, customer, words):
+async def _resolved_chat(
+    session: AsyncSession, agent: StaffUser, conversation_id: str, customer: Customer, words: str
+) -> Escalation:
     escalation = await _escalated(session, conversation_id, customer=customer)
     await _say(session, conversation_id, MessageSender.customer, words)
     await handoff.claim(session, escalation.id, agent)
@@ -259,7 +266,7 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
     await _escalated(session, "c3", customer=tom)  # still open: not history
     await session.commit()
 
-    async def found(**query):
+    async def found(**query: Any) -> list[str]:
         return [i["conversation_id"] for i in await inbox.history(session, sam, **query)]
 
     assert await found() == ["c2", "c1"]
@@ -285,7 +292,7 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
 
     # Tom wrote again in the same chat and was escalated anew: the old request stays closed.
     await escalations.escalate(
-        session, await session.get(Conversation, "c1"), EscalationReason.customer_request
+        session, await session.get_one(Conversation, "c1"), EscalationReason.customer_request
     )
     await session.commit()
     with pytest.raises(Conflict) as open_again:
@@ -296,7 +303,7 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
     assert (reopened.status, reopened.claimed_by_id, reopened.resolved_at) == (
         EscalationStatus.claimed, alex.id, None,
     )  # fmt: skip
-    assert (await session.get(Conversation, "c2")).status is ConversationStatus.with_agent
+    assert (await session.get_one(Conversation, "c2")).status is ConversationStatus.with_agent
     assert await found() == ["c1"]
     with pytest.raises(Conflict) as still_open:
         await handoff.reopen(session, second.id, alex)

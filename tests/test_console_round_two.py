@@ -163,7 +163,7 @@ async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
         "waiting", None,
     )  # fmt: skip
     async with session_factory() as db:
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.waiting_for_agent
     await online.close()
     await customer.close()
@@ -201,7 +201,7 @@ async def test_history_search_and_reopen_over_http(
         tom = Customer(external_id="C1002", name="Tom Baker", email="tom@example.com")
         db.add(tom)
         await db.flush()
-        (await db.get(Conversation, conversation_id)).customer_id = tom.id
+        (await db.get_one(Conversation, conversation_id)).customer_id = tom.id
     me = await _login(client, "sam@example.com")
     [item] = await _queue(client)
     escalation = f"/escalations/{item['escalation_id']}"
@@ -237,7 +237,7 @@ async def test_admins_manage_canned_responses_agents_insert_them_filled(
         tom = Customer(external_id="C1002", name="Tom", email="tom@example.com")
         db.add(tom)
         await db.flush()
-        (await db.get(Conversation, conversation_id)).customer_id = tom.id
+        (await db.get_one(Conversation, conversation_id)).customer_id = tom.id
     admin = await _login(client, "ada@example.com")
     created = await _post(
         client, admin, "/canned",

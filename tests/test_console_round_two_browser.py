@@ -91,8 +91,9 @@ async def _seed(sessions: Sessions) -> None:
 async def _escalate(sessions: Sessions, conversation_id: str) -> None:
     """Nina verified herself in the chat and asked for a person."""
     async with sessions() as db, db.begin():
-        conversation = await db.get(Conversation, conversation_id)
+        conversation = await db.get_one(Conversation, conversation_id)
         nina = await db.scalar(select(Customer).where(Customer.external_id == "C2002"))
+        assert nina is not None
         conversation.customer_id = nina.id
         await escalations.escalate(db, conversation, EscalationReason.customer_request)
 

@@ -445,7 +445,12 @@ def context(browser: Any) -> Iterator[Any]:
 def _watch(page: Any) -> list[str]:
     """Collects dialogs (alert) and CSP or script errors on the page."""
     problems: list[str] = []
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
     page.on(
         "console",

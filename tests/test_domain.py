@@ -38,7 +38,8 @@ def _code_actions() -> set[str]:
         module = importlib.import_module(f"actions.{module_info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Action) and cls.__module__ == module.__name__:
-                names.add(cls().name())
+                action: Action = cls()
+                names.add(action.name())
     return names
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 class ChatClient:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         self.ws = ws
 
     async def hello(self, token: str | None = None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ async def _schedule_for_jane(database_url: str, order_number: str, trigger: str)
         await engine.dispose()
 
 
-async def _until_question(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+async def _until_question(ws: aiohttp.ClientWebSocketResponse[bool]) -> list[dict[str, Any]]:
     """The bot messages pushed after hello, up to the first one with buttons (the question)."""
     messages: list[dict[str, Any]] = []
     while not messages or not messages[-1].get("buttons"):
@@ -180,7 +180,7 @@ async def _open_with_survey(live_stack: Any, trigger: str, order: str | None = N
 
 
 async def _jane_offered_a_survey(
-    ws: aiohttp.ClientWebSocketResponse,
+    ws: aiohttp.ClientWebSocketResponse[bool],
 ) -> tuple[ChatClient, list[dict[str, Any]]]:
     """Jane signs in to the widget and is offered her scheduled survey (the bot's messages)."""
     identity = issue_token(DEV_WIDGET_SECRET, "C1001")

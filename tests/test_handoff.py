@@ -14,15 +14,17 @@ from bot.storage.models import (
     AuditLog,
     Conversation,
     ConversationStatus,
+    Escalation,
     EscalationReason,
     EscalationStatus,
     Message,
     MessageSender,
     StaffRole,
+    StaffUser,
 )
 
 
-async def _agents(session: AsyncSession):
+async def _agents(session: AsyncSession) -> tuple[StaffUser, StaffUser]:
     sam = await staff.create_user(
         session, "sam@example.com", "Sam (support)", StaffRole.agent, "long-enough-pw"
     )
@@ -34,8 +36,10 @@ async def _agents(session: AsyncSession):
 
 
 async def _escalated(
-    session: AsyncSession, conversation_id: str, reason=EscalationReason.customer_request
-):
+    session: AsyncSession,
+    conversation_id: str,
+    reason: EscalationReason = EscalationReason.customer_request,
+) -> Escalation:
     conversation = Conversation(id=conversation_id)
     session.add(conversation)
     await session.flush()
@@ -62,20 +66,20 @@ async def test_two_agents_claim_at_once_exactly_one_wins(
     sam, alex = await _agents(session)
     escalation = await _escalated(session, "c1")
 
-    async def attempt(agent):
+    async def attempt(agent: StaffUser) -> Escalation:
         async with session_factory() as own, own.begin():
             return await handoff.claim(own, escalation.id, agent)
 
     results = await asyncio.gather(attempt(sam), attempt(alex), return_exceptions=True)
 
-    winners = [r for r in results if not isinstance(r, Exception)]
+    winners = [r for r in results if isinstance(r, Escalation)]
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(winners) == 1 and len(losers) == 1
     assert isinstance(losers[0], Conflict) and losers[0].code == "already_claimed"
     winner_name = "Sam (support)" if winners[0].claimed_by_id == sam.id else "Alex (support)"
     assert losers[0].message == f"This conversation was already claimed by {winner_name}."
     async with session_factory() as fresh:
-        conversation = await fresh.get(Conversation, "c1")
+        conversation = await fresh.get_one(Conversation, "c1")
         assert conversation.status is ConversationStatus.with_agent
         claims = (await fresh.scalars(select(AuditLog).where(AuditLog.action == "claim"))).all()
         assert len(claims) == 1
@@ -121,7 +125,7 @@ async def test_transfer_then_resolve_hands_back_to_the_bot(session: AsyncSession
 
     assert handback.conversation_id == "c1"
     assert handback.escalation.status is EscalationStatus.resolved
-    assert (await session.get(Conversation, "c1")).status is ConversationStatus.bot
+    assert (await session.get_one(Conversation, "c1")).status is ConversationStatus.bot
     audit = select(AuditLog).where(AuditLog.target_type == "escalation").order_by(AuditLog.id)
     actions = [a.action for a in (await session.scalars(audit)).all()]
     assert actions == ["claim", "transfer", "resolve"]

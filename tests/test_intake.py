@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
 from bot.domain import handoff, intake, shop_events, staff
+from bot.domain.errors import DomainError
 from bot.storage.models import (
     Escalation,
     Feedback,
     Lifecycle,
     StaffRole,
     StaffUser,
+    Stage,
     SurveyDispatch,
     utcnow,
 )
@@ -88,7 +90,7 @@ async def test_feedback_lands_on_the_lifecycle_current_at_that_time(
         ),
     )
     assert during_first.feedback[0].lifecycle_id == first
-    assert during_first.feedback[0].stage.value == "support"  # that lifecycle's stage (now)
+    assert during_first.feedback[0].stage is Stage.support  # that lifecycle's stage (now)
     assert during_first.feedback[0].created_at == T0 + timedelta(hours=50)
     assert during_first.feedback[0].source.value == "imported"
     assert during_first.feedback[0].channel.value == "call_center"
@@ -130,7 +132,7 @@ async def test_invalid_items_are_refused_with_the_field(
     session_factory: Sessions, fields: dict[str, Any], message: str
 ) -> None:
     await two_orders(session_factory)
-    with pytest.raises(intake.DomainError) as error:
+    with pytest.raises(DomainError) as error:
         await record(session_factory, item(**fields))
     assert error.value.message.startswith(message), error.value.message
 
@@ -275,5 +277,5 @@ def test_header_only_csv_imports_nothing() -> None:
 
 def test_future_times_are_refused() -> None:
     future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
-    with pytest.raises(intake.DomainError, match="lies in the future"):
+    with pytest.raises(DomainError, match="lies in the future"):
         item(occurred_at=future)

@@ -95,7 +95,7 @@ async def test_a_forged_action_server_call_is_refused_and_changes_no_order(
     assert status is OrderStatus.placed
 
 
-async def _turn(ws: aiohttp.ClientWebSocketResponse, text: str, client_id: str) -> list[str]:
+async def _turn(ws: aiohttp.ClientWebSocketResponse[bool], text: str, client_id: str) -> list[str]:
     """The bot's and the system's texts in answer to one message."""
     await ws.send_json({"type": "message", "text": text, "client_id": client_id})
     texts: list[str] = []

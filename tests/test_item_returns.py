@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionDropPending, ActionResolvePending, ActionSupportRequest
+from bot.config import Settings
 from bot.domain import chat, returns, support
 from bot.storage.models import (
     Conversation,
@@ -62,7 +63,7 @@ class Chat:
         earlier: str | None = None,
     ) -> chat.Turn:
         turn = await chat.support_request(
-            self.session, chat.Settings(), "conv-1", flow or self.slots.get("flow"),
+            self.session, Settings(), "conv-1", flow or self.slots.get("flow"),
             verified=True, text=text, return_draft=self.slots.get("return_draft"),
             latest=text, return_pick=pick, latest_intent=flow or intent, earlier_request=earlier,
         )  # fmt: skip
@@ -80,7 +81,7 @@ class Chat:
 
     async def _answer(self, confirmed: bool, pick: str | None, text: str) -> chat.Turn:
         turn = await chat.resolve_pending(
-            self.session, chat.Settings(), "conv-1", self.slots.get("pending_action"),
+            self.session, Settings(), "conv-1", self.slots.get("pending_action"),
             confirmed=confirmed, new_address=None, return_draft=self.slots.get("return_draft"),
             return_pick=pick, text=text,
         )  # fmt: skip
@@ -104,7 +105,7 @@ async def _lines(session: AsyncSession) -> list[tuple[str, int, str, str, Decima
         .join(OrderItem, OrderItem.id == ReturnLine.order_item_id)
         .order_by(ReturnLine.id)
     )  # fmt: skip
-    return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+    return [tuple(row) for row in rows.all()]
 
 
 # --- the cases -----------------------------------------------------------------------

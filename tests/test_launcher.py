@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_free_port_skips_a_port_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
         taken.bind(("127.0.0.1", 0))
         busy = taken.getsockname()[1]
         free = launcher.free_port()
-        monkeypatch.setattr(launcher.random, "sample", lambda _range, _k: [busy, free])
+        monkeypatch.setattr(random, "sample", lambda _range, _k: [busy, free])
         assert launcher.free_port() == free
 
 

@@ -361,7 +361,9 @@ async def test_close_completed_closes_delivered_purchases_past_the_return_window
     closed = rows[past.id]
     assert closed.close_reason == "completed"
     assert past.order_id is not None
-    assert closed.closed_at == delivered_at[past.order_id] + WINDOW
+    past_delivered_at = delivered_at[past.order_id]
+    assert past_delivered_at is not None
+    assert closed.closed_at == past_delivered_at + WINDOW
     for still_open in (within, in_support, shipped, period):
         assert rows[still_open.id].closed_at is None, still_open.stage
     assert rows[returned.id].close_reason == "returned"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.config import Settings
@@ -80,7 +82,7 @@ def test_smtp_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
 def test_production_email_needs_a_public_https_address() -> None:
     from bot.config import ConfigError
 
-    production = {
+    production: dict[str, Any] = {
         name: "x" * 40
         for name in ("rasa_token", "rasa_channel_secret", "action_server_token", "widget_secret",
                      "events_secret")

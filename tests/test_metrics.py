@@ -334,7 +334,7 @@ async def test_daily_rollups_follow_inserts_updates_and_deletes(factory: Factory
     # "Etc/UTC" is UTC too but not the key "UTC": it is always answered from the rows.
     raw = FeedbackFilter(DateRange(date(2026, 1, 1), date(2026, 4, 30), ZoneInfo("Etc/UTC")))
     rolled = FeedbackFilter(DateRange(date(2026, 1, 1), date(2026, 4, 30)))
-    assert metrics.rollup_applies(rolled) and not metrics.rollup_applies(raw)
+    assert feedback_query.rollup_applies(rolled) and not feedback_query.rollup_applies(raw)
 
     async def same() -> metrics.MetricCounts:
         async with factory() as db:

@@ -22,7 +22,7 @@ from bot.cli.privacy import end_live_tabs
 from bot.config import Settings
 from bot.storage.models import MessageSender
 from bot.web.app import create_app
-from bot.web.chat import push
+from bot.web.delivery import push
 from bot.web.keys import HUB as HUB_KEY
 from bot.web.ops import METRICS, JsonFormatter, configure_logging, conversation_id_var
 from tests.conftest import StubRasa

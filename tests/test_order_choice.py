@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.support import ActionSupportRequest, named_order_number
+from bot.config import Settings
 from bot.domain import chat, knowledge, support
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
@@ -88,7 +89,7 @@ async def _conversation_order(session: AsyncSession) -> str | None:
 
 def _about(reply: str) -> str:
     """The one order number a reply names (the confirmations' wording is item 1's)."""
-    numbers = set(re.findall(r"A\d{5}", reply))
+    numbers: set[str] = set(re.findall(r"A\d{5}", reply))
     assert len(numbers) == 1, reply
     return numbers.pop()
 
@@ -163,7 +164,7 @@ async def test_cancel_uses_the_one_unshipped_order(session: AsyncSession) -> Non
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True, text="cancel my order"
+        session, Settings(), "conv-1", "cancel_order", verified=True, text="cancel my order"
     )
 
     # The confirmation's wording is issue #17 item 1's; here: which order it names.
@@ -180,7 +181,7 @@ async def test_several_fitting_orders_are_offered_as_buttons(session: AsyncSessi
     first, third = await _number(session, "A10001"), await _number(session, "A10003")
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
+        session, Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
     )  # fmt: skip
 
     # The orders as cards (issue #19 item 3): the card message's text is their plain-text
@@ -250,7 +251,7 @@ async def test_the_picker_answered_in_words_picks_that_order_and_item(
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        session, Settings(), "conv-1", "return_item", verified=True,
         text="i want to return something", latest="just the towel tbh, keeping the casserole",
         latest_intent="product_question", choosing_order=True,
     )  # fmt: skip
@@ -267,7 +268,7 @@ async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncS
     picks = {}
     for words in ("the newest one", "the older one pls", "2nd one", "hmm"):
         turn = await chat.support_request(
-            session, chat.Settings(), "conv-1", "return_item", verified=True,
+            session, Settings(), "conv-1", "return_item", verified=True,
             text="i want to return something", latest=words, latest_intent="inform",
             choosing_order=True,
         )  # fmt: skip
@@ -294,7 +295,7 @@ async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(
     await knowledge.load_demo(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        session, Settings(), "conv-1", "return_item", verified=True,
         text="i want to return something", latest="do u ship to switzerland?",
         latest_intent="policy_question", choosing_order=True,
     )  # fmt: skip
@@ -308,7 +309,7 @@ async def test_a_product_named_picks_the_one_order_holding_it(session: AsyncSess
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "damaged_item", verified=True,
+        session, Settings(), "conv-1", "damaged_item", verified=True,
         text="the casserole arrived with a massive chip in the enamel",
     )  # fmt: skip
 
@@ -325,7 +326,7 @@ async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         text="please cancel the casserole",
     )  # fmt: skip
 
@@ -345,7 +346,7 @@ async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(
     await session.commit()
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True, text="return it please"
+        session, Settings(), "conv-1", "return_item", verified=True, text="return it please"
     )
 
     assert _about(turn.messages[0][0]) == "A10003"
@@ -361,11 +362,11 @@ async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        session, Settings(), "conv-1", "change_address", verified=True,
         order_number="A20002", text="change the address of A20002",
     )  # fmt: skip
     unknown = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         order_number="#99999", text="cancel #99999",
     )  # fmt: skip
 
@@ -578,7 +579,7 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(
     await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="you charged me twice this month",
     )  # fmt: skip
 
@@ -598,7 +599,7 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 
     async def ask(text: str) -> str:
         turn = await chat.support_request(
-            session, chat.Settings(), "conv-1", "billing_issue", verified=True, text=text
+            session, Settings(), "conv-1", "billing_issue", verified=True, text=text
         )
         [(said, _)] = turn.messages
         return said
@@ -625,7 +626,7 @@ async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_
     subscription = await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        session, Settings(), "conv-1", "change_address", verified=True,
         text="we moved!! new address for the coffee box: Keizersgracht 12, 1015 CJ Amsterdam",
     )  # fmt: skip
 
@@ -740,7 +741,7 @@ async def test_undoing_an_old_subscription_cancellation_offers_a_person(
     await _cancelled(session, 8, timedelta(days=2))
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        session, Settings(), "conv-1", "resume_subscription", verified=True,
         text="undo the cancellation",
     )  # fmt: skip
 
@@ -756,7 +757,7 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession
     cancelled = await _cancelled(session, 8, timedelta(minutes=3))
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        session, Settings(), "conv-1", "resume_subscription", verified=True,
         text="wait no undo that, i want to keep it",
     )  # fmt: skip
 
@@ -770,7 +771,7 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession
         SubscriptionStatus.cancelled,
     )
     done = await chat.resolve_pending(
-        session, chat.Settings(), "conv-1", "resume_subscription", confirmed=True,
+        session, Settings(), "conv-1", "resume_subscription", confirmed=True,
         new_address=None,
     )  # fmt: skip
     assert done.messages[0][0].startswith(
@@ -821,13 +822,13 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(
     """Tester tr01: "and the other order?" after the kettle's status got the kettle again."""
     await _jane(session)
     first = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="wheres my casserole",
     )  # fmt: skip
     assert _about(first.messages[0][0]) == "A10001"
 
     other = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="and the other order?",
     )  # fmt: skip
 
@@ -842,12 +843,12 @@ async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
     cancel the (unshipped) order."""
     await _jane(session)
     await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="i got charged TWICE for my order wtf", order_number="A10002",
     )  # fmt: skip
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "request_refund", verified=True,
+        session, Settings(), "conv-1", "request_refund", verified=True,
         text="i want the money back now", earlier_request="billing_issue",
     )  # fmt: skip
 
@@ -894,7 +895,7 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(
     text = "my coffee box had the wrong beans again, can i speak to someone"
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "damaged_item", verified=True, text=text,
+        session, Settings(), "conv-1", "damaged_item", verified=True, text=text,
         intent_ranking=[{"name": "damaged_item", "confidence": 0.53},
                         {"name": "request_human", "confidence": 0.31}],
     )  # fmt: skip
@@ -914,7 +915,7 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
     await session.commit()
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         text="why was A10009 cancelled?? i didnt cancel it", order_number="A10009",
         intent_ranking=[{"name": "cancel_order", "confidence": 0.60},
                         {"name": "delivery_problem", "confidence": 0.37}],

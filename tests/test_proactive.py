@@ -466,7 +466,7 @@ async def test_no_survey_in_the_middle_of_something(
     client: TestClient[web.Request, web.Application],
     rasa: tuple[StubRasa, str],
     session_factory: async_sessionmaker[AsyncSession],
-    state,
+    state: dict[str, Any],
 ) -> None:
     await _customer_with_survey(session_factory)
     rasa[0].state.update(state)
@@ -492,7 +492,7 @@ async def test_no_survey_while_a_person_handles_the_chat_or_when_none_is_due(
         conversation.status = ConversationStatus.with_agent
         lifecycle = (await db.scalars(select(Lifecycle))).one()
         await surveys.schedule_proactive(db, lifecycle, surveys.TRIGGER_ORDER_DELIVERED)
-    assert await offer_to_customer(client.server.app, customer_id) is False
+    assert await offer_to_customer(client.app, customer_id) is False
     assert rasa[0].triggered == []
     await ws.close()
 
@@ -505,19 +505,19 @@ async def test_a_survey_scheduled_while_connected_is_pushed_live(
     customer_id = await _customer_with_survey(session_factory, status=None)
     ws, _ = await _hello(client, issue_token(SECRET, "C5001"))
     assert await _after_hello(ws) == []  # nothing to ask yet
-    assert await offer_to_customer(client.server.app, customer_id) is False  # nothing due yet
+    assert await offer_to_customer(client.app, customer_id) is False  # nothing due yet
 
     async with session_factory() as db, db.begin():
         lifecycle = (await db.scalars(select(Lifecycle))).one()
         await surveys.schedule_proactive(db, lifecycle, surveys.TRIGGER_ORDER_DELIVERED)
-    assert await offer_to_customer(client.server.app, customer_id) is True
+    assert await offer_to_customer(client.app, customer_id) is True
 
     frames = await _frames_until_quiet(ws)
     assert [f["text"] for f in frames if f["type"] == "message"] == ["How satisfied are you?"]
     assert [name for _, name in rasa[0].triggered] == ["EXTERNAL_proactive_survey"]
     await ws.close()
     await asyncio.sleep(0.1)  # the server notices the closed tab
-    assert await offer_to_customer(client.server.app, customer_id) is False  # offline now
+    assert await offer_to_customer(client.app, customer_id) is False  # offline now
 
 
 async def test_survey_demo_schedules_on_the_latest_order_or_subscription_period(
@@ -562,7 +562,7 @@ async def test_a_live_offer_waits_for_the_customers_turn_to_finish(
     await ws.send_json({"type": "message", "text": "hello", "client_id": "c-1"})
     while await ws.receive_json(timeout=5) != {"type": "typing", "on": True}:
         pass  # the ack; once the typing indicator is on, the message is with Rasa
-    offer = asyncio.create_task(offer_to_customer(client.server.app, customer_id))
+    offer = asyncio.create_task(offer_to_customer(client.app, customer_id))
     await asyncio.sleep(0.2)
     assert rasa[0].triggered == []  # not while the customer's turn is running
     assert await offer is True

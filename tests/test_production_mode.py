@@ -25,7 +25,7 @@ Sessions = async_sessionmaker[AsyncSession]
 SECRET_FIELDS = tuple(f.name for f in fields(Settings) if f.name.endswith(("_secret", "_token")))
 SECRET_VARIABLES = tuple(name.upper() for name in SECRET_FIELDS)
 GOOD = {name: f"{name.lower()}-" + "s" * 40 for name in SECRET_VARIABLES}
-PRODUCTION_SECRETS = {name: GOOD[name.upper()] for name in SECRET_FIELDS}
+PRODUCTION_SECRETS: dict[str, Any] = {name: GOOD[name.upper()] for name in SECRET_FIELDS}
 
 
 def test_the_secret_settings_are_all_found() -> None:
@@ -250,8 +250,17 @@ async def test_cli_serve_and_run_refuse_in_production_while_demo_staff_exist(
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     started: list[str] = []
-    monkeypatch.setattr(server, "serve", lambda *_a, **_k: started.append("web"))
-    monkeypatch.setattr(launcher, "run_forever", lambda: started.append("stack") or 0)
+
+    def serve(*_a: Any, **_k: Any) -> None:
+        started.append("web")
+
+    monkeypatch.setattr(server, "serve", serve)
+
+    def run_forever() -> int:
+        started.append("stack")
+        return 0
+
+    monkeypatch.setattr(launcher, "run_forever", run_forever)
     await _demo_staff(session_factory)
 
     def main(argv: list[str]) -> int:

@@ -9,7 +9,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.services import emit
 from bot.domain.chat import Turn
 from bot.domain.repeats import (
-    PERSON_BUTTON,
     REPEATED_AGAIN,
     REPEATED_ANSWER,
     REPEATED_CONFIRMATION,
@@ -17,6 +16,7 @@ from bot.domain.repeats import (
     previous_bot_texts,
     restate,
 )
+from bot.domain.support import PERSON_BUTTON
 from tests.rasa_helpers import domain, tracker
 
 STATUS = "Order A10023 (1× Mug) shipped on 2 December and should arrive by 8 December."

@@ -319,9 +319,12 @@ async def test_confirmed_resume_reactivates_the_subscription(
     _events, messages = await run(ActionResolvePending(), state)
 
     await session.refresh(subscription)
-    assert (subscription.status, subscription.paused_at, subscription.resume_on) == (
-        SubscriptionStatus.active, None, None,
-    )  # fmt: skip
+    after: tuple[SubscriptionStatus, datetime | None, datetime | None] = (
+        subscription.status,
+        subscription.paused_at,
+        subscription.resume_on,
+    )
+    assert after == (SubscriptionStatus.active, None, None)
     assert messages[0]["text"].startswith(
         "Done: your Coffee Explorer Box subscription is active again."
     )
@@ -333,7 +336,7 @@ async def test_confirmed_resume_reactivates_the_subscription(
     "text", ["yes but dont cancel", "ok nevermind, keep the order, dont cancel", "yeah wait"]
 )
 async def test_a_yes_with_a_no_in_it_changes_nothing(
-    session: AsyncSession, action_services: object, text
+    session: AsyncSession, action_services: object, text: str
 ) -> None:
     order = await _customer(session)
     state = tracker("conv-1", text, "affirm",
@@ -439,7 +442,12 @@ async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
     ],
 )
 async def test_i_want_a_refund(
-    session: AsyncSession, action_services: object, status, return_requested, pending, start
+    session: AsyncSession,
+    action_services: object,
+    status: OrderStatus,
+    return_requested: bool,
+    pending: str | None,
+    start: str,
 ) -> None:
     order = await _customer(session, status)
     assert order is not None

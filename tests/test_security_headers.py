@@ -67,6 +67,7 @@ def _csp(header: str) -> dict[str, str]:
 def _assert_secure(response: aiohttp.ClientResponse, *, cross_origin: bool = False) -> None:
     headers = response.headers
     csp = _csp(headers["Content-Security-Policy"])
+    assert response.url.host is not None
     host = response.url.host + (f":{response.url.port}" if response.url.port else "")
     assert csp == {**EXPECTED_CSP, "connect-src": f"'self' ws://{host} wss://{host}"}
     assert headers["X-Frame-Options"] == "DENY"

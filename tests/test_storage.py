@@ -80,6 +80,7 @@ async def test_a_failed_transaction_leaves_nothing_behind_in_the_pooled_connecti
             raise RuntimeError("the turn failed")
     async with engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
         if engine.dialect.name == "sqlite":
             assert driver.in_transaction is False
         else:

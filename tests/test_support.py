@@ -712,7 +712,7 @@ async def test_verify_after_anonymous_feedback_merges_it_into_the_customer(
     rows = (
         await session.execute(select(Feedback.customer_id, Feedback.lifecycle_id, Feedback.stage))
     ).all()
-    assert rows == [(owner.id, order_lifecycle.id, Stage.use)]
+    assert [tuple(row) for row in rows] == [(owner.id, order_lifecycle.id, Stage.use)]
     left = (
         await session.execute(
             select(Lifecycle.closed_at.is_not(None), Lifecycle.close_reason).where(
@@ -720,7 +720,7 @@ async def test_verify_after_anonymous_feedback_merges_it_into_the_customer(
             )
         )
     ).all()
-    assert left == [(True, "merged")]
+    assert [tuple(row) for row in left] == [(True, "merged")]
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,8 @@ async def main():
     await a.save(DialogueStateTracker.from_events(
         "c-1", [ActionExecuted("action_listen"), UserUttered("replaced")]))
     await turn(a, "a12", user("later", 12))
+    a.domain = DOMAIN  # a model (re)loaded: kept trackers hold the old domain's slots
+    await turn(a, "a13", user("reloaded", 13))
     stored = await rasa.retrieve_full_tracker("c-1")
     print(json.dumps({"steps": steps, "gone": gone is None, "stored": len(stored.events)}))
 
@@ -107,6 +109,7 @@ EXPECTED_STEPS = [
     ["b10", 0, True, "10@x.test", 1, 1],  # erased by a while b held a version: nothing
     ["a11", 7, True, "11@x.test", 1, 0],
     ["a12", 12, True, "12@x.test", 1, 0],  # after the replace: read what is stored
+    ["a13", 17, True, "13@x.test", 1, 0],  # after a new domain: read again
 ]
 
 
@@ -116,7 +119,7 @@ def _check(kind: str, where: str) -> None:
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["steps"] == EXPECTED_STEPS
     assert outcome["gone"] is True
-    assert outcome["stored"] == 18  # only what was written after the erasure
+    assert outcome["stored"] == 23  # only what was written after the erasure
 
 
 def test_two_workers_alternating_see_each_others_events_on_sqlite(tmp_path: Path) -> None:

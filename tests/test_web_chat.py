@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,8 @@ from bot.config import Settings
 from bot.domain.identity import issue_token
 from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
 from bot.web.app import create_app
-from bot.web.chat import back_with_bot, push, retry_later, waiting_note
+from bot.web.chat import back_with_bot, retry_later, waiting_note
+from bot.web.delivery import push
 from bot.web.keys import HUB
 from tests.conftest import StubRasa
 
@@ -377,7 +379,7 @@ async def test_email_typed_while_waiting_becomes_the_contact_address(
     sender = rasa[0].received[0]["sender"]
     async with session_factory() as db, db.begin():
         await escalation_rules.escalate(
-            db, await db.get(Conversation, sender), EscalationReason.customer_request
+            db, await db.get_one(Conversation, sender), EscalationReason.customer_request
         )
     rasa[0].pause(sender)
 
@@ -498,7 +500,8 @@ async def test_push_reaches_live_tabs_and_waits_in_history_for_offline_ones(
 ) -> None:
     ws, session = await _open(client)
     await _turn(ws, "hello")
-    conversation_id = client.app[HUB]._sockets and next(iter(client.app[HUB]._sockets))
+    assert client.app[HUB]._sockets
+    conversation_id = next(iter(client.app[HUB]._sockets))
     await push(client.app, conversation_id, MessageSender.agent, "Hi, Sam here", author="Sam")
     live = await ws.receive_json(timeout=5)
     assert (live["sender"], live["text"], live["author"]) == ("agent", "Hi, Sam here", "Sam")
@@ -559,8 +562,8 @@ async def test_valid_identity_token_identifies_the_customer_and_tells_rasa(
         (sender, [{"event": "slot", "name": "identity", "value": "verified"}])
     ]
     async with session_factory() as db:
-        conversation = await db.get(Conversation, sender)
-        customer = await db.get(Customer, conversation.customer_id)
+        conversation = await db.get_one(Conversation, sender)
+        customer = await db.get_one(Customer, conversation.customer_id)
     assert (customer.external_id, customer.email, conversation.identified_by) == (
         "C5001",
         "ann@example.com",
@@ -589,8 +592,8 @@ async def test_valid_identity_token_identifies_the_customer_and_tells_rasa(
 async def test_bad_identity_token_is_refused_and_visitor_stays_anonymous(
     client: TestClient[web.Request, web.Application],
     rasa: tuple[StubRasa, str],
-    make_token,
-    message_start,
+    make_token: Callable[[], str],
+    message_start: str,
 ) -> None:
     ws, frames = await _open_as(client, identity=make_token())
     assert frames[0]["type"] == "error" and frames[0]["error"]["code"] == "identity_refused"

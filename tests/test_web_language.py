@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.storage.models import Conversation, Feedback, Message, MessageSender
@@ -18,7 +19,7 @@ from tests.test_console import _login, _setup
 from tests.test_web_chat import _open, _turn
 
 
-async def _conversation(session_factory: Any) -> Conversation:
+async def _conversation(session_factory: async_sessionmaker[AsyncSession]) -> Conversation:
     async with session_factory() as db:
         conversation = await db.scalar(select(Conversation))
     assert conversation is not None

@@ -192,7 +192,7 @@ async def _next(
         return None
 
 
-async def _turn(ws: aiohttp.ClientWebSocketResponse, frames: asyncio.Queue[tuple[float, dict[str, Any]]],
+async def _turn(ws: aiohttp.ClientWebSocketResponse[bool], frames: asyncio.Queue[tuple[float, dict[str, Any]]],
                 sent: Sent, text_: str, expected: str) -> None:  # fmt: skip
     try:
         await ws.send_json({"type": "message", "text": text_, "client_id": uuid.uuid4().hex})
@@ -397,9 +397,9 @@ async def _feedback(database_url: str) -> tuple[dict[int, str], Counter[tuple[st
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            messages = dict((await connection.execute(text(
+            messages: dict[Any, Any] = dict((await connection.execute(text(
                 "SELECT id, conversation_id FROM messages WHERE sender = 'customer'"
-            ))).all())  # fmt: skip
+            ))).tuples().all())  # fmt: skip
             rows = (await connection.execute(text(
                 "SELECT conversation_id, kind FROM feedback WHERE source = 'chat_survey'"
             ))).all()  # fmt: skip
