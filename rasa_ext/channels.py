@@ -63,7 +63,7 @@ def literal_text(text: str) -> str:
     return _INTENT_SYNTAX.sub("", stripped) or stripped
 
 
-class StrictRestInput(RestInput):  # type: ignore[misc]
+class StrictRestInput(RestInput):
     def __init__(self, secret: str) -> None:
         if not secret:
             raise RasaException(

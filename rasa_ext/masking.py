@@ -62,7 +62,7 @@ class MaskingWhitespaceTokenizer(WhitespaceTokenizer):
         return cls(config)
 
     def tokenize(self, message: Message, attribute: str) -> list[Token]:
-        tokens = super().tokenize(message, attribute)
+        tokens: list[Token] = super().tokenize(message, attribute)
         if attribute != TEXT:
             return tokens
         for token in tokens:

@@ -46,7 +46,7 @@ async def measure(model: Path, numbers: list[str]) -> dict[str, Any]:
 
     # Run with the Rasa venv's python; mypy checks this file in the app venv, without Rasa.
     import structlog  # type: ignore[import-not-found]
-    from rasa.core.agent import Agent  # type: ignore[import-not-found]
+    from rasa.core.agent import Agent
 
     # Quiet: the held-out messages and their predictions are never printed one by one.
     logging.getLogger().setLevel(logging.WARNING)
