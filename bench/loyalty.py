@@ -11,7 +11,10 @@ rollup from the rows (`rollup.all_backfill_ddl`). On PostgreSQL the overview rea
 `lifecycle_loyalty` (issue #25 item 4); the same
 figures computed from the raw rows (`from_rows=True`, the code before the summary) are timed
 in the same run with `--raw-calls` calls (0 skips them), and the summary is checked equal
-to the raw rows (`rollup_loyalty.state_select`). Prints a Markdown table and the load average.
+to the raw rows (`rollup_loyalty.state_select`). The summary's grouped statement as it was
+before migration 0033 (bands as CASE over the sums, SUM(CASE) counts, the gap as an
+interval) is timed in the same run as a second baseline. Prints a Markdown table and the
+load average.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.stats import summary_ms
@@ -31,7 +34,7 @@ from bot.domain import loyalty
 from bot.domain.feedback_query import DateRange
 from bot.storage import rollup, rollup_loyalty
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Base, Lifecycle, utcnow
+from bot.storage.models import Base, Lifecycle, LifecycleLoyalty, utcnow
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/loyalty_bench"
 
@@ -70,6 +73,49 @@ FILL = [
               'resolved', f.created_at
        FROM generate_series(1, 20000) AS e JOIN feedback f ON f.id = e * 50""",
 ]
+
+
+def _statement_0026(query: loyalty.LoyaltyQuery) -> Any:
+    """bot.domain.loyalty.summary_statement before migration 0033 (commit 1344301)."""
+    s = LifecycleLoyalty
+    start, end = query.range.start_utc, query.range.end_utc
+
+    def count_if(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    returned = and_(
+        s.next_opened_at.is_not(None),
+        (s.next_opened_at - s.opened_at) <= timedelta(days=query.window_days),
+    )
+    mature = s.opened_at <= query.cutoff
+    first = s.seq == 1
+    first_in_range = or_(s.prev_opened_at.is_(None), s.prev_opened_at < start)
+    csat = case(
+        (s.csat_n == 0, 3), (s.csat_sum >= 4 * s.csat_n, 0), (s.csat_sum <= 2 * s.csat_n, 2),
+        else_=1,
+    )  # fmt: skip
+    nps = case(
+        (s.nps_n == 0, 3), (s.nps_sum >= 9 * s.nps_n, 0), (s.nps_sum >= 7 * s.nps_n, 1), else_=2
+    )
+    support = case((s.escalated, 2), (s.stage == "support", 1), else_=0)
+    keys = (csat, nps, support, s.source, case((s.opened_at > query.cutoff, 1), else_=0))
+    return (
+        select(
+            *keys,
+            func.count(),
+            count_if(returned),
+            count_if(and_(first, mature)),
+            count_if(and_(first, mature, returned)),
+            count_if(and_(first, s.opened_at > query.cutoff)),
+            count_if(first_in_range),
+            count_if(and_(first_in_range, first)),
+            count_if(and_(first_in_range, s.next_opened_at < end)),
+            count_if(and_(first_in_range, s.next2_opened_at < end)),
+            count_if(and_(first_in_range, s.next3_opened_at < end)),
+        )
+        .where(s.purchase, s.opened_at >= start, s.opened_at < end)
+        .group_by(*keys)
+    )
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -138,6 +184,13 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
                 async with sessions() as db:
                     await loyalty.overview(db, query)
 
+            async def before_0033(query: loyalty.LoyaltyQuery = query) -> None:
+                async with sessions() as db:
+                    await db.execute(text("SET LOCAL jit = off"))
+                    await db.execute(text("SET LOCAL enable_sort = off"))
+                    (await db.execute(_statement_0026(query))).all()
+                    await loyalty.renewal_rate(db, query)
+
             async def raw(query: loyalty.LoyaltyQuery = query) -> None:
                 async with sessions() as db:
                     summary = await loyalty.overview(db, query)
@@ -151,6 +204,7 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
             for name, work, n in (
                 ("baseline count(*)", baseline, calls),
                 ("loyalty overview", overview, calls),
+                ("overview as before migration 0033", before_0033, calls),
                 ("overview from raw rows (+ summary, compared)", raw, raw_calls),
                 ("cohorts", cohorts, calls),
             ):

@@ -578,12 +578,17 @@ async def _summary_figures(
     # lifecycles): it cannot estimate the few groups of the keys (~200 of them), so it
     # sorted every row to disk instead of hashing; and JIT compiling took ~650 ms of a
     # statement that runs in less. Both back to the session's defaults right after (an
-    # error rolls the transaction back, and SET LOCAL with it).
+    # error rolls the transaction back, and SET LOCAL with it). A custom plan every time:
+    # asyncpg prepares the statement, and from its sixth run PostgreSQL used a generic plan
+    # that cannot estimate the pending comparison on a bound cut-off, ran one process
+    # instead of parallel workers and took twice as long (bench/loyalty.py, 2 years).
+    settings = ("jit", "enable_sort", "plan_cache_mode")
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL enable_sort = off"))
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows = (await session.execute(summary_statement(query))).all()
-    await session.execute(text("SET LOCAL jit = DEFAULT"))
-    await session.execute(text("SET LOCAL enable_sort = DEFAULT"))
+    for name in settings:
+        await session.execute(text(f"SET LOCAL {name} = DEFAULT"))
 
     def total(position: int, pending: bool | None = None) -> int:
         return sum(int(r[position] or 0) for r in rows if pending is None or r[4] == pending)
