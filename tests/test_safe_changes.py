@@ -324,7 +324,9 @@ async def test_confirmed_resume_reactivates_the_subscription(
         subscription.paused_at,
         subscription.resume_on,
     )
-    assert after == (SubscriptionStatus.active, None, None)
+    assert after == (
+        SubscriptionStatus.active, None, None,
+    )  # fmt: skip
     assert messages[0]["text"].startswith(
         "Done: your Coffee Explorer Box subscription is active again."
     )
