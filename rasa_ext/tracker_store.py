@@ -104,6 +104,16 @@ class StrictSQLTrackerStore(SQLTrackerStore):
 
     # ---- the kept trackers (touched only on the event loop) ----------------------------
 
+    @property  # type: ignore[override]
+    def domain(self) -> Domain:
+        return self._domain
+
+    @domain.setter
+    def domain(self, domain: Domain | None) -> None:
+        # A new model's domain: kept trackers were built with the old one's slots.
+        self._domain = domain or Domain.empty()
+        self._kept = OrderedDict()
+
     def _keep(self, sender_id: str, entry: _Kept) -> None:
         if self.cache_size <= 0:
             return
