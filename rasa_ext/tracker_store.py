@@ -104,7 +104,7 @@ class StrictSQLTrackerStore(SQLTrackerStore):
 
     # ---- the kept trackers (touched only on the event loop) ----------------------------
 
-    @property  # type: ignore[override]
+    @property
     def domain(self) -> Domain:
         return self._domain
 
