@@ -627,6 +627,7 @@ _COMPOUNDS = (
     (re.compile(r"\bt[\s-]+shirt"), "tshirt"),
     (re.compile(r"\bsee[\s-]+through"), "seethrough"),
     (re.compile(r"\bmade[\s-]+to[\s-]+(?:measure|order)"), "madetomeasure"),
+    (re.compile(r"\bgift[\s-]*cards?\b"), "giftcard"),
 )
 
 
@@ -1126,7 +1127,7 @@ def _asks_unknown(index: Index, pairs: list[tuple[str, str]]) -> bool:
         if (
             read in index.idf
             or stem in about.ignore
-            or len(said) < 3
+            or len(said) < 4  # 'thx', 'sub', 'bit': chat shorthand, not a topic
             or any(c.isdigit() for c in said)
         ):
             continue
