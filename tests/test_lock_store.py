@@ -67,8 +67,21 @@ def race(store_a, store_b, each=100):
     stored = store_a.get_lock("c-3")
     return len(tickets), len(set(tickets)), len(stored.tickets)
 
+async def exclusive(stores, turns=30):
+    inside, most, done = [0], [0], []
+    async def turn(store, i):
+        async with store.lock("c-4"):
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            await asyncio.sleep(0.002)
+            inside[0] -= 1
+            done.append(i)
+    await asyncio.gather(*(turn(stores[i % 2], i) for i in range(turns)))
+    return [most[0], sorted(done) == list(range(turns))]
+
 async def main():
     a, b = fast(), fast()
+    together = await exclusive([a, b])
     order, total, wait = await gaps([a, b], 3)
     stock = RedisLockStore(host="127.0.0.1", port=6379, db=db, key_prefix=prefix + "stock")
     _, stock_total, stock_wait = await gaps([stock], 2)
@@ -78,7 +91,8 @@ async def main():
     left = redis.Redis(host="127.0.0.1", port=6379, db=db).keys(prefix + "*")
     print(json.dumps({"type": type(a).__name__, "order": order, "total": total,
                       "wait": wait, "stock_total": stock_total, "stock_wait": stock_wait,
-                      "race": [issued, distinct, stored], "left": len(left)}))
+                      "race": [issued, distinct, stored], "left": len(left),
+                      "exclusive": together}))
 
 asyncio.run(main())
 """
@@ -101,4 +115,6 @@ def test_fast_lock_store_serves_contending_turns_in_order_within_milliseconds() 
     assert outcome["stock_total"] >= 1.0
     # 2 workers × 100 tickets at the same moment: none lost, none doubled
     assert outcome["race"] == [200, 200, 200]
+    # 30 turns entering at once from two workers: never two inside, all done
+    assert outcome["exclusive"] == [1, True]
     assert outcome["left"] == 0  # every lock deleted once nobody waits
