@@ -86,7 +86,7 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
             dispatcher.utter_message(text=texts.render(offer), buttons=support.YES_NO)
             return [SlotSet("awaiting", "confirmation"), SlotSet("pending_action", "offer_human")]
         focus = tracker.get_slot(knowledge.FOCUS_SLOT)
-        if fallback.may_be_a_knowledge_question(text, intent, ranking) or (
+        if fallback.may_be_a_knowledge_question(text, intent) or (
             focus and understanding.reads_as_ask(text)
         ):
             # (right after a knowledge answer, any ask not understood is tried on the

@@ -396,6 +396,13 @@ class ActionAnswerPolicyQuestion(DomainAction, Action):  # type: ignore[misc]
             )  # fmt: skip
             turn.slots["support_request"] = "delivery_problem"
             return turn
+        if (
+            support.asks_price(text)
+            and tracker.get_slot("identity") == "verified"
+            and tracker.get_slot("support_request") in support.SUBSCRIPTION_FLOWS
+        ):
+            # "hmm wait what does it cost again" at the subscription's cancellation (tw3_13)
+            return await chat.subscription_price(session, tracker.sender_id)
         return await chat.policy_question(session, text, tracker.get_slot(knowledge.FOCUS_SLOT))
 
 

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.domain import (
     analysis,
     escalations,
+    fallback,
     feedback,
     knowledge,
     order_cards,
@@ -292,6 +293,10 @@ async def support_request(
     )
     if dropped:
         turn.slots["pending_action"] = None
+        if understanding.ends_in_retraction(latest or text):
+            # "no not that one, the jumper one... actually keep it, never mind": the last
+            # words take the change back, whatever came before (tester tw3_14)
+            return turn.say(texts.render("utter_nothing_changed"))
         # the same change asked again, or the pause offered at a cancellation: no news
         if is_change(dropped) and dropped != flow and (dropped, flow) != SWITCHES:
             turn.say(texts.render("utter_nothing_changed"))
@@ -401,17 +406,30 @@ async def support_request(
         return answer
     talked_about = context.order
     if (
-        flow == "request_refund"
+        flow in {"request_refund", "refund_status"}
         and earlier_request == "billing_issue"
         and talked_about is not None
         and not order_number
     ):
         # "i want the money back now" right after questioning a charge: that charge, a
-        # person's to check and refund, not a cancellation or a return (tester tr07)
-        return await _after(
-            turn, session, settings, context, support.disputed_charge(talked_about),
-            trigger=f"in_chat:{flow}",
-        )  # fmt: skip
+        # person's to check and refund, not a cancellation or a return (tester tr07);
+        # "how long for the money back?": when the pre-authorisation goes (tw3_15)
+        charge = (
+            support.disputed_charge(talked_about)
+            if flow == "request_refund"
+            else support.money_back_after_charge(talked_about)
+        )
+        return await _after(turn, session, settings, context, charge, trigger=f"in_chat:{flow}")
+    if flow == "order_status" and not order_number and not choice:
+        subscription = await repositories.latest_subscription(session, context.customer.id)
+        if subscription is not None and understanding.names_the_subscription(
+            text, subscription.plan
+        ):
+            # "when is my next coffee box coming": the subscription's box (tester tw3_05)
+            return await _after(
+                turn, session, settings, context, support.subscription_delivery(subscription, now),
+                trigger="in_chat:subscription_status",
+            )  # fmt: skip
     order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages
@@ -419,6 +437,18 @@ async def support_request(
     if order is None:
         return await _no_orders(session, context, turn, flow, text)
     context = ChatContext(context.conversation, context.customer, order)
+    if (
+        flow == "delivery_problem"
+        and order.status is OrderStatus.delivered
+        and understanding.reports_late_arrival(text)
+    ):
+        # "3 - casserole is nice but it came a day late": how the delivery went, kept as a
+        # complaint on that order, not a trace of a parcel that came (tester 3, tw3_20)
+        opinion = await record_opinion(
+            session, conversation_id, FeedbackKind.complaint, text, f"late-{order.number}"
+        )
+        opinion.messages[:0] = turn.messages
+        return opinion
     if size_change and order.status is OrderStatus.delivered:
         flow = "return_item"  # an exchange for another size (bot/domain/returns.py)
     elif size_change:
@@ -812,6 +842,10 @@ async def _order_in_question(
         return _use_order(context, named)
     if not orders:
         return None
+    # (at the picker, "the newest one" is the newest card shown: _picked_in_words)
+    described = None if choice else _described_order(orders, text)
+    if described is not None:
+        return _use_order(context, described)
     if context.order is not None and understanding.means_other_order(choice or text):
         # "the other one" after an answer about an order, at the picker or as a request of
         # its own ("and the other order?", tester tr01): the others (those that fit first)
@@ -839,6 +873,16 @@ async def _order_in_question(
     if candidates:
         return _order_picker(candidates, now, texts.render("utter_order_choose"))
     return _use_order(context, current or orders[0])
+
+
+def _described_order(orders: list[Order], text: str) -> Order | None:
+    """The order words describe: "my last order" is the newest (not a picker: tester
+    tw3_04), "the cancelled one" the only cancelled order (tw3_02)."""
+    if understanding.means_last_order(text):
+        return orders[0]
+    state = understanding.order_state_named(text)
+    matching = [o for o in orders if o.status.value == state]
+    return matching[0] if len(matching) == 1 else None
 
 
 async def _no_orders(
@@ -1016,6 +1060,12 @@ async def resolve_pending(
         if not confirmed and _FOUND.search(text):
             # "nvm found it in the bin shed" at the person offered for a lost parcel (tr02)
             return Turn(slots=base).say(texts.render("utter_glad_it_turned_up"))
+        if not confirmed and fallback.asks_what_now(text):
+            # "ok so what do i do" at the person offered: what a yes brings, asked again,
+            # not read as a no (tester tw3_10)
+            return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
+                texts.render("utter_offer_human_what_now"), support.YES_NO
+            )
         if not confirmed:
             return Turn(slots=base).say(texts.render("utter_offer_human_declined"))
         return await request_human(
@@ -1069,6 +1119,19 @@ async def resolve_pending(
     turn.slots.setdefault("new_address", None)
     turn.slots.update(pause_until=None, declined_change=None, return_draft=None)
     return turn
+
+
+async def subscription_price(session: AsyncSession, conversation_id: str) -> Turn:
+    """What the subscription being talked about costs; without one, the help centre's answer."""
+    context = await load_context(session, conversation_id)
+    subscription = (
+        await repositories.latest_subscription(session, context.customer.id)
+        if context.customer is not None
+        else None
+    )
+    if subscription is None:
+        return await policy_question(session, "how much does the subscription cost")
+    return Turn().say(support.subscription_price(subscription))
 
 
 async def policy_question(session: AsyncSession, question: str, focus: str | None = None) -> Turn:

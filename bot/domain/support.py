@@ -700,6 +700,17 @@ def disputed_charge(order: Order) -> FlowResult:
     )
 
 
+def money_back_after_charge(order: Order) -> FlowResult:
+    """ "ok and how long for the money back?" right after a double charge was explained:
+    when the pre-authorisation goes, not the order's refund state (tester 3, tw3_15)."""
+    return FlowResult(
+        texts.render("utter_billing_money_back_when", order=order.number),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
 def asks_invoice(text: str) -> bool:
     """ "can u send me the invoice", "an invoice with my company VAT id": not a charge."""
     return bool(_INVOICE.search(text or ""))
@@ -826,8 +837,47 @@ def subscription_charges(subscription: Subscription) -> str:
     return texts.render(
         "utter_subscription_charges_active",
         **values,
-        next=format_date(subscription.current_period_end),
+        next=format_date(next_period_end(subscription)),
     )
+
+
+# "hmm wait what does it cost again" while a subscription is being talked about (tester 3,
+# tw3_13: it got "I'm not sure I can answer that from our product pages").
+_ASKS_PRICE = re.compile(
+    r"\b(?:how much (?:is|does|do|am)|what(?:'?s| is| does| do)? (?:it |that |this |the )?"
+    r"(?:cost|price|charge)|cost again|price again|how much again)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_price(text: str) -> bool:
+    return bool(_ASKS_PRICE.search(text or ""))
+
+
+def subscription_price(subscription: Subscription, now: datetime | None = None) -> str:
+    return texts.render(
+        "utter_subscription_price",
+        plan=subscription.plan,
+        price=_price(subscription),
+        next=format_date(next_period_end(subscription, now)),
+    )
+
+
+def subscription_delivery(subscription: Subscription, now: datetime | None = None) -> FlowResult:
+    """When the next box comes ("when is my next coffee box coming", tester tw3_05)."""
+    values = {"plan": subscription.plan}
+    if subscription.status is SubscriptionStatus.paused and subscription.resume_on:
+        response = "utter_subscription_next_box_paused_until"
+        values["restart"] = format_date(subscription.resume_on)
+    elif subscription.status is SubscriptionStatus.paused:
+        response = "utter_subscription_next_box_paused"
+    elif subscription.status is SubscriptionStatus.cancelled:
+        response = "utter_subscription_next_box_cancelled"
+        values["cancelled"] = format_date(subscription.cancelled_at)
+    else:
+        response = "utter_subscription_next_box"
+        values["next"] = format_date(next_period_end(subscription, now))
+    return FlowResult(texts.render(response, **values))
 
 
 def skip_next_restart(subscription: Subscription, now: datetime | None = None) -> datetime:

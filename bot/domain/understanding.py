@@ -159,6 +159,65 @@ def means_other_order(text: str) -> bool:
     return bool(_OTHER_ORDER.search(text or ""))
 
 
+# "my last order", "the cancelled one", "the one that arrived": an order described by its
+# place or its state rather than its number (tester tw3_02, tw3_04).
+_LAST_ORDER = re.compile(
+    r"\b(?:my|the)\s+(?:last|latest|newest|most recent)\s+(?:order|purchase|one)\b", re.I
+)
+_ORDER_BY_STATE = re.compile(
+    r"\b(?:the|that)\s+(cancell?ed|delivered|refunded|returned|shipped)\s+(?:one|order)\b"
+    r"|\bthe\s+(?:one|order)\s+(?:that|which|i)\s+(?:was\s+|got\s+|has\s+|had\s+)?"
+    r"(cancell?ed|delivered|refunded|returned|shipped|arrived|came)\b",
+    re.I,
+)
+_STATE_WORDS = {"canceled": "cancelled", "arrived": "delivered", "came": "delivered"}
+
+
+def means_last_order(text: str) -> bool:
+    return bool(_LAST_ORDER.search(text or ""))
+
+
+def order_state_named(text: str) -> str | None:
+    """The order status a description names ("the cancelled one" → "cancelled"), or None."""
+    found = _ORDER_BY_STATE.search(text or "")
+    if found is None:
+        return None
+    word = (found.group(1) or found.group(2)).lower()
+    return _STATE_WORDS.get(word, word)
+
+
+# "when is my next coffee box coming", "where's my sub": the subscription, not an order.
+_SUBSCRIPTION_WORDS = re.compile(r"\b(?:subscriptions?|subs?|next box|monthly box|my box)\b", re.I)
+_PLAN_GENERIC_WORDS = frozenset(
+    {"box", "plan", "club", "monthly", "the", "and", "of", "subscription"}
+)
+
+
+def names_the_subscription(text: str, plan: str) -> bool:
+    if _SUBSCRIPTION_WORDS.search(text or ""):
+        return True
+    plan_words = set(re.findall(r"[a-z]{3,}", plan.lower())) - _PLAN_GENERIC_WORDS
+    return bool(plan_words & set(re.findall(r"[a-z]+", (text or "").lower())))
+
+
+# "it came a day late", "arrived late but fine": how a delivery went, said after it came,
+# not a parcel that is missing (tester 3, tw3_20)
+_CAME_LATE = re.compile(
+    r"\b(?:came|arrived|got here|turned up|showed up|was delivered|got it)\b[^.?!]{0,25}?"
+    r"\b(?:late|later than)\b",
+    re.I,
+)
+_NOT_CAME = re.compile(
+    r"\b(?:hasn'?t|has not|have not|haven'?t|not|never|didn'?t|did not|still)\s+(?:yet\s+)?"
+    r"(?:come|came|arrived|got here|turned up|showed up|been delivered)\b",
+    re.I,
+)
+
+
+def reports_late_arrival(text: str) -> bool:
+    return bool(_CAME_LATE.search(text or "")) and not _NOT_CAME.search(text or "")
+
+
 SHORT_ORDER_REFERENCE_WORDS = 6
 
 
@@ -252,6 +311,20 @@ _YES_WORDS = re.compile(
 def is_yes_words(text: str) -> bool:
     """ "yes", "sure", "yes please": words that only agree, nothing else."""
     return _YES_WORDS.match((text or "").lower()) is not None
+
+
+# "no not that one, the jumper one... actually keep it, never mind": whatever came before,
+# the last words take the change back (tester tw3_14).
+_RETRACTION_AT_END = re.compile(
+    r"(?:^|[.,;:!?\u2026]|\b(?:actually|ok|okay|oh|no|wait|hmm|so|just|please|pls))\s*(?:actually\s+)?"
+    r"(?:keep (?:it|them|the order)|never ?mind|nvm|forget (?:about )?it|leave it|"
+    r"don'?t (?:cancel|change|do) (?:it|anything)|do nothing|don'?t bother)"
+    r"[\s,.!]*(?:thanks?|thx|then)?[\s.!]*$"
+)
+
+
+def ends_in_retraction(text: str) -> bool:
+    return _RETRACTION_AT_END.search((text or "").lower()) is not None
 
 
 def is_deny_words(text: str) -> bool:
