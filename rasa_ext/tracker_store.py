@@ -247,15 +247,11 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None:
             await self._stream_new_events(self.event_broker, new_events, sender_id)
         max_id = await asyncio.to_thread(self._insert, sender_id, new_events)
-        # Keep it only when the stored session is now exactly this tracker's events: it
-        # extends what was stored (lent by this store, or nothing was stored), and no new
-        # session began (which changes what `retrieve` returns, by the latest
-        # SessionStarted's timestamp). A replace through the API (`PUT .../events`) with
-        # other events only appends past the stored count, as in Rasa: read it next time.
-        if (lent or stored == 0) and not any(
-            isinstance(event, SessionStarted) for event in new_events
-        ):
-            self._keep(sender_id, _Kept(tracker, len(tracker.events), max_id, lent=False))
+        # Keep it only when it extends what was stored (lent by this store, or nothing was
+        # stored). A replace through the API (`PUT .../events`) with other events only
+        # appends past the stored count, as in Rasa: the next retrieve reads it.
+        if lent or stored == 0:
+            self._keep(sender_id, _Kept(*_session_view(tracker, self.domain), max_id, lent=False))
         logger.debug("tracker %s: %d new events stored", sender_id, len(new_events))
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
@@ -266,6 +262,27 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         stored = await asyncio.to_thread(self._count_stored, tracker.sender_id)
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+
+def _session_view(
+    tracker: DialogueStateTracker, domain: Domain
+) -> tuple[DialogueStateTracker, int]:
+    """What `retrieve` reads back once `tracker` is stored, and its number of events.
+
+    Rasa's session query returns the events whose timestamp is at least the latest stored
+    SessionStarted's. Without a new SessionStarted in the tracker that is all its events
+    (it was read that way, and later events are later). With one, it is the events from
+    that timestamp on: every stored event of the conversation that is not in the tracker
+    predates the session the tracker was read from, hence the new one. The tracker is then
+    rebuilt from those events (the same event objects, as `from_dict` would replay them)."""
+    starts = [event.timestamp for event in tracker.events if isinstance(event, SessionStarted)]
+    events = list(tracker.events)
+    if not starts or all(event.timestamp >= max(starts) for event in events):
+        return tracker, len(events)
+    start = max(starts)
+    session = [event for event in events if event.timestamp >= start]
+    rebuilt = DialogueStateTracker.from_events(tracker.sender_id, session, domain.slots)
+    return rebuilt, len(session)
 
 
 def _strict_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
