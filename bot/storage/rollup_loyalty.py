@@ -13,6 +13,9 @@
   conversation, or by customer and time, as `loyalty._escalated_lifecycles` defines it);
 * `csat_n`/`csat_sum`, `nps_n`/`nps_sum`: count and sum of its CSAT / NPS scores (integer
   sums, so the bands compare exactly: mean >= 4 <=> sum >= 4 n).
+* generated from those (migration 0033, not written by anything here): `csat_band`,
+  `nps_band`, `support` and `gap_days` (whole days to the next purchase, rounded up), which
+  the overview groups and compares as plain columns.
 
 Maintenance, in the writing transaction (no background job, nothing to drift):
 
