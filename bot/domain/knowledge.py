@@ -627,7 +627,7 @@ _COMPOUNDS = (
     (re.compile(r"\bt[\s-]+shirt"), "tshirt"),
     (re.compile(r"\bsee[\s-]+through"), "seethrough"),
     (re.compile(r"\bmade[\s-]+to[\s-]+(?:measure|order)"), "madetomeasure"),
-    (re.compile(r"\bgift[\s-]*cards?\b"), "giftcard"),
+    (re.compile(r"\bgift[\s-]*cards?\b"), "gift giftcard"),  # still names 'Gift vouchers'
 )
 
 
