@@ -89,7 +89,7 @@ class FastRedisLockStore(RedisLockStore):
                     serialised = await pipe.get(key)
                     current = TicketLock.from_dict(_loads(serialised)) if serialised else None
                     changed = change(current)
-                    pipe.multi()
+                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
                     if changed is None:
                         pipe.delete(key)
                     else:
