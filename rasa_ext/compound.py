@@ -104,9 +104,32 @@ def _clear(reading: Reading) -> bool:
     return reading.intent is not None and reading.confidence >= CONFIDENCE
 
 
+# Two questions for the knowledge base in one message ("how much is shipping to austria and
+# how long does it take", tester 3 tw3_03): both asked, though they share an intent.
+KNOWLEDGE_QUESTIONS = frozenset({"product_question", "policy_question"})
+FALLBACK = "nlu_fallback"
+_QUESTION = re.compile(
+    r"^(?:how|what|when|where|which|who|why|do|does|did|is|are|can|could|will|would)\b", re.I
+)
+
+
+def _two_questions(first: str, second: str, one: Reading, two: Reading) -> bool:
+    """A clear knowledge question, then a question of the same kind or one the NLU cannot
+    place on its own ("how long does it take": the fallback tries it on the knowledge base,
+    with what the first answer was about)."""
+    return (
+        _clear(one)
+        and one.intent in KNOWLEDGE_QUESTIONS
+        and (two.intent == one.intent or two.intent == FALLBACK)
+        and all(_QUESTION.match(part.strip()) for part in (first, second))
+    )
+
+
 def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
     """The plan for a message cut into `first` and `second`, read as `one` and `two`; None
     when this cut is no compound message (try the next cut, or send the message as typed)."""
+    if _two_questions(first, second, one, two):
+        return Plan((first, second))
     if not (_clear(one) and _clear(two)) or one.intent == two.intent:
         return None
     if one.intent == "deny" and two.intent in REQUESTS - STATE_CHANGES:

@@ -147,3 +147,25 @@ def test_a_no_in_front_of_a_question_leaves_the_question() -> None:
     assert plan(first, "2 mugs", sure("deny"), sure("inform")) is None
     keep = "keep the order, dont cancel"  # as02: read as cancel_order, it was asked again
     assert plan("ok nevermind", keep, sure("deny"), sure("cancel_order")) is None
+
+
+def test_two_questions_for_the_knowledge_base_are_both_asked() -> None:
+    """Tester 3 (tw3_03): "how much is shipping to austria and how long does it take" got
+    the delivery time only (one intent, so no cut was taken)."""
+    first, second = "how much is shipping to austria", "how long does it take"
+    assert plan(first, second, sure("policy_question"), sure("policy_question")) == Plan(
+        (first, second)
+    )
+    unsure = Reading("nlu_fallback", 0.45)  # the model's reading of "how long does it take"
+    assert plan(first, second, sure("policy_question"), unsure) == Plan((first, second))
+    assert plan(second, first, unsure, sure("policy_question")) is None
+    # the same request twice, or a remark and a question, are no two questions
+    assert (
+        plan("where is my order", "where is it", sure("order_status"), sure("order_status")) is None
+    )
+    assert (
+        plan(
+            "the jumper is itchy", "is it wool", sure("product_question"), sure("product_question")
+        )
+        is None
+    )
