@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.support import ActionSupportRequest, named_order_number
+from bot.config import Settings
 from bot.domain import chat, knowledge, support
 from bot.domain import lifecycle as lifecycles
 from bot.storage.models import (
@@ -88,7 +89,7 @@ async def _conversation_order(session: AsyncSession) -> str | None:
 
 def _about(reply: str) -> str:
     """The one order number a reply names (the confirmations' wording is item 1's)."""
-    numbers = set(re.findall(r"A\d{5}", reply))
+    numbers: set[str] = set(re.findall(r"A\d{5}", reply))
     assert len(numbers) == 1, reply
     return numbers.pop()
 
@@ -139,7 +140,9 @@ def _slot(name: str, value: Any) -> dict[str, Any]:
 # --- the one order that fits ---------------------------------------------------------------
 
 
-async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session, action_services):
+async def test_damage_report_uses_the_one_delivered_order_not_the_newest(
+    session: AsyncSession, action_services: object
+) -> None:
     """The issue's case: "the casserole arrived with a massive chip" got "Order A10002 is
     placed; I can only arrange a return for delivered orders"."""
     await _jane(session)
@@ -157,11 +160,11 @@ async def test_damage_report_uses_the_one_delivered_order_not_the_newest(session
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_cancel_uses_the_one_unshipped_order(session) -> None:
+async def test_cancel_uses_the_one_unshipped_order(session: AsyncSession) -> None:
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True, text="cancel my order"
+        session, Settings(), "conv-1", "cancel_order", verified=True, text="cancel my order"
     )
 
     # The confirmation's wording is issue #17 item 1's; here: which order it names.
@@ -173,12 +176,12 @@ async def test_cancel_uses_the_one_unshipped_order(session) -> None:
 # --- several fit: which one? ----------------------------------------------------------------
 
 
-async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
+async def test_several_fitting_orders_are_offered_as_buttons(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)
     first, third = await _number(session, "A10001"), await _number(session, "A10003")
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
+        session, Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
     )  # fmt: skip
 
     # The orders as cards (issue #19 item 3): the card message's text is their plain-text
@@ -210,7 +213,9 @@ async def test_several_fitting_orders_are_offered_as_buttons(session) -> None:
     assert await _conversation_order(session) is None
 
 
-async def test_the_chosen_order_continues_the_remembered_request(session, action_services):
+async def test_the_chosen_order_continues_the_remembered_request(
+    session: AsyncSession, action_services: object
+) -> None:
     await _jane(session, second_delivered=True)
     events = [
         _user("i want to return something", "return_item"),
@@ -238,13 +243,15 @@ async def test_the_chosen_order_continues_the_remembered_request(session, action
     assert await _conversation_order(session) == "A10003"
 
 
-async def test_the_picker_answered_in_words_picks_that_order_and_item(session) -> None:
+async def test_the_picker_answered_in_words_picks_that_order_and_item(
+    session: AsyncSession,
+) -> None:
     """At "Which order?", "just the towel tbh, keeping the casserole" (read as a product
     question as often as not): the towel's order, the towel alone (widget check)."""
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        session, Settings(), "conv-1", "return_item", verified=True,
         text="i want to return something", latest="just the towel tbh, keeping the casserole",
         latest_intent="product_question", choosing_order=True,
     )  # fmt: skip
@@ -255,13 +262,13 @@ async def test_the_picker_answered_in_words_picks_that_order_and_item(session) -
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_the_picker_answered_with_newest_oldest_or_a_place(session) -> None:
+async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)  # fitting a return: A10003 (newer), A10001
 
     picks = {}
     for words in ("the newest one", "the older one pls", "2nd one", "hmm"):
         turn = await chat.support_request(
-            session, chat.Settings(), "conv-1", "return_item", verified=True,
+            session, Settings(), "conv-1", "return_item", verified=True,
             text="i want to return something", latest=words, latest_intent="inform",
             choosing_order=True,
         )  # fmt: skip
@@ -281,12 +288,14 @@ async def test_the_picker_answered_with_newest_oldest_or_a_place(session) -> Non
     }  # fmt: skip
 
 
-async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(session) -> None:
+async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(
+    session: AsyncSession,
+) -> None:
     await _jane(session, second_delivered=True)
     await knowledge.load_demo(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True,
+        session, Settings(), "conv-1", "return_item", verified=True,
         text="i want to return something", latest="do u ship to switzerland?",
         latest_intent="policy_question", choosing_order=True,
     )  # fmt: skip
@@ -296,11 +305,11 @@ async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(session
     assert await _conversation_order(session) is None
 
 
-async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
+async def test_a_product_named_picks_the_one_order_holding_it(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "damaged_item", verified=True,
+        session, Settings(), "conv-1", "damaged_item", verified=True,
         text="the casserole arrived with a massive chip in the enamel",
     )  # fmt: skip
 
@@ -309,13 +318,15 @@ async def test_a_product_named_picks_the_one_order_holding_it(session) -> None:
     assert await _conversation_order(session) == "A10001"
 
 
-async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(session) -> None:
+async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(
+    session: AsyncSession,
+) -> None:
     """ "Cancel the casserole": its order is delivered; the answer is about it, not about
     the one order that could still be cancelled."""
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         text="please cancel the casserole",
     )  # fmt: skip
 
@@ -325,7 +336,9 @@ async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(ses
     )
 
 
-async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session) -> None:
+async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(
+    session: AsyncSession,
+) -> None:
     await _jane(session, second_delivered=True)
     conversation = await session.get(Conversation, "conv-1")
     assert conversation is not None
@@ -333,7 +346,7 @@ async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session)
     await session.commit()
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "return_item", verified=True, text="return it please"
+        session, Settings(), "conv-1", "return_item", verified=True, text="return it please"
     )
 
     assert _about(turn.messages[0][0]) == "A10003"
@@ -343,15 +356,17 @@ async def test_the_order_the_conversation_is_about_is_kept_when_it_fits(session)
 # --- another customer's order -----------------------------------------------------------------
 
 
-async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(session) -> None:
+async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(
+    session: AsyncSession,
+) -> None:
     await _jane(session)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        session, Settings(), "conv-1", "change_address", verified=True,
         order_number="A20002", text="change the address of A20002",
     )  # fmt: skip
     unknown = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         order_number="#99999", text="cancel #99999",
     )  # fmt: skip
 
@@ -440,7 +455,9 @@ async def _subscriber_with_order(session: AsyncSession) -> tuple[Customer, Order
     return owner, order, order_lifecycle
 
 
-async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(session, action_services):
+async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(
+    session: AsyncSession, action_services: object
+) -> None:
     """The issue's case: "the mug from A12345 is lovely" landed on the subscription
     period's lifecycle with no order."""
     _, _, order_lifecycle = await _subscriber_with_order(session)
@@ -455,7 +472,9 @@ async def test_praise_naming_an_order_lands_on_that_orders_lifecycle(session, ac
     )
 
 
-async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(session) -> None:
+async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(
+    session: AsyncSession,
+) -> None:
     _, _, order_lifecycle = await _subscriber_with_order(session)
 
     await chat.record_opinion(
@@ -467,7 +486,7 @@ async def test_a_complaint_naming_a_product_of_one_order_lands_on_that_order(ses
 
 
 async def test_feedback_naming_someone_elses_order_stays_on_the_current_lifecycle(
-    session,
+    session: AsyncSession,
 ) -> None:
     owner, _, _ = await _subscriber_with_order(session)
     stranger = await factories.customer(session, 2)
@@ -483,7 +502,7 @@ async def test_feedback_naming_someone_elses_order_stays_on_the_current_lifecycl
     assert (row.lifecycle_id, row.customer_id) == (current.id, owner.id)
 
 
-async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) -> None:
+async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session: AsyncSession) -> None:
     _, order, order_lifecycle = await _subscriber_with_order(session)
     conversation = await session.get(Conversation, "conv-1")
     assert conversation is not None
@@ -497,8 +516,8 @@ async def test_feedback_in_a_conversation_about_an_order_lands_on_it(session) ->
 
 
 async def test_an_order_number_out_of_the_blue_asks_the_same_about_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """sv51: after an answer about A10002, "A10001" typed with no question open is the same
     request about A10001; other details after a request get a person offered; data with no
     request before it asks what the customer wants."""
@@ -552,13 +571,15 @@ async def _subscriber(
     return subscription
 
 
-async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(session) -> None:
+async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(
+    session: AsyncSession,
+) -> None:
     """Tester: a subscriber asking about a missing box, an address or a double charge got
     "I can't find any orders on your account" again and again."""
     await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="you charged me twice this month",
     )  # fmt: skip
 
@@ -570,7 +591,7 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(se
 
 
 async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answered(
-    session,
+    session: AsyncSession,
 ) -> None:
     """Tester tr08: "and will i still be charged this month?" right after a pause got the
     person offer meant for a disputed charge."""
@@ -578,7 +599,7 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 
     async def ask(text: str) -> str:
         turn = await chat.support_request(
-            session, chat.Settings(), "conv-1", "billing_issue", verified=True, text=text
+            session, Settings(), "conv-1", "billing_issue", verified=True, text=text
         )
         [(said, _)] = turn.messages
         return said
@@ -600,12 +621,12 @@ async def test_a_subscriber_without_orders_asking_about_charges_to_come_is_answe
 
 
 async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_the_address(
-    session,
+    session: AsyncSession,
 ) -> None:
     subscription = await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "change_address", verified=True,
+        session, Settings(), "conv-1", "change_address", verified=True,
         text="we moved!! new address for the coffee box: Keizersgracht 12, 1015 CJ Amsterdam",
     )  # fmt: skip
 
@@ -618,8 +639,8 @@ async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_
 
 
 async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester (tq19): "no wait the other one, the kettle" at "Cancel order A10005 (mug)?"
     was a plain no, and a hurried yes then cancelled the mug. The same change is asked for
     the kettle's order; nothing is cancelled. "no the mug is fine" stays a no."""
@@ -654,8 +675,8 @@ async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_orde
 
 
 async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tr29: "no not that one, the casserole" at the kettle's invoice offer ("…a
     person can send it. Shall I get one?") got "Okay. Our team will still look…"."""
     from actions.support import ActionResolvePending
@@ -682,7 +703,9 @@ async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order
     assert (await session.scalars(select(Escalation))).all() == []
 
 
-async def test_an_ask_read_as_data_is_the_request_ranked_next(session, action_services):
+async def test_an_ask_read_as_data_is_the_request_ranked_next(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester (tq20): "pls change delivery adress to 5 rue victor hugo 75001 paris" is read
     as inform (0.90, change_address 0.09) because of the address in it; it got "What
     would you like to do?"."""
@@ -709,14 +732,16 @@ async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Subs
     )
 
 
-async def test_undoing_an_old_subscription_cancellation_offers_a_person(session) -> None:
+async def test_undoing_an_old_subscription_cancellation_offers_a_person(
+    session: AsyncSession,
+) -> None:
     """Tester 2 (tr24, a trap): "wait no undo that, i want to keep it" right after "Cancel
     anyway" got "Okay. Anything else?"; a cancellation older than a day is a person's to
     undo."""
     await _cancelled(session, 8, timedelta(days=2))
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        session, Settings(), "conv-1", "resume_subscription", verified=True,
         text="undo the cancellation",
     )  # fmt: skip
 
@@ -727,12 +752,12 @@ async def test_undoing_an_old_subscription_cancellation_offers_a_person(session)
     assert turn.slots["pending_action"] == "offer_human"
 
 
-async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
+async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession) -> None:
     """Tester 2 (tr24): the bot itself takes back a cancellation made minutes ago."""
     cancelled = await _cancelled(session, 8, timedelta(minutes=3))
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "resume_subscription", verified=True,
+        session, Settings(), "conv-1", "resume_subscription", verified=True,
         text="wait no undo that, i want to keep it",
     )  # fmt: skip
 
@@ -746,7 +771,7 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
         SubscriptionStatus.cancelled,
     )
     done = await chat.resolve_pending(
-        session, chat.Settings(), "conv-1", "resume_subscription", confirmed=True,
+        session, Settings(), "conv-1", "resume_subscription", confirmed=True,
         new_address=None,
     )  # fmt: skip
     assert done.messages[0][0].startswith(
@@ -756,7 +781,9 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session) -> None:
     assert (cancelled.status, cancelled.cancelled_at) == (SubscriptionStatus.active, None)
 
 
-async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_services):
+async def test_undo_that_right_after_a_pause_asks_to_resume(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 3: "actually no, undo that, i want it to keep coming" right after a pause got
     "Okay. Anything else I can help with?"."""
     await _subscriber(session, 9, SubscriptionStatus.paused)
@@ -772,8 +799,8 @@ async def test_undo_that_right_after_a_pause_asks_to_resume(session, action_serv
 
 
 async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 2 (tr24): "wait no undo that, i want to keep it" after "Cancel anyway" (read
     as a no, nothing asked) got "Okay. Anything else?"; a plain no still gets that."""
     await _cancelled(session, 9, timedelta(minutes=3))
@@ -789,17 +816,19 @@ async def test_no_undo_that_right_after_a_cancellation_is_about_undoing_it(
     assert [m["text"] for m in plain] == ["Okay. Anything else I can help with?"]
 
 
-async def test_and_the_other_order_as_a_request_of_its_own_switches_order(session) -> None:
+async def test_and_the_other_order_as_a_request_of_its_own_switches_order(
+    session: AsyncSession,
+) -> None:
     """Tester tr01: "and the other order?" after the kettle's status got the kettle again."""
     await _jane(session)
     first = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="wheres my casserole",
     )  # fmt: skip
     assert _about(first.messages[0][0]) == "A10001"
 
     other = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="and the other order?",
     )  # fmt: skip
 
@@ -807,17 +836,19 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(sessio
     assert await _conversation_order(session) == "A10002"
 
 
-async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(session) -> None:
+async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
+    session: AsyncSession,
+) -> None:
     """Tester tr07: "i want the money back now" right after "i got charged TWICE" offered to
     cancel the (unshipped) order."""
     await _jane(session)
     await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="i got charged TWICE for my order wtf", order_number="A10002",
     )  # fmt: skip
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "request_refund", verified=True,
+        session, Settings(), "conv-1", "request_refund", verified=True,
         text="i want the money back now", earlier_request="billing_issue",
     )  # fmt: skip
 
@@ -834,8 +865,8 @@ async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(sess
 
 
 async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parcel(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester tq23: "ugh. and if it doesnt come tomorow?" (policy_question) after a late
     parcel's status got "I'm not sure I can answer that from our help centre"."""
     from actions.support import ActionAnswerPolicyQuestion
@@ -855,14 +886,16 @@ async def test_what_if_it_doesnt_come_after_a_late_parcel_answers_for_that_parce
     assert slot_events(events)["support_request"] == "delivery_problem"
 
 
-async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) -> None:
+async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_17): "my coffee box had the wrong beans again, can i speak to someone"
     (damaged_item 0.53, request_human 0.31) got "What did you mean?"."""
     await _jane(session)
     text = "my coffee box had the wrong beans again, can i speak to someone"
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "damaged_item", verified=True, text=text,
+        session, Settings(), "conv-1", "damaged_item", verified=True, text=text,
         intent_ranking=[{"name": "damaged_item", "confidence": 0.53},
                         {"name": "request_human", "confidence": 0.31}],
     )  # fmt: skip
@@ -872,7 +905,9 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(session) 
     assert escalation.reason is EscalationReason.customer_request
 
 
-async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(session) -> None:
+async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_09): "why was A… cancelled?? i didnt cancel it" (cancel_order 0.60)
     got "What did you mean?" with "Cancel an order" among the choices."""
     jane = await _jane(session)
@@ -880,7 +915,7 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(sessi
     await session.commit()
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "cancel_order", verified=True,
+        session, Settings(), "conv-1", "cancel_order", verified=True,
         text="why was A10009 cancelled?? i didnt cancel it", order_number="A10009",
         intent_ranking=[{"name": "cancel_order", "confidence": 0.60},
                         {"name": "delivery_problem", "confidence": 0.37}],
@@ -891,12 +926,12 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(sessi
     assert "pending_action" not in turn.slots or turn.slots["pending_action"] is None
 
 
-async def test_my_last_order_is_the_newest_without_a_picker(session) -> None:
+async def test_my_last_order_is_the_newest_without_a_picker(session: AsyncSession) -> None:
     """Tester 3 (tw3_04): "i got charged twice for my last order!!" asked which order."""
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="i got charged twice for my last order!!",
     )  # fmt: skip
 
@@ -905,20 +940,22 @@ async def test_my_last_order_is_the_newest_without_a_picker(session) -> None:
     assert await _conversation_order(session) == "A10002"
 
 
-async def test_the_cancelled_one_is_the_customers_one_cancelled_order(session) -> None:
+async def test_the_cancelled_one_is_the_customers_one_cancelled_order(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_02): "ok and can i get a refund for the cancelled one too" after a
     late parcel's status answered about the late parcel again."""
     jane = await _jane(session)
     await _order(session, jane, "A10009", OrderStatus.cancelled, [KNIFE], 40)
     await session.commit()
     await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="where is my jumper",
     )  # fmt: skip
     assert await _conversation_order(session) == "A10002"
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "request_refund", verified=True,
+        session, Settings(), "conv-1", "request_refund", verified=True,
         text="ok and can i get a refund for the cancelled one too",
     )  # fmt: skip
 
@@ -926,7 +963,9 @@ async def test_the_cancelled_one_is_the_customers_one_cancelled_order(session) -
     assert await _conversation_order(session) == "A10009"
 
 
-async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(session) -> None:
+async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_05): "when is my next coffee box coming" answered with the jumper
     order's status and a satisfaction survey."""
     jane = await _jane(session)
@@ -934,7 +973,7 @@ async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(ses
     await session.commit()
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="when is my next coffee box coming",
     )  # fmt: skip
 
@@ -949,25 +988,25 @@ async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(ses
     assert turn.slots["next_step"] == "done"
 
     where = await chat.support_request(
-        session, chat.Settings(), "conv-1", "order_status", verified=True,
+        session, Settings(), "conv-1", "order_status", verified=True,
         text="where is my jumper",
     )  # fmt: skip
     assert _about(where.messages[0][0]) == "A10002"
 
 
 async def test_how_long_for_the_money_back_after_a_double_charge_is_the_preauthorisation(
-    session,
+    session: AsyncSession,
 ) -> None:
     """Tester 3 (tw3_15): "ok and how long for the money back?" right after the double-charge
     answer got "There's no refund on order A…: it is shipped and no return has been started"."""
     await _jane(session)
     await chat.support_request(
-        session, chat.Settings(), "conv-1", "billing_issue", verified=True,
+        session, Settings(), "conv-1", "billing_issue", verified=True,
         text="i was charged twice for A10002", order_number="A10002",
     )  # fmt: skip
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "refund_status", verified=True,
+        session, Settings(), "conv-1", "refund_status", verified=True,
         text="ok and how long for the money back?", earlier_request="billing_issue",
     )  # fmt: skip
 
@@ -978,14 +1017,16 @@ async def test_how_long_for_the_money_back_after_a_double_charge_is_the_preautho
     assert [b["payload"] for b in buttons] == ["yes", "no"]
 
 
-async def test_a_delivery_that_came_late_is_kept_as_a_complaint_not_traced(session) -> None:
+async def test_a_delivery_that_came_late_is_kept_as_a_complaint_not_traced(
+    session: AsyncSession,
+) -> None:
     """Tester 3 (tw3_20): "3 - casserole is nice but it came a day late" (delivery_problem
     0.98) opened a DHL trace of the delivered parcel."""
     await _jane(session)
     text = "3 - casserole is nice but it came a day late"
 
     turn = await chat.support_request(
-        session, chat.Settings(), "conv-1", "delivery_problem", verified=True, text=text
+        session, Settings(), "conv-1", "delivery_problem", verified=True, text=text
     )
 
     [(said, _)] = turn.messages

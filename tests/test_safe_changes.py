@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actions.support import (
     ActionAnswerPolicyQuestion,
@@ -198,8 +198,8 @@ async def _subscriber(session: AsyncSession, status: SubscriptionStatus) -> Subs
 
 
 async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _customer(session)
     state = _with_ranking(
         tracker(
@@ -227,8 +227,8 @@ async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
 
 
 async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_prompt(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.paused)
     state = _with_ranking(
         tracker("conv-1", "start my coffee again", "cancel_subscription",
@@ -248,7 +248,9 @@ async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_p
     assert subscription.status is SubscriptionStatus.paused
 
 
-async def test_the_request_message_is_judged_after_the_identity_check(session, action_services):
+async def test_the_request_message_is_judged_after_the_identity_check(
+    session: AsyncSession, action_services: object
+) -> None:
     """After the form the latest message is the email: the request's own ranking counts."""
     await _customer(session)
     request = {
@@ -268,7 +270,9 @@ async def test_the_request_message_is_judged_after_the_identity_check(session, a
     assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
 
 
-async def test_clear_pause_until_march_names_the_date_then_stores_it(session, action_services):
+async def test_clear_pause_until_march_names_the_date_then_stores_it(
+    session: AsyncSession, action_services: object
+) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.active)
     state = tracker("conv-1", "pause my subscription until march", "pause_subscription",
                     {**VERIFIED, "support_request": "pause_subscription"})  # fmt: skip
@@ -303,7 +307,9 @@ async def test_clear_pause_until_march_names_the_date_then_stores_it(session, ac
     )  # fmt: skip
 
 
-async def test_confirmed_resume_reactivates_the_subscription(session, action_services):
+async def test_confirmed_resume_reactivates_the_subscription(
+    session: AsyncSession, action_services: object
+) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.paused)
     subscription.paused_at, subscription.resume_on = utcnow(), utcnow() + timedelta(days=30)
     await session.commit()
@@ -313,7 +319,12 @@ async def test_confirmed_resume_reactivates_the_subscription(session, action_ser
     _events, messages = await run(ActionResolvePending(), state)
 
     await session.refresh(subscription)
-    assert (subscription.status, subscription.paused_at, subscription.resume_on) == (
+    after: tuple[SubscriptionStatus, datetime | None, datetime | None] = (
+        subscription.status,
+        subscription.paused_at,
+        subscription.resume_on,
+    )
+    assert after == (
         SubscriptionStatus.active, None, None,
     )  # fmt: skip
     assert messages[0]["text"].startswith(
@@ -326,7 +337,9 @@ async def test_confirmed_resume_reactivates_the_subscription(session, action_ser
 @pytest.mark.parametrize(
     "text", ["yes but dont cancel", "ok nevermind, keep the order, dont cancel", "yeah wait"]
 )
-async def test_a_yes_with_a_no_in_it_changes_nothing(session, action_services, text):
+async def test_a_yes_with_a_no_in_it_changes_nothing(
+    session: AsyncSession, action_services: object, text: str
+) -> None:
     order = await _customer(session)
     state = tracker("conv-1", text, "affirm",
                     {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
@@ -342,7 +355,9 @@ async def test_a_yes_with_a_no_in_it_changes_nothing(session, action_services, t
     assert (await session.scalars(select(AuditLog))).all() == []
 
 
-async def test_an_unsure_yes_changes_nothing(session, action_services):
+async def test_an_unsure_yes_changes_nothing(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _customer(session)
     state = _with_ranking(
         tracker("conv-1", "mm ya maybe", "affirm",
@@ -358,7 +373,9 @@ async def test_an_unsure_yes_changes_nothing(session, action_services):
     assert order.status is OrderStatus.placed
 
 
-async def test_a_bare_ya_is_a_yes_however_unsure_the_nlu(session, action_services):
+async def test_a_bare_ya_is_a_yes_however_unsure_the_nlu(
+    session: AsyncSession, action_services: object
+) -> None:
     """sf31: "ya" read as affirm at 0.72 with greet behind it was taken for a no."""
     order = await _customer(session)
     state = _with_ranking(
@@ -394,8 +411,8 @@ async def test_another_message_drops_the_pending_change_and_is_served_again() ->
 
 
 async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _customer(session)
     state = tracker("conv-1", "where is my order", "order_status",
                     {**VERIFIED, "support_request": "order_status", "awaiting": "confirmation",
@@ -426,7 +443,14 @@ async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
         (OrderStatus.refunded, False, None, "Your refund of 59.90 EUR for order A10001"),
     ],
 )
-async def test_i_want_a_refund(session, action_services, status, return_requested, pending, start):
+async def test_i_want_a_refund(
+    session: AsyncSession,
+    action_services: object,
+    status: OrderStatus,
+    return_requested: bool,
+    pending: str | None,
+    start: str,
+) -> None:
     order = await _customer(session, status)
     assert order is not None
     if return_requested:
@@ -443,7 +467,9 @@ async def test_i_want_a_refund(session, action_services, status, return_requeste
     assert order.status is status
 
 
-async def test_policy_question_action_quotes_the_help_centre_article(session, action_services):
+async def test_policy_question_action_quotes_the_help_centre_article(
+    session: AsyncSession, action_services: object
+) -> None:
     await knowledge.load_demo(session)
     await session.commit()
     state = tracker("conv-1", "do u ship to ireland", "policy_question")
@@ -459,7 +485,9 @@ async def test_policy_question_action_quotes_the_help_centre_article(session, ac
     )
 
 
-async def test_a_resume_by_the_shop_clears_the_pause_date(session_factory) -> None:
+async def test_a_resume_by_the_shop_clears_the_pause_date(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
     from tests.test_shop_events import send, sub_event
 
     await send(session_factory, sub_event("s1", "started", 0))
@@ -554,7 +582,7 @@ def test_only_account_changes_are_changes() -> None:
     [("offer_human", None), ("cancel_order", "Okay, I haven't changed anything.")],
 )
 async def test_a_support_request_in_place_of_a_yes_says_nothing_changed_only_for_a_change(
-    session, action_services, pending: str, said_first: str | None
+    session: AsyncSession, action_services: object, pending: str, said_first: str | None
 ) -> None:
     await _customer(session, OrderStatus.delivered)
     state = _with_ranking(
@@ -610,7 +638,7 @@ async def test_yes_cancel_it_unread_by_the_nlu_is_put_back_as_the_yes() -> None:
 
 
 async def test_yes_cancel_it_read_as_another_cancel_confirms_the_one_asked(
-    session, action_services
+    session: AsyncSession, action_services: object
 ) -> None:
     order = await _customer(session)
     state = _with_ranking(
@@ -629,7 +657,9 @@ async def test_yes_cancel_it_read_as_another_cancel_confirms_the_one_asked(
     assert order.status is OrderStatus.cancelled
 
 
-async def test_a_hesitant_yes_that_names_the_change_confirms_it(session, action_services):
+async def test_a_hesitant_yes_that_names_the_change_confirms_it(
+    session: AsyncSession, action_services: object
+) -> None:
     order = await _customer(session)
     state = _with_ranking(
         tracker("conv-1", "yes cancel it", "affirm",
@@ -659,7 +689,7 @@ async def test_a_length_at_the_pause_question_asks_again_with_the_date() -> None
 
 
 async def test_the_same_change_asked_again_says_nothing_about_nothing_changed(
-    session, action_services
+    session: AsyncSession, action_services: object
 ) -> None:
     await _subscriber(session, SubscriptionStatus.active)
     state = _with_ranking(
@@ -677,7 +707,7 @@ async def test_the_same_change_asked_again_says_nothing_about_nothing_changed(
 
 
 async def test_refining_the_change_asked_about_is_not_questioned_again(
-    session, action_services
+    session: AsyncSession, action_services: object
 ) -> None:
     """ "for a month pls" at "Pause your subscription?", read as a pause but unsurely, got
     "What did you mean?" (a dev conversation): it only asks the pause again, dated."""
@@ -698,7 +728,9 @@ async def test_refining_the_change_asked_about_is_not_questioned_again(
     assert subscription.status is SubscriptionStatus.active  # nothing without a yes
 
 
-async def test_a_yes_naming_the_change_just_declined_asks_it_again(session, action_services):
+async def test_a_yes_naming_the_change_just_declined_asks_it_again(
+    session: AsyncSession, action_services: object
+) -> None:
     """A tester: "cancel A10002 pls" → "hmm actually no keep it" → "wait sorry yes cancel it
     after all" got "What did you mean?" with a "Cancel my subscription" button. It asks the
     order's cancellation again (a yes after a no is not taken as the yes itself)."""
@@ -746,7 +778,9 @@ def test_cancelling_an_active_subscription_offers_a_pause_as_prominently() -> No
     assert [b["title"] for b in paused.buttons] == ["Yes", "No"]
 
 
-async def test_pause_instead_pauses_and_cancels_nothing(session, action_services):
+async def test_pause_instead_pauses_and_cancels_nothing(
+    session: AsyncSession, action_services: object
+) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.active)
     payload = '/affirm{"switch_to":"pause_subscription"}'
     state = tracker(
@@ -764,7 +798,9 @@ async def test_pause_instead_pauses_and_cancels_nothing(session, action_services
     assert audit.action == "pause_subscription"
 
 
-async def test_cancel_anyway_cancels_in_the_same_turn(session, action_services):
+async def test_cancel_anyway_cancels_in_the_same_turn(
+    session: AsyncSession, action_services: object
+) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.active)
     state = tracker("conv-1", "yes", "affirm",
                     {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"})  # fmt: skip
@@ -783,7 +819,9 @@ def test_an_impatient_yes_naming_the_cancellation_confirms_it(text: str) -> None
     assert understanding.names_the_yes(text, "cancel_subscription")
 
 
-async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(session, action_services):
+async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 2 (tr09): "no wait, actually just pause it instead" (pause_subscription 0.77)
     at the cancellation got "I haven't changed anything"; it asks the pause, changes nothing."""
     subscription = await _subscriber(session, SubscriptionStatus.active)
@@ -802,7 +840,9 @@ async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(session, a
     assert subscription.status is SubscriptionStatus.active
 
 
-async def test_words_that_end_in_keep_it_never_mind_change_nothing(session, action_services):
+async def test_words_that_end_in_keep_it_never_mind_change_nothing(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 3 (tw3_14): "no not that one, the jumper one... actually keep it, never mind"
     at "Cancel order …?" was served as a cancellation of the jumper order."""
     await _customer(session, OrderStatus.placed)
@@ -840,8 +880,8 @@ def test_what_takes_a_change_back_at_the_end(text: str, retracts: bool) -> None:
 
 
 async def test_so_what_do_i_do_at_the_person_offered_explains_and_asks_again(
-    session, action_services
-):
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 3 (tw3_10): "ok so what do i do" at the person offered for a size change was
     read as a no ("Okay. Our team will still look at what you told us…")."""
     await _customer(session, OrderStatus.placed)
@@ -859,7 +899,9 @@ async def test_so_what_do_i_do_at_the_person_offered_explains_and_asks_again(
     assert (slots["awaiting"], slots["pending_action"]) == ("confirmation", "offer_human")
 
 
-async def test_what_does_it_cost_at_a_subscription_change_is_its_price(session, action_services):
+async def test_what_does_it_cost_at_a_subscription_change_is_its_price(
+    session: AsyncSession, action_services: object
+) -> None:
     """Tester 3 (tw3_13): "hmm wait what does it cost again" at "Cancel your … subscription?"
     got "I'm not sure I can answer that from our product pages and help centre"."""
     subscription = await _subscriber(session, SubscriptionStatus.active)
