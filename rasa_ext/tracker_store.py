@@ -20,11 +20,14 @@ all with synchronous SQLAlchemy inside Rasa's event loop. This store
   events of its session. `retrieve` reads only `max(id)` for the sender (an index lookup)
   and returns the kept tracker when nobody wrote since; otherwise (another worker wrote,
   the events were deleted, the conversation is unknown here) it reads the session as Rasa
-  does. A kept tracker is lent to one caller at a time (the caller mutates it); a second
-  `retrieve` while it is lent reads the database.
-* on `save` takes the offset of the new events from the version of the tracker it lent
-  (no COUNT), stores them and only then returns: the turn is in the database before the
-  reply leaves (no write-behind). A tracker it did not lend falls back to Rasa's COUNT.
+  does. The kept tracker is handed out while it is unchanged (as many events as stored):
+  Rasa's turn mutates the tracker it retrieved, and the REST channel reads it before and
+  after each turn (rasa_ext/channels.py). While a turn has changed it (or after a turn
+  failed with it) a `retrieve` reads the database and hands out that copy.
+* on `save` takes the offset of the new events from the version of the tracker it handed
+  out (no COUNT), stores them and only then returns: the turn is in the database before
+  the reply leaves (no write-behind). A tracker it did not hand out falls back to Rasa's
+  COUNT.
 * runs every database call in a thread (`asyncio.to_thread`), so one conversation's I/O
   no longer holds up the other conversations of the worker.
 """
@@ -74,7 +77,9 @@ class _Kept:
     tracker: DialogueStateTracker
     stored: int  # events of the tracker that are stored (its latest session)
     max_id: int | None  # highest stored event id of the conversation when kept
-    lent: bool
+
+    def unchanged(self) -> bool:
+        return len(self.tracker.events) == self.stored
 
 
 class StrictSQLTrackerStore(SQLTrackerStore):
@@ -88,6 +93,8 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         self._create_version_index()
         self.cache_size = int(tracker_cache_size)
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        # A copy read while the kept tracker was changed by a turn: (tracker, stored count).
+        self._issued: OrderedDict[str, tuple[DialogueStateTracker, int]] = OrderedDict()
         logger.info("strict SQL tracker store connected to %r", self.engine.url)
 
     def _create_version_index(self) -> None:
@@ -113,6 +120,7 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         # A new model's domain: kept trackers were built with the old one's slots.
         self._domain = domain or Domain.empty()
         self._kept = OrderedDict()
+        self._issued = OrderedDict()
 
     def _keep(self, sender_id: str, entry: _Kept) -> None:
         if self.cache_size <= 0:
@@ -124,6 +132,7 @@ class StrictSQLTrackerStore(SQLTrackerStore):
 
     def forget(self, sender_id: str) -> None:
         self._kept.pop(sender_id, None)
+        self._issued.pop(sender_id, None)
 
     # ---- synchronous database work, run in a thread -------------------------------------
 
@@ -194,16 +203,10 @@ class StrictSQLTrackerStore(SQLTrackerStore):
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         kept = self._kept.get(sender_id)
-        if kept is not None and not kept.lent:
+        if kept is not None and kept.unchanged():
             max_id = await asyncio.to_thread(self._read_max_id, sender_id)
             kept = self._kept.get(sender_id)  # may have changed while we waited
-            if (
-                kept is not None
-                and not kept.lent
-                and kept.max_id == max_id
-                and len(kept.tracker.events) == kept.stored
-            ):
-                kept.lent = True
+            if kept is not None and kept.unchanged() and kept.max_id == max_id:
                 self._kept.move_to_end(sender_id)
                 return kept.tracker
         events, max_id = await asyncio.to_thread(self._read_session, sender_id)
@@ -211,7 +214,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             self.forget(sender_id)
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        self._keep(sender_id, _Kept(tracker, len(events), max_id, lent=True))
+        kept = self._kept.get(sender_id)
+        if kept is None or kept.unchanged():
+            self._keep(sender_id, _Kept(tracker, len(events), max_id))
+        else:  # a turn holds the kept tracker and changed it (or failed with it)
+            self._issued[sender_id] = (tracker, len(events))
+            self._issued.move_to_end(sender_id)
+            while len(self._issued) > max(self.cache_size, 1):
+                self._issued.popitem(last=False)
         return tracker
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
@@ -235,11 +245,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             await asyncio.to_thread(self._delete, sender_id)
             logger.info("erased the stored events of one conversation")
             return
-        kept = self._kept.get(sender_id)
-        lent = kept is not None and kept.tracker is tracker
-        if kept is not None and lent:
+        kept, issued = self._kept.get(sender_id), self._issued.get(sender_id)
+        handed_out = True
+        if kept is not None and kept.tracker is tracker:
             stored = kept.stored
-        else:  # a tracker this store did not lend (e.g. replaced through the API)
+        elif issued is not None and issued[0] is tracker:
+            stored = issued[1]
+        else:  # a tracker this store did not hand out (e.g. replaced through the API)
+            handed_out = False
             stored = await asyncio.to_thread(self._count_stored, sender_id)
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
         # Forget first: if anything below fails, the next retrieve reads the database.
@@ -247,11 +260,11 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None:
             await self._stream_new_events(self.event_broker, new_events, sender_id)
         max_id = await asyncio.to_thread(self._insert, sender_id, new_events)
-        # Keep it only when it extends what was stored (lent by this store, or nothing was
-        # stored). A replace through the API (`PUT .../events`) with other events only
-        # appends past the stored count, as in Rasa: the next retrieve reads it.
-        if lent or stored == 0:
-            self._keep(sender_id, _Kept(*_session_view(tracker, self.domain), max_id, lent=False))
+        # Keep it only when it extends what was stored (handed out by this store, or
+        # nothing was stored). A replace through the API (`PUT .../events`) with other
+        # events only appends past the stored count, as in Rasa: the next retrieve reads it.
+        if handed_out or stored == 0:
+            self._keep(sender_id, _Kept(*_session_view(tracker, self.domain), max_id))
         logger.debug("tracker %s: %d new events stored", sender_id, len(new_events))
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:

@@ -51,17 +51,28 @@ async def main():
     rasa = SQLTrackerStore(DOMAIN, **{k: v for k, v in ARGS.items() if k != "login_db"})
     steps = []
 
-    async def turn(store, name, events):
+    def state(tracker):
+        return tracker.current_state(EventVerbosity.ALL) if tracker else None
+
+    async def turn(store, name, events, save=True, reader_during=False):
         reads, counts = store.reads, store.counts
+        # as the REST channel (rasa_ext/channels.py): a read before the turn ...
+        before = state(await store.retrieve("c-1"))
         tracker = await store.retrieve("c-1") or DialogueStateTracker("c-1", DOMAIN.slots)
         truth = await rasa.retrieve("c-1")
         seen = [e.as_dict() for e in tracker.events]
         # the whole state (events, slots, latest message, loop, ...) as Rasa's store reads it
         same = (tracker.current_state(EventVerbosity.ALL) == truth.current_state(EventVerbosity.ALL)
                 if truth else seen == [])
+        same = same and before == state(truth)
         for event in events:
             tracker.update(event)
-        await store.save(tracker)
+        if reader_during:  # another message's read while this turn runs
+            same = same and state(await store.retrieve("c-1")) == state(truth)
+        if save:
+            await store.save(tracker)
+            # ... and one after it
+            same = same and state(await store.retrieve("c-1")) == state(await rasa.retrieve("c-1"))
         steps.append([name, len(seen), same, tracker.get_slot("email"),
                       store.reads - reads, store.counts - counts])
 
@@ -73,6 +84,9 @@ async def main():
     await turn(b, "b3", user("status", 3))
     await turn(a, "a4", user("email", 4))
     await turn(a, "a5", user("skip", 5))
+    await turn(a, "a5x", user("lost", 0), save=False)  # a turn that failed: nothing saved
+    await turn(a, "a5y", user("retry", 55))  # reads the stored tracker again
+    await turn(a, "a5z", user("typed twice", 56), reader_during=True)
     await turn(b, "b6", user("thanks", 6))
     await turn(b, "b7", session() + user("back", 7))   # a new session in a turn
     await turn(b, "b8", user("again", 8))
@@ -95,20 +109,25 @@ async def main():
 asyncio.run(main())
 """
 
-# name, events the worker saw, same as Rasa's own read, email slot after the turn,
-# full session reads, COUNTs. A worker reads the session only when it does not hold the
-# conversation's latest version (first turn, the other worker wrote, a new session began).
+# name, events the worker saw, same as Rasa's own read (the turn's tracker and the channel's
+# reads before, during and after it), email slot after the turn, full session reads, COUNTs.
+# A worker reads the session only when it does not hold the conversation's latest unchanged
+# version (unknown conversation, the other worker wrote, a turn changed it without saving).
 EXPECTED_STEPS = [
-    ["a1", 0, True, "1@x.test", 1, 1],  # unknown: read (nothing), Rasa's COUNT (0)
+    # unknown: read (nothing) by the channel and the turn, Rasa's COUNT (0)
+    ["a1", 0, True, "1@x.test", 2, 1],
     ["a2", 7, True, "2@x.test", 0, 0],  # a keeps the new session's events only
     ["b3", 12, True, "3@x.test", 1, 0],  # b never saw it
     ["a4", 17, True, "4@x.test", 1, 0],  # b wrote since a's last turn
     ["a5", 22, True, "5@x.test", 0, 0],  # a holds the latest version: no read, no COUNT
-    ["b6", 27, True, "6@x.test", 1, 0],
-    ["b7", 32, True, "7@x.test", 0, 0],
+    ["a5x", 27, True, "0@x.test", 0, 0],
+    ["a5y", 27, True, "55@x.test", 2, 0],  # the failed turn's changes: read the database
+    ["a5z", 32, True, "56@x.test", 1, 0],  # the read during the turn reads the database
+    ["b6", 37, True, "6@x.test", 1, 0],
+    ["b7", 42, True, "7@x.test", 0, 0],
     ["b8", 7, True, "8@x.test", 0, 0],  # b kept only the new session's events
     ["a9", 12, True, "9@x.test", 1, 0],
-    ["b10", 0, True, "10@x.test", 1, 1],  # erased by a while b held a version: nothing
+    ["b10", 0, True, "10@x.test", 2, 1],  # erased by a while b held a version: nothing
     ["a11", 7, True, "11@x.test", 1, 0],
     ["a12", 12, True, "12@x.test", 1, 0],  # after the replace: read what is stored
     ["a13", 17, True, "13@x.test", 1, 0],  # after a new domain: read again
