@@ -717,3 +717,25 @@ async def test_two_asks_with_a_pronoun_are_answered_each(session: AsyncSession) 
         (True, "CLO-0107"),
         (True, "shipping-countries"),
     ]
+
+
+async def test_a_follow_up_about_a_product_in_focus_is_not_taken_by_a_topic_word(
+    session: AsyncSession,
+) -> None:
+    """tester_widget_4 tw4_11: after the merino jumper, 'what sizes does it come in' quoted
+    the size guide's jeans paragraph ('sizes' names the article 'Size guide for clothing')."""
+    await knowledge.load_demo(session)
+    retriever = knowledge.Retriever(embeddings.load_model())
+
+    sizes = await knowledge.reply(
+        session, retriever, "what sizes does it come in", "product:CLO-0107"
+    )
+    alone = await retriever.search(session, "what sizes does it come in")
+    back = await knowledge.reply(session, retriever, "can i return it", "product:CLO-0107")
+
+    assert sizes.text.startswith("Merino Wool Crew Jumper (CLO-0107), Sizes: “XS, S, M, L, XL.")
+    assert sizes.slots == {"knowledge_focus": "product:CLO-0107"}
+    assert alone.best is not None and alone.best.item.ref == "size-guide"
+    # the jumper's data does not say; the returns article the question names does
+    assert back.result.confident and back.result.best is not None
+    assert back.result.best.item.ref == "returns-policy"

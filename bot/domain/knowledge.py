@@ -1467,6 +1467,10 @@ def _focus_items(index: Index, focus: str | None) -> list[int]:
     return [i for i, item in enumerate(index.items) if f"{item.source}:{item.ref}" in wanted]
 
 
+def _focus_products(index: Index, focus: str | None) -> list[int]:
+    return [i for i in _focus_items(index, focus) if index.items[i].source == "product"]
+
+
 def _named_any(index: Index, question: str, result: Result) -> bool:
     best = result.best
     if best is None:
@@ -1483,7 +1487,17 @@ def resolve(
     name added, the one that answers best (confident or not: 'not sure' about the casserole
     is better than an answer about something else)."""
     result = search(index, model, question)
-    if not refers_back(question) or _named_any(index, question, result):
+    if not refers_back(question):
+        return result
+    named = _named_any(index, question, result)
+    if named and (
+        result.best is None
+        or result.best.item.source == "product"
+        or not _focus_products(index, focus)
+    ):
+        # a product it names ('is the mug dishwasher safe too'); an article it names only
+        # by a topic word ('what sizes does it come in': the size guide) does not stop a
+        # question that points back at a product in focus
         return result
     best: Result | None = None
     for item in _focus_items(index, focus):
@@ -1495,6 +1509,8 @@ def resolve(
             best.best.score if best.best else 0.0,
         ):
             best = about
+    if best is not None and not best.confident and result.confident and named:
+        return result  # 'can i return it': the returns article it names, not 'not sure'
     return best if best is not None else result
 
 
