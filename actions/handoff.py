@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.services import (
     STORAGE_ERRORS,
     DomainAction,
+    emit,
     get_services,
     latest_intent,
     latest_text,
     put_back_as,
+    unavailable,
 )
 from bot.domain import (
     chat,
@@ -57,8 +59,20 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
-        if tracker.get_slot("awaiting") == "survey_consent" and fallback.is_approving_emoji(text):
-            return put_back_as(tracker, "affirm")
+        if tracker.get_slot("awaiting") == "survey_consent":
+            if fallback.is_approving_emoji(text):
+                return put_back_as(tracker, "affirm")
+            if fallback.declines_offer(text):
+                # "no stop asking me stuff": a no, whatever else it says (dev chat ds06);
+                # answered here, as a deny put back would come back to this action ("none of
+                # the meanings the fallback offered", data/rules/handoff.yml)
+                return await _not_now(dispatcher, tracker)
+            if scores.asks_why(text):
+                # "why?" at "May we ask two quick questions?": what for, and the offer stands
+                dispatcher.utter_message(
+                    text=texts.render("utter_survey_offer_why"), buttons=proactive.CONSENT_BUTTONS
+                )
+                return []
         if scores.is_no_comment(text) and tracker.get_slot("awaiting") in (None, "nothing"):
             # "thats it", "ok thats all" with nothing asked (tester tr27): a goodbye
             return put_back_as(tracker, "goodbye")
@@ -97,6 +111,17 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         answer = fallback.reply(text, intent, ranking, fallback.streak(tracker.events))
         dispatcher.utter_message(response=answer.response, buttons=answer.buttons)
         return []
+
+
+async def _not_now(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    try:
+        async with get_services().transaction() as session:
+            turn = await proactive.answer_consent(
+                session, tracker.get_slot("survey_dispatch_id"), False
+            )
+    except STORAGE_ERRORS as error:
+        return unavailable(dispatcher, error)
+    return emit(dispatcher, turn, tracker)
 
 
 async def _follows_up_on_an_order(tracker: Tracker, text: str) -> bool:

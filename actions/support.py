@@ -264,7 +264,9 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
         return_pick=return_pick(tracker),
         latest_intent=latest_intent(tracker),
         choosing_order=choosing_order,
-        survey_now=not more_follows(tracker),
+        # no CSAT between two requests of one message, nor after a "not now" to a survey in
+        # this chat ("no stop asking me stuff", then "where is my mug": dev chat ds06)
+        survey_now=not more_follows(tracker) and not tracker.get_slot("survey_postponed"),
         earlier_request=earlier_request(tracker),
     )
 

@@ -585,3 +585,43 @@ async def test_out_of_scope_right_after_a_knowledge_answer_is_tried_as_a_follow_
     assert "How much does shipping cost?" in message["text"] and "free" in message["text"]
     assert [m["response"] for m in alone] == ["utter_out_of_scope"]
     assert [m["response"] for m in other] == ["utter_out_of_scope"]
+
+
+async def test_a_no_in_words_to_a_survey_offer_postpones_it(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Dev chat ds06: "no stop asking me stuff" at "May we ask two quick questions?" got
+    "not sure I understood"; put back as a deny it looped (the "none of the meanings" rule
+    brings a deny after the fallback back to the fallback) until Rasa timed out."""
+    from bot.domain import proactive
+    from bot.storage.models import SurveyDispatch
+
+    lifecycle = await factories.order_lifecycle(session, 1, "A10023", OrderStatus.delivered, 1)
+    dispatch = SurveyDispatch(
+        customer_id=lifecycle.customer_id, lifecycle_id=lifecycle.id, trigger="first_order",
+        survey_kind=FeedbackKind.csat, offer_count=1,
+    )  # fmt: skip
+    session.add(dispatch)
+    await session.commit()
+    state = _unsure("no stop asking me stuff", [("nlu_fallback", 0.9)])
+    state.slots.update(awaiting="survey_consent", survey_dispatch_id=float(dispatch.id))
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert [m["text"] for m in messages] == [proactive.postponed_reply()]
+    assert slot_events(events)["survey_postponed"] is True
+    assert all(e["event"] != "user" for e in events)  # nothing put back
+
+
+async def test_why_at_a_survey_offer_says_what_for_and_the_offer_stands(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Dev chat ds05: "why?" at the churn survey's offer got "not sure I understood"."""
+    state = _unsure("why?", [("nlu_fallback", 0.9)])
+    state.slots["awaiting"] = "survey_consent"
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages[0]["text"].startswith("Your answers show us what works")
+    assert [b["title"] for b in messages[0]["buttons"]] == ["Sure", "Not now"]
+    assert events == []

@@ -918,3 +918,23 @@ async def test_what_does_it_cost_at_a_subscription_change_is_its_price(
         f"renews (next on {renewal})."
     ]
     assert not support.asks_price("what does it say on the label")
+
+
+@pytest.mark.parametrize("postponed", [False, True])
+async def test_no_satisfaction_survey_after_a_not_now_in_the_same_chat(
+    session, action_services, postponed: bool
+):
+    """Dev chat ds06: "no stop asking me stuff" to a survey offer, then "where is my mug"
+    got its answer and "How satisfied are you with the help you got today?"."""
+    await _customer(session, OrderStatus.placed)
+    state = _with_ranking(
+        tracker("conv-1", "where is my mug", "order_status",
+                {**VERIFIED, "support_request": "order_status", "survey_postponed": postponed}),
+        _rank(("order_status", 0.97), ("delivery_problem", 0.01)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert "A10001" in messages[0]["text"]
+    # the survey form asks its question when the action leaves next_step at "survey"
+    assert (slot_events(events).get("next_step") == "survey") is not postponed

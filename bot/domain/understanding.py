@@ -74,7 +74,7 @@ def is_clear(intent_ranking: Sequence[Mapping[str, Any]], threshold: float, marg
 _ASK = re.compile(
     r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please)\b[\s,!.]*)*"
     r"(?:where|when|what|why|how|who|which|can|could|would|will|do|does|did|have|has|should|"
-    r"may|is (?:my|it|there|that)|are (?:you|there|my)|i (?:want|need|would like|wanna)|i'd like|"
+    r"may|is (?:my|it|there|that|the|this|your)|are (?:you|there|my|the|these|your)|i (?:want|need|would like|wanna)|i'd like|"
     r"id like|please|pls|help|cancel|return|refund|change|pause|resume|stop|track|send|give|"
     r"talk|speak|connect|let me|get me|check)\b",
     re.IGNORECASE,
