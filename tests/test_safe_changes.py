@@ -922,8 +922,8 @@ async def test_what_does_it_cost_at_a_subscription_change_is_its_price(
 
 @pytest.mark.parametrize("postponed", [False, True])
 async def test_no_satisfaction_survey_after_a_not_now_in_the_same_chat(
-    session, action_services, postponed: bool
-):
+    session: AsyncSession, action_services: object, postponed: bool
+) -> None:
     """Dev chat ds06: "no stop asking me stuff" to a survey offer, then "where is my mug"
     got its answer and "How satisfied are you with the help you got today?"."""
     await _customer(session, OrderStatus.placed)
