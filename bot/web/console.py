@@ -9,6 +9,8 @@ conversations and history read-only (issue #20); admins manage canned responses.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -16,9 +18,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import handoff, inbox, photos, safe_json, views
 from bot.domain.errors import NotFound
+from bot.domain.staff import touch_presence
 from bot.storage.models import (
     Conversation,
     Customer,
@@ -52,6 +56,10 @@ SUPPORT_RESOLVED_INTENT = "EXTERNAL_support_resolved"
 # A console tab tells the customer "typing" at most this often (the widget hides the
 # indicator after TYPING_HIDE_MS, 6 s, without a repeat: bot/web/static/widget.js).
 TYPING_REPEAT_SECONDS = 2.0
+# An open console page keeps its user's presence fresh through its live connection: one
+# UPDATE of last_seen_at per user this often (well inside staff.PRESENCE_WINDOW, 60 s,
+# which the customer's "team online" and the hand-over read). Closed, it goes stale.
+PRESENCE_TOUCH_SECONDS = 20.0
 
 
 def _page(name: str) -> web.FileResponse:
@@ -389,9 +397,10 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.config_dict[STAFF_HUB]
-    staff = current_staff(request)
-    hub.join(ws, staff.id)
-    typing = AgentTyping(request.config_dict, staff)
+    user = current_staff(request)
+    hub.join(ws, user.id)
+    typing = AgentTyping(request.config_dict, user)
+    present = asyncio.create_task(_keep_present(request.config_dict, user.id))
     try:
         async for frame in ws:
             if frame.type is not WSMsgType.TEXT:
@@ -413,9 +422,27 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
             elif isinstance(data, dict) and data.get("type") == "typing":
                 await typing.set(data.get("on") is True)
     finally:
+        present.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await present
         hub.leave(ws)
         await typing.set(False)
     return ws
+
+
+async def _keep_present(app: AppState, staff_id: int) -> None:
+    """While a console page is open its user is present (bot/domain/staff.py), not only
+    when it loads: every PRESENCE_TOUCH_SECONDS, throttled per user over their tabs."""
+    hub = app[STAFF_HUB]
+    while True:
+        await asyncio.sleep(PRESENCE_TOUCH_SECONDS)
+        if not hub.presence_due(staff_id, time.monotonic(), PRESENCE_TOUCH_SECONDS * 0.9):
+            continue
+        try:
+            async with app[SESSIONS]() as session, session.begin():
+                await touch_presence(session, staff_id)
+        except (SQLAlchemyError, OSError) as exc:  # the next period tries again
+            logger.warning("could not refresh the presence of staff %s: %s", staff_id, exc)
 
 
 class AgentTyping:

@@ -184,6 +184,9 @@ class StaffHub:
     def __init__(self) -> None:
         self._watching: dict[WebSocketResponse, str | None] = {}
         self._staff: dict[WebSocketResponse, int] = {}
+        # When this process last refreshed each user's presence for their open consoles
+        # (time.monotonic()): several tabs of one user write it once per period.
+        self._presence_touched: dict[int, float] = {}
         self.fanout: Fanout | None = None
 
     def join(self, ws: WebSocketResponse, staff_id: int) -> None:
@@ -200,6 +203,15 @@ class StaffHub:
 
     def online_staff_ids(self) -> set[int]:
         return set(self._staff.values())
+
+    def presence_due(self, staff_id: int, now: float, every: float) -> bool:
+        """Whether an open console of this user should refresh their presence now (at most
+        once per `every` seconds per user and process, whatever the number of tabs)."""
+        last = self._presence_touched.get(staff_id)
+        if last is not None and now - last < every:
+            return False
+        self._presence_touched[staff_id] = now
+        return True
 
     async def _send(self, sockets: list[WebSocketResponse], frame: dict[str, Any]) -> None:
         for ws in sockets:
