@@ -80,10 +80,11 @@ class RasaClient:
     def http(self) -> aiohttp.ClientSession:
         return self._http
 
-    @property
-    def _base_url(self) -> str:
-        """For tracker API calls: the first worker not known to be down."""
-        return self._candidates(0)[0]
+    def _worker_for(self, sender_id: str) -> str:
+        """For tracker API calls: the conversation's own worker (as `send` picks it) unless
+        it is known to be down, so the worker that keeps the conversation's tracker
+        (rasa_ext/tracker_store.py) is the one that reads and writes it."""
+        return self._candidates(_home(sender_id, len(self.urls)))[0]
 
     def _candidates(self, start: int) -> list[str]:
         rotated = self.urls[start:] + self.urls[:start]
@@ -113,7 +114,7 @@ class RasaClient:
         channel passes any text starting with `/` to NLU as text."""
         started = time.monotonic()
         deadline = started + self._total_seconds
-        start = zlib.crc32(sender_id.encode()) % len(self.urls)
+        start = _home(sender_id, len(self.urls))
         refused: set[str] = set()
         while True:
             base_url = self._free_worker(start, refused)
@@ -186,7 +187,7 @@ class RasaClient:
         await self._send_events("PUT", sender_id, events)
 
     async def _send_events(self, method: str, sender_id: str, events: list[dict[str, Any]]) -> None:
-        url = f"{self._base_url}/conversations/{sender_id}/tracker/events"
+        url = f"{self._worker_for(sender_id)}/conversations/{sender_id}/tracker/events"
         try:
             async with self._http.request(
                 method,
@@ -202,7 +203,7 @@ class RasaClient:
 
     async def tracker_state(self, sender_id: str) -> dict[str, Any]:
         """The conversation's current state (slots, active_loop, paused), without events."""
-        url = f"{self._base_url}/conversations/{sender_id}/tracker"
+        url = f"{self._worker_for(sender_id)}/conversations/{sender_id}/tracker"
         try:
             async with self._http.get(
                 url,
@@ -223,7 +224,7 @@ class RasaClient:
     ) -> list[BotReply]:
         """Run the bot on an external event (no customer message); returns its replies.
         `entities` fill the slots mapped from them (e.g. `language`)."""
-        url = f"{self._base_url}/conversations/{sender_id}/trigger_intent"
+        url = f"{self._worker_for(sender_id)}/conversations/{sender_id}/trigger_intent"
         try:
             async with self._http.post(
                 url,
@@ -270,6 +271,11 @@ class RasaClient:
                 return response.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
+
+
+def _home(sender_id: str, workers: int) -> int:
+    """The worker a conversation goes to while it is up (crc32 of the sender id)."""
+    return zlib.crc32(sender_id.encode()) % workers
 
 
 def _replies(payload: list[Any]) -> list[BotReply]:
