@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import lifecycle as lifecycles
 from bot.domain import staff
-from bot.storage.models import StaffUser, utcnow
+from bot.storage.models import (
+    Conversation,
+    FeedbackKind,
+    Message,
+    MessageSender,
+    StaffUser,
+    SurveyDispatch,
+    utcnow,
+)
 from bot.web import console
 from bot.web.hub import StaffHub
-from tests.test_console import _login, _setup
+from bot.web.rasa_client import RasaClient
+from tests import factories
+from tests.conftest import StubRasa
+from tests.test_console import _escalated_chat, _login, _setup
 
 Client = TestClient[web.Request, web.Application]
 
@@ -67,3 +80,93 @@ def test_several_tabs_of_one_agent_refresh_presence_once_per_period() -> None:
     ]
     assert hub.presence_due(8, 101.0, 18.0) is True
     assert staff.PRESENCE_WINDOW.total_seconds() / 2 > console.PRESENCE_TOUCH_SECONDS
+
+
+async def _answered_a_survey_in(
+    session_factory: async_sessionmaker[AsyncSession], conversation_id: str
+) -> None:
+    """The customer of this chat answered the CSAT after a bot answer, before the hand-over."""
+    async with session_factory() as db, db.begin():
+        owner = await factories.customer(db, 1)
+        lifecycle = await lifecycles.current_lifecycle(db, owner)
+        conversation = await db.get_one(Conversation, conversation_id)
+        conversation.customer_id = owner.id
+        now = utcnow()
+        db.add(
+            SurveyDispatch(
+                customer_id=owner.id, lifecycle_id=lifecycle.id, conversation_id=conversation_id,
+                trigger="support_chat", survey_kind=FeedbackKind.csat, created_at=now,
+                sent_at=now, answered_at=now,
+            )
+        )  # fmt: skip
+
+
+async def _resolve(
+    client: Client, me: dict[str, Any], conversation_id: str, escalation_id: int
+) -> dict[str, Any]:
+    headers = {"X-CSRF-Token": me["csrf_token"]}
+    claimed = await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
+    assert claimed.status == 200
+    detail = await (await client.get(f"/console/api/conversations/{conversation_id}")).json()
+    resolved = await client.post(
+        f"/console/api/escalations/{escalation_id}/resolve", headers=headers
+    )
+    assert resolved.status == 200
+    body: dict[str, Any] = await resolved.json()
+    return {"survey_after_resolve": detail["conversation"]["survey_after_resolve"], **body}
+
+
+async def _bot_texts(
+    session_factory: async_sessionmaker[AsyncSession], conversation_id: str
+) -> list[str]:
+    async with session_factory() as db:
+        rows = await db.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.sender == MessageSender.bot)
+            .order_by(Message.id)
+        )
+        return [m.text for m in rows]
+
+
+async def test_resolve_with_the_survey_held_back_tells_the_customer_and_promises_no_survey(
+    client: Client,
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bug 2: the console promised a survey after Resolve, but when the transactional rule
+    held it back (a survey answered in this chat) the bot said nothing and the customer
+    heard nothing at all."""
+    ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
+    await _answered_a_survey_in(session_factory, conversation_id)
+
+    async def held_back(_self: Any, _sender: str, _intent: str, **_kw: Any) -> list[Any]:
+        return []  # what action_start_support_survey says then: nothing
+
+    monkeypatch.setattr(RasaClient, "trigger_intent", held_back)
+    body = await _resolve(client, me, conversation_id, escalation_id)
+    assert (body["survey_after_resolve"], body["handed_back"], body["status"]) == (
+        False,
+        "closing",
+        "resolved",
+    )
+    closing = (
+        "Our team has marked your request as resolved. "
+        "I'm here if you need anything else: just write below."
+    )
+    assert (await _bot_texts(session_factory, conversation_id))[-1] == closing
+    frames = [await ws.receive_json(timeout=5) for _ in range(2)]  # "joined", then the closing
+    assert [(f["sender"], f["text"]) for f in frames][-1] == ("bot", closing)
+    await ws.close()
+
+
+async def test_resolve_with_the_survey_due_says_the_bot_asked_it(
+    client: Client,
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    ws, conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
+    body = await _resolve(client, me, conversation_id, escalation_id)
+    assert (body["survey_after_resolve"], body["handed_back"]) == (True, "survey")
+    assert (await _bot_texts(session_factory, conversation_id))[-1] == "How satisfied are you?"
+    await ws.close()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import closed_loop, inbox, returns, texts
+from bot.domain import closed_loop, inbox, returns, surveys, texts
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.views import escalation_json, iso, message_json, priority_label, staff_names
 from bot.storage import repositories
@@ -449,6 +449,24 @@ async def resolve(session: AsyncSession, escalation_id: int, staff: StaffUser) -
     session.add(_audit(staff, "resolve", "escalation", str(escalation.id)))
     await session.flush()
     return Handback(conversation_id, escalation)
+
+
+async def survey_after_resolve(
+    session: AsyncSession, conversation: Conversation, quiet_hours: int
+) -> bool:
+    """Whether resolving this chat now starts the support survey in it: not when the
+    transactional rule holds it back (surveys.surveyed_recently; the customer then hears
+    `closing_note` instead), so the console promises only what happens."""
+    if conversation.customer_id is None:
+        return True  # feedback from an anonymous visitor goes to a customer made for it
+    return not await surveys.surveyed_recently(
+        session, conversation.customer_id, conversation.id, quiet_hours
+    )
+
+
+def closing_note() -> str:
+    """Told to the customer after Resolve when the bot asks no survey."""
+    return texts.render("utter_handoff_resolved_closing")
 
 
 async def conversation_detail(session: AsyncSession, conversation_id: str) -> dict[str, Any]:

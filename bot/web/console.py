@@ -44,7 +44,7 @@ from bot.web.email_reply import agent_replied
 from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.photos import add_console_routes as add_photo_routes
-from bot.web.rasa_client import RasaUnavailable
+from bot.web.rasa_client import BotReply, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,16 @@ async def api_conversation(request: web.Request) -> web.Response:
         # The customer's photos (issue #19), for the customer panel: of all their chats, or
         # of this one when the customer is not known.
         detail["photos"] = await photos.panel(session, conversation) if conversation else []
+        # What Resolve will do (the console's confirmation says it): survey or closing note.
+        detail["conversation"]["survey_after_resolve"] = (
+            await handoff.survey_after_resolve(
+                session,
+                conversation,
+                request.config_dict[SETTINGS].transactional_survey_quiet_hours,
+            )
+            if conversation
+            else False
+        )
     # Whether the customer has the chat open (on this replica; live: customer_presence).
     detail["conversation"]["customer_online"] = (
         request.config_dict[HUB].connected(conversation_id) > 0
@@ -370,13 +380,27 @@ async def api_resolve(request: web.Request) -> web.Response:
             session, _int(request, "escalation_id"), current_staff(request)
         )
     body = await _escalation_changed(request, handback.escalation)
+    # What the customer heard (the console says it): "survey", "closing", or None (no chat).
+    handed_back = None
     if handback.conversation_id:
-        await hand_back_to_bot(request.config_dict, handback.conversation_id)
-    return web.json_response(body)
+        handed_back = await hand_back_to_bot(request.config_dict, handback.conversation_id)
+    return web.json_response({**body, "handed_back": handed_back})
 
 
-async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
-    """Resume Rasa's paused tracker and let the bot ask the post-support survey."""
+async def hand_back_to_bot(app: AppState, conversation_id: str) -> str:
+    """Resume Rasa's paused tracker and let the bot ask the post-support survey. When the
+    bot says nothing (the transactional rule held the survey back: bot/domain/surveys.py)
+    or cannot be reached, the customer is told the request is resolved, not left with
+    silence. Returns "survey" or "closing"."""
+    replies = await _trigger_support_resolved(app, conversation_id)
+    if replies:
+        await push_replies(app, conversation_id, replies)
+        return "survey"
+    await push(app, conversation_id, MessageSender.bot, handoff.closing_note())
+    return "closing"
+
+
+async def _trigger_support_resolved(app: AppState, conversation_id: str) -> list[BotReply]:
     rasa = app[RASA]
     try:
         # The pause left no action_listen behind the last action; the bot's rules start
@@ -387,8 +411,8 @@ async def hand_back_to_bot(app: AppState, conversation_id: str) -> None:
         replies = await rasa.trigger_intent(conversation_id, SUPPORT_RESOLVED_INTENT)
     except RasaUnavailable as exc:
         logger.warning("could not hand %s back to the bot: %s", conversation_id, exc)
-        return
-    await push_replies(app, conversation_id, replies)
+        return []
+    return [r for r in replies if r.text or r.buttons or r.cards]
 
 
 @require_roles(*VIEWERS)

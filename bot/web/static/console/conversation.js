@@ -475,7 +475,11 @@
       resolveButton.textContent = CONFIRM_TEXT;
       resolveButton.classList.add("button--armed");
       resolveCancel.hidden = false;
-      C.showStatus("The bot takes over again and asks the customer a short survey. " +
+      // The survey only when the transactional rule lets it (survey_after_resolve).
+      C.showStatus((conversation && conversation.survey_after_resolve
+        ? "The bot takes over again and asks the customer a short survey. "
+        : "The bot takes over again and tells the customer their request is resolved " +
+          "(no survey: they answered or declined one recently). ") +
         "Click “" + CONFIRM_TEXT + "” to confirm.", "info");
       return;
     }
@@ -490,7 +494,11 @@
         esc.status = "resolved";
       }
       applyEscalation(esc);
-      C.showStatus("Handed back to the bot.", "ok");
+      C.showStatus(data && data.handed_back === "survey"
+        ? "Handed back to the bot: it asked the customer a short survey."
+        : data && data.handed_back === "closing"
+          ? "Handed back to the bot: the customer was told their request is resolved (no survey)."
+          : "Handed back to the bot.", "ok");
       log.focus();
     }, function (error) {
       resolveButton.disabled = false;
