@@ -127,6 +127,8 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         "system",
         "Sam (support) from our team has joined the chat and will reply here.",
     )
+    # ... and the widget hears the chat changed hands (it drops "Back to the assistant").
+    assert await ws.receive_json(timeout=5) == {"type": "status", "status": "with_agent"}
 
     sent = await client.post(
         f"/console/api/conversations/{conversation_id}/messages",
@@ -158,6 +160,7 @@ async def test_agent_reply_reaches_the_widget_bot_stays_silent_and_resolve_hands
         [{"event": "resume"}, {"event": "action", "name": "action_listen"}],
     )
     assert rasa[0].triggered == [(conversation_id, "EXTERNAL_support_resolved")]
+    assert await ws.receive_json(timeout=5) == {"type": "status", "status": "bot"}
     survey = await ws.receive_json(timeout=5)
     assert (survey["sender"], survey["text"]) == ("bot", "How satisfied are you?")
     async with session_factory() as db:

@@ -155,8 +155,13 @@ async def test_resolve_with_the_survey_held_back_tells_the_customer_and_promises
         "I'm here if you need anything else: just write below."
     )
     assert (await _bot_texts(session_factory, conversation_id))[-1] == closing
-    frames = [await ws.receive_json(timeout=5) for _ in range(2)]  # "joined", then the closing
-    assert [(f["sender"], f["text"]) for f in frames][-1] == ("bot", closing)
+    frames = [await ws.receive_json(timeout=5) for _ in range(4)]
+    assert [(f["type"], f.get("status") or f.get("text")) for f in frames] == [
+        ("message", "Sam (support) from our team has joined the chat and will reply here."),
+        ("status", "with_agent"),
+        ("status", "bot"),
+        ("message", closing),
+    ]
     await ws.close()
 
 
@@ -169,4 +174,27 @@ async def test_resolve_with_the_survey_due_says_the_bot_asked_it(
     body = await _resolve(client, me, conversation_id, escalation_id)
     assert (body["survey_after_resolve"], body["handed_back"]) == (True, "survey")
     assert (await _bot_texts(session_factory, conversation_id))[-1] == "How satisfied are you?"
+    await ws.close()
+
+
+async def test_the_widget_hears_every_change_of_hands(
+    client: Client,
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Bug 4 (server side): claim and release tell the customer's tabs the chat's status,
+    so "Back to the assistant" goes when the agent joins and comes back in the queue."""
+    ws, _conversation_id, me, escalation_id = await _escalated_chat(client, rasa, session_factory)
+    headers = {"X-CSRF-Token": me["csrf_token"]}
+    for action in ("claim", "release"):
+        answer = await client.post(
+            f"/console/api/escalations/{escalation_id}/{action}", headers=headers
+        )
+        assert answer.status == 200
+    frames = [await ws.receive_json(timeout=5) for _ in range(3)]
+    assert [(f["type"], f.get("status") or f.get("sender")) for f in frames] == [
+        ("message", "system"),  # "Sam (support) from our team has joined the chat …"
+        ("status", "with_agent"),
+        ("status", "waiting_for_agent"),
+    ]
     await ws.close()

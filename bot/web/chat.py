@@ -45,7 +45,15 @@ from bot.web.client_limits import (
     TOO_MANY_CONVERSATIONS,
     TOO_MANY_SOCKETS,
 )
-from bot.web.delivery import AppState, announce, message_frame, push, push_replies, turn_lock
+from bot.web.delivery import (
+    AppState,
+    announce,
+    message_frame,
+    push,
+    push_replies,
+    tell_status,
+    turn_lock,
+)
 from bot.web.insight_notices import deliver_insight_notices
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
 from bot.web.ops import conversation_id_var, count_error
@@ -562,6 +570,7 @@ async def _person_has_it(connection: Connection, text: str) -> bool:
         if back:
             await _resume_bot(app, conversation_id)
             connection.bot_answers = True
+            await tell_status(app, conversation_id, ConversationStatus.bot)
             await push(app, conversation_id, MessageSender.bot, back_with_bot())
             await app[STAFF_HUB].queue_changed()  # marked "customer back with the bot"
             return True

@@ -39,7 +39,14 @@ from bot.web.auth import (
     require_roles,
     setup_auth,
 )
-from bot.web.delivery import AppState, announce, message_frame, push, push_replies
+from bot.web.delivery import (
+    AppState,
+    announce,
+    message_frame,
+    push,
+    push_replies,
+    tell_status,
+)
 from bot.web.email_reply import agent_replied
 from bot.web.errors import read_json_object
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS, STAFF_HUB
@@ -150,13 +157,18 @@ async def api_staff(request: web.Request) -> web.Response:
 async def _escalation_changed(request: web.Request, escalation: Any) -> dict[str, Any]:
     async with request.config_dict[SESSIONS]() as session:
         names = await views.staff_names(session)
+        conversation = (
+            await session.get(Conversation, escalation.conversation_id)
+            if escalation.conversation_id
+            else None
+        )
     body = views.escalation_json(escalation, names)
     hub = request.config_dict[STAFF_HUB]
     await hub.queue_changed()
-    if escalation.conversation_id:
-        await hub.conversation_event(
-            escalation.conversation_id, {"type": "escalation", "escalation": body}
-        )
+    if conversation is not None:
+        await hub.conversation_event(conversation.id, {"type": "escalation", "escalation": body})
+        # The customer's widget hears who has the chat now (its "Back to the assistant").
+        await tell_status(request.config_dict, conversation.id, conversation.status)
     return body
 
 

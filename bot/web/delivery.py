@@ -18,7 +18,7 @@ from aiohttp.helpers import ChainMapProxy
 
 from bot.domain.views import message_json
 from bot.storage import repositories
-from bot.storage.models import Message, MessageSender
+from bot.storage.models import ConversationStatus, Message, MessageSender
 from bot.web.keys import HUB, SESSIONS, STAFF_HUB
 from bot.web.rasa_client import BotReply
 
@@ -67,6 +67,12 @@ async def announce(
     await app[STAFF_HUB].conversation_event(
         message.conversation_id, {"type": "message", "message": frame}
     )
+
+
+async def tell_status(app: AppState, conversation_id: str, status: ConversationStatus) -> None:
+    """Tell the customer's live tabs that the chat changed hands (a `status` frame): the
+    widget drops "Back to the assistant" once nobody waits for a person (docs/widget.md)."""
+    await app[HUB].send(conversation_id, {"type": "status", "status": status.value})
 
 
 # One bot turn at a time per conversation (in this process): a proactive survey started by

@@ -28,6 +28,9 @@
   var TYPING_HIDE_MS = 6000;
   var TYPING_ANNOUNCE_GAP_MS = 30000;
   var SENDER_LABELS = { customer: "You", bot: "Assistant", agent: "Support", system: "Notice" };
+  // The quick reply "Back to the assistant" offered while the customer waits for a person
+  // (bot/domain/escalations.py BACK_TO_BOT_PAYLOAD): only for that wait (syncBackToBot).
+  var BACK_TO_BOT_PAYLOAD = "talk to the bot";
 
   if (document.getElementById(HOST_ID)) {
     return; // the tag was included twice: one widget is enough
@@ -117,6 +120,7 @@
   var socket = null;
   var sessionReady = false;      // a session frame arrived on the current socket
   var hadSession = false;        // a session frame arrived on any socket of this page
+  var chatStatus = "bot";        // bot | waiting_for_agent | with_agent | closed (server's word)
   var retryAttempt = 0;
   var retryTimer = null;
   var wantConnection = false;    // connect lazily: on open, or at once for known visitors
@@ -437,6 +441,7 @@
         if (!b || typeof b.title !== "string") { return; }
         var button = el("button", "quick", b.title);
         button.type = "button";
+        if (typeof b.payload === "string") { button.setAttribute("data-payload", b.payload); }
         button.addEventListener("click", function () {
           disableRow(row);
           sendMessage(typeof b.payload === "string" ? b.payload : b.title, b.title);
@@ -574,7 +579,8 @@
     if (data.identity === "verified" && subject) {
       storageSet("localStorage", SUBJECT_KEY, subject);
     }
-    panel.setAttribute("data-status", String(data.status || "bot"));
+    chatStatus = String(data.status || "bot");
+    panel.setAttribute("data-status", chatStatus);
     panel.setAttribute("data-identity", String(data.identity || "anonymous"));
     var seenBefore = hadSession ? renderedIds : null;
     hadSession = true;
@@ -595,6 +601,7 @@
       }
     });
     if (!history.length) { greeting(data.customer_name); }
+    syncBackToBot(false);
     if (!open && missed) { setUnread(unread + missed); } // arrived while we were offline
     log.removeAttribute("aria-busy");
     earlyErrors.splice(0).forEach(function (text) { systemNote(text); });
@@ -606,6 +613,33 @@
     // Messages typed while offline (or restored after a reload): show, then send once.
     renderOutbox();
     outbox.slice().forEach(transmit);
+  }
+
+  // The chat changed hands (a status frame: an agent joined, released it, resolved it, or
+  // the customer went back to the bot).
+  function onStatus(data) {
+    if (typeof data.status !== "string") { return; }
+    chatStatus = data.status;
+    panel.setAttribute("data-status", chatStatus);
+    syncBackToBot(chatStatus === "waiting_for_agent");
+  }
+
+  // "Back to the assistant" goes away once nobody is waiting any more (a person joined, or
+  // the chat is the bot's again): clicked then, it only sent its words to the agent. When
+  // the chat waits for a person again (released to the queue), the latest one comes back.
+  function syncBackToBot(reshowLatest) {
+    var buttons = log.querySelectorAll('button.quick[data-payload="' + BACK_TO_BOT_PAYLOAD + '"]');
+    var waiting = chatStatus === "waiting_for_agent";
+    for (var i = 0; i < buttons.length; i++) {
+      var row = buttons[i].parentNode;
+      if (!waiting) {
+        buttons[i].disabled = true;
+        if (row) { row.hidden = true; }
+      } else if (reshowLatest && i === buttons.length - 1) {
+        buttons[i].disabled = false;
+        if (row) { row.hidden = false; }
+      }
+    }
   }
 
   // The header says "Online" only while a person of the team is (issue #20).
@@ -701,6 +735,8 @@
       if (typeof data.client_id === "string") { markSent(data.client_id, data.id); }
     } else if (data.type === "typing") {
       onTyping(data);
+    } else if (data.type === "status") {
+      onStatus(data);
     } else if (data.type === "ask_helpful") {
       onAskHelpful(data);
     } else if (data.type === "rated") {

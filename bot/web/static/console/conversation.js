@@ -340,6 +340,15 @@
         : esc.status === "claimed" ? "with_agent" : "bot";
     }
     renderHeader();
+    // The customer panel lists this escalation too ("(this one)"): keep its status in step.
+    var listed = customer && Array.isArray(customer.escalations) ? customer.escalations : [];
+    for (var i = 0; i < listed.length; i++) {
+      if (listed[i] && listed[i].id === esc.id && listed[i].status !== esc.status) {
+        listed[i].status = esc.status;
+        renderCustomer();
+        break;
+      }
+    }
   }
 
   // ---- Claim ---------------------------------------------------------------------------
