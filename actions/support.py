@@ -18,7 +18,7 @@ from actions.services import (
     more_follows,
     put_back,
 )
-from bot.domain import chat, knowledge, returns, support, texts, understanding
+from bot.domain import chat, fallback, knowledge, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
 
@@ -341,16 +341,27 @@ class ActionDropPending(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         latest: dict[str, Any] = tracker.latest_message or {}
         pending, text = pending_change(tracker), latest_text(tracker)
-        if understanding.names_the_yes(text, pending) or (
-            pending == "return_item"
-            and returns.confirms(
-                returns.ReturnDraft.from_slot(tracker.get_slot("return_draft")), text
+        if (
+            understanding.names_the_yes(text, pending)
+            or (pending == "offer_human" and understanding.yes_with_details(text))
+            or (
+                pending == "return_item"
+                and returns.confirms(
+                    returns.ReturnDraft.from_slot(tracker.get_slot("return_draft")), text
+                )
             )
         ):
             # "yes cancel it" that the NLU did not read as a yes: put back as the yes it is
             # (the change stays pending; the "yes to a pending change" rule confirms it).
             yes = {"name": "affirm", "confidence": 1.0}
             return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
+        if latest_intent(tracker) == "nlu_fallback" and (
+            fallback.declines_offer(text) or understanding.puts_off(text)
+        ):
+            # "not now, later. thanks" at "Resume your subscription now?": a no, which the
+            # fallback's choices after "nothing changed" would not be (tester 4, tw4_18)
+            no = {"name": "deny", "confidence": 1.0}
+            return put_back(tracker, {**latest, "intent": no, "intent_ranking": [no]})
         if pending == "return_item" and refines_return(tracker, text):
             # "just the towel though" at "Return order A10002 (3 items)?": the return, refined
             # (put back as a return request; its next step reads the words, nothing changes yet).

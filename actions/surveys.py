@@ -19,7 +19,7 @@ from actions.services import (
     put_back_as,
     unavailable,
 )
-from bot.domain import chat, fallback, proactive, surveys, understanding
+from bot.domain import chat, fallback, proactive, scores, surveys, understanding
 from bot.storage.models import FeedbackKind
 
 DomainDict = dict[str, Any]
@@ -81,6 +81,21 @@ def _names_an_order(tracker: Tracker, value: Any) -> bool:
     )
 
 
+_CHANGE_TO_UNDO = frozenset({"cancel_subscription", "pause_subscription"})
+
+
+def _is_a_request(tracker: Tracker, value: Any, free_text: bool) -> bool:
+    """Words at a survey question that ask for something rather than answer it: "oh no wait
+    undo that, i pressed the wrong button" at the churn question right after a cancellation
+    (tester 4, tw4_30: stored as the churn reason), or an ask the NLU could not place ("ok
+    well can you reorder it for me then", tw4_05) at a score question. At a free-text
+    question an unplaced ask may be the comment ("why does shipping take so long?")."""
+    text = str(value or "")
+    if tracker.get_slot("support_request") in _CHANGE_TO_UNDO and understanding.asks_undo(text):
+        return True
+    return not free_text and understanding.reads_as_ask(text) and not scores.has_number(text)
+
+
 def _set_aside(slot: str) -> dict[str, Any]:
     """No question left (the form ends, kept as far as it was answered); ActionSubmitSurvey
     then serves the message as itself."""
@@ -123,7 +138,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if _names_an_order(tracker, value):
+        if _names_an_order(tracker, value) or _is_a_request(tracker, value, free_text=False):
             return _set_aside("survey_score")
         kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
         return await self._score(dispatcher, tracker, domain, value, "survey_score", kind=kind)
@@ -192,7 +207,7 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     ) -> dict[str, Any]:
         if _blank(value):
             return {"survey_comment": None}
-        if _names_an_order(tracker, value):
+        if _names_an_order(tracker, value) or _is_a_request(tracker, value, free_text=True):
             return _set_aside("survey_comment")
         return await self._answer(
             dispatcher,

@@ -108,6 +108,7 @@ def _clear(reading: Reading) -> bool:
 # how long does it take", tester 3 tw3_03): both asked, though they share an intent.
 KNOWLEDGE_QUESTIONS = frozenset({"product_question", "policy_question"})
 FALLBACK = "nlu_fallback"
+MIN_QUESTION_WORDS = 4
 _QUESTION = re.compile(
     r"^(?:how|what|when|where|which|who|why|do|does|did|is|are|can|could|will|would)\b", re.I
 )
@@ -122,6 +123,9 @@ def _two_questions(first: str, second: str, one: Reading, two: Reading) -> bool:
         and one.intent in KNOWLEDGE_QUESTIONS
         and (two.intent == one.intent or two.intent == FALLBACK)
         and all(_QUESTION.match(part.strip()) for part in (first, second))
+        # "…to belgium take and is it free?": a short second question leans on the first's
+        # words; sent whole, the knowledge base reads both together (tr12)
+        and len(second.split()) >= MIN_QUESTION_WORDS
     )
 
 

@@ -773,3 +773,38 @@ async def test_a_long_remark_naming_an_order_is_still_the_comment(
 
     assert "survey_declined" not in slot_events(events)
     assert [row.text for row in (await session.scalars(select(Feedback))).all()] == [text]
+
+
+async def test_undo_at_the_churn_question_and_an_ask_at_a_score_are_set_aside(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4: "oh no wait undo that, i pressed the wrong button" at "May I ask why you're
+    cancelling?" was stored as the churn reason (tw4_30); "ok well can you reorder it for me
+    then" at "How satisfied…?" as a comment (tw4_05); "actually where is my refund for the
+    kettle" at the comment question as the comment (tw4_44)."""
+    _, dispatch_id = await _survey_started(session)
+
+    undo, _ = await run(
+        ValidateSurveyForm(),
+        _answer("oh no wait undo that, i pressed the wrong button", "survey_comment",
+                dispatch_id, survey_kind="churn_reason", support_request="cancel_subscription"),
+    )  # fmt: skip
+    ask, _ = await run(
+        ValidateSurveyForm(),
+        _answer("ok well can you reorder it for me then", "survey_score", dispatch_id),
+    )
+    refund, _ = await run(
+        ValidateSurveyForm(),
+        _answer("actually where is my refund for the kettle", "survey_comment", dispatch_id),
+    )
+    scored, _ = await run(
+        ValidateSurveyForm(),
+        _answer("4, can you be quicker next time?", "survey_score", dispatch_id),
+    )
+
+    assert slot_events(undo)["survey_set_aside"] is True
+    assert slot_events(ask)["survey_set_aside"] is True
+    assert slot_events(refund)["survey_set_aside"] is True
+    assert "survey_set_aside" not in slot_events(scored)  # a score with an ask: the answer
+    kinds = (await session.scalars(select(Feedback.kind))).all()
+    assert sorted(kinds) == [FeedbackKind.comment, FeedbackKind.csat]  # the score + its remark

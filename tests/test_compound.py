@@ -159,6 +159,9 @@ def test_two_questions_for_the_knowledge_base_are_both_asked() -> None:
     unsure = Reading("nlu_fallback", 0.45)  # the model's reading of "how long does it take"
     assert plan(first, second, sure("policy_question"), unsure) == Plan((first, second))
     assert plan(second, first, unsure, sure("policy_question")) is None
+    # a short second question leans on the first's words: the message is sent whole (tr12)
+    belgium = ("how long does shipping to belgium take", "is it free?")
+    assert plan(*belgium, sure("policy_question"), sure("policy_question")) is None
     # the same request twice, or a remark and a question, are no two questions
     assert (
         plan("where is my order", "where is it", sure("order_status"), sure("order_status")) is None

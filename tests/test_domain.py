@@ -123,3 +123,19 @@ def test_survey_questions_vary_with_the_survey_kind() -> None:
     assert "1 = very easy, 7 = very hard" in by_kind["ces"]["text"]
     assert "0 = not at all, 10 = extremely" in by_kind["nps"]["text"]
     assert all(v["buttons"][-1] == {"title": "Skip", "payload": "skip"} for v in variations)
+
+
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """A loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        assert not repeated, f"keys given twice at line {node.start_mark.line + 1}: {repeated}"
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_no_key_is_given_twice_in_the_domain() -> None:
+    """A response added a second time under the same name silently replaced the first
+    (utter_offer_human_what_now, 2026-12-07); Rasa's validation read it differently."""
+    yaml.load((ROOT / "domain.yml").read_text(), Loader=_NoDuplicateKeys)

@@ -18,7 +18,7 @@ from actions.support import (
     ActionSupportRequest,
 )
 from bot.config import Settings
-from bot.domain import knowledge, support, understanding
+from bot.domain import chat, knowledge, support, understanding
 from bot.storage.models import (
     AuditLog,
     Conversation,
@@ -893,7 +893,7 @@ async def test_so_what_do_i_do_at_the_person_offered_explains_and_asks_again(
 
     events, messages = await run(ActionResolvePending(), state)
 
-    assert messages[0]["text"].startswith("If you say yes, a person from our team takes it")
+    assert messages[0]["text"].startswith("The next step is a person from our team")
     assert [b["payload"] for b in messages[0]["buttons"]] == ["yes", "no"]
     slots = slot_events(events)
     assert (slots["awaiting"], slots["pending_action"]) == ("confirmation", "offer_human")
@@ -938,3 +938,93 @@ async def test_no_satisfaction_survey_after_a_not_now_in_the_same_chat(
     assert "A10001" in messages[0]["text"]
     # the survey form asks its question when the action leaves next_step at "survey"
     assert (slot_events(events).get("next_step") == "survey") is not postponed
+
+
+@pytest.mark.parametrize(
+    ("text", "yes"),
+    [
+        ("yes. but do i need a photo or not??", True),  # tester 4, tw4_08
+        ("yes, do i need to be home?", True),
+        ("yes but dont cancel", False),
+        ("yes cancel it, no wait", False),
+        ("yes. not the towel though?", True),  # a question: asked, not a refinement
+    ],
+)
+def test_a_yes_then_a_question_is_a_yes(text: str, yes: bool) -> None:
+    ranking = [
+        {"name": "affirm", "confidence": 0.87},
+        {"name": "billing_issue", "confidence": 0.04},
+    ]
+    assert understanding.is_clear_yes(text, ranking, T, M) is yes
+
+
+async def test_a_yes_with_details_at_the_person_offered_is_the_yes() -> None:
+    """Tester 4 (tw4_22): "yes, company is Shah Design GmbH, VAT DE123456789" at "Shall I
+    get one?" (complain 0.52) was stored as a complaint."""
+    state = _with_ranking(
+        tracker("conv-1", "yes, company is Shah Design GmbH, VAT DE123456789", "complain",
+                {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"}),
+        _rank(("complain", 0.52), ("product_question", 0.22), ("affirm", 0.2)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []
+    assert [e["event"] for e in events] == ["action", "user"]
+    assert events[1]["parse_data"]["intent"]["name"] == "affirm"
+    assert not understanding.yes_with_details("yes, but no person please")
+
+
+async def test_not_now_later_at_a_change_is_a_no() -> None:
+    """Tester 4 (tw4_18): "not now, later. thanks" at "Resume your … subscription now?" got
+    "nothing changed" and then the fallback's "Did you mean one of these?"."""
+    state = _with_ranking(
+        tracker("conv-1", "not now, later. thanks", "nlu_fallback",
+                {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"}),
+        _rank(("nlu_fallback", 0.45), ("deny", 0.3)),
+    )  # fmt: skip
+
+    events, messages = await run(ActionDropPending(), state)
+
+    assert messages == []
+    assert [e["event"] for e in events] == ["action", "user"]
+    assert events[1]["parse_data"]["intent"]["name"] == "deny"
+
+
+async def test_just_cancel_it_right_after_a_subscription_change_is_the_subscription(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_29): "actually just cancel it" right after resuming the subscription
+    (cancel_order 0.9) asked to cancel the unshipped jumper order."""
+    from bot.storage.models import Customer
+
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    owner = await session.get(Customer, subscription.customer_id)
+    assert owner is not None
+    await factories.order(session, owner, "A10002", OrderStatus.placed)
+    await session.commit()
+    events: list[dict[str, Any]] = [
+        {"event": "slot", "name": "support_request", "value": "resume_subscription"},
+        {"event": "user", "text": "actually just cancel it",
+         "parse_data": {"intent": {"name": "cancel_order"}}},
+    ]  # fmt: skip
+    state = _with_ranking(
+        tracker("conv-1", "actually just cancel it", "cancel_order",
+                {**VERIFIED, "support_request": "cancel_order"}, events=events),
+        _rank(("cancel_order", 0.9), ("cancel_subscription", 0.08)),
+    )  # fmt: skip
+
+    result, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"].startswith("Cancel your Coffee Explorer Box subscription")
+    slots = slot_events(result)
+    assert (slots["pending_action"], slots["support_request"]) == (
+        "cancel_subscription",
+        "cancel_subscription",
+    )
+
+
+def test_bye_after_nope_is_done() -> None:
+    """Tester 4 (tw4_21): "nope bye" got "Okay. Anything else I can help with?" again."""
+    assert chat.says_done("nope bye") and chat.says_done("ok thats all")
+    assert not chat.says_done("nope, where is my refund")

@@ -115,6 +115,11 @@ def test_parse_score_number_word_fraction(text: str, scale: str, value: int) -> 
         ("skip the small talk, my parcel is missing", False),
         ("4", False),
         ("", False),
+        # a sentence that declines (tester 4, tw4_24: asked for a number again)
+        ("no i dont want to rate anything", True),
+        ("i don't want to answer questions", True),
+        ("i dont want to return it", False),
+        ("i dont want to rate the driver badly but he was late", False),
     ],
 )
 def test_is_decline(text: str, declined: bool) -> None:

@@ -776,3 +776,19 @@ def test_a_customer_who_checked_with_the_neighbours_is_not_told_to() -> None:
     plain = support.delivery_problem(order, WINDOW, said="my parcel says delivered but isnt here")
     assert "check with neighbours" not in checked.reply and "opened a trace" in checked.reply
     assert "Please check with neighbours" in plain.reply
+
+
+def test_how_long_for_an_overdue_refund_gives_the_banks_time_then_a_person() -> None:
+    """Tester 4 (tw4_02): "how long for the money to show up" after the overdue-refund answer
+    got the same answer again ("Just to be sure: …")."""
+    order = _order(OrderStatus.refunded)
+    order.refunded_at = utcnow() - timedelta(days=60)
+
+    result = support.refund_status(order, WINDOW, said="how long for the money to show up")
+
+    assert result.reply.startswith(
+        "A refund usually shows on your statement 3–5 working days after we issue it."
+    )
+    assert (result.next_step, result.pending_action) == (NextStep.confirm, "offer_human")
+    plain = support.refund_status(order, WINDOW, said="where is my refund")
+    assert plain.reply.startswith("Your refund of 59.90 EUR for order A10001 was issued on")

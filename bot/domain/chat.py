@@ -318,6 +318,15 @@ async def support_request(
     # "i want size L instead of M, can you change it" read as an address change, a
     # cancellation or a return (tester tq10)
     size_change = flow in SIZE_CHANGE_FLOWS and _asks_size_change(text)
+    if (
+        flow == "cancel_order"
+        and earlier_request in SUBSCRIPTION_FLOWS
+        and not order_number
+        and understanding.refers_back(text)
+    ):
+        # "actually just cancel it" right after a pause or a resume: the subscription, not
+        # the newest unshipped order (tester 4, tw4_29)
+        flow = "cancel_subscription"
     if flow == "cancel_order" and understanding.asks_why_cancelled(text):
         # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
         # state, never a cancellation (tester 3, tw3_09)
@@ -392,6 +401,7 @@ async def support_request(
         )
         if result.next_step is NextStep.confirm:
             flow_turn.slots["pause_until"] = pause_until.isoformat() if pause_until else None
+        flow_turn.slots.setdefault("support_request", flow)  # also when read as another
         flow_turn.messages[:0] = turn.messages
         return flow_turn
     # `order_number` is the order named for this request (actions/support.py), `text` may
@@ -526,7 +536,8 @@ def _asks_size_change(text: str) -> bool:
 
 
 _DONE = re.compile(
-    r"\b(that'?s all|thats all|that'?s it|thats it|nothing else|all good|i'?m good|all set)\b"
+    r"\b(that'?s all|thats all|that'?s it|thats it|nothing else|all good|i'?m good|all set|"
+    r"bye|goodbye|cya|see ya)\b"
 )
 
 

@@ -134,8 +134,19 @@ class ParsedScore:
     value: int | None = None
 
 
+# "no i dont want to rate anything", "i don't want to answer questions": the survey declined
+# in a sentence (tester 4, tw4_24: asked for a number again).
+_DECLINE_SENTENCE = re.compile(
+    r"^\s*(?:no+|nope|nah|sorry)?[\s,.!]*(?:i\s+)?(?:don'?t|do not|dont|won'?t|will not|"
+    r"rather not|not going to|not gonna)\s+(?:want to\s+|wanna\s+)?"
+    r"(?:rate|answer|do|take|fill|give)\b.{0,30}"
+    r"\b(?:anything|that|this|it|survey|surveys|questions?|rating|ratings|score|feedback)\b",
+    re.IGNORECASE,
+)
+
+
 def is_decline(text: str) -> bool:
-    return bool(_DECLINE.match(text or ""))
+    return bool(_DECLINE.match(text or "") or _DECLINE_SENTENCE.match(text or ""))
 
 
 def _digits_for_words(text: str) -> str:
@@ -160,6 +171,11 @@ def _candidates(text: str) -> list[int]:
     if stars:
         return [stars]
     return [int(match) for match in _INTEGER.findall(text)]
+
+
+def has_number(text: str) -> bool:
+    """Whether the text holds a number that could be a score ("4", "four", "4/5", "★★★")."""
+    return bool(_candidates(text or ""))
 
 
 def parse_score(text: str, scale: str) -> ParsedScore:

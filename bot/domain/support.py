@@ -173,6 +173,8 @@ async def run_order_flow(
         return order_status(order, return_window_days, now=now, policy=late_policy)
     if flow == "delivery_problem":
         return delivery_problem(order, return_window_days, now=now, policy=late_policy, said=text)
+    if flow == "refund_status":
+        return refund_status(order, return_window_days, now=now, said=text)
     if lost and order.status is OrderStatus.delivered:
         return lost_parcel(order)
     late = days_late(order, now) if flow == "request_refund" else 0
@@ -550,7 +552,17 @@ def return_item(order: Order, window: int) -> FlowResult:
 REFUND_OVERDUE_DAYS = 10
 
 
-def refund_status(order: Order, _window: int, now: datetime | None = None) -> FlowResult:
+# "how long for the money to show up", "when will i see it": the bank's time (tester 4, tw4_02)
+_HOW_LONG = re.compile(
+    r"\bhow (?:long|many days)\b|\bwhen (?:will|does|do|should|can)\b.{0,40}"
+    r"\b(?:show|arrive|appear|see|get|come|be back)\b",
+    re.IGNORECASE,
+)
+
+
+def refund_status(
+    order: Order, _window: int, now: datetime | None = None, said: str = ""
+) -> FlowResult:
     refunded = order.refunded_at
     if (
         order.status is OrderStatus.refunded
@@ -559,7 +571,9 @@ def refund_status(order: Order, _window: int, now: datetime | None = None) -> Fl
     ):
         return FlowResult(
             texts.render(
-                "utter_refund_issued_overdue",
+                "utter_refund_how_long_overdue"
+                if _HOW_LONG.search(said)
+                else "utter_refund_issued_overdue",
                 amount=_money(order),
                 order=order.number,
                 refunded=format_date(refunded),

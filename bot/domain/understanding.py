@@ -72,7 +72,8 @@ def is_clear(intent_ranking: Sequence[Mapping[str, Any]], threshold: float, marg
 
 # How a request opens (after an optional "hi", "ok", "and"...): a question word, an ask.
 _ASK = re.compile(
-    r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please)\b[\s,!.]*)*"
+    r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please|actually|well|wait|"
+    r"hmm+|sorry|btw|no|right|erm|uh)\b[\s,!.]*)*"
     r"(?:where|when|what|why|how|who|which|can|could|would|will|do|does|did|have|has|should|"
     r"may|is (?:my|it|there|that|the|this|your)|are (?:you|there|my|the|these|your)|i (?:want|need|would like|wanna)|i'd like|"
     r"id like|please|pls|help|cancel|return|refund|change|pause|resume|stop|track|send|give|"
@@ -171,6 +172,30 @@ _ORDER_BY_STATE = re.compile(
     re.I,
 )
 _STATE_WORDS = {"canceled": "cancelled", "arrived": "delivered", "came": "delivered"}
+
+
+# "just cancel it", "cancel that": a request that names nothing of its own but what was
+# just talked about.
+_REFERS_BACK = re.compile(
+    r"^\s*(?:(?:ok|okay|actually|no|wait|then|just|please|pls|can you|could you|hmm+)\b[\s,.!]*)*"
+    r"(?:cancel|stop|end)\s+(?:it|that|this|everything)(?:\s+(?:then|please|pls|instead|after all|"
+    r"too|as well))*[\s.!]*$",
+    re.I,
+)
+
+
+_PUTS_OFF = re.compile(
+    r"^\s*(?:ok(?:ay)?[\s,.]+)?(?:not now|not yet|later|maybe later|not today)\b", re.I
+)
+
+
+def puts_off(text: str) -> bool:
+    """ "not now, later. thanks": a no for now."""
+    return bool(_PUTS_OFF.match(text or ""))
+
+
+def refers_back(text: str) -> bool:
+    return bool(_REFERS_BACK.match(text or ""))
 
 
 def means_last_order(text: str) -> bool:
@@ -332,6 +357,23 @@ def is_deny_words(text: str) -> bool:
     return _DENY_WORDS.match((text or "").lower()) is not None
 
 
+# "yes. but do i need a photo or not??": a yes, then a question of its own (tester 4, tw4_08);
+# the question's words ("not") do not take the yes back.
+_YES_THEN_QUESTION = re.compile(
+    r"^\s*((?:yes+|yep|yeah|yea|ya|yup|sure|ok|okay)(?:\s+please)?)\s*[.!,]+\s*[^.!]*\?+\s*$"
+)
+# "yes, company is Shah Design GmbH, VAT DE123…" at "Shall I get a person?": a yes with the
+# details for the person (tester 4, tw4_22), not a complaint.
+_YES_WITH_DETAILS = re.compile(
+    r"^\s*(?:yes+|yep|yeah|yea|ya|yup|sure|ok|okay)(?:\s+please)?\s*[,.!:;-]+\s*\S"
+)
+
+
+def yes_with_details(text: str) -> bool:
+    lowered = (text or "").lower()
+    return bool(_YES_WITH_DETAILS.match(lowered)) and not _NEGATION.search(lowered)
+
+
 def is_clear_yes(
     text: str, intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
 ) -> bool:
@@ -339,7 +381,9 @@ def is_clear_yes(
     pairs = ranked(intent_ranking)
     if not pairs or pairs[0][0] != "affirm":
         return False
-    if _NEGATION.search((text or "").lower()):
+    lowered = (text or "").lower()
+    yes_then_question = _YES_THEN_QUESTION.match(lowered)
+    if _NEGATION.search(yes_then_question.group(1) if yes_then_question else lowered):
         return False
     return is_clear(intent_ranking, threshold, margin)
 
