@@ -13,13 +13,18 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import escalations, staff
 from bot.domain import lifecycle as lifecycles
-from bot.domain import staff
+from bot.domain.identity import issue_token
+from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
+    Escalation,
+    EscalationReason,
     FeedbackKind,
     Message,
     MessageSender,
+    Photo,
     StaffUser,
     SurveyDispatch,
     utcnow,
@@ -29,7 +34,9 @@ from bot.web.hub import StaffHub
 from bot.web.rasa_client import RasaClient
 from tests import factories
 from tests.conftest import StubRasa
-from tests.test_console import _escalated_chat, _login, _setup
+from tests.test_console import _escalate, _escalated_chat, _first_in_queue, _login, _setup
+from tests.test_photos import _upload, jpeg_with_exif, photo_client, photo_dir  # noqa: F401
+from tests.test_web_chat import SECRET, _open, _open_as, _turn
 
 Client = TestClient[web.Request, web.Application]
 
@@ -198,3 +205,114 @@ async def test_the_widget_hears_every_change_of_hands(
         ("status", "waiting_for_agent"),
     ]
     await ws.close()
+
+
+async def test_a_signed_in_customer_in_a_fresh_browser_sees_the_agents_reply_and_reaches_the_agent(
+    client: Client,
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Bug 5: signed in again from a fresh browser (no conversation token), the customer got
+    a new empty chat without the agent's last reply, and asking about it there opened a
+    second hand-over."""
+    await _setup(session_factory)
+    ws, opened = await _open(client)
+    first_token = opened["token"]
+    await _turn(ws, "where is my refund")
+    conversation_id = rasa[0].received[0]["sender"]
+    await _escalate(session_factory, conversation_id)
+    me = await _login(client, "sam@example.com")
+    escalation_id = await _first_in_queue(client)
+    async with session_factory() as db, db.begin():
+        owner = await factories.customer(db, 1)
+        conversation = await db.get_one(Conversation, conversation_id)
+        conversation.customer_id, conversation.identified_by = owner.id, "token"
+    headers = {"X-CSRF-Token": me["csrf_token"]}
+    await client.post(f"/console/api/escalations/{escalation_id}/claim", headers=headers)
+    sent = await client.post(
+        f"/console/api/conversations/{conversation_id}/messages",
+        json={"text": "Your refund went out today."},
+        headers=headers,
+    )
+    assert sent.status == 201
+    await ws.close()  # the customer left
+
+    fresh, frames = await _open_as(client, None, identity=issue_token(SECRET, "T1"))
+    session = frames[-1]
+    assert (session["status"], session["identity"]) == ("with_agent", "verified")
+    assert [(m["sender"], m["text"]) for m in session["history"]][-1] == (
+        "agent",
+        "Your refund went out today.",
+    )
+    received = len(rasa[0].received)
+    await fresh.send_json({"type": "message", "text": "did my refund go out?", "client_id": "f-1"})
+    ack = await fresh.receive_json(timeout=5)
+    assert ack["type"] == "ack"
+    await asyncio.sleep(0.3)
+    async with session_factory() as db:
+        assert await repositories.count(db, Escalation) == 1  # no second hand-over
+        assert (await db.get_one(Conversation, conversation_id)).status.value == "with_agent"
+        last = await db.scalar(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+        )
+    assert last is not None and (last.sender, last.text) == (
+        MessageSender.customer,
+        "did my refund go out?",
+    )
+    assert len(rasa[0].received) == received  # the bot stays out of the agent's chat
+    await fresh.close()
+
+    # The first browser's token still resumes the same chat.
+    back, frames = await _open_as(client, first_token, identity=issue_token(SECRET, "T1"))
+    assert (frames[-1]["token"], frames[-1]["history"][-1]["text"]) == (
+        first_token,
+        "did my refund go out?",
+    )
+    await back.close()
+
+
+async def test_a_signed_in_customer_without_a_chat_with_the_team_starts_afresh(
+    client: Client, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """Only a chat a person is on (or answered lately) continues in a fresh browser; a chat
+    with the bot alone does not (docs/widget.md: a new browser is a new conversation)."""
+    async with session_factory() as db, db.begin():
+        await factories.customer(db, 1)
+    first, frames = await _open_as(client, None, identity=issue_token(SECRET, "T1"))
+    await first.close()
+    second, again = await _open_as(client, None, identity=issue_token(SECRET, "T1"))
+    assert frames[-1]["token"] != again[-1]["token"] and again[-1]["history"] == []
+    await second.close()
+
+
+async def test_a_chat_continued_in_a_fresh_browser_takes_photos(
+    photo_client: Client,  # noqa: F811 (the fixture of tests/test_photos.py)
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The fresh browser holds a signed resume token: photo uploads accept it too (they
+    only knew the hashed conversation token, so an emailed reply's link could not either)."""
+    async with session_factory() as db, db.begin():
+        owner = await factories.customer(db, 1)
+    ws, opened = await _open_as(photo_client, None, identity=issue_token(SECRET, "T1"))
+    await _turn(ws, "my mug arrived broken")
+    conversation_id = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        conversation = await db.get_one(Conversation, conversation_id)
+        assert conversation.customer_id == owner.id
+        await escalations.escalate(db, conversation, EscalationReason.customer_request)
+    await ws.close()
+
+    fresh, frames = await _open_as(photo_client, None, identity=issue_token(SECRET, "T1"))
+    token = frames[-1]["token"]
+    assert token != opened[-1]["token"] and token.startswith("rl1.")
+    answer = await _upload(photo_client, token, jpeg_with_exif())
+    assert answer.status == 201, await answer.text()
+    assert (await answer.json())["message"]["sender"] == "customer"
+    async with session_factory() as db:
+        assert await repositories.count(db, Photo) == 1
+        stored = await db.scalar(select(Photo))
+    assert stored is not None and stored.conversation_id == conversation_id
+    await fresh.close()

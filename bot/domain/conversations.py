@@ -6,8 +6,9 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,10 +19,13 @@ from bot.storage.models import (
     Conversation,
     ConversationStatus,
     Customer,
+    Escalation,
+    EscalationStatus,
     Feedback,
     IdentityTokenUse,
     Lifecycle,
     Message,
+    MessageSender,
     SurveyDispatch,
     utcnow,
 )
@@ -119,6 +123,16 @@ async def start_or_resume(
     conversation = (
         resumed if resumed is not None and _may_resume(resumed, customer, via_link) else None
     )
+    handed: Conversation | None = None
+    if conversation is None and customer is not None and link_secret is not None:
+        # A signed-in customer in a fresh browser: the chat of theirs a person is on (or
+        # answered lately) continues here, with the agent's reply in its history, instead of
+        # a new chat that knows nothing of it. The browser gets a signed resume token (as an
+        # emailed reply's link gives), so the other browser's token keeps working.
+        handed = await _hand_over_to_continue(session, customer)
+        if handed is not None:
+            conversation = handed
+            token = email_reply.resume_link_token(link_secret, handed.id, utcnow())
     if conversation is None:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         conversation = Conversation(id=secrets.token_hex(16), access_token_hash=_hash(token))
@@ -131,7 +145,7 @@ async def start_or_resume(
     ):
         # Lost a race with another use of the same token: applied by the other one.
         customer, problem = None, TokenProblem.replayed
-        if conversation is resumed and not _may_resume(conversation, None):
+        if handed is not None or (conversation is resumed and not _may_resume(conversation, None)):
             token = secrets.token_urlsafe(TOKEN_BYTES)
             conversation = Conversation(id=secrets.token_hex(16), access_token_hash=_hash(token))
             session.add(conversation)
@@ -144,6 +158,34 @@ async def start_or_resume(
         customer = await session.get(Customer, conversation.customer_id)
     history = await repositories.transcript(session, conversation.id)
     return ChatSession(conversation, token, history, customer, problem)
+
+
+async def _hand_over_to_continue(session: AsyncSession, customer: Customer) -> Conversation | None:
+    """The customer's latest open chat that waits for or is with a person, or where an
+    agent wrote in the last RESUME_LINK_DAYS; None for an anonymous customer."""
+    if customer.is_anonymous:
+        return None
+    since = utcnow() - timedelta(days=email_reply.RESUME_LINK_DAYS)
+    with_a_person = exists().where(
+        Escalation.conversation_id == Conversation.id,
+        Escalation.status != EscalationStatus.resolved,
+    )
+    agent_wrote = exists().where(
+        Message.conversation_id == Conversation.id,
+        Message.sender == MessageSender.agent,
+        Message.created_at >= since,
+    )
+    found: Conversation | None = await session.scalar(
+        select(Conversation)
+        .where(
+            Conversation.customer_id == customer.id,
+            Conversation.status != ConversationStatus.closed,
+            or_(with_a_person, agent_wrote),
+        )
+        .order_by(Conversation.updated_at.desc(), Conversation.created_at.desc())
+        .limit(1)
+    )
+    return found
 
 
 async def _by_token(session: AsyncSession, token: str) -> Conversation | None:

@@ -22,9 +22,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain import conversations, photos, texts
+from bot.domain import conversations, email_reply, photos, texts
 from bot.storage import repositories
-from bot.storage.models import Conversation, Message, MessageSender, Photo, StaffRole
+from bot.storage.models import Conversation, Message, MessageSender, Photo, StaffRole, utcnow
 from bot.web.auth import is_same_origin, may_read_conversation, require_roles
 from bot.web.chat import RATE_LIMITED
 from bot.web.delivery import announce, message_frame, push, turn_lock
@@ -89,7 +89,16 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 async def _conversation(request: web.Request) -> Conversation:
     token = request.headers.get(TOKEN_HEADER, "")
     conversation = None
-    if 0 < len(token) <= 200:
+    if 0 < len(token) <= 200 and email_reply.is_resume_link_token(token):
+        # A signed resume token (an emailed reply's link, or a signed-in customer's chat
+        # continued in a fresh browser: bot/domain/conversations.py) until it expires.
+        linked = email_reply.conversation_of_link(
+            request.app[SETTINGS].widget_secret, token, utcnow()
+        )
+        if linked is not None:
+            async with request.app[SESSIONS]() as session:
+                conversation = await session.get(Conversation, linked)
+    elif 0 < len(token) <= 200:
         digest = hashlib.sha256(token.encode()).hexdigest()
         async with request.app[SESSIONS]() as session:
             conversation = await session.scalar(
