@@ -272,7 +272,9 @@ class ActionStartFeedbackSurvey(DomainAction, Action):  # type: ignore[misc]
         return "action_start_feedback_survey"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.start_feedback_survey(session, get_services().settings, tracker.sender_id)
+        return await chat.start_feedback_survey(
+            session, get_services().settings, tracker.sender_id, latest_text(tracker)
+        )
 
 
 class ActionStartProactiveSurvey(DomainAction, Action):  # type: ignore[misc]

@@ -808,3 +808,30 @@ async def test_undo_at_the_churn_question_and_an_ask_at_a_score_are_set_aside(
     assert "survey_set_aside" not in slot_events(scored)  # a score with an ask: the answer
     kinds = (await session.scalars(select(Feedback.kind))).all()
     assert sorted(kinds) == [FeedbackKind.comment, FeedbackKind.csat]  # the score + its remark
+
+
+async def test_feedback_given_with_the_wish_to_give_it_is_kept_as_the_comment(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_24): "i want to give feedback on your chat, it is a bit slow", then "no
+    i dont want to rate anything": the remark was lost."""
+    from actions.surveys import ActionStartFeedbackSurvey
+
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    session.add(Conversation(id="conv-1", customer_id=owner.id))
+    await session.commit()
+    said = "i want to give feedback on your chat, it is a bit slow"
+
+    events, messages = await run(
+        ActionStartFeedbackSurvey(), tracker("conv-1", said, "give_feedback", {})
+    )
+
+    slots = slot_events(events)
+    assert (slots["next_step"], slots["survey_comment"]) == ("survey", "given")
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.text) for r in rows] == [(FeedbackKind.comment, "it is a bit slow")]
+    assert messages[0]["text"] == "We'd love to hear it: we read every answer."
+
+    # the wish alone keeps nothing
+    await run(ActionStartFeedbackSurvey(), tracker("conv-1", "Leave feedback", "give_feedback", {}))
+    assert len((await session.scalars(select(Feedback))).all()) == 1

@@ -1183,10 +1183,27 @@ async def _dispatch(session: AsyncSession, dispatch_id: float | None) -> SurveyD
     return await session.get(SurveyDispatch, int(dispatch_id))
 
 
+# "i want to give feedback on your chat, " in front of the feedback itself
+_FEEDBACK_WISH = re.compile(
+    r"^\s*(?:(?:hi|hey|hello|ok|so)\b[\s,!.]*)*(?:i(?:'d| would)? (?:want|like|wanna) to |"
+    r"can i |let me |i have (?:some )?|just )?(?:give|leave|send|share|have)? ?(?:you )?(?:some )?"
+    r"(?:feedback|a review|a complaint)\b(?:\s+(?:on|about|for)\s+(?:your|the)\s+\w+)?[\s,.:;!-]*",
+    re.IGNORECASE,
+)
+
+
+def _feedback_given_with_the_wish(text: str) -> str | None:
+    """What "Leave feedback" said besides the wish ("it is a bit slow"), kept as the comment
+    (tester 4, tw4_24: it was lost when the score was then declined)."""
+    rest = _FEEDBACK_WISH.sub("", text or "", count=1).strip()
+    return rest if rest != (text or "").strip() and len(rest.split()) >= 3 else None
+
+
 async def start_feedback_survey(
-    session: AsyncSession, settings: Settings, conversation_id: str
+    session: AsyncSession, settings: Settings, conversation_id: str, text: str = ""
 ) -> Turn:
-    """The customer asked to leave feedback: a CSAT with comment, regardless of fatigue."""
+    """The customer asked to leave feedback: a CSAT with comment, regardless of fatigue;
+    feedback given in the same message is kept as the comment at once."""
     context = await load_context(session, conversation_id)
     customer = await customer_for_feedback(session, context)
     lifecycle = await feedback_lifecycle(session, context, customer)
@@ -1199,7 +1216,15 @@ async def start_feedback_survey(
         quiet_hours=None,
     )
     assert dispatch is not None
-    return Turn(slots=_survey_slots(dispatch)).say(texts.render("utter_survey_feedback_intro"))
+    turn = Turn(slots=_survey_slots(dispatch))
+    given = _feedback_given_with_the_wish(text)
+    if given is not None:
+        await record_survey_answer(
+            session, conversation_id, dispatch, FeedbackKind.comment, score=None,
+            text=given[: feedback.MAX_FEEDBACK_CHARS],
+        )  # fmt: skip
+        turn.slots["survey_comment"] = "given"
+    return turn.say(texts.render("utter_survey_feedback_intro"))
 
 
 # Set aside (answered with something else): the form ends with no question left and
