@@ -88,6 +88,9 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
                 )
             )
             return []
+        about_the_shop = chat.about_the_shop(text, get_services().settings)
+        if about_the_shop is not None:  # "GDPR deletion request" (tester 4, tw4_38)
+            return emit(dispatcher, about_the_shop, tracker)
         if fallback.asks_what_now(text):
             # "so what can u do" at "…Shall I get one?" (action_drop_pending put it back):
             # the offer again; "ok so what now" anywhere else: what the bot can do, a person

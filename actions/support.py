@@ -140,6 +140,11 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         pending = pending_change(tracker)
+        about_the_shop = chat.about_the_shop(latest_text(tracker), get_services().settings)
+        if about_the_shop is not None:
+            # "when is your customer service open", "please delete all my data": read as a
+            # yes, an order's status or a cancellation (tester 4, tw4_36, tw4_38)
+            return about_the_shop
         if understanding.names_the_yes(latest_text(tracker), pending):
             # "yes cancel it", read as a cancel request: the yes to the change asked about
             return await ActionResolvePending().turn(session, tracker)

@@ -625,3 +625,33 @@ async def test_why_at_a_survey_offer_says_what_for_and_the_offer_stands(
     assert messages[0]["text"].startswith("Your answers show us what works")
     assert [b["title"] for b in messages[0]["buttons"]] == ["Sure", "Not now"]
     assert events == []
+
+
+async def test_the_teams_hours_and_a_data_deletion_are_answered_not_guessed(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4: "ok fine. what's your opening hours for phone support" got "Okay. Anything
+    else?" and "when is your customer service open" a late order's status (tw4_36); "please
+    delete all my data and my account" got "What did you mean?" (tw4_38)."""
+    from actions.support import ActionSupportRequest
+
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    await factories.order(session, owner, "A10001", OrderStatus.shipped)
+    session.add(Conversation(id="conv-1", customer_id=owner.id))
+    await session.commit()
+    verified = {"identity": "verified", "support_request": "order_status"}
+
+    _, hours = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "when is your customer service open", "order_status", verified),
+    )
+    events, deletion = await run(
+        ActionHandleFallback(), _unsure("GDPR deletion request", [("nlu_fallback", 0.5)])
+    )
+
+    assert [m["text"] for m in hours] == [
+        "Our support team is here Monday to Friday, 9:00 to 17:00 (Central European Time). "
+        "I'm here any time, and whatever you'd like a person to look at is queued for them."
+    ]
+    assert deletion[0]["text"].startswith("I can't delete your account myself")
+    assert slot_events(events)["pending_action"] == "offer_human"

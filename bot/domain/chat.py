@@ -1132,6 +1132,20 @@ async def resolve_pending(
     return turn
 
 
+def about_the_shop(text: str, settings: Settings) -> Turn | None:
+    """The team's hours, or a request to delete one's data and account (passed to a person,
+    who erases it: bot/domain/privacy.py); None for anything else."""
+    if understanding.asks_data_deletion(text):
+        return Turn(
+            slots={"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
+        ).say(texts.render("utter_privacy_deletion"), support.YES_NO)
+    if understanding.asks_support_hours(text):
+        return Turn(slots={"next_step": "done"}).say(
+            texts.render("utter_support_hours", hours=settings.support_hours)
+        )
+    return None
+
+
 async def subscription_price(session: AsyncSession, conversation_id: str) -> Turn:
     """What the subscription being talked about costs; without one, the help centre's answer."""
     context = await load_context(session, conversation_id)

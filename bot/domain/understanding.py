@@ -198,6 +198,29 @@ def refers_back(text: str) -> bool:
     return bool(_REFERS_BACK.match(text or ""))
 
 
+# Questions about the shop itself that no intent covers (tester 4, tw4_36, tw4_38): read
+# as a yes, an order status or a cancellation before.
+_SUPPORT_HOURS = re.compile(
+    r"\b(?:opening (?:hours|times)|business hours|office hours|support hours|service hours|"
+    r"when (?:is|are|do|does) (?:your|the|you)\b.{0,30}\b(?:open|available|online|reachable)|"
+    r"what time (?:do|does|is|are) (?:you|your|the)\b.{0,30}\b(?:open|support|team|service))\b",
+    re.IGNORECASE,
+)
+_DATA_DELETION = re.compile(
+    r"\b(?:(?:delete|erase|remove|wipe)\b.{0,20}\b(?:my )?(?:data|account|personal|details|"
+    r"information|info)|gdpr|right to be forgotten|data (?:deletion|removal|erasure))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_support_hours(text: str) -> bool:
+    return bool(_SUPPORT_HOURS.search(text or ""))
+
+
+def asks_data_deletion(text: str) -> bool:
+    return bool(_DATA_DELETION.search(text or ""))
+
+
 def means_last_order(text: str) -> bool:
     return bool(_LAST_ORDER.search(text or ""))
 
