@@ -18,9 +18,15 @@ class ActionRecordOpinion(DomainAction, Action):  # type: ignore[misc]
         kind = FeedbackKind.praise if latest_intent(tracker) == "praise" else FeedbackKind.complaint
         message_id = str(tracker.latest_message.get("message_id") or len(tracker.events))
         return await chat.record_opinion(
-            session, tracker.sender_id, kind, latest_text(tracker), message_id,
-            open_request=tracker.get_slot("support_request") if answered_a_request(tracker) else None,
-        )  # fmt: skip
+            session,
+            tracker.sender_id,
+            kind,
+            latest_text(tracker),
+            message_id,
+            open_request=tracker.get_slot("support_request")
+            if answered_a_request(tracker)
+            else None,
+        )
 
 
 ANSWERING_ACTIONS = frozenset({"action_support_request", "action_resolve_pending"})

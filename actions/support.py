@@ -54,10 +54,13 @@ def named_order_number(tracker: Tracker, latest_only: bool = False) -> str | Non
     the customer's latest message alone (it answers "which order?")."""
     events = list(tracker.events)
     start = next(
-        (i for i in range(len(events) - 1, -1, -1)
-         if events[i].get("event") == "slot" and events[i].get("name") == "support_request"),
+        (
+            i
+            for i in range(len(events) - 1, -1, -1)
+            if events[i].get("event") == "slot" and events[i].get("name") == "support_request"
+        ),
         None,
-    )  # fmt: skip
+    )
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
     before = [i for i in users if start is None or i < start]
     first = before[-1] if before else (users[-1] if users else len(events))
@@ -184,9 +187,13 @@ async def _no_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.T
         "pause_subscription",
     } and understanding.asks_undo(latest_text(tracker)):
         turn = await chat.support_request(
-            session, get_services().settings, tracker.sender_id, "resume_subscription",
-            verified=tracker.get_slot("identity") == "verified", text=latest_text(tracker),
-        )  # fmt: skip
+            session,
+            get_services().settings,
+            tracker.sender_id,
+            "resume_subscription",
+            verified=tracker.get_slot("identity") == "verified",
+            text=latest_text(tracker),
+        )
         turn.slots["support_request"] = "resume_subscription"
         return turn
     if chat.says_done(latest_text(tracker)):
@@ -234,9 +241,14 @@ async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat
         and understanding.reads_as_ask(text, order_number_asks=False)
     ):
         turn = await chat.support_request(
-            session, get_services().settings, tracker.sender_id, runner_up, verified=True,
-            text=text, latest=text,
-        )  # fmt: skip
+            session,
+            get_services().settings,
+            tracker.sender_id,
+            runner_up,
+            verified=True,
+            text=text,
+            latest=text,
+        )
         turn.slots["support_request"] = runner_up
         return turn
     if tracker.get_slot("support_request"):
@@ -409,9 +421,14 @@ class ActionAnswerPolicyQuestion(DomainAction, Action):  # type: ignore[misc]
         ):
             # "and if it doesnt come tomorow?" about the parcel just answered (tester tq23)
             turn = await chat.support_request(
-                session, get_services().settings, tracker.sender_id, "delivery_problem",
-                verified=True, text=text, survey_now=False,
-            )  # fmt: skip
+                session,
+                get_services().settings,
+                tracker.sender_id,
+                "delivery_problem",
+                verified=True,
+                text=text,
+                survey_now=False,
+            )
             turn.slots["support_request"] = "delivery_problem"
             return turn
         if (

@@ -190,9 +190,18 @@ async def _figures(database: Path) -> dict[str, Any]:
 
 def figures(args: argparse.Namespace) -> int:
     found = asyncio.run(_figures(args.database))
-    keys = ("conversations", "turns", "flagged_turns", "flagged_per_100_conversations",
-            "fallbacks", "fallback_rate", "rephrases", "rephrase_rate", "containment",
-            "misunderstanding_handovers")  # fmt: skip
+    keys = (
+        "conversations",
+        "turns",
+        "flagged_turns",
+        "flagged_per_100_conversations",
+        "fallbacks",
+        "fallback_rate",
+        "rephrases",
+        "rephrase_rate",
+        "containment",
+        "misunderstanding_handovers",
+    )
     for name in keys:
         print(f"{name}: {found[name]}")
     print("per reason: " + ", ".join(f"{r} {n}" for r, n in sorted(found["per_reason"].items())))
@@ -219,12 +228,16 @@ def reflag(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.flag_precision", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flag_precision",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sample", help="draw flagged turns into a blind sheet and a labels file")
-    s.add_argument("--database", type=Path, nargs="+", required=True,
-                   help="SQLite files of kept runs")  # fmt: skip
+    s.add_argument(
+        "--database", type=Path, nargs="+", required=True, help="SQLite files of kept runs"
+    )
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--seed", type=int, default=24)
     s.add_argument("--sheet", type=Path, required=True)

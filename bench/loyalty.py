@@ -91,9 +91,11 @@ def _statement_0026(query: loyalty.LoyaltyQuery) -> Any:
     first = s.seq == 1
     first_in_range = or_(s.prev_opened_at.is_(None), s.prev_opened_at < start)
     csat = case(
-        (s.csat_n == 0, 3), (s.csat_sum >= 4 * s.csat_n, 0), (s.csat_sum <= 2 * s.csat_n, 2),
+        (s.csat_n == 0, 3),
+        (s.csat_sum >= 4 * s.csat_n, 0),
+        (s.csat_sum <= 2 * s.csat_n, 2),
         else_=1,
-    )  # fmt: skip
+    )
     nps = case(
         (s.nps_n == 0, 3), (s.nps_sum >= 9 * s.nps_n, 0), (s.nps_sum >= 7 * s.nps_n, 1), else_=2
     )

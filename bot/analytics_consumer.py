@@ -63,9 +63,12 @@ async def consume(settings: Settings, stop: asyncio.Event) -> None:
     async with engine.connect() as connection:  # refuse to start without the database
         await connection.execute(text("SELECT 1"))
     connection_ = await aio_pika.connect_robust(
-        host=broker["host"], port=int(broker["port"]), login=broker["login"],
-        password=broker["password"], timeout=10,
-    )  # fmt: skip
+        host=broker["host"],
+        port=int(broker["port"]),
+        login=broker["login"],
+        password=broker["password"],
+        timeout=10,
+    )
     try:
         channel = await connection_.channel()
         await channel.set_qos(prefetch_count=PREFETCH)

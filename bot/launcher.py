@@ -79,9 +79,12 @@ class Stack:
     def spawn(self, name: str) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            self.commands[name], cwd=PROJECT_ROOT, env=self.environments[name],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            self.commands[name],
+            cwd=PROJECT_ROOT,
+            env=self.environments[name],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_healthy(self, names: list[str], timeout: float) -> None:
         """Until every named process answers its health check; SystemExit when one exits."""
@@ -170,13 +173,31 @@ def _set_secrets(env: dict[str, str]) -> None:
 
 def _commands(ports: StackPorts, model: Path, env: dict[str, str]) -> dict[str, list[str]]:
     return {
-        "actions": [str(APP_VENV / "bin" / "python"), *ACTION_SERVER, "--actions", "actions",
-                    "--port", str(ports.actions), "--quiet"],
-        "rasa": [*RASA_RUN, "--model", str(model),
-                 "--interface", "127.0.0.1", "--port", str(ports.rasa), "--enable-api",
-                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+        "actions": [
+            str(APP_VENV / "bin" / "python"),
+            *ACTION_SERVER,
+            "--actions",
+            "actions",
+            "--port",
+            str(ports.actions),
+            "--quiet",
+        ],
+        "rasa": [
+            *RASA_RUN,
+            "--model",
+            str(model),
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(ports.rasa),
+            "--enable-api",
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+        ],
         "web": [str(APP_VENV / "bin" / "python"), "-m", "bot", "serve"],
-    }  # fmt: skip
+    }
 
 
 def _ready(url: str) -> bool:
@@ -345,8 +366,14 @@ async def _check_postgres(url: str, create: str | None = None) -> None:
 async def _check_redis(host: str, port: str, db: str, password: str) -> None:
     from redis.asyncio import Redis
 
-    client = Redis(host=host, port=int(port), db=int(db or 0), password=password or None,
-                   socket_connect_timeout=3, socket_timeout=3)  # fmt: skip
+    client = Redis(
+        host=host,
+        port=int(port),
+        db=int(db or 0),
+        password=password or None,
+        socket_connect_timeout=3,
+        socket_timeout=3,
+    )
     try:
         await client.ping()
     finally:
@@ -367,9 +394,12 @@ async def _check_rabbitmq(env: dict[str, str]) -> None:
     import aio_pika
 
     connection = await aio_pika.connect(
-        host=env["RABBITMQ_HOST"], port=int(env["RABBITMQ_PORT"]), login=env["RABBITMQ_USER"],
-        password=env["RABBITMQ_PASSWORD"], timeout=5,
-    )  # fmt: skip
+        host=env["RABBITMQ_HOST"],
+        port=int(env["RABBITMQ_PORT"]),
+        login=env["RABBITMQ_USER"],
+        password=env["RABBITMQ_PASSWORD"],
+        timeout=5,
+    )
     await connection.close()
 
 
@@ -391,12 +421,14 @@ async def _preflight(env: dict[str, str]) -> list[str]:
             _tracker_dsn(env, env["RASA_TRACKER_LOGIN_DB"]), create=env["RASA_TRACKER_DB_NAME"]
         ),
         "Rasa lock store (RASA_LOCK_REDIS_*, Redis)": _check_redis(
-            env["RASA_LOCK_REDIS_HOST"], env["RASA_LOCK_REDIS_PORT"],
-            env["RASA_LOCK_REDIS_DB"], env["RASA_LOCK_REDIS_PASSWORD"],
+            env["RASA_LOCK_REDIS_HOST"],
+            env["RASA_LOCK_REDIS_PORT"],
+            env["RASA_LOCK_REDIS_DB"],
+            env["RASA_LOCK_REDIS_PASSWORD"],
         ),
         "web replicas' pub/sub (REDIS_URL, Redis)": _check_redis_url(env["REDIS_URL"]),
         "Rasa event broker (RABBITMQ_*, RabbitMQ)": _check_rabbitmq(env),
-    }  # fmt: skip
+    }
     names = list(checks)
     outcomes = await asyncio.gather(
         *(asyncio.wait_for(c, 10) for c in checks.values()), return_exceptions=True
@@ -446,8 +478,9 @@ def verify_tracker_store(rasa_url: str, token: str, env: dict[str, str]) -> None
     request = urllib.request.Request(
         f"{rasa_url}/conversations/{sender}/tracker/events?token={token}&include_events=NONE",
         data=json.dumps([{"event": "action", "name": "action_listen"}]).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             status = response.status
@@ -472,25 +505,41 @@ def _prod_commands(
     for i, port in enumerate(ports.actions, 1):
         services[f"actions-{i}"] = (
             [python, *ACTION_SERVER, "--actions", "actions", "--port", str(port), "--quiet"],
-            f"http://127.0.0.1:{port}/health", {},
-        )  # fmt: skip
+            f"http://127.0.0.1:{port}/health",
+            {},
+        )
     # Healthy once it passes an action server's /health on (the web side is checked after
     # the replicas are up: start_prod).
     services["nginx"] = (
-        nginx or ["nginx"], f"http://127.0.0.1:{ports.actions_balancer}/health", {},
-    )  # fmt: skip
+        nginx or ["nginx"],
+        f"http://127.0.0.1:{ports.actions_balancer}/health",
+        {},
+    )
     for i, port in enumerate(ports.rasa, 1):
         services[f"rasa-{i}"] = (
-            [*RASA_RUN, "--model", str(MODEL), "--interface", "127.0.0.1", "--port", str(port),
-             "--enable-api", "--endpoints", "endpoints.prod.yml",
-             "--credentials", "credentials.prod.yml"],
-            f"http://127.0.0.1:{port}/status?token={env['RASA_TOKEN']}", {},
-        )  # fmt: skip
+            [
+                *RASA_RUN,
+                "--model",
+                str(MODEL),
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--enable-api",
+                "--endpoints",
+                "endpoints.prod.yml",
+                "--credentials",
+                "credentials.prod.yml",
+            ],
+            f"http://127.0.0.1:{port}/status?token={env['RASA_TOKEN']}",
+            {},
+        )
     for i, port in enumerate(ports.web, 1):
         services[f"web-{i}"] = (
-            [python, "-m", "bot", "serve"], f"http://127.0.0.1:{port}/healthz",
+            [python, "-m", "bot", "serve"],
+            f"http://127.0.0.1:{port}/healthz",
             {"WEB_PORT": str(port), "REPLICA_NAME": f"web-{i}"},
-        )  # fmt: skip
+        )
     services["analytics"] = ([python, "-m", "bot", "analytics-consumer"], "", {})
     return services
 
@@ -528,11 +577,13 @@ def start_prod(
     stack = Stack(StackPorts(ports.web[0], ports.rasa[0], ports.actions_balancer), log_dir)
     stack.proxy_port = ports.proxy
     config = proxy.write_config(
-        log_dir.parent / f"nginx-{ports.proxy}", log_dir / "nginx-error.log",
+        log_dir.parent / f"nginx-{ports.proxy}",
+        log_dir / "nginx-error.log",
         web=[f"127.0.0.1:{p}" for p in ports.web],
         actions=[f"127.0.0.1:{p}" for p in ports.actions],
-        web_listen=f"127.0.0.1:{ports.proxy}", actions_listen=f"127.0.0.1:{ports.actions_balancer}",
-    )  # fmt: skip
+        web_listen=f"127.0.0.1:{ports.proxy}",
+        actions_listen=f"127.0.0.1:{ports.actions_balancer}",
+    )
     nginx = proxy.command(nginx_binary, config)
     for name, (command, health, extra) in _prod_commands(ports, base, nginx).items():
         stack.commands[name], stack.health[name] = command, health
@@ -566,9 +617,13 @@ def prepare_database(database_url: str, demo: bool = True) -> None:
         commands += [["demo"], ["staff", "demo"]]
     for command in commands:  # the demo load takes ~40 s idle, 6-10 min at load 14
         subprocess.run(
-            [str(APP_VENV / "bin" / "python"), "-m", "bot", *command], cwd=PROJECT_ROOT,
-            env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800,
-        )  # fmt: skip
+            [str(APP_VENV / "bin" / "python"), "-m", "bot", *command],
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=1800,
+        )
 
 
 def run_prod_forever() -> int:

@@ -34,17 +34,41 @@ SARCASM_WORDS = 3
 
 PLEASANTRIES = frozenset({"greet", "thank", "goodbye"})
 REQUESTS = frozenset(
-    {"order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
-     "cancel_order", "change_address", "billing_issue", "cancel_subscription",
-     "pause_subscription", "resume_subscription", "request_refund", "product_question",
-     "policy_question", "request_human", "give_feedback", "complain", "praise"}
-)  # fmt: skip
+    {
+        "order_status",
+        "delivery_problem",
+        "damaged_item",
+        "return_item",
+        "refund_status",
+        "cancel_order",
+        "change_address",
+        "billing_issue",
+        "cancel_subscription",
+        "pause_subscription",
+        "resume_subscription",
+        "request_refund",
+        "product_question",
+        "policy_question",
+        "request_human",
+        "give_feedback",
+        "complain",
+        "praise",
+    }
+)
 # Same list as bot/domain/understanding.STATE_CHANGE_FLOWS (this package cannot import bot/);
 # tests/test_compound.py checks that the two agree.
 STATE_CHANGES = frozenset(
-    {"cancel_order", "change_address", "return_item", "damaged_item", "pause_subscription",
-     "resume_subscription", "cancel_subscription", "request_refund"}
-)  # fmt: skip
+    {
+        "cancel_order",
+        "change_address",
+        "return_item",
+        "damaged_item",
+        "pause_subscription",
+        "resume_subscription",
+        "cancel_subscription",
+        "request_refund",
+    }
+)
 
 _SPLIT = re.compile(
     r"(?:[.?!;]+\s+|\s*[.?!;]*\s+(?:and\s+also|and|also|plus|&|btw|oh\s+and)\s+|,\s*(?:and\s+|also\s+)?)",

@@ -83,8 +83,9 @@ class _Kept:
 
 
 class StrictSQLTrackerStore(SQLTrackerStore):
-    def __init__(self, *args: Any, tracker_cache_size: int | str = DEFAULT_CACHE_SIZE,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, *args: Any, tracker_cache_size: int | str = DEFAULT_CACHE_SIZE, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # SQLTrackerStore swallows "could not create tables"; a failed connection here
         # is an OperationalError, which Rasa turns into "Cannot connect to tracker store".

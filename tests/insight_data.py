@@ -130,18 +130,16 @@ async def seed_insight_data(session_factory: async_sessionmaker[AsyncSession]) -
         p_before = await survey("P", "2026-04-05T10:00:00", 1, -0.6)
         q_before = await survey("Q", "2026-04-10T10:00:00", 2, -0.4)
         await survey("S", "2026-04-20T10:00:00", 4, 0.3)
-        await row("R", "2026-04-25T10:00:00", FeedbackKind.complaint, sentiment=-0.8,
-                  themes=delivery)  # fmt: skip
+        await row(
+            "R", "2026-04-25T10:00:00", FeedbackKind.complaint, sentiment=-0.8, themes=delivery
+        )
         await row("P", "2026-04-26T10:00:00", FeedbackKind.csat, score=1)
-        await row("P", "2026-03-31T23:59:59", FeedbackKind.comment, sentiment=-0.9,
-                  themes=delivery)  # fmt: skip
+        await row("P", "2026-03-31T23:59:59", FeedbackKind.comment, sentiment=-0.9, themes=delivery)
         await survey("S", "2026-05-03T10:00:00", 5, 0.8)
         await survey("Q", "2026-05-10T10:00:00", 4, 0.5)
         await survey("S", "2026-05-20T10:00:00", 2, -0.3)
-        await row("S", "2026-05-01T00:00:00", FeedbackKind.comment, sentiment=0.1,
-                  themes=delivery)  # fmt: skip
-        await row("S", "2026-05-31T00:00:00", FeedbackKind.comment, sentiment=-0.9,
-                  themes=delivery)  # fmt: skip
+        await row("S", "2026-05-01T00:00:00", FeedbackKind.comment, sentiment=0.1, themes=delivery)
+        await row("S", "2026-05-31T00:00:00", FeedbackKind.comment, sentiment=-0.9, themes=delivery)
         return InsightData(
             customers={k: c.id for k, c in customers.items()},
             external_ids={k: c.external_id for k, c in customers.items()},

@@ -44,9 +44,12 @@ class EchoRasa:
         self.received.append(body)
         text = str(body.get("message", ""))
         replies: list[dict[str, Any]] = [
-            {"recipient_id": body.get("sender"), "text": f"echo: {text}",
-             "buttons": [{"title": text, "payload": "/noop"}]}
-        ]  # fmt: skip
+            {
+                "recipient_id": body.get("sender"),
+                "text": f"echo: {text}",
+                "buttons": [{"title": text, "payload": "/noop"}],
+            }
+        ]
         if self.nlu is not None:
             replies.append({"recipient_id": body.get("sender"), "custom": {"nlu": self.nlu}})
         return web.json_response(replies)
@@ -128,9 +131,12 @@ def serve_app(tmp_path: Path, seed: Seed | None = None, **overrides: Any) -> Ite
         runners.extend([rasa_runner, shop_runner])
         overrides["allowed_origins"] = (*overrides.get("allowed_origins", ()), shop_url)
         settings = replace(
-            Settings(), database_url=database_url, rasa_url=rasa_url, rasa_timeout_seconds=5.0,
+            Settings(),
+            database_url=database_url,
+            rasa_url=rasa_url,
+            rasa_timeout_seconds=5.0,
             **overrides,
-        )  # fmt: skip
+        )
         app_runner, url = await _site(create_app(settings))
         runners.append(app_runner)
         return url, settings, shop_url

@@ -57,17 +57,23 @@ def at(text: str) -> datetime:
 
 async def seed_support_ops(session_factory: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     async with session_factory() as db, db.begin():
-        alice = StaffUser(email="alice@example.com", display_name="Alice",
-                          role=StaffRole.agent, password_hash="x")  # fmt: skip
-        bob = StaffUser(email="bob@example.com", display_name="Bob",
-                        role=StaffRole.agent, password_hash="x")  # fmt: skip
+        alice = StaffUser(
+            email="alice@example.com", display_name="Alice", role=StaffRole.agent, password_hash="x"
+        )
+        bob = StaffUser(
+            email="bob@example.com", display_name="Bob", role=StaffRole.agent, password_hash="x"
+        )
         customer = Customer(
             external_id="S1", name="Sam", acquisition_source=AcquisitionSource.search
         )
         db.add_all([alice, bob, customer])
         await db.flush()
-        lifecycle = Lifecycle(customer_id=customer.id, kind=LifecycleKind.one_time,
-                              stage=Stage.support, opened_at=at("2026-02-01T00:00:00"))  # fmt: skip
+        lifecycle = Lifecycle(
+            customer_id=customer.id,
+            kind=LifecycleKind.one_time,
+            stage=Stage.support,
+            opened_at=at("2026-02-01T00:00:00"),
+        )
         db.add(lifecycle)
         for cid in ("conv-a", "conv-b", "conv-c", "conv-d"):
             db.add(
@@ -84,22 +90,69 @@ async def seed_support_ops(session_factory: async_sessionmaker[AsyncSession]) ->
             resolved: str | None,
         ) -> Escalation:
             return Escalation(
-                conversation_id=conversation, customer_id=customer.id, reason=reason,
+                conversation_id=conversation,
+                customer_id=customer.id,
+                reason=reason,
                 priority=priority,
                 status=EscalationStatus.resolved if resolved else EscalationStatus.waiting,
-                created_at=at(opened), claimed_by_id=agent.id if agent else None,
+                created_at=at(opened),
+                claimed_by_id=agent.id if agent else None,
                 claimed_at=at(opened) if agent else None,
                 resolved_at=at(resolved) if resolved else None,
-            )  # fmt: skip
+            )
 
-        db.add_all([
-            escalation("conv-a", EscalationReason.customer_request, 2, "2026-03-02T10:00:00", alice, "2026-03-02T12:00:00"),
-            escalation("conv-b", EscalationReason.negative_feedback, 3, "2026-03-03T09:00:00", bob, "2026-03-05T09:00:00"),
-            escalation("conv-c", EscalationReason.fallback, 1, "2026-03-10T08:00:00", alice, "2026-03-10T09:00:00"),
-            escalation("conv-d", EscalationReason.customer_request, 2, "2026-03-31T23:00:00", None, None),
-            escalation(None, EscalationReason.negative_feedback, 3, "2026-03-20T10:00:00", bob, "2026-03-21T15:00:00"),
-            escalation("conv-a", EscalationReason.customer_request, 2, "2026-02-27T10:00:00", bob, "2026-02-27T11:00:00"),
-        ])  # fmt: skip
+        db.add_all(
+            [
+                escalation(
+                    "conv-a",
+                    EscalationReason.customer_request,
+                    2,
+                    "2026-03-02T10:00:00",
+                    alice,
+                    "2026-03-02T12:00:00",
+                ),
+                escalation(
+                    "conv-b",
+                    EscalationReason.negative_feedback,
+                    3,
+                    "2026-03-03T09:00:00",
+                    bob,
+                    "2026-03-05T09:00:00",
+                ),
+                escalation(
+                    "conv-c",
+                    EscalationReason.fallback,
+                    1,
+                    "2026-03-10T08:00:00",
+                    alice,
+                    "2026-03-10T09:00:00",
+                ),
+                escalation(
+                    "conv-d",
+                    EscalationReason.customer_request,
+                    2,
+                    "2026-03-31T23:00:00",
+                    None,
+                    None,
+                ),
+                escalation(
+                    None,
+                    EscalationReason.negative_feedback,
+                    3,
+                    "2026-03-20T10:00:00",
+                    bob,
+                    "2026-03-21T15:00:00",
+                ),
+                escalation(
+                    "conv-a",
+                    EscalationReason.customer_request,
+                    2,
+                    "2026-02-27T10:00:00",
+                    bob,
+                    "2026-02-27T11:00:00",
+                ),
+            ]
+        )
         messages = [
             ("conv-a", MessageSender.customer, "2026-03-02T10:00:00"),
             ("conv-a", MessageSender.bot, "2026-03-02T10:01:00"),
@@ -123,19 +176,32 @@ async def seed_support_ops(session_factory: async_sessionmaker[AsyncSession]) ->
         n = 0
         for conversation, sent, scores in answers:
             dispatch = SurveyDispatch(
-                customer_id=customer.id, lifecycle_id=lifecycle.id, conversation_id=conversation,
-                trigger="support_resolved", survey_kind=FeedbackKind.csat, created_at=at(sent),
-                sent_at=at(sent), answered_at=at(sent),
-            )  # fmt: skip
+                customer_id=customer.id,
+                lifecycle_id=lifecycle.id,
+                conversation_id=conversation,
+                trigger="support_resolved",
+                survey_kind=FeedbackKind.csat,
+                created_at=at(sent),
+                sent_at=at(sent),
+                answered_at=at(sent),
+            )
             db.add(dispatch)
             await db.flush()
             for kind, score in scores:
                 n += 1
-                db.add(Feedback(
-                    idempotency_key=f"ops{n}", customer_id=customer.id, lifecycle_id=lifecycle.id,
-                    stage=Stage.support, channel=Channel.website_chat, source=FeedbackSource.chat_survey,
-                    kind=kind, score=score,
-                    survey_dispatch_id=dispatch.id, conversation_id=conversation,
-                    created_at=at(sent).replace(second=59),
-                ))  # fmt: skip
+                db.add(
+                    Feedback(
+                        idempotency_key=f"ops{n}",
+                        customer_id=customer.id,
+                        lifecycle_id=lifecycle.id,
+                        stage=Stage.support,
+                        channel=Channel.website_chat,
+                        source=FeedbackSource.chat_survey,
+                        kind=kind,
+                        score=score,
+                        survey_dispatch_id=dispatch.id,
+                        conversation_id=conversation,
+                        created_at=at(sent).replace(second=59),
+                    )
+                )
         return {"alice": alice.id, "bob": bob.id}

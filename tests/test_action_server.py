@@ -38,10 +38,21 @@ def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'none.db'}",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--actions", "actions", "--port", str(port),
-         "--quiet"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "actions.server",
+            "--actions",
+            "actions",
+            "--port",
+            str(port),
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -86,7 +97,11 @@ def test_the_module_has_no_side_effects_when_rasa_sdk_imports_the_actions_packag
     # rasa_sdk imports every module of `actions`; importing ours must start nothing.
     result = subprocess.run(
         [sys.executable, "-c", "import actions.server, threading; print(threading.active_count())"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"

@@ -84,8 +84,14 @@ async def test_request_human_escalates_and_waits_for_an_agent(
 async def test_first_failed_understanding_offers_the_likeliest_meanings(
     session: AsyncSession, action_services: object
 ) -> None:
-    ranking = [("nlu_fallback", 0.45), ("refund_status", 0.31), ("return_item", 0.22),
-               ("greet", 0.2), ("billing_issue", 0.1), ("order_status", 0.02)]  # fmt: skip
+    ranking = [
+        ("nlu_fallback", 0.45),
+        ("refund_status", 0.31),
+        ("return_item", 0.22),
+        ("greet", 0.2),
+        ("billing_issue", 0.1),
+        ("order_status", 0.02),
+    ]
     events, messages = await run(ActionHandleFallback(), _unsure("money back??", ranking))
 
     assert events == []
@@ -215,9 +221,11 @@ async def test_so_what_now_is_no_goodbye(session: AsyncSession, action_services:
     from actions.surveys import ActionBeforeYouGo
 
     after_parcel = tracker(
-        "conv-1", "ok so what now", "goodbye",
+        "conv-1",
+        "ok so what now",
+        "goodbye",
         {"identity": "verified", "support_request": "order_status"},
-    )  # fmt: skip
+    )
     events, messages = await run(ActionBeforeYouGo(), after_parcel)
     assert messages == [] and events[1]["parse_data"]["intent"]["name"] == "delivery_problem"
 
@@ -326,12 +334,16 @@ async def test_anonymous_angry_complaint_is_recorded_and_escalated(
 def _after_answer(text: str, answering_action: str = "action_support_request") -> Tracker:
     """A complaint typed right after the bot answered a delivery question."""
     events: list[dict[str, Any]] = [
-        {"event": "user", "text": "where's my parcel", "parse_data": {"intent": {"name": "order_status"}}},
+        {
+            "event": "user",
+            "text": "where's my parcel",
+            "parse_data": {"intent": {"name": "order_status"}},
+        },
         {"event": "action", "name": answering_action},
         {"event": "slot", "name": "next_step", "value": "done"},
         {"event": "action", "name": "action_listen"},
         {"event": "user", "text": text, "parse_data": {"intent": {"name": "complain"}}},
-    ]  # fmt: skip
+    ]
     return tracker(
         "conv-1", text, "complain", {"support_request": "delivery_problem"}, events=events
     )
@@ -598,9 +610,12 @@ async def test_a_no_in_words_to_a_survey_offer_postpones_it(
 
     lifecycle = await factories.order_lifecycle(session, 1, "A10023", OrderStatus.delivered, 1)
     dispatch = SurveyDispatch(
-        customer_id=lifecycle.customer_id, lifecycle_id=lifecycle.id, trigger="first_order",
-        survey_kind=FeedbackKind.csat, offer_count=1,
-    )  # fmt: skip
+        customer_id=lifecycle.customer_id,
+        lifecycle_id=lifecycle.id,
+        trigger="first_order",
+        survey_kind=FeedbackKind.csat,
+        offer_count=1,
+    )
     session.add(dispatch)
     await session.commit()
     state = _unsure("no stop asking me stuff", [("nlu_fallback", 0.9)])

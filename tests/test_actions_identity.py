@@ -20,9 +20,13 @@ async def _shop(session: AsyncSession) -> None:
 
 def _form(text: str, extracted: dict[str, str], **slots: object) -> Tracker:
     return tracker(
-        "conv-1", text, "inform", {"requested_slot": next(iter(extracted)), **slots},
-        active_loop="identity_form", extracted=extracted,
-    )  # fmt: skip
+        "conv-1",
+        text,
+        "inform",
+        {"requested_slot": next(iter(extracted)), **slots},
+        active_loop="identity_form",
+        extracted=extracted,
+    )
 
 
 async def test_order_number_alone_is_normalised_and_email_asked_next(
@@ -130,10 +134,13 @@ async def test_not_an_order_number(session: AsyncSession, action_services: objec
 def _both(text: str, order_number: str, email: str, **slots: object) -> Tracker:
     """One message with the order number and the email (both extracted as entities)."""
     return tracker(
-        "conv-1", text, "inform", {"requested_slot": "order_number", **slots},
+        "conv-1",
+        text,
+        "inform",
+        {"requested_slot": "order_number", **slots},
         active_loop="identity_form",
         extracted={"order_number": order_number, "email": email},
-    )  # fmt: skip
+    )
 
 
 async def test_order_number_and_email_in_one_message_verify_at_once(
@@ -159,10 +166,13 @@ async def test_email_first_then_order_number_in_one_message_verify_too(
 ) -> None:
     await _shop(session)
     state = tracker(
-        "conv-1", "jane.doe@example.com, order A10001", "inform",
-        {"requested_slot": "order_number"}, active_loop="identity_form",
+        "conv-1",
+        "jane.doe@example.com, order A10001",
+        "inform",
+        {"requested_slot": "order_number"},
+        active_loop="identity_form",
         extracted={"email": "jane.doe@example.com", "order_number": "A10001"},
-    )  # fmt: skip
+    )
 
     events, messages = await run(ValidateIdentityForm(), state)
 

@@ -222,11 +222,13 @@ async def test_slots_reset_when_the_survey_starts_are_not_taken_as_answers(
     # they were read as an empty answer (a "didn't catch a number" reply and a crash on the comment).
     _, dispatch_id = await _survey_started(session)
     state = tracker(
-        "conv-1", "yes", "affirm",
+        "conv-1",
+        "yes",
+        "affirm",
         {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id},
         active_loop="survey_form",
         extracted={"survey_score": None, "survey_comment": None},
-    )  # fmt: skip
+    )
 
     events, messages = await run(ValidateSurveyForm(), state)
 
@@ -261,11 +263,19 @@ def _proactive_answer(
     text: str, requested: str, dispatch_id: int, flow: str, **slots: object
 ) -> Tracker:
     return tracker(
-        "conv-1", text, "inform",
-        {"identity": "verified", "survey_kind": flow, "survey_dispatch_id": float(dispatch_id),
-         "requested_slot": requested, **slots},
-        active_loop="survey_form", extracted={requested: text},
-    )  # fmt: skip
+        "conv-1",
+        text,
+        "inform",
+        {
+            "identity": "verified",
+            "survey_kind": flow,
+            "survey_dispatch_id": float(dispatch_id),
+            "requested_slot": requested,
+            **slots,
+        },
+        active_loop="survey_form",
+        extracted={requested: text},
+    )
 
 
 async def test_proactive_first_order_survey_starts_with_intro_and_slots(
@@ -328,11 +338,16 @@ async def test_proactive_first_order_records_source_then_purchase_csat(
 
     rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
     assert [(r.kind, r.score, r.text, r.stage, r.source, r.lifecycle_id) for r in rows] == [
-        (FeedbackKind.discovery_source, None, "I saw you on Instagram", Stage.purchase,
-         FeedbackSource.proactive_survey, lifecycle.id),
-        (FeedbackKind.csat, 5, None, Stage.purchase, FeedbackSource.proactive_survey,
-         lifecycle.id),
-    ]  # fmt: skip
+        (
+            FeedbackKind.discovery_source,
+            None,
+            "I saw you on Instagram",
+            Stage.purchase,
+            FeedbackSource.proactive_survey,
+            lifecycle.id,
+        ),
+        (FeedbackKind.csat, 5, None, Stage.purchase, FeedbackSource.proactive_survey, lifecycle.id),
+    ]
     assert [r.idempotency_key for r in rows] == [
         f"dispatch:{dispatch.id}:discovery_source",
         f"dispatch:{dispatch.id}:csat",
@@ -361,8 +376,12 @@ async def test_proactive_delivery_survey_asks_score_then_comment(
     }
     row = (await session.scalars(select(Feedback))).one()
     assert (row.kind, row.score, row.stage, row.source, row.survey_dispatch_id) == (
-        FeedbackKind.csat, 4, Stage.use, FeedbackSource.proactive_survey, dispatch.id,
-    )  # fmt: skip
+        FeedbackKind.csat,
+        4,
+        Stage.use,
+        FeedbackSource.proactive_survey,
+        dispatch.id,
+    )
 
 
 async def test_proactive_nps_detractor_with_complaint_opens_escalation(
@@ -430,8 +449,10 @@ async def test_proactive_churn_question_records_the_reason(
     assert slot_events(events) == {"survey_comment": "given", "requested_slot": None}
     row = (await session.scalars(select(Feedback))).one()
     assert (row.kind, row.text, row.source) == (
-        FeedbackKind.churn_reason, "Too expensive for me", FeedbackSource.proactive_survey,
-    )  # fmt: skip
+        FeedbackKind.churn_reason,
+        "Too expensive for me",
+        FeedbackSource.proactive_survey,
+    )
 
 
 # --- issue #18: consent, comments where a score was asked, corrections, sources ---------------
@@ -463,9 +484,11 @@ async def test_consent_not_now_leaves_it_for_later(
         ActionAnswerSurveyConsent(), tracker("conv-1", "not now", "deny", slots)
     )
     assert slot_events(events) == {
-        "awaiting": "nothing", "next_step": "done", "survey_dispatch_id": None,
+        "awaiting": "nothing",
+        "next_step": "done",
+        "survey_dispatch_id": None,
         "survey_postponed": True,
-    }  # fmt: skip
+    }
     assert [m["text"] for m in messages] == [
         "No problem, maybe another time. What can I do for you?"
     ]
@@ -485,9 +508,11 @@ async def test_a_complaint_where_the_score_was_asked_is_kept_as_the_comment(
         ValidateSurveyForm(), _answer(complaint, "survey_score", dispatch_id)
     )
     assert slot_events(events) == {
-        "survey_score": None, "survey_comment": "given", "survey_retries": 1.0,
+        "survey_score": None,
+        "survey_comment": "given",
+        "survey_retries": 1.0,
         "requested_slot": "survey_score",
-    }  # fmt: skip
+    }
     assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
 
     events, _ = await run(
@@ -514,9 +539,11 @@ async def test_a_score_with_a_remark_keeps_both_and_skips_the_comment_question(
     events, messages = await run(ValidateSurveyForm(), _answer(answer, "survey_score", dispatch_id))
 
     assert slot_events(events) == {
-        "survey_score": "3", "survey_comment": "given", "survey_retries": 0.0,
+        "survey_score": "3",
+        "survey_comment": "given",
+        "survey_retries": 0.0,
         "requested_slot": None,
-    }  # fmt: skip
+    }
     assert [m["text"] for m in messages] == ["I'm sorry to hear that. I've noted it for the team."]
     rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
     assert [(r.kind, r.score, r.text) for r in rows] == [
@@ -593,17 +620,22 @@ async def test_an_unknown_source_is_asked_once_more_then_skipped(
         _proactive_answer("hello", "survey_source", dispatch.id, "first_order"),
     )
     assert slot_events(events) == {
-        "survey_source": None, "survey_retries": 1.0, "requested_slot": "survey_source",
-    }  # fmt: skip
+        "survey_source": None,
+        "survey_retries": 1.0,
+        "requested_slot": "survey_source",
+    }
     assert "search engine, social media, a friend" in messages[0]["text"]
 
     events, _ = await run(
         ValidateSurveyForm(),
         _proactive_answer(
-            "just tell me where A81402 is", "survey_source", dispatch.id, "first_order",
+            "just tell me where A81402 is",
+            "survey_source",
+            dispatch.id,
+            "first_order",
             survey_retries=1.0,
         ),
-    )  # fmt: skip
+    )
     assert slot_events(events)["survey_source"] == "skipped"
     assert (await session.scalars(select(Feedback))).all() == []
 
@@ -617,10 +649,15 @@ def _read_as(
         "conv-1",
         text,
         intent,
-        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id,
-         "requested_slot": requested, **slots},
+        {
+            **VERIFIED,
+            "survey_kind": "csat",
+            "survey_dispatch_id": dispatch_id,
+            "requested_slot": requested,
+            **slots,
+        },
         active_loop="survey_form",
-    )  # fmt: skip
+    )
     state.latest_message["intent"]["confidence"] = confidence
     state.latest_message["intent_ranking"] = [
         {"name": intent, "confidence": confidence},
@@ -640,9 +677,10 @@ async def test_a_remark_read_as_a_request_is_the_comment_at_the_comment_question
     await run(ValidateSurveyForm(), _answer("2", "survey_score", dispatch_id))
     events, _ = await run(
         ValidateSurveyForm(),
-        _read_as(PILING_UP, "survey_comment", dispatch_id, "product_question", 0.95,
-                 survey_score="2"),
-    )  # fmt: skip
+        _read_as(
+            PILING_UP, "survey_comment", dispatch_id, "product_question", 0.95, survey_score="2"
+        ),
+    )
     assert slot_events(events)["survey_comment"] == "given"
     comments = (
         await session.scalars(select(Feedback).where(Feedback.kind == FeedbackKind.comment))
@@ -699,10 +737,14 @@ async def test_a_trigger_is_never_taken_back_as_an_answer(
         "conv-1",
         "EXTERNAL: EXTERNAL_support_resolved",
         "EXTERNAL_support_resolved",
-        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id,
-         "requested_slot": "survey_score"},
+        {
+            **VERIFIED,
+            "survey_kind": "csat",
+            "survey_dispatch_id": dispatch_id,
+            "requested_slot": "survey_score",
+        },
         active_loop="survey_form",
-    )  # fmt: skip
+    )
     state.latest_message["intent_ranking"] = []
     events, messages = await run(ValidateSurveyForm(), state)
     assert "survey_score" not in slot_events(events) and messages == []
@@ -786,9 +828,14 @@ async def test_undo_at_the_churn_question_and_an_ask_at_a_score_are_set_aside(
 
     undo, _ = await run(
         ValidateSurveyForm(),
-        _answer("oh no wait undo that, i pressed the wrong button", "survey_comment",
-                dispatch_id, survey_kind="churn_reason", support_request="cancel_subscription"),
-    )  # fmt: skip
+        _answer(
+            "oh no wait undo that, i pressed the wrong button",
+            "survey_comment",
+            dispatch_id,
+            survey_kind="churn_reason",
+            support_request="cancel_subscription",
+        ),
+    )
     ask, _ = await run(
         ValidateSurveyForm(),
         _answer("ok well can you reorder it for me then", "survey_score", dispatch_id),

@@ -25,9 +25,15 @@ async def _frames(ws: Any, quiet: float = 0.6) -> list[dict[str, Any]]:
 
 
 def _nlu(intent: str, *steps: str) -> dict[str, Any]:
-    return {"intent": intent, "confidence": 0.9, "runner_up": "greet",
-            "runner_up_confidence": 0.01, "entities": [], "steps": list(steps),
-            "model_id": "model-7"}  # fmt: skip
+    return {
+        "intent": intent,
+        "confidence": 0.9,
+        "runner_up": "greet",
+        "runner_up_confidence": 0.01,
+        "entities": [],
+        "steps": list(steps),
+        "model_id": "model-7",
+    }
 
 
 async def test_rating_a_knowledge_answer_on_the_socket(

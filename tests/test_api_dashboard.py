@@ -46,9 +46,14 @@ async def test_metrics_with_previous_period_trend_and_breakdown(cx: Client) -> N
     assert body["previous_range"] == {"from": "2026-01-29", "to": "2026-02-28", "tz": "UTC"}
     assert body["current"]["csat"]["percent"] == 50.0
     assert body["current"]["nps"] == {
-        "score": 16.7, "responses": 6, "promoters": 3, "passives": 1, "detractors": 2,
-        "interval": [-55.1, 88.5], "too_few": True,
-    }  # fmt: skip
+        "score": 16.7,
+        "responses": 6,
+        "promoters": 3,
+        "passives": 1,
+        "detractors": 2,
+        "interval": [-55.1, 88.5],
+        "too_few": True,
+    }
     assert body["previous"]["volume"] == 2
     assert [(p["start"], p["volume"]) for p in body["trend"]] == [("2026-03-01", 15)]
     groups = body["breakdown"]["groups"]
@@ -64,9 +69,12 @@ async def test_sample_sizes_intervals_too_few_and_partial_buckets(cx: Client) ->
     assert body["min_answers"] == 10
     current = body["current"]
     assert current["csat"] == {
-        "percent": 50.0, "responses": 4, "satisfied": 2, "interval": [15.0, 85.0],
+        "percent": 50.0,
+        "responses": 4,
+        "satisfied": 2,
+        "interval": [15.0, 85.0],
         "too_few": True,
-    }  # fmt: skip
+    }
     assert (current["nps"]["interval"], current["nps"]["too_few"]) == ([-55.1, 88.5], True)
     assert current["ces"] == {"mean": 3.5, "responses": 2, "too_few": True}
     # Weeks start on Monday: the first (Feb 23rd) starts before March 1st, the last
@@ -105,8 +113,11 @@ def test_min_answers_setting_from_the_environment(monkeypatch: pytest.MonkeyPatc
 async def test_journey_uses_the_configured_thresholds(cx: Client) -> None:
     body = await _json(await cx.get(f"/api/journey?{MARCH}"))
     assert body["thresholds"] == {
-        "csat_below": 60.0, "nps_below": 0.0, "dropoff_above": 70.0, "min_responses": 5,
-    }  # fmt: skip
+        "csat_below": 60.0,
+        "nps_below": 0.0,
+        "dropoff_above": 70.0,
+        "min_responses": 5,
+    }
     assert [s["customers"] for s in body["stages"]] == [3, 2, 2, 2, 1]
     assert body["pitfalls"] == []  # no cell has 5 answers in this small data set
 
@@ -135,8 +146,11 @@ async def test_feedback_rows_filters_paging_sort_and_links(cx: Client) -> None:
     body = await _json(await cx.get(f"/api/feedback?{MARCH}&per_page=4&page=2&sort=created_at"))
     assert (body["total"], body["pages"], body["page"], len(body["items"])) == (15, 4, 2, 4)
     assert [i["created_at"][:10] for i in body["items"]] == [
-        "2026-03-12", "2026-03-13", "2026-03-13", "2026-03-14",
-    ]  # fmt: skip
+        "2026-03-12",
+        "2026-03-13",
+        "2026-03-13",
+        "2026-03-14",
+    ]
 
     body = await _json(await cx.get(f"/api/feedback?{MARCH}&q=LATE+PARCEL&sentiment=negative"))
     (row,) = body["items"]

@@ -57,16 +57,23 @@ async def test_signed_event_is_accepted_applied_by_the_worker_and_a_replay_retur
     first = await post(client, body)
     assert first.status == 202, await first.text()
     assert await first.json() == {
-        "id": "evt-1", "replayed": False, "status": "pending", "result": None, "error": None,
-    }  # fmt: skip
+        "id": "evt-1",
+        "replayed": False,
+        "status": "pending",
+        "result": None,
+        "error": None,
+    }
 
     await drain(client.app)
     replay = await post(client, body)
     assert replay.status == 200
     again = await replay.json()
     assert (again["id"], again["replayed"], again["status"], again["error"]) == (
-        "evt-1", True, "applied", None,
-    )  # fmt: skip
+        "evt-1",
+        True,
+        "applied",
+        None,
+    )
     assert again["result"]["order"] == {"number": "A20001", "status": "placed"}
     assert again["result"]["lifecycle"]["stage"] == "purchase"
     assert [s["trigger"] for s in again["result"]["surveys_scheduled"]] == ["first_order"]
@@ -123,10 +130,12 @@ async def test_an_event_refused_when_applied_is_stored_as_failed_and_replays_say
     replay = await post(client, stolen)
     assert replay.status == 200
     assert await replay.json() == {
-        "id": "evt-2", "replayed": True, "status": "failed", "result": None,
-        "error": {"code": "invalid_event",
-                  "message": "'order.number' belongs to another customer"},
-    }  # fmt: skip
+        "id": "evt-2",
+        "replayed": True,
+        "status": "failed",
+        "result": None,
+        "error": {"code": "invalid_event", "message": "'order.number' belongs to another customer"},
+    }
     async with session_factory() as session:
         order = (await session.scalars(select(Order))).one()
         assert order.status.value == "placed" and order.shipped_at is None
@@ -272,8 +281,17 @@ def test_send_event_posts_to_a_running_service_and_exits_0_on_202(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with serve_app(tmp_path) as live:
-        command = ["send-event", "--type", "order.placed", "--id", "evt-cli",
-                   "--url", f"{live.url}/api/events", "--secret", live.settings.events_secret]  # fmt: skip
+        command = [
+            "send-event",
+            "--type",
+            "order.placed",
+            "--id",
+            "evt-cli",
+            "--url",
+            f"{live.url}/api/events",
+            "--secret",
+            live.settings.events_secret,
+        ]
         assert cli.main(command) == 0
         assert "HTTP 202" in capsys.readouterr().out
         assert cli.main(command) == 0  # a replay: 202 while pending, 200 once applied

@@ -18,9 +18,15 @@ from tests.loyalty_data import seed_loyalty
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in
 
 Client = TestClient[Any, Any]
-THEME = {"title": "=Late parcels", "owner_team": "logistics", "origin": "theme",
-         "theme": "delivery", "from": "2026-04-01", "to": "2026-04-30",
-         "customer_message": "You told us parcels came late; we changed our courier."}  # fmt: skip
+THEME = {
+    "title": "=Late parcels",
+    "owner_team": "logistics",
+    "origin": "theme",
+    "theme": "delivery",
+    "from": "2026-04-01",
+    "to": "2026-04-30",
+    "customer_message": "You told us parcels came late; we changed our courier.",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +66,12 @@ async def test_loyalty_figures_over_http(client: Client, session_factory: Any) -
     assert body["renewal"] == {"periods": 3, "renewed": 2, "rate": 66.7}
     assert body["lifecycles"]["per_customer"] == 1.33
     assert body["return_rate"]["overall"] == {
-        "key": "all", "lifecycles": 12, "returned": 7, "rate": 58.3, "interval": [32.0, 80.7],
-    }  # fmt: skip
+        "key": "all",
+        "lifecycles": 12,
+        "returned": 7,
+        "rate": 58.3,
+        "interval": [32.0, 80.7],
+    }
     assert body["min_answers"] == 10  # DASHBOARD_MIN_ANSWERS: groups on fewer are "too few"
     assert body["range"] == {"from": "2026-01-01", "to": "2026-03-31", "tz": "UTC"}
 
@@ -70,11 +80,13 @@ async def test_loyalty_figures_over_http(client: Client, session_factory: Any) -
     )
     assert response.status == 200
     cohorts = (await response.json())["cohorts"]
-    assert [(c["month"], c["customers"], [x["customers"] for x in c["cells"]]) for c in cohorts] == [
+    assert [
+        (c["month"], c["customers"], [x["customers"] for x in c["cells"]]) for c in cohorts
+    ] == [
         ("2026-01", 3, [3, 1, 2]),
         ("2026-02", 3, [3, 0, 0]),
         ("2026-03", 2, [2, 1, 0]),
-    ]  # fmt: skip
+    ]
 
 
 async def test_loyalty_is_for_cx_managers_and_admins_and_validates(
@@ -116,8 +128,7 @@ async def test_insight_lifecycle_over_http(staff_client: Client, session_factory
     created = await response.json()
     insight_id = created["id"]
     assert (created["status"], created["next_statuses"]) == ("new", ["accepted", "wont_do"])
-    assert created["linked"] == {"feedback": 3, "customers": 3, "reachable_customers": 2,
-                                 "told": 0}  # fmt: skip
+    assert created["linked"] == {"feedback": 3, "customers": 3, "reachable_customers": 2, "told": 0}
     assert created["feedback"]["total"] == 3 and len(created["feedback"]["items"]) == 3
     assert created["comparison"] is None and len(created["trend"]) == 12
     assert created["created_by"].startswith("staff:")
@@ -129,9 +140,10 @@ async def test_insight_lifecycle_over_http(staff_client: Client, session_factory
         "conflict",
     )
     response = await staff_client.patch(
-        url, json={"note": "Switch DPD to DHL in the north", "owner_team": "product"},
+        url,
+        json={"note": "Switch DPD to DHL in the north", "owner_team": "product"},
         headers=csrf,
-    )  # fmt: skip
+    )
     assert response.status == 200
     assert (await response.json())["owner_team"] == "product"
     for status in ("accepted", "in_progress"):
@@ -167,18 +179,20 @@ async def test_insight_lifecycle_over_http(staff_client: Client, session_factory
     # R's complaint.
     short = await (await staff_client.get(f"{url}?days=10")).json()
     assert (short["comparison"]["before"]["volume"], short["comparison"]["after"]["volume"]) == (
-        3, 5
-    )  # fmt: skip
+        3,
+        5,
+    )
     assert (short["comparison"]["window_days"], short["comparison"]["too_early"]) == (14.0, False)
     assert short["comparison"]["tests"]["csat"]["verdict"] == "too_few_answers"
     assert (await (await staff_client.get("/api/insights?status=new")).json())["insights"] == []
     async with session_factory() as db:
         actions = (
             await db.scalars(
-                select(AuditLog.action).where(AuditLog.target_type == "insight")
+                select(AuditLog.action)
+                .where(AuditLog.target_type == "insight")
                 .order_by(AuditLog.id)
             )
-        ).all()  # fmt: skip
+        ).all()
     assert actions == ["create_insight", "edit_insight"] + ["insight_status"] * 3
 
 
@@ -215,9 +229,11 @@ async def test_insight_input_is_validated(staff_client: Client, session_factory:
         ({**THEME, "theme": "weather"}, "'theme'"),
         ({**THEME, "owner_team": "legal"}, "'owner_team'"),
         ({**THEME, "from": "yesterday"}, "'from'"),
-        ({"title": "x", "owner_team": "web", "origin": "feedback", "feedback_ids": ["1"]},
-         "'feedback_ids'"),
-    ]:  # fmt: skip
+        (
+            {"title": "x", "owner_team": "web", "origin": "feedback", "feedback_ids": ["1"]},
+            "'feedback_ids'",
+        ),
+    ]:
         found = await _error(
             await staff_client.post("/api/insights", json=body, headers=csrf), 422, "invalid_input"
         )
@@ -237,9 +253,12 @@ async def test_insight_input_is_validated(staff_client: Client, session_factory:
         )
         assert response.status == status, await response.text()
     await _error(
-        await staff_client.patch(f"/api/insights/{insight_id}", json={"status": "applied"},
-                                 headers=csrf), 422, "invalid_input",
-    )  # fmt: skip
+        await staff_client.patch(
+            f"/api/insights/{insight_id}", json={"status": "applied"}, headers=csrf
+        ),
+        422,
+        "invalid_input",
+    )
     await _error(await staff_client.get("/api/insights?status=done"), 422, "invalid_input")
     response = await staff_client.delete(f"/api/insights/{insight_id}", headers=csrf)
     assert response.status == 200

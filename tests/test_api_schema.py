@@ -35,10 +35,12 @@ async def _seed(sessions: Sessions) -> None:
     async with sessions() as db, db.begin():
         db.add(
             ApiToken(
-                id=ADMIN_TOKEN_ID, name="schemathesis", role=StaffRole.admin,
+                id=ADMIN_TOKEN_ID,
+                name="schemathesis",
+                role=StaffRole.admin,
                 token_hash=hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
             )
-        )  # fmt: skip
+        )
         db.add(Customer(external_id="C1001", email="jane.doe@example.com", name="Jane Doe"))
 
 
@@ -97,9 +99,12 @@ def test_api_answers_as_documented(api_schema: Any, live: LiveApp) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
             suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
+        )
         def run(case: Any) -> None:
             _check(case, live)
 

@@ -17,8 +17,13 @@ T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def _user(sender: str, at: float, intent: str = "order_status") -> dict[str, Any]:
-    return {"sender_id": sender, "event": "user", "timestamp": at, "text": "x",
-            "parse_data": {"intent": {"name": intent, "confidence": 0.9}}}  # fmt: skip
+    return {
+        "sender_id": sender,
+        "event": "user",
+        "timestamp": at,
+        "text": "x",
+        "parse_data": {"intent": {"name": intent, "confidence": 0.9}},
+    }
 
 
 def _ts(minutes: float) -> float:
@@ -31,12 +36,23 @@ def test_counted_events() -> None:
     ]
     fallback = bot_analytics.counted_events(_user("c1", _ts(1), "nlu_fallback"))
     assert [e.kind for e in fallback] == [BotEventKind.user_turn, BotEventKind.fallback]
-    assert [e.kind for e in bot_analytics.counted_events(
-        {"sender_id": "c1", "event": "action", "name": "action_default_fallback", "timestamp": _ts(2)}
-    )] == [BotEventKind.fallback]  # fmt: skip
-    assert [e.kind for e in bot_analytics.counted_events(
-        {"sender_id": "c1", "event": "pause", "timestamp": _ts(3)}
-    )] == [BotEventKind.handoff]  # fmt: skip
+    assert [
+        e.kind
+        for e in bot_analytics.counted_events(
+            {
+                "sender_id": "c1",
+                "event": "action",
+                "name": "action_default_fallback",
+                "timestamp": _ts(2),
+            }
+        )
+    ] == [BotEventKind.fallback]
+    assert [
+        e.kind
+        for e in bot_analytics.counted_events(
+            {"sender_id": "c1", "event": "pause", "timestamp": _ts(3)}
+        )
+    ] == [BotEventKind.handoff]
     for ignored in (
         {"sender_id": "c1", "event": "bot", "timestamp": _ts(4), "text": "hi"},
         {"sender_id": "c1", "event": "action", "name": "action_listen", "timestamp": _ts(4)},
@@ -61,12 +77,14 @@ async def test_a_redelivered_broker_message_is_counted_once(
 
 async def test_containment_over_a_period(session: AsyncSession) -> None:
     events = [
-        _user("contained", _ts(0)), _user("contained", _ts(1), "nlu_fallback"),
-        _user("handed", _ts(2)), {"sender_id": "handed", "event": "pause", "timestamp": _ts(3)},
+        _user("contained", _ts(0)),
+        _user("contained", _ts(1), "nlu_fallback"),
+        _user("handed", _ts(2)),
+        {"sender_id": "handed", "event": "pause", "timestamp": _ts(3)},
         _user("contained-2", _ts(4)),
         _user("earlier", _ts(-120)),  # outside the period
         {"sender_id": "no-turn", "event": "pause", "timestamp": _ts(5)},  # no customer turn
-    ]  # fmt: skip
+    ]
     for event in events:
         await bot_analytics.record(session, bot_analytics.counted_events(event))
     await session.commit()

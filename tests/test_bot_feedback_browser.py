@@ -39,9 +39,15 @@ POLICY = ("action_answer_policy_question",)
 
 
 def _nlu(intent: str, confidence: float, model: str, steps: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"intent": intent, "confidence": confidence, "runner_up": "greet",
-            "runner_up_confidence": 0.01, "entities": [], "steps": list(steps),
-            "model_id": model}  # fmt: skip
+    return {
+        "intent": intent,
+        "confidence": confidence,
+        "runner_up": "greet",
+        "runner_up_confidence": 0.01,
+        "entities": [],
+        "steps": list(steps),
+        "model_id": model,
+    }
 
 
 # ---- the widget ---------------------------------------------------------------------------
@@ -96,10 +102,10 @@ def test_did_this_help_in_the_widget(shop: LiveApp, browser: Any) -> None:
     async def stored(sessions: Sessions) -> list[tuple[Any, ...]]:
         async with sessions() as db:
             rows = await db.execute(
-                select(Message.text, AnswerRating.helpful, AnswerRating.intent,
-                       AnswerRating.model_id)
-                .join(Message, Message.id == AnswerRating.message_id)
-            )  # fmt: skip
+                select(
+                    Message.text, AnswerRating.helpful, AnswerRating.intent, AnswerRating.model_id
+                ).join(Message, Message.id == AnswerRating.message_id)
+            )
             return [tuple(r) for r in rows]
 
     assert shop.run(stored(shop.sessions)) == [
@@ -117,27 +123,50 @@ async def _seed(sessions: Sessions) -> None:
     status). The windows are two days each side."""
     change = utcnow().replace(microsecond=0) - dt.timedelta(days=3)
     plan = [
-        ("c1", change - dt.timedelta(days=2), "what is your returns policy",
-         _nlu("policy_question", 0.9, "m1", POLICY), False),
-        ("c2", change - dt.timedelta(days=1), "my thingy never came",
-         _nlu("nlu_fallback", 0.3, "m1", ("action_handle_fallback",)), None),
-        ("c3", change, "how long do refunds take", _nlu("policy_question", 0.9, "m2", POLICY), True),
-        ("c4", change + dt.timedelta(days=1), "where is my order", _nlu("order_status", 0.9, "m2"),
-         None),
-    ]  # fmt: skip
+        (
+            "c1",
+            change - dt.timedelta(days=2),
+            "what is your returns policy",
+            _nlu("policy_question", 0.9, "m1", POLICY),
+            False,
+        ),
+        (
+            "c2",
+            change - dt.timedelta(days=1),
+            "my thingy never came",
+            _nlu("nlu_fallback", 0.3, "m1", ("action_handle_fallback",)),
+            None,
+        ),
+        (
+            "c3",
+            change,
+            "how long do refunds take",
+            _nlu("policy_question", 0.9, "m2", POLICY),
+            True,
+        ),
+        (
+            "c4",
+            change + dt.timedelta(days=1),
+            "where is my order",
+            _nlu("order_status", 0.9, "m2"),
+            None,
+        ),
+    ]
     async with sessions() as db, db.begin():
         await staff.create_user(db, "tia@example.com", "Tia", StaffRole.bot_trainer, PASSWORD)
         await staff.create_user(db, "chris@example.com", "Chris", StaffRole.cx_manager, PASSWORD)
         for chat, at, text, nlu, helpful in plan:
             db.add(Conversation(id=chat, created_at=at))
             await db.flush()
-            message = Message(conversation_id=chat, sender=MessageSender.customer, text=text,
-                              created_at=at)  # fmt: skip
+            message = Message(
+                conversation_id=chat, sender=MessageSender.customer, text=text, created_at=at
+            )
             db.add(message)
             await db.flush()
             await review_inbox.record_turn(db, message, nlu)
-            answer = Message(conversation_id=chat, sender=MessageSender.bot, text="Here you go.",
-                             created_at=at)  # fmt: skip
+            answer = Message(
+                conversation_id=chat, sender=MessageSender.bot, text="Here you go.", created_at=at
+            )
             db.add(answer)
             await db.flush()
             if helpful is not None:

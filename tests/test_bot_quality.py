@@ -33,9 +33,17 @@ MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone.utc)  # week of 202
 NEXT_WEEK = MONDAY + dt.timedelta(days=7)
 
 
-def _nlu(intent: str, confidence: float = 0.95, runner_up: str = "out_of_scope", second: float = 0.02) -> dict[str, Any]:  # fmt: skip
-    return {"intent": intent, "confidence": confidence, "runner_up": runner_up,
-            "runner_up_confidence": second, "entities": [], "steps": []}  # fmt: skip
+def _nlu(
+    intent: str, confidence: float = 0.95, runner_up: str = "out_of_scope", second: float = 0.02
+) -> dict[str, Any]:
+    return {
+        "intent": intent,
+        "confidence": confidence,
+        "runner_up": runner_up,
+        "runner_up_confidence": second,
+        "entities": [],
+        "steps": [],
+    }
 
 
 async def _seed(sessions: Sessions) -> None:
@@ -47,53 +55,99 @@ async def _seed(sessions: Sessions) -> None:
     c4 (week 2): return_item at low confidence; the bot handed over itself (bot_failure)."""
     plan = [
         ("c1", MONDAY, [("where is my order", _nlu("order_status"))], None),
-        ("c2", MONDAY, [
-            ("my thingy", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.3)),
-            ("my thingy!!", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.3)),
-            ("human please", _nlu("request_human")),
-        ], EscalationReason.customer_request),
-        ("c3", NEXT_WEEK, [
-            ("where is my order", _nlu("order_status")),
-            ("this is awful, I hate this useless shop", _nlu("complain")),
-        ], EscalationReason.customer_request),
-        ("c4", NEXT_WEEK, [("i wanna send it back maybe", _nlu("return_item", 0.3, "damaged_item", 0.25))],
-         EscalationReason.bot_failure),
-    ]  # fmt: skip
+        (
+            "c2",
+            MONDAY,
+            [
+                ("my thingy", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.3)),
+                ("my thingy!!", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.3)),
+                ("human please", _nlu("request_human")),
+            ],
+            EscalationReason.customer_request,
+        ),
+        (
+            "c3",
+            NEXT_WEEK,
+            [
+                ("where is my order", _nlu("order_status")),
+                ("this is awful, I hate this useless shop", _nlu("complain")),
+            ],
+            EscalationReason.customer_request,
+        ),
+        (
+            "c4",
+            NEXT_WEEK,
+            [("i wanna send it back maybe", _nlu("return_item", 0.3, "damaged_item", 0.25))],
+            EscalationReason.bot_failure,
+        ),
+    ]
     async with sessions() as db, db.begin():
         for conversation_id, at, turns, escalation in plan:
             db.add(Conversation(id=conversation_id, created_at=at))
             await db.flush()
             for minute, (text, nlu) in enumerate(turns):
                 when = at + dt.timedelta(minutes=minute)
-                message = Message(conversation_id=conversation_id, sender=MessageSender.customer,
-                                  text=text, created_at=when)  # fmt: skip
+                message = Message(
+                    conversation_id=conversation_id,
+                    sender=MessageSender.customer,
+                    text=text,
+                    created_at=when,
+                )
                 db.add(message)
                 await db.flush()
                 await review_inbox.record_turn(db, message, nlu)
-                db.add(Message(conversation_id=conversation_id, sender=MessageSender.bot,
-                               text="OK.", created_at=when))  # fmt: skip
+                db.add(
+                    Message(
+                        conversation_id=conversation_id,
+                        sender=MessageSender.bot,
+                        text="OK.",
+                        created_at=when,
+                    )
+                )
                 await db.flush()
             if escalation is not None:
-                db.add(Escalation(conversation_id=conversation_id, reason=escalation, priority=1,
-                                  created_at=at + dt.timedelta(minutes=10)))  # fmt: skip
+                db.add(
+                    Escalation(
+                        conversation_id=conversation_id,
+                        reason=escalation,
+                        priority=1,
+                        created_at=at + dt.timedelta(minutes=10),
+                    )
+                )
 
 
-def _figures(conversations: int, turns: int, contained: int, fallbacks: int, handovers: int,
-             rephrases: int, flagged: int, rated: int = 0, helpful: int = 0) -> dict[str, Any]:  # fmt: skip
+def _figures(
+    conversations: int,
+    turns: int,
+    contained: int,
+    fallbacks: int,
+    handovers: int,
+    rephrases: int,
+    flagged: int,
+    rated: int = 0,
+    helpful: int = 0,
+) -> dict[str, Any]:
     def rate(part: int, whole: int, scale: float = 1.0) -> float | None:
         return round(part * scale / whole, 4) if whole else None
 
     return {
-        "conversations": conversations, "turns": turns,
-        "contained": contained, "containment": rate(contained, conversations),
-        "fallbacks": fallbacks, "fallback_rate": rate(fallbacks, turns),
+        "conversations": conversations,
+        "turns": turns,
+        "contained": contained,
+        "containment": rate(contained, conversations),
+        "fallbacks": fallbacks,
+        "fallback_rate": rate(fallbacks, turns),
         "misunderstanding_handovers": handovers,
         "misunderstanding_handover_rate": rate(handovers, conversations),
-        "rephrases": rephrases, "rephrase_rate": rate(rephrases, turns),
-        "flagged_turns": flagged, "flagged_rate": rate(flagged, turns),
+        "rephrases": rephrases,
+        "rephrase_rate": rate(rephrases, turns),
+        "flagged_turns": flagged,
+        "flagged_rate": rate(flagged, turns),
         "flagged_per_100_conversations": rate(flagged, conversations, 100.0),
-        "answers_rated": rated, "helpful": helpful, "helpful_rate": rate(helpful, rated),
-    }  # fmt: skip
+        "answers_rated": rated,
+        "helpful": helpful,
+        "helpful_rate": rate(helpful, rated),
+    }
 
 
 async def test_the_figures_are_exact_on_seeded_data(session_factory: Sessions) -> None:
@@ -124,8 +178,10 @@ async def test_the_figures_are_exact_on_seeded_data(session_factory: Sessions) -
 
 def test_no_turns_no_rates() -> None:
     assert bot_analytics.quality_report([], []) == {
-        "overall": _figures(0, 0, 0, 0, 0, 0, 0), "by_week": [], "by_intent": [],
-    }  # fmt: skip
+        "overall": _figures(0, 0, 0, 0, 0, 0, 0),
+        "by_week": [],
+        "by_intent": [],
+    }
 
 
 async def test_the_api(
@@ -152,8 +208,16 @@ CHANGE = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)  # model m2's 
 POLICY_STEPS = ("action_answer_policy_question",)
 
 
-async def _turn(db: AsyncSession, chat: str, at: dt.datetime, text: str, intent: str,
-                confidence: float, model: str | None, steps: tuple[str, ...] = ()) -> int:  # fmt: skip
+async def _turn(
+    db: AsyncSession,
+    chat: str,
+    at: dt.datetime,
+    text: str,
+    intent: str,
+    confidence: float,
+    model: str | None,
+    steps: tuple[str, ...] = (),
+) -> int:
     """A customer message with its NLU result, and the bot's answer; the answer's id."""
     if await db.get(Conversation, chat) is None:
         db.add(Conversation(id=chat, created_at=at))
@@ -178,15 +242,42 @@ async def _seed_models(sessions: Sessions) -> dict[str, int]:
     async with sessions() as db, db.begin():
         answers = {
             "a0": await _turn(db, "a0", CHANGE - dt.timedelta(days=3), "old", "greet", 0.9, None),
-            "a1": await _turn(db, "a1", CHANGE - dt.timedelta(days=2), "what is your returns policy",
-                              "policy_question", 0.9, "m1", POLICY_STEPS),
-            "a2": await _turn(db, "a2", CHANGE - dt.timedelta(days=1), "my thingy", "nlu_fallback", 0.3, "m1"),
-            "b1": await _turn(db, "b1", CHANGE, "how long do refunds take", "policy_question", 0.9,
-                              "m2", POLICY_STEPS),
-            "b2": await _turn(db, "b2", CHANGE + dt.timedelta(days=1), "where is my order",
-                              "order_status", 0.9, "m2"),
-            "b3": await _turn(db, "b3", CHANGE + dt.timedelta(days=3), "the gizmo", "nlu_fallback", 0.2, "m2"),
-        }  # fmt: skip
+            "a1": await _turn(
+                db,
+                "a1",
+                CHANGE - dt.timedelta(days=2),
+                "what is your returns policy",
+                "policy_question",
+                0.9,
+                "m1",
+                POLICY_STEPS,
+            ),
+            "a2": await _turn(
+                db, "a2", CHANGE - dt.timedelta(days=1), "my thingy", "nlu_fallback", 0.3, "m1"
+            ),
+            "b1": await _turn(
+                db,
+                "b1",
+                CHANGE,
+                "how long do refunds take",
+                "policy_question",
+                0.9,
+                "m2",
+                POLICY_STEPS,
+            ),
+            "b2": await _turn(
+                db,
+                "b2",
+                CHANGE + dt.timedelta(days=1),
+                "where is my order",
+                "order_status",
+                0.9,
+                "m2",
+            ),
+            "b3": await _turn(
+                db, "b3", CHANGE + dt.timedelta(days=3), "the gizmo", "nlu_fallback", 0.2, "m2"
+            ),
+        }
         await answer_ratings.rate(db, "a1", answers["a1"], True)
         await answer_ratings.rate(db, "a1", answers["a1"], False)  # the last click counts
         await answer_ratings.rate(db, "b1", answers["b1"], True)
@@ -199,19 +290,22 @@ async def test_answer_ratings_only_on_knowledge_answers_of_the_conversation(
     answers = await _seed_models(session_factory)
     async with session_factory() as db, db.begin():
         rows = {r.message_id: r for r in await db.scalars(select(AnswerRating))}
-        assert {m: (r.conversation_id, r.helpful, r.intent, r.model_id) for m, r in rows.items()} == {
+        assert {
+            m: (r.conversation_id, r.helpful, r.intent, r.model_id) for m, r in rows.items()
+        } == {
             answers["a1"]: ("a1", False, "policy_question", "m1"),
             answers["b1"]: ("b1", True, "policy_question", "m2"),
-        }  # fmt: skip
+        }
         assert rows[answers["b1"]].answered_at == CHANGE
         with pytest.raises(InvalidInput):  # an answer to an order-status question
             await answer_ratings.rate(db, "b2", answers["b2"], True)
         with pytest.raises(NotFound):  # another conversation's answer
             await answer_ratings.rate(db, "a1", answers["b1"], True)
         customer = await db.scalar(
-            select(Message.id).where(Message.conversation_id == "b1",
-                                     Message.sender == MessageSender.customer)
-        )  # fmt: skip
+            select(Message.id).where(
+                Message.conversation_id == "b1", Message.sender == MessageSender.customer
+            )
+        )
         with pytest.raises(NotFound):  # the customer's own message
             await answer_ratings.rate(db, "b1", int(customer or 0), True)
         # Erased with the transcript (bot/domain/privacy.py calls forget).
@@ -246,30 +340,46 @@ async def test_before_and_after_a_retraining(session_factory: Sessions) -> None:
     two_days = CHANGE - dt.timedelta(days=2)
     assert report["window_days"] == 7
     assert report["models"] == [
-        {"model_id": "m2", "first_seen": CHANGE.isoformat(),
-         "last_seen": (CHANGE + dt.timedelta(days=3)).isoformat(), "turns": 3},
-        {"model_id": "m1", "first_seen": two_days.isoformat(),
-         "last_seen": (CHANGE - dt.timedelta(days=1)).isoformat(), "turns": 2},
-    ]  # fmt: skip
+        {
+            "model_id": "m2",
+            "first_seen": CHANGE.isoformat(),
+            "last_seen": (CHANGE + dt.timedelta(days=3)).isoformat(),
+            "turns": 3,
+        },
+        {
+            "model_id": "m1",
+            "first_seen": two_days.isoformat(),
+            "last_seen": (CHANGE - dt.timedelta(days=1)).isoformat(),
+            "turns": 2,
+        },
+    ]
     assert report["retrainings"] == [
         {
-            "previous_model_id": "m1", "model_id": "m2", "changed_at": CHANGE.isoformat(),
+            "previous_model_id": "m1",
+            "model_id": "m2",
+            "changed_at": CHANGE.isoformat(),
             "window_days": 2.0,
-            "before": {"from": two_days.isoformat(), "to": CHANGE.isoformat(),
-                       **_figures(2, 2, 2, 1, 0, 0, 1, rated=1, helpful=0)},
-            "after": {"from": CHANGE.isoformat(),
-                      "to": (CHANGE + dt.timedelta(days=2)).isoformat(),
-                      **_figures(2, 2, 2, 0, 0, 0, 0, rated=1, helpful=1)},
+            "before": {
+                "from": two_days.isoformat(),
+                "to": CHANGE.isoformat(),
+                **_figures(2, 2, 2, 1, 0, 0, 1, rated=1, helpful=0),
+            },
+            "after": {
+                "from": CHANGE.isoformat(),
+                "to": (CHANGE + dt.timedelta(days=2)).isoformat(),
+                **_figures(2, 2, 2, 0, 0, 0, 0, rated=1, helpful=1),
+            },
         }
-    ]  # fmt: skip
+    ]
     # Half a day each side: nothing before (a2 was a day earlier), b1 after.
     [change] = short["retrainings"]
     assert change["window_days"] == 0.5
     assert change["before"]["turns"] == 0 and change["before"]["containment"] is None
     assert change["after"] == {
-        "from": CHANGE.isoformat(), "to": (CHANGE + dt.timedelta(hours=12)).isoformat(),
+        "from": CHANGE.isoformat(),
+        "to": (CHANGE + dt.timedelta(hours=12)).isoformat(),
         **_figures(1, 1, 1, 0, 0, 0, 0, rated=1, helpful=1),
-    }  # fmt: skip
+    }
 
 
 async def test_the_retrainings_api(

@@ -98,8 +98,14 @@ def test_widget_explains_the_limit_and_sends_its_outbox_after_trying_again(
     context = _context(browser, BUSY)
     # The tester's case: a message typed before the reload waits in the outbox, and the
     # widget connects at once to send it.
-    outbox = [{"client_id": "c0ffee00-0000-4000-8000-000000000001", "text": "where is my order",
-               "shown": "where is my order", "time": "2026-12-07T02:00:00Z"}]  # fmt: skip
+    outbox = [
+        {
+            "client_id": "c0ffee00-0000-4000-8000-000000000001",
+            "text": "where is my order",
+            "shown": "where is my order",
+            "time": "2026-12-07T02:00:00Z",
+        }
+    ]
     context.add_init_script(
         f"sessionStorage.setItem('shop-chat-outbox', {json.dumps(json.dumps(outbox))});"
     )

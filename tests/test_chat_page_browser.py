@@ -30,9 +30,15 @@ POLICY = ("action_answer_policy_question",)
 
 
 def _nlu(intent: str, steps: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"intent": intent, "confidence": 0.9, "runner_up": "greet",
-            "runner_up_confidence": 0.01, "entities": [], "steps": list(steps),
-            "model_id": "model-a"}  # fmt: skip
+    return {
+        "intent": intent,
+        "confidence": 0.9,
+        "runner_up": "greet",
+        "runner_up_confidence": 0.01,
+        "entities": [],
+        "steps": list(steps),
+        "model_id": "model-a",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +56,21 @@ async def _customer_messages(sessions: Sessions, conversation_id: str) -> list[t
     async with sessions() as db:
         rows = await db.execute(
             select(Message.text, Message.client_message_id)
-            .where(Message.conversation_id == conversation_id,
-                   Message.sender == MessageSender.customer)
+            .where(
+                Message.conversation_id == conversation_id, Message.sender == MessageSender.customer
+            )
             .order_by(Message.id)
-        )  # fmt: skip
+        )
         return [tuple(r) for r in rows]
 
 
 async def _ratings(sessions: Sessions) -> list[tuple[Any, ...]]:
     async with sessions() as db:
         rows = await db.execute(
-            select(Message.text, AnswerRating.helpful, AnswerRating.intent)
-            .join(Message, Message.id == AnswerRating.message_id)
-        )  # fmt: skip
+            select(Message.text, AnswerRating.helpful, AnswerRating.intent).join(
+                Message, Message.id == AnswerRating.message_id
+            )
+        )
         return [tuple(r) for r in rows]
 
 

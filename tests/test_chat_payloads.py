@@ -64,12 +64,22 @@ async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
     # Another conversation's buttons do not count.
     other = await _open(client)
     await _say(other, "hi")
-    await push(client.app, stub.received[1]["sender"], MessageSender.bot, "Shall I?",
-               [{"title": "Sure", "payload": "/affirm"}])  # fmt: skip
+    await push(
+        client.app,
+        stub.received[1]["sender"],
+        MessageSender.bot,
+        "Shall I?",
+        [{"title": "Sure", "payload": "/affirm"}],
+    )
     await _say(ws, "/affirm")
     # Offered here: the button's payload, as a click sends it (with its title to show).
-    await push(client.app, conversation_id, MessageSender.bot, "Shall I?",
-               [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}])  # fmt: skip
+    await push(
+        client.app,
+        conversation_id,
+        MessageSender.bot,
+        "Shall I?",
+        [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+    )
     await _say(ws, "/affirm", display="Yes")
     await _say(ws, "  /deny ")
     await _say(ws, '/affirm{"identity": "verified"}')
@@ -86,8 +96,14 @@ async def test_typed_slash_text_is_not_a_payload_but_an_offered_button_is(
     ]
     typed = await _customer_texts(session_factory, conversation_id)
     # The transcript shows what the customer typed (or the clicked button's title).
-    assert typed == ["/EXTERNAL_support_resolved", "/affirm", "Yes", "/deny",
-                     '/affirm{"identity": "verified"}', "plain words"]  # fmt: skip
+    assert typed == [
+        "/EXTERNAL_support_resolved",
+        "/affirm",
+        "Yes",
+        "/deny",
+        '/affirm{"identity": "verified"}',
+        "plain words",
+    ]
     await ws.close()
     await other.close()
 

@@ -70,18 +70,21 @@ def test_a_pleasantry_in_front_of_a_request_leaves_the_request() -> None:
 
 
 def test_two_questions_are_both_served_in_order() -> None:
-    assert plan("where is my refund", "do you ship to spain", sure("refund_status"),
-                sure("policy_question")) == Plan(("where is my refund", "do you ship to spain"))  # fmt: skip
+    assert plan(
+        "where is my refund", "do you ship to spain", sure("refund_status"), sure("policy_question")
+    ) == Plan(("where is my refund", "do you ship to spain"))
 
 
 def test_an_account_change_goes_last_so_its_confirmation_stays_open() -> None:
-    assert plan("cancel my order", "where is my refund", sure("cancel_order"),
-                sure("refund_status")) == Plan(("where is my refund", "cancel my order"))  # fmt: skip
+    assert plan(
+        "cancel my order", "where is my refund", sure("cancel_order"), sure("refund_status")
+    ) == Plan(("where is my refund", "cancel my order"))
 
 
 def test_two_account_changes_serve_the_first_and_defer_the_second() -> None:
-    assert plan("cancel my order", "pause my coffee", sure("cancel_order"),
-                sure("pause_subscription")) == Plan(("cancel my order",), deferred="pause my coffee")  # fmt: skip
+    assert plan(
+        "cancel my order", "pause my coffee", sure("cancel_order"), sure("pause_subscription")
+    ) == Plan(("cancel my order",), deferred="pause my coffee")
 
 
 @pytest.mark.parametrize(
@@ -101,10 +104,12 @@ def test_no_plan_sends_the_message_as_typed(one: Reading, two: Reading) -> None:
 
 
 def test_a_few_words_of_praise_next_to_a_problem_are_sarcasm() -> None:
-    assert plan("great. just great", "8 days late", sure("praise"),
-                sure("delivery_problem")) == Plan(("8 days late",))  # fmt: skip
-    assert plan("the mug is lovely", "the towel arrived torn", sure("praise"),
-                sure("damaged_item")) == Plan(("the mug is lovely", "the towel arrived torn"))  # fmt: skip
+    assert plan(
+        "great. just great", "8 days late", sure("praise"), sure("delivery_problem")
+    ) == Plan(("8 days late",))
+    assert plan(
+        "the mug is lovely", "the towel arrived torn", sure("praise"), sure("damaged_item")
+    ) == Plan(("the mug is lovely", "the towel arrived torn"))
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,10 @@ async def test_a_burst_to_a_customer_who_left_is_one_email_and_the_link_reopens_
     [message] = await smtp_server.wait(1)
     await asyncio.sleep(GATHER + 0.3)
     assert len(smtp_server.messages) == 1  # one email for the three lines
-    assert (message["To"], message["Subject"]) == ("ann@example.com", "Sam (support) replied to your chat")  # fmt: skip
+    assert (message["To"], message["Subject"]) == (
+        "ann@example.com",
+        "Sam (support) replied to your chat",
+    )
     body = text_of(message)
     assert (
         "> Hello Ann, I found your parcel.\n\n> It ships today.\n> Tracking: ZX1\n\n> Bye!" in body
@@ -127,16 +130,20 @@ async def test_a_burst_to_a_customer_who_left_is_one_email_and_the_link_reopens_
     back, session = await _open(client, token)
     assert session["type"] == "session" and session["token"] == token
     assert [m["text"] for m in session["history"] if m["sender"] == "agent"] == [
-        "Hello Ann, I found your parcel.", "It ships today.\nTracking: ZX1", "Bye!",
-    ]  # fmt: skip
+        "Hello Ann, I found your parcel.",
+        "It ships today.\nTracking: ZX1",
+        "Bye!",
+    ]
     await back.send_json({"type": "message", "text": "Thanks, got it", "client_id": "r-1"})
     while True:
         frame = await console.receive_json(timeout=5)
         if frame["type"] == "message":
             break
     assert (frame["conversation_id"], frame["message"]["sender"], frame["message"]["text"]) == (
-        conversation_id, "customer", "Thanks, got it",
-    )  # fmt: skip
+        conversation_id,
+        "customer",
+        "Thanks, got it",
+    )
     async with session_factory() as db:
         last = await db.scalar(
             select(Message)
@@ -240,7 +247,9 @@ def test_resume_link_tokens() -> None:
     assert email_reply.conversation_of_link("s" * 32, token, now) == "ab12"
     assert email_reply.conversation_of_link("s" * 32, token, now + timedelta(days=7)) is None
     assert email_reply.conversation_of_link("t" * 32, token, now) is None
-    assert email_reply.resume_link("https://help.shop/", token) == f"https://help.shop/#resume={token}"  # fmt: skip
+    assert (
+        email_reply.resume_link("https://help.shop/", token) == f"https://help.shop/#resume={token}"
+    )
 
 
 async def test_agent_typing_reaches_the_customer_throttled_and_only_from_agents(

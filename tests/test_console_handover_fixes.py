@@ -101,11 +101,16 @@ async def _answered_a_survey_in(
         now = utcnow()
         db.add(
             SurveyDispatch(
-                customer_id=owner.id, lifecycle_id=lifecycle.id, conversation_id=conversation_id,
-                trigger="support_chat", survey_kind=FeedbackKind.csat, created_at=now,
-                sent_at=now, answered_at=now,
+                customer_id=owner.id,
+                lifecycle_id=lifecycle.id,
+                conversation_id=conversation_id,
+                trigger="support_chat",
+                survey_kind=FeedbackKind.csat,
+                created_at=now,
+                sent_at=now,
+                answered_at=now,
             )
-        )  # fmt: skip
+        )
 
 
 async def _resolve(

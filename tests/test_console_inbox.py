@@ -164,7 +164,10 @@ async def test_a_chat_transferred_to_an_offline_colleague_can_be_taken_over(
 
     with pytest.raises(Conflict) as resolving:
         await handoff.resolve(session, escalation.id, sam)
-    assert str(resolving.value) == "A colleague has this conversation: take it over before resolving it."  # fmt: skip
+    assert (
+        str(resolving.value)
+        == "A colleague has this conversation: take it over before resolving it."
+    )
     taken = await handoff.take_over(session, escalation.id, sam, online_ids={sam.id})
     await session.commit()
     assert (taken.status, taken.claimed_by_id) == (EscalationStatus.claimed, sam.id)
@@ -218,7 +221,10 @@ async def test_release_puts_the_chat_back_in_the_queue(session: AsyncSession) ->
 
     with pytest.raises(Conflict) as not_holder:
         await handoff.release(session, escalation.id, alex)
-    assert str(not_holder.value) == "A colleague has this conversation: take it over before releasing it."  # fmt: skip
+    assert (
+        str(not_holder.value)
+        == "A colleague has this conversation: take it over before releasing it."
+    )
     released = await handoff.release(session, escalation.id, sam)
     await session.commit()
 
@@ -256,10 +262,14 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
     await session.flush()
     session.add(
         Order(
-            number="A10042", customer_id=eva.id, status=OrderStatus.shipped,
-            total=Decimal("19.90"), shipping_address="x", placed_at=utcnow(),
+            number="A10042",
+            customer_id=eva.id,
+            status=OrderStatus.shipped,
+            total=Decimal("19.90"),
+            shipping_address="x",
+            placed_at=utcnow(),
         )
-    )  # fmt: skip
+    )
     first = await _resolved_chat(session, sam, "c1", tom, "my parcel is late")
     second = await _resolved_chat(session, sam, "c2", eva, "the lid is broken_100%")
     first.resolved_at = utcnow() - timedelta(days=3)
@@ -282,8 +292,10 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
     assert await found(date_to=(today - timedelta(days=1)).isoformat()) == ["c1"]
     [item] = await inbox.history(session, sam, query="tom")
     assert (item["customer"]["name"], item["last_message"]["text"], item["claimed_by"]["id"]) == (
-        "Tom Baker", "my parcel is late", sam.id,
-    )  # fmt: skip
+        "Tom Baker",
+        "my parcel is late",
+        sam.id,
+    )
     with pytest.raises(InvalidInput):
         await inbox.history(session, sam, date_from="yesterday")
     # Within the agent-visibility rule (issue #22): Alex took no part in either chat; he
@@ -301,8 +313,10 @@ async def test_history_finds_resolved_chats_by_customer_order_text_and_date(
     reopened = await handoff.reopen(session, second.id, alex)
     await session.commit()
     assert (reopened.status, reopened.claimed_by_id, reopened.resolved_at) == (
-        EscalationStatus.claimed, alex.id, None,
-    )  # fmt: skip
+        EscalationStatus.claimed,
+        alex.id,
+        None,
+    )
     assert (await session.get_one(Conversation, "c2")).status is ConversationStatus.with_agent
     assert await found() == ["c1"]
     with pytest.raises(Conflict) as still_open:
@@ -318,23 +332,33 @@ async def test_canned_responses_are_validated_unique_and_filled(session: AsyncSe
     saved = await inbox.save_canned(
         session,
         ada,
-        {"shortcut": "Late", "title": "Late parcel",
-         "text": "Hi {customer_name}, order {order_number} is on its way."},
-    )  # fmt: skip
+        {
+            "shortcut": "Late",
+            "title": "Late parcel",
+            "text": "Hi {customer_name}, order {order_number} is on its way.",
+        },
+    )
     await session.commit()
     saved_id = saved.id
     assert saved.shortcut == "late"
     with pytest.raises(Conflict) as taken:
         await inbox.save_canned(session, ada, {"shortcut": "late", "title": "x", "text": "y"})
-    assert (taken.value.code, str(taken.value)) == ("shortcut_taken", "The shortcut /late is taken.")  # fmt: skip
+    assert (taken.value.code, str(taken.value)) == (
+        "shortcut_taken",
+        "The shortcut /late is taken.",
+    )
     with pytest.raises(InvalidInput) as unknown:
         await inbox.save_canned(session, ada, {"shortcut": "x", "title": "x", "text": "{name}"})
-    assert str(unknown.value) == "Unknown placeholder {name}: use {customer_name} or {order_number}."  # fmt: skip
+    assert (
+        str(unknown.value) == "Unknown placeholder {name}: use {customer_name} or {order_number}."
+    )
 
     await inbox.save_canned(
-        session, ada, {"shortcut": "late", "title": "Late", "text": "Sorry {customer_name}!"},
+        session,
+        ada,
+        {"shortcut": "late", "title": "Late", "text": "Sorry {customer_name}!"},
         saved_id,
-    )  # fmt: skip
+    )
     await session.commit()
     assert [(c["shortcut"], c["text"]) for c in await inbox.list_canned(session)] == [
         ("late", "Sorry {customer_name}!")

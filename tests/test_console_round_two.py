@@ -91,8 +91,10 @@ async def test_unread_counts_follow_the_customer_live_and_reading_clears_them(
     await console.send_json({"type": "watch", "conversation_id": None})
     [item] = await _queue(client)
     assert (item["unread"], item["last_message"]["text"], item["priority_label"]) == (
-        1, "hi", "normal",
-    )  # fmt: skip
+        1,
+        "hi",
+        "normal",
+    )
 
     await _post(client, me, f"/escalations/{item['escalation_id']}/claim")
     await console.receive_json(timeout=5)  # queue_changed
@@ -104,7 +106,10 @@ async def test_unread_counts_follow_the_customer_live_and_reading_clears_them(
 
     read = await _post(client, me, f"/conversations/{conversation_id}/read")
     # The customer's message is the latest: once a person has joined, no system note follows it.
-    assert (read.status, await read.json()) == (200, {"last_read_message_id": item["last_message"]["id"]})  # fmt: skip
+    assert (read.status, await read.json()) == (
+        200,
+        {"last_read_message_id": item["last_message"]["id"]},
+    )
     assert [i["unread"] for i in await _queue(client)] == [0]
     missing = await _post(client, me, "/conversations/nope/read")
     assert (missing.status, (await missing.json())["error"]["code"]) == (404, "not_found")
@@ -160,8 +165,9 @@ async def test_a_chat_transferred_to_an_offline_colleague_is_taken_over(
 
     released = await _post(client, me, f"{escalation}/release")
     assert ((await released.json())["status"], (await released.json())["claimed_by"]) == (
-        "waiting", None,
-    )  # fmt: skip
+        "waiting",
+        None,
+    )
     async with session_factory() as db:
         conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.waiting_for_agent
@@ -219,8 +225,10 @@ async def test_history_search_and_reopen_over_http(
     reopened = await _post(client, me, f"{escalation}/reopen")
     body = await reopened.json()
     assert (reopened.status, body["status"], body["claimed_by"]["display_name"]) == (
-        200, "claimed", "Sam (support)",
-    )  # fmt: skip
+        200,
+        "claimed",
+        "Sam (support)",
+    )
     assert rasa[0].slot_events[-1] == (conversation_id, [{"event": "pause"}])
     assert (await (await client.get("/console/api/history")).json())["items"] == []
     await customer.close()
@@ -240,16 +248,20 @@ async def test_admins_manage_canned_responses_agents_insert_them_filled(
         (await db.get_one(Conversation, conversation_id)).customer_id = tom.id
     admin = await _login(client, "ada@example.com")
     created = await _post(
-        client, admin, "/canned",
+        client,
+        admin,
+        "/canned",
         {"shortcut": "hello", "title": "Greeting", "text": "Hi {customer_name}, {order_number}?"},
-    )  # fmt: skip
+    )
     assert created.status == 201
     canned_id = (await created.json())["id"]
     taken = await _post(client, admin, "/canned", {"shortcut": "hello", "title": "x", "text": "y"})
     assert await _error(taken) == (409, "shortcut_taken", "The shortcut /hello is taken.")
 
     agent = await _login(client, "sam@example.com")
-    listed = await (await client.get(f"/console/api/canned?conversation_id={conversation_id}")).json()  # fmt: skip
+    listed = await (
+        await client.get(f"/console/api/canned?conversation_id={conversation_id}")
+    ).json()
     assert [(c["shortcut"], c["filled"]) for c in listed["items"]] == [
         ("hello", "Hi Tom, {order_number}?")
     ]
@@ -285,7 +297,9 @@ async def test_the_widget_hears_whether_the_team_is_online_and_its_hours(
     await back.close()
 
     async with session_factory() as db, db.begin():
-        await staff.touch_presence(db, (await _ids(session_factory))["sam"], utcnow() - timedelta(minutes=2))  # fmt: skip
+        await staff.touch_presence(
+            db, (await _ids(session_factory))["sam"], utcnow() - timedelta(minutes=2)
+        )
     # Only a CX manager looks at the console: nobody of the support team is online.
     await _login(client, "cx@example.com")
     assert (await client.get("/console/api/queue")).status == 200
@@ -314,14 +328,18 @@ async def test_the_agent_sees_the_customer_leave_and_come_back(
 
     await customer.close()
     assert await console.receive_json(timeout=5) == {
-        "type": "customer_presence", "online": False, "conversation_id": conversation_id,
-    }  # fmt: skip
+        "type": "customer_presence",
+        "online": False,
+        "conversation_id": conversation_id,
+    }
     detail = await (await client.get(f"/console/api/conversations/{conversation_id}")).json()
     assert detail["conversation"]["customer_online"] is False
 
     back, _ = await _open(client, session["token"])
     assert await console.receive_json(timeout=5) == {
-        "type": "customer_presence", "online": True, "conversation_id": conversation_id,
-    }  # fmt: skip
+        "type": "customer_presence",
+        "online": True,
+        "conversation_id": conversation_id,
+    }
     await back.close()
     await console.close()

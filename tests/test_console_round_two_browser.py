@@ -53,18 +53,27 @@ async def _seed(sessions: Sessions) -> None:
         # Eva's chat was resolved by Sam yesterday: history.
         db.add(Conversation(id="conv-eva", customer_id=eva.id, status=ConversationStatus.bot))
         await db.flush()
-        db.add(Message(conversation_id="conv-eva", sender=MessageSender.customer,
-                       text="The lid of my kettle is cracked", created_at=now - timedelta(days=1)))  # fmt: skip
+        db.add(
+            Message(
+                conversation_id="conv-eva",
+                sender=MessageSender.customer,
+                text="The lid of my kettle is cracked",
+                created_at=now - timedelta(days=1),
+            )
+        )
         db.add(
             Escalation(
-                conversation_id="conv-eva", customer_id=eva.id,
-                reason=EscalationReason.customer_request, priority=2,
-                status=EscalationStatus.resolved, claimed_by_id=sam.id,
+                conversation_id="conv-eva",
+                customer_id=eva.id,
+                reason=EscalationReason.customer_request,
+                priority=2,
+                status=EscalationStatus.resolved,
+                claimed_by_id=sam.id,
                 created_at=now - timedelta(days=1, minutes=30),
                 claimed_at=now - timedelta(days=1, minutes=29),
                 resolved_at=now - timedelta(days=1),
             )
-        )  # fmt: skip
+        )
         # Nina's negative feedback has waited 40 minutes: urgent and overdue.
         db.add(
             Conversation(
@@ -72,20 +81,32 @@ async def _seed(sessions: Sessions) -> None:
             )
         )
         await db.flush()
-        db.add(Message(conversation_id="conv-nina", sender=MessageSender.customer,
-                       text="Two stars, the delivery was a mess", created_at=now - timedelta(minutes=41)))  # fmt: skip
+        db.add(
+            Message(
+                conversation_id="conv-nina",
+                sender=MessageSender.customer,
+                text="Two stars, the delivery was a mess",
+                created_at=now - timedelta(minutes=41),
+            )
+        )
         db.add(
             Escalation(
-                conversation_id="conv-nina", customer_id=nina.id,
-                reason=EscalationReason.negative_feedback, priority=3,
+                conversation_id="conv-nina",
+                customer_id=nina.id,
+                reason=EscalationReason.negative_feedback,
+                priority=3,
                 created_at=now - timedelta(minutes=40),
             )
-        )  # fmt: skip
+        )
         await inbox.save_canned(
-            db, ada,
-            {"shortcut": "thanks", "title": "Thanks for waiting",
-             "text": "Thanks for waiting, {customer_name}. I am looking at it now."},
-        )  # fmt: skip
+            db,
+            ada,
+            {
+                "shortcut": "thanks",
+                "title": "Thanks for waiting",
+                "text": "Thanks for waiting, {customer_name}. I am looking at it now.",
+            },
+        )
 
 
 async def _escalate(sessions: Sessions, conversation_id: str) -> None:

@@ -104,9 +104,13 @@ def test_dashboard_renders_the_apis_numbers_and_a_pitfall_opens_its_comments(
     pitfall = journey["pitfalls"][0]
     insight_link = page.locator("#pitfall-list .pitfall__insight").first.get_attribute("href")
     assert insight_link == "insights?" + urlencode(
-        {"origin": "pitfall", "stage": pitfall["stage"], "channel": pitfall["channel"] or "",
-         "metric": pitfall["metric"]}
-    )  # fmt: skip
+        {
+            "origin": "pitfall",
+            "stage": pitfall["stage"],
+            "channel": pitfall["channel"] or "",
+            "metric": pitfall["metric"],
+        }
+    )
     pitfalls.first.click()
     page.wait_for_url("**/dashboard/explorer?**")
     page.wait_for_selector("body[data-ready=true]")

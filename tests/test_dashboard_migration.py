@@ -45,13 +45,19 @@ def test_0005_backfills_the_rollups_and_installs_the_triggers(database_url: str)
         _run(
             database_url,
             [
-                ("INSERT INTO customers (id, external_id, is_anonymous, created_at) VALUES (1, 'C1', false, :at)", {"at": day}),
-                ("INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (1, 1, 'one_time', 'use', :at)", {"at": day}),
+                (
+                    "INSERT INTO customers (id, external_id, is_anonymous, created_at) VALUES (1, 'C1', false, :at)",
+                    {"at": day},
+                ),
+                (
+                    "INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (1, 1, 'one_time', 'use', :at)",
+                    {"at": day},
+                ),
                 (FEEDBACK, {"key": "a", "kind": "csat", "score": 5, "sentiment": None, "at": day}),
                 (FEEDBACK, {"key": "b", "kind": "csat", "score": 2, "sentiment": -0.5, "at": day}),
             ],
         )
-    )  # fmt: skip
+    )
     command.upgrade(config, "0005")
     select = "SELECT volume, csat_responses, csat_satisfied, sentiment_count FROM feedback_daily"
     assert asyncio.run(_run(database_url, [("SELECT 1", {}), (select, {})])) == [(2, 2, 1, 1)]
@@ -68,9 +74,14 @@ def test_0005_backfills_the_rollups_and_installs_the_triggers(database_url: str)
     assert rows == [(2, 2, 2, 1)]
     command.downgrade(config, "0004")
     tables = asyncio.run(
-        _run(database_url, [(FEEDBACK, {"key": "d", "kind": "csat", "score": 1, "sentiment": None, "at": day}),
-                            ("SELECT count(*) FROM feedback", {})])
-    )  # fmt: skip
+        _run(
+            database_url,
+            [
+                (FEEDBACK, {"key": "d", "kind": "csat", "score": 1, "sentiment": None, "at": day}),
+                ("SELECT count(*) FROM feedback", {}),
+            ],
+        )
+    )
     assert tables == [(3,)]  # no trigger left behind writing to a dropped table
     command.downgrade(config, "base")
 
@@ -92,15 +103,24 @@ def test_0009_backfills_sources_and_journey_links_and_follows_source_changes(
         _run(
             database_url,
             [
-                ("INSERT INTO customers (id, external_id, is_anonymous, acquisition_source, created_at) VALUES (1, 'C1', false, 'ad', :at)", {"at": day}),
-                ("INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (1, 1, 'one_time', 'use', :at)", {"at": day}),
-                ("INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (2, 1, 'one_time', 'discovery', :at)", {"at": day}),
+                (
+                    "INSERT INTO customers (id, external_id, is_anonymous, acquisition_source, created_at) VALUES (1, 'C1', false, 'ad', :at)",
+                    {"at": day},
+                ),
+                (
+                    "INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (1, 1, 'one_time', 'use', :at)",
+                    {"at": day},
+                ),
+                (
+                    "INSERT INTO lifecycles (id, customer_id, kind, stage, opened_at) VALUES (2, 1, 'one_time', 'discovery', :at)",
+                    {"at": day},
+                ),
                 (dispatch, {"at": day, "answered": day}),
                 (dispatch, {"at": day, "answered": None}),
                 (FEEDBACK, {"key": "a", "kind": "csat", "score": 5, "sentiment": None, "at": day}),
             ],
         )
-    )  # fmt: skip
+    )
     command.upgrade(config, "0009")
     sources = "SELECT source, sent, answered FROM survey_dispatch_sources ORDER BY source"
     groups = (
@@ -111,8 +131,12 @@ def test_0009_backfills_sources_and_journey_links_and_follows_source_changes(
     if database_url.startswith("postgresql"):
         links = "SELECT key, n FROM journey_links WHERE grain = 'n' ORDER BY key"
         assert asyncio.run(_run(database_url, [(links, {})])) == [
-            ("reach:0", 2), ("reach:1", 1), ("reach:2", 1), ("reach:3", 1), ("source:unknown", 2),
-        ]  # fmt: skip
+            ("reach:0", 2),
+            ("reach:1", 1),
+            ("reach:2", 1),
+            ("reach:3", 1),
+            ("source:unknown", 2),
+        ]
     moved = asyncio.run(
         _run(
             database_url,

@@ -116,8 +116,10 @@ async def test_sources_follow_journey_and_customer_source_changes(
 ) -> None:
     factory, c1, c2, c3 = session_factory, *seeded.customers.values()
     assert await _sources(factory, *WIDE) == [
-        ("search", 9, 2, 2), ("ad", 7, 2, 1), ("unknown", 2, 0, 0),
-    ]  # fmt: skip
+        ("search", 9, 2, 2),
+        ("ad", 7, 2, 1),
+        ("unknown", 2, 0, 0),
+    ]
     async with factory() as db, db.begin():
         # A journey gets its own source; a customer's source changes for the journeys
         # without one (c1's February journey) but not for those with one (c2's).
@@ -132,8 +134,11 @@ async def test_sources_follow_journey_and_customer_source_changes(
             .values(acquisition_source=AcquisitionSource.social)
         )
     assert await _sources(factory, *WIDE) == [
-        ("ad", 7, 2, 1), ("search", 7, 1, 1), ("friend", 2, 0, 0), ("social", 2, 1, 1),
-    ]  # fmt: skip
+        ("ad", 7, 2, 1),
+        ("search", 7, 1, 1),
+        ("friend", 2, 0, 0),
+        ("social", 2, 1, 1),
+    ]
     async with factory() as db, db.begin():
         # "How did you hear about us": the answer is written, then both sources are set.
         journey_id = await db.scalar(select(Lifecycle.id).where(Lifecycle.customer_id == c3))
@@ -147,23 +152,28 @@ async def test_sources_follow_journey_and_customer_source_changes(
         customer.acquisition_source = AcquisitionSource.ad
         db.add(_dispatch(c3, journey_id, "2026-03-21T10:00:00", answered=True))
     assert await _sources(factory, *WIDE) == [
-        ("ad", 10, 3, 2), ("search", 7, 1, 1), ("social", 2, 1, 1),
-    ]  # fmt: skip
+        ("ad", 10, 3, 2),
+        ("search", 7, 1, 1),
+        ("social", 2, 1, 1),
+    ]
     async with factory() as db, db.begin():
         # A journey moved to another customer takes that customer's source (c1's February
         # journey has none of its own: from c1's social to c2's, also social, then search).
         await db.execute(
-            update(Lifecycle).where(Lifecycle.opened_at < at("2026-03-01T00:00:00"))
+            update(Lifecycle)
+            .where(Lifecycle.opened_at < at("2026-03-01T00:00:00"))
             .values(customer_id=c2)
-        )  # fmt: skip
+        )
         await db.execute(
-            update(Customer).where(Customer.id == c2)
+            update(Customer)
+            .where(Customer.id == c2)
             .values(acquisition_source=AcquisitionSource.search)
-        )  # fmt: skip
+        )
         await db.execute(
-            update(SurveyDispatch).where(SurveyDispatch.trigger == "order_delivered")
+            update(SurveyDispatch)
+            .where(SurveyDispatch.trigger == "order_delivered")
             .values(answered_at=None)
-        )  # fmt: skip
+        )
         await db.execute(
             delete(SurveyDispatch).where(
                 SurveyDispatch.trigger == "order_delivered", SurveyDispatch.customer_id == c2
@@ -171,11 +181,13 @@ async def test_sources_follow_journey_and_customer_source_changes(
         )
         await db.execute(delete(Feedback).where(Feedback.kind == FeedbackKind.nps))
     assert await _sources(factory, *WIDE) == [
-        ("search", 7, 2, 1), ("ad", 6, 2, 2),
-    ]  # fmt: skip
+        ("search", 7, 2, 1),
+        ("ad", 6, 2, 2),
+    ]
     assert await _sources(factory, date(2026, 3, 1), date(2026, 3, 31)) == [
-        ("ad", 6, 2, 2), ("search", 4, 1, 0),
-    ]  # fmt: skip
+        ("ad", 6, 2, 2),
+        ("search", 4, 1, 0),
+    ]
 
 
 async def _products(factory: Factory) -> list[tuple[str, str, int]]:
@@ -203,14 +215,18 @@ async def test_products_follow_items_added_moved_and_removed_after_the_feedback(
         item = {"quantity": 1, "unit_price": Decimal("1.00"), "name": "Gamma cup"}
         await db.execute(insert(OrderItem).values([{**item, "order_id": o2, "sku": "SKU-C"}] * 2))
     assert await _products(factory) == [
-        ("SKU-A", "Alpha mug", 6), ("SKU-B", "Beta jug", 3), ("SKU-C", "Gamma cup", 3),
-    ]  # fmt: skip
+        ("SKU-A", "Alpha mug", 6),
+        ("SKU-B", "Beta jug", 3),
+        ("SKU-C", "Gamma cup", 3),
+    ]
     async with factory() as db, db.begin():
         one = await db.scalar(select(func.min(OrderItem.id)).where(OrderItem.sku == "SKU-C"))
         await db.execute(delete(OrderItem).where(OrderItem.id == one))  # the other stays
     assert await _products(factory) == [
-        ("SKU-A", "Alpha mug", 6), ("SKU-B", "Beta jug", 3), ("SKU-C", "Gamma cup", 3),
-    ]  # fmt: skip
+        ("SKU-A", "Alpha mug", 6),
+        ("SKU-B", "Beta jug", 3),
+        ("SKU-C", "Gamma cup", 3),
+    ]
     async with factory() as db, db.begin():
         await db.execute(
             update(OrderItem).where(OrderItem.sku == "SKU-B").values(sku="SKU-C", name="Gamma cup")
@@ -239,8 +255,12 @@ async def test_journey_links_follow_inserts_updates_moves_and_deletes(
 ) -> None:
     factory, c1, c2, c3 = session_factory, *seeded.customers.values()
     assert await _journeys_agree(factory) == {
-        "discovery": 3, "research": 2, "purchase": 2, "use": 2, "support": 1,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 2,
+        "purchase": 2,
+        "use": 2,
+        "support": 1,
+    }
     async with factory() as db, db.begin():
         # Same day as an existing journey, other months, one statement for several.
         db.add_all(
@@ -253,8 +273,12 @@ async def test_journey_links_follow_inserts_updates_moves_and_deletes(
             ]
         )
     assert await _journeys_agree(factory) == {
-        "discovery": 3, "research": 3, "purchase": 3, "use": 3, "support": 2,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 3,
+        "purchase": 3,
+        "use": 3,
+        "support": 2,
+    }
     async with factory() as db, db.begin():
         # Several journeys of one customer in one statement (the chains must not be
         # recomputed row by row), moved across months, to another customer, re-sourced.
@@ -265,18 +289,27 @@ async def test_journey_links_follow_inserts_updates_moves_and_deletes(
             moved.opened_at += timedelta(days=20)  # across a month end
         await db.flush()
         await db.execute(
-            update(Lifecycle).where(Lifecycle.opened_at == at("2026-01-20T08:00:00"))
+            update(Lifecycle)
+            .where(Lifecycle.opened_at == at("2026-01-20T08:00:00"))
             .values(customer_id=c1, acquisition_channel=AcquisitionSource.other)
-        )  # fmt: skip
+        )
     assert await _journeys_agree(factory) == {
-        "discovery": 3, "research": 3, "purchase": 3, "use": 2, "support": 2,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 3,
+        "purchase": 3,
+        "use": 2,
+        "support": 2,
+    }
     async with factory() as db, db.begin():
         await db.execute(delete(Lifecycle).where(Lifecycle.opened_at >= at("2026-04-01T00:00:00")))
         await db.execute(text("UPDATE lifecycles SET stage = 'support' WHERE stage = 'use'"))
     assert await _journeys_agree(factory) == {
-        "discovery": 3, "research": 3, "purchase": 3, "use": 2, "support": 2,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 3,
+        "purchase": 3,
+        "use": 2,
+        "support": 2,
+    }
 
 
 def _journey(
@@ -333,8 +366,9 @@ def test_month_split_reads_whole_months_from_the_monthly_rows() -> None:
         None,
     )
     assert metrics.month_split(d(2026, 1, 31), d(2026, 3, 31)) == (
-        [(d(2026, 1, 31), d(2026, 1, 31))], (d(2026, 2, 1), d(2026, 4, 1)),
-    )  # fmt: skip
+        [(d(2026, 1, 31), d(2026, 1, 31))],
+        (d(2026, 2, 1), d(2026, 4, 1)),
+    )
     assert metrics.month_split(d(2025, 12, 1), d(2025, 12, 31)) == (
         [],
         (d(2025, 12, 1), d(2026, 1, 1)),
@@ -363,5 +397,9 @@ async def test_concurrent_journeys_of_one_customer_are_linked_once(
         await waiting
         await second.commit()
     assert await _journeys_agree(session_factory) == {
-        "discovery": 3, "research": 2, "purchase": 2, "use": 2, "support": 1,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 2,
+        "purchase": 2,
+        "use": 2,
+        "support": 1,
+    }

@@ -150,8 +150,14 @@ def test_sample_sizes_too_few_answers_and_partial_weeks(browser: Any, server: st
     )
     weeks = [p["start"] for p in body["trend"]]
     assert chart["labels"] == weeks
-    assert weeks == ["2026-02-23", "2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23",
-                     "2026-03-30"]  # fmt: skip
+    assert weeks == [
+        "2026-02-23",
+        "2026-03-02",
+        "2026-03-09",
+        "2026-03-16",
+        "2026-03-23",
+        "2026-03-30",
+    ]
     # Only the week of March 9th (the 10th's 4, the 11th's 3 and the 12 added: 11 of 14
     # satisfied) is drawn as a figure; weeks with 1..9 answers are hollow "too few" points
     # (March 1st: 5; March 31st: 1); weeks without answers have no point and no line.
@@ -163,9 +169,12 @@ def test_sample_sizes_too_few_answers_and_partial_weeks(browser: Any, server: st
     page.click(".trend-details summary")
     first = page.locator("#trend-table tr[data-start='2026-02-23'] td")
     assert [first.nth(i).text_content() for i in range(5)] == [
-        "2026-02-23", "(100)", "1 answer", "",
+        "2026-02-23",
+        "(100)",
+        "1 answer",
+        "",
         "too few answers; partial: starts before the chosen dates",
-    ]  # fmt: skip
+    ]
     middle = page.locator("#trend-table tr[data-start='2026-03-09'] td")
     assert [middle.nth(i).text_content() for i in range(5)] == [
         "2026-03-09",
@@ -283,9 +292,10 @@ def test_loyalty_bars_carry_their_n_and_too_few(browser: Any, loyalty_server: st
     satisfied = next(g for g in groups if g["key"] == "satisfied")
     cells = page.locator("[data-group=by_csat] tr[data-key=satisfied] td").all_text_contents()
     assert cells[1:4] == [
-        str(satisfied["lifecycles"]), str(satisfied["returned"]),
+        str(satisfied["lifecycles"]),
+        str(satisfied["returned"]),
         f"too few ({_js(satisfied['rate'])} %)",
-    ]  # fmt: skip
+    ]
     assert page.locator("#kpi-return .kpi__previous").text_content() == (
         "7 of 12 lifecycles were followed by another"
     )
@@ -311,8 +321,10 @@ def test_support_operations_page(browser: Any, support_server: str) -> None:
     )
     reasons = page.locator("#support-reasons tr[data-key] td:first-child").all_text_contents()
     assert set(reasons) == {
-        "Customer asked for a person", "Unhappy feedback (follow-up)", "Bot did not understand",
-    }  # fmt: skip
+        "Customer asked for a person",
+        "Unhappy feedback (follow-up)",
+        "Bot did not understand",
+    }
     priorities = page.locator("#support-priorities tr[data-key] td:first-child")
     assert priorities.all_text_contents() == ["High", "Normal", "Low"]
     alice = page.locator(f"#support-agents tr[data-key='{body['agents'][0]['agent_id']}']")

@@ -51,9 +51,16 @@ README_ORDERS = {
     "A10006": (OrderStatus.delivered, "priya.shah@example.com"),
 }
 TABLES = (
-    Customer, Order, OrderItem, Subscription, Lifecycle, Feedback, SurveyDispatch, Escalation,
+    Customer,
+    Order,
+    OrderItem,
+    Subscription,
+    Lifecycle,
+    Feedback,
+    SurveyDispatch,
+    Escalation,
     Insight,
-)  # fmt: skip
+)
 
 
 async def _engine(path: Path) -> AsyncEngine:
@@ -497,19 +504,27 @@ async def test_crowd_support_operations_and_insights(
     total = found["total"]
     assert total["escalations"] == 566
     assert total["first_reply"] == {
-        "chats": 482, "replied": 482, "mean_minutes": 7.9, "within_sla": 430,
-        "within_sla_percent": 89.2, "within_sla_interval": [86.1, 91.7],
-    }  # fmt: skip
+        "chats": 482,
+        "replied": 482,
+        "mean_minutes": 7.9,
+        "within_sla": 430,
+        "within_sla_percent": 89.2,
+        "within_sla_interval": [86.1, 91.7],
+    }
     assert total["resolution"]["resolved"] == 566
     assert total["resolution"]["mean_hours"] == 5.7
     assert total["sla_breaches"] == {"first_reply": 52, "resolution": 15}
     assert {r["reason"]: r["escalations"] for r in found["by_reason"]} == {
-        "customer_request": 482, "negative_feedback": 84,
-    }  # fmt: skip
-    assert [(a["name"], a["escalations"], a["csat"]["responses"], a["csat"]["percent"])
-            for a in found["agents"]] == [
-        ("Sam (support)", 313, 170, 70.0), ("Alex (support)", 253, 123, 66.7),
-    ]  # fmt: skip
+        "customer_request": 482,
+        "negative_feedback": 84,
+    }
+    assert [
+        (a["name"], a["escalations"], a["csat"]["responses"], a["csat"]["percent"])
+        for a in found["agents"]
+    ] == [
+        ("Sam (support)", 313, 170, 70.0),
+        ("Alex (support)", 253, 123, 66.7),
+    ]
     assert [i.status for i in board] == [InsightStatus.applied] * 2
     for comparison in compared:
         assert comparison is not None and not comparison.too_early

@@ -516,8 +516,10 @@ def test_anonymous_visitor_chats_with_quick_replies_links_and_escape(
     customer = page.locator(".msg--customer", has_text="Where is my order?")
     customer.wait_for()
     assert site.chat.received[0]["text"] == "where is my order"
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
-                        site.chat.received[0]["client_id"])  # fmt: skip
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        site.chat.received[0]["client_id"],
+    )
     page.locator('.msg--customer[data-state="sent"]').wait_for()
     assert page.get_by_role("button", name="Start a return").is_disabled()
     reply = page.locator(".msg--bot", has_text="You said: where is my order")

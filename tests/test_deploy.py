@@ -62,8 +62,15 @@ def _command(service: str) -> list[str]:
 
 def test_settings_reads_the_variables_we_expect() -> None:
     # Guards the AST reading above: if it found nothing, the checks below would be empty.
-    assert {"DATABASE_URL", "RASA_URL", "RASA_TOKEN", "REDIS_URL", "ACTION_SERVER_URL",
-            "WIDGET_SECRET", "LOG_FORMAT"} <= SETTINGS_NAMES  # fmt: skip
+    assert {
+        "DATABASE_URL",
+        "RASA_URL",
+        "RASA_TOKEN",
+        "REDIS_URL",
+        "ACTION_SERVER_URL",
+        "WIDGET_SECRET",
+        "LOG_FORMAT",
+    } <= SETTINGS_NAMES
     assert {"RABBITMQ_HOST", "RABBITMQ_QUEUE", "RABBITMQ_EXCHANGE"} <= CONSUMER_NAMES
     assert "REPLICA_NAME" in OPS_NAMES
 
@@ -82,8 +89,15 @@ def test_the_profile_runs_two_of_each_tier() -> None:
 def test_web_replicas_get_only_variables_the_code_reads(service: str) -> None:
     env = _environment(service)
     assert set(env) <= APP_NAMES, set(env) - APP_NAMES
-    for needed in ("DATABASE_URL", "RASA_URL", "RASA_TOKEN", "REDIS_URL", "ACTION_SERVER_URL",
-                   "WIDGET_SECRET", "EVENTS_SECRET"):  # fmt: skip
+    for needed in (
+        "DATABASE_URL",
+        "RASA_URL",
+        "RASA_TOKEN",
+        "REDIS_URL",
+        "ACTION_SERVER_URL",
+        "WIDGET_SECRET",
+        "EVENTS_SECRET",
+    ):
         assert env.get(needed), f"{service} lacks {needed}"
     assert env["APP_ENV"] == "production"
     # Every Rasa worker is one the web service spreads turns over.

@@ -15,12 +15,29 @@ import actions
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_INTENTS = {
-    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "request_human",
-    "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
-    "cancel_order", "change_address", "billing_issue", "cancel_subscription",
-    "pause_subscription", "product_question", "give_feedback", "complain", "praise",
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "request_human",
+    "order_status",
+    "delivery_problem",
+    "damaged_item",
+    "return_item",
+    "refund_status",
+    "cancel_order",
+    "change_address",
+    "billing_issue",
+    "cancel_subscription",
+    "pause_subscription",
+    "product_question",
+    "give_feedback",
+    "complain",
+    "praise",
     "out_of_scope",
-}  # fmt: skip
+}
 BUILT_IN_INTENTS = {"nlu_fallback"}
 
 

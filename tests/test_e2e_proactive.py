@@ -75,8 +75,15 @@ async def test_scheduled_first_order_survey_is_answered_in_the_widget(live_stack
             == "How did you first hear about us? Pick one or tell me in your own words."
         )
         assert [b["payload"] for b in reply[-1]["buttons"]] == [
-            "search", "social", "friend", "ad", "affiliate", "marketing_email", "other", "skip",
-        ]  # fmt: skip
+            "search",
+            "social",
+            "friend",
+            "ad",
+            "affiliate",
+            "marketing_email",
+            "other",
+            "skip",
+        ]
 
         reply = await chat.say("friend")
         assert "how was your shopping experience" in texts(reply)
@@ -104,11 +111,23 @@ async def test_scheduled_first_order_survey_is_answered_in_the_widget(live_stack
                 )
             ).all()
             assert [(r.kind, r.score, r.text, r.stage, r.source, r.lifecycle_id) for r in rows] == [
-                (FeedbackKind.discovery_source, None, "friend", Stage.purchase,
-                 FeedbackSource.proactive_survey, lifecycle.id),
-                (FeedbackKind.csat, 5, None, Stage.purchase, FeedbackSource.proactive_survey,
-                 lifecycle.id),
-            ]  # fmt: skip
+                (
+                    FeedbackKind.discovery_source,
+                    None,
+                    "friend",
+                    Stage.purchase,
+                    FeedbackSource.proactive_survey,
+                    lifecycle.id,
+                ),
+                (
+                    FeedbackKind.csat,
+                    5,
+                    None,
+                    Stage.purchase,
+                    FeedbackSource.proactive_survey,
+                    lifecycle.id,
+                ),
+            ]
             assert {r.conversation_id for r in rows} == {dispatch.conversation_id}
             jane = (await db.scalars(select(Customer).where(Customer.external_id == "C1001"))).one()
             assert jane.acquisition_source is AcquisitionSource.friend
@@ -157,10 +176,21 @@ async def test_renewal_nps_detractor_with_a_complaint_is_offered_a_person(live_s
             lifecycle = await db.get(Lifecycle, lifecycle_id)
             assert lifecycle is not None
             assert [(r.kind, r.score, r.stage, r.lifecycle_id, r.source) for r in rows] == [
-                (FeedbackKind.nps, 3, lifecycle.stage, lifecycle_id, FeedbackSource.proactive_survey),
-                (FeedbackKind.comment, None, lifecycle.stage, lifecycle_id,
-                 FeedbackSource.proactive_survey),
-            ]  # fmt: skip
+                (
+                    FeedbackKind.nps,
+                    3,
+                    lifecycle.stage,
+                    lifecycle_id,
+                    FeedbackSource.proactive_survey,
+                ),
+                (
+                    FeedbackKind.comment,
+                    None,
+                    lifecycle.stage,
+                    lifecycle_id,
+                    FeedbackSource.proactive_survey,
+                ),
+            ]
             escalation = (
                 await db.scalars(select(Escalation).where(Escalation.feedback_id == rows[0].id))
             ).one()

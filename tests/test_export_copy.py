@@ -30,8 +30,14 @@ Client = TestClient[Any, Any]
 MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
 # (text, name, score, sentiment, themes, created_at): the awkward cells of the export.
 AWKWARD: list[tuple[str | None, str | None, int | None, float | None, Any, str]] = [
-    ('commas, "quotes"\nand a newline 😀', "Zoë, \"Z\"", 5, 0.5, ["delivery", "price"],
-     "2026-03-05T10:00:00.123456"),
+    (
+        'commas, "quotes"\nand a newline 😀',
+        'Zoë, "Z"',
+        5,
+        0.5,
+        ["delivery", "price"],
+        "2026-03-05T10:00:00.123456",
+    ),
     ("=cmd|' /C calc'!A0", "=Eve", 1, -0.1234, ["support"], "2026-03-05T11:00:00"),
     ("-1", "-1", 0, -0.00004, [], "2026-03-05T12:00:00.000001"),
     ("+x", "+x", 10, 1.0, ["website", "billing", "delivery"], "2026-03-06T00:00:00"),
@@ -41,10 +47,16 @@ AWKWARD: list[tuple[str | None, str | None, int | None, float | None, Any, str]]
     (None, None, None, 0.12345, None, "2026-03-07T04:00:00"),
     ("", "", 2, -0.0, [], "2026-03-07T05:00:00"),
     ('"', ",", 7, 0.99999, ["=sum(A1)", 'a,"b"', "é\n", "delivery"], "2026-03-07T06:00:00"),
-    ("trailing newline\n", " leading space", 8, 0.0001, ["support", "price"],
-     "2026-03-08T07:00:00"),
+    (
+        "trailing newline\n",
+        " leading space",
+        8,
+        0.0001,
+        ["support", "price"],
+        "2026-03-08T07:00:00",
+    ),
     ("plain, late parcel", "Al", 9, -0.5, ["delivery"], "2026-03-31T23:59:59.999999"),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(autouse=True)

@@ -125,8 +125,14 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"kind": FeedbackKind.nps, "score": -1}, "nps score must be between 0 and 10"),
     ({"kind": FeedbackKind.ces, "score": 8}, "ces score must be between 1 and 7"),
     ({"kind": FeedbackKind.ces, "score": 0}, "ces score must be between 1 and 7"),
-    ({"kind": FeedbackKind.complaint, "score": None, "text": None}, "complaint feedback needs a text"),
-    ({"kind": FeedbackKind.complaint, "score": None, "text": "   "}, "complaint feedback needs a text"),
+    (
+        {"kind": FeedbackKind.complaint, "score": None, "text": None},
+        "complaint feedback needs a text",
+    ),
+    (
+        {"kind": FeedbackKind.complaint, "score": None, "text": "   "},
+        "complaint feedback needs a text",
+    ),
     ({"kind": FeedbackKind.comment, "score": None, "text": ""}, "comment feedback needs a text"),
     ({"kind": FeedbackKind.praise, "score": None, "text": None}, "praise feedback needs a text"),
     ({"kind": FeedbackKind.churn_reason, "score": None}, "churn_reason feedback needs a text"),
@@ -138,7 +144,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
         {"kind": FeedbackKind.csat, "score": 4, "text": "y" * 6000},
         "feedback text is limited to 5000 characters",
     ),
-]  # fmt: skip
+]
 
 
 async def test_invalid_feedback_raises_and_writes_nothing(session: AsyncSession) -> None:

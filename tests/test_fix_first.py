@@ -81,8 +81,12 @@ async def test_hand_checked_effects(session_factory: async_sessionmaker[AsyncSes
     assert top["nps"] == {"group": None, "group_n": 0, "rest": None, "rest_n": 0, "shortfall": 0.0}
     # The second journeys (no feedback) are not in the base: 30 happy journeys, all returned.
     assert top["return_rate"] == {
-        "group": 0.0, "group_n": 10, "rest": 100.0, "rest_n": 30, "shortfall": 1.0,
-    }  # fmt: skip
+        "group": 0.0,
+        "group_n": 10,
+        "rest": 100.0,
+        "rest_n": 30,
+        "shortfall": 1.0,
+    }
     assert top["impact"] == 20.0
     assert top["filter"] == {"stage": "use", "channel": "email"}
     assert top["insight"] == {

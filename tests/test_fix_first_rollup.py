@@ -140,12 +140,20 @@ async def test_rollup_follows_every_write(session_factory: Factory) -> None:
             insert(Feedback),
             [
                 _row(ca, ja.lifecycle_id, at, channel=Channel.social, score=5),
-                _row(ca, ja.lifecycle_id, at, kind=FeedbackKind.comment, score=None,
-                     sentiment=-0.7, themes=["billing", "delivery"], text="bad"),
+                _row(
+                    ca,
+                    ja.lifecycle_id,
+                    at,
+                    kind=FeedbackKind.comment,
+                    score=None,
+                    sentiment=-0.7,
+                    themes=["billing", "delivery"],
+                    text="bad",
+                ),
                 _row(cb, jb.lifecycle_id, at, kind=FeedbackKind.nps, score=10),
                 _row(cb, None, at),  # no journey: not counted
             ],
-        )  # fmt: skip
+        )
     await _agrees(session_factory)
     # Changed figures, then rows moved from one journey to another.
     async with session_factory() as db, db.begin():
@@ -174,15 +182,22 @@ async def test_rollup_follows_every_write(session_factory: Factory) -> None:
     # A new purchase journey 10 days after one makes it "returned"; re-dated, moved, deleted.
     async with session_factory() as db, db.begin():
         order = Order(
-            number="T-1", customer_id=cb, status=OrderStatus.delivered, total=Decimal("1.00"),
-            shipping_address="x", placed_at=jb.opened_at + timedelta(days=10),
-        )  # fmt: skip
+            number="T-1",
+            customer_id=cb,
+            status=OrderStatus.delivered,
+            total=Decimal("1.00"),
+            shipping_address="x",
+            placed_at=jb.opened_at + timedelta(days=10),
+        )
         db.add(order)
         await db.flush()
         new = Lifecycle(
-            customer_id=cb, kind=LifecycleKind.one_time, stage=Stage.purchase,
-            opened_at=jb.opened_at + timedelta(days=10), order_id=order.id,
-        )  # fmt: skip
+            customer_id=cb,
+            kind=LifecycleKind.one_time,
+            stage=Stage.purchase,
+            opened_at=jb.opened_at + timedelta(days=10),
+            order_id=order.id,
+        )
         db.add(new)
         await db.flush()
         new_id = new.id

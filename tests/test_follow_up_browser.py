@@ -38,16 +38,27 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "RASA_URL": "http://127.0.0.1:9",
     }
     (workdir / "feedback.csv").write_text(CSV)
-    for command in (["migrate"], ["demo"], ["staff", "demo"], ["import-feedback", str(workdir / "feedback.csv")]):  # fmt: skip
+    for command in (
+        ["migrate"],
+        ["demo"],
+        ["staff", "demo"],
+        ["import-feedback", str(workdir / "feedback.csv")],
+    ):
         subprocess.run(
-            [sys.executable, "-m", "bot", *command], env=env, cwd=PROJECT_ROOT, check=True,
+            [sys.executable, "-m", "bot", *command],
+            env=env,
+            cwd=PROJECT_ROOT,
+            check=True,
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     with (workdir / "web.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"], env=env, cwd=PROJECT_ROOT, stdout=log,
+            [sys.executable, "-m", "bot", "serve"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, process, workdir / "web.log")

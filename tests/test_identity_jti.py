@@ -67,8 +67,10 @@ async def test_a_second_use_from_a_new_conversation_is_refused(session_factory: 
     async with session_factory() as db:
         use = (await db.execute(select(IdentityTokenUse))).scalar_one()
         assert (use.jti, use.customer_external_id, use.conversation_id) == (
-            "once-1", "C9001", first.conversation.id,
-        )  # fmt: skip
+            "once-1",
+            "C9001",
+            first.conversation.id,
+        )
         assert use.expires_at == claims.expires_at
 
 
@@ -153,18 +155,22 @@ async def test_expired_uses_are_forgotten_when_a_new_one_is_recorded(
         db.add_all(
             [
                 IdentityTokenUse(
-                    jti=f"old-{i}", customer_external_id="C9001", conversation_id=None,
+                    jti=f"old-{i}",
+                    customer_external_id="C9001",
+                    conversation_id=None,
                     expires_at=utcnow() - timedelta(minutes=1),
                 )
                 for i in range(3)
             ]
             + [
                 IdentityTokenUse(
-                    jti="live", customer_external_id="C9001", conversation_id=None,
+                    jti="live",
+                    customer_external_id="C9001",
+                    conversation_id=None,
                     expires_at=utcnow() + timedelta(minutes=10),
                 )
             ]
-        )  # fmt: skip
+        )
     await _start(session_factory, None, _claims("new-1"))
     async with session_factory() as db:
         left = set((await db.execute(select(IdentityTokenUse.jti))).scalars())

@@ -56,7 +56,11 @@ def test_a_valid_token_names_the_customer() -> None:
 @pytest.mark.parametrize(
     "token",
     [
-        jwt.encode(_claims(), "another-secret-long-enough-for-hs512-too-0123456789abcdefghijklmno", algorithm="HS256"),
+        jwt.encode(
+            _claims(),
+            "another-secret-long-enough-for-hs512-too-0123456789abcdefghijklmno",
+            algorithm="HS256",
+        ),
         jwt.encode(_claims(aud="shop-admin"), SECRET, algorithm="HS256"),  # other purpose
         jwt.encode(_claims(aud=None), SECRET, algorithm="HS256"),
         jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"),  # never expires
@@ -70,10 +74,20 @@ def test_a_valid_token_names_the_customer() -> None:
         "",
     ],
     ids=[
-        "wrong-secret", "wrong-audience", "no-audience", "no-expiry", "no-subject",
-        "empty-subject", "long-subject", "hs512", "alg-none", "tampered", "oversized", "empty",
+        "wrong-secret",
+        "wrong-audience",
+        "no-audience",
+        "no-expiry",
+        "no-subject",
+        "empty-subject",
+        "long-subject",
+        "hs512",
+        "alg-none",
+        "tampered",
+        "oversized",
+        "empty",
     ],
-)  # fmt: skip
+)
 def test_bad_tokens_identify_nobody(token: str) -> None:
     check = check_token(SECRET, token, now=MADE_AT)
     assert check.claims is None and check.problem is TokenProblem.invalid

@@ -41,18 +41,30 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         ("bot.domain", "bot.storage", "bot.config"),
         ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions"),
     ),
-    ("bot.storage", ("bot.storage", "bot.config"), ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions")),
+    (
+        "bot.storage",
+        ("bot.storage", "bot.config"),
+        ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions"),
+    ),
     # The web service: never the command line (nor the launcher that starts it).
     (
         "bot.web",
-        ("bot.web", "bot.domain", "bot.storage", "bot.config", "bot.alerts", "bot.mail", "bot.demo"),
+        (
+            "bot.web",
+            "bot.domain",
+            "bot.storage",
+            "bot.config",
+            "bot.alerts",
+            "bot.mail",
+            "bot.demo",
+        ),
         (),
     ),
     ("bot", ("bot",), ("rasa", "rasa_sdk", "rasa_ext", "actions")),
     # The Rasa side uses the domain (and its models), never the web service or the CLI.
     ("actions", ("bot.domain", "bot.storage", "bot.config"), ()),
     ("rasa_ext", ("bot.domain", "bot.storage", "bot.config"), ()),
-)  # fmt: skip
+)
 PACKAGES = ("bot", "actions", "rasa_ext")
 
 # Modules of bot/ only some modules may import: (module, who may import it, whether only
@@ -326,8 +338,13 @@ def test_the_production_app_does_not_load_the_demo() -> None:
         env = {k: v for k, v in os.environ.items() if k != "APP_ENV"}
         run = subprocess.run(
             [sys.executable, "-c", probe, environment],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         return run.stdout.split()
 
     assert loaded("production") == []
@@ -434,9 +451,16 @@ def test_a_restricted_import_names_the_importer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["bot.web.chat", "bot.web.proactive", "bot.web.insight_notices", "bot.web.language",
-     "bot.web.hub", "bot.web.keys", "bot.web.ops"],
-)  # fmt: skip
+    [
+        "bot.web.chat",
+        "bot.web.proactive",
+        "bot.web.insight_notices",
+        "bot.web.language",
+        "bot.web.hub",
+        "bot.web.keys",
+        "bot.web.ops",
+    ],
+)
 def test_no_web_imports_inside_functions_of(module: str) -> None:
     """The delivery split (bot/web/delivery.py) and the fan-out set-up in bot/web/ops.py
     removed the function-level imports that hid the chat and hub cycles."""

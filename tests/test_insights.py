@@ -47,8 +47,14 @@ async def _create(factory: Factory, body: dict[str, Any]) -> Insight:
 
 
 def theme_body(**extra: Any) -> dict[str, Any]:
-    return {"title": "Late parcels", "owner_team": "logistics", "origin": "theme",
-            "theme": "delivery", **APRIL, **extra}  # fmt: skip
+    return {
+        "title": "Late parcels",
+        "owner_team": "logistics",
+        "origin": "theme",
+        "theme": "delivery",
+        **APRIL,
+        **extra,
+    }
 
 
 async def _walk_to_applied(factory: Factory, insight_id: int, *, notify: bool) -> Insight:
@@ -76,17 +82,26 @@ async def test_theme_insight_links_its_negative_comments(
 async def test_pitfall_and_picked_insights(data: InsightData, session_factory: Factory) -> None:
     pitfall = await _create(
         session_factory,
-        {"title": "Use stage CSAT", "owner_team": "product", "origin": "pitfall",
-         "pitfall": {"stage": "use", "channel": "website_chat", "metric": "csat"}, **APRIL},
-    )  # fmt: skip
+        {
+            "title": "Use stage CSAT",
+            "owner_team": "product",
+            "origin": "pitfall",
+            "pitfall": {"stage": "use", "channel": "website_chat", "metric": "csat"},
+            **APRIL,
+        },
+    )
     # The pitfall's comments are its low CSATs (<= 3) in April: P 1, Q 2, P's 1 without survey.
     assert pitfall.criteria == {"channel": "website_chat", "stage": "use"}
     picked_ids = [data.comments["P-before"], data.comments["Q-before"]]
     picked = await _create(
         session_factory,
-        {"title": "Couriers", "owner_team": "logistics", "origin": "feedback",
-         "feedback_ids": picked_ids},
-    )  # fmt: skip
+        {
+            "title": "Couriers",
+            "owner_team": "logistics",
+            "origin": "feedback",
+            "feedback_ids": picked_ids,
+        },
+    )
     # What the picked rows share: their stage, and the theme of both.
     assert picked.criteria == {"stage": "use", "theme": "delivery"}
     async with session_factory() as db:
@@ -105,22 +120,51 @@ async def test_pitfall_and_picked_insights(data: InsightData, session_factory: F
     ("body", "message"),
     [
         ({"owner_team": "web", "origin": "theme", "theme": "delivery"}, "'title'"),
-        ({"title": "x", "owner_team": "legal", "origin": "theme", "theme": "delivery"},
-         "'owner_team'"),
+        (
+            {"title": "x", "owner_team": "legal", "origin": "theme", "theme": "delivery"},
+            "'owner_team'",
+        ),
         ({"title": "x", "owner_team": "web", "origin": "hunch"}, "'origin'"),
         ({"title": "x", "owner_team": "web", "origin": "theme", "theme": "weather"}, "'theme'"),
-        ({"title": "x", "owner_team": "web", "origin": "pitfall",
-          "pitfall": {"stage": "moon", "metric": "csat"}}, "'pitfall'"),
-        ({"title": "x", "owner_team": "web", "origin": "feedback", "feedback_ids": []},
-         "'feedback_ids'"),
-        ({"title": "x", "owner_team": "web", "origin": "theme", "theme": "price",
-          "criteria": {"from": "2026-01-01"}}, "'criteria' may only use"),
-        ({"title": "x", "owner_team": "web", "origin": "theme", "theme": "price",
-          "criteria": {"stage": "moon"}}, "'stage'"),
-        ({"title": "x" * 201, "owner_team": "web", "origin": "theme", "theme": "price"},
-         "'title' is limited"),
+        (
+            {
+                "title": "x",
+                "owner_team": "web",
+                "origin": "pitfall",
+                "pitfall": {"stage": "moon", "metric": "csat"},
+            },
+            "'pitfall'",
+        ),
+        (
+            {"title": "x", "owner_team": "web", "origin": "feedback", "feedback_ids": []},
+            "'feedback_ids'",
+        ),
+        (
+            {
+                "title": "x",
+                "owner_team": "web",
+                "origin": "theme",
+                "theme": "price",
+                "criteria": {"from": "2026-01-01"},
+            },
+            "'criteria' may only use",
+        ),
+        (
+            {
+                "title": "x",
+                "owner_team": "web",
+                "origin": "theme",
+                "theme": "price",
+                "criteria": {"stage": "moon"},
+            },
+            "'stage'",
+        ),
+        (
+            {"title": "x" * 201, "owner_team": "web", "origin": "theme", "theme": "price"},
+            "'title' is limited",
+        ),
     ],
-)  # fmt: skip
+)
 def test_drafts_are_validated(body: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         insights.parse_draft(body, today=date(2026, 5, 1))
@@ -144,16 +188,24 @@ async def test_status_flow_is_validated_and_audited(
         await insights.move(db, insight.id, InsightStatus.accepted, ACTOR, NOW)
         await insights.move(db, insight.id, InsightStatus.in_progress, ACTOR, NOW)
         with pytest.raises(InvalidInput, match="cannot be in the future"):
-            await insights.move(db, insight.id, InsightStatus.applied, ACTOR, NOW,
-                                applied_at=NOW + timedelta(seconds=1))  # fmt: skip
+            await insights.move(
+                db,
+                insight.id,
+                InsightStatus.applied,
+                ACTOR,
+                NOW,
+                applied_at=NOW + timedelta(seconds=1),
+            )
         with pytest.raises(InvalidInput, match="Write the customer message"):
             await insights.move(db, insight.id, InsightStatus.applied, ACTOR, NOW, notify=True)
         done = await insights.move(
             db, insight.id, InsightStatus.applied, ACTOR, NOW, applied_at=APPLIED
         )
     assert (done.status, done.applied_at, done.notify_until) == (
-        InsightStatus.applied, APPLIED, None
-    )  # fmt: skip
+        InsightStatus.applied,
+        APPLIED,
+        None,
+    )
     async with session_factory() as db:
         with pytest.raises(Conflict, match="from applied to wont_do"):
             await insights.move(db, insight.id, InsightStatus.wont_do, ACTOR, NOW)
@@ -166,9 +218,12 @@ async def test_status_flow_is_validated_and_audited(
         ).all()
     moves = [(a.details["from"], a.details["to"]) for a in audit if a.action == "insight_status"]
     assert moves == [
-        ("new", "wont_do"), ("wont_do", "new"), ("new", "accepted"),
-        ("accepted", "in_progress"), ("in_progress", "applied"),
-    ]  # fmt: skip
+        ("new", "wont_do"),
+        ("wont_do", "new"),
+        ("new", "accepted"),
+        ("accepted", "in_progress"),
+        ("in_progress", "applied"),
+    ]
     assert audit[0].action == "create_insight"
     assert {a.actor for a in audit} == {ACTOR}
 
@@ -194,28 +249,48 @@ async def test_before_after_comparison_exact_figures(
     assert before["negative"] == {"count": 5, "percent": 71.4}
     assert after["negative"] == {"count": 2, "percent": 28.6}
     assert body["change"] == {
-        "csat_percent": 33.4, "nps": None, "ces": None, "sentiment": 0.65,
+        "csat_percent": 33.4,
+        "nps": None,
+        "ces": None,
+        "sentiment": 0.65,
         "negative_percent": -42.8,
-    }  # fmt: skip
+    }
     # 30 days on each side (>= 14): readable, but 3 CSAT answers a side are too few to call
     # (DASHBOARD_MIN_ANSWERS 10); the z-tests are still reported: CSAT 1/3 -> 2/3
     # (z 0.816, p 0.414), negative 5/7 -> 2/7 (z -1.604, p 0.109).
     assert (body["too_early"], body["window_days"], body["min_days"]) == (False, 30.0, 14)
     assert body["tests"] == {
-        "csat": {"before_n": 3, "after_n": 3, "z": 0.816, "p_value": 0.4142,
-                 "verdict": "too_few_answers"},
-        "nps": {"before_n": 0, "after_n": 0, "z": None, "p_value": None,
-                "verdict": "too_few_answers"},
-        "negative": {"before_n": 7, "after_n": 7, "z": -1.604, "p_value": 0.1088,
-                     "verdict": "too_few_answers"},
-    }  # fmt: skip
+        "csat": {
+            "before_n": 3,
+            "after_n": 3,
+            "z": 0.816,
+            "p_value": 0.4142,
+            "verdict": "too_few_answers",
+        },
+        "nps": {
+            "before_n": 0,
+            "after_n": 0,
+            "z": None,
+            "p_value": None,
+            "verdict": "too_few_answers",
+        },
+        "negative": {
+            "before_n": 7,
+            "after_n": 7,
+            "z": -1.604,
+            "p_value": 0.1088,
+            "verdict": "too_few_answers",
+        },
+    }
     lenient = insights.CompareRules(min_days=14, min_answers=3)
     async with session_factory() as db:
         found = await insights.compare(db, applied, NOW, rules=lenient)
     assert found is not None
     assert {k: v["verdict"] for k, v in found.tests().items()} == {
-        "csat": "no_clear_change", "nps": "too_few_answers", "negative": "no_clear_change",
-    }  # fmt: skip
+        "csat": "no_clear_change",
+        "nps": "too_few_answers",
+        "negative": "no_clear_change",
+    }
 
     # Ten days after applying the windows are ten days each, and it is too early to tell
     # (INSIGHT_MIN_WINDOW_DAYS 14): no change, no test, ready on May 15th.
@@ -226,12 +301,11 @@ async def test_before_after_comparison_exact_figures(
     # before [04-21, 05-01): R's complaint only (P's csat 1 has no theme nor survey).
     assert (short.before.volume, short.after.volume) == (1, 5)
     assert (short.before_start.isoformat(), short.after.csat_percent) == (
-        "2026-04-21T00:00:00+00:00", 100.0
-    )  # fmt: skip
+        "2026-04-21T00:00:00+00:00",
+        100.0,
+    )
     short_body = short.as_json()
-    assert (short_body["too_early"], short_body["ready_at"]) == (
-        True, "2026-05-15T00:00:00+00:00"
-    )  # fmt: skip
+    assert (short_body["too_early"], short_body["ready_at"]) == (True, "2026-05-15T00:00:00+00:00")
     assert set(short_body["change"].values()) == {None}
     assert {v["verdict"] for v in short_body["tests"].values()} == {"too_early"}
     assert short_body["tests"]["csat"]["p_value"] is None
@@ -241,38 +315,56 @@ async def test_before_after_comparison_exact_figures(
         asked = await insights.compare(db, applied, NOW, days=10)
     assert asked is not None
     assert (asked.before_start.isoformat(), asked.after_end.isoformat()) == (
-        "2026-04-17T00:00:00+00:00", "2026-05-15T00:00:00+00:00"
-    )  # fmt: skip
+        "2026-04-17T00:00:00+00:00",
+        "2026-05-15T00:00:00+00:00",
+    )
 
 
 def test_before_after_verdicts_need_significance() -> None:
     """better/worse only at p < 0.05 with enough answers on each side (no database)."""
     from bot.domain.metrics import MetricCounts
 
-    before = MetricCounts(volume=60, csat_responses=50, csat_satisfied=20, nps_responses=50,
-                          nps_promoters=10, nps_detractors=20)  # fmt: skip
-    after = MetricCounts(volume=60, csat_responses=50, csat_satisfied=35, nps_responses=50,
-                         nps_promoters=25, nps_detractors=10)  # fmt: skip
+    before = MetricCounts(
+        volume=60,
+        csat_responses=50,
+        csat_satisfied=20,
+        nps_responses=50,
+        nps_promoters=10,
+        nps_detractors=20,
+    )
+    after = MetricCounts(
+        volume=60,
+        csat_responses=50,
+        csat_satisfied=35,
+        nps_responses=50,
+        nps_promoters=25,
+        nps_detractors=10,
+    )
     found = insights.Comparison(
         APPLIED, APPLIED - timedelta(days=20), APPLIED + timedelta(days=20), before, after, 30, 15
     )
     assert found.tests() == {
         # 40 % -> 70 %: z = 0.3 / sqrt(0.55 x 0.45 x 2/50) = 3.015
-        "csat": {"before_n": 50, "after_n": 50, "z": 3.015, "p_value": 0.0026,
-                 "verdict": "better"},
+        "csat": {"before_n": 50, "after_n": 50, "z": 3.015, "p_value": 0.0026, "verdict": "better"},
         # NPS -20 -> +30: z = 0.5 / sqrt(0.56/50 + 0.61/50) = 3.269
-        "nps": {"before_n": 50, "after_n": 50, "z": 3.269, "p_value": 0.0011,
-                "verdict": "better"},
+        "nps": {"before_n": 50, "after_n": 50, "z": 3.269, "p_value": 0.0011, "verdict": "better"},
         # negative 50 % -> 25 %: lower is better
-        "negative": {"before_n": 60, "after_n": 60, "z": -2.828, "p_value": 0.0047,
-                     "verdict": "better"},
-    }  # fmt: skip
+        "negative": {
+            "before_n": 60,
+            "after_n": 60,
+            "z": -2.828,
+            "p_value": 0.0047,
+            "verdict": "better",
+        },
+    }
     worse = insights.Comparison(
         APPLIED, APPLIED - timedelta(days=20), APPLIED + timedelta(days=20), after, before, 15, 30
     )
     assert {k: v["verdict"] for k, v in worse.tests().items()} == {
-        "csat": "worse", "nps": "worse", "negative": "worse",
-    }  # fmt: skip
+        "csat": "worse",
+        "nps": "worse",
+        "negative": "worse",
+    }
 
 
 async def test_trend_counts_matching_feedback_per_week(
@@ -355,8 +447,9 @@ async def test_chat_tells_only_linked_identified_customers_once(
         await insights.move(db, insight.id, InsightStatus.accepted, ACTOR, NOW)
         await insights.move(db, insight.id, InsightStatus.in_progress, ACTOR, NOW)
         # Applied now (the notices are valid for 90 days from now), went live on May 1st.
-        await insights.move(db, insight.id, InsightStatus.applied, ACTOR, utcnow(),
-                            applied_at=APPLIED, notify=True)  # fmt: skip
+        await insights.move(
+            db, insight.id, InsightStatus.applied, ACTOR, utcnow(), applied_at=APPLIED, notify=True
+        )
 
     async def open_chat(letter: str) -> tuple[Any, list[dict[str, Any]]]:
         ws = await client.ws_connect("/ws")
@@ -376,8 +469,10 @@ async def test_chat_tells_only_linked_identified_customers_once(
     ws, _ = await open_chat("P")
     told = await next_message(ws)
     assert told is not None and (told["type"], told["sender"], told["text"]) == (
-        "message", "bot", MESSAGE
-    )  # fmt: skip
+        "message",
+        "bot",
+        MESSAGE,
+    )
     await ws.close()
     ws, _ = await open_chat("P")  # next visit: a new conversation, not told again
     assert await next_message(ws) is None

@@ -48,9 +48,11 @@ async def two_orders(sessions: Sessions) -> tuple[int, int]:
     """Customer C9001 (kim@example.com): order A20001 returned at +100 h (lifecycle closed),
     order A20002 placed at +200 h (open). Returns both lifecycle ids."""
     for event_id, kind, hours, number in (
-        ("e1", "placed", 0, "A20001"), ("e2", "delivered", 48, "A20001"),
-        ("e3", "returned", 100, "A20001"), ("e4", "placed", 200, "A20002"),
-    ):  # fmt: skip
+        ("e1", "placed", 0, "A20001"),
+        ("e2", "delivered", 48, "A20001"),
+        ("e3", "returned", 100, "A20001"),
+        ("e4", "placed", 200, "A20002"),
+    ):
         await shop_events.receive(
             sessions, shop_events.parse_event(order_event(event_id, kind, hours, number))
         )
@@ -60,8 +62,13 @@ async def two_orders(sessions: Sessions) -> tuple[int, int]:
 
 
 def item(**fields: Any) -> intake.FeedbackItem:
-    base = {"channel": "call_center", "customer_external_id": "C9001", "occurred_at": iso(50),
-            "kind": "comment", "text": "Asked about the invoice."}  # fmt: skip
+    base = {
+        "channel": "call_center",
+        "customer_external_id": "C9001",
+        "occurred_at": iso(50),
+        "kind": "comment",
+        "text": "Asked about the invoice.",
+    }
     return intake.parse_item({**base, **fields})
 
 
@@ -112,8 +119,10 @@ async def test_the_same_item_is_recorded_once(session_factory: Sessions) -> None
     async with session_factory() as session:
         rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
         assert [(f.kind.value, f.score, f.text) for f in rows] == [
-            ("csat", 4, None), ("comment", None, "ok"), ("comment", None, "A"),
-        ]  # fmt: skip
+            ("csat", 4, None),
+            ("comment", None, "ok"),
+            ("comment", None, "A"),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -148,15 +157,20 @@ async def test_a_detractor_opens_a_follow_up_that_is_queued_and_resolved_with_a_
     escalation = result.escalation
     assert escalation is not None
     assert (escalation.reason.value, escalation.priority, escalation.conversation_id) == (
-        "negative_feedback", 3, None,
-    )  # fmt: skip
+        "negative_feedback",
+        3,
+        None,
+    )
     assert escalation.feedback_id == result.feedback[0].id
     assert escalation.due_at is not None
     assert before + timedelta(hours=48) <= escalation.due_at <= utcnow() + timedelta(hours=48)
     assert escalation.summary == "call center: csat 1 — Nobody called me back about my return."
     # Not detractors: a good score, NPS 5 without a complaint, a mild complaint.
-    for fields in ({"kind": "csat", "score": 4}, {"kind": "nps", "score": 5, "text": None},
-                   {"kind": "complaint", "text": "The box was a bit small."}):  # fmt: skip
+    for fields in (
+        {"kind": "csat", "score": 4},
+        {"kind": "nps", "score": 5, "text": None},
+        {"kind": "complaint", "text": "The box was a bit small."},
+    ):
         assert (await record(session_factory, item(**fields))).escalation is None
     assert (
         await record(session_factory, item(kind="nps", score=3, text="Terrible, awful service."))
@@ -192,16 +206,22 @@ async def test_post_feedback_api(client: Client, session_factory: Sessions) -> N
     await two_orders(session_factory)
     token = await create_api_token(session_factory, StaffRole.cx_manager)
     body = {
-        "channel": "email", "customer": {"external_id": "C9001"}, "occurred_at": iso(50),
-        "kind": "ces", "score": 7, "text": "Took five emails to get an answer.", "external_id": "mail-1",
-    }  # fmt: skip
+        "channel": "email",
+        "customer": {"external_id": "C9001"},
+        "occurred_at": iso(50),
+        "kind": "ces",
+        "score": 7,
+        "text": "Took five emails to get an answer.",
+        "external_id": "mail-1",
+    }
     created = await client.post("/api/feedback", json=body, headers=bearer(token))
     assert created.status == 201, await created.text()
     answer = await created.json()
     assert answer["duplicate"] is False
     assert [(f["kind"], f["score"], f["channel"], f["stage"]) for f in answer["feedback"]] == [
-        ("ces", 7, "email", "support"), ("comment", None, "email", "support"),
-    ]  # fmt: skip
+        ("ces", 7, "email", "support"),
+        ("comment", None, "email", "support"),
+    ]
     assert answer["escalation"]["reason"] == "negative_feedback"
     assert answer["escalation"]["due_at"] is not None
 
@@ -254,9 +274,11 @@ async def test_csv_import_keeps_valid_rows_reports_bad_lines_and_never_imports_t
     async with session_factory() as session:
         rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
         assert [(f.channel.value, f.kind.value, f.score) for f in rows] == [
-            ("storefront", "praise", None), ("social", "complaint", None),
-            ("call_center", "nps", 9), ("call_center", "comment", None),
-        ]  # fmt: skip
+            ("storefront", "praise", None),
+            ("social", "complaint", None),
+            ("call_center", "nps", 9),
+            ("call_center", "comment", None),
+        ]
         escalations = (await session.scalars(select(Escalation))).all()
         assert [e.feedback_id for e in escalations] == [rows[1].id]
 

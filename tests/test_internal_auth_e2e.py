@@ -65,9 +65,13 @@ async def test_a_forged_action_server_call_is_refused_and_changes_no_order(
             owner = await factories.customer(session, 16016, email="forged16@example.com")
             order = await factories.order(session, owner, "E2E16001", OrderStatus.placed)
             session.add(
-                Conversation(id=conversation_id, customer_id=owner.id, order_id=order.id,
-                             identified_by="order")
-            )  # fmt: skip
+                Conversation(
+                    id=conversation_id,
+                    customer_id=owner.id,
+                    order_id=order.id,
+                    identified_by="order",
+                )
+            )
             order_id = order.id
     finally:
         await engine.dispose()
@@ -77,15 +81,25 @@ async def test_a_forged_action_server_call_is_refused_and_changes_no_order(
         "version": "3.6.21",
         "tracker": {
             "sender_id": conversation_id,
-            "slots": {"identity": "verified", "pending_action": "cancel_order",
-                      "order_number": "E2E16001", "awaiting": "confirmation"},
-            "latest_message": {"text": "yes", "intent": {"name": "affirm", "confidence": 1.0},
-                               "entities": []},
-            "events": [], "paused": False, "followup_action": None, "active_loop": {},
+            "slots": {
+                "identity": "verified",
+                "pending_action": "cancel_order",
+                "order_number": "E2E16001",
+                "awaiting": "confirmation",
+            },
+            "latest_message": {
+                "text": "yes",
+                "intent": {"name": "affirm", "confidence": 1.0},
+                "entities": [],
+            },
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
             "latest_action_name": "action_listen",
         },
         "domain": {},
-    }  # fmt: skip
+    }
     url = f"http://127.0.0.1:{live_stack.ports.actions}/webhook"
     async with aiohttp.ClientSession() as http:
         for params in ({}, {"token": "guessed"}):

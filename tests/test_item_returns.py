@@ -63,10 +63,18 @@ class Chat:
         earlier: str | None = None,
     ) -> chat.Turn:
         turn = await chat.support_request(
-            self.session, Settings(), "conv-1", flow or self.slots.get("flow"),
-            verified=True, text=text, return_draft=self.slots.get("return_draft"),
-            latest=text, return_pick=pick, latest_intent=flow or intent, earlier_request=earlier,
-        )  # fmt: skip
+            self.session,
+            Settings(),
+            "conv-1",
+            flow or self.slots.get("flow"),
+            verified=True,
+            text=text,
+            return_draft=self.slots.get("return_draft"),
+            latest=text,
+            return_pick=pick,
+            latest_intent=flow or intent,
+            earlier_request=earlier,
+        )
         if flow:
             self.slots["flow"] = flow
         self.slots.update(turn.slots)
@@ -81,10 +89,16 @@ class Chat:
 
     async def _answer(self, confirmed: bool, pick: str | None, text: str) -> chat.Turn:
         turn = await chat.resolve_pending(
-            self.session, Settings(), "conv-1", self.slots.get("pending_action"),
-            confirmed=confirmed, new_address=None, return_draft=self.slots.get("return_draft"),
-            return_pick=pick, text=text,
-        )  # fmt: skip
+            self.session,
+            Settings(),
+            "conv-1",
+            self.slots.get("pending_action"),
+            confirmed=confirmed,
+            new_address=None,
+            return_draft=self.slots.get("return_draft"),
+            return_pick=pick,
+            text=text,
+        )
         self.slots.update(turn.slots)
         await self.session.commit()
         return turn
@@ -100,11 +114,16 @@ def _titles(turn: chat.Turn) -> list[str]:
 
 async def _lines(session: AsyncSession) -> list[tuple[str, int, str, str, Decimal]]:
     rows = await session.execute(
-        select(OrderItem.name, ReturnLine.quantity, ReturnLine.reason, ReturnLine.resolution,
-               ReturnLine.refund_amount)
+        select(
+            OrderItem.name,
+            ReturnLine.quantity,
+            ReturnLine.reason,
+            ReturnLine.resolution,
+            ReturnLine.refund_amount,
+        )
         .join(OrderItem, OrderItem.id == ReturnLine.order_item_id)
         .order_by(ReturnLine.id)
-    )  # fmt: skip
+    )
     return [tuple(row) for row in rows.all()]
 
 
@@ -299,12 +318,19 @@ async def test_the_shop_is_sent_the_items_through_the_webhook(session: AsyncSess
         "reference": request.reference,
         "order": "A10001",
         "items": [
-            {"sku": "MUG-1", "name": MUG, "quantity": 1, "reason": "damaged",
-             "resolution": "refund", "refund_amount": "12.50", "exchange_size": None}
+            {
+                "sku": "MUG-1",
+                "name": MUG,
+                "quantity": 1,
+                "reason": "damaged",
+                "resolution": "refund",
+                "refund_amount": "12.50",
+                "exchange_size": None,
+            }
         ],
         "refund_total": "12.50",
         "currency": "EUR",
-    }  # fmt: skip
+    }
 
 
 async def test_no_at_the_items_question_starts_nothing(session: AsyncSession) -> None:
@@ -368,11 +394,17 @@ async def test_a_button_pick_reaches_the_return_through_the_action(
     draft = returns.ReturnDraft(order="A10001", flow="return_item", step="items").to_slot()
     payload = f'/inform{{"return_pick":"item:{towel.id}"}}'
     state = tracker(
-        "conv-1", payload, "inform",
-        {"identity": "verified", "support_request": "return_item", "return_draft": draft,
-         "next_step": "return_question"},
+        "conv-1",
+        payload,
+        "inform",
+        {
+            "identity": "verified",
+            "support_request": "return_item",
+            "return_draft": draft,
+            "next_step": "return_question",
+        },
         entities=[{"entity": "return_pick", "value": f"item:{towel.id}"}],
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -398,11 +430,17 @@ async def test_a_reason_button_confirms_through_the_action(
     ).to_slot()
     payload = '/affirm{"return_pick":"reason:doesnt_fit"}'
     state = tracker(
-        "conv-1", payload, "affirm",
-        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
-         "return_draft": draft},
+        "conv-1",
+        payload,
+        "affirm",
+        {
+            "identity": "verified",
+            "awaiting": "confirmation",
+            "pending_action": "return_item",
+            "return_draft": draft,
+        },
         entities=[{"entity": "return_pick", "value": "reason:doesnt_fit"}],
-    )  # fmt: skip
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -411,15 +449,24 @@ async def test_a_reason_button_confirms_through_the_action(
     assert await _lines(session) == []
     refund = '/affirm{"return_pick":"resolution:refund"}'
     draft = returns.ReturnDraft(
-        order="A10001", flow="return_item", lines={towel.id: 1}, reason="doesnt_fit",
+        order="A10001",
+        flow="return_item",
+        lines={towel.id: 1},
+        reason="doesnt_fit",
         step="confirm",
-    ).to_slot()  # fmt: skip
+    ).to_slot()
     state = tracker(
-        "conv-1", refund, "affirm",
-        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
-         "return_draft": draft},
+        "conv-1",
+        refund,
+        "affirm",
+        {
+            "identity": "verified",
+            "awaiting": "confirmation",
+            "pending_action": "return_item",
+            "return_draft": draft,
+        },
         entities=[{"entity": "return_pick", "value": "resolution:refund"}],
-    )  # fmt: skip
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -433,10 +480,16 @@ async def test_just_the_towel_at_the_yes_refines_the_return(
     await _jane(session)
     draft = returns.ReturnDraft(order="A10001", flow="return_item", step="confirm").to_slot()
     state = tracker(
-        "conv-1", "just the towel though", "inform",
-        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
-         "return_draft": draft},
-    )  # fmt: skip
+        "conv-1",
+        "just the towel though",
+        "inform",
+        {
+            "identity": "verified",
+            "awaiting": "confirmation",
+            "pending_action": "return_item",
+            "return_draft": draft,
+        },
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -493,9 +546,16 @@ async def test_the_console_panel_and_the_export_show_the_return_per_item(
         (request_refs[0], "A10001", "0.00"),
     ]
     assert panel[0]["items"] == [
-        {"name": TOWEL, "sku": "TWL-1", "quantity": 1, "reason": "doesnt_fit",
-         "resolution": "refund", "refund_amount": "25.00", "exchange_size": None}
-    ]  # fmt: skip
+        {
+            "name": TOWEL,
+            "sku": "TWL-1",
+            "quantity": 1,
+            "reason": "doesnt_fit",
+            "resolution": "refund",
+            "refund_amount": "25.00",
+            "exchange_size": None,
+        }
+    ]
     exported = await privacy.export_customer(session, order.customer_id)
     assert [r["reference"] for r in exported["returns"]] == [request_refs[1], request_refs[0]]
 
@@ -523,10 +583,16 @@ async def test_why_in_words_no_rule_knows_is_kept_as_other_and_the_yes_asked_aga
     talk = Chat(session)
     await talk.say("can i return the towel", "return_item")
     state = tracker(
-        "conv-1", "meh its just not what i hoped for", "nlu_fallback",
-        {"identity": "verified", "awaiting": "confirmation", "pending_action": "return_item",
-         "return_draft": talk.slots["return_draft"]},
-    )  # fmt: skip
+        "conv-1",
+        "meh its just not what i hoped for",
+        "nlu_fallback",
+        {
+            "identity": "verified",
+            "awaiting": "confirmation",
+            "pending_action": "return_item",
+            "return_draft": talk.slots["return_draft"],
+        },
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -601,14 +667,17 @@ def test_an_item_said_to_be_fine_is_not_returned() -> None:
 
     from bot.storage.models import OrderItem
 
-    casserole = OrderItem(id=1, sku="C", name="Cast-iron casserole 24 cm", quantity=1,
-                          unit_price=Decimal("89.00"))  # fmt: skip
+    casserole = OrderItem(
+        id=1, sku="C", name="Cast-iron casserole 24 cm", quantity=1, unit_price=Decimal("89.00")
+    )
     towel = OrderItem(id=2, sku="T", name="Linen towel", quantity=1, unit_price=Decimal("24.00"))
     items, left = [casserole, towel], {1: 1, 2: 1}
 
-    for text in ("casserole came cracked, towel is fine",
-                 "casserole came cracked and the towel is fine",
-                 "the towel is ok but the casserole is chipped"):  # fmt: skip
+    for text in (
+        "casserole came cracked, towel is fine",
+        "casserole came cracked and the towel is fine",
+        "the towel is ok but the casserole is chipped",
+    ):
         assert returns.items_in(text, left, items).lines == {1: 1}, text
 
 
@@ -670,9 +739,16 @@ async def test_swap_the_jumper_for_an_L_is_an_exchange_for_size_L(session: Async
     assert await _exchange_sizes(session) == ["L"]
     row = (await session.scalars(select(WebhookOutbox))).one()
     assert row.payload["return"]["items"] == [
-        {"sku": "APP-MER-JMP", "name": JUMPER, "quantity": 1, "reason": "doesnt_fit",
-         "resolution": "replacement", "refund_amount": "0.00", "exchange_size": "L"}
-    ]  # fmt: skip
+        {
+            "sku": "APP-MER-JMP",
+            "name": JUMPER,
+            "quantity": 1,
+            "reason": "doesnt_fit",
+            "resolution": "replacement",
+            "refund_amount": "0.00",
+            "exchange_size": "L",
+        }
+    ]
     assert row.payload["return"]["refund_total"] == "0.00"
     await session.refresh(order)
     assert order.return_requested_at is not None  # the old one comes back
@@ -833,9 +909,16 @@ async def test_an_item_missing_from_the_parcel_is_sent_again_without_a_return(
     assert await _lines(session) == [(TOWEL, 1, "missing", "replacement", Decimal("0.00"))]
     row = (await session.scalars(select(WebhookOutbox))).one()
     assert row.payload["return"]["items"] == [
-        {"sku": "TWL-1", "name": TOWEL, "quantity": 1, "reason": "missing",
-         "resolution": "replacement", "refund_amount": "0.00", "exchange_size": None}
-    ]  # fmt: skip
+        {
+            "sku": "TWL-1",
+            "name": TOWEL,
+            "quantity": 1,
+            "reason": "missing",
+            "resolution": "replacement",
+            "refund_amount": "0.00",
+            "exchange_size": None,
+        }
+    ]
     await session.refresh(order)
     assert order.return_requested_at is None  # nothing comes back
 
@@ -926,9 +1009,10 @@ async def test_a_return_after_a_delivery_question_is_still_a_return(session: Asy
     await talk.say("tracking says delivered, where is it", "delivery_problem")
 
     asked = await talk.say(
-        "found it, but the jumper is too small, can i swap it for a L", "return_item",
+        "found it, but the jumper is too small, can i swap it for a L",
+        "return_item",
         earlier="delivery_problem",
-    )  # fmt: skip
+    )
 
     assert _texts(asked)[0].startswith(f"Exchange 1× {JUMPER} from order A20001 for size L")
 

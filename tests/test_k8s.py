@@ -114,8 +114,11 @@ def test_every_scaled_tier_has_a_service_an_autoscaler_and_a_disruption_budget(t
     service = BY_KIND["Service"][tier]
     assert service["spec"]["selector"].items() <= labels.items()
     hpa = BY_KIND["HorizontalPodAutoscaler"][tier]
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": tier}  # fmt: skip
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": tier,
+    }
     assert hpa["spec"]["minReplicas"] >= 2
     budget = BY_KIND["PodDisruptionBudget"][tier]
     assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -141,7 +144,10 @@ def test_web_probes_the_health_endpoints_and_the_ingress_upgrades_and_sticks() -
 def test_migrations_run_as_a_job_and_no_secret_value_is_committed() -> None:
     (job,) = BY_KIND["Job"].values()
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "python", "-m", "bot", "migrate",
-    ]  # fmt: skip
+        "python",
+        "-m",
+        "bot",
+        "migrate",
+    ]
     values = BY_KIND["Secret"]["shopbot-secrets"]["stringData"].values()
     assert all("REPLACE_ME" in value for value in values)

@@ -153,9 +153,11 @@ def test_an_article_file_gives_slug_title_plain_passages() -> None:
 
 
 async def test_the_cli_imports_nothing_when_one_file_is_broken(
-    tmp_path: Path, settings: Settings, session_factory: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     (tmp_path / "good.csv").write_text(f"{HEADER}\n{GOOD_ROW}\n", encoding="utf-8")
     help_dir = tmp_path / "help"
     help_dir.mkdir()

@@ -39,10 +39,14 @@ def _shipped(due: datetime) -> Order:
         shipped_at=due - timedelta(days=3),
         estimated_delivery=due,
         items=[
-            OrderItem(sku="KIT-0166", name="Damascus Chef's Knife 20 cm", quantity=1,
-                      unit_price=Decimal("149.00")),
+            OrderItem(
+                sku="KIT-0166",
+                name="Damascus Chef's Knife 20 cm",
+                quantity=1,
+                unit_price=Decimal("149.00"),
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def _due(days_ago: int) -> datetime:
@@ -63,20 +67,48 @@ def _status_head(days_ago: int, late: str) -> str:
 @pytest.mark.parametrize(
     ("days_ago", "reply", "next_step", "buttons"),
     [
-        (0, f"Order A10003 (1× Damascus Chef's Knife 20 cm) shipped on {_date(3)} and should arrive by {_date(0)}.{TRACKING}",
-         NextStep.survey, []),
-        (-2, f"Order A10003 (1× Damascus Chef's Knife 20 cm) shipped on {_date(1)} and should arrive by {_date(-2)}.{TRACKING}",
-         NextStep.survey, []),
-        (1, _status_head(1, "1 day") + f" Late parcels usually turn up within 2 days of the date; if it hasn't come by {_date(-1)}, I can ask DPD to trace it.",
-         NextStep.done, [PERSON]),
-        (2, _status_head(2, "2 days") + f" I can ask DPD to trace it, and if it hasn't arrived by {_date(-5)} we'll send a replacement or refund you.",
-         NextStep.done, [TRACE, PERSON]),
-        (5, _status_head(5, "5 days") + f" I can ask DPD to trace it, and if it hasn't arrived by {_date(-2)} we'll send a replacement or refund you.",
-         NextStep.done, [TRACE, PERSON]),
-        (7, _status_head(7, "7 days") + " That's too long to keep waiting: we can send you a replacement or refund you, and a person from our team arranges it.",
-         NextStep.done, [REPLACE]),
+        (
+            0,
+            f"Order A10003 (1× Damascus Chef's Knife 20 cm) shipped on {_date(3)} and should arrive by {_date(0)}.{TRACKING}",
+            NextStep.survey,
+            [],
+        ),
+        (
+            -2,
+            f"Order A10003 (1× Damascus Chef's Knife 20 cm) shipped on {_date(1)} and should arrive by {_date(-2)}.{TRACKING}",
+            NextStep.survey,
+            [],
+        ),
+        (
+            1,
+            _status_head(1, "1 day")
+            + f" Late parcels usually turn up within 2 days of the date; if it hasn't come by {_date(-1)}, I can ask DPD to trace it.",
+            NextStep.done,
+            [PERSON],
+        ),
+        (
+            2,
+            _status_head(2, "2 days")
+            + f" I can ask DPD to trace it, and if it hasn't arrived by {_date(-5)} we'll send a replacement or refund you.",
+            NextStep.done,
+            [TRACE, PERSON],
+        ),
+        (
+            5,
+            _status_head(5, "5 days")
+            + f" I can ask DPD to trace it, and if it hasn't arrived by {_date(-2)} we'll send a replacement or refund you.",
+            NextStep.done,
+            [TRACE, PERSON],
+        ),
+        (
+            7,
+            _status_head(7, "7 days")
+            + " That's too long to keep waiting: we can send you a replacement or refund you, and a person from our team arranges it.",
+            NextStep.done,
+            [REPLACE],
+        ),
     ],
-)  # fmt: skip
+)
 def test_order_status_by_days_late(
     days_ago: int, reply: str, next_step: NextStep, buttons: list[dict[str, str]]
 ) -> None:
@@ -89,14 +121,26 @@ def test_order_status_by_days_late(
     ("days_ago", "reply", "next_step", "buttons"),
     [
         (0, f"Order A10003 is on its way and due by {_date(0)}.{TRACKING}", NextStep.survey, []),
-        (1, f"Sorry, order A10003 is running late: it was due on {_date(1)}. Late parcels usually turn up within 2 days of the date, so please give it until {_date(-1)}; if it hasn't come by then, tell me and I'll ask DPD to trace it.{TRACKING}",
-         NextStep.done, [PERSON]),
-        (5, f"Sorry, order A10003 is running late: it was due on {_date(5)}. I've asked DPD to trace it.{TRACKING} If it hasn't arrived by {_date(-2)}, we'll send a replacement or refund you.",
-         NextStep.survey, []),
-        (10, f"Sorry, order A10003 is 10 days late: it was due on {_date(10)}. We'll send you a replacement or refund you, whichever you prefer; a person from our team arranges it.{TRACKING}",
-         NextStep.done, [REPLACE]),
+        (
+            1,
+            f"Sorry, order A10003 is running late: it was due on {_date(1)}. Late parcels usually turn up within 2 days of the date, so please give it until {_date(-1)}; if it hasn't come by then, tell me and I'll ask DPD to trace it.{TRACKING}",
+            NextStep.done,
+            [PERSON],
+        ),
+        (
+            5,
+            f"Sorry, order A10003 is running late: it was due on {_date(5)}. I've asked DPD to trace it.{TRACKING} If it hasn't arrived by {_date(-2)}, we'll send a replacement or refund you.",
+            NextStep.survey,
+            [],
+        ),
+        (
+            10,
+            f"Sorry, order A10003 is 10 days late: it was due on {_date(10)}. We'll send you a replacement or refund you, whichever you prefer; a person from our team arranges it.{TRACKING}",
+            NextStep.done,
+            [REPLACE],
+        ),
     ],
-)  # fmt: skip
+)
 def test_delivery_problem_by_days_late(
     days_ago: int, reply: str, next_step: NextStep, buttons: list[dict[str, str]]
 ) -> None:
@@ -106,7 +150,9 @@ def test_delivery_problem_by_days_late(
 
 
 def test_the_issues_late_parcel_is_called_late() -> None:
-    result = support.order_status(_shipped(datetime(2026, 12, 1, 18, tzinfo=timezone.utc)), 30, now=NOW)  # fmt: skip
+    result = support.order_status(
+        _shipped(datetime(2026, 12, 1, 18, tzinfo=timezone.utc)), 30, now=NOW
+    )
 
     assert "should arrive by" not in result.reply
     assert "was due on 1 December 2026, so it is 5 days late" in result.reply
@@ -127,8 +173,9 @@ def test_the_policy_thresholds_are_settings(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize(
-    ("status", "late"), [(OrderStatus.placed, 0), (OrderStatus.delivered, 0), (OrderStatus.shipped, 5)]
-)  # fmt: skip
+    ("status", "late"),
+    [(OrderStatus.placed, 0), (OrderStatus.delivered, 0), (OrderStatus.shipped, 5)],
+)
 def test_days_late_counts_only_parcels_in_transit(status: OrderStatus, late: int) -> None:
     order = _shipped(_due(5))
     order.status = status
@@ -148,9 +195,13 @@ async def test_the_chat_uses_the_clock_and_the_settings(session: AsyncSession) -
         session, Settings(), "conv-1", "order_status", verified=True, now=now
     )
     strict = await chat.support_request(
-        session, Settings(replacement_after_days=3), "conv-1", "order_status", verified=True,
+        session,
+        Settings(replacement_after_days=3),
+        "conv-1",
+        "order_status",
+        verified=True,
         now=now,
-    )  # fmt: skip
+    )
 
     assert "so it is 3 days late" in default.messages[0][0]
     assert default.messages[0][1] == [TRACE, PERSON]
@@ -164,18 +215,30 @@ REFUND = {"title": "Arrange my refund", "payload": "I want to talk to a person"}
 @pytest.mark.parametrize(
     ("days_ago", "reply", "buttons"),
     [
-        (1, f"Order A10003 is on its way; it was due on {_date(1)} and late parcels usually turn up "
+        (
+            1,
+            f"Order A10003 is on its way; it was due on {_date(1)} and late parcels usually turn up "
             f"within 2 days. If it hasn't come by {_date(-1)}, tell me and I'll ask DPD to trace it; "
             f"from {_date(-6)} we can refund you 177.00 EUR or send a replacement. A person from our "
-            f"team can help now if you'd rather not wait.{TRACKING}", [PERSON]),
-        (3, f"Order A10003 is late (it was due on {_date(3)}), so I've asked DPD to trace it. If it "
+            f"team can help now if you'd rather not wait.{TRACKING}",
+            [PERSON],
+        ),
+        (
+            3,
+            f"Order A10003 is late (it was due on {_date(3)}), so I've asked DPD to trace it. If it "
             f"hasn't arrived by {_date(-4)}, we'll refund you 177.00 EUR or send a replacement; a "
-            f"person from our team can look at it now if you prefer.{TRACKING}", [PERSON]),
-        (8, "Order A10003 is 8 days late, so yes: we'll refund you 177.00 EUR, or send a "
+            f"person from our team can look at it now if you prefer.{TRACKING}",
+            [PERSON],
+        ),
+        (
+            8,
+            "Order A10003 is 8 days late, so yes: we'll refund you 177.00 EUR, or send a "
             "replacement if you prefer. A person from our team arranges it; tap below and "
-            "they'll take it from here.", [REFUND]),
+            "they'll take it from here.",
+            [REFUND],
+        ),
     ],
-)  # fmt: skip
+)
 async def test_money_back_for_a_late_parcel_follows_the_late_table(
     session: AsyncSession, days_ago: int, reply: str, buttons: list[dict[str, str]]
 ) -> None:

@@ -29,12 +29,32 @@ ORDERED = [D, R, P, U, S]
 
 # (current, target) → allowed. Forward only; support only from purchase or use.
 MOVES = {
-    (D, D): False, (D, R): True, (D, P): True, (D, U): True, (D, S): False,
-    (R, D): False, (R, R): False, (R, P): True, (R, U): True, (R, S): False,
-    (P, D): False, (P, R): False, (P, P): False, (P, U): True, (P, S): True,
-    (U, D): False, (U, R): False, (U, P): False, (U, U): False, (U, S): True,
-    (S, D): False, (S, R): False, (S, P): False, (S, U): False, (S, S): False,
-}  # fmt: skip
+    (D, D): False,
+    (D, R): True,
+    (D, P): True,
+    (D, U): True,
+    (D, S): False,
+    (R, D): False,
+    (R, R): False,
+    (R, P): True,
+    (R, U): True,
+    (R, S): False,
+    (P, D): False,
+    (P, R): False,
+    (P, P): False,
+    (P, U): True,
+    (P, S): True,
+    (U, D): False,
+    (U, R): False,
+    (U, P): False,
+    (U, U): False,
+    (U, S): True,
+    (S, D): False,
+    (S, R): False,
+    (S, P): False,
+    (S, U): False,
+    (S, S): False,
+}
 
 
 def test_move_table_covers_every_pair() -> None:
@@ -344,9 +364,13 @@ async def test_close_completed_closes_delivered_purchases_past_the_return_window
     subscriber = await factories.customer(session, 6)
     subscription = await factories.subscription(session, subscriber)
     box = await factories.order(
-        session, subscriber, "A20006", OrderStatus.delivered, delivered_days_ago=45,
+        session,
+        subscriber,
+        "A20006",
+        OrderStatus.delivered,
+        delivered_days_ago=45,
         subscription=subscription,
-    )  # fmt: skip
+    )
     period = await lifecycles.lifecycle_for_order(session, box)
     await session.commit()
     delivered_at = {
@@ -390,12 +414,22 @@ async def test_close_lifecycles_command(
     past = await factories.order_lifecycle(session, 1, "A40001", OrderStatus.delivered, 31)
     await factories.order_lifecycle(session, 2, "A40002", OrderStatus.delivered, 29)
     await session.commit()
-    env = {**os.environ, "DATABASE_URL": database_url, "RETURN_WINDOW_DAYS": "30",
-           "PYTHONPATH": str(PROJECT_ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RETURN_WINDOW_DAYS": "30",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "close-lifecycles", env=env, cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "bot",
+        "close-lifecycles",
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
 
     assert process.returncode == 0, err.decode()

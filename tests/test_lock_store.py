@@ -106,8 +106,13 @@ def test_fast_lock_store_serves_contending_turns_in_order_within_milliseconds() 
     assert outcome["type"] == "FastRedisLockStore"
     # three turns of 100 ms on one conversation from two workers: one at a time, in order
     assert outcome["order"] == [
-        ["start", 0], ["end", 0], ["start", 1], ["end", 1], ["start", 2], ["end", 2]
-    ]  # fmt: skip
+        ["start", 0],
+        ["end", 0],
+        ["start", 1],
+        ["end", 1],
+        ["start", 2],
+        ["end", 2],
+    ]
     assert outcome["wait"] < 0.05  # next turn starts within 50 ms of the previous end
     assert outcome["total"] < 0.5  # 3 × 100 ms of work
     # Rasa's own store, same test, two turns: the second waits a whole second

@@ -114,8 +114,13 @@ async def test_cohort_retention_table(db: AsyncSession) -> None:
     ]
     assert [c.percent for c in table.cohorts[0].cells if c] == [100.0, 33.3, 66.7, 33.3, 33.3, 0.0]
     assert [None if c is None else c.percent for c in table.average] == [
-        100.0, 25.0, 25.0, 37.5, 33.3, 0.0
-    ]  # fmt: skip
+        100.0,
+        25.0,
+        25.0,
+        37.5,
+        33.3,
+        0.0,
+    ]
     assert table.as_json()["cohorts"][1]["month"] == "2026-02"
 
 

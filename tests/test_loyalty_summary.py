@@ -175,12 +175,20 @@ async def test_inserts_keep_the_summary_exact(session_factory: Factory, ids: Any
         await db.execute(
             insert(Lifecycle),
             [
-                {"customer_id": ids["G"], "kind": "one_time", "stage": "research",
-                 "opened_at": at("2026-02-20T10:00:00")},
-                {"customer_id": ids["D"], "kind": "one_time", "stage": "discovery",
-                 "opened_at": at("2026-02-21T10:00:00")},
+                {
+                    "customer_id": ids["G"],
+                    "kind": "one_time",
+                    "stage": "research",
+                    "opened_at": at("2026-02-20T10:00:00"),
+                },
+                {
+                    "customer_id": ids["D"],
+                    "kind": "one_time",
+                    "stage": "discovery",
+                    "opened_at": at("2026-02-21T10:00:00"),
+                },
             ],
-        )  # fmt: skip
+        )
         # An escalation by customer and time lands in A's new lifecycle.
         db.add(
             Escalation(
@@ -221,38 +229,45 @@ async def test_moves_keep_the_summary_exact(session_factory: Factory, ids: Any) 
         )
         # Sources, stage, opening time, closing time, purchase status.
         await db.execute(
-            update(Customer).where(Customer.id == ids["E"]).values(
-                acquisition_source=AcquisitionSource.friend
-            )
-        )  # fmt: skip
+            update(Customer)
+            .where(Customer.id == ids["E"])
+            .values(acquisition_source=AcquisitionSource.friend)
+        )
         await db.execute(
             update(Lifecycle)
             .where(Lifecycle.customer_id == ids["J"])
-            .values(stage=Stage.support, opened_at=Lifecycle.opened_at + literal_column("interval '1 day'"))
-        )  # fmt: skip
-        await db.execute(
-            update(Lifecycle).where(Lifecycle.customer_id == ids["M"]).values(
-                closed_at=at("2026-03-20T10:00:00")
+            .values(
+                stage=Stage.support,
+                opened_at=Lifecycle.opened_at + literal_column("interval '1 day'"),
             )
-        )  # fmt: skip
+        )
+        await db.execute(
+            update(Lifecycle)
+            .where(Lifecycle.customer_id == ids["M"])
+            .values(closed_at=at("2026-03-20T10:00:00"))
+        )
         g = await db.scalar(select(Lifecycle.id).where(Lifecycle.customer_id == ids["G"]))
         await db.execute(
-            update(Lifecycle).where(Lifecycle.id == g).values(
-                order_id=(await _order(db, ids["G"], "2026-02-02T10:00:00")).id
-            )
-        )  # fmt: skip
+            update(Lifecycle)
+            .where(Lifecycle.id == g)
+            .values(order_id=(await _order(db, ids["G"], "2026-02-02T10:00:00")).id)
+        )
     async with session_factory() as db, db.begin():
         # J's chat moves to another order: the escalation follows it.
         c1 = await db.scalar(
-            select(Lifecycle.order_id).where(Lifecycle.customer_id == ids["C"]).order_by(Lifecycle.id)
-        )  # fmt: skip
+            select(Lifecycle.order_id)
+            .where(Lifecycle.customer_id == ids["C"])
+            .order_by(Lifecycle.id)
+        )
         await db.execute(
             update(Conversation).where(Conversation.id == "conv-j").values(order_id=c1)
         )
         # An escalation moves to another customer; another is removed.
         await db.execute(
-            update(Escalation).where(Escalation.customer_id == ids["K"]).values(customer_id=ids["E"])
-        )  # fmt: skip
+            update(Escalation)
+            .where(Escalation.customer_id == ids["K"])
+            .values(customer_id=ids["E"])
+        )
         await db.execute(delete(Escalation).where(Escalation.conversation_id == "conv-c"))
     await _assert_exact(session_factory)
 
@@ -321,8 +336,10 @@ async def test_gap_days_at_the_window_boundary(session_factory: Factory, ids: An
         gap = "SELECT gap_days FROM lifecycle_loyalty WHERE lifecycle_id = :id"
         assert await db.scalar(text(gap), {"id": first.id}) == 91
         j_first = await db.scalar(
-            select(Lifecycle.id).where(Lifecycle.customer_id == ids["J"]).order_by(Lifecycle.opened_at)
-        )  # fmt: skip
+            select(Lifecycle.id)
+            .where(Lifecycle.customer_id == ids["J"])
+            .order_by(Lifecycle.opened_at)
+        )
         assert await db.scalar(text(gap), {"id": j_first}) == 90
         for window, returned in ((90, 0), (91, 1)):
             query = loyalty.LoyaltyQuery(

@@ -70,11 +70,15 @@ def test_smtp_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SMTP_STARTTLS", "false")
     settings = Settings.from_env()
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_from) == (
-        "mail.example.com", 2525, "help@example.com",
-    )  # fmt: skip
+        "mail.example.com",
+        2525,
+        "help@example.com",
+    )
     assert (settings.smtp_user, settings.smtp_password, settings.smtp_starttls) == (
-        "bot", "pw", False,
-    )  # fmt: skip
+        "bot",
+        "pw",
+        False,
+    )
     monkeypatch.delenv("SMTP_HOST")
     assert Settings.from_env().smtp_host is None
 
@@ -84,14 +88,21 @@ def test_production_email_needs_a_public_https_address() -> None:
 
     production: dict[str, Any] = {
         name: "x" * 40
-        for name in ("rasa_token", "rasa_channel_secret", "action_server_token", "widget_secret",
-                     "events_secret")
-    }  # fmt: skip
+        for name in (
+            "rasa_token",
+            "rasa_channel_secret",
+            "action_server_token",
+            "widget_secret",
+            "events_secret",
+        )
+    }
     with pytest.raises(ConfigError, match="PUBLIC_URL"):
         Settings(environment="production", smtp_host="mail.example.com", **production)
     settings = Settings(
-        environment="production", smtp_host="mail.example.com",
-        public_url="https://help.example.com", **production,
-    )  # fmt: skip
+        environment="production",
+        smtp_host="mail.example.com",
+        public_url="https://help.example.com",
+        **production,
+    )
     assert settings.public_url == "https://help.example.com"
     assert Settings(environment="production", **production).smtp_host is None  # email off: fine

@@ -52,17 +52,23 @@ async def test_totals_csat_nps_with_passives_ces_response_rate(factory: Factory)
         "volume": 15,
         "csat": {"percent": 50.0, "responses": 4, "satisfied": 2, "interval": [15.0, 85.0]},
         "nps": {
-            "score": 16.7, "responses": 6, "promoters": 3, "passives": 1, "detractors": 2,
+            "score": 16.7,
+            "responses": 6,
+            "promoters": 3,
+            "passives": 1,
+            "detractors": 2,
             "interval": [-55.1, 88.5],
         },
         "ces": {"mean": 3.5, "responses": 2},
         "response_rate": {"percent": 66.7, "sent": 3, "answered": 2},
         "sentiment": {"mean": 0.15, "count": 2},
-    }  # fmt: skip
+    }
     flagged = counts.as_json(min_answers=5)
     assert (flagged["csat"]["too_few"], flagged["nps"]["too_few"], flagged["ces"]["too_few"]) == (
-        True, False, True,
-    )  # fmt: skip
+        True,
+        False,
+        True,
+    )
 
 
 async def test_previous_period_and_range_edges(factory: Factory) -> None:
@@ -120,9 +126,11 @@ async def test_trend_marks_partial_buckets_on_a_fixed_clock(factory: Factory) ->
         weeks = await metrics.trend(db, flt, "week", today=date(2026, 3, 18))
         later = await metrics.trend(db, flt, "week", today=date(2026, 4, 1))
         months = await metrics.trend(
-            db, FeedbackFilter(DateRange(date(2026, 2, 1), date(2026, 3, 31))), "month",
+            db,
+            FeedbackFilter(DateRange(date(2026, 2, 1), date(2026, 3, 31))),
+            "month",
             today=date(2026, 3, 31),
-        )  # fmt: skip
+        )
     assert [(p.start.isoformat(), p.partial) for p in weeks] == [
         ("2026-03-02", "starts_before_range"),
         ("2026-03-09", None),
@@ -162,8 +170,10 @@ async def test_breakdown_by_stage(factory: Factory) -> None:
     assert (discovery.counts.volume, discovery.counts.nps) == (2, -100.0)
     assert (use.counts.volume, use.counts.csat_percent, use.counts.nps) == (6, 100.0, 100.0)
     assert (support.counts.volume, support.counts.csat_percent, support.counts.nps) == (
-        7, 0.0, 50.0,
-    )  # fmt: skip
+        7,
+        0.0,
+        50.0,
+    )
     assert (support.counts.ces, support.counts.sentiment) == (3.5, -0.5)
     assert support.counts.response_rate is None  # dispatches have no stage
 
@@ -198,8 +208,13 @@ async def test_breakdown_by_channel_with_previous_period(factory: Factory) -> No
     async with factory() as db:
         channels = _by_key(await metrics.breakdown(db, FeedbackFilter(MARCH), "channel"))
     assert {k: g.counts.volume for k, g in channels.items()} == {
-        "website_chat": 5, "email": 3, "call_center": 1, "support": 3, "social": 2, "storefront": 1,
-    }  # fmt: skip
+        "website_chat": 5,
+        "email": 3,
+        "call_center": 1,
+        "support": 3,
+        "social": 2,
+        "storefront": 1,
+    }
     assert channels["website_chat"].previous.volume == 2
 
 
@@ -273,16 +288,26 @@ async def test_journey_map_reach_dropoff_themes_and_pitfalls(factory: Factory) -
         "support",
     ]
     assert {k: s.customers for k, s in stages.items()} == {
-        "discovery": 3, "research": 2, "purchase": 2, "use": 2, "support": 1,
-    }  # fmt: skip
+        "discovery": 3,
+        "research": 2,
+        "purchase": 2,
+        "use": 2,
+        "support": 1,
+    }
     assert [(s.moved_on_percent, s.dropoff_percent) for s in found.stages] == [
-        (66.7, 33.3), (100.0, 0.0), (100.0, 0.0), (50.0, None), (None, None),
-    ]  # fmt: skip
+        (66.7, 33.3),
+        (100.0, 0.0),
+        (100.0, 0.0),
+        (50.0, None),
+        (None, None),
+    ]
     assert stages["support"].negative_themes == [("delivery", 1)]
     assert stages["support"].counts.volume == 7
     assert [(c.channel, c.counts.volume) for c in stages["use"].channels] == [
-        ("website_chat", 4), ("email", 1), ("storefront", 1),
-    ]  # fmt: skip
+        ("website_chat", 4),
+        ("email", 1),
+        ("storefront", 1),
+    ]
     got = [(p.stage, p.channel, p.metric, p.value) for p in found.pitfalls]
     assert got == [
         ("discovery", None, "nps", -100.0),
@@ -292,8 +317,10 @@ async def test_journey_map_reach_dropoff_themes_and_pitfalls(factory: Factory) -
     ]
     assert found.pitfalls[3].filter() == {"stage": "support", "kind": "csat", "score_max": "3"}
     assert [(s.source, s.customers, s.share_percent) for s in found.sources] == [
-        ("ad", 1, 33.3), ("search", 1, 33.3), ("unknown", 1, 33.3),
-    ]  # fmt: skip
+        ("ad", 1, 33.3),
+        ("search", 1, 33.3),
+        ("unknown", 1, 33.3),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -322,8 +349,10 @@ def test_parse_filter_names_the_bad_parameter(query: dict[str, str], field: str)
 def test_parse_filter_defaults_to_the_last_90_days_in_the_time_zone() -> None:
     flt = feedback_query.parse_filter({"tz": "Asia/Tokyo"}, today=date(2026, 3, 31))
     assert (flt.range.start, flt.range.end, flt.range.tz.key) == (
-        date(2026, 1, 1), date(2026, 3, 31), "Asia/Tokyo",
-    )  # fmt: skip
+        date(2026, 1, 1),
+        date(2026, 3, 31),
+        "Asia/Tokyo",
+    )
 
 
 async def test_daily_rollups_follow_inserts_updates_and_deletes(factory: Factory) -> None:
@@ -362,8 +391,11 @@ async def test_daily_rollups_follow_inserts_updates_and_deletes(factory: Factory
         await db.execute(update(SurveyDispatch).values(answered_at=None))
     after = await same()
     assert (after.volume, after.nps_promoters, after.nps_detractors, after.ces_responses) == (
-        16, 2, 3, 0,
-    )  # fmt: skip
+        16,
+        2,
+        3,
+        0,
+    )
     assert (after.dispatches_sent, after.dispatches_answered) == (4, 0)
     async with factory() as db:
         assert await db.scalar(select(func.sum(FeedbackDaily.volume))) == 16

@@ -326,9 +326,10 @@ async def test_turns_beyond_the_in_flight_limit_queue_in_the_web_service(
     stub.router.add_post("/webhooks/rest/webhook", webhook)
     async with TestServer(stub) as rasa_server:
         app = create_app(
-            replace(settings, rasa_url=str(rasa_server.make_url("")).rstrip("/"),
-                    rasa_max_in_flight=2)
-        )  # fmt: skip
+            replace(
+                settings, rasa_url=str(rasa_server.make_url("")).rstrip("/"), rasa_max_in_flight=2
+            )
+        )
         async with TestClient(TestServer(app)) as client:
 
             async def one_turn(n: int) -> str:

@@ -37,10 +37,17 @@ def _order(**changes: Any) -> Order:
         tracking_number="JJD000390007",
         placed_at=datetime(2026, 12, 3, 22, 15, tzinfo=timezone.utc),
         items=[
-            OrderItem(sku="TW-1", name="Waffle Cotton Bath Towel", quantity=2, unit_price=Decimal("19.50")),
-            OrderItem(sku="CA-1", name="Enamel Cast-Iron Casserole 24 cm", quantity=1, unit_price=Decimal("89.00")),
+            OrderItem(
+                sku="TW-1", name="Waffle Cotton Bath Towel", quantity=2, unit_price=Decimal("19.50")
+            ),
+            OrderItem(
+                sku="CA-1",
+                name="Enamel Cast-Iron Casserole 24 cm",
+                quantity=1,
+                unit_price=Decimal("89.00"),
+            ),
         ],
-    )  # fmt: skip
+    )
     for name, value in changes.items():
         setattr(order, name, value)
     return order
@@ -71,8 +78,11 @@ def test_a_picking_card_carries_the_picker_buttons_payload() -> None:
 
     assert card["payload"] == PICK
     assert (card["status"], card["carrier"], card["tracking_number"], card["tracking_url"]) == (
-        "placed", None, None, None,
-    )  # fmt: skip
+        "placed",
+        None,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -97,10 +107,19 @@ def test_the_tracking_link_is_the_carriers_page_for_the_quoted_number(
 def test_the_plain_text_fallback_is_a_line_per_card() -> None:
     shipped = order_cards.order_card(_order())
     placed = order_cards.order_card(
-        _order(number="A10002", status=OrderStatus.placed, carrier=None, tracking_number=None,
-               items=[OrderItem(sku="J", name="Merino Wool Crew Jumper", quantity=1, unit_price=Decimal(1))]),
+        _order(
+            number="A10002",
+            status=OrderStatus.placed,
+            carrier=None,
+            tracking_number=None,
+            items=[
+                OrderItem(
+                    sku="J", name="Merino Wool Crew Jumper", quantity=1, unit_price=Decimal(1)
+                )
+            ],
+        ),
         '/inform{"order_number":"A10002"}',
-    )  # fmt: skip
+    )
     hermes = order_cards.order_card(_order(number="A10003", carrier="Hermes", items=[]))
 
     assert order_cards.plain_text([shipped, placed, hermes]) == (
@@ -114,8 +133,21 @@ def test_the_plain_text_fallback_is_a_line_per_card() -> None:
 def test_malformed_cards_in_a_custom_payload_are_dropped() -> None:
     good = order_cards.order_card(_order())
     assert order_cards.cards_of({"order_cards": [good, {"number": 5}, "x"]}) == [good]
-    assert order_cards.cards_of({"order_cards": [{"number": "A1", "date": "d", "status": "s",
-                                                  "items": [{"name": "n", "quantity": "2"}]}]}) is None  # fmt: skip
+    assert (
+        order_cards.cards_of(
+            {
+                "order_cards": [
+                    {
+                        "number": "A1",
+                        "date": "d",
+                        "status": "s",
+                        "items": [{"name": "n", "quantity": "2"}],
+                    }
+                ]
+            }
+        )
+        is None
+    )
     assert order_cards.cards_of({"nlu": {}}) is None
     assert order_cards.cards_of(None) is None
 
@@ -158,8 +190,12 @@ async def test_an_order_status_answer_is_followed_by_the_orders_card(
     ]
     session.add(Conversation(id="conv-1", customer_id=jane.id, identified_by="token"))
     await session.commit()
-    state = tracker("conv-1", "where is my order", "order_status",
-                    {"identity": "verified", "support_request": "order_status"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "where is my order",
+        "order_status",
+        {"identity": "verified", "support_request": "order_status"},
+    )
 
     _events, messages = await run(ActionSupportRequest(), state)
 
@@ -213,16 +249,27 @@ class CardRasa:
         to = body["sender"]
         if body["message"] == PICK:
             card = {k: v for k, v in self.cards[0].items() if k != "payload"}
-            return web.json_response([
-                {"recipient_id": to, "text": "Order A10001 shipped on 4 December 2026."},
-                {"recipient_id": to, "text": order_cards.plain_text([card])},
-                {"recipient_id": to, "custom": {"order_cards": [card]}},
-            ])  # fmt: skip
-        return web.json_response([
-            {"recipient_id": to, "text": "Which order is it about? Tap one, or type its order number."},
-            {"recipient_id": to, "text": order_cards.plain_text(self.cards), "buttons": self.buttons},
-            {"recipient_id": to, "custom": {"order_cards": self.cards}},
-        ])  # fmt: skip
+            return web.json_response(
+                [
+                    {"recipient_id": to, "text": "Order A10001 shipped on 4 December 2026."},
+                    {"recipient_id": to, "text": order_cards.plain_text([card])},
+                    {"recipient_id": to, "custom": {"order_cards": [card]}},
+                ]
+            )
+        return web.json_response(
+            [
+                {
+                    "recipient_id": to,
+                    "text": "Which order is it about? Tap one, or type its order number.",
+                },
+                {
+                    "recipient_id": to,
+                    "text": order_cards.plain_text(self.cards),
+                    "buttons": self.buttons,
+                },
+                {"recipient_id": to, "custom": {"order_cards": self.cards}},
+            ]
+        )
 
     async def ok(self, _request: web.Request) -> web.Response:
         return web.json_response({"paused": False, "active_loop": {}, "slots": {}, "events": []})
@@ -279,8 +326,9 @@ async def test_the_picker_and_the_status_answer_carry_cards_live_and_in_the_hist
 
     # Picking the first card: what the widget sends for it (the picker button's payload and
     # title) is forwarded to the bot as a button payload, as for the button itself.
-    await ws.send_json({"type": "message", "text": PICK, "display": stub.buttons[0]["title"],
-                        "client_id": "c2"})  # fmt: skip
+    await ws.send_json(
+        {"type": "message", "text": PICK, "display": stub.buttons[0]["title"], "client_id": "c2"}
+    )
     answer, card = await _bot_frames(ws, 2)
 
     assert stub.received[-1]["message"] == PICK

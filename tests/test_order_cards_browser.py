@@ -58,8 +58,15 @@ async def _seed(sessions: live_app.Sessions) -> None:
             (MessageSender.customer, stub.buttons[0]["title"], None, None),
             (MessageSender.bot, order_cards.plain_text(status_card), None, status_card),
         ]:
-            db.add(Message(conversation_id="conv-cards", sender=sender, text=text,
-                           buttons=buttons, cards=cards))  # fmt: skip
+            db.add(
+                Message(
+                    conversation_id="conv-cards",
+                    sender=sender,
+                    text=text,
+                    buttons=buttons,
+                    cards=cards,
+                )
+            )
 
 
 @pytest.fixture(scope="module")

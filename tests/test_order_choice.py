@@ -181,8 +181,13 @@ async def test_several_fitting_orders_are_offered_as_buttons(session: AsyncSessi
     first, third = await _number(session, "A10001"), await _number(session, "A10003")
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "return_item", verified=True, text="i want to return something"
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "return_item",
+        verified=True,
+        text="i want to return something",
+    )
 
     # The orders as cards (issue #19 item 3): the card message's text is their plain-text
     # fallback; its buttons keep the picker's titles and payloads (a card picks with them).
@@ -230,10 +235,14 @@ async def test_the_chosen_order_continues_the_remembered_request(
         "conv-1",
         '/inform{"order_number":"A10003"}',
         "inform",
-        {**VERIFIED, "support_request": "return_item", "next_step": "choose_order",
-         "order_number": "A10003"},
+        {
+            **VERIFIED,
+            "support_request": "return_item",
+            "next_step": "choose_order",
+            "order_number": "A10003",
+        },
         events=events,
-    )  # fmt: skip
+    )
 
     events_out, messages = await run(ActionSupportRequest(), state)
 
@@ -251,10 +260,16 @@ async def test_the_picker_answered_in_words_picks_that_order_and_item(
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "return_item", verified=True,
-        text="i want to return something", latest="just the towel tbh, keeping the casserole",
-        latest_intent="product_question", choosing_order=True,
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "return_item",
+        verified=True,
+        text="i want to return something",
+        latest="just the towel tbh, keeping the casserole",
+        latest_intent="product_question",
+        choosing_order=True,
+    )
 
     said = " ".join(text for text, _ in turn.messages)
     assert "A10001" in said and TOWEL in said and CASSEROLE not in said
@@ -268,10 +283,16 @@ async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncS
     picks = {}
     for words in ("the newest one", "the older one pls", "2nd one", "hmm"):
         turn = await chat.support_request(
-            session, Settings(), "conv-1", "return_item", verified=True,
-            text="i want to return something", latest=words, latest_intent="inform",
+            session,
+            Settings(),
+            "conv-1",
+            "return_item",
+            verified=True,
+            text="i want to return something",
+            latest=words,
+            latest_intent="inform",
             choosing_order=True,
-        )  # fmt: skip
+        )
         picks[words] = (
             _about(turn.messages[0][0])
             if turn.slots.get("next_step") != "choose_order"
@@ -283,9 +304,11 @@ async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncS
         await session.commit()
 
     assert picks == {
-        "the newest one": "A10003", "the older one pls": "A10001", "2nd one": "A10001",
+        "the newest one": "A10003",
+        "the older one pls": "A10001",
+        "2nd one": "A10001",
         "hmm": "asked again",
-    }  # fmt: skip
+    }
 
 
 async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(
@@ -295,10 +318,16 @@ async def test_a_question_at_the_picker_is_answered_and_the_picker_stays(
     await knowledge.load_demo(session)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "return_item", verified=True,
-        text="i want to return something", latest="do u ship to switzerland?",
-        latest_intent="policy_question", choosing_order=True,
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "return_item",
+        verified=True,
+        text="i want to return something",
+        latest="do u ship to switzerland?",
+        latest_intent="policy_question",
+        choosing_order=True,
+    )
 
     assert turn.slots["next_step"] == "choose_order"
     assert turn.messages[0][0].startswith("From our help centre, “Which countries do you ship")
@@ -309,9 +338,13 @@ async def test_a_product_named_picks_the_one_order_holding_it(session: AsyncSess
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "damaged_item", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "damaged_item",
+        verified=True,
         text="the casserole arrived with a massive chip in the enamel",
-    )  # fmt: skip
+    )
 
     assert _about(turn.messages[0][0]) == "A10001"
     assert turn.slots["pending_action"] == "return_item"
@@ -326,9 +359,13 @@ async def test_a_product_only_in_an_order_that_does_not_fit_names_that_order(
     await _jane(session)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "cancel_order", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_order",
+        verified=True,
         text="please cancel the casserole",
-    )  # fmt: skip
+    )
 
     assert turn.messages[0][0] == (
         "Order A10001 is already delivered, so it can't be cancelled any more. "
@@ -362,13 +399,23 @@ async def test_an_order_not_on_the_account_is_said_so_and_nothing_shown(
     await _jane(session)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "change_address", verified=True,
-        order_number="A20002", text="change the address of A20002",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
+        order_number="A20002",
+        text="change the address of A20002",
+    )
     unknown = await chat.support_request(
-        session, Settings(), "conv-1", "cancel_order", verified=True,
-        order_number="#99999", text="cancel #99999",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_order",
+        verified=True,
+        order_number="#99999",
+        text="cancel #99999",
+    )
 
     second = await _number(session, "A10002")
     assert turn.messages == [
@@ -400,8 +447,9 @@ def test_a_number_from_an_earlier_request_is_not_named_for_this_one() -> None:
         _user("cancel my order", "cancel_order"),
         _slot("support_request", "cancel_order"),
     ]
-    state = tracker("conv-1", "cancel my order", "cancel_order", {"order_number": "A10001"},
-                    events=events)  # fmt: skip
+    state = tracker(
+        "conv-1", "cancel my order", "cancel_order", {"order_number": "A10001"}, events=events
+    )
 
     assert named_order_number(state) is None
 
@@ -444,10 +492,13 @@ async def _subscriber_with_order(session: AsyncSession) -> tuple[Customer, Order
     order = await _order(session, owner, "A12345", OrderStatus.delivered, ["Stoneware Mug"], 20)
     order_lifecycle = await lifecycles.lifecycle_for_order(session, order)
     period = Lifecycle(
-        customer_id=owner.id, kind=LifecycleKind.subscription_period, stage=Stage.use,
-        opened_at=utcnow() - timedelta(days=1), subscription_id=subscription.id,
+        customer_id=owner.id,
+        kind=LifecycleKind.subscription_period,
+        stage=Stage.use,
+        opened_at=utcnow() - timedelta(days=1),
+        subscription_id=subscription.id,
         period_start=utcnow() - timedelta(days=1),
-    )  # fmt: skip
+    )
     session.add(period)
     session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
     await session.commit()
@@ -579,9 +630,13 @@ async def test_a_subscriber_without_orders_is_offered_a_person_not_a_dead_end(
     await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "billing_issue", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "billing_issue",
+        verified=True,
         text="you charged me twice this month",
-    )  # fmt: skip
+    )
 
     [(text, buttons)] = turn.messages
     assert "I can't see any one-off orders on your account, only your" in text
@@ -626,9 +681,13 @@ async def test_a_subscriber_without_orders_moving_house_is_offered_a_person_for_
     subscription = await _subscriber(session, 7)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "change_address", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
         text="we moved!! new address for the coffee box: Keizersgracht 12, 1015 CJ Amsterdam",
-    )  # fmt: skip
+    )
 
     [(text, _)] = turn.messages
     assert text == (
@@ -652,9 +711,12 @@ async def test_the_other_order_at_a_changes_yes_no_asks_the_change_for_that_orde
     session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=mug.id))
     await session.commit()
     pending = {
-        **VERIFIED, "support_request": "cancel_order", "awaiting": "confirmation",
-        "pending_action": "cancel_order", "next_step": "confirm",
-    }  # fmt: skip
+        **VERIFIED,
+        "support_request": "cancel_order",
+        "awaiting": "confirmation",
+        "pending_action": "cancel_order",
+        "next_step": "confirm",
+    }
 
     _, messages = await run(
         ActionResolvePending(),
@@ -687,15 +749,22 @@ async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order
     session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=kettle.id))
     await session.commit()
     offer = {
-        **VERIFIED, "support_request": "billing_issue", "awaiting": "confirmation",
-        "pending_action": "offer_human", "next_step": "confirm",
-    }  # fmt: skip
+        **VERIFIED,
+        "support_request": "billing_issue",
+        "awaiting": "confirmation",
+        "pending_action": "offer_human",
+        "next_step": "confirm",
+    }
     state = tracker("conv-1", "no not that one, the casserole", "deny", offer)
     state.latest_message["intent_ranking"] = [{"name": "deny", "confidence": 1.0}]
     state.events.insert(
-        0, {"event": "user", "text": "need the invoice for the kettle",
-            "parse_data": {"intent": {"name": "billing_issue", "confidence": 0.99}}},
-    )  # fmt: skip
+        0,
+        {
+            "event": "user",
+            "text": "need the invoice for the kettle",
+            "parse_data": {"intent": {"name": "billing_issue", "confidence": 0.99}},
+        },
+    )
 
     _, messages = await run(ActionResolvePending(), state)
 
@@ -711,12 +780,15 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(
     would you like to do?"."""
     await _jane(session)
     state = tracker(
-        "conv-1", "pls change delivery adress to 5 rue victor hugo 75001 paris", "inform",
+        "conv-1",
+        "pls change delivery adress to 5 rue victor hugo 75001 paris",
+        "inform",
         {**VERIFIED, "next_step": "done"},
-    )  # fmt: skip
+    )
     state.latest_message["intent_ranking"] = [
-        {"name": "inform", "confidence": 0.90}, {"name": "change_address", "confidence": 0.09},
-    ]  # fmt: skip
+        {"name": "inform", "confidence": 0.90},
+        {"name": "change_address", "confidence": 0.09},
+    ]
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -741,9 +813,13 @@ async def test_undoing_an_old_subscription_cancellation_offers_a_person(
     await _cancelled(session, 8, timedelta(days=2))
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "resume_subscription", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "resume_subscription",
+        verified=True,
         text="undo the cancellation",
-    )  # fmt: skip
+    )
 
     [(text, buttons)] = turn.messages
     assert text.startswith("Your Coffee Explorer Box subscription was cancelled on ")
@@ -757,9 +833,13 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession
     cancelled = await _cancelled(session, 8, timedelta(minutes=3))
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "resume_subscription", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "resume_subscription",
+        verified=True,
         text="wait no undo that, i want to keep it",
-    )  # fmt: skip
+    )
 
     [(text, _)] = turn.messages
     assert text == (
@@ -771,9 +851,13 @@ async def test_a_cancellation_just_made_is_undone_on_a_yes(session: AsyncSession
         SubscriptionStatus.cancelled,
     )
     done = await chat.resolve_pending(
-        session, Settings(), "conv-1", "resume_subscription", confirmed=True,
+        session,
+        Settings(),
+        "conv-1",
+        "resume_subscription",
+        confirmed=True,
         new_address=None,
-    )  # fmt: skip
+    )
     assert done.messages[0][0].startswith(
         "Done: your Coffee Explorer Box subscription is active again"
     )
@@ -822,15 +906,23 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(
     """Tester tr01: "and the other order?" after the kettle's status got the kettle again."""
     await _jane(session)
     first = await chat.support_request(
-        session, Settings(), "conv-1", "order_status", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
         text="wheres my casserole",
-    )  # fmt: skip
+    )
     assert _about(first.messages[0][0]) == "A10001"
 
     other = await chat.support_request(
-        session, Settings(), "conv-1", "order_status", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
         text="and the other order?",
-    )  # fmt: skip
+    )
 
     assert _about(other.messages[0][0]) == "A10002"
     assert await _conversation_order(session) == "A10002"
@@ -843,14 +935,24 @@ async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
     cancel the (unshipped) order."""
     await _jane(session)
     await chat.support_request(
-        session, Settings(), "conv-1", "billing_issue", verified=True,
-        text="i got charged TWICE for my order wtf", order_number="A10002",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "billing_issue",
+        verified=True,
+        text="i got charged TWICE for my order wtf",
+        order_number="A10002",
+    )
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "request_refund", verified=True,
-        text="i want the money back now", earlier_request="billing_issue",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "request_refund",
+        verified=True,
+        text="i want the money back now",
+        earlier_request="billing_issue",
+    )
 
     [(text, buttons)] = turn.messages
     assert text == (
@@ -895,10 +997,17 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(
     text = "my coffee box had the wrong beans again, can i speak to someone"
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "damaged_item", verified=True, text=text,
-        intent_ranking=[{"name": "damaged_item", "confidence": 0.53},
-                        {"name": "request_human", "confidence": 0.31}],
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "damaged_item",
+        verified=True,
+        text=text,
+        intent_ranking=[
+            {"name": "damaged_item", "confidence": 0.53},
+            {"name": "request_human", "confidence": 0.31},
+        ],
+    )
 
     assert turn.messages[0][0].startswith("Our support team is offline right now")
     escalation = (await session.scalars(select(Escalation))).one()
@@ -915,11 +1024,18 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
     await session.commit()
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "cancel_order", verified=True,
-        text="why was A10009 cancelled?? i didnt cancel it", order_number="A10009",
-        intent_ranking=[{"name": "cancel_order", "confidence": 0.60},
-                        {"name": "delivery_problem", "confidence": 0.37}],
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_order",
+        verified=True,
+        text="why was A10009 cancelled?? i didnt cancel it",
+        order_number="A10009",
+        intent_ranking=[
+            {"name": "cancel_order", "confidence": 0.60},
+            {"name": "delivery_problem", "confidence": 0.37},
+        ],
+    )
 
     assert _about(turn.messages[0][0]) == cancelled.number
     assert "cancelled" in turn.messages[0][0]
@@ -931,9 +1047,13 @@ async def test_my_last_order_is_the_newest_without_a_picker(session: AsyncSessio
     await _jane(session, second_delivered=True)
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "billing_issue", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "billing_issue",
+        verified=True,
         text="i got charged twice for my last order!!",
-    )  # fmt: skip
+    )
 
     assert _about(turn.messages[0][0]) == "A10002"
     assert turn.slots.get("next_step") != "choose_order"
@@ -949,15 +1069,23 @@ async def test_the_cancelled_one_is_the_customers_one_cancelled_order(
     await _order(session, jane, "A10009", OrderStatus.cancelled, [KNIFE], 40)
     await session.commit()
     await chat.support_request(
-        session, Settings(), "conv-1", "order_status", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
         text="where is my jumper",
-    )  # fmt: skip
+    )
     assert await _conversation_order(session) == "A10002"
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "request_refund", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "request_refund",
+        verified=True,
         text="ok and can i get a refund for the cancelled one too",
-    )  # fmt: skip
+    )
 
     assert _about(turn.messages[0][0]) == "A10009"
     assert await _conversation_order(session) == "A10009"
@@ -973,9 +1101,13 @@ async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(
     await session.commit()
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "order_status", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
         text="when is my next coffee box coming",
-    )  # fmt: skip
+    )
 
     next_box = support.format_date(support.next_period_end(subscription))
     assert turn.messages == [
@@ -988,9 +1120,13 @@ async def test_the_next_coffee_box_is_the_subscriptions_not_the_newest_order(
     assert turn.slots["next_step"] == "done"
 
     where = await chat.support_request(
-        session, Settings(), "conv-1", "order_status", verified=True,
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
         text="where is my jumper",
-    )  # fmt: skip
+    )
     assert _about(where.messages[0][0]) == "A10002"
 
 
@@ -1001,14 +1137,24 @@ async def test_how_long_for_the_money_back_after_a_double_charge_is_the_preautho
     answer got "There's no refund on order A…: it is shipped and no return has been started"."""
     await _jane(session)
     await chat.support_request(
-        session, Settings(), "conv-1", "billing_issue", verified=True,
-        text="i was charged twice for A10002", order_number="A10002",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "billing_issue",
+        verified=True,
+        text="i was charged twice for A10002",
+        order_number="A10002",
+    )
 
     turn = await chat.support_request(
-        session, Settings(), "conv-1", "refund_status", verified=True,
-        text="ok and how long for the money back?", earlier_request="billing_issue",
-    )  # fmt: skip
+        session,
+        Settings(),
+        "conv-1",
+        "refund_status",
+        verified=True,
+        text="ok and how long for the money back?",
+        earlier_request="billing_issue",
+    )
 
     [(text, buttons)] = turn.messages
     assert text.startswith("A second amount for order A10002 is usually a card pre-authorisation")

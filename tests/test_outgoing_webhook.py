@@ -71,10 +71,16 @@ class Clock:
 async def detractor(sessions: Sessions, external_id: str = "ticket-1") -> int:
     await shop_events.receive(sessions, shop_events.parse_event(order_event("e1", "placed", 0)))
     feedback_item = intake.parse_item(
-        {"channel": "call_center", "customer_external_id": "C9001",
-         "occurred_at": utcnow().isoformat(), "kind": "csat", "score": 1,
-         "text": "Rude and useless.", "external_id": external_id}
-    )  # fmt: skip
+        {
+            "channel": "call_center",
+            "customer_external_id": "C9001",
+            "occurred_at": utcnow().isoformat(),
+            "kind": "csat",
+            "score": 1,
+            "text": "Rude and useless.",
+            "external_id": external_id,
+        }
+    )
     async with sessions() as session, session.begin():
         result = await intake.record_item(session, feedback_item, due_hours=48)
     assert result.escalation is not None
@@ -114,9 +120,13 @@ async def test_a_failed_delivery_is_retried_with_backoff_then_delivered_once(
     assert payload["id"] == f"escalation-{escalation_id}"
     assert payload["customer"]["external_id"] == "C9001"
     assert payload["feedback"] == {
-        "channel": "call_center", "kind": "csat", "score": 1, "text": None, "stage": "purchase",
+        "channel": "call_center",
+        "kind": "csat",
+        "score": 1,
+        "text": None,
+        "stage": "purchase",
         "at": payload["feedback"]["at"],
-    }  # fmt: skip
+    }
     assert payload["escalation"]["summary"] == "call center: csat 1 — Rude and useless."
     assert payload["escalation"]["in_chat"] is False
     async with session_factory() as session:
@@ -172,9 +182,13 @@ async def test_the_web_service_sends_in_the_background(
     engine: Any, settings: Settings, session_factory: Sessions, shop: Shop
 ) -> None:
     app = create_app(
-        replace(settings, outgoing_webhook_url=shop.url, outgoing_webhook_secret=SECRET,
-                outgoing_webhook_poll_seconds=0.05)
-    )  # fmt: skip
+        replace(
+            settings,
+            outgoing_webhook_url=shop.url,
+            outgoing_webhook_secret=SECRET,
+            outgoing_webhook_poll_seconds=0.05,
+        )
+    )
     async with TestClient(TestServer(app)) as client:
         await shop_events.receive(
             session_factory, shop_events.parse_event(order_event("e1", "placed", 0))
@@ -183,10 +197,14 @@ async def test_the_web_service_sends_in_the_background(
         response = await client.post(
             "/api/feedback",
             headers=bearer(token),
-            json={"channel": "social", "customer": {"external_id": "C9001"},
-                  "occurred_at": utcnow().isoformat(), "kind": "complaint",
-                  "text": "Horrible, the worst, useless and rude."},
-        )  # fmt: skip
+            json={
+                "channel": "social",
+                "customer": {"external_id": "C9001"},
+                "occurred_at": utcnow().isoformat(),
+                "kind": "complaint",
+                "text": "Horrible, the worst, useless and rude.",
+            },
+        )
         assert response.status == 201, await response.text()
         for _ in range(100):
             if shop.received:

@@ -330,10 +330,12 @@ async def test_a_photo_joins_the_damage_report_in_progress(
     async with session_factory() as db, db.begin():
         conversation = await db.get(Conversation, conversation_id)
         escalation = Escalation(
-            conversation_id=conversation_id, customer_id=conversation.customer_id,
-            reason=EscalationReason.customer_request, priority=2,
+            conversation_id=conversation_id,
+            customer_id=conversation.customer_id,
+            reason=EscalationReason.customer_request,
+            priority=2,
             status=EscalationStatus.waiting,
-        )  # fmt: skip
+        )
         db.add(escalation)
     response = await _upload(photo_client, token, image_bytes("WEBP"))
     body = await response.json()

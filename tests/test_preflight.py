@@ -27,13 +27,15 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_refuses_to_start_naming_every_unreachable_service() -> None:
     port = str(_closed_port())
-    env = prod_environment({
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/shopbot",
-        "RASA_TRACKER_DB_PORT": port,
-        "RASA_LOCK_REDIS_PORT": port,
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "RABBITMQ_PORT": port,
-    })  # fmt: skip
+    env = prod_environment(
+        {
+            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/shopbot",
+            "RASA_TRACKER_DB_PORT": port,
+            "RASA_LOCK_REDIS_PORT": port,
+            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "RABBITMQ_PORT": port,
+        }
+    )
     with pytest.raises(SystemExit) as refused:
         preflight(env)
     message = str(refused.value)

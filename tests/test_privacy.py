@@ -79,10 +79,26 @@ SUMMARY = f"{NAME} reports a lost parcel; quote: pineapple-umbrella"
 OLD_ADDRESS = "3 Former Road, 01067 Dresden"
 # Every string that identifies Zelda or that she (or anyone, about her) wrote.
 SECRETS = (
-    EMAIL, NAME, "Zelda", "Quarry", EXTERNAL_ID, ADDRESS, TRACKING, *CUSTOMER_TEXTS, BOT_TEXT,
-    AGENT_TEXT, SYSTEM_TEXT, NOTE_TEXT, COMMENT, SUMMARY, OLD_ADDRESS, "pineapple-umbrella",
-    "walrus-kettle", "gooseberry-ladder", "marmalade-sextant",
-)  # fmt: skip
+    EMAIL,
+    NAME,
+    "Zelda",
+    "Quarry",
+    EXTERNAL_ID,
+    ADDRESS,
+    TRACKING,
+    *CUSTOMER_TEXTS,
+    BOT_TEXT,
+    AGENT_TEXT,
+    SYSTEM_TEXT,
+    NOTE_TEXT,
+    COMMENT,
+    SUMMARY,
+    OLD_ADDRESS,
+    "pineapple-umbrella",
+    "walrus-kettle",
+    "gooseberry-ladder",
+    "marmalade-sextant",
+)
 OTHER_EMAIL = "otto.other@example.com"
 OTHER_TEXT = "Otto's message stays, kumquat-anchor"
 
@@ -112,27 +128,40 @@ async def _seed(sessions: Sessions) -> Seeded:
         db.add_all([zelda, otto])
         await db.flush()
         sub = Subscription(
-            customer_id=zelda.id, plan="Coffee Box", price=Decimal("24.00"),
-            status=SubscriptionStatus.active, started_at=now - timedelta(days=40),
+            customer_id=zelda.id,
+            plan="Coffee Box",
+            price=Decimal("24.00"),
+            status=SubscriptionStatus.active,
+            started_at=now - timedelta(days=40),
             current_period_start=now - timedelta(days=10),
             current_period_end=now + timedelta(days=20),
-        )  # fmt: skip
+        )
         order = Order(
-            number="A77001", customer_id=zelda.id, status=OrderStatus.shipped,
-            total=Decimal("59.90"), shipping_address=ADDRESS, carrier="DHL",
-            tracking_number=TRACKING, placed_at=now - timedelta(days=5),
+            number="A77001",
+            customer_id=zelda.id,
+            status=OrderStatus.shipped,
+            total=Decimal("59.90"),
+            shipping_address=ADDRESS,
+            carrier="DHL",
+            tracking_number=TRACKING,
+            placed_at=now - timedelta(days=5),
             items=[OrderItem(sku="KIT-1", name="Mug", quantity=2, unit_price=Decimal("29.95"))],
-        )  # fmt: skip
+        )
         db.add_all([sub, order])
         await db.flush()
         lifecycle = Lifecycle(
-            customer_id=zelda.id, kind=LifecycleKind.one_time, stage=Stage.support,
+            customer_id=zelda.id,
+            kind=LifecycleKind.one_time,
+            stage=Stage.support,
             order_id=order.id,
-        )  # fmt: skip
+        )
         chat = Conversation(
-            id="conv-z1", customer_id=zelda.id, access_token_hash="a" * 64,
-            identified_by="token", order_id=order.id,
-        )  # fmt: skip
+            id="conv-z1",
+            customer_id=zelda.id,
+            access_token_hash="a" * 64,
+            identified_by="token",
+            order_id=order.id,
+        )
         other_chat = Conversation(id="conv-o1", customer_id=otto.id, access_token_hash="b" * 64)
         db.add_all([lifecycle, chat, other_chat])
         await db.flush()
@@ -146,77 +175,113 @@ async def _seed(sessions: Sessions) -> Seeded:
         for sender, text in texts:
             db.add(
                 Message(
-                    conversation_id=chat.id, sender=sender, text=text,
-                    buttons=[{"title": NAME, "payload": EMAIL}] if sender is MessageSender.bot else None,
+                    conversation_id=chat.id,
+                    sender=sender,
+                    text=text,
+                    buttons=[{"title": NAME, "payload": EMAIL}]
+                    if sender is MessageSender.bot
+                    else None,
                     author="Sam" if sender is MessageSender.agent else None,
                 )
-            )  # fmt: skip
+            )
         db.add(
             Message(conversation_id=other_chat.id, sender=MessageSender.customer, text=OTHER_TEXT)
         )
         db.add(StaffNote(conversation_id=chat.id, staff_user_id=agent.id, text=NOTE_TEXT))
         dispatch = SurveyDispatch(
-            customer_id=zelda.id, lifecycle_id=lifecycle.id, conversation_id=chat.id,
-            trigger="delivered", survey_kind=FeedbackKind.csat, sent_at=now,
-        )  # fmt: skip
+            customer_id=zelda.id,
+            lifecycle_id=lifecycle.id,
+            conversation_id=chat.id,
+            trigger="delivered",
+            survey_kind=FeedbackKind.csat,
+            sent_at=now,
+        )
         db.add(dispatch)
         await db.flush()
         feedback = [
             Feedback(
-                idempotency_key=f"test:{kind.value}", customer_id=zelda.id,
-                lifecycle_id=lifecycle.id, stage=Stage.support, channel=Channel.website_chat,
-                source=FeedbackSource.chat_survey, kind=kind, score=score, text=text,
-                sentiment=sentiment, themes=themes, conversation_id=chat.id,
-                survey_dispatch_id=dispatch.id, order_id=order.id,
+                idempotency_key=f"test:{kind.value}",
+                customer_id=zelda.id,
+                lifecycle_id=lifecycle.id,
+                stage=Stage.support,
+                channel=Channel.website_chat,
+                source=FeedbackSource.chat_survey,
+                kind=kind,
+                score=score,
+                text=text,
+                sentiment=sentiment,
+                themes=themes,
+                conversation_id=chat.id,
+                survey_dispatch_id=dispatch.id,
+                order_id=order.id,
             )
             for kind, score, text, sentiment, themes in (
                 (FeedbackKind.csat, 2, None, None, []),
                 (FeedbackKind.complaint, None, COMMENT, -0.7, ["delivery"]),
             )
-        ]  # fmt: skip
+        ]
         db.add_all(feedback)
         await db.flush()
         escalation = Escalation(
-            conversation_id=chat.id, customer_id=zelda.id, feedback_id=feedback[1].id,
-            reason=EscalationReason.negative_feedback, priority=2, summary=SUMMARY,
+            conversation_id=chat.id,
+            customer_id=zelda.id,
+            feedback_id=feedback[1].id,
+            reason=EscalationReason.negative_feedback,
+            priority=2,
+            summary=SUMMARY,
             contact_email=EMAIL,
-        )  # fmt: skip
+        )
         db.add(escalation)
         await db.flush()
         db.add(
             WebhookOutbox(
-                event_type="feedback.detractor", escalation_id=escalation.id,
+                event_type="feedback.detractor",
+                escalation_id=escalation.id,
                 payload=outbox.detractor_payload(escalation, feedback[1], zelda),
             )
-        )  # fmt: skip
+        )
         db.add(
             ShopEvent(
-                id="evt-1", type="order.shipped", occurred_at=now, status=ShopEventStatus.applied,
+                id="evt-1",
+                type="order.shipped",
+                occurred_at=now,
+                status=ShopEventStatus.applied,
                 result={"event_id": "evt-1", "customer": EXTERNAL_ID, "applied": True},
             )
-        )  # fmt: skip
+        )
         # Accepted, not applied yet: the queued payload names her (bot/web/events_worker.py).
         db.add(
             ShopEvent(
-                id="evt-2", type="order.delivered", occurred_at=now, customer_ref=EXTERNAL_ID,
-                payload={"id": "evt-2", "type": "order.delivered",
-                         "customer": {"external_id": EXTERNAL_ID, "email": EMAIL, "name": NAME},
-                         "order": {"number": "A77001", "shipping_address": ADDRESS}},
+                id="evt-2",
+                type="order.delivered",
+                occurred_at=now,
+                customer_ref=EXTERNAL_ID,
+                payload={
+                    "id": "evt-2",
+                    "type": "order.delivered",
+                    "customer": {"external_id": EXTERNAL_ID, "email": EMAIL, "name": NAME},
+                    "order": {"number": "A77001", "shipping_address": ADDRESS},
+                },
             )
-        )  # fmt: skip
+        )
         db.add(
             AuditLog(
-                actor=f"customer:{zelda.id}", action="change_address", target_type="order",
-                target_id="A77001", details={"via": "chat", "from": OLD_ADDRESS, "to": ADDRESS},
+                actor=f"customer:{zelda.id}",
+                action="change_address",
+                target_type="order",
+                target_id="A77001",
+                details={"via": "chat", "from": OLD_ADDRESS, "to": ADDRESS},
             )
-        )  # fmt: skip
+        )
         # A single-use identity token she used (bot/domain/conversations.py).
         db.add(
             IdentityTokenUse(
-                jti="jti-zelda-1", customer_external_id=EXTERNAL_ID, conversation_id=chat.id,
+                jti="jti-zelda-1",
+                customer_external_id=EXTERNAL_ID,
+                conversation_id=chat.id,
                 expires_at=now + timedelta(hours=1),
             )
-        )  # fmt: skip
+        )
         await db.flush()
         return Seeded(zelda.id, otto.id, chat.id, other_chat.id)
 
@@ -270,8 +335,12 @@ async def test_export_contains_every_kind_of_data_and_is_audited(session_factory
     assert conversation["id"] == seeded.conversation_id
     assert "access_token_hash" not in conversation  # a credential's hash, not her data
     assert [m["text"] for m in conversation["messages"]] == [
-        CUSTOMER_TEXTS[0], BOT_TEXT, CUSTOMER_TEXTS[1], SYSTEM_TEXT, AGENT_TEXT,
-    ]  # fmt: skip
+        CUSTOMER_TEXTS[0],
+        BOT_TEXT,
+        CUSTOMER_TEXTS[1],
+        SYSTEM_TEXT,
+        AGENT_TEXT,
+    ]
     assert [n["text"] for n in conversation["staff_notes"]] == [NOTE_TEXT]
     assert sorted((f["kind"], f["score"], f["text"]) for f in document["feedback"]) == [
         ("complaint", None, COMMENT),
@@ -321,10 +390,20 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
     assert erasure.customer_id == seeded.customer_id and not erasure.already_erased
     assert erasure.conversation_ids == [seeded.conversation_id]
     assert erasure.counts == {
-        "messages": 5, "staff_notes": 1, "feedback_texts": 1, "escalations": 1, "orders": 1,
-        "conversation_tokens": 1, "audit_details": 1, "webhook_payloads": 1, "shop_events": 2,
-        "identity_token_uses": 1, "profile": 1, "turn_understandings": 0, "photos": 0,
-    }  # fmt: skip
+        "messages": 5,
+        "staff_notes": 1,
+        "feedback_texts": 1,
+        "escalations": 1,
+        "orders": 1,
+        "conversation_tokens": 1,
+        "audit_details": 1,
+        "webhook_payloads": 1,
+        "shop_events": 2,
+        "identity_token_uses": 1,
+        "profile": 1,
+        "turn_understandings": 0,
+        "photos": 0,
+    }
     async with session_factory() as db:
         zelda = await db.get(Customer, seeded.customer_id)
         assert zelda is not None and zelda.email is None and zelda.name is None
@@ -345,8 +424,10 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
         assert messages[0].sender is MessageSender.customer  # row kept for counts
         order = (await db.execute(select(Order))).scalar_one()
         assert (order.status, order.total, order.shipping_address) == (
-            OrderStatus.shipped, Decimal("59.90"), privacy.ERASED_TEXT,
-        )  # fmt: skip
+            OrderStatus.shipped,
+            Decimal("59.90"),
+            privacy.ERASED_TEXT,
+        )
         assert len((await db.execute(select(Lifecycle))).all()) == 1
         chat = await db.get(Conversation, seeded.conversation_id)
         assert chat is not None and chat.access_token_hash is None  # cannot be resumed
@@ -354,8 +435,10 @@ async def test_erase_leaves_no_trace_in_any_table_and_keeps_the_metrics(
             await db.execute(select(AuditLog).where(AuditLog.action == "erase_customer"))
         ).scalar_one()
         assert (audit.actor, audit.target_type, audit.target_id) == (
-            "staff:1", "customer", str(seeded.customer_id),
-        )  # fmt: skip
+            "staff:1",
+            "customer",
+            str(seeded.customer_id),
+        )
         assert audit.details["messages"] == 5 and audit.details["already_erased"] is False
         # Otto is untouched.
         otto = await db.get(Customer, seeded.other_id)
@@ -404,10 +487,12 @@ async def test_purge_transcripts_blanks_only_old_messages(session_factory: Sessi
     async with session_factory() as db, db.begin():
         db.add(
             Message(
-                conversation_id=seeded.other_conversation_id, sender=MessageSender.customer,
-                text="an old message, plum-lantern", created_at=old,
+                conversation_id=seeded.other_conversation_id,
+                sender=MessageSender.customer,
+                text="an old message, plum-lantern",
+                created_at=old,
             )
-        )  # fmt: skip
+        )
     async with session_factory() as db, db.begin():
         assert await privacy.purge_transcripts(db, 365, actor="cli") == 1
     async with session_factory() as db, db.begin():
@@ -535,13 +620,21 @@ async def test_api_erase_with_a_staff_cookie_needs_csrf(
 
 async def _cli(database_url: str, rasa_url: str, *args: str) -> tuple[int, str, str]:
     env = {
-        **os.environ, "DATABASE_URL": database_url, "RASA_URL": rasa_url,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RASA_URL": rasa_url,
         "PYTHONPATH": str(PROJECT_ROOT),
-    }  # fmt: skip
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env, cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -626,8 +719,10 @@ async def test_erase_drops_her_events_still_waiting_for_the_worker(
         queued = await db.get(ShopEvent, "evt-2")
     assert queued is not None
     assert (queued.status, queued.payload, queued.customer_ref) == (
-        ShopEventStatus.failed, None, None,
-    )  # fmt: skip
+        ShopEventStatus.failed,
+        None,
+        None,
+    )
     assert queued.result == {
         "error": {
             "code": "customer_erased",
@@ -649,10 +744,13 @@ async def _comes_back(sessions: Sessions, visit: int) -> tuple[int, str, tuple[s
             db,
             None,
             CustomerClaims(
-                external_id=EXTERNAL_ID, email=email, name=name, jti=f"visit-{visit}",
+                external_id=EXTERNAL_ID,
+                email=email,
+                name=name,
+                jti=f"visit-{visit}",
                 expires_at=utcnow() + timedelta(minutes=30),
             ),
-        )  # fmt: skip
+        )
         assert chat.customer is not None
         db.add(
             Message(conversation_id=chat.conversation.id, sender=MessageSender.customer, text=text)

@@ -63,16 +63,23 @@ def _cli(live_stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def test_erase_empties_the_rasa_trackers_of_the_customer(live_stack: Any) -> None:
     external_id = "E2E-ERASE-1"
     identity = issue_token(
-        Settings.from_env().widget_secret, external_id, name="Erin Erase",
+        Settings.from_env().widget_secret,
+        external_id,
+        name="Erin Erase",
         email="erin.erase@example.com",
-    )  # fmt: skip
+    )
     origin = live_stack.web_url
     async with (
         aiohttp.ClientSession() as http,

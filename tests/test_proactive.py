@@ -69,10 +69,14 @@ async def _sent_survey(session: AsyncSession, lifecycle: Lifecycle, sent_at: dat
     """Another survey the customer got (an in-chat CSAT)."""
     session.add(
         SurveyDispatch(
-            customer_id=lifecycle.customer_id, lifecycle_id=lifecycle.id, trigger="in_chat:x",
-            survey_kind=FeedbackKind.csat, created_at=sent_at, sent_at=sent_at,
+            customer_id=lifecycle.customer_id,
+            lifecycle_id=lifecycle.id,
+            trigger="in_chat:x",
+            survey_kind=FeedbackKind.csat,
+            created_at=sent_at,
+            sent_at=sent_at,
         )
-    )  # fmt: skip
+    )
     await session.flush()
 
 
@@ -160,11 +164,14 @@ async def test_a_question_the_chat_already_asked_is_not_asked_again(session: Asy
     )
     session.add(
         SurveyDispatch(
-            customer_id=lifecycle.customer_id, lifecycle_id=lifecycle.id,
-            trigger="in_chat:cancel_subscription", survey_kind=FeedbackKind.churn_reason,
-            created_at=NOW - timedelta(hours=1), sent_at=NOW - timedelta(hours=1),
+            customer_id=lifecycle.customer_id,
+            lifecycle_id=lifecycle.id,
+            trigger="in_chat:cancel_subscription",
+            survey_kind=FeedbackKind.churn_reason,
+            created_at=NOW - timedelta(hours=1),
+            sent_at=NOW - timedelta(hours=1),
         )
-    )  # fmt: skip
+    )
     await session.flush()
 
     assert await proactive.deliver(session, conversation, fatigue_days=0, now=NOW) is None
@@ -191,11 +198,15 @@ async def test_renewal_intro_names_the_period_that_ended(session: AsyncSession) 
     owner = await factories.customer(session)
     subscription = await factories.subscription(session, owner)
     ended = Lifecycle(
-        customer_id=owner.id, kind=LifecycleKind.subscription_period, stage=Stage.use,
-        subscription_id=subscription.id, period_start=datetime(2026, 10, 1, tzinfo=timezone.utc),
+        customer_id=owner.id,
+        kind=LifecycleKind.subscription_period,
+        stage=Stage.use,
+        subscription_id=subscription.id,
+        period_start=datetime(2026, 10, 1, tzinfo=timezone.utc),
         opened_at=datetime(2026, 10, 1, tzinfo=timezone.utc),
-        closed_at=datetime(2026, 11, 1, tzinfo=timezone.utc), close_reason="renewed",
-    )  # fmt: skip
+        closed_at=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        close_reason="renewed",
+    )
     session.add(ended)
     await session.flush()
     dispatch = await _schedule(
@@ -223,12 +234,18 @@ async def test_start_survey_turn_sets_the_survey_slots(session: AsyncSession) ->
         )
     ]
     assert turn.slots == {
-        "next_step": "consent", "awaiting": "survey_consent", "pending_action": None,
+        "next_step": "consent",
+        "awaiting": "survey_consent",
+        "pending_action": None,
         "survey_kind": "first_order",
-        "survey_dispatch_id": float(dispatch.id), "survey_source": None, "survey_score": None,
-        "survey_ces": None, "survey_comment": None, "survey_retries": 0.0,
+        "survey_dispatch_id": float(dispatch.id),
+        "survey_source": None,
+        "survey_score": None,
+        "survey_ces": None,
+        "survey_comment": None,
+        "survey_retries": 0.0,
         "survey_declined": False,
-    }  # fmt: skip
+    }
     nothing = await proactive.start_survey(session, Settings(), "conv-p", now=NOW)
     assert (nothing.messages, nothing.slots) == ([], {"next_step": "done"})
 

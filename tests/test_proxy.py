@@ -48,10 +48,13 @@ def test_a_missing_nginx_is_named_with_how_to_install_it(monkeypatch: pytest.Mon
 def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     assert NGINX is not None
     config = proxy.write_config(
-        tmp_path, tmp_path / "error.log", web=["127.0.0.1:1", "127.0.0.1:2"],
-        actions=["127.0.0.1:3", "127.0.0.1:4"], web_listen=f"127.0.0.1:{free_port()}",
+        tmp_path,
+        tmp_path / "error.log",
+        web=["127.0.0.1:1", "127.0.0.1:2"],
+        actions=["127.0.0.1:3", "127.0.0.1:4"],
+        web_listen=f"127.0.0.1:{free_port()}",
         actions_listen=f"127.0.0.1:{free_port()}",
-    )  # fmt: skip
+    )
     checked = subprocess.run(
         [*proxy.command(NGINX, config), "-t"], capture_output=True, text=True, timeout=30
     )
@@ -121,10 +124,13 @@ class Proxy:
         assert NGINX is not None
         self.web_port, self.actions_port = free_port(), free_port()
         config = proxy.write_config(
-            tmp / "nginx", tmp / "nginx-error.log", web=web_servers, actions=action_servers,
+            tmp / "nginx",
+            tmp / "nginx-error.log",
+            web=web_servers,
+            actions=action_servers,
             web_listen=f"127.0.0.1:{self.web_port}",
             actions_listen=f"127.0.0.1:{self.actions_port}",
-        )  # fmt: skip
+        )
         self.log = tmp / "nginx-error.log"
         self.process = subprocess.Popen(proxy.command(NGINX, config))
 

@@ -110,10 +110,23 @@ def test_streaming_events_publishes_exactly_what_rasas_own_method_does(tmp_path:
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {
         "same": True,
-        "published": ["action", "user", "action", "bot", "action", "user", "action",
-                      "action", "session_started", "action", "user", "action", "bot"],
+        "published": [
+            "action",
+            "user",
+            "action",
+            "bot",
+            "action",
+            "user",
+            "action",
+            "action",
+            "session_started",
+            "action",
+            "user",
+            "action",
+            "bot",
+        ],
         "stored": 13,
-    }  # fmt: skip
+    }
 
 
 SPEEDUP_CHECK = """

@@ -29,10 +29,13 @@ def said(*events: tuple[str, str]) -> list[dict[str, Any]]:
 
 def test_the_previous_bot_texts_are_the_bot_turn_before_the_latest_customer_message() -> None:
     events = said(
-        ("user", "hi"), ("bot", "Hello"),
-        ("user", "where is it"), ("bot", STATUS), ("bot", "How satisfied are you?"),
+        ("user", "hi"),
+        ("bot", "Hello"),
+        ("user", "where is it"),
+        ("bot", STATUS),
+        ("bot", "How satisfied are you?"),
         ("user", "where is it??"),
-    )  # fmt: skip
+    )
     assert previous_bot_texts(events) == ["How satisfied are you?", STATUS]
     assert previous_bot_texts(said(("user", "hi"))) == []
     # Two customer messages without a bot message between: nothing to compare with.

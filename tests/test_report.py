@@ -44,8 +44,11 @@ async def test_csv_report_rows(session_factory: Any) -> None:
     rows = list(csv.DictReader(io.StringIO(report.render_csv(overview, breakdowns))))
     current = rows[0]
     assert (current["section"], current["period"], current["volume"], current["nps"]) == (
-        "overview", "current", "15", "16.7",
-    )  # fmt: skip
+        "overview",
+        "current",
+        "15",
+        "16.7",
+    )
     product = [r for r in rows if r["section"] == "product" and r["period"] == "current"]
     assert [(r["key"], r["volume"], r["csat_percent"]) for r in product] == [
         ("SKU-A", "6", "50.0"),

@@ -44,10 +44,26 @@ MESSAGES = [
     ("order_status", "ask will about it, Will Baker said A77777 was shipped"),
 ]
 SECRETS = [
-    "Greta", "Holm", "A10423", "greta.holm@gmail.com", "55012", "Dragomir", "siobhan",
-    "o'connell", "a20931", "Bartholomew", "Nkemelu", "10432", "015112345678", "Ingrid",
-    "Jonas", "jonas.k+shop@posteo.de", "posteo", "Baker", "A77777",
-]  # fmt: skip
+    "Greta",
+    "Holm",
+    "A10423",
+    "greta.holm@gmail.com",
+    "55012",
+    "Dragomir",
+    "siobhan",
+    "o'connell",
+    "a20931",
+    "Bartholomew",
+    "Nkemelu",
+    "10432",
+    "015112345678",
+    "Ingrid",
+    "Jonas",
+    "jonas.k+shop@posteo.de",
+    "posteo",
+    "Baker",
+    "A77777",
+]
 
 
 def _anonymiser() -> Anonymiser:
@@ -91,7 +107,10 @@ def test_order_number_placeholders_keep_the_shop_format() -> None:
 def test_the_name_heuristic() -> None:
     anonymiser = Anonymiser(frozenset(), frozenset({"parcel", "where"}))
     # A capitalised word inside a sentence is a name unless it is an ordinary word.
-    assert anonymiser.text("my parcel went to Zbigniew instead") != "my parcel went to Zbigniew instead"  # fmt: skip
+    assert (
+        anonymiser.text("my parcel went to Zbigniew instead")
+        != "my parcel went to Zbigniew instead"
+    )
     assert anonymiser.text("Where is my parcel") == "Where is my parcel"  # first word
     assert anonymiser.text("ok. Where is it") == "ok. Where is it"  # first of a sentence
     assert anonymiser.text("it was on Monday via DHL") == "it was on Monday via DHL"
@@ -106,8 +125,14 @@ def test_the_name_heuristic() -> None:
 
 def _reviewed() -> list[Reviewed]:
     turns = [Reviewed(intent, text, []) for intent, text in MESSAGES]
-    turns[0] = Reviewed("order_status", MESSAGES[0][1], [{"entity": "order_number", "value": "A10423"},
-                        {"entity": "email", "value": "greta.holm@gmail.com"}])  # fmt: skip
+    turns[0] = Reviewed(
+        "order_status",
+        MESSAGES[0][1],
+        [
+            {"entity": "order_number", "value": "A10423"},
+            {"entity": "email", "value": "greta.holm@gmail.com"},
+        ],
+    )
     return turns
 
 
@@ -115,10 +140,15 @@ def _project(tmp_path: Path) -> Path:
     """data/nlu and the held-out sets of the project, in a scratch root."""
     root = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "data" / "nlu", root / "data" / "nlu")
-    shutil.copytree(PROJECT_ROOT / "bench" / "nlu_eval", root / "bench" / "nlu_eval",
-                    ignore=shutil.ignore_patterns("*.py", "__pycache__"))  # fmt: skip
-    shutil.copytree(PROJECT_ROOT / "bench" / "conversations" / "heldout",
-                    root / "bench" / "conversations" / "heldout")  # fmt: skip
+    shutil.copytree(
+        PROJECT_ROOT / "bench" / "nlu_eval",
+        root / "bench" / "nlu_eval",
+        ignore=shutil.ignore_patterns("*.py", "__pycache__"),
+    )
+    shutil.copytree(
+        PROJECT_ROOT / "bench" / "conversations" / "heldout",
+        root / "bench" / "conversations" / "heldout",
+    )
     return root
 
 
@@ -128,8 +158,12 @@ def test_the_export_holds_no_personal_data_nor_held_out_or_known_texts(tmp_path:
     conversation_say = "where is my order A12345 greta@example.org"  # matches id01's template
     known = "charged twice for the same order"  # in data/nlu/billing.yml, in no held-out set
     assert not review_export.is_held_out(known, review_export.held_out_patterns(root))
-    turns = [*_reviewed(), Reviewed("order_status", held_out_text, []),
-             Reviewed("order_status", conversation_say, []), Reviewed("order_status", known, [])]  # fmt: skip
+    turns = [
+        *_reviewed(),
+        Reviewed("order_status", held_out_text, []),
+        Reviewed("order_status", conversation_say, []),
+        Reviewed("order_status", known, []),
+    ]
     out = root / "data" / "nlu" / "reviewed.yml"
     result = review_export.write_export(turns, name_tokens(CUSTOMER_NAMES), root, out)
     assert (result.written, result.reviewed, result.held_out, result.known) == (7, 10, 2, 1)
@@ -183,13 +217,18 @@ async def test_export_from_the_database(session_factory: Sessions, tmp_path: Pat
     async with session_factory() as db, db.begin():
         for n, name in enumerate(CUSTOMER_NAMES):
             db.add(Customer(external_id=f"X{n}", name=name, email=f"x{n}@example.com"))
-        user = StaffUser(email="t@example.com", display_name="T", role=StaffRole.bot_trainer,
-                         password_hash="x")  # fmt: skip
+        user = StaffUser(
+            email="t@example.com", display_name="T", role=StaffRole.bot_trainer, password_hash="x"
+        )
         db.add(user)
         db.add(Conversation(id="c-export"))
         await db.flush()
         ids = []
-        for text in ("hi, this is Greta Holm, where is A10423?", "uhh blue", "gimme my cash back Siegfried"):  # fmt: skip
+        for text in (
+            "hi, this is Greta Holm, where is A10423?",
+            "uhh blue",
+            "gimme my cash back Siegfried",
+        ):
             message = Message(conversation_id="c-export", sender=MessageSender.customer, text=text)
             db.add(message)
             await db.flush()
@@ -221,7 +260,9 @@ async def test_export_from_the_database(session_factory: Sessions, tmp_path: Pat
     assert result.written == 2
     document = yaml.safe_load(out.read_text())
     texts = {item["intent"]: item["examples"] for item in document["nlu"]}
-    assert re.fullmatch(r"- hi, this is \w+ \w+, where is \[A\d{5}\]\(order_number\)\?\n", texts["order_status"])  # fmt: skip
+    assert re.fullmatch(
+        r"- hi, this is \w+ \w+, where is \[A\d{5}\]\(order_number\)\?\n", texts["order_status"]
+    )
     assert re.fullmatch(r"- gimme my cash back [A-Z][a-z]+\n", texts["request_refund"])
     assert "Siegfried" not in texts["request_refund"] and "Greta" not in texts["order_status"]
 
@@ -281,24 +322,42 @@ def test_rasa_data_validate_accepts_the_export(tmp_path: Path) -> None:
     shutil.copytree(PROJECT_ROOT / "data", root / "data")
     for name in ("domain.yml", "config.yml"):
         shutil.copy(PROJECT_ROOT / name, root / name)
-    shutil.copytree(PROJECT_ROOT / "bench", root / "bench",
-                    ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.json"))  # fmt: skip
+    shutil.copytree(
+        PROJECT_ROOT / "bench",
+        root / "bench",
+        ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.json"),
+    )
     out = root / "data" / "nlu" / "reviewed.yml"
     review_export.write_export(_reviewed(), name_tokens(CUSTOMER_NAMES), root, out)
     rasa = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
     result = subprocess.run(
-        [str(rasa), "data", "validate", "--data", "data", "--domain", "domain.yml",
-         "--config", "config.yml"],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            str(rasa),
+            "data",
+            "validate",
+            "--data",
+            "data",
+            "--domain",
+            "domain.yml",
+            "--config",
+            "config.yml",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     intents = [i for i, _t in MESSAGES]
     # E.g. "…labeled with intent 'x'. This intent is not listed in your domain…" (a warning,
     # exit 0), checked by hand with an unknown intent.
     complaints = [
-        line for line in log.splitlines()
-        if "domain" in line and any(f"'{name}'" in line for name in [*intents, "order_number", "email"])
-    ]  # fmt: skip
+        line
+        for line in log.splitlines()
+        if "domain" in line
+        and any(f"'{name}'" in line for name in [*intents, "order_number", "email"])
+    ]
     assert complaints == []

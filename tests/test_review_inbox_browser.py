@@ -30,9 +30,17 @@ PASSWORD = "review-password-1"
 SHOTS = Path("/tmp")
 
 
-def _nlu(intent: str, confidence: float, runner_up: str, second: float, *steps: str) -> dict[str, Any]:  # fmt: skip
-    return {"intent": intent, "confidence": confidence, "runner_up": runner_up,
-            "runner_up_confidence": second, "entities": [], "steps": list(steps)}  # fmt: skip
+def _nlu(
+    intent: str, confidence: float, runner_up: str, second: float, *steps: str
+) -> dict[str, Any]:
+    return {
+        "intent": intent,
+        "confidence": confidence,
+        "runner_up": runner_up,
+        "runner_up_confidence": second,
+        "entities": [],
+        "steps": list(steps),
+    }
 
 
 async def _seed(sessions: Sessions) -> None:
@@ -133,20 +141,28 @@ def test_a_bot_trainer_reviews_flagged_turns(live: LiveApp, browser: Any) -> Non
     async def verdicts(sessions: Sessions) -> list[tuple[Any, ...]]:
         async with sessions() as db:
             rows = await db.execute(
-                select(Message.text, TurnUnderstanding.review_status,
-                       TurnUnderstanding.reviewed_intent, TurnUnderstanding.reviewed_entities)
+                select(
+                    Message.text,
+                    TurnUnderstanding.review_status,
+                    TurnUnderstanding.reviewed_intent,
+                    TurnUnderstanding.reviewed_entities,
+                )
                 .join(Message, Message.id == TurnUnderstanding.message_id)
                 .where(TurnUnderstanding.review_status.is_not(None))
                 .order_by(Message.id)
-            )  # fmt: skip
+            )
             return [tuple(r) for r in rows]
 
     assert live.run(verdicts(live.sessions)) == [
-        ("cancel A12345 please", ReviewStatus.corrected, "cancel_order",
-         [{"entity": "order_number", "value": "A12345", "start": 7, "end": 13}]),
+        (
+            "cancel A12345 please",
+            ReviewStatus.corrected,
+            "cancel_order",
+            [{"entity": "order_number", "value": "A12345", "start": 7, "end": 13}],
+        ),
         ("my thingy never came", ReviewStatus.confirmed, "delivery_problem", []),
         ("asdfgh", ReviewStatus.dismissed, None, None),
-    ]  # fmt: skip
+    ]
     # Reviewed: the open inbox is empty.
     page.reload()
     page.locator("#empty").wait_for(state="visible", timeout=15_000)

@@ -34,13 +34,31 @@ from tests.staff_helpers import create_staff, sign_in
 
 Sessions = async_sessionmaker[AsyncSession]
 AT = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.timezone.utc)  # the flagged turn
-PERSONAL = ("Greta", "Holm", "greta.holm", "48213", "Ilse", "Marwick", "ilse.m", "web.example",
-            "0151 2345678", "1512345678", "cust-77", "Oskar")  # fmt: skip
+PERSONAL = (
+    "Greta",
+    "Holm",
+    "greta.holm",
+    "48213",
+    "Ilse",
+    "Marwick",
+    "ilse.m",
+    "web.example",
+    "0151 2345678",
+    "1512345678",
+    "cust-77",
+    "Oskar",
+)
 
 
 def _nlu(intent: str, confidence: float, *steps: str) -> dict[str, Any]:
-    return {"intent": intent, "confidence": confidence, "runner_up": "greet",
-            "runner_up_confidence": 0.01, "entities": [], "steps": list(steps)}  # fmt: skip
+    return {
+        "intent": intent,
+        "confidence": confidence,
+        "runner_up": "greet",
+        "runner_up_confidence": 0.01,
+        "entities": [],
+        "steps": list(steps),
+    }
 
 
 async def _seed(sessions: Sessions) -> int:
@@ -51,35 +69,66 @@ async def _seed(sessions: Sessions) -> int:
         greta = Customer(external_id="cust-77", email="greta.holm@mail.example", name="Greta Holm")
         db.add_all([greta, Customer(external_id="cust-78", email="o@x.example", name="Oskar Lind")])
         await db.flush()
-        order = Order(number="A48213", customer_id=greta.id, status=OrderStatus.delivered,
-                      total=Decimal("89.00"), shipping_address="Somewhere 1",
-                      placed_at=AT - dt.timedelta(days=9), shipped_at=AT - dt.timedelta(days=8),
-                      estimated_delivery=AT - dt.timedelta(days=2),
-                      delivered_at=AT - dt.timedelta(days=2))  # fmt: skip
-        other = Order(number="A11111", customer_id=greta.id, status=OrderStatus.placed,
-                      total=Decimal("14.00"), shipping_address="Somewhere 1",
-                      placed_at=AT - dt.timedelta(days=1))  # fmt: skip
+        order = Order(
+            number="A48213",
+            customer_id=greta.id,
+            status=OrderStatus.delivered,
+            total=Decimal("89.00"),
+            shipping_address="Somewhere 1",
+            placed_at=AT - dt.timedelta(days=9),
+            shipped_at=AT - dt.timedelta(days=8),
+            estimated_delivery=AT - dt.timedelta(days=2),
+            delivered_at=AT - dt.timedelta(days=2),
+        )
+        other = Order(
+            number="A11111",
+            customer_id=greta.id,
+            status=OrderStatus.placed,
+            total=Decimal("14.00"),
+            shipping_address="Somewhere 1",
+            placed_at=AT - dt.timedelta(days=1),
+        )
         db.add_all([order, other])
         await db.flush()
-        db.add(OrderItem(order_id=order.id, sku="KIT-CAS-24", name="Cast-iron casserole 24 cm",
-                         quantity=1, unit_price=Decimal("89.00")))  # fmt: skip
+        db.add(
+            OrderItem(
+                order_id=order.id,
+                sku="KIT-CAS-24",
+                name="Cast-iron casserole 24 cm",
+                quantity=1,
+                unit_price=Decimal("89.00"),
+            )
+        )
         db.add(Conversation(id="conv-greta", customer_id=greta.id, identified_by="token"))
         await db.flush()
         chat = [
             (MessageSender.customer, "hi, Greta here", _nlu("greet", 0.98), 3),
             (MessageSender.bot, "Hi Greta! How can I help?", None, 3),
-            (MessageSender.customer, "the casserole from a48213 came chipped. Mail me at "
-             "greta.holm@mail.example or call 0151 2345678", _nlu("damaged_item", 0.9), 2),
+            (
+                MessageSender.customer,
+                "the casserole from a48213 came chipped. Mail me at "
+                "greta.holm@mail.example or call 0151 2345678",
+                _nlu("damaged_item", 0.9),
+                2,
+            ),
             (MessageSender.bot, "Sorry about order A48213. Would you like a replacement?", None, 2),
-            (MessageSender.customer, "my sister Ilse Marwick (ilse.m@web.example) wants one too",
-             _nlu("product_question", 0.32, "utter_fallback_choices"), 0),
+            (
+                MessageSender.customer,
+                "my sister Ilse Marwick (ilse.m@web.example) wants one too",
+                _nlu("product_question", 0.32, "utter_fallback_choices"),
+                0,
+            ),
             (MessageSender.bot, "Did you mean one of these?", None, 0),
             (MessageSender.customer, "a person pls", _nlu("request_human", 0.97), -1),
-        ]  # fmt: skip
+        ]
         flagged = 0
         for sender, text, nlu, minutes_before in chat:
-            message = Message(conversation_id="conv-greta", sender=sender, text=text,
-                              created_at=AT - dt.timedelta(minutes=minutes_before))  # fmt: skip
+            message = Message(
+                conversation_id="conv-greta",
+                sender=sender,
+                text=text,
+                created_at=AT - dt.timedelta(minutes=minutes_before),
+            )
             db.add(message)
             await db.flush()
             if nlu is not None:
@@ -165,8 +214,12 @@ async def test_an_anonymous_chat_has_no_customer(session_factory: Sessions) -> N
     async with session_factory() as db, db.begin():
         db.add(Conversation(id="conv-anon"))
         await db.flush()
-        message = Message(conversation_id="conv-anon", sender=MessageSender.customer,
-                          text="where is #48213, Regards Hanne", created_at=AT)  # fmt: skip
+        message = Message(
+            conversation_id="conv-anon",
+            sender=MessageSender.customer,
+            text="where is #48213, Regards Hanne",
+            created_at=AT,
+        )
         db.add(message)
         await db.flush()
         await review_inbox.record_turn(db, message, _nlu("order_status", 0.2))

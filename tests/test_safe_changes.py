@@ -93,9 +93,12 @@ def test_is_clear_yes(text: str, ranking: list[dict[str, Any]], yes: bool) -> No
 
 def test_clarification_offers_the_likeliest_meanings_and_something_else() -> None:
     ranking = _rank(
-        ("cancel_subscription", 0.48), ("nlu_fallback", 0.45), ("resume_subscription", 0.40),
-        ("pause_subscription", 0.07), ("order_status", 0.03),
-    )  # fmt: skip
+        ("cancel_subscription", 0.48),
+        ("nlu_fallback", 0.45),
+        ("resume_subscription", 0.40),
+        ("pause_subscription", 0.07),
+        ("order_status", 0.03),
+    )
     assert understanding.clarification_buttons(ranking) == [
         {"title": "Cancel my subscription", "payload": "cancel my subscription"},
         {"title": "Resume my subscription", "payload": "resume my subscription"},
@@ -137,10 +140,16 @@ def test_parse_pause_until(text: str, restart: datetime | None) -> None:
 
 def _subscription(status: SubscriptionStatus, resume_on: datetime | None = None) -> Subscription:
     return Subscription(
-        customer_id=1, plan="Coffee Explorer Box", price=24, currency="EUR", status=status,
-        started_at=NOW - timedelta(days=95), current_period_start=NOW - timedelta(days=5),
-        current_period_end=NOW + timedelta(days=25), resume_on=resume_on,
-    )  # fmt: skip
+        customer_id=1,
+        plan="Coffee Explorer Box",
+        price=24,
+        currency="EUR",
+        status=status,
+        started_at=NOW - timedelta(days=95),
+        current_period_start=NOW - timedelta(days=5),
+        current_period_end=NOW + timedelta(days=25),
+        resume_on=resume_on,
+    )
 
 
 def test_subscription_confirmations_name_the_change() -> None:
@@ -231,10 +240,14 @@ async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_p
 ) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.paused)
     state = _with_ranking(
-        tracker("conv-1", "start my coffee again", "cancel_subscription",
-                {**VERIFIED, "support_request": "cancel_subscription"}),
+        tracker(
+            "conv-1",
+            "start my coffee again",
+            "cancel_subscription",
+            {**VERIFIED, "support_request": "cancel_subscription"},
+        ),
         _rank(("cancel_subscription", 0.83), ("resume_subscription", 0.75)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -242,8 +255,10 @@ async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_p
     assert "pending_action" not in slot_events(events)
     assert "Shall I" not in messages[0]["text"] and "Cancel your" not in messages[0]["text"]
     assert [b["payload"] for b in messages[0]["buttons"]] == [
-        "cancel my subscription", "resume my subscription", "something else",
-    ]  # fmt: skip
+        "cancel my subscription",
+        "resume my subscription",
+        "something else",
+    ]
     await session.refresh(subscription)
     assert subscription.status is SubscriptionStatus.paused
 
@@ -274,8 +289,12 @@ async def test_clear_pause_until_march_names_the_date_then_stores_it(
     session: AsyncSession, action_services: object
 ) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.active)
-    state = tracker("conv-1", "pause my subscription until march", "pause_subscription",
-                    {**VERIFIED, "support_request": "pause_subscription"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "pause my subscription until march",
+        "pause_subscription",
+        {**VERIFIED, "support_request": "pause_subscription"},
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -283,8 +302,10 @@ async def test_clear_pause_until_march_names_the_date_then_stores_it(
     restart = support.parse_pause_until("pause my subscription until march", utcnow())
     assert restart is not None and restart.day == 1 and restart.month == 3
     assert (slots["awaiting"], slots["pending_action"], slots["pause_until"]) == (
-        "confirmation", "pause_subscription", restart.isoformat(),
-    )  # fmt: skip
+        "confirmation",
+        "pause_subscription",
+        restart.isoformat(),
+    )
     day = restart.strftime("%-d %B %Y")
     assert messages[0]["text"].startswith(
         f"Pause your Coffee Explorer Box subscription until {day}?"
@@ -303,8 +324,9 @@ async def test_clear_pause_until_march_names_the_date_then_stores_it(
     assert slot_events(events)["pause_until"] is None
     audit = (await session.scalars(select(AuditLog))).one()
     assert (audit.action, audit.details) == (
-        "pause_subscription", {"via": "chat", "resume_on": restart.date().isoformat()},
-    )  # fmt: skip
+        "pause_subscription",
+        {"via": "chat", "resume_on": restart.date().isoformat()},
+    )
 
 
 async def test_confirmed_resume_reactivates_the_subscription(
@@ -313,8 +335,12 @@ async def test_confirmed_resume_reactivates_the_subscription(
     subscription = await _subscriber(session, SubscriptionStatus.paused)
     subscription.paused_at, subscription.resume_on = utcnow(), utcnow() + timedelta(days=30)
     await session.commit()
-    state = tracker("conv-1", "yes", "affirm",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "yes",
+        "affirm",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"},
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -325,8 +351,10 @@ async def test_confirmed_resume_reactivates_the_subscription(
         subscription.resume_on,
     )
     assert after == (
-        SubscriptionStatus.active, None, None,
-    )  # fmt: skip
+        SubscriptionStatus.active,
+        None,
+        None,
+    )
     assert messages[0]["text"].startswith(
         "Done: your Coffee Explorer Box subscription is active again."
     )
@@ -341,8 +369,12 @@ async def test_a_yes_with_a_no_in_it_changes_nothing(
     session: AsyncSession, action_services: object, text: str
 ) -> None:
     order = await _customer(session)
-    state = tracker("conv-1", text, "affirm",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        text,
+        "affirm",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+    )
 
     events, messages = await run(ActionResolvePending(), state)
 
@@ -360,10 +392,14 @@ async def test_an_unsure_yes_changes_nothing(
 ) -> None:
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "mm ya maybe", "affirm",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "mm ya maybe",
+            "affirm",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+        ),
         _rank(("affirm", 0.55), ("deny", 0.35)),
-    )  # fmt: skip
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -379,10 +415,14 @@ async def test_a_bare_ya_is_a_yes_however_unsure_the_nlu(
     """sf31: "ya" read as affirm at 0.72 with greet behind it was taken for a no."""
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "ya", "affirm",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "ya",
+            "affirm",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+        ),
         _rank(("affirm", 0.55), ("deny", 0.35)),
-    )  # fmt: skip
+    )
 
     await run(ActionResolvePending(), state)
 
@@ -392,8 +432,12 @@ async def test_a_bare_ya_is_a_yes_however_unsure_the_nlu(
 
 
 async def test_another_message_drops_the_pending_change_and_is_served_again() -> None:
-    state = tracker("conv-1", "do you do gift wrapping", "policy_question",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "do you do gift wrapping",
+        "policy_question",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -414,9 +458,17 @@ async def test_another_support_request_while_a_change_waits_says_it_was_dropped(
     session: AsyncSession, action_services: object
 ) -> None:
     order = await _customer(session)
-    state = tracker("conv-1", "where is my order", "order_status",
-                    {**VERIFIED, "support_request": "order_status", "awaiting": "confirmation",
-                     "pending_action": "cancel_order"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "where is my order",
+        "order_status",
+        {
+            **VERIFIED,
+            "support_request": "order_status",
+            "awaiting": "confirmation",
+            "pending_action": "cancel_order",
+        },
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -456,8 +508,12 @@ async def test_i_want_a_refund(
     if return_requested:
         order.return_requested_at = utcnow() - timedelta(days=2)
         await session.commit()
-    state = tracker("conv-1", "I want a refund", "request_refund",
-                    {**VERIFIED, "support_request": "request_refund"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "I want a refund",
+        "request_refund",
+        {**VERIFIED, "support_request": "request_refund"},
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -559,15 +615,22 @@ async def test_another_request_at_the_offer_of_a_person_is_served_without_nothin
     """ "Would you like to talk to a person now?" is an offer, not a change: a new request in
     its place is served without "Okay, I haven't changed anything" (it was said before the
     damage answer, in a dev conversation of 2026-12-07)."""
-    state = tracker("conv-1", "and the lid was cracked", "damaged_item",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "and the lid was cracked",
+        "damaged_item",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"},
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
     assert messages == []
     assert events[1] == {
-        "event": "slot", "timestamp": None, "name": "pending_action", "value": None
-    }  # fmt: skip
+        "event": "slot",
+        "timestamp": None,
+        "name": "pending_action",
+        "value": None,
+    }
 
 
 def test_only_account_changes_are_changes() -> None:
@@ -586,11 +649,19 @@ async def test_a_support_request_in_place_of_a_yes_says_nothing_changed_only_for
 ) -> None:
     await _customer(session, OrderStatus.delivered)
     state = _with_ranking(
-        tracker("conv-1", "where is my order A10001", "order_status",
-                {**VERIFIED, "support_request": "order_status", "awaiting": "confirmation",
-                 "pending_action": pending}),
+        tracker(
+            "conv-1",
+            "where is my order A10001",
+            "order_status",
+            {
+                **VERIFIED,
+                "support_request": "order_status",
+                "awaiting": "confirmation",
+                "pending_action": pending,
+            },
+        ),
         _rank(("order_status", 0.97), ("delivery_problem", 0.01)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -626,8 +697,12 @@ def test_a_yes_that_names_the_change(text: str, pending: str | None, confirms: b
 
 
 async def test_yes_cancel_it_unread_by_the_nlu_is_put_back_as_the_yes() -> None:
-    state = tracker("conv-1", "yes cancel it", "nlu_fallback",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "yes cancel it",
+        "nlu_fallback",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -642,11 +717,19 @@ async def test_yes_cancel_it_read_as_another_cancel_confirms_the_one_asked(
 ) -> None:
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "yes cancel it", "cancel_subscription",
-                {**VERIFIED, "support_request": "cancel_subscription",
-                 "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "yes cancel it",
+            "cancel_subscription",
+            {
+                **VERIFIED,
+                "support_request": "cancel_subscription",
+                "awaiting": "confirmation",
+                "pending_action": "cancel_order",
+            },
+        ),
         _rank(("cancel_subscription", 0.55), ("affirm", 0.3)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -662,10 +745,14 @@ async def test_a_hesitant_yes_that_names_the_change_confirms_it(
 ) -> None:
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "yes cancel it", "affirm",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "yes cancel it",
+            "affirm",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_order"},
+        ),
         _rank(("affirm", 0.55), ("cancel_order", 0.35)),
-    )  # fmt: skip
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -677,9 +764,17 @@ async def test_a_hesitant_yes_that_names_the_change_confirms_it(
 
 async def test_a_length_at_the_pause_question_asks_again_with_the_date() -> None:
     """A tester's "for a month pls" at "Pause your subscription?" was taken as a no."""
-    state = tracker("conv-1", "for a month pls", "nlu_fallback",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "pause_subscription",
-                     "support_request": "pause_subscription"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "for a month pls",
+        "nlu_fallback",
+        {
+            **VERIFIED,
+            "awaiting": "confirmation",
+            "pending_action": "pause_subscription",
+            "support_request": "pause_subscription",
+        },
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -693,11 +788,19 @@ async def test_the_same_change_asked_again_says_nothing_about_nothing_changed(
 ) -> None:
     await _subscriber(session, SubscriptionStatus.active)
     state = _with_ranking(
-        tracker("conv-1", "pause it for 2 weeks", "pause_subscription",
-                {**VERIFIED, "support_request": "pause_subscription",
-                 "awaiting": "confirmation", "pending_action": "pause_subscription"}),
+        tracker(
+            "conv-1",
+            "pause it for 2 weeks",
+            "pause_subscription",
+            {
+                **VERIFIED,
+                "support_request": "pause_subscription",
+                "awaiting": "confirmation",
+                "pending_action": "pause_subscription",
+            },
+        ),
         _rank(("pause_subscription", 0.97), ("cancel_subscription", 0.01)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -713,11 +816,19 @@ async def test_refining_the_change_asked_about_is_not_questioned_again(
     "What did you mean?" (a dev conversation): it only asks the pause again, dated."""
     subscription = await _subscriber(session, SubscriptionStatus.active)
     state = _with_ranking(
-        tracker("conv-1", "for a month pls", "pause_subscription",
-                {**VERIFIED, "support_request": "pause_subscription",
-                 "awaiting": "confirmation", "pending_action": "pause_subscription"}),
+        tracker(
+            "conv-1",
+            "for a month pls",
+            "pause_subscription",
+            {
+                **VERIFIED,
+                "support_request": "pause_subscription",
+                "awaiting": "confirmation",
+                "pending_action": "pause_subscription",
+            },
+        ),
         _rank(("pause_subscription", 0.52), ("inform", 0.4)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -736,11 +847,18 @@ async def test_a_yes_naming_the_change_just_declined_asks_it_again(
     order's cancellation again (a yes after a no is not taken as the yes itself)."""
     order = await _customer(session)
     state = _with_ranking(
-        tracker("conv-1", "wait sorry yes cancel it after all", "cancel_subscription",
-                {**VERIFIED, "support_request": "cancel_subscription",
-                 "declined_change": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "wait sorry yes cancel it after all",
+            "cancel_subscription",
+            {
+                **VERIFIED,
+                "support_request": "cancel_subscription",
+                "declined_change": "cancel_order",
+            },
+        ),
         _rank(("cancel_subscription", 0.48), ("cancel_order", 0.4)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -784,10 +902,12 @@ async def test_pause_instead_pauses_and_cancels_nothing(
     subscription = await _subscriber(session, SubscriptionStatus.active)
     payload = '/affirm{"switch_to":"pause_subscription"}'
     state = tracker(
-        "conv-1", payload, "affirm",
+        "conv-1",
+        payload,
+        "affirm",
         {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"},
         entities=[{"entity": "switch_to", "value": "pause_subscription"}],
-    )  # fmt: skip
+    )
 
     _events, messages = await run(ActionResolvePending(), state)
 
@@ -802,8 +922,12 @@ async def test_cancel_anyway_cancels_in_the_same_turn(
     session: AsyncSession, action_services: object
 ) -> None:
     subscription = await _subscriber(session, SubscriptionStatus.active)
-    state = tracker("conv-1", "yes", "affirm",
-                    {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"})  # fmt: skip
+    state = tracker(
+        "conv-1",
+        "yes",
+        "affirm",
+        {**VERIFIED, "awaiting": "confirmation", "pending_action": "cancel_subscription"},
+    )
 
     await run(ActionResolvePending(), state)
 
@@ -826,11 +950,19 @@ async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(
     at the cancellation got "I haven't changed anything"; it asks the pause, changes nothing."""
     subscription = await _subscriber(session, SubscriptionStatus.active)
     state = _with_ranking(
-        tracker("conv-1", "no wait, actually just pause it instead", "pause_subscription",
-                {**VERIFIED, "support_request": "pause_subscription",
-                 "awaiting": "confirmation", "pending_action": "cancel_subscription"}),
+        tracker(
+            "conv-1",
+            "no wait, actually just pause it instead",
+            "pause_subscription",
+            {
+                **VERIFIED,
+                "support_request": "pause_subscription",
+                "awaiting": "confirmation",
+                "pending_action": "cancel_subscription",
+            },
+        ),
         _rank(("pause_subscription", 0.77), ("deny", 0.14)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -847,12 +979,19 @@ async def test_words_that_end_in_keep_it_never_mind_change_nothing(
     at "Cancel order …?" was served as a cancellation of the jumper order."""
     await _customer(session, OrderStatus.placed)
     state = _with_ranking(
-        tracker("conv-1", "no not that one, the jumper one... actually keep it, never mind",
-                "cancel_order",
-                {**VERIFIED, "support_request": "cancel_order", "awaiting": "confirmation",
-                 "pending_action": "cancel_order"}),
+        tracker(
+            "conv-1",
+            "no not that one, the jumper one... actually keep it, never mind",
+            "cancel_order",
+            {
+                **VERIFIED,
+                "support_request": "cancel_order",
+                "awaiting": "confirmation",
+                "pending_action": "cancel_order",
+            },
+        ),
         _rank(("cancel_order", 0.91), ("deny", 0.05)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -886,10 +1025,14 @@ async def test_so_what_do_i_do_at_the_person_offered_explains_and_asks_again(
     read as a no ("Okay. Our team will still look at what you told us…")."""
     await _customer(session, OrderStatus.placed)
     state = _with_ranking(
-        tracker("conv-1", "ok so what do i do", "affirm",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"}),
+        tracker(
+            "conv-1",
+            "ok so what do i do",
+            "affirm",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"},
+        ),
         _rank(("affirm", 0.56), ("out_of_scope", 0.16), ("goodbye", 0.16)),  # the model's
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionResolvePending(), state)
 
@@ -906,9 +1049,11 @@ async def test_what_does_it_cost_at_a_subscription_change_is_its_price(
     got "I'm not sure I can answer that from our product pages and help centre"."""
     subscription = await _subscriber(session, SubscriptionStatus.active)
     state = tracker(
-        "conv-1", "hmm wait what does it cost again", "policy_question",
+        "conv-1",
+        "hmm wait what does it cost again",
+        "policy_question",
         {**VERIFIED, "support_request": "cancel_subscription"},
-    )  # fmt: skip
+    )
 
     _, messages = await run(ActionAnswerPolicyQuestion(), state)
 
@@ -928,10 +1073,14 @@ async def test_no_satisfaction_survey_after_a_not_now_in_the_same_chat(
     got its answer and "How satisfied are you with the help you got today?"."""
     await _customer(session, OrderStatus.placed)
     state = _with_ranking(
-        tracker("conv-1", "where is my mug", "order_status",
-                {**VERIFIED, "support_request": "order_status", "survey_postponed": postponed}),
+        tracker(
+            "conv-1",
+            "where is my mug",
+            "order_status",
+            {**VERIFIED, "support_request": "order_status", "survey_postponed": postponed},
+        ),
         _rank(("order_status", 0.97), ("delivery_problem", 0.01)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -962,10 +1111,14 @@ async def test_a_yes_with_details_at_the_person_offered_is_the_yes() -> None:
     """Tester 4 (tw4_22): "yes, company is Shah Design GmbH, VAT DE123456789" at "Shall I
     get one?" (complain 0.52) was stored as a complaint."""
     state = _with_ranking(
-        tracker("conv-1", "yes, company is Shah Design GmbH, VAT DE123456789", "complain",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"}),
+        tracker(
+            "conv-1",
+            "yes, company is Shah Design GmbH, VAT DE123456789",
+            "complain",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"},
+        ),
         _rank(("complain", 0.52), ("product_question", 0.22), ("affirm", 0.2)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -979,10 +1132,14 @@ async def test_not_now_later_at_a_change_is_a_no() -> None:
     """Tester 4 (tw4_18): "not now, later. thanks" at "Resume your … subscription now?" got
     "nothing changed" and then the fallback's "Did you mean one of these?"."""
     state = _with_ranking(
-        tracker("conv-1", "not now, later. thanks", "nlu_fallback",
-                {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"}),
+        tracker(
+            "conv-1",
+            "not now, later. thanks",
+            "nlu_fallback",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "resume_subscription"},
+        ),
         _rank(("nlu_fallback", 0.45), ("deny", 0.3)),
-    )  # fmt: skip
+    )
 
     events, messages = await run(ActionDropPending(), state)
 
@@ -1005,14 +1162,22 @@ async def test_just_cancel_it_right_after_a_subscription_change_is_the_subscript
     await session.commit()
     events: list[dict[str, Any]] = [
         {"event": "slot", "name": "support_request", "value": "resume_subscription"},
-        {"event": "user", "text": "actually just cancel it",
-         "parse_data": {"intent": {"name": "cancel_order"}}},
-    ]  # fmt: skip
+        {
+            "event": "user",
+            "text": "actually just cancel it",
+            "parse_data": {"intent": {"name": "cancel_order"}},
+        },
+    ]
     state = _with_ranking(
-        tracker("conv-1", "actually just cancel it", "cancel_order",
-                {**VERIFIED, "support_request": "cancel_order"}, events=events),
+        tracker(
+            "conv-1",
+            "actually just cancel it",
+            "cancel_order",
+            {**VERIFIED, "support_request": "cancel_order"},
+            events=events,
+        ),
         _rank(("cancel_order", 0.9), ("cancel_subscription", 0.08)),
-    )  # fmt: skip
+    )
 
     result, messages = await run(ActionSupportRequest(), state)
 

@@ -201,8 +201,13 @@ def test_a_remark_with_a_score_is_kept(text: str, kept: bool) -> None:
 
 @pytest.mark.parametrize(
     ("text", "nothing"),
-    [("thats it", True), ("no that's all, thanks", True), ("nothing else", True),
-     ("it was late", False), ("the lid is cracked", False)],
-)  # fmt: skip
+    [
+        ("thats it", True),
+        ("no that's all, thanks", True),
+        ("nothing else", True),
+        ("it was late", False),
+        ("the lid is cracked", False),
+    ],
+)
 def test_nothing_to_add(text: str, nothing: bool) -> None:
     assert scores.is_no_comment(text) is nothing

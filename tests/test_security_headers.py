@@ -316,8 +316,11 @@ def _flag(command: list[str], name: str) -> str:
 
 
 def test_embedded_stack_binds_loopback_and_protects_rasas_api() -> None:
-    secrets = {"RASA_TOKEN": "secret-token-1", "RASA_CHANNEL_SECRET": "channel-secret-1",
-               "ACTION_SERVER_TOKEN": "action-token-1"}  # fmt: skip
+    secrets = {
+        "RASA_TOKEN": "secret-token-1",
+        "RASA_CHANNEL_SECRET": "channel-secret-1",
+        "ACTION_SERVER_TOKEN": "action-token-1",
+    }
     env = launcher._environment(launcher.StackPorts(), secrets)
     commands = launcher._commands(launcher.StackPorts(), launcher.MODEL, env)
     rasa = commands["rasa"]

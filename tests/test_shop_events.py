@@ -51,10 +51,12 @@ def order_event(
 ) -> dict[str, Any]:
     order: dict[str, Any] = {"number": number, "items": [dict(i) for i in ITEMS], "total": "25.00"}
     return {
-        "id": event_id, "type": f"order.{kind}", "occurred_at": at(hours, base),
+        "id": event_id,
+        "type": f"order.{kind}",
+        "occurred_at": at(hours, base),
         "customer": {"external_id": customer, "email": "kim@example.com", "name": "Kim"},
         "order": order,
-    }  # fmt: skip
+    }
 
 
 def sub_event(
@@ -62,13 +64,19 @@ def sub_event(
 ) -> dict[str, Any]:
     start = T0 + timedelta(days=30 * period)
     return {
-        "id": event_id, "type": f"subscription.{kind}", "occurred_at": at(hours),
+        "id": event_id,
+        "type": f"subscription.{kind}",
+        "occurred_at": at(hours),
         "customer": {"external_id": customer},
         "subscription": {
-            "id": "SUB-1", "plan": "Coffee monthly", "price": "19.00", "currency": "EUR",
-            "period_start": start.isoformat(), "period_end": (start + timedelta(days=30)).isoformat(),
+            "id": "SUB-1",
+            "plan": "Coffee monthly",
+            "price": "19.00",
+            "currency": "EUR",
+            "period_start": start.isoformat(),
+            "period_end": (start + timedelta(days=30)).isoformat(),
         },
-    }  # fmt: skip
+    }
 
 
 async def send(sessions: Sessions, payload: dict[str, Any]) -> shop_events.Receipt:
@@ -153,7 +161,12 @@ async def test_order_adopts_the_customers_open_discovery_lifecycle(
 async def test_return_then_refund_closes_the_lifecycle_in_support(
     session_factory: Sessions,
 ) -> None:
-    for event_id, kind, hours in (("e1", "placed", 0), ("e2", "delivered", 48), ("e3", "returned", 100), ("e4", "refunded", 130)):  # fmt: skip
+    for event_id, kind, hours in (
+        ("e1", "placed", 0),
+        ("e2", "delivered", 48),
+        ("e3", "returned", 100),
+        ("e4", "refunded", 130),
+    ):
         await send(session_factory, order_event(event_id, kind, hours))
     async with session_factory() as session:
         returned_at = T0 + timedelta(hours=100)
@@ -194,9 +207,15 @@ async def test_subscription_over_three_periods(session_factory: Sessions) -> Non
             for lc in lifecycles_
         ] == [
             ("subscription_period", "use", T0, T0 + timedelta(days=30), "period_ended"),
-            ("subscription_period", "use", T0 + timedelta(days=30), T0 + timedelta(days=60), "period_ended"),
+            (
+                "subscription_period",
+                "use",
+                T0 + timedelta(days=30),
+                T0 + timedelta(days=60),
+                "period_ended",
+            ),
             ("subscription_period", "use", T0 + timedelta(days=60), None, None),
-        ]  # fmt: skip
+        ]
         p1, p2, _p3 = (lc.id for lc in lifecycles_)
         assert await dispatch_rows(session) == [
             ("first_order", p1, True),
@@ -205,8 +224,10 @@ async def test_subscription_over_three_periods(session_factory: Sessions) -> Non
         ]
         sub = (await session.scalars(select(Subscription))).one()
         assert (sub.status.value, sub.current_period_start, sub.started_at) == (
-            "active", T0 + timedelta(days=60), T0,
-        )  # fmt: skip
+            "active",
+            T0 + timedelta(days=60),
+            T0,
+        )
 
 
 async def test_subscription_cancellation_closes_the_period_and_asks_the_churn_reason(
@@ -279,8 +300,11 @@ async def test_delivered_before_shipped_ends_delivered(session_factory: Sessions
     async with session_factory() as session:
         order = (await session.scalars(select(Order))).one()
         assert (order.status.value, order.placed_at, order.shipped_at, order.delivered_at) == (
-            "delivered", T0, T0 + timedelta(hours=20), T0 + timedelta(hours=50),
-        )  # fmt: skip
+            "delivered",
+            T0,
+            T0 + timedelta(hours=20),
+            T0 + timedelta(hours=50),
+        )
         assert await lifecycle_rows(session) == [("one_time", "use", None, None, True)]
         assert [d[0] for d in await dispatch_rows(session)] == ["first_order", "order_delivered"]
 
@@ -291,12 +315,14 @@ async def test_delivered_before_shipped_ends_delivered(session_factory: Sessions
         ({"type": "order.teleported"}, "Unknown event type 'order.teleported'"),
         ({"occurred_at": "2026-03-02T09:00:00"}, "'occurred_at' must include a time zone"),
         ({"customer": {"email": "x@example.com"}}, "'customer.external_id' is required"),
-        ({"order": {"number": "A1", "items": [{"sku": "S", "name": "N", "qty": 0, "price": 1}]}},
-         "'order.items[0].qty' must be an integer"),
+        (
+            {"order": {"number": "A1", "items": [{"sku": "S", "name": "N", "qty": 0, "price": 1}]}},
+            "'order.items[0].qty' must be an integer",
+        ),
         ({"order": {"number": "A1"}}, "'order.items' is required for order.placed"),
         ({"id": ""}, "'id' must be a non-empty string"),
     ],
-)  # fmt: skip
+)
 def test_invalid_events_name_the_field(change: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput) as error:
         shop_events.parse_event({**order_event("e1", "placed", 0), **change})

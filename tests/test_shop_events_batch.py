@@ -38,31 +38,52 @@ from tests.test_shop_events import ITEMS, T0, at
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def _order(event_id: str, kind: str, hours: float, number: str, customer: str,
-           base: datetime, items: bool = True) -> dict[str, Any]:  # fmt: skip
+def _order(
+    event_id: str,
+    kind: str,
+    hours: float,
+    number: str,
+    customer: str,
+    base: datetime,
+    items: bool = True,
+) -> dict[str, Any]:
     order: dict[str, Any] = {"number": number, "total": "25.00"}
     if items:
         order["items"] = [dict(i) for i in ITEMS]
     return {
-        "id": event_id, "type": f"order.{kind}", "occurred_at": at(hours, base),
+        "id": event_id,
+        "type": f"order.{kind}",
+        "occurred_at": at(hours, base),
         "customer": {"external_id": customer, "email": f"{customer}@example.com"},
         "order": order,
-    }  # fmt: skip
+    }
 
 
-def _sub(event_id: str, kind: str, hours: float, sub: str, customer: str, base: datetime,
-         period: int, plan: bool = True) -> dict[str, Any]:  # fmt: skip
+def _sub(
+    event_id: str,
+    kind: str,
+    hours: float,
+    sub: str,
+    customer: str,
+    base: datetime,
+    period: int,
+    plan: bool = True,
+) -> dict[str, Any]:
     start = base + timedelta(days=3 * period)
     data: dict[str, Any] = {
-        "id": sub, "period_start": start.isoformat(),
+        "id": sub,
+        "period_start": start.isoformat(),
         "period_end": (start + timedelta(days=3)).isoformat(),
-    }  # fmt: skip
+    }
     if plan:
         data.update(plan="Coffee", price="19.00", currency="EUR")
     return {
-        "id": event_id, "type": f"subscription.{kind}", "occurred_at": at(hours, base),
-        "customer": {"external_id": customer}, "subscription": data,
-    }  # fmt: skip
+        "id": event_id,
+        "type": f"subscription.{kind}",
+        "occurred_at": at(hours, base),
+        "customer": {"external_id": customer},
+        "subscription": data,
+    }
 
 
 def scenario(recent: datetime) -> list[dict[str, Any]]:
@@ -209,14 +230,21 @@ async def test_the_batch_apply_writes_what_one_event_at_a_time_writes(
     for table in reference:
         assert batched[table] == reference[table], table
     # The scenario reached what it is about.
-    status = {row[0].removeprefix("id="): row[1].removeprefix("status=") for row in
-              reference["shop_events"]}  # fmt: skip
+    status = {
+        row[0].removeprefix("id="): row[1].removeprefix("status=")
+        for row in reference["shop_events"]
+    }
     assert len(status) == len(payloads)
     assert {k for k, v in status.items() if v != "applied"} == {"K9-p", "S4-0"}
     results = " ".join(row[2] for row in reference["shop_events"])
-    for seen in ("no order_delivered survey", "order is already delivered",
-                 "period ended", "this period is already known", "subscription is cancelled",
-                 "subscription SUB-2: paused"):  # fmt: skip
+    for seen in (
+        "no order_delivered survey",
+        "order is already delivered",
+        "period ended",
+        "this period is already known",
+        "subscription is cancelled",
+        "subscription SUB-2: paused",
+    ):
         assert seen in results, seen
     assert len(reference["survey_dispatches"]) >= 8
 
@@ -262,16 +290,20 @@ def _flows(count: int, recent: datetime) -> list[list[dict[str, Any]]]:
         customer = f"P{i % (count // 2):04d}"  # two flows per customer, running at once
         if i % 5:
             number = f"N-P{i:05d}"
-            flows.append([
-                _order(f"P{i}-p", "placed", 0, number, customer, recent),
-                _order(f"P{i}-s", "shipped", 1, number, customer, recent, items=False),
-                _order(f"P{i}-d", "delivered", 3, number, customer, recent, items=False),
-            ])  # fmt: skip
+            flows.append(
+                [
+                    _order(f"P{i}-p", "placed", 0, number, customer, recent),
+                    _order(f"P{i}-s", "shipped", 1, number, customer, recent, items=False),
+                    _order(f"P{i}-d", "delivered", 3, number, customer, recent, items=False),
+                ]
+            )
         else:
-            flows.append([
-                _sub(f"P{i}-{k}", kind, 72 * k, f"SUB-P{i}", customer, recent, k)
-                for k, kind in enumerate(("started", "renewed", "renewed"))
-            ])  # fmt: skip
+            flows.append(
+                [
+                    _sub(f"P{i}-{k}", kind, 72 * k, f"SUB-P{i}", customer, recent, k)
+                    for k, kind in enumerate(("started", "renewed", "renewed"))
+                ]
+            )
     return flows
 
 
@@ -368,11 +400,14 @@ async def test_metrics_show_the_queue_depth_the_apply_lag_and_what_was_applied(
             for n, age in enumerate((60, 5)):
                 session.add(
                     ShopEvent(
-                        id=f"stuck-{n}", type="order.placed", occurred_at=utcnow(),
+                        id=f"stuck-{n}",
+                        type="order.placed",
+                        occurred_at=utcnow(),
                         received_at=utcnow() - timedelta(seconds=age),
-                        status=ShopEventStatus.pending, payload=None,
+                        status=ShopEventStatus.pending,
+                        payload=None,
                     )
-                )  # fmt: skip
+                )
         metrics = await (await client.get("/metrics", headers=bearer)).text()
     assert "shopbot_events_queue_depth 2.0" in metrics
     [lag] = [

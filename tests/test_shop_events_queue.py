@@ -49,10 +49,13 @@ def test_the_stored_form_reads_back_as_the_same_event(event_type: str) -> None:
     if event_type.startswith("order."):
         payload = order_event("e1", event_type.split(".")[1], 3)
         payload["order"].update(
-            placed_at="2026-03-01T08:00:00+01:00", shipping_address="1 Main St",
-            carrier="DHL", tracking_number="JD01", estimated_delivery="2026-03-05T18:00:00Z",
+            placed_at="2026-03-01T08:00:00+01:00",
+            shipping_address="1 Main St",
+            carrier="DHL",
+            tracking_number="JD01",
+            estimated_delivery="2026-03-05T18:00:00Z",
             currency="usd",
-        )  # fmt: skip
+        )
     else:
         payload = sub_event("e1", event_type.split(".")[1], 3)
     event = parse_event(payload)

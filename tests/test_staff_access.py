@@ -75,9 +75,16 @@ async def _world(sessions: Sessions) -> World:
         db.add_all(customers.values())
         await db.flush()
         owners = {
-            "x_now": "X", "x_old": "X", "y_now": "Y", "y_old": "Y", "z_old": "Z",
-            "bot_only": None, "moved_on": None, "handed_to_a": None, "noted_by_a": None,
-        }  # fmt: skip
+            "x_now": "X",
+            "x_old": "X",
+            "y_now": "Y",
+            "y_old": "Y",
+            "z_old": "Z",
+            "bot_only": None,
+            "moved_on": None,
+            "handed_to_a": None,
+            "noted_by_a": None,
+        }
         for name, owner in owners.items():
             customer_id = customers[owner].id if owner else None
             db.add(Conversation(id=name, customer_id=customer_id))
@@ -107,9 +114,13 @@ async def _world(sessions: Sessions) -> World:
 
         # An insight with one feedback row from each of X's and Y's current chats.
         insight = Insight(
-            title="Parcels late", owner_team=InsightTeam.logistics, status=InsightStatus.new,
-            origin=InsightOrigin.feedback, criteria={}, created_by="staff:1",
-        )  # fmt: skip
+            title="Parcels late",
+            owner_team=InsightTeam.logistics,
+            status=InsightStatus.new,
+            origin=InsightOrigin.feedback,
+            criteria={},
+            created_by="staff:1",
+        )
         db.add(insight)
         await db.flush()
         for n, name in enumerate(("x_now", "y_now")):
@@ -120,10 +131,16 @@ async def _world(sessions: Sessions) -> World:
             db.add(lifecycle)
             await db.flush()
             feedback = Feedback(
-                idempotency_key=f"access-{n}", customer_id=giver.id, lifecycle_id=lifecycle.id,
-                stage=Stage.use, channel=Channel.website_chat, source=FeedbackSource.free_text,
-                kind=FeedbackKind.complaint, text=f"late again ({name})", conversation_id=name,
-            )  # fmt: skip
+                idempotency_key=f"access-{n}",
+                customer_id=giver.id,
+                lifecycle_id=lifecycle.id,
+                stage=Stage.use,
+                channel=Channel.website_chat,
+                source=FeedbackSource.free_text,
+                kind=FeedbackKind.complaint,
+                text=f"late again ({name})",
+                conversation_id=name,
+            )
             db.add(feedback)
             await db.flush()
             db.add(InsightFeedback(insight_id=insight.id, feedback_id=feedback.id))

@@ -85,38 +85,82 @@ def _phrases(order: Order, key: str) -> list[str]:
     """Expected key phrases, filled with the order's own dates."""
     tracking = "Tracking: DHL JJD000390007."
     return {
-        "status_placed": [f"placed on {_d(order.placed_at)}", "2× Stoneware Mug", "has not shipped yet"],
+        "status_placed": [
+            f"placed on {_d(order.placed_at)}",
+            "2× Stoneware Mug",
+            "has not shipped yet",
+        ],
         # 6 days past the estimated date (issue #17: called late, a trace offered).
-        "status_shipped_late": [f"shipped on {_d(order.shipped_at)}", f"was due on {_d(order.estimated_delivery)}, so it is 6 days late", tracking, "I can ask DHL to trace it"],
+        "status_shipped_late": [
+            f"shipped on {_d(order.shipped_at)}",
+            f"was due on {_d(order.estimated_delivery)}, so it is 6 days late",
+            tracking,
+            "I can ask DHL to trace it",
+        ],
         "status_delivered": [f"was delivered on {_d(order.delivered_at)}", tracking],
         "status_returned": ["was returned to us; the refund is being processed"],
         "status_refunded": [f"was refunded on {_d(order.refunded_at)} (59.90 EUR)"],
         "status_cancelled": [f"was cancelled on {_d(order.cancelled_at)}; you were not charged"],
         "delivery_placed": ["has not shipped yet", "within 2 working days"],
         "delivery_shipped": ["is running late", "asked DHL to trace it", tracking],
-        "delivery_delivered": [f"shows as delivered on {_d(order.delivered_at)}", "opened a trace with DHL"],
+        "delivery_delivered": [
+            f"shows as delivered on {_d(order.delivered_at)}",
+            "opened a trace with DHL",
+        ],
         "delivery_none": [f"is {order.status.value}, so there's no delivery in progress"],
-        "damaged_not_delivered": [f"is still {order.status.value} in our system", "a person from our team will sort it out"],
-        "damaged_confirm": ["arrived like that", "Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
+        "damaged_not_delivered": [
+            f"is still {order.status.value} in our system",
+            "a person from our team will sort it out",
+        ],
+        "damaged_confirm": [
+            "arrived like that",
+            "Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?",
+        ],
         "return_not_delivered": ["hasn't been delivered yet", f"within {WINDOW} days of delivery"],
         "return_confirm": ["Start a free return of order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
         "return_done": ["has already been returned"],
-        "return_cancelled": ["cancelled before it shipped", "nothing to return", "you were not charged"],
-        "refund_none": [f"There's no refund on order A10001: it is {order.status.value} and no return has been started."],
-        "refund_returned": ["We received your return of order A10001", "refund of 59.90 EUR will be issued within 5 working days"],
-        "refund_refunded": [f"Your refund of 59.90 EUR for order A10001 was issued on {_d(order.refunded_at)}"],
+        "return_cancelled": [
+            "cancelled before it shipped",
+            "nothing to return",
+            "you were not charged",
+        ],
+        "refund_none": [
+            f"There's no refund on order A10001: it is {order.status.value} and no return has been started."
+        ],
+        "refund_returned": [
+            "We received your return of order A10001",
+            "refund of 59.90 EUR will be issued within 5 working days",
+        ],
+        "refund_refunded": [
+            f"Your refund of 59.90 EUR for order A10001 was issued on {_d(order.refunded_at)}"
+        ],
         "refund_cancelled": ["cancelled before payment was taken, so there is nothing to refund"],
-        "cancel_confirm": ["Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)? It hasn't shipped yet, so you won't be charged."],
-        "refund_cancel_confirm": ["quickest way to your money is to cancel it", "Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)?"],
-        "refund_return_confirm": ["Return order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?", "prepaid label"],
-        "refund_shipped": ["is on its way", f"return it within {WINDOW} days for a full refund of 59.90 EUR"],
+        "cancel_confirm": [
+            "Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)? It hasn't shipped yet, so you won't be charged."
+        ],
+        "refund_cancel_confirm": [
+            "quickest way to your money is to cancel it",
+            "Cancel order A10001 (2× Stoneware Mug, 59.90 EUR)?",
+        ],
+        "refund_return_confirm": [
+            "Return order A10001 (2× Stoneware Mug) for a refund of 59.90 EUR?",
+            "prepaid label",
+        ],
+        "refund_shipped": [
+            "is on its way",
+            f"return it within {WINDOW} days for a full refund of 59.90 EUR",
+        ],
         "cancel_already": ["Order A10001 is already cancelled."],
         "cancel_too_late": [f"is already {order.status.value}, so it can't be cancelled any more"],
         "address_ask": [f"is going to: {ADDRESS}. What's the new delivery address?"],
         "address_too_late": [f"is {order.status.value}, so its address can't be changed any more"],
         "billing": [f"was charged once: 59.90 EUR on {_d(order.placed_at)}", "say 'agent'"],
-        "billing_cancelled": ["cancelled before payment was taken", "weren't charged", "say 'agent'"],
-    }[key]  # fmt: skip
+        "billing_cancelled": [
+            "cancelled before payment was taken",
+            "weren't charged",
+            "say 'agent'",
+        ],
+    }[key]
 
 
 S, C, A = NextStep.survey, NextStep.confirm, NextStep.address
@@ -131,51 +175,75 @@ P, SH, DE, RE, RF, CA = (
 # flow → status → (next_step, pending_action, phrase key)
 FLOW_TABLE: dict[str, dict[OrderStatus, tuple[NextStep, str | None, str]]] = {
     "order_status": {
-        P: (S, None, "status_placed"), SH: (NextStep.done, None, "status_shipped_late"),
-        DE: (S, None, "status_delivered"), RE: (S, None, "status_returned"),
-        RF: (S, None, "status_refunded"), CA: (S, None, "status_cancelled"),
+        P: (S, None, "status_placed"),
+        SH: (NextStep.done, None, "status_shipped_late"),
+        DE: (S, None, "status_delivered"),
+        RE: (S, None, "status_returned"),
+        RF: (S, None, "status_refunded"),
+        CA: (S, None, "status_cancelled"),
     },
     "delivery_problem": {
-        P: (S, None, "delivery_placed"), SH: (S, None, "delivery_shipped"),
-        DE: (S, None, "delivery_delivered"), RE: (S, None, "delivery_none"),
-        RF: (S, None, "delivery_none"), CA: (S, None, "delivery_none"),
+        P: (S, None, "delivery_placed"),
+        SH: (S, None, "delivery_shipped"),
+        DE: (S, None, "delivery_delivered"),
+        RE: (S, None, "delivery_none"),
+        RF: (S, None, "delivery_none"),
+        CA: (S, None, "delivery_none"),
     },
     "damaged_item": {
         # not delivered in our records: a person is offered, no CSAT (nothing was solved)
-        P: (NextStep.done, None, "damaged_not_delivered"), SH: (NextStep.done, None, "damaged_not_delivered"),
-        DE: (C, "return_item", "damaged_confirm"), RE: (NextStep.done, None, "damaged_not_delivered"),
-        RF: (NextStep.done, None, "damaged_not_delivered"), CA: (NextStep.done, None, "damaged_not_delivered"),
+        P: (NextStep.done, None, "damaged_not_delivered"),
+        SH: (NextStep.done, None, "damaged_not_delivered"),
+        DE: (C, "return_item", "damaged_confirm"),
+        RE: (NextStep.done, None, "damaged_not_delivered"),
+        RF: (NextStep.done, None, "damaged_not_delivered"),
+        CA: (NextStep.done, None, "damaged_not_delivered"),
     },
     "return_item": {
-        P: (S, None, "return_not_delivered"), SH: (S, None, "return_not_delivered"),
-        DE: (C, "return_item", "return_confirm"), RE: (S, None, "return_done"),
-        RF: (S, None, "return_done"), CA: (S, None, "return_cancelled"),
+        P: (S, None, "return_not_delivered"),
+        SH: (S, None, "return_not_delivered"),
+        DE: (C, "return_item", "return_confirm"),
+        RE: (S, None, "return_done"),
+        RF: (S, None, "return_done"),
+        CA: (S, None, "return_cancelled"),
     },
     "refund_status": {
-        P: (S, None, "refund_none"), SH: (S, None, "refund_none"),
-        DE: (S, None, "refund_none"), RE: (S, None, "refund_returned"),
-        RF: (S, None, "refund_refunded"), CA: (S, None, "refund_cancelled"),
+        P: (S, None, "refund_none"),
+        SH: (S, None, "refund_none"),
+        DE: (S, None, "refund_none"),
+        RE: (S, None, "refund_returned"),
+        RF: (S, None, "refund_refunded"),
+        CA: (S, None, "refund_cancelled"),
     },
     "cancel_order": {
-        P: (C, "cancel_order", "cancel_confirm"), SH: (S, None, "cancel_too_late"),
-        DE: (S, None, "cancel_too_late"), RE: (S, None, "cancel_too_late"),
-        RF: (S, None, "cancel_too_late"), CA: (S, None, "cancel_already"),
+        P: (C, "cancel_order", "cancel_confirm"),
+        SH: (S, None, "cancel_too_late"),
+        DE: (S, None, "cancel_too_late"),
+        RE: (S, None, "cancel_too_late"),
+        RF: (S, None, "cancel_too_late"),
+        CA: (S, None, "cancel_already"),
     },
     "change_address": {
-        P: (A, None, "address_ask"), SH: (S, None, "address_too_late"),
-        DE: (S, None, "address_too_late"), RE: (S, None, "address_too_late"),
-        RF: (S, None, "address_too_late"), CA: (S, None, "address_too_late"),
+        P: (A, None, "address_ask"),
+        SH: (S, None, "address_too_late"),
+        DE: (S, None, "address_too_late"),
+        RE: (S, None, "address_too_late"),
+        RF: (S, None, "address_too_late"),
+        CA: (S, None, "address_too_late"),
     },
     "request_refund": {
-        P: (C, "cancel_order", "refund_cancel_confirm"), SH: (S, None, "refund_shipped"),
-        DE: (C, "return_item", "refund_return_confirm"), RE: (S, None, "refund_returned"),
-        RF: (S, None, "refund_refunded"), CA: (S, None, "refund_cancelled"),
+        P: (C, "cancel_order", "refund_cancel_confirm"),
+        SH: (S, None, "refund_shipped"),
+        DE: (C, "return_item", "refund_return_confirm"),
+        RE: (S, None, "refund_returned"),
+        RF: (S, None, "refund_refunded"),
+        CA: (S, None, "refund_cancelled"),
     },
     "billing_issue": {
         status: (S, None, "billing_cancelled" if status is OrderStatus.cancelled else "billing")
         for status in OrderStatus
     },
-}  # fmt: skip
+}
 
 
 PERSON = {"title": "Talk to a person", "payload": "I want to talk to a person"}
@@ -623,9 +691,21 @@ async def test_apply_pause_and_cancel_subscription(session: AsyncSession) -> Non
 
     audits = await _audit_rows(session)
     assert [(a.actor, a.action, a.target_type, a.target_id, a.details) for a in audits] == [
-        (f"customer:{owner.id}", "pause_subscription", "subscription", str(plan.id), {"via": "chat"}),
-        (f"customer:{owner.id}", "cancel_subscription", "subscription", str(plan.id), {"via": "chat"}),
-    ]  # fmt: skip
+        (
+            f"customer:{owner.id}",
+            "pause_subscription",
+            "subscription",
+            str(plan.id),
+            {"via": "chat"},
+        ),
+        (
+            f"customer:{owner.id}",
+            "cancel_subscription",
+            "subscription",
+            str(plan.id),
+            {"via": "chat"},
+        ),
+    ]
 
 
 async def test_apply_refuses_changes_the_order_no_longer_allows(session: AsyncSession) -> None:
@@ -725,9 +805,14 @@ async def test_verify_after_anonymous_feedback_merges_it_into_the_customer(
 
 @pytest.mark.parametrize(
     ("text", "asks"),
-    [("can i skip next months coffee box", True), ("skip the next box pls", True),
-     ("skip my next delivery", True), ("skip january", False), ("pause my sub", False)],
-)  # fmt: skip
+    [
+        ("can i skip next months coffee box", True),
+        ("skip the next box pls", True),
+        ("skip my next delivery", True),
+        ("skip january", False),
+        ("pause my sub", False),
+    ],
+)
 def test_skip_next_is_asked(text: str, asks: bool) -> None:
     assert support.asks_skip_next(text) is asks
 

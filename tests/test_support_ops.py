@@ -33,20 +33,37 @@ async def test_totals_first_reply_resolution_and_breaches(
     assert body["total"] == {
         "escalations": 5,
         # E1 5 min, E2 30 min, E3 10 min (its 07:00 message came before it); E4 none yet.
-        "first_reply": {"chats": 4, "replied": 3, "mean_minutes": 15.0, "within_sla": 2,
-                        "within_sla_percent": 66.7, "within_sla_interval": [20.8, 93.9]},
+        "first_reply": {
+            "chats": 4,
+            "replied": 3,
+            "mean_minutes": 15.0,
+            "within_sla": 2,
+            "within_sla_percent": 66.7,
+            "within_sla_interval": [20.8, 93.9],
+        },
         # E1 2 h, E2 48 h, E3 1 h, E5 29 h.
-        "resolution": {"resolved": 4, "mean_hours": 20.0, "within_sla": 2,
-                       "within_sla_percent": 50.0, "within_sla_interval": [15.0, 85.0]},
+        "resolution": {
+            "resolved": 4,
+            "mean_hours": 20.0,
+            "within_sla": 2,
+            "within_sla_percent": 50.0,
+            "within_sla_interval": [15.0, 85.0],
+        },
         # Late reply E2 + E4 unanswered for 60 min; late resolutions E2, E5 (E4: 1 h open).
         "sla_breaches": {"first_reply": 2, "resolution": 2},
-    }  # fmt: skip
+    }
 
 
 async def test_by_reason_and_priority(session_factory: async_sessionmaker[AsyncSession]) -> None:
     body = await _found(session_factory)
-    reasons = {r["reason"]: (r["escalations"], r["first_reply"]["mean_minutes"],
-                             r["resolution"]["mean_hours"]) for r in body["by_reason"]}  # fmt: skip
+    reasons = {
+        r["reason"]: (
+            r["escalations"],
+            r["first_reply"]["mean_minutes"],
+            r["resolution"]["mean_hours"],
+        )
+        for r in body["by_reason"]
+    }
     assert reasons == {
         "customer_request": (2, 5.0, 2.0),
         "negative_feedback": (2, 30.0, 38.5),
@@ -64,11 +81,19 @@ async def test_per_agent_times_and_survey_scores(
 ) -> None:
     body = await _found(session_factory)
     got = [
-        (a["name"], a["escalations"], a["first_reply"]["mean_minutes"],
-         a["resolution"]["mean_hours"], a["csat"]["percent"], a["csat"]["responses"],
-         a["csat"]["too_few"], a["ces"]["mean"], a["ces"]["responses"])
+        (
+            a["name"],
+            a["escalations"],
+            a["first_reply"]["mean_minutes"],
+            a["resolution"]["mean_hours"],
+            a["csat"]["percent"],
+            a["csat"]["responses"],
+            a["csat"]["too_few"],
+            a["ces"]["mean"],
+            a["ces"]["responses"],
+        )
         for a in body["agents"]
-    ]  # fmt: skip
+    ]
     # conv-a's survey follows E1 (Alice), resolved after E6 (Bob, February).
     assert got == [
         ("Alice", 2, 7.5, 1.5, 100.0, 2, False, 2.0, 1),
@@ -114,8 +139,9 @@ async def test_support_api_over_http(
     assert body["min_answers"] == 10
     assert body["total"]["sla_breaches"] == {"first_reply": 2, "resolution": 3}
     assert [(a["name"], a["csat"]["too_few"]) for a in body["agents"]] == [
-        ("Alice", True), ("Bob", True),
-    ]  # fmt: skip
+        ("Alice", True),
+        ("Bob", True),
+    ]
     bad = await client.get("/api/support?from=2026-03-01&stage=use")
     assert bad.status == 422
     assert "'stage'" in (await bad.json())["error"]["message"]

@@ -92,9 +92,13 @@ async def test_transactional_rule_an_answer_or_decline_in_the_conversation_holds
         )
         assert again is None, kind
     churn = await surveys.start_in_chat(
-        session, conversation, lifecycle, FeedbackKind.churn_reason, "subscription_cancelled",
+        session,
+        conversation,
+        lifecycle,
+        FeedbackKind.churn_reason,
+        "subscription_cancelled",
         QUIET_HOURS,
-    )  # fmt: skip
+    )
     assert churn is not None and churn.survey_kind is FeedbackKind.churn_reason
     # quiet_hours 0: this conversation still counts (the regression suite's stack runs so)
     assert (
@@ -121,12 +125,16 @@ async def test_transactional_rule_other_conversations_count_for_24_hours(
     answered = utcnow() - timedelta(hours=QUIET_HOURS - 1)
     session.add(
         SurveyDispatch(
-            customer_id=alice_life.customer_id, lifecycle_id=alice_life.id,
-            conversation_id="conv-a-old", trigger="order_delivered",
-            survey_kind=FeedbackKind.csat, created_at=answered, sent_at=answered,
+            customer_id=alice_life.customer_id,
+            lifecycle_id=alice_life.id,
+            conversation_id="conv-a-old",
+            trigger="order_delivered",
+            survey_kind=FeedbackKind.csat,
+            created_at=answered,
+            sent_at=answered,
             answered_at=answered,
         )
-    )  # fmt: skip
+    )
     await session.commit()
 
     # Alice answered 23 hours ago in another chat: not asked again

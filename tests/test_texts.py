@@ -37,9 +37,13 @@ def domain_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_render_fills_the_placeholders(domain_file: Path) -> None:
     text = texts.render(
-        "utter_order_shipped", order="A10001", items="1× Mug", shipped="3 December 2026",
-        tracking="", unused="ignored",
-    )  # fmt: skip
+        "utter_order_shipped",
+        order="A10001",
+        items="1× Mug",
+        shipped="3 December 2026",
+        tracking="",
+        unused="ignored",
+    )
     assert text == "Order A10001 (1× Mug) shipped on 3 December 2026."
     assert texts.render("utter_two") == "First."  # the first variation
     assert texts.render("utter_braces") == "Literal {braces} stay."

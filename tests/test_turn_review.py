@@ -60,8 +60,12 @@ def test_low_confidence() -> None:
         Reason.low_confidence
     }
     # Behind nlu_fallback: the confidence of the intent the NLU leaned to.
-    behind = _turn(intent="nlu_fallback", confidence=0.55, runner_up_intent="order_status",
-                   runner_up_confidence=0.3)  # fmt: skip
+    behind = _turn(
+        intent="nlu_fallback",
+        confidence=0.55,
+        runner_up_intent="order_status",
+        runner_up_confidence=0.3,
+    )
     assert own_reasons(behind) == {Reason.low_confidence, Reason.fallback}
     assert turn_review.understood_intent(behind) == "order_status"
     no_nlu = Turn(text="x", intent=None, confidence=None)
@@ -70,8 +74,12 @@ def test_low_confidence() -> None:
 
 def test_fallback_fired() -> None:
     # The ambiguity rule: a confident top intent, too close to the runner-up.
-    ambiguous = _turn(intent="nlu_fallback", confidence=0.55, runner_up_intent="return_item",
-                      runner_up_confidence=0.52)  # fmt: skip
+    ambiguous = _turn(
+        intent="nlu_fallback",
+        confidence=0.55,
+        runner_up_intent="return_item",
+        runner_up_confidence=0.52,
+    )
     assert own_reasons(ambiguous) == {Reason.fallback}
     assert own_reasons(_turn(steps=("action_default_fallback",))) == {Reason.fallback}
     assert own_reasons(_turn(steps=("action_handle_fallback", "utter_fallback_rephrase"))) == {
@@ -82,8 +90,9 @@ def test_fallback_fired() -> None:
 
 def test_did_you_mean_fired() -> None:
     assert own_reasons(_turn(steps=("action_handle_fallback", "utter_fallback_choices"))) == {
-        Reason.fallback, Reason.did_you_mean,
-    }  # fmt: skip
+        Reason.fallback,
+        Reason.did_you_mean,
+    }
     # The account-change clarification (bot/domain/understanding.py) ends in "Something else".
     assert own_reasons(_turn(offered_choices=True)) == {Reason.did_you_mean}
 
@@ -115,8 +124,12 @@ def test_rephrase() -> None:
 def test_an_answer_to_a_question_asked_again_is_no_rephrase() -> None:
     # The identity check's successive email attempts: the bot asked for the email before
     # both (utter_ask_email ended its replies), each is a new attempt.
-    first = _turn("piet1@example.test", "inform", asked="utter_ask_email",
-                  steps=("identity_form", "utter_ask_email"))  # fmt: skip
+    first = _turn(
+        "piet1@example.test",
+        "inform",
+        asked="utter_ask_email",
+        steps=("identity_form", "utter_ask_email"),
+    )
     second = _turn("piet2@example.test", "inform", asked="utter_ask_email")
     assert not rephrased(first, second)
     # The same words after another question (or none) are still a rephrase.
@@ -130,8 +143,10 @@ def test_an_answer_to_a_question_asked_again_is_no_rephrase() -> None:
 def test_a_request_asked_again_after_the_bot_answered_it_is_no_rephrase() -> None:
     served = _turn("where is order A38378", steps=("action_support_request", "survey_form"))
     # The bot restates its answer (bot/domain/repeats.py): it had served the request.
-    again = _turn("where is order A38378",
-                  steps=("action_deactivate_loop", "action_support_request", "utter_repeated_answer"))  # fmt: skip
+    again = _turn(
+        "where is order A38378",
+        steps=("action_deactivate_loop", "action_support_request", "utter_repeated_answer"),
+    )
     assert not rephrased(served, again)
     assert rephrased(served, _turn("where is order A38378", steps=("action_support_request",)))
 
@@ -143,8 +158,11 @@ def test_wordless_messages_are_no_rephrase() -> None:
 
 def test_default_fallback_counts_only_as_the_turns_first_step() -> None:
     # The bot answered the request, then no policy predicted what came next.
-    answered = _turn("I want a refund", "request_refund",
-                     steps=("action_support_request", "action_default_fallback"))  # fmt: skip
+    answered = _turn(
+        "I want a refund",
+        "request_refund",
+        steps=("action_support_request", "action_default_fallback"),
+    )
     assert own_reasons(answered) == frozenset()
     assert own_reasons(_turn(steps=("action_default_fallback", "utter_default"))) == {
         Reason.fallback
@@ -155,15 +173,25 @@ def test_default_fallback_counts_only_as_the_turns_first_step() -> None:
 
 
 def test_refusing_the_did_you_mean_buttons_is_understood() -> None:
-    refusal = _turn("none of these", "deny", confidence=0.99,
-                    steps=("action_handle_fallback", "utter_fallback_rephrase"))  # fmt: skip
+    refusal = _turn(
+        "none of these",
+        "deny",
+        confidence=0.99,
+        steps=("action_handle_fallback", "utter_fallback_rephrase"),
+    )
     assert own_reasons(refusal, {Reason.did_you_mean, Reason.fallback}) == frozenset()
     # The buttons were offered to an opener that is no request (so not flagged).
     assert own_reasons(replace(refusal, after_choices=True)) == frozenset()
     # Not after the buttons, or not read as a refusal: the fallback fired.
     assert own_reasons(refusal) == {Reason.fallback}
-    unread = _turn("nah none", "nlu_fallback", confidence=0.45, runner_up_intent="deny",
-                   runner_up_confidence=0.3, steps=("action_handle_fallback",))  # fmt: skip
+    unread = _turn(
+        "nah none",
+        "nlu_fallback",
+        confidence=0.45,
+        runner_up_intent="deny",
+        runner_up_confidence=0.3,
+        steps=("action_handle_fallback",),
+    )
     assert own_reasons(unread, {Reason.did_you_mean}) == {Reason.fallback, Reason.low_confidence}
 
 
@@ -177,12 +205,19 @@ def test_a_nonsense_or_emoji_only_opener_is_no_request() -> None:
     assert not turn_review.no_request("👍", opening=False, vocabulary=words)
     # Without a vocabulary every word is known (only word-less openers are no request).
     assert not turn_review.no_request("blorp", opening=True, vocabulary=frozenset())
-    opener = _turn("blorp zingle wumpus", "nlu_fallback", confidence=0.45,
-                   steps=("action_handle_fallback", "utter_fallback_choices"), no_request=True)  # fmt: skip
+    opener = _turn(
+        "blorp zingle wumpus",
+        "nlu_fallback",
+        confidence=0.45,
+        steps=("action_handle_fallback", "utter_fallback_choices"),
+        no_request=True,
+    )
     assert own_reasons(opener) == frozenset()
     assert own_reasons(replace(opener, no_request=False)) == {
-        Reason.fallback, Reason.did_you_mean, Reason.low_confidence,
-    }  # fmt: skip
+        Reason.fallback,
+        Reason.did_you_mean,
+        Reason.low_confidence,
+    }
 
 
 def test_asked_for_a_person_after_a_misunderstanding() -> None:
@@ -203,32 +238,60 @@ def test_negative_sentiment_right_after_a_bot_reply() -> None:
 # ---- stored with the message ---------------------------------------------------------------
 
 
-def _nlu(intent: str, confidence: float, runner_up: str = "out_of_scope", second: float = 0.05,
-         steps: tuple[str, ...] = (), entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
-    return {"intent": intent, "confidence": confidence, "runner_up": runner_up,
-            "runner_up_confidence": second, "entities": entities or [], "steps": list(steps)}  # fmt: skip
+def _nlu(
+    intent: str,
+    confidence: float,
+    runner_up: str = "out_of_scope",
+    second: float = 0.05,
+    steps: tuple[str, ...] = (),
+    entities: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "intent": intent,
+        "confidence": confidence,
+        "runner_up": runner_up,
+        "runner_up_confidence": second,
+        "entities": entities or [],
+        "steps": list(steps),
+    }
 
 
-async def _chat(db: AsyncSession, conversation_id: str = "c-review", customer_id: int | None = None) -> str:  # fmt: skip
+async def _chat(
+    db: AsyncSession, conversation_id: str = "c-review", customer_id: int | None = None
+) -> str:
     db.add(Conversation(id=conversation_id, customer_id=customer_id))
     await db.flush()
     return conversation_id
 
 
-async def _say(db: AsyncSession, chat: str, text: str, nlu: dict[str, Any] | None = None,
-               replies: tuple[str, ...] = ("OK.",), buttons: list[dict[str, str]] | None = None,
-               at: dt.datetime | None = None) -> tuple[Message, frozenset[Reason]]:  # fmt: skip
+async def _say(
+    db: AsyncSession,
+    chat: str,
+    text: str,
+    nlu: dict[str, Any] | None = None,
+    replies: tuple[str, ...] = ("OK.",),
+    buttons: list[dict[str, str]] | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Message, frozenset[Reason]]:
     """A customer message, its NLU result, and the bot's replies."""
-    message = Message(conversation_id=chat, sender=MessageSender.customer, text=text,
-                      created_at=at or utcnow())  # fmt: skip
+    message = Message(
+        conversation_id=chat, sender=MessageSender.customer, text=text, created_at=at or utcnow()
+    )
     db.add(message)
     await db.flush()
     reasons: frozenset[Reason] = frozenset()
     if nlu is not None:
         reasons = await review_inbox.record_turn(db, message, nlu, [buttons or []])
     for reply in replies:
-        db.add(Message(conversation_id=chat, sender=MessageSender.bot, text=reply, buttons=buttons,
-                       created_at=at or utcnow()))  # fmt: skip
+        db.add(
+            Message(
+                conversation_id=chat,
+                sender=MessageSender.bot,
+                text=reply,
+                buttons=buttons,
+                created_at=at or utcnow(),
+            )
+        )
     await db.flush()
     return message, reasons
 
@@ -243,11 +306,42 @@ async def test_a_conversation_is_stored_and_flagged(session_factory: Sessions) -
     async with session_factory() as db, db.begin():
         chat = await _chat(db)
         first, r1 = await _say(db, chat, "hi", _nlu("greet", 0.98))
-        lost, r2 = await _say(db, chat, "my thingy never came", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.41, ("action_handle_fallback", "utter_fallback_choices")),
-                              buttons=[{"title": "Something else", "payload": "none of these"}])  # fmt: skip
-        again, r3 = await _say(db, chat, "my thingy never came!!", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.43, ("action_handle_fallback", "utter_fallback_offer_person")))  # fmt: skip
+        lost, r2 = await _say(
+            db,
+            chat,
+            "my thingy never came",
+            _nlu(
+                "nlu_fallback",
+                0.45,
+                "delivery_problem",
+                0.41,
+                ("action_handle_fallback", "utter_fallback_choices"),
+            ),
+            buttons=[{"title": "Something else", "payload": "none of these"}],
+        )
+        again, r3 = await _say(
+            db,
+            chat,
+            "my thingy never came!!",
+            _nlu(
+                "nlu_fallback",
+                0.45,
+                "delivery_problem",
+                0.43,
+                ("action_handle_fallback", "utter_fallback_offer_person"),
+            ),
+        )
         person, r4 = await _say(db, chat, "a person please", _nlu("request_human", 0.97))
-        angry, r5 = await _say(db, chat, "this is useless and awful, I hate it", _nlu("complain", 0.9, entities=[{"entity": "email", "value": "x@y.z", "start": 0, "end": 5}]))  # fmt: skip
+        angry, r5 = await _say(
+            db,
+            chat,
+            "this is useless and awful, I hate it",
+            _nlu(
+                "complain",
+                0.9,
+                entities=[{"entity": "email", "value": "x@y.z", "start": 0, "end": 5}],
+            ),
+        )
     assert r1 == frozenset()
     assert r2 == {Reason.low_confidence, Reason.fallback, Reason.did_you_mean}
     assert r3 == {Reason.low_confidence, Reason.fallback}
@@ -255,14 +349,22 @@ async def test_a_conversation_is_stored_and_flagged(session_factory: Sessions) -
     assert r5 == {Reason.negative_sentiment}
     async with session_factory() as db:
         # The same intent (nlu_fallback) in similar words: the first was said again.
-        assert await _flags(db, lost.id) == ["did_you_mean", "fallback", "low_confidence", "rephrase"]  # fmt: skip
+        assert await _flags(db, lost.id) == [
+            "did_you_mean",
+            "fallback",
+            "low_confidence",
+            "rephrase",
+        ]
         assert await _flags(db, again.id) == ["fallback", "low_confidence"]
         assert await _flags(db, first.id) == []
         row = await db.get(TurnUnderstanding, angry.id)
         assert row is not None
         assert (row.intent, row.confidence, row.runner_up_intent, row.runner_up_confidence) == (
-            "complain", 0.9, "out_of_scope", 0.05,
-        )  # fmt: skip
+            "complain",
+            0.9,
+            "out_of_scope",
+            0.05,
+        )
         assert row.entities == [{"entity": "email", "value": "x@y.z", "start": 0, "end": 5}]
         assert row.sentiment is not None and row.sentiment <= -0.5
         first_row = await db.get(TurnUnderstanding, first.id)
@@ -277,9 +379,14 @@ async def test_a_conversation_is_stored_and_flagged(session_factory: Sessions) -
         # customer turns after with the bot's replies.
         assert [m["text"] for m in item["before"]] == ["hi", "OK."]
         assert [m["text"] for m in item["after"]] == [
-            "OK.", "my thingy never came!!", "OK.", "a person please", "OK.",
-            "this is useless and awful, I hate it", "OK.",
-        ]  # fmt: skip
+            "OK.",
+            "my thingy never came!!",
+            "OK.",
+            "a person please",
+            "OK.",
+            "this is useless and awful, I hate it",
+            "OK.",
+        ]
         by_reason = await review_inbox.flagged_turns(
             db, review_inbox.InboxFilter(reason=Reason.rephrase)
         )
@@ -289,31 +396,53 @@ async def test_a_conversation_is_stored_and_flagged(session_factory: Sessions) -
         )
         assert [i["message_id"] for i in by_intent["items"]] == [angry.id]
         future = utcnow() + dt.timedelta(days=1)
-        assert (await review_inbox.flagged_turns(db, review_inbox.InboxFilter(since=future)))["total"] == 0  # fmt: skip
+        assert (await review_inbox.flagged_turns(db, review_inbox.InboxFilter(since=future)))[
+            "total"
+        ] == 0
 
 
 async def test_review_confirm_correct_dismiss(session_factory: Sessions) -> None:
     async with session_factory() as db, db.begin():
-        trainer = StaffUser(email="t@example.com", display_name="T", role=StaffRole.bot_trainer,
-                            password_hash="x")  # fmt: skip
+        trainer = StaffUser(
+            email="t@example.com", display_name="T", role=StaffRole.bot_trainer, password_hash="x"
+        )
         db.add(trainer)
         chat = await _chat(db)
-        a, _ = await _say(db, chat, "my thingy never came", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.41))  # fmt: skip
-        b, _ = await _say(db, chat, "cancel A12345 now", _nlu("order_status", 0.3, "cancel_order", 0.28))  # fmt: skip
+        a, _ = await _say(
+            db, chat, "my thingy never came", _nlu("nlu_fallback", 0.45, "delivery_problem", 0.41)
+        )
+        b, _ = await _say(
+            db, chat, "cancel A12345 now", _nlu("order_status", 0.3, "cancel_order", 0.28)
+        )
         c, _ = await _say(db, chat, "asdf", _nlu("nlu_fallback", 0.45, "greet", 0.1))
     async with session_factory() as db, db.begin():
         user = await db.get(StaffUser, trainer.id)
         assert user is not None
         confirmed = await review_inbox.review(db, a.id, user, "confirm")
-        corrected = await review_inbox.review(db, b.id, user, "correct", "cancel_order",
-                                              [{"entity": "order_number", "value": "A12345"}])  # fmt: skip
+        corrected = await review_inbox.review(
+            db,
+            b.id,
+            user,
+            "correct",
+            "cancel_order",
+            [{"entity": "order_number", "value": "A12345"}],
+        )
         dismissed = await review_inbox.review(db, c.id, user, "dismiss")
         with pytest.raises(InvalidInput):
             await review_inbox.review(db, b.id, user, "correct", "no_such_intent")
         with pytest.raises(InvalidInput):
-            await review_inbox.review(db, b.id, user, "correct", "cancel_order",
-                                      [{"entity": "order_number", "value": "B99999"}])  # fmt: skip
-    assert (confirmed["review_status"], confirmed["reviewed_intent"]) == ("confirmed", "delivery_problem")  # fmt: skip
+            await review_inbox.review(
+                db,
+                b.id,
+                user,
+                "correct",
+                "cancel_order",
+                [{"entity": "order_number", "value": "B99999"}],
+            )
+    assert (confirmed["review_status"], confirmed["reviewed_intent"]) == (
+        "confirmed",
+        "delivery_problem",
+    )
     assert corrected["reviewed_entities"] == [
         {"entity": "order_number", "value": "A12345", "start": 7, "end": 13}
     ]
@@ -334,8 +463,18 @@ async def test_erased_and_purged_with_the_transcript(session_factory: Sessions) 
     async with session_factory() as db, db.begin():
         customer = await factories.customer(db, 7)
         theirs = await _chat(db, "c-theirs", customer.id)
-        await _say(db, theirs, "my email is zed@example.org", _nlu("nlu_fallback", 0.45, "order_status", 0.2,
-                   entities=[{"entity": "email", "value": "zed@example.org"}]))  # fmt: skip
+        await _say(
+            db,
+            theirs,
+            "my email is zed@example.org",
+            _nlu(
+                "nlu_fallback",
+                0.45,
+                "order_status",
+                0.2,
+                entities=[{"entity": "email", "value": "zed@example.org"}],
+            ),
+        )
         other = await _chat(db, "c-other")
         await _say(db, other, "where is A77777", _nlu("order_status", 0.3), at=old)
         await _say(db, other, "and now?", _nlu("order_status", 0.3))
@@ -348,11 +487,16 @@ async def test_erased_and_purged_with_the_transcript(session_factory: Sessions) 
         assert await privacy.purge_transcripts(db, 30) == 2  # the old message and its reply
     async with session_factory() as db:
         texts = (
-            await db.execute(
-                select(Message.text)
-                .join(TurnUnderstanding, TurnUnderstanding.message_id == Message.id)
+            (
+                await db.execute(
+                    select(Message.text).join(
+                        TurnUnderstanding, TurnUnderstanding.message_id == Message.id
+                    )
+                )
             )
-        ).scalars().all()  # fmt: skip
+            .scalars()
+            .all()
+        )
         assert texts == ["and now?"]
         assert len(list(await db.scalars(select(TurnFlag.message_id)))) == 1
 
@@ -364,18 +508,54 @@ CHOICES = ("action_handle_fallback", "utter_fallback_choices")
 async def test_stored_turns_answers_refusals_and_openers(session_factory: Sessions) -> None:
     async with session_factory() as db, db.begin():
         chat = await _chat(db, "c-opener")
-        blorp, r1 = await _say(db, chat, "blorp zingle wumpus",
-                               _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES), buttons=SOMETHING_ELSE)  # fmt: skip
-        refusal, r2 = await _say(db, chat, "none of these",
-                                 _nlu("deny", 0.99, steps=("action_handle_fallback", "utter_fallback_rephrase")))  # fmt: skip
-        again, r3 = await _say(db, chat, "blorp zingle wumpus",
-                               _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES), buttons=SOMETHING_ELSE)  # fmt: skip
+        blorp, r1 = await _say(
+            db,
+            chat,
+            "blorp zingle wumpus",
+            _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES),
+            buttons=SOMETHING_ELSE,
+        )
+        refusal, r2 = await _say(
+            db,
+            chat,
+            "none of these",
+            _nlu("deny", 0.99, steps=("action_handle_fallback", "utter_fallback_rephrase")),
+        )
+        again, r3 = await _say(
+            db,
+            chat,
+            "blorp zingle wumpus",
+            _nlu("nlu_fallback", 0.45, "greet", 0.1, CHOICES),
+            buttons=SOMETHING_ELSE,
+        )
         chat = await _chat(db, "c-identity")
-        await _say(db, chat, "where is my order", _nlu("order_status", 0.99, steps=("identity_form", "utter_ask_order_number")))  # fmt: skip
-        await _say(db, chat, "A27118", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
-        first, _ = await _say(db, chat, "piet1@example.test", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
-        second, _ = await _say(db, chat, "piet2@example.test", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")))  # fmt: skip
-        await _say(db, chat, "piet3@example.test", _nlu("inform", 0.95, steps=("identity_form", "action_support_request")))  # fmt: skip
+        await _say(
+            db,
+            chat,
+            "where is my order",
+            _nlu("order_status", 0.99, steps=("identity_form", "utter_ask_order_number")),
+        )
+        await _say(
+            db, chat, "A27118", _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email"))
+        )
+        first, _ = await _say(
+            db,
+            chat,
+            "piet1@example.test",
+            _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")),
+        )
+        second, _ = await _say(
+            db,
+            chat,
+            "piet2@example.test",
+            _nlu("inform", 0.95, steps=("identity_form", "utter_ask_email")),
+        )
+        await _say(
+            db,
+            chat,
+            "piet3@example.test",
+            _nlu("inform", 0.95, steps=("identity_form", "action_support_request")),
+        )
     # A gibberish opener is no request; the refusal of its buttons is understood; the same
     # words after the bot spoke are a misunderstanding.
     assert (r1, r2) == (frozenset(), frozenset())
@@ -396,7 +576,12 @@ async def test_stored_turns_answers_refusals_and_openers(session_factory: Sessio
         assert await review_inbox.reflag(db) == 1
     async with session_factory() as db:
         assert await _flags(db, first.id) == []
-        assert await _flags(db, again.id) == ["did_you_mean", "fallback", "low_confidence", "rephrase"]  # fmt: skip
+        assert await _flags(db, again.id) == [
+            "did_you_mean",
+            "fallback",
+            "low_confidence",
+            "rephrase",
+        ]
 
 
 # ---- through the chat: Rasa's reply carries the NLU result ---------------------------------
@@ -415,11 +600,17 @@ async def nlu_client(engine: Any, settings: Any) -> Any:
     async def webhook(request: web.Request) -> web.Response:
         body = await request.json()
         low = "thingy" in body["message"]
-        nlu = _nlu("nlu_fallback", 0.45, "delivery_problem", 0.4, ("action_handle_fallback",)) if low else _nlu("greet", 0.99)  # fmt: skip
-        return web.json_response([
-            {"recipient_id": body["sender"], "text": "Sorry?" if low else "Hello!"},
-            {"recipient_id": body["sender"], "custom": {"nlu": nlu}},
-        ])  # fmt: skip
+        nlu = (
+            _nlu("nlu_fallback", 0.45, "delivery_problem", 0.4, ("action_handle_fallback",))
+            if low
+            else _nlu("greet", 0.99)
+        )
+        return web.json_response(
+            [
+                {"recipient_id": body["sender"], "text": "Sorry?" if low else "Hello!"},
+                {"recipient_id": body["sender"], "custom": {"nlu": nlu}},
+            ]
+        )
 
     rasa = web.Application()
     rasa.router.add_post("/webhooks/rest/webhook", webhook)
@@ -451,12 +642,15 @@ async def test_the_chat_stores_the_nlu_result_with_the_message(
             )
         ).all()
         assert [tuple(r) for r in rows] == [
-            ("hello", "greet", "out_of_scope"), ("my thingy", "nlu_fallback", "delivery_problem"),
-        ]  # fmt: skip
+            ("hello", "greet", "out_of_scope"),
+            ("my thingy", "nlu_fallback", "delivery_problem"),
+        ]
         flagged = await review_inbox.flagged_turns(db, review_inbox.InboxFilter())
         assert [(i["text"], i["reasons"]) for i in flagged["items"]] == [
             ("my thingy", ["fallback", "low_confidence"])
         ]
         # The reply list's NLU item is not a message.
-        bot_texts = list(await db.scalars(select(Message.text).where(Message.sender == MessageSender.bot)))  # fmt: skip
+        bot_texts = list(
+            await db.scalars(select(Message.text).where(Message.sender == MessageSender.bot))
+        )
         assert bot_texts == ["Hello!", "Sorry?"]

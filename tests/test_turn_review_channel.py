@@ -45,11 +45,13 @@ def test_the_channel_reports_the_turns_nlu_result_from_the_tracker() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     last, compound, nothing = json.loads(result.stdout.strip().splitlines()[-1])
     assert last == {
-        "intent": "nlu_fallback", "confidence": 0.45,
-        "runner_up": "delivery_problem", "runner_up_confidence": 0.41,
+        "intent": "nlu_fallback",
+        "confidence": 0.45,
+        "runner_up": "delivery_problem",
+        "runner_up_confidence": 0.41,
         "entities": [{"entity": "order_number", "value": "A12345", "start": 9, "end": 15}],
         "steps": ["action_handle_fallback", "utter_fallback_choices"],
-    }  # fmt: skip
+    }
     # A message sent as two turns: the first part's reading, the steps of both.
     assert (compound["intent"], compound["runner_up"]) == ("cancel_order", None)
     assert compound["steps"] == ["utter_x"]
@@ -94,5 +96,8 @@ def test_the_channel_reports_the_loaded_models_id() -> None:
 
 def test_the_client_reads_the_nlu_item_and_ignores_it_as_a_reply() -> None:
     nlu = {"intent": "greet", "confidence": 0.9}
-    assert _nlu([{"recipient_id": "s", "text": "Hi"}, {"recipient_id": "s", "custom": {"nlu": nlu}}]) == nlu  # fmt: skip
+    assert (
+        _nlu([{"recipient_id": "s", "text": "Hi"}, {"recipient_id": "s", "custom": {"nlu": nlu}}])
+        == nlu
+    )
     assert _nlu([{"recipient_id": "s", "text": "Hi"}, {"custom": {"other": 1}}, "junk"]) is None

@@ -326,9 +326,11 @@ async def test_email_typed_while_the_bot_helps_with_a_queued_request_is_the_cont
     sender = rasa[0].received[0]["sender"]
     async with session_factory() as db, db.begin():
         escalation, _ = await escalation_rules.escalate(
-            db, await db.get(Conversation, sender), EscalationReason.customer_request,
+            db,
+            await db.get(Conversation, sender),
+            EscalationReason.customer_request,
             hand_over_now=False,
-        )  # fmt: skip
+        )
         escalation.back_with_bot_at = utcnow()
 
     await ws.send_json({"type": "message", "text": "jo.bloggs@example.net"})

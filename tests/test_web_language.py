@@ -64,8 +64,12 @@ async def test_short_or_english_messages_go_to_the_nlu_as_before(
 
     stub = rasa[0]
     assert [body["message"] for body in stub.received] == [
-        "ok danke", "merci", "A10001", "thanks!!", "where is my order",
-    ]  # fmt: skip
+        "ok danke",
+        "merci",
+        "A10001",
+        "thanks!!",
+        "where is my order",
+    ]
     assert stub.triggered == []
     assert (await _conversation(session_factory)).language is None
 

@@ -80,10 +80,18 @@ async def shop(sessions: Sessions) -> tuple[int, int]:
 
 def summary(rows: list[Feedback]) -> list[tuple[Any, ...]]:
     return [
-        (r.idempotency_key, r.kind.value, r.score, r.customer_id is None, r.reviewer_id is None,
-         r.stage.value if r.stage else None, r.channel.value, r.platform)
+        (
+            r.idempotency_key,
+            r.kind.value,
+            r.score,
+            r.customer_id is None,
+            r.reviewer_id is None,
+            r.stage.value if r.stage else None,
+            r.channel.value,
+            r.platform,
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 async def all_feedback(sessions: Sessions) -> list[Feedback]:
@@ -99,22 +107,62 @@ async def test_trustpilot_export_bom_multiline_broken_rows_and_duplicates(
     assert content.startswith(b"\xef\xbb\xbf")
     report, escalations = await run_import(session_factory, "trustpilot", content)
     assert report.as_json() == {
-        "imported": 3, "updated": 0, "duplicates": 1, "unattributed": 1, "escalations": 1,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 1,
+        "unattributed": 1,
+        "escalations": 1,
         "errors": [
             {"line": 6, "message": "'Review Created (UTC)' is not a date-time: 'not a date'"},
             {"line": 7, "message": "'Review Stars' must be 1 to 5 stars, not 'seven'"},
             {"line": 8, "message": "more values than columns (12 for 11)"},
         ],
-    }  # fmt: skip
+    }
     rows = await all_feedback(session_factory)
     assert summary(rows) == [
-        ("web:trustpilot:tp-1001", "csat", 5, False, True, "discovery", "review_site", "trustpilot"),
-        ("web:trustpilot:tp-1001:comment", "comment", None, False, True, "discovery", "review_site", "trustpilot"),
+        (
+            "web:trustpilot:tp-1001",
+            "csat",
+            5,
+            False,
+            True,
+            "discovery",
+            "review_site",
+            "trustpilot",
+        ),
+        (
+            "web:trustpilot:tp-1001:comment",
+            "comment",
+            None,
+            False,
+            True,
+            "discovery",
+            "review_site",
+            "trustpilot",
+        ),
         ("web:trustpilot:tp-1002", "csat", 1, False, True, "purchase", "review_site", "trustpilot"),
-        ("web:trustpilot:tp-1002:comment", "comment", None, False, True, "purchase", "review_site", "trustpilot"),
+        (
+            "web:trustpilot:tp-1002:comment",
+            "comment",
+            None,
+            False,
+            True,
+            "purchase",
+            "review_site",
+            "trustpilot",
+        ),
         ("web:trustpilot:tp-1003", "csat", 3, True, False, None, "review_site", "trustpilot"),
-        ("web:trustpilot:tp-1003:comment", "comment", None, True, False, None, "review_site", "trustpilot"),
-    ]  # fmt: skip
+        (
+            "web:trustpilot:tp-1003:comment",
+            "comment",
+            None,
+            True,
+            False,
+            None,
+            "review_site",
+            "trustpilot",
+        ),
+    ]
     assert rows[0].customer_id == ann  # matched by email, case-insensitively
     assert rows[2].lifecycle_id == kims_journey  # matched by the order number (Reference Id)
     assert rows[2].order_id is not None
@@ -163,18 +211,24 @@ async def test_a_refused_batch_is_written_review_by_review(
     content = (DATA / "trustpilot.csv").read_bytes()
     report, escalations = await run_import(session_factory, "trustpilot", content)
     assert report.as_json() == {
-        "imported": 2, "updated": 0, "duplicates": 1, "unattributed": 0, "escalations": 1,
+        "imported": 2,
+        "updated": 0,
+        "duplicates": 1,
+        "unattributed": 0,
+        "escalations": 1,
         "errors": [
             {"line": 5, "message": "not stored: RuntimeError"},
             {"line": 6, "message": "'Review Created (UTC)' is not a date-time: 'not a date'"},
             {"line": 7, "message": "'Review Stars' must be 1 to 5 stars, not 'seven'"},
             {"line": 8, "message": "more values than columns (12 for 11)"},
         ],
-    }  # fmt: skip
+    }
     assert [r[0] for r in summary(await all_feedback(session_factory))] == [
-        "web:trustpilot:tp-1001", "web:trustpilot:tp-1001:comment",
-        "web:trustpilot:tp-1002", "web:trustpilot:tp-1002:comment",
-    ]  # fmt: skip
+        "web:trustpilot:tp-1001",
+        "web:trustpilot:tp-1001:comment",
+        "web:trustpilot:tp-1002",
+        "web:trustpilot:tp-1002:comment",
+    ]
     assert len(escalations) == 1
 
 
@@ -193,9 +247,13 @@ async def test_edited_reviews_are_updated_in_place(session_factory: Sessions) ->
         session_factory, "trustpilot", (DATA / "trustpilot_edited.csv").read_bytes()
     )
     assert report.as_json() == {
-        "imported": 0, "updated": 2, "duplicates": 1, "unattributed": 0, "escalations": 0,
+        "imported": 0,
+        "updated": 2,
+        "duplicates": 1,
+        "unattributed": 0,
+        "escalations": 0,
         "errors": [],
-    }  # fmt: skip
+    }
     assert opened == []
     rows = {r.idempotency_key: r for r in await all_feedback(session_factory)}
     assert sorted(rows) == sorted(set(before) - {"web:trustpilot:tp-1003:comment"})
@@ -215,36 +273,57 @@ async def test_judgeme_google_and_social_exports(session_factory: Sessions) -> N
         session_factory, "judgeme", (DATA / "judgeme.csv").read_bytes()
     )
     assert judge.as_json() == {
-        "imported": 3, "updated": 0, "duplicates": 0, "unattributed": 3, "escalations": 1,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 0,
+        "unattributed": 3,
+        "escalations": 1,
         "errors": [{"line": 5, "message": "'rating' must be 1 to 5 stars, not ''"}],
-    }  # fmt: skip
+    }
     google, google_followups = await run_import(
         session_factory, "google", (DATA / "google_reviews.json").read_bytes()
     )
     assert google.as_json() == {
-        "imported": 3, "updated": 0, "duplicates": 0, "unattributed": 3, "escalations": 1,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 0,
+        "unattributed": 3,
+        "escalations": 1,
         "errors": [
-            {"review": 3, "message": "'starRating' must be ONE to FIVE, not 'STAR_RATING_UNSPECIFIED'"}
+            {
+                "review": 3,
+                "message": "'starRating' must be ONE to FIVE, not 'STAR_RATING_UNSPECIFIED'",
+            }
         ],
-    }  # fmt: skip
+    }
     social, social_followups = await run_import(
         session_factory, "social", (DATA / "social.csv").read_bytes()
     )
     assert social.as_json() == {
-        "imported": 3, "updated": 0, "duplicates": 0, "unattributed": 3, "escalations": 1,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 0,
+        "unattributed": 3,
+        "escalations": 1,
         "errors": [{"line": 4, "message": "'url' is empty"}],
-    }  # fmt: skip
+    }
     rows = await all_feedback(session_factory)
     by_platform: dict[str, list[tuple[str, int | None]]] = {}
     for row in rows:
         by_platform.setdefault(row.platform or "", []).append((row.kind.value, row.score))
     assert by_platform == {
-        "judgeme": [("csat", 5), ("comment", None), ("csat", 2), ("comment", None),
-                    ("csat", 4), ("comment", None)],
+        "judgeme": [
+            ("csat", 5),
+            ("comment", None),
+            ("csat", 2),
+            ("comment", None),
+            ("csat", 4),
+            ("comment", None),
+        ],
         "google": [("csat", 4), ("comment", None), ("csat", 1), ("comment", None), ("csat", 5)],
         "instagram": [("comment", None)],
         "x": [("comment", None), ("comment", None)],
-    }  # fmt: skip
+    }
     assert {r.channel for r in rows if r.platform == "judgeme"} == {Channel.storefront}
     assert {r.channel for r in rows if r.platform == "google"} == {Channel.review_site}
     async with session_factory() as session:
@@ -269,9 +348,10 @@ async def test_judgeme_google_and_social_exports(session_factory: Sessions) -> N
     )
     summaries = [e.summary for e in judge_followups + google_followups + social_followups]
     assert [s.split(" — ")[0] for s in summaries if s] == [
-        "Reply publicly on judgeme", "Reply publicly on google",
+        "Reply publicly on judgeme",
+        "Reply publicly on google",
         "Reply publicly https://x.com/someone/status/1",
-    ]  # fmt: skip
+    ]
     assert all(e.customer_id is None for e in judge_followups + social_followups)
 
 
@@ -449,13 +529,23 @@ async def test_share_of_voice_per_channel_over_time(
     assert channels == ["review_site", "social"]
     # Social posts on 10-12 November (week of Monday 9th), Trustpilot on 20-22 (16th).
     assert [p.as_json(channels) for p in points] == [
-        {"start": "2026-11-09", "total": 3, "channels": {
-            "review_site": {"volume": 0, "share_percent": 0.0},
-            "social": {"volume": 3, "share_percent": 100.0}}},
-        {"start": "2026-11-16", "total": 6, "channels": {
-            "review_site": {"volume": 6, "share_percent": 100.0},
-            "social": {"volume": 0, "share_percent": 0.0}}},
-    ]  # fmt: skip
+        {
+            "start": "2026-11-09",
+            "total": 3,
+            "channels": {
+                "review_site": {"volume": 0, "share_percent": 0.0},
+                "social": {"volume": 3, "share_percent": 100.0},
+            },
+        },
+        {
+            "start": "2026-11-16",
+            "total": 6,
+            "channels": {
+                "review_site": {"volume": 6, "share_percent": 100.0},
+                "social": {"volume": 0, "share_percent": 0.0},
+            },
+        },
+    ]
     token = await create_api_token(session_factory, StaffRole.cx_manager)
     response = await client.get(
         "/api/metrics/share-of-voice?from=2026-11-01&to=2026-11-30&tz=UTC&bucket=month",
@@ -464,10 +554,15 @@ async def test_share_of_voice_per_channel_over_time(
     assert response.status == 200
     body = await response.json()
     assert body["points"] == [
-        {"start": "2026-11-01", "total": 9, "channels": {
-            "review_site": {"volume": 6, "share_percent": 66.7},
-            "social": {"volume": 3, "share_percent": 33.3}}},
-    ]  # fmt: skip
+        {
+            "start": "2026-11-01",
+            "total": 9,
+            "channels": {
+                "review_site": {"volume": 6, "share_percent": 66.7},
+                "social": {"volume": 3, "share_percent": 33.3},
+            },
+        },
+    ]
 
 
 async def test_reviewer_privacy_api(client: Client, session_factory: Sessions) -> None:
@@ -500,9 +595,13 @@ async def test_batches_in_flight_share_new_reviewers(
     lines.append("x,https://x.com/s/4,@author1,2026-11-05T10:00:00Z,post 4 edited")
     report, _ = await run_import(session_factory, "social", "\n".join(lines).encode())
     assert report.as_json() == {
-        "imported": 9, "updated": 1, "duplicates": 0, "unattributed": 9, "escalations": 0,
+        "imported": 9,
+        "updated": 1,
+        "duplicates": 0,
+        "unattributed": 9,
+        "escalations": 0,
         "errors": [],
-    }  # fmt: skip
+    }
     async with session_factory() as session:
         handles = sorted((await session.scalars(select(Reviewer.handle))).all())
         texts = sorted((await session.scalars(select(Feedback.text))).all(), key=str)

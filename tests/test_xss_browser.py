@@ -70,36 +70,50 @@ async def _seed(sessions: Sessions) -> None:
             await db.flush()
             db.add(
                 Conversation(
-                    id=conversation_id, customer_id=customer.id,
+                    id=conversation_id,
+                    customer_id=customer.id,
                     status=ConversationStatus.waiting_for_agent,
                 )
-            )  # fmt: skip
+            )
             await db.flush()
             for k, text in enumerate(texts):
                 at = now - timedelta(minutes=len(texts) - k)
-                db.add(Message(conversation_id=conversation_id, sender=MessageSender.customer,
-                               text=text, created_at=at))  # fmt: skip
+                db.add(
+                    Message(
+                        conversation_id=conversation_id,
+                        sender=MessageSender.customer,
+                        text=text,
+                        created_at=at,
+                    )
+                )
             db.add(
                 Escalation(
-                    conversation_id=conversation_id, customer_id=customer.id,
-                    reason=EscalationReason.customer_request, priority=2,
+                    conversation_id=conversation_id,
+                    customer_id=customer.id,
+                    reason=EscalationReason.customer_request,
+                    priority=2,
                 )
-            )  # fmt: skip
+            )
             if conversation_id != MAIN_CONVERSATION:
                 continue
-            lifecycle = Lifecycle(customer_id=customer.id, kind=LifecycleKind.one_time,
-                                  stage=Stage.support)  # fmt: skip
+            lifecycle = Lifecycle(
+                customer_id=customer.id, kind=LifecycleKind.one_time, stage=Stage.support
+            )
             db.add(lifecycle)
             await db.flush()
             for k, comment in enumerate(COMMENTS):
                 db.add(
                     Feedback(
-                        idempotency_key=f"xss:{k}", customer_id=customer.id,
-                        lifecycle_id=lifecycle.id, stage=Stage.support,
-                        channel=Channel.website_chat, source=FeedbackSource.free_text,
-                        kind=FeedbackKind.complaint, text=comment,
+                        idempotency_key=f"xss:{k}",
+                        customer_id=customer.id,
+                        lifecycle_id=lifecycle.id,
+                        stage=Stage.support,
+                        channel=Channel.website_chat,
+                        source=FeedbackSource.free_text,
+                        kind=FeedbackKind.complaint,
+                        text=comment,
                     )
-                )  # fmt: skip
+                )
             for note in NOTES:
                 db.add(
                     StaffNote(conversation_id=conversation_id, staff_user_id=agent.id, text=note)

@@ -27,8 +27,16 @@ NOT_AUDITED = "could not be audited"
 
 
 def bandit() -> int:
-    command = [str(BIN / "bandit"), "-q", "-r", *CODE, "--severity-level", "high",
-               "--confidence-level", "high"]  # fmt: skip
+    command = [
+        str(BIN / "bandit"),
+        "-q",
+        "-r",
+        *CODE,
+        "--severity-level",
+        "high",
+        "--confidence-level",
+        "high",
+    ]
     result = subprocess.run(command, cwd=ROOT, check=False)
     if result.returncode == 0:
         print(f"bandit: no high-severity, high-confidence findings in {', '.join(CODE)}.")
@@ -37,8 +45,17 @@ def bandit() -> int:
 
 def _pip_audit(lock_file: str) -> tuple[list[str], int, int] | str:
     """(vulnerabilities, packages audited, packages skipped) or why it could not run."""
-    command = [str(BIN / "pip-audit"), "--no-deps", "--disable-pip", "--progress-spinner",
-               "off", "--format", "json", "-r", lock_file]  # fmt: skip
+    command = [
+        str(BIN / "pip-audit"),
+        "--no-deps",
+        "--disable-pip",
+        "--progress-spinner",
+        "off",
+        "--format",
+        "json",
+        "-r",
+        lock_file,
+    ]
     result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
     )

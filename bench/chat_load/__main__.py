@@ -100,8 +100,11 @@ STRETCH_SATURATION_RATIO = 1.5
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.chat_load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chat_load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--realistic-conversations", type=int)
     parser.add_argument("--think-min", type=float, help="seconds")
     parser.add_argument("--think-max", type=float, help="seconds")
@@ -149,9 +152,13 @@ def fresh_database() -> str:
     env = {**os.environ, "DATABASE_URL": url}
     for command in ("migrate", "demo"):
         subprocess.run(
-            [sys.executable, "-m", "bot", command], cwd=ROOT, env=env, check=True, timeout=600,
+            [sys.executable, "-m", "bot", command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=600,
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     return url
 
 
@@ -276,14 +283,21 @@ async def measure(
                 )
 
         plan = [
-            Phase("realistic", path, args.realistic_conversations, args.realistic_seconds,
-                  args.think_min, args.think_max)
+            Phase(
+                "realistic",
+                path,
+                args.realistic_conversations,
+                args.realistic_seconds,
+                args.think_min,
+                args.think_max,
+            )
             for path in paths
         ] + [
-            Phase("saturation", path, args.saturation_conversations, args.saturation_seconds,
-                  0.0, 0.0)
+            Phase(
+                "saturation", path, args.saturation_conversations, args.saturation_seconds, 0.0, 0.0
+            )
             for path in paths
-        ]  # fmt: skip
+        ]
         for phase in plan:
             key = f"{phase.load_model} / {phase.path}"
             say(
@@ -315,16 +329,34 @@ async def measure(
 def stock_rasa(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     """Rasa's own `rasa run` without our speed-ups (rasa_ext/speedups.py), same model and
     action server: the saturation target's "one bare rasa run process"."""
-    env = {**os.environ, "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
-           "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
+        "SANIC_HOST": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),
+    }
     _set_secrets(env)  # the channel's secret and the action server's token
     log = (LOGS / "stock-rasa.log").open("wb")
     process = subprocess.Popen(
-        [str(ROOT / ".venv-rasa" / "bin" / "rasa"), "run", "--model", str(MODEL),
-         "--interface", "127.0.0.1", "--port", str(STOCK_RASA_PORT),
-         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            str(ROOT / ".venv-rasa" / "bin" / "rasa"),
+            "run",
+            "--model",
+            str(MODEL),
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(STOCK_RASA_PORT),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield process
     finally:
@@ -366,10 +398,13 @@ async def stock_rasa_phase(
         pids = {"stock rasa": process.pid, "actions": stack.processes["actions"].pid}
         outcome = await warm_up(RestChat(http, url), pairs[0])
         say(f"warm-up ({path}, 1 unmeasured conversation): {outcome}")
-        phase = Phase("saturation", path, args.saturation_conversations,
-                      args.saturation_seconds, 0.0, 0.0)  # fmt: skip
-        say(f"running saturation / {path}: {phase.conversations} conversations for "
-            f"{phase.seconds:.0f} s …")  # fmt: skip
+        phase = Phase(
+            "saturation", path, args.saturation_conversations, args.saturation_seconds, 0.0, 0.0
+        )
+        say(
+            f"running saturation / {path}: {phase.conversations} conversations for "
+            f"{phase.seconds:.0f} s …"
+        )
         waited = await settle(pids)
         run = await run_phase(phase, lambda: RestChat(http, url), pairs, pids, args.seed)
         summary = summarise(run)
@@ -484,15 +519,28 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     sat_ratio = _ratio(sf["completed_turns_per_s"], sb["completed_turns_per_s"])
     full_errors = rf["errors"] + sf["errors"]
     targets = {
-        "realistic_full_stack_p95_ms": [p95, TARGET_P95_MS, None if p95 is None else p95 <= TARGET_P95_MS],
-        "realistic_p50_ratio_full_over_bare": [p50_ratio, TARGET_P50_RATIO,
-                                               None if p50_ratio is None else p50_ratio <= TARGET_P50_RATIO],
+        "realistic_full_stack_p95_ms": [
+            p95,
+            TARGET_P95_MS,
+            None if p95 is None else p95 <= TARGET_P95_MS,
+        ],
+        "realistic_p50_ratio_full_over_bare": [
+            p50_ratio,
+            TARGET_P50_RATIO,
+            None if p50_ratio is None else p50_ratio <= TARGET_P50_RATIO,
+        ],
         "full_stack_errors": [full_errors, 0, full_errors == 0],
-        "saturation_ratio_full_over_bare": [sat_ratio, TARGET_SATURATION_RATIO,
-                                            None if sat_ratio is None else sat_ratio >= TARGET_SATURATION_RATIO],
-        "saturation_ratio_stretch": [sat_ratio, STRETCH_SATURATION_RATIO,
-                                     None if sat_ratio is None else sat_ratio >= STRETCH_SATURATION_RATIO],
-    }  # fmt: skip
+        "saturation_ratio_full_over_bare": [
+            sat_ratio,
+            TARGET_SATURATION_RATIO,
+            None if sat_ratio is None else sat_ratio >= TARGET_SATURATION_RATIO,
+        ],
+        "saturation_ratio_stretch": [
+            sat_ratio,
+            STRETCH_SATURATION_RATIO,
+            None if sat_ratio is None else sat_ratio >= STRETCH_SATURATION_RATIO,
+        ],
+    }
     results["ratios"] = {
         "realistic_p50_full_over_bare": p50_ratio,
         "realistic_p95_full_over_bare": p95_ratio,

@@ -63,8 +63,9 @@ from bot.launcher import (
 RESULTS = OUT / "prod.json"
 # Below the kernel's ephemeral range (32768-60999 here): the load generator opens thousands
 # of client connections, and one of them holding e.g. :48000 made a replica fail to bind.
-PROD_PORTS = ProdPorts(web=(29000, 29001), rasa=(26005, 26007), actions=(26055, 26056),
-                       actions_balancer=26050)  # fmt: skip
+PROD_PORTS = ProdPorts(
+    web=(29000, 29001), rasa=(26005, 26007), actions=(26055, 26056), actions_balancer=26050
+)
 PROD_ENV = {
     "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/shopbot_bench",
     "RASA_TRACKER_DB_NAME": "shopbot_bench_tracker",
@@ -82,8 +83,11 @@ THINK = (5.0, 15.0)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.chat_load.prod", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chat_load.prod",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--conversations", default="200,1000", help="realistic loads")
     parser.add_argument("--realistic-seconds", type=float, default=120.0)
     parser.add_argument("--saturation-conversations", type=int, default=50)
@@ -118,9 +122,12 @@ def _reset_postgres() -> None:
 
 
 async def _phases(
-    plan: list[tuple[str, Phase]], paths: dict[str, Callable[[aiohttp.ClientSession], Callable[[], Chat]]],
-    pairs: list[tuple[str, str]], pids: dict[str, int], seed: int,
-) -> dict[str, Any]:  # fmt: skip
+    plan: list[tuple[str, Phase]],
+    paths: dict[str, Callable[[aiohttp.ClientSession], Callable[[], Chat]]],
+    pairs: list[tuple[str, str]],
+    pids: dict[str, int],
+    seed: int,
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         for key, phase in plan:
@@ -162,10 +169,25 @@ def _plan(args: argparse.Namespace, paths: list[str]) -> list[tuple[str, Phase]]
     for path in paths:
         loads = args.loads if path != "bare Rasa" else args.loads[:1]
         for n in loads:
-            plan.append((f"realistic {n} / {path}",
-                         Phase("realistic", path, n, args.realistic_seconds, *THINK)))  # fmt: skip
-        plan.append((f"saturation / {path}", Phase("saturation", path, args.saturation_conversations,
-                                                   args.saturation_seconds, 0.0, 0.0)))  # fmt: skip
+            plan.append(
+                (
+                    f"realistic {n} / {path}",
+                    Phase("realistic", path, n, args.realistic_seconds, *THINK),
+                )
+            )
+        plan.append(
+            (
+                f"saturation / {path}",
+                Phase(
+                    "saturation",
+                    path,
+                    args.saturation_conversations,
+                    args.saturation_seconds,
+                    0.0,
+                    0.0,
+                ),
+            )
+        )
     return plan
 
 
@@ -176,8 +198,13 @@ def _pids(stack: Stack) -> dict[str, int]:
 def measure_embedded(args: argparse.Namespace) -> dict[str, Any]:
     database_url = fresh_database()
     pairs = order_pairs()
-    env = {"DATABASE_URL": database_url, "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
-           "SURVEY_FATIGUE_DAYS": "0", "RATE_LIMIT_MESSAGES": "1000", **TRUSTED_PROXY_ENV}  # fmt: skip
+    env = {
+        "DATABASE_URL": database_url,
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{PORTS.actions}/webhook",
+        "SURVEY_FATIGUE_DAYS": "0",
+        "RATE_LIMIT_MESSAGES": "1000",
+        **TRUSTED_PROXY_ENV,
+    }
     say("starting the embedded default …")
     with running(PORTS, env=env, log_dir=LOGS) as stack:
         paths = {
@@ -236,16 +263,22 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     for n in args.loads:
         e, p = results[f"realistic {n} / embedded"], results[f"realistic {n} / production"]
         for label, key in (("p50", "p50_ms"), ("p95", "p95_ms")):
-            lines.append(f"| realistic {n}, {label} | {e['latency'][key] or 0:.0f} ms | "
-                         f"{p['latency'][key] or 0:.0f} ms | {_ratio(p['latency'][key], e['latency'][key])} |")  # fmt: skip
-        lines.append(f"| realistic {n}, completed turns/s; errors | {e['completed_turns_per_s']:.1f}; {e['errors']} | "
-                     f"{p['completed_turns_per_s']:.1f}; {p['errors']} | "
-                     f"{_ratio(p['completed_turns_per_s'], e['completed_turns_per_s'])} |")  # fmt: skip
+            lines.append(
+                f"| realistic {n}, {label} | {e['latency'][key] or 0:.0f} ms | "
+                f"{p['latency'][key] or 0:.0f} ms | {_ratio(p['latency'][key], e['latency'][key])} |"
+            )
+        lines.append(
+            f"| realistic {n}, completed turns/s; errors | {e['completed_turns_per_s']:.1f}; {e['errors']} | "
+            f"{p['completed_turns_per_s']:.1f}; {p['errors']} | "
+            f"{_ratio(p['completed_turns_per_s'], e['completed_turns_per_s'])} |"
+        )
     e, p = results["saturation / embedded"], results["saturation / production"]
     b = results["saturation / bare Rasa"]
-    lines.append(f"| saturation {args.saturation_conversations}, turns/s; errors | {e['completed_turns_per_s']:.1f}; "
-                 f"{e['errors']} | {p['completed_turns_per_s']:.1f}; {p['errors']} | "
-                 f"{_ratio(p['completed_turns_per_s'], e['completed_turns_per_s'])} |")  # fmt: skip
+    lines.append(
+        f"| saturation {args.saturation_conversations}, turns/s; errors | {e['completed_turns_per_s']:.1f}; "
+        f"{e['errors']} | {p['completed_turns_per_s']:.1f}; {p['errors']} | "
+        f"{_ratio(p['completed_turns_per_s'], e['completed_turns_per_s'])} |"
+    )
     rb = results[f"realistic {args.loads[0]} / bare Rasa"]
     rp = results[f"realistic {args.loads[0]} / production"]
     lines += [
@@ -254,13 +287,13 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"realistic {args.loads[0]} p50 {rb['latency']['p50_ms'] or 0:.0f} ms, p95 {rb['latency']['p95_ms'] or 0:.0f} ms",
         f"production / one bare Rasa: saturation turns/s {_ratio(p['completed_turns_per_s'], b['completed_turns_per_s'])}; "
         f"realistic {args.loads[0]} p50 {_ratio(rp['latency']['p50_ms'], rb['latency']['p50_ms'])}",
-    ]  # fmt: skip
+    ]
     stock = results.get("saturation / stock rasa run")
     if stock is not None:
         lines.append(
             f"one stock `rasa run` (no rasa_ext speed-ups): saturation {stock['completed_turns_per_s']:.1f} "
             f"turns/s; production / stock rasa run: {_ratio(p['completed_turns_per_s'], stock['completed_turns_per_s'])}"
-        )  # fmt: skip
+        )
     return lines
 
 
@@ -270,9 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     if not MODEL.exists():
         say("No trained model; run `make train` first.")
         return 2
-    header = [f"command: {command.rstrip()}",
-              f"date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              f"machine: {machine()}", f"model: {model_line()}"]  # fmt: skip
+    header = [
+        f"command: {command.rstrip()}",
+        f"date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {machine()}",
+        f"model: {model_line()}",
+    ]
     for line in header:
         say(line)
     results: dict[str, Any] = {}
@@ -289,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = report(results, args)
     for line in lines:
         say(line)
-    RESULTS.write_text(json.dumps({"header": header, "report": lines, "phases": results}, indent=1,
-                                  default=str) + "\n")  # fmt: skip
+    RESULTS.write_text(
+        json.dumps({"header": header, "report": lines, "phases": results}, indent=1, default=str)
+        + "\n"
+    )
     say(f"\nfull results: {RESULTS}")
     return 0
 

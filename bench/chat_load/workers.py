@@ -46,8 +46,11 @@ WEB_PORTS = (29000, 29001, 29002)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.chat_load.workers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chat_load.workers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workers", default="1,2,3", help="Rasa worker counts, in order")
     parser.add_argument("--web", type=int, default=2, help="web replicas")
     parser.add_argument("--conversations", type=int, default=200, help="realistic load")
@@ -65,8 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def ports(workers: int, web: int) -> ProdPorts:
-    return ProdPorts(web=WEB_PORTS[:web], rasa=RASA_PORTS[:workers], actions=PROD_PORTS.actions,
-                     actions_balancer=PROD_PORTS.actions_balancer)  # fmt: skip
+    return ProdPorts(
+        web=WEB_PORTS[:web],
+        rasa=RASA_PORTS[:workers],
+        actions=PROD_PORTS.actions,
+        actions_balancer=PROD_PORTS.actions_balancer,
+    )
 
 
 def measure(workers: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -78,11 +85,24 @@ def measure(workers: int, args: argparse.Namespace) -> dict[str, Any]:
         say(f"healthy after {time.monotonic() - started:.0f} s")
         paths = {"production": _ws([f"ws://127.0.0.1:{p}/ws" for p in chosen.web])}
         plan = [
-            (f"realistic {args.conversations}",
-             Phase("realistic", "production", args.conversations, args.realistic_seconds, *THINK)),
-            ("saturation", Phase("saturation", "production", args.saturation_conversations,
-                                 args.saturation_seconds, 0.0, 0.0)),
-        ]  # fmt: skip
+            (
+                f"realistic {args.conversations}",
+                Phase(
+                    "realistic", "production", args.conversations, args.realistic_seconds, *THINK
+                ),
+            ),
+            (
+                "saturation",
+                Phase(
+                    "saturation",
+                    "production",
+                    args.saturation_conversations,
+                    args.saturation_seconds,
+                    0.0,
+                    0.0,
+                ),
+            ),
+        ]
         results = asyncio.run(_phases(plan, paths, order_pairs(), _pids(stack), args.seed))
         results["stack_after"] = stack.alive()
         return results
@@ -114,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     if not MODEL.exists():
         say("No trained model; run `make train` first.")
         return 2
-    header = [f"command: {('python -m bench.chat_load.workers ' + shlex.join(given)).rstrip()}",
-              f"date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              f"machine: {machine()}", f"model: {model_line()}"]  # fmt: skip
+    header = [
+        f"command: {('python -m bench.chat_load.workers ' + shlex.join(given)).rstrip()}",
+        f"date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {machine()}",
+        f"model: {model_line()}",
+    ]
     for line in header:
         say(line)
     results: dict[int, dict[str, Any]] = {}
@@ -135,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = report(results, args)
     for line in lines:
         say(line)
-    RESULTS.write_text(json.dumps({"header": header, "report": lines, "phases": results},
-                                  indent=1, default=str) + "\n")  # fmt: skip
+    RESULTS.write_text(
+        json.dumps({"header": header, "report": lines, "phases": results}, indent=1, default=str)
+        + "\n"
+    )
     say(f"\nfull results: {RESULTS}")
     return 0
 

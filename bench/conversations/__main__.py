@@ -118,25 +118,32 @@ def main() -> int:
     parser.add_argument("--database-url", help="that stack's DATABASE_URL (the checks read it)")
     parser.add_argument("--only", nargs="+", help="conversation ids")
     parser.add_argument(
-        "--concurrency", type=int, default=1,
+        "--concurrency",
+        type=int,
+        default=1,
         help="conversations at a time (default 1, as the held-out figures are measured)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--model", type=Path, default=MODEL, help="the trained model (default: %(default)s)"
     )
     parser.add_argument(
-        "--transcript", action="store_true",
+        "--transcript",
+        action="store_true",
         help="print every conversation turn by turn (for development sets, not the held-out)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--keep-database", type=Path, metavar="FILE",
+        "--keep-database",
+        type=Path,
+        metavar="FILE",
         help="embedded stack: migrate this SQLite file (new or empty) and keep it after the run "
         "(e.g. for bench/flag_precision.py) instead of a temporary one",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--log-dir", type=Path, metavar="DIR",
+        "--log-dir",
+        type=Path,
+        metavar="DIR",
         help="embedded stack: keep the Rasa, action server and web service logs here",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     say("# bench.conversations")
     say(f"command: {' '.join(sys.argv)}")
@@ -153,14 +160,20 @@ def main() -> int:
             database = args.keep_database.resolve() if args.keep_database else f"{workdir}/bench.db"
             database_url = f"sqlite+aiosqlite:///{database}"
             ports = StackPorts(web=free_port(), rasa=free_port(), actions=free_port())
-            env = {"DATABASE_URL": database_url,
-                   "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
-                   **TRUSTED_PROXY_ENV}  # per-address limits on, each conversation its address  # fmt: skip
+            env = {
+                "DATABASE_URL": database_url,
+                "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
+                **TRUSTED_PROXY_ENV,
+            }  # per-address limits on, each conversation its address
             # The demo shop's knowledge base (issue #19): product and policy questions are
             # answered from it, as in `make run` and the e2e stack.
             for command in (["migrate"], ["staff", "demo"], ["import-knowledge", "--demo"]):
-                subprocess.run([python(), "-m", "bot", *command], env={**__import__("os").environ, **env},
-                               check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                subprocess.run(
+                    [python(), "-m", "bot", *command],
+                    env={**__import__("os").environ, **env},
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
             log_dir = args.log_dir.resolve() if args.log_dir else Path(workdir) / "logs"
             say(f"stack: embedded, fresh SQLite {database_url}, logs in {log_dir}")
             with running(ports, model=args.model, env=env, log_dir=log_dir) as stack:

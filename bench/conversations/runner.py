@@ -252,8 +252,13 @@ class Runner:
             if kind == "order.placed":
                 lines = _order_lines(step.get("items") or [step.get("item", "mug")])
                 total = f"{sum(Decimal(line['price']) * line['qty'] for line in lines):.2f}"
-                order.update(items=lines, total=total,
-                             currency="EUR", placed_at=_iso(occurred), shipping_address="1 Test Street, Testville")  # fmt: skip
+                order.update(
+                    items=lines,
+                    total=total,
+                    currency="EUR",
+                    placed_at=_iso(occurred),
+                    shipping_address="1 Test Street, Testville",
+                )
             if kind == "order.shipped":
                 order.update(carrier="DHL", tracking_number=f"JD{random.randrange(10**9):09d}")
                 if "eta_in" in step:
@@ -273,8 +278,11 @@ class Runner:
                 start = occurred
                 sub.update(period_start=_iso(start), period_end=_iso(start + timedelta(days=30)))
             body["subscription"] = sub
-        body["customer"] = {"external_id": values[customer_ref], "email": values[f"{customer_ref}.email"],
-                            "name": values[f"{customer_ref}.name"]}  # fmt: skip
+        body["customer"] = {
+            "external_id": values[customer_ref],
+            "email": values[f"{customer_ref}.email"],
+            "name": values[f"{customer_ref}.name"],
+        }
         return body
 
     # ---- staff ---------------------------------------------------------------------------
@@ -327,8 +335,11 @@ class Runner:
             for order in (
                 await db.scalars(select(Order).where(Order.customer_id.in_(customer_ids)))
             ).all():
-                state[f"order:{order.number}"] = (order.status.value, order.return_requested_at is not None,
-                                                  order.shipping_address)  # fmt: skip
+                state[f"order:{order.number}"] = (
+                    order.status.value,
+                    order.return_requested_at is not None,
+                    order.shipping_address,
+                )
             for sub in (
                 await db.scalars(
                     select(Subscription).where(Subscription.customer_id.in_(customer_ids))
@@ -340,9 +351,11 @@ class Runner:
     async def latest_conversation(self, customer_id: int) -> str:
         async with self.sessions() as db:
             row = await db.scalar(
-                select(ConversationRow.id).where(ConversationRow.customer_id == customer_id)
-                .order_by(ConversationRow.created_at.desc()).limit(1)
-            )  # fmt: skip
+                select(ConversationRow.id)
+                .where(ConversationRow.customer_id == customer_id)
+                .order_by(ConversationRow.created_at.desc())
+                .limit(1)
+            )
         if row is None:
             raise RuntimeError("no conversation for the customer")
         return str(row)
@@ -350,10 +363,14 @@ class Runner:
     async def open_escalation(self, conversation_id: str) -> int:
         async with self.sessions() as db:
             row = await db.scalar(
-                select(Escalation.id).where(Escalation.conversation_id == conversation_id,
-                                            Escalation.status != EscalationStatus.resolved)
-                .order_by(Escalation.id.desc()).limit(1)
-            )  # fmt: skip
+                select(Escalation.id)
+                .where(
+                    Escalation.conversation_id == conversation_id,
+                    Escalation.status != EscalationStatus.resolved,
+                )
+                .order_by(Escalation.id.desc())
+                .limit(1)
+            )
         if row is None:
             raise RuntimeError("no open escalation to claim or resolve")
         return int(row)
@@ -399,10 +416,13 @@ class Runner:
         if conversation.clear_scheduled_surveys and customer_ids:
             async with self.sessions() as db, db.begin():
                 await db.execute(
-                    update(SurveyDispatch).where(SurveyDispatch.customer_id.in_(customer_ids),
-                                                 SurveyDispatch.sent_at.is_(None))
+                    update(SurveyDispatch)
+                    .where(
+                        SurveyDispatch.customer_id.in_(customer_ids),
+                        SurveyDispatch.sent_at.is_(None),
+                    )
                     .values(expired_at=datetime.now(timezone.utc))
-                )  # fmt: skip
+                )
         before = await self.snapshot(customer_ids)
         async with self.sessions() as db:
             max_feedback = int(
@@ -492,8 +512,10 @@ class Runner:
                         raise RuntimeError("agent step without a known customer")
                     conversation_id = await self.latest_conversation(customer_ids[0])
                     if action == "say":
-                        await self.staff_post(f"/console/api/conversations/{conversation_id}/messages",
-                                              {"text": str(turn.get("text", "Hello"))})  # fmt: skip
+                        await self.staff_post(
+                            f"/console/api/conversations/{conversation_id}/messages",
+                            {"text": str(turn.get("text", "Hello"))},
+                        )
                     else:
                         escalation = await self.open_escalation(conversation_id)
                         await self.staff_post(f"/console/api/escalations/{escalation}/{action}")

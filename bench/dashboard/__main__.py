@@ -317,9 +317,11 @@ async def measure(url: str, calls: int, token: str, server_pid: int, base: str) 
             )
             endpoints = await _time_endpoints(http, base, period, calls)
             results["periods"][name] = {
-                "from": start.isoformat(), "to": end.isoformat(),
-                "baseline_count": baseline, "endpoints": endpoints,
-            }  # fmt: skip
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "baseline_count": baseline,
+                "endpoints": endpoints,
+            }
         start, end = periods["2 years"]
         period = f"from={start.isoformat()}&to={end.isoformat()}&tz=UTC"
         results["export_csv_2_years"] = await _export(http, base, period, server_pid)
@@ -329,9 +331,13 @@ async def measure(url: str, calls: int, token: str, server_pid: int, base: str) 
 
 def _machine() -> dict[str, Any]:
     memory = next(
-        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")),
+        (
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
         "0",
-    )  # fmt: skip
+    )
     return {
         "nproc": os.cpu_count(),
         "memory_gb": round(int(memory) / 1024 / 1024, 1),

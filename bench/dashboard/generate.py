@@ -41,13 +41,32 @@ TEXTS: tuple[tuple[str, float, list[str]], ...] = (
 
 CHUNK = 100_000
 FEEDBACK_COLUMNS = [
-    "id", "idempotency_key", "customer_id", "lifecycle_id", "stage", "channel", "source", "kind",
-    "score", "text", "sentiment", "themes", "order_id", "survey_dispatch_id", "created_at",
-]  # fmt: skip
+    "id",
+    "idempotency_key",
+    "customer_id",
+    "lifecycle_id",
+    "stage",
+    "channel",
+    "source",
+    "kind",
+    "score",
+    "text",
+    "sentiment",
+    "themes",
+    "order_id",
+    "survey_dispatch_id",
+    "created_at",
+]
 DISPATCH_COLUMNS = [
-    "id", "customer_id", "lifecycle_id", "trigger", "survey_kind", "created_at", "sent_at",
+    "id",
+    "customer_id",
+    "lifecycle_id",
+    "trigger",
+    "survey_kind",
+    "created_at",
+    "sent_at",
     "answered_at",
-]  # fmt: skip
+]
 
 
 async def _copy_dispatches(connection: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -77,15 +96,30 @@ async def generate(
     started = time.perf_counter()
 
     customer_rows = [
-        (i, f"B{i}", f"c{i}@example.com", f"Customer {i}", False,
-         rng.choice(SOURCES) if rng.random() < 0.9 else None, _utc(start + rng.random() * span * 0.5))
+        (
+            i,
+            f"B{i}",
+            f"c{i}@example.com",
+            f"Customer {i}",
+            False,
+            rng.choice(SOURCES) if rng.random() < 0.9 else None,
+            _utc(start + rng.random() * span * 0.5),
+        )
         for i in range(1, customers + 1)
-    ]  # fmt: skip
+    ]
     await connection.copy_records_to_table(
         "customers",
         records=customer_rows,
-        columns=["id", "external_id", "email", "name", "is_anonymous", "acquisition_source", "created_at"],
-    )  # fmt: skip
+        columns=[
+            "id",
+            "external_id",
+            "email",
+            "name",
+            "is_anonymous",
+            "acquisition_source",
+            "created_at",
+        ],
+    )
 
     lifecycles: list[tuple[Any, ...]] = []
     orders: list[tuple[Any, ...]] = []
@@ -104,28 +138,55 @@ async def generate(
             if stage in ("purchase", "use", "support"):
                 order_id = len(orders) + 1
                 orders.append(
-                    (order_id, f"B{order_id}", customer_id, "delivered", Decimal("42.00"), "EUR",
-                     "Street 1, City", _utc(opened + 3600))
-                )  # fmt: skip
+                    (
+                        order_id,
+                        f"B{order_id}",
+                        customer_id,
+                        "delivered",
+                        Decimal("42.00"),
+                        "EUR",
+                        "Street 1, City",
+                        _utc(opened + 3600),
+                    )
+                )
                 for _ in range(rng.choice((1, 1, 2, 3))):
                     sku = rng.randrange(200)
                     items.append(
-                        (len(items) + 1, order_id, f"SKU-{sku:03d}", f"Product {sku}", 1, Decimal("21.00"))
-                    )  # fmt: skip
+                        (
+                            len(items) + 1,
+                            order_id,
+                            f"SKU-{sku:03d}",
+                            f"Product {sku}",
+                            1,
+                            Decimal("21.00"),
+                        )
+                    )
             lifecycles.append((lifecycle_id, customer_id, "one_time", stage, _utc(opened), channel))
             journeys.append((lifecycle_id, customer_id, stage, opened, order_id))
     await connection.copy_records_to_table(
-        "lifecycles", records=lifecycles,
+        "lifecycles",
+        records=lifecycles,
         columns=["id", "customer_id", "kind", "stage", "opened_at", "acquisition_channel"],
-    )  # fmt: skip
+    )
     await connection.copy_records_to_table(
-        "orders", records=orders,
-        columns=["id", "number", "customer_id", "status", "total", "currency", "shipping_address", "placed_at"],
-    )  # fmt: skip
+        "orders",
+        records=orders,
+        columns=[
+            "id",
+            "number",
+            "customer_id",
+            "status",
+            "total",
+            "currency",
+            "shipping_address",
+            "placed_at",
+        ],
+    )
     await connection.copy_records_to_table(
-        "order_items", records=items,
+        "order_items",
+        records=items,
         columns=["id", "order_id", "sku", "name", "quantity", "unit_price"],
-    )  # fmt: skip
+    )
 
     dispatches: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
@@ -149,16 +210,38 @@ async def generate(
                 dispatch_id = dispatch_count
                 sent = created - rng.random() * 3600
                 dispatches.append(
-                    (dispatch_id, customer_id, lifecycle_id, rng.choice(TRIGGERS), kind,
-                     _utc(sent), _utc(sent), _utc(created))
-                )  # fmt: skip
+                    (
+                        dispatch_id,
+                        customer_id,
+                        lifecycle_id,
+                        rng.choice(TRIGGERS),
+                        kind,
+                        _utc(sent),
+                        _utc(sent),
+                        _utc(created),
+                    )
+                )
         else:
             text, sentiment, themes = rng.choice(TEXTS)
         rows.append(
-            (feedback_id, f"bench:{feedback_id}", customer_id, lifecycle_id, at_stage,
-             rng.choice(CHANNELS), "chat_survey" if score is not None else "free_text", kind,
-             score, text, sentiment, json.dumps(themes), order_id, dispatch_id, _utc(created))
-        )  # fmt: skip
+            (
+                feedback_id,
+                f"bench:{feedback_id}",
+                customer_id,
+                lifecycle_id,
+                at_stage,
+                rng.choice(CHANNELS),
+                "chat_survey" if score is not None else "free_text",
+                kind,
+                score,
+                text,
+                sentiment,
+                json.dumps(themes),
+                order_id,
+                dispatch_id,
+                _utc(created),
+            )
+        )
         if len(rows) == CHUNK or feedback_id == feedback:  # COPY in chunks: bounded memory
             await _copy_dispatches(connection, dispatches)
             await connection.copy_records_to_table(
@@ -171,9 +254,17 @@ async def generate(
         sent = min(opened + rng.random() * 30 * 86400, now.timestamp() - 1)
         dispatch_count += 1
         dispatches.append(
-            (dispatch_count, customer_id, lifecycle_id, rng.choice(TRIGGERS), "csat",
-             _utc(sent), _utc(sent), None)
-        )  # fmt: skip
+            (
+                dispatch_count,
+                customer_id,
+                lifecycle_id,
+                rng.choice(TRIGGERS),
+                "csat",
+                _utc(sent),
+                _utc(sent),
+                None,
+            )
+        )
     await _copy_dispatches(connection, dispatches)
     for table in (
         "customers",

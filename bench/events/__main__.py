@@ -83,8 +83,11 @@ WARMUP_FLOWS = 100
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.events", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.events",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=9000, help="unique events (default 9000)")
     parser.add_argument("--senders", type=int, default=16, help="concurrent senders (default 16)")
     parser.add_argument(
@@ -92,9 +95,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--web-processes", type=int, default=1, help="web service processes")
     parser.add_argument(
-        "--rate", type=float, default=0.0,
+        "--rate",
+        type=float,
+        default=0.0,
         help="offered new events/s (default 0: as fast as the senders can, saturation)",
-    )  # fmt: skip
+    )
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="database URL (recreated)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -148,8 +153,12 @@ def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
         }
         if rng.random() < 0.8:
             plan.order_flows += 1
-            order = {"number": f"{prefix}{i:07d}", "total": "42.00", "currency": "EUR",
-                     "items": [{"sku": "KIT-1", "name": "Kettle", "qty": 1, "price": "42.00"}]}  # fmt: skip
+            order = {
+                "number": f"{prefix}{i:07d}",
+                "total": "42.00",
+                "currency": "EUR",
+                "items": [{"sku": "KIT-1", "name": "Kettle", "qty": 1, "price": "42.00"}],
+            }
             steps = [("order.placed", 0), ("order.shipped", 1), ("order.delivered", 3)]
             events = [
                 {"type": kind, "occurred_at": _iso(start + timedelta(days=day)), "order": order}
@@ -160,12 +169,19 @@ def build_plan(flow_count: int, rng: random.Random, prefix: str) -> Plan:
             events = []
             for k, kind in enumerate(("started", "renewed", "renewed")):
                 period = start + timedelta(days=PERIOD_DAYS * k)
-                events.append({
-                    "type": f"subscription.{kind}", "occurred_at": _iso(period),
-                    "subscription": {"id": f"{prefix}S{i:07d}", "plan": "Coffee", "price": "19.00",
-                                     "period_start": _iso(period),
-                                     "period_end": _iso(period + timedelta(days=PERIOD_DAYS))},
-                })  # fmt: skip
+                events.append(
+                    {
+                        "type": f"subscription.{kind}",
+                        "occurred_at": _iso(period),
+                        "subscription": {
+                            "id": f"{prefix}S{i:07d}",
+                            "plan": "Coffee",
+                            "price": "19.00",
+                            "period_start": _iso(period),
+                            "period_end": _iso(period + timedelta(days=PERIOD_DAYS)),
+                        },
+                    }
+                )
         flow = []
         for k, event in enumerate(events):
             event_id = f"{prefix}evt-{i}-{k}"
@@ -203,13 +219,24 @@ async def fresh_database(url: str) -> None:
 
 
 def start_web(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "WEB_HOST": HOST, "WEB_PORT": str(port),
-           "RASA_URL": RASA_URL, "EVENTS_SECRET": SECRET}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "WEB_HOST": HOST,
+        "WEB_PORT": str(port),
+        "RASA_URL": RASA_URL,
+        "EVENTS_SECRET": SECRET,
+    }
     with log.open("wb") as handle:
         return subprocess.Popen(
-            [python(), "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=handle,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [python(), "-m", "bot", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def stop_web(process: subprocess.Popen[bytes]) -> None:
@@ -265,10 +292,11 @@ async def post(
 ) -> tuple[float, int, Any]:
     started = time.perf_counter()
     async with http.post(
-        f"{url}/api/events", data=event.body,
+        f"{url}/api/events",
+        data=event.body,
         headers={"Content-Type": "application/json", "X-Signature": signature},
         timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-    ) as response:  # fmt: skip
+    ) as response:
         payload = await response.json(content_type=None)
         return time.perf_counter() - started, response.status, payload
 
@@ -290,9 +318,15 @@ class Pace:
 
 
 async def sender(
-    http: aiohttp.ClientSession, url: str, flows: Any, samples: Samples,
-    replay_p: float, rng: random.Random, acked_list: list[Prepared], pace: Pace | None = None,
-) -> None:  # fmt: skip
+    http: aiohttp.ClientSession,
+    url: str,
+    flows: Any,
+    samples: Samples,
+    replay_p: float,
+    rng: random.Random,
+    acked_list: list[Prepared],
+    pace: Pace | None = None,
+) -> None:
     for flow in flows:
         for event in flow:
             if pace is not None:
@@ -418,8 +452,13 @@ async def verify(url: str, plan: Plan, warm: Plan, samples: Samples) -> dict[str
         samples.replay_mismatches += sum(a != stored_results.get(event_id) for a in answers)
     lost = len(set(samples.acked) - stored_ids)
     extra = len(stored_ids - all_ids)
-    return {"expected": expected, "found": found, "lost": lost, "unexpected_ids": extra,
-            "consistent": found == expected and lost == 0 and extra == 0}  # fmt: skip
+    return {
+        "expected": expected,
+        "found": found,
+        "lost": lost,
+        "unexpected_ids": extra,
+        "consistent": found == expected and lost == 0 and extra == 0,
+    }
 
 
 async def wait_applied(url: str, since: float, limit_s: float = 900.0) -> float:
@@ -459,8 +498,12 @@ async def apply_stats(url: str) -> dict[str, Any]:
     first = min(received for received, _ in rows)
     last = max(applied for _, applied in rows if applied)
     span = (last - first).total_seconds()
-    return {"events": len(rows), "events_per_s": len(rows) / span if span else None,
-            "first_accepted_to_last_applied_s": span, "lag": summary_ms(lags)}  # fmt: skip
+    return {
+        "events": len(rows),
+        "events_per_s": len(rows) / span if span else None,
+        "first_accepted_to_last_applied_s": span,
+        "lag": summary_ms(lags),
+    }
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -476,11 +519,20 @@ async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) ->
     async with aiohttp.ClientSession(connector=connector) as http:
         warm_samples = Samples()
         warm_acked: list[Prepared] = []
-        await asyncio.gather(*(
-            sender(http, urls[i % len(urls)], iter(warm.flows[i::8]), warm_samples, 0.0,
-                   random.Random(i), warm_acked)
-            for i in range(8)
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                sender(
+                    http,
+                    urls[i % len(urls)],
+                    iter(warm.flows[i::8]),
+                    warm_samples,
+                    0.0,
+                    random.Random(i),
+                    warm_acked,
+                )
+                for i in range(8)
+            )
+        )
         say(f"warm-up: {len(warm_acked)} events, errors {warm_samples.errors or 0}")
 
         all_events = [e for flow in plan.flows for e in flow]
@@ -499,10 +551,21 @@ async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) ->
         load_before = loadavg()
         started = time.perf_counter()
         pace = Pace(args.rate, started)
-        await asyncio.gather(*(
-            sender(http, urls[i % len(urls)], flows, samples, replay_p, random.Random(rng.random()), acked, pace)
-            for i in range(args.senders)
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                sender(
+                    http,
+                    urls[i % len(urls)],
+                    flows,
+                    samples,
+                    replay_p,
+                    random.Random(rng.random()),
+                    acked,
+                    pace,
+                )
+                for i in range(args.senders)
+            )
+        )
         elapsed = time.perf_counter() - started
         cpu_after = [cpu_seconds(pid) for pid in pids]
         load_after = loadavg()
@@ -513,17 +576,26 @@ async def measure(args: argparse.Namespace, urls: list[str], pids: list[int]) ->
     web_cpu_all = sum((a or 0) - (b or 0) for a, b in zip(cpu_drained, cpu_before, strict=True))
     applying = await apply_stats(args.postgres)
     return {
-        "plan": plan, "warm": warm, "samples": samples, "elapsed_s": elapsed,
-        "baseline": {"latency": summary_ms(base_latencies), "elapsed_s": base_elapsed,
-                     "requests": len(base_latencies), "not_401": wrong,
-                     "web_cpu_ms_per_request": 1000 * base_cpu / max(len(base_latencies), 1)},
+        "plan": plan,
+        "warm": warm,
+        "samples": samples,
+        "elapsed_s": elapsed,
+        "baseline": {
+            "latency": summary_ms(base_latencies),
+            "elapsed_s": base_elapsed,
+            "requests": len(base_latencies),
+            "not_401": wrong,
+            "web_cpu_ms_per_request": 1000 * base_cpu / max(len(base_latencies), 1),
+        },
         "web_cpu_share_of_one_core": web_cpu / elapsed if elapsed else None,
         "web_cpu_ms_per_request": 1000 * web_cpu / max(samples.requests, 1),
         # Until the queue is empty: receiving and applying, per new event.
         "web_cpu_ms_per_event_applied": 1000 * web_cpu_all / max(len(samples.new), 1),
-        "drain_after_ingest_s": drain_s, "apply": applying,
-        "load_before": load_before, "load_after": load_after,
-    }  # fmt: skip
+        "drain_after_ingest_s": drain_s,
+        "apply": applying,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
 
 
 def _ms(value: float | int | None) -> str:
@@ -542,10 +614,14 @@ def report(
     requests_per_s = samples.requests / elapsed
     base_per_s = base["requests"] / base["elapsed_s"]
     say()
-    say(f"events: {len(samples.new)} new + {len(samples.replay)} replays = {samples.requests} "
-        f"requests in {elapsed:.1f} s, {args.senders} senders, {args.web_processes} web process(es)")  # fmt: skip
-    say(f"  new events/s {events_per_s:.0f}; all requests/s {requests_per_s:.0f} "
-        f"(baseline 401 path {base_per_s:.0f}/s, ratio {requests_per_s / base_per_s:.2f})")  # fmt: skip
+    say(
+        f"events: {len(samples.new)} new + {len(samples.replay)} replays = {samples.requests} "
+        f"requests in {elapsed:.1f} s, {args.senders} senders, {args.web_processes} web process(es)"
+    )
+    say(
+        f"  new events/s {events_per_s:.0f}; all requests/s {requests_per_s:.0f} "
+        f"(baseline 401 path {base_per_s:.0f}/s, ratio {requests_per_s / base_per_s:.2f})"
+    )
     say(
         f"  new events: p50 {_ms(new['p50_ms'])}, p95 {_ms(new['p95_ms'])}, p99 {_ms(new['p99_ms'])}"
     )
@@ -556,8 +632,10 @@ def report(
         f"  all:        p50 {_ms(every['p50_ms'])}, p95 {_ms(every['p95_ms'])}, p99 {_ms(every['p99_ms'])}"
     )
     b = base["latency"]
-    say(f"  baseline:   p50 {_ms(b['p50_ms'])}, p95 {_ms(b['p95_ms'])}, p99 {_ms(b['p99_ms'])} "
-        f"({base['not_401']} not 401)")  # fmt: skip
+    say(
+        f"  baseline:   p50 {_ms(b['p50_ms'])}, p95 {_ms(b['p95_ms'])}, p99 {_ms(b['p99_ms'])} "
+        f"({base['not_401']} not 401)"
+    )
     say(
         f"  errors {samples.errors or 0}; replays answered pending {samples.replay_pending}, "
         f"applied {sum(len(v) for v in samples.replay_results.values())}, "
@@ -565,11 +643,15 @@ def report(
     )
     applying = results["apply"]
     lag = applying["lag"]
-    say(f"apply (events worker): {applying['events']} events, {applying['events_per_s']:.0f}/s "
+    say(
+        f"apply (events worker): {applying['events']} events, {applying['events_per_s']:.0f}/s "
         f"from the first accepted to the last applied ({applying['first_accepted_to_last_applied_s']:.1f} s); "
-        f"queue empty {results['drain_after_ingest_s']:.1f} s after the senders stopped")  # fmt: skip
-    say(f"  lag accepted → applied: p50 {_ms(lag['p50_ms'])}, p95 {_ms(lag['p95_ms'])}, "
-        f"p99 {_ms(lag['p99_ms'])}, max {_ms(lag['max_ms'])}")  # fmt: skip
+        f"queue empty {results['drain_after_ingest_s']:.1f} s after the senders stopped"
+    )
+    say(
+        f"  lag accepted → applied: p50 {_ms(lag['p50_ms'])}, p95 {_ms(lag['p95_ms'])}, "
+        f"p99 {_ms(lag['p99_ms'])}, max {_ms(lag['max_ms'])}"
+    )
     cpu = results["web_cpu_share_of_one_core"]
     say(
         f"  web CPU {cpu:.2f} of one core; load average {results['load_before']} → {results['load_after']}"
@@ -579,9 +661,11 @@ def report(
         f"{base['web_cpu_ms_per_request']:.1f} ms (401 baseline); until the queue was empty "
         f"{results['web_cpu_ms_per_event_applied']:.1f} ms per new event (accept + apply)"
     )
-    say(f"verification: lost {check['lost']}, unexpected ids {check['unexpected_ids']}, "
+    say(
+        f"verification: lost {check['lost']}, unexpected ids {check['unexpected_ids']}, "
         f"rows as expected: {check['found'] == check['expected']}, "
-        f"replay answers inconsistent: {samples.replay_mismatches}")  # fmt: skip
+        f"replay answers inconsistent: {samples.replay_mismatches}"
+    )
     if check["found"] != check["expected"]:
         say(f"  expected {check['expected']}")
         say(f"  found    {check['found']}")
@@ -592,22 +676,34 @@ def report(
         and not samples.errors
         and not samples.replay_mismatches
     )
-    say(f"target >= {TARGET_EVENTS_PER_S:.0f} events/s and p95 <= {TARGET_P95_MS:.0f} ms (ingest), "
-        f"nothing lost or doubled: {'met' if met else 'NOT met'}")  # fmt: skip
+    say(
+        f"target >= {TARGET_EVENTS_PER_S:.0f} events/s and p95 <= {TARGET_P95_MS:.0f} ms (ingest), "
+        f"nothing lost or doubled: {'met' if met else 'NOT met'}"
+    )
     return {
         "command": "python -m bench.events " + " ".join(sys.argv[1:]),
         "when": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
-        "events_per_s": events_per_s, "requests_per_s": requests_per_s,
-        "baseline_requests_per_s": base_per_s, "new": new, "replay": replay, "all": every,
-        "baseline": base, "errors": samples.errors, "replay_mismatches": samples.replay_mismatches,
-        "web_cpu_share_of_one_core": cpu, "web_cpu_ms_per_request": results["web_cpu_ms_per_request"],
+        "events_per_s": events_per_s,
+        "requests_per_s": requests_per_s,
+        "baseline_requests_per_s": base_per_s,
+        "new": new,
+        "replay": replay,
+        "all": every,
+        "baseline": base,
+        "errors": samples.errors,
+        "replay_mismatches": samples.replay_mismatches,
+        "web_cpu_share_of_one_core": cpu,
+        "web_cpu_ms_per_request": results["web_cpu_ms_per_request"],
         "replay_answers_pending": samples.replay_pending,
-        "apply": results["apply"], "drain_after_ingest_s": results["drain_after_ingest_s"],
+        "apply": results["apply"],
+        "drain_after_ingest_s": results["drain_after_ingest_s"],
         "web_cpu_ms_per_event_applied": results["web_cpu_ms_per_event_applied"],
-        "load_before": results["load_before"], "load_after": results["load_after"],
-        "verification": check, "target_met": met,
-    }  # fmt: skip
+        "load_before": results["load_before"],
+        "load_after": results["load_after"],
+        "verification": check,
+        "target_met": met,
+    }
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -134,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
-    say(f"machine: {result['machine']}; load average {result['load_before']} → "
-        f"{result['load_after']}")  # fmt: skip
+    say(
+        f"machine: {result['machine']}; load average {result['load_before']} → "
+        f"{result['load_after']}"
+    )
     say(
         f"{result['applied']} of {result['events']} events applied in {result['seconds']:.1f} s"
         f" = {result['events_per_s']:.0f}/s ({args.appliers} appliers, batches of "

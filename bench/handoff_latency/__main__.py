@@ -79,8 +79,11 @@ SETUP_TIMEOUT = 15.0  # seconds for each setup step of one conversation
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.handoff_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.handoff_latency",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--conversations", type=int, default=50, help="open at once (default 50)")
     parser.add_argument("--messages", type=int, default=20, help="measured rounds per conversation")
     parser.add_argument("--pause-min", type=float, default=0.2, help="seconds before each hop")
@@ -127,8 +130,10 @@ def fresh_database(postgres_url: str | None = None) -> str:
         for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
             subprocess.run(
                 ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql],
-                check=True, timeout=60, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+                check=True,
+                timeout=60,
+                stdout=subprocess.DEVNULL,
+            )
         url = postgres_url
     else:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -137,9 +142,13 @@ def fresh_database(postgres_url: str | None = None) -> str:
     env = {**os.environ, "DATABASE_URL": url}
     for command in (["migrate"], ["staff", "demo"]):
         subprocess.run(
-            [python(), "-m", "bot", *command], cwd=ROOT, env=env, check=True, timeout=300,
+            [python(), "-m", "bot", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     return url
 
 
@@ -161,10 +170,14 @@ def start_web(database_url: str) -> subprocess.Popen[bytes]:
     }
     with WEB_LOG.open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [python(), "-m", "bot", "serve"], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [python(), "-m", "bot", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we stop it ourselves
-        )  # fmt: skip
+        )
 
 
 def stop_web(process: subprocess.Popen[bytes]) -> str:

@@ -77,7 +77,9 @@ class FrameSocket:
 
 
 def is_agent_message(text: str) -> Callable[[Frame], bool]:
-    return lambda f: f.get("type") == "message" and f.get("sender") == "agent" and f.get("text") == text  # fmt: skip
+    return lambda f: (
+        f.get("type") == "message" and f.get("sender") == "agent" and f.get("text") == text
+    )
 
 
 def is_console_customer_message(client_id: str) -> Callable[[Frame], bool]:
@@ -103,7 +105,11 @@ def is_system_message(frame: Frame) -> bool:
 
 def is_bad_request(frame: Frame) -> bool:
     error = frame.get("error")
-    return frame.get("type") == "error" and isinstance(error, dict) and error.get("code") == "bad_request"  # fmt: skip
+    return (
+        frame.get("type") == "error"
+        and isinstance(error, dict)
+        and error.get("code") == "bad_request"
+    )
 
 
 # --- one conversation -------------------------------------------------------------------------

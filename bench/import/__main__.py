@@ -49,12 +49,30 @@ from bot.storage.db import create_engine
 
 OUT = ROOT / "var" / "bench" / "import"
 HEADER = [
-    "Review ID", "Review Created (UTC)", "Review Consumer User ID", "Consumer Name",
-    "Consumer Email", "Reference Id", "Review Title", "Review Content", "Review Stars",
-    "Review Language", "Source Of Review",
-]  # fmt: skip
-TITLES = ["Great service", "Disappointed", "Fast delivery", "Not as described", "Lovely pan",
-          "Would buy again", "Broken on arrival", "Okay", "Terrible support", "Good value"]  # fmt: skip
+    "Review ID",
+    "Review Created (UTC)",
+    "Review Consumer User ID",
+    "Consumer Name",
+    "Consumer Email",
+    "Reference Id",
+    "Review Title",
+    "Review Content",
+    "Review Stars",
+    "Review Language",
+    "Source Of Review",
+]
+TITLES = [
+    "Great service",
+    "Disappointed",
+    "Fast delivery",
+    "Not as described",
+    "Lovely pan",
+    "Would buy again",
+    "Broken on arrival",
+    "Okay",
+    "Terrible support",
+    "Good value",
+]
 SENTENCES = [
     "The parcel arrived two days late, but the casserole is beautiful.",
     "Customer service answered within an hour and sorted out my refund.",
@@ -95,9 +113,14 @@ async def fresh_database(url: str, customers: int) -> None:
         await admin.dispose()
     env = {**os.environ, "DATABASE_URL": url}
     await asyncio.to_thread(
-        subprocess.run, [python(), "-m", "bot", "migrate"], cwd=ROOT, env=env, check=True,
-        timeout=300, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        subprocess.run,
+        [python(), "-m", "bot", "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+    )
     engine = create_engine(url)
     try:
         async with engine.begin() as db:
@@ -147,9 +170,20 @@ def write_file(path: Path, reviews: int, customers: int, rng: random.Random) -> 
                 title = rng.choice(TITLES)
                 content = " ".join(rng.sample(SENTENCES, rng.randint(1, 3)))
             writer.writerow(
-                [f"tp-{i:07d}", created.strftime("%Y-%m-%d %H:%M:%S"), user, f"Name {user}",
-                 email, reference, title, content, stars, "en", "Organic"]
-            )  # fmt: skip
+                [
+                    f"tp-{i:07d}",
+                    created.strftime("%Y-%m-%d %H:%M:%S"),
+                    user,
+                    f"Name {user}",
+                    email,
+                    reference,
+                    title,
+                    content,
+                    stars,
+                    "en",
+                    "Organic",
+                ]
+            )
 
 
 def _proc_cpu(pid: int) -> float:
@@ -160,10 +194,21 @@ def _proc_cpu(pid: int) -> float:
 def _backend_cpu(database: str, seen: dict[int, float]) -> None:
     """The CPU seconds so far of every PostgreSQL backend connected to `database`."""
     found = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc",
-         f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     for pid in found.stdout.split():
         with contextlib.suppress(OSError, ValueError):  # gone meanwhile
             seen[int(pid)] = _proc_cpu(int(pid))
@@ -203,13 +248,20 @@ def run_import(path: Path, url: str, tree: Path = ROOT) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
-        "command": " ".join(command[1:]), "tree": str(tree), "seconds": round(wall, 2),
-        "exit": child.returncode, "cpu_seconds": round(cpu, 2),
-        "postgres_cpu_seconds": round(sum(backends.values()), 2), "load_average_after": loadavg(),
-        "stdout": stdout.strip(), "stderr_lines": len(stderr.splitlines()),
+        "command": " ".join(command[1:]),
+        "tree": str(tree),
+        "seconds": round(wall, 2),
+        "exit": child.returncode,
+        "cpu_seconds": round(cpu, 2),
+        "postgres_cpu_seconds": round(sum(backends.values()), 2),
+        "load_average_after": loadavg(),
+        "stdout": stdout.strip(),
+        "stderr_lines": len(stderr.splitlines()),
         "peak_rss_mib": round(peak / 1024, 1),
-        "rss_mib_samples": [(t, round(k / 1024, 1)) for t, k in samples[:: max(1, len(samples) // 20)]],
-    }  # fmt: skip
+        "rss_mib_samples": [
+            (t, round(k / 1024, 1)) for t, k in samples[:: max(1, len(samples) // 20)]
+        ],
+    }
 
 
 def baseline(path: Path) -> float:
@@ -257,8 +309,10 @@ def measure(tree: Path, url: str, small: Path, full: Path, customers: int) -> di
     say(f"  import: {_line(results['first'])}, {rows} feedback rows; {results['first']['stdout']}")
     results["again"] = run_import(full, url, tree)
     rows_after = asyncio.run(feedback_rows(url))
-    say(f"  re-import: {_line(results['again'])}, rows {rows} -> {rows_after}; "
-        f"{results['again']['stdout']}")  # fmt: skip
+    say(
+        f"  re-import: {_line(results['again'])}, rows {rows} -> {rows_after}; "
+        f"{results['again']['stdout']}"
+    )
     results.update(feedback_rows=rows, feedback_rows_after=rows_after)
     return results
 
@@ -287,18 +341,24 @@ def main(argv: list[str] | None = None) -> int:
     results.update(ours)
     base = baseline(full)
     results["baseline_seconds"] = round(base, 2)
-    say(f"baseline (parse + VADER/themes, no database): {base:.2f} s; import / baseline = "
-        f"{ours['first']['seconds'] / base:.2f}x")  # fmt: skip
+    say(
+        f"baseline (parse + VADER/themes, no database): {base:.2f} s; import / baseline = "
+        f"{ours['first']['seconds'] / base:.2f}x"
+    )
     if "baseline_tree" in results:
         old = results["baseline_tree"]
-        say(f"baseline tree / this tree: import {old['first']['seconds'] / ours['first']['seconds']:.2f}x "
+        say(
+            f"baseline tree / this tree: import {old['first']['seconds'] / ours['first']['seconds']:.2f}x "
             f"wall, {old['first']['cpu_seconds'] / ours['first']['cpu_seconds']:.2f}x CPU, "
             f"{old['first']['postgres_cpu_seconds'] / max(ours['first']['postgres_cpu_seconds'], 0.01):.2f}x "
-            f"PostgreSQL CPU; re-import {old['again']['seconds'] / ours['again']['seconds']:.2f}x wall")  # fmt: skip
+            f"PostgreSQL CPU; re-import {old['again']['seconds'] / ours['again']['seconds']:.2f}x wall"
+        )
     ok = (
-        ours["first"]["seconds"] <= 60 and ours["again"]["seconds"] <= 20
-        and ours["feedback_rows_after"] == ours["feedback_rows"] and ours["first"]["exit"] == 0
-    )  # fmt: skip
+        ours["first"]["seconds"] <= 60
+        and ours["again"]["seconds"] <= 20
+        and ours["feedback_rows_after"] == ours["feedback_rows"]
+        and ours["first"]["exit"] == 0
+    )
     results["targets_met"] = ok
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     say(f"load average at the end: {loadavg()}")

@@ -211,10 +211,21 @@ def action_server_memory(url: str, embeddings_on: bool, questions: list[str]) ->
     }
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--actions", "actions", "--port", str(port),
-         "--quiet"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "actions.server",
+            "--actions",
+            "actions",
+            "--port",
+            str(port),
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:

@@ -101,10 +101,20 @@ def train(model_dir: Path) -> float:
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_CACHE_DIRECTORY": cache}
         start = time.monotonic()
         subprocess.run(
-            [str(RASA), "train", "--fixed-model-name", "bench", "--out", str(model_dir),
-             "--quiet", "--force"],
-            cwd=ROOT, check=True, env=env,
-        )  # fmt: skip
+            [
+                str(RASA),
+                "train",
+                "--fixed-model-name",
+                "bench",
+                "--out",
+                str(model_dir),
+                "--quiet",
+                "--force",
+            ],
+            cwd=ROOT,
+            check=True,
+            env=env,
+        )
         return time.monotonic() - start
 
 
@@ -113,10 +123,24 @@ def evaluate(
 ) -> tuple[float, float, dict[str, float], list[tuple[str, str, str]]]:
     out = OUT / held_out.stem
     subprocess.run(
-        [str(RASA), "test", "nlu", "--nlu", str(held_out), "--model", str(model), "--out",
-         str(out), "--successes", "--no-plot", "--quiet"],
-        cwd=ROOT, check=True, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
-    )  # fmt: skip
+        [
+            str(RASA),
+            "test",
+            "nlu",
+            "--nlu",
+            str(held_out),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--successes",
+            "--no-plot",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+    )
     rows = []
     for name in ("intent_successes.json", "intent_errors.json"):
         path = out / name
@@ -159,8 +183,10 @@ def main() -> int:
         training_seconds = train(OUT / "model")
         model = OUT / "model" / "bench.tar.gz"
     print(f"command: python -m bench.nlu_eval {' '.join(sys.argv[1:])}".rstrip())
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    )
     print(f"model: {model} (config.yml)")
     if training_seconds is not None:
         print(

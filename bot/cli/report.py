@@ -96,9 +96,14 @@ def render_csv(overview: Overview, breakdowns: dict[str, list[GroupMetrics]]) ->
         for g in groups:
             for period, counts in (("current", g.counts), ("previous", g.previous)):
                 writer.writerow(
-                    [dimension, _safe(g.key), _safe(g.label), period,
-                     *(_csv(get(counts)) for _, get in COLUMNS)]
-                )  # fmt: skip
+                    [
+                        dimension,
+                        _safe(g.key),
+                        _safe(g.label),
+                        period,
+                        *(_csv(get(counts)) for _, get in COLUMNS),
+                    ]
+                )
     return buffer.getvalue()
 
 

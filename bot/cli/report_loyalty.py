@@ -46,15 +46,30 @@ def _loyalty_md(found: loyalty.LoyaltyOverview, table: loyalty.CohortTable) -> l
         "",
         _row(["figure", "value", "base"]),
         _row(["---", "---:", "---"]),
-        _row(["repeat rate %", r.rate, f"{r.repeaters} of {r.customers} customers; "
-              f"{r.pending} too recent"]),
-        _row(["lifecycles per customer", lc.per_customer,
-              f"{lc.lifecycles} lifecycles, {lc.customers} customers ({lc.new_customers} new)"]),
+        _row(
+            [
+                "repeat rate %",
+                r.rate,
+                f"{r.repeaters} of {r.customers} customers; {r.pending} too recent",
+            ]
+        ),
+        _row(
+            [
+                "lifecycles per customer",
+                lc.per_customer,
+                f"{lc.lifecycles} lifecycles, {lc.customers} customers ({lc.new_customers} new)",
+            ]
+        ),
         _row(["subscription renewal %", rn.rate, f"{rn.renewed} of {rn.periods} periods"]),
-        _row(["return rate %", found.returns.overall.rate,
-              f"{found.returns.overall.returned} of {found.returns.overall.lifecycles} "
-              "lifecycles"]),
-    ]  # fmt: skip
+        _row(
+            [
+                "return rate %",
+                found.returns.overall.rate,
+                f"{found.returns.overall.returned} of {found.returns.overall.lifecycles} "
+                "lifecycles",
+            ]
+        ),
+    ]
     for key, title in GROUP_TITLES:
         lines += ["", f"### Return rate by {title.lower()}", ""]
         lines += [
@@ -84,16 +99,33 @@ async def _applied(session: AsyncSession, now: datetime) -> list[tuple[Insight, 
 async def _insights_md(session: AsyncSession, now: datetime) -> list[str]:
     board = await insights.board(session, now)
     counts = {s: sum(1 for i in board if i["status"] == s.value) for s in insights.BOARD_ORDER}
-    lines = ["", "## Insights", "",
-             ", ".join(f"{s.value.replace('_', ' ')}: {n}" for s, n in counts.items()), ""]  # fmt: skip
+    lines = [
+        "",
+        "## Insights",
+        "",
+        ", ".join(f"{s.value.replace('_', ' ')}: {n}" for s, n in counts.items()),
+        "",
+    ]
     applied = await _applied(session, now)
     if not applied:
         return [*lines, "(no applied insight yet)"]
     lines += [
-        _row(["insight", "team", "applied", "CSAT % before", "after", "NPS before", "after",
-              "negative % before", "after", "customers told"]),
+        _row(
+            [
+                "insight",
+                "team",
+                "applied",
+                "CSAT % before",
+                "after",
+                "NPS before",
+                "after",
+                "negative % before",
+                "after",
+                "customers told",
+            ]
+        ),
         _row(["---", "---", "---", *(["---:"] * 7)]),
-    ]  # fmt: skip
+    ]
     stats = await insights.link_stats(session, [i.id for i, _ in applied])
     for insight, comparison in applied:
         c = comparison.as_json() if comparison else None
@@ -107,18 +139,36 @@ async def _insights_md(session: AsyncSession, now: datetime) -> list[str]:
 
         told = stats.get(insight.id, insights.LinkStats()).told
         applied_on = insight.applied_at.date().isoformat() if insight.applied_at else None
-        lines.append(_row([
-            insight.title, insight.owner_team.value, applied_on,
-            get(b, "csat", "percent"), get(a, "csat", "percent"),
-            get(b, "nps", "score"), get(a, "nps", "score"),
-            get(b, "negative", "percent"), get(a, "negative", "percent"), told,
-        ]))  # fmt: skip
+        lines.append(
+            _row(
+                [
+                    insight.title,
+                    insight.owner_team.value,
+                    applied_on,
+                    get(b, "csat", "percent"),
+                    get(a, "csat", "percent"),
+                    get(b, "nps", "score"),
+                    get(a, "nps", "score"),
+                    get(b, "negative", "percent"),
+                    get(a, "negative", "percent"),
+                    told,
+                ]
+            )
+        )
     return lines
 
 
 def _counts_cells(counts: MetricCounts) -> list[str]:
-    values = (counts.volume, counts.csat_percent, counts.csat_responses, counts.nps,
-              counts.nps_responses, counts.ces, None, counts.sentiment)  # fmt: skip
+    values = (
+        counts.volume,
+        counts.csat_percent,
+        counts.csat_responses,
+        counts.nps,
+        counts.nps_responses,
+        counts.ces,
+        None,
+        counts.sentiment,
+    )
     return ["" if v is None else str(v) for v in values]
 
 

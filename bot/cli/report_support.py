@@ -16,19 +16,31 @@ from bot.domain.feedback_query import DateRange
 from bot.storage.models import utcnow
 
 COLUMNS = (
-    "escalations", "first_reply_mean_minutes", "replied", "first_reply_within_sla_percent",
-    "resolution_mean_hours", "resolved", "resolution_within_sla_percent",
-    "first_reply_breaches", "resolution_breaches",
-)  # fmt: skip
+    "escalations",
+    "first_reply_mean_minutes",
+    "replied",
+    "first_reply_within_sla_percent",
+    "resolution_mean_hours",
+    "resolved",
+    "resolution_within_sla_percent",
+    "first_reply_breaches",
+    "resolution_breaches",
+)
 
 
 def _cells(o: dict[str, Any]) -> list[Any]:
     reply, resolution, breaches = o["first_reply"], o["resolution"], o["sla_breaches"]
     return [
-        o["escalations"], reply["mean_minutes"], reply["replied"], reply["within_sla_percent"],
-        resolution["mean_hours"], resolution["resolved"], resolution["within_sla_percent"],
-        breaches["first_reply"], breaches["resolution"],
-    ]  # fmt: skip
+        o["escalations"],
+        reply["mean_minutes"],
+        reply["replied"],
+        reply["within_sla_percent"],
+        resolution["mean_hours"],
+        resolution["resolved"],
+        resolution["within_sla_percent"],
+        breaches["first_reply"],
+        breaches["resolution"],
+    ]
 
 
 def _rows(body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -57,9 +69,13 @@ def render(body: dict[str, Any], fmt: str) -> str:
             )
             name = "'" + label if label.startswith(("=", "+", "-", "@", "\t", "\r")) else label
             writer.writerow(
-                [f"support_{section}", name, *("" if v is None else v for v in _cells(o)),
-                 *("" if v is None else v for v in survey)]
-            )  # fmt: skip
+                [
+                    f"support_{section}",
+                    name,
+                    *("" if v is None else v for v in _cells(o)),
+                    *("" if v is None else v for v in survey),
+                ]
+            )
         return buffer.getvalue()
     sla = body["sla"]
     lines = [

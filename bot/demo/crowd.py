@@ -54,9 +54,19 @@ FIRST_NUMBER = 30001  # order numbers A30001...: after the hand-made history's A
 FIRST_CUSTOMER = 5001  # C5001...
 # Orders per month relative to the busiest one (a European home-goods shop).
 MONTH_WEIGHTS = {
-    1: 0.45, 2: 0.4, 3: 0.55, 4: 0.6, 5: 0.62, 6: 0.52,
-    7: 0.42, 8: 0.42, 9: 0.6, 10: 0.7, 11: 0.95, 12: 1.0,
-}  # fmt: skip
+    1: 0.45,
+    2: 0.4,
+    3: 0.55,
+    4: 0.6,
+    5: 0.62,
+    6: 0.52,
+    7: 0.42,
+    8: 0.42,
+    9: 0.6,
+    10: 0.7,
+    11: 0.95,
+    12: 1.0,
+}
 EMERGING_DAYS = 42
 CROWD_SOURCES: dict[AcquisitionSource | None, int] = {
     AcquisitionSource.search: 30,
@@ -254,9 +264,18 @@ class _Planner:
                 d, at = found
                 score = self.score(FeedbackKind.csat, 4.3)
                 self.add(
-                    _Row(index, FeedbackKind.csat, proactive, Channel.website_chat,
-                         Stage.purchase, at, score, dispatch=d), opened
-                )  # fmt: skip
+                    _Row(
+                        index,
+                        FeedbackKind.csat,
+                        proactive,
+                        Channel.website_chat,
+                        Stage.purchase,
+                        at,
+                        score,
+                        dispatch=d,
+                    ),
+                    opened,
+                )
         if plan.shipped_at is not None and self.rng.random() < 0.3:  # "where is my order?"
             asked = plan.shipped_at + self.base.hours(6, 40)
             if plan.delivered_at is None or asked < plan.delivered_at:
@@ -265,9 +284,18 @@ class _Planner:
                     d, at = found
                     score = self.score(FeedbackKind.csat, 4.0 - (1.2 if plan.late else 0))
                     self.add(
-                        _Row(index, FeedbackKind.csat, FeedbackSource.chat_survey,
-                             Channel.website_chat, Stage.purchase, at, score, dispatch=d), opened
-                    )  # fmt: skip
+                        _Row(
+                            index,
+                            FeedbackKind.csat,
+                            FeedbackSource.chat_survey,
+                            Channel.website_chat,
+                            Stage.purchase,
+                            at,
+                            score,
+                            dispatch=d,
+                        ),
+                        opened,
+                    )
         if plan.delivered_at is not None and self.rng.random() < 0.85:
             sent = plan.delivered_at + self.base.hours(18, 30)
             found = self.dispatch(index, "order_delivered", FeedbackKind.csat, sent, 0.6)
@@ -279,15 +307,33 @@ class _Planner:
                 score = self.score(FeedbackKind.csat, mean)
                 stage = Stage.use
                 self.add(
-                    _Row(index, FeedbackKind.csat, proactive, Channel.website_chat, stage, at,
-                         score, dispatch=d), opened
-                )  # fmt: skip
+                    _Row(
+                        index,
+                        FeedbackKind.csat,
+                        proactive,
+                        Channel.website_chat,
+                        stage,
+                        at,
+                        score,
+                        dispatch=d,
+                    ),
+                    opened,
+                )
                 if self.rng.random() < 0.45:
                     text = self.text("delivery", self.tone(FeedbackKind.csat, score), plan)
                     self.add(
-                        _Row(index, FeedbackKind.comment, proactive, Channel.website_chat, stage,
-                             at + timedelta(minutes=1), text=text, dispatch=d), opened
-                    )  # fmt: skip
+                        _Row(
+                            index,
+                            FeedbackKind.comment,
+                            proactive,
+                            Channel.website_chat,
+                            stage,
+                            at + timedelta(minutes=1),
+                            text=text,
+                            dispatch=d,
+                        ),
+                        opened,
+                    )
                 unhappy = unhappy or score <= 2
             if self.rng.random() < 0.32:  # a storefront review of the product
                 at = plan.delivered_at + self.base.days(3, 25)
@@ -298,10 +344,17 @@ class _Planner:
                 if score == 3:
                     kind = FeedbackKind.comment
                 self.add(
-                    _Row(index, kind, FeedbackSource.imported, where, Stage.use, at,
-                         text=self.text(topic, self.tone(FeedbackKind.csat, score), plan)),
+                    _Row(
+                        index,
+                        kind,
+                        FeedbackSource.imported,
+                        where,
+                        Stage.use,
+                        at,
+                        text=self.text(topic, self.tone(FeedbackKind.csat, score), plan),
+                    ),
                     opened,
-                )  # fmt: skip
+                )
         if plan.support is not None and plan.support_at is not None:
             unhappy = self.support(index, plan, emailer) or unhappy
         return unhappy
@@ -314,10 +367,17 @@ class _Planner:
         if channel is Channel.email and self.rng.random() < 0.5:
             complaint = self.rng.choice(EMAIL_SUPPORT_NEG)
         self.add(
-            _Row(index, FeedbackKind.complaint, FeedbackSource.free_text
-                 if channel is Channel.support else FeedbackSource.imported, channel,
-                 Stage.support, at, text=complaint), opened
-        )  # fmt: skip
+            _Row(
+                index,
+                FeedbackKind.complaint,
+                FeedbackSource.free_text if channel is Channel.support else FeedbackSource.imported,
+                channel,
+                Stage.support,
+                at,
+                text=complaint,
+            ),
+            opened,
+        )
         sent = (
             at + self.base.hours(4, 60) if channel is Channel.email else at + self.base.hours(1, 6)
         )
@@ -329,18 +389,42 @@ class _Planner:
         csat = self.score(FeedbackKind.csat, 1.7 if slow else 3.9)
         ces = self.score(FeedbackKind.ces, 6.1 if slow else 2.8, 1.0)
         src = FeedbackSource.chat_survey
-        self.add(_Row(index, FeedbackKind.csat, src, channel, Stage.support, answered, csat,
-                      dispatch=d), opened)  # fmt: skip
-        self.add(_Row(index, FeedbackKind.ces, src, channel, Stage.support,
-                      answered + timedelta(seconds=40), ces, dispatch=d), opened)  # fmt: skip
+        self.add(
+            _Row(index, FeedbackKind.csat, src, channel, Stage.support, answered, csat, dispatch=d),
+            opened,
+        )
+        self.add(
+            _Row(
+                index,
+                FeedbackKind.ces,
+                src,
+                channel,
+                Stage.support,
+                answered + timedelta(seconds=40),
+                ces,
+                dispatch=d,
+            ),
+            opened,
+        )
         if self.rng.random() < 0.5:
             text = (
                 self.rng.choice(EMAIL_SUPPORT_NEG)
                 if slow
                 else self.text("support", self.tone(FeedbackKind.csat, csat), plan)
             )
-            self.add(_Row(index, FeedbackKind.comment, src, channel, Stage.support,
-                          answered + timedelta(seconds=90), text=text, dispatch=d), opened)  # fmt: skip
+            self.add(
+                _Row(
+                    index,
+                    FeedbackKind.comment,
+                    src,
+                    channel,
+                    Stage.support,
+                    answered + timedelta(seconds=90),
+                    text=text,
+                    dispatch=d,
+                ),
+                opened,
+            )
         return csat <= 2
 
     def nps(self, index: int, plan: Any, unhappy: bool) -> None:
@@ -354,13 +438,33 @@ class _Planner:
         d, at = found
         score = self.score(FeedbackKind.nps, 4.5 if unhappy else 8.4, 1.6)
         stage = self.crowd.stages[index]
-        self.add(_Row(index, FeedbackKind.nps, FeedbackSource.proactive_survey, Channel.email,
-                      stage, at, score, dispatch=d), plan.opened_at)  # fmt: skip
+        self.add(
+            _Row(
+                index,
+                FeedbackKind.nps,
+                FeedbackSource.proactive_survey,
+                Channel.email,
+                stage,
+                at,
+                score,
+                dispatch=d,
+            ),
+            plan.opened_at,
+        )
         if self.rng.random() < 0.35:
-            self.add(_Row(index, FeedbackKind.comment, FeedbackSource.proactive_survey,
-                          Channel.email, stage, at + timedelta(minutes=1),
-                          text=self.rng.choice(NPS_TEXTS[self.tone(FeedbackKind.nps, score)]),
-                          dispatch=d), plan.opened_at)  # fmt: skip
+            self.add(
+                _Row(
+                    index,
+                    FeedbackKind.comment,
+                    FeedbackSource.proactive_survey,
+                    Channel.email,
+                    stage,
+                    at + timedelta(minutes=1),
+                    text=self.rng.choice(NPS_TEXTS[self.tone(FeedbackKind.nps, score)]),
+                    dispatch=d,
+                ),
+                plan.opened_at,
+            )
 
     def emerging(self, index: int, plan: Any) -> None:
         """App login complaints at checkout: none until six weeks ago, then growing."""
@@ -372,9 +476,18 @@ class _Planner:
             at = plan.placed_at - self.base.hours(0.1, 0.5)
             if at <= plan.opened_at:
                 at = plan.placed_at
-            self.add(_Row(index, FeedbackKind.complaint, FeedbackSource.free_text,
-                          Channel.website_chat, Stage.purchase, at,
-                          text=self.rng.choice(EMERGING_TEXTS)), plan.opened_at)  # fmt: skip
+            self.add(
+                _Row(
+                    index,
+                    FeedbackKind.complaint,
+                    FeedbackSource.free_text,
+                    Channel.website_chat,
+                    Stage.purchase,
+                    at,
+                    text=self.rng.choice(EMERGING_TEXTS),
+                ),
+                plan.opened_at,
+            )
 
 
 def _stage_and_closing(

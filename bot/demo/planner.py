@@ -204,13 +204,31 @@ class Planner:
 
     def readme_customers(self) -> list[CustomerPlan]:
         people = (
-            ("C1001", "Jane Doe", "jane.doe@example.com", AcquisitionSource.search,
-             "Jane Doe, Kastanienallee 21, 10435 Berlin, Germany", "Germany"),
-            ("C1002", "Tom Becker", "tom.becker@example.com", AcquisitionSource.friend,
-             "Tom Becker, Bergmannstraße 5, 10961 Berlin, Germany", "Germany"),
-            ("C1003", "Priya Shah", "priya.shah@example.com", AcquisitionSource.social,
-             "Priya Shah, Keizersgracht 142, 1015 CX Amsterdam, Netherlands", "Netherlands"),
-        )  # fmt: skip
+            (
+                "C1001",
+                "Jane Doe",
+                "jane.doe@example.com",
+                AcquisitionSource.search,
+                "Jane Doe, Kastanienallee 21, 10435 Berlin, Germany",
+                "Germany",
+            ),
+            (
+                "C1002",
+                "Tom Becker",
+                "tom.becker@example.com",
+                AcquisitionSource.friend,
+                "Tom Becker, Bergmannstraße 5, 10961 Berlin, Germany",
+                "Germany",
+            ),
+            (
+                "C1003",
+                "Priya Shah",
+                "priya.shah@example.com",
+                AcquisitionSource.social,
+                "Priya Shah, Keizersgracht 142, 1015 CX Amsterdam, Netherlands",
+                "Netherlands",
+            ),
+        )
         plans = []
         for external_id, name, email, source, address, country in people:
             self.emails.add(email)

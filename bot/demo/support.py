@@ -129,7 +129,10 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
     complaints = (
         await session.execute(
             select(
-                Feedback.id, Feedback.customer_id, Feedback.lifecycle_id, Feedback.created_at,
+                Feedback.id,
+                Feedback.customer_id,
+                Feedback.lifecycle_id,
+                Feedback.created_at,
                 Feedback.text,
             )
             .where(
@@ -139,7 +142,7 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
             )
             .order_by(Feedback.created_at, Feedback.id)
         )
-    ).all()  # fmt: skip
+    ).all()
 
     conversations: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
@@ -179,13 +182,24 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
             (MessageSender.agent, rng.choice(FIRST_REPLIES), agent.display_name, reply),
         ]
         closing = resolved - timedelta(seconds=rng.uniform(20, 120))
-        said.append((MessageSender.agent, rng.choice(CLOSING), agent.display_name,
-                     max(closing, reply + timedelta(seconds=30))))  # fmt: skip
+        said.append(
+            (
+                MessageSender.agent,
+                rng.choice(CLOSING),
+                agent.display_name,
+                max(closing, reply + timedelta(seconds=30)),
+            )
+        )
         messages.extend(
-            {"conversation_id": conversation_id, "sender": sender, "text": body,
-             "author": author, "created_at": when}
+            {
+                "conversation_id": conversation_id,
+                "sender": sender,
+                "text": body,
+                "author": author,
+                "created_at": when,
+            }
             for sender, body, author, when in said
-        )  # fmt: skip
+        )
         escalations.append(
             {
                 "conversation_id": conversation_id,
@@ -205,8 +219,11 @@ async def write_support(session: AsyncSession, rng: random.Random, now: datetime
             linked.append({"dispatch_id": survey[1], "conversation": conversation_id})
     if conversations:
         # Multi-row INSERTs (render_nulls: one statement per 2 000 rows, not one per row).
-        for model, rows in ((Conversation, conversations), (Message, messages),
-                            (Escalation, escalations)):  # fmt: skip
+        for model, rows in (
+            (Conversation, conversations),
+            (Message, messages),
+            (Escalation, escalations),
+        ):
             await _insert(session, model, rows)
     summary.handovers = len(escalations)
     if linked:
@@ -288,8 +305,12 @@ async def _insights(session: AsyncSession, now: datetime) -> int:
             (InsightStatus.applied, applied_at + timedelta(hours=2)),
         ):
             await insights.move(
-                session, insight.id, status, "cx@example.com", at,
+                session,
+                insight.id,
+                status,
+                "cx@example.com",
+                at,
                 applied_at=applied_at if status is InsightStatus.applied else None,
-            )  # fmt: skip
+            )
         created += 1
     return created

@@ -286,10 +286,15 @@ class Writer:
         for plan in plans:
             plan.row = by_number[plan.number]
             items.extend(
-                {"order_id": plan.row.id, "sku": sku, "name": name, "quantity": qty,
-                 "unit_price": price}
+                {
+                    "order_id": plan.row.id,
+                    "sku": sku,
+                    "name": name,
+                    "quantity": qty,
+                    "unit_price": price,
+                }
                 for sku, name, qty, price in plan.items
-            )  # fmt: skip
+            )
         await self.session.execute(insert(OrderItem), items)
         self.counts.orders += len(plans)
 

@@ -97,10 +97,12 @@ async def record(session: AsyncSession, events: list[CountedEvent]) -> int:
             async with session.begin_nested():
                 session.add(
                     BotEvent(
-                        event_key=event.key, conversation_id=event.conversation_id,
-                        kind=event.kind, occurred_at=event.occurred_at,
+                        event_key=event.key,
+                        conversation_id=event.conversation_id,
+                        kind=event.kind,
+                        occurred_at=event.occurred_at,
                     )
-                )  # fmt: skip
+                )
         except IntegrityError:  # a concurrent consumer stored it a moment earlier
             continue
         known.add(event.key)

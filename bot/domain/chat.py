@@ -283,9 +283,15 @@ async def support_request(
     draft = returns.ReturnDraft.from_slot(return_draft)
     if draft is not None and verified:
         continued = await _continue_return(
-            session, settings, conversation_id, draft, latest or text, return_pick,
-            latest_intent, dropped,
-        )  # fmt: skip
+            session,
+            settings,
+            conversation_id,
+            draft,
+            latest or text,
+            return_pick,
+            latest_intent,
+            dropped,
+        )
         if continued is not None:
             return continued
     turn = Turn(
@@ -354,9 +360,16 @@ async def support_request(
         if declined and understanding.names_the_yes(text, declined):
             # "wait sorry yes cancel it after all" right after a no: that change, asked again
             return await support_request(
-                session, settings, conversation_id, declined, verified, order_number, text,
-                intent_ranking=None, now=now,
-            )  # fmt: skip
+                session,
+                settings,
+                conversation_id,
+                declined,
+                verified,
+                order_number,
+                text,
+                intent_ranking=None,
+                now=now,
+            )
         return turn.say(
             texts.render("utter_support_clarify_change"),
             understanding.clarification_buttons(intent_ranking),
@@ -369,9 +382,13 @@ async def support_request(
             if cancelled is not None and support.can_reactivate(cancelled):
                 # just cancelled: taken back here, on a yes (tr24)
                 return await _after(
-                    turn, session, settings, context, support.reactivate_question(cancelled),
+                    turn,
+                    session,
+                    settings,
+                    context,
+                    support.reactivate_question(cancelled),
                     trigger="in_chat:resume_subscription",
-                )  # fmt: skip
+                )
             if cancelled is not None and cancelled.cancelled_at is not None:
                 turn.slots.update(awaiting="confirmation", pending_action="offer_human")
                 return turn.say(
@@ -437,9 +454,13 @@ async def support_request(
         ):
             # "when is my next coffee box coming": the subscription's box (tester tw3_05)
             return await _after(
-                turn, session, settings, context, support.subscription_delivery(subscription, now),
+                turn,
+                session,
+                settings,
+                context,
+                support.subscription_delivery(subscription, now),
                 trigger="in_chat:subscription_status",
-            )  # fmt: skip
+            )
     order = await _order_in_question(session, context, flow, order_number, text, now, choice)
     if isinstance(order, Turn):
         order.messages[:0] = turn.messages
@@ -463,9 +484,13 @@ async def support_request(
         flow = "return_item"  # an exchange for another size (bot/domain/returns.py)
     elif size_change:
         return await _after(
-            turn, session, settings, context, support.size_change_not_delivered(order),
+            turn,
+            session,
+            settings,
+            context,
+            support.size_change_not_delivered(order),
             trigger="in_chat:size_change",
-        )  # fmt: skip
+        )
     missing = (
         flow in RETURN_FLOWS | {"delivery_problem"}
         and order.status is OrderStatus.delivered
@@ -736,12 +761,11 @@ MAX_ORDER_CHOICES = 5
 # As the order_number entity (data/nlu/entities.yml): a bare five-digit number in free text
 # is a postcode as often as an order.
 NAMED_ORDER_PATTERN = re.compile(r"(?:#|\b[Aa])\d{5}\b")
-# Words of product names that say nothing about which product a customer means.
-_GENERIC_WORDS = frozenset(
-    {"and", "the", "for", "with", "set", "fit", "over", "down", "house", "large", "small",
-     "whole", "straight", "field", "button", "crew", "table", "cover", "board", "serving",
-     "storage", "dinner", "manual", "organic", "blend"}
-)  # fmt: skip
+# Words of product names that say nothing about which product a customer means, and
+# furniture words that name several of the catalogue's products.
+_GENERIC_WORDS = returns.PRODUCT_NAME_FILLER | frozenset(
+    ["table", "board", "serving", "storage", "dinner", "manual"]
+)
 
 
 def _words(text: str) -> set[str]:
@@ -763,9 +787,18 @@ def _orders_mentioning(orders: list[Order], text: str) -> list[Order]:
 _NEWEST = re.compile(r"\b(newest|latest|most recent|last one|recent one|new one)\b", re.I)
 _OLDEST = re.compile(r"\b(oldest|older one|earlier one|first order)\b", re.I)
 _ORDINALS = {
-    "first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2,
-    "fourth": 3, "4th": 3, "fifth": 4, "5th": 4,
-}  # fmt: skip
+    "first": 0,
+    "1st": 0,
+    "top": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+}
 _ORDINAL = re.compile(r"\b(" + "|".join(_ORDINALS) + r")\b(?! order)", re.I)
 
 
@@ -986,10 +1019,12 @@ async def _apply_flow_result(
 ) -> Turn:
     turn = Turn(
         slots={
-            "next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None,
+            "next_step": NextStep.done.value,
+            "awaiting": "nothing",
+            "pending_action": None,
             "return_draft": None,
         }
-    )  # fmt: skip
+    )
     turn.say(result.reply, result.buttons)
     if result.next_step is NextStep.confirm:
         turn.slots.update(
@@ -1063,9 +1098,11 @@ async def resolve_pending(
     switch_to: str | None = None,
 ) -> Turn:
     base = {
-        "awaiting": "nothing", "pending_action": None, "next_step": NextStep.done.value,
+        "awaiting": "nothing",
+        "pending_action": None,
+        "next_step": NextStep.done.value,
         "return_draft": None,
-    }  # fmt: skip
+    }
     context = await load_context(session, conversation_id)
     if pending_action == "offer_human":
         if not confirmed and _FOUND.search(text):
@@ -1106,10 +1143,12 @@ async def resolve_pending(
         question = returns.confirmation(draft, context.order)
         return Turn(
             slots={
-                "awaiting": "confirmation", "pending_action": "return_item",
-                "next_step": "confirm", "return_draft": draft.to_slot(),
+                "awaiting": "confirmation",
+                "pending_action": "return_item",
+                "next_step": "confirm",
+                "return_draft": draft.to_slot(),
             }
-        ).say(question.text, question.buttons)  # fmt: skip
+        ).say(question.text, question.buttons)
     subscription = await repositories.customer_subscription(session, context.customer.id)
     if subscription is None and pending_action == "resume_subscription":
         subscription = await repositories.latest_subscription(session, context.customer.id)
@@ -1234,9 +1273,13 @@ async def start_feedback_survey(
     given = _feedback_given_with_the_wish(text)
     if given is not None:
         await record_survey_answer(
-            session, conversation_id, dispatch, FeedbackKind.comment, score=None,
+            session,
+            conversation_id,
+            dispatch,
+            FeedbackKind.comment,
+            score=None,
             text=given[: feedback.MAX_FEEDBACK_CHARS],
-        )  # fmt: skip
+        )
         turn.slots["survey_comment"] = "given"
     return turn.say(texts.render("utter_survey_feedback_intro"))
 
@@ -1313,8 +1356,9 @@ async def answer_score(
     # "3 but the courier was rude last time": the words are the comment, so the comment
     # question is not asked (tester, tr27: the remark was lost and "thats it" kept instead)
     turn = await _comment_instead_of_score(session, conversation_id, dispatch, said, slot)
-    return Turn(slots={**turn.slots, slot: str(parsed.value), "survey_retries": 0.0},
-                messages=turn.messages)  # fmt: skip
+    return Turn(
+        slots={**turn.slots, slot: str(parsed.value), "survey_retries": 0.0}, messages=turn.messages
+    )
 
 
 async def _correct_last_score(
@@ -1346,9 +1390,13 @@ async def _comment_instead_of_score(
         else FeedbackKind.comment
     )
     await record_survey_answer(
-        session, conversation_id, dispatch, kind, score=None,
+        session,
+        conversation_id,
+        dispatch,
+        kind,
+        score=None,
         text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
-    )  # fmt: skip
+    )
     # "useless" is not thanked for: a negative remark gets an apology (issue #17 item 5).
     negative = (analysis.sentiment(text) or 0.0) <= analysis.NEGATIVE
     return Turn(slots={slot: None, "survey_comment": "given", "survey_retries": 1.0}).say(
@@ -1434,11 +1482,19 @@ async def finish_survey(
 ) -> Turn:
     """Thank the customer; a low score opens a follow-up escalation and offers a person now."""
     reset = {
-        "survey_kind": None, "survey_dispatch_id": None, "survey_score": None, "survey_comment": None,
-        "survey_ces": None, "survey_source": None,
-        "survey_retries": 0.0, "survey_declined": False, "survey_set_aside": False,
-        "next_step": NextStep.done.value, "awaiting": "nothing", "pending_action": None,
-    }  # fmt: skip
+        "survey_kind": None,
+        "survey_dispatch_id": None,
+        "survey_score": None,
+        "survey_comment": None,
+        "survey_ces": None,
+        "survey_source": None,
+        "survey_retries": 0.0,
+        "survey_declined": False,
+        "survey_set_aside": False,
+        "next_step": NextStep.done.value,
+        "awaiting": "nothing",
+        "pending_action": None,
+    }
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is None or dispatch.answered_at is None:
         return Turn(slots=reset)
@@ -1457,10 +1513,13 @@ async def finish_survey(
     if score_row is not None:
         context = await load_context(session, conversation_id)
         await escalations.escalate(
-            session, context.conversation, EscalationReason.negative_feedback,
+            session,
+            context.conversation,
+            EscalationReason.negative_feedback,
             summary=f"{score_row.kind.value} {score_row.score}: {comment_row.text if comment_row else ''}".strip(),
-            feedback_id=score_row.id, hand_over_now=False,
-        )  # fmt: skip
+            feedback_id=score_row.id,
+            hand_over_now=False,
+        )
         reset.update(awaiting="confirmation", pending_action="offer_human")
         return Turn(slots=reset).say(texts.render("utter_survey_low_score"), support.YES_NO)
     return Turn(slots=reset).say(texts.render("utter_survey_thanks"))
@@ -1486,18 +1545,25 @@ async def record_opinion(
         session,
         feedback.NewFeedback(
             idempotency_key=f"chat:{conversation_id}:{message_id}:{kind.value}",
-            customer_id=customer.id, lifecycle=lifecycle, kind=kind,
-            source=FeedbackSource.free_text, text=text[: feedback.MAX_FEEDBACK_CHARS],
+            customer_id=customer.id,
+            lifecycle=lifecycle,
+            kind=kind,
+            source=FeedbackSource.free_text,
+            text=text[: feedback.MAX_FEEDBACK_CHARS],
             conversation_id=conversation_id,
         ),
-    )  # fmt: skip
+    )
     if kind is FeedbackKind.praise:
         return Turn().say(texts.render("utter_opinion_praise"))
     if row.sentiment is not None and row.sentiment <= analysis.STRONGLY_NEGATIVE:
         await escalations.escalate(
-            session, context.conversation, EscalationReason.negative_feedback,
-            summary=text[:500], feedback_id=row.id, hand_over_now=False,
-        )  # fmt: skip
+            session,
+            context.conversation,
+            EscalationReason.negative_feedback,
+            summary=text[:500],
+            feedback_id=row.id,
+            hand_over_now=False,
+        )
         return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
             texts.render("utter_opinion_angry"), support.YES_NO
         )

@@ -23,9 +23,14 @@ from bot.storage.models import (
 
 MAX_FEEDBACK_CHARS = 5000
 TEXT_KINDS = frozenset(
-    {FeedbackKind.comment, FeedbackKind.complaint, FeedbackKind.praise, FeedbackKind.churn_reason,
-     FeedbackKind.discovery_source}
-)  # fmt: skip
+    {
+        FeedbackKind.comment,
+        FeedbackKind.complaint,
+        FeedbackKind.praise,
+        FeedbackKind.churn_reason,
+        FeedbackKind.discovery_source,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -431,9 +431,27 @@ def _rows_select(flt: FeedbackFilter) -> Select[Any]:
 
 
 def _row(values: Any) -> FeedbackRow:
-    (id_, created, stage, channel, source, kind, score, sentiment, themes, text_,
-     customer_id, external_id, name, conversation_id, order_number, trigger, source_url,
-     platform, reviewer) = values  # fmt: skip
+    (
+        id_,
+        created,
+        stage,
+        channel,
+        source,
+        kind,
+        score,
+        sentiment,
+        themes,
+        text_,
+        customer_id,
+        external_id,
+        name,
+        conversation_id,
+        order_number,
+        trigger,
+        source_url,
+        platform,
+        reviewer,
+    ) = values
     return FeedbackRow(
         id=id_,
         created_at=created,
@@ -503,10 +521,18 @@ async def feedback_page(
 def rollup_applies(flt: FeedbackFilter) -> bool:
     """`feedback_daily` answers UTC ranges filtered by stage and channel only."""
     return flt.range.tz.key == "UTC" and not (
-        flt.kinds or flt.sources or flt.product or flt.q or flt.theme or flt.sentiment or flt.trigger
-        or flt.acquisition or flt.customer_id is not None
-        or flt.score_min is not None or flt.score_max is not None
-    )  # fmt: skip
+        flt.kinds
+        or flt.sources
+        or flt.product
+        or flt.q
+        or flt.theme
+        or flt.sentiment
+        or flt.trigger
+        or flt.acquisition
+        or flt.customer_id is not None
+        or flt.score_min is not None
+        or flt.score_max is not None
+    )
 
 
 async def _count(session: AsyncSession, flt: FeedbackFilter) -> tuple[int, bool]:

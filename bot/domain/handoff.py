@@ -53,9 +53,12 @@ def _audit(
     staff: StaffUser, action: str, target_type: str, target_id: str, **details: Any
 ) -> AuditLog:
     return AuditLog(
-        actor=f"staff:{staff.id}", action=action, target_type=target_type,
-        target_id=target_id, details=details,
-    )  # fmt: skip
+        actor=f"staff:{staff.id}",
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+    )
 
 
 def _text(text: Any) -> str:
@@ -540,28 +543,50 @@ async def _customer_panel(
     return {
         **summary,
         "lifecycles": [
-            {"id": lc.id, "kind": lc.kind.value, "stage": lc.stage.value, "opened_at": iso(lc.opened_at),
-             "closed_at": iso(lc.closed_at), "order_number": numbers.get(lc.order_id or 0)}
+            {
+                "id": lc.id,
+                "kind": lc.kind.value,
+                "stage": lc.stage.value,
+                "opened_at": iso(lc.opened_at),
+                "closed_at": iso(lc.closed_at),
+                "order_number": numbers.get(lc.order_id or 0),
+            }
             for lc in lifecycles
         ],
         "orders": [
-            {"number": o.number, "status": o.status.value, "total": str(o.total), "currency": o.currency,
-             "placed_at": iso(o.placed_at)}
+            {
+                "number": o.number,
+                "status": o.status.value,
+                "total": str(o.total),
+                "currency": o.currency,
+                "placed_at": iso(o.placed_at),
+            }
             for o in orders
         ],
         "subscriptions": [{"plan": s.plan, "status": s.status.value} for s in subscriptions],
         # item-level returns (issue #19): what, why, refund or replacement
         "returns": await returns.panel(session, customer.id),
         "feedback": [
-            {"kind": f.kind.value, "score": f.score, "text": f.text, "stage": f.stage.value if f.stage else None,
-             "channel": f.channel.value, "time": iso(f.created_at)}
+            {
+                "kind": f.kind.value,
+                "score": f.score,
+                "text": f.text,
+                "stage": f.stage.value if f.stage else None,
+                "channel": f.channel.value,
+                "time": iso(f.created_at),
+            }
             for f in feedback
         ],
         "escalations": [
-            {"id": e.id, "reason": e.reason.value, "status": e.status.value, "created_at": iso(e.created_at)}
+            {
+                "id": e.id,
+                "reason": e.reason.value,
+                "status": e.status.value,
+                "created_at": iso(e.created_at),
+            }
             for e in escalations
         ],
-    }  # fmt: skip
+    }
 
 
 async def staff_directory(session: AsyncSession, online_ids: set[int]) -> list[dict[str, Any]]:

@@ -88,9 +88,19 @@ BOARD_ORDER = (
 )
 # Only these filters describe what an insight is about (dates are the comparison's job).
 CRITERIA_KEYS = (
-    "stage", "channel", "kind", "source", "score_min", "score_max", "sentiment", "theme",
-    "product", "acquisition", "trigger", "q",
-)  # fmt: skip
+    "stage",
+    "channel",
+    "kind",
+    "source",
+    "score_min",
+    "score_max",
+    "sentiment",
+    "theme",
+    "product",
+    "acquisition",
+    "trigger",
+    "q",
+)
 PITFALL_METRICS = ("csat", "nps", "dropoff")
 TEXT_KEYS = frozenset({"theme", "sentiment", "q"})
 SCORE_KINDS = (FeedbackKind.csat, FeedbackKind.nps, FeedbackKind.ces)
@@ -123,8 +133,11 @@ def _text(body: Mapping[str, Any], name: str, limit: int, required: bool = False
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInput(f"'{name}' must be a non-empty string." if required else
-                           f"'{name}' must be a string or null.")  # fmt: skip
+        raise InvalidInput(
+            f"'{name}' must be a non-empty string."
+            if required
+            else f"'{name}' must be a string or null."
+        )
     value = value.strip()
     if len(value) > limit:
         raise InvalidInput(f"'{name}' is limited to {limit} characters.")
@@ -308,8 +321,9 @@ def _origin_criteria(draft: Draft) -> dict[str, str]:
 
 async def _picked_criteria(session: AsyncSession, ids: Sequence[int]) -> dict[str, str]:
     """What hand-picked rows have in common: their one stage, and a theme most of them share."""
-    rows = (await session.execute(select(Feedback.stage, Feedback.themes).where(
-        Feedback.id.in_(ids)))).all()  # fmt: skip
+    rows = (
+        await session.execute(select(Feedback.stage, Feedback.themes).where(Feedback.id.in_(ids)))
+    ).all()
     criteria: dict[str, str] = {}
     stages = {stage for stage, _ in rows}
     if len(stages) == 1:
@@ -538,10 +552,12 @@ class Comparison:
             verdict = "better" if test.z * better > 0 else "worse"
         ready = not self.too_early
         return {
-            "before_n": n1, "after_n": n2,
-            "z": test.z if ready else None, "p_value": test.p_value if ready else None,
+            "before_n": n1,
+            "after_n": n2,
+            "z": test.z if ready else None,
+            "p_value": test.p_value if ready else None,
             "verdict": verdict,
-        }  # fmt: skip
+        }
 
     def tests(self) -> dict[str, dict[str, Any]]:
         b, a = self.before, self.after
@@ -550,20 +566,26 @@ class Comparison:
                 two_proportion_test(
                     b.csat_satisfied, b.csat_responses, a.csat_satisfied, a.csat_responses
                 ),
-                b.csat_responses, a.csat_responses, 1,
+                b.csat_responses,
+                a.csat_responses,
+                1,
             ),
             "nps": self._verdict(
                 nps_difference_test(
                     (b.nps_promoters, b.nps_detractors, b.nps_responses),
                     (a.nps_promoters, a.nps_detractors, a.nps_responses),
                 ),
-                b.nps_responses, a.nps_responses, 1,
+                b.nps_responses,
+                a.nps_responses,
+                1,
             ),
             "negative": self._verdict(
                 two_proportion_test(self.negative_before, b.volume, self.negative_after, a.volume),
-                b.volume, a.volume, -1,
+                b.volume,
+                a.volume,
+                -1,
             ),
-        }  # fmt: skip
+        }
 
     def as_json(self) -> dict[str, Any]:
         def side(counts: MetricCounts, negative: int) -> dict[str, Any]:
@@ -583,18 +605,28 @@ class Comparison:
             "min_answers": self.rules.min_answers,
             "too_early": self.too_early,
             "ready_at": self.ready_at.isoformat(),
-            "before": {"from": self.before_start.isoformat(), "to": self.applied_at.isoformat(),
-                       **side(b, self.negative_before)},
-            "after": {"from": self.applied_at.isoformat(), "to": self.after_end.isoformat(),
-                      **side(a, self.negative_after)},
-            "change": {"csat_percent": delta(b.csat_percent, a.csat_percent),
-                       "nps": delta(b.nps, a.nps), "ces": delta(b.ces, a.ces),
-                       "sentiment": delta(b.sentiment, a.sentiment),
-                       "negative_percent": delta(
-                           side(b, self.negative_before)["negative"]["percent"],
-                           side(a, self.negative_after)["negative"]["percent"])},
+            "before": {
+                "from": self.before_start.isoformat(),
+                "to": self.applied_at.isoformat(),
+                **side(b, self.negative_before),
+            },
+            "after": {
+                "from": self.applied_at.isoformat(),
+                "to": self.after_end.isoformat(),
+                **side(a, self.negative_after),
+            },
+            "change": {
+                "csat_percent": delta(b.csat_percent, a.csat_percent),
+                "nps": delta(b.nps, a.nps),
+                "ces": delta(b.ces, a.ces),
+                "sentiment": delta(b.sentiment, a.sentiment),
+                "negative_percent": delta(
+                    side(b, self.negative_before)["negative"]["percent"],
+                    side(a, self.negative_after)["negative"]["percent"],
+                ),
+            },
             "tests": self.tests(),
-        }  # fmt: skip
+        }
 
 
 def _utc_range(start: datetime, end: datetime) -> DateRange:
@@ -652,11 +684,14 @@ async def trend(session: AsyncSession, insight: Insight, today: date) -> list[Tr
         return [TrendWeek(w, 0, 0) for w in weeks]
     date_range = DateRange(weeks[0], today)
     matches = matching(insight.criteria, date_range)
-    key = bucket_expression(Feedback.created_at, session.get_bind().dialect.name, date_range,
-                            "week")  # fmt: skip
-    inner = select(key.label("week"), case((is_negative(), 1), else_=0).label("negative")).where(
-        matches
-    ).subquery()  # fmt: skip
+    key = bucket_expression(
+        Feedback.created_at, session.get_bind().dialect.name, date_range, "week"
+    )
+    inner = (
+        select(key.label("week"), case((is_negative(), 1), else_=0).label("negative"))
+        .where(matches)
+        .subquery()
+    )
     rows = await session.execute(
         select(inner.c.week, func.count(), func.sum(inner.c.negative)).group_by(inner.c.week)
     )
@@ -698,12 +733,16 @@ async def link_stats(session: AsyncSession, insight_ids: Sequence[int]) -> dict[
         .group_by(InsightFeedback.insight_id)
     )
     told = dict(
-        (await session.execute(
-            select(InsightNotice.insight_id, func.count())
-            .where(InsightNotice.insight_id.in_(insight_ids))
-            .group_by(InsightNotice.insight_id)
-        )).tuples().all()
-    )  # fmt: skip
+        (
+            await session.execute(
+                select(InsightNotice.insight_id, func.count())
+                .where(InsightNotice.insight_id.in_(insight_ids))
+                .group_by(InsightNotice.insight_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
     return {
         int(r[0]): LinkStats(int(r[1]), int(r[2]), int(r[3]), int(told.get(r[0], 0))) for r in rows
     }

@@ -44,13 +44,23 @@ from bot.storage.models import (
 
 INTAKE_CHANNELS = (Channel.call_center, Channel.email, Channel.social, Channel.storefront)
 INTAKE_KINDS = (
-    FeedbackKind.csat, FeedbackKind.ces, FeedbackKind.nps,
-    FeedbackKind.comment, FeedbackKind.complaint, FeedbackKind.praise,
-)  # fmt: skip
+    FeedbackKind.csat,
+    FeedbackKind.ces,
+    FeedbackKind.nps,
+    FeedbackKind.comment,
+    FeedbackKind.complaint,
+    FeedbackKind.praise,
+)
 CSV_COLUMNS = (
-    "channel", "customer_external_id", "customer_email", "occurred_at", "kind", "score",
-    "text", "external_id",
-)  # fmt: skip
+    "channel",
+    "customer_external_id",
+    "customer_email",
+    "occurred_at",
+    "kind",
+    "score",
+    "text",
+    "external_id",
+)
 MAX_CSV_BYTES = 20 * 1024 * 1024
 
 
@@ -70,9 +80,16 @@ class FeedbackItem:
         if self.external_id:
             return f"intake:{self.channel.value}:{self.external_id}"
         content = json.dumps(
-            [self.channel.value, self.customer_external_id, (self.customer_email or "").lower(),
-             self.occurred_at.isoformat(), self.kind.value, self.score, self.text],
-        )  # fmt: skip
+            [
+                self.channel.value,
+                self.customer_external_id,
+                (self.customer_email or "").lower(),
+                self.occurred_at.isoformat(),
+                self.kind.value,
+                self.score,
+                self.text,
+            ],
+        )
         return f"intake:sha256:{hashlib.sha256(content.encode()).hexdigest()}"
 
 
@@ -146,10 +163,15 @@ def parse_item(
     if kind not in closed_loop.SCORE_KINDS and text is None:
         raise _bad("text", f"is required for {kind.value}")
     return FeedbackItem(
-        channel=channel, occurred_at=occurred_at, kind=kind, customer_external_id=customer_id,
-        customer_email=email, score=score, text=text,
+        channel=channel,
+        occurred_at=occurred_at,
+        kind=kind,
+        customer_external_id=customer_id,
+        customer_email=email,
+        score=score,
+        text=text,
         external_id=_optional_text(fields.get("external_id"), "external_id", 100),
-    )  # fmt: skip
+    )
 
 
 async def find_customer(session: AsyncSession, item: FeedbackItem) -> Customer:
@@ -211,20 +233,28 @@ async def record_item(session: AsyncSession, item: FeedbackItem, *, due_hours: i
         row, new = await feedback_domain.record(
             session,
             feedback_domain.NewFeedback(
-                idempotency_key=key, customer_id=customer.id, lifecycle=lifecycle, kind=kind,
-                source=FeedbackSource.imported, channel=item.channel, score=score, text=text,
+                idempotency_key=key,
+                customer_id=customer.id,
+                lifecycle=lifecycle,
+                kind=kind,
+                source=FeedbackSource.imported,
+                channel=item.channel,
+                score=score,
+                text=text,
                 created_at=item.occurred_at,
             ),
-        )  # fmt: skip
+        )
         stored.append(row)
         created = created or new
     escalation = None
     sentiment = analysis.sentiment(item.text)
     if created and closed_loop.is_detractor(item.kind, item.score, sentiment):
         escalation = await closed_loop.open_follow_up(
-            session, stored[0], due_hours=due_hours,
+            session,
+            stored[0],
+            due_hours=due_hours,
             comment=item.text if scored else None,
-        )  # fmt: skip
+        )
     return IntakeResult(stored, created, escalation)
 
 

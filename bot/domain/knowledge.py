@@ -489,10 +489,17 @@ async def save_product(session: AsyncSession, data: ProductData) -> tuple[Knowle
     Returns the row and whether anything changed."""
     row = await session.scalar(select(KnowledgeProduct).where(KnowledgeProduct.sku == data.sku))
     values = {
-        "name": data.name, "category": data.category, "price": data.price,
-        "description": data.description, "materials": data.materials, "care": data.care,
-        "sizes": data.sizes, "warranty": data.warranty, "stock": data.stock, "url": data.url,
-    }  # fmt: skip
+        "name": data.name,
+        "category": data.category,
+        "price": data.price,
+        "description": data.description,
+        "materials": data.materials,
+        "care": data.care,
+        "sizes": data.sizes,
+        "warranty": data.warranty,
+        "stock": data.stock,
+        "url": data.url,
+    }
     if row is None:
         row = KnowledgeProduct(sku=data.sku, **values)
         session.add(row)
@@ -792,14 +799,27 @@ async def build_index(session: AsyncSession, model: embeddings.Embedder | None) 
         items, passages, model if matrix is not None else None
     )
     return Index(
-        stamp, items, passages, matrix, title_rows, item_words, title_words, idf,
+        stamp,
+        items,
+        passages,
+        matrix,
+        title_rows,
+        item_words,
+        title_words,
+        idf,
         model.name if matrix is not None and model is not None else None,
-        sorted(idf), [set(words(p.text)) for p in passages], item_rows,
-        cover_stems, cover_rows, stem_matrix, [name_stems(item.title) for item in items],
+        sorted(idf),
+        [set(words(p.text)) for p in passages],
+        item_rows,
+        cover_stems,
+        cover_rows,
+        stem_matrix,
+        [name_stems(item.title) for item in items],
         [name_stems(passages[row].text) for row in title_rows],
-        item_stems, frozenset().union(*item_stems),
+        item_stems,
+        frozenset().union(*item_stems),
         [frozenset(stem_word(w) for w in names) for names in title_words],
-    )  # fmt: skip
+    )
 
 
 def name_stems(title: str) -> frozenset[str]:
@@ -944,9 +964,19 @@ def _keyword_scores(index: Index, q_words: set[str]) -> Scores:
 
 
 _SUFFIXES = (
-    ("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("ity", ""), ("ic", ""),
-    ("ness", ""), ("ment", ""), ("ly", ""), ("es", ""), ("s", ""), ("y", ""),
-)  # fmt: skip
+    ("ies", "y"),
+    ("ied", "y"),
+    ("ing", ""),
+    ("ed", ""),
+    ("ity", ""),
+    ("ic", ""),
+    ("ness", ""),
+    ("ment", ""),
+    ("ly", ""),
+    ("es", ""),
+    ("s", ""),
+    ("y", ""),
+)
 
 
 _NUMBER_WORDS = {
@@ -1276,27 +1306,98 @@ def search(index: Index, model: embeddings.Embedder | None, question: str) -> Re
 # shrink in the wash?" got the jumper's "About" text).
 FIELD_CUES: dict[str, frozenset[str]] = {
     "care": frozenset(
-        {"wash", "washing", "washable", "dishwasher", "clean", "cleaning", "shrink",
-         "shrinks", "iron", "ironing", "dryer", "tumble", "dry", "oven", "induction", "hob",
-         "stove", "microwave", "season", "seasoning", "care", "bleach", "hand-wash"}
+        {
+            "wash",
+            "washing",
+            "washable",
+            "dishwasher",
+            "clean",
+            "cleaning",
+            "shrink",
+            "shrinks",
+            "iron",
+            "ironing",
+            "dryer",
+            "tumble",
+            "dry",
+            "oven",
+            "induction",
+            "hob",
+            "stove",
+            "microwave",
+            "season",
+            "seasoning",
+            "care",
+            "bleach",
+            "hand-wash",
+        }
     ),
     "sizes": frozenset(
-        {"size", "sizing", "fit", "big", "small", "large", "dimension", "measure",
-         "measurement", "cm", "inch", "inche", "wide", "tall", "length", "width",
-         "height", "capacity", "litre", "liter", "heavy", "weight", "weigh"}
+        {
+            "size",
+            "sizing",
+            "fit",
+            "big",
+            "small",
+            "large",
+            "dimension",
+            "measure",
+            "measurement",
+            "cm",
+            "inch",
+            "inche",
+            "wide",
+            "tall",
+            "length",
+            "width",
+            "height",
+            "capacity",
+            "litre",
+            "liter",
+            "heavy",
+            "weight",
+            "weigh",
+        }
     ),
     "materials": frozenset(
-        {"made", "material", "fabric", "cotton", "wool", "linen", "steel", "plastic", "bpa",
-         "vegan", "organic", "leather", "wood", "wooden", "glass", "ceramic", "enamel"}
+        {
+            "made",
+            "material",
+            "fabric",
+            "cotton",
+            "wool",
+            "linen",
+            "steel",
+            "plastic",
+            "bpa",
+            "vegan",
+            "organic",
+            "leather",
+            "wood",
+            "wooden",
+            "glass",
+            "ceramic",
+            "enamel",
+        }
     ),
     "warranty": frozenset(
-        {"warranty", "guarantee", "guaranteed", "repair", "lifetime", "broke", "broken",
-         "stopped", "faulty", "fault", "defect", "defective"}
+        {
+            "warranty",
+            "guarantee",
+            "guaranteed",
+            "repair",
+            "lifetime",
+            "broke",
+            "broken",
+            "stopped",
+            "faulty",
+            "fault",
+            "defect",
+            "defective",
+        }
     ),
-    "stock": frozenset(
-        {"stock", "available", "availability", "sold", "restock", "left", "back"}
-    ),
-}  # fmt: skip
+    "stock": frozenset({"stock", "available", "availability", "sold", "restock", "left", "back"}),
+}
 
 
 # Cue words that ask for one datum the field may or may not give: 'how heavy is it' is not
@@ -1355,10 +1456,14 @@ async def record_unanswered(session: AsyncSession, question: str, closest: list[
     if row is None:
         session.add(
             UnansweredQuestion(
-                question_key=key, question=question.strip()[:1000], count=1,
-                closest=closest, first_asked_at=now, last_asked_at=now,
+                question_key=key,
+                question=question.strip()[:1000],
+                count=1,
+                closest=closest,
+                first_asked_at=now,
+                last_asked_at=now,
             )
-        )  # fmt: skip
+        )
     else:
         row.count += 1
         row.question = question.strip()[:1000]

@@ -733,10 +733,11 @@ async def cohorts(
     )
     rows = (
         await session.execute(
-            select(inner.c.cohort, inner.c.active, func.count(func.distinct(inner.c.customer_id)))
-            .group_by(inner.c.cohort, inner.c.active)
+            select(
+                inner.c.cohort, inner.c.active, func.count(func.distinct(inner.c.customer_id))
+            ).group_by(inner.c.cohort, inner.c.active)
         )
-    ).all()  # fmt: skip
+    ).all()
     active: dict[date, dict[int, int]] = {}
     for cohort_value, active_value, n in rows:
         cohort_month = _as_date(cohort_value)

@@ -221,9 +221,17 @@ def counts_from(
 def _dispatch_applies(flt: FeedbackFilter) -> bool:
     """Survey dispatches know their time, trigger, customer and journey, nothing else."""
     return not (
-        flt.stages or flt.channels or flt.kinds or flt.sources or flt.product or flt.q
-        or flt.theme or flt.sentiment or flt.score_min is not None or flt.score_max is not None
-    )  # fmt: skip
+        flt.stages
+        or flt.channels
+        or flt.kinds
+        or flt.sources
+        or flt.product
+        or flt.q
+        or flt.theme
+        or flt.sentiment
+        or flt.score_min is not None
+        or flt.score_max is not None
+    )
 
 
 def _dispatch_select(
@@ -266,9 +274,16 @@ async def metric_counts(session: AsyncSession, flt: FeedbackFilter) -> MetricCou
 
 def _rollup_aggregates(d: Any = FeedbackDaily) -> list[ColumnElement[Any]]:
     columns = [
-        d.volume, d.csat_responses, d.csat_satisfied, d.nps_responses, d.nps_promoters,
-        d.nps_detractors, d.ces_responses, d.ces_sum, d.sentiment_count,
-    ]  # fmt: skip
+        d.volume,
+        d.csat_responses,
+        d.csat_satisfied,
+        d.nps_responses,
+        d.nps_promoters,
+        d.nps_detractors,
+        d.ces_responses,
+        d.ces_sum,
+        d.sentiment_count,
+    ]
     sums: list[ColumnElement[Any]] = [func.coalesce(func.sum(c), 0) for c in columns]
     return [*sums, func.coalesce(func.sum(d.sentiment_sum), 0.0)]
 
@@ -284,10 +299,19 @@ def _rollup_conditions(flt: FeedbackFilter) -> list[ColumnElement[bool]]:
 
 
 _ROLLUP_COLUMNS = (
-    "key", "label", "volume", "csat_responses", "csat_satisfied", "nps_responses",
-    "nps_promoters", "nps_detractors", "ces_responses", "ces_sum", "sentiment_count",
+    "key",
+    "label",
+    "volume",
+    "csat_responses",
+    "csat_satisfied",
+    "nps_responses",
+    "nps_promoters",
+    "nps_detractors",
+    "ces_responses",
+    "ces_sum",
+    "sentiment_count",
     "sentiment_sum",
-)  # fmt: skip
+)
 
 
 def month_split(start: date, end: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:

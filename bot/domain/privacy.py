@@ -368,8 +368,12 @@ async def _scrub_shop_events(session: AsyncSession, external_id: str) -> int:
     for row in pending:
         row.status, row.applied_at = ShopEventStatus.failed, utcnow()
         row.payload, row.customer_ref = None, None
-        row.result = {"error": {"code": "customer_erased",
-                                "message": "The customer was erased before this event was applied."}}  # fmt: skip
+        row.result = {
+            "error": {
+                "code": "customer_erased",
+                "message": "The customer was erased before this event was applied.",
+            }
+        }
         changed += 1
     return changed
 

@@ -72,8 +72,12 @@ REASON_LABELS = {
 }
 # The reasons offered as buttons for a return (a missing item is not returned).
 RETURN_REASONS = (
-    Reason.damaged, Reason.wrong_item, Reason.doesnt_fit, Reason.changed_mind, Reason.other
-)  # fmt: skip
+    Reason.damaged,
+    Reason.wrong_item,
+    Reason.doesnt_fit,
+    Reason.changed_mind,
+    Reason.other,
+)
 MISSING_FLOW = "missing_item"
 # The sizes offered when a customer wants another size and named none.
 SIZES = ("XS", "S", "M", "L", "XL", "XXL")
@@ -81,29 +85,49 @@ SIZES = ("XS", "S", "M", "L", "XL", "XXL")
 # Words that say why, in the customer's own terms; checked in this order (a "wrong size"
 # doesn't fit, it is not a wrong item).
 _REASON_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
-    (Reason.doesnt_fit, re.compile(
-        r"\b(too (small|big|large|tight|loose|long|short)|doesn'?t fit|does not fit|"
-        r"dont fit|don'?t fit|wrong size|fit|fits|sizing)\b")),
-    (Reason.damaged, re.compile(
-        r"\b(broken|broke|cracked|crack|chipped|chip|damaged|damage|smashed|shattered|dented|"
-        r"torn|ripped|scratched|scratch|leaking|leaks|leak|faulty|defective|defect|stained|"
-        r"stain|stains|bent|blunt|dull|rust|rusty|rusted|peeling|peeled|wobbly|wobbles|loose|"
-        r"warped|frayed|holes?|mou?ldy?|fell apart|falls apart|falling apart|came apart|"
-        r"missing (?:a )?(?:part|parts|piece|pieces|lid|screw|screws)|"
-        r"(?:doesn'?t|does not|dont|won'?t|will not|didn'?t) (?:work|cut|close|heat|boil|"
-        r"turn on|switch on|stay|hold|seal)|not (?:working|heating)|stopped working)\b")),
+    (
+        Reason.doesnt_fit,
+        re.compile(
+            r"\b(too (small|big|large|tight|loose|long|short)|doesn'?t fit|does not fit|"
+            r"dont fit|don'?t fit|wrong size|fit|fits|sizing)\b"
+        ),
+    ),
+    (
+        Reason.damaged,
+        re.compile(
+            r"\b(broken|broke|cracked|crack|chipped|chip|damaged|damage|smashed|shattered|dented|"
+            r"torn|ripped|scratched|scratch|leaking|leaks|leak|faulty|defective|defect|stained|"
+            r"stain|stains|bent|blunt|dull|rust|rusty|rusted|peeling|peeled|wobbly|wobbles|loose|"
+            r"warped|frayed|holes?|mou?ldy?|fell apart|falls apart|falling apart|came apart|"
+            r"missing (?:a )?(?:part|parts|piece|pieces|lid|screw|screws)|"
+            r"(?:doesn'?t|does not|dont|won'?t|will not|didn'?t) (?:work|cut|close|heat|boil|"
+            r"turn on|switch on|stay|hold|seal)|not (?:working|heating)|stopped working)\b"
+        ),
+    ),
     # an item not in the parcel (a part missing from an item is damage, above)
-    (Reason.missing, re.compile(
-        r"\b(missing|(?:was|were)(?:n'?t| not) (?:in (?:the|my|it)|there)|"
-        r"not in (?:the|my) (?:box|parcel|package)|left out|came without|arrived without|"
-        r"forgot (?:the|to (?:send|include|pack)))\b")),
-    (Reason.wrong_item, re.compile(
-        r"\b(wrong|not what i ordered|didn'?t order|incorrect|different (one|colou?r|item|"
-        r"product)|sent me the|mixed up)\b")),
-    (Reason.changed_mind, re.compile(
-        r"\b(changed? my mind|don'?t (want|need|like|love)|do not (want|need|like)|"
-        r"no longer|not needed|not for me|dont like|dislike|unwanted)\b")),
-)  # fmt: skip
+    (
+        Reason.missing,
+        re.compile(
+            r"\b(missing|(?:was|were)(?:n'?t| not) (?:in (?:the|my|it)|there)|"
+            r"not in (?:the|my) (?:box|parcel|package)|left out|came without|arrived without|"
+            r"forgot (?:the|to (?:send|include|pack)))\b"
+        ),
+    ),
+    (
+        Reason.wrong_item,
+        re.compile(
+            r"\b(wrong|not what i ordered|didn'?t order|incorrect|different (one|colou?r|item|"
+            r"product)|sent me the|mixed up)\b"
+        ),
+    ),
+    (
+        Reason.changed_mind,
+        re.compile(
+            r"\b(changed? my mind|don'?t (want|need|like|love)|do not (want|need|like)|"
+            r"no longer|not needed|not for me|dont like|dislike|unwanted)\b"
+        ),
+    ),
+)
 _REPLACEMENT = re.compile(
     r"\b(replace|replacement|replaced|new ones?|another one|exchange|exchanged|swap|switch it|"
     r"re-?send|send (me )?(a |another |the )?(new|right|correct))\b"
@@ -119,14 +143,46 @@ _FINE = re.compile(
     r"\b((?:[a-z]+ ){0,2}[a-z]+)\s+(?:is|are|was|were)\s+(?:fine|ok|okay|good|perfect|alright|"
     r"all right|great|intact|undamaged)\b"
 )
-_NUMBER_WORDS = {"one": 1, "a": 1, "an": 1, "single": 1, "two": 2, "both": 2, "three": 3,
-                 "four": 4, "five": 5, "six": 6}  # fmt: skip
-# Words of product names that say nothing about which product a customer means.
-_GENERIC = frozenset(
-    {"and", "the", "for", "with", "set", "fit", "over", "down", "house", "large", "small",
-     "whole", "straight", "field", "button", "crew", "cover", "organic", "blend", "one",
-     "two", "item", "items", "just", "only", "return", "back", "order"}
-)  # fmt: skip
+_NUMBER_WORDS = {
+    "one": 1,
+    "a": 1,
+    "an": 1,
+    "single": 1,
+    "two": 2,
+    "both": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+}
+# Words of product names that say nothing about which product a customer means (also
+# bot/domain/chat.py's order choice); a return's own words are no product either.
+PRODUCT_NAME_FILLER = frozenset(
+    [
+        "and",
+        "the",
+        "for",
+        "with",
+        "set",
+        "fit",
+        "over",
+        "down",
+        "house",
+        "large",
+        "small",
+        "whole",
+        "straight",
+        "field",
+        "button",
+        "crew",
+        "cover",
+        "organic",
+        "blend",
+    ]
+)
+_GENERIC = PRODUCT_NAME_FILLER | frozenset(
+    ["one", "two", "item", "items", "just", "only", "return", "back", "order"]
+)
 
 
 @dataclass
@@ -215,10 +271,28 @@ def resolution_in(text: str) -> Resolution | None:
 
 # --- sizes ("swap it for a L", "size M", "a medium", "one size up") ---------------------------
 
-_SIZE_CODES = {"xxs": "XXS", "xs": "XS", "s": "S", "m": "M", "l": "L", "xl": "XL", "xxl": "XXL",
-               "2xl": "XXL", "xxxl": "XXXL", "3xl": "XXXL"}  # fmt: skip
-_SIZE_NAMES = {"extra small": "XS", "x-small": "XS", "small": "S", "medium": "M",
-               "extra large": "XL", "x-large": "XL", "xx-large": "XXL", "large": "L"}  # fmt: skip
+_SIZE_CODES = {
+    "xxs": "XXS",
+    "xs": "XS",
+    "s": "S",
+    "m": "M",
+    "l": "L",
+    "xl": "XL",
+    "xxl": "XXL",
+    "2xl": "XXL",
+    "xxxl": "XXXL",
+    "3xl": "XXXL",
+}
+_SIZE_NAMES = {
+    "extra small": "XS",
+    "x-small": "XS",
+    "small": "S",
+    "medium": "M",
+    "extra large": "XL",
+    "x-large": "XL",
+    "xx-large": "XXL",
+    "large": "L",
+}
 _SIZE = re.compile(
     r"(?<![\w'’-])(?:(?P<code>xxxl|3xl|xxl|2xl|xl|xxs|xs|s|m|l)|"
     r"(?P<name>extra small|x-small|extra large|xx-large|x-large|small|medium|large)|"
@@ -343,9 +417,10 @@ def items_in(text: str, returnable: dict[int, int], items: list[OrderItem]) -> I
             asked = None if plural else 1
         picked[item.id] = asked or left
     gone = tuple(
-        item for item in items
+        item
+        for item in items
         if returnable.get(item.id, 0) == 0 and product_words(item.name) & said
-    )  # fmt: skip
+    )
     if not picked and gone:
         return ItemPick({}, gone=gone)
     if not picked and _ALL.search(lowered) and not kept:
@@ -509,8 +584,11 @@ def confirmation(draft: ReturnDraft, order: Order) -> Question:
         ]
         text = texts.render(
             "utter_return_confirm_pick_resolution",
-            order=order.number, items=items, reason=label, amount=amount,
-        )  # fmt: skip
+            order=order.number,
+            items=items,
+            reason=label,
+            amount=amount,
+        )
         return Question(text, [*buttons, no], "confirm")
     yes_no = [{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}]
     if draft.resolution == Resolution.replacement.value:
@@ -519,9 +597,12 @@ def confirmation(draft: ReturnDraft, order: Order) -> Question:
         )
     else:
         text = texts.render(
-            "utter_return_confirm_items", order=order.number, items=items, reason=label,
+            "utter_return_confirm_items",
+            order=order.number,
+            items=items,
+            reason=label,
             amount=amount,
-        )  # fmt: skip
+        )
     return Question(text, yes_no, "confirm")
 
 
@@ -718,10 +799,12 @@ def answers_step(draft: ReturnDraft, text: str, order: Order, returnable: dict[i
         return bool(pick.lines) or pick.too_many is not None or bool(pick.gone)
     if draft.step == "confirm":
         return (
-            bool(pick.lines) or pick.too_many is not None or reason_in(text) is not None
+            bool(pick.lines)
+            or pick.too_many is not None
+            or reason_in(text) is not None
             or resolution_in(text) is not None
             or (draft.reason == Reason.missing.value and bool(_SEND.search(lowered)))
-        )  # fmt: skip
+        )
     return False
 
 
@@ -735,9 +818,8 @@ def may_refine(text: str) -> bool:
     instead"), checked without the order; the return's next step reads them properly."""
     lowered = (text or "").lower()
     return bool(
-        _REFINING.search(lowered) or reason_in(text) is not None
-        or resolution_in(text) is not None
-    )  # fmt: skip
+        _REFINING.search(lowered) or reason_in(text) is not None or resolution_in(text) is not None
+    )
 
 
 _YES_OPENER = re.compile(r"^\s*(yes+|yep|yeah|yea|ya|yup|sure|ok|okay|please|pls|perfect)\b")
@@ -870,24 +952,37 @@ def started_text(request: ReturnRequest, order: Order, email: str | None) -> str
             else "utter_confirmed_missing_refunded"
         )
         return texts.render(
-            name, reference=request.reference, order=order.number, items=items,
+            name,
+            reference=request.reference,
+            order=order.number,
+            items=items,
             amount=f"{request.refund_total:.2f} {order.currency}",
-        )  # fmt: skip
+        )
     if first is not None and first.exchange_size:
         return texts.render(
-            "utter_confirmed_exchange_started", reference=request.reference,
-            order=order.number, items=items, size=first.exchange_size, email=email or "",
-        )  # fmt: skip
+            "utter_confirmed_exchange_started",
+            reference=request.reference,
+            order=order.number,
+            items=items,
+            size=first.exchange_size,
+            email=email or "",
+        )
     if request.refund_total == 0:
         return texts.render(
             "utter_confirmed_replacement_started",
-            reference=request.reference, order=order.number, items=items, email=email or "",
-        )  # fmt: skip
+            reference=request.reference,
+            order=order.number,
+            items=items,
+            email=email or "",
+        )
     return texts.render(
         "utter_confirmed_items_return_started",
-        reference=request.reference, order=order.number, items=items, email=email or "",
+        reference=request.reference,
+        order=order.number,
+        items=items,
+        email=email or "",
         amount=f"{request.refund_total:.2f} {order.currency}",
-    )  # fmt: skip
+    )
 
 
 async def panel(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:

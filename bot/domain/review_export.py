@@ -61,13 +61,47 @@ STRONG_CUES = re.compile(
 )
 
 FIRST_NAMES = (
-    "Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Robin", "Jamie", "Riley", "Avery",
-    "Noa", "Elena", "Marta", "Lukas", "Sofia", "Tomas", "Hanna", "Peter", "Clara", "Omar",
-)  # fmt: skip
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Robin",
+    "Jamie",
+    "Riley",
+    "Avery",
+    "Noa",
+    "Elena",
+    "Marta",
+    "Lukas",
+    "Sofia",
+    "Tomas",
+    "Hanna",
+    "Peter",
+    "Clara",
+    "Omar",
+)
 LAST_NAMES = (
-    "Rivera", "Novak", "Berg", "Moreau", "Larsen", "Costa", "Weber", "Quinn", "Haddad", "Kowalski",
-    "Lindqvist", "Santos", "Fischer", "Okafor", "Meyer", "Ferreira", "Nilsen", "Horvat",
-)  # fmt: skip
+    "Rivera",
+    "Novak",
+    "Berg",
+    "Moreau",
+    "Larsen",
+    "Costa",
+    "Weber",
+    "Quinn",
+    "Haddad",
+    "Kowalski",
+    "Lindqvist",
+    "Santos",
+    "Fischer",
+    "Okafor",
+    "Meyer",
+    "Ferreira",
+    "Nilsen",
+    "Horvat",
+)
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 # Capitalised words that are no names.
 _COMMON_CAPITALISED = """i i'm i've i'd i'll ok okay hi hello hey thanks thank please yes no dear monday tuesday

@@ -54,12 +54,34 @@ from bot.storage.models import (
 # score given on its own); the web service's EXTERNAL_* triggers are never typed.
 # tests/test_turn_review.py checks they are domain.yml's.
 INTENTS = (
-    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "bot_misunderstood",
-    "request_human", "order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
-    "cancel_order", "change_address", "billing_issue", "cancel_subscription",
-    "pause_subscription", "resume_subscription", "request_refund", "product_question",
-    "policy_question", "give_feedback", "complain", "praise", "inform", "out_of_scope",
-)  # fmt: skip
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "bot_misunderstood",
+    "request_human",
+    "order_status",
+    "delivery_problem",
+    "damaged_item",
+    "return_item",
+    "refund_status",
+    "cancel_order",
+    "change_address",
+    "billing_issue",
+    "cancel_subscription",
+    "pause_subscription",
+    "resume_subscription",
+    "request_refund",
+    "product_question",
+    "policy_question",
+    "give_feedback",
+    "complain",
+    "praise",
+    "inform",
+    "out_of_scope",
+)
 ENTITIES = ("order_number", "email", "score")
 CONTEXT_TURNS = 3
 MAX_PAGE = 100
@@ -316,10 +338,12 @@ async def _context(
     customer_ids = list(
         await session.scalars(
             select(Message.id)
-            .where(Message.conversation_id == conversation_id, Message.sender == MessageSender.customer)
+            .where(
+                Message.conversation_id == conversation_id, Message.sender == MessageSender.customer
+            )
             .order_by(Message.id)
         )
-    )  # fmt: skip
+    )
     at = customer_ids.index(message_id) if message_id in customer_ids else 0
     first = customer_ids[max(0, at - CONTEXT_TURNS)] if customer_ids else message_id
     stop = (

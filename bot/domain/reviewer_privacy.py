@@ -42,9 +42,12 @@ async def find_reviewers(session: AsyncSession, ref: str) -> list[Reviewer]:
 
 def _audit(action: str, reviewer: Reviewer, actor: str, details: dict[str, Any]) -> AuditLog:
     return AuditLog(
-        actor=actor, action=action, target_type="reviewer", target_id=str(reviewer.id),
+        actor=actor,
+        action=action,
+        target_type="reviewer",
+        target_id=str(reviewer.id),
         details=details,
-    )  # fmt: skip
+    )
 
 
 async def export_reviewers(session: AsyncSession, ref: str, *, actor: str) -> dict[str, Any]:

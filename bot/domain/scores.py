@@ -9,9 +9,20 @@ from dataclasses import dataclass
 SCALES: dict[str, tuple[int, int]] = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
 
 NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-}  # fmt: skip
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
 
 _STAR_CHARS = "⭐★🌟"
 _FRACTION = re.compile(r"(\d{1,3})\s*(?:/|out of|of)\s*(\d{1,3})")
@@ -52,12 +63,60 @@ def is_comment(text: str) -> bool:
 # Words that come with a score without saying anything about the experience ("I'd give it
 # 4 out of 5 stars", "5 thanks"): what is left after them is a remark worth keeping.
 _SCORE_FILLER = frozenset(
-    {"i", "id", "d", "i'd", "would", "give", "gave", "it", "a", "an", "stars", "star", "out",
-     "of", "points", "point", "rate", "rated", "rating", "score", "solid", "maybe", "probably",
-     "about", "around", "like", "hmm", "meh", "ok", "okay", "well", "so", "um", "thanks",
-     "thank", "you", "thx", "ty", "please", "and", "but", "because", "cause", "cuz", "as",
-     "the", "just", "is", "my", "answer", "s"}
-)  # fmt: skip
+    {
+        "i",
+        "id",
+        "d",
+        "i'd",
+        "would",
+        "give",
+        "gave",
+        "it",
+        "a",
+        "an",
+        "stars",
+        "star",
+        "out",
+        "of",
+        "points",
+        "point",
+        "rate",
+        "rated",
+        "rating",
+        "score",
+        "solid",
+        "maybe",
+        "probably",
+        "about",
+        "around",
+        "like",
+        "hmm",
+        "meh",
+        "ok",
+        "okay",
+        "well",
+        "so",
+        "um",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "please",
+        "and",
+        "but",
+        "because",
+        "cause",
+        "cuz",
+        "as",
+        "the",
+        "just",
+        "is",
+        "my",
+        "answer",
+        "s",
+    }
+)
 REMARK_MIN_WORDS = 2
 
 

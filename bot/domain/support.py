@@ -35,9 +35,18 @@ ORDER_NUMBER_PATTERN = re.compile(r"#?\b[Aa]?\d{5}\b")
 MAX_ADDRESS_CHARS = 300
 
 ORDER_FLOWS = frozenset(
-    {"order_status", "delivery_problem", "damaged_item", "return_item", "refund_status",
-     "cancel_order", "change_address", "billing_issue", "request_refund"}
-)  # fmt: skip
+    {
+        "order_status",
+        "delivery_problem",
+        "damaged_item",
+        "return_item",
+        "refund_status",
+        "cancel_order",
+        "change_address",
+        "billing_issue",
+        "request_refund",
+    }
+)
 SUBSCRIPTION_FLOWS = frozenset({"pause_subscription", "resume_subscription", "cancel_subscription"})
 SUPPORT_FLOWS = ORDER_FLOWS | SUBSCRIPTION_FLOWS
 

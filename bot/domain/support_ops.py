@@ -221,12 +221,30 @@ def _aggregates(e: Any, now: datetime, rules: SlaRules, dialect: str) -> list[An
 
 
 def _ops(row: Any) -> OpsCounts:
-    (escalations, chats, replied, reply_s, reply_in, reply_out, resolved, res_s, res_in,
-     res_out) = row  # fmt: skip
+    (
+        escalations,
+        chats,
+        replied,
+        reply_s,
+        reply_in,
+        reply_out,
+        resolved,
+        res_s,
+        res_in,
+        res_out,
+    ) = row
     return OpsCounts(
-        int(escalations), int(chats), int(replied), float(reply_s or 0), int(reply_in),
-        int(reply_out), int(resolved), float(res_s or 0), int(res_in), int(res_out),
-    )  # fmt: skip
+        int(escalations),
+        int(chats),
+        int(replied),
+        float(reply_s or 0),
+        int(reply_in),
+        int(reply_out),
+        int(resolved),
+        float(res_s or 0),
+        int(res_in),
+        int(res_out),
+    )
 
 
 async def support_operations(

@@ -39,9 +39,12 @@ def required_for(user: StaffUser, mode: str) -> bool:
 
 def _audit(user: StaffUser, action: str) -> AuditLog:
     return AuditLog(
-        actor=f"staff:{user.id}", action=action, target_type="staff_user",
-        target_id=str(user.id), details={},
-    )  # fmt: skip
+        actor=f"staff:{user.id}",
+        action=action,
+        target_type="staff_user",
+        target_id=str(user.id),
+        details={},
+    )
 
 
 def _matching_step(secret: str, code: object, now: float | None = None) -> int | None:

@@ -19,9 +19,17 @@ from bot.domain.support import ORDER_NUMBER_PATTERN
 
 # Flows whose request can end in a confirmation that changes something.
 STATE_CHANGE_FLOWS = frozenset(
-    {"cancel_order", "change_address", "return_item", "damaged_item", "pause_subscription",
-     "resume_subscription", "cancel_subscription", "request_refund"}
-)  # fmt: skip
+    {
+        "cancel_order",
+        "change_address",
+        "return_item",
+        "damaged_item",
+        "pause_subscription",
+        "resume_subscription",
+        "cancel_subscription",
+        "request_refund",
+    }
+)
 
 # What each meaning is called on a button, and the phrase the button sends.
 MEANINGS: dict[str, tuple[str, str]] = {

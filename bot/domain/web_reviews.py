@@ -106,29 +106,51 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     "trustpilot": Format(
-        "trustpilot", "Trustpilot review export (CSV)",
+        "trustpilot",
+        "Trustpilot review export (CSV)",
         ("Review ID", "Review Created (UTC)", "Review Stars"),
-        ("Review Title", "Review Content", "Review Consumer User ID", "Consumer Name",
-         "Consumer Email", "Reference Id", "Review Language", "Source Of Review"),
+        (
+            "Review Title",
+            "Review Content",
+            "Review Consumer User ID",
+            "Consumer Name",
+            "Consumer Email",
+            "Reference Id",
+            "Review Language",
+            "Source Of Review",
+        ),
     ),
     "judgeme": Format(
-        "judgeme", "Judge.me review export (CSV)",
+        "judgeme",
+        "Judge.me review export (CSV)",
         ("rating", "review_date", "reviewer_name"),
-        ("id", "title", "body", "reviewer_email", "product_handle", "product_id",
-         "product_url", "source", "curated", "reply"),
+        (
+            "id",
+            "title",
+            "body",
+            "reviewer_email",
+            "product_handle",
+            "product_id",
+            "product_url",
+            "source",
+            "curated",
+            "reply",
+        ),
     ),
     "google": Format(
-        "google", "Google Business Profile reviews (JSON)",
+        "google",
+        "Google Business Profile reviews (JSON)",
         ("reviewId", "starRating", "createTime", "reviewer"),
         ("comment", "updateTime", "name", "reviewReply"),
         json=True,
     ),
     "social": Format(
-        "social", "Social mentions (CSV)",
+        "social",
+        "Social mentions (CSV)",
         ("platform", "url", "author", "time", "text"),
         ("id", "email", "order_number"),
     ),
-}  # fmt: skip
+}
 
 
 def get_format(name: str | None) -> Format:
@@ -277,14 +299,17 @@ def _url(value: str | None, column: str) -> str | None:
 def trustpilot(row: dict[str, str]) -> WebReview:
     review_id = _id(row.get("Review ID"), "Review ID")
     return WebReview(
-        platform="trustpilot", channel=Channel.review_site, review_id=review_id,
+        platform="trustpilot",
+        channel=Channel.review_site,
+        review_id=review_id,
         occurred_at=parse_time(row["Review Created (UTC)"], "Review Created (UTC)"),
         stars=_stars(row["Review Stars"], "Review Stars"),
         text=_text(row.get("Review Title"), row.get("Review Content")),
         author=_opt(row, "Review Consumer User ID") or _opt(row, "Consumer Name"),
-        email=_opt(row, "Consumer Email", 254), order_number=_opt(row, "Reference Id", 32),
+        email=_opt(row, "Consumer Email", 254),
+        order_number=_opt(row, "Reference Id", 32),
         url=f"https://www.trustpilot.com/reviews/{review_id}",
-    )  # fmt: skip
+    )
 
 
 def judgeme(row: dict[str, str]) -> WebReview:
@@ -296,15 +321,21 @@ def judgeme(row: dict[str, str]) -> WebReview:
     review_id = _opt(row, "id", 150)
     if review_id is None:
         # The export has no review id: who, about what, when (stable when the text is edited).
-        ident = json.dumps([(email or author or "").lower(), row.get("product_handle") or "",
-                            occurred.isoformat()])  # fmt: skip
+        ident = json.dumps(
+            [(email or author or "").lower(), row.get("product_handle") or "", occurred.isoformat()]
+        )
         review_id = "h" + hashlib.sha256(ident.encode()).hexdigest()[:32]
     return WebReview(
-        platform="judgeme", channel=Channel.storefront, review_id=review_id, occurred_at=occurred,
-        stars=_stars(row["rating"], "rating"), text=_text(row.get("title"), row.get("body")),
-        author=email or author, email=email,
+        platform="judgeme",
+        channel=Channel.storefront,
+        review_id=review_id,
+        occurred_at=occurred,
+        stars=_stars(row["rating"], "rating"),
+        text=_text(row.get("title"), row.get("body")),
+        author=email or author,
+        email=email,
         url=_url(_opt(row, "product_url", 2000), "product_url"),
-    )  # fmt: skip
+    )
 
 
 def social(row: dict[str, str]) -> WebReview:
@@ -318,12 +349,17 @@ def social(row: dict[str, str]) -> WebReview:
     if text is None:
         raise InvalidInput("'text' is empty")
     return WebReview(
-        platform=platform[:32], channel=Channel.social,
+        platform=platform[:32],
+        channel=Channel.social,
         review_id=_opt(row, "id", 150) or url,
-        occurred_at=parse_time(row["time"], "time"), stars=None, text=text,
-        author=_id(row.get("author"), "author"), email=_opt(row, "email", 254),
-        order_number=_opt(row, "order_number", 32), url=url,
-    )  # fmt: skip
+        occurred_at=parse_time(row["time"], "time"),
+        stars=None,
+        text=text,
+        author=_id(row.get("author"), "author"),
+        email=_opt(row, "email", 254),
+        order_number=_opt(row, "order_number", 32),
+        url=url,
+    )
 
 
 def google(obj: Any) -> WebReview:
@@ -343,13 +379,15 @@ def google(obj: Any) -> WebReview:
     if not isinstance(obj["createTime"], str):
         raise InvalidInput("'createTime' must be a string")
     return WebReview(
-        platform="google", channel=Channel.review_site,
+        platform="google",
+        channel=Channel.review_site,
         review_id=_id(str(obj["reviewId"]), "reviewId"),
-        occurred_at=parse_time(obj["createTime"], "createTime"), stars=stars,
+        occurred_at=parse_time(obj["createTime"], "createTime"),
+        stars=stars,
         text=_text(comment),
         author="anonymous" if anonymous else str(reviewer["displayName"])[:200],
         url=None,  # the API gives no public link per review
-    )  # fmt: skip
+    )
 
 
 _ROW_PARSERS = {"trustpilot": trustpilot, "judgeme": judgeme, "social": social}
@@ -380,8 +418,11 @@ def read_reviews(raw: IO[bytes], fmt: Format) -> Iterator[tuple[int, WebReview |
 def _read_google(raw: IO[bytes]) -> Iterator[tuple[int, WebReview | str]]:
     data = raw.read()
     try:
-        body = json.loads(data.decode("utf-8-sig") if not data.startswith(
-            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else data.decode("utf-16"))  # fmt: skip
+        body = json.loads(
+            data.decode("utf-8-sig")
+            if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            else data.decode("utf-16")
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"the file is not JSON: {exc}", code="invalid_import") from exc
     reviews = body.get("reviews") if isinstance(body, dict) else body
@@ -409,10 +450,13 @@ class ImportReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "imported": self.imported, "updated": self.updated, "duplicates": self.duplicates,
-            "unattributed": self.unattributed, "escalations": self.escalations,
+            "imported": self.imported,
+            "updated": self.updated,
+            "duplicates": self.duplicates,
+            "unattributed": self.unattributed,
+            "escalations": self.escalations,
             "errors": [{self.unit: n, "message": m} for n, m in self.errors],
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -578,29 +622,67 @@ def _rows_of(review: WebReview, target: _Target, scored: Scored | None) -> list[
     text's sentiment and themes as analysed beforehand (`scored`), else analysed here."""
     lc = target.lifecycle
     common = {
-        "customer_id": target.customer_id, "lifecycle_id": lc.id if lc else None,
-        "stage": lc.stage if lc else None, "channel": review.channel,
-        "source": FeedbackSource.imported, "order_id": target.order_id or (lc.order_id if lc else None),
-        "reviewer_id": target.reviewer_id, "platform": review.platform,
-        "source_url": review.url, "created_at": review.occurred_at,
+        "customer_id": target.customer_id,
+        "lifecycle_id": lc.id if lc else None,
+        "stage": lc.stage if lc else None,
+        "channel": review.channel,
+        "source": FeedbackSource.imported,
+        "order_id": target.order_id or (lc.order_id if lc else None),
+        "reviewer_id": target.reviewer_id,
+        "platform": review.platform,
+        "source_url": review.url,
+        "created_at": review.occurred_at,
         "content_hash": review.content_hash,
-    }  # fmt: skip
+    }
     rows: list[dict[str, Any]] = []
     if review.stars is not None:
-        rows.append({**common, "idempotency_key": review.key, "kind": FeedbackKind.csat,
-                     "score": review.stars, "text": None, "sentiment": None, "themes": []})  # fmt: skip
+        rows.append(
+            {
+                **common,
+                "idempotency_key": review.key,
+                "kind": FeedbackKind.csat,
+                "score": review.stars,
+                "text": None,
+                "sentiment": None,
+                "themes": [],
+            }
+        )
     if review.text:
         key = f"{review.key}:comment" if review.stars is not None else review.key
         sentiment, themes = scored or analysis.analyse([review.text])[0]
-        rows.append({**common, "idempotency_key": key, "kind": FeedbackKind.comment,
-                     "score": None, "text": review.text, "sentiment": sentiment,
-                     "themes": themes})  # fmt: skip
+        rows.append(
+            {
+                **common,
+                "idempotency_key": key,
+                "kind": FeedbackKind.comment,
+                "score": None,
+                "text": review.text,
+                "sentiment": sentiment,
+                "themes": themes,
+            }
+        )
     return rows
 
 
-_COPIED = ("idempotency_key", "customer_id", "lifecycle_id", "stage", "channel", "source",
-           "kind", "score", "text", "sentiment", "themes", "order_id", "reviewer_id",
-           "platform", "source_url", "created_at", "content_hash")  # fmt: skip
+_COPIED = (
+    "idempotency_key",
+    "customer_id",
+    "lifecycle_id",
+    "stage",
+    "channel",
+    "source",
+    "kind",
+    "score",
+    "text",
+    "sentiment",
+    "themes",
+    "order_id",
+    "reviewer_id",
+    "platform",
+    "source_url",
+    "created_at",
+    "content_hash",
+)
 
 
 async def _copy_rows(connection: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -693,10 +775,13 @@ async def _store_batch(
             if is_detractor(review, comment["sentiment"] if review.text else None):
                 first = by_key[review.key]
                 stored = Feedback(  # transient: what the follow-up's summary needs
-                    id=ids[review.key], customer_id=first["customer_id"],
-                    channel=first["channel"], kind=first["kind"], score=first["score"],
+                    id=ids[review.key],
+                    customer_id=first["customer_id"],
+                    channel=first["channel"],
+                    kind=first["kind"],
+                    score=first["score"],
                     text=first["text"],
-                )  # fmt: skip
+                )
                 escalations.append(_follow_up(stored, review, due_hours, now))
         session.add_all(escalations)
         await session.flush()
@@ -735,8 +820,16 @@ async def _update(session: AsyncSession, review: WebReview, scored: Scored | Non
         if values is None:
             await session.delete(row)  # the text was removed on the platform
             continue
-        for name in ("kind", "score", "text", "sentiment", "themes", "source_url", "content_hash",
-                     "created_at"):  # fmt: skip
+        for name in (
+            "kind",
+            "score",
+            "text",
+            "sentiment",
+            "themes",
+            "source_url",
+            "content_hash",
+            "created_at",
+        ):
             setattr(row, name, values[name])
     for key, values in wanted.items():
         if key not in old:

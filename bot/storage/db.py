@@ -41,9 +41,13 @@ def create_engine(database_url: str) -> AsyncEngine:
     # Fail fast while the database is down or restarting (asyncpg waits 60 s to connect by
     # default, holding a pool slot): callers answer "try again in a moment".
     return create_async_engine(
-        database_url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10,
+        database_url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=10,
         connect_args={"timeout": 5},
-    )  # fmt: skip
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -681,19 +681,30 @@ class ShopEvent(Base):
         # The worker's queue: only pending rows, oldest first, and per customer (migration
         # 0010).
         Index(
-            "ix_shop_events_pending", "received_at", "id",
-            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+            "ix_shop_events_pending",
+            "received_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
         ),
         Index(
-            "ix_shop_events_pending_customer", "customer_ref", "received_at", "id",
-            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+            "ix_shop_events_pending_customer",
+            "customer_ref",
+            "received_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
         ),
         # Events naming one order or subscription, in the order received (migration 0030).
         Index(
-            "ix_shop_events_pending_subject", "subject_ref", "received_at", "id",
-            postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"),
+            "ix_shop_events_pending_subject",
+            "subject_ref",
+            "received_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
         ),
-    )  # fmt: skip
+    )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -994,9 +1005,17 @@ LOYALTY_NPS_BAND = (
 )
 LOYALTY_SUPPORT = "CASE WHEN escalated THEN 2 WHEN stage = 'support' THEN 1 ELSE 0 END"
 LOYALTY_SCAN_COLUMNS = (
-    "csat_band", "nps_band", "support", "source", "seq", "gap_days", "prev_opened_at",
-    "next_opened_at", "next2_opened_at", "next3_opened_at",
-)  # fmt: skip
+    "csat_band",
+    "nps_band",
+    "support",
+    "source",
+    "seq",
+    "gap_days",
+    "prev_opened_at",
+    "next_opened_at",
+    "next2_opened_at",
+    "next3_opened_at",
+)
 
 
 class LoyaltyGapDays(FunctionElement[int]):

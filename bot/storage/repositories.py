@@ -158,10 +158,18 @@ async def add_messages(
     now = utcnow()
     shown = list(cards) + [None] * (len(texts) - len(cards))
     rows = [
-        {"conversation_id": conversation_id, "sender": sender, "text": text, "buttons": buttons,
-         "cards": card_list, "client_message_id": None, "author": None, "created_at": now}
+        {
+            "conversation_id": conversation_id,
+            "sender": sender,
+            "text": text,
+            "buttons": buttons,
+            "cards": card_list,
+            "client_message_id": None,
+            "author": None,
+            "created_at": now,
+        }
         for (text, buttons), card_list in zip(texts, shown, strict=True)
-    ]  # fmt: skip
+    ]
     table = Message.__table__
     assert isinstance(table, Table)
     result = await session.execute(insert(table).returning(table.c.id), rows)

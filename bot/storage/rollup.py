@@ -41,7 +41,7 @@ _FEEDBACK_VALUES = (
     ("ces_sum", "CASE WHEN {r}.kind = 'ces' AND {r}.score IS NOT NULL THEN {r}.score ELSE 0 END"),
     ("sentiment_count", "CASE WHEN {r}.sentiment IS NULL THEN 0 ELSE 1 END"),
     ("sentiment_sum", "COALESCE({r}.sentiment, 0)"),
-)  # fmt: skip
+)
 _DISPATCH_VALUES = (
     ("sent", "1"),
     ("answered", "CASE WHEN {r}.answered_at IS NULL THEN 0 ELSE 1 END"),
@@ -86,8 +86,14 @@ def _dispatch_keys(dialect: str) -> list[tuple[str, str]]:
 _TABLES = (
     # (source table, rollup table, keys(dialect), values, the row only counts when)
     ("feedback", "feedback_daily", _feedback_keys, _FEEDBACK_VALUES, None),
-    ("survey_dispatches", "survey_dispatch_daily", lambda d, _r: _dispatch_keys(d), _DISPATCH_VALUES, "sent_at"),
-)  # fmt: skip
+    (
+        "survey_dispatches",
+        "survey_dispatch_daily",
+        lambda d, _r: _dispatch_keys(d),
+        _DISPATCH_VALUES,
+        "sent_at",
+    ),
+)
 
 
 # Bulk inserts (the web-review import, issue #23) on PostgreSQL: `SET LOCAL
@@ -164,19 +170,39 @@ def _group_dimensions(dialect: str, row: str) -> list[tuple[str, str, str, str, 
     trigger = "COALESCE(d.trigger, 'unsolicited')"
     source = "COALESCE(l.acquisition_channel, c.acquisition_source, 'unknown')"
     return [
-        ("trigger", trigger, trigger,
-         f"(SELECT 1 AS one) AS one LEFT JOIN survey_dispatches d ON d.id = {row}.survey_dispatch_id WHERE 1 = 1", ""),
+        (
+            "trigger",
+            trigger,
+            trigger,
+            f"(SELECT 1 AS one) AS one LEFT JOIN survey_dispatches d ON d.id = {row}.survey_dispatch_id WHERE 1 = 1",
+            "",
+        ),
         # Left joins: an unattributed review (no lifecycle) counts under 'unknown'.
-        ("acquisition_source", source, source,
-         f"(SELECT 1 AS one) AS one LEFT JOIN lifecycles l ON l.id = {row}.lifecycle_id "
-         "LEFT JOIN customers c ON c.id = l.customer_id WHERE 1 = 1", ""),
+        (
+            "acquisition_source",
+            source,
+            source,
+            f"(SELECT 1 AS one) AS one LEFT JOIN lifecycles l ON l.id = {row}.lifecycle_id "
+            "LEFT JOIN customers c ON c.id = l.customer_id WHERE 1 = 1",
+            "",
+        ),
         # An order listing a product twice counts once for it.
-        ("product", "oi.sku", "MAX(oi.name)",
-         f"order_items oi WHERE oi.order_id = {row}.order_id", " GROUP BY oi.sku"),
+        (
+            "product",
+            "oi.sku",
+            "MAX(oi.name)",
+            f"order_items oi WHERE oi.order_id = {row}.order_id",
+            " GROUP BY oi.sku",
+        ),
         # Themes of negative comments (journey map), key "<stage>:<theme>".
-        ("negative_theme", _STAGE.format(r=row) + " || ':' || t.value", "t.value",
-         _themes(dialect, row), ""),
-    ]  # fmt: skip
+        (
+            "negative_theme",
+            _STAGE.format(r=row) + " || ':' || t.value",
+            "t.value",
+            _themes(dialect, row),
+            "",
+        ),
+    ]
 
 
 def _group_add(dialect: str, row: str) -> list[str]:
@@ -224,7 +250,7 @@ def _group_trigger_ddl(dialect: str) -> list[str]:
         f"CREATE TRIGGER {GROUPS}_delete AFTER DELETE ON feedback BEGIN {'; '.join(subtract_old)}; END",
         f"CREATE TRIGGER {GROUPS}_update_old AFTER UPDATE ON feedback BEGIN {'; '.join(subtract_old)}; END",
         f"CREATE TRIGGER {GROUPS}_update_new AFTER UPDATE ON feedback BEGIN {'; '.join(add_new)}; END",
-    ]  # fmt: skip
+    ]
 
 
 def _group_joins(dialect: str) -> dict[str, tuple[str, str, str]]:
@@ -232,14 +258,24 @@ def _group_joins(dialect: str) -> dict[str, tuple[str, str, str]]:
     trigger = "COALESCE(d.trigger, 'unsolicited')"
     source = "COALESCE(l.acquisition_channel, c.acquisition_source, 'unknown')"
     joins = {
-        "trigger": (trigger, trigger, "LEFT JOIN survey_dispatches d ON d.id = feedback.survey_dispatch_id"),
-        "acquisition_source": (source, source,
+        "trigger": (
+            trigger,
+            trigger,
+            "LEFT JOIN survey_dispatches d ON d.id = feedback.survey_dispatch_id",
+        ),
+        "acquisition_source": (
+            source,
+            source,
             "LEFT JOIN lifecycles l ON l.id = feedback.lifecycle_id "
-            "LEFT JOIN customers c ON c.id = l.customer_id"),
-        "product": ("oi.sku", "MAX(oi.name)",
+            "LEFT JOIN customers c ON c.id = l.customer_id",
+        ),
+        "product": (
+            "oi.sku",
+            "MAX(oi.name)",
             "JOIN (SELECT order_id, sku, MAX(name) AS name FROM order_items GROUP BY order_id, sku) oi "
-            "ON oi.order_id = feedback.order_id"),
-    }  # fmt: skip
+            "ON oi.order_id = feedback.order_id",
+        ),
+    }
     lateral = "CROSS JOIN LATERAL " if dialect == "postgresql" else ", "
     joins["negative_theme"] = (
         _STAGE.format(r="feedback") + " || ':' || t.value",
@@ -258,10 +294,11 @@ def _group_inserts(dialect: str, where: str | None) -> list[str]:
     if where and dialect == "postgresql":
         # A few rows: their orders' products by index, not every order's grouped first.
         joins["product"] = (
-            "oi.sku", "MAX(oi.name)",
+            "oi.sku",
+            "MAX(oi.name)",
             "CROSS JOIN LATERAL (SELECT sku, MAX(name) AS name FROM order_items "
             "WHERE order_items.order_id = feedback.order_id GROUP BY sku) oi",
-        )  # fmt: skip
+        )
     for dimension, (key, label, join) in joins.items():
         condition = ""
         if where:
@@ -430,16 +467,27 @@ def _rekey_triggers(dialect: str) -> list[tuple[str, str, str, str, list[str]]]:
         "WHERE l.customer_id = NEW.id AND l.acquisition_channel IS NULL"
     )
     old_l, new_l = _source_key("OLD"), _source_key("NEW")
-    old_c, new_c = "COALESCE(OLD.acquisition_source, 'unknown')", "COALESCE(NEW.acquisition_source, 'unknown')"  # fmt: skip
+    old_c, new_c = (
+        "COALESCE(OLD.acquisition_source, 'unknown')",
+        "COALESCE(NEW.acquisition_source, 'unknown')",
+    )
     old_journey = "WHERE {x}.lifecycle_id = OLD.id"
     return [
-        ("lifecycles_source", "lifecycles", "acquisition_channel, customer_id",
-         f"{old_l} IS DISTINCT FROM {new_l}",
-         _moves(dialect, old_journey, old_l, "-") + _moves(dialect, journey, new_l, "+")),
-        ("customers_source", "customers", "acquisition_source",
-         f"{old_c} IS DISTINCT FROM {new_c}",
-         _moves(dialect, customer, old_c, "-") + _moves(dialect, customer, new_c, "+")),
-    ]  # fmt: skip
+        (
+            "lifecycles_source",
+            "lifecycles",
+            "acquisition_channel, customer_id",
+            f"{old_l} IS DISTINCT FROM {new_l}",
+            _moves(dialect, old_journey, old_l, "-") + _moves(dialect, journey, new_l, "+"),
+        ),
+        (
+            "customers_source",
+            "customers",
+            "acquisition_source",
+            f"{old_c} IS DISTINCT FROM {new_c}",
+            _moves(dialect, customer, old_c, "-") + _moves(dialect, customer, new_c, "+"),
+        ),
+    ]
 
 
 # An order's items can arrive after feedback about the order (an order first seen in an
@@ -717,9 +765,18 @@ def install(metadata: MetaData) -> None:
     def after_create(_target: Any, connection: Connection, **_kw: Any) -> None:
         names = set(metadata.tables)
         needed = {
-            "feedback", "feedback_daily", GROUPS, "survey_dispatches", "survey_dispatch_daily",
-            "lifecycles", "customers", "order_items", SOURCES, MONTHLY, rollup_journey.TABLE,
-        }  # fmt: skip
+            "feedback",
+            "feedback_daily",
+            GROUPS,
+            "survey_dispatches",
+            "survey_dispatch_daily",
+            "lifecycles",
+            "customers",
+            "order_items",
+            SOURCES,
+            MONTHLY,
+            rollup_journey.TABLE,
+        }
         if needed <= names:
             execute(connection, all_drop_ddl(connection.dialect.name))
             execute(connection, all_trigger_ddl(connection.dialect.name))

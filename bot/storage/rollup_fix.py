@@ -364,7 +364,11 @@ def trigger_ddl(dialect: str) -> list[str]:
 
 
 def drop_ddl(dialect: str) -> list[str]:
-    names = [f"{TABLE}_{s}_{op}" for s in ("feedback", "lifecycles") for op in ("insert", "update", "delete")]  # fmt: skip
+    names = [
+        f"{TABLE}_{s}_{op}"
+        for s in ("feedback", "lifecycles")
+        for op in ("insert", "update", "delete")
+    ]
     if dialect != "postgresql":
         return [f"DROP TRIGGER IF EXISTS {name}" for name in names]
     return [

@@ -48,10 +48,22 @@ UNKNOWN = "unknown"
 BULK_CUSTOMERS = 1000  # above: one table lock instead of an advisory lock per customer  # bot.domain.feedback_query.UNKNOWN_SOURCE
 
 POSITION_COLUMNS = (
-    "customer_id", "opened_at", "closed_at", "purchase", "period", "renewed", "stage",
-    "source", "seq", "prev_opened_at", "next_opened_at", "next2_opened_at", "next3_opened_at",
-    "first_opened_at", "escalated",
-)  # fmt: skip
+    "customer_id",
+    "opened_at",
+    "closed_at",
+    "purchase",
+    "period",
+    "renewed",
+    "stage",
+    "source",
+    "seq",
+    "prev_opened_at",
+    "next_opened_at",
+    "next2_opened_at",
+    "next3_opened_at",
+    "first_opened_at",
+    "escalated",
+)
 SCORE_COLUMNS = ("csat_n", "csat_sum", "nps_n", "nps_sum")
 COLUMNS = ("lifecycle_id", *POSITION_COLUMNS, *SCORE_COLUMNS)
 

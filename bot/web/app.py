@@ -56,10 +56,13 @@ async def _rasa_client(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with aiohttp.ClientSession() as http:
         app[RASA] = RasaClient(
-            http, settings.rasa_url, settings.rasa_token, settings.rasa_timeout_seconds,
+            http,
+            settings.rasa_url,
+            settings.rasa_token,
+            settings.rasa_timeout_seconds,
             max_in_flight=settings.rasa_max_in_flight,
             channel_secret=settings.rasa_channel_secret,
-        )  # fmt: skip
+        )
         yield
 
 

@@ -310,9 +310,12 @@ async def _store_customer_message(
     try:
         async with sessions() as session, session.begin():
             message = await repositories.add_message(
-                session, conversation_id, MessageSender.customer, text,
+                session,
+                conversation_id,
+                MessageSender.customer,
+                text,
                 client_message_id=client_id,
-            )  # fmt: skip
+            )
             if ask_bot is not None:
                 bot_reply = asyncio.create_task(ask_bot())
                 conversation = None
@@ -521,9 +524,12 @@ async def _remember_understanding(app: AppState, message: Message, replies: list
     try:
         async with app[SESSIONS]() as session, session.begin():
             await review_inbox.record_turn(
-                session, message, nlu, [r.buttons for r in replies],
+                session,
+                message,
+                nlu,
+                [r.buttons for r in replies],
                 Rules(rephrase_similarity=app[SETTINGS].review_rephrase_similarity),
-            )  # fmt: skip
+            )
     except Exception:
         logger.exception("could not store the NLU result of message %s", message.id)
 
@@ -604,9 +610,14 @@ async def _note_for_person(app: AppState, conversation_id: str, text: str) -> No
             and await escalations.waiting_note_due(session, conversation_id, waiting_note())
         )
     if email:
-        await push(app, conversation_id, MessageSender.system, texts.render("utter_web_contact_noted", email=email))  # fmt: skip
+        await push(
+            app,
+            conversation_id,
+            MessageSender.system,
+            texts.render("utter_web_contact_noted", email=email),
+        )
     elif due:
-        await push(app, conversation_id, MessageSender.system, waiting_note(), [BACK_TO_BOT_BUTTON])  # fmt: skip
+        await push(app, conversation_id, MessageSender.system, waiting_note(), [BACK_TO_BOT_BUTTON])
 
 
 async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
@@ -615,7 +626,12 @@ async def _note_contact(app: AppState, conversation_id: str, text: str) -> None:
             session, conversation_id, text, queued_only=True
         )
     if email:
-        await push(app, conversation_id, MessageSender.system, texts.render("utter_web_contact_noted", email=email))  # fmt: skip
+        await push(
+            app,
+            conversation_id,
+            MessageSender.system,
+            texts.render("utter_web_contact_noted", email=email),
+        )
 
 
 async def _after_bot_turn(connection: Connection) -> None:

@@ -29,8 +29,14 @@ def message_frame(message: Message) -> dict[str, Any]:
     return {"type": "message", **message_json(message), "client_id": message.client_message_id}
 
 
-async def push(app: AppState, conversation_id: str, sender: MessageSender, text: str,
-               buttons: list[dict[str, str]] | None = None, author: str | None = None) -> Message:  # fmt: skip
+async def push(
+    app: AppState,
+    conversation_id: str,
+    sender: MessageSender,
+    text: str,
+    buttons: list[dict[str, str]] | None = None,
+    author: str | None = None,
+) -> Message:
     """Store a message and deliver it to every live tab; offline customers get it with the
     history when they reconnect. Used for bot replies, agent replies and proactive surveys."""
     async with app[SESSIONS]() as session, session.begin():
@@ -49,9 +55,12 @@ async def push_replies(
         return []
     async with app[SESSIONS]() as session, session.begin():
         messages = await repositories.add_messages(
-            session, conversation_id, MessageSender.bot, [(r.text, r.buttons) for r in replies],
+            session,
+            conversation_id,
+            MessageSender.bot,
+            [(r.text, r.buttons) for r in replies],
             [r.cards for r in replies],
-        )  # fmt: skip
+        )
     for message in messages:
         await announce(app, message)
     return messages

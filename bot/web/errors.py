@@ -15,10 +15,16 @@ from bot.domain.errors import DomainError
 logger = logging.getLogger(__name__)
 
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    422: "invalid_input", 429: "rate_limited",
-}  # fmt: skip
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid_input",
+    429: "rate_limited",
+}
 
 
 async def read_json(request: web.Request) -> Any:

@@ -43,8 +43,12 @@ class Fanout:
     async def publish(
         self, target: str, conversation_id: str | None, frame: dict[str, Any]
     ) -> None:
-        payload = {"origin": self.origin, "target": target, "conversation_id": conversation_id,
-                   "frame": frame}  # fmt: skip
+        payload = {
+            "origin": self.origin,
+            "target": target,
+            "conversation_id": conversation_id,
+            "frame": frame,
+        }
         try:
             await self.redis.publish(self.channel, json.dumps(payload))
         except Exception as exc:  # Redis down: the transcript still has the message
@@ -76,8 +80,10 @@ class Fanout:
         if not isinstance(payload, dict) or payload.get("origin") == self.origin:
             return
         target, conversation_id, frame = (
-            payload.get("target"), payload.get("conversation_id"), payload.get("frame"),
-        )  # fmt: skip
+            payload.get("target"),
+            payload.get("conversation_id"),
+            payload.get("frame"),
+        )
         if not isinstance(frame, dict):
             return
         if target == "chat" and isinstance(conversation_id, str):
@@ -163,10 +169,12 @@ class ChatHub:
         sockets = list(self._sockets.pop(conversation_id, ()))
         self._recent.pop(conversation_id, None)
         await asyncio.gather(
-            *(ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"conversation erased")
-              for ws in sockets),
+            *(
+                ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"conversation erased")
+                for ws in sockets
+            ),
             return_exceptions=True,
-        )  # fmt: skip
+        )
 
     async def close_all(self, message: str) -> None:
         """Close every socket at once (graceful shutdown: the widget reconnects, possibly to

@@ -130,15 +130,22 @@ def create_metrics() -> Metrics:
     registry = CollectorRegistry()
     return Metrics(
         registry=registry,
-        turns=Counter("shopbot_chat_turns", "Customer turns relayed to Rasa, by outcome",
-                      ["outcome"], registry=registry),
+        turns=Counter(
+            "shopbot_chat_turns",
+            "Customer turns relayed to Rasa, by outcome",
+            ["outcome"],
+            registry=registry,
+        ),
         turn_seconds=Histogram(
-            "shopbot_chat_turn_seconds", "Time from relaying a customer message to Rasa's reply",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30), registry=registry,
+            "shopbot_chat_turn_seconds",
+            "Time from relaying a customer message to Rasa's reply",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30),
+            registry=registry,
         ),
         errors=Counter("shopbot_chat_errors", "Chat errors by kind", ["kind"], registry=registry),
-        websockets=Gauge("shopbot_open_websockets", "Open customer chat WebSockets",
-                         registry=registry),
+        websockets=Gauge(
+            "shopbot_open_websockets", "Open customer chat WebSockets", registry=registry
+        ),
         events_queue_depth=Gauge(
             "shopbot_events_queue_depth",
             "Shop events accepted and not applied yet (pending, all web replicas)",
@@ -150,15 +157,18 @@ def create_metrics() -> Metrics:
             registry=registry,
         ),
         events_applied=Counter(
-            "shopbot_events_applied", "Shop events finished by this process's worker, by status",
-            ["status"], registry=registry,
+            "shopbot_events_applied",
+            "Shop events finished by this process's worker, by status",
+            ["status"],
+            registry=registry,
         ),
         events_apply_lag=Histogram(
             "shopbot_events_applied_lag_seconds",
             "Time from accepting a shop event to applying it (this process's worker)",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=registry,
         ),
-    )  # fmt: skip
+    )
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -267,9 +277,10 @@ async def _redis_ok(app: web.Application) -> None:
     from redis.asyncio import Redis
 
     client = Redis.from_url(
-        app[SETTINGS].redis_url or "", socket_connect_timeout=CHECK_TIMEOUT,
+        app[SETTINGS].redis_url or "",
+        socket_connect_timeout=CHECK_TIMEOUT,
         socket_timeout=CHECK_TIMEOUT,
-    )  # fmt: skip
+    )
     try:
         await client.ping()
     finally:

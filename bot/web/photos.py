@@ -164,7 +164,9 @@ async def upload(request: web.Request) -> web.Response:
     key = await loop.run_in_executor(None, store.write, image)
     async with turn_lock(conversation.id):
         try:
-            message, photo, order_number = await _store(request, conversation, image, key, report, client_id)  # fmt: skip
+            message, photo, order_number = await _store(
+                request, conversation, image, key, report, client_id
+            )
         except BaseException:
             store.remove([key])  # no row: no file
             raise
@@ -211,9 +213,12 @@ async def _store(
                 raise photos.PhotoRefused("no_session", texts.render("utter_photo_no_chat"), 401)
             photo = await photos.add(session, current, image, key, report)
             message = await repositories.add_message(
-                session, conversation.id, MessageSender.customer, caption,
+                session,
+                conversation.id,
+                MessageSender.customer,
+                caption,
                 client_message_id=client_id,
-            )  # fmt: skip
+            )
             message.photo_id = photo.id
             await session.flush()
             order_number = await photos.order_number(session, photo)

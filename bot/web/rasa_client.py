@@ -60,9 +60,14 @@ class RasaClient:
     waited out its whole timeout here never reached Rasa."""
 
     def __init__(
-        self, http: aiohttp.ClientSession, base_url: str, token: str, timeout: float,
-        max_in_flight: int = 4, channel_secret: str = "",
-    ) -> None:  # fmt: skip
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        timeout: float,
+        max_in_flight: int = 4,
+        channel_secret: str = "",
+    ) -> None:
         self._http = http
         self._channel_headers = {CHANNEL_SECRET_HEADER: channel_secret}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]

@@ -36,9 +36,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COUNTS = (
-    "volume", "csat_responses", "csat_satisfied", "nps_responses", "nps_promoters",
-    "nps_detractors", "ces_responses", "ces_sum", "sentiment_count",
-)  # fmt: skip
+    "volume",
+    "csat_responses",
+    "csat_satisfied",
+    "nps_responses",
+    "nps_promoters",
+    "nps_detractors",
+    "ces_responses",
+    "ces_sum",
+    "sentiment_count",
+)
 
 
 def upgrade() -> None:

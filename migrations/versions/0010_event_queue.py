@@ -18,9 +18,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 STATUS = sa.Enum(
-    "pending", "applied", "failed", name="shop_event_status", native_enum=False,
-    create_constraint=True, length=32,
-)  # fmt: skip
+    "pending",
+    "applied",
+    "failed",
+    name="shop_event_status",
+    native_enum=False,
+    create_constraint=True,
+    length=32,
+)
 PENDING = "status = 'pending'"
 
 
@@ -40,13 +45,19 @@ def upgrade() -> None:
         batch_op.alter_column("status", existing_type=STATUS, server_default=None)
         batch_op.alter_column("attempts", existing_type=sa.Integer(), server_default=None)
         batch_op.create_index(
-            "ix_shop_events_pending", ["received_at", "id"], unique=False,
-            postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING),
-        )  # fmt: skip
+            "ix_shop_events_pending",
+            ["received_at", "id"],
+            unique=False,
+            postgresql_where=sa.text(PENDING),
+            sqlite_where=sa.text(PENDING),
+        )
         batch_op.create_index(
-            "ix_shop_events_pending_customer", ["customer_ref", "received_at", "id"],
-            unique=False, postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING),
-        )  # fmt: skip
+            "ix_shop_events_pending_customer",
+            ["customer_ref", "received_at", "id"],
+            unique=False,
+            postgresql_where=sa.text(PENDING),
+            sqlite_where=sa.text(PENDING),
+        )
 
 
 def downgrade() -> None:

@@ -57,9 +57,12 @@ def upgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("photo_id", sa.Integer(), nullable=True))
         batch.create_foreign_key(
-            batch.f("fk_messages_photo_id_photos"), "photos", ["photo_id"], ["id"],
+            batch.f("fk_messages_photo_id_photos"),
+            "photos",
+            ["photo_id"],
+            ["id"],
             ondelete="SET NULL",
-        )  # fmt: skip
+        )
 
 
 def downgrade() -> None:

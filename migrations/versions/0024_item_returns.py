@@ -27,16 +27,20 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], name=op.f("fk_return_requests_order_id_orders"),
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_return_requests_order_id_orders"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"],
-            name=op.f("fk_return_requests_customer_id_customers"), ondelete="CASCADE",
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_return_requests_customer_id_customers"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_return_requests")),
         sa.UniqueConstraint("reference", name=op.f("uq_return_requests_reference")),
-    )  # fmt: skip
+    )
     op.create_index(op.f("ix_return_requests_order_id"), "return_requests", ["order_id"])
     op.create_index(op.f("ix_return_requests_customer_id"), "return_requests", ["customer_id"])
     op.create_table(
@@ -49,15 +53,19 @@ def upgrade() -> None:
         sa.Column("resolution", sa.String(length=32), nullable=False),
         sa.Column("refund_amount", sa.Numeric(10, 2), nullable=False),
         sa.ForeignKeyConstraint(
-            ["return_id"], ["return_requests.id"],
-            name=op.f("fk_return_lines_return_id_return_requests"), ondelete="CASCADE",
+            ["return_id"],
+            ["return_requests.id"],
+            name=op.f("fk_return_lines_return_id_return_requests"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["order_item_id"], ["order_items.id"],
-            name=op.f("fk_return_lines_order_item_id_order_items"), ondelete="CASCADE",
+            ["order_item_id"],
+            ["order_items.id"],
+            name=op.f("fk_return_lines_order_item_id_order_items"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_return_lines")),
-    )  # fmt: skip
+    )
     op.create_index(op.f("ix_return_lines_return_id"), "return_lines", ["return_id"])
     op.create_index(op.f("ix_return_lines_order_item_id"), "return_lines", ["order_item_id"])
 

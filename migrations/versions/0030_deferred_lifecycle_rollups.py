@@ -47,9 +47,12 @@ def upgrade() -> None:
     with op.batch_alter_table("shop_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("subject_ref", sa.String(length=70), nullable=True))
         batch_op.create_index(
-            "ix_shop_events_pending_subject", ["subject_ref", "received_at", "id"],
-            unique=False, postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING),
-        )  # fmt: skip
+            "ix_shop_events_pending_subject",
+            ["subject_ref", "received_at", "id"],
+            unique=False,
+            postgresql_where=sa.text(PENDING),
+            sqlite_where=sa.text(PENDING),
+        )
 
 
 def downgrade() -> None:

@@ -27,9 +27,13 @@ SUPPORT_CHAT_SURVEYS = "trigger = 'support_resolved' AND conversation_id IS NOT 
 
 def upgrade() -> None:
     op.create_index(
-        "ix_survey_dispatches_support_chats", "survey_dispatches", ["id"], unique=False,
-        postgresql_where=sa.text(SUPPORT_CHAT_SURVEYS), sqlite_where=sa.text(SUPPORT_CHAT_SURVEYS),
-    )  # fmt: skip
+        "ix_survey_dispatches_support_chats",
+        "survey_dispatches",
+        ["id"],
+        unique=False,
+        postgresql_where=sa.text(SUPPORT_CHAT_SURVEYS),
+        sqlite_where=sa.text(SUPPORT_CHAT_SURVEYS),
+    )
 
 
 def downgrade() -> None:

@@ -48,10 +48,21 @@ class Cluster:
 
     def initdb(self) -> None:
         subprocess.run(
-            _as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                         "--auth=trust", "-E", "UTF8", "--no-sync"),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            _as_postgres(
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
 
     def start(self, timeout: float = 30) -> None:
         """pg_ctl start; after a kill -9 the old backends may need a moment to exit."""
@@ -59,10 +70,23 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             result = subprocess.run(
-                _as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
-                             str(self.root / "server.log"), "-o", options, "-w", "-t", "20", "start"),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                _as_postgres(
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "20",
+                    "start",
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             if result.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -84,8 +108,9 @@ class Cluster:
     def stop(self) -> None:
         subprocess.run(
             _as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def create_cluster() -> Cluster:

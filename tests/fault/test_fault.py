@@ -134,9 +134,12 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "CLIENT_WEBSOCKETS": "0",
     }
     ports = ProdPorts(
-        web=(free_port(), free_port()), rasa=(free_port(), free_port()),
-        actions=(free_port(), free_port()), actions_balancer=free_port(), proxy=free_port(),
-    )  # fmt: skip
+        web=(free_port(), free_port()),
+        rasa=(free_port(), free_port()),
+        actions=(free_port(), free_port()),
+        actions_balancer=free_port(),
+        proxy=free_port(),
+    )
     os.environ.update(
         {
             k: v
@@ -192,8 +195,13 @@ async def _next(
         return None
 
 
-async def _turn(ws: aiohttp.ClientWebSocketResponse[bool], frames: asyncio.Queue[tuple[float, dict[str, Any]]],
-                sent: Sent, text_: str, expected: str) -> None:  # fmt: skip
+async def _turn(
+    ws: aiohttp.ClientWebSocketResponse[bool],
+    frames: asyncio.Queue[tuple[float, dict[str, Any]]],
+    sent: Sent,
+    text_: str,
+    expected: str,
+) -> None:
     try:
         await ws.send_json({"type": "message", "text": text_, "client_id": uuid.uuid4().hex})
     except (aiohttp.ClientError, ConnectionError, RuntimeError):
@@ -238,8 +246,9 @@ async def _turn(ws: aiohttp.ClientWebSocketResponse[bool], frames: asyncio.Queue
         sent.outcome = "bot_reply_unavailable"  # the action could not reach the database
 
 
-async def _conversation(http: aiohttp.ClientSession, url: str, run: Run, rng: random.Random,
-                        pair: tuple[str, str]) -> None:  # fmt: skip
+async def _conversation(
+    http: aiohttp.ClientSession, url: str, run: Run, rng: random.Random, pair: tuple[str, str]
+) -> None:
     try:
         ws = await http.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=5))
     except (aiohttp.ClientError, OSError) as exc:
@@ -281,8 +290,13 @@ async def _stopped(run: Run, seconds: float) -> bool:
     return True
 
 
-async def _customer(number: int, http: aiohttp.ClientSession, urls: list[str], run: Run,
-                    pairs: list[tuple[str, str]]) -> None:  # fmt: skip
+async def _customer(
+    number: int,
+    http: aiohttp.ClientSession,
+    urls: list[str],
+    run: Run,
+    pairs: list[tuple[str, str]],
+) -> None:
     rng = random.Random(number)
     if await _stopped(run, rng.uniform(0, THINK[1])):  # customers arrive over a while
         return
@@ -344,18 +358,22 @@ async def _chaos(stack: Stack, cluster: Cluster, run: Run, health_urls: list[str
     """kill -9 Rasa, then an action server replica, then PostgreSQL; each is restarted at
     once (a Rasa worker takes a while to load its model, meanwhile the next fault comes)."""
     await _until(  # customers are mid-conversation
-        run, lambda: _acknowledged_since(run, 0) >= CHAOS_START_TURNS, CHAOS_START_TIMEOUT,
+        run,
+        lambda: _acknowledged_since(run, 0) >= CHAOS_START_TURNS,
+        CHAOS_START_TIMEOUT,
         f"{CHAOS_START_TURNS} turns acknowledged before the first kill",
-    )  # fmt: skip
+    )
     restarts = []
     for name in ("rasa-1", "actions-2"):
         killed = run.kills[name] = time.monotonic()
         await asyncio.to_thread(stack.kill, name)
         restarts.append(asyncio.create_task(_restart(stack, run, name)))
         await _until(  # the rest of the stack serves meanwhile
-            run, lambda k=killed: _acknowledged_since(run, k) >= CHAOS_GAP_TURNS, CHAOS_GAP,
+            run,
+            lambda k=killed: _acknowledged_since(run, k) >= CHAOS_GAP_TURNS,
+            CHAOS_GAP,
             f"{CHAOS_GAP_TURNS} turns acknowledged after the kill of {name}",
-        )  # fmt: skip
+        )
     run.kills["postgresql"] = time.monotonic()
     cluster.kill9()
     await asyncio.sleep(2)  # an outage, not a blip
@@ -383,10 +401,12 @@ async def _pairs(database_url: str) -> list[tuple[str, str]]:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            rows = await connection.execute(text(
-                "SELECT o.number, c.email FROM orders o JOIN customers c ON c.id = o.customer_id "
-                "WHERE c.email IS NOT NULL AND NOT c.is_anonymous ORDER BY o.number"
-            ))  # fmt: skip
+            rows = await connection.execute(
+                text(
+                    "SELECT o.number, c.email FROM orders o JOIN customers c ON c.id = o.customer_id "
+                    "WHERE c.email IS NOT NULL AND NOT c.is_anonymous ORDER BY o.number"
+                )
+            )
             return [(str(a), str(b)) for a, b in rows]
     finally:
         await engine.dispose()
@@ -397,12 +417,20 @@ async def _feedback(database_url: str) -> tuple[dict[int, str], Counter[tuple[st
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            messages: dict[Any, Any] = dict((await connection.execute(text(
-                "SELECT id, conversation_id FROM messages WHERE sender = 'customer'"
-            ))).tuples().all())  # fmt: skip
-            rows = (await connection.execute(text(
-                "SELECT conversation_id, kind FROM feedback WHERE source = 'chat_survey'"
-            ))).all()  # fmt: skip
+            messages: dict[Any, Any] = dict(
+                (
+                    await connection.execute(
+                        text("SELECT id, conversation_id FROM messages WHERE sender = 'customer'")
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            rows = (
+                await connection.execute(
+                    text("SELECT conversation_id, kind FROM feedback WHERE source = 'chat_survey'")
+                )
+            ).all()
             return messages, Counter((str(c), str(k)) for c, k in rows)
     finally:
         await engine.dispose()
@@ -486,8 +514,10 @@ async def test_customers_lose_nothing_when_rasa_actions_and_postgres_are_killed(
     twice = [k for k, n in rows.items() if k[0] in ours and n > 1]  # (demo data has no chats)
     assert not twice, twice
     stored = sum(n for k, n in rows.items() if k[0] in ours)
-    print(f"  survey answers acknowledged: {len(answered)}, each stored exactly once; survey "
-          f"rows of this run's conversations: {stored}, none twice")  # fmt: skip
+    print(
+        f"  survey answers acknowledged: {len(answered)}, each stored exactly once; survey "
+        f"rows of this run's conversations: {stored}, none twice"
+    )
 
     # No process was left broken: all alive, both replicas ready, a full conversation works.
     assert all(stack.alive().values()), stack.alive()

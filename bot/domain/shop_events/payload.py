@@ -272,41 +272,70 @@ def event_to_json(event: EventData) -> dict[str, Any]:
     without validating again)."""
     order, sub = event.order, event.subscription
     return {
-        "id": event.id, "type": event.type, "occurred_at": _iso(event.occurred_at),
-        "customer": {"external_id": event.customer.external_id, "email": event.customer.email,
-                     "name": event.customer.name},
-        "order": None if order is None else {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": _iso(event.occurred_at),
+        "customer": {
+            "external_id": event.customer.external_id,
+            "email": event.customer.email,
+            "name": event.customer.name,
+        },
+        "order": None
+        if order is None
+        else {
             "number": order.number,
             "items": [[i.sku, i.name, i.qty, str(i.price)] for i in order.items],
-            "total": _money(order.total), "currency": order.currency,
-            "placed_at": _iso(order.placed_at), "shipping_address": order.shipping_address,
-            "carrier": order.carrier, "tracking_number": order.tracking_number,
+            "total": _money(order.total),
+            "currency": order.currency,
+            "placed_at": _iso(order.placed_at),
+            "shipping_address": order.shipping_address,
+            "carrier": order.carrier,
+            "tracking_number": order.tracking_number,
             "estimated_delivery": _iso(order.estimated_delivery),
         },
-        "subscription": None if sub is None else {
-            "id": sub.id, "plan": sub.plan, "price": _money(sub.price), "currency": sub.currency,
-            "period_start": _iso(sub.period_start), "period_end": _iso(sub.period_end),
+        "subscription": None
+        if sub is None
+        else {
+            "id": sub.id,
+            "plan": sub.plan,
+            "price": _money(sub.price),
+            "currency": sub.currency,
+            "period_start": _iso(sub.period_start),
+            "period_end": _iso(sub.period_end),
         },
-    }  # fmt: skip
+    }
 
 
 def event_from_json(data: dict[str, Any]) -> EventData:
     order, sub = data["order"], data["subscription"]
     return EventData(
-        id=data["id"], type=data["type"], occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        id=data["id"],
+        type=data["type"],
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
         customer=CustomerData(**data["customer"]),
-        order=None if order is None else OrderData(
+        order=None
+        if order is None
+        else OrderData(
             number=order["number"],
-            items=tuple(ItemData(sku, name, qty, Decimal(price))
-                        for sku, name, qty, price in order["items"]),
-            total=_decimal(order["total"]), currency=order["currency"],
-            placed_at=_when(order["placed_at"]), shipping_address=order["shipping_address"],
-            carrier=order["carrier"], tracking_number=order["tracking_number"],
+            items=tuple(
+                ItemData(sku, name, qty, Decimal(price)) for sku, name, qty, price in order["items"]
+            ),
+            total=_decimal(order["total"]),
+            currency=order["currency"],
+            placed_at=_when(order["placed_at"]),
+            shipping_address=order["shipping_address"],
+            carrier=order["carrier"],
+            tracking_number=order["tracking_number"],
             estimated_delivery=_when(order["estimated_delivery"]),
         ),
-        subscription=None if sub is None else SubscriptionData(
-            id=sub["id"], plan=sub["plan"], price=_decimal(sub["price"]),
-            currency=sub["currency"], period_start=_when(sub["period_start"]),
+        subscription=None
+        if sub is None
+        else SubscriptionData(
+            id=sub["id"],
+            plan=sub["plan"],
+            price=_decimal(sub["price"]),
+            currency=sub["currency"],
+            period_start=_when(sub["period_start"]),
             period_end=_when(sub["period_end"]),
         ),
-    )  # fmt: skip
+    )

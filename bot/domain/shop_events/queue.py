@@ -94,13 +94,20 @@ async def accept_on(
     for event in events:
         first.setdefault(event.id, event)
     rows = [
-        {"id": e.id, "type": e.type, "occurred_at": e.occurred_at,
-         # A microsecond apart: the batch's arrival order is the order they are applied in.
-         "received_at": now + timedelta(microseconds=n), "status": ShopEventStatus.pending,
-         "payload": event_to_json(e), "customer_ref": e.customer.external_id,
-         "subject_ref": subject_ref(e), "attempts": 0}
+        {
+            "id": e.id,
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            # A microsecond apart: the batch's arrival order is the order they are applied in.
+            "received_at": now + timedelta(microseconds=n),
+            "status": ShopEventStatus.pending,
+            "payload": event_to_json(e),
+            "customer_ref": e.customer.external_id,
+            "subject_ref": subject_ref(e),
+            "attempts": 0,
+        }
         for n, e in enumerate(first.values())
-    ]  # fmt: skip
+    ]
     table = ShopEvent.__table__
     assert isinstance(table, Table)
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
@@ -207,10 +214,15 @@ async def apply_pending(
             else:
                 results = [await slow(event, received_at) for _, event, received_at in parsed]
             done = [
-                Applied(event_id, event.customer.external_id, ShopEventStatus.applied, result,
-                        received_at)
+                Applied(
+                    event_id,
+                    event.customer.external_id,
+                    ShopEventStatus.applied,
+                    result,
+                    received_at,
+                )
                 for (event_id, event, received_at), result in zip(parsed, results, strict=True)
-            ]  # fmt: skip
+            ]
             if done:
                 await _finish(session, done)
         return done
@@ -302,10 +314,14 @@ async def _finish(session: AsyncSession, done: list[Applied]) -> None:
         update(ShopEvent.__table__)  # type: ignore[arg-type]
         .where(ShopEvent.__table__.c.id == bindparam("event_id"))
         .values(
-            status=bindparam("new_status"), result=bindparam("new_result"), applied_at=now,
-            payload=None, customer_ref=None, subject_ref=None,
+            status=bindparam("new_status"),
+            result=bindparam("new_result"),
+            applied_at=now,
+            payload=None,
+            customer_ref=None,
+            subject_ref=None,
         )
-    )  # fmt: skip
+    )
     params = [
         {"event_id": a.id, "new_status": a.status.value, "new_result": a.result} for a in done
     ]
@@ -324,8 +340,11 @@ async def _refuse(sessions: async_sessionmaker[AsyncSession], refused: _Refused)
         if isinstance(error, InvalidInput):
             body = {"code": error.code, "message": error.message}
         elif row.attempts >= MAX_ATTEMPTS:
-            body = {"code": "not_applied", "message": f"The event could not be applied "
-                    f"({type(error).__name__}); it was tried {row.attempts} times."}  # fmt: skip
+            body = {
+                "code": "not_applied",
+                "message": f"The event could not be applied "
+                f"({type(error).__name__}); it was tried {row.attempts} times.",
+            }
         else:
             logger.warning("shop event %s not applied: %r", row.id, error)
             return None

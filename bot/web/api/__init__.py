@@ -29,9 +29,7 @@ def _api_modules() -> tuple[ModuleType, ...]:
         tokens,
     )
 
-    return (
-        tokens, privacy, events, dashboard, intake, loyalty, insights, bot_quality, knowledge
-    )  # fmt: skip
+    return (tokens, privacy, events, dashboard, intake, loyalty, insights, bot_quality, knowledge)
 
 
 async def openapi_json(request: web.Request) -> web.Response:

@@ -73,24 +73,34 @@ def add_routes(app: web.Application) -> None:
 _RATE = {"type": ["number", "null"], "description": "a share 0..1; null without a base"}
 _FIGURES: dict[str, Any] = {
     "type": "object",
-    "required": ["conversations", "turns", "containment", "fallback_rate",
-                 "misunderstanding_handover_rate", "rephrase_rate",
-                 "flagged_per_100_conversations"],
+    "required": [
+        "conversations",
+        "turns",
+        "containment",
+        "fallback_rate",
+        "misunderstanding_handover_rate",
+        "rephrase_rate",
+        "flagged_per_100_conversations",
+    ],
     "properties": {
         "conversations": {"type": "integer", "description": "n: with a customer turn"},
         "turns": {"type": "integer", "description": "n: customer turns"},
-        "contained": {"type": "integer"}, "containment": _RATE,
-        "fallbacks": {"type": "integer"}, "fallback_rate": _RATE,
+        "contained": {"type": "integer"},
+        "containment": _RATE,
+        "fallbacks": {"type": "integer"},
+        "fallback_rate": _RATE,
         "misunderstanding_handovers": {"type": "integer"},
         "misunderstanding_handover_rate": _RATE,
-        "rephrases": {"type": "integer"}, "rephrase_rate": _RATE,
-        "flagged_turns": {"type": "integer"}, "flagged_rate": _RATE,
+        "rephrases": {"type": "integer"},
+        "rephrase_rate": _RATE,
+        "flagged_turns": {"type": "integer"},
+        "flagged_rate": _RATE,
         "flagged_per_100_conversations": {"type": ["number", "null"]},
-        "answers_rated": {"type": "integer",
-                          "description": "n: knowledge answers rated yes or no"},
-        "helpful": {"type": "integer"}, "helpful_rate": _RATE,
+        "answers_rated": {"type": "integer", "description": "n: knowledge answers rated yes or no"},
+        "helpful": {"type": "integer"},
+        "helpful_rate": _RATE,
     },
-}  # fmt: skip
+}
 _WINDOW = {
     "allOf": [
         {"$ref": "#/components/schemas/BotQualityFigures"},
@@ -109,41 +119,89 @@ _RETRAININGS = {
     "required": ["window_days", "models", "retrainings"],
     "properties": {
         "window_days": {"type": "number"},
-        "models": {"type": "array", "description": "newest first", "items": {
-            "type": "object", "required": ["model_id", "first_seen", "last_seen", "turns"],
-            "properties": {"model_id": {"type": "string"},
-                           "first_seen": {"type": "string", "format": "date-time"},
-                           "last_seen": {"type": "string", "format": "date-time"},
-                           "turns": {"type": "integer"}}}},
-        "retrainings": {"type": "array", "description": "newest first (at most 10)", "items": {
-            "type": "object",
-            "required": ["previous_model_id", "model_id", "changed_at", "window_days",
-                         "before", "after"],
-            "properties": {
-                "previous_model_id": {"type": "string"}, "model_id": {"type": "string"},
-                "changed_at": {"type": "string", "format": "date-time",
-                               "description": "the new model's first turn"},
-                "window_days": {"type": "number", "description": "length of each window"},
-                "before": _WINDOW, "after": _WINDOW}}},
+        "models": {
+            "type": "array",
+            "description": "newest first",
+            "items": {
+                "type": "object",
+                "required": ["model_id", "first_seen", "last_seen", "turns"],
+                "properties": {
+                    "model_id": {"type": "string"},
+                    "first_seen": {"type": "string", "format": "date-time"},
+                    "last_seen": {"type": "string", "format": "date-time"},
+                    "turns": {"type": "integer"},
+                },
+            },
+        },
+        "retrainings": {
+            "type": "array",
+            "description": "newest first (at most 10)",
+            "items": {
+                "type": "object",
+                "required": [
+                    "previous_model_id",
+                    "model_id",
+                    "changed_at",
+                    "window_days",
+                    "before",
+                    "after",
+                ],
+                "properties": {
+                    "previous_model_id": {"type": "string"},
+                    "model_id": {"type": "string"},
+                    "changed_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "the new model's first turn",
+                    },
+                    "window_days": {"type": "number", "description": "length of each window"},
+                    "before": _WINDOW,
+                    "after": _WINDOW,
+                },
+            },
+        },
     },
-}  # fmt: skip
+}
 _REPORT = {
     "type": "object",
     "required": ["range", "overall", "by_week", "by_intent"],
     "properties": {
         "range": {"type": "object"},
         "overall": {"$ref": "#/components/schemas/BotQualityFigures"},
-        "by_week": {"type": "array", "items": {"allOf": [
-            {"$ref": "#/components/schemas/BotQualityFigures"},
-            {"type": "object", "required": ["week"],
-             "properties": {"week": {"type": "string", "format": "date",
-                                     "description": "Monday of the ISO week (UTC)"}}}]}},
-        "by_intent": {"type": "array", "items": {"allOf": [
-            {"$ref": "#/components/schemas/BotQualityFigures"},
-            {"type": "object", "required": ["intent"],
-             "properties": {"intent": {"type": "string"}}}]}},
+        "by_week": {
+            "type": "array",
+            "items": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/BotQualityFigures"},
+                    {
+                        "type": "object",
+                        "required": ["week"],
+                        "properties": {
+                            "week": {
+                                "type": "string",
+                                "format": "date",
+                                "description": "Monday of the ISO week (UTC)",
+                            }
+                        },
+                    },
+                ]
+            },
+        },
+        "by_intent": {
+            "type": "array",
+            "items": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/BotQualityFigures"},
+                    {
+                        "type": "object",
+                        "required": ["intent"],
+                        "properties": {"intent": {"type": "string"}},
+                    },
+                ]
+            },
+        },
     },
-}  # fmt: skip
+}
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "BotQualityFigures": _FIGURES,
     "BotQuality": _REPORT,
@@ -155,10 +213,16 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "How well the bot understands: containment, fallback, misunderstanding "
             "hand-over and rephrase rates, flagged turns per 100 conversations (issue #24)",
             "parameters": [
-                query_param("from", "First day (default: 89 days before `to`).",
-                            {"type": "string", "format": "date"}),
-                query_param("to", "Last day, included (default today).",
-                            {"type": "string", "format": "date"}),
+                query_param(
+                    "from",
+                    "First day (default: 89 days before `to`).",
+                    {"type": "string", "format": "date"},
+                ),
+                query_param(
+                    "to",
+                    "Last day, included (default today).",
+                    {"type": "string", "format": "date"},
+                ),
                 query_param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
             ],
             "responses": {
@@ -172,15 +236,20 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "The bot figures for equal windows before and after each change of its "
             "trained model (issue #24)",
             "parameters": [
-                query_param("window_days", "Longest window on each side, 1..90 (default 7); "
-                            "shortened so both sides are as long and each has one model.",
-                            {"type": "integer", "minimum": 1, "maximum": 90}),
+                query_param(
+                    "window_days",
+                    "Longest window on each side, 1..90 (default 7); "
+                    "shortened so both sides are as long and each has one model.",
+                    {"type": "integer", "minimum": 1, "maximum": 90},
+                ),
             ],
             "responses": {
-                "200": ok_response("before and after each retraining",
-                                   {"$ref": "#/components/schemas/BotRetrainings"}),
+                "200": ok_response(
+                    "before and after each retraining",
+                    {"$ref": "#/components/schemas/BotRetrainings"},
+                ),
                 **error_responses(401, 403, 422),
             },
         }
     },
-}  # fmt: skip
+}

@@ -38,14 +38,43 @@ from bot.web.keys import SESSIONS, SETTINGS
 
 DASHBOARD_ROLES = (StaffRole.cx_manager, StaffRole.admin)
 FILTER_PARAMS = frozenset(
-    {"from", "to", "tz", "stage", "channel", "kind", "source", "score_min", "score_max",
-     "sentiment", "theme", "product", "acquisition", "trigger", "customer", "q"}
-)  # fmt: skip
+    {
+        "from",
+        "to",
+        "tz",
+        "stage",
+        "channel",
+        "kind",
+        "source",
+        "score_min",
+        "score_max",
+        "sentiment",
+        "theme",
+        "product",
+        "acquisition",
+        "trigger",
+        "customer",
+        "q",
+    }
+)
 EXPORT_COLUMNS = (
-    "id", "created_at", "stage", "channel", "source", "kind", "score", "sentiment", "themes",
-    "text", "customer_id", "customer_external_id", "customer_name", "order_number",
-    "conversation_id", "trigger",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "stage",
+    "channel",
+    "source",
+    "kind",
+    "score",
+    "sentiment",
+    "themes",
+    "text",
+    "customer_id",
+    "customer_external_id",
+    "customer_name",
+    "order_number",
+    "conversation_id",
+    "trigger",
+)
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_BATCH = 2000
@@ -209,20 +238,52 @@ def neutralise(cell: str) -> str:
 
 def csv_cells(row: FeedbackRow) -> list[str]:
     text_cells = [
-        row.stage, row.channel, row.source, row.kind, ";".join(row.themes), row.text or "",
-        row.customer_external_id or "", row.customer_name or "", row.order_number or "",
-        row.conversation_id or "", row.trigger or "",
-    ]  # fmt: skip
-    (stage, channel, source, kind, themes, text, external_id, name, order, conversation,
-     trigger) = [neutralise(c) for c in text_cells]  # fmt: skip
+        row.stage,
+        row.channel,
+        row.source,
+        row.kind,
+        ";".join(row.themes),
+        row.text or "",
+        row.customer_external_id or "",
+        row.customer_name or "",
+        row.order_number or "",
+        row.conversation_id or "",
+        row.trigger or "",
+    ]
+    (
+        stage,
+        channel,
+        source,
+        kind,
+        themes,
+        text,
+        external_id,
+        name,
+        order,
+        conversation,
+        trigger,
+    ) = [neutralise(c) for c in text_cells]
     # Numbers and timestamps are written by us, never by a customer: left as they are.
     score = "" if row.score is None else str(row.score)
     sentiment = "" if row.sentiment is None else repr(row.sentiment)
     return [
-        str(row.id), row.created_at.isoformat(), stage, channel, source, kind, score,
-        sentiment, themes, text, str(row.customer_id), external_id, name, order,
-        conversation, trigger,
-    ]  # fmt: skip
+        str(row.id),
+        row.created_at.isoformat(),
+        stage,
+        channel,
+        source,
+        kind,
+        score,
+        sentiment,
+        themes,
+        text,
+        str(row.customer_id),
+        external_id,
+        name,
+        order,
+        conversation,
+        trigger,
+    ]
 
 
 def csv_chunk(rows: list[FeedbackRow], header: bool = False) -> bytes:
@@ -452,10 +513,35 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
-_EFFECT = {"type": "object", "description": "the affected journeys (group) against the rest: the metric, its n and the shortfall (0..1)", "properties": {"group": _NUMBER_OR_NULL, "group_n": {"type": "integer"}, "rest": _NUMBER_OR_NULL, "rest_n": {"type": "integer"}, "shortfall": {"type": "number"}}}  # fmt: skip
-_INTERVAL_WILSON = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % Wilson score interval [low, high] in percent; null without answers"}  # fmt: skip
-_INTERVAL_NPS = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "95 % interval [low, high]: normal approximation over the +1/0/-1 answer scores; null without answers"}  # fmt: skip
-_TOO_FEW = {"type": "boolean", "description": "fewer answers than DASHBOARD_MIN_ANSWERS (min_answers): not to be read as a figure"}  # fmt: skip
+_EFFECT = {
+    "type": "object",
+    "description": "the affected journeys (group) against the rest: the metric, its n and the shortfall (0..1)",
+    "properties": {
+        "group": _NUMBER_OR_NULL,
+        "group_n": {"type": "integer"},
+        "rest": _NUMBER_OR_NULL,
+        "rest_n": {"type": "integer"},
+        "shortfall": {"type": "number"},
+    },
+}
+_INTERVAL_WILSON = {
+    "type": ["array", "null"],
+    "items": {"type": "number"},
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "95 % Wilson score interval [low, high] in percent; null without answers",
+}
+_INTERVAL_NPS = {
+    "type": ["array", "null"],
+    "items": {"type": "number"},
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "95 % interval [low, high]: normal approximation over the +1/0/-1 answer scores; null without answers",
+}
+_TOO_FEW = {
+    "type": "boolean",
+    "description": "fewer answers than DASHBOARD_MIN_ANSWERS (min_answers): not to be read as a figure",
+}
 _RANGE = {
     "type": "object",
     "properties": {
@@ -470,36 +556,99 @@ _METRICS = {
     "required": ["volume", "csat", "nps", "ces", "response_rate", "sentiment"],
     "properties": {
         "volume": {"type": "integer"},
-        "csat": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "satisfied": {"type": "integer"}, "interval": _INTERVAL_WILSON, "too_few": _TOO_FEW}},
-        "nps": {"type": "object", "properties": {"score": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "promoters": {"type": "integer"}, "passives": {"type": "integer"}, "detractors": {"type": "integer"}, "interval": _INTERVAL_NPS, "too_few": _TOO_FEW}},
-        "ces": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "responses": {"type": "integer"}, "too_few": _TOO_FEW}},
-        "response_rate": {"type": "object", "properties": {"percent": _NUMBER_OR_NULL, "sent": {"type": ["integer", "null"]}, "answered": {"type": ["integer", "null"]}}},
-        "sentiment": {"type": "object", "properties": {"mean": _NUMBER_OR_NULL, "count": {"type": "integer"}}},
+        "csat": {
+            "type": "object",
+            "properties": {
+                "percent": _NUMBER_OR_NULL,
+                "responses": {"type": "integer"},
+                "satisfied": {"type": "integer"},
+                "interval": _INTERVAL_WILSON,
+                "too_few": _TOO_FEW,
+            },
+        },
+        "nps": {
+            "type": "object",
+            "properties": {
+                "score": _NUMBER_OR_NULL,
+                "responses": {"type": "integer"},
+                "promoters": {"type": "integer"},
+                "passives": {"type": "integer"},
+                "detractors": {"type": "integer"},
+                "interval": _INTERVAL_NPS,
+                "too_few": _TOO_FEW,
+            },
+        },
+        "ces": {
+            "type": "object",
+            "properties": {
+                "mean": _NUMBER_OR_NULL,
+                "responses": {"type": "integer"},
+                "too_few": _TOO_FEW,
+            },
+        },
+        "response_rate": {
+            "type": "object",
+            "properties": {
+                "percent": _NUMBER_OR_NULL,
+                "sent": {"type": ["integer", "null"]},
+                "answered": {"type": ["integer", "null"]},
+            },
+        },
+        "sentiment": {
+            "type": "object",
+            "properties": {"mean": _NUMBER_OR_NULL, "count": {"type": "integer"}},
+        },
     },
-}  # fmt: skip
+}
 _PITFALL = {
     "type": "object",
     "properties": {
-        "stage": {"type": "string"}, "channel": {"type": ["string", "null"]},
+        "stage": {"type": "string"},
+        "channel": {"type": ["string", "null"]},
         "metric": {"type": "string", "enum": ["csat", "nps", "dropoff"]},
-        "value": {"type": "number"}, "threshold": {"type": "number"},
-        "filter": {"type": "object", "additionalProperties": {"type": "string"}, "description": "query parameters of GET /api/feedback showing the feedback behind it"},
+        "value": {"type": "number"},
+        "threshold": {"type": "number"},
+        "filter": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "query parameters of GET /api/feedback showing the feedback behind it",
+        },
     },
-}  # fmt: skip
+}
 _FEEDBACK_ROW = {
     "type": "object",
     "properties": {
-        "id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"},
-        "stage": {"type": "string"}, "channel": {"type": "string"}, "source": {"type": "string"},
-        "kind": {"type": "string"}, "score": {"type": ["integer", "null"]},
-        "sentiment": _NUMBER_OR_NULL, "themes": {"type": "array", "items": {"type": "string"}},
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "stage": {"type": "string"},
+        "channel": {"type": "string"},
+        "source": {"type": "string"},
+        "kind": {"type": "string"},
+        "score": {"type": ["integer", "null"]},
+        "sentiment": _NUMBER_OR_NULL,
+        "themes": {"type": "array", "items": {"type": "string"}},
         "text": {"type": ["string", "null"]},
-        "customer": {"type": "object", "properties": {"id": {"type": "integer"}, "external_id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
-        "conversation_id": {"type": ["string", "null"]}, "order_number": {"type": ["string", "null"]},
+        "customer": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "external_id": {"type": "string"},
+                "name": {"type": ["string", "null"]},
+            },
+        },
+        "conversation_id": {"type": ["string", "null"]},
+        "order_number": {"type": ["string", "null"]},
         "trigger": {"type": ["string", "null"]},
-        "links": {"type": "object", "properties": {"customer": {"type": "string"}, "conversation": {"type": "string"}, "source": {"type": "string"}}},
+        "links": {
+            "type": "object",
+            "properties": {
+                "customer": {"type": "string"},
+                "conversation": {"type": "string"},
+                "source": {"type": "string"},
+            },
+        },
     },
-}  # fmt: skip
+}
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "Metrics": _METRICS,
@@ -507,23 +656,69 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
     "FeedbackRow": _FEEDBACK_ROW,
 }
 
-_GROUP = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "string"}, "previous": _ref("Metrics")}}]}  # fmt: skip
-_TREND_POINT = {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"start": {"type": "string", "format": "date"}, "partial": {"type": ["string", "null"], "enum": [*metrics.PARTIAL_REASONS, None], "description": "why the bucket is not a whole one: not over yet (today in `tz`), or cut by the range; null: whole"}}}]}  # fmt: skip
+_GROUP = {
+    "allOf": [
+        _ref("Metrics"),
+        {
+            "type": "object",
+            "properties": {
+                "key": {"type": "string"},
+                "label": {"type": "string"},
+                "previous": _ref("Metrics"),
+            },
+        },
+    ]
+}
+_TREND_POINT = {
+    "allOf": [
+        _ref("Metrics"),
+        {
+            "type": "object",
+            "properties": {
+                "start": {"type": "string", "format": "date"},
+                "partial": {
+                    "type": ["string", "null"],
+                    "enum": [*metrics.PARTIAL_REASONS, None],
+                    "description": "why the bucket is not a whole one: not over yet (today in `tz`), or cut by the range; null: whole",
+                },
+            },
+        },
+    ]
+}
 
 _OPS = {
     "type": "object",
     "properties": {
         "escalations": {"type": "integer"},
-        "first_reply": {"type": "object", "description": "first agent message after the escalation opened", "properties": {
-            "chats": {"type": "integer"}, "replied": {"type": "integer"}, "mean_minutes": _NUMBER_OR_NULL,
-            "within_sla": {"type": "integer"}, "within_sla_percent": _NUMBER_OR_NULL, "within_sla_interval": _INTERVAL_WILSON}},
-        "resolution": {"type": "object", "properties": {
-            "resolved": {"type": "integer"}, "mean_hours": _NUMBER_OR_NULL, "within_sla": {"type": "integer"},
-            "within_sla_percent": _NUMBER_OR_NULL, "within_sla_interval": _INTERVAL_WILSON}},
-        "sla_breaches": {"type": "object", "description": "late, or not done and past the SLA now", "properties": {
-            "first_reply": {"type": "integer"}, "resolution": {"type": "integer"}}},
+        "first_reply": {
+            "type": "object",
+            "description": "first agent message after the escalation opened",
+            "properties": {
+                "chats": {"type": "integer"},
+                "replied": {"type": "integer"},
+                "mean_minutes": _NUMBER_OR_NULL,
+                "within_sla": {"type": "integer"},
+                "within_sla_percent": _NUMBER_OR_NULL,
+                "within_sla_interval": _INTERVAL_WILSON,
+            },
+        },
+        "resolution": {
+            "type": "object",
+            "properties": {
+                "resolved": {"type": "integer"},
+                "mean_hours": _NUMBER_OR_NULL,
+                "within_sla": {"type": "integer"},
+                "within_sla_percent": _NUMBER_OR_NULL,
+                "within_sla_interval": _INTERVAL_WILSON,
+            },
+        },
+        "sla_breaches": {
+            "type": "object",
+            "description": "late, or not done and past the SLA now",
+            "properties": {"first_reply": {"type": "integer"}, "resolution": {"type": "integer"}},
+        },
     },
-}  # fmt: skip
+}
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/support": {
@@ -531,17 +726,71 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Support operations of the escalations opened in the range: first agent reply, resolution time, SLA breaches, by reason, priority and agent with the agents' support CSAT/CES (cx_manager, admin)",
             "parameters": [p for p in _filter_params() if p["name"] in ("from", "to", "tz")],
             "responses": {
-                "200": ok_response("support operations", {"type": "object", "properties": {
-                    "range": _RANGE,
-                    "sla": {"type": "object", "properties": {"first_reply_minutes": {"type": "integer", "description": "ESCALATION_AGING_MINUTES"}, "resolution_hours": {"type": "integer", "description": "SUPPORT_SLA_RESOLUTION_HOURS"}}},
-                    "min_answers": {"type": "integer"},
-                    "total": _OPS,
-                    "by_reason": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {"reason": {"type": "string"}}}]}},
-                    "by_priority": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {"priority": {"type": "integer"}}}]}},
-                    "agents": {"type": "array", "items": {"allOf": [_OPS, {"type": "object", "properties": {
-                        "agent_id": {"type": "integer"}, "name": {"type": "string"},
-                        "csat": {"type": "object"}, "ces": {"type": "object"}}}]}},
-                }}),
+                "200": ok_response(
+                    "support operations",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "sla": {
+                                "type": "object",
+                                "properties": {
+                                    "first_reply_minutes": {
+                                        "type": "integer",
+                                        "description": "ESCALATION_AGING_MINUTES",
+                                    },
+                                    "resolution_hours": {
+                                        "type": "integer",
+                                        "description": "SUPPORT_SLA_RESOLUTION_HOURS",
+                                    },
+                                },
+                            },
+                            "min_answers": {"type": "integer"},
+                            "total": _OPS,
+                            "by_reason": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _OPS,
+                                        {
+                                            "type": "object",
+                                            "properties": {"reason": {"type": "string"}},
+                                        },
+                                    ]
+                                },
+                            },
+                            "by_priority": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _OPS,
+                                        {
+                                            "type": "object",
+                                            "properties": {"priority": {"type": "integer"}},
+                                        },
+                                    ]
+                                },
+                            },
+                            "agents": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _OPS,
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "agent_id": {"type": "integer"},
+                                                "name": {"type": "string"},
+                                                "csat": {"type": "object"},
+                                                "ces": {"type": "object"},
+                                            },
+                                        },
+                                    ]
+                                },
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -550,10 +799,26 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": {
             "summary": "Human labels of the keys in the dashboard's answers: stages, channels, kinds, sources, acquisition sources, themes, survey triggers (cx_manager, admin)",
             "responses": {
-                "200": ok_response("labels", {"type": "object", "properties": {
-                    "groups": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}}},
-                    "in_chat_prefix": {"type": "string"}, "in_chat": {"type": "string", "description": "label of an in-chat trigger; {flow}: the flow's label"},
-                }}),
+                "200": ok_response(
+                    "labels",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "groups": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                            },
+                            "in_chat_prefix": {"type": "string"},
+                            "in_chat": {
+                                "type": "string",
+                                "description": "label of an in-chat trigger; {flow}: the flow's label",
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403),
             },
         }
@@ -563,16 +828,43 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Metrics for a date range with the previous period, a trend and an optional breakdown (cx_manager, admin)",
             "parameters": [
                 *_filter_params(),
-                query_param("bucket", "Trend bucket (weeks start on Monday); none: no trend.", {"type": "string", "enum": [*metrics.BUCKETS, "none"], "default": "week"}),
-                query_param("group_by", "Breakdown dimension.", {"type": "string", "enum": list(metrics.DIMENSIONS)}),
+                query_param(
+                    "bucket",
+                    "Trend bucket (weeks start on Monday); none: no trend.",
+                    {"type": "string", "enum": [*metrics.BUCKETS, "none"], "default": "week"},
+                ),
+                query_param(
+                    "group_by",
+                    "Breakdown dimension.",
+                    {"type": "string", "enum": list(metrics.DIMENSIONS)},
+                ),
             ],
             "responses": {
-                "200": ok_response("metrics", {"type": "object", "properties": {
-                    "range": _RANGE, "previous_range": _RANGE, "current": _ref("Metrics"), "previous": _ref("Metrics"),
-                    "bucket": {"type": ["string", "null"]}, "trend": {"type": "array", "items": _TREND_POINT},
-                    "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
-                    "breakdown": {"type": "object", "properties": {"by": {"type": "string"}, "groups": {"type": "array", "items": _GROUP}}},
-                }}),
+                "200": ok_response(
+                    "metrics",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "previous_range": _RANGE,
+                            "current": _ref("Metrics"),
+                            "previous": _ref("Metrics"),
+                            "bucket": {"type": ["string", "null"]},
+                            "trend": {"type": "array", "items": _TREND_POINT},
+                            "min_answers": {
+                                "type": "integer",
+                                "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'",
+                            },
+                            "breakdown": {
+                                "type": "object",
+                                "properties": {
+                                    "by": {"type": "string"},
+                                    "groups": {"type": "array", "items": _GROUP},
+                                },
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -582,18 +874,48 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Each channel's share of the feedback per time bucket, web channels included (cx_manager, admin)",
             "parameters": [
                 *_filter_params(),
-                query_param("bucket", "Time bucket (weeks start on Monday).", {"type": "string", "enum": list(metrics.BUCKETS), "default": "week"}),
+                query_param(
+                    "bucket",
+                    "Time bucket (weeks start on Monday).",
+                    {"type": "string", "enum": list(metrics.BUCKETS), "default": "week"},
+                ),
             ],
             "responses": {
-                "200": ok_response("share of voice", {"type": "object", "properties": {
-                    "range": _RANGE, "bucket": {"type": "string"},
-                    "channels": {"type": "array", "items": {"type": "string"}, "description": "by total volume in the range"},
-                    "points": {"type": "array", "items": {"type": "object", "properties": {
-                        "start": {"type": "string", "format": "date"}, "total": {"type": "integer"},
-                        "channels": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                            "volume": {"type": "integer"}, "share_percent": {"type": ["number", "null"]}}}},
-                    }}},
-                }}),
+                "200": ok_response(
+                    "share of voice",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "bucket": {"type": "string"},
+                            "channels": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "by total volume in the range",
+                            },
+                            "points": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "start": {"type": "string", "format": "date"},
+                                        "total": {"type": "integer"},
+                                        "channels": {
+                                            "type": "object",
+                                            "additionalProperties": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "volume": {"type": "integer"},
+                                                    "share_percent": {"type": ["number", "null"]},
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -603,20 +925,89 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Journey map: stages with reach, moving on, scores, channels, negative themes and pitfalls (cx_manager, admin)",
             "parameters": _filter_params(),
             "responses": {
-                "200": ok_response("journey map", {"type": "object", "properties": {
-                    "range": _RANGE,
-                    "stages": {"type": "array", "items": {"allOf": [_ref("Metrics"), {"type": "object", "properties": {
-                        "stage": {"type": "string"}, "customers": {"type": "integer"},
-                        "moved_on_percent": _NUMBER_OR_NULL, "dropoff_percent": _NUMBER_OR_NULL,
-                        "channels": {"type": "array", "items": {"allOf": [_ref("Metrics"), {"type": "object", "properties": {"channel": {"type": "string"}, "pitfalls": {"type": "array", "items": _ref("Pitfall")}}}]}},
-                        "negative_themes": {"type": "array", "items": {"type": "object", "properties": {"theme": {"type": "string"}, "count": {"type": "integer"}}}},
-                        "pitfalls": {"type": "array", "items": _ref("Pitfall")},
-                    }}]}},
-                    "sources": {"type": "array", "items": {"type": "object", "properties": {"source": {"type": "string"}, "customers": {"type": "integer"}, "share_percent": _NUMBER_OR_NULL}}},
-                    "pitfalls": {"type": "array", "items": _ref("Pitfall")},
-                    "thresholds": {"type": "object", "properties": {"csat_below": {"type": "number"}, "nps_below": {"type": "number"}, "dropoff_above": {"type": "number"}, "min_responses": {"type": "integer"}}},
-                    "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'"},
-                }}),
+                "200": ok_response(
+                    "journey map",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "stages": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _ref("Metrics"),
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "stage": {"type": "string"},
+                                                "customers": {"type": "integer"},
+                                                "moved_on_percent": _NUMBER_OR_NULL,
+                                                "dropoff_percent": _NUMBER_OR_NULL,
+                                                "channels": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "allOf": [
+                                                            _ref("Metrics"),
+                                                            {
+                                                                "type": "object",
+                                                                "properties": {
+                                                                    "channel": {"type": "string"},
+                                                                    "pitfalls": {
+                                                                        "type": "array",
+                                                                        "items": _ref("Pitfall"),
+                                                                    },
+                                                                },
+                                                            },
+                                                        ]
+                                                    },
+                                                },
+                                                "negative_themes": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "theme": {"type": "string"},
+                                                            "count": {"type": "integer"},
+                                                        },
+                                                    },
+                                                },
+                                                "pitfalls": {
+                                                    "type": "array",
+                                                    "items": _ref("Pitfall"),
+                                                },
+                                            },
+                                        },
+                                    ]
+                                },
+                            },
+                            "sources": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "source": {"type": "string"},
+                                        "customers": {"type": "integer"},
+                                        "share_percent": _NUMBER_OR_NULL,
+                                    },
+                                },
+                            },
+                            "pitfalls": {"type": "array", "items": _ref("Pitfall")},
+                            "thresholds": {
+                                "type": "object",
+                                "properties": {
+                                    "csat_below": {"type": "number"},
+                                    "nps_below": {"type": "number"},
+                                    "dropoff_above": {"type": "number"},
+                                    "min_responses": {"type": "integer"},
+                                },
+                            },
+                            "min_answers": {
+                                "type": "integer",
+                                "description": "DASHBOARD_MIN_ANSWERS: fewer answers are 'too few'",
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -626,17 +1017,39 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "What to fix first: the journey map's CSAT/NPS pitfalls and negative themes by stage, ranked by impact = affected journeys x (CSAT shortfall + NPS shortfall + return-rate shortfall) against the other journeys (docs/dashboard.md; cx_manager, admin)",
             "parameters": _filter_params(),
             "responses": {
-                "200": ok_response("fix-first list", {"type": "object", "properties": {
-                    "range": _RANGE, "as_of": {"type": "string", "format": "date-time"},
-                    "window_days": {"type": "integer"}, "min_answers": {"type": "integer"},
-                    "items": {"type": "array", "items": {"type": "object", "properties": {
-                        "key": {"type": "string"}, "kind": {"type": "string", "enum": ["pitfall", "theme"]},
-                        "stage": {"type": "string"}, "channel": {"type": ["string", "null"]}, "theme": {"type": ["string", "null"]},
-                        "metrics": {"type": "array", "items": {"type": "string"}}, "journeys": {"type": "integer"},
-                        "csat": _EFFECT, "nps": _EFFECT, "return_rate": _EFFECT, "impact": {"type": "number"},
-                        "filter": {"type": "object"}, "insight": {"type": "object"},
-                    }}},
-                }}),
+                "200": ok_response(
+                    "fix-first list",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "as_of": {"type": "string", "format": "date-time"},
+                            "window_days": {"type": "integer"},
+                            "min_answers": {"type": "integer"},
+                            "items": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "key": {"type": "string"},
+                                        "kind": {"type": "string", "enum": ["pitfall", "theme"]},
+                                        "stage": {"type": "string"},
+                                        "channel": {"type": ["string", "null"]},
+                                        "theme": {"type": ["string", "null"]},
+                                        "metrics": {"type": "array", "items": {"type": "string"}},
+                                        "journeys": {"type": "integer"},
+                                        "csat": _EFFECT,
+                                        "nps": _EFFECT,
+                                        "return_rate": _EFFECT,
+                                        "impact": {"type": "number"},
+                                        "filter": {"type": "object"},
+                                        "insight": {"type": "object"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -646,17 +1059,44 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Filtered feedback rows, paged, with links to the customer and the transcript (cx_manager, admin)",
             "parameters": [
                 *_filter_params(),
-                query_param("page", "Page number.", {"type": "integer", "minimum": 1, "default": 1}),
-                query_param("per_page", "Rows per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50}),
-                query_param("sort", "Sort key; '-' sorts descending.", {"type": "string", "enum": list(feedback_query.SORT_KEYS), "default": "-created_at"}),
+                query_param(
+                    "page", "Page number.", {"type": "integer", "minimum": 1, "default": 1}
+                ),
+                query_param(
+                    "per_page",
+                    "Rows per page.",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50},
+                ),
+                query_param(
+                    "sort",
+                    "Sort key; '-' sorts descending.",
+                    {
+                        "type": "string",
+                        "enum": list(feedback_query.SORT_KEYS),
+                        "default": "-created_at",
+                    },
+                ),
             ],
             "responses": {
-                "200": ok_response("feedback rows", {"type": "object", "properties": {
-                    "range": _RANGE, "page": {"type": "integer"}, "per_page": {"type": "integer"},
-                    "total": {"type": "integer"}, "pages": {"type": "integer"}, "sort": {"type": "string"},
-                    "total_exact": {"type": "boolean", "description": "false: at least `total` rows (counting stops at 10 000 when the daily rollup cannot count)"},
-                    "items": {"type": "array", "items": _ref("FeedbackRow")},
-                }}),
+                "200": ok_response(
+                    "feedback rows",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "range": _RANGE,
+                            "page": {"type": "integer"},
+                            "per_page": {"type": "integer"},
+                            "total": {"type": "integer"},
+                            "pages": {"type": "integer"},
+                            "sort": {"type": "string"},
+                            "total_exact": {
+                                "type": "boolean",
+                                "description": "false: at least `total` rows (counting stops at 10 000 when the daily rollup cannot count)",
+                            },
+                            "items": {"type": "array", "items": _ref("FeedbackRow")},
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 422),
             },
         }
@@ -667,13 +1107,22 @@ OPENAPI_PATHS: dict[str, Any] = {
             "description": "CSV: RFC 4180, UTF-8, header row; text cells starting with = + - @ tab or CR get a leading apostrophe (formula injection).",
             "parameters": [
                 *_filter_params(),
-                query_param("format", "csv or json.", {"type": "string", "enum": ["csv", "json"], "default": "csv"}),
+                query_param(
+                    "format",
+                    "csv or json.",
+                    {"type": "string", "enum": ["csv", "json"], "default": "csv"},
+                ),
             ],
             "responses": {
-                "200": {"description": "the rows", "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": _ref("FeedbackRow")}},
-                }},
+                "200": {
+                    "description": "the rows",
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {
+                            "schema": {"type": "array", "items": _ref("FeedbackRow")}
+                        },
+                    },
+                },
                 **error_responses(401, 403, 422),
             },
         }
@@ -681,17 +1130,38 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/transcripts/{conversation_id}": {
         "get": {
             "summary": "A conversation's transcript (cx_manager, admin)",
-            "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {
+                    "name": "conversation_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {
-                "200": ok_response("transcript", {"type": "object", "properties": {
-                    "conversation": {"type": "object"},
-                    "messages": {"type": "array", "items": {"type": "object", "properties": {
-                        "sender": {"type": "string"}, "author": {"type": ["string", "null"]},
-                        "text": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
-                    }}},
-                }}),
+                "200": ok_response(
+                    "transcript",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "conversation": {"type": "object"},
+                            "messages": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "sender": {"type": "string"},
+                                        "author": {"type": ["string", "null"]},
+                                        "text": {"type": "string"},
+                                        "created_at": {"type": "string", "format": "date-time"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                ),
                 **error_responses(401, 403, 404),
             },
         }
     },
-}  # fmt: skip
+}

@@ -25,12 +25,31 @@ from bot.web.keys import SESSIONS, SETTINGS
 
 WRITERS = DASHBOARD_ROLES  # cx_manager, admin
 EXPORT_COLUMNS = (
-    "id", "title", "owner_team", "status", "origin", "criteria", "linked_feedback",
-    "linked_customers", "customers_told", "volume_12_weeks", "created_by", "created_at",
-    "updated_at", "applied_at", "csat_before", "csat_after", "nps_before", "nps_after",
-    "ces_before", "ces_after", "negative_percent_before", "negative_percent_after", "note",
+    "id",
+    "title",
+    "owner_team",
+    "status",
+    "origin",
+    "criteria",
+    "linked_feedback",
+    "linked_customers",
+    "customers_told",
+    "volume_12_weeks",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "applied_at",
+    "csat_before",
+    "csat_after",
+    "nps_before",
+    "nps_after",
+    "ces_before",
+    "ces_after",
+    "negative_percent_before",
+    "negative_percent_after",
+    "note",
     "customer_message",
-)  # fmt: skip
+)
 
 
 def _id(request: web.Request) -> int:
@@ -160,9 +179,14 @@ async def move_insight(request: web.Request) -> web.Response:
     insight_id = _id(request)
     async with request.config_dict[SESSIONS]() as db, db.begin():
         await insights.move(
-            db, insight_id, target, current_principal(request).actor, utcnow(),
-            applied_at=_when(body.get("applied_at")), notify=notify,
-        )  # fmt: skip
+            db,
+            insight_id,
+            target,
+            current_principal(request).actor,
+            utcnow(),
+            applied_at=_when(body.get("applied_at")),
+            notify=notify,
+        )
     return web.json_response(await _detail(request, insight_id))
 
 
@@ -186,13 +210,20 @@ def _side(item: dict[str, Any], side: str, *path: str) -> Any:
 def export_row(item: dict[str, Any]) -> dict[str, Any]:
     linked = item["linked"]
     return {
-        "id": item["id"], "title": item["title"], "owner_team": item["owner_team"],
-        "status": item["status"], "origin": item["origin"],
+        "id": item["id"],
+        "title": item["title"],
+        "owner_team": item["owner_team"],
+        "status": item["status"],
+        "origin": item["origin"],
         "criteria": json.dumps(item["criteria"], sort_keys=True),
-        "linked_feedback": linked["feedback"], "linked_customers": linked["customers"],
-        "customers_told": linked["told"], "volume_12_weeks": item["volume"],
-        "created_by": item["created_by"], "created_at": item["created_at"],
-        "updated_at": item["updated_at"], "applied_at": item["applied_at"],
+        "linked_feedback": linked["feedback"],
+        "linked_customers": linked["customers"],
+        "customers_told": linked["told"],
+        "volume_12_weeks": item["volume"],
+        "created_by": item["created_by"],
+        "created_at": item["created_at"],
+        "updated_at": item["updated_at"],
+        "applied_at": item["applied_at"],
         "csat_before": _side(item, "before", "csat", "percent"),
         "csat_after": _side(item, "after", "csat", "percent"),
         "nps_before": _side(item, "before", "nps", "score"),
@@ -201,8 +232,9 @@ def export_row(item: dict[str, Any]) -> dict[str, Any]:
         "ces_after": _side(item, "after", "ces", "mean"),
         "negative_percent_before": _side(item, "before", "negative", "percent"),
         "negative_percent_after": _side(item, "after", "negative", "percent"),
-        "note": item["note"], "customer_message": item["customer_message"],
-    }  # fmt: skip
+        "note": item["note"],
+        "customer_message": item["customer_message"],
+    }
 
 
 def board_csv(items: list[dict[str, Any]]) -> str:
@@ -212,9 +244,11 @@ def board_csv(items: list[dict[str, Any]]) -> str:
     for item in items:
         row = export_row(item)
         writer.writerow(
-            ["" if row[c] is None else neutralise(row[c]) if isinstance(row[c], str) else row[c]
-             for c in EXPORT_COLUMNS]
-        )  # fmt: skip
+            [
+                "" if row[c] is None else neutralise(row[c]) if isinstance(row[c], str) else row[c]
+                for c in EXPORT_COLUMNS
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -266,13 +300,17 @@ _INSIGHT = {
     "type": "object",
     "required": ["id", "title", "owner_team", "status", "origin", "criteria", "linked"],
     "properties": {
-        "id": {"type": "integer"}, "title": {"type": "string"},
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
         "note": {"type": ["string", "null"]},
         "owner_team": {"type": "string", "enum": _TEAMS},
         "status": {"type": "string", "enum": _STATUSES},
         "origin": {"type": "string", "enum": ["theme", "pitfall", "feedback"]},
-        "criteria": {"type": "object", "additionalProperties": {"type": "string"},
-                     "description": "explorer filters (no dates) of the matching feedback"},
+        "criteria": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "explorer filters (no dates) of the matching feedback",
+        },
         "customer_message": {"type": ["string", "null"]},
         "notify_until": {"type": ["string", "null"], "format": "date-time"},
         "created_by": {"type": "string"},
@@ -280,13 +318,27 @@ _INSIGHT = {
         "updated_at": {"type": "string", "format": "date-time"},
         "applied_at": {"type": ["string", "null"], "format": "date-time"},
         "next_statuses": {"type": "array", "items": {"type": "string", "enum": _STATUSES}},
-        "linked": {"type": "object", "properties": {
-            "feedback": {"type": "integer"}, "customers": {"type": "integer"},
-            "reachable_customers": {"type": "integer"}, "told": {"type": "integer"}}},
+        "linked": {
+            "type": "object",
+            "properties": {
+                "feedback": {"type": "integer"},
+                "customers": {"type": "integer"},
+                "reachable_customers": {"type": "integer"},
+                "told": {"type": "integer"},
+            },
+        },
         "volume": {"type": "integer", "description": "matching feedback in the last 12 weeks"},
-        "trend": {"type": "array", "items": {"type": "object", "properties": {
-            "start": {"type": "string", "format": "date"}, "volume": {"type": "integer"},
-            "negative": {"type": "integer"}}}},
+        "trend": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "start": {"type": "string", "format": "date"},
+                    "volume": {"type": "integer"},
+                    "negative": {"type": "integer"},
+                },
+            },
+        },
         "comparison": {
             "type": ["object", "null"],
             "description": "applied insights: matching feedback since applied_at (up to `days`, "
@@ -295,22 +347,42 @@ _INSIGHT = {
             "two-proportion z-test (CSAT %, negative share), z-test of the NPS means; verdict "
             "better/worse at p < 0.05 with at least min_answers a side, else no_clear_change, "
             "too_few_answers or too_early",
-            "properties": {"applied_at": {"type": "string"}, "before": _SIDE, "after": _SIDE,
-                           "change": {"type": "object"}, "window_days": {"type": "number"},
-                           "min_days": {"type": "integer"}, "min_answers": {"type": "integer"},
-                           "too_early": {"type": "boolean"},
-                           "ready_at": {"type": "string", "format": "date-time"},
-                           "tests": {"type": "object", "additionalProperties": {
-                               "type": "object", "properties": {
-                                   "before_n": {"type": "integer"}, "after_n": {"type": "integer"},
-                                   "z": {"type": ["number", "null"]},
-                                   "p_value": {"type": ["number", "null"]},
-                                   "verdict": {"type": "string", "enum": [
-                                       "better", "worse", "no_clear_change", "too_few_answers",
-                                       "too_early"]}}}}},
+            "properties": {
+                "applied_at": {"type": "string"},
+                "before": _SIDE,
+                "after": _SIDE,
+                "change": {"type": "object"},
+                "window_days": {"type": "number"},
+                "min_days": {"type": "integer"},
+                "min_answers": {"type": "integer"},
+                "too_early": {"type": "boolean"},
+                "ready_at": {"type": "string", "format": "date-time"},
+                "tests": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "before_n": {"type": "integer"},
+                            "after_n": {"type": "integer"},
+                            "z": {"type": ["number", "null"]},
+                            "p_value": {"type": ["number", "null"]},
+                            "verdict": {
+                                "type": "string",
+                                "enum": [
+                                    "better",
+                                    "worse",
+                                    "no_clear_change",
+                                    "too_few_answers",
+                                    "too_early",
+                                ],
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
-}  # fmt: skip
+}
 _CREATE = {
     "type": "object",
     "required": ["title", "owner_team", "origin"],
@@ -321,35 +393,51 @@ _CREATE = {
         "note": {"type": ["string", "null"], "maxLength": insights.MAX_NOTE},
         "customer_message": {"type": ["string", "null"], "maxLength": insights.MAX_MESSAGE},
         "theme": {"type": "string", "description": "origin theme: links its negative comments"},
-        "pitfall": {"type": "object", "description": "origin pitfall: links its low scores",
-                    "properties": {"stage": {"type": "string"},
-                                   "channel": {"type": ["string", "null"]},
-                                   "metric": {"type": "string",
-                                              "enum": list(insights.PITFALL_METRICS)}}},
-        "feedback_ids": {"type": "array", "items": {"type": "integer"},
-                         "maxItems": insights.MAX_PICKED},
+        "pitfall": {
+            "type": "object",
+            "description": "origin pitfall: links its low scores",
+            "properties": {
+                "stage": {"type": "string"},
+                "channel": {"type": ["string", "null"]},
+                "metric": {"type": "string", "enum": list(insights.PITFALL_METRICS)},
+            },
+        },
+        "feedback_ids": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "maxItems": insights.MAX_PICKED,
+        },
         "criteria": {"type": "object", "additionalProperties": {"type": "string"}},
         "from": {"type": "string", "format": "date"},
         "to": {"type": "string", "format": "date"},
         "tz": {"type": "string"},
     },
-}  # fmt: skip
+}
 _EDIT = {
     "type": "object",
-    "properties": {k: v for k, v in _CREATE["properties"].items()  # type: ignore[attr-defined]
-                   if k in insights.EDITABLE},
-}  # fmt: skip
+    "properties": {
+        k: v
+        for k, v in _CREATE["properties"].items()  # type: ignore[attr-defined]
+        if k in insights.EDITABLE
+    },
+}
 _MOVE = {
     "type": "object",
     "required": ["status"],
     "properties": {
         "status": {"type": "string", "enum": _STATUSES},
-        "applied_at": {"type": "string", "description": "with applied: when it went live "
-                       "(date or date-time, not in the future; default now)"},
-        "notify": {"type": "boolean", "description": "with applied: tell each linked customer "
-                   "the customer_message once, in their next chat (for 90 days)"},
+        "applied_at": {
+            "type": "string",
+            "description": "with applied: when it went live "
+            "(date or date-time, not in the future; default now)",
+        },
+        "notify": {
+            "type": "boolean",
+            "description": "with applied: tell each linked customer "
+            "the customer_message once, in their next chat (for 90 days)",
+        },
     },
-}  # fmt: skip
+}
 _ONE = ok_response("the insight", {"$ref": "#/components/schemas/Insight"})
 
 OPENAPI_SCHEMAS: dict[str, Any] = {"Insight": _INSIGHT}
@@ -361,9 +449,21 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": _STATUSES}},
                 {"name": "team", "in": "query", "schema": {"type": "string", "enum": _TEAMS}},
             ],
-            "responses": {"200": ok_response("insights", {"type": "object", "properties": {"insights": {
-                "type": "array", "items": {"$ref": "#/components/schemas/Insight"}}}}),
-                **error_responses(401, 403, 422)},
+            "responses": {
+                "200": ok_response(
+                    "insights",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "insights": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Insight"},
+                            }
+                        },
+                    },
+                ),
+                **error_responses(401, 403, 422),
+            },
         },
         "post": {
             "summary": "Create an insight from a theme, a pitfall or picked feedback "
@@ -376,21 +476,34 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": {
             "summary": "Export the board as CSV or JSON (cx_manager, admin)",
             "parameters": [
-                {"name": "format", "in": "query", "schema": {"type": "string",
-                                                              "enum": ["csv", "json"]}},
+                {
+                    "name": "format",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["csv", "json"]},
+                },
                 {"name": "status", "in": "query", "schema": {"type": "string", "enum": _STATUSES}},
                 {"name": "team", "in": "query", "schema": {"type": "string", "enum": _TEAMS}},
             ],
-            "responses": {"200": {"description": "the board",
-                                  "content": {"text/csv": {}, "application/json": {}}},
-                          **error_responses(401, 403, 422)},
+            "responses": {
+                "200": {
+                    "description": "the board",
+                    "content": {"text/csv": {}, "application/json": {}},
+                },
+                **error_responses(401, 403, 422),
+            },
         }
     },
     "/api/insights/{insight_id}": {
         "get": {
             "summary": "One insight with its linked feedback and before/after (every staff role)",
-            "parameters": [_PATH_ID, {"name": "days", "in": "query", "schema": {
-                "type": "integer", "minimum": 1, "maximum": 365}}],
+            "parameters": [
+                _PATH_ID,
+                {
+                    "name": "days",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 365},
+                },
+            ],
             "responses": {"200": _ONE, **error_responses(401, 403, 404, 422)},
         },
         "patch": {
@@ -402,8 +515,10 @@ OPENAPI_PATHS: dict[str, Any] = {
         "delete": {
             "summary": "Delete a new or won't-do insight (cx_manager, admin)",
             "parameters": [_PATH_ID],
-            "responses": {"200": ok_response("deleted", {"type": "object"}),
-                          **error_responses(401, 403, 404, 409)},
+            "responses": {
+                "200": ok_response("deleted", {"type": "object"}),
+                **error_responses(401, 403, 404, 409),
+            },
         },
     },
     "/api/insights/{insight_id}/status": {
@@ -415,4 +530,4 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {"200": _ONE, **error_responses(400, 401, 403, 404, 409, 422)},
         }
     },
-}  # fmt: skip
+}

@@ -21,12 +21,18 @@ from bot.web.keys import SESSIONS, SETTINGS, STAFF_HUB
 
 def feedback_json(row: Feedback) -> dict[str, Any]:
     return {
-        "id": row.id, "kind": row.kind.value, "score": row.score, "text": row.text,
-        "channel": row.channel.value, "source": row.source.value,
+        "id": row.id,
+        "kind": row.kind.value,
+        "score": row.score,
+        "text": row.text,
+        "channel": row.channel.value,
+        "source": row.source.value,
         "stage": row.stage.value if row.stage else None,
-        "lifecycle_id": row.lifecycle_id, "sentiment": row.sentiment, "themes": row.themes,
+        "lifecycle_id": row.lifecycle_id,
+        "sentiment": row.sentiment,
+        "themes": row.themes,
         "created_at": row.created_at.isoformat(),
-    }  # fmt: skip
+    }
 
 
 def escalation_json(escalation: Escalation) -> dict[str, Any]:

@@ -158,14 +158,26 @@ _PRODUCT_FIELDS: dict[str, Any] = {
 }
 _PRODUCT = {
     "type": "object",
-    "required": ["sku", "name", "category", "price", "description", "materials", "care",
-                 "sizes", "warranty", "stock", "url", "updated_at"],
+    "required": [
+        "sku",
+        "name",
+        "category",
+        "price",
+        "description",
+        "materials",
+        "care",
+        "sizes",
+        "warranty",
+        "stock",
+        "url",
+        "updated_at",
+    ],
     "properties": {
         "sku": {"type": "string"},
         **{name: {"type": schema["type"]} for name, schema in _PRODUCT_FIELDS.items()},
         "updated_at": {"type": "string", "format": "date-time"},
     },
-}  # fmt: skip
+}
 _ARTICLE = {
     "type": "object",
     "required": ["slug", "title", "body", "url", "updated_at"],

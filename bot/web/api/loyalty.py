@@ -79,28 +79,37 @@ def add_routes(app: web.Application) -> None:
 
 _DATE = {"type": "string", "format": "date"}
 _RANGE_PARAMS = [
-    query_param("from", "First day of first purchases / lifecycles (default: 364 days before `to`).",
-           _DATE),
+    query_param(
+        "from", "First day of first purchases / lifecycles (default: 364 days before `to`).", _DATE
+    ),
     query_param("to", "Last day (included; default today in `tz`).", _DATE),
     query_param("tz", "IANA time zone of the days and months (default UTC).", {"type": "string"}),
-]  # fmt: skip
+]
 _RATE = {"type": ["number", "null"], "description": "percent, one decimal; null without a base"}
 _GROUP = {
     "type": "object",
     "required": ["key", "lifecycles", "returned", "rate"],
-    "properties": {"key": {"type": "string"}, "lifecycles": {"type": "integer"},
-                   "returned": {"type": "integer"}, "rate": _RATE,
-                   "interval": {"type": ["array", "null"], "items": {"type": "number"},
-                                "description": "95 % Wilson interval of the rate, percent"}},
-}  # fmt: skip
+    "properties": {
+        "key": {"type": "string"},
+        "lifecycles": {"type": "integer"},
+        "returned": {"type": "integer"},
+        "rate": _RATE,
+        "interval": {
+            "type": ["array", "null"],
+            "items": {"type": "number"},
+            "description": "95 % Wilson interval of the rate, percent",
+        },
+    },
+}
 _GROUPS = {"type": "array", "items": {"$ref": "#/components/schemas/LoyaltyReturnGroup"}}
 _LOYALTY = {
     "type": "object",
-    "required": ["range", "as_of", "window_days", "repeat", "lifecycles", "renewal",
-                 "return_rate"],
+    "required": ["range", "as_of", "window_days", "repeat", "lifecycles", "renewal", "return_rate"],
     "properties": {
-        "min_answers": {"type": "integer", "description": "DASHBOARD_MIN_ANSWERS: a group on "
-                        "fewer lifecycles is 'too few'"},
+        "min_answers": {
+            "type": "integer",
+            "description": "DASHBOARD_MIN_ANSWERS: a group on fewer lifecycles is 'too few'",
+        },
         "range": {"type": "object"},
         "as_of": {"type": "string", "format": "date-time"},
         "window_days": {"type": "integer"},
@@ -109,26 +118,43 @@ _LOYALTY = {
             "description": "Customers whose first purchase lifecycle opened in the range (and "
             "at least window_days before as_of) and how many had a second one within the window; "
             "pending: first purchase too recent to judge.",
-            "properties": {"customers": {"type": "integer"}, "repeaters": {"type": "integer"},
-                           "rate": _RATE, "pending": {"type": "integer"}},
+            "properties": {
+                "customers": {"type": "integer"},
+                "repeaters": {"type": "integer"},
+                "rate": _RATE,
+                "pending": {"type": "integer"},
+            },
         },
         "lifecycles": {
             "type": "object",
             "description": "Purchase lifecycles opened in the range per customer.",
             "properties": {
-                "customers": {"type": "integer"}, "lifecycles": {"type": "integer"},
+                "customers": {"type": "integer"},
+                "lifecycles": {"type": "integer"},
                 "per_customer": {"type": ["number", "null"]},
-                "new_customers": {"type": "integer"}, "returning_customers": {"type": "integer"},
-                "distribution": {"type": "array", "items": {"type": "object", "properties": {
-                    "lifecycles": {"type": "string"}, "customers": {"type": "integer"}}}},
+                "new_customers": {"type": "integer"},
+                "returning_customers": {"type": "integer"},
+                "distribution": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "lifecycles": {"type": "string"},
+                            "customers": {"type": "integer"},
+                        },
+                    },
+                },
             },
         },
         "renewal": {
             "type": "object",
             "description": "Subscription periods that ended in the range; renewed: followed by "
             "another period of the same subscription.",
-            "properties": {"periods": {"type": "integer"}, "renewed": {"type": "integer"},
-                           "rate": _RATE},
+            "properties": {
+                "periods": {"type": "integer"},
+                "renewed": {"type": "integer"},
+                "rate": _RATE,
+            },
         },
         "return_rate": {
             "type": "object",
@@ -136,18 +162,25 @@ _LOYALTY = {
             "opened within the window, by the lifecycle's CSAT band, NPS band, support and "
             "acquisition source.",
             "properties": {
-                "overall": _GROUP, "pending": {"type": "integer"}, "by_csat": _GROUPS,
-                "by_nps": _GROUPS, "by_support": _GROUPS, "by_acquisition": _GROUPS,
+                "overall": _GROUP,
+                "pending": {"type": "integer"},
+                "by_csat": _GROUPS,
+                "by_nps": _GROUPS,
+                "by_support": _GROUPS,
+                "by_acquisition": _GROUPS,
             },
         },
     },
-}  # fmt: skip
+}
 _CELL = {
     "type": ["object", "null"],
     "description": "null: that month has not started yet",
-    "properties": {"offset": {"type": "integer"}, "customers": {"type": "integer"},
-                   "percent": _RATE},
-}  # fmt: skip
+    "properties": {
+        "offset": {"type": "integer"},
+        "customers": {"type": "integer"},
+        "percent": _RATE,
+    },
+}
 _COHORTS = {
     "type": "object",
     "required": ["range", "as_of", "months", "cohorts", "average"],
@@ -155,14 +188,20 @@ _COHORTS = {
         "range": {"type": "object"},
         "as_of": {"type": "string", "format": "date-time"},
         "months": {"type": "integer"},
-        "cohorts": {"type": "array", "items": {"type": "object", "properties": {
-            "month": {"type": "string", "description": "YYYY-MM of the first purchase"},
-            "customers": {"type": "integer"},
-            "cells": {"type": "array", "items": _CELL},
-        }}},
+        "cohorts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "month": {"type": "string", "description": "YYYY-MM of the first purchase"},
+                    "customers": {"type": "integer"},
+                    "cells": {"type": "array", "items": _CELL},
+                },
+            },
+        },
         "average": {"type": "array", "items": _CELL},
     },
-}  # fmt: skip
+}
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "LoyaltyReturnGroup": _GROUP,
@@ -176,12 +215,16 @@ OPENAPI_PATHS: dict[str, Any] = {
             "experience (cx_manager, admin)",
             "parameters": [
                 *_RANGE_PARAMS,
-                query_param("window", "Days within which a next lifecycle counts as a return "
-                       "(default 90).", {"type": "integer", "minimum": 1,
-                                         "maximum": loyalty.MAX_WINDOW_DAYS}),
+                query_param(
+                    "window",
+                    "Days within which a next lifecycle counts as a return (default 90).",
+                    {"type": "integer", "minimum": 1, "maximum": loyalty.MAX_WINDOW_DAYS},
+                ),
             ],
-            "responses": {"200": ok_response("loyalty figures", {"$ref": "#/components/schemas/Loyalty"}),
-                          **error_responses(401, 403, 422)},
+            "responses": {
+                "200": ok_response("loyalty figures", {"$ref": "#/components/schemas/Loyalty"}),
+                **error_responses(401, 403, 422),
+            },
         }
     },
     "/api/loyalty/cohorts": {
@@ -189,9 +232,11 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Retention by month of first purchase (cx_manager, admin)",
             "parameters": [
                 *_RANGE_PARAMS,
-                query_param("months", "Months after the first purchase (default 12).",
-                       {"type": "integer", "minimum": 1,
-                        "maximum": loyalty.MAX_COHORT_MONTHS}),
+                query_param(
+                    "months",
+                    "Months after the first purchase (default 12).",
+                    {"type": "integer", "minimum": 1, "maximum": loyalty.MAX_COHORT_MONTHS},
+                ),
             ],
             "responses": {
                 "200": ok_response("cohorts", {"$ref": "#/components/schemas/LoyaltyCohorts"}),
@@ -199,4 +244,4 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
-}  # fmt: skip
+}

@@ -107,8 +107,17 @@ _OBJECTS = {"type": "array", "items": {"type": "object"}}
 _EXPORT = {
     "type": "object",
     "required": [
-        "format", "exported_at", "customer", "orders", "subscriptions", "lifecycles",
-        "conversations", "feedback", "survey_dispatches", "escalations", "actions",
+        "format",
+        "exported_at",
+        "customer",
+        "orders",
+        "subscriptions",
+        "lifecycles",
+        "conversations",
+        "feedback",
+        "survey_dispatches",
+        "escalations",
+        "actions",
     ],
     "properties": {
         "format": {"type": "string", "const": privacy.EXPORT_FORMAT},
@@ -134,7 +143,7 @@ _EXPORT = {
         "photos": _OBJECTS,
         "actions": _OBJECTS,
     },
-}  # fmt: skip
+}
 _ERASURE = {
     "type": "object",
     "required": ["customer_id", "already_erased", "conversation_ids", "counts", "trackers"],
