@@ -1183,3 +1183,46 @@ async def test_a_delivery_that_came_late_is_kept_as_a_complaint_not_traced(
     lifecycle = await session.get(Lifecycle, row.lifecycle_id)
     assert lifecycle is not None
     assert lifecycle.order_id == (await _number(session, "A10001")).id
+
+
+async def test_the_tracking_number_asked_after_an_address_refusal_is_given(
+    session: AsyncSession,
+) -> None:
+    """Tester 4 (tw4_31): "ok whats the tracking number again so i can redirect it with the
+    carrier" (change_address) got "its address can't be changed" again."""
+    owner = await factories.customer(session, email="tom@example.com")
+    await factories.order(session, owner, "A10007", OrderStatus.shipped, placed_days_ago=3)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
+        text="ok whats the tracking number again so i can redirect it with the carrier",
+    )
+
+    assert "Tracking: DHL JJD000390007" in turn.messages[0][0]
+    assert "can't be changed" not in turn.messages[0][0]
+
+
+async def test_the_status_of_two_named_orders_answers_both(session: AsyncSession) -> None:
+    """Tester 4 (tw4_20): "whats the status of A… and A…" answered only the second."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
+        text="whats the status of A10001 and A10002",
+        order_number="A10002",
+    )
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert said.index("A10001") < said.index("A10002")
+    assert "was delivered" in said or "delivered" in said
+    assert "is being packed" in said

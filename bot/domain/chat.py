@@ -333,6 +333,17 @@ async def support_request(
         # "actually just cancel it" right after a pause or a resume: the subscription, not
         # the newest unshipped order (tester 4, tw4_29)
         flow = "cancel_subscription"
+    numbers = list(dict.fromkeys(m.group(0) for m in NAMED_ORDER_PATTERN.finditer(text)))
+    if flow == "order_status" and len(numbers) > 1 and not choosing_order:
+        # "whats the status of A63246 and A31447": each of them (tester 4, tw4_20)
+        return await _each_order_status(
+            session, settings, conversation_id, numbers, verified, now, survey_now
+        )
+    if flow in ORDER_FLOWS and understanding.asks_tracking(text):
+        # "ok whats the tracking number again so i can redirect it" right after "its address
+        # can't be changed" got that refusal again (tester 4, tw4_31): the order's status,
+        # which gives its tracking
+        flow = "order_status"
     if flow == "cancel_order" and understanding.asks_why_cancelled(text):
         # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
         # state, never a cancellation (tester 3, tw3_09)
@@ -917,6 +928,38 @@ async def _order_in_question(
     if candidates:
         return _order_picker(candidates, now, texts.render("utter_order_choose"))
     return _use_order(context, current or orders[0])
+
+
+async def _each_order_status(
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    numbers: list[str],
+    verified: bool,
+    now: datetime | None,
+    survey_now: bool,
+) -> Turn:
+    """The status of each order a message names, one after the other; the survey, if any,
+    only after the last."""
+    answers = [
+        await support_request(
+            session,
+            settings,
+            conversation_id,
+            "order_status",
+            verified,
+            number,
+            f"where is {number}",
+            now=now,
+            survey_now=survey_now and number == numbers[-1],
+        )
+        for number in numbers
+    ]
+    combined = answers[-1]
+    for earlier in reversed(answers[:-1]):
+        combined.messages[:0] = earlier.messages
+        combined.cards.update(earlier.cards)
+    return combined
 
 
 def _described_order(orders: list[Order], text: str) -> Order | None:

@@ -221,6 +221,16 @@ _DATA_DELETION = re.compile(
 )
 
 
+_TRACKING = re.compile(
+    r"\btracking (?:number|no|nr|code|link|id|info)\b|\bwhere (?:can|do) i track\b", re.I
+)
+
+
+def asks_tracking(text: str) -> bool:
+    """ "whats the tracking number again so i can redirect it": the order's tracking."""
+    return bool(_TRACKING.search(text or ""))
+
+
 def asks_support_hours(text: str) -> bool:
     return bool(_SUPPORT_HOURS.search(text or ""))
 
