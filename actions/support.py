@@ -227,6 +227,9 @@ async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat
     if await _follows_up_on_an_order(session, tracker):
         return await serve_request(session, tracker, choosing_order=True)
     text = latest_text(tracker)
+    score = await chat.late_score(session, tracker.sender_id, text)
+    if score is not None:
+        return score  # "4" after the survey question was set aside for a request (tw4_03)
     runner_up = next(
         (
             str(item.get("name"))

@@ -882,3 +882,26 @@ async def test_feedback_given_with_the_wish_to_give_it_is_kept_as_the_comment(
     # the wish alone keeps nothing
     await run(ActionStartFeedbackSurvey(), tracker("conv-1", "Leave feedback", "give_feedback", {}))
     assert len((await session.scalars(select(Feedback))).all()) == 1
+
+
+async def test_a_bare_score_after_the_survey_was_set_aside_is_its_score(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_03): the CSAT question was set aside by "actually can u resume it";
+    once that was done, "4" got "Thanks for the details. A person from our team can look
+    into this" and "no?? i was giving you 4 stars" an order's status."""
+    from actions.support import ActionSupportRequest
+
+    _, dispatch_id = await _survey_started(session)
+    slots = {**VERIFIED, "support_request": "resume_subscription", "next_step": "done"}
+
+    _, messages = await run(ActionSupportRequest(), tracker("conv-1", "4", "inform", slots))
+
+    assert [m["text"] for m in messages] == ["Thanks, I've noted your score of 4."]
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.score, r.survey_dispatch_id) for r in rows] == [
+        (FeedbackKind.csat, 4, int(dispatch_id))
+    ]
+    # once scored, a number is data again
+    _, again = await run(ActionSupportRequest(), tracker("conv-1", "4", "inform", slots))
+    assert again[0]["text"] != "Thanks, I've noted your score of 4."

@@ -1226,3 +1226,38 @@ async def test_the_status_of_two_named_orders_answers_both(session: AsyncSession
     assert said.index("A10001") < said.index("A10002")
     assert "was delivered" in said or "delivered" in said
     assert "is being packed" in said
+
+
+async def test_still_there_after_a_double_charge_is_the_charge_not_the_parcel(
+    session: AsyncSession,
+) -> None:
+    """Tester 4 (tw4_09): "its been 9 days tho, still there" right after the double-charge
+    answer (order_status) opened a parcel trace for the late order."""
+    owner = await factories.customer(session, email="tom@example.com")
+    await factories.order(session, owner, "A10007", OrderStatus.shipped, placed_days_ago=9)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "billing_issue",
+        verified=True,
+        text="i was charged twice for A10007",
+        order_number="A10007",
+    )
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
+        text="its been 9 days tho, still there",
+        earlier_request="billing_issue",
+    )
+
+    [(text, _)] = turn.messages
+    assert text.startswith("I can't refund a charge myself, but a person from our team")
+    assert "trace" not in text
+    assert turn.slots["pending_action"] == "offer_human"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -34,6 +35,7 @@ from bot.domain.scores import (
     ScoreStatus,
     asks_why,
     correction,
+    has_number,
     is_comment,
     is_decline,
     is_no_comment,
@@ -52,6 +54,7 @@ from bot.storage.models import (
     Conversation,
     Customer,
     EscalationReason,
+    Feedback,
     FeedbackKind,
     FeedbackSource,
     Lifecycle,
@@ -458,6 +461,24 @@ async def support_request(
             else support.money_back_after_charge(talked_about)
         )
         return await _after(turn, session, settings, context, charge, trigger=f"in_chat:{flow}")
+    if (
+        flow in {"order_status", "delivery_problem"}
+        and earlier_request == "billing_issue"
+        and talked_about is not None
+        and not order_number
+        and not understanding.mentions_delivery(text)
+    ):
+        # "its been 9 days tho, still there" right after the double-charge answer: the second
+        # amount, past a pre-authorisation's days, is a person's to check (tester 4, tw4_09;
+        # it opened a parcel trace)
+        return await _after(
+            turn,
+            session,
+            settings,
+            context,
+            support.disputed_charge(talked_about),
+            trigger=f"in_chat:{flow}",
+        )
     if flow == "order_status" and not order_number and not choice:
         subscription = await repositories.latest_subscription(session, context.customer.id)
         if subscription is not None and understanding.names_the_subscription(
@@ -1487,6 +1508,46 @@ async def answer_comment(
         text=text[: feedback.MAX_FEEDBACK_CHARS],
     )
     return Turn(slots={"survey_comment": "given"})
+
+
+_SCORED_KINDS = (FeedbackKind.csat, FeedbackKind.ces, FeedbackKind.nps)
+LATE_SCORE_HOURS = 2
+
+
+async def late_score(session: AsyncSession, conversation_id: str, text: str) -> Turn | None:
+    """A bare score typed after a survey question of this chat was set aside for a request
+    ("4", once the resume it asked for is done): that survey's score, not data for the
+    request (tester 4, tw4_03: a person was offered). None when it is no such score."""
+    if not has_number(text) or remark(text) is not None:
+        return None
+    since = utcnow() - timedelta(hours=LATE_SCORE_HOURS)
+    dispatch = await session.scalar(
+        select(SurveyDispatch)
+        .where(
+            SurveyDispatch.conversation_id == conversation_id,
+            SurveyDispatch.survey_kind.in_(_SCORED_KINDS),
+            SurveyDispatch.accepted_at >= since,
+            SurveyDispatch.declined_at.is_(None),
+        )
+        .order_by(SurveyDispatch.accepted_at.desc())
+        .limit(1)
+    )
+    if dispatch is None:
+        return None
+    scored = await session.scalar(
+        select(Feedback.id).where(
+            Feedback.survey_dispatch_id == dispatch.id, Feedback.kind == dispatch.survey_kind
+        )
+    )
+    parsed = parse_score(text, dispatch.survey_kind.value)
+    if scored is not None or parsed.status is not ScoreStatus.ok or parsed.value is None:
+        return None
+    await record_survey_answer(
+        session, conversation_id, dispatch, dispatch.survey_kind, parsed.value, None
+    )
+    return Turn(slots={"next_step": "done"}).say(
+        texts.render("utter_survey_late_score", score=parsed.value)
+    )
 
 
 async def record_survey_answer(

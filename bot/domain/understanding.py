@@ -226,6 +226,18 @@ _TRACKING = re.compile(
 )
 
 
+_DELIVERY_WORDS = re.compile(
+    r"\b(?:parcel|package|packet|deliver\w*|arriv\w*|tracking|track|courier|driver|dhl|ups|dpd|"
+    r"hermes|ship\w*|post|came|come|box|order)\b",
+    re.I,
+)
+
+
+def mentions_delivery(text: str) -> bool:
+    """Whether the words are about a parcel ("still not here", "the parcel"), not a charge."""
+    return bool(_DELIVERY_WORDS.search(text or ""))
+
+
 def asks_tracking(text: str) -> bool:
     """ "whats the tracking number again so i can redirect it": the order's tracking."""
     return bool(_TRACKING.search(text or ""))
