@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.config import DEV_WIDGET_SECRET
 from bot.domain import proactive, surveys
@@ -16,6 +16,8 @@ from bot.domain.lifecycle import lifecycle_for_order
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import (
     AcquisitionSource,
+    Conversation,
+    ConversationStatus,
     Customer,
     Escalation,
     EscalationReason,
@@ -200,9 +202,18 @@ async def test_renewal_nps_detractor_with_a_complaint_is_offered_a_person(live_s
 
 
 async def _open_with_survey(live_stack: Any, trigger: str, order: str | None = None) -> int:
+    """A survey scheduled for Jane, whose earlier chats (other tests of this session handed
+    some to a person) are closed: a fresh browser of hers would continue a chat a person is
+    on (bot/domain/conversations.py) instead of opening one that offers the survey."""
     engine = create_engine(live_stack.database_url)
     try:
         async with create_session_factory(engine)() as db, db.begin():
+            jane = select(Customer.id).where(Customer.external_id == "C1001").scalar_subquery()
+            await db.execute(
+                update(Conversation)
+                .where(Conversation.customer_id == jane)
+                .values(status=ConversationStatus.closed)
+            )
             dispatch = await proactive.schedule_for_customer(db, "C1001", trigger, order)
             return dispatch.id
     finally:
