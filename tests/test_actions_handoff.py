@@ -13,6 +13,7 @@ from actions.feedback import ActionRecordOpinion
 from actions.handoff import ActionEscalate, ActionHandleFallback, ActionOutOfScope
 from actions.services import Services, unavailable_text, use_services
 from bot.config import Settings
+from bot.domain import understanding
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -669,4 +670,7 @@ async def test_the_teams_hours_and_a_data_deletion_are_answered_not_guessed(
         "I'm here any time, and whatever you'd like a person to look at is queued for them."
     ]
     assert deletion[0]["text"].startswith("I can't delete your account myself")
+    # typed in a hurry (a chat in Chromium on the final clone: it got an order's status)
+    assert understanding.asks_support_hours("when r u guys open")
+    assert not understanding.asks_support_hours("when r u sending my order")
     assert slot_events(events)["pending_action"] == "offer_human"

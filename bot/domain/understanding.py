@@ -210,7 +210,7 @@ def refers_back(text: str) -> bool:
 # as a yes, an order status or a cancellation before.
 _SUPPORT_HOURS = re.compile(
     r"\b(?:opening (?:hours|times)|business hours|office hours|support hours|service hours|"
-    r"when (?:is|are|do|does) (?:your|the|you)\b.{0,30}\b(?:open|available|online|reachable)|"
+    r"when (?:is|are|r|do|does) (?:your|the|you|u)\b.{0,30}\b(?:open|available|online|reachable)|"
     r"what time (?:do|does|is|are) (?:you|your|the)\b.{0,30}\b(?:open|support|team|service))\b",
     re.IGNORECASE,
 )
