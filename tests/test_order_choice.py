@@ -928,30 +928,43 @@ async def test_and_the_other_order_as_a_request_of_its_own_switches_order(
     assert await _conversation_order(session) == "A10002"
 
 
-async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
-    session: AsyncSession,
-) -> None:
-    """Tester tr07: "i want the money back now" right after "i got charged TWICE" offered to
-    cancel the (unshipped) order."""
-    await _jane(session)
+async def _after_a_double_charge(
+    session: AsyncSession, number: str, charge: str, flow: str, text: str
+) -> chat.Turn:
+    """`text` (read as `flow`) right after the double charge `charge` on order `number`
+    was answered."""
     await chat.support_request(
         session,
         Settings(),
         "conv-1",
         "billing_issue",
         verified=True,
-        text="i got charged TWICE for my order wtf",
-        order_number="A10002",
+        text=charge,
+        order_number=number,
     )
-
-    turn = await chat.support_request(
+    return await chat.support_request(
         session,
         Settings(),
         "conv-1",
-        "request_refund",
+        flow,
         verified=True,
-        text="i want the money back now",
+        text=text,
         earlier_request="billing_issue",
+    )
+
+
+async def test_money_back_right_after_questioning_a_charge_goes_to_a_person(
+    session: AsyncSession,
+) -> None:
+    """Tester tr07: "i want the money back now" right after "i got charged TWICE" offered to
+    cancel the (unshipped) order."""
+    await _jane(session)
+    turn = await _after_a_double_charge(
+        session,
+        "A10002",
+        "i got charged TWICE for my order wtf",
+        "request_refund",
+        "i want the money back now",
     )
 
     [(text, buttons)] = turn.messages
@@ -1136,24 +1149,12 @@ async def test_how_long_for_the_money_back_after_a_double_charge_is_the_preautho
     """Tester 3 (tw3_15): "ok and how long for the money back?" right after the double-charge
     answer got "There's no refund on order A…: it is shipped and no return has been started"."""
     await _jane(session)
-    await chat.support_request(
+    turn = await _after_a_double_charge(
         session,
-        Settings(),
-        "conv-1",
-        "billing_issue",
-        verified=True,
-        text="i was charged twice for A10002",
-        order_number="A10002",
-    )
-
-    turn = await chat.support_request(
-        session,
-        Settings(),
-        "conv-1",
+        "A10002",
+        "i was charged twice for A10002",
         "refund_status",
-        verified=True,
-        text="ok and how long for the money back?",
-        earlier_request="billing_issue",
+        "ok and how long for the money back?",
     )
 
     [(text, buttons)] = turn.messages
@@ -1237,24 +1238,12 @@ async def test_still_there_after_a_double_charge_is_the_charge_not_the_parcel(
     await factories.order(session, owner, "A10007", OrderStatus.shipped, placed_days_ago=9)
     session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
     await session.commit()
-    await chat.support_request(
+    turn = await _after_a_double_charge(
         session,
-        Settings(),
-        "conv-1",
-        "billing_issue",
-        verified=True,
-        text="i was charged twice for A10007",
-        order_number="A10007",
-    )
-
-    turn = await chat.support_request(
-        session,
-        Settings(),
-        "conv-1",
+        "A10007",
+        "i was charged twice for A10007",
         "order_status",
-        verified=True,
-        text="its been 9 days tho, still there",
-        earlier_request="billing_issue",
+        "its been 9 days tho, still there",
     )
 
     [(text, _)] = turn.messages

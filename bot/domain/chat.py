@@ -336,8 +336,12 @@ async def support_request(
         # "actually just cancel it" right after a pause or a resume: the subscription, not
         # the newest unshipped order (tester 4, tw4_29)
         flow = "cancel_subscription"
-    numbers = list(dict.fromkeys(m.group(0) for m in NAMED_ORDER_PATTERN.finditer(text)))
-    if flow == "order_status" and len(numbers) > 1 and not choosing_order:
+    numbers = (
+        list(dict.fromkeys(m.group(0) for m in NAMED_ORDER_PATTERN.finditer(text)))
+        if flow == "order_status" and not choosing_order
+        else []
+    )
+    if len(numbers) > 1:
         # "whats the status of A63246 and A31447": each of them (tester 4, tw4_20)
         return await _each_order_status(
             session, settings, conversation_id, numbers, verified, now, survey_now
