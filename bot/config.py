@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'feedback.db'}"
@@ -60,10 +62,34 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _env_languages(name: str) -> tuple[str, ...]:
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_optional_str(name: str, default: None) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _env_optional_int(name: str, default: None) -> int | None:
+    return _env_int(name, 0) or None
+
+
+def _env_path(name: str, default: Path) -> Path:
+    return Path(os.environ.get(name) or default)
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated values; blanks dropped."""
     raw = os.environ.get(name)
     if raw is None:
-        return Settings.language_detection
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _env_languages(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
     if raw.strip().lower() in ("", "off", "false", "0", "none"):
         return ()
     codes = tuple(dict.fromkeys(c.strip().lower() for c in raw.split(",") if c.strip()))
@@ -288,92 +314,54 @@ class Settings:
                     )
 
     @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each setting read from the environment: field name -> variable name."""
+        return {
+            f.name: _VARIABLE_NAMES.get(f.name, f.name.upper())
+            for f in fields(cls)
+            if f.name not in _SET_IN_CODE_ONLY
+        }
+
+    @classmethod
     def from_env(cls) -> Settings:
-        environment = os.environ.get("APP_ENV", "development")
-        rasa_token = os.environ.get("RASA_TOKEN", DEV_RASA_TOKEN)
-        widget_secret = os.environ.get("WIDGET_SECRET", DEV_WIDGET_SECRET)
-        events_secret = os.environ.get("EVENTS_SECRET", DEV_EVENTS_SECRET)
-        origins = os.environ.get("ALLOWED_ORIGINS", "")
-        return cls(
-            database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
-            environment=environment,
-            rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
-            rasa_token=rasa_token,
-            rasa_channel_secret=os.environ.get("RASA_CHANNEL_SECRET", DEV_RASA_CHANNEL_SECRET),
-            action_server_token=os.environ.get("ACTION_SERVER_TOKEN", DEV_ACTION_SERVER_TOKEN),
-            web_host=os.environ.get("WEB_HOST", "127.0.0.1"),
-            web_port=_env_int("WEB_PORT", 8000),
-            max_message_chars=_env_int("MAX_MESSAGE_CHARS", 2000),
-            return_window_days=_env_int("RETURN_WINDOW_DAYS", 30),
-            late_grace_days=_env_int("LATE_GRACE_DAYS", 2),
-            replacement_after_days=_env_int("REPLACEMENT_AFTER_DAYS", 7),
-            lifecycle_sweep_seconds=_env_int("LIFECYCLE_SWEEP_SECONDS", 3600),
-            survey_fatigue_days=_env_int("SURVEY_FATIGUE_DAYS", 7),
-            transactional_survey_quiet_hours=_env_int("TRANSACTIONAL_SURVEY_QUIET_HOURS", 24),
-            allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
-            widget_secret=widget_secret,
-            identity_max_lifetime_seconds=_env_int("IDENTITY_MAX_LIFETIME_SECONDS", 86400),
-            rate_limit_messages=_env_int("RATE_LIMIT_MESSAGES", 12),
-            support_hours=os.environ.get("SUPPORT_HOURS", cls.support_hours),
-            support_email=os.environ.get("SUPPORT_EMAIL", "support@example.com"),
-            escalation_aging_minutes=_env_int("ESCALATION_AGING_MINUTES", 15),
-            claim_idle_minutes=_env_int("CLAIM_IDLE_MINUTES", 15),
-            action_server_url=os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
-            redis_url=os.environ.get("REDIS_URL") or None,
-            rasa_max_in_flight=_env_int("RASA_MAX_IN_FLIGHT", 4),
-            log_format=os.environ.get("LOG_FORMAT", "text"),
-            language_detection=_env_languages("LANGUAGE_DETECTION"),
-            pitfall_csat_below=_env_int("PITFALL_CSAT_BELOW", 60),
-            pitfall_nps_below=_env_int("PITFALL_NPS_BELOW", 0),
-            pitfall_dropoff_above=_env_int("PITFALL_DROPOFF_ABOVE", 70),
-            pitfall_min_responses=_env_int("PITFALL_MIN_RESPONSES", 5),
-            dashboard_min_answers=_env_int("DASHBOARD_MIN_ANSWERS", 10),
-            insight_min_window_days=_env_int("INSIGHT_MIN_WINDOW_DAYS", 14),
-            demo_crowd_customers=_env_int("DEMO_CROWD_CUSTOMERS", 2000),
-            alert_check_seconds=_env_int("ALERT_CHECK_SECONDS", 3600),
-            alert_band_sd=_env_float("ALERT_BAND_SD", 2.0),
-            alert_band_weeks=_env_int("ALERT_BAND_WEEKS", 8),
-            alert_spike_ratio=_env_float("ALERT_SPIKE_RATIO", 2.0),
-            alert_spike_min=_env_int("ALERT_SPIKE_MIN", 5),
-            alert_webhook_url=os.environ.get("ALERT_WEBHOOK_URL") or None,
-            alert_digest_to=os.environ.get("ALERT_DIGEST_TO") or None,
-            alert_digest_hour=_env_int("ALERT_DIGEST_HOUR", 7),
-            support_sla_resolution_hours=_env_int("SUPPORT_SLA_RESOLUTION_HOURS", 24),
-            transcript_retention_days=_env_int("TRANSCRIPT_RETENTION_DAYS", 365),
-            events_secret=events_secret,
-            events_max_body_bytes=_env_int("EVENTS_MAX_BODY_BYTES", 64 * 1024),
-            events_signature_tolerance_seconds=_env_int("EVENTS_SIGNATURE_TOLERANCE_SECONDS", 300),
-            events_appliers=max(1, _env_int("EVENTS_APPLIERS", 2)),
-            detractor_due_hours=_env_int("DETRACTOR_DUE_HOURS", 48),
-            outgoing_webhook_url=os.environ.get("OUTGOING_WEBHOOK_URL") or None,
-            outgoing_webhook_secret=os.environ.get("OUTGOING_WEBHOOK_SECRET") or None,
-            outgoing_webhook_poll_seconds=_env_int("OUTGOING_WEBHOOK_POLL_SECONDS", 2),
-            intent_confidence_threshold=_env_float("INTENT_CONFIDENCE_THRESHOLD", 0.80),
-            intent_margin=_env_float("INTENT_MARGIN", 0.15),
-            metrics_token=os.environ.get("METRICS_TOKEN") or None,
-            ops_host=os.environ.get("OPS_HOST", "127.0.0.1"),
-            ops_port=_env_int("OPS_PORT", 0) or None,
-            staff_idle_minutes=_env_int("STAFF_IDLE_MINUTES", 30),
-            client_new_conversations=_env_int("CLIENT_NEW_CONVERSATIONS", 20),
-            client_websockets=_env_int("CLIENT_WEBSOCKETS", 50),
-            client_limit_window_seconds=_env_int("CLIENT_LIMIT_WINDOW_SECONDS", 600),
-            staff_2fa=os.environ.get("STAFF_2FA", "optional"),
-            review_rephrase_similarity=_env_float("REVIEW_REPHRASE_SIMILARITY", 0.6),
-            smtp_host=os.environ.get("SMTP_HOST") or None,
-            smtp_port=_env_int("SMTP_PORT", 587),
-            smtp_from=os.environ.get("SMTP_FROM") or "support@example.com",
-            smtp_user=os.environ.get("SMTP_USER") or None,
-            smtp_password=os.environ.get("SMTP_PASSWORD") or None,
-            smtp_starttls=_env_bool("SMTP_STARTTLS", True),
-            smtp_timeout_seconds=_env_float("SMTP_TIMEOUT_SECONDS", 10.0),
-            email_reply_minutes=_env_int("EMAIL_REPLY_MINUTES", 10),
-            email_reply_gather_seconds=_env_float("EMAIL_REPLY_GATHER_SECONDS", 30.0),
-            public_url=(os.environ.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
-            photo_dir=Path(os.environ.get("PHOTO_DIR") or PROJECT_ROOT / "var" / "photos"),
-            photo_max_bytes=_env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024),
-            photo_max_pixels=_env_int("PHOTO_MAX_PIXELS", 40_000_000),
-            photo_max_per_conversation=_env_int("PHOTO_MAX_PER_CONVERSATION", 20),
-            trusted_proxies=tuple(
-                p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()
-            ),
-        )
+        """Each variable that is set replaces its field's default (defined once, above)."""
+        defaults = {f.name: _default(f) for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in _SET_IN_CODE_ONLY:
+                continue
+            reader = _FIELD_READERS.get(f.name) or _TYPE_READERS[str(f.type)]
+            values[f.name] = reader(_VARIABLE_NAMES.get(f.name, f.name.upper()), defaults[f.name])
+        return cls(**values)
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    assert f.default_factory is not MISSING, f.name
+    return f.default_factory()
+
+
+# Settings made in code only (tests, create_app(settings)), never read from the environment.
+_SET_IN_CODE_ONLY = frozenset({"rasa_timeout_seconds", "rate_window_seconds"})
+# A variable whose name is not its field's name in upper case.
+_VARIABLE_NAMES = {"environment": "APP_ENV"}
+# How a variable is read, by the field's type (its annotation as written above) ...
+_TYPE_READERS: dict[str, Callable[[str, Any], Any]] = {
+    "str": _env_str,
+    "str | None": _env_optional_str,
+    "int": _env_int,
+    "int | None": _env_optional_int,
+    "float": _env_float,
+    "bool": _env_bool,
+    "Path": _env_path,
+    "tuple[str, ...]": _env_list,
+}
+# ... or, for these fields, by a reader of their own.
+_FIELD_READERS: dict[str, Callable[[str, Any], Any]] = {
+    "rasa_url": lambda name, default: _env_str(name, default).rstrip("/"),
+    "public_url": lambda name, default: (os.environ.get(name) or default).rstrip("/"),
+    "smtp_from": lambda name, default: os.environ.get(name) or default,
+    "events_appliers": lambda name, default: max(1, _env_int(name, default)),
+    "language_detection": _env_languages,
+}

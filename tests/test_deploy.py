@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import PROJECT_ROOT
+from bot.config import PROJECT_ROOT, Settings
 from bot.launcher import PROD_DEFAULTS, _set_secrets
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -40,7 +40,7 @@ def _env_names_read(path: Path) -> set[str]:
     return names
 
 
-SETTINGS_NAMES = _env_names_read(PROJECT_ROOT / "bot" / "config.py")
+SETTINGS_NAMES = set(Settings.variables().values())
 ENDPOINT_NAMES = set(ENV_REFERENCE.findall((PROJECT_ROOT / "endpoints.prod.yml").read_text()))
 CREDENTIAL_NAMES = set(ENV_REFERENCE.findall((PROJECT_ROOT / "credentials.prod.yml").read_text()))
 # Shared secrets between the tiers (issue #16): the launcher takes them from Settings.

@@ -4,6 +4,7 @@ every secret, no demo shop, and no start while the demo staff accounts are activ
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,6 +81,54 @@ def test_development_and_test_keep_the_development_defaults(
     assert settings.environment == value and not settings.is_production
     monkeypatch.delenv("APP_ENV")
     assert Settings.from_env().environment == "development"
+
+
+def test_unset_variables_leave_every_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.variables().values():
+        monkeypatch.delenv(name, raising=False)
+    assert Settings.from_env() == Settings()
+
+
+def test_every_setting_but_two_is_read_from_its_variable() -> None:
+    variables = Settings.variables()
+    assert variables["environment"] == "APP_ENV"
+    assert variables["staff_2fa"] == "STAFF_2FA"
+    assert {f.name for f in fields(Settings)} - set(variables) == {
+        "rasa_timeout_seconds",
+        "rate_window_seconds",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("WEB_PORT", "9000", "web_port", 9000),
+        ("ALERT_BAND_SD", "1.5", "alert_band_sd", 1.5),
+        ("SMTP_STARTTLS", "off", "smtp_starttls", False),
+        ("SUPPORT_EMAIL", "", "support_email", ""),
+        ("SMTP_FROM", "", "smtp_from", "support@example.com"),
+        ("REDIS_URL", "", "redis_url", None),
+        ("OPS_PORT", "0", "ops_port", None),
+        ("OPS_PORT", "9100", "ops_port", 9100),
+        ("PHOTO_DIR", "/srv/photos", "photo_dir", Path("/srv/photos")),
+        (
+            "TRUSTED_PROXIES",
+            "10.0.0.1, 10.1.0.0/16,",
+            "trusted_proxies",
+            ("10.0.0.1", "10.1.0.0/16"),
+        ),
+        ("RASA_URL", "http://a:5005/", "rasa_url", "http://a:5005"),
+        ("PUBLIC_URL", "https://support.example.com/", "public_url", "https://support.example.com"),
+        ("EVENTS_APPLIERS", "0", "events_appliers", 1),
+        ("LANGUAGE_DETECTION", "off", "language_detection", ()),
+        ("LANGUAGE_DETECTION", "EN, de,en", "language_detection", ("en", "de")),
+    ],
+)
+def test_each_kind_of_setting_is_read_as_before(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: Any
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(Settings.from_env(), field) == expected
 
 
 def test_production_starts_with_long_secrets(production_env: None) -> None:
