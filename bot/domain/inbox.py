@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import staff_access
+from bot.domain import audit, staff_access
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.views import escalation_json, message_json, staff_names
 from bot.storage.models import (
@@ -276,13 +276,7 @@ def _canned_fields(data: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _canned_audit(staff: StaffUser, action: str, canned_id: int, shortcut: str) -> AuditLog:
-    return AuditLog(
-        actor=f"staff:{staff.id}",
-        action=action,
-        target_type="canned_response",
-        target_id=str(canned_id),
-        details={"shortcut": shortcut},
-    )
+    return audit.by_staff(staff.id, action, "canned_response", canned_id, {"shortcut": shortcut})
 
 
 async def save_canned(

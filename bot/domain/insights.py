@@ -52,7 +52,13 @@ from bot.domain.analysis import NEGATIVE
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.feedback_query import DateRange, FeedbackFilter
 from bot.domain.journey import Pitfall
-from bot.domain.metrics import MetricCounts, bucket_expression, counts_from, feedback_aggregates
+from bot.domain.metrics import (
+    MetricCounts,
+    as_date,
+    bucket_expression,
+    counts_from,
+    feedback_aggregates,
+)
 from bot.domain.stats import ProportionTest, nps_difference_test, two_proportion_test
 from bot.storage import repositories
 from bot.storage.models import (
@@ -695,16 +701,8 @@ async def trend(session: AsyncSession, insight: Insight, today: date) -> list[Tr
     rows = await session.execute(
         select(inner.c.week, func.count(), func.sum(inner.c.negative)).group_by(inner.c.week)
     )
-    found = {_as_date(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+    found = {as_date(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
     return [TrendWeek(w, *found.get(w, (0, 0))) for w in weeks]
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.feedback_query import UNKNOWN_SOURCE, DateRange
-from bot.domain.metrics import bucket_expression
+from bot.domain.metrics import as_date, bucket_expression
 from bot.domain.stats import wilson_interval
 from bot.storage.models import (
     Conversation,
@@ -702,14 +702,6 @@ def _month_index(day: date) -> int:
     return day.year * 12 + day.month - 1
 
 
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 async def cohorts(
     session: AsyncSession,
     date_range: DateRange,
@@ -740,8 +732,8 @@ async def cohorts(
     ).all()
     active: dict[date, dict[int, int]] = {}
     for cohort_value, active_value, n in rows:
-        cohort_month = _as_date(cohort_value)
-        offset = _month_index(_as_date(active_value)) - _month_index(cohort_month)
+        cohort_month = as_date(cohort_value)
+        offset = _month_index(as_date(active_value)) - _month_index(cohort_month)
         if 0 <= offset < months:
             active.setdefault(cohort_month, {})[offset] = int(n)
     last = _month_index(as_of_local)

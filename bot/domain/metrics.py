@@ -364,7 +364,7 @@ def day_bucket(column: Any, dialect: str, bucket: str) -> ColumnElement[Any]:
 
 
 def _normal(name: str, value: Any) -> Any:
-    return _as_date(value) if name == "bucket" else _key(value)
+    return as_date(value) if name == "bucket" else _key(value)
 
 
 def stage_key() -> ColumnElement[Any]:
@@ -552,7 +552,9 @@ def offset_segments(tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[
     return segments
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
+    """A date column's value (a bucket_expression) as a date: PostgreSQL gives a date or
+    datetime, SQLite its ISO text."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

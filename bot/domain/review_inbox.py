@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PROJECT_ROOT
-from bot.domain import analysis
+from bot.domain import analysis, audit
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.turn_review import (
     CHOICE_STEPS,
@@ -40,7 +40,6 @@ from bot.domain.turn_review import (
 )
 from bot.storage.models import (
     AnswerRating,
-    AuditLog,
     Message,
     MessageSender,
     ReviewStatus,
@@ -495,12 +494,12 @@ async def review(
     row.reviewed_by_id = user.id
     row.reviewed_at = utcnow()
     session.add(
-        AuditLog(
-            actor=f"staff:{user.id}",
-            action="review_turn",
-            target_type="message",
-            target_id=str(message_id),
-            details={"verdict": status.value, "intent": chosen},
+        audit.by_staff(
+            user.id,
+            "review_turn",
+            "message",
+            message_id,
+            {"verdict": status.value, "intent": chosen},
         )
     )
     await session.flush()

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import audit
 from bot.domain.errors import Conflict, InvalidInput
 from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
 
@@ -184,16 +185,6 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> Staf
 # ---- sessions ----------------------------------------------------------------------------
 
 
-def _audit(user_id: int, action: str, details: dict[str, str] | None = None) -> AuditLog:
-    return AuditLog(
-        actor=f"staff:{user_id}",
-        action=action,
-        target_type="staff_user",
-        target_id=str(user_id),
-        details=details or {},
-    )
-
-
 async def start_session(
     session: AsyncSession,
     user: StaffUser,
@@ -225,7 +216,7 @@ async def start_session(
             client_address=(client_address or "")[:64] or None,
         )
     )
-    session.add(_audit(user.id, "login", {"expires_at": expires_at.isoformat()}))
+    session.add(audit.staff_user_entry(user.id, "login", {"expires_at": expires_at.isoformat()}))
     await session.flush()
     return token, csrf_token
 
@@ -265,7 +256,7 @@ async def session_user(
     if staff_session.expires_at <= now or idle_out:
         await session.delete(staff_session)
         if idle_out:
-            session.add(_audit(user.id, "session_idle_timeout"))
+            session.add(audit.staff_user_entry(user.id, "session_idle_timeout"))
         await session.flush()
         return None
     if not user.is_active:
@@ -304,7 +295,7 @@ async def end_user_session(session: AsyncSession, user_id: int, key: str) -> boo
     if target is None:
         return False
     await session.delete(target)
-    session.add(_audit(user_id, "end_session", {"session": key}))
+    session.add(audit.staff_user_entry(user_id, "end_session", {"session": key}))
     await session.flush()
     return True
 
@@ -319,7 +310,7 @@ async def end_session(session: AsyncSession, token: str) -> bool:
         return False
     user_id = staff_session.staff_user_id
     await session.delete(staff_session)
-    session.add(_audit(user_id, "logout"))
+    session.add(audit.staff_user_entry(user_id, "logout"))
     await session.flush()
     others = await session.scalar(
         select(func.count())

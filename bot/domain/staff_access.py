@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import audit
 from bot.storage.models import (
     AuditLog,
     Conversation,
@@ -50,7 +51,7 @@ def readable_condition(role: StaffRole, user_id: int | None) -> ColumnElement[bo
         # Bot trainers (issue #24) read customer messages only in the review inbox, with
         # the context it shows; no conversation of the console is theirs.
         return false()
-    actor = f"staff:{user_id}"
+    actor = audit.staff_actor(user_id)
     waiting_or_held = or_(
         Escalation.status == EscalationStatus.waiting,
         and_(Escalation.status == EscalationStatus.claimed, Escalation.claimed_by_id == user_id),

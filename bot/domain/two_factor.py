@@ -19,8 +19,9 @@ import time
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import audit
 from bot.domain.errors import Conflict, InvalidInput
-from bot.storage.models import AuditLog, StaffRole, StaffUser, utcnow
+from bot.storage.models import StaffRole, StaffUser, utcnow
 
 ISSUER = "Shop support console"
 MODES = ("optional", "required")
@@ -35,16 +36,6 @@ def is_enabled(user: StaffUser) -> bool:
 def required_for(user: StaffUser, mode: str) -> bool:
     """Whether this user must use two-factor sign-in under STAFF_2FA=`mode`."""
     return mode == "required" and user.role is StaffRole.admin
-
-
-def _audit(user: StaffUser, action: str) -> AuditLog:
-    return AuditLog(
-        actor=f"staff:{user.id}",
-        action=action,
-        target_type="staff_user",
-        target_id=str(user.id),
-        details={},
-    )
 
 
 def _matching_step(secret: str, code: object, now: float | None = None) -> int | None:
@@ -89,7 +80,7 @@ async def confirm_setup(session: AsyncSession, user: StaffUser, code: object) ->
         raise InvalidInput("That code is not right. Enter the 6 digits your app shows now.")
     user.totp_enabled_at = utcnow()
     user.totp_last_step = step
-    session.add(_audit(user, "totp_enabled"))
+    session.add(audit.staff_user_entry(user.id, "totp_enabled"))
     await session.flush()
 
 
@@ -104,7 +95,7 @@ async def disable(session: AsyncSession, user: StaffUser, code: object, mode: st
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
-    session.add(_audit(user, "totp_disabled"))
+    session.add(audit.staff_user_entry(user.id, "totp_disabled"))
     await session.flush()
 
 

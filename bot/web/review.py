@@ -11,10 +11,10 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.config import PROJECT_ROOT
-from bot.domain import review_inbox, review_regression
+from bot.domain import audit, review_inbox, review_regression
 from bot.domain.errors import InvalidInput
 from bot.domain.turn_review import Reason
-from bot.storage.models import AuditLog, StaffRole, StaffUser
+from bot.storage.models import StaffRole, StaffUser
 from bot.web.auth import current_staff, require_roles
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
@@ -115,12 +115,12 @@ async def api_review_regression(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as session, session.begin():
         saved = await review_regression.regression_conversation(session, message_id, PROJECT_ROOT)
         session.add(
-            AuditLog(
-                actor=f"staff:{user.id}",
-                action="save_regression_conversation",
-                target_type="message",
-                target_id=str(message_id),
-                details={"file": saved.filename},
+            audit.by_staff(
+                user.id,
+                "save_regression_conversation",
+                "message",
+                message_id,
+                {"file": saved.filename},
             )
         )
     return web.Response(
