@@ -97,6 +97,9 @@ async def test_labels_name_every_key(cx: Client) -> None:
     assert body["groups"]["channel"]["website_chat"] == "Website chat"
     assert body["groups"]["trigger"]["order_delivered"] == "After delivery"
     assert body["in_chat_prefix"] == "in_chat:"
+    assert body["values"]["stage"] == ["discovery", "research", "purchase", "use", "support"]
+    assert body["values"]["theme"][:2] == ["delivery", "product_quality"]
+    assert set(body["values"]) == {"stage", "channel", "kind", "theme"}
     assert body["in_chat"].format(flow=body["groups"]["flow"]["order_status"]) == (
         "In the chat, after an order status question"
     )

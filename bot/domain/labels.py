@@ -146,8 +146,22 @@ def label(group: str, key: str) -> str:
     return GROUPS.get(group, {}).get(key) or humanise(key)
 
 
+# The values the dashboard's filters offer, in the enums' order: its scripts hold no copy.
+VALUES: dict[str, list[str]] = {
+    "stage": [s.value for s in Stage],
+    "channel": [c.value for c in Channel],
+    "kind": [k.value for k in FeedbackKind],
+    "theme": list(THEME_KEYWORDS),
+}
+
+
 def as_json() -> dict[str, Any]:
-    return {"groups": GROUPS, "in_chat_prefix": IN_CHAT_PREFIX, "in_chat": IN_CHAT}
+    return {
+        "groups": GROUPS,
+        "values": VALUES,
+        "in_chat_prefix": IN_CHAT_PREFIX,
+        "in_chat": IN_CHAT,
+    }
 
 
 def check_complete() -> list[str]:

@@ -811,6 +811,14 @@ OPENAPI_PATHS: dict[str, Any] = {
                                     "additionalProperties": {"type": "string"},
                                 },
                             },
+                            "values": {
+                                "type": "object",
+                                "description": "every value of stage, channel, kind and theme, in order",
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                },
+                            },
                             "in_chat_prefix": {"type": "string"},
                             "in_chat": {
                                 "type": "string",

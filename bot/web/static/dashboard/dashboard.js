@@ -8,12 +8,8 @@
  * (DASHBOARD_MIN_ANSWERS) a figure reads "too few answers" and a trend point is drawn hollow
  * and not joined. Keys are shown by their labels (labels.js, one table in Python).
  */
-import { label, loadLabels, plural } from "./labels.js";
+import { label, loadLabels, plural, values } from "./labels.js";
 
-const STAGES = ["discovery", "research", "purchase", "use", "support"];
-const CHANNELS = ["website_chat", "support", "call_center", "email", "social", "storefront", "review_site"];
-const KINDS = ["csat", "ces", "nps", "comment", "complaint", "praise", "discovery_source", "churn_reason"];
-const THEMES = ["delivery", "product_quality", "price", "support", "website", "billing", "returns", "subscription"];
 const DIMENSIONS = [
   ["stage", "Stage"], ["channel", "Channel"], ["product", "Product"],
   ["acquisition_source", "Acquisition source"], ["trigger", "Survey trigger"],
@@ -496,9 +492,9 @@ async function showJourney() {
 }
 
 // ---- comment explorer ------------------------------------------------------------------------
-function fillSelect(select, values, group) {
+function fillSelect(select, keys, group) {
   if (select.options.length > 1) return;
-  values.forEach((v) => select.append(new Option(label(group, v), v)));
+  keys.forEach((v) => select.append(new Option(label(group, v), v)));
 }
 
 /** "2026-03-12 10:00" in the chosen time zone (the API's times are UTC). */
@@ -522,10 +518,7 @@ const selected = new Set();
 
 async function showExplorer() {
   const form = byId("explorer-form");
-  fillSelect(form.elements.stage, STAGES, "stage");
-  fillSelect(form.elements.channel, CHANNELS, "channel");
-  fillSelect(form.elements.kind, KINDS, "kind");
-  fillSelect(form.elements.theme, THEMES, "theme");
+  for (const group of ["stage", "channel", "kind", "theme"]) fillSelect(form.elements[group], values(group), group);
   const products = await productNames();
   const list = byId("product-list");
   clear(list);

@@ -1,8 +1,7 @@
 /* Insight board: /api/insights (board, create, status), /api/journey (pitfalls to start from). */
 import { api, byId, clear, drawChart, el, fail, fmt, isoDay, params, plural, rangeParams, setupPage, status } from "./cx-pages.js";
-import { label, loadLabels } from "./labels.js";
+import { label, loadLabels, values } from "./labels.js";
 
-const THEMES = ["delivery", "product_quality", "price", "support", "website", "billing", "returns", "subscription"];
 const COLUMNS = [
   ["new", "New"], ["accepted", "Accepted"], ["in_progress", "In progress"], ["applied", "Applied"], ["wont_do", "Won't do"],
 ];
@@ -266,7 +265,7 @@ async function boot() {
   setupPage("insights", 90);
   const themes = byId("insight-theme");
   await loadLabels();
-  THEMES.forEach((t) => { const o = el("option", "", label("theme", t)); o.value = t; themes.append(o); });
+  values("theme").forEach((t) => { const o = el("option", "", label("theme", t)); o.value = t; themes.append(o); });
   if (params.get("theme")) { byId("insight-origin").value = "theme"; themes.value = params.get("theme"); }
   if (params.get("origin") === "pitfall") byId("insight-origin").value = "pitfall";  // from the journey map
   if (params.get("origin") === "feedback") {  // from the rows picked in the comment explorer

@@ -5,7 +5,7 @@
  * "Call center"), so a raw key never reaches the screen.
  */
 
-let table = { groups: {}, in_chat_prefix: "in_chat:", in_chat: "In the chat, after {flow}" };
+let table = { groups: {}, values: {}, in_chat_prefix: "in_chat:", in_chat: "In the chat, after {flow}" };
 
 export async function loadLabels() {
   const response = await fetch("/api/labels", { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -27,6 +27,11 @@ export function label(group, key) {
   }
   const known = (table.groups[group] || {})[key];
   return known || humanise(key);
+}
+
+/** Every value of `group` (stage, channel, kind, theme), in the order of Python's enums. */
+export function values(group) {
+  return (table.values || {})[group] || [];
 }
 
 /** "1 answer", "4 answers"; `many` for irregular plurals. */
