@@ -68,6 +68,13 @@ def test_unknown_response_or_missing_value_is_an_error(domain_file: Path) -> Non
         texts.render("utter_order_shipped", order="A10001", shipped="today", tracking="")
 
 
+def test_buttons_are_the_first_variations(domain_file: Path) -> None:
+    assert texts.buttons("utter_buttons_only") == [{"title": "Yes", "payload": "yes"}]
+    assert texts.buttons("utter_two") == []
+    with pytest.raises(texts.TextError, match="no response 'utter_nope'"):
+        texts.buttons("utter_nope")
+
+
 def test_the_real_domain_is_read_once_and_renders() -> None:
     texts.load.cache_clear()
     assert texts.render("utter_nothing_changed") == "Okay, I haven't changed anything."

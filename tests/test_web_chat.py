@@ -73,6 +73,11 @@ async def test_server_mints_session_and_relays_with_its_own_sender_id(
 ) -> None:
     ws, session = await _open(client)
     assert session["type"] == "session" and session["history"] == [] and len(session["token"]) >= 40
+    assert session["menu"] == [
+        {"title": "Where is my order?", "payload": "where is my order"},
+        {"title": "Start a return", "payload": "I want to return something"},
+        {"title": "Leave feedback", "payload": "I'd like to leave feedback"},
+    ]
 
     frames = await _turn(ws, "hello there")
 

@@ -47,6 +47,28 @@ def load(path: Path) -> Mapping[str, str]:
     return MappingProxyType(loaded)
 
 
+@functools.lru_cache(maxsize=4)
+def load_buttons(path: Path) -> Mapping[str, tuple[Mapping[str, str], ...]]:
+    """Each response's buttons (its first variation's) in the domain file `path`, read once."""
+    domain = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loaded: dict[str, tuple[Mapping[str, str], ...]] = {}
+    for name, variations in (domain.get("responses") or {}).items():
+        first = next((v for v in variations or [] if isinstance(v, dict)), {})
+        loaded[name] = tuple(
+            MappingProxyType({"title": str(b["title"]), "payload": str(b["payload"])})
+            for b in first.get("buttons") or []
+        )
+    return MappingProxyType(loaded)
+
+
+def buttons(name: str) -> list[dict[str, str]]:
+    """The buttons of the response `name` (its first variation), as a message carries them."""
+    known = load_buttons(DOMAIN_FILE)
+    if name not in known:
+        raise TextError(f"domain.yml has no response {name!r} ({DOMAIN_FILE})")
+    return [dict(b) for b in known[name]]
+
+
 def responses() -> Mapping[str, str]:
     """The responses of `DOMAIN_FILE` (tests may point it at another file)."""
     return load(DOMAIN_FILE)

@@ -253,6 +253,8 @@ async def _hello(connection: Connection, token: Any, identity: Any) -> None:
             "customer_name": chat.customer.name if chat.verified and chat.customer else None,
             "history": [message_frame(m) for m in chat.history],
             "team": await _team(app),
+            # The quick replies under the widget's own greeting: the greeting's in domain.yml.
+            "menu": texts.buttons("utter_greet"),
             # What the widget checks before uploading a photo (issue #19, bot/web/photos.py).
             "photos": photos.client_rules(app[SETTINGS].photo_max_bytes),
         }

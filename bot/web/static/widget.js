@@ -19,11 +19,6 @@
   var RETRY_MIN_MS = 500;
   var RETRY_MAX_MS = 10000;
   var DROP_CODES = { message_too_long: true, empty_message: true, rate_limited: true };
-  var GREETING_BUTTONS = [
-    { title: "Where is my order?", payload: "where is my order" },
-    { title: "Start a return", payload: "I want to return something" },
-    { title: "Leave feedback", payload: "I'd like to leave feedback" }
-  ];
   // An agent's typing indicator goes away without a repeat (the console repeats every 2 s).
   var TYPING_HIDE_MS = 6000;
   var TYPING_ANNOUNCE_GAP_MS = 30000;
@@ -562,12 +557,13 @@
   // ---- the connection ------------------------------------------------------------------
   function setStatus(text) { statusEl.textContent = text; }
 
-  function greeting(customerName) {
+  // The quick replies are the session frame's `menu` (utter_greet's buttons in domain.yml).
+  function greeting(customerName, menu) {
     var first = typeof customerName === "string" ? customerName.trim().split(/\s+/)[0] : "";
     renderMessage({
       sender: "bot",
       text: first ? "Hi " + first + "! How can I help you today?" : "Hi! How can I help you today?",
-      buttons: GREETING_BUTTONS,
+      buttons: Array.isArray(menu) ? menu : [],
       time: new Date().toISOString()
     });
   }
@@ -600,7 +596,7 @@
         dropFromOutbox(m.client_id); // stored before the acknowledgement got lost
       }
     });
-    if (!history.length) { greeting(data.customer_name); }
+    if (!history.length) { greeting(data.customer_name, data.menu); }
     syncBackToBot(false);
     if (!open && missed) { setUnread(unread + missed); } // arrived while we were offline
     log.removeAttribute("aria-busy");
