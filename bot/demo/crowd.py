@@ -25,7 +25,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -608,27 +607,7 @@ async def _insert(
     order_ids = await _ids(
         session,
         Order,
-        [
-            {
-                "number": plan.number,
-                "customer_id": plan.customer.id,
-                "subscription_id": None,
-                "status": plan.status,
-                "total": sum((price * qty for _s, _n, qty, price in plan.items), Decimal("0.00")),
-                "currency": "EUR",
-                "shipping_address": plan.customer.address,
-                "carrier": plan.carrier if plan.shipped_at else None,
-                "tracking_number": plan.tracking if plan.shipped_at else None,
-                "placed_at": plan.placed_at,
-                "shipped_at": plan.shipped_at,
-                "estimated_delivery": plan.estimated_delivery,
-                "delivered_at": plan.delivered_at,
-                "return_requested_at": plan.return_requested_at,
-                "refunded_at": plan.refunded_at,
-                "cancelled_at": plan.cancelled_at,
-            }
-            for plan in orders
-        ],
+        [plan.order_row(plan.status) for plan in orders],
     )
     await _plain(
         session,

@@ -10,12 +10,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from bot.demo.data import (
     CARRIER_WEIGHTS,
     CARRIERS,
     COUNTRIES,
     COUNTRY_WEIGHTS,
+    CURRENCY,
     EMAIL_DOMAINS,
     FIRST_NAMES,
     HISTORY_DAYS,
@@ -106,6 +108,27 @@ class OrderPlan:
     def category(self) -> str:
         product = PRODUCT_BY_SKU.get(self.items[0][0])
         return product.category if product else "coffee"
+
+    def order_row(self, status: OrderStatus) -> dict[str, Any]:
+        """The order's row for a bulk insert (customer and subscription written already)."""
+        return {
+            "number": self.number,
+            "customer_id": self.customer.id,
+            "subscription_id": self.subscription.id if self.subscription else None,
+            "status": status,
+            "total": sum((price * qty for _s, _n, qty, price in self.items), Decimal("0.00")),
+            "currency": CURRENCY,
+            "shipping_address": self.customer.address,
+            "carrier": self.carrier if self.shipped_at else None,
+            "tracking_number": self.tracking if self.shipped_at else None,
+            "placed_at": self.placed_at,
+            "shipped_at": self.shipped_at,
+            "estimated_delivery": self.estimated_delivery,
+            "delivered_at": self.delivered_at,
+            "return_requested_at": self.return_requested_at,
+            "refunded_at": self.refunded_at,
+            "cancelled_at": self.cancelled_at,
+        }
 
 
 def _ascii(text: str) -> str:

@@ -8,7 +8,6 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -256,27 +255,7 @@ class Writer:
 
     async def add_orders(self, plans: list[OrderPlan]) -> None:
         """All orders as placed, in bulk; `order` then replays what happened to each."""
-        rows = [
-            {
-                "number": plan.number,
-                "customer_id": plan.customer.id,
-                "subscription_id": plan.subscription.id if plan.subscription else None,
-                "status": OrderStatus.placed,
-                "total": sum((price * qty for _s, _n, qty, price in plan.items), Decimal("0.00")),
-                "currency": CURRENCY,
-                "shipping_address": plan.customer.address,
-                "carrier": plan.carrier if plan.shipped_at else None,
-                "tracking_number": plan.tracking if plan.shipped_at else None,
-                "placed_at": plan.placed_at,
-                "shipped_at": plan.shipped_at,
-                "estimated_delivery": plan.estimated_delivery,
-                "delivered_at": plan.delivered_at,
-                "return_requested_at": plan.return_requested_at,
-                "refunded_at": plan.refunded_at,
-                "cancelled_at": plan.cancelled_at,
-            }
-            for plan in plans
-        ]
+        rows = [plan.order_row(OrderStatus.placed) for plan in plans]
         await self.session.execute(insert(Order).execution_options(render_nulls=True), rows)
         loaded = await self.session.scalars(
             select(Order).where(Order.number.in_([plan.number for plan in plans]))

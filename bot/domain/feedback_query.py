@@ -310,6 +310,25 @@ def _pattern(name: str, raw: str | None, pattern: re.Pattern[str], what: str) ->
     return raw
 
 
+# The query parameters parse_filter reads: what the feedback is about (an insight's
+# criteria keep these), then the dates and the one customer.
+CRITERIA_KEYS = (
+    "stage",
+    "channel",
+    "kind",
+    "source",
+    "score_min",
+    "score_max",
+    "sentiment",
+    "theme",
+    "product",
+    "acquisition",
+    "trigger",
+    "q",
+)
+FILTER_KEYS = (*CRITERIA_KEYS, "from", "to", "tz", "customer")
+
+
 def parse_filter(query: Mapping[str, str], today: date | None = None) -> FeedbackFilter:
     """A `FeedbackFilter` from query parameters; `InvalidInput` names the bad parameter."""
     q = query.get("q")

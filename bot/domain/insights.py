@@ -93,20 +93,7 @@ BOARD_ORDER = (
     InsightStatus.wont_do,
 )
 # Only these filters describe what an insight is about (dates are the comparison's job).
-CRITERIA_KEYS = (
-    "stage",
-    "channel",
-    "kind",
-    "source",
-    "score_min",
-    "score_max",
-    "sentiment",
-    "theme",
-    "product",
-    "acquisition",
-    "trigger",
-    "q",
-)
+CRITERIA_KEYS = feedback_query.CRITERIA_KEYS
 PITFALL_METRICS = ("csat", "nps", "dropoff")
 TEXT_KEYS = frozenset({"theme", "sentiment", "q"})
 SCORE_KINDS = (FeedbackKind.csat, FeedbackKind.nps, FeedbackKind.ces)

@@ -37,26 +37,7 @@ from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS, SETTINGS
 
 DASHBOARD_ROLES = (StaffRole.cx_manager, StaffRole.admin)
-FILTER_PARAMS = frozenset(
-    {
-        "from",
-        "to",
-        "tz",
-        "stage",
-        "channel",
-        "kind",
-        "source",
-        "score_min",
-        "score_max",
-        "sentiment",
-        "theme",
-        "product",
-        "acquisition",
-        "trigger",
-        "customer",
-        "q",
-    }
-)
+FILTER_PARAMS = frozenset(feedback_query.FILTER_KEYS)
 EXPORT_COLUMNS = (
     "id",
     "created_at",
