@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import analysis
 from bot.domain.lifecycle import STAGE_ORDER
+from bot.domain.scores import SCALES
 from bot.storage.models import (
     AcquisitionSource,
     Channel,
@@ -194,11 +195,7 @@ class _Planner:
                     return found
 
     def score(self, kind: FeedbackKind, mean: float, sd: float = 0.9) -> int:
-        low, high = {
-            FeedbackKind.csat: (1, 5),
-            FeedbackKind.ces: (1, 7),
-            FeedbackKind.nps: (0, 10),
-        }[kind]
+        low, high = SCALES[kind.value]
         return max(low, min(high, round(self.rng.gauss(mean, sd))))
 
     def tone(self, kind: FeedbackKind, score: int) -> str:
