@@ -41,13 +41,21 @@ def broker_settings() -> dict[str, str]:
 
 
 async def handle(sessions: async_sessionmaker[AsyncSession], body: bytes) -> int:
-    """Store one broker message's analytics rows; returns how many were new."""
+    """Store one broker message's analytics rows; returns how many were new. A message is
+    one event (Rasa's `PikaEventBroker`) or a JSON array of events, in order
+    (`rasa_ext.event_broker.BatchingPikaEventBroker`): all its rows in one transaction."""
     try:
-        event: Any = safe_json.loads(body)
+        payload: Any = safe_json.loads(body)
     except safe_json.BadJson as exc:
         logger.warning("%s Skipped: %r", exc.message, body[:200])
         return 0
-    rows = bot_analytics.counted_events(event) if isinstance(event, dict) else []
+    events = payload if isinstance(payload, list) else [payload]
+    rows = [
+        row
+        for event in events
+        if isinstance(event, dict)
+        for row in bot_analytics.counted_events(event)
+    ]
     if not rows:
         return 0
     async with sessions() as session, session.begin():

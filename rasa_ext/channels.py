@@ -227,8 +227,12 @@ async def _understood(agent: Any, sender_id: str, parts: int) -> dict[str, Any] 
     store = getattr(agent, "tracker_store", None)
     if store is None:
         return None
+    # The tracker this worker has just saved, when its store keeps it (no database read).
+    kept = getattr(getattr(store, "_tracker_store", store), "kept_tracker", None)
     try:
-        tracker = await store.retrieve(sender_id)
+        tracker = kept(sender_id) if callable(kept) else None
+        if tracker is None:
+            tracker = await store.retrieve(sender_id)
     except Exception:  # the turn is done; only the review data is missing
         logger.warning("could not read the tracker of %s for its NLU result", sender_id)
         return None

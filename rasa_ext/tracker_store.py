@@ -52,7 +52,7 @@ from rasa.core.tracker_store import (
     TrackerStore,
 )
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
@@ -131,6 +131,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         while len(self._kept) > self.cache_size:
             self._kept.popitem(last=False)
 
+    def kept_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        """The kept tracker as this worker last stored or read it, without asking the
+        database whether another worker wrote since (None when not kept, or while a turn
+        changes it). For reading back the turn this worker has just saved (the REST
+        channel's NLU result), which saves a `max(id)` round trip per turn."""
+        kept = self._kept.get(sender_id)
+        return kept.tracker if kept is not None and kept.unchanged() else None
+
     def forget(self, sender_id: str) -> None:
         self._kept.pop(sender_id, None)
         self._issued.pop(sender_id, None)
@@ -165,14 +173,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             ).count()
             return count
 
-    def _insert(self, sender_id: str, events: list[Event]) -> int | None:
+    def _insert(self, sender_id: str, events: list[dict[str, Any]]) -> int | None:
+        """Store serialised events (`Event.as_dict()`); returns the conversation's max id."""
         rows = []
-        for event in events:
-            data = event.as_dict()
+        for data in events:
             rows.append(
                 {
                     "sender_id": sender_id,
-                    "type_name": event.type_name,
+                    "type_name": data.get("event"),
                     "timestamp": data.get("timestamp"),
                     "intent_name": data.get("parse_data", {})
                     .get("intent", {})
@@ -256,11 +264,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             handed_out = False
             stored = await asyncio.to_thread(self._count_stored, sender_id)
         new_events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+        # Serialised once, for the broker and the database alike.
+        serialised = [event.as_dict() for event in new_events]
         # Forget first: if anything below fails, the next retrieve reads the database.
         self.forget(sender_id)
         if self.event_broker is not None:
-            await self._stream_new_events(self.event_broker, new_events, sender_id)
-        max_id = await asyncio.to_thread(self._insert, sender_id, new_events)
+            for data in serialised:
+                self.event_broker.publish({"sender_id": sender_id, **data})
+        max_id = await asyncio.to_thread(self._insert, sender_id, serialised)
         # Keep it only when it extends what was stored (handed out by this store, or
         # nothing was stored). A replace through the API (`PUT .../events`) with other
         # events only appends past the stored count, as in Rasa: the next retrieve reads it.

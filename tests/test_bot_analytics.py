@@ -101,3 +101,29 @@ async def test_containment_over_a_period(session: AsyncSession) -> None:
         session, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2)
     )
     assert empty.rate is None and empty.conversations == 0
+
+
+async def test_a_batch_message_counts_as_its_events_each_once(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """rasa_ext.event_broker publishes a turn's events as one JSON array: the same rows as
+    one message per event, each once, also when the batch is redelivered or overlaps."""
+    events = [
+        {"sender_id": "c2", "event": "action", "name": "action_listen", "timestamp": _ts(0)},
+        _user("c2", _ts(1)),
+        {"sender_id": "c2", "event": "bot", "timestamp": _ts(2), "text": "hi"},
+        _user("c2", _ts(3), "nlu_fallback"),
+        "not an event",
+    ]
+    assert await handle(session_factory, json.dumps(events).encode()) == 3
+    assert await handle(session_factory, json.dumps(events).encode()) == 0
+    assert await handle(session_factory, json.dumps(events[3]).encode()) == 0
+    async with session_factory() as session:
+        kinds = await session.scalars(
+            select(BotEvent.kind).where(BotEvent.conversation_id == "c2").order_by(BotEvent.id)
+        )
+        assert list(kinds) == [
+            BotEventKind.user_turn,
+            BotEventKind.user_turn,
+            BotEventKind.fallback,
+        ]

@@ -210,3 +210,51 @@ def test_tracker_store_io_does_not_block_the_event_loop(tmp_path: Path) -> None:
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["ticks"] >= 30  # 0.6 s of I/O at one tick per 10 ms
     assert outcome["longest_gap"] < 0.2  # a blocked loop would show a 0.3 s gap
+
+
+UNDERSTOOD_CHECK = """
+import asyncio, json, sys
+from types import SimpleNamespace
+from rasa.core.tracker_store import FailSafeTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa_ext.channels import _understood
+from rasa_ext.tracker_store import StrictSQLTrackerStore
+
+async def main(db):
+    store = StrictSQLTrackerStore(Domain.empty(), dialect="sqlite", db=db)
+    agent = SimpleNamespace(tracker_store=FailSafeTrackerStore(store), model_id="m1")
+    tracker = DialogueStateTracker("c-1", [])
+    for event in (ActionExecuted("action_listen"),
+                  UserUttered("hi", {"name": "greet", "confidence": 0.9}),
+                  ActionExecuted("utter_greet"), BotUttered("hello", metadata={"utter_action": "utter_greet"}),
+                  ActionExecuted("action_listen")):
+        tracker.update(event)
+    await store.save(tracker)
+    reads = []
+    store._read_max_id = lambda sender: reads.append(sender)  # a database read
+    store._read_session = lambda sender: reads.append(sender)
+    after_save = await _understood(agent, "c-1", 1)
+    kept = store._kept["c-1"].tracker
+    kept.update(UserUttered("next turn running"))  # a turn now changes the kept tracker
+    while_changed = await _understood(agent, "c-1", 1)
+    print(json.dumps({"after_save": after_save, "reads": reads, "while_changed": while_changed}))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_the_nlu_result_after_a_turn_reads_the_kept_tracker_not_the_database(
+    tmp_path: Path,
+) -> None:
+    """The REST channel's NLU result after a turn comes from the tracker the worker has just
+    saved (no `max(id)` read per turn); while another turn changes the kept tracker it
+    reads the database as before (here: the stubbed read, so no result)."""
+    result = _rasa_python("-c", UNDERSTOOD_CHECK, str(tmp_path / "u.db"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["after_save"]["intent"] == "greet"
+    assert outcome["after_save"]["steps"] == ["utter_greet"]
+    assert outcome["reads"] == ["c-1"]  # only while the kept tracker was changed
+    assert outcome["while_changed"] is None
