@@ -47,8 +47,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.domain import bot_analytics, review_inbox
+from bot.domain.enums import MessageSender
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Message, MessageSender, TurnFlag, utcnow
+from bot.storage.models import Message, TurnFlag, utcnow
 
 CONTEXT_BEFORE = 2  # customer turns before the flagged one (with the bot's replies)
 YEAR = dt.timedelta(days=365)

@@ -3,7 +3,8 @@
 
 * bot/domain imports only the domain, bot/storage and bot/config: no web (bot.web,
   aiohttp), no command line (bot.cli), no Rasa (rasa, rasa_sdk, rasa_ext), no actions.
-* bot/storage imports only storage and bot/config: never the domain.
+* bot/storage imports only storage and bot/config: never the domain, except the domain's
+  value sets (bot/domain/enums.py, which imports nothing of bot/) for its columns.
 * bot/web imports no command line (bot.cli) or launcher; of the modules at the root of bot/
   only config, alerts, mail and demo (the demo only in the demo shop, next rule).
 * the demo data (bot/demo/) is imported in bot/ only by itself, the command line and the
@@ -42,8 +43,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions"),
     ),
     (
+        "bot.domain.enums",
+        (),
+        ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions", "sqlalchemy"),
+    ),
+    (
         "bot.storage",
-        ("bot.storage", "bot.config"),
+        ("bot.storage", "bot.config", "bot.domain.enums"),
         ("aiohttp", "rasa", "rasa_sdk", "rasa_ext", "actions"),
     ),
     # The web service: never the command line (nor the launcher that starts it).
@@ -419,8 +425,8 @@ def test_a_layer_violation_names_the_import(tmp_path: Path) -> None:
         "bot/domain/surveys.py:4: bot.domain.surveys imports rasa_sdk (bot may import of bot/ "
         "only bot; never rasa, rasa_sdk, rasa_ext, actions)",
         "bot/storage/models.py:1: bot.storage.models imports bot.domain.surveys (bot.storage "
-        "may import of bot/ only bot.storage, bot.config; never aiohttp, rasa, rasa_sdk, "
-        "rasa_ext, actions)",
+        "may import of bot/ only bot.storage, bot.config, bot.domain.enums; never aiohttp, rasa, "
+        "rasa_sdk, rasa_ext, actions)",
         "bot/web/chat.py:1: bot.web.chat imports actions (bot may import of bot/ only bot; "
         "never rasa, rasa_sdk, rasa_ext, actions)",
     ]

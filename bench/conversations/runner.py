@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bench.conversations.spec import Conversation, pattern, substitute
 from bench.ws import CLOSED, read_frames, simulated_client
 from bot.domain import shop_events
+from bot.domain.enums import EscalationStatus
 from bot.domain.identity import issue_token
 from bot.storage.models import (
     Conversation as ConversationRow,
@@ -26,7 +27,6 @@ from bot.storage.models import (
 from bot.storage.models import (
     Customer,
     Escalation,
-    EscalationStatus,
     Feedback,
     Order,
     OrderItem,

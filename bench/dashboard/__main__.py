@@ -163,8 +163,8 @@ async def _fill(url: str, customers: int, feedback: int) -> dict[str, Any]:
 
 async def _token(url: str) -> str:
     from bot.domain import api_tokens
+    from bot.domain.enums import StaffRole
     from bot.storage.db import create_engine, create_session_factory
-    from bot.storage.models import StaffRole
 
     engine = create_engine(url)
     try:

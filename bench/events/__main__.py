@@ -54,18 +54,11 @@ from sqlalchemy import func, select, text
 
 from bench.host import cpu_seconds, loadavg, machine, python, say
 from bench.stats import summary_ms
+from bot.domain.enums import OrderStatus, ShopEventStatus
 from bot.domain.shop_events import signature_header
 from bot.launcher import free_port
 from bot.storage.db import create_engine
-from bot.storage.models import (
-    Lifecycle,
-    Order,
-    OrderStatus,
-    ShopEvent,
-    ShopEventStatus,
-    Subscription,
-    SurveyDispatch,
-)
+from bot.storage.models import Lifecycle, Order, ShopEvent, Subscription, SurveyDispatch
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench" / "events"

@@ -236,10 +236,11 @@ async def escalate_all(database_url: str, client_ids: list[str]) -> tuple[list[s
 
     The browser never learns its conversation id; the newest N conversations are the
     benchmark's (checked), and each is tied to its socket through its first message."""
+    from bot.domain.enums import EscalationReason
     from bot.domain.escalations import escalate
     from bot.storage.db import create_engine, create_session_factory
     from bot.storage.models import Conversation as ConversationRow
-    from bot.storage.models import EscalationReason, Message
+    from bot.storage.models import Message
 
     engine = create_engine(database_url)
     try:

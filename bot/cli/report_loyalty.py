@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import insights, loyalty
+from bot.domain.enums import InsightStatus
 from bot.domain.feedback_query import DateRange
 from bot.domain.metrics import MetricCounts
-from bot.storage.models import Insight, InsightStatus, utcnow
+from bot.storage.models import Insight, utcnow
 
 GROUP_TITLES = (
     ("by_csat", "CSAT band of the lifecycle"),

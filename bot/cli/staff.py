@@ -59,7 +59,7 @@ async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitab
 
 def _create(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain import staff
-    from bot.storage.models import StaffRole
+    from bot.domain.enums import StaffRole
 
     password = args.password if args.password is not None else _ask_password()
     if password is None:

@@ -28,7 +28,7 @@ def add_commands(sub: Subparsers) -> None:
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain import api_tokens
-    from bot.storage.models import StaffRole
+    from bot.domain.enums import StaffRole
 
     async def body(sessions: Sessions) -> int:
         async with sessions() as session:

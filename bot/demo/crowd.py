@@ -31,23 +31,18 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import analysis
-from bot.domain.lifecycle import STAGE_ORDER
-from bot.domain.scores import SCALES
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
-    Customer,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
-    OrderItem,
     OrderStatus,
     Stage,
-    SurveyDispatch,
 )
+from bot.domain.lifecycle import STAGE_ORDER
+from bot.domain.scores import SCALES
+from bot.storage.models import Customer, Feedback, Lifecycle, Order, OrderItem, SurveyDispatch
 
 YEAR_DAYS = 365
 FIRST_NUMBER = 30001  # order numbers A30001...: after the hand-made history's A10001...

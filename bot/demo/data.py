@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from bot.storage.models import (
-    AcquisitionSource,
-)
+from bot.domain.enums import AcquisitionSource
 
 MARKER_EXTERNAL_ID = "C1001"
 CURRENCY = "EUR"

@@ -15,16 +15,8 @@ from bot.demo import support as support_rows
 from bot.demo.data import MARKER_EXTERNAL_ID, TEXTS
 from bot.demo.planner import OrderPlan, Planner
 from bot.demo.writer import Writer
-from bot.storage.models import (
-    Customer,
-    Feedback,
-    Lifecycle,
-    Order,
-    OrderStatus,
-    Subscription,
-    SubscriptionStatus,
-    SurveyDispatch,
-)
+from bot.domain.enums import OrderStatus, SubscriptionStatus
+from bot.storage.models import Customer, Feedback, Lifecycle, Order, Subscription, SurveyDispatch
 
 
 @dataclass(frozen=True)

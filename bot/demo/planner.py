@@ -30,12 +30,8 @@ from bot.demo.data import (
     STREETS,
     SUBSCRIPTION_PLANS,
 )
-from bot.storage.models import (
-    AcquisitionSource,
-    Order,
-    OrderStatus,
-    SubscriptionStatus,
-)
+from bot.domain.enums import AcquisitionSource, OrderStatus, SubscriptionStatus
+from bot.storage.models import Order
 
 # --- plans -----------------------------------------------------------------------------
 

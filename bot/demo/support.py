@@ -38,22 +38,24 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import closed_loop, insights, staff
+from bot.domain.enums import (
+    Channel,
+    ConversationStatus,
+    EscalationReason,
+    EscalationStatus,
+    FeedbackKind,
+    InsightStatus,
+    MessageSender,
+    Stage,
+)
 from bot.domain.escalations import PRIORITY
 from bot.domain.surveys import TRIGGER_ESCALATION_RESOLVED
 from bot.storage.models import (
-    Channel,
     Conversation,
-    ConversationStatus,
     Escalation,
-    EscalationReason,
-    EscalationStatus,
     Feedback,
-    FeedbackKind,
-    InsightStatus,
     Message,
-    MessageSender,
     StaffUser,
-    Stage,
     SurveyDispatch,
 )
 

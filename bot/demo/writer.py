@@ -30,23 +30,18 @@ from bot.demo.planner import CustomerPlan, OrderPlan, SubscriptionPlan, add_mont
 from bot.domain import feedback as feedback_domain
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
-from bot.domain.feedback import NewFeedback
-from bot.domain.scores import SCALES
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
-    Customer,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
-    OrderItem,
     OrderStatus,
     Stage,
-    Subscription,
-    SurveyDispatch,
 )
+from bot.domain.feedback import NewFeedback
+from bot.domain.scores import SCALES
+from bot.storage.models import Customer, Lifecycle, Order, OrderItem, Subscription, SurveyDispatch
 
 
 @dataclass

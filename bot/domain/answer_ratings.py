@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.enums import MessageSender
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.review_inbox import turn_of
 from bot.domain.turn_review import understood_intent
-from bot.storage.models import AnswerRating, Message, MessageSender, TurnUnderstanding, utcnow
+from bot.storage.models import AnswerRating, Message, TurnUnderstanding, utcnow
 
 KNOWLEDGE_STEPS = frozenset({"action_answer_policy_question", "action_answer_product_question"})
 

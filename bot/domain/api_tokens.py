@@ -13,8 +13,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput, NotFound
-from bot.storage.models import ApiToken, AuditLog, StaffRole, utcnow
+from bot.storage.models import ApiToken, AuditLog, utcnow
 
 TOKEN_PREFIX = "fbk_"
 _MAX_TOKEN_CHARS = 128

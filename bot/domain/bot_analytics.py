@@ -27,14 +27,8 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import (
-    AnswerRating,
-    BotEvent,
-    BotEventKind,
-    Escalation,
-    TurnFlag,
-    TurnUnderstanding,
-)
+from bot.domain.enums import BotEventKind
+from bot.storage.models import AnswerRating, BotEvent, Escalation, TurnFlag, TurnUnderstanding
 
 IGNORED_SENDER_PREFIXES = ("preflight-",)  # the launcher's and /readyz's probes
 FALLBACK_INTENT = "nlu_fallback"

@@ -15,15 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import surveys
 from bot.domain.analysis import STRONGLY_NEGATIVE
+from bot.domain.enums import EscalationReason, FeedbackKind
 from bot.domain.escalations import PRIORITY
-from bot.storage.models import (
-    Escalation,
-    EscalationReason,
-    Feedback,
-    FeedbackKind,
-    Lifecycle,
-    utcnow,
-)
+from bot.storage.models import Escalation, Feedback, Lifecycle, utcnow
 
 SCORE_KINDS = frozenset({FeedbackKind.csat, FeedbackKind.ces, FeedbackKind.nps})
 MAX_SUMMARY_CHARS = 300

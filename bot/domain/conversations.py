@@ -13,19 +13,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import email_reply
+from bot.domain.enums import ConversationStatus, EscalationStatus, MessageSender
 from bot.domain.identity import CustomerClaims, TokenProblem
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
-    ConversationStatus,
     Customer,
     Escalation,
-    EscalationStatus,
     Feedback,
     IdentityTokenUse,
     Lifecycle,
     Message,
-    MessageSender,
     SurveyDispatch,
     utcnow,
 )

@@ -26,7 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import texts
-from bot.storage.models import Conversation, Customer, Escalation, Message, MessageSender
+from bot.domain.enums import MessageSender
+from bot.storage.models import Conversation, Customer, Escalation, Message
 
 LINK_PREFIX = "rl1"
 RESUME_LINK_DAYS = 7

@@ -7,17 +7,10 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.enums import ConversationStatus, EscalationReason, MessageSender
 from bot.domain.support import extract_email
 from bot.storage import repositories
-from bot.storage.models import (
-    Conversation,
-    ConversationStatus,
-    Escalation,
-    EscalationReason,
-    Message,
-    MessageSender,
-    utcnow,
-)
+from bot.storage.models import Conversation, Escalation, Message, utcnow
 
 # Higher is more urgent: an unhappy customer outranks a question the bot could not parse.
 PRIORITY = {

@@ -10,16 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import analysis
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource
 from bot.domain.errors import InvalidInput
 from bot.domain.scores import SCALES
-from bot.storage.models import (
-    Channel,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    utcnow,
-)
+from bot.storage.models import Feedback, Lifecycle, utcnow
 
 MAX_FEEDBACK_CHARS = 5000
 TEXT_KINDS = frozenset(

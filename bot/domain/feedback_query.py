@@ -33,20 +33,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.analysis import NEGATIVE, THEME_KEYWORDS
+from bot.domain.enums import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
 from bot.domain.errors import InvalidInput
 from bot.storage.models import (
-    AcquisitionSource,
-    Channel,
     Customer,
     Feedback,
     FeedbackDaily,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
     Order,
     OrderItem,
     Reviewer,
-    Stage,
     SurveyDispatch,
 )
 from bot.storage.rollup import UNATTRIBUTED

@@ -37,18 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.analysis import NEGATIVE
+from bot.domain.enums import FeedbackKind
 from bot.domain.feedback_query import THEMES, FeedbackFilter, theme_condition
 from bot.domain.journey import JourneyMap, Pitfall
 from bot.domain.metrics import month_split
 from bot.storage import rollup_fix
-from bot.storage.models import (
-    Feedback,
-    FeedbackKind,
-    JourneyFix,
-    JourneyFixDaily,
-    JourneyFixMonthly,
-    Lifecycle,
-)
+from bot.storage.models import Feedback, JourneyFix, JourneyFixDaily, JourneyFixMonthly, Lifecycle
 
 TOP = 10
 SCORED_METRICS = ("csat", "nps")

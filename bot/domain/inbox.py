@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import audit, staff_access
+from bot.domain.enums import EscalationStatus, MessageSender
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.views import escalation_json, message_json, staff_names
 from bot.storage.models import (
@@ -31,9 +32,7 @@ from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
-    EscalationStatus,
     Message,
-    MessageSender,
     Order,
     StaffUser,
     utcnow,

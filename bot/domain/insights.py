@@ -49,6 +49,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain import feedback_query
 from bot.domain.analysis import NEGATIVE
+from bot.domain.enums import (
+    Channel,
+    FeedbackKind,
+    InsightOrigin,
+    InsightStatus,
+    InsightTeam,
+    MessageSender,
+    Stage,
+)
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.feedback_query import DateRange, FeedbackFilter
 from bot.domain.journey import Pitfall
@@ -63,19 +72,12 @@ from bot.domain.stats import ProportionTest, nps_difference_test, two_proportion
 from bot.storage import repositories
 from bot.storage.models import (
     AuditLog,
-    Channel,
     Customer,
     Feedback,
-    FeedbackKind,
     Insight,
     InsightFeedback,
     InsightNotice,
-    InsightOrigin,
-    InsightStatus,
-    InsightTeam,
     Message,
-    MessageSender,
-    Stage,
 )
 
 TRANSITIONS: dict[InsightStatus, frozenset[InsightStatus]] = {

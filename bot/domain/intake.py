@@ -29,18 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain import analysis, closed_loop
 from bot.domain import feedback as feedback_domain
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource
 from bot.domain.errors import DomainError, InvalidInput
 from bot.domain.shop_events import parse_time
-from bot.storage.models import (
-    Channel,
-    Customer,
-    Escalation,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    utcnow,
-)
+from bot.storage.models import Customer, Escalation, Feedback, Lifecycle, utcnow
 
 INTAKE_CHANNELS = (Channel.call_center, Channel.email, Channel.social, Channel.storefront)
 INTAKE_KINDS = (

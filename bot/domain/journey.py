@@ -21,6 +21,7 @@ from sqlalchemy import Integer, Text, and_, case, cast, func, literal_column, or
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
+from bot.domain.enums import Stage
 from bot.domain.feedback_query import (
     THEMES,
     FeedbackFilter,
@@ -30,13 +31,7 @@ from bot.domain.feedback_query import (
 )
 from bot.domain.lifecycle import STAGE_ORDER
 from bot.domain.metrics import MetricCounts, feedback_rows, group_rollup, stage_key
-from bot.storage.models import (
-    Customer,
-    Feedback,
-    JourneyLink,
-    Lifecycle,
-    Stage,
-)
+from bot.storage.models import Customer, Feedback, JourneyLink, Lifecycle
 from bot.storage.rollup import UNATTRIBUTED
 
 # Transitions whose drop-off can be a pitfall (the buying funnel).

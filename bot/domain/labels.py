@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.analysis import THEME_KEYWORDS
-from bot.domain.feedback_query import UNKNOWN_SOURCE, UNSOLICITED
-from bot.domain.support import SUPPORT_FLOWS
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
     EscalationReason,
@@ -21,6 +19,8 @@ from bot.storage.models import (
     FeedbackSource,
     Stage,
 )
+from bot.domain.feedback_query import UNKNOWN_SOURCE, UNSOLICITED
+from bot.domain.support import SUPPORT_FLOWS
 
 STAGES = {
     Stage.discovery.value: "Discovery",

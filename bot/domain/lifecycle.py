@@ -7,15 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
-    Customer,
-    Lifecycle,
-    LifecycleKind,
-    Order,
-    OrderStatus,
-    Stage,
-    utcnow,
-)
+from bot.domain.enums import LifecycleKind, OrderStatus, Stage
+from bot.storage.models import Customer, Lifecycle, Order, utcnow
 
 STAGE_ORDER = (Stage.discovery, Stage.research, Stage.purchase, Stage.use, Stage.support)
 SUPPORT_ENTRY_STAGES = frozenset({Stage.purchase, Stage.use})

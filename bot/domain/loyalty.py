@@ -56,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.domain.enums import FeedbackKind, LifecycleKind, Stage
 from bot.domain.feedback_query import UNKNOWN_SOURCE, DateRange
 from bot.domain.metrics import as_date, bucket_expression
 from bot.domain.stats import wilson_interval
@@ -64,11 +65,8 @@ from bot.storage.models import (
     Customer,
     Escalation,
     Feedback,
-    FeedbackKind,
     Lifecycle,
-    LifecycleKind,
     LifecycleLoyalty,
-    Stage,
 )
 
 DEFAULT_WINDOW_DAYS = 90

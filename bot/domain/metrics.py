@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.domain.enums import FeedbackKind
 from bot.domain.feedback_query import (
     UNSOLICITED,
     DateRange,
@@ -53,7 +54,6 @@ from bot.storage.models import (
     Feedback,
     FeedbackDaily,
     FeedbackDailyGroup,
-    FeedbackKind,
     FeedbackMonthlyGroup,
     Lifecycle,
     OrderItem,

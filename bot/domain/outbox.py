@@ -17,14 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import (
-    Customer,
-    Escalation,
-    EscalationReason,
-    Feedback,
-    WebhookOutbox,
-    utcnow,
-)
+from bot.domain.enums import EscalationReason
+from bot.storage.models import Customer, Escalation, Feedback, WebhookOutbox, utcnow
 
 DETRACTOR_EVENT = "detractor.escalated"
 MAX_ATTEMPTS = 8

@@ -33,14 +33,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import texts
+from bot.domain.enums import EscalationStatus
 from bot.domain.errors import InvalidInput
-from bot.storage.models import (
-    Conversation,
-    Escalation,
-    EscalationStatus,
-    Order,
-    Photo,
-)
+from bot.storage.models import Conversation, Escalation, Order, Photo
 
 # Pillow's format name -> (content type, file extension). Nothing else is accepted.
 FORMATS = {

@@ -37,6 +37,7 @@ from sqlalchemy import ColumnElement, String, cast, delete, inspect, null, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import photos, returns, review_inbox
+from bot.domain.enums import ShopEventStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.storage.models import (
     AuditLog,
@@ -51,7 +52,6 @@ from bot.storage.models import (
     Order,
     Photo,
     ShopEvent,
-    ShopEventStatus,
     StaffNote,
     Subscription,
     SurveyDispatch,

@@ -28,16 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.domain import chat, feedback, surveys, texts
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import FeedbackKind, OrderStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.scores import asks_why, is_decline
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
     Customer,
-    FeedbackKind,
     Lifecycle,
     Order,
-    OrderStatus,
     Subscription,
     SurveyDispatch,
     utcnow,

@@ -40,7 +40,8 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Customer, Message, ReviewStatus, TurnUnderstanding
+from bot.domain.enums import ReviewStatus
+from bot.storage.models import Customer, Message, TurnUnderstanding
 
 ERASED_TEXT = "[erased]"
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PROJECT_ROOT
 from bot.domain import analysis, audit
+from bot.domain.enums import MessageSender, ReviewStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.turn_review import (
     CHOICE_STEPS,
@@ -38,16 +39,7 @@ from bot.domain.turn_review import (
     rephrased,
     understood_intent,
 )
-from bot.storage.models import (
-    AnswerRating,
-    Message,
-    MessageSender,
-    ReviewStatus,
-    StaffUser,
-    TurnFlag,
-    TurnUnderstanding,
-    utcnow,
-)
+from bot.storage.models import AnswerRating, Message, StaffUser, TurnFlag, TurnUnderstanding, utcnow
 
 # The intents a reviewer may pick: SPEC §4's and `inform` (an order number, an email, a
 # score given on its own); the web service's EXTERNAL_* triggers are never typed.

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from bot.domain.enums import MessageSender, ReviewStatus
 from bot.domain.errors import NotFound
 from bot.domain.review_export import (
     ERASED_TEXT,
@@ -47,16 +48,7 @@ from bot.domain.review_export import (
     name_tokens,
     vocabulary,
 )
-from bot.storage.models import (
-    Conversation,
-    Customer,
-    Message,
-    MessageSender,
-    Order,
-    ReviewStatus,
-    TurnFlag,
-    TurnUnderstanding,
-)
+from bot.storage.models import Conversation, Customer, Message, Order, TurnFlag, TurnUnderstanding
 
 NOT_UNDERSTOOD = "not sure I understood|didn't get that|Did you mean"
 # The items the conversation runner's catalogue knows (bench/conversations/runner.py).

@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import audit
+from bot.domain.enums import StaffRole
 from bot.domain.errors import Conflict, InvalidInput
-from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
+from bot.storage.models import AuditLog, StaffSession, StaffUser, utcnow
 
 SESSION_TTL = timedelta(hours=12)
 # Issue #22: a session's last use is written at most this often (one UPDATE), so the idle

@@ -24,15 +24,8 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import audit
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Escalation,
-    EscalationStatus,
-    StaffNote,
-    StaffRole,
-    StaffUser,
-)
+from bot.domain.enums import EscalationStatus, StaffRole
+from bot.storage.models import AuditLog, Conversation, Escalation, StaffNote, StaffUser
 
 # Roles that read every conversation.
 SEE_EVERYTHING = frozenset({StaffRole.cx_manager, StaffRole.admin})

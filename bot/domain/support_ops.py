@@ -31,18 +31,12 @@ from sqlalchemy import Float, and_, case, cast, func, literal, literal_column, s
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.domain.enums import MessageSender
 from bot.domain.feedback_query import DateRange
 from bot.domain.metrics import MetricCounts, counts_from, feedback_aggregates
 from bot.domain.stats import wilson_interval
 from bot.domain.surveys import TRIGGER_ESCALATION_RESOLVED
-from bot.storage.models import (
-    Escalation,
-    Feedback,
-    Message,
-    MessageSender,
-    StaffUser,
-    SurveyDispatch,
-)
+from bot.storage.models import Escalation, Feedback, Message, StaffUser, SurveyDispatch
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import audit
+from bot.domain.enums import StaffRole
 from bot.domain.errors import Conflict, InvalidInput
-from bot.storage.models import StaffRole, StaffUser, utcnow
+from bot.storage.models import StaffUser, utcnow
 
 ISSUER = "Shop support console"
 MODES = ("optional", "required")

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Escalation, EscalationStatus, Message, StaffUser
+from bot.domain.enums import EscalationStatus
+from bot.storage.models import Escalation, Message, StaffUser
 
 
 def priority_label(priority: int) -> str:

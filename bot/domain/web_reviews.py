@@ -46,21 +46,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from bot.domain import analysis, closed_loop
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource
 from bot.domain.errors import DomainError, InvalidInput
 from bot.domain.feedback import MAX_FEEDBACK_CHARS
 from bot.storage import rollup
-from bot.storage.models import (
-    Channel,
-    Customer,
-    Escalation,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    Order,
-    Reviewer,
-    utcnow,
-)
+from bot.storage.models import Customer, Escalation, Feedback, Lifecycle, Order, Reviewer, utcnow
 
 BATCH = 2000
 MAX_FIELD_CHARS = 100_000

@@ -32,6 +32,28 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.domain.enums import (
+    AcquisitionSource,
+    BotEventKind,
+    Channel,
+    ConversationStatus,
+    EscalationReason,
+    EscalationStatus,
+    FeedbackKind,
+    FeedbackSource,
+    InsightOrigin,
+    InsightStatus,
+    InsightTeam,
+    LifecycleKind,
+    MessageSender,
+    OrderStatus,
+    ReviewStatus,
+    ShopEventStatus,
+    StaffRole,
+    Stage,
+    SubscriptionStatus,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -81,108 +103,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         length=32,
         values_callable=lambda members: [m.value for m in members],
     )
-
-
-class Stage(str, enum.Enum):
-    discovery = "discovery"
-    research = "research"
-    purchase = "purchase"
-    use = "use"
-    support = "support"
-
-
-class LifecycleKind(str, enum.Enum):
-    one_time = "one_time"
-    subscription_period = "subscription_period"
-
-
-class AcquisitionSource(str, enum.Enum):
-    search = "search"
-    social = "social"
-    friend = "friend"
-    ad = "ad"
-    affiliate = "affiliate"
-    marketing_email = "marketing_email"
-    other = "other"
-
-
-class OrderStatus(str, enum.Enum):
-    placed = "placed"
-    shipped = "shipped"
-    delivered = "delivered"
-    returned = "returned"
-    refunded = "refunded"
-    cancelled = "cancelled"
-
-
-class SubscriptionStatus(str, enum.Enum):
-    active = "active"
-    paused = "paused"
-    cancelled = "cancelled"
-
-
-class ConversationStatus(str, enum.Enum):
-    bot = "bot"
-    waiting_for_agent = "waiting_for_agent"
-    with_agent = "with_agent"
-    closed = "closed"
-
-
-class Channel(str, enum.Enum):
-    website_chat = "website_chat"
-    support = "support"
-    call_center = "call_center"
-    email = "email"
-    social = "social"
-    storefront = "storefront"
-    # Public review sites (Trustpilot, Google Business Profile): issue #23, migration 0019.
-    review_site = "review_site"
-
-
-class MessageSender(str, enum.Enum):
-    customer = "customer"
-    bot = "bot"
-    agent = "agent"
-    system = "system"
-
-
-class FeedbackKind(str, enum.Enum):
-    csat = "csat"
-    ces = "ces"
-    nps = "nps"
-    comment = "comment"
-    complaint = "complaint"
-    praise = "praise"
-    discovery_source = "discovery_source"
-    churn_reason = "churn_reason"
-
-
-class FeedbackSource(str, enum.Enum):
-    chat_survey = "chat_survey"
-    proactive_survey = "proactive_survey"
-    free_text = "free_text"
-    imported = "imported"
-
-
-class EscalationReason(str, enum.Enum):
-    customer_request = "customer_request"
-    negative_feedback = "negative_feedback"
-    fallback = "fallback"
-    bot_failure = "bot_failure"
-
-
-class EscalationStatus(str, enum.Enum):
-    waiting = "waiting"
-    claimed = "claimed"
-    resolved = "resolved"
-
-
-class StaffRole(str, enum.Enum):
-    agent = "agent"
-    cx_manager = "cx_manager"
-    admin = "admin"
-    # Reviews the bot's misunderstood turns (issue #24, migration 0020): the review inbox only.
-    bot_trainer = "bot_trainer"
 
 
 class Customer(Base):
@@ -662,12 +582,6 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class ShopEventStatus(str, enum.Enum):
-    pending = "pending"  # accepted (202), waiting for the events worker
-    applied = "applied"
-    failed = "failed"  # refused by a rule that needs the database; `result` says why
-
-
 class ShopEvent(Base):
     """A shop event received on POST /api/events, by the shop's event id (idempotency).
 
@@ -744,12 +658,6 @@ class WebhookOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class BotEventKind(str, enum.Enum):
-    user_turn = "user_turn"
-    fallback = "fallback"
-    handoff = "handoff"
-
-
 class BotEvent(Base):
     """Bot analytics from Rasa's event broker (`python -m bot analytics-consumer`).
 
@@ -766,28 +674,6 @@ class BotEvent(Base):
     conversation_id: Mapped[str] = mapped_column(String(100), index=True)
     kind: Mapped[BotEventKind] = mapped_column(_enum(BotEventKind, "bot_event_kind"))
     occurred_at: Mapped[datetime]
-
-
-class InsightStatus(str, enum.Enum):
-    new = "new"
-    accepted = "accepted"
-    in_progress = "in_progress"
-    applied = "applied"
-    wont_do = "wont_do"
-
-
-class InsightTeam(str, enum.Enum):
-    product = "product"
-    support = "support"
-    logistics = "logistics"
-    marketing = "marketing"
-    web = "web"
-
-
-class InsightOrigin(str, enum.Enum):
-    theme = "theme"
-    pitfall = "pitfall"
-    feedback = "feedback"
 
 
 class Insight(Base):
@@ -1101,12 +987,6 @@ class LifecycleLoyalty(Base):
     gap_days: Mapped[int | None] = mapped_column(
         Integer, Computed(LoyaltyGapDays(), persisted=True)
     )
-
-
-class ReviewStatus(str, enum.Enum):
-    confirmed = "confirmed"  # the predicted intent was right
-    corrected = "corrected"  # a reviewer picked another intent
-    dismissed = "dismissed"  # "not a real request"
 
 
 class TurnUnderstanding(Base):

@@ -9,18 +9,15 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from bot.domain.enums import ConversationStatus, EscalationStatus, MessageSender, SubscriptionStatus
 from bot.storage.models import (
     Conversation,
-    ConversationStatus,
     Customer,
     Escalation,
-    EscalationStatus,
     Feedback,
     Message,
-    MessageSender,
     Order,
     Subscription,
-    SubscriptionStatus,
     utcnow,
 )
 

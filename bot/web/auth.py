@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from bot.domain import safe_json, staff, staff_access, two_factor
-from bot.storage.models import StaffRole, StaffSession, StaffUser, utcnow
+from bot.domain.enums import StaffRole
+from bot.storage.models import StaffSession, StaffUser, utcnow
 from bot.web.errors import json_error, read_json, read_json_object
 from bot.web.keys import SESSIONS, SETTINGS
 

@@ -30,12 +30,13 @@ from bot.domain import (
     staff,
     texts,
 )
+from bot.domain.enums import ConversationStatus, MessageSender
 from bot.domain.errors import DomainError
 from bot.domain.identity import check_token, problem_message
 from bot.domain.turn_review import Rules
 from bot.storage import repositories
 from bot.storage.db import STORAGE_ERRORS
-from bot.storage.models import Conversation, ConversationStatus, Message, MessageSender
+from bot.storage.models import Conversation, Message
 from bot.web import language
 from bot.web.auth import is_same_origin
 from bot.web.client_limits import (

@@ -21,16 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.domain import handoff, inbox, photos, safe_json, views
+from bot.domain.enums import MessageSender, StaffRole
 from bot.domain.errors import NotFound
 from bot.domain.staff import touch_presence
-from bot.storage.models import (
-    Conversation,
-    Customer,
-    MessageSender,
-    Order,
-    StaffRole,
-    StaffUser,
-)
+from bot.storage.models import Conversation, Customer, Order, StaffUser
 from bot.web import knowledge_pages, review
 from bot.web.auth import (
     auth_middleware,

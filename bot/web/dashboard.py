@@ -14,7 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from bot.web import bot_pages, insight_pages
 from bot.web.auth import LOGIN_PAGE_PATH, NO_STORE, forbidden_response, load_staff_session
 

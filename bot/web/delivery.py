@@ -16,9 +16,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.helpers import ChainMapProxy
 
+from bot.domain.enums import ConversationStatus, MessageSender
 from bot.domain.views import message_json
 from bot.storage import repositories
-from bot.storage.models import ConversationStatus, Message, MessageSender
+from bot.storage.models import Message
 from bot.web.keys import HUB, SESSIONS, STAFF_HUB
 from bot.web.rasa_client import BotReply
 

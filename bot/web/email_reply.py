@@ -24,8 +24,9 @@ from aiohttp import web
 from aiohttp.helpers import ChainMapProxy
 
 from bot.domain import email_reply
+from bot.domain.enums import MessageSender
 from bot.mail import Mailer, MailError
-from bot.storage.models import Message, MessageSender, utcnow
+from bot.storage.models import Message, utcnow
 from bot.web.keys import HUB, SESSIONS, SETTINGS
 from bot.web.ops import METRICS
 

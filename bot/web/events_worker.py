@@ -29,8 +29,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain import shop_events
+from bot.domain.enums import ShopEventStatus
 from bot.storage.db import STORAGE_ERRORS
-from bot.storage.models import ShopEventStatus
 from bot.web.background import spawn, stop
 from bot.web.keys import ENGINE, SESSIONS, SETTINGS
 from bot.web.ops import METRICS

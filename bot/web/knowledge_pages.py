@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.domain import knowledge
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from bot.web.api.knowledge import article_json, product_json, unanswered_json
 from bot.web.auth import require_roles
 from bot.web.errors import read_json_object

@@ -31,7 +31,8 @@ from prometheus_client import (
 )
 from sqlalchemy import Integer, text
 
-from bot.storage.models import StaffRole, UTCDateTime
+from bot.domain.enums import StaffRole
+from bot.storage.models import UTCDateTime
 from bot.web.auth import load_staff_session
 from bot.web.errors import json_error
 from bot.web.hub import Fanout

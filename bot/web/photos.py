@@ -23,8 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain import conversations, email_reply, photos, texts
+from bot.domain.enums import MessageSender, StaffRole
 from bot.storage import repositories
-from bot.storage.models import Conversation, Message, MessageSender, Photo, StaffRole, utcnow
+from bot.storage.models import Conversation, Message, Photo, utcnow
 from bot.web.auth import is_same_origin, may_read_conversation, require_roles
 from bot.web.chat import RATE_LIMITED
 from bot.web.delivery import announce, message_frame, push, turn_lock

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from bot.domain import conversations, proactive
-from bot.storage.models import Conversation, ConversationStatus, Customer, utcnow
+from bot.domain.enums import ConversationStatus
+from bot.storage.models import Conversation, Customer, utcnow
 from bot.web.delivery import AppState, push_replies, turn_lock
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS
 from bot.web.rasa_client import RasaUnavailable

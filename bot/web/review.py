@@ -12,9 +12,10 @@ from aiohttp import web
 
 from bot.config import PROJECT_ROOT
 from bot.domain import audit, review_inbox, review_regression
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
 from bot.domain.turn_review import Reason
-from bot.storage.models import StaffRole, StaffUser
+from bot.storage.models import StaffUser
 from bot.web.auth import current_staff, require_roles
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS

@@ -47,19 +47,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
+from bot.domain.enums import LifecycleKind, OrderStatus, Stage, SubscriptionStatus
 from bot.domain.shop_events.payload import ORDER_EVENTS, EventData, OrderData, SubscriptionData
 from bot.domain.shop_events.rules import STATUS_RANK, STATUS_TIME_FIELD
 from bot.storage import rollup_journey
 from bot.storage.models import (
     Customer,
     Lifecycle,
-    LifecycleKind,
     Order,
     OrderItem,
-    OrderStatus,
-    Stage,
     Subscription,
-    SubscriptionStatus,
     SurveyDispatch,
     utcnow,
 )

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.domain.enums import OrderStatus
 from bot.domain.errors import InvalidInput
-from bot.storage.models import OrderStatus, utcnow
+from bot.storage.models import utcnow
 
 ORDER_EVENTS = {
     "order.placed": OrderStatus.placed,

@@ -23,14 +23,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from bot.domain.enums import ShopEventStatus
 from bot.domain.errors import Conflict, InvalidInput
 from bot.domain.shop_events import batch, rules
 from bot.domain.shop_events.payload import EventData, event_from_json, event_to_json
-from bot.storage.models import (
-    ShopEvent,
-    ShopEventStatus,
-    utcnow,
-)
+from bot.storage.models import ShopEvent, utcnow
 
 MAX_ATTEMPTS = 5
 logger = logging.getLogger(__name__)

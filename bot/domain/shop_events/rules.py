@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
+from bot.domain.enums import LifecycleKind, OrderStatus, Stage, SubscriptionStatus
 from bot.domain.shop_events.payload import (
     ORDER_EVENTS,
     CustomerData,
@@ -29,18 +30,7 @@ from bot.domain.shop_events.payload import (
     SubscriptionData,
     invalid_event,
 )
-from bot.storage.models import (
-    Customer,
-    Lifecycle,
-    LifecycleKind,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Stage,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
+from bot.storage.models import Customer, Lifecycle, Order, OrderItem, Subscription, utcnow
 
 # An order's status only moves up this rank; a cancelled order may still be refunded.
 STATUS_RANK = {

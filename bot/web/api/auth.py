@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.domain import api_tokens
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from bot.web.auth import csrf_failed, csrf_ok, load_staff_session
 from bot.web.errors import json_error
 from bot.web.keys import SESSIONS

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import bot_analytics, feedback_query
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
-from bot.storage.models import StaffRole
 from bot.web.api.auth import require_api_roles
 from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS

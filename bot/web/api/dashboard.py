@@ -29,9 +29,10 @@ from bot.domain import (
     share_of_voice,
     support_ops,
 )
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import MAX_PER_PAGE, FeedbackFilter, FeedbackRow
-from bot.storage.models import Conversation, Message, StaffRole, utcnow
+from bot.storage.models import Conversation, Message, utcnow
 from bot.web.api.auth import require_api_roles
 from bot.web.api.openapi import error_responses, ok_response, query_param
 from bot.web.keys import SESSIONS, SETTINGS
@@ -446,7 +447,7 @@ def _csv_enum(values: list[str]) -> dict[str, Any]:
 
 
 def _filter_params() -> list[dict[str, Any]]:
-    from bot.storage.models import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
+    from bot.domain.enums import AcquisitionSource, Channel, FeedbackKind, FeedbackSource, Stage
 
     date = {"type": "string", "format": "date"}
     return [

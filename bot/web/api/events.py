@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import safe_json, shop_events
-from bot.storage.models import ShopEventStatus
+from bot.domain.enums import ShopEventStatus
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import json_error
 from bot.web.events_worker import EVENTS_QUEUE

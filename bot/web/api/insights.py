@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import insights, staff_access
+from bot.domain.enums import InsightStatus, InsightTeam
 from bot.domain.errors import InvalidInput
 from bot.domain.feedback_query import parse_int
-from bot.storage.models import InsightStatus, InsightTeam, utcnow
+from bot.storage.models import utcnow
 from bot.web.api.auth import ALL_ROLES, current_principal, require_api_roles
 from bot.web.api.dashboard import DASHBOARD_ROLES, neutralise, row_links
 from bot.web.api.openapi import error_responses, json_content, ok_response

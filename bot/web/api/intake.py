@@ -11,7 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import intake, web_reviews
-from bot.storage.models import Escalation, Feedback, StaffRole
+from bot.domain.enums import StaffRole
+from bot.storage.models import Escalation, Feedback
 from bot.web.api.auth import require_api_roles
 from bot.web.api.events import BodyTooLarge, read_limited
 from bot.web.api.openapi import error_responses, json_content

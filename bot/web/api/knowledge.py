@@ -8,8 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import knowledge
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
-from bot.storage.models import KnowledgeArticle, KnowledgeProduct, StaffRole, UnansweredQuestion
+from bot.storage.models import KnowledgeArticle, KnowledgeProduct, UnansweredQuestion
 from bot.web.api.auth import require_api_roles
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import read_json_object

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import photos, privacy, reviewer_privacy
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.keys import HUB, RASA, SESSIONS, SETTINGS

@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import api_tokens
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
-from bot.storage.models import ApiToken, StaffRole
+from bot.storage.models import ApiToken
 from bot.web.api.auth import current_principal, require_api_roles
 from bot.web.api.openapi import error_responses, json_content
 from bot.web.errors import read_json_object
