@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -28,7 +26,7 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(length=64), nullable=False),
         sa.Column("target_id", sa.String(length=64), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
@@ -58,7 +56,7 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("external_id", name=op.f("uq_customers_external_id")),
     )
@@ -84,7 +82,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
         sa.UniqueConstraint("email", name=op.f("uq_staff_users_email")),
     )
@@ -108,15 +106,11 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("started_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "current_period_start", bot.storage.models.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "current_period_end", bot.storage.models.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column("paused_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cancelled_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("current_period_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("current_period_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("paused_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_subscriptions_customer_id_customers")
         ),
@@ -154,17 +148,13 @@ def upgrade() -> None:
         sa.Column("shipping_address", sa.Text(), nullable=False),
         sa.Column("carrier", sa.String(length=50), nullable=True),
         sa.Column("tracking_number", sa.String(length=64), nullable=True),
-        sa.Column("placed_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("shipped_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "estimated_delivery", bot.storage.models.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("delivered_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "return_requested_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column("refunded_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cancelled_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("estimated_delivery", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("return_requested_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refunded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_orders_customer_id_customers")
         ),
@@ -215,8 +205,8 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.Integer(), nullable=True),
         sa.Column("access_token_hash", sa.String(length=64), nullable=True),
         sa.Column("order_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_conversations_customer_id_customers")
         ),
@@ -262,12 +252,12 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("opened_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("close_reason", sa.String(length=32), nullable=True),
         sa.Column("order_id", sa.Integer(), nullable=True),
         sa.Column("subscription_id", sa.Integer(), nullable=True),
-        sa.Column("period_start", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "acquisition_channel",
             sa.Enum(
@@ -346,7 +336,7 @@ def upgrade() -> None:
         ),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("buttons", sa.JSON(), nullable=True),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -385,11 +375,11 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("answered_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("declined_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expired_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("declined_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expired_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -491,7 +481,7 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.String(length=64), nullable=True),
         sa.Column("survey_dispatch_id", sa.Integer(), nullable=True),
         sa.Column("order_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -555,10 +545,10 @@ def upgrade() -> None:
         ),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("contact_email", sa.String(length=254), nullable=True),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_by_id", sa.Integer(), nullable=True),
-        sa.Column("claimed_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["claimed_by_id"],
             ["staff_users.id"],

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -24,8 +22,8 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("staff_user_id", sa.Integer(), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["staff_user_id"],
             ["staff_users.id"],
@@ -45,7 +43,7 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.String(length=64), nullable=False),
         sa.Column("staff_user_id", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
@@ -68,9 +66,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.true())
         )
-        batch_op.add_column(
-            sa.Column("last_seen_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -37,9 +35,9 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup
+from migrations import frozen_ddl
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -87,14 +87,12 @@ def upgrade() -> None:
         sa.Column("answered", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", "trigger", name=op.f("pk_survey_dispatch_daily")),
     )
-    connection = op.get_bind()
-    dialect = connection.dialect.name
-    rollup.execute(connection, rollup.trigger_ddl(dialect))
-    rollup.execute(connection, rollup.backfill_ddl(dialect))
+    # The triggers, then the backfill (migrations/sql/0005/).
+    frozen_ddl.run(op.get_bind(), revision, "upgrade")
 
 
 def downgrade() -> None:
-    rollup.execute(op.get_bind(), rollup.drop_ddl(op.get_bind().dialect.name))
+    frozen_ddl.run(op.get_bind(), revision, "downgrade")
     op.drop_table("survey_dispatch_daily")
     op.drop_table("feedback_daily_groups")
     op.drop_table("feedback_daily")

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -23,8 +21,8 @@ def upgrade() -> None:
         "shop_events",
         sa.Column("id", sa.String(length=100), nullable=False),
         sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("occurred_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("result", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shop_events")),
     )
@@ -34,11 +32,11 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("escalation_id", sa.Integer(), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("failed_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_outbox")),
         sa.UniqueConstraint("escalation_id", name=op.f("uq_webhook_outbox_escalation_id")),
@@ -50,17 +48,13 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_id", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column(
-                "status_changed_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True
-            )
+            sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=True)
         )
         batch_op.create_unique_constraint(
             batch_op.f("uq_subscriptions_external_id"), ["external_id"]
         )
     with op.batch_alter_table("escalations", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("due_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

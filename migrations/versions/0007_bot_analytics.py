@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -37,7 +35,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("occurred_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bot_events")),
         sa.UniqueConstraint("event_key", name=op.f("uq_bot_events_event_key")),
     )

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -22,8 +20,8 @@ def _enum(name: str, *values: str) -> sa.Enum:
     return sa.Enum(*values, name=name, native_enum=False, create_constraint=True, length=32)
 
 
-def _time() -> bot.storage.models.UTCDateTime:
-    return bot.storage.models.UTCDateTime(timezone=True)
+def _time() -> sa.DateTime:
+    return sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup, rollup_journey
+from migrations import frozen_ddl
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -97,23 +97,13 @@ def upgrade() -> None:
         postgresql_ops={"text": "gin_trgm_ops"},
     )
     # Backfilled before the new triggers exist (one transaction: no write comes between),
-    # so that rebuilding feedback_daily_groups does not run the monthly trigger per row.
-    statements = rollup.backfill_ddl(dialect) + rollup.source_backfill_ddl(dialect)
-    statements += rollup.monthly_backfill_ddl(dialect)
-    if dialect == "postgresql":
-        statements += rollup_journey.backfill_ddl()
-    rollup.execute(connection, statements)
-    rollup.execute(connection, rollup.source_trigger_ddl(dialect))
-    if dialect == "postgresql":
-        rollup.execute(connection, rollup_journey.trigger_ddl())
+    # so that rebuilding feedback_daily_groups does not run the monthly trigger per row;
+    # then the triggers (migrations/sql/0009/; the journey links on PostgreSQL only).
+    frozen_ddl.run(connection, revision, "upgrade")
 
 
 def downgrade() -> None:
-    connection = op.get_bind()
-    dialect = connection.dialect.name
-    rollup.execute(connection, rollup.source_drop_ddl(dialect))
-    if dialect == "postgresql":
-        rollup.execute(connection, rollup_journey.drop_ddl())
+    frozen_ddl.run(op.get_bind(), revision, "downgrade")
     op.drop_index("ix_feedback_text_trgm", table_name="feedback")
     op.drop_index("ix_feedback_stage_created", table_name="feedback")
     op.drop_table("feedback_monthly_groups")

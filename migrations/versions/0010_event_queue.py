@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -35,9 +33,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("status", STATUS, nullable=False, server_default="applied"))
         batch_op.add_column(sa.Column("payload", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("customer_ref", sa.String(length=64), nullable=True))
-        batch_op.add_column(
-            sa.Column("applied_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch_op.alter_column("result", existing_type=sa.JSON(), nullable=True)
     # The application always sets them; the defaults only filled the existing rows.

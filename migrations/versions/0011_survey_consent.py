@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -23,9 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("offer_count", sa.Integer(), nullable=False, server_default="0")
         )
-        batch_op.add_column(
-            sa.Column("accepted_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True))
     # Surveys offered before consent existed were shown once and started at once.
     op.execute(
         "UPDATE survey_dispatches SET offer_count = 1, accepted_at = sent_at "

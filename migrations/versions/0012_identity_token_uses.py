@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -24,7 +22,7 @@ def upgrade() -> None:
         sa.Column("jti", sa.String(length=128), nullable=False),
         sa.Column("customer_external_id", sa.String(length=64), nullable=False),
         sa.Column("conversation_id", sa.String(length=64), nullable=True),
-        sa.Column("expires_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_identity_token_uses")),
     )
     with op.batch_alter_table("identity_token_uses", schema=None) as batch_op:

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -21,9 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("escalations", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "back_with_bot_at", bot.storage.models.UTCDateTime(timezone=True), nullable=True
-            )
+            sa.Column("back_with_bot_at", sa.DateTime(timezone=True), nullable=True)
         )
 
 

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-
 revision: str = "0016_console_round_two"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
@@ -24,7 +22,7 @@ def upgrade() -> None:
         sa.Column("staff_user_id", sa.Integer(), nullable=False),
         sa.Column("conversation_id", sa.String(length=64), nullable=False),
         sa.Column("last_read_message_id", sa.Integer(), nullable=False),
-        sa.Column("read_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["staff_user_id"],
             ["staff_users.id"],
@@ -45,7 +43,7 @@ def upgrade() -> None:
         sa.Column("shortcut", sa.String(length=32), nullable=False),
         sa.Column("title", sa.String(length=100), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("updated_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_responses")),
         sa.UniqueConstraint("shortcut", name=op.f("uq_canned_responses_shortcut")),
     )

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0017_security_hardening"
 down_revision: str | None = "0016_console_round_two"
 branch_labels: str | Sequence[str] | None = None
@@ -22,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Plain ALTER TABLE … ADD/DROP COLUMN (SQLite ≥ 3.35, PostgreSQL), as in 0015.
     op.add_column(
-        "staff_sessions", sa.Column("last_used_at", UTCDateTime(timezone=True), nullable=True)
+        "staff_sessions", sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("staff_sessions", sa.Column("user_agent", sa.String(length=200), nullable=True))
     op.add_column(

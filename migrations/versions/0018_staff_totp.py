@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0018_staff_totp"
 down_revision: str | None = "0017_security_hardening"
 branch_labels: str | Sequence[str] | None = None
@@ -22,7 +20,7 @@ def upgrade() -> None:
     # Plain ALTER TABLE … ADD/DROP COLUMN (SQLite ≥ 3.35, PostgreSQL), as in 0015.
     op.add_column("staff_users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
     op.add_column(
-        "staff_users", sa.Column("totp_enabled_at", UTCDateTime(timezone=True), nullable=True)
+        "staff_users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("staff_users", sa.Column("totp_last_step", sa.Integer(), nullable=True))
 

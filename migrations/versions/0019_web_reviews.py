@@ -25,8 +25,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup
-from bot.storage.models import UTCDateTime
+from migrations import frozen_ddl
 
 revision: str = "0019"
 down_revision: str | None = "0020"
@@ -44,7 +43,7 @@ def _in(column: str, values: Sequence[str]) -> str:
 def _rebuild_feedback(*, upgrade: bool) -> None:
     bind = op.get_bind()
     dialect = bind.dialect.name
-    rollup.execute(bind, rollup.all_drop_ddl(dialect))
+    frozen_ddl.run(bind, revision, "drop_triggers")
     sqlite = dialect == "sqlite"
     if sqlite:
         op.execute("CREATE TEMP TABLE _insight_feedback_0019 AS SELECT * FROM insight_feedback")
@@ -79,7 +78,7 @@ def _rebuild_feedback(*, upgrade: bool) -> None:
             "WHERE feedback_id IN (SELECT id FROM feedback)"
         )
         op.execute("DROP TABLE _insight_feedback_0019")
-    rollup.execute(bind, rollup.all_trigger_ddl(dialect))
+    frozen_ddl.run(bind, revision, "create_triggers")
 
 
 def _foreign_keys(on: bool) -> None:
@@ -110,7 +109,7 @@ def upgrade() -> None:
         ),
         sa.Column("handle", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=True),
-        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reviewers")),
         sa.UniqueConstraint("channel", "handle", name="uq_reviewers_channel_handle"),
     )

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0020"
 down_revision: str | None = "0018_staff_totp"
 branch_labels: str | Sequence[str] | None = None
@@ -44,7 +42,7 @@ def upgrade() -> None:
         sa.Column("entities", sa.JSON(), nullable=True),
         sa.Column("bot_steps", sa.JSON(), nullable=True),
         sa.Column("sentiment", sa.Float(), nullable=True),
-        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "review_status",
             sa.Enum(
@@ -61,7 +59,7 @@ def upgrade() -> None:
         sa.Column("reviewed_intent", sa.String(length=64), nullable=True),
         sa.Column("reviewed_entities", sa.JSON(), nullable=True),
         sa.Column("reviewed_by_id", sa.Integer(), nullable=True),
-        sa.Column("reviewed_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0021"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
@@ -27,9 +25,9 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("link", sa.String(length=2000), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("webhook_sent_at", UTCDateTime(), nullable=True),
-        sa.Column("digest_sent_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("webhook_sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("digest_sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("key", name=op.f("uq_alerts_key")),
     )

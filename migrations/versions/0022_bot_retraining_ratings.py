@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0022"
 down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
@@ -31,8 +29,8 @@ def upgrade() -> None:
         sa.Column("helpful", sa.Boolean(), nullable=False),
         sa.Column("intent", sa.String(length=64), nullable=True),
         sa.Column("model_id", sa.String(length=64), nullable=True),
-        sa.Column("answered_at", UTCDateTime(timezone=True), nullable=False),
-        sa.Column("rated_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("rated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

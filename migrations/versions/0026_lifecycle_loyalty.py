@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup, rollup_loyalty
+from migrations import frozen_ddl
 
 revision: str = "0026"
 down_revision: str | None = "0025"
@@ -23,6 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _MOMENT = sa.DateTime(timezone=True)
+SCORE_COLUMNS = ("csat_n", "csat_sum", "nps_n", "nps_sum")
 
 
 def upgrade() -> None:
@@ -49,7 +50,7 @@ def upgrade() -> None:
             )
         ),
         sa.Column("escalated", sa.Boolean(), nullable=False),
-        *(sa.Column(name, sa.Integer(), nullable=False) for name in rollup_loyalty.SCORE_COLUMNS),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in SCORE_COLUMNS),
         sa.PrimaryKeyConstraint("lifecycle_id", name=op.f("pk_lifecycle_loyalty")),
     )
     op.create_index(
@@ -72,13 +73,13 @@ def upgrade() -> None:
     op.create_index("ix_conversations_order_id", "conversations", ["order_id"])
     connection = op.get_bind()
     if connection.dialect.name == "postgresql":
-        rollup.execute(connection, rollup_loyalty.backfill_ddl() + rollup_loyalty.trigger_ddl())
+        frozen_ddl.run(connection, revision, "upgrade")  # backfill, then the triggers
 
 
 def downgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name == "postgresql":
-        rollup.execute(connection, rollup_loyalty.drop_ddl())
+        frozen_ddl.run(connection, revision, "downgrade")
     op.drop_index("ix_conversations_order_id", table_name="conversations")
     op.drop_index("ix_escalations_feedback_id", table_name="escalations")
     op.drop_index("ix_escalations_customer_id", table_name="escalations")

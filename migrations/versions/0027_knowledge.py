@@ -11,8 +11,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage.models import UTCDateTime
-
 revision: str = "0027"
 down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
@@ -34,7 +32,7 @@ def upgrade() -> None:
         sa.Column("warranty", sa.Text(), nullable=False),
         sa.Column("stock", sa.Integer(), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_products")),
         sa.UniqueConstraint("sku", name=op.f("uq_knowledge_products_sku")),
     )
@@ -45,7 +43,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_articles")),
         sa.UniqueConstraint("slug", name=op.f("uq_knowledge_articles_slug")),
     )
@@ -71,8 +69,8 @@ def upgrade() -> None:
         sa.Column("question", sa.Text(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("closest", sa.JSON(), nullable=False),
-        sa.Column("first_asked_at", UTCDateTime(), nullable=False),
-        sa.Column("last_asked_at", UTCDateTime(), nullable=False),
+        sa.Column("first_asked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_asked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_unanswered")),
         sa.UniqueConstraint("question_key", name=op.f("uq_knowledge_unanswered_question_key")),
     )

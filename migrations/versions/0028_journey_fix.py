@@ -18,8 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.storage.models
-from bot.storage import rollup_fix
+from migrations import frozen_ddl
 
 revision: str = "0028"
 down_revision: str | None = "0027"
@@ -31,13 +30,12 @@ SUMS = ("returned", "csat_n", "csat_good", "nps_n", "nps_net")
 
 def upgrade() -> None:
     connection = op.get_bind()
-    dialect = connection.dialect.name
     op.create_table(
         "journey_fix",
         sa.Column("lifecycle_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("opened_at", bot.storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         *(sa.Column(name, sa.Integer(), nullable=False) for name in SUMS),
         sa.PrimaryKeyConstraint("lifecycle_id", "key", name=op.f("pk_journey_fix")),
     )
@@ -51,13 +49,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "key", name=op.f("pk_journey_fix_daily")),
     )
     # Backfilled before the triggers exist, in the migration's transaction.
-    rollup_fix.execute(connection, rollup_fix.backfill_ddl(dialect))
-    rollup_fix.execute(connection, rollup_fix.trigger_ddl(dialect))
+    frozen_ddl.run(connection, revision, "upgrade")
 
 
 def downgrade() -> None:
     connection = op.get_bind()
-    rollup_fix.execute(connection, rollup_fix.drop_ddl(connection.dialect.name))
+    frozen_ddl.run(connection, revision, "downgrade")
     op.drop_index("ix_journey_fix_day", table_name="journey_fix")
     op.drop_table("journey_fix_daily")
     op.drop_table("journey_fix")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup_fix
+from migrations import frozen_ddl
 
 revision: str = "0029"
 down_revision: str | None = "0028"
@@ -26,7 +26,6 @@ COLUMNS = ("journeys", "returned", "csat_n", "csat_good", "nps_n", "nps_net")
 
 def upgrade() -> None:
     connection = op.get_bind()
-    dialect = connection.dialect.name
     op.create_table(
         "journey_fix_monthly",
         sa.Column("month", sa.Date(), nullable=False),
@@ -34,11 +33,10 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Integer(), nullable=False) for name in COLUMNS),
         sa.PrimaryKeyConstraint("month", "key", name=op.f("pk_journey_fix_monthly")),
     )
-    rollup_fix.execute(connection, rollup_fix.monthly_backfill_ddl(dialect))
-    rollup_fix.execute(connection, rollup_fix.monthly_trigger_ddl(dialect))
+    frozen_ddl.run(connection, revision, "upgrade")  # backfill, then the trigger
 
 
 def downgrade() -> None:
     connection = op.get_bind()
-    rollup_fix.execute(connection, rollup_fix.monthly_drop_ddl(connection.dialect.name))
+    frozen_ddl.run(connection, revision, "downgrade")
     op.drop_table("journey_fix_monthly")

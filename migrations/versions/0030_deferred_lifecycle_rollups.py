@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from bot.storage import rollup_fix, rollup_journey, rollup_loyalty
+from migrations import frozen_ddl
 
 revision: str = "0030"
 down_revision: str | None = "0029"
@@ -32,18 +32,11 @@ depends_on: str | Sequence[str] | None = None
 PENDING = "status = 'pending'"
 
 
-def _functions(deferrable: bool) -> list[str]:
-    return [
-        rollup_journey.function_ddl(deferrable),
-        rollup_loyalty.lifecycles_function(deferrable),
-        rollup_fix.lifecycles_function(deferrable),
-    ]
-
-
 def upgrade() -> None:
     connection = op.get_bind()
     if connection.dialect.name == "postgresql":
-        rollup_fix.execute(connection, _functions(True))
+        # The three lifecycle trigger functions, deferrable (migrations/sql/0030/).
+        frozen_ddl.run(connection, revision, "upgrade")
     with op.batch_alter_table("shop_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("subject_ref", sa.String(length=70), nullable=True))
         batch_op.create_index(
@@ -61,4 +54,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_shop_events_pending_subject")
         batch_op.drop_column("subject_ref")
     if connection.dialect.name == "postgresql":
-        rollup_fix.execute(connection, _functions(False))
+        frozen_ddl.run(connection, revision, "downgrade")
