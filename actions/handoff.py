@@ -80,6 +80,13 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
             # "and the jumper?" after a request about an order, which the NLU could not place
             # (tester tr28): data about the request, served as such (the inform rule)
             return put_back_as(tracker, "inform")
+        meant = _request_meant(tracker, text)
+        if meant is not None:
+            return put_back_as(tracker, meant)
+        if await _names_only_the_subscription(tracker, text):
+            # "and the coffee?" after another request (tester 4, tw4_07: the coffee dripper's
+            # product page): the subscription's state, as "where is my coffee box" gets it
+            return put_back_as(tracker, "order_status")
         if fallback.asks_for_the_person(text) and await _queued(tracker):
             # "is anyone there??" while the request waits in the queue (tester tq38)
             dispatcher.utter_message(
@@ -140,6 +147,35 @@ async def _follows_up_on_an_order(tracker: Tracker, text: str) -> bool:
     try:
         async with get_services().transaction() as session:
             return await chat.names_their_order(session, tracker.sender_id, text)
+    except STORAGE_ERRORS:
+        return False
+
+
+def _request_meant(tracker: Tracker, text: str) -> str | None:
+    """A request whose words say what it is though the NLU could not place it: "hmm wait
+    what does it cost again" at a subscription's change (its price: tester 3, tw3_13), "the
+    jumper i just ordered, can i get it in L instead" (a size change: tw3_10)."""
+    if tracker.get_slot("identity") != "verified":
+        return None
+    if (
+        support.asks_price(text)
+        and tracker.get_slot("support_request") in support.SUBSCRIPTION_FLOWS
+    ):
+        return "policy_question"
+    if chat.asks_size_change(text):
+        return "return_item"
+    return None
+
+
+async def _names_only_the_subscription(tracker: Tracker, text: str) -> bool:
+    if tracker.get_slot("identity") != "verified" or tracker.get_slot("awaiting") not in (
+        None,
+        "nothing",
+    ):
+        return False
+    try:
+        async with get_services().transaction() as session:
+            return await chat.refers_to_the_subscription(session, tracker.sender_id, text)
     except STORAGE_ERRORS:
         return False
 

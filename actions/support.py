@@ -470,6 +470,13 @@ class ActionAnswerProductQuestion(DomainAction, Action):  # type: ignore[misc]
         return "action_answer_product_question"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        if (
+            tracker.get_slot("identity") == "verified"
+            and tracker.get_slot("support_request") in support.ORDER_FLOWS
+            and await chat.refers_to_an_order(session, tracker.sender_id, latest_text(tracker))
+        ):
+            # "the CASSEROLE order" after an order's status: the same about that order
+            return await serve_request(session, tracker, choosing_order=True)
         return await chat.product_question(
             session,
             tracker.sender_id,

@@ -674,3 +674,52 @@ async def test_the_teams_hours_and_a_data_deletion_are_answered_not_guessed(
     assert understanding.asks_support_hours("when r u guys open")
     assert not understanding.asks_support_hours("when r u sending my order")
     assert slot_events(events)["pending_action"] == "offer_human"
+
+
+async def test_and_the_coffee_after_another_request_is_the_subscriptions_state(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_07): "and the coffee?" after an address change (nlu_fallback) got the
+    coffee dripper's product page; a subscriber means the coffee subscription."""
+    owner = await factories.customer(session)
+    await factories.order(session, owner, "A10002", OrderStatus.placed)
+    await factories.subscription(session, owner)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+    state = _unsure("and the coffee?", [("nlu_fallback", 0.45), ("inform", 0.18)])
+    state.slots.update(identity="verified", support_request="change_address", awaiting="nothing")
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["event"] == "user"
+    assert events[-1]["parse_data"]["intent"]["name"] == "order_status"
+
+    # a product the subscription is not: the fallback's own answer
+    state = _unsure("and the dripper?", [("nlu_fallback", 0.45)])
+    state.slots.update(identity="verified", support_request="change_address", awaiting="nothing")
+    events, _ = await run(ActionHandleFallback(), state)
+    assert not any(
+        e.get("event") == "user" and e["parse_data"]["intent"]["name"] == "order_status"
+        for e in events
+    )
+
+
+async def test_a_request_the_nlu_could_not_place_is_read_from_its_words(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 3 (tw3_13, tw3_10): "hmm wait what does it cost again" at a subscription's
+    cancellation and "the jumper i just ordered, can i get it in L instead", both read as
+    nlu_fallback, got "Sorry, I'm not sure I understood"."""
+    price = _unsure("hmm wait what does it cost again", [("nlu_fallback", 0.45)])
+    price.slots.update(identity="verified", support_request="cancel_subscription")
+    size = _unsure("the jumper i just ordered, can i get it in L instead", [("nlu_fallback", 0.45)])
+    size.slots.update(identity="verified")
+
+    meant = []
+    for state in (price, size):
+        events, messages = await run(ActionHandleFallback(), state)
+        assert messages == []
+        meant.append(events[-1]["parse_data"]["intent"]["name"])
+
+    assert meant == ["policy_question", "return_item"]

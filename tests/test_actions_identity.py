@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.identity import ValidateIdentityForm
+from bot.domain import knowledge
 from bot.storage.models import Conversation, OrderStatus
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
@@ -226,3 +229,36 @@ async def test_nvm_leaves_the_identity_check(
     slots = slot_events(events)
     assert slots["requested_slot"] is None and "identity" not in slots
     assert not any("look like" in m["text"] for m in messages)
+
+
+async def test_asking_in_general_leaves_the_check_and_answers_the_rules(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_04): an anonymous visitor's "i dont have an order yet, im asking in
+    general" at the order-number question got "That doesn't look like an order number"."""
+    from actions.support import ActionSupportRequest
+
+    await _shop(session)
+    await knowledge.load_demo(session)
+    await session.commit()
+    said = "i dont have an order yet, im asking in general"
+    events, messages = await run(ValidateIdentityForm(), _form(said, {"order_number": said}))
+    slots = slot_events(events)
+    assert slots["requested_slot"] is None and "identity" not in slots
+    assert messages == []
+
+    asked: list[dict[str, Any]] = [
+        {
+            "event": "user",
+            "text": "and can i return stuff from there",
+            "parse_data": {"intent": {"name": "return_item", "confidence": 0.95}, "entities": []},
+        },
+        {"event": "slot", "name": "support_request", "value": "return_item"},
+    ]
+    state = tracker("conv-1", said, "inform", {"support_request": "return_item"}, events=asked)
+    state.latest_message["intent"] = {"name": "inform", "confidence": 0.9}
+    state.latest_action_name = "identity_form"  # the form ended; its rule serves the request
+    _, messages = await run(ActionSupportRequest(), state)
+    text = " ".join(m["text"] for m in messages)
+    assert "30 days" in text
+    assert "order number" not in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import understanding
-from rasa_ext.compound import Plan, Reading, candidate_splits, plan
+from rasa_ext.compound import JUST_LETTING_KNOW, Plan, Reading, candidate_splits, plan
 
 
 def sure(intent: str) -> Reading:
@@ -177,3 +177,57 @@ def test_two_questions_for_the_knowledge_base_are_both_asked() -> None:
         )
         is None
     )
+
+
+def test_a_second_change_read_unsure_is_still_deferred() -> None:
+    """Tester 4 (tw4_07): "change the delivery address on my jumper order and also cancel
+    the coffee thing" (cancel 0.62) was sent whole and the cancellation dropped unsaid."""
+    first = "i need to change the delivery address on my jumper order"
+    assert plan(
+        first, "cancel the coffee thing", sure("change_address"), Reading("cancel_order", 0.62)
+    ) == Plan((first,), deferred="cancel the coffee thing")
+    # a second part read this unsure as a question is not split off
+    assert (
+        plan(first, "the coffee thing", sure("change_address"), Reading("order_status", 0.62))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "one", "two"),
+    [
+        # tester 4, tw4_01
+        (
+            "ok can i return the towel from it?",
+            "it's the wrong colour",
+            "return_item",
+            "damaged_item",
+        ),
+        # tester 4, tw4_06
+        (
+            "the kettle i bought in september is broken, the switch doesnt work anymore",
+            "i want my money back",
+            "damaged_item",
+            "request_refund",
+        ),
+    ],
+)
+def test_a_return_and_its_reason_are_one_request(
+    first: str, second: str, one: str, two: str
+) -> None:
+    assert plan(first, second, sure(one), sure(two)) is None
+
+
+def test_a_remark_that_only_lets_the_shop_know_is_never_cut() -> None:
+    """Tester 4 (tw4_45): "fyi the casserole box arrived soaking wet, the stuff inside is
+    fine tho. just so you know" was cut; its second half read as an order-status request."""
+    assert (
+        candidate_splits(
+            "fyi the casserole box arrived soaking wet, the stuff inside is fine tho. just so you know"
+        )
+        == []
+    )
+
+
+def test_the_remark_pattern_is_the_domains() -> None:
+    assert understanding.JUST_LETTING_KNOW == JUST_LETTING_KNOW

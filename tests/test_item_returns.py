@@ -6,6 +6,7 @@ reference, and sent to the shop's webhook."""
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,8 @@ from bot.config import Settings
 from bot.domain import chat, returns, support
 from bot.storage.models import (
     Conversation,
+    Feedback,
+    FeedbackKind,
     Order,
     OrderItem,
     OrderStatus,
@@ -1078,3 +1081,92 @@ async def test_two_items_with_a_reason_each_return_the_first_then_the_other(
         f"Which size would you like instead? I'll exchange 1× {JUMPER} from order A20001"
     )
     assert await _lines(session) == [(MUG, 1, "damaged", "replacement", Decimal("0.00"))]
+
+
+# --- tester 4: what the customer's words say about the parcel --------------------------------
+
+
+async def _shipped(session: AsyncSession) -> Order:
+    order = await _jane(session)
+    order.status = OrderStatus.shipped
+    order.delivered_at = None
+    await session.commit()
+    return order
+
+
+@pytest.mark.parametrize(
+    ("flow", "said"),
+    [
+        ("return_item", "it arrived yesterday actually. the knife is blunt, i want a new one"),
+        ("damaged_item", "i got the wrong colour mug, ordered white got black"),
+    ],
+)
+async def test_a_parcel_the_customer_has_before_its_scan_gets_a_person(
+    session: AsyncSession, flow: str, said: str
+) -> None:
+    """Tester 4 (tw4_15, tw4_25): on an order still shown as shipped, "it arrived yesterday
+    … i want a new one" got a parcel trace and "hasn't been delivered yet"; a wrong colour
+    got "still shipped in our system … if it has reached you damaged"."""
+    await _shipped(session)
+
+    turn = await Chat(session).say(said, flow)
+
+    assert _texts(turn) == [
+        "Thanks for telling me it's with you. Our tracking still shows order A10001 on its "
+        "way, so I can't arrange a return or a replacement for it here, but a person from our "
+        "team can sort it out with you now. Shall I get one?"
+    ]
+    assert turn.slots["pending_action"] == "offer_human"
+
+
+async def test_a_late_parcel_read_as_a_return_is_the_late_parcel(session: AsyncSession) -> None:
+    """Tester 4 (tw4_42): "my knife order is late … if it doesnt come can u send another one
+    express?" (return_item 0.96) got the return window."""
+    await _shipped(session)
+
+    turn = await Chat(session).say(
+        "hi my knife order is late and i need it for a gift on saturday. if it doesnt come "
+        "can u send another one express?",
+        "return_item",
+    )
+
+    said = " ".join(_texts(turn))
+    assert "within 30 days of delivery" not in said
+    assert "A10001" in said and re.search(r"trace|on its way|replacement", said)
+
+
+async def test_a_remark_that_only_lets_the_shop_know_is_kept_not_returned(
+    session: AsyncSession,
+) -> None:
+    """Tester 4 (tw4_45): "fyi the casserole box arrived soaking wet, the stuff inside is
+    fine tho. just so you know" got a return offered; the remark was never stored."""
+    await _jane(session)
+    said = (
+        "fyi the casserole box arrived soaking wet, the stuff inside is fine tho. just so you know"
+    )
+
+    turn = await Chat(session).say(said, "damaged_item")
+
+    assert "return" not in " ".join(_texts(turn)).lower()
+    assert turn.slots.get("pending_action") != "return_item"
+    stored = (await session.scalars(select(Feedback))).all()
+    assert [(f.kind, f.text) for f in stored] == [(FeedbackKind.complaint, said)]
+    assert (await session.scalars(select(ReturnRequest))).all() == []
+
+
+async def test_another_colour_is_an_exchange_a_person_arranges(session: AsyncSession) -> None:
+    """Tester 4 (tw4_33): "can i exchange it for grey" got "Start a free return … for a
+    refund"."""
+    await _jane(session)
+
+    turn = await Chat(session).say(
+        "hey so the towel is nice but i want it in grey too, can i exchange it for grey",
+        "return_item",
+    )
+
+    assert _texts(turn) == [
+        "Exchanges for another colour are free within 30 days of delivery. A person from our "
+        "team can reserve the grey one for you and send you the return label for order "
+        "A10001. Shall I get one?"
+    ]
+    assert turn.slots["pending_action"] == "offer_human"

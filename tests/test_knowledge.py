@@ -741,3 +741,20 @@ async def test_a_follow_up_about_a_product_in_focus_is_not_taken_by_a_topic_word
     # the jumper's data does not say; the returns article the question names does
     assert back.result.confident and back.result.best is not None
     assert back.result.best.item.ref == "returns-policy"
+
+
+async def test_each_requests_general_question_is_answered_by_the_help_centre(
+    session: AsyncSession,
+) -> None:
+    """A visitor with no order asking "in general" gets the article of their request
+    (bot/domain/chat.GENERAL_QUESTIONS): each of those questions must be answered."""
+    from bot.domain import chat
+
+    await knowledge.load_demo(session)
+    retriever = knowledge.Retriever(embeddings.load_model())
+    unanswered = []
+    for flow, question in chat.GENERAL_QUESTIONS.items():
+        reply = await knowledge.reply(session, retriever, question)
+        if not reply.result.confident:
+            unanswered.append((flow, question, reply.text[:80]))
+    assert unanswered == []

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
-from actions.support import ActionSupportRequest, named_order_number
+from actions.support import ActionAnswerProductQuestion, ActionSupportRequest, named_order_number
 from bot.config import Settings
 from bot.domain import chat, knowledge, support
 from bot.domain import lifecycle as lifecycles
@@ -1250,3 +1250,102 @@ async def test_still_there_after_a_double_charge_is_the_charge_not_the_parcel(
     assert text.startswith("I can't refund a charge myself, but a person from our team")
     assert "trace" not in text
     assert turn.slots["pending_action"] == "offer_human"
+
+
+async def test_a_follow_up_naming_a_product_picks_its_order_though_it_does_not_fit(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 4 (tw4_41): "and the casserole one?" after the newest order's status gave the
+    newest order again (the delivered casserole order does not fit a status request); "the
+    CASSEROLE order", read as a product question, gave the casserole's stock."""
+    await _jane(session)
+    await chat.support_request(
+        session, Settings(), "conv-1", "order_status", verified=True, text="wheres my order"
+    )
+    await session.commit()
+    assert await _conversation_order(session) == "A10002"
+    slots = {**VERIFIED, "support_request": "order_status", "next_step": "done"}
+    asked = [_user("wheres my order", "order_status"), _slot("support_request", "order_status")]
+
+    _, messages = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "and the casserole one?", "inform", slots, events=asked),
+    )
+    assert _about(messages[0]["text"]) == "A10001"
+
+    await chat.support_request(
+        session, Settings(), "conv-1", "order_status", verified=True, text="wheres my order"
+    )
+    await session.commit()
+    _, messages = await run(
+        ActionAnswerProductQuestion(),
+        tracker("conv-1", "the CASSEROLE order", "product_question", slots, events=asked),
+    )
+    assert _about(messages[0]["text"]) == "A10001"
+    assert not any("In stock" in str(m.get("text")) for m in messages)
+
+
+async def test_a_real_product_question_is_still_answered_as_one(
+    session: AsyncSession, action_services: object
+) -> None:
+    await _jane(session)
+    slots = {**VERIFIED, "support_request": "order_status", "next_step": "done"}
+    assert not await chat.refers_to_an_order(session, "conv-1", "is the casserole oven safe?")
+    assert not await chat.refers_to_an_order(session, "conv-1", "the kettle one")  # not hers
+    assert await chat.refers_to_an_order(session, "conv-1", "no the other one, the casserole")
+    _, messages = await run(
+        ActionAnswerProductQuestion(),
+        tracker("conv-1", "is the casserole oven safe?", "product_question", slots),
+    )
+    assert not re.findall(r"A\d{5}", " ".join(str(m.get("text")) for m in messages))
+
+
+async def test_not_that_one_the_one_with_the_towel_picks_the_towel_order(
+    session: AsyncSession,
+) -> None:
+    """Tester 4 (tw4_28): at "Cancel order A10002?", "wait no not that one, the one with
+    the towel" showed the picker of every other order."""
+    jane = await _jane(session, second_delivered=True)
+    await _order(session, jane, "A10004", OrderStatus.delivered, ["Kettle"], 40)
+    await session.commit()
+    await chat.support_request(
+        session, Settings(), "conv-1", "cancel_order", verified=True, text="pls cancel my order"
+    )
+    assert await _conversation_order(session) == "A10002"
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_order",
+        verified=True,
+        text="pls cancel my order",
+        latest="wait no not that one, the one with the towel",
+        choosing_order=True,
+    )
+
+    assert _about(turn.messages[0][0]) == "A10001"
+    assert turn.slots.get("next_step") != "choose_order"
+
+
+async def test_changing_the_account_email_is_not_a_parcel_address_change(
+    session: AsyncSession,
+) -> None:
+    """Tester 4 (tw4_35): "how do i change my email address on my account" (change_address
+    1.00) asked for the jumper order's new delivery address."""
+    await _jane(session)
+    await knowledge.load_demo(session)
+    await session.commit()
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
+        text="how do i change my email address on my account",
+        intent_ranking=[{"name": "change_address", "confidence": 1.0}],
+    )
+    said = " ".join(text for text, _ in turn.messages)
+    assert "Personal details" in said
+    assert "A10002" not in said
+    assert turn.slots.get("next_step") == "done"

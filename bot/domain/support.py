@@ -466,6 +466,31 @@ def lost_parcel(order: Order) -> FlowResult:
     )
 
 
+def colour_exchange(order: Order, colour: str, window: int) -> FlowResult:
+    """Another colour of a delivered item: free within the return window, arranged by a
+    person (the colours in stock are not in the order data); past the window, a person
+    all the same, who can say what is possible."""
+    return FlowResult(
+        texts.render(
+            "utter_exchange_colour_person", order=order.number, colour=colour, window=window
+        ),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
+def arrived_before_its_scan(order: Order) -> FlowResult:
+    """A problem with a parcel the customer has while its tracking still shows it on its
+    way: nothing can be started on it here, so a person is offered at once."""
+    return FlowResult(
+        texts.render("utter_arrived_before_its_scan", order=order.number),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
 def damaged_item(order: Order, window: int) -> FlowResult:
     if order.status is not OrderStatus.delivered:
         # Not delivered in our records, yet the customer may have it (the carrier's scan is
