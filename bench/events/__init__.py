@@ -3,5 +3,5 @@ concurrent senders and 10 % replays, against an unsigned (401) baseline in the s
 
     .venv-app/bin/python -m bench.events [--events 10000] [--senders 16] [--replays 0.1]
 
-Method: /work/shared/BENCHMARKS.md (figure and baseline in the same run, ratio reported).
+Method: docs/benchmarks.md, "Method" (figure and baseline in the same run, ratio reported).
 """

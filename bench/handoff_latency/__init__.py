@@ -3,5 +3,5 @@ web service, with N conversations open, against a no-op round trip on the same s
 
     .venv-app/bin/python -m bench.handoff_latency [--conversations 50] [--messages 20]
 
-Method: /work/shared/BENCHMARKS.md (figure and baseline in the same run, ratio reported).
+Method: docs/benchmarks.md, "Method" (figure and baseline in the same run, ratio reported).
 """
