@@ -4,10 +4,11 @@
  * each (ending this one signs out), and their two-factor sign-in: set it up (secret and
  * otpauth:// link as text, confirmed with a code) or turn it off. Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var table = C.byId("sessions-table");
   var body = C.byId("sessions-body");
   var summary = C.byId("sessions-summary");

@@ -1,12 +1,15 @@
 /*
  * Staff console: helpers shared by every console page (login, queue, conversation).
  *
- * Plain ES5-style JavaScript, no build step, no dependencies. The pages run under a strict
- * Content-Security-Policy (default-src 'self'): no inline scripts, styles or handlers, no
- * eval, no innerHTML. Every string that comes from a customer or a colleague is rendered
- * with textContent. Exposes window.ConsoleApp.
+ * An ES module (the page scripts import it: `import C from "./console.js"`), no build step;
+ * the DOM helpers are the dashboard's too (/static/shared/dom.js). The pages run under a
+ * strict Content-Security-Policy (default-src 'self'): no inline scripts, styles or
+ * handlers, no eval, no innerHTML. Every string that comes from a customer or a colleague
+ * is rendered with textContent.
  */
-(function () {
+import { byId, clear, el } from "/static/shared/dom.js";
+
+const ConsoleApp = (function () {
   "use strict";
 
   var API_ROOT = "/console/api";
@@ -17,20 +20,6 @@
 
   var csrfToken = null;
   var redirecting = false;
-
-  // ---- DOM ------------------------------------------------------------------------------
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined && text !== null) { node.textContent = String(text); }
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) { node.removeChild(node.firstChild); }
-  }
-
-  function byId(id) { return document.getElementById(id); }
 
   // ---- the status area (one per page, id="status", role="status") ---------------------
   function showStatus(text, kind) {
@@ -452,7 +441,7 @@
     }
   }
 
-  window.ConsoleApp = {
+  return {
     alertToggle: alertToggle,
     alertCustomerMessage: alertCustomerMessage,
     el: el,
@@ -481,3 +470,5 @@
     feedbackKindLabel: feedbackKindLabel
   };
 })();
+
+export default ConsoleApp;

@@ -5,10 +5,11 @@
  * the read marker (unread counts) and new messages counted in the tab title while hidden.
  * CX managers read it only. Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var STAGES = ["discovery", "research", "purchase", "use", "support"];
   var SENDER_LABELS = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System" };
   var CONVERSATION_STATES = {

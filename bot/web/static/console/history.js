@@ -3,10 +3,11 @@
  * read), searched by customer, order number, words and the day resolved; Open, and Reopen
  * for agents and admins (the chat is theirs again, the bot paused). Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var form = C.byId("search");
   var q = C.byId("q");
   var from = C.byId("from");

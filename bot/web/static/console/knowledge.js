@@ -3,10 +3,11 @@
  * products and help-centre articles the bot answers from, editable. API:
  * /console/api/knowledge. Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var data = { unanswered: [], products: [], articles: [] };
   var PRODUCT_FIELDS = ["sku", "name", "url", "stock", "description", "materials", "care", "sizes", "warranty"];
 

@@ -2,10 +2,11 @@
  * Console login page: POST /console/api/login, then on to /console/ (or to the console page
  * the session ended on, ?next=/console/...). See console.js for the shared helpers.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var form = C.byId("login-form");
   var email = C.byId("email");
   var password = C.byId("password");

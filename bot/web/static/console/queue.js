@@ -4,10 +4,11 @@
  * {"type":"queue_changed"} and {"type":"customer_message"} frames. CX managers see it
  * read-only. Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var FILTERS = { all: true, mine: true, unassigned: true };
   var EMPTY_TEXT = {
     all: "No conversations are waiting. 🎉",
@@ -61,6 +62,8 @@
 
   function renderRow(item) {
     var waiting = item.status === "waiting";
+    // Flagged for follow-up (an unhappy complaint, a low score): nobody is waiting live.
+    var flagged = waiting && !!item.follow_up;
     var unread = Number(item.unread) || 0;
     var row = C.el("tr", "row row--" + (waiting ? "waiting" : "claimed") + (unread ? " row--unread" : ""));
     row.setAttribute("data-escalation-id", String(item.escalation_id));
@@ -69,6 +72,7 @@
     var reason = cell(row, "cell-reason", C.reasonLabel(item.reason));
     // Still queued while the customer talks to the bot again (issue #17).
     if (item.back_with_bot) { reason.appendChild(C.el("span", "cell-note", "customer back with the bot")); }
+    if (flagged && item.conversation_id) { reason.appendChild(C.el("span", "cell-note", "flagged, not waiting: the customer is with the bot")); }
     cell(row, "cell-priority").appendChild(C.priorityBadges(item));
 
     var who = cell(row, "cell-customer");
@@ -113,7 +117,7 @@
     var wait = cell(row, "cell-waiting", C.formatDuration(waitingSeconds(item)));
     wait.setAttribute("data-waiting", "");
 
-    cell(row, "cell-status", waiting ? "Waiting" : claimedByText(item.claimed_by));
+    cell(row, "cell-status", flagged ? "Follow-up" : waiting ? "Waiting" : claimedByText(item.claimed_by));
 
     var action = cell(row, "cell-action");
     if (!C.canAct(me)) {
@@ -160,7 +164,7 @@
     empty.hidden = items.length !== 0;
     empty.textContent = EMPTY_TEXT[filter];
 
-    var waitingCount = items.filter(function (i) { return i.status === "waiting"; }).length;
+    var waitingCount = items.filter(function (i) { return i.status === "waiting" && !i.follow_up; }).length;
     summary.textContent = items.length === 0 ? "" :
       items.length + (items.length === 1 ? " conversation" : " conversations") +
       " · " + waitingCount + " waiting";

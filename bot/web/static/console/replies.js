@@ -3,10 +3,11 @@
  * delete (bot/domain/inbox.py checks shortcut, title, text and placeholders).
  * Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var list = C.byId("list");
   var empty = C.byId("empty");
   var editor = C.byId("editor");

@@ -3,10 +3,11 @@
  * context before and after; confirm what the bot understood, pick the right intent (and mark
  * an entity), or dismiss as "not a real request". API: /console/api/review. Helpers: console.js.
  */
+import C from "./console.js";
+
 (function () {
   "use strict";
 
-  var C = window.ConsoleApp;
   var form = C.byId("filters");
   var reason = C.byId("reason");
   var intent = C.byId("intent");

@@ -3,18 +3,13 @@
  * innerHTML; every text is set with textContent. Charts: the vendored Chart.js (global).
  */
 
+import { byId, isoDay } from "/static/shared/dom.js";
+
+export { byId, clear, el, isoDay } from "/static/shared/dom.js";
 export const params = new URLSearchParams(location.search);
 const charts = {};
 let csrfToken = null;
 
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-export function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-export function byId(id) { return document.getElementById(id); }
 export function fmt(value, suffix) {
   if (value === null || value === undefined) return "–";
   // one decimal at most: "33.3", not "33.3333" (a tester, on the bot page)
@@ -27,7 +22,6 @@ export function status(text, kind) {
   node.className = "status" + (kind ? " status--" + kind : "");
 }
 export function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
-export function isoDay(date) { return date.toISOString().slice(0, 10); }
 
 /** from/to/tz of the query string, defaulting to the last `days` days in UTC. */
 export function rangeParams(days) {

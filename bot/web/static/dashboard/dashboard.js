@@ -8,6 +8,7 @@
  * (DASHBOARD_MIN_ANSWERS) a figure reads "too few answers" and a trend point is drawn hollow
  * and not joined. Keys are shown by their labels (labels.js, one table in Python).
  */
+import { byId, clear, el, isoDay } from "/static/shared/dom.js";
 import { label, loadLabels, plural, values } from "./labels.js";
 
 const DIMENSIONS = [
@@ -57,14 +58,6 @@ const charts = {};
 const params = new URLSearchParams(location.search);
 
 // ---- helpers ---------------------------------------------------------------------------
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-function byId(id) { return document.getElementById(id); }
 function fmt(value, digits) {
   if (value === null || value === undefined) return "–";
   return typeof value === "number" && digits !== undefined ? value.toFixed(digits) : String(value);
@@ -74,7 +67,6 @@ function status(text, kind) {
   node.textContent = text || "";
   node.className = "status" + (kind ? " status--" + kind : "");
 }
-function isoDay(date) { return date.toISOString().slice(0, 10); }
 
 function rangeParams() {
   const out = new URLSearchParams();
