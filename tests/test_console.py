@@ -266,3 +266,38 @@ async def test_a_claim_stands_when_rasa_cannot_be_paused(
         conversation = await db.get_one(Conversation, conversation_id)
     assert conversation.status is ConversationStatus.with_agent
     await ws.close()
+
+
+async def test_a_complaint_flagged_for_follow_up_is_not_a_customer_waiting(
+    client: TestClient[web.Request, web.Application],
+    rasa: tuple[StubRasa, str],
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Tester 5 (c30): an angry complaint opens a negative_feedback escalation while the
+    customer stays with the bot; they never said yes to the offered person. The queue shows
+    it as a follow-up, not as a customer waiting; once they say yes (the chat is handed
+    over) it is a waiting customer like any other."""
+    await _setup(session_factory)
+    ws, _ = await _open(client)
+    await _turn(ws, "hi")
+    conversation_id = rasa[0].received[0]["sender"]
+    async with session_factory() as db, db.begin():
+        conversation = await db.get_one(Conversation, conversation_id)
+        await escalations.escalate(
+            db, conversation, EscalationReason.negative_feedback, hand_over_now=False
+        )
+    await _login(client, "sam@example.com")
+
+    queue = await (await client.get("/console/api/queue")).json()
+    assert [(i["reason"], i["status"], i["follow_up"]) for i in queue["items"]] == [
+        ("negative_feedback", "waiting", True)
+    ]
+
+    async with session_factory() as db, db.begin():  # the customer's yes, an agent online
+        conversation = await db.get_one(Conversation, conversation_id)
+        await escalations.escalate(db, conversation, EscalationReason.customer_request)
+    queue = await (await client.get("/console/api/queue")).json()
+    assert [(i["reason"], i["status"], i["follow_up"]) for i in queue["items"]] == [
+        ("negative_feedback", "waiting", False)
+    ]
+    await ws.close()

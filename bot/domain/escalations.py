@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,8 @@ from bot.domain.enums import ConversationStatus, EscalationReason, MessageSender
 from bot.domain.support import extract_email
 from bot.storage import repositories
 from bot.storage.models import Conversation, Escalation, Message, utcnow
+
+FOLLOW_UP_REASONS = frozenset({EscalationReason.negative_feedback})
 
 # Higher is more urgent: an unhappy customer outranks a question the bot could not parse.
 PRIORITY = {
@@ -54,6 +57,30 @@ async def escalate(
         escalation.back_with_bot_at = None  # asked for a person again
     await session.flush()
     return escalation, created
+
+
+async def mark_follow_ups(session: AsyncSession, items: list[dict[str, Any]]) -> None:
+    """Mark the queue's rows that are a flag for follow-up, not a customer waiting for a
+    person (tester 5): an unhappy complaint or low score opens its escalation while the
+    customer goes on with the bot, and only their yes to the offered person (or their own
+    request) hands the chat over. Such a row is waiting, its reason is a follow-up reason,
+    the customer never went "back to the bot" from a request, and the chat is still the
+    bot's. Sets `follow_up` on every item (a chat-less closed-loop follow-up is one too)."""
+    ids = [item["conversation_id"] for item in items if item.get("conversation_id")]
+    rows = await session.execute(
+        select(Conversation.id, Conversation.status).where(Conversation.id.in_(ids))
+    )
+    statuses = dict(rows.tuples().all())
+    for item in items:
+        conversation_id = item.get("conversation_id")
+        item["follow_up"] = item["status"] == "waiting" and (
+            conversation_id is None
+            or (
+                EscalationReason(item["reason"]) in FOLLOW_UP_REASONS
+                and not item.get("back_with_bot")
+                and statuses.get(conversation_id) is ConversationStatus.bot
+            )
+        )
 
 
 async def remember_contact_email(

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.domain import handoff, inbox, photos, safe_json, views
+from bot.domain import escalations, handoff, inbox, photos, safe_json, views
 from bot.domain.enums import MessageSender, StaffRole
 from bot.domain.errors import NotFound
 from bot.domain.staff import touch_presence
@@ -109,6 +109,8 @@ async def api_queue(request: web.Request) -> web.Response:
             request.query.get("filter", "all"),
             aging_minutes=request.config_dict[SETTINGS].escalation_aging_minutes,
         )
+        # A complaint flagged for follow-up is not a customer waiting for a person.
+        await escalations.mark_follow_ups(session, items)
     return web.json_response({"items": items})
 
 
