@@ -24,7 +24,7 @@ from bot.web.email_reply import EMAIL_REPLIES
 from bot.web.keys import HUB, SETTINGS
 from tests.smtp_server import SmtpSink, smtp_server, smtp_settings, text_of  # noqa: F401
 from tests.test_console import _escalate, _login
-from tests.test_console_round_two import _accounts, _post, _queue
+from tests.test_console_workflow import _accounts, _post, _queue
 from tests.test_web_chat import _open, _turn
 
 GATHER = 1.5  # long enough that a burst of POSTs on a loaded machine is one email

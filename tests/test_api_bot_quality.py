@@ -1,4 +1,4 @@
-"""Issue #24: how well the bot understands (bot/domain/bot_analytics.py, /api/bot-quality):
+"""How well the bot understands (bot/domain/bot_analytics.py, /api/bot-quality):
 containment, fallback rate, misunderstanding hand-over rate, rephrase rate and flagged
 turns per 100 conversations, "did this help?" ratings, overall, by week and by intent, and
 before/after a change of model (/api/bot-quality/retrainings), exact on seeded data (SQLite

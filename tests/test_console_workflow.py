@@ -1,4 +1,4 @@
-"""Console round two (issue #20) over HTTP: unread counts live, release / take-over /
+"""The console's workflow over HTTP: unread counts live, release / take-over /
 transfer to an offline colleague, the CX manager's read-only queue, history and reopen,
 canned responses. Both databases; Rasa is the stand-in of tests/conftest.py."""
 

@@ -1,4 +1,4 @@
-"""Issue #21 in Chromium: sample sizes, "too few answers", partial buckets, labels, the
+"""The dashboard's figures in Chromium: sample sizes, "too few answers", partial buckets, labels, the
 explorer's time zone, ids, selection into an insight and product names; axe-core WCAG 2.1 AA
 on every page (0 violations).
 

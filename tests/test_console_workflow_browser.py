@@ -1,4 +1,4 @@
-"""Console round two (issue #20) in a real browser, two agents in two contexts and a
+"""The console's workflow in a real browser, two agents in two contexts and a
 customer in the chat page: unread counts live (row badge and tab title), priority words
 and "Overdue", a canned reply inserted filled, a transfer to an offline colleague (warned,
 then forced) taken over by another agent, history search and reopen, the CX manager's
@@ -155,7 +155,7 @@ def _widget_status(browser: Any, live: LiveApp, shot: str) -> str:
     return text
 
 
-def test_console_round_two(live: LiveApp, browser: Any) -> None:
+def test_console_workflow(live: LiveApp, browser: Any) -> None:
     # Nobody of the team has the console open: the widget's header says so, with the hours.
     assert _widget_status(browser, live, "widget_team_offline") == (
         "Team offline · usually here Monday to Friday, 9:00 to 17:00 (Central European Time)"
