@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.analysis import STRONGLY_NEGATIVE, THEME_KEYWORDS, sentiment, themes
+from bot.domain.analysis import NEGATIVE, STRONGLY_NEGATIVE, THEME_KEYWORDS, sentiment, themes
 
 
 @pytest.mark.parametrize("text", [None, "", "   ", "\n\t"])
@@ -104,3 +104,30 @@ def test_themes_match_word_prefixes_only() -> None:
 )
 def test_themes_no_false_positives_from_short_prefixes(text: str, expected: list[str]) -> None:
     assert themes(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Tester 5's complaints that scored positive (+0.2755, +0.5994).
+        "this is the third time im asking, the jumper STILL hasnt shipped, ridiculous",
+        "your website is super slow on my phone",
+        # The same faults: a negation across a comma, "super" as praise, shop words.
+        "still waiting for my refund, this is a joke",
+        "it still hasnt come, terrible",
+        "the app is super slow",
+        "delivery took forever and nobody answered my email",
+        "the person was nice but slow",
+    ],
+)
+def test_sentiment_of_a_clear_complaint_is_negative(text: str) -> None:
+    score = sentiment(text)
+    assert score is not None and score <= NEGATIVE
+
+
+@pytest.mark.parametrize(
+    "text", ["super helpful, thanks!", "not bad, really", "super fast delivery, love it"]
+)
+def test_super_and_clauses_keep_praise_positive(text: str) -> None:
+    score = sentiment(text)
+    assert score is not None and score >= 0.4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from vaderSentiment import vaderSentiment as vader
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 # Documented keyword taxonomy (docs/decisions.md, "Themes"). A keyword matches as a whole word or
@@ -104,16 +105,35 @@ NEGATIVE = -0.05  # VADER's own cut-off for a negative text
 STRONGLY_NEGATIVE = -0.5
 
 
+# Shop words VADER's general lexicon reads wrongly in feedback (docs/decisions.md,
+# "Sentiment"): "super slow" is an intensified complaint, not praise (2.9 for "super");
+# "slow", "took forever" complain; "this is a joke" is scorn, not humour.
+SHOP_LEXICON = {"slow": -1.5, "forever": -1.0, "joke": -1.5}
+SHOP_BOOSTERS = ("super",)
+# VADER drops punctuation, so a negation reached across a clause: in "the jumper STILL
+# hasnt shipped, ridiculous" the "hasnt" flipped "ridiculous" to praise (+0.28). Three
+# neutral tokens at each clause boundary put the next clause out of its 3-word reach.
+_CLAUSE_END = re.compile(r"(?<=\w)\s*[,;:!?.]+(?=\s|$)")
+_CLAUSE_GAP = " , zzclause zzclause zzclause "
+
+
 @lru_cache(maxsize=1)
 def _analyzer() -> SentimentIntensityAnalyzer:
-    return SentimentIntensityAnalyzer()
+    analyzer = SentimentIntensityAnalyzer()
+    for word in SHOP_BOOSTERS:
+        analyzer.lexicon.pop(word, None)
+        vader.BOOSTER_DICT[word] = vader.B_INCR
+    analyzer.lexicon.update(SHOP_LEXICON)
+    return analyzer
 
 
 def sentiment(text: str | None) -> float | None:
-    """VADER compound score in [-1, 1]; None when there is no text."""
+    """VADER compound score in [-1, 1], each clause out of the reach of the last one's
+    negations; None when there is no text."""
     if not text or not text.strip():
         return None
-    return round(float(_analyzer().polarity_scores(text)["compound"]), 4)
+    marked = _CLAUSE_END.sub(lambda m: m.group(0).strip() + _CLAUSE_GAP, text.strip())
+    return round(float(_analyzer().polarity_scores(marked)["compound"]), 4)
 
 
 def themes(text: str | None) -> list[str]:
