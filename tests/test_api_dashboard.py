@@ -119,10 +119,12 @@ async def test_journey_uses_the_configured_thresholds(cx: Client) -> None:
         "csat_below": 60.0,
         "nps_below": 0.0,
         "dropoff_above": 70.0,
-        "min_responses": 5,
+        # PITFALL_MIN_RESPONSES (5), raised to DASHBOARD_MIN_ANSWERS (10): no pitfall on
+        # what the screen calls "too few".
+        "min_responses": 10,
     }
     assert [s["customers"] for s in body["stages"]] == [3, 2, 2, 2, 1]
-    assert body["pitfalls"] == []  # no cell has 5 answers in this small data set
+    assert body["pitfalls"] == []  # no cell has 10 answers in this small data set
 
 
 @pytest.mark.parametrize(
@@ -267,3 +269,69 @@ async def test_openapi_documents_the_dashboard_endpoints(client: Client) -> None
         "sort",
     } <= names
     assert "Metrics" in document["components"]["schemas"]
+
+
+async def test_no_pitfall_on_answers_the_screen_calls_too_few(
+    client: Client, session_factory: Any
+) -> None:
+    """Tester 5: one day, 6 CSAT answers at stage use (50 %) read "too few" (fewer than
+    DASHBOARD_MIN_ANSWERS, 10) yet made a "Use: CSAT 50 < 60" pitfall (PITFALL_MIN_RESPONSES
+    5) and a "what to fix first" row; 3 customers reached made a 100 % drop-off pitfall."""
+    from bot.storage.models import (
+        Channel,
+        Customer,
+        Feedback,
+        FeedbackKind,
+        FeedbackSource,
+        Lifecycle,
+        LifecycleKind,
+        Stage,
+    )
+    from tests.dashboard_data import at
+
+    await create_staff(session_factory)
+    async with session_factory() as db, db.begin():
+        customers = [Customer(external_id=f"D{n}") for n in range(3)]
+        db.add_all(customers)
+        await db.flush()
+        lifecycles = [
+            Lifecycle(
+                customer_id=c.id,
+                kind=LifecycleKind.one_time,
+                stage=Stage.purchase,
+                opened_at=at("2026-12-07T09:00:00"),
+            )
+            for c in customers
+        ]
+        db.add_all(lifecycles)
+        await db.flush()
+        for n, score in enumerate([5, 5, 5, 1, 1, 1]):
+            lc = lifecycles[n % 3]
+            db.add(
+                Feedback(
+                    idempotency_key=f"few{n}",
+                    customer_id=lc.customer_id,
+                    lifecycle_id=lc.id,
+                    stage=Stage.use,
+                    channel=Channel.website_chat,
+                    source=FeedbackSource.chat_survey,
+                    kind=FeedbackKind.csat,
+                    score=score,
+                    created_at=at(f"2026-12-07T1{n}:00:00"),
+                )
+            )
+    await sign_in(client, StaffRole.cx_manager)
+    day = "from=2026-12-07&to=2026-12-07"
+
+    body = await _json(await client.get(f"/api/journey?{day}"))
+    use = body["stages"][3]
+    assert (use["csat"]["percent"], use["csat"]["responses"], use["csat"]["too_few"]) == (
+        50.0,
+        6,
+        True,
+    )
+    assert body["stages"][2]["customers"] == 3
+    assert body["pitfalls"] == []
+    assert body["thresholds"]["min_responses"] == 10
+    fix = await _json(await client.get(f"/api/journey/fix-first?{day}"))
+    assert fix["items"] == []

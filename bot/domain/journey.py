@@ -8,7 +8,8 @@
 * Feedback volume and scores per stage and per stage x channel cell (`metrics`), and the
   most frequent themes of negative comments (VADER compound below -0.05) per stage.
 * A stage or a cell is a pitfall when its CSAT % or NPS is below the configured threshold
-  (with at least `min_responses` answers behind it) or its drop-off is above one.
+  (with at least `min_responses` answers behind it) or its drop-off is above one (with
+  at least `min_responses` customers reached).
 """
 
 from __future__ import annotations
@@ -343,7 +344,9 @@ async def journey_map(
             if stage in FUNNEL_STAGES:
                 dropoff = round(100 - moved_on, 1)
         pitfalls = score_pitfalls(stage.value, None, total, thresholds)
-        if dropoff is not None and dropoff > thresholds.dropoff_above:
+        # A drop-off needs as many journeys behind it as a score needs answers.
+        enough = reached[stage.value] >= thresholds.min_responses
+        if dropoff is not None and enough and dropoff > thresholds.dropoff_above:
             pitfalls.append(
                 Pitfall(stage.value, None, "dropoff", dropoff, thresholds.dropoff_above)
             )
