@@ -320,7 +320,8 @@ async def test_anonymous_angry_complaint_is_recorded_and_escalated(
     row = (await session.scalars(select(Feedback))).one()
     customer = await session.get_one(Customer, row.customer_id)
     lifecycle = await session.get_one(Lifecycle, row.lifecycle_id)
-    assert (row.kind, row.text, row.stage) == (FeedbackKind.complaint, text, Stage.discovery)
+    # No order: unattributed, not Discovery (an anonymous visitor may well have bought).
+    assert (row.kind, row.text, row.stage) == (FeedbackKind.complaint, text, None)
     assert row.sentiment is not None and row.sentiment <= -0.5
     assert "delivery" in row.themes
     assert customer.is_anonymous and lifecycle.customer_id == customer.id
