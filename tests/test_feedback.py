@@ -16,6 +16,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.feedback import MAX_FEEDBACK_CHARS, NewFeedback
 from bot.storage.models import (
     Channel,
+    Customer,
     Feedback,
     FeedbackKind,
     FeedbackSource,
@@ -244,3 +245,59 @@ async def test_concurrent_record_of_the_same_key_writes_one_row(
     row = (await session.scalars(select(Feedback))).one()
     winner_score = 3 if results[0][1] else 4
     assert (row.id, row.score, row.idempotency_key) == (results[0][0], winner_score, "race-1")
+
+
+async def test_anonymous_feedback_on_no_order_is_not_discovery(session: AsyncSession) -> None:
+    """Tester 5: an anonymous visitor's complaint (no order named or verified) counted as
+    Discovery on the journey map; it is unattributed now. Their answer to "how did you hear
+    about us" is discovery; once they verified an order, feedback lands on its stage."""
+    from datetime import timedelta
+
+    from bot.domain import chat, journey
+    from bot.domain.feedback_query import DateRange, FeedbackFilter
+    from bot.storage.models import Conversation, utcnow
+
+    await chat.record_opinion(
+        session, "conv-anon", FeedbackKind.complaint, "delivery took forever", "m1"
+    )
+    conversation = await session.get_one(Conversation, "conv-anon")
+    anonymous = conversation.customer_id
+    assert anonymous is not None
+    await feedback.record(
+        session,
+        NewFeedback(
+            idempotency_key="anon-source",
+            customer_id=anonymous,
+            lifecycle=await lifecycles.current_lifecycle(
+                session, await session.get_one(Customer, anonymous)
+            ),
+            kind=FeedbackKind.discovery_source,
+            source=FeedbackSource.chat_survey,
+            text="a friend told me",
+        ),
+    )
+    owner = await factories.customer(session)
+    order = await factories.order(session, owner, "A10001", OrderStatus.delivered)
+    conversation.customer_id, conversation.order_id = owner.id, order.id  # verified
+    await chat.record_opinion(
+        session, "conv-anon", FeedbackKind.complaint, "the towel has a hole", "m2"
+    )
+    await session.commit()
+
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.text, r.stage) for r in rows] == [
+        ("delivery took forever", None),
+        ("a friend told me", Stage.discovery),
+        ("the towel has a hole", Stage.use),
+    ]
+    today = utcnow().date()
+    flt = FeedbackFilter(range=DateRange(today - timedelta(days=1), today + timedelta(days=1)))
+    found = await journey.journey_map(session, flt, journey.PitfallThresholds())
+    assert [(s.stage, s.counts.volume) for s in found.stages] == [
+        ("discovery", 1),
+        ("research", 0),
+        ("purchase", 0),
+        ("use", 1),
+        ("support", 0),
+        ("unattributed", 1),
+    ]

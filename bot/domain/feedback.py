@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import analysis
-from bot.domain.enums import Channel, FeedbackKind, FeedbackSource
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, Stage
 from bot.domain.errors import InvalidInput
 from bot.domain.scores import SCALES
-from bot.storage.models import Feedback, Lifecycle, utcnow
+from bot.storage.models import Customer, Feedback, Lifecycle, utcnow
 
 MAX_FEEDBACK_CHARS = 5000
 TEXT_KINDS = frozenset(
@@ -55,6 +55,23 @@ def _validate(new: NewFeedback) -> None:
         raise InvalidInput(f"feedback text is limited to {MAX_FEEDBACK_CHARS} characters")
 
 
+async def _stage(session: AsyncSession, new: NewFeedback) -> Stage | None:
+    """The lifecycle's stage now; none (the dashboard's "unattributed") for an anonymous
+    visitor's feedback on no order while their journey reads discovery: nothing says they
+    are discovering the shop (tester 5: post-purchase CSAT and complaints of visitors who
+    never named a verified order counted as Discovery). How they heard of us is discovery."""
+    lifecycle = new.lifecycle
+    if (
+        lifecycle.stage is not Stage.discovery
+        or new.kind is FeedbackKind.discovery_source
+        or new.order_id is not None
+        or lifecycle.order_id is not None
+    ):
+        return lifecycle.stage
+    customer = await session.get(Customer, new.customer_id)
+    return None if customer is not None and customer.is_anonymous else lifecycle.stage
+
+
 async def record(session: AsyncSession, new: NewFeedback) -> tuple[Feedback, bool]:
     """Store one feedback row; the same idempotency key returns the first row, unchanged."""
     _validate(new)
@@ -68,7 +85,7 @@ async def record(session: AsyncSession, new: NewFeedback) -> tuple[Feedback, boo
         idempotency_key=new.idempotency_key,
         customer_id=new.customer_id,
         lifecycle_id=new.lifecycle.id,
-        stage=new.lifecycle.stage,
+        stage=await _stage(session, new),
         channel=new.channel,
         source=new.source,
         kind=new.kind,
