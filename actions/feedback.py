@@ -5,7 +5,7 @@ from __future__ import annotations
 from rasa_sdk import Action, Tracker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actions.services import DomainAction, latest_intent, latest_text
+from actions.services import DomainAction, get_services, latest_intent, latest_text
 from bot.domain import chat
 from bot.storage.models import FeedbackKind
 
@@ -26,6 +26,7 @@ class ActionRecordOpinion(DomainAction, Action):  # type: ignore[misc]
             open_request=tracker.get_slot("support_request")
             if answered_a_request(tracker)
             else None,
+            settings=get_services().settings,
         )
 
 

@@ -38,6 +38,11 @@ class ActionEscalate(DomainAction, Action):  # type: ignore[misc]
         return "action_escalate"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        about_the_shop = chat.about_the_shop(latest_text(tracker), get_services().settings)
+        if about_the_shop is not None:
+            # "whats your phone number" (request_human 0.71): how to reach the team, a person
+            # offered, nothing queued yet (tester 5, tw5_20)
+            return about_the_shop
         return await chat.request_human(
             session,
             tracker.sender_id,
@@ -154,7 +159,8 @@ async def _follows_up_on_an_order(tracker: Tracker, text: str) -> bool:
 def _request_meant(tracker: Tracker, text: str) -> str | None:
     """A request whose words say what it is though the NLU could not place it: "hmm wait
     what does it cost again" at a subscription's change (its price: tester 3, tw3_13), "the
-    jumper i just ordered, can i get it in L instead" (a size change: tw3_10)."""
+    jumper i just ordered, can i get it in L instead" (a size change: tw3_10), "so how long
+    then?" after a charge was questioned."""
     if tracker.get_slot("identity") != "verified":
         return None
     if (
@@ -164,6 +170,10 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
         return "policy_question"
     if chat.asks_size_change(text):
         return "return_item"
+    if support.asks_how_long(text) and tracker.get_slot("support_request") == "billing_issue":
+        # "so how long then?" after the double-charge answer (tester 5, tw5_30: delivery
+        # times from the help centre): when the held amount goes back
+        return "refund_status"
     return None
 
 

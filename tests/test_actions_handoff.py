@@ -724,3 +724,35 @@ async def test_a_request_the_nlu_could_not_place_is_read_from_its_words(
         meant.append(events[-1]["parse_data"]["intent"]["name"])
 
     assert meant == ["policy_question", "return_item"]
+
+
+async def test_whats_your_phone_number_says_how_to_reach_the_team_and_queues_nothing(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 5 (tw5_20): "whats your phone number" (request_human 0.71) queued the chat for
+    a person."""
+    owner = await factories.customer(session)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    events, messages = await run(
+        ActionEscalate(), tracker("conv-1", "whats your phone number", "request_human")
+    )
+
+    assert messages[0]["text"].startswith("We don't have a phone line")
+    assert slot_events(events)["pending_action"] == "offer_human"
+    assert (await session.scalars(select(Escalation))).all() == []
+
+
+async def test_so_how_long_after_a_questioned_charge_is_about_the_charge(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 5 (tw5_30): "so how long then?" after the double-charge answer got the help
+    centre's delivery times."""
+    state = _unsure("so how long then?", [("nlu_fallback", 0.45), ("goodbye", 0.30)])
+    state.slots.update(identity="verified", support_request="billing_issue")
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "refund_status"

@@ -1052,7 +1052,7 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
 
     assert _about(turn.messages[0][0]) == cancelled.number
     assert "cancelled" in turn.messages[0][0]
-    assert "pending_action" not in turn.slots or turn.slots["pending_action"] is None
+    assert not chat.is_change(turn.slots.get("pending_action"))  # a person offered, at most
 
 
 async def test_my_last_order_is_the_newest_without_a_picker(session: AsyncSession) -> None:
@@ -1349,3 +1349,170 @@ async def test_changing_the_account_email_is_not_a_parcel_address_change(
     assert "Personal details" in said
     assert "A10002" not in said
     assert turn.slots.get("next_step") == "done"
+
+
+# --- tester 5 --------------------------------------------------------------------------------
+
+
+async def _status_of(session: AsyncSession, number: str, status: OrderStatus) -> Order:
+    order = await _number(session, number)
+    order.status = status
+    now = utcnow()
+    if status is OrderStatus.cancelled:
+        order.cancelled_at = now - timedelta(days=1)
+    if status is OrderStatus.refunded:
+        order.refunded_at = now - timedelta(days=2)
+    if status is OrderStatus.shipped:
+        order.shipped_at = now - timedelta(days=8)
+    await session.commit()
+    return order
+
+
+async def test_why_was_it_cancelled_offers_a_person(session: AsyncSession) -> None:
+    """Tester 5 (tw5_09): "why was my jumper order cancelled?? i never cancelled it" got
+    only "is cancelled, so there's no delivery in progress"."""
+    await _jane(session)
+    await _status_of(session, "A10002", OrderStatus.cancelled)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
+        text="why was my jumper order cancelled?? i never cancelled it",
+    )
+
+    assert "a person from our team can find out why" in turn.messages[0][0]
+    assert turn.slots["pending_action"] == "offer_human"
+
+
+async def test_how_long_on_a_refunded_order_gives_the_refunds_days(session: AsyncSession) -> None:
+    """Tester 5 (tw5_10): "how long does it take to show up on my card" (order_status) on a
+    refunded order got the refund date again, without the days a statement takes."""
+    await _jane(session)
+    await _status_of(session, "A10001", OrderStatus.refunded)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
+        order_number="A10001",
+        text="how long does it take to show up on my card",
+    )
+
+    assert "3–5 working days" in turn.messages[0][0]
+
+
+async def test_send_a_new_one_after_a_late_parcels_status_is_the_late_parcel(
+    session: AsyncSession,
+) -> None:
+    """Tester 5 (tw5_08): "can you just send a new one" after the late parcel's trace got
+    "hasn't been delivered yet. You can return it within 30 days of delivery"."""
+    await _jane(session)
+    await _status_of(session, "A10002", OrderStatus.shipped)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "return_item",
+        verified=True,
+        order_number="A10002",
+        text="can you just send a new one",
+        earlier_request="delivery_problem",
+    )
+
+    assert not any("within 30 days of delivery" in text for text, _ in turn.messages)
+
+
+async def test_a_complaint_that_an_order_has_not_come_gives_its_status(
+    session: AsyncSession,
+) -> None:
+    """Tester 5 (tw5_24): "this is the third time im asking, the jumper STILL hasnt shipped"
+    was recorded with "If there's an order I can help with, just tell me"."""
+    await _jane(session)
+    said = "this is the third time im asking, the jumper STILL hasnt shipped, ridiculous"
+
+    turn = await chat.record_opinion(
+        session, "conv-1", FeedbackKind.complaint, said, "m-1", settings=Settings()
+    )
+
+    texts_said = [text for text, _ in turn.messages]
+    assert texts_said[0].startswith("I'm sorry about that")
+    assert "A10002" in " ".join(texts_said)
+    stored = (await session.scalars(select(Feedback))).all()
+    assert [(f.kind, f.text) for f in stored] == [(FeedbackKind.complaint, said)]
+
+
+async def test_and_the_subscription_at_a_pause_asks_the_pause_again(session: AsyncSession) -> None:
+    """Tester 5 (tw5_26): "and the subscription?" (cancel_subscription 0.84) while "Pause
+    your subscription?" waited got "Okay, I haven't changed anything" and a cancel offer."""
+    jane = await _jane(session)
+    await factories.subscription(session, jane)
+    await session.commit()
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_subscription",
+        verified=True,
+        text="and the subscription?",
+        intent_ranking=[{"name": "cancel_subscription", "confidence": 0.84}],
+        dropped="pause_subscription",
+    )
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert "Pause" in said and "Cancel" not in said and "haven't changed" not in said
+    assert turn.slots["pending_action"] == "pause_subscription"
+
+
+async def test_a_return_read_two_ways_is_still_a_return(session: AsyncSession) -> None:
+    """Tester 5 (tw5_11): "the shirt came ripped, i want a new one" (return 0.61, damaged
+    0.21) got "What did you mean?"."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "return_item",
+        verified=True,
+        text="the towel came ripped, i want a new one",
+        intent_ranking=[
+            {"name": "return_item", "confidence": 0.61},
+            {"name": "damaged_item", "confidence": 0.21},
+            {"name": "praise", "confidence": 0.14},
+        ],
+    )
+
+    assert "What did you mean" not in turn.messages[0][0]
+    assert "A10001" in turn.messages[0][0]
+
+
+async def test_a_visitor_not_signed_in_is_told_how_to_manage_a_subscription(
+    session: AsyncSession,
+) -> None:
+    """Tester 5 (tw5_17, tw5_18): an anonymous "i want to cancel my subscription" was asked
+    for an order number (a subscription has none) and the email then refused."""
+    await knowledge.load_demo(session)
+    session.add(Conversation(id="conv-anon"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-anon",
+        "cancel_subscription",
+        verified=False,
+        text="i want to cancel my subscription",
+    )
+
+    said = [text for text, _ in turn.messages]
+    assert said[0].startswith("From our help centre")
+    assert said[-1].startswith("To change your subscription here, sign in")
+    assert "order number" not in " ".join(said)
+    assert turn.slots["next_step"] == "done"

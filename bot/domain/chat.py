@@ -306,6 +306,14 @@ async def support_request(
     `survey_now` False: another request of the same message comes next, so no satisfaction
     survey after this answer (tester tr15).
     """
+    if flow in SUBSCRIPTION_FLOWS and await refers_to_the_subscription(
+        session, conversation_id, latest or text
+    ):
+        # "and the subscription?" (cancel_subscription 0.84) right after "Pause your
+        # subscription?": that pause asked again, never a cancellation (tester 5, tw5_26);
+        # with nothing asked, the subscription's state
+        flow = dropped if dropped in SUBSCRIPTION_FLOWS else "order_status"
+        intent_ranking = None
     draft = returns.ReturnDraft.from_slot(return_draft)
     if draft is not None and verified:
         continued = await _continue_return(
@@ -354,6 +362,17 @@ async def support_request(
         answer = await policy_question(session, GENERAL_QUESTIONS.get(flow, text))
         answer.slots.update(turn.slots, identity_attempts=0)
         return answer
+    if flow in SUBSCRIPTION_FLOWS and (
+        not verified or context.customer is None or context.customer.is_anonymous
+    ):
+        # A subscription has no order number to check who is asking: how to manage it,
+        # signed in or with a person (tester 5, tw5_17, tw5_18)
+        answer = await policy_question(session, GENERAL_QUESTIONS[flow])
+        answer.slots.update(turn.slots)
+        return answer.say(
+            texts.render("utter_subscription_sign_in"),
+            [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
+        )
     if not verified or context.customer is None or context.customer.is_anonymous:
         turn.slots["identity_attempts"] = 0
         return turn.say(
@@ -401,7 +420,7 @@ async def support_request(
         # "no wait, actually just pause it instead" at the cancellation (pause 0.77): the
         # pause the bot offered, asked as such (tester 2: "I haven't changed anything")
         and (dropped, flow) != SWITCHES
-        and not understanding.is_clear(
+        and not understanding.is_clear_request(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )
     ):
@@ -564,6 +583,38 @@ async def support_request(
         )
         opinion.messages[:0] = turn.messages
         return opinion
+    if (
+        flow in {"order_status", "delivery_problem", "cancel_order"}
+        and order.status is OrderStatus.cancelled
+        and understanding.asks_why_cancelled(text)
+    ):
+        # "why was my jumper order cancelled?? i never cancelled it": more than its state
+        # (tester 5, tw5_09)
+        return await _after(
+            turn,
+            session,
+            settings,
+            context,
+            support.cancelled_unexpectedly(order),
+            trigger=f"in_chat:{flow}",
+        )
+    if (
+        flow == "order_status"
+        and order.status is OrderStatus.refunded
+        and support.asks_how_long(latest or text)
+    ):
+        # "how long does it take to show up on my card" (order_status): the refund's days
+        # (tester 5, tw5_10: the refund date again)
+        flow = "refund_status"
+    if (
+        order.status is OrderStatus.shipped
+        and flow in RETURN_FLOWS
+        and earlier_request in {"delivery_problem", "order_status"}
+        and returns.resolution_in(text) is not None
+    ):
+        # "can you just send a new one" right after a late parcel's trace: the late parcel's
+        # replacement, not the return window of a parcel not yet come (tester 5, tw5_08)
+        flow = "delivery_problem"
     if order.status is OrderStatus.shipped and flow in RETURN_FLOWS:
         if understanding.says_not_here(text) and not understanding.says_it_arrived(text):
             # "my knife order is late … if it doesnt come can u send another one express?"
@@ -1406,12 +1457,21 @@ async def resolve_pending(
 
 
 def about_the_shop(text: str, settings: Settings) -> Turn | None:
-    """The team's hours, or a request to delete one's data and account (passed to a person,
-    who erases it: bot/domain/privacy.py); None for anything else."""
+    """The team's hours, how to reach them, or a request to delete one's data and account
+    (passed to a person, who erases it: bot/domain/privacy.py); None for anything else."""
     if understanding.asks_data_deletion(text):
         return Turn(
             slots={"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
         ).say(texts.render("utter_privacy_deletion"), support.YES_NO)
+    if understanding.asks_contact(text):
+        return Turn(
+            slots={"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
+        ).say(
+            texts.render(
+                "utter_support_contact", hours=settings.support_hours, email=settings.support_email
+            ),
+            support.YES_NO,
+        )
     if understanding.asks_support_hours(text):
         return Turn(slots={"next_step": "done"}).say(
             texts.render("utter_support_hours", hours=settings.support_hours)
@@ -1809,6 +1869,7 @@ async def record_opinion(
     text: str,
     message_id: str,
     open_request: str | None = None,
+    settings: Settings | None = None,
 ) -> Turn:
     """A complaint or praise typed in the chat; an angry complaint offers a person. It is
     stored on the lifecycle of the order it names or the conversation is about (SPEC §3)."""
@@ -1848,6 +1909,24 @@ async def record_opinion(
             texts.render(_PUSHBACK_REPLIES.get(open_request, "utter_opinion_pushback")),
             support.YES_NO,
         )
+    order = await _order_named_in(session, customer, text) if settings else None
+    if settings is not None and order is not None and understanding.says_not_here(text):
+        # "this is the third time im asking, the jumper STILL hasnt shipped, ridiculous":
+        # kept, and where that order is (tester 5, tw5_24: "If there's an order I can help
+        # with, just tell me")
+        status = await support_request(
+            session,
+            settings,
+            conversation_id,
+            "order_status",
+            verified=True,
+            order_number=order.number,
+            text=text,
+            survey_now=False,
+        )
+        status.messages[:0] = [(texts.render("utter_opinion_complaint_noted"), [])]
+        status.slots.setdefault("support_request", "order_status")
+        return status
     return Turn().say(texts.render("utter_opinion_complaint"))
 
 

@@ -594,6 +594,25 @@ _HOW_LONG = re.compile(
 )
 
 
+def asks_how_long(text: str) -> bool:
+    return bool(_HOW_LONG.search(text or ""))
+
+
+def cancelled_unexpectedly(order: Order) -> FlowResult:
+    """ "why was my jumper order cancelled?? i never cancelled it": what happened is a
+    person's to find out (payment, stock, fraud checks), offered at once."""
+    return FlowResult(
+        texts.render(
+            "utter_cancelled_why_person",
+            order=order.number,
+            cancelled=format_date(order.cancelled_at),
+        ),
+        NextStep.confirm,
+        pending_action="offer_human",
+        buttons=YES_NO,
+    )
+
+
 def refund_status(
     order: Order, _window: int, now: datetime | None = None, said: str = ""
 ) -> FlowResult:

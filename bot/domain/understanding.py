@@ -78,6 +78,23 @@ def is_clear(intent_ranking: Sequence[Mapping[str, Any]], threshold: float, marg
     return top >= threshold and top - second >= margin
 
 
+# Readings that lead to the same confirmation: a return, whatever the reason.
+ONE_RETURN = frozenset({"return_item", "damaged_item"})
+
+
+def is_clear_request(
+    intent_ranking: Sequence[Mapping[str, Any]], threshold: float, margin: float
+) -> bool:
+    """`is_clear` with the readings of one return counted as one: "the shirt came ripped, i
+    want a new one" (return 0.61, damaged 0.21) is a return either way, and its
+    confirmation asks before anything changes (tester 5, tw5_11: "What did you mean?")."""
+    pairs = ranked(intent_ranking)
+    if len(pairs) > 1 and {pairs[0][0], pairs[1][0]} <= ONE_RETURN:
+        merged = [(pairs[0][0], pairs[0][1] + pairs[1][1]), *pairs[2:]]
+        return is_clear([{"name": n, "confidence": c} for n, c in merged], threshold, margin)
+    return is_clear(intent_ranking, threshold, margin)
+
+
 # How a request opens (after an optional "hi", "ok", "and"...): a question word, an ask.
 _ASK = re.compile(
     r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please|actually|well|wait|"
@@ -214,6 +231,22 @@ _SUPPORT_HOURS = re.compile(
     r"what time (?:do|does|is|are) (?:you|your|the)\b.{0,30}\b(?:open|support|team|service))\b",
     re.IGNORECASE,
 )
+# "whats your phone number", "can i call you": how to reach the team, not a hand-over
+# (tester 5, tw5_20: the chat was queued for a person)
+_CONTACT = re.compile(
+    r"\b(?:phone|telephone|hotline|call (?:you|u|someone|somebody)|contact (?:number|details|info)|"
+    r"(?:your|support|customer service) (?:e-?mail|email address|number))\b",
+    re.IGNORECASE,
+)
+_PERSON_NOW = re.compile(
+    r"\b(?:talk|speak|chat) (?:to|with)\b|\b(?:human|agent|real person|someone now)\b", re.I
+)
+
+
+def asks_contact(text: str) -> bool:
+    return bool(_CONTACT.search(text or "")) and not _PERSON_NOW.search(text or "")
+
+
 _DATA_DELETION = re.compile(
     r"\b(?:(?:delete|erase|remove|wipe)\b.{0,20}\b(?:my )?(?:data|account|personal|details|"
     r"information|info)|gdpr|right to be forgotten|data (?:deletion|removal|erasure))\b",
@@ -328,7 +361,9 @@ _CAME = re.compile(
 _NOT_HERE = re.compile(
     r"\b(?:(?:is|are|running|so|very|really|still|already) late|late again|"
     r"(?:doesn'?t|does not|dont|won'?t|will not) (?:come|arrive|get here)|"
-    r"not (?:here|arrived|come) yet|still waiting)\b",
+    r"not (?:here|arrived|come) yet|still waiting|"
+    r"(?:hasn'?t|has not|hasnt|still not|not yet|never|wasn'?t|was not) (?:been )?"
+    r"(?:shipped|sent|dispatched|posted))\b",
     re.I,
 )
 
