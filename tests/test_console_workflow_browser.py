@@ -98,6 +98,19 @@ async def _seed(sessions: Sessions) -> None:
                 created_at=now - timedelta(minutes=40),
             )
         )
+        # Eva's angry complaint was flagged while she stays with the bot (tester 5): a
+        # follow-up, not a customer waiting.
+        db.add(Conversation(id="conv-eva-2", customer_id=eva.id, status=ConversationStatus.bot))
+        await db.flush()
+        db.add(
+            Escalation(
+                conversation_id="conv-eva-2",
+                customer_id=eva.id,
+                reason=EscalationReason.negative_feedback,
+                priority=3,
+                created_at=now - timedelta(minutes=2),
+            )
+        )
         await inbox.save_canned(
             db,
             ada,
@@ -183,6 +196,9 @@ def test_console_workflow(live: LiveApp, browser: Any) -> None:
     row.locator(".unread", has_text="2").wait_for(timeout=15_000)  # live, no reload
     assert row.locator(".cell-last").inner_text() == "is anyone there?"
     assert alex.title() == "(3 unread, 2 waiting) Queue · Support console"
+    flagged = alex.locator("[data-conversation-id='conv-eva-2']")
+    assert flagged.locator(".cell-status").inner_text() == "Follow-up"
+    assert "flagged, not waiting" in flagged.locator(".cell-reason").inner_text()
     _no_violations(alex, "queue")
 
     assert _widget_status(browser, live, "widget_team_online") == "Online"  # Alex signed in
