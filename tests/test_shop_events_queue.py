@@ -274,3 +274,11 @@ def test_migration_0010_keeps_earlier_events_as_applied(database_url: str) -> No
     command.downgrade(config, "0009")
     assert [tuple(r) for r in asyncio.run(run("SELECT id FROM shop_events"))] == [("old-1",)]
     asyncio.run(_drop_everything(database_url))
+
+
+def test_the_claim_statement_is_built_once_per_batch_size() -> None:
+    """Every applier of every web replica polls the queue each second; building the claim
+    took 10-30 ms of Python per poll (issue #25), so it is built once per batch size."""
+    assert queue._claimable(queue.QUEUE_BATCH) is queue._claimable(queue.QUEUE_BATCH)
+    assert queue._claimable(1) is queue._claimable(1)
+    assert queue._claimable(1) is not queue._claimable(queue.QUEUE_BATCH)
