@@ -49,11 +49,6 @@ def test_asks_why_cancelled(text: str, why: bool) -> None:
     assert understanding.asks_why_cancelled(text) is why
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tester 5 (h2, tw5_22): needs a change in bot/domain/understanding.py "
-    "(survey_answer_despite_intent), which the lead is editing; drop this mark with it",
-)
 def test_a_remark_on_the_person_at_a_survey_question_is_the_answer() -> None:
     """After an agent resolved the chat, "the person was nice but slow" at the CES question
     was read as request_human (0.86) and queued the chat again. A remark about the person

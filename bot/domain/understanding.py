@@ -459,6 +459,11 @@ def survey_answer_despite_intent(
     # brings the help. A clear report that needs an action of its own (a double charge, a
     # parcel that never came) still interrupts.
     pairs = ranked(intent_ranking)
+    if pairs and pairs[0][0] == "request_human" and not asks_for_a_person(text):
+        # "the person was nice but slow" at the effort question after an agent resolved
+        # the chat (request_human 0.86): about the person, not for one (tester 5, tw5_22:
+        # the chat was queued again)
+        return True
     return bool(pairs) and pairs[0][0] in SURVEY_REMARKS
 
 
