@@ -1516,3 +1516,46 @@ async def test_a_visitor_not_signed_in_is_told_how_to_manage_a_subscription(
     assert said[-1].startswith("To change your subscription here, sign in")
     assert "order number" not in " ".join(said)
     assert turn.slots["next_step"] == "done"
+
+
+async def test_an_address_typed_with_the_request_is_confirmed_not_asked_again(
+    session: AsyncSession,
+) -> None:
+    """Tester 5 (tw5_06): "change the delivery address for the jumper to Rosenweg 12, 8001
+    Zürich" asked "What's the new delivery address?"."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
+        text="change the delivery address for the jumper to Rosenweg 12, 8001 Zürich",
+        intent_ranking=[{"name": "change_address", "confidence": 0.99}],
+    )
+
+    assert "Rosenweg 12, 8001 Zürich" in turn.messages[0][0]
+    assert turn.slots["new_address"] == "Rosenweg 12, 8001 Zürich"
+    assert (turn.slots["awaiting"], turn.slots["pending_action"]) == (
+        "confirmation",
+        "change_address",
+    )
+    assert (await _number(session, "A10002")).shipping_address != "Rosenweg 12, 8001 Zürich"
+
+
+async def test_both_of_my_orders_gives_each_orders_status(session: AsyncSession) -> None:
+    """Tester 5 (tw5_02): "hi where r my orders, both of them pls" gave the newest only."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "order_status",
+        verified=True,
+        text="hi where r my orders, both of them pls",
+    )
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert "A10001" in said and "A10002" in said and "A20002" not in said

@@ -396,6 +396,18 @@ async def support_request(
         if flow == "order_status" and not choosing_order
         else []
     )
+    if (
+        flow == "order_status"
+        and not numbers
+        and not order_number
+        and not choosing_order
+        and understanding.asks_every_order(text)
+    ):
+        # "hi where r my orders, both of them pls": those on their way, else the latest
+        # (tester 5, tw5_02: the newest only)
+        orders = await repositories.customer_orders(session, context.customer.id)
+        moving = [o.number for o in orders if o.status in (OrderStatus.placed, OrderStatus.shipped)]
+        numbers = (moving if len(moving) > 1 else [o.number for o in orders])[:MAX_ORDER_CHOICES]
     if len(numbers) > 1:
         # "whats the status of A63246 and A31447": each of them (tester 4, tw4_20)
         return await _each_order_status(
@@ -694,9 +706,14 @@ async def support_request(
         text=text,
         lost=lost,
     )
+    given = support.address_given(text) if result.next_step is NextStep.address else None
+    if given is not None:
+        result = support.confirm_address(order, given)
     order_turn = await _apply_flow_result(
         session, settings, context, result, trigger=f"in_chat:{flow}", survey_now=survey_now
     )
+    if given is not None:
+        order_turn.slots["new_address"] = given
     if flow in CARD_FLOWS:  # the order's card right after the answer (issue #19 item 3)
         card_turn = Turn().show_cards([order_cards.order_card(order)])
         order_turn.messages[1:1] = card_turn.messages

@@ -833,6 +833,17 @@ def validate_address(text: str) -> str | None:
     return address
 
 
+# "change the delivery address for the jumper to Rosenweg 12, 8001 Zürich": the address
+# after "to" in the request itself
+_ADDRESS_GIVEN = re.compile(r"\b(?:to|is now|now is|new address is|new address:)\s+(.*\d.*)$", re.I)
+
+
+def address_given(text: str) -> str | None:
+    """A new address typed with the request (tester 5, tw5_06: it was asked for again)."""
+    match = _ADDRESS_GIVEN.search(text or "")
+    return validate_address(match.group(1).strip(" .!")) if match else None
+
+
 def confirm_address(order: Order, address: str) -> FlowResult:
     return _confirm(
         texts.render("utter_address_confirm", order=order.number, address=address),

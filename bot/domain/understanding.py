@@ -415,6 +415,18 @@ def colour_wish(text: str) -> str | None:
     return next(c for c in match.group("a", "b", "c") if c).lower()
 
 
+_EVERY_ORDER = re.compile(
+    r"\b(?:my|the|all|both)\s+(?:orders|parcels|packages)\b|\b(?:both|all) of them\b|"
+    r"\beach (?:order|one|parcel)\b",
+    re.I,
+)
+
+
+def asks_every_order(text: str) -> bool:
+    """ "where r my orders, both of them pls": each of the customer's orders."""
+    return bool(_EVERY_ORDER.search(text or ""))
+
+
 def reports_late_arrival(text: str) -> bool:
     return bool(_CAME_LATE.search(text or "")) and not _NOT_CAME.search(text or "")
 
