@@ -148,6 +148,10 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             # "when is your customer service open", "please delete all my data": read as a
             # yes, an order's status or a cancellation (tester 4, tw4_36, tw4_38)
             return about_the_shop
+        if understanding.changes_account_details(latest_text(tracker)):
+            # "i need to change my email its jane.d@gmail.com now" (inform 0.72): the
+            # account's page in the help centre (tester 5, tw5_05, tw5_13)
+            return await chat.account_details(session, latest_text(tracker))
         if understanding.names_the_yes(latest_text(tracker), pending):
             # "yes cancel it", read as a cancel request: the yes to the change asked about
             return await ActionResolvePending().turn(session, tracker)

@@ -1559,3 +1559,20 @@ async def test_both_of_my_orders_gives_each_orders_status(session: AsyncSession)
 
     said = " ".join(text for text, _ in turn.messages)
     assert "A10001" in said and "A10002" in said and "A20002" not in said
+
+
+async def test_a_new_account_email_typed_in_is_answered_with_the_account_page(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 5 (tw5_05): "i need to change my email its jane.d@gmail.com now" (inform 0.72)
+    got "What did you mean?" and a knowledge miss."""
+    await _jane(session)
+    await knowledge.load_demo(session)
+    await session.commit()
+    said = "i need to change my email its jane.d@gmail.com now"
+
+    _, messages = await run(
+        ActionSupportRequest(), tracker("conv-1", said, "inform", {**VERIFIED, "next_step": "done"})
+    )
+
+    assert "Personal details" in messages[0]["text"]

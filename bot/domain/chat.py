@@ -351,7 +351,7 @@ async def support_request(
     if flow == "change_address" and understanding.means_account_details(text):
         # "how do i change my email address on my account" (change_address 1.00): the
         # help centre's account page, not a parcel's new address (tester 4, tw4_35)
-        answer = await policy_question(session, text)
+        answer = await account_details(session, text)
         answer.messages[:0] = turn.messages
         answer.slots.update(turn.slots)
         return answer
@@ -1494,6 +1494,19 @@ def about_the_shop(text: str, settings: Settings) -> Turn | None:
             texts.render("utter_support_hours", hours=settings.support_hours)
         )
     return None
+
+
+async def account_details(session: AsyncSession, text: str) -> Turn:
+    """A change of the account's email or password: the help centre's account page (the
+    bot cannot change sign-in details; a person can, when signing in fails)."""
+    question = (
+        "i forgot my password"
+        if re.search(r"\bpassword\b", text, re.I)
+        else "how do i change the email address of my account"
+    )
+    answer = await policy_question(session, question)
+    answer.slots.setdefault("next_step", NextStep.done.value)
+    return answer
 
 
 async def subscription_price(session: AsyncSession, conversation_id: str) -> Turn:

@@ -289,6 +289,14 @@ def means_account_details(text: str) -> bool:
     return bool(_ACCOUNT_DETAILS.search(text or "")) and not _PARCEL_WORDS.search(text or "")
 
 
+_CHANGE_WORDS = re.compile(r"\b(?:change|changed|update|updated|new|different|wrong|reset)\b", re.I)
+
+
+def changes_account_details(text: str) -> bool:
+    """ "my email changed, its …", "how do i change my password": the account's details."""
+    return means_account_details(text) and bool(_CHANGE_WORDS.search(text or ""))
+
+
 # "i dont have an order yet, im asking in general" at "What's your order number?"
 _IN_GENERAL = re.compile(
     r"\b(?:in general|general(?:ly)? (?:question|asking)|just asking|just wondering|"
