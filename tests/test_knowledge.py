@@ -758,3 +758,21 @@ async def test_each_requests_general_question_is_answered_by_the_help_centre(
         if not reply.result.confident:
             unanswered.append((flow, question, reply.text[:80]))
     assert unanswered == []
+
+
+async def test_a_product_the_shop_does_not_sell_is_said_so(session: AsyncSession) -> None:
+    """Tester 5 (tw5_16): "lol ok. do you sell candles" got "not sure" with the privacy and
+    warranty articles as the closest."""
+    from bot.domain import chat
+    from bot.storage.models import Conversation
+
+    await knowledge.load_demo(session)
+    session.add(Conversation(id="conv-1"))
+    await session.commit()
+
+    turn = await chat.product_question(session, "conv-1", "lol ok. do you sell candles")
+    assert turn.messages[0][0].startswith("I couldn't find that in our range")
+    assert turn.slots["pending_action"] == "offer_human"
+
+    sold = await chat.product_question(session, "conv-1", "do you sell a cast iron casserole")
+    assert not sold.messages[0][0].startswith("I couldn't find that")

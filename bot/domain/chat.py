@@ -1548,6 +1548,12 @@ async def product_question(
         lifecycles.advance(
             await lifecycles.current_lifecycle(session, context.customer), Stage.research
         )
+    if understanding.asks_if_sold(question) and not reply.result.confident:
+        # "lol ok. do you sell candles": not in the range, said so, not the closest help
+        # articles (privacy, warranty: tester 5, tw5_16)
+        return Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"}).say(
+            texts.render("utter_product_not_found"), support.YES_NO
+        )
     return knowledge_turn(reply)
 
 

@@ -159,7 +159,8 @@ def asks_for_a_person(text: str) -> bool:
 # "do u sell replacement shades", "do you have the mug in blue": a catalogue question, whatever
 # request the NLU read in it (tw3_11: "replacement" made it a return).
 _ASKS_IF_SOLD = re.compile(
-    r"^\W*(?:hi\W+|hey\W+)?(?:do|does|can) (?:u|you|ya|y'?all|the shop) (?:sell|stock|carry|"
+    r"(?:^|[.!?]\s)\W*(?:(?:hi|hey|lol|ok|okay|so|and)\W+)*(?:do|does|can) (?:u|you|ya|y'?all|the shop) "
+    r"(?:sell|stock|carry|"
     r"offer|have (?:any|spare|replacement)s?)\b",
     re.IGNORECASE,
 )
