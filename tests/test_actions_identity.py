@@ -262,3 +262,22 @@ async def test_asking_in_general_leaves_the_check_and_answers_the_rules(
     text = " ".join(m["text"] for m in messages)
     assert "30 days" in text
     assert "order number" not in text
+
+
+async def test_no_order_number_leaves_the_check_and_offers_a_person(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 5 (tw5_15): an anonymous double charge, "i dont have an order number its on my
+    card statement", got the order-number question again."""
+    from actions.support import ActionSupportRequest
+
+    await _shop(session)
+    said = "i dont have an order number its on my card statement"
+    events, messages = await run(ValidateIdentityForm(), _form(said, {"order_number": said}))
+    assert slot_events(events)["requested_slot"] is None and messages == []
+
+    state = tracker("conv-1", said, "inform", {"support_request": "billing_issue"})
+    state.latest_action_name = "identity_form"
+    events, messages = await run(ActionSupportRequest(), state)
+    assert messages[0]["text"].startswith("No problem: a person from our team can find your order")
+    assert slot_events(events)["pending_action"] == "offer_human"

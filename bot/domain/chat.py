@@ -172,7 +172,10 @@ async def check_identity(
     is answered and the question asked again, no attempt counted (tester: a form trap)."""
     answer = email_text if email_text is not None else order_text or ""
     if any(
-        is_decline(t or "") or _LEAVE.match(t or "") or understanding.asks_in_general(t or "")
+        is_decline(t or "")
+        or _LEAVE.match(t or "")
+        or understanding.asks_in_general(t or "")
+        or understanding.has_no_order_number(t or "")
         for t in (order_text, email_text)
     ):
         return Turn(
@@ -362,6 +365,13 @@ async def support_request(
         answer = await policy_question(session, GENERAL_QUESTIONS.get(flow, text))
         answer.slots.update(turn.slots, identity_attempts=0)
         return answer
+    if not verified and understanding.has_no_order_number(latest or ""):
+        # "i dont have an order number its on my card statement": a person finds the order
+        # from the email or the payment (tester 5, tw5_15: the order-number question again)
+        turn.slots.update(
+            awaiting="confirmation", pending_action="offer_human", identity_attempts=0
+        )
+        return turn.say(texts.render("utter_identity_no_order_number"), support.YES_NO)
     if flow in SUBSCRIPTION_FLOWS and (
         not verified or context.customer is None or context.customer.is_anonymous
     ):

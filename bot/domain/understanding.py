@@ -301,11 +301,23 @@ def changes_account_details(text: str) -> bool:
 # "i dont have an order yet, im asking in general" at "What's your order number?"
 _IN_GENERAL = re.compile(
     r"\b(?:in general|general(?:ly)? (?:question|asking)|just asking|just wondering|"
-    r"(?:don'?t|do not|dont|didn'?t|did not) (?:have|place|make) (?:an|any) order|"
+    r"(?:don'?t|do not|dont|didn'?t|did not) (?:have|place|make) (?:an|any) order(?! ?(?:number|no\b|nr\b|#))|"
     r"no order(?: yet)?|haven'?t (?:ordered|bought)|not (?:a customer|ordered) yet|"
     r"before (?:i|we) (?:order|buy))\b",
     re.I,
 )
+
+
+# "i dont have an order number its on my card statement" at the order-number question
+_NO_ORDER_NUMBER = re.compile(
+    r"\b(?:don'?t|do not|dont|can'?t|cannot|cant|couldn'?t) (?:have|find|see|remember|know) "
+    r"(?:an? |the |my |any )?order (?:number|no\b|nr\b|#)|\bno order (?:number|no\b|nr\b|#)",
+    re.I,
+)
+
+
+def has_no_order_number(text: str) -> bool:
+    return bool(_NO_ORDER_NUMBER.search(text or ""))
 
 
 def asks_in_general(text: str) -> bool:
