@@ -33,6 +33,7 @@ from bot.domain import (
 )
 from bot.domain import lifecycle as lifecycles
 from bot.domain.scores import (
+    SCALES,
     ScoreStatus,
     asks_why,
     correction,
@@ -1486,19 +1487,14 @@ async def resolve_pending(
 def about_the_shop(text: str, settings: Settings) -> Turn | None:
     """The team's hours, how to reach them, or a request to delete one's data and account
     (passed to a person, who erases it: bot/domain/privacy.py); None for anything else."""
+    offer = {"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
     if understanding.asks_data_deletion(text):
-        return Turn(
-            slots={"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
-        ).say(texts.render("utter_privacy_deletion"), support.YES_NO)
+        return Turn(slots=offer).say(texts.render("utter_privacy_deletion"), support.YES_NO)
     if understanding.asks_contact(text):
-        return Turn(
-            slots={"awaiting": "confirmation", "pending_action": "offer_human", "next_step": "done"}
-        ).say(
-            texts.render(
-                "utter_support_contact", hours=settings.support_hours, email=settings.support_email
-            ),
-            support.YES_NO,
+        contact = texts.render(
+            "utter_support_contact", hours=settings.support_hours, email=settings.support_email
         )
+        return Turn(slots=offer).say(contact, support.YES_NO)
     if understanding.asks_support_hours(text):
         return Turn(slots={"next_step": "done"}).say(
             texts.render("utter_support_hours", hours=settings.support_hours)
@@ -1672,9 +1668,7 @@ async def answer_score(
     if is_comment(text) or (opinion and parsed.status is not ScoreStatus.ok):
         return await _comment_instead_of_score(session, conversation_id, dispatch, text, slot)
     if parsed.status is not ScoreStatus.ok:
-        low, high = (
-            (0, 10) if kind is FeedbackKind.nps else (1, 7 if kind is FeedbackKind.ces else 5)
-        )
+        low, high = SCALES[kind.value]
         if retries >= 1:
             return Turn(slots={slot: "skipped", "survey_retries": 0.0}).say(
                 texts.render("utter_survey_skip_question")
