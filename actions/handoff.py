@@ -51,6 +51,24 @@ class ActionEscalate(DomainAction, Action):  # type: ignore[misc]
         )
 
 
+class ActionGreet(Action):  # type: ignore[misc]
+    """The greeting; to a customer queued for a person who asks whether anyone is there,
+    that they are queued (the greeting introduced the bot again: tester 5, tw5_29)."""
+
+    def name(self) -> str:
+        return "action_greet"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if fallback.asks_for_the_person(latest_text(tracker)) and await _queued(tracker):
+            hours = get_services().settings.support_hours
+            dispatcher.utter_message(text=texts.render("utter_handoff_already_queued", hours=hours))
+        else:
+            dispatcher.utter_message(response="utter_greet")
+        return []
+
+
 class ActionHandleFallback(Action):  # type: ignore[misc]
     """Not understood: the likeliest meanings as buttons plus "something else"; after that
     fails again a person is offered (issue #17). Nothing is escalated here: only the

@@ -756,3 +756,26 @@ async def test_so_how_long_after_a_questioned_charge_is_about_the_charge(
 
     assert messages == []
     assert events[-1]["parse_data"]["intent"]["name"] == "refund_status"
+
+
+async def test_anyone_there_while_queued_says_queued_not_the_greeting(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 5 (tw5_29): "hello?? is anyone there" (greet 1.00) while queued for a person
+    got the bot's introduction again."""
+    from actions.handoff import ActionGreet
+
+    owner = await factories.customer(session)
+    conversation = Conversation(id="conv-1", customer_id=owner.id, identified_by="token")
+    session.add(conversation)
+    await session.commit()
+    _, plain = await run(ActionGreet(), tracker("conv-1", "hello?? is anyone there", "greet"))
+    assert plain == [{**plain[0], "response": "utter_greet"}]
+
+    await run(ActionEscalate(), tracker("conv-1", "i want a person", "request_human"))
+    _, queued = await run(ActionGreet(), tracker("conv-1", "hello?? is anyone there", "greet"))
+    assert (
+        queued[0]["text"].startswith("You're already in the queue") or "queue" in queued[0]["text"]
+    )
+    _, hello = await run(ActionGreet(), tracker("conv-1", "hi", "greet"))
+    assert hello[0]["response"] == "utter_greet"

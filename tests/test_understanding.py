@@ -64,3 +64,20 @@ def test_a_remark_on_the_person_at_a_survey_question_is_the_answer() -> None:
     assert answer("can i talk to the person again") is False
     assert answer("the person was nice but slow") is True
     assert answer("the agent was helpful") is True
+
+
+def test_how_a_delivery_went_at_a_survey_question_is_the_answer() -> None:
+    """A regression after a retrain: "the driver left it in the rain and the box was soaked
+    through" read as a clear delivery_problem (0.87) at the delivery score question opened a
+    parcel trace instead of being kept as the comment."""
+    delivery = [
+        {"name": "delivery_problem", "confidence": 0.87},
+        {"name": "damaged_item", "confidence": 0.12},
+    ]
+
+    def answer(text: str) -> bool:
+        return understanding.survey_answer_despite_intent(text, delivery, 0.8, 0.15, False)
+
+    assert answer("the driver left it in the rain and the box was soaked through") is True
+    assert answer("it never arrived, where is it") is False
+    assert answer("still not here") is False

@@ -631,14 +631,14 @@ async def support_request(
         flow = "refund_status"
     if (
         order.status is OrderStatus.shipped
-        and flow in RETURN_FLOWS
+        and flow in understanding.ONE_RETURN
         and earlier_request in {"delivery_problem", "order_status"}
         and returns.resolution_in(text) is not None
     ):
         # "can you just send a new one" right after a late parcel's trace: the late parcel's
         # replacement, not the return window of a parcel not yet come (tester 5, tw5_08)
         flow = "delivery_problem"
-    if order.status is OrderStatus.shipped and flow in RETURN_FLOWS:
+    if order.status is OrderStatus.shipped and flow in understanding.ONE_RETURN:
         if understanding.says_not_here(text) and not understanding.says_it_arrived(text):
             # "my knife order is late … if it doesnt come can u send another one express?"
             # (return_item 0.96): the late parcel, not its return window (tester 4, tw4_42)

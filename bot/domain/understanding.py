@@ -375,7 +375,8 @@ _NOT_CAME = re.compile(
 
 _CAME = re.compile(
     r"\b(?:arrived|came|got it|got them|received (?:it|them|the)|got here|turned up|showed up|"
-    r"was delivered|were delivered)\b",
+    r"was delivered|were delivered|left (?:it|them|the (?:parcel|box|package))|"
+    r"dropped (?:it|them) off|threw (?:it|them))\b",
     re.I,
 )
 # "my knife order is late … if it doesnt come can u send another one": not here yet
@@ -492,6 +493,10 @@ def survey_answer_despite_intent(
     # brings the help. A clear report that needs an action of its own (a double charge, a
     # parcel that never came) still interrupts.
     pairs = ranked(intent_ranking)
+    if pairs and pairs[0][0] == "delivery_problem" and says_it_arrived(text):
+        # "the driver left it in the rain and the box was soaked through" (delivery_problem
+        # 0.87) at "How satisfied are you with the delivery?": how it went, not a lost parcel
+        return True
     if pairs and pairs[0][0] == "request_human" and not asks_for_a_person(text):
         # "the person was nice but slow" at the effort question after an agent resolved
         # the chat (request_human 0.86): about the person, not for one (tester 5, tw5_22:
