@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.services import DomainAction, get_services, latest_intent, latest_text
 from bot.domain import chat
-from bot.storage.models import FeedbackKind
+from bot.domain.enums import FeedbackKind
 
 
 class ActionRecordOpinion(DomainAction, Action):  # type: ignore[misc]

@@ -30,7 +30,7 @@ from bot.domain import (
     texts,
     understanding,
 )
-from bot.storage.models import EscalationReason
+from bot.domain.enums import EscalationReason
 
 
 class ActionEscalate(DomainAction, Action):  # type: ignore[misc]

@@ -20,7 +20,7 @@ from actions.services import (
     unavailable,
 )
 from bot.domain import chat, fallback, proactive, scores, surveys, understanding
-from bot.storage.models import FeedbackKind
+from bot.domain.enums import FeedbackKind
 
 DomainDict = dict[str, Any]
 # NLU read the answer to a score question as an opinion: a comment, not an unclear score.

@@ -17,7 +17,7 @@ import math
 import random
 from datetime import date, datetime, timedelta, timezone
 
-from bot.storage.models import Channel, FeedbackKind, Stage
+from bot.domain.enums import Channel, FeedbackKind, Stage
 from tests.fix_first_data import CustomerPlan, JourneyPlan, RowPlan
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc)

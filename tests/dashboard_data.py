@@ -19,22 +19,24 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
+    FeedbackKind,
+    FeedbackSource,
+    LifecycleKind,
+    MessageSender,
+    OrderStatus,
+    Stage,
+)
+from bot.storage.models import (
     Conversation,
     Customer,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
-    LifecycleKind,
     Message,
-    MessageSender,
     Order,
     OrderItem,
-    OrderStatus,
-    Stage,
     SurveyDispatch,
 )
 

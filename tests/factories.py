@@ -8,16 +8,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import lifecycle as lifecycles
-from bot.storage.models import (
-    Customer,
-    Lifecycle,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
+from bot.domain.enums import OrderStatus, SubscriptionStatus
+from bot.storage.models import Customer, Lifecycle, Order, OrderItem, Subscription, utcnow
 
 
 async def customer(session: AsyncSession, n: int = 1, email: str | None = None) -> Customer:

@@ -23,18 +23,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
+from bot.domain.enums import (
     Channel,
-    Customer,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
     OrderStatus,
     Stage,
 )
+from bot.storage.models import Customer, Feedback, Lifecycle, Order
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc)
 START = datetime(2025, 7, 1, tzinfo=timezone.utc)

@@ -22,17 +22,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
-    Channel,
-    Customer,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    LifecycleKind,
-    Stage,
-    SurveyDispatch,
-)
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, LifecycleKind, Stage
+from bot.storage.models import Customer, Feedback, Lifecycle, SurveyDispatch
 
 APPLIED = datetime(2026, 5, 1, tzinfo=timezone.utc)
 NOW = datetime(2026, 5, 31, tzinfo=timezone.utc)

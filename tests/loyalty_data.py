@@ -30,23 +30,25 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    LifecycleKind,
+    OrderStatus,
+    Stage,
+    SubscriptionStatus,
+)
+from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
-    LifecycleKind,
     Order,
-    OrderStatus,
-    Stage,
     Subscription,
-    SubscriptionStatus,
 )
 
 AS_OF = datetime(2026, 6, 15, tzinfo=timezone.utc)

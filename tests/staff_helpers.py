@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import api_tokens, staff
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 
 PASSWORD = "long-enough-pw"
 # One account per role: agent@example.com, cx_manager@example.com, admin@example.com.

@@ -27,24 +27,26 @@ from datetime import datetime, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
+    EscalationReason,
+    EscalationStatus,
+    FeedbackKind,
+    FeedbackSource,
+    LifecycleKind,
+    MessageSender,
+    StaffRole,
+    Stage,
+)
+from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
-    EscalationReason,
-    EscalationStatus,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
-    LifecycleKind,
     Message,
-    MessageSender,
-    StaffRole,
     StaffUser,
-    Stage,
     SurveyDispatch,
 )
 

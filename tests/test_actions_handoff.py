@@ -14,18 +14,8 @@ from actions.handoff import ActionEscalate, ActionHandleFallback, ActionOutOfSco
 from actions.services import Services, unavailable_text, use_services
 from bot.config import Settings
 from bot.domain import understanding
-from bot.storage.models import (
-    Conversation,
-    ConversationStatus,
-    Customer,
-    Escalation,
-    EscalationReason,
-    Feedback,
-    FeedbackKind,
-    Lifecycle,
-    OrderStatus,
-    Stage,
-)
+from bot.domain.enums import ConversationStatus, EscalationReason, FeedbackKind, OrderStatus, Stage
+from bot.storage.models import Conversation, Customer, Escalation, Feedback, Lifecycle
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
@@ -53,7 +43,7 @@ async def test_request_human_escalates_and_waits_for_an_agent(
     session: AsyncSession, action_services: object
 ) -> None:
     from bot.domain import staff
-    from bot.storage.models import StaffRole
+    from bot.domain.enums import StaffRole
 
     agent = await staff.create_user(
         session, "sam@example.com", "Sam", StaffRole.agent, "long-enough-pw"
@@ -427,7 +417,8 @@ async def test_hand_back_asks_csat_then_ces_recorded_at_stage_support(
 ) -> None:
     from actions.handoff import ActionStartSupportSurvey
     from actions.surveys import ValidateSurveyForm
-    from bot.storage.models import OrderStatus, SurveyDispatch
+    from bot.domain.enums import OrderStatus
+    from bot.storage.models import SurveyDispatch
     from tests import factories
 
     owner = await factories.customer(session, email="jane.doe@example.com")

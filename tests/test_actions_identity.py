@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.identity import ValidateIdentityForm
 from bot.domain import knowledge
-from bot.storage.models import Conversation, OrderStatus
+from bot.domain.enums import OrderStatus
+from bot.storage.models import Conversation
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 

@@ -8,15 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionResolvePending, ActionSupportRequest
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Lifecycle,
-    Order,
-    OrderStatus,
-    Stage,
-    SurveyDispatch,
-)
+from bot.domain.enums import OrderStatus, Stage
+from bot.storage.models import AuditLog, Conversation, Lifecycle, Order, SurveyDispatch
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 

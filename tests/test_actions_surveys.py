@@ -17,20 +17,22 @@ from actions.surveys import (
     ValidateSurveyForm,
 )
 from bot.domain import surveys
-from bot.domain.lifecycle import lifecycle_for_order
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    OrderStatus,
+    Stage,
+)
+from bot.domain.lifecycle import lifecycle_for_order
+from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
-    OrderStatus,
-    Stage,
     SurveyDispatch,
 )
 from tests import factories

@@ -10,7 +10,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from bot.domain import staff
-from bot.storage.models import ApiToken, AuditLog, StaffRole
+from bot.domain.enums import StaffRole
+from bot.storage.models import ApiToken, AuditLog
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in
 
 Client = TestClient[Any, Any]

@@ -16,16 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import answer_ratings, bot_analytics, review_inbox
+from bot.domain.enums import EscalationReason, MessageSender, StaffRole
 from bot.domain.errors import InvalidInput, NotFound
-from bot.storage.models import (
-    AnswerRating,
-    Conversation,
-    Escalation,
-    EscalationReason,
-    Message,
-    MessageSender,
-    StaffRole,
-)
+from bot.storage.models import AnswerRating, Conversation, Escalation, Message
 from tests.staff_helpers import bearer, create_api_token
 
 Sessions = async_sessionmaker[AsyncSession]

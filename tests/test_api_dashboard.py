@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from bot.domain import staff
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from tests.dashboard_data import COMMENT_WITH_FORMULA, seed
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in
 
@@ -277,16 +277,8 @@ async def test_no_pitfall_on_answers_the_screen_calls_too_few(
     """Tester 5: one day, 6 CSAT answers at stage use (50 %) read "too few" (fewer than
     DASHBOARD_MIN_ANSWERS, 10) yet made a "Use: CSAT 50 < 60" pitfall (PITFALL_MIN_RESPONSES
     5) and a "what to fix first" row; 3 customers reached made a 100 % drop-off pitfall."""
-    from bot.storage.models import (
-        Channel,
-        Customer,
-        Feedback,
-        FeedbackKind,
-        FeedbackSource,
-        Lifecycle,
-        LifecycleKind,
-        Stage,
-    )
+    from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, LifecycleKind, Stage
+    from bot.storage.models import Customer, Feedback, Lifecycle
     from tests.dashboard_data import at
 
     await create_staff(session_factory)

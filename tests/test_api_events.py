@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
 from bot.config import DEV_EVENTS_SECRET, ConfigError, Settings
+from bot.domain.enums import ShopEventStatus
 from bot.domain.shop_events import EVENT_TYPES, parse_event, signature_header, signature_ok
-from bot.storage.models import Order, ShopEvent, ShopEventStatus, SurveyDispatch
+from bot.storage.models import Order, ShopEvent, SurveyDispatch
 from bot.web.app import create_app
 from bot.web.events_worker import drain
 from tests.live_app import serve_app

@@ -12,7 +12,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from bot.domain import staff
-from bot.storage.models import AuditLog, StaffRole
+from bot.domain.enums import StaffRole
+from bot.storage.models import AuditLog
 from tests.insight_data import seed_insight_data
 from tests.loyalty_data import seed_loyalty
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from bot.domain import api_tokens
+from bot.domain.enums import StaffRole
 from bot.domain.shop_events import signature_header
-from bot.storage.models import ApiToken, Customer, StaffRole
+from bot.storage.models import ApiToken, Customer
 from tests.live_app import LiveApp, Sessions, serve_app
 
 MAX_EXAMPLES = 12

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain import staff
-from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
+from bot.domain.enums import StaffRole
+from bot.storage.models import AuditLog, StaffSession, StaffUser, utcnow
 from bot.web.app import security_headers
 from bot.web.auth import (
     COOKIE_NAME,

@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 
 from bot.config import Settings
 from bot.domain import staff
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from bot.web.app import create_app
 from tests.staff_helpers import PASSWORD, ROLE_EMAILS, create_api_token, create_staff
 

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.analytics_consumer import handle
 from bot.domain import bot_analytics
-from bot.storage.models import BotEvent, BotEventKind
+from bot.domain.enums import BotEventKind
+from bot.storage.models import BotEvent
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -21,14 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import answer_ratings, review_inbox, staff
-from bot.storage.models import (
-    AnswerRating,
-    Conversation,
-    Message,
-    MessageSender,
-    StaffRole,
-    utcnow,
-)
+from bot.domain.enums import MessageSender, StaffRole
+from bot.storage.models import AnswerRating, Conversation, Message, utcnow
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

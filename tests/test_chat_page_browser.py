@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.storage.models import AnswerRating, Message, MessageSender
+from bot.domain.enums import MessageSender
+from bot.storage.models import AnswerRating, Message
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.config import DEV_RASA_CHANNEL_SECRET
-from bot.storage.models import Message, MessageSender
+from bot.domain.enums import MessageSender
+from bot.storage.models import Message
 from bot.web.delivery import push
 from tests.conftest import StubRasa
 

@@ -10,13 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, staff
-from bot.storage.models import (
-    Conversation,
-    ConversationStatus,
-    EscalationReason,
-    Message,
-    StaffRole,
-)
+from bot.domain.enums import ConversationStatus, EscalationReason, StaffRole
+from bot.storage.models import Conversation, Message
 from tests.conftest import StubRasa
 from tests.test_web_chat import _open, _quiet_turn, _turn
 

@@ -17,7 +17,7 @@ import pyotp
 import pytest
 
 from bot.domain import staff
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

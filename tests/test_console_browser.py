@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.domain.enums import FeedbackKind, Stage
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Feedback, FeedbackKind, Stage, SurveyDispatch
+from bot.storage.models import Feedback, SurveyDispatch
 
 pytestmark = pytest.mark.browser
 

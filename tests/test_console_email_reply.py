@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from bot.config import Settings
 from bot.domain import email_reply
-from bot.storage.models import Escalation, Message, MessageSender, utcnow
+from bot.domain.enums import MessageSender
+from bot.storage.models import Escalation, Message, utcnow
 from bot.web.app import create_app
 from bot.web.email_reply import EMAIL_REPLIES
 from bot.web.keys import HUB, SETTINGS

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import escalations, staff
-from bot.storage.models import Conversation, Customer, EscalationReason, StaffRole
+from bot.domain.enums import EscalationReason, StaffRole
+from bot.storage.models import Conversation, Customer
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

@@ -13,21 +13,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import escalations, handoff, inbox, staff, views
+from bot.domain.enums import (
+    ConversationStatus,
+    EscalationReason,
+    EscalationStatus,
+    MessageSender,
+    OrderStatus,
+    StaffRole,
+)
 from bot.domain.errors import Conflict, InvalidInput
 from bot.storage import repositories
 from bot.storage.models import (
     AuditLog,
     Conversation,
-    ConversationStatus,
     Customer,
     Escalation,
-    EscalationReason,
-    EscalationStatus,
     Message,
-    MessageSender,
     Order,
-    OrderStatus,
-    StaffRole,
     StaffUser,
     utcnow,
 )

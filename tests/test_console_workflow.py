@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import staff
-from bot.storage.models import Conversation, ConversationStatus, Customer, StaffRole, utcnow
+from bot.domain.enums import ConversationStatus, StaffRole
+from bot.storage.models import Conversation, Customer, utcnow
 from tests.conftest import StubRasa
 from tests.test_console import PASSWORD, _escalate, _login
 from tests.test_web_chat import _open, _turn

@@ -18,18 +18,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import escalations, inbox, staff
-from bot.storage.models import (
-    Conversation,
+from bot.domain.enums import (
     ConversationStatus,
-    Customer,
-    Escalation,
     EscalationReason,
     EscalationStatus,
-    Message,
     MessageSender,
     StaffRole,
-    utcnow,
 )
+from bot.storage.models import Conversation, Customer, Escalation, Message, utcnow
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

@@ -8,8 +8,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.conversations import TOKEN_BYTES, start_or_resume
+from bot.domain.enums import ConversationStatus, MessageSender
 from bot.storage import repositories
-from bot.storage.models import Conversation, ConversationStatus, MessageSender
+from bot.storage.models import Conversation
 
 
 async def _conversations(session: AsyncSession) -> int:

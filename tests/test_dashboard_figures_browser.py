@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import staff
-from bot.storage.models import Channel, Feedback, FeedbackKind, FeedbackSource, Lifecycle, Stage
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, Stage
+from bot.storage.models import Feedback, Lifecycle
 from tests.axe_helper import axe_violations
 from tests.dashboard_data import at, seed
 from tests.live_app import Sessions, serve_app

@@ -14,21 +14,16 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import journey, metrics, privacy
-from bot.domain.feedback_query import DateRange, FeedbackFilter
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
-    Customer,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
-    OrderItem,
     Stage,
-    SurveyDispatch,
 )
+from bot.domain.feedback_query import DateRange, FeedbackFilter
+from bot.storage.models import Customer, Feedback, Lifecycle, Order, OrderItem, SurveyDispatch
 from tests.dashboard_data import Seeded, at, seed
 
 Factory = async_sessionmaker[AsyncSession]

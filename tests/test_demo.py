@@ -16,26 +16,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot import demo
 from bot.domain import feedback as feedback_domain
 from bot.domain import insights, support_ops, surveys
+from bot.domain.enums import (
+    Channel,
+    FeedbackKind,
+    InsightStatus,
+    OrderStatus,
+    Stage,
+    SubscriptionStatus,
+)
 from bot.domain.feedback import NewFeedback
 from bot.domain.feedback_query import DateRange
 from bot.domain.scores import SCALES
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import (
     Base,
-    Channel,
     Customer,
     Escalation,
     Feedback,
-    FeedbackKind,
     Insight,
-    InsightStatus,
     Lifecycle,
     Order,
     OrderItem,
-    OrderStatus,
-    Stage,
     Subscription,
-    SubscriptionStatus,
     SurveyDispatch,
 )
 

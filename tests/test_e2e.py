@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.domain.enums import FeedbackKind, Stage
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import Feedback, FeedbackKind, Lifecycle, Message, Order, Stage
+from bot.storage.models import Feedback, Lifecycle, Message, Order
 
 pytestmark = pytest.mark.e2e
 

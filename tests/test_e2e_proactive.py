@@ -11,22 +11,24 @@ from sqlalchemy import select, update
 
 from bot.config import DEV_WIDGET_SECRET
 from bot.domain import proactive, surveys
+from bot.domain.enums import (
+    AcquisitionSource,
+    ConversationStatus,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    Stage,
+)
 from bot.domain.identity import issue_token
 from bot.domain.lifecycle import lifecycle_for_order
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import (
-    AcquisitionSource,
     Conversation,
-    ConversationStatus,
     Customer,
     Escalation,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
     Order,
-    Stage,
     SurveyDispatch,
 )
 from tests.test_e2e import ChatClient, texts

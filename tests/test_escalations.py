@@ -8,14 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import escalations
 from bot.domain.conversations import bot_may_answer
-from bot.storage.models import (
-    Conversation,
-    ConversationStatus,
-    Escalation,
-    EscalationReason,
-    EscalationStatus,
-    utcnow,
-)
+from bot.domain.enums import ConversationStatus, EscalationReason, EscalationStatus
+from bot.storage.models import Conversation, Escalation, utcnow
 from tests import factories
 
 

@@ -10,18 +10,9 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import feedback_query, staff
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, LifecycleKind, StaffRole, Stage
 from bot.domain.feedback_query import FeedbackFilter
-from bot.storage.models import (
-    Channel,
-    Customer,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    LifecycleKind,
-    StaffRole,
-    Stage,
-)
+from bot.storage.models import Customer, Feedback, Lifecycle
 from bot.web.api import dashboard
 from tests.dashboard_data import at, seed
 from tests.staff_helpers import create_staff, sign_in

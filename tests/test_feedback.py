@@ -12,18 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import feedback
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import Channel, FeedbackKind, FeedbackSource, OrderStatus, Stage
 from bot.domain.errors import InvalidInput
 from bot.domain.feedback import MAX_FEEDBACK_CHARS, NewFeedback
-from bot.storage.models import (
-    Channel,
-    Customer,
-    Feedback,
-    FeedbackKind,
-    FeedbackSource,
-    Lifecycle,
-    OrderStatus,
-    Stage,
-)
+from bot.storage.models import Customer, Feedback, Lifecycle
 from tests import factories
 
 

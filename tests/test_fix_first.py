@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import fix_first, journey
+from bot.domain.enums import Channel, FeedbackKind, Stage
 from bot.domain.feedback_query import DateRange, FeedbackFilter
-from bot.storage.models import Channel, FeedbackKind, Stage
 from tests import fix_first_data as data
 
 RANGE = DateRange(date(2025, 7, 1), date(2026, 3, 31))
@@ -108,7 +108,7 @@ async def test_the_api(
     from argon2 import PasswordHasher
 
     from bot.domain import staff
-    from bot.storage.models import StaffRole
+    from bot.domain.enums import StaffRole
     from tests.staff_helpers import create_staff, sign_in
 
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

@@ -15,19 +15,17 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import fix_first, journey, privacy
-from bot.domain.feedback_query import DateRange, FeedbackFilter
-from bot.storage import rollup_fix
-from bot.storage.models import (
+from bot.domain.enums import (
     Channel,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
     OrderStatus,
     Stage,
 )
+from bot.domain.feedback_query import DateRange, FeedbackFilter
+from bot.storage import rollup_fix
+from bot.storage.models import Feedback, Lifecycle, Order
 from tests import fix_first_data as data
 
 Factory = async_sessionmaker[AsyncSession]

@@ -9,19 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, handoff, staff
-from bot.domain.errors import Conflict
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
+from bot.domain.enums import (
     ConversationStatus,
-    Escalation,
     EscalationReason,
     EscalationStatus,
-    Message,
     MessageSender,
     StaffRole,
-    StaffUser,
 )
+from bot.domain.errors import Conflict
+from bot.storage.models import AuditLog, Conversation, Escalation, Message, StaffUser
 
 
 async def _agents(session: AsyncSession) -> tuple[StaffUser, StaffUser]:

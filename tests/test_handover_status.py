@@ -15,15 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, staff
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import EscalationReason, FeedbackKind, MessageSender
 from bot.domain.identity import issue_token
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
     Escalation,
-    EscalationReason,
-    FeedbackKind,
     Message,
-    MessageSender,
     Photo,
     StaffUser,
     SurveyDispatch,

@@ -20,7 +20,8 @@ from sqlalchemy import select, update
 
 from bot.config import ConfigError, Settings
 from bot.domain import staff
-from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
+from bot.domain.enums import StaffRole
+from bot.storage.models import AuditLog, StaffSession, StaffUser, utcnow
 from bot.web.app import create_app
 from bot.web.security import PERMISSIONS_POLICY, SERVER_NAME
 from bot.web.server import HardenedAppRunner, start_sites

@@ -14,18 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import insights
+from bot.domain.enums import InsightStatus, MessageSender
 from bot.domain.errors import Conflict, InvalidInput
 from bot.domain.identity import issue_token
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Insight,
-    InsightNotice,
-    InsightStatus,
-    Message,
-    MessageSender,
-    utcnow,
-)
+from bot.storage.models import AuditLog, Conversation, Insight, InsightNotice, Message, utcnow
 from bot.web.insight_notices import deliver_insight_notices
 from tests.insight_data import APPLIED, NOW, InsightData, seed_insight_data
 

@@ -24,19 +24,16 @@ import pytest
 
 from bot.config import PROJECT_ROOT
 from bot.domain import staff
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
     Channel,
-    Customer,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Order,
     OrderStatus,
     Stage,
 )
+from bot.storage.models import Customer, Feedback, Lifecycle, Order
 from tests.live_app import Sessions, serve_app
 
 pytestmark = pytest.mark.browser

@@ -15,17 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
 from bot.domain import handoff, intake, shop_events, staff
+from bot.domain.enums import StaffRole, Stage
 from bot.domain.errors import DomainError
-from bot.storage.models import (
-    Escalation,
-    Feedback,
-    Lifecycle,
-    StaffRole,
-    StaffUser,
-    Stage,
-    SurveyDispatch,
-    utcnow,
-)
+from bot.storage.models import Escalation, Feedback, Lifecycle, StaffUser, SurveyDispatch, utcnow
 from tests.staff_helpers import bearer, create_api_token, create_staff
 from tests.test_shop_events import T0, order_event
 

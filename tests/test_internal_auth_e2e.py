@@ -13,15 +13,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.domain.enums import OrderStatus
 from bot.storage.db import create_engine, create_session_factory
-from bot.storage.models import (
-    Conversation,
-    Escalation,
-    Feedback,
-    Message,
-    Order,
-    OrderStatus,
-)
+from bot.storage.models import Conversation, Escalation, Feedback, Message, Order
 from tests import factories
 
 pytestmark = pytest.mark.e2e

@@ -17,13 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.support import ActionDropPending, ActionResolvePending, ActionSupportRequest
 from bot.config import Settings
 from bot.domain import chat, returns, support
+from bot.domain.enums import FeedbackKind, OrderStatus
 from bot.storage.models import (
     Conversation,
     Feedback,
-    FeedbackKind,
     Order,
     OrderItem,
-    OrderStatus,
     ReturnLine,
     ReturnRequest,
     WebhookOutbox,

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cli import knowledge as knowledge_cli
 from bot.config import Settings
 from bot.domain import embeddings, knowledge, staff
+from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
 from bot.storage.models import (
     KnowledgeArticle,
     KnowledgePassage,
     KnowledgeProduct,
-    StaffRole,
     UnansweredQuestion,
 )
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.domain import knowledge, staff
-from bot.storage.models import StaffRole
+from bot.domain.enums import StaffRole
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain import chat, support
+from bot.domain.enums import OrderStatus
 from bot.domain.support import FlowResult, LatePolicy, NextStep
-from bot.storage.models import Conversation, Order, OrderItem, OrderStatus
+from bot.storage.models import Conversation, Order, OrderItem
 from tests import factories
 
 # The day: on 6 December a parcel due on 1 December "should arrive by 1 December".

@@ -13,15 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import PROJECT_ROOT
 from bot.domain import lifecycle as lifecycles
-from bot.storage.models import (
-    AcquisitionSource,
-    Lifecycle,
-    LifecycleKind,
-    Order,
-    OrderStatus,
-    Stage,
-    utcnow,
-)
+from bot.domain.enums import AcquisitionSource, LifecycleKind, OrderStatus, Stage
+from bot.storage.models import Lifecycle, Order, utcnow
 from tests import factories
 
 D, R, P, U, S = Stage.discovery, Stage.research, Stage.purchase, Stage.use, Stage.support

@@ -14,22 +14,17 @@ from sqlalchemy import delete, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import loyalty, privacy
-from bot.domain.feedback_query import DateRange
-from bot.storage import rollup_loyalty
-from bot.storage.models import (
+from bot.domain.enums import (
     AcquisitionSource,
-    Conversation,
-    Customer,
-    Escalation,
     EscalationReason,
-    Feedback,
     FeedbackKind,
-    Lifecycle,
     LifecycleKind,
-    Order,
     OrderStatus,
     Stage,
 )
+from bot.domain.feedback_query import DateRange
+from bot.storage import rollup_loyalty
+from bot.storage.models import Conversation, Customer, Escalation, Feedback, Lifecycle, Order
 from tests.loyalty_data import AS_OF, at, seed_loyalty
 
 Factory = async_sessionmaker[AsyncSession]

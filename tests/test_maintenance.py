@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.storage.models import Lifecycle, OrderStatus
+from bot.domain.enums import OrderStatus
+from bot.storage.models import Lifecycle
 from bot.web.app import create_app
 from bot.web.maintenance import SWEEP_TASK
 from tests import factories

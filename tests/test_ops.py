@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 
 from bot.cli.privacy import end_live_tabs
 from bot.config import Settings
-from bot.storage.models import MessageSender
+from bot.domain.enums import MessageSender
 from bot.web.app import create_app
 from bot.web.delivery import push
 from bot.web.keys import HUB as HUB_KEY

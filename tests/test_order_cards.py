@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.support import ActionSupportRequest
 from bot.config import Settings
 from bot.domain import order_cards
-from bot.storage.models import Conversation, Message, MessageSender, Order, OrderItem, OrderStatus
+from bot.domain.enums import MessageSender, OrderStatus
+from bot.storage.models import Conversation, Message, Order, OrderItem
 from bot.web.app import create_app
 from bot.web.rasa_client import BotReply, _replies
 from tests import factories

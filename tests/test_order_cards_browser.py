@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from bot.domain import order_cards, staff
-from bot.storage.models import Conversation, Customer, Message, MessageSender, StaffRole
+from bot.domain.enums import MessageSender, StaffRole
+from bot.storage.models import Conversation, Customer, Message
 from tests import live_app
 from tests.axe_helper import axe_violations
 from tests.test_a11y_browser import _focused, _tab_to

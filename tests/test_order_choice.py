@@ -17,21 +17,23 @@ from actions.support import ActionAnswerProductQuestion, ActionSupportRequest, n
 from bot.config import Settings
 from bot.domain import chat, knowledge, support
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import (
+    EscalationReason,
+    FeedbackKind,
+    LifecycleKind,
+    OrderStatus,
+    Stage,
+    SubscriptionStatus,
+)
 from bot.storage.models import (
     Conversation,
     Customer,
     Escalation,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
     Lifecycle,
-    LifecycleKind,
     Order,
     OrderItem,
-    OrderStatus,
-    Stage,
     Subscription,
-    SubscriptionStatus,
     utcnow,
 )
 from tests import factories

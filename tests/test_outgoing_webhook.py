@@ -19,13 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain import escalations, intake, outbox, shop_events
-from bot.storage.models import (
-    Conversation,
-    EscalationReason,
-    StaffRole,
-    WebhookOutbox,
-    utcnow,
-)
+from bot.domain.enums import EscalationReason, StaffRole
+from bot.storage.models import Conversation, WebhookOutbox, utcnow
 from bot.web.app import create_app
 from bot.web.outgoing import OutgoingWebhook
 from tests.staff_helpers import bearer, create_api_token

@@ -16,18 +16,9 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.domain import photos, privacy, texts
+from bot.domain.enums import EscalationReason, EscalationStatus, OrderStatus, StaffRole
 from bot.domain.identity import issue_token
-from bot.storage.models import (
-    Conversation,
-    Customer,
-    Escalation,
-    EscalationReason,
-    EscalationStatus,
-    Message,
-    OrderStatus,
-    Photo,
-    StaffRole,
-)
+from bot.storage.models import Conversation, Customer, Escalation, Message, Photo
 from bot.web.app import STATIC_DIR, create_app
 from tests import factories
 from tests.conftest import StubRasa

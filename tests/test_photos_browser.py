@@ -19,7 +19,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.domain import staff, texts
-from bot.storage.models import Photo, StaffRole
+from bot.domain.enums import StaffRole
+from bot.storage.models import Photo
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

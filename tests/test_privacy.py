@@ -23,35 +23,37 @@ from sqlalchemy.types import JSON
 
 from bot.config import PROJECT_ROOT, Settings
 from bot.domain import conversations, outbox, privacy, staff
+from bot.domain.enums import (
+    Channel,
+    EscalationReason,
+    FeedbackKind,
+    FeedbackSource,
+    LifecycleKind,
+    MessageSender,
+    OrderStatus,
+    ShopEventStatus,
+    StaffRole,
+    Stage,
+    SubscriptionStatus,
+)
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.identity import CustomerClaims, issue_token
 from bot.storage.models import (
     AuditLog,
     Base,
-    Channel,
     Conversation,
     Customer,
     Escalation,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     IdentityTokenUse,
     Lifecycle,
-    LifecycleKind,
     Message,
-    MessageSender,
     Order,
     OrderItem,
-    OrderStatus,
     ShopEvent,
-    ShopEventStatus,
     StaffNote,
-    StaffRole,
     StaffUser,
-    Stage,
     Subscription,
-    SubscriptionStatus,
     SurveyDispatch,
     WebhookOutbox,
     utcnow,

@@ -16,24 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain import proactive, shop_events, surveys
+from bot.domain.enums import (
+    AcquisitionSource,
+    ConversationStatus,
+    FeedbackKind,
+    FeedbackSource,
+    LifecycleKind,
+    MessageSender,
+    OrderStatus,
+    Stage,
+)
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.identity import issue_token
 from bot.domain.lifecycle import lifecycle_for_order
 from bot.storage.models import (
-    AcquisitionSource,
     Conversation,
-    ConversationStatus,
     Customer,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
-    LifecycleKind,
     Message,
-    MessageSender,
     Order,
-    OrderStatus,
-    Stage,
     SurveyDispatch,
     utcnow,
 )

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import cli
 from bot.config import ConfigError, Settings
 from bot.domain import staff
-from bot.storage.models import AuditLog, StaffRole, StaffSession
+from bot.domain.enums import StaffRole
+from bot.storage.models import AuditLog, StaffSession
 from bot.web.app import create_app
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import PROJECT_ROOT
 from bot.domain import review_export, review_inbox
+from bot.domain.enums import MessageSender, StaffRole
 from bot.domain.review_export import (
     FIRST_NAMES,
     LAST_NAMES,
@@ -26,7 +27,7 @@ from bot.domain.review_export import (
     fake_order_number,
     name_tokens,
 )
-from bot.storage.models import Conversation, Customer, Message, MessageSender, StaffRole, StaffUser
+from bot.storage.models import Conversation, Customer, Message, StaffUser
 from tests.test_rasa_ext import _rasa_python
 
 Sessions = async_sessionmaker[AsyncSession]

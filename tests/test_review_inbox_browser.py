@@ -15,14 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import review_inbox, staff
-from bot.storage.models import (
-    Conversation,
-    Message,
-    MessageSender,
-    ReviewStatus,
-    StaffRole,
-    TurnUnderstanding,
-)
+from bot.domain.enums import MessageSender, ReviewStatus, StaffRole
+from bot.storage.models import Conversation, Message, TurnUnderstanding
 from tests.axe_helper import axe_violations
 from tests.live_app import LiveApp, Sessions, serve_app
 

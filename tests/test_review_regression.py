@@ -19,17 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bench.conversations.spec import load
 from bot.config import PROJECT_ROOT
 from bot.domain import review_inbox, review_regression, staff
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Customer,
-    Message,
-    MessageSender,
-    Order,
-    OrderItem,
-    OrderStatus,
-    StaffRole,
-)
+from bot.domain.enums import MessageSender, OrderStatus, StaffRole
+from bot.storage.models import AuditLog, Conversation, Customer, Message, Order, OrderItem
 from tests.staff_helpers import create_staff, sign_in
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -19,15 +19,8 @@ from actions.support import (
 )
 from bot.config import Settings
 from bot.domain import chat, knowledge, support, understanding
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Order,
-    OrderStatus,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
+from bot.domain.enums import OrderStatus, SubscriptionStatus
+from bot.storage.models import AuditLog, Conversation, Order, Subscription, utcnow
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.analytics_consumer import handle
 from bot.config import DEV_EVENTS_SECRET
 from bot.domain import safe_json, staff
+from bot.domain.enums import StaffRole
 from bot.domain.shop_events import signature_header
-from bot.storage.models import StaffRole
 from bot.web.hub import ChatHub, Fanout, StaffHub
 from tests.staff_helpers import bearer, create_api_token, create_staff, sign_in
 from tests.test_shop_events import order_event

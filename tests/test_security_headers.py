@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from bot import launcher
 from bot.domain import staff
-from bot.storage.models import Conversation, StaffRole
+from bot.domain.enums import StaffRole
+from bot.storage.models import Conversation
 from bot.web.app import STATIC_DIR
 from bot.web.auth import LoginThrottle
 from bot.web.security import HSTS, PERMISSIONS_POLICY, content_security_policy

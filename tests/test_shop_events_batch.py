@@ -20,16 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain import lifecycle as lifecycles
 from bot.domain import shop_events
+from bot.domain.enums import AcquisitionSource, ShopEventStatus
 from bot.domain.shop_events import queue
 from bot.storage import rollup_journey, rollup_loyalty
-from bot.storage.models import (
-    AcquisitionSource,
-    Base,
-    Customer,
-    ShopEvent,
-    ShopEventStatus,
-    utcnow,
-)
+from bot.storage.models import Base, Customer, ShopEvent, utcnow
 from bot.web.app import create_app
 from bot.web.events_worker import drain
 from tests.conftest import _pg_empty_tables

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import shop_events
+from bot.domain.enums import ShopEventStatus
 from bot.domain.shop_events import (
     EVENT_TYPES,
     event_from_json,
@@ -20,7 +21,7 @@ from bot.domain.shop_events import (
 )
 from bot.domain.shop_events import batch as batch_apply
 from bot.storage.db import create_engine
-from bot.storage.models import Order, ShopEvent, ShopEventStatus
+from bot.storage.models import Order, ShopEvent
 from tests.test_shop_events import order_event, sub_event
 
 Sessions = async_sessionmaker[AsyncSession]

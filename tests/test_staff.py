@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import cli
 from bot.cli.staff import STAFF_ROLES
 from bot.domain import staff
+from bot.domain.enums import StaffRole
 from bot.domain.errors import Conflict, InvalidInput
-from bot.storage.models import AuditLog, StaffRole, StaffSession, StaffUser, utcnow
+from bot.storage.models import AuditLog, StaffSession, StaffUser, utcnow
 
 PASSWORD = "correct horse battery"
 

@@ -15,24 +15,26 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import escalations, handoff, staff, staff_access
-from bot.storage.models import (
+from bot.domain.enums import (
     Channel,
-    Conversation,
-    Customer,
     EscalationReason,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Insight,
-    InsightFeedback,
     InsightOrigin,
     InsightStatus,
     InsightTeam,
-    Lifecycle,
     LifecycleKind,
     StaffRole,
-    StaffUser,
     Stage,
+)
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    Feedback,
+    Insight,
+    InsightFeedback,
+    Lifecycle,
+    StaffUser,
 )
 from tests.staff_helpers import PASSWORD, create_api_token, create_staff, sign_in
 

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.domain.enums import MessageSender
 from bot.storage import repositories
-from bot.storage.models import Conversation, Message, MessageSender
+from bot.storage.models import Conversation, Message
 
 
 async def _conversation(sessions: async_sessionmaker[AsyncSession]) -> str:

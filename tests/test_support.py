@@ -11,19 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain import chat, support
+from bot.domain.enums import FeedbackKind, OrderStatus, Stage, SubscriptionStatus
 from bot.domain.support import YES_NO, FlowResult, NextStep, VerifyStatus
 from bot.storage.models import (
     AuditLog,
     Conversation,
     Feedback,
-    FeedbackKind,
     Lifecycle,
     Order,
     OrderItem,
-    OrderStatus,
-    Stage,
     Subscription,
-    SubscriptionStatus,
     utcnow,
 )
 from tests import factories

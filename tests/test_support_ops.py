@@ -124,7 +124,7 @@ async def test_range_in_another_time_zone_and_an_empty_range(
 async def test_support_api_over_http(
     client: Any, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    from bot.storage.models import StaffRole
+    from bot.domain.enums import StaffRole
     from tests.staff_helpers import create_staff, sign_in
 
     await create_staff(session_factory)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.domain import lifecycle as lifecycles
 from bot.domain import surveys
-from bot.storage.models import Conversation, FeedbackKind, SurveyDispatch, utcnow
+from bot.domain.enums import FeedbackKind
+from bot.storage.models import Conversation, SurveyDispatch, utcnow
 from tests import factories
 
 

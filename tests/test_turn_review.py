@@ -15,15 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import PROJECT_ROOT
 from bot.domain import privacy, review_inbox, turn_review
+from bot.domain.enums import MessageSender, ReviewStatus, StaffRole
 from bot.domain.errors import InvalidInput
 from bot.domain.turn_review import Reason, Rules, Turn, own_reasons, rephrased, similarity
 from bot.storage.models import (
     AuditLog,
     Conversation,
     Message,
-    MessageSender,
-    ReviewStatus,
-    StaffRole,
     StaffUser,
     TurnFlag,
     TurnUnderstanding,

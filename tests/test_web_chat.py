@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain.enums import ConversationStatus, MessageSender
 from bot.domain.identity import issue_token
-from bot.storage.models import Conversation, ConversationStatus, Customer, Message, MessageSender
+from bot.storage.models import Conversation, Customer, Message
 from bot.web.app import create_app
 from bot.web.chat import back_with_bot, retry_later, waiting_note
 from bot.web.delivery import push
@@ -233,7 +234,7 @@ async def _waiting_for_a_person(
 ) -> tuple[Any, str]:
     """A chat the bot handed to a person (escalated, Rasa paused) that nobody claimed yet."""
     from bot.domain import escalations as escalation_rules
-    from bot.storage.models import EscalationReason
+    from bot.domain.enums import EscalationReason
 
     ws, _ = await _open(client)
     await _turn(ws, "hi")
@@ -255,7 +256,8 @@ async def test_a_customer_waiting_for_a_person_goes_back_to_the_bot(
     session_factory: Any,
     text: str,
 ) -> None:
-    from bot.storage.models import Escalation, EscalationStatus
+    from bot.domain.enums import EscalationStatus
+    from bot.storage.models import Escalation
 
     ws, sender = await _waiting_for_a_person(client, rasa[0], session_factory)
     await _turn(ws, "hello?")  # the note, with the way back
@@ -324,7 +326,8 @@ async def test_email_typed_while_the_bot_helps_with_a_queued_request_is_the_cont
     """Nobody online: the request is queued and the bot keeps helping (issue #17); the email
     the bot asked for still reaches the team."""
     from bot.domain import escalations as escalation_rules
-    from bot.storage.models import Escalation, EscalationReason, utcnow
+    from bot.domain.enums import EscalationReason
+    from bot.storage.models import Escalation, utcnow
 
     ws, _ = await _open(client)
     await _turn(ws, "hi")
@@ -379,7 +382,8 @@ async def test_email_typed_while_waiting_becomes_the_contact_address(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     from bot.domain import escalations as escalation_rules
-    from bot.storage.models import Escalation, EscalationReason
+    from bot.domain.enums import EscalationReason
+    from bot.storage.models import Escalation
 
     ws, _ = await _open(client)
     await _turn(ws, "hi")

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.storage.models import Conversation, Feedback, Message, MessageSender
+from bot.domain.enums import MessageSender
+from bot.storage.models import Conversation, Feedback, Message
 from bot.web.app import create_app
 from bot.web.language import LANGUAGE_DETECTOR, LANGUAGE_INTENT
 from tests.conftest import StubRasa

@@ -24,20 +24,10 @@ from bot.domain import (
     shop_events,
     web_reviews,
 )
+from bot.domain.enums import Channel, FeedbackKind, StaffRole, Stage
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.feedback_query import DateRange, FeedbackFilter, feedback_page
-from bot.storage.models import (
-    AuditLog,
-    Channel,
-    Customer,
-    Escalation,
-    Feedback,
-    FeedbackKind,
-    Lifecycle,
-    Reviewer,
-    StaffRole,
-    Stage,
-)
+from bot.storage.models import AuditLog, Customer, Escalation, Feedback, Lifecycle, Reviewer
 from tests import factories
 from tests.staff_helpers import bearer, create_api_token
 from tests.test_shop_events import order_event

@@ -14,24 +14,26 @@ from typing import Any
 import pytest
 
 from bot.domain import staff
-from bot.domain.identity import issue_token
-from bot.storage.models import (
+from bot.domain.enums import (
     Channel,
-    Conversation,
     ConversationStatus,
-    Customer,
-    Escalation,
     EscalationReason,
-    Feedback,
     FeedbackKind,
     FeedbackSource,
-    Lifecycle,
     LifecycleKind,
-    Message,
     MessageSender,
-    StaffNote,
     StaffRole,
     Stage,
+)
+from bot.domain.identity import issue_token
+from bot.storage.models import (
+    Conversation,
+    Customer,
+    Escalation,
+    Feedback,
+    Lifecycle,
+    Message,
+    StaffNote,
     utcnow,
 )
 from tests.live_app import LiveApp, Sessions, serve_app

@@ -32,6 +32,7 @@ from bot.domain import (
     understanding,
 )
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import EscalationReason, FeedbackKind, FeedbackSource, OrderStatus, Stage
 from bot.domain.scores import (
     SCALES,
     ScoreStatus,
@@ -55,14 +56,9 @@ from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
     Customer,
-    EscalationReason,
     Feedback,
-    FeedbackKind,
-    FeedbackSource,
     Lifecycle,
     Order,
-    OrderStatus,
-    Stage,
     SurveyDispatch,
     utcnow,
 )

@@ -15,23 +15,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import closed_loop, inbox, returns, surveys, texts
+from bot.domain.enums import ConversationStatus, EscalationStatus, MessageSender, StaffRole
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.views import escalation_json, iso, message_json, priority_label, staff_names
 from bot.storage import repositories
 from bot.storage.models import (
     AuditLog,
     Conversation,
-    ConversationStatus,
     Customer,
     Escalation,
-    EscalationStatus,
     Feedback,
     Lifecycle,
     Message,
-    MessageSender,
     Order,
     StaffNote,
-    StaffRole,
     StaffUser,
     Subscription,
     utcnow,

@@ -17,18 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import conversations, returns, texts
 from bot.domain import lifecycle as lifecycles
+from bot.domain.enums import OrderStatus, Stage, SubscriptionStatus
 from bot.storage import repositories
-from bot.storage.models import (
-    AuditLog,
-    Conversation,
-    Customer,
-    Order,
-    OrderStatus,
-    Stage,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
+from bot.storage.models import AuditLog, Conversation, Customer, Order, Subscription, utcnow
 
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 ORDER_NUMBER_PATTERN = re.compile(r"#?\b[Aa]?\d{5}\b")

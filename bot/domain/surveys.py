@@ -12,14 +12,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
-from bot.storage.models import (
-    AcquisitionSource,
-    Conversation,
-    FeedbackKind,
-    Lifecycle,
-    SurveyDispatch,
-    utcnow,
-)
+from bot.domain.enums import AcquisitionSource, FeedbackKind
+from bot.storage.models import Conversation, Lifecycle, SurveyDispatch, utcnow
 
 # The survey questions and their buttons are responses in domain.yml
 # (utter_ask_survey_score / utter_ask_survey_comment, varied by the survey_kind slot).
