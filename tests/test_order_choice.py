@@ -1578,3 +1578,21 @@ async def test_a_new_account_email_typed_in_is_answered_with_the_account_page(
     )
 
     assert "Personal details" in messages[0]["text"]
+
+
+def test_the_words_of_an_address_change_request_are_not_an_address() -> None:
+    """sf20 in the regression suite: "need to change the delivery address on A94736 i
+    moved" was taken as the new address ("to change the delivery …") and, on a yes, set."""
+    assert support.address_given("need to change the delivery address on A94736 i moved") is None
+    assert support.address_given("i want to change my address to my work address") is None
+    assert support.address_given("can you deliver to my neighbour at number 5") is None
+    assert (
+        support.address_given(
+            "change the delivery address for the jumper to Rosenweg 12, 8001 Zürich"
+        )
+        == "Rosenweg 12, 8001 Zürich"
+    )
+    assert (
+        support.address_given("pls send it to 42 Elm Road, 10115 Berlin")
+        == "42 Elm Road, 10115 Berlin"
+    )
