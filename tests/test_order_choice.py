@@ -779,7 +779,8 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(
 ) -> None:
     """Tester (tq20): "pls change delivery adress to 5 rue victor hugo 75001 paris" is read
     as inform (0.90, change_address 0.09) because of the address in it; it got "What
-    would you like to do?"."""
+    would you like to do?". With the address given in it, that address is confirmed at once
+    (tester 5, tw5_06)."""
     await _jane(session)
     state = tracker(
         "conv-1",
@@ -794,9 +795,16 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(
 
     events, messages = await run(ActionSupportRequest(), state)
 
-    assert "A10002" in messages[0]["text"] and "new delivery address" in messages[0]["text"]
-    assert slot_events(events)["support_request"] == "change_address"
-    assert slot_events(events)["next_step"] == "address"
+    assert messages[0]["text"] == (
+        "Change the delivery address of order A10002 to: 5 rue victor hugo 75001 paris?"
+    )
+    slots = slot_events(events)
+    assert slots["support_request"] == "change_address"
+    assert (slots["next_step"], slots["pending_action"], slots["new_address"]) == (
+        "confirm",
+        "change_address",
+        "5 rue victor hugo 75001 paris",
+    )
 
 
 async def _cancelled(session: AsyncSession, number: int, ago: timedelta) -> Subscription:
