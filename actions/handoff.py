@@ -61,8 +61,13 @@ class ActionGreet(Action):  # type: ignore[misc]
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        if fallback.asks_for_the_person(latest_text(tracker)) and await _queued(tracker):
-            hours = get_services().settings.support_hours
+        text, settings = latest_text(tracker), get_services().settings
+        about_the_shop = chat.about_the_shop(text, settings)
+        if about_the_shop is not None:
+            # "hey whats ur phone number" read as a greeting (a chat in Chromium, 19:01)
+            return emit(dispatcher, about_the_shop, tracker)
+        if fallback.asks_for_the_person(text) and await _queued(tracker):
+            hours = settings.support_hours
             dispatcher.utter_message(text=texts.render("utter_handoff_already_queued", hours=hours))
         else:
             dispatcher.utter_message(response="utter_greet")

@@ -770,3 +770,6 @@ async def test_anyone_there_while_queued_says_queued_not_the_greeting(
     )
     _, hello = await run(ActionGreet(), tracker("conv-1", "hi", "greet"))
     assert hello[0]["response"] == "utter_greet"
+    # "hey whats ur phone number" read as a greeting: how to reach the team
+    _, phone = await run(ActionGreet(), tracker("conv-1", "hey whats ur phone number", "greet"))
+    assert phone[0]["text"].startswith("We don't have a phone line")
