@@ -1053,13 +1053,19 @@ _REFERENCE_FILLER = frozenset(
 )
 
 
+def _reference_words(text: str) -> set[str]:
+    """The words of a short reference besides those around what it names; none for a
+    message too long to be only a reference."""
+    if len(text.split()) > understanding.SHORT_ORDER_REFERENCE_WORDS:
+        return set()
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _REFERENCE_FILLER}
+
+
 async def refers_to_an_order(session: AsyncSession, conversation_id: str, text: str) -> bool:
     """Nothing but products of one of the customer's orders and the words around them: the
     NLU reads "the CASSEROLE order" as a product question (tester 4, tw4_41 and tw4_01: the
     casserole's stock, or "not sure I can answer that", instead of that order)."""
-    if len(text.split()) > understanding.SHORT_ORDER_REFERENCE_WORDS:
-        return False
-    words = {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _REFERENCE_FILLER}
+    words = _reference_words(text)
     said = _words(" ".join(words))
     if not said or len(said) != len(words):
         return False
@@ -1075,9 +1081,7 @@ async def refers_to_the_subscription(
 ) -> bool:
     """Nothing but the customer's subscription and the words around it ("and the coffee?",
     "what about my sub")."""
-    if len(text.split()) > understanding.SHORT_ORDER_REFERENCE_WORDS:
-        return False
-    words = {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _REFERENCE_FILLER}
+    words = _reference_words(text)
     context = await load_context(session, conversation_id)
     if not words or context.customer is None or context.customer.is_anonymous:
         return False
