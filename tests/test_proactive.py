@@ -673,19 +673,26 @@ async def test_not_now_is_offered_once_more_at_the_end_of_a_later_chat_then_decl
     assert turn.messages == [(proactive.postponed_reply(), [])]
     assert (dispatch.declined_at, dispatch.expired_at) == (None, None)
 
-    # Not at the end of this chat ("not now" here), nor in another tab the same hour.
+    # Not at the end of this chat ("not now" here), nor in another tab already open then.
     deliver = proactive.deliver
     assert await deliver(session, conversation, 7, NOW, END_AFTER_NOT_NOW) is None
-    other_tab = Conversation(id="conv-tab", customer_id=lifecycle.customer_id)
+    other_tab = Conversation(
+        id="conv-tab", customer_id=lifecycle.customer_id, created_at=NOW - timedelta(minutes=1)
+    )
     session.add(other_tab)
     await session.flush()
-    assert await deliver(session, other_tab, 7, NOW + timedelta(hours=1), END) is None
+    assert await deliver(session, other_tab, 7, NOW + timedelta(minutes=5), END) is None
 
-    # The next day: not as the chat opens, but at its end ("Before you go…"); its own first
-    # offer is no fatigue.
-    later = NOW + proactive.REOFFER_AFTER + timedelta(minutes=1)
-    assert await deliver(session, other_tab, 7, later) is None
-    again = await deliver(session, other_tab, 7, later, END)
+    # A chat begun after the offer, however soon: not as it opens, but at its end ("Before
+    # you go…"); its own first offer is no fatigue.
+    later = NOW + timedelta(minutes=10)
+    later_chat = Conversation(
+        id="conv-later", customer_id=lifecycle.customer_id, created_at=NOW + timedelta(minutes=8)
+    )
+    session.add(later_chat)
+    await session.flush()
+    assert await deliver(session, later_chat, 7, later) is None
+    again = await deliver(session, later_chat, 7, later, END)
     assert again is not None and again.dispatch.id == dispatch.id
     assert (dispatch.offer_count, dispatch.sent_at) == (2, NOW)  # sent counts the first offer
 

@@ -44,10 +44,10 @@ from bot.storage.models import (
 
 EXPIRY = surveys.EXPIRY
 # An offer answered "not now" or ignored is made once more, at the end of a chat ("Before you
-# go…"): of this chat if it was ignored, or of a later one — another conversation at least
-# `REOFFER_AFTER` after the first offer (a second tab open at once is not a later chat).
+# go…"): of this chat if it was ignored, or of a later one (SPEC §6) — a conversation that
+# began after the first offer was shown, however soon (a second tab already open is not a
+# later chat).
 MAX_OFFERS = 2
-REOFFER_AFTER = timedelta(hours=12)
 CONSENT_YES = "Sure"
 CONSENT_NOT_NOW = "Not now"
 CONSENT_BUTTONS = [
@@ -112,13 +112,18 @@ async def _waiting(
     moment: Moment,
 ) -> Sequence[SurveyDispatch]:
     """The customer's scheduled dispatches to offer now, oldest first: never offered; at the
-    end of a chat also those offered once without a yes — in an earlier chat at least
-    `REOFFER_AFTER` ago ("not now" or ignored), or ignored earlier in this one."""
+    end of a chat also those offered once without a yes — in a chat before this one began
+    ("not now" or ignored), or ignored earlier in this one."""
     offerable: ColumnElement[bool] = SurveyDispatch.sent_at.is_(None)
     if moment.at_end:
+        this_chat_began = (
+            select(Conversation.created_at)
+            .where(Conversation.id == conversation_id)
+            .scalar_subquery()
+        )
         earlier_chat = and_(
             SurveyDispatch.conversation_id.is_distinct_from(conversation_id),
-            SurveyDispatch.sent_at <= now - REOFFER_AFTER,
+            SurveyDispatch.sent_at <= this_chat_began,
         )
         again = and_(
             SurveyDispatch.offer_count < MAX_OFFERS,
