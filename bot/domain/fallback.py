@@ -19,22 +19,7 @@ FALLBACK_ACTION = "action_handle_fallback"
 FALLBACK_INTENT = "nlu_fallback"
 
 # Meanings the bot can offer: intent → (button title, payload the NLU reads as that intent).
-CHOICES: dict[str, tuple[str, str]] = {
-    "order_status": ("Where is my order?", "where is my order"),
-    "delivery_problem": ("A delivery problem", "my parcel hasn't arrived"),
-    "damaged_item": ("Something arrived broken", "my item arrived broken"),
-    "return_item": ("Return an item", "i want to return an item"),
-    "refund_status": ("Where is my refund?", "where is my refund"),
-    "cancel_order": ("Cancel an order", "i want to cancel my order"),
-    "change_address": ("Change the delivery address", "change delivery address"),
-    "billing_issue": ("A billing problem", "billing problem"),
-    "cancel_subscription": ("Cancel my subscription", "cancel my subscription"),
-    "pause_subscription": ("Pause my subscription", "pause my subscription"),
-    "product_question": ("A product question", "question about a product"),
-    "give_feedback": ("Leave feedback", "i want to leave feedback"),
-    "request_human": ("Talk to a person", "i want to talk to a human"),
-}
-# Offered when the classifier's ranking names fewer than two meanings the bot can offer.
+CHOICES = understanding.MEANINGS
 DEFAULT_CHOICES = ("order_status", "return_item", "product_question")
 MAX_CHOICES = 3
 # Below this a ranked meaning is noise, not a guess worth a button.

@@ -31,23 +31,26 @@ STATE_CHANGE_FLOWS = frozenset(
     }
 )
 
-# What each meaning is called on a button, and the phrase the button sends.
+# What each meaning is called on a button, and the phrase the button sends: a training
+# example of that intent (data/nlu), so a click is read as the meaning it names. The one
+# table for the fallback's guesses and the "what did you mean?" of an unsure change.
 MEANINGS: dict[str, tuple[str, str]] = {
     "order_status": ("Where is my order?", "where is my order"),
     "delivery_problem": ("A delivery problem", "my parcel hasn't arrived"),
-    "damaged_item": ("Something arrived damaged", "my item arrived damaged"),
-    "return_item": ("Return an item", "I want to return something"),
+    "damaged_item": ("Something arrived damaged", "my item arrived broken"),
+    "return_item": ("Return an item", "i want to return an item"),
     "refund_status": ("Where is my refund?", "where is my refund"),
-    "request_refund": ("Get my money back", "I want a refund"),
-    "cancel_order": ("Cancel an order", "cancel my order"),
-    "change_address": ("Change the address", "change my delivery address"),
-    "billing_issue": ("A billing question", "I have a billing problem"),
+    "request_refund": ("Get my money back", "can i get my money back"),
+    "cancel_order": ("Cancel an order", "i want to cancel my order"),
+    "change_address": ("Change the delivery address", "change delivery address"),
+    "billing_issue": ("A billing problem", "billing problem"),
     "pause_subscription": ("Pause my subscription", "pause my subscription"),
     "resume_subscription": ("Resume my subscription", "resume my subscription"),
     "cancel_subscription": ("Cancel my subscription", "cancel my subscription"),
-    "product_question": ("A product question", "I have a question about a product"),
+    "product_question": ("A product question", "question about a product"),
     "policy_question": ("Shipping and shop policies", "what are your shipping costs"),
-    "request_human": ("Talk to a person", "I want to talk to a person"),
+    "give_feedback": ("Leave feedback", "i want to leave feedback"),
+    "request_human": ("Talk to a person", "i want to talk to a human"),
 }
 SOMETHING_ELSE = {"title": "Something else", "payload": "something else"}
 MAX_MEANINGS = 3
