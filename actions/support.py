@@ -316,6 +316,13 @@ class ActionResolvePending(DomainAction, Action):  # type: ignore[misc]
             latest_intent(tracker) == "affirm"
             and (understanding.is_yes_words(latest_text(tracker)) or bool(return_pick(tracker)))
         )
+        # "yes, company is X GmbH, VAT DE…" at "Shall I get a person?": a person changes
+        # nothing on the account, so a yes followed by details for them is enough (tw4_22:
+        # read as an unsure affirm, it was taken as a no).
+        confirmed = confirmed or (
+            tracker.get_slot("pending_action") == "offer_human"
+            and understanding.yes_with_details(latest_text(tracker))
+        )
         # "yes L please" at a return's yes/no, "medium" at its size question: confirmed with
         # that choice (bot/domain/returns.py `confirms`)
         confirmed = confirmed or (

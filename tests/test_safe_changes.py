@@ -19,8 +19,8 @@ from actions.support import (
 )
 from bot.config import Settings
 from bot.domain import chat, knowledge, support, understanding
-from bot.domain.enums import OrderStatus, SubscriptionStatus
-from bot.storage.models import AuditLog, Conversation, Order, Subscription, utcnow
+from bot.domain.enums import EscalationReason, OrderStatus, SubscriptionStatus
+from bot.storage.models import AuditLog, Conversation, Escalation, Order, Subscription, utcnow
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
@@ -1119,6 +1119,30 @@ async def test_a_yes_with_details_at_the_person_offered_is_the_yes() -> None:
     assert [e["event"] for e in events] == ["action", "user"]
     assert events[1]["parse_data"]["intent"]["name"] == "affirm"
     assert not understanding.yes_with_details("yes, but no person please")
+
+
+async def test_an_unsure_yes_with_details_at_the_person_offered_gets_the_person(
+    session: AsyncSession, action_services: object
+) -> None:
+    """tw4_22 again: the NLU read "yes, company is …" as affirm, unsure (0.61 / 0.30), so the
+    rule brought it to the yes/no; it was taken as a no ("Our team will still look…")."""
+    await _subscriber(session, SubscriptionStatus.active)
+    state = _with_ranking(
+        tracker(
+            "conv-1",
+            "yes, company is Shah Design GmbH, VAT DE123456789",
+            "affirm",
+            {**VERIFIED, "awaiting": "confirmation", "pending_action": "offer_human"},
+        ),
+        _rank(("affirm", 0.61), ("billing_issue", 0.30)),
+    )
+
+    events, messages = await run(ActionResolvePending(), state)
+
+    escalation = (await session.scalars(select(Escalation))).one()
+    assert escalation.reason is EscalationReason.customer_request
+    assert "Our team will still look" not in messages[0]["text"]
+    assert slot_events(events)["pending_action"] is None
 
 
 async def test_not_now_later_at_a_change_is_a_no() -> None:
