@@ -311,6 +311,21 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
+def _summed(table: type[JourneyFixMonthly] | type[JourneyFixDaily], old: Any) -> Any:
+    """The query of `_TOTALS` by key over a roll-up table; `old` says which rows' journeys
+    are old enough to count as eligible (the caller adds the rows' range)."""
+    return select(
+        table.key,
+        func.sum(table.journeys),
+        func.sum(table.csat_n),
+        func.sum(table.csat_good),
+        func.sum(table.nps_n),
+        func.sum(table.nps_net),
+        func.sum(case((old, table.journeys), else_=0)),
+        func.sum(case((old, table.returned), else_=0)),
+    ).group_by(table.key)
+
+
 async def _rolled(
     session: AsyncSession, flt: FeedbackFilter, rules: FixRules
 ) -> dict[str, _Totals]:
@@ -357,40 +372,20 @@ async def _rolled(
                 whole = [(m0, m1)]
         m = JourneyFixMonthly
         if whole:
-            old = m.month < cut_month
             add(
                 await session.execute(
-                    select(
-                        m.key,
-                        func.sum(m.journeys),
-                        func.sum(m.csat_n),
-                        func.sum(m.csat_good),
-                        func.sum(m.nps_n),
-                        func.sum(m.nps_net),
-                        func.sum(case((old, m.journeys), else_=0)),
-                        func.sum(case((old, m.returned), else_=0)),
+                    _summed(m, m.month < cut_month).where(
+                        or_(*(and_(m.month >= a, m.month < b) for a, b in whole))
                     )
-                    .where(or_(*(and_(m.month >= a, m.month < b) for a, b in whole)))
-                    .group_by(m.key)
                 )
             )
         d = JourneyFixDaily
         if spans:
-            old = d.day < cut_day
             add(
                 await session.execute(
-                    select(
-                        d.key,
-                        func.sum(d.journeys),
-                        func.sum(d.csat_n),
-                        func.sum(d.csat_good),
-                        func.sum(d.nps_n),
-                        func.sum(d.nps_net),
-                        func.sum(case((old, d.journeys), else_=0)),
-                        func.sum(case((old, d.returned), else_=0)),
+                    _summed(d, d.day < cut_day).where(
+                        or_(*(and_(d.day >= a, d.day <= b) for a, b in spans)), d.day != cut_day
                     )
-                    .where(or_(*(and_(d.day >= a, d.day <= b) for a, b in spans)), d.day != cut_day)
-                    .group_by(d.key)
                 )
             )
     if singles:

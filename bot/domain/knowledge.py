@@ -564,6 +564,14 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
 
+    def count(self, changed: bool, existed: bool) -> None:
+        if not changed:
+            self.unchanged += 1
+        elif existed:
+            self.updated += 1
+        else:
+            self.added += 1
+
 
 async def import_products(session: AsyncSession, products: Sequence[ProductData]) -> ImportResult:
     """Writes already-checked products (the caller commits once, so all or nothing)."""
@@ -571,26 +579,17 @@ async def import_products(session: AsyncSession, products: Sequence[ProductData]
     existing = set(await session.scalars(select(KnowledgeProduct.sku)))
     for product in products:
         _row, changed = await save_product(session, product)
-        if not changed:
-            result.unchanged += 1
-        elif product.sku in existing:
-            result.updated += 1
-        else:
-            result.added += 1
+        result.count(changed, product.sku in existing)
     return result
 
 
 async def import_articles(session: AsyncSession, articles: Sequence[ArticleData]) -> ImportResult:
+    """Writes already-checked articles, like `import_products`."""
     result = ImportResult()
     existing = set(await session.scalars(select(KnowledgeArticle.slug)))
     for article in articles:
         _row, changed = await save_article(session, article)
-        if not changed:
-            result.unchanged += 1
-        elif article.slug in existing:
-            result.updated += 1
-        else:
-            result.added += 1
+        result.count(changed, article.slug in existing)
     return result
 
 

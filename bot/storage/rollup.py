@@ -697,26 +697,35 @@ def _monthly_statements(dialect: str, row: str, sign: str) -> str:
     )
 
 
-def monthly_trigger_ddl(dialect: str) -> list[str]:
-    subtract_old = _monthly_statements(dialect, "OLD", "-")
-    add_new = _monthly_statements(dialect, "NEW", "+")
+def month_triggers(
+    dialect: str, monthly: str, source: str, subtract_old: str, add_new: str
+) -> list[str]:
+    """The triggers that keep the month table `monthly` in step with the day table `source`:
+    a changed or deleted day row takes its old values off (`subtract_old`, a statement on
+    OLD), an inserted or changed one adds its new ones (`add_new`, on NEW)."""
     if dialect == "postgresql":
         return [
-            f"CREATE OR REPLACE FUNCTION {MONTHLY}_apply() RETURNS trigger AS $$\n"
+            f"CREATE OR REPLACE FUNCTION {monthly}_apply() RETURNS trigger AS $$\n"
             "BEGIN\n"
             f"  IF TG_OP IN ('UPDATE', 'DELETE') THEN {subtract_old}; END IF;\n"
             f"  IF TG_OP IN ('INSERT', 'UPDATE') THEN {add_new}; END IF;\n"
             "  RETURN NULL;\n"
             "END $$ LANGUAGE plpgsql",
-            f"CREATE TRIGGER {MONTHLY}_trigger AFTER INSERT OR UPDATE OR DELETE ON {GROUPS} "
-            f"FOR EACH ROW EXECUTE FUNCTION {MONTHLY}_apply()",
+            f"CREATE TRIGGER {monthly}_trigger AFTER INSERT OR UPDATE OR DELETE ON {source} "
+            f"FOR EACH ROW EXECUTE FUNCTION {monthly}_apply()",
         ]
     return [
-        f"CREATE TRIGGER {MONTHLY}_insert AFTER INSERT ON {GROUPS} BEGIN {add_new}; END",
-        f"CREATE TRIGGER {MONTHLY}_delete AFTER DELETE ON {GROUPS} BEGIN {subtract_old}; END",
-        f"CREATE TRIGGER {MONTHLY}_update_old AFTER UPDATE ON {GROUPS} BEGIN {subtract_old}; END",
-        f"CREATE TRIGGER {MONTHLY}_update_new AFTER UPDATE ON {GROUPS} BEGIN {add_new}; END",
+        f"CREATE TRIGGER {monthly}_insert AFTER INSERT ON {source} BEGIN {add_new}; END",
+        f"CREATE TRIGGER {monthly}_delete AFTER DELETE ON {source} BEGIN {subtract_old}; END",
+        f"CREATE TRIGGER {monthly}_update_old AFTER UPDATE ON {source} BEGIN {subtract_old}; END",
+        f"CREATE TRIGGER {monthly}_update_new AFTER UPDATE ON {source} BEGIN {add_new}; END",
     ]
+
+
+def monthly_trigger_ddl(dialect: str) -> list[str]:
+    subtract_old = _monthly_statements(dialect, "OLD", "-")
+    add_new = _monthly_statements(dialect, "NEW", "+")
+    return month_triggers(dialect, MONTHLY, GROUPS, subtract_old, add_new)
 
 
 def monthly_backfill_ddl(dialect: str) -> list[str]:

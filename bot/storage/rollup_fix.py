@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
 
-from bot.storage import rollup_journey
+from bot.storage import rollup, rollup_journey
 
 TABLE = "journey_fix"
 DAILY = "journey_fix_daily"
@@ -160,18 +160,12 @@ def backfill_ddl(dialect: str) -> list[str]:
 MONTHLY = "journey_fix_monthly"
 
 
-def _month_of(dialect: str, day: str) -> str:
-    if dialect == "postgresql":
-        return f"({day} - CAST(EXTRACT(DAY FROM {day}) AS integer) + 1)"
-    return f"date({day}, 'start of month')"
-
-
 def _monthly_change(dialect: str, row: str, sign: str) -> str:
     columns = ("journeys", *SUMS)
     updates = ", ".join(f"{c} = {MONTHLY}.{c} + excluded.{c}" for c in columns)
     return (
         f"INSERT INTO {MONTHLY} (month, key, {', '.join(columns)}) "
-        f"VALUES ({_month_of(dialect, f'{row}.day')}, {row}.key, "
+        f"VALUES ({rollup.month_of(dialect, f'{row}.day')}, {row}.key, "
         f"{', '.join(f'{sign}{row}.{c}' for c in columns)}) "
         f"ON CONFLICT (month, key) DO UPDATE SET {updates}"
     )
@@ -180,23 +174,7 @@ def _monthly_change(dialect: str, row: str, sign: str) -> str:
 def monthly_trigger_ddl(dialect: str) -> list[str]:
     subtract_old = _monthly_change(dialect, "OLD", "-")
     add_new = _monthly_change(dialect, "NEW", "")
-    if dialect == "postgresql":
-        return [
-            f"CREATE OR REPLACE FUNCTION {MONTHLY}_apply() RETURNS trigger AS $$\n"
-            "BEGIN\n"
-            f"  IF TG_OP IN ('UPDATE', 'DELETE') THEN {subtract_old}; END IF;\n"
-            f"  IF TG_OP IN ('INSERT', 'UPDATE') THEN {add_new}; END IF;\n"
-            "  RETURN NULL;\n"
-            "END $$ LANGUAGE plpgsql",
-            f"CREATE TRIGGER {MONTHLY}_trigger AFTER INSERT OR UPDATE OR DELETE ON {DAILY} "
-            f"FOR EACH ROW EXECUTE FUNCTION {MONTHLY}_apply()",
-        ]
-    return [
-        f"CREATE TRIGGER {MONTHLY}_insert AFTER INSERT ON {DAILY} BEGIN {add_new}; END",
-        f"CREATE TRIGGER {MONTHLY}_delete AFTER DELETE ON {DAILY} BEGIN {subtract_old}; END",
-        f"CREATE TRIGGER {MONTHLY}_update_old AFTER UPDATE ON {DAILY} BEGIN {subtract_old}; END",
-        f"CREATE TRIGGER {MONTHLY}_update_new AFTER UPDATE ON {DAILY} BEGIN {add_new}; END",
-    ]
+    return rollup.month_triggers(dialect, MONTHLY, DAILY, subtract_old, add_new)
 
 
 def monthly_drop_ddl(dialect: str) -> list[str]:
@@ -213,7 +191,7 @@ def monthly_drop_ddl(dialect: str) -> list[str]:
 
 def monthly_backfill_ddl(dialect: str) -> list[str]:
     columns = ("journeys", *SUMS)
-    month = _month_of(dialect, "day")
+    month = rollup.month_of(dialect, "day")
     return [
         f"DELETE FROM {MONTHLY}",
         f"INSERT INTO {MONTHLY} (month, key, {', '.join(columns)}) "

@@ -39,6 +39,7 @@ from yarl import URL
 from bot.domain import safe_json, staff, staff_access, two_factor
 from bot.domain.enums import StaffRole
 from bot.storage.models import StaffSession, StaffUser, utcnow
+from bot.web import pages
 from bot.web.errors import json_error, read_json, read_json_object
 from bot.web.keys import SESSIONS, SETTINGS
 
@@ -564,7 +565,7 @@ _PLACEHOLDER_LOGIN = (
 
 async def login_page(_request: web.Request) -> web.StreamResponse:
     if LOGIN_PAGE_FILE.is_file():
-        return web.FileResponse(LOGIN_PAGE_FILE, headers={"Cache-Control": "no-cache"})
+        return pages.response(pages.CONSOLE, LOGIN_PAGE_FILE.name, cache="no-cache")
     return web.Response(text=_PLACEHOLDER_LOGIN, content_type="text/html", headers=NO_STORE)
 
 

@@ -5,15 +5,13 @@ role check (cx_manager, admin); every number comes from /api/bot-quality."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
-PAGES = Path(__file__).parent / "static" / "dashboard"
+from bot.web import pages
 
 
-async def bot_page(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "bot.html", headers={"Cache-Control": "no-store"})
+async def bot_page(_request: web.Request) -> web.Response:
+    return pages.response(pages.DASHBOARD, "bot.html")
 
 
 def add_pages(dashboard: web.Application) -> None:

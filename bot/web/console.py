@@ -25,7 +25,7 @@ from bot.domain.enums import MessageSender, StaffRole
 from bot.domain.errors import NotFound
 from bot.domain.staff import touch_presence
 from bot.storage.models import Conversation, Customer, Order, StaffUser
-from bot.web import knowledge_pages, review
+from bot.web import knowledge_pages, pages, review
 from bot.web.auth import (
     auth_middleware,
     current_staff,
@@ -63,33 +63,33 @@ TYPING_REPEAT_SECONDS = 2.0
 PRESENCE_TOUCH_SECONDS = 20.0
 
 
-def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(PAGES / name, headers={"Cache-Control": "no-store"})
+def _page(name: str) -> web.Response:
+    return pages.response(pages.CONSOLE, name)
 
 
 @require_roles(*VIEWERS)
-async def queue_page(_request: web.Request) -> web.FileResponse:
+async def queue_page(_request: web.Request) -> web.Response:
     return _page("queue.html")
 
 
 @require_roles(*VIEWERS)
-async def conversation_page(_request: web.Request) -> web.FileResponse:
+async def conversation_page(_request: web.Request) -> web.Response:
     return _page("conversation.html")
 
 
 @require_roles(*VIEWERS)
-async def history_page(_request: web.Request) -> web.FileResponse:
+async def history_page(_request: web.Request) -> web.Response:
     return _page("history.html")
 
 
 @require_roles(*VIEWERS, StaffRole.bot_trainer)
-async def account_page(_request: web.Request) -> web.FileResponse:
+async def account_page(_request: web.Request) -> web.Response:
     """One's own sessions and two-factor sign-in (issue #22; API in bot/web/auth.py)."""
     return _page("account.html")
 
 
 @require_roles(*AGENTS)
-async def replies_page(_request: web.Request) -> web.FileResponse:
+async def replies_page(_request: web.Request) -> web.Response:
     return _page("replies.html")
 
 

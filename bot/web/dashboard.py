@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.domain.enums import StaffRole
-from bot.web import bot_pages, insight_pages
+from bot.web import bot_pages, insight_pages, pages
 from bot.web.auth import LOGIN_PAGE_PATH, NO_STORE, forbidden_response, load_staff_session
 
 PAGES = Path(__file__).parent / "static" / "dashboard"
@@ -38,8 +38,8 @@ async def dashboard_auth(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
-async def shell(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "index.html", headers={"Cache-Control": "no-store"})
+async def shell(_request: web.Request) -> web.Response:
+    return pages.response(pages.DASHBOARD, "index.html")
 
 
 async def dashboard_home_redirect(_request: web.Request) -> web.Response:

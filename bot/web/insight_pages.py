@@ -6,22 +6,20 @@ role check (cx_manager, admin); every number comes from /api/loyalty and /api/in
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
-PAGES = Path(__file__).parent / "static" / "dashboard"
+from bot.web import pages
 
 
-def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(PAGES / name, headers={"Cache-Control": "no-store"})
+def _page(name: str) -> web.Response:
+    return pages.response(pages.DASHBOARD, name)
 
 
-async def loyalty_page(_request: web.Request) -> web.FileResponse:
+async def loyalty_page(_request: web.Request) -> web.Response:
     return _page("loyalty.html")
 
 
-async def insights_page(_request: web.Request) -> web.FileResponse:
+async def insights_page(_request: web.Request) -> web.Response:
     return _page("insights.html")
 
 

@@ -6,23 +6,20 @@ under /console/api/knowledge; the rules are bot/domain/knowledge.py (the same as
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
 from bot.domain import knowledge
 from bot.domain.enums import StaffRole
+from bot.web import pages
 from bot.web.api.knowledge import article_json, product_json, unanswered_json
 from bot.web.auth import require_roles
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
 
-PAGES = Path(__file__).parent / "static" / "console"
-
 
 @require_roles(StaffRole.admin)
-async def knowledge_page(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "knowledge.html", headers={"Cache-Control": "no-store"})
+async def knowledge_page(_request: web.Request) -> web.Response:
+    return pages.response(pages.CONSOLE, "knowledge.html")
 
 
 @require_roles(StaffRole.admin)

@@ -6,7 +6,6 @@ bot/domain/review_inbox.py."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from aiohttp import web
 
@@ -16,18 +15,18 @@ from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
 from bot.domain.turn_review import Reason
 from bot.storage.models import StaffUser
+from bot.web import pages
 from bot.web.auth import current_staff, require_roles
 from bot.web.errors import read_json_object
 from bot.web.keys import SESSIONS
 
-PAGES = Path(__file__).parent / "static" / "console"
 REVIEWERS = (StaffRole.admin, StaffRole.bot_trainer)
 STATES = ("open", "reviewed", "all")
 
 
 @require_roles(*REVIEWERS)
-async def review_page(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "review.html", headers={"Cache-Control": "no-store"})
+async def review_page(_request: web.Request) -> web.Response:
+    return pages.response(pages.CONSOLE, "review.html")
 
 
 def _day(value: str | None, name: str) -> dt.datetime | None:

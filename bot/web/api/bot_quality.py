@@ -16,7 +16,7 @@ from bot.domain import bot_analytics, feedback_query
 from bot.domain.enums import StaffRole
 from bot.domain.errors import InvalidInput
 from bot.web.api.auth import require_api_roles
-from bot.web.api.openapi import error_responses, ok_response, query_param
+from bot.web.api.openapi import error_responses, ok_response, query_param, range_params
 from bot.web.keys import SESSIONS
 
 ROLES = (StaffRole.cx_manager, StaffRole.admin, StaffRole.bot_trainer)
@@ -212,19 +212,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": {
             "summary": "How well the bot understands: containment, fallback, misunderstanding "
             "hand-over and rephrase rates, flagged turns per 100 conversations (issue #24)",
-            "parameters": [
-                query_param(
-                    "from",
-                    "First day (default: 89 days before `to`).",
-                    {"type": "string", "format": "date"},
-                ),
-                query_param(
-                    "to",
-                    "Last day, included (default today).",
-                    {"type": "string", "format": "date"},
-                ),
-                query_param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
-            ],
+            "parameters": range_params(89),
             "responses": {
                 "200": ok_response("the figures", {"$ref": "#/components/schemas/BotQuality"}),
                 **error_responses(401, 403, 422),

@@ -226,6 +226,32 @@ _DELETED = json_content(
     {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}
 )
 
+
+def _one_item(
+    noun: str, put_summary: str, param: dict[str, Any], body: dict[str, Any], ref: str
+) -> dict[str, Any]:
+    """The PUT (add or update) and DELETE of one product or article."""
+    return {
+        "put": {
+            "summary": put_summary,
+            "parameters": [param],
+            "requestBody": {"required": True, **json_content(body)},
+            "responses": {
+                "200": {"description": f"the {noun} as stored", **json_content({"$ref": ref})},
+                **error_responses(400, 401, 403, 404, 422),
+            },
+        },
+        "delete": {
+            "summary": f"Delete a{'n' if noun[0] in 'aeiou' else ''} {noun} (admin)",
+            "parameters": [param],
+            "responses": {
+                "200": {"description": "deleted", **_DELETED},
+                **error_responses(401, 403, 404),
+            },
+        },
+    }
+
+
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "KnowledgeProduct": _PRODUCT,
     "KnowledgeArticle": _ARTICLE,
@@ -272,37 +298,13 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/knowledge/products/{sku}": {
-        "put": {
-            "summary": "Add or update a product (admin); its passages are embedded again",
-            "parameters": [_param("sku", SKU_PATTERN, 32)],
-            "requestBody": {
-                "required": True,
-                **json_content(
-                    {
-                        "type": "object",
-                        "required": ["name", "stock", "url"],
-                        "properties": _PRODUCT_FIELDS,
-                    }
-                ),
-            },
-            "responses": {
-                "200": {
-                    "description": "the product as stored",
-                    **json_content({"$ref": "#/components/schemas/KnowledgeProduct"}),
-                },
-                **error_responses(400, 401, 403, 404, 422),
-            },
-        },
-        "delete": {
-            "summary": "Delete a product (admin)",
-            "parameters": [_param("sku", SKU_PATTERN, 32)],
-            "responses": {
-                "200": {"description": "deleted", **_DELETED},
-                **error_responses(401, 403, 404),
-            },
-        },
-    },
+    "/api/knowledge/products/{sku}": _one_item(
+        "product",
+        "Add or update a product (admin); its passages are embedded again",
+        _param("sku", SKU_PATTERN, 32),
+        {"type": "object", "required": ["name", "stock", "url"], "properties": _PRODUCT_FIELDS},
+        "#/components/schemas/KnowledgeProduct",
+    ),
     "/api/knowledge/articles": {
         "get": {
             "summary": "List the help-centre articles (admin)",
@@ -315,41 +317,21 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/knowledge/articles/{slug}": {
-        "put": {
-            "summary": "Add or update an article (Markdown body; admin)",
-            "parameters": [_param("slug", SLUG_PATTERN, 100)],
-            "requestBody": {
-                "required": True,
-                **json_content(
-                    {
-                        "type": "object",
-                        "required": ["title", "body"],
-                        "properties": {
-                            "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "body": {"type": "string", "minLength": 1, "maxLength": 50_000},
-                            "url": {"type": "string", "maxLength": 2000},
-                        },
-                    }
-                ),
-            },
-            "responses": {
-                "200": {
-                    "description": "the article as stored",
-                    **json_content({"$ref": "#/components/schemas/KnowledgeArticle"}),
-                },
-                **error_responses(400, 401, 403, 404, 422),
+    "/api/knowledge/articles/{slug}": _one_item(
+        "article",
+        "Add or update an article (Markdown body; admin)",
+        _param("slug", SLUG_PATTERN, 100),
+        {
+            "type": "object",
+            "required": ["title", "body"],
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                "body": {"type": "string", "minLength": 1, "maxLength": 50_000},
+                "url": {"type": "string", "maxLength": 2000},
             },
         },
-        "delete": {
-            "summary": "Delete an article (admin)",
-            "parameters": [_param("slug", SLUG_PATTERN, 100)],
-            "responses": {
-                "200": {"description": "deleted", **_DELETED},
-                **error_responses(401, 403, 404),
-            },
-        },
-    },
+        "#/components/schemas/KnowledgeArticle",
+    ),
     "/api/knowledge/unanswered": {
         "get": {
             "summary": "Questions the bot was not sure about, most asked first (admin)",

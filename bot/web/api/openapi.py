@@ -52,6 +52,21 @@ def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str
     }
 
 
+DATE: dict[str, Any] = {"type": "string", "format": "date"}
+
+
+def range_params(default_days: int) -> list[dict[str, Any]]:
+    """The query parameters of a report's date range: `from`, `to` (days, both included)
+    and `tz`; without `from` the range starts `default_days` days before `to`."""
+    return [
+        query_param(
+            "from", f"First day (included); default: {default_days} days before `to`.", DATE
+        ),
+        query_param("to", "Last day (included); default: today in `tz`.", DATE),
+        query_param("tz", "IANA time zone of the days (default UTC).", {"type": "string"}),
+    ]
+
+
 def build_document(modules: Iterable[ModuleType]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
