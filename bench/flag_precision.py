@@ -1,4 +1,4 @@
-"""Precision of the review inbox's flags (issue #24): the share of flagged turns that a
+"""Precision of the review inbox's flags: the share of flagged turns that a
 reviewer who did not write the rules marks as real misunderstandings.
 
     # 1. a run that keeps its database (the regression suite here; see docs/benchmarks.md)

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-# The per-address limits (issue #22) stay on in the benchmarks: their stacks trust loopback
+# The per-address limits stay on in the benchmarks: their stacks trust loopback
 # as the proxy in front (as production trusts nginx), and every simulated customer says which
 # address it comes from, as nginx would (`simulated_client()`).
 TRUSTED_PROXY_ENV = {"TRUSTED_PROXIES": "127.0.0.1"}

@@ -5,11 +5,14 @@ Rasa (its REST channel; same Rasa process, action server and model) in the same 
         [--think-min 5] [--think-max 15] [--realistic-seconds 300]
         [--saturation-conversations 50] [--saturation-seconds 60]
 
-Method: /work/shared/BENCHMARKS.md. Two load models, never mixed, each measured for the
-full stack and then for bare Rasa at the same offered load:
-* realistic  - N simulated customers, each waiting a random think time before every
-               message; p50/p95/p99 latency and errors; the web service's RSS every 10 s;
-* saturation - M customers with no think time; turns/s. Saturation is also measured
+Two load models, never mixed (without think time, Little's law makes mean latency = N /
+throughput, so a latency figure needs think time), each measured for the full stack and
+then for bare Rasa at the same offered load:
+* realistic  - N simulated customers, each waiting a random think time (5-15 s) before
+               every message; p50/p95/p99 latency and errors; the web service's RSS every
+               10 s. Goal: p95 <= 250 ms at N = 200, p50 <= 1.3x bare Rasa's, no errors;
+* saturation - M customers with no think time; turns/s. Goal: the full stack at least
+               1.0x one bare Rasa process (stretch 1.5x). Saturation is also measured
                against a stock `rasa run` (same model and action server, without the
                rasa_ext speed-ups that our stack's Rasa runs with): the target's "one bare
                `rasa run` process" (--no-stock-baseline skips it).

@@ -5,8 +5,9 @@ one bare Rasa process, in the same run.
     .venv-app/bin/python -m bench.chat_load.prod [--quick] [--realistic-seconds 120]
         [--saturation-seconds 60] [--conversations 200,1000]
 
-Same simulated customers, conversation and turn definition as `python -m bench.chat_load`
-(/work/shared/BENCHMARKS.md). Phases, one stack at a time (the other is stopped):
+Same simulated customers, conversation, turn definition and load models (realistic with
+think time, saturation without) as `python -m bench.chat_load` (its module docstring, in
+bench/chat_load/__main__.py, describes them). Phases, one stack at a time (the other is stopped):
 * embedded default: realistic N (for each N), saturation 50 over its WebSocket; bare Rasa
   (REST channel of the same single Rasa process) realistic 200 and saturation 50;
 * production profile: realistic N (for each N), saturation 50; customers alternate between
@@ -77,7 +78,7 @@ PROD_ENV = {
     "SURVEY_FATIGUE_DAYS": "0",
     "RATE_LIMIT_MESSAGES": "1000",
     "LOG_FORMAT": "json",
-    **TRUSTED_PROXY_ENV,  # per-address limits on (issue #22); each simulated customer its address
+    **TRUSTED_PROXY_ENV,  # per-address limits on; each simulated customer its address
 }
 THINK = (5.0, 15.0)
 

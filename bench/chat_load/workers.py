@@ -1,4 +1,5 @@
-"""The production profile with 1, 2, 3 … Rasa workers in one run (issue #25 item 6).
+"""The production profile with 1, 2, 3 … Rasa workers in one run: how throughput
+grows with the workers on this machine.
 
     .venv-app/bin/python -m bench.chat_load.workers [--workers 1,2,3] [--web 2]
         [--conversations 200] [--realistic-seconds 40] [--saturation-seconds 20]

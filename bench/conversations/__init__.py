@@ -1,1 +1,1 @@
-"""Held-out multi-turn conversation benchmark (issues #17 and #18); see README.md."""
+"""Held-out multi-turn conversation benchmark; see README.md."""

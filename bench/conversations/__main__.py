@@ -2,7 +2,7 @@
 
 Runs the held-out conversations (bench/conversations/heldout/*.yml) against the embedded
 stack on a fresh SQLite database (or a running stack at --url) and prints task success per
-category, wrong account changes and the survey figures of issue #18. Exit 0 whatever the
+category, wrong account changes and the survey figures (offered, answered, declined). Exit 0 whatever the
 score; non-zero only when it could not run. See README.md."""
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> int:
                 "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
                 **TRUSTED_PROXY_ENV,
             }  # per-address limits on, each conversation its address
-            # The demo shop's knowledge base (issue #19): product and policy questions are
+            # The demo shop's knowledge base: product and policy questions are
             # answered from it, as in `make run` and the e2e stack.
             for command in (["migrate"], ["staff", "demo"], ["import-knowledge", "--demo"]):
                 subprocess.run(

@@ -48,7 +48,8 @@ CATALOGUE: dict[str, tuple[str, str, str]] = {
 AGENT_EMAIL, AGENT_PASSWORD = "agent@example.com", "demo-password-123"
 Frame = dict[str, Any]
 
-# The signing helper was renamed by issue #16 (`sign` → `signature_header`, `t=…,v1=…`).
+# The signing helper was renamed when signatures got a timestamp (`sign` → `signature_header`,
+# `t=…,v1=…`); the older name keeps the runner working on older commits.
 _SIGN = getattr(shop_events, "signature_header", None) or shop_events.sign
 
 
@@ -317,7 +318,7 @@ class Runner:
             )
 
     async def return_lines(self, order_number: str) -> list[str]:
-        """An order's item-level returns (issue #19) as "1 Linen towel changed_mind refund"."""
+        """An order's item-level returns as "1 Linen towel changed_mind refund"."""
         async with self.sessions() as db:
             rows = await db.execute(
                 select(
@@ -566,7 +567,7 @@ class Runner:
             if not any(pattern(str(regex), macros, values).search(t) for t in titles):
                 problems.append(f"no button {regex!r} (offered {titles})")
         numbers = [str(c.get("number", "")) for m in replies for c in (m.get("cards") or [])]
-        for regex in expect.get("cards") or []:  # order cards (issue #19 item 3), by number
+        for regex in expect.get("cards") or []:  # order cards, by number
             if not any(pattern(str(regex), macros, values).fullmatch(n) for n in numbers):
                 problems.append(f"no order card {regex!r} (cards {numbers})")
         if expect.get("empty") and any(m.get("sender") == "bot" for m in replies):
@@ -725,7 +726,7 @@ class Runner:
                 )
 
         if "conversation_language" in rows and conversations:
-            # the tag for agents of issue #17 item 7 (a column since migration 0015)
+            # the conversation's language, tagged for agents (a column since migration 0015)
             language = getattr(conversations[-1], "language", None)
             if language != rows["conversation_language"]:
                 result.failures.append(

@@ -9,7 +9,7 @@ events of `python -m bench.events` (the same flows, in the order its 16 senders 
 as pending with `shop_events.accept`, then runs `--appliers` loops of
 `shop_events.apply_pending` in this process until the queue is empty, as the web
 service's worker does. `--one-at-a-time` applies every event by the ORM path (the apply
-before issue #25 item 3, without its one-batch-at-a-time lock). Reports events/s, this
+before the set-based batches, without their one-batch-at-a-time lock). Reports events/s, this
 process's CPU per event, the database time per statement kind, the events not applied
 and the conflicts (deadlocks) the appliers retried.
 """

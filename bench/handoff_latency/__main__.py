@@ -166,7 +166,7 @@ def start_web(database_url: str) -> subprocess.Popen[bytes]:
         "WEB_PORT": str(WEB_PORT),
         "RASA_URL": RASA_URL,
         "RATE_LIMIT_MESSAGES": "100000",
-        **TRUSTED_PROXY_ENV,  # per-address limits on (issue #22); each customer its address
+        **TRUSTED_PROXY_ENV,  # per-address limits on; each customer its address
     }
     with WEB_LOG.open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(

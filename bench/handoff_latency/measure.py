@@ -214,8 +214,8 @@ async def one_round(
     typing: bool = True,
 ) -> None:
     """(a) agent → customer, (b) customer → agent, baseline no-op; a random pause before
-    each. With `typing` the agent "types" during the pause before (a), as the console does
-    (issue #20): "typing on" on the console socket (relayed to the customer), "off" with
+    each. With `typing` the agent "types" during the pause before (a), as the console does:
+    "typing on" on the console socket (relayed to the customer), "off" with
     the send. Raises SocketClosed when a socket has closed."""
     a: float | None = None
     b: float | None = None

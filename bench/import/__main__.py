@@ -1,4 +1,4 @@
-"""Web-review import at scale (issue #23): 100 000 reviews in <= 60 s with flat memory, the
+"""Web-review import at scale: 100 000 reviews in <= 60 s with flat memory, the
 same file again in <= 20 s adding nothing.
 
     .venv-app/bin/python -m bench.import [--reviews 100000] [--postgres URL] [--seed 1]

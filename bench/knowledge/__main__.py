@@ -1,4 +1,4 @@
-"""Knowledge answers (issue #19 item 5): `python -m bench.knowledge` (also in `make bench`).
+"""Knowledge answers: `python -m bench.knowledge` (also in `make bench`).
 
 On the held-out set (bench/knowledge/heldout.yml, written from the product names and article
 titles before the content existed; never tuned on) against the demo shop's knowledge base:

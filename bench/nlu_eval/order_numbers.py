@@ -1,4 +1,4 @@
-"""Order-number robustness of the intent classifier (issue #17).
+"""Order-number robustness of the intent classifier: the same messages with other order numbers.
 
     .venv-rasa/bin/python -m bench.nlu_eval.order_numbers [--model PATH] [--numbers 20]
 
