@@ -35,7 +35,7 @@ are one grouped scan of the range's purchase rows, the renewal rate one index ra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -60,6 +60,7 @@ from bot.domain.enums import FeedbackKind, LifecycleKind, Stage
 from bot.domain.feedback_query import UNKNOWN_SOURCE, DateRange
 from bot.domain.metrics import as_date, bucket_expression
 from bot.domain.stats import wilson_interval
+from bot.storage import rollup_loyalty_monthly
 from bot.storage.models import (
     Conversation,
     Customer,
@@ -409,18 +410,20 @@ def _escalated_lifecycles(date_range: DateRange) -> Subquery:
     the lifecycle. Joins driven by the (small) escalations table, so no per-row subquery.
     """
     in_range = Lifecycle.id.in_(_opened_in(date_range))
-    # Escalations of lifecycles opened in the range are not older than the range.
+    # By time, an escalation of a lifecycle opened in the range is not older than the range;
+    # through its feedback or its order's chat it may be (feedback or a chat moved to
+    # another lifecycle or order later), and it belongs to the lifecycle all the same.
     recent = Escalation.created_at >= date_range.start_utc
     by_feedback = (
         select(Feedback.lifecycle_id.label("lifecycle_id"))
         .join(Escalation, Escalation.feedback_id == Feedback.id)
-        .where(recent, Feedback.lifecycle_id.in_(_opened_in(date_range)))
+        .where(Feedback.lifecycle_id.in_(_opened_in(date_range)))
     )
     by_order = (
         select(Lifecycle.id)
         .join(Conversation, Conversation.order_id == Lifecycle.order_id)
         .join(Escalation, Escalation.conversation_id == Conversation.id)
-        .where(recent, in_range)
+        .where(in_range)
     )
     by_time = (
         select(Lifecycle.id)
@@ -569,9 +572,140 @@ def summary_statement(query: LoyaltyQuery) -> Select[Any]:
     return statement
 
 
-async def _summary_figures(
-    session: AsyncSession, query: LoyaltyQuery
-) -> tuple[RepeatRate, LifecyclesPerCustomer, ReturnRates]:
+Figures = tuple[RepeatRate, LifecyclesPerCustomer, ReturnRates]
+
+
+async def _summary_figures(session: AsyncSession, query: LoyaltyQuery) -> Figures:
+    """From the monthly roll-up when it answers the query exactly (nothing opened at or
+    after the range's end, the window within the stored gaps), else one grouped scan of the
+    summary (0033)."""
+    if 0 <= query.window_days <= rollup_loyalty_monthly.MAX_GAP_DAYS:
+        last = await session.scalar(
+            select(func.max(LifecycleLoyalty.opened_at)).where(LifecycleLoyalty.purchase)
+        )
+        if last is None or last < query.range.end_utc:
+            return await _monthly_figures(session, query)
+    return await scan_figures(session, query)
+
+
+def _month_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(timezone.utc)
+    return datetime(utc.year, utc.month, 1, tzinfo=timezone.utc)
+
+
+def _next_month(month: datetime) -> datetime:
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+
+
+_MONTHLY_RETURNS = text(
+    "SELECT csat_band, nps_band, support, source, month > :cutoff_month AS pending, "
+    "sum(n), sum(returned[:w]), sum(n) FILTER (WHERE first), "
+    "sum(returned[:w]) FILTER (WHERE first) FROM lifecycle_loyalty_monthly "
+    "WHERE basis = 0 AND month >= :first_month AND month <> :cutoff_month "
+    "GROUP BY csat_band, nps_band, support, source, month > :cutoff_month "
+    "HAVING sum(n) <> 0"  # a key whose delta rows add up to nothing is not there
+)
+_MONTHLY_CUSTOMERS = text(
+    "SELECT basis, sum(n), sum(next_null), sum(next2_null), sum(next3_null) "
+    "FROM lifecycle_loyalty_monthly WHERE month >= :first_month GROUP BY basis"
+)
+
+
+async def _monthly_figures(session: AsyncSession, query: LoyaltyQuery) -> Figures:
+    """The overview from `lifecycle_loyalty_monthly` (migration 0034) for the whole UTC
+    months of the range, and from the summary rows for the partial ones: the start's month
+    (from `start`) and the cut-off's month (its lifecycles are partly pending). Exact when
+    nothing opened at or after the range's end (the caller checks): then the customers of
+    the range are counted from opened / previous-purchase counts (see
+    bot/storage/rollup_loyalty_monthly.py) without comparing anything to the end."""
+    s = LifecycleLoyalty
+    start = query.range.start_utc
+    first_month = _month_start(start)
+    if first_month < start:
+        first_month = _next_month(first_month)
+    cutoff_month = _month_start(query.cutoff)
+    returned = s.gap_days <= query.window_days
+    first = s.seq == 1
+    early = s.opened_at < first_month  # the start's partial month
+    scanned = and_(s.opened_at >= start, early)
+    if cutoff_month >= first_month:
+        scanned = or_(
+            scanned,
+            and_(s.opened_at >= cutoff_month, s.opened_at < _next_month(cutoff_month)),
+        )
+    keys = (s.csat_band, s.nps_band, s.support, s.source, s.opened_at > query.cutoff, early)
+    await session.execute(text("SET LOCAL jit = off"))
+    edges = (
+        await session.execute(
+            select(
+                *keys,
+                func.count(),
+                func.count().filter(returned),
+                func.count().filter(first),
+                func.count().filter(and_(first, returned)),
+                func.count().filter(s.next_opened_at.is_(None)),
+                func.count().filter(s.next2_opened_at.is_(None)),
+                func.count().filter(s.next3_opened_at.is_(None)),
+            )
+            .where(s.purchase, scanned)
+            .group_by(*keys)
+        )
+    ).all()
+    previous_edge = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(s.next_opened_at.is_(None)),
+                func.count().filter(s.next2_opened_at.is_(None)),
+                func.count().filter(s.next3_opened_at.is_(None)),
+            ).where(s.purchase, s.prev_opened_at >= start, s.prev_opened_at < first_month)
+        )
+    ).one()
+    months = {"first_month": first_month.date(), "cutoff_month": cutoff_month.date()}
+    monthly = (
+        await session.execute(_MONTHLY_RETURNS, {**months, "w": query.window_days + 1})
+    ).all()
+    totals = (
+        await session.execute(_MONTHLY_CUSTOMERS, {"first_month": months["first_month"]})
+    ).all()
+    await session.execute(text("SET LOCAL jit = DEFAULT"))
+    # (csat, nps, support, source, pending, lifecycles, returned, first, first returned)
+    rows = [tuple(r[:5]) + tuple(int(v or 0) for v in r[6:10]) for r in edges]
+    rows += [tuple(r[:5]) + tuple(int(v or 0) for v in r[5:9]) for r in monthly]
+    opened = [0, 0, 0, 0]  # O_k: opened at or after start, without a k-th next (k = 0: all)
+    previous = [int(v or 0) for v in previous_edge]  # P_k: previous purchase at or after start
+    for r in edges:
+        if r[5]:  # opened in [start, first whole month)
+            for k, position in enumerate((6, 10, 11, 12)):
+                opened[k] += int(r[position] or 0)
+    for basis, *counts in totals:
+        target = opened if basis == 0 else previous
+        for k in range(4):
+            target[k] += int(counts[k] or 0)
+    customers = opened[0] - previous[0]
+    # Customers with at least 1, 2, 3, 4 purchases in the range.
+    at_least = [customers] + [customers - (opened[k] - previous[k]) for k in (1, 2, 3)]
+
+    def total(position: int, pending: bool | None = None) -> int:
+        return sum(int(r[position]) for r in rows if pending is None or r[4] == pending)
+
+    repeat = RepeatRate(total(7, False), total(8, False), total(7, True))
+    lifecycles = LifecyclesPerCustomer(
+        customers=at_least[0],
+        lifecycles=total(5),
+        new_customers=total(7),
+        distribution=[
+            ("1", at_least[0] - at_least[1]),
+            ("2", at_least[1] - at_least[2]),
+            ("3", at_least[2] - at_least[3]),
+            ("4+", at_least[3]),
+        ],
+    )
+    return repeat, lifecycles, _return_rates(rows)
+
+
+async def scan_figures(session: AsyncSession, query: LoyaltyQuery) -> Figures:
+    """One grouped scan of the range's summary rows (migration 0033; any range)."""
     # Planner settings for this one statement (EXPLAIN ANALYZE, 2 years of 350 000
     # lifecycles): it cannot estimate the few groups of the keys (~200 of them), so it
     # sorted every row to disk instead of hashing; and JIT compiling took ~650 ms of a

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Computed,
     Date,
     DateTime,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.functions import FunctionElement
@@ -955,6 +957,15 @@ class LifecycleLoyalty(Base):
             sqlite_where=text("period"),
         ),
         Index("ix_lifecycle_loyalty_customer", "customer_id"),
+        # Migration 0034: the lifecycles whose previous purchase opened in a range (the
+        # customer counts of the monthly roll-up's partial months).
+        Index(
+            "ix_lifecycle_loyalty_prev",
+            "prev_opened_at",
+            postgresql_include=["next_opened_at", "next2_opened_at", "next3_opened_at"],
+            postgresql_where=text("purchase"),
+            sqlite_where=text("purchase"),
+        ),
     )
 
     lifecycle_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -986,6 +997,45 @@ class LifecycleLoyalty(Base):
     support: Mapped[int] = mapped_column(SmallInteger, Computed(LOYALTY_SUPPORT, persisted=True))
     gap_days: Mapped[int | None] = mapped_column(
         Integer, Computed(LoyaltyGapDays(), persisted=True)
+    )
+
+
+class LifecycleLoyaltyMonthly(Base):
+    """Monthly loyalty roll-up (migration 0034, filled on PostgreSQL only, by the trigger of
+    bot/storage/rollup_loyalty_monthly.py on `lifecycle_loyalty`): per UTC month and key,
+    purchase lifecycles, those without a next / 2nd / 3rd next purchase, and cumulative
+    counts by days to the next purchase (basis 0: month opened; 1: month of the previous
+    purchase)."""
+
+    __tablename__ = "lifecycle_loyalty_monthly"
+    __table_args__ = (
+        Index(
+            "ix_lifecycle_loyalty_monthly_key",
+            "basis",
+            "month",
+            "csat_band",
+            "nps_band",
+            "support",
+            "source",
+            "first",
+        ),
+    )
+
+    # Rows of deltas, added up per key by the readers (never updated in place).
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    basis: Mapped[int] = mapped_column(SmallInteger)
+    month: Mapped[date] = mapped_column(Date)
+    csat_band: Mapped[int] = mapped_column(SmallInteger)
+    nps_band: Mapped[int] = mapped_column(SmallInteger)
+    support: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str] = mapped_column(String(32))
+    first: Mapped[bool]
+    n: Mapped[int] = mapped_column(Integer)
+    next_null: Mapped[int] = mapped_column(Integer)
+    next2_null: Mapped[int] = mapped_column(Integer)
+    next3_null: Mapped[int] = mapped_column(Integer)
+    returned: Mapped[list[int] | None] = mapped_column(
+        JSON().with_variant(ARRAY(Integer), "postgresql")
     )
 
 
@@ -1079,10 +1129,11 @@ class Alert(Base):
 
 
 def _install_rollup_triggers() -> None:
-    from bot.storage import rollup, rollup_fix
+    from bot.storage import rollup, rollup_fix, rollup_loyalty_monthly
 
     rollup.install(Base.metadata)
     rollup_fix.install(Base.metadata)
+    rollup_loyalty_monthly.install(Base.metadata)
 
 
 _install_rollup_triggers()
