@@ -212,7 +212,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     # CX dashboard API (issue #6).
     ("GET", "/api/metrics"): api(*DASHBOARD),
     ("GET", "/api/metrics/share-of-voice"): api(*DASHBOARD),
-    ("GET", "/api/labels"): api(*DASHBOARD),
+    # The labels of keys: the dashboard's and the console's (every staff role).
+    ("GET", "/api/labels"): api(*EVERYONE),
     ("GET", "/api/support"): api(*DASHBOARD),
     ("GET", "/api/journey"): api(*DASHBOARD),
     ("GET", "/api/journey/fix-first"): api(*DASHBOARD),

@@ -1,9 +1,12 @@
-"""Human labels of every key the dashboard shows: the one home (served by GET /api/labels).
+"""Human labels of every key the dashboard and the console show: the one home (served by
+GET /api/labels).
 
-Stages, channels, feedback kinds and sources, acquisition sources, themes, survey triggers
-and the reasons a trend bucket is partial. The dashboard's scripts never print a raw key:
-they ask `labels.js`, which reads this table; a key missing here is humanised by the same
-rule as `humanise` ("call_center" -> "Call center"), so a new enum value still reads well.
+Stages, channels, feedback kinds and sources, acquisition sources, themes, survey triggers,
+the reasons a trend bucket is partial, escalation reasons, staff roles, message senders and
+the review inbox's reasons. The pages' scripts never print a raw key: they ask
+`/static/shared/labels.js`, which reads this table; a key missing here is humanised by the
+same rule as `humanise` ("call_center" -> "Call center"), so a new enum value still reads
+well.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from bot.domain.enums import (
     EscalationReason,
     FeedbackKind,
     FeedbackSource,
+    MessageSender,
+    StaffRole,
     Stage,
 )
 from bot.domain.feedback_query import UNKNOWN_SOURCE, UNSOLICITED
 from bot.domain.support import SUPPORT_FLOWS
+from bot.domain.turn_review import Reason
 
 STAGES = {
     Stage.discovery.value: "Discovery",
@@ -110,6 +116,28 @@ REASONS = {
 # Escalation priorities as stored (bot/domain/escalations.PRIORITY; +1 when overdue).
 PRIORITIES = {"1": "Low", "2": "Normal", "3": "High", "4": "Urgent"}
 SENTIMENTS = {"positive": "Positive", "neutral": "Neutral", "negative": "Negative"}
+# Staff roles, as the console says them inside a sentence ("Signed in as Ana (agent)").
+ROLES = {
+    StaffRole.agent.value: "agent",
+    StaffRole.cx_manager.value: "CX manager",
+    StaffRole.admin.value: "admin",
+    StaffRole.bot_trainer.value: "bot trainer",
+}
+SENDERS = {
+    MessageSender.customer.value: "Customer",
+    MessageSender.bot.value: "Bot",
+    MessageSender.agent.value: "Agent",
+    MessageSender.system.value: "System",
+}
+# Why the review inbox flagged a customer message (bot/domain/turn_review.py).
+REVIEW_REASONS = {
+    Reason.low_confidence.value: "Low confidence",
+    Reason.fallback.value: "Fallback",
+    Reason.did_you_mean.value: "Did you mean",
+    Reason.rephrase.value: "Customer rephrased",
+    Reason.human_after_misunderstanding.value: "Asked for a person after a misunderstanding",
+    Reason.negative_sentiment.value: "Negative right after a reply",
+}
 PARTIAL = {
     "not_over": "not over yet",
     "starts_before_range": "starts before the chosen dates",
@@ -129,6 +157,9 @@ GROUPS: dict[str, dict[str, str]] = {
     "partial": PARTIAL,
     "reason": REASONS,
     "priority": PRIORITIES,
+    "role": ROLES,
+    "sender": SENDERS,
+    "review_reason": REVIEW_REASONS,
 }
 
 
@@ -175,5 +206,8 @@ def check_complete() -> list[str]:
         "theme": list(THEME_KEYWORDS),
         "flow": sorted(SUPPORT_FLOWS),
         "reason": [r.value for r in EscalationReason],
+        "role": [r.value for r in StaffRole],
+        "sender": [s.value for s in MessageSender],
+        "review_reason": [r.value for r in Reason],
     }
     return [f"{g}:{k}" for g, keys in expected.items() for k in keys if k not in GROUPS[g]]

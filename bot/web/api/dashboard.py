@@ -422,9 +422,10 @@ async def get_support(request: web.Request) -> web.Response:
     return web.json_response(found.as_json(min_answers(request)))
 
 
-@require_api_roles(*DASHBOARD_ROLES)
+@require_api_roles(*StaffRole)
 async def get_labels(request: web.Request) -> web.Response:
-    """The human labels of every key the dashboard shows (bot/domain/labels.py)."""
+    """The human labels of every key the dashboard and the console show
+    (bot/domain/labels.py); every staff role reads them, the console's too."""
     return web.json_response(labels.as_json(), headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -780,7 +781,7 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/labels": {
         "get": {
-            "summary": "Human labels of the keys in the dashboard's answers: stages, channels, kinds, sources, acquisition sources, themes, survey triggers (cx_manager, admin)",
+            "summary": "Human labels of the keys the dashboard and the console show: stages, channels, kinds, sources, acquisition sources, themes, survey triggers, escalation reasons, staff roles, senders (every staff role)",
             "responses": {
                 "200": ok_response(
                     "labels",

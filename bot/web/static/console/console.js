@@ -8,6 +8,7 @@
  * is rendered with textContent.
  */
 import { byId, clear, el } from "/static/shared/dom.js";
+import { label, loadLabels } from "/static/shared/labels.js";
 
 const ConsoleApp = (function () {
   "use strict";
@@ -130,7 +131,11 @@ const ConsoleApp = (function () {
         });
       });
     }
-    return api("GET", "/me").then(function (me) {
+    // The labels of keys (reasons, roles, ...) come from /api/labels, like the dashboard's;
+    // without them a key is humanised ("bot_failure" -> "Bot failure").
+    var labelsLoaded = loadLabels().catch(function () { /* keys humanised */ });
+    return Promise.all([api("GET", "/me"), labelsLoaded]).then(function (loaded) {
+      var me = loaded[0];
       setCsrfToken(me && me.csrf_token);
       var who = byId("whoami");
       if (who && me) {
@@ -237,22 +242,6 @@ const ConsoleApp = (function () {
     return Object.prototype.hasOwnProperty.call(table, value) ? table[value] : humanize(value);
   }
 
-  var REASONS = {
-    customer_request: "Asked for a person",
-    negative_feedback: "Negative feedback",
-    fallback: "Bot did not understand",
-    bot_failure: "Bot error"
-  };
-  var ROLES = { agent: "agent", cx_manager: "CX manager", admin: "admin", bot_trainer: "bot trainer" };
-  var SOURCES = {
-    search: "Search engine", social: "Social media", friend: "Friend or word of mouth",
-    ad: "Advertising", affiliate: "Affiliate", marketing_email: "Marketing email", other: "Other"
-  };
-  var FEEDBACK_KINDS = {
-    csat: "CSAT", ces: "CES", nps: "NPS", comment: "Comment", complaint: "Complaint",
-    praise: "Praise", discovery_source: "How they found us", churn_reason: "Churn reason"
-  };
-
   // Priority words (bot/domain/handoff.py priority_label): never a bare 2 or 3.
   var PRIORITIES = { normal: "Normal", high: "High", urgent: "Urgent" };
 
@@ -271,10 +260,14 @@ const ConsoleApp = (function () {
   // Whether the signed-in user works the queue (agents, admins) rather than only reads it.
   function canAct(me) { return !!me && (me.role === "agent" || me.role === "admin"); }
 
-  function reasonLabel(reason) { return lookup(REASONS, reason); }
-  function roleLabel(role) { return role ? lookup(ROLES, role) : "staff"; }
-  function sourceLabel(source) { return lookup(SOURCES, source); }
-  function feedbackKindLabel(kind) { return lookup(FEEDBACK_KINDS, kind); }
+  // The label of a key in a group of bot/domain/labels.py (served by /api/labels); "—" for none.
+  function labelOf(group, key) {
+    return key === null || key === undefined || key === "" ? "—" : label(group, key);
+  }
+  function reasonLabel(reason) { return labelOf("reason", reason); }
+  function roleLabel(role) { return role ? label("role", role) : "staff"; }
+  function sourceLabel(source) { return labelOf("acquisition", source); }
+  function feedbackKindLabel(kind) { return labelOf("kind", kind); }
 
   function formatMoney(total, currency) {
     if (total === null || total === undefined || total === "") { return "—"; }
@@ -461,6 +454,7 @@ const ConsoleApp = (function () {
     formatDuration: formatDuration,
     formatMoney: formatMoney,
     humanize: humanize,
+    label: labelOf,
     reasonLabel: reasonLabel,
     priorityLabel: priorityLabel,
     priorityBadges: priorityBadges,

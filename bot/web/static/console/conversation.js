@@ -11,7 +11,8 @@ import C from "./console.js";
   "use strict";
 
   var STAGES = ["discovery", "research", "purchase", "use", "support"];
-  var SENDER_LABELS = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System" };
+  // Senders with a look of their own (console.css .msg--*); any other shows as system.
+  var MESSAGE_CLASSES = ["customer", "bot", "agent", "system"];
   var CONVERSATION_STATES = {
     bot: "With the bot", waiting_for_agent: "Waiting for an agent",
     with_agent: "With an agent", closed: "Closed"
@@ -181,10 +182,10 @@ import C from "./console.js";
     if (!m || m.id === undefined || m.id === null || shown["m" + m.id]) { return; }
     shown["m" + m.id] = true;
     if (Number(m.id) > lastMessageId) { lastMessageId = Number(m.id); }
-    var sender = Object.prototype.hasOwnProperty.call(SENDER_LABELS, m.sender) ? m.sender : "system";
+    var sender = MESSAGE_CLASSES.indexOf(m.sender) >= 0 ? m.sender : "system";
     var item = C.el("li", "msg msg--" + sender);
     item.setAttribute("data-message-id", String(m.id));
-    head(item, sender === "agent" && m.author ? String(m.author) : SENDER_LABELS[sender], m.time);
+    head(item, sender === "agent" && m.author ? String(m.author) : C.label("sender", sender), m.time);
     var buttons = Array.isArray(m.buttons) ? m.buttons : [];
     var cards = Array.isArray(m.cards) ? m.cards : [];
     if (cards.length) {

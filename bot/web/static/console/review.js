@@ -23,18 +23,9 @@ import C from "./console.js";
   var offset = 0;
   var choices = { reasons: [], intents: [], entities: [] };
 
-  var REASONS = {
-    low_confidence: "Low confidence",
-    fallback: "Fallback",
-    did_you_mean: "Did you mean",
-    rephrase: "Customer rephrased",
-    human_after_misunderstanding: "Asked for a person after a misunderstanding",
-    negative_sentiment: "Negative right after a reply"
-  };
-  var SENDERS = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System" };
   var VERDICTS = { confirmed: "Confirmed as", corrected: "Corrected to", dismissed: "Dismissed: not a real request" };
 
-  function reasonLabel(value) { return REASONS[value] || C.humanize(value); }
+  function reasonLabel(value) { return C.label("review_reason", value); }
   function percent(value) {
     return typeof value === "number" ? Math.round(value * 100) + " %" : "—";
   }
@@ -52,7 +43,7 @@ import C from "./console.js";
 
   function line(message, current) {
     var item = C.el("li", "review-line" + (current ? " review-line--current" : ""));
-    item.appendChild(C.el("span", "review-line__who", (SENDERS[message.sender] || message.sender) + ":"));
+    item.appendChild(C.el("span", "review-line__who", C.label("sender", message.sender) + ":"));
     item.appendChild(C.el("span", "", message.text));
     return item;
   }

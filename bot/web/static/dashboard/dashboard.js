@@ -9,7 +9,7 @@
  * and not joined. Keys are shown by their labels (labels.js, one table in Python).
  */
 import { byId, clear, el, isoDay } from "/static/shared/dom.js";
-import { label, loadLabels, plural, values } from "./labels.js";
+import { label, loadLabels, plural, values } from "/static/shared/labels.js";
 
 const DIMENSIONS = [
   ["stage", "Stage"], ["channel", "Channel"], ["product", "Product"],

@@ -1,6 +1,6 @@
 /* Insight board: /api/insights (board, create, status), /api/journey (pitfalls to start from). */
 import { api, byId, clear, drawChart, el, fail, fmt, isoDay, params, plural, rangeParams, setupPage, status } from "./cx-pages.js";
-import { label, loadLabels, values } from "./labels.js";
+import { label, loadLabels, values } from "/static/shared/labels.js";
 
 const COLUMNS = [
   ["new", "New"], ["accepted", "Accepted"], ["in_progress", "In progress"], ["applied", "Applied"], ["wont_do", "Won't do"],

@@ -1,6 +1,6 @@
 /* Loyalty page: /api/loyalty (figures) and /api/loyalty/cohorts (retention table). */
 import { api, byId, clear, drawChart, el, fail, fmt, params, plural, rangeParams, setupPage, status } from "./cx-pages.js";
-import { label, loadLabels } from "./labels.js";
+import { label, loadLabels } from "/static/shared/labels.js";
 
 let minAnswers = 10;  // the API's min_answers (DASHBOARD_MIN_ANSWERS)
 

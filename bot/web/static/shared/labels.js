@@ -1,6 +1,7 @@
 /*
- * Human labels of the keys in the API's answers. The table lives in one place, Python's
- * bot/domain/labels.py, served by GET /api/labels; this module only reads it. A key the
+ * Human labels of the keys in the API's answers, for the dashboard and the console. The table
+ * lives in one place, Python's bot/domain/labels.py, served by GET /api/labels; this module
+ * only reads it (loadLabels once, before the first label). A key the
  * table does not know is humanised by the same rule as labels.humanise ("call_center" ->
  * "Call center"), so a raw key never reaches the screen.
  */
@@ -17,7 +18,7 @@ export function humanise(key) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** The label of `key` in `group` (stage, channel, kind, source, acquisition, theme, trigger, sentiment, partial). */
+/** The label of `key` in `group` (a group of bot/domain/labels.py: stage, channel, kind, reason, role, ...). */
 export function label(group, key) {
   if (key === null || key === undefined || key === "") return "";
   if (group === "trigger" && String(key).startsWith(table.in_chat_prefix)) {
