@@ -3,9 +3,11 @@ products, and the questions the bot was not sure about (bot/domain/knowledge.py)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import knowledge
 from bot.domain.enums import StaffRole
@@ -58,6 +60,15 @@ def unanswered_json(row: UnansweredQuestion) -> dict[str, Any]:
     }
 
 
+async def _deleted(
+    request: web.Request, delete: Callable[[AsyncSession, str], Awaitable[None]], key: str
+) -> web.Response:
+    """Deletes the product or article `key` in one transaction; 404 when there is none."""
+    async with request.config_dict[SESSIONS]() as db, db.begin():
+        await delete(db, key)
+    return web.json_response({"deleted": key})
+
+
 @require_api_roles(StaffRole.admin)
 async def list_products(request: web.Request) -> web.Response:
     async with request.config_dict[SESSIONS]() as db:
@@ -77,9 +88,7 @@ async def put_product(request: web.Request) -> web.Response:
 
 @require_api_roles(StaffRole.admin)
 async def delete_product(request: web.Request) -> web.Response:
-    async with request.config_dict[SESSIONS]() as db, db.begin():
-        await knowledge.delete_product(db, request.match_info["sku"])
-    return web.json_response({"deleted": request.match_info["sku"]})
+    return await _deleted(request, knowledge.delete_product, request.match_info["sku"])
 
 
 @require_api_roles(StaffRole.admin)
@@ -121,9 +130,7 @@ async def put_article(request: web.Request) -> web.Response:
 
 @require_api_roles(StaffRole.admin)
 async def delete_article(request: web.Request) -> web.Response:
-    async with request.config_dict[SESSIONS]() as db, db.begin():
-        await knowledge.delete_article(db, request.match_info["slug"])
-    return web.json_response({"deleted": request.match_info["slug"]})
+    return await _deleted(request, knowledge.delete_article, request.match_info["slug"])
 
 
 @require_api_roles(StaffRole.admin)
