@@ -193,6 +193,9 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
         return "policy_question"
     if chat.asks_size_change(text):
         return "return_item"
+    if understanding.asks_redirect(text) and tracker.get_slot("support_request") is not None:
+        # "can i get it delivered to a packstation instead" after an order's status (tq36)
+        return "change_address"
     if support.asks_how_long(text) and tracker.get_slot("support_request") == "billing_issue":
         # "so how long then?" after the double-charge answer (tester 5, tw5_30: delivery
         # times from the help centre): when the held amount goes back

@@ -31,13 +31,17 @@ def intent_ranking(parse_data: dict[str, Any]) -> list[dict[str, Any]]:
     return [intent] if intent.get("name") else []
 
 
-def request_message(tracker: Tracker, flow: str | None) -> dict[str, Any]:
+def request_message(tracker: Tracker, flow: str | None, answering: bool = False) -> dict[str, Any]:
     """The parse data of the message that asked for `flow`: the latest one, or (after the
-    identity check) the last earlier message read as that request."""
+    identity check) the last earlier message read as that request. `answering`: the latest
+    message answers the bot's question about that request ("which order?"), so it is never
+    the request itself — "just the towel tbh, keeping the casserole" at the return's order
+    picker (return_item 0.50) is no new, unsure return to ask "what did you mean?" about (oc04)."""
     latest: dict[str, Any] = tracker.latest_message or {}
-    if (latest.get("intent") or {}).get("name") == flow:
+    if not answering and (latest.get("intent") or {}).get("name") == flow:
         return latest
-    for event in reversed(tracker.events):
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    for event in reversed(users[:-1] if answering else users):
         if event.get("event") == "user":
             parse_data = event.get("parse_data") or {}
             if (parse_data.get("intent") or {}).get("name") == flow:
@@ -269,7 +273,7 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
     """The request remembered in `support_request`; `choosing_order`: the latest message
     answers "which order?" (the picker, or a survey question answered with an order)."""
     flow = tracker.get_slot("support_request")
-    request = request_message(tracker, flow)
+    request = request_message(tracker, flow, answering=choosing_order)
     return await chat.support_request(
         session,
         get_services().settings,
@@ -280,7 +284,10 @@ async def serve_request(session: AsyncSession, tracker: Tracker, choosing_order:
         # names it: "cancel A10001", then "no wait the other one" is not A10001 (tq19)
         order_number=named_order_number(tracker, latest_only=choosing_order),
         text=str(request.get("text") or ""),
-        intent_ranking=intent_ranking(request),
+        # answering "which order?" or following up ("and the jumper?" after the mug's
+        # return, tr28): the request was judged when it was made (an unsure one got "what
+        # did you mean?" then), and the answer is no new request to judge
+        intent_ranking=None if choosing_order else intent_ranking(request),
         dropped=pending_change(tracker),
         declined=tracker.get_slot("declined_change"),
         return_draft=tracker.get_slot("return_draft"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -747,6 +748,38 @@ async def test_so_how_long_after_a_questioned_charge_is_about_the_charge(
 
     assert messages == []
     assert events[-1]["parse_data"]["intent"]["name"] == "refund_status"
+
+
+async def test_a_parcel_sent_elsewhere_is_the_address_change(
+    session: AsyncSession, action_services: object
+) -> None:
+    """tq36: "can i get it delivered to a packstation instead" after an order's status
+    (nlu_fallback 0.45, order_status 0.38) got the fallback's menu."""
+    state = _unsure(
+        "can i get it delivered to a packstation instead",
+        [("nlu_fallback", 0.45), ("order_status", 0.38)],
+    )
+    state.slots.update(identity="verified", support_request="order_status")
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "change_address"
+
+
+@pytest.mark.parametrize(
+    ("text", "redirect"),
+    [
+        ("can i get it delivered to a packstation instead", True),
+        ("pls send it to my work", True),
+        ("can they leave it with my neighbour", True),
+        ("redirect it to a parcel shop", True),
+        ("i work from home, is it delivered on saturdays", False),
+        ("send it back to you", False),
+    ],
+)
+def test_asks_redirect(text: str, redirect: bool) -> None:
+    assert understanding.asks_redirect(text) is redirect
 
 
 async def test_anyone_there_while_queued_says_queued_not_the_greeting(

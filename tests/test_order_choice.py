@@ -279,6 +279,43 @@ async def test_the_picker_answered_in_words_picks_that_order_and_item(
     assert await _conversation_order(session) == "A10001"
 
 
+async def test_the_picker_answered_in_words_read_as_an_unsure_return_is_still_the_answer(
+    session: AsyncSession, action_services: object
+) -> None:
+    """oc04 through the action: the answer read as return_item 0.50 / product_question 0.32
+    is no new unsure return ("I want to be sure … What did you mean?"): the request is the
+    clear one before the picker."""
+    await _jane(session, second_delivered=True)
+    text = "just the towel tbh, keeping the casserole"
+    answer = _user(text, "return_item")
+    answer["parse_data"]["intent"]["confidence"] = 0.50
+    answer["parse_data"]["intent_ranking"] = [
+        {"name": "return_item", "confidence": 0.50},
+        {"name": "product_question", "confidence": 0.32},
+    ]
+    state = tracker(
+        "conv-1",
+        text,
+        "return_item",
+        {**VERIFIED, "support_request": "return_item", "next_step": "choose_order"},
+        events=[
+            _user("i want to return something", "return_item"),
+            _slot("support_request", "return_item"),
+            {"event": "action", "name": "action_support_request"},
+            _slot("next_step", "choose_order"),
+            {"event": "action", "name": "action_listen"},
+            answer,
+        ],
+    )
+    state.latest_message = answer["parse_data"]
+
+    _events, messages = await run(ActionSupportRequest(), state)
+
+    said = " ".join(m["text"] or "" for m in messages)
+    assert "What did you mean" not in said
+    assert "A10001" in said and TOWEL in said and CASSEROLE not in said
+
+
 async def test_the_picker_answered_with_newest_oldest_or_a_place(session: AsyncSession) -> None:
     await _jane(session, second_delivered=True)  # fitting a return: A10003 (newer), A10001
 

@@ -20,7 +20,15 @@ from actions.support import (
 from bot.config import Settings
 from bot.domain import chat, knowledge, support, understanding
 from bot.domain.enums import EscalationReason, OrderStatus, SubscriptionStatus
-from bot.storage.models import AuditLog, Conversation, Escalation, Order, Subscription, utcnow
+from bot.storage.models import (
+    AuditLog,
+    Conversation,
+    Escalation,
+    Order,
+    Subscription,
+    SurveyDispatch,
+    utcnow,
+)
 from tests import factories
 from tests.rasa_helpers import run, slot_events, tracker
 
@@ -218,7 +226,7 @@ async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
     assert slot_events(events) == {"next_step": "done", "awaiting": "nothing", "return_draft": None}
     assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
     assert messages[0]["buttons"] == [
-        {"title": "Cancel an order", "payload": "cancel my order"},
+        {"title": "Cancel an order", "payload": "i want to cancel my order"},
         {"title": "Where is my order?", "payload": "where is my order"},
         {"title": "Resume my subscription", "payload": "resume my subscription"},
         {"title": "Something else", "payload": "something else"},
@@ -226,6 +234,63 @@ async def test_unclear_cancel_asks_what_was_meant_and_opens_no_confirmation(
     assert order is not None
     await session.refresh(order)
     assert order.status is OrderStatus.placed
+
+
+async def test_an_unsure_request_that_would_change_nothing_is_served(
+    session: AsyncSession, action_services: object
+) -> None:
+    """sf16: "just refund me for A10001 i dont want it anymore" (request_refund 0.75) on a
+    parcel still on its way opens no change whatever it meant: the return after delivery is
+    explained instead of "What did you mean?"."""
+    order = await _customer(session, OrderStatus.shipped)
+    assert order is not None
+    order.estimated_delivery = utcnow() + timedelta(days=2)  # on its way, not late
+    await session.commit()
+    text = "just refund me for A10001 i dont want it anymore"
+    state = _with_ranking(
+        tracker(
+            "conv-1",
+            text,
+            "request_refund",
+            {**VERIFIED, "support_request": "request_refund"},
+            entities=[{"entity": "order_number", "value": "A10001"}],
+        ),
+        _rank(("request_refund", 0.75), ("cancel_order", 0.15), ("refund_status", 0.05)),
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    said = " ".join(m["text"] or "" for m in messages)
+    assert "What did you mean" not in said
+    assert "A10001" in said and "return" in said.lower()
+    assert slot_events(events)["pending_action"] is None
+    await session.refresh(order)
+    assert order.status is OrderStatus.shipped
+
+
+async def test_an_unsure_request_that_would_open_a_change_leaves_no_trace(
+    session: AsyncSession, action_services: object
+) -> None:
+    """The trial run of an unsure change is rolled back: no return draft, no survey asked."""
+    order = await _customer(session, OrderStatus.delivered)
+    state = _with_ranking(
+        tracker(
+            "conv-1",
+            "take the order back i guess",
+            "return_item",
+            {**VERIFIED, "support_request": "return_item"},
+        ),
+        _rank(("return_item", 0.55), ("order_status", 0.30)),
+    )
+
+    events, messages = await run(ActionSupportRequest(), state)
+
+    assert messages[0]["text"] == "I want to be sure I do the right thing. What did you mean?"
+    assert slot_events(events) == {"next_step": "done", "awaiting": "nothing", "return_draft": None}
+    assert (await session.scalars(select(SurveyDispatch))).all() == []
+    assert order is not None
+    await session.refresh(order)
+    assert order.status is OrderStatus.delivered
 
 
 async def test_resume_misread_as_cancel_with_a_close_runner_up_opens_no_cancel_prompt(

@@ -462,6 +462,34 @@ async def support_request(
                 intent_ranking=None,
                 now=now,
             )
+        # Unsure, but only a change the customer did not mean is to be feared: served in a
+        # savepoint, the request stands when it opens no change ("just refund me for A88821"
+        # on a parcel still on its way, request_refund 0.75: the return after delivery is
+        # explained, sf16); otherwise it is undone and the customer asked what they meant.
+        async with session.begin_nested() as trial:
+            served = await support_request(
+                session,
+                settings,
+                conversation_id,
+                flow,
+                verified,
+                order_number,
+                text,
+                intent_ranking=None,
+                dropped=dropped,
+                now=now,
+                declined=declined,
+                return_draft=return_draft,
+                latest=latest,
+                return_pick=return_pick,
+                latest_intent=latest_intent,
+                choosing_order=choosing_order,
+                survey_now=survey_now,
+                earlier_request=earlier_request,
+            )
+            if not is_change(served.slots.get("pending_action")):
+                return served
+            await trial.rollback()
         return turn.say(
             texts.render("utter_support_clarify_change"),
             understanding.clarification_buttons(intent_ranking),

@@ -280,6 +280,22 @@ def asks_tracking(text: str) -> bool:
     return bool(_TRACKING.search(text or ""))
 
 
+# "can i get it delivered to a packstation instead", "send it to my work": the parcel sent
+# elsewhere, which the NLU leaves unplaced (tq36: the fallback's menu). Its flow is the
+# address change: the new address before shipping, the carrier's redirect after.
+_REDIRECT = re.compile(
+    r"\bredirect\b|\b(?:deliver\w*|sen[dt]|ship\w*|drop\w*|leave|left)\b(?: (?:it|them|the "
+    r"(?:parcel|package|order)))? (?:to|at|with) (?:a |an |the |my )?(?:pack ?station|parcel ?"
+    r"(?:shop|locker|station|box)|pick ?-?up (?:point|shop|location)|locker|post ?office|"
+    r"neighbou?r\w*|work|office|workplace)\b",
+    re.I,
+)
+
+
+def asks_redirect(text: str) -> bool:
+    return bool(_REDIRECT.search(text or ""))
+
+
 # "how do i change my email address on my account": the account's sign-in details, not
 # where a parcel goes (tester 4, tw4_35: the delivery-address flow)
 _ACCOUNT_DETAILS = re.compile(
