@@ -316,6 +316,12 @@ class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
         return events
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
+        if tracker.get_slot("awaiting") == "survey_consent":
+            # "later" (goodbye 0.97), "bye" or "thanks" to "May we ask two quick questions?":
+            # a not-now, never the same offer again as "Before you go…" (dev chat ps08)
+            return await proactive.answer_consent(
+                session, tracker.get_slot("survey_dispatch_id"), False
+            )
         return await proactive.before_you_go(
             session,
             get_services().settings,

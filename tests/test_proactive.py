@@ -296,6 +296,25 @@ async def test_discovery_skip_declines_the_dispatch(session: AsyncSession) -> No
     assert (await session.scalars(select(Feedback))).all() == []
 
 
+@pytest.mark.parametrize("text", ["cant remember sorry", "no idea tbh", "i dont know", "idk"])
+async def test_not_knowing_where_they_heard_skips_the_question_and_stores_nothing(
+    session: AsyncSession, text: str
+) -> None:
+    """Dev chat ps15: "cant remember sorry" was stored as the source "other"."""
+    owner, lifecycle, conversation = await _setup(session, OrderStatus.placed)
+    await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
+    offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
+    assert offer is not None
+
+    turn = await proactive.answer_source(session, "conv-p", float(offer.dispatch.id), text)
+
+    assert turn.slots == {"survey_source": "skipped", "survey_retries": 0.0}
+    assert turn.messages == [("No worries, let's skip that one.", [])]
+    assert (owner.acquisition_source, lifecycle.acquisition_channel) == (None, None)
+    assert (await session.scalars(select(Feedback))).all() == []
+    assert offer.dispatch.declined_at is None  # the survey goes on to its next question
+
+
 async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(
     session: AsyncSession,
 ) -> None:
@@ -779,3 +798,27 @@ async def test_a_year_of_back_filled_events_schedules_no_survey(
     )
     receipt = await shop_events.receive(session_factory, fresh)
     assert [s["trigger"] for s in receipt.result["surveys_scheduled"]] == ["order_delivered"]
+
+
+async def test_later_or_bye_at_the_offer_is_a_not_now_not_the_offer_again(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Dev chat ps08: "later" (goodbye 0.97) to "May we ask two quick questions?" got the
+    same offer again as "Before you go…"."""
+    from actions.surveys import ActionBeforeYouGo
+    from tests.rasa_helpers import run, slot_events, tracker
+
+    _, lifecycle, conversation = await _setup(session)
+    dispatch = await _schedule(
+        session, lifecycle, surveys.TRIGGER_ORDER_DELIVERED, utcnow() - timedelta(hours=1)
+    )
+    assert await proactive.deliver(session, conversation, 7, utcnow()) is not None
+    await session.commit()
+    slots = {"awaiting": "survey_consent", "survey_dispatch_id": float(dispatch.id)}
+
+    events, messages = await run(ActionBeforeYouGo(), tracker("conv-p", "later", "goodbye", slots))
+
+    assert [m["text"] for m in messages] == [proactive.postponed_reply()]
+    assert slot_events(events)["survey_postponed"] is True
+    await session.refresh(dispatch)
+    assert (dispatch.offer_count, dispatch.declined_at) == (1, None)
