@@ -288,6 +288,19 @@ class ActionStartProactiveSurvey(DomainAction, Action):  # type: ignore[misc]
         return await proactive.start_survey(session, get_services().settings, tracker.sender_id)
 
 
+def offer_just_made(tracker: Tracker) -> bool:
+    """Whether the bot's turn right before the latest message offered a survey (the consent
+    question): `awaiting` stays "survey_consent" while a request typed instead is served."""
+    events = list(tracker.events)
+    latest_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=-1)
+    for event in reversed(events[:latest_user]):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "slot" and event.get("name") == "awaiting":
+            return bool(event.get("value") == "survey_consent")
+    return False
+
+
 class ActionAnswerSurveyConsent(DomainAction, Action):  # type: ignore[misc]
     """The customer's yes (start the survey) or "not now" to a proactive survey's offer."""
 
@@ -316,9 +329,10 @@ class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
         return events
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        if tracker.get_slot("awaiting") == "survey_consent":
-            # "later" (goodbye 0.97), "bye" or "thanks" to "May we ask two quick questions?":
-            # a not-now, never the same offer again as "Before you go…" (dev chat ps08)
+        if offer_just_made(tracker):
+            # "later" (goodbye 0.97), "bye" or "thanks" right at "May we ask two quick
+            # questions?": a not-now, never the same offer again as "Before you go…" (dev
+            # chat ps08); after a request served instead it is the end of the chat (ps04)
             return await proactive.answer_consent(
                 session, tracker.get_slot("survey_dispatch_id"), False
             )

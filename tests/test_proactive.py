@@ -296,11 +296,11 @@ async def test_discovery_skip_declines_the_dispatch(session: AsyncSession) -> No
     assert (await session.scalars(select(Feedback))).all() == []
 
 
-@pytest.mark.parametrize("text", ["cant remember sorry", "no idea tbh", "i dont know", "idk"])
-async def test_not_knowing_where_they_heard_skips_the_question_and_stores_nothing(
-    session: AsyncSession, text: str
-) -> None:
-    """Dev chat ps15: "cant remember sorry" was stored as the source "other"."""
+@pytest.mark.parametrize("text", ["cant remember sorry", "no idea tbh", "not sure"])
+async def test_not_knowing_where_they_heard_is_no_source(session: AsyncSession, text: str) -> None:
+    """Dev chat ps15: "cant remember sorry" was stored as the source "other" (forgetting
+    swelled "other" on the dashboard); like any answer naming no source it is asked once
+    more, and nothing is stored."""
     owner, lifecycle, conversation = await _setup(session, OrderStatus.placed)
     await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
     offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
@@ -308,11 +308,9 @@ async def test_not_knowing_where_they_heard_skips_the_question_and_stores_nothin
 
     turn = await proactive.answer_source(session, "conv-p", float(offer.dispatch.id), text)
 
-    assert turn.slots == {"survey_source": "skipped", "survey_retries": 0.0}
-    assert turn.messages == [("No worries, let's skip that one.", [])]
+    assert turn.slots == {"survey_source": None, "survey_retries": 1.0}
     assert (owner.acquisition_source, lifecycle.acquisition_channel) == (None, None)
     assert (await session.scalars(select(Feedback))).all() == []
-    assert offer.dispatch.declined_at is None  # the survey goes on to its next question
 
 
 async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(
@@ -815,10 +813,35 @@ async def test_later_or_bye_at_the_offer_is_a_not_now_not_the_offer_again(
     assert await proactive.deliver(session, conversation, 7, utcnow()) is not None
     await session.commit()
     slots = {"awaiting": "survey_consent", "survey_dispatch_id": float(dispatch.id)}
+    offer = [
+        {"event": "user", "text": "hi", "parse_data": {"intent": {"name": "greet"}}},
+        {"event": "action", "name": "action_start_proactive_survey"},
+        {"event": "slot", "name": "awaiting", "value": "survey_consent"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    later = tracker("conv-p", "later", "goodbye", slots)
+    later.events[:0] = offer
 
-    events, messages = await run(ActionBeforeYouGo(), tracker("conv-p", "later", "goodbye", slots))
+    events, messages = await run(ActionBeforeYouGo(), later)
 
     assert [m["text"] for m in messages] == [proactive.postponed_reply()]
     assert slot_events(events)["survey_postponed"] is True
     await session.refresh(dispatch)
     assert (dispatch.offer_count, dispatch.declined_at) == (1, None)
+
+    # A request served in between (the offer ignored): "ok cool thx" ends the chat, and the
+    # offer is made once more "Before you go…" (dev chat ps04)
+    served = [
+        {"event": "user", "text": "whats ur return policy", "parse_data": {}},
+        {"event": "action", "name": "action_answer_policy_question"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    await session.refresh(dispatch)
+    dispatch.offer_count = 1
+    await session.commit()
+    thanks = tracker("conv-p", "ok cool thx", "thank", slots)
+    thanks.events[:0] = offer + served
+
+    events, messages = await run(ActionBeforeYouGo(), thanks)
+
+    assert messages[0]["text"].startswith("Before you go")

@@ -427,7 +427,7 @@ async def answer_source(
     if source is None and asks_why(text):
         return chat.Turn(slots={"survey_source": None}).say(texts.render("utter_survey_why"))
     if source is None:
-        if retries >= 1 or surveys.does_not_know_source(text):
+        if retries >= 1:
             return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(
                 texts.render("utter_survey_skip_question")
             )

@@ -214,20 +214,6 @@ def _source_phrases() -> tuple[tuple[AcquisitionSource, re.Pattern[str]], ...]:
     )
 
 
-# "cant remember sorry", "no idea": an honest answer that names no source. The question is
-# skipped at once and nothing is stored: "other" is for a source the list does not have,
-# and counting forgetting as one would swell it on the dashboard (dev chat ps15).
-_DOES_NOT_KNOW = re.compile(
-    r"\b(?:(?:do|can)n?'?t|don ?t|can ?t|cannot) (?:remember|recall|say)\b|\bno (?:idea|clue)\b|"
-    r"\bnot sure\b|\bforg[oe]t\b|\bdunno\b|\b(?:i )?don'?t know\b|\bidk\b|\bno memory\b",
-    re.IGNORECASE,
-)
-
-
-def does_not_know_source(text: str) -> bool:
-    return bool(_DOES_NOT_KNOW.search(" ".join(text.replace("’", "'").split())))
-
-
 def acquisition_source(text: str) -> AcquisitionSource | None:
     """Map a "how did you hear about us" answer to a source (the buttons send the values
     themselves); None when it names none (data/acquisition_sources.yml)."""
