@@ -11,7 +11,11 @@ rollup from the rows (`rollup.all_backfill_ddl`). On PostgreSQL the overview rea
 `lifecycle_loyalty` (issue #25 item 4); the same
 figures computed from the raw rows (`from_rows=True`, the code before the summary) are timed
 in the same run with `--raw-calls` calls (0 skips them), and the summary is checked equal
-to the raw rows (`rollup_loyalty.state_select`). The summary's grouped statement as it was
+to the raw rows (`rollup_loyalty.state_select`). Since migration 0034 the overview reads the
+monthly roll-up `lifecycle_loyalty_monthly` for the whole months of the range (filled by its
+trigger from the summary's backfill, checked equal to `rollup_loyalty_monthly.state_select`);
+the 0033 statement (one grouped scan of the summary) is timed in the same run as a
+baseline. The summary's grouped statement as it was
 before migration 0033 (bands as CASE over the sums, SUM(CASE) counts, the gap as an
 interval) is timed in the same run as a second baseline. Prints a Markdown table and the
 load average.
@@ -32,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.stats import summary_ms
 from bot.domain import loyalty
 from bot.domain.feedback_query import DateRange
-from bot.storage import rollup, rollup_loyalty
+from bot.storage import rollup, rollup_loyalty, rollup_loyalty_monthly
 from bot.storage.db import create_engine, create_session_factory
 from bot.storage.models import Base, Lifecycle, LifecycleLoyalty, utcnow
 
@@ -146,9 +150,14 @@ async def _fill(url: str) -> None:
             await connection.execute(text(statement))
     async with engine.begin() as connection:
         await connection.execute(text("ANALYZE"))  # the backfill's plans need the sizes
+    # The summary's backfill (a DELETE and an INSERT of every row) reaches the monthly
+    # roll-up through its trigger, as any other write of the summary does.
     async with engine.begin() as connection:
         for statement in rollup.all_backfill_ddl("postgresql"):
+            started = time.perf_counter()
             await connection.execute(text(statement))
+            if statement.startswith("INSERT INTO lifecycle_loyalty "):
+                print(f"summary backfill with its triggers: {time.perf_counter() - started:.1f} s")
     # VACUUM as autovacuum would after such a load: the visibility map lets the overview
     # read the covering index alone (index-only scan) instead of the heap.
     async with engine.connect() as connection:
@@ -189,6 +198,11 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
                 async with sessions() as db:
                     await loyalty.overview(db, query)
 
+            async def scan_0033(query: loyalty.LoyaltyQuery = query) -> None:
+                async with sessions() as db:
+                    await loyalty.scan_figures(db, query)
+                    await loyalty.renewal_rate(db, query)
+
             async def before_0033(query: loyalty.LoyaltyQuery = query) -> None:
                 async with sessions() as db:
                     await db.execute(text("SET LOCAL jit = off"))
@@ -209,6 +223,7 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
             for name, work, n in (
                 ("baseline count(*)", baseline, calls),
                 ("loyalty overview", overview, calls),
+                ("overview as 0033 (scan of the summary)", scan_0033, calls),
                 ("overview as before migration 0033", before_0033, calls),
                 ("overview from raw rows (+ summary, compared)", raw, raw_calls),
                 ("cohorts", cohorts, calls),
@@ -228,6 +243,18 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
                 )
             )
             counts["summary rows differing from the raw rows"] = int(differ or 0)
+            kept = rollup_loyalty_monthly.kept_select()
+            fresh = rollup_loyalty_monthly.state_select()
+            monthly = ", ".join(rollup_loyalty_monthly.COLUMNS)
+            differ = await db.scalar(
+                text(
+                    f"SELECT count(*) FROM ((SELECT {monthly} FROM ({kept}) AS k "
+                    f"EXCEPT ALL SELECT {monthly} FROM ({fresh}) AS a) UNION ALL "
+                    f"(SELECT {monthly} FROM ({fresh}) AS b "
+                    f"EXCEPT ALL SELECT {monthly} FROM ({kept}) AS c)) AS d"
+                )
+            )
+            counts["monthly roll-up keys differing from the summary"] = int(differ or 0)
     finally:
         await engine.dispose()
     print(counts)
@@ -236,7 +263,14 @@ async def _measure(url: str, calls: int, raw_calls: int) -> list[tuple[str, str,
 
 async def _counts(db: AsyncSession) -> dict[str, int]:
     found = {}
-    for table in ("customers", "lifecycles", "feedback", "escalations", "lifecycle_loyalty"):
+    for table in (
+        "customers",
+        "lifecycles",
+        "feedback",
+        "escalations",
+        "lifecycle_loyalty",
+        "lifecycle_loyalty_monthly",
+    ):
         found[table] = int(await db.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
     return found
 

@@ -66,7 +66,7 @@ def upgrade() -> None:
     )
     connection = op.get_bind()
     if connection.dialect.name == "postgresql":
-        frozen_ddl.run(connection, revision, "upgrade")  # functions, backfill, triggers
+        frozen_ddl.run(connection, revision, "upgrade")  # storage, functions, backfill, triggers
 
 
 def downgrade() -> None:
