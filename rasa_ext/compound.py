@@ -15,6 +15,12 @@ The channel (rasa_ext/channels.py) asks `plan()` what to send to the bot before 
   account-change confirmation goes last so that the other answer does not drop its pending
   "yes" (SPEC §5: anything but a clear yes changes nothing). Two such requests: only the
   first, and the bot says it will come to the second next (`utter_compound_next`).
+* a second part asking about its own thing (a question that names something the first part
+  does not and leans on none of its words) is served when read with at least
+  `DEFER_CONFIDENCE`: two status questions ("where is my casserole order and when is my next
+  coffee box", both order_status) both, in order; a status or knowledge question next to an
+  account change first. "the casserole one" in it is read as the first part's thing ("the
+  casserole order").
 
 Parts answering a question (affirm, deny, inform), fallbacks and out-of-scope text are never
 split off: "yes and also 2 mugs" stays one answer; but a "no" in front of a request is
@@ -127,9 +133,26 @@ JUST_LETTING_KNOW = (
 _REMARK = re.compile(JUST_LETTING_KNOW, re.IGNORECASE)
 
 
+# "cancel the jumper order. also wheres the casserole one": "one" stands for the thing the
+# first part named; alone, "wheres the casserole one" was not understood (nlu_fallback 0.45,
+# tester 6, tw6_06), "wheres the casserole order" is an order-status question.
+_THE_ONE = re.compile(r"\b(the|my|that)\s+([a-z]+)\s+one\b", re.IGNORECASE)
+_HEAD_NOUN = re.compile(r"\b(order|parcel|package|subscription|box)s?\b", re.IGNORECASE)
+
+
+def _spelled_out(first: str, second: str) -> str:
+    """`second` with "the <word> one" said as "the <word> <what the first part named>"."""
+    heads = _HEAD_NOUN.findall(first)
+    if not heads:
+        return second
+    head = heads[-1].lower()
+    return _THE_ONE.sub(lambda match: f"{match[1]} {match[2]} {head}", second)
+
+
 def candidate_splits(text: str) -> list[tuple[str, str]]:
     """The first MAX_CUTS ways of cutting `text` in two at a split point, both parts with
-    at least MIN_WORDS words; none for a remark that only lets the shop know."""
+    at least MIN_WORDS words; none for a remark that only lets the shop know. A "the
+    casserole one" in the second part names the first part's thing ("… order")."""
     if _REMARK.search(text):
         return []
     splits: list[tuple[str, str]] = []
@@ -137,7 +160,7 @@ def candidate_splits(text: str) -> list[tuple[str, str]]:
         first = text[: match.start()].strip(" ,")
         second = _LEADING_JOINER.sub("", text[match.end() :].strip(" ,"))
         if len(first.split()) >= MIN_WORDS and len(second.split()) >= MIN_WORDS:
-            splits.append((first, second))
+            splits.append((first, _spelled_out(first, second)))
     return splits[:MAX_CUTS]
 
 
@@ -170,6 +193,40 @@ def _two_questions(first: str, second: str, one: Reading, two: Reading) -> bool:
     )
 
 
+# Questions about the customer's own orders, refunds and subscription, and the knowledge
+# base's: a second part asked about its own thing is served even when the NLU is unsure of
+# it ("when is my next coffee box": order_status 0.60, answered with the subscription's box).
+STATUS_QUESTIONS = frozenset({"order_status", "refund_status"})
+OWN_QUESTIONS = STATUS_QUESTIONS | KNOWLEDGE_QUESTIONS
+_ASKS = re.compile(
+    r"^(?:(?:how|what|when|where|which|who|why)(?:'?s|'?re)?|do|does|did|is|are|can|could|"
+    r"will|would)\b",
+    re.IGNORECASE,
+)
+# Words that lean on the first part ("… and when will it arrive", "is that possible"): such a
+# part is no question of its own.
+_BACK_REFERENCE = re.compile(
+    r"\b(?:it|its|it'?s|they|them|their|that|this|those|these|one|ones|same)\b", re.IGNORECASE
+)
+_NAMED = re.compile(r"\b(?:my|the|your|our)\s+([a-z]+)", re.IGNORECASE)
+# What any order is called: "where is my order and when does the parcel arrive" asks once.
+_ANY_ORDER = frozenset(
+    {"order", "orders", "parcel", "package", "delivery", "shipment", "stuff", "item", "items"}
+)
+
+
+def _asks_its_own(first: str, second: str) -> bool:
+    """`second` is a question of its own: it asks, leans on no word of the first part and
+    names something the first part does not ("… and when is my next coffee box")."""
+    if not _ASKS.match(second.strip()) or _BACK_REFERENCE.search(second):
+        return False
+    said = {word.lower() for word in re.findall(r"[a-z']+", first, re.IGNORECASE)}
+    return any(
+        word.lower() not in said and word.lower() not in _ANY_ORDER
+        for word in _NAMED.findall(second)
+    )
+
+
 def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
     """The plan for a message cut into `first` and `second`, read as `one` and `two`; None
     when this cut is no compound message (try the next cut, or send the message as typed)."""
@@ -190,6 +247,15 @@ def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
         # 0.62): deferring a second change only says so, so an unsure reading is enough;
         # sent whole, the cancellation was dropped without a word (tester 4, tw4_07)
         return Plan((first,), deferred=second)
+    if _clear(one) and two.confidence >= DEFER_CONFIDENCE and _asks_its_own(first, second):
+        if one.intent in STATUS_QUESTIONS and two.intent == one.intent:
+            # "where is my casserole order and when is my next coffee box": both read as
+            # order status, sent whole only the box was answered (tester 6, tw6_05)
+            return Plan((first, second))
+        if one.intent in STATE_CHANGES and two.intent in OWN_QUESTIONS:
+            # "cancel the jumper order. also wheres the casserole one": the status, then the
+            # cancellation waiting for its yes (tester 6, tw6_06: the status was dropped)
+            return Plan((second, first))
     if not (_clear(one) and _clear(two)) or one.intent == two.intent:
         return None
     if one.intent == "deny" and two.intent in REQUESTS - STATE_CHANGES:

@@ -231,3 +231,41 @@ def test_a_remark_that_only_lets_the_shop_know_is_never_cut() -> None:
 
 def test_the_remark_pattern_is_the_domains() -> None:
     assert understanding.JUST_LETTING_KNOW == JUST_LETTING_KNOW
+
+
+def test_two_status_questions_about_two_things_are_both_answered() -> None:
+    """Tester 6 (tw6_05): "where is my casserole order and when is my next coffee box" (both
+    parts order_status, the second 0.60) was sent whole: only the box was answered."""
+    first, second = "where is my casserole order", "when is my next coffee box"
+    assert plan(first, second, sure("order_status"), Reading("order_status", 0.60)) == Plan(
+        (first, second)
+    )
+    # one order asked about twice, or leaning on the first part's words: one question
+    for again in ("when does the parcel arrive", "when will my order arrive", "when will it come"):
+        assert plan(first, again, sure("order_status"), sure("order_status")) is None
+    # too unsure, or not a question
+    assert plan(first, second, sure("order_status"), Reading("order_status", 0.40)) is None
+    assert plan(first, "my next coffee box", sure("order_status"), sure("order_status")) is None
+
+
+def test_the_one_in_the_second_part_is_the_first_parts_thing() -> None:
+    """Tester 6 (tw6_06): alone, "wheres the casserole one" was not understood."""
+    assert candidate_splits("cancel the jumper order. also wheres the casserole one") == [
+        ("cancel the jumper order", "wheres the casserole order")
+    ]
+    assert candidate_splits("is the mug dishwasher safe? and the blue one") == [
+        ("is the mug dishwasher safe", "the blue one")  # no order, box … named: as typed
+    ]
+
+
+def test_a_status_question_next_to_a_change_is_answered_before_its_confirmation() -> None:
+    """Tester 6 (tw6_06): "cancel the jumper order. also wheres the casserole one" only got
+    the cancellation question; the casserole order's status was dropped."""
+    first, second = "cancel the jumper order", "wheres the casserole order"
+    for two in (sure("order_status"), Reading("order_status", 0.57)):
+        assert plan(first, second, sure("cancel_order"), two) == Plan((second, first))
+    # read unsure and leaning on the change ("is that possible?"), or not understood: the
+    # message as typed
+    unsure = Reading("policy_question", 0.6)
+    assert plan(first, "is that possible", sure("cancel_order"), unsure) is None
+    assert plan(first, second, sure("cancel_order"), Reading("nlu_fallback", 0.45)) is None
