@@ -29,7 +29,10 @@ Everything is aggregated in SQL; Python only reshapes the few grouped rows. On S
 the raw rows (window functions ROW_NUMBER/LEAD/MIN OVER); on PostgreSQL (issue #25 item 4)
 from the per-lifecycle summary `lifecycle_loyalty` that triggers keep exact
 (bot/storage/rollup_loyalty.py): the repeat rate, lifecycles per customer and return rates
-are one grouped scan of the range's purchase rows, the renewal rate one index range.
+are one grouped scan of the range's purchase rows, the renewal rate one index range; and
+since migration 0034 from the monthly roll-up of that summary
+(bot/storage/rollup_loyalty_monthly.py) for the range's whole UTC months, the summary rows
+of the two partial months only (docs/decisions.md, "Loyalty overview over months").
 """
 
 from __future__ import annotations
