@@ -193,6 +193,10 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
         return "policy_question"
     if chat.asks_size_change(text):
         return "return_item"
+    if understanding.says_not_come(text):
+        # "my order is a week late, just cancel it and refund me" (nlu_fallback 0.45,
+        # delivery_problem 0.38): the late parcel's options (tester 6, tw6_01)
+        return "delivery_problem"
     if understanding.asks_redirect(text) and tracker.get_slot("support_request") is not None:
         # "can i get it delivered to a packstation instead" after an order's status (tq36)
         return "change_address"

@@ -8,8 +8,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 
-from actions.services import STORAGE_ERRORS, get_services, unavailable
-from bot.domain import chat
+from actions.services import STORAGE_ERRORS, get_services, latest_text, unavailable
+from bot.domain import chat, understanding
 
 DomainDict = dict[str, Any]
 
@@ -27,6 +27,13 @@ class ValidateIdentityForm(FormValidationAction):  # type: ignore[misc]
     ) -> list[str]:
         attempts = int(tracker.get_slot("identity_attempts") or 0)
         if tracker.get_slot("identity") == "verified" or attempts >= chat.MAX_IDENTITY_ATTEMPTS:
+            return []
+        if not tracker.get_slot("requested_slot") and understanding.asks_in_general(
+            latest_text(tracker)
+        ):
+            # "can i return a knife if i dont like it" from a visitor: a rule asked about, no
+            # order to check. Nothing is required; the request's action answers it from the
+            # help centre (bot/domain/chat.py GENERAL_QUESTIONS; tester 6, tw6_09).
             return []
         return ["order_number", "email"]
 

@@ -156,6 +156,10 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
             # "i need to change my email its jane.d@gmail.com now" (inform 0.72): the
             # account's page in the help centre (tester 5, tw5_05, tw5_13)
             return await chat.account_details(session, latest_text(tracker))
+        if understanding.mentions_discount_code(latest_text(tracker)):
+            # "my promo code WELCOME10 isnt working" (order_status 0.50): the help centre's
+            # answer on codes, not an order's status (tester 6, tw6_07)
+            return await chat.policy_question(session, latest_text(tracker))
         if understanding.names_the_yes(latest_text(tracker), pending):
             # "yes cancel it", read as a cancel request: the yes to the change asked about
             return await ActionResolvePending().turn(session, tracker)

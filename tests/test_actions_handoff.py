@@ -767,6 +767,23 @@ async def test_a_parcel_sent_elsewhere_is_the_address_change(
     assert events[-1]["parse_data"]["intent"]["name"] == "change_address"
 
 
+async def test_a_late_parcel_with_what_to_do_about_it_is_the_late_parcel(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 6 (tw6_01): "my order is a week late, just cancel it and refund me"
+    (nlu_fallback 0.45, delivery_problem 0.38, cancel_order 0.28) got the fallback's menu."""
+    state = _unsure(
+        "my order is a week late, just cancel it and refund me",
+        [("nlu_fallback", 0.45), ("delivery_problem", 0.38), ("cancel_order", 0.28)],
+    )
+    state.slots.update(identity="verified")
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "delivery_problem"
+
+
 @pytest.mark.parametrize(
     ("text", "redirect"),
     [

@@ -282,3 +282,22 @@ async def test_no_order_number_leaves_the_check_and_offers_a_person(
     events, messages = await run(ActionSupportRequest(), state)
     assert messages[0]["text"].startswith("No problem: a person from our team can find your order")
     assert slot_events(events)["pending_action"] == "offer_human"
+
+
+async def test_a_rule_asked_about_by_a_visitor_needs_no_order_number(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 6 (tw6_09): "ok and can i return a knife if i dont like it" (return_item 0.87)
+    from a visitor got "What's your order number?"; the request's action answers it from the
+    help centre. A return of an order they have is still checked."""
+    session.add(Conversation(id="conv-1"))
+    await session.commit()
+    form = ValidateIdentityForm()
+
+    async def required(text: str) -> list[str]:
+        state = tracker("conv-1", text, "return_item", active_loop="identity_form")
+        slots: list[str] = await form.required_slots(["order_number", "email"], None, state, {})
+        return slots
+
+    assert await required("ok and can i return a knife if i dont like it") == []
+    assert await required("i want to return the knife i bought") == ["order_number", "email"]

@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
 from actions.support import ActionAnswerProductQuestion, ActionSupportRequest, named_order_number
 from bot.config import Settings
-from bot.domain import chat, knowledge, support
+from bot.domain import chat, knowledge, support, understanding
 from bot.domain import lifecycle as lifecycles
 from bot.domain.enums import (
     EscalationReason,
@@ -1641,3 +1642,108 @@ def test_the_words_of_an_address_change_request_are_not_an_address() -> None:
         support.address_given("pls send it to 42 Elm Road, 10115 Berlin")
         == "42 Elm Road, 10115 Berlin"
     )
+
+
+async def test_ok_whatever_just_cancel_it_then_asks_the_cancellation(session: AsyncSession) -> None:
+    """Tester 6 (tw6_03): after "a person can change the size, or you can cancel the order
+    and order the size you want. Shall I get someone?", "ok whatever just cancel it then"
+    (cancel_order 0.62) got "What did you mean?", then its yes "Anything else?"."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_order",
+        verified=True,
+        text="ok whatever just cancel it then",
+        intent_ranking=[
+            {"name": "cancel_order", "confidence": 0.62},
+            {"name": "cancel_subscription", "confidence": 0.30},
+        ],
+        dropped="offer_human",
+    )
+
+    assert turn.messages[0][0].startswith("Cancel order A10002 (1× " + JUMPER)
+    assert turn.slots["pending_action"] == "cancel_order"
+
+
+async def test_refund_for_the_towel_read_as_its_status_offers_the_way_to_it(
+    session: AsyncSession,
+) -> None:
+    """Tester 6 (tw6_04): "refund for the towel pls" (refund_status) on a delivered order got
+    "There's no refund on order A10001: it is delivered and no return has been started."."""
+    await _jane(session)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "refund_status",
+        verified=True,
+        text="refund for the towel pls",
+    )
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert "There's no refund" not in said
+    assert "A10001" in said and TOWEL in said and CASSEROLE not in said
+    assert turn.slots["pending_action"] == "return_item"
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("refund for the towel pls", True),
+        ("i want my money back", True),
+        ("where is my refund", False),
+        ("has my refund gone through yet", False),
+        ("still no refund", False),
+        ("i was promised a refund 2 weeks ago, nothing", False),
+    ],
+)
+def test_asks_for_money_back(text: str, asks: bool) -> None:
+    assert understanding.asks_for_money_back(text) is asks
+
+
+async def test_a_promo_code_that_does_not_work_gets_the_help_centre_not_an_order(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 6 (tw6_07): "my promo code WELCOME10 isnt working" (order_status 0.50) got a
+    refunded order's status and card."""
+    await knowledge.load_demo(session)
+    await _jane(session)
+
+    _events, messages = await run(
+        ActionSupportRequest(),
+        tracker("conv-1", "my promo code WELCOME10 isnt working", "order_status", VERIFIED),
+    )
+
+    said = " ".join(m["text"] or "" for m in messages)
+    assert "A1000" not in said
+    assert re.search(r"code", said, re.I), said
+
+
+async def test_is_there_a_cheaper_plan_read_as_a_cancellation_is_answered(
+    session: AsyncSession,
+) -> None:
+    """Tester 6 (tw6_08): "is there a cheaper plan?" (cancel_subscription 0.47) right after a
+    cancellation was put off got "What did you mean?"."""
+    await knowledge.load_demo(session)
+    await _subscriber(session, 9, SubscriptionStatus.active)
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_subscription",
+        verified=True,
+        text="is there a cheaper plan?",
+        intent_ranking=[
+            {"name": "cancel_subscription", "confidence": 0.47},
+            {"name": "policy_question", "confidence": 0.16},
+        ],
+    )
+
+    said = " ".join(text for text, _ in turn.messages)
+    assert "What did you mean" not in said and "Cancel your" not in said
+    assert "19" in said, said

@@ -630,6 +630,9 @@ async def test_a_resume_by_the_shop_clears_the_pause_date(
         ("your website checkout kept logging me out, took 3 tries to pay", False),
         ("too much coffee piling up in the cupboard", False),
         ("delivery was slow but the mug is great", False),
+        ("useless. i just want my money back", True),  # tester 6, tw6_02
+        ("just refund me", True),
+        ("just so you know the box was wet", False),
     ],
 )
 def test_what_reads_as_an_ask(text: str, ask: bool) -> None:

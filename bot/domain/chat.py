@@ -270,6 +270,7 @@ GENERAL_QUESTIONS = {
     "pause_subscription": "can i pause the coffee subscription",
     "resume_subscription": "can i pause the coffee subscription",
 }
+SUBSCRIPTION_PLANS_QUESTION = "what plans are there for the coffee box and what do they cost"
 
 
 async def support_request(
@@ -425,6 +426,10 @@ async def support_request(
         # can't be changed" got that refusal again (tester 4, tw4_31): the order's status,
         # which gives its tracking
         flow = "order_status"
+    if flow == "refund_status" and understanding.asks_for_money_back(text):
+        # "refund for the towel pls" (refund_status): the refund asked for, the way to it
+        # (tester 6, tw6_04: "There's no refund on order …")
+        flow = "request_refund"
     if flow == "cancel_order" and understanding.asks_why_cancelled(text):
         # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
         # state, never a cancellation (tester 3, tw3_09)
@@ -439,6 +444,10 @@ async def support_request(
         # "no wait, actually just pause it instead" at the cancellation (pause 0.77): the
         # pause the bot offered, asked as such (tester 2: "I haven't changed anything")
         and (dropped, flow) != SWITCHES
+        # "ok whatever just cancel it then" at "a person can change the size, or you can
+        # cancel the order. Shall I get someone?": agreement and the change's own verb,
+        # nothing else, in answer to the bot's offer (tw6_03)
+        and not (dropped and not declined and understanding.names_the_yes(text, flow))
         and not understanding.is_clear_request(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )
@@ -449,6 +458,16 @@ async def support_request(
             return await request_human(
                 session, conversation_id, EscalationReason.customer_request, settings.support_hours
             )
+        if understanding.asks_about_options(text):
+            # "is there a cheaper plan?" at a cancellation (cancel_subscription 0.47): the
+            # help centre's answer, nothing changed (tester 6, tw6_08)
+            # (near a subscription change the offer asked about is the plans: "cheaper" alone
+            # finds the price match)
+            about = SUBSCRIPTION_PLANS_QUESTION if flow in SUBSCRIPTION_FLOWS else text
+            answer = await policy_question(session, about)
+            answer.messages[:0] = turn.messages
+            answer.slots = {**turn.slots, **answer.slots}
+            return answer
         if declined and understanding.names_the_yes(text, declined):
             # "wait sorry yes cancel it after all" right after a no: that change, asked again
             return await support_request(

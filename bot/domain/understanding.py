@@ -101,9 +101,11 @@ def is_clear_request(
 # How a request opens (after an optional "hi", "ok", "and"...): a question word, an ask.
 _ASK = re.compile(
     r"^\s*(?:(?:hi|hey|hello|ok|okay|and|also|so|but|um|oh|pls|please|actually|well|wait|"
-    r"hmm+|sorry|btw|no|right|erm|uh)\b[\s,!.]*)*"
+    r"hmm+|sorry|btw|no|right|erm|uh|just)\b[\s,!.]*)*"
     r"(?:where|when|what|why|how|who|which|can|could|would|will|do|does|did|have|has|should|"
-    r"may|is (?:my|it|there|that|the|this|your)|are (?:you|there|my|the|these|your)|i (?:want|need|would like|wanna)|i'd like|"
+    r"may|is (?:my|it|there|that|the|this|your)|are (?:you|there|my|the|these|your)|"
+    # "useless. i just want my money back" at a survey question (tester 6, tw6_02)
+    r"i (?:just |really |only )?(?:want|need|would like|wanna)|i'd like|"
     r"id like|please|pls|help|cancel|return|refund|change|pause|resume|stop|track|send|give|"
     r"talk|speak|connect|let me|get me|check)\b",
     re.IGNORECASE,
@@ -171,6 +173,53 @@ _ASKS_IF_SOLD = re.compile(
 
 def asks_if_sold(text: str) -> bool:
     return bool(_ASKS_IF_SOLD.search(text or ""))
+
+
+# "is there a cheaper plan?", "do you have a smaller box": a question about what the shop
+# offers, which the NLU reads as the change it is near (tester 6, tw6_08: cancel_subscription
+# 0.47 at a cancellation gave "What did you mean?").
+_ASKS_ABOUT_OPTIONS = re.compile(
+    r"^\W*(?:(?:ok|okay|so|and|but|hmm+|well|wait)\W+)*(?:is there|are there|do (?:you|u|ya) "
+    r"(?:have|offer|do)|what (?:other )?(?:plans?|options?|sizes?|boxes)|any (?:cheaper|smaller|"
+    r"other|different))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_options(text: str) -> bool:
+    return bool(_ASKS_ABOUT_OPTIONS.search(text or ""))
+
+
+# "my promo code WELCOME10 isnt working": a code at checkout, which the help centre covers;
+# no order's status (tester 6, tw6_07: read as order_status 0.50, a refunded order's status).
+_DISCOUNT_CODE = re.compile(
+    r"\b(?:promo|promotion(?:al)?|discount|voucher|coupon|gift ?card|welcome|referral)\s*codes?\b|"
+    r"\bcodes?\b.{0,25}\b(?:not|isn'?t|isnt|doesn'?t|doesnt|won'?t|wont|didn'?t|didnt)\s+"
+    r"(?:work|apply|accepted|valid)",
+    re.IGNORECASE,
+)
+
+
+def mentions_discount_code(text: str) -> bool:
+    return bool(_DISCOUNT_CODE.search(text or ""))
+
+
+# "refund for the towel pls", "i want my money back": a refund asked for, which the NLU often
+# reads as a refund's status (tester 6, tw6_04: "There's no refund on order …"); a question
+# about one already on its way ("where is my refund", "has it gone through yet") is not.
+_MONEY_WORDS = re.compile(r"\b(?:refund\w*|money back|reimburs\w*)\b", re.IGNORECASE)
+_REFUND_STATUS_WORDS = re.compile(
+    r"\b(?:where|when|status|how long|yet|still|already|received|arrived|come through|gone "
+    r"through|processed|issued|promised|waiting|nothing|never|been refunded|did (?:you|u)|"
+    r"have (?:you|u)|has it|is it|check)\b"
+    r"|\?",
+    re.IGNORECASE,
+)
+
+
+def asks_for_money_back(text: str) -> bool:
+    lowered = text or ""
+    return bool(_MONEY_WORDS.search(lowered)) and not _REFUND_STATUS_WORDS.search(lowered)
 
 
 # "why was A48437 cancelled??", "i didnt cancel it": a question about a cancellation, not one.
@@ -270,6 +319,21 @@ _DELIVERY_WORDS = re.compile(
 )
 
 
+# "my order is a week late, just cancel it and refund me", "still hasnt come": a parcel that
+# has not come, whatever the customer asks to be done about it (tester 6, tw6_01: the NLU
+# could not place it and the fallback's menu came).
+_NOT_COME = re.compile(
+    r"\b(?:late|overdue|delayed|still (?:not|hasn'?t|hasnt|isn'?t|isnt|no)\b|never (?:came|arrived|"
+    r"got)|(?:hasn'?t|hasnt|has not|didn'?t|didnt|did not|not) (?:arrived|come|came|turned up|"
+    r"shown up|been delivered)|where(?:'?s| is) my (?:order|parcel|package))",
+    re.I,
+)
+
+
+def says_not_come(text: str) -> bool:
+    return bool(_NOT_COME.search(text or "")) and mentions_delivery(text)
+
+
 def mentions_delivery(text: str) -> bool:
     """Whether the words are about a parcel ("still not here", "the parcel"), not a charge."""
     return bool(_DELIVERY_WORDS.search(text or ""))
@@ -322,7 +386,13 @@ _IN_GENERAL = re.compile(
     r"\b(?:in general|general(?:ly)? (?:question|asking)|just asking|just wondering|"
     r"(?:don'?t|do not|dont|didn'?t|did not) (?:have|place|make) (?:an|any) order(?! ?(?:number|no\b|nr\b|#))|"
     r"no order(?: yet)?|haven'?t (?:ordered|bought)|not (?:a customer|ordered) yet|"
-    r"before (?:i|we) (?:order|buy))\b",
+    r"before (?:i|we) (?:order|buy)|"
+    # "can i return a knife if i dont like it": a rule asked about, before any order is named
+    # (tester 6, tw6_09: an anonymous visitor was asked for an order number)
+    r"(?:can|could) (?:i|you|u|we) (?:return|send back|exchange|cancel) (?:a|an|any|something|"
+    r"stuff|things|items?)\b.{0,40}\bif\b|\bif i (?:don'?t|dont|do not) (?:like|want)|"
+    r"\bwhat if i\b|do (?:you|u) (?:accept|take|do|allow) (?:returns|refunds|exchanges)|"
+    r"is it possible to (?:return|exchange|cancel))\b",
     re.I,
 )
 
@@ -536,7 +606,8 @@ _CHANGE_VERBS = {
 _YES_OPENER = (
     r"^\s*(?:(?:wait|sorry|oh|ah|hmm+|um+|erm|actually)\b[\s,!.]*)*"  # "wait sorry yes cancel it"
     # "whatever just cancel it", "fine, cancel it" at the cancellation's pause offer (tester)
-    r"(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay|whatever|fine|alright|all right|just)\b[\s,!.]*"
+    # "ok whatever just cancel it then" (tester 6, tw6_03): several such words in a row
+    r"(?:(?:yes|yep|yeah|yea|ya|yup|sure|ok|okay|whatever|fine|alright|all right|just)\b[\s,!.]*)+"
     r"(?:(?:please|pls|go ahead and|do|just)\s+)?"
 )
 
