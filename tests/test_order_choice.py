@@ -1682,6 +1682,10 @@ async def test_refund_for_the_towel_read_as_its_status_offers_the_way_to_it(
         "refund_status",
         verified=True,
         text="refund for the towel pls",
+        intent_ranking=[
+            {"name": "refund_status", "confidence": 0.55},
+            {"name": "request_refund", "confidence": 0.40},
+        ],
     )
 
     said = " ".join(text for text, _ in turn.messages)

@@ -428,8 +428,9 @@ async def support_request(
         flow = "order_status"
     if flow == "refund_status" and understanding.asks_for_money_back(text):
         # "refund for the towel pls" (refund_status): the refund asked for, the way to it
-        # (tester 6, tw6_04: "There's no refund on order …")
-        flow = "request_refund"
+        # (tester 6, tw6_04: "There's no refund on order …"); the words decided it, so the
+        # NLU's doubt between the two readings is no doubt about the request
+        flow, intent_ranking = "request_refund", None
     if flow == "cancel_order" and understanding.asks_why_cancelled(text):
         # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
         # state, never a cancellation (tester 3, tw3_09)
