@@ -601,90 +601,110 @@ def _next_month(month: datetime) -> datetime:
 
 
 _MONTHLY_RETURNS = text(
-    "SELECT csat_band, nps_band, support, source, month > :cutoff_month AS pending, "
+    "SELECT csat_band, nps_band, support, source, month > :pending_after AS pending, "
     "sum(n), sum(returned[:w]), sum(n) FILTER (WHERE first), "
     "sum(returned[:w]) FILTER (WHERE first) FROM lifecycle_loyalty_monthly "
-    "WHERE basis = 0 AND month >= :first_month AND month <> :cutoff_month "
-    "GROUP BY csat_band, nps_band, support, source, month > :cutoff_month "
-    "HAVING sum(n) <> 0"  # a key whose delta rows add up to nothing is not there
+    "WHERE basis = 0 AND month >= :first_month "
+    "GROUP BY csat_band, nps_band, support, source, month > :pending_after"
 )
 _MONTHLY_CUSTOMERS = text(
     "SELECT basis, sum(n), sum(next_null), sum(next2_null), sum(next3_null) "
     "FROM lifecycle_loyalty_monthly WHERE month >= :first_month GROUP BY basis"
 )
+Key = tuple[Any, Any, Any, Any, bool]  # csat band, nps band, support, source, pending
 
 
 async def _monthly_figures(session: AsyncSession, query: LoyaltyQuery) -> Figures:
     """The overview from `lifecycle_loyalty_monthly` (migration 0034) for the whole UTC
-    months of the range, and from the summary rows for the partial ones: the start's month
-    (from `start`) and the cut-off's month (its lifecycles are partly pending). Exact when
-    nothing opened at or after the range's end (the caller checks): then the customers of
-    the range are counted from opened / previous-purchase counts (see
+    months from the start's, corrected by the summary rows of the shorter side of two
+    instants inside a month: the start (the rows of its month before it taken off, or
+    the rows from it to the month's end added, the months read from the next one on), and
+    the cut-off (a month's rows are judged or pending as a whole in the table; the rows of
+    the shorter side of the cut-off inside its month move to the other). Exact when nothing
+    opened at or after the range's end (the caller checks): then the customers of the
+    range are counted from opened / previous-purchase counts (see
     bot/storage/rollup_loyalty_monthly.py) without comparing anything to the end."""
     s = LifecycleLoyalty
-    start = query.range.start_utc
-    first_month = _month_start(start)
-    if first_month < start:
-        first_month = _next_month(first_month)
-    cutoff_month = _month_start(query.cutoff)
+    start, cutoff = query.range.start_utc, query.cutoff
+    start_month = _month_start(start)
+    after_start = _next_month(start_month)
+    # The start's month from the table minus its rows before the start, or from the next
+    # month on plus the rows from the start: whichever reads fewer rows of the summary.
+    if start - start_month <= after_start - start:
+        first_month, start_rows, start_sign = start_month, (start_month, start), -1
+    else:
+        first_month, start_rows, start_sign = after_start, (start, after_start), 1
     returned = s.gap_days <= query.window_days
     first = s.seq == 1
-    early = s.opened_at < first_month  # the start's partial month
-    scanned = and_(s.opened_at >= start, early)
-    if cutoff_month >= first_month:
-        scanned = or_(
-            scanned,
-            and_(s.opened_at >= cutoff_month, s.opened_at < _next_month(cutoff_month)),
-        )
-    keys = (s.csat_band, s.nps_band, s.support, s.source, s.opened_at > query.cutoff, early)
-    await session.execute(text("SET LOCAL jit = off"))
-    edges = (
-        await session.execute(
+    no_next = (s.next_opened_at, s.next2_opened_at, s.next3_opened_at)
+
+    async def scan(low: ColumnElement[bool], high: ColumnElement[bool]) -> list[Any]:
+        keys = (s.csat_band, s.nps_band, s.support, s.source, s.opened_at > cutoff)
+        statement = (
             select(
                 *keys,
                 func.count(),
                 func.count().filter(returned),
                 func.count().filter(first),
                 func.count().filter(and_(first, returned)),
-                func.count().filter(s.next_opened_at.is_(None)),
-                func.count().filter(s.next2_opened_at.is_(None)),
-                func.count().filter(s.next3_opened_at.is_(None)),
+                *(func.count().filter(column.is_(None)) for column in no_next),
             )
-            .where(s.purchase, scanned)
+            .where(s.purchase, low, high)
             .group_by(*keys)
         )
-    ).all()
-    previous_edge = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count().filter(s.next_opened_at.is_(None)),
-                func.count().filter(s.next2_opened_at.is_(None)),
-                func.count().filter(s.next3_opened_at.is_(None)),
-            ).where(s.purchase, s.prev_opened_at >= start, s.prev_opened_at < first_month)
-        )
-    ).one()
-    months = {"first_month": first_month.date(), "cutoff_month": cutoff_month.date()}
-    monthly = (
-        await session.execute(_MONTHLY_RETURNS, {**months, "w": query.window_days + 1})
-    ).all()
-    totals = (
-        await session.execute(_MONTHLY_CUSTOMERS, {"first_month": months["first_month"]})
-    ).all()
-    await session.execute(text("SET LOCAL jit = DEFAULT"))
-    # (csat, nps, support, source, pending, lifecycles, returned, first, first returned)
-    rows = [tuple(r[:5]) + tuple(int(v or 0) for v in r[6:10]) for r in edges]
-    rows += [tuple(r[:5]) + tuple(int(v or 0) for v in r[5:9]) for r in monthly]
+        return list((await session.execute(statement)).all())
+
+    totals: dict[Key, list[int]] = {}
+
+    def add(key: Key, counts: Any, sign: int) -> None:
+        total = totals.setdefault(key, [0, 0, 0, 0])
+        for i in range(4):
+            total[i] += sign * int(counts[i] or 0)
+
     opened = [0, 0, 0, 0]  # O_k: opened at or after start, without a k-th next (k = 0: all)
-    previous = [int(v or 0) for v in previous_edge]  # P_k: previous purchase at or after start
-    for r in edges:
-        if r[5]:  # opened in [start, first whole month)
-            for k, position in enumerate((6, 10, 11, 12)):
-                opened[k] += int(r[position] or 0)
-    for basis, *counts in totals:
+    previous = [0, 0, 0, 0]  # P_k: previous purchase at or after start, idem
+    await session.execute(text("SET LOCAL jit = off"))
+    if start_rows[0] < start_rows[1]:
+        for r in await scan(s.opened_at >= start_rows[0], s.opened_at < start_rows[1]):
+            add(tuple(r[:5]), r[5:9], start_sign)
+            for k, position in enumerate((5, 9, 10, 11)):
+                opened[k] += start_sign * int(r[position] or 0)
+        row = (
+            await session.execute(
+                select(func.count(), *(func.count().filter(c.is_(None)) for c in no_next)).where(
+                    s.purchase, s.prev_opened_at >= start_rows[0], s.prev_opened_at < start_rows[1]
+                )
+            )
+        ).one()
+        for k in range(4):
+            previous[k] += start_sign * int(row[k] or 0)
+    # The cut-off's month: counted judged in the table (pending_after = its month) with
+    # the rows after the cut-off moved to pending, or counted pending with the rows up to
+    # the cut-off moved to judged, whichever is shorter.
+    cutoff_month = _month_start(cutoff)
+    after_cutoff = _next_month(cutoff_month)
+    pending_after = cutoff_month.date()
+    if cutoff_month >= first_month:
+        if cutoff - cutoff_month <= after_cutoff - cutoff:
+            pending_after -= timedelta(days=1)  # the month pending as a whole
+            moved = await scan(s.opened_at >= cutoff_month, s.opened_at <= cutoff)
+        else:
+            moved = await scan(s.opened_at > cutoff, s.opened_at < after_cutoff)
+        for r in moved:
+            add((*r[:4], not r[4]), r[5:9], -1)
+            add(tuple(r[:5]), r[5:9], 1)
+    months = {"first_month": first_month.date(), "pending_after": pending_after}
+    for r in await session.execute(_MONTHLY_RETURNS, {**months, "w": query.window_days + 1}):
+        add(tuple(r[:5]), r[5:9], 1)
+    customers_rows = await session.execute(_MONTHLY_CUSTOMERS, {"first_month": first_month.date()})
+    for basis, *counts in customers_rows:
         target = opened if basis == 0 else previous
         for k in range(4):
             target[k] += int(counts[k] or 0)
+    await session.execute(text("SET LOCAL jit = DEFAULT"))
+    # (csat, nps, support, source, pending, lifecycles, returned, first, first returned);
+    # a key whose rows add up to no lifecycle is not there (as in the raw rows' groups).
+    rows = [(*key, *counts) for key, counts in totals.items() if counts[0]]
     customers = opened[0] - previous[0]
     # Customers with at least 1, 2, 3, 4 purchases in the range.
     at_least = [customers] + [customers - (opened[k] - previous[k]) for k in (1, 2, 3)]
