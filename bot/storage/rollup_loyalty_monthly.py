@@ -125,8 +125,8 @@ def _apply(rows: str) -> str:
 
 
 def _compact() -> str:
-    """Replace the rows of each key just written, once it has `COMPACT_AT` rows or more, by
-    their sum (plpgsql, after `_apply`). Only one transaction compacts a key at a time (a
+    """Replace the rows of each key `k_*` (arrays, one element a key) that has `COMPACT_AT`
+    rows or more by their sum (the function `..._compact`, called after `_apply`). Only one transaction compacts a key at a time (a
     try-lock: the others skip it, never wait); rows other transactions add meanwhile are
     not visible to the DELETE and stay as they are, so the sums stay exact."""
     keys = ", ".join(KEYS)
@@ -205,12 +205,17 @@ def _functions() -> list[str]:
         # About one in COMPACT_EVERY statements that wrote compacts its keys (by a hash of
         # its last id: the ids alone fell into patterns, e.g. always odd).
         f"  IF hashint8(last_id) % {COMPACT_EVERY} = 0 THEN\n"
-        f"    {_compact()};\n"
+        f"    PERFORM {TABLE}_compact({', '.join(f'k_{k}' for k in KEYS)});\n"
         "  END IF;\n"
         "  RETURN NULL;\n"
         "END $$ LANGUAGE plpgsql"
     )
-    return [cum, add, aggregate, apply]
+    parameters = ", ".join(f"k_{k} {kind}[]" for k, kind in _KEY_TYPES.items())
+    compact = (
+        f"CREATE OR REPLACE FUNCTION {TABLE}_compact({parameters}) RETURNS void AS $$\n"
+        f"BEGIN\n  {_compact()};\nEND $$ LANGUAGE plpgsql"
+    )
+    return [cum, add, aggregate, compact, apply]
 
 
 _TRANSITIONS = {
@@ -238,6 +243,7 @@ def drop_ddl() -> list[str]:
             for op in ("insert", "update", "delete")
         ),
         f"DROP FUNCTION IF EXISTS {TABLE}_apply()",
+        f"DROP FUNCTION IF EXISTS {TABLE}_compact({', '.join(f'{t}[]' for t in _KEY_TYPES.values())})",
         f"DROP AGGREGATE IF EXISTS {TABLE}_sum(integer[])",
         f"DROP FUNCTION IF EXISTS {TABLE}_add(integer[], integer[])",
         f"DROP FUNCTION IF EXISTS {TABLE}_cum(integer[], integer[])",
