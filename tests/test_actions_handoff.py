@@ -784,6 +784,23 @@ async def test_a_late_parcel_with_what_to_do_about_it_is_the_late_parcel(
     assert events[-1]["parse_data"]["intent"]["name"] == "delivery_problem"
 
 
+async def test_why_was_it_cancelled_not_placed_by_the_nlu_is_about_that_order(
+    session: AsyncSession, action_services: object
+) -> None:
+    """tw3_09 with another model: "why was A45039 cancelled?? i didnt cancel it"
+    (nlu_fallback; cancel_order 0.51) got the subscription article from the fallback."""
+    state = _unsure(
+        "why was A45039 cancelled?? i didnt cancel it",
+        [("nlu_fallback", 0.55), ("cancel_order", 0.51), ("delivery_problem", 0.48)],
+    )
+    state.slots.update(identity="verified")
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "cancel_order"
+
+
 @pytest.mark.parametrize(
     ("text", "redirect"),
     [

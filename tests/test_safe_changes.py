@@ -1033,6 +1033,35 @@ async def test_pause_instead_typed_at_the_cancellation_asks_the_pause(
     assert subscription.status is SubscriptionStatus.active
 
 
+async def test_pause_instead_read_as_a_no_at_the_cancellation_asks_the_pause(
+    session: AsyncSession, action_services: object
+) -> None:
+    """tr09 with another model: the same words read as deny 0.52 (pause 0.38) reached the
+    yes/no and got "Okay, I haven't changed anything"."""
+    subscription = await _subscriber(session, SubscriptionStatus.active)
+    state = _with_ranking(
+        tracker(
+            "conv-1",
+            "no wait, actually just pause it instead",
+            "deny",
+            {
+                **VERIFIED,
+                "support_request": "cancel_subscription",
+                "awaiting": "confirmation",
+                "pending_action": "cancel_subscription",
+            },
+        ),
+        _rank(("deny", 0.52), ("pause_subscription", 0.38)),
+    )
+
+    events, messages = await run(ActionResolvePending(), state)
+
+    assert messages[0]["text"].startswith("Pause your Coffee Explorer Box subscription")
+    assert slot_events(events)["pending_action"] == "pause_subscription"
+    await session.refresh(subscription)
+    assert subscription.status is SubscriptionStatus.active
+
+
 async def test_words_that_end_in_keep_it_never_mind_change_nothing(
     session: AsyncSession, action_services: object
 ) -> None:

@@ -1497,6 +1497,22 @@ async def resolve_pending(
         refined = await _refined_return(session, settings, context, draft, text)
         if refined is not None:  # "no, just the towel": the return, changed, asked again
             return refined
+    if (
+        not confirmed
+        and pending_action == "cancel_subscription"
+        and understanding.pauses_instead(text)
+    ):
+        # "no wait, actually just pause it instead" (deny 0.52, pause 0.38) at the
+        # cancellation, which offers the pause: the pause asked, not "nothing changed" (tr09)
+        return await support_request(
+            session,
+            settings,
+            conversation_id,
+            "pause_subscription",
+            verified=True,
+            text=text,
+            dropped=pending_action,
+        )
     if not confirmed or pending_action is None:
         # Remembered, so that "wait sorry yes cancel it after all" can take it up again.
         declined = pending_action if is_change(pending_action) else None

@@ -267,6 +267,19 @@ _PUTS_OFF = re.compile(
 )
 
 
+# "no wait, actually just pause it instead", "pause it then": the pause the cancellation
+# question offers, taken instead (tester 2, tr09).
+_PAUSES_INSTEAD = re.compile(
+    r"\b(?:pause|skip|hold)\b(?:.{0,25}\b(?:instead|then|rather)\b)|\b(?:just|rather) "
+    r"(?:pause|skip|hold)\b",
+    re.IGNORECASE,
+)
+
+
+def pauses_instead(text: str) -> bool:
+    return bool(_PAUSES_INSTEAD.search(text or ""))
+
+
 def puts_off(text: str) -> bool:
     """ "not now, later. thanks": a no for now."""
     return bool(_PUTS_OFF.match(text or ""))
