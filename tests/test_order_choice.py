@@ -1751,3 +1751,26 @@ async def test_is_there_a_cheaper_plan_read_as_a_cancellation_is_answered(
     said = " ".join(text for text, _ in turn.messages)
     assert "What did you mean" not in said and "Cancel your" not in said
     assert "19" in said, said
+
+
+async def test_damage_in_so_many_words_read_unsure_still_offers_the_return(
+    session: AsyncSession,
+) -> None:
+    """sf09 with today's model: "the lid of the casserole has a crack in it" (damaged_item
+    0.73, product_question 0.26) got "What did you mean?"; a question with damage words
+    ("can the casserole crack in the oven?") still gets it."""
+    await _jane(session)
+    ranking = [
+        {"name": "damaged_item", "confidence": 0.73},
+        {"name": "product_question", "confidence": 0.26},
+    ]
+
+    async def reply(text: str) -> str:
+        turn = await chat.support_request(
+            session, Settings(), "conv-1", "damaged_item", True, text=text, intent_ranking=ranking
+        )
+        return " ".join(said for said, _ in turn.messages)
+
+    report = await reply("the lid of the casserole has a crack in it")
+    assert "A10001" in report and "return" in report.lower()
+    assert "What did you mean" in await reply("can the casserole crack in the oven?")

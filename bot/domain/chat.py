@@ -449,6 +449,13 @@ async def support_request(
         # cancel the order. Shall I get someone?": agreement and the change's own verb,
         # nothing else, in answer to the bot's offer (tw6_03)
         and not (dropped and not declined and understanding.names_the_yes(text, flow))
+        # "the lid of the casserole has a crack in it" (damaged_item 0.73): damage in so many
+        # words is that report whatever the NLU's doubt; the return is still asked (sf09)
+        and not (
+            flow == "damaged_item"
+            and returns.reason_in(text, flow) is returns.Reason.damaged
+            and not understanding.reads_as_ask(text)
+        )
         and not understanding.is_clear_request(
             intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
         )
