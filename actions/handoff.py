@@ -197,7 +197,7 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
         # "why was A45039 cancelled?? i didnt cancel it" (nlu_fallback, cancel_order 0.51):
         # that order's state, the way the cancellation reading serves it (tw3_09)
         return "cancel_order"
-    if understanding.says_not_come(text):
+    if understanding.says_not_here(text) and understanding.mentions_delivery(text):
         # "my order is a week late, just cancel it and refund me" (nlu_fallback 0.45,
         # delivery_problem 0.38): the late parcel's options (tester 6, tw6_01)
         return "delivery_problem"
