@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.intents import JUST_LETTING_KNOW, STATE_CHANGES, SUPPORT_REQUESTS
+
 CONFIDENCE = 0.80
 DEFER_CONFIDENCE = 0.50
 MIN_WORDS = 2
@@ -42,18 +44,7 @@ SARCASM_WORDS = 3
 PLEASANTRIES = frozenset({"greet", "thank", "goodbye"})
 REQUESTS = frozenset(
     {
-        "order_status",
-        "delivery_problem",
-        "damaged_item",
-        "return_item",
-        "refund_status",
-        "cancel_order",
-        "change_address",
-        "billing_issue",
-        "cancel_subscription",
-        "pause_subscription",
-        "resume_subscription",
-        "request_refund",
+        *SUPPORT_REQUESTS,
         "product_question",
         "policy_question",
         "request_human",
@@ -62,21 +53,6 @@ REQUESTS = frozenset(
         "praise",
     }
 )
-# Same list as bot/domain/understanding.STATE_CHANGE_FLOWS (this package cannot import bot/);
-# tests/test_compound.py checks that the two agree.
-STATE_CHANGES = frozenset(
-    {
-        "cancel_order",
-        "change_address",
-        "return_item",
-        "damaged_item",
-        "pause_subscription",
-        "resume_subscription",
-        "cancel_subscription",
-        "request_refund",
-    }
-)
-
 # Ways of saying one return: what is wrong, that it goes back, the money wanted back.
 ONE_RETURN = frozenset({"return_item", "damaged_item", "request_refund"})
 
@@ -122,14 +98,7 @@ def keeps_whole(requested_slot: str | None) -> bool:
     return requested_slot in SURVEY_SLOTS
 
 
-# A remark for the shop, nothing asked ("fyi the box arrived soaking wet, the stuff
-# inside is fine tho. just so you know"): one message, never cut (bot/domain/understanding
-# .JUST_LETTING_KNOW, the same pattern)
-JUST_LETTING_KNOW = (
-    r"\b(?:fyi|just so (?:you|u) know|just letting (?:you|u) know|just to let (?:you|u) know|"
-    r"no need to do anything|nothing (?:you )?need to do|(?:everything|stuff|all) inside "
-    r"(?:is|was) (?:fine|ok|okay|intact))\b"
-)
+# A remark for the shop, nothing asked: one message, never cut (bot/domain/intents.py).
 _REMARK = re.compile(JUST_LETTING_KNOW, re.IGNORECASE)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import PROJECT_ROOT
-from bot.domain import analysis, audit
+from bot.domain import analysis, audit, intents
 from bot.domain.enums import MessageSender, ReviewStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.turn_review import (
@@ -53,18 +53,7 @@ INTENTS = (
     "bot_challenge",
     "bot_misunderstood",
     "request_human",
-    "order_status",
-    "delivery_problem",
-    "damaged_item",
-    "return_item",
-    "refund_status",
-    "cancel_order",
-    "change_address",
-    "billing_issue",
-    "cancel_subscription",
-    "pause_subscription",
-    "resume_subscription",
-    "request_refund",
+    *intents.SUPPORT_REQUESTS,
     "product_question",
     "policy_question",
     "give_feedback",

@@ -15,21 +15,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.domain import intents
 from bot.domain.support import ORDER_NUMBER_PATTERN
 
 # Flows whose request can end in a confirmation that changes something.
-STATE_CHANGE_FLOWS = frozenset(
-    {
-        "cancel_order",
-        "change_address",
-        "return_item",
-        "damaged_item",
-        "pause_subscription",
-        "resume_subscription",
-        "cancel_subscription",
-        "request_refund",
-    }
-)
+STATE_CHANGE_FLOWS = intents.STATE_CHANGES
 
 # What each meaning is called on a button, and the phrase the button sends: a training
 # example of that intent (data/nlu), so a click is read as the meaning it names. The one
@@ -488,16 +478,8 @@ def says_not_here(text: str) -> bool:
     return bool(_NOT_CAME.search(text or "") or _NOT_HERE.search(text or ""))
 
 
-# "fyi the casserole box arrived soaking wet, the stuff inside is fine tho. just so you
-# know": a remark for the shop, nothing to do (tester 4, tw4_45: a return was offered).
-# rasa_ext/compound.py keeps the same pattern (it cannot import bot/): such a message is
-# one remark, never cut in two; tests/test_compound.py checks that the two agree.
-JUST_LETTING_KNOW = (
-    r"\b(?:fyi|just so (?:you|u) know|just letting (?:you|u) know|just to let (?:you|u) know|"
-    r"no need to do anything|nothing (?:you )?need to do|(?:everything|stuff|all) inside "
-    r"(?:is|was) (?:fine|ok|okay|intact))\b"
-)
-_JUST_LETTING_KNOW = re.compile(JUST_LETTING_KNOW, re.I)
+# A remark for the shop, nothing to do (bot/domain/intents.py).
+_JUST_LETTING_KNOW = re.compile(intents.JUST_LETTING_KNOW, re.I)
 
 
 def just_lets_know(text: str) -> bool:
