@@ -6,6 +6,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from bot.domain.words import Words
+
 SCALES: dict[str, tuple[int, int]] = {"csat": (1, 5), "ces": (1, 7), "nps": (0, 10)}
 
 NUMBER_WORDS = {
@@ -141,8 +143,7 @@ _NO_COMMENT = re.compile(
 )
 
 
-def is_no_comment(text: str) -> bool:
-    return bool(_NO_COMMENT.match(text or ""))
+is_no_comment = Words(_NO_COMMENT, at_start=True)
 
 
 # "why do u need to know", "what's that for?" at a survey question (tester tr23): answered
@@ -155,8 +156,7 @@ _WHY = re.compile(
 )
 
 
-def asks_why(text: str) -> bool:
-    return bool(_WHY.search(text or ""))
+asks_why = Words(_WHY)
 
 
 def _digits_free(text: str) -> str:

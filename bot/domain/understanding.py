@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.domain import intents
 from bot.domain.support import ORDER_NUMBER_PATTERN
+from bot.domain.words import Words
 
 # Flows whose request can end in a confirmation that changes something.
 STATE_CHANGE_FLOWS = intents.STATE_CHANGES
@@ -132,9 +133,8 @@ _UNDO = re.compile(
 )
 
 
-def asks_undo(text: str) -> bool:
-    """ "wait no undo that, i want to keep it": undo what was just done."""
-    return bool(_UNDO.search(text or ""))
+# "wait no undo that, i want to keep it": undo what was just done.
+asks_undo = Words(_UNDO)
 
 
 # "… can i speak to someone", "get me a human": a person asked for in so many words, which
@@ -147,8 +147,7 @@ _ASKS_FOR_A_PERSON = re.compile(
 )
 
 
-def asks_for_a_person(text: str) -> bool:
-    return bool(_ASKS_FOR_A_PERSON.search(text or ""))
+asks_for_a_person = Words(_ASKS_FOR_A_PERSON)
 
 
 # "do u sell replacement shades", "do you have the mug in blue": a catalogue question, whatever
@@ -161,8 +160,7 @@ _ASKS_IF_SOLD = re.compile(
 )
 
 
-def asks_if_sold(text: str) -> bool:
-    return bool(_ASKS_IF_SOLD.search(text or ""))
+asks_if_sold = Words(_ASKS_IF_SOLD)
 
 
 # "is there a cheaper plan?", "do you have a smaller box": a question about what the shop
@@ -176,8 +174,7 @@ _ASKS_ABOUT_OPTIONS = re.compile(
 )
 
 
-def asks_about_options(text: str) -> bool:
-    return bool(_ASKS_ABOUT_OPTIONS.search(text or ""))
+asks_about_options = Words(_ASKS_ABOUT_OPTIONS)
 
 
 # "my promo code WELCOME10 isnt working": a code at checkout, which the help centre covers;
@@ -190,8 +187,7 @@ _DISCOUNT_CODE = re.compile(
 )
 
 
-def mentions_discount_code(text: str) -> bool:
-    return bool(_DISCOUNT_CODE.search(text or ""))
+mentions_discount_code = Words(_DISCOUNT_CODE)
 
 
 # "refund for the towel pls", "i want my money back": a refund asked for, which the NLU often
@@ -220,12 +216,10 @@ _WHY_CANCELLED = re.compile(
 )
 
 
-def asks_why_cancelled(text: str) -> bool:
-    return bool(_WHY_CANCELLED.search(text or ""))
+asks_why_cancelled = Words(_WHY_CANCELLED)
 
 
-def means_other_order(text: str) -> bool:
-    return bool(_OTHER_ORDER.search(text or ""))
+means_other_order = Words(_OTHER_ORDER)
 
 
 # "my last order", "the cancelled one", "the one that arrived": an order described by its
@@ -266,17 +260,14 @@ _PAUSES_INSTEAD = re.compile(
 )
 
 
-def pauses_instead(text: str) -> bool:
-    return bool(_PAUSES_INSTEAD.search(text or ""))
+pauses_instead = Words(_PAUSES_INSTEAD)
 
 
-def puts_off(text: str) -> bool:
-    """ "not now, later. thanks": a no for now."""
-    return bool(_PUTS_OFF.match(text or ""))
+# "not now, later. thanks": a no for now.
+puts_off = Words(_PUTS_OFF, at_start=True)
 
 
-def refers_back(text: str) -> bool:
-    return bool(_REFERS_BACK.match(text or ""))
+refers_back = Words(_REFERS_BACK, at_start=True)
 
 
 # Questions about the shop itself that no intent covers (tester 4, tw4_36, tw4_38): read
@@ -322,14 +313,12 @@ _DELIVERY_WORDS = re.compile(
 )
 
 
-def mentions_delivery(text: str) -> bool:
-    """Whether the words are about a parcel ("still not here", "the parcel"), not a charge."""
-    return bool(_DELIVERY_WORDS.search(text or ""))
+# Whether the words are about a parcel ("still not here", "the parcel"), not a charge.
+mentions_delivery = Words(_DELIVERY_WORDS)
 
 
-def asks_tracking(text: str) -> bool:
-    """ "whats the tracking number again so i can redirect it": the order's tracking."""
-    return bool(_TRACKING.search(text or ""))
+# "whats the tracking number again so i can redirect it": the order's tracking.
+asks_tracking = Words(_TRACKING)
 
 
 # "can i get it delivered to a packstation instead", "send it to my work": the parcel sent
@@ -344,8 +333,7 @@ _REDIRECT = re.compile(
 )
 
 
-def asks_redirect(text: str) -> bool:
-    return bool(_REDIRECT.search(text or ""))
+asks_redirect = Words(_REDIRECT)
 
 
 # "how do i change my email address on my account": the account's sign-in details, not
@@ -393,24 +381,19 @@ _NO_ORDER_NUMBER = re.compile(
 )
 
 
-def has_no_order_number(text: str) -> bool:
-    return bool(_NO_ORDER_NUMBER.search(text or ""))
+has_no_order_number = Words(_NO_ORDER_NUMBER)
 
 
-def asks_in_general(text: str) -> bool:
-    return bool(_IN_GENERAL.search(text or ""))
+asks_in_general = Words(_IN_GENERAL)
 
 
-def asks_support_hours(text: str) -> bool:
-    return bool(_SUPPORT_HOURS.search(text or ""))
+asks_support_hours = Words(_SUPPORT_HOURS)
 
 
-def asks_data_deletion(text: str) -> bool:
-    return bool(_DATA_DELETION.search(text or ""))
+asks_data_deletion = Words(_DATA_DELETION)
 
 
-def means_last_order(text: str) -> bool:
-    return bool(_LAST_ORDER.search(text or ""))
+means_last_order = Words(_LAST_ORDER)
 
 
 def order_state_named(text: str) -> str | None:
@@ -482,8 +465,7 @@ def says_not_here(text: str) -> bool:
 _JUST_LETTING_KNOW = re.compile(intents.JUST_LETTING_KNOW, re.I)
 
 
-def just_lets_know(text: str) -> bool:
-    return bool(_JUST_LETTING_KNOW.search(text or ""))
+just_lets_know = Words(_JUST_LETTING_KNOW)
 
 
 _COLOURS = (
@@ -514,9 +496,8 @@ _EVERY_ORDER = re.compile(
 )
 
 
-def asks_every_order(text: str) -> bool:
-    """ "where r my orders, both of them pls": each of the customer's orders."""
-    return bool(_EVERY_ORDER.search(text or ""))
+# "where r my orders, both of them pls": each of the customer's orders.
+asks_every_order = Words(_EVERY_ORDER)
 
 
 def reports_late_arrival(text: str) -> bool:
