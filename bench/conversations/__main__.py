@@ -78,6 +78,10 @@ def report(results: list[Result]) -> None:
         say(
             f"- surveys offered where none was due (back-fill etc.): {sum(1 for r in not_due if r.dispatch_counts.get('offered', 0) > 0)} of {len(not_due)}"
         )
+        say(
+            "- of them proactive (scheduled by shop events, not the in-chat CSAT after a "
+            f"request): {sum(1 for r in not_due if r.dispatch_counts.get('proactive_offered', 0) > 0)} of {len(not_due)}"
+        )
         totals: Counter[str] = Counter()
         for r in d18:
             totals.update(r.dispatch_counts)

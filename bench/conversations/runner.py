@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.conversations.spec import Conversation, pattern, substitute
 from bench.ws import CLOSED, read_frames, simulated_client
-from bot.domain import shop_events
+from bot.domain import shop_events, surveys
 from bot.domain.enums import EscalationStatus
 from bot.domain.identity import issue_token
 from bot.storage.models import (
@@ -778,6 +778,15 @@ class Runner:
             ),
             "answered": len([d for d in dispatches if d.answered_at is not None]),
             "declined": len([d for d in dispatches if d.declined_at is not None]),
+            # only the surveys shop events scheduled (not the in-chat CSAT after a request,
+            # which SPEC §6's transactional rule allows in any conversation)
+            "proactive_offered": len(
+                [
+                    d
+                    for d in dispatches
+                    if d.sent_at is not None and d.trigger in surveys.TRIGGER_KINDS
+                ]
+            ),
         }
         result.dispatch_counts = counts
         for key, want in (rows.get("dispatches") or {}).items():
