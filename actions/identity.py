@@ -28,12 +28,15 @@ class ValidateIdentityForm(FormValidationAction):  # type: ignore[misc]
         attempts = int(tracker.get_slot("identity_attempts") or 0)
         if tracker.get_slot("identity") == "verified" or attempts >= chat.MAX_IDENTITY_ATTEMPTS:
             return []
-        if not tracker.get_slot("requested_slot") and understanding.asks_in_general(
-            latest_text(tracker)
+        latest = latest_text(tracker)
+        if not tracker.get_slot("requested_slot") and (
+            understanding.asks_in_general(latest) or understanding.has_no_order_number(latest)
         ):
             # "can i return a knife if i dont like it" from a visitor: a rule asked about, no
-            # order to check. Nothing is required; the request's action answers it from the
-            # help centre (bot/domain/chat.py GENERAL_QUESTIONS; tester 6, tw6_09).
+            # order to check (tester 6, tw6_09); "i dont have an order number its on my card
+            # statement" (billing_issue 0.98, so the check started again: tw5_15). Nothing is
+            # required; the request's action answers from the help centre or offers a person
+            # (bot/domain/chat.py support_request).
             return []
         return ["order_number", "email"]
 
