@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import conversations, returns, texts
+from bot.domain import conversations, intents, returns, texts
 from bot.domain import lifecycle as lifecycles
 from bot.domain.enums import OrderStatus, Stage, SubscriptionStatus
 from bot.storage import repositories
@@ -25,21 +25,9 @@ EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 ORDER_NUMBER_PATTERN = re.compile(r"#?\b[Aa]?\d{5}\b")
 MAX_ADDRESS_CHARS = 300
 
-ORDER_FLOWS = frozenset(
-    {
-        "order_status",
-        "delivery_problem",
-        "damaged_item",
-        "return_item",
-        "refund_status",
-        "cancel_order",
-        "change_address",
-        "billing_issue",
-        "request_refund",
-    }
-)
 SUBSCRIPTION_FLOWS = frozenset({"pause_subscription", "resume_subscription", "cancel_subscription"})
-SUPPORT_FLOWS = ORDER_FLOWS | SUBSCRIPTION_FLOWS
+ORDER_FLOWS = frozenset(intents.SUPPORT_REQUESTS) - SUBSCRIPTION_FLOWS
+SUPPORT_FLOWS = frozenset(intents.SUPPORT_REQUESTS)
 
 
 class NextStep(str, enum.Enum):
