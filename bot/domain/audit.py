@@ -1,4 +1,4 @@
-"""Audit log entries made by a staff member: the actor's form in one place.
+"""Audit log entries: the actor's form and the row's shape in one place.
 
 An entry's actor is "staff:<id>", "customer:<id>" or "system" (bot/storage/models.AuditLog);
 staff_access.py reads back what a staff member took part in by that form.
@@ -16,6 +16,26 @@ def staff_actor(user_id: int) -> str:
     return f"staff:{user_id}"
 
 
+def customer_actor(customer_id: int) -> str:
+    return f"customer:{customer_id}"
+
+
+def entry(
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: int | str,
+    details: Mapping[str, Any] | None = None,
+) -> AuditLog:
+    return AuditLog(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=dict(details or {}),
+    )
+
+
 def by_staff(
     user_id: int,
     action: str,
@@ -23,12 +43,23 @@ def by_staff(
     target_id: int | str,
     details: Mapping[str, Any] | None = None,
 ) -> AuditLog:
-    return AuditLog(
-        actor=staff_actor(user_id),
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        details=dict(details or {}),
+    return entry(staff_actor(user_id), action, target_type, target_id, details)
+
+
+def by_customer_in_chat(
+    customer_id: int,
+    action: str,
+    target_type: str,
+    target_id: int | str,
+    details: Mapping[str, Any] | None = None,
+) -> AuditLog:
+    """A change the customer confirmed in the chat (details carry "via": "chat")."""
+    return entry(
+        customer_actor(customer_id),
+        action,
+        target_type,
+        target_id,
+        {"via": "chat", **(details or {})},
     )
 
 

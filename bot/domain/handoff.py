@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import closed_loop, inbox, returns, surveys, texts
+from bot.domain import audit, closed_loop, inbox, returns, surveys, texts
 from bot.domain.enums import ConversationStatus, EscalationStatus, MessageSender, StaffRole
 from bot.domain.errors import Conflict, InvalidInput, NotFound
 from bot.domain.views import escalation_json, iso, message_json, priority_label, staff_names
 from bot.storage import repositories
 from bot.storage.models import (
-    AuditLog,
     Conversation,
     Customer,
     Escalation,
@@ -44,18 +43,6 @@ DEFAULT_CLAIM_IDLE_MINUTES = 15
 class Handback:
     conversation_id: str
     escalation: Escalation
-
-
-def _audit(
-    staff: StaffUser, action: str, target_type: str, target_id: str, **details: Any
-) -> AuditLog:
-    return AuditLog(
-        actor=f"staff:{staff.id}",
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        details=details,
-    )
 
 
 def _text(text: Any) -> str:
@@ -214,7 +201,7 @@ async def claim(session: AsyncSession, escalation_id: int, staff: StaffUser) -> 
         conversation = await session.get(Conversation, escalation.conversation_id)
         if conversation is not None:
             conversation.status = ConversationStatus.with_agent
-    session.add(_audit(staff, "claim", "escalation", str(escalation.id)))
+    session.add(audit.by_staff(staff.id, "claim", "escalation", str(escalation.id)))
     await session.flush()
     return escalation
 
@@ -246,7 +233,11 @@ async def agent_reply(
     message = await repositories.add_message(
         session, conversation_id, MessageSender.agent, body, author=staff.display_name
     )
-    session.add(_audit(staff, "reply", "conversation", conversation_id, message_id=message.id))
+    session.add(
+        audit.by_staff(
+            staff.id, "reply", "conversation", conversation_id, {"message_id": message.id}
+        )
+    )
     await session.flush()
     return message
 
@@ -259,7 +250,9 @@ async def add_note(
     note = StaffNote(conversation_id=conversation_id, staff_user_id=staff.id, text=_text(text))
     session.add(note)
     await session.flush()
-    session.add(_audit(staff, "note", "conversation", conversation_id, note_id=note.id))
+    session.add(
+        audit.by_staff(staff.id, "note", "conversation", conversation_id, {"note_id": note.id})
+    )
     return note
 
 
@@ -300,7 +293,9 @@ async def transfer(
         conversation = await session.get(Conversation, escalation.conversation_id)
         if conversation is not None:
             conversation.status = ConversationStatus.with_agent
-    session.add(_audit(staff, "transfer", "escalation", str(escalation.id), to=target.id))
+    session.add(
+        audit.by_staff(staff.id, "transfer", "escalation", str(escalation.id), {"to": target.id})
+    )
     await session.flush()
     return escalation
 
@@ -324,7 +319,9 @@ async def release(session: AsyncSession, escalation_id: int, staff: StaffUser) -
     if escalation.conversation_id:
         conversation = await session.get(Conversation, escalation.conversation_id)
         _set_conversation_status(conversation, ConversationStatus.waiting_for_agent)
-    session.add(_audit(staff, "release", "escalation", str(escalation.id), holder=previous))
+    session.add(
+        audit.by_staff(staff.id, "release", "escalation", str(escalation.id), {"holder": previous})
+    )
     await session.flush()
     return escalation
 
@@ -390,7 +387,11 @@ async def take_over(
     await session.refresh(escalation)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("This conversation changed hands a moment ago.", code="already_claimed")
-    session.add(_audit(staff, "take_over", "escalation", str(escalation.id), holder=holder_id))
+    session.add(
+        audit.by_staff(
+            staff.id, "take_over", "escalation", str(escalation.id), {"holder": holder_id}
+        )
+    )
     await session.flush()
     return escalation
 
@@ -425,7 +426,7 @@ async def reopen(session: AsyncSession, escalation_id: int, staff: StaffUser) ->
     escalation.resolved_at = None
     escalation.back_with_bot_at = None
     conversation.status = ConversationStatus.with_agent
-    session.add(_audit(staff, "reopen", "escalation", str(escalation.id)))
+    session.add(audit.by_staff(staff.id, "reopen", "escalation", str(escalation.id)))
     await session.flush()
     return escalation
 
@@ -446,7 +447,7 @@ async def resolve(session: AsyncSession, escalation_id: int, staff: StaffUser) -
         conversation.status = ConversationStatus.bot
     # A follow-up without a chat gets its support survey in the customer's next chat.
     await closed_loop.after_resolve(session, escalation)
-    session.add(_audit(staff, "resolve", "escalation", str(escalation.id)))
+    session.add(audit.by_staff(staff.id, "resolve", "escalation", str(escalation.id)))
     await session.flush()
     return Handback(conversation_id, escalation)
 

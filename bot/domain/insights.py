@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.domain import feedback_query
+from bot.domain import audit, feedback_query
 from bot.domain.analysis import NEGATIVE
 from bot.domain.enums import (
     Channel,
@@ -108,16 +108,6 @@ NOTICE_DAYS = 90
 DEFAULT_COMPARE_DAYS = 90
 TREND_WEEKS = 12
 MAX_BOARD = 500
-
-
-def _audit(actor: str, action: str, insight_id: int, details: dict[str, Any]) -> AuditLog:
-    return AuditLog(
-        actor=actor,
-        action=action,
-        target_type="insight",
-        target_id=str(insight_id),
-        details=details,
-    )
 
 
 # ---- input -----------------------------------------------------------------------------------
@@ -381,7 +371,7 @@ async def create(session: AsyncSession, draft: Draft, actor: str, now: datetime)
         details["pitfall"] = draft.pitfall.pitfall().as_json()
     if draft.theme is not None:
         details["theme"] = draft.theme
-    session.add(_audit(actor, "create_insight", insight.id, details))
+    session.add(audit.entry(actor, "create_insight", "insight", insight.id, details))
     await session.flush()
     return insight
 
@@ -422,7 +412,7 @@ async def edit(
         insight.criteria = parse_criteria(changes["criteria"])
         changed["criteria"] = insight.criteria
     insight.updated_at = now
-    session.add(_audit(actor, "edit_insight", insight.id, changed))
+    session.add(audit.entry(actor, "edit_insight", "insight", insight.id, changed))
     await session.flush()
     return insight
 
@@ -470,7 +460,7 @@ async def move(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("Someone else changed this insight's status just now; reload it.")
-    session.add(_audit(actor, "insight_status", insight_id, details))
+    session.add(audit.entry(actor, "insight_status", "insight", insight_id, details))
     await session.flush()
     await session.refresh(insight)
     return insight
@@ -481,7 +471,9 @@ async def remove(session: AsyncSession, insight_id: int, actor: str) -> None:
     if insight.status not in (InsightStatus.new, InsightStatus.wont_do):
         raise Conflict("Only new or won't-do insights can be deleted.")
     await session.execute(delete(Insight).where(Insight.id == insight_id))
-    session.add(_audit(actor, "delete_insight", insight_id, {"title": insight.title}))
+    session.add(
+        audit.entry(actor, "delete_insight", "insight", insight_id, {"title": insight.title})
+    )
     await session.flush()
 
 

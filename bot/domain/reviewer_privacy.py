@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import audit
 from bot.domain.errors import NotFound
 from bot.domain.privacy import row_json
-from bot.storage.models import AuditLog, Escalation, Feedback, Reviewer, utcnow
+from bot.storage.models import Escalation, Feedback, Reviewer, utcnow
 
 EXPORT_FORMAT = "shop-feedback-reviewer-export/1"
 ERASED_HANDLE = "erased-"
@@ -38,16 +39,6 @@ async def find_reviewers(session: AsyncSession, ref: str) -> list[Reviewer]:
     if not rows or not ref:
         raise NotFound(f"There is no customer {ref}. Nor a reviewer with that email or handle.")
     return rows
-
-
-def _audit(action: str, reviewer: Reviewer, actor: str, details: dict[str, Any]) -> AuditLog:
-    return AuditLog(
-        actor=actor,
-        action=action,
-        target_type="reviewer",
-        target_id=str(reviewer.id),
-        details=details,
-    )
 
 
 async def export_reviewers(session: AsyncSession, ref: str, *, actor: str) -> dict[str, Any]:
@@ -74,7 +65,7 @@ async def export_reviewers(session: AsyncSession, ref: str, *, actor: str) -> di
                 "escalations": [row_json(e) for e in escalations],
             }
         )
-        session.add(_audit("export_reviewer", reviewer, actor, {}))
+        session.add(audit.entry(actor, "export_reviewer", "reviewer", reviewer.id, {}))
     await session.flush()
     return {"format": EXPORT_FORMAT, "exported_at": utcnow().isoformat(), "reviewers": found}
 
@@ -108,7 +99,7 @@ async def erase_reviewers(session: AsyncSession, ref: str, *, actor: str) -> dic
             "profile": profile,
         }
         if any(counts.values()):
-            session.add(_audit("erase_reviewer", reviewer, actor, counts))
+            session.add(audit.entry(actor, "erase_reviewer", "reviewer", reviewer.id, counts))
         for kind, n in counts.items():
             totals[kind] = totals.get(kind, 0) + n
     await session.flush()

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import conversations, intents, returns, texts
+from bot.domain import audit, conversations, intents, returns, texts
 from bot.domain import lifecycle as lifecycles
 from bot.domain.enums import OrderStatus, Stage, SubscriptionStatus
 from bot.storage import repositories
-from bot.storage.models import AuditLog, Conversation, Customer, Order, Subscription, utcnow
+from bot.storage.models import Conversation, Customer, Order, Subscription, utcnow
 
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 ORDER_NUMBER_PATTERN = re.compile(r"#?\b[Aa]?\d{5}\b")
@@ -1256,23 +1256,13 @@ async def apply_confirmed(
         else:
             subscription.status, subscription.cancelled_at = SubscriptionStatus.cancelled, now
             reply = texts.render("utter_confirmed_subscription_cancelled", plan=subscription.plan)
-            session.add(_audit(customer, action, target_type, target_id, details))
+            session.add(
+                audit.by_customer_in_chat(customer.id, action, target_type, target_id, details)
+            )
             await session.flush()
             return FlowResult(reply, NextStep.churn_survey)
     else:
         return FlowResult(texts.render("utter_okay"))
-    session.add(_audit(customer, action, target_type, target_id, details))
+    session.add(audit.by_customer_in_chat(customer.id, action, target_type, target_id, details))
     await session.flush()
     return FlowResult(reply, NextStep.survey)
-
-
-def _audit(
-    customer: Customer, action: str, target_type: str, target_id: str, details: dict[str, str]
-) -> AuditLog:
-    return AuditLog(
-        actor=f"customer:{customer.id}",
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        details={"via": "chat", **details},
-    )
