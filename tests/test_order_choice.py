@@ -1752,6 +1752,24 @@ async def test_is_there_a_cheaper_plan_read_as_a_cancellation_is_answered(
     assert "What did you mean" not in said and "Cancel your" not in said
     assert "19" in said, said
 
+    # read for sure (make run check in Chromium: "is there a cheaper plan for the coffee
+    # box?", cancel_subscription 0.87, opened the cancellation); a way to cancel still asks it
+    async def reply(text: str) -> str:
+        turn = await chat.support_request(
+            session,
+            Settings(),
+            "conv-1",
+            "cancel_subscription",
+            verified=True,
+            text=text,
+            intent_ranking=[{"name": "cancel_subscription", "confidence": 0.87}],
+        )
+        return " ".join(said for said, _ in turn.messages)
+
+    sure = await reply("is there a cheaper plan for the coffee box?")
+    assert "Cancel your" not in sure and "19" in sure
+    assert (await reply("is there a way to cancel my subscription?")).startswith("Cancel your")
+
 
 async def test_damage_in_so_many_words_read_unsure_still_offers_the_return(
     session: AsyncSession,

@@ -565,6 +565,17 @@ _CHANGE_VERBS = {
     "return_item": r"return|send (?:it|them) back|start (?:it|the return)",
     "change_address": r"change|update|send",
 }
+
+
+def asks_about_options_only(text: str, flow: str) -> bool:
+    """ "is there a cheaper plan?", "do you have a smaller box": a question about what the
+    shop offers that names no verb of the change `flow` ("is there a way to cancel my
+    subscription?" does: it is the cancellation)."""
+    verbs = _CHANGE_VERBS.get(flow)
+    named = verbs is not None and re.search(rf"\b(?:{verbs})", text or "", re.I) is not None
+    return asks_about_options(text) and not named
+
+
 _YES_OPENER = (
     r"^\s*(?:(?:wait|sorry|oh|ah|hmm+|um+|erm|actually)\b[\s,!.]*)*"  # "wait sorry yes cancel it"
     # "whatever just cancel it", "fine, cancel it" at the cancellation's pause offer (tester)
