@@ -42,10 +42,9 @@ def request_message(tracker: Tracker, flow: str | None, answering: bool = False)
         return latest
     users = [e for e in tracker.events if e.get("event") == "user"]
     for event in reversed(users[:-1] if answering else users):
-        if event.get("event") == "user":
-            parse_data = event.get("parse_data") or {}
-            if (parse_data.get("intent") or {}).get("name") == flow:
-                return dict(parse_data, text=event.get("text") or "")
+        parse_data = event.get("parse_data") or {}
+        if (parse_data.get("intent") or {}).get("name") == flow:
+            return dict(parse_data, text=event.get("text") or "")
     return latest
 
 
