@@ -25,6 +25,7 @@ from bot.domain import (
     fallback,
     knowledge,
     proactive,
+    refusals,
     scores,
     support,
     texts,
@@ -90,7 +91,7 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         if tracker.get_slot("awaiting") == "survey_consent":
             if fallback.is_approving_emoji(text):
                 return put_back_as(tracker, "affirm")
-            if fallback.declines_offer(text):
+            if refusals.declines_offer(text):
                 # "no stop asking me stuff": a no, whatever else it says (dev chat ds06);
                 # answered here, as a deny put back would come back to this action ("none of
                 # the meanings the fallback offered", data/rules/handoff.yml)
@@ -101,7 +102,7 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
                     text=texts.render("utter_survey_offer_why"), buttons=proactive.CONSENT_BUTTONS
                 )
                 return []
-        if scores.is_no_comment(text) and tracker.get_slot("awaiting") in (None, "nothing"):
+        if refusals.is_no_comment(text) and tracker.get_slot("awaiting") in (None, "nothing"):
             # "thats it", "ok thats all" with nothing asked (tester tr27): a goodbye
             return put_back_as(tracker, "goodbye")
         if await _follows_up_on_an_order(tracker, text):

@@ -18,7 +18,7 @@ from actions.services import (
     more_follows,
     put_back,
 )
-from bot.domain import chat, fallback, knowledge, returns, support, texts, understanding
+from bot.domain import chat, knowledge, refusals, returns, support, texts, understanding
 from bot.storage.models import utcnow
 
 
@@ -126,7 +126,7 @@ def refines_return(tracker: Tracker, text: str) -> bool:
     return (
         intent in _WHY_INTENTS
         and not understanding.reads_as_ask(text)
-        and not understanding.is_deny_words(text)
+        and not refusals.is_deny_words(text)
     )
 
 
@@ -207,7 +207,7 @@ async def _no_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.T
         )
         turn.slots["support_request"] = "resume_subscription"
         return turn
-    if chat.says_done(latest_text(tracker)):
+    if refusals.says_done(latest_text(tracker)):
         # "no thats all" after "Anything else I can help with?": goodbye, not the same
         # question again (tester 2, tr02)
         return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_goodbye"))
@@ -397,7 +397,7 @@ class ActionDropPending(Action):  # type: ignore[misc]
             yes = {"name": "affirm", "confidence": 1.0}
             return put_back(tracker, {**latest, "intent": yes, "intent_ranking": [yes]})
         if latest_intent(tracker) == "nlu_fallback" and (
-            fallback.declines_offer(text) or understanding.puts_off(text)
+            refusals.declines_offer(text) or refusals.puts_off(text)
         ):
             # "not now, later. thanks" at "Resume your subscription now?": a no, which the
             # fallback's choices after "nothing changed" would not be (tester 4, tw4_18)

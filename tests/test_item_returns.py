@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.support import ActionDropPending, ActionResolvePending, ActionSupportRequest
 from bot.config import Settings
-from bot.domain import chat, returns, support
+from bot.domain import chat, refusals, returns, support
 from bot.domain.enums import FeedbackKind, OrderStatus
 from bot.storage.models import (
     Conversation,
@@ -989,8 +989,8 @@ async def test_send_a_new_one_after_a_lost_parcel_is_no_return(session: AsyncSes
     assert _texts(found) == [
         "Great, glad it turned up! Sorry for the trouble. Anything else I can help with?"
     ]
-    assert chat.says_done("no thats all")
-    assert not chat.says_done("no")
+    assert refusals.says_done("no thats all")
+    assert not refusals.says_done("no")
 
 
 async def test_money_back_for_a_parcel_that_never_arrived_is_no_return(

@@ -18,7 +18,7 @@ from actions.support import (
     ActionSupportRequest,
 )
 from bot.config import Settings
-from bot.domain import chat, knowledge, support, understanding
+from bot.domain import knowledge, refusals, support, understanding
 from bot.domain.enums import EscalationReason, OrderStatus, SubscriptionStatus
 from bot.storage.models import (
     AuditLog,
@@ -1305,5 +1305,5 @@ async def test_just_cancel_it_right_after_a_subscription_change_is_the_subscript
 
 def test_bye_after_nope_is_done() -> None:
     """Tester 4 (tw4_21): "nope bye" got "Okay. Anything else I can help with?" again."""
-    assert chat.says_done("nope bye") and chat.says_done("ok thats all")
-    assert not chat.says_done("nope, where is my refund")
+    assert refusals.says_done("nope bye") and refusals.says_done("ok thats all")
+    assert not refusals.says_done("nope, where is my refund")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import scores
+from bot.domain import refusals, scores
+from bot.domain.refusals import is_decline
 from bot.domain.scores import (
     ParsedScore,
     ScoreStatus,
     correction,
     is_comment,
-    is_decline,
     parse_score,
 )
 
@@ -210,4 +210,4 @@ def test_a_remark_with_a_score_is_kept(text: str, kept: bool) -> None:
     ],
 )
 def test_nothing_to_add(text: str, nothing: bool) -> None:
-    assert scores.is_no_comment(text) is nothing
+    assert refusals.is_no_comment(text) is nothing

@@ -24,6 +24,7 @@ from bot.domain import (
     feedback,
     knowledge,
     order_cards,
+    refusals,
     returns,
     staff,
     support,
@@ -40,8 +41,6 @@ from bot.domain.scores import (
     correction,
     has_number,
     is_comment,
-    is_decline,
-    is_no_comment,
     parse_score,
     remark,
 )
@@ -169,7 +168,7 @@ async def check_identity(
     is answered and the question asked again, no attempt counted (tester: a form trap)."""
     answer = email_text if email_text is not None else order_text or ""
     if any(
-        is_decline(t or "")
+        refusals.is_decline(t or "")
         or _LEAVE.match(t or "")
         or understanding.asks_in_general(t or "")
         or understanding.has_no_order_number(t or "")
@@ -821,17 +820,6 @@ def asks_size_change(text: str) -> bool:
     )
 
 
-_DONE = re.compile(
-    r"\b(that'?s all|thats all|that'?s it|thats it|nothing else|all good|i'?m good|all set|"
-    r"bye|goodbye|cya|see ya)\b"
-)
-
-
-def says_done(text: str) -> bool:
-    """ "no thats all", "nothing else": the customer is done."""
-    return _DONE.search((text or "").lower()) is not None
-
-
 _FOUND = re.compile(
     r"\b(found (it|them)|turned up|showed up|arrived after all|got it now|it came|it'?s here)\b",
     re.I,
@@ -910,7 +898,7 @@ async def _continue_return(
     if latest_intent == "affirm" or understanding.is_yes_words(latest):
         # "yes" at "Which items from order A10001…?": the order, all of it
         return await _item_return(session, settings, context, draft, "", "item:all", returned)
-    if understanding.is_deny_words(latest) or latest_intent == "deny":
+    if refusals.is_deny_words(latest) or latest_intent == "deny":
         return Turn(slots={"next_step": NextStep.done.value, "return_draft": None}).say(
             texts.render("utter_return_dropped")
         )
@@ -1729,7 +1717,7 @@ async def answer_score(
     dispatch = await _dispatch(session, dispatch_id)
     if dispatch is None:
         return Turn(slots={"survey_declined": True})
-    if is_decline(text):
+    if refusals.is_decline(text):
         surveys.mark_declined(dispatch)
         return Turn(slots={"survey_declined": True, slot: None}).say(
             texts.render("utter_survey_skipped")
@@ -1836,7 +1824,7 @@ async def answer_comment(
     if (
         not opinion
         and understanding.reads_as_ask(text, order_number_asks=False)
-        and not is_decline(text)
+        and not refusals.is_decline(text)
     ):
         return Turn(slots={"survey_comment": None, **SET_ASIDE})
     dispatch = await _dispatch(session, dispatch_id)
@@ -1844,7 +1832,7 @@ async def answer_comment(
         corrected = await _correct_last_score(session, dispatch, text)
         if corrected is not None:
             return Turn(slots={"survey_comment": None}).say(corrected)
-    if dispatch is None or is_decline(text) or is_no_comment(text):
+    if dispatch is None or refusals.is_decline(text) or refusals.is_no_comment(text):
         if dispatch is not None and dispatch.survey_kind is FeedbackKind.churn_reason:
             surveys.mark_declined(dispatch)
         return Turn(slots={"survey_comment": "none"})

@@ -75,18 +75,6 @@ _ANYONE_THERE = re.compile(
 )
 
 
-# A no to an offer in words the NLU could not place ("no stop asking me stuff", "nah not
-# interested"): it opens with the refusal.
-_DECLINES = re.compile(
-    r"^\s*(?:no+|nope|nah|stop|not interested|leave me alone|don'?t|do not)\b(?![-\w])",
-    re.IGNORECASE,
-)
-
-
-def declines_offer(text: str) -> bool:
-    return bool(_DECLINES.match(text or ""))
-
-
 def asks_for_the_person(text: str) -> bool:
     return bool(_ANYONE_THERE.search(text or ""))
 

@@ -30,7 +30,8 @@ from bot.domain import chat, feedback, surveys, texts
 from bot.domain import lifecycle as lifecycles
 from bot.domain.enums import FeedbackKind, OrderStatus
 from bot.domain.errors import InvalidInput, NotFound
-from bot.domain.scores import asks_why, is_decline
+from bot.domain.refusals import is_decline
+from bot.domain.scores import asks_why
 from bot.storage import repositories
 from bot.storage.models import (
     Conversation,

@@ -30,11 +30,6 @@ _STAR_CHARS = "⭐★🌟"
 _FRACTION = re.compile(r"(\d{1,3})\s*(?:/|out of|of)\s*(\d{1,3})")
 _INTEGER = re.compile(r"(?<![\d.,])\d{1,3}(?![\d.,]\d)")
 _WORD = re.compile(r"[a-z]+")
-_DECLINE = re.compile(
-    r"^\s*(skip( it| this)?|no thanks?( you)?|nah|no|nope|not now|pass|"
-    r"(i'?d )?rather not|stop|don'?t want to|no survey|later)\s*[.!]*\s*$",
-    re.IGNORECASE,
-)
 
 
 # Words that make a number a rating ("I'd give it 3", "3 stars", "rate it 4 out of 5").
@@ -134,18 +129,6 @@ def remark(text: str) -> str | None:
     return text.strip() if len(words) >= REMARK_MIN_WORDS else None
 
 
-# "that's it" at "Anything you'd like to add?": nothing to add, not a comment (tr27).
-_NO_COMMENT = re.compile(
-    r"^\W*(?:no+|nope|nah|nothing|none|no comments?|nothing (?:else|more|to add)|not really|"
-    r"all good|that'?s (?:it|all|everything)|thats (?:it|all)|i'?m good|im good|no thanks?|"
-    r"no,? that'?s (?:it|all)|n/?a)\W*(?:thanks?|thx|ty|thank you)?\W*$",
-    re.IGNORECASE,
-)
-
-
-is_no_comment = Words(_NO_COMMENT, at_start=True)
-
-
 # "why do u need to know", "what's that for?" at a survey question (tester tr23): answered
 # with the reason, the question stays open.
 _WHY = re.compile(
@@ -191,21 +174,6 @@ class ScoreStatus(str, enum.Enum):
 class ParsedScore:
     status: ScoreStatus
     value: int | None = None
-
-
-# "no i dont want to rate anything", "i don't want to answer questions": the survey declined
-# in a sentence (tester 4, tw4_24: asked for a number again).
-_DECLINE_SENTENCE = re.compile(
-    r"^\s*(?:no+|nope|nah|sorry)?[\s,.!]*(?:i\s+)?(?:don'?t|do not|dont|won'?t|will not|"
-    r"rather not|not going to|not gonna)\s+(?:want to\s+|wanna\s+)?"
-    r"(?:rate|answer|do|take|fill|give)\b.{0,30}"
-    r"\b(?:anything|that|this|it|survey|surveys|questions?|rating|ratings|score|feedback)\b",
-    re.IGNORECASE,
-)
-
-
-def is_decline(text: str) -> bool:
-    return bool(_DECLINE.match(text or "") or _DECLINE_SENTENCE.match(text or ""))
 
 
 def _digits_for_words(text: str) -> str:

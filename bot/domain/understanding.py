@@ -246,11 +246,6 @@ _REFERS_BACK = re.compile(
 )
 
 
-_PUTS_OFF = re.compile(
-    r"^\s*(?:ok(?:ay)?[\s,.]+)?(?:not now|not yet|later|maybe later|not today)\b", re.I
-)
-
-
 # "no wait, actually just pause it instead", "pause it then": the pause the cancellation
 # question offers, taken instead (tester 2, tr09).
 _PAUSES_INSTEAD = re.compile(
@@ -261,10 +256,6 @@ _PAUSES_INSTEAD = re.compile(
 
 
 pauses_instead = Words(_PAUSES_INSTEAD)
-
-
-# "not now, later. thanks": a no for now.
-puts_off = Words(_PUTS_OFF, at_start=True)
 
 
 refers_back = Words(_REFERS_BACK, at_start=True)
@@ -603,12 +594,6 @@ def names_the_yes(text: str, pending_action: str | None) -> bool:
     return re.match(_YES_OPENER + rf"(?:{verbs})\b" + _YES_TAIL, lowered) is not None
 
 
-_DENY_WORDS = re.compile(
-    r"^\s*(?:no+|nope|nah|never ?mind|nvm|forget it|forget about it|don'?t bother|"
-    r"not now|leave it|no thanks?|no thank you|stop)\b[\s,!.]*(?:thanks?|thx)?[\s.!]*$"
-)
-
-
 _YES_WORDS = re.compile(
     r"^\s*(?:yes+|yep|yeah|yea|ya|yup|yes please|sure|ok|okay|go ahead|do it|please do)"
     r"\b[\s,!.]*(?:please|pls|thanks?|thx)?[\s.!]*$"
@@ -632,11 +617,6 @@ _RETRACTION_AT_END = re.compile(
 
 def ends_in_retraction(text: str) -> bool:
     return _RETRACTION_AT_END.search((text or "").lower()) is not None
-
-
-def is_deny_words(text: str) -> bool:
-    """ "no", "never mind", "forget it": words that only decline, nothing else."""
-    return _DENY_WORDS.match((text or "").lower()) is not None
 
 
 # "yes. but do i need a photo or not??": a yes, then a question of its own (tester 4, tw4_08);
