@@ -246,11 +246,16 @@ _REFERS_BACK = re.compile(
 )
 
 
+# The verbs that name a pause: one list for the pause taken instead of a cancellation and for
+# the yes that names the pause (`_CHANGE_VERBS`), so the two cannot drift apart.
+_PAUSE_VERBS = r"pause|skip|hold"
+
+
 # "no wait, actually just pause it instead", "pause it then": the pause the cancellation
 # question offers, taken instead (tester 2, tr09).
 _PAUSES_INSTEAD = re.compile(
-    r"\b(?:pause|skip|hold)\b(?:.{0,25}\b(?:instead|then|rather)\b)|\b(?:just|rather) "
-    r"(?:pause|skip|hold)\b",
+    rf"\b(?:{_PAUSE_VERBS})\b(?:.{{0,25}}\b(?:instead|then|rather)\b)|\b(?:just|rather) "
+    rf"(?:{_PAUSE_VERBS})\b",
     re.IGNORECASE,
 )
 
@@ -551,7 +556,7 @@ def survey_answer_despite_intent(
 _CHANGE_VERBS = {
     "cancel_order": r"cancel",
     "cancel_subscription": r"cancel|end|stop",
-    "pause_subscription": r"pause|skip|hold",
+    "pause_subscription": _PAUSE_VERBS,
     "resume_subscription": r"resume|restart|start|unpause",
     "return_item": r"return|send (?:it|them) back|start (?:it|the return)",
     "change_address": r"change|update|send",
