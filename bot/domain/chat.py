@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,6 +79,22 @@ class Turn:
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> Turn:
         self.messages.append((text, buttons or []))
         return self
+
+    def then_answer(
+        self, answer: Turn, slots: Literal["answer_wins", "turn_wins", "answer_only"]
+    ) -> Turn:
+        """`answer` (a knowledge answer) after this turn's messages (a dropped change's note),
+        returned. Its slots: with `answer_only` the answer's alone; else both turns', and
+        where both set one, the answer's (`answer_wins`) or this turn's (`turn_wins`). They
+        meet on `awaiting` and `pending_action` when the knowledge base is unsure and the
+        answer offers a person: `answer_wins` keeps that offer awaiting a yes, `turn_wins`
+        leaves "awaiting": "nothing"."""
+        answer.messages[:0] = self.messages
+        if slots == "answer_wins":
+            answer.slots = {**self.slots, **answer.slots}
+        elif slots == "turn_wins":
+            answer.slots.update(self.slots)
+        return answer
 
     def show_cards(
         self, cards: list[dict[str, Any]], buttons: list[dict[str, str]] | None = None
@@ -346,15 +362,12 @@ async def support_request(
         # "do u sell replacement shades for the lamp" (return_item 0.94): the catalogue's
         # answer, not an order's return state (tester 3, tw3_11)
         answer = await product_question(session, conversation_id, latest or text)
-        answer.messages[:0] = turn.messages
-        return answer
+        return turn.then_answer(answer, slots="answer_only")
     if flow == "change_address" and understanding.means_account_details(text):
         # "how do i change my email address on my account" (change_address 1.00): the
         # help centre's account page, not a parcel's new address (tester 4, tw4_35)
         answer = await account_details(session, text)
-        answer.messages[:0] = turn.messages
-        answer.slots.update(turn.slots)
-        return answer
+        return turn.then_answer(answer, slots="turn_wins")
     context = await load_context(session, conversation_id)
     if not verified and understanding.asks_in_general(latest or ""):
         # "i dont have an order yet, im asking in general" at the order-number question:
@@ -444,9 +457,7 @@ async def support_request(
         # plans: "cheaper" alone finds the price match)
         about = SUBSCRIPTION_PLANS_QUESTION if flow in SUBSCRIPTION_FLOWS else text
         answer = await policy_question(session, about)
-        answer.messages[:0] = turn.messages
-        answer.slots = {**turn.slots, **answer.slots}
-        return answer
+        return turn.then_answer(answer, slots="answer_wins")
     if (
         flow in understanding.STATE_CHANGE_FLOWS
         and not size_change
