@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,28 @@ def tracker(
         active_loop={"name": active_loop} if active_loop else {},
         latest_action_name="action_listen",
     )
+
+
+def nlu_ranking(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
+    """An intent ranking as the NLU gives it, from (intent, confidence) pairs."""
+    return [{"name": name, "confidence": confidence} for name, confidence in pairs]
+
+
+def ranked_tracker(
+    sender_id: str,
+    text: str,
+    ranking: Sequence[tuple[str, float]],
+    slots: dict[str, Any] | None = None,
+    entities: list[dict[str, Any]] | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    """`tracker` right after `text`, which the NLU ranked as `ranking` ((intent, confidence)
+    pairs, likeliest first): the first pair is the message's intent."""
+    state = tracker(sender_id, text, ranking[0][0], slots, entities=entities, events=events)
+    intents = nlu_ranking(*ranking)
+    state.latest_message["intent"] = dict(intents[0])
+    state.latest_message["intent_ranking"] = intents
+    return state
 
 
 async def run(action: Action, state: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

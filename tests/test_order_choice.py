@@ -38,7 +38,7 @@ from bot.storage.models import (
     utcnow,
 )
 from tests import factories
-from tests.rasa_helpers import run, slot_events, tracker
+from tests.rasa_helpers import nlu_ranking, ranked_tracker, run, slot_events, tracker
 
 CASSEROLE = "Enamel Cast-Iron Casserole 24 cm"
 TOWEL = "Waffle Cotton Bath Towel"
@@ -795,8 +795,7 @@ async def test_the_other_order_at_an_offer_about_an_order_answers_for_that_order
         "pending_action": "offer_human",
         "next_step": "confirm",
     }
-    state = tracker("conv-1", "no not that one, the casserole", "deny", offer)
-    state.latest_message["intent_ranking"] = [{"name": "deny", "confidence": 1.0}]
+    state = ranked_tracker("conv-1", "no not that one, the casserole", [("deny", 1.0)], offer)
     state.events.insert(
         0,
         {
@@ -820,16 +819,12 @@ async def test_an_ask_read_as_data_is_the_request_ranked_next(
     would you like to do?". With the address given in it, that address is confirmed at once
     (tester 5, tw5_06)."""
     await _jane(session)
-    state = tracker(
+    state = ranked_tracker(
         "conv-1",
         "pls change delivery adress to 5 rue victor hugo 75001 paris",
-        "inform",
+        [("inform", 0.90), ("change_address", 0.09)],
         {**VERIFIED, "next_step": "done"},
     )
-    state.latest_message["intent_ranking"] = [
-        {"name": "inform", "confidence": 0.90},
-        {"name": "change_address", "confidence": 0.09},
-    ]
 
     events, messages = await run(ActionSupportRequest(), state)
 
@@ -1064,10 +1059,7 @@ async def test_a_person_asked_for_in_words_wins_over_an_unsure_reading(
         "damaged_item",
         verified=True,
         text=text,
-        intent_ranking=[
-            {"name": "damaged_item", "confidence": 0.53},
-            {"name": "request_human", "confidence": 0.31},
-        ],
+        intent_ranking=nlu_ranking(("damaged_item", 0.53), ("request_human", 0.31)),
     )
 
     assert turn.messages[0][0].startswith("Our support team is offline right now")
@@ -1092,10 +1084,7 @@ async def test_why_was_it_cancelled_is_about_that_order_not_a_cancellation(
         verified=True,
         text="why was A10009 cancelled?? i didnt cancel it",
         order_number="A10009",
-        intent_ranking=[
-            {"name": "cancel_order", "confidence": 0.60},
-            {"name": "delivery_problem", "confidence": 0.37},
-        ],
+        intent_ranking=nlu_ranking(("cancel_order", 0.60), ("delivery_problem", 0.37)),
     )
 
     assert _about(turn.messages[0][0]) == cancelled.number
@@ -1391,7 +1380,7 @@ async def test_changing_the_account_email_is_not_a_parcel_address_change(
         "change_address",
         verified=True,
         text="how do i change my email address on my account",
-        intent_ranking=[{"name": "change_address", "confidence": 1.0}],
+        intent_ranking=nlu_ranking(("change_address", 1.0)),
     )
     said = " ".join(text for text, _ in turn.messages)
     assert "Personal details" in said
@@ -1509,7 +1498,7 @@ async def test_and_the_subscription_at_a_pause_asks_the_pause_again(session: Asy
         "cancel_subscription",
         verified=True,
         text="and the subscription?",
-        intent_ranking=[{"name": "cancel_subscription", "confidence": 0.84}],
+        intent_ranking=nlu_ranking(("cancel_subscription", 0.84)),
         dropped="pause_subscription",
     )
 
@@ -1530,11 +1519,7 @@ async def test_a_return_read_two_ways_is_still_a_return(session: AsyncSession) -
         "return_item",
         verified=True,
         text="the towel came ripped, i want a new one",
-        intent_ranking=[
-            {"name": "return_item", "confidence": 0.61},
-            {"name": "damaged_item", "confidence": 0.21},
-            {"name": "praise", "confidence": 0.14},
-        ],
+        intent_ranking=nlu_ranking(("return_item", 0.61), ("damaged_item", 0.21), ("praise", 0.14)),
     )
 
     assert "What did you mean" not in turn.messages[0][0]
@@ -1580,7 +1565,7 @@ async def test_an_address_typed_with_the_request_is_confirmed_not_asked_again(
         "change_address",
         verified=True,
         text="change the delivery address for the jumper to Rosenweg 12, 8001 Zürich",
-        intent_ranking=[{"name": "change_address", "confidence": 0.99}],
+        intent_ranking=nlu_ranking(("change_address", 0.99)),
     )
 
     assert "Rosenweg 12, 8001 Zürich" in turn.messages[0][0]
@@ -1657,10 +1642,7 @@ async def test_ok_whatever_just_cancel_it_then_asks_the_cancellation(session: As
         "cancel_order",
         verified=True,
         text="ok whatever just cancel it then",
-        intent_ranking=[
-            {"name": "cancel_order", "confidence": 0.62},
-            {"name": "cancel_subscription", "confidence": 0.30},
-        ],
+        intent_ranking=nlu_ranking(("cancel_order", 0.62), ("cancel_subscription", 0.30)),
         dropped="offer_human",
     )
 
@@ -1682,10 +1664,7 @@ async def test_refund_for_the_towel_read_as_its_status_offers_the_way_to_it(
         "refund_status",
         verified=True,
         text="refund for the towel pls",
-        intent_ranking=[
-            {"name": "refund_status", "confidence": 0.55},
-            {"name": "request_refund", "confidence": 0.40},
-        ],
+        intent_ranking=nlu_ranking(("refund_status", 0.55), ("request_refund", 0.40)),
     )
 
     said = " ".join(text for text, _ in turn.messages)
@@ -1742,10 +1721,7 @@ async def test_is_there_a_cheaper_plan_read_as_a_cancellation_is_answered(
         "cancel_subscription",
         verified=True,
         text="is there a cheaper plan?",
-        intent_ranking=[
-            {"name": "cancel_subscription", "confidence": 0.47},
-            {"name": "policy_question", "confidence": 0.16},
-        ],
+        intent_ranking=nlu_ranking(("cancel_subscription", 0.47), ("policy_question", 0.16)),
     )
 
     said = " ".join(text for text, _ in turn.messages)
@@ -1762,7 +1738,7 @@ async def test_is_there_a_cheaper_plan_read_as_a_cancellation_is_answered(
             "cancel_subscription",
             verified=True,
             text=text,
-            intent_ranking=[{"name": "cancel_subscription", "confidence": 0.87}],
+            intent_ranking=nlu_ranking(("cancel_subscription", 0.87)),
         )
         return " ".join(said for said, _ in turn.messages)
 
