@@ -580,18 +580,56 @@ async def test_nothing_to_add_is_no_comment(
     assert [r.kind for r in (await session.scalars(select(Feedback))).all()] == [FeedbackKind.csat]
 
 
-async def test_a_short_praise_where_the_score_was_asked_is_a_comment_too(
+async def test_a_short_praise_where_the_score_was_asked_is_its_score_in_words(
     session: AsyncSession, action_services: object
 ) -> None:
+    """Was kept as a comment and the score asked again; "great service thanks" answers
+    "how satisfied are you?" (a 5), and the customer is told so."""
     _, dispatch_id = await _survey_started(session)
     state = _answer("great service thanks", "survey_score", dispatch_id)
     state.latest_message["intent"] = {"name": "praise", "confidence": 0.95}
 
-    events, _ = await run(ValidateSurveyForm(), state)
+    events, messages = await run(ValidateSurveyForm(), state)
 
-    assert slot_events(events)["survey_comment"] == "given"
+    assert slot_events(events)["survey_score"] == "5"
+    assert [m["text"] for m in messages] == [
+        "Thanks, I've put that down as 5 (on the scale from 1 to 5)."
+    ]
     row = (await session.scalars(select(Feedback))).one()
-    assert (row.kind, row.text) == (FeedbackKind.comment, "great service thanks")
+    assert (row.kind, row.score) == (FeedbackKind.csat, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [("it was ok i guess", "3"), ("pretty good i guess", "4"), ("not great tbh", "2")],
+)
+async def test_a_score_in_words_is_the_answer_not_a_comment(
+    session: AsyncSession, action_services: object, text: str, score: str
+) -> None:
+    """Testers 4 and 5: "it was ok i guess" was noted as a comment and the same CSAT asked
+    again as if unanswered."""
+    _, dispatch_id = await _survey_started(session)
+
+    events, _ = await run(ValidateSurveyForm(), _answer(text, "survey_score", dispatch_id))
+
+    assert slot_events(events)["survey_score"] == score
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(row.kind, row.score, row.text) for row in rows] == [
+        (FeedbackKind.csat, int(score), None)
+    ]
+
+
+async def test_words_that_disagree_are_a_comment_and_the_score_is_asked_again(
+    session: AsyncSession, action_services: object
+) -> None:
+    _, dispatch_id = await _survey_started(session)
+    text = "good product, terrible delivery"
+
+    events, _ = await run(ValidateSurveyForm(), _answer(text, "survey_score", dispatch_id))
+
+    assert slot_events(events)["survey_score"] is None
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(row.kind, row.text) for row in rows] == [(FeedbackKind.comment, text)]
 
 
 async def test_sorry_i_meant_corrects_the_last_score(

@@ -211,3 +211,27 @@ def test_a_remark_with_a_score_is_kept(text: str, kept: bool) -> None:
 )
 def test_nothing_to_add(text: str, nothing: bool) -> None:
     assert refusals.is_no_comment(text) is nothing
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "expected"),
+    [
+        ("it was ok i guess", "csat", 3),
+        ("pretty good i guess", "csat", 4),
+        ("meh", "csat", 3),
+        ("not bad", "csat", 4),
+        ("not great tbh", "csat", 2),
+        ("terrible", "csat", 1),
+        ("very helpful thank you", "csat", 5),
+        ("really easy", "ces", 1),
+        ("took forever", "ces", 6),
+        ("ok", "csat", None),  # alone: "ask away", not a rating
+        ("good product, terrible delivery", "csat", None),  # words that disagree
+        ("it was ok but the parcel came late", "csat", None),  # more than a rating
+        ("great", "nps", None),  # likelihood to recommend is not read from words
+        ("4", "csat", None),  # numbers are parse_score's
+        ("the other one", "csat", None),
+    ],
+)
+def test_score_in_words(text: str, scale: str, expected: int | None) -> None:
+    assert scores.score_in_words(text, scale) == expected

@@ -43,6 +43,7 @@ from bot.domain.scores import (
     is_comment,
     parse_score,
     remark,
+    score_in_words,
 )
 from bot.domain.support import (
     ORDER_FLOWS,
@@ -1740,6 +1741,15 @@ async def answer_score(
     parsed = parse_score(text, kind.value)
     if parsed.status is not ScoreStatus.ok and asks_why(text):
         return Turn(slots={slot: None}).say(texts.render("utter_survey_why"))
+    in_words = score_in_words(text, kind.value) if parsed.status is not ScoreStatus.ok else None
+    if in_words is not None:
+        # "it was ok i guess" answers the question (testers 4 and 5): kept as that score, and
+        # the customer is told which, so "sorry, I meant 4" can put it right.
+        await record_survey_answer(session, conversation_id, dispatch, kind, in_words, None)
+        low, high = SCALES[kind.value]
+        return Turn(slots={slot: str(in_words), "survey_retries": 0.0}).say(
+            texts.render("utter_survey_score_from_words", value=in_words, low=low, high=high)
+        )
     if (
         not opinion
         and understanding.reads_as_ask(text, order_number_asks=False)

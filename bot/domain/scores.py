@@ -215,3 +215,141 @@ def parse_score(text: str, scale: str) -> ParsedScore:
     if not low <= value <= high:
         return ParsedScore(ScoreStatus.out_of_range, value)
     return ParsedScore(ScoreStatus.ok, value)
+
+
+# How satisfied, in words, at a 1-5 satisfaction question ("it was ok i guess", "pretty good
+# i guess", "terrible"): testers 4 and 5 had such answers kept as a comment and the same
+# question asked again, as if unanswered. First match wins, so negations and intensified
+# phrases come before the plain word they contain ("not bad" before "bad").
+_CSAT_WORDS: tuple[tuple[str, int], ...] = (
+    (r"not (?:too |that |so )?bad|no complaints", 4),
+    (
+        r"not (?:very |that |so |too )?(?:great|good|happy|satisfied|impressed|ideal)|could be better",
+        2,
+    ),
+    (r"not (?:terrible|awful|horrible)", 3),
+    (r"(?:very|really|super|extremely|so|absolutely) (?:good|happy|satisfied|pleased|helpful)", 5),
+    (r"(?:very|really|super|so|extremely) (?:bad|poor|unhappy|disappointed|disappointing)", 1),
+    (
+        r"excellent|amazing|awesome|perfect|fantastic|brilliant|superb|outstanding|wonderful|"
+        r"great|loved? it|couldn'?t be better|top notch|spot on",
+        5,
+    ),
+    (r"pretty good|quite good|good|happy|satisfied|pleased|nice|decent|helpful|fine", 4),
+    (r"ok(?:ay)?|alright|all right|average|so-?so|meh|mixed|neutral|mediocre|could be worse", 3),
+    (r"bad|poor|unhappy|disappointed|disappointing|not helpful|unhelpful|slow", 2),
+    (
+        r"terrible|awful|horrible|useless|worst|rubbish|pathetic|appalling|hopeless|"
+        r"waste of time|a joke|garbage|trash",
+        1,
+    ),
+)
+_CES_WORDS: tuple[tuple[str, int], ...] = (
+    (r"not (?:very |that |so |too )?(?:easy|simple)", 5),
+    (r"not (?:very |that |so |too )?(?:hard|difficult)", 3),
+    (r"(?:very|really|super|so) (?:easy|simple|quick)|effortless|a breeze", 1),
+    (r"(?:very|really|super|so) (?:hard|difficult)|impossible|nightmare|a pain|painful", 7),
+    (r"easy|simple|quick|straightforward", 2),
+    (r"ok(?:ay)?|alright|average|so-?so|meh", 4),
+    (r"hard|difficult|complicated|took (?:forever|ages)|slow", 6),
+)
+_SCALE_WORDS = {"csat": _CSAT_WORDS, "ces": _CES_WORDS}
+# Words said around such an answer that add nothing to it ("it was ok i guess honestly").
+_AROUND_WORDS = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "was",
+        "is",
+        "were",
+        "that",
+        "this",
+        "i",
+        "guess",
+        "think",
+        "say",
+        "would",
+        "i'd",
+        "id",
+        "honestly",
+        "tbh",
+        "overall",
+        "all",
+        "in",
+        "really",
+        "pretty",
+        "quite",
+        "very",
+        "so",
+        "just",
+        "kinda",
+        "kind",
+        "of",
+        "sort",
+        "yeah",
+        "yes",
+        "yep",
+        "well",
+        "the",
+        "help",
+        "service",
+        "support",
+        "experience",
+        "chat",
+        "bot",
+        "delivery",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "tho",
+        "though",
+        "to",
+        "be",
+        "fair",
+        "a",
+        "bit",
+        "lol",
+        "hmm",
+        "um",
+        "uh",
+        "and",
+        "but",
+        "oh",
+    ]
+)
+# Alone, these acknowledge the question rather than rate anything ("ok" = "ask away").
+_ACKNOWLEDGEMENTS = frozenset({"ok", "okay", "alright", "all right", "k", "kk"})
+# A long message is a comment even when it holds such a word; its score is asked again.
+_WORDS_ANSWER_MAX = 8
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z'-]+", (text or "").lower().replace("’", "'")))
+
+
+def score_in_words(text: str, scale: str) -> int | None:
+    """The score meant by a short answer in words on the CSAT (1-5) or CES (1-7) scale
+    ("pretty good i guess" → 4, "not great" → 2, "really easy" → 1), or None: no such word,
+    words that disagree ("good product, terrible delivery"), words beyond the answer itself
+    ("it was ok but the parcel came late" is a comment), a number, or a scale without words
+    (NPS: how likely to recommend is not said in words reliably)."""
+    table = _SCALE_WORDS.get(scale)
+    plain = _plain(text)
+    if table is None or has_number(text or "") or not plain:
+        return None
+    if len(plain.split()) > _WORDS_ANSWER_MAX or plain in _ACKNOWLEDGEMENTS:
+        return None
+    found: set[int] = set()
+    rest = f" {plain} "
+    for pattern, value in table:
+        matcher = re.compile(rf"(?<![a-z']){pattern}(?![a-z'])")
+        if matcher.search(rest):
+            found.add(value)
+            rest = matcher.sub(" ", rest)
+    leftover = [word for word in rest.split() if word not in _AROUND_WORDS]
+    if len(found) != 1 or leftover:
+        return None
+    return found.pop()
