@@ -1897,20 +1897,28 @@ async def late_score(session: AsyncSession, conversation_id: str, text: str) -> 
     )
     if dispatch is None:
         return None
-    scored = await session.scalar(
-        select(Feedback.id).where(
-            Feedback.survey_dispatch_id == dispatch.id, Feedback.kind == dispatch.survey_kind
-        )
-    )
     parsed = parse_score(text, dispatch.survey_kind.value)
-    if scored is not None or parsed.status is not ScoreStatus.ok or parsed.value is None:
+    if parsed.status is not ScoreStatus.ok or parsed.value is None:
         return None
-    await record_survey_answer(
-        session, conversation_id, dispatch, dispatch.survey_kind, parsed.value, None
+    scored = await session.scalar(
+        select(Feedback)
+        .where(Feedback.survey_dispatch_id == dispatch.id, Feedback.kind == dispatch.survey_kind)
+        .order_by(Feedback.id.desc())
+        .limit(1)
     )
-    return Turn(slots={"next_step": "done"}).say(
-        texts.render("utter_survey_late_score", score=parsed.value)
-    )
+    done = Turn(slots={"next_step": "done"})
+    if scored is None:
+        await record_survey_answer(
+            session, conversation_id, dispatch, dispatch.survey_kind, parsed.value, None
+        )
+    elif scored.score != parsed.value:
+        # answered in words ("pretty good i guess", put down as 4), then "3" once the request
+        # in between is done: the number is what they meant
+        scored.score = parsed.value
+        await session.flush()
+        return done.say(texts.render("utter_survey_score_corrected", value=parsed.value))
+    # the same score again (tw4_03: "4" after "pretty good i guess" was put down as 4)
+    return done.say(texts.render("utter_survey_late_score", score=parsed.value))
 
 
 async def record_survey_answer(
