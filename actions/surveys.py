@@ -240,9 +240,12 @@ class ActionSubmitSurvey(DomainAction, Action):  # type: ignore[misc]
         return "action_submit_survey"
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
-        return await chat.finish_survey(
-            session, tracker.sender_id, tracker.get_slot("survey_dispatch_id")
-        )
+        dispatch_id = tracker.get_slot("survey_dispatch_id")
+        if _latest_intent(tracker) == "thank" and tracker.get_slot("survey_score") is None:
+            await chat.score_said_with_thanks(
+                session, tracker.sender_id, dispatch_id, latest_text(tracker)
+            )
+        return await chat.finish_survey(session, tracker.sender_id, dispatch_id)
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -951,3 +951,23 @@ async def test_a_bare_score_after_the_survey_was_set_aside_is_its_score(
     session.expire_all()  # the action changed the row in its own session
     rows = (await session.scalars(select(Feedback))).all()
     assert [(r.kind, r.score) for r in rows] == [(FeedbackKind.csat, 2)]
+
+
+@pytest.mark.parametrize(("text", "stored"), [("great thanks", [5]), ("thanks", [])])
+async def test_thanks_with_a_score_in_words_ends_the_survey_and_keeps_the_score(
+    session: AsyncSession, action_services: object, text: str, stored: list[int]
+) -> None:
+    """ "great thanks" at "How satisfied…?" is read as thanks, which ends the survey (a
+    rule); the survey ended with nothing stored."""
+    _, dispatch_id = await _survey_started(session)
+    state = tracker(
+        "conv-1",
+        text,
+        "thank",
+        {**VERIFIED, "survey_kind": "csat", "survey_dispatch_id": dispatch_id},
+    )
+
+    await run(ActionSubmitSurvey(), state)
+
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [row.score for row in rows if row.kind is FeedbackKind.csat] == stored

@@ -1952,6 +1952,27 @@ async def record_survey_answer(
     surveys.mark_answered(dispatch)
 
 
+async def score_said_with_thanks(
+    session: AsyncSession, conversation_id: str, dispatch_id: float | None, text: str
+) -> None:
+    """ "great thanks", "very helpful thank you" at the survey's first score question: the
+    thanks ends the survey (a rule), and the words were its answer, kept as that score
+    (before, the survey ended with nothing stored)."""
+    dispatch = await _dispatch(session, dispatch_id)
+    if dispatch is None or dispatch.survey_kind.value not in SCALES:
+        return
+    kind = dispatch.survey_kind
+    parsed = parse_score(text, kind.value)
+    value = parsed.value if parsed.status is ScoreStatus.ok else score_in_words(text, kind.value)
+    already = await session.scalar(
+        select(Feedback.id).where(
+            Feedback.survey_dispatch_id == dispatch.id, Feedback.score.is_not(None)
+        )
+    )
+    if value is not None and already is None:
+        await record_survey_answer(session, conversation_id, dispatch, kind, value, None)
+
+
 async def finish_survey(
     session: AsyncSession, conversation_id: str, dispatch_id: float | None
 ) -> Turn:
