@@ -610,13 +610,15 @@ async def test_a_score_in_words_is_the_answer_not_a_comment(
     again as if unanswered."""
     _, dispatch_id = await _survey_started(session)
 
-    events, _ = await run(ValidateSurveyForm(), _answer(text, "survey_score", dispatch_id))
+    events, messages = await run(ValidateSurveyForm(), _answer(text, "survey_score", dispatch_id))
 
     assert slot_events(events)["survey_score"] == score
     rows = (await session.scalars(select(Feedback))).all()
     assert [(row.kind, row.score, row.text) for row in rows] == [
         (FeedbackKind.csat, int(score), None)
     ]
+    sorry = messages[0]["text"].startswith("I'm sorry to hear that.")
+    assert sorry is (score == "2")  # a low score is not thanked for
 
 
 async def test_words_that_disagree_are_a_comment_and_the_score_is_asked_again(

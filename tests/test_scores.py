@@ -225,6 +225,7 @@ def test_nothing_to_add(text: str, nothing: bool) -> None:
         ("very helpful thank you", "csat", 5),
         ("really easy", "ces", 1),
         ("took forever", "ces", 6),
+        ("eh its fine i guess", "csat", 4),
         ("ok", "csat", None),  # alone: "ask away", not a rating
         ("good product, terrible delivery", "csat", None),  # words that disagree
         ("it was ok but the parcel came late", "csat", None),  # more than a rating

@@ -1747,8 +1747,13 @@ async def answer_score(
         # the customer is told which, so "sorry, I meant 4" can put it right.
         await record_survey_answer(session, conversation_id, dispatch, kind, in_words, None)
         low, high = SCALES[kind.value]
+        response = (
+            "utter_survey_score_from_words_low"
+            if surveys.is_low_score(kind, in_words, None)
+            else "utter_survey_score_from_words"
+        )
         return Turn(slots={slot: str(in_words), "survey_retries": 0.0}).say(
-            texts.render("utter_survey_score_from_words", value=in_words, low=low, high=high)
+            texts.render(response, value=in_words, low=low, high=high)
         )
     if (
         not opinion

@@ -318,6 +318,22 @@ _AROUND_WORDS = frozenset(
         "and",
         "but",
         "oh",
+        "eh",
+        "ah",
+        "mostly",
+        "generally",
+        "everything",
+        "been",
+        "has",
+        "have",
+        "far",
+        "tbf",
+        "answer",
+        "answers",
+        "reply",
+        "response",
+        "thing",
+        "stuff",
     ]
 )
 # Alone, these acknowledge the question rather than rate anything ("ok" = "ask away").
