@@ -232,6 +232,7 @@ def test_nothing_to_add(text: str, nothing: bool) -> None:
         ("great", "nps", None),  # likelihood to recommend is not read from words
         ("4", "csat", None),  # numbers are parse_score's
         ("the other one", "csat", None),
+        ("it is a bit slow", "csat", None),  # about speed: a comment (tw4_24)
     ],
 )
 def test_score_in_words(text: str, scale: str, expected: int | None) -> None:

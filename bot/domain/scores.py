@@ -237,7 +237,7 @@ _CSAT_WORDS: tuple[tuple[str, int], ...] = (
     ),
     (r"pretty good|quite good|good|happy|satisfied|pleased|nice|decent|helpful|fine", 4),
     (r"ok(?:ay)?|alright|all right|average|so-?so|meh|mixed|neutral|mediocre|could be worse", 3),
-    (r"bad|poor|unhappy|disappointed|disappointing|not helpful|unhelpful|slow", 2),
+    (r"bad|poor|unhappy|disappointed|disappointing|not helpful|unhelpful", 2),
     (
         r"terrible|awful|horrible|useless|worst|rubbish|pathetic|appalling|hopeless|"
         r"waste of time|a joke|garbage|trash",
@@ -251,7 +251,7 @@ _CES_WORDS: tuple[tuple[str, int], ...] = (
     (r"(?:very|really|super|so) (?:hard|difficult)|impossible|nightmare|a pain|painful", 7),
     (r"easy|simple|quick|straightforward", 2),
     (r"ok(?:ay)?|alright|average|so-?so|meh", 4),
-    (r"hard|difficult|complicated|took (?:forever|ages)|slow", 6),
+    (r"hard|difficult|complicated|took (?:forever|ages)", 6),
 )
 _SCALE_WORDS = {"csat": _CSAT_WORDS, "ces": _CES_WORDS}
 # Words said around such an answer that add nothing to it ("it was ok i guess honestly").
