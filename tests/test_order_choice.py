@@ -1388,6 +1388,36 @@ async def test_changing_the_account_email_is_not_a_parcel_address_change(
     assert turn.slots.get("next_step") == "done"
 
 
+async def test_a_person_offered_for_an_account_question_awaits_its_yes(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tester 5 (tw5_05): "i need to change my email its jane.d@gmail.com now" got the
+    knowledge base's "Shall I pass your question to a person?" (unsure of its articles on
+    that stack), and "yes" then got "Okay. Anything else?": the turn's "awaiting: nothing"
+    overwrote the offer's."""
+    await _jane(session)
+    await session.commit()
+
+    async def unsure(session: AsyncSession, text: str) -> chat.Turn:
+        offer = chat.Turn(slots={"awaiting": "confirmation", "pending_action": "offer_human"})
+        return offer.say("Shall I pass your question to a person from our team?")
+
+    monkeypatch.setattr(chat, "account_details", unsure)
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "change_address",
+        verified=True,
+        text="i need to change my email its jane.d@gmail.com now",
+        intent_ranking=nlu_ranking(("change_address", 0.9)),
+    )
+    said = " ".join(text for text, _ in turn.messages)
+    assert "Shall I pass your question to a person" in said, said
+    assert turn.slots.get("awaiting") == "confirmation"
+    assert turn.slots.get("pending_action") == "offer_human"
+
+
 # --- tester 5 --------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,20 +81,15 @@ class Turn:
         self.messages.append((text, buttons or []))
         return self
 
-    def then_answer(
-        self, answer: Turn, slots: Literal["answer_wins", "turn_wins", "answer_only"]
-    ) -> Turn:
+    def then_answer(self, answer: Turn, merge_slots: bool = True) -> Turn:
         """`answer` (a knowledge answer) after this turn's messages (a dropped change's note),
-        returned. Its slots: with `answer_only` the answer's alone; else both turns', and
-        where both set one, the answer's (`answer_wins`) or this turn's (`turn_wins`). They
-        meet on `awaiting` and `pending_action` when the knowledge base is unsure and the
-        answer offers a person: `answer_wins` keeps that offer awaiting a yes, `turn_wins`
-        leaves "awaiting": "nothing"."""
+        returned, with both turns' slots (`merge_slots`; else the answer's alone). Where both
+        set one, the answer's wins: they meet on `awaiting` and `pending_action` when the
+        knowledge base is unsure and the answer offers a person, and that offer must await
+        its yes (tester 5, tw5_05: "yes" to it got "Okay. Anything else?")."""
         answer.messages[:0] = self.messages
-        if slots == "answer_wins":
+        if merge_slots:
             answer.slots = {**self.slots, **answer.slots}
-        elif slots == "turn_wins":
-            answer.slots.update(self.slots)
         return answer
 
     def show_cards(
@@ -363,19 +358,19 @@ async def support_request(
         # "do u sell replacement shades for the lamp" (return_item 0.94): the catalogue's
         # answer, not an order's return state (tester 3, tw3_11)
         answer = await product_question(session, conversation_id, latest or text)
-        return turn.then_answer(answer, slots="answer_only")
+        return turn.then_answer(answer, merge_slots=False)
     if flow == "change_address" and understanding.means_account_details(text):
         # "how do i change my email address on my account" (change_address 1.00): the
         # help centre's account page, not a parcel's new address (tester 4, tw4_35)
         answer = await account_details(session, text)
-        return turn.then_answer(answer, slots="turn_wins")
+        return turn.then_answer(answer)
     context = await load_context(session, conversation_id)
     if not verified and understanding.asks_in_general(latest or ""):
         # "i dont have an order yet, im asking in general" at the order-number question:
         # the request answered as a question about the shop's rules (tester 4, tw4_04)
         answer = await policy_question(session, GENERAL_QUESTIONS.get(flow, text))
-        answer.slots.update(turn.slots, identity_attempts=0)
-        return answer
+        turn.slots["identity_attempts"] = 0
+        return turn.then_answer(answer)
     if not verified and understanding.has_no_order_number(latest or ""):
         # "i dont have an order number its on my card statement": a person finds the order
         # from the email or the payment (tester 5, tw5_15: the order-number question again)
@@ -389,8 +384,7 @@ async def support_request(
         # A subscription has no order number to check who is asking: how to manage it,
         # signed in or with a person (tester 5, tw5_17, tw5_18)
         answer = await policy_question(session, GENERAL_QUESTIONS[flow])
-        answer.slots.update(turn.slots)
-        return answer.say(
+        return turn.then_answer(answer).say(
             texts.render("utter_subscription_sign_in"),
             [{"title": "Talk to a person", "payload": "I want to talk to a person"}],
         )
@@ -458,7 +452,7 @@ async def support_request(
         # plans: "cheaper" alone finds the price match)
         about = SUBSCRIPTION_PLANS_QUESTION if flow in SUBSCRIPTION_FLOWS else text
         answer = await policy_question(session, about)
-        return turn.then_answer(answer, slots="answer_wins")
+        return turn.then_answer(answer)
     if (
         flow in understanding.STATE_CHANGE_FLOWS
         and not size_change
