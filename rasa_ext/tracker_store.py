@@ -92,6 +92,11 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         with self.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
         self._create_version_index()
+        # The same engine and pool, each statement its own transaction: the version probe
+        # and the insert of a turn's events are one round trip each.
+        self._autocommit: sa.engine.Engine = self.engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
         self.cache_size = int(tracker_cache_size)
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         # A copy read while the kept tracker was changed by a turn: (tracker, stored count).
@@ -154,8 +159,13 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         return None if value is None else int(value)
 
     def _read_max_id(self, sender_id: str) -> int | None:
-        with self.session_scope() as session:
-            return self._max_id(session, sender_id)
+        """The version probe of every retrieve: one statement in autocommit, so one round
+        trip to the database (a session would add BEGIN and ROLLBACK: three)."""
+        table = self.SQLEvent.__table__
+        query = sa.select(sa.func.max(table.c.id)).where(table.c.sender_id == sender_id)
+        with self._autocommit.connect() as connection:
+            value = connection.execute(query).scalar()
+        return None if value is None else int(value)
 
     def _read_session(self, sender_id: str) -> tuple[list[dict[str, Any]], int | None]:
         """The latest session's events (as Rasa's retrieve) and the conversation's max id."""
@@ -174,7 +184,25 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             return count
 
     def _insert(self, sender_id: str, events: list[dict[str, Any]]) -> int | None:
-        """Store serialised events (`Event.as_dict()`); returns the conversation's max id."""
+        """Store serialised events (`Event.as_dict()`); returns the conversation's max id.
+
+        On PostgreSQL one multi-row `INSERT … RETURNING id` in autocommit (atomic, one round
+        trip instead of BEGIN, INSERT, SELECT max(id), COMMIT): the conversation's turns run
+        one at a time (lock store), so its newest row is the highest id just returned."""
+        rows = self._rows(sender_id, events)
+        if rows and self.engine.dialect.name == "postgresql":
+            table = self.SQLEvent.__table__
+            statement = sa.insert(table).values(rows).returning(table.c.id)
+            with self._autocommit.connect() as connection:
+                return max(int(row_id) for (row_id,) in connection.execute(statement))
+        with self.session_scope() as session:
+            if rows:
+                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+            max_id = self._max_id(session, sender_id)
+            session.commit()
+        return max_id
+
+    def _rows(self, sender_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []
         for data in events:
             rows.append(
@@ -189,12 +217,7 @@ class StrictSQLTrackerStore(SQLTrackerStore):
                     "data": json.dumps(data),
                 }
             )
-        with self.session_scope() as session:
-            if rows:
-                session.execute(sa.insert(self.SQLEvent.__table__), rows)
-            max_id = self._max_id(session, sender_id)
-            session.commit()
-        return max_id
+        return rows
 
     def _delete(self, sender_id: str) -> None:
         with self.session_scope() as session:
