@@ -75,6 +75,11 @@ class ActionGreet(Action):  # type: ignore[misc]
         return []
 
 
+def _survey_question_open(tracker: Tracker) -> bool:
+    loop = (tracker.active_loop or {}).get("name")
+    return loop == "survey_form" and bool(tracker.get_slot("requested_slot"))
+
+
 class ActionHandleFallback(Action):  # type: ignore[misc]
     """Not understood: the likeliest meanings as buttons plus "something else"; after that
     fails again a person is offered (issue #17). Nothing is escalated here: only the
@@ -88,8 +93,13 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
+        if _survey_question_open(tracker):
+            # "why do you care", "cant remember tbh", "ok. i found you on pinterest" at a
+            # survey question (tester 7): the question's own validation tells an answer, a
+            # why, a remark or an ask apart; a menu of meanings helps nobody here
+            return put_back_as(tracker, "inform")
         if tracker.get_slot("awaiting") == "survey_consent":
-            if fallback.is_approving_emoji(text):
+            if fallback.is_approving_emoji(text) or proactive.asks_for_the_survey(text):
                 return put_back_as(tracker, "affirm")
             if refusals.declines_offer(text):
                 # "no stop asking me stuff": a no, whatever else it says (dev chat ds06);

@@ -135,9 +135,36 @@ class ValidateSurveyForm(FormValidationAction):  # type: ignore[misc]
     ) -> dict[str, Any]:
         return _answer_despite_intent(tracker, domain, "survey_comment", free_text=True)
 
+    async def extract_survey_source(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A source named in words the NLU read as a request or a complaint ("got an email
+        from you guys", complain 0.74: tester 7, tw7_13) is the answer."""
+        if tracker.get_slot("requested_slot") != "survey_source":
+            return {}
+        intent = _latest_intent(tracker) or ""
+        if intent.startswith("EXTERNAL_") or intent not in _excluded_intents(
+            domain, "survey_source"
+        ):
+            return {}
+        text = latest_text(tracker)
+        if surveys.acquisition_source(text) is None or understanding.reads_as_ask(text):
+            return {}
+        return {"survey_source": text}
+
     async def validate_survey_score(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if tracker.get_slot("survey_source") not in (None, "skipped") and not _blank(value):
+            corrected = await self._answer(
+                dispatcher,
+                "survey_score",
+                lambda session: proactive.correct_source(
+                    session, tracker.get_slot("survey_dispatch_id"), str(value)
+                ),
+            )
+            if corrected.get("survey_source"):  # the source put right; the score asked again
+                return {**corrected, "survey_score": None}
         if _names_an_order(tracker, value) or _is_a_request(tracker, value, free_text=False):
             return _set_aside("survey_score")
         kind = surveys.FLOW_SCORE_KINDS.get(tracker.get_slot("survey_kind") or "")
@@ -328,6 +355,10 @@ class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
     ) -> list[EventType]:
         if fallback.asks_what_now(latest_text(tracker)):
             return _what_now(tracker)
+        if offer_just_made(tracker) and proactive.asks_for_the_survey(latest_text(tracker)):
+            # "ok i have time now, ask your questions" (goodbye 0.74) right at the offer: a
+            # yes (tester 7, tw7_07: taken as "not now" and a goodbye)
+            return put_back_as(tracker, "affirm")
         events: list[EventType] = await super().run(dispatcher, tracker, domain)
         return events
 

@@ -840,3 +840,34 @@ async def test_anyone_there_while_queued_says_queued_not_the_greeting(
     # "hey whats ur phone number" read as a greeting: how to reach the team
     _, phone = await run(ActionGreet(), tracker("conv-1", "hey whats ur phone number", "greet"))
     assert phone[0]["text"].startswith("We don't have a phone line")
+
+
+@pytest.mark.parametrize(
+    "text", ["why do you care", "cant remember tbh", "ok. i found you on pinterest"]
+)
+async def test_not_understood_at_a_survey_question_goes_to_the_question(
+    session: AsyncSession, action_services: object, text: str
+) -> None:
+    """Tester 7 (tw7_01, tw7_11, tw7_15, tw7_16): read as nlu_fallback at a survey question,
+    these got a menu of meanings or a help-centre article; the question's validation tells
+    an answer, a why and an ask apart."""
+    state = _unsure(text, [("nlu_fallback", 0.45)])
+    state.slots["requested_slot"] = "survey_source"
+    state.active_loop = {"name": "survey_form"}
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert [e["event"] for e in events] == ["action", "user"]
+    assert events[1]["text"] == text and events[1]["parse_data"]["intent"]["name"] == "inform"
+
+
+async def test_i_have_time_now_at_a_survey_offer_is_a_yes(
+    session: AsyncSession, action_services: object
+) -> None:
+    state = _unsure("ok i have time now, ask your questions", [("nlu_fallback", 0.45)])
+    state.slots["awaiting"] = "survey_consent"
+
+    events, _ = await run(ActionHandleFallback(), state)
+
+    assert events[1]["parse_data"]["intent"]["name"] == "affirm"

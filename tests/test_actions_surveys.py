@@ -16,7 +16,7 @@ from actions.surveys import (
     ActionSubmitSurvey,
     ValidateSurveyForm,
 )
-from bot.domain import surveys
+from bot.domain import proactive, surveys
 from bot.domain.enums import (
     AcquisitionSource,
     Channel,
@@ -34,9 +34,10 @@ from bot.storage.models import (
     Feedback,
     Lifecycle,
     SurveyDispatch,
+    utcnow,
 )
 from tests import factories
-from tests.rasa_helpers import run, slot_events, tracker
+from tests.rasa_helpers import domain, run, slot_events, tracker
 
 VERIFIED = {"identity": "verified", "order_number": "A10001", "email": "jane.doe@example.com"}
 
@@ -973,3 +974,110 @@ async def test_thanks_with_a_score_in_words_ends_the_survey_and_keeps_the_score(
 
     rows = (await session.scalars(select(Feedback))).all()
     assert [row.score for row in rows if row.kind is FeedbackKind.csat] == stored
+
+
+async def _first_order_survey(session: AsyncSession) -> float:
+    """A first-order survey accepted in conv-1: how they heard about us, then the CSAT."""
+    owner = await factories.customer(session, email="jane.doe@example.com")
+    order = await factories.order(session, owner, "A10001", OrderStatus.placed)
+    session.add(Conversation(id="conv-1", customer_id=owner.id, order_id=order.id))
+    lifecycle = await lifecycle_for_order(session, order)
+    dispatch = SurveyDispatch(
+        customer_id=owner.id,
+        lifecycle_id=lifecycle.id,
+        conversation_id="conv-1",
+        trigger=surveys.TRIGGER_FIRST_ORDER,
+        survey_kind=FeedbackKind.discovery_source,
+        created_at=utcnow(),
+        sent_at=utcnow(),
+        accepted_at=utcnow(),
+    )
+    session.add(dispatch)
+    await session.commit()
+    return float(dispatch.id)
+
+
+def _source_answer(text: str, intent: str, dispatch_id: float, **slots: object) -> Tracker:
+    return tracker(
+        "conv-1",
+        text,
+        intent,
+        {
+            **VERIFIED,
+            "survey_kind": surveys.FLOW_FIRST_ORDER,
+            "survey_dispatch_id": dispatch_id,
+            "requested_slot": "survey_source",
+            **slots,
+        },
+        active_loop="survey_form",
+    )
+
+
+async def test_a_source_named_in_words_read_as_a_complaint_is_the_answer(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_13): "got an email from you guys" (complain 0.74) at "How did you first
+    hear about us?" was stored as a complaint and the survey dropped."""
+    dispatch_id = await _first_order_survey(session)
+    state = _source_answer("got an email from you guys", "complain", dispatch_id)
+
+    extracted = await ValidateSurveyForm().extract_survey_source(None, state, domain())
+
+    assert extracted == {"survey_source": "got an email from you guys"}
+    # a question still wins
+    asked = _source_answer("can you email me the invoice?", "billing_issue", dispatch_id)
+    assert await ValidateSurveyForm().extract_survey_source(None, asked, domain()) == {}
+
+
+async def test_the_source_corrected_at_the_next_question(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_14): "google", then "no wait it was a tiktok ad" at the CSAT question
+    was stored as a comment and the source stayed "search"."""
+    dispatch_id = await _first_order_survey(session)
+    await proactive.answer_source(session, "conv-1", dispatch_id, "google")
+    await session.commit()
+    fix = tracker(
+        "conv-1",
+        "no wait it was a tiktok ad",
+        "inform",
+        {
+            **VERIFIED,
+            "survey_kind": surveys.FLOW_FIRST_ORDER,
+            "survey_dispatch_id": dispatch_id,
+            "survey_source": "search",
+            "requested_slot": "survey_score",
+        },
+        active_loop="survey_form",
+        extracted={"survey_score": "no wait it was a tiktok ad"},
+    )
+
+    events, messages = await run(ValidateSurveyForm(), fix)
+
+    slots = slot_events(events)
+    assert (slots["survey_score"], slots["survey_source"]) == (None, "ad")
+    assert [m["text"] for m in messages] == ["Got it, I've corrected where you heard about us."]
+    session.expire_all()
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.text) for r in rows] == [
+        (FeedbackKind.discovery_source, "no wait it was a tiktok ad")
+    ]
+    customer = (await session.scalars(select(Customer))).one()
+    assert customer.acquisition_source is AcquisitionSource.ad
+
+
+async def test_a_comment_after_a_retried_score_skips_the_score(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_06): "👎" (asked once more), then "your website is so slow": kept as
+    the comment, and the score was asked a third time."""
+    _, dispatch_id = await _survey_started(session)
+    state = _answer("your website is so slow", "survey_score", dispatch_id, survey_retries=1.0)
+    state.latest_message["intent"] = {"name": "complain", "confidence": 0.95}
+
+    events, _ = await run(ValidateSurveyForm(), state)
+
+    slots = slot_events(events)
+    assert slots["survey_score"] == "skipped"
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.text) for r in rows] == [(FeedbackKind.comment, "your website is so slow")]

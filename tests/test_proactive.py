@@ -299,8 +299,8 @@ async def test_discovery_skip_declines_the_dispatch(session: AsyncSession) -> No
 @pytest.mark.parametrize("text", ["cant remember sorry", "no idea tbh", "not sure"])
 async def test_not_knowing_where_they_heard_is_no_source(session: AsyncSession, text: str) -> None:
     """Dev chat ps15: "cant remember sorry" was stored as the source "other" (forgetting
-    swelled "other" on the dashboard); like any answer naming no source it is asked once
-    more, and nothing is stored."""
+    swelled "other" on the dashboard); nothing is stored, and the question is skipped at
+    once (tester 7, tw7_11: asking again used up the customer's next answer, their CSAT)."""
     owner, lifecycle, conversation = await _setup(session, OrderStatus.placed)
     await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
     offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
@@ -308,7 +308,7 @@ async def test_not_knowing_where_they_heard_is_no_source(session: AsyncSession, 
 
     turn = await proactive.answer_source(session, "conv-p", float(offer.dispatch.id), text)
 
-    assert turn.slots == {"survey_source": None, "survey_retries": 1.0}
+    assert turn.slots == {"survey_source": "skipped", "survey_retries": 0.0}
     assert (owner.acquisition_source, lifecycle.acquisition_channel) == (None, None)
     assert (await session.scalars(select(Feedback))).all() == []
 
@@ -339,6 +339,9 @@ async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(
         ("ok you can ask your questions now", True),
         ("go ahead with the survey", True),
         ("ask me your 2 questions", True),
+        ("ok i have time now, ask your questions", True),  # tester 7, tw7_07
+        ("i have time now", True),
+        ("i have time for a quick question about my order", False),
         ("can i ask you something", False),
         ("is the knife dishwasher safe?", False),
     ],
@@ -405,6 +408,11 @@ async def test_response_stats_count_each_outcome(session: AsyncSession) -> None:
         ("Shadow", None),  # "ad" only as a whole word
         ("hello", None),  # issue #18: stored as a source before
         ("where is A81402", None),
+        # tester 7 (tw7_12): a long word one letter off
+        ("instagramm", AcquisitionSource.social),
+        ("saw it on pintrest", AcquisitionSource.social),
+        ("newsleter", AcquisitionSource.marketing_email),
+        ("fiend", None),  # short words are not guessed
     ],
 )
 def test_free_text_maps_to_an_acquisition_source(

@@ -607,6 +607,14 @@ async def test_a_resume_by_the_shop_clears_the_pause_date(
         ("useless. i just want my money back", True),  # tester 6, tw6_02
         ("just refund me", True),
         ("just so you know the box was wet", False),
+        # tester 7 (tw7_05): a remark that opens with the noun, at the comment question
+        ("refund took too long", False),
+        ("return policy is confusing", False),
+        ("cancel", True),
+        ("change address pls", True),
+        # tester 4 (tw4_31), tester 5 (tw5_25): a contraction, "then" before the ask
+        ("ok whats the tracking number again so i can redirect it", True),
+        ("ok then i want to return it when it arrives", True),
     ],
 )
 def test_what_reads_as_an_ask(text: str, ask: bool) -> None:
@@ -1236,3 +1244,24 @@ def test_bye_after_nope_is_done() -> None:
     """Tester 4 (tw4_21): "nope bye" got "Okay. Anything else I can help with?" again."""
     assert refusals.says_done("nope bye") and refusals.says_done("ok thats all")
     assert not refusals.says_done("nope, where is my refund")
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        # tester 7: a score first, then its reason; the question asked back
+        ("2, the parcel is a week late and nobody tells me anything", True),
+        ("4/5 - slow though", True),
+        ("why do you need to know", True),
+        ("where is my parcel", False),
+        ("can i get a refund for the late one", False),
+    ],
+)
+def test_a_score_with_its_reason_answers_a_score_question_however_sure_the_nlu(
+    text: str, answer: bool
+) -> None:
+    ranking = nlu_ranking(("delivery_problem", 0.99))
+    assert (
+        understanding.survey_answer_despite_intent(text, ranking, 0.8, 0.15, free_text=False)
+        is answer
+    )

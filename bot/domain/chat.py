@@ -1758,7 +1758,12 @@ async def answer_score(
         # conversation, not an answer (tester, 2026-12-07)
         return Turn(slots={slot: None, **SET_ASIDE})
     if is_comment(text) or (opinion and parsed.status is not ScoreStatus.ok):
-        return await _comment_instead_of_score(session, conversation_id, dispatch, text, slot)
+        turn = await _comment_instead_of_score(session, conversation_id, dispatch, text, slot)
+        if retries >= 1:
+            # asked once more already ("👎", then "your website is so slow"): kept, and the
+            # score is not asked a third time (tester 7, tw7_06)
+            turn.slots.update({slot: "skipped", "survey_retries": 0.0})
+        return turn
     if parsed.status is not ScoreStatus.ok:
         low, high = SCALES[kind.value]
         if retries >= 1:

@@ -36,6 +36,7 @@ from bot.storage import repositories
 from bot.storage.models import (
     Conversation,
     Customer,
+    Feedback,
     Lifecycle,
     Order,
     Subscription,
@@ -369,7 +370,9 @@ async def start_survey(
 _ASKS_FOR_THE_SURVEY = re.compile(
     r"\b(?:(?:you|u) can (?:ask|start)|go ahead (?:and ask|with (?:the|your|ur) (?:questions?|"
     r"survey))|ask (?:me )?(?:your|ur|the|those|them|that)\s*(?:two |2 |quick )*(?:questions?|"
-    r"survey)?\b(?: now)?|(?:start|do) the survey|i'?m ready for (?:the|your) (?:questions?|survey))",
+    r"survey)?\b(?: now)?|(?:start|do) the survey|i'?m ready for (?:the|your) (?:questions?|survey)|"
+    # "ok i have time now" (tester 7, tw7_07)
+    r"i (?:have|'ve got|got) (?:some |the )?time(?: now)?\b(?! for))",
     re.IGNORECASE,
 )
 
@@ -428,7 +431,7 @@ async def answer_source(
     if source is None and asks_why(text):
         return chat.Turn(slots={"survey_source": None}).say(texts.render("utter_survey_why"))
     if source is None:
-        if retries >= 1:
+        if retries >= 1 or surveys.forgets_the_source(text):
             return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(
                 texts.render("utter_survey_skip_question")
             )
@@ -450,6 +453,44 @@ async def answer_source(
     lifecycle.acquisition_channel = source
     customer.acquisition_source = source
     return chat.Turn(slots={"survey_source": source.value, "survey_retries": 0.0})
+
+
+# "no wait it was a tiktok ad" right after the source was given (tester 7, tw7_14: stored
+# as a comment, the source stayed "search").
+_TAKES_BACK = re.compile(
+    r"^\W*(?:no+|oh|oops|sorry|wait|actually|hm+|correction)\b|\bi meant\b|\bnot \w+,? (?:it|but)\b",
+    re.IGNORECASE,
+)
+
+
+async def correct_source(session: AsyncSession, dispatch_id: float | None, text: str) -> chat.Turn:
+    """The source answer of this survey corrected ("no wait it was a tiktok ad"): the stored
+    answer, the customer's and the lifecycle's source changed; an empty turn when the text
+    is no such correction or no source was given yet."""
+    nothing = chat.Turn()
+    source = surveys.acquisition_source(text)
+    if source is None or not _TAKES_BACK.search(text or "") or not dispatch_id:
+        return nothing
+    row = await session.scalar(
+        select(Feedback).where(
+            Feedback.survey_dispatch_id == int(dispatch_id),
+            Feedback.kind == FeedbackKind.discovery_source,
+        )
+    )
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id))
+    if row is None or dispatch is None:
+        return nothing
+    row.text = text.strip()[: feedback.MAX_FEEDBACK_CHARS]
+    lifecycle = await session.get(Lifecycle, dispatch.lifecycle_id)
+    customer = await session.get(Customer, dispatch.customer_id)
+    if lifecycle is not None:
+        lifecycle.acquisition_channel = source
+    if customer is not None:
+        customer.acquisition_source = source
+    await session.flush()
+    return chat.Turn(slots={"survey_source": source.value}).say(
+        texts.render("utter_survey_source_corrected")
+    )
 
 
 # --- response-rate facts (SPEC §7: answered dispatches / sent dispatches) --------------------

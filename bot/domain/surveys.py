@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from datetime import datetime, timedelta
@@ -216,9 +217,44 @@ def _source_phrases() -> tuple[tuple[AcquisitionSource, re.Pattern[str]], ...]:
 
 def acquisition_source(text: str) -> AcquisitionSource | None:
     """Map a "how did you hear about us" answer to a source (the buttons send the values
-    themselves); None when it names none (data/acquisition_sources.yml)."""
+    themselves); None when it names none (data/acquisition_sources.yml). A long word typed
+    one letter off counts ("instagramm", "pintrest": tester 7, tw7_12)."""
     lowered = " ".join(text.lower().replace("’", "'").split())
     for source, pattern in _source_phrases():
         if pattern.search(lowered):
             return source
+    for word in re.findall(rf"[a-z]{{{_MIN_TYPO_LETTERS},}}", lowered):
+        close = difflib.get_close_matches(word, _source_words(), n=1, cutoff=_TYPO_SIMILARITY)
+        if close:
+            return _source_words()[close[0]]
     return None
+
+
+# Only long words are matched with a typo: "add" is no "ad", "fiend" no "friend" (6 letters
+# would be too few: "search" ~ "starch").
+_MIN_TYPO_LETTERS = 7
+_TYPO_SIMILARITY = 0.85
+
+
+@functools.lru_cache(maxsize=1)
+def _source_words() -> dict[str, AcquisitionSource]:
+    raw = yaml.safe_load(SOURCES_FILE.read_text(encoding="utf-8"))
+    return {
+        str(phrase): AcquisitionSource(name)
+        for name, phrases in raw.items()
+        for phrase in phrases
+        if " " not in str(phrase) and len(str(phrase)) >= _MIN_TYPO_LETTERS
+    }
+
+
+# "cant remember tbh", "no idea", "dunno": no source, and asking again would not help (tester
+# 7, tw7_11); the question is skipped at once.
+_FORGOT = re.compile(
+    r"\b(?:(?:can'?t|cannot|don'?t|do not|dont|cant) (?:really )?(?:remember|recall|know|say)|"
+    r"no idea|not sure|forgot|forget|dunno|idk|no clue|who knows|no recollection)\b",
+    re.IGNORECASE,
+)
+
+
+def forgets_the_source(text: str) -> bool:
+    return bool(_FORGOT.search(text or ""))
