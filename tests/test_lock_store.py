@@ -123,3 +123,57 @@ def test_fast_lock_store_serves_contending_turns_in_order_within_milliseconds() 
     # 30 turns entering at once from two workers: never two inside, all done
     assert outcome["exclusive"] == [1, True]
     assert outcome["left"] == 0  # every lock deleted once nobody waits
+
+
+ROUND_TRIPS_CHECK = """
+import asyncio, json, sys
+import redis.asyncio
+from rasa.core.lock_store import LockStore
+from rasa.utils.endpoints import EndpointConfig
+
+prefix, db = sys.argv[1], int(sys.argv[2])
+commands = []
+original = redis.asyncio.Redis.execute_command
+
+async def counted(self, *args, **options):
+    commands.append(str(args[0]).upper())
+    return await original(self, *args, **options)
+
+redis.asyncio.Redis.execute_command = counted
+store = LockStore.create(EndpointConfig.from_dict({
+    "type": "rasa_ext.lock_store.FastRedisLockStore", "url": "127.0.0.1",
+    "port": 6379, "db": db, "key_prefix": prefix}))
+
+async def main():
+    async with store.lock("alone"):
+        inside = list(commands)
+    alone = list(commands)
+    commands.clear()
+    async def second():
+        await asyncio.sleep(0.01)
+        async with store.lock("shared"):
+            return "second"
+    async def first():
+        async with store.lock("shared"):
+            await asyncio.sleep(0.05)
+            return "first"
+    order = await asyncio.gather(first(), second())
+    left = await redis.asyncio.Redis(host="127.0.0.1", port=6379, db=db).keys(prefix + "*")
+    print(json.dumps({"inside": inside, "alone": alone, "order": order, "left": len(left)}))
+
+asyncio.run(main())
+"""
+
+
+def test_an_uncontended_turn_costs_two_redis_round_trips() -> None:
+    """The usual turn (nobody else on the conversation): SET NX to take the lock, one
+    compare-and-delete script to give it back (was seven round trips: two WATCH/GET/
+    MULTI…EXEC transactions and a GET). A turn that finds the lock taken still waits."""
+    prefix = f"locktrips{os.getpid()}"
+    result = _rasa_python("-c", ROUND_TRIPS_CHECK, prefix, "12")
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["inside"] == ["SET"]
+    assert outcome["alone"] == ["SET", "EVAL"]
+    assert outcome["order"] == ["first", "second"]
+    assert outcome["left"] == 0
