@@ -299,8 +299,8 @@ async def test_discovery_skip_declines_the_dispatch(session: AsyncSession) -> No
 @pytest.mark.parametrize("text", ["cant remember sorry", "no idea tbh", "not sure"])
 async def test_not_knowing_where_they_heard_is_no_source(session: AsyncSession, text: str) -> None:
     """Dev chat ps15: "cant remember sorry" was stored as the source "other" (forgetting
-    swelled "other" on the dashboard); nothing is stored, and the question is skipped at
-    once (tester 7, tw7_11: asking again used up the customer's next answer, their CSAT)."""
+    swelled "other" on the dashboard); like any answer naming no source it is asked once
+    more (with the list, as a memory to jog: tester 7, tw7_11), and nothing is stored."""
     owner, lifecycle, conversation = await _setup(session, OrderStatus.placed)
     await _schedule(session, lifecycle, surveys.TRIGGER_FIRST_ORDER, NOW - timedelta(hours=1))
     offer = await proactive.deliver(session, conversation, fatigue_days=7, now=NOW)
@@ -308,7 +308,10 @@ async def test_not_knowing_where_they_heard_is_no_source(session: AsyncSession, 
 
     turn = await proactive.answer_source(session, "conv-p", float(offer.dispatch.id), text)
 
-    assert turn.slots == {"survey_source": "skipped", "survey_retries": 0.0}
+    assert turn.slots == {"survey_source": None, "survey_retries": 1.0}
+    assert turn.messages == [
+        ("No worries. Does one of these ring a bell? If not, just say skip.", [])
+    ]
     assert (owner.acquisition_source, lifecycle.acquisition_channel) == (None, None)
     assert (await session.scalars(select(Feedback))).all() == []
 

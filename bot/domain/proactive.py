@@ -431,12 +431,19 @@ async def answer_source(
     if source is None and asks_why(text):
         return chat.Turn(slots={"survey_source": None}).say(texts.render("utter_survey_why"))
     if source is None:
-        if retries >= 1 or surveys.forgets_the_source(text):
+        if retries >= 1:
             return chat.Turn(slots={"survey_source": "skipped", "survey_retries": 0.0}).say(
                 texts.render("utter_survey_skip_question")
             )
+        # "cant remember tbh" names no source either and is asked once more (the spec's
+        # rule), but as a memory to jog, not as an answer not understood (tester 7, tw7_11)
+        unclear = (
+            "utter_survey_source_forgotten"
+            if surveys.forgets_the_source(text)
+            else "utter_survey_source_unclear"
+        )
         return chat.Turn(slots={"survey_source": None, "survey_retries": 1.0}).say(
-            texts.render("utter_survey_source_unclear")
+            texts.render(unclear)
         )
     await chat.record_survey_answer(
         session,

@@ -247,8 +247,8 @@ def _source_words() -> dict[str, AcquisitionSource]:
     }
 
 
-# "cant remember tbh", "no idea", "dunno": no source, and asking again would not help (tester
-# 7, tw7_11); the question is skipped at once.
+# "cant remember tbh", "no idea", "dunno": no source; asked once more with the list, to jog
+# the memory (tester 7, tw7_11).
 _FORGOT = re.compile(
     r"\b(?:(?:can'?t|cannot|don'?t|do not|dont|cant) (?:really )?(?:remember|recall|know|say)|"
     r"no idea|not sure|forgot|forget|dunno|idk|no clue|who knows|no recollection)\b",
