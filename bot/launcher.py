@@ -330,6 +330,13 @@ PROD_DEFAULTS: dict[str, str] = {
     "RABBITMQ_QUEUE": "shopbot_rasa_events",
     "RABBITMQ_EXCHANGE": "shopbot-rasa-exchange",
     "LOG_FORMAT": "json",
+    # Customer turns each web replica runs at once on one Rasa worker (the web service's
+    # default, 4, is sized for the embedded Rasa, whose turn is mostly its own CPU). A
+    # production turn spends most of its time waiting for PostgreSQL, Redis, RabbitMQ and
+    # the action servers through nginx, so at 4 the workers sat partly idle while turns
+    # queued in the web service (docs/benchmarks.md, "Production profile at saturation,
+    # 2026-12-07 night").
+    "RASA_MAX_IN_FLIGHT": "16",
 }
 PREFLIGHT_SENDER = "preflight-"  # the analytics consumer ignores these conversations
 
