@@ -18,7 +18,16 @@ from actions.services import (
     more_follows,
     put_back,
 )
-from bot.domain import chat, knowledge, refusals, returns, support, texts, understanding
+from bot.domain import (
+    chat,
+    knowledge,
+    proactive,
+    refusals,
+    returns,
+    support,
+    texts,
+    understanding,
+)
 from bot.storage.models import utcnow
 
 
@@ -226,6 +235,10 @@ async def _yes_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat.
         and understanding.names_the_yes(latest_text(tracker), declined)
     ):
         return await serve_request(session, tracker, choosing_order=False)
+    # "ok. i found you on pinterest" (affirm 0.45) after the source question gave way
+    late = await proactive.late_source(session, tracker.sender_id, latest_text(tracker))
+    if late is not None:
+        return late
     return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_anything_else"))
 
 
@@ -241,6 +254,9 @@ async def _data_out_of_the_blue(session: AsyncSession, tracker: Tracker) -> chat
     score = await chat.late_score(session, tracker.sender_id, text)
     if score is not None:
         return score  # "4" after the survey question was set aside for a request (tw4_03)
+    source = await proactive.late_source(session, tracker.sender_id, text)
+    if source is not None:
+        return source  # "i found you on pinterest" after a question at that survey question
     runner_up = next(
         (
             str(item.get("name"))

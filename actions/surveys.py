@@ -93,7 +93,13 @@ def _is_a_request(tracker: Tracker, value: Any, free_text: bool) -> bool:
     text = str(value or "")
     if tracker.get_slot("support_request") in _CHANGE_TO_UNDO and understanding.asks_undo(text):
         return True
-    return not free_text and understanding.reads_as_ask(text) and not scores.has_number(text)
+    return (
+        not free_text
+        and understanding.reads_as_ask(text)
+        and not scores.has_number(text)
+        # "why do you care" asks about the question itself: answered there (tester 7, tw7_01)
+        and not scores.asks_why(text)
+    )
 
 
 def _set_aside(slot: str) -> dict[str, Any]:

@@ -1081,3 +1081,42 @@ async def test_a_comment_after_a_retried_score_skips_the_score(
     assert slots["survey_score"] == "skipped"
     rows = (await session.scalars(select(Feedback))).all()
     assert [(r.kind, r.text) for r in rows] == [(FeedbackKind.comment, "your website is so slow")]
+
+
+async def test_why_at_the_score_question_is_answered_there(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_01): "why do you care" at the in-chat CSAT was set aside as a question
+    and answered with a help-centre article on knife care."""
+    _, dispatch_id = await _survey_started(session)
+
+    events, messages = await run(
+        ValidateSurveyForm(), _answer("why do you care", "survey_score", dispatch_id)
+    )
+
+    slots = slot_events(events)
+    assert slots["survey_score"] is None and not slots.get("survey_set_aside")
+    assert messages[0]["text"].startswith("It helps us")
+    assert (await session.scalars(select(Feedback))).all() == []
+
+
+async def test_a_source_given_after_the_question_gave_way_is_kept(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_15): the return policy asked at "How did you first hear about us?" was
+    answered (the survey gave way); "ok. i found you on pinterest" then got "Okay. Anything
+    else?" and nothing was stored."""
+    dispatch_id = await _first_order_survey(session)
+
+    turn = await proactive.late_source(session, "conv-1", "ok. i found you on pinterest")
+    await session.commit()
+
+    assert turn is not None and turn.messages[0][0].startswith("Thanks, I've noted how you found")
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.survey_dispatch_id) for r in rows] == [
+        (FeedbackKind.discovery_source, int(dispatch_id))
+    ]
+    # answered once: a second mention is no answer to anything
+    assert await proactive.late_source(session, "conv-1", "pinterest again lol") is None
+    # a question naming a source is a question
+    assert await proactive.late_source(session, "other-conv", "do you sell on instagram?") is None

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain import chat, feedback, surveys, texts
+from bot.domain import chat, feedback, surveys, texts, understanding
 from bot.domain import lifecycle as lifecycles
 from bot.domain.enums import FeedbackKind, OrderStatus
 from bot.domain.errors import InvalidInput, NotFound
@@ -498,6 +498,42 @@ async def correct_source(session: AsyncSession, dispatch_id: float | None, text:
     return chat.Turn(slots={"survey_source": source.value}).say(
         texts.render("utter_survey_source_corrected")
     )
+
+
+LATE_SOURCE_HOURS = 2
+
+
+async def late_source(session: AsyncSession, conversation_id: str, text: str) -> chat.Turn | None:
+    """ "ok. i found you on pinterest" after the "how did you hear about us" question of this
+    chat gave way to a question (tester 7, tw7_15: "Okay. Anything else?"): that survey's
+    answer. None when the text names no source, asks something, or no such question is open."""
+    source = surveys.acquisition_source(text)
+    if source is None or understanding.reads_as_ask(text):
+        return None
+    since = utcnow() - timedelta(hours=LATE_SOURCE_HOURS)
+    dispatch = await session.scalar(
+        select(SurveyDispatch)
+        .where(
+            SurveyDispatch.conversation_id == conversation_id,
+            SurveyDispatch.trigger == surveys.TRIGGER_FIRST_ORDER,
+            SurveyDispatch.accepted_at >= since,
+            SurveyDispatch.declined_at.is_(None),
+        )
+        .order_by(SurveyDispatch.accepted_at.desc())
+        .limit(1)
+    )
+    if dispatch is None:
+        return None
+    answered = await session.scalar(
+        select(Feedback.id).where(
+            Feedback.survey_dispatch_id == dispatch.id,
+            Feedback.kind == FeedbackKind.discovery_source,
+        )
+    )
+    if answered is not None:
+        return None
+    await answer_source(session, conversation_id, float(dispatch.id), text)
+    return chat.Turn(slots={"next_step": "done"}).say(texts.render("utter_survey_late_source"))
 
 
 # --- response-rate facts (SPEC §7: answered dispatches / sent dispatches) --------------------
