@@ -204,6 +204,10 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
         return "policy_question"
     if chat.asks_size_change(text):
         return "return_item"
+    if understanding.asks_for_exception(text) and tracker.get_slot("support_request") in (
+        chat.RETURN_FLOWS
+    ):
+        return "return_item"  # "cant you make an exception?" after the window's answer
     if understanding.asks_why_cancelled(text):
         # "why was A45039 cancelled?? i didnt cancel it" (nlu_fallback, cancel_order 0.51):
         # that order's state, the way the cancellation reading serves it (tw3_09)

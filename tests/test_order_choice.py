@@ -1798,3 +1798,35 @@ async def test_damage_in_so_many_words_read_unsure_still_offers_the_return(
     report = await reply("the lid of the casserole has a crack in it")
     assert "A10001" in report and "return" in report.lower()
     assert "What did you mean" in await reply("can the casserole crack in the oven?")
+
+
+@pytest.mark.parametrize(
+    ("flow", "text"),
+    [
+        ("return_item", "cant you make an exception? i was travelling"),
+        ("delivery_problem", "an exception to the 30 days. for the shirt"),
+    ],
+)
+async def test_an_exception_to_the_rules_offers_a_person(
+    session: AsyncSession, flow: str, text: str
+) -> None:
+    """Tester 4 (tw4_10): after "outside our 30-day return window", "cant you make an
+    exception?" got a menu of meanings and "an exception to the 30 days. for the shirt"
+    (delivery_problem) a parcel trace on an order delivered in September."""
+    await _jane(session)
+    await session.commit()
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        flow,
+        verified=True,
+        text=text,
+        intent_ranking=nlu_ranking((flow, 0.9)),
+    )
+    said = " ".join(message for message, _ in turn.messages)
+    assert "exception" in said and "trace" not in said
+    assert (turn.slots["awaiting"], turn.slots["pending_action"]) == (
+        "confirmation",
+        "offer_human",
+    )

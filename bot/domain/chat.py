@@ -354,6 +354,15 @@ async def support_request(
             turn.say(texts.render("utter_nothing_changed"))
     if flow not in ORDER_FLOWS | SUBSCRIPTION_FLOWS:
         return turn.say(texts.render("utter_support_what_help"))
+    if (
+        flow in RETURN_FLOWS | {"delivery_problem"}
+        and verified
+        and understanding.asks_for_exception(latest or text)
+    ):
+        # "cant you make an exception? i was travelling" after the return window's answer
+        # (tester 4, tw4_10): only a person can bend a rule; offered, never imposed
+        turn.slots.update(awaiting="confirmation", pending_action="offer_human")
+        return turn.say(texts.render("utter_return_exception"), support.YES_NO)
     if understanding.asks_if_sold(latest or text):
         # "do u sell replacement shades for the lamp" (return_item 0.94): the catalogue's
         # answer, not an order's return state (tester 3, tw3_11)

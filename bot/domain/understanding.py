@@ -454,6 +454,18 @@ _NOT_HERE = re.compile(
 )
 
 
+# "cant you make an exception? i was travelling" after the return window's answer (tester
+# 4, tw4_10: a menu of meanings, then a parcel trace): the rule bent, which only a person can.
+_EXCEPTION = re.compile(
+    r"\b(?:(?:make|do|give) (?:me |us )?(?:an |one )?exception|an exception|bend the rules?|"
+    r"just this once|(?:extend|stretch) (?:the|your) (?:window|deadline|return (?:window|period)))\b",
+    re.I,
+)
+
+
+asks_for_exception = Words(_EXCEPTION)
+
+
 def says_it_arrived(text: str) -> bool:
     """ "it arrived yesterday actually", "got it but the lid is cracked": the parcel came."""
     return bool(_CAME.search(text or "")) and not says_not_here(text)
