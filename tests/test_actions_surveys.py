@@ -613,13 +613,18 @@ async def test_a_score_in_words_is_the_answer_not_a_comment(
 
     events, messages = await run(ValidateSurveyForm(), _answer(text, "survey_score", dispatch_id))
 
-    assert slot_events(events)["survey_score"] == score
+    slots = slot_events(events)
+    assert slots["survey_score"] == score
     rows = (await session.scalars(select(Feedback))).all()
-    assert [(row.kind, row.score, row.text) for row in rows] == [
+    low = score == "2"
+    expected: list[tuple[FeedbackKind, int | None, str | None]] = [
         (FeedbackKind.csat, int(score), None)
     ]
-    sorry = messages[0]["text"].startswith("I'm sorry to hear that.")
-    assert sorry is (score == "2")  # a low score is not thanked for
+    if low:  # also the comment, not asked for with "Thanks! Anything you'd like to add?"
+        expected.append((FeedbackKind.comment, None, text))
+        assert slots["survey_comment"] == "given"
+    assert [(row.kind, row.score, row.text) for row in rows] == expected
+    assert messages[0]["text"].startswith("Thanks") is not low  # a low score is not thanked
 
 
 async def test_words_that_disagree_are_a_comment_and_the_score_is_asked_again(

@@ -1746,18 +1746,7 @@ async def answer_score(
         return Turn(slots={slot: None}).say(texts.render("utter_survey_why"))
     in_words = score_in_words(text, kind.value) if parsed.status is not ScoreStatus.ok else None
     if in_words is not None:
-        # "it was ok i guess" answers the question (testers 4 and 5): kept as that score, and
-        # the customer is told which, so "sorry, I meant 4" can put it right.
-        await record_survey_answer(session, conversation_id, dispatch, kind, in_words, None)
-        low, high = SCALES[kind.value]
-        response = (
-            "utter_survey_score_from_words_low"
-            if surveys.is_low_score(kind, in_words, None)
-            else "utter_survey_score_from_words"
-        )
-        return Turn(slots={slot: str(in_words), "survey_retries": 0.0}).say(
-            texts.render(response, value=in_words, low=low, high=high)
-        )
+        return await _score_in_words(session, conversation_id, dispatch, kind, text, in_words, slot)
     if (
         not opinion
         and understanding.reads_as_ask(text, order_number_asks=False)
@@ -1799,6 +1788,39 @@ async def answer_score(
     return Turn(
         slots={**turn.slots, slot: str(parsed.value), "survey_retries": 0.0}, messages=turn.messages
     )
+
+
+async def _score_in_words(
+    session: AsyncSession,
+    conversation_id: str,
+    dispatch: SurveyDispatch,
+    kind: FeedbackKind,
+    text: str,
+    value: int,
+    slot: str,
+) -> Turn:
+    """ "it was ok i guess" answers the question (testers 4, 5 and 7): kept as that score,
+    and the customer is told which, so "sorry, I meant 4" can put it right. A low one
+    ("useless", "not great tbh") is also the comment: "Thanks! Anything you'd like to add?"
+    after it would thank them for it, and the low-score follow-up says sorry and offers a
+    person (fb11)."""
+    await record_survey_answer(session, conversation_id, dispatch, kind, value, None)
+    low, high = SCALES[kind.value]
+    turn = Turn(slots={slot: str(value), "survey_retries": 0.0})
+    if surveys.is_low_score(kind, value, None):
+        await record_survey_answer(
+            session,
+            conversation_id,
+            dispatch,
+            FeedbackKind.comment,
+            score=None,
+            text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
+        )
+        turn.slots["survey_comment"] = "given"
+        return turn.say(
+            texts.render("utter_survey_score_from_words_low", value=value, low=low, high=high)
+        )
+    return turn.say(texts.render("utter_survey_score_from_words", value=value, low=low, high=high))
 
 
 async def _correct_last_score(
