@@ -196,6 +196,19 @@ def _asks_its_own(first: str, second: str) -> bool:
     )
 
 
+# A part that asks for something: a question, or a request in the imperative or as a wish.
+_REQUEST_WORDS = re.compile(
+    r"^\W*(?:(?:ok|okay|so|and|also|but|pls|please|just)\s+)*(?:cancel|return|refund|change|"
+    r"pause|resume|stop|track|send|give|check|help|i (?:want|need|would like|wanna)|i'd like|"
+    r"can|could|would|will|where|when|what|why|how|is|are|do|does)\b",
+    re.IGNORECASE,
+)
+
+
+def _reads_as_a_request(part: str) -> bool:
+    return "?" in part or bool(_REQUEST_WORDS.match(part))
+
+
 def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
     """The plan for a message cut into `first` and `second`, read as `one` and `two`; None
     when this cut is no compound message (try the next cut, or send the message as typed)."""
@@ -227,6 +240,13 @@ def plan(first: str, second: str, one: Reading, two: Reading) -> Plan | None:
             return Plan((second, first))
     if not (_clear(one) and _clear(two)) or one.intent == two.intent:
         return None
+    if "complain" in {one.intent, two.intent}:
+        other = second if one.intent == "complain" else first
+        if not _reads_as_a_request(other):
+            # "delivery took forever and nobody answered my email": one complaint, sent
+            # whole; split, its first half asked for an order number and the second
+            # closed with "just tell me" (tester 5, tw5_27)
+            return None
     if one.intent == "deny" and two.intent in REQUESTS - STATE_CHANGES:
         # "nah forget it, is the shirt 100% linen tho?": the question (which also drops a
         # change waiting for its yes, saying so); "Okay. Anything else?" was all it got. Not

@@ -279,3 +279,21 @@ def test_the_components_need_of_bot_only_the_intents_module() -> None:
                 assert node.module == "bot.domain.intents", (path.name, node.module)
     dockerfile = (root / "deploy/Dockerfile.rasa").read_text()
     assert "bot/domain/intents.py" in dockerfile
+
+
+def test_a_complaint_in_two_halves_is_sent_whole() -> None:
+    """Tester 5 (tw5_27): "delivery took forever and nobody answered my email" was split
+    into a delivery request (the order-number question) and a complaint."""
+    assert (
+        plan(
+            "delivery took forever",
+            "nobody answered my email",
+            sure("delivery_problem"),
+            sure("complain"),
+        )
+        is None
+    )
+    # a request next to a complaint is still both
+    assert plan(
+        "this shop is a joke", "where is my parcel", sure("complain"), sure("order_status")
+    ) == Plan(("this shop is a joke", "where is my parcel"))
