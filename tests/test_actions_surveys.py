@@ -950,13 +950,20 @@ async def test_a_bare_score_after_the_survey_was_set_aside_is_its_score(
     assert [(r.kind, r.score, r.survey_dispatch_id) for r in rows] == [
         (FeedbackKind.csat, 4, int(dispatch_id))
     ]
-    # the same score again is acknowledged, not stored twice; another one replaces it (the
-    # score in words was put down as 4, then "2" is what they meant)
+    # the same score again is acknowledged, not stored twice; another bare number changes
+    # nothing (tester 8: a CSAT 2 with its escalation became a 5), said as a correction it
+    # does (tester 8, tw8_11)
     _, again = await run(ActionSupportRequest(), tracker("conv-1", "4", "inform", slots))
     assert [m["text"] for m in again] == ["Thanks, I've noted your score of 4."]
-    _, other = await run(ActionSupportRequest(), tracker("conv-1", "2", "inform", slots))
+    _, bare = await run(ActionSupportRequest(), tracker("conv-1", "2", "inform", slots))
+    assert "2" not in " ".join(m["text"] or "" for m in bare)
+    session.expire_all()  # the action changes rows in its own session
+    rows = (await session.scalars(select(Feedback))).all()
+    assert [(r.kind, r.score) for r in rows] == [(FeedbackKind.csat, 4)]
+    meant = tracker("conv-1", "sorry i meant 2", "inform", slots)
+    _, other = await run(ActionSupportRequest(), meant)
     assert [m["text"] for m in other] == ["Got it, I've changed your answer to 2."]
-    session.expire_all()  # the action changed the row in its own session
+    session.expire_all()
     rows = (await session.scalars(select(Feedback))).all()
     assert [(r.kind, r.score) for r in rows] == [(FeedbackKind.csat, 2)]
 

@@ -415,7 +415,8 @@ async def test_response_stats_count_each_outcome(session: AsyncSession) -> None:
         ("instagramm", AcquisitionSource.social),
         ("saw it on pintrest", AcquisitionSource.social),
         ("newsleter", AcquisitionSource.marketing_email),
-        ("fiend", None),  # short words are not guessed
+        ("my sistr told me abt u", AcquisitionSource.friend),  # tester 8, tw8_19
+        ("add", None),  # short words are not guessed
     ],
 )
 def test_free_text_maps_to_an_acquisition_source(

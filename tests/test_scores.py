@@ -156,6 +156,8 @@ def test_a_comment_is_told_from_a_score(text: str, expected: bool) -> None:
         ("oops 8 not 3", "csat", None),  # 8 is not on the CSAT scale
         ("4", "csat", None),  # a plain answer is no correction
         ("the box was 2 days late not 3 weeks", "nps", None),
+        ("wait no 4", "csat", 4),  # tester 8, tw8_15
+        ("sorry meant 3", "csat", 3),  # tester 8, tw8_23
     ],
 )
 def test_corrections(text: str, scale: str, expected: int | None) -> None:
@@ -205,6 +207,9 @@ def test_a_remark_with_a_score_is_kept(text: str, kept: bool) -> None:
         ("thats it", True),
         ("no that's all, thanks", True),
         ("nothing else", True),
+        ("k", True),  # tester 8, tw8_09
+        ("idk", True),  # tester 8, tw8_10: stored as the churn reason
+        ("ok the box was wet", False),
         ("it was late", False),
         ("the lid is cracked", False),
     ],

@@ -1915,15 +1915,18 @@ LATE_SCORE_HOURS = 2
 async def late_score(session: AsyncSession, conversation_id: str, text: str) -> Turn | None:
     """A bare score typed after a survey question of this chat was set aside for a request
     ("4", once the resume it asked for is done): that survey's score, not data for the
-    request (tester 4, tw4_03: a person was offered). None when it is no such score."""
-    if not has_number(text) or remark(text) is not None:
+    request (tester 4, tw4_03: a person was offered); the same score again is acknowledged.
+    A different score changes the stored one only when said as a correction ("sorry i meant
+    2" right after the survey ended: tester 8, tw8_11); a bare "5!!!" later in the chat is no
+    correction (tester 8: a CSAT 2 with its escalation became a 5). None otherwise."""
+    if not has_number(text):
         return None
     since = utcnow() - timedelta(hours=LATE_SCORE_HOURS)
     dispatch = await session.scalar(
         select(SurveyDispatch)
         .where(
             SurveyDispatch.conversation_id == conversation_id,
-            SurveyDispatch.survey_kind.in_(_SCORED_KINDS),
+            SurveyDispatch.survey_kind.in_((*_SCORED_KINDS, FeedbackKind.discovery_source)),
             SurveyDispatch.accepted_at >= since,
             SurveyDispatch.declined_at.is_(None),
         )
@@ -1932,28 +1935,35 @@ async def late_score(session: AsyncSession, conversation_id: str, text: str) -> 
     )
     if dispatch is None:
         return None
-    parsed = parse_score(text, dispatch.survey_kind.value)
-    if parsed.status is not ScoreStatus.ok or parsed.value is None:
+    # the first-order survey's score is its purchase CSAT
+    kind = surveys.FLOW_SCORE_KINDS.get(dispatch.trigger, dispatch.survey_kind)
+    if kind not in _SCORED_KINDS:
         return None
+    value = correction(text, kind.value)
+    corrects = value is not None
+    if not corrects:
+        parsed = parse_score(text, kind.value)
+        if remark(text) is not None or parsed.status is not ScoreStatus.ok:
+            return None
+        value = parsed.value
+    assert value is not None
     scored = await session.scalar(
         select(Feedback)
-        .where(Feedback.survey_dispatch_id == dispatch.id, Feedback.kind == dispatch.survey_kind)
+        .where(Feedback.survey_dispatch_id == dispatch.id, Feedback.kind == kind)
         .order_by(Feedback.id.desc())
         .limit(1)
     )
     done = Turn(slots={"next_step": "done"})
     if scored is None:
-        await record_survey_answer(
-            session, conversation_id, dispatch, dispatch.survey_kind, parsed.value, None
-        )
-    elif scored.score != parsed.value:
-        # answered in words ("pretty good i guess", put down as 4), then "3" once the request
-        # in between is done: the number is what they meant
-        scored.score = parsed.value
+        await record_survey_answer(session, conversation_id, dispatch, kind, value, None)
+    elif scored.score != value:
+        if not corrects:
+            return None
+        scored.score = value
         await session.flush()
-        return done.say(texts.render("utter_survey_score_corrected", value=parsed.value))
+        return done.say(texts.render("utter_survey_score_corrected", value=value))
     # the same score again (tw4_03: "4" after "pretty good i guess" was put down as 4)
-    return done.say(texts.render("utter_survey_late_score", score=parsed.value))
+    return done.say(texts.render("utter_survey_late_score", score=value))
 
 
 async def record_survey_answer(

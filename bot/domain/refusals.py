@@ -89,7 +89,10 @@ def is_decline(text: str) -> bool:
 _NO_COMMENT = re.compile(
     r"^\W*(?:no+|nope|nah|nothing|none|no comments?|nothing (?:else|more|to add)|not really|"
     r"all good|that'?s (?:it|all|everything)|thats (?:it|all)|i'?m good|im good|no thanks?|"
-    r"no,? that'?s (?:it|all)|n/?a)\W*(?:thanks?|thx|ty|thank you)?\W*$",
+    r"no,? that'?s (?:it|all)|n/?a|"
+    # "k", "idk", "dunno" at "Anything you'd like to add?" (tester 8, tw8_09, tw8_10: stored
+    # as the comment, and as the churn reason)
+    r"k+|ok(?:ay)?|idk|dunno|i don'?t know|not sure|no idea)\W*(?:thanks?|thx|ty|thank you)?\W*$",
     re.IGNORECASE,
 )
 

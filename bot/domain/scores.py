@@ -39,7 +39,9 @@ _RATING_WORDS = re.compile(
 )
 _CORRECTION = re.compile(
     r"\b(oops|whoops|typo|i\s*meant|meant to (say|put|type|give)|sorry,? (it'?s|make (it|that))|actually|"
-    r"correction|change (it|that|my (answer|score|rating)) to|make (it|that) an?)\b",
+    r"correction|change (it|that|my (answer|score|rating)) to|make (it|that) an?|"
+    # "sorry meant 3", "wait no 4" at the comment question (tester 8, tw8_15, tw8_23)
+    r"sorry,? meant|wait,? no)\b",
     re.IGNORECASE,
 )
 _EDGE_NUMBER = re.compile(r"^\W*\d{1,2}\b|\b\d{1,2}\W*$")

@@ -230,9 +230,9 @@ def acquisition_source(text: str) -> AcquisitionSource | None:
     return None
 
 
-# Only long words are matched with a typo: "add" is no "ad", "fiend" no "friend" (6 letters
-# would be too few: "search" ~ "starch").
-_MIN_TYPO_LETTERS = 7
+# Only words of five letters or more are matched with a typo ("sistr": tester 8, tw8_19):
+# "add" is no "ad"; "search" and "starch" are not alike enough.
+_MIN_TYPO_LETTERS = 5
 _TYPO_SIMILARITY = 0.85
 
 
