@@ -19,6 +19,7 @@ from actions.services import (
     put_back_as,
     unavailable,
 )
+from actions.surveys import survey_asked_for
 from bot.domain import (
     chat,
     escalations,
@@ -67,6 +68,9 @@ class ActionGreet(Action):  # type: ignore[misc]
         if about_the_shop is not None:
             # "hey whats ur phone number" read as a greeting (a chat in Chromium, 19:01)
             return emit(dispatcher, about_the_shop, tracker)
+        resumed = await survey_asked_for(tracker)
+        if resumed is not None:  # "hi, ok i can do the questions now" (tester 8, tw8_06)
+            return resumed
         if fallback.asks_for_the_person(text) and await _queued(tracker):
             hours = settings.support_hours
             dispatcher.utter_message(text=texts.render("utter_handoff_already_queued", hours=hours))
@@ -98,8 +102,11 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
             # survey question (tester 7): the question's own validation tells an answer, a
             # why, a remark or an ask apart; a menu of meanings helps nobody here
             return put_back_as(tracker, "inform")
+        resumed = await survey_asked_for(tracker)
+        if resumed is not None:  # "ok ask ur question" after "Not now" or at the offer
+            return resumed
         if tracker.get_slot("awaiting") == "survey_consent":
-            if fallback.is_approving_emoji(text) or proactive.asks_for_the_survey(text):
+            if fallback.is_approving_emoji(text):
                 return put_back_as(tracker, "affirm")
             if refusals.declines_offer(text):
                 # "no stop asking me stuff": a no, whatever else it says (dev chat ds06);
@@ -276,10 +283,9 @@ class ActionOutOfScope(Action):  # type: ignore[misc]
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         text = latest_text(tracker)
-        if tracker.get_slot("survey_postponed") and proactive.asks_for_the_survey(text):
-            resumed = await _resume_postponed_survey(tracker)
-            if resumed is not None:
-                return resumed
+        resumed = await survey_asked_for(tracker)
+        if resumed is not None:
+            return resumed
         focus = tracker.get_slot(knowledge.FOCUS_SLOT)
         if focus and knowledge.refers_back(text):
             known = await _knowledge_answer(dispatcher, text, focus)
@@ -287,24 +293,6 @@ class ActionOutOfScope(Action):  # type: ignore[misc]
                 return known
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
-
-
-async def _resume_postponed_survey(tracker: Tracker) -> list[EventType] | None:
-    """ "ok you can ask your questions now" after "not now" (tester tq39): the survey's
-    consent slots, and the message put back as its yes (the consent rule starts it)."""
-    try:
-        async with get_services().transaction() as session:
-            offer = await proactive.offer_postponed(
-                session, get_services().settings, tracker.sender_id
-            )
-    except STORAGE_ERRORS:
-        return None
-    if offer.slots.get("awaiting") != "survey_consent":
-        return None
-    return [
-        *(SlotSet(name, value) for name, value in offer.slots.items()),
-        *put_back_as(tracker, "affirm"),
-    ]
 
 
 async def _knowledge_answer(

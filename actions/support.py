@@ -18,6 +18,7 @@ from actions.services import (
     more_follows,
     put_back,
 )
+from actions.surveys import survey_asked_for
 from bot.domain import (
     chat,
     knowledge,
@@ -152,6 +153,23 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
 
     def name(self) -> str:
         return "action_support_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if (
+            latest_intent(tracker) == "affirm"
+            and tracker.get_slot("survey_postponed")
+            # a yes to a change or an offer waiting for it is that yes, never the survey's
+            and tracker.get_slot("awaiting") in (None, "nothing")
+            and not tracker.get_slot("pending_action")
+        ):
+            # "ok go on then" after "Not now" (tester 8, tw8_03, tw8_05): the survey
+            resumed = await survey_asked_for(tracker)
+            if resumed is not None:
+                return resumed
+        events: list[EventType] = await super().run(dispatcher, tracker, domain)
+        return events
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         pending = pending_change(tracker)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -382,3 +382,28 @@ class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]
             tracker.sender_id,
             postponed_here=bool(tracker.get_slot("survey_postponed")),
         )
+
+
+async def survey_asked_for(tracker: Tracker) -> list[EventType] | None:
+    """ "ok ask ur question", "ok go on then", "i can do the questions now" while a survey's
+    offer is open (a question was typed instead of an answer) or after "not now" in this or
+    a later chat (testers tq39 and 8: tw8_03-06): the message put back as the offer's yes,
+    with the consent slots of the postponed survey (the consent rule starts it). None when
+    the message does not ask for the survey or none is waiting."""
+    if not proactive.asks_for_the_survey(latest_text(tracker)):
+        return None
+    if tracker.get_slot("awaiting") == "survey_consent":
+        return put_back_as(tracker, "affirm")
+    try:
+        async with get_services().transaction() as session:
+            offer = await proactive.offer_postponed(
+                session, get_services().settings, tracker.sender_id
+            )
+    except STORAGE_ERRORS:
+        return None
+    if offer.slots.get("awaiting") != "survey_consent":
+        return None
+    return [
+        *(SlotSet(name, value) for name, value in offer.slots.items()),
+        *put_back_as(tracker, "affirm"),
+    ]

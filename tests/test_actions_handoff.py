@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.feedback import ActionRecordOpinion
-from actions.handoff import ActionEscalate, ActionHandleFallback, ActionOutOfScope
+from actions.handoff import ActionEscalate, ActionGreet, ActionHandleFallback, ActionOutOfScope
 from actions.services import Services, unavailable_text, use_services
 from bot.config import Settings
 from bot.domain import understanding
@@ -871,3 +871,24 @@ async def test_i_have_time_now_at_a_survey_offer_is_a_yes(
     events, _ = await run(ActionHandleFallback(), state)
 
     assert events[1]["parse_data"]["intent"]["name"] == "affirm"
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "intent"),
+    [
+        (ActionOutOfScope(), "ok ask ur question", "out_of_scope"),
+        (ActionGreet(), "hi, ok i can do the questions now", "greet"),
+    ],
+)
+async def test_asking_for_the_offered_survey_is_its_yes(
+    session: AsyncSession, action_services: object, action: Any, text: str, intent: str
+) -> None:
+    """Tester 8 (tw8_04, tw8_06): asked for while its offer was open, the survey got "I
+    can't help with that" or the greeting."""
+    state = tracker("conv-1", text, intent, {"awaiting": "survey_consent"})
+
+    events, messages = await run(action, state)
+
+    assert messages == []
+    assert events[-1]["event"] == "user"
+    assert events[-1]["parse_data"]["intent"]["name"] == "affirm"

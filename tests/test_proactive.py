@@ -345,6 +345,9 @@ async def test_why_at_the_discovery_question_gets_the_reason_and_no_retry(
         ("ok i have time now, ask your questions", True),  # tester 7, tw7_07
         ("i have time now", True),
         ("i have time for a quick question about my order", False),
+        ("ok go on then", True),  # tester 8
+        ("hi, ok i can do the questions now", True),
+        ("where do i go on the site", False),
         ("can i ask you something", False),
         ("is the knife dishwasher safe?", False),
     ],

@@ -372,7 +372,11 @@ _ASKS_FOR_THE_SURVEY = re.compile(
     r"survey))|ask (?:me )?(?:your|ur|the|those|them|that)\s*(?:two |2 |quick )*(?:questions?|"
     r"survey)?\b(?: now)?|(?:start|do) the survey|i'?m ready for (?:the|your) (?:questions?|survey)|"
     # "ok i have time now" (tester 7, tw7_07)
-    r"i (?:have|'ve got|got) (?:some |the )?time(?: now)?\b(?! for))",
+    r"i (?:have|'ve got|got) (?:some |the )?time(?: now)?\b(?! for)|"
+    # "ok go on then", "ok go ahead", "i can do the questions now" (tester 8)
+    r"^\W*(?:(?:ok(?:ay)?|fine|alright|sure|actually|hmm|then)\W+)*go (?:on|ahead)\b|"
+    r"i (?:can|could|will) (?:do|answer) (?:the|your|ur) (?:questions?|survey)|"
+    r"let'?s do (?:it|the (?:questions?|survey)))",
     re.IGNORECASE,
 )
 
