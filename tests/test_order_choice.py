@@ -1830,3 +1830,31 @@ async def test_an_exception_to_the_rules_offers_a_person(
         "confirmation",
         "offer_human",
     )
+
+
+async def test_a_subscription_reading_is_dropped_for_a_customer_without_one(
+    session: AsyncSession,
+) -> None:
+    """Tester tq10 (after 005a471): "nvm just cancel it then ill reorder" (cancel_order 0.50,
+    cancel_subscription 0.42) by a customer with orders and no subscription was asked
+    "Cancel an order or my subscription?"; the order's cancellation is asked instead."""
+    owner = await factories.customer(session, email="ines@example.com")
+    await factories.order(session, owner, "A10002", OrderStatus.placed)
+    session.add(Conversation(id="conv-9", customer_id=owner.id, identified_by="token"))
+    await session.commit()
+
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-9",
+        "cancel_order",
+        verified=True,
+        text="nvm just cancel it then ill reorder",
+        intent_ranking=nlu_ranking(
+            ("cancel_order", 0.50), ("cancel_subscription", 0.42), ("return_item", 0.03)
+        ),
+    )
+
+    said = " ".join(message for message, _ in turn.messages)
+    assert "A10002" in said and "What did you mean" not in said
+    assert turn.slots.get("pending_action") == "cancel_order"

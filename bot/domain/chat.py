@@ -462,6 +462,9 @@ async def support_request(
         about = SUBSCRIPTION_PLANS_QUESTION if flow in SUBSCRIPTION_FLOWS else text
         answer = await policy_question(session, about)
         return turn.then_answer(answer)
+    possible: Sequence[Mapping[str, Any]] | None = intent_ranking
+    if flow in understanding.STATE_CHANGE_FLOWS and intent_ranking is not None:
+        possible = await _possible_readings(session, context, intent_ranking)
     if (
         flow in understanding.STATE_CHANGE_FLOWS
         and not size_change
@@ -483,8 +486,12 @@ async def support_request(
             and returns.reason_in(text, flow) is returns.Reason.damaged
             and not understanding.reads_as_ask(text)
         )
-        and not understanding.is_clear_request(
-            intent_ranking, settings.intent_confidence_threshold, settings.intent_margin
+        and not (
+            understanding.is_clear_request(
+                possible or [], settings.intent_confidence_threshold, settings.intent_margin
+            )
+            # made clear by dropping what they cannot mean: only for the flow asked
+            and (possible == intent_ranking or (possible or [{}])[0].get("name") == flow)
         )
     ):
         if understanding.asks_for_a_person(text):
@@ -1821,6 +1828,28 @@ async def _score_in_words(
             texts.render("utter_survey_score_from_words_low", value=value, low=low, high=high)
         )
     return turn.say(texts.render("utter_survey_score_from_words", value=value, low=low, high=high))
+
+
+async def _possible_readings(
+    session: AsyncSession, context: ChatContext, ranking: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The NLU's ranking without readings about a subscription for a customer who never had
+    one: "nvm just cancel it then ill reorder" (cancel_order / cancel_subscription) by a
+    customer with one order and no subscription asked "Cancel an order or my subscription?"
+    (tester tq10, after 005a471)."""
+    readings = [dict(item) for item in ranking]
+    if context.customer is None:
+        return readings
+    if await repositories.latest_subscription(session, context.customer.id) is not None:
+        return readings
+    possible = [item for item in readings if item.get("name") not in SUBSCRIPTION_FLOWS]
+    # how sure the NLU is of each, given that the message is about something they have
+    total = sum(float(item.get("confidence") or 0.0) for item in possible)
+    if total <= 0.0 or len(possible) == len(readings):
+        return readings
+    return [
+        {**item, "confidence": float(item.get("confidence") or 0.0) / total} for item in possible
+    ]
 
 
 async def _correct_last_score(
