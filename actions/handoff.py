@@ -202,6 +202,10 @@ def _request_meant(tracker: Tracker, text: str) -> str | None:
     what does it cost again" at a subscription's change (its price: tester 3, tw3_13), "the
     jumper i just ordered, can i get it in L instead" (a size change: tw3_10), "so how long
     then?" after a charge was questioned."""
+    if understanding.mentions_discount_code(text):
+        # "my promo code WELCOME10 isnt working" (nlu_fallback with the model of 2026-12-07
+        # night; tester 6, tw6_07): the help centre's answer on codes
+        return "policy_question"
     if tracker.get_slot("identity") != "verified":
         return None
     if (

@@ -892,3 +892,16 @@ async def test_asking_for_the_offered_survey_is_its_yes(
     assert messages == []
     assert events[-1]["event"] == "user"
     assert events[-1]["parse_data"]["intent"]["name"] == "affirm"
+
+
+async def test_a_promo_code_not_understood_is_a_shop_question(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 6 (tw6_07) again with the night's model: read as nlu_fallback, "my promo code
+    WELCOME10 isnt working" got a menu of meanings."""
+    state = _unsure("my promo code WELCOME10 isnt working", [("nlu_fallback", 0.45)])
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "policy_question"
