@@ -108,7 +108,7 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         if tracker.get_slot("awaiting") == "survey_consent":
             if fallback.is_approving_emoji(text):
                 return put_back_as(tracker, "affirm")
-            if refusals.declines_offer(text):
+            if refusals.declines_offer(text) or refusals.puts_off(text):
                 # "no stop asking me stuff": a no, whatever else it says (dev chat ds06);
                 # answered here, as a deny put back would come back to this action ("none of
                 # the meanings the fallback offered", data/rules/handoff.yml)

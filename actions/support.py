@@ -17,6 +17,7 @@ from actions.services import (
     latest_text,
     more_follows,
     put_back,
+    put_back_as,
 )
 from actions.surveys import survey_asked_for
 from bot.domain import (
@@ -157,14 +158,21 @@ class ActionSupportRequest(DomainAction, Action):  # type: ignore[misc]
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if tracker.get_slot("awaiting") == "survey_consent" and understanding.said_after_a_yes(
+            latest_text(tracker)
+        ):
+            # "yes 5 stars", "sure, 8" at the offer (read as data: tester 8, tw8_16, tw8_17):
+            # its yes, with the first answer in it (action_answer_survey_consent)
+            return put_back_as(tracker, "affirm")
         if (
             latest_intent(tracker) == "affirm"
-            and tracker.get_slot("survey_postponed")
+            and (tracker.get_slot("survey_postponed") or tracker.get_slot("survey_dispatch_id"))
             # a yes to a change or an offer waiting for it is that yes, never the survey's
             and tracker.get_slot("awaiting") in (None, "nothing")
             and not tracker.get_slot("pending_action")
         ):
-            # "ok go on then" after "Not now" (tester 8, tw8_03, tw8_05): the survey
+            # "ok go on then" after "Not now", or after a request typed instead of an
+            # answer (tester 8, tw8_03, tw8_05): the survey
             resumed = await survey_asked_for(tracker)
             if resumed is not None:
                 return resumed

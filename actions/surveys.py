@@ -21,6 +21,7 @@ from actions.services import (
 )
 from bot.domain import chat, fallback, proactive, scores, surveys, understanding
 from bot.domain.enums import FeedbackKind
+from bot.storage.models import SurveyDispatch
 
 DomainDict = dict[str, Any]
 # NLU read the answer to a score question as an opinion: a comment, not an unclear score.
@@ -345,9 +346,45 @@ class ActionAnswerSurveyConsent(DomainAction, Action):  # type: ignore[misc]
 
     async def turn(self, session: AsyncSession, tracker: Tracker) -> chat.Turn:
         accepted = _latest_intent(tracker) == "affirm"
-        return await proactive.answer_consent(
-            session, tracker.get_slot("survey_dispatch_id"), accepted
-        )
+        dispatch_id = tracker.get_slot("survey_dispatch_id")
+        turn = await proactive.answer_consent(session, dispatch_id, accepted)
+        rest = understanding.said_after_a_yes(latest_text(tracker)) if accepted else None
+        if rest and turn.slots.get("next_step") == "survey":
+            # "sure, found u on tiktok": the first question's answer came with the yes
+            # (tester 8, tw8_02: asked anyway, and the next "5" taken for the source)
+            early = await _first_answer(session, tracker, rest)
+            if early is not None:
+                turn.slots.update(early.slots)
+                turn.messages.extend(early.messages)
+        return turn
+
+
+async def _first_answer(session: AsyncSession, tracker: Tracker, text: str) -> chat.Turn | None:
+    """The survey's first question answered by `text`, or None when it is no such answer."""
+    flow = tracker.get_slot("survey_kind")
+    first = surveys.questions(flow)[0]
+    dispatch_id = tracker.get_slot("survey_dispatch_id")
+    if first == "survey_source":
+        if surveys.acquisition_source(text) is None:
+            return None
+        return await proactive.answer_source(session, tracker.sender_id, dispatch_id, text)
+    if first != "survey_score":
+        return None
+    kind = surveys.FLOW_SCORE_KINDS.get(flow or "")
+    dispatch = await session.get(SurveyDispatch, int(dispatch_id)) if dispatch_id else None
+    if dispatch is None:
+        return None
+    scale = (kind or dispatch.survey_kind).value
+    if scale not in scores.SCALES:
+        return None
+    if scores.parse_score(text, scale).status is not scores.ScoreStatus.ok and (
+        scores.score_in_words(text, scale) is None
+    ):
+        return None
+    answer = await chat.answer_score(
+        session, tracker.sender_id, dispatch_id, text, 0, kind=kind, slot="survey_score"
+    )
+    return answer if answer.slots.get("survey_score") else None
 
 
 class ActionBeforeYouGo(DomainAction, Action):  # type: ignore[misc]

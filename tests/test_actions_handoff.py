@@ -905,3 +905,16 @@ async def test_a_promo_code_not_understood_is_a_shop_question(
 
     assert messages == []
     assert events[-1]["parse_data"]["intent"]["name"] == "policy_question"
+
+
+async def test_l8r_at_a_survey_offer_puts_it_off(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 8 (tw8_01): "l8r" at the offer got a menu of meanings."""
+    state = _unsure("l8r", [("nlu_fallback", 0.45)])
+    state.slots["awaiting"] = "survey_consent"
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []  # no menu of meanings (no dispatch here, so no "maybe another time")
+    assert slot_events(events)["awaiting"] == "nothing"

@@ -1132,3 +1132,30 @@ async def test_a_source_given_after_the_question_gave_way_is_kept(
     assert await proactive.late_source(session, "conv-1", "pinterest again lol") is None
     # a question naming a source is a question
     assert await proactive.late_source(session, "other-conv", "do you sell on instagram?") is None
+
+
+async def test_a_yes_with_the_first_answer_in_it_keeps_the_answer(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 8 (tw8_02): "sure, found u on tiktok" at the first-order offer asked "How did
+    you first hear about us?" anyway, and took the next "5" for the source."""
+    dispatch_id = await _first_order_survey(session)
+    state = tracker(
+        "conv-1",
+        "sure, found u on tiktok",
+        "affirm",
+        {
+            **VERIFIED,
+            "awaiting": "survey_consent",
+            "survey_kind": surveys.FLOW_FIRST_ORDER,
+            "survey_dispatch_id": dispatch_id,
+        },
+    )
+
+    events, _ = await run(ActionAnswerSurveyConsent(), state)
+
+    slots = slot_events(events)
+    assert (slots["next_step"], slots["survey_source"]) == ("survey", "social")
+    session.expire_all()
+    customer = (await session.scalars(select(Customer))).one()
+    assert customer.acquisition_source is AcquisitionSource.social

@@ -1265,3 +1265,17 @@ def test_a_score_with_its_reason_answers_a_score_question_however_sure_the_nlu(
         understanding.survey_answer_despite_intent(text, ranking, 0.8, 0.15, free_text=False)
         is answer
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("sure, found u on tiktok", "found u on tiktok"),
+        ("yes 5 stars", "5 stars"),
+        ("sure, 8", "8"),
+        ("yes", None),
+        ("yesterday it came", None),
+    ],
+)
+def test_what_is_said_after_a_yes(text: str, rest: str | None) -> None:
+    assert understanding.said_after_a_yes(text) == rest

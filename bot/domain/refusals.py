@@ -40,7 +40,10 @@ def is_deny_words(text: str) -> bool:
 
 
 _PUTS_OFF = re.compile(
-    r"^\s*(?:ok(?:ay)?[\s,.]+)?(?:not now|not yet|later|maybe later|not today)\b", re.I
+    # "l8r" (tester 8, tw8_01: a menu of meanings)
+    r"^\s*(?:ok(?:ay)?[\s,.]+)?(?:not now|not yet|later|maybe later|not today|l8r|ltr|"
+    r"another time|some other time)\b",
+    re.I,
 )
 
 

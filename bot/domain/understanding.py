@@ -637,6 +637,20 @@ _YES_WORDS = re.compile(
 )
 
 
+# "sure, found u on tiktok", "yes 5 stars", "sure, 8" at "May we ask two quick questions?":
+# the yes, then the first answer already (tester 8, tw8_02, tw8_16, tw8_17).
+_YES_THEN = re.compile(
+    r"^\s*(?:yes+|yep|yeah|yea|ya|yup|sure|ok|okay|fine|go ahead)\b[\s,!.:;-]*(?P<rest>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def said_after_a_yes(text: str) -> str | None:
+    """What follows an opening yes ("sure, found u on tiktok" → "found u on tiktok")."""
+    match = _YES_THEN.match(text or "")
+    return match.group("rest").strip() if match else None
+
+
 def is_yes_words(text: str) -> bool:
     """ "yes", "sure", "yes please": words that only agree, nothing else."""
     return _YES_WORDS.match((text or "").lower()) is not None
