@@ -131,3 +131,13 @@ def test_sentiment_of_a_clear_complaint_is_negative(text: str) -> None:
 def test_super_and_clauses_keep_praise_positive(text: str) -> None:
     score = sentiment(text)
     assert score is not None and score >= 0.4
+
+
+@pytest.mark.parametrize(
+    "text", ["beans arrived stale twice", "the lid came cracked", "overpriced for what it is"]
+)
+def test_faults_of_goods_are_negative(text: str) -> None:
+    """Tester 8 (tw8_20): "beans arrived stale twice" scored 0.0, so an NPS 0 with it as the
+    reason was no complaint (no person offered, no escalation)."""
+    score = sentiment(text)
+    assert score is not None and score <= NEGATIVE
