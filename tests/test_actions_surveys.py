@@ -1159,3 +1159,29 @@ async def test_a_yes_with_the_first_answer_in_it_keeps_the_answer(
     session.expire_all()
     customer = (await session.scalars(select(Customer))).one()
     assert customer.acquisition_source is AcquisitionSource.social
+
+
+async def test_a_correction_with_its_reason_keeps_the_reason(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 8 (tw8_21): "actually make that a 3, the site was slow" changed the score and
+    dropped the reason."""
+    _, dispatch_id = await _survey_started(session)
+    await run(ValidateSurveyForm(), _answer("5", "survey_score", dispatch_id))
+
+    await run(
+        ValidateSurveyForm(),
+        _answer(
+            "actually make that a 3, the site was slow",
+            "survey_comment",
+            dispatch_id,
+            survey_score="5",
+        ),
+    )
+
+    session.expire_all()
+    rows = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+    assert [(r.kind, r.score, r.text) for r in rows] == [
+        (FeedbackKind.csat, 3, None),
+        (FeedbackKind.comment, None, "the site was slow"),
+    ]

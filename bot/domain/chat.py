@@ -1866,6 +1866,17 @@ async def _correct_last_score(
     if value is None:
         return None
     last.score = value
+    # "actually make that a 3, the site was slow": the reason kept too (tester 8, tw8_21)
+    reason = re.split(r"[,.;:!]\s*|\s-\s", text, maxsplit=1)
+    if len(reason) == 2 and remark(reason[1]) is not None and not has_number(reason[1]):
+        await record_survey_answer(
+            session,
+            dispatch.conversation_id or "",
+            dispatch,
+            FeedbackKind.comment,
+            score=None,
+            text=reason[1].strip()[: feedback.MAX_FEEDBACK_CHARS],
+        )
     await session.flush()
     return texts.render("utter_survey_score_corrected", value=value)
 
