@@ -125,6 +125,9 @@ def test_clarification_offers_the_likeliest_meanings_and_something_else() -> Non
         # "skip the next box" names no date: support.skip_next_restart decides
         ("can i skip next months coffee box", None),
         ("skip the next box", None),
+        # a month one or two letters off (tester 9, tw9_02: the pause had no end)
+        ("pause my coffe box till febuary", datetime(2027, 2, 1, tzinfo=UTC)),
+        ("pause until janurary", datetime(2027, 1, 1, tzinfo=UTC)),
     ],
 )
 def test_parse_pause_until(text: str, restart: datetime | None) -> None:
