@@ -1858,3 +1858,23 @@ async def test_a_subscription_reading_is_dropped_for_a_customer_without_one(
     said = " ".join(message for message, _ in turn.messages)
     assert "A10002" in said and "What did you mean" not in said
     assert turn.slots.get("pending_action") == "cancel_order"
+
+
+async def test_switching_plans_is_no_cancellation(session: AsyncSession) -> None:
+    """Tester 9 (tw9_03): "switch my coffee plan to the bigger one" (cancel_subscription)
+    asked the subscription's cancellation."""
+    await _jane(session)
+    await knowledge.load_demo(session)
+    await session.commit()
+    turn = await chat.support_request(
+        session,
+        Settings(),
+        "conv-1",
+        "cancel_subscription",
+        verified=True,
+        text="switch my coffee plan to the bigger one",
+        intent_ranking=nlu_ranking(("cancel_subscription", 0.9)),
+    )
+    said = " ".join(message for message, _ in turn.messages)
+    assert turn.slots.get("pending_action") != "cancel_subscription"
+    assert "Cancel your" not in said and "plan" in said.lower()

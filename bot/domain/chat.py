@@ -451,8 +451,11 @@ async def support_request(
         # "why was A48437 cancelled?? i didnt cancel it" (cancel_order 0.60): that order's
         # state, never a cancellation (tester 3, tw3_09)
         flow = "order_status"
-    if flow in understanding.STATE_CHANGE_FLOWS and understanding.asks_about_options_only(
-        text, flow
+    if flow in understanding.STATE_CHANGE_FLOWS and (
+        understanding.asks_about_options_only(text, flow)
+        # "switch my coffee plan to the bigger one" (cancel_subscription: tester 9, tw9_03,
+        # the cancellation was asked): the plans, which a person can change
+        or (flow in SUBSCRIPTION_FLOWS and understanding.asks_plan_change(text))
     ):
         # "is there a cheaper plan for the coffee box?" (cancel_subscription 0.87, and 0.47
         # without "for the coffee box": tester 6, tw6_08): a question about what the shop

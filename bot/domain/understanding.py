@@ -454,6 +454,18 @@ _NOT_HERE = re.compile(
 )
 
 
+# Another plan of the subscription: "switch my coffee plan to the bigger one", "can i
+# upgrade to the large box", "downgrade my plan".
+_PLAN_CHANGE = re.compile(
+    r"\b(?:switch|change|upgrade|downgrade|move)\b.{0,30}\b(?:plan|bigger|smaller|larger|"
+    r"large box|small box|box size)\b|\b(?:upgrade|downgrade)\b",
+    re.I,
+)
+
+
+asks_plan_change = Words(_PLAN_CHANGE)
+
+
 # "cant you make an exception? i was travelling" after the return window's answer (tester
 # 4, tw4_10: a menu of meanings, then a parcel trace): the rule bent, which only a person can.
 _EXCEPTION = re.compile(
