@@ -97,10 +97,14 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
     ) -> list[EventType]:
         text, intent = latest_text(tracker), latest_intent(tracker)
         ranking = tracker.latest_message.get("intent_ranking") or []
-        if _survey_question_open(tracker):
+        if _survey_question_open(tracker) and (
+            scores.asks_why(text) or not understanding.reads_as_ask(text)
+        ):
             # "why do you care", "cant remember tbh", "ok. i found you on pinterest" at a
             # survey question (tester 7): the question's own validation tells an answer, a
-            # why, a remark or an ask apart; a menu of meanings helps nobody here
+            # why or a remark apart; a menu of meanings helps nobody here. An ask ("can i
+            # talk to someone") is served below as before: put back as an answer, it lost
+            # its request (a held-out conversation's hand-over never opened)
             return put_back_as(tracker, "inform")
         resumed = await survey_asked_for(tracker)
         if resumed is not None:  # "ok ask ur question" after "Not now" or at the offer

@@ -918,3 +918,36 @@ async def test_l8r_at_a_survey_offer_puts_it_off(
 
     assert messages == []  # no menu of meanings (no dispatch here, so no "maybe another time")
     assert slot_events(events)["awaiting"] == "nothing"
+
+
+async def test_an_ask_not_understood_at_a_survey_question_is_not_taken_for_an_answer(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Put back as an answer, "can i talk to someone about this" lost its request: the
+    survey set it aside and served it as data, and no hand-over opened."""
+    state = _unsure("can i talk to someone about this", [("nlu_fallback", 0.45)])
+    state.slots["requested_slot"] = "survey_score"
+    state.active_loop = {"name": "survey_form"}
+
+    events, _ = await run(ActionHandleFallback(), state)
+
+    put_back = [e for e in events if e["event"] == "user"]
+    assert all(e["parse_data"]["intent"]["name"] != "inform" for e in put_back)
+
+
+async def test_a_question_about_the_teams_hours_read_as_a_complaint_is_answered(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Testers 4 and 7 (tw4_36, tw7_10): "what are your opening hours for phone support"
+    (complain 0.99) was recorded as a complaint with "I'm sorry to hear that"."""
+    await factories.customer(session, 3)
+    await session.commit()
+
+    asked = tracker("conv-1", "what are your opening hours for phone support", "complain")
+    _, messages = await run(ActionRecordOpinion(), asked)
+    assert "sorry" not in messages[0]["text"].lower()
+    assert (await session.scalars(select(Feedback))).all() == []
+
+    said = tracker("conv-1", "you never answer the phone", "complain")
+    await run(ActionRecordOpinion(), said)
+    assert len((await session.scalars(select(Feedback))).all()) == 1
