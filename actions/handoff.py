@@ -29,6 +29,7 @@ from bot.domain import (
     refusals,
     scores,
     support,
+    surveys,
     texts,
     understanding,
 )
@@ -109,6 +110,14 @@ class ActionHandleFallback(Action):  # type: ignore[misc]
         resumed = await survey_asked_for(tracker)
         if resumed is not None:  # "ok ask ur question" after "Not now" or at the offer
             return resumed
+        if (
+            tracker.get_slot("survey_dispatch_id")
+            and surveys.acquisition_source(text) is not None
+            and not understanding.reads_as_ask(text)
+        ):
+            # "ok. i found you on pinterest" once the source question gave way to a question
+            # (tester 7, tw7_15): the survey's late answer (actions/support.py takes it)
+            return put_back_as(tracker, "inform")
         if tracker.get_slot("awaiting") == "survey_consent":
             if fallback.is_approving_emoji(text):
                 return put_back_as(tracker, "affirm")

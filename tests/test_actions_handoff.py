@@ -951,3 +951,17 @@ async def test_a_question_about_the_teams_hours_read_as_a_complaint_is_answered(
     said = tracker("conv-1", "you never answer the phone", "complain")
     await run(ActionRecordOpinion(), said)
     assert len((await session.scalars(select(Feedback))).all()) == 1
+
+
+async def test_a_source_not_understood_after_the_question_gave_way_goes_to_the_survey(
+    session: AsyncSession, action_services: object
+) -> None:
+    """Tester 7 (tw7_15): "ok. i found you on pinterest" (nlu_fallback) after the source
+    question gave way to a question got a menu of meanings."""
+    state = _unsure("ok. i found you on pinterest", [("nlu_fallback", 0.45)])
+    state.slots["survey_dispatch_id"] = 7.0
+
+    events, messages = await run(ActionHandleFallback(), state)
+
+    assert messages == []
+    assert events[-1]["parse_data"]["intent"]["name"] == "inform"
