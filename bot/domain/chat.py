@@ -10,7 +10,7 @@ import re
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -1964,17 +1964,11 @@ async def late_score(session: AsyncSession, conversation_id: str, text: str) -> 
     correction (tester 8: a CSAT 2 with its escalation became a 5). None otherwise."""
     if not has_number(text):
         return None
-    since = utcnow() - timedelta(hours=LATE_SCORE_HOURS)
-    dispatch = await session.scalar(
-        select(SurveyDispatch)
-        .where(
-            SurveyDispatch.conversation_id == conversation_id,
-            SurveyDispatch.survey_kind.in_((*_SCORED_KINDS, FeedbackKind.discovery_source)),
-            SurveyDispatch.accepted_at >= since,
-            SurveyDispatch.declined_at.is_(None),
-        )
-        .order_by(SurveyDispatch.accepted_at.desc())
-        .limit(1)
+    dispatch = await surveys.latest_accepted(
+        session,
+        conversation_id,
+        LATE_SCORE_HOURS,
+        SurveyDispatch.survey_kind.in_((*_SCORED_KINDS, FeedbackKind.discovery_source)),
     )
     if dispatch is None:
         return None

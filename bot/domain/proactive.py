@@ -514,17 +514,11 @@ async def late_source(session: AsyncSession, conversation_id: str, text: str) ->
     source = surveys.acquisition_source(text)
     if source is None or understanding.reads_as_ask(text):
         return None
-    since = utcnow() - timedelta(hours=LATE_SOURCE_HOURS)
-    dispatch = await session.scalar(
-        select(SurveyDispatch)
-        .where(
-            SurveyDispatch.conversation_id == conversation_id,
-            SurveyDispatch.trigger == surveys.TRIGGER_FIRST_ORDER,
-            SurveyDispatch.accepted_at >= since,
-            SurveyDispatch.declined_at.is_(None),
-        )
-        .order_by(SurveyDispatch.accepted_at.desc())
-        .limit(1)
+    dispatch = await surveys.latest_accepted(
+        session,
+        conversation_id,
+        LATE_SOURCE_HOURS,
+        SurveyDispatch.trigger == surveys.TRIGGER_FIRST_ORDER,
     )
     if dispatch is None:
         return None

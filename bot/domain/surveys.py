@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.analysis import NEGATIVE
@@ -190,6 +190,26 @@ FLOW_SCORE_KINDS = {FLOW_FIRST_ORDER: FeedbackKind.csat}
 
 def questions(flow: str | None) -> list[str]:
     return list(FLOW_QUESTIONS.get(flow or "", DEFAULT_QUESTIONS))
+
+
+async def latest_accepted(
+    session: AsyncSession, conversation_id: str, hours: int, *conditions: ColumnElement[bool]
+) -> SurveyDispatch | None:
+    """The survey of this chat accepted last within `hours` and not declined (meeting
+    `conditions`): the one a late answer typed after its question gave way belongs to."""
+    since = utcnow() - timedelta(hours=hours)
+    dispatch: SurveyDispatch | None = await session.scalar(
+        select(SurveyDispatch)
+        .where(
+            SurveyDispatch.conversation_id == conversation_id,
+            SurveyDispatch.accepted_at >= since,
+            SurveyDispatch.declined_at.is_(None),
+            *conditions,
+        )
+        .order_by(SurveyDispatch.accepted_at.desc())
+        .limit(1)
+    )
+    return dispatch
 
 
 def is_proactive(dispatch: SurveyDispatch) -> bool:
