@@ -189,6 +189,15 @@ async def _chat_then_status(
     return ws, sender
 
 
+async def _received(stub: Any, count: int, seconds: float = 5.0) -> None:
+    """Wait until the stub Rasa has received `count` messages (fails after `seconds`)."""
+    for _ in range(int(seconds / 0.05)):
+        if len(stub.received) >= count:
+            break
+        await asyncio.sleep(0.05)
+    assert len(stub.received) == count
+
+
 async def test_bot_stays_silent_while_waiting_for_an_agent(
     client: TestClient[web.Request, web.Application],
     rasa: tuple[StubRasa, str],
@@ -202,7 +211,9 @@ async def test_bot_stays_silent_while_waiting_for_an_agent(
     frames = await _turn(ws, "are you there?")
     assert frames[-1]["sender"] == "system" and "person from our team" in frames[-1]["text"]
     assert [frame.get("sender") for frame in frames if frame["type"] == "message"] == ["system"]
-    assert len(rasa[0].received) == 2
+    # the bot is asked while the message is stored: under load its request may reach the
+    # stub a moment after the system frame (make test on a fresh clone, 2026-12-08)
+    await _received(rasa[0], 2)
     assert frames[-1]["buttons"] == [
         {"title": "Back to the assistant", "payload": "talk to the bot"}
     ]
