@@ -594,7 +594,7 @@ async def test_a_short_praise_where_the_score_was_asked_is_its_score_in_words(
 
     assert slot_events(events)["survey_score"] == "5"
     assert [m["text"] for m in messages] == [
-        "Thanks, I've put that down as 5 (on the scale from 1 to 5)."
+        "Got it: I've put that down as 5 (on the scale from 1 to 5)."
     ]
     row = (await session.scalars(select(Feedback))).one()
     assert (row.kind, row.score) == (FeedbackKind.csat, 5)
@@ -624,7 +624,7 @@ async def test_a_score_in_words_is_the_answer_not_a_comment(
         expected.append((FeedbackKind.comment, None, text))
         assert slots["survey_comment"] == "given"
     assert [(row.kind, row.score, row.text) for row in rows] == expected
-    assert messages[0]["text"].startswith("Thanks") is not low  # a low score is not thanked
+    assert messages[0]["text"].startswith("Got it") is not low  # a low one is not "got it"
 
 
 async def test_words_that_disagree_are_a_comment_and_the_score_is_asked_again(
