@@ -377,9 +377,7 @@ async def _first_answer(session: AsyncSession, tracker: Tracker, text: str) -> c
     scale = (kind or dispatch.survey_kind).value
     if scale not in scores.SCALES:
         return None
-    if scores.parse_score(text, scale).status is not scores.ScoreStatus.ok and (
-        scores.score_in_words(text, scale) is None
-    ):
+    if scores.score_meant(text, scale) is None:
         return None
     answer = await chat.answer_score(
         session, tracker.sender_id, dispatch_id, text, 0, kind=kind, slot="survey_score"

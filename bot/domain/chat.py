@@ -44,6 +44,7 @@ from bot.domain.scores import (
     parse_score,
     remark,
     score_in_words,
+    score_meant,
 )
 from bot.domain.support import (
     ORDER_FLOWS,
@@ -1705,14 +1706,7 @@ async def start_feedback_survey(
     turn = Turn(slots=_survey_slots(dispatch))
     given = _feedback_given_with_the_wish(text)
     if given is not None:
-        await record_survey_answer(
-            session,
-            conversation_id,
-            dispatch,
-            FeedbackKind.comment,
-            score=None,
-            text=given[: feedback.MAX_FEEDBACK_CHARS],
-        )
+        await record_comment(session, conversation_id, dispatch, given)
         turn.slots["survey_comment"] = "given"
     return turn.say(texts.render("utter_survey_feedback_intro"))
 
@@ -1818,14 +1812,7 @@ async def _score_in_words(
     low, high = SCALES[kind.value]
     turn = Turn(slots={slot: str(value), "survey_retries": 0.0})
     if surveys.is_low_score(kind, value, None):
-        await record_survey_answer(
-            session,
-            conversation_id,
-            dispatch,
-            FeedbackKind.comment,
-            score=None,
-            text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
-        )
+        await record_comment(session, conversation_id, dispatch, text)
         turn.slots["survey_comment"] = "given"
         return turn.say(
             texts.render("utter_survey_score_from_words_low", value=value, low=low, high=high)
@@ -1872,14 +1859,7 @@ async def _correct_last_score(
     # "actually make that a 3, the site was slow": the reason kept too (tester 8, tw8_21)
     reason = re.split(r"[,.;:!]\s*|\s-\s", text, maxsplit=1)
     if len(reason) == 2 and remark(reason[1]) is not None and not has_number(reason[1]):
-        await record_survey_answer(
-            session,
-            dispatch.conversation_id or "",
-            dispatch,
-            FeedbackKind.comment,
-            score=None,
-            text=reason[1].strip()[: feedback.MAX_FEEDBACK_CHARS],
-        )
+        await record_comment(session, dispatch.conversation_id or "", dispatch, reason[1])
     await session.flush()
     return texts.render("utter_survey_score_corrected", value=value)
 
@@ -2003,6 +1983,20 @@ async def late_score(session: AsyncSession, conversation_id: str, text: str) -> 
     return done.say(texts.render("utter_survey_late_score", score=value))
 
 
+async def record_comment(
+    session: AsyncSession, conversation_id: str, dispatch: SurveyDispatch, text: str
+) -> None:
+    """A survey's free-text comment, cut to the stored length."""
+    await record_survey_answer(
+        session,
+        conversation_id,
+        dispatch,
+        FeedbackKind.comment,
+        score=None,
+        text=text.strip()[: feedback.MAX_FEEDBACK_CHARS],
+    )
+
+
 async def record_survey_answer(
     session: AsyncSession,
     conversation_id: str,
@@ -2044,8 +2038,7 @@ async def score_said_with_thanks(
     if dispatch is None or dispatch.survey_kind.value not in SCALES:
         return
     kind = dispatch.survey_kind
-    parsed = parse_score(text, kind.value)
-    value = parsed.value if parsed.status is ScoreStatus.ok else score_in_words(text, kind.value)
+    value = score_meant(text, kind.value)
     already = await session.scalar(
         select(Feedback.id).where(
             Feedback.survey_dispatch_id == dispatch.id, Feedback.score.is_not(None)

@@ -371,3 +371,9 @@ def score_in_words(text: str, scale: str) -> int | None:
     if len(found) != 1 or leftover:
         return None
     return found.pop()
+
+
+def score_meant(text: str, scale: str) -> int | None:
+    """The score on the scale a whole answer gives, as a number or in words; None otherwise."""
+    parsed = parse_score(text, scale)
+    return parsed.value if parsed.status is ScoreStatus.ok else score_in_words(text, scale)
